@@ -1,0 +1,33 @@
+# Two set-up commands (README): `make demo` and `make test`. Both are idempotent: they create
+# .venv, install what is missing (apt packages when root), then run.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint system-deps clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@bash .ci/system-deps
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[train,dev]"
+	@touch $(STAMP)
+
+system-deps:
+	@bash .ci/system-deps
+
+demo: $(STAMP)
+	$(BIN)/eegmusic demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	@bash .ci/test-env $(BIN)/python -m pytest -m "not slow" -q $(TEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/eegmusic bench --quick --out bench.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

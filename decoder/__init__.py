@@ -1,0 +1,1 @@
+"""eegmusic: decoder package."""

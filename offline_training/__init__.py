@@ -1,0 +1,1 @@
+"""eegmusic: offline_training package."""

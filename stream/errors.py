@@ -1,0 +1,32 @@
+"""The one exception family of eegmusic.
+
+Every error a user can cause (bad files, missing streams, wrong models, no sound card, bad options)
+is an :class:`EEGMusicError`. Its message is one line that names the problem and the fix; the CLI
+prints it as is and exits with status 2. Programming errors stay ordinary Python exceptions.
+"""
+
+from __future__ import annotations
+
+
+class EEGMusicError(Exception):
+    """Base of every user-facing eegmusic error (one-line message: problem and fix)."""
+
+
+class DataFormatError(EEGMusicError):
+    """A dataset file or folder does not have the expected layout or content."""
+
+
+class StreamError(EEGMusicError):
+    """An LSL stream is missing, lost, or does not match what is needed."""
+
+
+class ModelError(EEGMusicError):
+    """A model file is missing, corrupt, or does not match the stream."""
+
+
+class AudioError(EEGMusicError):
+    """No usable audio device, or audio that cannot be played or written."""
+
+
+class ConfigError(EEGMusicError):
+    """A command-line option or configuration value is invalid."""
