@@ -21,14 +21,14 @@ from stream.errors import EEGMusicError
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("replay.cli", "write a simulated dataset in the NMED-T layout"),
     "info": ("replay.cli", "describe a real or simulated NMED-T folder and list its problems"),
-    "replay": ("replay.cli", "replay a recorded dataset as a live LSL stream"),
+    "replay": ("replay.player_cli", "replay a recorded dataset as a live LSL stream"),
     "streams": ("stream.cli_streams", "list the LSL streams visible from this machine"),
     "train": ("offline_training.cli", "train a decoder and export it to ONNX"),
-    "evaluate": ("offline_training.cli", "score a model against trivial baselines"),
-    "vocode": ("decoder.cli", "resynthesise an audio file frame by frame from its mel"),
+    "evaluate": ("offline_training.evaluate_cli", "score a model against trivial baselines"),
+    "vocode": ("decoder.vocode_cli", "resynthesise an audio file frame by frame from its mel"),
     "decode": ("decoder.cli", "decode a live EEG stream into sound"),
     "gui": ("gui.cli", "open the live dashboard"),
-    "demo": ("gui.cli", "the whole system end to end on simulated data"),
+    "demo": ("gui.demo", "the whole system end to end on simulated data"),
     "bench": ("stream.cli_bench", "run every benchmark beside its baseline, JSON out"),
 }
 
