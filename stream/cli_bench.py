@@ -1,0 +1,118 @@
+"""``eegmusic bench``: every benchmark of the project in one run, each beside its baseline.
+
+Benchmarks live next to what they measure, in modules named ``<package>/bench_<topic>.py`` with a
+function ``run(quick: bool) -> dict``. This command finds them by name (it imports nothing it does
+not run), runs each in turn, prints one table and writes everything, with a description of the
+machine, to a JSON file. A benchmark that fails is reported as failed with its reason; the others
+still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+PACKAGES = ("stream", "replay", "decoder", "offline_training", "gui")
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="bench.json", help="JSON file to write (default: bench.json)")
+    parser.add_argument("--quick", action="store_true", help="short runs (a few minutes in all)")
+    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
+                        help="run only these benchmarks (e.g. bench_vocoder bench_inlet)")
+    parser.epilog = "Example: eegmusic bench --quick --out bench.json"
+
+
+def discover() -> list[str]:
+    """Return the module names of every ``bench_*.py`` in the five packages, sorted."""
+    import importlib.util
+    from pathlib import Path
+
+    names = []
+    for package in PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.submodule_search_locations is None:
+            continue
+        for folder in spec.submodule_search_locations:
+            names += [f"{package}.{p.stem}" for p in sorted(Path(folder).glob("bench_*.py"))]
+    return names
+
+
+def machine_description() -> dict:
+    """CPU, core count, memory, OS and library versions, for the results' header."""
+    import os
+    import platform
+
+    import numpy
+    import onnxruntime
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_gib, 1),
+        "platform": platform.platform(), "python": platform.python_version(),
+        "numpy": numpy.__version__, "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def _rows(name: str, result, prefix: str = "") -> list[tuple[str, str]]:
+    """Flatten a result dict into (key, value) rows for the printed table."""
+    rows = []
+    if isinstance(result, dict):
+        for key, value in result.items():
+            rows += _rows(name, value, f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}")
+    elif isinstance(result, float):
+        rows.append((prefix, f"{result:.4g}"))
+    elif isinstance(result, (int, str, bool)) or result is None:
+        rows.append((prefix, str(result)))
+    elif isinstance(result, list) and len(result) <= 8:
+        rows.append((prefix, ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in result)))
+    return rows
+
+
+def run_bench(args) -> int:
+    import importlib
+    import json
+    import logging
+    import time
+    import traceback
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    log = logging.getLogger("eegmusic.bench")
+    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+               "quick": bool(args.quick), "machine": machine_description(), "benchmarks": {}}
+    modules = discover()
+    if args.only:
+        modules = [m for m in modules if m.split(".")[-1] in args.only or m in args.only]
+    for module_name in modules:
+        log.info("running %s", module_name)
+        start = time.perf_counter()
+        try:
+            result = importlib.import_module(module_name).run(quick=args.quick)
+            status = "ok"
+        except Exception as error:  # a failing benchmark must not hide the others
+            result = {"error": f"{type(error).__name__}: {error}",
+                      "traceback": traceback.format_exc(limit=3)}
+            status = "failed"
+        results["benchmarks"][module_name] = {
+            "status": status, "seconds": round(time.perf_counter() - start, 1), "result": result}
+    Path(args.out).write_text(json.dumps(results, indent=2, default=float))
+
+    machine = results["machine"]
+    print(f"eegmusic bench — {results['date']} — {machine['cpu']}, {machine['cores']} cores, "
+          f"{machine['memory_gib']} GiB, onnxruntime {machine['onnxruntime']}")
+    for module_name, entry in results["benchmarks"].items():
+        print(f"\n## {module_name} ({entry['status']}, {entry['seconds']} s)")
+        result = entry["result"]
+        if entry["status"] != "ok":
+            print(f"  {result['error']}")
+            continue
+        for key, value in _rows(module_name, result):
+            print(f"  {key:<58} {value}")
+    print(f"\nwrote {args.out}")
+    return 0 if all(e["status"] == "ok" for e in results["benchmarks"].values()) else 1
