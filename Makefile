@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/eegmusic demo $(DEMO_ARGS)
 
 test: $(STAMP)
-	@bash .ci/test-env $(BIN)/python -m pytest -m "not slow" -q $(TEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" -q $(TEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/eegmusic bench --quick --out bench.json
