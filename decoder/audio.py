@@ -1,0 +1,397 @@
+"""Where decoded audio goes: a sound device, a WAV file, or nowhere.
+
+Every sink takes float audio at 22050 Hz mono in chunks (``write``), and guarantees that what
+reaches a device or file is finite and within [-1, 1]: anything else is sanitised (NaN/inf → 0,
+beyond ±1 → clipped) and counted. ``counters()`` reports ``written``, ``sanitised``, ``underruns``
+and ``dropped`` samples or events, ``output_latency_s`` how long a written sample takes to be heard.
+
+- :class:`SoundDeviceSink` plays through PortAudio (``sounddevice.OutputStream``). The callback only
+  copies from a preallocated single-producer/single-consumer ring buffer: no allocation of sample
+  buffers, no lock, no logging; when the ring runs dry it plays silence and counts an underrun.
+- :class:`WavSink` writes a WAV file incrementally, header updated on every write, so the file is
+  complete and readable even if the process is killed.
+- :class:`NullSink` only counts (headless runs, benchmarks).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from decoder.melspec import AUDIO_SFREQ
+from stream.errors import AudioError
+
+log = logging.getLogger(__name__)
+
+_SFC_SET_UPDATE_HEADER_AUTO = 0x1061
+"""libsndfile command: rewrite the file header after every write (sndfile.h)."""
+
+_NO_DEVICE_HINT = "pass --wav FILE to record the sound instead, or --no-audio to run silently"
+
+
+def _import_sounddevice():
+    try:
+        import sounddevice
+    except OSError as error:  # the PortAudio library itself is missing
+        raise AudioError(f"PortAudio is not available ({error}); install libportaudio2, or "
+                         f"{_NO_DEVICE_HINT}") from None
+    return sounddevice
+
+
+def sanitise(samples: np.ndarray) -> tuple[np.ndarray, int]:
+    """Return finite float32 samples within [-1, 1] and how many had to be changed.
+
+    Parameters
+    ----------
+    samples : array_like, shape (n_samples,)
+
+    Returns
+    -------
+    clean : ndarray, shape (n_samples,), float32
+        A new array (the input is never modified).
+    n_changed : int
+        Samples that were non-finite (set to 0) or beyond ±1 (clipped).
+    """
+    clean = np.array(samples, dtype=np.float32, copy=True).reshape(-1)
+    finite = np.isfinite(clean)
+    n_changed = int(clean.size - np.count_nonzero(finite))
+    if n_changed:
+        clean[~finite] = 0.0
+    over = np.abs(clean) > 1.0
+    n_over = int(np.count_nonzero(over))
+    if n_over:
+        np.clip(clean, -1.0, 1.0, out=clean)
+    return clean, n_changed + n_over
+
+
+class _Sink:
+    """Counters and sanitising shared by every sink."""
+
+    output_latency_s = 0.0
+
+    def __init__(self) -> None:
+        self._written = 0
+        self._sanitised = 0
+        self._dropped = 0
+        self._closed = False
+
+    def _clean(self, samples: np.ndarray) -> np.ndarray:
+        if self._closed:
+            raise AudioError(f"{type(self).__name__} is closed; open a new sink to write more audio")
+        clean, n_changed = sanitise(samples)
+        if n_changed:
+            if self._sanitised == 0:
+                log.warning("%d non-finite or out-of-range audio samples sanitised (counted from now on)",
+                            n_changed)
+            self._sanitised += n_changed
+        return clean
+
+    def counters(self) -> dict[str, int]:
+        """Samples ``written`` and ``sanitised``, ``underruns`` (callbacks short of data), ``dropped``
+        samples (ring full)."""
+        return {"written": self._written, "sanitised": self._sanitised, "underruns": 0,
+                "dropped": self._dropped}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class NullSink(_Sink):
+    """A sink that discards audio (after sanitising and counting it)."""
+
+    def write(self, samples: np.ndarray) -> int:
+        """Count ``samples`` (shape (n_samples,)); return how many were accepted."""
+        clean = self._clean(samples)
+        self._written += clean.size
+        return clean.size
+
+
+class WavSink(_Sink):
+    """Write audio to a WAV file as it comes; the file stays readable if the process is killed.
+
+    Parameters
+    ----------
+    path : str or Path
+        The WAV file to create (its folder must exist).
+    samplerate : int
+        Samples per second (default 22050).
+    subtype : str
+        libsndfile subtype, ``"PCM_16"`` (default, readable everywhere) or ``"FLOAT"``.
+    """
+
+    def __init__(self, path: str | Path, *, samplerate: int = AUDIO_SFREQ, subtype: str = "PCM_16") -> None:
+        super().__init__()
+        import soundfile
+
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise AudioError(f"cannot write WAV file {self.path}: folder {self.path.parent} does not exist; "
+                             f"create it or choose another --wav path")
+        try:
+            self._file = soundfile.SoundFile(self.path, "w", samplerate=int(samplerate), channels=1,
+                                             format="WAV", subtype=subtype)
+        except (soundfile.LibsndfileError, OSError, ValueError, TypeError) as error:
+            raise AudioError(f"cannot write WAV file {self.path}: {error}; choose a writable --wav path "
+                             f"(samplerate {samplerate}, subtype {subtype})") from None
+        self._update_header_always()
+
+    def _update_header_always(self) -> None:
+        # the header's lengths are rewritten after every write: a killed process leaves a valid file
+        try:
+            from soundfile import _ffi, _snd
+
+            _snd.sf_command(self._file._file, _SFC_SET_UPDATE_HEADER_AUTO, _ffi.NULL, 1)
+        except (ImportError, AttributeError):  # libsndfile readers still accept a stale length
+            log.debug("soundfile without sf_command; the WAV header is written on close only")
+
+    def write(self, samples: np.ndarray) -> int:
+        """Append ``samples`` (shape (n_samples,)) and flush them to disk; return how many."""
+        clean = self._clean(samples)
+        self._file.write(clean)
+        self._file.flush()
+        self._written += clean.size
+        return clean.size
+
+    def close(self) -> None:
+        if not self._closed:
+            self._file.close()
+        super().close()
+
+
+def refresh_devices() -> None:
+    """Re-scan audio devices (PortAudio lists them once, when first loaded).
+
+    Call it after starting a sound server (e.g. PulseAudio) in a running process. Does nothing while
+    a stream is open.
+    """
+    sd = _import_sounddevice()
+    try:
+        sd._terminate()
+        sd._initialize()
+    except sd.PortAudioError as error:
+        log.debug("PortAudio re-initialisation refused: %s", error)
+
+
+def output_devices() -> list[tuple[int, str]]:
+    """Return (index, name) of every audio device with output channels."""
+    sd = _import_sounddevice()
+    return [(index, device["name"]) for index, device in enumerate(sd.query_devices())
+            if device["max_output_channels"] > 0]
+
+
+def _describe(devices: list[tuple[int, str]]) -> str:
+    return ", ".join(f"{index} {name!r}" for index, name in devices)
+
+
+def resolve_output_device(device: int | str | None = None) -> int:
+    """Return the PortAudio index of an output device given by index, name, or ``None`` (default).
+
+    A name matches exactly first, then as a case-insensitive substring of one device name.
+
+    Raises
+    ------
+    AudioError
+        No output device at all (names ``--wav`` and ``--no-audio``), an unknown or ambiguous
+        device (lists the devices).
+    """
+    sd = _import_sounddevice()
+    devices = output_devices()
+    if not devices:
+        refresh_devices()
+        devices = output_devices()
+    if not devices:
+        raise AudioError(f"no audio output device found (no sound card or sound server); {_NO_DEVICE_HINT}")
+    indices = {index for index, _ in devices}
+    if device is None:
+        default = sd.default.device[1] if isinstance(sd.default.device, tuple | list) else sd.default.device
+        try:
+            default = int(default)
+        except (TypeError, ValueError):
+            default = -1
+        return default if default in indices else devices[0][0]
+    if isinstance(device, str) and device.strip().isdigit():
+        device = int(device)
+    if isinstance(device, int | np.integer):
+        if int(device) in indices:
+            return int(device)
+        raise AudioError(f"audio device {device} is not an output device; output devices: "
+                         f"{_describe(devices)}. Pass one of these, or {_NO_DEVICE_HINT}")
+    exact = [index for index, name in devices if name == device]
+    if exact:
+        return exact[0]
+    matches = [index for index, name in devices if str(device).lower() in name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    problem = "matches several devices" if matches else "not found"
+    raise AudioError(f"audio device {device!r} {problem}; output devices: {_describe(devices)}. "
+                     f"Pass one of these names or indices, or {_NO_DEVICE_HINT}")
+
+
+class SoundDeviceSink(_Sink):
+    """Play audio through a sound device, fed from a lock-free single-producer ring buffer.
+
+    One thread (the producer) calls :meth:`write`; PortAudio's thread runs the callback, which only
+    copies from the ring into the device buffer. An empty ring plays silence and counts an underrun
+    (only after the first write, and not after :meth:`close` started draining).
+
+    Parameters
+    ----------
+    device : int, str or None
+        Output device index or name (substring); ``None`` is the system default.
+    blocksize : int
+        Samples per callback (default 256, 11.6 ms at 22050 Hz).
+    samplerate : int
+        Samples per second (default 22050).
+    buffer_s : float
+        Ring capacity in seconds (rounded up to a power of two samples).
+    latency : str or float
+        PortAudio's suggested latency (``"low"``, ``"high"`` or seconds).
+    """
+
+    def __init__(self, device: int | str | None = None, blocksize: int = 256, *,
+                 samplerate: int = AUDIO_SFREQ, buffer_s: float = 2.0, latency: str | float = "low") -> None:
+        super().__init__()
+        sd = _import_sounddevice()
+        self._sd = sd
+        self.device = resolve_output_device(device)
+        self.device_name = sd.query_devices(self.device)["name"]
+        self.samplerate = int(samplerate)
+        self.blocksize = int(blocksize)
+        try:
+            sd.check_output_settings(device=self.device, samplerate=self.samplerate, channels=1, dtype="float32")
+        except (sd.PortAudioError, ValueError) as error:
+            raise AudioError(f"audio device {self.device} {self.device_name!r} does not support "
+                             f"{self.samplerate} Hz mono float32 ({error}); pick another --audio-device, "
+                             f"or {_NO_DEVICE_HINT}") from None
+        capacity = 1 << int(np.ceil(np.log2(max(buffer_s * self.samplerate, 4 * self.blocksize))))
+        self._ring = np.zeros(capacity, dtype=np.float32)
+        self._mask = capacity - 1
+        # monotonic sample counters; each is written by one thread only (GIL-atomic int stores)
+        self._write_pos = 0
+        self._read_pos = 0
+        self._underruns = 0
+        self._device_underflows = 0
+        self._playing = False
+        self._draining = False
+        self._dac_latency_s = -1.0
+        self._lock = threading.Lock()  # serialises producers' writes, never taken by the callback
+        try:
+            self._stream = sd.OutputStream(device=self.device, samplerate=self.samplerate,
+                                           blocksize=self.blocksize, channels=1, dtype="float32",
+                                           latency=latency, callback=self._callback)
+            self._stream.start()
+        except sd.PortAudioError as error:
+            raise AudioError(f"cannot open audio device {self.device} {self.device_name!r}: {error}; "
+                             f"pick another --audio-device, or {_NO_DEVICE_HINT}") from None
+        log.info("audio out on %d %r, %d Hz, block %d, latency %.1f ms", self.device, self.device_name,
+                 self.samplerate, self.blocksize, 1e3 * self._stream.latency)
+
+    # -- PortAudio thread: copy only ----------------------------------------------------------
+    def _callback(self, outdata, frames, time_info, status) -> None:
+        if status.output_underflow:
+            self._device_underflows += 1
+        read = self._read_pos
+        available = self._write_pos - read
+        n = frames if available >= frames else available
+        start = read & self._mask
+        first = min(n, self._ring.size - start)
+        out = outdata[:, 0]
+        out[:first] = self._ring[start:start + first]
+        out[first:n] = self._ring[:n - first]
+        if n < frames:
+            out[n:] = 0.0
+            if self._playing and not self._draining:
+                self._underruns += 1
+        self._read_pos = read + n
+        self._dac_latency_s = time_info.outputBufferDacTime - time_info.currentTime
+
+    # -- producer side ------------------------------------------------------------------------
+    def write(self, samples: np.ndarray, *, block: bool = True, timeout: float | None = None) -> int:
+        """Queue ``samples`` (shape (n_samples,)) for playback.
+
+        Parameters
+        ----------
+        block : bool
+            Wait for room in the ring (default). With ``block=False`` (live use) samples that do not
+            fit are dropped and counted, so latency never grows.
+        timeout : float, optional
+            Longest wait in seconds (default: the chunk's duration plus 2 s).
+
+        Returns
+        -------
+        n_written : int
+        """
+        clean = self._clean(samples)
+        if not self._stream.active:
+            raise AudioError(f"audio stream on {self.device_name!r} stopped; restart the sink, or {_NO_DEVICE_HINT}")
+        with self._lock:
+            deadline = time.monotonic() + (timeout if timeout is not None else clean.size / self.samplerate + 2.0)
+            written = 0
+            while written < clean.size:
+                room = self._ring.size - (self._write_pos - self._read_pos)
+                if room == 0:
+                    if not block or time.monotonic() > deadline or not self._stream.active:
+                        break
+                    time.sleep(0.5 * self.blocksize / self.samplerate)
+                    continue
+                n = min(room, clean.size - written)
+                start = self._write_pos & self._mask
+                first = min(n, self._ring.size - start)
+                self._ring[start:start + first] = clean[written:written + first]
+                self._ring[:n - first] = clean[written + first:written + n]
+                self._write_pos += n  # publish after the copy
+                written += n
+                self._playing = True
+            self._dropped += clean.size - written
+            self._written += written
+        return written
+
+    @property
+    def output_latency_s(self) -> float:
+        """Seconds from the callback to the DAC (from the stream's DAC time; PortAudio's estimate
+        before the first callback or when the host reports no DAC time)."""
+        if self._dac_latency_s > 0.0:
+            return float(self._dac_latency_s)
+        return float(self._stream.latency)
+
+    @property
+    def queued_s(self) -> float:
+        """Seconds of audio waiting in the ring buffer."""
+        return (self._write_pos - self._read_pos) / self.samplerate
+
+    def counters(self) -> dict[str, int]:
+        counters = super().counters()
+        counters["underruns"] = self._underruns
+        counters["device_underflows"] = self._device_underflows
+        return counters
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until everything written has been handed to the device; return whether it was."""
+        self._draining = True
+        deadline = time.monotonic() + timeout
+        while self._write_pos > self._read_pos and time.monotonic() < deadline and self._stream.active:
+            time.sleep(0.005)
+        # let the device play what is in its own buffer
+        time.sleep(max(self.output_latency_s, 0.0) + self.blocksize / self.samplerate)
+        return self._write_pos <= self._read_pos
+
+    def close(self, drain: bool = True) -> None:
+        """Stop the stream (after playing what is queued when ``drain``) and release the device."""
+        if self._closed:
+            return
+        if drain:
+            self.drain()
+        self._draining = True
+        self._stream.stop()
+        self._stream.close()
+        super().close()

@@ -1,0 +1,160 @@
+"""Benchmark: decoder compute per window on onnxruntime vs torch eager, and hop -> audio latency.
+
+Part 1, for every registry model (``offline_training.models.registry.MODELS``, default
+hyper-parameters, untrained weights: compute time does not depend on the weights): one window
+(batch 1) through
+
+* :class:`decoder.runtime.DecoderRuntime` on the CPU with 1 and with 2 intra-op threads (the live
+  path: preallocated, I/O-bound buffers), and
+* the same model in torch eager mode (``torch.no_grad``, 1 thread), the baseline, in the same run.
+
+Reported per model: p50 and p99 in ms of each, and the ratio torch / onnxruntime (> 1: onnxruntime is
+faster). Goal: CNN p99 <= 2 ms and >= 5x faster than torch eager.
+
+Part 2: a live replay of a simulated recording (in this process, real time) decoded by
+:class:`decoder.pipeline.LivePipeline` into a null audio sink; reported: latency per stage, and the
+goal figure "hop -> audio buffer" p99 (last sample's arrival -> samples handed to the audio buffer,
+goal <= 15 ms), beside the hop itself (the baseline: a window is made every hop).
+
+torch is imported lazily inside this benchmark only (the live path never imports it).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def _timings(fn, n: int, warmup: int = 20) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    out = np.empty(n)
+    for i in range(n):
+        t = time.perf_counter()
+        fn()
+        out[i] = time.perf_counter() - t
+    return out * 1e3
+
+
+def _stats(ms: np.ndarray) -> dict:
+    p50, p99 = np.percentile(ms, [50, 99])
+    return {"p50_ms": round(float(p50), 4), "p99_ms": round(float(p99), 4)}
+
+
+def bench_models(quick: bool, folder: Path) -> dict:
+    """Per-window compute of every registry model: onnxruntime 1 and 2 threads vs torch eager."""
+    import torch
+
+    from decoder.runtime import DecoderRuntime
+    from offline_training.export import build_metadata, export_onnx
+    from offline_training.models.registry import MODELS, build_model
+
+    n = 200 if quick else 2000
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    results = {}
+    rng = np.random.default_rng(0)
+    window = (rng.standard_normal((125, 125)) * 20).astype(np.float32)
+    try:
+        for name in MODELS:
+            try:
+                torch.manual_seed(0)
+                model = build_model(name).eval()
+                path = export_onnx(model, folder / f"{name}.onnx", build_metadata(model))
+                x = torch.from_numpy(window[None])
+                with torch.no_grad():
+                    eager = _timings(lambda: model(x), n)  # noqa: B023 (called at once)
+                    reference = model(x).numpy()[0]
+                row = {"params": int(sum(p.numel() for p in model.parameters())), "n": n,
+                       "torch_eager_1t": _stats(eager)}
+                for threads in (1, 2):
+                    runtime = DecoderRuntime(path, device="cpu", intra_op_threads=threads)
+                    ort_ms = _timings(lambda: runtime.predict(window), n)  # noqa: B023
+                    row[f"ort_cpu_{threads}t"] = _stats(ort_ms)
+                    row[f"ratio_torch_over_ort_{threads}t_p50"] = round(float(
+                        np.median(eager) / np.median(ort_ms)), 2)
+                    row[f"max_abs_diff_db_{threads}t"] = float(np.max(np.abs(runtime.predict(window)
+                                                                             - reference)))
+                results[name] = row
+            except Exception as error:  # one model failing must not hide the others
+                log.exception("bench of model %s failed", name)
+                results[name] = {"failed": f"{type(error).__name__}: {error}"}
+    finally:
+        torch.set_num_threads(torch_threads)
+    return results
+
+
+def bench_live(quick: bool, folder: Path) -> dict:
+    """Hop -> audio buffer latency of a live replay decoded into a null sink."""
+    import uuid
+
+    from decoder.pipeline import LivePipeline, PipelineConfig
+    from replay.player import Player
+    from replay.simulate import simulate
+
+    seconds = 12.0 if quick else 40.0
+    data = simulate(folder / "sim", n_songs=1, n_subjects=1, seconds=seconds + 4, seed=0, progress=False)
+    model = _live_model(folder)
+    name = f"bench-live-{uuid.uuid4().hex[:8]}"
+    with Player(data, 21, 1, name=name, source_id=name, check_clash=False):
+        config = PipelineConfig(stream_name=name, model_path=model, no_audio=True, lsl_out=True, device="cpu")
+        with LivePipeline(config) as pipeline:
+            time.sleep(seconds)
+            summary = pipeline.summary()
+    latency = summary["latency_ms"]
+    hop_ms = config.hop_s * 1e3
+    p99 = latency["arrival_to_buffered"]["p99"]
+    return {"model": Path(model).stem, "seconds": seconds, "hop_ms": hop_ms, "latency_ms": latency,
+            "hop_to_audio_buffer_p99_ms": p99,
+            "ratio_hop_over_latency_p99": round(hop_ms / p99, 2) if p99 else None,
+            "counters": summary["counters"], "goal_p99_ms": 15.0}
+
+
+def _live_model(folder: Path) -> Path:
+    """The CNN exported with default hyper-parameters (the model the goal names)."""
+    import torch
+
+    from offline_training.export import build_metadata, export_onnx
+    from offline_training.models.registry import build_model
+
+    path = folder / "cnn.onnx"
+    if not path.exists():
+        torch.manual_seed(0)
+        model = build_model("cnn").eval()
+        export_onnx(model, path, build_metadata(model))
+    return path
+
+
+def run(quick: bool) -> dict:
+    """Run both parts; return JSON-ready results (see module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-runtime-") as tmp:
+        folder = Path(tmp)
+        models = bench_models(quick, folder)
+        live = bench_live(quick, folder)
+    cnn = models.get("cnn", {})
+    return {
+        "models": models,
+        "live": live,
+        "goals": {
+            "cnn_ort_1t_p99_ms": cnn.get("ort_cpu_1t", {}).get("p99_ms"),
+            "cnn_ort_1t_p99_le_2ms": (cnn.get("ort_cpu_1t", {}).get("p99_ms") or 1e9) <= 2.0,
+            "cnn_speedup_vs_torch_p50": cnn.get("ratio_torch_over_ort_1t_p50"),
+            "cnn_speedup_ge_5x": (cnn.get("ratio_torch_over_ort_1t_p50") or 0) >= 5.0,
+            "hop_to_audio_buffer_p99_ms": live["hop_to_audio_buffer_p99_ms"],
+            "hop_to_audio_buffer_p99_le_15ms": (live["hop_to_audio_buffer_p99_ms"] or 1e9) <= 15.0,
+        },
+    }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=1))

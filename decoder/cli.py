@@ -1,0 +1,134 @@
+"""``eegmusic decode``: decode a live EEG stream into sound, with latency per stage.
+
+Light at import time (argparse and stdlib only); numpy, onnxruntime and pylsl load in
+:func:`run_decode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+Examples:
+  eegmusic decode --stream eegmusic-replay-s21-p1 --model model.onnx
+  eegmusic decode --type EEG --model model.onnx --wav decoded.wav --duration 30
+  eegmusic decode --stream cap-1 --model model.onnx --no-audio --record runs/today --device cpu
+  eegmusic decode --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim --duration 20
+
+Stop with Ctrl-C: a summary follows (windows, drops, gaps, reconnects, latency per stage
+p50/p95/p99, dynamic r with --truth). Decoded frames also go to the LSL stream '<stream>-mel'
+(type MelSpectrogram, 128 channels at 43.07 Hz) unless --no-lsl-out.
+"""
+
+
+def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``decode`` options to ``parser``."""
+    parser.epilog = EPILOG
+    source = parser.add_argument_group("EEG stream (one of --stream / --type)")
+    which = source.add_mutually_exclusive_group()
+    which.add_argument("--stream", metavar="NAME", help="LSL stream name, e.g. eegmusic-replay-s21-p1")
+    which.add_argument("--type", dest="stream_type", metavar="TYPE",
+                       help="any stream of this LSL type, e.g. EEG")
+    source.add_argument("--source-id", metavar="ID", help="also require this LSL source_id")
+    source.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                        help="seconds to wait for the stream (default 5)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", required=True, metavar="FILE", help="model.onnx from `eegmusic train`")
+    model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="where the model runs (default auto: CUDA when available)")
+    model.add_argument("--threads", type=int, default=1, metavar="N",
+                       help="onnxruntime threads per operator (default 1)")
+    model.add_argument("--hop", type=float, default=0.1, metavar="S",
+                       help="seconds between windows (default 0.1)")
+    model.add_argument("--smooth", type=int, default=0, metavar="FRAMES",
+                       help="average each frame over overlapping windows; adds FRAMES x 23.2 ms latency")
+    out = parser.add_argument_group("output")
+    audio = out.add_mutually_exclusive_group()
+    audio.add_argument("--audio-device", metavar="X", help="sounddevice output (name or index)")
+    audio.add_argument("--wav", metavar="FILE", help="write the audio to a WAV file instead")
+    audio.add_argument("--no-audio", action="store_true", help="no audio output")
+    out.add_argument("--record", metavar="DIR",
+                     help="append frames (mel_db.f32) and audio (decoded.wav) here")
+    out.add_argument("--no-lsl-out", action="store_true", help="do not publish the MelSpectrogram stream")
+    out.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    out.add_argument("--truth", metavar="DIR",
+                     help="NMED-T folder with stimuli/songNN.wav: live dynamic r against the true mel")
+    out.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+
+
+def format_summary(summary: dict) -> str:
+    """Render :meth:`LivePipeline.summary` for the terminal."""
+    from decoder.latency import format_table
+
+    c = summary["counters"]
+    lines = [
+        f"decoded '{summary['stream']}' for {summary['seconds']:.1f} s with {summary['model']} "
+        f"on {summary['provider']}",
+        f"  windows {c['windows']}  drops {c['drops']} (decoder {c['drops_decoder']}, stream "
+        f"{c['drops_stream']}, output {c['drops_output_queue']})  gaps {c['gaps']}  "
+        f"reconnects {c['reconnects']}  underruns {c['underruns']}",
+        f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}",
+        "latency per stage (LSL clock):",
+        format_table(summary["latency_ms"]),
+    ]
+    if "vocoder_latency_ms" in summary:
+        lines.append(f"  + vocoder look-ahead {summary['vocoder_latency_ms']:.1f} ms of stimulus time, "
+                     f"smoothing {summary.get('smoothing_latency_ms', 0.0):.1f} ms")
+    if summary.get("dynamic_r") is not None or summary.get("dynamic_r_total") is not None:
+        recent, total = summary.get("dynamic_r"), summary.get("dynamic_r_total")
+        fmt = lambda r: "-" if r is None else f"{r:.3f}"  # noqa: E731
+        lines.append(f"dynamic r vs true stimulus mel: last 10 s {fmt(recent)}, whole run {fmt(total)}")
+    if summary.get("error"):
+        lines.append(f"stopped by error: {summary['error']}")
+    return "\n".join(lines)
+
+
+def run_decode(args: argparse.Namespace) -> int:
+    """Decode until ``--duration`` has passed, the pipeline fails, or Ctrl-C; print the summary."""
+    import json
+    import signal
+    import sys
+    import time
+
+    from decoder.pipeline import LivePipeline, PipelineConfig
+
+    config = PipelineConfig(
+        stream_name=args.stream, stream_type=args.stream_type, source_id=args.source_id,
+        model_path=args.model, hop_s=args.hop, device=args.device, audio_device=args.audio_device,
+        wav_path=args.wav, no_audio=args.no_audio, record_dir=args.record, truth_dir=args.truth,
+        lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
+        resolve_timeout_s=args.timeout,
+    )
+    if args.duration is not None and args.duration <= 0:
+        from stream.errors import ConfigError
+
+        raise ConfigError(f"--duration must be > 0 s (got {args.duration}); leave it out to run until Ctrl-C")
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    pipeline = LivePipeline(config)
+    interrupted = False
+    try:
+        pipeline.start()
+        print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()} on "
+              f"{pipeline.runtime.provider}; Ctrl-C to stop", file=sys.stderr, flush=True)
+        t_end = None if args.duration is None else time.monotonic() + args.duration
+        while pipeline.running and (t_end is None or time.monotonic() < t_end):
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        pipeline.stop()
+        signal.signal(signal.SIGTERM, previous)
+    summary = pipeline.summary()
+    if pipeline.runtime is not None:
+        print(format_summary(summary), flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(summary, f, indent=1, default=str)
+    if summary["error"] and not interrupted:
+        print(f"eegmusic decode: error: {summary['error']}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,127 @@
+"""Where every millisecond goes: per-stage latency on the LSL clock, p50/p95/p99.
+
+Each decoded window carries stamps on the LSL clock (``pylsl.local_clock``):
+
+====================  ==========================================================================
+stamp                 when
+====================  ==========================================================================
+``arrival``           the chunk holding the window's last sample arrived (``Window.t_arrival``)
+``ready``             the stream stage made the window (``Window.t_ready``)
+``inferred``          the model's output is in host memory
+``vocoded``           the window's new frames are turned into audio samples
+``buffered``          the samples are handed to the audio sink's buffer
+``dac``               the first of those samples reaches the device's DAC (estimated from the
+                      samples already queued in the sink and the device's output latency)
+====================  ==========================================================================
+
+:class:`LatencyTracker` keeps the last ``capacity`` values of every stage difference in
+preallocated ring buffers and reports their percentiles in milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+STAMPS = ("arrival", "ready", "inferred", "vocoded", "buffered", "dac")
+"""Stamps of one window, in pipeline order."""
+
+STAGES = ("arrival_to_ready", "ready_to_inferred", "inferred_to_vocoded", "vocoded_to_buffered",
+          "buffered_to_dac", "arrival_to_buffered", "arrival_to_dac")
+"""Reported stages: each consecutive pair of stamps, plus the two end-to-end spans."""
+
+_SPANS = {
+    "arrival_to_ready": ("arrival", "ready"),
+    "ready_to_inferred": ("ready", "inferred"),
+    "inferred_to_vocoded": ("inferred", "vocoded"),
+    "vocoded_to_buffered": ("vocoded", "buffered"),
+    "buffered_to_dac": ("buffered", "dac"),
+    "arrival_to_buffered": ("arrival", "buffered"),
+    "arrival_to_dac": ("arrival", "dac"),
+}
+
+
+def percentiles_ms(values_s: np.ndarray) -> dict:
+    """p50/p95/p99 and count of durations given in seconds, in milliseconds.
+
+    Parameters
+    ----------
+    values_s : ndarray, shape (n,)
+        Durations in seconds.
+
+    Returns
+    -------
+    dict
+        ``{"p50": ms, "p95": ms, "p99": ms, "n": n}``; percentiles are None when n is 0.
+    """
+    values_s = np.asarray(values_s, dtype=np.float64)
+    if values_s.size == 0:
+        return {"p50": None, "p95": None, "p99": None, "n": 0}
+    p50, p95, p99 = np.percentile(values_s * 1e3, [50, 95, 99])
+    return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3),
+            "n": int(values_s.size)}
+
+
+class LatencyTracker:
+    """Per-stage latency of the last ``capacity`` windows.
+
+    Parameters
+    ----------
+    capacity : int
+        Windows kept per stage (older ones are overwritten).
+
+    Examples
+    --------
+    >>> tracker = LatencyTracker()
+    >>> tracker.record({"arrival": 10.0, "ready": 10.001, "inferred": 10.003})
+    >>> tracker.percentiles()["ready_to_inferred"]["p50"]
+    2.0
+    """
+
+    def __init__(self, capacity: int = 4096):
+        self.capacity = int(capacity)
+        self._values = np.zeros((len(STAGES), self.capacity), dtype=np.float64)
+        self._count = np.zeros(len(STAGES), dtype=np.int64)
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Forget every value."""
+        with self._lock:
+            self._count[:] = 0
+
+    def record(self, stamps: dict) -> None:
+        """Record one window's stamps (LSL clock, seconds); stages whose stamps are absent are skipped.
+
+        Parameters
+        ----------
+        stamps : dict
+            Stamp name (see :data:`STAMPS`) -> LSL time in seconds.
+        """
+        with self._lock:
+            for row, stage in enumerate(STAGES):
+                a, b = _SPANS[stage]
+                if a in stamps and b in stamps and stamps[a] is not None and stamps[b] is not None:
+                    self._values[row, self._count[row] % self.capacity] = stamps[b] - stamps[a]
+                    self._count[row] += 1
+
+    def values(self, stage: str) -> np.ndarray:
+        """The kept durations of one stage in seconds (a copy, oldest first not guaranteed)."""
+        row = STAGES.index(stage)
+        with self._lock:
+            n = int(min(self._count[row], self.capacity))
+            return self._values[row, :n].copy()
+
+    def percentiles(self) -> dict:
+        """Stage -> ``{"p50", "p95", "p99", "n"}`` in milliseconds (see :func:`percentiles_ms`)."""
+        return {stage: percentiles_ms(self.values(stage)) for stage in STAGES}
+
+
+def format_table(latency_ms: dict) -> str:
+    """Render :meth:`LatencyTracker.percentiles` as an aligned text table (for the CLI summary)."""
+    lines = [f"  {'stage':<22}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'n':>8}"]
+    for stage, row in latency_ms.items():
+        cells = "".join(f"{row[p]:>10.2f}" if row[p] is not None else f"{'-':>10}"
+                        for p in ("p50", "p95", "p99"))
+        lines.append(f"  {stage:<22}{cells}{row['n']:>8}")
+    return "\n".join(lines)

@@ -1,0 +1,340 @@
+"""Read and check an eegmusic model file (one self-contained ONNX file).
+
+A model file carries its own contract in the ONNX metadata key ``eegmusic`` (JSON, see DESIGN.md):
+input channels and rate, window length, preprocessing, output kind and shape, and how far its
+decoded audio lags the EEG window's end. :func:`read_model_info` reads that metadata through
+onnxruntime, checks it against the graph's actual inputs and outputs, and returns a
+:class:`ModelInfo`. :func:`check_stream` refuses a model that does not match a stream (channels,
+rate). Every problem is a :class:`~stream.errors.ModelError` with a one-line message naming the
+problem and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stream.errors import ModelError
+from stream.spec import CHANNEL_ALIASES, MODEL_SFREQ, WINDOW_SAMPLES, PreprocessingSpec
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "eegmusic"
+FORMAT_VERSION = 1
+OUTPUT_KINDS = ("mel_db", "audio")
+_FIX = "export it again with `eegmusic train`"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model file declares about itself.
+
+    Attributes
+    ----------
+    path : Path
+        The ONNX file.
+    model_name : str
+        Registry name of the decoder (``"cnn"``, ...).
+    channels : tuple of str
+        Input channel labels, in model order (125 for NMED-T models).
+    sfreq : float
+        Input EEG rate in Hz.
+    window_samples : int
+        Input window length in samples.
+    input_name : str
+        Name of the EEG input (``"eeg"``).
+    subject_input : bool
+        Whether the graph has an int64 ``subject`` input.
+    subjects : list
+        Subjects the model knows (for the subject input).
+    output_name : str
+        Name of the output (``"mel_db"`` or ``"audio"``).
+    output_kind : {"mel_db", "audio"}
+        Mel-dB frames or a waveform.
+    output_shape : tuple of int
+        Output shape without the batch axis: ``(n_mels, n_frames)`` or ``(n_samples,)``.
+    output_sfreq : float
+        Audio rate of a waveform output in Hz (22050 for mel outputs too).
+    audio_lag_s : float
+        How far the decoded audio lags the window's end, in seconds.
+    target_offset_s : float
+        Offset of the training target (the window ending at EEG time T covers [T-1-off, T-off)).
+    preprocessing : PreprocessingSpec
+        Stream preprocessing the model was trained with.
+    metadata : dict
+        The whole parsed ``eegmusic`` metadata.
+    """
+
+    path: Path
+    model_name: str
+    channels: tuple[str, ...]
+    sfreq: float
+    window_samples: int
+    input_name: str
+    subject_input: bool
+    subjects: list
+    output_name: str
+    output_kind: str
+    output_shape: tuple[int, ...]
+    output_sfreq: float
+    audio_lag_s: float
+    target_offset_s: float
+    preprocessing: PreprocessingSpec
+    metadata: dict = field(repr=False)
+
+    @property
+    def n_chans(self) -> int:
+        """Number of input channels."""
+        return len(self.channels)
+
+    def summary(self) -> str:
+        """One line describing the model (for logs and the CLI)."""
+        out = "x".join(str(n) for n in self.output_shape)
+        return (f"{self.path.name}: {self.model_name}, {self.n_chans} ch at {self.sfreq:g} Hz, "
+                f"window {self.window_samples}, output {self.output_kind} {out}, "
+                f"audio lag {self.audio_lag_s:g} s")
+
+
+def open_session(path: str | Path, sess_options=None, providers=None):
+    """Open an onnxruntime session on a model file with eegmusic's error messages.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ONNX file.
+    sess_options : onnxruntime.SessionOptions, optional
+    providers : list of str, optional
+        Execution providers in order of preference (default CPU).
+
+    Returns
+    -------
+    onnxruntime.InferenceSession
+
+    Raises
+    ------
+    ModelError
+        The file is missing, not a file, empty, corrupt or truncated.
+    """
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model file {path} does not exist; pass the path of a model.onnx written by "
+                         f"`eegmusic train`")
+    if not path.is_file():
+        raise ModelError(f"model path {path} is not a file; pass the model.onnx file itself")
+    if path.stat().st_size == 0:
+        raise ModelError(f"model file {path} is empty; {_FIX}")
+    try:
+        return ort.InferenceSession(str(path), sess_options=sess_options,
+                                    providers=providers or ["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
+        reason = " ".join(str(error).split())[:160]
+        raise ModelError(f"model file {path} is not a readable ONNX model (corrupt or truncated: "
+                         f"{reason}); {_FIX}") from error
+
+
+def parse_metadata(custom_metadata: dict, path: str | Path) -> dict:
+    """Return the parsed ``eegmusic`` metadata of a model's custom metadata map.
+
+    Raises
+    ------
+    ModelError
+        The key is missing, not JSON, or of an unsupported format version.
+    """
+    path = Path(path)
+    text = custom_metadata.get(METADATA_KEY)
+    if text is None:
+        raise ModelError(f"model file {path} has no '{METADATA_KEY}' metadata (not an eegmusic model); "
+                         f"{_FIX}")
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ModelError(f"model file {path} has unreadable '{METADATA_KEY}' metadata (invalid JSON at "
+                         f"char {error.pos}); {_FIX}") from error
+    if not isinstance(metadata, dict):
+        raise ModelError(f"model file {path}: '{METADATA_KEY}' metadata is not a JSON object; {_FIX}")
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelError(f"model file {path} has metadata format_version {version!r}; this eegmusic reads "
+                         f"version {FORMAT_VERSION}; {_FIX} or upgrade eegmusic")
+    return metadata
+
+
+def _get(metadata: dict, path: Path, *keys: str):
+    """Return metadata[keys[0]][keys[1]]... or raise a ModelError naming the missing key."""
+    value = metadata
+    for depth, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            name = ".".join(keys[:depth + 1])
+            raise ModelError(f"model file {path}: '{METADATA_KEY}' metadata lacks '{name}'; {_FIX}")
+        value = value[key]
+    return value
+
+
+def _dims(node_arg) -> list:
+    """Shape of an ONNX graph input/output (ints, or None for a symbolic dimension)."""
+    return [d if isinstance(d, int) else None for d in (node_arg.shape or [])]
+
+
+def info_from_session(session, path: str | Path) -> ModelInfo:
+    """Build and check the :class:`ModelInfo` of an open session.
+
+    The metadata must agree with the graph: the EEG input is float32 ``[batch, n_chans,
+    window_samples]``, the output named in the metadata exists with the declared shape.
+
+    Raises
+    ------
+    ModelError
+        Missing or inconsistent metadata.
+    """
+    path = Path(path)
+    metadata = parse_metadata(session.get_modelmeta().custom_metadata_map, path)
+    channels = tuple(str(c) for c in _get(metadata, path, "input", "channels"))
+    sfreq = float(_get(metadata, path, "input", "sfreq"))
+    window_samples = int(_get(metadata, path, "input", "window_samples"))
+    input_name = str(metadata["input"].get("name", "eeg"))
+    subject_input = bool(metadata["input"].get("subject_input", False))
+    subjects = list(metadata["input"].get("subjects", []))
+    output_name = str(_get(metadata, path, "output", "name"))
+    kind = str(_get(metadata, path, "output", "kind"))
+    if kind not in OUTPUT_KINDS:
+        raise ModelError(f"model file {path} declares output kind {kind!r}; eegmusic decodes "
+                         f"{' or '.join(OUTPUT_KINDS)}; {_FIX}")
+    if kind == "mel_db":
+        output_shape = (int(_get(metadata, path, "output", "n_mels")),
+                        int(_get(metadata, path, "output", "n_frames")))
+        output_sfreq = float(metadata.get("mel", {}).get("sr", 22050))
+    else:
+        output_shape = (int(_get(metadata, path, "output", "n_samples")),)
+        output_sfreq = float(_get(metadata, path, "output", "sfreq"))
+    audio_lag_s = float(metadata.get("audio_lag_s", metadata.get("target_offset_s", 0.0)))
+    target_offset_s = float(metadata.get("target_offset_s", audio_lag_s))
+    preprocessing = PreprocessingSpec.from_dict(metadata.get("preprocessing", {"channels": channels}))
+    if len(channels) == 0 or len(set(channels)) != len(channels):
+        raise ModelError(f"model file {path}: metadata channel list is empty or has duplicates; {_FIX}")
+
+    inputs = {arg.name: arg for arg in session.get_inputs()}
+    if input_name not in inputs:
+        raise ModelError(f"model file {path}: metadata names input '{input_name}' but the graph has "
+                         f"{', '.join(inputs)}; {_FIX}")
+    eeg = inputs[input_name]
+    if eeg.type != "tensor(float)":
+        raise ModelError(f"model file {path}: input '{input_name}' is {eeg.type}, not float32; {_FIX}")
+    dims = _dims(eeg)
+    if len(dims) != 3 or dims[1] not in (None, len(channels)) or dims[2] not in (None, window_samples):
+        raise ModelError(f"model file {path}: input '{input_name}' has shape {eeg.shape}, metadata says "
+                         f"[batch, {len(channels)}, {window_samples}]; {_FIX}")
+    if subject_input and "subject" not in inputs:
+        raise ModelError(f"model file {path}: metadata declares a subject input the graph lacks; {_FIX}")
+    extra = set(inputs) - {input_name, "subject"}
+    if extra:
+        raise ModelError(f"model file {path}: graph has unexpected inputs {sorted(extra)}; {_FIX}")
+    outputs = {arg.name: arg for arg in session.get_outputs()}
+    if output_name not in outputs:
+        raise ModelError(f"model file {path}: metadata names output '{output_name}' but the graph has "
+                         f"{', '.join(outputs)}; {_FIX}")
+    out_dims = _dims(outputs[output_name])[1:]
+    if len(out_dims) != len(output_shape) or any(
+            d is not None and d != n for d, n in zip(out_dims, output_shape, strict=True)):
+        raise ModelError(f"model file {path}: output '{output_name}' has shape "
+                         f"{outputs[output_name].shape}, metadata says [batch, "
+                         f"{', '.join(map(str, output_shape))}]; {_FIX}")
+
+    model_name = str(metadata.get("model", {}).get("name", "unknown"))
+    return ModelInfo(path=path, model_name=model_name, channels=channels, sfreq=sfreq,
+                     window_samples=window_samples, input_name=input_name, subject_input=subject_input,
+                     subjects=subjects, output_name=output_name, output_kind=kind,
+                     output_shape=output_shape, output_sfreq=output_sfreq, audio_lag_s=audio_lag_s,
+                     target_offset_s=target_offset_s, preprocessing=preprocessing, metadata=metadata)
+
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Read and check a model file's ``eegmusic`` metadata.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ONNX file written by ``eegmusic train``.
+
+    Returns
+    -------
+    ModelInfo
+
+    Raises
+    ------
+    ModelError
+        Missing, corrupt or truncated file; missing or inconsistent metadata.
+    """
+    session = open_session(path)
+    info = info_from_session(session, path)
+    log.debug("model %s", info.summary())
+    return info
+
+
+def check_live_contract(info: ModelInfo) -> None:
+    """Refuse a model whose input the live stream stage cannot produce.
+
+    The stream stage delivers windows of :data:`~stream.spec.WINDOW_SAMPLES` samples at
+    :data:`~stream.spec.MODEL_SFREQ` Hz.
+
+    Raises
+    ------
+    ModelError
+        The model's rate or window differ from the live ones.
+    """
+    if abs(info.sfreq - MODEL_SFREQ) > 1e-6 or abs(info.preprocessing.sfreq - info.sfreq) > 1e-6:
+        raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz; the live stream delivers "
+                         f"{MODEL_SFREQ:g} Hz windows; use a model trained at {MODEL_SFREQ:g} Hz")
+    if info.window_samples != WINDOW_SAMPLES:
+        raise ModelError(f"model {info.path.name} reads windows of {info.window_samples} samples; the live "
+                         f"stream delivers {WINDOW_SAMPLES}; use a model trained on 1-s windows")
+
+
+def _canonical(label: str) -> str:
+    """The label under which an electrode is matched (E129 and Cz are one electrode)."""
+    return "Cz" if label in ("Cz", CHANNEL_ALIASES.get("Cz")) else label
+
+
+def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple[str, ...],
+                 sfreq: float) -> None:
+    """Refuse a model that does not match a stream.
+
+    The stream must carry every model channel (by label; ``E129`` counts as ``Cz``, and a missing
+    ``Cz`` is accepted as the zero reference of a 128-channel GSN stream) at a regular rate no lower
+    than the model's.
+
+    Parameters
+    ----------
+    info : ModelInfo
+    stream_name : str
+        For the message.
+    labels : sequence of str
+        The stream's channel labels.
+    sfreq : float
+        The stream's nominal rate in Hz (0 for irregular).
+
+    Raises
+    ------
+    ModelError
+        One line naming the mismatch and the fix.
+    """
+    check_live_contract(info)
+    if sfreq <= 0:
+        raise ModelError(f"stream '{stream_name}' has an irregular rate; the model needs regular EEG at "
+                         f"{info.sfreq:g} Hz or more; pick the EEG stream (eegmusic streams lists them)")
+    if sfreq + 1e-6 < info.sfreq:
+        raise ModelError(f"stream '{stream_name}' runs at {sfreq:g} Hz; the model needs at least "
+                         f"{info.sfreq:g} Hz; use a model trained at the stream's rate or raise the "
+                         f"amplifier's rate")
+    have = {_canonical(str(label)) for label in labels}
+    missing = [c for c in info.channels if _canonical(c) not in have]
+    if missing == ["Cz"] or (missing and set(missing) == {"Cz"}):
+        return
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ModelError(f"stream '{stream_name}' has {len(labels)} channels and lacks {len(missing)} the "
+                         f"model needs ({shown}); use a model trained on this montage or a stream with "
+                         f"{', '.join(info.channels[:2])} ... {info.channels[-1]}")

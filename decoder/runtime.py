@@ -1,0 +1,226 @@
+"""Run a decoder model on one window at a time with onnxruntime, on the GPU or the CPU.
+
+:class:`DecoderRuntime` opens the model file once, picks the execution provider (``device="auto"``:
+CUDA when onnxruntime has it, else CPU), sets thread counts, preallocates the input and output
+buffers, binds them to the session (I/O binding: no allocation per call, and on the GPU a single
+host-to-device and device-to-host copy), and runs a few warm-up windows so the first live window is
+not the slow one.
+
+The live path imports no torch: this module needs only numpy and onnxruntime.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from decoder.modelfile import ModelInfo, info_from_session, open_session
+from stream.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def available_providers() -> list[str]:
+    """Execution providers this onnxruntime build offers."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def cuda_available() -> bool:
+    """Whether onnxruntime can run on CUDA here (the ``gpu`` extra installed)."""
+    return CUDA in available_providers()
+
+
+def choose_providers(device: str) -> list[str]:
+    """Execution providers for a ``--device`` choice.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"}
+
+    Returns
+    -------
+    list of str
+        Providers in order of preference.
+
+    Raises
+    ------
+    ModelError
+        ``device="cuda"`` but onnxruntime has no CUDA provider here.
+    """
+    if device not in DEVICES:
+        raise ModelError(f"device {device!r} is not one of {', '.join(DEVICES)}; pass --device auto")
+    have = available_providers()
+    if device == "cpu":
+        return [CPU]
+    if device == "cuda" and CUDA not in have:
+        raise ModelError(f"--device cuda was asked for but onnxruntime has no CUDA provider here (it has "
+                         f"{', '.join(p.removesuffix('ExecutionProvider') for p in have)}); install the "
+                         f"gpu extra (pip install '.[gpu]') or pass --device cpu")
+    if CUDA in have:
+        return [CUDA, CPU]
+    return [CPU]
+
+
+class DecoderRuntime:
+    """An onnxruntime session over one model file, fed one window at a time.
+
+    Parameters
+    ----------
+    model_path : str or Path
+        The ONNX model file.
+    device : {"auto", "cpu", "cuda"}
+        Where to run: ``auto`` uses CUDA when available, else the CPU.
+    intra_op_threads : int
+        Threads inside one operator (1 keeps a live machine's other threads free).
+    inter_op_threads : int
+        Threads across independent operators.
+    warmup : int
+        Windows run at start-up (their outputs are discarded).
+    iobinding : bool or None
+        Bind preallocated buffers to the session (``run_with_iobinding``). None: on (measured the
+        faster path on both CPU and GPU by ``decoder.bench_runtime``).
+    subject : int
+        Subject index fed to models with a subject input.
+
+    Attributes
+    ----------
+    info : ModelInfo
+    provider : str
+        The execution provider actually running the model.
+    output_shape : tuple of int
+        Output shape of one window: ``(128, 44)`` for mel models, ``(n_samples,)`` for waveform ones.
+
+    Examples
+    --------
+    >>> runtime = DecoderRuntime("model.onnx", device="cpu")     # doctest: +SKIP
+    >>> runtime.predict(np.zeros((125, 125), np.float32)).shape  # doctest: +SKIP
+    (128, 44)
+    """
+
+    def __init__(self, model_path: str | Path, *, device: str = "auto", intra_op_threads: int = 1,
+                 inter_op_threads: int = 1, warmup: int = 3, iobinding: bool | None = None,
+                 subject: int = 0):
+        import onnxruntime as ort
+
+        if intra_op_threads < 1 or inter_op_threads < 1:
+            raise ModelError(f"thread counts must be >= 1 (got intra {intra_op_threads}, inter "
+                             f"{inter_op_threads}); pass --threads 1")
+        providers = choose_providers(device)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(intra_op_threads)
+        options.inter_op_num_threads = int(inter_op_threads)
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        # Spinning worker threads cut latency by microseconds but burn a core between windows.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self._session = open_session(model_path, sess_options=options, providers=providers)
+        self.info: ModelInfo = info_from_session(self._session, model_path)
+        active = self._session.get_providers()
+        if device == "cuda" and CUDA not in active:
+            raise ModelError("--device cuda was asked for but the CUDA provider failed to start (no GPU or "
+                             "driver visible); check nvidia-smi or pass --device cpu")
+        self.provider = CUDA if CUDA in active else CPU
+        self.device = "cuda" if self.provider == CUDA else "cpu"
+        self.intra_op_threads = int(intra_op_threads)
+        self.inter_op_threads = int(inter_op_threads)
+        self.output_shape = tuple(self.info.output_shape)
+
+        info = self.info
+        self._input = np.zeros((1, info.n_chans, info.window_samples), dtype=np.float32)
+        self._output = np.zeros((1, *self.output_shape), dtype=np.float32)
+        self._subject = np.full((1,), int(subject), dtype=np.int64)
+        self._feeds = {info.input_name: self._input}
+        if info.subject_input:
+            self._feeds["subject"] = self._subject
+        self.iobinding = True if iobinding is None else bool(iobinding)
+        self._binding = self._bind() if self.iobinding else None
+        for _ in range(max(0, int(warmup))):
+            self._run()
+        log.info("decoder %s on %s (%d+%d threads, io binding %s)", info.summary(), self.provider,
+                 intra_op_threads, inter_op_threads, "on" if self.iobinding else "off")
+
+    def _bind(self):
+        """Bind the preallocated buffers (GPU: device input, host output)."""
+        import onnxruntime as ort
+
+        binding = self._session.io_binding()
+        info = self.info
+        if self.provider == CUDA:
+            self._device_input = ort.OrtValue.ortvalue_from_shape_and_type(
+                self._input.shape, np.float32, "cuda", 0)
+            binding.bind_ortvalue_input(info.input_name, self._device_input)
+        else:
+            self._device_input = None
+            binding.bind_cpu_input(info.input_name, self._input)
+        if info.subject_input:
+            binding.bind_cpu_input("subject", self._subject)
+        binding.bind_output(info.output_name, "cpu", 0, np.float32, list(self._output.shape),
+                            self._output.ctypes.data)
+        return binding
+
+    def _run(self) -> None:
+        """Run the model on the input buffer, leaving the result in the output buffer."""
+        if self._binding is not None:
+            if self._device_input is not None:
+                self._device_input.update_inplace(self._input)
+                self._binding.synchronize_inputs()
+            self._session.run_with_iobinding(self._binding)
+            if self._device_input is not None:
+                self._binding.synchronize_outputs()
+        else:
+            self._output[...] = self._session.run([self.info.output_name], self._feeds)[0]
+
+    def set_subject(self, subject: int) -> None:
+        """Set the subject index fed to a model with a subject input."""
+        self._subject[0] = int(subject)
+
+    def predict(self, window: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Decode one window.
+
+        Parameters
+        ----------
+        window : ndarray, shape (n_chans, window_samples)
+            Model-rate EEG after the stream's preprocessing (µV), any float dtype.
+        out : ndarray, shape output_shape, float32, optional
+            Where to write the result (else a new array).
+
+        Returns
+        -------
+        ndarray, shape (128, 44) mel-dB or (n_samples,) audio, float32
+        """
+        if window.shape != self._input.shape[1:]:
+            raise ModelError(f"window has shape {window.shape}; the model needs {self._input.shape[1:]} "
+                             f"(channels x samples); check the stream's channels and rate")
+        self._input[0] = window
+        self._run()
+        if out is None:
+            return self._output[0].copy()
+        out[...] = self._output[0]
+        return out
+
+    def predict_batch(self, windows: np.ndarray) -> np.ndarray:
+        """Decode many windows in one call (offline use: parity checks, benchmarks).
+
+        Parameters
+        ----------
+        windows : ndarray, shape (n_windows, n_chans, window_samples)
+
+        Returns
+        -------
+        ndarray, shape (n_windows, *output_shape), float32
+        """
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        feeds = {self.info.input_name: windows}
+        if self.info.subject_input:
+            feeds["subject"] = np.full((len(windows),), self._subject[0], dtype=np.int64)
+        return self._session.run([self.info.output_name], feeds)[0]

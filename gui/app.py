@@ -1,0 +1,588 @@
+"""The dashboard's main window: controls on top, signal, spectrum, mel and stats panels below.
+
+The live pipeline (:class:`decoder.pipeline.LivePipeline`, the same classes ``eegmusic decode``
+uses) runs in its own worker threads. The window never waits on it: starting and stopping (which
+resolve streams, load the model and join threads) run in short-lived helper threads that report back
+through queued Qt signals, and a :class:`QtCore.QTimer` (at most 30 Hz) pulls
+``pipeline.snapshot()`` — a non-blocking copy — and redraws only the panels whose data changed.
+When the stream is lost the snapshot stops advancing, the panels freeze in place and the status bar
+says so; when the stream returns they resume. Closing the window stops every thread it started.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from gui.eeg_panel import EEGPanel
+from gui.mel_panel import MelPanel
+from gui.spectral_panel import SpectralPanel
+from gui.stats_panel import StatsPanel
+from gui.volume import GainSink
+from stream.errors import ConfigError, EEGMusicError
+
+log = logging.getLogger(__name__)
+
+MAX_REFRESH_HZ = 30.0
+DEFAULT_REFRESH_HZ = 30.0
+"""Snapshot polls per second (at most 30); each poll redraws at most one panel."""
+
+SPECTRUM_PERIOD_S = 0.5
+STATS_PERIOD_S = 0.25
+LOST_AFTER_S = 1.0
+"""The status bar calls the stream lost when no new sample arrived for this long."""
+
+NO_DEVICE = -1
+
+
+@dataclass
+class Settings:
+    """What the user chose (from the command line or the controls) before pressing start."""
+
+    stream: str | None = None
+    model: str | None = None
+    truth: str | None = None
+    no_audio: bool = False
+    audio_device: int | str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def output_devices() -> tuple[list[tuple[int, str]], str | None]:
+    """List the audio output devices, or say why there are none.
+
+    Returns
+    -------
+    devices : list of (index, name)
+        Devices with at least one output channel, as sounddevice numbers them.
+    reason : str or None
+        Why the list is empty (PortAudio missing, no device), else None.
+    """
+    from decoder import audio
+
+    try:
+        devices = audio.output_devices()
+        if not devices:  # PortAudio lists devices once: a sound server started since is seen on a re-scan
+            audio.refresh_devices()
+            devices = audio.output_devices()
+    except EEGMusicError as error:
+        return [], str(error)
+    except Exception as error:  # sounddevice's PortAudioError on a broken host API
+        return [], f"audio devices could not be listed ({error}); decoding still runs, silently"
+    if not devices:
+        return [], ("no audio output device found; start PulseAudio or connect a sound card "
+                    "(decoding still runs, silently)")
+    return devices, None
+
+
+def snapshot_key(eeg, health) -> tuple:
+    """A cheap fingerprint that changes when new samples arrived."""
+    n_samples = getattr(health, "n_samples", None)
+    if eeg is None:
+        return (n_samples,)
+    eeg = np.asarray(eeg)
+    last = eeg[:, -1].tobytes() if eeg.ndim == 2 and eeg.shape[1] else b""
+    return (n_samples, eeg.shape, last)
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The dashboard window.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Initial stream, model, truth folder and audio choice (from the command line).
+    refresh_hz : float
+        Snapshot polls per second, at most 30.
+    """
+
+    _started = QtCore.Signal(object)
+    _start_failed = QtCore.Signal(str)
+    _stopped = QtCore.Signal()
+    _streams_listed = QtCore.Signal(object, str)
+
+    def __init__(self, settings: Settings | None = None, *, refresh_hz: float = DEFAULT_REFRESH_HZ):
+        super().__init__()
+        if not 0 < refresh_hz <= MAX_REFRESH_HZ:
+            raise ConfigError(f"refresh rate {refresh_hz} Hz is outside (0, {MAX_REFRESH_HZ:g}]; "
+                              "pass e.g. 20")
+        self.settings = settings or Settings()
+        self._gain_sink: GainSink | None = None
+        self.pipeline = None
+        self.last_snapshot = None
+        self.last_error: str | None = None
+        self.error_box: QtWidgets.QMessageBox | None = None
+        self.state = "stopped"
+        self.redraw_ms: collections.deque[float] = collections.deque(maxlen=200)
+        self.poll_ms: collections.deque[float] = collections.deque(maxlen=200)
+        self._helpers: list[threading.Thread] = []
+        self._helper_lock = threading.Lock()
+        self._pending_pipeline = None
+        self._closing = False
+        self._eeg_key = None
+        self._mel_key = None
+        self._last_new_sample = None
+        self._next_spectrum = 0.0
+        self._next_stats = 0.0
+        self._pending: dict[str, float] = {}
+        self._shown_error: str | None = None
+
+        self.setWindowTitle("eegmusic — live dashboard")
+        self._build_controls()
+        self._build_panels()
+        self._build_status_bar()
+        self._started.connect(self._on_started)
+        self._start_failed.connect(self._on_start_failed)
+        self._stopped.connect(self._on_stopped)
+        self._streams_listed.connect(self._on_streams_listed)
+
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(int(round(1000.0 / refresh_hz)))
+        self.timer.timeout.connect(self._poll)
+        self._set_state("stopped")
+        self.resize(1500, 950)
+
+    # ------------------------------------------------------------------ building
+    def _build_controls(self) -> None:
+        self.stream_box = QtWidgets.QComboBox()
+        self.stream_box.setEditable(True)
+        self.stream_box.setMinimumWidth(260)
+        self.stream_box.setToolTip("LSL stream to decode (type a name, or refresh to list the visible ones)")
+        if self.settings.stream:
+            self.stream_box.addItem(self.settings.stream, self.settings.stream)
+        self.refresh_button = QtWidgets.QPushButton("Refresh")
+        self.refresh_button.setToolTip("list the LSL streams visible from this machine")
+        self.refresh_button.clicked.connect(self.refresh_streams)
+
+        self.model_edit = QtWidgets.QLineEdit(self.settings.model or "")
+        self.model_edit.setPlaceholderText("model.onnx")
+        self.model_edit.setMinimumWidth(220)
+        self.model_button = QtWidgets.QPushButton("Model…")
+        self.model_button.clicked.connect(self.choose_model)
+
+        self.start_button = QtWidgets.QPushButton("Start")
+        self.start_button.setMinimumWidth(90)
+        self.start_button.clicked.connect(self.toggle)
+
+        self.audio_box = QtWidgets.QComboBox()
+        self.audio_box.setMinimumWidth(200)
+        self.volume = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.volume.setRange(0, 100)
+        self.volume.setValue(80)
+        self.volume.setFixedWidth(110)
+        self.mute = QtWidgets.QCheckBox("Mute")
+        self.volume.valueChanged.connect(self._apply_gain)
+        self.mute.toggled.connect(self._apply_gain)
+        self._fill_audio_devices()
+
+        top = QtWidgets.QWidget()
+        row = QtWidgets.QHBoxLayout(top)
+        row.setContentsMargins(6, 4, 6, 4)
+        for widget in (QtWidgets.QLabel("Stream"), self.stream_box, self.refresh_button,
+                       QtWidgets.QLabel("Model"), self.model_edit, self.model_button, self.start_button):
+            row.addWidget(widget)
+        row.addSpacing(16)
+        for widget in (QtWidgets.QLabel("Audio"), self.audio_box, QtWidgets.QLabel("Volume"), self.volume,
+                       self.mute):
+            row.addWidget(widget)
+        row.addStretch(1)
+        self.controls = top
+
+    def _fill_audio_devices(self) -> None:
+        devices, reason = output_devices()
+        self.audio_box.clear()
+        self.audio_reason = reason
+        if reason is not None:
+            self.audio_box.addItem("no audio device", NO_DEVICE)
+            for widget in (self.audio_box, self.volume, self.mute):
+                widget.setEnabled(False)
+                widget.setToolTip(reason)
+            return
+        self.audio_box.addItem("default output", None)
+        for index, name in devices:
+            self.audio_box.addItem(f"{index}: {name}", index)
+        self.audio_box.addItem("none (silent)", NO_DEVICE)
+        if self.settings.no_audio:
+            self.audio_box.setCurrentIndex(self.audio_box.count() - 1)
+        elif self.settings.audio_device is not None:
+            found = self.audio_box.findData(self.settings.audio_device)
+            if found >= 0:
+                self.audio_box.setCurrentIndex(found)
+        self.audio_box.setToolTip("where the decoded music plays (applies at the next start)")
+        self.volume.setToolTip("output volume")
+        self.mute.setToolTip("silence the output; decoding goes on")
+
+    def _build_panels(self) -> None:
+        self.eeg_panel = EEGPanel()
+        self.mel_panel = MelPanel()
+        self.spectral_panel = SpectralPanel()
+        self.stats_panel = StatsPanel()
+        right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        for panel, stretch in ((self.mel_panel, 5), (self.spectral_panel, 3), (self.stats_panel, 3)):
+            right.addWidget(panel)
+            right.setStretchFactor(right.count() - 1, stretch)
+        body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        body.addWidget(self.eeg_panel)
+        body.addWidget(right)
+        body.setStretchFactor(0, 3)
+        body.setStretchFactor(1, 2)
+        central = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.controls)
+        layout.addWidget(body, 1)
+        self.setCentralWidget(central)
+
+    def _build_status_bar(self) -> None:
+        self.health_label = QtWidgets.QLabel("")
+        self.gui_label = QtWidgets.QLabel("")
+        self.statusBar().addWidget(self.health_label, 1)
+        self.statusBar().addPermanentWidget(self.gui_label)
+
+    # ------------------------------------------------------------------ controls
+    def refresh_streams(self) -> None:
+        """List the visible LSL streams in a helper thread (the window stays live meanwhile)."""
+        self.refresh_button.setEnabled(False)
+        self.refresh_button.setText("Looking…")
+        self._spawn(self._list_streams_worker, "gui-list-streams")
+
+    def _list_streams_worker(self) -> None:
+        from stream.resolve import list_streams
+
+        try:
+            streams = list_streams(timeout=1.0)
+        except Exception as error:  # a broken network stack must not kill the GUI
+            log.warning("listing LSL streams failed: %s", error)
+            self._streams_listed.emit([], str(error))
+            return
+        self._streams_listed.emit(streams, "")
+
+    def _on_streams_listed(self, streams, error: str) -> None:
+        self.refresh_button.setEnabled(True)
+        self.refresh_button.setText("Refresh")
+        current = self.stream_box.currentText()
+        self.stream_box.clear()
+        for summary in streams:
+            if getattr(summary, "stype", "EEG") not in ("EEG", ""):
+                continue  # markers and decoded output are not decodable input
+            self.stream_box.addItem(summary.describe(), summary.name)
+        if current and self.stream_box.findData(current) < 0:
+            self.stream_box.insertItem(0, current, current)
+        if current:
+            self.stream_box.setCurrentIndex(self.stream_box.findData(current))
+        n_found = self.stream_box.count()
+        self.statusBar().showMessage(
+            f"listing streams failed: {error}" if error else f"{len(streams)} LSL stream(s) visible", 4000)
+        log.info("%d EEG stream(s) listed", n_found)
+
+    def stream_name(self) -> str | None:
+        """The stream chosen in the picker (its name), or None."""
+        index = self.stream_box.currentIndex()
+        text = self.stream_box.currentText().strip()
+        if index >= 0 and self.stream_box.itemText(index) == text and self.stream_box.itemData(index):
+            return str(self.stream_box.itemData(index))
+        return text or None
+
+    def choose_model(self) -> None:
+        """Pick a model file with a file dialog."""
+        start = str(Path(self.model_edit.text()).parent) if self.model_edit.text() else str(Path.cwd())
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a decoder model", start,
+                                                        "ONNX models (*.onnx);;All files (*)")
+        if path:
+            self.model_edit.setText(path)
+
+    def toggle(self) -> None:
+        """Start when stopped, stop when running."""
+        if self.state in ("running",):
+            self.stop()
+        elif self.state == "stopped":
+            self.start()
+
+    # ------------------------------------------------------------------ start / stop
+    def pipeline_config(self):
+        """Build the ``PipelineConfig`` from the controls (raises ConfigError on a missing choice)."""
+        from decoder.pipeline import PipelineConfig
+
+        stream = self.stream_name()
+        if not stream:
+            raise ConfigError("no stream chosen; press Refresh and pick one, or type its name")
+        model = self.model_edit.text().strip()
+        if not model:
+            raise ConfigError("no model chosen; press 'Model…' and pick an .onnx file")
+        device = self.audio_box.currentData()
+        no_audio = self.settings.no_audio or device == NO_DEVICE or self.audio_reason is not None
+        return PipelineConfig(
+            stream_name=stream, model_path=model, truth_dir=self.settings.truth,
+            no_audio=no_audio, audio_device=None if no_audio else device,
+            **self.settings.extra,
+        )
+
+    def start(self) -> None:
+        """Start the pipeline in a helper thread; report failure in a dialog."""
+        if self.state != "stopped":
+            return
+        try:
+            config = self.pipeline_config()
+        except EEGMusicError as error:
+            self.show_error(str(error))
+            return
+        self._set_state("starting")
+        self._spawn(self._start_worker, "gui-start", config)
+
+    def _start_worker(self, config) -> None:
+        sink = None
+        try:
+            from decoder.pipeline import LivePipeline
+
+            if not config.no_audio and config.wav_path is None:
+                from decoder.audio import SoundDeviceSink
+
+                # the volume and mute controls act through this gain in front of the device
+                sink = GainSink(SoundDeviceSink(device=config.audio_device), self.gain())
+            pipeline = LivePipeline(config, sink=sink)
+            self._gain_sink = sink
+            sink = None  # the pipeline owns it now (and closes it when start fails)
+            pipeline.start()
+        except EEGMusicError as error:
+            if sink is not None:
+                sink.close()
+            self._start_failed.emit(str(error))
+            return
+        except Exception as error:  # report, never kill the window
+            if sink is not None:
+                sink.close()
+            log.exception("starting the pipeline failed")
+            self._start_failed.emit(f"{type(error).__name__}: {error}")
+            return
+        with self._helper_lock:
+            self._pending_pipeline = pipeline
+        self._started.emit(pipeline)
+
+    def _on_started(self, pipeline) -> None:
+        with self._helper_lock:
+            self._pending_pipeline = None
+        if self._closing:
+            pipeline.stop()
+            return
+        self.pipeline = pipeline
+        self._eeg_key = self._mel_key = None
+        self._pending.clear()
+        self._last_new_sample = time.monotonic()
+        self._shown_error = None
+        self._set_state("running")
+        self._apply_gain()
+        self.timer.start()
+
+    def _on_start_failed(self, message: str) -> None:
+        self._set_state("stopped")
+        self.show_error(message)
+
+    def stop(self) -> None:
+        """Stop the pipeline in a helper thread; the last picture stays on screen."""
+        if self.state != "running" or self.pipeline is None:
+            return
+        self.timer.stop()
+        self._set_state("stopping")
+        pipeline, self.pipeline = self.pipeline, None
+        self._spawn(self._stop_worker, "gui-stop", pipeline)
+
+    def _stop_worker(self, pipeline) -> None:
+        try:
+            pipeline.stop()
+        except Exception:
+            log.exception("stopping the pipeline failed")
+        self._stopped.emit()
+
+    def _on_stopped(self) -> None:
+        if not self._closing:
+            self._set_state("stopped")
+
+    def _spawn(self, target, name: str, *args) -> None:
+        with self._helper_lock:
+            self._helpers = [t for t in self._helpers if t.is_alive()]
+            thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+            self._helpers.append(thread)
+        thread.start()
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        labels = {"stopped": "Start", "starting": "Starting…", "running": "Stop", "stopping": "Stopping…"}
+        self.start_button.setText(labels[state])
+        self.start_button.setEnabled(state in ("stopped", "running"))
+        idle = state == "stopped"
+        for widget in (self.stream_box, self.refresh_button, self.model_edit, self.model_button):
+            widget.setEnabled(idle)
+        self.audio_box.setEnabled(idle and self.audio_reason is None)
+        if state == "stopped":
+            self.health_label.setText("stopped" + (f" — {self.last_error}" if self.last_error else ""))
+        elif state == "starting":
+            self.health_label.setText(
+                f"starting: resolving stream {self.stream_name()!r}, loading the model…")
+
+    # ------------------------------------------------------------------ audio gain
+    def gain(self) -> float:
+        """The linear output gain the volume slider and mute box ask for."""
+        return 0.0 if self.mute.isChecked() else self.volume.value() / 100.0
+
+    def _apply_gain(self, *_args) -> None:
+        if self._gain_sink is not None:
+            self._gain_sink.gain = self.gain()
+
+    # ------------------------------------------------------------------ errors
+    def show_error(self, message: str) -> None:
+        """Show a one-line reason in a non-modal dialog (the event loop keeps running)."""
+        self.last_error = message
+        log.warning("%s", message)
+        if self.error_box is not None:
+            self.error_box.close()
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "eegmusic", message,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.setModal(False)
+        box.setWindowModality(QtCore.Qt.WindowModality.NonModal)
+        box.show()
+        self.error_box = box
+        if self.state == "stopped":
+            self.health_label.setText(f"stopped — {message}")
+
+    # ------------------------------------------------------------------ polling
+    def _poll(self) -> None:
+        """Pull a snapshot and redraw at most one panel: the one that has waited longest.
+
+        One panel per tick bounds the time the event loop is busy (the GUI stays responsive under
+        load); at up to 30 ticks a second every panel still follows its data (the EEG and mel arrive
+        once per hop, 10 times a second by default).
+        """
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        t0 = time.perf_counter()
+        snapshot = pipeline.snapshot()
+        t1 = time.perf_counter()
+        self.last_snapshot = snapshot
+        now = time.monotonic()
+        health = getattr(snapshot, "health", None)
+        eeg = getattr(snapshot, "eeg", None)
+        counters = getattr(snapshot, "counters", None) or {}
+
+        has_eeg = eeg is not None and np.asarray(eeg).ndim == 2 and np.asarray(eeg).shape[1] > 1
+        eeg_key = snapshot_key(eeg, health)
+        if has_eeg and eeg_key != self._eeg_key:
+            self._eeg_key = eeg_key
+            self._last_new_sample = now
+            self._pending.setdefault("eeg", now)
+        mel = getattr(snapshot, "mel", None)
+        mel_key = (getattr(snapshot, "frame_index", None), counters.get("windows"),
+                   None if mel is None else np.asarray(mel).shape)
+        if mel is not None and mel_key != self._mel_key:
+            self._mel_key = mel_key
+            self._pending.setdefault("mel", now)
+        if has_eeg and now >= self._next_spectrum and self._last_new_sample == now:
+            self._next_spectrum = now + SPECTRUM_PERIOD_S
+            self._pending.setdefault("spectrum", now)
+        if now >= self._next_stats:
+            self._next_stats = now + STATS_PERIOD_S
+            self._pending.setdefault("stats", now)
+
+        if self._pending:
+            job = min(self._pending, key=self._pending.get)
+            del self._pending[job]
+            if job == "eeg":
+                self.eeg_panel.update_eeg(eeg, snapshot.eeg_sfreq, snapshot.labels,
+                                          getattr(snapshot, "channel_flags", None))
+            elif job == "mel":
+                self.mel_panel.update_mel(mel, getattr(snapshot, "truth_mel", None),
+                                          getattr(snapshot, "dynamic_r", None), now)
+            elif job == "spectrum":
+                self.spectral_panel.update_spectrum(eeg, snapshot.eeg_sfreq, snapshot.labels)
+            else:
+                self.stats_panel.update_stats(getattr(snapshot, "latency_ms", None), counters, health)
+        self._update_status(snapshot, now)
+        error = getattr(snapshot, "error", None)
+        if error and error != self._shown_error and not getattr(snapshot, "running", True):
+            self._shown_error = error
+            self.show_error(error)
+        t2 = time.perf_counter()
+        self.poll_ms.append(1000.0 * (t1 - t0))
+        self.redraw_ms.append(1000.0 * (t2 - t1))
+
+    def stream_lost(self, snapshot=None, now: float | None = None) -> bool:
+        """Whether the stream is lost: the pipeline says disconnected, or no sample came for a while."""
+        snapshot = snapshot if snapshot is not None else self.last_snapshot
+        health = getattr(snapshot, "health", None)
+        if health is not None and not getattr(health, "connected", True):
+            return True
+        now = time.monotonic() if now is None else now
+        return self._last_new_sample is not None and now - self._last_new_sample > LOST_AFTER_S
+
+    def _update_status(self, snapshot, now: float) -> None:
+        health = getattr(snapshot, "health", None)
+        counters = getattr(snapshot, "counters", None) or {}
+        name = self.stream_name()
+        error = getattr(snapshot, "error", None)
+        if not getattr(snapshot, "running", True):
+            text = f"pipeline stopped: {error}" if error else "pipeline stopped"
+            colour = "#c01e1e"
+        elif self.stream_lost(snapshot, now):
+            quiet = now - (self._last_new_sample or now)
+            text = (f"✕ stream {name!r} LOST — no data for {quiet:.1f} s; panels frozen, waiting for it to "
+                    f"return (reconnects {counters.get('reconnects', getattr(health, 'reconnects', 0))})")
+            colour = "#c01e1e"
+        else:
+            rate = getattr(health, "effective_rate", float("nan"))
+            parts = [f"● stream {name!r} connected", f"{rate:.1f} Hz" if np.isfinite(rate) else "rate —"]
+            for key in ("windows", "drops", "gaps", "reconnects", "underruns"):
+                if key in counters:
+                    parts.append(f"{key} {counters[key]}")
+            text = " · ".join(parts)
+            colour = "#1d7a1d" if not counters.get("drops") and not counters.get("gaps") else "#b06000"
+        self.health_label.setText(text)
+        self.health_label.setStyleSheet(f"color: {colour}")
+        if self.redraw_ms:
+            self.gui_label.setText(f"panel update {np.median(self.redraw_ms):.1f} ms")
+
+    # ------------------------------------------------------------------ closing
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop the pipeline and wait for every helper thread (called when the window closes)."""
+        self._closing = True
+        self.timer.stop()
+        deadline = time.monotonic() + timeout
+        for thread in list(self._helpers):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._helper_lock:
+            pending, self._pending_pipeline = self._pending_pipeline, None
+        for pipeline in (self.pipeline, pending):
+            if pipeline is not None:
+                try:
+                    pipeline.stop()
+                except Exception:
+                    log.exception("stopping the pipeline failed")
+        self.pipeline = None
+        if self.error_box is not None:
+            self.error_box.close()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def save_screenshot(widget: QtWidgets.QWidget, path: str | Path) -> Path:
+    """Render ``widget`` to a PNG file.
+
+    Raises
+    ------
+    ConfigError
+        When the file cannot be written.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write screenshot {path}: folder {path.parent} does not exist; "
+                          "create it first")
+    if not widget.grab().save(str(path), "PNG"):
+        raise ConfigError(f"cannot write screenshot {path}; check that the folder is writable")
+    return path

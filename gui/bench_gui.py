@@ -1,0 +1,244 @@
+"""Benchmark: the dashboard's cost, and whether an open dashboard slows the decoding.
+
+1. Time per redraw of the EEG panel (128 channels × 10 s, at 125 Hz and at 1 kHz): ``update_eeg``
+   (min/max reduction to about the pixel width, one curve) plus rendering the plot, against the
+   baseline of one curve per channel given the full-resolution signal (what a plain pyqtgraph
+   scrolling plot does). Rendering is Qt's software rasteriser (offscreen platform), as on a machine
+   without a GPU.
+2. Decode latency (arrival → buffered, p50/p99) of the live pipeline on a replayed stream with the
+   dashboard open (polling and drawing at its refresh rate) against the same run with it closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+N_CHANS = 128
+WINDOW_S = 10.0
+PLOT_SIZE = (1100, 800)
+
+
+def _app():
+    has_display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if not os.environ.get("QT_QPA_PLATFORM") and not has_display:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    import pyqtgraph as pg
+
+    return pg.mkQApp("eegmusic-bench")
+
+
+def _signal(sfreq: float, seed: int = 0) -> np.ndarray:
+    """EEG-like test signal (random walk plus noise, µV), shape (128, 10 s × sfreq), float32."""
+    rng = np.random.default_rng(seed)
+    n = int(WINDOW_S * sfreq) * 2
+    walk = np.cumsum(rng.standard_normal((N_CHANS, n)), axis=1) * (125.0 / sfreq) ** 0.5
+    return (walk + 5 * rng.standard_normal((N_CHANS, n))).astype(np.float32)
+
+
+def _stats_ms(times_s: list[float]) -> dict:
+    ms = np.asarray(times_s) * 1e3
+    return {"median_ms": round(float(np.median(ms)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+
+
+def bench_redraw(sfreq: float, repeats: int) -> dict:
+    """Time one EEG-panel redraw (update + render) against the full-resolution baseline."""
+    import pyqtgraph as pg
+
+    from gui.eeg_panel import GOOD_PEN, EEGPanel
+
+    _app()
+    signal = _signal(sfreq)
+    n_window = int(WINDOW_S * sfreq)
+    step = max(1, int(sfreq / 20))  # the display advances 50 ms per redraw
+    labels = [f"E{i + 1}" for i in range(N_CHANS)]
+
+    panel = EEGPanel()
+    panel.resize(*PLOT_SIZE)
+    panel.show()
+    pg.mkQApp().processEvents()
+
+    baseline = pg.PlotWidget(background="w")
+    baseline.resize(panel.plot.width(), panel.plot.height())
+    baseline.show()
+    curves = [baseline.plot(pen=GOOD_PEN) for _ in range(N_CHANS)]
+    t = (np.arange(n_window) - n_window) / sfreq
+    offsets = np.arange(N_CHANS - 1, -1, -1, dtype=np.float32)[:, None]
+    baseline.setYRange(-1, N_CHANS)
+    pg.mkQApp().processEvents()
+
+    def decimated(i: int) -> None:
+        start = (i * step) % (signal.shape[1] - n_window)
+        panel.update_eeg(signal[:, start:start + n_window], sfreq, labels)
+        panel.plot.grab()
+
+    def naive(i: int) -> None:
+        start = (i * step) % (signal.shape[1] - n_window)
+        window = signal[:, start:start + n_window]
+        centred = window - window.mean(axis=1, keepdims=True)
+        scaled = centred / (6 * window.std(axis=1, keepdims=True)) + offsets
+        for channel, curve in enumerate(curves):
+            curve.setData(t, scaled[channel])
+        baseline.grab()
+
+    results = {}
+    for name, redraw in (("decimated", decimated), ("naive", naive)):
+        for i in range(3):
+            redraw(i)
+        times = []
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            redraw(i + 3)
+            times.append(time.perf_counter() - t0)
+        results[name] = _stats_ms(times)
+    points = panel.good_curve.getData()[0].size // N_CHANS
+    panel.close()
+    baseline.close()
+    return {
+        "sfreq_hz": sfreq, "n_chans": N_CHANS, "window_s": WINDOW_S,
+        "samples_per_channel": n_window, "points_per_channel_drawn": int(points),
+        "plot_px": [panel.plot.width(), panel.plot.height()],
+        "median_ms": results["decimated"]["median_ms"], "p99_ms": results["decimated"]["p99_ms"],
+        "baseline_median_ms": results["naive"]["median_ms"], "baseline_p99_ms": results["naive"]["p99_ms"],
+        "ratio": round(results["naive"]["median_ms"] / max(results["decimated"]["median_ms"], 1e-9), 2),
+        "goal_ms": 15.0,
+    }
+
+
+def run(quick: bool) -> dict:
+    """Run the dashboard benchmarks; JSON-ready results."""
+    repeats = 15 if quick else 60
+    out: dict = {"load_avg_1min": round(os.getloadavg()[0], 2)}
+    for sfreq in (125.0, 1000.0):
+        out[f"eeg_redraw_{int(sfreq)}hz"] = bench_redraw(sfreq, repeats)
+    try:
+        out["decode_latency_gui"] = bench_decode_latency(8.0 if quick else 30.0)
+    except Exception as error:  # the redraw figures stand on their own
+        log.warning("decode latency with/without the GUI not measured: %s", error)
+        out["decode_latency_gui"] = {"skipped": f"{type(error).__name__}: {error}"}
+    out["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
+    return out
+
+
+def _tiny_model(path: Path) -> Path:
+    """A linear mel decoder as an ONNX file (the pipeline's cost is what is measured, not the model's)."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from decoder.melspec import mel_spec_dict
+    from stream.spec import MODEL_CHANNELS, PreprocessingSpec
+
+    rng = np.random.default_rng(0)
+    w_t = (rng.standard_normal((125, 44)) / 12).astype(np.float32)
+    w_ch = (rng.standard_normal((128, 125)) / 12).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["eeg", "w_t"], ["x_t"]),
+             helper.make_node("MatMul", ["w_ch", "x_t"], ["x_ch"]),
+             helper.make_node("Add", ["x_ch", "bias"], ["mel_db"])]
+    inits = [numpy_helper.from_array(w_t, "w_t"), numpy_helper.from_array(w_ch, "w_ch"),
+             numpy_helper.from_array(np.full((128, 1), -40.0, np.float32), "bias")]
+    graph = helper.make_graph(nodes, "bench-linear", [
+        helper.make_tensor_value_info("eeg", TensorProto.FLOAT, ["batch", 125, 125])],
+        [helper.make_tensor_value_info("mel_db", TensorProto.FLOAT, ["batch", 128, 44])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {
+        "format_version": 1, "model": {"name": "bench-linear", "config": {}},
+        "input": {"name": "eeg", "channels": list(MODEL_CHANNELS), "sfreq": 125.0, "window_samples": 125,
+                  "subject_input": False, "subjects": []},
+        "preprocessing": PreprocessingSpec().to_dict(),
+        "output": {"name": "mel_db", "kind": "mel_db", "n_mels": 128, "n_frames": 44},
+        "mel": mel_spec_dict(), "target_offset_s": 0.0, "audio_lag_s": 0.0,
+        "training": {"data": "bench", "songs": [], "subjects": [], "split": "block", "seed": 0,
+                     "epochs": 0, "created": "2026-11-21T00:00:00Z"},
+        "evaluation": {},
+    }
+    helper.set_model_props(model, {"eegmusic": json.dumps(meta)})
+    onnx.save(model, str(path))
+    return path
+
+
+def _latency_summary(summary: dict) -> dict:
+    latency = summary.get("latency_ms", {})
+    out = {}
+    for stage in ("ready_to_inferred", "arrival_to_buffered"):
+        values = latency.get(stage) or {}
+        out[stage] = {"p50_ms": values.get("p50"), "p99_ms": values.get("p99"), "n": values.get("n")}
+    out["windows"] = summary.get("counters", {}).get("windows")
+    out["drops"] = summary.get("counters", {}).get("drops")
+    return out
+
+
+def bench_decode_latency(seconds: float) -> dict:
+    """Decode latency of a replayed stream with the dashboard closed, then open (same stream, model)."""
+    import subprocess
+    import sys
+    import uuid
+
+    from decoder.pipeline import LivePipeline, PipelineConfig
+
+    root = Path(__file__).resolve().parents[1]
+    name = f"bench-gui-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Path(tmp) / "sim"
+        cli = [sys.executable, "-m", "stream.cli"]
+        subprocess.run([*cli, "simulate", "--out", str(sim), "--songs", "1", "--subjects", "1",
+                        "--seconds", "30", "--no-progress"], cwd=root, check=True, capture_output=True)
+        model = _tiny_model(Path(tmp) / "model.onnx")
+        replay = subprocess.Popen([*cli, "replay", "--data", str(sim), "--song", "21", "--subject", "1",
+                                   "--loop", "--name", name, "--no-markers"], cwd=root,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            config = dict(stream_name=name, model_path=str(model), no_audio=True, lsl_out=False,
+                          resolve_timeout_s=10.0)
+            with LivePipeline(PipelineConfig(**config)) as pipeline:
+                time.sleep(seconds)
+                closed = _latency_summary(pipeline.summary())
+            opened = _decode_with_gui(config, seconds)
+        finally:
+            replay.terminate()
+            replay.wait(10)
+    out = {"seconds_each": seconds, "gui_closed": closed, "gui_open": opened}
+    for stage in ("ready_to_inferred", "arrival_to_buffered"):
+        base, with_gui = closed[stage]["p50_ms"], opened[stage]["p50_ms"]
+        if base and with_gui:
+            out[f"{stage}_p50_ratio_open_vs_closed"] = round(with_gui / base, 2)
+    return out
+
+
+def _decode_with_gui(config: dict, seconds: float) -> dict:
+    from PySide6 import QtCore
+
+    from gui.app import MainWindow, Settings
+
+    app = _app()
+    extra = {k: v for k, v in config.items() if k not in ("stream_name", "model_path", "no_audio")}
+    window = MainWindow(Settings(stream=config["stream_name"], model=config["model_path"], no_audio=True,
+                                 extra=extra))
+    window.resize(1500, 950)
+    window.show()
+    window.start()
+    deadline = time.monotonic() + 20.0
+    while window.state != "running" and time.monotonic() < deadline and window.last_error is None:
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.01)
+    if window.state != "running":
+        window.close()
+        raise RuntimeError(f"the dashboard did not start: {window.last_error}")
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+    result = _latency_summary(window.pipeline.summary())
+    redraws = list(window.redraw_ms)
+    result["gui_redraw_median_ms"] = round(float(statistics.median(redraws)), 2) if redraws else None
+    window.close()
+    return result

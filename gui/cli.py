@@ -1,0 +1,100 @@
+"""``eegmusic gui``: the live dashboard (signals, spectrum, decoded mel, latency, health).
+
+Only argparse and the standard library are imported here; Qt, numpy and the pipeline load inside
+:func:`run_gui`, so ``eegmusic --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+EPILOG = """\
+Examples:
+  eegmusic gui
+  eegmusic gui --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim
+  xvfb-run -a eegmusic gui --stream cap-1 --model model.onnx --screenshot docs/dashboard.png --duration 15
+
+With --stream and --model given the decoding starts at once; otherwise pick them in the window and
+press Start. --screenshot renders the window after --duration seconds to a PNG and exits (without a
+display it renders offscreen).
+"""
+
+
+def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``gui`` options to ``parser``."""
+    parser.epilog = EPILOG
+    parser.add_argument("--stream", metavar="NAME",
+                        help="LSL stream to decode (name); pick one in the window if absent")
+    parser.add_argument("--model", metavar="FILE", help="decoder model (.onnx from `eegmusic train`)")
+    parser.add_argument("--truth", metavar="DIR",
+                        help="NMED-T folder with stimuli/: show the true mel and live dynamic r of a replay")
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="save the window to this PNG after --duration s, then exit")
+    parser.add_argument("--duration", metavar="S", type=float, default=None,
+                        help="close after this many seconds (default 10 with --screenshot)")
+    parser.add_argument("--no-audio", action="store_true", help="decode without sound")
+    parser.add_argument("--refresh-hz", metavar="HZ", type=float, default=30.0,
+                        help="snapshot polls per second, at most 30 (default 30)")
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    """Open the dashboard; with ``--screenshot`` save the picture and exit. Returns the exit status."""
+    from stream.errors import ConfigError
+
+    duration = args.duration
+    if args.screenshot is not None:
+        duration = 10.0 if duration is None else duration
+        target = Path(args.screenshot)
+        if not target.parent.is_dir():
+            raise ConfigError(f"cannot write screenshot {target}: folder {target.parent} does not exist; "
+                              "create it first")
+    if duration is not None and not duration > 0:
+        raise ConfigError(f"--duration must be > 0 seconds, got {duration}")
+    if not os.environ.get("QT_QPA_PLATFORM") and not _has_display():
+        if args.screenshot is None:
+            raise ConfigError("no display to open the dashboard on; run it on a desktop, under "
+                              "`xvfb-run -a eegmusic gui ...`, or pass --screenshot PNG")
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    for option, value in (("--model", args.model), ("--truth", args.truth)):
+        if value is not None and not Path(value).exists():
+            raise ConfigError(f"{option} {value} does not exist; pass an existing path")
+
+    import pyqtgraph as pg
+    from PySide6 import QtCore
+
+    from gui.app import MainWindow, Settings, save_screenshot
+
+    app = pg.mkQApp("eegmusic")
+    settings = Settings(stream=args.stream, model=args.model, truth=args.truth, no_audio=args.no_audio)
+    window = MainWindow(settings, refresh_hz=args.refresh_hz)
+    window.show()
+    outcome: dict = {}
+
+    def finish() -> None:
+        if args.screenshot is not None:
+            try:
+                outcome["path"] = save_screenshot(window, args.screenshot)
+            except ConfigError as error:
+                outcome["error"] = error
+        window.close()
+        app.quit()
+
+    if args.stream and args.model:
+        QtCore.QTimer.singleShot(0, window.start)
+    if duration is not None:
+        QtCore.QTimer.singleShot(int(duration * 1000), finish)
+    app.exec()
+    window.shutdown()
+    if "error" in outcome:
+        raise outcome["error"]
+    if "path" in outcome:
+        print(f"screenshot saved to {outcome['path']}")
+    if window.last_error:
+        print(f"last error: {window.last_error}")
+    return 0

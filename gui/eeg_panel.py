@@ -1,0 +1,327 @@
+"""The EEG panel: every channel stacked, the last 10 s scrolling, bad channels highlighted.
+
+Drawing 128 channels at full resolution is too slow for software rendering (about 70 ms a frame at
+5000 points per channel), so each channel is first reduced to about the pixel width of the plot as
+(min, max) pairs per bin (:func:`minmax_reduce`): the envelope a full-resolution drawing would show,
+at a fraction of the points. All good channels go into one curve (rows separated by NaN, drawn with
+``connect="finite"``), flagged ones into a second, red curve; the buffers are reused between redraws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+WINDOW_S = 10.0
+"""Seconds of signal shown."""
+
+FLAT_UV = 0.05
+"""A channel whose peak-to-peak range over the shown window is below this (µV) is flagged flat."""
+
+RAIL_UV = 1000.0
+"""Samples at or beyond this magnitude (µV) count as railed (amplifier saturation)."""
+
+RAIL_FRACTION = 0.01
+"""A channel with more than this fraction of railed bins is flagged railed."""
+
+GOOD_PEN = pg.mkPen((20, 20, 20), width=1)
+FLAG_PEN = pg.mkPen((210, 30, 30), width=1)
+FLAG_BRUSH = pg.mkBrush(255, 60, 60, 45)
+
+
+def minmax_reduce(eeg: np.ndarray, n_bins: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Reduce each channel to ``n_bins`` (min, max) pairs.
+
+    The oldest ``n_times % n_bins`` samples are dropped so that every bin holds the same number of
+    samples. When a channel has no more than ``2 * n_bins`` samples it is returned unreduced.
+
+    Parameters
+    ----------
+    eeg : ndarray, shape (n_chans, n_times)
+    n_bins : int
+        Number of bins per channel (about half the plot width in pixels).
+    out : ndarray, shape (n_chans, 2 * n_bins), optional
+        Buffer to write into (reused between redraws); allocated when None or of the wrong shape.
+
+    Returns
+    -------
+    reduced : ndarray, shape (n_chans, 2 * n_bins) or (n_chans, n_times)
+        Interleaved ``min, max, min, max, ...`` per bin, oldest first. NaN in a bin makes both of its
+        values NaN.
+    """
+    n_chans, n_times = eeg.shape
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be positive, got {n_bins}")
+    if n_times <= 2 * n_bins:
+        return eeg
+    per_bin = n_times // n_bins
+    used = eeg[:, n_times - per_bin * n_bins:].reshape(n_chans, n_bins, per_bin)
+    if out is None or out.shape != (n_chans, 2 * n_bins) or out.dtype != eeg.dtype:
+        out = np.empty((n_chans, 2 * n_bins), dtype=eeg.dtype)
+    lows, highs = out[:, 0::2], out[:, 1::2]
+    # elementwise over the (few) samples of a bin: much faster than a reduction along a short axis
+    np.copyto(lows, used[:, :, 0])
+    np.copyto(highs, used[:, :, 0])
+    for k in range(1, per_bin):
+        np.minimum(lows, used[:, :, k], out=lows)
+        np.maximum(highs, used[:, :, k], out=highs)
+    return out
+
+
+def detect_channel_flags(
+    eeg: np.ndarray, *, flat_uv: float = FLAT_UV, rail_uv: float = RAIL_UV,
+    rail_fraction: float = RAIL_FRACTION,
+) -> list[str]:
+    """Name what is wrong with each channel: ``"nan"``, ``"flat"``, ``"railed"`` or ``""`` (fine).
+
+    Works on raw samples or on :func:`minmax_reduce` output alike (min/max keep NaN and extremes).
+
+    Parameters
+    ----------
+    eeg : ndarray, shape (n_chans, n_times)
+        Signal in µV.
+    flat_uv : float
+        Peak-to-peak range (µV) below which a channel is flat.
+    rail_uv : float
+        Magnitude (µV) at which a sample counts as railed.
+    rail_fraction : float
+        Fraction of railed samples above which the channel is railed.
+
+    Returns
+    -------
+    reasons : list of str, one per channel
+    """
+    n_chans = eeg.shape[0]
+    if eeg.shape[1] == 0:
+        return [""] * n_chans
+    has_nan = np.isnan(eeg).any(axis=1)
+    with np.errstate(invalid="ignore"):
+        ptp = np.nanmax(eeg, axis=1) - np.nanmin(eeg, axis=1) if not has_nan.all() else np.zeros(n_chans)
+        railed = (np.abs(eeg) >= rail_uv).mean(axis=1) > rail_fraction
+    reasons = []
+    for i in range(n_chans):
+        if has_nan[i]:
+            reasons.append("nan")
+        elif railed[i]:
+            reasons.append("railed")
+        elif ptp[i] < flat_uv:
+            reasons.append("flat")
+        else:
+            reasons.append("")
+    return reasons
+
+
+def merge_flags(detected: list[str], given, n_chans: int) -> list[str]:
+    """Combine the panel's own flags with the pipeline's ``channel_flags``.
+
+    Parameters
+    ----------
+    detected : list of str
+        From :func:`detect_channel_flags`.
+    given : None, sequence of bool or str, or dict label -> reason
+        The pipeline's flags; a true value or a non-empty string (other than ``"ok"``) flags a channel.
+    n_chans : int
+
+    Returns
+    -------
+    reasons : list of str, one per channel (``""`` when fine)
+    """
+    reasons = list(detected)
+    if given is None or isinstance(given, dict):
+        return reasons
+    given = list(given)
+    for i, flag in enumerate(given[:n_chans]):
+        if reasons[i]:
+            continue
+        if isinstance(flag, str | bytes):
+            text = flag.decode() if isinstance(flag, bytes) else flag
+            if text and text.lower() not in ("ok", "good", "none"):
+                reasons[i] = text
+        elif bool(flag):
+            reasons[i] = "flagged"
+    return reasons
+
+
+class EEGPanel(QtWidgets.QWidget):
+    """All channels stacked, newest sample at the right edge, bad channels in red.
+
+    Call :meth:`update_eeg` with the pipeline's recent signal; the panel keeps its buffers and redraws
+    only what it is given (it never polls anything itself).
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, *, window_s: float = WINDOW_S):
+        super().__init__(parent)
+        self.window_s = float(window_s)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=True)
+        self.plot.hideButtons()
+        self.plot.setLabel("bottom", "time", units="s")
+        self.plot.getAxis("left").setStyle(tickLength=0, textFillLimits=[(0, 1.0)])
+        self.plot.setXRange(-self.window_s, 0.0, padding=0.0)
+        self.bands = pg.BarGraphItem(x0=[], y0=[], width=[], height=[], brush=FLAG_BRUSH, pen=pg.mkPen(None))
+        self.good_curve = pg.PlotCurveItem(pen=GOOD_PEN, connect="finite")
+        self.flag_curve = pg.PlotCurveItem(pen=FLAG_PEN, connect="finite")
+        for item in (self.bands, self.good_curve, self.flag_curve):
+            self.plot.addItem(item)
+
+        self.scale_mode = QtWidgets.QComboBox()
+        self.scale_mode.addItems(["per channel", "common"])
+        self.scale_mode.setToolTip("per channel: each trace scaled to its own amplitude; "
+                                   "common: one µV scale for all (relative amplitudes visible)")
+        self.gain = QtWidgets.QDoubleSpinBox()
+        self.gain.setRange(0.1, 20.0)
+        self.gain.setSingleStep(0.25)
+        self.gain.setValue(1.0)
+        self.gain.setPrefix("gain ×")
+        self.title = QtWidgets.QLabel("EEG")
+        self.flag_label = QtWidgets.QLabel("")
+        self.flag_label.setStyleSheet("color: #c01e1e")
+        bar = QtWidgets.QHBoxLayout()
+        for widget in (self.title, self.flag_label):
+            bar.addWidget(widget)
+        bar.addStretch(1)
+        bar.addWidget(self.scale_mode)
+        bar.addWidget(self.gain)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.plot, 1)
+
+        self._reduced: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+        self._x: np.ndarray | None = None
+        self._x_key: tuple | None = None
+        self._amplitude: np.ndarray | None = None
+        self._layout_key: tuple | None = None
+        self.reasons: list[str] = []
+        self.labels: tuple[str, ...] = ()
+        self.n_updates = 0
+
+    def n_bins(self) -> int:
+        """Bins per channel: half the plot's width in pixels, so that a channel is ~1 point per pixel."""
+        width = self.plot.getViewBox().width() if self.plot.isVisible() else 0
+        if width < 50:
+            width = max(self.plot.width() - 60, 400)
+        return max(int(width) // 2, 100)
+
+    def update_eeg(self, eeg: np.ndarray, sfreq: float, labels, flags=None) -> None:
+        """Draw the newest ``window_s`` seconds of ``eeg``.
+
+        Parameters
+        ----------
+        eeg : ndarray, shape (n_chans, n_times)
+            Recent signal in µV, oldest first; the last sample is drawn at t = 0.
+        sfreq : float
+            Sample rate of ``eeg`` in Hz.
+        labels : sequence of str, length n_chans
+        flags : optional
+            The pipeline's ``channel_flags`` (see :func:`merge_flags`).
+        """
+        eeg = np.asarray(eeg)
+        if eeg.ndim != 2 or eeg.shape[0] == 0 or eeg.shape[1] < 2 or sfreq <= 0:
+            return
+        n_keep = min(eeg.shape[1], int(round(self.window_s * sfreq)))
+        window = eeg[:, eeg.shape[1] - n_keep:]
+        if window.dtype != np.float32:
+            window = window.astype(np.float32)
+        n_bins = self.n_bins()
+        reduced = minmax_reduce(window, n_bins, out=self._reduced)
+        if reduced is not window:
+            self._reduced = reduced
+        n_chans, n_points = reduced.shape
+        per_point = n_keep / n_points  # samples per drawn point
+
+        reasons = merge_flags(detect_channel_flags(reduced), flags, n_chans)
+        self._draw(reduced, reasons, n_keep, per_point, sfreq)
+        self._update_layout(tuple(labels), reasons)
+        self.n_updates += 1
+
+    def _x_positions(self, n_chans: int, n_points: int, n_keep: int, per_point: float, sfreq: float):
+        key = (n_chans, n_points, n_keep, sfreq)
+        if key != self._x_key:
+            # both values of a (min, max) pair sit at their bin's centre; unreduced points at their time
+            if per_point > 1.0:
+                centres = (np.arange(n_points // 2) + 0.5) * (2 * per_point)
+                t = np.repeat(centres, 2)
+            else:
+                t = np.arange(n_points, dtype=np.float64) + 1.0
+            row = np.append((t - n_keep) / sfreq, np.nan).astype(np.float32)
+            self._x = np.tile(row, n_chans)
+            self._y = np.empty((n_chans, n_points + 1), dtype=np.float32)
+            self._y[:, -1] = np.nan
+            self._x_key = key
+        return self._x, self._y
+
+    def _draw(self, reduced: np.ndarray, reasons: list[str], n_keep: int, per_point: float, sfreq: float):
+        n_chans, n_points = reduced.shape
+        x, y = self._x_positions(n_chans, n_points, n_keep, per_point, sfreq)
+        body = y[:, :-1]
+        with np.errstate(invalid="ignore"):
+            centre = np.nanmean(reduced, axis=1) if np.isnan(reduced).any() else reduced.mean(axis=1)
+            amplitude = np.nanstd(reduced, axis=1) if np.isnan(reduced).any() else reduced.std(axis=1)
+        centre = np.nan_to_num(centre)
+        amplitude = np.nan_to_num(amplitude, nan=1.0)
+        if self._amplitude is None or self._amplitude.shape != amplitude.shape:
+            self._amplitude = amplitude.copy()
+        else:  # smooth the scale so traces do not pump from one redraw to the next
+            self._amplitude += 0.2 * (amplitude - self._amplitude)
+        if self.scale_mode.currentIndex() == 0:
+            spread = np.maximum(self._amplitude, FLAT_UV)
+        else:
+            spread = np.full(n_chans, max(float(np.median(self._amplitude)), FLAT_UV))
+        # ±3 SD of a channel fills its row (height 1) at gain 1
+        scale = (self.gain.value() * 0.5 / 3.0) / spread
+        offsets = np.arange(n_chans - 1, -1, -1, dtype=np.float32)
+        np.subtract(reduced, centre[:, None], out=body)
+        body *= scale[:, None].astype(np.float32)
+        np.clip(body, -1.5, 1.5, out=body)
+        body += offsets[:, None]
+
+        flagged = np.fromiter((bool(r) for r in reasons), dtype=bool, count=n_chans)
+        if flagged.any():
+            good_idx = np.flatnonzero(~flagged)
+            bad_idx = np.flatnonzero(flagged)
+            row = n_points + 1
+            xs = x[:row]
+            self.good_curve.setData(np.tile(xs, good_idx.size), y[good_idx].ravel(), connect="finite")
+            bad_y = y[bad_idx]
+            # a NaN channel is drawn as a flat line on its baseline, so that its row is not empty
+            bad_body = bad_y[:, :-1]
+            bad_body[...] = np.where(np.isfinite(bad_body), bad_body, offsets[bad_idx, None])
+            self.flag_curve.setData(np.tile(xs, bad_idx.size), bad_y.ravel(), connect="finite")
+        else:
+            self.good_curve.setData(x, y.ravel(), connect="finite")
+            self.flag_curve.setData([], [])
+
+    def _update_layout(self, labels: tuple[str, ...], reasons: list[str]) -> None:
+        key = (labels, tuple(reasons))
+        if key == self._layout_key:
+            return
+        self._layout_key = key
+        self.labels, self.reasons = labels, list(reasons)
+        n_chans = len(reasons)
+        offsets = np.arange(n_chans - 1, -1, -1, dtype=float)
+        names = list(labels) + [f"ch{i + 1}" for i in range(len(labels), n_chans)]
+        height = max(self.plot.getViewBox().height(), 200.0)
+        step = max(1, int(np.ceil(n_chans * 14.0 / height)))  # ~14 px per label
+        flagged = [i for i, r in enumerate(reasons) if r]
+        shown = sorted(set(range(0, n_chans, step)) | set(flagged))
+        major = [(offsets[i], f"{names[i]} ({reasons[i]})" if reasons[i] else names[i]) for i in shown]
+        self.plot.getAxis("left").setTicks([major, []])
+        self.plot.setYRange(-0.7, n_chans - 0.3, padding=0.0)
+        self.bands.setOpts(
+            x0=np.full(len(flagged), -self.window_s), width=np.full(len(flagged), self.window_s),
+            y0=offsets[flagged] - 0.5 if flagged else [], height=np.ones(len(flagged)),
+        )
+        if flagged:
+            text = ", ".join(f"{names[i]} {reasons[i]}" for i in flagged[:6])
+            more = f" (+{len(flagged) - 6} more)" if len(flagged) > 6 else ""
+            self.flag_label.setText(f"flagged: {text}{more}")
+        else:
+            self.flag_label.setText("")
+        self.title.setText(f"EEG — {n_chans} channels, last {self.window_s:g} s")
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        return QtCore.QSize(900, 700)

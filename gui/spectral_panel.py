@@ -1,0 +1,230 @@
+"""The spectral panel: band power of every channel as a heatmap, and one band as a scalp map.
+
+Band power is Welch's PSD (1-s Hann segments, half overlap) of the last few seconds, integrated over
+each band, shown as 10·log10(µV²). The scalp map places each electrode at its GSN-HydroCel position
+(``stream/montage.py``) seen from above (azimuthal equidistant projection around the vertex).
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+from scipy.signal import welch
+
+from stream.montage import canonical_label, electrode_positions
+
+log = logging.getLogger(__name__)
+
+BANDS: dict[str, tuple[float, float]] = {
+    "delta": (1.0, 4.0),
+    "theta": (4.0, 8.0),
+    "alpha": (8.0, 13.0),
+    "beta": (13.0, 30.0),
+    "gamma": (30.0, 45.0),
+}
+"""EEG bands in Hz, lower edge included, upper excluded (gamma stops below the mains frequency)."""
+
+SPECTRUM_S = 4.0
+"""Seconds of signal the band power is computed from."""
+
+COLORMAP = "viridis"
+
+
+def band_power(
+    eeg: np.ndarray, sfreq: float, bands: dict[str, tuple[float, float]] = BANDS, *,
+    seconds: float = SPECTRUM_S,
+) -> np.ndarray:
+    """Power of each channel in each band from the newest ``seconds`` of signal.
+
+    Parameters
+    ----------
+    eeg : ndarray, shape (n_chans, n_times)
+        Signal in µV, oldest first.
+    sfreq : float
+        Sample rate in Hz.
+    bands : dict name -> (low_hz, high_hz)
+    seconds : float
+        Length of the analysed stretch (the newest samples).
+
+    Returns
+    -------
+    power : ndarray, shape (n_chans, n_bands)
+        Band power in µV² (the PSD integrated over the band); NaN for a channel containing NaN and
+        for a band above the Nyquist frequency.
+    """
+    n_keep = min(eeg.shape[1], int(round(seconds * sfreq)))
+    segment = eeg[:, eeg.shape[1] - n_keep:]
+    nperseg = min(n_keep, int(round(sfreq)))
+    power = np.full((eeg.shape[0], len(bands)), np.nan)
+    if nperseg < 8:
+        return power
+    freqs, psd = welch(segment, fs=sfreq, nperseg=nperseg, axis=-1)
+    df = freqs[1] - freqs[0]
+    for j, (low, high) in enumerate(bands.values()):
+        in_band = (freqs >= low) & (freqs < high)
+        if in_band.any():
+            power[:, j] = psd[:, in_band].sum(axis=1) * df
+    return power
+
+
+@lru_cache(maxsize=1)
+def _head_centre() -> np.ndarray:
+    """Centre of the sphere best fitting the whole net (least squares: |p|² = 2 p·c + r² − |c|²)."""
+    pos = electrode_positions([f"E{i}" for i in range(1, 130)])
+    design = np.column_stack([2 * pos, np.ones(len(pos))])
+    solution, *_ = np.linalg.lstsq(design, (pos**2).sum(axis=1), rcond=None)
+    return solution[:3]
+
+
+@lru_cache(maxsize=8)
+def scalp_xy(labels: tuple[str, ...]) -> np.ndarray:
+    """Electrode positions seen from above, unit radius at the ear line.
+
+    Parameters
+    ----------
+    labels : tuple of str
+        Channel labels (``E1``…``E129``, ``Cz``).
+
+    Returns
+    -------
+    xy : ndarray, shape (n_chans, 2)
+        x to the right ear, y to the nose; NaN for labels the net does not have.
+    """
+    known = []
+    for label in labels:
+        try:
+            electrode_positions([canonical_label(label)])
+            known.append(True)
+        except KeyError:
+            known.append(False)
+    xy = np.full((len(labels), 2), np.nan)
+    if not any(known):
+        return xy
+    pos = electrode_positions([canonical_label(lb) for lb, ok in zip(labels, known, strict=True) if ok])
+    centred = pos - _head_centre()
+    radius = np.linalg.norm(centred, axis=1)
+    polar = np.arccos(np.clip(centred[:, 2] / radius, -1.0, 1.0))  # 0 at the vertex
+    azimuth = np.arctan2(centred[:, 1], centred[:, 0])
+    projected = np.column_stack([np.cos(azimuth), np.sin(azimuth)]) * (polar / (np.pi / 2))[:, None]
+    xy[np.asarray(known)] = projected
+    return xy
+
+
+class SpectralPanel(QtWidgets.QWidget):
+    """Heatmap of band power (channels × bands) and a scalp map of one chosen band."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.colormap = pg.colormap.get(COLORMAP)
+        self.heatmap = pg.PlotWidget(background="w")
+        self.heatmap.setMenuEnabled(False)
+        self.heatmap.setMouseEnabled(x=False, y=False)
+        self.heatmap.hideButtons()
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setColorMap(self.colormap)
+        self.heatmap.addItem(self.image)
+        bottom = self.heatmap.getAxis("bottom")
+        bottom.setTicks([[(j + 0.5, name) for j, name in enumerate(BANDS)], []])
+        self.heatmap.getAxis("left").setLabel("channel")
+        self.colorbar = pg.ColorBarItem(colorMap=self.colormap, interactive=False, width=12,
+                                        label="10·log10 µV²")
+        self.colorbar.setImageItem(self.image, insert_in=self.heatmap.getPlotItem())
+
+        self.band = QtWidgets.QComboBox()
+        self.band.addItems(list(BANDS))
+        self.band.setCurrentText("alpha")
+        self.scalp = pg.PlotWidget(background="w")
+        self.scalp.setMenuEnabled(False)
+        self.scalp.setMouseEnabled(x=False, y=False)
+        self.scalp.hideButtons()
+        self.scalp.setAspectLocked(True)
+        self.scalp.hideAxis("left")
+        self.scalp.hideAxis("bottom")
+        outline = np.linspace(0, 2 * np.pi, 100)
+        # the unit circle is the ear line; the lowest electrodes of the net lie outside it
+        head = pg.PlotCurveItem(np.cos(outline), np.sin(outline), pen=pg.mkPen((90, 90, 90)))
+        nose = pg.PlotCurveItem([-0.12, 0.0, 0.12], [0.99, 1.14, 0.99], pen=pg.mkPen((90, 90, 90)))
+        self.spots = pg.ScatterPlotItem(size=9, pen=pg.mkPen((60, 60, 60), width=0.5))
+        for item in (head, nose, self.spots):
+            self.scalp.addItem(item)
+        self.scalp.setRange(xRange=(-1.65, 1.65), yRange=(-1.65, 1.65), padding=0.0)
+
+        self.title = QtWidgets.QLabel("band power")
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.title)
+        top.addStretch(1)
+        top.addWidget(QtWidgets.QLabel("scalp map:"))
+        top.addWidget(self.band)
+        plots = QtWidgets.QHBoxLayout()
+        plots.addWidget(self.heatmap, 3)
+        plots.addWidget(self.scalp, 2)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addLayout(plots, 1)
+        self.band.currentIndexChanged.connect(self._draw_scalp)
+
+        self.power_db: np.ndarray | None = None
+        self.labels: tuple[str, ...] = ()
+        self._levels: np.ndarray | None = None
+        self._ticks_for: tuple | None = None
+        self.n_updates = 0
+
+    def update_spectrum(self, eeg: np.ndarray, sfreq: float, labels) -> None:
+        """Recompute band power from the newest samples of ``eeg`` and redraw.
+
+        Parameters
+        ----------
+        eeg : ndarray, shape (n_chans, n_times)
+            Recent signal in µV.
+        sfreq : float
+            Its sample rate in Hz.
+        labels : sequence of str, length n_chans
+        """
+        eeg = np.asarray(eeg, dtype=np.float64)
+        if eeg.ndim != 2 or eeg.shape[1] < 8 or sfreq <= 0:
+            return
+        with np.errstate(divide="ignore", invalid="ignore"):
+            power_db = 10.0 * np.log10(band_power(eeg, sfreq))
+        power_db[~np.isfinite(power_db)] = np.nan
+        self.power_db = power_db
+        self.labels = tuple(labels)
+        n_chans = power_db.shape[0]
+        finite = power_db[np.isfinite(power_db)]
+        if finite.size:
+            levels = np.percentile(finite, [2.0, 98.0])
+            if levels[1] - levels[0] < 1.0:
+                levels = levels + np.array([-0.5, 0.5])
+            # smooth the colour scale so colours mean the same from one update to the next
+            self._levels = levels if self._levels is None else self._levels + 0.3 * (levels - self._levels)
+            self.colorbar.setLevels(tuple(self._levels))
+        # row-major image: rows = channels (first channel on top), columns = bands
+        self.image.setImage(power_db[::-1], autoLevels=False,
+                            levels=tuple(self._levels) if self._levels is not None else (0.0, 1.0))
+        self.image.setRect(QtCore.QRectF(0.0, 0.0, power_db.shape[1], n_chans))
+        height = max(self.heatmap.getViewBox().height(), 60.0)
+        step = max(1, int(np.ceil(n_chans * 14.0 / height)))  # ~14 px per label
+        if self._ticks_for != (self.labels, step):
+            self.heatmap.getAxis("left").setTicks(
+                [[(n_chans - i - 0.5, self.labels[i] if i < len(self.labels) else str(i + 1))
+                  for i in range(0, n_chans, step)], []])
+            self._ticks_for = (self.labels, step)
+        self._draw_scalp()
+        self.title.setText(f"band power, last {SPECTRUM_S:g} s")
+        self.n_updates += 1
+
+    def _draw_scalp(self) -> None:
+        if self.power_db is None or self._levels is None:
+            return
+        xy = scalp_xy(self.labels)
+        values = self.power_db[:, self.band.currentIndex()]
+        shown = np.isfinite(xy[:, 0])
+        low, high = self._levels
+        scaled = np.clip((values[shown] - low) / max(high - low, 1e-6), 0.0, 1.0)
+        colours = self.colormap.map(np.nan_to_num(scaled, nan=0.0), mode="qcolor")
+        brushes = [pg.mkBrush(c) for c in colours]
+        self.spots.setData(xy[shown, 0], xy[shown, 1], brush=brushes)

@@ -1,0 +1,107 @@
+"""Trivial baselines every decoder is scored against.
+
+* **global mean mel**: the mean mel-dB window of the training part, predicted for every test window.
+  It knows nothing about the EEG, yet scores high on per-window cosine and Pearson.
+* **song mean mel** (oracle identity): the mean mel-dB window of the test window's own song over the
+  training part. It is told which song is playing, so it is an upper bound for any decoder that only
+  identifies the song; it still cannot follow the music over time (dynamic r near 0).
+* **shuffled EEG**: the same model fed the test EEG windows permuted across windows
+  (:func:`shuffled_order`), so each reconstruction is paired with the wrong target. What the model
+  scores here it scores without information about *this* moment.
+
+Means are per frame over windows, shape ``(n_mels, n_frames)``: the first and last frames of a 1-s
+window are framed with zero padding (centre=True) and are systematically quieter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def global_mean_mel(train_mel: np.ndarray) -> np.ndarray:
+    """Mean mel-dB window of the training part.
+
+    Parameters
+    ----------
+    train_mel : ndarray, shape (n_windows, n_mels, n_frames)
+
+    Returns
+    -------
+    ndarray, shape (n_mels, n_frames), float32
+    """
+    train_mel = np.asarray(train_mel)
+    if train_mel.ndim != 3 or train_mel.shape[0] == 0:
+        raise ValueError(
+            f"need at least one training window of shape (n, n_mels, n_frames), got {train_mel.shape}"
+        )
+    return train_mel.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def song_mean_mels(train_mel: np.ndarray, train_songs: np.ndarray) -> dict[int, np.ndarray]:
+    """Mean mel-dB window of each song over the training part.
+
+    Parameters
+    ----------
+    train_mel : ndarray, shape (n_windows, n_mels, n_frames)
+    train_songs : ndarray, shape (n_windows,), int
+        Song id of each window.
+
+    Returns
+    -------
+    dict of int to ndarray, each shape (n_mels, n_frames), float32
+    """
+    train_songs = np.asarray(train_songs)
+    if len(train_songs) != len(train_mel):
+        raise ValueError(f"{len(train_mel)} windows but {len(train_songs)} song ids")
+    return {int(song): global_mean_mel(train_mel[train_songs == song]) for song in np.unique(train_songs)}
+
+
+def predict_global_mean(mean_mel: np.ndarray, n_windows: int) -> np.ndarray:
+    """The global mean window repeated for ``n_windows`` test windows.
+
+    Returns
+    -------
+    ndarray, shape (n_windows, n_mels, n_frames), float32
+    """
+    return np.repeat(np.asarray(mean_mel, dtype=np.float32)[None], n_windows, axis=0)
+
+
+def predict_song_mean(song_means: dict[int, np.ndarray], test_songs: np.ndarray) -> np.ndarray | None:
+    """Each test window's song mean (oracle identity).
+
+    Parameters
+    ----------
+    song_means : dict of int to ndarray, each shape (n_mels, n_frames)
+        From :func:`song_mean_mels`.
+    test_songs : ndarray, shape (n_windows,)
+
+    Returns
+    -------
+    ndarray, shape (n_windows, n_mels, n_frames), float32, or None
+        None when a test song has no training windows (a song split): the oracle is undefined.
+    """
+    test_songs = np.asarray(test_songs)
+    if any(int(song) not in song_means for song in np.unique(test_songs)):
+        return None
+    return np.stack([song_means[int(song)] for song in test_songs]).astype(np.float32, copy=False)
+
+
+def shuffled_order(n_windows: int, *, seed: int = 0) -> np.ndarray:
+    """A random permutation of windows in which no window keeps its own place.
+
+    Window ``i`` of the shuffled EEG is window ``order[i]`` of the original: a random cycle through
+    every window, so no reconstruction sees its own EEG (when ``n_windows > 1``).
+
+    Parameters
+    ----------
+    n_windows : int
+    seed : int
+
+    Returns
+    -------
+    ndarray, shape (n_windows,), int64
+    """
+    perm = np.random.default_rng(seed).permutation(n_windows)
+    order = np.empty(n_windows, dtype=np.int64)
+    order[perm] = np.roll(perm, -1)
+    return order

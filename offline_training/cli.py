@@ -1,0 +1,100 @@
+"""``eegmusic train``: train a decoder on an NMED-T folder and export it to ONNX.
+
+Light at import time (argparse only); torch and the data code are imported when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+EPILOG = """\
+examples:
+  eegmusic train --data /tmp/sim --model cnn --split block --out runs/cnn --epochs 20
+  eegmusic train --data /tmp/sim --model linear --split random --out runs/linear
+  eegmusic train --data /tmp/sim --model cnn --split block --out runs/cnn --epochs 40 --resume
+  torchrun --nproc_per_node 2 -m stream.cli train --data /tmp/sim --model convnet --out runs/ddp
+
+models: linear (closed-form ridge), cnn (EEG2Mel periodogram CNN), rcnn, encdec, transformer, convnet
+splits: random (EEG2Mel protocol), block (held-out contiguous blocks, 1-s guard), subject, song
+The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx.
+"""
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options to ``parser``."""
+    parser.epilog = EPILOG
+    parser.add_argument("--data", required=True, help="NMED-T folder (songNN_Imputed.mat + stimuli/)")
+    parser.add_argument("--model", default="cnn", help="registry model name (default: cnn)")
+    parser.add_argument("--split", default="block", help="random, block, subject or song (default: block)")
+    parser.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
+    parser.add_argument("--epochs", type=int, default=20, help="maximum epochs (default: 20)")
+    parser.add_argument("--batch-size", type=int, default=60, help="windows per batch (default: 60)")
+    parser.add_argument("--lr", type=float, default=1.5e-3, help="Adam learning rate (default: 1.5e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of split, weights and batch order")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
+    parser.add_argument("--loss", default="mse", help="mse or l1 on mel-dB (default: mse)")
+    parser.add_argument("--subject-conditioning", action="store_true", help="add a subject embedding input")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument(
+        "--hop", type=float, default=1.0, help="hop between training windows in s (default: 1)"
+    )
+    parser.add_argument(
+        "--patience", type=int, default=5, help="early-stopping patience in epochs (default: 5)"
+    )
+    parser.add_argument(
+        "--target-offset",
+        type=float,
+        default=0.0,
+        help="target offset in s: window ending at T decodes [T-1-offset, T-offset)",
+    )
+    parser.add_argument("--songs", type=int, nargs="+", default=None, help="song ids to use (default: all)")
+    parser.add_argument(
+        "--model-config",
+        default=None,
+        help="JSON of model hyper-parameters, e.g. '{\"filters\": [4, 8, 8, 8, 8]}'",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``eegmusic train``; print a summary; return 0."""
+    from stream.errors import ConfigError
+
+    try:
+        model_config = json.loads(args.model_config) if args.model_config else {}
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"--model-config is not valid JSON ({error.msg}); pass e.g. '{{\"dense\": 64}}'"
+        ) from error
+    from offline_training.train import TrainConfig, train
+
+    config = TrainConfig(
+        data=args.data,
+        model=args.model,
+        split=args.split,
+        out=args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        loss=args.loss,
+        subject_conditioning=args.subject_conditioning,
+        hop_s=args.hop,
+        patience=args.patience,
+        target_offset_s=args.target_offset,
+        songs=args.songs,
+        model_config=model_config,
+        progress=not args.no_progress,
+    )
+    metrics = train(config, resume=args.resume)
+    if metrics.get("paths"):
+        n = metrics["n_windows"]
+        print(
+            f"{config.model} on {config.split} split: {n['train']} train / {n['val']} val / {n['test']} test "
+            f"windows, best epoch {metrics.get('best_epoch')}, validation MSE {metrics['val_mse']:.2f} dB², "
+            f"test MSE {metrics['test_mse']:.2f} dB²"
+        )
+        print(f"model: {metrics['paths']['model.onnx']}")
+    return 0

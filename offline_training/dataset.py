@@ -1,0 +1,295 @@
+"""1-s EEG windows of an NMED-T folder with their mel-dB targets.
+
+A :class:`WindowDataset` reads the songs once (EEG as float32 in memory), lists every window in a
+structured :attr:`WindowDataset.index` (song, subject, start sample), and computes the mel-dB targets
+per song on first use (the slow part, cached). Window ↔ target alignment follows the design contract:
+the EEG window of samples [s, s+125) at 125 Hz has target
+``decoder.melspec.window_mel_db(audio, s / 125 - target_offset_s)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from decoder import melspec
+from replay.nmedt import NMEDTFolder
+from stream.errors import ConfigError, DataFormatError
+from stream.spec import MODEL_SFREQ, N_CHANS, WINDOW_SAMPLES, PreprocessingSpec
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SPEC = PreprocessingSpec()
+"""The default (identity) preprocessing; frozen, so safe as a default argument."""
+
+INDEX_DTYPE = np.dtype([("song", np.int64), ("subject", np.int64), ("start", np.int64)])
+"""One row per window: song id, 0-based subject index into ``subjects``, first EEG sample (125 Hz)."""
+
+_MEL_BATCH = 256
+
+
+def offline_preprocess(eeg: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
+    """Apply the stream's preprocessing to a whole recording, as the live path would.
+
+    Parameters
+    ----------
+    eeg : ndarray, shape (n_chans, n_times)
+        EEG in µV at the model rate.
+    spec : PreprocessingSpec
+
+    Returns
+    -------
+    eeg : ndarray, shape (n_chans, n_times), float32
+    """
+    if spec.reference == "none" and spec.highpass_hz is None and spec.notch_hz is None:
+        return np.asarray(eeg, dtype=np.float32)
+    try:
+        from stream import preprocess
+    except ImportError as error:
+        raise ConfigError(
+            f"preprocessing {spec.to_dict() | {'channels': '...'}} needs stream.preprocess, which is "
+            "not installed; train with the default PreprocessingSpec"
+        ) from error
+    return np.asarray(preprocess.preprocess_offline(eeg, spec), dtype=np.float32)
+
+
+class WindowDataset:
+    """Every 1-s window of the chosen songs and subjects of an NMED-T folder.
+
+    Parameters
+    ----------
+    folder : str or Path
+        NMED-T folder (``songNN_Imputed.mat`` files plus ``stimuli/``).
+    songs : list of int, optional
+        Song ids to use (default: all in the folder).
+    subjects : list of int or str, optional
+        Subjects to use: ints are 0-based positions in the folder's subject list, strings are
+        participant ids (default: all).
+    hop_s : float
+        Hop between successive windows in seconds.
+    spec : PreprocessingSpec
+        Offline preprocessing applied to each recording (the same as the live stream's).
+    target_offset_s : float
+        The target of the window ending at EEG time T covers stimulus [T - 1 - offset, T - offset).
+
+    Attributes
+    ----------
+    index : ndarray, structured (song, subject, start), shape (n_windows,)
+    songs : list of int
+    subjects : list of str
+        Participant ids; ``index["subject"]`` indexes this list.
+    n_subjects : int
+    """
+
+    def __init__(
+        self,
+        folder,
+        *,
+        songs=None,
+        subjects=None,
+        hop_s: float = 1.0,
+        spec: PreprocessingSpec = DEFAULT_SPEC,
+        target_offset_s: float = 0.0,
+    ):
+        self.folder = Path(folder)
+        self.hop_s = float(hop_s)
+        self.hop = int(round(self.hop_s * MODEL_SFREQ))
+        if self.hop < 1:
+            raise ConfigError(
+                f"hop {hop_s} s is shorter than one sample at {MODEL_SFREQ:g} Hz; use --hop >= 0.008"
+            )
+        self.spec = spec
+        self.target_offset_s = float(target_offset_s)
+        nmedt = NMEDTFolder(self.folder)
+        self._nmedt = nmedt
+        available = sorted(nmedt.song_ids)
+        self.songs = available if songs is None else [int(s) for s in songs]
+        for song in self.songs:
+            if song not in available:
+                listed = ", ".join(str(s) for s in available)
+                raise ConfigError(f"song {song} not in {self.folder} (has {listed}); pass one of those")
+        if not self.songs:
+            raise ConfigError(f"no songs selected from {self.folder}; pass at least one song id")
+        for song in self.songs:
+            if nmedt.stimulus_path(song) is None:
+                raise DataFormatError(
+                    f"song {song} in {self.folder} has no stimulus audio; put it at "
+                    f"{self.folder / 'stimuli'}/song{song}.wav (or .flac/.ogg/.mp3)"
+                )
+        self._eeg: dict[int, np.ndarray] = {}
+        self._local: dict[int, dict[int, int]] = {}
+        self._mel: dict[int, np.ndarray] = {}
+        rows = []
+        all_ids: list[str] = []
+        recordings = {}
+        for song in self.songs:
+            recording = nmedt.load_song(song)
+            if recording.data.shape[0] != N_CHANS:
+                raise DataFormatError(
+                    f"song {song} in {self.folder} has {recording.data.shape[0]} channels; models need "
+                    f"{N_CHANS} (E1…E124, Cz)"
+                )
+            if abs(float(recording.sfreq) - MODEL_SFREQ) > 1e-6:
+                raise DataFormatError(
+                    f"song {song} in {self.folder} is at {recording.sfreq:g} Hz; models need "
+                    f"{MODEL_SFREQ:g} Hz (the NMED-T preprocessed rate)"
+                )
+            recordings[song] = recording
+            for subject_id in recording.subjects:
+                if str(subject_id) not in all_ids:
+                    all_ids.append(str(subject_id))
+        self.subjects = self._select_subjects(all_ids, subjects)
+        position = {subject_id: i for i, subject_id in enumerate(self.subjects)}
+        for song in self.songs:
+            recording = recordings.pop(song)
+            song_ids = [str(s) for s in recording.subjects]
+            chosen = [(position[sid], k) for k, sid in enumerate(song_ids) if sid in position]
+            n_times = recording.data.shape[1]
+            eeg = np.empty((len(chosen), N_CHANS, n_times), dtype=np.float32)
+            for local, (_, k) in enumerate(chosen):
+                eeg[local] = offline_preprocess(recording.eeg(k), spec)
+            self._eeg[song] = eeg
+            self._local[song] = {global_index: local for local, (global_index, _) in enumerate(chosen)}
+            starts = np.arange(0, n_times - WINDOW_SAMPLES + 1, self.hop, dtype=np.int64)
+            for global_index, _ in chosen:
+                block = np.empty(len(starts), dtype=INDEX_DTYPE)
+                block["song"], block["subject"], block["start"] = song, global_index, starts
+                rows.append(block)
+            del recording
+        self.index = np.concatenate(rows) if rows else np.empty(0, dtype=INDEX_DTYPE)
+        if len(self.index) == 0:
+            raise DataFormatError(
+                f"{self.folder} has no complete 1-s window for songs {self.songs} and the chosen subjects"
+            )
+        logger.info(
+            "%d windows from %d songs x %d subjects in %s",
+            len(self.index),
+            len(self.songs),
+            self.n_subjects,
+            self.folder,
+        )
+
+    def _select_subjects(self, all_ids: list[str], subjects) -> list[str]:
+        if subjects is None:
+            return list(all_ids)
+        chosen = []
+        for subject in subjects:
+            if isinstance(subject, str):
+                if subject not in all_ids:
+                    raise ConfigError(
+                        f"subject '{subject}' not in {self.folder} (has {', '.join(all_ids)}); "
+                        "pass one of those"
+                    )
+                chosen.append(subject)
+            else:
+                k = int(subject)
+                if not 0 <= k < len(all_ids):
+                    raise ConfigError(
+                        f"subject index {k} out of range for {self.folder} ({len(all_ids)} subjects, 0-based)"
+                    )
+                chosen.append(all_ids[k])
+        if not chosen:
+            raise ConfigError(f"no subjects selected from {self.folder}; pass at least one")
+        return list(dict.fromkeys(chosen))
+
+    @property
+    def n_subjects(self) -> int:
+        """Number of subjects (the size of a subject embedding)."""
+        return len(self.subjects)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def eeg(self, rows) -> np.ndarray:
+        """EEG windows after offline preprocessing.
+
+        Parameters
+        ----------
+        rows : array of int, shape (n,)
+            Row numbers into :attr:`index`.
+
+        Returns
+        -------
+        eeg : ndarray, shape (n, 125, 125), float32
+            Channels × samples in µV.
+        """
+        rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        out = np.empty((len(rows), N_CHANS, WINDOW_SAMPLES), dtype=np.float32)
+        entries = self.index[rows]
+        offsets = np.arange(WINDOW_SAMPLES)
+        for song in np.unique(entries["song"]):
+            mask = entries["song"] == song
+            local_map = self._local[int(song)]
+            local = np.array([local_map[int(s)] for s in entries["subject"][mask]], dtype=np.int64)
+            times = entries["start"][mask][:, None] + offsets
+            data = self._eeg[int(song)]
+            out[mask] = data[local[:, None, None], np.arange(N_CHANS)[None, :, None], times[:, None, :]]
+        return out
+
+    def mel(self, rows) -> np.ndarray:
+        """Mel-dB targets of windows (cached per song).
+
+        Parameters
+        ----------
+        rows : array of int, shape (n,)
+            Row numbers into :attr:`index`.
+
+        Returns
+        -------
+        mel_db : ndarray, shape (n, 128, 44), float32
+        """
+        rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
+        out = np.empty((len(rows), melspec.N_MELS, melspec.FRAMES_PER_WINDOW), dtype=np.float32)
+        entries = self.index[rows]
+        for song in np.unique(entries["song"]):
+            mask = entries["song"] == song
+            out[mask] = self.song_mel(int(song))[entries["start"][mask] // self.hop]
+        return out
+
+    def song_mel(self, song: int) -> np.ndarray:
+        """Mel-dB targets of every window start of a song, shape (n_starts, 128, 44), float32.
+
+        Row k is the target of the window starting at sample ``k * hop``.
+        """
+        if song not in self._mel:
+            audio = self._nmedt.load_stimulus(song)
+            n_starts = (self._eeg[song].shape[-1] - WINDOW_SAMPLES) // self.hop + 1
+            starts_s = np.arange(n_starts) * self.hop / MODEL_SFREQ - self.target_offset_s
+            self._mel[song] = window_mels(audio, starts_s)
+        return self._mel[song]
+
+    def fill_mel_cache(self) -> None:
+        """Compute the mel targets of every song now (otherwise computed on first use)."""
+        for song in self.songs:
+            self.song_mel(song)
+
+
+def window_mels(audio: np.ndarray, starts_s: np.ndarray) -> np.ndarray:
+    """Mel-dB targets of many 1-s segments, equal to :func:`decoder.melspec.window_mel_db` for each.
+
+    Parameters
+    ----------
+    audio : ndarray, shape (n_samples,)
+        Whole stimulus at 22050 Hz.
+    starts_s : ndarray, shape (n,)
+        Segment starts in seconds of stimulus time.
+
+    Returns
+    -------
+    mel_db : ndarray, shape (n, 128, 44), float32
+    """
+    sr = melspec.AUDIO_SFREQ
+    audio = np.asarray(audio, dtype=np.float32)
+    out = np.empty((len(starts_s), melspec.N_MELS, melspec.FRAMES_PER_WINDOW), dtype=np.float32)
+    for lo in range(0, len(starts_s), _MEL_BATCH):
+        chunk = np.asarray(starts_s[lo : lo + _MEL_BATCH])
+        segments = np.zeros((len(chunk), sr), dtype=np.float32)
+        for i, start_s in enumerate(chunk):
+            start = int(round(float(start_s) * sr))
+            a, b = max(start, 0), min(start + sr, len(audio))
+            if b > a:
+                segments[i, a - start : b - start] = audio[a:b]
+        out[lo : lo + len(chunk)] = melspec.mel_db(segments)
+    return out

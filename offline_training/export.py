@@ -1,0 +1,191 @@
+"""Export a trained decoder to one self-contained ONNX file with the ``eegmusic`` metadata.
+
+Features and fitted statistics are inside the graph (model buffers); the metadata key ``eegmusic``
+holds the JSON the live decoder reads (shared/DESIGN.md, "Model file"). The file is written next to
+its destination and renamed into place, so a failed export never leaves a broken model behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from decoder.melspec import mel_spec_dict
+from stream.errors import ModelError
+from stream.spec import PreprocessingSpec
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SPEC = PreprocessingSpec()
+"""The default (identity) preprocessing; frozen, so safe as a default argument."""
+
+FORMAT_VERSION = 1
+METADATA_KEY = "eegmusic"
+OPSET = 17
+
+
+def build_metadata(
+    model,
+    *,
+    spec: PreprocessingSpec = DEFAULT_SPEC,
+    target_offset_s: float = 0.0,
+    subjects=(),
+    training: dict | None = None,
+    evaluation: dict | None = None,
+) -> dict:
+    """The ``eegmusic`` metadata of a model (JSON-ready).
+
+    Parameters
+    ----------
+    model : MelDecoder
+    spec : PreprocessingSpec
+        Preprocessing the model was trained with (the stream must apply the same).
+    target_offset_s : float
+        Target offset of training: the window ending at EEG time T decodes stimulus
+        [T - 1 - offset, T - offset); it is also the decoded audio's lag (``audio_lag_s``).
+    subjects : sequence of str
+        Participant ids, in the order of the ``subject`` input (empty for no subject input).
+    training, evaluation : dict, optional
+        Provenance (data, songs, subjects, split, seed, epochs, created) and evaluation summary.
+    """
+    training = dict(training or {})
+    training.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": {"name": model.name, "config": model.get_config()},
+        "input": {
+            "name": "eeg",
+            "channels": list(spec.channels),
+            "sfreq": float(model.sfreq),
+            "window_samples": int(model.n_times),
+            "subject_input": bool(model.subject_input),
+            "subjects": [str(s) for s in subjects] if model.subject_input else [],
+        },
+        "preprocessing": spec.to_dict(),
+        "output": {
+            "name": "mel_db",
+            "kind": "mel_db",
+            "n_mels": int(model.n_mels),
+            "n_frames": int(model.n_frames),
+        },
+        "mel": mel_spec_dict(),
+        "target_offset_s": float(target_offset_s),
+        "audio_lag_s": float(target_offset_s),
+        "training": training,
+        "evaluation": dict(evaluation or {}),
+    }
+
+
+def export_onnx(model, path, metadata: dict) -> Path:
+    """Write ``model`` as ONNX with inputs ``eeg`` (+ ``subject``), output ``mel_db``, dynamic batch.
+
+    Parameters
+    ----------
+    model : MelDecoder
+        Exported in eval mode, on the CPU (the caller's model is not modified).
+    path : str or Path
+        Destination ``.onnx`` file.
+    metadata : dict
+        From :func:`build_metadata`; stored as JSON under the key ``eegmusic``.
+
+    Returns
+    -------
+    path : Path
+    """
+    import copy
+
+    import onnx
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(model).cpu().eval()
+    eeg = torch.zeros(2, model.n_chans, model.n_times)
+    inputs: tuple = (eeg,)
+    names = ["eeg"]
+    axes = {"eeg": {0: "batch"}, "mel_db": {0: "batch"}}
+    if model.subject_input:
+        inputs = (eeg, torch.zeros(2, dtype=torch.long))
+        names.append("subject")
+        axes["subject"] = {0: "batch"}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
+            torch.onnx.export(
+                model,
+                inputs,
+                str(tmp),
+                input_names=names,
+                output_names=["mel_db"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        proto = onnx.load(str(tmp))
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+        proto.producer_name = "eegmusic"
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    logger.info("exported %s model to %s", model.name, path)
+    return path
+
+
+def read_metadata(path) -> dict:
+    """The ``eegmusic`` metadata of an ONNX model file.
+
+    Raises
+    ------
+    ModelError
+        Missing or unreadable file, or no ``eegmusic`` metadata.
+    """
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found; train one with: eegmusic train --out RUN")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as error:
+        raise ModelError(
+            f"model file {path} is not readable ONNX ({type(error).__name__}); re-export it"
+        ) from error
+    for entry in proto.metadata_props:
+        if entry.key == METADATA_KEY:
+            return json.loads(entry.value)
+    raise ModelError(f"model file {path} has no '{METADATA_KEY}' metadata; export it with eegmusic train")
+
+
+def run_onnx(path, eeg: np.ndarray, subject: np.ndarray | None = None) -> np.ndarray:
+    """Run an exported model with onnxruntime on the CPU.
+
+    Parameters
+    ----------
+    path : str or Path
+    eeg : ndarray, shape (batch, n_chans, n_times)
+    subject : ndarray of int, shape (batch,), optional
+
+    Returns
+    -------
+    mel_db : ndarray, shape (batch, n_mels, n_frames), float32
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feeds = {"eeg": np.ascontiguousarray(eeg, dtype=np.float32)}
+    if subject is not None and any(i.name == "subject" for i in session.get_inputs()):
+        feeds["subject"] = np.asarray(subject, dtype=np.int64)
+    return session.run(["mel_db"], feeds)[0]

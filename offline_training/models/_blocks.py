@@ -1,0 +1,39 @@
+"""Small building blocks shared by the raw-EEG models (robust-scaled input, 1-D conv stacks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from decoder.features import robust_stats
+
+
+def fit_robust(scale_module, eeg: np.ndarray) -> None:
+    """Fit a :class:`~offline_training.torch_features.RobustScale` on training EEG (n, n_chans, n_times)."""
+    median, iqr = robust_stats(eeg, axis=(0, 2))
+    scale_module.set_stats(median, iqr)
+
+
+def conv1d_stack(in_channels: int, channels, kernel: int, strides, dropout: float) -> nn.Sequential:
+    """Conv1d → GELU → BatchNorm1d → Dropout per entry; "same"-style padding ``kernel // 2``."""
+    layers: list[nn.Module] = []
+    for out_channels, stride in zip(channels, strides, strict=True):
+        layers += [
+            nn.Conv1d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2),
+            nn.GELU(),
+            nn.BatchNorm1d(out_channels),
+            nn.Dropout(dropout),
+        ]
+        in_channels = out_channels
+    return nn.Sequential(*layers)
+
+
+def output_length(module: nn.Module, n_chans: int, n_times: int) -> tuple[int, int]:
+    """(channels, steps) of ``module``'s output for one (n_chans, n_times) input."""
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        shape = module(torch.zeros(1, n_chans, n_times)).shape
+    module.train(was_training)
+    return int(shape[1]), int(shape[2])

@@ -1,0 +1,92 @@
+"""Model names → classes, building models from configs, and loading training checkpoints.
+
+Every model in :data:`MODELS` keeps the :class:`~offline_training.models.base.MelDecoder` contract, so
+one parametrised test trains, exports and checks each of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from offline_training.models.base import MelDecoder
+from offline_training.models.cnn import CNN
+from offline_training.models.convnet import ConvNet
+from offline_training.models.encdec import EncDec
+from offline_training.models.linear import Linear
+from offline_training.models.rcnn import RCNN
+from offline_training.models.transformer import Transformer
+from stream.errors import ConfigError, ModelError
+
+MODELS: dict[str, type[MelDecoder]] = {
+    cls.name: cls for cls in (Linear, CNN, RCNN, EncDec, Transformer, ConvNet)
+}
+"""Registry: model name → class."""
+
+
+def build_model(name: str, **config) -> MelDecoder:
+    """Build a registry model by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`MODELS`.
+    **config
+        Constructor keywords (shared contract and model hyper-parameters).
+
+    Raises
+    ------
+    ConfigError
+        Unknown model name or bad hyper-parameter.
+    """
+    if name not in MODELS:
+        raise ConfigError(f"unknown model '{name}'; use one of {', '.join(MODELS)}")
+    try:
+        return MODELS[name](**config)
+    except TypeError as error:
+        raise ConfigError(f"bad configuration for model '{name}': {error}") from error
+
+
+def load_checkpoint(path, *, model_name: str | None = None):
+    """Load a training checkpoint (``checkpoint.pt`` / ``best.pt`` of a run).
+
+    Parameters
+    ----------
+    path : str or Path
+    model_name : str, optional
+        Expected model name; a checkpoint of another model raises :class:`ModelError`.
+
+    Returns
+    -------
+    model : MelDecoder
+        With the checkpoint's weights, in eval mode.
+    config : dict
+        The checkpoint's content besides the weights: ``model`` (name), ``model_config``,
+        ``train_config``, ``epoch``, ...
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} not found; pass a run's checkpoint.pt or best.pt")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ModelError(
+            f"checkpoint {path} is unreadable ({type(error).__name__}); retrain the model"
+        ) from error
+    if not isinstance(content, dict) or "model" not in content or "state_dict" not in content:
+        raise ModelError(
+            f"{path} is not an eegmusic checkpoint (no model/state_dict); pass a run's checkpoint.pt"
+        )
+    name = content["model"]
+    if model_name is not None and name != model_name:
+        raise ModelError(
+            f"checkpoint {path} holds a '{name}' model, not '{model_name}'; use --model {name} or another run"
+        )
+    if name not in MODELS:
+        raise ModelError(f"checkpoint {path} holds unknown model '{name}'; known: {', '.join(MODELS)}")
+    model = MODELS[name].from_config(content["model_config"])
+    model.load_state_dict(content["state_dict"])
+    model.eval()
+    config = {k: v for k, v in content.items() if k not in ("state_dict", "optimizer", "best_state")}
+    return model, config

@@ -1,0 +1,215 @@
+"""Train/validation/test splits of a window index, from the published protocol to leakage-free ones.
+
+Kinds:
+
+- ``random``: windows shuffled and cut 80/10/10 (the EEG2Mel protocol; neighbouring seconds of the
+  same recording land in train and test, so scores are optimistic).
+- ``block``: each (song, subject) recording is cut into contiguous chunks that go whole to train,
+  validation or test; windows of a lower part that come within ``guard_s`` of a higher part
+  (test > validation > train) are dropped, so no test window overlaps or touches a training window.
+- ``subject``: whole participants are held out (validation and test subjects never trained on).
+- ``song``: whole songs are held out.
+- ``all``: every window is test (score a model trained elsewhere on another recording).
+
+Every split also numbers the contiguous blocks of its test part (:attr:`Split.test_block`), which the
+evaluation uses for dynamic correlations over time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream.errors import ConfigError
+from stream.spec import MODEL_SFREQ
+
+SPLIT_KINDS = ("random", "block", "subject", "song", "all")
+_PART_NAMES = ("train", "validation", "test")
+
+
+@dataclass
+class Split:
+    """Row numbers of each part of a split.
+
+    Attributes
+    ----------
+    train, val, test : ndarray of int
+        Rows of the window index in each part (sorted).
+    test_block : ndarray of int, shape like ``test``
+        Block id of each test row: test rows of one (song, subject) recording with consecutive
+        starts (one hop apart) share a block.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    test_block: np.ndarray
+
+
+def make_split(
+    index: np.ndarray,
+    kind: str,
+    *,
+    seed: int = 0,
+    fractions=(0.8, 0.1, 0.1),
+    guard_s: float = 1.0,
+    window_s: float = 1.0,
+    hop_s: float = 1.0,
+) -> Split:
+    """Split a window index into train, validation and test rows.
+
+    Parameters
+    ----------
+    index : ndarray, structured with fields song, subject, start
+        One row per window (``WindowDataset.index``); start in samples at 125 Hz.
+    kind : {"random", "block", "subject", "song", "all"}
+    seed : int
+        Seed of the random assignment (the same seed gives the same split).
+    fractions : tuple of 3 floats
+        Train, validation and test fractions (of windows, chunks, subjects or songs).
+    guard_s : float
+        ``block`` only: minimum gap in seconds between a test (or validation) window and any window
+        of a lower part.
+    window_s, hop_s : float
+        Window length and hop in seconds.
+
+    Returns
+    -------
+    Split
+
+    Raises
+    ------
+    ConfigError
+        Unknown kind, bad fractions, or a part left empty (the message names it).
+    """
+    if kind not in SPLIT_KINDS:
+        raise ConfigError(f"unknown split '{kind}'; use one of {', '.join(SPLIT_KINDS)}")
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+        raise ConfigError(f"split fractions {fractions} must be 3 non-negative numbers (train, val, test)")
+    fractions = tuple(f / sum(fractions) for f in fractions)
+    rng = np.random.default_rng(seed)
+    n = len(index)
+    if kind == "all":
+        if n == 0:
+            raise ConfigError("split 'all' has an empty test part: the data has no windows")
+        empty = np.empty(0, dtype=np.int64)
+        test = np.arange(n, dtype=np.int64)
+        return Split(empty, empty.copy(), test, contiguous_blocks(index, test, hop_s=hop_s))
+    if kind == "random":
+        labels = _assign(rng.permutation(n), n, fractions)
+    elif kind in ("subject", "song"):
+        labels = _group_labels(index[kind], fractions, rng, kind)
+    else:
+        labels = _block_labels(index, fractions, rng, guard_s=guard_s, window_s=window_s, hop_s=hop_s)
+    parts = [np.flatnonzero(labels == part).astype(np.int64) for part in range(3)]
+    for name, rows in zip(_PART_NAMES, parts, strict=True):
+        if len(rows) == 0:
+            raise ConfigError(
+                f"split '{kind}' leaves the {name} part empty ({_describe(index, kind)}); "
+                "use more data, other --split, or other fractions"
+            )
+    return Split(parts[0], parts[1], parts[2], contiguous_blocks(index, parts[2], hop_s=hop_s))
+
+
+def _describe(index: np.ndarray, kind: str) -> str:
+    if kind == "subject":
+        return f"{len(np.unique(index['subject']))} subjects; needs at least 3"
+    if kind == "song":
+        return f"{len(np.unique(index['song']))} songs; needs at least 3"
+    return f"{len(index)} windows"
+
+
+def _assign(order: np.ndarray, n: int, fractions) -> np.ndarray:
+    """Label items ``order[:n_train]`` 0, the next ``n_val`` 1, the rest 2 (at least 1 each if n ≥ 3)."""
+    n_val = int(round(fractions[1] * n))
+    n_test = int(round(fractions[2] * n))
+    if n >= 3:
+        n_val = max(n_val, 1) if fractions[1] > 0 else 0
+        n_test = max(n_test, 1) if fractions[2] > 0 else 0
+    n_train = max(n - n_val - n_test, 0)
+    labels = np.empty(n, dtype=np.int64)
+    labels[order[:n_train]] = 0
+    labels[order[n_train : n_train + n_val]] = 1
+    labels[order[n_train + n_val :]] = 2
+    return labels
+
+
+def _group_labels(groups: np.ndarray, fractions, rng: np.random.Generator, kind: str) -> np.ndarray:
+    """Assign whole groups (subjects or songs) to parts."""
+    unique = np.unique(groups)
+    group_labels = _assign(rng.permutation(len(unique)), len(unique), fractions)
+    lookup = dict(zip(unique.tolist(), group_labels.tolist(), strict=True))
+    return np.array([lookup[g] for g in groups.tolist()], dtype=np.int64)
+
+
+def _block_labels(
+    index: np.ndarray, fractions, rng: np.random.Generator, *, guard_s: float, window_s: float, hop_s: float
+) -> np.ndarray:
+    """Contiguous chunks per (song, subject) recording, with guards; -1 marks dropped windows."""
+    labels = np.full(len(index), -1, dtype=np.int64)
+    window = window_s * MODEL_SFREQ
+    guard = guard_s * MODEL_SFREQ
+    smallest = min(f for f in fractions[1:] if f > 0) if max(fractions[1:]) > 0 else 1.0
+    n_chunks = max(3, int(round(1.0 / smallest)))
+    recordings = np.unique(index[["song", "subject"]])
+    for recording in recordings:
+        rows = np.flatnonzero(
+            (index["song"] == recording["song"]) & (index["subject"] == recording["subject"])
+        )
+        rows = rows[np.argsort(index["start"][rows], kind="stable")]
+        starts = index["start"][rows].astype(np.float64)
+        k = min(n_chunks, len(rows))
+        chunk_of_row = np.minimum((np.arange(len(rows)) * k) // len(rows), k - 1)
+        chunk_labels = _assign(rng.permutation(k), k, fractions)
+        row_labels = chunk_labels[chunk_of_row]
+        # drop windows of a lower part that come within the guard of a higher part's window
+        kept = row_labels.copy()
+        for higher in (2, 1):
+            high_starts = starts[row_labels == higher]
+            if len(high_starts) == 0:
+                continue
+            lower = np.flatnonzero(row_labels < higher)
+            gaps = np.abs(starts[lower][:, None] - high_starts[None, :]) - window
+            too_close = (gaps < guard).any(axis=1)
+            kept[lower[too_close]] = -1
+        # a window dropped for the test guard must not be re-kept by the validation pass
+        labels[rows] = np.where(kept == -1, -1, row_labels)
+    return labels
+
+
+def contiguous_blocks(index: np.ndarray, rows: np.ndarray, *, hop_s: float = 1.0) -> np.ndarray:
+    """Number the contiguous blocks of the given rows.
+
+    Rows of the same (song, subject) whose starts follow one another at one hop share a block.
+
+    Parameters
+    ----------
+    index : ndarray, structured (song, subject, start)
+    rows : ndarray of int, shape (n,)
+    hop_s : float
+        Hop between windows in seconds.
+
+    Returns
+    -------
+    block : ndarray of int, shape (n,)
+        Block id per row (0, 1, ...), in order of song, subject, start.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return np.empty(0, dtype=np.int64)
+    hop = int(round(hop_s * MODEL_SFREQ))
+    entries = index[rows]
+    order = np.lexsort((entries["start"], entries["subject"], entries["song"]))
+    sorted_entries = entries[order]
+    new_block = np.ones(len(rows), dtype=bool)
+    new_block[1:] = (
+        (sorted_entries["song"][1:] != sorted_entries["song"][:-1])
+        | (sorted_entries["subject"][1:] != sorted_entries["subject"][:-1])
+        | (sorted_entries["start"][1:] - sorted_entries["start"][:-1] != hop)
+    )
+    block_sorted = np.cumsum(new_block) - 1
+    block = np.empty(len(rows), dtype=np.int64)
+    block[order] = block_sorted
+    return block

@@ -1,0 +1,586 @@
+"""Recorded EEG as a live LSL stream, paced by the LSL clock.
+
+Two layers:
+
+- :class:`ArrayPlayer` plays any array ``(n_chans, n_times)`` at ``sfreq`` with channel labels, as
+  an LSL outlet that any client (our inlet, mne-lsl, LabRecorder) takes for an amplifier. Tests and
+  the XDF replay (:mod:`replay.xdf`) use it directly.
+- :class:`Player` reads one song and one participant of an NMED-T folder (real or simulated) and
+  plays it through :class:`ArrayPlayer`, with a marker outlet that tells clients where the stimulus
+  is, optionally presented as a 128-channel amplifier at a higher rate (:func:`device_like_eeg`).
+
+Pacing
+------
+Sample ``i`` gets the timestamp ``t0 + i / (sfreq * speed)`` on the LSL clock (``pylsl.local_clock``),
+and every sample of a chunk carries its own timestamp. Chunk ``k`` is pushed when its last sample is
+due; the thread sleeps the difference to that schedule, so one late wake-up never shifts the next
+ones (lateness never accumulates, the rate never drifts). When the thread wakes late it pushes every
+sample that is due by then in one chunk, so it catches up at once. ``--loop`` continues the sample
+index (and so the timestamps) across the wrap.
+
+Markers
+-------
+The marker outlet ``<name>-markers`` (type ``Markers``, one string channel, irregular rate) carries
+``song_start=21`` at the first sample, ``song=21;t=12.000`` at every whole second of stimulus time
+and ``song_end=21`` just after the last sample, each stamped with the LSL time of the EEG sample it
+refers to (repeated on every pass when looping).
+
+Index channel
+-------------
+With ``index_channel=True`` the stream gets a last channel ``index`` (unit ``samples``, type
+``MISC``) holding the running sample index as float32, exact up to 2**24; the index wraps modulo
+2**24 so that it stays exact (4.6 h at 1 kHz, 37 h at 125 Hz).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pylsl
+
+from stream.errors import ConfigError, StreamError
+from stream.outlet import MANUFACTURER, eeg_stream_info, marker_stream_info, regular_stream_info
+from stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
+
+logger = logging.getLogger(__name__)
+
+INDEX_LABEL = "index"
+"""Label of the optional sample-index channel."""
+
+INDEX_MODULO = 2**24
+"""The index channel wraps here: float32 holds every integer below it exactly."""
+
+FACE_CHANNELS = ("E125", "E126", "E127", "E128")
+"""GSN-HydroCel face electrodes, absent from NMED-T; a device-like replay fills them."""
+
+_CLASH_TIMEOUT_S = 0.2
+_LINGER_S = 0.5
+_MAX_PUSH_S = 1.0
+
+
+def check_speed(speed: float) -> float:
+    """Return ``speed`` as float, or raise :class:`ConfigError` unless it is finite and > 0."""
+    try:
+        value = float(speed)
+    except (TypeError, ValueError):
+        raise ConfigError(f"speed {speed!r} is not a number; pass a factor > 0 such as 1 or 10") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"speed must be > 0 (got {speed}); pass 1 for real time or e.g. 10 to go faster")
+    return value
+
+
+def song_markers(song_id: int, duration_s: float) -> list[tuple[float, str]]:
+    """Marker strings of one pass through a song, with their stimulus times.
+
+    Parameters
+    ----------
+    song_id : int
+        The song's trigger code (21..30).
+    duration_s : float
+        Length of the recording in seconds.
+
+    Returns
+    -------
+    markers : list of (time_s, text)
+        ``song_start`` at 0, ``song=NN;t=S.000`` at every whole second S < duration, ``song_end``
+        at ``duration_s``, in time order.
+    """
+    markers = [(0.0, f"song_start={song_id}")]
+    markers += [(float(s), f"song={song_id};t={s:.3f}") for s in range(math.ceil(duration_s))]
+    markers.append((float(duration_s), f"song_end={song_id}"))
+    return markers
+
+
+def face_channel_weights(labels: Sequence[str], face: Sequence[str] = FACE_CHANNELS, *, k: int = 3):
+    """Inverse-distance weights that estimate face electrodes from their nearest scalp ones.
+
+    Parameters
+    ----------
+    labels : sequence of str, length n_chans
+        Electrodes that were recorded (e.g. E1..E124).
+    face : sequence of str, length n_face
+        Electrodes to estimate.
+    k : int
+        Number of nearest recorded electrodes per face electrode.
+
+    Returns
+    -------
+    weights : ndarray, shape (n_face, n_chans)
+        Each row sums to 1 and has ``k`` non-zero entries; ``weights @ eeg`` gives the face signals.
+    """
+    from stream.montage import electrode_positions
+
+    recorded = electrode_positions(labels)
+    targets = electrode_positions(face)
+    dist = np.linalg.norm(targets[:, None, :] - recorded[None, :, :], axis=-1)
+    weights = np.zeros((len(face), len(labels)))
+    for row, d in enumerate(dist):
+        nearest = np.argsort(d)[:k]
+        w = 1.0 / np.maximum(d[nearest], 1e-6)
+        weights[row, nearest] = w / w.sum()
+    return weights
+
+
+def device_like_eeg(
+    eeg: np.ndarray, sfreq: float, device_sfreq: float, labels: Sequence[str] = MODEL_CHANNELS
+):
+    """Present model-order EEG as a 128-channel GSN-HydroCel amplifier at a higher rate.
+
+    The amplifier's labels are E1..E128; Cz (E129) is its reference and is not sent. E1..E124 carry
+    the dataset's samples unchanged (NMED-T is average-referenced; the values are not re-referenced
+    to Cz). The face electrodes E125..E128, absent from NMED-T, are filled with an inverse-distance
+    mean of their 3 nearest scalp electrodes (:func:`face_channel_weights`), so they look like
+    plausible EEG. Every channel is then upsampled with ``scipy.signal.resample_poly`` (e.g. 8/1 for
+    125 -> 1000 Hz).
+
+    Parameters
+    ----------
+    eeg : ndarray, shape (n_chans, n_times)
+        EEG in microvolts, rows labelled by ``labels`` (must include E1..E124).
+    sfreq : float
+        Rate of ``eeg`` in Hz.
+    device_sfreq : float
+        Amplifier rate in Hz (> 0, a simple ratio to ``sfreq``).
+    labels : sequence of str
+        Row labels of ``eeg``.
+
+    Returns
+    -------
+    device_eeg : ndarray, shape (128, n_times * device_sfreq / sfreq), float32
+    device_labels : tuple of str
+        ``DEVICE_CHANNELS_128``.
+    """
+    from scipy.signal import resample_poly
+
+    try:
+        device_sfreq = float(device_sfreq)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--device-like {device_sfreq!r} is not a rate; pass e.g. 1000") from None
+    if not (math.isfinite(device_sfreq) and device_sfreq > 0):
+        raise ConfigError(f"--device-like rate must be > 0 Hz (got {device_sfreq}); pass e.g. 1000")
+    ratio = Fraction(device_sfreq / sfreq).limit_denominator(1000)
+    if abs(float(ratio) * sfreq - device_sfreq) > 1e-6 * device_sfreq:
+        raise ConfigError(
+            f"--device-like {device_sfreq:g} Hz is not a simple ratio of {sfreq:g} Hz; pass e.g. 1000"
+        )
+    index = {label: row for row, label in enumerate(labels)}
+    scalp = [f"E{i}" for i in range(1, 125)]
+    missing = [label for label in scalp if label not in index]
+    if missing:
+        raise ConfigError(f"device-like replay needs E1..E124; the data lacks {', '.join(missing[:5])}")
+    scalp_eeg = np.asarray(eeg, dtype=np.float64)[[index[label] for label in scalp]]
+    face_eeg = face_channel_weights(scalp) @ scalp_eeg
+    full = np.concatenate([scalp_eeg, face_eeg])
+    out = np.empty((len(DEVICE_CHANNELS_128), full.shape[1] * ratio.numerator // ratio.denominator),
+                   dtype=np.float32)
+    for row in range(full.shape[0]):  # row by row keeps the float64 temporaries small
+        up = resample_poly(full[row], ratio.numerator, ratio.denominator)
+        out[row] = up[: out.shape[1]]
+    return out, DEVICE_CHANNELS_128
+
+
+def _running_clash(name: str, source_id: str) -> list[pylsl.StreamInfo]:
+    """Streams already visible with this name or this source_id."""
+    if "'" in name or "'" in source_id:
+        return []
+    predicate = f"name='{name}' or source_id='{source_id}'"
+    return list(pylsl.resolve_bypred(predicate, 1, _CLASH_TIMEOUT_S))
+
+
+class ArrayPlayer:
+    """Play an array as a live LSL outlet paced by the LSL clock.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_chans, n_times)
+        Samples to play (sent as float32), e.g. EEG in microvolts.
+    sfreq : float
+        Nominal rate of ``data`` in Hz.
+    labels : sequence of str, length n_chans
+        Channel labels.
+    name : str
+        Stream name.
+    source_id : str or None
+        Unique source id; None derives ``<name>@<host>`` (stable, so inlets recover a restart).
+    stype : str
+        Stream type (``"EEG"``).
+    unit : str or sequence of str
+        Channel unit(s).
+    channel_type : str or sequence of str or None
+        Channel type(s); None uses ``stype``.
+    speed : float
+        Time acceleration (> 0): samples go out at ``sfreq * speed`` per second of wall time; the
+        nominal rate stays ``sfreq``.
+    loop : bool
+        Start again at the end, timestamps continuous; otherwise the stream ends after the last sample.
+    chunk_ms : float
+        Push interval in milliseconds of wall time (chunks hold ``round(chunk_ms * sfreq * speed /
+        1000)`` samples, at least one).
+    index_channel : bool
+        Append the channel ``index`` carrying the sample index (see module notes).
+    markers : sequence of (time_s, text) or None
+        Markers of one pass in data time; they go to a marker outlet ``<name>-markers``. None: no
+        marker outlet.
+    manufacturer : str
+        ``desc/manufacturer`` of the outlets.
+    extra_desc : mapping or None
+        More ``desc`` entries of the EEG outlet (dataset provenance).
+    wait_for_consumer_s : float
+        Before sending the first sample, wait up to this long for an inlet to connect (tests use it
+        so that nothing is sent before they listen). 0: start at once, like an amplifier.
+    check_clash : bool
+        Look for a running stream with the same name or source id first (0.2 s); on a clash, warn and
+        make the source id unique.
+
+    Examples
+    --------
+    >>> with ArrayPlayer(eeg, 125.0, labels, name="test-cap") as player:  # doctest: +SKIP
+    ...     player.wait(5.0)
+    """
+
+    def __init__(
+        self,
+        data: np.ndarray,
+        sfreq: float,
+        labels: Sequence[str],
+        *,
+        name: str,
+        source_id: str | None = None,
+        stype: str = "EEG",
+        unit: str | Sequence[str] = "microvolts",
+        channel_type: str | Sequence[str] | None = None,
+        speed: float = 1.0,
+        loop: bool = False,
+        chunk_ms: float = 10.0,
+        index_channel: bool = False,
+        markers: Sequence[tuple[float, str]] | None = None,
+        manufacturer: str = MANUFACTURER,
+        extra_desc: Mapping | None = None,
+        wait_for_consumer_s: float = 0.0,
+        check_clash: bool = True,
+    ) -> None:
+        data = np.asarray(data)
+        if data.ndim != 2 or data.shape[1] == 0:
+            raise ConfigError(f"replay data must be (n_chans, n_times) with samples, got shape {data.shape}")
+        labels = [str(label) for label in labels]
+        if len(labels) != data.shape[0]:
+            raise ConfigError(f"{len(labels)} labels for {data.shape[0]} channels; give one label per row")
+        if not (math.isfinite(float(sfreq)) and float(sfreq) > 0):
+            raise ConfigError(f"replay needs a sampling rate > 0 Hz, got {sfreq}")
+        if not (math.isfinite(float(chunk_ms)) and float(chunk_ms) > 0):
+            raise ConfigError(f"chunk_ms must be > 0 (got {chunk_ms}); pass e.g. 10")
+        if not name:
+            raise ConfigError("replay needs a stream name; pass --name NAME")
+        self.sfreq = float(sfreq)
+        self.speed = check_speed(speed)
+        self.loop = bool(loop)
+        self.index_channel = bool(index_channel)
+        self.n_times = data.shape[1]
+        self.chunk_samples = max(1, round(float(chunk_ms) * self.sfreq * self.speed / 1000.0))
+        n_out = data.shape[0] + int(self.index_channel)
+        # sample-major float32 copy: each chunk is a contiguous block of rows
+        self._samples = np.zeros((self.n_times, n_out), dtype=np.float32)
+        self._samples[:, : data.shape[0]] = data.T
+        self.labels = tuple(labels + ([INDEX_LABEL] if self.index_channel else []))
+        if isinstance(unit, str):
+            unit = [unit] * data.shape[0]
+        channel_type = stype if channel_type is None else channel_type
+        if isinstance(channel_type, str):
+            channel_type = [channel_type] * data.shape[0]
+        self._units = list(unit) + (["samples"] if self.index_channel else [])
+        self._types = list(channel_type) + (["MISC"] if self.index_channel else [])
+        self._stype = stype
+        self._markers = (
+            sorted(((float(t), str(text)) for t, text in markers), key=lambda marker: marker[0])
+            if markers is not None else None
+        )
+        self._manufacturer = manufacturer
+        self._extra_desc = dict(extra_desc or {})
+        self._wait_for_consumer_s = float(wait_for_consumer_s)
+        self._check_clash = check_clash
+        self.name = str(name)
+        self.source_id = source_id or default_source_id(self.name)
+        self.error: str | None = None
+        self.samples_sent = 0
+        self._outlet: pylsl.StreamOutlet | None = None
+        self._marker_outlet: pylsl.StreamOutlet | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+
+    # -- public API ---------------------------------------------------------------------------
+    @property
+    def marker_name(self) -> str | None:
+        """Name of the marker outlet, or None when the player sends no markers."""
+        return None if self._markers is None else f"{self.name}-markers"
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and the end of streaming."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def duration_s(self) -> float:
+        """Wall-clock length of one pass in seconds (at ``speed``)."""
+        return self.n_times / (self.sfreq * self.speed)
+
+    def start(self) -> ArrayPlayer:
+        """Create the outlets and start the pacing thread; returns self.
+
+        Raises
+        ------
+        StreamError
+            If the player was already started, or the outlets cannot be created.
+        """
+        if self._thread is not None:
+            raise StreamError(f"replay '{self.name}' was already started; make a new player to play again")
+        if self._check_clash:
+            self._make_source_id_unique()
+        describe = dict(unit=self._units, channel_type=self._types, manufacturer=self._manufacturer,
+                        extra_desc=self._extra_desc)
+        if self._stype == "EEG":
+            info = eeg_stream_info(self.name, self.labels, self.sfreq, self.source_id, **describe)
+        else:
+            info = regular_stream_info(
+                self.name, self._stype, self.labels, self.sfreq, self.source_id, **describe
+            )
+        try:
+            self._outlet = pylsl.StreamOutlet(info, self.chunk_samples)
+            if self._markers is not None:
+                marker_info = marker_stream_info(
+                    self.marker_name, f"{self.source_id}-markers", extra_desc={"stream": self.name}
+                )
+                self._marker_outlet = pylsl.StreamOutlet(marker_info)
+        except RuntimeError as error:
+            self._close_outlets()
+            raise StreamError(
+                f"cannot open LSL outlet '{self.name}': {error}; check the LSL set-up"
+            ) from None
+        logger.info(
+            "replaying %d channels at %g Hz (speed %g) as '%s' (source_id %s)",
+            len(self.labels), self.sfreq, self.speed, self.name, self.source_id,
+        )
+        self._thread = threading.Thread(target=self._run, name=f"replay-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop streaming and destroy the outlets (inlets see the stream end)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if self._thread is None or not self._thread.is_alive():
+            self._close_outlets()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the stream has ended (end of data, or stopped); True if it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def __enter__(self) -> ArrayPlayer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _make_source_id_unique(self) -> None:
+        clashes = _running_clash(self.name, self.source_id)
+        if not clashes:
+            return
+        unique = f"{self.source_id}-{uuid.uuid4().hex[:8]}"
+        others = ", ".join(f"'{info.name()}' ({info.source_id()})" for info in clashes)
+        logger.warning(
+            "stream name or source id of '%s' already in use by %s; using source_id %s so that inlets "
+            "can tell them apart (pass --name/--source-id to choose your own)",
+            self.name, others, unique,
+        )
+        self.source_id = unique
+
+    def _close_outlets(self) -> None:
+        # dropping the last reference destroys the outlet: connected inlets see the stream end
+        self._outlet = None
+        self._marker_outlet = None
+
+    def _chunk(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` of the endless (or single) pass, shape (stop - start, n_out)."""
+        first = start % self.n_times
+        if first + (stop - start) <= self.n_times:
+            chunk = self._samples[first : first + (stop - start)]
+            if self.index_channel:
+                chunk = chunk.copy()
+        else:
+            chunk = np.take(self._samples, np.arange(start, stop) % self.n_times, axis=0)
+        if self.index_channel:
+            chunk[:, -1] = np.arange(start, stop) % INDEX_MODULO
+        return chunk
+
+    def _sleep_until(self, target: float) -> bool:
+        """Sleep until LSL time ``target`` without spinning; False if stopped meanwhile."""
+        while True:
+            remaining = target - pylsl.local_clock()
+            if remaining <= 0:
+                return not self._stop.is_set()
+            # long waits on the stop event; the last millisecond in one short sleep for precision
+            if self._stop.wait(remaining - 0.001 if remaining > 0.002 else remaining):
+                return False
+
+    def _run(self) -> None:
+        try:
+            self._stream()
+        except Exception as error:  # the thread must not die silently
+            self.error = f"{type(error).__name__}: {error}"
+            logger.exception("replay '%s' stopped on an error", self.name)
+        finally:
+            self._finished.set()
+            self._close_outlets()
+
+    def _stream(self) -> None:
+        outlet = self._outlet
+        rate = self.sfreq * self.speed
+        if self._wait_for_consumer_s > 0:
+            outlet.wait_for_consumers(self._wait_for_consumer_s)
+        total = None if self.loop else self.n_times
+        max_push = max(self.chunk_samples, int(_MAX_PUSH_S * rate))
+        marker_queue = self._marker_positions()
+        next_marker = next(marker_queue, None)
+        t0 = pylsl.local_clock() + self.chunk_samples / rate
+        sent = 0
+        while total is None or sent < total:
+            end = sent + self.chunk_samples if total is None else min(sent + self.chunk_samples, total)
+            if not self._sleep_until(t0 + (end - 1) / rate):
+                return
+            # woke late: send everything due now in one go, so that lateness does not accumulate
+            due = int((pylsl.local_clock() - t0) * rate) + 1
+            end = max(end, min(due, sent + max_push))
+            if total is not None:
+                end = min(end, total)
+            stamps = t0 + np.arange(sent, end) / rate
+            outlet.push_chunk(self._chunk(sent, end), stamps.tolist())
+            sent = end
+            self.samples_sent = sent
+            at_end = total is not None and sent >= total
+            while next_marker is not None and (next_marker[0] < sent or at_end):
+                self._marker_outlet.push_sample([next_marker[1]], t0 + next_marker[0] / rate)
+                next_marker = next(marker_queue, None)
+        logger.info("replay '%s' reached the end of its data (%d samples)", self.name, sent)
+        self._stop.wait(_LINGER_S)  # let connected inlets pull the last chunk before the outlet goes
+
+    def _marker_positions(self):
+        """Yield (sample position, text) of every marker, pass after pass when looping."""
+        if self._markers is None:
+            return
+        passes = range(10**12) if self.loop else range(1)
+        for index in passes:
+            for time_s, text in self._markers:
+                yield index * self.n_times + time_s * self.sfreq, text
+
+
+def default_source_id(name: str) -> str:
+    """The source id of a replay unless told: ``<name>@<host>``, stable across restarts."""
+    import socket
+
+    return f"{name}@{socket.gethostname()}"
+
+
+class Player(ArrayPlayer):
+    """Replay one song and one participant of an NMED-T folder as a live EEG stream.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        An NMED-T folder (``songNN_Imputed.mat`` files), real or simulated.
+    song : int
+        Song trigger code (21..30) present in the folder.
+    subject : int
+        1-based participant index within the song's file.
+    speed, loop, chunk_ms, index_channel
+        As in :class:`ArrayPlayer`.
+    name : str or None
+        Stream name; default ``eegmusic-replay-s{song}-p{subject}``.
+    source_id : str or None
+        Default ``<name>@<host>``.
+    device_like : float or None
+        Present the data as a 128-channel amplifier at this rate (:func:`device_like_eeg`).
+    markers : bool
+        Send the marker outlet ``<name>-markers``.
+    wait_for_consumer_s, check_clash
+        As in :class:`ArrayPlayer`.
+
+    Raises
+    ------
+    ConfigError
+        Unknown song or subject (the message lists what exists), speed <= 0.
+    DataFormatError
+        Missing or corrupt folder or file.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        song: int,
+        subject: int,
+        *,
+        speed: float = 1.0,
+        loop: bool = False,
+        name: str | None = None,
+        source_id: str | None = None,
+        chunk_ms: float = 10.0,
+        device_like: float | None = None,
+        index_channel: bool = False,
+        markers: bool = True,
+        wait_for_consumer_s: float = 0.0,
+        check_clash: bool = True,
+    ) -> None:
+        from replay.nmedt import NMEDTFolder
+
+        speed = check_speed(speed)
+        folder = NMEDTFolder(data_dir)
+        song_ids = sorted(folder.song_ids)
+        if song not in song_ids:
+            raise ConfigError(
+                f"song {song} not in {data_dir} (has {', '.join(map(str, song_ids))}); pass one of those"
+            )
+        recording = folder.load_song(song)
+        n_subjects = len(recording.subjects)
+        if not 1 <= subject <= n_subjects:
+            raise ConfigError(
+                f"subject {subject} not in song {song} of {data_dir} (has 1..{n_subjects}, ids "
+                f"{', '.join(map(str, recording.subjects))}); pass a 1-based index in that range"
+            )
+        eeg = recording.eeg(subject - 1)
+        sfreq = float(recording.sfreq)
+        labels = tuple(recording.channels)
+        duration_s = eeg.shape[1] / sfreq
+        if device_like is not None:
+            eeg, labels = device_like_eeg(eeg, sfreq, device_like, labels)
+            sfreq = float(device_like)
+        self.song = int(song)
+        self.subject = int(subject)
+        name = name or f"eegmusic-replay-s{song}-p{subject}"
+        dataset = {
+            "name": "NMED-T",
+            "path": str(Path(data_dir).resolve()),
+            "song": song,
+            "title": recording.info.title,
+            "bpm": recording.info.bpm,
+            "subject": recording.subjects[subject - 1],
+            "subject_index": subject,
+            "source_sfreq": recording.sfreq,
+            "device_like": "no" if device_like is None else f"{float(device_like):g} Hz",
+        }
+        super().__init__(
+            eeg, sfreq, labels, name=name, source_id=source_id, speed=speed, loop=loop, chunk_ms=chunk_ms,
+            index_channel=index_channel, markers=song_markers(song, duration_s) if markers else None,
+            extra_desc={"dataset": dataset, "reference": "average (NMED-T preprocessing)"},
+            wait_for_consumer_s=wait_for_consumer_s, check_clash=check_clash,
+        )

@@ -1,0 +1,111 @@
+"""``eegmusic replay``: a recorded dataset (or one XDF stream) as a live LSL stream until stopped.
+
+Light at import time (argparse and stdlib only); numpy, pylsl and the dataset reader load in
+:func:`run_replay`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+Examples:
+  eegmusic replay --data /tmp/sim --song 21 --subject 1
+  eegmusic replay --data /tmp/sim --song 22 --subject 2 --device-like 1000 --loop --name cap-2
+  eegmusic replay --data /tmp/sim --song 21 --subject 1 --speed 10 --index-channel
+  eegmusic replay --xdf session.xdf --stream "ActiChamp-0" --loop
+
+Stop with Ctrl-C (or SIGTERM): the outlets close and inlets see the stream end.
+Markers go to '<name>-markers': song_start=NN, song=NN;t=S.000 every second, song_end=NN.
+"""
+
+
+def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``replay`` options to ``parser``."""
+    parser.epilog = EPILOG
+    source = parser.add_argument_group("what to replay")
+    source.add_argument("--data", metavar="DIR", help="NMED-T folder (real or from 'eegmusic simulate')")
+    source.add_argument("--song", type=int, metavar="NN", help="song trigger code, e.g. 21")
+    source.add_argument("--subject", type=int, metavar="K", help="participant, 1-based index in the file")
+    source.add_argument("--xdf", metavar="FILE", help="replay a stream of an XDF recording instead")
+    source.add_argument("--stream", metavar="NAME", help="name of the stream to replay from --xdf")
+    out = parser.add_argument_group("how")
+    out.add_argument("--speed", type=float, default=1.0, metavar="X",
+                     help="time acceleration, > 0 (default 1 = real time)")
+    out.add_argument("--loop", action="store_true", help="start again at the end (timestamps continue)")
+    out.add_argument("--name", metavar="NAME",
+                     help="stream name (default eegmusic-replay-s{song}-p{subject}, or the XDF stream's)")
+    out.add_argument("--source-id", metavar="ID", help="LSL source id (default <name>@<host>)")
+    out.add_argument("--chunk-ms", type=float, default=10.0, metavar="MS",
+                     help="push interval in ms of wall time (default 10)")
+    out.add_argument("--device-like", type=float, metavar="RATE",
+                     help="present as a 128-channel amplifier (E1..E128, Cz reference not sent) at RATE Hz")
+    out.add_argument("--index-channel", action="store_true",
+                     help="append a channel 'index' with the running sample index (continuity checks)")
+    out.add_argument("--no-markers", action="store_true", help="do not open the '<name>-markers' outlet")
+
+
+def _build_player(args):
+    from stream.errors import ConfigError
+
+    if args.xdf:
+        if not args.stream:
+            raise ConfigError("--xdf needs --stream NAME (the recorded stream to replay)")
+        if args.device_like is not None:
+            raise ConfigError("--device-like works on NMED-T data only; drop it with --xdf")
+        from replay.xdf import xdf_player
+
+        return xdf_player(
+            args.xdf, args.stream, name=args.name, source_id=args.source_id, speed=args.speed,
+            loop=args.loop, chunk_ms=args.chunk_ms, index_channel=args.index_channel,
+        )
+    missing = [flag for flag, value in (("--data", args.data), ("--song", args.song),
+                                        ("--subject", args.subject)) if value is None]
+    if missing:
+        raise ConfigError(
+            f"replay needs {', '.join(missing)}; e.g. eegmusic replay --data /tmp/sim --song 21 --subject 1"
+        )
+    from replay.player import Player
+
+    return Player(
+        args.data, args.song, args.subject, speed=args.speed, loop=args.loop, name=args.name,
+        source_id=args.source_id, chunk_ms=args.chunk_ms, device_like=args.device_like,
+        index_channel=args.index_channel, markers=not args.no_markers,
+    )
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Stream until the data ends (without ``--loop``) or until SIGINT/SIGTERM; return 0."""
+    import signal
+    import threading
+
+    from replay.player import check_speed
+    from stream.errors import StreamError
+
+    check_speed(args.speed)
+    player = _build_player(args)
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    try:
+        player.start()
+        markers = f", markers on '{player.marker_name}'" if player.marker_name else ""
+        print(
+            f"replaying '{player.name}' (source_id {player.source_id}): {len(player.labels)} channels at "
+            f"{player.sfreq:g} Hz, {player.n_times / player.sfreq:.1f} s of data, speed {player.speed:g}"
+            f"{', looping' if player.loop else ''}{markers}; Ctrl-C to stop",
+            flush=True,
+        )
+        while player.running and not stop.wait(0.1):
+            pass
+    finally:
+        player.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if player.error:
+        raise StreamError(f"replay '{player.name}' stopped on an error: {player.error}")
+    reason = "stopped" if stop.is_set() else "end of data"
+    print(f"replay '{player.name}' {reason} after {player.samples_sent} samples", flush=True)
+    return 0

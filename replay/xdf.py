@@ -1,0 +1,228 @@
+"""Read one stream of an XDF recording (LabRecorder) and replay it live.
+
+:func:`read_xdf_stream` loads the named stream with pyxdf and keeps what a client needs to take the
+replay for the original device: its type, nominal rate, channel labels, units and types, and its
+samples in recording order. :func:`xdf_player` plays it through :class:`replay.player.ArrayPlayer`,
+re-timed on the LSL clock at the nominal rate (the recorded timestamps are not replayed: a replay
+is a new acquisition, like the original one was).
+
+Only regular-rate numeric streams can be replayed; marker streams (irregular or string) are refused
+with the list of streams that can.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stream.errors import DataFormatError, StreamError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class XDFStream:
+    """One stream of an XDF file.
+
+    Attributes
+    ----------
+    name, stype, source_id : str
+        From the stream header.
+    sfreq : float
+        Nominal rate in Hz.
+    data : ndarray, shape (n_chans, n_times)
+        Samples in recording order (dtype as recorded).
+    timestamps : ndarray, shape (n_times,)
+        Recorded LSL timestamps (seconds).
+    labels, units, types : list of str
+        Per channel, from ``desc/channels/channel`` (``ch1``.., ``""``, the stream type when absent).
+    path : Path
+    """
+
+    name: str
+    stype: str
+    source_id: str
+    sfreq: float
+    data: np.ndarray
+    timestamps: np.ndarray
+    labels: list[str]
+    units: list[str]
+    types: list[str]
+    path: Path
+    manufacturer: str = field(default="")
+
+
+def _first(value, default=""):
+    """pyxdf wraps every XML text in a list; unwrap one level."""
+    if isinstance(value, list):
+        value = value[0] if value else default
+    return default if value is None else value
+
+
+def _channels(info: dict, n_chans: int, stype: str) -> tuple[list[str], list[str], list[str]]:
+    desc = _first(info.get("desc"), None)
+    channels = []
+    if isinstance(desc, dict):
+        block = _first(desc.get("channels"), None)
+        if isinstance(block, dict):
+            channels = block.get("channel") or []
+    labels = [str(_first(ch.get("label"), "")) if isinstance(ch, dict) else "" for ch in channels]
+    units = [str(_first(ch.get("unit"), "")) if isinstance(ch, dict) else "" for ch in channels]
+    types = [str(_first(ch.get("type"), "")) if isinstance(ch, dict) else "" for ch in channels]
+    if len(labels) != n_chans or not all(labels):
+        if channels:
+            logger.warning("XDF stream has %d channel descriptions for %d channels; labelling them ch1..",
+                           len(channels), n_chans)
+        labels = [f"ch{i}" for i in range(1, n_chans + 1)]
+        units = [""] * n_chans
+        types = [stype] * n_chans
+    types = [t or stype for t in types]
+    return labels, units, types
+
+
+def _check_magic(path: Path) -> None:
+    """Refuse a file that does not start with ``XDF:`` (pyxdf would leak its handle on it)."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".xdfz" else open
+    try:
+        with opener(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        magic = f"unreadable: {error}".encode()
+    if magic != b"XDF:":
+        raise DataFormatError(
+            f"{path}: not a readable XDF file (no 'XDF:' signature at the start); pass a file recorded by "
+            "LabRecorder"
+        )
+
+
+def list_xdf_streams(path) -> list[dict]:
+    """Headers of every stream in an XDF file (name, type, channel_count, nominal_srate, ...).
+
+    Raises
+    ------
+    DataFormatError
+        Missing, unreadable or corrupt file.
+    """
+    import pyxdf
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: XDF file not found; check the path")
+    _check_magic(path)
+    try:
+        return pyxdf.resolve_streams(str(path))
+    except Exception as error:
+        raise DataFormatError(
+            f"{path}: not a readable XDF file ({type(error).__name__}: {str(error)[:100]}); "
+            "pass a file recorded by LabRecorder"
+        ) from None
+
+
+def _describe(streams: list[dict]) -> str:
+    return ", ".join(
+        f"'{s['name']}' ({s['type']}, {s['channel_count']} ch, {s['nominal_srate']:g} Hz)" for s in streams
+    ) or "none"
+
+
+def read_xdf_stream(path, name: str) -> XDFStream:
+    """Load the regular-rate numeric stream called ``name`` from an XDF file.
+
+    Parameters
+    ----------
+    path : str or Path
+        An ``.xdf`` file.
+    name : str
+        The stream's name as recorded.
+
+    Returns
+    -------
+    stream : XDFStream
+
+    Raises
+    ------
+    DataFormatError
+        Missing or corrupt file, or a stream without samples.
+    StreamError
+        No stream of that name, or one that cannot be replayed (irregular rate, strings); the
+        message lists the streams in the file.
+    """
+    import pyxdf
+
+    path = Path(path)
+    headers = list_xdf_streams(path)
+    matches = [s for s in headers if s["name"] == name]
+    if not matches:
+        raise StreamError(f"{path}: no stream named '{name}' (has {_describe(headers)}); pass one of those")
+    header = matches[0]
+    playable = [s for s in headers if s["nominal_srate"] > 0 and s["channel_format"] != "string"]
+    if header["nominal_srate"] <= 0 or header["channel_format"] == "string":
+        raise StreamError(
+            f"{path}: stream '{name}' is irregular or string-valued (markers) and cannot be replayed; "
+            f"pass a regular stream ({_describe(playable)})"
+        )
+    try:
+        streams, _ = pyxdf.load_xdf(
+            str(path), select_streams=[header["stream_id"]], synchronize_clocks=False,
+            dejitter_timestamps=False,
+        )
+    except Exception as error:
+        raise DataFormatError(
+            f"{path}: corrupt XDF file ({type(error).__name__}: {str(error)[:100]}); re-record or repair it"
+        ) from None
+    stream = streams[0]
+    info = stream["info"]
+    series = np.asarray(stream["time_series"])
+    if series.ndim != 2 or series.shape[0] == 0:
+        raise DataFormatError(f"{path}: stream '{name}' holds no samples; pass a stream that recorded data")
+    if "footer" not in stream:
+        logger.warning("%s: stream '%s' has no footer (recording cut short?); replaying the %d samples read",
+                       path, name, series.shape[0])
+    stype = str(_first(info.get("type"), ""))
+    labels, units, types = _channels(info, series.shape[1], stype or "EEG")
+    desc = _first(info.get("desc"), None)
+    manufacturer = str(_first(desc.get("manufacturer"), "")) if isinstance(desc, dict) else ""
+    return XDFStream(
+        name=name, stype=stype, source_id=str(_first(info.get("source_id"), "")),
+        sfreq=float(_first(info.get("nominal_srate"))), data=series.T,
+        timestamps=np.asarray(stream["time_stamps"], dtype=np.float64), labels=labels, units=units,
+        types=types, path=path, manufacturer=manufacturer,
+    )
+
+
+def xdf_player(path, stream: str, *, name: str | None = None, source_id: str | None = None, **kwargs):
+    """An :class:`~replay.player.ArrayPlayer` that replays one stream of an XDF file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.xdf`` file.
+    stream : str
+        Name of the stream to replay.
+    name : str or None
+        Outlet name; default: the recorded stream's name.
+    source_id : str or None
+        Default ``<recorded source_id or name>-replay@<host>``, so it never collides with the device.
+    **kwargs
+        ``speed``, ``loop``, ``chunk_ms``, ``index_channel``, ``wait_for_consumer_s``, ``check_clash``.
+
+    Returns
+    -------
+    player : ArrayPlayer
+        Not started.
+    """
+    from replay.player import ArrayPlayer, default_source_id
+
+    recorded = read_xdf_stream(path, stream)
+    source_id = source_id or default_source_id(f"{recorded.source_id or recorded.name}-replay")
+    extra = {"replay": {"xdf": str(recorded.path.resolve()), "stream": recorded.name,
+                        "source_id": recorded.source_id}}
+    return ArrayPlayer(
+        recorded.data, recorded.sfreq, recorded.labels, name=name or recorded.name, source_id=source_id,
+        stype=recorded.stype or "EEG", unit=recorded.units, channel_type=recorded.types,
+        manufacturer=recorded.manufacturer or "eegmusic (XDF replay)", extra_desc=extra, **kwargs,
+    )

@@ -1,0 +1,33 @@
+"""``eegmusic streams``: list the LSL streams visible from this machine."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_streams_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``eegmusic streams``."""
+    parser.add_argument("--timeout", type=float, default=1.0, metavar="S",
+                        help="seconds to listen for streams (default 1.0)")
+    parser.add_argument("--type", dest="stype", default=None, metavar="TYPE",
+                        help="only streams of this type, e.g. EEG or Markers")
+    parser.epilog = "Example: eegmusic streams --timeout 2 --type EEG"
+
+
+def run_streams(args: argparse.Namespace) -> int:
+    """Print one line per visible stream: name, type, channels, rate, format, source_id."""
+    from stream.resolve import list_streams
+
+    streams = [s for s in list_streams(timeout=args.timeout) if args.stype is None or s.stype == args.stype]
+    if not streams:
+        kind = f" of type {args.stype!r}" if args.stype else ""
+        print(f"no LSL streams{kind} visible within {args.timeout:g} s "
+              "(start one with: eegmusic replay --data DIR --song 21 --subject 1)")
+        return 1
+    header = ("name", "type", "channels", "rate", "format", "source_id")
+    rows = [(s.name, s.stype, str(s.n_chans), "irregular" if s.sfreq == 0 else f"{s.sfreq:g} Hz",
+             s.channel_format, s.source_id) for s in streams]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0

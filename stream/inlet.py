@@ -1,0 +1,358 @@
+"""An LSL inlet with one acquisition thread, a preallocated ring buffer and its own reconnection.
+
+The acquisition thread pulls chunks with ``pull_chunk(dest_obj=...)`` straight into a preallocated
+array, corrects timestamps with ``time_correction`` (optionally dejittered by liblsl), counts what
+went wrong and writes the samples into a :class:`~stream.ringbuffer.RingBuffer`. It then hands the
+chunk to an optional callback in the same thread (the :class:`~stream.source.EEGSource` preprocesses
+and windows there).
+
+Counted per stream: samples, gaps (a timestamp jump of more than 1.5 sample periods), samples
+missing in gaps, non-monotonic timestamps, runs of samples with NaN/Inf, channels that stay
+non-finite for over a second, reconnections, the clock offset, timestamp jitter and the effective
+rate.
+
+liblsl's own recovery is off (``recover=False``): a lost source raises at once, the thread drops the
+inlet and re-resolves the stream by source_id, then by name, with a short backoff (at most about 0.7 s
+between attempts), so a source that comes back is picked up within 2 s.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pylsl
+from pylsl.util import LostError
+from pylsl.util import TimeoutError as LSLTimeoutError
+
+from stream.errors import StreamError
+from stream.resolve import StreamSummary, find_streams, resolve_stream
+from stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
+
+logger = logging.getLogger(__name__)
+
+GAP_PERIODS = 1.5
+"""A timestamp step longer than this many sample periods is a gap."""
+
+BAD_CHANNEL_S = 1.0
+"""A channel non-finite for this long without a break is reported as bad."""
+
+CLOCK_REFRESH_S = 5.0
+RESOLVE_TRY_S = 0.2
+BACKOFF_START_S = 0.05
+BACKOFF_MAX_S = 0.3
+PULL_TIMEOUT_S = 0.1
+
+
+@dataclass(frozen=True)
+class StreamMeta:
+    """What the inlet knows about its stream once connected."""
+
+    name: str
+    stype: str
+    source_id: str
+    n_chans: int
+    sfreq: float
+    channel_format: str
+    labels: tuple[str, ...] | None
+    """Channel labels from the stream's description, or None when it has none."""
+
+    def describe(self) -> str:
+        """One line naming the stream."""
+        return (f"{self.name!r} ({self.stype}, {self.n_chans} ch @ {self.sfreq:g} Hz, "
+                f"source_id {self.source_id!r})")
+
+
+def _check_stream(summary: StreamSummary) -> None:
+    """Refuse streams no EEG pipeline can read."""
+    if summary.channel_format in ("string", "undefined"):
+        raise StreamError(
+            f"stream {summary.name!r} carries {summary.channel_format} values (type {summary.stype!r}), not "
+            "numeric EEG samples; pick an EEG stream (`eegmusic streams` lists them)"
+        )
+    if summary.sfreq <= 0:
+        raise StreamError(
+            f"stream {summary.name!r} has an irregular rate; EEG must be sampled at a fixed nominal rate "
+            "(set the outlet's nominal_srate)"
+        )
+
+
+class Inlet:
+    """One LSL stream read by one acquisition thread into a ring buffer.
+
+    Parameters
+    ----------
+    name, stype, source_id : str or None
+        Which stream (all that are given must match; any ``EEG`` stream when none is given).
+    dejitter : bool
+        Let liblsl smooth timestamps (``proc_dejitter``).
+    buffer_s : float
+        Seconds of raw samples kept in :attr:`ring`.
+    max_chunk : int
+        Largest chunk pulled at once, in samples.
+    resolve_timeout : float
+        Seconds :meth:`start` waits for the stream.
+    on_chunk : callable or None
+        ``on_chunk(data, timestamps, flags, t_arrival)`` called in the acquisition thread after each
+        chunk: ``data`` (n, n_chans) is only valid during the call, ``timestamps`` (n,) LSL seconds
+        (clock-corrected), ``flags`` (n,) uint8 ``FLAG_*`` bits, ``t_arrival`` the LSL clock at
+        arrival.
+    """
+
+    def __init__(self, name: str | None = None, stype: str | None = None, source_id: str | None = None, *,
+                 dejitter: bool = False, buffer_s: float = 10.0, max_chunk: int = 1024,
+                 resolve_timeout: float = 5.0, on_chunk: Callable | None = None):
+        self.wanted = {"name": name, "stype": stype, "source_id": source_id}
+        self.dejitter = dejitter
+        self.buffer_s = float(buffer_s)
+        self.max_chunk = int(max_chunk)
+        self.resolve_timeout = float(resolve_timeout)
+        self.on_chunk = on_chunk
+        self.meta: StreamMeta | None = None
+        self.ring: RingBuffer | None = None
+        self.error: str | None = None
+        self._inlet: pylsl.StreamInlet | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._reset_counters()
+
+    # ------------------------------------------------------------------ connection
+    def _open(self, info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, StreamMeta]:
+        summary = StreamSummary.from_info(info)
+        _check_stream(summary)
+        flags = pylsl.proc_dejitter if self.dejitter else pylsl.proc_none
+        max_buflen = max(1, int(np.ceil(self.buffer_s)))
+        inlet = pylsl.StreamInlet(info, max_buflen=max_buflen, max_chunklen=0, recover=False,
+                                  processing_flags=flags)
+        try:
+            full = inlet.info(timeout=2.0)
+            labels = full.get_channel_labels()
+            inlet.open_stream(timeout=2.0)
+            offset = inlet.time_correction(timeout=2.0)
+        except (LostError, LSLTimeoutError) as error:
+            del inlet
+            raise StreamError(f"stream {summary.name!r} vanished while connecting ({error}); start it again") from None
+        if labels is not None and any(label is None for label in labels):
+            labels = None
+        meta = StreamMeta(summary.name, summary.stype, summary.source_id, summary.n_chans, summary.sfreq,
+                          summary.channel_format, tuple(labels) if labels is not None else None)
+        self.clock_offset = float(offset)
+        self._last_clock_check = pylsl.local_clock()
+        return inlet, meta
+
+    def connect(self) -> StreamMeta:
+        """Resolve and open the stream (in the calling thread); return what it is.
+
+        Raises
+        ------
+        StreamError
+            No such stream (the message lists those visible), a string-typed or irregular-rate stream.
+        """
+        info = resolve_stream(**self.wanted, timeout=self.resolve_timeout)
+        inlet, meta = self._open(info)
+        self._inlet, self.meta = inlet, meta
+        self.ring = RingBuffer(meta.n_chans, max(1, int(self.buffer_s * meta.sfreq)))
+        np_dtype = pylsl.lib.fmt2npdtype[info.channel_format()]
+        self._dest = np.empty((self.max_chunk, meta.n_chans), dtype=np_dtype)
+        self._bad_run = np.zeros(meta.n_chans, dtype=np.int64)
+        self.connected = True
+        logger.info("connected to %s", meta.describe())
+        return meta
+
+    def start(self) -> None:
+        """Connect (unless :meth:`connect` was called) and start the acquisition thread."""
+        if self._thread is not None:
+            return
+        if self._inlet is None:
+            self.connect()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"lsl-inlet-{self.meta.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and close the inlet (safe to call twice)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        self._inlet = None  # destroys the liblsl inlet
+        self.connected = False
+
+    def __enter__(self) -> Inlet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ acquisition thread
+    def _run(self) -> None:
+        try:
+            self._acquire()
+        except Exception as error:  # never die silently: health() reports it
+            logger.exception("acquisition stopped")
+            self.error = f"{type(error).__name__}: {error}"
+            self._inlet = None
+            with self._lock:
+                self.connected = False
+
+    def _acquire(self) -> None:
+        while not self._stop.is_set():
+            if self._inlet is None:
+                self._reconnect()
+                continue
+            try:
+                _, timestamps = self._inlet.pull_chunk(timeout=PULL_TIMEOUT_S, max_samples=self.max_chunk,
+                                                       dest_obj=self._dest, min_samples=1,
+                                                       as_numpy=True)
+            except LostError:
+                logger.warning("lost stream %s; trying to reconnect", self.meta.describe())
+                self._inlet = None
+                with self._lock:
+                    self.connected = False
+                continue
+            n = len(timestamps)
+            if n == 0:
+                continue
+            t_arrival = pylsl.local_clock()
+            self._refresh_clock(t_arrival)
+            timestamps = timestamps + self.clock_offset
+            data = self._dest[:n]
+            flags = self._inspect(data, timestamps, t_arrival)
+            self.ring.write(data.T, timestamps, flags)
+            if self.on_chunk is not None:
+                self.on_chunk(data, timestamps, flags, t_arrival)
+
+    def _refresh_clock(self, now: float) -> None:
+        if now - self._last_clock_check < CLOCK_REFRESH_S:
+            return
+        self._last_clock_check = now
+        try:
+            self.clock_offset = float(self._inlet.time_correction(timeout=0.1))
+        except (LostError, LSLTimeoutError):
+            pass  # keep the last offset; a lost stream shows up at the next pull
+
+    def _reconnect(self) -> None:
+        """Re-resolve by source_id, then by name, with backoff, until found or stopped."""
+        delay = BACKOFF_START_S
+        meta = self.meta
+        while not self._stop.is_set():
+            candidates = []
+            if meta.source_id:
+                candidates = find_streams(source_id=meta.source_id, timeout=RESOLVE_TRY_S)
+            if not candidates and not self._stop.is_set():
+                candidates = find_streams(name=meta.name, stype=meta.stype, timeout=RESOLVE_TRY_S)
+            for info in candidates:
+                try:
+                    inlet, new = self._open(info)
+                except StreamError as error:
+                    logger.warning("reconnect: %s", error)
+                    continue
+                if (new.n_chans, new.sfreq, new.channel_format) != (meta.n_chans, meta.sfreq, meta.channel_format) \
+                        or (meta.labels is not None and new.labels != meta.labels):
+                    logger.warning("reconnect: %s does not match %s; still waiting", new.describe(), meta.describe())
+                    del inlet
+                    continue
+                self._inlet = inlet
+                with self._lock:
+                    self.reconnects += 1
+                    self.connected = True
+                logger.info("reconnected to %s", new.describe())
+                return
+            self._stop.wait(delay)
+            delay = min(2 * delay, BACKOFF_MAX_S)
+
+    # ------------------------------------------------------------------ counters
+    def _reset_counters(self) -> None:
+        self.n_samples = 0
+        self.gaps = 0
+        self.missing_samples = 0
+        self.non_monotonic = 0
+        self.nan_runs = 0
+        self.nan_samples = 0
+        self.reconnects = 0
+        self.connected = False
+        self.clock_offset = 0.0
+        self._jitter_sq = 0.0
+        self._last_time: float | None = None
+        self._in_nan_run = False
+        self._rate_marks: collections.deque[tuple[float, int]] = collections.deque()
+        self._bad_run = np.zeros(0, dtype=np.int64)
+
+    def _inspect(self, data: np.ndarray, timestamps: np.ndarray, t_arrival: float) -> np.ndarray:
+        """Count gaps, time errors and non-finite runs of one chunk; return per-sample flags."""
+        n = len(timestamps)
+        period = 1.0 / self.meta.sfreq
+        flags = np.zeros(n, dtype=np.uint8)
+        previous = timestamps[0] - period if self._last_time is None else self._last_time
+        steps = np.diff(timestamps, prepend=previous)
+        gap = steps > GAP_PERIODS * period
+        backwards = steps <= 0
+        flags[gap] |= FLAG_GAP
+        flags[backwards] |= FLAG_TIME
+        regular = ~(gap | backwards)
+        if regular.any():
+            deviation = steps[regular] - period
+            self._jitter_sq = 0.9 * self._jitter_sq + 0.1 * float(np.mean(deviation * deviation))
+        self._last_time = float(timestamps[-1])
+        n_gaps = int(gap.sum())
+        missing = int(np.round(steps[gap] / period).sum()) - n_gaps if n_gaps else 0
+        # NaN/Inf: a cheap sum first (finite data is the normal case), details only when needed
+        nan_runs = nan_samples = 0
+        if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data.sum(dtype=np.float64)):
+            finite = np.isfinite(data)
+            bad = ~finite.all(axis=1)
+            flags[bad] |= FLAG_NAN
+            starts = bad & ~np.concatenate([[self._in_nan_run], bad[:-1]])
+            nan_runs, nan_samples = int(starts.sum()), int(bad.sum())
+            self._in_nan_run = bool(bad[-1])
+            any_finite = finite.any(axis=0)
+            trailing = np.argmax(finite[::-1], axis=0)  # non-finite samples at the chunk's end
+            self._bad_run = np.where(any_finite, trailing, self._bad_run + n)
+        else:
+            self._in_nan_run = False
+            self._bad_run[:] = 0
+        with self._lock:
+            self.n_samples += n
+            self.gaps += n_gaps
+            self.missing_samples += max(0, missing)
+            self.non_monotonic += int(backwards.sum())
+            self.nan_runs += nan_runs
+            self.nan_samples += nan_samples
+            marks = self._rate_marks
+            if not marks or t_arrival - marks[-1][0] >= 0.25:
+                marks.append((t_arrival, self.n_samples))
+                while len(marks) > 2 and t_arrival - marks[0][0] > 5.0:
+                    marks.popleft()
+        if n_gaps:
+            logger.info("gap in %s: %d samples missing", self.meta.name, max(0, missing))
+        return flags
+
+    @property
+    def jitter_ms(self) -> float:
+        """RMS deviation of timestamp steps from the nominal period, in ms (recent average)."""
+        return float(np.sqrt(self._jitter_sq) * 1000.0)
+
+    def effective_rate(self) -> float:
+        """Samples per second received over the last few seconds (0 before the first second)."""
+        with self._lock:
+            if not self._rate_marks:
+                return 0.0
+            t_first, n_first = self._rate_marks[0]
+            now = pylsl.local_clock()
+            if now - t_first < 0.5:
+                return 0.0
+            return (self.n_samples - n_first) / (now - t_first)
+
+    def bad_channels(self) -> tuple[str, ...]:
+        """Labels (or 1-based numbers) of channels non-finite for over :data:`BAD_CHANNEL_S`."""
+        if self.meta is None:
+            return ()
+        bad = np.flatnonzero(self._bad_run >= BAD_CHANNEL_S * self.meta.sfreq)
+        labels = self.meta.labels
+        return tuple(labels[i] if labels is not None else str(i + 1) for i in bad)

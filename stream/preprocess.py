@@ -1,0 +1,197 @@
+"""Stream samples → model input, with one definition for offline and online use.
+
+The pipeline, per :class:`~stream.spec.PreprocessingSpec`:
+
+1. non-finite samples (NaN, Inf) become 0 (the inlet counts and flags them; filters must not be
+   poisoned by them),
+2. channel mapping by label to the model's channels (:mod:`stream.channels`),
+3. resampling from the stream rate to the model rate (:mod:`stream.resample`),
+4. causal high-pass (Butterworth, order 2) and notch (quality 30) filters, zero initial state,
+5. re-reference (``"none"`` or ``"average"``).
+
+Every step is either per sample or causal with carried state, so :class:`StreamingPreprocessor`
+applied chunk by chunk (any chunk sizes, including 1) gives the same samples as
+:func:`preprocess_recording` applied to the whole recording; the latter simply runs the former on one
+chunk. With the default spec, a 125-Hz recording in model channel order comes back unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import butter, iirnotch, sosfilt, tf2sos
+
+from stream.channels import channel_map
+from stream.errors import ConfigError, DataFormatError
+from stream.resample import StreamingResampler
+from stream.spec import PreprocessingSpec
+
+NOTCH_QUALITY = 30.0
+HIGHPASS_ORDER = 2
+REFERENCES = ("none", "average")
+
+
+def filter_sos(spec: PreprocessingSpec) -> np.ndarray | None:
+    """Second-order sections of the spec's causal filters at ``spec.sfreq``, or None for none.
+
+    Raises
+    ------
+    ConfigError
+        For a cut-off or notch frequency outside (0, Nyquist).
+    """
+    nyquist = spec.sfreq / 2
+    sections = []
+    if spec.highpass_hz is not None:
+        if not 0 < spec.highpass_hz < nyquist:
+            raise ConfigError(
+                f"high-pass cut-off {spec.highpass_hz} Hz must lie between 0 and {nyquist:g} Hz; fix the spec"
+            )
+        sections.append(butter(HIGHPASS_ORDER, spec.highpass_hz, "highpass", fs=spec.sfreq, output="sos"))
+    if spec.notch_hz is not None:
+        if not 0 < spec.notch_hz < nyquist:
+            raise ConfigError(f"notch {spec.notch_hz} Hz must lie between 0 and {nyquist:g} Hz; fix the spec")
+        b, a = iirnotch(spec.notch_hz, NOTCH_QUALITY, fs=spec.sfreq)
+        sections.append(tf2sos(b, a))
+    return np.concatenate(sections) if sections else None
+
+
+class StreamingPreprocessor:
+    """Turn stream chunks into model-rate, model-channel samples, carrying filter state.
+
+    Parameters
+    ----------
+    sfreq : float
+        Stream rate in Hz.
+    labels : sequence of str
+        The stream's channel labels, in stream order.
+    spec : PreprocessingSpec
+        What the model expects.
+    impute_missing : bool
+        Fill missing model channels from neighbouring electrodes instead of raising.
+    stream_name : str
+        Used in error messages.
+
+    Raises
+    ------
+    StreamError
+        Missing channels, duplicate labels, or a rate that cannot be resampled.
+    ConfigError
+        An invalid spec (reference, filter frequencies).
+    """
+
+    def __init__(self, sfreq: float, labels, spec: PreprocessingSpec | None = None, *,
+                 impute_missing: bool = False, stream_name: str = "the stream"):
+        self.spec = spec if spec is not None else PreprocessingSpec()
+        if self.spec.reference not in REFERENCES:
+            raise ConfigError(
+                f"reference {self.spec.reference!r} is not known; use one of {', '.join(REFERENCES)}"
+            )
+        self.sfreq = float(sfreq)
+        self.labels = tuple(labels)
+        self.channel_map = channel_map(self.labels, self.spec.channels, impute_missing=impute_missing,
+                                       stream_name=stream_name)
+        self.resampler = StreamingResampler(self.sfreq, len(self.spec.channels), self.spec.sfreq)
+        self._sos = filter_sos(self.spec)
+        self.reset()
+
+    @property
+    def n_chans(self) -> int:
+        """Number of output (model) channels."""
+        return len(self.spec.channels)
+
+    @property
+    def delay_s(self) -> float:
+        """Group delay of the resampler in seconds (0 when the stream is at the model rate)."""
+        return 0.0 if self.resampler.identity else self.resampler.delay_s
+
+    @property
+    def support(self) -> int:
+        """How many of the newest stream samples one output sample's FIR part depends on."""
+        return self.resampler.support
+
+    def reset(self) -> None:
+        """Forget all past samples (filter and resampler state back to zero)."""
+        self.resampler.reset()
+        if self._sos is not None:
+            self._zi = np.zeros((self._sos.shape[0], self.n_chans, 2))
+
+    def process(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Preprocess the next chunk.
+
+        Parameters
+        ----------
+        chunk : ndarray, shape (n_stream_chans, n)
+            Next samples in stream units (µV), any real dtype.
+
+        Returns
+        -------
+        out : ndarray, shape (n_model_chans, m), float32
+            The model-rate samples this chunk completes.
+        newest : ndarray of int, shape (m,)
+            For each output sample, the index in ``chunk`` of the newest input it depends on.
+        """
+        chunk = np.asarray(chunk)
+        if chunk.ndim != 2 or chunk.shape[0] != len(self.labels):
+            raise DataFormatError(
+                f"chunk has shape {chunk.shape}; expected ({len(self.labels)}, n_times) for the stream's "
+                f"{len(self.labels)} channels"
+            )
+        eeg = np.array(chunk, dtype=np.float64)  # a copy: the caller's array is never modified
+        finite = np.isfinite(eeg)
+        if not finite.all():
+            eeg[~finite] = 0.0
+        eeg = self.channel_map.apply(eeg)
+        eeg, newest = self.resampler.process(eeg)
+        if self._sos is not None and eeg.shape[1]:
+            eeg, self._zi = sosfilt(self._sos, eeg, axis=1, zi=self._zi)
+        if self.spec.reference == "average":
+            eeg = eeg - eeg.mean(axis=0, keepdims=True)
+        return eeg.astype(np.float32), newest
+
+
+def preprocess_recording(eeg: np.ndarray, sfreq: float, labels, spec: PreprocessingSpec | None = None, *,
+                         impute_missing: bool = False) -> np.ndarray:
+    """Preprocess a whole recording exactly as the live stream is preprocessed.
+
+    Parameters
+    ----------
+    eeg : ndarray, shape (n_chans, n_times)
+        Recording in µV, channels in the order of ``labels``.
+    sfreq : float
+        Its rate in Hz.
+    labels : sequence of str
+        Its channel labels.
+    spec : PreprocessingSpec
+        The model's preprocessing (default: 125 Hz, model channels, nothing else).
+    impute_missing : bool
+        Fill missing model channels from neighbouring electrodes instead of raising.
+
+    Returns
+    -------
+    eeg : ndarray, shape (len(spec.channels), n_out), float32
+        ``n_out = ceil(n_times * spec.sfreq / sfreq)``. With the default spec, a 125-Hz recording in
+        model channel order is returned unchanged (as float32).
+
+    Raises
+    ------
+    DataFormatError
+        When ``eeg`` is not 2-D or its channel count differs from ``len(labels)``.
+    StreamError
+        Missing model channels or an unsupported rate.
+
+    Examples
+    --------
+    >>> from stream.spec import MODEL_CHANNELS
+    >>> x = np.zeros((125, 250))
+    >>> preprocess_recording(x, 125.0, MODEL_CHANNELS).shape
+    (125, 250)
+    """
+    eeg = np.asarray(eeg)
+    labels = tuple(labels)
+    if eeg.ndim != 2 or eeg.shape[0] != len(labels):
+        raise DataFormatError(
+            f"recording has shape {eeg.shape} but {len(labels)} labels; pass eeg as (n_chans, n_times) "
+            "with one label per channel"
+        )
+    pre = StreamingPreprocessor(sfreq, labels, spec, impute_missing=impute_missing, stream_name="the recording")
+    out, _ = pre.process(eeg)
+    return out

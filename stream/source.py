@@ -1,0 +1,227 @@
+"""A live EEG source: LSL inlet → preprocessing → 1-s windows, all in the acquisition thread.
+
+:class:`EEGSource` is what the live pipeline and the GUI use. Its acquisition thread pulls each
+chunk, preprocesses it with carried state (channel mapping, resampling to 125 Hz, filters,
+re-reference: the same definition as :func:`stream.preprocess.preprocess_recording`), writes the
+model-rate samples into a ring buffer and queues every completed window. A model-rate sample is
+flagged when the stream samples it depends on include a gap, a NaN/Inf run or a timestamp going
+backwards; a window with a flagged sample is flagged.
+
+Example
+-------
+>>> with EEGSource("eegmusic-replay-s21-p1", spec=PreprocessingSpec()) as source:  # doctest: +SKIP
+...     window = source.next_window(timeout=1.0)
+...     print(window.data.shape, window.flagged, source.health())
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream.channels import default_labels
+from stream.errors import StreamError
+from stream.inlet import Inlet, StreamMeta
+from stream.preprocess import StreamingPreprocessor
+from stream.ringbuffer import FLAG_NAMES, RingBuffer
+from stream.spec import DEFAULT_HOP_S, WINDOW_SAMPLES, PreprocessingSpec
+from stream.windower import Window, Windower
+
+logger = logging.getLogger(__name__)
+
+_NEVER = -(1 << 62)
+
+
+@dataclass
+class StreamHealth:
+    """Health figures of one stream, for logs and the GUI.
+
+    Attributes
+    ----------
+    effective_rate : float
+        Samples per second received over the last few seconds (stream rate).
+    n_samples : int
+        Stream samples received.
+    gaps : int
+        Timestamp jumps of more than 1.5 sample periods.
+    dropped_windows : int
+        Windows dropped because the consumer fell behind.
+    nan_runs : int
+        Runs of consecutive samples with NaN/Inf values.
+    reconnects : int
+        Times the stream was lost and found again.
+    clock_offset : float
+        Seconds added to the stream's timestamps (LSL ``time_correction``).
+    jitter_ms : float
+        RMS deviation of timestamp steps from the nominal period, in ms.
+    connected : bool
+        Whether the inlet is connected now.
+    """
+
+    effective_rate: float
+    n_samples: int
+    gaps: int
+    dropped_windows: int
+    nan_runs: int
+    reconnects: int
+    clock_offset: float
+    jitter_ms: float
+    connected: bool
+    nominal_rate: float = 0.0
+    missing_samples: int = 0
+    non_monotonic: int = 0
+    windows: int = 0
+    flagged_windows: int = 0
+    bad_channels: tuple[str, ...] = field(default_factory=tuple)
+    delay_s: float = 0.0
+    error: str | None = None
+
+
+class EEGSource:
+    """Windows of preprocessed EEG from a live LSL stream.
+
+    Parameters
+    ----------
+    name, stype, source_id : str or None
+        Which stream (all that are given must match; any ``EEG`` stream when none is given).
+    spec : PreprocessingSpec
+        The model's preprocessing (default: 125 Hz, model channels, nothing else).
+    hop_s : float
+        Time between windows in seconds.
+    impute_missing : bool
+        Fill model channels the stream lacks from neighbouring electrodes instead of refusing it.
+    queue_windows : int
+        Windows kept for a slow consumer; older ones are dropped and counted.
+    dejitter : bool
+        Smooth the stream's timestamps (liblsl ``proc_dejitter``).
+    recent_s : float
+        Seconds of model-rate samples kept for :meth:`recent`.
+    resolve_timeout : float
+        Seconds :meth:`start` waits for the stream.
+    """
+
+    def __init__(self, name: str | None = None, stype: str | None = None, source_id: str | None = None, *,
+                 spec: PreprocessingSpec | None = None, hop_s: float = DEFAULT_HOP_S, impute_missing: bool = False,
+                 queue_windows: int = 8, dejitter: bool = False, recent_s: float = 30.0,
+                 resolve_timeout: float = 5.0):
+        self.spec = spec if spec is not None else PreprocessingSpec()
+        self.hop_s = float(hop_s)
+        self.impute_missing = impute_missing
+        self.queue_windows = int(queue_windows)
+        self.recent_s = float(recent_s)
+        self.inlet = Inlet(name, stype, source_id, dejitter=dejitter, resolve_timeout=resolve_timeout,
+                           on_chunk=self._on_chunk)
+        self.meta: StreamMeta | None = None
+        self.preprocessor: StreamingPreprocessor | None = None
+        self.ring = RingBuffer(len(self.spec.channels),
+                               max(2 * WINDOW_SAMPLES, int(self.recent_s * self.spec.sfreq)))
+        self.windower = Windower(self.ring, hop_s=self.hop_s, sfreq=self.spec.sfreq,
+                                 queue_windows=self.queue_windows)
+        self._n_in = 0
+        self._last_flag = {bit: _NEVER for bit in FLAG_NAMES}
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The model channel labels of every window."""
+        return tuple(self.spec.channels)
+
+    @property
+    def sfreq(self) -> float:
+        """The model rate in Hz."""
+        return self.spec.sfreq
+
+    def start(self) -> None:
+        """Connect, check the stream against the spec and start acquiring.
+
+        Raises
+        ------
+        StreamError
+            No such stream (the message lists those visible); a string-typed or irregular stream;
+            channels the model needs are missing; a rate that cannot be resampled to the model's.
+        """
+        meta = self.inlet.connect()
+        try:
+            labels = meta.labels if meta.labels is not None else default_labels(meta.n_chans)
+            if labels is None:
+                raise StreamError(
+                    f"stream {meta.name!r} has {meta.n_chans} channels and no channel labels; the model needs "
+                    f"{len(self.spec.channels)} ({self.spec.channels[0]}…{self.spec.channels[-1]}): label "
+                    "the channels in the outlet's desc/channels"
+                )
+            self.preprocessor = StreamingPreprocessor(meta.sfreq, labels, self.spec,
+                                                      impute_missing=self.impute_missing,
+                                                      stream_name=f"stream {meta.name!r}")
+        except Exception:
+            self.inlet.stop()
+            raise
+        self.meta = meta
+        self.inlet.start()
+
+    def stop(self) -> None:
+        """Stop acquiring and close the stream (safe to call twice)."""
+        self.inlet.stop()
+
+    def __enter__(self) -> EEGSource:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _on_chunk(self, data: np.ndarray, timestamps: np.ndarray, flags: np.ndarray, t_arrival: float) -> None:
+        out, newest = self.preprocessor.process(data.T)
+        n_before = self._n_in
+        self._n_in += len(timestamps)
+        if out.shape[1] == 0:
+            return
+        out_flags = self._taint(flags, newest + n_before, n_before)
+        self.ring.write(out, timestamps[newest], out_flags)
+        self.windower.update(t_arrival)
+
+    def _taint(self, flags: np.ndarray, newest_global: np.ndarray, n_before: int) -> np.ndarray:
+        """Flag model-rate samples whose input support contains a flagged stream sample."""
+        support = self.preprocessor.support
+        out = np.zeros(newest_global.size, dtype=np.uint8)
+        if not flags.any() and newest_global[0] - max(self._last_flag.values()) >= support:
+            return out
+        for bit in FLAG_NAMES:
+            positions = np.flatnonzero(flags & bit) + n_before
+            index = np.searchsorted(positions, newest_global, side="right") - 1
+            last = np.where(index >= 0, positions[np.maximum(index, 0)] if positions.size else _NEVER,
+                            self._last_flag[bit])
+            out[newest_global - last < support] |= bit
+            if positions.size:
+                self._last_flag[bit] = int(positions[-1])
+        return out
+
+    def next_window(self, timeout: float | None = None) -> Window | None:
+        """The oldest queued window, waiting up to ``timeout`` s; None when none came."""
+        return self.windower.next_window(timeout)
+
+    def recent(self, seconds: float) -> tuple[np.ndarray, tuple[str, ...]]:
+        """The newest preprocessed samples, for display.
+
+        Returns
+        -------
+        samples : ndarray, shape (n_chans, n), float32
+            Up to ``seconds`` of model-rate samples (fewer at the start).
+        labels : tuple of str
+            Their channel labels.
+        """
+        data, _, _ = self.ring.latest(int(round(seconds * self.spec.sfreq)))
+        return data, self.labels
+
+    def health(self) -> StreamHealth:
+        """Current health figures (cheap; any thread)."""
+        inlet = self.inlet
+        return StreamHealth(
+            effective_rate=inlet.effective_rate(), n_samples=inlet.n_samples, gaps=inlet.gaps,
+            dropped_windows=self.windower.dropped, nan_runs=inlet.nan_runs, reconnects=inlet.reconnects,
+            clock_offset=inlet.clock_offset, jitter_ms=inlet.jitter_ms, connected=inlet.connected,
+            nominal_rate=self.meta.sfreq if self.meta else 0.0, missing_samples=inlet.missing_samples,
+            non_monotonic=inlet.non_monotonic, windows=self.windower.n_windows,
+            flagged_windows=self.windower.n_flagged, bad_channels=inlet.bad_channels(),
+            delay_s=self.preprocessor.delay_s if self.preprocessor else 0.0, error=inlet.error,
+        )

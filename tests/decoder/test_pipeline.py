@@ -1,0 +1,438 @@
+"""Live decoding end to end with real parts: a replay subprocess, LSL, onnxruntime, audio sinks.
+
+The models are the tiny linear ONNX graphs of ``tests/decoder/onnx_models.py`` (every output value
+depends on every input sample, so equal frames mean equal windows). The overload test slows the
+model down with a runtime wrapper that sleeps in ``predict`` (a real DecoderRuntime underneath).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pylsl
+import pytest
+
+from decoder.frameclock import segment_start_sample
+from decoder.pipeline import (
+    AUDIO_FILE,
+    CrashSafeWav,
+    FrameRecorder,
+    LivePipeline,
+    LiveTruth,
+    PipelineConfig,
+    read_frames,
+)
+from decoder.runtime import DecoderRuntime
+from stream.errors import ConfigError, StreamError
+from stream.spec import MODEL_CHANNELS
+from tests.decoder.onnx_models import make_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start_replay(data_dir, name, *extra, song=21, subject=1):
+    """``eegmusic replay`` in a subprocess; returns once its stream is visible."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "stream.cli", "replay", "--data", str(data_dir), "--song", str(song),
+           "--subject", str(subject), "--name", name, "--source-id", name, *extra]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    found = pylsl.resolve_bypred(f"name='{name}'", 1, 20.0)
+    if not found:
+        proc.kill()
+        raise RuntimeError(f"replay did not start: {proc.stderr.read().decode()[-2000:]}")
+    return proc
+
+
+def _stop(proc, kill=False):
+    if proc.poll() is None:
+        proc.kill() if kill else proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def replay(sim_dir, stream_name):
+    """A running replay of song 21, participant 1 (looping), named ``stream_name``."""
+    proc = _start_replay(sim_dir, stream_name, "--loop")
+    yield proc
+    _stop(proc)
+
+
+@pytest.fixture
+def mel_model(tmp_path):
+    return make_model(tmp_path / "model.onnx")
+
+
+def _wait(pipeline, windows, timeout=20.0):
+    t_end = time.monotonic() + timeout
+    while pipeline.counters()["windows"] < windows and time.monotonic() < t_end:
+        assert pipeline.error is None, pipeline.error
+        time.sleep(0.05)
+    assert pipeline.counters()["windows"] >= windows, pipeline.summary()
+
+
+# ---------------------------------------------------------------------------------------------------
+# End to end: replay -> decode -> PulseAudio null sink (captured), LSL out, recording, truth
+
+
+@pytest.mark.lsl
+@pytest.mark.audio
+def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_model, tmp_path, pulse_sink):
+    record = tmp_path / "rec"
+    config = PipelineConfig(stream_name=stream_name, model_path=mel_model, device="cpu",
+                            audio_device=pulse_sink.device, record_dir=record, truth_dir=sim_dir,
+                            resolve_timeout_s=10)
+    with pulse_sink.capture() as capture, LivePipeline(config) as pipeline:
+        mel_out = pylsl.resolve_bypred(f"name='{stream_name}-mel'", 1, 5.0)
+        _wait(pipeline, 30)
+        snap = pipeline.snapshot()
+        summary = pipeline.summary()
+    audio = capture.samples()
+
+    # Sound reached the (null) sound card.
+    assert np.sqrt(np.mean(audio ** 2)) > 1e-4, "captured audio is silent"
+    # The MelSpectrogram outlet existed with the right shape.
+    assert mel_out and mel_out[0].type() == "MelSpectrogram"
+    assert mel_out[0].channel_count() == 128 and mel_out[0].nominal_srate() == pytest.approx(22050 / 512)
+    # Snapshot for the GUI.
+    assert snap.eeg.shape[0] == 125 and snap.eeg.shape[1] > 100 and snap.eeg_sfreq == 125.0
+    assert snap.mel.shape[0] == 128 and snap.mel.shape[1] > 50 and snap.labels[0] == "E1"
+    assert snap.error is None and snap.running
+    assert snap.truth_mel is not None and np.isfinite(snap.truth_mel[:, -20:]).all()
+    assert snap.dynamic_r is not None and -1 <= snap.dynamic_r <= 1
+    # Latency of every stage was measured.
+    for stage, row in summary["latency_ms"].items():
+        assert row["n"] > 10, stage
+    assert summary["counters"]["drops"] == 0 and summary["counters"]["frames"] > 100
+    # The recording: frames contiguous, WAV readable with the audio written.
+    k, frames, _ = read_frames(record)
+    np.testing.assert_array_equal(k, np.arange(k[0], k[0] + len(k)))
+    assert frames.shape[0] == 128 and np.isfinite(frames).all()
+    import soundfile
+
+    wav, rate = soundfile.read(record / AUDIO_FILE, dtype="float32")
+    assert rate == 22050 and len(wav) >= 512 * (len(k) - 4)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parity: live frames == eegmusic evaluate's offline predictions for the same windows
+
+
+@pytest.mark.lsl
+def test_parity_with_offline_predictions(sim_dir, stream_name, mel_model, tmp_path):
+    from offline_training.evaluate import load_model, run_model
+    from replay.nmedt import NMEDTFolder
+
+    proc = _start_replay(sim_dir, stream_name)               # no loop: sample i is song sample i
+    markers = pylsl.StreamInlet(pylsl.resolve_bypred(f"name='{stream_name}-markers'", 1, 10.0)[0],
+                                processing_flags=pylsl.proc_clocksync)
+    markers.open_stream(timeout=5.0)
+    record = tmp_path / "rec"
+    config = PipelineConfig(stream_name=stream_name, model_path=mel_model, device="cpu", no_audio=True,
+                            record_dir=record, lsl_out=False, hop_s=0.096)
+    try:
+        with LivePipeline(config) as pipeline:
+            _wait(pipeline, 25)
+        anchor = None
+        while anchor is None:
+            sample, stamp = markers.pull_sample(timeout=5.0)
+            assert sample is not None, "no marker"
+            if sample[0].startswith("song=21;t="):
+                anchor = (stamp, float(sample[0].split("t=")[1]))
+    finally:
+        del markers
+        _stop(proc)
+
+    k, live, source = read_frames(record)
+    assert len(k) > 80
+    n_end, j, t_last = source[:, 0].astype(int), source[:, 1].astype(int), source[:, 2]
+    # Song sample index one past each window's end, from the replay's marker clock.
+    song_end = np.rint((t_last - anchor[0]) * 125 + anchor[1] * 125).astype(int) + 1
+    offset = song_end - n_end
+    assert np.all(offset == offset[0]), "one constant offset between stream and song samples"
+    eeg = NMEDTFolder(sim_dir).load_song(21).eeg(0).astype(np.float32)
+    ends = np.unique(song_end)
+    windows = np.stack([eeg[:, e - 125:e] for e in ends])
+    session, info = load_model(mel_model)
+    offline = run_model(session, info, windows)              # the evaluate path
+    rows = np.searchsorted(ends, song_end)
+    expected = offline[rows, :, j].T                         # (128, n_frames)
+    assert np.max(np.abs(live - expected)) < 1e-3
+    # And each frame sits where the frame clock says: window frame j of segment start S is global k.
+    starts = np.array([segment_start_sample(e) for e in n_end])
+    assert np.all(np.abs(512 * k - (starts + 512 * j)) <= 256)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stream killed and restarted mid-run
+
+
+@pytest.mark.lsl
+def test_stream_restart_resumes_and_counts(sim_dir, stream_name, mel_model):
+    proc = _start_replay(sim_dir, stream_name, "--loop")
+    config = PipelineConfig(stream_name=stream_name, model_path=mel_model, device="cpu", no_audio=True,
+                            lsl_out=False)
+    try:
+        with LivePipeline(config) as pipeline:
+            _wait(pipeline, 10)
+            _stop(proc, kill=True)                         # the amplifier dies
+            time.sleep(1.5)
+            before = pipeline.counters()["windows"]
+            proc = _start_replay(sim_dir, stream_name, "--loop")    # same name and source_id
+            _wait(pipeline, before + 15, timeout=30)
+            counters = pipeline.counters()
+            assert pipeline.running and pipeline.error is None
+    finally:
+        _stop(proc)
+    assert counters["reconnects"] >= 1
+    assert counters["gaps"] + counters["time_jumps"] >= 1
+    assert counters["frames_skipped"] > 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Overload: a model slower than the hop
+
+
+class SlowRuntime(DecoderRuntime):
+    """A real DecoderRuntime whose predict sleeps first: a model 2.5x slower than a 0.1-s hop."""
+
+    delay_s = 0.25
+
+    def predict(self, window, out=None):
+        time.sleep(self.delay_s)
+        return super().predict(window, out)
+
+
+@pytest.mark.lsl
+def test_overload_latency_bounded_drops_counted(sim_dir, stream_name, replay, mel_model, tmp_path):
+    runtime = SlowRuntime(mel_model, device="cpu")
+    config = PipelineConfig(stream_name=stream_name, model_path=mel_model, wav_path=tmp_path / "out.wav",
+                            lsl_out=False)
+    with LivePipeline(config, runtime=runtime) as pipeline:
+        _wait(pipeline, 12, timeout=30)
+        written = pipeline.counters()["audio_written"]
+        _wait(pipeline, 18, timeout=30)
+        summary = pipeline.summary()
+        assert pipeline.running and pipeline.error is None
+    counters = summary["counters"]
+    assert counters["drops"] > 5                                  # most windows skipped, counted
+    assert counters["audio_written"] > written                     # audio kept flowing
+    p99 = summary["latency_ms"]["ready_to_inferred"]["p99"]
+    # Decoding the newest window only: a window waits at most one model run before its own run.
+    assert p99 < 2 * SlowRuntime.delay_s * 1e3 + 150
+    # No frame lost to the skipped windows: each decoded window covers the frames since the last.
+    assert counters["frames_skipped"] == 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Waveform model: no vocoder, crossfaded hops
+
+
+@pytest.mark.lsl
+def test_audio_model_bypasses_vocoder(sim_dir, stream_name, replay, tmp_path):
+    model = make_model(tmp_path / "wave.onnx", kind="audio")
+    config = PipelineConfig(stream_name=stream_name, model_path=model, device="cpu",
+                            wav_path=tmp_path / "out.wav", lsl_out=False)
+    with LivePipeline(config) as pipeline:
+        _wait(pipeline, 15)
+        summary = pipeline.summary()
+    assert "vocoder_latency_ms" not in summary
+    import soundfile
+
+    audio, rate = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == 22050 and len(audio) > 22050 * 0.8
+    # The tone is continuous across hops: no sample-to-sample jump beyond the tone's own slope.
+    assert np.max(np.abs(np.diff(audio))) < 0.1 * 2 * np.pi * 440 / 22050 * 1.5
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input: every one a one-line error through the CLI (exit status 2)
+
+
+def _cli(argv, capsys):
+    from stream.cli import main
+
+    status = main(["decode", *argv])
+    captured = capsys.readouterr()
+    return status, captured.err.strip().splitlines()
+
+
+@pytest.mark.lsl
+@pytest.mark.parametrize("case", ["missing model", "no metadata", "truncated", "mismatch", "cuda absent",
+                                  "no stream", "record exists", "bad hop", "bad duration"])
+def test_bad_inputs(case, tmp_path, stream_name, capsys):
+    from replay.player import ArrayPlayer
+
+    model = make_model(tmp_path / "m.onnx")
+    args = ["--stream", stream_name, "--model", str(model), "--no-audio", "--duration", "0.5",
+            "--timeout", "3"]
+    expected = {
+        "missing model": "does not exist",
+        "no metadata": "no 'eegmusic' metadata",
+        "truncated": "corrupt or truncated",
+        "mismatch": "has 64 channels and lacks 61 the model needs",
+        "cuda absent": "--device cuda was asked for but onnxruntime has no CUDA provider",
+        "no stream": f"name='{stream_name}-absent'",
+        "record exists": "already holds mel_db.f32",
+        "bad hop": "hop 2.0 s is out of range",
+        "bad duration": "--duration must be > 0",
+    }[case]
+    labels = list(MODEL_CHANNELS)
+    if case == "missing model":
+        args[3] = str(tmp_path / "absent.onnx")
+    elif case == "no metadata":
+        args[3] = str(make_model(tmp_path / "bare.onnx", meta=None))
+    elif case == "truncated":
+        (tmp_path / "cut.onnx").write_bytes(model.read_bytes()[:300])
+        args[3] = str(tmp_path / "cut.onnx")
+    elif case == "mismatch":
+        labels = [f"E{i}" for i in range(1, 65)]
+    elif case == "cuda absent":
+        from decoder.runtime import cuda_available
+
+        if cuda_available():
+            pytest.skip("CUDA is present here: the absent-CUDA error cannot occur")
+        args += ["--device", "cuda"]
+    elif case == "no stream":
+        args[1] = f"{stream_name}-absent"
+        args[-1] = "0.5"
+    elif case == "record exists":
+        (tmp_path / "rec").mkdir()
+        (tmp_path / "rec" / "mel_db.f32").write_bytes(b"precious")
+        args += ["--record", str(tmp_path / "rec")]
+    elif case == "bad hop":
+        args += ["--hop", "2"]
+    elif case == "bad duration":
+        args[6] = "-1"
+    eeg = np.zeros((len(labels), 125 * 30), np.float32)
+    with ArrayPlayer(eeg, 125.0, labels, name=stream_name, source_id=stream_name, check_clash=False):
+        status, err = _cli(args, capsys)
+    assert status == 2
+    assert len(err) >= 1 and expected in err[-1], err
+    assert err[-1].startswith("eegmusic decode: error: ")
+    if case == "no stream":
+        assert stream_name in err[-1]                      # the streams that do exist are listed
+    if case == "record exists":
+        assert (tmp_path / "rec" / "mel_db.f32").read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(model_path=None), "no model given"),
+    (dict(no_audio=True, wav_path="x.wav"), "--wav and --no-audio exclude each other"),
+    (dict(hop_s=0.001), "hop 0.001 s is out of range"),
+    (dict(threads=0), "--threads must be >= 1"),
+])
+def test_bad_config(kwargs, message, tmp_path):
+    config = dict(stream_name="x", model_path=tmp_path / "m.onnx") | kwargs
+    with pytest.raises(ConfigError, match=message):
+        LivePipeline(PipelineConfig(**config))
+
+
+def test_cli_help_has_example(capsys):
+    from stream.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["decode", "--help"])
+    out = capsys.readouterr().out
+    assert "eegmusic decode --stream" in out and "--truth" in out and "--record" in out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pieces: crash-safe recording, live truth alignment
+
+
+def test_recording_readable_after_crash(tmp_path, rng):
+    """A process killed mid-recording leaves files every reader opens, holding what was appended."""
+    script = f"""
+import os, numpy as np
+from decoder.pipeline import FrameRecorder
+rec = FrameRecorder({str(tmp_path / 'rec')!r}, sidecar={{}})
+rng = np.random.default_rng(0)
+for i in range(5):
+    rec.append_frames(100 + 4 * i, rng.standard_normal((128, 4)).astype(np.float32), np.arange(4), 200, 1.0)
+    rec.append_audio(np.full(2048, 0.25, np.float32))
+os._exit(9)   # no close, no flush at exit
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, timeout=60)
+    assert result.returncode == 9
+    k, frames, source = read_frames(tmp_path / "rec")
+    np.testing.assert_array_equal(k, np.arange(100, 120))
+    np.testing.assert_allclose(frames, np.random.default_rng(0).standard_normal((5, 128, 4)).transpose(
+        1, 0, 2).reshape(128, 20), rtol=1e-6)
+    assert source.shape == (20, 3)
+    import soundfile
+
+    audio, rate = soundfile.read(tmp_path / "rec" / AUDIO_FILE, dtype="float32")
+    assert rate == 22050 and len(audio) == 5 * 2048 and np.all(audio == 0.25)
+
+
+def test_partial_last_frame_dropped(tmp_path):
+    rec = FrameRecorder(tmp_path / "rec", sidecar={}, audio=False)
+    rec.append_frames(7, np.ones((128, 3), np.float32), np.arange(3), 200, 1.0)
+    rec.close()
+    with open(tmp_path / "rec" / "mel_db.f32", "ab") as f:
+        f.write(b"\x00" * 100)                                   # a write cut short by a crash
+    k, frames, _ = read_frames(tmp_path / "rec")
+    np.testing.assert_array_equal(k, [7, 8, 9])
+
+
+def test_crash_safe_wav_header_each_append(tmp_path):
+    import soundfile
+
+    wav = CrashSafeWav(tmp_path / "a.wav")
+    for n in (10, 512, 3):
+        wav.append(np.linspace(-1, 1, n, dtype=np.float32))
+        data, rate = soundfile.read(tmp_path / "a.wav", dtype="float32")
+        assert len(data) == wav.n_samples
+    wav.close()
+    assert wav.n_samples == 525
+
+
+def test_live_truth_alignment(sim_dir):
+    from decoder.melspec import FRAME_PERIOD_S
+
+    truth = LiveTruth(sim_dir, recent_frames=200)
+    mel = truth.load(21)
+    t_marker = 1000.0
+    truth.marker("song=21;t=5.000", t_marker)
+    truth.load(21)
+    k = np.arange(300, 500)                                     # frames of stimulus seconds ~7..11.6
+    stamps = t_marker - 5.0 + k * FRAME_PERIOD_S
+    truth.update(mel[:, k], stamps)
+    assert truth.dynamic_r() == pytest.approx(1.0, abs=1e-6)
+    assert truth.dynamic_r_total() == pytest.approx(1.0, abs=1e-6)
+    shifted = LiveTruth(sim_dir, recent_frames=200)
+    shifted.load(21)
+    shifted.marker("song=21;t=5.000", t_marker)
+    shifted.update(mel[:, k + 20], stamps)                     # 0.46 s off
+    assert shifted.dynamic_r() < 0.9
+    truth.marker("song_end=21", t_marker + 20)                  # other markers are ignored
+    assert truth.song == 21
+
+
+def test_live_truth_missing_stimulus(tmp_path, sim_dir):
+    import shutil
+
+    from stream.errors import DataFormatError
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(sim_dir / "song21_Imputed.mat", folder)
+    truth = LiveTruth(folder)
+    with pytest.raises(DataFormatError, match="no stimulus for song 21"):
+        truth.load(21)
+
+
+def test_stream_error_lists_streams(stream_name, mel_model):
+    from replay.player import ArrayPlayer
+
+    eeg = np.zeros((125, 125 * 10), np.float32)
+    with ArrayPlayer(eeg, 125.0, MODEL_CHANNELS, name=stream_name, source_id=stream_name, check_clash=False):
+        config = PipelineConfig(stream_name=f"{stream_name}-nope", model_path=mel_model, no_audio=True,
+                                resolve_timeout_s=0.3)
+        with pytest.raises(StreamError, match=stream_name):
+            LivePipeline(config).start()

@@ -1,0 +1,90 @@
+"""onnxruntime session: device choice, threads, I/O binding, warm-up, parity with a plain run."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from decoder.runtime import CUDA, DecoderRuntime, choose_providers, cuda_available
+from stream.errors import ModelError
+from tests.decoder.onnx_models import make_model
+
+NO_CUDA = "no CUDA provider in this onnxruntime build / no GPU on this machine"
+
+
+@pytest.fixture
+def mel_model(tmp_path):
+    return make_model(tmp_path / "mel.onnx")
+
+
+def _reference(path, windows):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"eeg": windows.astype(np.float32)})[0]
+
+
+@pytest.mark.parametrize("iobinding", [True, False])
+def test_predict_matches_plain_session(mel_model, rng, iobinding):
+    runtime = DecoderRuntime(mel_model, device="cpu", iobinding=iobinding)
+    windows = rng.standard_normal((4, 125, 125)).astype(np.float32) * 20
+    expected = _reference(mel_model, windows)
+    for window, want in zip(windows, expected, strict=True):
+        got = runtime.predict(window)
+        assert got.shape == (128, 44) and got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(runtime.predict_batch(windows), expected)
+
+
+def test_predict_returns_independent_arrays(mel_model, rng):
+    runtime = DecoderRuntime(mel_model, device="cpu")
+    first = runtime.predict(rng.standard_normal((125, 125)).astype(np.float32))
+    kept = first.copy()
+    runtime.predict(rng.standard_normal((125, 125)).astype(np.float32))
+    np.testing.assert_array_equal(first, kept)
+    out = np.empty((128, 44), np.float32)
+    assert runtime.predict(np.zeros((125, 125)), out=out) is out
+
+
+def test_threads_and_provider(mel_model):
+    runtime = DecoderRuntime(mel_model, device="auto", intra_op_threads=2, inter_op_threads=1, warmup=0)
+    assert runtime.provider == (CUDA if cuda_available() else "CPUExecutionProvider")
+    assert runtime.intra_op_threads == 2 and runtime.output_shape == (128, 44)
+
+
+def test_audio_model(tmp_path):
+    runtime = DecoderRuntime(make_model(tmp_path / "a.onnx", kind="audio"), device="cpu")
+    audio = runtime.predict(np.ones((125, 125), np.float32))
+    assert audio.shape == (22050,) and np.abs(audio).max() > 0.05
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(device="tpu"), "device 'tpu' is not one of auto, cpu, cuda"),
+    (dict(intra_op_threads=0), "thread counts must be >= 1"),
+])
+def test_bad_options(mel_model, kwargs, message):
+    with pytest.raises(ModelError, match=message):
+        DecoderRuntime(mel_model, **kwargs)
+
+
+def test_wrong_window_shape(mel_model):
+    runtime = DecoderRuntime(mel_model, device="cpu", warmup=0)
+    with pytest.raises(ModelError, match=r"window has shape \(64, 125\); the model needs \(125, 125\)"):
+        runtime.predict(np.zeros((64, 125), np.float32))
+
+
+@pytest.mark.skipif(cuda_available(), reason="CUDA is present: the absent-CUDA message cannot be shown")
+def test_cuda_requested_but_absent(mel_model):
+    with pytest.raises(ModelError, match=r"^--device cuda was asked for but onnxruntime has no CUDA "
+                                         r"provider here .*pass --device cpu$"):
+        DecoderRuntime(mel_model, device="cuda")
+    assert choose_providers("auto") == ["CPUExecutionProvider"]
+
+
+@pytest.mark.skipif(not cuda_available(), reason=NO_CUDA)
+def test_cuda_matches_cpu(mel_model, rng):
+    gpu = DecoderRuntime(mel_model, device="cuda")
+    cpu = DecoderRuntime(mel_model, device="cpu")
+    assert gpu.provider == CUDA
+    for _ in range(3):
+        window = rng.standard_normal((125, 125)).astype(np.float32) * 20
+        np.testing.assert_allclose(gpu.predict(window), cpu.predict(window), atol=1e-3)

@@ -1,0 +1,277 @@
+"""The dashboard window on a real replayed stream, with the real live pipeline and a tiny model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.gui, pytest.mark.lsl]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    from tests.decoder.onnx_models import make_model
+
+    return make_model(tmp_path_factory.mktemp("gui_model") / "model.onnx")
+
+
+@pytest.fixture(scope="module")
+def replay(sim_dir):
+    """One replayed song shared by the tests that only watch it (a new one costs seconds)."""
+    from replay.player import Player
+
+    name = f"t-gui-{uuid.uuid4().hex[:8]}"
+    player = Player(sim_dir, 21, 1, name=name, source_id=f"{name}-src", loop=True, chunk_ms=20)
+    player.start()
+    yield player
+    player.stop()
+
+
+def _window(qtbot, **settings):
+    from gui.app import MainWindow, Settings
+
+    extra = settings.pop("extra", {})
+    window = MainWindow(Settings(no_audio=True, extra={"resolve_timeout_s": 2.0, **extra}, **settings))
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def _run(qtbot, window, timeout_ms=15000):
+    window.start()
+    qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=timeout_ms)
+    assert window.state == "running", window.last_error
+
+
+def _trace(window) -> np.ndarray:
+    return np.nan_to_num(np.array(window.eeg_panel.good_curve.getData()[1], copy=True))
+
+
+def test_window_follows_a_replay(qtbot, replay, model_file, sim_dir):
+    window = _window(qtbot, stream=replay.name, model=str(model_file), truth=str(sim_dir))
+    _run(qtbot, window)
+    qtbot.waitUntil(lambda: window.eeg_panel.n_updates >= 2 and window.mel_panel.n_updates >= 2,
+                    timeout=10000)
+    trace = _trace(window)
+    mel = window.mel_panel.decoded_image.image.copy()
+    qtbot.wait(600)
+    assert not np.array_equal(_trace(window), trace), "EEG traces did not move"
+    assert not np.array_equal(window.mel_panel.decoded_image.image, mel), "mel image did not move"
+    assert window.eeg_panel.labels[:2] == ("E1", "E2") and len(window.eeg_panel.labels) == 125
+    assert window.mel_panel.has_truth                       # --truth on a replay: true mel shown
+    assert window.spectral_panel.n_updates >= 1
+    qtbot.waitUntil(lambda: "connected" in window.health_label.text(), timeout=5000)
+    assert replay.name in window.health_label.text()
+    assert window.stats_panel.latency.rowCount() > 0
+    assert int(window.stats_panel.values["windows"]) > 0
+
+
+def test_stop_and_start_again(qtbot, replay, model_file):
+    window = _window(qtbot, stream=replay.name, model=str(model_file))
+    _run(qtbot, window)
+    qtbot.waitUntil(lambda: window.eeg_panel.n_updates >= 2, timeout=10000)
+    window.toggle()                                         # the Start/Stop button
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=10000)
+    assert window.pipeline is None and window.start_button.text() == "Start"
+    frozen = window.eeg_panel.n_updates
+    qtbot.wait(400)
+    assert window.eeg_panel.n_updates == frozen
+    window.toggle()
+    qtbot.waitUntil(lambda: window.state == "running", timeout=15000)
+    qtbot.waitUntil(lambda: window.eeg_panel.n_updates > frozen + 1, timeout=10000)
+
+
+def test_stream_loss_freezes_and_return_resumes(qtbot, sim_dir, stream_name, model_file):
+    from replay.player import Player
+
+    def player():
+        return Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", loop=True,
+                      chunk_ms=20, markers=False)
+
+    first = player().start()
+    try:
+        window = _window(qtbot, stream=stream_name, model=str(model_file))
+        _run(qtbot, window)
+        qtbot.waitUntil(lambda: window.eeg_panel.n_updates >= 2, timeout=10000)
+    finally:
+        first.stop()
+    qtbot.waitUntil(lambda: "LOST" in window.health_label.text(), timeout=10000)
+    assert window.stream_lost()
+    frozen, trace = window.eeg_panel.n_updates, _trace(window)
+    qtbot.wait(500)
+    assert window.eeg_panel.n_updates == frozen and np.array_equal(_trace(window), trace)
+    second = player().start()
+    try:
+        qtbot.waitUntil(lambda: window.eeg_panel.n_updates > frozen, timeout=20000)
+        qtbot.waitUntil(lambda: "connected" in window.health_label.text(), timeout=5000)
+    finally:
+        window.shutdown()
+        second.stop()
+
+
+def test_gui_thread_stays_responsive_while_decoding(qtbot, sim_dir, stream_name, model_file):
+    from PySide6 import QtCore
+
+    from replay.player import Player
+
+    # a 128-channel 1 kHz amplifier-like stream, hop 50 ms: the pipeline resamples, filters and decodes
+    with Player(sim_dir, 21, 1, name=stream_name, loop=True, device_like=1000.0, markers=False):
+        window = _window(qtbot, stream=stream_name, model=str(model_file), extra={"hop_s": 0.05})
+        _run(qtbot, window)
+        qtbot.waitUntil(lambda: window.eeg_panel.n_updates >= 2, timeout=10000)
+        delays, last = [], [time.perf_counter()]
+
+        def probe():
+            now = time.perf_counter()
+            delays.append(now - last[0] - 0.010)
+            last[0] = now
+
+        timer = QtCore.QTimer()
+        timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        timer.timeout.connect(probe)
+        timer.start(10)
+        updates = window.eeg_panel.n_updates
+        qtbot.wait(3000)
+        timer.stop()
+        window.shutdown()
+    assert window.eeg_panel.n_updates > updates + 10          # it was drawing all along
+    assert len(delays) > 50
+    assert max(delays) < 0.100, f"event loop stalled {1000 * max(delays):.0f} ms"
+
+
+def test_closing_leaves_no_threads(qtbot, replay, model_file):
+    before = set(threading.enumerate())
+    window = _window(qtbot, stream=replay.name, model=str(model_file))
+    _run(qtbot, window)
+    qtbot.waitUntil(lambda: window.eeg_panel.n_updates >= 1, timeout=10000)
+    window.refresh_streams()                                  # a helper thread of its own
+    assert len(set(threading.enumerate()) - before) >= 2
+    window.close()
+    deadline = time.monotonic() + 5.0
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = set(threading.enumerate()) - before
+    assert not left, f"threads still running: {[t.name for t in left]}"
+
+
+def test_refresh_lists_the_replay(qtbot, replay):
+    window = _window(qtbot)
+    window.refresh_streams()
+    qtbot.waitUntil(lambda: window.stream_box.findData(replay.name) >= 0, timeout=5000)
+    markers = f"{replay.name}-markers"
+    assert window.stream_box.findData(markers) < 0            # marker streams are not offered
+    window.stream_box.setCurrentIndex(window.stream_box.findData(replay.name))
+    assert window.stream_name() == replay.name
+
+
+def _bad_model(tmp_path: Path, kind: str) -> Path:
+    from tests.decoder.onnx_models import make_model
+
+    path = tmp_path / "bad.onnx"
+    if kind == "garbage":
+        path.write_bytes(b"this is not an onnx file")
+    elif kind == "wrong channels":
+        make_model(path, n_chans=128, channels=[f"E{i}" for i in range(1, 129)])  # face channels too
+    return path
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("garbage", "bad.onnx"),
+    ("missing", "bad.onnx"),
+    ("wrong channels", "lacks 4"),
+])
+def test_invalid_model_shows_one_line_reason(qtbot, replay, tmp_path, kind, words):
+    window = _window(qtbot, stream=replay.name, model=str(_bad_model(tmp_path, kind)))
+    window.start()
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=15000)
+    assert window.state == "stopped" and window.pipeline is None
+    box = window.error_box
+    assert box is not None and box.isVisible() and not box.isModal()
+    message = box.text()
+    assert "\n" not in message and words in message, message
+    assert message in window.health_label.text()
+
+
+def test_missing_stream_shows_reason(qtbot, model_file, stream_name):
+    window = _window(qtbot, stream=stream_name, model=str(model_file), extra={"resolve_timeout_s": 0.3})
+    window.start()
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=10000)
+    assert stream_name in window.error_box.text() and "no LSL stream" in window.error_box.text()
+
+
+def test_start_without_choices_says_what_is_missing(qtbot):
+    window = _window(qtbot)
+    window.start()
+    assert window.state == "stopped" and "no stream chosen" in window.last_error
+    window.stream_box.setEditText("some-stream")
+    window.start()
+    assert "no model chosen" in window.last_error
+
+
+def test_volume_and_mute_set_the_gain(qtbot):
+    window = _window(qtbot)
+    if window.audio_reason is not None:
+        pytest.skip(window.audio_reason)
+    window.volume.setValue(40)
+    assert window.gain() == pytest.approx(0.4)
+    window.mute.setChecked(True)
+    assert window.gain() == 0.0
+
+
+def test_no_audio_device_disables_audio_controls():
+    """With no reachable sound server PortAudio lists no device: the audio controls are disabled."""
+    script = (
+        "from gui.app import MainWindow; import pyqtgraph as pg; app = pg.mkQApp(); w = MainWindow(); "
+        "print(w.audio_box.isEnabled(), w.volume.isEnabled(), w.mute.isEnabled()); print(w.volume.toolTip())"
+    )
+    env = dict(os.environ, PULSE_SERVER="unix:/nonexistent-eegmusic", QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    enabled, tooltip = done.stdout.strip().splitlines()[-2:]
+    assert enabled == "False False False"
+    assert "no audio output device" in tooltip
+
+
+def _pixel_std(path: Path) -> float:
+    from matplotlib.image import imread
+
+    image = imread(path)
+    return float(image[..., :3].std())
+
+
+def test_screenshot_writes_a_picture(replay, model_file, tmp_path):
+    out = tmp_path / "dash.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "gui", "--stream", replay.name, "--model", str(model_file),
+         "--no-audio", "--screenshot", str(out), "--duration", "4"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert out.exists() and "screenshot saved" in done.stdout
+    assert _pixel_std(out) > 0.05                             # not a blank picture
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--screenshot", "/nonexistent-dir/x.png"], "does not exist"),
+    (["--screenshot", "x.png", "--duration", "0"], "--duration must be > 0"),
+    (["--model", "/nonexistent.onnx", "--duration", "1"], "--model /nonexistent.onnx does not exist"),
+])
+def test_cli_rejects_bad_options(argv, words):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "gui", *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1

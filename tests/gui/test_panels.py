@@ -1,0 +1,243 @@
+"""The dashboard panels fed with arrays built here (what a pipeline snapshot carries)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from stream.spec import MODEL_CHANNELS
+
+pytestmark = pytest.mark.gui
+
+LABELS = list(MODEL_CHANNELS)
+
+
+# ---------------------------------------------------------------------------- pure functions
+def test_minmax_reduce_matches_brute_force(rng):
+    from gui.eeg_panel import minmax_reduce
+
+    eeg = rng.standard_normal((4, 1003)).astype(np.float32)
+    reduced = minmax_reduce(eeg, 100)
+    per_bin = 1003 // 100
+    used = eeg[:, 1003 - per_bin * 100:].reshape(4, 100, per_bin)
+    assert reduced.shape == (4, 200)
+    np.testing.assert_array_equal(reduced[:, 0::2], used.min(axis=2))
+    np.testing.assert_array_equal(reduced[:, 1::2], used.max(axis=2))
+
+
+def test_minmax_reduce_reuses_buffer_and_keeps_short_input(rng):
+    from gui.eeg_panel import minmax_reduce
+
+    eeg = rng.standard_normal((3, 2000)).astype(np.float32)
+    first = minmax_reduce(eeg, 50)
+    second = minmax_reduce(eeg * 2, 50, out=first)
+    assert second is first
+    np.testing.assert_allclose(second, 2 * minmax_reduce(eeg, 50))
+    short = eeg[:, :90]
+    assert minmax_reduce(short, 50) is short
+
+
+def test_minmax_reduce_propagates_nan(rng):
+    from gui.eeg_panel import minmax_reduce
+
+    eeg = rng.standard_normal((2, 1000))
+    eeg[1, 500] = np.nan
+    reduced = minmax_reduce(eeg, 100)
+    assert np.isnan(reduced[1, 100:102]).all()
+    assert np.isfinite(reduced[0]).all() and np.isnan(reduced[1]).sum() == 2
+
+
+@pytest.mark.parametrize("n_bins", [0, -3])
+def test_minmax_reduce_rejects_bad_bins(n_bins):
+    from gui.eeg_panel import minmax_reduce
+
+    with pytest.raises(ValueError, match="n_bins must be positive"):
+        minmax_reduce(np.zeros((2, 100)), n_bins)
+
+
+def test_detect_channel_flags(rng):
+    from gui.eeg_panel import detect_channel_flags
+
+    eeg = rng.standard_normal((5, 1000)) * 20
+    eeg[1] = 3.0                       # flat (a constant offset is still flat)
+    eeg[2, 10:20] = np.nan             # NaN run
+    eeg[3, :100] = 5000.0              # railed for 10 % of the time
+    eeg[4, 7] = 5000.0                 # one spike: not railed
+    assert detect_channel_flags(eeg) == ["", "flat", "nan", "railed", ""]
+
+
+def test_merge_flags_takes_pipeline_flags():
+    from gui.eeg_panel import merge_flags
+
+    detected = ["", "flat", "", ""]
+    assert merge_flags(detected, [False, False, True, False], 4) == ["", "flat", "flagged", ""]
+    assert merge_flags(detected, ["ok", "", "railed", "nan"], 4) == ["", "flat", "railed", "nan"]
+    assert merge_flags(detected, None, 4) == detected
+
+
+def test_band_power_finds_the_band_and_keeps_power():
+    from gui.spectral_panel import BANDS, band_power
+
+    t = np.arange(500) / 125.0
+    eeg = np.stack([10 * np.sin(2 * np.pi * 10 * t), 10 * np.sin(2 * np.pi * 2 * t), np.full(500, np.nan)])
+    power = band_power(eeg, 125.0)
+    names = list(BANDS)
+    assert power.shape == (3, 5)
+    assert np.argmax(power[0]) == names.index("alpha")
+    assert np.argmax(power[1]) == names.index("delta")
+    np.testing.assert_allclose(power[0].sum(), 50.0, rtol=0.05)  # the sine's variance, A²/2
+    assert np.isnan(power[2]).all()
+
+
+def test_scalp_xy_places_electrodes():
+    from gui.spectral_panel import scalp_xy
+
+    labels = ("Cz", "E36", "E104", "E11", "E75", "X99")
+    xy = scalp_xy(labels)
+    np.testing.assert_allclose(xy[0], [0.0, 0.0], atol=0.02)      # vertex in the middle
+    assert xy[1, 0] < -0.3 and xy[2, 0] > 0.3                     # C3 left, C4 right
+    assert xy[3, 1] > 0.3 and xy[4, 1] < -0.3                     # Fz front, Oz back
+    assert np.isnan(xy[5]).all()                                  # not on the net
+
+
+# ---------------------------------------------------------------------------- widgets
+def _eeg(rng, n_chans=125, seconds=10.0, sfreq=125.0):
+    return (rng.standard_normal((n_chans, int(seconds * sfreq))) * 10).astype(np.float32)
+
+
+def test_eeg_panel_draws_reduced_traces_that_move(qtbot, rng):
+    from gui.eeg_panel import EEGPanel
+
+    panel = EEGPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    eeg = _eeg(rng, sfreq=1000.0)
+    panel.update_eeg(eeg, 1000.0, LABELS)
+    x1, y1 = (a.copy() for a in panel.good_curve.getData())
+    n_per_channel = x1.size // 125
+    assert n_per_channel <= 2 * panel.n_bins() + 1
+    assert n_per_channel <= panel.plot.width() * 1.1          # about one point per pixel
+    assert np.nanmax(x1) <= 0.0 and np.nanmin(x1) >= -10.0
+    eeg2 = np.roll(eeg, -500, axis=1)
+    panel.update_eeg(eeg2, 1000.0, LABELS)
+    x2, y2 = panel.good_curve.getData()
+    assert not np.allclose(np.nan_to_num(y1), np.nan_to_num(y2))
+    # first channel drawn on the top row, last on the bottom
+    rows = y2.reshape(125, -1)
+    assert np.nanmean(rows[0]) == pytest.approx(124, abs=0.3)
+    assert np.nanmean(rows[-1]) == pytest.approx(0, abs=0.3)
+    assert panel.flag_curve.getData()[0] is None or panel.flag_curve.getData()[0].size == 0
+
+
+def test_eeg_panel_highlights_flagged_channels(qtbot, rng):
+    from gui.eeg_panel import EEGPanel
+
+    panel = EEGPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 700)
+    eeg = _eeg(rng)
+    eeg[3] = 0.0
+    eeg[7, 100:300] = np.nan
+    eeg[11] = 4000.0
+    panel.update_eeg(eeg, 125.0, LABELS, flags=[i == 20 for i in range(125)])
+    assert [i for i, r in enumerate(panel.reasons) if r] == [3, 7, 11, 20]
+    assert panel.reasons[3] == "flat" and panel.reasons[7] == "nan" and panel.reasons[11] == "railed"
+    _, bad_y = panel.flag_curve.getData()
+    assert np.isfinite(bad_y).sum() > 0 and bad_y.size == 4 * (panel.good_curve.getData()[1].size // 121)
+    assert "E4 flat" in panel.flag_label.text() and "E12 railed" in panel.flag_label.text()
+    ticks = dict((text, pos) for pos, text in panel.plot.getAxis("left")._tickLevels[0])
+    assert "E8 (nan)" in ticks
+    panel.scale_mode.setCurrentIndex(1)   # common scale still draws
+    panel.update_eeg(eeg, 125.0, LABELS)
+    assert np.isfinite(panel.good_curve.getData()[1]).any()
+
+
+def test_spectral_panel_heatmap_and_scalp(qtbot, rng):
+    from gui.spectral_panel import SpectralPanel
+
+    panel = SpectralPanel()
+    qtbot.addWidget(panel)
+    t = np.arange(1250) / 125.0
+    eeg = _eeg(rng) * 0.1
+    eeg[0] += 50 * np.sin(2 * np.pi * 10 * t).astype(np.float32)
+    panel.update_spectrum(eeg, 125.0, LABELS)
+    image = panel.image.image
+    assert image.shape == (125, 5)
+    assert np.argmax(image[-1]) == 2                      # channel 0 is the bottom image row: alpha
+    assert image[-1, 2] > np.nanmedian(image[:, 2]) + 10  # far above the others
+    assert len(panel.spots.data) == 125
+    panel.band.setCurrentText("beta")                     # redraw from the stored power
+    assert len(panel.spots.data) == 125
+
+
+def test_mel_panel_scrolls_and_shows_truth(qtbot, rng):
+    from gui.mel_panel import MelPanel
+
+    panel = MelPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    mel = rng.uniform(-80, 0, (128, 200)).astype(np.float32)
+    panel.update_mel(mel)
+    assert not panel.has_truth and not panel.truth_plot.isVisible()
+    first = panel.decoded_image.image.copy()
+    np.testing.assert_array_equal(first, mel)
+    assert tuple(panel.decoded_image.levels) == (-80.0, 0.0)
+    truth = rng.uniform(-80, 0, (128, 200)).astype(np.float32)
+    panel.update_mel(np.roll(mel, -10, axis=1), truth, 0.25, now=100.0)
+    panel.update_mel(np.roll(mel, -20, axis=1), truth, 0.35, now=100.5)
+    assert panel.has_truth and panel.truth_plot.isVisible()
+    assert not np.array_equal(panel.decoded_image.image, first)
+    x, y = panel.r_curve.getData()
+    np.testing.assert_allclose(x, [-0.5, 0.0])
+    np.testing.assert_allclose(y, [0.25, 0.35])
+    assert "+0.350" in panel.r_label.text()
+
+
+def test_stats_panel_shows_latency_and_counters(qtbot):
+    from dataclasses import dataclass
+
+    from gui.stats_panel import StatsPanel
+
+    @dataclass
+    class Health:  # the StreamHealth fields the panel reads
+        effective_rate: float = 124.8
+        n_samples: int = 1000
+        gaps: int = 0
+        dropped_windows: int = 0
+        nan_runs: int = 0
+        reconnects: int = 1
+        clock_offset: float = 0.0012
+        jitter_ms: float = 0.5
+        connected: bool = True
+
+    panel = StatsPanel()
+    qtbot.addWidget(panel)
+    latency = {"arrival_to_ready": {"p50": 1.234, "p95": 2.0, "p99": 3.0, "n": 10},
+               "ready_to_inferred": {"p50": None, "p95": None, "p99": None, "n": 0}}
+    counters = {"windows": 12, "drops": 0, "gaps": 2, "reconnects": 1, "underruns": 0}
+    panel.update_stats(latency, counters, Health())
+    assert panel.latency.rowCount() == 2
+    assert panel.latency.item(0, 0).text() == "1.2" and panel.latency.item(1, 2).text() == "—"
+    assert panel.values["gaps"] == "2" and panel.values["rate (Hz)"] == "124.8"
+    assert panel.values["clock offset (ms)"] == "1.20"
+    panel.update_stats(latency, dict(counters, windows=13), Health())
+    assert panel.counter_labels["windows"].text() == "13"
+
+
+def test_qt_binding_keeps_bool_refcounts(qtbot):
+    """PySide6 6.12.0 drops a reference to True on every Python-side emit: the GUI would abort."""
+    from PySide6 import QtCore
+
+    class Emitter(QtCore.QObject):
+        fired = QtCore.Signal()
+
+    emitter = Emitter()
+    emitter.fired.connect(lambda: None)
+    before = sys.getrefcount(True)
+    for _ in range(200):
+        emitter.fired.emit()
+    assert sys.getrefcount(True) >= before - 20

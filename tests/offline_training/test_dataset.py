@@ -1,0 +1,80 @@
+"""WindowDataset on the simulated folder: index, EEG windows, mel targets and bad inputs."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from decoder.melspec import window_mel_db
+from offline_training.dataset import WindowDataset, window_mels
+from replay.nmedt import NMEDTFolder
+from stream.errors import ConfigError, DataFormatError
+
+
+@pytest.fixture(scope="module")
+def dataset(sim_dir):
+    return WindowDataset(sim_dir, hop_s=1.0, target_offset_s=0.2)
+
+
+def test_index_lists_every_window(dataset, sim_dir):
+    folder = NMEDTFolder(sim_dir)
+    n_times = folder.load_song(21).n_times
+    per_recording = (n_times - 125) // 125 + 1
+    assert dataset.songs == [21, 22]
+    assert dataset.n_subjects == 3 and dataset.subjects == folder.load_song(21).subjects
+    assert len(dataset.index) == 2 * 3 * per_recording
+    assert set(dataset.index.dtype.names) == {"song", "subject", "start"}
+    assert dataset.index["start"].max() + 125 <= n_times
+
+
+def test_eeg_and_mel_rows_match_the_files(dataset, sim_dir):
+    folder = NMEDTFolder(sim_dir)
+    rows = np.array([0, 7, len(dataset.index) - 1, 25])
+    eeg, mel = dataset.eeg(rows), dataset.mel(rows)
+    assert eeg.shape == (4, 125, 125) and eeg.dtype == np.float32
+    assert mel.shape == (4, 128, 44) and mel.dtype == np.float32
+    for i, row in enumerate(rows):
+        song, subject, start = (int(v) for v in dataset.index[row])
+        recording = folder.load_song(song)
+        k = recording.subjects.index(dataset.subjects[subject])
+        np.testing.assert_allclose(eeg[i], recording.eeg(k)[:, start:start + 125], rtol=1e-6)
+        expected = window_mel_db(folder.load_stimulus(song), start / 125 - 0.2)
+        np.testing.assert_allclose(mel[i], expected, atol=1e-4)
+
+
+def test_window_mels_equal_window_mel_db(rng):
+    audio = rng.normal(0, 0.1, 3 * 22050).astype(np.float32)
+    starts = np.array([-1.5, -0.3, 0.0, 0.7, 2.5, 3.2])
+    got = window_mels(audio, starts)
+    for i, start in enumerate(starts):
+        np.testing.assert_allclose(got[i], window_mel_db(audio, start), atol=1e-4)
+
+
+def test_subject_selection_by_id_and_index(sim_dir, dataset):
+    by_id = WindowDataset(sim_dir, songs=[22], subjects=[dataset.subjects[2]])
+    by_index = WindowDataset(sim_dir, songs=[22], subjects=[2])
+    assert by_id.subjects == by_index.subjects == [dataset.subjects[2]]
+    np.testing.assert_array_equal(by_id.eeg([3]), by_index.eeg([3]))
+    assert set(by_id.index["subject"]) == {0}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"songs": [35]}, ConfigError, "song 35 not in"),
+        ({"subjects": ["nobody"]}, ConfigError, "subject 'nobody' not in"),
+        ({"subjects": [9]}, ConfigError, "subject index 9 out of range"),
+        ({"hop_s": 0.001}, ConfigError, "shorter than one sample"),
+    ],
+)
+def test_bad_options(sim_dir, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        WindowDataset(sim_dir, **kwargs)
+
+
+def test_data_without_stimuli(sim_dir, tmp_path):
+    shutil.copy(sim_dir / "song21_Imputed.mat", tmp_path / "song21_Imputed.mat")
+    with pytest.raises(DataFormatError, match="song 21 .* has no stimulus audio"):
+        WindowDataset(tmp_path)

@@ -1,0 +1,380 @@
+"""``evaluate`` end to end on a tiny NMED-T folder with hand-built ONNX models.
+
+The folder is made so that the EEG carries the music: every second of each song has its own loudness
+``a_k``, and every EEG channel holds ``10 · a_k`` during that second. A model whose mel output rises
+with the mean EEG of its window therefore follows the music over time (dynamic r near 1), while the
+same model on shuffled EEG, and the constant baselines, do not. The two songs differ in spectrum
+(low-passed vs high-passed noise), so the song classifier can tell them apart.
+
+The ONNX models are built with ``onnx.helper`` (no torch): ``mel = base + scale · mean(eeg)``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import scipy.io
+import scipy.signal
+import soundfile
+from onnx import TensorProto, helper
+
+from decoder import melspec
+from offline_training import metrics
+from offline_training.baselines import shuffled_order
+from offline_training.dataset import WindowDataset
+from offline_training.evaluate import dynamic_blocks, evaluate, load_model, run_model
+from offline_training.splits import make_split
+from stream.errors import ConfigError, DataFormatError, ModelError
+from stream.spec import MODEL_CHANNELS, PreprocessingSpec
+
+SONGS = (21, 22)
+N_SUBJECTS = 2
+SECONDS = 20
+
+
+def _write_folder(folder, *, stimuli=True, seed=0, songs=SONGS):
+    """Write a tiny NMED-T folder: songs x N_SUBJECTS x SECONDS, EEG = 10 · loudness of the second."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    sr = melspec.AUDIO_SFREQ
+    for k, song in enumerate(songs):
+        loudness = rng.uniform(0.05, 1.0, SECONDS)
+        eeg = np.repeat(10.0 * loudness, 125)[None, :, None]
+        eeg = eeg + rng.normal(0, 0.01, (125, SECONDS * 125, N_SUBJECTS))
+        scipy.io.savemat(folder / f"song{song}_Imputed.mat",
+                         {f"data{song}": eeg, "fs": 125.0, f"subs{song}": np.arange(1, N_SUBJECTS + 1)})
+        if stimuli:
+            kind = "lowpass" if k % 2 == 0 else "highpass"
+            sos = scipy.signal.butter(4, 1500 if kind == "lowpass" else 5000, kind, fs=sr, output="sos")
+            noise = scipy.signal.sosfilt(sos, rng.normal(size=SECONDS * sr))
+            audio = 0.3 * noise / np.std(noise) * np.repeat(loudness, sr)
+            (folder / "stimuli").mkdir(exist_ok=True)
+            soundfile.write(folder / "stimuli" / f"song{song}.wav", audio.astype(np.float32), sr)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def eval_dir(tmp_path_factory):
+    return _write_folder(tmp_path_factory.mktemp("eval") / "data")
+
+
+def _metadata(data_dir, *, kind="mel_db", split="block", seed=0, **overrides) -> dict:
+    output = ({"name": "mel_db", "kind": "mel_db", "n_mels": 128, "n_frames": 44} if kind == "mel_db"
+              else {"name": "audio", "kind": "audio", "n_samples": 22050, "sfreq": 22050})
+    meta = {
+        "format_version": 1,
+        "model": {"name": "handmade", "config": {}},
+        "input": {"name": "eeg", "channels": list(MODEL_CHANNELS), "sfreq": 125.0, "window_samples": 125,
+                  "subject_input": False, "subjects": []},
+        "preprocessing": PreprocessingSpec().to_dict(),
+        "output": output,
+        "mel": melspec.mel_spec_dict(),
+        "target_offset_s": 0.0,
+        "audio_lag_s": 0.0,
+        "training": {"data": str(data_dir), "songs": list(SONGS), "subjects": None, "split": split,
+                     "seed": seed, "epochs": 0, "created": "2026-11-21T00:00:00"},
+        "evaluation": {},
+    }
+    meta.update(overrides)
+    return meta
+
+
+def _write_model(path, *, base, scale, metadata=None, kind="mel_db"):
+    """ONNX model ``out = base + scale · mean(eeg over channels and samples)``.
+
+    ``base`` has shape (128, 44) for a mel model or (22050,) for a waveform model.
+    """
+    base = np.asarray(base, dtype=np.float32)[None]
+    out_name = "mel_db" if kind == "mel_db" else "audio"
+    out_shape = ["batch", 128, 44] if kind == "mel_db" else ["batch", 22050]
+    nodes = [
+        helper.make_node("ReduceMean", ["eeg"], ["mean"], axes=[1, 2], keepdims=0),
+        helper.make_node("Unsqueeze", ["mean", "axes"], ["mean_col"]),
+        helper.make_node("Mul", ["mean_col", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "base"], [out_name]),
+    ]
+    axes = [1, 2] if kind == "mel_db" else [1]
+    initializers = [
+        helper.make_tensor("axes", TensorProto.INT64, [len(axes)], axes),
+        helper.make_tensor("scale", TensorProto.FLOAT, [], [float(scale)]),
+        helper.make_tensor("base", TensorProto.FLOAT, list(base.shape), base.ravel().tolist()),
+    ]
+    graph = helper.make_graph(
+        nodes, "handmade",
+        [helper.make_tensor_value_info("eeg", TensorProto.FLOAT, ["batch", 125, 125])],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_shape)],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if metadata is not None:
+        helper.set_model_props(model, {"eegmusic": json.dumps(metadata)})
+    onnx.save(model, str(path))
+    return path
+
+
+def _test_part(data_dir, split="block", seed=0):
+    dataset = WindowDataset(data_dir, songs=list(SONGS))
+    return dataset, make_split(dataset.index, split, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def tracking_run(eval_dir, tmp_path_factory):
+    """A model that follows the music (mel rises 2 dB per EEG µV), evaluated on the block split."""
+    root = tmp_path_factory.mktemp("tracking")
+    model = _write_model(root / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(eval_dir))
+    summary = evaluate(eval_dir, model, None, root / "eval", progress=False, max_wav_s=3, chunk_windows=3)
+    return summary, root / "eval"
+
+
+def test_evaluate_writes_every_output(tracking_run):
+    summary, out = tracking_run
+    for name in ("metrics.json", "metrics.md", "reconstruction.png", "reconstruction.wav", "target.wav"):
+        assert (out / name).stat().st_size > 0, name
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["results"] == summary["results"]
+    assert set(summary["results"]) == {"model", "global_mean", "song_mean", "shuffled_eeg"}
+    for row in summary["results"].values():
+        assert set(row) == {"mse", "cosine", "pearson", "dynamic_r", "song_accuracy", "frechet"}
+    table = (out / "metrics.md").read_text()
+    assert "| predictor | MSE (dB²) | cosine | Pearson | dynamic r | song accuracy |" in table
+    for title in ("| model |", "| global mean mel |", "| song mean mel (oracle identity) |",
+                  "| model on shuffled EEG |"):
+        assert title in table
+    audio, sr = soundfile.read(out / "reconstruction.wav")
+    assert sr == melspec.AUDIO_SFREQ and len(audio) >= 2 * sr and np.all(np.isfinite(audio))
+    assert summary["split"] == "block" and summary["n_dynamic_blocks"] >= 1
+
+
+def test_model_that_follows_the_music_beats_every_baseline_on_dynamic_r(tracking_run):
+    results = tracking_run[0]["results"]
+    assert results["model"]["dynamic_r"] > 0.5
+    assert results["model"]["dynamic_r"] > results["shuffled_eeg"]["dynamic_r"] + 0.3
+    # the mean windows are the same every second: at most a chance correlation over interior frames
+    assert abs(results["global_mean"]["dynamic_r"]) < 0.15
+    assert abs(results["song_mean"]["dynamic_r"]) < 0.15
+    # identity of the song is obvious from the spectrum: the oracle and the true windows are classified
+    assert results["song_mean"]["song_accuracy"] == 1.0
+    assert results["song_mean"]["mse"] < results["global_mean"]["mse"]
+
+
+def test_model_metrics_equal_a_direct_computation(tracking_run, eval_dir):
+    """The test windows, targets and model outputs of evaluate are those of the training split."""
+    summary = tracking_run[0]
+    dataset, split = _test_part(eval_dir)
+    assert summary["n_test_windows"] == len(split.test)
+    target = dataset.mel(split.test)
+    eeg_mean = dataset.eeg(split.test).mean(axis=(1, 2), dtype=np.float64)
+    pred = (-60.0 + 2.0 * eeg_mean)[:, None, None] + np.zeros((1, 128, 44))
+    model = summary["results"]["model"]
+    assert model["mse"] == pytest.approx(metrics.mse(pred, target), rel=1e-5)
+    assert model["cosine"] == pytest.approx(metrics.cosine(pred, target), rel=1e-5)
+    assert model["pearson"] == pytest.approx(metrics.pearson(pred, target), abs=1e-5)
+    position = {int(row): k for k, row in enumerate(split.test)}
+    blocks = [[position[int(r)] for r in rows] for rows in dynamic_blocks(dataset.index, split.test,
+                                                                          split.test_block)]
+    interior = slice(2, 42)
+    expected_r = metrics.dynamic_r([np.concatenate(list(pred[b][:, :, interior]), axis=1) for b in blocks],
+                                   [np.concatenate(list(target[b][:, :, interior]), axis=1) for b in blocks])
+    assert model["dynamic_r"] == pytest.approx(expected_r, abs=1e-5)
+    assert summary["n_dynamic_blocks"] == len(blocks) > 1
+    train_mean = dataset.mel(split.train).mean(axis=0)
+    assert summary["results"]["global_mean"]["mse"] == pytest.approx(
+        metrics.mse(np.broadcast_to(train_mean, target.shape), target), rel=1e-5)
+
+
+def test_shuffled_eeg_is_the_model_on_permuted_windows(tracking_run, eval_dir):
+    root = tracking_run[1].parent
+    session, info = load_model(root / "model.onnx")
+    dataset, split = _test_part(eval_dir)
+    eeg = dataset.eeg(split.test)
+    order = shuffled_order(len(eeg), seed=0)
+    assert not np.any(order == np.arange(len(eeg)))
+    shuffled = run_model(session, info, eeg[order])
+    direct = run_model(session, info, eeg)
+    np.testing.assert_allclose(shuffled, direct[order], atol=1e-4)  # float sums depend on batch layout
+    target = dataset.mel(split.test)
+    assert tracking_run[0]["results"]["shuffled_eeg"]["mse"] == pytest.approx(
+        metrics.mse(shuffled, target), rel=1e-5)
+
+
+def test_constant_model_scores_like_a_constant(eval_dir, tmp_path):
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -50.0), scale=0.0,
+                         metadata=_metadata(eval_dir))
+    results = evaluate(eval_dir, model, "block", tmp_path / "eval", progress=False, max_wav_s=1)["results"]
+    assert results["model"] == results["shuffled_eeg"]
+    assert results["model"]["dynamic_r"] == 0.0
+    assert results["model"]["pearson"] == 0.0  # a flat window correlates with nothing
+
+
+def test_waveform_model_is_scored_through_its_mel(eval_dir, tmp_path):
+    t = np.arange(22050) / 22050
+    tone = 0.1 * np.sin(2 * np.pi * 440.0 * t)
+    model = _write_model(tmp_path / "model.onnx", base=tone, scale=0.0, kind="audio",
+                         metadata=_metadata(eval_dir, kind="audio"))
+    summary = evaluate(eval_dir, model, "block", tmp_path / "eval", progress=False, max_wav_s=2)
+    expected = melspec.mel_db(tone.astype(np.float32))
+    dataset, split = _test_part(eval_dir)
+    target = dataset.mel(split.test)
+    assert summary["results"]["model"]["mse"] == pytest.approx(
+        metrics.mse(np.broadcast_to(expected, target.shape), target), rel=1e-4)
+    assert summary["wav"]["reconstruction.wav"] == "model audio"
+    audio, _ = soundfile.read(tmp_path / "eval" / "reconstruction.wav")
+    np.testing.assert_allclose(audio[:22050], tone, atol=1e-6)
+
+
+def test_split_all_scores_every_window_with_baselines_from_training_data(eval_dir, tmp_path):
+    other = _write_folder(tmp_path / "other", seed=1)
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(eval_dir))
+    summary = evaluate(other, model, "all", tmp_path / "eval", progress=False, max_wav_s=1)
+    assert summary["n_test_windows"] == len(SONGS) * N_SUBJECTS * SECONDS
+    dataset, split = _test_part(eval_dir)
+    assert summary["n_reference_windows"] == len(split.train)
+    assert summary["results"]["model"]["dynamic_r"] > 0.5
+    assert not any("in-sample" in note for note in summary["notes"])
+
+
+def test_split_all_without_training_data_is_noted_in_sample(eval_dir, tmp_path):
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(tmp_path / "gone"))
+    summary = evaluate(eval_dir, model, "all", tmp_path / "eval", progress=False, max_wav_s=1)
+    assert summary["n_reference_windows"] == summary["n_test_windows"]
+    assert any("in-sample" in note for note in summary["notes"])
+    assert "in-sample" in (tmp_path / "eval" / "metrics.md").read_text()
+
+
+def test_song_split_has_no_oracle_and_no_song_accuracy(tmp_path):
+    data = _write_folder(tmp_path / "three", songs=(21, 22, 23))
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(data, split="song"))
+    summary = evaluate(data, model, "song", tmp_path / "eval", progress=False, max_wav_s=1)
+    assert summary["results"]["song_mean"] is None
+    assert all(row is None or row["song_accuracy"] is None for row in summary["results"].values())
+    assert summary["results"]["model"]["frechet"] is not None
+    assert len(summary["test_songs"]) == 1
+    table = (tmp_path / "eval" / "metrics.md").read_text()
+    assert "| song mean mel (oracle identity) | n/a | n/a |" in table
+    assert "song accuracy undefined" in table
+
+
+def test_other_split_than_training_is_flagged(eval_dir, tmp_path):
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=0.0,
+                         metadata=_metadata(eval_dir, split="block"))
+    summary = evaluate(eval_dir, model, "random", tmp_path / "eval", progress=False, max_wav_s=1)
+    assert any("differs from the model's training split" in note for note in summary["notes"])
+
+
+def test_dynamic_blocks_take_one_window_per_second():
+    index = np.zeros(12, dtype=[("song", np.int64), ("subject", np.int64), ("start", np.int64)])
+    index["start"] = np.arange(12) * 25  # a 0.2-s hop: windows at 0, 25, ..., 275
+    rows = np.arange(12)
+    blocks = dynamic_blocks(index, rows, np.zeros(12, dtype=np.int64))
+    assert [index["start"][b].tolist() for b in blocks] == [[0, 125, 250]]
+    index["subject"][6:] = 1
+    blocks = dynamic_blocks(index, rows, np.repeat([0, 1], 6))
+    assert [index["start"][b].tolist() for b in blocks] == [[0, 125], [150, 275]]
+
+
+def test_cli_prints_the_table(eval_dir, tmp_path, capsys):
+    from stream.cli import main
+
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(eval_dir))
+    status = main(["evaluate", "--data", str(eval_dir), "--model", str(model), "--split", "block",
+                   "--out", str(tmp_path / "eval"), "--no-progress", "--wav-seconds", "1"])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "| model on shuffled EEG |" in captured.out
+    assert (tmp_path / "eval" / "metrics.json").is_file()
+
+
+def test_cli_help_has_an_example(capsys):
+    from stream.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    assert "Example:" in capsys.readouterr().out
+
+
+def _bad_model(kind, folder, data_dir):
+    path = folder / "model.onnx"
+    if kind == "missing":
+        return folder / "nope.onnx"
+    if kind == "not_onnx":
+        path.write_bytes(b"this is not an onnx file at all")
+    elif kind == "no_metadata":
+        _write_model(path, base=np.zeros((128, 44)), scale=0.0, metadata=None)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("missing", "does not exist"),
+        ("not_onnx", "is not a readable ONNX model"),
+        ("no_metadata", "has no 'eegmusic' metadata"),
+    ],
+)
+def test_bad_model_file(kind, message, eval_dir, tmp_path):
+    path = _bad_model(kind, tmp_path, eval_dir)
+    with pytest.raises(ModelError, match=message) as caught:
+        evaluate(eval_dir, path, "block", tmp_path / "eval", progress=False)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
+def test_unknown_split(eval_dir, tmp_path):
+    model = _write_model(tmp_path / "model.onnx", base=np.zeros((128, 44)), scale=0.0,
+                         metadata=_metadata(eval_dir))
+    with pytest.raises(ConfigError, match="unknown split 'sideways'; use one of random, block"):
+        evaluate(eval_dir, model, "sideways", tmp_path / "eval", progress=False)
+
+
+def test_data_without_stimuli(tmp_path):
+    data = _write_folder(tmp_path / "nostim", stimuli=False)
+    model = _write_model(tmp_path / "model.onnx", base=np.zeros((128, 44)), scale=0.0,
+                         metadata=_metadata(data))
+    with pytest.raises(DataFormatError, match="has no stimulus audio") as caught:
+        evaluate(data, model, "block", tmp_path / "eval", progress=False)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("argv_extra", "message"),
+    [
+        (["--split", "sideways"], "unknown split 'sideways'"),
+        (["--batch-size", "0"], "--batch-size 0 must be at least 1"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_status_2(argv_extra, message, eval_dir, tmp_path, capsys):
+    from stream.cli import main
+
+    model = _write_model(tmp_path / "model.onnx", base=np.zeros((128, 44)), scale=0.0,
+                         metadata=_metadata(eval_dir))
+    status = main(["evaluate", "--data", str(eval_dir), "--model", str(model), "--out",
+                   str(tmp_path / "eval"), "--no-progress", *argv_extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(err) == 1 and message in err[0]
+
+
+def test_griffin_lim_when_the_vocoder_is_absent(monkeypatch, tmp_path):
+    import sys
+
+    from offline_training.evaluate import vocode, write_wavs
+
+    monkeypatch.setitem(sys.modules, "decoder.vocoder", None)  # import fails: the fallback path
+    t = np.arange(22050) / 22050
+    frames = melspec.mel_db((0.2 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32))
+    audio, method = vocode(frames)
+    assert method == "griffin-lim"
+    spectrum = np.abs(np.fft.rfft(audio[2048:-2048]))
+    peak_hz = np.argmax(spectrum) * 22050 / len(audio[2048:-2048])
+    assert abs(peak_hz - 440.0) < 30.0
+    written = write_wavs(tmp_path, frames[None], frames[None])
+    assert written == {"target.wav": "griffin-lim", "reconstruction.wav": "griffin-lim"}

@@ -1,0 +1,136 @@
+"""``eegmusic train`` end to end on the simulated folder: every model, resume, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from offline_training.export import read_metadata, run_onnx  # noqa: E402
+from offline_training.models.registry import load_checkpoint  # noqa: E402
+from stream.cli import main  # noqa: E402
+
+TINY = {
+    "linear": {"lags": [0, 8]},
+    "cnn": {"filters": [2, 2, 2, 2, 2], "dense": 8},
+    "rcnn": {"conv_channels": 8, "hidden": 8},
+    "encdec": {"conv_channels": 8, "hidden": 8, "latent": 8},
+    "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1, "ff": 16},
+    "convnet": {"channels": [8, 8, 8, 8], "hidden": 16},
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def train_args(data, out, model="cnn", *extra):
+    return ["train", "--data", str(data), "--model", model, "--split", "block", "--out", str(out),
+            "--epochs", "1", "--batch-size", "16", "--no-progress", "--model-config", json.dumps(TINY[model]),
+            *extra]
+
+
+@pytest.mark.parametrize("model", list(TINY))
+def test_train_writes_a_complete_run(model, sim_dir, tmp_path, capsys, rng):
+    out = tmp_path / "run"
+    extra = ["--subject-conditioning"] if model in ("cnn", "linear") else []
+    assert main(train_args(sim_dir, out, model, *extra)) == 0
+    assert "model.onnx" in capsys.readouterr().out
+    for name in ("config.json", "best.pt", "metrics.json", "training_curve.png", "model.onnx"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == model and np.isfinite(metrics["val_mse"]) and np.isfinite(metrics["test_mse"])
+    assert metrics["n_windows"]["train"] > metrics["n_windows"]["test"] > 0
+    if model != "linear":
+        assert (out / "checkpoint.pt").is_file() and len(metrics["history"]) == 1
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == model and config["model_config"] == TINY[model]
+
+    meta = read_metadata(out / "model.onnx")
+    assert meta["model"]["name"] == model
+    assert meta["training"]["songs"] == [21, 22] and meta["training"]["split"] == "block"
+    assert meta["input"]["subject_input"] == bool(extra)
+    assert meta["input"]["subjects"] == (["S01", "S02", "S03"] if extra else [])
+    assert meta["evaluation"]["test_mse"] == pytest.approx(metrics["test_mse"])
+
+    # the ONNX file is the best checkpoint's model, features and scaling included
+    net, _ = load_checkpoint(out / "best.pt", model_name=model)
+    eeg = rng.normal(0.0, 20.0, (3, 125, 125)).astype(np.float32)
+    subject = np.array([0, 1, 2])
+    with torch.no_grad():
+        expected = net(torch.tensor(eeg), torch.tensor(subject) if extra else None).numpy()
+    assert np.max(np.abs(run_onnx(out / "model.onnx", eeg, subject) - expected)) < 1e-3
+
+
+def test_linear_beats_nothing_on_training_data(sim_dir, tmp_path):
+    """The ridge fit must lower the error below the mean-spectrum prediction on its own training part."""
+    out = tmp_path / "linear"
+    assert main(train_args(sim_dir, out, "linear")) == 0
+    ridge = json.loads((out / "metrics.json").read_text())["ridge"]
+    net, _ = load_checkpoint(out / "best.pt")
+    mean_only = float(torch.mean(net.mel_std**2))  # the per-band variance: MSE of predicting the band means
+    assert ridge["train_mse"] < mean_only
+
+
+def test_resume_continues_and_checks_the_config(sim_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(sim_dir, out, "convnet")) == 0
+    first = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert first["epoch"] == 1
+    args = train_args(sim_dir, out, "convnet")
+    args[args.index("--epochs") + 1] = "2"
+    assert main([*args, "--resume"]) == 0
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0] == pytest.approx(first["history"][0])
+    capsys.readouterr()
+
+    assert main([*args, "--resume", "--lr", "0.01"]) == 2
+    assert "option 'lr' changed (0.0015" in capsys.readouterr().err
+    other = train_args(sim_dir, out, "rcnn")
+    assert main([*other, "--resume"]) == 2
+    assert "is from model 'convnet', not 'rcnn'; use --model convnet" in capsys.readouterr().err
+    assert main(train_args(sim_dir, out, "convnet")) == 2
+    assert "already holds a training run; pass --resume" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def no_stimuli_dir(sim_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("no_stimuli")
+    shutil.copy(sim_dir / "song21_Imputed.mat", folder / "song21_Imputed.mat")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--model": "gru"}, "unknown model 'gru'; use one of linear, cnn, rcnn, encdec, transformer, convnet"),
+        ({"--split": "sideways"}, "unknown split 'sideways'; use one of random, block, subject, song, all"),
+        ({"--split": "song"}, r"split 'song' leaves the validation part empty \(2 songs; needs at least 3\)"),
+        ({"--split": "all"}, "split 'all' has no training part"),
+        ({"--loss": "huber"}, "unknown loss 'huber'"),
+        ({"--epochs": "0"}, "--epochs must be at least 1"),
+        ({"--model-config": "{nope"}, "--model-config is not valid JSON"),
+        ({"--model-config": '{"widht": 3}'}, "bad configuration for model 'cnn'"),
+        ({"--data": "NO_STIMULI"}, "song 21 in .* has no stimulus audio"),
+        ({"--data": "/nonexistent/folder"}, "folder not found"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(change, message, sim_dir, no_stimuli_dir, tmp_path, capsys):
+    args = train_args(sim_dir, tmp_path / "run", "cnn")
+    for option, value in change.items():
+        args[args.index(option) + 1] = str(no_stimuli_dir) if value == "NO_STIMULI" else value
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert re.search(message, err), err
+    assert not (tmp_path / "run" / "model.onnx").exists()

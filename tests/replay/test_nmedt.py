@@ -1,0 +1,313 @@
+"""The NMED-T reader: real layout, MATLAB v5 and v7.3, stimuli, and every bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+import soundfile
+
+from replay.nmedt import (
+    AUDIO_SFREQ,
+    RAW_CHANNELS,
+    SONGS,
+    NMEDTFolder,
+    describe_folder,
+    read_audio,
+)
+from stream.errors import DataFormatError
+from stream.spec import MODEL_CHANNELS
+
+N_TIMES = 250
+N_SUBJECTS = 2
+
+
+def _eeg(rng, n_chans=125, n_times=N_TIMES, n_subjects=N_SUBJECTS) -> np.ndarray:
+    return rng.standard_normal((n_chans, n_times, n_subjects)) * 10.0
+
+
+def _write_v5(folder: Path, song_id: int, variables: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"song{song_id}_Imputed.mat"
+    scipy.io.savemat(path, variables)
+    return path
+
+
+def _good_v5(folder: Path, rng, song_id: int = 21) -> tuple[Path, np.ndarray]:
+    data = _eeg(rng)
+    subs = np.array(["P1", "P2"], dtype=object).reshape(1, -1)
+    return _write_v5(folder, song_id, {f"data{song_id}": data, "fs": 125.0, f"subs{song_id}": subs}), data
+
+
+def _write_v73(path: Path, song_id: int, data_matlab_order: np.ndarray, fs: float, subjects) -> None:
+    """Write a file the way MATLAB's save -v7.3 does (HDF5, axes reversed, MATLAB_class attributes)."""
+    with h5py.File(path, "w", userblock_size=512) as handle:
+        ds = handle.create_dataset(f"data{song_id}", data=data_matlab_order.T)
+        ds.attrs["MATLAB_class"] = np.bytes_("double")
+        handle.create_dataset("fs", data=np.array([[fs]])).attrs["MATLAB_class"] = np.bytes_("double")
+        if subjects is not None and isinstance(subjects[0], str):
+            refs = handle.create_group("#refs#")
+            ref_list = []
+            for i, sid in enumerate(subjects):
+                char = refs.create_dataset(f"c{i}", data=np.array([[ord(c)] for c in sid], dtype=np.uint16))
+                char.attrs["MATLAB_class"] = np.bytes_("char")
+                ref_list.append(char.ref)
+            cell = handle.create_dataset(f"subs{song_id}", data=np.array(ref_list, dtype=h5py.ref_dtype)
+                                         .reshape(-1, 1), dtype=h5py.ref_dtype)
+            cell.attrs["MATLAB_class"] = np.bytes_("cell")
+        elif subjects is not None:
+            handle.create_dataset(f"subs{song_id}", data=np.asarray(subjects, dtype=float).reshape(-1, 1))
+    with open(path, "r+b") as handle:
+        handle.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(128, b" "))
+
+
+def test_songs_table_matches_design():
+    assert sorted(SONGS) == list(range(21, 31))
+    assert SONGS[21].title == "First Fires" and SONGS[21].bpm == pytest.approx(55.97)
+    assert SONGS[30].bpm == pytest.approx(150.0)
+
+
+def test_reads_simulated_folder(sim_dir):
+    folder = NMEDTFolder(sim_dir)
+    assert folder.song_ids == [21, 22]
+    rec = folder.load_song(22)
+    assert rec.song_id == 22 and rec.info.title == "Oino"
+    assert rec.data.shape == (125, 2500, 3) and rec.data.dtype == np.float64
+    assert rec.sfreq == 125.0
+    assert rec.subjects == ["S01", "S02", "S03"]
+    assert rec.channels == MODEL_CHANNELS
+    assert rec.eeg(2).shape == (125, 2500)
+    np.testing.assert_array_equal(rec.eeg(1), rec.data[:, :, 1])
+    assert folder.stimulus_path(21) == Path(sim_dir) / "stimuli" / "song21.wav"
+    audio = folder.load_stimulus(21)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert audio.size == pytest.approx(20 * AUDIO_SFREQ, abs=1)
+
+
+def test_v5_round_trip_with_numeric_ids(tmp_path, rng):
+    data = _eeg(rng)
+    _write_v5(tmp_path, 23, {"data23": data, "fs": np.array([[125]], dtype=np.uint8),
+                             "subs23": np.array([[3, 7]])})
+    rec = NMEDTFolder(tmp_path).load_song(23)
+    np.testing.assert_array_equal(rec.data, data)
+    assert rec.subjects == ["3", "7"]
+
+
+def test_v5_single_participant_matlab_drops_axis(tmp_path, rng):
+    data = _eeg(rng)[:, :, 0]  # MATLAB saves 125 x T x 1 as 125 x T
+    _write_v5(tmp_path, 24, {"data24": data, "fs": 125.0})
+    rec = NMEDTFolder(tmp_path).load_song(24)
+    assert rec.data.shape == (125, N_TIMES, 1) and rec.subjects == ["1"]
+
+
+@pytest.mark.parametrize("subjects", [["ab", "cd"], [11, 12]])
+def test_v73_hdf5_axes_back_in_matlab_order(tmp_path, rng, subjects):
+    data = _eeg(rng)
+    _write_v73(tmp_path / "song25_Imputed.mat", 25, data, 125.0, subjects)
+    rec = NMEDTFolder(tmp_path).load_song(25)
+    np.testing.assert_array_equal(rec.data, data)  # (125, T, n) although HDF5 holds (n, T, 125)
+    assert rec.subjects == [str(s) for s in subjects]
+
+
+def test_v73_written_in_numpy_order_is_found_by_channel_axis(tmp_path, rng):
+    data = _eeg(rng)
+    with h5py.File(tmp_path / "song26_Imputed.mat", "w") as handle:
+        handle["data26"] = data  # a non-MATLAB writer: channels first as HDF5 sees it
+        handle["fs"] = 125.0
+    np.testing.assert_array_equal(NMEDTFolder(tmp_path).load_song(26).data, data)
+
+
+def test_raw_file_read_with_raw_flag(tmp_path, rng):
+    data = _eeg(rng, n_chans=129, n_times=2000)
+    _write_v73(tmp_path / "song21_raw.mat", 21, data, 1000.0, ["a", "b"])
+    folder = NMEDTFolder(tmp_path)
+    with pytest.raises(DataFormatError, match="only raw data"):
+        folder.load_song(21)
+    rec = folder.load_song(21, raw=True)
+    assert rec.channels == RAW_CHANNELS and rec.sfreq == 1000.0 and rec.data.shape == (129, 2000, 2)
+
+
+def test_stimulus_any_rate_resampled(tmp_path, rng):
+    _good_v5(tmp_path, rng)
+    (tmp_path / "stimuli").mkdir()
+    t = np.arange(44100) / 44100
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], axis=1) * 0.5
+    soundfile.write(tmp_path / "stimuli" / "song21.flac", stereo, 44100)
+    audio = NMEDTFolder(tmp_path).load_stimulus(21)
+    assert audio.dtype == np.float32 and audio.size == 22050
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert np.argmax(spectrum) == pytest.approx(440, abs=1)  # 1-s signal: bin k is k Hz
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad inputs: each a DataFormatError of one line naming the file and the problem
+
+
+def _bad_missing_data(folder, rng):
+    return _write_v5(folder, 21, {"fs": 125.0}), None
+
+
+def _bad_missing_fs(folder, rng):
+    return _write_v5(folder, 21, {"data21": _eeg(rng)}), None
+
+
+def _bad_axis_order(folder, rng):
+    return _write_v5(folder, 21, {"data21": np.transpose(_eeg(rng), (1, 0, 2)), "fs": 125.0}), None
+
+
+def _bad_channel_count(folder, rng):
+    return _write_v5(folder, 21, {"data21": _eeg(rng, n_chans=64), "fs": 125.0}), None
+
+
+def _bad_nan_inf(folder, rng):
+    data = _eeg(rng)
+    data[3, 10:13, 0] = np.nan
+    data[7, 5, 1] = np.inf
+    data[8, 6, 1] = -np.inf
+    return _write_v5(folder, 21, {"data21": data, "fs": 125.0}), None
+
+
+def _bad_fs(folder, rng):
+    return _write_v5(folder, 21, {"data21": _eeg(rng), "fs": 250.0}), None
+
+
+def _bad_raw_in_imputed(folder, rng):
+    return _write_v5(folder, 21, {"data21": _eeg(rng, n_chans=129, n_times=400), "fs": 1000.0}), None
+
+
+def _bad_truncated(folder, rng):
+    path, _ = _good_v5(folder, rng)
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 2])
+    return path, None
+
+
+def _bad_truncated_v73(folder, rng):
+    path = folder / "song21_Imputed.mat"
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_v73(path, 21, _eeg(rng), 125.0, None)
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 3])
+    return path, None
+
+
+def _bad_empty_file(folder, rng):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "song21_Imputed.mat"
+    path.write_bytes(b"")
+    return path, None
+
+
+def _bad_subject_count(folder, rng):
+    return _write_v5(folder, 21, {"data21": _eeg(rng), "fs": 125.0, "subs21": np.array([[1, 2, 3]])}), None
+
+
+def _bad_song_id(folder, rng):
+    _good_v5(folder, rng, 21)
+    _good_v5(folder, rng, 22)
+    return folder, lambda f: f.load_song(35)
+
+
+def _bad_missing_stimulus(folder, rng):
+    _good_v5(folder, rng)
+    return folder / "stimuli", lambda f: f.load_stimulus(21)
+
+
+def _bad_unreadable_stimulus(folder, rng):
+    _good_v5(folder, rng)
+    (folder / "stimuli").mkdir()
+    path = folder / "stimuli" / "song21.wav"
+    path.write_bytes(b"RIFF\x00\x00not really a wave file" * 3)
+    return path, lambda f: f.load_stimulus(21)
+
+
+def _bad_empty_folder(folder, rng):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_text("nothing here")
+    return folder, lambda f: None
+
+
+def _bad_missing_folder(folder, rng):
+    return folder / "does-not-exist", lambda f: None
+
+
+BAD_INPUTS = {
+    "missing data": (_bad_missing_data, "no variable 'data21'"),
+    "missing fs": (_bad_missing_fs, "no variable 'fs'"),
+    "axis order": (_bad_axis_order, "wrong axis order"),
+    "channel count": (_bad_channel_count, "has 64 channels"),
+    "nan inf count": (_bad_nan_inf, "holds 5 NaN/Inf values"),
+    "fs not 125": (_bad_fs, "fs is 250 Hz"),
+    "raw in imputed": (_bad_raw_in_imputed, "looks like raw data"),
+    "truncated v5": (_bad_truncated, "truncated or unreadable"),
+    "truncated v7.3": (_bad_truncated_v73, "truncated or unreadable"),
+    "empty file": (_bad_empty_file, "empty file"),
+    "subject count": (_bad_subject_count, "lists 3 participants"),
+    "song id": (_bad_song_id, "song 35 not in"),
+    "missing stimulus": (_bad_missing_stimulus, "no stimulus for song 21"),
+    "unreadable stimulus": (_bad_unreadable_stimulus, "unreadable audio"),
+    "empty folder": (_bad_empty_folder, "no songNN_Imputed.mat files"),
+    "missing folder": (_bad_missing_folder, "folder not found"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_one_line_error(case, tmp_path, rng):
+    make, expected = BAD_INPUTS[case]
+    folder = tmp_path / "nmedt"
+    named, action = make(folder, rng)
+    with pytest.raises(DataFormatError) as info:
+        opened = NMEDTFolder(named if case in ("missing folder",) else folder)
+        (action or (lambda f: f.load_song(21)))(opened)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+    assert str(named) in message  # names the file (or folder)
+
+
+@pytest.mark.parametrize("case", ["nan inf count", "axis order", "missing stimulus", "truncated v5"])
+def test_info_collects_every_problem(case, tmp_path, rng):
+    make, expected = BAD_INPUTS[case]
+    folder = tmp_path / "nmedt"
+    make(folder, rng)
+    _good_v5(folder, rng, 22)  # a healthy song beside the broken one
+    (folder / "song40_Imputed.mat").write_bytes(b"junk")
+    lines, problems = describe_folder(folder)
+    assert any(expected in p for p in problems), problems
+    assert any("song 40" in p and "not an NMED-T song" in p for p in problems)
+    assert any("song40_Imputed.mat" in p and "truncated" in p for p in problems)
+    assert any(line.startswith("song 22 'Oino'") and "2 participants" in line for line in lines)
+
+
+def test_info_cli_on_sim_dir_and_on_empty_folder(sim_dir, tmp_path, capsys):
+    from stream.cli import main
+
+    assert main(["info", str(sim_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "song 21 'First Fires' 55.97 BPM: 20.0 s, 3 participants (S01, S02, S03)" in out
+    assert "stimuli/song22.wav (20.0 s at 22050 Hz" in out
+    assert "problems: none" in out
+    assert main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no songNN_Imputed.mat files" in err
+
+
+def test_info_reports_stimulus_length_mismatch(sim_dir, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(sim_dir, folder)
+    soundfile.write(folder / "stimuli" / "song22.wav", np.zeros(5 * 22050, dtype=np.float32), 22050)
+    _, problems = describe_folder(folder)
+    assert len(problems) == 1 and "lasts 5.0 s but the EEG of song 22 lasts 20.0 s" in problems[0]
+
+
+def test_read_audio_mono_mix(tmp_path):
+    stereo = np.zeros((8000, 2), dtype=np.float32)
+    stereo[:, 0] = 0.5
+    soundfile.write(tmp_path / "x.wav", stereo, 8000)
+    audio = read_audio(tmp_path / "x.wav")
+    assert audio.size == 22050
+    assert np.median(audio) == pytest.approx(0.25, abs=1e-3)

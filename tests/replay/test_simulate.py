@@ -1,0 +1,274 @@
+"""The simulator: NMED-T layout round trip, determinism, raw files, user audio, physiology, decodability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.io
+import soundfile
+from scipy.signal import butter, sosfiltfilt, welch
+
+from replay import forward_model as fm
+from replay.music import generate_song
+from replay.nmedt import NMEDTFolder
+from replay.simulate import DEFAULT_SNR, simulate
+from stream.errors import ConfigError, DataFormatError
+from stream.spec import MODEL_CHANNELS
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+
+
+def test_files_have_the_nmedt_layout(sim_dir):
+    assert sorted(p.name for p in sim_dir.iterdir()) == ["song21_Imputed.mat", "song22_Imputed.mat", "stimuli"]
+    variables = {name: (shape, cls) for name, shape, cls in scipy.io.whosmat(sim_dir / "song21_Imputed.mat")}
+    assert variables == {"data21": ((125, 2500, 3), "double"), "fs": ((1, 1), "double"),
+                         "subs21": ((1, 3), "cell")}
+    content = scipy.io.loadmat(sim_dir / "song22_Imputed.mat")
+    assert content["data22"].dtype == np.float64 and float(content["fs"][0, 0]) == 125.0
+    info = soundfile.info(str(sim_dir / "stimuli" / "song21.wav"))
+    assert (info.samplerate, info.channels, info.frames) == (22050, 1, 20 * 22050)
+
+
+def test_eeg_looks_like_eeg(sim_dir):
+    rec = NMEDTFolder(sim_dir).load_song(21)
+    eeg = rec.eeg(0)
+    rms = np.sqrt(np.mean(eeg**2, axis=1))
+    assert 5.0 < np.median(rms) < 40.0  # µV
+    np.testing.assert_allclose(eeg.mean(axis=0), 0.0, atol=1e-9)  # average reference
+    corr = np.corrcoef(eeg)
+    neighbours = [corr[i, j] for i, j in ((0, 1), (10, 15), (60, 61))]
+    assert np.mean(neighbours) > 0.3  # spatially correlated background
+    assert not np.allclose(rec.eeg(0), rec.eeg(1))
+
+
+def test_same_seed_same_files_other_seed_other_files(tmp_path):
+    kwargs = dict(n_songs=1, n_subjects=2, seconds=4, progress=False)
+    a = NMEDTFolder(simulate(tmp_path / "a", seed=3, **kwargs))
+    b = NMEDTFolder(simulate(tmp_path / "b", seed=3, **kwargs))
+    c = NMEDTFolder(simulate(tmp_path / "c", seed=4, **kwargs))
+    np.testing.assert_array_equal(a.load_song(21).data, b.load_song(21).data)
+    np.testing.assert_array_equal(a.load_stimulus(21), b.load_stimulus(21))
+    assert not np.allclose(a.load_song(21).data, c.load_song(21).data)
+    assert not np.allclose(a.load_stimulus(21), c.load_stimulus(21))
+
+
+def test_participant_keeps_traits_across_songs():
+    rngs = [np.random.default_rng([0, 1, 101]) for _ in range(2)]
+    first, second = (fm.draw_participant(r) for r in rngs)
+    assert first.latency_scale == second.latency_scale
+    np.testing.assert_array_equal(first.auditory_pos, second.auditory_pos)
+
+
+def test_raw_files_129_channels_1khz_line_noise(tmp_path):
+    out = simulate(tmp_path / "raw", n_songs=1, n_subjects=1, seconds=4, raw=True, progress=False)
+    assert (out / "song21_raw.mat").read_bytes()[:10] == b"MATLAB 7.3"
+    folder = NMEDTFolder(out)
+    raw = folder.load_song(21, raw=True)
+    assert raw.data.shape == (129, 4000, 1) and raw.sfreq == 1000.0 and raw.channels[-1] == "Cz"
+    np.testing.assert_array_equal(raw.data[-1], 0.0)  # recorded against Cz
+    freqs, psd = welch(raw.eeg(0)[:124], fs=1000.0, nperseg=1000)
+    line = psd[:, freqs == 60.0].mean()
+    assert line > 20 * np.median(psd[:, (freqs > 50) & (freqs < 70) & (freqs != 60.0)])
+    # the preprocessed file shows the same brain: decimated, average-referenced raw below 30 Hz
+    imputed = folder.load_song(21).eeg(0)
+    model = raw.eeg(0)[[raw.channels.index(c) for c in MODEL_CHANNELS], ::8]
+    model = model - model.mean(axis=0)
+    sos = butter(4, 30.0, fs=125.0, output="sos")
+    r = np.corrcoef(sosfiltfilt(sos, model).ravel(), sosfiltfilt(sos, imputed).ravel())[0, 1]
+    assert r > 0.95
+
+
+def test_user_audio_resampled(tmp_path):
+    t = np.arange(int(3.0 * 44100)) / 44100
+    soundfile.write(tmp_path / "a.wav", 0.3 * np.sin(2 * np.pi * 330 * t) * (t % 0.5 < 0.1), 44100)
+    soundfile.write(tmp_path / "b.flac", 0.2 * np.random.default_rng(0).standard_normal(2 * 16000), 16000)
+    out = simulate(tmp_path / "sim", n_subjects=1, audio_files=[tmp_path / "a.wav", tmp_path / "b.flac"],
+                   progress=False)
+    folder = NMEDTFolder(out)
+    assert folder.song_ids == [21, 22]
+    assert folder.load_song(21).n_times == 375 and folder.load_song(22).n_times == 250
+    assert folder.load_stimulus(21).size == 3 * 22050
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    (dict(n_songs=0), ConfigError, "--songs must be 1..10"),
+    (dict(n_songs=11), ConfigError, "--songs must be 1..10"),
+    (dict(n_subjects=0), ConfigError, "--subjects must be at least 1"),
+    (dict(seconds=1.0), ConfigError, "--seconds must be at least 2"),
+    (dict(snr=0.0), ConfigError, "--snr is the evoked share"),
+    (dict(snr=1.5), ConfigError, "--snr is the evoked share"),
+    (dict(audio_files=["/nonexistent/x.wav"]), DataFormatError, "/nonexistent/x.wav: audio file not found"),
+])
+def test_bad_arguments(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message.replace(".", r"\.")) as info:
+        simulate(tmp_path / "x", **{"seconds": 3, "n_subjects": 1, "n_songs": 1, "progress": False, **kwargs})
+    assert "\n" not in str(info.value)
+
+
+def test_cli_simulate(tmp_path, capsys):
+    from stream.cli import main
+
+    assert main(["simulate", "--out", str(tmp_path / "s"), "--songs", "1", "--subjects", "1", "--seconds",
+                 "3", "--no-progress"]) == 0
+    assert "eegmusic info" in capsys.readouterr().out
+    assert (tmp_path / "s" / "song21_Imputed.mat").is_file()
+    assert main(["simulate", "--out", str(tmp_path / "t"), "--songs", "12"]) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Music
+
+
+def test_songs_distinct_deterministic_and_sectioned():
+    a = generate_song(27, bpm=108.7, seconds=40.0, seed=0)
+    assert a.dtype == np.float32 and a.size == 40 * 22050 and np.max(np.abs(a)) == pytest.approx(0.9, abs=1e-3)
+    np.testing.assert_array_equal(a, generate_song(27, bpm=108.7, seconds=40.0, seed=0))
+    b = generate_song(28, bpm=120.0, seconds=40.0, seed=0)
+    assert np.corrcoef(a, b)[0, 1] < 0.2
+    # the spectrum changes with the sections: spectral centroid of 2-s blocks varies
+    blocks = a[: 20 * 44100].reshape(20, 44100)
+    spectra = np.abs(np.fft.rfft(blocks, axis=1))
+    freqs = np.fft.rfftfreq(44100, 1 / 22050)
+    centroid = (spectra * freqs).sum(axis=1) / spectra.sum(axis=1)
+    assert centroid.max() > 1.5 * centroid.min()
+
+
+def test_tempo_shows_in_onsets():
+    audio = generate_song(30, bpm=150.0, seconds=30.0, seed=1)
+    envelopes, onsets = fm.stimulus_features(audio, audio_sfreq=22050, sfreq=125.0, n_times=30 * 125)
+    spectrum = np.abs(np.fft.rfft(onsets - onsets.mean()))
+    freqs = np.fft.rfftfreq(onsets.size, 1 / 125.0)
+    band = (freqs > 0.5) & (freqs < 6.0)
+    peak = freqs[band][np.argmax(spectrum[band])]
+    beat_hz = 150.0 / 60.0
+    assert min(abs(peak - k * beat_hz / 2) for k in (1, 2, 4)) < 0.1  # half, one or two beats
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward model
+
+
+def test_sphere_leadfield_matches_centred_dipole_limit():
+    rng = np.random.default_rng(0)
+    radius = 0.09
+    elec = rng.standard_normal((20, 3))
+    elec = radius * elec / np.linalg.norm(elec, axis=1, keepdims=True)
+    lf = fm.sphere_leadfield(np.array([[0.0, 0.0, 1e-6]]), elec, radius=radius, conductivity=0.33)
+    # a dipole at the centre of a homogeneous sphere: 3 p·r̂ / (4π σ R²)
+    expected = 3.0 * elec / radius / (4 * np.pi * 0.33 * radius**2)
+    np.testing.assert_allclose(lf[:, 0, :], expected, rtol=1e-4)
+
+
+def test_trf_has_p1_n1_p2():
+    kernel = fm.trf_kernel(1000.0)
+    t_ms = np.arange(kernel.size)
+    assert 40 <= t_ms[np.argmax(kernel[:75])] <= 60 and kernel[:75].max() > 0
+    assert 90 <= t_ms[np.argmin(kernel)] <= 110 and kernel.min() < 0
+    assert 160 <= t_ms[130 + np.argmax(kernel[130:])] <= 200
+    later = fm.trf_kernel(1000.0, latency_scale=1.1)
+    assert t_ms[np.argmin(later)] > t_ms[np.argmin(kernel)]
+
+
+def test_auditory_topography_fronto_central_vs_mastoid():
+    participant = fm.draw_participant(np.random.default_rng(0))
+    head = fm.head_model()
+    pattern = head.gain(participant.auditory_pos, participant.auditory_ori).sum(axis=1)
+    pattern = fm.average_reference(pattern[:, None])[:, 0]
+    label = {name: i for i, name in enumerate(MODEL_CHANNELS)}
+    fronto_central = pattern[[label[c] for c in ("E6", "E7", "E106", "Cz")]].mean()
+    mastoids = pattern[[label[c] for c in ("E57", "E100")]].mean()
+    assert fronto_central > 0 > mastoids  # source up: vertex positive, so the N1 is negative there
+
+
+@pytest.mark.parametrize("snr", [0.01, 0.03, 0.3])
+def test_snr_is_evoked_share_of_variance(snr):
+    participant = fm.draw_participant(np.random.default_rng(5))
+    audio = generate_song(23, bpm=74.26, seconds=12.0, seed=0)
+    env, on = fm.stimulus_features(audio, audio_sfreq=22050, sfreq=125.0, n_times=1500)
+    evoked, rest = fm.simulate_net(participant, env, on, sfreq=125.0, snr=snr, rng=np.random.default_rng(1))
+    var_e = np.mean(fm.average_reference(evoked) ** 2)
+    var_r = np.mean(fm.average_reference(rest) ** 2)
+    assert var_e / (var_e + var_r) == pytest.approx(snr, rel=1e-6)
+
+
+def test_background_alpha_posterior_blinks_frontal():
+    participant = fm.draw_participant(np.random.default_rng(2))
+    rest = fm.average_reference(fm.background(participant, 125 * 60, 125.0, np.random.default_rng(3)))
+    label = {name: i for i, name in enumerate(MODEL_CHANNELS)}
+    freqs, psd = welch(rest, fs=125.0, nperseg=500)
+    oz = psd[label["E75"]]
+    alpha = (freqs > participant.alpha_hz - 1.5) & (freqs < participant.alpha_hz + 1.5)
+    flank = ((freqs > 5) & (freqs < 7)) | ((freqs > 15) & (freqs < 18))
+    assert oz[alpha].mean() > 2 * oz[flank].mean()
+    low = (freqs > 1) & (freqs < 3)
+    assert psd[:, low].mean() > psd[:, (freqs > 20) & (freqs < 30)].mean() * 5  # 1/f
+    # blinks: large slow deflections on the frontal pole, not at the back
+    frontal = np.abs(rest[label["E25"]] - np.median(rest[label["E25"]]))
+    assert np.percentile(frontal, 99.5) > 2 * np.percentile(np.abs(rest[label["E75"]]), 99.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decodability: a ridge backward model recovers the music's mel bands from the simulated EEG
+
+N_MEL = 16
+LAG_STEP = 2          # samples: lags 0, 16, …, 240 ms at 125 Hz
+N_LAGS = 16
+N_COMPONENTS = 16     # principal components of the EEG (fit on training data only) keep the model small
+
+
+def _log_mel(audio: np.ndarray, n_times: int) -> np.ndarray:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=audio, sr=22050, n_fft=2048, hop_length=176, n_mels=N_MEL)
+    frame_t = np.arange(mel.shape[1]) * 176 / 22050
+    t = np.arange(n_times) / 125.0
+    return np.stack([np.interp(t, frame_t, band) for band in np.log10(mel + 1e-6)])
+
+
+def _backward_model_r(eeg: np.ndarray, target: np.ndarray, alpha: float = 1e3) -> float:
+    """Mean Pearson r over mel bands on the last 20 % after training on the first 80 %."""
+    eeg = sosfiltfilt(butter(2, [0.5, 20.0], btype="band", fs=125.0, output="sos"), eeg, axis=1)
+    target = sosfiltfilt(butter(2, 0.5, btype="high", fs=125.0, output="sos"), target, axis=1)
+    n = eeg.shape[1]
+    split = int(0.8 * n)
+    span = LAG_STEP * (N_LAGS - 1) + 1
+    centred = eeg - eeg[:, :split].mean(axis=1, keepdims=True)
+    values, vectors = np.linalg.eigh(centred[:, :split] @ centred[:, :split].T / split)
+    comps = (vectors[:, ::-1][:, :N_COMPONENTS].T @ centred) / np.sqrt(values[::-1][:N_COMPONENTS, None])
+    # stimulus at t from EEG at t + lag (the brain responds after the sound)
+    lagged = np.concatenate([comps[:, k * LAG_STEP:n - span + 1 + k * LAG_STEP] for k in range(N_LAGS)])
+    x, y = lagged.T, target[:, :n - span + 1].T
+    x_train, y_train, x_test, y_test = x[:split - span], y[:split - span], x[split:], y[split:]
+    mx, my = x_train.mean(axis=0), y_train.mean(axis=0)
+    xc = x_train - mx
+    weights = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y_train - my))
+    pred = (x_test - mx) @ weights
+    return float(np.mean([np.corrcoef(pred[:, b], y_test[:, b])[0, 1] for b in range(N_MEL)]))
+
+
+def _shuffle_blocks(eeg: np.ndarray, rng: np.random.Generator, block: int = 250) -> np.ndarray:
+    n_blocks = eeg.shape[1] // block
+    order = rng.permutation(n_blocks)
+    return eeg[:, : n_blocks * block].reshape(eeg.shape[0], n_blocks, block)[:, order].reshape(eeg.shape[0], -1)
+
+
+def test_decodable_above_shuffled_and_rises_with_snr(tmp_path):
+    seconds = 40
+    results: dict[str, list[float]] = {}
+    for name, snr in (("low", 0.01), ("default", DEFAULT_SNR), ("high", 0.3)):
+        folder = NMEDTFolder(simulate(tmp_path / name, n_songs=2, n_subjects=1, seconds=seconds, snr=snr,
+                                      seed=0, progress=False))
+        for song_id in folder.song_ids:
+            rec = folder.load_song(song_id)
+            target = _log_mel(folder.load_stimulus(song_id), rec.n_times)
+            results.setdefault(name, []).append(_backward_model_r(rec.eeg(0), target))
+            if name == "default":
+                shuffled = _shuffle_blocks(rec.eeg(0), np.random.default_rng(song_id))
+                results.setdefault("shuffled", []).append(
+                    _backward_model_r(shuffled, target[:, : shuffled.shape[1]]))
+    mean = {name: float(np.mean(r)) for name, r in results.items()}
+    print("decodability mean r:", {k: round(v, 3) for k, v in mean.items()})
+    assert abs(mean["shuffled"]) < 0.1
+    assert mean["default"] > mean["shuffled"] + 0.1
+    assert mean["low"] < mean["default"] < mean["high"]

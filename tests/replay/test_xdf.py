@@ -1,0 +1,143 @@
+"""XDF replay: a LabRecorder-style file read back with pyxdf and played as a live stream."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from replay.xdf import read_xdf_stream, xdf_player
+from stream.errors import DataFormatError, StreamError
+
+LABELS = ["Fp1", "Fp2", "C3", "C4", "O1"]
+
+
+def _chunk(tag: int, content: bytes) -> bytes:
+    body = struct.pack("<H", tag) + content
+    return struct.pack("<BI", 4, len(body)) + body
+
+
+def _header_xml(name: str, stype: str, n_chans: int, sfreq: float, fmt: str, labels=None) -> bytes:
+    channels = ""
+    if labels:
+        channels = "<channels>" + "".join(
+            f"<channel><label>{label}</label><unit>microvolts</unit><type>EEG</type></channel>"
+            for label in labels
+        ) + "</channels>"
+    return (
+        f'<?xml version="1.0"?><info><name>{name}</name><type>{stype}</type>'
+        f"<channel_count>{n_chans}</channel_count><nominal_srate>{sfreq}</nominal_srate>"
+        f"<channel_format>{fmt}</channel_format><source_id>{name}-device</source_id>"
+        f"<desc><manufacturer>TestAmp</manufacturer>{channels}</desc></info>"
+    ).encode()
+
+
+def _samples_numeric(stream_id: int, values: np.ndarray, stamps: np.ndarray) -> bytes:
+    out = struct.pack("<I", stream_id) + struct.pack("<BI", 4, len(values))
+    for row, stamp in zip(values.astype("<f4"), stamps, strict=True):
+        out += struct.pack("<Bd", 8, stamp) + row.tobytes()
+    return _chunk(3, out)
+
+
+def _samples_strings(stream_id: int, values: list[str], stamps) -> bytes:
+    out = struct.pack("<I", stream_id) + struct.pack("<BI", 4, len(values))
+    for text, stamp in zip(values, stamps, strict=True):
+        encoded = text.encode()
+        out += struct.pack("<Bd", 8, stamp) + struct.pack("<BI", 4, len(encoded)) + encoded
+    return _chunk(3, out)
+
+
+def write_xdf(path: Path, eeg: np.ndarray, sfreq: float, *, name: str = "TestAmp-1") -> Path:
+    """Write a minimal XDF file: one float32 EEG stream (n_chans, n_times) and one marker stream."""
+    n_chans, n_times = eeg.shape
+    stamps = 1000.0 + np.arange(n_times) / sfreq
+    parts = [b"XDF:", _chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')]
+    eeg_header = _header_xml(name, "EEG", n_chans, sfreq, "float32", LABELS)
+    parts.append(_chunk(2, struct.pack("<I", 1) + eeg_header))
+    parts.append(_chunk(2, struct.pack("<I", 2) + _header_xml("TestMarkers", "Markers", 1, 0, "string")))
+    half = n_times // 2  # two sample chunks, as a recorder writes them
+    parts.append(_samples_numeric(1, eeg.T[:half], stamps[:half]))
+    parts.append(_samples_strings(2, ["start"], [1000.0]))
+    parts.append(_samples_numeric(1, eeg.T[half:], stamps[half:]))
+    footer = b'<?xml version="1.0"?><info><sample_count>%d</sample_count></info>' % n_times
+    parts.append(_chunk(6, struct.pack("<I", 1) + footer))
+    parts.append(_chunk(6, struct.pack("<I", 2) + b'<?xml version="1.0"?><info></info>'))
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+@pytest.fixture
+def xdf_file(tmp_path, rng):
+    eeg = (rng.standard_normal((len(LABELS), 200)) * 20).astype(np.float32)
+    return write_xdf(tmp_path / "session.xdf", eeg, 250.0), eeg
+
+
+def test_read_keeps_rate_labels_and_samples(xdf_file):
+    path, eeg = xdf_file
+    stream = read_xdf_stream(path, "TestAmp-1")
+    assert stream.sfreq == 250.0
+    assert stream.stype == "EEG"
+    assert stream.labels == LABELS
+    assert stream.units == ["microvolts"] * len(LABELS)
+    assert stream.manufacturer == "TestAmp"
+    np.testing.assert_array_equal(stream.data, eeg)
+
+
+@pytest.mark.lsl
+def test_xdf_replay_is_received_as_recorded(xdf_file, stream_name):
+    import pylsl
+
+    from stream.outlet import channel_info
+
+    path, eeg = xdf_file
+    player = xdf_player(path, "TestAmp-1", name=stream_name, speed=2.0, index_channel=True,
+                        wait_for_consumer_s=5.0, check_clash=False)
+    with player:
+        info = pylsl.resolve_byprop("name", stream_name, 1, 5.0)[0]
+        inlet = pylsl.StreamInlet(info, recover=False)
+        inlet.open_stream(5.0)
+        full = inlet.info(5.0)
+        received, stamps = [], []
+        while sum(len(c) for c in received) < eeg.shape[1]:
+            chunk, ts = inlet.pull_chunk(timeout=2.0, max_samples=1000, min_samples=1, as_numpy=True)
+            assert len(ts), "replay stopped sending before the end of the recording"
+            received.append(chunk)
+            stamps.append(ts)
+        del inlet
+    data = np.concatenate(received)
+    assert full.nominal_srate() == 250.0
+    assert full.type() == "EEG"
+    assert full.source_id() != "TestAmp-1-device"  # a replay never poses as the device itself
+    assert channel_info(full)["label"] == [*LABELS, "index"]
+    np.testing.assert_array_equal(data[:, -1], np.arange(eeg.shape[1]))
+    np.testing.assert_array_equal(data[:, :-1], eeg.T)
+    np.testing.assert_allclose(np.diff(np.concatenate(stamps)), 1 / 500.0, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("content", "stream", "error", "message"),
+    [
+        (None, "NoSuchAmp", StreamError, "no stream named 'NoSuchAmp' (has 'TestAmp-1' (EEG"),
+        (None, "TestMarkers", StreamError, "irregular or string-valued"),
+        (b"not an xdf file at all", "TestAmp-1", DataFormatError, "not a readable XDF file"),
+        (b"", "TestAmp-1", DataFormatError, "not a readable XDF file"),
+        ("missing", "TestAmp-1", DataFormatError, "XDF file not found"),
+        ("truncated", "TestAmp-1", DataFormatError, "holds no samples"),
+    ],
+)
+def test_bad_xdf_input(xdf_file, tmp_path, content, stream, error, message):
+    path, _ = xdf_file
+    if content == "missing":
+        path = tmp_path / "nowhere.xdf"
+    elif content == "truncated":  # cut inside the first sample chunk
+        cut = tmp_path / "cut.xdf"
+        cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        path = cut
+    elif content is not None:
+        path = tmp_path / "bad.xdf"
+        path.write_bytes(content)
+    with pytest.raises(error, match=message.replace("(", r"\(")) as info:
+        read_xdf_stream(path, stream)
+    assert "\n" not in str(info.value)

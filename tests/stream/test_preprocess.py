@@ -1,0 +1,112 @@
+"""One definition: the offline function equals the streaming one applied chunk by chunk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.errors import ConfigError, DataFormatError, StreamError
+from stream.preprocess import StreamingPreprocessor, preprocess_recording
+from stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS, PreprocessingSpec
+
+SPECS = [
+    PreprocessingSpec(),
+    PreprocessingSpec(reference="average"),
+    PreprocessingSpec(highpass_hz=0.5, notch_hz=60.0, reference="average"),
+    PreprocessingSpec(highpass_hz=1.0),
+]
+
+
+def test_default_spec_returns_input_unchanged(rng):
+    eeg = rng.standard_normal((125, 300)) * 30
+    out = preprocess_recording(eeg, 125.0, MODEL_CHANNELS, PreprocessingSpec())
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, eeg.astype(np.float32))
+    out32 = preprocess_recording(eeg.astype(np.float32), 125.0, MODEL_CHANNELS)
+    np.testing.assert_array_equal(out32, eeg.astype(np.float32))
+
+
+def _streamed(eeg, rate, labels, spec, sizes):
+    pre = StreamingPreprocessor(rate, labels, spec)
+    pieces, position, index = [], 0, 0
+    while position < eeg.shape[1]:
+        size = sizes[index % len(sizes)]
+        out, _ = pre.process(eeg[:, position:position + size])
+        assert out.dtype == np.float32
+        pieces.append(out)
+        position, index = position + size, index + 1
+    return np.concatenate(pieces, axis=1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rate=st.sampled_from([1000, 500, 256, 250, 125]),
+    spec_index=st.integers(0, len(SPECS) - 1),
+    sizes=st.lists(st.integers(1, 97), min_size=1, max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_streaming_equals_offline_for_any_chunking(rate, spec_index, sizes, seed):
+    rng = np.random.default_rng(seed)
+    labels = DEVICE_CHANNELS_128 if rate != 125 else MODEL_CHANNELS
+    eeg = (rng.standard_normal((len(labels), int(0.8 * rate))) * 25).astype(np.float32)
+    spec = SPECS[spec_index]
+    offline = preprocess_recording(eeg, rate, labels, spec)
+    online = _streamed(eeg, rate, labels, spec, sizes)
+    assert online.shape == offline.shape == (125, int(np.ceil(eeg.shape[1] * 125 / rate)))
+    np.testing.assert_allclose(online, offline, rtol=1e-5, atol=1e-5 * float(np.abs(offline).max()))
+
+
+def test_chunks_of_one_sample(rng):
+    eeg = rng.standard_normal((128, 400)).astype(np.float32)
+    spec = SPECS[2]
+    offline = preprocess_recording(eeg, 1000, DEVICE_CHANNELS_128, spec)
+    np.testing.assert_allclose(_streamed(eeg, 1000, DEVICE_CHANNELS_128, spec, [1]), offline, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_filters_do_what_the_spec_says():
+    t = np.arange(125 * 20) / 125
+    eeg = np.tile(10 * np.sin(2 * np.pi * 60 * t) + 50.0 + np.sin(2 * np.pi * 8 * t), (125, 1))
+    eeg[0] += 3.0  # average reference removes what all channels share
+    out = preprocess_recording(eeg, 125.0, MODEL_CHANNELS, PreprocessingSpec(highpass_hz=0.5, notch_hz=60.0))
+    tail = out[:, -125 * 5:]
+    assert abs(tail.mean()) < 0.05  # DC removed by the high-pass
+    spectrum = np.abs(np.fft.rfft(tail[1])) / tail.shape[1]
+    freqs = np.fft.rfftfreq(tail.shape[1], 1 / 125)
+    assert spectrum[np.argmin(abs(freqs - 60))] < 0.02 < spectrum[np.argmin(abs(freqs - 8))]
+    referenced = preprocess_recording(eeg, 125.0, MODEL_CHANNELS, PreprocessingSpec(reference="average"))
+    np.testing.assert_allclose(referenced.mean(axis=0), 0, atol=1e-4)
+
+
+def test_non_finite_samples_become_zero_and_do_not_poison_state(rng):
+    eeg = rng.standard_normal((128, 2000)).astype(np.float32)
+    eeg[5, 100:300] = np.nan
+    eeg[:, 700] = np.inf
+    eeg[9] = np.nan  # an all-NaN channel
+    out = preprocess_recording(eeg, 1000, DEVICE_CHANNELS_128, SPECS[2])
+    assert np.isfinite(out).all()
+    assert np.abs(out[:, -50:]).max() < 10
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"eeg": np.zeros((10, 50)), "labels": MODEL_CHANNELS}, DataFormatError, "shape \\(10, 50\\) but 125 labels"),
+    ({"eeg": np.zeros(125), "labels": MODEL_CHANNELS}, DataFormatError, "n_chans, n_times"),
+    ({"labels": ["X5" if c == "E5" else c for c in MODEL_CHANNELS]}, StreamError, r"lacks 1 the model needs \(E5\)"),
+    ({"sfreq": 100.0}, StreamError, "below the model's 125 Hz"),
+    ({"sfreq": 0.0}, StreamError, "irregular"),
+    ({"spec": PreprocessingSpec(reference="median")}, ConfigError, "reference 'median'"),
+    ({"spec": PreprocessingSpec(notch_hz=70.0)}, ConfigError, "notch 70.0 Hz"),
+    ({"spec": PreprocessingSpec(highpass_hz=-1.0)}, ConfigError, "high-pass cut-off"),
+])
+def test_bad_input_raises(kwargs, error, message):
+    call = {"eeg": np.zeros((125, 50)), "sfreq": 125.0, "labels": MODEL_CHANNELS, "spec": None, **kwargs}
+    with pytest.raises(error, match=message):
+        preprocess_recording(call["eeg"], call["sfreq"], call["labels"], call["spec"])
+
+
+def test_streaming_chunk_with_wrong_channel_count_raises():
+    pre = StreamingPreprocessor(125.0, MODEL_CHANNELS)
+    with pytest.raises(DataFormatError, match="expected \\(125, n_times\\)"):
+        pre.process(np.zeros((124, 3)))

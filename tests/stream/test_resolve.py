@@ -1,0 +1,46 @@
+"""Resolving streams and the ``eegmusic streams`` command."""
+
+from __future__ import annotations
+
+import pylsl
+import pytest
+
+from stream.cli import main
+from stream.errors import StreamError
+from stream.resolve import list_streams, predicate, resolve_stream
+
+pytestmark = pytest.mark.lsl
+
+
+def _outlet(name, n_chans=3, rate=250.0):
+    info = pylsl.StreamInfo(name, "EEG", n_chans, rate, pylsl.cf_float32, f"{name}-sid")
+    return pylsl.StreamOutlet(info)
+
+
+def test_resolve_by_name_type_and_source_id(stream_name):
+    outlet = _outlet(stream_name)
+    for query in ({"name": stream_name}, {"source_id": f"{stream_name}-sid"},
+                  {"name": stream_name, "stype": "EEG", "source_id": f"{stream_name}-sid"}):
+        info = resolve_stream(**query, timeout=5.0)
+        assert info.name() == stream_name and info.channel_count() == 3
+    assert any(s.name == stream_name and s.sfreq == 250 for s in list_streams(timeout=0.5))
+    with pytest.raises(StreamError, match=rf"type='Markers'.*visible:.*'{stream_name}' \(EEG, 3 ch @ 250 Hz"):
+        resolve_stream(name=stream_name, stype="Markers", timeout=0.2)
+    del outlet
+
+
+def test_predicate_quotes():
+    assert predicate(name="a'b") == "name=\"a'b\""
+    assert predicate() == "type='EEG'"
+    with pytest.raises(StreamError, match="both quote characters"):
+        predicate(name="a'\"b")
+
+
+def test_streams_command_lists_the_stream(stream_name, capsys):
+    outlet = _outlet(stream_name, n_chans=7, rate=500.0)
+    assert main(["streams", "--timeout", "0.5"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(stream_name)]
+    assert len(lines) == 1 and "7" in lines[0].split() and "500 Hz" in lines[0] and f"{stream_name}-sid" in lines[0]
+    assert main(["streams", "--timeout", "0.2", "--type", f"none-{stream_name}"]) == 1
+    assert "no LSL streams of type" in capsys.readouterr().out
+    del outlet

@@ -1,0 +1,99 @@
+"""EEGSource end to end against test outlets in subprocesses: faults, equality with offline, drops."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pylsl
+import pytest
+
+from stream.preprocess import preprocess_recording
+from stream.source import EEGSource, StreamHealth
+from stream.spec import PreprocessingSpec
+from tests.fixtures.lsl_source import signal_value, stream_labels
+
+pytestmark = pytest.mark.lsl
+
+
+def _windows_until(source, condition, timeout=10.0):
+    windows, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        window = source.next_window(timeout=0.2)
+        if window is not None:
+            windows.append(window)
+            if condition(window):
+                return windows
+    raise AssertionError(f"condition not met within {timeout} s ({len(windows)} windows, {source.health()})")
+
+
+def test_killed_source_restarted_with_same_source_id_resumes(lsl_source, stream_name):
+    options = dict(name=stream_name, source_id=f"{stream_name}-sid", rate=125, labels="model", index_channel=True)
+    first = lsl_source(**options)
+    with EEGSource(stream_name, resolve_timeout=10.0, queue_windows=64) as source:
+        before = _windows_until(source, lambda w: w.sample_index >= 40)
+        assert not any(w.flagged for w in before) and source.health().connected
+        first.kill()
+        time.sleep(0.6)
+        assert not source.health().connected
+        lsl_source(**options, start_index=100_000)
+        restarted = pylsl.local_clock()
+        after = _windows_until(source, lambda w: not w.flagged and w.sample_index > before[-1].sample_index + 130)
+        resumed = [w for w in after if w.sample_index > before[-1].sample_index]
+        assert resumed[0].t_ready - restarted < 2.0  # picked up within 2 s of the source returning
+        assert any(w.flagged and "gap" in w.reason for w in resumed)  # windows across the gap are flagged
+        health = source.health()
+    assert isinstance(health, StreamHealth)
+    assert health.reconnects == 1 and health.gaps == 1 and health.missing_samples > 50 and health.connected
+
+
+def test_nan_burst_is_counted_and_its_windows_flagged(lsl_source, stream_name):
+    lsl_source(name=stream_name, rate=250, labels="model", wait_consumer=True, nan="300:20")
+    with EEGSource(stream_name, resolve_timeout=10.0, queue_windows=64) as source:
+        windows = _windows_until(source, lambda w: w.sample_index >= 250)
+        health = source.health()
+    assert health.nan_runs == 1 and health.gaps == 0
+    # stream samples [300, 320) at 250 Hz -> model samples 150..159; the 41-tap filter taints 150..179
+    for window in windows:
+        touches = window.sample_index <= 160 and window.sample_index + 125 > 150
+        far = window.sample_index >= 180 or window.sample_index + 125 <= 150  # support: 41 inputs
+        if touches:
+            assert window.flagged and window.reason == "nan"
+        if far:
+            assert not window.flagged
+        assert np.isfinite(window.data).all()
+
+
+def test_device_128ch_1khz_equals_offline_pipeline(lsl_source, stream_name):
+    spec = PreprocessingSpec(highpass_hz=0.5, notch_hz=60.0, reference="average")
+    lsl_source(name=stream_name, rate=1000, labels="device128", index_channel=True, wait_consumer=True, chunk=13)
+    with EEGSource(stream_name, spec=spec, resolve_timeout=10.0, queue_windows=64) as source:
+        windows = _windows_until(source, lambda w: w.sample_index >= 100)
+        raw, _, _ = source.inlet.ring.latest(source.inlet.ring.n_written)
+        online, labels = source.recent(30.0)
+        health = source.health()
+    assert health.gaps == 0 and health.nominal_rate == 1000 and health.delay_s == pytest.approx(0.08)
+    index = raw[-1].astype(np.int64)
+    np.testing.assert_array_equal(index, np.arange(index.size))  # every stream sample from the first
+    recording = np.vstack([signal_value(index, 128, 1000.0), index[None].astype(np.float32)])
+    offline = preprocess_recording(recording, 1000.0, stream_labels("device128", 0) + ["index"], spec)
+    n = online.shape[1]
+    assert labels == spec.channels and n >= 225 and offline.shape[1] >= n
+    np.testing.assert_allclose(online, offline[:, :n], rtol=1e-5, atol=1e-5 * np.abs(offline).max())
+    for window in windows:
+        start = window.sample_index
+        np.testing.assert_array_equal(window.data, online[:, start:start + 125])
+
+
+def test_slow_consumer_gets_a_bounded_queue_and_drops_are_counted(lsl_source, stream_name):
+    lsl_source(name=stream_name, rate=125, labels="model")
+    with EEGSource(stream_name, resolve_timeout=10.0, queue_windows=3) as source:
+        _windows_until(source, lambda w: True)
+        time.sleep(1.5)  # a consumer that stalls for 15 hops
+        assert source.windower.pending() == 3
+        queued = [source.next_window(0) for _ in range(3)]
+        health = source.health()
+    assert health.dropped_windows >= 8
+    starts = [w.sample_index for w in queued]
+    assert all(12 <= b - a <= 13 for a, b in zip(starts, starts[1:], strict=False))  # the newest, consecutive
+    assert pylsl.local_clock() - queued[-1].t_ready < 1.0

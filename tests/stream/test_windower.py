@@ -1,0 +1,75 @@
+"""Windows from the model-rate ring buffer: hop, content, flags, bounded queue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream.ringbuffer import FLAG_GAP, FLAG_NAN, RingBuffer
+from stream.windower import Windower
+
+
+def _feed(ring, windower, n, start=0, flags=0):
+    data = np.tile(np.arange(start, start + n, dtype=np.float32), (2, 1))
+    ring.write(data, np.arange(start, start + n) / 125.0, flags)
+    return windower.update(t_arrival=123.0)
+
+
+def test_windows_every_hop_with_exact_content():
+    ring = RingBuffer(2, 1000)
+    windower = Windower(ring, hop_s=0.1, queue_windows=100)
+    made = sum(_feed(ring, windower, 1, start=i) for i in range(375))  # chunks of one sample
+    # ends at 125 + floor(12.5 k) <= 375  ->  k = 0..20
+    assert made == 21
+    windows = [windower.next_window(0) for _ in range(made)]
+    starts = [w.sample_index for w in windows]
+    assert starts[:5] == [0, 12, 25, 37, 50] and starts[-1] == 250
+    for window in windows:
+        assert window.data.shape == (2, 125) and window.data.dtype == np.float32
+        np.testing.assert_array_equal(window.data[0], np.arange(window.sample_index, window.sample_index + 125))
+        assert window.t_last == pytest.approx((window.sample_index + 124) / 125.0)
+        assert window.t_arrival == 123.0 and not window.flagged and window.reason == ""
+    assert windower.next_window(timeout=0.01) is None
+
+
+def test_flagged_samples_flag_every_window_touching_them():
+    ring = RingBuffer(2, 1000)
+    windower = Windower(ring, hop_s=0.1, queue_windows=100)
+    flags = np.zeros(400, dtype=np.uint8)
+    flags[200] = FLAG_GAP
+    flags[210:215] = FLAG_NAN
+    _feed(ring, windower, 400, flags=flags)
+    windows = []
+    while (window := windower.next_window(0)) is not None:
+        windows.append(window)
+    for window in windows:
+        span = range(window.sample_index, window.sample_index + 125)
+        expect = {"gap"} if 200 in span else set()
+        if any(i in span for i in range(210, 215)):
+            expect.add("nan")
+        assert window.flagged == bool(expect)
+        assert set(filter(None, window.reason.split("+"))) == expect
+    assert windower.n_flagged == sum(w.flagged for w in windows) > 0
+
+
+def test_slow_consumer_drops_oldest_and_counts():
+    ring = RingBuffer(2, 2000)
+    windower = Windower(ring, hop_s=0.1, queue_windows=3)
+    _feed(ring, windower, 125 + 125 * 2)  # 21 windows made at once
+    assert windower.pending() == 3 and windower.dropped == 18 and windower.n_windows == 21
+    assert [windower.next_window(0).sample_index for _ in range(3)] == [225, 237, 250]
+
+
+def test_windows_overwritten_before_made_count_as_dropped():
+    ring = RingBuffer(1, 200)
+    windower = Windower(ring, hop_s=0.1, queue_windows=2)
+    ring.write(np.zeros((1, 1000)), np.zeros(1000))
+    windower.update(0.0)
+    # 71 windows end by sample 1000; the ring holds [800, 1000): 64 are gone, 7 made, 5 of those pushed out
+    assert windower.n_windows == 7 and windower.pending() == 2 and windower.dropped == 64 + 5
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"hop_s": 0}, "hop_s"), ({"queue_windows": 0}, "queue_windows")])
+def test_bad_settings_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Windower(RingBuffer(1, 200), **kwargs)
