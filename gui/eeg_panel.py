@@ -3,8 +3,10 @@
 Drawing 128 channels at full resolution is too slow for software rendering (about 70 ms a frame at
 5000 points per channel), so each channel is first reduced to about the pixel width of the plot as
 (min, max) pairs per bin (:func:`minmax_reduce`): the envelope a full-resolution drawing would show,
-at a fraction of the points. All good channels go into one curve (rows separated by NaN, drawn with
-``connect="finite"``), flagged ones into a second, red curve; the buffers are reused between redraws.
+at a fraction of the points. Good channels are drawn as a few curves of 16 rows each (rows separated
+by NaN, ``connect="finite"``), flagged ones as one red curve over a red band; the buffers are reused
+between redraws. Qt's draw call holds the GIL while it rasterises, so splitting the traces into
+several calls lets the decoding threads run between them.
 """
 
 from __future__ import annotations
@@ -25,47 +27,91 @@ RAIL_UV = 1000.0
 RAIL_FRACTION = 0.01
 """A channel with more than this fraction of railed bins is flagged railed."""
 
+GROUP_CHANNELS = 16
+"""Channels per drawn curve (one Qt draw call each)."""
+
 GOOD_PEN = pg.mkPen((20, 20, 20), width=1)
 FLAG_PEN = pg.mkPen((210, 30, 30), width=1)
 FLAG_BRUSH = pg.mkBrush(255, 60, 60, 45)
 
 
-def minmax_reduce(eeg: np.ndarray, n_bins: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Reduce each channel to ``n_bins`` (min, max) pairs.
+def reduction_plan(n_times: int, n_bins: int) -> tuple[int, int, int]:
+    """How :func:`minmax_reduce` splits ``n_times`` samples into at most ``n_bins`` bins.
 
-    The oldest ``n_times % n_bins`` samples are dropped so that every bin holds the same number of
-    samples. When a channel has no more than ``2 * n_bins`` samples it is returned unreduced.
+    Every sample is used: the newest bins hold ``per_bin`` samples each, the oldest bin the rest.
+
+    Returns
+    -------
+    per_bin : int
+        Samples per bin (1 when the signal is left unreduced).
+    n_out_bins : int
+        Number of bins (``n_times`` when unreduced).
+    head : int
+        Samples in the oldest bin (1 … per_bin).
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be positive, got {n_bins}")
+    if n_times <= 2 * n_bins:
+        return 1, n_times, 1
+    per_bin = -(-n_times // n_bins)
+    n_out_bins = -(-n_times // per_bin)
+    return per_bin, n_out_bins, n_times - (n_out_bins - 1) * per_bin
+
+
+def point_positions(n_times: int, n_bins: int) -> np.ndarray:
+    """Sample position (fractional index) of every point :func:`minmax_reduce` returns.
+
+    Both points of a (min, max) pair sit at the centre of their bin.
+
+    Returns
+    -------
+    positions : ndarray, shape (n_points,)
+    """
+    per_bin, n_out_bins, head = reduction_plan(n_times, n_bins)
+    if per_bin == 1:
+        return np.arange(n_times, dtype=np.float64)
+    starts = np.concatenate([[0], head + per_bin * np.arange(n_out_bins - 1)])
+    stops = np.concatenate([[head], head + per_bin * np.arange(1, n_out_bins)])
+    return np.repeat((starts + stops - 1) / 2.0, 2)
+
+
+def minmax_reduce(eeg: np.ndarray, n_bins: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Reduce each channel to at most ``n_bins`` (min, max) pairs, using every sample.
+
+    When a channel has no more than ``2 * n_bins`` samples it is returned unreduced (a pair per bin
+    would not draw fewer points). See :func:`reduction_plan` for the bins and
+    :func:`point_positions` for where each point belongs in time.
 
     Parameters
     ----------
     eeg : ndarray, shape (n_chans, n_times)
     n_bins : int
-        Number of bins per channel (about half the plot width in pixels).
-    out : ndarray, shape (n_chans, 2 * n_bins), optional
+        Most bins per channel (about half the plot width in pixels).
+    out : ndarray, shape (n_chans, 2 * n_out_bins), optional
         Buffer to write into (reused between redraws); allocated when None or of the wrong shape.
 
     Returns
     -------
-    reduced : ndarray, shape (n_chans, 2 * n_bins) or (n_chans, n_times)
+    reduced : ndarray, shape (n_chans, 2 * n_out_bins) or (n_chans, n_times)
         Interleaved ``min, max, min, max, ...`` per bin, oldest first. NaN in a bin makes both of its
         values NaN.
     """
     n_chans, n_times = eeg.shape
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be positive, got {n_bins}")
-    if n_times <= 2 * n_bins:
+    per_bin, n_out_bins, head = reduction_plan(n_times, n_bins)
+    if per_bin == 1:
         return eeg
-    per_bin = n_times // n_bins
-    used = eeg[:, n_times - per_bin * n_bins:].reshape(n_chans, n_bins, per_bin)
-    if out is None or out.shape != (n_chans, 2 * n_bins) or out.dtype != eeg.dtype:
-        out = np.empty((n_chans, 2 * n_bins), dtype=eeg.dtype)
-    lows, highs = out[:, 0::2], out[:, 1::2]
+    if out is None or out.shape != (n_chans, 2 * n_out_bins) or out.dtype != eeg.dtype:
+        out = np.empty((n_chans, 2 * n_out_bins), dtype=eeg.dtype)
+    np.min(eeg[:, :head], axis=1, out=out[:, 0])
+    np.max(eeg[:, :head], axis=1, out=out[:, 1])
+    body = eeg[:, head:].reshape(n_chans, n_out_bins - 1, per_bin)
+    lows, highs = out[:, 2::2], out[:, 3::2]
     # elementwise over the (few) samples of a bin: much faster than a reduction along a short axis
-    np.copyto(lows, used[:, :, 0])
-    np.copyto(highs, used[:, :, 0])
+    np.copyto(lows, body[:, :, 0])
+    np.copyto(highs, body[:, :, 0])
     for k in range(1, per_bin):
-        np.minimum(lows, used[:, :, k], out=lows)
-        np.maximum(highs, used[:, :, k], out=highs)
+        np.minimum(lows, body[:, :, k], out=lows)
+        np.maximum(highs, body[:, :, k], out=highs)
     return out
 
 
@@ -161,9 +207,9 @@ class EEGPanel(QtWidgets.QWidget):
         self.plot.getAxis("left").setStyle(tickLength=0, textFillLimits=[(0, 1.0)])
         self.plot.setXRange(-self.window_s, 0.0, padding=0.0)
         self.bands = pg.BarGraphItem(x0=[], y0=[], width=[], height=[], brush=FLAG_BRUSH, pen=pg.mkPen(None))
-        self.good_curve = pg.PlotCurveItem(pen=GOOD_PEN, connect="finite")
         self.flag_curve = pg.PlotCurveItem(pen=FLAG_PEN, connect="finite")
-        for item in (self.bands, self.good_curve, self.flag_curve):
+        self.good_curves: list[pg.PlotCurveItem] = []
+        for item in (self.bands, self.flag_curve):
             self.plot.addItem(item)
 
         self.scale_mode = QtWidgets.QComboBox()
@@ -230,37 +276,46 @@ class EEGPanel(QtWidgets.QWidget):
         reduced = minmax_reduce(window, n_bins, out=self._reduced)
         if reduced is not window:
             self._reduced = reduced
-        n_chans, n_points = reduced.shape
-        per_point = n_keep / n_points  # samples per drawn point
-
-        reasons = merge_flags(detect_channel_flags(reduced), flags, n_chans)
-        self._draw(reduced, reasons, n_keep, per_point, sfreq)
+        reasons = merge_flags(detect_channel_flags(reduced), flags, reduced.shape[0])
+        self._draw(reduced, reasons, n_keep, n_bins, sfreq)
         self._update_layout(tuple(labels), reasons)
         self.n_updates += 1
 
-    def _x_positions(self, n_chans: int, n_points: int, n_keep: int, per_point: float, sfreq: float):
-        key = (n_chans, n_points, n_keep, sfreq)
+    def trace_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (x, y) points of the good channels' traces as drawn (rows separated by NaN)."""
+        parts = [curve.getData() for curve in self.good_curves]
+        parts = [(x, y) for x, y in parts if x is not None and len(x)]
+        if not parts:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+
+    def _buffers(self, n_chans: int, n_points: int, n_keep: int, n_bins: int, sfreq: float):
+        key = (n_chans, n_points, n_keep, n_bins, sfreq)
         if key != self._x_key:
-            # both values of a (min, max) pair sit at their bin's centre; unreduced points at their time
-            if per_point > 1.0:
-                centres = (np.arange(n_points // 2) + 0.5) * (2 * per_point)
-                t = np.repeat(centres, 2)
-            else:
-                t = np.arange(n_points, dtype=np.float64) + 1.0
-            row = np.append((t - n_keep) / sfreq, np.nan).astype(np.float32)
-            self._x = np.tile(row, n_chans)
+            # x of every point (seconds before the newest sample), one NaN after each row
+            t = (point_positions(n_keep, n_bins) - (n_keep - 1)) / sfreq
+            row = np.append(t, np.nan).astype(np.float32)
+            self._x = np.tile(row, GROUP_CHANNELS)
             self._y = np.empty((n_chans, n_points + 1), dtype=np.float32)
-            self._y[:, -1] = np.nan
             self._x_key = key
+            n_groups = -(-n_chans // GROUP_CHANNELS)
+            while len(self.good_curves) < n_groups:
+                curve = pg.PlotCurveItem(pen=GOOD_PEN, connect="finite")
+                self.plot.addItem(curve)
+                self.good_curves.append(curve)
+            for curve in self.good_curves[n_groups:]:
+                curve.setData([], [])
+        self._y[:, -1] = np.nan
         return self._x, self._y
 
-    def _draw(self, reduced: np.ndarray, reasons: list[str], n_keep: int, per_point: float, sfreq: float):
+    def _draw(self, reduced: np.ndarray, reasons: list[str], n_keep: int, n_bins: int, sfreq: float):
         n_chans, n_points = reduced.shape
-        x, y = self._x_positions(n_chans, n_points, n_keep, per_point, sfreq)
+        x, y = self._buffers(n_chans, n_points, n_keep, n_bins, sfreq)
         body = y[:, :-1]
         with np.errstate(invalid="ignore"):
-            centre = np.nanmean(reduced, axis=1) if np.isnan(reduced).any() else reduced.mean(axis=1)
-            amplitude = np.nanstd(reduced, axis=1) if np.isnan(reduced).any() else reduced.std(axis=1)
+            has_nan = np.isnan(reduced).any()
+            centre = np.nanmean(reduced, axis=1) if has_nan else reduced.mean(axis=1)
+            amplitude = np.nanstd(reduced, axis=1) if has_nan else reduced.std(axis=1)
         centre = np.nan_to_num(centre)
         amplitude = np.nan_to_num(amplitude, nan=1.0)
         if self._amplitude is None or self._amplitude.shape != amplitude.shape:
@@ -281,19 +336,21 @@ class EEGPanel(QtWidgets.QWidget):
 
         flagged = np.fromiter((bool(r) for r in reasons), dtype=bool, count=n_chans)
         if flagged.any():
-            good_idx = np.flatnonzero(~flagged)
             bad_idx = np.flatnonzero(flagged)
-            row = n_points + 1
-            xs = x[:row]
-            self.good_curve.setData(np.tile(xs, good_idx.size), y[good_idx].ravel(), connect="finite")
-            bad_y = y[bad_idx]
+            bad_y = y[bad_idx]  # a copy, taken before the rows are blanked for the good curves
             # a NaN channel is drawn as a flat line on its baseline, so that its row is not empty
             bad_body = bad_y[:, :-1]
             bad_body[...] = np.where(np.isfinite(bad_body), bad_body, offsets[bad_idx, None])
-            self.flag_curve.setData(np.tile(xs, bad_idx.size), bad_y.ravel(), connect="finite")
+            self.flag_curve.setData(np.tile(x[:n_points + 1], bad_idx.size), bad_y.ravel(), connect="finite")
+            body[bad_idx] = np.nan
         else:
-            self.good_curve.setData(x, y.ravel(), connect="finite")
             self.flag_curve.setData([], [])
+        # several curves of GROUP_CHANNELS rows: Qt draws each in one call that holds the GIL, so
+        # smaller calls let the decoding threads in between them
+        row = n_points + 1
+        for g, curve in enumerate(self.good_curves[:-(-n_chans // GROUP_CHANNELS)]):
+            rows = y[g * GROUP_CHANNELS:(g + 1) * GROUP_CHANNELS]
+            curve.setData(x[:rows.shape[0] * row], rows.reshape(-1), connect="finite")
 
     def _update_layout(self, labels: tuple[str, ...], reasons: list[str]) -> None:
         key = (labels, tuple(reasons))

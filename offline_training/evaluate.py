@@ -242,7 +242,8 @@ def evaluate(
                 shown_target, shown_pred = target[at], predictions["model"][at]
             bar.update(len(rows))
     results = {name: None if acc is None else acc.result() for name, acc in accumulators.items()}
-    if classifier is not None and not set(np.unique(test_songs).tolist()) <= set(classifier.classes_.tolist()):
+    known_songs = set() if classifier is None else set(classifier.classes_.tolist())
+    if classifier is not None and set(np.unique(test_songs).tolist()) - known_songs:
         notes.append("song accuracy undefined: the classifier never saw a test song (its training part "
                      "lacks it); the Fréchet distance is still reported")
         for row in results.values():

@@ -328,6 +328,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     device_kind = _resolve_device(config.device)
     dist_info = _init_distributed(device_kind)
     device = torch.device(f"cuda:{dist_info.local_rank}" if device_kind == "cuda" else "cpu")
+    if not dist_info.main:  # one process reports; the others only warn
+        logging.getLogger("offline_training").setLevel(logging.WARNING)
     if device_kind == "cuda":
         torch.cuda.set_device(device)
     torch.manual_seed(config.seed)

@@ -160,7 +160,8 @@ def _play_mne(data, sfreq, name, seconds, *, chunk_samples, n_repeat=np.inf, spe
         reader.start()
         reader.join(seconds + 20.0)
     finally:
-        player.stop()
+        if player.running:  # a player with a finite n_repeat stops by itself
+            player.stop()
     return reader
 
 

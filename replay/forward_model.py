@@ -15,9 +15,10 @@ What a neuroscientist would expect, kept simple and explicit:
    positions (:mod:`stream.montage`); dipole potentials by the closed-form solution of Kavanagh et al.
    (1978) as given by Lütkenhöner (1992).
 5. **Background.** Spatially correlated 1/f activity (64 random cortical dipoles with 1/f^β time
-   courses) plus independent 1/f activity at each electrode, posterior alpha (two parieto-occipital dipoles, waxing and waning at the participant's
-   peak frequency), eye blinks (dipoles at the eyes: large on frontal channels), slow electrode drift
-   and white sensor noise; for raw recordings also 60 Hz line noise (with a 180 Hz harmonic).
+   courses) plus independent 1/f activity at each electrode, posterior alpha (two parieto-occipital
+   dipoles, waxing and waning at the participant's peak frequency), eye blinks (dipoles at the eyes:
+   large on frontal channels), slow electrode drift and white sensor noise; for raw recordings also
+   60 Hz line noise (with a 180 Hz harmonic).
 
 Amplitudes are set in µV (background about 15 µV RMS per channel after average reference) and the
 evoked part is scaled so that its share of the variance is the participant's SNR.

@@ -129,7 +129,8 @@ def face_channel_weights(labels: Sequence[str], face: Sequence[str] = FACE_CHANN
 
 
 def device_like_eeg(
-    eeg: np.ndarray, sfreq: float, device_sfreq: float, labels: Sequence[str] = MODEL_CHANNELS
+    eeg: np.ndarray, sfreq: float, device_sfreq: float, labels: Sequence[str] = MODEL_CHANNELS, *,
+    progress: bool = False,
 ):
     """Present model-order EEG as a 128-channel GSN-HydroCel amplifier at a higher rate.
 
@@ -150,6 +151,8 @@ def device_like_eeg(
         Amplifier rate in Hz (> 0, a simple ratio to ``sfreq``).
     labels : sequence of str
         Row labels of ``eeg``.
+    progress : bool
+        Show a progress bar (stderr) while upsampling.
 
     Returns
     -------
@@ -180,7 +183,11 @@ def device_like_eeg(
     full = np.concatenate([scalp_eeg, face_eeg])
     out = np.empty((len(DEVICE_CHANNELS_128), full.shape[1] * ratio.numerator // ratio.denominator),
                    dtype=np.float32)
-    for row in range(full.shape[0]):  # row by row keeps the float64 temporaries small
+    from tqdm import tqdm
+
+    rows = tqdm(range(full.shape[0]), desc=f"upsampling to {device_sfreq:g} Hz", unit="ch",
+                disable=not progress, leave=False)
+    for row in rows:  # row by row keeps the float64 temporaries small
         up = resample_poly(full[row], ratio.numerator, ratio.denominator)
         out[row] = up[: out.shape[1]]
     return out, DEVICE_CHANNELS_128
@@ -515,6 +522,8 @@ class Player(ArrayPlayer):
         Send the marker outlet ``<name>-markers``.
     wait_for_consumer_s, check_clash
         As in :class:`ArrayPlayer`.
+    progress : bool
+        Show a progress bar (stderr) while preparing device-like data.
 
     Raises
     ------
@@ -540,6 +549,7 @@ class Player(ArrayPlayer):
         markers: bool = True,
         wait_for_consumer_s: float = 0.0,
         check_clash: bool = True,
+        progress: bool = False,
     ) -> None:
         from replay.nmedt import NMEDTFolder
 
@@ -557,12 +567,14 @@ class Player(ArrayPlayer):
                 f"subject {subject} not in song {song} of {data_dir} (has 1..{n_subjects}, ids "
                 f"{', '.join(map(str, recording.subjects))}); pass a 1-based index in that range"
             )
-        eeg = recording.eeg(subject - 1)
+        eeg = np.array(recording.eeg(subject - 1))  # a copy, so the other participants can be freed
         sfreq = float(recording.sfreq)
         labels = tuple(recording.channels)
+        info, subject_id, source_sfreq = recording.info, recording.subjects[subject - 1], recording.sfreq
+        del recording
         duration_s = eeg.shape[1] / sfreq
         if device_like is not None:
-            eeg, labels = device_like_eeg(eeg, sfreq, device_like, labels)
+            eeg, labels = device_like_eeg(eeg, sfreq, device_like, labels, progress=progress)
             sfreq = float(device_like)
         self.song = int(song)
         self.subject = int(subject)
@@ -571,11 +583,11 @@ class Player(ArrayPlayer):
             "name": "NMED-T",
             "path": str(Path(data_dir).resolve()),
             "song": song,
-            "title": recording.info.title,
-            "bpm": recording.info.bpm,
-            "subject": recording.subjects[subject - 1],
+            "title": info.title,
+            "bpm": info.bpm,
+            "subject": subject_id,
             "subject_index": subject,
-            "source_sfreq": recording.sfreq,
+            "source_sfreq": source_sfreq,
             "device_like": "no" if device_like is None else f"{float(device_like):g} Hz",
         }
         super().__init__(

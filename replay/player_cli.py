@@ -17,6 +17,8 @@ Examples:
 
 Stop with Ctrl-C (or SIGTERM): the outlets close and inlets see the stream end.
 Markers go to '<name>-markers': song_start=NN, song=NN;t=S.000 every second, song_end=NN.
+--device-like: E1..E124 carry the recording (upsampled), E125..E128 (face electrodes, absent from
+NMED-T) are inverse-distance means of their 3 nearest scalp electrodes, Cz (the reference) is not sent.
 """
 
 
@@ -70,7 +72,7 @@ def _build_player(args):
     return Player(
         args.data, args.song, args.subject, speed=args.speed, loop=args.loop, name=args.name,
         source_id=args.source_id, chunk_ms=args.chunk_ms, device_like=args.device_like,
-        index_channel=args.index_channel, markers=not args.no_markers,
+        index_channel=args.index_channel, markers=not args.no_markers, progress=True,
     )
 
 

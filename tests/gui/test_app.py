@@ -56,7 +56,7 @@ def _run(qtbot, window, timeout_ms=15000):
 
 
 def _trace(window) -> np.ndarray:
-    return np.nan_to_num(np.array(window.eeg_panel.good_curve.getData()[1], copy=True))
+    return np.nan_to_num(np.array(window.eeg_panel.trace_data()[1], copy=True))
 
 
 def test_window_follows_a_replay(qtbot, replay, model_file, sim_dir):

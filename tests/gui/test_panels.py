@@ -117,14 +117,14 @@ def test_eeg_panel_draws_reduced_traces_that_move(qtbot, rng):
     qtbot.waitExposed(panel)
     eeg = _eeg(rng, sfreq=1000.0)
     panel.update_eeg(eeg, 1000.0, LABELS)
-    x1, y1 = (a.copy() for a in panel.good_curve.getData())
+    x1, y1 = (a.copy() for a in panel.trace_data())
     n_per_channel = x1.size // 125
     assert n_per_channel <= 2 * panel.n_bins() + 1
     assert n_per_channel <= panel.plot.width() * 1.1          # about one point per pixel
     assert np.nanmax(x1) <= 0.0 and np.nanmin(x1) >= -10.0
     eeg2 = np.roll(eeg, -500, axis=1)
     panel.update_eeg(eeg2, 1000.0, LABELS)
-    x2, y2 = panel.good_curve.getData()
+    x2, y2 = panel.trace_data()
     assert not np.allclose(np.nan_to_num(y1), np.nan_to_num(y2))
     # first channel drawn on the top row, last on the bottom
     rows = y2.reshape(125, -1)
@@ -147,13 +147,15 @@ def test_eeg_panel_highlights_flagged_channels(qtbot, rng):
     assert [i for i, r in enumerate(panel.reasons) if r] == [3, 7, 11, 20]
     assert panel.reasons[3] == "flat" and panel.reasons[7] == "nan" and panel.reasons[11] == "railed"
     _, bad_y = panel.flag_curve.getData()
-    assert np.isfinite(bad_y).sum() > 0 and bad_y.size == 4 * (panel.good_curve.getData()[1].size // 121)
+    good_y = panel.trace_data()[1].reshape(125, -1)
+    assert np.isfinite(bad_y).all() and bad_y.size == 4 * good_y.shape[1]
+    assert np.isnan(good_y[[3, 7, 11, 20]]).all() and np.isfinite(good_y[0, :-1]).all()
     assert "E4 flat" in panel.flag_label.text() and "E12 railed" in panel.flag_label.text()
     ticks = dict((text, pos) for pos, text in panel.plot.getAxis("left")._tickLevels[0])
     assert "E8 (nan)" in ticks
     panel.scale_mode.setCurrentIndex(1)   # common scale still draws
     panel.update_eeg(eeg, 125.0, LABELS)
-    assert np.isfinite(panel.good_curve.getData()[1]).any()
+    assert np.isfinite(panel.trace_data()[1]).any()
 
 
 def test_spectral_panel_heatmap_and_scalp(qtbot, rng):

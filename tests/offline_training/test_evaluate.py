@@ -35,21 +35,21 @@ N_SUBJECTS = 2
 SECONDS = 20
 
 
-def _write_folder(folder, *, stimuli=True, seed=0, songs=SONGS):
-    """Write a tiny NMED-T folder: songs x N_SUBJECTS x SECONDS, EEG = 10 · loudness of the second."""
+def _write_folder(folder, *, stimuli=True, seed=0, songs=SONGS, seconds=SECONDS):
+    """Write a tiny NMED-T folder: songs x N_SUBJECTS x seconds, EEG = 10 · loudness of the second."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     sr = melspec.AUDIO_SFREQ
     for k, song in enumerate(songs):
-        loudness = rng.uniform(0.05, 1.0, SECONDS)
+        loudness = rng.uniform(0.05, 1.0, seconds)
         eeg = np.repeat(10.0 * loudness, 125)[None, :, None]
-        eeg = eeg + rng.normal(0, 0.01, (125, SECONDS * 125, N_SUBJECTS))
+        eeg = eeg + rng.normal(0, 0.01, (125, seconds * 125, N_SUBJECTS))
         scipy.io.savemat(folder / f"song{song}_Imputed.mat",
                          {f"data{song}": eeg, "fs": 125.0, f"subs{song}": np.arange(1, N_SUBJECTS + 1)})
         if stimuli:
             kind = "lowpass" if k % 2 == 0 else "highpass"
             sos = scipy.signal.butter(4, 1500 if kind == "lowpass" else 5000, kind, fs=sr, output="sos")
-            noise = scipy.signal.sosfilt(sos, rng.normal(size=SECONDS * sr))
+            noise = scipy.signal.sosfilt(sos, rng.normal(size=seconds * sr))
             audio = 0.3 * noise / np.std(noise) * np.repeat(loudness, sr)
             (folder / "stimuli").mkdir(exist_ok=True)
             soundfile.write(folder / "stimuli" / f"song{song}.wav", audio.astype(np.float32), sr)
@@ -61,7 +61,7 @@ def eval_dir(tmp_path_factory):
     return _write_folder(tmp_path_factory.mktemp("eval") / "data")
 
 
-def _metadata(data_dir, *, kind="mel_db", split="block", seed=0, **overrides) -> dict:
+def _metadata(data_dir, *, kind="mel_db", split="block", seed=0, songs=SONGS, **overrides) -> dict:
     output = ({"name": "mel_db", "kind": "mel_db", "n_mels": 128, "n_frames": 44} if kind == "mel_db"
               else {"name": "audio", "kind": "audio", "n_samples": 22050, "sfreq": 22050})
     meta = {
@@ -74,7 +74,7 @@ def _metadata(data_dir, *, kind="mel_db", split="block", seed=0, **overrides) ->
         "mel": melspec.mel_spec_dict(),
         "target_offset_s": 0.0,
         "audio_lag_s": 0.0,
-        "training": {"data": str(data_dir), "songs": list(SONGS), "subjects": None, "split": split,
+        "training": {"data": str(data_dir), "songs": list(songs), "subjects": None, "split": split,
                      "seed": seed, "epochs": 0, "created": "2026-11-21T00:00:00"},
         "evaluation": {},
     }
@@ -82,10 +82,11 @@ def _metadata(data_dir, *, kind="mel_db", split="block", seed=0, **overrides) ->
     return meta
 
 
-def _write_model(path, *, base, scale, metadata=None, kind="mel_db"):
+def _write_model(path, *, base, scale, metadata=None, kind="mel_db", subject_db=None):
     """ONNX model ``out = base + scale · mean(eeg over channels and samples)``.
 
-    ``base`` has shape (128, 44) for a mel model or (22050,) for a waveform model.
+    ``base`` has shape (128, 44) for a mel model or (22050,) for a waveform model. With
+    ``subject_db``, the model has an int64 ``subject`` input and adds ``subject_db · subject``.
     """
     base = np.asarray(base, dtype=np.float32)[None]
     out_name = "mel_db" if kind == "mel_db" else "audio"
@@ -102,9 +103,19 @@ def _write_model(path, *, base, scale, metadata=None, kind="mel_db"):
         helper.make_tensor("scale", TensorProto.FLOAT, [], [float(scale)]),
         helper.make_tensor("base", TensorProto.FLOAT, list(base.shape), base.ravel().tolist()),
     ]
+    inputs = [helper.make_tensor_value_info("eeg", TensorProto.FLOAT, ["batch", 125, 125])]
+    if subject_db is not None:
+        nodes[-1] = helper.make_node("Add", ["scaled", "base"], ["no_subject"])
+        nodes += [
+            helper.make_node("Cast", ["subject"], ["subject_f"], to=TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", ["subject_f", "axes"], ["subject_col"]),
+            helper.make_node("Mul", ["subject_col", "subject_db"], ["subject_term"]),
+            helper.make_node("Add", ["no_subject", "subject_term"], [out_name]),
+        ]
+        initializers.append(helper.make_tensor("subject_db", TensorProto.FLOAT, [], [float(subject_db)]))
+        inputs.append(helper.make_tensor_value_info("subject", TensorProto.INT64, ["batch"]))
     graph = helper.make_graph(
-        nodes, "handmade",
-        [helper.make_tensor_value_info("eeg", TensorProto.FLOAT, ["batch", 125, 125])],
+        nodes, "handmade", inputs,
         [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_shape)],
         initializer=initializers,
     )
@@ -227,6 +238,20 @@ def test_waveform_model_is_scored_through_its_mel(eval_dir, tmp_path):
     np.testing.assert_allclose(audio[:22050], tone, atol=1e-6)
 
 
+def test_subject_input_gets_the_model_position_of_each_subject(eval_dir, tmp_path):
+    meta = _metadata(eval_dir)
+    meta["input"].update(subject_input=True, subjects=["2", "1"])  # the model's own order
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=0.0, subject_db=10.0,
+                         metadata=meta)
+    summary = evaluate(eval_dir, model, "block", tmp_path / "eval", progress=False, max_wav_s=1)
+    dataset, split = _test_part(eval_dir)
+    ids = [dataset.subjects[k] for k in dataset.index["subject"][split.test]]
+    pred = np.array([-60.0 + 10.0 * ["2", "1"].index(i) for i in ids])[:, None, None] + np.zeros((1, 128, 44))
+    target = dataset.mel(split.test)
+    assert summary["results"]["model"]["mse"] == pytest.approx(metrics.mse(pred, target), rel=1e-5)
+    assert summary["notes"] == []
+
+
 def test_split_all_scores_every_window_with_baselines_from_training_data(eval_dir, tmp_path):
     other = _write_folder(tmp_path / "other", seed=1)
     model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
@@ -249,9 +274,10 @@ def test_split_all_without_training_data_is_noted_in_sample(eval_dir, tmp_path):
 
 
 def test_song_split_has_no_oracle_and_no_song_accuracy(tmp_path):
-    data = _write_folder(tmp_path / "three", songs=(21, 22, 23))
+    songs = (21, 22, 23, 24, 25)  # the song split holds out 1 for validation, 1 for test
+    data = _write_folder(tmp_path / "five", songs=songs, seconds=8)
     model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
-                         metadata=_metadata(data, split="song"))
+                         metadata=_metadata(data, split="song", songs=songs))
     summary = evaluate(data, model, "song", tmp_path / "eval", progress=False, max_wav_s=1)
     assert summary["results"]["song_mean"] is None
     assert all(row is None or row["song_accuracy"] is None for row in summary["results"].values())

@@ -128,7 +128,11 @@ def no_stimuli_dir(sim_dir, tmp_path_factory):
 def test_bad_inputs_are_one_line_errors(change, message, sim_dir, no_stimuli_dir, tmp_path, capsys):
     args = train_args(sim_dir, tmp_path / "run", "cnn")
     for option, value in change.items():
-        args[args.index(option) + 1] = str(no_stimuli_dir) if value == "NO_STIMULI" else value
+        value = str(no_stimuli_dir) if value == "NO_STIMULI" else value
+        if option in args:
+            args[args.index(option) + 1] = value
+        else:
+            args += [option, value]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1

@@ -202,6 +202,27 @@ def test_device_like_is_the_upsampled_128_channel_net(sim_dir, stream_name):
         assert np.corrcoef(face[row], upsampled[nearest])[0, 1] > 0.3
 
 
+def test_outlet_descriptions_round_trip():
+    import pylsl
+
+    from stream.outlet import marker_stream_info, regular_stream_info
+
+    labels = [f"mel{i}" for i in range(128)]
+    info = regular_stream_info("dec-1", "MelSpectrogram", labels, 22050 / 512, "dec-1@host", unit="dB",
+                               extra_desc={"model": {"name": "cnn"}})
+    assert info.type() == "MelSpectrogram" and info.nominal_srate() == pytest.approx(22050 / 512)
+    assert info.channel_format() == pylsl.cf_float32 and info.channel_count() == 128
+    assert channel_info(info) == {"label": labels, "unit": ["dB"] * 128, "type": ["MelSpectrogram"] * 128}
+    assert info.desc().child("model").child_value("name") == "cnn"
+    markers = marker_stream_info("dec-1-markers", "dec-1@host-markers")
+    assert markers.type() == "Markers" and markers.channel_format() == pylsl.cf_string
+    assert markers.nominal_srate() == pylsl.IRREGULAR_RATE and markers.channel_count() == 1
+    with pytest.raises(ValueError, match="nominal rate > 0"):
+        regular_stream_info("x", "EEG", ["a"], 0.0, "x")
+    with pytest.raises(ValueError, match="unit has 1 entries for 2 channels"):
+        regular_stream_info("x", "EEG", ["a", "b"], 100.0, "x", unit=["uV"])
+
+
 def test_device_like_length_and_labels(rng):
     eeg = rng.standard_normal((125, 250))
     out, labels = device_like_eeg(eeg, 125.0, 500.0)

@@ -20,7 +20,8 @@ from stream.spec import MODEL_CHANNELS
 
 
 def test_files_have_the_nmedt_layout(sim_dir):
-    assert sorted(p.name for p in sim_dir.iterdir()) == ["song21_Imputed.mat", "song22_Imputed.mat", "stimuli"]
+    names = sorted(p.name for p in sim_dir.iterdir())
+    assert names == ["song21_Imputed.mat", "song22_Imputed.mat", "stimuli"]
     variables = {name: (shape, cls) for name, shape, cls in scipy.io.whosmat(sim_dir / "song21_Imputed.mat")}
     assert variables == {"data21": ((125, 2500, 3), "double"), "fs": ((1, 1), "double"),
                          "subs21": ((1, 3), "cell")}
@@ -122,7 +123,8 @@ def test_cli_simulate(tmp_path, capsys):
 
 def test_songs_distinct_deterministic_and_sectioned():
     a = generate_song(27, bpm=108.7, seconds=40.0, seed=0)
-    assert a.dtype == np.float32 and a.size == 40 * 22050 and np.max(np.abs(a)) == pytest.approx(0.9, abs=1e-3)
+    assert a.dtype == np.float32 and a.size == 40 * 22050
+    assert np.max(np.abs(a)) == pytest.approx(0.9, abs=1e-3)
     np.testing.assert_array_equal(a, generate_song(27, bpm=108.7, seconds=40.0, seed=0))
     b = generate_song(28, bpm=120.0, seconds=40.0, seed=0)
     assert np.corrcoef(a, b)[0, 1] < 0.2
@@ -157,7 +159,7 @@ def test_sphere_leadfield_matches_centred_dipole_limit():
     lf = fm.sphere_leadfield(np.array([[0.0, 0.0, 1e-6]]), elec, radius=radius, conductivity=0.33)
     # a dipole at the centre of a homogeneous sphere: 3 p·r̂ / (4π σ R²)
     expected = 3.0 * elec / radius / (4 * np.pi * 0.33 * radius**2)
-    np.testing.assert_allclose(lf[:, 0, :], expected, rtol=1e-4)
+    np.testing.assert_allclose(lf[:, 0, :], expected, rtol=1e-3)
 
 
 def test_trf_has_p1_n1_p2():
@@ -204,8 +206,9 @@ def test_background_alpha_posterior_blinks_frontal():
     low = (freqs > 1) & (freqs < 3)
     assert psd[:, low].mean() > psd[:, (freqs > 20) & (freqs < 30)].mean() * 5  # 1/f
     # blinks: large slow deflections on the frontal pole, not at the back
-    frontal = np.abs(rest[label["E25"]] - np.median(rest[label["E25"]]))
-    assert np.percentile(frontal, 99.5) > 2 * np.percentile(np.abs(rest[label["E75"]]), 99.5)
+    slow = sosfiltfilt(butter(2, 3.0, fs=125.0, output="sos"), rest, axis=1)
+    frontal, occipital = np.abs(slow[label["E25"]]), np.abs(slow[label["E75"]])
+    assert np.percentile(frontal, 99.5) > 2 * np.percentile(occipital, 99.5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,12 +221,22 @@ N_COMPONENTS = 16     # principal components of the EEG (fit on training data on
 
 
 def _log_mel(audio: np.ndarray, n_times: int) -> np.ndarray:
-    import librosa
-
-    mel = librosa.feature.melspectrogram(y=audio, sr=22050, n_fft=2048, hop_length=176, n_mels=N_MEL)
-    frame_t = np.arange(mel.shape[1]) * 176 / 22050
+    """16 log-mel bands (HTK mel scale, 30 Hz-11 kHz) of 2048-sample frames, at the EEG times."""
+    hop, n_fft = 176, 2048  # 176 samples ≈ 1/125 s at 22050 Hz
+    padded = np.pad(audio.astype(np.float64), (n_fft // 2, n_fft // 2))
+    n_frames = 1 + (padded.size - n_fft) // hop
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop][:n_frames]
+    power = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(n_fft, 1 / 22050)
+    mel_edges = np.linspace(2595 * np.log10(1 + 30 / 700), 2595 * np.log10(1 + 11025 / 700), N_MEL + 2)
+    edges = 700 * (10 ** (mel_edges / 2595) - 1)
+    bank = np.stack([np.clip(np.minimum((freqs - edges[b]) / (edges[b + 1] - edges[b]),
+                                        (edges[b + 2] - freqs) / (edges[b + 2] - edges[b + 1])), 0, None)
+                     for b in range(N_MEL)])
+    log_mel = np.log10(power @ bank.T + 1e-6).T
+    frame_t = np.arange(n_frames) * hop / 22050
     t = np.arange(n_times) / 125.0
-    return np.stack([np.interp(t, frame_t, band) for band in np.log10(mel + 1e-6)])
+    return np.stack([np.interp(t, frame_t, band) for band in log_mel])
 
 
 def _backward_model_r(eeg: np.ndarray, target: np.ndarray, alpha: float = 1e3) -> float:
@@ -250,18 +263,22 @@ def _backward_model_r(eeg: np.ndarray, target: np.ndarray, alpha: float = 1e3) -
 def _shuffle_blocks(eeg: np.ndarray, rng: np.random.Generator, block: int = 250) -> np.ndarray:
     n_blocks = eeg.shape[1] // block
     order = rng.permutation(n_blocks)
-    return eeg[:, : n_blocks * block].reshape(eeg.shape[0], n_blocks, block)[:, order].reshape(eeg.shape[0], -1)
+    blocks = eeg[:, : n_blocks * block].reshape(eeg.shape[0], n_blocks, block)
+    return blocks[:, order].reshape(eeg.shape[0], -1)
 
 
 def test_decodable_above_shuffled_and_rises_with_snr(tmp_path):
     seconds = 40
     results: dict[str, list[float]] = {}
+    targets: dict[int, np.ndarray] = {}  # same seed, same music at every SNR
     for name, snr in (("low", 0.01), ("default", DEFAULT_SNR), ("high", 0.3)):
         folder = NMEDTFolder(simulate(tmp_path / name, n_songs=2, n_subjects=1, seconds=seconds, snr=snr,
                                       seed=0, progress=False))
         for song_id in folder.song_ids:
             rec = folder.load_song(song_id)
-            target = _log_mel(folder.load_stimulus(song_id), rec.n_times)
+            if song_id not in targets:
+                targets[song_id] = _log_mel(folder.load_stimulus(song_id), rec.n_times)
+            target = targets[song_id]
             results.setdefault(name, []).append(_backward_model_r(rec.eeg(0), target))
             if name == "default":
                 shuffled = _shuffle_blocks(rec.eeg(0), np.random.default_rng(song_id))

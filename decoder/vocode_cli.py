@@ -1,0 +1,77 @@
+"""``eegmusic vocode``: resynthesise an audio file from its own mel, frame by frame.
+
+The file is analysed into mel-dB frames exactly as training targets are (:func:`decoder.melspec.mel_db`
+on the whole file at 22050 Hz), then each frame goes through :class:`decoder.vocoder.StreamingVocoder`
+as a live decoder's output would: the sound of a perfect decoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+Example:
+  eegmusic vocode stimuli/song21.wav --out /tmp/song21_vocoded.wav --method rtpghi --lookahead 1
+
+Prints spectral convergence (dB, lower is better) and log-spectral distance (dB) of the result
+against the original, and the real-time factor (vocoding time / audio duration).
+"""
+
+
+def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``vocode`` options to ``parser``."""
+    parser.epilog = EPILOG
+    parser.add_argument("audio", metavar="IN_AUDIO", help="audio file (wav, flac, ogg, mp3; any rate)")
+    parser.add_argument("--out", required=True, metavar="OUT.wav", help="WAV file to write (22050 Hz mono)")
+    parser.add_argument("--method", choices=("rtpghi", "griffinlim"), default="rtpghi",
+                        help="phase reconstruction (default rtpghi)")
+    parser.add_argument("--lookahead", type=int, default=None, metavar="FRAMES",
+                        help="frames of lookahead: RTPGHI 0 or 1 (default 1); Griffin-Lim block (default 3)")
+    parser.add_argument("--seconds", type=float, default=None, help="only the first SECONDS of the file")
+
+
+def run_vocode(args: argparse.Namespace) -> int:
+    """Vocode ``args.audio`` into ``args.out``; print quality and speed. Returns the exit status."""
+    import time
+    from pathlib import Path
+
+    import librosa
+    import numpy as np
+
+    from decoder.audio import WavSink
+    from decoder.melspec import AUDIO_SFREQ, mel_db
+    from decoder.vocoder import StreamingVocoder, log_spectral_distance, spectral_convergence, stft_magnitude
+    from decoder.vocoder import vocode as vocode_frames
+    from stream.errors import ConfigError, DataFormatError
+
+    source = Path(args.audio)
+    if not source.is_file():
+        raise DataFormatError(f"audio file {source} does not exist; pass a wav, flac, ogg or mp3 file")
+    if args.seconds is not None and args.seconds <= 0:
+        raise ConfigError(f"--seconds must be positive, got {args.seconds}")
+    StreamingVocoder(args.method, args.lookahead)  # option errors before the slow part
+    try:
+        audio, _ = librosa.load(source, sr=AUDIO_SFREQ, mono=True, duration=args.seconds)
+    except Exception as error:  # librosa raises many types for unreadable files
+        raise DataFormatError(f"cannot read audio file {source}: {error}; convert it to WAV or FLAC") from None
+    if audio.size < AUDIO_SFREQ // 10:
+        raise DataFormatError(f"audio file {source} holds {audio.size} samples; at least 0.1 s is needed")
+    mel = mel_db(audio)
+    vocode_frames(mel[:, :4], method=args.method, lookahead=args.lookahead)  # load the compiled code
+    t0 = time.perf_counter()
+    out = vocode_frames(mel, method=args.method, lookahead=args.lookahead, length=audio.size, progress=True)
+    elapsed = time.perf_counter() - t0
+    with WavSink(args.out) as sink:
+        sink.write(out)
+        clipped = sink.counters()["sanitised"]
+    reference = stft_magnitude(audio)
+    duration = audio.size / AUDIO_SFREQ
+    print(f"vocoded {source.name}: {duration:.1f} s, {mel.shape[1]} frames, method {args.method}, "
+          f"lookahead {StreamingVocoder(args.method, args.lookahead).lookahead}")
+    print(f"spectral convergence  {spectral_convergence(out, reference):7.2f} dB")
+    print(f"log-spectral distance {log_spectral_distance(out, reference):7.2f} dB")
+    print(f"real-time factor      {elapsed / duration:7.4f} ({1e3 * elapsed / mel.shape[1]:.3f} ms/frame)")
+    if clipped:
+        print(f"clipped samples       {clipped}")
+    print(f"wrote {args.out}")
+    return 0 if np.isfinite(out).all() else 1

@@ -1,0 +1,168 @@
+"""Streaming vocoder: RTPGHI quality, streaming == block, librosa convention, gaps, bad frames."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+
+from decoder.bench_vocoder import music_excerpt
+from decoder.melspec import HOP_LENGTH, N_FFT, N_MELS, mel_db
+from decoder.vocoder import (
+    N_BINS,
+    StreamingVocoder,
+    mel_db_to_magnitude,
+    overlap_add,
+    rtpghi_block,
+    rtpghi_phase,
+    spectral_convergence,
+    stft_magnitude,
+    vocode,
+)
+from stream.errors import ConfigError, ModelError
+
+
+@pytest.fixture(scope="module")
+def music() -> np.ndarray:
+    return music_excerpt(4.0)
+
+
+@pytest.fixture(scope="module")
+def music_mel(music) -> np.ndarray:
+    return mel_db(music)
+
+
+def _random_phase_sc(magnitude: np.ndarray) -> float:
+    phase = np.random.default_rng(0).uniform(0, 2 * np.pi, magnitude.shape)
+    return spectral_convergence(overlap_add(magnitude * np.exp(1j * phase)), magnitude)
+
+
+def test_rtpghi_true_magnitude_spectral_convergence(music):
+    magnitude = stft_magnitude(music)
+    sc = {}
+    for lookahead in (0, 1):
+        phase = rtpghi_phase(magnitude, lookahead=lookahead)
+        sc[lookahead] = spectral_convergence(overlap_add(magnitude * np.exp(1j * phase)), magnitude)
+    assert sc[1] < -18.0, sc
+    # causal is worse but still far better than no phase information at all
+    assert sc[1] < sc[0] < _random_phase_sc(magnitude) - 6.0, sc
+
+
+def test_overlap_add_is_librosa_istft(music):
+    stft = librosa.stft(music, n_fft=N_FFT, hop_length=HOP_LENGTH)
+    ours = overlap_add(stft)
+    theirs = librosa.istft(stft, n_fft=N_FFT, hop_length=HOP_LENGTH)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=2e-6)
+    # and it inverts the analysis: the phase convention is librosa's
+    np.testing.assert_allclose(ours, music[:ours.size], atol=2e-6)
+
+
+@pytest.mark.parametrize("lookahead", [0, 1])
+def test_streaming_equals_block(music_mel, lookahead):
+    streamed = vocode(music_mel, lookahead=lookahead)
+    block = rtpghi_block(music_mel, lookahead=lookahead)
+    assert streamed.shape == block.shape == (HOP_LENGTH * (music_mel.shape[1] - 1),)
+    assert np.abs(block).max() > 0.1
+    np.testing.assert_allclose(streamed, block, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["rtpghi", "griffinlim"])
+def test_vocode_lines_up_with_the_mel(music_mel, method):
+    """The latency is removed exactly: shifting the result by one hop fits the mel's magnitude worse."""
+    target = mel_db_to_magnitude(music_mel)
+    out = vocode(music_mel, method=method)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    aligned = spectral_convergence(out, target)
+    early = spectral_convergence(np.concatenate([out[HOP_LENGTH:], np.zeros(HOP_LENGTH, np.float32)]), target)
+    late = spectral_convergence(np.concatenate([np.zeros(HOP_LENGTH, np.float32), out[:-HOP_LENGTH]]), target)
+    assert aligned < -8.0
+    assert aligned < early - 1.0 and aligned < late - 1.0
+
+
+@pytest.mark.parametrize("method,lookahead,latency", [("rtpghi", 1, 3), ("rtpghi", 0, 2), ("griffinlim", 3, 5)])
+def test_chunk_timing_and_latency(music_mel, method, lookahead, latency):
+    vocoder = StreamingVocoder(method, lookahead)
+    assert vocoder.latency_frames == latency
+    chunks = [vocoder.process(music_mel[:, n]) for n in range(12)]
+    assert all(c.shape == (HOP_LENGTH,) and c.dtype == np.float32 for c in chunks)
+    # nothing before the lookahead is filled; sound right after
+    assert all(not np.any(c) for c in chunks[:lookahead])
+    assert np.any(chunks[lookahead])
+
+
+def test_reset_replays_identically(music_mel):
+    vocoder = StreamingVocoder()
+    first = np.concatenate([vocoder.process(music_mel[:, n]) for n in range(20)])
+    vocoder.reset()
+    second = np.concatenate([vocoder.process(music_mel[:, n]) for n in range(20)])
+    np.testing.assert_array_equal(first, second)
+
+
+def test_fade_out_and_restart_have_no_click(music_mel):
+    vocoder = StreamingVocoder()
+    played = np.concatenate([vocoder.process(music_mel[:, n]) for n in range(30)])
+    tail = vocoder.fade_out()
+    assert tail.shape == (HOP_LENGTH,)
+    peak = np.abs(played).max()
+    # continuous with what was playing, and silent at its end
+    assert abs(tail[0] - played[-1]) < 0.05 * peak
+    assert np.abs(tail[-16:]).max() < 1e-3 * peak
+    # after a gap the sound starts from silence again (the first window is the fade-in)
+    restart = np.concatenate([vocoder.process(music_mel[:, n]) for n in range(40, 44)])
+    first = restart[np.flatnonzero(restart)[0]:][:64]
+    assert np.abs(first).max() < 0.05 * peak
+
+
+def test_non_finite_frames_play_as_silence(music_mel):
+    vocoder = StreamingVocoder(lookahead=0)
+    for n in range(5):
+        vocoder.process(music_mel[:, n])
+    broken = music_mel[:, 5].copy()
+    broken[::3] = np.nan
+    out = [vocoder.process(broken), vocoder.process(np.full(N_MELS, np.inf)), vocoder.process(music_mel[:, 7])]
+    assert all(np.isfinite(chunk).all() for chunk in out)
+    assert vocoder.nonfinite_frames == 2
+
+
+def test_silence_in_silence_out():
+    vocoder = StreamingVocoder()
+    out = np.concatenate([vocoder.process(np.full(N_MELS, -80.0)) for _ in range(10)])
+    assert np.isfinite(out).all() and np.abs(out).max() < 1e-3
+
+
+@pytest.mark.parametrize("frame,message", [
+    (np.zeros(127), r"mel frame has shape \(127,\); the vocoder needs \(128,\)"),
+    (np.zeros((128, 2)), r"mel frame has shape \(128, 2\)"),
+    (np.float32(0.0), r"mel frame has shape \(\)"),
+])
+def test_wrong_frame_size(frame, message):
+    with pytest.raises(ModelError, match=message):
+        StreamingVocoder().process(frame)
+
+
+def test_wrong_mel_array():
+    with pytest.raises(ModelError, match=r"mel-dB array has shape \(64, 10\)"):
+        vocode(np.zeros((64, 10)))
+
+
+@pytest.mark.parametrize("method,lookahead,message", [
+    ("wavenet", None, "unknown vocoder method 'wavenet'; use one of rtpghi, griffinlim"),
+    ("rtpghi", 2, "RTPGHI lookahead must be 0 or 1 frame, got 2"),
+    ("griffinlim", -1, "Griffin-Lim lookahead must be 0..16 frames, got -1"),
+])
+def test_bad_options(method, lookahead, message):
+    with pytest.raises(ConfigError, match=message):
+        StreamingVocoder(method, lookahead)
+
+
+def test_magnitude_is_clipped_pseudo_inverse():
+    rng = np.random.default_rng(1)
+    frame = rng.uniform(-80, 0, N_MELS)
+    magnitude = mel_db_to_magnitude(frame)
+    assert magnitude.shape == (N_BINS,) and (magnitude >= 0).all()
+    # re-projecting onto the mel basis comes close to the frame where the pseudo-inverse is exact
+    stft = np.abs(librosa.stft(music_excerpt(1.0), n_fft=N_FFT, hop_length=HOP_LENGTH))
+    mel = mel_db(music_excerpt(1.0))
+    recovered = mel_db_to_magnitude(mel)
+    assert 20 * np.log10(np.linalg.norm(recovered - stft) / np.linalg.norm(stft)) < -3.0
