@@ -255,11 +255,13 @@ class SoundDeviceSink(_Sink):
     buffer_s : float
         Ring capacity in seconds (rounded up to a power of two samples).
     latency : str or float
-        PortAudio's suggested latency (``"low"``, ``"high"`` or seconds).
+        PortAudio's suggested output latency: seconds, or ``"low"``/``"high"``. The default, 0.1 s,
+        rides out scheduling stalls on a loaded machine (``"low"`` is ~23 ms through PulseAudio and
+        glitches there); it is small beside the decoder's 1-s window.
     """
 
     def __init__(self, device: int | str | None = None, blocksize: int = 256, *,
-                 samplerate: int = AUDIO_SFREQ, buffer_s: float = 2.0, latency: str | float = "low") -> None:
+                 samplerate: int = AUDIO_SFREQ, buffer_s: float = 2.0, latency: str | float = 0.1) -> None:
         super().__init__()
         sd = _import_sounddevice()
         self._sd = sd

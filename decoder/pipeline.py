@@ -90,6 +90,9 @@ class PipelineConfig:
         Seconds of EEG and frames kept for :meth:`LivePipeline.snapshot`.
     vocoder_method : str
         Phase reconstruction of :class:`decoder.vocoder.StreamingVocoder`.
+    prebuffer_s : float
+        Extra audio the first window hands to the sink beyond one hop, so that hop-to-hop jitter does
+        not empty the device buffer; it stays in the buffer, adding this much latency.
     """
 
     stream_name: str | None = None
@@ -109,6 +112,7 @@ class PipelineConfig:
     resolve_timeout_s: float = 5.0
     snapshot_s: float = 10.0
     vocoder_method: str = "rtpghi"
+    prebuffer_s: float = 0.05
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for contradictory or out-of-range options."""
@@ -604,8 +608,10 @@ class LivePipeline:
         self.stream_label = stream_info.name()
         self._kind = info.output_kind
         if self._kind == "mel_db":
+            initial = int(np.ceil((cfg.hop_s + cfg.prebuffer_s) / FRAME_PERIOD_S))
             self._clock = FrameClock(lag_s=info.audio_lag_s, n_mels=info.output_shape[0],
-                                     n_frames=info.output_shape[1], smooth_frames=cfg.smooth_frames)
+                                     n_frames=info.output_shape[1], smooth_frames=cfg.smooth_frames,
+                                     initial_frames=min(max(initial, 1), info.output_shape[1]))
             from decoder.vocoder import StreamingVocoder
 
             self._vocoder = StreamingVocoder(method=cfg.vocoder_method)
@@ -615,7 +621,7 @@ class LivePipeline:
             self._vocoder.reset()
         else:
             self._clock = SampleClock(lag_s=info.audio_lag_s, n_samples=info.output_shape[0],
-                                      initial_samples=int(round(cfg.hop_s * AUDIO_SFREQ)))
+                                      initial_samples=int(round((cfg.hop_s + cfg.prebuffer_s) * AUDIO_SFREQ)))
             self._vocoder = None
         if cfg.truth_dir is not None:
             self._truth = LiveTruth(cfg.truth_dir)
@@ -625,6 +631,11 @@ class LivePipeline:
             self._open_markers(stream_info)
         if self._sink is None:
             self._sink = self._make_sink()
+        import inspect
+
+        # A sound card sink must never block the output thread: what does not fit is dropped, counted.
+        self._write_kwargs = ({"block": False} if "block" in inspect.signature(self._sink.write).parameters
+                              else {})
         if cfg.record_dir is not None:
             self._recorder = FrameRecorder(cfg.record_dir, sidecar={
                 "model": str(cfg.model_path), "stream": stream_info.name(),
@@ -749,7 +760,7 @@ class LivePipeline:
                 if self._clock.samples_skipped:
                     self._counters["samples_skipped"] = self._clock.samples_skipped
             if len(samples):
-                self._sink.write(samples)
+                self._sink.write(samples, **self._write_kwargs)
                 stamps["buffered"] = local_clock()
                 stamps["dac"] = stamps["buffered"] + _sink_queued_s(self._sink) + float(
                     getattr(self._sink, "output_latency_s", 0.0) or 0.0)

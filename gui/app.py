@@ -34,8 +34,10 @@ MAX_REFRESH_HZ = 30.0
 DEFAULT_REFRESH_HZ = 30.0
 """Snapshot polls per second (at most 30); each poll redraws at most one panel."""
 
-SPECTRUM_PERIOD_S = 0.5
-STATS_PERIOD_S = 0.25
+SPECTRUM_PERIOD_S = 1.0
+"""Seconds between band-power updates."""
+STATS_PERIOD_S = 0.5
+"""Seconds between latency/counter table updates."""
 LOST_AFTER_S = 1.0
 """The status bar calls the stream lost when no new sample arrived for this long."""
 

@@ -33,6 +33,9 @@ SPECTRUM_S = 4.0
 
 COLORMAP = "viridis"
 
+PALETTE_SIZE = 32
+"""Colours of the scalp map (band power is quantised to this many levels)."""
+
 
 def band_power(
     eeg: np.ndarray, sfreq: float, bands: dict[str, tuple[float, float]] = BANDS, *,
@@ -172,6 +175,8 @@ class SpectralPanel(QtWidgets.QWidget):
         self.labels: tuple[str, ...] = ()
         self._levels: np.ndarray | None = None
         self._ticks_for: tuple | None = None
+        self._scalp_for: tuple[str, ...] | None = None
+        self._palette = [pg.mkBrush(c) for c in self.colormap.getLookupTable(nPts=PALETTE_SIZE, alpha=False)]
         self.n_updates = 0
 
     def update_spectrum(self, eeg: np.ndarray, sfreq: float, labels) -> None:
@@ -225,6 +230,11 @@ class SpectralPanel(QtWidgets.QWidget):
         shown = np.isfinite(xy[:, 0])
         low, high = self._levels
         scaled = np.clip((values[shown] - low) / max(high - low, 1e-6), 0.0, 1.0)
-        colours = self.colormap.map(np.nan_to_num(scaled, nan=0.0), mode="qcolor")
-        brushes = [pg.mkBrush(c) for c in colours]
-        self.spots.setData(xy[shown, 0], xy[shown, 1], brush=brushes)
+        # a fixed palette: the scatter item renders each distinct brush once and caches it
+        levels = np.rint(np.nan_to_num(scaled, nan=0.0) * (len(self._palette) - 1)).astype(int)
+        brushes = [self._palette[i] for i in levels]
+        if self._scalp_for != self.labels:
+            self.spots.setData(xy[shown, 0], xy[shown, 1], brush=brushes)
+            self._scalp_for = self.labels
+        else:
+            self.spots.setBrush(brushes)

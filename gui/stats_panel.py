@@ -72,6 +72,7 @@ class StatsPanel(QtWidgets.QWidget):
         latency_box = QtWidgets.QGroupBox("latency per stage")
         box_layout = QtWidgets.QVBoxLayout(latency_box)
         box_layout.addWidget(self.latency)
+        box_layout.addStretch(1)
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(latency_box, 3)
@@ -102,6 +103,11 @@ class StatsPanel(QtWidgets.QWidget):
                     item.setTextAlignment(RIGHT)
                     self.latency.setItem(row, col, item)
             self._stages = stages
+            # as tall as its rows: the space below stays free instead of an empty grid
+            self.latency.resizeRowsToContents()
+            rows = sum(self.latency.rowHeight(r) for r in range(len(stages)))
+            self.latency.setFixedHeight(self.latency.horizontalHeader().sizeHint().height() + rows
+                                        + 2 * self.latency.frameWidth())
         for row, stage in enumerate(stages):
             percentiles = latency_ms[stage] or {}
             for col, name in enumerate(PERCENTILES):

@@ -16,6 +16,7 @@ examples:
   torchrun --nproc_per_node 2 -m stream.cli train --data /tmp/sim --model convnet --out runs/ddp
 
 models: linear (closed-form ridge), cnn (EEG2Mel periodogram CNN), rcnn, encdec, transformer, convnet
+generative (docs/generative.md): wavegan (EEG -> waveform, adversarial), diffusion (mel prior + EEG adapter)
 splits: random (EEG2Mel protocol), block (held-out contiguous blocks, 1-s guard), subject, song
 The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx.
 """

@@ -123,8 +123,8 @@ class WindowDataset:
         self._mel: dict[int, np.ndarray] = {}
         rows = []
         all_ids: list[str] = []
-        recordings = {}
-        for song in self.songs:
+        song_ids: dict[int, list[str]] = {}
+        for song in self.songs:  # one float64 song at a time; keep float32 copies
             recording = nmedt.load_song(song)
             if recording.data.shape[0] != N_CHANS:
                 raise DataFormatError(
@@ -136,28 +136,26 @@ class WindowDataset:
                     f"song {song} in {self.folder} is at {recording.sfreq:g} Hz; models need "
                     f"{MODEL_SFREQ:g} Hz (the NMED-T preprocessed rate)"
                 )
-            recordings[song] = recording
-            for subject_id in recording.subjects:
-                if str(subject_id) not in all_ids:
-                    all_ids.append(str(subject_id))
+            song_ids[song] = [str(s) for s in recording.subjects]
+            all_ids += [sid for sid in song_ids[song] if sid not in all_ids]
+            eeg = np.empty((recording.n_subjects, N_CHANS, recording.n_times), dtype=np.float32)
+            for k in range(recording.n_subjects):
+                eeg[k] = offline_preprocess(recording.eeg(k), spec)
+            self._eeg[song] = eeg
+            del recording
         self.subjects = self._select_subjects(all_ids, subjects)
         position = {subject_id: i for i, subject_id in enumerate(self.subjects)}
         for song in self.songs:
-            recording = recordings.pop(song)
-            song_ids = [str(s) for s in recording.subjects]
-            chosen = [(position[sid], k) for k, sid in enumerate(song_ids) if sid in position]
-            n_times = recording.data.shape[1]
-            eeg = np.empty((len(chosen), N_CHANS, n_times), dtype=np.float32)
-            for local, (_, k) in enumerate(chosen):
-                eeg[local] = offline_preprocess(recording.eeg(k), spec)
-            self._eeg[song] = eeg
+            chosen = [(position[sid], k) for k, sid in enumerate(song_ids[song]) if sid in position]
+            if len(chosen) < len(song_ids[song]):
+                self._eeg[song] = self._eeg[song][[k for _, k in chosen]]
+            n_times = self._eeg[song].shape[-1]
             self._local[song] = {global_index: local for local, (global_index, _) in enumerate(chosen)}
             starts = np.arange(0, n_times - WINDOW_SAMPLES + 1, self.hop, dtype=np.int64)
             for global_index, _ in chosen:
                 block = np.empty(len(starts), dtype=INDEX_DTYPE)
                 block["song"], block["subject"], block["start"] = song, global_index, starts
                 rows.append(block)
-            del recording
         self.index = np.concatenate(rows) if rows else np.empty(0, dtype=INDEX_DTYPE)
         if len(self.index) == 0:
             raise DataFormatError(

@@ -68,12 +68,7 @@ def build_metadata(
             "subjects": [str(s) for s in subjects] if model.subject_input else [],
         },
         "preprocessing": spec.to_dict(),
-        "output": {
-            "name": "mel_db",
-            "kind": "mel_db",
-            "n_mels": int(model.n_mels),
-            "n_frames": int(model.n_frames),
-        },
+        "output": _output_metadata(model),
         "mel": mel_spec_dict(),
         "target_offset_s": float(target_offset_s),
         "audio_lag_s": float(target_offset_s),
@@ -82,8 +77,18 @@ def build_metadata(
     }
 
 
+def _output_metadata(model) -> dict:
+    """The ``output`` entry: mel-dB by default; a waveform model describes its own (``output_metadata()``)."""
+    if hasattr(model, "output_metadata"):
+        return dict(model.output_metadata())
+    return {"name": "mel_db", "kind": "mel_db", "n_mels": int(model.n_mels), "n_frames": int(model.n_frames)}
+
+
 def export_onnx(model, path, metadata: dict) -> Path:
     """Write ``model`` as ONNX with inputs ``eeg`` (+ ``subject``), output ``mel_db``, dynamic batch.
+
+    A model with ``export_module()`` exports that module instead (output named by
+    ``metadata["output"]["name"]``, e.g. ``audio``).
 
     Parameters
     ----------
@@ -106,10 +111,13 @@ def export_onnx(model, path, metadata: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).cpu().eval()
+    # a model may export a different graph than its training forward (a waveform generator's audio)
+    graph = model.export_module().eval() if hasattr(model, "export_module") else model
+    output_name = metadata.get("output", {}).get("name", "mel_db")
     eeg = torch.zeros(2, model.n_chans, model.n_times)
     inputs: tuple = (eeg,)
     names = ["eeg"]
-    axes = {"eeg": {0: "batch"}, "mel_db": {0: "batch"}}
+    axes = {"eeg": {0: "batch"}, output_name: {0: "batch"}}
     if model.subject_input:
         inputs = (eeg, torch.zeros(2, dtype=torch.long))
         names.append("subject")
@@ -119,11 +127,11 @@ def export_onnx(model, path, metadata: dict) -> Path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
             torch.onnx.export(
-                model,
+                graph,
                 inputs,
                 str(tmp),
                 input_names=names,
-                output_names=["mel_db"],
+                output_names=[output_name],
                 dynamic_axes=axes,
                 opset_version=OPSET,
                 dynamo=False,
@@ -177,7 +185,8 @@ def run_onnx(path, eeg: np.ndarray, subject: np.ndarray | None = None) -> np.nda
 
     Returns
     -------
-    mel_db : ndarray, shape (batch, n_mels, n_frames), float32
+    output : ndarray, float32
+        The model's first output: mel_db (batch, n_mels, n_frames), or audio (batch, n_samples).
     """
     import onnxruntime
 
@@ -188,4 +197,4 @@ def run_onnx(path, eeg: np.ndarray, subject: np.ndarray | None = None) -> np.nda
     feeds = {"eeg": np.ascontiguousarray(eeg, dtype=np.float32)}
     if subject is not None and any(i.name == "subject" for i in session.get_inputs()):
         feeds["subject"] = np.asarray(subject, dtype=np.int64)
-    return session.run(["mel_db"], feeds)[0]
+    return session.run(None, feeds)[0]

@@ -100,11 +100,11 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for a bad value (one line naming it and the fix)."""
-        from offline_training.models.registry import MODELS
+        from offline_training.models.registry import ALL_MODELS
         from offline_training.splits import SPLIT_KINDS
 
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown model '{self.model}'; use one of {', '.join(MODELS)}")
+        if self.model not in ALL_MODELS:
+            raise ConfigError(f"unknown model '{self.model}'; use one of {', '.join(ALL_MODELS)}")
         if self.split not in SPLIT_KINDS:
             raise ConfigError(f"unknown split '{self.split}'; use one of {', '.join(SPLIT_KINDS)}")
         if self.split == "all":
@@ -380,7 +380,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         (out / "config.json").write_text(json.dumps(_config_dict(config), indent=2) + "\n")
 
     started = time.perf_counter()
-    if model.trained_by_gradient:
+    if hasattr(model, "fit_run"):  # a model with its own training loop (adversarial, ...)
+        result = model.fit_run(dataset, split, config, dist_info, device, out, state)
+    elif model.trained_by_gradient:
         result = _fit_gradient(model, dataset, split, config, dist_info, device, out, state)
     else:
         result = _fit_linear(model, dataset, split, config, dist_info, device)
@@ -434,9 +436,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         )
         export_onnx(cpu_model, out / "model.onnx", metadata)
         title = f"{config.model} ({config.split} split, {config.loss})"
-        if model.trained_by_gradient:
+        if metrics.get("history"):
             _plot_curve(out / "training_curve.png", metrics["history"], title)
-        else:
+        elif "ridge" in metrics:
             _plot_ridge(out / "training_curve.png", metrics["ridge"]["val_mse"], title)
         metrics["paths"] = {
             name: str(out / name)

@@ -181,20 +181,44 @@ def head_model() -> HeadModel:
     return HeadModel(electrodes=rel, centre=centre, radius=radius)
 
 
-def average_reference(net_uv: np.ndarray) -> np.ndarray:
+def average_reference(net_uv: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Model channels (E1…E124, Cz), average-referenced, from net potentials.
 
     Parameters
     ----------
     net_uv : ndarray, shape (129, n_times)
         Potentials of :data:`NET_CHANNELS` against any common reference.
+    out : ndarray, shape (125, n_times), optional
+        Where to write the result (saves a copy of a long recording).
 
     Returns
     -------
     eeg : ndarray, shape (125, n_times)
     """
-    eeg = net_uv[MODEL_INDEX]
-    return eeg - eeg.mean(axis=0, keepdims=True)
+    if out is None:
+        out = np.empty((len(MODEL_INDEX), net_uv.shape[1]), dtype=np.result_type(net_uv, np.float64))
+    out[:124] = net_uv[:124]        # E1…E124
+    out[124] = net_uv[128]          # Cz
+    out -= out.mean(axis=0)
+    return out
+
+
+def model_variance(net_uv: np.ndarray) -> float:
+    """Mean variance over the 125 model channels after average reference, without copying.
+
+    Parameters
+    ----------
+    net_uv : ndarray, shape (129, n_times)
+
+    Returns
+    -------
+    variance : float
+        Mean square in µV² (zero-mean signals assumed).
+    """
+    head, cz = net_uv[:124], net_uv[128]
+    mean = (head.sum(axis=0) + cz) / len(MODEL_INDEX)
+    total = float(np.einsum("ij,ij->", head, head)) + float(cz @ cz)
+    return (total - len(MODEL_INDEX) * float(mean @ mean)) / (len(MODEL_INDEX) * net_uv.shape[1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,12 +437,6 @@ def _shaped_noise(rng: np.random.Generator, n_series: int, n_times: int, sfreq: 
     return series
 
 
-def _model_rms(net: np.ndarray) -> float:
-    """RMS over the 125 model channels after average reference."""
-    eeg = average_reference(net)
-    return float(np.sqrt(np.mean(eeg**2)))
-
-
 def evoked_sources(participant: Participant, envelopes: np.ndarray, onsets: np.ndarray,
                    sfreq: float) -> np.ndarray:
     """Auditory-cortex source time courses (arbitrary units).
@@ -470,15 +488,14 @@ def background(participant: Participant, n_times: int, sfreq: float, rng: np.ran
     from scipy.signal import oaconvolve
 
     head = head or head_model()
-    n_net = len(NET_CHANNELS)
     beta = participant.pink_exponent
+    gains, series = [], []
+    # spatially correlated 1/f activity of cortical dipoles (unit-variance time courses)
     pink = _shaped_noise(rng, len(participant.background_pos), n_times, sfreq,
                          lambda f: 1.0 / np.maximum(f, 0.5) ** (beta / 2.0))
-    brain = head.gain(participant.background_pos, participant.background_ori) @ pink
-    brain *= 0.8 * BACKGROUND_RMS_UV / max(_model_rms(brain), 1e-12)
-    # activity the dipoles do not capture (many small, local generators): 1/f, independent per electrode
-    local = _shaped_noise(rng, n_net, n_times, sfreq, lambda f: 1.0 / np.maximum(f, 0.5) ** (beta / 2.0))
-    brain += (LOCAL_SHARE * BACKGROUND_RMS_UV) * local
+    gain = head.gain(participant.background_pos, participant.background_ori)
+    gains.append(gain * (0.8 * BACKGROUND_RMS_UV / _model_rms_of_gain(gain)))
+    series.append(pink)
 
     # posterior alpha: two parieto-occipital dipoles, narrow band, waxing and waning
     alpha_pos = np.array([head.inside(0.6, (-0.35, -0.85, 0.4)), head.inside(0.6, (0.35, -0.85, 0.4))])
@@ -487,9 +504,10 @@ def background(participant: Participant, n_times: int, sfreq: float, rng: np.ran
     alpha = _shaped_noise(rng, 2, n_times, sfreq, lambda f: np.exp(-0.5 * ((f - f0) / 0.7) ** 2))
     envelope = _shaped_noise(rng, 2, n_times, sfreq, lambda f: np.exp(-0.5 * (f / 0.3) ** 2))
     alpha *= np.clip(1.0 + 0.8 * envelope, 0.0, None)
-    alpha_net = head.gain(alpha_pos, alpha_ori) @ alpha
-    alpha_net *= 0.45 * BACKGROUND_RMS_UV * participant.alpha_gain / max(_model_rms(alpha_net), 1e-12)
-    net = brain + alpha_net
+    alpha /= np.maximum(alpha.std(axis=1, keepdims=True), 1e-12)
+    gain = head.gain(alpha_pos, alpha_ori)
+    gains.append(gain * (0.45 * BACKGROUND_RMS_UV * participant.alpha_gain / _model_rms_of_gain(gain)))
+    series.append(alpha)
 
     # blinks: corneo-retinal dipoles at the eyes, events at the participant's blink rate
     n_blinks = rng.poisson(participant.blink_per_min * n_times / sfreq / 60.0)
@@ -500,16 +518,54 @@ def background(participant: Participant, n_times: int, sfreq: float, rng: np.ran
         t = np.arange(int(0.6 * sfreq)) / sfreq
         shape = (t / 0.08) ** 2 * np.exp(-t / 0.08)
         shape /= shape.max()
-        blinks = oaconvolve(impulses, shape)[:n_times]
         eye_pos = np.array([head.inside(0.8, (-0.3, 0.9, -0.3)), head.inside(0.8, (0.3, 0.9, -0.3))])
         eye_gain = head.gain(eye_pos, np.array([[0.0, 1.0, 0.3], [0.0, 1.0, 0.3]])).sum(axis=1)
         eye_gain *= 80.0 / np.max(np.abs(eye_gain - eye_gain.mean()))  # ~80 µV at the frontal pole
-        net += eye_gain[:, None] * blinks[None, :]
+        gains.append(eye_gain[:, None])
+        series.append(oaconvolve(impulses, shape)[None, :n_times])
 
-    drift = _shaped_noise(rng, n_net, n_times, sfreq, lambda f: 1.0 / (1.0 + (f / 0.05) ** 2))
-    net += participant.drift_uv[:, None] * drift
-    net += participant.channel_noise_uv[:, None] * rng.standard_normal((n_net, n_times))
+    net = np.hstack(gains) @ np.vstack(series)
+    net += _electrode_noise(participant, n_times, sfreq, rng)
     return net
+
+
+def _model_rms_of_gain(gain: np.ndarray) -> float:
+    """RMS over the model channels, after average reference, of unit-variance independent sources."""
+    model = gain[MODEL_INDEX] - gain[MODEL_INDEX].mean(axis=0, keepdims=True)
+    return float(np.sqrt(np.sum(model**2) / len(MODEL_INDEX)))
+
+
+def _electrode_noise(participant: Participant, n_times: int, sfreq: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Independent noise at each electrode: local 1/f activity, slow drift and white sensor noise.
+
+    The three are drawn at once through one spectrum per electrode (one inverse FFT in all).
+
+    Returns
+    -------
+    net_uv : ndarray, shape (129, n_times)
+    """
+    freqs = np.fft.rfftfreq(n_times, 1.0 / sfreq)
+    inner = slice(1, None)  # no DC: the mean of every electrode is zero
+
+    def unit(power: np.ndarray) -> np.ndarray:
+        power = power.copy()
+        power[0] = 0.0
+        return power / power[inner].sum()
+
+    local = unit(1.0 / np.maximum(freqs, 0.5) ** participant.pink_exponent)
+    drift = unit(1.0 / (1.0 + (freqs / 0.05) ** 2) ** 2)
+    white = unit(np.ones_like(freqs))
+    power = ((LOCAL_SHARE * BACKGROUND_RMS_UV) ** 2 * local[None, :]
+             + participant.drift_uv[:, None] ** 2 * drift[None, :]
+             + participant.channel_noise_uv[:, None] ** 2 * white[None, :])
+    # irfft of coefficients a_k (g + i h), g, h ~ N(0, 1): variance ≈ 4 / n² · Σ a_k²
+    amplitude = np.sqrt(power) * (n_times / 2.0)
+    spectrum = np.empty(amplitude.shape, dtype=np.complex128)
+    spectrum.real = rng.standard_normal(amplitude.shape)
+    spectrum.imag = rng.standard_normal(amplitude.shape)
+    spectrum *= amplitude
+    return np.fft.irfft(spectrum, n=n_times, axis=1)
 
 
 def line_noise(participant: Participant, n_times: int, sfreq: float, rng: np.random.Generator,
@@ -558,8 +614,8 @@ def simulate_net(participant: Participant, envelopes: np.ndarray, onsets: np.nda
     sources = evoked_sources(participant, envelopes, onsets, sfreq)
     evoked = head.gain(participant.auditory_pos, participant.auditory_ori) @ sources
     rest = background(participant, n_times, sfreq, rng, head)
-    var_rest = float(np.mean(average_reference(rest) ** 2))
-    var_evoked = float(np.mean(average_reference(evoked) ** 2))
+    var_rest = model_variance(rest)
+    var_evoked = model_variance(evoked)
     snr = float(np.clip(snr, 1e-6, 0.999))
     evoked *= np.sqrt(snr / (1.0 - snr) * var_rest / max(var_evoked, 1e-30))
     return evoked, rest

@@ -304,17 +304,11 @@ def read_audio(path, *, sfreq: int = AUDIO_SFREQ) -> np.ndarray:
         raise DataFormatError(f"{path}: audio file not found; check the path")
     try:
         audio, file_sfreq = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:  # libsndfile may lack mp3; librosa falls back to audioread
-        try:
-            import librosa
-
-            audio, file_sfreq = librosa.load(str(path), sr=None, mono=False)
-            audio = np.atleast_2d(audio).T
-        except Exception:
-            raise DataFormatError(
-                f"{path}: unreadable audio ({type(error).__name__}: {str(error).splitlines()[0][:120]}); "
-                "convert it to wav or flac"
-            ) from error
+    except Exception as error:  # libsndfile reads wav, flac, ogg and mp3
+        detail = str(error).splitlines()[0][:120] if str(error) else "no detail"
+        raise DataFormatError(
+            f"{path}: unreadable audio ({type(error).__name__}: {detail}); convert it to wav or flac"
+        ) from error
     audio = np.asarray(audio, dtype=np.float32).mean(axis=1)
     if audio.size == 0:
         raise DataFormatError(f"{path}: audio file holds no samples; replace it with the song's audio")

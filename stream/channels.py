@@ -173,7 +173,8 @@ def channel_map(stream_labels, model_labels=MODEL_CHANNELS, *, impute_missing: b
 def _impute_sources(missing, model_labels, canonical, stream_name) -> dict[int, np.ndarray]:
     """Neighbouring stream channels (by electrode position) for each missing model channel."""
     known = [index for index, label in enumerate(canonical) if _has_position(label)]
-    unknown_model = [model_labels[row] for row in missing if not _has_position(canonical_label(model_labels[row]))]
+    unknown_model = [model_labels[row] for row in missing
+                     if not _has_position(canonical_label(model_labels[row]))]
     if unknown_model or not known:
         raise StreamError(
             f"cannot impute {_summarise(unknown_model or [model_labels[r] for r in missing])} for "

@@ -42,7 +42,7 @@ BAD_CHANNEL_S = 1.0
 """A channel non-finite for this long without a break is reported as bad."""
 
 CLOCK_REFRESH_S = 5.0
-RESOLVE_TRY_S = 0.2
+RESOLVE_TRY_S = 1.0
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 0.3
 PULL_TIMEOUT_S = 0.1
@@ -122,7 +122,8 @@ class Inlet:
         self._reset_counters()
 
     # ------------------------------------------------------------------ connection
-    def _open(self, info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, StreamMeta]:
+    def _open(self, info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, StreamMeta, float]:
+        """Open an inlet on ``info``; return it, what the stream is, and its clock offset."""
         summary = StreamSummary.from_info(info)
         _check_stream(summary)
         flags = pylsl.proc_dejitter if self.dejitter else pylsl.proc_none
@@ -133,17 +134,29 @@ class Inlet:
             full = inlet.info(timeout=2.0)
             labels = full.get_channel_labels()
             inlet.open_stream(timeout=2.0)
-            offset = inlet.time_correction(timeout=2.0)
         except (LostError, LSLTimeoutError) as error:
             del inlet
-            raise StreamError(f"stream {summary.name!r} vanished while connecting ({error}); start it again") from None
+            raise StreamError(
+                f"stream {summary.name!r} vanished while connecting ({error}); start it again"
+            ) from None
+        try:
+            offset = inlet.time_correction(timeout=2.0)
+        except (LostError, LSLTimeoutError) as error:  # a lost stream shows at the first pull
+            logger.warning("no clock offset for %r yet (%s); using 0 until the next estimate", summary.name,
+                           type(error).__name__)
+            offset = 0.0
         if labels is not None and any(label is None for label in labels):
             labels = None
         meta = StreamMeta(summary.name, summary.stype, summary.source_id, summary.n_chans, summary.sfreq,
                           summary.channel_format, tuple(labels) if labels is not None else None)
-        self.clock_offset = float(offset)
+        return inlet, meta, float(offset)
+
+    def _use(self, inlet: pylsl.StreamInlet, offset: float) -> None:
+        self._inlet = inlet
+        self.clock_offset = offset
         self._last_clock_check = pylsl.local_clock()
-        return inlet, meta
+        with self._lock:
+            self.connected = True
 
     def connect(self) -> StreamMeta:
         """Resolve and open the stream (in the calling thread); return what it is.
@@ -154,13 +167,13 @@ class Inlet:
             No such stream (the message lists those visible), a string-typed or irregular-rate stream.
         """
         info = resolve_stream(**self.wanted, timeout=self.resolve_timeout)
-        inlet, meta = self._open(info)
-        self._inlet, self.meta = inlet, meta
+        inlet, meta, offset = self._open(info)
+        self.meta = meta
+        self._use(inlet, offset)
         self.ring = RingBuffer(meta.n_chans, max(1, int(self.buffer_s * meta.sfreq)))
         np_dtype = pylsl.lib.fmt2npdtype[info.channel_format()]
         self._dest = np.empty((self.max_chunk, meta.n_chans), dtype=np_dtype)
         self._bad_run = np.zeros(meta.n_chans, dtype=np.int64)
-        self.connected = True
         logger.info("connected to %s", meta.describe())
         return meta
 
@@ -241,6 +254,7 @@ class Inlet:
         """Re-resolve by source_id, then by name, with backoff, until found or stopped."""
         delay = BACKOFF_START_S
         meta = self.meta
+        refused: set[str] = set()  # streams already reported as not matching (uid)
         while not self._stop.is_set():
             candidates = []
             if meta.source_id:
@@ -248,20 +262,24 @@ class Inlet:
             if not candidates and not self._stop.is_set():
                 candidates = find_streams(name=meta.name, stype=meta.stype, timeout=RESOLVE_TRY_S)
             for info in candidates:
+                if info.uid() in refused:
+                    continue
                 try:
-                    inlet, new = self._open(info)
+                    inlet, new, offset = self._open(info)
                 except StreamError as error:
                     logger.warning("reconnect: %s", error)
                     continue
-                if (new.n_chans, new.sfreq, new.channel_format) != (meta.n_chans, meta.sfreq, meta.channel_format) \
-                        or (meta.labels is not None and new.labels != meta.labels):
-                    logger.warning("reconnect: %s does not match %s; still waiting", new.describe(), meta.describe())
+                same_kind = (new.n_chans, new.sfreq, new.channel_format) == (meta.n_chans, meta.sfreq,
+                                                                              meta.channel_format)
+                if not same_kind or (meta.labels is not None and new.labels != meta.labels):
+                    logger.warning("reconnect: %s does not match %s; still waiting", new.describe(),
+                                   meta.describe())
+                    refused.add(info.uid())
                     del inlet
                     continue
-                self._inlet = inlet
+                self._use(inlet, offset)
                 with self._lock:
                     self.reconnects += 1
-                    self.connected = True
                 logger.info("reconnected to %s", new.describe())
                 return
             self._stop.wait(delay)

@@ -108,6 +108,25 @@ class StreamingPreprocessor:
         """How many of the newest stream samples one output sample's FIR part depends on."""
         return self.resampler.support
 
+    @property
+    def settle_s(self) -> float:
+        """Rough settling time of the causal IIR filters in seconds (0 without filters).
+
+        A high-pass at ``f`` Hz settles in about ``1 / f`` s, a notch of quality Q at ``f`` Hz in
+        about ``Q / f`` s. Output samples this long after a bad stream sample are flagged too.
+        """
+        settle = 0.0
+        if self.spec.highpass_hz is not None:
+            settle = max(settle, 1.0 / self.spec.highpass_hz)
+        if self.spec.notch_hz is not None:
+            settle = max(settle, NOTCH_QUALITY / self.spec.notch_hz)
+        return settle
+
+    @property
+    def taint_samples(self) -> int:
+        """How many stream samples after a bad one (itself included) can carry its trace."""
+        return self.support + int(np.ceil(self.settle_s * self.sfreq))
+
     def reset(self) -> None:
         """Forget all past samples (filter and resampler state back to zero)."""
         self.resampler.reset()
@@ -192,6 +211,7 @@ def preprocess_recording(eeg: np.ndarray, sfreq: float, labels, spec: Preprocess
             f"recording has shape {eeg.shape} but {len(labels)} labels; pass eeg as (n_chans, n_times) "
             "with one label per channel"
         )
-    pre = StreamingPreprocessor(sfreq, labels, spec, impute_missing=impute_missing, stream_name="the recording")
+    pre = StreamingPreprocessor(sfreq, labels, spec, impute_missing=impute_missing,
+                                stream_name="the recording")
     out, _ = pre.process(eeg)
     return out

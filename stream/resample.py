@@ -48,7 +48,8 @@ def resample_ratio(sfreq_in: float, sfreq_out: float = MODEL_SFREQ) -> tuple[int
         )
     rate = Fraction(sfreq_in).limit_denominator(100)
     ratio = Fraction(sfreq_out).limit_denominator(100) / rate
-    if abs(float(rate) - sfreq_in) > 1e-6 * sfreq_in or ratio.numerator > MAX_UP or ratio.denominator > MAX_DOWN:
+    inexact = abs(float(rate) - sfreq_in) > 1e-6 * sfreq_in
+    if inexact or ratio.numerator > MAX_UP or ratio.denominator > MAX_DOWN:
         raise StreamError(
             f"stream rate {sfreq_in:g} Hz cannot be resampled to {sfreq_out:g} Hz by a short polyphase "
             f"filter; {SUPPORTED_RATES_HINT}"

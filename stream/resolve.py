@@ -38,8 +38,8 @@ class StreamSummary:
     def describe(self) -> str:
         """One line such as ``'Cap-1' (EEG, 128 ch @ 1000 Hz, source_id 'amp-7')``."""
         rate = "irregular" if self.sfreq == 0 else f"{self.sfreq:g} Hz"
-        return (f"{self.name!r} ({self.stype or 'no type'}, {self.n_chans} ch @ {rate}, {self.channel_format}, "
-                f"source_id {self.source_id!r})")
+        return (f"{self.name!r} ({self.stype or 'no type'}, {self.n_chans} ch @ {rate}, "
+                f"{self.channel_format}, source_id {self.source_id!r})")
 
 
 def list_streams(timeout: float = 1.0) -> list[StreamSummary]:
@@ -98,7 +98,7 @@ def resolve_stream(*, name: str | None = None, stype: str | None = None, source_
     wanted = predicate(name=name, stype=stype, source_id=source_id)
     found = pylsl.resolve_bypred(wanted, 1, timeout)
     if not found:
-        visible = list_streams(timeout=min(1.0, max(timeout, 0.2)))
+        visible = list_streams(timeout=1.0)
         listing = "; ".join(s.describe() for s in visible) if visible else "none"
         raise StreamError(
             f"no LSL stream with {wanted} appeared within {timeout:g} s (visible: {listing}); start the "

@@ -5,7 +5,8 @@ chunk, preprocesses it with carried state (channel mapping, resampling to 125 Hz
 re-reference: the same definition as :func:`stream.preprocess.preprocess_recording`), writes the
 model-rate samples into a ring buffer and queues every completed window. A model-rate sample is
 flagged when the stream samples it depends on include a gap, a NaN/Inf run or a timestamp going
-backwards; a window with a flagged sample is flagged.
+backwards, or follows one by less than the filters' settling time; a window with a flagged sample is
+flagged.
 
 Example
 -------
@@ -103,9 +104,9 @@ class EEGSource:
     """
 
     def __init__(self, name: str | None = None, stype: str | None = None, source_id: str | None = None, *,
-                 spec: PreprocessingSpec | None = None, hop_s: float = DEFAULT_HOP_S, impute_missing: bool = False,
-                 queue_windows: int = 8, dejitter: bool = False, recent_s: float = 30.0,
-                 resolve_timeout: float = 5.0):
+                 spec: PreprocessingSpec | None = None, hop_s: float = DEFAULT_HOP_S,
+                 impute_missing: bool = False, queue_windows: int = 8, dejitter: bool = False,
+                 recent_s: float = 30.0, resolve_timeout: float = 5.0):
         self.spec = spec if spec is not None else PreprocessingSpec()
         self.hop_s = float(hop_s)
         self.impute_missing = impute_missing
@@ -141,14 +142,16 @@ class EEGSource:
             No such stream (the message lists those visible); a string-typed or irregular stream;
             channels the model needs are missing; a rate that cannot be resampled to the model's.
         """
+        if self.meta is not None:
+            return  # already started
         meta = self.inlet.connect()
         try:
             labels = meta.labels if meta.labels is not None else default_labels(meta.n_chans)
             if labels is None:
                 raise StreamError(
-                    f"stream {meta.name!r} has {meta.n_chans} channels and no channel labels; the model needs "
-                    f"{len(self.spec.channels)} ({self.spec.channels[0]}…{self.spec.channels[-1]}): label "
-                    "the channels in the outlet's desc/channels"
+                    f"stream {meta.name!r} has {meta.n_chans} channels and no channel labels; the model "
+                    f"needs {len(self.spec.channels)} ({self.spec.channels[0]}…{self.spec.channels[-1]}): "
+                    "label the channels in the outlet's desc/channels"
                 )
             self.preprocessor = StreamingPreprocessor(meta.sfreq, labels, self.spec,
                                                       impute_missing=self.impute_missing,
@@ -160,7 +163,7 @@ class EEGSource:
         self.inlet.start()
 
     def stop(self) -> None:
-        """Stop acquiring and close the stream (safe to call twice)."""
+        """Stop acquiring and close the stream (safe to call twice; make a new source to start again)."""
         self.inlet.stop()
 
     def __enter__(self) -> EEGSource:
@@ -170,7 +173,8 @@ class EEGSource:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _on_chunk(self, data: np.ndarray, timestamps: np.ndarray, flags: np.ndarray, t_arrival: float) -> None:
+    def _on_chunk(self, data: np.ndarray, timestamps: np.ndarray, flags: np.ndarray,
+                  t_arrival: float) -> None:
         out, newest = self.preprocessor.process(data.T)
         n_before = self._n_in
         self._n_in += len(timestamps)
@@ -181,8 +185,8 @@ class EEGSource:
         self.windower.update(t_arrival)
 
     def _taint(self, flags: np.ndarray, newest_global: np.ndarray, n_before: int) -> np.ndarray:
-        """Flag model-rate samples whose input support contains a flagged stream sample."""
-        support = self.preprocessor.support
+        """Flag model-rate samples within the filters' reach of a flagged stream sample."""
+        support = self.preprocessor.taint_samples
         out = np.zeros(newest_global.size, dtype=np.uint8)
         if not flags.any() and newest_global[0] - max(self._last_flag.values()) >= support:
             return out

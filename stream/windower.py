@@ -76,7 +76,9 @@ class Windower:
         if queue_windows < 1:
             raise ValueError(f"queue_windows must be at least 1, got {queue_windows}")
         if ring.capacity < window_samples:
-            raise ValueError(f"ring buffer of {ring.capacity} samples cannot hold a {window_samples}-sample window")
+            raise ValueError(
+                f"ring buffer of {ring.capacity} samples cannot hold a {window_samples}-sample window"
+            )
         self.ring = ring
         self.hop_samples = float(hop_s) * float(sfreq)
         self.window_samples = int(window_samples)

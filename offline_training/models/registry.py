@@ -11,16 +11,25 @@ from pathlib import Path
 from offline_training.models.base import MelDecoder
 from offline_training.models.cnn import CNN
 from offline_training.models.convnet import ConvNet
+from offline_training.models.diffusion import Diffusion
 from offline_training.models.encdec import EncDec
 from offline_training.models.linear import Linear
 from offline_training.models.rcnn import RCNN
 from offline_training.models.transformer import Transformer
+from offline_training.models.wavegan import WaveGAN
 from stream.errors import ConfigError, ModelError
 
 MODELS: dict[str, type[MelDecoder]] = {
     cls.name: cls for cls in (Linear, CNN, RCNN, EncDec, Transformer, ConvNet)
 }
 """Registry: model name → class."""
+
+GENERATIVE_MODELS: dict[str, type[MelDecoder]] = {cls.name: cls for cls in (WaveGAN, Diffusion)}
+"""Generative decoders with their own training loop (``fit_run``: adversarial, diffusion); kept out of
+:data:`MODELS`, whose every entry the regression tests and benchmarks train with the plain loop."""
+
+ALL_MODELS: dict[str, type[MelDecoder]] = {**MODELS, **GENERATIVE_MODELS}
+"""Every name ``eegmusic train`` accepts."""
 
 
 def build_model(name: str, **config) -> MelDecoder:
@@ -29,7 +38,7 @@ def build_model(name: str, **config) -> MelDecoder:
     Parameters
     ----------
     name : str
-        One of :data:`MODELS`.
+        One of :data:`ALL_MODELS`.
     **config
         Constructor keywords (shared contract and model hyper-parameters).
 
@@ -38,10 +47,10 @@ def build_model(name: str, **config) -> MelDecoder:
     ConfigError
         Unknown model name or bad hyper-parameter.
     """
-    if name not in MODELS:
-        raise ConfigError(f"unknown model '{name}'; use one of {', '.join(MODELS)}")
+    if name not in ALL_MODELS:
+        raise ConfigError(f"unknown model '{name}'; use one of {', '.join(ALL_MODELS)}")
     try:
-        return MODELS[name](**config)
+        return ALL_MODELS[name](**config)
     except TypeError as error:
         raise ConfigError(f"bad configuration for model '{name}': {error}") from error
 
@@ -83,9 +92,9 @@ def load_checkpoint(path, *, model_name: str | None = None):
         raise ModelError(
             f"checkpoint {path} holds a '{name}' model, not '{model_name}'; use --model {name} or another run"
         )
-    if name not in MODELS:
-        raise ModelError(f"checkpoint {path} holds unknown model '{name}'; known: {', '.join(MODELS)}")
-    model = MODELS[name].from_config(content["model_config"])
+    if name not in ALL_MODELS:
+        raise ModelError(f"checkpoint {path} holds unknown model '{name}'; known: {', '.join(ALL_MODELS)}")
+    model = ALL_MODELS[name].from_config(content["model_config"])
     model.load_state_dict(content["state_dict"])
     model.eval()
     config = {k: v for k, v in content.items() if k not in ("state_dict", "optimizer", "best_state")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,11 +41,14 @@ def _start_replay(data_dir, name, *extra, song=21, subject=1):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "stream.cli", "replay", "--data", str(data_dir), "--song", str(song),
            "--subject", str(subject), "--name", name, "--source-id", name, *extra]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    found = pylsl.resolve_bypred(f"name='{name}'", 1, 20.0)
-    if not found:
-        proc.kill()
-        raise RuntimeError(f"replay did not start: {proc.stderr.read().decode()[-2000:]}")
+    with tempfile.TemporaryFile() as log:   # a file, not a pipe: an unread pipe would block the replay
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        found = pylsl.resolve_bypred(f"name='{name}'", 1, 20.0)
+        if not found:
+            proc.kill()
+            proc.wait()
+            log.seek(0)
+            raise RuntimeError(f"replay did not start: {log.read().decode()[-2000:]}")
     return proc
 
 
@@ -84,20 +88,27 @@ def _wait(pipeline, windows, timeout=20.0):
 def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_model, tmp_path, pulse_sink):
     record = tmp_path / "rec"
     config = PipelineConfig(stream_name=stream_name, model_path=mel_model, device="cpu",
-                            audio_device=pulse_sink.device, record_dir=record, truth_dir=sim_dir,
-                            resolve_timeout_s=10)
-    with pulse_sink.capture() as capture, LivePipeline(config) as pipeline:
+                            record_dir=record, truth_dir=sim_dir, resolve_timeout_s=10)
+    with pulse_sink.recording() as captured, LivePipeline(config) as pipeline:   # default device: the sink
         mel_out = pylsl.resolve_bypred(f"name='{stream_name}-mel'", 1, 5.0)
+        mel_inlet = pylsl.StreamInlet(mel_out[0])
+        mel_inlet.open_stream(timeout=5.0)
         _wait(pipeline, 30)
         snap = pipeline.snapshot()
         summary = pipeline.summary()
-    audio = capture.samples()
+        lsl_frames, lsl_stamps = mel_inlet.pull_chunk(timeout=1.0, max_samples=4096)
+        del mel_inlet                                            # inlets go before outlets
+    audio = captured["audio"]
 
     # Sound reached the (null) sound card.
     assert np.sqrt(np.mean(audio ** 2)) > 1e-4, "captured audio is silent"
     # The MelSpectrogram outlet existed with the right shape.
     assert mel_out and mel_out[0].type() == "MelSpectrogram"
     assert mel_out[0].channel_count() == 128 and mel_out[0].nominal_srate() == pytest.approx(22050 / 512)
+    # Frames sent on LSL are the recorded frames, stamped one frame period apart.
+    lsl_frames = np.asarray(lsl_frames, dtype=np.float32)
+    assert lsl_frames.shape[0] > 20 and lsl_frames.shape[1] == 128
+    np.testing.assert_allclose(np.diff(lsl_stamps), 512 / 22050, atol=1e-6)
     # Snapshot for the GUI.
     assert snap.eeg.shape[0] == 125 and snap.eeg.shape[1] > 100 and snap.eeg_sfreq == 125.0
     assert snap.mel.shape[0] == 128 and snap.mel.shape[1] > 50 and snap.labels[0] == "E1"
@@ -112,6 +123,8 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
     k, frames, _ = read_frames(record)
     np.testing.assert_array_equal(k, np.arange(k[0], k[0] + len(k)))
     assert frames.shape[0] == 128 and np.isfinite(frames).all()
+    recorded = {tuple(np.round(column, 3)) for column in frames.T}
+    assert all(tuple(np.round(row, 3)) in recorded for row in lsl_frames)
     import soundfile
 
     wav, rate = soundfile.read(record / AUDIO_FILE, dtype="float32")

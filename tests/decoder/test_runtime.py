@@ -88,3 +88,20 @@ def test_cuda_matches_cpu(mel_model, rng):
     for _ in range(3):
         window = rng.standard_normal((125, 125)).astype(np.float32) * 20
         np.testing.assert_allclose(gpu.predict(window), cpu.predict(window), atol=1e-3)
+
+
+def test_runs_training_export_like_torch(tmp_path, rng):
+    """A registry model exported by offline_training runs in the runtime as it does in torch."""
+    torch = pytest.importorskip("torch")
+    from offline_training.export import build_metadata, export_onnx
+    from offline_training.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("linear").eval()
+    path = export_onnx(model, tmp_path / "linear.onnx", build_metadata(model))
+    runtime = DecoderRuntime(path, device="cpu")
+    assert runtime.info.model_name == "linear" and runtime.info.output_shape == (128, 44)
+    window = (rng.standard_normal((125, 125)) * 20).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(window[None])).numpy()[0]
+    np.testing.assert_allclose(runtime.predict(window), expected, atol=1e-3)

@@ -16,15 +16,21 @@ LABELS = list(MODEL_CHANNELS)
 
 # ---------------------------------------------------------------------------- pure functions
 def test_minmax_reduce_matches_brute_force(rng):
-    from gui.eeg_panel import minmax_reduce
+    from gui.eeg_panel import minmax_reduce, point_positions, reduction_plan
 
     eeg = rng.standard_normal((4, 1003)).astype(np.float32)
+    per_bin, n_bins, head = reduction_plan(1003, 100)
+    assert (per_bin, n_bins, head) == (11, 92, 2) and head + (n_bins - 1) * per_bin == 1003
     reduced = minmax_reduce(eeg, 100)
-    per_bin = 1003 // 100
-    used = eeg[:, 1003 - per_bin * 100:].reshape(4, 100, per_bin)
-    assert reduced.shape == (4, 200)
-    np.testing.assert_array_equal(reduced[:, 0::2], used.min(axis=2))
-    np.testing.assert_array_equal(reduced[:, 1::2], used.max(axis=2))
+    edges = [0] + [head + per_bin * k for k in range(n_bins)]
+    assert reduced.shape == (4, 2 * n_bins)
+    for b in (0, 1, 50, n_bins - 1):
+        chunk = eeg[:, edges[b]:edges[b + 1]]
+        np.testing.assert_array_equal(reduced[:, 2 * b], chunk.min(axis=1))
+        np.testing.assert_array_equal(reduced[:, 2 * b + 1], chunk.max(axis=1))
+    positions = point_positions(1003, 100)
+    assert positions.shape == (2 * n_bins,)
+    assert positions[0] == 0.5 and positions[-1] == 1003 - 1 - (per_bin - 1) / 2
 
 
 def test_minmax_reduce_reuses_buffer_and_keeps_short_input(rng):
@@ -148,7 +154,7 @@ def test_eeg_panel_highlights_flagged_channels(qtbot, rng):
     assert panel.reasons[3] == "flat" and panel.reasons[7] == "nan" and panel.reasons[11] == "railed"
     _, bad_y = panel.flag_curve.getData()
     good_y = panel.trace_data()[1].reshape(125, -1)
-    assert np.isfinite(bad_y).all() and bad_y.size == 4 * good_y.shape[1]
+    assert bad_y.size == 4 * good_y.shape[1] and np.isfinite(bad_y.reshape(4, -1)[:, :-1]).all()
     assert np.isnan(good_y[[3, 7, 11, 20]]).all() and np.isfinite(good_y[0, :-1]).all()
     assert "E4 flat" in panel.flag_label.text() and "E12 railed" in panel.flag_label.text()
     ticks = dict((text, pos) for pos, text in panel.plot.getAxis("left")._tickLevels[0])

@@ -39,7 +39,7 @@ def test_eeg_and_mel_rows_match_the_files(dataset, sim_dir):
         song, subject, start = (int(v) for v in dataset.index[row])
         recording = folder.load_song(song)
         k = recording.subjects.index(dataset.subjects[subject])
-        np.testing.assert_allclose(eeg[i], recording.eeg(k)[:, start:start + 125], rtol=1e-6)
+        np.testing.assert_allclose(eeg[i], recording.eeg(k)[:, start : start + 125], rtol=1e-6)
         expected = window_mel_db(folder.load_stimulus(song), start / 125 - 0.2)
         np.testing.assert_allclose(mel[i], expected, atol=1e-4)
 

@@ -21,10 +21,32 @@ REPO = Path(__file__).resolve().parents[2]
 
 def torchrun_train(data, out, model, model_config, epochs=1):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "stream.cli", "train", "--data", str(data), "--model", model, "--split", "block",
-               "--out", str(out), "--epochs", str(epochs), "--batch-size", "16", "--no-progress",
-               "--model-config", json.dumps(model_config)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "stream.cli",
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        model,
+        "--split",
+        "block",
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "16",
+        "--no-progress",
+        "--model-config",
+        json.dumps(model_config),
+    ]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=170)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
@@ -41,13 +63,31 @@ def test_ddp_gradient_training_with_two_processes(sim_dir, tmp_path):
     assert result.stderr.count("epoch 1: train loss") == 1
 
 
+@pytest.mark.slow
 def test_ddp_linear_equals_one_process(sim_dir, tmp_path):
     """Ridge statistics summed over 2 processes give the single-process solution."""
     config = {"lags": [0, 8]}
     torchrun_train(sim_dir, tmp_path / "ddp", "linear", config)
     torch.set_num_threads(1)
-    assert main(["train", "--data", str(sim_dir), "--model", "linear", "--split", "block", "--out",
-                 str(tmp_path / "one"), "--no-progress", "--model-config", json.dumps(config)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(sim_dir),
+                "--model",
+                "linear",
+                "--split",
+                "block",
+                "--out",
+                str(tmp_path / "one"),
+                "--no-progress",
+                "--model-config",
+                json.dumps(config),
+            ]
+        )
+        == 0
+    )
     two, _ = load_checkpoint(tmp_path / "ddp" / "best.pt")
     one, _ = load_checkpoint(tmp_path / "one" / "best.pt")
     np.testing.assert_allclose(two.weight.detach().numpy(), one.weight.detach().numpy(), rtol=1e-4, atol=1e-4)

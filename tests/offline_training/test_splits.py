@@ -11,8 +11,12 @@ from stream.errors import ConfigError
 
 
 def make_index(n_songs=3, n_subjects=4, n_windows=60, hop=125):
-    rows = [(21 + song, subject, k * hop) for song in range(n_songs) for subject in range(n_subjects)
-            for k in range(n_windows)]
+    rows = [
+        (21 + song, subject, k * hop)
+        for song in range(n_songs)
+        for subject in range(n_subjects)
+        for k in range(n_windows)
+    ]
     return np.array(rows, dtype=INDEX_DTYPE)
 
 
@@ -35,7 +39,9 @@ def test_block_split_has_no_window_near_a_test_window(hop):
     test = index[split.test]
     for part in (split.train, split.val):
         other = index[part]
-        same = (test["song"][:, None] == other["song"][None, :]) & (test["subject"][:, None] == other["subject"][None, :])
+        same = (test["song"][:, None] == other["song"][None, :]) & (
+            test["subject"][:, None] == other["subject"][None, :]
+        )
         distance = np.abs(test["start"][:, None] - other["start"][None, :])
         # windows are 125 samples long and must be at least 125 samples (the guard) apart
         assert not (same & (distance < 250)).any()

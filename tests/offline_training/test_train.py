@@ -34,9 +34,25 @@ def _one_thread():
 
 
 def train_args(data, out, model="cnn", *extra):
-    return ["train", "--data", str(data), "--model", model, "--split", "block", "--out", str(out),
-            "--epochs", "1", "--batch-size", "16", "--no-progress", "--model-config", json.dumps(TINY[model]),
-            *extra]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        model,
+        "--split",
+        "block",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--no-progress",
+        "--model-config",
+        json.dumps(TINY[model]),
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("model", list(TINY))
@@ -113,7 +129,10 @@ def no_stimuli_dir(sim_dir, tmp_path_factory):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"--model": "gru"}, "unknown model 'gru'; use one of linear, cnn, rcnn, encdec, transformer, convnet"),
+        (
+            {"--model": "gru"},
+            "unknown model 'gru'; use one of linear, cnn, rcnn, encdec, transformer, convnet",
+        ),
         ({"--split": "sideways"}, "unknown split 'sideways'; use one of random, block, subject, song, all"),
         ({"--split": "song"}, r"split 'song' leaves the validation part empty \(2 songs; needs at least 3\)"),
         ({"--split": "all"}, "split 'all' has no training part"),

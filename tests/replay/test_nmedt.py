@@ -302,6 +302,18 @@ def test_info_reports_stimulus_length_mismatch(sim_dir, tmp_path):
     soundfile.write(folder / "stimuli" / "song22.wav", np.zeros(5 * 22050, dtype=np.float32), 22050)
     _, problems = describe_folder(folder)
     assert len(problems) == 1 and "lasts 5.0 s but the EEG of song 22 lasts 20.0 s" in problems[0]
+    from stream.cli import main
+
+    assert main(["info", str(folder)]) == 1
+
+
+def test_mp3_stimulus(tmp_path):
+    t = np.arange(2 * 44100) / 44100
+    soundfile.write(tmp_path / "song.mp3", 0.5 * np.sin(2 * np.pi * 1000 * t), 44100, format="MP3")
+    audio = read_audio(tmp_path / "song.mp3")
+    assert abs(audio.size - 2 * 22050) < 2500  # mp3 encoders pad a few frames
+    spectrum = np.abs(np.fft.rfft(audio[5000:5000 + 22050]))
+    assert np.argmax(spectrum) == pytest.approx(1000, abs=2)
 
 
 def test_read_audio_mono_mix(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.io
@@ -10,7 +12,7 @@ from scipy.signal import butter, sosfiltfilt, welch
 
 from replay import forward_model as fm
 from replay.music import generate_song
-from replay.nmedt import NMEDTFolder
+from replay.nmedt import NMEDTFolder, describe_folder
 from replay.simulate import DEFAULT_SNR, simulate
 from stream.errors import ConfigError, DataFormatError
 from stream.spec import MODEL_CHANNELS
@@ -21,7 +23,7 @@ from stream.spec import MODEL_CHANNELS
 
 def test_files_have_the_nmedt_layout(sim_dir):
     names = sorted(p.name for p in sim_dir.iterdir())
-    assert names == ["song21_Imputed.mat", "song22_Imputed.mat", "stimuli"]
+    assert names == ["simulation.json", "song21_Imputed.mat", "song22_Imputed.mat", "stimuli"]
     variables = {name: (shape, cls) for name, shape, cls in scipy.io.whosmat(sim_dir / "song21_Imputed.mat")}
     assert variables == {"data21": ((125, 2500, 3), "double"), "fs": ((1, 1), "double"),
                          "subs21": ((1, 3), "cell")}
@@ -61,13 +63,18 @@ def test_participant_keeps_traits_across_songs():
     np.testing.assert_array_equal(first.auditory_pos, second.auditory_pos)
 
 
-def test_raw_files_129_channels_1khz_line_noise(tmp_path):
-    out = simulate(tmp_path / "raw", n_songs=1, n_subjects=1, seconds=4, raw=True, progress=False)
+def test_raw_files_129_channels_1khz_line_noise(sim_raw_dir):
+    out = sim_raw_dir
     assert (out / "song21_raw.mat").read_bytes()[:10] == b"MATLAB 7.3"
     folder = NMEDTFolder(out)
     raw = folder.load_song(21, raw=True)
-    assert raw.data.shape == (129, 4000, 1) and raw.sfreq == 1000.0 and raw.channels[-1] == "Cz"
+    assert raw.data.shape == (129, 10000, 2) and raw.sfreq == 1000.0 and raw.channels[-1] == "Cz"
+    assert raw.subjects == ["S01", "S02"]
     np.testing.assert_array_equal(raw.data[-1], 0.0)  # recorded against Cz
+    lines, problems = describe_folder(out)
+    assert "song 21 'First Fires' 55.97 BPM: raw song21_raw.mat: shape (129, 10000, 2) at 1000 Hz, 10.0 s" \
+        in lines
+    assert problems == []
     freqs, psd = welch(raw.eeg(0)[:124], fs=1000.0, nperseg=1000)
     line = psd[:, freqs == 60.0].mean()
     assert line > 20 * np.median(psd[:, (freqs > 50) & (freqs < 70) & (freqs != 60.0)])
@@ -105,6 +112,20 @@ def test_bad_arguments(tmp_path, kwargs, error, message):
     with pytest.raises(error, match=message.replace(".", r"\.")) as info:
         simulate(tmp_path / "x", **{"seconds": 3, "n_subjects": 1, "n_songs": 1, "progress": False, **kwargs})
     assert "\n" not in str(info.value)
+
+
+def test_rerun_replaces_previous_simulation_but_never_real_data(tmp_path):
+    out = simulate(tmp_path / "sim", n_songs=3, n_subjects=1, seconds=2, progress=False)
+    simulate(out, n_songs=1, n_subjects=1, seconds=2, progress=False)
+    assert NMEDTFolder(out).song_ids == [21]
+    assert sorted(p.name for p in (out / "stimuli").iterdir()) == ["song21.wav"]
+    assert json.loads((out / "simulation.json").read_text())["complete"] is True
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "song21_Imputed.mat").write_bytes(b"precious")
+    with pytest.raises(ConfigError, match="not written by eegmusic simulate"):
+        simulate(real, n_songs=1, n_subjects=1, seconds=2, progress=False)
+    assert (real / "song21_Imputed.mat").read_bytes() == b"precious"
 
 
 def test_cli_simulate(tmp_path, capsys):
@@ -162,6 +183,30 @@ def test_sphere_leadfield_matches_centred_dipole_limit():
     np.testing.assert_allclose(lf[:, 0, :], expected, rtol=1e-3)
 
 
+def test_sphere_leadfield_matches_mne_sphere_model():
+    mne = pytest.importorskip("mne")
+    radius = 0.09
+    rng = np.random.default_rng(1)
+    elec = rng.standard_normal((24, 3))
+    elec[:, 2] = np.abs(elec[:, 2])
+    elec = radius * elec / np.linalg.norm(elec, axis=1, keepdims=True)
+    names = [f"C{i}" for i in range(len(elec))]
+    info = mne.create_info(names, 100.0, "eeg")
+    info.set_montage(mne.channels.make_dig_montage(ch_pos=dict(zip(names, elec, strict=True)),
+                                                   coord_frame="head"))
+    # one conductivity in two shells: a homogeneous sphere
+    sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.0), head_radius=radius, relative_radii=(0.999, 1.0),
+                                   sigmas=(0.33, 0.33), verbose="error")
+    pos, ori = np.array([[0.03, -0.01, 0.04]]), np.array([[0.3, 0.2, 0.9]]) / np.linalg.norm([0.3, 0.2, 0.9])
+    dipole = mne.Dipole(times=[0.0], pos=pos, amplitude=[1.0], ori=ori, gof=[100.0])
+    fwd, _ = mne.make_forward_dipole(dipole, sphere, info, verbose="error")
+    theirs = fwd["sol"]["data"][:, 0]
+    mine = fm.sphere_leadfield(pos, elec, radius=radius)[:, 0] @ ori[0]
+    # both are defined up to the reference: compare average-referenced
+    np.testing.assert_allclose(mine - mine.mean(), theirs - theirs.mean(), rtol=1e-5,
+                               atol=1e-6 * np.abs(theirs).max())
+
+
 def test_trf_has_p1_n1_p2():
     kernel = fm.trf_kernel(1000.0)
     t_ms = np.arange(kernel.size)
@@ -181,6 +226,26 @@ def test_auditory_topography_fronto_central_vs_mastoid():
     fronto_central = pattern[[label[c] for c in ("E6", "E7", "E106", "Cz")]].mean()
     mastoids = pattern[[label[c] for c in ("E57", "E100")]].mean()
     assert fronto_central > 0 > mastoids  # source up: vertex positive, so the N1 is negative there
+
+
+def test_onset_locked_erp_p1_n1_p2_at_fronto_central_sites(tmp_path):
+    folder = NMEDTFolder(simulate(tmp_path, n_songs=1, n_subjects=1, seconds=60, snr=0.3, progress=False))
+    rec = folder.load_song(21)
+    _, onsets = fm.stimulus_features(folder.load_stimulus(21), audio_sfreq=22050, sfreq=125.0,
+                                     n_times=rec.n_times)
+    middle = onsets[1:-1]
+    peaks = np.flatnonzero((middle > onsets[:-2]) & (middle >= onsets[2:]) & (middle > 2.5)) + 1
+    peaks = peaks[(peaks > 12) & (peaks < rec.n_times - 50)]
+    assert peaks.size > 50
+    site = rec.eeg(0)[[rec.channels.index(c) for c in ("E6", "E7", "E106", "Cz")]].mean(axis=0)
+    erp = np.mean([site[i - 12:i + 50] - site[i - 12:i].mean() for i in peaks], axis=0)
+    t_ms = np.arange(-12, 50) * 8
+    n1 = np.argmin(erp)
+    assert 80 <= t_ms[n1] <= 136 and erp[n1] < 0
+    after = n1 + np.argmax(erp[n1:n1 + 20])
+    assert 150 <= t_ms[after] <= 260 and erp[after] > erp[n1] + 0.5 * abs(erp[n1])
+    before = 12 + np.argmax(erp[12:n1])
+    assert 24 <= t_ms[before] <= 80 and erp[before] > erp[n1]
 
 
 @pytest.mark.parametrize("snr", [0.01, 0.03, 0.3])

@@ -49,7 +49,8 @@ def test_impute_missing_uses_neighbours(rng):
     row = MODEL_CHANNELS.index("E17")
     sources = mapping.imputed[row]
     assert 2 <= sources.size <= 8
-    distance = np.linalg.norm(electrode_positions([labels[i] for i in sources]) - electrode_positions(["E17"]), axis=1)
+    positions = electrode_positions([labels[i] for i in sources])
+    distance = np.linalg.norm(positions - electrode_positions(["E17"]), axis=1)
     assert np.all(distance < 0.045)
     np.testing.assert_allclose(out[row], eeg[sources].mean(axis=0))
 

@@ -68,7 +68,8 @@ def test_bad_streams_are_refused_with_a_reason(stream_name, n_chans, rate, fmt, 
 
 def test_missing_stream_error_lists_visible_streams(stream_name):
     outlet = _outlet(stream_name, 4, 125.0)
-    with pytest.raises(StreamError, match=rf"no LSL stream with name='nope-{stream_name}'.*visible:.*{stream_name}"):
+    expected = rf"no LSL stream with name='nope-{stream_name}'.*visible:.*{stream_name}"
+    with pytest.raises(StreamError, match=expected):
         Inlet(f"nope-{stream_name}", resolve_timeout=0.3).connect()
     del outlet
 
@@ -95,3 +96,86 @@ def test_single_samples_and_backward_timestamps_are_counted_and_flagged(stream_n
     assert inlet.gaps == 2 and flags[20] & FLAG_GAP  # the step after the backwards one is a gap too
     assert inlet.missing_samples >= 49
     del outlet
+
+
+def test_dejitter_smooths_jittered_timestamps(stream_name):
+    outlet = _outlet(stream_name, 2, 250.0)
+    raw, smooth = Inlet(stream_name), Inlet(stream_name, dejitter=True)
+    try:
+        raw.start()
+        smooth.start()
+        assert outlet.wait_for_consumers(5.0)
+        time.sleep(0.3)
+        jitter = np.random.default_rng(0).normal(0, 0.002, 300)
+        t0 = pylsl.local_clock()
+        for k in range(300):
+            outlet.push_sample([float(k), 0.0], t0 + k / 250 + jitter[k])
+            if k % 10 == 9:
+                time.sleep(0.03)
+        _wait(lambda: raw.n_samples >= 300 and smooth.n_samples >= 300)
+    finally:
+        raw.stop()
+        smooth.stop()
+    assert raw.jitter_ms > 0.5 and raw.gaps > 0 and raw.non_monotonic > 0  # 2-ms jitter at a 4-ms period
+    assert smooth.jitter_ms < 0.2 and smooth.gaps == 0 and smooth.non_monotonic == 0
+    del outlet
+
+
+def test_all_nan_channel_is_reported_and_flagged_never_passed_on(stream_name):
+    info = pylsl.StreamInfo(stream_name, "EEG", 125, 125.0, pylsl.cf_float32, f"{stream_name}-sid")
+    info.set_channel_labels([f"E{i}" for i in range(1, 125)] + ["Cz"])
+    outlet = pylsl.StreamOutlet(info)
+    source = EEGSource(stream_name, queue_windows=64)
+    try:
+        source.start()
+        assert outlet.wait_for_consumers(5.0)
+        time.sleep(0.2)
+        chunk = signal_value(np.arange(300), 125, 125.0).T.copy()
+        chunk[:, 4] = np.nan  # E5 is dead
+        t0 = pylsl.local_clock()
+        for start in range(0, 300, 25):
+            outlet.push_chunk(chunk[start:start + 25], t0 + (start + 24) / 125)
+        _wait(lambda: source.health().n_samples >= 300)
+        windows = []
+        while (window := source.next_window(timeout=0.5)) is not None:
+            windows.append(window)
+        health = source.health()
+    finally:
+        source.stop()
+    assert health.bad_channels == ("E5",) and health.nan_runs == 1 and health.gaps == 0
+    assert len(windows) == 15 and all(w.flagged and w.reason == "nan" for w in windows)
+    assert all(np.isfinite(w.data).all() and not w.data[4].any() for w in windows)
+    del outlet
+
+
+def test_source_returning_under_a_new_source_id_is_found_by_name(stream_name):
+    def outlet_with(source_id, n_chans=2):
+        info = pylsl.StreamInfo(stream_name, "EEG", n_chans, 100.0, pylsl.cf_float32, source_id)
+        info.set_channel_labels([f"E{i}" for i in range(1, n_chans + 1)])
+        return pylsl.StreamOutlet(info)
+
+    outlet = outlet_with(f"{stream_name}-first")
+    inlet = Inlet(stream_name)
+    try:
+        inlet.start()
+        assert outlet.wait_for_consumers(5.0)
+        outlet.push_chunk(np.zeros((5, 2), np.float32))
+        _wait(lambda: inlet.n_samples >= 5)
+        del outlet  # the source dies (the inlet sees the connection drop)
+        _wait(lambda: not inlet.connected)
+        impostor = outlet_with(f"{stream_name}-impostor", n_chans=3)  # same name, other channels
+        time.sleep(1.0)
+        assert inlet.reconnects == 0 and not inlet.connected
+        outlet = outlet_with(f"{stream_name}-second")
+        returned = time.monotonic()
+        _wait(lambda: inlet.reconnects == 1, timeout=5.0)
+        assert time.monotonic() - returned < 2.0
+        assert outlet.wait_for_consumers(5.0)
+        outlet.push_chunk(np.ones((5, 2), np.float32))
+        _wait(lambda: inlet.n_samples >= 10)
+    finally:
+        inlet.stop()
+    data, _, flags = inlet.ring.latest(10)
+    assert data[0].tolist() == [0] * 5 + [1] * 5 and inlet.connected is False and inlet.error is None
+    assert flags[5] & FLAG_GAP
+    del outlet, impostor

@@ -91,9 +91,10 @@ def test_non_finite_samples_become_zero_and_do_not_poison_state(rng):
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"eeg": np.zeros((10, 50)), "labels": MODEL_CHANNELS}, DataFormatError, "shape \\(10, 50\\) but 125 labels"),
+    ({"eeg": np.zeros((10, 50))}, DataFormatError, "shape \\(10, 50\\) but 125 labels"),
     ({"eeg": np.zeros(125), "labels": MODEL_CHANNELS}, DataFormatError, "n_chans, n_times"),
-    ({"labels": ["X5" if c == "E5" else c for c in MODEL_CHANNELS]}, StreamError, r"lacks 1 the model needs \(E5\)"),
+    ({"labels": ["X5" if c == "E5" else c for c in MODEL_CHANNELS]}, StreamError,
+     r"lacks 1 the model needs \(E5\)"),
     ({"sfreq": 100.0}, StreamError, "below the model's 125 Hz"),
     ({"sfreq": 0.0}, StreamError, "irregular"),
     ({"spec": PreprocessingSpec(reference="median")}, ConfigError, "reference 'median'"),
@@ -110,3 +111,12 @@ def test_streaming_chunk_with_wrong_channel_count_raises():
     pre = StreamingPreprocessor(125.0, MODEL_CHANNELS)
     with pytest.raises(DataFormatError, match="expected \\(125, n_times\\)"):
         pre.process(np.zeros((124, 3)))
+
+
+def test_taint_reach_covers_fir_support_and_iir_settling():
+    labels = DEVICE_CHANNELS_128
+    assert StreamingPreprocessor(125.0, MODEL_CHANNELS).taint_samples == 1
+    plain = StreamingPreprocessor(1000.0, labels)
+    assert plain.taint_samples == plain.support == 161  # 161 taps at 1000 Hz (80 ms each side)
+    filtered = StreamingPreprocessor(1000.0, labels, PreprocessingSpec(highpass_hz=0.5, notch_hz=60.0))
+    assert filtered.settle_s == 2.0 and filtered.taint_samples == 161 + 2000

@@ -28,7 +28,8 @@ def _windows_until(source, condition, timeout=10.0):
 
 
 def test_killed_source_restarted_with_same_source_id_resumes(lsl_source, stream_name):
-    options = dict(name=stream_name, source_id=f"{stream_name}-sid", rate=125, labels="model", index_channel=True)
+    options = dict(name=stream_name, source_id=f"{stream_name}-sid", rate=125, labels="model",
+                   index_channel=True)
     first = lsl_source(**options)
     with EEGSource(stream_name, resolve_timeout=10.0, queue_windows=64) as source:
         before = _windows_until(source, lambda w: w.sample_index >= 40)
@@ -38,7 +39,8 @@ def test_killed_source_restarted_with_same_source_id_resumes(lsl_source, stream_
         assert not source.health().connected
         lsl_source(**options, start_index=100_000)
         restarted = pylsl.local_clock()
-        after = _windows_until(source, lambda w: not w.flagged and w.sample_index > before[-1].sample_index + 130)
+        last = before[-1].sample_index
+        after = _windows_until(source, lambda w: not w.flagged and w.sample_index > last + 130)
         resumed = [w for w in after if w.sample_index > before[-1].sample_index]
         assert resumed[0].t_ready - restarted < 2.0  # picked up within 2 s of the source returning
         assert any(w.flagged and "gap" in w.reason for w in resumed)  # windows across the gap are flagged
@@ -66,7 +68,8 @@ def test_nan_burst_is_counted_and_its_windows_flagged(lsl_source, stream_name):
 
 def test_device_128ch_1khz_equals_offline_pipeline(lsl_source, stream_name):
     spec = PreprocessingSpec(highpass_hz=0.5, notch_hz=60.0, reference="average")
-    lsl_source(name=stream_name, rate=1000, labels="device128", index_channel=True, wait_consumer=True, chunk=13)
+    lsl_source(name=stream_name, rate=1000, labels="device128", index_channel=True, wait_consumer=True,
+               chunk=13)
     with EEGSource(stream_name, spec=spec, resolve_timeout=10.0, queue_windows=64) as source:
         windows = _windows_until(source, lambda w: w.sample_index >= 100)
         raw, _, _ = source.inlet.ring.latest(source.inlet.ring.n_written)
@@ -97,3 +100,27 @@ def test_slow_consumer_gets_a_bounded_queue_and_drops_are_counted(lsl_source, st
     starts = [w.sample_index for w in queued]
     assert all(12 <= b - a <= 13 for a, b in zip(starts, starts[1:], strict=False))  # the newest, consecutive
     assert pylsl.local_clock() - queued[-1].t_ready < 1.0
+
+
+def test_replayed_device_like_stream_equals_offline_pipeline(sim_dir, stream_name):
+    from replay.nmedt import NMEDTFolder
+    from replay.player import Player, device_like_eeg
+
+    spec = PreprocessingSpec(highpass_hz=0.5, reference="average")
+    with Player(sim_dir, 21, 1, name=stream_name, device_like=1000, index_channel=True, markers=False,
+                wait_for_consumer_s=10.0, check_clash=False):
+        with EEGSource(stream_name, spec=spec, resolve_timeout=10.0, queue_windows=64) as source:
+            _windows_until(source, lambda w: w.sample_index >= 100)
+            raw, _, _ = source.inlet.ring.latest(source.inlet.ring.n_written)
+            online, _ = source.recent(30.0)
+            health = source.health()
+    assert health.nominal_rate == 1000 and health.gaps == 0 and source.meta.labels[:2] == ("E1", "E2")
+    eeg = NMEDTFolder(sim_dir).load_song(21).eeg(0)
+    device, labels = device_like_eeg(eeg, 125.0, 1000.0)
+    index = raw[-1].astype(np.int64)
+    np.testing.assert_array_equal(index, np.arange(index.size))
+    np.testing.assert_array_equal(raw[:-1], device[:, :index.size])
+    offline = preprocess_recording(device[:, :index.size], 1000.0, labels, spec)
+    assert online.shape[1] >= 225
+    np.testing.assert_allclose(online, offline[:, :online.shape[1]], rtol=1e-5,
+                               atol=1e-5 * np.abs(offline).max())

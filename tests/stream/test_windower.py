@@ -26,7 +26,8 @@ def test_windows_every_hop_with_exact_content():
     assert starts[:5] == [0, 12, 25, 37, 50] and starts[-1] == 250
     for window in windows:
         assert window.data.shape == (2, 125) and window.data.dtype == np.float32
-        np.testing.assert_array_equal(window.data[0], np.arange(window.sample_index, window.sample_index + 125))
+        start = window.sample_index
+        np.testing.assert_array_equal(window.data[0], np.arange(start, start + 125))
         assert window.t_last == pytest.approx((window.sample_index + 124) / 125.0)
         assert window.t_arrival == 123.0 and not window.flagged and window.reason == ""
     assert windower.next_window(timeout=0.01) is None
@@ -69,7 +70,8 @@ def test_windows_overwritten_before_made_count_as_dropped():
     assert windower.n_windows == 7 and windower.pending() == 2 and windower.dropped == 64 + 5
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [({"hop_s": 0}, "hop_s"), ({"queue_windows": 0}, "queue_windows")])
+@pytest.mark.parametrize(("kwargs", "message"), [({"hop_s": 0}, "hop_s"),
+                                                  ({"queue_windows": 0}, "queue_windows")])
 def test_bad_settings_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Windower(RingBuffer(1, 200), **kwargs)

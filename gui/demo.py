@@ -1,0 +1,220 @@
+"""``eegmusic demo``: the whole system end to end, as a newcomer first sees it.
+
+1. data — a small simulated NMED-T folder (cached), or the user's ``--data`` (real NMED-T works too);
+2. model — a default decoder trained on every song but the held-out one (cached), or ``--model``;
+3. replay — the held-out song of one participant, as a live LSL stream in its own process, exactly
+   as ``eegmusic replay`` runs it (so the decoder sees what it would see from an amplifier);
+4. decode — the live pipeline of ``eegmusic decode``, scored against the true stimulus;
+5. listen and look — a sound device when one exists, else a WAV; the dashboard when a display exists;
+6. summary — latency per stage, live dynamic r beside the song-mean baseline, files written.
+
+Steps 1–3 run the project's own subcommands in child processes (``python -m stream.cli …``), which
+keeps this module on the live side of the import rules (gui imports only decoder and stream) and
+shows the user the exact commands to repeat each step by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+EPILOG = """\
+Examples:
+  eegmusic demo                      # simulate, train, replay, decode, play (cached after the first run)
+  eegmusic demo --no-gui --seconds 20
+  eegmusic demo --data ~/nmedt --model runs/cnn/model.onnx   # real NMED-T and your own model
+"""
+
+DEMO_SIM = {"songs": 3, "subjects": 4, "seconds": 60, "seed": 0}
+"""Size of the simulated dataset: small enough to make and train in a few minutes on 2 cores."""
+
+DEMO_MODEL = {"model": "linear", "split": "block", "epochs": 8}
+"""Default decoder. ``linear`` (closed-form ridge with time lags) trains in seconds and, on the
+simulator, beats the song-mean baseline on dynamic r; see the README's results table for the others."""
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.add_argument("--data", metavar="DIR", help="NMED-T folder (default: a cached simulated one)")
+    parser.add_argument("--model", metavar="FILE", help="model.onnx (default: train one, cached)")
+    parser.add_argument("--model-name", default=DEMO_MODEL["model"],
+                        help=f"model to train when --model is absent (default {DEMO_MODEL['model']})")
+    parser.add_argument("--seconds", type=float, default=30.0, help="seconds of live decoding (default 30)")
+    parser.add_argument("--song", type=int, help="song to replay (default: the held-out, last one)")
+    parser.add_argument("--subject", type=int, default=1, help="participant to replay, 1-based (default 1)")
+    parser.add_argument("--no-gui", action="store_true", help="never open the dashboard")
+    parser.add_argument("--wav", metavar="FILE", help="write the audio here instead of a sound device")
+    parser.add_argument("--out", metavar="DIR", help="where to write results (default: the cache folder)")
+    parser.add_argument("--cache", metavar="DIR", help="cache folder (default: ~/.cache/eegmusic)")
+
+
+def _cache_dir(args) -> Path:
+    import os
+
+    if args.cache:
+        return Path(args.cache).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "eegmusic"
+
+
+def _eegmusic(*argv: str, quiet: bool = False) -> None:
+    """Run an eegmusic subcommand in a child process; raise ConfigError if it fails."""
+    import subprocess
+    import sys
+
+    from stream.errors import EEGMusicError
+
+    command = [sys.executable, "-m", "stream.cli", *argv]
+    print("$ eegmusic " + " ".join(argv), flush=True)
+    result = subprocess.run(command, stdout=subprocess.DEVNULL if quiet else None)
+    if result.returncode != 0:
+        raise EEGMusicError(f"step `eegmusic {argv[0]}` failed (exit {result.returncode}); run it by hand "
+                            f"to see why: eegmusic {' '.join(argv)}")
+
+
+def _ensure_data(args, cache: Path) -> Path:
+    if args.data:
+        return Path(args.data).expanduser()
+    sim = DEMO_SIM
+    folder = cache / f"sim-{sim['songs']}songs-{sim['subjects']}subj-{sim['seconds']}s-seed{sim['seed']}"
+    if (folder / ".complete").exists():
+        print(f"data: cached simulation in {folder}")
+        return folder
+    _eegmusic("simulate", "--out", str(folder), "--songs", str(sim["songs"]), "--subjects",
+              str(sim["subjects"]), "--seconds", str(sim["seconds"]), "--seed", str(sim["seed"]))
+    (folder / ".complete").write_text("ok\n")
+    return folder
+
+
+def _ensure_model(args, data: Path, songs: list[int], held_out: int, cache: Path) -> Path:
+    if args.model:
+        return Path(args.model).expanduser()
+    train_songs = [s for s in songs if s != held_out]
+    key = f"{args.model_name}-{data.resolve().name}-{'-'.join(map(str, train_songs))}"
+    run = cache / "runs" / key
+    model = run / "model.onnx"
+    if (run / ".complete").exists() and model.exists():
+        print(f"model: cached {model}")
+        return model
+    if run.exists():
+        import shutil
+
+        shutil.rmtree(run)  # a run interrupted earlier: start it again rather than trust it
+    _eegmusic("train", "--data", str(data), "--model", args.model_name, "--split", DEMO_MODEL["split"],
+              "--out", str(run), "--epochs", str(DEMO_MODEL["epochs"]), "--songs", *map(str, train_songs))
+    (run / ".complete").write_text("ok\n")
+    return model
+
+
+def _song_ids(folder: Path) -> list[int]:
+    """Song ids of an NMED-T folder, from its ``songNN_Imputed.mat`` names (checked by the steps)."""
+    from stream.errors import DataFormatError
+
+    ids = sorted(int(m.group(1)) for p in folder.glob("song*_Imputed.mat")
+                 if (m := re.fullmatch(r"song(\d+)_Imputed\.mat", p.name)))
+    if len(ids) < 2:
+        raise DataFormatError(f"{folder} has {len(ids)} songNN_Imputed.mat files; the demo needs 2 or more "
+                              f"(one held out); run `eegmusic info {folder}`")
+    return ids
+
+
+def _has_display() -> bool:
+    import os
+
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _audio_output(args, out: Path) -> tuple[str | None, Path | None]:
+    """Return (sound device or None, WAV path or None): a device when one can play, else a WAV."""
+    if args.wav:
+        return None, Path(args.wav)
+    try:
+        import sounddevice as sd
+
+        sd.query_devices(kind="output")
+        return "default", None
+    except Exception:  # no PortAudio, no devices: fall back to a file the user can play later
+        return None, out / "decoded.wav"
+
+
+def run_demo(args) -> int:
+    import json
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    from decoder.cli import format_summary
+    from decoder.pipeline import LivePipeline, PipelineConfig
+    from stream.errors import ConfigError
+
+    if args.seconds <= 0:
+        raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
+    cache = _cache_dir(args)
+    cache.mkdir(parents=True, exist_ok=True)
+    t_start = time.monotonic()
+
+    data = _ensure_data(args, cache)
+    songs = _song_ids(data)
+    held_out = args.song if args.song is not None else songs[-1]
+    if held_out not in songs:
+        raise ConfigError(f"song {held_out} is not in {data} (has {', '.join(map(str, songs))}); pass one")
+    model = _ensure_model(args, data, songs, held_out, cache)
+
+    out = Path(args.out).expanduser() if args.out else cache / "demo-output"
+    out.mkdir(parents=True, exist_ok=True)
+    record = out / "recording"
+    device, wav = _audio_output(args, out)
+    name = f"eegmusic-demo-{uuid.uuid4().hex[:6]}"
+
+    replay_argv = ["replay", "--data", str(data), "--song", str(held_out), "--subject", str(args.subject),
+                   "--name", name]
+    print("$ eegmusic " + " ".join(replay_argv) + "   (in the background)", flush=True)
+    replay = subprocess.Popen([sys.executable, "-m", "stream.cli", *replay_argv])
+    try:
+        config = PipelineConfig(stream_name=name, model_path=model, audio_device=device, wav_path=wav,
+                                record_dir=record, truth_dir=data, resolve_timeout_s=30.0)
+        pipeline = LivePipeline(config)
+        if not args.no_gui and _has_display():
+            summary = _decode_with_dashboard(pipeline, args.seconds)
+        else:
+            summary = _decode_headless(pipeline, args.seconds)
+    finally:
+        replay.terminate()
+        try:
+            replay.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            replay.kill()
+
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    print()
+    print(format_summary(summary))
+    r = summary.get("dynamic_r_total")
+    print(f"song-mean baseline (the held-out song's average spectrum, a perfect song identifier): dynamic r "
+          f"0.000 by construction; the decoder: {'-' if r is None else f'{r:.3f}'}")
+    print(f"files: model {model}\n       recording {record} (mel_db.f32 + decoded.wav)")
+    if wav is not None:
+        print(f"       audio {wav}  (play it: any audio player)")
+    else:
+        print(f"       audio played on sound device '{device}'")
+    print(f"       summary {out / 'summary.json'}")
+    print(f"demo finished in {time.monotonic() - t_start:.0f} s")
+    return 0 if not summary.get("error") else 1
+
+
+def _decode_headless(pipeline, seconds: float) -> dict:
+    import time
+
+    with pipeline:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and pipeline.running:
+            time.sleep(0.2)
+        return pipeline.summary()
+
+
+def _decode_with_dashboard(pipeline, seconds: float) -> dict:
+    from gui.app import run_dashboard
+
+    return run_dashboard(pipeline, seconds=seconds)
+

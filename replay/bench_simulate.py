@@ -1,0 +1,85 @@
+"""Benchmark of ``eegmusic simulate``: time per song, extrapolated to the NMED-T size.
+
+NMED-T is 10 songs × 20 participants × ~285 s; the target is under 5 minutes on 2 cores. The cost of
+a song is a fixed part (music, stimulus features, writing the stimulus) plus a part per recording
+(participant × second), so two timed runs of one song (1 and ``k`` participants) give both parts and
+the full size follows by linear extrapolation. The baseline, measured in the same run, is the time to
+write an array of the same size with ``scipy.io.savemat`` (the part no simulator can avoid).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+NMEDT_SONGS = 10
+NMEDT_SUBJECTS = 20
+TARGET_S = 300.0
+
+
+def _median_time(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def run(quick: bool) -> dict:
+    """Time the simulator and extrapolate to the NMED-T size.
+
+    Parameters
+    ----------
+    quick : bool
+        Shorter songs and fewer repeats.
+
+    Returns
+    -------
+    results : dict
+        JSON-ready: ``simulate_song`` (median s for one song with ``k`` participants, the savemat
+        baseline of the same array, ratio) and ``nmedt_size`` (extrapolated seconds against the
+        5-minute target, ratio).
+    """
+    import scipy.io
+
+    from replay.simulate import SIMULATED_DURATIONS_S, simulate
+
+    seconds, k, repeats = (30.0, 3, 2) if quick else (120.0, 4, 3)
+    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-") as tmp:
+        out = Path(tmp)
+        one = _median_time(lambda: simulate(out / "one", n_songs=1, n_subjects=1, seconds=seconds,
+                                            progress=False), repeats)
+        many = _median_time(lambda: simulate(out / "many", n_songs=1, n_subjects=k, seconds=seconds,
+                                             progress=False), repeats)
+        array = np.random.default_rng(0).standard_normal((125, int(seconds * 125), k))
+        baseline = _median_time(lambda: scipy.io.savemat(out / "baseline.mat", {"data21": array}), repeats)
+    per_recording = max(many - one, 0.0) / (k - 1)
+    fixed = max(one - per_recording, 0.0)
+    mean_length = float(np.mean(list(SIMULATED_DURATIONS_S.values())))
+    scale = mean_length / seconds
+    nmedt_s = NMEDT_SONGS * scale * (fixed + NMEDT_SUBJECTS * per_recording)
+    return {
+        "simulate_song": {
+            "what": f"1 song x {k} participants x {seconds:g} s",
+            "median_s": many, "baseline": "scipy.io.savemat of the same array", "baseline_median_s": baseline,
+            "ratio": many / baseline if baseline > 0 else None,
+        },
+        "nmedt_size": {
+            "what": f"{NMEDT_SONGS} songs x {NMEDT_SUBJECTS} participants x {mean_length:.0f} s "
+                    "(extrapolated)",
+            "median_s": nmedt_s, "fixed_per_song_s": fixed * scale,
+            "per_recording_s": per_recording * scale, "baseline": "target", "baseline_s": TARGET_S,
+            "ratio": nmedt_s / TARGET_S,
+        },
+    }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))

@@ -1,0 +1,240 @@
+"""Audio sinks: sanitising, WAV files that survive SIGKILL, and the real sounddevice → PulseAudio path."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from scipy.io import wavfile
+from scipy.signal import correlate
+
+from decoder.audio import NullSink, SoundDeviceSink, WavSink, sanitise
+from decoder.bench_vocoder import music_excerpt
+from decoder.melspec import AUDIO_SFREQ, HOP_LENGTH, mel_db
+from decoder.vocoder import StreamingVocoder
+from stream.errors import AudioError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _chirp(seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * AUDIO_SFREQ)) / AUDIO_SFREQ
+    ramp = np.minimum(1.0, np.minimum(t, seconds - t) / 0.02)
+    return (0.4 * ramp * np.sin(2 * np.pi * (300 * t + 400 * t ** 2))).astype(np.float32)
+
+
+def _aligned_correlation(recorded: np.ndarray, sent: np.ndarray) -> tuple[float, int]:
+    """Pearson r between ``sent`` and the best-aligned stretch of ``recorded``, and the lag."""
+    assert recorded.size >= sent.size, f"recording too short: {recorded.size} < {sent.size} samples"
+    xcorr = correlate(recorded, sent, mode="valid", method="fft")
+    lag = int(np.argmax(xcorr))
+    return float(np.corrcoef(recorded[lag:lag + sent.size], sent)[0, 1]), lag
+
+
+# -- sanitising and the null sink ------------------------------------------------------------------
+
+@pytest.mark.parametrize("samples,expected,n_changed", [
+    ([0.5, -0.5], [0.5, -0.5], 0),
+    ([np.nan, 0.1, np.inf, -np.inf], [0.0, 0.1, 0.0, 0.0], 3),
+    ([1.5, -7.0, 1.0], [1.0, -1.0, 1.0], 2),
+])
+def test_sanitise(samples, expected, n_changed):
+    clean, changed = sanitise(np.array(samples))
+    assert clean.dtype == np.float32
+    np.testing.assert_allclose(clean, expected)
+    assert changed == n_changed
+
+
+def test_null_sink_counts():
+    sink = NullSink()
+    sink.write(np.zeros(100))
+    sink.write(np.array([np.nan, 2.0, 0.0]))
+    assert sink.counters() == {"written": 103, "sanitised": 2, "underruns": 0, "dropped": 0}
+    assert sink.output_latency_s == 0.0
+    sink.close()
+    with pytest.raises(AudioError, match="NullSink is closed"):
+        sink.write(np.zeros(4))
+
+
+# -- WAV files -------------------------------------------------------------------------------------
+
+def test_wav_sink_round_trip(tmp_path):
+    audio = _chirp(0.5)
+    path = tmp_path / "out.wav"
+    with WavSink(path) as sink:
+        for start in range(0, audio.size, HOP_LENGTH):
+            sink.write(audio[start:start + HOP_LENGTH])
+        sink.write(np.array([np.nan, 3.0]))
+        assert sink.counters()["sanitised"] == 2
+    data, sfreq = soundfile.read(path, dtype="float32")
+    assert sfreq == AUDIO_SFREQ and data.size == audio.size + 2
+    np.testing.assert_allclose(data[:audio.size], audio, atol=1e-4)
+    np.testing.assert_allclose(data[-2:], [0.0, 1.0], atol=1e-4)
+
+
+def test_wav_sink_missing_folder(tmp_path):
+    with pytest.raises(AudioError, match="folder .* does not exist; create it or choose another --wav path"):
+        WavSink(tmp_path / "no" / "such" / "out.wav")
+
+
+def test_wav_survives_sigkill(tmp_path):
+    path = tmp_path / "killed.wav"
+    script = textwrap.dedent(f"""
+        import sys, numpy as np
+        sys.path.insert(0, {str(ROOT)!r})
+        from decoder.audio import WavSink
+        sink = WavSink({str(path)!r})
+        chunk = (0.5 * np.sin(np.arange(512) * 0.05)).astype(np.float32)
+        n = 0
+        while True:
+            sink.write(chunk)
+            n += 1
+            if n == 40:
+                print("ready", flush=True)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        process.stdout.close()
+    assert process.returncode == -signal.SIGKILL
+    data, sfreq = soundfile.read(path, dtype="float32")
+    assert sfreq == AUDIO_SFREQ and data.size >= 40 * 512
+    # the header's lengths are right, so strict readers accept the file too
+    rate, strict = wavfile.read(path)
+    assert rate == AUDIO_SFREQ and strict.shape[0] >= 40 * 512
+    chunk = (0.5 * np.sin(np.arange(512) * 0.05)).astype(np.float32)
+    usable = data.size // 512 * 512
+    np.testing.assert_allclose(data[:usable].reshape(-1, 512), np.broadcast_to(chunk, (usable // 512, 512)),
+                               atol=1e-4)
+
+
+# -- devices: errors -------------------------------------------------------------------------------
+
+def test_no_device_names_wav_and_no_audio():
+    """With no reachable sound server (and no sound card), the error says how to run without sound."""
+    env = dict(os.environ, PULSE_SERVER="unix:/nonexistent/pulse")
+    env.pop("PULSE_SINK", None)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from decoder.audio import SoundDeviceSink, output_devices
+        from stream.errors import AudioError
+        if output_devices():
+            print("HAS-DEVICES", output_devices())
+        try:
+            SoundDeviceSink()
+        except AudioError as error:
+            print("AudioError:", error)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    if "HAS-DEVICES" in result.stdout:
+        pytest.skip(f"this machine has real output devices: {result.stdout.strip()}")
+    assert "AudioError: no audio output device found" in result.stdout, result.stdout + result.stderr
+    assert "--wav FILE" in result.stdout and "--no-audio" in result.stdout
+
+
+@pytest.mark.audio
+@pytest.mark.parametrize("device,message", [
+    ("no-such-card", r"audio device 'no-such-card' not found; output devices: .*'pulse'.* Pass one of these"),
+    (999, r"audio device 999 is not an output device; output devices: .*'default'"),
+])
+def test_unknown_device_lists_devices(pulse_sink, device, message):
+    with pytest.raises(AudioError, match=message):
+        SoundDeviceSink(device=device)
+
+
+@pytest.mark.audio
+def test_unsupported_sample_rate(pulse_sink):
+    with pytest.raises(AudioError, match=r"does not support 100 Hz mono float32 .*pick another --audio-device"):
+        SoundDeviceSink(device="pulse", samplerate=100)
+
+
+# -- the real audio path ---------------------------------------------------------------------------
+
+@pytest.mark.audio
+@pytest.mark.parametrize("device", ["default", "pulse"])
+def test_known_signal_through_pulse(pulse_sink, device):
+    sent = _chirp(1.0)
+    with pulse_sink.recording() as recording:
+        with SoundDeviceSink(device=device) as sink:
+            sink.write(sent)
+            assert sink.drain()
+            counters = sink.counters()
+            latency = sink.output_latency_s
+    r, _ = _aligned_correlation(recording["audio"], sent)
+    assert r > 0.9, r
+    assert counters["written"] == sent.size and counters["sanitised"] == 0
+    assert 0.0 < latency < 1.0
+
+
+@pytest.mark.audio
+def test_vocoded_frames_through_pulse(pulse_sink):
+    """Frames vocoded one at a time, each 512-sample chunk written to the sink, arrive intact."""
+    mel = mel_db(music_excerpt(2.0))
+    vocoder = StreamingVocoder()
+    # vocode first: on a loaded machine a busy producer thread can starve PortAudio's callback
+    sent = [vocoder.process(mel[:, n]) for n in range(mel.shape[1])] + [vocoder.flush()]
+    with pulse_sink.recording() as recording:
+        with SoundDeviceSink(device="default", blocksize=256) as sink:
+            for chunk in sent:
+                sink.write(chunk)
+            sink.drain()
+            assert sink.counters()["underruns"] == 0
+    sent = np.clip(np.concatenate(sent), -1, 1)
+    assert np.abs(sent).max() > 0.1
+    r, _ = _aligned_correlation(recording["audio"], sent)
+    assert r > 0.9, r
+
+
+@pytest.mark.audio
+def test_bad_samples_never_reach_the_device(pulse_sink):
+    sent = _chirp(0.5)
+    sent[1000:1010] = np.nan
+    sent[5000:5003] = 4.0
+    with pulse_sink.recording() as recording:
+        with SoundDeviceSink(device="default") as sink:
+            sink.write(sent)
+            sink.drain()
+            assert sink.counters()["sanitised"] == 13
+    recorded = recording["audio"]
+    assert np.isfinite(recorded).all() and np.abs(recorded).max() <= 1.0 + 1e-6
+
+
+@pytest.mark.audio
+def test_underrun_plays_silence_and_is_counted(pulse_sink):
+    with SoundDeviceSink(device="default", blocksize=256) as sink:
+        time.sleep(0.3)
+        assert sink.counters()["underruns"] == 0  # silence before the first write is no underrun
+        sink.write(_chirp(0.1))
+        # the producer stalls: once the device has taken the chunk the ring runs dry
+        deadline = time.monotonic() + 10.0
+        while sink.counters()["underruns"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sink.counters()["underruns"] >= 3
+        assert sink.queued_s == 0.0
+        sink.write(_chirp(0.1))
+        assert sink.counters()["written"] == 2 * int(0.1 * AUDIO_SFREQ)
+
+
+@pytest.mark.audio
+def test_full_ring_drops_instead_of_waiting(pulse_sink):
+    with SoundDeviceSink(device="default", buffer_s=0.05) as sink:
+        capacity = sink._ring.size
+        t0 = time.monotonic()
+        written = sink.write(np.zeros(capacity * 4, dtype=np.float32), block=False)
+        assert time.monotonic() - t0 < 0.5
+        assert written <= capacity
+        assert sink.counters()["dropped"] == capacity * 4 - written
+        assert sink.queued_s <= capacity / AUDIO_SFREQ

@@ -1,0 +1,63 @@
+"""Volume and mute: the gain in front of the sink, alone and in the running dashboard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def test_gain_sink_scales_and_mutes(tmp_path):
+    import soundfile
+
+    from decoder.audio import WavSink
+    from gui.volume import GainSink
+
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(2205) / 22050)).astype(np.float32)
+    sink = GainSink(WavSink(tmp_path / "out.wav", subtype="FLOAT"), gain=0.5)
+    assert sink.write(tone) == tone.size
+    sink.gain = 0.0
+    sink.write(tone)
+    assert sink.counters()["written"] == 2 * tone.size     # read through from the wrapped sink
+    sink.close()
+    audio, rate = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == 22050
+    np.testing.assert_allclose(audio[:2205], 0.5 * tone, atol=1e-6)
+    assert not audio[2205:].any()
+    np.testing.assert_array_equal(tone[:3], (0.5 * np.sin(2 * np.pi * 440 * np.arange(3) / 22050)).astype(
+        np.float32))                                       # the caller's samples are left alone
+
+
+@pytest.mark.gui
+@pytest.mark.lsl
+@pytest.mark.audio
+def test_mute_silences_the_dashboard(qtbot, pulse_sink, sim_dir, stream_name, tmp_path):
+    from gui.app import MainWindow, Settings
+    from replay.player import Player
+    from tests.decoder.onnx_models import make_model
+
+    model = make_model(tmp_path / "model.onnx")
+    with Player(sim_dir, 21, 1, name=stream_name, loop=True, markers=False):
+        window = MainWindow(Settings(stream=stream_name, model=str(model), extra={"resolve_timeout_s": 2.0}))
+        qtbot.addWidget(window)
+        if window.audio_reason is not None:
+            pytest.fail(f"the PulseAudio null sink is not listed: {window.audio_reason}")
+        window.volume.setValue(100)
+        window.start()
+        qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=15000)
+        assert window.state == "running", window.last_error
+        qtbot.waitUntil(lambda: window.pipeline.counters()["audio_written"] > 11025, timeout=15000)
+        with pulse_sink.recording() as loud:
+            qtbot.wait(1000)
+        window.mute.setChecked(True)
+        sink = window._gain_sink
+        assert sink.gain == 0.0
+        # what was queued before muting still plays: wait for it (ring buffer + device latency)
+        qtbot.wait(int(1000 * (sink.queued_s + sink.output_latency_s)) + 400)
+        with pulse_sink.recording() as muted:
+            qtbot.wait(1000)
+        window.shutdown()
+    loud_rms = float(np.sqrt(np.mean(loud["audio"] ** 2)))
+    muted_rms = float(np.sqrt(np.mean(muted["audio"] ** 2)))
+    assert loud["audio"].size > 11025 and muted["audio"].size > 11025
+    assert loud_rms > 1e-3, "nothing was heard at full volume"
+    assert muted_rms < 0.01 * loud_rms, f"muted rms {muted_rms:.2e} vs loud {loud_rms:.2e}"
