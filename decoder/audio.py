@@ -270,7 +270,8 @@ class SoundDeviceSink(_Sink):
         self.samplerate = int(samplerate)
         self.blocksize = int(blocksize)
         try:
-            sd.check_output_settings(device=self.device, samplerate=self.samplerate, channels=1, dtype="float32")
+            sd.check_output_settings(device=self.device, samplerate=self.samplerate, channels=1,
+                                     dtype="float32")
         except (sd.PortAudioError, ValueError) as error:
             raise AudioError(f"audio device {self.device} {self.device_name!r} does not support "
                              f"{self.samplerate} Hz mono float32 ({error}); pick another --audio-device, "
@@ -335,9 +336,12 @@ class SoundDeviceSink(_Sink):
         """
         clean = self._clean(samples)
         if not self._stream.active:
-            raise AudioError(f"audio stream on {self.device_name!r} stopped; restart the sink, or {_NO_DEVICE_HINT}")
+            raise AudioError(f"audio stream on {self.device_name!r} stopped; restart the sink, "
+                             f"or {_NO_DEVICE_HINT}")
         with self._lock:
-            deadline = time.monotonic() + (timeout if timeout is not None else clean.size / self.samplerate + 2.0)
+            if timeout is None:
+                timeout = clean.size / self.samplerate + 2.0
+            deadline = time.monotonic() + timeout
             written = 0
             while written < clean.size:
                 room = self._ring.size - (self._write_pos - self._read_pos)

@@ -710,6 +710,7 @@ class LivePipeline:
         from pylsl import local_clock
 
         source, runtime, clock = self._source, self._runtime, self._clock
+        output = np.zeros(runtime.output_shape, np.float32)   # reused: the clocks copy what they keep
         last = None
         while not self._stop.is_set():
             window = source.next_window(timeout=0.1)
@@ -732,7 +733,7 @@ class LivePipeline:
                     self._counters["frames_skipped_time"] += int(jump / FRAME_PERIOD_S)
                     clock.reset()
             last = (n_end, window.t_last)
-            output = runtime.predict(window.data)
+            runtime.predict(window.data, out=output)
             t_inferred = local_clock()
             emission = clock.push(n_end, output)
             self._counters["windows"] += 1
@@ -887,6 +888,8 @@ class LivePipeline:
             "vocoder_resets": counts.get("vocoder_resets", 0),
             "time_jumps": counts.get("time_jumps", 0),
             "audio_written": int(sink_counts.get("written", 0)),
+            "audio_dropped": int(sink_counts.get("dropped", 0)),
+            "audio_sanitised": int(sink_counts.get("sanitised", 0)),
         }
         return out
 
@@ -902,6 +905,7 @@ class LivePipeline:
     def snapshot(self) -> PipelineSnapshot:
         """A copy of the recent state; never waits on decoding or acquisition."""
         eeg, labels = self._recent_eeg()
+        health = self.health()
         if eeg.size:
             finite = np.isfinite(eeg)
             flags = ~finite.all(axis=1) | (np.nanstd(np.where(finite, eeg, np.nan), axis=1) < 1e-6)
@@ -916,8 +920,9 @@ class LivePipeline:
         return PipelineSnapshot(
             eeg=eeg, eeg_sfreq=MODEL_SFREQ, labels=labels, channel_flags=flags, mel=mel,
             truth_mel=truth_mel, dynamic_r=self._truth.dynamic_r() if self._truth is not None else None,
-            latency_ms=self.latency.percentiles(), counters=self.counters(), health=self.health(),
-            running=self.running, error=self.error, frame_index=frame_index,
+            latency_ms=self.latency.percentiles(), counters=self.counters(), health=health,
+            running=self.running, error=self.error or getattr(health, "error", None),
+            frame_index=frame_index,
             model=self._runtime.info.model_name if self._runtime is not None else "")
 
     def summary(self) -> dict:

@@ -50,10 +50,18 @@ def run_vocode(args: argparse.Namespace) -> int:
     if args.seconds is not None and args.seconds <= 0:
         raise ConfigError(f"--seconds must be positive, got {args.seconds}")
     StreamingVocoder(args.method, args.lookahead)  # option errors before the slow part
+    import soundfile
+
     try:
-        audio, _ = librosa.load(source, sr=AUDIO_SFREQ, mono=True, duration=args.seconds)
-    except Exception as error:  # librosa raises many types for unreadable files
-        raise DataFormatError(f"cannot read audio file {source}: {error}; convert it to WAV or FLAC") from None
+        with soundfile.SoundFile(source) as file:
+            frames = -1 if args.seconds is None else int(args.seconds * file.samplerate)
+            audio = file.read(frames, dtype="float32", always_2d=True).mean(axis=1)
+            sfreq = file.samplerate
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+        raise DataFormatError(f"cannot read audio file {source}: {error}; convert it to WAV or FLAC"
+                              ) from None
+    if sfreq != AUDIO_SFREQ:
+        audio = librosa.resample(audio, orig_sr=sfreq, target_sr=AUDIO_SFREQ)
     if audio.size < AUDIO_SFREQ // 10:
         raise DataFormatError(f"audio file {source} holds {audio.size} samples; at least 0.1 s is needed")
     mel = mel_db(audio)

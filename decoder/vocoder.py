@@ -26,6 +26,7 @@ at hop 512).
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 import numba
 import numpy as np
@@ -57,14 +58,21 @@ def _hann() -> np.ndarray:
 _WINDOW = _hann()
 _BIN_SIGN = np.where(np.arange(N_BINS) % 2 == 0, 1.0, -1.0)
 _BIN_ADVANCE = 2.0 * np.pi * HOP_LENGTH * np.arange(N_BINS) / N_FFT
+"""Phase advance of each bin's centre frequency over one hop (rad)."""
+# Phase derivatives of a Gaussian-window STFT in the frame-centred convention (x: time in samples,
+# ω: frequency in cycles/sample, s: magnitude): ∂φ/∂x = 2πω + (1/λ)·∂log s/∂ω and
+# ∂φ/∂ω = −λ·∂log s/∂x. Per hop a and per bin (1/M) with m the bin and n the frame:
+#   time step      Δ_n φ = 2π·a·m/M + (a·M/λ)·∂log s/∂m
+#   frequency step Δ_m φ = −(λ/(a·M))·∂log s/∂n
+_BIN_STEP = 2.0 * np.pi * HOP_LENGTH / N_FFT
 _TGRAD_SCALE = HOP_LENGTH * N_FFT / GAMMA
 _FGRAD_SCALE = GAMMA / (HOP_LENGTH * N_FFT)
 _FGRAD_LIMIT = 0.5 * np.pi
+"""Largest frequency-direction phase step (rad/bin): an event N_FFT/4 from the window centre. Sharp
+onsets from silence make the log-magnitude derivative unbounded; the model does not hold there."""
 
 
-_MEL_PINV: np.ndarray | None = None
-
-
+@lru_cache(maxsize=1)
 def mel_pinv() -> np.ndarray:
     """Pseudo-inverse of the mel basis (computed once).
 
@@ -72,12 +80,9 @@ def mel_pinv() -> np.ndarray:
     -------
     pinv : ndarray, shape (N_FFT // 2 + 1, N_MELS), float64
     """
-    global _MEL_PINV
-    if _MEL_PINV is None:
-        pinv = np.linalg.pinv(mel_basis().astype(np.float64))
-        pinv.setflags(write=False)
-        _MEL_PINV = pinv
-    return _MEL_PINV
+    pinv = np.linalg.pinv(mel_basis().astype(np.float64))
+    pinv.setflags(write=False)
+    return pinv
 
 
 def mel_db_to_magnitude(mel_db: np.ndarray) -> np.ndarray:
@@ -99,17 +104,18 @@ def mel_db_to_magnitude(mel_db: np.ndarray) -> np.ndarray:
 # RTPGHI core (numba)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _random_phase(frame_index, m):
     # splitmix64 of (frame, bin): a deterministic, allocation-free pseudo-random phase
-    z = np.uint64(frame_index) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(m + 1) * np.uint64(0xBF58476D1CE4E5B9)
+    z = np.uint64(frame_index) * np.uint64(0x9E3779B97F4A7C15)
+    z += np.uint64(m + 1) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))
     return (z >> np.uint64(11)) * (2.0 * np.pi / 9007199254740992.0)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _heap_push(keys, vals, size, key, val):
     i = size
     keys[i] = key
@@ -124,7 +130,7 @@ def _heap_push(keys, vals, size, key, val):
     return size + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _heap_pop(keys, vals, size):
     top = vals[0]
     size -= 1
@@ -146,7 +152,7 @@ def _heap_pop(keys, vals, size):
     return top, size
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # releases the GIL: the audio callback can run meanwhile
 def _rtpghi_frame(s_prev, s_cur, logs_prev2, logs_prev, logs_cur, logs_next, phase_prev, tgrad_prev,
                   has_prev, lookahead, tol, frame_index, phase_out, tgrad_out, fgrad, heap_keys, heap_vals,
                   todo):
@@ -158,7 +164,7 @@ def _rtpghi_frame(s_prev, s_cur, logs_prev2, logs_prev, logs_cur, logs_next, pha
             dlog = 0.0
         else:
             dlog = 0.5 * (logs_cur[m + 1] - logs_cur[m - 1])
-        tgrad_out[m] = 2.0 * np.pi * 512.0 * m / 2048.0 + _TGRAD_SCALE * dlog
+        tgrad_out[m] = _BIN_STEP * m + _TGRAD_SCALE * dlog
         # phase frequency derivative (per bin) from the time derivative of log-magnitude
         if lookahead:  # centred difference
             dlog = 0.5 * (logs_next[m] - logs_prev[m])
@@ -263,8 +269,8 @@ class _RTPGHIState:
         phase = np.empty(N_BINS)
         tgrad = np.empty(N_BINS)
         _rtpghi_frame(self.s_prev, s_cur, logs_prev2, logs_prev, logs_cur, logs_next, self.phase_prev,
-                      self.tgrad_prev, self.has_prev, self.lookahead, self.tol, self.frame_index, phase, tgrad,
-                      self._fgrad, self._heap_keys, self._heap_vals, self._todo)
+                      self.tgrad_prev, self.has_prev, self.lookahead, self.tol, self.frame_index, phase,
+                      tgrad, self._fgrad, self._heap_keys, self._heap_vals, self._todo)
         self.has_prev2 = self.has_prev
         self.logs_prev2 = self.logs_prev
         self.s_prev, self.logs_prev, self.phase_prev, self.tgrad_prev = s_cur, logs_cur, phase, tgrad

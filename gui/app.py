@@ -4,7 +4,8 @@ The live pipeline (:class:`decoder.pipeline.LivePipeline`, the same classes ``ee
 uses) runs in its own worker threads. The window never waits on it: starting and stopping (which
 resolve streams, load the model and join threads) run in short-lived helper threads that report back
 through queued Qt signals, and a :class:`QtCore.QTimer` (at most 30 Hz) pulls
-``pipeline.snapshot()`` — a non-blocking copy — and redraws only the panels whose data changed.
+``pipeline.snapshot()`` — a non-blocking copy — and redraws one panel whose data changed per tick
+(the one waiting longest), so no single tick keeps the event loop busy for long.
 When the stream is lost the snapshot stops advancing, the panels freeze in place and the status bar
 says so; when the stream returns they resume. Closing the window stops every thread it started.
 """
@@ -46,7 +47,11 @@ NO_DEVICE = -1
 
 @dataclass
 class Settings:
-    """What the user chose (from the command line or the controls) before pressing start."""
+    """What the user chose (from the command line or the controls) before pressing start.
+
+    ``extra`` holds further :class:`decoder.pipeline.PipelineConfig` fields (``hop_s``,
+    ``resolve_timeout_s``, ``lsl_out``, ...), passed through unchanged.
+    """
 
     stream: str | None = None
     model: str | None = None
@@ -108,6 +113,10 @@ class MainWindow(QtWidgets.QMainWindow):
     _start_failed = QtCore.Signal(str)
     _stopped = QtCore.Signal()
     _streams_listed = QtCore.Signal(object, str)
+    closed = QtCore.Signal()
+    """Emitted once the window has closed and stopped every thread."""
+    started = QtCore.Signal()
+    """Emitted (in the GUI thread) when a pipeline has started and the panels follow it."""
 
     def __init__(self, settings: Settings | None = None, *, refresh_hz: float = DEFAULT_REFRESH_HZ):
         super().__init__()
@@ -119,6 +128,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.pipeline = None
         self.last_snapshot = None
         self.last_error: str | None = None
+        self.start_error: Exception | None = None
+        """Why the last start failed (re-raised by :func:`run_dashboard`)."""
         self.error_box: QtWidgets.QMessageBox | None = None
         self.state = "stopped"
         self.redraw_ms: collections.deque[float] = collections.deque(maxlen=200)
@@ -329,6 +340,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Start the pipeline in a helper thread; report failure in a dialog."""
         if self.state != "stopped":
             return
+        self.last_error = self.start_error = None
         try:
             config = self.pipeline_config()
         except EEGMusicError as error:
@@ -337,28 +349,49 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_state("starting")
         self._spawn(self._start_worker, "gui-start", config)
 
-    def _start_worker(self, config) -> None:
+    def run_pipeline(self, pipeline) -> None:
+        """Start and show a pipeline built elsewhere (e.g. by ``eegmusic demo``).
+
+        Its configuration fills the pickers, so Stop then Start decodes the same stream again with a
+        pipeline of the window's own (whose volume the window controls). The volume and mute act
+        only on a pipeline the window built: this one keeps its own audio output.
+        """
+        if self.state != "stopped":
+            raise ConfigError("the dashboard is already decoding; stop it first")
+        config = pipeline.config
+        self.stream_box.setEditText(config.stream_name or "")
+        self.model_edit.setText(str(config.model_path or ""))
+        self.settings.truth = None if config.truth_dir is None else str(config.truth_dir)
+        self.settings.no_audio = bool(config.no_audio)
+        self.last_error = self.start_error = None
+        self._set_state("starting")
+        self._spawn(self._start_worker, "gui-start", config, pipeline)
+
+    def _start_worker(self, config, pipeline=None) -> None:
         sink = None
         try:
-            from decoder.pipeline import LivePipeline
+            if pipeline is None:
+                from decoder.pipeline import LivePipeline
 
-            if not config.no_audio and config.wav_path is None:
-                from decoder.audio import SoundDeviceSink
+                if not config.no_audio and config.wav_path is None:
+                    from decoder.audio import SoundDeviceSink
 
-                # the volume and mute controls act through this gain in front of the device
-                sink = GainSink(SoundDeviceSink(device=config.audio_device), self.gain())
-            pipeline = LivePipeline(config, sink=sink)
+                    # the volume and mute controls act through this gain in front of the device
+                    sink = GainSink(SoundDeviceSink(device=config.audio_device), self.gain())
+                pipeline = LivePipeline(config, sink=sink)
             self._gain_sink = sink
             sink = None  # the pipeline owns it now (and closes it when start fails)
             pipeline.start()
         except EEGMusicError as error:
             if sink is not None:
                 sink.close()
+            self.start_error = error
             self._start_failed.emit(str(error))
             return
         except Exception as error:  # report, never kill the window
             if sink is not None:
                 sink.close()
+            self.start_error = error
             log.exception("starting the pipeline failed")
             self._start_failed.emit(f"{type(error).__name__}: {error}")
             return
@@ -380,8 +413,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_state("running")
         self._apply_gain()
         self.timer.start()
+        self.started.emit()
 
     def _on_start_failed(self, message: str) -> None:
+        self._gain_sink = None
         self._set_state("stopped")
         self.show_error(message)
 
@@ -402,6 +437,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stopped.emit()
 
     def _on_stopped(self) -> None:
+        self._gain_sink = None
         if not self._closing:
             self._set_state("stopped")
 
@@ -421,6 +457,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for widget in (self.stream_box, self.refresh_button, self.model_edit, self.model_button):
             widget.setEnabled(idle)
         self.audio_box.setEnabled(idle and self.audio_reason is None)
+        self._update_volume_controls(state)
         if state == "stopped":
             self.health_label.setText("stopped" + (f" — {self.last_error}" if self.last_error else ""))
         elif state == "starting":
@@ -428,6 +465,22 @@ class MainWindow(QtWidgets.QMainWindow):
                 f"starting: resolving stream {self.stream_name()!r}, loading the model…")
 
     # ------------------------------------------------------------------ audio gain
+    def _update_volume_controls(self, state: str) -> None:
+        if self.audio_reason is not None:
+            return  # disabled for good, the tooltip says why
+        if state == "running" and self._gain_sink is None:
+            reason = ("this pipeline decodes without sound" if self.settings.no_audio else
+                      "this pipeline was started outside the dashboard and plays at its own volume; "
+                      "Stop and Start here to control it")
+            for widget in (self.volume, self.mute):
+                widget.setEnabled(False)
+                widget.setToolTip(reason)
+        else:
+            self.volume.setEnabled(True)
+            self.mute.setEnabled(True)
+            self.volume.setToolTip("output volume")
+            self.mute.setToolTip("silence the output; decoding goes on")
+
     def gain(self) -> float:
         """The linear output gain the volume slider and mute box ask for."""
         return 0.0 if self.mute.isChecked() else self.volume.value() / 100.0
@@ -571,6 +624,44 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt name)
         self.shutdown()
         super().closeEvent(event)
+        self.closed.emit()
+
+
+def run_dashboard(pipeline, *, seconds: float | None = None, refresh_hz: float = DEFAULT_REFRESH_HZ) -> dict:
+    """Decode with a pipeline built elsewhere while the dashboard shows it; return its summary.
+
+    Starts ``pipeline`` (not yet started) from the window, closes the window ``seconds`` after the
+    pipeline has started (or when the user closes it), stops the pipeline and returns
+    ``pipeline.summary()``.
+
+    Parameters
+    ----------
+    pipeline : decoder.pipeline.LivePipeline
+    seconds : float, optional
+        Close after this long; None waits for the user.
+    refresh_hz : float
+        Snapshot polls per second (at most 30).
+
+    Raises
+    ------
+    EEGMusicError
+        When the pipeline cannot start (the one-line reason the window showed).
+    """
+    import pyqtgraph as pg
+
+    app = pg.mkQApp("eegmusic")
+    window = MainWindow(refresh_hz=refresh_hz)
+    window.closed.connect(app.quit)
+    window.show()
+    window.run_pipeline(pipeline)
+    if seconds is not None:  # counted from the start, as a headless run counts them
+        window.started.connect(lambda: QtCore.QTimer.singleShot(int(seconds * 1000), window.close))
+    window._start_failed.connect(window.close)  # the caller reports the reason
+    app.exec()
+    window.shutdown()
+    if window.start_error is not None:
+        raise window.start_error
+    return pipeline.summary()
 
 
 def save_screenshot(widget: QtWidgets.QWidget, path: str | Path) -> Path:

@@ -353,16 +353,16 @@ class EEGPanel(QtWidgets.QWidget):
             curve.setData(x[:rows.shape[0] * row], rows.reshape(-1), connect="finite")
 
     def _update_layout(self, labels: tuple[str, ...], reasons: list[str]) -> None:
-        key = (labels, tuple(reasons))
+        n_chans = len(reasons)
+        height = max(self.plot.getViewBox().height(), 200.0)
+        step = max(1, int(np.ceil(n_chans * 14.0 / height)))  # ~14 px per label
+        key = (labels, tuple(reasons), step)
         if key == self._layout_key:
             return
         self._layout_key = key
         self.labels, self.reasons = labels, list(reasons)
-        n_chans = len(reasons)
         offsets = np.arange(n_chans - 1, -1, -1, dtype=float)
         names = list(labels) + [f"ch{i + 1}" for i in range(len(labels), n_chans)]
-        height = max(self.plot.getViewBox().height(), 200.0)
-        step = max(1, int(np.ceil(n_chans * 14.0 / height)))  # ~14 px per label
         flagged = [i for i, r in enumerate(reasons) if r]
         shown = sorted(set(range(0, n_chans, step)) | set(flagged))
         major = [(offsets[i], f"{names[i]} ({reasons[i]})" if reasons[i] else names[i]) for i in shown]

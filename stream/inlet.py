@@ -12,8 +12,9 @@ non-finite for over a second, reconnections, the clock offset, timestamp jitter 
 rate.
 
 liblsl's own recovery is off (``recover=False``): a lost source raises at once, the thread drops the
-inlet and re-resolves the stream by source_id, then by name, with a short backoff (at most about 0.7 s
-between attempts), so a source that comes back is picked up within 2 s.
+inlet and re-resolves the stream by source_id, then by name (one query for both, the same source_id
+preferred; a stream of another shape is refused), with a short backoff (at most about 0.7 s between
+attempts), so a source that comes back is picked up within 2 s.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
 from stream.errors import StreamError
-from stream.resolve import StreamSummary, find_streams, resolve_stream
+from stream.resolve import StreamSummary, predicate, resolve_matching, resolve_stream
 from stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
 
 logger = logging.getLogger(__name__)
@@ -254,13 +255,19 @@ class Inlet:
         """Re-resolve by source_id, then by name, with backoff, until found or stopped."""
         delay = BACKOFF_START_S
         meta = self.meta
+        by_name = predicate(name=meta.name, stype=meta.stype)
+        xpath = f"{predicate(source_id=meta.source_id)} or ({by_name})" if meta.source_id else by_name
+
+        def matches(info: pylsl.StreamInfo) -> bool:
+            return (bool(meta.source_id) and info.source_id() == meta.source_id) or (
+                info.name() == meta.name and info.type() == meta.stype)
+
         refused: set[str] = set()  # streams already reported as not matching (uid)
         while not self._stop.is_set():
-            candidates = []
-            if meta.source_id:
-                candidates = find_streams(source_id=meta.source_id, timeout=RESOLVE_TRY_S)
-            if not candidates and not self._stop.is_set():
-                candidates = find_streams(name=meta.name, stype=meta.stype, timeout=RESOLVE_TRY_S)
+            # one query for both; wait for one more than those refused, so an impostor that answers
+            # first does not hide the stream itself
+            candidates = resolve_matching(xpath, matches, minimum=len(refused) + 1, timeout=RESOLVE_TRY_S)
+            candidates.sort(key=lambda info: info.source_id() != meta.source_id)  # same source_id first
             for info in candidates:
                 if info.uid() in refused:
                     continue

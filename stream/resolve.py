@@ -68,10 +68,35 @@ def predicate(*, name: str | None = None, stype: str | None = None, source_id: s
     return " and ".join(parts) if parts else "type='EEG'"
 
 
+def _matches(info: pylsl.StreamInfo, name: str | None, stype: str | None, source_id: str | None) -> bool:
+    if not (name or stype or source_id):
+        return info.type() == "EEG"
+    return ((not name or info.name() == name) and (not stype or info.type() == stype)
+            and (not source_id or info.source_id() == source_id))
+
+
+def resolve_matching(xpath: str, matches, *, minimum: int = 1,
+                     timeout: float = 1.0) -> list[pylsl.StreamInfo]:
+    """Streams matching an XPath predicate, waiting up to ``timeout`` s until ``minimum`` are found.
+
+    liblsl's predicate resolver now and then misses a stream that a full listing sees (seen on a
+    loaded machine), so when fewer than ``minimum`` come back, a full listing filtered by
+    ``matches(info) -> bool`` (the same condition in Python) is merged in.
+    """
+    found = pylsl.resolve_bypred(xpath, minimum, timeout)
+    if len(found) < minimum:
+        uids = {info.uid() for info in found}
+        found += [info for info in pylsl.resolve_streams(wait_time=min(max(timeout, 0.2), 1.0))
+                  if matches(info) and info.uid() not in uids]
+    return found
+
+
 def find_streams(*, name: str | None = None, stype: str | None = None, source_id: str | None = None,
-                 timeout: float = 1.0) -> list[pylsl.StreamInfo]:
-    """Streams matching all the given properties, waiting up to ``timeout`` s for the first."""
-    return pylsl.resolve_bypred(predicate(name=name, stype=stype, source_id=source_id), 1, timeout)
+                 timeout: float = 1.0, minimum: int = 1) -> list[pylsl.StreamInfo]:
+    """Streams matching all the given properties, waiting up to ``timeout`` s for ``minimum``."""
+    return resolve_matching(predicate(name=name, stype=stype, source_id=source_id),
+                            lambda info: _matches(info, name, stype, source_id), minimum=minimum,
+                            timeout=timeout)
 
 
 def resolve_stream(*, name: str | None = None, stype: str | None = None, source_id: str | None = None,
@@ -96,7 +121,7 @@ def resolve_stream(*, name: str | None = None, stype: str | None = None, source_
         When no stream matches; the message lists the streams that exist.
     """
     wanted = predicate(name=name, stype=stype, source_id=source_id)
-    found = pylsl.resolve_bypred(wanted, 1, timeout)
+    found = find_streams(name=name, stype=stype, source_id=source_id, timeout=timeout)
     if not found:
         visible = list_streams(timeout=1.0)
         listing = "; ".join(s.describe() for s in visible) if visible else "none"

@@ -1,9 +1,10 @@
 """Non-autoregressive transformer: encoder over time patches of the window, sinusoidal positions.
 
-Robust-scaled raw EEG is cut into patches of ``patch`` samples (all channels) → linear embedding +
-sinusoidal position (+ subject embedding) → pre-norm encoder layers → a learned map from the patch
-tokens to the 44 frames → dense to 128 mel bands. No teacher forcing and no autoregression: every
-frame comes out in one pass (the replication's autoregressive decoder failed).
+Robust-scaled raw EEG is cut into patches of ``patch`` samples (all channels) → linear embedding
+(a strided convolution) with batch norm + sinusoidal position (+ subject embedding) → pre-norm
+encoder layers → a learned map from the patch tokens to the 44 frames → dense to 128 mel bands.
+No teacher forcing and no autoregression: every frame comes out in one pass (the replication's
+autoregressive decoder failed).
 
 Attention is written with plain matrix products so the ONNX export is the same graph as torch's.
 """
@@ -95,7 +96,10 @@ class Transformer(MelDecoder):
             raise ValueError(f"patch {patch} must divide n_times {self.n_times} and n_heads divide d_model")
         self.n_tokens = self.n_times // self.patch
         self.scale = RobustScale(self.n_chans, self.clamp_sd)
-        self.embed = nn.Linear(self.n_chans * self.patch, self.d_model)
+        # patch embedding = a strided convolution over time; batch norm keeps token scales steady
+        self.embed = nn.Sequential(
+            nn.Conv1d(self.n_chans, self.d_model, self.patch, stride=self.patch), nn.BatchNorm1d(self.d_model)
+        )
         self.register_buffer(
             "positions", torch.tensor(sinusoidal_positions(self.n_tokens, self.d_model)), persistent=False
         )
@@ -114,9 +118,7 @@ class Transformer(MelDecoder):
 
     def decode(self, eeg, subject_vec):
         x = self.scale(eeg)
-        batch = x.shape[0]
-        tokens = x.reshape(batch, self.n_chans, self.n_tokens, self.patch).permute(0, 2, 1, 3)
-        h = self.embed(tokens.reshape(batch, self.n_tokens, self.n_chans * self.patch)) + self.positions
+        h = self.embed(x).transpose(1, 2) + self.positions  # (batch, n_tokens, d_model)
         if subject_vec is not None:
             h = h + self.subject_proj(subject_vec)[:, None, :]
         for layer in self.layers:

@@ -138,7 +138,8 @@ def test_no_device_names_wav_and_no_audio():
         except AudioError as error:
             print("AudioError:", error)
     """)
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                            timeout=60)
     if "HAS-DEVICES" in result.stdout:
         pytest.skip(f"this machine has real output devices: {result.stdout.strip()}")
     assert "AudioError: no audio output device found" in result.stdout, result.stdout + result.stderr
@@ -157,7 +158,7 @@ def test_unknown_device_lists_devices(pulse_sink, device, message):
 
 @pytest.mark.audio
 def test_unsupported_sample_rate(pulse_sink):
-    with pytest.raises(AudioError, match=r"does not support 100 Hz mono float32 .*pick another --audio-device"):
+    with pytest.raises(AudioError, match=r"not support 100 Hz mono float32 .*pick another --audio-device"):
         SoundDeviceSink(device="pulse", samplerate=100)
 
 
@@ -173,8 +174,8 @@ def test_known_signal_through_pulse(pulse_sink, device):
             assert sink.drain()
             counters = sink.counters()
             latency = sink.output_latency_s
-    r, _ = _aligned_correlation(recording["audio"], sent)
-    assert r > 0.9, r
+    r, lag = _aligned_correlation(recording["audio"], sent)
+    assert r > 0.9, (r, lag, counters, recording["audio"].size, recording["stderr"][-300:])
     assert counters["written"] == sent.size and counters["sanitised"] == 0
     assert 0.0 < latency < 1.0
 
@@ -182,7 +183,7 @@ def test_known_signal_through_pulse(pulse_sink, device):
 @pytest.mark.audio
 def test_vocoded_frames_through_pulse(pulse_sink):
     """Frames vocoded one at a time, each 512-sample chunk written to the sink, arrive intact."""
-    mel = mel_db(music_excerpt(2.0))
+    mel = mel_db(music_excerpt(1.5))
     vocoder = StreamingVocoder()
     # vocode first: on a loaded machine a busy producer thread can starve PortAudio's callback
     sent = [vocoder.process(mel[:, n]) for n in range(mel.shape[1])] + [vocoder.flush()]
@@ -191,11 +192,12 @@ def test_vocoded_frames_through_pulse(pulse_sink):
             for chunk in sent:
                 sink.write(chunk)
             sink.drain()
-            assert sink.counters()["underruns"] == 0
+            counters = sink.counters()
+    assert counters["underruns"] == 0, counters
     sent = np.clip(np.concatenate(sent), -1, 1)
     assert np.abs(sent).max() > 0.1
-    r, _ = _aligned_correlation(recording["audio"], sent)
-    assert r > 0.9, r
+    r, lag = _aligned_correlation(recording["audio"], sent)
+    assert r > 0.9, (r, lag, counters, recording["audio"].size, recording["stderr"][-300:])
 
 
 @pytest.mark.audio

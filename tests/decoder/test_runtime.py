@@ -90,6 +90,7 @@ def test_cuda_matches_cpu(mel_model, rng):
         np.testing.assert_allclose(gpu.predict(window), cpu.predict(window), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_runs_training_export_like_torch(tmp_path, rng):
     """A registry model exported by offline_training runs in the runtime as it does in torch."""
     torch = pytest.importorskip("torch")

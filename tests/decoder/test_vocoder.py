@@ -80,7 +80,8 @@ def test_vocode_lines_up_with_the_mel(music_mel, method):
     assert aligned < early - 1.0 and aligned < late - 1.0
 
 
-@pytest.mark.parametrize("method,lookahead,latency", [("rtpghi", 1, 3), ("rtpghi", 0, 2), ("griffinlim", 3, 5)])
+@pytest.mark.parametrize("method,lookahead,latency",
+                         [("rtpghi", 1, 3), ("rtpghi", 0, 2), ("griffinlim", 3, 5)])
 def test_chunk_timing_and_latency(music_mel, method, lookahead, latency):
     vocoder = StreamingVocoder(method, lookahead)
     assert vocoder.latency_frames == latency
@@ -120,7 +121,8 @@ def test_non_finite_frames_play_as_silence(music_mel):
         vocoder.process(music_mel[:, n])
     broken = music_mel[:, 5].copy()
     broken[::3] = np.nan
-    out = [vocoder.process(broken), vocoder.process(np.full(N_MELS, np.inf)), vocoder.process(music_mel[:, 7])]
+    out = [vocoder.process(broken), vocoder.process(np.full(N_MELS, np.inf)),
+           vocoder.process(music_mel[:, 7])]
     assert all(np.isfinite(chunk).all() for chunk in out)
     assert vocoder.nonfinite_frames == 2
 
@@ -166,3 +168,37 @@ def test_magnitude_is_clipped_pseudo_inverse():
     mel = mel_db(music_excerpt(1.0))
     recovered = mel_db_to_magnitude(mel)
     assert 20 * np.log10(np.linalg.norm(recovered - stft) / np.linalg.norm(stft)) < -3.0
+
+
+def test_vocode_command(tmp_path, capsys):
+    import soundfile
+
+    from stream.cli import main
+
+    source = tmp_path / "song.wav"
+    soundfile.write(source, librosa.resample(music_excerpt(1.5), orig_sr=22050, target_sr=44100), 44100)
+    out = tmp_path / "vocoded.wav"
+    assert main(["vocode", str(source), "--out", str(out), "--lookahead", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "spectral convergence" in printed and "log-spectral distance" in printed
+    assert "real-time factor" in printed
+    sc = float(printed.split("spectral convergence")[1].split("dB")[0])
+    assert sc < -3.0
+    data, sfreq = soundfile.read(out)
+    assert sfreq == 22050 and abs(data.size - int(1.5 * 22050)) <= 1 and np.abs(data).max() > 0.1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["vocode", "/nonexistent/song.wav", "--out", "x.wav"], "file /nonexistent/song.wav does not exist"),
+    (["vocode", "SRC", "--out", "x.wav", "--lookahead", "3"], "RTPGHI lookahead must be 0 or 1 frame, got 3"),
+    (["vocode", "SRC", "--out", "x.wav", "--seconds", "-1"], "--seconds must be positive"),
+    (["vocode", "SRC", "--out", "x.wav"], "cannot read audio file"),
+])
+def test_vocode_command_bad_input(tmp_path, capsys, argv, message):
+    from stream.cli import main
+
+    source = tmp_path / "not_audio.wav"
+    source.write_text("this is not audio")
+    argv = [str(source) if a == "SRC" else a for a in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -260,7 +260,7 @@ def test_screenshot_writes_a_picture(replay, model_file, tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     done = subprocess.run(
         [sys.executable, "-m", "stream.cli", "gui", "--stream", replay.name, "--model", str(model_file),
-         "--no-audio", "--screenshot", str(out), "--duration", "4"],
+         "--no-audio", "--screenshot", str(out), "--duration", "3"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert out.exists() and "screenshot saved" in done.stdout
@@ -278,3 +278,28 @@ def test_cli_rejects_bad_options(argv, words):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_run_dashboard_shows_a_pipeline_built_elsewhere(qtbot, replay, model_file):
+    from decoder.pipeline import LivePipeline, PipelineConfig
+    from gui.app import run_dashboard
+
+    before = set(threading.enumerate())
+    pipeline = LivePipeline(PipelineConfig(stream_name=replay.name, model_path=str(model_file), no_audio=True,
+                                           resolve_timeout_s=2.0))
+    summary = run_dashboard(pipeline, seconds=3.0)
+    assert summary["counters"]["windows"] > 5 and summary["error"] is None
+    assert not pipeline.running
+    time.sleep(0.5)
+    assert not set(threading.enumerate()) - before
+
+
+def test_run_dashboard_raises_the_start_error(qtbot, replay, tmp_path):
+    from decoder.pipeline import LivePipeline, PipelineConfig
+    from gui.app import run_dashboard
+    from stream.errors import ModelError
+
+    pipeline = LivePipeline(PipelineConfig(stream_name=replay.name, model_path=str(tmp_path / "none.onnx"),
+                                           no_audio=True))
+    with pytest.raises(ModelError, match="none.onnx"):
+        run_dashboard(pipeline, seconds=20.0)

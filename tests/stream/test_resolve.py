@@ -7,7 +7,7 @@ import pytest
 
 from stream.cli import main
 from stream.errors import StreamError
-from stream.resolve import list_streams, predicate, resolve_stream
+from stream.resolve import list_streams, predicate, resolve_matching, resolve_stream
 
 pytestmark = pytest.mark.lsl
 
@@ -44,4 +44,13 @@ def test_streams_command_lists_the_stream(stream_name, capsys):
     assert f"{stream_name}-sid" in lines[0]
     assert main(["streams", "--timeout", "0.2", "--type", f"none-{stream_name}"]) == 1
     assert "no LSL streams of type" in capsys.readouterr().out
+    del outlet
+
+
+def test_full_listing_backs_up_the_predicate_resolver(stream_name):
+    outlet = _outlet(stream_name)
+    # an XPath that liblsl cannot match stands in for a missed answer: the listing still finds it
+    found = resolve_matching("name='no-such-stream'", lambda info: info.name() == stream_name, timeout=0.5)
+    assert [info.name() for info in found] == [stream_name]
+    assert resolve_matching("name='no-such-stream'", lambda info: False, timeout=0.2) == []
     del outlet
