@@ -134,12 +134,13 @@ def device_like_eeg(
 ):
     """Present model-order EEG as a 128-channel GSN-HydroCel amplifier at a higher rate.
 
-    The amplifier's labels are E1..E128; Cz (E129) is its reference and is not sent. E1..E124 carry
-    the dataset's samples unchanged (NMED-T is average-referenced; the values are not re-referenced
-    to Cz). The face electrodes E125..E128, absent from NMED-T, are filled with an inverse-distance
+    The amplifier's labels are E1..E128; Cz (E129) is its reference and is not sent, so every channel
+    is re-referenced to Cz as such an amplifier records it: E1..E124 carry the dataset's samples minus
+    its Cz. The face electrodes E125..E128, absent from NMED-T, are filled with an inverse-distance
     mean of their 3 nearest scalp electrodes (:func:`face_channel_weights`), so they look like
     plausible EEG. Every channel is then upsampled with ``scipy.signal.resample_poly`` (e.g. 8/1 for
-    125 -> 1000 Hz).
+    125 -> 1000 Hz). A model whose preprocessing spec re-references to the average (the default)
+    therefore sees the same input from this stream as from the 125-Hz file.
 
     Parameters
     ----------
@@ -175,10 +176,12 @@ def device_like_eeg(
         )
     index = {label: row for row, label in enumerate(labels)}
     scalp = [f"E{i}" for i in range(1, 125)]
-    missing = [label for label in scalp if label not in index]
+    missing = [label for label in [*scalp, "Cz"] if label not in index]
     if missing:
-        raise ConfigError(f"device-like replay needs E1..E124; the data lacks {', '.join(missing[:5])}")
-    scalp_eeg = np.asarray(eeg, dtype=np.float64)[[index[label] for label in scalp]]
+        raise ConfigError(f"device-like replay needs E1..E124 and Cz; the data lacks "
+                          f"{', '.join(missing[:5])}")
+    eeg = np.asarray(eeg, dtype=np.float64)
+    scalp_eeg = eeg[[index[label] for label in scalp]] - eeg[index["Cz"]]
     face_eeg = face_channel_weights(scalp) @ scalp_eeg
     full = np.concatenate([scalp_eeg, face_eeg])
     out = np.empty((len(DEVICE_CHANNELS_128), full.shape[1] * ratio.numerator // ratio.denominator),

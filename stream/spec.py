@@ -45,7 +45,9 @@ class PreprocessingSpec:
     channels : tuple of str
         Model channel labels, in model order.
     reference : {"none", "average"}
-        Re-reference applied after channel mapping.
+        Re-reference applied after channel mapping. The default, ``"average"``, leaves NMED-T's
+        average-referenced files as they are and brings a Cz-referenced amplifier (Cz = 0) to the same
+        reference, so models trained on the files read live caps unchanged.
     highpass_hz : float or None
         Causal Butterworth high-pass cut-off in Hz (order 2), or None for none.
     notch_hz : float or None
@@ -54,7 +56,7 @@ class PreprocessingSpec:
 
     sfreq: float = MODEL_SFREQ
     channels: tuple[str, ...] = field(default=MODEL_CHANNELS)
-    reference: str = "none"
+    reference: str = "average"
     highpass_hz: float | None = None
     notch_hz: float | None = None
 

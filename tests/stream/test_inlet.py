@@ -12,6 +12,7 @@ from stream.errors import StreamError
 from stream.inlet import Inlet
 from stream.ringbuffer import FLAG_GAP, FLAG_TIME
 from stream.source import EEGSource
+from stream.spec import PreprocessingSpec
 from tests.fixtures.lsl_source import signal_value
 
 pytestmark = pytest.mark.lsl
@@ -125,7 +126,8 @@ def test_all_nan_channel_is_reported_and_flagged_never_passed_on(stream_name):
     info = pylsl.StreamInfo(stream_name, "EEG", 125, 125.0, pylsl.cf_float32, f"{stream_name}-sid")
     info.set_channel_labels([f"E{i}" for i in range(1, 125)] + ["Cz"])
     outlet = pylsl.StreamOutlet(info)
-    source = EEGSource(stream_name, queue_windows=64)
+    # no re-reference, so the zero-filled dead channel is seen as it leaves the NaN guard
+    source = EEGSource(stream_name, queue_windows=64, spec=PreprocessingSpec(reference="none"))
     try:
         source.start()
         assert outlet.wait_for_consumers(5.0)

@@ -19,13 +19,17 @@ SPECS = [
 ]
 
 
-def test_default_spec_returns_input_unchanged(rng):
+def test_default_spec_returns_average_referenced_input_unchanged(rng):
     eeg = rng.standard_normal((125, 300)) * 30
+    eeg -= eeg.mean(axis=0)  # NMED-T files are average-referenced
     out = preprocess_recording(eeg, 125.0, MODEL_CHANNELS, PreprocessingSpec())
     assert out.dtype == np.float32
-    np.testing.assert_array_equal(out, eeg.astype(np.float32))
+    np.testing.assert_allclose(out, eeg.astype(np.float32), atol=1e-4)
     out32 = preprocess_recording(eeg.astype(np.float32), 125.0, MODEL_CHANNELS)
-    np.testing.assert_array_equal(out32, eeg.astype(np.float32))
+    np.testing.assert_allclose(out32, eeg.astype(np.float32), atol=1e-4)
+    untouched = rng.standard_normal((125, 300)) * 30
+    out_none = preprocess_recording(untouched, 125.0, MODEL_CHANNELS, PreprocessingSpec(reference="none"))
+    np.testing.assert_array_equal(out_none, untouched.astype(np.float32))
 
 
 def _streamed(eeg, rate, labels, spec, sizes):
@@ -70,7 +74,8 @@ def test_filters_do_what_the_spec_says():
     t = np.arange(125 * 20) / 125
     eeg = np.tile(10 * np.sin(2 * np.pi * 60 * t) + 50.0 + np.sin(2 * np.pi * 8 * t), (125, 1))
     eeg[0] += 3.0  # average reference removes what all channels share
-    out = preprocess_recording(eeg, 125.0, MODEL_CHANNELS, PreprocessingSpec(highpass_hz=0.5, notch_hz=60.0))
+    out = preprocess_recording(eeg, 125.0, MODEL_CHANNELS, PreprocessingSpec(highpass_hz=0.5, notch_hz=60.0,
+                                                                             reference="none"))
     tail = out[:, -125 * 5:]
     assert abs(tail.mean()) < 0.05  # DC removed by the high-pass
     spectrum = np.abs(np.fft.rfft(tail[1])) / tail.shape[1]
