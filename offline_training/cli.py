@@ -31,7 +31,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
     parser.add_argument("--epochs", type=int, default=20, help="maximum epochs (default: 20)")
     parser.add_argument("--batch-size", type=int, default=60, help="windows per batch (default: 60)")
-    parser.add_argument("--lr", type=float, default=1.5e-3, help="Adam learning rate (default: 1.5e-3)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Adam learning rate (default: the model's: cnn 1e-4, transformer 3e-4, "
+                        "others 1.5e-3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of split, weights and batch order")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--loss", default="mse", help="mse or l1 on mel-dB (default: mse)")

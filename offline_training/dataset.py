@@ -17,7 +17,7 @@ import numpy as np
 from decoder import melspec
 from replay.nmedt import NMEDTFolder
 from stream.errors import ConfigError, DataFormatError
-from stream.spec import MODEL_SFREQ, N_CHANS, WINDOW_SAMPLES, PreprocessingSpec
+from stream.spec import MODEL_CHANNELS, MODEL_SFREQ, N_CHANS, WINDOW_SAMPLES, PreprocessingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -30,29 +30,24 @@ INDEX_DTYPE = np.dtype([("song", np.int64), ("subject", np.int64), ("start", np.
 _MEL_BATCH = 256
 
 
-def offline_preprocess(eeg: np.ndarray, spec: PreprocessingSpec) -> np.ndarray:
-    """Apply the stream's preprocessing to a whole recording, as the live path would.
+def offline_preprocess(eeg: np.ndarray, spec: PreprocessingSpec, labels=MODEL_CHANNELS) -> np.ndarray:
+    """Apply the stream's preprocessing to a whole recording, exactly as the live path does.
 
     Parameters
     ----------
     eeg : ndarray, shape (n_chans, n_times)
-        EEG in µV at the model rate.
+        EEG in µV at the model rate, channels in the order of ``labels``.
     spec : PreprocessingSpec
+    labels : sequence of str
+        Channel labels of ``eeg``.
 
     Returns
     -------
-    eeg : ndarray, shape (n_chans, n_times), float32
+    eeg : ndarray, shape (len(spec.channels), n_times), float32
     """
-    if spec.reference == "none" and spec.highpass_hz is None and spec.notch_hz is None:
-        return np.asarray(eeg, dtype=np.float32)
-    try:
-        from stream import preprocess
-    except ImportError as error:
-        raise ConfigError(
-            f"preprocessing {spec.to_dict() | {'channels': '...'}} needs stream.preprocess, which is "
-            "not installed; train with the default PreprocessingSpec"
-        ) from error
-    return np.asarray(preprocess.preprocess_offline(eeg, spec), dtype=np.float32)
+    from stream.preprocess import preprocess_recording
+
+    return np.asarray(preprocess_recording(eeg, MODEL_SFREQ, labels, spec), dtype=np.float32)
 
 
 class WindowDataset:
@@ -70,7 +65,8 @@ class WindowDataset:
     hop_s : float
         Hop between successive windows in seconds.
     spec : PreprocessingSpec
-        Offline preprocessing applied to each recording (the same as the live stream's).
+        Preprocessing applied to each whole recording by :func:`stream.preprocess.preprocess_recording`,
+        the same definition the live stream uses.
     target_offset_s : float
         The target of the window ending at EEG time T covers stimulus [T - 1 - offset, T - offset).
 
@@ -140,7 +136,7 @@ class WindowDataset:
             all_ids += [sid for sid in song_ids[song] if sid not in all_ids]
             eeg = np.empty((recording.n_subjects, N_CHANS, recording.n_times), dtype=np.float32)
             for k in range(recording.n_subjects):
-                eeg[k] = offline_preprocess(recording.eeg(k), spec)
+                eeg[k] = offline_preprocess(recording.eeg(k), spec, recording.channels)
             self._eeg[song] = eeg
             del recording
         self.subjects = self._select_subjects(all_ids, subjects)

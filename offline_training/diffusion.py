@@ -2,15 +2,15 @@
 
 ``eegmusic train --model diffusion`` runs :func:`fit_diffusion` (through the model's ``fit_run`` hook):
 
-1. **Prior** (``prior_epochs`` epochs, default ``--epochs``): the denoiser learns ε-prediction on the
+1. **Prior** (``prior_epochs`` epochs, default ``--epochs``): the denoiser learns to denoise the
    standardised mel windows of the *training part only* (each distinct song segment once: every
    subject heard the same audio), unconditionally — the stand-in for AudioLDM2's pretraining. The
    test part's audio is never seen, so the prior cannot leak held-out music into the evaluation.
 2. **Adapter** (``--epochs`` epochs): the prior is frozen (``requires_grad`` off, its weights are
    checked unchanged) and the ControlNet-style adapter (plus the optional subject embedding) learns
-   the same ε-prediction loss on (EEG window, mel window) pairs.
+   the same denoising loss on (EEG window, mel window) pairs.
 
-Each phase keeps its best weights by a deterministic validation loss (ε-MSE on the validation part
+Each phase keeps its best weights by a deterministic validation loss (denoising MSE on the validation part
 with noise and timesteps drawn from a fixed seed) and stops early after ``--patience`` epochs without
 improvement. A checkpoint is written after every epoch (phase, optimiser, history) for ``--resume``.
 After training, :func:`offline_training.train.train` scores the model's :meth:`forward` (the fixed
@@ -39,7 +39,7 @@ VAL_SEED = 12345
 
 
 def denoising_loss(model, mel_db, control=None, *, generator=None):
-    """ε-prediction MSE of the prior (optionally steered by adapter residuals) on mel windows.
+    """Denoising MSE (v- or ε-prediction) of the prior, optionally steered by the adapter, on mel windows.
 
     Parameters
     ----------
@@ -64,7 +64,7 @@ def denoising_loss(model, mel_db, control=None, *, generator=None):
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     a = model.alphas_cumprod[t][:, None, None, None]
     x_t = torch.sqrt(a) * x0 + torch.sqrt(1 - a) * noise
-    return torch.nn.functional.mse_loss(model.prior(x_t, t, control), noise)
+    return torch.nn.functional.mse_loss(model.prior(x_t, t, control), model.training_target(x0, noise, a))
 
 
 def sample_mel(
@@ -112,7 +112,7 @@ def distinct_segments(index: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def _validation_loss(model, dataset, rows, batch_size, device, conditional: bool) -> float:
-    """Deterministic ε-MSE over ``rows`` (fixed noise and timesteps)."""
+    """Deterministic denoising MSE over ``rows`` (fixed noise and timesteps)."""
     import torch
 
     if len(rows) == 0:
@@ -144,7 +144,7 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
     dataset : WindowDataset
     split : Split
     config : TrainConfig
-        Uses epochs, batch_size, lr, seed, patience, progress.
+        Uses epochs, batch_size, lr (None: the model's ``default_lr``), seed, patience, progress.
     dist_info, device, out, state
         As :func:`offline_training.train._fit_gradient` receives them.
 
@@ -152,7 +152,7 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
     -------
     dict
         ``model`` (best adapter on the trained prior), ``history`` (per epoch: phase, train_loss,
-        val_loss = validation ε-MSE, seconds, windows_per_s), ``best_epoch``, ``best_val_loss``,
+        val_loss = validation denoising MSE, seconds, windows_per_s), ``best_epoch``, ``best_val_loss``,
         ``epochs_run``, ``prior_epochs``, ``windows_per_s``.
 
     Raises
@@ -194,7 +194,7 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
             else:
                 model.prior.requires_grad_(True)
                 params = list(model.prior.parameters())
-            optimizer = torch.optim.Adam(params, lr=config.lr)
+            optimizer = torch.optim.Adam(params, lr=config.lr if config.lr is not None else model.default_lr)
             if phase_state is not None and phase_state["name"] == now:
                 optimizer.load_state_dict(phase_state["optimizer"])
                 best = dict(phase_state["best"])
@@ -255,7 +255,7 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
         else:
             best["bad"] += 1
         logger.info(
-            "%s epoch %d: train ε-MSE %.4f, validation ε-MSE %.4f%s",
+            "%s epoch %d: train denoising MSE %.4f, validation denoising MSE %.4f%s",
             phase,
             epoch,
             record["train_loss"],

@@ -212,7 +212,7 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
     dataset : WindowDataset
     split : Split
     config : TrainConfig
-        Uses epochs, batch_size, lr, seed, patience, progress.
+        Uses epochs, batch_size, lr (None: the model's ``default_lr``), seed, patience, progress.
     dist_info, device, out, state
         As :func:`offline_training.train._fit_gradient` receives them (``state``: the loaded
         ``checkpoint.pt`` on ``--resume``).
@@ -237,7 +237,7 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
     if dist_info.world > 1:
         raise ConfigError("wavegan trains in one process; run eegmusic train without torchrun")
     audio_of = WindowAudio(dataset)
-    opt_g, opt_d = make_optimizers(model, config.lr)
+    opt_g, opt_d = make_optimizers(model, config.lr if config.lr is not None else model.default_lr)
     history: list[dict] = []
     best_val, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 1
     best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})

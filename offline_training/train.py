@@ -53,8 +53,8 @@ class TrainConfig:
         Maximum number of epochs (gradient models).
     batch_size : int
         Windows per batch (summed over processes under DDP).
-    lr : float
-        Adam learning rate.
+    lr : float, optional
+        Adam learning rate (default: the model's ``default_lr``).
     seed : int
         Seed of the split, the initial weights and the batch order.
     device : {"auto", "cpu", "cuda"}
@@ -84,7 +84,7 @@ class TrainConfig:
     out: str = "runs/run"
     epochs: int = 20
     batch_size: int = 60
-    lr: float = 1.5e-3
+    lr: float | None = None
     seed: int = 0
     device: str = "auto"
     loss: str = "mse"
@@ -121,7 +121,7 @@ class TrainConfig:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})"
                 )
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
         if not self.hop_s > 0:
             raise ConfigError(f"--hop must be positive (got {self.hop_s})")
@@ -314,7 +314,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
 
     from offline_training.dataset import WindowDataset
     from offline_training.export import build_metadata, export_onnx
-    from offline_training.models.registry import build_model, load_checkpoint
+    from offline_training.models.registry import build_model, read_checkpoint
     from offline_training.splits import make_split
 
     config.check()
@@ -365,8 +365,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
 
     state = None
     if resume:
-        _, _ = load_checkpoint(out / "checkpoint.pt", model_name=config.model)
-        state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+        state = read_checkpoint(out / "checkpoint.pt", model_name=config.model)
         model.load_state_dict(state["state_dict"])
     else:
         rng = np.random.default_rng(config.seed)
@@ -429,6 +428,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         }
         metadata = build_metadata(
             cpu_model,
+            spec=dataset.spec,
             target_offset_s=config.target_offset_s,
             subjects=dataset.subjects,
             training=training,
@@ -499,7 +499,8 @@ def _fit_gradient(
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    lr = config.lr if config.lr is not None else module.default_lr
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[dict] = []
     best_val, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 1
     best_state = copy.deepcopy(module.state_dict())

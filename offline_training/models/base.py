@@ -45,6 +45,8 @@ class MelDecoder(nn.Module, abc.ABC):
     """
 
     name = "base"
+    default_lr = 1.5e-3
+    """Adam learning rate used when ``--lr`` is not given."""
     trained_by_gradient = True
     """False for closed-form models (``linear``): ``train`` fits them with :meth:`fit_closed_form`."""
 

@@ -7,8 +7,10 @@ denoiser trained here, unconditionally, on the stimulus mel windows of the train
 
 - **Prior** (:class:`MelDenoiser`): a two-level U-Net over the standardised mel-dB window
   (1 × 128 bands × 44 frames; per-band training mean and SD, the base contract's ``mel_mean`` /
-  ``mel_std``), sinusoidal timestep embedding, ε-prediction, cosine noise schedule of
-  ``n_train_steps`` steps.
+  ``mel_std``), sinusoidal timestep embedding, cosine noise schedule of ``n_train_steps`` steps,
+  v-prediction (``v = √ᾱ·ε − √(1−ᾱ)·x₀``; ``prediction="eps"`` for ε). With little data ε-prediction
+  left the noisiest steps badly wrong (predicted x₀ far beyond the data range); v-prediction learns
+  x₀ ≈ −v there, which stays in range.
 - **Adapter** (:class:`EEGAdapter`): robust-scaled raw EEG → strided 1-D convolutions over time →
   for each U-Net level a 1×1 projection onto (channels × a coarse band grid) resized to that level's
   (bands, frames) grid → a **zero-initialised** 1×1 convolution whose output is added to the prior's
@@ -87,7 +89,7 @@ class _Res2d(nn.Module):
 
 
 class MelDenoiser(nn.Module):
-    """The prior: ε-prediction U-Net over standardised mel windows (batch, 1, n_mels, n_frames).
+    """The prior: denoising U-Net (v or ε output) over standardised mel windows (batch, 1, n_mels, n_frames).
 
     Three feature grids: level 0 (n_mels × n_frames, ``channels[0]``), level 1 (halved, ``channels[1]``),
     middle (quartered, ``channels[2]``). ``control`` (optional) is a list of three tensors of those grid
@@ -223,6 +225,8 @@ class Diffusion(MelDecoder):
         Seed of the start noise stored in the model (and so in the ONNX graph).
     clip_x0 : float
         Clamp of the predicted clean window (standardised units) at each DDIM step.
+    prediction : {"v", "eps"}
+        What the denoiser predicts.
     proj_channels : int
         Adapter projector width.
     proj_strides : tuple of int
@@ -238,6 +242,8 @@ class Diffusion(MelDecoder):
     """
 
     name = "diffusion"
+    default_lr = 2e-3
+    """Adam rate of both phases when ``--lr`` is not given."""
 
     def __init__(
         self,
@@ -248,6 +254,7 @@ class Diffusion(MelDecoder):
         sample_steps: int = 10,
         noise_seed: int = 0,
         clip_x0: float = 5.0,
+        prediction: str = "v",
         proj_channels: int = 32,
         proj_strides=(2, 2),
         band_grid: int = 8,
@@ -263,6 +270,9 @@ class Diffusion(MelDecoder):
             int(sample_steps),
         )
         self.noise_seed, self.clip_x0 = int(noise_seed), float(clip_x0)
+        if prediction not in ("v", "eps"):
+            raise ConfigError(f"diffusion: unknown prediction '{prediction}'; use 'v' or 'eps'")
+        self.prediction = str(prediction)
         self.proj_channels, self.proj_strides = int(proj_channels), tuple(int(s) for s in proj_strides)
         self.band_grid, self.clamp_sd, self.prior_epochs = int(band_grid), float(clamp_sd), int(prior_epochs)
         if not 1 <= self.sample_steps <= self.n_train_steps:
@@ -316,6 +326,18 @@ class Diffusion(MelDecoder):
             raise ValueError("model 'diffusion' was trained with subject conditioning; pass subject")
         return self.adapter(eeg, subject if self.subject_input else None)
 
+    def predict_x0(self, x: torch.Tensor, output: torch.Tensor, a_t: torch.Tensor) -> torch.Tensor:
+        """Clean-window estimate from the denoiser's output at noise level ᾱ_t."""
+        if self.prediction == "v":
+            return torch.sqrt(a_t) * x - torch.sqrt(1 - a_t) * output
+        return (x - torch.sqrt(1 - a_t) * output) / torch.sqrt(a_t)
+
+    def training_target(self, x0: torch.Tensor, noise: torch.Tensor, a_t: torch.Tensor) -> torch.Tensor:
+        """What the denoiser learns to output for x_t = √ᾱ·x₀ + √(1−ᾱ)·noise (v or ε)."""
+        if self.prediction == "v":
+            return torch.sqrt(a_t) * noise - torch.sqrt(1 - a_t) * x0
+        return noise
+
     def ddim(self, x: torch.Tensor, control, steps: int) -> torch.Tensor:
         """Run deterministic DDIM (η = 0) from ``x`` (batch, 1, n_mels, n_frames); standardised x₀."""
         timesteps = ddim_timesteps(self.n_train_steps, steps)
@@ -324,8 +346,8 @@ class Diffusion(MelDecoder):
             a_t = self.alphas_cumprod[t]
             a_prev = self.alphas_cumprod[timesteps[k + 1]] if k + 1 < len(timesteps) else torch.ones_like(a_t)
             t_batch = torch.full((batch,), t, dtype=torch.long, device=x.device)
-            eps = self.prior(x, t_batch, control)
-            x0 = torch.clamp((x - torch.sqrt(1 - a_t) * eps) / torch.sqrt(a_t), -self.clip_x0, self.clip_x0)
+            x0 = self.predict_x0(x, self.prior(x, t_batch, control), a_t)
+            x0 = torch.clamp(x0, -self.clip_x0, self.clip_x0)
             eps = (x - torch.sqrt(a_t) * x0) / torch.sqrt(1 - a_t)
             x = torch.sqrt(a_prev) * x0 + torch.sqrt(1 - a_prev) * eps
         return x

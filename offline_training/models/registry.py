@@ -55,22 +55,14 @@ def build_model(name: str, **config) -> MelDecoder:
         raise ConfigError(f"bad configuration for model '{name}': {error}") from error
 
 
-def load_checkpoint(path, *, model_name: str | None = None):
-    """Load a training checkpoint (``checkpoint.pt`` / ``best.pt`` of a run).
+def read_checkpoint(path, *, model_name: str | None = None) -> dict:
+    """Read a training checkpoint's content (weights, configs, optimizer state, ...), checked.
 
-    Parameters
-    ----------
-    path : str or Path
-    model_name : str, optional
-        Expected model name; a checkpoint of another model raises :class:`ModelError`.
-
-    Returns
-    -------
-    model : MelDecoder
-        With the checkpoint's weights, in eval mode.
-    config : dict
-        The checkpoint's content besides the weights: ``model`` (name), ``model_config``,
-        ``train_config``, ``epoch``, ...
+    Raises
+    ------
+    ModelError
+        Missing or unreadable file, not an eegmusic checkpoint, or a checkpoint of another model
+        than ``model_name``.
     """
     import torch
 
@@ -92,9 +84,30 @@ def load_checkpoint(path, *, model_name: str | None = None):
         raise ModelError(
             f"checkpoint {path} holds a '{name}' model, not '{model_name}'; use --model {name} or another run"
         )
-    if name not in ALL_MODELS:
-        raise ModelError(f"checkpoint {path} holds unknown model '{name}'; known: {', '.join(ALL_MODELS)}")
-    model = ALL_MODELS[name].from_config(content["model_config"])
+    if name not in MODELS:
+        raise ModelError(f"checkpoint {path} holds unknown model '{name}'; known: {', '.join(MODELS)}")
+    return content
+
+
+def load_checkpoint(path, *, model_name: str | None = None):
+    """Load a training checkpoint (``checkpoint.pt`` / ``best.pt`` of a run).
+
+    Parameters
+    ----------
+    path : str or Path
+    model_name : str, optional
+        Expected model name; a checkpoint of another model raises :class:`ModelError`.
+
+    Returns
+    -------
+    model : MelDecoder
+        With the checkpoint's weights, in eval mode.
+    config : dict
+        The checkpoint's content besides the weights: ``model`` (name), ``model_config``,
+        ``train_config``, ``epoch``, ...
+    """
+    content = read_checkpoint(path, model_name=model_name)
+    model = MODELS[content["model"]].from_config(content["model_config"])
     model.load_state_dict(content["state_dict"])
     model.eval()
     config = {k: v for k, v in content.items() if k not in ("state_dict", "optimizer", "best_state")}

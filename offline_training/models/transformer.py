@@ -1,10 +1,10 @@
 """Non-autoregressive transformer: encoder over time patches of the window, sinusoidal positions.
 
-Robust-scaled raw EEG is cut into patches of ``patch`` samples (all channels) → linear embedding
-(a strided convolution) with batch norm + sinusoidal position (+ subject embedding) → pre-norm
-encoder layers → a learned map from the patch tokens to the 44 frames → dense to 128 mel bands.
-No teacher forcing and no autoregression: every frame comes out in one pass (the replication's
-autoregressive decoder failed).
+Robust-scaled raw EEG is cut into patches of ``patch`` samples (all channels, each token seeing
+``context`` samples around its patch) → linear embedding (a strided convolution) with batch norm
++ sinusoidal position (+ subject embedding) → pre-norm encoder layers → a learned map from the
+patch tokens to the 44 frames → dense to 128 mel bands. No teacher forcing and no autoregression:
+every frame comes out in one pass (the replication's autoregressive decoder failed).
 
 Attention is written with plain matrix products so the ONNX export is the same graph as torch's.
 """
@@ -63,6 +63,9 @@ class Transformer(MelDecoder):
     ----------
     patch : int
         Samples per token (must divide n_times; 5 → 25 tokens of 40 ms).
+    context : int
+        Samples each token's embedding sees (overlapping patches centred on the token; 25 = 200 ms,
+        the span of an auditory evoked response). ``context = patch`` gives disjoint patches.
     d_model, n_heads, n_layers, ff : int
         Width, attention heads, encoder layers, feed-forward width.
     dropout, clamp_sd : float
@@ -71,11 +74,13 @@ class Transformer(MelDecoder):
     """
 
     name = "transformer"
+    default_lr = 3e-4
 
     def __init__(
         self,
         *,
         patch: int = 5,
+        context: int = 25,
         d_model: int = 128,
         n_heads: int = 4,
         n_layers: int = 3,
@@ -95,10 +100,20 @@ class Transformer(MelDecoder):
         if self.n_times % self.patch or self.d_model % self.n_heads:
             raise ValueError(f"patch {patch} must divide n_times {self.n_times} and n_heads divide d_model")
         self.n_tokens = self.n_times // self.patch
+        self.context = max(int(context), self.patch)
+        if (self.context - self.patch) % 2:
+            raise ValueError(f"context {context} - patch {patch} must be even (tokens centred on patches)")
         self.scale = RobustScale(self.n_chans, self.clamp_sd)
         # patch embedding = a strided convolution over time; batch norm keeps token scales steady
         self.embed = nn.Sequential(
-            nn.Conv1d(self.n_chans, self.d_model, self.patch, stride=self.patch), nn.BatchNorm1d(self.d_model)
+            nn.Conv1d(
+                self.n_chans,
+                self.d_model,
+                self.context,
+                stride=self.patch,
+                padding=(self.context - self.patch) // 2,
+            ),
+            nn.BatchNorm1d(self.d_model),
         )
         self.register_buffer(
             "positions", torch.tensor(sinusoidal_positions(self.n_tokens, self.d_model)), persistent=False

@@ -295,6 +295,8 @@ class WaveGAN(MelDecoder):
 
     name = "wavegan"
     output_kind = "audio"
+    default_lr = 5e-4
+    """Adam(W) rate of generator and discriminators when ``--lr`` is not given."""
 
     def __init__(
         self,

@@ -111,7 +111,7 @@ def test_resume_continues_and_checks_the_config(sim_dir, tmp_path, capsys):
     capsys.readouterr()
 
     assert main([*args, "--resume", "--lr", "0.01"]) == 2
-    assert "option 'lr' changed (0.0015" in capsys.readouterr().err
+    assert "option 'lr' changed (None" in capsys.readouterr().err
     other = train_args(sim_dir, out, "rcnn")
     assert main([*other, "--resume"]) == 2
     assert "is from model 'convnet', not 'rcnn'; use --model convnet" in capsys.readouterr().err
@@ -157,3 +157,9 @@ def test_bad_inputs_are_one_line_errors(change, message, sim_dir, no_stimuli_dir
     assert len(err.splitlines()) == 1
     assert re.search(message, err), err
     assert not (tmp_path / "run" / "model.onnx").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_cuda_without_a_gpu_is_a_one_line_error(sim_dir, tmp_path, capsys):
+    assert main([*train_args(sim_dir, tmp_path / "run", "linear"), "--device", "cuda"]) == 2
+    assert "--device cuda asked but no CUDA GPU is visible" in capsys.readouterr().err
