@@ -24,7 +24,6 @@ import collections
 import json
 import logging
 import re
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from decoder.audio import WavSink
 from decoder.frameclock import FrameClock, SampleClock
 from decoder.latency import LatencyTracker
 from decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH, N_MELS
@@ -155,47 +155,6 @@ class PipelineSnapshot:
 # Recording that survives a crash
 
 
-class CrashSafeWav:
-    """A mono float32 WAV file whose header is correct after every :meth:`append`.
-
-    The RIFF and data sizes are rewritten after each append, so a crash leaves a WAV every reader
-    opens, holding everything appended so far.
-    """
-
-    def __init__(self, path: str | Path, sfreq: int = AUDIO_SFREQ):
-        self.path = Path(path)
-        self.sfreq = int(sfreq)
-        self.n_samples = 0
-        self._file = open(self.path, "wb")  # noqa: SIM115 (kept open for appends)
-        self._file.write(self._header(0))
-        self._file.flush()
-
-    def _header(self, n_bytes: int) -> bytes:
-        fmt = struct.pack("<HHIIHH", 3, 1, self.sfreq, self.sfreq * 4, 4, 32)   # IEEE float, mono
-        return (b"RIFF" + struct.pack("<I", 36 + n_bytes) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
-                + b"data" + struct.pack("<I", n_bytes))
-
-    def append(self, samples: np.ndarray) -> None:
-        """Append samples (float32) and make the file consistent on disk."""
-        data = np.ascontiguousarray(samples, dtype="<f4").tobytes()
-        if not data or self._file.closed:
-            return
-        self._file.seek(0, 2)
-        self._file.write(data)
-        self.n_samples += len(data) // 4
-        n_bytes = self.n_samples * 4
-        self._file.seek(4)
-        self._file.write(struct.pack("<I", 36 + n_bytes))
-        self._file.seek(40)
-        self._file.write(struct.pack("<I", n_bytes))
-        self._file.flush()
-
-    def close(self) -> None:
-        """Close the file."""
-        if not self._file.closed:
-            self._file.close()
-
-
 class FrameRecorder:
     """Append decoded frames to raw files that are valid after every append.
 
@@ -226,7 +185,8 @@ class FrameRecorder:
         self._frames = open(self.folder / FRAMES_FILE, "ab")  # noqa: SIM115
         self._index = open(self.folder / FRAME_INDEX_FILE, "ab")  # noqa: SIM115
         self._source = open(self.folder / FRAME_SOURCE_FILE, "ab")  # noqa: SIM115
-        self.wav = CrashSafeWav(self.folder / AUDIO_FILE) if audio else None
+        # float samples as decoded; the header is rewritten after every write (crash-safe)
+        self.wav = WavSink(self.folder / AUDIO_FILE, subtype="FLOAT") if audio else None
         self.n_frames = 0
 
     def append_frames(self, k0: int, frames: np.ndarray, window_frame: np.ndarray, n_end: int,
@@ -249,7 +209,7 @@ class FrameRecorder:
     def append_audio(self, samples: np.ndarray) -> None:
         """Append decoded audio samples."""
         if self.wav is not None:
-            self.wav.append(samples)
+            self.wav.write(samples)
 
     def close(self) -> None:
         """Close every file."""

@@ -21,7 +21,6 @@ import pytest
 from decoder.frameclock import segment_start_sample
 from decoder.pipeline import (
     AUDIO_FILE,
-    CrashSafeWav,
     FrameRecorder,
     LivePipeline,
     LiveTruth,
@@ -391,18 +390,6 @@ def test_partial_last_frame_dropped(tmp_path):
         f.write(b"\x00" * 100)                                   # a write cut short by a crash
     k, frames, _ = read_frames(tmp_path / "rec")
     np.testing.assert_array_equal(k, [7, 8, 9])
-
-
-def test_crash_safe_wav_header_each_append(tmp_path):
-    import soundfile
-
-    wav = CrashSafeWav(tmp_path / "a.wav")
-    for n in (10, 512, 3):
-        wav.append(np.linspace(-1, 1, n, dtype=np.float32))
-        data, rate = soundfile.read(tmp_path / "a.wav", dtype="float32")
-        assert len(data) == wav.n_samples
-    wav.close()
-    assert wav.n_samples == 525
 
 
 def test_live_truth_alignment(sim_dir):
