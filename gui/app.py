@@ -397,9 +397,11 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         with self._helper_lock:
             self._pending_pipeline = pipeline
+        log.info("pipeline started on %r", config.stream_name)
         self._started.emit(pipeline)
 
     def _on_started(self, pipeline) -> None:
+        log.debug("dashboard follows the pipeline")
         with self._helper_lock:
             self._pending_pipeline = None
         if self._closing:
@@ -652,11 +654,12 @@ def run_dashboard(pipeline, *, seconds: float | None = None, refresh_hz: float =
     app = pg.mkQApp("eegmusic")
     window = MainWindow(refresh_hz=refresh_hz)
     window.closed.connect(app.quit)
-    window.show()
-    window.run_pipeline(pipeline)
+    # connected before the start: a start that fails at once must still close the window
+    window._start_failed.connect(window.close)  # the caller reports the reason
     if seconds is not None:  # counted from the start, as a headless run counts them
         window.started.connect(lambda: QtCore.QTimer.singleShot(int(seconds * 1000), window.close))
-    window._start_failed.connect(window.close)  # the caller reports the reason
+    window.show()
+    window.run_pipeline(pipeline)
     app.exec()
     window.shutdown()
     if window.start_error is not None:

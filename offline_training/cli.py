@@ -32,7 +32,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=20, help="maximum epochs (default: 20)")
     parser.add_argument("--batch-size", type=int, default=60, help="windows per batch (default: 60)")
     parser.add_argument("--lr", type=float, default=None,
-                        help="Adam learning rate (default: the model's: cnn 1e-4, transformer 3e-4, "
+                        help="Adam learning rate (default: the model's: cnn 1e-4, transformer 1e-3, "
                         "others 1.5e-3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of split, weights and batch order")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")

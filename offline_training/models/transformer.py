@@ -74,7 +74,7 @@ class Transformer(MelDecoder):
     """
 
     name = "transformer"
-    default_lr = 3e-4
+    default_lr = 1e-3
 
     def __init__(
         self,
