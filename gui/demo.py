@@ -45,7 +45,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subject", type=int, default=1, help="participant to replay, 1-based (default 1)")
     parser.add_argument("--no-gui", action="store_true", help="never open the dashboard")
     parser.add_argument("--wav", metavar="FILE", help="write the audio here instead of a sound device")
-    parser.add_argument("--out", metavar="DIR", help="where to write results (default: the cache folder)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="a new folder for this run's results (default: CACHE/demo-output/DATE-TIME)")
     parser.add_argument("--cache", metavar="DIR", help="cache folder (default: ~/.cache/eegmusic)")
 
 
@@ -162,7 +163,9 @@ def run_demo(args) -> int:
         raise ConfigError(f"song {held_out} is not in {data} (has {', '.join(map(str, songs))}); pass one")
     model = _ensure_model(args, data, songs, held_out, cache)
 
-    out = Path(args.out).expanduser() if args.out else cache / "demo-output"
+    # every run gets its own folder: recordings are never overwritten
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out).expanduser() if args.out else cache / "demo-output" / stamp
     out.mkdir(parents=True, exist_ok=True)
     record = out / "recording"
     device, wav = _audio_output(args, out)
