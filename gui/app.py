@@ -652,16 +652,24 @@ def run_dashboard(pipeline, *, seconds: float | None = None, refresh_hz: float =
     import pyqtgraph as pg
 
     app = pg.mkQApp("eegmusic")
+    # a local event loop, ended by this window only: QApplication.quit() (also called when the last
+    # window closes) would leave Qt's "quit now" flag set and stop every later event loop at once
+    quit_on_close = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)
+    loop = QtCore.QEventLoop()
     window = MainWindow(refresh_hz=refresh_hz)
-    window.closed.connect(app.quit)
+    window.closed.connect(loop.quit)
     # connected before the start: a start that fails at once must still close the window
     window._start_failed.connect(window.close)  # the caller reports the reason
     if seconds is not None:  # counted from the start, as a headless run counts them
         window.started.connect(lambda: QtCore.QTimer.singleShot(int(seconds * 1000), window.close))
     window.show()
     window.run_pipeline(pipeline)
-    app.exec()
-    window.shutdown()
+    try:
+        loop.exec()
+    finally:
+        app.setQuitOnLastWindowClosed(quit_on_close)
+        window.shutdown()
     if window.start_error is not None:
         raise window.start_error
     return pipeline.summary()

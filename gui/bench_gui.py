@@ -33,7 +33,9 @@ def _app():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     import pyqtgraph as pg
 
-    return pg.mkQApp("eegmusic-bench")
+    app = pg.mkQApp("eegmusic-bench")
+    app.setQuitOnLastWindowClosed(False)  # closing a benchmark's window must not end the others' loops
+    return app
 
 
 def _signal(sfreq: float, seed: int = 0) -> np.ndarray:
@@ -232,7 +234,8 @@ def _decode_with_gui(config: dict, seconds: float) -> dict:
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
         time.sleep(0.01)
     if window.state != "running":
-        window.close()
+        window.shutdown()
+        window.hide()
         raise RuntimeError(f"the dashboard did not start: {window.last_error}")
     loop = QtCore.QEventLoop()
     QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
@@ -240,7 +243,8 @@ def _decode_with_gui(config: dict, seconds: float) -> dict:
     result = _latency_summary(window.pipeline.summary())
     redraws = list(window.redraw_ms)
     result["gui_redraw_median_ms"] = round(float(statistics.median(redraws)), 2) if redraws else None
-    window.close()
+    window.shutdown()
+    window.hide()
     return result
 
 

@@ -26,10 +26,10 @@ Examples:
   eegmusic demo --data ~/nmedt --model runs/cnn/model.onnx   # real NMED-T and your own model
 """
 
-DEMO_SIM = {"songs": 3, "subjects": 4, "seconds": 60, "seed": 0}
+DEMO_SIM = {"songs": 4, "subjects": 6, "seconds": 90, "seed": 0}
 """Size of the simulated dataset: small enough to make and train in a few minutes on 2 cores."""
 
-DEMO_MODEL = {"model": "linear", "split": "block", "epochs": 8}
+DEMO_MODEL = {"model": "convnet", "split": "block", "epochs": 10}
 """Default decoder. ``linear`` (closed-form ridge with time lags) trains in seconds and, on the
 simulator, beats the song-mean baseline on dynamic r; see the README's results table for the others."""
 

@@ -202,7 +202,7 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
             prior_before = (
                 [p.detach().clone() for p in model.prior.parameters()] if now == "adapter" else None
             )
-        if best["bad"] >= config.patience:  # this phase stopped early (resumed run): skip its epochs
+        if best["bad"] >= config.patience:  # this phase stopped early: skip its remaining epochs
             continue
         rows = prior_rows["train"] if phase == "prior" else split.train
         order = np.random.default_rng([config.seed, epoch]).permutation(rows)
