@@ -26,12 +26,14 @@ Examples:
   eegmusic demo --data ~/nmedt --model runs/cnn/model.onnx   # real NMED-T and your own model
 """
 
-DEMO_SIM = {"songs": 4, "subjects": 6, "seconds": 90, "seed": 0}
-"""Size of the simulated dataset: small enough to make and train in a few minutes on 2 cores."""
+DEMO_SIM = {"songs": 4, "subjects": 6, "seconds": 90, "seed": 0, "snr": 0.15}
+"""The simulated dataset: small enough to make and train in about two minutes on 2 cores, with a
+clearer evoked response (15 % of the variance) than the realistic default (3 %), so that a decoder
+trained on three songs has something to find in the fourth."""
 
 DEMO_MODEL = {"model": "convnet", "split": "block", "epochs": 10}
-"""Default decoder. ``linear`` (closed-form ridge with time lags) trains in seconds and, on the
-simulator, beats the song-mean baseline on dynamic r; see the README's results table for the others."""
+"""Default decoder: ``convnet`` (raw EEG, strided 1-D convolutions) trains in about a minute here and
+decoded the held-out song best among the fast models (README results)."""
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,12 +80,16 @@ def _ensure_data(args, cache: Path) -> Path:
     if args.data:
         return Path(args.data).expanduser()
     sim = DEMO_SIM
-    folder = cache / f"sim-{sim['songs']}songs-{sim['subjects']}subj-{sim['seconds']}s-seed{sim['seed']}"
+    folder = cache / (f"sim-{sim['songs']}songs-{sim['subjects']}subj-{sim['seconds']}s-snr{sim['snr']}"
+                      f"-seed{sim['seed']}")
+    print(f"data: simulated listeners whose EEG is {sim['snr']:.0%} music-evoked (the realistic default of "
+          f"`eegmusic simulate` is 3 %, where no model here decodes an unseen song above chance; see README)")
     if (folder / ".complete").exists():
         print(f"data: cached simulation in {folder}")
         return folder
     _eegmusic("simulate", "--out", str(folder), "--songs", str(sim["songs"]), "--subjects",
-              str(sim["subjects"]), "--seconds", str(sim["seconds"]), "--seed", str(sim["seed"]))
+              str(sim["subjects"]), "--seconds", str(sim["seconds"]), "--seed", str(sim["seed"]),
+              "--snr", str(sim["snr"]))
     (folder / ".complete").write_text("ok\n")
     return folder
 
