@@ -485,6 +485,8 @@ class LivePipeline:
         self.latency = LatencyTracker()
         self._queue = _DropOldestQueue(maxlen=32)
         self._counters = collections.Counter()
+        self._max_queued_s = config.hop_s + config.prebuffer_s + 0.15   # normal + hop jitter margin
+        self._draining = False
         self.error: str | None = None
         self.stream_label = ""
         n_keep = int(np.ceil(config.snapshot_s / FRAME_PERIOD_S))
@@ -720,7 +722,17 @@ class LivePipeline:
                 stamps["vocoded"] = stamps["inferred"]
                 if self._clock.samples_skipped:
                     self._counters["samples_skipped"] = self._clock.samples_skipped
-            if len(samples):
+            queued = _sink_queued_s(self._sink) if len(samples) else 0.0
+            # When the device stalls (PulseAudio takes ~1 s to start a new stream), audio piles up and
+            # would stay a standing delay for the rest of the run: past the bound, drop new audio
+            # (counted) until the device has drained to the normal prebuffer.
+            if queued > self._max_queued_s:
+                self._draining = True
+            elif queued <= self.config.prebuffer_s + self.config.hop_s:
+                self._draining = False
+            if len(samples) and self._draining:
+                self._counters["audio_dropped_late"] += len(samples)
+            elif len(samples):
                 self._sink.write(samples, **self._write_kwargs)
                 stamps["buffered"] = local_clock()
                 stamps["dac"] = stamps["buffered"] + _sink_queued_s(self._sink) + float(
@@ -850,6 +862,7 @@ class LivePipeline:
             "audio_written": int(sink_counts.get("written", 0)),
             "audio_dropped": int(sink_counts.get("dropped", 0)),
             "audio_sanitised": int(sink_counts.get("sanitised", 0)),
+            "audio_dropped_late": counts.get("audio_dropped_late", 0),
         }
         return out
 

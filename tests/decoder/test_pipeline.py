@@ -240,6 +240,46 @@ def test_overload_latency_bounded_drops_counted(sim_dir, stream_name, replay, me
     assert counters["frames_skipped"] == 0
 
 
+class StalledDevice:
+    """A sound device that plays nothing for its first ``stall_s``, then drains at real time.
+
+    PulseAudio does this for about a second when a new stream starts, but not on demand, so this
+    test stands in for the device (it keeps the NullSink's counting and sanitising).
+    """
+
+    stall_s = 1.0
+
+    def __init__(self):
+        from decoder.audio import NullSink
+
+        self._sink = NullSink()
+        self._t_start = None
+        self.counters = self._sink.counters
+        self.close = self._sink.close
+
+    def write(self, samples, **_):
+        self._t_start = self._t_start or time.monotonic()
+        return self._sink.write(samples)
+
+    def queued_s(self) -> float:
+        if self._t_start is None:
+            return 0.0
+        played = max(0.0, time.monotonic() - self._t_start - self.stall_s)
+        return max(0.0, self._sink.counters()["written"] / 22050 - played)
+
+
+@pytest.mark.lsl
+def test_a_stalled_device_leaves_no_standing_delay(sim_dir, stream_name, replay, mel_model):
+    device = StalledDevice()
+    config = PipelineConfig(stream_name=stream_name, model_path=mel_model, lsl_out=False)
+    with LivePipeline(config, sink=device) as pipeline:
+        _wait(pipeline, 30, timeout=30)
+        summary = pipeline.summary()
+    assert summary["counters"]["audio_dropped_late"] > 0            # the stall's backlog was dropped
+    # after the stall the queue is back near one hop + prebuffer, not the stall's length
+    assert device.queued_s() < config.hop_s + config.prebuffer_s + 0.15 + 0.05
+
+
 # ---------------------------------------------------------------------------------------------------
 # Waveform model: no vocoder, crossfaded hops
 
