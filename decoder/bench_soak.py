@@ -1,0 +1,125 @@
+"""Soak and whole-song benchmarks of the live decoder.
+
+``soak``: an accelerated hour. A simulated recording is replayed in a loop at ``speed`` times real time
+(one hour of stream time in 3600 / speed seconds) and decoded by the live pipeline into a null sink.
+Reported: samples sent by the replay against samples received by the inlet (samples lost), windows
+decoded and dropped (the decoder cannot keep up with an accelerated stream, so drops are expected and
+must be counted, not piled up), and the process's resident memory sampled over the run (it must stay
+flat). The baseline is the first RSS sample, taken once the pipeline runs.
+
+``full_song``: offline decoding of every window of one simulated song (300 s, hop 0.1 s) with the
+ONNX runtime in batches, against the song's duration (real-time factor) and against decoding the same
+windows one at a time, as the live path does.
+
+torch is imported lazily, only to export the model under test (benchmarks may import training code).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from decoder.bench_runtime import _live_model
+
+
+def _rss_mib() -> float:
+    """Resident memory of this process in MiB (Linux)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "convnet") -> dict:
+    """Decode ``stream_hours`` of looped replay at ``speed``x; samples lost, drops, RSS over time."""
+    from decoder.pipeline import LivePipeline, PipelineConfig
+    from replay.player import Player
+    from replay.simulate import simulate
+
+    data = folder / "soak-sim"
+    if not data.exists():
+        simulate(data, n_songs=1, n_subjects=1, seconds=60, seed=0, progress=False)
+    model = _live_model(folder, model_name)
+    name = f"bench-soak-{uuid.uuid4().hex[:8]}"
+    wall_s = stream_hours * 3600.0 / speed
+    rss: list[tuple[float, float]] = []
+    with Player(data, 21, 1, name=name, source_id=name, speed=speed, loop=True, markers=False,
+                check_clash=False, wait_for_consumer_s=30.0) as player:
+        config = PipelineConfig(stream_name=name, model_path=model, no_audio=True, lsl_out=False,
+                                device="cpu", resolve_timeout_s=30.0)
+        with LivePipeline(config) as pipeline:
+            t_start = time.monotonic()
+            while (elapsed := time.monotonic() - t_start) < wall_s:
+                rss.append((round(elapsed, 1), round(_rss_mib(), 1)))
+                time.sleep(min(2.0, wall_s - elapsed))
+            sent = player.samples_sent
+            time.sleep(0.5)   # let the inlet take what is in flight
+            summary = pipeline.summary()
+            received = int(getattr(pipeline.health(), "n_samples", 0))
+    values = np.array([v for _, v in rss])
+    return {
+        "stream_hours": stream_hours, "speed": speed, "wall_s": round(wall_s, 1), "model": model_name,
+        "samples_sent": int(sent), "samples_received": received,
+        "samples_lost": int(max(sent - received, 0)),
+        "windows_decoded": summary["counters"]["windows"], "windows_dropped": summary["counters"]["drops"],
+        "gaps": summary["counters"]["gaps"],
+        "rss_mib_first": float(values[0]), "rss_mib_max": float(values.max()),
+        "rss_mib_last": float(values[-1]),
+        "rss_growth_ratio_last_over_first": round(float(values[-1] / values[0]), 3),
+        "rss_over_time": rss[:: max(1, len(rss) // 12)],
+    }
+
+
+def full_song(folder: Path, *, seconds: float, model_name: str = "convnet") -> dict:
+    """Offline decode of every 0.1-s hop of one song: batched vs one window at a time."""
+    from decoder.runtime import DecoderRuntime
+    from replay.nmedt import NMEDTFolder
+    from replay.simulate import simulate
+    from stream.preprocess import preprocess_recording
+    from stream.spec import MODEL_CHANNELS, PreprocessingSpec
+
+    data = folder / "song-sim"
+    if not data.exists():
+        simulate(data, n_songs=1, n_subjects=1, seconds=seconds, seed=0, progress=False)
+    eeg = preprocess_recording(NMEDTFolder(data).load_song(21).eeg(0), 125.0, MODEL_CHANNELS,
+                               PreprocessingSpec())
+    starts = np.arange(0, eeg.shape[1] - 125 + 1, 12.5).astype(int)   # hop 0.1 s
+    windows = np.stack([eeg[:, s:s + 125] for s in starts])
+    runtime = DecoderRuntime(_live_model(folder, model_name), device="cpu", intra_op_threads=1)
+    t0 = time.perf_counter()
+    for chunk in np.array_split(windows, max(1, len(windows) // 256)):
+        runtime.predict_batch(chunk)
+    batched_s = time.perf_counter() - t0
+    n_single = min(len(windows), 300)
+    t0 = time.perf_counter()
+    for window in windows[:n_single]:
+        runtime.predict(window)
+    single_s = (time.perf_counter() - t0) * len(windows) / n_single
+    return {
+        "model": model_name, "song_s": seconds, "windows": int(len(windows)),
+        "batched_s": round(batched_s, 2), "one_at_a_time_s": round(single_s, 2),
+        "real_time_factor_batched": round(batched_s / seconds, 4),
+        "ratio_one_at_a_time_over_batched": round(single_s / batched_s, 2),
+    }
+
+
+def run(quick: bool) -> dict:
+    """Accelerated-hour soak and whole-song offline decode (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-soak-") as tmp:
+        folder = Path(tmp)
+        return {
+            "soak": soak(folder, stream_hours=1.0, speed=120.0 if quick else 30.0),
+            "full_song": full_song(folder, seconds=120.0 if quick else 300.0),
+        }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(run(quick="--full" not in sys.argv), indent=1))
