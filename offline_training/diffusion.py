@@ -163,8 +163,7 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
     import torch
     from tqdm import tqdm
 
-    from offline_training.gan import config_dict
-    from offline_training.train import _save_checkpoint
+    from offline_training.train import _save_checkpoint, checkpoint_state
 
     if dist_info.world > 1:
         raise ConfigError("diffusion trains in one process; run eegmusic train without torchrun")
@@ -264,19 +263,9 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
         )
         _save_checkpoint(
             out / "checkpoint.pt",
-            {
-                "model": model.name,
-                "model_config": model.get_config(),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch,
-                "history": history,
-                "phase": {"name": phase, "optimizer": optimizer.state_dict(), "best": best},
-                "best_val": best["val"],
-                "best_epoch": best["epoch"],
-                "train_config": config_dict(config),
-                "torch_rng": torch.get_rng_state(),
-            },
+            checkpoint_state(model, optimizer.state_dict(), config, epoch=epoch, history=history,
+                             phase={"name": phase, "optimizer": optimizer.state_dict(), "best": best},
+                             best_val=best["val"], best_epoch=best["epoch"]),
         )
         if best["bad"] >= config.patience:
             logger.info("%s phase: early stop after epoch %d (best epoch %d)", phase, epoch, best["epoch"])

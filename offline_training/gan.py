@@ -232,7 +232,7 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
     import torch
     from tqdm import tqdm
 
-    from offline_training.train import _evaluate, _save_checkpoint
+    from offline_training.train import _evaluate, _save_checkpoint, checkpoint_state
 
     if dist_info.world > 1:
         raise ConfigError("wavegan trains in one process; run eegmusic train without torchrun")
@@ -303,21 +303,9 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
         )
         _save_checkpoint(
             out / "checkpoint.pt",
-            {
-                "model": model.name,
-                "model_config": model.get_config(),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": {"generator": opt_g.state_dict(), "discriminator": opt_d.state_dict()},
-                "epoch": epoch,
-                "history": history,
-                "best_val": best_val,
-                "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs,
-                "best_state": best_state,
-                "stopped_early": stopped,
-                "train_config": config_dict(config),
-                "torch_rng": torch.get_rng_state(),
-            },
+            checkpoint_state(model, {"generator": opt_g.state_dict(), "discriminator": opt_d.state_dict()},
+                             config, epoch=epoch, history=history, best_val=best_val, best_epoch=best_epoch,
+                             bad_epochs=bad_epochs, best_state=best_state, stopped_early=stopped),
         )
         if stopped:
             logger.info("early stop after epoch %d (best epoch %d)", epoch, best_epoch)
@@ -332,10 +320,3 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
         "epochs_run": len(history),
         "windows_per_s": float(np.median(throughput)) if throughput else None,
     }
-
-
-def config_dict(config) -> dict:
-    """The TrainConfig as JSON-ready dict (as ``config.json`` holds it)."""
-    from offline_training.train import _config_dict
-
-    return _config_dict(config)

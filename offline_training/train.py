@@ -238,6 +238,24 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
             )
 
 
+def checkpoint_state(module, optimizer_state, config: TrainConfig, **progress) -> dict:
+    """What every training loop saves in ``checkpoint.pt``: model, optimiser, progress, config, RNG.
+
+    ``progress`` holds the loop's own fields (epoch, history, best_val, best_epoch, ...).
+    """
+    import torch
+
+    return {
+        "model": module.name,
+        "model_config": module.get_config(),
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "optimizer": optimizer_state,
+        **progress,
+        "train_config": _config_dict(config),
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     import torch
 
@@ -566,21 +584,9 @@ def _fit_gradient(
         if dist_info.main:
             _save_checkpoint(
                 out / "checkpoint.pt",
-                {
-                    "model": module.name,
-                    "model_config": module.get_config(),
-                    "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch,
-                    "history": history,
-                    "best_val": best_val,
-                    "best_epoch": best_epoch,
-                    "bad_epochs": bad_epochs,
-                    "best_state": best_state,
-                    "stopped_early": stopped,
-                    "train_config": _config_dict(config),
-                    "torch_rng": torch.get_rng_state(),
-                },
+                checkpoint_state(module, optimizer.state_dict(), config, epoch=epoch, history=history,
+                                 best_val=best_val, best_epoch=best_epoch, bad_epochs=bad_epochs,
+                                 best_state=best_state, stopped_early=stopped),
             )
         if stopped:
             logger.info("early stop after epoch %d (best epoch %d)", epoch, best_epoch)
