@@ -1,0 +1,56 @@
+"""``eegmusic demo`` with given data and model: replay in a child process, live decode, summary.
+
+The simulate and train steps are the tested ``eegmusic simulate`` / ``train`` commands; here the demo
+gets ``--data`` and ``--model`` so it runs in seconds, through the real replay process and pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from tests.decoder.onnx_models import make_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _demo(*argv, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "stream.cli", "demo", *argv], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.lsl
+def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
+    model = make_model(tmp_path / "model.onnx")
+    out = tmp_path / "run"
+    result = _demo("--data", str(sim_dir), "--model", str(model), "--seconds", "4", "--no-gui",
+                   "--wav", str(tmp_path / "demo.wav"), "--out", str(out), "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counters"]["windows"] > 10 and summary["error"] is None
+    assert summary["dynamic_r_total"] is not None          # scored against song 22's true mel
+    audio, rate = soundfile.read(tmp_path / "demo.wav")
+    assert rate == 22050 and len(audio) > 22050
+    assert "song-mean baseline" in result.stdout and "latency per stage" in result.stdout
+    assert (out / "recording" / "mel_db.f32").stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seconds", "0"], "--seconds must be > 0"),
+    (["--song", "35"], "song 35 is not in"),
+])
+def test_demo_bad_options(sim_dir, tmp_path, argv, message):
+    model = make_model(tmp_path / "model.onnx")
+    result = _demo("--data", str(sim_dir), "--model", str(model), "--no-gui", "--cache", str(tmp_path), *argv)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_demo_needs_two_songs(tmp_path):
+    result = _demo("--data", str(tmp_path), "--no-gui", "--cache", str(tmp_path))
+    assert result.returncode == 2 and "the demo needs 2 or more" in result.stderr
