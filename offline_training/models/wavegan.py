@@ -189,13 +189,18 @@ class PeriodDiscriminator(nn.Module):
         if pad:
             audio = F.pad(audio, (0, pad), mode="reflect")
         x = audio.reshape(batch, 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.post(x)
+        return _score_with_features(self.convs, self.post, x)
+
+
+def _score_with_features(convs, post, x: torch.Tensor):
+    """Run a discriminator's conv stack; return (flattened scores, every layer's output)."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
         features.append(x)
-        return x.flatten(1), features
+    x = post(x)
+    features.append(x)
+    return x.flatten(1), features
 
 
 class ScaleDiscriminator(nn.Module):
@@ -215,13 +220,7 @@ class ScaleDiscriminator(nn.Module):
 
     def forward(self, audio: torch.Tensor):
         x = audio[:, None, :]
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _score_with_features(self.convs, self.post, x)
 
 
 class Discriminators(nn.Module):
