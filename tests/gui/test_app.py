@@ -37,12 +37,28 @@ def replay(sim_dir):
     player.stop()
 
 
+_OPEN_WINDOWS: list = []
+
+
+@pytest.fixture(autouse=True)
+def _shut_windows_down():
+    """Stop every window's pipeline when its test ends.
+
+    A pipeline left decoding competes for the GIL with the tests after it (it made the
+    responsiveness test below fail in full-suite runs); pytest-qt had not closed the widgets yet.
+    """
+    yield
+    while _OPEN_WINDOWS:
+        _OPEN_WINDOWS.pop().shutdown()
+
+
 def _window(qtbot, **settings):
     from gui.app import MainWindow, Settings
 
     extra = settings.pop("extra", {})
     window = MainWindow(Settings(no_audio=True, extra={"resolve_timeout_s": 2.0, **extra}, **settings))
     qtbot.addWidget(window)
+    _OPEN_WINDOWS.append(window)
     window.resize(1400, 900)
     window.show()
     qtbot.waitExposed(window)
