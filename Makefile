@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@bash .ci/system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[train,dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
 system-deps:

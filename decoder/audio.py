@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from decoder.melspec import AUDIO_SFREQ
-from stream.errors import AudioError
+from eegmusic.decoder.melspec import AUDIO_SFREQ
+from eegmusic.stream.errors import AudioError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Turn overlapping window predictions into one gap-free, duplicate-free stream of frames.
 
 Every decoded window covers one second of stimulus time, and successive windows overlap by all but
-one hop. The frame clock (DESIGN.md) fixes which frames each hop emits: global frame ``k`` sits at
+one hop. The frame clock (docs/design.md) fixes which frames each hop emits: global frame ``k`` sits at
 ``k * 512 / 22050`` s of stimulus time. A window whose last sample has model-sample index ``n_end``
 (exclusive) ends at EEG time ``T = n_end / 125`` s; its 44 frames are the frames of the stimulus
 segment ``[T - 1 - lag, T - lag)`` (``lag`` = the model's ``audio_lag_s``), framed as in training, so
@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-
-from decoder.melspec import AUDIO_SFREQ, FRAMES_PER_WINDOW, HOP_LENGTH
-from stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
+from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAMES_PER_WINDOW, HOP_LENGTH
+from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 
 
 def segment_start_sample(n_end: int, *, lag_s: float = 0.0, sfreq: float = MODEL_SFREQ,

@@ -1,6 +1,6 @@
 """Read and check an eegmusic model file (one self-contained ONNX file).
 
-A model file carries its own contract in the ONNX metadata key ``eegmusic`` (JSON, see DESIGN.md):
+A model file carries its own contract in the ONNX metadata key ``eegmusic`` (JSON, see docs/design.md):
 input channels and rate, window length, preprocessing, output kind and shape, and how far its
 decoded audio lags the EEG window's end. :func:`read_model_info` reads that metadata through
 onnxruntime, checks it against the graph's actual inputs and outputs, and returns a
@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stream.errors import ModelError
-from stream.spec import CHANNEL_ALIASES, MODEL_SFREQ, WINDOW_SAMPLES, PreprocessingSpec
+from eegmusic.stream.errors import ModelError
+from eegmusic.stream.spec import CHANNEL_ALIASES, MODEL_SFREQ, WINDOW_SAMPLES, PreprocessingSpec
 
 log = logging.getLogger(__name__)
 

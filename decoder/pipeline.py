@@ -30,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from decoder.audio import WavSink
-from decoder.frameclock import FrameClock, SampleClock
-from decoder.latency import LatencyTracker
-from decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH, N_MELS
-from stream.errors import ConfigError, DataFormatError, EEGMusicError, StreamError
-from stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
+from eegmusic.decoder.audio import WavSink
+from eegmusic.decoder.frameclock import FrameClock, SampleClock
+from eegmusic.decoder.latency import LatencyTracker
+from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH, N_MELS
+from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError, StreamError
+from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +284,7 @@ class LiveTruth:
     """
 
     def __init__(self, truth_dir: str | Path, *, recent_frames: int = 430):
-        from replay.nmedt import NMEDTFolder
+        from eegmusic.replay.nmedt import NMEDTFolder
 
         self.truth_dir = Path(truth_dir)
         self._folder = NMEDTFolder(truth_dir)
@@ -312,7 +311,7 @@ class LiveTruth:
         """
         with self._loading:
             if song not in self._mels:
-                from decoder.melspec import mel_db
+                from eegmusic.decoder.melspec import mel_db
 
                 if self._folder.stimulus_path(song) is None:
                     raise DataFormatError(f"no stimulus for song {song} in {self.truth_dir}/stimuli; put "
@@ -507,10 +506,9 @@ class LivePipeline:
 
     def _open_stream(self):
         import pylsl
-
-        from decoder.modelfile import check_stream
-        from stream.outlet import channel_info
-        from stream.resolve import resolve_stream
+        from eegmusic.decoder.modelfile import check_stream
+        from eegmusic.stream.outlet import channel_info
+        from eegmusic.stream.resolve import resolve_stream
 
         cfg = self.config
         info = resolve_stream(name=cfg.stream_name, stype=cfg.stream_type, source_id=cfg.source_id,
@@ -530,7 +528,7 @@ class LivePipeline:
         return info
 
     def _make_sink(self):
-        from decoder import audio
+        from eegmusic.decoder import audio
 
         cfg = self.config
         if cfg.no_audio:
@@ -558,11 +556,11 @@ class LivePipeline:
         return self
 
     def _start(self) -> None:
-        from stream.source import EEGSource
+        from eegmusic.stream.source import EEGSource
 
         cfg = self.config
         if self._runtime is None:
-            from decoder.runtime import DecoderRuntime
+            from eegmusic.decoder.runtime import DecoderRuntime
 
             self._runtime = DecoderRuntime(cfg.model_path, device=cfg.device, intra_op_threads=cfg.threads)
         info = self._runtime.info
@@ -574,7 +572,7 @@ class LivePipeline:
             self._clock = FrameClock(lag_s=info.audio_lag_s, n_mels=info.output_shape[0],
                                      n_frames=info.output_shape[1], smooth_frames=cfg.smooth_frames,
                                      initial_frames=min(max(initial, 1), info.output_shape[1]))
-            from decoder.vocoder import StreamingVocoder
+            from eegmusic.decoder.vocoder import StreamingVocoder
 
             self._vocoder = StreamingVocoder(method=cfg.vocoder_method)
             warm = np.random.default_rng(0).uniform(-70.0, -20.0, (8, N_MELS)).astype(np.float32)
@@ -622,8 +620,7 @@ class LivePipeline:
 
     def _open_outlet(self, stream_info) -> None:
         import pylsl
-
-        from stream.outlet import regular_stream_info
+        from eegmusic.stream.outlet import regular_stream_info
 
         name = f"{stream_info.name()}-mel"
         labels = [f"mel{i:03d}" for i in range(N_MELS)]
@@ -637,8 +634,7 @@ class LivePipeline:
 
     def _open_markers(self, stream_info) -> None:
         import pylsl
-
-        from stream.resolve import find_streams
+        from eegmusic.stream.resolve import find_streams
 
         found = find_streams(name=f"{stream_info.name()}-markers", stype="Markers", timeout=2.0)
         if not found:

@@ -15,9 +15,8 @@ import logging
 from pathlib import Path
 
 import numpy as np
-
-from decoder.modelfile import ModelInfo, info_from_session, open_session
-from stream.errors import ModelError
+from eegmusic.decoder.modelfile import ModelInfo, info_from_session, open_session
+from eegmusic.stream.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,8 @@ from functools import lru_cache
 
 import numba
 import numpy as np
-
-from decoder.melspec import DB_FLOOR, HOP_LENGTH, N_FFT, N_MELS, mel_basis
-from stream.errors import ConfigError, ModelError
+from eegmusic.decoder.melspec import DB_FLOOR, HOP_LENGTH, N_FFT, N_MELS, mel_basis
+from eegmusic.stream.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -461,7 +460,7 @@ def _check_mel_array(mel_db: np.ndarray) -> np.ndarray:
     mel_db = np.asarray(mel_db)
     if mel_db.ndim != 2 or mel_db.shape[0] != N_MELS:
         raise ModelError(f"mel-dB array has shape {mel_db.shape}; the vocoder needs ({N_MELS}, n_frames) "
-                         f"(n_mels {N_MELS}, DESIGN.md mel spec). Check the model's output.")
+                         f"(n_mels {N_MELS}, docs/design.md mel spec). Check the model's output.")
     return np.where(np.isfinite(mel_db), mel_db, DB_FLOOR)
 
 
@@ -532,7 +531,7 @@ class StreamingVocoder:
         frame_db = np.asarray(frame_db)
         if frame_db.shape != (N_MELS,):
             raise ModelError(f"mel frame has shape {frame_db.shape}; the vocoder needs ({N_MELS},) mel-dB "
-                             f"values (n_mels {N_MELS}, DESIGN.md). Check the model's output 'n_mels'.")
+                             f"values (n_mels {N_MELS}, docs/design.md). Check the model's output 'n_mels'.")
         if not np.all(np.isfinite(frame_db)):
             # a broken frame plays as silence rather than stopping the audio; counted
             self.nonfinite_frames += 1
@@ -548,7 +547,7 @@ class StreamingVocoder:
         Parameters
         ----------
         frame_db : ndarray, shape (N_MELS,)
-            One mel-dB frame (DESIGN.md scale: reference 1.0, floor -80 dB). Non-finite values are
+            One mel-dB frame (docs/design.md scale: reference 1.0, floor -80 dB). Non-finite values are
             played as silence and counted in ``nonfinite_frames``.
 
         Returns

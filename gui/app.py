@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from eegmusic.gui.eeg_panel import EEGPanel
+from eegmusic.gui.mel_panel import MelPanel
+from eegmusic.gui.spectral_panel import SpectralPanel
+from eegmusic.gui.stats_panel import StatsPanel
+from eegmusic.gui.volume import GainSink
+from eegmusic.stream.errors import ConfigError, EEGMusicError
 from PySide6 import QtCore, QtGui, QtWidgets
-
-from gui.eeg_panel import EEGPanel
-from gui.mel_panel import MelPanel
-from gui.spectral_panel import SpectralPanel
-from gui.stats_panel import StatsPanel
-from gui.volume import GainSink
-from stream.errors import ConfigError, EEGMusicError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ def output_devices() -> tuple[list[tuple[int, str]], str | None]:
     reason : str or None
         Why the list is empty (PortAudio missing, no device), else None.
     """
-    from decoder import audio
+    from eegmusic.decoder import audio
 
     try:
         devices = audio.output_devices()
@@ -266,7 +265,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._spawn(self._list_streams_worker, "gui-list-streams")
 
     def _list_streams_worker(self) -> None:
-        from stream.resolve import list_streams
+        from eegmusic.stream.resolve import list_streams
 
         try:
             streams = list_streams(timeout=1.0)
@@ -320,7 +319,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ start / stop
     def pipeline_config(self):
         """Build the ``PipelineConfig`` from the controls (raises ConfigError on a missing choice)."""
-        from decoder.pipeline import PipelineConfig
+        from eegmusic.decoder.pipeline import PipelineConfig
 
         stream = self.stream_name()
         if not stream:
@@ -371,10 +370,10 @@ class MainWindow(QtWidgets.QMainWindow):
         sink = None
         try:
             if pipeline is None:
-                from decoder.pipeline import LivePipeline
+                from eegmusic.decoder.pipeline import LivePipeline
 
                 if not config.no_audio and config.wav_path is None:
-                    from decoder.audio import SoundDeviceSink
+                    from eegmusic.decoder.audio import SoundDeviceSink
 
                     # the volume and mute controls act through this gain in front of the device
                     sink = GainSink(SoundDeviceSink(device=config.audio_device), self.gain())

@@ -13,9 +13,8 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
+from eegmusic.decoder.melspec import DB_FLOOR, FRAME_PERIOD_S
 from PySide6 import QtCore, QtWidgets
-
-from decoder.melspec import DB_FLOOR, FRAME_PERIOD_S
 
 FRAME_RATE = 1.0 / FRAME_PERIOD_S
 """Mel frames per second (22050 / 512 ≈ 43.07)."""

@@ -12,10 +12,9 @@ from functools import lru_cache
 
 import numpy as np
 import pyqtgraph as pg
+from eegmusic.stream.montage import canonical_label, electrode_positions
 from PySide6 import QtCore, QtWidgets
 from scipy.signal import welch
-
-from stream.montage import canonical_label, electrode_positions
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
-
-from decoder import melspec
-from replay.nmedt import NMEDTFolder
-from stream.errors import ConfigError, DataFormatError
-from stream.spec import MODEL_CHANNELS, MODEL_SFREQ, N_CHANS, WINDOW_SAMPLES, PreprocessingSpec
+from eegmusic.decoder import melspec
+from eegmusic.replay.nmedt import NMEDTFolder
+from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.stream.spec import MODEL_CHANNELS, MODEL_SFREQ, N_CHANS, WINDOW_SAMPLES, PreprocessingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ def offline_preprocess(eeg: np.ndarray, spec: PreprocessingSpec, labels=MODEL_CH
     -------
     eeg : ndarray, shape (len(spec.channels), n_times), float32
     """
-    from stream.preprocess import preprocess_recording
+    from eegmusic.stream.preprocess import preprocess_recording
 
     return np.asarray(preprocess_recording(eeg, MODEL_SFREQ, labels, spec), dtype=np.float32)
 

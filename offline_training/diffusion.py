@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from stream.errors import ConfigError
+from eegmusic.stream.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -161,9 +160,8 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
         Under torchrun with more than one process.
     """
     import torch
+    from eegmusic.offline_training.train import _save_checkpoint, checkpoint_state
     from tqdm import tqdm
-
-    from offline_training.train import _save_checkpoint, checkpoint_state
 
     if dist_info.world > 1:
         raise ConfigError("diffusion trains in one process; run eegmusic train without torchrun")

@@ -43,13 +43,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-
-from decoder import melspec
-from decoder.modelfile import ModelInfo, info_from_session, open_session
-from offline_training import baselines, metrics
-from offline_training.song_classifier import SongClassifier
-from stream.errors import ConfigError, DataFormatError, ModelError
-from stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
+from eegmusic.decoder import melspec
+from eegmusic.decoder.modelfile import ModelInfo, info_from_session, open_session
+from eegmusic.offline_training import baselines, metrics
+from eegmusic.offline_training.song_classifier import SongClassifier
+from eegmusic.stream.errors import ConfigError, DataFormatError, ModelError
+from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 
 logger = logging.getLogger(__name__)
 
@@ -150,10 +149,9 @@ def evaluate(
     ConfigError
         Unknown split, or a split that leaves the test part empty.
     """
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.splits import SPLIT_KINDS, make_split
     from tqdm import tqdm
-
-    from offline_training.dataset import WindowDataset
-    from offline_training.splits import SPLIT_KINDS, make_split
 
     if split is not None and split not in SPLIT_KINDS:
         raise ConfigError(f"unknown split '{split}'; use one of {', '.join(SPLIT_KINDS)}")
@@ -602,8 +600,8 @@ def _reference_part(dataset, parts, training: dict, info: ModelInfo, split: str)
     """The windows the baselines and the classifier are fitted on: (dataset, rows, note or None)."""
     if len(parts.train) > 0:
         return dataset, parts.train, None
-    from offline_training.dataset import WindowDataset
-    from offline_training.splits import make_split
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.splits import make_split
 
     source = training.get("data")
     if source and Path(source).is_dir() and training.get("split") not in (None, "all"):
@@ -779,7 +777,7 @@ def vocode(frames_db: np.ndarray) -> tuple[np.ndarray, str]:
         ``"StreamingVocoder"`` or ``"griffin-lim"``.
     """
     try:
-        from decoder.vocoder import StreamingVocoder
+        from eegmusic.decoder.vocoder import StreamingVocoder
     except ImportError:
         StreamingVocoder = None  # noqa: N806
     if StreamingVocoder is not None:

@@ -1,7 +1,7 @@
 """Export a trained decoder to one self-contained ONNX file with the ``eegmusic`` metadata.
 
 Features and fitted statistics are inside the graph (model buffers); the metadata key ``eegmusic``
-holds the JSON the live decoder reads (shared/DESIGN.md, "Model file"). The file is written next to
+holds the JSON the live decoder reads (docs/design.md, "Model file"). The file is written next to
 its destination and renamed into place, so a failed export never leaves a broken model behind.
 """
 
@@ -15,10 +15,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
-from decoder.melspec import mel_spec_dict
-from stream.errors import ModelError
-from stream.spec import PreprocessingSpec
+from eegmusic.decoder.melspec import mel_spec_dict
+from eegmusic.stream.errors import ModelError
+from eegmusic.stream.spec import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
 

@@ -28,11 +28,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from decoder import melspec
-from replay.nmedt import NMEDTFolder
-from stream.errors import ConfigError
-from stream.spec import MODEL_SFREQ
+from eegmusic.decoder import melspec
+from eegmusic.replay.nmedt import NMEDTFolder
+from eegmusic.stream.errors import ConfigError
+from eegmusic.stream.spec import MODEL_SFREQ
 
 logger = logging.getLogger(__name__)
 
@@ -230,9 +229,8 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
         Under torchrun with more than one process (the GAN loop runs in one process).
     """
     import torch
+    from eegmusic.offline_training.train import _evaluate, _save_checkpoint, checkpoint_state
     from tqdm import tqdm
-
-    from offline_training.train import _evaluate, _save_checkpoint, checkpoint_state
 
     if dist_info.world > 1:
         raise ConfigError("wavegan trains in one process; run eegmusic train without torchrun")

@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from stream.errors import ConfigError
-from stream.spec import MODEL_SFREQ
+from eegmusic.stream.errors import ConfigError
+from eegmusic.stream.spec import MODEL_SFREQ
 
 SPLIT_KINDS = ("random", "block", "subject", "song", "all")
 _PART_NAMES = ("train", "validation", "test")

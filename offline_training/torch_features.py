@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
-
-from decoder.features import (
+from eegmusic.decoder.features import (
     IQR_PER_SD,
     WELCH_NPERSEG,
     _one_sided_scale,
@@ -19,6 +17,7 @@ from decoder.features import (
     welch_segment_starts,
     welch_window,
 )
+from torch import nn
 
 
 def _dft_tables(n_rows: int, n_times: int) -> tuple[np.ndarray, np.ndarray]:

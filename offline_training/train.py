@@ -24,9 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from stream.errors import ConfigError, ModelError
-from stream.spec import PreprocessingSpec
+from eegmusic.stream.errors import ConfigError, ModelError
+from eegmusic.stream.spec import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +99,8 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for a bad value (one line naming it and the fix)."""
-        from offline_training.models.registry import ALL_MODELS
-        from offline_training.splits import SPLIT_KINDS
+        from eegmusic.offline_training.models.registry import ALL_MODELS
+        from eegmusic.offline_training.splits import SPLIT_KINDS
 
         if self.model not in ALL_MODELS:
             raise ConfigError(f"unknown model '{self.model}'; use one of {', '.join(ALL_MODELS)}")
@@ -329,11 +328,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         Unreadable data or songs without stimulus audio.
     """
     import torch
-
-    from offline_training.dataset import WindowDataset
-    from offline_training.export import build_metadata, export_onnx
-    from offline_training.models.registry import build_model, read_checkpoint
-    from offline_training.splits import make_split
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.export import build_metadata, export_onnx
+    from eegmusic.offline_training.models.registry import build_model, read_checkpoint
+    from eegmusic.offline_training.splits import make_split
 
     config.check()
     out = Path(config.out)
@@ -347,7 +345,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     dist_info = _init_distributed(device_kind)
     device = torch.device(f"cuda:{dist_info.local_rank}" if device_kind == "cuda" else "cpu")
     if not dist_info.main:  # one process reports; the others only warn
-        logging.getLogger("offline_training").setLevel(logging.WARNING)
+        logging.getLogger("eegmusic.offline_training").setLevel(logging.WARNING)
     if device_kind == "cuda":
         torch.cuda.set_device(device)
     torch.manual_seed(config.seed)

@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-
-from stream.montage import electrode_positions
-from stream.spec import MODEL_CHANNELS
+from eegmusic.stream.montage import electrode_positions
+from eegmusic.stream.spec import MODEL_CHANNELS
 
 NET_CHANNELS: tuple[str, ...] = tuple(f"E{i}" for i in range(1, 129)) + ("Cz",)
 """The 129 electrodes of the net: E1…E128, then Cz (E129, the recording reference)."""

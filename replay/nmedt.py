@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from stream.errors import DataFormatError
-from stream.spec import MODEL_CHANNELS, MODEL_SFREQ
+from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.spec import MODEL_CHANNELS, MODEL_SFREQ
 
 logger = logging.getLogger(__name__)
 

@@ -44,10 +44,9 @@ from pathlib import Path
 
 import numpy as np
 import pylsl
-
-from stream.errors import ConfigError, StreamError
-from stream.outlet import MANUFACTURER, eeg_stream_info, marker_stream_info, regular_stream_info
-from stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
+from eegmusic.stream.errors import ConfigError, StreamError
+from eegmusic.stream.outlet import MANUFACTURER, eeg_stream_info, marker_stream_info, regular_stream_info
+from eegmusic.stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ def face_channel_weights(labels: Sequence[str], face: Sequence[str] = FACE_CHANN
     weights : ndarray, shape (n_face, n_chans)
         Each row sums to 1 and has ``k`` non-zero entries; ``weights @ eeg`` gives the face signals.
     """
-    from stream.montage import electrode_positions
+    from eegmusic.stream.montage import electrode_positions
 
     recorded = electrode_positions(labels)
     targets = electrode_positions(face)
@@ -554,7 +553,7 @@ class Player(ArrayPlayer):
         check_clash: bool = True,
         progress: bool = False,
     ) -> None:
-        from replay.nmedt import NMEDTFolder
+        from eegmusic.replay.nmedt import NMEDTFolder
 
         speed = check_speed(speed)
         folder = NMEDTFolder(data_dir)

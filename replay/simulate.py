@@ -35,13 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-
-from replay import forward_model as fm
-from replay.music import SFREQ as AUDIO_SFREQ
-from replay.music import generate_song
-from replay.nmedt import RAW_SFREQ, SONGS, read_audio
-from stream.errors import ConfigError, DataFormatError
-from stream.spec import MODEL_SFREQ, N_CHANS
+from eegmusic.replay import forward_model as fm
+from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
+from eegmusic.replay.music import generate_song
+from eegmusic.replay.nmedt import RAW_SFREQ, SONGS, read_audio
+from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from stream.errors import DataFormatError, StreamError
+from eegmusic.stream.errors import DataFormatError, StreamError
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +214,7 @@ def xdf_player(path, stream: str, *, name: str | None = None, source_id: str | N
     player : ArrayPlayer
         Not started.
     """
-    from replay.player import ArrayPlayer, default_source_id
+    from eegmusic.replay.player import ArrayPlayer, default_source_id
 
     recorded = read_xdf_stream(path, stream)
     source_id = source_id or default_source_id(f"{recorded.source_id or recorded.name}-replay")

@@ -15,10 +15,9 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-
-from stream.errors import StreamError
-from stream.montage import canonical_label, electrode_positions
-from stream.spec import MODEL_CHANNELS
+from eegmusic.stream.errors import StreamError
+from eegmusic.stream.montage import canonical_label, electrode_positions
+from eegmusic.stream.spec import MODEL_CHANNELS
 
 logger = logging.getLogger(__name__)
 

@@ -15,21 +15,22 @@ import importlib.util
 import logging
 import sys
 
-from stream.errors import EEGMusicError
+from eegmusic import __version__
+from eegmusic.stream.errors import EEGMusicError
 
 # command -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("replay.cli", "write a simulated dataset in the NMED-T layout"),
-    "info": ("replay.cli", "describe a real or simulated NMED-T folder and list its problems"),
-    "replay": ("replay.player_cli", "replay a recorded dataset as a live LSL stream"),
-    "streams": ("stream.cli_streams", "list the LSL streams visible from this machine"),
-    "train": ("offline_training.cli", "train a decoder and export it to ONNX"),
-    "evaluate": ("offline_training.evaluate_cli", "score a model against trivial baselines"),
-    "vocode": ("decoder.vocode_cli", "resynthesise an audio file frame by frame from its mel"),
-    "decode": ("decoder.cli", "decode a live EEG stream into sound"),
-    "gui": ("gui.cli", "open the live dashboard"),
-    "demo": ("gui.demo", "the whole system end to end on simulated data"),
-    "bench": ("stream.cli_bench", "run every benchmark beside its baseline, JSON out"),
+    "simulate": ("eegmusic.replay.cli_simulate", "write a simulated dataset in the NMED-T layout"),
+    "info": ("eegmusic.replay.cli_simulate", "describe a dataset and list its problems"),
+    "replay": ("eegmusic.replay.cli_replay", "replay a recorded dataset as a live LSL stream"),
+    "streams": ("eegmusic.stream.cli_streams", "list the LSL streams visible from this machine"),
+    "train": ("eegmusic.offline_training.cli_train", "train a decoder and export it to ONNX"),
+    "evaluate": ("eegmusic.offline_training.cli_evaluate", "score a model against trivial baselines"),
+    "vocode": ("eegmusic.decoder.cli_vocode", "resynthesise an audio file frame by frame from its mel"),
+    "decode": ("eegmusic.decoder.cli_decode", "decode a live EEG stream into sound"),
+    "gui": ("eegmusic.gui.cli_gui", "open the live dashboard"),
+    "demo": ("eegmusic.gui.cli_demo", "the whole system end to end on simulated data"),
+    "bench": ("eegmusic.benchmarks.cli_bench", "run every benchmark beside its baseline, JSON out"),
 }
 
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Live EEG to music: simulate, replay, train, decode, listen.",
         epilog="Example: eegmusic simulate --out /tmp/sim --songs 3 --subjects 2 --seconds 30",
     )
+    parser.add_argument("--version", action="version", version=f"eegmusic {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():

@@ -16,7 +16,7 @@ def add_streams_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_streams(args: argparse.Namespace) -> int:
     """Print one line per visible stream: name, type, channels, rate, format, source_id."""
-    from stream.resolve import list_streams
+    from eegmusic.stream.resolve import list_streams
 
     streams = [s for s in list_streams(timeout=args.timeout) if args.stype is None or s.stype == args.stype]
     if not streams:

@@ -27,12 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pylsl
+from eegmusic.stream.errors import StreamError
+from eegmusic.stream.resolve import StreamSummary, predicate, resolve_matching, resolve_stream
+from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
-
-from stream.errors import StreamError
-from stream.resolve import StreamSummary, predicate, resolve_matching, resolve_stream
-from stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
 
 logger = logging.getLogger(__name__)
 

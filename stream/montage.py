@@ -11,8 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-
-from stream.spec import CHANNEL_ALIASES
+from eegmusic.stream.spec import CHANNEL_ALIASES
 
 _SFP = Path(__file__).with_name("data") / "GSN-HydroCel-129.sfp"
 

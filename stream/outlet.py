@@ -1,7 +1,7 @@
 """LSL stream descriptions that every eegmusic outlet shares.
 
 Thin helpers over :class:`pylsl.StreamInfo` that fill in what the design contract fixes for our
-outlets (shared/DESIGN.md, "LSL conventions"):
+outlets (docs/design.md, "LSL conventions"):
 
 - EEG outlets: type ``EEG``, float32, a nominal rate, a unique ``source_id``, one
   ``desc/channels/channel/{label, unit, type}`` entry per channel, and the manufacturer and dataset

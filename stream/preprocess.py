@@ -18,12 +18,11 @@ chunk. With the default spec, a 125-Hz recording in model channel order comes ba
 from __future__ import annotations
 
 import numpy as np
+from eegmusic.stream.channels import channel_map
+from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.stream.resample import StreamingResampler
+from eegmusic.stream.spec import PreprocessingSpec
 from scipy.signal import butter, iirnotch, sosfilt, tf2sos
-
-from stream.channels import channel_map
-from stream.errors import ConfigError, DataFormatError
-from stream.resample import StreamingResampler
-from stream.spec import PreprocessingSpec
 
 NOTCH_QUALITY = 30.0
 HIGHPASS_ORDER = 2

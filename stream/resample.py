@@ -15,10 +15,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+from eegmusic.stream.errors import StreamError
+from eegmusic.stream.spec import MODEL_SFREQ
 from scipy.signal import firwin
-
-from stream.errors import StreamError
-from stream.spec import MODEL_SFREQ
 
 MAX_UP = 500
 MAX_DOWN = 5000

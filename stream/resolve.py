@@ -6,8 +6,7 @@ import logging
 from dataclasses import dataclass
 
 import pylsl
-
-from stream.errors import StreamError
+from eegmusic.stream.errors import StreamError
 
 logger = logging.getLogger(__name__)
 

@@ -21,14 +21,13 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from stream.channels import default_labels
-from stream.errors import StreamError
-from stream.inlet import Inlet, StreamMeta
-from stream.preprocess import StreamingPreprocessor
-from stream.ringbuffer import FLAG_NAMES, RingBuffer
-from stream.spec import DEFAULT_HOP_S, WINDOW_SAMPLES, PreprocessingSpec
-from stream.windower import Window, Windower
+from eegmusic.stream.channels import default_labels
+from eegmusic.stream.errors import StreamError
+from eegmusic.stream.inlet import Inlet, StreamMeta
+from eegmusic.stream.preprocess import StreamingPreprocessor
+from eegmusic.stream.ringbuffer import FLAG_NAMES, RingBuffer
+from eegmusic.stream.spec import DEFAULT_HOP_S, WINDOW_SAMPLES, PreprocessingSpec
+from eegmusic.stream.windower import Window, Windower
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What a model expects of the stream: fixed input numbers and the preprocessing spec.
 
-The numbers are fixed by the design contract (shared/DESIGN.md): models read 1-s windows of 125
+The numbers are fixed by the design contract (docs/design.md): models read 1-s windows of 125
 channels at 125 Hz in NMED-T channel order. :class:`PreprocessingSpec` is stored in every model's
 ONNX metadata and drives both the offline pipeline (training) and the streaming one (live), so that
 the two produce the same samples.

@@ -15,10 +15,9 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from eegmusic.stream.ringbuffer import RingBuffer, flag_reason
+from eegmusic.stream.spec import DEFAULT_HOP_S, MODEL_SFREQ, WINDOW_SAMPLES
 from pylsl import local_clock
-
-from stream.ringbuffer import RingBuffer, flag_reason
-from stream.spec import DEFAULT_HOP_S, MODEL_SFREQ, WINDOW_SAMPLES
 
 
 @dataclass

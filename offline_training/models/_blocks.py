@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from eegmusic.decoder.features import robust_stats
 from torch import nn
-
-from decoder.features import robust_stats
 
 
 def fit_robust(scale_module, eeg: np.ndarray) -> None:

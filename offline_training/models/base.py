@@ -19,9 +19,8 @@ import inspect
 
 import numpy as np
 import torch
+from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS, WINDOW_SAMPLES
 from torch import nn
-
-from stream.spec import MODEL_SFREQ, N_CHANS, WINDOW_SAMPLES
 
 N_MELS = 128
 N_FRAMES = 44

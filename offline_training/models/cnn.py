@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from eegmusic.decoder.features import periodogram, welch
+from eegmusic.offline_training.models.base import MelDecoder, Standardize
+from eegmusic.offline_training.torch_features import Periodogram, Welch
 from torch import nn
-
-from decoder.features import periodogram, welch
-from offline_training.models.base import MelDecoder, Standardize
-from offline_training.torch_features import Periodogram, Welch
 
 LOG_FLOOR = 1e-6
 """Floor in µV²/Hz before the log10 of the PSD (keeps flat channels finite)."""

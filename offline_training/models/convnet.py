@@ -7,11 +7,10 @@ Per-channel robust scaling (median/IQR, clamp at 20 SD) → four temporal convol
 from __future__ import annotations
 
 import torch
+from eegmusic.offline_training.models._blocks import conv1d_stack, fit_robust, output_length
+from eegmusic.offline_training.models.base import MelDecoder
+from eegmusic.offline_training.torch_features import RobustScale
 from torch import nn
-
-from offline_training.models._blocks import conv1d_stack, fit_robust, output_length
-from offline_training.models.base import MelDecoder
-from offline_training.torch_features import RobustScale
 
 
 class ConvNet(MelDecoder):

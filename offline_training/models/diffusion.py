@@ -37,13 +37,12 @@ import math
 
 import numpy as np
 import torch
+from eegmusic.offline_training.models._blocks import fit_robust
+from eegmusic.offline_training.models.base import MelDecoder
+from eegmusic.offline_training.torch_features import RobustScale
+from eegmusic.stream.errors import ConfigError
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
-
-from offline_training.models._blocks import fit_robust
-from offline_training.models.base import MelDecoder
-from offline_training.torch_features import RobustScale
-from stream.errors import ConfigError
 
 
 def cosine_alphas_cumprod(n_steps: int, s: float = 0.008) -> np.ndarray:
@@ -398,6 +397,6 @@ class Diffusion(MelDecoder):
     # ---- training hook -------------------------------------------------------------------------------
     def fit_run(self, dataset, split, config, dist_info, device, out, state):
         """Prior, then adapter (``eegmusic train`` hook): :func:`offline_training.diffusion.fit_diffusion`."""
-        from offline_training.diffusion import fit_diffusion
+        from eegmusic.offline_training.diffusion import fit_diffusion
 
         return fit_diffusion(self, dataset, split, config, dist_info, device, out, state)

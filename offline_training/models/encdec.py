@@ -9,11 +9,10 @@ teacher forcing).
 from __future__ import annotations
 
 import torch
+from eegmusic.offline_training.models._blocks import conv1d_stack, fit_robust
+from eegmusic.offline_training.models.base import MelDecoder
+from eegmusic.offline_training.torch_features import RobustScale
 from torch import nn
-
-from offline_training.models._blocks import conv1d_stack, fit_robust
-from offline_training.models.base import MelDecoder
-from offline_training.torch_features import RobustScale
 
 
 class EncDec(MelDecoder):

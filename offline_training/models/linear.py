@@ -14,10 +14,9 @@ import logging
 
 import numpy as np
 import torch
+from eegmusic.decoder.melspec import FRAME_PERIOD_S
+from eegmusic.offline_training.models.base import MelDecoder, Standardize
 from torch import nn
-
-from decoder.melspec import FRAME_PERIOD_S
-from offline_training.models.base import MelDecoder, Standardize
 
 logger = logging.getLogger(__name__)
 

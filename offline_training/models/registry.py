@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from offline_training.models.base import MelDecoder
-from offline_training.models.cnn import CNN
-from offline_training.models.convnet import ConvNet
-from offline_training.models.diffusion import Diffusion
-from offline_training.models.encdec import EncDec
-from offline_training.models.linear import Linear
-from offline_training.models.rcnn import RCNN
-from offline_training.models.transformer import Transformer
-from offline_training.models.wavegan import WaveGAN
-from stream.errors import ConfigError, ModelError
+from eegmusic.offline_training.models.base import MelDecoder
+from eegmusic.offline_training.models.cnn import CNN
+from eegmusic.offline_training.models.convnet import ConvNet
+from eegmusic.offline_training.models.diffusion import Diffusion
+from eegmusic.offline_training.models.encdec import EncDec
+from eegmusic.offline_training.models.linear import Linear
+from eegmusic.offline_training.models.rcnn import RCNN
+from eegmusic.offline_training.models.transformer import Transformer
+from eegmusic.offline_training.models.wavegan import WaveGAN
+from eegmusic.stream.errors import ConfigError, ModelError
 
 MODELS: dict[str, type[MelDecoder]] = {
     cls.name: cls for cls in (Linear, CNN, RCNN, EncDec, Transformer, ConvNet)

@@ -15,11 +15,10 @@ import math
 
 import numpy as np
 import torch
+from eegmusic.offline_training.models._blocks import fit_robust
+from eegmusic.offline_training.models.base import MelDecoder
+from eegmusic.offline_training.torch_features import RobustScale
 from torch import nn
-
-from offline_training.models._blocks import fit_robust
-from offline_training.models.base import MelDecoder
-from offline_training.torch_features import RobustScale
 
 
 def sinusoidal_positions(n_positions: int, d_model: int) -> np.ndarray:

@@ -25,14 +25,13 @@ import math
 
 import numpy as np
 import torch
+from eegmusic.decoder import melspec
+from eegmusic.offline_training.models._blocks import fit_robust
+from eegmusic.offline_training.models.base import MelDecoder
+from eegmusic.offline_training.torch_features import RobustScale
+from eegmusic.stream.errors import ConfigError
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
-
-from decoder import melspec
-from offline_training.models._blocks import fit_robust
-from offline_training.models.base import MelDecoder
-from offline_training.torch_features import RobustScale
-from stream.errors import ConfigError
 
 LRELU_SLOPE = 0.1
 
@@ -362,7 +361,7 @@ class WaveGAN(MelDecoder):
         return _AudioGraph(self)
 
     def output_metadata(self) -> dict:
-        """The ``output`` entry of the model file's metadata (DESIGN.md: kind ``audio``)."""
+        """The ``output`` entry of the model file's metadata (docs/design.md: kind ``audio``)."""
         return {
             "name": "audio",
             "kind": "audio",
@@ -372,6 +371,6 @@ class WaveGAN(MelDecoder):
 
     def fit_run(self, dataset, split, config, dist_info, device, out, state):
         """Adversarial training (the ``eegmusic train`` hook): see :func:`offline_training.gan.fit_gan`."""
-        from offline_training.gan import fit_gan
+        from eegmusic.offline_training.gan import fit_gan
 
         return fit_gan(self, dataset, split, config, dist_info, device, out, state)

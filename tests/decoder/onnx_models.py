@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from eegmusic.decoder.melspec import mel_spec_dict
+from eegmusic.stream.spec import MODEL_CHANNELS, PreprocessingSpec
 from onnx import TensorProto, helper, numpy_helper
-
-from decoder.melspec import mel_spec_dict
-from stream.spec import MODEL_CHANNELS, PreprocessingSpec
 
 
 def metadata(*, kind: str = "mel_db", channels=MODEL_CHANNELS, sfreq: float = 125.0,

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from eegmusic.benchmarks.bench_vocoder import music_excerpt
+from eegmusic.decoder.audio import NullSink, SoundDeviceSink, WavSink, sanitise
+from eegmusic.decoder.melspec import AUDIO_SFREQ, HOP_LENGTH, mel_db
+from eegmusic.decoder.vocoder import StreamingVocoder
+from eegmusic.stream.errors import AudioError
 from scipy.io import wavfile
 from scipy.signal import correlate
-
-from decoder.audio import NullSink, SoundDeviceSink, WavSink, sanitise
-from decoder.bench_vocoder import music_excerpt
-from decoder.melspec import AUDIO_SFREQ, HOP_LENGTH, mel_db
-from decoder.vocoder import StreamingVocoder
-from stream.errors import AudioError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +89,7 @@ def test_wav_survives_sigkill(tmp_path):
     script = textwrap.dedent(f"""
         import sys, numpy as np
         sys.path.insert(0, {str(ROOT)!r})
-        from decoder.audio import WavSink
+        from eegmusic.decoder.audio import WavSink
         sink = WavSink({str(path)!r})
         chunk = (0.5 * np.sin(np.arange(512) * 0.05)).astype(np.float32)
         n = 0
@@ -129,8 +128,8 @@ def test_no_device_names_wav_and_no_audio():
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from decoder.audio import SoundDeviceSink, output_devices
-        from stream.errors import AudioError
+        from eegmusic.decoder.audio import SoundDeviceSink, output_devices
+        from eegmusic.stream.errors import AudioError
         if output_devices():
             print("HAS-DEVICES", output_devices())
         try:

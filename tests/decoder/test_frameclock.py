@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from eegmusic.decoder.frameclock import FrameClock, SampleClock, segment_start_sample
+from eegmusic.decoder.melspec import FRAME_PERIOD_S
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from decoder.frameclock import FrameClock, SampleClock, segment_start_sample
-from decoder.melspec import FRAME_PERIOD_S
 
 
 def _frames_for(start: int) -> np.ndarray:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from eegmusic.decoder.modelfile import check_stream, read_model_info
+from eegmusic.stream.errors import ModelError
+from eegmusic.stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
 
-from decoder.modelfile import check_stream, read_model_info
-from stream.errors import ModelError
-from stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
 from tests.decoder.onnx_models import make_model, metadata
 
 

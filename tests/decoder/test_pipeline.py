@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import pylsl
 import pytest
-
-from decoder.frameclock import segment_start_sample
-from decoder.pipeline import (
+from eegmusic.decoder.frameclock import segment_start_sample
+from eegmusic.decoder.pipeline import (
     AUDIO_FILE,
     FrameRecorder,
     LivePipeline,
@@ -27,9 +26,10 @@ from decoder.pipeline import (
     PipelineConfig,
     read_frames,
 )
-from decoder.runtime import DecoderRuntime
-from stream.errors import ConfigError, StreamError
-from stream.spec import MODEL_CHANNELS
+from eegmusic.decoder.runtime import DecoderRuntime
+from eegmusic.stream.errors import ConfigError, StreamError
+from eegmusic.stream.spec import MODEL_CHANNELS
+
 from tests.decoder.onnx_models import make_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _start_replay(data_dir, name, *extra, song=21, subject=1):
     """``eegmusic replay`` in a subprocess; returns once its stream is visible."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "stream.cli", "replay", "--data", str(data_dir), "--song", str(song),
+    cmd = [sys.executable, "-m", "eegmusic", "replay", "--data", str(data_dir), "--song", str(song),
            "--subject", str(subject), "--name", name, "--source-id", name, *extra]
     with tempfile.TemporaryFile() as log:   # a file, not a pipe: an unread pipe would block the replay
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -136,8 +136,8 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
 
 @pytest.mark.lsl
 def test_parity_with_offline_predictions(sim_dir, stream_name, mel_model, tmp_path):
-    from offline_training.evaluate import load_model, run_model
-    from replay.nmedt import NMEDTFolder
+    from eegmusic.offline_training.evaluate import load_model, run_model
+    from eegmusic.replay.nmedt import NMEDTFolder
 
     proc = _start_replay(sim_dir, stream_name)               # no loop: sample i is song sample i
     markers = pylsl.StreamInlet(pylsl.resolve_bypred(f"name='{stream_name}-markers'", 1, 10.0)[0],
@@ -250,7 +250,7 @@ class StalledDevice:
     stall_s = 1.0
 
     def __init__(self):
-        from decoder.audio import NullSink
+        from eegmusic.decoder.audio import NullSink
 
         self._sink = NullSink()
         self._t_start = None
@@ -306,7 +306,7 @@ def test_audio_model_bypasses_vocoder(sim_dir, stream_name, replay, tmp_path):
 
 
 def _cli(argv, capsys):
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     status = main(["decode", *argv])
     captured = capsys.readouterr()
@@ -317,7 +317,7 @@ def _cli(argv, capsys):
 @pytest.mark.parametrize("case", ["missing model", "no metadata", "truncated", "mismatch", "cuda absent",
                                   "no stream", "record exists", "bad hop", "bad duration"])
 def test_bad_inputs(case, tmp_path, stream_name, capsys):
-    from replay.player import ArrayPlayer
+    from eegmusic.replay.player import ArrayPlayer
 
     model = make_model(tmp_path / "m.onnx")
     args = ["--stream", stream_name, "--model", str(model), "--no-audio", "--duration", "0.5",
@@ -344,7 +344,7 @@ def test_bad_inputs(case, tmp_path, stream_name, capsys):
     elif case == "mismatch":
         labels = [f"E{i}" for i in range(1, 65)]
     elif case == "cuda absent":
-        from decoder.runtime import cuda_available
+        from eegmusic.decoder.runtime import cuda_available
 
         if cuda_available():
             pytest.skip("CUDA is present here: the absent-CUDA error cannot occur")
@@ -385,7 +385,7 @@ def test_bad_config(kwargs, message, tmp_path):
 
 
 def test_cli_help_has_example(capsys):
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     with pytest.raises(SystemExit):
         main(["decode", "--help"])
@@ -401,7 +401,7 @@ def test_recording_readable_after_crash(tmp_path, rng):
     """A process killed mid-recording leaves files every reader opens, holding what was appended."""
     script = f"""
 import os, numpy as np
-from decoder.pipeline import FrameRecorder
+from eegmusic.decoder.pipeline import FrameRecorder
 rec = FrameRecorder({str(tmp_path / 'rec')!r}, sidecar={{}})
 rng = np.random.default_rng(0)
 for i in range(5):
@@ -433,7 +433,7 @@ def test_partial_last_frame_dropped(tmp_path):
 
 
 def test_live_truth_alignment(sim_dir):
-    from decoder.melspec import FRAME_PERIOD_S
+    from eegmusic.decoder.melspec import FRAME_PERIOD_S
 
     truth = LiveTruth(sim_dir, recent_frames=200)
     mel = truth.load(21)
@@ -457,7 +457,7 @@ def test_live_truth_alignment(sim_dir):
 def test_live_truth_missing_stimulus(tmp_path, sim_dir):
     import shutil
 
-    from stream.errors import DataFormatError
+    from eegmusic.stream.errors import DataFormatError
 
     folder = tmp_path / "data"
     folder.mkdir()
@@ -468,7 +468,7 @@ def test_live_truth_missing_stimulus(tmp_path, sim_dir):
 
 
 def test_stream_error_lists_streams(stream_name, mel_model):
-    from replay.player import ArrayPlayer
+    from eegmusic.replay.player import ArrayPlayer
 
     eeg = np.zeros((125, 125 * 10), np.float32)
     with ArrayPlayer(eeg, 125.0, MODEL_CHANNELS, name=stream_name, source_id=stream_name, check_clash=False):

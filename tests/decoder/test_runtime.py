@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
+from eegmusic.decoder.runtime import CUDA, DecoderRuntime, choose_providers, cuda_available
+from eegmusic.stream.errors import ModelError
 
-from decoder.runtime import CUDA, DecoderRuntime, choose_providers, cuda_available
-from stream.errors import ModelError
 from tests.decoder.onnx_models import make_model
 
 NO_CUDA = "no CUDA provider in this onnxruntime build / no GPU on this machine"
@@ -94,8 +94,8 @@ def test_cuda_matches_cpu(mel_model, rng):
 def test_runs_training_export_like_torch(tmp_path, rng):
     """A registry model exported by offline_training runs in the runtime as it does in torch."""
     torch = pytest.importorskip("torch")
-    from offline_training.export import build_metadata, export_onnx
-    from offline_training.models.registry import build_model
+    from eegmusic.offline_training.export import build_metadata, export_onnx
+    from eegmusic.offline_training.models.registry import build_model
 
     torch.manual_seed(0)
     model = build_model("linear").eval()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import pytest
-
-from decoder.bench_vocoder import music_excerpt
-from decoder.melspec import HOP_LENGTH, N_FFT, N_MELS, mel_db
-from decoder.vocoder import (
+from eegmusic.benchmarks.bench_vocoder import music_excerpt
+from eegmusic.decoder.melspec import HOP_LENGTH, N_FFT, N_MELS, mel_db
+from eegmusic.decoder.vocoder import (
     N_BINS,
     StreamingVocoder,
     mel_db_to_magnitude,
@@ -19,7 +18,7 @@ from decoder.vocoder import (
     stft_magnitude,
     vocode,
 )
-from stream.errors import ConfigError, ModelError
+from eegmusic.stream.errors import ConfigError, ModelError
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +171,7 @@ def test_magnitude_is_clipped_pseudo_inverse():
 
 def test_vocode_command(tmp_path, capsys):
     import soundfile
-
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     source = tmp_path / "song.wav"
     soundfile.write(source, librosa.resample(music_excerpt(1.5), orig_sr=22050, target_sr=44100), 44100)
@@ -195,7 +193,7 @@ def test_vocode_command(tmp_path, capsys):
     (["vocode", "SRC", "--out", "x.wav"], "cannot read audio file"),
 ])
 def test_vocode_command_bad_input(tmp_path, capsys, argv, message):
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     source = tmp_path / "not_audio.wav"
     source.write_text("this is not audio")

@@ -28,7 +28,7 @@ def model_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def replay(sim_dir):
     """One replayed song shared by the tests that only watch it (a new one costs seconds)."""
-    from replay.player import Player
+    from eegmusic.replay.player import Player
 
     name = f"t-gui-{uuid.uuid4().hex[:8]}"
     player = Player(sim_dir, 21, 1, name=name, source_id=f"{name}-src", loop=True, chunk_ms=20)
@@ -53,7 +53,7 @@ def _shut_windows_down():
 
 
 def _window(qtbot, **settings):
-    from gui.app import MainWindow, Settings
+    from eegmusic.gui.app import MainWindow, Settings
 
     extra = settings.pop("extra", {})
     window = MainWindow(Settings(no_audio=True, extra={"resolve_timeout_s": 2.0, **extra}, **settings))
@@ -110,7 +110,7 @@ def test_stop_and_start_again(qtbot, replay, model_file):
 
 
 def test_stream_loss_freezes_and_return_resumes(qtbot, sim_dir, stream_name, model_file):
-    from replay.player import Player
+    from eegmusic.replay.player import Player
 
     def player():
         return Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", loop=True,
@@ -138,9 +138,8 @@ def test_stream_loss_freezes_and_return_resumes(qtbot, sim_dir, stream_name, mod
 
 
 def test_gui_thread_stays_responsive_while_decoding(qtbot, sim_dir, stream_name, model_file):
+    from eegmusic.replay.player import Player
     from PySide6 import QtCore
-
-    from replay.player import Player
 
     # a 128-channel 1 kHz amplifier-like stream, hop 50 ms: the pipeline resamples, filters and decodes
     with Player(sim_dir, 21, 1, name=stream_name, loop=True, device_like=1000.0, markers=False):
@@ -275,7 +274,7 @@ def test_screenshot_writes_a_picture(replay, model_file, tmp_path):
     out = tmp_path / "dash.png"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     done = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "gui", "--stream", replay.name, "--model", str(model_file),
+        [sys.executable, "-m", "eegmusic", "gui", "--stream", replay.name, "--model", str(model_file),
          "--no-audio", "--screenshot", str(out), "--duration", "3"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -290,15 +289,15 @@ def test_screenshot_writes_a_picture(replay, model_file, tmp_path):
 ])
 def test_cli_rejects_bad_options(argv, words):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    done = subprocess.run([sys.executable, "-m", "stream.cli", "gui", *argv], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "eegmusic", "gui", *argv], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_run_dashboard_shows_a_pipeline_built_elsewhere(qtbot, replay, model_file):
-    from decoder.pipeline import LivePipeline, PipelineConfig
-    from gui.app import run_dashboard
+    from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.gui.app import run_dashboard
 
     before = set(threading.enumerate())
     pipeline = LivePipeline(PipelineConfig(stream_name=replay.name, model_path=str(model_file), no_audio=True,
@@ -311,9 +310,9 @@ def test_run_dashboard_shows_a_pipeline_built_elsewhere(qtbot, replay, model_fil
 
 
 def test_run_dashboard_raises_the_start_error(qtbot, replay, tmp_path):
-    from decoder.pipeline import LivePipeline, PipelineConfig
-    from gui.app import run_dashboard
-    from stream.errors import ModelError
+    from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.gui.app import run_dashboard
+    from eegmusic.stream.errors import ModelError
 
     pipeline = LivePipeline(PipelineConfig(stream_name=replay.name, model_path=str(tmp_path / "none.onnx"),
                                            no_audio=True))

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _demo(*argv, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "stream.cli", "demo", *argv], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "eegmusic", "demo", *argv], cwd=cwd, capture_output=True,
                           text=True, timeout=120)
 
 

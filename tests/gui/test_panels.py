@@ -6,8 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-
-from stream.spec import MODEL_CHANNELS
+from eegmusic.stream.spec import MODEL_CHANNELS
 
 pytestmark = pytest.mark.gui
 
@@ -16,7 +15,7 @@ LABELS = list(MODEL_CHANNELS)
 
 # ---------------------------------------------------------------------------- pure functions
 def test_minmax_reduce_matches_brute_force(rng):
-    from gui.eeg_panel import minmax_reduce, point_positions, reduction_plan
+    from eegmusic.gui.eeg_panel import minmax_reduce, point_positions, reduction_plan
 
     eeg = rng.standard_normal((4, 1003)).astype(np.float32)
     per_bin, n_bins, head = reduction_plan(1003, 100)
@@ -34,7 +33,7 @@ def test_minmax_reduce_matches_brute_force(rng):
 
 
 def test_minmax_reduce_reuses_buffer_and_keeps_short_input(rng):
-    from gui.eeg_panel import minmax_reduce
+    from eegmusic.gui.eeg_panel import minmax_reduce
 
     eeg = rng.standard_normal((3, 2000)).astype(np.float32)
     first = minmax_reduce(eeg, 50)
@@ -46,7 +45,7 @@ def test_minmax_reduce_reuses_buffer_and_keeps_short_input(rng):
 
 
 def test_minmax_reduce_propagates_nan(rng):
-    from gui.eeg_panel import minmax_reduce
+    from eegmusic.gui.eeg_panel import minmax_reduce
 
     eeg = rng.standard_normal((2, 1000))
     eeg[1, 500] = np.nan
@@ -57,14 +56,14 @@ def test_minmax_reduce_propagates_nan(rng):
 
 @pytest.mark.parametrize("n_bins", [0, -3])
 def test_minmax_reduce_rejects_bad_bins(n_bins):
-    from gui.eeg_panel import minmax_reduce
+    from eegmusic.gui.eeg_panel import minmax_reduce
 
     with pytest.raises(ValueError, match="n_bins must be positive"):
         minmax_reduce(np.zeros((2, 100)), n_bins)
 
 
 def test_detect_channel_flags(rng):
-    from gui.eeg_panel import detect_channel_flags
+    from eegmusic.gui.eeg_panel import detect_channel_flags
 
     eeg = rng.standard_normal((5, 1000)) * 20
     eeg[1] = 3.0                       # flat (a constant offset is still flat)
@@ -75,7 +74,7 @@ def test_detect_channel_flags(rng):
 
 
 def test_merge_flags_takes_pipeline_flags():
-    from gui.eeg_panel import merge_flags
+    from eegmusic.gui.eeg_panel import merge_flags
 
     detected = ["", "flat", "", ""]
     assert merge_flags(detected, [False, False, True, False], 4) == ["", "flat", "flagged", ""]
@@ -84,7 +83,7 @@ def test_merge_flags_takes_pipeline_flags():
 
 
 def test_band_power_finds_the_band_and_keeps_power():
-    from gui.spectral_panel import BANDS, band_power
+    from eegmusic.gui.spectral_panel import BANDS, band_power
 
     t = np.arange(500) / 125.0
     eeg = np.stack([10 * np.sin(2 * np.pi * 10 * t), 10 * np.sin(2 * np.pi * 2 * t), np.full(500, np.nan)])
@@ -98,7 +97,7 @@ def test_band_power_finds_the_band_and_keeps_power():
 
 
 def test_scalp_xy_places_electrodes():
-    from gui.spectral_panel import scalp_xy
+    from eegmusic.gui.spectral_panel import scalp_xy
 
     labels = ("Cz", "E36", "E104", "E11", "E75", "X99")
     xy = scalp_xy(labels)
@@ -114,7 +113,7 @@ def _eeg(rng, n_chans=125, seconds=10.0, sfreq=125.0):
 
 
 def test_eeg_panel_draws_reduced_traces_that_move(qtbot, rng):
-    from gui.eeg_panel import EEGPanel
+    from eegmusic.gui.eeg_panel import EEGPanel
 
     panel = EEGPanel()
     qtbot.addWidget(panel)
@@ -140,7 +139,7 @@ def test_eeg_panel_draws_reduced_traces_that_move(qtbot, rng):
 
 
 def test_eeg_panel_highlights_flagged_channels(qtbot, rng):
-    from gui.eeg_panel import EEGPanel
+    from eegmusic.gui.eeg_panel import EEGPanel
 
     panel = EEGPanel()
     qtbot.addWidget(panel)
@@ -165,7 +164,7 @@ def test_eeg_panel_highlights_flagged_channels(qtbot, rng):
 
 
 def test_spectral_panel_heatmap_and_scalp(qtbot, rng):
-    from gui.spectral_panel import SpectralPanel
+    from eegmusic.gui.spectral_panel import SpectralPanel
 
     panel = SpectralPanel()
     qtbot.addWidget(panel)
@@ -183,7 +182,7 @@ def test_spectral_panel_heatmap_and_scalp(qtbot, rng):
 
 
 def test_mel_panel_scrolls_and_shows_truth(qtbot, rng):
-    from gui.mel_panel import MelPanel
+    from eegmusic.gui.mel_panel import MelPanel
 
     panel = MelPanel()
     qtbot.addWidget(panel)
@@ -208,7 +207,7 @@ def test_mel_panel_scrolls_and_shows_truth(qtbot, rng):
 def test_stats_panel_shows_latency_and_counters(qtbot):
     from dataclasses import dataclass
 
-    from gui.stats_panel import StatsPanel
+    from eegmusic.gui.stats_panel import StatsPanel
 
     @dataclass
     class Health:  # the StreamHealth fields the panel reads

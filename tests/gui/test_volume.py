@@ -8,9 +8,8 @@ import pytest
 
 def test_gain_sink_scales_and_mutes(tmp_path):
     import soundfile
-
-    from decoder.audio import WavSink
-    from gui.volume import GainSink
+    from eegmusic.decoder.audio import WavSink
+    from eegmusic.gui.volume import GainSink
 
     tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(2205) / 22050)).astype(np.float32)
     sink = GainSink(WavSink(tmp_path / "out.wav", subtype="FLOAT"), gain=0.5)
@@ -31,8 +30,9 @@ def test_gain_sink_scales_and_mutes(tmp_path):
 @pytest.mark.lsl
 @pytest.mark.audio
 def test_mute_silences_the_dashboard(qtbot, pulse_sink, sim_dir, stream_name, tmp_path):
-    from gui.app import MainWindow, Settings
-    from replay.player import Player
+    from eegmusic.gui.app import MainWindow, Settings
+    from eegmusic.replay.player import Player
+
     from tests.decoder.onnx_models import make_model
 
     model = make_model(tmp_path / "model.onnx")

@@ -6,13 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
-
-from decoder.melspec import window_mel_db
-from offline_training.dataset import WindowDataset, window_mels
-from replay.nmedt import NMEDTFolder
-from stream.errors import ConfigError, DataFormatError
-from stream.preprocess import preprocess_recording
-from stream.spec import MODEL_CHANNELS, PreprocessingSpec
+from eegmusic.decoder.melspec import window_mel_db
+from eegmusic.offline_training.dataset import WindowDataset, window_mels
+from eegmusic.replay.nmedt import NMEDTFolder
+from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.stream.preprocess import preprocess_recording
+from eegmusic.stream.spec import MODEL_CHANNELS, PreprocessingSpec
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from offline_training.models.registry import load_checkpoint  # noqa: E402
-from stream.cli import main  # noqa: E402
+from eegmusic.offline_training.models.registry import load_checkpoint  # noqa: E402
+from eegmusic.stream.cli import main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ def torchrun_train(data, out, model, model_config, epochs=1):
         "--nproc_per_node",
         "2",
         "-m",
-        "stream.cli",
+        "eegmusic.stream.cli",
         "train",
         "--data",
         str(data),

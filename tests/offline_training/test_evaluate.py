@@ -19,16 +19,15 @@ import pytest
 import scipy.io
 import scipy.signal
 import soundfile
+from eegmusic.decoder import melspec
+from eegmusic.offline_training import metrics
+from eegmusic.offline_training.baselines import shuffled_order
+from eegmusic.offline_training.dataset import WindowDataset
+from eegmusic.offline_training.evaluate import dynamic_blocks, evaluate, load_model, run_model
+from eegmusic.offline_training.splits import make_split
+from eegmusic.stream.errors import ConfigError, DataFormatError, ModelError
+from eegmusic.stream.spec import MODEL_CHANNELS, PreprocessingSpec
 from onnx import TensorProto, helper
-
-from decoder import melspec
-from offline_training import metrics
-from offline_training.baselines import shuffled_order
-from offline_training.dataset import WindowDataset
-from offline_training.evaluate import dynamic_blocks, evaluate, load_model, run_model
-from offline_training.splits import make_split
-from stream.errors import ConfigError, DataFormatError, ModelError
-from stream.spec import MODEL_CHANNELS, PreprocessingSpec
 
 SONGS = (21, 22)
 N_SUBJECTS = 2
@@ -312,7 +311,7 @@ def test_dynamic_blocks_take_one_window_per_second():
 
 
 def test_cli_prints_the_table(eval_dir, tmp_path, capsys):
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
                          metadata=_metadata(eval_dir))
@@ -325,7 +324,7 @@ def test_cli_prints_the_table(eval_dir, tmp_path, capsys):
 
 
 def test_cli_help_has_an_example(capsys):
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
@@ -383,7 +382,7 @@ def test_data_without_stimuli(tmp_path):
     ],
 )
 def test_cli_bad_input_is_one_line_and_status_2(argv_extra, message, eval_dir, tmp_path, capsys):
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     model = _write_model(tmp_path / "model.onnx", base=np.zeros((128, 44)), scale=0.0,
                          metadata=_metadata(eval_dir))
@@ -397,9 +396,9 @@ def test_cli_bad_input_is_one_line_and_status_2(argv_extra, message, eval_dir, t
 def test_griffin_lim_when_the_vocoder_is_absent(monkeypatch, tmp_path):
     import sys
 
-    from offline_training.evaluate import vocode, write_wavs
+    from eegmusic.offline_training.evaluate import vocode, write_wavs
 
-    monkeypatch.setitem(sys.modules, "decoder.vocoder", None)  # import fails: the fallback path
+    monkeypatch.setitem(sys.modules, "eegmusic.decoder.vocoder", None)  # import fails: the fallback path
     t = np.arange(22050) / 22050
     frames = melspec.mel_db((0.2 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32))
     audio, method = vocode(frames)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.signal
-
-from decoder.features import periodogram, psd_frequencies, robust_scale, robust_stats, welch
+from eegmusic.decoder.features import periodogram, psd_frequencies, robust_scale, robust_stats, welch
 
 
 @pytest.fixture
@@ -53,7 +52,7 @@ def test_robust_scale_by_hand():
 
 def test_torch_features_equal_numpy(eeg):
     torch = pytest.importorskip("torch")
-    from offline_training.torch_features import Periodogram, RobustScale, Welch
+    from eegmusic.offline_training.torch_features import Periodogram, RobustScale, Welch
 
     x = torch.tensor(eeg, dtype=torch.float32)
     for module, function in ((Periodogram(125, fs=125.0), periodogram), (Welch(125, fs=125.0), welch)):

@@ -14,15 +14,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decoder import melspec  # noqa: E402
-from decoder.modelfile import info_from_session, open_session  # noqa: E402
-from offline_training.diffusion import denoising_loss, sample_mel  # noqa: E402
-from offline_training.export import build_metadata, export_onnx, read_metadata, run_onnx  # noqa: E402
-from offline_training.gan import WindowAudio, make_optimizers, train_step  # noqa: E402
-from offline_training.models.registry import ALL_MODELS, MODELS, build_model  # noqa: E402
-from offline_training.models.wavegan import MelSpectrogram  # noqa: E402
-from stream.cli import main  # noqa: E402
-from stream.errors import ConfigError  # noqa: E402
+from eegmusic.decoder import melspec  # noqa: E402
+from eegmusic.decoder.modelfile import info_from_session, open_session  # noqa: E402
+from eegmusic.offline_training.diffusion import denoising_loss, sample_mel  # noqa: E402
+from eegmusic.offline_training.export import build_metadata, export_onnx, read_metadata, run_onnx  # noqa: E402
+from eegmusic.offline_training.gan import WindowAudio, make_optimizers, train_step  # noqa: E402
+from eegmusic.offline_training.models.registry import ALL_MODELS, MODELS, build_model  # noqa: E402
+from eegmusic.offline_training.models.wavegan import MelSpectrogram  # noqa: E402
+from eegmusic.stream.cli import main  # noqa: E402
+from eegmusic.stream.errors import ConfigError  # noqa: E402
 
 TINY_WAVEGAN = {
     "channels": 16,
@@ -203,7 +203,7 @@ def test_diffusion_rejects_more_sample_steps_than_the_schedule():
 
 
 def test_window_audio_is_the_segment_of_the_mel_target(sim_dir):
-    from offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.dataset import WindowDataset
 
     dataset = WindowDataset(sim_dir, songs=[21], subjects=[0], target_offset_s=0.2)
     rows = np.array([0, 5])

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from offline_training import metrics
+from eegmusic.offline_training import metrics
 
 R_123_247 = 15.0 / np.sqrt(228.0)
 """Pearson r of [1, 2, 3] and [2, 4, 7]: deviations (-1, 0, 1) and (-7/3, -1/3, 8/3), sum of products

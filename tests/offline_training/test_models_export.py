@@ -9,11 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from decoder.melspec import mel_spec_dict  # noqa: E402
-from offline_training.export import build_metadata, export_onnx, read_metadata, run_onnx  # noqa: E402
-from offline_training.models.registry import MODELS, build_model, load_checkpoint  # noqa: E402
-from stream.errors import ConfigError, ModelError  # noqa: E402
-from stream.spec import MODEL_CHANNELS, PreprocessingSpec  # noqa: E402
+from eegmusic.decoder.melspec import mel_spec_dict  # noqa: E402
+from eegmusic.offline_training.export import build_metadata, export_onnx, read_metadata, run_onnx  # noqa: E402
+from eegmusic.offline_training.models.registry import MODELS, build_model, load_checkpoint  # noqa: E402
+from eegmusic.stream.errors import ConfigError, ModelError  # noqa: E402
+from eegmusic.stream.spec import MODEL_CHANNELS, PreprocessingSpec  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from offline_training import baselines
-from offline_training.song_classifier import SongClassifier, window_features
+from eegmusic.offline_training import baselines
+from eegmusic.offline_training.song_classifier import SongClassifier, window_features
 
 
 def _songs_with_spectra(rng, n_per_song=30):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from offline_training.dataset import INDEX_DTYPE
-from offline_training.splits import SPLIT_KINDS, contiguous_blocks, make_split
-from stream.errors import ConfigError
+from eegmusic.offline_training.dataset import INDEX_DTYPE
+from eegmusic.offline_training.splits import SPLIT_KINDS, contiguous_blocks, make_split
+from eegmusic.stream.errors import ConfigError
 
 
 def make_index(n_songs=3, n_subjects=4, n_windows=60, hop=125):

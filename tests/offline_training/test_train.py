@@ -11,9 +11,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from offline_training.export import read_metadata, run_onnx  # noqa: E402
-from offline_training.models.registry import load_checkpoint  # noqa: E402
-from stream.cli import main  # noqa: E402
+from eegmusic.offline_training.export import read_metadata, run_onnx  # noqa: E402
+from eegmusic.offline_training.models.registry import load_checkpoint  # noqa: E402
+from eegmusic.stream.cli import main  # noqa: E402
 
 TINY = {
     "linear": {"lags": [0, 8]},

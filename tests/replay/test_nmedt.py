@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import scipy.io
 import soundfile
-
-from replay.nmedt import (
+from eegmusic.replay.nmedt import (
     AUDIO_SFREQ,
     RAW_CHANNELS,
     SONGS,
@@ -19,8 +18,8 @@ from replay.nmedt import (
     describe_folder,
     read_audio,
 )
-from stream.errors import DataFormatError
-from stream.spec import MODEL_CHANNELS
+from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.spec import MODEL_CHANNELS
 
 N_TIMES = 250
 N_SUBJECTS = 2
@@ -284,7 +283,7 @@ def test_info_collects_every_problem(case, tmp_path, rng):
 
 
 def test_info_cli_on_sim_dir_and_on_empty_folder(sim_dir, tmp_path, capsys):
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     assert main(["info", str(sim_dir)]) == 0
     out = capsys.readouterr().out
@@ -302,7 +301,7 @@ def test_info_reports_stimulus_length_mismatch(sim_dir, tmp_path):
     soundfile.write(folder / "stimuli" / "song22.wav", np.zeros(5 * 22050, dtype=np.float32), 22050)
     _, problems = describe_folder(folder)
     assert len(problems) == 1 and "lasts 5.0 s but the EEG of song 22 lasts 20.0 s" in problems[0]
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     assert main(["info", str(folder)]) == 1
 

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from replay.nmedt import NMEDTFolder
-from replay.player import ArrayPlayer, Player, device_like_eeg, face_channel_weights, song_markers
-from stream.errors import ConfigError, DataFormatError
-from stream.outlet import channel_info
-from stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
+from eegmusic.replay.nmedt import NMEDTFolder
+from eegmusic.replay.player import ArrayPlayer, Player, device_like_eeg, face_channel_weights, song_markers
+from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.stream.outlet import channel_info
+from eegmusic.stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -204,8 +203,7 @@ def test_device_like_is_the_upsampled_128_channel_net(sim_dir, stream_name):
 
 def test_outlet_descriptions_round_trip():
     import pylsl
-
-    from stream.outlet import marker_stream_info, regular_stream_info
+    from eegmusic.stream.outlet import marker_stream_info, regular_stream_info
 
     labels = [f"mel{i}" for i in range(128)]
     info = regular_stream_info("dec-1", "MelSpectrogram", labels, 22050 / 512, "dec-1@host", unit="dB",
@@ -266,7 +264,7 @@ def test_name_clash_warns_and_makes_source_id_unique(rng, stream_name, caplog):
     second = ArrayPlayer(data, 100.0, ["a", "b"], name=stream_name, loop=True)
     try:
         first.start()
-        with caplog.at_level(logging.WARNING, logger="replay.player"):
+        with caplog.at_level(logging.WARNING, logger="eegmusic.replay.player"):
             second.start()
     finally:
         second.stop()
@@ -279,7 +277,7 @@ def test_name_clash_warns_and_makes_source_id_unique(rng, stream_name, caplog):
 def test_cli_replay_stops_cleanly_on_sigterm(sim_dir, stream_name):
     import pylsl
 
-    command = [sys.executable, "-m", "stream.cli", "replay", "--data", str(sim_dir), "--song", "21",
+    command = [sys.executable, "-m", "eegmusic", "replay", "--data", str(sim_dir), "--song", "21",
                "--subject", "1", "--loop", "--name", stream_name]
     process = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
@@ -343,7 +341,7 @@ def test_bad_player_input(sim_dir, corrupt_dir, tmp_path, case, kwargs, error, m
     ],
 )
 def test_cli_bad_input_is_one_line_and_status_2(sim_dir, capsys, argv, message):
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     status = main(["replay", *[arg.format(sim=sim_dir) for arg in argv]])
     err = capsys.readouterr().err.strip()

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import scipy.io
 import soundfile
+from eegmusic.replay import forward_model as fm
+from eegmusic.replay.music import generate_song
+from eegmusic.replay.nmedt import NMEDTFolder, describe_folder
+from eegmusic.replay.simulate import DEFAULT_SNR, simulate
+from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.stream.spec import MODEL_CHANNELS
 from scipy.signal import butter, sosfiltfilt, welch
-
-from replay import forward_model as fm
-from replay.music import generate_song
-from replay.nmedt import NMEDTFolder, describe_folder
-from replay.simulate import DEFAULT_SNR, simulate
-from stream.errors import ConfigError, DataFormatError
-from stream.spec import MODEL_CHANNELS
 
 # ---------------------------------------------------------------------------------------------
 # Layout
@@ -129,7 +128,7 @@ def test_rerun_replaces_previous_simulation_but_never_real_data(tmp_path):
 
 
 def test_cli_simulate(tmp_path, capsys):
-    from stream.cli import main
+    from eegmusic.stream.cli import main
 
     assert main(["simulate", "--out", str(tmp_path / "s"), "--songs", "1", "--subjects", "1", "--seconds",
                  "3", "--no-progress"]) == 0

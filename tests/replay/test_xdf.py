@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from replay.xdf import read_xdf_stream, xdf_player
-from stream.errors import DataFormatError, StreamError
+from eegmusic.replay.xdf import read_xdf_stream, xdf_player
+from eegmusic.stream.errors import DataFormatError, StreamError
 
 LABELS = ["Fp1", "Fp2", "C3", "C4", "O1"]
 
@@ -88,8 +87,7 @@ def test_read_keeps_rate_labels_and_samples(xdf_file):
 @pytest.mark.lsl
 def test_xdf_replay_is_received_as_recorded(xdf_file, stream_name):
     import pylsl
-
-    from stream.outlet import channel_info
+    from eegmusic.stream.outlet import channel_info
 
     path, eeg = xdf_file
     player = xdf_player(path, "TestAmp-1", name=stream_name, speed=2.0, index_channel=True,

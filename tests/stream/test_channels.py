@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from stream.channels import channel_map, default_labels
-from stream.errors import StreamError
-from stream.montage import electrode_positions
-from stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
+from eegmusic.stream.channels import channel_map, default_labels
+from eegmusic.stream.errors import StreamError
+from eegmusic.stream.montage import electrode_positions
+from eegmusic.stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
 
 
 def test_model_order_is_identity(rng):

@@ -7,12 +7,12 @@ import time
 import numpy as np
 import pylsl
 import pytest
+from eegmusic.stream.errors import StreamError
+from eegmusic.stream.inlet import Inlet
+from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_TIME
+from eegmusic.stream.source import EEGSource
+from eegmusic.stream.spec import PreprocessingSpec
 
-from stream.errors import StreamError
-from stream.inlet import Inlet
-from stream.ringbuffer import FLAG_GAP, FLAG_TIME
-from stream.source import EEGSource
-from stream.spec import PreprocessingSpec
 from tests.fixtures.lsl_source import signal_value
 
 pytestmark = pytest.mark.lsl

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from eegmusic.stream.errors import ConfigError, DataFormatError, StreamError
+from eegmusic.stream.preprocess import StreamingPreprocessor, preprocess_recording
+from eegmusic.stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS, PreprocessingSpec
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from stream.errors import ConfigError, DataFormatError, StreamError
-from stream.preprocess import StreamingPreprocessor, preprocess_recording
-from stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS, PreprocessingSpec
 
 SPECS = [
     PreprocessingSpec(),

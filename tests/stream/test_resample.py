@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from eegmusic.stream.errors import StreamError
+from eegmusic.stream.resample import StreamingResampler, resample_ratio, resample_recording
 from scipy.signal import resample_poly, upfirdn
-
-from stream.errors import StreamError
-from stream.resample import StreamingResampler, resample_ratio, resample_recording
 
 
 @pytest.mark.parametrize(("rate", "expected"), [(1000, (1, 8)), (500, (1, 4)), (256, (125, 256)),

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pylsl
 import pytest
-
-from stream.cli import main
-from stream.errors import StreamError
-from stream.resolve import list_streams, predicate, resolve_matching, resolve_stream
+from eegmusic.stream.cli import main
+from eegmusic.stream.errors import StreamError
+from eegmusic.stream.resolve import list_streams, predicate, resolve_matching, resolve_stream
 
 pytestmark = pytest.mark.lsl
 

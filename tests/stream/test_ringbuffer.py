@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from stream.ringbuffer import FLAG_GAP, FLAG_NAN, RingBuffer, flag_reason
+from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_NAN, RingBuffer, flag_reason
 
 
 def test_wraps_and_returns_exact_samples(rng):

@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pylsl
 import pytest
+from eegmusic.stream.preprocess import preprocess_recording
+from eegmusic.stream.source import EEGSource, StreamHealth
+from eegmusic.stream.spec import PreprocessingSpec
 
-from stream.preprocess import preprocess_recording
-from stream.source import EEGSource, StreamHealth
-from stream.spec import PreprocessingSpec
 from tests.fixtures.lsl_source import signal_value, stream_labels
 
 pytestmark = pytest.mark.lsl
@@ -103,8 +103,8 @@ def test_slow_consumer_gets_a_bounded_queue_and_drops_are_counted(lsl_source, st
 
 
 def test_replayed_device_like_stream_equals_offline_pipeline(sim_dir, stream_name):
-    from replay.nmedt import NMEDTFolder
-    from replay.player import Player, device_like_eeg
+    from eegmusic.replay.nmedt import NMEDTFolder
+    from eegmusic.replay.player import Player, device_like_eeg
 
     spec = PreprocessingSpec(highpass_hz=0.5, reference="average")
     with Player(sim_dir, 21, 1, name=stream_name, device_like=1000, index_channel=True, markers=False,

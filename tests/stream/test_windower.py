@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from stream.ringbuffer import FLAG_GAP, FLAG_NAN, RingBuffer
-from stream.windower import Windower
+from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_NAN, RingBuffer
+from eegmusic.stream.windower import Windower
 
 
 def _feed(ring, windower, n, start=0, flags=0):

@@ -133,7 +133,7 @@ def _drift_stats(reader: _Reader, sfreq: float, speed: float) -> dict:
 
 
 def _play_ours(data, sfreq, name, seconds, *, speed=1.0, loop=False, chunk_ms=CHUNK_MS) -> _Reader:
-    from replay.player import ArrayPlayer
+    from eegmusic.replay.player import ArrayPlayer
 
     labels = [f"E{i}" for i in range(1, data.shape[0] + 1)]
     player = ArrayPlayer(data, sfreq, labels, name=name, speed=speed, loop=loop, chunk_ms=chunk_ms,

@@ -45,7 +45,7 @@ def _has_display() -> bool:
 
 def run_gui(args: argparse.Namespace) -> int:
     """Open the dashboard; with ``--screenshot`` save the picture and exit. Returns the exit status."""
-    from stream.errors import ConfigError
+    from eegmusic.stream.errors import ConfigError
 
     duration = args.duration
     if args.screenshot is not None:
@@ -66,9 +66,8 @@ def run_gui(args: argparse.Namespace) -> int:
             raise ConfigError(f"{option} {value} does not exist; pass an existing path")
 
     import pyqtgraph as pg
+    from eegmusic.gui.app import MainWindow, Settings, save_screenshot
     from PySide6 import QtCore
-
-    from gui.app import MainWindow, Settings, save_screenshot
 
     app = pg.mkQApp("eegmusic")
     settings = Settings(stream=args.stream, model=args.model, truth=args.truth, no_audio=args.no_audio)

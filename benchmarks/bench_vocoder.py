@@ -89,7 +89,7 @@ def _visqol(reference: np.ndarray, degraded: np.ndarray, sfreq: int) -> float | 
 
 
 def _frame_times(mel_db: np.ndarray, method: str, lookahead: int | None) -> np.ndarray:
-    from decoder.vocoder import StreamingVocoder
+    from eegmusic.decoder.vocoder import StreamingVocoder
 
     vocoder = StreamingVocoder(method, lookahead)
     vocoder.process(mel_db[:, 0])  # compile / warm up
@@ -118,9 +118,8 @@ def run(quick: bool = False) -> dict:
         (time ratio to the baseline, and SC difference in dB).
     """
     import librosa
-
-    from decoder.melspec import AUDIO_SFREQ, HOP_LENGTH, N_FFT, mel_db
-    from decoder.vocoder import (
+    from eegmusic.decoder.melspec import AUDIO_SFREQ, HOP_LENGTH, N_FFT, mel_db
+    from eegmusic.decoder.vocoder import (
         log_spectral_distance,
         mel_db_to_magnitude,
         overlap_add,

@@ -22,8 +22,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-
-from decoder.bench_runtime import _live_model
+from eegmusic.benchmarks.bench_runtime import _live_model
 
 
 def _rss_mib() -> float:
@@ -37,9 +36,9 @@ def _rss_mib() -> float:
 
 def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "convnet") -> dict:
     """Decode ``stream_hours`` of looped replay at ``speed``x; samples lost, drops, RSS over time."""
-    from decoder.pipeline import LivePipeline, PipelineConfig
-    from replay.player import Player
-    from replay.simulate import simulate
+    from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.replay.player import Player
+    from eegmusic.replay.simulate import simulate
 
     data = folder / "soak-sim"
     if not data.exists():
@@ -77,11 +76,11 @@ def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "
 
 def full_song(folder: Path, *, seconds: float, model_name: str = "convnet") -> dict:
     """Offline decode of every 0.1-s hop of one song: batched vs one window at a time."""
-    from decoder.runtime import DecoderRuntime
-    from replay.nmedt import NMEDTFolder
-    from replay.simulate import simulate
-    from stream.preprocess import preprocess_recording
-    from stream.spec import MODEL_CHANNELS, PreprocessingSpec
+    from eegmusic.decoder.runtime import DecoderRuntime
+    from eegmusic.replay.nmedt import NMEDTFolder
+    from eegmusic.replay.simulate import simulate
+    from eegmusic.stream.preprocess import preprocess_recording
+    from eegmusic.stream.spec import MODEL_CHANNELS, PreprocessingSpec
 
     data = folder / "song-sim"
     if not data.exists():

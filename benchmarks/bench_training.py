@@ -40,8 +40,7 @@ def _timed_steps(step, n_steps: int, warmup: int = 1) -> np.ndarray:
 
 def _cnn_training(n_steps: int, rng: np.random.Generator) -> dict:
     import torch
-
-    from offline_training.models.registry import build_model
+    from eegmusic.offline_training.models.registry import build_model
 
     eeg_store = rng.normal(0.0, 20.0, (4 * BATCH, 125, 125)).astype(np.float32)
     mel_store = rng.normal(-40.0, 12.0, (4 * BATCH, 128, 44)).astype(np.float32)
@@ -65,8 +64,7 @@ def _cnn_training(n_steps: int, rng: np.random.Generator) -> dict:
 
 def _linear_fit(n_steps: int, rng: np.random.Generator) -> dict:
     import torch
-
-    from offline_training.models.registry import build_model
+    from eegmusic.offline_training.models.registry import build_model
 
     model = build_model("linear")
     eeg = rng.normal(0.0, 20.0, (BATCH, 125, 125)).astype(np.float32)
@@ -84,9 +82,8 @@ def _linear_fit(n_steps: int, rng: np.random.Generator) -> dict:
 
 def _export_parity(rng: np.random.Generator) -> dict:
     import torch
-
-    from offline_training.export import build_metadata, export_onnx, run_onnx
-    from offline_training.models.registry import MODELS, build_model
+    from eegmusic.offline_training.export import build_metadata, export_onnx, run_onnx
+    from eegmusic.offline_training.models.registry import MODELS, build_model
 
     eeg = rng.normal(0.0, 20.0, (4, 125, 125)).astype(np.float32)
     out = {}

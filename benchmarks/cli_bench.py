@@ -1,17 +1,17 @@
 """``eegmusic bench``: every benchmark of the project in one run, each beside its baseline.
 
-Benchmarks live next to what they measure, in modules named ``<package>/bench_<topic>.py`` with a
-function ``run(quick: bool) -> dict``. This command finds them by name (it imports nothing it does
-not run), runs each in turn, prints one table and writes everything, with a description of the
-machine, to a JSON file. A benchmark that fails is reported as failed with its reason; the others
-still run.
+Benchmarks live outside the runtime packages, in ``benchmarks/bench_<topic>.py`` (installed as
+``eegmusic.benchmarks``), each with a function ``run(quick: bool) -> dict``. This command finds them
+by name (it imports nothing it does not run), runs each in turn, prints one table and writes
+everything, with a description of the machine, to a JSON file. A benchmark that fails is reported
+as failed with its reason; the others still run.
 """
 
 from __future__ import annotations
 
 import argparse
 
-PACKAGES = ("stream", "replay", "decoder", "offline_training", "gui")
+PACKAGES = ("eegmusic.benchmarks",)
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def discover() -> list[str]:
-    """Return the module names of every ``bench_*.py`` in the five packages, sorted."""
+    """Return the module names of every ``bench_*.py`` in ``eegmusic.benchmarks``, sorted."""
     import importlib.util
     from pathlib import Path
 

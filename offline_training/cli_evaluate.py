@@ -49,13 +49,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``eegmusic evaluate``; print the results table; return the exit status."""
-    from stream.errors import ConfigError
+    from eegmusic.stream.errors import ConfigError
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size} must be at least 1")
     if args.wav_seconds <= 0:
         raise ConfigError(f"--wav-seconds {args.wav_seconds:g} must be positive")
-    from offline_training.evaluate import evaluate, metrics_table
+    from eegmusic.offline_training.evaluate import evaluate, metrics_table
 
     summary = evaluate(
         args.data,

@@ -70,9 +70,9 @@ def _eegmusic(*argv: str, quiet: bool = False) -> None:
     import subprocess
     import sys
 
-    from stream.errors import EEGMusicError
+    from eegmusic.stream.errors import EEGMusicError
 
-    command = [sys.executable, "-m", "stream.cli", *argv]
+    command = [sys.executable, "-m", "eegmusic", *argv]
     print("$ eegmusic " + " ".join(argv), flush=True)
     result = subprocess.run(command, stdout=subprocess.DEVNULL if quiet else None)
     if result.returncode != 0:
@@ -120,7 +120,7 @@ def _ensure_model(args, data: Path, songs: list[int], held_out: int, cache: Path
 
 def _song_ids(folder: Path) -> list[int]:
     """Song ids of an NMED-T folder, from its ``songNN_Imputed.mat`` names (checked by the steps)."""
-    from stream.errors import DataFormatError
+    from eegmusic.stream.errors import DataFormatError
 
     ids = sorted(int(m.group(1)) for p in folder.glob("song*_Imputed.mat")
                  if (m := re.fullmatch(r"song(\d+)_Imputed\.mat", p.name)))
@@ -156,9 +156,9 @@ def run_demo(args) -> int:
     import time
     import uuid
 
-    from decoder.cli import format_summary
-    from decoder.pipeline import LivePipeline, PipelineConfig
-    from stream.errors import ConfigError
+    from eegmusic.decoder.cli_decode import format_summary
+    from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.stream.errors import ConfigError
 
     if args.seconds <= 0:
         raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
@@ -184,7 +184,7 @@ def run_demo(args) -> int:
     replay_argv = ["replay", "--data", str(data), "--song", str(held_out), "--subject", str(args.subject),
                    "--name", name]
     print("$ eegmusic " + " ".join(replay_argv) + "   (in the background)", flush=True)
-    replay = subprocess.Popen([sys.executable, "-m", "stream.cli", *replay_argv])
+    replay = subprocess.Popen([sys.executable, "-m", "eegmusic", *replay_argv])
     try:
         config = PipelineConfig(stream_name=name, model_path=model, audio_device=device, wav_path=wav,
                                 record_dir=record, truth_dir=data, resolve_timeout_s=30.0)
@@ -227,7 +227,7 @@ def _decode_headless(pipeline, seconds: float) -> dict:
 
 
 def _decode_with_dashboard(pipeline, seconds: float) -> dict:
-    from gui.app import run_dashboard
+    from eegmusic.gui.app import run_dashboard
 
     return run_dashboard(pipeline, seconds=seconds)
 

@@ -58,7 +58,7 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_summary(summary: dict) -> str:
     """Render :meth:`LivePipeline.summary` for the terminal."""
-    from decoder.latency import format_table
+    from eegmusic.decoder.latency import format_table
 
     c = summary["counters"]
     lines = [
@@ -90,7 +90,7 @@ def run_decode(args: argparse.Namespace) -> int:
     import sys
     import time
 
-    from decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
 
     config = PipelineConfig(
         stream_name=args.stream, stream_type=args.stream_type, source_id=args.source_id,
@@ -100,7 +100,7 @@ def run_decode(args: argparse.Namespace) -> int:
         resolve_timeout_s=args.timeout,
     )
     if args.duration is not None and args.duration <= 0:
-        from stream.errors import ConfigError
+        from eegmusic.stream.errors import ConfigError
 
         raise ConfigError(f"--duration must be > 0 s (got {args.duration}); leave it out to run until Ctrl-C")
 

@@ -45,8 +45,7 @@ def run(quick: bool) -> dict:
         5-minute target, ratio).
     """
     import scipy.io
-
-    from replay.simulate import SIMULATED_DURATIONS_S, simulate
+    from eegmusic.replay.simulate import SIMULATED_DURATIONS_S, simulate
 
     seconds, k, repeats = (30.0, 3, 2) if quick else (120.0, 4, 3)
     with tempfile.TemporaryDirectory(prefix="eegmusic-bench-") as tmp:

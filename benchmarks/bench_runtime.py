@@ -52,10 +52,9 @@ def _stats(ms: np.ndarray) -> dict:
 def bench_models(quick: bool, folder: Path) -> dict:
     """Per-window compute of every registry model: onnxruntime 1 and 2 threads vs torch eager."""
     import torch
-
-    from decoder.runtime import DecoderRuntime
-    from offline_training.export import build_metadata, export_onnx
-    from offline_training.models.registry import MODELS, build_model
+    from eegmusic.decoder.runtime import DecoderRuntime
+    from eegmusic.offline_training.export import build_metadata, export_onnx
+    from eegmusic.offline_training.models.registry import MODELS, build_model
 
     n = 200 if quick else 2000
     torch_threads = torch.get_num_threads()
@@ -98,9 +97,9 @@ def bench_live(quick: bool, folder: Path, model_name: str = "cnn") -> dict:
     """Hop -> audio buffer latency of a live replay decoded into a null sink."""
     import uuid
 
-    from decoder.pipeline import LivePipeline, PipelineConfig
-    from replay.player import Player
-    from replay.simulate import simulate
+    from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.replay.player import Player
+    from eegmusic.replay.simulate import simulate
 
     seconds = 12.0 if quick else 40.0
     data = folder / "sim"
@@ -125,9 +124,8 @@ def bench_live(quick: bool, folder: Path, model_name: str = "cnn") -> dict:
 def _live_model(folder: Path, model_name: str) -> Path:
     """A registry model exported with default hyper-parameters."""
     import torch
-
-    from offline_training.export import build_metadata, export_onnx
-    from offline_training.models.registry import build_model
+    from eegmusic.offline_training.export import build_metadata, export_onnx
+    from eegmusic.offline_training.models.registry import build_model
 
     path = folder / f"{model_name}.onnx"
     if not path.exists():

@@ -51,7 +51,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     """Run ``eegmusic simulate``; return the exit status."""
     import time
 
-    from replay.simulate import simulate
+    from eegmusic.replay.simulate import simulate
 
     start = time.perf_counter()
     out = simulate(
@@ -72,7 +72,7 @@ def add_info_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     """Run ``eegmusic info``; print the description and every problem, return the exit status."""
-    from replay.nmedt import describe_folder
+    from eegmusic.replay.nmedt import describe_folder
 
     lines, problems = describe_folder(args.folder)
     for line in lines:

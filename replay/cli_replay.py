@@ -48,14 +48,14 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_player(args):
-    from stream.errors import ConfigError
+    from eegmusic.stream.errors import ConfigError
 
     if args.xdf:
         if not args.stream:
             raise ConfigError("--xdf needs --stream NAME (the recorded stream to replay)")
         if args.device_like is not None:
             raise ConfigError("--device-like works on NMED-T data only; drop it with --xdf")
-        from replay.xdf import xdf_player
+        from eegmusic.replay.xdf import xdf_player
 
         return xdf_player(
             args.xdf, args.stream, name=args.name, source_id=args.source_id, speed=args.speed,
@@ -67,7 +67,7 @@ def _build_player(args):
         raise ConfigError(
             f"replay needs {', '.join(missing)}; e.g. eegmusic replay --data /tmp/sim --song 21 --subject 1"
         )
-    from replay.player import Player
+    from eegmusic.replay.player import Player
 
     return Player(
         args.data, args.song, args.subject, speed=args.speed, loop=args.loop, name=args.name,
@@ -81,8 +81,8 @@ def run_replay(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from replay.player import check_speed
-    from stream.errors import StreamError
+    from eegmusic.replay.player import check_speed
+    from eegmusic.stream.errors import StreamError
 
     check_speed(args.speed)
     player = _build_player(args)

@@ -43,8 +43,7 @@ def _timed(call, n: int, warmup: int = 2) -> np.ndarray:
 
 def _fitted(name: str, rng: np.random.Generator, **config):
     import torch
-
-    from offline_training.models.registry import build_model
+    from eegmusic.offline_training.models.registry import build_model
 
     torch.manual_seed(0)
     model = build_model(name, **config)
@@ -54,8 +53,7 @@ def _fitted(name: str, rng: np.random.Generator, **config):
 
 def _onnx_session(model, folder: Path):
     import onnxruntime
-
-    from offline_training.export import build_metadata, export_onnx
+    from eegmusic.offline_training.export import build_metadata, export_onnx
 
     path = export_onnx(model, folder / f"{model.name}.onnx", build_metadata(model))
     options = onnxruntime.SessionOptions()

@@ -54,8 +54,7 @@ def _stats_ms(times_s: list[float]) -> dict:
 def bench_redraw(sfreq: float, repeats: int) -> dict:
     """Time one EEG-panel redraw (update + render) against the full-resolution baseline."""
     import pyqtgraph as pg
-
-    from gui.eeg_panel import GOOD_PEN, EEGPanel
+    from eegmusic.gui.eeg_panel import GOOD_PEN, EEGPanel
 
     _app()
     signal = _signal(sfreq)
@@ -135,10 +134,9 @@ def _tiny_model(path: Path) -> Path:
     import json
 
     import onnx
+    from eegmusic.decoder.melspec import mel_spec_dict
+    from eegmusic.stream.spec import MODEL_CHANNELS, PreprocessingSpec
     from onnx import TensorProto, helper, numpy_helper
-
-    from decoder.melspec import mel_spec_dict
-    from stream.spec import MODEL_CHANNELS, PreprocessingSpec
 
     rng = np.random.default_rng(0)
     w_t = (rng.standard_normal((125, 44)) / 12).astype(np.float32)
@@ -186,13 +184,13 @@ def bench_decode_latency(seconds: float) -> dict:
     import sys
     import uuid
 
-    from decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
 
     root = Path(__file__).resolve().parents[1]
     name = f"bench-gui-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp:
         sim = Path(tmp) / "sim"
-        cli = [sys.executable, "-m", "stream.cli"]
+        cli = [sys.executable, "-m", "eegmusic"]
         subprocess.run([*cli, "simulate", "--out", str(sim), "--songs", "1", "--subjects", "1",
                         "--seconds", "30", "--no-progress"], cwd=root, check=True, capture_output=True)
         model = _tiny_model(Path(tmp) / "model.onnx")
@@ -218,9 +216,8 @@ def bench_decode_latency(seconds: float) -> dict:
 
 
 def _decode_with_gui(config: dict, seconds: float) -> dict:
+    from eegmusic.gui.app import MainWindow, Settings
     from PySide6 import QtCore
-
-    from gui.app import MainWindow, Settings
 
     app = _app()
     extra = {k: v for k, v in config.items() if k not in ("stream_name", "model_path", "no_audio")}

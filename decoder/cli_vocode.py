@@ -37,12 +37,16 @@ def run_vocode(args: argparse.Namespace) -> int:
 
     import librosa
     import numpy as np
-
-    from decoder.audio import WavSink
-    from decoder.melspec import AUDIO_SFREQ, mel_db
-    from decoder.vocoder import StreamingVocoder, log_spectral_distance, spectral_convergence, stft_magnitude
-    from decoder.vocoder import vocode as vocode_frames
-    from stream.errors import ConfigError, DataFormatError
+    from eegmusic.decoder.audio import WavSink
+    from eegmusic.decoder.melspec import AUDIO_SFREQ, mel_db
+    from eegmusic.decoder.vocoder import (
+        StreamingVocoder,
+        log_spectral_distance,
+        spectral_convergence,
+        stft_magnitude,
+    )
+    from eegmusic.decoder.vocoder import vocode as vocode_frames
+    from eegmusic.stream.errors import ConfigError, DataFormatError
 
     source = Path(args.audio)
     if not source.is_file():

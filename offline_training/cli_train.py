@@ -62,7 +62,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``eegmusic train``; print a summary; return 0."""
-    from stream.errors import ConfigError
+    from eegmusic.stream.errors import ConfigError
 
     try:
         model_config = json.loads(args.model_config) if args.model_config else {}
@@ -70,7 +70,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--model-config is not valid JSON ({error.msg}); pass e.g. '{{\"dense\": 64}}'"
         ) from error
-    from offline_training.train import TrainConfig, train
+    from eegmusic.offline_training.train import TrainConfig, train
 
     config = TrainConfig(
         data=args.data,

@@ -149,7 +149,7 @@ def _consume(kind: str, name: str, seconds: float, results) -> None:
 
             stop = stream.disconnect
         elif kind == "ours_inlet":
-            from stream.inlet import Inlet
+            from eegmusic.stream.inlet import Inlet
 
             def on_chunk(data, timestamps, flags, t_arrival):
                 now = pylsl.local_clock()
@@ -164,7 +164,7 @@ def _consume(kind: str, name: str, seconds: float, results) -> None:
 
             stop = inlet.stop
         else:
-            from stream.source import EEGSource
+            from eegmusic.stream.source import EEGSource
 
             source = EEGSource(name, queue_windows=64, recent_s=2.0, resolve_timeout=10)
             source.start()

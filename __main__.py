@@ -1,0 +1,7 @@
+"""``python -m eegmusic``: the same as the ``eegmusic`` command."""
+
+import sys
+
+from eegmusic.stream.cli import main
+
+sys.exit(main())
