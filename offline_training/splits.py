@@ -4,9 +4,12 @@ Kinds:
 
 - ``random``: windows shuffled and cut 80/10/10 (the EEG2Mel protocol; neighbouring seconds of the
   same recording land in train and test, so scores are optimistic).
-- ``block``: each (song, subject) recording is cut into contiguous chunks that go whole to train,
-  validation or test; windows of a lower part that come within ``guard_s`` of a higher part
-  (test > validation > train) are dropped, so no test window overlaps or touches a training window.
+- ``block``: each song's time axis is cut into contiguous chunks that go whole to train, validation
+  or test, and every listener of the song shares that assignment: the seconds of music held out for
+  one listener are held out for all of them, so no test target (the identical mel of the same second
+  of the same song) is a training target through another listener. Windows of a lower part that come
+  within ``guard_s`` of a higher part (test > validation > train) are dropped, so no test window
+  overlaps or touches a training window of any listener.
 - ``subject``: whole participants are held out (validation and test subjects never trained on).
 - ``song``: whole songs are held out.
 - ``all``: every window is test (score a model trained elsewhere on another recording).
@@ -146,35 +149,33 @@ def _group_labels(groups: np.ndarray, fractions, rng: np.random.Generator, kind:
 def _block_labels(
     index: np.ndarray, fractions, rng: np.random.Generator, *, guard_s: float, window_s: float, hop_s: float
 ) -> np.ndarray:
-    """Contiguous chunks per (song, subject) recording, with guards; -1 marks dropped windows."""
+    """Contiguous chunks of each song's time axis, shared by all its listeners; -1 marks dropped windows.
+
+    The chunks are cut on the song's distinct window starts (the union over its listeners), so a
+    listener whose recording is shorter simply has fewer windows in the last chunks.
+    """
     labels = np.full(len(index), -1, dtype=np.int64)
     window = window_s * MODEL_SFREQ
     guard = guard_s * MODEL_SFREQ
     smallest = min(f for f in fractions[1:] if f > 0) if max(fractions[1:]) > 0 else 1.0
     n_chunks = max(3, int(round(1.0 / smallest)))
-    recordings = np.unique(index[["song", "subject"]])
-    for recording in recordings:
-        rows = np.flatnonzero(
-            (index["song"] == recording["song"]) & (index["subject"] == recording["subject"])
-        )
-        rows = rows[np.argsort(index["start"][rows], kind="stable")]
-        starts = index["start"][rows].astype(np.float64)
-        k = min(n_chunks, len(rows))
-        chunk_of_row = np.minimum((np.arange(len(rows)) * k) // len(rows), k - 1)
-        chunk_labels = _assign(rng.permutation(k), k, fractions)
-        row_labels = chunk_labels[chunk_of_row]
-        # drop windows of a lower part that come within the guard of a higher part's window
-        kept = row_labels.copy()
+    for song in np.unique(index["song"]):
+        rows = np.flatnonzero(index["song"] == song)
+        starts, start_of_row = np.unique(index["start"][rows], return_inverse=True)
+        k = min(n_chunks, len(starts))
+        chunk_of_start = np.minimum((np.arange(len(starts)) * k) // len(starts), k - 1)
+        start_labels = _assign(rng.permutation(k), k, fractions)[chunk_of_start]
+        # drop starts of a lower part that come within the guard of a higher part's window
+        kept = start_labels.copy()
+        starts_f = starts.astype(np.float64)
         for higher in (2, 1):
-            high_starts = starts[row_labels == higher]
+            high_starts = starts_f[start_labels == higher]
             if len(high_starts) == 0:
                 continue
-            lower = np.flatnonzero(row_labels < higher)
-            gaps = np.abs(starts[lower][:, None] - high_starts[None, :]) - window
-            too_close = (gaps < guard).any(axis=1)
-            kept[lower[too_close]] = -1
-        # a window dropped for the test guard must not be re-kept by the validation pass
-        labels[rows] = np.where(kept == -1, -1, row_labels)
+            lower = np.flatnonzero(start_labels < higher)
+            gaps = np.abs(starts_f[lower][:, None] - high_starts[None, :]) - window
+            kept[lower[(gaps < guard).any(axis=1)]] = -1
+        labels[rows] = kept[start_of_row]
     return labels
 
 

@@ -59,6 +59,25 @@ def test_block_split_holds_out_contiguous_blocks_per_recording():
     assert len(recordings) == 12  # every recording gives a held-out block
 
 
+@pytest.mark.parametrize("hop", [125, 13])
+def test_block_split_holds_out_the_same_seconds_for_every_listener(hop):
+    # listeners of one song hear the identical mel at the same second: a second held out for one
+    # listener must be a training target for none (the leak of per-recording chunks)
+    index = make_index(n_songs=3, n_subjects=5, n_windows=int(60 * 125 / hop), hop=hop)
+    index = index[~((index["subject"] == 4) & (index["start"] > 40 * 125))]  # one shorter recording
+    split = make_split(index, "block", seed=7, guard_s=1.0, window_s=1.0, hop_s=hop / 125)
+    test = index[split.test]
+    for part in (split.train, split.val):
+        other = index[part]
+        same_song = test["song"][:, None] == other["song"][None, :]
+        distance = np.abs(test["start"][:, None].astype(int) - other["start"][None, :].astype(int))
+        # a training window covers [start, start + 125) of the song: no overlap and a 1-s guard
+        assert not (same_song & (distance < 250)).any()
+    for song in np.unique(index["song"]):
+        held = [set(test["start"][(test["song"] == song) & (test["subject"] == s)]) for s in range(4)]
+        assert held[0] and all(h == held[0] for h in held)
+
+
 @pytest.mark.parametrize("kind", ["subject", "song"])
 def test_group_splits_hold_out_whole_groups(kind):
     index = make_index(n_songs=5, n_subjects=10)
@@ -97,6 +116,7 @@ def test_contiguous_blocks_by_hand():
         (make_index(n_songs=1), "song", "leaves the validation part empty"),
         (make_index(n_songs=1, n_subjects=1, n_windows=2), "random", "leaves the validation part empty"),
         (make_index(n_songs=1, n_subjects=1, n_windows=0), "all", "empty test part"),
+        (make_index(n_songs=1, n_subjects=3, n_windows=3), "block", "leaves the train part empty"),
     ],
 )
 def test_bad_splits(index, kind, message):
