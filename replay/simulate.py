@@ -69,11 +69,11 @@ def _check_arguments(n_songs, n_subjects, seconds, snr, audio_files) -> None:
                 f"--audio takes 1 to {MAX_SONGS} files (NMED-T slots 21..30), got {len(audio_files)}"
             )
     elif not 1 <= int(n_songs) <= MAX_SONGS:
-        raise ConfigError(f"--songs must be 1..{MAX_SONGS} (NMED-T songs 21..30), got {n_songs}")
+        raise ConfigError(f"--n-songs must be 1..{MAX_SONGS} (NMED-T songs 21..30), got {n_songs}")
     if int(n_subjects) < 1:
-        raise ConfigError(f"--subjects must be at least 1, got {n_subjects}")
+        raise ConfigError(f"--n-subjects must be at least 1, got {n_subjects}")
     if seconds is not None and not float(seconds) >= 2.0:
-        raise ConfigError(f"--seconds must be at least 2, got {seconds}")
+        raise ConfigError(f"--duration must be at least 2, got {seconds}")
     if snr is not None and not 0.0 < float(snr) < 1.0:
         raise ConfigError(f"--snr is the evoked share of variance and must be in (0, 1), got {snr}")
 
@@ -253,7 +253,7 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
     DataFormatError
         An audio file that is missing or unreadable.
     """
-    from tqdm import tqdm
+    from eegmusic.stream.progress import progress_bar
 
     _check_arguments(n_songs, n_subjects, seconds, snr, audio_files)
     snr = DEFAULT_SNR if snr is None else float(snr)
@@ -276,7 +276,7 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
     factor = int(RAW_SFREQ / MODEL_SFREQ)
     n_workers = max(1, min(2, os.cpu_count() or 1))
     sim_sfreq = RAW_SFREQ if raw else MODEL_SFREQ
-    bar = tqdm(total=len(song_ids) * len(subjects), desc="simulate", unit="recording",
+    bar = progress_bar(total=len(song_ids) * len(subjects), desc="simulate", unit="recording",
                disable=not progress, leave=False)
     try:
         for song_index, song_id in enumerate(song_ids):

@@ -4,7 +4,13 @@ Each package contributes its subcommands in its own ``cli`` module, which define
 ``name``, ``add_<name>_arguments(parser)`` and ``run_<name>(args) -> int``. This dispatcher knows the
 modules only by name and imports the one a command needs when it runs, so ``eegmusic --help`` stays
 fast (no torch, no Qt) and the live path never imports training code. A command whose module or
-functions are absent is simply not offered.
+functions are absent is simply not offered; one whose module needs an extra that is not installed
+(``eegmusic[train]``, ``eegmusic[gui]``) is offered and says, in one line, what to install
+(:mod:`eegmusic.stream.extras`).
+
+Options every command shares: ``-v``/``--verbose`` (debug log) and ``-q``/``--quiet`` (warnings only,
+no progress bars; ``-qq`` errors only), accepted before or after the command name. An option that was
+renamed is refused with one line naming its new spelling (:func:`renamed_option`).
 """
 
 from __future__ import annotations
@@ -13,15 +19,17 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import re
 import sys
 
 from eegmusic import __version__
 from eegmusic.stream.errors import EEGMusicError
+from eegmusic.stream.extras import MissingExtraError, missing_extra
 
 # command -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("eegmusic.replay.cli_simulate", "write a simulated dataset in the NMED-T layout"),
-    "info": ("eegmusic.replay.cli_simulate", "describe a dataset and list its problems"),
+    "info": ("eegmusic.replay.cli_info", "describe a dataset and list its problems"),
     "replay": ("eegmusic.replay.cli_replay", "replay a recorded dataset as a live LSL stream"),
     "streams": ("eegmusic.stream.cli_streams", "list the LSL streams visible from this machine"),
     "train": ("eegmusic.offline_training.cli_train", "train a decoder and export it to ONNX"),
@@ -41,7 +49,13 @@ def _command_functions(name: str, module_name: str):
             return None
     except ModuleNotFoundError:
         return None
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        missing = missing_extra(error)
+        if missing is None:
+            raise
+        return _needs_extra(missing)
     add = getattr(module, f"add_{name}_arguments", None)
     run = getattr(module, f"run_{name}", None)
     if add is None or run is None:
@@ -49,15 +63,85 @@ def _command_functions(name: str, module_name: str):
     return add, run
 
 
+def _needs_extra(missing: MissingExtraError):
+    """(add_arguments, run) of a command whose module cannot be imported without an extra."""
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.epilog = f"Not available here: {missing}"
+        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def run(args: argparse.Namespace) -> int:
+        raise missing
+
+    return add, run
+
+
+class _RenamedOption(argparse.Action):
+    """Refuse an option that was renamed, with one line naming the new spelling."""
+
+    def __init__(self, option_strings, dest, *, hint: str, **kwargs):
+        kwargs.update(nargs="*", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        super().__init__(option_strings, argparse.SUPPRESS, **kwargs)
+        self.hint = hint
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} {self.hint}")
+
+
+def renamed_option(parser: argparse.ArgumentParser, old: str, hint: str) -> None:
+    """Make ``old`` a hidden option that stops the parser with ``<old> <hint>`` (one line, exit 2).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser.
+    old : str
+        The former option, e.g. ``"--seconds"``.
+    hint : str
+        The rest of the sentence, e.g. ``"is now --duration"``.
+
+    Examples
+    --------
+    >>> renamed_option(parser, "--model-name", "is now --arch (a registry name); --model is a file")
+    ... # doctest: +SKIP
+    """
+    parser.add_argument(old, action=_RenamedOption, hint=hint)
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, *, suffix: str = "") -> None:
+    """``-v``/``-q`` on ``parser``; the subcommand's copies use other names so neither overwrites."""
+    parser.add_argument("-v", "--verbose", dest=f"verbose{suffix}", action="count", default=0,
+                        help="more log output (debug); before or after the command")
+    parser.add_argument("-q", "--quiet", dest=f"quiet{suffix}", action="count", default=0,
+                        help="warnings only and no progress bars (-qq: errors only)")
+
+
+def log_level(verbose: int, quiet: int) -> int:
+    """The logging level for ``-v`` and ``-q`` counts: INFO by default, DEBUG with -v, WARNING with -q."""
+    steps = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
+    return steps[min(max(1 + quiet - verbose, 0), len(steps) - 1)]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the problem, then where to read the options)."""
+
+    def error(self, message: str):
+        """Print ``<prog>: error: <message>`` and a pointer to ``--help`` on one line; exit with status 2."""
+        message = re.sub(r"^argument (--[\w-]+)(?:/[-\w]+)?: ", r"\1 ", " ".join(message.split()))
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every available subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="eegmusic",
         description="Live EEG to music: simulate, replay, train, decode, listen.",
-        epilog="Example: eegmusic simulate --out /tmp/sim --songs 3 --subjects 2 --seconds 30",
+        epilog="Example: eegmusic simulate --out /tmp/sim --n-songs 3 --n-subjects 2 --duration 30\n"
+               "Every command: eegmusic COMMAND --help (options and examples); design: docs/design.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"eegmusic {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    _add_verbosity(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         functions = _command_functions(name, module_name)
@@ -69,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add(command_parser)
+        _add_verbosity(command_parser, suffix="_command")
         command_parser.set_defaults(_run=run)
     return parser
 
@@ -76,16 +161,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``eegmusic`` command line; return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a bad option: its one line is printed; --help and --version still exit
+        if stop.code in (0, None):
+            raise
+        return int(stop.code) if isinstance(stop.code, int) else 2
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
-    level = logging.INFO if args.verbose == 0 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    verbose = args.verbose + getattr(args, "verbose_command", 0)
+    quiet = args.quiet + getattr(args, "quiet_command", 0)
+    logging.basicConfig(level=log_level(verbose, quiet), format="%(levelname)s %(name)s: %(message)s")
+    if quiet:
+        from eegmusic.stream.progress import set_enabled
+
+        set_enabled(False)
     try:
         return int(args._run(args) or 0)
     except EEGMusicError as error:
         print(f"eegmusic {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as error:  # an optional dependency imported by the command
+        missing = missing_extra(error)
+        if missing is None:
+            raise
+        print(f"eegmusic {args.command}: error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"eegmusic {args.command}: interrupted", file=sys.stderr)

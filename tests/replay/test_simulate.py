@@ -99,10 +99,10 @@ def test_user_audio_resampled(tmp_path):
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
-    (dict(n_songs=0), ConfigError, "--songs must be 1..10"),
-    (dict(n_songs=11), ConfigError, "--songs must be 1..10"),
-    (dict(n_subjects=0), ConfigError, "--subjects must be at least 1"),
-    (dict(seconds=1.0), ConfigError, "--seconds must be at least 2"),
+    (dict(n_songs=0), ConfigError, "--n-songs must be 1..10"),
+    (dict(n_songs=11), ConfigError, "--n-songs must be 1..10"),
+    (dict(n_subjects=0), ConfigError, "--n-subjects must be at least 1"),
+    (dict(seconds=1.0), ConfigError, "--duration must be at least 2"),
     (dict(snr=0.0), ConfigError, "--snr is the evoked share"),
     (dict(snr=1.5), ConfigError, "--snr is the evoked share"),
     (dict(audio_files=["/nonexistent/x.wav"]), DataFormatError, "/nonexistent/x.wav: audio file not found"),
@@ -130,11 +130,22 @@ def test_rerun_replaces_previous_simulation_but_never_real_data(tmp_path):
 def test_cli_simulate(tmp_path, capsys):
     from eegmusic.stream.cli import main
 
-    assert main(["simulate", "--out", str(tmp_path / "s"), "--songs", "1", "--subjects", "1", "--seconds",
-                 "3", "--no-progress"]) == 0
+    assert main(["simulate", "--out", str(tmp_path / "s"), "--n-songs", "1", "--n-subjects", "1",
+                 "--duration", "3", "--no-progress"]) == 0
     assert "eegmusic info" in capsys.readouterr().out
     assert (tmp_path / "s" / "song21_Imputed.mat").is_file()
-    assert main(["simulate", "--out", str(tmp_path / "t"), "--songs", "12"]) == 2
+    assert main(["simulate", "--out", str(tmp_path / "t"), "--n-songs", "12"]) == 2
+
+
+@pytest.mark.parametrize(("old", "new"), [("--songs", "--n-songs"), ("--subjects", "--n-subjects"),
+                                          ("--seconds", "--duration")])
+def test_cli_simulate_names_a_renamed_option(tmp_path, capsys, old, new):
+    from eegmusic.stream.cli import main
+
+    assert main(["simulate", "--out", str(tmp_path / "s"), old, "3"]) == 2
+    err = capsys.readouterr().err
+    assert f"{old} is now {new}" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
 
 
 # ---------------------------------------------------------------------------------------------
