@@ -1,5 +1,8 @@
-"""1-s EEG windows of an NMED-T folder with their mel-dB targets.
+"""1-s EEG windows of any dataset (:func:`replay.dataset.open_dataset`) with their mel-dB targets.
 
+The data may be an NMED-T folder, an XDF calibration session or a recording MNE reads; EEG at another
+rate than 125 Hz is resampled exactly as the live stream resamples it
+(:func:`stream.resample.resample_recording`), and the model channels are the recording's own.
 A :class:`WindowDataset` reads the songs once (EEG as float32 in memory), lists every window in a
 structured :attr:`WindowDataset.index` (song, subject, start sample), and computes the mel-dB targets
 per song on first use (the slow part, cached). Window ↔ target alignment follows the design contract:
@@ -14,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.decoder import melspec
-from eegmusic.replay.nmedt import NMEDTFolder
+from eegmusic.replay.dataset import open_dataset
 from eegmusic.stream.errors import ConfigError, DataFormatError
-from eegmusic.stream.spec import MODEL_CHANNELS, MODEL_SFREQ, N_CHANS, WINDOW_SAMPLES, PreprocessingSpec
+from eegmusic.stream.spec import MODEL_CHANNELS, MODEL_SFREQ, WINDOW_SAMPLES, PreprocessingSpec
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +58,20 @@ class WindowDataset:
     Parameters
     ----------
     folder : str or Path
-        NMED-T folder (``songNN_Imputed.mat`` files plus ``stimuli/``).
+        NMED-T folder (``songNN_Imputed.mat`` files plus ``stimuli/``), XDF session, BIDS root or EEG
+        file MNE reads (see :func:`replay.dataset.open_dataset`).
     songs : list of int, optional
         Song ids to use (default: all in the folder).
     subjects : list of int or str, optional
-        Subjects to use: ints are 0-based positions in the folder's subject list, strings are
+        Subjects to use: ints are 1-based listener numbers (the folder's first participant is 1, as
+        in ``eegmusic replay --subject`` and ``train --subjects``), strings are
         participant ids (default: all).
     hop_s : float
         Hop between successive windows in seconds.
     spec : PreprocessingSpec
         Preprocessing applied to each whole recording by :func:`stream.preprocess.preprocess_recording`,
-        the same definition the live stream uses.
+        the same definition the live stream uses. When its channels are the default NMED-T ones and
+        the data has other channels, the data's channels are used.
     target_offset_s : float
         The target of the window ending at EEG time T covers stimulus [T - 1 - offset, T - offset).
 
@@ -76,6 +82,10 @@ class WindowDataset:
     subjects : list of str
         Participant ids; ``index["subject"]`` indexes this list.
     n_subjects : int
+    channels : tuple of str
+        Model channel labels (the data's).
+    positions : ndarray, shape (n_chans, 3), or None
+        Electrode positions in metres when the data states them.
     """
 
     def __init__(
@@ -97,7 +107,7 @@ class WindowDataset:
             )
         self.spec = spec
         self.target_offset_s = float(target_offset_s)
-        nmedt = NMEDTFolder(self.folder)
+        nmedt = open_dataset(self.folder)
         self._nmedt = nmedt
         available = sorted(nmedt.song_ids)
         self.songs = available if songs is None else [int(s) for s in songs]
@@ -121,21 +131,20 @@ class WindowDataset:
         song_ids: dict[int, list[str]] = {}
         for song in self.songs:  # one float64 song at a time; keep float32 copies
             recording = nmedt.load_song(song)
-            if recording.data.shape[0] != N_CHANS:
-                raise DataFormatError(
-                    f"song {song} in {self.folder} has {recording.data.shape[0]} channels; models need "
-                    f"{N_CHANS} (E1…E124, Cz)"
-                )
-            if abs(float(recording.sfreq) - MODEL_SFREQ) > 1e-6:
-                raise DataFormatError(
-                    f"song {song} in {self.folder} is at {recording.sfreq:g} Hz; models need "
-                    f"{MODEL_SFREQ:g} Hz (the NMED-T preprocessed rate)"
-                )
+            self._check_channels(song, recording)
             song_ids[song] = [str(s) for s in recording.subjects]
             all_ids += [sid for sid in song_ids[song] if sid not in all_ids]
-            eeg = np.empty((recording.n_subjects, N_CHANS, recording.n_times), dtype=np.float32)
+            eeg = None
             for k in range(recording.n_subjects):
-                eeg[k] = offline_preprocess(recording.eeg(k), spec, recording.channels)
+                subject_eeg = recording.eeg(k)
+                if abs(float(recording.sfreq) - MODEL_SFREQ) > 1e-6:
+                    from eegmusic.stream.resample import resample_recording
+
+                    subject_eeg = resample_recording(subject_eeg, recording.sfreq, MODEL_SFREQ)
+                if eeg is None:
+                    shape = (recording.n_subjects, self.n_chans, subject_eeg.shape[-1])
+                    eeg = np.empty(shape, dtype=np.float32)
+                eeg[k] = offline_preprocess(subject_eeg, self.spec, recording.channels)
             self._eeg[song] = eeg
             del recording
         self.subjects = self._select_subjects(all_ids, subjects)
@@ -164,6 +173,31 @@ class WindowDataset:
             self.folder,
         )
 
+    def _check_channels(self, song: int, recording) -> None:
+        """Take the model channels from the first song; every other song must have the same."""
+        from dataclasses import replace
+
+        from eegmusic.stream.spec import MODEL_CHANNELS
+
+        labels = tuple(recording.channels)
+        if not hasattr(self, "channels"):
+            self.channels = labels
+            self.positions = recording.positions
+            if tuple(self.spec.channels) == MODEL_CHANNELS and labels != MODEL_CHANNELS:
+                self.spec = replace(self.spec, channels=labels)
+            missing = [label for label in self.spec.channels if label not in labels]
+            if missing:
+                raise DataFormatError(
+                    f"{self.folder} lacks channels {', '.join(missing[:5])} that the preprocessing asks for; "
+                    "train on data with those channels"
+                )
+            self.n_chans = len(self.spec.channels)
+        elif labels != self.channels:
+            raise DataFormatError(
+                f"song {song} in {self.folder} has channels {', '.join(labels[:4])}… ({len(labels)}), not "
+                f"the {len(self.channels)} of the first song; one dataset holds one montage"
+            )
+
     def _select_subjects(self, all_ids: list[str], subjects) -> list[str]:
         if subjects is None:
             return list(all_ids)
@@ -178,11 +212,12 @@ class WindowDataset:
                 chosen.append(subject)
             else:
                 k = int(subject)
-                if not 0 <= k < len(all_ids):
+                if not 1 <= k <= len(all_ids):
                     raise ConfigError(
-                        f"subject index {k} out of range for {self.folder} ({len(all_ids)} subjects, 0-based)"
+                        f"listener {k} is not in {self.folder} (it has listeners 1..{len(all_ids)}); "
+                        "pass --subjects between 1 and that"
                     )
-                chosen.append(all_ids[k])
+                chosen.append(all_ids[k - 1])
         if not chosen:
             raise ConfigError(f"no subjects selected from {self.folder}; pass at least one")
         return list(dict.fromkeys(chosen))
@@ -205,11 +240,11 @@ class WindowDataset:
 
         Returns
         -------
-        eeg : ndarray, shape (n, 125, 125), float32
+        eeg : ndarray, shape (n, n_chans, 125), float32
             Channels × samples in µV.
         """
         rows = np.atleast_1d(np.asarray(rows, dtype=np.int64))
-        out = np.empty((len(rows), N_CHANS, WINDOW_SAMPLES), dtype=np.float32)
+        out = np.empty((len(rows), self.n_chans, WINDOW_SAMPLES), dtype=np.float32)
         entries = self.index[rows]
         offsets = np.arange(WINDOW_SAMPLES)
         for song in np.unique(entries["song"]):
@@ -218,7 +253,7 @@ class WindowDataset:
             local = np.array([local_map[int(s)] for s in entries["subject"][mask]], dtype=np.int64)
             times = entries["start"][mask][:, None] + offsets
             data = self._eeg[int(song)]
-            out[mask] = data[local[:, None, None], np.arange(N_CHANS)[None, :, None], times[:, None, :]]
+            out[mask] = data[local[:, None, None], np.arange(self.n_chans)[None, :, None], times[:, None, :]]
         return out
 
     def mel(self, rows) -> np.ndarray:

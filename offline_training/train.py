@@ -373,6 +373,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     dataset.fill_mel_cache()
 
     model_kwargs = dict(config.model_config)
+    model_kwargs.setdefault("n_chans", dataset.n_chans)  # the data's montage (125 for NMED-T)
     if config.subject_conditioning:
         model_kwargs["n_subjects"] = dataset.n_subjects
     if config.model == "linear":

@@ -108,6 +108,9 @@ class SongRecording:
         Channel labels (:data:`stream.spec.MODEL_CHANNELS`, or :data:`RAW_CHANNELS` for raw).
     path : Path
         The file it was read from.
+    positions : ndarray, shape (n_chans, 3), or None
+        Electrode positions in metres (head coordinates) when the file states them; None means
+        "look the labels up in a standard montage".
     """
 
     song_id: int
@@ -117,6 +120,7 @@ class SongRecording:
     subjects: list[str]
     channels: tuple[str, ...]
     path: Path
+    positions: np.ndarray | None = None
 
     @property
     def n_times(self) -> int:
@@ -189,6 +193,8 @@ class NMEDTFolder:
                 f"{self.path}: no songNN_Imputed.mat files (empty or not an NMED-T folder); "
                 "point to the NMED-T folder or make one with: eegmusic simulate --out DIR"
             )
+
+    kind = "NMED-T folder"
 
     def __repr__(self) -> str:
         return f"NMEDTFolder({str(self.path)!r}, songs={self.song_ids})"

@@ -1,0 +1,170 @@
+"""Read a calibration session: an XDF file with an EEG stream and the calibration markers.
+
+Written by ``eegmusic calibrate`` or by LabRecorder while something publishes the markers of
+:mod:`replay.calibration_markers`. Each track play becomes a song of the dataset interface
+(:mod:`replay.dataset`); a play interrupted by an EEG outage (a gap in the timestamps longer than
+1.5 samples) becomes one song per uninterrupted piece, each aligned to the audio by the markers.
+
+The audio of a play is looked for, in this order, as ``<session>_audio/<file>`` beside the XDF
+file, as ``<file>`` beside it, and at the ``path`` the marker gives (where it was played from).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from eegmusic.replay.calibration_markers import decode, track_plays
+from eegmusic.replay.dataset import Play, PlayDataset
+from eegmusic.replay.xdf import _channels, _check_magic, _describe, _first
+from eegmusic.stream.errors import DataFormatError
+
+logger = logging.getLogger(__name__)
+
+MIN_PIECE_S = 1.0
+"""Pieces of a play shorter than this (s) are dropped (they hold no complete model window)."""
+
+
+def audio_folder(xdf_path) -> Path:
+    """Where a session's audio files go: ``<stem>_audio/`` beside the XDF file."""
+    xdf_path = Path(xdf_path)
+    return xdf_path.with_name(f"{xdf_path.stem}_audio")
+
+
+def _positions(info: dict, n_chans: int) -> np.ndarray | None:
+    """Electrode positions (m) from ``desc/channels/channel/location/X,Y,Z`` (mm), if all present."""
+    desc = _first(info.get("desc"), None)
+    block = _first(desc.get("channels"), None) if isinstance(desc, dict) else None
+    channels = (block.get("channel") or []) if isinstance(block, dict) else []
+    if len(channels) != n_chans:
+        return None
+    out = np.empty((n_chans, 3))
+    for k, channel in enumerate(channels):
+        location = _first(channel.get("location"), None) if isinstance(channel, dict) else None
+        if not isinstance(location, dict):
+            return None
+        try:
+            out[k] = [float(_first(location.get(axis), "nan")) for axis in ("X", "Y", "Z")]
+        except (TypeError, ValueError):
+            return None
+    if not np.all(np.isfinite(out)) or not np.any(out):
+        return None
+    return out / 1000.0
+
+
+class XDFSession(PlayDataset):
+    """A calibration session in one XDF file (one participant).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.xdf`` file.
+    stream : str, optional
+        Name of the EEG stream (default: the first stream of type EEG).
+    subject : str, optional
+        Participant id (default: the file's stem).
+
+    Raises
+    ------
+    DataFormatError
+        Not an XDF file; no EEG stream; no calibration markers; a marker naming an audio file that
+        is nowhere to be found; no play with at least 1 s of EEG.
+    """
+
+    kind = "XDF session"
+
+    def __init__(self, path, *, stream: str | None = None, subject: str | None = None) -> None:
+        import pyxdf
+
+        super().__init__(path)
+        if not self.path.is_file():
+            raise DataFormatError(f"{self.path}: XDF file not found; check the path")
+        _check_magic(self.path)
+        try:
+            streams, _ = pyxdf.load_xdf(str(self.path), dejitter_timestamps=False)
+        except Exception as error:
+            raise DataFormatError(f"{self.path}: corrupt XDF file ({type(error).__name__}: "
+                                  f"{str(error)[:100]}); re-record it") from None
+        headers = [{"name": str(_first(s["info"].get("name"))), "type": str(_first(s["info"].get("type"))),
+                    "channel_count": int(_first(s["info"].get("channel_count"), 0)),
+                    "nominal_srate": float(_first(s["info"].get("nominal_srate"), 0))} for s in streams]
+        eeg = [s for s, h in zip(streams, headers, strict=True)
+               if h["type"].upper() == "EEG" and h["nominal_srate"] > 0
+               and (stream is None or h["name"] == stream)]
+        if not eeg:
+            wanted = f"an EEG stream named '{stream}'" if stream else "an EEG stream (type EEG, regular rate)"
+            raise DataFormatError(f"{self.path}: no {wanted} (has {_describe(headers)}); record the cap's "
+                                  "stream in the session (eegmusic calibrate --stream NAME)")
+        eeg_stream = eeg[0]
+        self.stream_name = str(_first(eeg_stream["info"].get("name")))
+        markers = []
+        for s in streams:
+            if str(_first(s["info"].get("channel_format"))) != "string":
+                continue
+            for stamp, row in zip(s["time_stamps"], s["time_series"], strict=False):
+                text = row[0] if isinstance(row, list | tuple | np.ndarray) and len(row) else row
+                if decode(str(text)) is not None:
+                    markers.append((float(stamp), str(text)))
+        plays = track_plays(markers)
+        if not plays:
+            raise DataFormatError(
+                f"{self.path}: no calibration markers (no string stream with track_start events; has "
+                f"{_describe(headers)}); record with eegmusic calibrate, or publish the markers of "
+                "docs/calibration.md while recording"
+            )
+        self.gaps = [decode(text) for _, text in markers if decode(text)["event"] == "gap"]
+        data = np.asarray(eeg_stream["time_series"], dtype=np.float64)
+        if data.ndim != 2 or data.shape[0] == 0:
+            raise DataFormatError(f"{self.path}: EEG stream '{self.stream_name}' holds no samples; re-record")
+        info = eeg_stream["info"]
+        self.sfreq = float(_first(info.get("nominal_srate")))
+        self.labels, _, _ = _channels(info, data.shape[1], "EEG")
+        self.positions = _positions(info, data.shape[1])
+        self._eeg = data.T
+        self._stamps = np.asarray(eeg_stream["time_stamps"], dtype=np.float64)
+        self.subject = subject or self.path.stem
+        self._build_plays(plays)
+
+    def _find_audio(self, play) -> Path:
+        name = Path(play.file).name if play.file else Path(play.path).name
+        candidates = [audio_folder(self.path) / name, self.path.parent / name]
+        if play.path:
+            candidates.append(Path(play.path))
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise DataFormatError(
+            f"{self.path}: track {play.track} names audio '{name}', found in none of "
+            f"{', '.join(str(c) for c in candidates)}; put the file in {audio_folder(self.path)}"
+        )
+
+    def _build_plays(self, plays) -> None:
+        stamps = self._stamps
+        breaks = np.flatnonzero(np.diff(stamps) > 1.5 / self.sfreq) + 1
+        pieces_of_recording = np.split(np.arange(len(stamps)), breaks)
+        song_id = 1
+        for play in plays:
+            audio = self._find_audio(play)
+            end = play.end_time if play.ended else np.inf
+            if np.isfinite(play.duration_s):
+                end = min(end, play.start_time + play.duration_s - play.positions[0])
+            for piece in pieces_of_recording:
+                inside = piece[(stamps[piece] >= play.start_time) & (stamps[piece] < end)]
+                if len(inside) < MIN_PIECE_S * self.sfreq:
+                    continue
+                self.plays[song_id] = Play(
+                    song_id=song_id, subject=self.subject, title=Path(audio).name, audio_path=audio,
+                    audio_start_s=float(play.position_at(stamps[inside[0]])),
+                    source=(int(inside[0]), int(inside[-1]) + 1),
+                )
+                song_id += 1
+        if not self.plays:
+            raise DataFormatError(f"{self.path}: no track play has {MIN_PIECE_S:g} s of EEG recorded while "
+                                  "it played; check that the EEG stream ran during the session")
+        logger.info("%s: %d plays, %d EEG channels at %g Hz", self.path, len(self.plays), len(self.labels),
+                    self.sfreq)
+
+    def _load_eeg(self, play: Play):
+        start, stop = play.source
+        return self._eeg[:, start:stop], self.sfreq, tuple(self.labels), self.positions
