@@ -46,8 +46,10 @@ class MelDecoder(nn.Module, abc.ABC):
     name = "base"
     default_lr = 1.5e-3
     """Adam learning rate used when ``--lr`` is not given."""
-    trained_by_gradient = True
-    """False for closed-form models (``linear``): ``train`` fits them with :meth:`fit_closed_form`."""
+    training_loop = "regression"
+    """How ``eegmusic train`` fits the model: ``regression`` (Adam epochs on a mel loss), ``closed_form``
+    (``linear``'s ridge solve), ``gan`` or ``diffusion``; the names map to loops in
+    ``offline_training.train.TRAINING_LOOPS``, so a model never imports its training loop."""
 
     def __init__(
         self,

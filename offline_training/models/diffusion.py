@@ -243,6 +243,7 @@ class Diffusion(MelDecoder):
     name = "diffusion"
     default_lr = 2e-3
     """Adam rate of both phases when ``--lr`` is not given."""
+    training_loop = "diffusion"
 
     def __init__(
         self,
@@ -394,9 +395,3 @@ class Diffusion(MelDecoder):
         x0 = self.ddim(x, self.control(eeg, subject), self.sample_steps)
         return x0[:, 0] * self.mel_std + self.mel_mean
 
-    # ---- training hook -------------------------------------------------------------------------------
-    def fit_run(self, dataset, split, config, dist_info, device, out, state):
-        """Prior, then adapter (``eegmusic train`` hook): :func:`offline_training.diffusion.fit_diffusion`."""
-        from eegmusic.offline_training.diffusion import fit_diffusion
-
-        return fit_diffusion(self, dataset, split, config, dist_info, device, out, state)

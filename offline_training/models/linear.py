@@ -38,7 +38,7 @@ class Linear(MelDecoder):
     """
 
     name = "linear"
-    trained_by_gradient = False
+    training_loop = "closed_form"
 
     def __init__(self, *, lags=tuple(range(0, 32, 4)), target_offset_s: float = 0.0, **kwargs):
         super().__init__(**kwargs)

@@ -25,7 +25,7 @@ MODELS: dict[str, type[MelDecoder]] = {
 """Registry: model name → class."""
 
 GENERATIVE_MODELS: dict[str, type[MelDecoder]] = {cls.name: cls for cls in (WaveGAN, Diffusion)}
-"""Generative decoders with their own training loop (``fit_run``: adversarial, diffusion); kept out of
+"""Generative decoders with their own training loop (``training_loop``: gan, diffusion); kept out of
 :data:`MODELS`, whose every entry the regression tests and benchmarks train with the plain loop."""
 
 ALL_MODELS: dict[str, type[MelDecoder]] = {**MODELS, **GENERATIVE_MODELS}
@@ -55,37 +55,88 @@ def build_model(name: str, **config) -> MelDecoder:
         raise ConfigError(f"bad configuration for model '{name}': {error}") from error
 
 
+def plain_values(value):
+    """``value`` with numpy scalars and arrays turned into Python numbers and tensors (recursively).
+
+    Checkpoints are read with ``torch.load(weights_only=True)``, which accepts tensors, dicts, lists,
+    tuples and Python scalars only; every checkpoint writer passes its content through this first.
+    """
+    import numpy as np
+    import torch
+
+    if isinstance(value, dict):
+        return {key: plain_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(plain_values(item) for item in value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _numpy_scalar_globals() -> list:
+    """The numpy names a pickled numpy scalar needs: data constructors only, nothing that runs code.
+
+    Checkpoints written before :func:`plain_values` hold numpy float scalars (losses in ``history``).
+    """
+    import numpy as np
+
+    names = [np.dtype, *(type(np.dtype(kind)) for kind in ("f4", "f8", "i4", "i8", "b1"))]
+    core = np._core if hasattr(np, "_core") else np.core  # numpy 2 / numpy 1
+    scalar = core.multiarray.scalar
+    return [scalar, *names]
+
+
 def read_checkpoint(path, *, model_name: str | None = None) -> dict:
     """Read a training checkpoint's content (weights, configs, optimizer state, ...), checked.
+
+    The file is read with ``torch.load(weights_only=True)``: tensors, containers and plain values
+    only. A pickle that names any other Python object (a function, a class: what a crafted file
+    needs to run code) is refused before anything of it runs.
 
     Raises
     ------
     ModelError
-        Missing or unreadable file, not an eegmusic checkpoint, or a checkpoint of another model
-        than ``model_name``.
+        Missing or unreadable file, a file holding more than weights and plain values, not an eegmusic
+        checkpoint, or a checkpoint of another model than ``model_name``.
     """
+    import pickle
+
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} not found; pass a run's checkpoint.pt or best.pt")
     try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        detail = str(error).split("WeightsUnpickler error:")[-1].strip().split(".")[0].splitlines()[0]
+        raise ModelError(
+            f"checkpoint {path} holds more than weights and plain values ({detail[:120]}); it was not "
+            "loaded because it could run code: use a checkpoint written by eegmusic train, or retrain"
+        ) from None
     except Exception as error:
         raise ModelError(
             f"checkpoint {path} is unreadable ({type(error).__name__}); retrain the model"
-        ) from error
+        ) from None
     if not isinstance(content, dict) or "model" not in content or "state_dict" not in content:
         raise ModelError(
             f"{path} is not an eegmusic checkpoint (no model/state_dict); pass a run's checkpoint.pt"
         )
     name = content["model"]
+    if not isinstance(name, str):
+        raise ModelError(f"checkpoint {path} names its model with a {type(name).__name__}, not a string; "
+                         "use a checkpoint written by eegmusic train")
     if model_name is not None and name != model_name:
         raise ModelError(
-            f"checkpoint {path} holds a '{name}' model, not '{model_name}'; use --model {name} or another run"
+            f"checkpoint {path} holds a '{name}' model, not '{model_name}'; use --arch {name} or another run"
         )
-    if name not in MODELS:
-        raise ModelError(f"checkpoint {path} holds unknown model '{name}'; known: {', '.join(MODELS)}")
+    if name not in ALL_MODELS:
+        raise ModelError(f"checkpoint {path} holds unknown model '{name}'; known: {', '.join(ALL_MODELS)}")
+    if not isinstance(content["state_dict"], dict) or not isinstance(content.get("model_config", {}), dict):
+        raise ModelError(f"checkpoint {path} has a malformed state_dict or model_config; retrain the model")
     return content
 
 
@@ -107,8 +158,8 @@ def load_checkpoint(path, *, model_name: str | None = None):
         ``train_config``, ``epoch``, ...
     """
     content = read_checkpoint(path, model_name=model_name)
-    model = MODELS[content["model"]].from_config(content["model_config"])
+    model = ALL_MODELS[content["model"]].from_config(content["model_config"])
     model.load_state_dict(content["state_dict"])
     model.eval()
-    config = {k: v for k, v in content.items() if k not in ("state_dict", "optimizer", "best_state")}
+    config = {k: v for k, v in content.items() if k not in ("state_dict", "optimizer", "best_state", "best")}
     return model, config

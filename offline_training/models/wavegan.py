@@ -9,7 +9,7 @@ dilated residual block (HiFi-GAN style) → a 7-tap convolution and ``tanh``.
 Discriminators (training only; never exported): multi-period (HiFi-GAN MPD: the waveform folded
 into a 2-D grid of period p, periods 2, 3, 5, 7, 11) and multi-scale (MelGAN MSD: raw, ×2 and ×4
 average-pooled waveform). Each returns its score map and the features of every layer, for the
-feature-matching loss of :mod:`offline_training.gan`.
+feature-matching loss of :mod:`offline_training.loop_gan`.
 
 The model keeps the :class:`MelDecoder` contract: :meth:`WaveGAN.forward` returns the mel-dB of the
 generated audio (torch twin of :func:`decoder.melspec.mel_db`), so the training flow's validation
@@ -265,7 +265,7 @@ class _AudioGraph(nn.Module):
 
 
 class WaveGAN(MelDecoder):
-    """EEG window → 22050 audio samples, trained adversarially (:mod:`offline_training.gan`).
+    """EEG window → 22050 audio samples, trained adversarially (:mod:`offline_training.loop_gan`).
 
     Parameters
     ----------
@@ -295,6 +295,7 @@ class WaveGAN(MelDecoder):
     output_kind = "audio"
     default_lr = 5e-4
     """Adam(W) rate of generator and discriminators when ``--lr`` is not given."""
+    training_loop = "gan"
 
     def __init__(
         self,
@@ -368,9 +369,3 @@ class WaveGAN(MelDecoder):
             "n_samples": self.n_samples,
             "sfreq": float(melspec.AUDIO_SFREQ),
         }
-
-    def fit_run(self, dataset, split, config, dist_info, device, out, state):
-        """Adversarial training (the ``eegmusic train`` hook): see :func:`offline_training.gan.fit_gan`."""
-        from eegmusic.offline_training.gan import fit_gan
-
-        return fit_gan(self, dataset, split, config, dist_info, device, out, state)

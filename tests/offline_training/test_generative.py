@@ -16,9 +16,9 @@ torch = pytest.importorskip("torch")
 
 from eegmusic.decoder import melspec  # noqa: E402
 from eegmusic.decoder.modelfile import info_from_session, open_session  # noqa: E402
-from eegmusic.offline_training.diffusion import denoising_loss, sample_mel  # noqa: E402
 from eegmusic.offline_training.export import build_metadata, export_onnx, read_metadata, run_onnx  # noqa: E402
-from eegmusic.offline_training.gan import WindowAudio, make_optimizers, train_step  # noqa: E402
+from eegmusic.offline_training.loop_diffusion import denoising_loss, sample_mel  # noqa: E402
+from eegmusic.offline_training.loop_gan import WindowAudio, make_optimizers, train_step  # noqa: E402
 from eegmusic.offline_training.models.registry import ALL_MODELS, MODELS, build_model  # noqa: E402
 from eegmusic.offline_training.models.wavegan import MelSpectrogram  # noqa: E402
 from eegmusic.stream.cli import main  # noqa: E402
@@ -205,7 +205,7 @@ def test_diffusion_rejects_more_sample_steps_than_the_schedule():
 def test_window_audio_is_the_segment_of_the_mel_target(sim_dir):
     from eegmusic.offline_training.dataset import WindowDataset
 
-    dataset = WindowDataset(sim_dir, songs=[21], subjects=[0], target_offset_s=0.2)
+    dataset = WindowDataset(sim_dir, songs=[21], subjects=[1], target_offset_s=0.2)
     rows = np.array([0, 5])
     audio = WindowAudio(dataset)(rows)
     assert audio.shape == (2, 22050)
@@ -217,9 +217,9 @@ def test_window_audio_is_the_segment_of_the_mel_target(sim_dir):
 def test_eegmusic_train_runs_the_model_loop_and_exports(model, config, sim_dir, tmp_path, capsys):
     # eegmusic evaluate on an "audio" model file is covered in test_evaluate.py
     out = tmp_path / model
-    args = ["train", "--data", str(sim_dir), "--model", model, "--split", "block", "--out", str(out)]
+    args = ["train", "--data", str(sim_dir), "--arch", model, "--split", "block", "--out", str(out)]
     args += ["--songs", "21", "--epochs", "1", "--batch-size", "16", "--no-progress"]
-    assert main([*args, "--model-config", json.dumps(config)]) == 0
+    assert main([*args, "--arch-config", json.dumps(config)]) == 0
     assert "model.onnx" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(metrics["val_mse"]) and np.isfinite(metrics["test_mse"])

@@ -12,16 +12,15 @@ Each step updates the discriminators, then the generator:
 The target of an EEG window is the stimulus audio segment that the window's mel target covers
 (:class:`WindowAudio`), so the generator learns the same alignment as the mel decoders.
 
-:func:`fit_gan` is what ``eegmusic train --model wavegan`` runs (through
-:meth:`WaveGAN.fit_run <offline_training.models.wavegan.WaveGAN.fit_run>`): epochs over the training
-windows, validation mel MSE (dB², on the mel of the generated audio, as the other models) for early
-stopping, a checkpoint per epoch (both optimisers, for ``--resume``), the best weights returned to
-:func:`offline_training.train.train`, which exports them.
+:func:`fit_gan` is what ``eegmusic train --model wavegan`` runs (``WaveGAN.training_loop`` is
+``"gan"``): epochs over the training windows, validation mel MSE (dB², on the mel of the generated audio,
+as the other models) for early stopping, a checkpoint per epoch (both optimisers, for ``--resume``), the
+best weights returned to :func:`offline_training.train.train`, which exports them. The epoch bookkeeping
+is :class:`~offline_training.loop.EpochLoop`'s.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.decoder import melspec
+from eegmusic.offline_training.distributed import DistInfo
+from eegmusic.offline_training.loop import EpochLoop, epoch_bar, evaluate_mel
 from eegmusic.replay.nmedt import NMEDTFolder
 from eegmusic.stream.errors import ConfigError
 from eegmusic.stream.spec import MODEL_SFREQ
@@ -201,8 +202,10 @@ def make_optimizers(model, lr: float):
     return opt_g, opt_d
 
 
-def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: dict | None) -> dict:
-    """Train a WaveGAN in the ``eegmusic train`` flow (the model's ``fit_run`` hook).
+def fit_gan(
+    model, dataset, split, config, dist_info: DistInfo, device, out: Path, state: dict | None
+) -> dict:
+    """Train a WaveGAN in the ``eegmusic train`` flow (its model's ``training_loop`` is ``"gan"``).
 
     Parameters
     ----------
@@ -213,15 +216,16 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
     config : TrainConfig
         Uses epochs, batch_size, lr (None: the model's ``default_lr``), seed, patience, progress.
     dist_info, device, out, state
-        As :func:`offline_training.train._fit_gradient` receives them (``state``: the loaded
+        As :func:`offline_training.loop_regression.fit_regression` receives them (``state``: the loaded
         ``checkpoint.pt`` on ``--resume``).
 
     Returns
     -------
     dict
-        ``model`` (best validation weights), ``history`` (per epoch: train_loss = generator loss,
-        val_loss = validation mel MSE in dB², d_loss, g_adv, g_fm, g_stft, g_mel, seconds,
-        windows_per_s), ``best_epoch``, ``best_val_loss``, ``epochs_run``, ``windows_per_s``.
+        :meth:`EpochLoop.result`: ``model`` (best validation weights), ``history`` (per epoch:
+        train_loss = generator loss, val_loss = validation mel MSE in dB², d_loss, g_adv, g_fm, g_stft,
+        g_mel, seconds, windows_per_s), ``best_epoch``, ``best_val_loss``, ``epochs_run``,
+        ``windows_per_s``.
 
     Raises
     ------
@@ -229,37 +233,22 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
         Under torchrun with more than one process (the GAN loop runs in one process).
     """
     import torch
-    from eegmusic.offline_training.train import _evaluate, _save_checkpoint, checkpoint_state
-    from tqdm import tqdm
 
     if dist_info.world > 1:
         raise ConfigError("wavegan trains in one process; run eegmusic train without torchrun")
     audio_of = WindowAudio(dataset)
     opt_g, opt_d = make_optimizers(model, config.lr if config.lr is not None else model.default_lr)
-    history: list[dict] = []
-    best_val, best_epoch, bad_epochs, start_epoch = math.inf, 0, 0, 1
-    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    if state is not None:
-        opt_g.load_state_dict(state["optimizer"]["generator"])
-        opt_d.load_state_dict(state["optimizer"]["discriminator"])
-        history, best_val, best_epoch = state["history"], state["best_val"], state["best_epoch"]
-        bad_epochs, start_epoch, best_state = state["bad_epochs"], state["epoch"] + 1, state["best_state"]
-        if state.get("stopped_early"):
-            start_epoch = config.epochs + 1
-        torch.set_rng_state(state["torch_rng"])
-    for epoch in range(start_epoch, config.epochs + 1):
+    loop = EpochLoop(model, config, out, phases=[("train", config.epochs)], state=state)
+    loop.load_optimizer({"generator": opt_g, "discriminator": opt_d})
+    for epoch in loop:
         order = np.random.default_rng([config.seed, epoch]).permutation(split.train)
         chunks = [order[lo : lo + config.batch_size] for lo in range(0, len(order), config.batch_size)]
         chunks = [c for c in chunks if len(c) >= 2]
         sums: dict[str, float] = {}
         n_windows = 0
         tic = time.perf_counter()
-        bar = tqdm(
-            chunks,
-            desc=f"epoch {epoch}/{config.epochs}",
-            unit="batch",
-            leave=False,
-            disable=not config.progress,
+        bar = epoch_bar(
+            chunks, total=len(chunks), desc=f"epoch {epoch}/{config.epochs}", enabled=config.progress
         )
         for rows in bar:
             eeg = torch.from_numpy(dataset.eeg(rows)).to(device)
@@ -272,7 +261,7 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
             bar.set_postfix(g=f"{sums['g_loss'] / n_windows:.2f}", d=f"{sums['d_loss'] / n_windows:.2f}")
         bar.close()
         seconds = time.perf_counter() - tic
-        val = _evaluate(model, dataset, split.val, config.batch_size, device, "mse", dist_info)
+        val = evaluate_mel(model, dataset, split.val, config.batch_size, device, "mse", dist_info)
         means = {key: value / max(n_windows, 1) for key, value in sums.items()}
         record = {
             "epoch": epoch,
@@ -283,14 +272,9 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
             "seconds": seconds,
             "windows_per_s": n_windows / max(seconds, 1e-9),
         }
-        history.append(record)
-        improved = val["mse"] < best_val
-        if improved:
-            best_val, best_epoch, bad_epochs = val["mse"], epoch, 0
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        else:
-            bad_epochs += 1
-        stopped = bad_epochs >= config.patience
+        improved = loop.end_epoch(
+            record, val["mse"], {"generator": opt_g.state_dict(), "discriminator": opt_d.state_dict()}
+        )
         logger.info(
             "epoch %d: generator loss %.3f, discriminator loss %.3f, validation mel MSE %.2f dB²%s",
             epoch,
@@ -299,22 +283,4 @@ def fit_gan(model, dataset, split, config, dist_info, device, out: Path, state: 
             val["mse"],
             " (best)" if improved else "",
         )
-        _save_checkpoint(
-            out / "checkpoint.pt",
-            checkpoint_state(model, {"generator": opt_g.state_dict(), "discriminator": opt_d.state_dict()},
-                             config, epoch=epoch, history=history, best_val=best_val, best_epoch=best_epoch,
-                             bad_epochs=bad_epochs, best_state=best_state, stopped_early=stopped),
-        )
-        if stopped:
-            logger.info("early stop after epoch %d (best epoch %d)", epoch, best_epoch)
-            break
-    model.load_state_dict(best_state)
-    throughput = [h["windows_per_s"] for h in history]
-    return {
-        "model": model,
-        "history": history,
-        "best_epoch": best_epoch,
-        "best_val_loss": best_val,
-        "epochs_run": len(history),
-        "windows_per_s": float(np.median(throughput)) if throughput else None,
-    }
+    return loop.result()

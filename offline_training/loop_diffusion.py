@@ -1,6 +1,7 @@
 """Training and sampling of the EEG-conditioned mel diffusion decoder (``models/diffusion.py``).
 
-``eegmusic train --model diffusion`` runs :func:`fit_diffusion` (through the model's ``fit_run`` hook):
+``eegmusic train --model diffusion`` runs :func:`fit_diffusion` (``Diffusion.training_loop`` is
+``"diffusion"``), two phases of one :class:`~offline_training.loop.EpochLoop`:
 
 1. **Prior** (``prior_epochs`` epochs, default ``--epochs``): the denoiser learns to denoise the
    standardised mel windows of the *training part only* (each distinct song segment once: every
@@ -22,13 +23,14 @@ benchmark.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
 from pathlib import Path
 
 import numpy as np
+from eegmusic.offline_training.distributed import DistInfo
+from eegmusic.offline_training.loop import EpochLoop, epoch_bar
 from eegmusic.stream.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -133,8 +135,11 @@ def _validation_loss(model, dataset, rows, batch_size, device, conditional: bool
     return total / n
 
 
-def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, state: dict | None) -> dict:
-    """Train prior then adapter in the ``eegmusic train`` flow (the model's ``fit_run`` hook).
+def fit_diffusion(
+    model, dataset, split, config, dist_info: DistInfo, device, out: Path, state: dict | None
+) -> dict:
+    """Train prior then adapter in the ``eegmusic train`` flow (the model's ``training_loop`` is
+    ``"diffusion"``).
 
     Parameters
     ----------
@@ -145,14 +150,15 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
     config : TrainConfig
         Uses epochs, batch_size, lr (None: the model's ``default_lr``), seed, patience, progress.
     dist_info, device, out, state
-        As :func:`offline_training.train._fit_gradient` receives them.
+        As :func:`offline_training.loop_regression.fit_regression` receives them.
 
     Returns
     -------
     dict
-        ``model`` (best adapter on the trained prior), ``history`` (per epoch: phase, train_loss,
-        val_loss = validation denoising MSE, seconds, windows_per_s), ``best_epoch``, ``best_val_loss``,
-        ``epochs_run``, ``prior_epochs``, ``windows_per_s``.
+        :meth:`EpochLoop.result` (``model``: best adapter on the best prior; ``history`` per epoch:
+        phase, train_loss, val_loss = validation denoising MSE, seconds, windows_per_s; ``best_epoch``
+        and ``best_val_loss`` of the adapter phase; ``windows_per_s`` of adapter epochs) plus
+        ``prior_epochs``.
 
     Raises
     ------
@@ -160,8 +166,6 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
         Under torchrun with more than one process.
     """
     import torch
-    from eegmusic.offline_training.train import _save_checkpoint, checkpoint_state
-    from tqdm import tqdm
 
     if dist_info.world > 1:
         raise ConfigError("diffusion trains in one process; run eegmusic train without torchrun")
@@ -171,48 +175,29 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
         "train": distinct_segments(dataset.index, split.train),
         "val": distinct_segments(dataset.index, split.val),
     }
-    history: list[dict] = []
-    start_epoch, phase_state = 1, None
-    if state is not None:
-        history, start_epoch, phase_state = state["history"], state["epoch"] + 1, state["phase"]
-        torch.set_rng_state(state["torch_rng"])
-    optimizer, phase, prior_before = None, None, None
-    best = {"val": math.inf, "epoch": 0, "bad": 0, "state": None}
-    for epoch in range(start_epoch, total_epochs + 1):
-        now = "prior" if epoch <= prior_epochs else "adapter"
-        if now != phase:
-            phase = now
-            if now == "adapter":
-                if phase_state is None or phase_state["name"] != "adapter":
-                    _load_best(model, best)
-                    best = {"val": math.inf, "epoch": 0, "bad": 0, "state": None}
-                model.prior.requires_grad_(False)
-                params = list(model.adapter.parameters())
-            else:
-                model.prior.requires_grad_(True)
-                params = list(model.prior.parameters())
+    loop = EpochLoop(
+        model, config, out, phases=[("prior", prior_epochs), ("adapter", config.epochs)], state=state,
+        keep_initial=False,
+    )
+    optimizer, prior_before = None, None
+    for epoch in loop:
+        phase = loop.phase
+        if loop.phase_started:
+            model.prior.requires_grad_(phase == "prior")
+            params = list((model.prior if phase == "prior" else model.adapter).parameters())
             optimizer = torch.optim.Adam(params, lr=config.lr if config.lr is not None else model.default_lr)
-            if phase_state is not None and phase_state["name"] == now:
-                optimizer.load_state_dict(phase_state["optimizer"])
-                best = dict(phase_state["best"])
-            phase_state = None
+            loop.load_optimizer(optimizer)
             prior_before = (
-                [p.detach().clone() for p in model.prior.parameters()] if now == "adapter" else None
+                [p.detach().clone() for p in model.prior.parameters()] if phase == "adapter" else None
             )
-        if best["bad"] >= config.patience:  # this phase stopped early: skip its remaining epochs
-            continue
         rows = prior_rows["train"] if phase == "prior" else split.train
         order = np.random.default_rng([config.seed, epoch]).permutation(rows)
         chunks = [order[lo : lo + config.batch_size] for lo in range(0, len(order), config.batch_size)]
         chunks = [c for c in chunks if len(c) >= 2]
         model.train()
         loss_sum, n_windows, tic = 0.0, 0, time.perf_counter()
-        bar = tqdm(
-            chunks,
-            desc=f"{phase} epoch {epoch}/{total_epochs}",
-            unit="batch",
-            leave=False,
-            disable=not config.progress,
+        bar = epoch_bar(
+            chunks, total=len(chunks), desc=f"{phase} epoch {epoch}/{total_epochs}", enabled=config.progress
         )
         for chunk in bar:
             mel = torch.from_numpy(dataset.mel(chunk)).to(device)
@@ -240,17 +225,7 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
             "seconds": seconds,
             "windows_per_s": n_windows / max(seconds, 1e-9),
         }
-        history.append(record)
-        improved = not math.isnan(val) and val < best["val"] or best["state"] is None
-        if improved:
-            best.update(
-                val=val,
-                epoch=epoch,
-                bad=0,
-                state=copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}),
-            )
-        else:
-            best["bad"] += 1
+        improved = loop.end_epoch(record, val, optimizer.state_dict())
         logger.info(
             "%s epoch %d: train denoising MSE %.4f, validation denoising MSE %.4f%s",
             phase,
@@ -259,34 +234,11 @@ def fit_diffusion(model, dataset, split, config, dist_info, device, out: Path, s
             val,
             " (best)" if improved else "",
         )
-        _save_checkpoint(
-            out / "checkpoint.pt",
-            checkpoint_state(model, optimizer.state_dict(), config, epoch=epoch, history=history,
-                             phase={"name": phase, "optimizer": optimizer.state_dict(), "best": best},
-                             best_val=best["val"], best_epoch=best["epoch"]),
-        )
-        if best["bad"] >= config.patience:
-            logger.info("%s phase: early stop after epoch %d (best epoch %d)", phase, epoch, best["epoch"])
-    _load_best(model, best)
+    result = loop.result(throughput_phase="adapter")
     prior_after = [p.detach() for p in model.prior.parameters()]
     if prior_before is not None and not all(
         torch.equal(a, b) for a, b in zip(prior_before, prior_after, strict=True)
     ):
         raise RuntimeError("the frozen prior changed during adapter training")
     model.prior.requires_grad_(True)
-    adapter_epochs = [h for h in history if h["phase"] == "adapter"]
-    throughput = [h["windows_per_s"] for h in adapter_epochs]
-    return {
-        "model": model,
-        "history": history,
-        "best_epoch": best["epoch"],
-        "best_val_loss": best["val"],
-        "epochs_run": len(history),
-        "prior_epochs": prior_epochs,
-        "windows_per_s": float(np.median(throughput)) if throughput else None,
-    }
-
-
-def _load_best(model, best: dict) -> None:
-    if best.get("state") is not None:
-        model.load_state_dict(best["state"])
+    return {**result, "prior_epochs": prior_epochs}

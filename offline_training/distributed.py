@@ -1,0 +1,103 @@
+"""Processes and devices of a training run: torchrun's process group, sums over processes, the device.
+
+A run started by ``torchrun --nproc_per_node N`` has ``WORLD_SIZE`` > 1 in its environment: each process
+joins the group (gloo on the CPU, NCCL on GPUs) and :func:`all_sum` adds its partial sums to the others'.
+A plain ``eegmusic train`` is one process and every helper here is then a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from eegmusic.stream.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands in the run.
+
+    Attributes
+    ----------
+    rank : int
+        Global process index (0 writes files and reports).
+    world : int
+        Number of processes.
+    local_rank : int
+        Process index on this machine (its GPU index).
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """True for the process that writes the run folder."""
+        return self.rank == 0
+
+
+def init_distributed(device_kind: str) -> DistInfo:
+    """Join the process group started by torchrun (``WORLD_SIZE`` > 1), else describe a single process.
+
+    Parameters
+    ----------
+    device_kind : {"cpu", "cuda"}
+        Picks the backend: NCCL for CUDA, gloo for the CPU.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return DistInfo(
+        rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0))
+    )
+
+
+def all_sum(values: np.ndarray, dist_info: DistInfo, device) -> np.ndarray:
+    """Sum a float64 vector over processes (the vector itself in a single process).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n,)
+    dist_info : DistInfo
+    device : torch.device or str
+        Where the collective runs (the run's device: NCCL needs CUDA tensors).
+    """
+    if dist_info.world == 1:
+        return values
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.cpu().numpy()
+
+
+def barrier(dist_info: DistInfo) -> None:
+    """Wait for every process (no-op in a single process)."""
+    if dist_info.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def resolve_device(kind: str) -> str:
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; refuse ``cuda`` without one.
+
+    Raises
+    ------
+    ConfigError
+        ``cuda`` asked on a machine where torch sees no CUDA GPU.
+    """
+    import torch
+
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked but no CUDA GPU is visible to torch; use --device cpu or auto")
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    return kind
