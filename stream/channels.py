@@ -1,31 +1,37 @@
-"""Map a stream's channels onto the model's channel list by label.
+"""Map a stream's channels onto the model's channel list by label, interpolating missing ones.
 
-A stream's labels are matched to the model's (``E129`` and ``Cz`` name the same electrode). Stream
-channels the model does not use (face electrodes E125-E128, triggers, a sample-index channel) are
-ignored. A model channel the stream lacks is an error naming it, or, with ``impute_missing``, the
-mean of its neighbouring electrodes by position, as NMED-T's own imputation does. The vertex
-reference Cz (E129) of a GSN-HydroCel net is the exception: amplifiers referenced to it do not send
-it, and its value in the recording's own reference is zero, which is what it gets here.
+A stream's labels are matched to the model's case-insensitively and through the standard aliases
+(``E129``/``Cz``, ``T3``/``T7``, ``T4``/``T8``, ``T5``/``P7``, ``T6``/``P8``; see
+:func:`stream.montage.label_key`). Stream channels the model does not use (face electrodes
+E125-E128, triggers, a sample-index channel) are ignored, except as sources of interpolation.
+
+A model channel the stream lacks is an error naming it, or, with ``impute_missing``, is filled by
+spherical-spline interpolation (:mod:`stream.interpolation`) from every stream channel with a known
+position: the stream's own (LSL ``location``), else the model's position for the same label, else a
+standard montage's. The interpolation is one precomputed matrix, applied as one matrix product per
+chunk. A model states how many missing channels it tolerates (``max_missing``); beyond that the
+stream is refused, even with ``impute_missing``.
+
+The vertex reference Cz (E129) of a GSN-HydroCel net is the exception: amplifiers referenced to it
+do not send it, and its value in the recording's own reference is zero, which is what it gets here.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from eegmusic.stream.errors import StreamError
-from eegmusic.stream.montage import canonical_label, electrode_positions
+from eegmusic.stream.interpolation import spline_matrix
+from eegmusic.stream.montage import head_positions, label_key
 from eegmusic.stream.spec import MODEL_CHANNELS
 
 logger = logging.getLogger(__name__)
 
 REFERENCE_LABEL = "Cz"
 """The GSN-HydroCel vertex reference (E129): zero when a stream referenced to it omits it."""
-
-IMPUTE_RADIUS_M = 0.045
-"""Neighbourhood radius in metres for imputing a missing electrode (GSN spacing is about 3 cm)."""
 
 _GSN_LABEL = re.compile(r"^E\d+$")
 
@@ -59,25 +65,36 @@ class ChannelMap:
     model_labels : tuple of str
         The model's labels, in model order (the output order).
     source : ndarray of int, shape (n_model,)
-        Stream channel index for each model channel, or -1 when it is imputed or zero.
-    imputed : dict of int to ndarray of int
-        Model channel index → stream channel indices whose mean fills it.
+        Stream channel index for each model channel, or -1 when it is interpolated or zero.
     zeroed : tuple of int
         Model channel indices filled with zeros (a reference the stream omits).
+    interpolated : tuple of int
+        Model channel indices filled by spherical-spline interpolation.
+    interpolate_from : ndarray of int, shape (n_from,)
+        Stream channel indices the interpolation reads.
+    weights : ndarray, shape (n_interpolated, n_from), float64
+        ``out[interpolated] = weights @ eeg[interpolate_from]``.
     """
 
     stream_labels: tuple[str, ...]
     model_labels: tuple[str, ...]
     source: np.ndarray
-    imputed: dict
-    zeroed: tuple[int, ...]
+    zeroed: tuple[int, ...] = ()
+    interpolated: tuple[int, ...] = ()
+    interpolate_from: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    @property
+    def interpolated_labels(self) -> tuple[str, ...]:
+        """Labels of the model channels filled by interpolation, in model order."""
+        return tuple(self.model_labels[row] for row in self.interpolated)
 
     @property
     def is_identity(self) -> bool:
         """True when the output is the input unchanged (same labels, same order)."""
         return (
             len(self.stream_labels) == len(self.model_labels)
-            and not self.imputed and not self.zeroed
+            and not self.interpolated and not self.zeroed
             and bool(np.all(self.source == np.arange(len(self.model_labels))))
         )
 
@@ -98,13 +115,14 @@ class ChannelMap:
         out = np.zeros((len(self.model_labels), eeg.shape[1]), dtype=eeg.dtype)
         present = self.source >= 0
         out[present] = eeg[self.source[present]]
-        for row, sources in self.imputed.items():
-            out[row] = eeg[sources].mean(axis=0)
+        if self.interpolated:
+            out[list(self.interpolated)] = self.weights @ eeg[self.interpolate_from]
         return out
 
 
 def channel_map(stream_labels, model_labels=MODEL_CHANNELS, *, impute_missing: bool = False,
-                stream_name: str = "the stream") -> ChannelMap:
+                stream_name: str = "the stream", stream_positions=None, model_positions=None,
+                max_missing: int | None = None) -> ChannelMap:
     """Match a stream's labels to the model's.
 
     Parameters
@@ -114,9 +132,15 @@ def channel_map(stream_labels, model_labels=MODEL_CHANNELS, *, impute_missing: b
     model_labels : sequence of str
         The model's channel labels in model order.
     impute_missing : bool
-        Fill model channels the stream lacks from neighbouring electrodes instead of raising.
+        Fill model channels the stream lacks by spherical-spline interpolation instead of raising.
     stream_name : str
         Used in error messages.
+    stream_positions : ndarray, shape (n_stream, 3), optional
+        The stream's electrode positions in metres, head frame (NaN rows where unknown).
+    model_positions : ndarray, shape (n_model, 3), optional
+        The model's electrode positions in metres, head frame (looked up by label when not given).
+    max_missing : int, optional
+        Most model channels that may be missing (interpolated); None for no limit.
 
     Returns
     -------
@@ -125,75 +149,91 @@ def channel_map(stream_labels, model_labels=MODEL_CHANNELS, *, impute_missing: b
     Raises
     ------
     StreamError
-        Duplicate stream labels, or model channels missing (without ``impute_missing``), or missing
-        channels that have no neighbour in the stream to impute from.
+        Duplicate stream labels; model channels missing (without ``impute_missing``, or more than
+        ``max_missing``); no electrode positions to interpolate from.
     """
     stream_labels = tuple(str(label) for label in stream_labels)
     model_labels = tuple(model_labels)
-    canonical = [canonical_label(label) for label in stream_labels]
+    keys = [label_key(label) for label in stream_labels]
     seen: dict[str, int] = {}
-    for index, label in enumerate(canonical):
-        if label in seen:
+    for index, key in enumerate(keys):
+        if key in seen:
             raise StreamError(
-                f"{stream_name} has channel label {stream_labels[index]!r} twice (channels {seen[label] + 1} "
+                f"{stream_name} has channel label {stream_labels[index]!r} twice (channels {seen[key] + 1} "
                 f"and {index + 1}); fix the amplifier's channel labels"
             )
-        seen[label] = index
+        seen[key] = index
     source = np.full(len(model_labels), -1, dtype=np.int64)
     missing: list[int] = []
     zeroed: list[int] = []
-    is_gsn = sum(bool(_GSN_LABEL.match(label)) for label in canonical) >= len(canonical) // 2 > 0
+    is_gsn = sum(bool(_GSN_LABEL.match(label.strip())) for label in stream_labels) >= len(keys) // 2 > 0
     for row, label in enumerate(model_labels):
-        index = seen.get(canonical_label(label))
+        index = seen.get(label_key(label))
         if index is not None:
             source[row] = index
-        elif canonical_label(label) == REFERENCE_LABEL and is_gsn:
+        elif label_key(label) == label_key(REFERENCE_LABEL) and is_gsn:
             zeroed.append(row)
         else:
             missing.append(row)
     if zeroed:
         logger.info("%s does not send the reference %s; it is zero in the recording reference",
                     stream_name, REFERENCE_LABEL)
-    imputed: dict[int, np.ndarray] = {}
-    if missing and not impute_missing:
-        names = [model_labels[row] for row in missing]
+    if not missing:
+        return ChannelMap(stream_labels, model_labels, source, tuple(zeroed))
+    names = [model_labels[row] for row in missing]
+    if max_missing is not None and len(missing) > max_missing:
         raise StreamError(
             f"{stream_name} has {len(stream_labels)} channels and lacks {len(names)} the model needs "
-            f"({_summarise(names)}); pass --impute-missing to fill them from neighbours, or use a model "
+            f"({_summarise(names)}); the model tolerates at most {max_missing} missing: send those "
+            "channels or use a model trained on this montage"
+        )
+    if not impute_missing:
+        raise StreamError(
+            f"{stream_name} has {len(stream_labels)} channels and lacks {len(names)} the model needs "
+            f"({_summarise(names)}); pass --impute-missing to interpolate them, or use a model "
             "trained on this montage"
         )
-    if missing:
-        imputed = _impute_sources(missing, model_labels, canonical, stream_name)
-        logger.warning("%s: imputing %d missing channels from neighbours: %s", stream_name, len(missing),
-                       _summarise(model_labels[row] for row in missing))
-    return ChannelMap(stream_labels, model_labels, source, imputed, tuple(zeroed))
+    sources, weights = _interpolation(missing, model_labels, source, stream_labels, stream_positions,
+                                      model_positions, stream_name)
+    logger.warning("%s: interpolating %d missing channels from %d: %s", stream_name, len(missing),
+                   sources.size, _summarise(names))
+    return ChannelMap(stream_labels, model_labels, source, tuple(zeroed), tuple(missing), sources, weights)
 
 
-def _impute_sources(missing, model_labels, canonical, stream_name) -> dict[int, np.ndarray]:
-    """Neighbouring stream channels (by electrode position) for each missing model channel."""
-    known = [index for index, label in enumerate(canonical) if _has_position(label)]
-    unknown_model = [model_labels[row] for row in missing
-                     if not _has_position(canonical_label(model_labels[row]))]
-    if unknown_model or not known:
-        raise StreamError(
-            f"cannot impute {_summarise(unknown_model or [model_labels[r] for r in missing])} for "
-            f"{stream_name}: no electrode positions to impute from; send those channels"
-        )
-    known_pos = electrode_positions([canonical[index] for index in known])
-    out: dict[int, np.ndarray] = {}
-    for row in missing:
-        pos = electrode_positions([canonical_label(model_labels[row])])[0]
-        dist = np.linalg.norm(known_pos - pos, axis=1)
-        near = np.flatnonzero(dist < IMPUTE_RADIUS_M)
-        if near.size == 0:  # sparse montage: the three nearest electrodes
-            near = np.argsort(dist)[:3]
-        out[row] = np.asarray([known[i] for i in near], dtype=np.int64)
+def _interpolation(missing, model_labels, source, stream_labels, stream_positions, model_positions,
+                   stream_name) -> tuple[np.ndarray, np.ndarray]:
+    """Stream channels to interpolate from and the spline weights for each missing model channel."""
+    n_stream = len(stream_labels)
+    if model_positions is None:
+        model_positions = head_positions([model_labels[row] for row in missing], strict=False)
+        model_positions = _scatter(missing, model_positions, len(model_labels))
+    model_positions = np.asarray(model_positions, dtype=np.float64)
+    unplaced = [model_labels[row] for row in missing if not np.all(np.isfinite(model_positions[row]))]
+    if unplaced:
+        raise StreamError(f"cannot interpolate {_summarise(unplaced)} for {stream_name}: the model gives "
+                          "no electrode positions for them; send those channels")
+    positions = (np.full((n_stream, 3), np.nan) if stream_positions is None
+                 else np.array(stream_positions, dtype=np.float64).reshape(n_stream, 3))
+    for row, index in enumerate(source):  # the model's position of a channel the stream shares
+        if index >= 0 and not np.all(np.isfinite(positions[index])):
+            positions[index] = model_positions[row] if np.all(np.isfinite(model_positions[row])) else np.nan
+    todo = [i for i in range(n_stream) if not np.all(np.isfinite(positions[i]))]
+    if todo:
+        positions[todo] = head_positions([stream_labels[i] for i in todo], strict=False)
+    placed = np.flatnonzero(np.all(np.isfinite(positions), axis=1))
+    if placed.size == 0:
+        raise StreamError(f"{stream_name}: channel labels {_summarise(stream_labels)} match no montage and "
+                          "carry no positions, so nothing can be interpolated; send "
+                          "desc/channels/channel/location or use 10-20/10-05 labels")
+    ignored = [stream_labels[i] for i in range(n_stream) if i not in set(placed.tolist())]
+    if ignored:
+        logger.info("%s: channels without a position are not used to interpolate: %s", stream_name,
+                    _summarise(ignored))
+    weights = spline_matrix(positions[placed], model_positions[missing])
+    return placed.astype(np.int64), weights
+
+
+def _scatter(rows, values: np.ndarray, n_rows: int) -> np.ndarray:
+    out = np.full((n_rows, values.shape[1]), np.nan)
+    out[rows] = values
     return out
-
-
-def _has_position(label: str) -> bool:
-    try:
-        electrode_positions([label])
-    except KeyError:
-        return False
-    return True

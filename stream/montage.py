@@ -1,19 +1,80 @@
-"""Electrode positions of the GSN-HydroCel-128/129 net used by NMED-T.
+"""Electrode labels and positions: the GSN-HydroCel-129 net of NMED-T and MNE's standard montages.
 
-The positions are the standard template shipped with MNE-Python (``GSN-HydroCel-129.sfp``,
-centimetres), kept here as data so the live path needs no extra package. Used by the simulator's
-head model and by the inlet's imputation of missing channels from their neighbours.
+Two kinds of positions live here.
+
+* :func:`electrode_positions`: the GSN-HydroCel-129 template (``GSN-HydroCel-129.sfp`` as shipped
+  with MNE-Python, in its own frame, metres), kept as data so that the simulator's head model and the
+  dashboard need no extra package.
+* :func:`head_positions`: positions in MNE's *head* frame (x towards the right ear, y towards the
+  nasion, z up; metres), the frame in which electrodes from different montages can be mixed. The
+  GSN-HydroCel-129 net is computed from the shipped table (scaled and rotated as MNE does, no MNE
+  needed), every other montage comes from ``mne.channels.make_standard_montage`` (standard_1020,
+  standard_1005, biosemi16/32/64/128, easycap-M1, …), so MNE is needed only when a label is not a
+  GSN one and its position is not given by the model file or the stream.
+
+Labels are matched case-insensitively through :func:`label_key`, which also folds the old 10-20
+names into the new ones (T3/T7, T4/T8, T5/P7, T6/P8) and the GSN reference E129 into Cz.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from eegmusic.stream.spec import CHANNEL_ALIASES
+from eegmusic.stream.errors import ConfigError, StreamError
+from eegmusic.stream.spec import MODEL_CHANNELS
+
+logger = logging.getLogger(__name__)
 
 _SFP = Path(__file__).with_name("data") / "GSN-HydroCel-129.sfp"
+
+LABEL_ALIASES = {"e129": "Cz", "t3": "T7", "t4": "T8", "t5": "P7", "t6": "P8"}
+"""Case-folded label → the spelling models use for the same electrode."""
+
+MONTAGE_RENAMES = {"standard_1020": "colin27_1020", "standard_1005": "colin27_1005",
+                   "standard_alphabetic": "colin27_alphabetic", "standard_postfixed": "colin27_postfixed",
+                   "standard_prefixed": "colin27_prefixed", "standard_primed": "colin27_primed"}
+"""Montage names MNE ≥ 1.13 renamed (the old name still works with a FutureWarning until 1.14)."""
+
+NMEDT_MONTAGE = "GSN-HydroCel-129"
+"""The net of NMED-T; its model channels are E1…E124 and Cz (:data:`~stream.spec.MODEL_CHANNELS`)."""
+
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "openbci8": ("Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"),
+    "openbci16": ("Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2",
+                  "F7", "F8", "F3", "F4", "T7", "T8", "P3", "P4"),
+    "muse": ("TP9", "AF7", "AF8", "TP10"),
+}
+"""Consumer boards' default electrode sets (OpenBCI Cyton and Cyton+Daisy on the Ultracortex, Muse),
+placed at their standard_1005 positions."""
+
+LOOKUP_ORDER = (NMEDT_MONTAGE, "standard_1005", "biosemi128", "easycap-M1")
+"""Montages searched, in this order, for the positions of labels nobody gave positions for."""
+
+_GSN_LABEL = re.compile(r"^E\d+$", re.IGNORECASE)
+_HEAD_SIZE_M = 0.095  # MNE's default: the median electrode distance from the origin after scaling
+
+
+def label_key(label: str) -> str:
+    """The key under which two labels name the same electrode (case-folded, aliases resolved).
+
+    Examples
+    --------
+    >>> label_key(" FP1 "), label_key("T3") == label_key("t7"), label_key("E129")
+    ('fp1', True, 'cz')
+    """
+    key = str(label).strip().casefold()
+    return LABEL_ALIASES.get(key, key).casefold()
+
+
+def canonical_label(label: str) -> str:
+    """Return the model's spelling of an electrode label (``E129`` becomes ``Cz``, ``T3`` ``T7``)."""
+    label = str(label).strip()
+    return LABEL_ALIASES.get(label.casefold(), label)
 
 
 @lru_cache(maxsize=1)
@@ -21,14 +82,13 @@ def _positions_table() -> dict[str, np.ndarray]:
     table: dict[str, np.ndarray] = {}
     for line in _SFP.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 4 and not parts[0].startswith("Fid"):
+        if len(parts) == 4:
             table[parts[0]] = np.array([float(v) for v in parts[1:]]) / 100.0  # cm -> m
-    table["E129"] = table["Cz"]  # the template names the vertex reference Cz
     return table
 
 
 def electrode_positions(labels) -> np.ndarray:
-    """Return electrode positions in metres, head coordinates.
+    """Return GSN-HydroCel-129 template positions in metres (the template's own frame).
 
     Parameters
     ----------
@@ -45,19 +105,199 @@ def electrode_positions(labels) -> np.ndarray:
         For a label the GSN-HydroCel-129 net does not have.
     """
     table = _positions_table()
-    return np.stack([table[label] for label in labels])
+    return np.stack([table["Cz" if label == "E129" else label] for label in labels])
 
 
-def canonical_label(label: str) -> str:
-    """Return the model's spelling of an electrode label (``E129`` becomes ``Cz``)."""
-    label = label.strip()
-    if label == "E129":
-        return CHANNEL_ALIASES["E129"]
-    return label
+def _head_transform(nasion: np.ndarray, lpa: np.ndarray, rpa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation and origin of the head frame defined by three fiducials (MNE's convention)."""
+    right = (rpa - lpa) / np.linalg.norm(rpa - lpa)
+    origin = lpa + ((nasion - lpa) @ right) * right
+    anterior = (nasion - origin) / np.linalg.norm(nasion - origin)
+    superior = np.cross(right, anterior)
+    return np.stack([right, anterior, superior]), origin
+
+
+@lru_cache(maxsize=1)
+def _gsn_head_table() -> dict[str, np.ndarray]:
+    """GSN-HydroCel-129 in head coordinates: scaled to MNE's head size and turned by its fiducials."""
+    table = _positions_table()
+    raw = np.stack(list(table.values()))
+    scale = _HEAD_SIZE_M / np.median(np.linalg.norm(raw, axis=1))
+    rotation, origin = _head_transform(table["FidNz"] * scale, table["FidT9"] * scale,
+                                       table["FidT10"] * scale)
+    out = {label: rotation @ (pos * scale - origin) for label, pos in table.items()
+           if not label.startswith("Fid")}
+    return {label_key(label): pos for label, pos in out.items()}
+
+
+def resolve_montage_name(name: str) -> str:
+    """The name MNE knows a montage under, or a :data:`LAYOUTS` name.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name (the message lists the known ones).
+    """
+    known = available_montages()
+    lowered = {n.casefold(): n for n in known}
+    name = lowered.get(str(name).strip().casefold(), str(name).strip())
+    if name not in known:
+        names = ", ".join(sorted(known, key=str.lower))
+        raise ConfigError(f"montage {name!r} is not known; use one of {names}")
+    if name in MONTAGE_RENAMES and MONTAGE_RENAMES[name] in _mne_montages():
+        return MONTAGE_RENAMES[name]
+    return name
+
+
+@lru_cache(maxsize=1)
+def _mne_montages() -> tuple[str, ...]:
+    try:
+        import mne
+    except ImportError:
+        return ()
+    return tuple(mne.channels.get_builtin_montages())
+
+
+def available_montages() -> tuple[str, ...]:
+    """Montage names accepted by :func:`montage_labels` and :func:`head_positions` (MNE's, if installed)."""
+    names = {NMEDT_MONTAGE, *LAYOUTS, *_mne_montages()}
+    if _mne_montages():
+        names |= set(MONTAGE_RENAMES)
+    return tuple(sorted(names))
+
+
+def _require_mne(why: str):
+    try:
+        import mne
+    except ImportError:
+        raise ConfigError(f"{why} needs MNE-Python, which is not installed; pip install 'eegmusic[train]' "
+                          "(or send electrode positions in the stream's desc/channels/channel/location)"
+                          ) from None
+    return mne
+
+
+@lru_cache(maxsize=32)
+def _montage_table(name: str) -> dict[str, np.ndarray]:
+    """Label key → head-frame position (metres) of every electrode of montage ``name``."""
+    if name == NMEDT_MONTAGE:
+        return _gsn_head_table()
+    if name in LAYOUTS:
+        full = _montage_table(resolve_montage_name("standard_1005"))
+        return {label_key(label): full[label_key(label)] for label in LAYOUTS[name]}
+    mne = _require_mne(f"montage {name!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # old names (standard_1020) until MNE 1.14
+        montage = mne.channels.make_standard_montage(name)
+    info = mne.create_info(montage.ch_names, 100.0, "eeg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # fiducials missing in some layouts
+        info.set_montage(montage, on_missing="ignore")
+    return {label_key(ch["ch_name"]): np.array(ch["loc"][:3]) for ch in info["chs"]}
+
+
+def montage_labels(name: str, n_channels: int | None = None) -> tuple[str, ...]:
+    """Electrode labels of a montage, optionally ``n_channels`` of them spread over the scalp.
+
+    With ``n_channels`` smaller than the montage, electrodes on or above the line of the ears are
+    picked by farthest-point sampling from the one nearest the vertex, so the subset covers the head
+    evenly and is the same on every call.
+
+    Parameters
+    ----------
+    name : str
+        A montage (``standard_1020``, ``biosemi64``, ``GSN-HydroCel-129``, ``openbci8``, …). For the
+        GSN-HydroCel-129 net the labels are NMED-T's model channels (E1…E124, Cz).
+    n_channels : int, optional
+        How many electrodes to keep (all by default).
+
+    Returns
+    -------
+    labels : tuple of str
+
+    Raises
+    ------
+    ConfigError
+        Unknown montage, or ``n_channels`` outside 1 … (electrodes on the montage).
+    """
+    name = resolve_montage_name(name)
+    if name == NMEDT_MONTAGE:
+        labels = MODEL_CHANNELS
+    elif name in LAYOUTS:
+        labels = LAYOUTS[name]
+    else:
+        mne = _require_mne(f"montage {name!r}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            labels = tuple(mne.channels.make_standard_montage(name).ch_names)
+    if n_channels is None or n_channels == len(labels):
+        return tuple(labels)
+    if not 1 <= n_channels <= len(labels):
+        raise ConfigError(f"--channels {n_channels} is outside 1 … {len(labels)} for montage {name!r}; "
+                          "pick a count the montage has")
+    positions = head_positions(labels, montage=name)
+    upper = np.flatnonzero(positions[:, 2] >= 0)  # on or above the ear line
+    if upper.size < n_channels:
+        upper = np.arange(len(labels))
+    chosen = [int(upper[np.argmax(positions[upper, 2])])]
+    distance = np.linalg.norm(positions[upper] - positions[chosen[0]], axis=1)
+    while len(chosen) < n_channels:
+        nxt = int(upper[np.argmax(distance)])
+        chosen.append(nxt)
+        distance = np.minimum(distance, np.linalg.norm(positions[upper] - positions[nxt], axis=1))
+    return tuple(labels[i] for i in sorted(chosen))
+
+
+def head_positions(labels, *, montage: str | None = None, strict: bool = True) -> np.ndarray:
+    """Head-frame positions (metres) of electrodes, by label.
+
+    Parameters
+    ----------
+    labels : sequence of str
+    montage : str, optional
+        Look in this montage only. By default the montage of :data:`LOOKUP_ORDER` that knows the most
+        of the labels is used for all it knows, the next ones for the rest.
+    strict : bool
+        Raise for labels no montage knows; otherwise their rows are NaN.
+
+    Returns
+    -------
+    positions : ndarray, shape (n_labels, 3)
+
+    Raises
+    ------
+    StreamError
+        Labels that match no montage (with ``strict``).
+    ConfigError
+        Unknown montage name, or MNE missing for a non-GSN label.
+    """
+    labels = [str(label) for label in labels]
+    keys = [label_key(label) for label in labels]
+    out = np.full((len(labels), 3), np.nan)
+    if montage is not None:
+        order = [resolve_montage_name(montage)]
+    elif all(_GSN_LABEL.match(k) or k == "cz" for k in keys):
+        order = [NMEDT_MONTAGE]  # NMED-T and its 128-channel amplifier: no MNE needed
+    else:
+        order = [resolve_montage_name(n) for n in LOOKUP_ORDER]
+        order.sort(key=lambda n: -sum(k in _montage_table(n) for k in keys))
+    for name in order:
+        todo = [i for i, k in enumerate(keys) if np.isnan(out[i, 0])]
+        if not todo:
+            break
+        table = _montage_table(name)
+        for i in todo:
+            if keys[i] in table:
+                out[i] = table[keys[i]]
+    unknown = [labels[i] for i in range(len(labels)) if np.isnan(out[i, 0])]
+    if unknown and strict:
+        shown = ", ".join(unknown[:6]) + (f", … ({len(unknown)} in all)" if len(unknown) > 6 else "")
+        raise StreamError(f"channel labels {shown} match no montage ({', '.join(order)}) and carry no "
+                          "positions; send desc/channels/channel/location or use 10-20/10-05 labels")
+    return out
 
 
 def neighbours(labels, *, radius_m: float = 0.045) -> list[np.ndarray]:
-    """Indices of each electrode's neighbours within ``radius_m`` (itself excluded).
+    """Indices of each electrode's neighbours within ``radius_m`` (itself excluded), GSN template.
 
     Parameters
     ----------

@@ -65,9 +65,14 @@ class StreamingPreprocessor:
     spec : PreprocessingSpec
         What the model expects.
     impute_missing : bool
-        Fill missing model channels from neighbouring electrodes instead of raising.
+        Fill missing model channels by spherical-spline interpolation instead of raising.
     stream_name : str
         Used in error messages.
+    stream_positions, model_positions : ndarray, shape (n, 3), optional
+        Electrode positions in metres, head frame, of the stream's and the model's channels (NaN rows
+        where unknown; looked up by label when not given), for the interpolation.
+    max_missing : int, optional
+        Most model channels the model tolerates missing; None for no limit.
 
     Raises
     ------
@@ -78,7 +83,8 @@ class StreamingPreprocessor:
     """
 
     def __init__(self, sfreq: float, labels, spec: PreprocessingSpec | None = None, *,
-                 impute_missing: bool = False, stream_name: str = "the stream"):
+                 impute_missing: bool = False, stream_name: str = "the stream", stream_positions=None,
+                 model_positions=None, max_missing: int | None = None):
         self.spec = spec if spec is not None else PreprocessingSpec()
         if self.spec.reference not in REFERENCES:
             raise ConfigError(
@@ -87,7 +93,8 @@ class StreamingPreprocessor:
         self.sfreq = float(sfreq)
         self.labels = tuple(labels)
         self.channel_map = channel_map(self.labels, self.spec.channels, impute_missing=impute_missing,
-                                       stream_name=stream_name)
+                                       stream_name=stream_name, stream_positions=stream_positions,
+                                       model_positions=model_positions, max_missing=max_missing)
         self.resampler = StreamingResampler(self.sfreq, len(self.spec.channels), self.spec.sfreq)
         self._sos = filter_sos(self.spec)
         self.reset()
@@ -167,7 +174,8 @@ class StreamingPreprocessor:
 
 
 def preprocess_recording(eeg: np.ndarray, sfreq: float, labels, spec: PreprocessingSpec | None = None, *,
-                         impute_missing: bool = False) -> np.ndarray:
+                         impute_missing: bool = False, stream_positions=None, model_positions=None,
+                         max_missing: int | None = None) -> np.ndarray:
     """Preprocess a whole recording exactly as the live stream is preprocessed.
 
     Parameters
@@ -181,7 +189,9 @@ def preprocess_recording(eeg: np.ndarray, sfreq: float, labels, spec: Preprocess
     spec : PreprocessingSpec
         The model's preprocessing (default: 125 Hz, model channels, nothing else).
     impute_missing : bool
-        Fill missing model channels from neighbouring electrodes instead of raising.
+        Fill missing model channels by spherical-spline interpolation instead of raising.
+    stream_positions, model_positions, max_missing
+        As for :class:`StreamingPreprocessor`.
 
     Returns
     -------
@@ -211,6 +221,7 @@ def preprocess_recording(eeg: np.ndarray, sfreq: float, labels, spec: Preprocess
             "with one label per channel"
         )
     pre = StreamingPreprocessor(sfreq, labels, spec, impute_missing=impute_missing,
-                                stream_name="the recording")
+                                stream_name="the recording", stream_positions=stream_positions,
+                                model_positions=model_positions, max_missing=max_missing)
     out, _ = pre.process(eeg)
     return out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from eegmusic.stream.channels import channel_map, default_labels
 from eegmusic.stream.errors import StreamError
-from eegmusic.stream.montage import electrode_positions
+from eegmusic.stream.montage import head_positions
 from eegmusic.stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
 
 
@@ -40,18 +40,22 @@ def test_missing_channels_error_names_them():
         channel_map(labels, stream_name="stream 'cap'")
 
 
-def test_impute_missing_uses_neighbours(rng):
+def test_impute_missing_interpolates_from_the_scalp_field():
+    """E17 missing: the spherical spline (from GSN positions, no MNE) recovers a smooth scalp field,
+    and its largest weights are on E17's neighbours."""
     labels = [f"E{i}" for i in range(1, 125) if i != 17] + ["Cz"]
-    eeg = rng.standard_normal((124, 8))
+    positions = head_positions(MODEL_CHANNELS)
+    field = np.sin(positions @ np.array([[10.0], [-6.0], [12.0]]) + np.arange(8.0))  # (125, 8)
     mapping = channel_map(labels, impute_missing=True)
-    out = mapping.apply(eeg)
     row = MODEL_CHANNELS.index("E17")
-    sources = mapping.imputed[row]
-    assert 2 <= sources.size <= 8
-    positions = electrode_positions([labels[i] for i in sources])
-    distance = np.linalg.norm(positions - electrode_positions(["E17"]), axis=1)
-    assert np.all(distance < 0.045)
-    np.testing.assert_allclose(out[row], eeg[sources].mean(axis=0))
+    assert mapping.interpolated == (row,) and mapping.interpolated_labels == ("E17",)
+    out = mapping.apply(np.delete(field, row, axis=0))
+    np.testing.assert_allclose(out[row], field[row], atol=0.05 * np.ptp(field))
+    np.testing.assert_array_equal(np.delete(out, row, axis=0), np.delete(field, row, axis=0))
+    strongest = mapping.interpolate_from[np.argsort(-np.abs(mapping.weights[0]))[:3]]
+    distance = np.linalg.norm(positions[[MODEL_CHANNELS.index(labels[i]) for i in strongest]]
+                              - positions[row], axis=1)
+    assert np.all(distance < 0.05)  # the two nearest rings (GSN spacing is 2-4 cm)
 
 
 @pytest.mark.parametrize(("labels", "message"), [
