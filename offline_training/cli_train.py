@@ -22,6 +22,16 @@ The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_
 """
 
 
+def _target_offset(text: str):
+    """``--target-offset``: seconds, or ``auto`` (chosen on the validation part)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither seconds nor 'auto'") from None
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser``."""
     parser.epilog = EPILOG
@@ -47,9 +57,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--target-offset",
-        type=float,
+        type=_target_offset,
         default=0.0,
-        help="target offset in s: window ending at T decodes [T-1-offset, T-offset)",
+        help="target offset in s: window ending at T decodes [T-1-offset, T-offset); 'auto' picks it "
+        "(0-0.3 s) by a ridge's dynamic r on the validation part, e.g. --target-offset auto",
     )
     parser.add_argument("--songs", type=int, nargs="+", default=None, help="song ids to use (default: all)")
     parser.add_argument(
@@ -99,5 +110,10 @@ def run_train(args: argparse.Namespace) -> int:
             f"windows, best epoch {metrics.get('best_epoch')}, validation MSE {metrics['val_mse']:.2f} dB², "
             f"test MSE {metrics['test_mse']:.2f} dB²"
         )
+        choice = metrics.get("target_offset_choice")
+        if choice:
+            tried = ", ".join(f"{k} s: {v:.3f}" for k, v in choice["validation_dynamic_r"].items())
+            print(f"target offset {choice['chosen_s']:g} s, chosen on the validation part "
+                  f"(ridge dynamic r {tried})")
         print(f"model: {metrics['paths']['model.onnx']}")
     return 0

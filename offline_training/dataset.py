@@ -293,6 +293,26 @@ class WindowDataset:
         for song in self.songs:
             self.song_mel(song)
 
+    def with_target_offset(self, target_offset_s: float) -> WindowDataset:
+        """The same windows (EEG shared, not copied) with targets at another offset.
+
+        Parameters
+        ----------
+        target_offset_s : float
+            See the class parameters.
+
+        Returns
+        -------
+        WindowDataset
+            A shallow copy with its own (empty) mel cache.
+        """
+        import copy
+
+        other = copy.copy(self)
+        other.target_offset_s = float(target_offset_s)
+        other._mel = {}
+        return other
+
 
 def window_mels(audio: np.ndarray, starts_s: np.ndarray) -> np.ndarray:
     """Mel-dB targets of many 1-s segments, equal to :func:`decoder.melspec.window_mel_db` for each.

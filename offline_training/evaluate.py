@@ -88,9 +88,6 @@ CLASSIFIER_MAX_WINDOWS = 6000
 FRECHET_DIMS = 8
 """Leading classifier embedding dimensions compared by the Fréchet distance."""
 
-_CHUNK = 2048
-"""Windows per chunk when averaging the training part's mel."""
-
 CHUNK_WINDOWS = 1024
 """Test windows scored per chunk (whole blocks; bounds memory on large test parts)."""
 
@@ -193,7 +190,7 @@ def evaluate(
                 data_dir, split)
 
     subject_codes = _subject_codes(info, dataset, test_rows, notes)
-    global_mean, song_means = _reference_means(reference, reference_rows)
+    global_mean, song_means = baselines.mean_mels(reference, reference_rows)
     test_songs = dataset.index["song"][test_rows]
     song_mean_defined = baselines.predict_song_mean(song_means, np.unique(test_songs)) is not None
     if not song_mean_defined:
@@ -578,7 +575,7 @@ def _same_folder(a, b: Path) -> bool:
 
 
 def _subject_ids(subjects):
-    """Subject selection from metadata (participant ids or 0-based positions), or None for all."""
+    """Subject selection from metadata (participant ids or 1-based listener numbers), or None for all."""
     if not subjects:
         return None
     return list(subjects)
@@ -632,24 +629,6 @@ def _reference_part(dataset, parts, training: dict, info: ModelInfo, split: str)
             f"scored windows themselves (in-sample)"
         ),
     )
-
-
-def _reference_means(dataset, rows: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Global and per-song mean mel-dB windows over ``rows``, computed in chunks (bounded memory)."""
-    songs = dataset.index["song"][rows]
-    shape = (melspec.N_MELS, melspec.FRAMES_PER_WINDOW)
-    sums: dict[int, np.ndarray] = {}
-    counts: dict[int, int] = {}
-    for lo in range(0, len(rows), _CHUNK):
-        mel = dataset.mel(rows[lo : lo + _CHUNK]).astype(np.float64)
-        chunk_songs = songs[lo : lo + _CHUNK]
-        for song in np.unique(chunk_songs):
-            mask = chunk_songs == song
-            sums[int(song)] = sums.get(int(song), np.zeros(shape)) + mel[mask].sum(axis=0)
-            counts[int(song)] = counts.get(int(song), 0) + int(mask.sum())
-    song_means = {song: (sums[song] / counts[song]).astype(np.float32) for song in sums}
-    total = sum(sums.values()) / sum(counts.values())
-    return np.asarray(total, dtype=np.float32), song_means
 
 
 def _fit_classifier(dataset, rows: np.ndarray, *, seed: int) -> tuple[SongClassifier | None, str | None]:

@@ -20,6 +20,8 @@ Examples:
   eegmusic simulate --out /tmp/sim --n-songs 3 --n-subjects 2 --duration 30
   eegmusic simulate --out /tmp/sim --n-songs 10 --n-subjects 20          # NMED-T size
   eegmusic simulate --out /tmp/mine --audio a.flac b.mp3 --snr 0.1   # your own music
+  eegmusic simulate --out /tmp/real --music /usr/share/games/singularity/music --duration 120
+  eegmusic simulate --out /tmp/later --music a.ogg b.ogg --music-start 150 --duration 60   # later excerpt
 """
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +39,12 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evoked share of EEG variance, 0..1 (default 0.03)")
     parser.add_argument("--audio", nargs="+", default=None, metavar="FILE",
                         help="your own audio files (wav/flac/ogg/mp3, any rate), one song each, slots 21..")
+    parser.add_argument("--music", nargs="+", default=None, metavar="DIR|FILE",
+                        help="recorded music: folders (their wav/flac/ogg/mp3 files, in name order) "
+                        "and/or files, one song each, slots 21.. (e.g. --music /usr/share/games/"
+                        "singularity/music, from the singularity-music package)")
+    parser.add_argument("--music-start", type=float, default=0.0, metavar="S",
+                        help="start of the excerpt taken from each --music/--audio file, in s (default 0)")
     parser.add_argument("--raw", action="store_true",
                         help="also write songNN_raw.mat: 129 channels at 1000 Hz with line noise")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -52,11 +60,17 @@ def run_simulate(args: argparse.Namespace) -> int:
     from eegmusic.replay.simulate import simulate
 
     start = time.perf_counter()
+    audio_files = args.audio
+    if args.music:
+        from eegmusic.replay.music_sources import music_files
+
+        audio_files = (audio_files or []) + music_files(args.music)
     out = simulate(
         args.out, n_songs=args.n_songs, n_subjects=args.n_subjects, seconds=args.duration, seed=args.seed,
-        snr=args.snr, audio_files=args.audio, raw=args.raw, progress=not args.no_progress,
+        snr=args.snr, audio_files=audio_files, music_start_s=args.music_start, raw=args.raw,
+        progress=not args.no_progress,
     )
-    n_songs = len(args.audio) if args.audio else args.n_songs
+    n_songs = len(audio_files) if audio_files else args.n_songs
     print(f"wrote {n_songs} songs x {args.n_subjects} participants to {out} "
           f"in {time.perf_counter() - start:.1f} s; next: eegmusic info {out}")
     return 0

@@ -215,3 +215,79 @@ def generate_song(song_id: int, *, bpm: float, seconds: float, seed: int = 0) ->
     if peak > 0:
         mix *= 0.9 / peak
     return mix.astype(np.float32)
+
+
+def load_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
+    """An excerpt of a recorded music file, mono at :data:`SFREQ`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Audio file (wav, flac, ogg, mp3; any rate, any number of channels).
+    start_s : float
+        Where the excerpt starts in the file, in seconds.
+    seconds : float, optional
+        Excerpt length in seconds (default: to the end of the file).
+
+    Returns
+    -------
+    audio : ndarray, shape (n_samples,), float32
+
+    Raises
+    ------
+    DataFormatError
+        The file cannot be decoded, or is shorter than ``start_s + seconds`` (the message names the
+        file's length and the fix).
+    """
+    from eegmusic.replay.nmedt import read_audio
+    from eegmusic.stream.errors import DataFormatError
+
+    audio = read_audio(path, sfreq=SFREQ)
+    length_s = len(audio) / SFREQ
+    end_s = length_s if seconds is None else float(start_s) + float(seconds)
+    if float(start_s) < 0 or end_s > length_s + 1e-9 or end_s <= float(start_s):
+        raise DataFormatError(
+            f"{path}: {length_s:.1f} s long, shorter than the requested excerpt "
+            f"{float(start_s):g}-{end_s:g} s; use a shorter --duration, an earlier --music-start, "
+            "or a longer track"
+        )
+    return audio[int(round(float(start_s) * SFREQ)):int(round(end_s * SFREQ))].astype(np.float32, copy=False)
+
+
+def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -> float:
+    """Check, without decoding it all, that a file is audio holding the requested excerpt.
+
+    Parameters
+    ----------
+    path : str or Path
+    start_s, seconds : float
+        As in :func:`load_excerpt`.
+
+    Returns
+    -------
+    length_s : float
+        The file's length in seconds.
+
+    Raises
+    ------
+    DataFormatError
+        Missing or undecodable file, or one shorter than the excerpt.
+    """
+    import soundfile
+    from eegmusic.stream.errors import DataFormatError
+
+    try:
+        length_s = float(soundfile.info(str(path)).duration)
+    except Exception as error:  # libsndfile's errors carry no common type
+        detail = str(error).splitlines()[0][:100] if str(error) else type(error).__name__
+        raise DataFormatError(
+            f"{path}: cannot be decoded as audio ({detail}); pass wav, flac, ogg or mp3 files"
+        ) from error
+    end_s = length_s if seconds is None else float(start_s) + float(seconds)
+    if float(start_s) < 0 or end_s > length_s + 1e-6 or end_s <= float(start_s):
+        raise DataFormatError(
+            f"{path}: {length_s:.1f} s long, shorter than the requested excerpt "
+            f"{float(start_s):g}-{end_s:g} s; use a shorter --duration, an earlier --music-start, "
+            "or a longer track"
+        )
+    return length_s

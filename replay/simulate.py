@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay import forward_model as fm
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
-from eegmusic.replay.music import generate_song
-from eegmusic.replay.nmedt import RAW_SFREQ, SONGS, read_audio
+from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
+from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
 from eegmusic.stream.errors import ConfigError, DataFormatError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
 
@@ -213,7 +213,8 @@ def _record(song: _SongJob, participant: fm.Participant, index: int, *, seed: in
 
 
 def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float | None = None,
-             seed: int = 0, snr: float | None = None, audio_files=None, raw: bool = False,
+             seed: int = 0, snr: float | None = None, audio_files=None, music_start_s: float = 0.0,
+             raw: bool = False,
              progress: bool = True) -> Path:
     """Write a simulated NMED-T folder.
 
@@ -237,6 +238,9 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
     audio_files : sequence of path, optional
         The user's own audio (wav, flac, ogg, mp3; any rate), one per song, in slots 21, 22, … (at
         most 10); mixed to mono and resampled to 22050 Hz; cut to ``seconds`` when given.
+    music_start_s : float
+        Where the excerpt of each audio file starts, in seconds (a later excerpt of the same tracks
+        makes unseen test data for models trained on an earlier one).
     raw : bool
         Also write ``songNN_raw.mat`` (129 channels at 1000 Hz with line noise, MATLAB v7.3).
     progress : bool
@@ -263,12 +267,14 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
     for path in audio_files or []:
         if not path.is_file():
             raise DataFormatError(f"{path}: audio file not found; check the --audio paths")
+        check_excerpt(path, start_s=music_start_s, seconds=seconds)  # before anything is written
     song_ids = [FIRST_SONG + i for i in range(len(audio_files) if audio_files else int(n_songs))]
     subjects = participant_ids(int(n_subjects))
     _prepare_folder(out, {
         "generator": "eegmusic simulate", "songs": song_ids, "subjects": subjects,
         "seconds": seconds, "seed": int(seed), "snr": snr, "raw": bool(raw),
-        "audio_files": [str(p) for p in audio_files] if audio_files else None, "complete": False,
+        "audio_files": [str(p) for p in audio_files] if audio_files else None,
+        "music_start_s": float(music_start_s) if audio_files else None, "complete": False,
     })
     head = fm.head_model()
     participants = [fm.draw_participant(np.random.default_rng([seed, index, 101]), head)
@@ -281,9 +287,7 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
     try:
         for song_index, song_id in enumerate(song_ids):
             if audio_files:
-                audio = read_audio(audio_files[song_index])
-                if seconds is not None:
-                    audio = audio[: int(round(float(seconds) * AUDIO_SFREQ))]
+                audio = load_excerpt(audio_files[song_index], start_s=music_start_s, seconds=seconds)
             else:
                 length = float(seconds) if seconds is not None else SIMULATED_DURATIONS_S[song_id]
                 audio = generate_song(song_id, bpm=SONGS[song_id].bpm, seconds=length, seed=seed)

@@ -1,0 +1,154 @@
+"""Choose the target offset (how far the decoded music lags the EEG window) on the validation part.
+
+``eegmusic train --target-offset auto`` asks: which offset of the mel target behind the EEG window
+lets a decoder follow the music best? The brain answers sound 50–250 ms after it, so the frames at
+the very end of a window are not yet in its EEG; a lag trades delay for information. The answer is
+measured, never guessed, and never on test data:
+
+1. a lagged ridge (:class:`~offline_training.models.linear.Linear`, closed form, seconds) is fitted
+   on a seeded sample of the **training** windows at each candidate offset;
+2. each fit is scored by dynamic r (per-band Pearson over time, interior frames, 1-s hop) on the
+   contiguous blocks of the **validation** part;
+3. the best-scoring offset wins (ties go to the smaller lag, the shorter delay).
+
+Only training and validation rows are ever read: the test part stays unseen (a test poisons the
+test targets and checks the choice does not move).
+
+The ridge is a proxy for the requested model: it costs seconds per candidate where training the
+model itself would cost minutes. The response latency it finds is a property of the EEG, not of the
+decoder, so the proxy carries over.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from eegmusic.stream.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE_OFFSETS_S = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+"""Offsets tried by default, in seconds (0 to 300 ms, the span of cortical responses to sound)."""
+
+FIT_WINDOWS = 1500
+"""Training windows the ridge is fitted on at most per candidate (a seeded sample)."""
+
+
+@dataclass
+class LagChoice:
+    """The chosen target offset and the validation score of every candidate.
+
+    Attributes
+    ----------
+    offset_s : float
+        The chosen offset in seconds.
+    scores : dict of float to float
+        Validation dynamic r of the ridge at each candidate offset (seconds → r).
+    n_fit_windows, n_val_windows : int
+        Windows the ridge was fitted on and scored on.
+    """
+
+    offset_s: float
+    scores: dict = field(default_factory=dict)
+    n_fit_windows: int = 0
+    n_val_windows: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-ready record (for the model's training metadata)."""
+        return {
+            "chosen_s": self.offset_s,
+            "method": "ridge fitted on training windows, dynamic r on the validation part",
+            "validation_dynamic_r": {f"{k:g}": v for k, v in self.scores.items()},
+            "n_fit_windows": self.n_fit_windows,
+            "n_val_windows": self.n_val_windows,
+        }
+
+
+def choose_target_offset(
+    dataset,
+    split,
+    *,
+    candidates=CANDIDATE_OFFSETS_S,
+    seed: int = 0,
+    fit_windows: int = FIT_WINDOWS,
+    progress: bool = False,
+) -> LagChoice:
+    """Pick the target offset that maximises the validation dynamic r of a lagged ridge.
+
+    Parameters
+    ----------
+    dataset : WindowDataset
+        The training data (any target offset: each candidate is applied with
+        :meth:`~offline_training.dataset.WindowDataset.with_target_offset`).
+    split : Split
+        Its split; only ``split.train`` and ``split.val`` are read.
+    candidates : sequence of float
+        Offsets to try in seconds (each ≥ 0).
+    seed : int
+        Seed of the training sample.
+    fit_windows : int
+        Training windows used per fit at most.
+    progress : bool
+        Show a progress bar over candidates.
+
+    Returns
+    -------
+    LagChoice
+
+    Raises
+    ------
+    ConfigError
+        No validation part, no candidate, or a negative candidate.
+    """
+    import torch
+    from eegmusic.offline_training.evaluate import INTERIOR_FRAMES, concat_frames, dynamic_blocks
+    from eegmusic.offline_training.metrics import dynamic_r
+    from eegmusic.offline_training.models.linear import Linear
+    from eegmusic.offline_training.splits import contiguous_blocks
+    from tqdm import tqdm
+
+    candidates = sorted({float(c) for c in candidates})
+    if not candidates or candidates[0] < 0:
+        raise ConfigError(f"target-offset candidates {candidates} must be non-empty and >= 0 s")
+    if len(split.val) == 0:
+        raise ConfigError(
+            "--target-offset auto picks the lag on the validation part, and this split has none; "
+            "use a split with a validation part (block, subject, song) or pass --target-offset SECONDS"
+        )
+    if len(split.train) == 0:
+        raise ConfigError("--target-offset auto needs training windows; use more data or another --split")
+    rng = np.random.default_rng([seed, 4242])
+    fit_rows = np.sort(rng.choice(split.train, size=min(fit_windows, len(split.train)), replace=False))
+    val_blocks = dynamic_blocks(dataset.index, split.val,
+                                contiguous_blocks(dataset.index, split.val, hop_s=dataset.hop_s))
+    val_blocks = [rows for rows in val_blocks if len(rows) >= 2]
+    if not val_blocks:
+        raise ConfigError(
+            "--target-offset auto: the validation part has no 2-s stretch to score a lag on; use more "
+            "data or pass --target-offset SECONDS"
+        )
+    val_rows = np.concatenate(val_blocks)
+    bounds = np.cumsum([0] + [len(rows) for rows in val_blocks])
+    spans = list(zip(bounds[:-1], bounds[1:], strict=True))
+    eeg_fit = torch.from_numpy(dataset.eeg(fit_rows))
+    subject_fit = torch.from_numpy(dataset.index["subject"][fit_rows])
+    eeg_val = torch.from_numpy(dataset.eeg(val_rows))
+    scores: dict[float, float] = {}
+    for offset in tqdm(candidates, desc="target offset", unit="lag", disable=not progress, leave=False):
+        shifted = dataset.with_target_offset(offset)
+        mel_fit = shifted.mel(fit_rows)
+        model = Linear(target_offset_s=offset)
+        model.fit_stats(eeg_fit.numpy(), mel_fit)
+        model.fit_closed_form([(eeg_fit, torch.from_numpy(mel_fit), subject_fit)], None)
+        with torch.no_grad():
+            pred = model(eeg_val).numpy()
+        target = shifted.mel(val_rows)
+        pred_blocks = [concat_frames(pred[a:b][:, :, INTERIOR_FRAMES]) for a, b in spans]
+        target_blocks = [concat_frames(target[a:b][:, :, INTERIOR_FRAMES]) for a, b in spans]
+        scores[offset] = float(dynamic_r(pred_blocks, target_blocks))
+        logger.info("target offset %.3f s: validation dynamic r %.4f (ridge)", offset, scores[offset])
+    best = max(candidates, key=lambda c: (scores[c], -c))
+    logger.info("target offset %.3f s chosen on %d validation windows", best, len(val_rows))
+    return LagChoice(best, scores, n_fit_windows=len(fit_rows), n_val_windows=len(val_rows))

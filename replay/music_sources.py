@@ -1,0 +1,146 @@
+"""Real recorded music that the machine already has: soundtracks shipped by Debian packages.
+
+The model-quality benchmark and ``eegmusic simulate --music`` want real music (real timbre, real
+arrangements, real dynamics), not procedural songs, and they must not download anything at run time.
+Debian ships game soundtracks under free licences; :data:`PACKAGED_TRACKS` names the ones this project
+uses, where the package puts them, their author and licence. ``make system-deps`` (``.ci/system-deps``)
+installs the package when run as root; without it, :func:`packaged_tracks` raises a one-line error
+that names the ``apt-get`` command.
+
+=====================  ==================================================================
+package                ``singularity-music`` (Debian main), music of *Endgame: Singularity*
+author                 Max McCracken
+licence                CC BY-SA 3.0 (see ``/usr/share/doc/singularity-music/copyright``)
+format                 Ogg Vorbis, 48 kHz stereo, 3.5–5.8 min per track
+=====================  ==================================================================
+
+Examples
+--------
+>>> paths = packaged_tracks(4)          # doctest: +SKIP
+>>> [p.name for p in paths]             # doctest: +SKIP
+['Aberrations.ogg', 'By-Product.ogg', 'Deprecation.ogg', 'Nebula.ogg']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from eegmusic.stream.errors import DataFormatError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+"""Audio files that ``--music DIR`` picks up (what libsndfile decodes)."""
+
+
+@dataclass(frozen=True)
+class PackagedTrack:
+    """One track of a Debian package's soundtrack.
+
+    Attributes
+    ----------
+    package : str
+        Debian package that installs it.
+    path : str
+        Where the package installs it.
+    title, author, licence : str
+    duration_s : float
+        Length in seconds (as installed).
+    """
+
+    package: str
+    path: str
+    title: str
+    author: str
+    licence: str
+    duration_s: float
+
+
+_SINGULARITY = "/usr/share/games/singularity/music"
+PACKAGED_TRACKS = tuple(
+    PackagedTrack("singularity-music", f"{_SINGULARITY}/{title}.ogg", title, "Max McCracken", "CC BY-SA 3.0",
+                  seconds)
+    for title, seconds in (
+        # four tracks of distinct character first: the benchmark takes the first n
+        ("Aberrations", 309.6), ("By-Product", 291.6), ("Deprecation", 276.9), ("Nebula", 316.8),
+        ("A New Journey", 327.3), ("Advanced Simulacra", 321.6), ("Media Threat", 348.0),
+        ("Orbital Elevator", 282.2), ("Enemy Unknown", 260.0), ("Inevitable", 248.5),
+        ("Through Space", 233.7), ("Coherence", 228.6), ("Awakening", 208.0),
+    )
+)
+"""The packaged tracks this project knows, in the order the benchmark takes them."""
+
+PACKAGES = tuple(dict.fromkeys(track.package for track in PACKAGED_TRACKS))
+"""Debian packages that hold :data:`PACKAGED_TRACKS` (installed by ``.ci/system-deps``)."""
+
+
+def packaged_tracks(n: int | None = None, *, min_seconds: float = 0.0) -> list[Path]:
+    """Paths of installed packaged tracks, in :data:`PACKAGED_TRACKS` order.
+
+    Parameters
+    ----------
+    n : int, optional
+        How many tracks (default: all that are installed).
+    min_seconds : float
+        Only tracks at least this long.
+
+    Returns
+    -------
+    list of Path
+
+    Raises
+    ------
+    DataFormatError
+        Fewer than ``n`` tracks installed (the message names the apt-get command).
+    """
+    found = [Path(track.path) for track in PACKAGED_TRACKS
+             if track.duration_s >= min_seconds and Path(track.path).is_file()]
+    wanted = len(PACKAGED_TRACKS) if n is None else int(n)
+    if len(found) < max(wanted, 1):
+        raise DataFormatError(
+            f"{len(found)} packaged music tracks installed, {wanted} needed; install them with "
+            f"`apt-get install {' '.join(PACKAGES)}` (as root; `make system-deps` does it) or pass your "
+            "own files with --music"
+        )
+    return found[:wanted]
+
+
+def describe(path) -> PackagedTrack | None:
+    """The packaged track at ``path`` (its title, author and licence), or None for other files."""
+    path = str(Path(path))
+    return next((track for track in PACKAGED_TRACKS if track.path == path), None)
+
+
+def music_files(sources) -> list[Path]:
+    """Expand ``--music`` arguments (files and folders) into a sorted list of audio files.
+
+    Parameters
+    ----------
+    sources : sequence of str or Path
+        Audio files, or folders whose audio files (:data:`AUDIO_SUFFIXES`, not recursive) are taken
+        in name order.
+
+    Returns
+    -------
+    list of Path
+
+    Raises
+    ------
+    DataFormatError
+        A path that does not exist, or a folder without audio files.
+    """
+    files: list[Path] = []
+    for source in sources:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise DataFormatError(
+                    f"{path}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder; pass a folder "
+                    "of music or the files themselves"
+                )
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataFormatError(f"{path}: no such file or folder; check the --music paths")
+    return files
