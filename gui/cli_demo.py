@@ -8,7 +8,7 @@
 5. listen and look — a sound device when one exists, else a WAV; the dashboard when a display exists;
 6. summary — latency per stage, live dynamic r beside the song-mean baseline, files written.
 
-Steps 1–3 run the project's own subcommands in child processes (``python -m stream.cli …``), which
+Steps 1–3 run the project's own subcommands in child processes (``python -m eegmusic …``), which
 keeps this module on the live side of the import rules (gui imports only decoder and stream) and
 shows the user the exact commands to repeat each step by hand.
 """
@@ -22,7 +22,8 @@ from pathlib import Path
 EPILOG = """\
 Examples:
   eegmusic demo                      # simulate, train, replay, decode, play (cached after the first run)
-  eegmusic demo --no-gui --seconds 20
+  eegmusic demo --no-gui --duration 20
+  eegmusic demo --arch linear                # train the closed-form ridge instead of convnet
   eegmusic demo --data ~/nmedt --model runs/cnn/model.onnx   # real NMED-T and your own model
 """
 
@@ -44,9 +45,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--data", metavar="DIR", help="NMED-T folder (default: a cached simulated one)")
     parser.add_argument("--model", metavar="FILE", help="model.onnx (default: train one, cached)")
-    parser.add_argument("--model-name", default=DEMO_MODEL["model"],
-                        help=f"model to train when --model is absent (default {DEMO_MODEL['model']})")
-    parser.add_argument("--seconds", type=float, default=30.0, help="seconds of live decoding (default 30)")
+    parser.add_argument("--arch", default=DEMO_MODEL["model"], metavar="NAME",
+                        help=f"architecture to train when --model is absent (default {DEMO_MODEL['model']})")
+    parser.add_argument("--duration", type=float, default=30.0, metavar="S",
+                        help="seconds of live decoding (default 30)")
     parser.add_argument("--song", type=int, help="song to replay (default: the held-out, last one)")
     parser.add_argument("--subject", type=int, default=1, help="participant to replay, 1-based (default 1)")
     parser.add_argument("--no-gui", action="store_true", help="never open the dashboard")
@@ -54,6 +56,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR",
                         help="a new folder for this run's results (default: CACHE/demo-output/DATE-TIME)")
     parser.add_argument("--cache", metavar="DIR", help="cache folder (default: ~/.cache/eegmusic)")
+    from eegmusic.stream.cli import renamed_option
+
+    renamed_option(parser, "--model-name", "is now --arch (an architecture name; --model is a file)")
+    renamed_option(parser, "--seconds", "is now --duration (every length in seconds is --duration)")
 
 
 def _cache_dir(args) -> Path:
@@ -89,8 +95,8 @@ def _ensure_data(args, cache: Path) -> Path:
     if (folder / ".complete").exists():
         print(f"data: cached simulation in {folder}")
         return folder
-    _eegmusic("simulate", "--out", str(folder), "--songs", str(sim["songs"]), "--subjects",
-              str(sim["subjects"]), "--seconds", str(sim["seconds"]), "--seed", str(sim["seed"]),
+    _eegmusic("simulate", "--out", str(folder), "--n-songs", str(sim["songs"]), "--n-subjects",
+              str(sim["subjects"]), "--duration", str(sim["seconds"]), "--seed", str(sim["seed"]),
               "--snr", str(sim["snr"]))
     (folder / ".complete").write_text("ok\n")
     return folder
@@ -100,7 +106,7 @@ def _ensure_model(args, data: Path, songs: list[int], held_out: int, cache: Path
     if args.model:
         return Path(args.model).expanduser()
     train_songs = [s for s in songs if s != held_out]
-    key = (f"{args.model_name}-{data.resolve().name}-{'-'.join(map(str, train_songs))}"
+    key = (f"{args.arch}-{data.resolve().name}-{'-'.join(map(str, train_songs))}"
            f"-offset{DEMO_MODEL['target_offset_s']}")
     run = cache / "runs" / key
     model = run / "model.onnx"
@@ -111,7 +117,7 @@ def _ensure_model(args, data: Path, songs: list[int], held_out: int, cache: Path
         import shutil
 
         shutil.rmtree(run)  # a run interrupted earlier: start it again rather than trust it
-    _eegmusic("train", "--data", str(data), "--model", args.model_name, "--split", DEMO_MODEL["split"],
+    _eegmusic("train", "--data", str(data), "--arch", args.arch, "--split", DEMO_MODEL["split"],
               "--out", str(run), "--epochs", str(DEMO_MODEL["epochs"]),
               "--target-offset", str(DEMO_MODEL["target_offset_s"]), "--songs", *map(str, train_songs))
     (run / ".complete").write_text("ok\n")
@@ -160,8 +166,8 @@ def run_demo(args) -> int:
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
     from eegmusic.stream.errors import ConfigError
 
-    if args.seconds <= 0:
-        raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
+    if args.duration <= 0:
+        raise ConfigError(f"--duration must be > 0, got {args.duration}")
     cache = _cache_dir(args)
     cache.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
@@ -190,9 +196,9 @@ def run_demo(args) -> int:
                                 record_dir=record, truth_dir=data, resolve_timeout_s=30.0)
         pipeline = LivePipeline(config)
         if not args.no_gui and _has_display():
-            summary = _decode_with_dashboard(pipeline, args.seconds)
+            summary = _decode_with_dashboard(pipeline, args.duration)
         else:
-            summary = _decode_headless(pipeline, args.seconds)
+            summary = _decode_headless(pipeline, args.duration)
     finally:
         replay.terminate()
         try:

@@ -1,6 +1,8 @@
 """``eegmusic train``: train a decoder on an NMED-T folder and export it to ONNX.
 
-Light at import time (argparse only); torch and the data code are imported when the command runs.
+Light at import time (argparse only); the choices of ``--split`` and ``--loss`` come from
+``splits.py`` and ``train.py`` (numpy only), and torch and the data code are imported when the
+command runs.
 """
 
 from __future__ import annotations
@@ -8,14 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 
+from eegmusic.stream.cli import renamed_option
+
 EPILOG = """\
 examples:
-  eegmusic train --data /tmp/sim --model cnn --split block --out runs/cnn --epochs 20
-  eegmusic train --data /tmp/sim --model linear --split random --out runs/linear
-  eegmusic train --data /tmp/sim --model cnn --split block --out runs/cnn --epochs 40 --resume
-  torchrun --nproc_per_node 2 -m stream.cli train --data /tmp/sim --model convnet --out runs/ddp
+  eegmusic train --data /tmp/sim --arch cnn --split block --out runs/cnn --epochs 20
+  eegmusic train --data /tmp/sim --arch linear --split random --out runs/linear
+  eegmusic train --data /tmp/sim --arch cnn --split block --out runs/cnn --epochs 40 --resume
+  eegmusic train --data /tmp/sim --arch convnet --out runs/lagged --target-offset auto
+  eegmusic train --data /tmp/sim --arch convnet --songs 21 22 --subjects 1 2 3 --out runs/small
+  torchrun --nproc_per_node 2 -m eegmusic train --data /tmp/sim --arch convnet --out runs/ddp
 
-models: linear (closed-form ridge), cnn (EEG2Mel periodogram CNN), rcnn, encdec, transformer, convnet
+--arch names an architecture of the model registry; --model, in every other command, is a model file.
+architectures: linear (closed-form ridge), cnn (EEG2Mel periodogram CNN), rcnn, encdec, transformer, convnet
 generative (docs/generative.md): wavegan (EEG -> waveform, adversarial), diffusion (mel prior + EEG adapter)
 splits: random (EEG2Mel protocol), block (held-out contiguous blocks, 1-s guard), subject, song
 The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx.
@@ -36,8 +43,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser``."""
     parser.epilog = EPILOG
     parser.add_argument("--data", required=True, help="NMED-T folder (songNN_Imputed.mat + stimuli/)")
-    parser.add_argument("--model", default="cnn", help="registry model name (default: cnn)")
-    parser.add_argument("--split", default="block", help="random, block, subject or song (default: block)")
+    from eegmusic.offline_training.splits import SPLIT_KINDS
+    from eegmusic.offline_training.train import LOSSES
+
+    parser.add_argument("--arch", default="cnn", metavar="NAME",
+                        help="architecture, a model registry name (default: cnn; list below)")
+    parser.add_argument("--split", default="block", choices=[k for k in SPLIT_KINDS if k != "all"],
+                        help="how held-out windows are chosen (default: block)")
     parser.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
     parser.add_argument("--epochs", type=int, default=20, help="maximum epochs (default: 20)")
     parser.add_argument("--batch-size", type=int, default=60, help="windows per batch (default: 60)")
@@ -46,7 +58,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         "others 1.5e-3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of split, weights and batch order")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
-    parser.add_argument("--loss", default="mse", help="mse or l1 on mel-dB (default: mse)")
+    parser.add_argument("--loss", default="mse", choices=LOSSES, help="loss on mel-dB (default: mse)")
     parser.add_argument("--subject-conditioning", action="store_true", help="add a subject embedding input")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument(
@@ -62,13 +74,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="target offset in s: window ending at T decodes [T-1-offset, T-offset); 'auto' picks it "
         "(0-0.3 s) by a ridge's dynamic r on the validation part, e.g. --target-offset auto",
     )
-    parser.add_argument("--songs", type=int, nargs="+", default=None, help="song ids to use (default: all)")
+    parser.add_argument("--songs", type=int, nargs="+", default=None, metavar="ID",
+                        help="song ids to use, e.g. 21 22 (default: all)")
+    parser.add_argument("--subjects", type=int, nargs="+", default=None, metavar="K",
+                        help="listeners to use, 1-based numbers as in replay --subject (default: all)")
     parser.add_argument(
-        "--model-config",
+        "--arch-config",
         default=None,
         help="JSON of model hyper-parameters, e.g. '{\"filters\": [4, 8, 8, 8, 8]}'",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    renamed_option(parser, "--model", "is a model file in every command; name the architecture with --arch "
+                   "(e.g. --arch linear)")
+    renamed_option(parser, "--model-config", "is now --arch-config")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -76,16 +94,16 @@ def run_train(args: argparse.Namespace) -> int:
     from eegmusic.stream.errors import ConfigError
 
     try:
-        model_config = json.loads(args.model_config) if args.model_config else {}
+        model_config = json.loads(args.arch_config) if args.arch_config else {}
     except json.JSONDecodeError as error:
         raise ConfigError(
-            f"--model-config is not valid JSON ({error.msg}); pass e.g. '{{\"dense\": 64}}'"
+            f"--arch-config is not valid JSON ({error.msg}); pass e.g. '{{\"dense\": 64}}'"
         ) from error
     from eegmusic.offline_training.train import TrainConfig, train
 
     config = TrainConfig(
         data=args.data,
-        model=args.model,
+        model=args.arch,
         split=args.split,
         out=args.out,
         epochs=args.epochs,
@@ -99,6 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
         patience=args.patience,
         target_offset_s=args.target_offset,
         songs=args.songs,
+        subjects=args.subjects,
         model_config=model_config,
         progress=not args.no_progress,
     )

@@ -28,7 +28,7 @@ def _demo(*argv, cwd=ROOT):
 def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
     model = make_model(tmp_path / "model.onnx")
     out = tmp_path / "run"
-    result = _demo("--data", str(sim_dir), "--model", str(model), "--seconds", "4", "--no-gui",
+    result = _demo("--data", str(sim_dir), "--model", str(model), "--duration", "4", "--no-gui",
                    "--wav", str(tmp_path / "demo.wav"), "--out", str(out), "--cache", str(tmp_path / "cache"))
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -41,7 +41,9 @@ def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--seconds", "0"], "--seconds must be > 0"),
+    (["--duration", "0"], "--duration must be > 0"),
+    (["--seconds", "4"], "--seconds is now --duration"),
+    (["--model-name", "linear"], "--model-name is now --arch"),
     (["--song", "35"], "song 35 is not in"),
 ])
 def test_demo_bad_options(sim_dir, tmp_path, argv, message):

@@ -58,7 +58,7 @@ def test_window_mels_equal_window_mel_db(rng):
 
 def test_subject_selection_by_id_and_index(sim_dir, dataset):
     by_id = WindowDataset(sim_dir, songs=[22], subjects=[dataset.subjects[2]])
-    by_index = WindowDataset(sim_dir, songs=[22], subjects=[2])
+    by_index = WindowDataset(sim_dir, songs=[22], subjects=[3])  # listener numbers are 1-based
     assert by_id.subjects == by_index.subjects == [dataset.subjects[2]]
     np.testing.assert_array_equal(by_id.eeg([3]), by_index.eeg([3]))
     assert set(by_id.index["subject"]) == {0}
@@ -69,7 +69,8 @@ def test_subject_selection_by_id_and_index(sim_dir, dataset):
     [
         ({"songs": [35]}, ConfigError, "song 35 not in"),
         ({"subjects": ["nobody"]}, ConfigError, "subject 'nobody' not in"),
-        ({"subjects": [9]}, ConfigError, "subject index 9 out of range"),
+        ({"subjects": [9]}, ConfigError, "listener 9 is not in"),
+        ({"subjects": [0]}, ConfigError, "listener 0 is not in"),  # 1-based: 0 names nobody
         ({"hop_s": 0.001}, ConfigError, "shorter than one sample"),
     ],
 )

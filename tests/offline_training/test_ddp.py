@@ -33,7 +33,7 @@ def torchrun_train(data, out, model, model_config, epochs=1):
         "train",
         "--data",
         str(data),
-        "--model",
+        "--arch",
         model,
         "--split",
         "block",
@@ -44,7 +44,7 @@ def torchrun_train(data, out, model, model_config, epochs=1):
         "--batch-size",
         "16",
         "--no-progress",
-        "--model-config",
+        "--arch-config",
         json.dumps(model_config),
     ]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=170)
@@ -75,14 +75,14 @@ def test_ddp_linear_equals_one_process(sim_dir, tmp_path):
                 "train",
                 "--data",
                 str(sim_dir),
-                "--model",
+                "--arch",
                 "linear",
                 "--split",
                 "block",
                 "--out",
                 str(tmp_path / "one"),
                 "--no-progress",
-                "--model-config",
+                "--arch-config",
                 json.dumps(config),
             ]
         )

@@ -38,7 +38,7 @@ def train_args(data, out, model="cnn", *extra):
         "train",
         "--data",
         str(data),
-        "--model",
+        "--arch",
         model,
         "--split",
         "block",
@@ -49,7 +49,7 @@ def train_args(data, out, model="cnn", *extra):
         "--batch-size",
         "16",
         "--no-progress",
-        "--model-config",
+        "--arch-config",
         json.dumps(TINY[model]),
         *extra,
     ]
@@ -114,7 +114,7 @@ def test_resume_continues_and_checks_the_config(sim_dir, tmp_path, capsys):
     assert "option 'lr' changed (None" in capsys.readouterr().err
     other = train_args(sim_dir, out, "rcnn")
     assert main([*other, "--resume"]) == 2
-    assert "is from model 'convnet', not 'rcnn'; use --model convnet" in capsys.readouterr().err
+    assert "is from model 'convnet', not 'rcnn'; use --arch convnet" in capsys.readouterr().err
     assert main(train_args(sim_dir, out, "convnet")) == 2
     assert "already holds a training run; pass --resume" in capsys.readouterr().err
 
@@ -130,16 +130,20 @@ def no_stimuli_dir(sim_dir, tmp_path_factory):
     ("change", "message"),
     [
         (
-            {"--model": "gru"},
+            {"--arch": "gru"},
             "unknown model 'gru'; use one of linear, cnn, rcnn, encdec, transformer, convnet",
         ),
-        ({"--split": "sideways"}, "unknown split 'sideways'; use one of random, block, subject, song, all"),
+        ({"--split": "sideways"}, "--split invalid choice: 'sideways' \\(choose from 'random', 'block', "
+                                  "'subject', 'song'\\)"),
         ({"--split": "song"}, r"split 'song' leaves the validation part empty \(2 songs; needs at least 3\)"),
-        ({"--split": "all"}, "split 'all' has no training part"),
-        ({"--loss": "huber"}, "unknown loss 'huber'"),
+        ({"--split": "all"}, "--split invalid choice: 'all'"),
+        ({"--loss": "huber"}, "--loss invalid choice: 'huber'"),
+        ({"--model": "linear"}, "--model is a model file in every command; name the architecture with "),
+        ({"--model-config": "{}"}, "--model-config is now --arch-config"),
+        ({"--subjects": "9"}, r"listener 9 is not in .* \(it has listeners 1\.\.[0-9]+\)"),
         ({"--epochs": "0"}, "--epochs must be at least 1"),
-        ({"--model-config": "{nope"}, "--model-config is not valid JSON"),
-        ({"--model-config": '{"widht": 3}'}, "bad configuration for model 'cnn'"),
+        ({"--arch-config": "{nope"}, "--arch-config is not valid JSON"),
+        ({"--arch-config": '{"widht": 3}'}, "bad configuration for model 'cnn'"),
         ({"--data": "NO_STIMULI"}, "song 21 in .* has no stimulus audio"),
         ({"--data": "/nonexistent/folder"}, "folder not found"),
     ],
