@@ -1,0 +1,98 @@
+"""``simulate --music``: recorded music drives the simulator; excerpts; bad music files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from eegmusic.replay.music import SFREQ, check_excerpt, load_excerpt
+from eegmusic.replay.music_sources import PACKAGED_TRACKS, music_files, packaged_tracks
+from eegmusic.stream.cli import main
+from eegmusic.stream.errors import DataFormatError
+
+
+def _tone_file(path, seconds, freq, sfreq=44100):
+    t = np.arange(int(seconds * sfreq)) / sfreq
+    # a tone whose loudness follows the time, so excerpts are told apart by their level
+    audio = 0.5 * np.sin(2 * np.pi * freq * t) * (0.2 + 0.8 * t / seconds)
+    soundfile.write(path, np.stack([audio, audio], axis=1).astype(np.float32), sfreq)
+    return path
+
+
+@pytest.fixture()
+def music_dir(tmp_path):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    _tone_file(folder / "b.ogg", 12.0, 330.0)
+    _tone_file(folder / "a.flac", 12.0, 220.0)
+    (folder / "notes.txt").write_text("not music")
+    return folder
+
+
+def test_music_files_expands_folders_in_name_order(music_dir, tmp_path):
+    extra = _tone_file(tmp_path / "c.wav", 3.0, 440.0)
+    assert [p.name for p in music_files([music_dir, extra])] == ["a.flac", "b.ogg", "c.wav"]
+
+
+def test_load_excerpt_cuts_the_requested_seconds(music_dir):
+    whole = load_excerpt(music_dir / "a.flac")
+    later = load_excerpt(music_dir / "a.flac", start_s=6.0, seconds=4.0)
+    assert len(whole) == 12 * SFREQ and len(later) == 4 * SFREQ
+    np.testing.assert_allclose(later, whole[6 * SFREQ:10 * SFREQ], atol=1e-6)
+
+
+def test_simulate_music_writes_each_excerpt_as_a_song(music_dir, tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert main(["simulate", "--out", str(out), "--music", str(music_dir), "--music-start", "5",
+                 "--duration", "6", "--n-subjects", "2", "--no-progress"]) == 0
+    manifest = json.loads((out / "simulation.json").read_text())
+    assert manifest["audio_files"] == [str(music_dir / "a.flac"), str(music_dir / "b.ogg")]
+    assert manifest["music_start_s"] == 5.0 and manifest["complete"]
+    written, rate = soundfile.read(out / "stimuli" / "song21.wav")
+    assert rate == SFREQ and len(written) == 6 * SFREQ
+    expected = load_excerpt(music_dir / "a.flac", start_s=5.0, seconds=6.0)
+    np.testing.assert_allclose(written, expected, atol=2e-4)  # 16-bit WAV
+
+
+@pytest.mark.parametrize(
+    ("make", "extra", "message"),
+    [
+        (lambda d: _tone_file(d / "short.wav", 3.0, 220.0), ["--duration", "5"],
+         "3.0 s long, shorter than the requested excerpt 0-5 s"),
+        (lambda d: _tone_file(d / "short.wav", 8.0, 220.0), ["--music-start", "6", "--duration", "4"],
+         "shorter than the requested excerpt 6-10 s"),
+        (lambda d: (d / "broken.ogg").write_bytes(b"OggS not really"), [], "cannot be decoded as audio"),
+        (lambda d: None, [], "no audio files"),
+    ],
+)
+def test_bad_music_is_one_line_and_status_2(make, extra, message, tmp_path, capsys):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    make(folder)
+    out = tmp_path / "sim"
+    status = main(["simulate", "--out", str(out), "--music", str(folder), "--n-subjects", "1",
+                   "--no-progress", *extra])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert message in err and len(err.splitlines()) == 1
+    assert not list(out.glob("song*")) if out.exists() else True  # nothing written
+
+
+def test_check_excerpt_names_the_length(tmp_path):
+    path = _tone_file(tmp_path / "x.wav", 2.0, 220.0)
+    assert check_excerpt(path, seconds=2.0) == pytest.approx(2.0)
+    with pytest.raises(DataFormatError, match="2.0 s long"):
+        check_excerpt(path, start_s=1.5, seconds=1.0)
+
+
+def test_packaged_tracks_are_real_music_of_at_least_two_minutes():
+    installed = [t for t in PACKAGED_TRACKS if Path(t.path).is_file()]
+    if len(installed) < 4:
+        pytest.skip("singularity-music is not installed (make system-deps installs it as root)")
+    paths = packaged_tracks(4, min_seconds=120)
+    assert len(paths) == 4
+    for path in paths:
+        assert check_excerpt(path, start_s=100.0, seconds=20.0) >= 120.0
