@@ -27,7 +27,11 @@ def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
                         help="phase reconstruction (default rtpghi)")
     parser.add_argument("--lookahead", type=int, default=None, metavar="FRAMES",
                         help="frames of lookahead: RTPGHI 0 or 1 (default 1); Griffin-Lim block (default 3)")
-    parser.add_argument("--seconds", type=float, default=None, help="only the first SECONDS of the file")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="only the first S seconds of the file (default: all of it)")
+    from eegmusic.stream.cli import renamed_option
+
+    renamed_option(parser, "--seconds", "is now --duration (every length in seconds is --duration)")
 
 
 def run_vocode(args: argparse.Namespace) -> int:
@@ -51,14 +55,14 @@ def run_vocode(args: argparse.Namespace) -> int:
     source = Path(args.audio)
     if not source.is_file():
         raise DataFormatError(f"audio file {source} does not exist; pass a wav, flac, ogg or mp3 file")
-    if args.seconds is not None and args.seconds <= 0:
-        raise ConfigError(f"--seconds must be positive, got {args.seconds}")
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError(f"--duration must be positive, got {args.duration}")
     StreamingVocoder(args.method, args.lookahead)  # option errors before the slow part
     import soundfile
 
     try:
         with soundfile.SoundFile(source) as file:
-            frames = -1 if args.seconds is None else int(args.seconds * file.samplerate)
+            frames = -1 if args.duration is None else int(args.duration * file.samplerate)
             audio = file.read(frames, dtype="float32", always_2d=True).mean(axis=1)
             sfreq = file.samplerate
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:

@@ -13,7 +13,7 @@ Examples:
   eegmusic replay --data /tmp/sim --song 21 --subject 1
   eegmusic replay --data /tmp/sim --song 22 --subject 2 --device-like 1000 --loop --name cap-2
   eegmusic replay --data /tmp/sim --song 21 --subject 1 --speed 10 --index-channel
-  eegmusic replay --xdf session.xdf --stream "ActiChamp-0" --loop
+  eegmusic replay --xdf session.xdf --xdf-stream "ActiChamp-0" --loop
 
 Stop with Ctrl-C (or SIGTERM): the outlets close and inlets see the stream end.
 Markers go to '<name>-markers': song_start=NN, song=NN;t=S.000 every second, song_end=NN.
@@ -30,7 +30,7 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--song", type=int, metavar="NN", help="song trigger code, e.g. 21")
     source.add_argument("--subject", type=int, metavar="K", help="participant, 1-based index in the file")
     source.add_argument("--xdf", metavar="FILE", help="replay a stream of an XDF recording instead")
-    source.add_argument("--stream", metavar="NAME", help="name of the stream to replay from --xdf")
+    source.add_argument("--xdf-stream", metavar="NAME", help="name of the recorded stream to replay (--xdf)")
     out = parser.add_argument_group("how")
     out.add_argument("--speed", type=float, default=1.0, metavar="X",
                      help="time acceleration, > 0 (default 1 = real time)")
@@ -45,20 +45,24 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--index-channel", action="store_true",
                      help="append a channel 'index' with the running sample index (continuity checks)")
     out.add_argument("--no-markers", action="store_true", help="do not open the '<name>-markers' outlet")
+    from eegmusic.stream.cli import renamed_option
+
+    renamed_option(parser, "--stream", "is now --xdf-stream (the recorded stream of --xdf; --stream in "
+                   "decode and gui names a live LSL stream)")
 
 
 def _build_player(args):
     from eegmusic.stream.errors import ConfigError
 
     if args.xdf:
-        if not args.stream:
-            raise ConfigError("--xdf needs --stream NAME (the recorded stream to replay)")
+        if not args.xdf_stream:
+            raise ConfigError("--xdf needs --xdf-stream NAME (the recorded stream to replay)")
         if args.device_like is not None:
             raise ConfigError("--device-like works on NMED-T data only; drop it with --xdf")
         from eegmusic.replay.xdf import xdf_player
 
         return xdf_player(
-            args.xdf, args.stream, name=args.name, source_id=args.source_id, speed=args.speed,
+            args.xdf, args.xdf_stream, name=args.name, source_id=args.source_id, speed=args.speed,
             loop=args.loop, chunk_ms=args.chunk_ms, index_channel=args.index_channel,
         )
     missing = [flag for flag, value in (("--data", args.data), ("--song", args.song),

@@ -189,7 +189,8 @@ def test_vocode_command(tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["vocode", "/nonexistent/song.wav", "--out", "x.wav"], "file /nonexistent/song.wav does not exist"),
     (["vocode", "SRC", "--out", "x.wav", "--lookahead", "3"], "RTPGHI lookahead must be 0 or 1 frame, got 3"),
-    (["vocode", "SRC", "--out", "x.wav", "--seconds", "-1"], "--seconds must be positive"),
+    (["vocode", "SRC", "--out", "x.wav", "--duration", "-1"], "--duration must be positive"),
+    (["vocode", "SRC", "--out", "x.wav", "--seconds", "3"], "--seconds is now --duration"),
     (["vocode", "SRC", "--out", "x.wav"], "cannot read audio file"),
 ])
 def test_vocode_command_bad_input(tmp_path, capsys, argv, message):

@@ -337,7 +337,7 @@ def test_bad_player_input(sim_dir, corrupt_dir, tmp_path, case, kwargs, error, m
         (["--data", "{sim}", "--song", "21"], "replay needs --subject"),
         (["--data", "{sim}", "--song", "21", "--subject", "1", "--speed", "0"], "speed must be > 0"),
         (["--data", "{sim}", "--song", "29", "--subject", "1"], "song 29 not in"),
-        (["--xdf", "rec.xdf"], "--xdf needs --stream"),
+        (["--xdf", "rec.xdf"], "--xdf needs --xdf-stream"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_status_2(sim_dir, capsys, argv, message):
