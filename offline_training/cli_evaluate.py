@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-SPLIT_CHOICES = ("random", "block", "subject", "song", "all")
-
 EPILOG = """\
 Example:
   eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --split block --out runs/cnn/eval
@@ -25,6 +23,8 @@ Writes metrics.json, metrics.md, reconstruction.png, reconstruction.wav and targ
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``evaluate`` options to a (sub)parser."""
     parser.epilog = EPILOG
+    from eegmusic.offline_training.splits import SPLIT_KINDS  # numpy only
+
     parser.add_argument(
         "--data", required=True, metavar="DIR", help="NMED-T folder with stimuli/ (real or simulated)"
     )
@@ -32,8 +32,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split",
         default=None,
-        metavar="SPLIT",
-        help=f"test part to score: {', '.join(SPLIT_CHOICES)} (default: the model's training split)",
+        choices=SPLIT_KINDS,
+        help="test part to score (default: the model's training split)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the EEG shuffle baseline (default 0)")

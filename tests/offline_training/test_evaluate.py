@@ -377,7 +377,7 @@ def test_data_without_stimuli(tmp_path):
 @pytest.mark.parametrize(
     ("argv_extra", "message"),
     [
-        (["--split", "sideways"], "unknown split 'sideways'"),
+        (["--split", "sideways"], "--split invalid choice: 'sideways' (choose from 'random', 'block'"),
         (["--batch-size", "0"], "--batch-size 0 must be at least 1"),
     ],
 )
