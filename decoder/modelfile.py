@@ -16,8 +16,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from eegmusic.stream.errors import ModelError
-from eegmusic.stream.spec import CHANNEL_ALIASES, MODEL_SFREQ, WINDOW_SAMPLES, PreprocessingSpec
+from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES, PreprocessingSpec
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,15 @@ METADATA_KEY = "eegmusic"
 FORMAT_VERSION = 1
 OUTPUT_KINDS = ("mel_db", "audio")
 _FIX = "export it again with `eegmusic train`"
+
+DEFAULT_MISSING_FRACTION = 0.1
+"""Share of a model's channels it tolerates missing (interpolated) when its metadata does not say:
+12 of NMED-T's 125, about what a lab would interpolate in one recording."""
+
+
+def default_max_missing(n_chans: int) -> int:
+    """How many missing channels a model tolerates when its metadata does not state ``max_missing``."""
+    return int(np.floor(DEFAULT_MISSING_FRACTION * n_chans))
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,13 @@ class ModelInfo:
         Stream preprocessing the model was trained with.
     metadata : dict
         The whole parsed ``eegmusic`` metadata.
+    positions : ndarray, shape (n_chans, 3), or None
+        Electrode positions in metres, head frame, from the metadata (``input.positions``); None for
+        files that do not state them (NMED-T models written before positions were stored): see
+        :meth:`electrode_positions`.
+    max_missing : int
+        How many model channels a stream may lack and have interpolated (``input.max_missing``;
+        :func:`default_max_missing` when the file does not say).
     """
 
     path: Path
@@ -83,6 +100,25 @@ class ModelInfo:
     target_offset_s: float
     preprocessing: PreprocessingSpec
     metadata: dict = field(repr=False)
+    positions: np.ndarray | None = field(default=None, repr=False, compare=False)
+    max_missing: int = 0
+
+    def electrode_positions(self) -> np.ndarray:
+        """The model channels' positions in metres, head frame: the file's, else looked up by label.
+
+        Labels E1…E129/Cz come from the GSN-HydroCel-129 net (no MNE needed), others from MNE's
+        standard montages.
+
+        Returns
+        -------
+        positions : ndarray, shape (n_chans, 3)
+            NaN rows for labels no montage knows.
+        """
+        if self.positions is not None:
+            return self.positions
+        from eegmusic.stream.montage import head_positions
+
+        return head_positions(self.channels, strict=False)
 
     @property
     def n_chans(self) -> int:
@@ -243,12 +279,32 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
                          f"{outputs[output_name].shape}, metadata says [batch, "
                          f"{', '.join(map(str, output_shape))}]; {_FIX}")
 
+    positions, max_missing = _montage_metadata(metadata["input"], len(channels), path)
     model_name = str(metadata.get("model", {}).get("name", "unknown"))
     return ModelInfo(path=path, model_name=model_name, channels=channels, sfreq=sfreq,
                      window_samples=window_samples, input_name=input_name, subject_input=subject_input,
                      subjects=subjects, output_name=output_name, output_kind=kind,
                      output_shape=output_shape, output_sfreq=output_sfreq, audio_lag_s=audio_lag_s,
-                     target_offset_s=target_offset_s, preprocessing=preprocessing, metadata=metadata)
+                     target_offset_s=target_offset_s, preprocessing=preprocessing, metadata=metadata,
+                     positions=positions, max_missing=max_missing)
+
+
+def _montage_metadata(entry: dict, n_chans: int, path: Path) -> tuple[np.ndarray | None, int]:
+    """``input.positions`` (metres, one [x, y, z] per channel, optional) and ``input.max_missing``."""
+    positions = entry.get("positions")
+    if positions is not None:
+        try:
+            positions = np.asarray(positions, dtype=np.float64)
+        except (TypeError, ValueError):
+            positions = np.zeros(0)
+        if positions.shape != (n_chans, 3):
+            raise ModelError(f"model file {path}: metadata 'input.positions' must hold one [x, y, z] per "
+                             f"channel ({n_chans}), got shape {positions.shape}; {_FIX}")
+    max_missing = entry.get("max_missing", default_max_missing(n_chans))
+    if isinstance(max_missing, bool) or not isinstance(max_missing, int) or not 0 <= max_missing <= n_chans:
+        raise ModelError(f"model file {path}: metadata 'input.max_missing' must be a whole number from 0 to "
+                         f"{n_chans}, got {max_missing!r}; {_FIX}")
+    return positions, max_missing
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
@@ -293,18 +349,14 @@ def check_live_contract(info: ModelInfo) -> None:
                          f"stream delivers {WINDOW_SAMPLES}; use a model trained on 1-s windows")
 
 
-def _canonical(label: str) -> str:
-    """The label under which an electrode is matched (E129 and Cz are one electrode)."""
-    return "Cz" if label in ("Cz", CHANNEL_ALIASES.get("Cz")) else label
-
-
 def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple[str, ...],
-                 sfreq: float) -> None:
+                 sfreq: float, impute_missing: bool = False) -> None:
     """Refuse a model that does not match a stream.
 
-    The stream must carry every model channel (by label; ``E129`` counts as ``Cz``, and a missing
-    ``Cz`` is accepted as the zero reference of a 128-channel GSN stream) at a regular rate no lower
-    than the model's.
+    The stream must carry every model channel (by label, case-insensitively and through the standard
+    aliases: ``E129``/``Cz``, ``T3``/``T7``, …; a missing ``Cz`` is accepted as the zero reference of a
+    128-channel GSN stream), or, with ``impute_missing``, lack at most ``info.max_missing`` of them
+    (they are interpolated), at a regular rate no lower than the model's.
 
     Parameters
     ----------
@@ -315,12 +367,16 @@ def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple
         The stream's channel labels.
     sfreq : float
         The stream's nominal rate in Hz (0 for irregular).
+    impute_missing : bool
+        Accept missing channels within the model's tolerance.
 
     Raises
     ------
     ModelError
         One line naming the mismatch and the fix.
     """
+    from eegmusic.stream.montage import label_key
+
     check_live_contract(info)
     if sfreq <= 0:
         raise ModelError(f"stream '{stream_name}' has an irregular rate; the model needs regular EEG at "
@@ -329,12 +385,22 @@ def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple
         raise ModelError(f"stream '{stream_name}' runs at {sfreq:g} Hz; the model needs at least "
                          f"{info.sfreq:g} Hz; use a model trained at the stream's rate or raise the "
                          f"amplifier's rate")
-    have = {_canonical(str(label)) for label in labels}
-    missing = [c for c in info.channels if _canonical(c) not in have]
-    if missing == ["Cz"] or (missing and set(missing) == {"Cz"}):
+    have = {label_key(str(label)) for label in labels}
+    missing = [c for c in info.channels if label_key(c) not in have]
+    gsn = sum(str(label).strip().upper().startswith("E") and str(label).strip()[1:].isdigit()
+              for label in labels) >= len(labels) // 2 > 0
+    if gsn:  # a GSN amplifier's reference Cz is not sent: zero in its own reference
+        missing = [c for c in missing if label_key(c) != "cz"]
+    if not missing:
         return
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+    shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+    if len(missing) > info.max_missing:
         raise ModelError(f"stream '{stream_name}' has {len(labels)} channels and lacks {len(missing)} the "
-                         f"model needs ({shown}); use a model trained on this montage or a stream with "
+                         f"model needs ({shown}); the model tolerates at most {info.max_missing} missing: "
+                         f"use a model trained on this montage or a stream with "
                          f"{', '.join(info.channels[:2])} ... {info.channels[-1]}")
+    if not impute_missing:
+        raise ModelError(f"stream '{stream_name}' lacks {len(missing)} of the model's channels ({shown}); "
+                         f"pass --impute-missing to interpolate them (the model tolerates "
+                         f"{info.max_missing}), or use a model trained on this montage")
+

@@ -167,12 +167,14 @@ def available_montages() -> tuple[str, ...]:
 
 
 def _require_mne(why: str):
+    from eegmusic.stream.extras import MissingExtraError
+
     try:
         import mne
-    except ImportError:
-        raise ConfigError(f"{why} needs MNE-Python, which is not installed; pip install 'eegmusic[train]' "
-                          "(or send electrode positions in the stream's desc/channels/channel/location)"
-                          ) from None
+    except ModuleNotFoundError:
+        raise MissingExtraError(f"{why} needs MNE-Python, which is not installed; install the training "
+                                "extra: pip install 'eegmusic[train]' (or send electrode positions in the "
+                                "stream's desc/channels/channel/location)") from None
     return mne
 
 
@@ -313,3 +315,60 @@ def neighbours(labels, *, radius_m: float = 0.045) -> list[np.ndarray]:
     dist = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
     np.fill_diagonal(dist, np.inf)
     return [np.flatnonzero(row < radius_m) for row in dist]
+
+
+LSL_LOCATION_UNIT_M = 1e-3
+"""Metres per unit of ``desc/channels/channel/location`` (the XDF meta-data convention: millimetres)."""
+
+
+def read_locations(info) -> np.ndarray | None:
+    """Electrode positions from an LSL description's ``desc/channels/channel/location/{X,Y,Z}``.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        A full description (an inlet's ``info()``).
+
+    Returns
+    -------
+    positions : ndarray, shape (n_channels_described, 3), or None
+        Metres, head frame (x right, y nose, z up, as XDF specifies in millimetres); NaN rows for
+        channels without a complete location; None when no channel has one.
+    """
+    rows = []
+    channel = info.desc().child("channels").child("channel")
+    while not channel.empty():
+        location = channel.child("location")
+        row = [np.nan] * 3
+        if not location.empty():
+            try:
+                row = [float(location.child_value(axis)) * LSL_LOCATION_UNIT_M for axis in "XYZ"]
+            except ValueError:
+                pass
+        rows.append(row)
+        channel = channel.next_sibling("channel")
+    positions = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    if not np.isfinite(positions).all(axis=1).any():
+        return None
+    return positions
+
+
+def write_locations(info, positions: np.ndarray) -> None:
+    """Add ``location/{X,Y,Z}`` (millimetres) to each described channel of an LSL description.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        A description whose ``desc/channels`` already lists the channels (labels).
+    positions : ndarray, shape (n_channels, 3)
+        Metres, head frame; NaN rows are skipped.
+    """
+    channel = info.desc().child("channels").child("channel")
+    for position in np.asarray(positions, dtype=np.float64):
+        if channel.empty():
+            break
+        if np.all(np.isfinite(position)):
+            location = channel.append_child("location")
+            for axis, value in zip("XYZ", position / LSL_LOCATION_UNIT_M, strict=True):
+                location.append_child_value(axis, f"{value:.6f}")
+        channel = channel.next_sibling("channel")

@@ -109,7 +109,7 @@ def test_stream_match_accepts_model_and_device_montages(tmp_path):
 
 MISMATCH = {
     "too few channels": (dict(labels=[f"E{i}" for i in range(1, 65)], sfreq=125.0),
-                         "has 64 channels and lacks 61 the model needs (E65, E66"),
+                         "has 64 channels and lacks 60 the model needs (E65, E66"),  # Cz: the reference
     "other labels": (dict(labels=[f"Ch{i}" for i in range(125)], sfreq=125.0), "lacks 125"),
     "rate too low": (dict(labels=list(MODEL_CHANNELS), sfreq=100.0), "runs at 100 Hz; the model needs"),
     "irregular": (dict(labels=list(MODEL_CHANNELS), sfreq=0.0), "irregular rate"),
