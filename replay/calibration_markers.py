@@ -125,8 +125,11 @@ def track_plays(markers: list[tuple[float, str]]) -> list[TrackPlay]:
         track = int(marker["track"])
         if marker["event"] == "track_start":
             plays[track] = TrackPlay(
-                track=track, file=str(marker.get("file", "")), path=str(marker.get("path", "")),
-                times=[float(stamp)], positions=[float(marker.get("position_s", 0.0))],
+                track=track,
+                file=str(marker.get("file", "")),
+                path=str(marker.get("path", "")),
+                times=[float(stamp)],
+                positions=[float(marker.get("position_s", 0.0))],
                 duration_s=float(marker.get("duration_s", float("nan"))),
                 output_latency_s=float(marker.get("output_latency_s", 0.0)),
             )

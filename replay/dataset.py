@@ -124,12 +124,19 @@ class PlayDataset:
         play = self.play(song_id)
         eeg, sfreq, labels, positions = self._load_eeg(play)
         if not np.all(np.isfinite(eeg)):
-            raise DataFormatError(f"{self.path}: song {song_id} holds NaN/Inf EEG samples; interpolate or "
-                                  "drop the bad channels before use")
+            raise DataFormatError(
+                f"{self.path}: song {song_id} holds NaN/Inf EEG samples; interpolate or "
+                "drop the bad channels before use"
+            )
         recording = SongRecording(
-            song_id=play.song_id, info=SongInfo(play.song_id, play.title, float("nan")),
-            data=np.asarray(eeg, dtype=np.float64)[:, :, None], sfreq=float(sfreq), subjects=[play.subject],
-            channels=tuple(labels), path=self.path, positions=positions,
+            song_id=play.song_id,
+            info=SongInfo(play.song_id, play.title, float("nan")),
+            data=np.asarray(eeg, dtype=np.float64)[:, :, None],
+            sfreq=float(sfreq),
+            subjects=[play.subject],
+            channels=tuple(labels),
+            path=self.path,
+            positions=positions,
         )
         return recording
 
@@ -195,8 +202,10 @@ def open_dataset(path) -> EEGMusicDataset:
     """
     path = Path(path)
     if not path.exists():
-        raise DataFormatError(f"{path}: not found; pass an NMED-T folder, an XDF session, a BIDS root or an "
-                              "EEG file MNE reads (.fif, .edf, .bdf, .vhdr, .set)")
+        raise DataFormatError(
+            f"{path}: not found; pass an NMED-T folder, an XDF session, a BIDS root or an "
+            "EEG file MNE reads (.fif, .edf, .bdf, .vhdr, .set)"
+        )
     suffixes = "".join(path.suffixes[-2:]).lower()
     if path.is_file() and path.suffix.lower() in XDF_EXTENSIONS:
         from eegmusic.replay.xdf_session import XDFSession
@@ -214,8 +223,10 @@ def open_dataset(path) -> EEGMusicDataset:
         from eegmusic.replay.nmedt import NMEDTFolder
 
         return NMEDTFolder(path)
-    raise DataFormatError(f"{path}: unknown kind of dataset (suffix {path.suffix or 'none'}); pass an NMED-T "
-                          "folder, an .xdf session, a BIDS root or a .fif/.edf/.bdf/.vhdr/.set file")
+    raise DataFormatError(
+        f"{path}: unknown kind of dataset (suffix {path.suffix or 'none'}); pass an NMED-T "
+        "folder, an .xdf session, a BIDS root or a .fif/.edf/.bdf/.vhdr/.set file"
+    )
 
 
 def describe_dataset(path) -> tuple[list[str], list[str]]:

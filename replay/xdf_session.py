@@ -84,18 +84,31 @@ class XDFSession(PlayDataset):
         try:
             streams, _ = pyxdf.load_xdf(str(self.path), dejitter_timestamps=False)
         except Exception as error:
-            raise DataFormatError(f"{self.path}: corrupt XDF file ({type(error).__name__}: "
-                                  f"{str(error)[:100]}); re-record it") from None
-        headers = [{"name": str(_first(s["info"].get("name"))), "type": str(_first(s["info"].get("type"))),
-                    "channel_count": int(_first(s["info"].get("channel_count"), 0)),
-                    "nominal_srate": float(_first(s["info"].get("nominal_srate"), 0))} for s in streams]
-        eeg = [s for s, h in zip(streams, headers, strict=True)
-               if h["type"].upper() == "EEG" and h["nominal_srate"] > 0
-               and (stream is None or h["name"] == stream)]
+            raise DataFormatError(
+                f"{self.path}: corrupt XDF file ({type(error).__name__}: {str(error)[:100]}); re-record it"
+            ) from None
+        headers = [
+            {
+                "name": str(_first(s["info"].get("name"))),
+                "type": str(_first(s["info"].get("type"))),
+                "channel_count": int(_first(s["info"].get("channel_count"), 0)),
+                "nominal_srate": float(_first(s["info"].get("nominal_srate"), 0)),
+            }
+            for s in streams
+        ]
+        eeg = [
+            s
+            for s, h in zip(streams, headers, strict=True)
+            if h["type"].upper() == "EEG"
+            and h["nominal_srate"] > 0
+            and (stream is None or h["name"] == stream)
+        ]
         if not eeg:
             wanted = f"an EEG stream named '{stream}'" if stream else "an EEG stream (type EEG, regular rate)"
-            raise DataFormatError(f"{self.path}: no {wanted} (has {_describe(headers)}); record the cap's "
-                                  "stream in the session (eegmusic calibrate --stream NAME)")
+            raise DataFormatError(
+                f"{self.path}: no {wanted} (has {_describe(headers)}); record the cap's "
+                "stream in the session (eegmusic calibrate --stream NAME)"
+            )
         eeg_stream = eeg[0]
         self.stream_name = str(_first(eeg_stream["info"].get("name")))
         markers = []
@@ -154,16 +167,22 @@ class XDFSession(PlayDataset):
                 if len(inside) < MIN_PIECE_S * self.sfreq:
                     continue
                 self.plays[song_id] = Play(
-                    song_id=song_id, subject=self.subject, title=Path(audio).name, audio_path=audio,
+                    song_id=song_id,
+                    subject=self.subject,
+                    title=Path(audio).name,
+                    audio_path=audio,
                     audio_start_s=float(play.position_at(stamps[inside[0]])),
                     source=(int(inside[0]), int(inside[-1]) + 1),
                 )
                 song_id += 1
         if not self.plays:
-            raise DataFormatError(f"{self.path}: no track play has {MIN_PIECE_S:g} s of EEG recorded while "
-                                  "it played; check that the EEG stream ran during the session")
-        logger.info("%s: %d plays, %d EEG channels at %g Hz", self.path, len(self.plays), len(self.labels),
-                    self.sfreq)
+            raise DataFormatError(
+                f"{self.path}: no track play has {MIN_PIECE_S:g} s of EEG recorded while "
+                "it played; check that the EEG stream ran during the session"
+            )
+        logger.info(
+            "%s: %d plays, %d EEG channels at %g Hz", self.path, len(self.plays), len(self.labels), self.sfreq
+        )
 
     def _load_eeg(self, play: Play):
         start, stop = play.source

@@ -36,16 +36,25 @@ from eegmusic.stream.errors import OutputError
 
 logger = logging.getLogger(__name__)
 
-BOUNDARY_UUID = bytes([0x43, 0xA5, 0x46, 0xDC, 0xCB, 0xF5, 0x41, 0x0F,
-                       0xB3, 0x0E, 0xD5, 0x46, 0x73, 0x83, 0xCB, 0xE4])
+BOUNDARY_UUID = bytes(
+    [0x43, 0xA5, 0x46, 0xDC, 0xCB, 0xF5, 0x41, 0x0F, 0xB3, 0x0E, 0xD5, 0x46, 0x73, 0x83, 0xCB, 0xE4]
+)
 """The boundary chunk's content, fixed by the XDF specification."""
 
-FORMATS = {"float32": "<f4", "double64": "<f8", "int8": "<i1", "int16": "<i2", "int32": "<i4",
-           "int64": "<i8", "string": None}
+FORMATS = {
+    "float32": "<f4",
+    "double64": "<f8",
+    "int8": "<i1",
+    "int16": "<i2",
+    "int32": "<i4",
+    "int64": "<i8",
+    "string": None,
+}
 """XDF channel formats and their little-endian numpy dtypes (strings are length-prefixed)."""
 
-(_TAG_FILE_HEADER, _TAG_STREAM_HEADER, _TAG_SAMPLES, _TAG_CLOCK_OFFSET, _TAG_BOUNDARY,
- _TAG_FOOTER) = range(1, 7)
+(_TAG_FILE_HEADER, _TAG_STREAM_HEADER, _TAG_SAMPLES, _TAG_CLOCK_OFFSET, _TAG_BOUNDARY, _TAG_FOOTER) = range(
+    1, 7
+)
 _BOUNDARY_EVERY_S = 10.0
 
 
@@ -103,11 +112,14 @@ class XDFWriter:
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            raise OutputError(f"{self.path} exists; a recording is never overwritten: pass another --out "
-                              f"(e.g. {_next_free(self.path).name})") from None
+            raise OutputError(
+                f"{self.path} exists; a recording is never overwritten: pass another --out "
+                f"(e.g. {_next_free(self.path).name})"
+            ) from None
         except OSError as error:
-            raise OutputError(f"{self.path}: cannot create the recording ({error.strerror}); pass a "
-                              "writable --out") from None
+            raise OutputError(
+                f"{self.path}: cannot create the recording ({error.strerror}); pass a writable --out"
+            ) from None
         self._lock = threading.Lock()
         self._streams: dict[int, _StreamState] = {}
         self._last_boundary = None
@@ -125,10 +137,22 @@ class XDFWriter:
         """True once :meth:`close` ran."""
         return self._fd is None
 
-    def add_stream(self, *, name: str, stype: str, channel_format: str, nominal_srate: float,
-                   labels=None, source_id: str = "", units=None, types=None, positions=None,
-                   n_chans: int | None = None, desc: dict | None = None,
-                   created_at: float = 0.0) -> int:
+    def add_stream(
+        self,
+        *,
+        name: str,
+        stype: str,
+        channel_format: str,
+        nominal_srate: float,
+        labels=None,
+        source_id: str = "",
+        units=None,
+        types=None,
+        positions=None,
+        n_chans: int | None = None,
+        desc: dict | None = None,
+        created_at: float = 0.0,
+    ) -> int:
         """Write a stream header; return its stream id.
 
         Parameters
@@ -160,17 +184,26 @@ class XDFWriter:
         if labels is not None:
             channels = []
             for k, label in enumerate(labels):
-                channel = {"label": label, "unit": units[k] if units else "microvolts",
-                           "type": types[k] if types else stype}
+                channel = {
+                    "label": label,
+                    "unit": units[k] if units else "microvolts",
+                    "type": types[k] if types else stype,
+                }
                 if positions is not None and np.all(np.isfinite(positions[k])):
                     x, y, z = (1000.0 * np.asarray(positions[k], dtype=float)).tolist()
                     channel["location"] = {"X": f"{x:.4f}", "Y": f"{y:.4f}", "Z": f"{z:.4f}"}
                 channels.append(channel)
             content["channels"] = {"channel": channels}
-        info = {"name": name, "type": stype, "channel_count": n_chans,
-                "nominal_srate": repr(float(nominal_srate)),
-                "channel_format": channel_format, "source_id": source_id, "version": "1.1",
-                "created_at": repr(float(created_at))}
+        info = {
+            "name": name,
+            "type": stype,
+            "channel_count": n_chans,
+            "nominal_srate": repr(float(nominal_srate)),
+            "channel_format": channel_format,
+            "source_id": source_id,
+            "version": "1.1",
+            "created_at": repr(float(created_at)),
+        }
         xml = f'<?xml version="1.0"?><info>{_xml(info)}<desc>{_xml(content)}</desc></info>'
         with self._lock:
             stream_id = len(self._streams) + 1
@@ -204,10 +237,16 @@ class XDFWriter:
                     body += varlen(len(encoded)) + encoded
             payload = bytes(body)
         else:
-            values = np.ascontiguousarray(np.asarray(samples).reshape(n, state.n_chans),
-                                          dtype=FORMATS[state.channel_format])
-            record = np.dtype([("width", "u1"), ("stamp", "<f8"),
-                               ("values", FORMATS[state.channel_format], (state.n_chans,))])
+            values = np.ascontiguousarray(
+                np.asarray(samples).reshape(n, state.n_chans), dtype=FORMATS[state.channel_format]
+            )
+            record = np.dtype(
+                [
+                    ("width", "u1"),
+                    ("stamp", "<f8"),
+                    ("values", FORMATS[state.channel_format], (state.n_chans,)),
+                ]
+            )
             rows = np.empty(n, dtype=record)
             rows["width"], rows["stamp"], rows["values"] = 8, timestamps, values
             payload = rows.tobytes()
@@ -242,13 +281,18 @@ class XDFWriter:
             if self._fd is None:
                 return
             for state in self._streams.values():
-                footer = {"first_timestamp": repr(state.first_timestamp or 0.0),
-                          "last_timestamp": repr(state.last_timestamp or 0.0),
-                          "sample_count": state.sample_count}
-                offsets = "".join(f"<offset><time>{t!r}</time><value>{v!r}</value></offset>"
-                                  for t, v in state.offsets)
-                xml = (f'<?xml version="1.0"?><info>{_xml(footer)}<clock_offsets>{offsets}'
-                       "</clock_offsets></info>")
+                footer = {
+                    "first_timestamp": repr(state.first_timestamp or 0.0),
+                    "last_timestamp": repr(state.last_timestamp or 0.0),
+                    "sample_count": state.sample_count,
+                }
+                offsets = "".join(
+                    f"<offset><time>{t!r}</time><value>{v!r}</value></offset>" for t, v in state.offsets
+                )
+                xml = (
+                    f'<?xml version="1.0"?><info>{_xml(footer)}<clock_offsets>{offsets}'
+                    "</clock_offsets></info>"
+                )
                 self._write(_chunk(_TAG_FOOTER, struct.pack("<I", state.stream_id) + xml.encode()))
             os.fsync(self._fd)
             os.close(self._fd)

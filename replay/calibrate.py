@@ -1,0 +1,559 @@
+"""The listening session: play known music, publish calibration markers, record EEG + markers to XDF.
+
+:func:`calibrate` resolves the cap's LSL stream, waits for its first samples, then plays the playlist
+through sounddevice. While a track plays, the audio callback notes, for the block it hands to the
+device, the track position and the moment that block reaches the DAC (PortAudio's
+``outputBufferDacTime`` on the audio clock, mapped to the LSL clock through ``currentTime`` and
+:func:`pylsl.local_clock`; host APIs that do not report a DAC time get "now + the device's output
+latency"). The main thread turns those notes into markers (:mod:`replay.calibration_markers`):
+``track_start``, ``position`` about once a second and ``track_end``, pushed on an LSL outlet (so
+LabRecorder can record them too) and written to the session file.
+
+A recorder thread owns the EEG inlet and appends every chunk it pulls to the XDF file at once
+(:class:`replay.xdf_writer.XDFWriter` flushes each chunk), together with the inlet's clock offsets.
+When the stream goes silent for more than ``gap_s`` the outage is counted; when samples come back
+a ``gap`` marker records it and the session goes on. A SIGKILL at any moment leaves every chunk
+written so far readable by pyxdf. The audio files are copied into ``<session>_audio/`` beside the
+XDF file, so the session is self-contained.
+
+``no_audio=True`` plays nothing and paces the positions by the LSL clock: for a virtual listener
+(``eegmusic simulate --live``) on a machine with no sound device.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, FORMAT_VERSION, encode
+from eegmusic.replay.nmedt import AUDIO_SFREQ, read_audio
+from eegmusic.replay.xdf_session import audio_folder
+from eegmusic.replay.xdf_writer import XDFWriter, _next_free
+from eegmusic.stream.errors import AudioError, ConfigError, DataFormatError, OutputError, StreamError
+
+logger = logging.getLogger(__name__)
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+NO_DEVICE_HINT = (
+    "start a sound server (pulseaudio --start), pass --device with another output device, "
+    "or pass --no-audio to publish the markers without sound (virtual listener only)"
+)
+SETTLED_S = 0.5
+"""Track position (s) after which the device plays steadily; the start time is measured from there."""
+_NOTES = 4096  # audio-callback notes kept (ring); the main thread reads them 4 times a second
+
+
+@dataclass
+class CalibrationConfig:
+    """What a listening session does (built by ``eegmusic calibrate``).
+
+    Parameters
+    ----------
+    stream : str
+        Name of the cap's LSL EEG stream.
+    music : list of str
+        Audio files and/or folders of audio files (wav, flac, ogg, mp3), in play order.
+    out : str
+        The ``.xdf`` file to create (never overwritten).
+    minutes : float or None
+        Session length; the playlist repeats until then (None: play it once).
+    shuffle : bool
+        Shuffle the playlist (again at each repetition).
+    seed : int
+        Seed of the shuffle.
+    device : str or None
+        Output device index or name (substring); None for the default.
+    no_audio : bool
+        Play nothing (positions paced by the LSL clock).
+    marker_name : str or None
+        Marker stream name (default ``<stream>-calibration``).
+    gap_s : float
+        EEG silence (s) counted as an outage.
+    first_sample_timeout_s : float
+        How long to wait for the stream's first samples before refusing to start.
+    progress : bool
+    """
+
+    stream: str
+    music: list
+    out: str
+    minutes: float | None = None
+    shuffle: bool = False
+    seed: int = 0
+    device: str | None = None
+    no_audio: bool = False
+    marker_name: str | None = None
+    gap_s: float = 1.0
+    first_sample_timeout_s: float = 5.0
+    resolve_timeout_s: float = 5.0
+    progress: bool = True
+
+
+@dataclass
+class CalibrationSummary:
+    """What a session recorded."""
+
+    path: Path
+    audio_dir: Path
+    tracks_played: int
+    seconds_played: float
+    eeg_samples: int
+    gaps: list = field(default_factory=list)
+    output_latency_s: float = 0.0
+
+
+def playlist_files(music) -> list[Path]:
+    """Audio files of ``music`` (files and folders, folders sorted), checked to exist.
+
+    Raises
+    ------
+    DataFormatError
+        A missing path, or no audio file at all.
+    """
+    files: list[Path] = []
+    for entry in music:
+        path = Path(entry)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataFormatError(f"{path}: not found; pass audio files or a folder of them with --music")
+    if not files:
+        raise DataFormatError(
+            f"no audio file (wav, flac, ogg, mp3) in {', '.join(map(str, music))}; pass some with --music"
+        )
+    names = [f.name for f in files]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise DataFormatError(
+            f"two audio files are both named {duplicates[0]}; rename one (the session keeps "
+            "them side by side in one folder)"
+        )
+    return files
+
+
+def _schedule(n_tracks: int, durations: list[float], minutes: float | None, shuffle: bool, seed: int):
+    """Play order: (track index, seconds to play) until ``minutes`` (or the list once)."""
+    rng = random.Random(seed)
+    total = None if minutes is None else 60.0 * minutes
+    order: list[tuple[int, float]] = []
+    elapsed = 0.0
+    while True:
+        indices = list(range(n_tracks))
+        if shuffle:
+            rng.shuffle(indices)
+        for k in indices:
+            seconds = durations[k] if total is None else min(durations[k], total - elapsed)
+            if seconds <= 0.05:
+                return order
+            order.append((k, seconds))
+            elapsed += seconds
+        if total is None:
+            return order
+
+
+def _output_device(device):
+    """(sounddevice module, device index) or AudioError naming the alternatives."""
+    try:
+        import sounddevice as sd
+    except OSError as error:
+        raise AudioError(
+            f"PortAudio is not available ({error}); install libportaudio2, or {NO_DEVICE_HINT}"
+        ) from None
+    outputs = [(i, d["name"]) for i, d in enumerate(sd.query_devices()) if d["max_output_channels"] > 0]
+    if not outputs:
+        sd._terminate()  # PortAudio lists devices once: look again (a server may have started since)
+        sd._initialize()
+        outputs = [(i, d["name"]) for i, d in enumerate(sd.query_devices()) if d["max_output_channels"] > 0]
+    if not outputs:
+        raise AudioError(f"no audio output device found (no sound card or sound server); {NO_DEVICE_HINT}")
+    listing = ", ".join(f"{i} {name!r}" for i, name in outputs)
+    if device is None:
+        default = sd.default.device[1] if isinstance(sd.default.device, list | tuple) else sd.default.device
+        return sd, default if default in {i for i, _ in outputs} else outputs[0][0]
+    if str(device).strip().isdigit() and int(device) in {i for i, _ in outputs}:
+        return sd, int(device)
+    matches = [i for i, name in outputs if str(device).lower() in name.lower()]
+    if len(matches) != 1:
+        raise AudioError(
+            f"audio device {device!r} {'matches several' if matches else 'not found'}; output "
+            f"devices: {listing}; or {NO_DEVICE_HINT}"
+        )
+    return sd, matches[0]
+
+
+def _stream_positions(info) -> np.ndarray | None:
+    """Electrode positions (m) from the LSL ``channel/location`` (mm), if every channel has one."""
+    rows = []
+    channel = info.desc().child("channels").child("channel")
+    while not channel.empty():
+        location = channel.child("location")
+        try:
+            rows.append([float(location.child_value(axis)) for axis in ("X", "Y", "Z")])
+        except ValueError:
+            return None
+        channel = channel.next_sibling("channel")
+    if len(rows) != info.channel_count() or not rows:
+        return None
+    return np.asarray(rows) / 1000.0
+
+
+class _Recorder(threading.Thread):
+    """Owns the EEG inlet: every chunk goes to the XDF file at once; outages are timed."""
+
+    def __init__(self, inlet, writer: XDFWriter, stream_id: int, n_chans: int, gap_s: float, on_gap) -> None:
+        super().__init__(name="calibrate-recorder", daemon=True)
+        self.inlet, self.writer, self.stream_id = inlet, writer, stream_id
+        self.gap_s, self.on_gap = gap_s, on_gap
+        self.buffer = np.empty((4096, n_chans), dtype=np.float32)
+        self.stamps = np.empty(4096, dtype=np.float64)
+        self.samples = 0
+        self.gaps: list[tuple[float, float]] = []
+        self.stop_event = threading.Event()
+        self.first_sample = threading.Event()
+        self.error: BaseException | None = None
+        self.last_stamp: float | None = None
+        self.silent_since: float | None = None
+
+    def run(self) -> None:
+        import pylsl
+        from pylsl.util import LostError
+        from pylsl.util import TimeoutError as LSLTimeoutError
+
+        next_offset = 0.0
+        try:
+            while not self.stop_event.is_set():
+                now = pylsl.local_clock()
+                if now >= next_offset:
+                    try:
+                        offset = self.inlet.time_correction(timeout=0.5)
+                        self.writer.write_clock_offset(self.stream_id, pylsl.local_clock(), offset)
+                    except (LSLTimeoutError, LostError):
+                        pass  # the offset is measured again in 5 s; outages are timed below
+                    next_offset = now + 5.0
+                _, stamps = self.inlet.pull_chunk(
+                    timeout=0.2, max_samples=len(self.stamps), dest_obj=self.buffer
+                )
+                n = len(stamps)
+                if n == 0:
+                    if self.silent_since is None and self.last_stamp is not None:
+                        self.silent_since = pylsl.local_clock()
+                    continue
+                self.stamps[:n] = stamps
+                self.writer.write_samples(self.stream_id, self.stamps[:n], self.buffer[:n])
+                if self.silent_since is not None and pylsl.local_clock() - self.silent_since > self.gap_s:
+                    self.gaps.append((float(self.last_stamp), float(self.stamps[0])))
+                    self.on_gap(float(self.last_stamp), float(self.stamps[0]))
+                self.silent_since = None
+                self.samples += n
+                self.last_stamp = float(self.stamps[n - 1])
+                self.first_sample.set()
+        except BaseException as error:  # reported by the main thread
+            self.error = error
+
+    @property
+    def silent(self) -> bool:
+        """The stream is in an outage now."""
+        import pylsl
+
+        return self.silent_since is not None and pylsl.local_clock() - self.silent_since > self.gap_s
+
+
+class _TrackPlayer:
+    """One track through sounddevice; the callback only copies samples and notes (position, DAC time)."""
+
+    def __init__(self, sd, device: int, audio: np.ndarray) -> None:
+        import pylsl
+
+        self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self.position = 0
+        self.notes = np.zeros((_NOTES, 2))  # (position in samples, LSL time it is heard)
+        self.n_notes = 0
+        self.done = threading.Event()
+        self._clock = pylsl.local_clock
+        self.stream = sd.OutputStream(
+            samplerate=AUDIO_SFREQ,
+            channels=1,
+            dtype="float32",
+            device=device,
+            latency=0.1,
+            callback=self._callback,
+            finished_callback=self.done.set,
+        )
+        self.latency_s = float(self.stream.latency)
+
+    def _callback(self, outdata, frames, times, status) -> None:
+        now = self._clock()
+        dac, current = times.outputBufferDacTime, times.currentTime
+        heard = now + (dac - current) if dac > 0 and current > 0 else now + self.latency_s
+        note = self.notes[self.n_notes % _NOTES]
+        note[0], note[1] = self.position, heard
+        self.n_notes += 1
+        n = min(frames, len(self.audio) - self.position)
+        outdata[:n, 0] = self.audio[self.position : self.position + n]
+        outdata[n:, 0] = 0.0
+        self.position += n
+        if n < frames:
+            raise self._stop
+
+    def start(self) -> None:
+        import sounddevice as sd
+
+        self._stop = sd.CallbackStop
+        self.stream.start()
+
+    def latest(self, since: int) -> list[tuple[float, float]]:
+        """Notes written since note number ``since`` (position s, LSL time)."""
+        end = self.n_notes
+        return [
+            (self.notes[k % _NOTES][0] / AUDIO_SFREQ, self.notes[k % _NOTES][1])
+            for k in range(max(since, end - _NOTES + 1), end)
+        ]
+
+    def close(self) -> None:
+        self.stream.stop()
+        self.stream.close()
+
+
+def _prepare_audio_dir(out: Path, files: list[Path]) -> Path:
+    """Copy the playlist into ``<session>_audio/`` (an existing same-named, same-sized file is kept)."""
+    folder = audio_folder(out)
+    folder.mkdir(exist_ok=True)
+    for source in files:
+        target = folder / source.name
+        if target.exists():
+            if target.stat().st_size != source.stat().st_size:
+                raise OutputError(
+                    f"{target} exists and differs from {source}; pass another --out (e.g. "
+                    f"{_next_free(out).name})"
+                )
+            continue
+        shutil.copy2(source, target)
+    return folder
+
+
+def calibrate(config: CalibrationConfig) -> CalibrationSummary:
+    """Run one listening session (see the module docstring).
+
+    Returns
+    -------
+    CalibrationSummary
+
+    Raises
+    ------
+    OutputError
+        The output file exists (never overwritten).
+    DataFormatError
+        Missing or undecodable audio.
+    AudioError
+        No output device (the message names ``--device`` and ``--no-audio``).
+    StreamError
+        The EEG stream is not found, or stops before the first track.
+    """
+    import pylsl
+    from eegmusic.stream.outlet import channel_info, marker_stream_info
+    from eegmusic.stream.resolve import resolve_stream
+    from tqdm import tqdm
+
+    out = Path(config.out)
+    if out.exists():
+        raise OutputError(
+            f"{out} exists; a recording is never overwritten: pass another --out (e.g. "
+            f"{_next_free(out).name})"
+        )
+    if config.minutes is not None and not config.minutes > 0:
+        raise ConfigError(f"--minutes must be positive (got {config.minutes:g})")
+    files = playlist_files(config.music)
+    audio = [read_audio(f) for f in files]  # every file decoded before anything is recorded
+    durations = [len(a) / AUDIO_SFREQ for a in audio]
+    schedule = _schedule(len(files), durations, config.minutes, config.shuffle, config.seed)
+    sd, device = (None, None) if config.no_audio else _output_device(config.device)
+
+    info = resolve_stream(name=config.stream, timeout=config.resolve_timeout_s)
+    inlet = pylsl.StreamInlet(info, max_buflen=360, processing_flags=0)
+    full = inlet.info(timeout=5.0)
+    n_chans = full.channel_count()
+    channels = channel_info(full)
+    labels = (
+        channels["label"] if len(channels["label"]) == n_chans else [f"ch{i + 1}" for i in range(n_chans)]
+    )
+    inlet.open_stream(timeout=5.0)
+
+    writer = XDFWriter(out)
+    marker_outlet = None
+    recorder = None
+    summary = CalibrationSummary(
+        path=out, audio_dir=audio_folder(out), tracks_played=0, seconds_played=0.0, eeg_samples=0
+    )
+    try:
+        eeg_id = writer.add_stream(
+            name=full.name(),
+            stype=full.type(),
+            channel_format="float32",
+            nominal_srate=full.nominal_srate(),
+            labels=labels,
+            units=channels["unit"] if len(channels["unit"]) == n_chans else None,
+            positions=_stream_positions(full),
+            source_id=full.source_id(),
+            created_at=full.created_at(),
+            desc={"manufacturer": "recorded by eegmusic calibrate"},
+        )
+        marker_name = config.marker_name or f"{config.stream}{DEFAULT_SUFFIX}"
+        marker_info = marker_stream_info(marker_name, f"{marker_name}@eegmusic-calibrate")
+        marker_id = writer.add_stream(
+            name=marker_name,
+            stype="Markers",
+            channel_format="string",
+            nominal_srate=0.0,
+            labels=["marker"],
+            units=[""],
+            source_id=marker_info.source_id(),
+            desc={"format": "eegmusic calibration v1"},
+        )
+        marker_outlet = pylsl.StreamOutlet(marker_info)
+        lock = threading.Lock()
+
+        def publish(stamp: float, event: str, **fields) -> None:
+            text = encode(event, **fields)
+            with lock:
+                marker_outlet.push_sample([text], stamp)
+                writer.write_samples(marker_id, [stamp], [text])
+
+        recorder = _Recorder(
+            inlet,
+            writer,
+            eeg_id,
+            n_chans,
+            config.gap_s,
+            lambda t0, t1: publish(pylsl.local_clock(), "gap", stream=config.stream, start=t0, end=t1),
+        )
+        recorder.start()
+        recorder.first_sample.wait(config.first_sample_timeout_s)
+        if recorder.error:
+            raise StreamError(f"recording '{config.stream}' failed: {recorder.error}")
+        if not recorder.first_sample.is_set():
+            raise StreamError(
+                f"stream '{config.stream}' sent no samples within {config.first_sample_timeout_s:g} "
+                "s, before the first track; check the amplifier and its LSL app, then start again"
+            )
+        if recorder.error:
+            raise StreamError(f"recording '{config.stream}' failed: {recorder.error}")
+        folder = _prepare_audio_dir(out, files)
+        publish(
+            pylsl.local_clock(),
+            "session_start",
+            version=FORMAT_VERSION,
+            tracks=len(schedule),
+            audio_dir=folder.name,
+        )
+        total_s = sum(seconds for _, seconds in schedule)
+        bar = tqdm(total=round(total_s), unit="s", desc="calibration", disable=not config.progress)
+        for play, (k, seconds) in enumerate(schedule):
+            track_audio = audio[k][: int(round(seconds * AUDIO_SFREQ))]
+            fields = {"track": play, "file": files[k].name, "path": str(files[k].resolve())}
+            summary.output_latency_s = _play_track(
+                sd, device, track_audio, fields, durations[k], publish, recorder, bar, summary
+            )
+            summary.tracks_played += 1
+            if recorder.error:
+                raise StreamError(f"recording '{config.stream}' failed: {recorder.error}")
+        bar.close()
+        publish(pylsl.local_clock(), "session_end")
+    finally:
+        if recorder is not None:
+            recorder.stop_event.set()
+            recorder.join(timeout=5.0)
+            summary.eeg_samples, summary.gaps = recorder.samples, list(recorder.gaps)
+        started = recorder is not None and recorder.first_sample.is_set()
+        writer.close()
+        if not started:  # nothing was recorded: leave no empty session behind
+            out.unlink(missing_ok=True)
+        marker_outlet = None  # close the outlet (after the inlet: liblsl wants inlets gone first)
+        inlet.close_stream()
+    return summary
+
+
+def _play_track(
+    sd,
+    device,
+    audio: np.ndarray,
+    fields: dict,
+    duration_s: float,
+    publish,
+    recorder,
+    bar,
+    summary: CalibrationSummary,
+) -> float:
+    """Play one track, publishing its markers; return the output latency (s)."""
+    import pylsl
+
+    player = None if sd is None else _TrackPlayer(sd, device, audio)
+    latency = 0.0 if player is None else player.latency_s
+    length_s = len(audio) / AUDIO_SFREQ
+    started_at = None
+    last_marker = -np.inf
+    seen = 0
+    if player is not None:
+        player.start()
+    else:
+        started_at = pylsl.local_clock() + 0.05
+    shown = 0.0
+    last_note = None
+    steady: list[float] = []
+    while True:
+        if player is None:
+            now = pylsl.local_clock()
+            position = min(max(now - started_at, 0.0), length_s)
+            notes = [(position, started_at + position)]
+            finished = position >= length_s
+        else:
+            notes = player.latest(seen)
+            seen = player.n_notes
+            finished = player.done.is_set()
+        for position, heard in notes:
+            if last_marker == -np.inf:
+                # The first callbacks prefill the device in a burst (and a sound server may stall
+                # at a stream's start): time the start from steady playback, 0.5 s in.
+                if position >= min(SETTLED_S, length_s / 2):
+                    steady.append(heard - position)
+                if len(steady) < 3 and not finished:
+                    continue
+                publish(
+                    float(np.median(steady)) if steady else heard - position,
+                    "track_start",
+                    **fields,
+                    position_s=0.0,
+                    duration_s=duration_s,
+                    output_latency_s=latency,
+                )
+                last_marker = 0.0
+            elif position - last_marker >= 1.0:
+                publish(heard, "position", track=fields["track"], position_s=float(position))
+                last_marker = position
+        if notes:
+            last_note = notes[-1]
+            position = last_note[0]
+            bar.update(max(position - shown, 0.0))
+            shown = max(shown, position)
+            bar.set_postfix_str(
+                f"{fields['file']} {position:5.1f}/{length_s:.0f} s, "
+                f"{recorder.samples} samples, {len(recorder.gaps)} gaps"
+                f"{', STREAM SILENT' if recorder.silent else ''}",
+                refresh=False,
+            )
+        if finished:
+            break
+        time.sleep(0.25)
+    end_heard = last_note[1] + (length_s - last_note[0]) if last_note else pylsl.local_clock()
+    publish(end_heard, "track_end", track=fields["track"], position_s=length_s)
+    summary.seconds_played += length_s
+    if player is not None:
+        player.close()
+    return latency

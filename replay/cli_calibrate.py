@@ -1,0 +1,91 @@
+"""``eegmusic calibrate``: a listening session recorded to XDF (EEG + calibration markers + audio).
+
+Light at import time (argparse only); pylsl, sounddevice and the recorder load in :func:`run_calibrate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+Examples:
+  eegmusic calibrate --stream cap32 --music ~/music/calibration --minutes 5 --out s.xdf
+  eegmusic calibrate --stream cap32 --music a.flac b.mp3 --shuffle --minutes 10 --out s2.xdf
+  eegmusic calibrate --stream cap32 --music songs/ --minutes 2 --no-audio --out sim.xdf   # virtual listener
+
+Plays the music while recording the cap's stream and a marker stream '<stream>-calibration' (track,
+position in the track, the LSL time each position is heard, the device's output latency; format in
+replay/calibration_markers.py) into the XDF file, copies the audio into '<out>_audio/', and shows the
+track, elapsed time, samples and gaps. An EEG outage is recorded as a gap and the session goes on.
+Next: eegmusic train --data s.xdf --model convnet --out runs/s
+"""
+
+
+def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``calibrate`` options to ``parser``."""
+    parser.epilog = EPILOG
+    parser.add_argument("--stream", required=True, metavar="NAME", help="name of the cap's LSL EEG stream")
+    parser.add_argument(
+        "--music",
+        required=True,
+        nargs="+",
+        metavar="PATH",
+        help="audio files (wav/flac/ogg/mp3) or folders of them, in play order",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="FILE.xdf", help="session file to create (never overwritten)"
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="session length; the playlist repeats until then (default: play it once)",
+    )
+    parser.add_argument(
+        "--shuffle", action="store_true", help="shuffle the playlist (again at each repetition)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of --shuffle (default 0)")
+    parser.add_argument(
+        "--device", default=None, metavar="DEV", help="output device index or name (default: system)"
+    )
+    parser.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="play nothing; positions paced by the LSL clock (for simulate --live)",
+    )
+    parser.add_argument(
+        "--markers", default=None, metavar="NAME", help="marker stream name (default <stream>-calibration)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Run ``eegmusic calibrate``; print what was recorded; return 0."""
+    from eegmusic.replay.calibrate import CalibrationConfig, calibrate
+
+    summary = calibrate(
+        CalibrationConfig(
+            stream=args.stream,
+            music=args.music,
+            out=args.out,
+            minutes=args.minutes,
+            shuffle=args.shuffle,
+            seed=args.seed,
+            device=args.device,
+            no_audio=args.no_audio,
+            marker_name=args.markers,
+            progress=not args.no_progress,
+        )
+    )
+    gaps = ", ".join(f"{end - start:.1f} s" for start, end in summary.gaps) or "none"
+    print(
+        f"recorded {summary.tracks_played} tracks ({summary.seconds_played / 60:.1f} min), "
+        f"{summary.eeg_samples} EEG samples, gaps: {gaps}, "
+        f"output latency {summary.output_latency_s * 1e3:.0f} ms"
+    )
+    print(
+        f"session: {summary.path} (audio in {summary.audio_dir}); next: eegmusic train --data {summary.path} "
+        "--model convnet --out runs/session"
+    )
+    return 0
