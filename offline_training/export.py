@@ -37,6 +37,8 @@ def build_metadata(
     subjects=(),
     training: dict | None = None,
     evaluation: dict | None = None,
+    positions: dict | None = None,
+    max_missing: int | None = None,
 ) -> dict:
     """The ``eegmusic`` metadata of a model (JSON-ready).
 
@@ -52,8 +54,16 @@ def build_metadata(
         Participant ids, in the order of the ``subject`` input (empty for no subject input).
     training, evaluation : dict, optional
         Provenance (data, songs, subjects, split, seed, epochs, created) and evaluation summary.
+    positions : dict of str to (x, y, z), optional
+        Electrode positions in metres, head frame, by label (as the dataset states them); channels it
+        does not name are looked up in the standard montages. Stored as ``input.positions`` when
+        every model channel has one.
+    max_missing : int, optional
+        How many model channels a live stream may lack and have interpolated (``input.max_missing``;
+        default: :func:`decoder.modelfile.default_max_missing`).
     """
     training = dict(training or {})
+    montage = _montage_entries(spec.channels, positions, max_missing)
     training.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     return {
         "format_version": FORMAT_VERSION,
@@ -65,6 +75,7 @@ def build_metadata(
             "window_samples": int(model.n_times),
             "subject_input": bool(model.subject_input),
             "subjects": [str(s) for s in subjects] if model.subject_input else [],
+            **montage,
         },
         "preprocessing": spec.to_dict(),
         "output": _output_metadata(model),
@@ -74,6 +85,30 @@ def build_metadata(
         "training": training,
         "evaluation": dict(evaluation or {}),
     }
+
+
+def _montage_entries(channels, positions: dict | None, max_missing: int | None) -> dict:
+    """``positions`` (when every channel has one) and ``max_missing`` of the metadata's ``input``."""
+    from eegmusic.decoder.modelfile import default_max_missing
+    from eegmusic.stream.errors import EEGMusicError
+    from eegmusic.stream.montage import head_positions, label_key
+
+    given = {label_key(label): pos for label, pos in (positions or {}).items()}
+    try:
+        looked_up = head_positions(channels, strict=False)
+    except EEGMusicError as error:  # MNE missing for non-GSN labels: the file states no positions
+        logger.warning("model channel positions not stored: %s", error)
+        looked_up = np.full((len(channels), 3), np.nan)
+    rows = zip(channels, looked_up, strict=True)
+    table = np.array([given.get(label_key(label), row) for label, row in rows], dtype=np.float64)
+    tolerance = default_max_missing(len(channels)) if max_missing is None else max_missing
+    out: dict = {"max_missing": int(tolerance)}
+    if np.isfinite(table).all():
+        out["positions"] = np.round(table, 7).tolist()
+    else:
+        logger.warning("model channel positions not stored: %d labels match no montage",
+                       int((~np.isfinite(table).all(axis=1)).sum()))
+    return out
 
 
 def _output_metadata(model) -> dict:

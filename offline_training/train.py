@@ -391,6 +391,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
             subjects=dataset.subjects,
             training=training,
             evaluation={"val_mse": val["mse"], "test_mse": test["mse"]},
+            positions=(None if getattr(dataset, "positions", None) is None
+                       else dict(zip(dataset.channels, dataset.positions, strict=True))),
         )
         metadata["baselines"] = training_baselines(dataset, split.train)
         export_onnx(cpu_model, out / "model.onnx", metadata)
