@@ -191,8 +191,8 @@ def bench_decode_latency(seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         sim = Path(tmp) / "sim"
         cli = [sys.executable, "-m", "eegmusic"]
-        subprocess.run([*cli, "simulate", "--out", str(sim), "--songs", "1", "--subjects", "1",
-                        "--seconds", "30", "--no-progress"], cwd=root, check=True, capture_output=True)
+        subprocess.run([*cli, "simulate", "--out", str(sim), "--n-songs", "1", "--n-subjects", "1",
+                        "--duration", "30", "--no-progress"], cwd=root, check=True, capture_output=True)
         model = _tiny_model(Path(tmp) / "model.onnx")
         replay = subprocess.Popen([*cli, "replay", "--data", str(sim), "--song", "21", "--subject", "1",
                                    "--loop", "--name", name, "--no-markers"], cwd=root,

@@ -148,7 +148,7 @@ def evaluate(
     """
     from eegmusic.offline_training.dataset import WindowDataset
     from eegmusic.offline_training.splits import SPLIT_KINDS, make_split
-    from tqdm import tqdm
+    from eegmusic.stream.progress import progress_bar
 
     if split is not None and split not in SPLIT_KINDS:
         raise ConfigError(f"unknown split '{split}'; use one of {', '.join(SPLIT_KINDS)}")
@@ -212,7 +212,8 @@ def evaluate(
     if not song_mean_defined:
         accumulators["song_mean"] = None
     shown_target = shown_pred = None
-    with tqdm(total=len(test_rows), desc="evaluate", unit="win", disable=not progress, leave=False) as bar:
+    with progress_bar(total=len(test_rows), desc="evaluate", unit="win", disable=not progress,
+                      leave=False) as bar:
         for chunk in _chunks_of_blocks(range(len(blocks)), [len(b) for b in blocks], chunk_windows):
             rows = np.concatenate([blocks[k] for k in chunk])
             pos = position[rows]
@@ -348,11 +349,11 @@ def run_model(
     -------
     ndarray, shape (n_windows, 128, 44), float32
     """
-    from tqdm import tqdm
+    from eegmusic.stream.progress import progress_bar
 
     n = len(eeg)
     out = np.empty((n, melspec.N_MELS, melspec.FRAMES_PER_WINDOW), dtype=np.float32)
-    with tqdm(total=n, desc=desc, unit="win", disable=not progress, leave=False) as bar:
+    with progress_bar(total=n, desc=desc, unit="win", disable=not progress, leave=False) as bar:
         for lo in range(0, n, batch_size):
             feeds = {info.input_name: np.ascontiguousarray(eeg[lo : lo + batch_size], dtype=np.float32)}
             if info.subject_input:

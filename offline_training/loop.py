@@ -359,7 +359,7 @@ class EpochLoop:
 
 
 def epoch_bar(items, *, total: int | None, desc: str, enabled: bool):
-    """A tqdm bar over one epoch's batches (disabled when ``enabled`` is False)."""
-    from tqdm import tqdm
+    """A progress bar over one epoch's batches (disabled when ``enabled`` is False; lines in a log)."""
+    from eegmusic.stream.progress import progress_bar
 
-    return tqdm(items, total=total, desc=desc, unit="batch", leave=False, disable=not enabled)
+    return progress_bar(items, total=total, desc=desc, unit="batch", leave=False, disable=not enabled)

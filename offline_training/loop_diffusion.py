@@ -1,6 +1,6 @@
 """Training and sampling of the EEG-conditioned mel diffusion decoder (``models/diffusion.py``).
 
-``eegmusic train --model diffusion`` runs :func:`fit_diffusion` (``Diffusion.training_loop`` is
+``eegmusic train --arch diffusion`` runs :func:`fit_diffusion` (``Diffusion.training_loop`` is
 ``"diffusion"``), two phases of one :class:`~offline_training.loop.EpochLoop`:
 
 1. **Prior** (``prior_epochs`` epochs, default ``--epochs``): the denoiser learns to denoise the

@@ -12,7 +12,7 @@ Each step updates the discriminators, then the generator:
 The target of an EEG window is the stimulus audio segment that the window's mel target covers
 (:class:`WindowAudio`), so the generator learns the same alignment as the mel decoders.
 
-:func:`fit_gan` is what ``eegmusic train --model wavegan`` runs (``WaveGAN.training_loop`` is
+:func:`fit_gan` is what ``eegmusic train --arch wavegan`` runs (``WaveGAN.training_loop`` is
 ``"gan"``): epochs over the training windows, validation mel MSE (dB², on the mel of the generated audio,
 as the other models) for early stopping, a checkpoint per epoch (both optimisers, for ``--resume``), the
 best weights returned to :func:`offline_training.train.train`, which exports them. The epoch bookkeeping

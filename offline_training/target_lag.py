@@ -107,7 +107,7 @@ def choose_target_offset(
     from eegmusic.offline_training.metrics import dynamic_r
     from eegmusic.offline_training.models.linear import Linear
     from eegmusic.offline_training.splits import contiguous_blocks
-    from tqdm import tqdm
+    from eegmusic.stream.progress import progress_bar
 
     candidates = sorted({float(c) for c in candidates})
     if not candidates or candidates[0] < 0:
@@ -136,7 +136,8 @@ def choose_target_offset(
     subject_fit = torch.from_numpy(dataset.index["subject"][fit_rows])
     eeg_val = torch.from_numpy(dataset.eeg(val_rows))
     scores: dict[float, float] = {}
-    for offset in tqdm(candidates, desc="target offset", unit="lag", disable=not progress, leave=False):
+    for offset in progress_bar(candidates, desc="target offset", unit="lag", disable=not progress,
+                               leave=False):
         shifted = dataset.with_target_offset(offset)
         mel_fit = shifted.mel(fit_rows)
         model = Linear(target_offset_s=offset)

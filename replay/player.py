@@ -185,10 +185,10 @@ def device_like_eeg(
     full = np.concatenate([scalp_eeg, face_eeg])
     out = np.empty((len(DEVICE_CHANNELS_128), full.shape[1] * ratio.numerator // ratio.denominator),
                    dtype=np.float32)
-    from tqdm import tqdm
+    from eegmusic.stream.progress import progress_bar
 
-    rows = tqdm(range(full.shape[0]), desc=f"upsampling to {device_sfreq:g} Hz", unit="ch",
-                disable=not progress, leave=False)
+    rows = progress_bar(range(full.shape[0]), desc=f"upsampling to {device_sfreq:g} Hz", unit="ch",
+                        disable=not progress, leave=False)
     for row in rows:  # row by row keeps the float64 temporaries small
         up = resample_poly(full[row], ratio.numerator, ratio.denominator)
         out[row] = up[: out.shape[1]]

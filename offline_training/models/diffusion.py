@@ -27,7 +27,7 @@ the Python loop into a plain graph whose steps share one set of weights (no ONNX
 ops), so the ONNX file has the contract's input ``eeg`` and output ``mel_db`` and matches torch to
 float precision. Evaluation then needs no torch route, and the same file plays live (slowly). The cost
 of this choice: the exported step count and start noise are fixed at training time (change them with
-``--model-config '{"sample_steps": 20}'``); :meth:`Diffusion.sample` keeps both free for offline
+``--arch-config '{"sample_steps": 20}'``); :meth:`Diffusion.sample` keeps both free for offline
 experiments.
 """
 
