@@ -11,10 +11,13 @@ import argparse
 
 EPILOG = """\
 Example:
-  eegmusic vocode stimuli/song21.wav --out /tmp/song21_vocoded.wav --method rtpghi --lookahead 1
+  eegmusic vocode stimuli/song21.wav --out /tmp/song21_vocoded.wav
+  eegmusic vocode stimuli/song21.wav --out /tmp/rtpghi.wav --vocoder rtpghi --lookahead 0 --magnitude pinv
 
-Prints spectral convergence (dB, lower is better) and log-spectral distance (dB) of the result
-against the original, and the real-time factor (vocoding time / audio duration).
+Prints the mel log-spectral distance of the result against the file's own mel (dB, lower is better;
+what a vocoder fed a mel can be judged on), the multi-resolution STFT distance, spectral convergence
+and log-spectral distance against the original, and the real-time factor (vocoding time / audio
+duration).
 """
 
 
@@ -23,15 +26,22 @@ def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("audio", metavar="IN_AUDIO", help="audio file (wav, flac, ogg, mp3; any rate)")
     parser.add_argument("--out", required=True, metavar="OUT.wav", help="WAV file to write (22050 Hz mono)")
-    parser.add_argument("--method", choices=("rtpghi", "griffinlim"), default="rtpghi",
-                        help="phase reconstruction (default rtpghi)")
+    from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
+
+    parser.add_argument("--vocoder", choices=tuple(VOCODERS), default=DEFAULT_VOCODER, help=vocoder_help())
     parser.add_argument("--lookahead", type=int, default=None, metavar="FRAMES",
-                        help="frames of lookahead: RTPGHI 0 or 1 (default 1); Griffin-Lim block (default 3)")
+                        help="frames of look-ahead: " + ", ".join(
+                            f"{spec.name} {spec.lookaheads[0]}..{spec.lookaheads[-1]} (default "
+                            f"{spec.default_lookahead})" for spec in VOCODERS.values()))
+    parser.add_argument("--magnitude", choices=("nnls", "pinv"), default="nnls",
+                        help="mel to linear magnitude: mel-consistent non-negative fit (default) or the "
+                             "clipped pseudo-inverse")
     parser.add_argument("--duration", type=float, default=None, metavar="S",
                         help="only the first S seconds of the file (default: all of it)")
     from eegmusic.stream.cli import renamed_option
 
     renamed_option(parser, "--seconds", "is now --duration (every length in seconds is --duration)")
+    renamed_option(parser, "--method", "is now --vocoder (the same option as in decode and gui)")
 
 
 def run_vocode(args: argparse.Namespace) -> int:
@@ -46,6 +56,8 @@ def run_vocode(args: argparse.Namespace) -> int:
     from eegmusic.decoder.vocoder import (
         StreamingVocoder,
         log_spectral_distance,
+        mel_log_spectral_distance,
+        multi_resolution_stft_distance,
         spectral_convergence,
         stft_magnitude,
     )
@@ -57,7 +69,8 @@ def run_vocode(args: argparse.Namespace) -> int:
         raise DataFormatError(f"audio file {source} does not exist; pass a wav, flac, ogg or mp3 file")
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be positive, got {args.duration}")
-    StreamingVocoder(args.method, args.lookahead)  # option errors before the slow part
+    options = {"method": args.vocoder, "lookahead": args.lookahead, "magnitude": args.magnitude}
+    lookahead = StreamingVocoder(**options).lookahead  # option errors before the slow part
     import soundfile
 
     try:
@@ -73,21 +86,24 @@ def run_vocode(args: argparse.Namespace) -> int:
     if audio.size < AUDIO_SFREQ // 10:
         raise DataFormatError(f"audio file {source} holds {audio.size} samples; at least 0.1 s is needed")
     mel = mel_db(audio)
-    vocode_frames(mel[:, :4], method=args.method, lookahead=args.lookahead)  # load the compiled code
+    vocode_frames(mel[:, :4], **options)  # load the compiled code
     t0 = time.perf_counter()
-    out = vocode_frames(mel, method=args.method, lookahead=args.lookahead, length=audio.size, progress=True)
+    out = vocode_frames(mel, length=audio.size, progress=True, **options)
     elapsed = time.perf_counter() - t0
     with WavSink(args.out) as sink:
         sink.write(out)
         clipped = sink.counters()["sanitised"]
     reference = stft_magnitude(audio)
     duration = audio.size / AUDIO_SFREQ
-    print(f"vocoded {source.name}: {duration:.1f} s, {mel.shape[1]} frames, method {args.method}, "
-          f"lookahead {StreamingVocoder(args.method, args.lookahead).lookahead}")
-    print(f"spectral convergence  {spectral_convergence(out, reference):7.2f} dB")
-    print(f"log-spectral distance {log_spectral_distance(out, reference):7.2f} dB")
-    print(f"real-time factor      {elapsed / duration:7.4f} ({1e3 * elapsed / mel.shape[1]:.3f} ms/frame)")
+    print(f"vocoded {source.name}: {duration:.1f} s, {mel.shape[1]} frames, vocoder {args.vocoder}, "
+          f"lookahead {lookahead}, magnitude {args.magnitude}")
+    print(f"mel log-spectral distance      {mel_log_spectral_distance(out, mel):7.2f} dB")
+    print(f"multi-resolution STFT distance {multi_resolution_stft_distance(out, audio):7.3f}")
+    print(f"spectral convergence           {spectral_convergence(out, reference):7.2f} dB")
+    print(f"log-spectral distance          {log_spectral_distance(out, reference):7.2f} dB")
+    print(f"real-time factor               {elapsed / duration:7.4f} "
+          f"({1e3 * elapsed / mel.shape[1]:.3f} ms/frame)")
     if clipped:
-        print(f"clipped samples       {clipped}")
+        print(f"clipped samples                {clipped}")
     print(f"wrote {args.out}")
     return 0 if np.isfinite(out).all() else 1

@@ -1,4 +1,4 @@
-"""Streaming vocoder: RTPGHI quality, streaming == block, librosa convention, gaps, bad frames."""
+"""Streaming vocoders: quality, registry, streaming == block, librosa convention, gaps, bad frames."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import pytest
 from eegmusic.benchmarks.bench_vocoder import music_excerpt
 from eegmusic.decoder.melspec import HOP_LENGTH, N_FFT, N_MELS, mel_db
 from eegmusic.decoder.vocoder import (
+    METHODS,
     N_BINS,
     StreamingVocoder,
     mel_db_to_magnitude,
+    mel_db_to_magnitude_nnls,
+    mel_log_spectral_distance,
     overlap_add,
     rtpghi_block,
     rtpghi_phase,
@@ -59,14 +62,14 @@ def test_overlap_add_is_librosa_istft(music):
 
 @pytest.mark.parametrize("lookahead", [0, 1])
 def test_streaming_equals_block(music_mel, lookahead):
-    streamed = vocode(music_mel, lookahead=lookahead)
+    streamed = vocode(music_mel, method="rtpghi", lookahead=lookahead)
     block = rtpghi_block(music_mel, lookahead=lookahead)
     assert streamed.shape == block.shape == (HOP_LENGTH * (music_mel.shape[1] - 1),)
     assert np.abs(block).max() > 0.1
     np.testing.assert_allclose(streamed, block, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["rtpghi", "griffinlim"])
+@pytest.mark.parametrize("method", METHODS)
 def test_vocode_lines_up_with_the_mel(music_mel, method):
     """The latency is removed exactly: shifting the result by one hop fits the mel's magnitude worse."""
     target = mel_db_to_magnitude(music_mel)
@@ -80,7 +83,8 @@ def test_vocode_lines_up_with_the_mel(music_mel, method):
 
 
 @pytest.mark.parametrize("method,lookahead,latency",
-                         [("rtpghi", 1, 3), ("rtpghi", 0, 2), ("griffinlim", 3, 5)])
+                         [("rtpghi", 1, 3), ("rtpghi", 0, 2), ("griffinlim", 3, 5), ("rtisi", 1, 3),
+                          ("rtisi", 2, 4), ("rtisi", 0, 2)])
 def test_chunk_timing_and_latency(music_mel, method, lookahead, latency):
     vocoder = StreamingVocoder(method, lookahead)
     assert vocoder.latency_frames == latency
@@ -148,9 +152,10 @@ def test_wrong_mel_array():
 
 
 @pytest.mark.parametrize("method,lookahead,message", [
-    ("wavenet", None, "unknown vocoder method 'wavenet'; use one of rtpghi, griffinlim"),
-    ("rtpghi", 2, "RTPGHI lookahead must be 0 or 1 frame, got 2"),
-    ("griffinlim", -1, "Griffin-Lim lookahead must be 0..16 frames, got -1"),
+    ("wavenet", None, "unknown vocoder method 'wavenet'; use one of rtisi, rtpghi, griffinlim"),
+    ("rtpghi", 2, "rtpghi lookahead must be 0 or 1 frames, got 2"),
+    ("rtisi", 3, "rtisi lookahead must be 0..2 frames, got 3"),
+    ("griffinlim", -1, "griffinlim lookahead must be 0..16 frames, got -1"),
 ])
 def test_bad_options(method, lookahead, message):
     with pytest.raises(ConfigError, match=message):
@@ -188,7 +193,7 @@ def test_vocode_command(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["vocode", "/nonexistent/song.wav", "--out", "x.wav"], "file /nonexistent/song.wav does not exist"),
-    (["vocode", "SRC", "--out", "x.wav", "--lookahead", "3"], "RTPGHI lookahead must be 0 or 1 frame, got 3"),
+    (["vocode", "SRC", "--out", "x.wav", "--lookahead", "3"], "rtisi lookahead must be 0..2 frames, got 3"),
     (["vocode", "SRC", "--out", "x.wav", "--duration", "-1"], "--duration must be positive"),
     (["vocode", "SRC", "--out", "x.wav", "--seconds", "3"], "--seconds is now --duration"),
     (["vocode", "SRC", "--out", "x.wav"], "cannot read audio file"),
@@ -201,3 +206,80 @@ def test_vocode_command_bad_input(tmp_path, capsys, argv, message):
     argv = [str(source) if a == "SRC" else a for a in argv]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bad_magnitude_and_options():
+    with pytest.raises(ConfigError, match="unknown magnitude estimate 'svd'; use one of nnls, pinv"):
+        StreamingVocoder(magnitude="svd")
+    with pytest.raises(ConfigError, match="vocoder 'rtpghi' does not take these options"):
+        StreamingVocoder("rtpghi", n_iter=4)
+
+
+def test_nnls_magnitude_fits_the_mel(music_mel):
+    """The NNLS magnitude's mel is closer to the frame's mel than the clipped pseudo-inverse's."""
+    from eegmusic.decoder.melspec import mel_basis
+
+    basis = mel_basis().astype(np.float64)
+    target = 10.0 ** (music_mel.astype(np.float64) / 10.0)
+    loud = music_mel > music_mel.max() - 60.0  # where both are above the noise of the fit
+
+    def mel_error_db(magnitude):
+        fitted = 10.0 * np.log10(basis @ magnitude ** 2 + 1e-12)
+        return float(np.mean(np.abs(fitted - 10.0 * np.log10(target))[loud]))
+
+    nnls, pinv = mel_db_to_magnitude_nnls(music_mel), mel_db_to_magnitude(music_mel)
+    assert (nnls >= 0).all() and nnls.shape == pinv.shape == (N_BINS, music_mel.shape[1])
+    # on this excerpt: 1.0 dB against 2.1 dB (the pseudo-inverse is exact in some bands, far off in others)
+    assert mel_error_db(nnls) < 0.6 * mel_error_db(pinv)
+
+
+def test_rtisi_beats_rtpghi_and_nears_offline_griffin_lim(music, music_mel):
+    """The default vocoder: better than RTPGHI alone, close to offline GL-32 on the same magnitude."""
+    magnitude = mel_db_to_magnitude_nnls(music_mel)
+    offline = librosa.griffinlim(magnitude.astype(np.float32), n_iter=32, hop_length=HOP_LENGTH, n_fft=N_FFT,
+                                 random_state=0, length=music.size)
+    lsd = {method: mel_log_spectral_distance(vocode(music_mel, method=method, length=music.size), music_mel)
+           for method in ("rtisi", "rtpghi")}
+    lsd["gl32"] = mel_log_spectral_distance(offline, music_mel)
+    assert lsd["rtisi"] < lsd["rtpghi"] - 0.2, lsd
+    assert lsd["rtisi"] < lsd["gl32"] + 0.6, lsd
+    # the magnitude estimate matters more than the phase: pinv costs every method dB
+    pinv = mel_log_spectral_distance(vocode(music_mel, magnitude="pinv", length=music.size), music_mel)
+    assert pinv > lsd["rtisi"] + 2.0
+
+
+def test_default_is_rtisi_with_one_frame_of_lookahead():
+    vocoder = StreamingVocoder()
+    assert (vocoder.method, vocoder.lookahead, vocoder.latency_frames) == ("rtisi", 1, 3)
+    assert vocoder.magnitude == "nnls"
+    assert METHODS[0] == "rtisi"
+
+
+def test_a_new_vocoder_is_one_class_and_one_registration(monkeypatch, music_mel):
+    """A vocoder that obeys the protocol plays through StreamingVocoder and vocode unchanged."""
+    from eegmusic.decoder import vocoders
+    from eegmusic.decoder.vocoders.framing import OverlapAdd
+
+    class ZeroPhase:  # the simplest honest vocoder: every frame with phase 0
+        def __init__(self, lookahead):
+            self.lookahead = lookahead
+            self.ola = OverlapAdd()
+
+        def push(self, magnitude):
+            return self.ola.add(magnitude.astype(complex))
+
+        def drain(self):
+            return self.ola.tail()
+
+        def reset(self):
+            self.ola.reset()
+
+    monkeypatch.setattr(vocoders, "VOCODERS", dict(vocoders.VOCODERS))
+    vocoders.register(vocoders.VocoderSpec("zerophase", ZeroPhase, (0,), 0, "phase 0 (test)"))
+    from eegmusic.decoder import vocoder as facade
+
+    monkeypatch.setattr(facade, "VOCODERS", vocoders.VOCODERS)
+    out = vocode(music_mel, method="zerophase")
+    assert out.shape == (HOP_LENGTH * (music_mel.shape[1] - 1),) and np.abs(out).max() > 0.01
+    with pytest.raises(ValueError, match="registered twice"):
+        vocoders.register(vocoders.VocoderSpec("zerophase", ZeroPhase, (0,), 0, "again"))
