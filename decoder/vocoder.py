@@ -278,7 +278,7 @@ def vocode(mel_db: np.ndarray, *, method: str = DEFAULT_VOCODER, lookahead: int 
     length : int, optional
         Samples to return (default ``HOP_LENGTH * (n_frames - 1)``, like ``librosa.istft``).
     progress : bool
-        Show a tqdm bar on stderr.
+        Show a progress bar on stderr (:func:`eegmusic.stream.progress.progress_bar`).
 
     Returns
     -------
@@ -291,9 +291,9 @@ def vocode(mel_db: np.ndarray, *, method: str = DEFAULT_VOCODER, lookahead: int 
     n_frames = mel_db.shape[1]
     frames = range(n_frames)
     if progress:
-        from tqdm import tqdm
+        from eegmusic.stream.progress import progress_bar
 
-        frames = tqdm(frames, desc="vocoding", unit="frame", leave=False)
+        frames = progress_bar(frames, desc="vocoding", unit="frame", leave=False)
     chunks = [vocoder.process(mel_db[:, n]) for n in frames]
     chunks.append(vocoder.flush())
     audio = np.concatenate(chunks)
