@@ -1,0 +1,225 @@
+"""eegmusic calibrate: real pylsl outlets on loopback, a PulseAudio null sink, pyxdf read-back.
+
+The cap is an in-process LSL outlet (:class:`IndexCap`) whose every channel carries the running
+sample index, pushed with known per-sample timestamps, so the read-back is checked sample by sample.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyxdf
+import soundfile
+from eegmusic.replay.calibrate import CalibrationConfig, calibrate
+from eegmusic.replay.calibration_markers import decode
+from eegmusic.replay.xdf_session import XDFSession
+from eegmusic.stream.errors import AudioError, DataFormatError, OutputError, StreamError
+
+SFREQ = 250.0
+LABELS = ["Fz", "Cz", "Pz", "Oz"]
+
+
+class IndexCap:
+    """An LSL EEG outlet pushing sample k = [k, k, k, k] at LSL time t0 + k / 250 (every 10 ms)."""
+
+    def __init__(self, name: str, *, pause_at_s: float | None = None, pause_s: float = 0.0) -> None:
+        import pylsl
+        from eegmusic.stream.outlet import eeg_stream_info
+
+        self.outlet = pylsl.StreamOutlet(eeg_stream_info(name, LABELS, SFREQ, f"{name}-src"))
+        self.pause_at_s, self.pause_s = pause_at_s, pause_s
+        self.sent = 0
+        self.t0 = pylsl.local_clock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import pylsl
+
+        paused = False
+        while not self._stop.is_set():
+            elapsed = pylsl.local_clock() - self.t0
+            if self.pause_at_s is not None and self.pause_at_s <= elapsed < self.pause_at_s + self.pause_s:
+                paused = True
+            elif paused:  # skip the samples of the outage, as a lost amplifier link would
+                self.sent = int(elapsed * SFREQ)
+                paused = False
+            target = int(elapsed * SFREQ)
+            if not paused and target > self.sent:
+                index = np.arange(self.sent, target)
+                self.outlet.push_chunk(np.repeat(index[:, None], len(LABELS), axis=1).astype(np.float32),
+                                       self.t0 + index / SFREQ)
+                self.sent = target
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        del self.outlet
+
+
+@pytest.fixture
+def music(tmp_path) -> Path:
+    """A folder with two short tracks (1.5 s and 1.0 s of noise at 44.1 kHz)."""
+    folder = tmp_path / "music"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for name, seconds in (("a.wav", 1.5), ("b.flac", 1.0)):
+        noise = 0.1 * rng.standard_normal(int(44100 * seconds)).astype(np.float32)
+        soundfile.write(folder / name, noise, 44100)
+    return folder
+
+
+def _check_exact(path: Path, cap: IndexCap) -> np.ndarray:
+    """Every recorded sample is [k]*4 at t0 + k/250, k contiguous; return the index column."""
+    streams, _ = pyxdf.load_xdf(str(path), synchronize_clocks=False, dejitter_timestamps=False)
+    eeg = [s for s in streams if s["info"]["type"][0] == "EEG"][0]
+    values = np.asarray(eeg["time_series"])
+    assert values.shape[1] == len(LABELS)
+    index = values[:, 0].astype(np.int64)
+    np.testing.assert_array_equal(values, np.repeat(index[:, None], len(LABELS), axis=1))
+    np.testing.assert_array_equal(eeg["time_stamps"], cap.t0 + index / SFREQ)
+    labels = [c["label"][0] for c in eeg["info"]["desc"][0]["channels"][0]["channel"]]
+    assert labels == LABELS
+    return index
+
+
+@pytest.mark.lsl
+def test_session_reads_back_sample_exactly(music, tmp_path, stream_name):
+    cap = IndexCap(stream_name)
+    out = tmp_path / "s.xdf"
+    try:
+        summary = calibrate(CalibrationConfig(stream=stream_name, music=[str(music)], out=str(out),
+                                              no_audio=True, progress=False))
+    finally:
+        cap.close()
+    index = _check_exact(out, cap)
+    assert np.all(np.diff(index) == 1)
+    assert summary.eeg_samples == len(index) and summary.tracks_played == 2 and not summary.gaps
+    assert sorted(p.name for p in (tmp_path / "s_audio").iterdir()) == ["a.wav", "b.flac"]
+    session = XDFSession(out)
+    assert session.song_ids == [1, 2] and session.labels == LABELS
+    first = session.load_song(1)
+    assert first.data.shape[0] == 4 and abs(first.duration_s - 1.5) < 0.1
+    assert session.plays[1].audio_path == tmp_path / "s_audio" / "a.wav"
+    assert abs(session.plays[1].audio_start_s) < 1.5 / SFREQ
+
+
+@pytest.mark.lsl
+@pytest.mark.audio
+def test_session_with_sound_plays_the_music_and_times_it(music, tmp_path, stream_name, pulse_sink):
+    cap = IndexCap(stream_name)
+    out = tmp_path / "s.xdf"
+    try:
+        with pulse_sink.recording() as heard:
+            summary = calibrate(CalibrationConfig(stream=stream_name, music=[str(music / "a.wav")],
+                                                  out=str(out), progress=False))
+    finally:
+        cap.close()
+    _check_exact(out, cap)
+    assert summary.output_latency_s > 0
+    assert np.sqrt(np.mean(heard["audio"] ** 2)) > 0.02  # the noise track reached the sink
+    streams, _ = pyxdf.load_xdf(str(out), dejitter_timestamps=False)
+    markers = [(t, decode(v[0])) for s in streams if s["info"]["type"][0] == "Markers"
+               for t, v in zip(s["time_stamps"], s["time_series"], strict=True)]
+    start = [t for t, m in markers if m["event"] == "track_start"][0]
+    end = [t for t, m in markers if m["event"] == "track_end"][0]
+    assert abs((end - start) - 1.5) < 0.05  # the audio clock and the LSL clock agree on the track length
+    assert markers[0][1]["event"] == "session_start" and markers[-1][1]["event"] == "session_end"
+
+
+@pytest.mark.lsl
+def test_outage_is_recorded_as_a_gap_and_the_session_goes_on(tmp_path, stream_name):
+    track = tmp_path / "long.wav"
+    soundfile.write(track, 0.1 * np.random.default_rng(4).standard_normal(6 * 22050).astype("f4"), 22050)
+    cap = IndexCap(stream_name, pause_at_s=2.5, pause_s=1.5)
+    out = tmp_path / "s.xdf"
+    try:
+        summary = calibrate(CalibrationConfig(stream=stream_name, music=[str(track)], out=str(out),
+                                              no_audio=True, progress=False))
+    finally:
+        cap.close()
+    index = _check_exact(out, cap)
+    jumps = np.flatnonzero(np.diff(index) != 1)
+    assert len(jumps) == 1 and len(summary.gaps) == 1
+    gap_start, gap_end = summary.gaps[0]
+    assert gap_end - gap_start > 1.0
+    session = XDFSession(out)
+    assert len(session.gaps) == 1
+    assert len(session.song_ids) == 2  # the play cut by the outage is two pieces, aligned by the markers
+    first, second = (session.plays[k] for k in session.song_ids)
+    resumed = session.load_song(2).n_times / SFREQ
+    assert abs(second.audio_start_s + resumed - 6.0) < 0.1 and second.audio_start_s > first.audio_start_s + 2
+
+
+@pytest.mark.lsl
+@pytest.mark.timeout(120)
+def test_sigkilled_session_leaves_a_readable_file(music, tmp_path, stream_name):
+    cap = IndexCap(stream_name)
+    out = tmp_path / "s.xdf"
+    env = dict(os.environ)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(music),
+         "--minutes", "5", "--no-audio", "--out", str(out), "--no-progress"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # killed once it recorded ~2 s of EEG in the first tracks
+            time.sleep(0.5)
+            if out.exists() and out.stat().st_size > 2 * SFREQ * (len(LABELS) * 4 + 9):
+                break
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        process.stdout.close()
+        process.stderr.close()
+        cap.close()
+    assert process.returncode == -signal.SIGKILL
+    index = _check_exact(out, cap)
+    assert len(index) > SFREQ and np.all(np.diff(index) == 1)
+    session = XDFSession(out)  # plays without a track_end are read up to the last sample
+    assert session.song_ids
+
+
+@pytest.mark.lsl
+def test_refusals_leave_nothing_behind_and_overwrite_nothing(music, tmp_path, stream_name):
+    existing = tmp_path / "old.xdf"
+    existing.write_bytes(b"precious")
+    with pytest.raises(OutputError, match="never overwritten.*old-2.xdf"):
+        calibrate(CalibrationConfig(stream=stream_name, music=[str(music)], out=str(existing), no_audio=True))
+    assert existing.read_bytes() == b"precious"
+
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF0000WAVEnot audio")
+    with pytest.raises(DataFormatError, match="unreadable audio"):
+        calibrate(CalibrationConfig(stream=stream_name, music=[str(broken)], out=str(tmp_path / "x.xdf"),
+                                    no_audio=True))
+
+    import pylsl
+    from eegmusic.stream.outlet import eeg_stream_info
+
+    silent = pylsl.StreamOutlet(eeg_stream_info(stream_name, LABELS, SFREQ, f"{stream_name}-silent"))
+    out = tmp_path / "never.xdf"
+    with pytest.raises(StreamError, match="sent no samples.*before the first track"):
+        calibrate(CalibrationConfig(stream=stream_name, music=[str(music)], out=str(out), no_audio=True,
+                                    first_sample_timeout_s=1.0, progress=False))
+    del silent
+    assert not out.exists() and not (tmp_path / "never_audio").exists()
+
+
+@pytest.mark.audio
+def test_unknown_output_device_names_the_alternatives(music, tmp_path, pulse_sink):
+    with pytest.raises(AudioError, match="--no-audio"):
+        calibrate(CalibrationConfig(stream="nobody", music=[str(music)], out=str(tmp_path / "x.xdf"),
+                                    device="no such device 42"))
+    assert not (tmp_path / "x.xdf").exists()
