@@ -11,6 +11,9 @@ and ``dropped`` samples or events, ``output_latency_s`` how long a written sampl
 - :class:`WavSink` writes a WAV file incrementally, header updated on every write, so the file is
   complete and readable even if the process is killed.
 - :class:`NullSink` only counts (headless runs, benchmarks).
+
+Every sink satisfies :class:`AudioSink`, the contract the live pipeline and the dashboard's volume
+wrapper rely on.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from eegmusic.decoder.melspec import AUDIO_SFREQ
@@ -30,6 +34,30 @@ _SFC_SET_UPDATE_HEADER_AUTO = 0x1061
 """libsndfile command: rewrite the file header after every write (sndfile.h)."""
 
 _NO_DEVICE_HINT = "pass --wav FILE to record the sound instead, or --no-audio to run silently"
+
+
+class AudioSink(Protocol):
+    """Where the live pipeline writes decoded audio (22050 Hz mono float32)."""
+
+    def write(self, samples: np.ndarray, *, block: bool = True) -> int:
+        """Queue ``samples`` (shape (n_samples,)); return how many were accepted.
+
+        With ``block=False`` the call never waits: what does not fit is dropped and counted.
+        """
+
+    @property
+    def queued_s(self) -> float:
+        """Seconds of audio written but not yet handed to the device (0 for files)."""
+
+    @property
+    def output_latency_s(self) -> float:
+        """Seconds from handing a sample to the device until it is heard (0 for files)."""
+
+    def counters(self) -> dict[str, int]:
+        """At least ``written``, ``sanitised``, ``underruns`` and ``dropped``."""
+
+    def close(self) -> None:
+        """Finish and release the output."""
 
 
 def _import_sounddevice():
@@ -70,8 +98,6 @@ def sanitise(samples: np.ndarray) -> tuple[np.ndarray, int]:
 class _Sink:
     """Counters and sanitising shared by every sink."""
 
-    output_latency_s = 0.0
-
     def __init__(self) -> None:
         self._written = 0
         self._sanitised = 0
@@ -88,6 +114,16 @@ class _Sink:
                             n_changed)
             self._sanitised += n_changed
         return clean
+
+    @property
+    def queued_s(self) -> float:
+        """Seconds of audio waiting ahead of newly written samples (none: written at once)."""
+        return 0.0
+
+    @property
+    def output_latency_s(self) -> float:
+        """Seconds from a write until the sample is heard (none for a file or nothing)."""
+        return 0.0
 
     def counters(self) -> dict[str, int]:
         """Samples ``written`` and ``sanitised``, ``underruns`` (callbacks short of data), ``dropped``
@@ -108,8 +144,8 @@ class _Sink:
 class NullSink(_Sink):
     """A sink that discards audio (after sanitising and counting it)."""
 
-    def write(self, samples: np.ndarray) -> int:
-        """Count ``samples`` (shape (n_samples,)); return how many were accepted."""
+    def write(self, samples: np.ndarray, *, block: bool = True) -> int:
+        """Count ``samples`` (shape (n_samples,)); return how many were accepted (never waits)."""
         clean = self._clean(samples)
         self._written += clean.size
         return clean.size
@@ -153,8 +189,11 @@ class WavSink(_Sink):
         except (ImportError, AttributeError):  # libsndfile readers still accept a stale length
             log.debug("soundfile without sf_command; the WAV header is written on close only")
 
-    def write(self, samples: np.ndarray) -> int:
-        """Append ``samples`` (shape (n_samples,)) and flush them to disk; return how many."""
+    def write(self, samples: np.ndarray, *, block: bool = True) -> int:
+        """Append ``samples`` (shape (n_samples,)) and flush them to disk; return how many.
+
+        ``block`` is accepted for :class:`AudioSink`; a file write takes what it takes.
+        """
         clean = self._clean(samples)
         self._file.write(clean)
         self._file.flush()

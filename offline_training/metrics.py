@@ -13,8 +13,10 @@ Two families, side by side on purpose:
 features of true and reconstructed windows).
 
 Conventions: a correlation whose series has zero variance is defined as 0 (a flat prediction tracks
-nothing), never NaN. Arrays are mel-dB, shape ``(n_windows, n_mels, n_frames)`` for windows and
-``(n_mels, n_frames)`` for a block of concatenated frames.
+nothing), never NaN; the per-band Pearson and that rule live in :mod:`decoder.metrics`, shared with
+the live decoder's scoring, and are re-exported here. Arrays are mel-dB, shape
+``(n_windows, n_mels, n_frames)`` for windows and ``(n_mels, n_frames)`` for a block of concatenated
+frames.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from eegmusic.decoder.metrics import band_pearson, rows_pearson
 
 _EPS = 1e-12
 
@@ -81,21 +84,6 @@ def cosine(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean(cosine_per_window(pred, target)))
 
 
-def _rows_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r of matching rows of two 2-D arrays; 0 where a row has zero variance."""
-    n = a.shape[1]
-    # A row counts as constant when its spread is at float-rounding level of its magnitude.
-    tol_a = 1e-9 * np.sqrt(n) * np.maximum(np.max(np.abs(a), axis=1), _EPS)
-    tol_b = 1e-9 * np.sqrt(n) * np.maximum(np.max(np.abs(b), axis=1), _EPS)
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    norm_a = np.sqrt(np.sum(a * a, axis=1))
-    norm_b = np.sqrt(np.sum(b * b, axis=1))
-    valid = (norm_a > tol_a) & (norm_b > tol_b)
-    den = np.where(valid, norm_a * norm_b, 1.0)
-    return np.where(valid, np.sum(a * b, axis=1) / den, 0.0)
-
-
 def pearson_per_window(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Pearson correlation of each window, flattened to one vector.
 
@@ -109,7 +97,7 @@ def pearson_per_window(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         Pearson r per window; 0 where either window is constant.
     """
     pred, target = _pair(pred, target)
-    return _rows_pearson(pred, target)
+    return rows_pearson(pred, target)
 
 
 def pearson(pred: np.ndarray, target: np.ndarray) -> float:
@@ -119,30 +107,6 @@ def pearson(pred: np.ndarray, target: np.ndarray) -> float:
     already scores high.
     """
     return float(np.mean(pearson_per_window(pred, target)))
-
-
-def band_pearson(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Pearson correlation over time of each mel band of one contiguous block.
-
-    Parameters
-    ----------
-    pred, target : ndarray, shape (n_mels, n_frames)
-        Mel-dB frames of one block in time order.
-
-    Returns
-    -------
-    ndarray, shape (n_mels,)
-        Pearson r per band; 0 for a band that is constant in either array.
-    """
-    pred = np.asarray(pred, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    if pred.shape != target.shape or pred.ndim != 2:
-        raise ValueError(
-            f"need two (n_mels, n_frames) arrays of one shape, got {pred.shape} and {target.shape}"
-        )
-    if pred.shape[1] < 2:
-        raise ValueError(f"a block needs at least 2 frames for a correlation over time, got {pred.shape[1]}")
-    return _rows_pearson(pred, target)
 
 
 def dynamic_r(pred_blocks: Sequence[np.ndarray], target_blocks: Sequence[np.ndarray]) -> float:

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from eegmusic.stream.errors import DataFormatError
 from eegmusic.stream.spec import MODEL_CHANNELS, MODEL_SFREQ
+from eegmusic.stream.stimulus import StimulusFolder
+from eegmusic.stream.stimulus import read_audio as _read_audio
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +43,6 @@ RAW_SFREQ = 1000.0
 
 RAW_CHANNELS: tuple[str, ...] = tuple(f"E{i}" for i in range(1, 129)) + ("Cz",)
 """Channels of a raw recording: E1…E128 of the net, then Cz (E129, the recording reference)."""
-
-STIMULUS_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-"""Stimulus file types looked for, in this order, as ``stimuli/songNN<ext>``."""
 
 _IMPUTED_RE = re.compile(r"^song(\d+)_Imputed\.mat$")
 _RAW_RE = re.compile(r"^song(\d+)_raw\.mat$")
@@ -251,12 +250,7 @@ class NMEDTFolder:
 
     def stimulus_path(self, song_id: int) -> Path | None:
         """Return ``stimuli/songNN.<wav|flac|ogg|mp3>`` (first found), or None."""
-        folder = self.path / "stimuli"
-        for ext in STIMULUS_EXTENSIONS:
-            candidate = folder / f"song{int(song_id)}{ext}"
-            if candidate.is_file():
-                return candidate
-        return None
+        return StimulusFolder(self.path, sfreq=AUDIO_SFREQ).stimulus_path(song_id)
 
     def load_stimulus(self, song_id: int) -> np.ndarray:
         """Read a song's stimulus as mono float32 at 22050 Hz.
@@ -274,59 +268,12 @@ class NMEDTFolder:
         DataFormatError
             If the stimulus file is missing, unreadable, or empty.
         """
-        path = self.stimulus_path(song_id)
-        if path is None:
-            raise DataFormatError(
-                f"{self.path / 'stimuli'}: no stimulus for song {int(song_id)}; put the audio there as "
-                f"song{int(song_id)}.wav (or .flac/.ogg/.mp3, any sample rate)"
-            )
-        return read_audio(path)
+        return StimulusFolder(self.path, sfreq=AUDIO_SFREQ).load_stimulus(song_id)
 
 
 def read_audio(path, *, sfreq: int = AUDIO_SFREQ) -> np.ndarray:
-    """Read an audio file as mono float32, resampled to ``sfreq`` only if needed.
-
-    Parameters
-    ----------
-    path : str or Path
-        A wav, flac, ogg or mp3 file at any sample rate.
-    sfreq : int
-        Output rate in Hz.
-
-    Returns
-    -------
-    audio : ndarray, shape (n_samples,), float32
-
-    Raises
-    ------
-    DataFormatError
-        If the file is missing, cannot be decoded, or holds no samples.
-    """
-    import soundfile
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path}: audio file not found; check the path")
-    try:
-        audio, file_sfreq = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:  # libsndfile reads wav, flac, ogg and mp3
-        detail = str(error).splitlines()[0][:120] if str(error) else "no detail"
-        raise DataFormatError(
-            f"{path}: unreadable audio ({type(error).__name__}: {detail}); convert it to wav or flac"
-        ) from error
-    audio = np.asarray(audio, dtype=np.float32).mean(axis=1)
-    if audio.size == 0:
-        raise DataFormatError(f"{path}: audio file holds no samples; replace it with the song's audio")
-    if not np.all(np.isfinite(audio)):
-        raise DataFormatError(f"{path}: audio holds {int(np.sum(~np.isfinite(audio)))} NaN/Inf samples")
-    if int(file_sfreq) != int(sfreq):
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(int(sfreq), int(file_sfreq))
-        audio = resample_poly(audio, int(sfreq) // g, int(file_sfreq) // g).astype(np.float32)
-    return audio
+    """Read an audio file as mono float32 at ``sfreq`` (:func:`stream.stimulus.read_audio`)."""
+    return _read_audio(path, sfreq=sfreq)
 
 
 # ---------------------------------------------------------------------------------------------

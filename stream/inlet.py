@@ -60,6 +60,8 @@ class StreamMeta:
     channel_format: str
     labels: tuple[str, ...] | None
     """Channel labels from the stream's description, or None when it has none."""
+    song: int | None = None
+    """The dataset song a replayed stream plays (its ``desc/dataset/song``), or None."""
 
     def describe(self) -> str:
         """One line naming the stream."""
@@ -133,6 +135,7 @@ class Inlet:
         try:
             full = inlet.info(timeout=2.0)
             labels = full.get_channel_labels()
+            song = full.desc().child("dataset").child_value("song").strip()
             inlet.open_stream(timeout=2.0)
         except (LostError, LSLTimeoutError) as error:
             del inlet
@@ -148,7 +151,8 @@ class Inlet:
         if labels is not None and any(label is None for label in labels):
             labels = None
         meta = StreamMeta(summary.name, summary.stype, summary.source_id, summary.n_chans, summary.sfreq,
-                          summary.channel_format, tuple(labels) if labels is not None else None)
+                          summary.channel_format, tuple(labels) if labels is not None else None,
+                          int(song) if song.isdigit() else None)
         return inlet, meta, float(offset)
 
     def _use(self, inlet: pylsl.StreamInlet, offset: float) -> None:
@@ -176,6 +180,10 @@ class Inlet:
         self._bad_run = np.zeros(meta.n_chans, dtype=np.int64)
         logger.info("connected to %s", meta.describe())
         return meta
+
+    def flush(self) -> int:
+        """Discard the samples queued in the connected inlet and not yet pulled; return how many."""
+        return int(self._inlet.flush()) if self._inlet is not None else 0
 
     def start(self) -> None:
         """Connect (unless :meth:`connect` was called) and start the acquisition thread."""

@@ -10,6 +10,8 @@ outlets (docs/design.md, "LSL conventions"):
 - any other regular-rate float stream, e.g. the decoder's ``MelSpectrogram`` output of 128 channels
   at 22050/512 Hz (:func:`regular_stream_info`).
 
+:class:`BlockOutlet` sends blocks of samples with one timestamp each (the decoder's mel frames).
+
 Reading the channel description back (from a resolved or an inlet's full info) is
 :func:`channel_info`, so a consumer and a producer agree on one spelling.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pylsl
 
 logger = logging.getLogger(__name__)
@@ -198,3 +201,30 @@ def channel_info(info: pylsl.StreamInfo) -> dict[str, list[str]]:
             values.append(channel.child_value(key))
         channel = channel.next_sibling("channel")
     return out
+
+
+class BlockOutlet:
+    """An outlet that sends blocks of samples, each sample with its own LSL timestamp.
+
+    Parameters
+    ----------
+    info : pylsl.StreamInfo
+        The description (e.g. from :func:`regular_stream_info`).
+    chunk_size : int
+        Samples liblsl sends per network packet.
+    max_buffered : float
+        Seconds liblsl keeps for a slow consumer.
+
+    Example
+    -------
+    >>> outlet = BlockOutlet(regular_stream_info("cap-1-mel", "MelSpectrogram", ["m0"], 43.07, "x"))
+    >>> outlet.push(np.zeros((1, 4), np.float32), np.arange(4) / 43.07)  # doctest: +SKIP
+    """
+
+    def __init__(self, info: pylsl.StreamInfo, *, chunk_size: int = 8, max_buffered: float = 10):
+        self.name = info.name()
+        self._outlet = pylsl.StreamOutlet(info, chunk_size=chunk_size, max_buffered=max_buffered)
+
+    def push(self, samples: np.ndarray, stamps: np.ndarray) -> None:
+        """Send ``samples`` (shape (n_chans, n)) stamped at LSL times ``stamps`` (shape (n,), s)."""
+        self._outlet.push_chunk(np.ascontiguousarray(samples.T), np.asarray(stamps, np.float64).tolist())

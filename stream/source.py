@@ -120,6 +120,7 @@ class EEGSource:
         self.windower = Windower(self.ring, hop_s=self.hop_s, sfreq=self.spec.sfreq,
                                  queue_windows=self.queue_windows)
         self._n_in = 0
+        self._connected_early = False
         self._last_flag = {bit: _NEVER for bit in FLAG_NAMES}
 
     @property
@@ -132,6 +133,24 @@ class EEGSource:
         """The model rate in Hz."""
         return self.spec.sfreq
 
+    def connect(self) -> StreamMeta:
+        """Resolve and open the stream without acquiring yet; return what it is.
+
+        :meth:`start` calls it when it has not been called, so a caller can check the stream
+        (e.g. against a model) before acquisition starts, through this one inlet. Acquisition starts
+        at :meth:`start`: samples that arrived since this call are discarded then (a live consumer
+        wants the present, not a backlog of its own set-up time).
+
+        Raises
+        ------
+        StreamError
+            No such stream (the message lists those visible); a string-typed or irregular stream.
+        """
+        if self.inlet.meta is None:
+            self.inlet.connect()
+            self._connected_early = True
+        return self.inlet.meta
+
     def start(self) -> None:
         """Connect, check the stream against the spec and start acquiring.
 
@@ -143,7 +162,9 @@ class EEGSource:
         """
         if self.meta is not None:
             return  # already started
-        meta = self.inlet.connect()
+        if self._connected_early:
+            logger.debug("discarded %d samples queued since connect()", self.inlet.flush())
+        meta = self.connect()
         try:
             labels = meta.labels if meta.labels is not None else default_labels(meta.n_chans)
             if labels is None:

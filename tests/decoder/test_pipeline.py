@@ -18,17 +18,13 @@ import numpy as np
 import pylsl
 import pytest
 from eegmusic.decoder.frameclock import segment_start_sample
-from eegmusic.decoder.pipeline import (
-    AUDIO_FILE,
-    FrameRecorder,
-    LivePipeline,
-    LiveTruth,
-    PipelineConfig,
-    read_frames,
-)
+from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.runtime import DecoderRuntime
+from eegmusic.decoder.truth import LiveTruth
 from eegmusic.stream.errors import ConfigError, StreamError
 from eegmusic.stream.spec import MODEL_CHANNELS
+from eegmusic.stream.stimulus import StimulusFolder
 
 from tests.decoder.onnx_models import make_model
 
@@ -241,7 +237,7 @@ def test_overload_latency_bounded_drops_counted(sim_dir, stream_name, replay, me
 
 
 class StalledDevice:
-    """A sound device that plays nothing for its first ``stall_s``, then drains at real time.
+    """A sound device that plays nothing for its first ``stall_s``, then drains at real time (an AudioSink).
 
     PulseAudio does this for about a second when a new stream starts, but not on demand, so this
     test stands in for the device (it keeps the NullSink's counting and sanitising).
@@ -257,10 +253,13 @@ class StalledDevice:
         self.counters = self._sink.counters
         self.close = self._sink.close
 
-    def write(self, samples, **_):
-        self._t_start = self._t_start or time.monotonic()
-        return self._sink.write(samples)
+    output_latency_s = 0.0
 
+    def write(self, samples, *, block=True):
+        self._t_start = self._t_start or time.monotonic()
+        return self._sink.write(samples, block=block)
+
+    @property
     def queued_s(self) -> float:
         if self._t_start is None:
             return 0.0
@@ -277,7 +276,7 @@ def test_a_stalled_device_leaves_no_standing_delay(sim_dir, stream_name, replay,
         summary = pipeline.summary()
     assert summary["counters"]["audio_dropped_late"] > 0            # the stall's backlog was dropped
     # after the stall the queue is back near one hop + prebuffer, not the stall's length
-    assert device.queued_s() < config.hop_s + config.prebuffer_s + 0.15 + 0.05
+    assert device.queued_s < config.hop_s + config.prebuffer_s + 0.15 + 0.05
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -401,7 +400,7 @@ def test_recording_readable_after_crash(tmp_path, rng):
     """A process killed mid-recording leaves files every reader opens, holding what was appended."""
     script = f"""
 import os, numpy as np
-from eegmusic.decoder.pipeline import FrameRecorder
+from eegmusic.decoder.recording import FrameRecorder
 rec = FrameRecorder({str(tmp_path / 'rec')!r}, sidecar={{}})
 rng = np.random.default_rng(0)
 for i in range(5):
@@ -435,7 +434,7 @@ def test_partial_last_frame_dropped(tmp_path):
 def test_live_truth_alignment(sim_dir):
     from eegmusic.decoder.melspec import FRAME_PERIOD_S
 
-    truth = LiveTruth(sim_dir, recent_frames=200)
+    truth = LiveTruth(StimulusFolder(sim_dir, sfreq=22050), recent_frames=200)
     mel = truth.load(21)
     t_marker = 1000.0
     truth.marker("song=21;t=5.000", t_marker)
@@ -445,7 +444,7 @@ def test_live_truth_alignment(sim_dir):
     truth.update(mel[:, k], stamps)
     assert truth.dynamic_r() == pytest.approx(1.0, abs=1e-6)
     assert truth.dynamic_r_total() == pytest.approx(1.0, abs=1e-6)
-    shifted = LiveTruth(sim_dir, recent_frames=200)
+    shifted = LiveTruth(StimulusFolder(sim_dir, sfreq=22050), recent_frames=200)
     shifted.load(21)
     shifted.marker("song=21;t=5.000", t_marker)
     shifted.update(mel[:, k + 20], stamps)                     # 0.46 s off
@@ -462,7 +461,7 @@ def test_live_truth_missing_stimulus(tmp_path, sim_dir):
     folder = tmp_path / "data"
     folder.mkdir()
     shutil.copy(sim_dir / "song21_Imputed.mat", folder)
-    truth = LiveTruth(folder)
+    truth = LiveTruth(StimulusFolder(folder, sfreq=22050))
     with pytest.raises(DataFormatError, match="no stimulus for song 21"):
         truth.load(21)
 

@@ -1,0 +1,109 @@
+"""Recording that survives a crash: decoded frames and audio appended to files valid after every append.
+
+:class:`FrameRecorder` writes what ``eegmusic decode --record DIR`` keeps; :func:`read_frames` reads
+it back (also after the decoder was killed mid-write).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from eegmusic.decoder.audio import WavSink
+from eegmusic.decoder.melspec import FRAME_PERIOD_S, N_MELS
+from eegmusic.stream.errors import ConfigError, DataFormatError
+
+FRAMES_FILE = "mel_db.f32"
+FRAME_INDEX_FILE = "frame_index.i64"
+FRAME_SOURCE_FILE = "frame_source.f64"
+FRAMES_SIDECAR = "mel_db.json"
+AUDIO_FILE = "decoded.wav"
+
+
+class FrameRecorder:
+    """Append decoded frames to raw files that are valid after every append.
+
+    Files in ``folder``: ``mel_db.f32`` (float32 little-endian, frame after frame, 128 values each),
+    ``frame_index.i64`` (int64 global frame index of each frame, stimulus time = k * 512 / 22050 s),
+    ``frame_source.f64`` (float64 rows ``n_end, j, t_last``: the window each frame came from, by the
+    model-sample index one past its end, the frame's index in that window's output and the LSL time
+    of the window's last sample), ``mel_db.json`` (how to read them), and ``decoded.wav`` (the
+    audio). :func:`read_frames` reads them back, dropping a partly written last frame.
+    """
+
+    def __init__(self, folder: str | Path, *, sidecar: dict, audio: bool = True):
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"cannot create record folder {self.folder} ({error.strerror}); pass a "
+                              f"writable --record DIR") from error
+        for name in (FRAMES_FILE, FRAME_INDEX_FILE, FRAME_SOURCE_FILE, AUDIO_FILE):
+            if (self.folder / name).exists():
+                raise ConfigError(f"record folder {self.folder} already holds {name}; pass a new "
+                                  f"--record DIR (recordings are never overwritten)")
+        meta = {"format": "raw float32 little-endian, frame-major", "n_mels": N_MELS, "dtype": "<f4",
+                "frames_file": FRAMES_FILE, "index_file": FRAME_INDEX_FILE, "index_dtype": "<i8",
+                "source_file": FRAME_SOURCE_FILE, "source_columns": ["n_end", "window_frame", "t_last"],
+                "frame_period_s": FRAME_PERIOD_S, "audio_file": AUDIO_FILE if audio else None, **sidecar}
+        (self.folder / FRAMES_SIDECAR).write_text(json.dumps(meta, indent=1))
+        self._frames = open(self.folder / FRAMES_FILE, "ab")  # noqa: SIM115
+        self._index = open(self.folder / FRAME_INDEX_FILE, "ab")  # noqa: SIM115
+        self._source = open(self.folder / FRAME_SOURCE_FILE, "ab")  # noqa: SIM115
+        # float samples as decoded; the header is rewritten after every write (crash-safe)
+        self.wav = WavSink(self.folder / AUDIO_FILE, subtype="FLOAT") if audio else None
+        self.n_frames = 0
+
+    def append_frames(self, k0: int, frames: np.ndarray, window_frame: np.ndarray, n_end: int,
+                      t_last: float) -> None:
+        """Append frames ``k0 .. k0 + n - 1`` (frames: shape (128, n)) and where they came from."""
+        n = frames.shape[1]
+        if n == 0:
+            return
+        source = np.empty((n, 3), dtype="<f8")
+        source[:, 0] = n_end
+        source[:, 1] = window_frame
+        source[:, 2] = t_last
+        self._frames.write(np.ascontiguousarray(frames.T, dtype="<f4").tobytes())
+        self._index.write(np.arange(k0, k0 + n, dtype="<i8").tobytes())
+        self._source.write(source.tobytes())
+        for f in (self._frames, self._index, self._source):
+            f.flush()
+        self.n_frames += n
+
+    def append_audio(self, samples: np.ndarray) -> None:
+        """Append decoded audio samples."""
+        if self.wav is not None:
+            self.wav.write(samples)
+
+    def close(self) -> None:
+        """Close every file."""
+        self._frames.close()
+        self._index.close()
+        self._source.close()
+        if self.wav is not None:
+            self.wav.close()
+
+
+def read_frames(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read a recording made with ``--record``.
+
+    Returns
+    -------
+    frame_index : ndarray, shape (n,), int64
+        Global frame index of each frame.
+    mel_db : ndarray, shape (128, n), float32
+    source : ndarray, shape (n, 3), float64
+        ``n_end, window_frame, t_last`` of the window each frame came from.
+    """
+    folder = Path(folder)
+    if not (folder / FRAMES_FILE).exists():
+        raise DataFormatError(f"{folder} holds no {FRAMES_FILE}; pass a folder written by "
+                              f"`eegmusic decode --record`")
+    frames = np.fromfile(folder / FRAMES_FILE, dtype="<f4")
+    index = np.fromfile(folder / FRAME_INDEX_FILE, dtype="<i8")
+    source = np.fromfile(folder / FRAME_SOURCE_FILE, dtype="<f8")
+    n = min(len(frames) // N_MELS, len(index), len(source) // 3)
+    return (index[:n].astype(np.int64), frames[: n * N_MELS].reshape(n, N_MELS).T.astype(np.float32),
+            source[: 3 * n].reshape(n, 3).astype(np.float64))

@@ -1,0 +1,115 @@
+"""Stimulus audio of a dataset folder: find ``stimuli/songNN.<ext>`` and read it as mono float32.
+
+Both the replay (which plays a dataset) and the live decoder (which scores decoded frames against the
+true stimulus) need the song audio of an NMED-T-layout folder (docs/design.md, "NMED-T layout"). The
+lookup lives here, at the bottom of the import graph, so neither has to import the other.
+
+Example
+-------
+>>> stimuli = StimulusFolder("/data/nmedt", sfreq=22050)          # doctest: +SKIP
+>>> stimuli.stimulus_path(21)                                       # doctest: +SKIP
+PosixPath('/data/nmedt/stimuli/song21.wav')
+>>> stimuli.load_stimulus(21).shape                                 # doctest: +SKIP
+(5316608,)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from eegmusic.stream.errors import DataFormatError
+
+STIMULUS_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+"""Stimulus file types looked for, in this order, as ``stimuli/songNN<ext>``."""
+
+
+def read_audio(path, *, sfreq: int) -> np.ndarray:
+    """Read an audio file as mono float32, resampled to ``sfreq`` only if needed.
+
+    Parameters
+    ----------
+    path : str or Path
+        A wav, flac, ogg or mp3 file at any sample rate.
+    sfreq : int
+        Output rate in Hz.
+
+    Returns
+    -------
+    audio : ndarray, shape (n_samples,), float32
+
+    Raises
+    ------
+    DataFormatError
+        If the file is missing, cannot be decoded, or holds no samples.
+    """
+    import soundfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: audio file not found; check the path")
+    try:
+        audio, file_sfreq = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:  # libsndfile reads wav, flac, ogg and mp3
+        detail = str(error).splitlines()[0][:120] if str(error) else "no detail"
+        raise DataFormatError(
+            f"{path}: unreadable audio ({type(error).__name__}: {detail}); convert it to wav or flac"
+        ) from error
+    audio = np.asarray(audio, dtype=np.float32).mean(axis=1)
+    if audio.size == 0:
+        raise DataFormatError(f"{path}: audio file holds no samples; replace it with the song's audio")
+    if not np.all(np.isfinite(audio)):
+        raise DataFormatError(f"{path}: audio holds {int(np.sum(~np.isfinite(audio)))} NaN/Inf samples")
+    if int(file_sfreq) != int(sfreq):
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(int(sfreq), int(file_sfreq))
+        audio = resample_poly(audio, int(sfreq) // g, int(file_sfreq) // g).astype(np.float32)
+    return audio
+
+
+class StimulusFolder:
+    """The ``stimuli/`` sub-folder of a dataset folder.
+
+    Parameters
+    ----------
+    path : str or Path
+        The dataset folder (the one holding ``songNN_Imputed.mat`` and ``stimuli/``).
+    sfreq : int
+        Rate in Hz of the audio :meth:`load_stimulus` returns.
+    """
+
+    def __init__(self, path, *, sfreq: int) -> None:
+        self.path = Path(path).expanduser()
+        self.sfreq = int(sfreq)
+
+    def stimulus_path(self, song_id: int) -> Path | None:
+        """Return ``stimuli/songNN.<wav|flac|ogg|mp3>`` (first found), or None."""
+        folder = self.path / "stimuli"
+        for ext in STIMULUS_EXTENSIONS:
+            candidate = folder / f"song{int(song_id)}{ext}"
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def load_stimulus(self, song_id: int) -> np.ndarray:
+        """Read a song's stimulus as mono float32 at :attr:`sfreq`.
+
+        Returns
+        -------
+        audio : ndarray, shape (n_samples,), float32
+
+        Raises
+        ------
+        DataFormatError
+            If the stimulus file is missing, unreadable, or empty.
+        """
+        path = self.stimulus_path(song_id)
+        if path is None:
+            raise DataFormatError(
+                f"{self.path / 'stimuli'}: no stimulus for song {int(song_id)}; put the audio there as "
+                f"song{int(song_id)}.wav (or .flac/.ogg/.mp3, any sample rate)"
+            )
+        return read_audio(path, sfreq=self.sfreq)
