@@ -22,6 +22,13 @@ Examples:
   eegmusic simulate --out /tmp/mine --audio a.flac b.mp3 --snr 0.1   # your own music
   eegmusic simulate --out /tmp/real --music /usr/share/games/singularity/music --duration 120
   eegmusic simulate --out /tmp/later --music a.ogg b.ogg --music-start 150 --duration 60   # later excerpt
+
+Any cap (--montage): one XDF calibration session per participant (DIR/S01.xdf …, the EEG stream
+'virtual-<montage>' with labels and locations, the calibration markers) and the songs beside them,
+as `eegmusic calibrate` records a real cap; train on it with `eegmusic train --data DIR/S01.xdf`:
+  eegmusic simulate --out /tmp/cap32 --montage standard_1020 --channels 32 --sfreq 250 --n-subjects 1
+  eegmusic simulate --out /tmp/bio --montage biosemi64 --sfreq 512 --n-songs 3 --n-subjects 2 --duration 60
+  eegmusic simulate --out /tmp/obci --montage openbci8 --sfreq 250 --n-subjects 1
 """
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +55,15 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw", action="store_true",
                         help="also write songNN_raw.mat: 129 channels at 1000 Hz with line noise")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    cap = parser.add_argument_group("virtual cap (instead of the NMED-T layout)")
+    cap.add_argument("--montage", metavar="NAME",
+                     help="electrode montage: an MNE standard one (standard_1020, standard_1005, biosemi16/"
+                     "32/64/128, easycap-M1, GSN-HydroCel-129, ...) or openbci8, openbci16, muse; writes "
+                     "XDF sessions, e.g. --montage standard_1020 --channels 32 --sfreq 250")
+    cap.add_argument("--channels", type=int, default=None, metavar="N",
+                     help="keep N electrodes of the montage, spread over the scalp (default: all)")
+    cap.add_argument("--sfreq", type=float, default=None, metavar="HZ",
+                     help="the cap's rate in Hz with --montage (default 250)")
     renamed_option(parser, "--songs", "is now --n-songs (a count; --songs elsewhere lists song ids)")
     renamed_option(parser, "--subjects", "is now --n-subjects (a count)")
     renamed_option(parser, "--seconds", "is now --duration (every length in seconds is --duration)")
@@ -65,6 +81,14 @@ def run_simulate(args: argparse.Namespace) -> int:
         from eegmusic.replay.music_sources import music_files
 
         audio_files = (audio_files or []) + music_files(args.music)
+    if args.montage is not None:
+        return _run_virtual_cap(args, audio_files, start)
+    if args.channels is not None or args.sfreq is not None:
+        from eegmusic.stream.errors import ConfigError
+
+        flag = "--channels" if args.channels is not None else "--sfreq"
+        raise ConfigError(f"{flag} needs --montage (the NMED-T layout is 125 channels at 125 Hz); e.g. "
+                          "--montage standard_1020 --channels 32 --sfreq 250")
     out = simulate(
         args.out, n_songs=args.n_songs, n_subjects=args.n_subjects, seconds=args.duration, seed=args.seed,
         snr=args.snr, audio_files=audio_files, music_start_s=args.music_start, raw=args.raw,
@@ -73,4 +97,24 @@ def run_simulate(args: argparse.Namespace) -> int:
     n_songs = len(audio_files) if audio_files else args.n_songs
     print(f"wrote {n_songs} songs x {args.n_subjects} participants to {out} "
           f"in {time.perf_counter() - start:.1f} s; next: eegmusic info {out}")
+    return 0
+
+
+def _run_virtual_cap(args: argparse.Namespace, audio_files, start: float) -> int:
+    """``simulate --montage``: XDF calibration sessions of virtual listeners on that cap."""
+    import time
+
+    from eegmusic.replay.simulate import DEFAULT_SNR, _check_arguments
+    from eegmusic.replay.virtual_cap import simulate_sessions
+
+    _check_arguments(args.n_songs, args.n_subjects, args.duration, args.snr, audio_files)
+    sfreq = 250.0 if args.sfreq is None else args.sfreq
+    sessions = simulate_sessions(
+        args.out, montage=args.montage, n_channels=args.channels, sfreq=sfreq, n_songs=args.n_songs,
+        n_subjects=args.n_subjects, seconds=args.duration, seed=args.seed,
+        snr=DEFAULT_SNR if args.snr is None else args.snr, audio_files=audio_files,
+        music_start_s=args.music_start, progress=not args.no_progress,
+    )
+    print(f"wrote {len(sessions)} XDF sessions ({args.montage}, {sfreq:g} Hz) to {args.out} in "
+          f"{time.perf_counter() - start:.1f} s; next: eegmusic train --data {sessions[0]} --arch convnet")
     return 0

@@ -52,6 +52,10 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
 """Consumer boards' default electrode sets (OpenBCI Cyton and Cyton+Daisy on the Ultracortex, Muse),
 placed at their standard_1005 positions."""
 
+TEN_TWENTY = ("Fp1", "Fpz", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8",
+              "P7", "P3", "Pz", "P4", "P8", "O1", "Oz", "O2")
+"""The classical 10-20 electrodes (modern names), kept first when a montage is cut down."""
+
 LOOKUP_ORDER = (NMEDT_MONTAGE, "standard_1005", "biosemi128", "easycap-M1")
 """Montages searched, in this order, for the positions of labels nobody gave positions for."""
 
@@ -200,9 +204,10 @@ def _montage_table(name: str) -> dict[str, np.ndarray]:
 def montage_labels(name: str, n_channels: int | None = None) -> tuple[str, ...]:
     """Electrode labels of a montage, optionally ``n_channels`` of them spread over the scalp.
 
-    With ``n_channels`` smaller than the montage, electrodes on or above the line of the ears are
-    picked by farthest-point sampling from the one nearest the vertex, so the subset covers the head
-    evenly and is the same on every call.
+    With ``n_channels`` smaller than the montage, the classical 10-20 electrodes the montage has
+    (:data:`TEN_TWENTY`) come first, and the others are picked among electrodes on or above the line
+    of the ears by farthest-point sampling, so the subset covers the head evenly and is the same on
+    every call.
 
     Parameters
     ----------
@@ -230,22 +235,31 @@ def montage_labels(name: str, n_channels: int | None = None) -> tuple[str, ...]:
         mne = _require_mne(f"montage {name!r}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            labels = tuple(mne.channels.make_standard_montage(name).ch_names)
+            every = mne.channels.make_standard_montage(name).ch_names
+        keys = [label_key(label) for label in every]  # colin27 lists T3 beside T7: one electrode
+        labels = tuple(label for i, label in enumerate(every) if keys.index(keys[i]) == i)
     if n_channels is None or n_channels == len(labels):
         return tuple(labels)
     if not 1 <= n_channels <= len(labels):
         raise ConfigError(f"--channels {n_channels} is outside 1 … {len(labels)} for montage {name!r}; "
                           "pick a count the montage has")
     positions = head_positions(labels, montage=name)
+    classical = {label_key(label) for label in TEN_TWENTY}
+    preferred = np.array([i for i, label in enumerate(labels) if label_key(label) in classical], dtype=int)
     upper = np.flatnonzero(positions[:, 2] >= 0)  # on or above the ear line
-    if upper.size < n_channels:
-        upper = np.arange(len(labels))
-    chosen = [int(upper[np.argmax(positions[upper, 2])])]
-    distance = np.linalg.norm(positions[upper] - positions[chosen[0]], axis=1)
+    if preferred.size >= n_channels:
+        candidates, chosen = preferred, []
+    else:
+        candidates = upper if upper.size >= n_channels else np.arange(len(labels))
+        chosen = preferred.tolist()
+    if not chosen:
+        chosen = [int(candidates[np.argmax(positions[candidates, 2])])]
+    gaps = positions[candidates][:, None] - positions[chosen][None]
+    distance = np.min(np.linalg.norm(gaps, axis=2), axis=1)
     while len(chosen) < n_channels:
-        nxt = int(upper[np.argmax(distance)])
+        nxt = int(candidates[np.argmax(distance)])
         chosen.append(nxt)
-        distance = np.minimum(distance, np.linalg.norm(positions[upper] - positions[nxt], axis=1))
+        distance = np.minimum(distance, np.linalg.norm(positions[candidates] - positions[nxt], axis=1))
     return tuple(labels[i] for i in sorted(chosen))
 
 

@@ -1,0 +1,232 @@
+"""Virtual listeners on any cap: simulated calibration sessions for montages other than NMED-T's.
+
+``eegmusic simulate --montage NAME [--channels N] --sfreq HZ`` writes, instead of an NMED-T folder,
+what ``eegmusic calibrate`` records from a real cap: one XDF calibration session per participant
+(:mod:`replay.xdf_session` reads it, so ``train``, ``evaluate``, ``replay`` and ``info`` take it as
+``--data DIR/S01.xdf``), with the songs' audio beside the XDF files::
+
+    DIR/simulation.json     parameters; marks the folder as simulated (a rerun replaces it)
+    DIR/song21.wav …        the stimuli, 22050 Hz mono
+    DIR/S01.xdf …           EEG stream 'virtual-<montage>' (type EEG, float32 µV, labels and
+                            locations in mm) + marker stream 'virtual-<montage>-calibration'
+                            (:mod:`replay.calibration_markers`: one play per song, back to back)
+
+The EEG comes from the same forward model as the NMED-T simulation (:mod:`replay.forward_model`,
+simulated on the GSN-HydroCel-129 net at the cap's rate) and is carried to the cap's electrodes by
+spherical-spline interpolation of the scalp potential (:mod:`stream.interpolation`; positions in
+MNE's head frame, :func:`stream.montage.head_positions`), plus independent electrode noise, then
+average-referenced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from eegmusic.replay import forward_model as fm
+from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, encode
+from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
+from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
+from eegmusic.replay.nmedt import SONGS
+from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.stream.interpolation import spline_matrix
+from eegmusic.stream.montage import head_positions, montage_labels, resolve_montage_name
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "simulation.json"
+ELECTRODE_NOISE_UV = 1.0
+"""RMS of each virtual electrode's own white noise, in µV."""
+
+SESSION_T0 = 1000.0
+"""LSL time of each simulated session's first sample, in seconds."""
+
+MAX_SFREQ = 4096.0
+
+
+def cap_projection(cap_positions: np.ndarray) -> np.ndarray:
+    """Spline weights from the simulator's 129-electrode GSN net to a cap's electrodes.
+
+    Parameters
+    ----------
+    cap_positions : ndarray, shape (n_cap, 3)
+        Head-frame positions in metres.
+
+    Returns
+    -------
+    weights : ndarray, shape (n_cap, 129)
+        ``cap_uv = weights @ net_uv`` for net potentials in :data:`forward_model.NET_CHANNELS` order.
+    """
+    net = head_positions(fm.NET_CHANNELS, montage="GSN-HydroCel-129")
+    return spline_matrix(net, cap_positions)
+
+
+def check_cap(montage: str, n_channels: int | None, sfreq: float) -> tuple[str, tuple[str, ...]]:
+    """Resolve the montage and channel subset, check the rate; return (montage name, labels).
+
+    Raises
+    ------
+    ConfigError
+        Unknown montage, a channel count it does not have, or a rate outside 64 … 4096 Hz.
+    """
+    if not 64.0 <= float(sfreq) <= MAX_SFREQ:
+        raise ConfigError(f"--sfreq {sfreq:g} Hz is outside 64 … {MAX_SFREQ:g}; use an amplifier rate "
+                          "such as 250, 256, 500, 512 or 1000")
+    name = resolve_montage_name(montage)
+    return name, montage_labels(name, n_channels)
+
+
+def _prepare(out: Path, manifest: dict) -> None:
+    previous = out / MANIFEST
+    if out.is_dir() and any(out.glob("*.xdf")) and not previous.is_file():
+        raise ConfigError(f"{out} holds XDF recordings not written by eegmusic simulate; choose an empty or "
+                          "new --out folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create {out} ({error.strerror}); pass a writable --out folder") from error
+    if previous.is_file():  # a previous simulation: only its own files go
+        old = json.loads(previous.read_text())
+        for name in old.get("sessions", []) + [f"song{s}.wav" for s in old.get("songs", [])]:
+            (out / name).unlink(missing_ok=True)
+        for leftover in out.glob("song*_Imputed.mat"):
+            leftover.unlink()
+    previous.write_text(json.dumps(manifest, indent=2))
+
+
+def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, sfreq: float = 250.0,
+                      n_songs: int = 3, n_subjects: int = 1, seconds: float | None = None, seed: int = 0,
+                      snr: float = 0.03, audio_files=None, music_start_s: float = 0.0,
+                      progress: bool = True) -> list[Path]:
+    """Write simulated calibration sessions (one XDF per participant) for a cap.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Folder to write (created if needed; a previous simulation there is replaced).
+    montage : str
+        An MNE standard montage (``standard_1020``, ``biosemi64``, …) or a board layout
+        (``openbci8``, ``openbci16``, ``muse``).
+    n_channels : int, optional
+        Keep this many electrodes of the montage, spread over the scalp (all by default).
+    sfreq : float
+        The cap's rate in Hz.
+    n_songs, n_subjects : int
+        Generated songs (ignored with ``audio_files``) and participants (one session each).
+    seconds : float, optional
+        Length of each song (default: NMED-T-like lengths, or whole files).
+    seed : int
+    snr : float
+        Evoked share of the EEG variance.
+    audio_files : sequence of path, optional
+        Recorded music to play instead of generated songs, one song each.
+    music_start_s : float
+        Start of the excerpt taken from each audio file, in seconds.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    sessions : list of Path
+        The XDF files, one per participant.
+
+    Raises
+    ------
+    ConfigError
+        Unknown montage, bad channel count or rate, or an ``out_dir`` holding other recordings.
+    DataFormatError
+        An audio file that cannot be read.
+    """
+    import soundfile
+    from eegmusic.replay.simulate import SIMULATED_DURATIONS_S, participant_ids
+    from eegmusic.replay.xdf_writer import XDFWriter
+    from eegmusic.stream.progress import progress_bar
+
+    name, labels = check_cap(montage, n_channels, sfreq)
+    sfreq = float(sfreq)
+    out = Path(out_dir).expanduser()
+    audio_files = [Path(p) for p in audio_files] if audio_files else None
+    for path in audio_files or []:
+        if not path.is_file():
+            raise DataFormatError(f"{path}: audio file not found; check the --music/--audio paths")
+        check_excerpt(path, start_s=music_start_s, seconds=seconds)
+    song_ids = [21 + i for i in range(len(audio_files) if audio_files else int(n_songs))]
+    subjects = participant_ids(int(n_subjects))
+    stream = f"virtual-{name}"
+    sessions = [f"{subject}.xdf" for subject in subjects]
+    _prepare(out, {"generator": "eegmusic simulate", "montage": name, "channels": list(labels),
+                   "sfreq": sfreq, "songs": song_ids, "subjects": subjects, "sessions": sessions,
+                   "seconds": seconds, "seed": int(seed), "snr": float(snr),
+                   "audio_files": [str(p) for p in audio_files] if audio_files else None,
+                   "complete": False})
+    positions = head_positions(labels, montage=name)
+    projection = cap_projection(positions)
+    songs = []
+    for index, song_id in enumerate(song_ids):
+        if audio_files:
+            audio = load_excerpt(audio_files[index], start_s=music_start_s, seconds=seconds)
+        else:
+            length = float(seconds) if seconds is not None else SIMULATED_DURATIONS_S[song_id]
+            audio = generate_song(song_id, bpm=SONGS[song_id].bpm, seconds=length, seed=seed)
+        wav = out / f"song{song_id}.wav"
+        soundfile.write(str(wav), np.clip(audio, -1.0, 1.0), AUDIO_SFREQ, subtype="PCM_16")
+        n_times = int(np.ceil(len(audio) / AUDIO_SFREQ * sfreq))  # the next play starts after its end
+        envelopes, onsets = fm.stimulus_features(audio, audio_sfreq=AUDIO_SFREQ, sfreq=sfreq, n_times=n_times)
+        songs.append((song_id, wav, len(audio) / AUDIO_SFREQ, envelopes, onsets))
+    head = fm.head_model()
+    written = []
+    bar = progress_bar(total=len(subjects) * len(songs), desc="simulate", unit="recording",
+                       disable=not progress, leave=False)
+    try:
+        for index, subject in enumerate(subjects):
+            participant = fm.draw_participant(np.random.default_rng([seed, index, 101]), head)
+            path = out / sessions[index]
+            with XDFWriter(path) as xdf:
+                eeg_id = xdf.add_stream(name=stream, stype="EEG", channel_format="float32",
+                                        nominal_srate=sfreq, labels=list(labels), positions=positions,
+                                        source_id=f"{stream}-{subject}")
+                marker_id = xdf.add_stream(name=stream + DEFAULT_SUFFIX, stype="Markers",
+                                           channel_format="string", nominal_srate=0.0, labels=["marker"],
+                                           source_id=f"{stream}-{subject}-markers")
+                xdf.write_samples(marker_id, [SESSION_T0], [encode("session_start", version=1,
+                                                                   tracks=len(songs), audio_dir=".")])
+                t_song = SESSION_T0
+                for track, (song_id, wav, duration_s, envelopes, onsets) in enumerate(songs):
+                    cap = _record(participant, envelopes, onsets, projection, sfreq=sfreq, snr=snr,
+                                  rng=np.random.default_rng([seed, song_id, index, 202]))
+                    stamps = t_song + np.arange(cap.shape[1]) / sfreq
+                    xdf.write_samples(eeg_id, stamps, cap.T.astype(np.float32))
+                    xdf.write_samples(marker_id, *_track_markers(track, wav, duration_s, t_song))
+                    t_song = stamps[-1] + 1.0 / sfreq
+                    bar.update(1)
+                xdf.write_samples(marker_id, [t_song], [encode("session_end")])
+            written.append(path)
+            logger.debug("wrote %s: %d songs, %d channels at %g Hz", path, len(songs), len(labels), sfreq)
+    finally:
+        bar.close()
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["complete"] = True
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return written
+
+
+def _record(participant, envelopes, onsets, projection, *, sfreq, snr, rng) -> np.ndarray:
+    """One participant's cap EEG for one song, µV, average reference: shape (n_cap, n_times)."""
+    evoked, rest = fm.simulate_net(participant, envelopes, onsets, sfreq=sfreq,
+                                   snr=float(np.clip(snr * participant.gain, 1e-4, 0.95)), rng=rng)
+    cap = projection @ (evoked + rest)
+    cap += rng.normal(0.0, ELECTRODE_NOISE_UV, cap.shape)
+    return cap - cap.mean(axis=0, keepdims=True)
+
+
+def _track_markers(track: int, wav: Path, duration_s: float, t_start: float) -> tuple[list, list]:
+    """Marker stamps and texts of one play: start, a position every second, end."""
+    positions = np.arange(0.0, duration_s, 1.0)
+    stamps = [t_start + p for p in positions] + [t_start + duration_s]
+    texts = [encode("track_start", track=track, file=wav.name, path=str(wav.resolve()), position_s=0.0,
+                    duration_s=round(duration_s, 6), output_latency_s=0.0)]
+    texts += [encode("position", track=track, position_s=float(p)) for p in positions[1:]]
+    texts.append(encode("track_end", track=track, position_s=round(duration_s, 6)))
+    return stamps, texts
