@@ -30,3 +30,8 @@ class AudioError(EEGMusicError):
 
 class ConfigError(EEGMusicError):
     """A command-line option or configuration value is invalid."""
+
+
+class OutputError(EEGMusicError):
+    """An output exists and ``--overwrite`` was not given, would replace an input, or cannot be written
+    (full disk, no permission)."""

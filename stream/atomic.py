@@ -1,0 +1,113 @@
+"""Writing outputs safely: never over an existing file without consent, never half a file.
+
+Every command that writes goes through these helpers:
+
+- :func:`refuse_existing` before any work: an existing output is an :class:`OutputError` unless
+  ``--overwrite`` was given;
+- :func:`refuse_same_file`: an input is never its own output (``vocode a.wav --out a.wav``);
+- :func:`atomic_path` / :func:`write_text` / :func:`write_json`: the content goes to a temporary file
+  beside the target and is renamed over it only once complete, so a crash or a full disk leaves the
+  old file (or none), never a truncated one;
+- :func:`disk_errors`: turns a full disk or a refused write into one line naming the path.
+
+Example
+-------
+>>> refuse_existing(Path("summary.json"), overwrite=False)  # doctest: +SKIP
+>>> write_json(Path("summary.json"), {"windows": 12})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from eegmusic.stream.errors import OutputError
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def refuse_existing(path: str | os.PathLike, *, overwrite: bool, flag: str = "--overwrite",
+                    what: str = "output") -> None:
+    """Raise :class:`OutputError` when ``path`` exists (a file or non-empty folder) unless ``overwrite``."""
+    path = Path(path)
+    if overwrite or not path.exists():
+        return
+    if path.is_dir() and not any(path.iterdir()):
+        return
+    kind = "folder" if path.is_dir() else "file"
+    raise OutputError(f"{what} {kind} {path} already exists; pass {flag} to replace it, or choose another "
+                      "path")
+
+
+def refuse_same_file(source: str | os.PathLike, output: str | os.PathLike, *, what: str = "output") -> None:
+    """Raise :class:`OutputError` when ``output`` names the same file as ``source`` (links included)."""
+    source, output = Path(source), Path(output)
+    same = source.resolve() == output.resolve()
+    if not same and source.exists() and output.exists():
+        same = os.path.samefile(source, output)
+    if same:
+        raise OutputError(f"{what} {output} is the input file itself; choose another {what} path")
+
+
+def _disk_message(path: Path, error: OSError) -> str:
+    if error.errno in _DISK_ERRNOS:
+        return (f"disk full while writing {path} ({os.strerror(error.errno)}); what was written before stays "
+                "readable; free space or choose another folder")
+    return f"cannot write {path} ({error.strerror or error}); check the folder's permissions and free space"
+
+
+@contextlib.contextmanager
+def disk_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an :class:`OSError` writing ``path`` (full disk, permission) into one :class:`OutputError`."""
+    try:
+        yield
+    except OSError as error:
+        raise OutputError(_disk_message(Path(path), error)) from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` when the block ends cleanly.
+
+    The temporary name keeps the suffix (``.song.x1y2.part.wav``), so writers that pick the format
+    from it (soundfile) work unchanged.
+
+    On an exception the temporary file is removed and ``path`` is left as it was. An :class:`OSError`
+    (full disk, permission) becomes one :class:`OutputError`.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    with disk_errors(path):
+        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
+        os.close(handle)
+    tmp = Path(name)
+    try:
+        with disk_errors(path):
+            yield tmp
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path: str | os.PathLike, content: bytes) -> None:
+    """Write ``content`` to ``path`` atomically (flushed to disk before the rename)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        file.write(content)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, content, *, indent: int = 1) -> None:
+    """Write ``content`` as JSON to ``path`` atomically (non-JSON values as their ``str``)."""
+    write_text(path, json.dumps(content, indent=indent, default=str) + "\n")

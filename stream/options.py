@@ -1,0 +1,168 @@
+"""Argparse types shared by every ``eegmusic`` command: numbers in range, finite, and output paths.
+
+Each helper is a callable for ``add_argument(type=...)``. It turns the option's text into a value or
+raises :class:`argparse.ArgumentTypeError` with a message that says what is allowed, so that a bad
+option is refused by the parser, before any data is read, a stream resolved or a model trained
+(``--timeout -1`` once hung ``decode``; ``--duration nan`` ran 0 s and exited 0).
+
+Example
+-------
+>>> parser.add_argument("--timeout", type=non_negative_float, default=5.0)  # doctest: +SKIP
+>>> parser.add_argument("--smooth", type=int_range(0, 64), default=0)  # doctest: +SKIP
+>>> parser.add_argument("--json", type=output_file(".json"))  # doctest: +SKIP
+
+Output paths are checked for a folder that exists and can be written, so that ``--json missing/x.json``
+fails at once instead of after a whole decode. Whether an existing output may be replaced
+(``--overwrite``) is decided by the command with :func:`eegmusic.stream.atomic.refuse_existing`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+ArgumentTypeError = argparse.ArgumentTypeError
+
+
+def _number(text: str, kind: type) -> float | int:
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        noun = "an integer" if kind is int else "a number"
+        raise ArgumentTypeError(f"must be {noun} (got {text!r})") from None
+    if kind is float and not math.isfinite(value):
+        raise ArgumentTypeError(f"must be a finite number (got {text!r})")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """Any finite number (no NaN, no ±inf)."""
+    return float(_number(text, float))
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise ArgumentTypeError(f"must be > 0 (got {text!r})")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (timeouts: 0 means one immediate try, never "wait forever")."""
+    value = finite_float(text)
+    if value < 0:
+        raise ArgumentTypeError(f"must be >= 0 (got {text!r})")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    value = int(_number(text, int))
+    if value < 1:
+        raise ArgumentTypeError(f"must be at least 1 (got {text!r})")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0."""
+    value = int(_number(text, int))
+    if value < 0:
+        raise ArgumentTypeError(f"must be at least 0 (got {text!r})")
+    return value
+
+
+def int_range(low: int, high: int) -> Callable[[str], int]:
+    """An integer in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        value = int(_number(text, int))
+        if not low <= value <= high:
+            raise ArgumentTypeError(f"must be an integer from {low} to {high} (got {text!r})")
+        return value
+
+    parse.__name__ = f"integer {low}..{high}"
+    return parse
+
+
+def float_range(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """A finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+
+    def parse(text: str) -> float:
+        value = finite_float(text)
+        if value > high or value < low or (low_open and value == low):
+            bracket = "(" if low_open else "["
+            raise ArgumentTypeError(f"must be in {bracket}{low:g}, {high:g}] (got {text!r})")
+        return value
+
+    parse.__name__ = f"number {low:g}..{high:g}"
+    return parse
+
+
+def seconds(maximum: float = 7 * 24 * 3600.0) -> Callable[[str], float]:
+    """A duration in seconds, > 0 and at most ``maximum`` (a week by default)."""
+    return float_range(0.0, maximum, low_open=True)
+
+
+def timeout_seconds(text: str) -> float:
+    """A timeout in seconds: finite, >= 0 and at most one day."""
+    value = non_negative_float(text)
+    if value > 86400.0:
+        raise ArgumentTypeError(f"must be at most 86400 s, one day (got {text!r})")
+    return value
+
+
+def _writable_folder(folder: Path, text: str) -> None:
+    if not folder.is_dir():
+        raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} is not writable")
+
+
+def output_file(*suffixes: str) -> Callable[[str], Path]:
+    """A file to write: its folder exists and is writable, it is not a folder, suffix one of ``suffixes``."""
+
+    def parse(text: str) -> Path:
+        if not text or "\0" in text:
+            raise ArgumentTypeError(f"{text!r} is not a file name")
+        path = Path(text).expanduser()
+        if path.is_dir():
+            raise ArgumentTypeError(f"{text!r} is a folder; name a file inside it")
+        if suffixes and path.suffix.lower() not in suffixes:
+            raise ArgumentTypeError(f"{text!r} must end in {' or '.join(suffixes)}")
+        _writable_folder(path.parent if str(path.parent) else Path("."), text)
+        return path
+
+    parse.__name__ = "output file"
+    return parse
+
+
+def output_dir(text: str) -> Path:
+    """A folder to write into: not an existing file; its nearest existing ancestor is writable."""
+    if not text or "\0" in text:
+        raise ArgumentTypeError(f"{text!r} is not a folder name")
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ArgumentTypeError(f"{text!r} is a file, not a folder; name a folder")
+    ancestor = path
+    while not ancestor.exists():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ArgumentTypeError(f"{str(ancestor)!r} in {text!r} is a file, not a folder")
+    if ancestor.exists() and not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ArgumentTypeError(f"folder {str(ancestor)!r} of {text!r} is not writable")
+    return path
+
+
+def input_file(text: str) -> Path:
+    """A file that exists and is a file."""
+    path = Path(text).expanduser()
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "missing"
+        raise ArgumentTypeError(f"{text!r} is {what}; name an existing file")
+    return path
