@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pylsl
 from eegmusic.stream.errors import StreamError
+from eegmusic.stream.montage import read_locations
 from eegmusic.stream.resolve import StreamSummary, predicate, resolve_matching, resolve_stream
 from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
 from pylsl.util import LostError
@@ -62,6 +63,9 @@ class StreamMeta:
     """Channel labels from the stream's description, or None when it has none."""
     song: int | None = None
     """The dataset song a replayed stream plays (its ``desc/dataset/song``), or None."""
+    positions: np.ndarray | None = None
+    """Electrode positions (n_chans, 3) in metres from ``desc/channels/channel/location`` (NaN rows
+    where a channel has none), or None when no channel has one."""
 
     def describe(self) -> str:
         """One line naming the stream."""
@@ -135,6 +139,7 @@ class Inlet:
         try:
             full = inlet.info(timeout=2.0)
             labels = full.get_channel_labels()
+            positions = read_locations(full)
             song = full.desc().child("dataset").child_value("song").strip()
             inlet.open_stream(timeout=2.0)
         except (LostError, LSLTimeoutError) as error:
@@ -152,7 +157,8 @@ class Inlet:
             labels = None
         meta = StreamMeta(summary.name, summary.stype, summary.source_id, summary.n_chans, summary.sfreq,
                           summary.channel_format, tuple(labels) if labels is not None else None,
-                          int(song) if song.isdigit() else None)
+                          int(song) if song.isdigit() else None,
+                          positions if positions is not None and len(positions) == summary.n_chans else None)
         return inlet, meta, float(offset)
 
     def _use(self, inlet: pylsl.StreamInlet, offset: float) -> None:

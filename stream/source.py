@@ -77,6 +77,8 @@ class StreamHealth:
     bad_channels: tuple[str, ...] = field(default_factory=tuple)
     delay_s: float = 0.0
     error: str | None = None
+    interpolated_channels: tuple[str, ...] = field(default_factory=tuple)
+    """Model channels the stream lacks, filled by spherical-spline interpolation."""
 
 
 class EEGSource:
@@ -91,7 +93,14 @@ class EEGSource:
     hop_s : float
         Time between windows in seconds.
     impute_missing : bool
-        Fill model channels the stream lacks from neighbouring electrodes instead of refusing it.
+        Fill model channels the stream lacks by spherical-spline interpolation instead of refusing it.
+    model_positions : ndarray, shape (n_model_chans, 3), optional
+        The model's electrode positions in metres, head frame (from the model file); looked up by
+        label when not given. The stream's own come from its ``desc/channels/channel/location``.
+    max_missing : int, optional
+        Most model channels the model tolerates missing (None: no limit).
+    window_samples : int
+        Samples per window at the model rate.
     queue_windows : int
         Windows kept for a slow consumer; older ones are dropped and counted.
     dejitter : bool
@@ -105,10 +114,14 @@ class EEGSource:
     def __init__(self, name: str | None = None, stype: str | None = None, source_id: str | None = None, *,
                  spec: PreprocessingSpec | None = None, hop_s: float = DEFAULT_HOP_S,
                  impute_missing: bool = False, queue_windows: int = 8, dejitter: bool = False,
-                 recent_s: float = 30.0, resolve_timeout: float = 5.0):
+                 recent_s: float = 30.0, resolve_timeout: float = 5.0, model_positions=None,
+                 max_missing: int | None = None, window_samples: int = WINDOW_SAMPLES):
         self.spec = spec if spec is not None else PreprocessingSpec()
         self.hop_s = float(hop_s)
         self.impute_missing = impute_missing
+        self.model_positions = model_positions
+        self.max_missing = max_missing
+        self.window_samples = int(window_samples)
         self.queue_windows = int(queue_windows)
         self.recent_s = float(recent_s)
         self.inlet = Inlet(name, stype, source_id, dejitter=dejitter, resolve_timeout=resolve_timeout,
@@ -116,9 +129,9 @@ class EEGSource:
         self.meta: StreamMeta | None = None
         self.preprocessor: StreamingPreprocessor | None = None
         self.ring = RingBuffer(len(self.spec.channels),
-                               max(2 * WINDOW_SAMPLES, int(self.recent_s * self.spec.sfreq)))
+                               max(2 * self.window_samples, int(self.recent_s * self.spec.sfreq)))
         self.windower = Windower(self.ring, hop_s=self.hop_s, sfreq=self.spec.sfreq,
-                                 queue_windows=self.queue_windows)
+                                 window_samples=self.window_samples, queue_windows=self.queue_windows)
         self._n_in = 0
         self._connected_early = False
         self._last_flag = {bit: _NEVER for bit in FLAG_NAMES}
@@ -127,6 +140,11 @@ class EEGSource:
     def labels(self) -> tuple[str, ...]:
         """The model channel labels of every window."""
         return tuple(self.spec.channels)
+
+    @property
+    def interpolated_labels(self) -> tuple[str, ...]:
+        """Model channels filled by interpolation (empty before :meth:`start` or when none are)."""
+        return self.preprocessor.channel_map.interpolated_labels if self.preprocessor else ()
 
     @property
     def sfreq(self) -> float:
@@ -175,7 +193,10 @@ class EEGSource:
                 )
             self.preprocessor = StreamingPreprocessor(meta.sfreq, labels, self.spec,
                                                       impute_missing=self.impute_missing,
-                                                      stream_name=f"stream {meta.name!r}")
+                                                      stream_name=f"stream {meta.name!r}",
+                                                      stream_positions=meta.positions,
+                                                      model_positions=self.model_positions,
+                                                      max_missing=self.max_missing)
         except Exception:
             self.inlet.stop()
             raise
@@ -248,4 +269,5 @@ class EEGSource:
             non_monotonic=inlet.non_monotonic, windows=self.windower.n_windows,
             flagged_windows=self.windower.n_flagged, bad_channels=inlet.bad_channels(),
             delay_s=self.preprocessor.delay_s if self.preprocessor else 0.0, error=inlet.error,
+            interpolated_channels=self.interpolated_labels,
         )
