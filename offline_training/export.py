@@ -7,7 +7,9 @@ its destination and renamed into place, so a failed export never leaves a broken
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import io
 import json
 import logging
 import os
@@ -26,7 +28,10 @@ DEFAULT_SPEC = PreprocessingSpec()
 
 FORMAT_VERSION = 1
 METADATA_KEY = "eegmusic"
-OPSET = 17
+OPSET = 18
+"""ONNX opset of exported files (the lowest the dynamo exporter writes)."""
+MAX_BATCH = 4096
+"""Largest batch the exported graph declares (its batch dimension is symbolic)."""
 
 
 def build_metadata(
@@ -118,10 +123,28 @@ def _output_metadata(model) -> dict:
     return {"name": "mel_db", "kind": "mel_db", "n_mels": int(model.n_mels), "n_frames": int(model.n_frames)}
 
 
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporter's progress prints, warnings and optional-package log lines (torchvision)."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def export_onnx(model, path, metadata: dict) -> Path:
     """Write ``model`` as ONNX with inputs ``eeg`` (+ ``subject``), output ``mel_db``, dynamic batch.
 
-    A model with ``export_module()`` exports that module instead (output named by
+    The graph is captured with ``torch.export`` and translated by torch's maintained ONNX exporter
+    (``torch.onnx.export(..., dynamo=True)``, which needs the ``onnxscript`` package of the
+    ``train`` extra). A model with ``export_module()`` exports that module instead (output named by
     ``metadata["output"]["name"]``, e.g. ``audio``).
 
     Parameters
@@ -141,7 +164,9 @@ def export_onnx(model, path, metadata: dict) -> Path:
 
     import onnx
     import torch
+    from eegmusic.stream.extras import require
 
+    require("onnxscript")  # the exporter's translator: a one-line "install eegmusic[train]" when absent
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).cpu().eval()
@@ -149,27 +174,29 @@ def export_onnx(model, path, metadata: dict) -> Path:
     graph = model.export_module().eval() if hasattr(model, "export_module") else model
     output_name = metadata.get("output", {}).get("name", "mel_db")
     eeg = torch.zeros(2, model.n_chans, model.n_times)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     inputs: tuple = (eeg,)
     names = ["eeg"]
-    axes = {"eeg": {0: "batch"}, output_name: {0: "batch"}}
+    shapes: tuple = ({0: batch},)
     if model.subject_input:
         inputs = (eeg, torch.zeros(2, dtype=torch.long))
         names.append("subject")
-        axes["subject"] = {0: "batch"}
+        shapes = ({0: batch}, {0: batch})
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
-            torch.onnx.export(
+        with _quiet_exporter():
+            program = torch.onnx.export(
                 graph,
                 inputs,
-                str(tmp),
                 input_names=names,
                 output_names=[output_name],
-                dynamic_axes=axes,
+                dynamic_shapes=shapes,
                 opset_version=OPSET,
-                dynamo=False,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
             )
+        program.save(str(tmp))
         proto = onnx.load(str(tmp))
         entry = proto.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(metadata)

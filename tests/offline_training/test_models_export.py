@@ -88,6 +88,8 @@ def test_onnx_export_matches_torch(name, n_subjects, rng, tmp_path):
     meta = read_metadata(path)
     assert meta["format_version"] == 1
     assert meta["model"] == {"name": name, "config": json.loads(json.dumps(model.get_config()))}
+    montage = {key: meta["input"].pop(key) for key in ("positions", "max_missing")}
+    assert np.asarray(montage["positions"]).shape == (125, 3) and montage["max_missing"] >= 0
     assert meta["input"] == {
         "name": "eeg",
         "channels": list(MODEL_CHANNELS),
