@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 
+from eegmusic.stream.options import output_file
+
 PACKAGES = ("eegmusic.benchmarks",)
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="bench.json", help="JSON file to write (default: bench.json)")
+    parser.add_argument("--out", type=output_file('.json'),
+                        default="bench.json", help="JSON file to write (default: bench.json)")
     parser.add_argument("--quick", action="store_true", help="short runs (a few minutes in all)")
     parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
                         help="run only these benchmarks (e.g. bench_vocoder bench_inlet)")

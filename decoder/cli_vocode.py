@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from eegmusic.stream.options import non_negative_int, output_file, seconds
+
 EPILOG = """\
 Example:
   eegmusic vocode stimuli/song21.wav --out /tmp/song21_vocoded.wav
@@ -25,18 +27,19 @@ def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``vocode`` options to ``parser``."""
     parser.epilog = EPILOG
     parser.add_argument("audio", metavar="IN_AUDIO", help="audio file (wav, flac, ogg, mp3; any rate)")
-    parser.add_argument("--out", required=True, metavar="OUT.wav", help="WAV file to write (22050 Hz mono)")
+    parser.add_argument("--out", type=output_file('.wav'),
+                        required=True, metavar="OUT.wav", help="WAV file to write (22050 Hz mono)")
     from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
 
     parser.add_argument("--vocoder", choices=tuple(VOCODERS), default=DEFAULT_VOCODER, help=vocoder_help())
-    parser.add_argument("--lookahead", type=int, default=None, metavar="FRAMES",
+    parser.add_argument("--lookahead", type=non_negative_int, default=None, metavar="FRAMES",
                         help="frames of look-ahead: " + ", ".join(
                             f"{spec.name} {spec.lookaheads[0]}..{spec.lookaheads[-1]} (default "
                             f"{spec.default_lookahead})" for spec in VOCODERS.values()))
     parser.add_argument("--magnitude", choices=("nnls", "pinv"), default="nnls",
                         help="mel to linear magnitude: mel-consistent non-negative fit (default) or the "
                              "clipped pseudo-inverse")
-    parser.add_argument("--duration", type=float, default=None, metavar="S",
+    parser.add_argument("--duration", type=seconds(), default=None, metavar="S",
                         help="only the first S seconds of the file (default: all of it)")
     from eegmusic.stream.cli import renamed_option
 

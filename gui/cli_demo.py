@@ -19,6 +19,8 @@ import argparse
 import re
 from pathlib import Path
 
+from eegmusic.stream.options import output_dir, output_file, positive_int, seconds
+
 EPILOG = """\
 Examples:
   eegmusic demo                      # simulate, train, replay, decode, play (cached after the first run)
@@ -47,15 +49,18 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="FILE", help="model.onnx (default: train one, cached)")
     parser.add_argument("--arch", default=DEMO_MODEL["model"], metavar="NAME",
                         help=f"architecture to train when --model is absent (default {DEMO_MODEL['model']})")
-    parser.add_argument("--duration", type=float, default=30.0, metavar="S",
+    parser.add_argument("--duration", type=seconds(), default=30.0, metavar="S",
                         help="seconds of live decoding (default 30)")
-    parser.add_argument("--song", type=int, help="song to replay (default: the held-out, last one)")
-    parser.add_argument("--subject", type=int, default=1, help="participant to replay, 1-based (default 1)")
+    parser.add_argument("--song", type=positive_int, help="song to replay (default: the held-out, last one)")
+    parser.add_argument("--subject", type=positive_int,
+                        default=1, help="participant to replay, 1-based (default 1)")
     parser.add_argument("--no-gui", action="store_true", help="never open the dashboard")
-    parser.add_argument("--wav", metavar="FILE", help="write the audio here instead of a sound device")
-    parser.add_argument("--out", metavar="DIR",
+    parser.add_argument("--wav", type=output_file('.wav'),
+                        metavar="FILE", help="write the audio here instead of a sound device")
+    parser.add_argument("--out", type=output_dir, metavar="DIR",
                         help="a new folder for this run's results (default: CACHE/demo-output/DATE-TIME)")
-    parser.add_argument("--cache", metavar="DIR", help="cache folder (default: ~/.cache/eegmusic)")
+    parser.add_argument("--cache", type=output_dir,
+                        metavar="DIR", help="cache folder (default: ~/.cache/eegmusic)")
     from eegmusic.stream.cli import renamed_option
 
     renamed_option(parser, "--model-name", "is now --arch (an architecture name; --model is a file)")

@@ -10,11 +10,14 @@ import argparse
 import os
 from pathlib import Path
 
+from eegmusic.stream.options import float_range, output_file, seconds
+
 EPILOG = """\
 Examples:
   eegmusic gui
   eegmusic gui --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim
   xvfb-run -a eegmusic gui --stream cap-1 --model model.onnx --screenshot docs/dashboard.png --duration 15
+  eegmusic gui --stream cap8 --model nmedt.onnx --impute-missing   # an 8-channel cap, the rest interpolated
 
 With --stream and --model given the decoding starts at once; otherwise pick them in the window and
 press Start. --screenshot renders the window after --duration seconds to a PNG and exits (without a
@@ -30,12 +33,16 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="FILE", help="decoder model (.onnx from `eegmusic train`)")
     parser.add_argument("--truth", metavar="DIR",
                         help="NMED-T folder with stimuli/: show the true mel and live dynamic r of a replay")
-    parser.add_argument("--screenshot", metavar="PNG",
+    parser.add_argument("--screenshot", type=output_file('.png'), metavar="PNG",
                         help="save the window to this PNG after --duration s, then exit")
-    parser.add_argument("--duration", metavar="S", type=float, default=None,
+    parser.add_argument("--duration", metavar="S", type=seconds(), default=None,
                         help="close after this many seconds (default 10 with --screenshot)")
     parser.add_argument("--no-audio", action="store_true", help="decode without sound")
-    parser.add_argument("--refresh-hz", metavar="HZ", type=float, default=30.0,
+    parser.add_argument("--impute-missing", action="store_true",
+                        help="interpolate model channels the stream lacks (spherical splines), up to the "
+                        "model's tolerance; the counters list them")
+    parser.add_argument("--refresh-hz",
+                        metavar="HZ", type=float_range(0.0, 30.0, low_open=True), default=30.0,
                         help="snapshot polls per second, at most 30 (default 30)")
 
 
@@ -70,7 +77,8 @@ def run_gui(args: argparse.Namespace) -> int:
     from PySide6 import QtCore
 
     app = pg.mkQApp("eegmusic")
-    settings = Settings(stream=args.stream, model=args.model, truth=args.truth, no_audio=args.no_audio)
+    settings = Settings(stream=args.stream, model=args.model, truth=args.truth, no_audio=args.no_audio,
+                        extra={"impute_missing": True} if args.impute_missing else {})
     window = MainWindow(settings, refresh_hz=args.refresh_hz)
     window.show()
     outcome: dict = {}

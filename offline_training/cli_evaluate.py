@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from eegmusic.stream.options import non_negative_int, output_dir, positive_int, seconds
+
 EPILOG = """\
 Example:
   eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --split block --out runs/cnn/eval
@@ -35,12 +37,15 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         choices=SPLIT_KINDS,
         help="test part to score (default: the model's training split)",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the EEG shuffle baseline (default 0)")
-    parser.add_argument("--batch-size", type=int, default=256, help="windows per model call (default 256)")
+    parser.add_argument("--out", type=output_dir,
+                        required=True, metavar="DIR", help="output folder (created)")
+    parser.add_argument("--seed", type=non_negative_int,
+                        default=0, help="seed of the EEG shuffle baseline (default 0)")
+    parser.add_argument("--batch-size", type=positive_int,
+                        default=256, help="windows per model call (default 256)")
     parser.add_argument(
         "--wav-seconds",
-        type=float,
+        type=seconds(3600.0),
         default=10.0,
         help="length of the WAV reconstructions in seconds (default 10)",
     )

@@ -11,6 +11,7 @@ import argparse
 import json
 
 from eegmusic.stream.cli import renamed_option
+from eegmusic.stream.options import float_range, non_negative_int, output_dir, positive_int
 
 EPILOG = """\
 examples:
@@ -34,9 +35,12 @@ def _target_offset(text: str):
     if text.strip().lower() == "auto":
         return "auto"
     try:
-        return float(text)
+        offset = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is neither seconds nor 'auto'") from None
+    if not -1.0 <= offset <= 2.0:  # NaN fails too; brain responses to sound lag by well under 1 s
+        raise argparse.ArgumentTypeError(f"must be seconds in [-1, 2] or 'auto' (got {text!r})")
+    return offset
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,22 +54,25 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="architecture, a model registry name (default: cnn; list below)")
     parser.add_argument("--split", default="block", choices=[k for k in SPLIT_KINDS if k != "all"],
                         help="how held-out windows are chosen (default: block)")
-    parser.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
-    parser.add_argument("--epochs", type=int, default=20, help="maximum epochs (default: 20)")
-    parser.add_argument("--batch-size", type=int, default=60, help="windows per batch (default: 60)")
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--out", type=output_dir,
+                        required=True, help="run folder to create (or to continue with --resume)")
+    parser.add_argument("--epochs", type=positive_int, default=20, help="maximum epochs (default: 20)")
+    parser.add_argument("--batch-size", type=positive_int, default=60, help="windows per batch (default: 60)")
+    parser.add_argument("--lr", type=float_range(0.0, 10.0, low_open=True), default=None,
                         help="Adam learning rate (default: the model's: cnn 1e-4, transformer 1e-3, "
                         "others 1.5e-3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of split, weights and batch order")
+    parser.add_argument("--seed", type=non_negative_int,
+                        default=0, help="seed of split, weights and batch order")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--loss", default="mse", choices=LOSSES, help="loss on mel-dB (default: mse)")
     parser.add_argument("--subject-conditioning", action="store_true", help="add a subject embedding input")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument(
-        "--hop", type=float, default=1.0, help="hop between training windows in s (default: 1)"
+        "--hop", type=float_range(0.008, 60.0), default=1.0,
+        help="hop between training windows in s (default: 1)"
     )
     parser.add_argument(
-        "--patience", type=int, default=5, help="early-stopping patience in epochs (default: 5)"
+        "--patience", type=positive_int, default=5, help="early-stopping patience in epochs (default: 5)"
     )
     parser.add_argument(
         "--target-offset",
@@ -74,9 +81,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="target offset in s: window ending at T decodes [T-1-offset, T-offset); 'auto' picks it "
         "(0-0.3 s) by a ridge's dynamic r on the validation part, e.g. --target-offset auto",
     )
-    parser.add_argument("--songs", type=int, nargs="+", default=None, metavar="ID",
+    parser.add_argument("--songs", type=positive_int, nargs="+", default=None, metavar="ID",
                         help="song ids to use, e.g. 21 22 (default: all)")
-    parser.add_argument("--subjects", type=int, nargs="+", default=None, metavar="K",
+    parser.add_argument("--subjects", type=positive_int, nargs="+", default=None, metavar="K",
                         help="listeners to use, 1-based numbers as in replay --subject (default: all)")
     parser.add_argument(
         "--arch-config",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from eegmusic.stream.options import float_range, non_negative_int, output_file
+
 EPILOG = """\
 Examples:
   eegmusic calibrate --stream cap32 --music ~/music/calibration --minutes 5 --out s.xdf
@@ -33,11 +35,11 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
         help="audio files (wav/flac/ogg/mp3) or folders of them, in play order",
     )
     parser.add_argument(
-        "--out", required=True, metavar="FILE.xdf", help="session file to create (never overwritten)"
-    )
+        "--out", type=output_file('.xdf'),
+        required=True, metavar="FILE.xdf", help="session file to create (never overwritten)")
     parser.add_argument(
         "--minutes",
-        type=float,
+        type=float_range(0.0, 7 * 24 * 60.0, low_open=True),
         default=None,
         metavar="M",
         help="session length; the playlist repeats until then (default: play it once)",
@@ -45,7 +47,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shuffle", action="store_true", help="shuffle the playlist (again at each repetition)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of --shuffle (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of --shuffle (default 0)")
     parser.add_argument(
         "--device", default=None, metavar="DEV", help="output device index or name (default: system)"
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from eegmusic.stream.options import float_range, positive_int
+
 EPILOG = """\
 Examples:
   eegmusic replay --data /tmp/sim --song 21 --subject 1
@@ -27,20 +29,21 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     source = parser.add_argument_group("what to replay")
     source.add_argument("--data", metavar="DIR", help="NMED-T folder (real or from 'eegmusic simulate')")
-    source.add_argument("--song", type=int, metavar="NN", help="song trigger code, e.g. 21")
-    source.add_argument("--subject", type=int, metavar="K", help="participant, 1-based index in the file")
+    source.add_argument("--song", type=positive_int, metavar="NN", help="song trigger code, e.g. 21")
+    source.add_argument("--subject", type=positive_int,
+                        metavar="K", help="participant, 1-based index in the file")
     source.add_argument("--xdf", metavar="FILE", help="replay a stream of an XDF recording instead")
     source.add_argument("--xdf-stream", metavar="NAME", help="name of the recorded stream to replay (--xdf)")
     out = parser.add_argument_group("how")
-    out.add_argument("--speed", type=float, default=1.0, metavar="X",
+    out.add_argument("--speed", type=float_range(0.0, 1000.0, low_open=True), default=1.0, metavar="X",
                      help="time acceleration, > 0 (default 1 = real time)")
     out.add_argument("--loop", action="store_true", help="start again at the end (timestamps continue)")
     out.add_argument("--name", metavar="NAME",
                      help="stream name (default eegmusic-replay-s{song}-p{subject}, or the XDF stream's)")
     out.add_argument("--source-id", metavar="ID", help="LSL source id (default <name>@<host>)")
-    out.add_argument("--chunk-ms", type=float, default=10.0, metavar="MS",
+    out.add_argument("--chunk-ms", type=float_range(0.1, 10000.0), default=10.0, metavar="MS",
                      help="push interval in ms of wall time (default 10)")
-    out.add_argument("--device-like", type=float, metavar="RATE",
+    out.add_argument("--device-like", type=float_range(1.0, 100000.0), metavar="RATE",
                      help="present as a 128-channel amplifier (E1..E128, Cz reference not sent) at RATE Hz")
     out.add_argument("--index-channel", action="store_true",
                      help="append a channel 'index' with the running sample index (continuity checks)")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from eegmusic.stream.options import timeout_seconds
+
 
 def add_streams_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``eegmusic streams``."""
-    parser.add_argument("--timeout", type=float, default=1.0, metavar="S",
+    parser.add_argument("--timeout", type=timeout_seconds, default=1.0, metavar="S",
                         help="seconds to listen for streams (default 1.0)")
     parser.add_argument("--type", dest="stype", default=None, metavar="TYPE",
                         help="only streams of this type, e.g. EEG or Markers")
