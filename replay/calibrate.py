@@ -540,8 +540,9 @@ def _play_track(
         if notes:
             last_note = notes[-1]
             position = last_note[0]
-            bar.update(max(position - shown, 0.0))
-            shown = max(shown, position)
+            if int(position) > int(shown):  # whole seconds: the bar reads "12/300 s"
+                bar.update(int(position) - int(shown))
+                shown = position
             bar.set_postfix_str(
                 f"{fields['file']} {position:5.1f}/{length_s:.0f} s, "
                 f"{recorder.samples} samples, {len(recorder.gaps)} gaps"

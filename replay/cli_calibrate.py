@@ -19,7 +19,7 @@ Plays the music while recording the cap's stream and a marker stream '<stream>-c
 position in the track, the LSL time each position is heard, the device's output latency; format in
 replay/calibration_markers.py) into the XDF file, copies the audio into '<out>_audio/', and shows the
 track, elapsed time, samples and gaps. An EEG outage is recorded as a gap and the session goes on.
-Next: eegmusic train --data s.xdf --model convnet --out runs/s
+Next: eegmusic train --data s.xdf --arch convnet --out runs/s
 """
 
 
@@ -88,6 +88,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
     )
     print(
         f"session: {summary.path} (audio in {summary.audio_dir}); next: eegmusic train --data {summary.path} "
-        "--model convnet --out runs/session"
+        "--arch convnet --out runs/session"
     )
     return 0

@@ -29,20 +29,26 @@ as `eegmusic calibrate` records a real cap; train on it with `eegmusic train --d
   eegmusic simulate --out /tmp/cap32 --montage standard_1020 --channels 32 --sfreq 250 --n-subjects 1
   eegmusic simulate --out /tmp/bio --montage biosemi64 --sfreq 512 --n-songs 3 --n-subjects 2 --duration 60
   eegmusic simulate --out /tmp/obci --montage openbci8 --sfreq 250 --n-subjects 1
+
+Live (--live): an LSL EEG device that responds to what eegmusic calibrate plays (no cap needed):
+  eegmusic simulate --live --montage standard_1020 --channels 32 --sfreq 250 --name cap32
+  eegmusic calibrate --stream cap32 --music DIR --minutes 5 --out s.xdf      # in another terminal
 """
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``eegmusic simulate``."""
     parser.epilog = SIMULATE_EPILOG
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if needed)")
-    parser.add_argument("--n-songs", type=int, default=10, metavar="N",
+    parser.add_argument("--out", type=output_dir,
+                        metavar="DIR", help="folder to write (created if needed); not with --live")
+    parser.add_argument("--n-songs", type=int_range(1, 10), default=10, metavar="N",
                         help="number of songs, 1..10, numbered 21.. (default 10)")
-    parser.add_argument("--n-subjects", type=int, default=20, metavar="M",
+    parser.add_argument("--n-subjects", type=int_range(1, 1000), default=20, metavar="M",
                         help="participants per song (default 20)")
-    parser.add_argument("--duration", type=float, default=None, metavar="S",
+    parser.add_argument("--duration", type=seconds(), default=None, metavar="S",
                         help="length of each song in s (default: NMED-T-like 271-298 s, or the whole file)")
-    parser.add_argument("--seed", type=int, default=0, metavar="K", help="random seed (default 0)")
-    parser.add_argument("--snr", type=float, default=None, metavar="X",
+    parser.add_argument("--seed", type=non_negative_int,
+                        default=0, metavar="K", help="random seed (default 0)")
+    parser.add_argument("--snr", type=float_range(0.0, 1.0), default=None, metavar="X",
                         help="evoked share of EEG variance, 0..1 (default 0.03)")
     parser.add_argument("--audio", nargs="+", default=None, metavar="FILE",
                         help="your own audio files (wav/flac/ogg/mp3, any rate), one song each, slots 21..")
@@ -60,10 +66,19 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                      help="electrode montage: an MNE standard one (standard_1020, standard_1005, biosemi16/"
                      "32/64/128, easycap-M1, GSN-HydroCel-129, ...) or openbci8, openbci16, muse; writes "
                      "XDF sessions, e.g. --montage standard_1020 --channels 32 --sfreq 250")
-    cap.add_argument("--channels", type=int, default=None, metavar="N",
+    cap.add_argument("--channels", type=positive_int, default=None, metavar="N",
                      help="keep N electrodes of the montage, spread over the scalp (default: all)")
-    cap.add_argument("--sfreq", type=float, default=None, metavar="HZ",
+    cap.add_argument("--sfreq", type=float_range(1.0, 100000.0), default=None, metavar="HZ",
                      help="the cap's rate in Hz with --montage (default 250)")
+    live = parser.add_argument_group("virtual listener, live (with --montage)")
+    live.add_argument("--live", action="store_true",
+                      help="stream an LSL EEG device that hears the music eegmusic calibrate plays, until "
+                      "Ctrl-C, e.g. --live --montage standard_1020 --channels 32 --sfreq 250 --name cap32")
+    live.add_argument("--name", default=None, metavar="NAME", help="--live stream name (default virtual-cap)")
+    live.add_argument("--markers", default=None, metavar="NAME",
+                      help="--live: calibration marker stream to follow (default <name>-calibration)")
+    live.add_argument("--delay", type=float, default=1.0, metavar="S",
+                      help="--live: each sample leaves S seconds after its timestamp (default 1)")
     renamed_option(parser, "--songs", "is now --n-songs (a count; --songs elsewhere lists song ids)")
     renamed_option(parser, "--subjects", "is now --n-subjects (a count)")
     renamed_option(parser, "--seconds", "is now --duration (every length in seconds is --duration)")
@@ -74,7 +89,13 @@ def run_simulate(args: argparse.Namespace) -> int:
     import time
 
     from eegmusic.replay.simulate import simulate
+    from eegmusic.stream.errors import ConfigError
 
+    if args.live:
+        return _run_live(args)
+    if args.out is None:
+        raise ConfigError("simulate needs --out DIR (the folder to write), or --live for a live virtual "
+                          "listener; e.g. eegmusic simulate --out /tmp/sim")
     start = time.perf_counter()
     audio_files = args.audio
     if args.music:
@@ -98,6 +119,19 @@ def run_simulate(args: argparse.Namespace) -> int:
     print(f"wrote {n_songs} songs x {args.n_subjects} participants to {out} "
           f"in {time.perf_counter() - start:.1f} s; next: eegmusic info {out}")
     return 0
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    """``simulate --live``: a virtual listener on LSL (:mod:`replay.live_listener`)."""
+    from eegmusic.replay.live_listener import run_live
+    from eegmusic.stream.errors import ConfigError
+
+    if args.out is not None:
+        raise ConfigError("--live streams on LSL and writes no files; drop --out (record the session with "
+                          "eegmusic calibrate --out FILE.xdf)")
+    return run_live(args.montage or "standard_1020", args.channels, args.sfreq or 250.0,
+                    args.name or "virtual-cap", snr=0.2 if args.snr is None else args.snr, seed=args.seed,
+                    markers=args.markers, music=args.music, delay_s=args.delay)
 
 
 def _run_virtual_cap(args: argparse.Namespace, audio_files, start: float) -> int:

@@ -1,0 +1,353 @@
+"""A virtual listener: an LSL EEG device whose brain responds to the music actually being played.
+
+``eegmusic simulate --live --montage standard_1020 --channels 32 --sfreq 250 --name cap32`` opens an
+EEG outlet ``cap32`` with the montage's labels and positions (``desc/channels/channel/location``)
+and streams the simulator's background activity (:mod:`replay.forward_model`: 1/f cortical
+dipoles, alpha, blinks, drift, sensor noise) at the montage's electrodes. It also listens for the
+calibration marker stream (``cap32-calibration``, :mod:`replay.calibration_markers`): when a track
+starts it reads the track's audio (from the marker's ``path``, else from ``--music`` by file name),
+derives the auditory-cortex response to it (band envelopes and onsets through the participant's
+P1-N1-P2 response functions, four dipoles in a spherical head) and adds it to the EEG at the
+moments the markers say each part of the track is heard.
+
+As in ``simulate --montage`` (:mod:`replay.virtual_cap`), the scalp potential is simulated on the
+GSN-HydroCel-129 net and carried to the cap's electrodes by spherical-spline interpolation, plus
+each electrode's own white noise; the device sends average-referenced µV. Each sample leaves
+``delay_s`` (default 1 s) after its timestamp, as from an amplifier with a transmission delay, so
+that a marker that arrives late (calibrate times a track's start from steady playback, ~0.6 s in)
+still shapes the samples it concerns.
+
+So ``simulate --live`` → ``calibrate`` → ``train`` → ``decode`` runs on one machine with no cap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from eegmusic.replay import forward_model as fm
+from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, decode
+from eegmusic.stream.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+BLOCK_S = 20.0
+"""Background is drawn in blocks of this many seconds, cross-faded over :data:`FADE_S`."""
+FADE_S = 0.5
+AUDIO_SFREQ = 22050
+
+
+def _average_reference(uv: np.ndarray) -> np.ndarray:
+    return uv - uv.mean(axis=0, keepdims=True)
+
+
+@dataclass
+class _Track:
+    """The evoked response to one track and where it is in LSL time."""
+
+    track: int
+    evoked: np.ndarray  # (n_chans, n_times) µV at the device rate, stimulus time 0 at column 0
+    zero_time: float  # LSL time at which stimulus time 0 is heard
+    end_time: float = np.inf
+
+
+class LiveListener:
+    """The virtual listener's device (see the module docstring).
+
+    Parameters
+    ----------
+    name : str
+        Stream name (and the stem of the marker stream listened to).
+    labels : sequence of str
+        Electrode labels.
+    positions : ndarray, shape (n_chans, 3)
+        Head-frame positions in metres.
+    sfreq : float
+        Device rate in Hz.
+    snr : float
+        Evoked share of the EEG variance while music plays, in (0, 1).
+    seed : int
+        Seed of the participant and the background.
+    markers : str, optional
+        Marker stream to follow (default ``<name>-calibration``).
+    music : list of str, optional
+        Folders/files where a track's audio is looked for by name when its marker ``path`` is absent.
+    delay_s : float
+        Transmission delay (see the module docstring).
+    chunk_ms : float
+        Push interval.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        labels,
+        positions: np.ndarray,
+        sfreq: float,
+        *,
+        snr: float = 0.2,
+        seed: int = 0,
+        markers: str | None = None,
+        music=None,
+        delay_s: float = 1.0,
+        chunk_ms: float = 20.0,
+        source_id: str | None = None,
+    ) -> None:
+        if not 0.0 < snr < 1.0:
+            raise ConfigError(f"--snr {snr:g} must be between 0 and 1 (the evoked share of the variance)")
+        self.name, self.labels, self.sfreq = name, list(labels), float(sfreq)
+        self.positions = np.asarray(positions, dtype=float)
+        self.snr, self.delay_s, self.chunk_s = float(snr), float(delay_s), chunk_ms / 1000.0
+        self.marker_name = markers or f"{name}{DEFAULT_SUFFIX}"
+        self.music = [Path(m) for m in (music or [])]
+        self.source_id = source_id or f"{name}@eegmusic-live"
+        self.rng = np.random.default_rng(seed)
+        from eegmusic.replay.virtual_cap import cap_projection
+
+        self.projection = cap_projection(self.positions)  # (n_chans, 129) net -> cap
+        self.participant = fm.draw_participant(self.rng)
+        self.tracks: dict[int, _Track] = {}
+        self.samples_sent = 0
+        self.tracks_heard = 0
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._block = self._background_block()
+        self._block_start = 0
+        self._bg_var = float(np.mean(np.var(self._block, axis=1)))
+
+    # ---- signals ---------------------------------------------------------------------------------
+    def _background_block(self) -> np.ndarray:
+        n = int(round((BLOCK_S + FADE_S) * self.sfreq))
+        from eegmusic.replay.virtual_cap import ELECTRODE_NOISE_UV
+
+        uv = self.projection @ fm.background(self.participant, n, self.sfreq, self.rng)
+        uv += self.rng.normal(0.0, ELECTRODE_NOISE_UV, uv.shape)
+        return _average_reference(uv).astype(np.float32)
+
+    def _next_background(self, n: int) -> np.ndarray:
+        """The next ``n`` background samples (n_chans, n), blocks cross-faded."""
+        out = np.empty((len(self.labels), n), dtype=np.float32)
+        filled = 0
+        block_len = int(round(BLOCK_S * self.sfreq))
+        while filled < n:
+            if self._block_start >= block_len:
+                nxt = self._background_block()
+                fade = int(round(FADE_S * self.sfreq))
+                ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+                nxt[:, :fade] = nxt[:, :fade] * ramp + self._block[:, block_len : block_len + fade] * (
+                    1 - ramp
+                )
+                self._block, self._block_start = nxt, 0
+            take = min(n - filled, block_len - self._block_start)
+            out[:, filled : filled + take] = self._block[:, self._block_start : self._block_start + take]
+            self._block_start += take
+            filled += take
+        return out
+
+    def evoked_response(self, audio: np.ndarray) -> np.ndarray:
+        """The participant's evoked EEG (n_chans, n_times) to a whole track (22050 Hz mono), in µV."""
+        n_times = int(len(audio) / AUDIO_SFREQ * self.sfreq)
+        envelopes, onsets = fm.stimulus_features(
+            audio, audio_sfreq=AUDIO_SFREQ, sfreq=self.sfreq, n_times=n_times
+        )
+        sources = fm.evoked_sources(self.participant, envelopes, onsets, self.sfreq)
+        net_gain = fm.head_model().gain(self.participant.auditory_pos, self.participant.auditory_ori)
+        evoked = _average_reference(self.projection @ (net_gain @ sources))
+        var = float(np.mean(np.var(evoked, axis=1)))
+        scale = np.sqrt(self.snr / (1.0 - self.snr) * self._bg_var / max(var, 1e-30))
+        return (evoked * scale).astype(np.float32)
+
+    def _find_audio(self, marker: dict) -> Path | None:
+        path = Path(str(marker.get("path", "")))
+        if path.is_file():
+            return path
+        name = Path(str(marker.get("file", path.name))).name
+        for entry in self.music:
+            candidate = entry / name if entry.is_dir() else entry
+            if candidate.is_file() and candidate.name == name:
+                return candidate
+        return None
+
+    def on_marker(self, stamp: float, text: str) -> None:
+        """Follow one calibration marker (public for tests and replays of recorded markers)."""
+        from eegmusic.replay.nmedt import read_audio
+
+        marker = decode(text)
+        if marker is None or "track" not in marker:
+            return
+        track = int(marker["track"])
+        if marker["event"] == "track_start":
+            path = self._find_audio(marker)
+            if path is None:
+                logger.warning(
+                    "track %d: audio %r not found (pass --music DIR); the listener hears nothing",
+                    track,
+                    marker.get("file"),
+                )
+                return
+            evoked = self.evoked_response(read_audio(path))
+            with self._lock:
+                self.tracks = {k: t for k, t in self.tracks.items() if t.end_time > stamp - 60.0}
+                self.tracks[track] = _Track(track, evoked, stamp - float(marker.get("position_s", 0.0)))
+                self.tracks_heard += 1
+            logger.info("hearing track %d: %s", track, path.name)
+        elif track in self.tracks and "position_s" in marker:
+            with self._lock:
+                if marker["event"] == "track_end":
+                    self.tracks[track].end_time = stamp
+                else:  # follow the audio clock
+                    self.tracks[track].zero_time = stamp - float(marker["position_s"])
+
+    def eeg(self, stamps: np.ndarray) -> np.ndarray:
+        """The device's samples (n_chans, n) at LSL times ``stamps`` (consecutive samples)."""
+        out = self._next_background(len(stamps))
+        with self._lock:
+            tracks = list(self.tracks.values())
+        for track in tracks:
+            index = np.round((stamps - track.zero_time) * self.sfreq).astype(np.int64)
+            inside = (index >= 0) & (index < track.evoked.shape[1]) & (stamps < track.end_time)
+            if inside.any():
+                out[:, inside] += track.evoked[:, index[inside]]
+        return out
+
+    # ---- threads ---------------------------------------------------------------------------------
+    def start(self) -> LiveListener:
+        """Open the outlet and start streaming and listening."""
+        import pylsl
+        from eegmusic.stream.montage import write_locations
+        from eegmusic.stream.outlet import eeg_stream_info
+
+        info = eeg_stream_info(
+            self.name, self.labels, self.sfreq, self.source_id, manufacturer="eegmusic virtual listener"
+        )
+        write_locations(info, self.positions)
+        self._outlet = pylsl.StreamOutlet(info, chunk_size=max(int(self.chunk_s * self.sfreq), 1))
+        for target in (self._stream, self._listen):
+            thread = threading.Thread(target=self._guard(target), daemon=True, name=f"live-{target.__name__}")
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _guard(self, target):
+        def run():
+            try:
+                target()
+            except BaseException as error:  # reported by the owner (the CLI prints it)
+                self.error = error
+                self._stop.set()
+
+        return run
+
+    def _stream(self) -> None:
+        import pylsl
+
+        t0 = pylsl.local_clock()
+        while not self._stop.is_set():
+            due = int((pylsl.local_clock() - self.delay_s - t0) * self.sfreq)
+            if due > self.samples_sent:
+                stamps = t0 + np.arange(self.samples_sent, due) / self.sfreq
+                self._outlet.push_chunk(np.ascontiguousarray(self.eeg(stamps).T), stamps)
+                self.samples_sent = due
+            self._stop.wait(self.chunk_s)
+
+    def _listen(self) -> None:
+        import pylsl
+
+        inlet = None
+        while not self._stop.is_set():
+            if inlet is None:
+                found = pylsl.resolve_byprop("name", self.marker_name, minimum=1, timeout=1.0)
+                if not found:
+                    continue
+                inlet = pylsl.StreamInlet(found[0], max_buflen=60, processing_flags=pylsl.proc_clocksync)
+                logger.info("following markers '%s'", self.marker_name)
+            samples, stamps = inlet.pull_chunk(timeout=0.2)
+            for sample, stamp in zip(samples, stamps, strict=True):
+                self.on_marker(float(stamp), str(sample[0]))
+        del inlet
+
+    @property
+    def running(self) -> bool:
+        """Streaming and not stopped by an error."""
+        return bool(self._threads) and not self._stop.is_set()
+
+    def stop(self) -> None:
+        """Stop the threads and close the outlet."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        self._threads = []
+        self._outlet = None
+
+
+def listener_for_montage(
+    montage: str, *, channels: int | None, sfreq: float, name: str, **kwargs
+) -> LiveListener:
+    """A :class:`LiveListener` with the labels and positions of a standard montage.
+
+    Parameters
+    ----------
+    montage : str
+        ``standard_1020``, ``biosemi64``, ``openbci8``, ``GSN-HydroCel-129`` ... (:mod:`stream.montage`).
+    channels : int, optional
+        Keep this many electrodes spread over the scalp.
+    sfreq : float
+        Device rate in Hz (at least 125).
+    name : str
+    **kwargs
+        Passed to :class:`LiveListener`.
+    """
+    from eegmusic.stream.montage import head_positions, montage_labels
+
+    if not sfreq >= 125:
+        raise ConfigError(f"--sfreq {sfreq:g} is below the model rate (125 Hz); use 125 Hz or more")
+    labels = montage_labels(montage, channels)
+    positions = head_positions(labels, montage=montage)
+    return LiveListener(name, labels, positions, sfreq, **kwargs)
+
+
+def run_live(
+    montage: str, channels: int | None, sfreq: float, name: str, *, status_every_s: float = 10.0, **kwargs
+) -> int:
+    """Stream a virtual listener until SIGINT/SIGTERM (``eegmusic simulate --live``); return 0."""
+    import signal
+
+    from eegmusic.stream.errors import StreamError
+
+    listener = listener_for_montage(montage, channels=channels, sfreq=sfreq, name=name, **kwargs)
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, lambda *_: stop.set())
+    listener.start()
+    print(
+        f"virtual listener '{name}': {len(listener.labels)} channels ({', '.join(listener.labels[:4])}, …) "
+        f"at {sfreq:g} Hz, evoked share {listener.snr:g}; following markers '{listener.marker_name}'; "
+        f"Ctrl-C to stop",
+        flush=True,
+    )
+    try:
+        last = time.monotonic()
+        while listener.running and not stop.wait(0.2):
+            if time.monotonic() - last >= status_every_s:
+                last = time.monotonic()
+                logger.info("%d samples sent, %d tracks heard", listener.samples_sent, listener.tracks_heard)
+    finally:
+        listener.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if listener.error:
+        raise StreamError(f"virtual listener '{name}' stopped on an error: {listener.error}")
+    print(
+        f"virtual listener '{name}' stopped after {listener.samples_sent} samples, "
+        f"{listener.tracks_heard} tracks heard",
+        flush=True,
+    )
+    return 0
