@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint system-deps clean
+.PHONY: demo test wheel-check bench lint system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@bash .ci/system-deps
@@ -20,8 +20,14 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/eegmusic demo $(DEMO_ARGS)
 
+# The suite includes tests/test_packaging.py: the wheel built from this tree, installed without -e
+# into a fresh virtualenv (core, then [train]), runs --help of every command, simulate, train,
+# evaluate and a 5-s headless decode of a replay (about 2 minutes; `make wheel-check` runs it alone).
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" -q $(TEST_ARGS)
+
+wheel-check: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/test_packaging.py
 
 bench: $(STAMP)
 	$(BIN)/eegmusic bench --quick --out bench.json
