@@ -1,0 +1,101 @@
+"""The dispatcher: -v/-q anywhere, renamed options, and a missing extra as one line, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+from eegmusic.stream.cli import build_parser, log_level, main
+from eegmusic.stream.extras import EXTRA_OF, MissingExtraError, missing_extra, require
+
+REFUSING_MAIN = """
+import sys
+refused = set(sys.argv[1].split(","))
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in refused:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Refuse())
+from eegmusic.stream.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+"""``eegmusic`` as if the refused modules were not installed (argv[1]: comma-separated names)."""
+
+
+def run_without(modules: str, *argv: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", REFUSING_MAIN, modules, *argv], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+@pytest.mark.parametrize(("argv", "verbose", "quiet"), [
+    (["info", "x"], 0, 0),
+    (["-v", "info", "x"], 1, 0),
+    (["info", "x", "-v"], 1, 0),
+    (["info", "-q", "x"], 0, 1),
+    (["-q", "info", "x", "-q"], 0, 2),
+    (["--verbose", "info", "x", "--quiet"], 1, 1),
+])
+def test_verbosity_before_or_after_the_command(argv, verbose, quiet):
+    args = build_parser().parse_args(argv)
+    assert args.verbose + args.verbose_command == verbose
+    assert args.quiet + args.quiet_command == quiet
+
+
+@pytest.mark.parametrize(("verbose", "quiet", "level"), [
+    (0, 0, logging.INFO), (1, 0, logging.DEBUG), (3, 0, logging.DEBUG), (0, 1, logging.WARNING),
+    (0, 2, logging.ERROR), (0, 5, logging.ERROR), (1, 1, logging.INFO),
+])
+def test_log_level(verbose, quiet, level):
+    assert log_level(verbose, quiet) == level
+
+
+def test_a_renamed_option_is_one_line_naming_the_new_one(tmp_path, capsys):
+    assert main(["simulate", "--out", str(tmp_path / "s"), "--seconds", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seconds is now --duration" in err[0]
+
+
+def test_missing_extra_maps_known_modules_only():
+    error = missing_extra(ModuleNotFoundError("No module named 'torch.nn'", name="torch.nn"))
+    assert isinstance(error, MissingExtraError) and "pip install 'eegmusic[train]'" in str(error)
+    assert "eegmusic[gui]" in str(missing_extra(ModuleNotFoundError("x", name="PySide6")))
+    assert missing_extra(ModuleNotFoundError("x", name="numpy")) is None  # core: a real bug, not an extra
+    assert missing_extra(ImportError("cannot import name 'x'")) is None
+    assert {EXTRA_OF[m] for m in ("torch", "onnx", "mne", "h5py", "matplotlib")} == {"train"}
+    assert {EXTRA_OF[m] for m in ("PySide6", "pyqtgraph")} == {"gui"}
+
+
+def test_require(monkeypatch):
+    assert require("json").dumps(1) == "1"
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(MissingExtraError, match=r"training extra: pip install 'eegmusic\[train\]'"):
+        require("torch")
+    with pytest.raises(ModuleNotFoundError):
+        require("no_such_module_anywhere")  # not an extra: the plain error stays
+
+
+def test_train_without_torch_is_one_line_naming_the_extra(sim_dir, tmp_path):
+    result = run_without("torch", "train", "--data", str(sim_dir), "--arch", "linear", "--out",
+                         str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["eegmusic train: error: torch is not installed; install the training extra: "
+                     "pip install 'eegmusic[train]'"]
+    assert not (tmp_path / "run" / "model.onnx").exists()
+
+
+def test_gui_without_qt_is_one_line_naming_the_extra(tmp_path):
+    result = run_without("PySide6,pyqtgraph,shiboken6", "gui", "--duration", "1", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'eegmusic[gui]'" in lines[0], result.stderr
+
+
+def test_help_needs_no_extra():
+    """``eegmusic --help`` and a command's ``--help`` work without torch and Qt."""
+    result = run_without("torch,PySide6,pyqtgraph,matplotlib,mne,h5py,onnx", "train", "--help")
+    assert result.returncode == 0 and "--arch" in result.stdout, result.stderr
+    result = run_without("torch,PySide6,pyqtgraph,matplotlib,mne,h5py,onnx", "--help")
+    assert result.returncode == 0 and "decode" in result.stdout
