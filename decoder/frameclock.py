@@ -261,7 +261,6 @@ class SampleClock:
         """Forget the past (new stream or restart)."""
         self.next_sample: int | None = None   # first sample not yet emitted (tail starts here)
         self.last_n_end: int | None = None
-        self.samples_emitted = 0
         self.samples_skipped = 0
 
     def push(self, n_end: int, audio: np.ndarray) -> tuple[int, np.ndarray]:
@@ -294,7 +293,6 @@ class SampleClock:
             out = audio[first - start:end - start - self.crossfade].copy()
             self._tail[:] = audio[end - start - self.crossfade:]
             self.next_sample = end - self.crossfade
-            self.samples_emitted += len(out)
             return first, out
         first = self.next_sample
         new_next = end - self.crossfade
@@ -306,5 +304,4 @@ class SampleClock:
         out[:fade] = self._tail[:fade] * self._fade_out[:fade] + out[:fade] * self._fade_in[:fade]
         self._tail[:] = audio[end - start - self.crossfade:]
         self.next_sample = new_next
-        self.samples_emitted += len(out)
         return first, out

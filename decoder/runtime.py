@@ -179,10 +179,6 @@ class DecoderRuntime:
         else:
             self._output[...] = self._session.run([self.info.output_name], self._feeds)[0]
 
-    def set_subject(self, subject: int) -> None:
-        """Set the subject index fed to a model with a subject input."""
-        self._subject[0] = int(subject)
-
     def predict(self, window: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Decode one window.
 

@@ -203,11 +203,6 @@ class NMEDTFolder:
         """Song ids with a preprocessed file, or with a raw one where there is no preprocessed one."""
         return sorted(self._imputed) if self._imputed else sorted(self._raw)
 
-    @property
-    def raw_song_ids(self) -> list[int]:
-        """Song ids with a raw ``songNN_raw.mat`` file."""
-        return sorted(self._raw)
-
     def song_path(self, song_id: int, *, raw: bool = False) -> Path:
         """Return the file of a song (``songNN_Imputed.mat``, or ``songNN_raw.mat`` when ``raw``)."""
         song_id = int(song_id)
