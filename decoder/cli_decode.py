@@ -14,10 +14,17 @@ Examples:
   eegmusic decode --type EEG --model model.onnx --wav decoded.wav --duration 30
   eegmusic decode --stream cap-1 --model model.onnx --no-audio --record runs/today --device cpu
   eegmusic decode --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim --duration 20
+  eegmusic decode --stream cap8 --model nmedt.onnx --impute-missing     # an 8-channel 10-20 cap
 
 Stop with Ctrl-C: a summary follows (windows, drops, gaps, reconnects, latency per stage
 p50/p95/p99, dynamic r with --truth). Decoded frames also go to the LSL stream '<stream>-mel'
 (type MelSpectrogram, 128 channels at 43.07 Hz) unless --no-lsl-out.
+
+Stream channels are matched to the model's by label (case-insensitive; T3/T7, T4/T8, T5/P7, T6/P8,
+E129/Cz name one electrode) and the stream is resampled to the model's rate. With --impute-missing,
+model channels the stream lacks are interpolated by spherical splines from the stream's electrode
+positions (its LSL desc/channels/channel/location, else a standard montage by label), up to the
+number the model tolerates; the summary names them.
 """
 
 
@@ -42,6 +49,9 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="seconds between windows (default 0.1)")
     model.add_argument("--smooth", type=int, default=0, metavar="FRAMES",
                        help="average each frame over overlapping windows; adds FRAMES x 23.2 ms latency")
+    model.add_argument("--impute-missing", action="store_true",
+                       help="interpolate model channels the stream lacks (spherical splines), up to the "
+                       "model's tolerance, e.g. an 8-channel cap into an NMED-T model")
     out = parser.add_argument_group("output")
     audio = out.add_mutually_exclusive_group()
     audio.add_argument("--audio-device", metavar="X", help="sounddevice output (name or index)")
@@ -78,6 +88,11 @@ def format_summary(summary: dict) -> str:
         recent, total = summary.get("dynamic_r"), summary.get("dynamic_r_total")
         fmt = lambda r: "-" if r is None else f"{r:.3f}"  # noqa: E731
         lines.append(f"dynamic r vs true stimulus mel: last 10 s {fmt(recent)}, whole run {fmt(total)}")
+    interpolated = summary.get("interpolated_channels") or []
+    if interpolated:
+        shown = ", ".join(interpolated[:12]) + (f", … ({len(interpolated)} in all)" if len(interpolated) > 12
+                                                else "")
+        lines.append(f"interpolated {len(interpolated)} missing channels (spherical splines): {shown}")
     if summary.get("error"):
         lines.append(f"stopped by error: {summary['error']}")
     return "\n".join(lines)
@@ -97,7 +112,7 @@ def run_decode(args: argparse.Namespace) -> int:
         model_path=args.model, hop_s=args.hop, device=args.device, audio_device=args.audio_device,
         wav_path=args.wav, no_audio=args.no_audio, record_dir=args.record, truth_dir=args.truth,
         lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
-        resolve_timeout_s=args.timeout,
+        resolve_timeout_s=args.timeout, impute_missing=args.impute_missing,
     )
     if args.duration is not None and args.duration <= 0:
         from eegmusic.stream.errors import ConfigError

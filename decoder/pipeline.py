@@ -102,6 +102,9 @@ class PipelineConfig:
     prebuffer_s : float
         Extra audio the first window hands to the sink beyond one hop, so that hop-to-hop jitter does
         not empty the device buffer; it stays in the buffer, adding this much latency.
+    impute_missing : bool
+        Fill model channels the stream lacks by spherical-spline interpolation (up to the model's
+        ``max_missing``) instead of refusing the stream.
     """
 
     stream_name: str | None = None
@@ -122,6 +125,7 @@ class PipelineConfig:
     snapshot_s: float = 10.0
     vocoder_method: str = "rtpghi"
     prebuffer_s: float = 0.05
+    impute_missing: bool = False
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for contradictory or out-of-range options."""
@@ -210,11 +214,14 @@ class LivePipeline:
         cfg = self.config
         info = self._runtime.info
         source = EEGSource(name=cfg.stream_name, stype=cfg.stream_type, source_id=cfg.source_id,
-                           spec=info.preprocessing, hop_s=cfg.hop_s, resolve_timeout=cfg.resolve_timeout_s)
+                           spec=info.preprocessing, hop_s=cfg.hop_s, resolve_timeout=cfg.resolve_timeout_s,
+                           impute_missing=cfg.impute_missing, model_positions=info.positions,
+                           max_missing=info.max_missing, window_samples=info.window_samples)
         meta = source.connect()
         try:
             labels = meta.labels or tuple(f"ch{i}" for i in range(meta.n_chans))
-            check_stream(info, stream_name=meta.name, labels=labels, sfreq=meta.sfreq)
+            check_stream(info, stream_name=meta.name, labels=labels, sfreq=meta.sfreq,
+                         impute_missing=cfg.impute_missing)
         except BaseException:
             source.stop()
             raise
@@ -570,6 +577,7 @@ class LivePipeline:
             "dynamic_r_total": self._truth.dynamic_r_total() if self._truth is not None else None,
             "error": self.error,
             "effective_rate": health.effective_rate if health is not None else None,
+            "interpolated_channels": list(health.interpolated_channels) if health is not None else [],
         }
         if self._vocoder is not None:
             out["vocoder_latency_ms"] = round(self._vocoder.latency_frames * FRAME_PERIOD_S * 1e3, 2)

@@ -51,6 +51,10 @@ def health_items(health) -> dict[str, str]:
         value = getattr(health, name, None)
         if value is not None:
             items[name.replace("_", " ")] = str(value)
+    interpolated = tuple(getattr(health, "interpolated_channels", ()) or ())
+    if interpolated:  # model channels the stream lacks, filled by spherical splines (--impute-missing)
+        shown = ", ".join(interpolated[:4]) + (", …" if len(interpolated) > 4 else "")
+        items["interpolated"] = f"{len(interpolated)}: {shown}"
     return items
 
 

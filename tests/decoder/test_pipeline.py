@@ -325,7 +325,7 @@ def test_bad_inputs(case, tmp_path, stream_name, capsys):
         "missing model": "does not exist",
         "no metadata": "no 'eegmusic' metadata",
         "truncated": "corrupt or truncated",
-        "mismatch": "has 64 channels and lacks 61 the model needs",
+        "mismatch": "has 64 channels and lacks 60 the model needs",  # Cz: the GSN reference
         "cuda absent": "--device cuda was asked for but onnxruntime has no CUDA provider",
         "no stream": f"name='{stream_name}-absent'",
         "record exists": "already holds mel_db.f32",
