@@ -23,7 +23,8 @@ examples:
   torchrun --nproc_per_node 2 -m eegmusic train --data /tmp/sim --arch convnet --out runs/ddp
 
 --arch names an architecture of the model registry; --model, in every other command, is a model file.
-architectures: linear (closed-form ridge), cnn (EEG2Mel periodogram CNN), rcnn, encdec, transformer, convnet
+architectures: linear (closed-form ridge), cnn (EEG2Mel periodogram CNN), rcnn, encdec, transformer, convnet,
+  sourcenet (spatial source filters, temporal responses)
 generative (docs/generative.md): wavegan (EEG -> waveform, adversarial), diffusion (mel prior + EEG adapter)
 splits: random (EEG2Mel protocol), block (held-out contiguous blocks, 1-s guard), subject, song
 The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx.
