@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 
+from eegmusic.stream.options import float_range, int_range, output_dir, output_file, seconds, timeout_seconds
+
 EPILOG = """\
 Examples:
   eegmusic decode --stream eegmusic-replay-s21-p1 --model model.onnx
   eegmusic decode --type EEG --model model.onnx --wav decoded.wav --duration 30
   eegmusic decode --stream cap-1 --model model.onnx --no-audio --record runs/today --device cpu
   eegmusic decode --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim --duration 20
+  eegmusic decode --stream cap-1 --model model.onnx --publish cap1   # then: eegmusic gui --attach cap1
+  eegmusic decode --stream cap-1 --model model.onnx --vocoder rtpghi --no-agc
   eegmusic decode --stream cap8 --model nmedt.onnx --impute-missing     # an 8-channel 10-20 cap
 
 Stop with Ctrl-C: a summary follows (windows, drops, gaps, reconnects, latency per stage
@@ -37,17 +41,24 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--type", dest="stream_type", metavar="TYPE",
                        help="any stream of this LSL type, e.g. EEG")
     source.add_argument("--source-id", metavar="ID", help="also require this LSL source_id")
-    source.add_argument("--timeout", type=float, default=5.0, metavar="S",
+    source.add_argument("--timeout", type=timeout_seconds, default=5.0, metavar="S",
                         help="seconds to wait for the stream (default 5)")
+    source.add_argument("--on-lost", choices=("wait", "exit"), default="wait",
+                        help="when the stream stays lost for --lost-after seconds: wait for it to come back "
+                        "(default; silence plays meanwhile) or exit with status 2, e.g. --on-lost exit")
+    source.add_argument("--lost-after", type=seconds(), default=10.0, metavar="S",
+                        help="seconds lost before --on-lost exit acts (default 10)")
     model = parser.add_argument_group("model")
     model.add_argument("--model", required=True, metavar="FILE", help="model.onnx from `eegmusic train`")
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where the model runs (default auto: CUDA when available)")
-    model.add_argument("--threads", type=int, default=1, metavar="N",
+    model.add_argument("--threads", type=int_range(1, 256), default=1, metavar="N",
                        help="onnxruntime threads per operator (default 1)")
-    model.add_argument("--hop", type=float, default=0.1, metavar="S",
-                       help="seconds between windows (default 0.1)")
-    model.add_argument("--smooth", type=int, default=0, metavar="FRAMES",
+    model.add_argument("--hop", type=float_range(0.008, 1.0), default=0.0464, metavar="S",
+                       help="seconds between windows, a whole number of 23.2-ms mel frames: 0.0232 "
+                       "(1 frame, lowest latency), 0.0464 (2, default: the lowest that keeps up on 2 cores), "
+                       "0.0929 (4)")
+    model.add_argument("--smooth", type=int_range(0, 43), default=0, metavar="FRAMES",
                        help="average each frame over overlapping windows; adds FRAMES x 23.2 ms latency")
     model.add_argument("--impute-missing", action="store_true",
                        help="interpolate model channels the stream lacks (spherical splines), up to the "
@@ -55,15 +66,38 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     audio = out.add_mutually_exclusive_group()
     audio.add_argument("--audio-device", metavar="X", help="sounddevice output (name or index)")
-    audio.add_argument("--wav", metavar="FILE", help="write the audio to a WAV file instead")
+    audio.add_argument("--wav", type=output_file('.wav'),
+                       metavar="FILE", help="write the audio to a WAV file instead")
     audio.add_argument("--no-audio", action="store_true", help="no audio output")
     out.add_argument("--record", metavar="DIR",
-                     help="append frames (mel_db.f32) and audio (decoded.wav) here")
+                     help="append frames (mel_db.f32) and audio (decoded.wav) here", type=output_dir)
     out.add_argument("--no-lsl-out", action="store_true", help="do not publish the MelSpectrogram stream")
-    out.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
+
+    out.add_argument("--vocoder", choices=tuple(VOCODERS), default=DEFAULT_VOCODER, help=vocoder_help())
+    out.add_argument("--no-agc", action="store_true",
+                     help="no slow automatic gain on the sound played (the peak limiter stays on)")
+    out.add_argument("--publish", metavar="NAME",
+                     help="share live snapshots under NAME for `eegmusic gui --attach NAME` (a dashboard in "
+                     "its own process; it sets this decode's volume, closing it leaves the decode running)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="replace an existing --wav or --json file (refused otherwise)")
+    out.add_argument("--duration", type=seconds(), metavar="S", help="stop after S seconds (default: Ctrl-C)")
     out.add_argument("--truth", metavar="DIR",
                      help="NMED-T folder with stimuli/songNN.wav: live dynamic r against the true mel")
-    out.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
+    out.add_argument("--json", type=output_file('.json'),
+                     metavar="FILE", help="also write the summary as JSON")
+
+
+def _health_lines(summary: dict) -> list[str]:
+    """The stream's health state and its stalls and losses, one line (none before a stream)."""
+    health = summary.get("stream_health")
+    if not health:
+        return []
+    c = summary["counters"]
+    bad = f"  bad markers skipped {c['bad_markers']}" if c.get("bad_markers") else ""
+    return [f"  stream {health['state']}  stalls {health['stalls']} ({health['stalled_s']:.1f} s)  "
+            f"lost {health['losses']} ({health['lost_s']:.1f} s)  reconnects {health['reconnects']}{bad}"]
 
 
 def format_summary(summary: dict) -> str:
@@ -78,6 +112,7 @@ def format_summary(summary: dict) -> str:
         f"{c['drops_stream']}, output {c['drops_output_queue']})  gaps {c['gaps']}  "
         f"reconnects {c['reconnects']}  underruns {c['underruns']}",
         f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}",
+        *_health_lines(summary),
         "latency per stage (LSL clock):",
         format_table(summary["latency_ms"]),
     ]
@@ -100,20 +135,33 @@ def format_summary(summary: dict) -> str:
 
 def run_decode(args: argparse.Namespace) -> int:
     """Decode until ``--duration`` has passed, the pipeline fails, or Ctrl-C; print the summary."""
-    import json
+    import os
     import signal
     import sys
     import time
 
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.stream.atomic import refuse_existing, write_json
 
+    for flag, path in (("--wav", args.wav), ("--json", args.json)):
+        if path is not None:  # before any work: a finished decode is never lost to a bad path
+            refuse_existing(path, overwrite=args.overwrite, what=flag)
+    if args.wav is not None and args.json is not None and args.wav == args.json:
+        from eegmusic.stream.errors import OutputError
+
+        raise OutputError(f"--wav and --json name the same file {args.wav}; give them different paths")
     config = PipelineConfig(
         stream_name=args.stream, stream_type=args.stream_type, source_id=args.source_id,
         model_path=args.model, hop_s=args.hop, device=args.device, audio_device=args.audio_device,
         wav_path=args.wav, no_audio=args.no_audio, record_dir=args.record, truth_dir=args.truth,
         lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
         resolve_timeout_s=args.timeout, impute_missing=args.impute_missing,
+        vocoder_method=args.vocoder, agc=not args.no_agc,
     )
+    if args.publish is not None:
+        from eegmusic.decoder.shared_snapshot import check_name
+
+        check_name(args.publish)
     if args.duration is not None and args.duration <= 0:
         from eegmusic.stream.errors import ConfigError
 
@@ -124,25 +172,44 @@ def run_decode(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     pipeline = LivePipeline(config)
+    publisher = None
     interrupted = False
     try:
         pipeline.start()
+        if args.publish is not None:
+            from eegmusic.decoder.limiter import LevelledSink
+            from eegmusic.decoder.shared_snapshot import SnapshotPublisher
+
+            sink = pipeline.sink if isinstance(pipeline.sink, LevelledSink) else None  # volume acts on it
+            publisher = SnapshotPublisher(pipeline, args.publish, gain_sink=sink, config={
+                "stream_name": pipeline.stream_label, "model_path": str(args.model), "truth_dir": args.truth,
+                "no_audio": bool(args.no_audio or args.wav), "vocoder": args.vocoder, "hop_s": args.hop,
+                "pid": os.getpid()}, snapshot_s=config.snapshot_s).start()
         print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()} on "
-              f"{pipeline.runtime.provider}; Ctrl-C to stop", file=sys.stderr, flush=True)
+              f"{pipeline.runtime.provider}; Ctrl-C to stop"
+              + (f"; published as {args.publish!r}" if publisher else ""), file=sys.stderr, flush=True)
         t_end = None if args.duration is None else time.monotonic() + args.duration
         while pipeline.running and (t_end is None or time.monotonic() < t_end):
             time.sleep(0.1)
+            health = pipeline.health()
+            if (args.on_lost == "exit" and health is not None and health.state == "lost"
+                    and health.state_s >= args.lost_after):
+                pipeline.error = (f"stream '{pipeline.stream_label}' lost for {health.state_s:.1f} s "
+                                  f"(--on-lost exit after {args.lost_after:g} s); restart the stream, or "
+                                  "pass --on-lost wait to keep waiting for it")
+                break
     except KeyboardInterrupt:
         interrupted = True
     finally:
         pipeline.stop()
+        if publisher is not None:
+            publisher.stop()  # the final state and summary, then the block goes
         signal.signal(signal.SIGTERM, previous)
     summary = pipeline.summary()
     if pipeline.runtime is not None:
         print(format_summary(summary), flush=True)
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(summary, f, indent=1, default=str)
+            write_json(args.json, summary)
     if summary["error"] and not interrupted:
         print(f"eegmusic decode: error: {summary['error']}", file=sys.stderr)
         return 2

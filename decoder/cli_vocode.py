@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import non_negative_int, output_file, seconds
+from eegmusic.stream.options import non_negative_int, output_file, positive_float
 
 EPILOG = """\
 Example:
@@ -36,10 +36,11 @@ def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames of look-ahead: " + ", ".join(
                             f"{spec.name} {spec.lookaheads[0]}..{spec.lookaheads[-1]} (default "
                             f"{spec.default_lookahead})" for spec in VOCODERS.values()))
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--magnitude", choices=("nnls", "pinv"), default="nnls",
                         help="mel to linear magnitude: mel-consistent non-negative fit (default) or the "
                              "clipped pseudo-inverse")
-    parser.add_argument("--duration", type=seconds(), default=None, metavar="S",
+    parser.add_argument("--duration", type=positive_float, default=None, metavar="S",
                         help="only the first S seconds of the file (default: all of it)")
     from eegmusic.stream.cli import renamed_option
 
@@ -70,6 +71,10 @@ def run_vocode(args: argparse.Namespace) -> int:
     source = Path(args.audio)
     if not source.is_file():
         raise DataFormatError(f"audio file {source} does not exist; pass a wav, flac, ogg or mp3 file")
+    from eegmusic.stream.atomic import atomic_path, refuse_existing, refuse_same_file
+
+    refuse_same_file(source, args.out, what="--out")
+    refuse_existing(args.out, overwrite=args.overwrite, what="--out")
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be positive, got {args.duration}")
     options = {"method": args.vocoder, "lookahead": args.lookahead, "magnitude": args.magnitude}
@@ -93,7 +98,7 @@ def run_vocode(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     out = vocode_frames(mel, length=audio.size, progress=True, **options)
     elapsed = time.perf_counter() - t0
-    with WavSink(args.out) as sink:
+    with atomic_path(args.out) as part, WavSink(part) as sink:  # the old file stays until complete
         sink.write(out)
         clipped = sink.counters()["sanitised"]
     reference = stft_magnitude(audio)

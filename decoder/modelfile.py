@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from eegmusic.stream.errors import ModelError
+from eegmusic.stream.errors import EEGMusicError, ModelError
 from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES, PreprocessingSpec
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,60 @@ def _get(metadata: dict, path: Path, *keys: str):
     return value
 
 
+_REQUIRED = object()
+
+_KINDS = {
+    "int": "a whole number", "float": "a finite number", "str": "a string", "bool": "true or false",
+    "dict": "a JSON object", "list[str]": "a list of strings", "list": "a list",
+}
+
+
+def _typed(metadata: dict, path: Path, *keys: str, kind: str, default=_REQUIRED, low: float | None = None,
+           high: float | None = None):
+    """metadata[keys...] checked to be ``kind`` (and within [low, high] for numbers).
+
+    Every value of the metadata comes from a file a user may have been handed, so a wrong type is
+    refused here with one line naming the key, the expected type and the value found, never later
+    as a traceback (``window_samples: "abc"``, ``sfreq: null``, ``channels: 5``, ``audio_lag_s: NaN``).
+    """
+    parent = metadata
+    for key in keys[:-1]:
+        parent = parent.get(key, {}) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict) or keys[-1] not in parent:
+        if default is _REQUIRED:
+            return _get(metadata, path, *keys)  # the one-line "lacks" message
+        return default
+    value = parent[keys[-1]]
+    ok = True
+    if kind == "int":
+        ok = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and math.isfinite(value) and value.is_integer())
+        value = int(value) if ok else value
+    elif kind == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    elif kind == "str":
+        ok = isinstance(value, str)
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "dict":
+        ok = isinstance(value, dict)
+    elif kind == "list[str]":
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    elif kind == "list":
+        ok = isinstance(value, list)
+    in_range = ok and (low is None or value >= low) and (high is None or value <= high)
+    if not in_range:
+        shown = json.dumps(value, default=str)[:40] if not isinstance(value, float) else repr(value)
+        bounds = ""
+        if low is not None or high is not None:
+            lower, upper = ("-inf" if low is None else f"{low:g}"), ("inf" if high is None else f"{high:g}")
+            bounds = f" in [{lower}, {upper}]"
+        raise ModelError(f"model file {path}: metadata '{'.'.join(keys)}' must be {_KINDS[kind]}{bounds}, "
+                         f"found {shown} ({type(parent[keys[-1]]).__name__}); {_FIX}")
+    return value
+
+
 def _dims(node_arg) -> list:
     """Shape of an ONNX graph input/output (ints, or None for a symbolic dimension)."""
     return [d if isinstance(d, int) else None for d in (node_arg.shape or [])]
@@ -228,27 +283,39 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
     """
     path = Path(path)
     metadata = parse_metadata(session.get_modelmeta().custom_metadata_map, path)
-    channels = tuple(str(c) for c in _get(metadata, path, "input", "channels"))
-    sfreq = float(_get(metadata, path, "input", "sfreq"))
-    window_samples = int(_get(metadata, path, "input", "window_samples"))
-    input_name = str(metadata["input"].get("name", "eeg"))
-    subject_input = bool(metadata["input"].get("subject_input", False))
-    subjects = list(metadata["input"].get("subjects", []))
-    output_name = str(_get(metadata, path, "output", "name"))
-    kind = str(_get(metadata, path, "output", "kind"))
+    _typed(metadata, path, "input", kind="dict")
+    _typed(metadata, path, "output", kind="dict")
+    channels = tuple(_typed(metadata, path, "input", "channels", kind="list[str]"))
+    sfreq = _typed(metadata, path, "input", "sfreq", kind="float", low=1.0, high=100000.0)
+    window_samples = _typed(metadata, path, "input", "window_samples", kind="int", low=1, high=10**6)
+    input_name = _typed(metadata, path, "input", "name", kind="str", default="eeg")
+    subject_input = _typed(metadata, path, "input", "subject_input", kind="bool", default=False)
+    subjects = list(_typed(metadata, path, "input", "subjects", kind="list", default=[]))
+    output_name = _typed(metadata, path, "output", "name", kind="str")
+    kind = _typed(metadata, path, "output", "kind", kind="str")
     if kind not in OUTPUT_KINDS:
         raise ModelError(f"model file {path} declares output kind {kind!r}; eegmusic decodes "
                          f"{' or '.join(OUTPUT_KINDS)}; {_FIX}")
     if kind == "mel_db":
-        output_shape = (int(_get(metadata, path, "output", "n_mels")),
-                        int(_get(metadata, path, "output", "n_frames")))
-        output_sfreq = float(metadata.get("mel", {}).get("sr", 22050))
+        output_shape = (_typed(metadata, path, "output", "n_mels", kind="int", low=1, high=4096),
+                        _typed(metadata, path, "output", "n_frames", kind="int", low=1, high=10**6))
+        _typed(metadata, path, "mel", kind="dict", default={})
+        output_sfreq = _typed(metadata, path, "mel", "sr", kind="float", default=22050.0, low=1.0, high=10**6)
     else:
-        output_shape = (int(_get(metadata, path, "output", "n_samples")),)
-        output_sfreq = float(_get(metadata, path, "output", "sfreq"))
-    audio_lag_s = float(metadata.get("audio_lag_s", metadata.get("target_offset_s", 0.0)))
-    target_offset_s = float(metadata.get("target_offset_s", audio_lag_s))
-    preprocessing = PreprocessingSpec.from_dict(metadata.get("preprocessing", {"channels": channels}))
+        output_shape = (_typed(metadata, path, "output", "n_samples", kind="int", low=1, high=10**8),)
+        output_sfreq = _typed(metadata, path, "output", "sfreq", kind="float", low=1.0, high=10**6)
+    offset = _typed(metadata, path, "target_offset_s", kind="float", default=0.0, low=-60.0, high=60.0)
+    audio_lag_s = _typed(metadata, path, "audio_lag_s", kind="float", default=offset, low=-60.0, high=60.0)
+    target_offset_s = _typed(metadata, path, "target_offset_s", kind="float", default=audio_lag_s)
+    spec = _typed(metadata, path, "preprocessing", kind="dict", default={"channels": list(channels)})
+    try:
+        preprocessing = PreprocessingSpec.from_dict(spec)
+    except EEGMusicError as error:
+        raise ModelError(f"model file {path}: metadata 'preprocessing' is invalid ({error}); {_FIX}"
+                         ) from None
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise ModelError(f"model file {path}: metadata 'preprocessing' is invalid ({type(error).__name__}: "
+                         f"{str(error)[:80]}); {_FIX}") from None
     if len(channels) == 0 or len(set(channels)) != len(channels):
         raise ModelError(f"model file {path}: metadata channel list is empty or has duplicates; {_FIX}")
 
@@ -280,7 +347,8 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
                          f"{', '.join(map(str, output_shape))}]; {_FIX}")
 
     positions, max_missing = _montage_metadata(metadata["input"], len(channels), path)
-    model_name = str(metadata.get("model", {}).get("name", "unknown"))
+    _typed(metadata, path, "model", kind="dict", default={})
+    model_name = str(_typed(metadata, path, "model", "name", kind="str", default="unknown"))
     return ModelInfo(path=path, model_name=model_name, channels=channels, sfreq=sfreq,
                      window_samples=window_samples, input_name=input_name, subject_input=subject_input,
                      subjects=subjects, output_name=output_name, output_kind=kind,

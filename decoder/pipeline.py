@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -34,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.decoder.audio import AudioSink
-from eegmusic.decoder.frameclock import FrameClock, SampleClock
+from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES, FrameClock, SampleClock, hop_frames
 from eegmusic.decoder.latency import LatencyTracker
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH, N_MELS
-from eegmusic.decoder.output_queue import EmissionQueue, PlaybackBound
+from eegmusic.decoder.output_queue import AdaptivePlayback, EmissionQueue
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
@@ -56,8 +58,6 @@ MEL_STREAM_TYPE = "MelSpectrogram"
 MEL_RATE = AUDIO_SFREQ / HOP_LENGTH
 """Nominal rate of the decoded-frame LSL outlet in Hz (43.07)."""
 
-PLAYBACK_JITTER_MARGIN_S = 0.15
-"""Audio beyond one hop plus the prebuffer tolerated in the sink before new audio is dropped."""
 
 
 @dataclass
@@ -71,7 +71,9 @@ class PipelineConfig:
     model_path : str or Path
         The ONNX model file.
     hop_s : float
-        Seconds between successive windows (0.1 s = ten windows a second).
+        Seconds between successive windows: a whole number of mel frames (23.2 ms each, see
+        :func:`decoder.frameclock.hop_frames`); default :data:`~decoder.frameclock.DEFAULT_HOP_FRAMES`
+        frames. :meth:`validate` snaps it to the exact multiple.
     device : {"auto", "cpu", "cuda"}
         Where the model runs.
     audio_device : str or int or None
@@ -98,10 +100,14 @@ class PipelineConfig:
     snapshot_s : float
         Seconds of EEG and frames kept for :meth:`LivePipeline.snapshot`.
     vocoder_method : str
-        Phase reconstruction of :class:`decoder.vocoder.StreamingVocoder`.
+        A registered vocoder of :class:`decoder.vocoder.StreamingVocoder` (default ``rtisi``).
+    agc : bool
+        Slow automatic gain on the sound played through a device (:mod:`decoder.limiter`; the peak
+        limiter always runs there, so nothing played reaches 0 dBFS). Files and recordings get the
+        decoder's samples as they are.
     prebuffer_s : float
-        Extra audio the first window hands to the sink beyond one hop, so that hop-to-hop jitter does
-        not empty the device buffer; it stays in the buffer, adding this much latency.
+        Audio kept ahead of the device at the start, before the supply's jitter has been measured;
+        then the cushion follows the jitter (:class:`decoder.output_queue.AdaptivePlayback`).
     impute_missing : bool
         Fill model channels the stream lacks by spherical-spline interpolation (up to the model's
         ``max_missing``) instead of refusing the stream.
@@ -111,7 +117,7 @@ class PipelineConfig:
     stream_type: str | None = None
     source_id: str | None = None
     model_path: str | Path | None = None
-    hop_s: float = 0.1
+    hop_s: float = DEFAULT_HOP_FRAMES * FRAME_PERIOD_S
     device: str = "auto"
     audio_device: str | int | None = None
     wav_path: str | Path | None = None
@@ -123,7 +129,8 @@ class PipelineConfig:
     threads: int = 1
     resolve_timeout_s: float = 5.0
     snapshot_s: float = 10.0
-    vocoder_method: str = "rtpghi"
+    vocoder_method: str = "rtisi"
+    agc: bool = True
     prebuffer_s: float = 0.05
     impute_missing: bool = False
 
@@ -131,9 +138,7 @@ class PipelineConfig:
         """Raise :class:`ConfigError` for contradictory or out-of-range options."""
         if self.model_path is None:
             raise ConfigError("no model given; pass --model FILE (a model.onnx from `eegmusic train`)")
-        if not 1 / MODEL_SFREQ <= self.hop_s <= 1.0:
-            raise ConfigError(f"hop {self.hop_s} s is out of range; pass --hop between 0.008 and 1 "
-                              f"(default 0.1)")
+        self.hop_s = hop_frames(self.hop_s) * FRAME_PERIOD_S   # whole frames, exactly
         outputs = [flag for flag, on in (("--audio-device", self.audio_device is not None),
                                          ("--wav", self.wav_path is not None), ("--no-audio", self.no_audio))
                    if on]
@@ -174,6 +179,8 @@ class LivePipeline:
         self._stimuli = stimuli
         self._source: EEGSource | None = None
         self._outlet: BlockOutlet | None = None
+        self._status_outlet = None
+        self._status_sent: str | None = None
         self._recorder: FrameRecorder | None = None
         self._truth: LiveTruth | None = None
         self._markers: MarkerInlet | None = None
@@ -186,8 +193,7 @@ class LivePipeline:
         self.latency = LatencyTracker()
         self._queue: EmissionQueue[tuple] = EmissionQueue(maxlen=32)
         self._counters: collections.Counter = collections.Counter()
-        self._playback = PlaybackBound(target_s=config.hop_s + config.prebuffer_s,
-                                       margin_s=PLAYBACK_JITTER_MARGIN_S)
+        self._playback = AdaptivePlayback(rate=AUDIO_SFREQ, initial_s=config.prebuffer_s)
         self.error: str | None = None
         self.stream_label = ""
         n_keep = int(np.ceil(config.snapshot_s / FRAME_PERIOD_S))
@@ -235,7 +241,16 @@ class LivePipeline:
             return audio.NullSink()
         if cfg.wav_path is not None:
             return audio.WavSink(cfg.wav_path)
-        return audio.SoundDeviceSink(device=cfg.audio_device)
+        from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
+
+        # what a listener hears is levelled: slow automatic gain, a peak limiter, then the volume
+        return LevelledSink(audio.SoundDeviceSink(device=cfg.audio_device),
+                            OutputLevel(AUDIO_SFREQ, LevelSettings(agc=cfg.agc)))
+
+    @property
+    def sink(self) -> AudioSink | None:
+        """The audio sink decoded samples go to (None before start and after stop)."""
+        return self._sink
 
     def start(self) -> LivePipeline:
         """Load the model, find the stream, check they match, open outputs and start decoding.
@@ -269,7 +284,7 @@ class LivePipeline:
         self.stream_label = meta.name
         self._kind = info.output_kind
         if self._kind == "mel_db":
-            initial = int(np.ceil((cfg.hop_s + cfg.prebuffer_s) / FRAME_PERIOD_S))
+            initial = int(np.ceil(cfg.hop_s / FRAME_PERIOD_S - 1e-9))   # the cushion is AdaptivePlayback's
             self._clock = FrameClock(lag_s=info.audio_lag_s, n_mels=info.output_shape[0],
                                      n_frames=info.output_shape[1], smooth_frames=cfg.smooth_frames,
                                      initial_frames=min(max(initial, 1), info.output_shape[1]))
@@ -282,7 +297,7 @@ class LivePipeline:
             self._vocoder.reset()
         else:
             self._clock = SampleClock(lag_s=info.audio_lag_s, n_samples=info.output_shape[0],
-                                      initial_samples=int(round((cfg.hop_s + cfg.prebuffer_s) * AUDIO_SFREQ)))
+                                      initial_samples=int(round(cfg.hop_s * AUDIO_SFREQ)))
             self._vocoder = None
         if cfg.truth_dir is not None:
             if self._stimuli is None:
@@ -319,16 +334,24 @@ class LivePipeline:
                  self._runtime.provider, cfg.hop_s)
 
     def _open_outlet(self, meta) -> None:
-        from eegmusic.stream.outlet import regular_stream_info
+        import pylsl
+        from eegmusic.stream.outlet import marker_stream_info, regular_stream_info
 
         labels = [f"mel{i:03d}" for i in range(N_MELS)]
         desc = {"decoder": {"model": self._runtime.info.model_name, "eeg_stream": meta.name,
                             "frame_period_s": f"{FRAME_PERIOD_S:.9f}",
                             "audio_lag_s": f"{self._runtime.info.audio_lag_s:g}"}}
+        # one source_id per decoder: two decoders of one stream must not look like one source
+        decoder_id = f"{meta.source_id}-mel@{socket.gethostname()}:{os.getpid()}:{id(self) & 0xFFFF:04x}"
         out_info = regular_stream_info(f"{meta.name}-mel", MEL_STREAM_TYPE, labels, MEL_RATE,
-                                       f"{meta.source_id}-mel", unit="dB", channel_type="MelSpectrogram",
+                                       decoder_id, unit="dB", channel_type="MelSpectrogram",
                                        extra_desc=desc)
         self._outlet = BlockOutlet(out_info, chunk_size=8, max_buffered=10)
+        # the EEG stream's health (connected, stalled, lost, reconnected) as status markers
+        self._status_outlet = pylsl.StreamOutlet(marker_stream_info(
+            f"{meta.name}-mel-status", f"{decoder_id}-status",
+            extra_desc={"decoder": {"mel_stream": f"{meta.name}-mel", "format": "state=NAME"}}))
+        self._status_sent = None
 
     # -- threads -----------------------------------------------------------------------------------
 
@@ -351,6 +374,7 @@ class LivePipeline:
         output = np.zeros(runtime.output_shape, np.float32)   # reused: the clocks copy what they keep
         last = None
         while not self._stop.is_set():
+            self._publish_state()
             window = source.next_window(timeout=0.1)
             if window is None:
                 continue
@@ -380,6 +404,15 @@ class LivePipeline:
             t0 = window.t_last - (n_end - 1) / MODEL_SFREQ
             self._queue.put((emission, stamps, t0, n_end, window.t_last))
 
+    def _publish_state(self) -> None:
+        """Push the EEG stream's health state to the status marker stream when it changes."""
+        if self._status_outlet is None:
+            return
+        state = self._source.inlet.state
+        if state is not None and state != self._status_sent:
+            self._status_outlet.push_sample([f"state={state}"])
+            self._status_sent = state
+
     def _output_loop(self) -> None:
         from pylsl import local_clock
 
@@ -398,15 +431,8 @@ class LivePipeline:
                 stamps["vocoded"] = stamps["inferred"]
                 if self._clock.samples_skipped:
                     self._counters["samples_skipped"] = self._clock.samples_skipped
-            # A stalled device must not leave a standing delay: past the bound, new audio is dropped
-            # (counted) until the sink has drained (decoder.output_queue.PlaybackBound).
-            if len(samples) and not self._playback.admit(self._sink.queued_s):
-                self._counters["audio_dropped_late"] += len(samples)
-            elif len(samples):
-                # never block the output thread: what does not fit in the sink is dropped, counted
-                self._sink.write(samples, block=False)
-                stamps["buffered"] = local_clock()
-                stamps["dac"] = stamps["buffered"] + self._sink.queued_s + self._sink.output_latency_s
+            if len(samples):
+                self._play(samples, stamps)
             if frames is not None and frames.shape[1]:
                 self._publish(k0, frames, t0)
                 if self._recorder is not None:
@@ -414,6 +440,24 @@ class LivePipeline:
             if self._recorder is not None and len(samples):
                 self._recorder.append_audio(samples)
             self.latency.record(stamps)
+
+    def _play(self, samples: np.ndarray, stamps: dict) -> None:
+        """Hand a chunk to the sink behind the cushion the measured jitter asks for."""
+        from pylsl import local_clock
+
+        # Short of cushion: silence first; beyond it (a stalled device, jitter that stopped): skip the
+        # chunk's start, counted. Never block the output thread: what does not fit is dropped, counted.
+        pad, trim = self._playback.plan(len(samples), self._sink.queued_s, local_clock())
+        if pad:
+            self._sink.write(np.zeros(pad, np.float32), block=False)
+            self._counters["audio_padded"] += pad
+        if trim:
+            self._counters["audio_dropped_late"] += trim
+            samples = samples[trim:]
+        if len(samples):
+            self._sink.write(samples, block=False)
+            stamps["buffered"] = local_clock()
+            stamps["dac"] = stamps["buffered"] + self._sink.queued_s + self._sink.output_latency_s
 
     def _vocode(self, emission):
         """Vocode an emission's frames; return (audio, frames, k0)."""
@@ -481,6 +525,7 @@ class LivePipeline:
             self._recorder = None
         self._markers = None
         self._outlet = None
+        self._status_outlet = None
 
     def _vocoder_tail_ok(self) -> bool:
         return self._vocoder is not None and self._sink is not None and self._last_k is not None
@@ -515,6 +560,9 @@ class LivePipeline:
             "drops": counts.get("drops_decoder", 0) + dropped_stream + self._queue.dropped,
             "gaps": health.gaps if health is not None else 0,
             "reconnects": health.reconnects if health is not None else 0,
+            "stalls": health.stalls if health is not None else 0,
+            "losses": health.losses if health is not None else 0,
+            "bad_markers": self._truth.markers.bad if self._truth is not None else 0,
             "underruns": int(sink_counts.get("underruns", 0)),
             "frames": counts.get("frames", 0),
             "frames_skipped": counts.get("frames_skipped", 0) + counts.get("frames_skipped_time", 0),
@@ -528,6 +576,7 @@ class LivePipeline:
             "audio_dropped": int(sink_counts.get("dropped", 0)),
             "audio_sanitised": int(sink_counts.get("sanitised", 0)),
             "audio_dropped_late": counts.get("audio_dropped_late", 0),
+            "audio_padded": counts.get("audio_padded", 0),
         }
         return out
 
@@ -578,6 +627,12 @@ class LivePipeline:
             "error": self.error,
             "effective_rate": health.effective_rate if health is not None else None,
             "interpolated_channels": list(health.interpolated_channels) if health is not None else [],
+            "stream_health": None if health is None else {
+                "state": health.state, "state_s": round(health.state_s, 3), "stalls": health.stalls,
+                "stalled_s": round(health.stalled_s, 3), "losses": health.losses,
+                "lost_s": round(health.lost_s, 3), "reconnects": health.reconnects,
+                "transitions": [[round(t, 3), state] for t, state in self._source.inlet.transitions()],
+            },
         }
         if self._vocoder is not None:
             out["vocoder_latency_ms"] = round(self._vocoder.latency_frames * FRAME_PERIOD_S * 1e3, 2)

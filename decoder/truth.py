@@ -10,7 +10,6 @@ reads a dataset format itself).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -19,10 +18,9 @@ import numpy as np
 from eegmusic.decoder.melspec import FRAME_PERIOD_S, N_MELS, mel_db
 from eegmusic.decoder.metrics import RunningBandPearson, band_pearson
 from eegmusic.stream.errors import DataFormatError, EEGMusicError
+from eegmusic.stream.untrusted import MarkerParser
 
 log = logging.getLogger(__name__)
-
-_MARKER = re.compile(r"song=(\d+);t=([-0-9.]+)")
 
 
 class StimulusLookup(Protocol):
@@ -56,6 +54,8 @@ class LiveTruth:
 
     def __init__(self, stimuli: StimulusLookup, *, recent_frames: int = 430):
         self._stimuli = stimuli
+        self.markers = MarkerParser()
+        """Marker counts: good, other events, and malformed ones skipped (``bad``)."""
         self._mels: dict[int, np.ndarray] = {}
         self._requested: set[int] = set()
         self._loading = threading.Lock()
@@ -104,10 +104,10 @@ class LiveTruth:
         A song seen for the first time has its stimulus mel computed in the background; frames are
         scored once it is ready.
         """
-        match = _MARKER.search(text)
-        if match is None:
+        parsed = self.markers.parse(text)  # malformed markers (any host can send them) are counted, skipped
+        if parsed is None:
             return
-        song, seconds = int(match.group(1)), float(match.group(2))
+        song, seconds = parsed
         if song != self.song:
             if song not in self._mels and song not in self._requested:
                 self._requested.add(song)

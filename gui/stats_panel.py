@@ -18,7 +18,8 @@ RIGHT = QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCente
 COUNTERS = ("windows", "drops", "gaps", "reconnects", "underruns")
 """Counters shown first, in this order; any others the pipeline reports follow."""
 
-BAD_COUNTERS = frozenset({"drops", "gaps", "reconnects", "underruns", "dropped_windows", "nan_runs"})
+BAD_COUNTERS = frozenset({"drops", "gaps", "reconnects", "underruns", "dropped_windows", "nan_runs", "stalls",
+                          "losses", "bad_markers"})
 """Counters that mean trouble when non-zero (drawn in red)."""
 
 
@@ -38,6 +39,10 @@ def health_items(health) -> dict[str, str]:
     if health is None:
         return {}
     items = {}
+    state = getattr(health, "state", None)
+    if state is not None:  # connected, stalled, lost or reconnected (stream.inlet)
+        since = getattr(health, "state_s", 0.0)
+        items["stream"] = state if state in ("connected", "connecting") else f"{state} ({since:.0f} s)"
     rate = getattr(health, "effective_rate", None)
     if rate is not None and math.isfinite(rate):
         items["rate (Hz)"] = f"{rate:.1f}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import non_negative_int, output_dir, positive_int, seconds
+from eegmusic.stream.options import non_negative_int, output_dir, seconds
 
 EPILOG = """\
 Example:
@@ -41,7 +41,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         required=True, metavar="DIR", help="output folder (created)")
     parser.add_argument("--seed", type=non_negative_int,
                         default=0, help="seed of the EEG shuffle baseline (default 0)")
-    parser.add_argument("--batch-size", type=positive_int,
+    parser.add_argument("--batch-size", type=int,  # checked in run_evaluate, naming the value
                         default=256, help="windows per model call (default 256)")
     parser.add_argument(
         "--wav-seconds",
@@ -49,6 +49,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="length of the WAV reconstructions in seconds (default 10)",
     )
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of an earlier evaluate in --out (refused otherwise)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -60,6 +62,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size {args.batch_size} must be at least 1")
     if args.wav_seconds <= 0:
         raise ConfigError(f"--wav-seconds {args.wav_seconds:g} must be positive")
+    from pathlib import Path
+
+    from eegmusic.stream.atomic import refuse_existing
+
+    for name in ("metrics.json", "metrics.md", "reconstruction.png", "reconstruction.wav", "target.wav"):
+        refuse_existing(Path(args.out) / name, overwrite=args.overwrite, what="evaluate result")
     from eegmusic.offline_training.evaluate import evaluate, metrics_table
 
     summary = evaluate(

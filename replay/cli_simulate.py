@@ -10,6 +10,15 @@ from __future__ import annotations
 import argparse
 
 from eegmusic.stream.cli import renamed_option
+from eegmusic.stream.options import (
+    float_range,
+    int_range,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_int,
+    seconds,
+)
 
 SIMULATE_EPILOG = """\
 Writes songNN_Imputed.mat (dataNN: 125 channels x time x participants, float64 µV, fs = 125,
@@ -56,10 +65,12 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="recorded music: folders (their wav/flac/ogg/mp3 files, in name order) "
                         "and/or files, one song each, slots 21.. (e.g. --music /usr/share/games/"
                         "singularity/music, from the singularity-music package)")
-    parser.add_argument("--music-start", type=float, default=0.0, metavar="S",
+    parser.add_argument("--music-start", type=non_negative_float, default=0.0, metavar="S",
                         help="start of the excerpt taken from each --music/--audio file, in s (default 0)")
     parser.add_argument("--raw", action="store_true",
                         help="also write songNN_raw.mat: 129 channels at 1000 Hz with line noise")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a folder that already holds files (refused otherwise)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     cap = parser.add_argument_group("virtual cap (instead of the NMED-T layout)")
     cap.add_argument("--montage", metavar="NAME",
@@ -96,6 +107,9 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ConfigError("simulate needs --out DIR (the folder to write), or --live for a live virtual "
                           "listener; e.g. eegmusic simulate --out /tmp/sim")
+    from eegmusic.stream.atomic import refuse_existing
+
+    refuse_existing(args.out, overwrite=args.overwrite, what="--out")  # an old simulation is kept
     start = time.perf_counter()
     audio_files = args.audio
     if args.music:

@@ -15,6 +15,12 @@ liblsl's own recovery is off (``recover=False``): a lost source raises at once, 
 inlet and re-resolves the stream by source_id, then by name (one query for both, the same source_id
 preferred; a stream of another shape is refused), with a short backoff (at most about 0.7 s between
 attempts), so a source that comes back is picked up within 2 s.
+
+Stream health is a state (:attr:`Inlet.state`), not a log line: ``connected`` → ``stalled`` (no
+sample for more than :func:`stall_after_s`: max(0.5 s, 5 sample periods), the outlet still alive)
+→ ``lost`` (the connection is gone) → ``reconnected``; back to ``connected`` or ``reconnected`` when
+samples flow again. Every transition is counted, timed and kept (:meth:`Inlet.transitions`), and the
+first sample after a stall is flagged as a gap, so the windows that span it are flagged.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from eegmusic.stream.errors import StreamError
 from eegmusic.stream.montage import read_locations
 from eegmusic.stream.resolve import StreamSummary, predicate, resolve_matching, resolve_stream
 from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
+from eegmusic.stream.untrusted import channel_labels, description_int
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
@@ -47,6 +54,22 @@ RESOLVE_TRY_S = 1.0
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 0.3
 PULL_TIMEOUT_S = 0.1
+
+STALL_MIN_S = 0.5
+STALL_PERIODS = 5
+"""Stalled: no sample for max(:data:`STALL_MIN_S`, :data:`STALL_PERIODS` sample periods)."""
+
+CONNECTED, STALLED, LOST, RECONNECTED = "connected", "stalled", "lost", "reconnected"
+STATES = (CONNECTED, STALLED, LOST, RECONNECTED)
+"""Stream health states, in the order a failing stream goes through them."""
+
+MAX_TRANSITIONS = 64
+"""Transitions kept for the summary (the oldest are dropped; the counters keep counting)."""
+
+
+def stall_after_s(sfreq: float) -> float:
+    """Seconds without samples after which a stream of rate ``sfreq`` counts as stalled."""
+    return max(STALL_MIN_S, STALL_PERIODS / sfreq) if sfreq > 0 else STALL_MIN_S
 
 
 @dataclass(frozen=True)
@@ -140,7 +163,8 @@ class Inlet:
             full = inlet.info(timeout=2.0)
             labels = full.get_channel_labels()
             positions = read_locations(full)
-            song = full.desc().child("dataset").child_value("song").strip()
+            song = description_int(full.desc().child("dataset").child_value("song"), field="dataset/song",
+                                   stream=summary.name, low=1, high=999)
             inlet.open_stream(timeout=2.0)
         except (LostError, LSLTimeoutError) as error:
             del inlet
@@ -153,11 +177,9 @@ class Inlet:
             logger.warning("no clock offset for %r yet (%s); using 0 until the next estimate", summary.name,
                            type(error).__name__)
             offset = 0.0
-        if labels is not None and any(label is None for label in labels):
-            labels = None
+        labels = channel_labels(labels, summary.n_chans, stream=summary.name)
         meta = StreamMeta(summary.name, summary.stype, summary.source_id, summary.n_chans, summary.sfreq,
-                          summary.channel_format, tuple(labels) if labels is not None else None,
-                          int(song) if song.isdigit() else None,
+                          summary.channel_format, labels, song,
                           positions if positions is not None and len(positions) == summary.n_chans else None)
         return inlet, meta, float(offset)
 
@@ -165,8 +187,53 @@ class Inlet:
         self._inlet = inlet
         self.clock_offset = offset
         self._last_clock_check = pylsl.local_clock()
+        self._last_arrival = self._last_clock_check
         with self._lock:
             self.connected = True
+        self._enter(RECONNECTED if self.state == LOST else CONNECTED, self._last_clock_check)
+
+    # ------------------------------------------------------------------ health state
+    def _enter(self, state: str, now: float) -> None:
+        """Move to ``state`` at LSL time ``now``: count it, time the state left, keep the transition."""
+        with self._lock:
+            previous = self.state
+            if state == previous:
+                return
+            if previous == STALLED:
+                self.stalled_s += now - self._state_since
+            elif previous == LOST:
+                self.lost_s += now - self._state_since
+            if state == STALLED:
+                self.stalls += 1
+            elif state == LOST:
+                self.losses += 1
+            self.state = state
+            self._state_since = now
+            self._transitions.append((now, state))
+        if previous is not None and state in (STALLED, LOST):
+            logger.warning("stream %r %s (was %s)", self.meta.name if self.meta else "?", state, previous)
+        elif previous in (STALLED, LOST):
+            logger.info("stream %r %s after %s", self.meta.name if self.meta else "?", state, previous)
+
+    def seconds_in_state(self, now: float | None = None) -> float:
+        """Seconds since the current state began (LSL clock)."""
+        now = pylsl.local_clock() if now is None else now
+        with self._lock:
+            return now - self._state_since if self.state is not None else 0.0
+
+    def transitions(self) -> list[tuple[float, str]]:
+        """The newest state changes as (LSL time, state), oldest first."""
+        with self._lock:
+            return list(self._transitions)
+
+    def state_totals(self, now: float | None = None) -> dict:
+        """``state``, ``stalls``, ``stalled_s``, ``losses``, ``lost_s`` (seconds include the current one)."""
+        now = pylsl.local_clock() if now is None else now
+        with self._lock:
+            ongoing = now - self._state_since if self.state is not None else 0.0
+            return {"state": self.state or "connecting", "stalls": self.stalls,
+                    "stalled_s": self.stalled_s + (ongoing if self.state == STALLED else 0.0),
+                    "losses": self.losses, "lost_s": self.lost_s + (ongoing if self.state == LOST else 0.0)}
 
     def connect(self) -> StreamMeta:
         """Resolve and open the stream (in the calling thread); return what it is.
@@ -179,6 +246,7 @@ class Inlet:
         info = resolve_stream(**self.wanted, timeout=self.resolve_timeout)
         inlet, meta, offset = self._open(info)
         self.meta = meta
+        self._stall_s = stall_after_s(meta.sfreq)
         self._use(inlet, offset)
         self.ring = RingBuffer(meta.n_chans, max(1, int(self.buffer_s * meta.sfreq)))
         np_dtype = pylsl.lib.fmt2npdtype[info.channel_format()]
@@ -198,6 +266,7 @@ class Inlet:
         if self._inlet is None:
             self.connect()
         self._stop.clear()
+        self._last_arrival = pylsl.local_clock()  # the stall clock starts with acquisition
         self._thread = threading.Thread(target=self._run, name=f"lsl-inlet-{self.meta.name}", daemon=True)
         self._thread.start()
 
@@ -242,15 +311,25 @@ class Inlet:
                 self._inlet = None
                 with self._lock:
                     self.connected = False
+                self._enter(LOST, pylsl.local_clock())
                 continue
             n = len(timestamps)
             if n == 0:
+                now = pylsl.local_clock()
+                if self.state in (CONNECTED, RECONNECTED) and now - self._last_arrival > self._stall_s:
+                    self._enter(STALLED, now)
                 continue
             t_arrival = pylsl.local_clock()
+            self._last_arrival = t_arrival
+            resumed = self.state == STALLED
+            if resumed:
+                self._enter(CONNECTED if self.losses == 0 else RECONNECTED, t_arrival)
             self._refresh_clock(t_arrival)
             timestamps = timestamps + self.clock_offset
             data = self._dest[:n]
             flags = self._inspect(data, timestamps, t_arrival)
+            if resumed:
+                flags[0] |= FLAG_GAP  # samples stopped arriving: what spans the stall is not clean
             self.ring.write(data.T, timestamps, flags)
             if self.on_chunk is not None:
                 self.on_chunk(data, timestamps, flags, t_arrival)
@@ -315,6 +394,15 @@ class Inlet:
         self.nan_samples = 0
         self.reconnects = 0
         self.connected = False
+        self.state: str | None = None
+        self.stalls = 0
+        self.stalled_s = 0.0
+        self.losses = 0
+        self.lost_s = 0.0
+        self._state_since = 0.0
+        self._last_arrival = 0.0
+        self._stall_s = STALL_MIN_S
+        self._transitions: collections.deque[tuple[float, str]] = collections.deque(maxlen=MAX_TRANSITIONS)
         self.clock_offset = 0.0
         self._jitter_sq = 0.0
         self._last_time: float | None = None

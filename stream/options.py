@@ -47,7 +47,7 @@ def positive_float(text: str) -> float:
     """A finite number > 0."""
     value = finite_float(text)
     if value <= 0:
-        raise ArgumentTypeError(f"must be > 0 (got {text!r})")
+        raise ArgumentTypeError(f"must be positive (got {text!r})")
     return value
 
 
@@ -94,6 +94,8 @@ def float_range(low: float, high: float, *, low_open: bool = False) -> Callable[
     def parse(text: str) -> float:
         value = finite_float(text)
         if value > high or value < low or (low_open and value == low):
+            if low_open and low == 0:
+                raise ArgumentTypeError(f"must be > 0 and at most {high:g} (got {text!r})")
             bracket = "(" if low_open else "["
             raise ArgumentTypeError(f"must be in {bracket}{low:g}, {high:g}] (got {text!r})")
         return value
@@ -122,10 +124,13 @@ def _writable_folder(folder: Path, text: str) -> None:
         raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} is not writable")
 
 
-def output_file(*suffixes: str) -> Callable[[str], Path]:
-    """A file to write: its folder exists and is writable, it is not a folder, suffix one of ``suffixes``."""
+def output_file(*suffixes: str) -> Callable[[str], str]:
+    """A file to write: its folder exists and is writable, it is not a folder, suffix one of ``suffixes``.
 
-    def parse(text: str) -> Path:
+    Returns the text unchanged (commands keep their own path handling).
+    """
+
+    def parse(text: str) -> str:
         if not text or "\0" in text:
             raise ArgumentTypeError(f"{text!r} is not a file name")
         path = Path(text).expanduser()
@@ -134,14 +139,14 @@ def output_file(*suffixes: str) -> Callable[[str], Path]:
         if suffixes and path.suffix.lower() not in suffixes:
             raise ArgumentTypeError(f"{text!r} must end in {' or '.join(suffixes)}")
         _writable_folder(path.parent if str(path.parent) else Path("."), text)
-        return path
+        return text
 
     parse.__name__ = "output file"
     return parse
 
 
-def output_dir(text: str) -> Path:
-    """A folder to write into: not an existing file; its nearest existing ancestor is writable."""
+def output_dir(text: str) -> str:
+    """A folder to write into: not an existing file; its nearest existing ancestor is writable (text back)."""
     if not text or "\0" in text:
         raise ArgumentTypeError(f"{text!r} is not a folder name")
     path = Path(text).expanduser()
@@ -156,13 +161,13 @@ def output_dir(text: str) -> Path:
         raise ArgumentTypeError(f"{str(ancestor)!r} in {text!r} is a file, not a folder")
     if ancestor.exists() and not os.access(ancestor, os.W_OK | os.X_OK):
         raise ArgumentTypeError(f"folder {str(ancestor)!r} of {text!r} is not writable")
-    return path
+    return text
 
 
-def input_file(text: str) -> Path:
-    """A file that exists and is a file."""
+def input_file(text: str) -> str:
+    """A file that exists and is a file (text back)."""
     path = Path(text).expanduser()
     if not path.is_file():
         what = "a folder" if path.is_dir() else "missing"
         raise ArgumentTypeError(f"{text!r} is {what}; name an existing file")
-    return path
+    return text

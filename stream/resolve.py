@@ -1,12 +1,20 @@
-"""Find LSL streams by name, type or source_id; errors list the streams that do exist."""
+"""Find LSL streams by name, type or source_id; errors list the streams that do exist.
+
+The choice is deterministic: after the first answer the resolver listens a little longer
+(:data:`COLLISION_WAIT_S`) for other streams that match too. Only numeric streams at a regular rate
+qualify as EEG input, so a marker stream of the same name is never picked. When several EEG streams
+still match, nothing is picked at random: :class:`StreamError` lists them (name, type, source_id,
+host, creation time) and says how to choose one (``--source-id``).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import pylsl
-from eegmusic.stream.errors import StreamError
+from eegmusic.stream.errors import ConfigError, StreamError
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +35,24 @@ class StreamSummary:
     source_id: str
     channel_format: str
     hostname: str
+    created_at: float = 0.0
+    """When the outlet was created (its host's LSL clock, seconds)."""
 
     @classmethod
     def from_info(cls, info: pylsl.StreamInfo) -> StreamSummary:
         """Summarise a :class:`pylsl.StreamInfo`."""
         return cls(info.name(), info.type(), info.channel_count(), info.nominal_srate(), info.source_id(),
-                   _FORMATS.get(info.channel_format(), "undefined"), info.hostname())
+                   _FORMATS.get(info.channel_format(), "undefined"), info.hostname(), info.created_at())
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the stream can be EEG input: numeric samples at a fixed nominal rate."""
+        return self.channel_format not in ("string", "undefined") and self.sfreq > 0
+
+    def candidate(self) -> str:
+        """One short line for a list of candidates: name, type, source_id, host, created_at."""
+        return (f"{self.name!r} type {self.stype or '-'!r} source_id {self.source_id!r} host "
+                f"{self.hostname!r} created_at {self.created_at:.3f}")
 
     def describe(self) -> str:
         """One line such as ``'Cap-1' (EEG, 128 ch @ 1000 Hz, source_id 'amp-7')``."""
@@ -41,9 +61,24 @@ class StreamSummary:
                 f"{self.channel_format}, source_id {self.source_id!r})")
 
 
+COLLISION_WAIT_S = 0.3
+"""Seconds the resolver keeps listening after the first match, for same-named streams."""
+
+
+def check_timeout(timeout: float, what: str = "--timeout") -> float:
+    """Return ``timeout`` as float; :class:`ConfigError` unless finite and >= 0 (liblsl waits forever)."""
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} {timeout!r} is not a number of seconds; pass e.g. 5") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{what} must be finite and >= 0 s (got {timeout}); pass e.g. 5")
+    return value
+
+
 def list_streams(timeout: float = 1.0) -> list[StreamSummary]:
     """Return every stream visible within ``timeout`` seconds, sorted by name."""
-    infos = pylsl.resolve_streams(wait_time=timeout)
+    infos = pylsl.resolve_streams(wait_time=check_timeout(timeout))
     return sorted((StreamSummary.from_info(info) for info in infos), key=lambda s: (s.name, s.source_id))
 
 
@@ -99,28 +134,44 @@ def find_streams(*, name: str | None = None, stype: str | None = None, source_id
 
 
 def resolve_stream(*, name: str | None = None, stype: str | None = None, source_id: str | None = None,
-                   timeout: float = 5.0) -> pylsl.StreamInfo:
-    """Find one stream by name, type and/or source_id (any type-``EEG`` stream when none is given).
+                   timeout: float = 5.0, numeric: bool = True) -> pylsl.StreamInfo:
+    """Find exactly one stream by name, type and/or source_id (an ``EEG`` stream when none is given).
 
     Parameters
     ----------
     name, stype, source_id : str or None
         Properties the stream must have (all that are given).
     timeout : float
-        Seconds to wait for it.
+        Seconds to wait for it (finite, >= 0).
+    numeric : bool
+        Only streams with numeric samples at a regular rate qualify (EEG input); a marker stream
+        that shares the name is skipped.
 
     Returns
     -------
     pylsl.StreamInfo
-        The stream (the first, by creation time, when several match).
+        The one stream that matches.
 
     Raises
     ------
     StreamError
-        When no stream matches; the message lists the streams that exist.
+        When no stream matches (the message lists the streams that exist), or when several do (the
+        message lists them and how to pick one).
+    ConfigError
+        A negative or non-finite timeout.
     """
+    timeout = check_timeout(timeout)
     wanted = predicate(name=name, stype=stype, source_id=source_id)
     found = find_streams(name=name, stype=stype, source_id=source_id, timeout=timeout)
+    if found:  # listen a little longer: a second outlet of the same name must not lose a race
+        uids = {info.uid() for info in found}
+        more = resolve_matching(wanted, lambda info: _matches(info, name, stype, source_id),
+                                minimum=len(found) + 1, timeout=COLLISION_WAIT_S)
+        found += [info for info in more if info.uid() not in uids]
+    if numeric:  # EEG input: a marker stream that shares the name is skipped
+        eeg = [info for info in found if StreamSummary.from_info(info).numeric]
+        if eeg or len(found) > 1:
+            found = eeg or found[:1]  # only non-EEG ones: the first is refused by the inlet, with why
     if not found:
         visible = list_streams(timeout=1.0)
         listing = "; ".join(s.describe() for s in visible) if visible else "none"
@@ -129,7 +180,12 @@ def resolve_stream(*, name: str | None = None, stype: str | None = None, source_
             "stream, or pass the name of one of those"
         )
     if len(found) > 1:
-        found.sort(key=lambda info: info.created_at())
-        logger.warning("%d streams match %s; using %s", len(found), wanted,
-                       StreamSummary.from_info(found[0]).describe())
+        found.sort(key=lambda info: (info.created_at(), info.source_id()))
+        candidates = [StreamSummary.from_info(info) for info in found]
+        listing = "; ".join(c.candidate() for c in candidates)
+        ids = {c.source_id for c in candidates}
+        how = (f"pass --source-id with one of {', '.join(repr(i) for i in sorted(ids))}"
+               if len(ids) == len(candidates) and "" not in ids else
+               "stop the duplicate outlet or give each outlet its own source_id, then pass --source-id")
+        raise StreamError(f"{len(found)} LSL streams match {wanted}: {listing}; {how}")
     return found[0]

@@ -79,6 +79,18 @@ class StreamHealth:
     error: str | None = None
     interpolated_channels: tuple[str, ...] = field(default_factory=tuple)
     """Model channels the stream lacks, filled by spherical-spline interpolation."""
+    state: str = "connecting"
+    """Stream health: ``connected``, ``stalled``, ``lost`` or ``reconnected`` (:mod:`stream.inlet`)."""
+    state_s: float = 0.0
+    """Seconds in the current state."""
+    stalls: int = 0
+    """Times samples stopped arriving while the stream stayed connected."""
+    stalled_s: float = 0.0
+    """Seconds stalled in all."""
+    losses: int = 0
+    """Times the connection was lost."""
+    lost_s: float = 0.0
+    """Seconds lost in all."""
 
 
 class EEGSource:
@@ -261,6 +273,7 @@ class EEGSource:
     def health(self) -> StreamHealth:
         """Current health figures (cheap; any thread)."""
         inlet = self.inlet
+        totals = inlet.state_totals()
         return StreamHealth(
             effective_rate=inlet.effective_rate(), n_samples=inlet.n_samples, gaps=inlet.gaps,
             dropped_windows=self.windower.dropped, nan_runs=inlet.nan_runs, reconnects=inlet.reconnects,
@@ -270,4 +283,6 @@ class EEGSource:
             flagged_windows=self.windower.n_flagged, bad_channels=inlet.bad_channels(),
             delay_s=self.preprocessor.delay_s if self.preprocessor else 0.0, error=inlet.error,
             interpolated_channels=self.interpolated_labels,
+            state=totals["state"], state_s=inlet.seconds_in_state(), stalls=totals["stalls"],
+            stalled_s=totals["stalled_s"], losses=totals["losses"], lost_s=totals["lost_s"],
         )

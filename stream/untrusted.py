@@ -1,0 +1,136 @@
+"""Parsing strings that come from outside: LSL markers, stream descriptions, channel labels.
+
+Any host on the network can publish a marker stream or a stream description, so every such string
+is parsed here, strictly, before the rest of the code sees a value:
+
+- a marker that does not parse is *counted and skipped* (:class:`MarkerParser`), never raised:
+  one bad marker must not stop a live decode (``song=21;t=1.2.3`` once did);
+- a description field that does not parse is *ignored with a warning* (:func:`description_int`):
+  ``desc/dataset/song = "²"`` passes ``str.isdigit`` but not ``int``;
+- channel labels are checked for count, type and length (:func:`channel_labels`).
+
+Example
+-------
+>>> parser = MarkerParser()
+>>> parser.parse("song=21;t=12.000")
+(21, 12.0)
+>>> parser.parse("song=21;t=1.2.3") is None, parser.bad
+(True, 1)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+
+logger = logging.getLogger(__name__)
+
+MAX_MARKER_CHARS = 256
+"""Longer markers are refused without being parsed."""
+
+MAX_STIMULUS_S = 24 * 3600.0
+"""Largest stimulus time a marker may name, in seconds."""
+
+MAX_LABEL_CHARS = 64
+
+_SONG_TIME = re.compile(r"song=(\d{1,6});t=(-?\d{1,9}(?:\.\d{1,9})?)", re.ASCII)
+_EVENT = re.compile(r"song_(?:start|end)=\d{1,6}", re.ASCII)
+_INTEGER = re.compile(r"[+-]?\d{1,9}", re.ASCII)
+
+
+class MarkerParser:
+    """Parse ``song=NN;t=S`` markers; count what was skipped.
+
+    Attributes
+    ----------
+    good : int
+        Markers that gave a (song, seconds) pair.
+    events : int
+        Other well-formed markers (``song_start=NN``, ``song_end=NN``), accepted and not used.
+    bad : int
+        Markers that did not parse (skipped).
+    last_bad : str or None
+        The newest bad marker, shortened and escaped, for the summary.
+    """
+
+    def __init__(self) -> None:
+        self.good = 0
+        self.events = 0
+        self.bad = 0
+        self.last_bad: str | None = None
+
+    def parse(self, text) -> tuple[int, float] | None:
+        """Return ``(song, stimulus seconds)`` for a good ``song=NN;t=S`` marker, else None."""
+        if not isinstance(text, str) or len(text) > MAX_MARKER_CHARS:
+            return self._reject(text)
+        stripped = text.strip()
+        match = _SONG_TIME.fullmatch(stripped)
+        if match is None:
+            if _EVENT.fullmatch(stripped):
+                self.events += 1
+                return None
+            return self._reject(text)
+        song, seconds = int(match.group(1)), float(match.group(2))
+        if not (math.isfinite(seconds) and -MAX_STIMULUS_S <= seconds <= MAX_STIMULUS_S):
+            return self._reject(text)
+        self.good += 1
+        return song, seconds
+
+    def _reject(self, text) -> None:
+        self.bad += 1
+        shown = ascii(text if isinstance(text, str) else type(text).__name__)[:60]
+        self.last_bad = shown
+        if self.bad <= 3 or self.bad % 100 == 0:
+            logger.warning("skipped malformed marker %s (%d so far)", shown, self.bad)
+        return None
+
+    def counters(self) -> dict:
+        """``{"markers": good, "marker_events": events, "bad_markers": bad}``."""
+        return {"markers": self.good, "marker_events": self.events, "bad_markers": self.bad}
+
+
+def description_int(value, *, field: str, stream: str, low: int = 0, high: int = 10**6) -> int | None:
+    """An integer field of a stream description, or None (with a warning) when it is not one.
+
+    An empty field is simply absent (None, no warning).
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if _INTEGER.fullmatch(text):
+        number = int(text)
+        if low <= number <= high:
+            return number
+    logger.warning("stream %r: description field %s = %s is not an integer in %d..%d; ignored",
+                   stream, field, ascii(text[:40]), low, high)
+    return None
+
+
+def channel_labels(labels, n_chans: int, *, stream: str) -> tuple[str, ...] | None:
+    """Channel labels from a stream description, checked; None (with a warning) when unusable.
+
+    Labels must be one per channel, non-empty strings of at most :data:`MAX_LABEL_CHARS`
+    printable characters, with no duplicates. A stream whose labels fail is read as unlabelled,
+    which the caller then reports with the real channel count.
+    """
+    if labels is None:
+        return None
+    labels = list(labels)
+    problem = None
+    if len(labels) != n_chans:
+        problem = f"{len(labels)} labels for {n_chans} channels"
+    elif any(not isinstance(label, str) or not label.strip() for label in labels):
+        missing = sum(1 for label in labels if not isinstance(label, str) or not label.strip())
+        problem = f"{missing} of {n_chans} channels have no label"
+    elif any(len(label) > MAX_LABEL_CHARS or not label.isprintable() for label in labels):
+        problem = f"a label is longer than {MAX_LABEL_CHARS} characters or not printable"
+    elif len({label.strip().lower() for label in labels}) != n_chans:
+        problem = "labels repeat"
+    if problem is not None:
+        logger.warning("stream %r has %d channels but unusable labels (%s); read as unlabelled",
+                       stream, n_chans, problem)
+        return None
+    return tuple(label.strip() for label in labels)
