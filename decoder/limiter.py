@@ -196,3 +196,51 @@ class OutputLevel:
         return {"limited_samples": self.limited_samples,
                 "peak_in_dbfs": round(float(20.0 * np.log10(max(self.peak_in, 1e-12))), 2),
                 "gain_db": round(self.gain_db, 2)}
+
+
+class LevelledSink:
+    """An audio sink that levels (:class:`OutputLevel`) and scales by a volume before the wrapped one plays.
+
+    The order is automatic gain, limiter, then ``gain`` (the listener's volume, 0…1, 0 = mute), so
+    the volume never pushes a sample past the ceiling. ``gain`` is a plain attribute: a dashboard
+    thread or a snapshot publisher sets it, the output thread reads it once per block (no lock).
+
+    Parameters
+    ----------
+    sink : decoder.audio.AudioSink
+        Where the levelled samples go.
+    level : OutputLevel, optional
+        The level stage (default: :class:`OutputLevel` at 22050 Hz with default settings).
+    gain : float
+        Initial volume.
+    """
+
+    def __init__(self, sink, level: OutputLevel | None = None, gain: float = 1.0) -> None:
+        from eegmusic.decoder.melspec import AUDIO_SFREQ
+
+        self.sink = sink
+        self.level = level if level is not None else OutputLevel(AUDIO_SFREQ)
+        self.gain = float(gain)
+
+    def write(self, samples: np.ndarray, *, block: bool = True) -> int:
+        """Level, scale and play ``samples`` (shape (n,)); return what the wrapped sink accepted."""
+        gain = self.gain  # read once: another thread may change it meanwhile
+        out = self.level.process(samples)
+        if gain != 1.0:
+            out *= np.float32(min(max(gain, 0.0), 1.0))
+        return self.sink.write(out, block=block)
+
+    @property
+    def queued_s(self) -> float:
+        return self.sink.queued_s
+
+    @property
+    def output_latency_s(self) -> float:
+        return self.sink.output_latency_s
+
+    def counters(self) -> dict[str, int]:
+        """The wrapped sink's counters plus ``limited_samples``."""
+        return {**self.sink.counters(), "limited_samples": self.level.limited_samples}
+
+    def close(self) -> None:
+        self.sink.close()

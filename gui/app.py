@@ -1,8 +1,11 @@
 """The dashboard's main window: controls on top, signal, spectrum, mel and stats panels below.
 
-The live pipeline (:class:`decoder.pipeline.LivePipeline`, the same classes ``eegmusic decode``
-uses) runs in its own worker threads. The window never waits on it: starting and stopping (which
-resolve streams, load the model and join threads) run in short-lived helper threads that report back
+What the window shows is a :class:`decoder.snapshot.SnapshotSource`. From ``eegmusic gui`` that is
+an ``eegmusic decode`` in its own process (:mod:`gui.attach`: started by the window, or one it
+attached to), read through shared memory, so Qt drawing never holds the decoder's GIL. An
+in-process :class:`decoder.pipeline.LivePipeline` (``Settings(isolated=False)``, ``run_dashboard``)
+is still accepted. The window never waits on either: starting and stopping (which resolve streams,
+load the model and join threads or processes) run in short-lived helper threads that report back
 through queued Qt signals, and a :class:`QtCore.QTimer` (at most 30 Hz) pulls
 ``pipeline.snapshot()`` — a non-blocking copy — and redraws one panel whose data changed per tick
 (the one waiting longest), so no single tick keeps the event loop busy for long.
@@ -20,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from eegmusic.decoder.limiter import LevelledSink
+from eegmusic.gui.attach import AttachedDecode
 from eegmusic.gui.eeg_panel import EEGPanel
 from eegmusic.gui.mel_panel import MelPanel
 from eegmusic.gui.spectral_panel import SpectralPanel
@@ -49,7 +54,8 @@ class Settings:
     """What the user chose (from the command line or the controls) before pressing start.
 
     ``extra`` holds further :class:`decoder.pipeline.PipelineConfig` fields (``hop_s``,
-    ``resolve_timeout_s``, ``lsl_out``, ...), passed through unchanged.
+    ``resolve_timeout_s``, ``lsl_out``, ...), passed through unchanged. ``isolated`` runs the
+    decode in its own process (``eegmusic gui`` does); ``vocoder`` picks the streaming vocoder.
     """
 
     stream: str | None = None
@@ -57,6 +63,8 @@ class Settings:
     truth: str | None = None
     no_audio: bool = False
     audio_device: int | str | None = None
+    isolated: bool = False
+    vocoder: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -329,10 +337,12 @@ class MainWindow(QtWidgets.QMainWindow):
             raise ConfigError("no model chosen; press 'Model…' and pick an .onnx file")
         device = self.audio_box.currentData()
         no_audio = self.settings.no_audio or device == NO_DEVICE or self.audio_reason is not None
+        extra = dict(self.settings.extra)
+        if self.settings.vocoder is not None:
+            extra["vocoder_method"] = self.settings.vocoder
         return PipelineConfig(
             stream_name=stream, model_path=model, truth_dir=self.settings.truth,
-            no_audio=no_audio, audio_device=None if no_audio else device,
-            **self.settings.extra,
+            no_audio=no_audio, audio_device=None if no_audio else device, **extra,
         )
 
     def start(self) -> None:
@@ -366,10 +376,37 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_state("starting")
         self._spawn(self._start_worker, "gui-start", config, pipeline)
 
+    def attach(self, name: str) -> None:
+        """Show a decode already running in another process (``eegmusic decode --publish NAME``).
+
+        Closing the window, or Stop, lets go of it; the decode goes on.
+        """
+        if self.state != "stopped":
+            raise ConfigError("the dashboard is already showing a decode; stop it first")
+        self.last_error = self.start_error = None
+        self._set_state("starting")
+        self._spawn(self._attach_worker, "gui-attach", name)
+
+    def _attach_worker(self, name: str) -> None:
+        try:
+            attached = AttachedDecode(name)
+        except EEGMusicError as error:
+            self.start_error = error
+            self._start_failed.emit(str(error))
+            return
+        with self._helper_lock:
+            self._pending_pipeline = attached
+        self._started.emit(attached)
+
     def _start_worker(self, config, pipeline=None) -> None:
         sink = None
         try:
-            if pipeline is None:
+            if pipeline is None and self.settings.isolated:
+                from eegmusic.gui.attach import spawn_decode
+
+                # the decode runs in its own process; the volume travels through its snapshot block
+                pipeline = spawn_decode(config, gain=self.gain())
+            elif pipeline is None:
                 from eegmusic.decoder.pipeline import LivePipeline
 
                 if not config.no_audio and config.wav_path is None:
@@ -407,6 +444,17 @@ class MainWindow(QtWidgets.QMainWindow):
             pipeline.stop()
             return
         self.pipeline = pipeline
+        if isinstance(pipeline, AttachedDecode):
+            settings = pipeline.config
+            if not pipeline.owned:  # show what the decode is, and the volume it plays at
+                self.stream_box.setEditText(settings.stream_name or pipeline.name)
+                self.model_edit.setText(settings.model_path or "")
+                self.settings.no_audio = bool(settings.no_audio)
+                self.volume.blockSignals(True)
+                self.volume.setValue(int(round(100 * pipeline.gain)))
+                self.volume.blockSignals(False)
+        elif self._gain_sink is None and isinstance(pipeline.sink, LevelledSink):
+            self._gain_sink = pipeline.sink  # a pipeline built elsewhere (the demo): its volume is ours too
         self._eeg_key = self._mel_key = None
         self._pending.clear()
         self._last_new_sample = time.monotonic()
@@ -469,7 +517,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _update_volume_controls(self, state: str) -> None:
         if self.audio_reason is not None:
             return  # disabled for good, the tooltip says why
-        if state == "running" and self._gain_sink is None:
+        controllable = self._gain_sink is not None or isinstance(self.pipeline, AttachedDecode)
+        if state == "running" and (not controllable or self.settings.no_audio):
             reason = ("this pipeline decodes without sound" if self.settings.no_audio else
                       "this pipeline was started outside the dashboard and plays at its own volume; "
                       "Stop and Start here to control it")
@@ -489,6 +538,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _apply_gain(self, *_args) -> None:
         if self._gain_sink is not None:
             self._gain_sink.gain = self.gain()
+        elif isinstance(self.pipeline, AttachedDecode):
+            self.pipeline.set_gain(self.gain())  # one store into the decode's snapshot block
 
     # ------------------------------------------------------------------ errors
     def show_error(self, message: str) -> None:

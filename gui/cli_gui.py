@@ -16,12 +16,15 @@ EPILOG = """\
 Examples:
   eegmusic gui
   eegmusic gui --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim
+  eegmusic decode --stream cap-1 --model model.onnx --publish cap1 &   eegmusic gui --attach cap1
   xvfb-run -a eegmusic gui --stream cap-1 --model model.onnx --screenshot docs/dashboard.png --duration 15
   eegmusic gui --stream cap8 --model nmedt.onnx --impute-missing   # an 8-channel cap, the rest interpolated
 
 With --stream and --model given the decoding starts at once; otherwise pick them in the window and
-press Start. --screenshot renders the window after --duration seconds to a PNG and exits (without a
-display it renders offscreen).
+press Start. The decode runs in its own process (an `eegmusic decode --publish` the window starts and
+stops), so drawing never slows it; --attach NAME shows a decode started elsewhere with --publish NAME
+and leaves it running when the window closes. --screenshot renders the window after --duration
+seconds to a PNG and exits (without a display it renders offscreen).
 """
 
 
@@ -44,6 +47,14 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh-hz",
                         metavar="HZ", type=float_range(0.0, 30.0, low_open=True), default=30.0,
                         help="snapshot polls per second, at most 30 (default 30)")
+    parser.add_argument("--attach", metavar="NAME",
+                        help="show the running `eegmusic decode --publish NAME` (closing leaves it running)")
+    from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
+
+    parser.add_argument("--vocoder", choices=tuple(VOCODERS), default=DEFAULT_VOCODER, help=vocoder_help())
+    parser.add_argument("--in-process", action="store_true",
+                        help="decode inside the dashboard's own process (drawing then delays decoding; "
+                        "for comparison)")
 
 
 def _has_display() -> bool:
@@ -71,6 +82,13 @@ def run_gui(args: argparse.Namespace) -> int:
     for option, value in (("--model", args.model), ("--truth", args.truth)):
         if value is not None and not Path(value).exists():
             raise ConfigError(f"{option} {value} does not exist; pass an existing path")
+    if args.attach is not None:
+        if args.stream or args.model or args.in_process:
+            raise ConfigError("--attach shows a decode that already runs; leave out --stream, --model and "
+                              "--in-process")
+        from eegmusic.decoder.shared_snapshot import SnapshotReader
+
+        SnapshotReader(args.attach).close()  # not running: one line and exit 2 before any window opens
 
     import pyqtgraph as pg
     from eegmusic.gui.app import MainWindow, Settings, save_screenshot
@@ -78,6 +96,7 @@ def run_gui(args: argparse.Namespace) -> int:
 
     app = pg.mkQApp("eegmusic")
     settings = Settings(stream=args.stream, model=args.model, truth=args.truth, no_audio=args.no_audio,
+                        isolated=not args.in_process, vocoder=args.vocoder,
                         extra={"impute_missing": True} if args.impute_missing else {})
     window = MainWindow(settings, refresh_hz=args.refresh_hz)
     window.show()
@@ -92,7 +111,9 @@ def run_gui(args: argparse.Namespace) -> int:
         window.close()
         app.quit()
 
-    if args.stream and args.model:
+    if args.attach is not None:
+        QtCore.QTimer.singleShot(0, lambda: window.attach(args.attach))
+    elif args.stream and args.model:
         QtCore.QTimer.singleShot(0, window.start)
     if duration is not None:
         QtCore.QTimer.singleShot(int(duration * 1000), finish)

@@ -1,0 +1,270 @@
+"""The dashboard's view of a decode running in another process.
+
+``eegmusic gui`` no longer decodes in its own interpreter: Qt drawing holds the GIL, and a
+decoder sharing it waited behind every redraw (issue 15: decode p99 rose from 6.7 to 13.6 ms with
+the dashboard open). Instead the decode is an ``eegmusic decode --publish NAME`` process that writes
+snapshots into a shared-memory seqlock block (:mod:`decoder.shared_snapshot`), and the window reads
+them through :class:`AttachedDecode`, which has the same surface as the in-process pipeline
+(:class:`decoder.snapshot.SnapshotSource`) plus the volume.
+
+Two ways in:
+
+* :func:`spawn_decode` starts the decode process itself (``eegmusic gui --stream S --model M``);
+  closing the window stops that process (Ctrl-C, so it prints and writes its summary).
+* :meth:`AttachedDecode.__init__` attaches to one already running (``eegmusic gui --attach NAME``);
+  closing the window only lets go of it: the decode goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from eegmusic.decoder.melspec import N_MELS
+from eegmusic.decoder.shared_snapshot import SnapshotReader, snapshot_path
+from eegmusic.decoder.snapshot import PipelineSnapshot
+from eegmusic.stream.errors import EEGMusicError, StreamError
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_S = 10.0
+"""Seconds a decode this dashboard started gets to stop after Ctrl-C before it is terminated."""
+
+
+@dataclass
+class DecodeSettings:
+    """What an attached decode says about itself (filled from its published settings)."""
+
+    stream_name: str | None = None
+    model_path: str | None = None
+    truth_dir: str | None = None
+    no_audio: bool = False
+    vocoder: str | None = None
+    hop_s: float | None = None
+    pid: int | None = None
+
+
+def _empty_snapshot(error: str | None = None) -> PipelineSnapshot:
+    return PipelineSnapshot(eeg=np.zeros((0, 0), np.float32), eeg_sfreq=0.0, labels=[],
+                            channel_flags=np.zeros(0, bool), mel=np.zeros((N_MELS, 0), np.float32),
+                            truth_mel=None, dynamic_r=None, latency_ms={}, counters={}, health=None,
+                            running=error is None, error=error)
+
+
+class AttachedDecode:
+    """A decode in another process, read through its snapshot block without ever blocking it.
+
+    Parameters
+    ----------
+    name : str
+        The decode's publish name.
+    process : subprocess.Popen, optional
+        The decode process when this dashboard started it (then :meth:`stop` stops it); None when
+        attaching to one started elsewhere (then :meth:`stop` only lets go).
+    summary_path : Path, optional
+        Where the started process writes its final summary (``decode --json``).
+
+    Raises
+    ------
+    StreamError
+        No decode publishes as ``name``, or its process is gone.
+    """
+
+    def __init__(self, name: str, *, process: subprocess.Popen | None = None,
+                 summary_path: Path | None = None) -> None:
+        self.name = name
+        self.reader = SnapshotReader(name)
+        self.process = process
+        self.summary_path = summary_path
+        self._last: PipelineSnapshot | None = None
+        self._document: dict = {}
+        self._final_summary: dict | None = None
+        self._stopped = False
+        self.snapshot()
+        published = self._document.get("config") or {}
+        self.config = DecodeSettings(**{key: value for key, value in published.items()
+                                        if key in DecodeSettings.__dataclass_fields__})
+
+    @property
+    def owned(self) -> bool:
+        """Whether this dashboard started the decode (and so stops it)."""
+        return self.process is not None
+
+    def start(self) -> AttachedDecode:
+        """Nothing to do: the decode already runs in its own process."""
+        return self
+
+    @property
+    def running(self) -> bool:
+        if self._stopped or not self.reader.writer_alive:
+            return False
+        return self._last is None or self._last.running
+
+    def snapshot(self) -> PipelineSnapshot:
+        """The newest snapshot (the previous one when the decode was mid-write; never waits)."""
+        if self._stopped or self.reader._block is None:
+            return self._last or _empty_snapshot("detached")
+        if not self.reader.writer_alive:
+            last = self._last or _empty_snapshot()
+            last.running = False
+            last.error = last.error or f"the decode published as {self.name!r} has ended"
+            self._last = last
+            return last
+        copied = self.reader.read()
+        if copied is not None:
+            self._last, self._document = copied
+        return self._last or _empty_snapshot()
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.snapshot().counters)
+
+    def summary(self) -> dict:
+        """The decode's summary: its final one once it has stopped, else the latest published."""
+        if self._final_summary is not None:
+            return self._final_summary
+        return dict(self._document.get("summary") or {})
+
+    @property
+    def gain(self) -> float:
+        """The decode's output gain now (1 = full, 0 = mute)."""
+        return self.reader.gain if self.reader._block is not None else 1.0
+
+    def set_gain(self, gain: float) -> None:
+        """Set the decode's volume (0…1; 0 mutes), heard from its next block."""
+        if self.reader._block is not None:
+            self.reader.set_gain(gain)
+
+    def stop(self) -> None:
+        """Stop the decode if this dashboard started it; otherwise only let go of it."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.reader.close()
+        if self.process is None:
+            log.info("detached from decode %r; it keeps running", self.name)
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # the decode prints and writes its summary
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.warning("decode %r did not stop in %.0f s; terminating it", self.name, STOP_TIMEOUT_S)
+                self.process.kill()
+                self.process.wait()
+        if self.summary_path is not None and self.summary_path.is_file():
+            try:
+                self._final_summary = json.loads(self.summary_path.read_text())
+            except (OSError, ValueError):
+                log.warning("could not read the decode's summary %s", self.summary_path)
+
+
+def decode_command(config, name: str, *, summary_path: Path | None = None, vocoder: str | None = None
+                   ) -> list[str]:
+    """The ``eegmusic decode`` command line for a :class:`decoder.pipeline.PipelineConfig`.
+
+    Parameters
+    ----------
+    config : decoder.pipeline.PipelineConfig
+    name : str
+        Publish name.
+    summary_path : Path, optional
+        ``--json`` target for the final summary.
+    vocoder : str, optional
+        ``--vocoder`` (default: the config's).
+    """
+    argv = [sys.executable, "-m", "eegmusic", "decode", "--publish", name, "--model", str(config.model_path),
+            "--hop", repr(float(config.hop_s)), "--timeout", repr(float(config.resolve_timeout_s)),
+            "--vocoder", vocoder or config.vocoder_method, "--threads", str(config.threads),
+            "--device", config.device]
+    if config.stream_name:
+        argv += ["--stream", config.stream_name]
+    elif config.stream_type:
+        argv += ["--type", config.stream_type]
+    if config.source_id:
+        argv += ["--source-id", config.source_id]
+    if config.no_audio:
+        argv.append("--no-audio")
+    elif config.wav_path is not None:
+        argv += ["--wav", str(config.wav_path)]
+    elif config.audio_device is not None:
+        argv += ["--audio-device", str(config.audio_device)]
+    if config.truth_dir is not None:
+        argv += ["--truth", str(config.truth_dir)]
+    if config.record_dir is not None:
+        argv += ["--record", str(config.record_dir)]
+    if not config.lsl_out:
+        argv.append("--no-lsl-out")
+    if not config.agc:
+        argv.append("--no-agc")
+    if config.impute_missing:
+        argv.append("--impute-missing")
+    if config.smooth_frames:
+        argv += ["--smooth", str(config.smooth_frames)]
+    if summary_path is not None:
+        argv += ["--json", str(summary_path)]
+    return argv
+
+
+def spawn_decode(config, *, gain: float = 1.0, timeout_s: float | None = None, vocoder: str | None = None
+                 ) -> AttachedDecode:
+    """Start ``eegmusic decode --publish`` in its own process and attach to it.
+
+    Parameters
+    ----------
+    config : decoder.pipeline.PipelineConfig
+    gain : float
+        Initial volume (0…1).
+    timeout_s : float, optional
+        Seconds to wait for it to publish (default: the stream timeout plus 30 s to load).
+
+    Raises
+    ------
+    EEGMusicError
+        The decode process stopped before publishing: its one-line reason.
+    """
+    name = f"gui-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    folder = Path(tempfile.mkdtemp(prefix="eegmusic-gui-"))
+    summary_path = folder / "summary.json"
+    log_path = folder / "decode.log"
+    argv = decode_command(config, name, summary_path=summary_path, vocoder=vocoder)
+    log.info("starting %s", " ".join(argv))
+    with open(log_path, "wb") as log_file:  # a file, not a pipe: a full pipe would stall the decoder
+        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    wait_s = timeout_s if timeout_s is not None else config.resolve_timeout_s + 30.0
+    deadline = time.monotonic() + wait_s
+    path = snapshot_path(name)
+    while not path.exists():
+        if process.poll() is not None:
+            raise EEGMusicError(_reason(log_path, process.returncode))
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise StreamError(f"the decode process did not start within {wait_s:.0f} s; its log: {log_path}")
+        time.sleep(0.05)
+    attached = AttachedDecode(name, process=process, summary_path=summary_path)
+    attached.set_gain(gain)
+    return attached
+
+
+def _reason(log_path: Path, returncode: int) -> str:
+    """The decode process's one-line error (from its log), without the command prefix."""
+    try:
+        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    for line in reversed(lines):
+        prefix = "eegmusic decode: error: "
+        if line.startswith(prefix):
+            return line[len(prefix):]
+    tail = lines[-1] if lines else "no output"
+    return f"the decode process exited with status {returncode} ({tail}); its log: {log_path}"

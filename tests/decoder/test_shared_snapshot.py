@@ -1,0 +1,156 @@
+"""Snapshots through shared memory: round trip, the seqlock under a racing writer, volume, liveness."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pytest
+from eegmusic.decoder.shared_snapshot import SnapshotReader, SnapshotWriter, check_name, snapshot_path
+from eegmusic.decoder.snapshot import PipelineSnapshot
+from eegmusic.stream.errors import ConfigError, StreamError
+from eegmusic.stream.source import StreamHealth
+
+
+def _name() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def _snapshot(value: float, *, n_chans=4, n_times=50, n_frames=20) -> PipelineSnapshot:
+    health = StreamHealth(effective_rate=125.0, n_samples=int(value), gaps=1, dropped_windows=0, nan_runs=0,
+                          reconnects=2, clock_offset=0.001, jitter_ms=0.3, connected=True,
+                          bad_channels=("E3",))
+    return PipelineSnapshot(
+        eeg=np.full((n_chans, n_times), value, np.float32), eeg_sfreq=125.0,
+        labels=[f"E{i + 1}" for i in range(n_chans)], channel_flags=np.arange(n_chans) % 2 == 0,
+        mel=np.full((128, n_frames), value, np.float32),
+        truth_mel=np.full((128, n_frames), -value, np.float32),
+        dynamic_r=0.25, latency_ms={"arrival_to_buffered": {"p50": 5.0, "p95": 7.0, "p99": 9.0, "n": 10}},
+        counters={"windows": int(value), "underruns": 0}, health=health, running=True, error=None,
+        frame_index=int(value), model="tiny")
+
+
+def test_round_trip():
+    name = _name()
+    writer = SnapshotWriter(name, n_chans=4, eeg_cols=60, mel_cols=20)
+    try:
+        reader = SnapshotReader(name)
+        assert reader.read() is None  # nothing published yet
+        writer.publish(_snapshot(7.0), summary={"seconds": 1.5}, config={"stream_name": "cap"})
+        snapshot, document = reader.read()
+        assert snapshot.eeg.shape == (4, 50) and np.all(snapshot.eeg == 7.0)
+        assert snapshot.mel.shape == (128, 20) and np.all(snapshot.truth_mel == -7.0)
+        np.testing.assert_array_equal(snapshot.channel_flags, [True, False, True, False])
+        assert snapshot.labels == ["E1", "E2", "E3", "E4"] and snapshot.counters["windows"] == 7
+        assert snapshot.health.reconnects == 2 and snapshot.health.bad_channels == ("E3",)
+        assert snapshot.latency_ms["arrival_to_buffered"]["p99"] == 9.0 and snapshot.running
+        assert document["summary"] == {"seconds": 1.5} and document["config"] == {"stream_name": "cap"}
+        # a larger snapshot keeps its newest samples
+        big = _snapshot(3.0, n_times=80)
+        big.eeg[:, -60:] = 4.0
+        writer.publish(big)
+        snapshot, document = reader.read()
+        assert snapshot.eeg.shape == (4, 60) and np.all(snapshot.eeg == 4.0)
+        assert document["summary"] == {"seconds": 1.5}  # the last summary stays until a new one
+        reader.close()
+    finally:
+        writer.close()
+    assert not snapshot_path(name).exists()
+
+
+_RACING_WRITER = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from test_shared_snapshot import _snapshot
+from eegmusic.decoder.shared_snapshot import SnapshotWriter
+writer = SnapshotWriter({name!r}, n_chans=64, eeg_cols=2000, mel_cols=430)
+print("ready", flush=True)
+t_end, k = time.monotonic() + 4.0, 0
+while time.monotonic() < t_end:
+    k += 1
+    writer.publish(_snapshot(float(k), n_chans=64, n_times=2000, n_frames=430))
+writer.close()
+"""
+
+
+def test_reader_never_keeps_a_torn_snapshot():
+    """A writer process publishing flat out (far faster than a decoder's 20 Hz): every snapshot a
+    reader keeps is one value throughout, and most reads succeed."""
+    from pathlib import Path
+
+    name = _name()
+    code = _RACING_WRITER.format(tests=str(Path(__file__).parent), name=name)
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        reader = SnapshotReader(name)
+        kept, values = 0, set()
+        for _ in range(200):
+            copied = reader.read(attempts=50)
+            if copied is not None:
+                snapshot, _ = copied
+                value = snapshot.eeg[0, 0]
+                assert np.all(snapshot.eeg == value) and np.all(snapshot.mel == value)
+                assert np.all(snapshot.truth_mel == -value)
+                assert snapshot.counters["windows"] == int(value) == snapshot.frame_index
+                kept += 1
+                values.add(int(value))
+            time.sleep(0.002)
+        reader.close()
+    finally:
+        writer.wait(timeout=60)
+        writer.stdout.close()
+    assert kept > 100 and len(values) > 20  # it did race: many different snapshots were read
+
+
+def test_volume_goes_from_reader_to_writer():
+    name = _name()
+    writer = SnapshotWriter(name, n_chans=1, eeg_cols=1, mel_cols=1)
+    try:
+        reader = SnapshotReader(name)
+        assert writer.gain == 1.0
+        reader.set_gain(0.3)
+        assert writer.gain == pytest.approx(0.3) and reader.gain == pytest.approx(0.3)
+        reader.set_gain(7.0)  # clamped
+        assert writer.gain == 1.0
+        reader.set_gain(0.0)
+        assert writer.gain == 0.0
+        reader.close()
+    finally:
+        writer.close()
+
+
+def test_attaching_to_nothing_names_the_fix():
+    with pytest.raises(StreamError, match=r"no running decode publishes as 'absent-\w+'.*--publish absent"):
+        SnapshotReader(f"absent-{uuid.uuid4().hex[:6]}")
+
+
+def test_a_killed_decode_leaves_a_stale_block_that_is_recognised_and_removed():
+    name = _name()
+    code = ("import sys, os; from eegmusic.decoder.shared_snapshot import SnapshotWriter; "
+            f"SnapshotWriter({name!r}, n_chans=1, eeg_cols=1, mel_cols=1); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert snapshot_path(name).exists()  # the process died without cleaning up
+    with pytest.raises(StreamError, match=r"is no longer running \(stale block removed\)"):
+        SnapshotReader(name)
+    assert not snapshot_path(name).exists()
+    SnapshotWriter(name, n_chans=1, eeg_cols=1, mel_cols=1).close()  # the name is free again
+
+
+def test_a_name_in_use_is_refused():
+    name = _name()
+    writer = SnapshotWriter(name, n_chans=1, eeg_cols=1, mel_cols=1)
+    try:
+        with pytest.raises(ConfigError, match=rf"already publishes as '{name}'; pick another --publish name"):
+            SnapshotWriter(name, n_chans=1, eeg_cols=1, mel_cols=1)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "x" * 65, "sp ace", "../etc"])
+def test_bad_names(name):
+    with pytest.raises(ConfigError, match="is not usable; use 1-64 letters"):
+        check_name(name)
