@@ -88,7 +88,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     live.add_argument("--name", default=None, metavar="NAME", help="--live stream name (default virtual-cap)")
     live.add_argument("--markers", default=None, metavar="NAME",
                       help="--live: calibration marker stream to follow (default <name>-calibration)")
-    live.add_argument("--delay", type=float, default=1.0, metavar="S",
+    live.add_argument("--delay", type=float_range(0.0, 60.0), default=1.0, metavar="S",
                       help="--live: each sample leaves S seconds after its timestamp (default 1)")
     renamed_option(parser, "--songs", "is now --n-songs (a count; --songs elsewhere lists song ids)")
     renamed_option(parser, "--subjects", "is now --n-subjects (a count)")

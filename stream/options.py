@@ -22,9 +22,20 @@ import argparse
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ArgumentTypeError = argparse.ArgumentTypeError
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a numeric option type accepts (read by the fault tests to aim outside it)."""
+
+    low: float
+    high: float
+    integer: bool = False
+    low_open: bool = False
 
 
 def _number(text: str, kind: type) -> float | int:
@@ -85,6 +96,7 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
         return value
 
     parse.__name__ = f"integer {low}..{high}"
+    parse.bounds = Bounds(low, high, integer=True)
     return parse
 
 
@@ -101,6 +113,7 @@ def float_range(low: float, high: float, *, low_open: bool = False) -> Callable[
         return value
 
     parse.__name__ = f"number {low:g}..{high:g}"
+    parse.bounds = Bounds(low, high, low_open=low_open)
     return parse
 
 
@@ -171,3 +184,11 @@ def input_file(text: str) -> str:
         what = "a folder" if path.is_dir() else "missing"
         raise ArgumentTypeError(f"{text!r} is {what}; name an existing file")
     return text
+
+
+finite_float.bounds = Bounds(-math.inf, math.inf)
+positive_float.bounds = Bounds(0.0, math.inf, low_open=True)
+non_negative_float.bounds = Bounds(0.0, math.inf)
+positive_int.bounds = Bounds(1, math.inf, integer=True)
+non_negative_int.bounds = Bounds(0, math.inf, integer=True)
+timeout_seconds.bounds = Bounds(0.0, 86400.0)
