@@ -11,9 +11,9 @@ from eegmusic.stream.options import float_range, non_negative_int, output_file
 
 EPILOG = """\
 Examples:
-  eegmusic calibrate --stream cap32 --music ~/music/calibration --minutes 5 --out s.xdf
-  eegmusic calibrate --stream cap32 --music a.flac b.mp3 --shuffle --minutes 10 --out s2.xdf
-  eegmusic calibrate --stream cap32 --music songs/ --minutes 2 --no-audio --out sim.xdf   # virtual listener
+  eegmusic calibrate --stream cap32 --music ~/music/calibration --duration 300 --out s.xdf
+  eegmusic calibrate --stream cap32 --music a.flac b.mp3 --shuffle --duration 600 --out s2.xdf
+  eegmusic calibrate --stream cap32 --music songs/ --duration 120 --no-audio --out sim.xdf  # virtual listener
 
 Plays the music while recording the cap's stream and a marker stream '<stream>-calibration' (track,
 position in the track, the LSL time each position is heard, the device's output latency; format in
@@ -38,18 +38,18 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=output_file('.xdf'),
         required=True, metavar="FILE.xdf", help="session file to create (never overwritten)")
     parser.add_argument(
-        "--minutes",
-        type=float_range(0.0, 7 * 24 * 60.0, low_open=True),
+        "--duration",
+        type=float_range(0.0, 7 * 24 * 3600.0, low_open=True),
         default=None,
-        metavar="M",
-        help="session length; the playlist repeats until then (default: play it once)",
+        metavar="S",
+        help="session length in seconds; the playlist repeats until then (default: play it once)",
     )
     parser.add_argument(
         "--shuffle", action="store_true", help="shuffle the playlist (again at each repetition)"
     )
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of --shuffle (default 0)")
     parser.add_argument(
-        "--device", default=None, metavar="DEV", help="output device index or name (default: system)"
+        "--audio-device", default=None, metavar="X", help="sound output, index or name (default: system)"
     )
     parser.add_argument(
         "--no-audio",
@@ -60,6 +60,10 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
         "--markers", default=None, metavar="NAME", help="marker stream name (default <stream>-calibration)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from eegmusic.stream.cli import renamed_option
+
+    renamed_option(parser, "--minutes", "is now --duration, in seconds (every length is --duration S)")
+    renamed_option(parser, "--device", "is now --audio-device (--device picks cpu/cuda elsewhere)")
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
@@ -71,10 +75,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
             stream=args.stream,
             music=args.music,
             out=args.out,
-            minutes=args.minutes,
+            minutes=None if args.duration is None else args.duration / 60.0,
             shuffle=args.shuffle,
             seed=args.seed,
-            device=args.device,
+            device=args.audio_device,
             no_audio=args.no_audio,
             marker_name=args.markers,
             progress=not args.no_progress,

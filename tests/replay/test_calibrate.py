@@ -169,7 +169,7 @@ def test_sigkilled_session_leaves_a_readable_file(music, tmp_path, stream_name):
     env = dict(os.environ)
     process = subprocess.Popen(
         [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(music),
-         "--minutes", "5", "--no-audio", "--out", str(out), "--no-progress"],
+         "--duration", "300", "--no-audio", "--out", str(out), "--no-progress"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
