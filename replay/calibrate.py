@@ -369,7 +369,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
             f"{_next_free(out).name})"
         )
     if config.minutes is not None and not config.minutes > 0:
-        raise ConfigError(f"--minutes must be positive (got {config.minutes:g})")
+        raise ConfigError(f"--duration must be positive (got {60 * config.minutes:g} s)")
     files = playlist_files(config.music)
     audio = [read_audio(f) for f in files]  # every file decoded before anything is recorded
     durations = [len(a) / AUDIO_SFREQ for a in audio]

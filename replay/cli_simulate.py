@@ -41,7 +41,7 @@ as `eegmusic calibrate` records a real cap; train on it with `eegmusic train --d
 
 Live (--live): an LSL EEG device that responds to what eegmusic calibrate plays (no cap needed):
   eegmusic simulate --live --montage standard_1020 --channels 32 --sfreq 250 --name cap32
-  eegmusic calibrate --stream cap32 --music DIR --minutes 5 --out s.xdf      # in another terminal
+  eegmusic calibrate --stream cap32 --music DIR --duration 300 --out s.xdf   # in another terminal
 """
 
 def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
