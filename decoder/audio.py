@@ -62,6 +62,10 @@ class AudioSink(Protocol):
     def output_latency_s(self) -> float:
         """Seconds from handing a sample to the device until it is heard (0 for files)."""
 
+    @property
+    def plays_live(self) -> bool:
+        """True when a device consumes the audio in real time (so a cushion ahead of it matters)."""
+
     def counters(self) -> dict[str, int]:
         """At least ``written``, ``sanitised``, ``underruns`` and ``dropped``."""
 
@@ -133,6 +137,11 @@ class _Sink:
     def output_latency_s(self) -> float:
         """Seconds from a write until the sample is heard (none for a file or nothing)."""
         return 0.0
+
+    @property
+    def plays_live(self) -> bool:
+        """False: a file or nothing takes every sample at once."""
+        return False
 
     def counters(self) -> dict[str, int]:
         """Samples ``written`` and ``sanitised``, ``underruns`` (callbacks short of data), ``dropped``
@@ -451,6 +460,11 @@ class SoundDeviceSink(_Sink):
         if self._dac_latency_s > 0.0:
             return float(self._dac_latency_s)
         return float(self._stream.latency)
+
+    @property
+    def plays_live(self) -> bool:
+        """True: the device plays in real time."""
+        return True
 
     @property
     def queued_s(self) -> float:

@@ -26,8 +26,59 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAMES_PER_WINDOW, HOP_LENGTH
+from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, FRAMES_PER_WINDOW, HOP_LENGTH
 from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
+
+DEFAULT_HOP_FRAMES = 2
+"""Default hop in mel frames (46.4 ms; a frame is 512 / 22050 s = 23.2 ms).
+
+The lowest hop that keeps up on the 2-core reference machine.
+
+Measured with ``eegmusic bench latency`` (decoder/cli_decode.py's default follows it); see that
+benchmark's ``hops`` rows for the drops and underruns at 1, 2 and 4 frames.
+"""
+
+HOP_TOLERANCE_S = 5e-4
+"""A hop within this of a whole number of frames counts as that number (``--hop 0.0464`` is 2)."""
+
+
+def hop_frames(hop_s: float) -> int:
+    """The whole number of mel frames a hop spans.
+
+    Parameters
+    ----------
+    hop_s : float
+        Seconds between windows; a whole number of frames (23.2 ms each) up to 1 s, within
+        :data:`HOP_TOLERANCE_S`.
+
+    Returns
+    -------
+    int
+        Frames per hop, 1 … 43.
+
+    Raises
+    ------
+    ConfigError
+        A hop below one frame, above the 1-s window, or not a whole number of frames; the message
+        names the nearest valid hops.
+    """
+    from eegmusic.stream.errors import ConfigError
+
+    n = round(hop_s / FRAME_PERIOD_S)
+    limit = FRAMES_PER_WINDOW - 1
+    if hop_s < FRAME_PERIOD_S - HOP_TOLERANCE_S:
+        raise ConfigError(f"hop {hop_s:g} s is below one mel frame ({FRAME_PERIOD_S * 1e3:.1f} ms); pass "
+                          f"--hop {FRAME_PERIOD_S:.4f} or a whole multiple of it")
+    if hop_s > limit * FRAME_PERIOD_S + HOP_TOLERANCE_S:
+        raise ConfigError(f"hop {hop_s:g} s is longer than the 1-s window allows; pass --hop up to "
+                          f"{limit * FRAME_PERIOD_S:.4f} ({limit} frames)")
+    if abs(hop_s - n * FRAME_PERIOD_S) > HOP_TOLERANCE_S:
+        lower, upper = max(1, int(hop_s // FRAME_PERIOD_S)), min(limit, int(hop_s // FRAME_PERIOD_S) + 1)
+        raise ConfigError(f"hop {hop_s:g} s is not a whole number of mel frames "
+                          f"({FRAME_PERIOD_S * 1e3:.1f} ms each); pass --hop "
+                          f"{lower * FRAME_PERIOD_S:.4f} ({lower} frames) or "
+                          f"{upper * FRAME_PERIOD_S:.4f} ({upper})")
+    return n
 
 
 def segment_start_sample(n_end: int, *, lag_s: float = 0.0, sfreq: float = MODEL_SFREQ,

@@ -447,7 +447,9 @@ class LivePipeline:
 
         # Short of cushion: silence first; beyond it (a stalled device, jitter that stopped): skip the
         # chunk's start, counted. Never block the output thread: what does not fit is dropped, counted.
-        pad, trim = self._playback.plan(len(samples), self._sink.queued_s, local_clock())
+        pad = trim = 0
+        if self._sink.plays_live:       # a file or nothing takes every sample at once: no cushion
+            pad, trim = self._playback.plan(len(samples), self._sink.queued_s, local_clock())
         if pad:
             self._sink.write(np.zeros(pad, np.float32), block=False)
             self._counters["audio_padded"] += pad

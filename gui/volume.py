@@ -48,6 +48,11 @@ class GainSink:
         """The wrapped sink's output latency in seconds."""
         return self.sink.output_latency_s
 
+    @property
+    def plays_live(self) -> bool:
+        """Whether the wrapped sink plays in real time."""
+        return self.sink.plays_live
+
     def close(self) -> None:
         """Close the wrapped sink."""
         self.sink.close()

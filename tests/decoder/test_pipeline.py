@@ -88,7 +88,7 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
         mel_out = pylsl.resolve_bypred(f"name='{stream_name}-mel'", 1, 5.0)
         mel_inlet = pylsl.StreamInlet(mel_out[0])
         mel_inlet.open_stream(timeout=5.0)
-        _wait(pipeline, 25)
+        _wait(pipeline, 55)                                      # 2.5 s at the default 2-frame hop
         snap = pipeline.snapshot()
         summary = pipeline.summary()
         lsl_frames, lsl_stamps = mel_inlet.pull_chunk(timeout=1.0, max_samples=4096)
@@ -141,7 +141,7 @@ def test_parity_with_offline_predictions(sim_dir, stream_name, mel_model, tmp_pa
     markers.open_stream(timeout=5.0)
     record = tmp_path / "rec"
     config = PipelineConfig(stream_name=stream_name, model_path=mel_model, device="cpu", no_audio=True,
-                            record_dir=record, lsl_out=False, hop_s=0.096)
+                            record_dir=record, lsl_out=False, hop_s=4 * 512 / 22050)
     try:
         with LivePipeline(config) as pipeline:
             _wait(pipeline, 25)
@@ -254,6 +254,7 @@ class StalledDevice:
         self.close = self._sink.close
 
     output_latency_s = 0.0
+    plays_live = True
 
     def write(self, samples, *, block=True):
         self._t_start = self._t_start or time.monotonic()
@@ -374,7 +375,10 @@ def test_bad_inputs(case, tmp_path, stream_name, capsys):
 @pytest.mark.parametrize("kwargs,message", [
     (dict(model_path=None), "no model given"),
     (dict(no_audio=True, wav_path="x.wav"), "--wav and --no-audio exclude each other"),
-    (dict(hop_s=0.001), "hop 0.001 s is out of range"),
+    (dict(hop_s=0.001), "hop 0.001 s is below one mel frame .23.2 ms.; pass --hop 0.0232"),
+    (dict(hop_s=0.1), "hop 0.1 s is not a whole number of mel frames .23.2 ms each.; pass --hop 0.0929 .4 "
+                      "frames. or 0.1161 .5."),
+    (dict(hop_s=1.0), "longer than the 1-s window allows; pass --hop up to 0.9985 .43 frames."),
     (dict(threads=0), "--threads must be >= 1"),
 ])
 def test_bad_config(kwargs, message, tmp_path):

@@ -1,0 +1,100 @@
+"""The output queue's adaptive cushion, driven by a simulated supply against a device clock.
+
+The device is simulated (it consumes ``rate`` samples a second, exactly): what is under test is the
+controller's decisions given arrival times, which a real sound server would only make noisy. The
+pipeline-level behaviour through a real sink is in test_pipeline.py and test_latency_e2e.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from eegmusic.decoder.output_queue import AdaptivePlayback, EmissionQueue
+
+RATE = 22050
+HOP = 1024          # samples per chunk (2 mel frames, 46.4 ms)
+
+
+def _simulate(playback, lateness_s, hop=HOP):
+    """Feed chunk k at k * hop / RATE + lateness_s[k]; return per-chunk (underrun, queued_s after)."""
+    queued = 0.0          # seconds waiting in the device's queue
+    t_prev = None
+    underruns = np.zeros(len(lateness_s), bool)
+    level = np.zeros(len(lateness_s))
+    for k, late in enumerate(lateness_s):
+        now = 10.0 + k * hop / RATE + late
+        if t_prev is not None:
+            queued -= now - t_prev
+            if queued < 0:
+                underruns[k] = True
+                queued = 0.0
+        t_prev = now
+        pad, trim = playback.plan(hop, queued, now)
+        assert pad >= 0 and 0 <= trim <= hop
+        queued += (pad + hop - trim) / RATE
+        level[k] = queued
+    return underruns, level
+
+
+def _jitter_then_calm(rng, n_jitter, n_calm, max_late_s=0.03):
+    # chunks late by up to 30 ms (a loaded machine), then exactly on time
+    return np.concatenate([rng.uniform(0, max_late_s, n_jitter), np.zeros(n_calm)])
+
+
+def test_jitter_causes_no_underruns_and_latency_falls_when_it_stops(rng):
+    n = int(20 / (HOP / RATE))                           # 20 s of chunks each phase
+    lateness = _jitter_then_calm(rng, n, n)
+    playback = AdaptivePlayback(rate=RATE, initial_s=0.05)
+    underruns, level = _simulate(playback, lateness)
+    warm = int(1.0 / (HOP / RATE))
+    assert not underruns[warm:].any(), np.flatnonzero(underruns)
+    during = np.median(level[n - 100:n])                 # queued just after a write, end of the jitter
+    after = np.median(level[-100:])                      # the same, 10+ s into the calm
+    assert during > 0.03 + HOP / RATE                    # the cushion covered the 30-ms jitter
+    assert after < during - 0.02                         # ... and shrank once it stopped
+    assert after < 0.015 + 0.01 + HOP / RATE + 1e-3      # margin + dead band + the chunk itself
+
+
+def test_a_cushion_blind_to_jitter_underruns_under_the_same_supply(rng):
+    """The control: quantile 0 keeps only the margin (5 ms) whatever the jitter; the device runs dry."""
+    n = int(20 / (HOP / RATE))
+    lateness = _jitter_then_calm(rng, n, 0)
+    blind = AdaptivePlayback(rate=RATE, initial_s=0.005, margin_s=0.005, quantile=0.0)
+    underruns, _ = _simulate(blind, lateness)
+    assert underruns.sum() > 50
+
+
+def test_a_stall_is_trimmed_not_kept(rng):
+    """A device that took 1 s of audio without playing it: the backlog is skipped, not kept as delay."""
+    playback = AdaptivePlayback(rate=RATE, initial_s=0.05)
+    for k in range(100):
+        playback.plan(HOP, 0.05, 10.0 + k * HOP / RATE)
+    before = playback.trimmed
+    pad, trim = playback.plan(HOP, 1.0, 10.0 + 100 * HOP / RATE)
+    assert pad == 0 and trim == HOP
+    assert playback.trimmed - before == HOP
+
+
+def test_a_supply_gap_restarts_the_history():
+    """Frames skipped for a second are a gap, not jitter: the target does not jump to a second."""
+    playback = AdaptivePlayback(rate=RATE, initial_s=0.05)
+    for k in range(50):
+        playback.plan(HOP, 0.05, 10.0 + k * HOP / RATE)
+    playback.plan(HOP, 0.0, 10.0 + 50 * HOP / RATE + 1.0)
+    assert playback.target_s < 0.1
+
+
+def test_emission_queue_drops_oldest():
+    queue = EmissionQueue(maxlen=2)
+    for item in range(3):
+        queue.put(item)
+    assert queue.dropped == 1
+    assert [queue.get(0.0), queue.get(0.0), queue.get(0.0)] == [1, 2, None]
+
+
+@pytest.mark.parametrize("quantile", [0.5, 0.99])
+def test_target_follows_the_quantile(rng, quantile):
+    playback = AdaptivePlayback(rate=RATE, initial_s=0.0, margin_s=0.0, quantile=quantile)
+    lateness = rng.uniform(0, 0.04, 400)
+    _simulate(playback, lateness)
+    assert playback.target_s == pytest.approx(0.04 * quantile, abs=0.006)
