@@ -318,7 +318,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     model_kwargs.setdefault("n_chans", dataset.n_chans)  # the data's montage (125 for NMED-T)
     if config.subject_conditioning:
         model_kwargs["n_subjects"] = dataset.n_subjects
-    if config.model == "linear":
+    if config.model in ("linear", "sourcenet"):  # models that place frames in the window by the offset
         model_kwargs.setdefault("target_offset_s", target_offset_s)
     model = build_model(config.model, **model_kwargs)
 

@@ -15,12 +15,13 @@ from eegmusic.offline_training.models.diffusion import Diffusion
 from eegmusic.offline_training.models.encdec import EncDec
 from eegmusic.offline_training.models.linear import Linear
 from eegmusic.offline_training.models.rcnn import RCNN
+from eegmusic.offline_training.models.sourcenet import SourceNet
 from eegmusic.offline_training.models.transformer import Transformer
 from eegmusic.offline_training.models.wavegan import WaveGAN
 from eegmusic.stream.errors import ConfigError, ModelError
 
 MODELS: dict[str, type[MelDecoder]] = {
-    cls.name: cls for cls in (Linear, CNN, RCNN, EncDec, Transformer, ConvNet)
+    cls.name: cls for cls in (Linear, CNN, RCNN, EncDec, Transformer, ConvNet, SourceNet)
 }
 """Registry: model name → class."""
 
