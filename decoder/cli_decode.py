@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import float_range, int_range, output_dir, output_file, seconds, timeout_seconds
+from eegmusic.stream.options import (
+    finite_float,
+    int_range,
+    output_dir,
+    output_file,
+    seconds,
+    timeout_seconds,
+)
 
 EPILOG = """\
 Examples:
@@ -54,7 +61,7 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="where the model runs (default auto: CUDA when available)")
     model.add_argument("--threads", type=int_range(1, 256), default=1, metavar="N",
                        help="onnxruntime threads per operator (default 1)")
-    model.add_argument("--hop", type=float_range(0.008, 1.0), default=0.0464, metavar="S",
+    model.add_argument("--hop", type=finite_float, default=0.0464, metavar="S",  # range: the pipeline
                        help="seconds between windows, a whole number of 23.2-ms mel frames: 0.0232 "
                        "(1 frame, lowest latency), 0.0464 (2, default: the lowest that keeps up on 2 cores), "
                        "0.0929 (4)")
