@@ -17,6 +17,9 @@ each electrode's own white noise; the device sends average-referenced µV. Each 
 that a marker that arrives late (calibrate times a track's start from steady playback, ~0.6 s in)
 still shapes the samples it concerns.
 
+The device also sends ``<name>-markers`` like ``eegmusic replay`` (``song=K;t=S``: second S of play
+K - 1 is heard at the marker's time), so live decoding can score itself against what was heard.
+
 So ``simulate --live`` → ``calibrate`` → ``train`` → ``decode`` runs on one machine with no cap.
 """
 
@@ -53,6 +56,7 @@ class _Track:
     evoked: np.ndarray  # (n_chans, n_times) µV at the device rate, stimulus time 0 at column 0
     zero_time: float  # LSL time at which stimulus time 0 is heard
     end_time: float = np.inf
+    path: Path | None = None
 
 
 class LiveListener:
@@ -193,8 +197,12 @@ class LiveListener:
                 return
             evoked = self.evoked_response(read_audio(path))
             with self._lock:
-                self.tracks = {k: t for k, t in self.tracks.items() if t.end_time > stamp - 60.0}
-                self.tracks[track] = _Track(track, evoked, stamp - float(marker.get("position_s", 0.0)))
+                for old in self.tracks.values():  # keep memory flat over long sessions
+                    if old.end_time < stamp - 60.0:
+                        old.evoked = old.evoked[:, :0]
+                self.tracks[track] = _Track(
+                    track, evoked, stamp - float(marker.get("position_s", 0.0)), path=path
+                )
                 self.tracks_heard += 1
             logger.info("hearing track %d: %s", track, path.name)
         elif track in self.tracks and "position_s" in marker:
@@ -216,18 +224,92 @@ class LiveListener:
                 out[:, inside] += track.evoked[:, index[inside]]
         return out
 
+    def record_session(self, path, music, *, minutes: float, t0: float = 1000.0) -> Path:
+        """Write a calibration session of this listener without waiting: what ``calibrate`` would record.
+
+        The playlist plays back to back from LSL time ``t0`` on a virtual clock; the markers are
+        :mod:`replay.calibration_markers`'s; the audio is referenced by its path. For tests and
+        benchmarks that need minutes of calibration in seconds (the same participant as live).
+
+        Parameters
+        ----------
+        path : str or Path
+            The ``.xdf`` file to create.
+        music : list of str
+            Audio files and/or folders, as for ``calibrate --music``.
+        minutes : float
+            Session length (the playlist repeats).
+
+        Returns
+        -------
+        path : Path
+        """
+        from eegmusic.replay.calibrate import _schedule, playlist_files
+        from eegmusic.replay.calibration_markers import encode
+        from eegmusic.replay.nmedt import read_audio
+        from eegmusic.replay.xdf_writer import XDFWriter
+
+        files = playlist_files(music)
+        audio = [read_audio(f) for f in files]
+        schedule = _schedule(len(files), [len(a) / AUDIO_SFREQ for a in audio], minutes, False, 0)
+        with XDFWriter(path) as writer:
+            eeg_id = writer.add_stream(
+                name=self.name,
+                stype="EEG",
+                channel_format="float32",
+                nominal_srate=self.sfreq,
+                labels=self.labels,
+                positions=self.positions,
+                source_id=self.source_id,
+            )
+            marker_id = writer.add_stream(
+                name=self.marker_name,
+                stype="Markers",
+                channel_format="string",
+                nominal_srate=0.0,
+                labels=["marker"],
+                units=[""],
+            )
+            start = t0 + 1.0
+            for play, (k, seconds) in enumerate(schedule):
+                texts = [
+                    encode(
+                        "track_start",
+                        track=play,
+                        file=files[k].name,
+                        path=str(files[k].resolve()),
+                        position_s=0.0,
+                        duration_s=len(audio[k]) / AUDIO_SFREQ,
+                        output_latency_s=0.0,
+                    ),
+                    encode("track_end", track=play, position_s=seconds),
+                ]
+                writer.write_samples(marker_id, [start, start + seconds], texts)
+                for stamp, text in zip([start, start + seconds], texts, strict=True):
+                    self.on_marker(stamp, text)
+                start += seconds + 0.5
+            n = int((start + 1.0 - t0) * self.sfreq)
+            block = int(self.sfreq * 10)
+            for lo in range(0, n, block):
+                stamps = t0 + np.arange(lo, min(lo + block, n)) / self.sfreq
+                writer.write_samples(eeg_id, stamps, self.eeg(stamps).T)
+        return Path(path)
+
     # ---- threads ---------------------------------------------------------------------------------
     def start(self) -> LiveListener:
         """Open the outlet and start streaming and listening."""
         import pylsl
         from eegmusic.stream.montage import write_locations
-        from eegmusic.stream.outlet import eeg_stream_info
+        from eegmusic.stream.outlet import eeg_stream_info, marker_stream_info
 
         info = eeg_stream_info(
             self.name, self.labels, self.sfreq, self.source_id, manufacturer="eegmusic virtual listener"
         )
         write_locations(info, self.positions)
         self._outlet = pylsl.StreamOutlet(info, chunk_size=max(int(self.chunk_s * self.sfreq), 1))
+        self._truth_outlet = pylsl.StreamOutlet(
+            marker_stream_info(f"{self.name}-markers", f"{self.source_id}-markers")
+        )
         for target in (self._stream, self._listen):
             thread = threading.Thread(target=self._guard(target), daemon=True, name=f"live-{target.__name__}")
             thread.start()
@@ -248,13 +330,44 @@ class LiveListener:
         import pylsl
 
         t0 = pylsl.local_clock()
+        next_truth = -np.inf
         while not self._stop.is_set():
             due = int((pylsl.local_clock() - self.delay_s - t0) * self.sfreq)
             if due > self.samples_sent:
                 stamps = t0 + np.arange(self.samples_sent, due) / self.sfreq
                 self._outlet.push_chunk(np.ascontiguousarray(self.eeg(stamps).T), stamps)
                 self.samples_sent = due
+                if stamps[-1] >= next_truth:
+                    self._publish_truth(float(stamps[-1]))
+                    next_truth = stamps[-1] + 1.0
             self._stop.wait(self.chunk_s)
+
+    def _publish_truth(self, stamp: float) -> None:
+        """``song=K;t=S`` on ``<name>-markers``, as ``eegmusic replay`` sends: what is heard at ``stamp``.
+
+        K is the calibration play number + 1; live decoding scores its frames against it
+        (:mod:`decoder.truth`) with :meth:`stimulus_path` as the stimulus lookup.
+        """
+        with self._lock:
+            heard = [
+                t
+                for t in self.tracks.values()
+                if t.zero_time <= stamp < t.end_time and stamp - t.zero_time < t.evoked.shape[1] / self.sfreq
+            ]
+        if heard:
+            track = max(heard, key=lambda t: t.zero_time)
+            self._truth_outlet.push_sample([f"song={track.track + 1};t={stamp - track.zero_time:.3f}"], stamp)
+
+    def stimulus_path(self, song_id: int) -> Path | None:
+        """Audio file of play ``song_id - 1`` (the song numbers of ``<name>-markers``), or None."""
+        track = self.tracks.get(int(song_id) - 1)
+        return None if track is None else track.path
+
+    def load_stimulus(self, song_id: int) -> np.ndarray:
+        """Audio of play ``song_id - 1`` as float32 at 22050 Hz (stimulus lookup of live truth)."""
+        from eegmusic.replay.nmedt import read_audio
+
+        return read_audio(self.stimulus_path(song_id))
 
     def _listen(self) -> None:
         import pylsl
@@ -283,7 +396,7 @@ class LiveListener:
         for thread in self._threads:
             thread.join(timeout=5.0)
         self._threads = []
-        self._outlet = None
+        self._outlet = self._truth_outlet = None
 
 
 def listener_for_montage(

@@ -1,0 +1,123 @@
+"""simulate --live: a 32-channel 10-20 virtual listener at 250 Hz, calibrated, trained, decoded live.
+
+Real parts: pylsl outlets/inlets on loopback, the real calibrate recorder, the real live decoding
+pipeline (onnxruntime on the exported model), real music (the packaged soundtracks of
+:mod:`replay.music_sources`). The fast test records the calibration session with
+:meth:`LiveListener.record_session` (the same participant, minutes in seconds) and decodes live for
+~20 s; the slow one calibrates in real time with sound through a PulseAudio null sink.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from eegmusic.replay.calibrate import CalibrationConfig, calibrate
+from eegmusic.replay.live_listener import LiveListener, listener_for_montage
+from eegmusic.stream.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def tracks():
+    from eegmusic.replay.music_sources import packaged_tracks
+
+    return packaged_tracks(4)
+
+
+def _train_linear(data, out):
+    from eegmusic.offline_training.train import TrainConfig, train
+
+    train(TrainConfig(data=str(data), model="linear", split="block", out=str(out), progress=False,
+                      target_offset_s=0.0))
+    return out / "model.onnx"
+
+
+def _decode_live(listener: LiveListener, model, music, out, seconds: float, *, no_audio: bool = True):
+    """Decode the listener's stream while calibrate plays ``music``; return (live summary, session)."""
+    from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+
+    config = PipelineConfig(stream_name=listener.name, model_path=str(model), no_audio=True,
+                            truth_dir=str(out.parent), resolve_timeout_s=10.0)
+    with LivePipeline(config, stimuli=listener) as pipeline:
+        calibrate(CalibrationConfig(stream=listener.name, music=[str(m) for m in music], out=str(out),
+                                    minutes=seconds / 60.0, no_audio=no_audio, progress=False))
+        summary = pipeline.summary()
+    return summary
+
+
+def _shuffled_control(session, model, out) -> dict:
+    """Offline evaluation of the same model on the session decoded live (its shuffled-EEG row)."""
+    from eegmusic.offline_training.evaluate import evaluate
+
+    evaluate(str(session), str(model), "all", str(out), progress=False, max_wav_s=1.0)
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.lsl
+@pytest.mark.timeout(300)
+def test_virtual_cap32_calibrated_trained_then_decoded_live(tmp_path, stream_name, tracks):
+    listener = listener_for_montage("standard_1020", channels=32, sfreq=250.0, name=stream_name, snr=0.7,
+                                    seed=1)
+    assert len(listener.labels) == 32 and "Cz" in listener.labels
+    calibration = listener.record_session(tmp_path / "calibration.xdf", tracks[:2], minutes=4.0)
+    model = _train_linear(calibration, tmp_path / "run")
+    listener.start()
+    try:
+        summary = _decode_live(listener, model, tracks[3:], tmp_path / "live.xdf", 30.0)
+    finally:
+        listener.stop()
+    assert listener.error is None and summary["error"] is None
+    live_r = summary["dynamic_r_total"]
+    metrics = _shuffled_control(tmp_path / "live.xdf", model, tmp_path / "eval")
+    shuffled_r = metrics["results"]["shuffled_eeg"]["dynamic_r"]
+    offline_r = metrics["results"]["model"]["dynamic_r"]
+    print(f"live dynamic r {live_r:.3f}, offline {offline_r:.3f}, shuffled-EEG control {shuffled_r:.3f}")
+    assert live_r is not None and live_r > shuffled_r + 0.05 and live_r > 0.05
+
+
+@pytest.mark.lsl
+@pytest.mark.audio
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_virtual_cap32_calibrated_in_real_time_with_sound(tmp_path, stream_name, tracks, pulse_sink):
+    listener = listener_for_montage("standard_1020", channels=32, sfreq=250.0, name=stream_name, snr=0.5,
+                                    seed=2).start()
+    try:
+        calibrate(CalibrationConfig(stream=stream_name, music=[str(t) for t in tracks[:2]],
+                                    out=str(tmp_path / "s.xdf"), minutes=3.0, progress=False))
+        model = _train_linear(tmp_path / "s.xdf", tmp_path / "run")
+        summary = _decode_live(listener, model, tracks[3:], tmp_path / "live.xdf", 60.0, no_audio=False)
+    finally:
+        listener.stop()
+    metrics = _shuffled_control(tmp_path / "live.xdf", model, tmp_path / "eval")
+    shuffled_r = metrics["results"]["shuffled_eeg"]["dynamic_r"]
+    print(f"live dynamic r {summary['dynamic_r_total']:.3f}, shuffled-EEG control {shuffled_r:.3f}")
+    assert summary["dynamic_r_total"] > shuffled_r + 0.05
+
+
+def test_listener_hears_only_while_the_marker_says_the_track_plays(tracks):
+    listener = listener_for_montage("openbci8", channels=None, sfreq=250.0, name="unused", snr=0.5, seed=0)
+    stamps = 100.0 + np.arange(2500) / 250.0
+    silence = listener.eeg(stamps)
+    listener = listener_for_montage("openbci8", channels=None, sfreq=250.0, name="unused", snr=0.5, seed=0)
+    from eegmusic.replay.calibration_markers import encode
+
+    listener.on_marker(104.0, encode("track_start", track=0, path=str(tracks[0]), file=tracks[0].name,
+                                     position_s=0.0))
+    listener.on_marker(108.0, encode("track_end", track=0, position_s=4.0))
+    heard = listener.eeg(stamps)
+    evoked = heard - silence  # same seed: the same background
+    before, during, after = evoked[:, :1000], evoked[:, 1000:2000], evoked[:, 2000:]
+    assert np.all(before == 0) and np.all(after == 0)
+    assert np.std(during) > 1.0  # µV
+    np.testing.assert_allclose(during, listener.tracks[0].evoked[:, :1000], atol=1e-4)
+
+
+def test_bad_live_options():
+    with pytest.raises(ConfigError, match="--snr"):
+        listener_for_montage("standard_1020", channels=8, sfreq=250.0, name="x", snr=1.5)
+    with pytest.raises(ConfigError, match="below the model rate"):
+        listener_for_montage("standard_1020", channels=8, sfreq=100.0, name="x")
+    with pytest.raises(ConfigError):
+        listener_for_montage("no_such_montage", channels=8, sfreq=250.0, name="x")
