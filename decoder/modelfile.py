@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.stream.errors import EEGMusicError, ModelError
-from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES, PreprocessingSpec
+from eegmusic.stream.spec import WINDOW_S, PreprocessingSpec
 
 log = logging.getLogger(__name__)
 
@@ -401,20 +401,23 @@ def read_model_info(path: str | Path) -> ModelInfo:
 def check_live_contract(info: ModelInfo) -> None:
     """Refuse a model whose input the live stream stage cannot produce.
 
-    The stream stage delivers windows of :data:`~stream.spec.WINDOW_SAMPLES` samples at
-    :data:`~stream.spec.MODEL_SFREQ` Hz.
+    The stream stage resamples any stream to the model's rate and cuts windows of the model's length;
+    the decoder's frame clock needs 1-s windows (:data:`~stream.spec.WINDOW_S`: 44 mel frames), and
+    the preprocessing must run at the model's rate.
 
     Raises
     ------
     ModelError
-        The model's rate or window differ from the live ones.
+        A window other than 1 s, or a preprocessing rate other than the model's.
     """
-    if abs(info.sfreq - MODEL_SFREQ) > 1e-6 or abs(info.preprocessing.sfreq - info.sfreq) > 1e-6:
-        raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz; the live stream delivers "
-                         f"{MODEL_SFREQ:g} Hz windows; use a model trained at {MODEL_SFREQ:g} Hz")
-    if info.window_samples != WINDOW_SAMPLES:
-        raise ModelError(f"model {info.path.name} reads windows of {info.window_samples} samples; the live "
-                         f"stream delivers {WINDOW_SAMPLES}; use a model trained on 1-s windows")
+    if abs(info.preprocessing.sfreq - info.sfreq) > 1e-6:
+        raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz but its preprocessing "
+                         f"resamples to {info.preprocessing.sfreq:g} Hz; {_FIX}")
+    if abs(info.window_samples - WINDOW_S * info.sfreq) > 1e-6:
+        seconds = info.window_samples / info.sfreq
+        raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz in windows of "
+                         f"{info.window_samples} samples ({seconds:g} s); the live decoder takes "
+                         f"{WINDOW_S:g}-s windows; use a model trained on {WINDOW_S:g}-s windows")
 
 
 def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple[str, ...],

@@ -47,7 +47,7 @@ from eegmusic.stream.errors import ConfigError, EEGMusicError
 from eegmusic.stream.markers import MarkerInlet
 from eegmusic.stream.outlet import BlockOutlet
 from eegmusic.stream.source import EEGSource, StreamHealth
-from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
+from eegmusic.stream.spec import MODEL_SFREQ
 
 __all__ = ["AUDIO_FILE", "FrameRecorder", "LivePipeline", "LiveTruth", "PipelineConfig", "PipelineSnapshot",
            "read_frames"]
@@ -287,7 +287,8 @@ class LivePipeline:
             initial = int(np.ceil(cfg.hop_s / FRAME_PERIOD_S - 1e-9))   # the cushion is AdaptivePlayback's
             self._clock = FrameClock(lag_s=info.audio_lag_s, n_mels=info.output_shape[0],
                                      n_frames=info.output_shape[1], smooth_frames=cfg.smooth_frames,
-                                     initial_frames=min(max(initial, 1), info.output_shape[1]))
+                                     initial_frames=min(max(initial, 1), info.output_shape[1]),
+                                     sfreq=info.sfreq, window_samples=info.window_samples)
             from eegmusic.decoder.vocoder import StreamingVocoder
 
             self._vocoder = StreamingVocoder(method=cfg.vocoder_method)
@@ -297,7 +298,8 @@ class LivePipeline:
             self._vocoder.reset()
         else:
             self._clock = SampleClock(lag_s=info.audio_lag_s, n_samples=info.output_shape[0],
-                                      initial_samples=int(round(cfg.hop_s * AUDIO_SFREQ)))
+                                      initial_samples=int(round(cfg.hop_s * AUDIO_SFREQ)),
+                                      sfreq=info.sfreq, window_samples=info.window_samples)
             self._vocoder = None
         if cfg.truth_dir is not None:
             if self._stimuli is None:
@@ -371,6 +373,7 @@ class LivePipeline:
         from pylsl import local_clock
 
         source, runtime, clock = self._source, self._runtime, self._clock
+        sfreq, window_samples = runtime.info.sfreq, runtime.info.window_samples   # the model's
         output = np.zeros(runtime.output_shape, np.float32)   # reused: the clocks copy what they keep
         last = None
         while not self._stop.is_set():
@@ -386,10 +389,10 @@ class LivePipeline:
                 window = newer
             if window.flagged:
                 self._counters["flagged_windows"] += 1
-            n_end = int(window.sample_index) + WINDOW_SAMPLES
+            n_end = int(window.sample_index) + window_samples
             if last is not None:
                 # A restarted source continues the sample index but not the time: start afresh.
-                jump = (window.t_last - last[1]) - (n_end - last[0]) / MODEL_SFREQ
+                jump = (window.t_last - last[1]) - (n_end - last[0]) / sfreq
                 if jump > max(0.5, 2 * self.config.hop_s):
                     self._counters["time_jumps"] += 1
                     self._counters["frames_skipped_time"] += int(jump / FRAME_PERIOD_S)
@@ -401,7 +404,7 @@ class LivePipeline:
             self._counters["windows"] += 1
             stamps = {"arrival": window.t_arrival, "ready": window.t_ready, "inferred": t_inferred}
             # LSL time of EEG-stream time 0 (stimulus frame k sits at t0 + k * 512 / 22050).
-            t0 = window.t_last - (n_end - 1) / MODEL_SFREQ
+            t0 = window.t_last - (n_end - 1) / sfreq
             self._queue.put((emission, stamps, t0, n_end, window.t_last))
 
     def _publish_state(self) -> None:
@@ -607,7 +610,8 @@ class LivePipeline:
             truth_mel = self._truth_mel[:, order].copy() if self._truth is not None else None
             frame_index = self._last_k
         return PipelineSnapshot(
-            eeg=eeg, eeg_sfreq=MODEL_SFREQ, labels=labels, channel_flags=flags, mel=mel,
+            eeg=eeg, eeg_sfreq=self._runtime.info.sfreq if self._runtime is not None else MODEL_SFREQ,
+            labels=labels, channel_flags=flags, mel=mel,
             truth_mel=truth_mel, dynamic_r=self._truth.dynamic_r() if self._truth is not None else None,
             latency_ms=self.latency.percentiles(), counters=self.counters(), health=health,
             running=self.running, error=self.error or (health.error if health is not None else None),

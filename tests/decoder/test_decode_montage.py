@@ -65,12 +65,16 @@ def _band_limited(rng, n_chans: int, n_times: int, sfreq: float) -> np.ndarray:
     return sosfilt(butter(4, 40.0, fs=sfreq, output="sos"), white, axis=1)
 
 
-def test_biosemi64_three_missing_decodes_as_with_mne_interpolation(stream_name, rng, tmp_path):
+@pytest.mark.parametrize("model_sfreq", [125.0, 256.0])
+def test_biosemi64_three_missing_decodes_as_with_mne_interpolation(stream_name, rng, tmp_path, model_sfreq):
+    """A 512-Hz BioSemi cap lacking AF3, C4 and Oz into a BioSemi-64 model at the NMED-T rate and at
+    256 Hz (a model states its own rate and 1-s window)."""
     labels = montage_labels("biosemi64")
     positions = head_positions(labels, montage="biosemi64")
-    meta = metadata(channels=labels)
+    n_window = int(model_sfreq)
+    meta = metadata(channels=labels, sfreq=model_sfreq, window_samples=n_window)
     meta["input"].update(positions=positions.tolist(), max_missing=3)
-    model = make_model(tmp_path / "bio.onnx", meta=meta, n_chans=64)
+    model = make_model(tmp_path / "bio.onnx", meta=meta, n_chans=64, window_samples=n_window)
     bads = ("AF3", "C4", "Oz")
     sfreq = 512.0
     eeg = _band_limited(rng, 64, int(5 * sfreq), sfreq).astype(np.float32)
@@ -98,7 +102,7 @@ def test_biosemi64_three_missing_decodes_as_with_mne_interpolation(stream_name, 
     raw = mne.io.RawArray(eeg.astype(np.float64) * 1e-6, info, verbose=False)
     raw.info["bads"] = list(bads)
     raw.interpolate_bads(origin=fit_sphere(positions)[0], verbose=False)
-    expected = resample_recording(raw.get_data() * 1e6, sfreq, 125.0)
+    expected = resample_recording(raw.get_data() * 1e6, sfreq, model_sfreq)
     expected -= expected.mean(axis=0, keepdims=True)
     k, live, source = read_frames(record)
     assert len(k) > 50
@@ -108,7 +112,7 @@ def test_biosemi64_three_missing_decodes_as_with_mne_interpolation(stream_name, 
 
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     ends = np.unique(n_end)
-    windows = np.stack([expected[:, e - 125:e] for e in ends]).astype(np.float32)
+    windows = np.stack([expected[:, e - n_window:e] for e in ends]).astype(np.float32)
     offline = session.run(None, {"eeg": windows})[0]              # (n_windows, 128, 44)
     predicted = offline[np.searchsorted(ends, n_end), :, j].T     # (128, n_frames)
     np.testing.assert_allclose(live, predicted, atol=1e-3, rtol=0)
