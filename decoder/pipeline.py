@@ -307,6 +307,13 @@ class LivePipeline:
 
                 self._stimuli = StimulusFolder(cfg.truth_dir, sfreq=AUDIO_SFREQ)
             self._truth = LiveTruth(self._stimuli)
+            if info.metadata.get("baselines"):   # the model's training-part means: baselines, same frames
+                from eegmusic.decoder.truth import read_baselines
+
+                try:
+                    self._truth.set_baselines(*read_baselines(info.metadata["baselines"]))
+                except (ValueError, KeyError, TypeError) as error:
+                    log.warning("model baselines unreadable (%s): live baselines are off", error)
             song = meta.song
             if song is not None and self._truth.has_stimulus(song):
                 self._truth.load(song)      # the replay names its song: ready before the first frame
@@ -437,7 +444,7 @@ class LivePipeline:
             if len(samples):
                 self._play(samples, stamps)
             if frames is not None and frames.shape[1]:
-                self._publish(k0, frames, t0)
+                self._publish(k0, frames, t0, emission.window_frame)
                 if self._recorder is not None:
                     self._recorder.append_frames(k0, frames, emission.window_frame, n_end, t_last)
             if self._recorder is not None and len(samples):
@@ -480,13 +487,14 @@ class LivePipeline:
         self._counters["frames"] += frames.shape[1]
         return audio, frames, emission.k0
 
-    def _publish(self, k0: int, frames: np.ndarray, t0: float) -> None:
+    def _publish(self, k0: int, frames: np.ndarray, t0: float,
+                 window_frame: np.ndarray | None = None) -> None:
         """Send frames to the LSL outlet, the recording, the truth scorer and the snapshot buffer."""
         n = frames.shape[1]
         stamps = t0 + (k0 + np.arange(n)) * FRAME_PERIOD_S
         if self._outlet is not None:
             self._outlet.push(frames, stamps)
-        truth = self._truth.update(frames, stamps) if self._truth is not None else None
+        truth = self._truth.update(frames, stamps, window_frame) if self._truth is not None else None
         keep = self._mel.shape[1]
         with self._lock:
             slots = (self._mel_written + np.arange(n)) % keep
@@ -630,6 +638,7 @@ class LivePipeline:
             "latency_ms": self.latency.percentiles(),
             "dynamic_r": self._truth.dynamic_r() if self._truth is not None else None,
             "dynamic_r_total": self._truth.dynamic_r_total() if self._truth is not None else None,
+            "baseline_dynamic_r_total": self._truth.baseline_r_total() if self._truth is not None else None,
             "error": self.error,
             "effective_rate": health.effective_rate if health is not None else None,
             "interpolated_channels": list(health.interpolated_channels) if health is not None else [],

@@ -5,10 +5,18 @@ The marker format is the replay's (``song=21;t=12.000``: stimulus second 12 of s
 marker's LSL time). Scores are :func:`decoder.metrics.band_pearson`, the function offline evaluation
 uses too. Stimulus audio comes from a :class:`StimulusLookup` the caller passes (the decoder never
 reads a dataset format itself).
+
+Beside the decoder's dynamic r, the same frames are scored for two baselines that know nothing of the
+EEG, from the mean mel windows the model carries (metadata ``baselines``, computed on its training
+part; :func:`read_baselines`): the **global mean** and the **song mean** (told which song plays, from
+the markers). Each emitted frame came from one column (0…43) of its 1-s window, and each baseline
+predicts that column of its mean window — so the baselines see exactly the frames the decoder is
+scored on, and a constant prediction's once-per-window pattern is not mistaken for tracking.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 from pathlib import Path
@@ -21,6 +29,33 @@ from eegmusic.stream.errors import DataFormatError, EEGMusicError
 from eegmusic.stream.untrusted import MarkerParser
 
 log = logging.getLogger(__name__)
+
+
+BASELINE_ENCODING = "float16-le-base64"
+"""How a mean mel window is stored in a model's ``baselines`` metadata: little-endian float16 as
+base64 text (written by :func:`offline_training.baselines.training_baselines`)."""
+
+
+def decode_mel(text: str, shape) -> np.ndarray:
+    """One mean mel-dB window from its metadata text: ndarray of ``shape``, float32."""
+    values = np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float32)
+    return values.reshape(tuple(int(n) for n in shape))
+
+
+def read_baselines(entry: dict) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """A model's ``baselines`` metadata: (global mean, {song id: song mean}), each (128, 44) mel-dB.
+
+    Raises
+    ------
+    ValueError
+        Unknown encoding or malformed entry.
+    """
+    if not isinstance(entry, dict) or entry.get("encoding") != BASELINE_ENCODING:
+        raise ValueError(f"baselines are not encoded as {BASELINE_ENCODING}")
+    shape = entry["shape"]
+    songs = dict(entry.get("song_mean", {}))
+    song_means = {int(song): decode_mel(text, shape) for song, text in songs.items()}
+    return decode_mel(entry["global_mean"], shape), song_means
 
 
 class StimulusLookup(Protocol):
@@ -67,6 +102,22 @@ class LiveTruth:
         self._true = np.zeros((N_MELS, self.recent), np.float32)
         self._n = 0
         self._total = RunningBandPearson(N_MELS)   # over the whole run, in constant memory
+        self._global_mean: np.ndarray | None = None
+        self._song_means: dict[int, np.ndarray] = {}
+        self._baseline_total = {name: RunningBandPearson(N_MELS) for name in ("global_mean", "song_mean")}
+
+    def set_baselines(self, global_mean: np.ndarray, song_means: dict[int, np.ndarray]) -> None:
+        """Score the global-mean and song-mean baselines on the decoder's frames from now on.
+
+        Parameters
+        ----------
+        global_mean : ndarray, shape (128, 44)
+            Mean mel-dB window of the model's training part.
+        song_means : dict of int to ndarray, each shape (128, 44)
+            Mean mel-dB window of each song in the training part.
+        """
+        self._global_mean = np.asarray(global_mean, np.float32)
+        self._song_means = {int(k): np.asarray(v, np.float32) for k, v in song_means.items()}
 
     def load(self, song: int) -> np.ndarray:
         """Compute (once) and return the true mel-dB of a song's stimulus, shape (128, n_frames).
@@ -139,13 +190,23 @@ class LiveTruth:
         valid = (index >= 0) & (index < mel.shape[1])
         return valid, mel[:, index[valid]]
 
-    def update(self, frames: np.ndarray, stamps: np.ndarray) -> np.ndarray | None:
-        """Add decoded frames (128, n) stamped at LSL times ``stamps``; return their true frames."""
+    def update(self, frames: np.ndarray, stamps: np.ndarray,
+               window_frame: np.ndarray | None = None) -> np.ndarray | None:
+        """Add decoded frames (128, n) stamped at LSL times ``stamps``; return their true frames.
+
+        ``window_frame`` (n,) gives the window column (0…43) each frame came from; with it, and
+        baselines set, the baselines are scored on the same frames.
+        """
         found = self.truth_frames(stamps)
         if found is None:
             return None
         valid, truth = found
         pred = frames[:, valid]
+        if window_frame is not None and self._global_mean is not None:
+            columns = np.asarray(window_frame)[valid]
+            self._baseline_total["global_mean"].add(self._global_mean[:, columns], truth)
+            if self.song in self._song_means:
+                self._baseline_total["song_mean"].add(self._song_means[self.song][:, columns], truth)
         for column in range(pred.shape[1]):
             slot = self._n % self.recent
             self._pred[:, slot] = pred[:, column]
@@ -165,3 +226,18 @@ class LiveTruth:
         """Dynamic r over every scored frame of the run (None before 2 frames)."""
         r = self._total.band_pearson()
         return None if r is None else float(np.mean(r))
+
+    def baseline_r_total(self) -> dict[str, float | None]:
+        """Dynamic r of the baselines over the same frames as :meth:`dynamic_r_total`.
+
+        Returns
+        -------
+        dict
+            ``global_mean`` and ``song_mean``: r, or None without baselines (a model that carries
+            none) or, for the song mean, when the playing song is not in the model's training part.
+        """
+        out = {}
+        for name, running in self._baseline_total.items():
+            r = running.band_pearson()
+            out[name] = None if r is None else float(np.mean(r))
+        return out

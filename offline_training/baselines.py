@@ -22,10 +22,7 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-
-BASELINE_ENCODING = "float16-le-base64"
-"""How a mean mel window is stored in the model metadata: little-endian float16, base64 text
-(0.03 dB resolution at most, 11 kB per 128 × 44 window)."""
+from eegmusic.decoder.truth import BASELINE_ENCODING
 
 _CHUNK = 2048
 """Windows per chunk when averaging a part's mel (bounds memory)."""
@@ -158,12 +155,6 @@ def encode_mel(mean_mel: np.ndarray) -> str:
     return base64.b64encode(np.asarray(mean_mel, dtype="<f2").tobytes()).decode("ascii")
 
 
-def decode_mel(text: str, shape) -> np.ndarray:
-    """Inverse of :func:`encode_mel`: ndarray of ``shape``, float32."""
-    values = np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float32)
-    return values.reshape(tuple(int(n) for n in shape))
-
-
 def training_baselines(dataset, train_rows: np.ndarray) -> dict:
     """The baseline statistics a model carries: mean mel windows of its **training** part.
 
@@ -193,13 +184,8 @@ def training_baselines(dataset, train_rows: np.ndarray) -> dict:
 def baselines_from_metadata(entry: dict) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Read :func:`training_baselines`' record back: (global mean, {song: song mean}).
 
-    Raises
-    ------
-    ValueError
-        Unknown encoding.
+    The one reader is the live decoder's (:func:`decoder.truth.read_baselines`).
     """
-    if entry.get("encoding") != BASELINE_ENCODING:
-        raise ValueError(f"baselines encoded as {entry.get('encoding')!r}; expected {BASELINE_ENCODING}")
-    shape = entry["shape"]
-    song_means = {int(song): decode_mel(text, shape) for song, text in entry.get("song_mean", {}).items()}
-    return decode_mel(entry["global_mean"], shape), song_means
+    from eegmusic.decoder.truth import read_baselines
+
+    return read_baselines(entry)

@@ -1,0 +1,95 @@
+"""Live baselines: the global-mean and song-mean dynamic r that ``LiveTruth`` computes next to the
+decoder's are those of offline evaluation's baselines on the same frames, from the means the model
+carries (its training part's, round-tripped through the model metadata)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, mel_db
+from eegmusic.decoder.truth import LiveTruth, read_baselines
+from eegmusic.offline_training import baselines, metrics
+from eegmusic.offline_training.dataset import INDEX_DTYPE
+
+
+class Stimuli:
+    """Two songs of loudness-modulated noise (a real stimulus lookup needs files; this one is exact)."""
+
+    path = Path("memory")
+
+    def __init__(self, rng):
+        self.audio = {}
+        for song in (21, 22):
+            loudness = np.repeat(rng.uniform(0.05, 1.0, 24), AUDIO_SFREQ // 4)
+            self.audio[song] = (0.3 * rng.normal(size=loudness.size) * loudness).astype(np.float32)
+
+    def stimulus_path(self, song_id):
+        return self.path if song_id in self.audio else None
+
+    def load_stimulus(self, song_id):
+        return self.audio[song_id]
+
+
+class TrainingPart:
+    """What ``training_baselines`` reads from a dataset: an index and the windows' mel."""
+
+    def __init__(self, rng, songs=(21,)):
+        self.index = np.array([(song, 0, k) for song in songs for k in range(30)], dtype=INDEX_DTYPE)
+        self._mel = rng.normal(-40.0, 10.0, (len(self.index), 128, 44)).astype(np.float32)
+
+    def mel(self, rows):
+        return self._mel[rows]
+
+
+@pytest.mark.parametrize("hop_frames", [2, 5])
+def test_live_baselines_equal_the_offline_baselines_on_the_same_frames(hop_frames, rng):
+    training = TrainingPart(rng)
+    entry = baselines.training_baselines(training, np.arange(len(training.index)))
+    global_mean, song_means = read_baselines(entry)
+    offline_global, offline_songs = baselines.mean_mels(training, np.arange(len(training.index)))
+    np.testing.assert_allclose(global_mean, offline_global, atol=0.05)  # float16 in the metadata
+
+    stimuli = Stimuli(rng)
+    truth = LiveTruth(stimuli)
+    truth.set_baselines(global_mean, song_means)
+    truth.load(21)
+    truth.marker("song=21;t=0.000", 100.0)
+    n = 200
+    columns = np.tile(np.arange(44 - hop_frames, 44), n // hop_frames + 1)[:n]  # newest frames per hop
+    decoded = rng.normal(-40.0, 10.0, (128, n)).astype(np.float32)
+    for lo in range(0, n, hop_frames):
+        k = np.arange(lo, min(lo + hop_frames, n))
+        truth.update(decoded[:, k], 100.0 + k * FRAME_PERIOD_S, columns[k])
+
+    true = mel_db(stimuli.audio[21])[:, :n]
+    global_pred = baselines.predict_global_mean(global_mean, n)[np.arange(n), :, columns].T
+    song_pred = baselines.predict_song_mean(song_means, np.full(n, 21))[np.arange(n), :, columns].T
+    live = truth.baseline_r_total()
+    assert live["global_mean"] == pytest.approx(metrics.dynamic_r([global_pred], [true]), abs=1e-6)
+    assert live["song_mean"] == pytest.approx(metrics.dynamic_r([song_pred], [true]), abs=1e-6)
+    assert truth.dynamic_r_total() == pytest.approx(metrics.dynamic_r([decoded], [true]), abs=1e-6)
+
+
+def test_song_mean_is_undefined_for_a_song_the_model_never_trained_on(rng):
+    training = TrainingPart(rng, songs=(21,))
+    truth = LiveTruth(Stimuli(rng))
+    truth.set_baselines(*read_baselines(baselines.training_baselines(training, np.arange(30))))
+    truth.load(22)
+    truth.marker("song=22;t=1.000", 5.0)
+    k = np.arange(50)
+    truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), 5.0 + k * FRAME_PERIOD_S, k % 44)
+    live = truth.baseline_r_total()
+    assert live["song_mean"] is None and live["global_mean"] is not None
+
+
+def test_without_baselines_in_the_model_none_are_scored(rng):
+    truth = LiveTruth(Stimuli(rng))
+    truth.load(21)
+    truth.marker("song=21;t=0.000", 0.0)
+    k = np.arange(50)
+    truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), k * FRAME_PERIOD_S, k % 44)
+    assert truth.baseline_r_total() == {"global_mean": None, "song_mean": None}
+    with pytest.raises(ValueError, match="not encoded"):
+        read_baselines({"encoding": "json"})
