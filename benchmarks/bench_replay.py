@@ -17,6 +17,10 @@ declared at ``125 * speed`` Hz). Reported: how much later the last 5 % of chunks
 first 5 % (``drift_ms``, goal 0: lateness never accumulates), the wall-clock rate error, and the
 timestamp rate error, in parts per million.
 
+Both players get the same start: the player starts pushing at once (neither waits for a consumer:
+PlayerLSL cannot), then the same reader is started, resolves the stream and connects; the first 5 %
+of chunks (connection set-up) are left out of every statistic, for both alike.
+
 The figures include the reader's wake-up (both players alike) and whatever else the machine runs:
 ``load_avg`` is recorded with the results.
 """
@@ -136,8 +140,9 @@ def _play_ours(data, sfreq, name, seconds, *, speed=1.0, loop=False, chunk_ms=CH
     from eegmusic.replay.player import ArrayPlayer
 
     labels = [f"E{i}" for i in range(1, data.shape[0] + 1)]
+    # no wait for a consumer: PlayerLSL cannot wait, so neither does ours (same start for both)
     player = ArrayPlayer(data, sfreq, labels, name=name, speed=speed, loop=loop, chunk_ms=chunk_ms,
-                         markers=None, wait_for_consumer_s=10.0, check_clash=False)
+                         markers=None, wait_for_consumer_s=0.0, check_clash=False)
     reader = _Reader(name, data.shape[0], max(8192, player.chunk_samples * 8), stop_after_s=seconds)
     with player:
         reader.start()

@@ -1,148 +1,333 @@
-"""Training-speed benchmark: EEG2Mel CNN training throughput in windows/s, beside a baseline.
+"""Training speed: the ``convnet`` epoch on NMED-T-size data, beside plain torch running the same model.
 
-Measured: Adam steps of the full-size ``cnn`` (batch 60, the EEG2Mel setting) on synthetic windows,
-with the batch gathered from an in-memory :class:`~offline_training.dataset.WindowDataset`-like array
-(the same gather as training). Baseline, in the same run: the closed-form ``linear`` model's fit
-throughput on the same windows (the cheapest trained model). Also reported: the extrapolated time of
-one NMED-T-size epoch (54 000 windows; target < 60 s on 2 cores) and the ONNX-vs-torch parity of
-every registry model (max abs difference in dB).
+Data: an in-memory stand-in for :class:`~offline_training.dataset.WindowDataset` (:class:`SyntheticWindows`)
+with the NMED-T shape — 10 songs × 20 listeners × 270 s at 125 Hz, 125 channels, 54 000 windows at a
+1-s hop, mel-dB targets of 128 × 44 — and the same per-batch work (gather the windows of the batch's
+rows). Random values: the arithmetic of a step does not depend on them. Every listener of a song
+shares one recording (a broadcast view), so the whole set takes 0.2 GB instead of 3.4 GB.
 
-Run: ``python -m offline_training.bench_training`` or through ``eegmusic bench``.
+Measured, each an epoch run to its end and timed (never extrapolated from a few steps):
+
+- **ours**: :func:`offline_training.loop_regression.fit_regression`, the loop ``eegmusic train`` runs
+  (shuffled batches gathered from the dataset, Adam, validation, checkpoint), one epoch over every
+  window;
+- **baseline, plain torch**: the same model class, initial weights, optimiser, batch size and windows,
+  trained the plain way: a ``torch.utils.data.Dataset`` returning one window per item, a shuffling
+  ``DataLoader`` (default collate, no workers) and the textbook zero_grad/backward/step loop.
+
+Both get the same warm-up (one forward/backward step of a throwaway model of the same size, before
+either is timed) and the same torch threads. Also measured: the speed-up of ours under
+``torchrun --nproc_per_node N`` (DDP, gloo) at N = 1, 2 and 4, on the same windows, each process
+with ``cores // N`` threads (at least 1); with fewer cores than processes no speed-up is possible
+and the figure says so.
+
+Run: ``python -m eegmusic.benchmarks.bench_training [--quick]`` or through ``eegmusic bench``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
-NMEDT_EPOCH_WINDOWS = 54_000
-TARGET_EPOCH_S = 60.0
-BATCH = 60
+NMEDT_SIZE = {"songs": 10, "listeners": 20, "seconds": 270}
+"""NMED-T's size: 10 songs × 20 listeners × ~270 s → 54 000 one-second windows at a 1-s hop."""
+QUICK_SIZE = {"songs": 1, "listeners": 2, "seconds": 40}
+QUICK_BATCH = 40
+TARGET_EPOCH_S = 300.0
+"""Goal (issue 14): one convnet epoch on NMED-T-size data in at most 5 minutes on 2 CPU cores."""
+ARCH = "convnet"
+DEFAULT_BATCH = 60
+"""``eegmusic train``'s default batch (the EEG2Mel setting)."""
+LARGE_BATCH = 256
+PROCESSES = (1, 2, 4)
 
 
-def _timed_steps(step, n_steps: int, warmup: int = 1) -> np.ndarray:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(n_steps):
-        tic = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - tic)
-    return np.asarray(times)
+# ---- data --------------------------------------------------------------------------------------------------
+class SyntheticWindows:
+    """NMED-T-shaped windows in memory, with the interface the training loops use.
+
+    Parameters
+    ----------
+    songs, listeners : int
+    seconds : float
+        Length of every recording.
+    seed : int
+    hop_s : float
+        Hop between windows in seconds.
+
+    Attributes
+    ----------
+    index : ndarray, structured (song, subject, start), shape (n_windows,)
+    subjects : list of str
+    n_subjects : int
+    """
+
+    def __init__(self, songs: int, listeners: int, seconds: float, *, seed: int = 0, hop_s: float = 1.0):
+        from eegmusic.offline_training.dataset import INDEX_DTYPE
+
+        rng = np.random.default_rng(seed)
+        self.n_chans, self.window = 125, 125
+        self.hop = int(round(hop_s * 125))
+        n_times = int(round(seconds * 125))
+        starts = np.arange(0, n_times - self.window + 1, self.hop, dtype=np.int64)
+        self._windows, self._mel, blocks = {}, {}, []
+        for song in range(21, 21 + songs):
+            recording = rng.normal(0.0, 20.0, (1, self.n_chans, n_times)).astype(np.float32)
+            shared = np.broadcast_to(recording, (listeners, self.n_chans, n_times))
+            self._windows[song] = np.lib.stride_tricks.sliding_window_view(shared, self.window, axis=-1)
+            self._mel[song] = rng.normal(-40.0, 12.0, (len(starts), 128, 44)).astype(np.float32)
+            for listener in range(listeners):
+                block = np.empty(len(starts), dtype=INDEX_DTYPE)
+                block["song"], block["subject"], block["start"] = song, listener, starts
+                blocks.append(block)
+        self.index = np.concatenate(blocks)
+        self.subjects = [f"S{k + 1:02d}" for k in range(listeners)]
+        self.n_subjects = listeners
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def eeg(self, rows) -> np.ndarray:
+        """EEG windows, shape (n, 125, 125), float32 µV."""
+        entries = self.index[np.atleast_1d(rows)]
+        out = np.empty((len(entries), self.n_chans, self.window), dtype=np.float32)
+        for song in np.unique(entries["song"]):
+            mask = entries["song"] == song
+            out[mask] = self._windows[int(song)][entries["subject"][mask], :, entries["start"][mask]]
+        return out
+
+    def mel(self, rows) -> np.ndarray:
+        """Mel-dB targets, shape (n, 128, 44), float32."""
+        entries = self.index[np.atleast_1d(rows)]
+        out = np.empty((len(entries), 128, 44), dtype=np.float32)
+        for song in np.unique(entries["song"]):
+            mask = entries["song"] == song
+            out[mask] = self._mel[int(song)][entries["start"][mask] // self.hop]
+        return out
 
 
-def _cnn_training(n_steps: int, rng: np.random.Generator) -> dict:
+@dataclass
+class EpochSplit:
+    """Every window trains; a 1 % sample validates (the loop needs one); no test part."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    @classmethod
+    def of(cls, data: SyntheticWindows) -> EpochSplit:
+        rows = np.arange(len(data))
+        val = np.random.default_rng(1).choice(rows, size=max(len(rows) // 100, 2), replace=False)
+        return cls(train=rows, val=np.sort(val), test=np.empty(0, dtype=np.int64))
+
+
+def fresh_model(data: SyntheticWindows):
+    """The benchmark's model: ``convnet`` at its default size, seeded, statistics fitted on 256 windows."""
     import torch
     from eegmusic.offline_training.models.registry import build_model
 
-    eeg_store = rng.normal(0.0, 20.0, (4 * BATCH, 125, 125)).astype(np.float32)
-    mel_store = rng.normal(-40.0, 12.0, (4 * BATCH, 128, 44)).astype(np.float32)
-    model = build_model("cnn")
-    model.fit_stats(eeg_store[:BATCH], mel_store[:BATCH])
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1.5e-3)
+    torch.manual_seed(0)
+    model = build_model(ARCH)
+    sample = np.arange(0, len(data), max(len(data) // 256, 1))[:256]
+    model.fit_stats(data.eeg(sample), data.mel(sample))
+    return model
 
-    def step():
-        rows = rng.choice(len(eeg_store), BATCH, replace=False)
-        eeg, mel = torch.from_numpy(eeg_store[rows]), torch.from_numpy(mel_store[rows])
-        optimizer.zero_grad(set_to_none=True)
+
+def warm_up(data: SyntheticWindows, batch: int) -> None:
+    """One forward/backward/Adam step of a throwaway model (oneDNN primitives, allocator): the same warm-up
+    for ours and the baseline."""
+    import torch
+
+    model = fresh_model(data).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rows = np.arange(min(batch, len(data)))
+    eeg, mel = torch.from_numpy(data.eeg(rows)), torch.from_numpy(data.mel(rows))
+    loss = torch.nn.functional.mse_loss(model(eeg), mel)
+    loss.backward()
+    optimizer.step()
+
+
+# ---- the two ways of training an epoch ---------------------------------------------------------------------
+def ours_epoch(data: SyntheticWindows, batch: int, dist_info=None) -> dict:
+    """One epoch of :func:`fit_regression` over every window; timed by the loop (training pass) and in all."""
+    import torch
+    from eegmusic.offline_training.distributed import DistInfo
+    from eegmusic.offline_training.loop_regression import fit_regression
+    from eegmusic.offline_training.train import TrainConfig
+
+    dist_info = dist_info or DistInfo()
+    split = EpochSplit.of(data)
+    model = fresh_model(data)
+    with tempfile.TemporaryDirectory() as out:
+        config = TrainConfig(
+            data="synthetic", model=ARCH, out=out, epochs=1, batch_size=batch, progress=False
+        )
+        tic = time.perf_counter()
+        result = fit_regression(model, data, split, config, dist_info, torch.device("cpu"), Path(out), None)
+        wall = time.perf_counter() - tic
+    epoch = result["history"][0]
+    return {
+        "windows": int(len(split.train)),
+        "batch": batch,
+        "train_pass_s": float(epoch["seconds"]),
+        "epoch_s_with_validation_and_checkpoint": wall,
+        "windows_per_s": float(epoch["windows_per_s"]),
+        "train_loss": float(epoch["train_loss"]),
+    }
+
+
+def plain_torch_epoch(data: SyntheticWindows, batch: int) -> dict:
+    """One epoch of the same model trained the plain torch way (Dataset + shuffling DataLoader)."""
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    class Windows(Dataset):
+        def __len__(self):
+            return len(data)
+
+        def __getitem__(self, i):
+            return torch.from_numpy(data.eeg([i])[0]), torch.from_numpy(data.mel([i])[0])
+
+    model = fresh_model(data).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=model.default_lr)
+    loader = DataLoader(Windows(), batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(0))
+    n_windows, loss_sum = 0, 0.0
+    tic = time.perf_counter()
+    for eeg, mel in loader:
+        optimizer.zero_grad()
         loss = torch.nn.functional.mse_loss(model(eeg), mel)
         loss.backward()
         optimizer.step()
+        n_windows += len(eeg)
+        loss_sum += loss.item() * len(eeg)
+    seconds = time.perf_counter() - tic
+    return {
+        "windows": n_windows,
+        "batch": batch,
+        "train_pass_s": seconds,
+        "windows_per_s": n_windows / seconds,
+        "train_loss": loss_sum / n_windows,
+    }
 
-    times = _timed_steps(step, n_steps)
-    return {"median_s_per_batch": float(np.median(times)), "p99_s_per_batch": float(np.percentile(times, 99)),
-            "windows_per_s": BATCH / float(np.median(times)), "n_batches": int(n_steps), "batch": BATCH}
+
+def compare(data: SyntheticWindows, batch: int) -> dict:
+    """Ours and the plain-torch baseline on the same epoch, and their ratio (ours / baseline windows/s)."""
+    warm_up(data, batch)
+    baseline = plain_torch_epoch(data, batch)
+    ours = ours_epoch(data, batch)
+    return {"ours": ours, "baseline_plain_torch": baseline,
+            "ratio": ours["windows_per_s"] / baseline["windows_per_s"]}
 
 
-def _linear_fit(n_steps: int, rng: np.random.Generator) -> dict:
+# ---- scaling under torchrun -------------------------------------------------------------------------------
+def _worker(size: dict, batch: int, out: str) -> None:
+    """Body of one torchrun process: join the group, train one epoch (DDP), rank 0 writes the result."""
     import torch
-    from eegmusic.offline_training.models.registry import build_model
+    from eegmusic.offline_training.distributed import init_distributed
 
-    model = build_model("linear")
-    eeg = rng.normal(0.0, 20.0, (BATCH, 125, 125)).astype(np.float32)
-    mel = rng.normal(-40.0, 12.0, (BATCH, 128, 44)).astype(np.float32)
-    model.fit_stats(eeg, mel)
-    batch = (torch.from_numpy(eeg), torch.from_numpy(mel), torch.zeros(BATCH, dtype=torch.long))
-
-    def step():
-        model.fit_closed_form([batch], None)
-
-    times = _timed_steps(step, n_steps)
-    return {"median_s_per_batch": float(np.median(times)), "p99_s_per_batch": float(np.percentile(times, 99)),
-            "windows_per_s": BATCH / float(np.median(times)), "n_batches": int(n_steps), "batch": BATCH}
+    dist_info = init_distributed("cpu")
+    data = SyntheticWindows(**size)
+    warm_up(data, batch)
+    result = ours_epoch(data, batch, dist_info)
+    if dist_info.main:
+        result.update(processes=dist_info.world, threads_per_process=torch.get_num_threads())
+        Path(out).write_text(json.dumps(result))
 
 
-def _export_parity(rng: np.random.Generator) -> dict:
-    import torch
-    from eegmusic.offline_training.export import build_metadata, export_onnx, run_onnx
-    from eegmusic.offline_training.models.registry import MODELS, build_model
+def scaling(size: dict, batch: int, processes=PROCESSES, timeout_s: float = 1800.0) -> dict:
+    """Epoch throughput of ours under ``torchrun --nproc_per_node N`` and the speed-up over N = 1.
 
-    eeg = rng.normal(0.0, 20.0, (4, 125, 125)).astype(np.float32)
-    out = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for name in MODELS:
-            torch.manual_seed(0)
-            model = build_model(name)
-            model.fit_stats(eeg, rng.normal(-40.0, 12.0, (4, 128, 44)))
-            with torch.no_grad():
-                for parameter in model.parameters():
-                    if not parameter.abs().sum():
-                        parameter.normal_(0.0, 0.02)
-            model.eval()
-            path = export_onnx(model, Path(folder) / f"{name}.onnx", build_metadata(model))
-            with torch.no_grad():
-                expected = model(torch.from_numpy(eeg)).numpy()
-            out[name] = float(np.max(np.abs(run_onnx(path, eeg) - expected)))
-    return out
+    Each process gets ``max(1, cores // N)`` threads; the global batch stays ``batch``.
+    """
+    cores = os.cpu_count() or 1
+    runs = {}
+    for n in processes:
+        threads = max(1, cores // n)
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / "result.json"
+            command = [
+                sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+                "-m", "eegmusic.benchmarks.bench_training", "--worker", "--size", json.dumps(size),
+                "--batch", str(batch), "--result", str(out),
+            ]
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
+            if done.returncode != 0 or not out.is_file():
+                raise RuntimeError(f"torchrun with {n} processes failed: {done.stderr.strip()[-600:]}")
+            runs[str(n)] = json.loads(out.read_text())
+    one = runs[str(processes[0])]["windows_per_s"]
+    for entry in runs.values():
+        entry["speedup"] = entry["windows_per_s"] / one
+    return {"cores": cores, "batch": batch, "windows": runs[str(processes[0])]["windows"], "runs": runs}
 
 
 def run(quick: bool = False) -> dict:
-    """Measure CNN training throughput beside the linear baseline.
+    """Measure the convnet epoch (ours beside plain torch) and its scaling over processes.
 
     Parameters
     ----------
     quick : bool
-        Fewer timed batches (2 instead of 8).
+        Small data (1 song × 2 listeners × 40 s = 80 windows), batch 40, processes 1 and 2: a test
+        of the machinery in well under a minute, no figure to quote.
+        Otherwise (about 15 minutes on 2 cores): the full NMED-T-size epoch (54 000 windows) at batch
+        256, ours and baseline; batch 60 (the default), and the 1/2/4-process scaling at batch 256, on a
+        tenth of it (10 songs × 20 listeners × 27 s = 5 400 windows), each a whole epoch.
 
     Returns
     -------
-    results : dict
-        JSON-ready: ``cnn_training`` and ``baseline_linear_fit`` (median/p99 s per batch of 60,
-        windows/s), ``ratio`` (CNN windows/s over baseline windows/s), ``nmedt_epoch_s``
-        (extrapolated 54k-window epoch), ``target_epoch_s``, ``meets_target``, ``torch_threads``,
-        ``onnx_parity_max_abs_db`` per model.
+    dict
+        JSON-ready: ``size`` (songs, listeners, seconds, windows), ``epoch`` (per batch size:
+        ``ours``, ``baseline_plain_torch``, ``ratio``), ``nmedt_epoch_s`` (ours, the measured full
+        epoch; None in quick mode), ``target_epoch_s``, ``meets_target``, ``scaling``, ``torch_threads``,
+        ``cores``.
     """
     import torch
 
-    rng = np.random.default_rng(0)
-    n_steps = 2 if quick else 8
-    cnn = _cnn_training(n_steps, rng)
-    baseline = _linear_fit(n_steps, rng)
-    epoch_s = NMEDT_EPOCH_WINDOWS / cnn["windows_per_s"]
+    if quick:
+        size, scaling_size, batches, processes = QUICK_SIZE, QUICK_SIZE, (QUICK_BATCH,), (1, 2)
+    else:
+        size, batches, processes = NMEDT_SIZE, (LARGE_BATCH,), PROCESSES
+        scaling_size = {**NMEDT_SIZE, "seconds": NMEDT_SIZE["seconds"] // 10}
+    data = SyntheticWindows(**size)
+    epoch = {str(batch): compare(data, batch) for batch in batches}
+    if not quick:  # the default batch on a tenth of the data (a full epoch of it, timed)
+        epoch[f"{DEFAULT_BATCH}_tenth"] = compare(SyntheticWindows(**scaling_size), DEFAULT_BATCH)
+    full = None if quick else epoch[str(LARGE_BATCH)]["ours"]["epoch_s_with_validation_and_checkpoint"]
     return {
-        "cnn_training": cnn,
-        "baseline_linear_fit": baseline,
-        "ratio": cnn["windows_per_s"] / baseline["windows_per_s"],
-        "nmedt_epoch_windows": NMEDT_EPOCH_WINDOWS,
-        "nmedt_epoch_s": epoch_s,
+        "size": {**size, "windows": len(data)},
+        "epoch": epoch,
+        "nmedt_epoch_s": full,
         "target_epoch_s": TARGET_EPOCH_S,
-        "meets_target": bool(epoch_s < TARGET_EPOCH_S),
+        "meets_target": None if full is None else bool(full <= TARGET_EPOCH_S),
+        "scaling": scaling(scaling_size, batches[0] if quick else LARGE_BATCH, processes),
         "torch_threads": torch.get_num_threads(),
-        "onnx_parity_max_abs_db": _export_parity(rng),
+        "cores": os.cpu_count(),
     }
 
 
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    print(json.dumps(run(quick=parser.parse_args().quick), indent=2))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="Example: python -m eegmusic.benchmarks.bench_training --quick")
+    parser.add_argument("--quick", action="store_true", help="small data: checks the machinery only")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--size", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(json.loads(args.size), args.batch, args.result)
+    else:
+        print(json.dumps(run(quick=args.quick), indent=2))

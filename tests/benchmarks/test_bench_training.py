@@ -1,0 +1,57 @@
+"""``bench_training --quick``: the convnet epoch, ours beside plain torch, and torchrun scaling."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+
+from eegmusic.benchmarks import bench_training  # noqa: E402
+
+from tests.benchmarks.schema import NUMBER, check  # noqa: E402
+
+EPOCH = {"windows": int, "batch": int, "train_pass_s": NUMBER, "windows_per_s": NUMBER, "train_loss": NUMBER}
+
+
+def test_one_epoch_of_ours_beside_one_of_plain_torch_on_the_same_windows():
+    data = bench_training.SyntheticWindows(songs=1, listeners=2, seconds=16)
+    entry = check(bench_training.compare(data, batch=16), {
+        "ours": {**EPOCH, "epoch_s_with_validation_and_checkpoint": NUMBER},
+        "baseline_plain_torch": EPOCH, "ratio": NUMBER,
+    })
+    assert entry["ours"]["windows"] == entry["baseline_plain_torch"]["windows"] == len(data) == 32
+    assert entry["ratio"] == pytest.approx(
+        entry["ours"]["windows_per_s"] / entry["baseline_plain_torch"]["windows_per_s"])
+
+
+@pytest.mark.slow  # two torchrun launches: about a minute and a half on a busy 2-core machine
+def test_quick_run_measures_ours_and_the_plain_torch_baseline():
+    result = check(bench_training.run(quick=True), {
+        "size": {"songs": int, "listeners": int, "seconds": NUMBER, "windows": int},
+        "epoch": dict, "target_epoch_s": NUMBER, "torch_threads": int, "cores": int,
+        "scaling": {"cores": int, "batch": int, "windows": int, "runs": dict},
+    })
+    windows = result["size"]["windows"]
+    assert windows == 80
+    (entry,) = result["epoch"].values()
+    check(entry, {"ours": {**EPOCH, "epoch_s_with_validation_and_checkpoint": NUMBER},
+                  "baseline_plain_torch": EPOCH, "ratio": NUMBER})
+    # both trained a whole epoch over the same windows, from the same initial weights
+    assert entry["ours"]["windows"] == entry["baseline_plain_torch"]["windows"] == windows
+    assert entry["ratio"] == pytest.approx(
+        entry["ours"]["windows_per_s"] / entry["baseline_plain_torch"]["windows_per_s"])
+    runs = result["scaling"]["runs"]
+    assert set(runs) == {"1", "2"} and runs["1"]["speedup"] == 1.0
+    assert runs["2"]["processes"] == 2 and runs["2"]["windows"] == windows
+    assert result["nmedt_epoch_s"] is None  # quick mode quotes no NMED-T figure
+
+
+def test_synthetic_windows_gather_matches_the_recording():
+    data = bench_training.SyntheticWindows(songs=2, listeners=3, seconds=4, seed=1)
+    assert len(data) == 2 * 3 * 4
+    rows = [0, 5, 22]
+    eeg, mel = data.eeg(rows), data.mel(rows)
+    assert eeg.shape == (3, 125, 125) and mel.shape == (3, 128, 44)
+    song, start = data.index["song"][22], data.index["start"][22]
+    recording = data._windows[int(song)]
+    assert (eeg[2] == recording[0, :, start]).all() and (eeg[2, :, 1] == recording[0, :, start + 1, 0]).all()
