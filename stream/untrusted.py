@@ -7,7 +7,8 @@ is parsed here, strictly, before the rest of the code sees a value:
   one bad marker must not stop a live decode (``song=21;t=1.2.3`` once did);
 - a description field that does not parse is *ignored with a warning* (:func:`description_int`):
   ``desc/dataset/song = "²"`` passes ``str.isdigit`` but not ``int``;
-- channel labels are checked for count, type and length (:func:`channel_labels`).
+- channel labels are checked for count, type, length and repeats (:func:`channel_labels`); broken
+  labels are refused with the stream's real channel count.
 
 Example
 -------
@@ -23,6 +24,8 @@ from __future__ import annotations
 import logging
 import math
 import re
+
+from eegmusic.stream.errors import StreamError
 
 logger = logging.getLogger(__name__)
 
@@ -110,13 +113,17 @@ def description_int(value, *, field: str, stream: str, low: int = 0, high: int =
 
 
 def channel_labels(labels, n_chans: int, *, stream: str) -> tuple[str, ...] | None:
-    """Channel labels from a stream description, checked; None (with a warning) when unusable.
+    """Channel labels from a stream description, checked; None when the stream has none.
 
     Labels must be one per channel, non-empty strings of at most :data:`MAX_LABEL_CHARS`
-    printable characters, with no duplicates. A stream whose labels fail is read as unlabelled,
-    which the caller then reports with the real channel count.
+    printable characters, with no duplicates.
+
+    Raises
+    ------
+    StreamError
+        Labels present but unusable; the message gives the stream's real channel count.
     """
-    if labels is None:
+    if labels is None or len(labels) == 0:
         return None
     labels = list(labels)
     problem = None
@@ -130,7 +137,6 @@ def channel_labels(labels, n_chans: int, *, stream: str) -> tuple[str, ...] | No
     elif len({label.strip().lower() for label in labels}) != n_chans:
         problem = "labels repeat"
     if problem is not None:
-        logger.warning("stream %r has %d channels but unusable labels (%s); read as unlabelled",
-                       stream, n_chans, problem)
-        return None
+        raise StreamError(f"stream {stream!r} has {n_chans} channels but unusable labels ({problem}); label "
+                          "every channel once in the outlet's desc/channels/channel/label, or send none")
     return tuple(label.strip() for label in labels)
