@@ -37,6 +37,7 @@ def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
     audio, rate = soundfile.read(tmp_path / "demo.wav")
     assert rate == 22050 and len(audio) > 22050
     assert "song-mean baseline" in result.stdout and "latency per stage" in result.stdout
+    assert "global-mean baseline" in result.stdout and "by construction" not in result.stdout
     assert (out / "recording" / "mel_db.f32").stat().st_size > 0
 
 
