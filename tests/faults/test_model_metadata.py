@@ -1,0 +1,103 @@
+"""Hostile model metadata: refused at load with one line naming the key, the expected type and the value.
+
+Each case edits one value of a valid test model's ``eegmusic`` metadata (real ONNX files, read by
+onnxruntime). ``decode`` loads the model before it looks for a stream, so the command ends in one
+line without any stream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from eegmusic.decoder.modelfile import read_model_info
+from eegmusic.stream.errors import ModelError
+
+from tests.decoder.onnx_models import make_model, metadata
+from tests.faults.conftest import assert_one_line_error, run_cli
+
+NAN = math.nan
+
+# (where, new value, key named in the message, expected-type words)
+BAD_VALUES = [
+    (("input", "window_samples"), "abc", "input.window_samples", "whole number"),
+    (("input", "window_samples"), None, "input.window_samples", "whole number"),
+    (("input", "window_samples"), 1.5, "input.window_samples", "whole number"),
+    (("input", "window_samples"), -125, "input.window_samples", "whole number"),
+    (("input", "window_samples"), True, "input.window_samples", "whole number"),
+    (("input", "sfreq"), None, "input.sfreq", "finite number"),
+    (("input", "sfreq"), "125", "input.sfreq", "finite number"),
+    (("input", "sfreq"), -125.0, "input.sfreq", "finite number"),
+    (("input", "sfreq"), 0, "input.sfreq", "finite number"),
+    (("input", "sfreq"), NAN, "input.sfreq", "finite number"),
+    (("input", "channels"), 5, "input.channels", "list of strings"),
+    (("input", "channels"), "E1,E2", "input.channels", "list of strings"),
+    (("input", "channels"), [1, 2, 3], "input.channels", "list of strings"),
+    (("input", "channels"), None, "input.channels", "list of strings"),
+    (("input", "name"), 7, "input.name", "string"),
+    (("input", "subject_input"), "yes", "input.subject_input", "true or false"),
+    (("input",), "x", "input", "JSON object"),
+    (("output",), [1], "output", "JSON object"),
+    (("output", "n_mels"), "128", "output.n_mels", "whole number"),
+    (("output", "n_frames"), -44, "output.n_frames", "whole number"),
+    (("output", "name"), None, "output.name", "string"),
+    (("output", "kind"), 3, "output.kind", "string"),
+    (("preprocessing",), "x", "preprocessing", "JSON object"),
+    (("preprocessing",), 5, "preprocessing", "JSON object"),
+    (("audio_lag_s",), "soon", "audio_lag_s", "finite number"),
+    (("audio_lag_s",), NAN, "audio_lag_s", "finite number"),
+    (("audio_lag_s",), 1e9, "audio_lag_s", "finite number"),
+    (("target_offset_s",), "later", "target_offset_s", "finite number"),
+    (("mel",), "librosa", "mel", "JSON object"),
+    (("mel", "sr"), "22050", "mel.sr", "finite number"),
+    (("model",), "cnn", "model", "JSON object"),
+    (("model", "name"), ["cnn"], "model.name", "string"),
+]
+
+
+def _bad_model(tmp_path, where, value):
+    meta = metadata()
+    target = meta
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    text = json.dumps(meta)  # NaN goes in as the JSON extension NaN, as Python writes it
+    return make_model(tmp_path / "bad.onnx", meta=text)
+
+
+@pytest.mark.parametrize(("where", "value", "key", "kind"), BAD_VALUES,
+                         ids=[f"{'.'.join(w)}={v!r}" for w, v, _, _ in BAD_VALUES])
+def test_bad_metadata_value_is_refused_at_load(where, value, key, kind, tmp_path):
+    path = _bad_model(tmp_path, where, value)
+    with pytest.raises(ModelError) as caught:
+        read_model_info(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"'{key}'" in message and kind in message and "found" in message, message
+
+
+@pytest.mark.parametrize(("where", "value", "key", "kind"), BAD_VALUES[::4],
+                         ids=[f"{'.'.join(w)}={v!r}" for w, v, _, _ in BAD_VALUES[::4]])
+def test_decode_with_bad_metadata_is_one_line(where, value, key, kind, tmp_path, capsys):
+    path = _bad_model(tmp_path, where, value)
+    status, _, err = run_cli(["decode", "--model", str(path), "--stream", "no-such-stream", "--timeout", "0",
+                              "--no-audio", "--no-lsl-out"], capsys)
+    assert_one_line_error(status, err, f"'{key}'")
+
+
+@pytest.mark.parametrize("raw", ["", "{", "[]", "null", '"text"', '{"format_version": 99}', "{}", "NaN"])
+def test_unreadable_metadata_document_is_one_line(raw, tmp_path):
+    path = make_model(tmp_path / "bad.onnx", meta=raw)
+    with pytest.raises(ModelError) as caught:
+        read_model_info(path)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"not onnx at all", b"\x08\x07" * 100])
+def test_corrupt_model_file_is_one_line(content, tmp_path, capsys):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    argv = ["decode", "--model", str(path), "--stream", "s", "--timeout", "0", "--no-audio"]
+    status, _, err = run_cli(argv, capsys)
+    assert_one_line_error(status, err, str(path))
