@@ -29,7 +29,6 @@ from eegmusic.gui.eeg_panel import EEGPanel
 from eegmusic.gui.mel_panel import MelPanel
 from eegmusic.gui.spectral_panel import SpectralPanel
 from eegmusic.gui.stats_panel import StatsPanel
-from eegmusic.gui.volume import GainSink
 from eegmusic.stream.errors import ConfigError, EEGMusicError
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -131,7 +130,7 @@ class MainWindow(QtWidgets.QMainWindow):
             raise ConfigError(f"refresh rate {refresh_hz} Hz is outside (0, {MAX_REFRESH_HZ:g}]; "
                               "pass e.g. 20")
         self.settings = settings or Settings()
-        self._gain_sink: GainSink | None = None
+        self._gain_sink: LevelledSink | None = None
         self.pipeline = None
         self.last_snapshot = None
         self.last_error: str | None = None
@@ -411,9 +410,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
                 if not config.no_audio and config.wav_path is None:
                     from eegmusic.decoder.audio import SoundDeviceSink
+                    from eegmusic.decoder.limiter import LevelSettings, OutputLevel
+                    from eegmusic.decoder.melspec import AUDIO_SFREQ
 
-                    # the volume and mute controls act through this gain in front of the device
-                    sink = GainSink(SoundDeviceSink(device=config.audio_device), self.gain())
+                    # levelled like decode's own output; the volume and mute act through its gain
+                    sink = LevelledSink(SoundDeviceSink(device=config.audio_device),
+                                        OutputLevel(AUDIO_SFREQ, LevelSettings(agc=config.agc)), self.gain())
                 pipeline = LivePipeline(config, sink=sink)
             self._gain_sink = sink
             sink = None  # the pipeline owns it now (and closes it when start fails)

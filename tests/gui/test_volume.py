@@ -61,3 +61,33 @@ def test_mute_silences_the_dashboard(qtbot, pulse_sink, sim_dir, stream_name, tm
     assert loud["audio"].size > 11025 and muted["audio"].size > 11025
     assert loud_rms > 1e-3, "nothing was heard at full volume"
     assert muted_rms < 0.01 * loud_rms, f"muted rms {muted_rms:.2e} vs loud {loud_rms:.2e}"
+
+
+@pytest.mark.gui
+@pytest.mark.lsl
+@pytest.mark.audio
+def test_volume_acts_on_a_pipeline_built_elsewhere(qtbot, pulse_sink, sim_dir, stream_name, tmp_path):
+    """The demo's path: a pipeline started outside the window plays through a levelled sink whose
+    volume the window sets."""
+    from eegmusic.decoder.limiter import LevelledSink
+    from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.gui.app import MainWindow
+    from eegmusic.replay.player import Player
+
+    from tests.decoder.onnx_models import make_model
+
+    model = make_model(tmp_path / "model.onnx")
+    with Player(sim_dir, 21, 1, name=stream_name, loop=True, markers=False):
+        window = MainWindow()
+        qtbot.addWidget(window)
+        pipeline = LivePipeline(PipelineConfig(stream_name=stream_name, model_path=str(model),
+                                               resolve_timeout_s=5.0))
+        window.run_pipeline(pipeline)
+        qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=20000)
+        assert window.state == "running", window.last_error
+        assert isinstance(pipeline.sink, LevelledSink) and window.volume.isEnabled()
+        window.volume.setValue(40)
+        assert pipeline.sink.gain == pytest.approx(0.4)
+        window.mute.setChecked(True)
+        assert pipeline.sink.gain == 0.0
+        window.shutdown()

@@ -1,0 +1,215 @@
+"""The dashboard and the decoder in separate processes: attach, start, stop, volume, isolation.
+
+Real parts throughout: a replayed LSL stream, ``eegmusic decode --publish`` in a subprocess, the
+shared-memory snapshot block, the Qt window offscreen, and (for the volume) a PulseAudio null sink.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.gui, pytest.mark.lsl]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    from tests.decoder.onnx_models import make_model
+
+    return make_model(tmp_path_factory.mktemp("attach_model") / "model.onnx")
+
+
+@pytest.fixture
+def replay(sim_dir, stream_name):
+    from eegmusic.replay.player import Player
+
+    player = Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", loop=True, chunk_ms=20,
+                    markers=False)
+    player.start()
+    yield player
+    player.stop()
+
+
+def _publish_name() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def _start_decode(stream: str, model: Path, name: str, *extra: str) -> subprocess.Popen:
+    from eegmusic.decoder.shared_snapshot import snapshot_path
+
+    argv = [sys.executable, "-m", "eegmusic", "decode", "--stream", stream, "--model", str(model),
+            "--publish", name, "--timeout", "10", *extra]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60.0
+    while not snapshot_path(name).exists():
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"decode exited early ({process.returncode}): {err[-2000:]}")
+        assert time.monotonic() < deadline, "decode never published"
+        time.sleep(0.05)
+    return process
+
+
+def _stop(process: subprocess.Popen) -> tuple[int, str, str]:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    return process.returncode, out, err
+
+
+def _window(qtbot, **settings):
+    from eegmusic.gui.app import MainWindow, Settings
+
+    window = MainWindow(Settings(**settings))
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _windows_seen(window) -> int:
+    snapshot = window.last_snapshot
+    return 0 if snapshot is None else int(snapshot.counters.get("windows", 0))
+
+
+def test_attached_dashboard_follows_the_decode_and_leaves_it_running(qtbot, replay, model_file):
+    from eegmusic.decoder.shared_snapshot import snapshot_path
+
+    name = _publish_name()
+    decode = _start_decode(replay.name, model_file, name, "--no-audio")
+    try:
+        window = _window(qtbot)
+        window.attach(name)
+        qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
+        assert window.state == "running", window.last_error
+        assert window.stream_box.currentText() == replay.name  # the decode says what it decodes
+        qtbot.waitUntil(lambda: _windows_seen(window) > 5, timeout=15000)
+        first = _windows_seen(window)
+        qtbot.waitUntil(lambda: _windows_seen(window) > first + 5, timeout=15000)  # it keeps following
+        assert window.last_snapshot.eeg.shape[0] == 125 and window.last_snapshot.mel.shape[0] == 128
+        assert not window.volume.isEnabled()  # a decode without sound: nothing to turn up
+        window.close()
+        assert decode.poll() is None and snapshot_path(name).exists()  # closing only let go
+    finally:
+        returncode, out, err = _stop(decode)
+    assert returncode == 0, err[-2000:]
+    assert "decoded" in out and not snapshot_path(name).exists()
+
+
+def test_dashboard_started_decode_stops_with_the_window(qtbot, replay, model_file):
+    window = _window(qtbot, stream=replay.name, model=str(model_file), no_audio=True, isolated=True,
+                     extra={"resolve_timeout_s": 10.0})
+    window.start()
+    qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=60000)
+    assert window.state == "running", window.last_error
+    attached = window.pipeline
+    assert attached.owned and attached.process.poll() is None
+    qtbot.waitUntil(lambda: _windows_seen(window) > 5, timeout=15000)
+    window.close()
+    assert attached.process.poll() is not None  # stopped with the window
+    assert attached.process.returncode == 0
+    summary = attached.summary()  # the decode's own final summary
+    assert summary["counters"]["windows"] >= 5 and summary["stream"] == replay.name
+
+
+def test_start_failure_in_the_decode_process_is_one_line(qtbot, model_file, stream_name):
+    window = _window(qtbot, stream=stream_name, model=str(model_file), no_audio=True, isolated=True,
+                     extra={"resolve_timeout_s": 1.0})
+    window.start()
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=60000)
+    assert window.state == "stopped"
+    assert stream_name in window.last_error and "\n" not in window.last_error
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["gui", "--attach", "nobody-here"], "no running decode publishes as 'nobody-here'"),
+    (["gui", "--attach", "x", "--stream", "s"], "--attach shows a decode that already runs"),
+    (["gui", "--attach", "bad/name"], "publish name 'bad/name' is not usable"),
+])
+def test_gui_attach_bad_input(argv, words, capsys):
+    from eegmusic.stream.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+
+
+_SLOW_DASHBOARD = """
+import sys, time
+from eegmusic.decoder.shared_snapshot import SnapshotReader
+reader = SnapshotReader({name!r})
+print("attached", flush=True)
+reads = 0
+while reader.writer_alive:
+    if reader.read() is not None:
+        reads += 1
+    t_end = time.perf_counter() + 0.02      # a 20-ms redraw that holds this process's GIL ...
+    while time.perf_counter() < t_end:
+        pass
+    time.sleep(0.02)                        # ... every 40 ms
+print(reads, flush=True)
+"""
+
+
+def _decode_p99(stream: str, model: Path, tmp_path: Path, *, slow_dashboard: bool) -> tuple[float, int]:
+    name = _publish_name()
+    summary_path = tmp_path / f"{name}.json"
+    decode = _start_decode(stream, model, name, "--no-audio", "--hop", "0.0232", "--duration", "5",
+                           "--json", str(summary_path))
+    reads = 0
+    try:
+        if slow_dashboard:
+            dashboard = subprocess.run([sys.executable, "-c", _SLOW_DASHBOARD.format(name=name)],
+                                       capture_output=True, text=True, timeout=60)
+            lines = dashboard.stdout.split()
+            assert lines[0] == "attached", dashboard.stderr[-2000:]
+            reads = int(lines[1])
+    finally:
+        _, err = decode.communicate(timeout=60)  # it ends by itself after --duration
+    assert decode.returncode == 0, err[-2000:]
+    summary = json.loads(summary_path.read_text())
+    return float(summary["latency_ms"]["arrival_to_buffered"]["p99"]), reads
+
+
+def test_a_slow_dashboard_does_not_move_decode_p99(replay, model_file, tmp_path):
+    """Decode p99 (arrival → buffered) with a dashboard that is busy half the time stays put."""
+    alone, _ = _decode_p99(replay.name, model_file, tmp_path, slow_dashboard=False)
+    watched, reads = _decode_p99(replay.name, model_file, tmp_path, slow_dashboard=True)
+    assert reads > 20  # the dashboard really was attached and reading all along
+    print(f"decode p99 arrival_to_buffered: alone {alone:.2f} ms, slow dashboard attached {watched:.2f} ms")
+    assert watched <= 1.5 * alone + 2.0, (alone, watched)
+
+
+@pytest.mark.audio
+def test_volume_and_mute_reach_a_decode_in_another_process(qtbot, pulse_sink, replay, model_file):
+    window = _window(qtbot, stream=replay.name, model=str(model_file), isolated=True,
+                     extra={"resolve_timeout_s": 10.0})
+    if window.audio_reason is not None:
+        pytest.fail(f"the PulseAudio null sink is not listed: {window.audio_reason}")
+    window.volume.setValue(100)
+    window.start()
+    qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=60000)
+    assert window.state == "running", window.last_error
+    assert window.volume.isEnabled()
+    qtbot.waitUntil(lambda: int(window.last_snapshot.counters.get("audio_written", 0)) > 22050
+                    if window.last_snapshot else False, timeout=20000)
+    with pulse_sink.recording() as loud:
+        qtbot.wait(1200)
+    window.mute.setChecked(True)
+    assert window.pipeline.gain == 0.0
+    qtbot.wait(1200)  # the decode applies it within a publish period; what was queued plays out
+    with pulse_sink.recording() as muted:
+        qtbot.wait(1200)
+    window.close()
+    loud_rms = float(np.sqrt(np.mean(loud["audio"] ** 2)))
+    muted_rms = float(np.sqrt(np.mean(muted["audio"] ** 2)))
+    assert loud_rms > 1e-3, loud_rms
+    assert muted_rms < 0.01 * loud_rms, (loud_rms, muted_rms)
+    assert np.abs(loud["audio"]).max() < 1.0  # the limiter: never full scale
