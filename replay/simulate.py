@@ -184,6 +184,7 @@ class _SongJob:
     n_times: int             # samples at 125 Hz
     data: np.ndarray         # (125, n_times, n_subjects) output, filled in place
     raw_writer: _RawWriter | None
+    noise_key: tuple = ()    # a later music excerpt gets its own background EEG (same participants)
 
 
 def _record(song: _SongJob, participant: fm.Participant, index: int, *, seed: int, snr: float,
@@ -191,7 +192,7 @@ def _record(song: _SongJob, participant: fm.Participant, index: int, *, seed: in
     """Simulate one participant's recording of a song into ``song.data`` (and the raw file)."""
     from scipy.signal import resample_poly
 
-    rng = np.random.default_rng([seed, song.song_id, index, 202])
+    rng = np.random.default_rng([seed, song.song_id, index, 202, *song.noise_key])
     evoked, rest = fm.simulate_net(
         participant, song.envelopes, song.onsets, sfreq=song.sim_sfreq,
         snr=float(np.clip(snr * participant.gain, 1e-4, 0.95)), rng=rng, head=head,
@@ -302,7 +303,8 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
             data = np.empty((N_CHANS, n_times, len(subjects)), order="F")
             raw_writer = (_RawWriter(out / f"song{song_id}_raw.mat", song_id, n_sim, subjects)
                           if raw else None)
-            song = _SongJob(song_id, envelopes, onsets, sim_sfreq, n_times, data, raw_writer)
+            noise_key = (int(round(float(music_start_s) * 1000)),) if audio_files and music_start_s else ()
+            song = _SongJob(song_id, envelopes, onsets, sim_sfreq, n_times, data, raw_writer, noise_key)
             # numpy's FFTs and products release the GIL: participants run on the cores in threads
             # (one at a time for raw output, whose recordings are 8x larger)
             workers = 1 if raw else n_workers
