@@ -1,21 +1,24 @@
 """Soak and whole-song benchmarks of the live decoder.
 
-``soak``: an accelerated hour. A simulated recording is replayed in a loop at ``speed`` times real time
-(one hour of stream time in 3600 / speed seconds) and decoded by the live pipeline into a null sink.
-Reported: samples sent by the replay against samples received by the inlet (samples lost), windows
+``soak``: an accelerated hour. A simulated recording, repeated to one hour, is replayed at ``speed``
+times real time (one hour of stream time in 3600 / speed seconds) and decoded by the live pipeline into
+a null sink. Reported: samples sent by the replay against samples received by the inlet once it has
+drained what was in flight (samples lost, never clamped), windows
 decoded and dropped (the decoder cannot keep up with an accelerated stream, so drops are expected and
 must be counted, not piled up), and the process's resident memory sampled over the run (it must stay
 flat). The baseline is the first RSS sample, taken once the pipeline runs.
 
 ``full_song``: offline decoding of every window of one simulated song (300 s, hop 0.1 s) with the
 ONNX runtime in batches, against the song's duration (real-time factor) and against decoding the same
-windows one at a time, as the live path does.
+windows one at a time, as the live path does (both warmed alike: one batch and one window first; the
+one-at-a-time rate is timed on up to 300 windows and scaled to the song).
 
 torch is imported lazily, only to export the model under test (benchmarks may import training code).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import uuid
@@ -35,36 +38,51 @@ def _rss_mib() -> float:
 
 
 def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "convnet") -> dict:
-    """Decode ``stream_hours`` of looped replay at ``speed``x; samples lost, drops, RSS over time."""
+    """Decode ``stream_hours`` of replay at ``speed``x; samples lost (after draining), drops, RSS over time.
+
+    The replay plays a 60-s simulated recording repeated to ``stream_hours`` (timestamps continuous) and
+    then ends by itself, so the number of samples sent is final; the inlet is then given time to take
+    everything in flight (until it has received all of them, or nothing new arrives for 2 s, 30 s at
+    most), and only then is the count of received samples read. ``samples_lost`` = sent - received,
+    as measured (never clamped: a negative value would mean a counting error and is reported as such).
+    """
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
-    from eegmusic.replay.player import Player
+    from eegmusic.replay.nmedt import NMEDTFolder
+    from eegmusic.replay.player import ArrayPlayer
     from eegmusic.replay.simulate import simulate
 
     data = folder / "soak-sim"
     if not data.exists():
         simulate(data, n_songs=1, n_subjects=1, seconds=60, seed=0, progress=False)
+    recording = NMEDTFolder(data).load_song(21)
+    one_pass = recording.eeg(0).astype(np.float32)
+    n_total = int(round(stream_hours * 3600.0 * recording.sfreq))
+    samples = np.tile(one_pass, (1, -(-n_total // one_pass.shape[1])))[:, :n_total]
     model = _live_model(folder, model_name)
     name = f"bench-soak-{uuid.uuid4().hex[:8]}"
     wall_s = stream_hours * 3600.0 / speed
     rss: list[tuple[float, float]] = []
-    with Player(data, 21, 1, name=name, source_id=name, speed=speed, loop=True, markers=False,
-                check_clash=False, wait_for_consumer_s=30.0) as player:
+    player = ArrayPlayer(samples, recording.sfreq, list(recording.channels), name=name, source_id=name,
+                         speed=speed, loop=False, markers=None, check_clash=False, wait_for_consumer_s=30.0,
+                         linger_s=60.0)  # the outlet stays open while the inlet drains; closed on exit
+    with player:
         config = PipelineConfig(stream_name=name, model_path=model, no_audio=True, lsl_out=False,
                                 device="cpu", resolve_timeout_s=30.0)
         with LivePipeline(config) as pipeline:
             t_start = time.monotonic()
-            while (elapsed := time.monotonic() - t_start) < wall_s:
-                rss.append((round(elapsed, 1), round(_rss_mib(), 1)))
-                time.sleep(min(2.0, wall_s - elapsed))
-            sent = player.samples_sent
-            time.sleep(0.5)   # let the inlet take what is in flight
+            while player.samples_sent < n_total and time.monotonic() - t_start < wall_s + 60.0:
+                rss.append((round(time.monotonic() - t_start, 1), round(_rss_mib(), 1)))
+                player.wait(timeout=2.0)
+            rss.append((round(time.monotonic() - t_start, 1), round(_rss_mib(), 1)))
+            sent = player.samples_sent  # final: the replay has sent its last sample
+            received, drain_s = _drain(pipeline, sent)
             summary = pipeline.summary()
-            received = int(getattr(pipeline.health(), "n_samples", 0))
     values = np.array([v for _, v in rss])
     return {
         "stream_hours": stream_hours, "speed": speed, "wall_s": round(wall_s, 1), "model": model_name,
-        "samples_sent": int(sent), "samples_received": received,
-        "samples_lost": int(max(sent - received, 0)),
+        "load_avg": [round(v, 2) for v in os.getloadavg()],
+        "samples_sent": int(sent), "samples_received": received, "drain_s": round(drain_s, 2),
+        "samples_lost": int(sent - received),
         "windows_decoded": summary["counters"]["windows"], "windows_dropped": summary["counters"]["drops"],
         "gaps": summary["counters"]["gaps"],
         "rss_mib_first": float(values[0]), "rss_mib_max": float(values.max()),
@@ -72,6 +90,18 @@ def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "
         "rss_growth_ratio_last_over_first": round(float(values[-1] / values[0]), 3),
         "rss_over_time": rss[:: max(1, len(rss) // 12)],
     }
+
+
+def _drain(pipeline, sent: int, *, quiet_s: float = 2.0, limit_s: float = 30.0) -> tuple[int, float]:
+    """Wait until the inlet has received ``sent`` samples, or nothing new for ``quiet_s``; (received, s)."""
+    t0 = last_change = time.monotonic()
+    received = pipeline.health().n_samples
+    while received < sent and time.monotonic() - last_change < quiet_s and time.monotonic() - t0 < limit_s:
+        time.sleep(0.05)
+        now_received = pipeline.health().n_samples
+        if now_received != received:
+            received, last_change = now_received, time.monotonic()
+    return int(received), time.monotonic() - t0
 
 
 def full_song(folder: Path, *, seconds: float, model_name: str = "convnet") -> dict:
@@ -90,6 +120,8 @@ def full_song(folder: Path, *, seconds: float, model_name: str = "convnet") -> d
     starts = np.arange(0, eeg.shape[1] - 125 + 1, 12.5).astype(int)   # hop 0.1 s
     windows = np.stack([eeg[:, s:s + 125] for s in starts])
     runtime = DecoderRuntime(_live_model(folder, model_name), device="cpu", intra_op_threads=1)
+    runtime.predict_batch(windows[:256])  # the same warm-up for both ways: one batch and one window
+    runtime.predict(windows[0])
     t0 = time.perf_counter()
     for chunk in np.array_split(windows, max(1, len(windows) // 256)):
         runtime.predict_batch(chunk)

@@ -313,6 +313,7 @@ def run(quick: bool = False) -> dict:
         "scaling": scaling(scaling_size, batches[0] if quick else LARGE_BATCH, processes),
         "torch_threads": torch.get_num_threads(),
         "cores": os.cpu_count(),
+        "load_avg": [round(v, 2) for v in os.getloadavg()],
     }
 
 

@@ -247,6 +247,9 @@ class ArrayPlayer:
     check_clash : bool
         Look for a running stream with the same name or source id first (0.2 s); on a clash, warn and
         make the source id unique.
+    linger_s : float
+        After the last sample (no loop), keep the outlet open this long, or until :meth:`stop`, so
+        that connected inlets can take what is still in flight.
 
     Examples
     --------
@@ -274,6 +277,7 @@ class ArrayPlayer:
         extra_desc: Mapping | None = None,
         wait_for_consumer_s: float = 0.0,
         check_clash: bool = True,
+        linger_s: float = _LINGER_S,
     ) -> None:
         data = np.asarray(data)
         if data.ndim != 2 or data.shape[1] == 0:
@@ -314,6 +318,7 @@ class ArrayPlayer:
         self._extra_desc = dict(extra_desc or {})
         self._wait_for_consumer_s = float(wait_for_consumer_s)
         self._check_clash = check_clash
+        self._linger_s = float(linger_s)
         self.name = str(name)
         self.source_id = source_id or default_source_id(self.name)
         self.error: str | None = None
@@ -482,7 +487,7 @@ class ArrayPlayer:
                 self._marker_outlet.push_sample([next_marker[1]], t0 + next_marker[0] / rate)
                 next_marker = next(marker_queue, None)
         logger.info("replay '%s' reached the end of its data (%d samples)", self.name, sent)
-        self._stop.wait(_LINGER_S)  # let connected inlets pull the last chunk before the outlet goes
+        self._stop.wait(self._linger_s)  # let connected inlets pull the last chunk before the outlet goes
 
     def _marker_positions(self):
         """Yield (sample position, text) of every marker, pass after pass when looping."""
