@@ -4,7 +4,8 @@ A headless decode machine installs the core only (numpy, scipy, pylsl, onnxrunti
 soundfile, librosa, numba); training, evaluation and the dashboard need extras (``pyproject.toml``):
 
 - ``[train]``: torch, onnx, onnxscript, mne, mne-bids, h5py, matplotlib;
-- ``[gui]``: PySide6, pyqtgraph.
+- ``[gui]``: PySide6, pyqtgraph;
+- ``[dev]``: everything, plus the benchmarks' baselines (mne-lsl, ViSQOL) and the test tools.
 
 Code that needs one of them either calls :func:`require` (a clear error at the point of use) or
 simply imports it: the ``eegmusic`` dispatcher turns a :class:`ModuleNotFoundError` for any module
@@ -35,6 +36,8 @@ EXTRA_OF: dict[str, str] = {
     "shiboken6": "gui",
     "pyqtgraph": "gui",
     "pytestqt": "dev",
+    "mne_lsl": "dev",  # the benchmarks' baselines
+    "visqol": "dev",
 }
 """Top-level module name -> the extra of ``eegmusic`` that installs it."""
 
