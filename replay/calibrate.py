@@ -360,7 +360,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     import pylsl
     from eegmusic.stream.outlet import channel_info, marker_stream_info
     from eegmusic.stream.resolve import resolve_stream
-    from tqdm import tqdm
+    from eegmusic.stream.progress import progress_bar
 
     out = Path(config.out)
     if out.exists():
@@ -454,7 +454,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
             audio_dir=folder.name,
         )
         total_s = sum(seconds for _, seconds in schedule)
-        bar = tqdm(total=round(total_s), unit="s", desc="calibration", disable=not config.progress)
+        bar = progress_bar(total=round(total_s), unit="s", desc="calibration", disable=not config.progress)
         for play, (k, seconds) in enumerate(schedule):
             track_audio = audio[k][: int(round(seconds * AUDIO_SFREQ))]
             fields = {"track": play, "file": files[k].name, "path": str(files[k].resolve())}
