@@ -359,8 +359,8 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     """
     import pylsl
     from eegmusic.stream.outlet import channel_info, marker_stream_info
-    from eegmusic.stream.resolve import resolve_stream
     from eegmusic.stream.progress import progress_bar
+    from eegmusic.stream.resolve import resolve_stream
 
     out = Path(config.out)
     if out.exists():
