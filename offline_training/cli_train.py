@@ -47,7 +47,9 @@ def _target_offset(text: str):
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser``."""
     parser.epilog = EPILOG
-    parser.add_argument("--data", required=True, help="NMED-T folder (songNN_Imputed.mat + stimuli/)")
+    parser.add_argument("--data", required=True,
+                        help="NMED-T folder, XDF calibration session (eegmusic calibrate), BIDS root, or an "
+                        "EEG file MNE reads (.fif/.edf/.bdf/.vhdr/.set) with its audio sidecar")
     from eegmusic.offline_training.splits import SPLIT_KINDS
     from eegmusic.offline_training.train import LOSSES
 
@@ -67,6 +69,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--loss", default="mse", choices=LOSSES, help="loss on mel-dB (default: mse)")
     parser.add_argument("--subject-conditioning", action="store_true", help="add a subject embedding input")
+    parser.add_argument("--init", default=None, metavar="MODEL",
+                        help="fine-tune a pretrained run's model.onnx (best.pt beside it) or best.pt on "
+                        "--data (a new listener; another montage gets a learned channel adapter)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument(
         "--hop", type=float_range(0.008, 60.0), default=1.0,
@@ -128,6 +133,7 @@ def run_train(args: argparse.Namespace) -> int:
         subjects=args.subjects,
         model_config=model_config,
         progress=not args.no_progress,
+        init=args.init,
     )
     metrics = train(config, resume=args.resume)
     if metrics.get("paths"):

@@ -77,6 +77,9 @@ class TrainConfig:
         Training windows used to fit the normalisation statistics.
     progress : bool
         Show a tqdm bar per epoch.
+    init : str, optional
+        Fine-tune this pretrained model (a run's ``model.onnx`` or ``best.pt``) instead of starting
+        from random weights (:mod:`offline_training.finetune`); the architecture is the pretrained one.
     """
 
     data: str
@@ -98,6 +101,7 @@ class TrainConfig:
     model_config: dict = field(default_factory=dict)
     stats_windows: int = 2000
     progress: bool = True
+    init: str | None = None
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for a bad value (one line naming it and the fix)."""
@@ -320,7 +324,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         model_kwargs["n_subjects"] = dataset.n_subjects
     if config.model in ("linear", "sourcenet"):  # models that place frames in the window by the offset
         model_kwargs.setdefault("target_offset_s", target_offset_s)
-    model = build_model(config.model, **model_kwargs)
+    if config.init:  # adapt a pretrained model to this listener (and montage)
+        from eegmusic.offline_training.finetune import finetune_lr, initial_model
+
+        model = initial_model(config.init, dataset)
+        config.model = getattr(model, "inner_name", model.name)
+        config.lr = finetune_lr(model, config.lr)
+    else:
+        model = build_model(config.model, **model_kwargs)
 
     state = None
     if resume:
