@@ -61,8 +61,9 @@ class StreamSummary:
                 f"{self.channel_format}, source_id {self.source_id!r})")
 
 
-COLLISION_WAIT_S = 0.3
-"""Seconds the resolver keeps listening after the first match, for same-named streams."""
+COLLISION_WAIT_S = 1.0
+"""Seconds the resolver keeps listening after the first match, for same-named streams (liblsl's
+resolver answers in waves; a second outlet often answers only after 0.3-0.6 s)."""
 
 
 def check_timeout(timeout: float, what: str = "--timeout") -> float:

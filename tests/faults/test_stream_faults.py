@@ -1,0 +1,261 @@
+"""Stalls, losses, returns and name collisions, with real pylsl outlets on loopback.
+
+An outlet pushed from a thread of the test stands in for a device: it can stop pushing while staying
+alive (a stall), disappear (a loss) and come back under the same source_id (a return).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pylsl
+import pytest
+from eegmusic.stream.errors import StreamError
+from eegmusic.stream.inlet import Inlet, stall_after_s
+from eegmusic.stream.ringbuffer import FLAG_GAP
+
+from tests.faults.conftest import run_cli
+
+pytestmark = pytest.mark.lsl
+
+
+class Device:
+    """An LSL EEG outlet fed by a thread at ``rate`` Hz; ``pause()``/``resume()``/``close()``."""
+
+    def __init__(self, name, *, rate=125.0, n_chans=4, source_id=None, labels=None, stype="EEG",
+                 fmt=pylsl.cf_float32):
+        from eegmusic.stream.outlet import regular_stream_info
+
+        labels = labels or [f"E{i + 1}" for i in range(n_chans)]
+        self.rate = rate
+        self.info = regular_stream_info(name, stype, labels, rate, source_id or f"{name}-sid",
+                                        channel_format=fmt)
+        self.outlet = pylsl.StreamOutlet(self.info)
+        self.n_chans = len(labels)
+        self._pushing = threading.Event()
+        self._pushing.set()
+        self._stop = threading.Event()
+        self.sent = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        chunk = max(1, int(self.rate * 0.02))
+        t0 = pylsl.local_clock()
+        while not self._stop.is_set():
+            if not self._pushing.is_set():
+                time.sleep(0.01)
+                t0 = pylsl.local_clock() - self.sent / self.rate  # time stays continuous
+                continue
+            due = int((pylsl.local_clock() - t0) * self.rate)
+            if due > self.sent:
+                n = min(due - self.sent, 4 * chunk)
+                data = np.full((n, self.n_chans), 1.0, np.float32)
+                data[:, 0] = np.arange(self.sent, self.sent + n)
+                stamps = t0 + (self.sent + np.arange(n)) / self.rate
+                self.outlet.push_chunk(data, stamps.tolist())
+                self.sent += n
+            time.sleep(0.01)
+
+    def pause(self):
+        self._pushing.clear()
+
+    def resume(self):
+        self._pushing.set()
+
+    def after_consumer(self, *steps):
+        """In a thread: once an inlet subscribes, run ``(delay_s, action)`` steps in order."""
+
+        def run():
+            if self.outlet is None or not self.outlet.wait_for_consumers(30.0):
+                return
+            for delay, action in steps:
+                time.sleep(delay)
+                action()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.outlet = None
+
+
+def _wait(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(("rate", "pause_s", "stalls"), [
+    (125.0, 1.2, 1), (500.0, 1.0, 1), (10.0, 1.2, 1), (125.0, 0.25, 0), (1.0, 2.5, 0),
+])
+def test_a_stall_is_a_state_counted_timed_and_flagged(rate, pause_s, stalls, stream_name):
+    """No samples for more than max(0.5 s, 5 periods): stalled; samples again: connected, flagged."""
+    device = Device(stream_name, rate=rate)
+    inlet = Inlet(stream_name, resolve_timeout=5.0)
+    try:
+        with inlet:
+            _wait(lambda: inlet.n_samples >= max(2, int(rate * 0.3)))
+            assert inlet.state == "connected"
+            device.pause()
+            time.sleep(pause_s)
+            state_during = inlet.state
+            device.resume()
+            n_before = inlet.n_samples
+            _wait(lambda: inlet.n_samples > n_before + max(1, int(rate * 0.1)))
+            time.sleep(0.05)
+            totals = inlet.state_totals()
+            data, _, flags = inlet.ring.read(0, inlet.ring.n_written)
+    finally:
+        device.close()
+    assert stall_after_s(rate) == max(0.5, 5 / rate)
+    assert totals["stalls"] == stalls and state_during == ("stalled" if stalls else "connected")
+    assert totals["state"] == "connected" and totals["losses"] == 0
+    if stalls:
+        assert pause_s - stall_after_s(rate) - 0.3 < totals["stalled_s"] < pause_s + 0.3
+        assert [s for _, s in inlet.transitions()] == ["connected", "stalled", "connected"]
+        resumed = int(np.flatnonzero(flags & FLAG_GAP)[0])
+        assert data[0, resumed] > data[0, resumed - 1]        # flagged where samples came back
+    # no sample lost over the stall (counted from the first one the inlet saw)
+    np.testing.assert_array_equal(data[0], data[0, 0] + np.arange(data.shape[1]))
+
+
+def test_loss_and_return_under_the_same_source_id(stream_name):
+    device = Device(stream_name, source_id=f"{stream_name}-amp")
+    inlet = Inlet(stream_name, resolve_timeout=5.0)
+    try:
+        with inlet:
+            _wait(lambda: inlet.n_samples > 20)
+            device.close()
+            del device
+            _wait(lambda: inlet.state == "lost", timeout=10.0)
+            assert inlet.state_totals()["losses"] == 1
+            device = Device(stream_name, source_id=f"{stream_name}-amp")
+            _wait(lambda: inlet.state == "reconnected", timeout=15.0)
+            n_before = inlet.n_samples
+            _wait(lambda: inlet.n_samples > n_before + 10)
+            totals = inlet.state_totals()
+    finally:
+        device.close()
+    assert totals["state"] == "reconnected" and totals["losses"] == 1 and inlet.reconnects == 1
+    assert totals["lost_s"] > 0
+    states = [s for _, s in inlet.transitions()]
+    assert states[0] == "connected" and "lost" in states and states[-1] == "reconnected"
+
+
+def test_two_streams_of_one_name_are_refused_with_the_candidates(stream_name):
+    from eegmusic.stream.resolve import resolve_stream
+
+    first = Device(stream_name, source_id=f"{stream_name}-a")
+    second = Device(stream_name, source_id=f"{stream_name}-b")
+    try:
+        for _ in range(3):  # every time, never one of them at random
+            with pytest.raises(StreamError) as caught:
+                resolve_stream(name=stream_name, timeout=3.0)
+            message = str(caught.value)
+            assert "2 LSL streams match" in message and "\n" not in message
+            for sid in ("-a", "-b"):
+                assert f"source_id '{stream_name}{sid}'" in message
+            assert "host" in message and "created_at" in message and "--source-id" in message
+        picked = resolve_stream(name=stream_name, source_id=f"{stream_name}-b", timeout=3.0)
+        assert picked.source_id() == f"{stream_name}-b"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_same_name_and_source_id_twice_is_refused(stream_name):
+    from eegmusic.stream.resolve import resolve_stream
+
+    first = Device(stream_name, source_id="dup")
+    second = Device(stream_name, source_id="dup")
+    try:
+        with pytest.raises(StreamError, match="stop the duplicate outlet"):
+            resolve_stream(name=stream_name, source_id="dup", timeout=3.0)
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize("other", ["markers", "irregular"])
+def test_eeg_is_chosen_over_a_non_eeg_stream_of_the_same_name(other, stream_name):
+    from eegmusic.stream.outlet import marker_stream_info
+    from eegmusic.stream.resolve import resolve_stream
+
+    if other == "markers":
+        decoy = pylsl.StreamOutlet(marker_stream_info(stream_name, f"{stream_name}-markers"))
+    else:
+        decoy = pylsl.StreamOutlet(pylsl.StreamInfo(stream_name, "EEG", 4, pylsl.IRREGULAR_RATE,
+                                                    pylsl.cf_float32, f"{stream_name}-irr"))
+    device = Device(stream_name)
+    try:
+        for _ in range(3):
+            info = resolve_stream(name=stream_name, timeout=3.0)
+            assert info.source_id() == f"{stream_name}-sid" and info.nominal_srate() == 125.0
+    finally:
+        device.close()
+        del decoy
+
+
+@pytest.mark.parametrize("timeout", ["-1", "nan", "inf", "-0.5"])
+def test_negative_or_endless_timeouts_never_hang(timeout, capsys):
+    started = time.monotonic()
+    status, _, err = run_cli(["streams", "--timeout", timeout], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "--timeout" in err
+    assert time.monotonic() - started < 5.0
+
+
+# ---- through eegmusic decode ---------------------------------------------------------------------------
+def _model_device(stream_name, **kwargs):
+    from eegmusic.stream.spec import MODEL_CHANNELS
+
+    return Device(stream_name, labels=list(MODEL_CHANNELS), **kwargs)
+
+
+def test_decode_on_lost_exit_ends_in_one_line(stream_name, tmp_path, capsys):
+    from tests.decoder.onnx_models import make_model
+
+    model = make_model(tmp_path / "model.onnx")
+    device = _model_device(stream_name)
+    device.after_consumer((1.5, device.close))
+    started = time.monotonic()
+    try:
+        status, out, err = run_cli(["decode", "--stream", stream_name, "--model", str(model), "--no-audio",
+                                    "--no-lsl-out", "--device", "cpu", "--on-lost", "exit", "--lost-after",
+                                    "0.5", "--duration", "30", "--json", str(tmp_path / "s.json")], capsys)
+    finally:
+        device.close()
+    assert status == 2 and time.monotonic() - started < 30
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "lost for" in errors[0] and "--on-lost" in errors[0]
+    assert "Traceback" not in err and "stream lost" in out
+
+
+def test_decode_summary_and_json_show_a_stall(stream_name, tmp_path, capsys):
+    import json
+
+    from tests.decoder.onnx_models import make_model
+
+    model = make_model(tmp_path / "model.onnx")
+    device = _model_device(stream_name)
+    device.after_consumer((1.5, device.pause), (1.5, device.resume))
+    try:
+        status, out, err = run_cli(["decode", "--stream", stream_name, "--model", str(model), "--no-audio",
+                                    "--device", "cpu", "--duration", "7", "--json",
+                                    str(tmp_path / "s.json")], capsys)
+    finally:
+        device.close()
+    assert status == 0, err
+    summary = json.loads((tmp_path / "s.json").read_text())
+    health = summary["stream_health"]
+    assert health["stalls"] == 1 and health["losses"] == 0 and 0.6 < health["stalled_s"] < 2.0
+    assert [state for _, state in health["transitions"]] == ["connected", "stalled", "connected"]
+    assert summary["counters"]["flagged_windows"] >= 1 and summary["counters"]["stalls"] == 1
+    assert "stalls 1" in out
