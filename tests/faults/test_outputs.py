@@ -1,0 +1,205 @@
+"""Nothing overwritten without consent, no half-written file, an input never its own output, a full disk.
+
+Every writing command refuses an existing output before any work unless ``--overwrite`` is given.
+The full-disk cases mount a small tmpfs (root only; skipped with the reason otherwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import uuid
+
+import numpy as np
+import pytest
+import soundfile
+from eegmusic.stream.atomic import atomic_path, refuse_existing, refuse_same_file, write_json, write_text
+from eegmusic.stream.errors import AudioError, OutputError
+
+from tests.faults.conftest import assert_one_line_error, run_cli
+
+PRECIOUS = b"twenty seconds of a recording nobody can make again"
+
+
+def _wav(path, seconds=0.5):
+    t = np.arange(int(22050 * seconds)) / 22050
+    soundfile.write(path, 0.3 * np.sin(2 * np.pi * 440 * t), 22050)
+    return path
+
+
+@pytest.fixture
+def precious(tmp_path):
+    def make(name):
+        path = tmp_path / name
+        path.write_bytes(PRECIOUS)
+        return path
+    return make
+
+
+@pytest.mark.parametrize(("command", "flag", "name"), [
+    ("decode", "--wav", "decoded.wav"),
+    ("decode", "--json", "summary.json"),
+])
+def test_decode_refuses_an_existing_output_before_starting(command, flag, name, precious, tmp_path, capsys):
+    target = precious(name)
+    status, _, err = run_cli([command, "--model", str(tmp_path / "m.onnx"), "--stream", "s", "--timeout", "0",
+                              flag, str(target)], capsys)
+    assert_one_line_error(status, err, str(target), "--overwrite")
+    assert target.read_bytes() == PRECIOUS
+
+
+def test_decode_with_overwrite_gets_past_the_check(precious, tmp_path, capsys):
+    target = precious("summary.json")
+    status, _, err = run_cli(["decode", "--model", str(tmp_path / "missing.onnx"), "--stream", "s",
+                              "--timeout", "0", "--json", str(target), "--overwrite"], capsys)
+    line = assert_one_line_error(status, err, "missing.onnx")  # the next problem, not the file
+    assert "already exists" not in line and target.read_bytes() == PRECIOUS  # nothing decoded: not written
+
+
+def test_decode_wav_and_json_on_one_path_is_refused(tmp_path, capsys):
+    target = tmp_path / "x.wav"
+    status, _, err = run_cli(["decode", "--model", "m.onnx", "--stream", "s", "--wav", str(target),
+                              "--json", str(target)], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("how", ["same path", "relative", "symlink", "dot-dot"])
+def test_vocode_input_is_never_its_own_output(how, tmp_path, capsys, monkeypatch):
+    source = _wav(tmp_path / "a.wav")
+    before = source.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    out = {"same path": str(source), "relative": "a.wav", "dot-dot": f"../{tmp_path.name}/a.wav"}.get(how)
+    if how == "symlink":
+        (tmp_path / "link.wav").symlink_to(source)
+        out = str(tmp_path / "link.wav")
+    status, _, err = run_cli(["vocode", str(source), "--out", out, "--overwrite"], capsys)
+    assert_one_line_error(status, err, "the input file itself")
+    assert source.read_bytes() == before
+
+
+def test_vocode_refuses_an_existing_output_and_replaces_it_atomically_when_asked(tmp_path, capsys):
+    source = _wav(tmp_path / "a.wav")
+    out = tmp_path / "b.wav"
+    out.write_bytes(PRECIOUS)
+    status, _, err = run_cli(["vocode", str(source), "--out", str(out)], capsys)
+    assert_one_line_error(status, err, "--overwrite")
+    assert out.read_bytes() == PRECIOUS
+    status, _, err = run_cli(["vocode", str(source), "--out", str(out), "--overwrite"], capsys)
+    assert status == 0, err
+    audio, rate = soundfile.read(out)
+    assert rate == 22050 and abs(len(audio) - 11025) <= 512
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.wav"]  # no temporary file left
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "metrics.md", "reconstruction.png", "reconstruction.wav",
+                                  "target.wav"])
+def test_evaluate_refuses_to_replace_earlier_results(name, precious, tmp_path, capsys):
+    target = precious(name)
+    status, _, err = run_cli(["evaluate", "--data", str(tmp_path / "nodata"), "--model", "m.onnx", "--out",
+                              str(tmp_path)], capsys)
+    assert_one_line_error(status, err, name, "--overwrite")
+    assert target.read_bytes() == PRECIOUS
+
+
+def test_simulate_refuses_a_folder_with_an_old_simulation(precious, tmp_path, capsys):
+    old = precious("song21_Imputed.mat")
+    status, _, err = run_cli(["simulate", "--out", str(tmp_path), "--n-songs", "1", "--n-subjects", "1",
+                              "--duration", "3", "--no-progress"], capsys)
+    assert_one_line_error(status, err, "--overwrite")
+    assert old.read_bytes() == PRECIOUS and sorted(p.name for p in tmp_path.iterdir()) == [old.name]
+
+
+def test_train_refuses_an_existing_run(precious, tmp_path, sim_dir, capsys):
+    precious("checkpoint.pt")
+    status, _, err = run_cli(["train", "--data", str(sim_dir), "--out", str(tmp_path), "--epochs", "1",
+                              "--no-progress"], capsys)
+    assert_one_line_error(status, err, "--resume")
+    assert (tmp_path / "checkpoint.pt").read_bytes() == PRECIOUS
+
+
+@pytest.mark.parametrize("fails_at", ["before writing", "half written"])
+def test_atomic_write_leaves_the_old_file_when_interrupted(fails_at, precious, tmp_path):
+    target = precious("summary.json")
+    with pytest.raises(RuntimeError), atomic_path(target) as part:
+        if fails_at == "half written":
+            part.write_text('{"windows": 1')
+        raise RuntimeError("killed")
+    assert target.read_bytes() == PRECIOUS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+def test_atomic_helpers_write_whole_files(tmp_path):
+    write_json(tmp_path / "a.json", {"x": np.float64(1.5)})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": "1.5"} or json.loads(
+        (tmp_path / "a.json").read_text()) == {"x": 1.5}
+    write_text(tmp_path / "b.txt", "é")
+    assert (tmp_path / "b.txt").read_text(encoding="utf-8") == "é"
+
+
+def test_refusal_helpers(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refuse_existing(empty, overwrite=False)            # an empty folder holds nothing to lose
+    refuse_existing(tmp_path / "new", overwrite=False)
+    (empty / "f").write_text("x")
+    with pytest.raises(OutputError, match="folder .* already exists"):
+        refuse_existing(empty, overwrite=False)
+    refuse_existing(empty, overwrite=True)
+    with pytest.raises(OutputError, match="input file itself"):
+        refuse_same_file(empty / "f", empty / ".." / "empty" / "f")
+    refuse_same_file(empty / "f", empty / "g")
+
+
+# ---- a full disk ------------------------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs mounted on a fresh folder (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root; the full-disk cases run in CI as root")
+    mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_while_recording_wav_is_one_line_and_keeps_the_file_readable(small_disk):
+    from eegmusic.decoder.audio import WavSink
+
+    path = small_disk / "decoded.wav"
+    block = (0.1 * np.sin(np.arange(2205) / 3.0)).astype(np.float32)
+    written = 0
+    with pytest.raises(AudioError) as caught, contextlib.closing(WavSink(path)) as sink:
+        for _ in range(1000):  # 1000 x 0.1 s of 16-bit audio is far more than 256 KiB
+            written += sink.write(block)
+    message = str(caught.value)
+    assert "\n" not in message and "disk may be full" in message and str(path) in message
+    audio, rate = soundfile.read(path)
+    # what was written stays readable: every whole block, perhaps part of the one the disk cut short
+    assert rate == 22050 and written - 4 * 2205 <= len(audio) <= written + 2205
+
+
+@pytest.mark.parametrize("size", [300_000, 2_000_000])
+def test_full_disk_on_an_atomic_write_keeps_the_old_file(size, small_disk):
+    target = small_disk / "summary.json"
+    target.write_bytes(PRECIOUS)
+    with pytest.raises(OutputError) as caught:
+        write_text(target, "x" * size)
+    message = str(caught.value)
+    assert "\n" not in message and "disk full" in message
+    assert target.read_bytes() == PRECIOUS
+    assert sorted(p.name for p in small_disk.iterdir()) == ["summary.json"]
+
+
+def test_full_disk_through_vocode_is_one_line(small_disk, tmp_path, capsys):
+    source = _wav(tmp_path / "long.wav", seconds=8.0)   # 8 s of 16-bit audio: 350 KiB > 256 KiB
+    status, _, err = run_cli(["vocode", str(source), "--out", str(small_disk / "out.wav")], capsys)
+    assert_one_line_error(status, err, "disk")
+    assert list(small_disk.iterdir()) == []               # the partial file went with the failure
