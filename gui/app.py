@@ -690,7 +690,8 @@ def run_dashboard(pipeline, *, seconds: float | None = None, refresh_hz: float =
 
     Parameters
     ----------
-    pipeline : decoder.pipeline.LivePipeline
+    pipeline : decoder.pipeline.LivePipeline or gui.attach.AttachedDecode
+        In-process, or a decode process the window shows (``spawn_decode``) and stops at the end.
     seconds : float, optional
         Close after this long; None waits for the user.
     refresh_hz : float

@@ -200,11 +200,10 @@ def run_demo(args) -> int:
     try:
         config = PipelineConfig(stream_name=name, model_path=model, audio_device=device, wav_path=wav,
                                 record_dir=record, truth_dir=data, resolve_timeout_s=30.0)
-        pipeline = LivePipeline(config)
         if not args.no_gui and _has_display():
-            summary = _decode_with_dashboard(pipeline, args.duration)
+            summary = _decode_with_dashboard(config, args.duration)
         else:
-            summary = _decode_headless(pipeline, args.duration)
+            summary = _decode_headless(LivePipeline(config), args.duration)
     finally:
         replay.terminate()
         try:
@@ -249,8 +248,13 @@ def _decode_headless(pipeline, seconds: float) -> dict:
         return pipeline.summary()
 
 
-def _decode_with_dashboard(pipeline, seconds: float) -> dict:
+def _decode_with_dashboard(config, seconds: float) -> dict:
+    """Decode in an ``eegmusic decode --publish`` process the dashboard shows (and stops at the end):
+    drawing never delays decoding, and the window's volume and mute act on the decode's output."""
     from eegmusic.gui.app import run_dashboard
+    from eegmusic.gui.attach import decode_command, spawn_decode
 
-    return run_dashboard(pipeline, seconds=seconds)
+    print("$ " + " ".join(decode_command(config, "NAME")[2:]).replace("NAME", "<dashboard>", 1)
+          + "   (its own process, shown by the dashboard)", flush=True)
+    return run_dashboard(spawn_decode(config), seconds=seconds)
 

@@ -141,9 +141,9 @@ def test_gui_thread_stays_responsive_while_decoding(qtbot, sim_dir, stream_name,
     from eegmusic.replay.player import Player
     from PySide6 import QtCore
 
-    # a 128-channel 1 kHz amplifier-like stream, hop 50 ms: the pipeline resamples, filters and decodes
+    # a 128-channel 1 kHz amplifier-like stream, hop 2 frames (46 ms): resampled, filtered, decoded
     with Player(sim_dir, 21, 1, name=stream_name, loop=True, device_like=1000.0, markers=False):
-        window = _window(qtbot, stream=stream_name, model=str(model_file), extra={"hop_s": 0.05})
+        window = _window(qtbot, stream=stream_name, model=str(model_file), extra={"hop_s": 2 * 512 / 22050})
         _run(qtbot, window)
         qtbot.waitUntil(lambda: window.eeg_panel.n_updates >= 2, timeout=10000)
         delays, last = [], [time.perf_counter()]

@@ -57,3 +57,27 @@ def test_demo_bad_options(sim_dir, tmp_path, argv, message):
 def test_demo_needs_two_songs(tmp_path):
     result = _demo("--data", str(tmp_path), "--no-gui", "--cache", str(tmp_path))
     assert result.returncode == 2 and "the demo needs 2 or more" in result.stderr
+
+
+@pytest.mark.lsl
+@pytest.mark.gui
+def test_demo_with_the_dashboard_decodes_in_its_own_process(sim_dir, tmp_path):
+    """With a display the demo's decode runs as a separate `eegmusic decode --publish` process that
+    the dashboard shows and stops; the summary is that process's own."""
+    import os
+
+    model = make_model(tmp_path / "model.onnx")
+    out = tmp_path / "run"
+    env = {**os.environ, "DISPLAY": os.environ.get("DISPLAY", ":99"), "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run(
+        [sys.executable, "-m", "eegmusic", "demo", "--data", str(sim_dir), "--model", str(model),
+         "--duration", "4", "--wav", str(tmp_path / "demo.wav"), "--out", str(out), "--cache",
+         str(tmp_path / "cache")],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(its own process, shown by the dashboard)" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counters"]["windows"] > 10 and summary["error"] is None
+    assert summary["dynamic_r_total"] is not None
+    audio, rate = soundfile.read(tmp_path / "demo.wav")
+    assert rate == 22050 and len(audio) > 22050
