@@ -11,22 +11,26 @@ INFO_EPILOG = """\
 Lists songs (title, tempo, duration), participants, channels, which stimuli exist, and every problem
 found. Exit status 0 when no problem was found, 1 when some were, 2 when the folder cannot be read.
 
-Example:
-  eegmusic info /tmp/sim
+Examples:
+  eegmusic info /tmp/sim                 # NMED-T folder
+  eegmusic info s.xdf                    # calibration session (eegmusic calibrate)
+  eegmusic info rec_raw.fif              # recording MNE reads, with rec.eegmusic.json beside it
+  eegmusic info /data/bids               # BIDS root with eegmusic.json
 """
 
 
 def add_info_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``eegmusic info``."""
     parser.epilog = INFO_EPILOG
-    parser.add_argument("folder", metavar="DIR", help="an NMED-T folder (real or simulated)")
+    parser.add_argument("folder", metavar="DATA",
+                        help="an NMED-T folder, XDF session, BIDS root or EEG file MNE reads")
 
 
 def run_info(args: argparse.Namespace) -> int:
     """Run ``eegmusic info``; print the description and every problem, return the exit status."""
-    from eegmusic.replay.nmedt import describe_folder
+    from eegmusic.replay.dataset import describe_dataset
 
-    lines, problems = describe_folder(args.folder)
+    lines, problems = describe_dataset(args.folder)
     for line in lines:
         print(line)
     if problems:

@@ -15,6 +15,7 @@ Examples:
   eegmusic replay --data /tmp/sim --song 21 --subject 1
   eegmusic replay --data /tmp/sim --song 22 --subject 2 --device-like 1000 --loop --name cap-2
   eegmusic replay --data /tmp/sim --song 21 --subject 1 --speed 10 --index-channel
+  eegmusic replay --data s.xdf --song 2 --subject 1     # play 2 of a calibration session
   eegmusic replay --xdf session.xdf --xdf-stream "ActiChamp-0" --loop
 
 Stop with Ctrl-C (or SIGTERM): the outlets close and inlets see the stream end.
@@ -28,7 +29,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``replay`` options to ``parser``."""
     parser.epilog = EPILOG
     source = parser.add_argument_group("what to replay")
-    source.add_argument("--data", metavar="DIR", help="NMED-T folder (real or from 'eegmusic simulate')")
+    source.add_argument("--data", metavar="DATA",
+                        help="NMED-T folder, XDF calibration session, BIDS root or EEG file MNE reads "
+                        "(its songs: eegmusic info DATA)")
     source.add_argument("--song", type=positive_int, metavar="NN", help="song trigger code, e.g. 21")
     source.add_argument("--subject", type=positive_int,
                         metavar="K", help="participant, 1-based index in the file")

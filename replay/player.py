@@ -558,10 +558,13 @@ class Player(ArrayPlayer):
         check_clash: bool = True,
         progress: bool = False,
     ) -> None:
-        from eegmusic.replay.nmedt import NMEDTFolder
+        from eegmusic.replay.dataset import open_dataset
 
         speed = check_speed(speed)
-        folder = NMEDTFolder(data_dir)
+        folder = open_dataset(data_dir)  # NMED-T folder, XDF session, MNE recording or BIDS root
+        if device_like is not None and folder.kind != "NMED-T folder":
+            raise ConfigError(f"--device-like imitates NMED-T's 128-channel amplifier; {data_dir} is a "
+                              f"{folder.kind}: drop --device-like")
         song_ids = sorted(folder.song_ids)
         if song not in song_ids:
             raise ConfigError(
@@ -587,7 +590,7 @@ class Player(ArrayPlayer):
         self.subject = int(subject)
         name = name or f"eegmusic-replay-s{song}-p{subject}"
         dataset = {
-            "name": "NMED-T",
+            "name": "NMED-T" if folder.kind == "NMED-T folder" else folder.kind,
             "path": str(Path(data_dir).resolve()),
             "song": song,
             "title": info.title,

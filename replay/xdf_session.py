@@ -104,7 +104,7 @@ class XDFSession(PlayDataset):
             and (stream is None or h["name"] == stream)
         ]
         if not eeg:
-            wanted = f"an EEG stream named '{stream}'" if stream else "an EEG stream (type EEG, regular rate)"
+            wanted = f"EEG stream named '{stream}'" if stream else "EEG stream (type EEG, regular rate)"
             raise DataFormatError(
                 f"{self.path}: no {wanted} (has {_describe(headers)}); record the cap's "
                 "stream in the session (eegmusic calibrate --stream NAME)"

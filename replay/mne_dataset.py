@@ -1,0 +1,234 @@
+"""Recordings MNE reads (FIF, EDF, BDF, BrainVision, EEGLAB, a BIDS root) as eegmusic datasets.
+
+The stimulus onsets come from the recording's annotations (or, when it has none, from the events of
+its stim channel); which audio each onset played comes from a small sidecar JSON, because no EEG
+format says it:
+
+``<recording stem>.eegmusic.json`` beside the file (a BIDS root: ``eegmusic.json`` in the root)::
+
+    {
+      "stimuli": {"song1": "audio/song1.wav", "5": "audio/other.flac"},
+      "subject": "P01",
+      "audio_delay_s": 0.0
+    }
+
+- ``stimuli`` (required) maps an annotation description (BIDS: the ``trial_type``), or a stim-channel
+  event code written as a string, to an audio file, relative to the sidecar's folder. Every onset
+  whose description is listed becomes one song: the EEG from the onset for the audio's length
+  (or the annotation's duration when it is longer than zero and shorter), the audio from its start.
+- ``subject`` (optional) names the participant (default: the file's stem; BIDS: ``sub-XX``).
+- ``audio_delay_s`` (optional) is how long after the marked onset the sound starts (e.g. the
+  sound card's output latency when the trigger was sent at playback start).
+
+Only EEG channels are kept, in µV; electrode positions come from the recording's montage when it has
+one (else the labels are looked up in the standard montages by the consumers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+from eegmusic.replay.dataset import Play, PlayDataset
+from eegmusic.stream.errors import DataFormatError
+
+logger = logging.getLogger(__name__)
+
+SIDECAR_SUFFIX = ".eegmusic.json"
+BIDS_SIDECAR = "eegmusic.json"
+BIDS_EXTENSIONS = (".vhdr", ".edf", ".bdf", ".set", ".fif")
+
+
+def _mne():
+    try:
+        import mne
+    except ImportError:
+        raise DataFormatError("reading this recording needs MNE: pip install 'eegmusic[train]'") from None
+    return mne
+
+
+def sidecar_path(recording) -> Path:
+    """``<stem>.eegmusic.json`` beside a recording (``x.fif.gz`` → ``x.eegmusic.json``)."""
+    recording = Path(recording)
+    stem = recording.name.split(".")[0]
+    return recording.with_name(stem + SIDECAR_SUFFIX)
+
+
+def read_sidecar(path: Path, recording: Path) -> dict:
+    """The checked sidecar (see the module docstring)."""
+    if not path.is_file():
+        raise DataFormatError(
+            f"{recording}: no sidecar {path.name} naming the audio of each stimulus; write {path} as "
+            '{"stimuli": {"<annotation or event code>": "<audio file>"}} (format: replay/mne_dataset.py)'
+        )
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DataFormatError(f"{path}: not readable JSON ({error}); fix the sidecar") from None
+    stimuli = content.get("stimuli") if isinstance(content, dict) else None
+    if not isinstance(stimuli, dict) or not stimuli:
+        raise DataFormatError(
+            f'{path}: no "stimuli" mapping; add {{"stimuli": {{"<annotation>": "<audio>"}}}}'
+        )
+    for key, audio in stimuli.items():
+        if not (path.parent / str(audio)).is_file():
+            raise DataFormatError(
+                f"{path}: stimulus '{key}' names audio {path.parent / str(audio)}, which does "
+                "not exist; put the file there or fix the sidecar"
+            )
+    return content
+
+
+def _onsets(raw, recording: Path) -> list[tuple[str, float, float]]:
+    """(description, onset s from the first sample, duration s) of every annotation or stim event."""
+    mne = _mne()
+    # With a measurement date, onsets count from it and the data start first_time later; without,
+    # onsets count from the first sample.
+    shift = raw.first_time if raw.annotations.orig_time is not None else 0.0
+    out = [(str(a["description"]), float(a["onset"]) - shift, float(a["duration"])) for a in raw.annotations]
+    if out:
+        return out
+    stim = mne.pick_types(raw.info, stim=True, eeg=False)
+    if len(stim):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            events = mne.find_events(raw, stim_channel=raw.ch_names[stim[0]], verbose="error")
+        return [(str(code), (sample - raw.first_samp) / raw.info["sfreq"], 0.0) for sample, _, code in events]
+    raise DataFormatError(
+        f"{recording}: no annotations and no stim-channel events, so no stimulus onsets; "
+        "annotate each stimulus onset (mne Annotations / BIDS events.tsv) and name its audio "
+        "in the sidecar"
+    )
+
+
+class MNEDataset(PlayDataset):
+    """One recording MNE reads, or every EEG recording of a BIDS root (one participant per file).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.fif``/``.edf``/``.bdf``/``.vhdr``/``.set`` file with its sidecar, or a BIDS root with
+        ``eegmusic.json``.
+
+    Raises
+    ------
+    DataFormatError
+        Unreadable file; no annotations/events; no sidecar, or one naming missing audio; no onset
+        named in the sidecar.
+    """
+
+    kind = "MNE recording"
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self._raws: dict[Path, object] = {}
+        if self.path.is_dir():
+            self.kind = "BIDS root"
+            sidecar = self.path / BIDS_SIDECAR
+            content = read_sidecar(sidecar, self.path)
+            for recording, subject in self._bids_recordings():
+                self._add_plays(recording, subject, content, sidecar.parent)
+        else:
+            sidecar = sidecar_path(self.path)
+            content = read_sidecar(sidecar, self.path)
+            self._add_plays(
+                self.path,
+                str(content.get("subject") or self.path.name.split(".")[0]),
+                content,
+                sidecar.parent,
+            )
+        if not self.plays:
+            raise DataFormatError(
+                f"{self.path}: no annotation or event matches the sidecar's stimuli; make the "
+                '"stimuli" keys the annotation descriptions (BIDS: trial_type)'
+            )
+
+    def _bids_recordings(self) -> list[tuple[object, str]]:
+        try:
+            import mne_bids
+        except ImportError:
+            raise DataFormatError(
+                "reading a BIDS root needs mne-bids: pip install 'eegmusic[train]'"
+            ) from None
+        paths = mne_bids.find_matching_paths(
+            self.path, datatypes="eeg", suffixes="eeg", extensions=list(BIDS_EXTENSIONS)
+        )
+        if not paths:
+            raise DataFormatError(
+                f"{self.path}: no EEG recording (sub-*/eeg/*_eeg.vhdr|edf|bdf|set|fif) in this "
+                "BIDS root; point --data at a BIDS dataset with EEG"
+            )
+        return [(p, f"sub-{p.subject}" + (f"_ses-{p.session}" if p.session else "")) for p in paths]
+
+    def _raw(self, recording):
+        key = Path(str(recording.fpath)) if hasattr(recording, "fpath") else Path(recording)
+        if key not in self._raws:
+            mne = _mne()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if hasattr(recording, "fpath"):
+                        import mne_bids
+
+                        raw = mne_bids.read_raw_bids(recording, verbose="error")
+                    else:
+                        raw = mne.io.read_raw(str(recording), preload=False, verbose="error")
+            except Exception as error:
+                raise DataFormatError(
+                    f"{key}: MNE cannot read it ({type(error).__name__}: {str(error)[:100]}); check the file"
+                ) from None
+            self._raws = {key: raw}  # one recording open at a time
+        return self._raws[key]
+
+    def _add_plays(self, recording, subject: str, content: dict, folder: Path) -> None:
+        raw = self._raw(recording)
+        stimuli = {str(k): folder / str(v) for k, v in content["stimuli"].items()}
+        delay = float(content.get("audio_delay_s", 0.0))
+        duration_s = raw.n_times / raw.info["sfreq"]
+        for description, onset, length in _onsets(raw, Path(str(getattr(recording, "fpath", recording)))):
+            if description not in stimuli:
+                continue
+            audio = stimuli[description]
+            song_id = len(self.plays) + 1
+            self.plays[song_id] = Play(
+                song_id=song_id,
+                subject=subject,
+                title=audio.name,
+                audio_path=audio,
+                audio_start_s=-delay,
+                source=(recording, onset, length),
+            )
+            if onset >= duration_s:
+                raise DataFormatError(
+                    f"{self.path}: stimulus '{description}' at {onset:.1f} s is after the "
+                    f"recording's end ({duration_s:.1f} s); fix the annotations"
+                )
+
+    def _load_eeg(self, play: Play):
+        import soundfile
+
+        mne = _mne()
+        recording, onset, length = play.source
+        raw = self._raw(recording)
+        sfreq = float(raw.info["sfreq"])
+        try:
+            audio_s = soundfile.info(str(play.audio_path)).duration
+        except Exception:
+            audio_s = len(self._read_audio(play.audio_path)) / 22050.0
+        seconds = min(audio_s + max(-play.audio_start_s, 0.0), length) if length > 0 else audio_s
+        start = int(round(onset * sfreq))
+        stop = min(start + int(round(seconds * sfreq)), raw.n_times)
+        picks = mne.pick_types(raw.info, eeg=True, exclude=[])
+        if len(picks) == 0:
+            raise DataFormatError(
+                f"{self.path}: no EEG channels (channel types: "
+                f"{sorted(set(raw.get_channel_types()))}); set the EEG channels' type to eeg"
+            )
+        data = raw.get_data(picks=picks, start=start, stop=stop, units="uV")
+        labels = tuple(raw.ch_names[i] for i in picks)
+        locs = np.array([raw.info["chs"][i]["loc"][:3] for i in picks], dtype=np.float64)
+        positions = locs if np.all(np.isfinite(locs)) and np.all(np.linalg.norm(locs, axis=1) > 0) else None
+        return data, sfreq, labels, positions

@@ -1,0 +1,180 @@
+"""The dataset interface: XDF calibration sessions and recordings MNE reads (FIF, stim events, BIDS).
+
+Files are written with the real writers (XDFWriter, MNE, mne-bids with pybv) and read back through
+:func:`replay.dataset.open_dataset` and the training windows.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from eegmusic.replay.calibration_markers import encode
+from eegmusic.replay.dataset import open_dataset
+from eegmusic.replay.xdf_writer import XDFWriter
+from eegmusic.stream.errors import DataFormatError
+
+LABELS = ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"]
+SFREQ = 250.0
+
+
+@pytest.fixture
+def song(tmp_path) -> Path:
+    """Five seconds of noise at 44.1 kHz."""
+    path = tmp_path / "song1.wav"
+    soundfile.write(path, 0.1 * np.random.default_rng(0).standard_normal(5 * 44100).astype("f4"), 44100)
+    return path
+
+
+def _xdf(path, eeg, *, markers=(), with_eeg=True):
+    with XDFWriter(path) as writer:
+        if with_eeg:
+            stream = writer.add_stream(name="cap", stype="EEG", channel_format="float32", nominal_srate=SFREQ,
+                                       labels=LABELS)
+            writer.write_samples(stream, 100.0 + np.arange(eeg.shape[1]) / SFREQ, eeg.T)
+        if markers:
+            marker = writer.add_stream(name="cap-calibration", stype="Markers", channel_format="string",
+                                       nominal_srate=0.0, labels=["marker"])
+            writer.write_samples(marker, [m[0] for m in markers], [m[1] for m in markers])
+    return path
+
+
+def _start(song, t, **fields):
+    return (t, encode("track_start", track=fields.pop("track", 0), file=song.name, path=str(song),
+                      position_s=0.0, duration_s=5.0, **fields))
+
+
+def test_xdf_session_aligns_eeg_and_audio(tmp_path, song, rng):
+    eeg = rng.standard_normal((8, int(12 * SFREQ))).astype(np.float32)
+    path = _xdf(tmp_path / "s.xdf", eeg, markers=[_start(song, 101.0), (106.0, encode("track_end", track=0,
+                                                                                         position_s=5.0))])
+    session = open_dataset(path)
+    assert session.song_ids == [1] and session.subject == "s"
+    recording = session.load_song(1)
+    np.testing.assert_array_equal(recording.data[:, :, 0], eeg[:, 250:1500])  # 101 s .. 106 s
+    audio = session.load_stimulus(1)
+    from eegmusic.replay.nmedt import read_audio
+
+    np.testing.assert_array_equal(audio, read_audio(song))  # heard from its start at EEG sample 0
+
+
+def test_xdf_training_windows_resampled_to_the_model_rate(tmp_path, song, rng):
+    from eegmusic.offline_training.dataset import WindowDataset
+
+    eeg = rng.standard_normal((8, int(12 * SFREQ))).astype(np.float32)
+    path = _xdf(tmp_path / "s.xdf", eeg, markers=[_start(song, 101.0)])
+    windows = WindowDataset(path)
+    assert windows.channels == tuple(LABELS) and windows.spec.channels == tuple(LABELS)
+    assert windows.eeg([0]).shape == (1, 8, 125) and windows.mel([0]).shape == (1, 128, 44)
+    assert len(windows) == 5  # 5 s of play at a 1-s hop
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_eeg", "no EEG stream \\(type EEG"),
+    ("no_markers", "no calibration markers"),
+    ("missing_audio", "names audio 'gone.wav', found in none"),
+])
+def test_bad_xdf_sessions(tmp_path, song, rng, case, message):
+    eeg = rng.standard_normal((8, 3000)).astype(np.float32)
+    if case == "no_eeg":
+        path = _xdf(tmp_path / "s.xdf", eeg, markers=[_start(song, 101.0)], with_eeg=False)
+    elif case == "no_markers":
+        path = _xdf(tmp_path / "s.xdf", eeg)
+    else:
+        gone = tmp_path / "gone.wav"
+        path = _xdf(tmp_path / "s.xdf", eeg, markers=[(101.0, encode("track_start", track=0, file="gone.wav",
+                                                                     path=str(gone), position_s=0.0))])
+    before = path.read_bytes()
+    with pytest.raises(DataFormatError, match=message):
+        open_dataset(path)
+    assert path.read_bytes() == before
+
+
+def _fif(tmp_path, *, annotations=True, stim=True, sidecar=None) -> Path:
+    import mne
+
+    rng = np.random.default_rng(1)
+    names = LABELS + (["STI"] if stim else [])
+    info = mne.create_info(names, SFREQ, ["eeg"] * 8 + (["stim"] if stim else []))
+    data = rng.standard_normal((len(names), int(20 * SFREQ))) * 1e-5
+    if stim:
+        data[8] = 0.0
+        data[8, [500, 3000]] = 5
+    raw = mne.io.RawArray(data, info, verbose="error")
+    if annotations:
+        raw.set_annotations(mne.Annotations([2.0, 12.0], [0.0, 0.0], ["song1", "song1"]))
+    path = tmp_path / "rec_raw.fif"
+    raw.save(path, verbose="error")
+    if sidecar is not None:
+        (tmp_path / "rec_raw.eegmusic.json").write_text(json.dumps(sidecar))
+    return path
+
+
+def test_fif_with_annotations_and_sidecar(tmp_path, song):
+    import mne
+
+    path = _fif(tmp_path, sidecar={"stimuli": {"song1": "song1.wav"}, "subject": "P7"})
+    dataset = open_dataset(path)
+    assert dataset.song_ids == [1, 2] and dataset.plays[2].subject == "P7"
+    recording = dataset.load_song(2)
+    raw = mne.io.read_raw(path, verbose="error")
+    expected = raw.get_data(picks="eeg", start=3000, stop=3000 + int(5 * SFREQ), units="uV")
+    np.testing.assert_allclose(recording.data[:, :, 0], expected)
+    assert recording.channels == tuple(LABELS) and recording.sfreq == SFREQ
+
+
+def test_fif_stim_events_when_there_are_no_annotations(tmp_path, song):
+    path = _fif(tmp_path, annotations=False, sidecar={"stimuli": {"5": "song1.wav"}})
+    dataset = open_dataset(path)
+    assert [dataset.plays[k].source[1] for k in dataset.song_ids] == [2.0, 12.0]
+
+
+@pytest.mark.parametrize("sidecar, message", [
+    (None, "no sidecar rec_raw.eegmusic.json"),
+    ({"stimuli": {"song1": "missing.wav"}}, "names audio .*missing.wav, which does not exist"),
+    ({"stimuli": {"other": "song1.wav"}}, "no annotation or event matches"),
+])
+def test_bad_mne_recordings(tmp_path, song, sidecar, message):
+    path = _fif(tmp_path, sidecar=sidecar)
+    with pytest.raises(DataFormatError, match=message):
+        open_dataset(path)
+
+
+def test_mne_recording_without_events_is_refused(tmp_path, song):
+    path = _fif(tmp_path, annotations=False, stim=False, sidecar={"stimuli": {"song1": "song1.wav"}})
+    with pytest.raises(DataFormatError, match="no annotations and no stim-channel events"):
+        open_dataset(path)
+
+
+def test_bids_root(tmp_path, song):
+    pytest.importorskip("pybv")
+    import mne
+    import mne_bids
+
+    raw = mne.io.read_raw(_fif(tmp_path / ".", sidecar=None), verbose="error")
+    root = tmp_path / "bids"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mne_bids.write_raw_bids(raw, mne_bids.BIDSPath(subject="01", task="music", root=root, datatype="eeg"),
+                                format="BrainVision", allow_preload=True, verbose="error")
+    (root / "stimuli").mkdir()
+    (root / "stimuli" / "song1.wav").write_bytes(song.read_bytes())
+    (root / "eegmusic.json").write_text(json.dumps({"stimuli": {"song1": "stimuli/song1.wav"}}))
+    dataset = open_dataset(root)
+    assert dataset.kind == "BIDS root" and dataset.song_ids == [1, 2]
+    assert dataset.plays[1].subject == "sub-01"
+    assert dataset.load_song(1).data.shape == (8, int(5 * SFREQ), 1)
+
+
+def test_info_describes_any_dataset(tmp_path, song, rng, capsys):
+    from eegmusic.stream.cli import main
+
+    eeg = rng.standard_normal((8, int(12 * SFREQ))).astype(np.float32)
+    path = _xdf(tmp_path / "s.xdf", eeg, markers=[_start(song, 101.0)])
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "XDF session" in out and "song 1 'song1.wav'" in out and "problems: none" in out
