@@ -145,7 +145,7 @@ def no_stimuli_dir(sim_dir, tmp_path_factory):
         ({"--arch-config": "{nope"}, "--arch-config is not valid JSON"),
         ({"--arch-config": '{"widht": 3}'}, "bad configuration for model 'cnn'"),
         ({"--data": "NO_STIMULI"}, "song 21 in .* has no stimulus audio"),
-        ({"--data": "/nonexistent/folder"}, "folder not found"),
+        ({"--data": "/nonexistent/folder"}, "/nonexistent/folder: not found; pass an NMED-T folder"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(change, message, sim_dir, no_stimuli_dir, tmp_path, capsys):
