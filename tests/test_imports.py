@@ -194,6 +194,22 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return components
 
 
+LIVE_STAGES = ("stream", "decoder", "replay")
+TRAINING_AND_QT = ("torch", "onnx", "onnxscript", "matplotlib", "PySide6", "shiboken6", "pyqtgraph")
+
+
+def test_the_live_path_never_imports_torch_or_qt():
+    """``stream``, ``decoder`` and ``replay`` run on the core install (docs/design.md: the live path
+    never imports torch). MNE and h5py are allowed, lazily, for other montages and MATLAB v7.3 files."""
+    bad = []
+    for path in _modules():
+        if _stage_of(_module_name(path)) in LIVE_STAGES:
+            bad += [f"{path.relative_to(ROOT)}:{line} imports `{module}`"
+                    for line, module, runs in _imports(path)
+                    if runs and module.split(".")[0] in TRAINING_AND_QT]
+    assert not bad, "\n".join(bad)
+
+
 @pytest.mark.parametrize("source, expected", [
     ("from eegmusic.replay.nmedt import x\n", "decoder -> replay"),
     ("def f():\n    import eegmusic.gui.app\n", "decoder -> gui"),
