@@ -51,6 +51,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the results of an earlier evaluate in --out (refused otherwise)")
+    parser.add_argument("--allow-short-stimulus", action="store_true",
+                        help="score against a stimulus shorter than its EEG (silence after its end)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -79,6 +81,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_wav_s=args.wav_seconds,
         progress=not args.no_progress,
+        allow_short_stimulus=args.allow_short_stimulus,
     )
     print(metrics_table(summary), end="")
     print(f"Results written to {args.out} (metrics.json, metrics.md, reconstruction.png, WAVs)")

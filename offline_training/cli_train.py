@@ -96,6 +96,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="JSON of model hyper-parameters, e.g. '{\"filters\": [4, 8, 8, 8, 8]}'",
     )
+    parser.add_argument("--allow-short-stimulus", action="store_true",
+                        help="train on a stimulus shorter than its EEG (targets after its end are silence); "
+                        "refused otherwise")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     renamed_option(parser, "--model", "is a model file in every command; name the architecture with --arch "
                    "(e.g. --arch linear)")
@@ -134,6 +137,7 @@ def run_train(args: argparse.Namespace) -> int:
         model_config=model_config,
         progress=not args.no_progress,
         init=args.init,
+        allow_short_stimulus=args.allow_short_stimulus,
     )
     metrics = train(config, resume=args.resume)
     if metrics.get("paths"):

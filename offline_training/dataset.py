@@ -97,8 +97,13 @@ class WindowDataset:
         hop_s: float = 1.0,
         spec: PreprocessingSpec = DEFAULT_SPEC,
         target_offset_s: float = 0.0,
+        allow_short_stimulus: bool = False,
     ):
+        from eegmusic.offline_training.sanity import FlatReport
+
         self.folder = Path(folder)
+        self.allow_short_stimulus = bool(allow_short_stimulus)
+        self.flat_report = FlatReport()
         self.hop_s = float(hop_s)
         self.hop = int(round(self.hop_s * MODEL_SFREQ))
         if self.hop < 1:
@@ -137,6 +142,7 @@ class WindowDataset:
             eeg = None
             for k in range(recording.n_subjects):
                 subject_eeg = recording.eeg(k)
+                self.flat_report.add(f"song {song} {recording.subjects[k]}", subject_eeg, recording.channels)
                 if abs(float(recording.sfreq) - MODEL_SFREQ) > 1e-6:
                     from eegmusic.stream.resample import resample_recording
 
@@ -161,6 +167,7 @@ class WindowDataset:
                 block["song"], block["subject"], block["start"] = song, global_index, starts
                 rows.append(block)
         self.index = np.concatenate(rows) if rows else np.empty(0, dtype=INDEX_DTYPE)
+        self.flat_report.check(self.folder)  # all-zero / flat recordings: refused above a share
         if len(self.index) == 0:
             raise DataFormatError(
                 f"{self.folder} has no complete 1-s window for songs {self.songs} and the chosen subjects"
@@ -282,7 +289,12 @@ class WindowDataset:
         Row k is the target of the window starting at sample ``k * hop``.
         """
         if song not in self._mel:
+            from eegmusic.offline_training.sanity import check_stimulus
+
             audio = self._nmedt.load_stimulus(song)
+            eeg_s = self._eeg[song].shape[-1] / MODEL_SFREQ
+            check_stimulus(audio, song=song, folder=self.folder, eeg_s=eeg_s,
+                           allow_short=self.allow_short_stimulus)
             n_starts = (self._eeg[song].shape[-1] - WINDOW_SAMPLES) // self.hop + 1
             starts_s = np.arange(n_starts) * self.hop / MODEL_SFREQ - self.target_offset_s
             self._mel[song] = window_mels(audio, starts_s)

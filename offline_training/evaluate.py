@@ -104,6 +104,7 @@ def evaluate(
     n_plot_windows: int = 6,
     progress: bool = True,
     chunk_windows: int = CHUNK_WINDOWS,
+    allow_short_stimulus: bool = False,
 ) -> dict:
     """Evaluate a model file on the test part of a dataset and write the results.
 
@@ -130,6 +131,8 @@ def evaluate(
         Show a progress bar on stderr.
     chunk_windows : int
         Test windows scored together (whole blocks at a time); bounds the memory used.
+    allow_short_stimulus : bool
+        Score against a stimulus shorter than its EEG (silence after its end); refused otherwise.
 
     Returns
     -------
@@ -169,6 +172,7 @@ def evaluate(
         hop_s=hop_s,
         spec=info.preprocessing,
         target_offset_s=info.target_offset_s,
+        allow_short_stimulus=allow_short_stimulus,
     )
     parts = make_split(dataset.index, split, seed=split_seed, hop_s=hop_s)
     if split != "all" and training.get("split") and split != training.get("split") and same_data:

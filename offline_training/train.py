@@ -31,7 +31,7 @@ from eegmusic.stream.spec import PreprocessingSpec
 logger = logging.getLogger(__name__)
 
 LOSSES = ("mse", "l1")
-RESUME_FREE_KEYS = ("epochs", "device", "progress", "patience")
+RESUME_FREE_KEYS = ("epochs", "device", "progress", "patience", "allow_short_stimulus")
 """Options that may change between a run and its ``--resume`` (everything else must match)."""
 
 
@@ -80,6 +80,9 @@ class TrainConfig:
     init : str, optional
         Fine-tune this pretrained model (a run's ``model.onnx`` or ``best.pt``) instead of starting
         from random weights (:mod:`offline_training.finetune`); the architecture is the pretrained one.
+    allow_short_stimulus : bool
+        Train on a stimulus shorter than its EEG (the targets after its end are silence); refused
+        otherwise (:func:`offline_training.sanity.check_stimulus`).
     """
 
     data: str
@@ -102,6 +105,7 @@ class TrainConfig:
     stats_windows: int = 2000
     progress: bool = True
     init: str | None = None
+    allow_short_stimulus: bool = False
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for a bad value (one line naming it and the fix)."""
@@ -296,6 +300,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         hop_s=config.hop_s,
         spec=PreprocessingSpec(),
         target_offset_s=0.0 if config.target_offset_s == "auto" else config.target_offset_s,
+        allow_short_stimulus=config.allow_short_stimulus,
     )
     split = make_split(dataset.index, config.split, seed=config.seed, hop_s=config.hop_s)
     lag_choice = None

@@ -198,6 +198,10 @@ class NMEDTFolder:
     def __repr__(self) -> str:
         return f"NMEDTFolder({str(self.path)!r}, songs={self.song_ids})"
 
+    def describe(self) -> tuple[list[str], list[str]]:
+        """Description lines and problems (:func:`describe_folder`), the dataset interface's ``describe``."""
+        return describe_folder(self.path)
+
     @property
     def song_ids(self) -> list[int]:
         """Song ids with a preprocessed file, or with a raw one where there is no preprocessed one."""
@@ -420,8 +424,9 @@ def read_song_file(path, song_id: int, *, raw: bool = False) -> SongRecording:
     except (TypeError, ValueError, IndexError) as error:
         raise DataFormatError(f"{path}: fs is not a number ({content['fs']!r}); set fs = 125") from error
     data = np.asarray(content[data_var])
-    if not np.issubdtype(data.dtype, np.number):
-        raise DataFormatError(f"{path}: {data_var} is not numeric (dtype {data.dtype}); expected float64 µV")
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        raise DataFormatError(f"{path}: {data_var} is not real numbers (dtype {data.dtype}); expected "
+                              "float64 µV")
     n_chans = len(RAW_CHANNELS) if raw else len(MODEL_CHANNELS)
     if not raw and len(RAW_CHANNELS) in data.shape and sfreq != MODEL_SFREQ:
         raise DataFormatError(
