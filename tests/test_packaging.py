@@ -86,9 +86,18 @@ class Installed:
 
 
 def _source_copy(dest: Path) -> Path:
-    """Copy the files of the working tree that git tracks or would track (no .venv, no caches)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    """Copy the files of the working tree that git tracks or would track (no .venv, no caches).
+
+    Outside a git checkout (an unpacked sdist) the whole tree is copied, less the usual build debris.
+    """
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        debris = shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", "build", "dist",
+                                        ".pytest_cache", ".ruff_cache", ".hypothesis")
+        shutil.copytree(ROOT, dest, ignore=debris)
+        return dest
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():  # a tracked file deleted in the working tree is skipped
