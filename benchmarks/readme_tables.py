@@ -1,0 +1,426 @@
+"""Turn ``eegmusic bench``'s JSON into the README's results and performance tables (markdown).
+
+Usage::
+
+    eegmusic bench --out bench.json
+    python -m eegmusic.benchmarks.readme_tables bench.json > tables.md
+
+Every figure of the README's "Results" and "Performance" sections comes out of ``bench.json``: the
+quality table that ``bench_quality`` renders itself, the vocoder table of ``bench_vocoder``, and one
+performance row per claim (ours, the baseline measured in the same run, their ratio, the goal), built
+here from the benchmarks' results. A benchmark that is missing or failed in ``bench.json`` gets a
+row saying so, never an old figure. The header names the machine, the date and the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+Row = tuple[str, str, str, str, str]
+"""(what, ours, baseline in the same run, ratio, goal)."""
+
+
+def _ms(value) -> str:
+    return "n/a" if value is None else f"{value:.3g} ms"
+
+
+def _x(value) -> str:
+    return "n/a" if value is None else f"{value:.3g}×"
+
+
+def _met(flag) -> str:
+    return "" if flag is None else (" — met" if flag else " — **not met**")
+
+
+# ---- one builder per benchmark: result dict → rows --------------------------------------------------------
+def rows_runtime(result: dict) -> list[Row]:
+    rows = []
+    for name, model in result["models"].items():
+        if "failed" in model:
+            rows.append((f"decoder compute per window, `{name}`", f"failed: {model['failed']}", "", "", ""))
+            continue
+        ort, torch = model["ort_cpu_1t"], model["torch_eager_1t"]
+        rows.append(
+            (
+                f"decoder compute per window, `{name}`, onnxruntime 1 thread",
+                f"{_ms(ort['p50_ms'])} p50, {_ms(ort['p99_ms'])} p99",
+                f"torch eager {_ms(torch['p50_ms'])} p50",
+                f"{_x(model['ratio_torch_over_ort_1t_p50'])} faster",
+                "≤ 2 ms p99, ≥ 5× torch (`cnn`)" if name == "cnn" else "",
+            )
+        )
+    worst = max(m["max_abs_diff_db_1t"] for m in result["models"].values() if "failed" not in m)
+    rows.append(("ONNX vs torch outputs, every model", f"max abs diff {worst:.2g} dB", "", "", "< 1e-3 dB"))
+    for key in ("live", "live_linear"):
+        live = result[key]
+        what = f"window arrival → audio buffer, live replay, `{live['model']}` (hop {live['hop_ms']:g} ms)"
+        rows.append(
+            (
+                what,
+                f"{_ms(live['latency_ms']['arrival_to_buffered']['p50'])} p50, "
+                f"{_ms(live['hop_to_audio_buffer_p99_ms'])} p99",
+                "",
+                "",
+                "≤ 15 ms p99",
+            )
+        )
+    return rows
+
+
+def rows_inlet(result: dict) -> list[Row]:
+    ours, source, theirs = result["ours_inlet"], result["ours_source"], result["mne_lsl"]
+    stream = result["stream"]
+    what = f"{stream['channels']} ch at {stream['rate_hz']:g} Hz"
+    return [
+        (
+            f"our inlet, {what}: CPU per second of data",
+            f"{ours['cpu_s_per_data_s']:.3g} s",
+            f"mne-lsl `StreamLSL` {theirs['cpu_s_per_data_s']:.3g} s",
+            _x(result.get("cpu_ratio")),
+            "≤ 0.5×" + _met(result["goals"]["cpu_ratio_le_0.5"] if result.get("goals") else None),
+        ),
+        (
+            "push → in buffer (both timed in their acquisition callback)",
+            f"{_ms(ours['latency']['p50_ms'])} p50, {_ms(ours['latency']['p99_ms'])} p99",
+            f"mne-lsl {_ms(theirs['latency']['p50_ms'])} p50, {_ms(theirs['latency']['p99_ms'])} p99",
+            f"{_x(result.get('latency_p50_ratio'))} at p50",
+            "",
+        ),
+        (
+            "push → window queued (incl. resampling to 125 Hz)",
+            f"{_ms(source['latency']['p50_ms'])} p50, {_ms(source['latency']['p99_ms'])} p99",
+            "",
+            "",
+            "≤ 2 ms p99" + _met(result["goals"]["window_p99_le_2ms"] if result.get("goals") else None),
+        ),
+    ]
+
+
+def rows_replay(result: dict) -> list[Row]:
+    rows = []
+    for config, entry in result["jitter"].items():
+        ours, theirs = entry["eegmusic"], entry["mne_lsl_PlayerLSL"]
+        if "error" in ours or "error" in theirs:
+            rows.append((f"replay jitter, {config}", ours.get("error", ""), theirs.get("error", ""), "", ""))
+            continue
+        rows.append(
+            (
+                f"replay timestamp jitter, {config}",
+                f"{_ms(ours['jitter']['p50_ms'])} p50, {_ms(ours['jitter']['p99_ms'])} p99",
+                f"`PlayerLSL` {_ms(theirs['jitter']['p50_ms'])} / {_ms(theirs['jitter']['p99_ms'])}",
+                f"PlayerLSL p99 / ours {_x(entry['ratio_p99_mne_over_ours'])}",
+                "p99 ≤ 1 ms" + _met(ours["jitter"]["p99_ms"] <= 1.0),
+            )
+        )
+    drift = result["drift_accelerated_hour"]
+    ours, theirs = drift["eegmusic"], drift["mne_lsl_PlayerLSL"]
+    rows.append(
+        (
+            f"replay drift after an accelerated hour (speed {drift['speed']:g})",
+            f"{ours['drift_ms']:+.3g} ms, timestamp rate error {ours['timestamp_rate_error_ppm']:g} ppm, "
+            f"{ours['data_hours_received']:.3g} h received",
+            f"`PlayerLSL` {theirs['drift_ms']:+.3g} ms, {theirs['data_hours_received']:.3g} h received",
+            "",
+            "zero drift",
+        )
+    )
+    return rows
+
+
+def rows_soak(result: dict) -> list[Row]:
+    soak, song = result["soak"], result["full_song"]
+    return [
+        (
+            f"soak: {soak['stream_hours']:g} h of stream decoded at {soak['speed']:g}× (`{soak['model']}`)",
+            f"{soak['samples_sent']:,} samples sent, {soak['samples_received']:,} received after draining "
+            f"({soak['samples_lost']:,} lost), {soak['gaps']} gaps; "
+            f"{soak['windows_decoded']:,} windows decoded, {soak['windows_dropped']:,} dropped and counted",
+            f"RSS first {soak['rss_mib_first']:.0f} MiB",
+            f"RSS last/first {soak['rss_growth_ratio_last_over_first']}",
+            "flat memory, no loss",
+        ),
+        (
+            f"offline decode of a whole {song['song_s']:g}-s song, every 0.1-s hop (`{song['model']}`)",
+            f"{song['batched_s']:g} s batched (RTF {song['real_time_factor_batched']:g})",
+            f"one window at a time {song['one_at_a_time_s']:g} s",
+            _x(song["ratio_one_at_a_time_over_batched"]),
+            "",
+        ),
+    ]
+
+
+def rows_training(result: dict) -> list[Row]:
+    rows = []
+    size = result["size"]
+    for entry in result["epoch"].values():
+        ours, base = entry["ours"], entry["baseline_plain_torch"]
+        rows.append(
+            (
+                f"`convnet` training epoch, {ours['windows']:,} windows, batch {ours['batch']}, "
+                f"{result['torch_threads']} threads",
+                f"{ours['train_pass_s']:.0f} s ({ours['windows_per_s']:.0f} windows/s)",
+                f"plain torch (Dataset + DataLoader, same model) {base['train_pass_s']:.0f} s "
+                f"({base['windows_per_s']:.0f} windows/s)",
+                _x(entry["ratio"]),
+                "≤ 300 s for 54k windows" if ours["windows"] >= 50_000 else "",
+            )
+        )
+    if result.get("nmedt_epoch_s") is not None:
+        rows.append(
+            (
+                f"NMED-T-size epoch ({size['songs']} songs × {size['listeners']} listeners × "
+                f"{size['seconds']} s), measured, incl. validation and checkpoint",
+                f"{result['nmedt_epoch_s']:.0f} s",
+                f"target {result['target_epoch_s']:.0f} s",
+                _x(result["nmedt_epoch_s"] / result["target_epoch_s"]),
+                "≤ 5 min on 2 cores" + _met(result["meets_target"]),
+            )
+        )
+    scaling = result["scaling"]
+    runs = scaling["runs"]
+    rows.append(
+        (
+            f"training under torchrun, {scaling['windows']:,} windows, batch {scaling['batch']}, "
+            f"{scaling['cores']} cores",
+            ", ".join(f"{n} proc. {r['windows_per_s']:.0f} windows/s" for n, r in runs.items()),
+            f"1 process {runs[next(iter(runs))]['windows_per_s']:.0f} windows/s",
+            "speed-up " + " / ".join(f"{r['speedup']:.2f}×" for r in runs.values()),
+            "scales with cores",
+        )
+    )
+    return rows
+
+
+def rows_simulate(result: dict) -> list[Row]:
+    song, full = result["simulate_song"], result["nmedt_size"]
+    return [
+        (
+            f"simulator, {full['what']}",
+            f"{full['median_s']:.0f} s",
+            f"target {full['baseline_s']:.0f} s",
+            _x(full["ratio"]),
+            "< 5 min",
+        ),
+        (
+            f"simulator, {song['what']}",
+            f"{song['median_s']:.3g} s",
+            f"`scipy.io.savemat` of the same array {song['baseline_median_s']:.3g} s",
+            _x(song["ratio"]),
+            "",
+        ),
+    ]
+
+
+def rows_gui(result: dict) -> list[Row]:
+    rows = []
+    for key in ("eeg_redraw_125hz", "eeg_redraw_1000hz"):
+        r = result[key]
+        rows.append(
+            (
+                f"EEG panel redraw, {r['n_chans']} ch × {r['window_s']:g} s at {r['sfreq_hz']:g} Hz",
+                f"{_ms(r['median_ms'])} (p99 {_ms(r['p99_ms'])})",
+                f"full-resolution `setData` {_ms(r['baseline_median_ms'])}",
+                f"{_x(r['ratio'])} faster",
+                f"≤ {r['goal_ms']:g} ms",
+            )
+        )
+    latency = result["decode_latency_gui"]
+    if "skipped" in latency:
+        rows.append(
+            (
+                "decode latency with the dashboard open vs closed",
+                f"not measured: {latency['skipped']}",
+                "",
+                "",
+                "",
+            )
+        )
+    else:
+        alone, attached = (
+            latency["alone"]["arrival_to_buffered"],
+            latency["dashboard_attached"]["arrival_to_buffered"],
+        )
+        rows.append(
+            (
+                "decode latency with the dashboard attached vs alone (arrival → buffer)",
+                f"{_ms(attached.get('p50_ms'))} p50, {_ms(attached['p99_ms'])} p99 attached",
+                f"{_ms(alone.get('p50_ms'))} p50, {_ms(alone['p99_ms'])} p99 alone",
+                _x(latency.get("p99_ratio_dashboard_attached_vs_alone")) + " at p99",
+                "≤ 1.1× and ≤ 15 ms p99" + _met(latency.get("meets_goals")),
+            )
+        )
+    return rows
+
+
+def rows_generative(result: dict) -> list[Row]:
+    wave, diff = result["wavegan"], result["diffusion"]
+    steps = diff["by_steps"]
+    return [
+        (
+            "`wavegan` decode per window (ONNX CPU, 1 thread)",
+            _ms(wave["decode_per_window"]["median_s"] * 1e3),
+            f"`convnet` {_ms(wave['baseline_convnet']['median_s'] * 1e3)}",
+            _x(wave["ratio"]),
+            f"keeps up with a {wave['hop_s']:g}-s hop: {'yes' if wave['keeps_up'] else 'no'}",
+        ),
+        (
+            "`diffusion`, 1-s segment by DDIM steps (torch)",
+            " / ".join(f"{k} steps {_ms(v['median_s'] * 1e3)}" for k, v in steps.items())
+            + f"; exported {diff['onnx_exported']['steps']}-step ONNX "
+            + _ms(diff["onnx_exported"]["median_s"] * 1e3),
+            f"1 step {_ms(diff['baseline_one_step']['median_s'] * 1e3)}",
+            "",
+            "",
+        ),
+    ]
+
+
+def rows_latency(result: dict) -> list[Row]:
+    rows = []
+    for label, entry in result["measured"].items():
+        lat, est = entry["latency_ms"], entry["estimate_ms"]
+        rows.append(
+            (
+                f"EEG sample → audible sample through PulseAudio, hop {label}",
+                f"{_ms(lat['p50'])} p50, {_ms(lat['p99'])} p99",
+                f"decoder's own estimate {_ms(est['p50'])} p50, {_ms(est['p99'])} p99",
+                "",
+                "p50 ≤ 120 ms, p99 ≤ 160 ms" if label.startswith("default") else "",
+            )
+        )
+    return rows
+
+
+def rows_montage(result: dict) -> list[Row]:
+    return [
+        (
+            f"missing-channel interpolation per window, {case}",
+            f"{_ms(c['interpolate_ms']['p50'])} p50, {_ms(c['interpolate_ms']['p99'])} p99",
+            f"plain channel copy {_ms(c['baseline_copy_ms']['p50'])}",
+            _x(c["ratio_to_copy"]),
+            f"≤ {result['goal_ms']:g} ms" + _met(c["meets_goal"]),
+        )
+        for case, c in result["cases"].items()
+    ]
+
+
+ROW_BUILDERS: dict[str, Callable[[dict], list[Row]]] = {
+    "bench_runtime": rows_runtime,
+    "bench_latency": rows_latency,
+    "bench_inlet": rows_inlet,
+    "bench_montage": rows_montage,
+    "bench_replay": rows_replay,
+    "bench_soak": rows_soak,
+    "bench_training": rows_training,
+    "bench_simulate": rows_simulate,
+    "bench_gui": rows_gui,
+    "bench_generative": rows_generative,
+}
+"""Benchmark module name → its performance rows, in the README's order."""
+
+TABLE_KEYS = {
+    "bench_quality": "Decoding quality (bench_quality)",
+    "bench_vocoder": "Vocoders (bench_vocoder)",
+}
+"""Benchmarks that render their own markdown table (``result["table"]``)."""
+
+
+def benchmarks_by_name(bench: dict) -> dict[str, dict]:
+    """``bench.json``'s entries keyed by the short module name (``bench_runtime``)."""
+    return {name.rsplit(".", 1)[-1]: entry for name, entry in bench["benchmarks"].items()}
+
+
+def performance_table(bench: dict) -> str:
+    """The README's performance table from a ``bench.json`` content."""
+    entries = benchmarks_by_name(bench)
+    lines = ["| what | ours | baseline (same run) | ratio | goal |", "|---|---|---|---|---|"]
+    for name, builder in ROW_BUILDERS.items():
+        entry = entries.get(name)
+        if entry is None:
+            lines.append(f"| `{name}` | not in this bench.json (run `eegmusic bench --only {name}`) | | | |")
+            continue
+        if entry["status"] != "ok":
+            lines.append(f"| `{name}` | failed: {entry['result']['error']} | | | |")
+            continue
+        try:
+            rows = builder(entry["result"])
+        except (KeyError, TypeError, ValueError) as error:  # a result whose layout changed: say which
+            logger.warning("cannot render %s: %s: %s", name, type(error).__name__, error)
+            lines.append(
+                f"| `{name}` | not rendered ({type(error).__name__}: {error}); update "
+                "benchmarks/readme_tables.py | | | |"
+            )
+            continue
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def header(bench: dict) -> str:
+    """One line naming the machine, date, mode and load of the run."""
+    machine = bench["machine"]
+    return (
+        f"Measured by `eegmusic bench{' --quick' if bench['quick'] else ''}` on {bench['date']}: "
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"onnxruntime {machine['onnxruntime']}."
+    )
+
+
+def render(bench: dict) -> str:
+    """Every README table from a ``bench.json`` content, as one markdown document."""
+    entries = benchmarks_by_name(bench)
+    parts = [header(bench), ""]
+    for name, title in TABLE_KEYS.items():
+        entry = entries.get(name)
+        parts.append(f"### {title}\n")
+        if entry is None or entry["status"] != "ok" or "table" not in entry["result"]:
+            reason = "not run" if entry is None else entry["result"].get("error", "no table in its result")
+            parts.append(f"`{name}`: {reason}.\n")
+        else:
+            parts.append(entry["result"]["table"].rstrip() + "\n")
+    parts += ["### Performance\n", performance_table(bench), ""]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Print the README's results and performance tables from eegmusic bench's JSON.",
+        epilog="Example: eegmusic bench --out bench.json && "
+        "python -m eegmusic.benchmarks.readme_tables bench.json > tables.md",
+    )
+    parser.add_argument("bench_json", help="the file written by eegmusic bench --out")
+    parser.add_argument("--out", help="write the markdown here instead of standard output")
+    args = parser.parse_args(argv)
+    path = Path(args.bench_json)
+    try:
+        bench = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        print(
+            f"readme_tables: cannot read {path} ({type(error).__name__}); "
+            f"run eegmusic bench --out {path} first",
+            file=sys.stderr,
+        )
+        return 2
+    if not isinstance(bench, dict) or "benchmarks" not in bench or "machine" not in bench:
+        print(
+            f"readme_tables: {path} is not eegmusic bench output (no benchmarks/machine); "
+            "run eegmusic bench --out FILE",
+            file=sys.stderr,
+        )
+        return 2
+    text = render(bench)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

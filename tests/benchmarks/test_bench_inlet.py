@@ -1,0 +1,30 @@
+"""``bench_inlet --quick``: our inlet and source beside mne-lsl's StreamLSL, all three measured."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("mne_lsl")
+
+from eegmusic.benchmarks import bench_inlet, readme_tables  # noqa: E402
+
+from tests.benchmarks.schema import NUMBER, check  # noqa: E402
+
+READER = {"cpu_s_per_data_s": NUMBER, "completeness": NUMBER, "latency": {"p50_ms": NUMBER, "p99_ms": NUMBER,
+                                                                           "n": int}}
+
+
+@pytest.mark.lsl
+def test_quick_run_measures_both_inlets_at_the_same_point():
+    result = check(bench_inlet.run(quick=True), {
+        "stream": {"channels": int, "rate_hz": NUMBER, "chunk_samples": int, "seconds": NUMBER},
+        "ours_inlet": READER, "ours_source": READER, "mne_lsl": READER,
+        "cpu_ratio": NUMBER, "latency_p50_ratio": NUMBER, "latency_p99_ratio": NUMBER, "goals": dict,
+    })
+    assert "mne_lsl_poll" not in result  # no consumer-side polling baseline any more
+    for reader in ("ours_inlet", "mne_lsl"):  # both timed per chunk in their acquisition callback
+        assert result[reader]["latency"]["n"] > 50 and result[reader]["completeness"] > 0.99
+    assert result["cpu_ratio"] == pytest.approx(
+        result["ours_inlet"]["cpu_s_per_data_s"] / result["mne_lsl"]["cpu_s_per_data_s"], abs=1e-3)
+    rows = readme_tables.rows_inlet(result)
+    assert len(rows) == 3 and "mne-lsl" in rows[1][2]

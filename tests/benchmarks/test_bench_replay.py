@@ -1,0 +1,34 @@
+"""``bench_replay --quick``: our player and mne-lsl's PlayerLSL, same start, jitter and drift of both."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("mne_lsl")
+
+from eegmusic.benchmarks import bench_replay, readme_tables  # noqa: E402
+
+from tests.benchmarks.schema import NUMBER, check  # noqa: E402
+
+JITTER = {"jitter": {"p50_ms": NUMBER, "p99_ms": NUMBER}, "lateness_p50_ms": NUMBER, "n_chunks": int,
+          "interval_jitter": {"p50_ms": NUMBER, "p99_ms": NUMBER}}
+DRIFT = {"drift_ms": NUMBER, "wall_rate_error_ppm": NUMBER, "timestamp_rate_error_ppm": NUMBER,
+         "data_hours_received": NUMBER, "n_samples": int}
+
+
+@pytest.mark.lsl
+def test_quick_run_measures_both_players():
+    result = check(bench_replay.run(quick=True), {
+        "jitter": {
+            config: {"eegmusic": JITTER, "mne_lsl_PlayerLSL": JITTER, "ratio_p99_mne_over_ours": NUMBER}
+            for config in ("125ch_125Hz", "128ch_1000Hz")
+        },
+        "drift_accelerated_hour": {"speed": NUMBER, "eegmusic": DRIFT, "mne_lsl_PlayerLSL": DRIFT},
+    })
+    drift = result["drift_accelerated_hour"]
+    # the same start for both (neither waits for the reader): both lose only the connection set-up (ours
+    # loops, so it may send a little past the hour while the reader finishes)
+    for player in ("eegmusic", "mne_lsl_PlayerLSL"):
+        assert 0.5 < drift[player]["data_hours_received"] < 1.05
+    assert len(readme_tables.rows_replay(result)) == 3
+
