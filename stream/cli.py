@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"eegmusic {__version__}")
+    parser.add_argument("--lsl-local", action="store_true",
+                        help="keep LSL discovery on this machine (liblsl ResolveScope=machine; also "
+                        "EEGMUSIC_LSL_LOCAL=1), e.g. eegmusic --lsl-local decode --stream cap --model m.onnx")
     _add_verbosity(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
@@ -178,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         from eegmusic.stream.progress import set_enabled
 
         set_enabled(False)
+    from eegmusic.stream import lsl_local
+
+    if lsl_local.requested(args.lsl_local):  # before any command loads pylsl
+        lsl_local.use_local_lsl()
     try:
         return int(args._run(args) or 0)
     except EEGMusicError as error:

@@ -1,0 +1,65 @@
+"""``--lsl-local`` / ``EEGMUSIC_LSL_LOCAL=1``: LSL discovery stays on this machine.
+
+Run in child processes: liblsl reads its configuration once per process, and this test process has
+its own (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = """
+import os, sys
+from eegmusic.stream.cli import main
+status = main(sys.argv[1:])
+config = os.environ.get("LSLAPICFG")
+print("STATUS", status)
+print("CONFIG", config)
+if config:
+    print(open(config).read())
+"""
+
+
+def _child(args, **env):
+    base = {k: v for k, v in os.environ.items() if k not in ("LSLAPICFG", "EEGMUSIC_LSL_LOCAL")}
+    result = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=ROOT, env={**base, **env},
+                            capture_output=True, text=True, timeout=60)
+    return result
+
+
+@pytest.mark.lsl
+@pytest.mark.parametrize(("args", "env"), [
+    (["--lsl-local", "streams", "--timeout", "0.2"], {}),
+    (["streams", "--timeout", "0.2"], {"EEGMUSIC_LSL_LOCAL": "1"}),
+])
+def test_lsl_local_writes_a_machine_scope_config_before_pylsl_loads(args, env):
+    result = _child(args, **env)
+    assert "STATUS 0" in result.stdout or "STATUS 1" in result.stdout, result.stderr  # listed or none
+    assert "ResolveScope = machine" in result.stdout and "ListenAddress = 127.0.0.1" in result.stdout
+    assert "Configuration loaded from" in result.stderr and "eegmusic-lsl-local-" in result.stderr
+
+
+@pytest.mark.lsl
+def test_a_user_lsl_config_is_kept(tmp_path):
+    mine = tmp_path / "mine.cfg"
+    mine.write_text("[multicast]\nResolveScope = machine\n")
+    result = _child(["--lsl-local", "streams", "--timeout", "0.2"], LSLAPICFG=str(mine))
+    assert f"CONFIG {mine}" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "", "no"])
+def test_lsl_local_is_off_unless_asked(value):
+    from eegmusic.stream import lsl_local
+
+    os.environ[lsl_local.ENV_FLAG] = value
+    try:
+        assert not lsl_local.requested(False) and lsl_local.requested(True)
+    finally:
+        del os.environ[lsl_local.ENV_FLAG]
