@@ -28,7 +28,7 @@ subsNN) and stimuli/songNN.wav, exactly the NMED-T layout; --raw adds songNN_raw
 Examples:
   eegmusic simulate --out /tmp/sim --n-songs 3 --n-subjects 2 --duration 30
   eegmusic simulate --out /tmp/sim --n-songs 10 --n-subjects 20          # NMED-T size
-  eegmusic simulate --out /tmp/mine --audio a.flac b.mp3 --snr 0.1   # your own music
+  eegmusic simulate --out /tmp/mine --music a.flac b.mp3 --snr 0.1   # your own music
   eegmusic simulate --out /tmp/real --music /usr/share/games/singularity/music --duration 120
   eegmusic simulate --out /tmp/later --music a.ogg b.ogg --music-start 150 --duration 60   # later excerpt
 
@@ -59,14 +59,12 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         default=0, metavar="K", help="random seed (default 0)")
     parser.add_argument("--snr", type=float_range(0.0, 1.0), default=None, metavar="X",
                         help="evoked share of EEG variance, 0..1 (default 0.03)")
-    parser.add_argument("--audio", nargs="+", default=None, metavar="FILE",
-                        help="your own audio files (wav/flac/ogg/mp3, any rate), one song each, slots 21..")
     parser.add_argument("--music", nargs="+", default=None, metavar="DIR|FILE",
-                        help="recorded music: folders (their wav/flac/ogg/mp3 files, in name order) "
-                        "and/or files, one song each, slots 21.. (e.g. --music /usr/share/games/"
+                        help="your own music, any rate: folders (their wav/flac/ogg/mp3 files, in name "
+                        "order) and/or files, one song each, slots 21.. (e.g. --music /usr/share/games/"
                         "singularity/music, from the singularity-music package)")
     parser.add_argument("--music-start", type=non_negative_float, default=0.0, metavar="S",
-                        help="start of the excerpt taken from each --music/--audio file, in s (default 0)")
+                        help="start of the excerpt taken from each --music file, in s (default 0)")
     parser.add_argument("--raw", action="store_true",
                         help="also write songNN_raw.mat: 129 channels at 1000 Hz with line noise")
     parser.add_argument("--overwrite", action="store_true",
@@ -90,6 +88,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                       help="--live: calibration marker stream to follow (default <name>-calibration)")
     live.add_argument("--delay", type=float_range(0.0, 60.0), default=1.0, metavar="S",
                       help="--live: each sample leaves S seconds after its timestamp (default 1)")
+    renamed_option(parser, "--audio", "is now --music (files and/or folders of them)")
     renamed_option(parser, "--songs", "is now --n-songs (a count; --songs elsewhere lists song ids)")
     renamed_option(parser, "--subjects", "is now --n-subjects (a count)")
     renamed_option(parser, "--seconds", "is now --duration (every length in seconds is --duration)")
@@ -111,11 +110,11 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     refuse_existing(args.out, overwrite=args.overwrite, what="--out")  # an old simulation is kept
     start = time.perf_counter()
-    audio_files = args.audio
+    audio_files = None
     if args.music:
         from eegmusic.replay.music_sources import music_files
 
-        audio_files = (audio_files or []) + music_files(args.music)
+        audio_files = music_files(args.music)
     if args.montage is not None:
         return _run_virtual_cap(args, audio_files, start)
     if args.channels is not None or args.sfreq is not None:

@@ -66,7 +66,7 @@ def _check_arguments(n_songs, n_subjects, seconds, snr, audio_files) -> None:
     if audio_files is not None:
         if not 1 <= len(audio_files) <= MAX_SONGS:
             raise ConfigError(
-                f"--audio takes 1 to {MAX_SONGS} files (NMED-T slots 21..30), got {len(audio_files)}"
+                f"--music takes 1 to {MAX_SONGS} files (NMED-T slots 21..30), got {len(audio_files)}"
             )
     elif not 1 <= int(n_songs) <= MAX_SONGS:
         raise ConfigError(f"--n-songs must be 1..{MAX_SONGS} (NMED-T songs 21..30), got {n_songs}")
@@ -267,7 +267,7 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
     audio_files = [Path(p) for p in audio_files] if audio_files is not None else None
     for path in audio_files or []:
         if not path.is_file():
-            raise DataFormatError(f"{path}: audio file not found; check the --audio paths")
+            raise DataFormatError(f"{path}: audio file not found; check the --music paths")
         check_excerpt(path, start_s=music_start_s, seconds=seconds)  # before anything is written
     song_ids = [FIRST_SONG + i for i in range(len(audio_files) if audio_files else int(n_songs))]
     subjects = participant_ids(int(n_subjects))

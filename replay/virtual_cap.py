@@ -150,7 +150,7 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
     audio_files = [Path(p) for p in audio_files] if audio_files else None
     for path in audio_files or []:
         if not path.is_file():
-            raise DataFormatError(f"{path}: audio file not found; check the --music/--audio paths")
+            raise DataFormatError(f"{path}: audio file not found; check the --music paths")
         check_excerpt(path, start_s=music_start_s, seconds=seconds)
     song_ids = [21 + i for i in range(len(audio_files) if audio_files else int(n_songs))]
     subjects = participant_ids(int(n_subjects))
