@@ -1,0 +1,197 @@
+"""Adapting to a new listener: dynamic r after 1, 2, 5, 10 calibration minutes, with and without ``--init``.
+
+Simulated with the virtual listener of ``simulate --live`` (:class:`replay.live_listener.LiveListener`,
+a 32-channel 10-20 cap at 250 Hz, real music from :mod:`replay.music_sources`), whose
+:meth:`~replay.live_listener.LiveListener.record_session` writes what ``eegmusic calibrate`` records:
+
+- **pretrained**: a ``convnet`` trained on another listener (another participant: other anatomy,
+  response latencies and background) for :data:`PRETRAIN_MIN` minutes of music;
+- **new listener**: calibration sessions of M minutes (:data:`MINUTES`) and a held-out test session
+  on *other tracks*, never used for training or for any choice;
+- for each M: **from scratch** (``eegmusic train`` on the M minutes), **fine-tuned** (``eegmusic
+  train --init pretrained``, same windows, same loop and early stopping on the session's own
+  validation blocks) and, once, **pretrained alone**; each scored on the test session by
+  :func:`offline_training.evaluate.evaluate` (``--split all``), beside the same run's baselines
+  (global mean mel, model on shuffled EEG);
+- a **reference**: from scratch on :data:`REFERENCE_MIN` minutes of the new listener; the figure of
+  merit is the calibration minutes each method needs to reach 80 % of its dynamic r (linear
+  interpolation between the measured M; ``None`` when not reached).
+
+Every figure is a single run (training is seeded); ratios are taken within the run. The model is a
+small convnet (:data:`ARCH_CONFIG`) so the whole benchmark runs on two CPU cores.
+
+Run: ``python -m eegmusic.benchmarks.bench_calibration [--quick]`` or through ``eegmusic bench``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+MINUTES = (1, 2, 5, 10)
+QUICK_MINUTES = (1, 2, 5)
+PRETRAIN_MIN = 12.0
+REFERENCE_MIN = 30.0
+TEST_MIN = 3.0
+QUICK = {"pretrain": 6.0, "reference": 10.0, "test": 1.5}
+MONTAGE, N_CHANNELS, SFREQ = "standard_1020", 32, 250.0
+SNR = 0.3
+ARCH = "convnet"
+ARCH_CONFIG = {"channels": [32, 32, 64, 64], "hidden": 128}
+EPOCHS, PATIENCE, HOP_S = 20, 4, 0.5
+GOAL_FRACTION = 0.8
+
+
+def _listener(seed: int):
+    from eegmusic.replay.live_listener import listener_for_montage
+
+    return listener_for_montage(
+        MONTAGE, channels=N_CHANNELS, sfreq=SFREQ, name=f"bench-listener-{seed}", snr=SNR, seed=seed
+    )
+
+
+def _session(listener, path: Path, tracks, minutes: float, t0: float) -> Path:
+    listener.tracks = {}
+    return listener.record_session(path, tracks, minutes=minutes, t0=t0)
+
+
+def train_run(data: Path, out: Path, *, init: Path | None = None, seed: int = 0) -> Path:
+    """Train (or fine-tune with ``init``) the benchmark's convnet; return its model.onnx."""
+    from eegmusic.offline_training.train import TrainConfig, train
+
+    train(
+        TrainConfig(
+            data=str(data),
+            model=ARCH,
+            split="block",
+            out=str(out),
+            epochs=EPOCHS,
+            patience=PATIENCE,
+            hop_s=HOP_S,
+            seed=seed,
+            model_config=dict(ARCH_CONFIG),
+            progress=False,
+            init=None if init is None else str(init),
+            device="cpu",
+        )
+    )
+    return out / "model.onnx"
+
+
+def score(model: Path, test: Path, out: Path) -> dict:
+    """Dynamic r of ``model`` on every window of ``test`` and the same run's baselines."""
+    from eegmusic.offline_training.evaluate import evaluate
+
+    evaluate(str(test), str(model), "all", str(out), progress=False, max_wav_s=1.0)
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    return {
+        name: round(float(results[key]["dynamic_r"]), 4)
+        for name, key in (
+            ("model", "model"),
+            ("shuffled_eeg", "shuffled_eeg"),
+            ("global_mean", "global_mean"),
+        )
+    }
+
+
+def minutes_to_reach(minutes, values, target: float):
+    """First calibration minutes at which ``values`` reach ``target`` (linear between points), or None."""
+    previous = None
+    for m, v in zip(minutes, values, strict=True):
+        if v >= target:
+            if previous is None:
+                return float(m)
+            m0, v0 = previous
+            return float(m0 + (target - v0) / (v - v0) * (m - m0))
+        previous = (m, v)
+    return None
+
+
+def compare(
+    work: Path, minutes, *, pretrain_min: float, test_min: float, reference_min: float | None, tracks=None
+) -> dict:
+    """The whole comparison in folder ``work``; JSON-ready results (see the module docstring)."""
+    from eegmusic.replay.music_sources import packaged_tracks
+
+    tracks = tracks or packaged_tracks()
+    pretrain_tracks, calib_tracks, test_tracks = tracks[0:4], tracks[4:9], tracks[9:]
+    other, new = _listener(100), _listener(7)
+    t = time.perf_counter()
+    pretrained = train_run(
+        _session(other, work / "other.xdf", pretrain_tracks, pretrain_min, 1000.0), work / "pretrained"
+    )
+    test = _session(new, work / "test.xdf", test_tracks, test_min, 90000.0)
+    out: dict = {"pretrained_alone": score(pretrained, test, work / "eval-pretrained"), "by_minutes": {}}
+    for m in minutes:
+        session = _session(new, work / f"calib{m}.xdf", calib_tracks, float(m), 10000.0 + 1000.0 * m)
+        scratch = train_run(session, work / f"scratch{m}")
+        tuned = train_run(session, work / f"tuned{m}", init=pretrained)
+        out["by_minutes"][str(m)] = {
+            "from_scratch": score(scratch, test, work / f"eval-scratch{m}"),
+            "fine_tuned": score(tuned, test, work / f"eval-tuned{m}"),
+        }
+        logger.info("%s min: %s", m, out["by_minutes"][str(m)])
+    if reference_min:
+        session = _session(new, work / "reference.xdf", calib_tracks, reference_min, 50000.0)
+        reference = score(train_run(session, work / "reference"), test, work / "eval-reference")
+        target = GOAL_FRACTION * reference["model"]
+        out["reference"] = {"minutes": reference_min, **reference, "goal_r": round(target, 4)}
+        for method in ("from_scratch", "fine_tuned"):
+            values = [out["by_minutes"][str(m)][method]["model"] for m in minutes]
+            reached = minutes_to_reach(minutes, values, target)
+            out["reference"][f"minutes_to_80pct_{method}"] = None if reached is None else round(reached, 2)
+    out["seconds"] = round(time.perf_counter() - t, 1)
+    return out
+
+
+def run(quick: bool = False) -> dict:
+    """Run the benchmark; return JSON-ready results.
+
+    Parameters
+    ----------
+    quick : bool
+        1, 2, 5 minutes, 6 minutes of pretraining, 1.5 test minutes, a 10-minute reference.
+
+    Returns
+    -------
+    results : dict
+        ``pretrained_alone``, ``by_minutes`` → {M: {from_scratch, fine_tuned}} (each: ``model``,
+        ``shuffled_eeg`` and ``global_mean`` dynamic r on the test session), ``reference`` (dynamic r of
+        the long calibration, the 80 % goal and the minutes each method needs), setup figures.
+    """
+    minutes = QUICK_MINUTES if quick else MINUTES
+    sizes = QUICK if quick else {"pretrain": PRETRAIN_MIN, "reference": REFERENCE_MIN, "test": TEST_MIN}
+    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-calibration-") as work:
+        results = compare(
+            Path(work),
+            minutes,
+            pretrain_min=sizes["pretrain"],
+            test_min=sizes["test"],
+            reference_min=sizes["reference"],
+        )
+    results["setup"] = {
+        "montage": MONTAGE,
+        "channels": N_CHANNELS,
+        "sfreq": SFREQ,
+        "snr": SNR,
+        "arch": ARCH,
+        "arch_config": ARCH_CONFIG,
+        "epochs": EPOCHS,
+        "patience": PATIENCE,
+        "hop_s": HOP_S,
+        "minutes": list(minutes),
+        **{f"{k}_min": v for k, v in sizes.items()},
+    }
+    return results
+
+
+if __name__ == "__main__":
+    import sys
+
+    logging.basicConfig(level=logging.INFO)
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=1))
