@@ -311,6 +311,22 @@ def rows_montage(result: dict) -> list[Row]:
     ]
 
 
+def rows_calibration(result: dict) -> list[Row]:
+    alone = result["pretrained_alone"]
+    rows = []
+    for minutes, entry in result["by_minutes"].items():
+        tuned, scratch = entry["fine_tuned"], entry["from_scratch"]
+        rows.append((
+            f"adapting to a new listener with {minutes} calibration minutes (dynamic r on a test session)",
+            f"fine-tuned {tuned['model']:.3f} (shuffled EEG {tuned['shuffled_eeg']:.3f})",
+            f"from scratch {scratch['model']:.3f}; pretrained alone {alone['model']:.3f}; "
+            f"global mean {tuned['global_mean']:.3f}",
+            _x(tuned["model"] / scratch["model"]) if scratch["model"] > 0 else "n/a",
+            "",
+        ))
+    return rows
+
+
 ROW_BUILDERS: dict[str, Callable[[dict], list[Row]]] = {
     "bench_runtime": rows_runtime,
     "bench_latency": rows_latency,
@@ -322,6 +338,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[Row]]] = {
     "bench_simulate": rows_simulate,
     "bench_gui": rows_gui,
     "bench_generative": rows_generative,
+    "bench_calibration": rows_calibration,
 }
 """Benchmark module name → its performance rows, in the README's order."""
 

@@ -1,0 +1,71 @@
+"""``eegmusic bench --out bench.json``, then ``readme_tables`` on it: what regenerates the README."""
+
+from __future__ import annotations
+
+import json
+
+from eegmusic.benchmarks import readme_tables
+from eegmusic.benchmarks.cli_bench import discover
+from eegmusic.stream.cli import main
+
+
+def test_bench_writes_json_and_readme_tables_renders_it(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--only", "bench_simulate", "--out", str(out)]) == 0
+    bench = json.loads(out.read_text())
+    assert bench["quick"] is True and {"cpu", "cores", "memory_gib"} <= set(bench["machine"])
+    (entry,) = bench["benchmarks"].values()
+    assert entry["status"] == "ok" and "simulate_song" in entry["result"]
+    capsys.readouterr()
+
+    tables = tmp_path / "tables.md"
+    assert readme_tables.main([str(out), "--out", str(tables)]) == 0
+    text = tables.read_text()
+    assert "| simulator, 1 song x 3 participants x 30 s |" in text
+    assert "scipy.io.savemat" in text and "--quick" in text.splitlines()[0]
+    # benchmarks not in this bench.json say so instead of showing an old figure
+    assert "| `bench_training` | not in this bench.json" in text
+    assert "`bench_quality`: not run." in text
+
+
+def test_a_failed_benchmark_is_a_row_saying_why():
+    bench = {
+        "date": "2026-01-01",
+        "quick": False,
+        "machine": {"cpu": "x", "cores": 2, "memory_gib": 1.0, "onnxruntime": "1"},
+        "benchmarks": {
+            "eegmusic.benchmarks.bench_inlet": {
+                "status": "failed",
+                "seconds": 1.0,
+                "result": {"error": "RuntimeError: no stream"},
+            },
+            "eegmusic.benchmarks.bench_simulate": {
+                "status": "ok",
+                "seconds": 1.0,
+                "result": {"simulate_song": {}},
+            },
+        },
+    }
+    table = readme_tables.performance_table(bench)
+    assert "| `bench_inlet` | failed: RuntimeError: no stream |" in table
+    assert "| `bench_simulate` | not rendered (KeyError" in table  # a result whose layout changed
+
+
+def test_bad_bench_json_is_a_one_line_error(tmp_path, capsys):
+    missing = tmp_path / "none.json"
+    assert readme_tables.main([str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "cannot read" in err and f"run eegmusic bench --out {missing}" in err and len(err.splitlines()) == 1
+    )
+    other = tmp_path / "other.json"
+    other.write_text("[1, 2]")
+    assert readme_tables.main([str(other)]) == 2
+    assert "is not eegmusic bench output" in capsys.readouterr().err
+
+
+def test_every_bench_module_is_discovered_and_has_a_readme_builder_or_table():
+    names = {name.rsplit(".", 1)[-1] for name in discover()}
+    assert {"bench_training", "bench_inlet", "bench_replay", "bench_soak"} <= names
+    rendered = set(readme_tables.ROW_BUILDERS) | set(readme_tables.TABLE_KEYS)
+    assert names <= rendered, f"no README rows for {sorted(names - rendered)}"
