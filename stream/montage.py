@@ -145,6 +145,8 @@ def resolve_montage_name(name: str) -> str:
     known = available_montages()
     lowered = {n.casefold(): n for n in known}
     name = lowered.get(str(name).strip().casefold(), str(name).strip())
+    if name not in known and not _mne_montages():
+        _require_mne(f"montage {name!r}")  # MNE's montages are unknown only because MNE is missing
     if name not in known:
         names = ", ".join(sorted(known, key=str.lower))
         raise ConfigError(f"montage {name!r} is not known; use one of {names}")
@@ -294,6 +296,9 @@ def head_positions(labels, *, montage: str | None = None, strict: bool = True) -
     elif all(_GSN_LABEL.match(k) or k == "cz" for k in keys):
         order = [NMEDT_MONTAGE]  # NMED-T and its 128-channel amplifier: no MNE needed
     else:
+        if not _mne_montages():
+            shown = ", ".join(labels[:4]) + (", …" if len(labels) > 4 else "")
+            _require_mne(f"looking up the positions of {shown}")
         order = [resolve_montage_name(n) for n in LOOKUP_ORDER]
         order.sort(key=lambda n: -sum(k in _montage_table(n) for k in keys))
     for name in order:

@@ -126,3 +126,30 @@ def test_bad_montage_input(stream, kwargs, error, message):
 def test_unknown_montage_name():
     with pytest.raises(ConfigError, match=r"montage 'biosemi65' is not known; use one of .*biosemi64"):
         montage_labels("biosemi65")
+
+
+def test_without_mne_gsn_interpolates_and_10_20_names_the_extra():
+    """A live machine without MNE: GSN nets still interpolate (positions shipped); a 10-20 cap without
+    positions in its stream gets one line naming the extra to install."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+sys.modules["mne"] = None  # as if not installed
+import numpy as np
+from eegmusic.stream.channels import channel_map
+from eegmusic.stream.extras import MissingExtraError
+from eegmusic.stream.spec import MODEL_CHANNELS
+mapping = channel_map([c for c in MODEL_CHANNELS if c != "E17"], impute_missing=True)
+print("gsn", mapping.interpolated_labels)
+try:
+    channel_map(["Fp1", "Fp2", "C3", "C4", "Cz"], impute_missing=True)
+except MissingExtraError as error:
+    print("error", error)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "gsn ('E17',)" in result.stdout, result.stderr
+    error = [line for line in result.stdout.splitlines() if line.startswith("error")]
+    assert len(error) == 1 and "needs MNE-Python, which is not installed" in error[0]
+    assert "pip install 'eegmusic[train]'" in error[0]
