@@ -139,6 +139,25 @@ def playlist_files(music) -> list[Path]:
     return files
 
 
+def audio_duration(path: Path) -> float:
+    """Length of an audio file in seconds, from its header (decoded in full only if needed).
+
+    Raises
+    ------
+    DataFormatError
+        The file cannot be decoded.
+    """
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+        if info.frames > 0:
+            return info.frames / info.samplerate
+    except Exception:  # fall through: read_audio names the problem in one line
+        pass
+    return len(read_audio(path)) / AUDIO_SFREQ
+
+
 def _schedule(n_tracks: int, durations: list[float], minutes: float | None, shuffle: bool, seed: int):
     """Play order: (track index, seconds to play) until ``minutes`` (or the list once)."""
     rng = random.Random(seed)
@@ -371,9 +390,10 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     if config.minutes is not None and not config.minutes > 0:
         raise ConfigError(f"--duration must be positive (got {60 * config.minutes:g} s)")
     files = playlist_files(config.music)
-    audio = [read_audio(f) for f in files]  # every file decoded before anything is recorded
-    durations = [len(a) / AUDIO_SFREQ for a in audio]
+    durations = [audio_duration(f) for f in files]
     schedule = _schedule(len(files), durations, config.minutes, config.shuffle, config.seed)
+    # every track that will play is decoded before anything is recorded (an undecodable file stops here)
+    audio = {k: read_audio(files[k]) for k in sorted({k for k, _ in schedule})}
     sd, device = (None, None) if config.no_audio else _output_device(config.device)
 
     info = resolve_stream(name=config.stream, timeout=config.resolve_timeout_s)
@@ -445,7 +465,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
             )
         if recorder.error:
             raise StreamError(f"recording '{config.stream}' failed: {recorder.error}")
-        folder = _prepare_audio_dir(out, files)
+        folder = _prepare_audio_dir(out, [files[k] for k in audio])  # the tracks that play
         publish(
             pylsl.local_clock(),
             "session_start",

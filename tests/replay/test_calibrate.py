@@ -140,8 +140,8 @@ def test_session_with_sound_plays_the_music_and_times_it(music, tmp_path, stream
 @pytest.mark.lsl
 def test_outage_is_recorded_as_a_gap_and_the_session_goes_on(tmp_path, stream_name):
     track = tmp_path / "long.wav"
-    soundfile.write(track, 0.1 * np.random.default_rng(4).standard_normal(6 * 22050).astype("f4"), 22050)
-    cap = IndexCap(stream_name, pause_at_s=2.5, pause_s=1.5)
+    soundfile.write(track, 0.1 * np.random.default_rng(4).standard_normal(8 * 22050).astype("f4"), 22050)
+    cap = IndexCap(stream_name, pause_at_s=4.0, pause_s=1.5)  # the track starts 0.5-2.5 s in
     out = tmp_path / "s.xdf"
     try:
         summary = calibrate(CalibrationConfig(stream=stream_name, music=[str(track)], out=str(out),
@@ -158,7 +158,7 @@ def test_outage_is_recorded_as_a_gap_and_the_session_goes_on(tmp_path, stream_na
     assert len(session.song_ids) == 2  # the play cut by the outage is two pieces, aligned by the markers
     first, second = (session.plays[k] for k in session.song_ids)
     resumed = session.load_song(2).n_times / SFREQ
-    assert abs(second.audio_start_s + resumed - 6.0) < 0.1 and second.audio_start_s > first.audio_start_s + 2
+    assert abs(second.audio_start_s + resumed - 8.0) < 0.1 and second.audio_start_s > first.audio_start_s + 2
 
 
 @pytest.mark.lsl
