@@ -28,7 +28,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     from eegmusic.offline_training.splits import SPLIT_KINDS  # numpy only
 
     parser.add_argument(
-        "--data", required=True, metavar="DIR", help="NMED-T folder with stimuli/ (real or simulated)"
+        "--data", required=True, metavar="DATA",
+        help="NMED-T folder with stimuli/, XDF calibration session, BIDS root or EEG file MNE reads"
     )
     parser.add_argument("--model", required=True, metavar="ONNX", help="model.onnx written by eegmusic train")
     parser.add_argument(
