@@ -352,7 +352,7 @@ def read_locations(info) -> np.ndarray | None:
     -------
     positions : ndarray, shape (n_channels_described, 3), or None
         Metres, head frame (x right, y nose, z up, as XDF specifies in millimetres); NaN rows for
-        channels without a complete location; None when no channel has one.
+        channels without a complete location (or at 0, 0, 0); None when no channel has one.
     """
     rows = []
     channel = info.desc().child("channels").child("channel")
@@ -367,6 +367,7 @@ def read_locations(info) -> np.ndarray | None:
         rows.append(row)
         channel = channel.next_sibling("channel")
     positions = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    positions[np.all(positions == 0.0, axis=1)] = np.nan  # some devices write 0, 0, 0 for "unknown"
     if not np.isfinite(positions).all(axis=1).any():
         return None
     return positions

@@ -153,3 +153,18 @@ except MissingExtraError as error:
     error = [line for line in result.stdout.splitlines() if line.startswith("error")]
     assert len(error) == 1 and "needs MNE-Python, which is not installed" in error[0]
     assert "pip install 'eegmusic[train]'" in error[0]
+
+
+def test_lsl_locations_round_trip_in_millimetres():
+    from eegmusic.stream.montage import read_locations, write_locations
+    from eegmusic.stream.outlet import regular_stream_info
+
+    positions = np.array([[0.01, 0.09, 0.03], [np.nan, np.nan, np.nan], [0.0, 0.0, 0.0], [-0.05, 0.0, 0.08]])
+    info = regular_stream_info("loc-test", "EEG", ["Fp1", "X", "Y", "T7"], 250.0, "loc-test-sid")
+    assert read_locations(info) is None  # no channel has a location yet
+    write_locations(info, positions)
+    back = read_locations(info)
+    np.testing.assert_allclose(back[[0, 3]], positions[[0, 3]], atol=1e-9)
+    assert np.isnan(back[1]).all() and np.isnan(back[2]).all()  # absent, and 0, 0, 0 (unknown)
+    channel = info.desc().child("channels").child("channel")
+    assert channel.child("location").child_value("X") == "10.000000"  # millimetres, as XDF says
