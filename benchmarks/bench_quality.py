@@ -36,13 +36,13 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 FULL = {
-    "n_tracks": 4, "n_subjects": 6, "train_s": 120.0, "test_start_s": 150.0, "test_s": 60.0,
+    "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "test_start_s": 120.0, "test_s": 60.0,
     "shares": (0.10, 0.03, 0.01), "splits": ("block", "subject", "song"),
-    "models": {"linear": {}, "convnet": {"epochs": 6}, "sourcenet": {"epochs": 10}},
+    "models": {"linear": {}, "convnet": {"epochs": 5}, "sourcenet": {"epochs": 8}},
     "hop_s": 1.0,
 }
-"""Full run: 4 tracks × 6 listeners, 120 s to train, the 60 s from 150 s on to test (about an hour
-on 2 busy cores)."""
+"""Full run: 4 tracks × 6 listeners, 90 s to train, the 60 s from 120 s on to test (about 25 CPU
+minutes: three-quarters of an hour on 2 shared cores)."""
 
 QUICK = {
     "n_tracks": 4, "n_subjects": 4, "train_s": 30.0, "test_start_s": 45.0, "test_s": 15.0,
