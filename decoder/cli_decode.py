@@ -130,6 +130,10 @@ def format_summary(summary: dict) -> str:
         recent, total = summary.get("dynamic_r"), summary.get("dynamic_r_total")
         fmt = lambda r: "-" if r is None else f"{r:.3f}"  # noqa: E731
         lines.append(f"dynamic r vs true stimulus mel: last 10 s {fmt(recent)}, whole run {fmt(total)}")
+        base = summary.get("baseline_dynamic_r_total") or {}
+        if any(value is not None for value in base.values()):   # the model carries its training means
+            lines.append(f"  baselines on the same frames (whole run): global mean "
+                         f"{fmt(base.get('global_mean'))}, song mean {fmt(base.get('song_mean'))}")
     interpolated = summary.get("interpolated_channels") or []
     if interpolated:
         shown = ", ".join(interpolated[:12]) + (f", … ({len(interpolated)} in all)" if len(interpolated) > 12
