@@ -77,10 +77,11 @@ def _build_player(args):
         raise ConfigError(
             f"replay needs {', '.join(missing)}; e.g. eegmusic replay --data /tmp/sim --song 21 --subject 1"
         )
+    from eegmusic.replay.dataset import open_dataset
     from eegmusic.replay.player import Player
 
     return Player(
-        args.data, args.song, args.subject, speed=args.speed, loop=args.loop, name=args.name,
+        open_dataset(args.data), args.song, args.subject, speed=args.speed, loop=args.loop, name=args.name,
         source_id=args.source_id, chunk_ms=args.chunk_ms, device_like=args.device_like,
         index_channel=args.index_channel, markers=not args.no_markers, progress=True,
     )

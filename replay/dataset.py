@@ -22,19 +22,19 @@ Every reader offers the same methods (:class:`EEGMusicDataset`), so ``train``, `
   sample 0** (zero-padded where the EEG starts before the sound);
 - ``stimulus_path(song_id)`` and ``describe()`` (description lines and problems, for ``info``).
 
-NMED-T songs hold every participant; the other readers make one song per stimulus event and
-participant (a track played twice is two songs), numbered 1, 2, ... in recording order.
+NMED-T songs hold every participant; the other readers (:class:`replay.plays.PlayDataset`) make
+one song per stimulus event and participant (a track played twice is two songs), numbered 1, 2, ...
+in recording order.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from eegmusic.replay.nmedt import AUDIO_SFREQ, SongInfo, SongRecording, read_audio
+from eegmusic.replay.nmedt import SongRecording
 from eegmusic.stream.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -59,129 +59,6 @@ class EEGMusicDataset(Protocol):
     def load_stimulus(self, song_id: int) -> np.ndarray: ...
 
     def describe(self) -> tuple[list[str], list[str]]: ...
-
-
-@dataclass
-class Play:
-    """One stimulus event of one participant, before its EEG is loaded.
-
-    Attributes
-    ----------
-    song_id : int
-        Number of the song this play becomes (1, 2, ...).
-    subject : str
-    title : str
-        The stimulus's name (its file name).
-    audio_path : Path
-    audio_start_s : float
-        Stimulus time (s into the audio file) heard at the play's first EEG sample.
-    source : object
-        Reader-specific handle of where the EEG is (file, sample range).
-    """
-
-    song_id: int
-    subject: str
-    title: str
-    audio_path: Path
-    audio_start_s: float
-    source: object = None
-
-
-class PlayDataset:
-    """Base of the readers that make one song per stimulus event (XDF sessions, MNE recordings).
-
-    Subclasses fill :attr:`plays` and implement :meth:`_load_eeg`.
-    """
-
-    kind = "plays"
-
-    def __init__(self, path) -> None:
-        self.path = Path(path)
-        self.plays: dict[int, Play] = {}
-        self._audio: dict[Path, np.ndarray] = {}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.path)!r}, songs={self.song_ids})"
-
-    @property
-    def song_ids(self) -> list[int]:
-        """Song numbers, one per stimulus play."""
-        return sorted(self.plays)
-
-    def play(self, song_id: int) -> Play:
-        """The :class:`Play` of a song number; DataFormatError naming the valid ones."""
-        if int(song_id) not in self.plays:
-            have = ", ".join(str(s) for s in self.song_ids) or "none"
-            raise DataFormatError(f"song {song_id} not in {self.path} (songs: {have}); pass one of those")
-        return self.plays[int(song_id)]
-
-    def _load_eeg(self, play: Play) -> tuple[np.ndarray, float, tuple[str, ...], np.ndarray | None]:
-        """(eeg (n_chans, n_times) µV, sfreq, labels, positions (n_chans, 3) m or None)."""
-        raise NotImplementedError
-
-    def load_song(self, song_id: int) -> SongRecording:
-        """EEG of one play: data (n_chans, n_times, 1) in µV at the recording's rate."""
-        play = self.play(song_id)
-        eeg, sfreq, labels, positions = self._load_eeg(play)
-        if not np.all(np.isfinite(eeg)):
-            raise DataFormatError(
-                f"{self.path}: song {song_id} holds NaN/Inf EEG samples; interpolate or "
-                "drop the bad channels before use"
-            )
-        recording = SongRecording(
-            song_id=play.song_id,
-            info=SongInfo(play.song_id, play.title, float("nan")),
-            data=np.asarray(eeg, dtype=np.float64)[:, :, None],
-            sfreq=float(sfreq),
-            subjects=[play.subject],
-            channels=tuple(labels),
-            path=self.path,
-            positions=positions,
-        )
-        return recording
-
-    def stimulus_path(self, song_id: int) -> Path | None:
-        """The audio file of a play."""
-        path = self.play(song_id).audio_path
-        return path if path.is_file() else None
-
-    def _read_audio(self, path: Path) -> np.ndarray:
-        if path not in self._audio:
-            self._audio = {path: read_audio(path)}  # keep one file decoded: tracks repeat in a row
-        return self._audio[path]
-
-    def load_stimulus(self, song_id: int) -> np.ndarray:
-        """The audio heard during a play, sample 0 at EEG sample 0, float32 at 22050 Hz.
-
-        Runs to the end of the audio file (the EEG may be shorter or longer).
-        """
-        play = self.play(song_id)
-        audio = self._read_audio(play.audio_path)
-        start = int(round(play.audio_start_s * AUDIO_SFREQ))
-        if start >= 0:
-            return audio[start:].copy()
-        return np.concatenate([np.zeros(-start, dtype=np.float32), audio])
-
-    def describe(self) -> tuple[list[str], list[str]]:
-        """Description lines (one per play) and problems."""
-        lines = [f"{self.kind}: {self.path}"]
-        problems: list[str] = []
-        for song_id in self.song_ids:
-            play = self.plays[song_id]
-            try:
-                recording = self.load_song(song_id)
-            except DataFormatError as error:
-                problems.append(str(error))
-                continue
-            labels = recording.channels
-            lines.append(
-                f"song {song_id} '{play.title}': participant {play.subject}, {recording.duration_s:.1f} s "
-                f"from {play.audio_start_s:.1f} s of {play.audio_path.name}, {len(labels)} channels "
-                f"({', '.join(labels[:4])}{', …' if len(labels) > 4 else ''}) at {recording.sfreq:g} Hz"
-            )
-            if self.stimulus_path(song_id) is None:
-                problems.append(f"{play.audio_path}: stimulus of song {song_id} not found; put it there")
-        return lines, problems
 
 
 def open_dataset(path) -> EEGMusicDataset:

@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from eegmusic.replay.dataset import Play, PlayDataset
+from eegmusic.replay.plays import Play, PlayDataset
 from eegmusic.stream.errors import DataFormatError
 
 logger = logging.getLogger(__name__)

@@ -511,8 +511,9 @@ class Player(ArrayPlayer):
 
     Parameters
     ----------
-    data_dir : str or Path
-        An NMED-T folder (``songNN_Imputed.mat`` files), real or simulated.
+    data_dir : str, Path or dataset
+        An NMED-T folder (``songNN_Imputed.mat`` files), real or simulated, or any dataset opened by
+        :func:`replay.dataset.open_dataset` (XDF session, MNE recording, BIDS root).
     song : int
         Song trigger code (21..30) present in the folder.
     subject : int
@@ -558,10 +559,12 @@ class Player(ArrayPlayer):
         check_clash: bool = True,
         progress: bool = False,
     ) -> None:
-        from eegmusic.replay.dataset import open_dataset
+        from eegmusic.replay.nmedt import NMEDTFolder
 
         speed = check_speed(speed)
-        folder = open_dataset(data_dir)  # NMED-T folder, XDF session, MNE recording or BIDS root
+        # an opened dataset (replay.dataset.open_dataset: XDF session, MNE recording, ...) or an NMED-T path
+        folder = data_dir if hasattr(data_dir, "load_song") else NMEDTFolder(data_dir)
+        data_dir = folder.path
         if device_like is not None and folder.kind != "NMED-T folder":
             raise ConfigError(f"--device-like imitates NMED-T's 128-channel amplifier; {data_dir} is a "
                               f"{folder.kind}: drop --device-like")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.replay.calibration_markers import decode, track_plays
-from eegmusic.replay.dataset import Play, PlayDataset
+from eegmusic.replay.plays import Play, PlayDataset
 from eegmusic.replay.xdf import _channels, _check_magic, _describe, _first
 from eegmusic.stream.errors import DataFormatError
 
