@@ -202,6 +202,9 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
                     t_song = stamps[-1] + 1.0 / sfreq
                     bar.update(1)
                 xdf.write_samples(marker_id, [t_song], [encode("session_end")])
+                for stream_id in (eeg_id, marker_id):  # one clock: offset 0 (readers expect offsets)
+                    for when in (SESSION_T0, t_song):
+                        xdf.write_clock_offset(stream_id, when, 0.0)
             written.append(path)
             logger.debug("wrote %s: %d songs, %d channels at %g Hz", path, len(songs), len(labels), sfreq)
     finally:
