@@ -27,6 +27,7 @@ from eegmusic.decoder.limiter import LevelledSink
 from eegmusic.gui.attach import AttachedDecode
 from eegmusic.gui.eeg_panel import EEGPanel
 from eegmusic.gui.mel_panel import MelPanel
+from eegmusic.gui.panel import PanelScheduler, PanelSlot, PanelView
 from eegmusic.gui.spectral_panel import SpectralPanel
 from eegmusic.gui.stats_panel import StatsPanel
 from eegmusic.stream.errors import ConfigError, EEGMusicError
@@ -38,10 +39,16 @@ MAX_REFRESH_HZ = 30.0
 DEFAULT_REFRESH_HZ = 30.0
 """Snapshot polls per second (at most 30); each poll redraws at most one panel."""
 
-SPECTRUM_PERIOD_S = 1.0
-"""Seconds between band-power updates."""
-STATS_PERIOD_S = 0.5
-"""Seconds between latency/counter table updates."""
+PANELS: tuple[PanelSlot, ...] = (
+    PanelSlot("eeg_panel", EEGPanel, column=0, stretch=1),
+    PanelSlot("mel_panel", MelPanel, column=1, stretch=5),
+    PanelSlot("spectral_panel", SpectralPanel, column=1, stretch=3),
+    PanelSlot("stats_panel", StatsPanel, column=1, stretch=3),
+)
+"""The window's panels, one line each (:mod:`gui.panel`): the left column holds the EEG at full
+height, the right one stacks the rest top to bottom. Each panel says when it redraws."""
+COLUMN_STRETCH = (3, 2)
+"""Width shares of the left and right columns."""
 LOST_AFTER_S = 1.0
 """The status bar calls the stream lost when no new sample arrived for this long."""
 
@@ -145,11 +152,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._pending_pipeline = None
         self._closing = False
         self._eeg_key = None
-        self._mel_key = None
         self._last_new_sample = None
-        self._next_spectrum = 0.0
-        self._next_stats = 0.0
-        self._pending: dict[str, float] = {}
+        self._scheduler = PanelScheduler()
+        self._tick = 0
         self._shown_error: str | None = None
 
         self.setWindowTitle("eegmusic — live dashboard")
@@ -238,19 +243,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mute.setToolTip("silence the output; decoding goes on")
 
     def _build_panels(self) -> None:
-        self.eeg_panel = EEGPanel()
-        self.mel_panel = MelPanel()
-        self.spectral_panel = SpectralPanel()
-        self.stats_panel = StatsPanel()
-        right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        for panel, stretch in ((self.mel_panel, 5), (self.spectral_panel, 3), (self.stats_panel, 3)):
-            right.addWidget(panel)
-            right.setStretchFactor(right.count() - 1, stretch)
+        """Build every panel of :data:`PANELS` into its column (``self.<attribute>`` holds it)."""
+        self.panels: dict[str, QtWidgets.QWidget] = {}
+        columns = [QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical) for _ in COLUMN_STRETCH]
+        for slot in PANELS:
+            panel = slot.factory()
+            setattr(self, slot.attribute, panel)
+            self.panels[slot.attribute] = panel
+            column = columns[slot.column]
+            column.addWidget(panel)
+            column.setStretchFactor(column.count() - 1, slot.stretch)
         body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
-        body.addWidget(self.eeg_panel)
-        body.addWidget(right)
-        body.setStretchFactor(0, 3)
-        body.setStretchFactor(1, 2)
+        for index, (column, stretch) in enumerate(zip(columns, COLUMN_STRETCH, strict=True)):
+            body.addWidget(column)
+            body.setStretchFactor(index, stretch)
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -457,8 +463,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.volume.blockSignals(False)
         elif self._gain_sink is None and isinstance(pipeline.sink, LevelledSink):
             self._gain_sink = pipeline.sink  # a pipeline built elsewhere (the demo): its volume is ours too
-        self._eeg_key = self._mel_key = None
-        self._pending.clear()
+        self._eeg_key = None
+        self._scheduler.reset()
         self._last_new_sample = time.monotonic()
         self._shown_error = None
         self._set_state("running")
@@ -584,33 +590,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if has_eeg and eeg_key != self._eeg_key:
             self._eeg_key = eeg_key
             self._last_new_sample = now
-            self._pending.setdefault("eeg", now)
-        mel = getattr(snapshot, "mel", None)
-        mel_key = (getattr(snapshot, "frame_index", None), counters.get("windows"),
-                   None if mel is None else np.asarray(mel).shape)
-        if mel is not None and mel_key != self._mel_key:
-            self._mel_key = mel_key
-            self._pending.setdefault("mel", now)
-        if has_eeg and now >= self._next_spectrum and self._last_new_sample == now:
-            self._next_spectrum = now + SPECTRUM_PERIOD_S
-            self._pending.setdefault("spectrum", now)
-        if now >= self._next_stats:
-            self._next_stats = now + STATS_PERIOD_S
-            self._pending.setdefault("stats", now)
-
-        if self._pending:
-            job = min(self._pending, key=self._pending.get)
-            del self._pending[job]
-            if job == "eeg":
-                self.eeg_panel.update_eeg(eeg, snapshot.eeg_sfreq, snapshot.labels,
-                                          getattr(snapshot, "channel_flags", None))
-            elif job == "mel":
-                self.mel_panel.update_mel(mel, getattr(snapshot, "truth_mel", None),
-                                          getattr(snapshot, "dynamic_r", None), now)
-            elif job == "spectrum":
-                self.spectral_panel.update_spectrum(eeg, snapshot.eeg_sfreq, snapshot.labels)
-            else:
-                self.stats_panel.update_stats(getattr(snapshot, "latency_ms", None), counters, health)
+        self._tick += 1
+        view = PanelView(snapshot=snapshot, eeg=eeg, eeg_key=eeg_key if has_eeg else None,
+                         counters=counters, health=health, tick=self._tick)
+        chosen = self._scheduler.choose(self.panels, view, now)
+        if chosen is not None:
+            self.panels[chosen].draw(view, now)
         self._update_status(snapshot, now)
         error = getattr(snapshot, "error", None)
         if error and error != self._shown_error and not getattr(snapshot, "running", True):

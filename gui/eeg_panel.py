@@ -252,6 +252,19 @@ class EEGPanel(QtWidgets.QWidget):
             width = max(self.plot.width() - 60, 400)
         return max(int(width) // 2, 100)
 
+    period_s = 0.0
+    """Redraw whenever new samples arrived (the :class:`gui.panel.Panel` contract)."""
+
+    def redraw_key(self, view) -> tuple | None:
+        """New EEG samples (:class:`gui.panel.PanelView`), or None without EEG."""
+        return view.eeg_key
+
+    def draw(self, view, now: float) -> None:
+        """Draw the view's EEG."""
+        snapshot = view.snapshot
+        flags = getattr(snapshot, "channel_flags", None)
+        self.update_eeg(view.eeg, snapshot.eeg_sfreq, snapshot.labels, flags)
+
     def update_eeg(self, eeg: np.ndarray, sfreq: float, labels, flags=None) -> None:
         """Draw the newest ``window_s`` seconds of ``eeg``.
 

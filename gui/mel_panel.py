@@ -88,6 +88,23 @@ class MelPanel(QtWidgets.QWidget):
         for widget in (self.truth_plot, self.r_plot, self.r_label):
             widget.setVisible(visible)
 
+    period_s = 0.0
+    """Redraw whenever a new frame arrived (the :class:`gui.panel.Panel` contract)."""
+
+    def redraw_key(self, view) -> tuple | None:
+        """Changes with each decoded frame or window; None before the first mel."""
+        mel = getattr(view.snapshot, "mel", None)
+        if mel is None:
+            return None
+        frame = getattr(view.snapshot, "frame_index", None)
+        return frame, view.counters.get("windows"), np.asarray(mel).shape
+
+    def draw(self, view, now: float) -> None:
+        """Draw the view's decoded and true mel."""
+        snapshot = view.snapshot
+        self.update_mel(snapshot.mel, getattr(snapshot, "truth_mel", None),
+                        getattr(snapshot, "dynamic_r", None), now)
+
     def update_mel(self, mel: np.ndarray, truth_mel: np.ndarray | None = None,
                    dynamic_r: float | None = None, now: float | None = None) -> None:
         """Draw the newest decoded frames (and the truth beside them).

@@ -178,6 +178,17 @@ class SpectralPanel(QtWidgets.QWidget):
         self._palette = [pg.mkBrush(c) for c in self.colormap.getLookupTable(nPts=PALETTE_SIZE, alpha=False)]
         self.n_updates = 0
 
+    period_s = 1.0
+    """Seconds between band-power updates (the :class:`gui.panel.Panel` contract)."""
+
+    def redraw_key(self, view) -> tuple | None:
+        """New EEG samples (:class:`gui.panel.PanelView`), or None without EEG."""
+        return view.eeg_key
+
+    def draw(self, view, now: float) -> None:
+        """Recompute band power from the view's EEG."""
+        self.update_spectrum(view.eeg, view.snapshot.eeg_sfreq, view.snapshot.labels)
+
     def update_spectrum(self, eeg: np.ndarray, sfreq: float, labels) -> None:
         """Recompute band power from the newest samples of ``eeg`` and redraw.
 

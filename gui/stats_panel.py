@@ -90,6 +90,17 @@ class StatsPanel(QtWidgets.QWidget):
         self.values: dict[str, str] = {}
         self.n_updates = 0
 
+    period_s = 0.5
+    """Seconds between latency/counter table updates (the :class:`gui.panel.Panel` contract)."""
+
+    def redraw_key(self, view) -> int:
+        """Every poll (the figures move all the time); ``period_s`` sets the pace."""
+        return view.tick
+
+    def draw(self, view, now: float) -> None:
+        """Show the view's latency and counters."""
+        self.update_stats(getattr(view.snapshot, "latency_ms", None), view.counters, view.health)
+
     def update_stats(self, latency_ms: dict | None, counters: dict | None, health=None) -> None:
         """Show the newest latency percentiles and counters.
 
