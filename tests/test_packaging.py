@@ -120,7 +120,7 @@ def _pip_install(python: Path, requirement: str, env: dict, cwd: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Installed:
+def installed(tmp_path_factory):
     base = tmp_path_factory.mktemp("wheel")
     source = _source_copy(base / "src")
     dist = base / "dist"
@@ -177,7 +177,8 @@ def installed(tmp_path_factory) -> Installed:
     steps["decode"].stderr += "\n--- replay.log ---\n" + (work / "replay.log").read_text()[-2000:]
     if (work / "decode.json").is_file():
         result.decode_summary = json.loads((work / "decode.json").read_text())
-    return result
+    yield result
+    shutil.rmtree(venv, ignore_errors=True)  # about a gigabyte with torch
 
 
 def test_readme_documents_every_command():
