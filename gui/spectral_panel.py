@@ -89,12 +89,13 @@ def scalp_xy(labels: tuple[str, ...]) -> np.ndarray:
     Parameters
     ----------
     labels : tuple of str
-        Channel labels (``E1``…``E129``, ``Cz``).
+        Channel labels: the GSN net's (``E1``…``E129``, ``Cz``), or, with MNE installed, those of any
+        standard montage (10-20/10-05 names, BioSemi ``A1``…).
 
     Returns
     -------
     xy : ndarray, shape (n_chans, 2)
-        x to the right ear, y to the nose; NaN for labels the net does not have.
+        x to the right ear, y to the nose; NaN for labels no montage has.
     """
     known = []
     for label in labels:
@@ -104,15 +105,42 @@ def scalp_xy(labels: tuple[str, ...]) -> np.ndarray:
         except KeyError:
             known.append(False)
     xy = np.full((len(labels), 2), np.nan)
-    if not any(known):
-        return xy
+    if not any(ok and canonical_label(label) != "Cz" for label, ok in zip(labels, known, strict=True)):
+        return _standard_xy(labels)  # no E-numbered electrode: a 10-20/10-05 or other montage
     pos = electrode_positions([canonical_label(lb) for lb, ok in zip(labels, known, strict=True) if ok])
-    centred = pos - _head_centre()
+    xy[np.asarray(known)] = _azimuthal(pos - _head_centre())
+    return xy
+
+
+def _azimuthal(centred: np.ndarray) -> np.ndarray:
+    """Azimuthal equidistant projection around +z of sphere-centred positions (unit at the equator)."""
     radius = np.linalg.norm(centred, axis=1)
     polar = np.arccos(np.clip(centred[:, 2] / radius, -1.0, 1.0))  # 0 at the vertex
     azimuth = np.arctan2(centred[:, 1], centred[:, 0])
-    projected = np.column_stack([np.cos(azimuth), np.sin(azimuth)]) * (polar / (np.pi / 2))[:, None]
-    xy[np.asarray(known)] = projected
+    return np.column_stack([np.cos(azimuth), np.sin(azimuth)]) * (polar / (np.pi / 2))[:, None]
+
+
+def _standard_xy(labels: tuple[str, ...]) -> np.ndarray:
+    """:func:`scalp_xy` for labels of other montages (head frame via MNE; NaN without MNE)."""
+    from eegmusic.stream.errors import EEGMusicError
+    from eegmusic.stream.interpolation import fit_sphere
+    from eegmusic.stream.montage import head_positions, resolve_montage_name
+
+    try:
+        pos = head_positions(labels, strict=False)
+        reference = head_positions(["Fp1", "Fp2", "O1", "O2", "T7", "T8", "Cz", "Fz", "Pz", "C3", "C4",
+                                    "F7", "F8", "P7", "P8"], montage=resolve_montage_name("standard_1005"))
+    except EEGMusicError:  # MNE missing: only the GSN net can be placed
+        return np.full((len(labels), 2), np.nan)
+    centre, _ = fit_sphere(reference)
+    pole = (reference[6] - centre) / np.linalg.norm(reference[6] - centre)   # Cz straight up
+    right = np.cross([0.0, 1.0, 0.0], pole)
+    right /= np.linalg.norm(right)
+    rotation = np.stack([right, np.cross(pole, right), pole])
+    xy = np.full((len(labels), 2), np.nan)
+    known = np.all(np.isfinite(pos), axis=1)
+    if known.any():
+        xy[known] = _azimuthal((pos[known] - centre) @ rotation.T)
     return xy
 
 
