@@ -213,9 +213,18 @@ class SnapshotWriter:
             "config": config, "published": time.time(),
         }
         payload = json.dumps(document, default=str).encode()
+        for key in ("summary", "extra", "latency_ms"):  # never truncate JSON: leave out what grows
+            if len(payload) <= JSON_BYTES:
+                break
+            document[key] = None if key == "summary" else {}
+            payload = json.dumps(document, default=str).encode()
         if len(payload) > JSON_BYTES:
-            document["summary"] = None  # the summary is the only part that grows
-            payload = json.dumps(document, default=str).encode()[:JSON_BYTES]
+            document = {**{k: document[k] for k in ("eeg_sfreq", "running", "frame_index", "model")},
+                        "labels": [], "dynamic_r": None, "latency_ms": {}, "counters": {}, "health": None,
+                        "error": "snapshot too large to share", "extra": {}, "summary": None,
+                        "config": config, "published": document["published"]}
+            payload = json.dumps(document, default=str).encode()
+            rows = 0
         words = block.words
         words[_SEQ // 8] += np.uint64(1)        # odd: writing
         block.eeg[:rows, :cols] = eeg[:rows, eeg.shape[1] - cols:] if cols else 0.0

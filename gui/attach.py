@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,6 +167,8 @@ class AttachedDecode:
                 self._final_summary = json.loads(self.summary_path.read_text())
             except (OSError, ValueError):
                 log.warning("could not read the decode's summary %s", self.summary_path)
+        if self.summary_path is not None and self.process.returncode == 0:
+            shutil.rmtree(self.summary_path.parent, ignore_errors=True)  # its log and summary are read
 
 
 def decode_command(config, name: str, *, summary_path: Path | None = None, vocoder: str | None = None

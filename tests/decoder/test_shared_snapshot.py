@@ -154,3 +154,19 @@ def test_a_name_in_use_is_refused():
 def test_bad_names(name):
     with pytest.raises(ConfigError, match="is not usable; use 1-64 letters"):
         check_name(name)
+
+
+def test_an_oversized_document_is_trimmed_never_truncated():
+    name = _name()
+    writer = SnapshotWriter(name, n_chans=4, eeg_cols=60, mel_cols=20)
+    try:
+        reader = SnapshotReader(name)
+        big = _snapshot(5.0)
+        big.extra = {"notes": "x" * 400_000}  # more than the block's JSON room
+        writer.publish(big, summary={"seconds": 2.0})
+        snapshot, document = reader.read()
+        assert snapshot.extra == {} and document["summary"] is None  # what grows is left out
+        assert snapshot.counters["windows"] == 5 and np.all(snapshot.eeg == 5.0)
+        reader.close()
+    finally:
+        writer.close()
