@@ -25,11 +25,14 @@ Examples:
   eegmusic decode --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim --duration 20
   eegmusic decode --stream cap-1 --model model.onnx --publish cap1   # then: eegmusic gui --attach cap1
   eegmusic decode --stream cap-1 --model model.onnx --vocoder rtpghi --no-agc
+  eegmusic decode --stream cap-1 --source-id amp-7 --model model.onnx --on-lost exit --lost-after 30
+  eegmusic decode --stream cap-1 --model model.onnx --json run.json --overwrite   # replace run.json
   eegmusic decode --stream cap8 --model nmedt.onnx --impute-missing     # an 8-channel 10-20 cap
 
-Stop with Ctrl-C: a summary follows (windows, drops, gaps, reconnects, latency per stage
-p50/p95/p99, dynamic r with --truth). Decoded frames also go to the LSL stream '<stream>-mel'
-(type MelSpectrogram, 128 channels at 43.07 Hz) unless --no-lsl-out.
+Stop with Ctrl-C: a summary follows (windows, drops, gaps, reconnects, the stream's health: connected,
+stalled or lost, with counts and seconds; latency per stage p50/p95/p99, dynamic r with --truth). The
+health changes also go to the LSL marker stream '<stream>-mel-status'. Decoded frames go to the LSL
+stream '<stream>-mel' (type MelSpectrogram, 128 channels at 43.07 Hz) unless --no-lsl-out.
 
 Stream channels are matched to the model's by label (case-insensitive; T3/T7, T4/T8, T5/P7, T6/P8,
 E129/Cz name one electrode) and the stream is resampled to the model's rate. With --impute-missing,

@@ -15,6 +15,7 @@ EPILOG = """\
 Example:
   eegmusic vocode stimuli/song21.wav --out /tmp/song21_vocoded.wav
   eegmusic vocode stimuli/song21.wav --out /tmp/rtpghi.wav --vocoder rtpghi --lookahead 0 --magnitude pinv
+  eegmusic vocode stimuli/song21.wav --out /tmp/song21_vocoded.wav --overwrite   # replace an older result
 
 Prints the mel log-spectral distance of the result against the file's own mel (dB, lower is better;
 what a vocoder fed a mel can be judged on), the multi-resolution STFT distance, spectral convergence

@@ -13,6 +13,7 @@ from eegmusic.stream.options import non_negative_int, output_dir, seconds
 EPILOG = """\
 Example:
   eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --split block --out runs/cnn/eval
+  eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --out runs/cnn/eval --overwrite  # again
 
 Scores the model, the global mean mel, the song mean mel (oracle identity) and the model on shuffled
 EEG with MSE, cosine, Pearson, dynamic r and song-classifier accuracy. The split is rebuilt with the

@@ -20,6 +20,7 @@ examples:
   eegmusic train --data /tmp/sim --arch cnn --split block --out runs/cnn --epochs 40 --resume
   eegmusic train --data /tmp/sim --arch convnet --out runs/lagged --target-offset auto
   eegmusic train --data /tmp/sim --arch convnet --songs 21 22 --subjects 1 2 3 --out runs/small
+  eegmusic train --data mydata --arch cnn --out runs/clip --allow-short-stimulus   # 30-s clips, longer EEG
   torchrun --nproc_per_node 2 -m eegmusic train --data /tmp/sim --arch convnet --out runs/ddp
 
 --arch names an architecture of the model registry; --model, in every other command, is a model file.

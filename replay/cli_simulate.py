@@ -28,6 +28,7 @@ subsNN) and stimuli/songNN.wav, exactly the NMED-T layout; --raw adds songNN_raw
 Examples:
   eegmusic simulate --out /tmp/sim --n-songs 3 --n-subjects 2 --duration 30
   eegmusic simulate --out /tmp/sim --n-songs 10 --n-subjects 20          # NMED-T size
+  eegmusic simulate --out /tmp/sim --n-songs 3 --overwrite               # write over an older one
   eegmusic simulate --out /tmp/mine --music a.flac b.mp3 --snr 0.1   # your own music
   eegmusic simulate --out /tmp/real --music /usr/share/games/singularity/music --duration 120
   eegmusic simulate --out /tmp/later --music a.ogg b.ogg --music-start 150 --duration 60   # later excerpt
