@@ -59,9 +59,11 @@ def use_local_lsl() -> Path | None:
     if "pylsl" in sys.modules:
         logger.warning("pylsl is already loaded; --lsl-local cannot change its configuration now")
         return None
-    handle, name = tempfile.mkstemp(prefix="eegmusic-lsl-local-", suffix=".cfg")
-    with os.fdopen(handle, "w") as file:
-        file.write(LOCAL_CONFIG)
-    os.environ["LSLAPICFG"] = name
-    logger.info("LSL discovery kept on this machine (liblsl configuration %s)", name)
-    return Path(name)
+    # one file per user, rewritten each time (same content): no temporary file left per run
+    path = Path(tempfile.gettempdir()) / f"eegmusic-lsl-local-{os.getuid()}.cfg"
+    from eegmusic.stream.atomic import write_text
+
+    write_text(path, LOCAL_CONFIG)
+    os.environ["LSLAPICFG"] = str(path)
+    logger.info("LSL discovery kept on this machine (liblsl configuration %s)", path)
+    return path
