@@ -89,7 +89,7 @@ def register(spec: VocoderSpec) -> None:
 
 
 register(VocoderSpec("rtisi", "eegmusic.decoder.vocoders.rtisi:RTISI", (0, 1, 2), 1,
-                     "RTPGHI refined by fast Griffin-Lim over a sliding block (default)"))
+                     "RTPGHI refined by fast Griffin-Lim over a sliding block"))
 register(VocoderSpec("rtpghi", "eegmusic.decoder.vocoders.rtpghi:RTPGHI", (0, 1), 1,
                      "phase-gradient heap integration alone (fastest)"))
 register(VocoderSpec("griffinlim", "eegmusic.decoder.vocoders.griffinlim:GriffinLim", tuple(range(17)), 3,
