@@ -259,3 +259,18 @@ def test_decode_summary_and_json_show_a_stall(stream_name, tmp_path, capsys):
     assert [state for _, state in health["transitions"]] == ["connected", "stalled", "connected"]
     assert summary["counters"]["flagged_windows"] >= 1 and summary["counters"]["stalls"] == 1
     assert "stalls 1" in out
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize(("state", "since", "shown"), [
+    ("connected", 12.0, "connected"), ("stalled", 3.2, "stalled (3 s)"), ("lost", 41.0, "lost (41 s)"),
+    ("reconnected", 5.0, "reconnected (5 s)"),
+])
+def test_dashboard_counter_grid_shows_the_stream_state(state, since, shown):
+    from eegmusic.gui.stats_panel import health_items
+    from eegmusic.stream.source import StreamHealth
+
+    health = StreamHealth(effective_rate=125.0, n_samples=10, gaps=0, dropped_windows=0, nan_runs=0,
+                          reconnects=0, clock_offset=0.0, jitter_ms=0.1, connected=state != "lost",
+                          state=state, state_s=since)
+    assert health_items(health)["stream"] == shown
