@@ -1,4 +1,4 @@
-"""Volume and mute: the gain in front of the sink, alone and in the running dashboard."""
+"""Volume and mute: the levelled sink's gain, alone and in the running dashboard."""
 
 from __future__ import annotations
 
@@ -6,24 +6,27 @@ import numpy as np
 import pytest
 
 
-def test_gain_sink_scales_and_mutes(tmp_path):
+def test_levelled_sink_scales_and_mutes_after_the_limiter(tmp_path):
+    """The volume acts after the level stage; the caller's samples are left alone."""
     import soundfile
     from eegmusic.decoder.audio import WavSink
-    from eegmusic.gui.volume import GainSink
+    from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
 
     tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(2205) / 22050)).astype(np.float32)
-    sink = GainSink(WavSink(tmp_path / "out.wav", subtype="FLOAT"), gain=0.5)
+    original = tone.copy()
+    level = OutputLevel(22050, LevelSettings(agc=False))  # below the ceiling: the limiter passes it as is
+    sink = LevelledSink(WavSink(tmp_path / "out.wav", subtype="FLOAT"), level, gain=0.5)
     assert sink.write(tone) == tone.size
     sink.gain = 0.0
     sink.write(tone)
-    assert sink.counters()["written"] == 2 * tone.size     # read through from the wrapped sink
+    assert sink.counters()["written"] == 2 * tone.size     # the wrapped sink's counters, plus the limiter's
+    assert sink.counters()["limited_samples"] == 0
     sink.close()
     audio, rate = soundfile.read(tmp_path / "out.wav", dtype="float32")
     assert rate == 22050
     np.testing.assert_allclose(audio[:2205], 0.5 * tone, atol=1e-6)
     assert not audio[2205:].any()
-    np.testing.assert_array_equal(tone[:3], (0.5 * np.sin(2 * np.pi * 440 * np.arange(3) / 22050)).astype(
-        np.float32))                                       # the caller's samples are left alone
+    np.testing.assert_array_equal(tone, original)
 
 
 @pytest.mark.gui
