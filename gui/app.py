@@ -11,6 +11,9 @@ through queued Qt signals, and a :class:`QtCore.QTimer` (at most 30 Hz) pulls
 (the one waiting longest), so no single tick keeps the event loop busy for long.
 When the stream is lost the snapshot stops advancing, the panels freeze in place and the status bar
 says so; when the stream returns they resume. Closing the window stops every thread it started.
+
+(Over 500 lines: controls, the start/stop/attach life cycle and the polling share one window's
+state; the panels, the attach machinery and the snapshot block live in their own modules.)
 """
 
 from __future__ import annotations
