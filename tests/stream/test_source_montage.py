@@ -37,7 +37,7 @@ def _push(outlet: pylsl.StreamOutlet, eeg: np.ndarray, sfreq: float) -> None:
                           stamps[start:start + 64].tolist())
 
 
-def _windows(source: EEGSource, n_last: int, timeout: float = 15.0) -> list:
+def _windows(source: EEGSource, n_last: int, timeout: float = 40.0) -> list:
     out, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
         window = source.next_window(timeout=0.2)
@@ -89,7 +89,7 @@ def test_biosemi64_with_three_missing_equals_mne_interpolation(stream_name, rng)
     spec = PreprocessingSpec(channels=labels, reference="none")
     model_positions = head_positions(labels, montage="biosemi64")
     with EEGSource(stream_name, spec=spec, impute_missing=True, model_positions=model_positions,
-                   max_missing=3, queue_windows=256, resolve_timeout=10.0) as source:
+                   max_missing=3, queue_windows=256, resolve_timeout=30.0) as source:
         assert set(source.interpolated_labels) == set(bads)
         _push(outlet, eeg[sent].astype(np.float32), sfreq)
         windows = _windows(source, n_last=300)
@@ -112,7 +112,7 @@ def test_eight_channel_cap_into_nmedt_model_per_tolerance(stream_name, rng, max_
     positions = head_positions(["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "Cz"], montage="standard_1020")
     outlet = _outlet(stream_name, TEN_TWENTY_8, 250.0, positions=positions)
     source = EEGSource(stream_name, spec=PreprocessingSpec(), impute_missing=True, max_missing=max_missing,
-                       resolve_timeout=10.0, queue_windows=64)
+                       resolve_timeout=30.0, queue_windows=64)
     if not accepted:
         with pytest.raises(StreamError, match=r"lacks 124 the model needs \(E1, E2.*at most 123 missing"):
             source.start()
@@ -131,7 +131,7 @@ def test_eight_channel_cap_into_nmedt_model_per_tolerance(stream_name, rng, max_
 
 def test_eight_channel_cap_without_impute_names_the_flag(stream_name):
     outlet = _outlet(stream_name, TEN_TWENTY_8, 250.0)
-    source = EEGSource(stream_name, spec=PreprocessingSpec(channels=MODEL_CHANNELS), resolve_timeout=10.0)
+    source = EEGSource(stream_name, spec=PreprocessingSpec(channels=MODEL_CHANNELS), resolve_timeout=30.0)
     with pytest.raises(StreamError, match=r"lacks 124 the model needs.*pass --impute-missing"):
         source.start()
     source.stop()
