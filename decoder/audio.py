@@ -492,8 +492,10 @@ class SoundDeviceSink(_Sink):
         if self._closed:
             return
         if drain:
-            self.drain()
+            self.drain()            # what was written has been played (drain waits out the device too)
         self._draining = True
-        self._stream.stop()
+        # abort, not stop: a graceful stop waits for PortAudio's ALSA thread to notice, and through
+        # PulseAudio at low latency after an xrun that thread was seen polling forever (close hung)
+        self._stream.abort()
         self._stream.close()
         super().close()

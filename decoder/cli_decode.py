@@ -23,6 +23,7 @@ Examples:
   eegmusic decode --type EEG --model model.onnx --wav decoded.wav --duration 30
   eegmusic decode --stream cap-1 --model model.onnx --no-audio --record runs/today --device cpu
   eegmusic decode --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim --duration 20
+  eegmusic decode --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim --listen both
   eegmusic decode --stream cap-1 --model model.onnx --publish cap1   # then: eegmusic gui --attach cap1
   eegmusic decode --stream cap-1 --model model.onnx --vocoder rtpghi --no-agc
   eegmusic decode --stream cap-1 --source-id amp-7 --model model.onnx --on-lost exit --lost-after 30
@@ -95,6 +96,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--duration", type=seconds(), metavar="S", help="stop after S seconds (default: Ctrl-C)")
     out.add_argument("--truth", metavar="DIR",
                      help="NMED-T folder with stimuli/songNN.wav: live dynamic r against the true mel")
+    out.add_argument("--listen", choices=("decoded", "true", "both"), default="decoded",
+                     help="what the sound device plays while replaying a dataset: the decoded sound "
+                     "(default), the true stimulus at the same EEG time (needs --truth and the replay's "
+                     "markers), or both mixed, e.g. --truth /tmp/sim --listen both")
     out.add_argument("--json", type=output_file('.json'),
                      metavar="FILE", help="also write the summary as JSON")
 
@@ -123,9 +128,13 @@ def format_summary(summary: dict) -> str:
         f"reconnects {c['reconnects']}  underruns {c['underruns']}",
         f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}",
         *_health_lines(summary),
-        "latency per stage (LSL clock):",
+        "latency per stage (LSL clock; 'estimate' = queued audio + the device's reported latency, not "
+        "measured: `eegmusic bench latency` measures EEG sample -> audible sample):",
         format_table(summary["latency_ms"]),
     ]
+    if summary.get("playback_cushion_ms") is not None:
+        lines.append(f"  audio cushion ahead of the device {summary['playback_cushion_ms']:.1f} ms "
+                     f"(follows the measured hop jitter)")
     if "vocoder_latency_ms" in summary:
         lines.append(f"  + vocoder look-ahead {summary['vocoder_latency_ms']:.1f} ms of stimulus time, "
                      f"smoothing {summary.get('smoothing_latency_ms', 0.0):.1f} ms")
@@ -170,7 +179,7 @@ def run_decode(args: argparse.Namespace) -> int:
         wav_path=args.wav, no_audio=args.no_audio, record_dir=args.record, truth_dir=args.truth,
         lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
         resolve_timeout_s=args.timeout, impute_missing=args.impute_missing,
-        vocoder_method=args.vocoder, agc=not args.no_agc,
+        vocoder_method=args.vocoder, agc=not args.no_agc, listen=args.listen,
     )
     if args.publish is not None:
         from eegmusic.decoder.shared_snapshot import check_name

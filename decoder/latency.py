@@ -14,6 +14,11 @@ stamp                 when
                       samples already queued in the sink and the device's output latency)
 ====================  ==========================================================================
 
+The stages ending at ``dac`` are **estimates** (:data:`ESTIMATED_STAGES`): they add what the sink
+says is queued and what PortAudio says the device adds, and leave out the vocoder's look-ahead and
+where in a hop an EEG event falls. ``eegmusic bench latency`` *measures* EEG sample -> audible
+sample through the sound server; tables and summaries label the two apart.
+
 :class:`LatencyTracker` keeps the last ``capacity`` values of every stage difference in
 preallocated ring buffers and reports their percentiles in milliseconds.
 """
@@ -30,6 +35,9 @@ STAMPS = ("arrival", "ready", "inferred", "vocoded", "buffered", "dac")
 STAGES = ("arrival_to_ready", "ready_to_inferred", "inferred_to_vocoded", "vocoded_to_buffered",
           "buffered_to_dac", "arrival_to_buffered", "arrival_to_dac")
 """Reported stages: each consecutive pair of stamps, plus the two end-to-end spans."""
+
+ESTIMATED_STAGES = ("buffered_to_dac", "arrival_to_dac")
+"""Stages computed from reported buffer sizes rather than observed: label them "estimate"."""
 
 _SPANS = {
     "arrival_to_ready": ("arrival", "ready"),
@@ -119,9 +127,10 @@ class LatencyTracker:
 
 def format_table(latency_ms: dict) -> str:
     """Render :meth:`LatencyTracker.percentiles` as an aligned text table (for the CLI summary)."""
-    lines = [f"  {'stage':<22}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'n':>8}"]
+    lines = [f"  {'stage':<33}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'n':>8}"]
     for stage, row in latency_ms.items():
         cells = "".join(f"{row[p]:>10.2f}" if row[p] is not None else f"{'-':>10}"
                         for p in ("p50", "p95", "p99"))
-        lines.append(f"  {stage:<22}{cells}{row['n']:>8}")
+        label = f"{stage} (estimate)" if stage in ESTIMATED_STAGES else stage
+        lines.append(f"  {label:<33}{cells}{row['n']:>8}")
     return "\n".join(lines)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.decoder.audio import AudioSink
 from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES, FrameClock, SampleClock, hop_frames
-from eegmusic.decoder.latency import LatencyTracker
+from eegmusic.decoder.latency import ESTIMATED_STAGES, LatencyTracker
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH, N_MELS
 from eegmusic.decoder.output_queue import AdaptivePlayback, EmissionQueue
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
@@ -53,6 +53,9 @@ __all__ = ["AUDIO_FILE", "FrameRecorder", "LivePipeline", "LiveTruth", "Pipeline
            "read_frames"]
 
 log = logging.getLogger(__name__)
+
+LISTEN_CHOICES = ("decoded", "true", "both")
+"""What ``decode --listen`` can play."""
 
 MEL_STREAM_TYPE = "MelSpectrogram"
 MEL_RATE = AUDIO_SFREQ / HOP_LENGTH
@@ -108,6 +111,9 @@ class PipelineConfig:
     prebuffer_s : float
         Audio kept ahead of the device at the start, before the supply's jitter has been measured;
         then the cushion follows the jitter (:class:`decoder.output_queue.AdaptivePlayback`).
+    listen : {"decoded", "true", "both"}
+        What the sound device plays: the decoded sound, the true stimulus at the same EEG time (by
+        the replay's markers and ``truth_dir``'s audio), or both mixed at half level each.
     impute_missing : bool
         Fill model channels the stream lacks by spherical-spline interpolation (up to the model's
         ``max_missing``) instead of refusing the stream.
@@ -133,6 +139,7 @@ class PipelineConfig:
     agc: bool = True
     prebuffer_s: float = 0.05
     impute_missing: bool = False
+    listen: str = "decoded"
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for contradictory or out-of-range options."""
@@ -146,6 +153,11 @@ class PipelineConfig:
             raise ConfigError(f"{' and '.join(outputs)} exclude each other; pass one audio output")
         if self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+        if self.listen not in LISTEN_CHOICES:
+            raise ConfigError(f"--listen {self.listen!r} is not one of {', '.join(LISTEN_CHOICES)}; pick one")
+        if self.listen != "decoded" and self.truth_dir is None:
+            raise ConfigError(f"--listen {self.listen} plays the true stimulus of a replay, which needs its "
+                              f"stimulus audio: pass --truth DIR (the dataset folder the replay plays)")
 
 
 class LivePipeline:
@@ -306,7 +318,7 @@ class LivePipeline:
                 from eegmusic.stream.stimulus import StimulusFolder
 
                 self._stimuli = StimulusFolder(cfg.truth_dir, sfreq=AUDIO_SFREQ)
-            self._truth = LiveTruth(self._stimuli)
+            self._truth = LiveTruth(self._stimuli, keep_audio=cfg.listen != "decoded")
             if info.metadata.get("baselines"):   # the model's training-part means: baselines, same frames
                 from eegmusic.decoder.truth import read_baselines
 
@@ -318,6 +330,11 @@ class LivePipeline:
             if song is not None and self._truth.has_stimulus(song):
                 self._truth.load(song)      # the replay names its song: ready before the first frame
             self._markers = MarkerInlet.open(f"{meta.name}-markers", timeout=2.0)
+            if self._markers is None and cfg.listen != "decoded":
+                raise ConfigError(f"--listen {cfg.listen} needs the replay's marker stream "
+                                  f"'{meta.name}-markers' (which stimulus second plays when), and none "
+                                  f"answered; replay a dataset with markers (eegmusic replay) or drop "
+                                  f"--listen")
             if self._markers is None:
                 log.warning("no marker stream '%s-markers' answered: live dynamic r is off", meta.name)
         if self._sink is None:
@@ -435,14 +452,17 @@ class LivePipeline:
             if self._kind == "mel_db":
                 samples, frames, k0 = self._vocode(emission)
                 stamps["vocoded"] = local_clock()
+                # the vocoder's output lags its input frames by its look-ahead
+                t_audio = t0 + (k0 - self._vocoder.latency_frames) * FRAME_PERIOD_S
             else:
                 k0, samples = emission
+                t_audio = t0 + k0 / AUDIO_SFREQ
                 frames = None
                 stamps["vocoded"] = stamps["inferred"]
                 if self._clock.samples_skipped:
                     self._counters["samples_skipped"] = self._clock.samples_skipped
             if len(samples):
-                self._play(samples, stamps)
+                self._play(self._listened(samples, t_audio), stamps)
             if frames is not None and frames.shape[1]:
                 self._publish(k0, frames, t0, emission.window_frame)
                 if self._recorder is not None:
@@ -450,6 +470,16 @@ class LivePipeline:
             if self._recorder is not None and len(samples):
                 self._recorder.append_audio(samples)
             self.latency.record(stamps)
+
+    def _listened(self, decoded: np.ndarray, t_audio: float) -> np.ndarray:
+        """What ``--listen`` plays for a decoded chunk whose first sample sits at LSL time ``t_audio``."""
+        if self.config.listen == "decoded":
+            return decoded
+        true = self._truth.stimulus_audio(t_audio, len(decoded))
+        if true is None:                    # no marker yet, or the song's audio still loading
+            self._counters["listen_true_missing"] += len(decoded)
+            true = np.zeros(len(decoded), np.float32)
+        return true if self.config.listen == "true" else 0.5 * (decoded + true)
 
     def _play(self, samples: np.ndarray, stamps: dict) -> None:
         """Hand a chunk to the sink behind the cushion the measured jitter asks for."""
@@ -649,6 +679,9 @@ class LivePipeline:
                 "transitions": [[round(t, 3), state] for t, state in self._source.inlet.transitions()],
             },
         }
+        out["latency_estimated_stages"] = list(ESTIMATED_STAGES)   # not measured: `eegmusic bench latency`
+        if self._sink is not None and self._sink.plays_live or self._playback.padded:
+            out["playback_cushion_ms"] = round(self._playback.target_s * 1e3, 2)
         if self._vocoder is not None:
             out["vocoder_latency_ms"] = round(self._vocoder.latency_frames * FRAME_PERIOD_S * 1e3, 2)
         if self._clock is not None:

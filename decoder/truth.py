@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from eegmusic.decoder.melspec import FRAME_PERIOD_S, N_MELS, mel_db
+from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, N_MELS, mel_db
 from eegmusic.decoder.metrics import RunningBandPearson, band_pearson
 from eegmusic.stream.errors import DataFormatError, EEGMusicError
 from eegmusic.stream.untrusted import MarkerParser
@@ -85,10 +85,14 @@ class LiveTruth:
         ``StimulusFolder(truth_dir, sfreq=22050)`` for an NMED-T folder with ``stimuli/songNN.wav``.
     recent_frames : int
         Frames over which the live (recent) dynamic r is computed.
+    keep_audio : bool
+        Keep each song's stimulus audio for :meth:`stimulus_audio` (``decode --listen``).
     """
 
-    def __init__(self, stimuli: StimulusLookup, *, recent_frames: int = 430):
+    def __init__(self, stimuli: StimulusLookup, *, recent_frames: int = 430, keep_audio: bool = False):
         self._stimuli = stimuli
+        self.keep_audio = bool(keep_audio)
+        self._audio: dict[int, np.ndarray] = {}   # stimulus audio by song, for --listen
         self.markers = MarkerParser()
         """Marker counts: good, other events, and malformed ones skipped (``bad``)."""
         self._mels: dict[int, np.ndarray] = {}
@@ -132,7 +136,10 @@ class LiveTruth:
                 if self._stimuli.stimulus_path(song) is None:
                     raise DataFormatError(f"no stimulus for song {song} in {self._stimuli.path}/stimuli; put "
                                           f"song{song}.wav there or drop --truth")
-                self._mels[song] = mel_db(self._stimuli.load_stimulus(song))
+                audio = self._stimuli.load_stimulus(song)
+                if self.keep_audio:
+                    self._audio[song] = audio
+                self._mels[song] = mel_db(audio)
         return self._mels[song]
 
     def has_stimulus(self, song: int) -> bool:
@@ -173,6 +180,32 @@ class LiveTruth:
             return None
         t_marker, seconds = self._anchor
         return seconds + (lsl_time - t_marker)
+
+    def stimulus_audio(self, lsl_time: float, n_samples: int) -> np.ndarray | None:
+        """The true stimulus that played from LSL time ``lsl_time`` on (``decode --listen``).
+
+        Parameters
+        ----------
+        lsl_time : float
+            LSL time (seconds) of the first sample wanted, by the newest marker.
+        n_samples : int
+            Samples wanted at 22050 Hz.
+
+        Returns
+        -------
+        ndarray, shape (n_samples,), float32, or None
+            Zeros outside the song; None before the first marker, before the song's audio is
+            loaded, or unless the scorer was made with ``keep_audio=True``.
+        """
+        if self._anchor is None or self.song is None or self.song not in self._audio:
+            return None
+        audio = self._audio[self.song]
+        start = int(round(self.stimulus_time(lsl_time) * AUDIO_SFREQ))
+        out = np.zeros(int(n_samples), np.float32)
+        lo, hi = max(start, 0), min(start + int(n_samples), len(audio))
+        if hi > lo:
+            out[lo - start:hi - start] = audio[lo:hi]
+        return out
 
     def truth_frames(self, stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """True stimulus frames for decoded frames stamped at LSL times ``stamps``.

@@ -1,0 +1,107 @@
+"""``decode --listen true|decoded|both``: the true stimulus, aligned to the same EEG time by the markers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from eegmusic.decoder.melspec import FRAME_PERIOD_S
+from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+from eegmusic.decoder.truth import LiveTruth
+from eegmusic.stream.errors import ConfigError
+from eegmusic.stream.stimulus import StimulusFolder
+
+from tests.decoder.onnx_models import make_model
+from tests.decoder.test_pipeline import _start_replay, _stop, _wait
+
+RATE = 22050
+
+
+def test_true_stimulus_follows_the_marker_to_the_sample(sim_dir):
+    stimuli = StimulusFolder(sim_dir, sfreq=RATE)
+    audio = stimuli.load_stimulus(21)
+    truth = LiveTruth(stimuli, keep_audio=True)
+    assert truth.stimulus_audio(1000.0, 512) is None                  # no marker yet
+    truth.load(21)
+    truth.marker("song=21;t=5.000", 1000.0)                          # second 5 played at LSL 1000.0
+    np.testing.assert_array_equal(truth.stimulus_audio(1001.0, 2048), audio[6 * RATE:6 * RATE + 2048])
+    # a later marker re-anchors: second 7 at LSL 1001.5 (the replay paused half a second)
+    truth.marker("song=21;t=7.000", 1001.5)
+    np.testing.assert_array_equal(truth.stimulus_audio(1001.5 + FRAME_PERIOD_S, 512),
+                                  audio[7 * RATE + 512:7 * RATE + 1024])
+    # before the song and past its end: silence, never another part of the song
+    before = truth.stimulus_audio(1001.5 - 7.0 - 256 / RATE, 441)
+    assert before.shape == (441,) and not before[:256].any()
+    np.testing.assert_array_equal(before[256:], audio[:441 - 256])
+    tail = truth.stimulus_audio(1001.5 - 7.0 + (len(audio) - 220) / RATE, 441)
+    np.testing.assert_array_equal(tail[:220], audio[-220:])
+    assert not tail[220:].any()
+
+
+def test_without_keep_audio_no_true_sound(sim_dir):
+    truth = LiveTruth(StimulusFolder(sim_dir, sfreq=RATE))
+    truth.load(21)
+    truth.marker("song=21;t=5.000", 1000.0)
+    assert truth.stimulus_audio(1001.0, 512) is None
+
+
+@pytest.mark.parametrize("listen", ["true", "both"])
+def test_listen_true_without_truth_is_refused(tmp_path, listen):
+    config = PipelineConfig(stream_name="x", model_path=tmp_path / "m.onnx", listen=listen)
+    with pytest.raises(ConfigError, match=f"^--listen {listen} plays the true stimulus .*pass --truth DIR"):
+        LivePipeline(config)
+
+
+def test_listen_true_cli_is_one_line_exit_2(tmp_path, capsys):
+    from eegmusic.stream.cli import main
+
+    status = main(["decode", "--stream", "x", "--model", str(tmp_path / "m.onnx"), "--listen", "true"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "pass --truth DIR" in err[0], err
+
+
+@pytest.mark.lsl
+def test_listen_true_without_markers_is_refused(sim_dir, stream_name, tmp_path):
+    proc = _start_replay(sim_dir, stream_name, "--loop", "--no-markers")
+    try:
+        config = PipelineConfig(stream_name=stream_name, model_path=make_model(tmp_path / "m.onnx"),
+                                device="cpu", no_audio=True, truth_dir=sim_dir, listen="true", lsl_out=False)
+        with pytest.raises(ConfigError, match="needs the replay's marker stream"):
+            LivePipeline(config).start()
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.lsl
+def test_listen_true_plays_the_stimulus_contiguously(sim_dir, stream_name, tmp_path):
+    """Through the live pipeline: the WAV is the stimulus, chunk after chunk, aligned within one frame.
+
+    Each chunk is placed by the markers independently of the others, so chunks that line up with
+    each other across a second of played sound show the per-chunk alignment holds (the mapping
+    itself is checked to the sample above).
+    """
+    import soundfile
+
+    proc = _start_replay(sim_dir, stream_name, "--loop")
+    try:
+        config = PipelineConfig(stream_name=stream_name, model_path=make_model(tmp_path / "m.onnx"),
+                                device="cpu", wav_path=tmp_path / "ab.wav", truth_dir=sim_dir, listen="true",
+                                lsl_out=False, resolve_timeout_s=10)
+        with LivePipeline(config) as pipeline:
+            _wait(pipeline, 80, timeout=40)
+            counters = pipeline.counters()
+    finally:
+        _stop(proc)
+    played, rate = soundfile.read(tmp_path / "ab.wav", dtype="float32")
+    stimulus = StimulusFolder(sim_dir, sfreq=RATE).load_stimulus(21)
+    assert rate == RATE and counters["frames"] > 100
+    starts = []
+    for at in (len(played) - 3 * RATE // 2, len(played) - RATE // 2):   # two segments 1 s apart
+        segment = played[at:at + RATE // 4]
+        assert np.abs(segment).max() > 1e-3, "silence where the stimulus should play"
+        corr = np.correlate(stimulus, segment, mode="valid")
+        lag = int(np.argmax(corr))
+        np.testing.assert_allclose(stimulus[lag:lag + len(segment)], segment, atol=2e-3)  # PCM-16 WAV
+        starts.append(lag)
+    drift = (starts[1] - starts[0]) - RATE
+    loop = len(stimulus)                                              # the replay may loop in between
+    assert min(abs(drift), abs(drift + loop), abs(drift - loop)) <= 512, starts
