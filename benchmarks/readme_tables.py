@@ -27,12 +27,17 @@ Row = tuple[str, str, str, str, str]
 """(what, ours, baseline in the same run, ratio, goal)."""
 
 
+def _fmt(value: float) -> str:
+    """3 significant figures, never in exponent notation for the magnitudes a table shows."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _ms(value) -> str:
-    return "n/a" if value is None else f"{value:.3g} ms"
+    return "n/a" if value is None else f"{_fmt(value)} ms"
 
 
 def _x(value) -> str:
-    return "n/a" if value is None else f"{value:.3g}×"
+    return "n/a" if value is None else f"{_fmt(value)}×"
 
 
 def _met(flag) -> str:
@@ -327,6 +332,20 @@ def rows_calibration(result: dict) -> list[Row]:
     return rows
 
 
+def rows_faults(result: dict) -> list[Row]:
+    faults, clean = result["soak_with_faults"], result["soak_without_faults"]
+    return [(
+        f"fault soak: {faults['stream_hours']:g} h at {faults['speed']:g}× with a stall, a loss and hostile "
+        f"markers every {faults['every_min']:g} min (`{faults['model']}`)",
+        f"{faults['samples_lost']:,} of {faults['samples_pushed']:,} samples lost after draining; "
+        f"{faults['reconnects']} reconnects, {faults['bad_markers_counted']} bad markers counted; "
+        f"RSS last/first {faults['rss_growth_ratio_last_over_first']}",
+        f"same soak without faults: {clean['samples_lost']:,} lost",
+        f"{faults['samples_lost_added_by_faults']:+,} samples added by the faults",
+        "faults add no loss; flat memory",
+    )]
+
+
 ROW_BUILDERS: dict[str, Callable[[dict], list[Row]]] = {
     "bench_runtime": rows_runtime,
     "bench_latency": rows_latency,
@@ -334,6 +353,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[Row]]] = {
     "bench_montage": rows_montage,
     "bench_replay": rows_replay,
     "bench_soak": rows_soak,
+    "bench_faults": rows_faults,
     "bench_training": rows_training,
     "bench_simulate": rows_simulate,
     "bench_gui": rows_gui,
