@@ -227,7 +227,8 @@ def _stream_positions(info) -> np.ndarray | None:
 class _Recorder(threading.Thread):
     """Owns the EEG inlet: every chunk goes to the XDF file at once; outages are timed."""
 
-    def __init__(self, inlet, writer: XDFWriter, stream_id: int, n_chans: int, gap_s: float, on_gap) -> None:
+    def __init__(self, inlet, writer: XDFWriter, stream_id: int, n_chans: int, gap_s: float, on_gap,
+                 sfreq: float) -> None:
         super().__init__(name="calibrate-recorder", daemon=True)
         self.inlet, self.writer, self.stream_id = inlet, writer, stream_id
         self.gap_s, self.on_gap = gap_s, on_gap
@@ -240,6 +241,7 @@ class _Recorder(threading.Thread):
         self.error: BaseException | None = None
         self.last_stamp: float | None = None
         self.silent_since: float | None = None
+        self.sfreq = float(sfreq)
 
     def run(self) -> None:
         import pylsl
@@ -267,7 +269,8 @@ class _Recorder(threading.Thread):
                     continue
                 self.stamps[:n] = stamps
                 self.writer.write_samples(self.stream_id, self.stamps[:n], self.buffer[:n])
-                if self.silent_since is not None and pylsl.local_clock() - self.silent_since > self.gap_s:
+                # a gap is samples lost (timestamps jump), not samples that arrived late
+                if self.last_stamp is not None and self.stamps[0] - self.last_stamp > 1.5 / self.sfreq:
                     self.gaps.append((float(self.last_stamp), float(self.stamps[0])))
                     self.on_gap(float(self.last_stamp), float(self.stamps[0]))
                 self.silent_since = None
@@ -399,6 +402,9 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     info = resolve_stream(name=config.stream, timeout=config.resolve_timeout_s)
     inlet = pylsl.StreamInlet(info, max_buflen=360, processing_flags=0)
     full = inlet.info(timeout=5.0)
+    if not full.nominal_srate() > 0:
+        raise StreamError(f"stream '{config.stream}' has no regular rate ({full.type()}, irregular); pass "
+                          "the cap's EEG stream (eegmusic streams lists them)")
     n_chans = full.channel_count()
     channels = channel_info(full)
     labels = (
@@ -453,6 +459,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
             n_chans,
             config.gap_s,
             lambda t0, t1: publish(pylsl.local_clock(), "gap", stream=config.stream, start=t0, end=t1),
+            full.nominal_srate(),
         )
         recorder.start()
         recorder.first_sample.wait(config.first_sample_timeout_s)
