@@ -237,6 +237,13 @@ class EpochLoop:
         if state is not None:
             import torch
 
+            if "best" not in state or "phase" not in state:
+                from eegmusic.stream.errors import ModelError
+
+                raise ModelError(
+                    f"{self.out / 'checkpoint.pt'} was written by an older eegmusic (no best/phase entries) "
+                    "and cannot be resumed; start a new run with another --out"
+                )
             self.history = list(state["history"])
             self.first_epoch = int(state["epoch"]) + 1
             self.phase = state["phase"]

@@ -143,3 +143,12 @@ def test_generative_runs_resume(arch, config, sim_dir, tmp_path, capsys):
     epochs = [h["epoch"] for h in history]
     assert epochs == ([1, 2] if arch == "wavegan" else [1, 2, 3])  # diffusion: 1 prior + 2 adapter epochs
     assert np.isfinite(history[-1]["val_loss"])
+
+
+def test_a_checkpoint_of_the_old_layout_is_a_one_line_error(tmp_path):
+    from eegmusic.stream.errors import ModelError
+
+    old = {"history": [], "epoch": 3, "best_val": 1.0, "best_epoch": 2, "bad_epochs": 1, "best_state": {},
+           "optimizer": {}, "torch_rng": torch.get_rng_state()}
+    with pytest.raises(ModelError, match="written by an older eegmusic .* start a new run"):
+        EpochLoop(tiny_model(), LoopConfig(), tmp_path, phases=[("train", 4)], state=old)
