@@ -8,6 +8,7 @@ path                                   reader
 =====================================  ==================================================
 folder with ``songNN_Imputed.mat``     :class:`replay.nmedt.NMEDTFolder` (NMED-T layout)
 ``.xdf`` / ``.xdfz`` file              :class:`replay.xdf_session.XDFSession` (calibrate)
+folder of ``.xdf`` sessions            :class:`replay.xdf_session.XDFSessionFolder` (a listener each)
 folder with ``dataset_description``    :class:`replay.mne_dataset.MNEDataset` (BIDS root)
 ``.fif .edf .bdf .vhdr .set`` file     :class:`replay.mne_dataset.MNEDataset` (one file)
 =====================================  ==================================================
@@ -99,6 +100,12 @@ def open_dataset(path) -> EEGMusicDataset:
     if path.is_dir():
         from eegmusic.replay.nmedt import NMEDTFolder
 
+        names = [p.name for p in path.iterdir()]
+        has_songs = any(n.startswith("song") and n.endswith(".mat") for n in names)
+        if not has_songs and any(n.lower().endswith((".xdf", ".xdfz")) for n in names):
+            from eegmusic.replay.xdf_session import XDFSessionFolder
+
+            return XDFSessionFolder(path)
         return NMEDTFolder(path)
     raise DataFormatError(
         f"{path}: unknown kind of dataset (suffix {path.suffix or 'none'}); pass an NMED-T "

@@ -187,3 +187,61 @@ class XDFSession(PlayDataset):
     def _load_eeg(self, play: Play):
         start, stop = play.source
         return self._eeg[:, start:stop], self.sfreq, tuple(self.labels), self.positions
+
+
+class XDFSessionFolder(PlayDataset):
+    """Every calibration session (``*.xdf``) of a folder: one participant per file (its stem).
+
+    ``eegmusic simulate --montage`` writes such a folder; a lab's sessions of several listeners on one
+    cap make one. All sessions must have the same channels (one dataset holds one montage).
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder holding ``.xdf`` calibration sessions.
+
+    Raises
+    ------
+    DataFormatError
+        No session in the folder, a session that cannot be read (as :class:`XDFSession`), or
+        sessions with different channels.
+    """
+
+    kind = "folder of XDF sessions"
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        files = sorted(
+            p for p in self.path.iterdir() if p.suffix.lower() in (".xdf", ".xdfz") and p.is_file()
+        )
+        if not files:
+            raise DataFormatError(
+                f"{self.path}: no .xdf calibration session here; pass a folder of sessions "
+                "recorded by eegmusic calibrate, or one session file"
+            )
+        self.sessions = [XDFSession(f) for f in files]
+        first = self.sessions[0]
+        for session in self.sessions[1:]:
+            if list(session.labels) != list(first.labels):
+                raise DataFormatError(
+                    f"{session.path}: channels {', '.join(session.labels[:4])}… differ from "
+                    f"{first.path.name}'s; one dataset holds one montage (move it elsewhere)"
+                )
+        self._owner: dict[int, tuple[XDFSession, int]] = {}
+        for session in self.sessions:
+            for song_id in session.song_ids:
+                new_id = len(self.plays) + 1
+                play = session.plays[song_id]
+                self.plays[new_id] = Play(
+                    song_id=new_id,
+                    subject=play.subject,
+                    title=play.title,
+                    audio_path=play.audio_path,
+                    audio_start_s=play.audio_start_s,
+                    source=play.source,
+                )
+                self._owner[new_id] = (session, song_id)
+
+    def _load_eeg(self, play: Play):
+        session, song_id = self._owner[play.song_id]
+        return session._load_eeg(session.plays[song_id])

@@ -178,3 +178,28 @@ def test_info_describes_any_dataset(tmp_path, song, rng, capsys):
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "XDF session" in out and "song 1 'song1.wav'" in out and "problems: none" in out
+
+
+def test_folder_of_sessions_is_one_dataset_with_a_listener_per_file(tmp_path, song, rng):
+    from eegmusic.offline_training.dataset import WindowDataset
+
+    for name in ("S01", "S02"):
+        eeg = rng.standard_normal((8, int(12 * SFREQ))).astype(np.float32)
+        _xdf(tmp_path / f"{name}.xdf", eeg, markers=[_start(song, 101.0)])
+    dataset = open_dataset(tmp_path)
+    assert dataset.kind == "folder of XDF sessions" and dataset.song_ids == [1, 2]
+    assert [dataset.plays[k].subject for k in dataset.song_ids] == ["S01", "S02"]
+    windows = WindowDataset(tmp_path)
+    assert windows.subjects == ["S01", "S02"] and len(windows) == 10
+
+
+def test_folder_of_sessions_with_two_montages_is_refused(tmp_path, song, rng):
+    _xdf(tmp_path / "a.xdf", rng.standard_normal((8, 3000)).astype(np.float32), markers=[_start(song, 101.0)])
+    with XDFWriter(tmp_path / "b.xdf") as writer:
+        stream = writer.add_stream(name="cap", stype="EEG", channel_format="float32", nominal_srate=SFREQ,
+                                   labels=LABELS[::-1])
+        writer.write_samples(stream, 100.0 + np.arange(3000) / SFREQ, np.zeros((3000, 8), np.float32))
+        marker = writer.add_stream(name="m", stype="Markers", channel_format="string", nominal_srate=0.0)
+        writer.write_samples(marker, [101.0], [_start(song, 101.0)[1]])
+    with pytest.raises(DataFormatError, match="one dataset holds one montage"):
+        open_dataset(tmp_path)
