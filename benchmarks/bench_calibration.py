@@ -4,8 +4,9 @@ Simulated with the virtual listener of ``simulate --live`` (:class:`replay.live_
 a 32-channel 10-20 cap at 250 Hz, real music from :mod:`replay.music_sources`), whose
 :meth:`~replay.live_listener.LiveListener.record_session` writes what ``eegmusic calibrate`` records:
 
-- **pretrained**: a ``convnet`` trained on another listener (another participant: other anatomy,
-  response latencies and background) for :data:`PRETRAIN_MIN` minutes of music;
+- **pretrained**: a ``convnet`` trained on :data:`PRETRAIN_LISTENERS` other listeners (other
+  participants: other anatomy, response latencies and background), :data:`PRETRAIN_MIN` minutes of
+  music in all (a folder of their sessions, :class:`replay.xdf_session.XDFSessionFolder`);
 - **new listener**: calibration sessions of M minutes (:data:`MINUTES`) and a held-out test session
   on *other tracks*, never used for training or for any choice;
 - for each M: **from scratch** (``eegmusic train`` on the M minutes), **fine-tuned** (``eegmusic
@@ -35,10 +36,11 @@ logger = logging.getLogger(__name__)
 
 MINUTES = (1, 2, 5, 10)
 QUICK_MINUTES = (1, 2, 5)
-PRETRAIN_MIN = 12.0
+PRETRAIN_MIN = 18.0
+PRETRAIN_LISTENERS = 3
 REFERENCE_MIN = 30.0
 TEST_MIN = 3.0
-QUICK = {"pretrain": 6.0, "reference": 10.0, "test": 1.5}
+QUICK = {"pretrain": 9.0, "reference": 10.0, "test": 2.0}
 MONTAGE, N_CHANNELS, SFREQ = "standard_1020", 32, 250.0
 SNR = 0.3
 ARCH = "convnet"
@@ -120,11 +122,18 @@ def compare(
 
     tracks = tracks or packaged_tracks()
     pretrain_tracks, calib_tracks, test_tracks = tracks[0:4], tracks[4:9], tracks[9:]
-    other, new = _listener(100), _listener(7)
+    new = _listener(7)
     t = time.perf_counter()
-    pretrained = train_run(
-        _session(other, work / "other.xdf", pretrain_tracks, pretrain_min, 1000.0), work / "pretrained"
-    )
+    (work / "others").mkdir()
+    for k in range(PRETRAIN_LISTENERS):
+        _session(
+            _listener(100 + k),
+            work / "others" / f"L{k + 1}.xdf",
+            pretrain_tracks,
+            pretrain_min / PRETRAIN_LISTENERS,
+            1000.0,
+        )
+    pretrained = train_run(work / "others", work / "pretrained")
     test = _session(new, work / "test.xdf", test_tracks, test_min, 90000.0)
     out: dict = {"pretrained_alone": score(pretrained, test, work / "eval-pretrained"), "by_minutes": {}}
     for m in minutes:
@@ -155,7 +164,7 @@ def run(quick: bool = False) -> dict:
     Parameters
     ----------
     quick : bool
-        1, 2, 5 minutes, 6 minutes of pretraining, 1.5 test minutes, a 10-minute reference.
+        1, 2, 5 minutes, 9 minutes of pretraining, 2 test minutes, a 10-minute reference.
 
     Returns
     -------
@@ -185,6 +194,7 @@ def run(quick: bool = False) -> dict:
         "patience": PATIENCE,
         "hop_s": HOP_S,
         "minutes": list(minutes),
+        "pretrain_listeners": PRETRAIN_LISTENERS,
         **{f"{k}_min": v for k, v in sizes.items()},
     }
     return results
