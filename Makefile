@@ -4,6 +4,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# constraints.txt pins torch==2.13.0; pip takes the CPU build only where one is offered (a local
+# wheel, as on the build machine). Elsewhere PyPI's torch is the CUDA build: pass
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu to get 2.13.0+cpu instead.
+TORCH_INDEX ?=
+export TORCH_INDEX
+TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
 .PHONY: demo test wheel-check bench lint system-deps clean
 
@@ -11,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@bash .ci/system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt $(TORCH_INDEX_ARG) -e ".[dev]"
 	@touch $(STAMP)
 
 system-deps:

@@ -114,8 +114,10 @@ def _run(env: dict, argv: list[str], cwd: Path, timeout: float = 300) -> Step:
 def _pip_install(python: Path, requirement: str, env: dict, cwd: Path) -> None:
     # --no-compile: byte-compiling all of torch up front is most of an install's time; Python compiles
     # what it imports anyway
+    # TORCH_INDEX (Makefile): where the CPU build of torch comes from when no local wheel offers it
+    index = ["--extra-index-url", os.environ["TORCH_INDEX"]] if os.environ.get("TORCH_INDEX") else []
     step = _run(env, [str(python), "-m", "pip", "install", "-q", "--no-compile", "-c",
-                      str(ROOT / "constraints.txt"), requirement], cwd, timeout=600)
+                      str(ROOT / "constraints.txt"), *index, requirement], cwd, timeout=600)
     assert step.returncode == 0, step.explain()
 
 
