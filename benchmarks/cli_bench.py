@@ -22,7 +22,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (a few minutes in all)")
     parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
                         help="run only these benchmarks (e.g. bench_vocoder bench_inlet)")
-    parser.epilog = "Example: eegmusic bench --quick --out bench.json"
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="benchmarks to run by short name, e.g. `eegmusic bench latency` (= --only "
+                        "bench_latency)")
+    parser.epilog = (
+        "Examples:\n  eegmusic bench --quick --out bench.json\n  eegmusic bench latency --out latency.json   "
+        "# EEG event -> audible sound through PulseAudio")
 
 
 def discover() -> list[str]:
@@ -90,8 +95,15 @@ def run_bench(args) -> int:
     results = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                "quick": bool(args.quick), "machine": machine_description(), "benchmarks": {}}
     modules = discover()
-    if args.only:
-        modules = [m for m in modules if m.split(".")[-1] in args.only or m in args.only]
+    only = list(args.only or []) + [n if n.startswith("bench_") else f"bench_{n}" for n in args.names]
+    if only:
+        unknown = sorted(set(only) - {m.split(".")[-1] for m in modules} - set(modules))
+        if unknown:
+            from eegmusic.stream.errors import ConfigError
+
+            known = ", ".join(m.split(".")[-1].removeprefix("bench_") for m in modules)
+            raise ConfigError(f"no benchmark named {', '.join(unknown)}; pick from: {known}")
+        modules = [m for m in modules if m.split(".")[-1] in only or m in only]
     for module_name in modules:
         log.info("running %s", module_name)
         start = time.perf_counter()

@@ -40,13 +40,14 @@ def test_event_is_heard_within_bounds_and_a_later_event_is_heard_later(event_mod
     latency = np.asarray(result["latencies_s"])
     shifts = np.asarray(result["shifts"])
     found = np.isfinite(latency)
-    assert result["events"] >= 8 and found.mean() >= 0.75, result
+    brief = {key: value for key, value in result.items() if key not in ("latencies_s", "shifts")}
+    assert result["events"] >= 8 and found.mean() >= 0.75, (brief, latency)
     on_time, late = latency[found & (shifts == 0)], latency[found & (shifts == SHIFT)]
-    assert len(on_time) >= 3 and len(late) >= 3, result
+    assert len(on_time) >= 3 and len(late) >= 3, brief
     # heard after the EEG event, and within a hop + model + vocoder + cushion + device bound
-    assert 0.02 < np.median(on_time) < 0.4, result
+    assert 0.02 < np.median(on_time) < 0.4, (brief, latency)
     # an event pushed 96 ms later is heard 96 ms later (within one frame and the jitter)
-    assert np.median(late) - np.median(on_time) == pytest.approx(SHIFT / 125, abs=0.035), result
+    assert np.median(late) - np.median(on_time) == pytest.approx(SHIFT / 125, abs=0.035), (brief, latency)
     # the decoder's own figure is labelled an estimate and is not the measurement
     assert result["estimate_ms"]["p50"] is not None
 
