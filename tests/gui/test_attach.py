@@ -142,7 +142,7 @@ def test_gui_attach_bad_input(argv, words, capsys):
 
 
 _SLOW_DASHBOARD = """
-import sys, time
+import os, sys, time
 from eegmusic.decoder.shared_snapshot import SnapshotReader
 reader = SnapshotReader({name!r})
 print("attached", flush=True)
@@ -150,41 +150,64 @@ reads = 0
 while reader.writer_alive:
     if reader.read() is not None:
         reads += 1
-    t_end = time.perf_counter() + 0.02      # a 20-ms redraw that holds this process's GIL ...
+    t_end = time.perf_counter() + 0.005   # a little drawing that holds this process's GIL ...
     while time.perf_counter() < t_end:
         pass
-    time.sleep(0.02)                        # ... every 40 ms
+    time.sleep(0.1)                       # ... and a redraw that takes 100 ms to come back
 print(reads, flush=True)
 """
 
 
-def _decode_p99(stream: str, model: Path, tmp_path: Path, *, slow_dashboard: bool) -> tuple[float, int]:
-    name = _publish_name()
-    summary_path = tmp_path / f"{name}.json"
-    decode = _start_decode(stream, model, name, "--no-audio", "--hop", "0.0232", "--duration", "5",
-                           "--json", str(summary_path))
-    reads = 0
+def _spawn_decode(stream: str, model: Path, name: str, *extra: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "eegmusic", "decode", "--stream", stream, "--model", str(model),
+            "--publish", name, "--timeout", "10", *extra]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _side_by_side_p99(stream: str, model: Path, tmp_path: Path) -> tuple[dict, int]:
+    """p99 of two decodes run at once, the second watched by the slow dashboard; and its reads."""
+    from eegmusic.decoder.shared_snapshot import snapshot_path
+
+    names = {"alone": _publish_name(), "watched": _publish_name()}
+    summaries = {key: tmp_path / f"{name}.json" for key, name in names.items()}
+    decodes = {key: _spawn_decode(stream, model, name, "--no-audio", "--hop", "0.0232", "--duration", "6",
+                                  "--json", str(summaries[key])) for key, name in names.items()}
     try:
-        if slow_dashboard:
-            dashboard = subprocess.run([sys.executable, "-c", _SLOW_DASHBOARD.format(name=name)],
-                                       capture_output=True, text=True, timeout=60)
-            lines = dashboard.stdout.split()
-            assert lines[0] == "attached", dashboard.stderr[-2000:]
-            reads = int(lines[1])
+        deadline = time.monotonic() + 60.0
+        while not snapshot_path(names["watched"]).exists():
+            assert decodes["watched"].poll() is None and time.monotonic() < deadline, "decode did not start"
+            time.sleep(0.02)
+        dashboard = subprocess.run([sys.executable, "-c", _SLOW_DASHBOARD.format(name=names["watched"])],
+                                   capture_output=True, text=True, timeout=60)
+        lines = dashboard.stdout.split()
+        assert lines and lines[0] == "attached", dashboard.stderr[-2000:]
     finally:
-        _, err = decode.communicate(timeout=60)  # it ends by itself after --duration
-    assert decode.returncode == 0, err[-2000:]
-    summary = json.loads(summary_path.read_text())
-    return float(summary["latency_ms"]["arrival_to_buffered"]["p99"]), reads
+        errors = {key: process.communicate(timeout=60)[1] for key, process in decodes.items()}
+    assert all(process.returncode == 0 for process in decodes.values()), errors
+    p99 = {key: float(json.loads(path.read_text())["latency_ms"]["arrival_to_buffered"]["p99"])
+           for key, path in summaries.items()}
+    return p99, int(lines[1])
 
 
 def test_a_slow_dashboard_does_not_move_decode_p99(replay, model_file, tmp_path):
-    """Decode p99 (arrival → buffered) with a dashboard that is busy half the time stays put."""
-    alone, _ = _decode_p99(replay.name, model_file, tmp_path, slow_dashboard=False)
-    watched, reads = _decode_p99(replay.name, model_file, tmp_path, slow_dashboard=True)
-    assert reads > 20  # the dashboard really was attached and reading all along
-    print(f"decode p99 arrival_to_buffered: alone {alone:.2f} ms, slow dashboard attached {watched:.2f} ms")
-    assert watched <= 1.5 * alone + 2.0, (alone, watched)
+    """Two decodes of the same stream started together, one watched by a dashboard that takes 100 ms
+    per redraw: the watched one's p99 (arrival → buffered) stays with the other's.
+
+    Side by side, the machine's load falls on both alike; on a 2-core machine shared with other work
+    one pair can still be hit unevenly, so up to three pairs are run and one in bound suffices. A
+    design where the dashboard made the decoder wait (a lock, a pipe the reader must drain, the
+    decoder in its interpreter) shows its 100-ms redraws in every pair. The CPU cost of real drawing
+    is measured by benchmarks/bench_gui.py (the real window attached, against the decode alone).
+    """
+    seen = []
+    for _ in range(3):
+        p99, reads = _side_by_side_p99(replay.name, model_file, tmp_path)
+        assert reads > 20  # the dashboard really was attached and reading all along
+        seen.append(p99)
+        print(f"decode p99 arrival_to_buffered: alone {p99['alone']:.2f} ms, watched {p99['watched']:.2f} ms")
+        if p99["watched"] <= 1.5 * p99["alone"] + 2.0:
+            break
+    assert seen[-1]["watched"] <= 1.5 * seen[-1]["alone"] + 2.0, seen
 
 
 @pytest.mark.audio
