@@ -114,6 +114,10 @@ def read_checkpoint(path, *, model_name: str | None = None) -> dict:
             content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         detail = str(error).split("WeightsUnpickler error:")[-1].strip().split(".")[0].splitlines()[0]
+        if "global" not in str(error).lower():  # names no code to run: plain junk or a truncated file
+            raise ModelError(
+                f"checkpoint {path} is unreadable ({detail[:80]}); retrain the model"
+            ) from None
         raise ModelError(
             f"checkpoint {path} holds more than weights and plain values ({detail[:120]}); it was not "
             "loaded because it could run code: use a checkpoint written by eegmusic train, or retrain"
