@@ -244,9 +244,10 @@ def run(quick: bool = False) -> dict:
         ``signal`` (the music's source and licence), ``methods`` → per method: ``vocoder``,
         ``lookahead``, ``magnitude``, ``mel_lsd_db``, ``mr_stft``, ``sc_db`` (against the source
         |STFT|), ``frame_ms`` {median, p99}, ``s_per_audio_s``, ``visqol``; ``baseline`` (offline
-        GL-32 from the NNLS magnitude), ``vs_baseline`` per method (mel LSD difference in dB, time
-        ratio), ``goals`` with whether the default meets them, ``per_track`` (full run: the default
-        against offline GL-32 on 15 s of each of four tracks) and ``table`` (markdown).
+        GL-32 from the NNLS magnitude: its name and scores), ``vs_baseline`` per method (mel LSD
+        difference in dB, time ratio), ``goals`` with whether the default meets them,
+        ``per_track`` (full run: the default against offline GL-32 on 15 s of each of four tracks)
+        and ``table`` (markdown).
     """
     from eegmusic.decoder.melspec import AUDIO_SFREQ, mel_db
     from eegmusic.decoder.vocoder import (
@@ -295,7 +296,8 @@ def run(quick: bool = False) -> dict:
         "signal": source,
         "methods": methods,
         "default": DEFAULT,
-        "baseline": BASELINE,
+        "baseline": {"name": BASELINE, **{key: baseline[key] for key in ("mel_lsd_db", "mr_stft", "sc_db",
+                                                                           "s_per_audio_s")}},
         "vs_baseline": vs_baseline,
         "goals": goals,
         "default_meets": {
