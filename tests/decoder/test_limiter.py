@@ -111,3 +111,17 @@ def test_counters():
 def test_bad_settings(settings, message):
     with pytest.raises(ConfigError, match=message):
         OutputLevel(SFREQ, settings)
+
+
+def test_levelled_sink_keeps_the_whole_audio_sink_contract(tmp_path):
+    """Every member of decoder.audio.AudioSink is answered (a protocol member added later fails here)."""
+    from eegmusic.decoder.audio import AudioSink, NullSink
+    from eegmusic.decoder.limiter import LevelledSink
+
+    sink = LevelledSink(NullSink())
+    members = [name for name in vars(AudioSink) if not name.startswith("_")]
+    assert {"write", "queued_s", "plays_live", "close"} <= set(members)
+    for name in members:
+        assert getattr(sink, name) is not None, name
+    assert sink.plays_live == NullSink().plays_live and sink.queued_s == 0.0
+    sink.close()
