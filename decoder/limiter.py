@@ -242,10 +242,6 @@ class LevelledSink:
     def plays_live(self) -> bool:
         return self.sink.plays_live
 
-    @property
-    def plays_live(self) -> bool:
-        return self.sink.plays_live
-
     def counters(self) -> dict[str, int]:
         """The wrapped sink's counters plus ``limited_samples``."""
         return {**self.sink.counters(), "limited_samples": self.level.limited_samples}
