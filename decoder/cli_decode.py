@@ -204,10 +204,12 @@ def run_decode(args: argparse.Namespace) -> int:
             from eegmusic.decoder.shared_snapshot import SnapshotPublisher
 
             sink = pipeline.sink if isinstance(pipeline.sink, LevelledSink) else None  # volume acts on it
-            publisher = SnapshotPublisher(pipeline, args.publish, gain_sink=sink, config={
+            # a decode that keeps the true stimulus (--listen true|both) takes the dashboard's A/B switch
+            ab = pipeline.config if args.listen != "decoded" else None
+            publisher = SnapshotPublisher(pipeline, args.publish, gain_sink=sink, listen_config=ab, config={
                 "stream_name": pipeline.stream_label, "model_path": str(args.model), "truth_dir": args.truth,
                 "no_audio": bool(args.no_audio or args.wav), "vocoder": args.vocoder, "hop_s": args.hop,
-                "pid": os.getpid()}, snapshot_s=config.snapshot_s).start()
+                "listen": args.listen, "pid": os.getpid()}, snapshot_s=config.snapshot_s).start()
         print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()} on "
               f"{pipeline.runtime.provider}; Ctrl-C to stop"
               + (f"; published as {args.publish!r}" if publisher else ""), file=sys.stderr, flush=True)

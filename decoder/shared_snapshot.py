@@ -10,8 +10,9 @@ block and copies snapshots out. Nothing is shared but memory, and nobody waits:
   tries again a little later (or keeps its previous snapshot). The writer never waits for a reader,
   so however slow a dashboard is (Qt drawing, a stalled X server, a debugger), decoding in the other
   process runs on its own interpreter and its own GIL, at its own pace.
-* **control word.** The one thing a dashboard writes is the output gain (volume, 0 = mute), a
-  single aligned float the decode process reads before each block it plays.
+* **control words.** What a dashboard writes back: the output gain (volume, 0 = mute), a single
+  aligned float the decode process applies to the next block it plays, and the A/B listen choice
+  (decoded, true stimulus, or both) for a decode started with ``--listen true|both``.
 * **liveness.** The header holds the writer's process id and a heartbeat time; a block whose writer
   is gone (killed) is recognised as stale and removed by the next one to look.
 
@@ -56,6 +57,9 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _SEQ, _PID, _HEARTBEAT, _GAIN, _GAIN_SEQ = 8, 16, 24, 32, 40
 _CAPS = 48        # eeg rows, eeg cols, mel cols, json bytes (uint64 each)
 _SIZES = 80       # eeg rows, eeg cols, mel cols, json length, has truth (uint64 each)
+_LISTEN = 128     # the dashboard's listen choice: 0 none yet, else 1 + index in LISTEN_MODES
+LISTEN_MODES = ("decoded", "true", "both")
+"""What a decode with ``--listen`` can play (``decoder.pipeline.LISTEN_CHOICES``)."""
 
 
 def snapshot_folder() -> Path:
@@ -193,6 +197,12 @@ class SnapshotWriter:
         value = float(self._block.floats[_GAIN // 8])
         return value if np.isfinite(value) and 0.0 <= value <= 1.0 else 1.0
 
+    @property
+    def listen(self) -> str | None:
+        """The listen choice a dashboard asked for, or None when none has."""
+        code = int(self._block.words[_LISTEN // 8])
+        return LISTEN_MODES[code - 1] if 1 <= code <= len(LISTEN_MODES) else None
+
     def publish(self, snapshot: PipelineSnapshot, *, summary: dict | None = None, config: dict | None = None
                 ) -> None:
         """Write one snapshot (and, when given, the run summary and the decode's settings)."""
@@ -303,6 +313,12 @@ class SnapshotReader:
         self._block.floats[_GAIN // 8] = min(max(float(gain), 0.0), 1.0)
         self._block.words[_GAIN_SEQ // 8] += np.uint64(1)
 
+    def set_listen(self, mode: str) -> None:
+        """Ask the decode to play ``mode`` (one of :data:`LISTEN_MODES`): the dashboard's A/B switch."""
+        if mode not in LISTEN_MODES:
+            raise ConfigError(f"listen choice {mode!r} is not one of {', '.join(LISTEN_MODES)}")
+        self._block.words[_LISTEN // 8] = LISTEN_MODES.index(mode) + 1
+
     def read(self, *, attempts: int = 20) -> tuple[PipelineSnapshot, dict] | None:
         """Copy the newest consistent snapshot.
 
@@ -364,13 +380,17 @@ class SnapshotPublisher:
     gain_sink : object with a ``gain`` attribute, optional
         The playback sink whose gain follows the dashboard's volume and mute
         (:class:`decoder.limiter.LevelledSink`).
+    listen_config : object with a ``listen`` attribute, optional
+        The pipeline's configuration when its decode keeps the true stimulus (started with
+        ``--listen true|both``): its ``listen`` follows the dashboard's A/B switch, read per chunk by
+        the output thread.
     config : dict, optional
         The decode's settings, shown by an attached dashboard (stream, model, vocoder, ...).
     rate_hz : float
         Snapshots per second.
     """
 
-    def __init__(self, pipeline, name: str, *, gain_sink=None, config: dict | None = None,
+    def __init__(self, pipeline, name: str, *, gain_sink=None, listen_config=None, config: dict | None = None,
                  rate_hz: float = PUBLISH_HZ, snapshot_s: float = 10.0) -> None:
         self.pipeline = pipeline
         first = pipeline.snapshot()
@@ -381,6 +401,7 @@ class SnapshotPublisher:
         mel_cols = max(np.asarray(first.mel).shape[-1], int(np.ceil(snapshot_s / FRAME_PERIOD_S)))
         self.writer = SnapshotWriter(name, n_chans=n_chans, eeg_cols=eeg_cols, mel_cols=mel_cols)
         self.gain_sink = gain_sink
+        self.listen_config = listen_config
         self.config = config or {}
         self.period_s = 1.0 / rate_hz
         self.publish_ms: list[float] = []
@@ -399,6 +420,12 @@ class SnapshotPublisher:
         if now >= self._next_summary:
             self._next_summary = now + SUMMARY_PERIOD_S
             summary = self.pipeline.summary()
+        if self.listen_config is not None:
+            wanted = self.writer.listen
+            if wanted is not None and wanted != self.listen_config.listen:
+                self.listen_config.listen = wanted  # one attribute store; the next chunk plays it
+                log.info("now playing: %s", wanted)
+            self.config["listen_now"] = self.listen_config.listen
         t0 = time.perf_counter()
         self.writer.publish(self.pipeline.snapshot(), summary=summary, config=self.config)
         if len(self.publish_ms) < 100_000:

@@ -74,6 +74,7 @@ class Settings:
     audio_device: int | str | None = None
     isolated: bool = False
     vocoder: str | None = None
+    listen: str = "decoded"
     extra: dict = field(default_factory=dict)
 
 
@@ -206,6 +207,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.mute = QtWidgets.QCheckBox("Mute")
         self.volume.valueChanged.connect(self._apply_gain)
         self.mute.toggled.connect(self._apply_gain)
+        self.listen_box = QtWidgets.QComboBox()
+        for mode, label in (("decoded", "A: decoded"), ("true", "B: true stimulus"), ("both", "A+B")):
+            self.listen_box.addItem(label, mode)
+        self.listen_box.setCurrentIndex(max(self.listen_box.findData(self.settings.listen), 0))
+        self.listen_box.currentIndexChanged.connect(self._apply_listen)
         self._fill_audio_devices()
 
         top = QtWidgets.QWidget()
@@ -216,7 +222,7 @@ class MainWindow(QtWidgets.QMainWindow):
             row.addWidget(widget)
         row.addSpacing(16)
         for widget in (QtWidgets.QLabel("Audio"), self.audio_box, QtWidgets.QLabel("Volume"), self.volume,
-                       self.mute):
+                       self.mute, QtWidgets.QLabel("Listen"), self.listen_box):
             row.addWidget(widget)
         row.addStretch(1)
         self.controls = top
@@ -348,6 +354,8 @@ class MainWindow(QtWidgets.QMainWindow):
         extra = dict(self.settings.extra)
         if self.settings.vocoder is not None:
             extra["vocoder_method"] = self.settings.vocoder
+        if self.settings.listen != "decoded":
+            extra["listen"] = self.settings.listen
         return PipelineConfig(
             stream_name=stream, model_path=model, truth_dir=self.settings.truth,
             no_audio=no_audio, audio_device=None if no_audio else device, **extra,
@@ -518,6 +526,7 @@ class MainWindow(QtWidgets.QMainWindow):
             widget.setEnabled(idle)
         self.audio_box.setEnabled(idle and self.audio_reason is None)
         self._update_volume_controls(state)
+        self._update_listen_control(state)
         if state == "stopped":
             self.health_label.setText("stopped" + (f" — {self.last_error}" if self.last_error else ""))
         elif state == "starting":
@@ -541,6 +550,38 @@ class MainWindow(QtWidgets.QMainWindow):
             self.mute.setEnabled(True)
             self.volume.setToolTip("output volume")
             self.mute.setToolTip("silence the output; decoding goes on")
+
+    def _can_switch_listen(self) -> bool:
+        pipeline = self.pipeline
+        if isinstance(pipeline, AttachedDecode):
+            return pipeline.can_switch_listen
+        return pipeline is not None and pipeline.config.listen != "decoded"
+
+    def _update_listen_control(self, state: str) -> None:
+        running = state == "running"
+        if running and self._can_switch_listen():
+            self.listen_box.setEnabled(True)
+            self.listen_box.setToolTip("A/B: the decoded sound, the true stimulus at the same EEG time, "
+                                       "or both")
+            mode = (self.pipeline.listen if isinstance(self.pipeline, AttachedDecode)
+                    else self.pipeline.config.listen)
+            self.listen_box.blockSignals(True)
+            self.listen_box.setCurrentIndex(max(self.listen_box.findData(mode), 0))
+            self.listen_box.blockSignals(False)
+        else:
+            self.listen_box.setEnabled(state == "stopped")
+            self.listen_box.setToolTip(
+                "what to play: needs a replay with markers and --truth (the stimulus audio); the A/B "
+                "switch works while decoding when the decode started with true or both")
+
+    def _apply_listen(self, *_args) -> None:
+        mode = self.listen_box.currentData()
+        if self.state == "stopped":
+            self.settings.listen = mode  # the next start plays it
+        elif isinstance(self.pipeline, AttachedDecode):
+            self.pipeline.set_listen(mode)  # one store into the decode's snapshot block
+        elif self.pipeline is not None and self._can_switch_listen():
+            self.pipeline.config.listen = mode  # read per chunk by the output thread
 
     def gain(self) -> float:
         """The linear output gain the volume slider and mute box ask for."""

@@ -52,6 +52,7 @@ class DecodeSettings:
     no_audio: bool = False
     vocoder: str | None = None
     hop_s: float | None = None
+    listen: str = "decoded"
     pid: int | None = None
 
 
@@ -145,6 +146,21 @@ class AttachedDecode:
         if self.reader._block is not None:
             self.reader.set_gain(gain)
 
+    @property
+    def can_switch_listen(self) -> bool:
+        """Whether the decode keeps the true stimulus, so the A/B switch can change what it plays."""
+        return self.config.listen != "decoded"
+
+    @property
+    def listen(self) -> str:
+        """What the decode plays now (decoded, true or both)."""
+        return (self._document.get("config") or {}).get("listen_now") or self.config.listen
+
+    def set_listen(self, mode: str) -> None:
+        """The A/B switch: ask the decode to play ``mode`` (decoded, true or both) from its next chunk."""
+        if self.reader._block is not None:
+            self.reader.set_listen(mode)
+
     def stop(self) -> None:
         """Stop the decode if this dashboard started it; otherwise only let go of it."""
         if self._stopped:
@@ -209,6 +225,8 @@ def decode_command(config, name: str, *, summary_path: Path | None = None, vocod
         argv.append("--no-lsl-out")
     if not config.agc:
         argv.append("--no-agc")
+    if config.listen != "decoded":
+        argv += ["--listen", config.listen]
     if config.impute_missing:
         argv.append("--impute-missing")
     if config.smooth_frames:

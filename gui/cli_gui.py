@@ -52,6 +52,10 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
 
     parser.add_argument("--vocoder", choices=tuple(VOCODERS), default=DEFAULT_VOCODER, help=vocoder_help())
+    parser.add_argument("--listen", choices=("decoded", "true", "both"), default="decoded",
+                        help="what to play first: the decoded sound, the true stimulus (a replay with "
+                        "--truth) or both; with true or both the window's Listen box switches A/B while "
+                        "decoding")
     parser.add_argument("--in-process", action="store_true",
                         help="decode inside the dashboard's own process (drawing then delays decoding; "
                         "for comparison)")
@@ -96,7 +100,7 @@ def run_gui(args: argparse.Namespace) -> int:
 
     app = pg.mkQApp("eegmusic")
     settings = Settings(stream=args.stream, model=args.model, truth=args.truth, no_audio=args.no_audio,
-                        isolated=not args.in_process, vocoder=args.vocoder,
+                        isolated=not args.in_process, vocoder=args.vocoder, listen=args.listen,
                         extra={"impute_missing": True} if args.impute_missing else {})
     window = MainWindow(settings, refresh_hz=args.refresh_hz)
     window.show()

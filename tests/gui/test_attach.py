@@ -210,6 +210,42 @@ def test_a_slow_dashboard_does_not_move_decode_p99(replay, model_file, tmp_path)
     assert seen[-1]["watched"] <= 1.5 * seen[-1]["alone"] + 2.0, seen
 
 
+def test_ab_switch_reaches_a_decode_in_another_process(qtbot, sim_dir, stream_name, model_file, tmp_path):
+    """A decode started with --listen true plays the true stimulus; the window's Listen box switches it
+    to the decoded sound: from then on what it plays is, sample for sample, what it decoded."""
+    import soundfile
+    from eegmusic.replay.player import Player
+
+    name = _publish_name()
+    played, record = tmp_path / "played.wav", tmp_path / "record"
+    with Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", loop=True, chunk_ms=20):
+        decode = _start_decode(stream_name, model_file, name, "--truth", str(sim_dir), "--listen", "true",
+                               "--wav", str(played), "--record", str(record))
+        try:
+            window = _window(qtbot)
+            window.attach(name)
+            qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
+            assert window.state == "running", window.last_error
+            assert window.listen_box.isEnabled() and window.listen_box.currentData() == "true"
+            qtbot.wait(3000)  # the true stimulus plays
+            window.listen_box.setCurrentIndex(window.listen_box.findData("decoded"))
+            qtbot.waitUntil(lambda: window.pipeline.listen == "decoded", timeout=5000)
+            qtbot.wait(2000)  # the decoded sound plays
+            window.close()
+        finally:
+            returncode, _, err = _stop(decode)
+    assert returncode == 0, err[-2000:]
+    ours, _ = soundfile.read(played, dtype="float32")
+    decoded, _ = soundfile.read(record / "decoded.wav", dtype="float32")
+    n = min(ours.size, decoded.size)
+    same = np.abs(ours[:n] - np.clip(decoded[:n], -1.0, 1.0)) < 2e-4
+    switch = int(np.flatnonzero(~same).max()) + 1  # after the last difference: the decoded sound
+    assert n - switch > 22050  # more than a second of the decoded sound at the end ...
+    before = slice(switch - 2 * 22050, switch)
+    assert np.sqrt(np.mean(ours[before] ** 2)) > 1e-3  # ... after seconds of the (audible) true stimulus
+    assert np.mean(same[before]) < 0.5
+
+
 @pytest.mark.audio
 def test_volume_and_mute_reach_a_decode_in_another_process(qtbot, pulse_sink, replay, model_file):
     window = _window(qtbot, stream=replay.name, model=str(model_file), isolated=True,
