@@ -113,7 +113,9 @@ class PipelineConfig:
         then the cushion follows the jitter (:class:`decoder.output_queue.AdaptivePlayback`).
     listen : {"decoded", "true", "both"}
         What the sound device plays: the decoded sound, the true stimulus at the same EEG time (by
-        the replay's markers and ``truth_dir``'s audio), or both mixed at half level each.
+        the replay's markers and ``truth_dir``'s audio), or both mixed at half level each. Read per
+        chunk: a run started with ``true`` or ``both`` (which keeps the stimulus audio) may switch
+        among the three while it runs (the dashboard's A/B switch sets it).
     impute_missing : bool
         Fill model channels the stream lacks by spherical-spline interpolation (up to the model's
         ``max_missing``) instead of refusing the stream.
