@@ -55,6 +55,12 @@ BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 0.3
 PULL_TIMEOUT_S = 0.1
 
+INLET_QUEUE_S = 60
+"""liblsl's own queue in front of the acquisition thread, in seconds at the nominal rate (its
+``max_buflen``). A full queue silently drops the oldest samples, so it is far longer than any hold-up
+of the thread (a reconnect, a loaded machine, an accelerated replay); 60 s of 128 float32 channels
+at 1 kHz is 30 MiB at most, and liblsl fills it only as samples wait."""
+
 STALL_MIN_S = 0.5
 STALL_PERIODS = 5
 """Stalled: no sample for max(:data:`STALL_MIN_S`, :data:`STALL_PERIODS` sample periods)."""
@@ -156,7 +162,7 @@ class Inlet:
         summary = StreamSummary.from_info(info)
         _check_stream(summary)
         flags = pylsl.proc_dejitter if self.dejitter else pylsl.proc_none
-        max_buflen = max(1, int(np.ceil(self.buffer_s)))
+        max_buflen = max(INLET_QUEUE_S, int(np.ceil(self.buffer_s)))
         inlet = pylsl.StreamInlet(info, max_buflen=max_buflen, max_chunklen=0, recover=False,
                                   processing_flags=flags)
         try:
