@@ -82,10 +82,15 @@ class StatsPanel(QtWidgets.QWidget):
         box_layout = QtWidgets.QVBoxLayout(latency_box)
         box_layout.addWidget(self.latency)
         box_layout.addStretch(1)
+        # the counters grow with every health figure: they scroll, so they never squeeze the mel panel
+        counters_scroll = QtWidgets.QScrollArea()
+        counters_scroll.setWidget(counters_box)
+        counters_scroll.setWidgetResizable(True)
+        counters_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(latency_box, 3)
-        layout.addWidget(counters_box, 2)
+        layout.addWidget(counters_scroll, 2)
         self._stages: tuple[str, ...] = ()
         self.values: dict[str, str] = {}
         self.n_updates = 0
