@@ -1,0 +1,25 @@
+"""``bench_latency --quick``: EEG sample → audible sample through a PulseAudio null sink, beside the decoder's
+own estimate, at the default and the lowest hop."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from eegmusic.benchmarks import bench_latency, readme_tables
+
+from tests.benchmarks.schema import NUMBER, check
+
+PERCENTILES = {"p50": NUMBER, "p99": NUMBER}
+
+
+@pytest.mark.audio
+@pytest.mark.slow  # two 12-s live decodes into a null sink, recorded and searched: about a minute
+@pytest.mark.skipif(shutil.which("pactl") is None, reason="needs PulseAudio (apt-get install pulseaudio)")
+def test_quick_run_measures_latency_and_the_estimate():
+    result = check(bench_latency.run(quick=True), {"measured": dict, "calibration": dict, "goals": dict})
+    assert any(label.startswith("default") for label in result["measured"])
+    for label, entry in result["measured"].items():
+        check(entry, {"latency_ms": PERCENTILES, "estimate_ms": PERCENTILES, "found": int}, label)
+        assert entry["found"] > 0
+    assert len(readme_tables.rows_latency(result)) == len(result["measured"])
