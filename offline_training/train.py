@@ -1,11 +1,13 @@
 """Train a registry model on an NMED-T folder and export it to ONNX.
 
 One call of :func:`train` does the whole run: read the windows (:class:`WindowDataset`), split them
-(:func:`make_split`), fit the model's normalisation on training windows, then either solve it in
-closed form (``linear``) or run Adam epochs with early stopping on the validation loss, saving a
-checkpoint after every epoch. The run folder gets ``config.json`` (the :class:`TrainConfig`),
-``checkpoint.pt`` (last epoch, for ``--resume``), ``best.pt`` (best validation epoch),
-``metrics.json``, ``training_curve.png`` and ``model.onnx`` (the best weights).
+(:func:`make_split`), fit the model's normalisation on training windows, then run the training loop
+the model names (``training_loop``, looked up in :data:`TRAINING_LOOPS`): the closed-form ridge solve
+(``linear``), or Adam epochs with early stopping on the validation loss (regression, adversarial,
+diffusion), whose bookkeeping — best epoch, patience, a checkpoint after every epoch, resume — is the
+one skeleton :class:`~offline_training.loop.EpochLoop`. The run folder gets ``config.json`` (the
+:class:`TrainConfig`), ``checkpoint.pt`` (last epoch, for ``--resume``), ``best.pt`` (best validation
+epoch), ``metrics.json``, ``training_curve.png`` and ``model.onnx`` (the best weights).
 
 The same code runs under ``torchrun --nproc_per_node N``: each process trains on its share of every
 epoch's batches (DDP; gloo on the CPU, NCCL on GPUs), losses are summed across processes, and only
