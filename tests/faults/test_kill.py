@@ -57,7 +57,7 @@ def test_sigkill_while_decode_records_leaves_readable_frames_and_audio(stream_na
                            str(tmp_path / "out.wav"), "--record", str(record), "--no-lsl-out", "--device",
                            "cpu"], log)
             frames = record / FRAMES_FILE
-            _wait_for(lambda: frames.exists() and frames.stat().st_size > 128 * 4 * 60, proc, log, 60)
+            _wait_for(lambda: frames.exists() and frames.stat().st_size > 128 * 4 * 60, proc, log, 150)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
     finally:
