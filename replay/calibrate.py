@@ -33,21 +33,17 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, FORMAT_VERSION, encode
 from eegmusic.replay.nmedt import AUDIO_SFREQ, read_audio
+from eegmusic.replay.session_recorder import SessionRecorder
+from eegmusic.replay.track_player import TrackPlayer, output_device
 from eegmusic.replay.xdf_session import audio_folder
 from eegmusic.replay.xdf_writer import XDFWriter, _next_free
-from eegmusic.stream.errors import AudioError, ConfigError, DataFormatError, OutputError, StreamError
+from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError, StreamError
 
 logger = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
-NO_DEVICE_HINT = (
-    "start a sound server (pulseaudio --start), pass --device with another output device, "
-    "or pass --no-audio to publish the markers without sound (virtual listener only)"
-)
 SETTLED_S = 0.5
 """Track position (s) after which the device plays steadily; the start time is measured from there."""
-_NOTES = 4096  # audio-callback notes kept (ring); the main thread reads them 4 times a second
-
 
 @dataclass
 class CalibrationConfig:
@@ -178,36 +174,6 @@ def _schedule(n_tracks: int, durations: list[float], minutes: float | None, shuf
             return order
 
 
-def _output_device(device):
-    """(sounddevice module, device index) or AudioError naming the alternatives."""
-    try:
-        import sounddevice as sd
-    except OSError as error:
-        raise AudioError(
-            f"PortAudio is not available ({error}); install libportaudio2, or {NO_DEVICE_HINT}"
-        ) from None
-    outputs = [(i, d["name"]) for i, d in enumerate(sd.query_devices()) if d["max_output_channels"] > 0]
-    if not outputs:
-        sd._terminate()  # PortAudio lists devices once: look again (a server may have started since)
-        sd._initialize()
-        outputs = [(i, d["name"]) for i, d in enumerate(sd.query_devices()) if d["max_output_channels"] > 0]
-    if not outputs:
-        raise AudioError(f"no audio output device found (no sound card or sound server); {NO_DEVICE_HINT}")
-    listing = ", ".join(f"{i} {name!r}" for i, name in outputs)
-    if device is None:
-        default = sd.default.device[1] if isinstance(sd.default.device, list | tuple) else sd.default.device
-        return sd, default if default in {i for i, _ in outputs} else outputs[0][0]
-    if str(device).strip().isdigit() and int(device) in {i for i, _ in outputs}:
-        return sd, int(device)
-    matches = [i for i, name in outputs if str(device).lower() in name.lower()]
-    if len(matches) != 1:
-        raise AudioError(
-            f"audio device {device!r} {'matches several' if matches else 'not found'}; output "
-            f"devices: {listing}; or {NO_DEVICE_HINT}"
-        )
-    return sd, matches[0]
-
-
 def _stream_positions(info) -> np.ndarray | None:
     """Electrode positions (m) from the LSL ``channel/location`` (mm), if every channel has one."""
     rows = []
@@ -222,126 +188,6 @@ def _stream_positions(info) -> np.ndarray | None:
     if len(rows) != info.channel_count() or not rows:
         return None
     return np.asarray(rows) / 1000.0
-
-
-class _Recorder(threading.Thread):
-    """Owns the EEG inlet: every chunk goes to the XDF file at once; outages are timed."""
-
-    def __init__(self, inlet, writer: XDFWriter, stream_id: int, n_chans: int, gap_s: float, on_gap,
-                 sfreq: float) -> None:
-        super().__init__(name="calibrate-recorder", daemon=True)
-        self.inlet, self.writer, self.stream_id = inlet, writer, stream_id
-        self.gap_s, self.on_gap = gap_s, on_gap
-        self.buffer = np.empty((4096, n_chans), dtype=np.float32)
-        self.stamps = np.empty(4096, dtype=np.float64)
-        self.samples = 0
-        self.gaps: list[tuple[float, float]] = []
-        self.stop_event = threading.Event()
-        self.first_sample = threading.Event()
-        self.error: BaseException | None = None
-        self.last_stamp: float | None = None
-        self.silent_since: float | None = None
-        self.sfreq = float(sfreq)
-
-    def run(self) -> None:
-        import pylsl
-        from pylsl.util import LostError
-        from pylsl.util import TimeoutError as LSLTimeoutError
-
-        next_offset = 0.0
-        try:
-            while not self.stop_event.is_set():
-                now = pylsl.local_clock()
-                if now >= next_offset:
-                    try:
-                        offset = self.inlet.time_correction(timeout=0.5)
-                        self.writer.write_clock_offset(self.stream_id, pylsl.local_clock(), offset)
-                    except (LSLTimeoutError, LostError):
-                        pass  # the offset is measured again in 5 s; outages are timed below
-                    next_offset = now + 5.0
-                _, stamps = self.inlet.pull_chunk(
-                    timeout=0.2, max_samples=len(self.stamps), dest_obj=self.buffer
-                )
-                n = len(stamps)
-                if n == 0:
-                    if self.silent_since is None and self.last_stamp is not None:
-                        self.silent_since = pylsl.local_clock()
-                    continue
-                self.stamps[:n] = stamps
-                self.writer.write_samples(self.stream_id, self.stamps[:n], self.buffer[:n])
-                # a gap is samples lost (timestamps jump), not samples that arrived late
-                if self.last_stamp is not None and self.stamps[0] - self.last_stamp > 1.5 / self.sfreq:
-                    self.gaps.append((float(self.last_stamp), float(self.stamps[0])))
-                    self.on_gap(float(self.last_stamp), float(self.stamps[0]))
-                self.silent_since = None
-                self.samples += n
-                self.last_stamp = float(self.stamps[n - 1])
-                self.first_sample.set()
-        except BaseException as error:  # reported by the main thread
-            self.error = error
-
-    @property
-    def silent(self) -> bool:
-        """The stream is in an outage now."""
-        import pylsl
-
-        return self.silent_since is not None and pylsl.local_clock() - self.silent_since > self.gap_s
-
-
-class _TrackPlayer:
-    """One track through sounddevice; the callback only copies samples and notes (position, DAC time)."""
-
-    def __init__(self, sd, device: int, audio: np.ndarray) -> None:
-        import pylsl
-
-        self.audio = np.ascontiguousarray(audio, dtype=np.float32)
-        self.position = 0
-        self.notes = np.zeros((_NOTES, 2))  # (position in samples, LSL time it is heard)
-        self.n_notes = 0
-        self.done = threading.Event()
-        self._clock = pylsl.local_clock
-        self.stream = sd.OutputStream(
-            samplerate=AUDIO_SFREQ,
-            channels=1,
-            dtype="float32",
-            device=device,
-            latency=0.1,
-            callback=self._callback,
-            finished_callback=self.done.set,
-        )
-        self.latency_s = float(self.stream.latency)
-
-    def _callback(self, outdata, frames, times, status) -> None:
-        now = self._clock()
-        dac, current = times.outputBufferDacTime, times.currentTime
-        heard = now + (dac - current) if dac > 0 and current > 0 else now + self.latency_s
-        note = self.notes[self.n_notes % _NOTES]
-        note[0], note[1] = self.position, heard
-        self.n_notes += 1
-        n = min(frames, len(self.audio) - self.position)
-        outdata[:n, 0] = self.audio[self.position : self.position + n]
-        outdata[n:, 0] = 0.0
-        self.position += n
-        if n < frames:
-            raise self._stop
-
-    def start(self) -> None:
-        import sounddevice as sd
-
-        self._stop = sd.CallbackStop
-        self.stream.start()
-
-    def latest(self, since: int) -> list[tuple[float, float]]:
-        """Notes written since note number ``since`` (position s, LSL time)."""
-        end = self.n_notes
-        return [
-            (self.notes[k % _NOTES][0] / AUDIO_SFREQ, self.notes[k % _NOTES][1])
-            for k in range(max(since, end - _NOTES + 1), end)
-        ]
-
-    def close(self) -> None:
-        self.stream.stop()
-        self.stream.close()
 
 
 def _prepare_audio_dir(out: Path, files: list[Path]) -> Path:
@@ -397,7 +243,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     schedule = _schedule(len(files), durations, config.minutes, config.shuffle, config.seed)
     # every track that will play is decoded before anything is recorded (an undecodable file stops here)
     audio = {k: read_audio(files[k]) for k in sorted({k for k, _ in schedule})}
-    sd, device = (None, None) if config.no_audio else _output_device(config.device)
+    sd, device = (None, None) if config.no_audio else output_device(config.device)
 
     info = resolve_stream(name=config.stream, timeout=config.resolve_timeout_s)
     inlet = pylsl.StreamInlet(info, max_buflen=360, processing_flags=0)
@@ -452,7 +298,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
                 marker_outlet.push_sample([text], stamp)
                 writer.write_samples(marker_id, [stamp], [text])
 
-        recorder = _Recorder(
+        recorder = SessionRecorder(
             inlet,
             writer,
             eeg_id,
@@ -521,7 +367,7 @@ def _play_track(
     """Play one track, publishing its markers; return the output latency (s)."""
     import pylsl
 
-    player = None if sd is None else _TrackPlayer(sd, device, audio)
+    player = None if sd is None else TrackPlayer(sd, device, audio)
     latency = 0.0 if player is None else player.latency_s
     length_s = len(audio) / AUDIO_SFREQ
     started_at = None

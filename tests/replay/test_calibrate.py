@@ -174,9 +174,10 @@ def test_sigkilled_session_leaves_a_readable_file(music, tmp_path, stream_name):
     )
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # killed once it recorded ~2 s of EEG in the first tracks
-            time.sleep(0.5)
-            if out.exists() and out.stat().st_size > 2 * SFREQ * (len(LABELS) * 4 + 9):
+        while time.monotonic() < deadline:  # killed ~1 s into the first track
+            time.sleep(0.25)
+            if out.exists() and b'"event":"track_start"' in out.read_bytes():
+                time.sleep(1.0)
                 break
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
