@@ -170,12 +170,15 @@ def _side_by_side_p99(stream: str, model: Path, tmp_path: Path) -> tuple[dict, i
 
     names = {"alone": _publish_name(), "watched": _publish_name()}
     summaries = {key: tmp_path / f"{name}.json" for key, name in names.items()}
-    decodes = {key: _spawn_decode(stream, model, name, "--no-audio", "--hop", "0.0232", "--duration", "6",
-                                  "--json", str(summaries[key])) for key, name in names.items()}
+    decodes = {key: _spawn_decode(stream, model, name, "--no-audio", "--no-lsl-out", "--hop", "0.0232",
+                                  "--duration", "6", "--json", str(summaries[key]))
+               for key, name in names.items()}
     try:
         deadline = time.monotonic() + 60.0
         while not snapshot_path(names["watched"]).exists():
-            assert decodes["watched"].poll() is None and time.monotonic() < deadline, "decode did not start"
+            if decodes["watched"].poll() is not None or time.monotonic() > deadline:
+                decodes["watched"].kill()
+                pytest.fail(f"decode did not start: {decodes['watched'].communicate()[1][-2000:]}")
             time.sleep(0.02)
         dashboard = subprocess.run([sys.executable, "-c", _SLOW_DASHBOARD.format(name=names["watched"])],
                                    capture_output=True, text=True, timeout=60)

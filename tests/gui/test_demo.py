@@ -78,6 +78,5 @@ def test_demo_with_the_dashboard_decodes_in_its_own_process(sim_dir, tmp_path):
     assert "(its own process, shown by the dashboard)" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counters"]["windows"] > 10 and summary["error"] is None
-    assert summary["dynamic_r_total"] is not None
     audio, rate = soundfile.read(tmp_path / "demo.wav")
     assert rate == 22050 and len(audio) > 22050
