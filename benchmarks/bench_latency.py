@@ -420,7 +420,7 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
     residual = (found - np.asarray(clicks)) * 1e3
     ok = residual[np.isfinite(residual)]
     return {
-        "found": int(ok.size), "clicks": n_clicks,
+        "found": int(ok.size), "clicks": len(clicks), "clicks_asked": n_clicks,
         "residual_ms": ({"p5": round(float(np.percentile(ok, 5)), 2), "p50": round(float(np.median(ok)), 2),
                          "p95": round(float(np.percentile(ok, 95)), 2)} if ok.size else None),
         "arrival_lateness_ms": recording.arrival_lateness_ms,

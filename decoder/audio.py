@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 _SFC_SET_UPDATE_HEADER_AUTO = 0x1061
 """libsndfile command: rewrite the file header after every write (sndfile.h)."""
 
+STALL_S = 0.5
+"""A device whose callback has not come for this long (while audio is written) is reopened."""
+
 PULSE_LATENCY_MSEC = 30
 """Buffer PulseAudio gives our stream when ``PULSE_LATENCY_MSEC`` is unset, in ms.
 
@@ -355,18 +358,23 @@ class SoundDeviceSink(_Sink):
         self._read_pos = 0
         self._underruns = 0
         self._device_underflows = 0
+        self._callbacks = 0                 # written by the callback only; the watchdog reads it
+        self._watch = (0, time.monotonic())  # (callbacks seen, when they last advanced)
+        self._device_restarts = 0
         self._playing = False
         self._draining = False
         self._dac_latency_s = -1.0
         self._lock = threading.Lock()  # serialises producers' writes, never taken by the callback
         self.latency_note: str | None = None
         """Why the device plays at another latency than asked (None when it took the request)."""
+        self._latency_request = latency
         try:
             self._stream = self._open_stream(latency)
         except sd.PortAudioError as error:
             if latency == "high":
                 raise AudioError(f"cannot open audio device {self.device} {self.device_name!r}: {error}; "
                                  f"pick another --audio-device, or {_NO_DEVICE_HINT}") from None
+            self._latency_request = "high"
             try:
                 self._stream = self._open_stream("high")
             except sd.PortAudioError:
@@ -392,6 +400,7 @@ class SoundDeviceSink(_Sink):
 
     # -- PortAudio thread: copy only ----------------------------------------------------------
     def _callback(self, outdata, frames, time_info, status) -> None:
+        self._callbacks += 1
         if status.output_underflow:
             self._device_underflows += 1
         read = self._read_pos
@@ -408,6 +417,29 @@ class SoundDeviceSink(_Sink):
                 self._underruns += 1
         self._read_pos = read + n
         self._dac_latency_s = time_info.outputBufferDacTime - time_info.currentTime
+
+    def _check_stalled(self) -> None:
+        """Reopen the device at its high latency if its callback stopped coming (seen at "low").
+
+        Through PulseAudio's ALSA plugin at low latency on a loaded machine, a server underrun can
+        leave the stream active but never calling back again: the audio would pile up unplayed.
+        """
+        now = time.monotonic()
+        seen, since = self._watch
+        if self._callbacks != seen:
+            self._watch = (self._callbacks, now)
+            return
+        if now - since < STALL_S or self._latency_request == "high":
+            return
+        self._stream.abort()        # abort: a stalled ALSA thread would never end a graceful stop
+        self._stream.close()
+        self._stream = self._open_stream("high")
+        self._latency_request = "high"
+        self._device_restarts += 1
+        self._watch = (self._callbacks, time.monotonic())
+        self.latency_note = (f"audio device {self.device_name!r} stopped playing at low latency; reopened "
+                             f"at its default {1e3 * self._stream.latency:.0f} ms")
+        log.warning("%s", self.latency_note)
 
     # -- producer side ------------------------------------------------------------------------
     def write(self, samples: np.ndarray, *, block: bool = True, timeout: float | None = None) -> int:
@@ -429,6 +461,7 @@ class SoundDeviceSink(_Sink):
         if not self._stream.active:
             raise AudioError(f"audio stream on {self.device_name!r} stopped; restart the sink, "
                              f"or {_NO_DEVICE_HINT}")
+        self._check_stalled()
         with self._lock:
             if timeout is None:
                 timeout = clean.size / self.samplerate + 2.0
@@ -475,6 +508,7 @@ class SoundDeviceSink(_Sink):
         counters = super().counters()
         counters["underruns"] = self._underruns
         counters["device_underflows"] = self._device_underflows
+        counters["device_restarts"] = self._device_restarts
         return counters
 
     def drain(self, timeout: float = 5.0) -> bool:

@@ -55,60 +55,73 @@ class AdaptivePlayback:
     """Hold just enough audio ahead of the device to ride out the measured supply jitter.
 
     The decoder hands audio to the sink in chunks, one per hop, that arrive late by varying amounts
-    (scheduling, model time, GIL). With ``W`` samples supplied before a chunk arriving at time
-    ``t``, its *slack* ``t - W / rate`` is constant for a perfectly regular supply and grows by
-    exactly the lateness of a chunk. Over the last ``history_s`` seconds:
+    (scheduling, model time, GIL). Before each chunk is written, the audio still queued in the sink
+    says how early it came: the least queued over the last ``history_s`` seconds is the cushion
+    that was never needed.
 
-    - jitter = slack - min(slack); the target cushion is its ``quantile`` plus ``margin_s``;
-    - the cushion in hand is the audio queued in the sink plus the chunk's own lateness (the level
-      the queue would have if this chunk had come as early as the earliest one);
-    - a cushion short of the target by more than ``hysteresis_s`` is topped up with silence before
-      the chunk (one short gap instead of an underrun at every late chunk); one above it by more
-      than ``hysteresis_s`` is trimmed from the chunk's start (a skip of at most one chunk), so the
-      latency falls within ``history_s`` once the jitter stops.
+    - A chunk finding less than ``margin_s`` queued came later than the cushion covered: silence
+      is written first, enough to cover the ``quantile`` of recent chunk lateness (a chunk's arrival
+      interval beyond the audio the previous chunk brought) plus the margin. One short gap instead
+      of an underrun at every late chunk.
+    - When even the least queued over a whole ``history_s`` exceeds the margin by more than
+      ``hysteresis_s``, the excess is trimmed from the next chunk's start (a skip of at most one
+      chunk), so the latency falls within ``history_s`` once the jitter stops, and a stalled
+      device (PulseAudio takes about a second to start a stream) leaves no standing delay.
+
+    A supply that falls behind (frames skipped) empties the queue without being jitter: it is
+    padded once, never trimmed for.
 
     Parameters
     ----------
     rate : int
         Audio samples per second.
     initial_s : float
-        Target cushion in seconds until ``min_history`` chunks have been seen.
+        Cushion written before the first chunk, before any lateness has been seen.
     margin_s : float
-        Added to the jitter quantile (covers the device callback's own granularity).
+        Least audio to keep queued (covers the device callback's own granularity).
     quantile : float
-        Quantile of the recent jitter the cushion covers.
+        Quantile of recent chunk lateness a top-up covers.
     history_s : float
-        Seconds of chunk arrivals the jitter is measured over.
+        Seconds over which lateness and the least queued audio are measured.
     hysteresis_s : float
-        Dead band around the target (seconds) inside which nothing is padded or trimmed.
+        Excess over the margin (seconds) tolerated before trimming.
+    max_excess_s : float
+        Queued audio beyond the target by more than this (a stalled device's backlog) is trimmed
+        at once, without waiting for a whole history.
     max_jitter_s : float
-        A slack jump beyond this (skipped frames, a restarted stream) starts the history afresh.
-    min_history : int
-        Chunks seen before the measured target replaces ``initial_s``.
+        A chunk later than this is a gap in the supply (skipped frames, a stream that came back),
+        not jitter: it is padded for but not counted in the lateness.
 
     Examples
     --------
     >>> playback = AdaptivePlayback(rate=22050, initial_s=0.03)
-    >>> playback.plan(1024, queued_s=0.0, now=10.0)      # first chunk: pad up to the initial target
-    (662, 0)
+    >>> playback.plan(1024, queued_s=0.0, now=10.0)      # first chunk: initial cushion + margin first
+    (992, 0)
     """
 
     def __init__(self, *, rate: int, initial_s: float, margin_s: float = 0.015, quantile: float = 0.99,
-                 history_s: float = 10.0, hysteresis_s: float = 0.01, max_jitter_s: float = 0.5,
-                 min_history: int = 20):
+                 history_s: float = 10.0, hysteresis_s: float = 0.01, max_excess_s: float = 0.1,
+                 max_jitter_s: float = 0.5):
         self.rate = int(rate)
         self.initial_s = float(initial_s)
         self.margin_s = float(margin_s)
         self.quantile = float(quantile)
         self.history_s = float(history_s)
         self.hysteresis_s = float(hysteresis_s)
+        self.max_excess_s = float(max_excess_s)
         self.max_jitter_s = float(max_jitter_s)
-        self.min_history = int(min_history)
-        self._arrivals: collections.deque[tuple[float, float]] = collections.deque()   # (time, slack)
-        self._supplied = 0
+        self._lateness: collections.deque[tuple[float, float]] = collections.deque()   # (time, s)
+        self._queued: collections.deque[tuple[float, float]] = collections.deque()     # (time, s)
+        self._last: tuple[float, int] | None = None      # (arrival, samples) of the previous chunk
+        self._since: float | None = None                  # when the queued level was last reset
         self.target_s = self.initial_s
         self.padded = 0
         self.trimmed = 0
+
+    def _forget(self, now: float) -> None:
+        for window in (self._lateness, self._queued):
+            while window and window[0][0] < now - self.history_s:
+                window.popleft()
 
     def plan(self, n_samples: int, queued_s: float, now: float) -> tuple[int, int]:
         """Decide how a chunk of ``n_samples`` arriving at ``now`` goes to the sink.
@@ -129,28 +142,35 @@ class AdaptivePlayback:
         trim : int
             Samples to drop from the chunk's start (at most ``n_samples``).
         """
-        slack = now - self._supplied / self.rate
-        self._supplied += int(n_samples)
-        arrivals = self._arrivals
-        if arrivals and slack - min(s for _, s in arrivals) > self.max_jitter_s:
-            arrivals.clear()       # a gap in the supply, not jitter
-        arrivals.append((now, slack))
-        while arrivals[0][0] < now - self.history_s:
-            arrivals.popleft()
-        slacks = np.fromiter((s for _, s in arrivals), float, len(arrivals))
-        jitter = slacks - slacks.min()
-        if len(arrivals) >= self.min_history:
-            self.target_s = float(np.quantile(jitter, self.quantile)) + self.margin_s
-        else:
-            self.target_s = max(self.initial_s, float(jitter.max()) + self.margin_s)
-        cushion = queued_s + jitter[-1]
+        if self._last is not None:
+            late = (now - self._last[0]) - self._last[1] / self.rate
+            if late <= self.max_jitter_s:
+                self._lateness.append((now, max(late, 0.0)))
+        self._last = (now, int(n_samples))
+        self._forget(now)
+        lateness = np.fromiter((v for _, v in self._lateness), float, len(self._lateness))
+        cover = float(np.quantile(lateness, self.quantile)) if lateness.size else self.initial_s
+        self.target_s = cover + self.margin_s
         pad = trim = 0
-        if cushion < self.target_s - self.hysteresis_s:
-            pad = int(round((self.target_s - cushion) * self.rate))
-        elif cushion > self.target_s + self.hysteresis_s:
-            trim = min(int(n_samples), int(round((cushion - self.target_s) * self.rate)))
+        if self._since is None:
+            self._since = now
+        if queued_s < self.margin_s:
+            pad = int(round((self.target_s - queued_s) * self.rate))
+            self._queued.clear()                  # the level moved up: measure it afresh
+            self._since = now
+        elif queued_s > self.target_s + self.max_excess_s:
+            trim = min(int(n_samples), int(round((queued_s - self.target_s) * self.rate)))
+            self._queued.clear()
+            self._since = now
+        else:
+            self._queued.append((now, queued_s))
+            spare = min(v for _, v in self._queued) - self.margin_s
+            if now - self._since >= self.history_s and spare > self.hysteresis_s:
+                trim = min(int(n_samples), int(round(spare * self.rate)))
+                # every level seen is now lower by what was trimmed; as the lows of the jitter age
+                # out of the window, the rest is trimmed too
+                shift = trim / self.rate
+                self._queued = collections.deque((t, v - shift) for t, v in self._queued)
         self.padded += pad
         self.trimmed += trim
         return pad, trim
-
-
