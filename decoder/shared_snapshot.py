@@ -294,6 +294,11 @@ class SnapshotReader:
         """Copies thrown away because the writer was writing meanwhile."""
 
     @property
+    def is_open(self) -> bool:
+        """Whether the block is still mapped (False after :meth:`close`)."""
+        return self._block is not None
+
+    @property
     def writer_alive(self) -> bool:
         """Whether the decode process still exists and its block is still in place."""
         return self._block is not None and self.path.exists() and _pid_alive(self.writer_pid)

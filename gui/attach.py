@@ -114,7 +114,7 @@ class AttachedDecode:
 
     def snapshot(self) -> PipelineSnapshot:
         """The newest snapshot (the previous one when the decode was mid-write; never waits)."""
-        if self._stopped or self.reader._block is None:
+        if self._stopped or not self.reader.is_open:
             return self._last or _empty_snapshot("detached")
         if not self.reader.writer_alive:
             last = self._last or _empty_snapshot()
@@ -139,11 +139,11 @@ class AttachedDecode:
     @property
     def gain(self) -> float:
         """The decode's output gain now (1 = full, 0 = mute)."""
-        return self.reader.gain if self.reader._block is not None else 1.0
+        return self.reader.gain if self.reader.is_open else 1.0
 
     def set_gain(self, gain: float) -> None:
         """Set the decode's volume (0…1; 0 mutes), heard from its next block."""
-        if self.reader._block is not None:
+        if self.reader.is_open:
             self.reader.set_gain(gain)
 
     @property
@@ -158,7 +158,7 @@ class AttachedDecode:
 
     def set_listen(self, mode: str) -> None:
         """The A/B switch: ask the decode to play ``mode`` (decoded, true or both) from its next chunk."""
-        if self.reader._block is not None:
+        if self.reader.is_open:
             self.reader.set_listen(mode)
 
     def stop(self) -> None:
