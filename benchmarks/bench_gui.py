@@ -232,11 +232,13 @@ def bench_decode_latency(seconds: float) -> dict:
                 summary = Path(tmp) / f"{publish}.json"
                 process = _decode_process(cli, root, name, model, publish, summary)
                 redraw = None
-                if label == "alone":
-                    time.sleep(seconds)
-                else:
-                    redraw = _watch_attached(publish, seconds)
-                runs[label] = _finish_decode(process, summary)
+                try:
+                    if label == "alone":
+                        time.sleep(seconds)
+                    else:
+                        redraw = _watch_attached(publish, seconds)
+                finally:
+                    runs[label] = _finish_decode(process, summary)  # never left running
                 runs[label]["gui_redraw_median_ms"] = redraw
             config = dict(stream_name=name, model_path=str(model), no_audio=True, lsl_out=False,
                           resolve_timeout_s=10.0)
