@@ -519,6 +519,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _set_state(self, state: str) -> None:
         self.state = state
         labels = {"stopped": "Start", "starting": "Starting…", "running": "Stop", "stopping": "Stopping…"}
+        if isinstance(self.pipeline, AttachedDecode) and not self.pipeline.owned:
+            labels["running"] = "Detach"  # the decode was started elsewhere: it goes on
         self.start_button.setText(labels[state])
         self.start_button.setEnabled(state in ("stopped", "running"))
         idle = state == "stopped"

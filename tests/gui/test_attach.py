@@ -90,6 +90,7 @@ def test_attached_dashboard_follows_the_decode_and_leaves_it_running(qtbot, repl
         qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
         assert window.state == "running", window.last_error
         assert window.stream_box.currentText() == replay.name  # the decode says what it decodes
+        assert window.start_button.text() == "Detach"
         qtbot.waitUntil(lambda: _windows_seen(window) > 5, timeout=15000)
         first = _windows_seen(window)
         qtbot.waitUntil(lambda: _windows_seen(window) > first + 5, timeout=15000)  # it keeps following
