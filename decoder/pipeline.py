@@ -61,6 +61,9 @@ MEL_STREAM_TYPE = "MelSpectrogram"
 MEL_RATE = AUDIO_SFREQ / HOP_LENGTH
 """Nominal rate of the decoded-frame LSL outlet in Hz (43.07)."""
 
+MAX_SILENCE_GAP_S = 600.0
+"""Most silence written to a file sink at once during a stall (a suspended machine is not hours)."""
+
 
 
 @dataclass
@@ -215,6 +218,8 @@ class LivePipeline:
         self._truth_mel = np.full((N_MELS, n_keep), np.nan, np.float32)
         self._mel_written = 0
         self._last_k: int | None = None
+        self._audio_wall_end: float | None = None  # monotonic time a file sink's audio would end
+        self._silent = False                       # a file sink is being given silence (a stall)
         self._started = False
         self._t_start: float | None = None
         self._health_at_stop: StreamHealth | None = None
@@ -448,6 +453,7 @@ class LivePipeline:
         while not self._stop.is_set():
             self._pull_markers()
             item = self._queue.get(timeout=0.1)
+            self._silence_while_stalled()
             if item is None:
                 continue
             emission, stamps, t0, n_end, t_last = item
@@ -483,6 +489,31 @@ class LivePipeline:
             true = np.zeros(len(decoded), np.float32)
         return true if self.config.listen == "true" else 0.5 * (decoded + true)
 
+    def _silence_while_stalled(self) -> None:
+        """Write silence to a file sink, in real time, while the EEG stream is stalled or lost.
+
+        A sound device plays silence by itself while its queue runs dry; a file sink (``--wav``) takes
+        samples back to back, so without this a stall would vanish from the file (the sound after it
+        glued to the sound before). Only a stream the inlet declares stalled or lost (no samples for
+        ``max(0.5 s, 5 periods)``) gets silence: a slow decoder on a busy machine gets none.
+        """
+        if self._sink.plays_live or self._audio_wall_end is None:
+            return
+        inlet = getattr(self._source, "inlet", None)
+        if inlet is None or inlet.state not in ("stalled", "lost"):
+            self._silent = False
+            return
+        behind_s = min(time.monotonic() - self._audio_wall_end, MAX_SILENCE_GAP_S)
+        pad = int(behind_s * AUDIO_SFREQ)
+        if pad <= 0:
+            return
+        self._sink.write(np.zeros(pad, np.float32), block=False)
+        self._audio_wall_end += pad / AUDIO_SFREQ
+        self._counters["audio_silence"] += pad
+        if not self._silent:
+            self._counters["audio_silence_gaps"] += 1
+            self._silent = True
+
     def _play(self, samples: np.ndarray, stamps: dict) -> None:
         """Hand a chunk to the sink behind the cushion the measured jitter asks for."""
         from pylsl import local_clock
@@ -500,6 +531,8 @@ class LivePipeline:
             samples = samples[trim:]
         if len(samples):
             self._sink.write(samples, block=False)
+            now = time.monotonic()       # when a file's audio would end if it were played from now
+            self._audio_wall_end = max(self._audio_wall_end or now, now) + len(samples) / AUDIO_SFREQ
             stamps["buffered"] = local_clock()
             stamps["dac"] = stamps["buffered"] + self._sink.queued_s + self._sink.output_latency_s
 
@@ -622,6 +655,8 @@ class LivePipeline:
             "audio_sanitised": int(sink_counts.get("sanitised", 0)),
             "audio_dropped_late": counts.get("audio_dropped_late", 0),
             "audio_padded": counts.get("audio_padded", 0),
+            "audio_silence_gaps": counts.get("audio_silence_gaps", 0),
+            "audio_silence": counts.get("audio_silence", 0),
         }
         return out
 

@@ -238,20 +238,59 @@ def test_decode_on_lost_exit_ends_in_one_line(stream_name, tmp_path, capsys):
     assert "Traceback" not in err and "stream lost" in out
 
 
-def test_decode_summary_and_json_show_a_stall(stream_name, tmp_path, capsys):
+def _longest_quiet_run(audio, threshold):
+    """(start, length) in samples of the longest run with ``|audio| <= threshold``."""
+    quiet = np.concatenate(([0], (np.abs(audio) <= threshold).astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(quiet))
+    starts, stops = edges[::2], edges[1::2]
+    if len(starts) == 0:
+        return 0, 0
+    best = int(np.argmax(stops - starts))
+    return int(starts[best]), int(stops[best] - starts[best])
+
+
+def _stall_once_audio_flows(device, wav, pause_s):
+    """In a thread: once ``wav`` holds 0.5 s of decoded sound, stop the outlet for ``pause_s``, resume."""
+
+    def run():
+        deadline = time.monotonic() + 120.0
+        while not (wav.exists() and wav.stat().st_size > 44 + 2 * 11025):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)
+        device.pause()
+        time.sleep(pause_s)
+        device.resume()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_decode_summary_json_and_wav_show_a_stall(stream_name, tmp_path, capsys):
+    """A real outlet stops for 1.5 s mid-decode: a stall in the summary and the JSON, silence in --wav.
+
+    A sound device plays silence by itself while its queue is dry; the --wav file must say the same,
+    not close the gap (the sound after the stall glued to the sound before) nor play stale audio.
+    The pause starts once decoded sound reaches the file, so a slow start cannot hide it.
+    """
     import json
+
+    import soundfile
 
     from tests.decoder.onnx_models import make_model
 
     model = make_model(tmp_path / "model.onnx")
     device = _model_device(stream_name)
-    device.after_consumer((1.5, device.pause), (1.5, device.resume))
+    wav, pause_s = tmp_path / "out.wav", 1.5
+    stall = _stall_once_audio_flows(device, wav, pause_s)
     try:
-        status, out, err = run_cli(["decode", "--stream", stream_name, "--model", str(model), "--no-audio",
-                                    "--device", "cpu", "--duration", "7", "--json",
+        status, out, err = run_cli(["decode", "--stream", stream_name, "--model", str(model), "--wav",
+                                    str(wav), "--device", "cpu", "--duration", "6", "--json",
                                     str(tmp_path / "s.json")], capsys)
     finally:
         device.close()
+        stall.join(timeout=5.0)
     assert status == 0, err
     summary = json.loads((tmp_path / "s.json").read_text())
     health = summary["stream_health"]
@@ -259,6 +298,13 @@ def test_decode_summary_and_json_show_a_stall(stream_name, tmp_path, capsys):
     assert [state for _, state in health["transitions"]] == ["connected", "stalled", "connected"]
     assert summary["counters"]["flagged_windows"] >= 1 and summary["counters"]["stalls"] == 1
     assert "stalls 1" in out
+    audio, rate = soundfile.read(wav, dtype="float32")
+    start, length = _longest_quiet_run(audio, 10 ** (-80 / 20))            # below -80 dBFS
+    assert pause_s - 0.6 < length / rate < pause_s + 0.5, (start / rate, length / rate)
+    assert np.all(audio[start:start + length] == 0.0)                      # silence, not noise
+    assert summary["counters"]["audio_silence_gaps"] == 1
+    # decoded sound on both sides of the silence: the stall is inside the file, not at an end
+    assert np.abs(audio[:start]).max() > 1e-3 and np.abs(audio[start + length:]).max() > 1e-3
 
 
 @pytest.mark.gui
@@ -274,3 +320,4 @@ def test_dashboard_counter_grid_shows_the_stream_state(state, since, shown):
                           reconnects=0, clock_offset=0.0, jitter_ms=0.1, connected=state != "lost",
                           state=state, state_s=since)
     assert health_items(health)["stream"] == shown
+
