@@ -201,7 +201,7 @@ def run_decode(args: argparse.Namespace) -> int:
         pipeline.start()
         if args.publish is not None:
             from eegmusic.decoder.limiter import LevelledSink
-            from eegmusic.decoder.shared_snapshot import SnapshotPublisher
+            from eegmusic.decoder.shared_snapshot import OWNER_ENV, SnapshotPublisher
 
             sink = pipeline.sink if isinstance(pipeline.sink, LevelledSink) else None  # volume acts on it
             # a decode that keeps the true stimulus (--listen true|both) takes the dashboard's A/B switch
@@ -209,7 +209,9 @@ def run_decode(args: argparse.Namespace) -> int:
             publisher = SnapshotPublisher(pipeline, args.publish, gain_sink=sink, listen_config=ab, config={
                 "stream_name": pipeline.stream_label, "model_path": str(args.model), "truth_dir": args.truth,
                 "no_audio": bool(args.no_audio or args.wav), "vocoder": args.vocoder, "hop_s": args.hop,
-                "listen": args.listen, "pid": os.getpid()}, snapshot_s=config.snapshot_s).start()
+                "listen": args.listen, "pid": os.getpid()}, snapshot_s=config.snapshot_s,
+                owner_pid=int(os.environ[OWNER_ENV]) if os.environ.get(OWNER_ENV, "").isdigit() else None,
+                on_owner_gone=lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # stop as on Ctrl-C
         print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()} on "
               f"{pipeline.runtime.provider}; Ctrl-C to stop"
               + (f"; published as {args.publish!r}" if publisher else ""), file=sys.stderr, flush=True)

@@ -52,6 +52,9 @@ PUBLISH_HZ = 20.0
 SUMMARY_PERIOD_S = 1.0
 """Seconds between copies of the (larger) run summary."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+OWNER_ENV = "EEGMUSIC_DASHBOARD_PID"
+"""Environment variable with the process id of the dashboard that started a decode: the decode
+stops when that process is gone (a dashboard that crashed or was killed leaves nothing playing)."""
 
 # header word offsets (bytes)
 _SEQ, _PID, _HEARTBEAT, _GAIN, _GAIN_SEQ = 8, 16, 24, 32, 40
@@ -393,10 +396,16 @@ class SnapshotPublisher:
         The decode's settings, shown by an attached dashboard (stream, model, vocoder, ...).
     rate_hz : float
         Snapshots per second.
+    owner_pid : int, optional
+        The dashboard process that started this decode (:data:`OWNER_ENV`); when it is gone,
+        ``on_owner_gone`` is called once.
+    on_owner_gone : callable, optional
+        What to do then (``decode`` interrupts itself: it stops, prints and writes its summary).
     """
 
     def __init__(self, pipeline, name: str, *, gain_sink=None, listen_config=None, config: dict | None = None,
-                 rate_hz: float = PUBLISH_HZ, snapshot_s: float = 10.0) -> None:
+                 rate_hz: float = PUBLISH_HZ, snapshot_s: float = 10.0, owner_pid: int | None = None,
+                 on_owner_gone=None) -> None:
         self.pipeline = pipeline
         first = pipeline.snapshot()
         eeg = np.asarray(first.eeg)
@@ -407,6 +416,8 @@ class SnapshotPublisher:
         self.writer = SnapshotWriter(name, n_chans=n_chans, eeg_cols=eeg_cols, mel_cols=mel_cols)
         self.gain_sink = gain_sink
         self.listen_config = listen_config
+        self.owner_pid = owner_pid
+        self._on_owner_gone = on_owner_gone
         self.config = config or {}
         self.period_s = 1.0 / rate_hz
         self.publish_ms: list[float] = []
@@ -446,6 +457,12 @@ class SnapshotPublisher:
                 self._publish()
             except Exception:  # publishing is for display: never stop the decode over it
                 log.exception("publishing a snapshot failed")
+            if self.owner_pid is not None and not _pid_alive(self.owner_pid):
+                log.warning("the dashboard that started this decode (process %d) is gone; stopping",
+                            self.owner_pid)
+                self.owner_pid = None
+                if self._on_owner_gone is not None:
+                    self._on_owner_gone()
             self._stop.wait(max(0.0, next_t - time.monotonic()))
             if time.monotonic() - next_t > 1.0:  # suspended: do not catch up in a burst
                 next_t = time.monotonic()

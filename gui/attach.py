@@ -10,7 +10,8 @@ them through :class:`AttachedDecode`, which has the same surface as the in-proce
 Two ways in:
 
 * :func:`spawn_decode` starts the decode process itself (``eegmusic gui --stream S --model M``);
-  closing the window stops that process (Ctrl-C, so it prints and writes its summary).
+  closing the window stops that process (Ctrl-C, so it prints and writes its summary), and should
+  the dashboard die instead, the decode notices within a publish period and stops too.
 * :meth:`AttachedDecode.__init__` attaches to one already running (``eegmusic gui --attach NAME``);
   closing the window only lets go of it: the decode goes on.
 """
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.decoder.melspec import N_MELS
-from eegmusic.decoder.shared_snapshot import SnapshotReader, snapshot_path
+from eegmusic.decoder.shared_snapshot import OWNER_ENV, SnapshotReader, snapshot_path
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.stream.errors import EEGMusicError, StreamError
 
@@ -259,8 +260,10 @@ def spawn_decode(config, *, gain: float = 1.0, timeout_s: float | None = None, v
     log_path = folder / "decode.log"
     argv = decode_command(config, name, summary_path=summary_path, vocoder=vocoder)
     log.info("starting %s", " ".join(argv))
+    env = {**os.environ, OWNER_ENV: str(os.getpid())}  # it stops by itself if this process dies
     with open(log_path, "wb") as log_file:  # a file, not a pipe: a full pipe would stall the decoder
-        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env)
     wait_s = timeout_s if timeout_s is not None else config.resolve_timeout_s + 30.0
     deadline = time.monotonic() + wait_s
     path = snapshot_path(name)

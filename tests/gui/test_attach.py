@@ -120,6 +120,38 @@ def test_dashboard_started_decode_stops_with_the_window(qtbot, replay, model_fil
     assert summary["counters"]["windows"] >= 5 and summary["stream"] == replay.name
 
 
+_DYING_DASHBOARD = """
+import sys
+from eegmusic.decoder.pipeline import PipelineConfig
+from eegmusic.gui.attach import spawn_decode
+attached = spawn_decode(PipelineConfig(stream_name={stream!r}, model_path={model!r}, no_audio=True,
+                                       resolve_timeout_s=10.0))
+print(attached.name, attached.process.pid, flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_a_decode_stops_when_the_dashboard_that_started_it_dies(replay, model_file):
+    """Killed, the dashboard cannot stop its decode: the decode notices its owner is gone and stops."""
+    from eegmusic.decoder.shared_snapshot import _pid_alive, snapshot_path
+
+    code = _DYING_DASHBOARD.format(stream=replay.name, model=str(model_file))
+    dashboard = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+    try:
+        name, pid = dashboard.stdout.readline().split()
+        pid = int(pid)
+        assert _pid_alive(pid) and snapshot_path(name).exists()
+    finally:
+        dashboard.kill()  # no chance to stop anything
+        dashboard.communicate(timeout=30)
+    deadline = time.monotonic() + 20.0
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _pid_alive(pid), "the decode outlived the dashboard that started it"
+    assert not snapshot_path(name).exists()  # it stopped cleanly: the block is gone
+
+
 def test_start_failure_in_the_decode_process_is_one_line(qtbot, model_file, stream_name):
     window = _window(qtbot, stream=stream_name, model=str(model_file), no_audio=True, isolated=True,
                      extra={"resolve_timeout_s": 1.0})
