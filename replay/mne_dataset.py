@@ -20,19 +20,22 @@ format says it:
 - ``audio_delay_s`` (optional) is how long after the marked onset the sound starts (e.g. the
   sound card's output latency when the trigger was sent at playback start).
 
+The sidecar is checked by :mod:`eegmusic.replay.sidecar` (types, paths inside its folder, audio
+present) before anything is read.
+
 Only EEG channels are kept, in µV; electrode positions come from the recording's montage when it has
 one (else the labels are looked up in the standard montages by the consumers).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from pathlib import Path
 
 import numpy as np
 from eegmusic.replay.plays import Play, PlayDataset
+from eegmusic.replay.sidecar import read_sidecar
 from eegmusic.stream.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -55,31 +58,6 @@ def sidecar_path(recording) -> Path:
     recording = Path(recording)
     stem = recording.name.split(".")[0]
     return recording.with_name(stem + SIDECAR_SUFFIX)
-
-
-def read_sidecar(path: Path, recording: Path) -> dict:
-    """The checked sidecar (see the module docstring)."""
-    if not path.is_file():
-        raise DataFormatError(
-            f"{recording}: no sidecar {path.name} naming the audio of each stimulus; write {path} as "
-            '{"stimuli": {"<annotation or event code>": "<audio file>"}} (format: replay/mne_dataset.py)'
-        )
-    try:
-        content = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise DataFormatError(f"{path}: not readable JSON ({error}); fix the sidecar") from None
-    stimuli = content.get("stimuli") if isinstance(content, dict) else None
-    if not isinstance(stimuli, dict) or not stimuli:
-        raise DataFormatError(
-            f'{path}: no "stimuli" mapping; add {{"stimuli": {{"<annotation>": "<audio>"}}}}'
-        )
-    for key, audio in stimuli.items():
-        if not (path.parent / str(audio)).is_file():
-            raise DataFormatError(
-                f"{path}: stimulus '{key}' names audio {path.parent / str(audio)}, which does "
-                "not exist; put the file there or fix the sidecar"
-            )
-    return content
 
 
 def _onsets(raw, recording: Path) -> list[tuple[str, float, float]]:
@@ -185,8 +163,8 @@ class MNEDataset(PlayDataset):
 
     def _add_plays(self, recording, subject: str, content: dict, folder: Path) -> None:
         raw = self._raw(recording)
-        stimuli = {str(k): folder / str(v) for k, v in content["stimuli"].items()}
-        delay = float(content.get("audio_delay_s", 0.0))
+        stimuli = content["stimuli"]          # checked by read_sidecar: key -> audio Path in the folder
+        delay = content["audio_delay_s"]
         duration_s = raw.n_times / raw.info["sfreq"]
         for description, onset, length in _onsets(raw, Path(str(getattr(recording, "fpath", recording)))):
             if description not in stimuli:
