@@ -36,7 +36,7 @@ wheel-check: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/test_packaging.py
 
 bench: $(STAMP)
-	$(BIN)/eegmusic bench --quick --out bench.json
+	$(BIN)/eegmusic bench --quick --out bench.json --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,6 +19,9 @@ PACKAGES = ("eegmusic.benchmarks",)
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=output_file('.json'),
                         default="bench.json", help="JSON file to write (default: bench.json)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file (refused otherwise), e.g. --out bench.json "
+                        "--overwrite")
     parser.add_argument("--quick", action="store_true", help="short runs (a few minutes in all)")
     parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
                         help="run only these benchmarks (e.g. bench_vocoder bench_inlet)")
@@ -89,8 +92,10 @@ def run_bench(args) -> int:
     import time
     import traceback
     from datetime import UTC, datetime
-    from pathlib import Path
 
+    from eegmusic.stream.atomic import refuse_existing, write_json
+
+    refuse_existing(args.out, overwrite=args.overwrite, what="--out")   # before hours of benchmarks
     log = logging.getLogger("eegmusic.bench")
     results = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                "quick": bool(args.quick), "machine": machine_description(), "benchmarks": {}}
@@ -116,7 +121,7 @@ def run_bench(args) -> int:
             status = "failed"
         results["benchmarks"][module_name] = {
             "status": status, "seconds": round(time.perf_counter() - start, 1), "result": result}
-    Path(args.out).write_text(json.dumps(results, indent=2, default=float))
+    write_json(args.out, json.loads(json.dumps(results, default=float)), indent=2)
 
     machine = results["machine"]
     print(f"eegmusic bench — {results['date']} — {machine['cpu']}, {machine['cores']} cores, "

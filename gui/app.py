@@ -760,7 +760,7 @@ def run_dashboard(pipeline, *, seconds: float | None = None, refresh_hz: float =
 
 
 def save_screenshot(widget: QtWidgets.QWidget, path: str | Path) -> Path:
-    """Render ``widget`` to a PNG file.
+    """Render ``widget`` to a PNG file, atomically (temporary file renamed over ``path``).
 
     Raises
     ------
@@ -771,6 +771,9 @@ def save_screenshot(widget: QtWidgets.QWidget, path: str | Path) -> Path:
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write screenshot {path}: folder {path.parent} does not exist; "
                           "create it first")
-    if not widget.grab().save(str(path), "PNG"):
-        raise ConfigError(f"cannot write screenshot {path}; check that the folder is writable")
+    from eegmusic.stream.atomic import atomic_path
+
+    with atomic_path(path) as part:   # an old screenshot stays whole until the new one is complete
+        if not widget.grab().save(str(part), "PNG"):
+            raise ConfigError(f"cannot write screenshot {path}; check that the folder is writable")
     return path

@@ -60,6 +60,10 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="FILE", help="write the audio here instead of a sound device")
     parser.add_argument("--out", type=output_dir, metavar="DIR",
                         help="a new folder for this run's results (default: CACHE/demo-output/DATE-TIME)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --wav file and reuse a non-empty --out folder (its "
+                        "summary.json replaced; a recording there is kept, the new one goes beside it), "
+                        "e.g. --out demo-run --overwrite")
     parser.add_argument("--cache", type=output_dir,
                         metavar="DIR", help="cache folder (default: ~/.cache/eegmusic)")
     from eegmusic.stream.cli import renamed_option
@@ -161,19 +165,33 @@ def _audio_output(args, out: Path) -> tuple[str | None, Path | None]:
         return None, out / "decoded.wav"
 
 
+def _new_folder(folder: Path) -> Path:
+    """``folder``, or ``folder-2``, ``folder-3``... when it already holds files (recordings are kept)."""
+    candidate, n = folder, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = folder.with_name(f"{folder.name}-{n}")
+    return candidate
+
+
 def run_demo(args) -> int:
-    import json
     import subprocess
     import sys
     import time
     import uuid
+    from contextlib import nullcontext
 
     from eegmusic.decoder.cli_decode import format_summary
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.stream.atomic import atomic_path, refuse_existing, write_json
     from eegmusic.stream.errors import ConfigError
 
     if args.duration <= 0:
         raise ConfigError(f"--duration must be > 0, got {args.duration}")
+    # before any work (simulation, training): an earlier demo's results are never replaced unasked
+    for flag, path in (("--wav", args.wav), ("--out", args.out)):
+        if path is not None:
+            refuse_existing(Path(path).expanduser(), overwrite=args.overwrite, what=flag)
     cache = _cache_dir(args)
     cache.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
@@ -189,7 +207,7 @@ def run_demo(args) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out).expanduser() if args.out else cache / "demo-output" / stamp
     out.mkdir(parents=True, exist_ok=True)
-    record = out / "recording"
+    record = _new_folder(out / "recording")
     device, wav = _audio_output(args, out)
     name = f"eegmusic-demo-{uuid.uuid4().hex[:6]}"
 
@@ -198,12 +216,15 @@ def run_demo(args) -> int:
     print("$ eegmusic " + " ".join(replay_argv) + "   (in the background)", flush=True)
     replay = subprocess.Popen([sys.executable, "-m", "eegmusic", *replay_argv])
     try:
-        config = PipelineConfig(stream_name=name, model_path=model, audio_device=device, wav_path=wav,
-                                record_dir=record, truth_dir=data, resolve_timeout_s=30.0)
-        if not args.no_gui and _has_display():
-            summary = _decode_with_dashboard(config, args.duration)
-        else:
-            summary = _decode_headless(LivePipeline(config), args.duration)
+        # the WAV is written beside its path and renamed over it once the decode has closed it
+        with atomic_path(wav) if wav is not None else nullcontext() as wav_part:
+            config = PipelineConfig(stream_name=name, model_path=model, audio_device=device,
+                                    wav_path=wav_part, record_dir=record, truth_dir=data,
+                                    resolve_timeout_s=30.0)
+            if not args.no_gui and _has_display():
+                summary = _decode_with_dashboard(config, args.duration)
+            else:
+                summary = _decode_headless(LivePipeline(config), args.duration)
     finally:
         replay.terminate()
         try:
@@ -211,7 +232,7 @@ def run_demo(args) -> int:
         except subprocess.TimeoutExpired:
             replay.kill()
 
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    write_json(out / "summary.json", summary)
     print()
     print(format_summary(summary))
     print(baseline_line(summary))

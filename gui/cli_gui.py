@@ -38,6 +38,9 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
                         help="NMED-T folder with stimuli/: show the true mel and live dynamic r of a replay")
     parser.add_argument("--screenshot", type=output_file('.png'), metavar="PNG",
                         help="save the window to this PNG after --duration s, then exit")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --screenshot file (refused otherwise), e.g. "
+                        "--screenshot docs/dashboard.png --overwrite")
     parser.add_argument("--duration", metavar="S", type=seconds(), default=None,
                         help="close after this many seconds (default 10 with --screenshot)")
     parser.add_argument("--no-audio", action="store_true", help="decode without sound")
@@ -73,6 +76,9 @@ def run_gui(args: argparse.Namespace) -> int:
     if args.screenshot is not None:
         duration = 10.0 if duration is None else duration
         target = Path(args.screenshot)
+        from eegmusic.stream.atomic import refuse_existing
+
+        refuse_existing(target, overwrite=args.overwrite, what="--screenshot")
         if not target.parent.is_dir():
             raise ConfigError(f"cannot write screenshot {target}: folder {target.parent} does not exist; "
                               "create it first")
