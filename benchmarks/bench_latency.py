@@ -254,7 +254,7 @@ class MonitorRecording:
 class MonitorRecorder:
     """Record a PulseAudio source (a sink's ``.monitor``) with ``parec``, stamping each block read.
 
-    ``parec`` runs with a 5-ms fragment and without our ``PULSE_LATENCY_MSEC`` (which would enlarge
+    ``parec`` runs with a 5-ms fragment and without any ``PULSE_LATENCY_MSEC`` (which would enlarge
     its blocks and so the clock's error).
     """
 
@@ -375,7 +375,7 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
     The callback writes a click at the start of its block and notes PortAudio's DAC time for that
     block, moved onto the LSL clock (``local_clock() + outputBufferDacTime - currentTime``). The
     stream is opened like the decoder's sink (:class:`decoder.audio.SoundDeviceSink` defaults:
-    ``latency="low"``, 256-sample blocks, ``PULSE_LATENCY_MSEC`` as set).
+    ``latency="low"``, 256-sample blocks).
 
     Returns
     -------
@@ -384,10 +384,9 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
         ``n_clicks``, the recording's ``arrival_lateness_ms`` and PortAudio's ``dac_latency_ms``.
     """
     import pylsl
-    from eegmusic.decoder.audio import PULSE_LATENCY_MSEC, resolve_output_device
-
-    os.environ.setdefault("PULSE_LATENCY_MSEC", str(PULSE_LATENCY_MSEC))
     import sounddevice as sd
+    from eegmusic.decoder.audio import resolve_output_device
+
 
     clicks: list[float] = []
     dac: list[float] = []

@@ -19,7 +19,6 @@ wrapper rely on.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -37,13 +36,10 @@ _SFC_SET_UPDATE_HEADER_AUTO = 0x1061
 STALL_S = 0.5
 """A device whose callback has not come for this long (while audio is written) is reopened."""
 
-PULSE_LATENCY_MSEC = 30
-"""Buffer PulseAudio gives our stream when ``PULSE_LATENCY_MSEC`` is unset, in ms.
-
-Measured on the 2-core reference machine through a null sink: 30 plays glitch-free with about 23 ms
-from callback to DAC; 15 underran in the server every few hundred ms; unset, PulseAudio's default
-is about the same as 30 for ``latency="low"``.
-"""
+# PULSE_LATENCY_MSEC is left to the user. Measured through a PulseAudio null sink on the 2-core
+# machine under load: unset, latency="low" gives about 23 ms callback -> DAC and played 30 s of
+# decoded events without a stall; set to 30 it gave the same 23 ms but the stream stopped calling
+# back within seconds (again after every reopen); at 15 the server underran every few hundred ms.
 
 _NO_DEVICE_HINT = "pass --wav FILE to record the sound instead, or --no-audio to run silently"
 
@@ -326,17 +322,15 @@ class SoundDeviceSink(_Sink):
         Ring capacity in seconds (rounded up to a power of two samples).
     latency : str or float
         PortAudio's suggested output latency: seconds, or ``"low"``/``"high"``. The default ``"low"``
-        is about 23 ms through PulseAudio with ``PULSE_LATENCY_MSEC`` at 30 (set when unset, see
-        :data:`PULSE_LATENCY_MSEC`); hop jitter is absorbed by the pipeline's adaptive queue, not
-        here. A device that refuses it is opened with its ``"high"`` latency instead, and
+        is about 23 ms through PulseAudio (``PULSE_LATENCY_MSEC`` is not set: see the note above
+        :data:`STALL_S`); hop jitter is absorbed by the pipeline's adaptive queue, not here. A
+        device that refuses it is opened with its ``"high"`` latency instead, and
         :attr:`latency_note` says so.
     """
 
     def __init__(self, device: int | str | None = None, blocksize: int = 256, *,
                  samplerate: int = AUDIO_SFREQ, buffer_s: float = 2.0, latency: str | float = "low") -> None:
         super().__init__()
-        # libpulse reads it when a stream connects; a user's own setting wins
-        os.environ.setdefault("PULSE_LATENCY_MSEC", str(PULSE_LATENCY_MSEC))
         sd = _import_sounddevice()
         self._sd = sd
         self.device = resolve_output_device(device)
@@ -429,7 +423,7 @@ class SoundDeviceSink(_Sink):
         if self._callbacks != seen:
             self._watch = (self._callbacks, now)
             return
-        if now - since < STALL_S or self._latency_request == "high":
+        if now - since < STALL_S:
             return
         self._stream.abort()        # abort: a stalled ALSA thread would never end a graceful stop
         self._stream.close()

@@ -32,10 +32,11 @@ from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 DEFAULT_HOP_FRAMES = 2
 """Default hop in mel frames (46.4 ms; a frame is 512 / 22050 s = 23.2 ms).
 
-The lowest hop that keeps up on the 2-core reference machine.
-
-Measured with ``eegmusic bench latency`` (decoder/cli_decode.py's default follows it); see that
-benchmark's ``hops`` rows for the drops and underruns at 1, 2 and 4 frames.
+The lowest hop that keeps up on the 2-core reference machine. Measured with ``eegmusic bench
+latency`` (60 s of events per hop, through PulseAudio, default vocoder, the machine shared with
+other work): 1 frame dropped a window and had p50/p99 158/235 ms; 2 frames dropped none, no
+underrun, p50/p99 172/201 ms; 4 frames 234/383 ms with 2 underruns. ``decoder/cli_decode.py``'s
+``--hop`` default follows this value.
 """
 
 HOP_TOLERANCE_S = 5e-4
