@@ -433,7 +433,7 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
 
 def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seconds: float = 20.0,
             event_period_s: float = 0.8, shift_samples: int = 0,
-            audio_device: str | int | None = None) -> dict:
+            audio_device: str | int | None = None, vocoder: str | None = None) -> dict:
     """Decode a live event stream into the default sound device and measure every event's latency.
 
     Parameters
@@ -448,6 +448,8 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         Seconds of events.
     shift_samples : int
         See :class:`EventStream`.
+    vocoder : str or None
+        A registered vocoder (None: the decoder's default).
 
     Returns
     -------
@@ -463,6 +465,8 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
     stream = EventStream(name, event_period_s=event_period_s, shift_samples=shift_samples).start()
     recorder = MonitorRecorder(monitor)
     options = {} if hop_s is None else {"hop_s": hop_s}
+    if vocoder is not None:
+        options["vocoder_method"] = vocoder
     config = PipelineConfig(stream_name=name, model_path=str(model), device="cpu", lsl_out=False,
                             audio_device=audio_device, resolve_timeout_s=10.0, **options)
     try:
@@ -551,7 +555,7 @@ def run(quick: bool) -> dict:
             results[f"{label} ({frames} frames, {frames * FRAME_PERIOD_S * 1e3:.1f} ms)"] = result
             log.info("hop %d frames: measured %s, estimate %s", frames, result["latency_ms"],
                      result["estimate_ms"])
-    default = next(v for k, v in results.items() if k.startswith("default"))
+    default = next(v for k, v in results.items() if k.startswith("default ("))
     return {
         "measured": results,
         "calibration": calibration,
