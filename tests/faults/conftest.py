@@ -37,3 +37,27 @@ def assert_one_line_error(status: int, err: str, *needles: str) -> str:
 def cli(capsys):
     """``cli(*argv) -> (status, out, err)``."""
     return lambda *argv: run_cli([str(a) for a in argv], capsys)
+
+
+SHORT_COLLISION_WAIT_S = 0.25
+"""What LSL fault cases listen for same-named streams after the first answer (the real wait is 1 s)."""
+
+
+@pytest.fixture
+def real_collision_wait():
+    """Ask for the resolver's real ``COLLISION_WAIT_S`` (the name-collision cases)."""
+
+
+@pytest.fixture(autouse=True)
+def _short_collision_wait(request, monkeypatch):
+    """LSL cases resolve streams of unique names: listen 0.25 s for a same-named twin instead of 1 s.
+
+    Each resolve otherwise waits the full collision window plus a 1-s listing fallback (about 2 s,
+    times every live case). Only the cases about name collisions ask for ``real_collision_wait``;
+    nothing else in the resolver changes.
+    """
+    if request.node.get_closest_marker("lsl") is None or "real_collision_wait" in request.fixturenames:
+        return
+    from eegmusic.stream import resolve
+
+    monkeypatch.setattr(resolve, "COLLISION_WAIT_S", SHORT_COLLISION_WAIT_S)

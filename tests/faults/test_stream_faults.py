@@ -150,7 +150,7 @@ def test_loss_and_return_under_the_same_source_id(stream_name):
     assert states[0] == "connected" and "lost" in states and states[-1] == "reconnected"
 
 
-def test_two_streams_of_one_name_are_refused_with_the_candidates(stream_name):
+def test_two_streams_of_one_name_are_refused_with_the_candidates(stream_name, real_collision_wait):
     from eegmusic.stream.resolve import resolve_stream
 
     first = Device(stream_name, source_id=f"{stream_name}-a")
@@ -171,7 +171,7 @@ def test_two_streams_of_one_name_are_refused_with_the_candidates(stream_name):
         second.close()
 
 
-def test_same_name_and_source_id_twice_is_refused(stream_name):
+def test_same_name_and_source_id_twice_is_refused(stream_name, real_collision_wait):
     from eegmusic.stream.resolve import resolve_stream
 
     first = Device(stream_name, source_id="dup")
@@ -185,7 +185,7 @@ def test_same_name_and_source_id_twice_is_refused(stream_name):
 
 
 @pytest.mark.parametrize("other", ["markers", "irregular"])
-def test_eeg_is_chosen_over_a_non_eeg_stream_of_the_same_name(other, stream_name):
+def test_eeg_is_chosen_over_a_non_eeg_stream_of_the_same_name(other, stream_name, real_collision_wait):
     from eegmusic.stream.outlet import marker_stream_info
     from eegmusic.stream.resolve import resolve_stream
 
