@@ -121,7 +121,11 @@ class StatsPanel(QtWidgets.QWidget):
         stages = tuple(latency_ms)
         if stages != self._stages:
             self.latency.setRowCount(len(stages))
-            self.latency.setVerticalHeaderLabels(list(stages))
+            from eegmusic.decoder.latency import ESTIMATED_STAGES
+
+            # stages from buffer sizes are estimates; `eegmusic bench latency` measures the sound
+            self.latency.setVerticalHeaderLabels([f"{stage} (estimate)" if stage in ESTIMATED_STAGES
+                                                  else stage for stage in stages])
             for row in range(len(stages)):
                 for col in range(len(PERCENTILES)):
                     item = QtWidgets.QTableWidgetItem("—")
