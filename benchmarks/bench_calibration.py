@@ -18,8 +18,9 @@ a 32-channel 10-20 cap at 250 Hz, real music from :mod:`replay.music_sources`), 
   merit is the calibration minutes each method needs to reach 80 % of its dynamic r (linear
   interpolation between the measured M; ``None`` when not reached).
 
-Every figure is a single run (training is seeded); ratios are taken within the run. The model is a
-small convnet (:data:`ARCH_CONFIG`) so the whole benchmark runs on two CPU cores.
+Every figure is one seeded training run (``compare(seeds=...)`` averages several); ratios are
+taken within the run. The model is a small convnet (:data:`ARCH_CONFIG`) so the whole benchmark
+runs on two CPU cores.
 
 Run: ``python -m eegmusic.benchmarks.bench_calibration [--quick]`` or through ``eegmusic bench``.
 """
@@ -31,6 +32,8 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +118,20 @@ def minutes_to_reach(minutes, values, target: float):
 
 
 def compare(
-    work: Path, minutes, *, pretrain_min: float, test_min: float, reference_min: float | None, tracks=None
+    work: Path,
+    minutes,
+    *,
+    pretrain_min: float,
+    test_min: float,
+    reference_min: float | None,
+    tracks=None,
+    seeds=(0,),
 ) -> dict:
-    """The whole comparison in folder ``work``; JSON-ready results (see the module docstring)."""
+    """The whole comparison in folder ``work``; JSON-ready results (see the module docstring).
+
+    With several ``seeds`` (training seeds: split, initial weights, batch order), each method's
+    figures at each M are means over the seeds' runs on the same calibration session.
+    """
     from eegmusic.replay.music_sources import packaged_tracks
 
     tracks = tracks or packaged_tracks()
@@ -138,11 +152,15 @@ def compare(
     out: dict = {"pretrained_alone": score(pretrained, test, work / "eval-pretrained"), "by_minutes": {}}
     for m in minutes:
         session = _session(new, work / f"calib{m}.xdf", calib_tracks, float(m), 10000.0 + 1000.0 * m)
-        scratch = train_run(session, work / f"scratch{m}")
-        tuned = train_run(session, work / f"tuned{m}", init=pretrained)
+        runs = {"from_scratch": [], "fine_tuned": []}
+        for seed in seeds:
+            scratch = train_run(session, work / f"scratch{m}-{seed}", seed=seed)
+            tuned = train_run(session, work / f"tuned{m}-{seed}", init=pretrained, seed=seed)
+            runs["from_scratch"].append(score(scratch, test, work / f"eval-scratch{m}-{seed}"))
+            runs["fine_tuned"].append(score(tuned, test, work / f"eval-tuned{m}-{seed}"))
         out["by_minutes"][str(m)] = {
-            "from_scratch": score(scratch, test, work / f"eval-scratch{m}"),
-            "fine_tuned": score(tuned, test, work / f"eval-tuned{m}"),
+            method: {key: round(float(np.mean([r[key] for r in scores])), 4) for key in scores[0]}
+            for method, scores in runs.items()
         }
         logger.info("%s min: %s", m, out["by_minutes"][str(m)])
     if reference_min:
