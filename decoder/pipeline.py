@@ -65,7 +65,6 @@ MAX_SILENCE_GAP_S = 600.0
 """Most silence written to a file sink at once during a stall (a suspended machine is not hours)."""
 
 
-
 @dataclass
 class PipelineConfig:
     """Everything a live decode needs; the CLI and the GUI build one.
