@@ -114,6 +114,7 @@ class AdaptivePlayback:
         self._queued: collections.deque[tuple[float, float]] = collections.deque()     # (time, s)
         self._last: tuple[float, int] | None = None      # (arrival, samples) of the previous chunk
         self._since: float | None = None                  # when the queued level was last reset
+        self._draining = False                            # skipping a backlog down to the target
         self.target_s = self.initial_s
         self.padded = 0
         self.trimmed = 0
@@ -154,11 +155,15 @@ class AdaptivePlayback:
         pad = trim = 0
         if self._since is None:
             self._since = now
+        if queued_s <= self.target_s:
+            self._draining = False
         if queued_s < self.margin_s:
             pad = int(round((self.target_s - queued_s) * self.rate))
             self._queued.clear()                  # the level moved up: measure it afresh
             self._since = now
-        elif queued_s > self.target_s + self.max_excess_s:
+        elif queued_s > self.target_s + self.max_excess_s or (self._draining and queued_s > self.target_s):
+            # a backlog (a stalled device): skip new audio until the sink has drained to the target
+            self._draining = True
             trim = min(int(n_samples), int(round((queued_s - self.target_s) * self.rate)))
             self._queued.clear()
             self._since = now

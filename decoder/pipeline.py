@@ -203,6 +203,7 @@ class LivePipeline:
         self._clock: FrameClock | SampleClock | None = None
         self._vocoder = None
         self._kind = ""
+        self._listen_next: int | None = None       # stimulus sample continuing the last true chunk
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -482,10 +483,14 @@ class LivePipeline:
         """What ``--listen`` plays for a decoded chunk whose first sample sits at LSL time ``t_audio``."""
         if self.config.listen == "decoded":
             return decoded
-        true = self._truth.stimulus_audio(t_audio, len(decoded))
-        if true is None:                    # no marker yet, or the song's audio still loading
+        # within a frame of where the last chunk ended, the stimulus simply continues (no seams)
+        found = self._truth.stimulus_audio(t_audio, len(decoded), follow_from=self._listen_next,
+                                           tolerance=HOP_LENGTH)
+        if found is None:                   # no marker yet, or the song's audio still loading
             self._counters["listen_true_missing"] += len(decoded)
-            true = np.zeros(len(decoded), np.float32)
+            true, self._listen_next = np.zeros(len(decoded), np.float32), None
+        else:
+            true, self._listen_next = found
         return true if self.config.listen == "true" else 0.5 * (decoded + true)
 
     def _silence_while_stalled(self) -> None:

@@ -181,7 +181,8 @@ class LiveTruth:
         t_marker, seconds = self._anchor
         return seconds + (lsl_time - t_marker)
 
-    def stimulus_audio(self, lsl_time: float, n_samples: int) -> np.ndarray | None:
+    def stimulus_audio(self, lsl_time: float, n_samples: int, *, follow_from: int | None = None,
+                       tolerance: int = 512) -> tuple[np.ndarray, int] | None:
         """The true stimulus that played from LSL time ``lsl_time`` on (``decode --listen``).
 
         Parameters
@@ -190,22 +191,29 @@ class LiveTruth:
             LSL time (seconds) of the first sample wanted, by the newest marker.
         n_samples : int
             Samples wanted at 22050 Hz.
+        follow_from : int or None
+            The stimulus sample that would continue the previous chunk: used instead of the
+            marker's placement when within ``tolerance`` samples of it, so consecutive chunks
+            play without seams; a farther placement (a seek, another song) is followed.
 
         Returns
         -------
-        ndarray, shape (n_samples,), float32, or None
-            Zeros outside the song; None before the first marker, before the song's audio is
+        (audio, next_start) or None
+            ``audio`` shape (n_samples,), float32, zeros outside the song; ``next_start`` the
+            stimulus sample after it. None before the first marker, before the song's audio is
             loaded, or unless the scorer was made with ``keep_audio=True``.
         """
         if self._anchor is None or self.song is None or self.song not in self._audio:
             return None
         audio = self._audio[self.song]
         start = int(round(self.stimulus_time(lsl_time) * AUDIO_SFREQ))
+        if follow_from is not None and abs(start - follow_from) <= tolerance:
+            start = follow_from
         out = np.zeros(int(n_samples), np.float32)
         lo, hi = max(start, 0), min(start + int(n_samples), len(audio))
         if hi > lo:
             out[lo - start:hi - start] = audio[lo:hi]
-        return out
+        return out, start + int(n_samples)
 
     def truth_frames(self, stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """True stimulus frames for decoded frames stamped at LSL times ``stamps``.
