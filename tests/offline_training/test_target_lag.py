@@ -115,6 +115,7 @@ def test_train_cli_with_auto_offset_records_the_choice_in_the_model(delayed_dir,
 def test_train_cli_refuses_a_bad_offset(delayed_dir, tmp_path, capsys):
     from eegmusic.stream.cli import main
 
-    status = main(["train", "--data", str(delayed_dir), "--out", str(tmp_path / "r"), "--target-offset", "soon"])
+    status = main(["train", "--data", str(delayed_dir), "--out", str(tmp_path / "r"),
+                   "--target-offset", "soon"])
     assert status == 2
     assert "neither seconds nor 'auto'" in capsys.readouterr().err
