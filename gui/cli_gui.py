@@ -109,6 +109,13 @@ def run_gui(args: argparse.Namespace) -> int:
                         isolated=not args.in_process, vocoder=args.vocoder, listen=args.listen,
                         extra={"impute_missing": True} if args.impute_missing else {})
     window = MainWindow(settings, refresh_hz=args.refresh_hz)
+    # a local event loop ended by this window, not QApplication.quit(): quit() leaves Qt's "quit now"
+    # flag set, which would stop every later event loop of this process at once (run in-process, as
+    # the fault tests do, the next dashboard would never start)
+    quit_on_close = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)
+    loop = QtCore.QEventLoop()
+    window.closed.connect(loop.quit)
     window.show()
     outcome: dict = {}
 
@@ -119,7 +126,6 @@ def run_gui(args: argparse.Namespace) -> int:
             except ConfigError as error:
                 outcome["error"] = error
         window.close()
-        app.quit()
 
     if args.attach is not None:
         QtCore.QTimer.singleShot(0, lambda: window.attach(args.attach))
@@ -127,8 +133,11 @@ def run_gui(args: argparse.Namespace) -> int:
         QtCore.QTimer.singleShot(0, window.start)
     if duration is not None:
         QtCore.QTimer.singleShot(int(duration * 1000), finish)
-    app.exec()
-    window.shutdown()
+    try:
+        loop.exec()
+    finally:
+        app.setQuitOnLastWindowClosed(quit_on_close)
+        window.shutdown()
     if "error" in outcome:
         raise outcome["error"]
     if "path" in outcome:

@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("eegmusic.replay.cli_simulate", "write a simulated dataset in the NMED-T layout"),
     "info": ("eegmusic.replay.cli_info", "describe a dataset and list its problems"),
     "replay": ("eegmusic.replay.cli_replay", "replay a recorded dataset as a live LSL stream"),
-    "calibrate": ("eegmusic.replay.cli_calibrate", "play music to a listener and record EEG + markers to XDF"),
+    "calibrate": ("eegmusic.replay.cli_calibrate", "play music to a listener; record EEG + markers to XDF"),
     "streams": ("eegmusic.stream.cli_streams", "list the LSL streams visible from this machine"),
     "train": ("eegmusic.offline_training.cli_train", "train a decoder and export it to ONNX"),
     "evaluate": ("eegmusic.offline_training.cli_evaluate", "score a model against trivial baselines"),
