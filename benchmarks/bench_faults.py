@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.benchmarks.bench_runtime import _live_model
-from eegmusic.benchmarks.bench_soak import _drain, _rss_mib
+from eegmusic.benchmarks.bench_soak import _drain, _rss_mib, soak_stream
 
 HOSTILE_MARKERS = ("song=21;t=1.2.3", "²", "x" * 5000)
 
@@ -111,16 +111,8 @@ def soak_with_faults(folder: Path, *, stream_hours: float, speed: float, every_m
                      stall_s: float = 1.5, loss_s: float = 1.0, model_name: str = "convnet") -> dict:
     """Run the fault soak (see the module docstring); return JSON-ready figures."""
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
-    from eegmusic.replay.nmedt import NMEDTFolder
-    from eegmusic.replay.simulate import simulate
 
-    data = folder / "faults-sim"
-    if not data.exists():
-        simulate(data, n_songs=1, n_subjects=1, seconds=60, seed=0, progress=False)
-    recording = NMEDTFolder(data).load_song(21)
-    one_pass = recording.eeg(0).astype(np.float32)
-    n_total = int(round(stream_hours * 3600.0 * recording.sfreq))
-    samples = np.tile(one_pass, (1, -(-n_total // one_pass.shape[1])))[:, :n_total]
+    data, recording, samples = soak_stream(folder / "faults-sim", stream_hours)
     model = _live_model(folder, model_name)
     name = f"bench-faults-{uuid.uuid4().hex[:8]}"
     config = PipelineConfig(stream_name=name, model_path=model, no_audio=True, lsl_out=False, device="cpu",

@@ -28,6 +28,27 @@ import numpy as np
 from eegmusic.benchmarks.bench_runtime import _live_model
 
 
+def soak_stream(data: Path, stream_hours: float):
+    """One simulated song of one listener, tiled to ``stream_hours`` of stream (the soaks' input).
+
+    Returns
+    -------
+    data : Path
+        The simulated folder (made on first use, reused after).
+    recording : SongRecording
+    samples : ndarray, shape (n_chans, n_samples), float32
+    """
+    from eegmusic.replay.nmedt import NMEDTFolder
+    from eegmusic.replay.simulate import simulate
+
+    if not data.exists():
+        simulate(data, n_songs=1, n_subjects=1, seconds=60, seed=0, progress=False)
+    recording = NMEDTFolder(data).load_song(21)
+    one_pass = recording.eeg(0).astype(np.float32)
+    n_total = int(round(stream_hours * 3600.0 * recording.sfreq))
+    samples = np.tile(one_pass, (1, -(-n_total // one_pass.shape[1])))[:, :n_total]
+    return data, recording, samples
+
 def _rss_mib() -> float:
     """Resident memory of this process in MiB (Linux)."""
     with open("/proc/self/statm") as f:
@@ -47,17 +68,9 @@ def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "
     as measured (never clamped: a negative value would mean a counting error and is reported as such).
     """
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
-    from eegmusic.replay.nmedt import NMEDTFolder
     from eegmusic.replay.player import ArrayPlayer
-    from eegmusic.replay.simulate import simulate
 
-    data = folder / "soak-sim"
-    if not data.exists():
-        simulate(data, n_songs=1, n_subjects=1, seconds=60, seed=0, progress=False)
-    recording = NMEDTFolder(data).load_song(21)
-    one_pass = recording.eeg(0).astype(np.float32)
-    n_total = int(round(stream_hours * 3600.0 * recording.sfreq))
-    samples = np.tile(one_pass, (1, -(-n_total // one_pass.shape[1])))[:, :n_total]
+    data, recording, samples = soak_stream(folder / "soak-sim", stream_hours)
     model = _live_model(folder, model_name)
     name = f"bench-soak-{uuid.uuid4().hex[:8]}"
     wall_s = stream_hours * 3600.0 / speed
@@ -70,7 +83,7 @@ def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "
                                 device="cpu", resolve_timeout_s=30.0)
         with LivePipeline(config) as pipeline:
             t_start = time.monotonic()
-            while player.samples_sent < n_total and time.monotonic() - t_start < wall_s + 60.0:
+            while player.samples_sent < samples.shape[1] and time.monotonic() - t_start < wall_s + 60.0:
                 rss.append((round(time.monotonic() - t_start, 1), round(_rss_mib(), 1)))
                 player.wait(timeout=2.0)
             rss.append((round(time.monotonic() - t_start, 1), round(_rss_mib(), 1)))

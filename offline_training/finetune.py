@@ -185,8 +185,9 @@ class AdaptedDecoder(MelDecoder):
             mapped = self.adapter(torch.as_tensor(np.asarray(eeg), dtype=torch.float32)).numpy()
         self.inner.fit_stats(mapped, mel_db)
 
-    def decode(self, eeg, subject_vec):  # pragma: no cover - forward is overridden
-        raise NotImplementedError
+    def decode(self, eeg: torch.Tensor, subject_vec: torch.Tensor | None) -> torch.Tensor:
+        """The inner model's standardised output for the new montage's EEG (its statistics apply)."""
+        return self.inner.decode(self.adapter(eeg), subject_vec)
 
     def forward(self, eeg: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
         """Mel-dB (batch, 128, 44) from the new montage's EEG (batch, n_chans, n_times)."""

@@ -6,6 +6,7 @@ Each play (one stimulus event of one participant) becomes one song of the datase
 
 from __future__ import annotations
 
+import abc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ class Play:
     source: object = None
 
 
-class PlayDataset:
+class PlayDataset(abc.ABC):
     """Base of the readers that make one song per stimulus event (XDF sessions, MNE recordings).
 
     Subclasses fill :attr:`plays` and implement :meth:`_load_eeg`.
@@ -71,9 +72,9 @@ class PlayDataset:
             raise DataFormatError(f"song {song_id} not in {self.path} (songs: {have}); pass one of those")
         return self.plays[int(song_id)]
 
+    @abc.abstractmethod
     def _load_eeg(self, play: Play) -> tuple[np.ndarray, float, tuple[str, ...], np.ndarray | None]:
         """(eeg (n_chans, n_times) µV, sfreq, labels, positions (n_chans, 3) m or None)."""
-        raise NotImplementedError
 
     def load_song(self, song_id: int) -> SongRecording:
         """EEG of one play: data (n_chans, n_times, 1) in µV at the recording's rate."""
