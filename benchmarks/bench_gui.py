@@ -287,7 +287,8 @@ def _watch_attached(publish: str, seconds: float) -> float | None:
 
 def _decode_with_gui(config: dict, seconds: float) -> dict:
     """The old way, for comparison: the pipeline in the dashboard's own interpreter."""
-    from eegmusic.gui.app import MainWindow, Settings
+    from eegmusic.gui.app import MainWindow
+    from eegmusic.gui.controls import Settings
     from PySide6 import QtCore
 
     app = _app()

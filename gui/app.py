@@ -12,8 +12,9 @@ through queued Qt signals, and a :class:`QtCore.QTimer` (at most 30 Hz) pulls
 When the stream is lost the snapshot stops advancing, the panels freeze in place and the status bar
 says so; when the stream returns they resume. Closing the window stops every thread it started.
 
-(Over 500 lines: controls, the start/stop/attach life cycle and the polling share one window's
-state; the panels, the attach machinery and the snapshot block live in their own modules.)
+The window's parts live in their own modules: the control row (:mod:`gui.controls`), the status
+bar (:mod:`gui.status`), the panels (:mod:`gui.panel` and one module each), the attach machinery
+(:mod:`gui.attach`); this one holds the window's life cycle (start, stop, attach) and its polling.
 """
 
 from __future__ import annotations
@@ -22,17 +23,17 @@ import collections
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from eegmusic.decoder.limiter import LevelledSink
 from eegmusic.gui.attach import AttachedDecode
+from eegmusic.gui.controls import ControlBar, Settings
 from eegmusic.gui.eeg_panel import EEGPanel
 from eegmusic.gui.mel_panel import MelPanel
 from eegmusic.gui.panel import PanelScheduler, PanelSlot, PanelView
 from eegmusic.gui.spectral_panel import SpectralPanel
 from eegmusic.gui.stats_panel import StatsPanel
+from eegmusic.gui.status import StreamStatus
 from eegmusic.stream.errors import ConfigError, EEGMusicError
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -52,67 +53,6 @@ PANELS: tuple[PanelSlot, ...] = (
 height, the right one stacks the rest top to bottom. Each panel says when it redraws."""
 COLUMN_STRETCH = (3, 2)
 """Width shares of the left and right columns."""
-LOST_AFTER_S = 1.0
-"""The status bar calls the stream lost when no new sample arrived for this long."""
-
-NO_DEVICE = -1
-
-
-@dataclass
-class Settings:
-    """What the user chose (from the command line or the controls) before pressing start.
-
-    ``extra`` holds further :class:`decoder.pipeline.PipelineConfig` fields (``hop_s``,
-    ``resolve_timeout_s``, ``lsl_out``, ...), passed through unchanged. ``isolated`` runs the
-    decode in its own process (``eegmusic gui`` does); ``vocoder`` picks the streaming vocoder.
-    """
-
-    stream: str | None = None
-    model: str | None = None
-    truth: str | None = None
-    no_audio: bool = False
-    audio_device: int | str | None = None
-    isolated: bool = False
-    vocoder: str | None = None
-    listen: str = "decoded"
-    extra: dict = field(default_factory=dict)
-
-
-def output_devices() -> tuple[list[tuple[int, str]], str | None]:
-    """List the audio output devices, or say why there are none.
-
-    Returns
-    -------
-    devices : list of (index, name)
-        Devices with at least one output channel, as sounddevice numbers them.
-    reason : str or None
-        Why the list is empty (PortAudio missing, no device), else None.
-    """
-    from eegmusic.decoder import audio
-
-    try:
-        devices = audio.output_devices()
-        if not devices:  # PortAudio lists devices once: a sound server started since is seen on a re-scan
-            audio.refresh_devices()
-            devices = audio.output_devices()
-    except EEGMusicError as error:
-        return [], str(error)
-    except Exception as error:  # sounddevice's PortAudioError on a broken host API
-        return [], f"audio devices could not be listed ({error}); decoding still runs, silently"
-    if not devices:
-        return [], ("no audio output device found; start PulseAudio or connect a sound card "
-                    "(decoding still runs, silently)")
-    return devices, None
-
-
-def snapshot_key(eeg, health) -> tuple:
-    """A cheap fingerprint that changes when new samples arrived."""
-    n_samples = getattr(health, "n_samples", None)
-    if eeg is None:
-        return (n_samples,)
-    eeg = np.asarray(eeg)
-    last = eeg[:, -1].tobytes() if eeg.ndim == 2 and eeg.shape[1] else b""
-    return (n_samples, eeg.shape, last)
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -129,7 +69,6 @@ class MainWindow(QtWidgets.QMainWindow):
     _started = QtCore.Signal(object)
     _start_failed = QtCore.Signal(str)
     _stopped = QtCore.Signal()
-    _streams_listed = QtCore.Signal(object, str)
     closed = QtCore.Signal()
     """Emitted once the window has closed and stopped every thread."""
     started = QtCore.Signal()
@@ -155,20 +94,21 @@ class MainWindow(QtWidgets.QMainWindow):
         self._helper_lock = threading.Lock()
         self._pending_pipeline = None
         self._closing = False
-        self._eeg_key = None
-        self._last_new_sample = None
         self._scheduler = PanelScheduler()
         self._tick = 0
         self._shown_error: str | None = None
 
         self.setWindowTitle("eegmusic — live dashboard")
-        self._build_controls()
+        self.controls = ControlBar(self.settings, self._spawn)
+        self.controls.toggled.connect(self.toggle)
+        self.controls.gain_changed.connect(self._apply_gain)
+        self.controls.listen_changed.connect(self._apply_listen)
         self._build_panels()
-        self._build_status_bar()
+        self.status = StreamStatus(self.statusBar())
+        self.controls.message.connect(self.statusBar().showMessage)
         self._started.connect(self._on_started)
         self._start_failed.connect(self._on_start_failed)
         self._stopped.connect(self._on_stopped)
-        self._streams_listed.connect(self._on_streams_listed)
 
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(int(round(1000.0 / refresh_hz)))
@@ -177,80 +117,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(1500, 950)
 
     # ------------------------------------------------------------------ building
-    def _build_controls(self) -> None:
-        self.stream_box = QtWidgets.QComboBox()
-        self.stream_box.setEditable(True)
-        self.stream_box.setMinimumWidth(260)
-        self.stream_box.setToolTip("LSL stream to decode (type a name, or refresh to list the visible ones)")
-        if self.settings.stream:
-            self.stream_box.addItem(self.settings.stream, self.settings.stream)
-        self.refresh_button = QtWidgets.QPushButton("Refresh")
-        self.refresh_button.setToolTip("list the LSL streams visible from this machine")
-        self.refresh_button.clicked.connect(self.refresh_streams)
-
-        self.model_edit = QtWidgets.QLineEdit(self.settings.model or "")
-        self.model_edit.setPlaceholderText("model.onnx")
-        self.model_edit.setMinimumWidth(220)
-        self.model_button = QtWidgets.QPushButton("Model…")
-        self.model_button.clicked.connect(self.choose_model)
-
-        self.start_button = QtWidgets.QPushButton("Start")
-        self.start_button.setMinimumWidth(90)
-        self.start_button.clicked.connect(self.toggle)
-
-        self.audio_box = QtWidgets.QComboBox()
-        self.audio_box.setMinimumWidth(200)
-        self.volume = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
-        self.volume.setRange(0, 100)
-        self.volume.setValue(80)
-        self.volume.setFixedWidth(110)
-        self.mute = QtWidgets.QCheckBox("Mute")
-        self.volume.valueChanged.connect(self._apply_gain)
-        self.mute.toggled.connect(self._apply_gain)
-        self.listen_box = QtWidgets.QComboBox()
-        for mode, label in (("decoded", "A: decoded"), ("true", "B: true stimulus"), ("both", "A+B")):
-            self.listen_box.addItem(label, mode)
-        self.listen_box.setCurrentIndex(max(self.listen_box.findData(self.settings.listen), 0))
-        self.listen_box.currentIndexChanged.connect(self._apply_listen)
-        self._fill_audio_devices()
-
-        top = QtWidgets.QWidget()
-        row = QtWidgets.QHBoxLayout(top)
-        row.setContentsMargins(6, 4, 6, 4)
-        for widget in (QtWidgets.QLabel("Stream"), self.stream_box, self.refresh_button,
-                       QtWidgets.QLabel("Model"), self.model_edit, self.model_button, self.start_button):
-            row.addWidget(widget)
-        row.addSpacing(16)
-        for widget in (QtWidgets.QLabel("Audio"), self.audio_box, QtWidgets.QLabel("Volume"), self.volume,
-                       self.mute, QtWidgets.QLabel("Listen"), self.listen_box):
-            row.addWidget(widget)
-        row.addStretch(1)
-        self.controls = top
-
-    def _fill_audio_devices(self) -> None:
-        devices, reason = output_devices()
-        self.audio_box.clear()
-        self.audio_reason = reason
-        if reason is not None:
-            self.audio_box.addItem("no audio device", NO_DEVICE)
-            for widget in (self.audio_box, self.volume, self.mute):
-                widget.setEnabled(False)
-                widget.setToolTip(reason)
-            return
-        self.audio_box.addItem("default output", None)
-        for index, name in devices:
-            self.audio_box.addItem(f"{index}: {name}", index)
-        self.audio_box.addItem("none (silent)", NO_DEVICE)
-        if self.settings.no_audio:
-            self.audio_box.setCurrentIndex(self.audio_box.count() - 1)
-        elif self.settings.audio_device is not None:
-            found = self.audio_box.findData(self.settings.audio_device)
-            if found >= 0:
-                self.audio_box.setCurrentIndex(found)
-        self.audio_box.setToolTip("where the decoded music plays (applies at the next start)")
-        self.volume.setToolTip("output volume")
-        self.mute.setToolTip("silence the output; decoding goes on")
-
     def _build_panels(self) -> None:
         """Build every panel of :data:`PANELS` into its column (``self.<attribute>`` holds it)."""
         self.panels: dict[str, QtWidgets.QWidget] = {}
@@ -273,64 +139,6 @@ class MainWindow(QtWidgets.QMainWindow):
         layout.addWidget(body, 1)
         self.setCentralWidget(central)
 
-    def _build_status_bar(self) -> None:
-        self.health_label = QtWidgets.QLabel("")
-        self.gui_label = QtWidgets.QLabel("")
-        self.statusBar().addWidget(self.health_label, 1)
-        self.statusBar().addPermanentWidget(self.gui_label)
-
-    # ------------------------------------------------------------------ controls
-    def refresh_streams(self) -> None:
-        """List the visible LSL streams in a helper thread (the window stays live meanwhile)."""
-        self.refresh_button.setEnabled(False)
-        self.refresh_button.setText("Looking…")
-        self._spawn(self._list_streams_worker, "gui-list-streams")
-
-    def _list_streams_worker(self) -> None:
-        from eegmusic.stream.resolve import list_streams
-
-        try:
-            streams = list_streams(timeout=1.0)
-        except Exception as error:  # a broken network stack must not kill the GUI
-            log.warning("listing LSL streams failed: %s", error)
-            self._streams_listed.emit([], str(error))
-            return
-        self._streams_listed.emit(streams, "")
-
-    def _on_streams_listed(self, streams, error: str) -> None:
-        self.refresh_button.setEnabled(True)
-        self.refresh_button.setText("Refresh")
-        current = self.stream_box.currentText()
-        self.stream_box.clear()
-        for summary in streams:
-            if getattr(summary, "stype", "EEG") not in ("EEG", ""):
-                continue  # markers and decoded output are not decodable input
-            self.stream_box.addItem(summary.describe(), summary.name)
-        if current and self.stream_box.findData(current) < 0:
-            self.stream_box.insertItem(0, current, current)
-        if current:
-            self.stream_box.setCurrentIndex(self.stream_box.findData(current))
-        n_found = self.stream_box.count()
-        self.statusBar().showMessage(
-            f"listing streams failed: {error}" if error else f"{len(streams)} LSL stream(s) visible", 4000)
-        log.info("%d EEG stream(s) listed", n_found)
-
-    def stream_name(self) -> str | None:
-        """The stream chosen in the picker (its name), or None."""
-        index = self.stream_box.currentIndex()
-        text = self.stream_box.currentText().strip()
-        if index >= 0 and self.stream_box.itemText(index) == text and self.stream_box.itemData(index):
-            return str(self.stream_box.itemData(index))
-        return text or None
-
-    def choose_model(self) -> None:
-        """Pick a model file with a file dialog."""
-        start = str(Path(self.model_edit.text()).parent) if self.model_edit.text() else str(Path.cwd())
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a decoder model", start,
-                                                        "ONNX models (*.onnx);;All files (*)")
-        if path:
-            self.model_edit.setText(path)
-
     def toggle(self) -> None:
         """Start when stopped, stop when running."""
         if self.state in ("running",):
@@ -339,35 +147,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.start()
 
     # ------------------------------------------------------------------ start / stop
-    def pipeline_config(self):
-        """Build the ``PipelineConfig`` from the controls (raises ConfigError on a missing choice)."""
-        from eegmusic.decoder.pipeline import PipelineConfig
-
-        stream = self.stream_name()
-        if not stream:
-            raise ConfigError("no stream chosen; press Refresh and pick one, or type its name")
-        model = self.model_edit.text().strip()
-        if not model:
-            raise ConfigError("no model chosen; press 'Model…' and pick an .onnx file")
-        device = self.audio_box.currentData()
-        no_audio = self.settings.no_audio or device == NO_DEVICE or self.audio_reason is not None
-        extra = dict(self.settings.extra)
-        if self.settings.vocoder is not None:
-            extra["vocoder_method"] = self.settings.vocoder
-        if self.settings.listen != "decoded":
-            extra["listen"] = self.settings.listen
-        return PipelineConfig(
-            stream_name=stream, model_path=model, truth_dir=self.settings.truth,
-            no_audio=no_audio, audio_device=None if no_audio else device, **extra,
-        )
-
     def start(self) -> None:
         """Start the pipeline in a helper thread; report failure in a dialog."""
         if self.state != "stopped":
             return
         self.last_error = self.start_error = None
         try:
-            config = self.pipeline_config()
+            config = self.controls.pipeline_config()
         except EEGMusicError as error:
             self.show_error(str(error))
             return
@@ -384,8 +170,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.state != "stopped":
             raise ConfigError("the dashboard is already decoding; stop it first")
         config = pipeline.config
-        self.stream_box.setEditText(config.stream_name or "")
-        self.model_edit.setText(str(config.model_path or ""))
+        self.controls.show_decode(config.stream_name or "", str(config.model_path or ""))
         self.settings.truth = None if config.truth_dir is None else str(config.truth_dir)
         self.settings.no_audio = bool(config.no_audio)
         self.last_error = self.start_error = None
@@ -421,7 +206,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 from eegmusic.gui.attach import spawn_decode
 
                 # the decode runs in its own process; the volume travels through its snapshot block
-                pipeline = spawn_decode(config, gain=self.gain())
+                pipeline = spawn_decode(config, gain=self.controls.gain())
             elif pipeline is None:
                 from eegmusic.decoder.pipeline import LivePipeline
 
@@ -432,7 +217,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
                     # levelled like decode's own output; the volume and mute act through its gain
                     sink = LevelledSink(SoundDeviceSink(device=config.audio_device),
-                                        OutputLevel(AUDIO_SFREQ, LevelSettings(agc=config.agc)), self.gain())
+                                        OutputLevel(AUDIO_SFREQ, LevelSettings(agc=config.agc)),
+                                        self.controls.gain())
                 pipeline = LivePipeline(config, sink=sink)
             self._gain_sink = sink
             sink = None  # the pipeline owns it now (and closes it when start fails)
@@ -466,17 +252,13 @@ class MainWindow(QtWidgets.QMainWindow):
         if isinstance(pipeline, AttachedDecode):
             settings = pipeline.config
             if not pipeline.owned:  # show what the decode is, and the volume it plays at
-                self.stream_box.setEditText(settings.stream_name or pipeline.name)
-                self.model_edit.setText(settings.model_path or "")
+                self.controls.show_decode(settings.stream_name or pipeline.name, settings.model_path or "")
                 self.settings.no_audio = bool(settings.no_audio)
-                self.volume.blockSignals(True)
-                self.volume.setValue(int(round(100 * pipeline.gain)))
-                self.volume.blockSignals(False)
+                self.controls.show_gain(pipeline.gain)
         elif self._gain_sink is None and isinstance(pipeline.sink, LevelledSink):
             self._gain_sink = pipeline.sink  # a pipeline built elsewhere (the demo): its volume is ours too
-        self._eeg_key = None
         self._scheduler.reset()
-        self._last_new_sample = time.monotonic()
+        self.status.reset(time.monotonic())
         self._shown_error = None
         self._set_state("running")
         self._apply_gain()
@@ -518,40 +300,24 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _set_state(self, state: str) -> None:
         self.state = state
-        labels = {"stopped": "Start", "starting": "Starting…", "running": "Stop", "stopping": "Stopping…"}
-        if isinstance(self.pipeline, AttachedDecode) and not self.pipeline.owned:
-            labels["running"] = "Detach"  # the decode was started elsewhere: it goes on
-        self.start_button.setText(labels[state])
-        self.start_button.setEnabled(state in ("stopped", "running"))
-        idle = state == "stopped"
-        for widget in (self.stream_box, self.refresh_button, self.model_edit, self.model_button):
-            widget.setEnabled(idle)
-        self.audio_box.setEnabled(idle and self.audio_reason is None)
-        self._update_volume_controls(state)
-        self._update_listen_control(state)
+        detach = isinstance(self.pipeline, AttachedDecode) and not self.pipeline.owned  # it goes on
+        self.controls.show_state(state, detach=detach, volume_off=self._volume_off(),
+                                 listen_now=self._listen_now())
         if state == "stopped":
-            self.health_label.setText("stopped" + (f" — {self.last_error}" if self.last_error else ""))
+            self.status.show_text("stopped" + (f" — {self.last_error}" if self.last_error else ""))
         elif state == "starting":
-            self.health_label.setText(
-                f"starting: resolving stream {self.stream_name()!r}, loading the model…")
+            self.status.show_text(
+                f"starting: resolving stream {self.controls.stream_name()!r}, loading the model…")
 
-    # ------------------------------------------------------------------ audio gain
-    def _update_volume_controls(self, state: str) -> None:
-        if self.audio_reason is not None:
-            return  # disabled for good, the tooltip says why
+    # ------------------------------------------------------------------ audio gain and A/B
+    def _volume_off(self) -> str | None:
+        """Why the volume cannot act on the running decode, or None when it can."""
         controllable = self._gain_sink is not None or isinstance(self.pipeline, AttachedDecode)
-        if state == "running" and (not controllable or self.settings.no_audio):
-            reason = ("this pipeline decodes without sound" if self.settings.no_audio else
-                      "this pipeline was started outside the dashboard and plays at its own volume; "
-                      "Stop and Start here to control it")
-            for widget in (self.volume, self.mute):
-                widget.setEnabled(False)
-                widget.setToolTip(reason)
-        else:
-            self.volume.setEnabled(True)
-            self.mute.setEnabled(True)
-            self.volume.setToolTip("output volume")
-            self.mute.setToolTip("silence the output; decoding goes on")
+        if controllable and not self.settings.no_audio:
+            return None
+        return ("this pipeline decodes without sound" if self.settings.no_audio else
+                "this pipeline was started outside the dashboard and plays at its own volume; "
+                "Stop and Start here to control it")
 
     def _can_switch_listen(self) -> bool:
         pipeline = self.pipeline
@@ -559,25 +325,14 @@ class MainWindow(QtWidgets.QMainWindow):
             return pipeline.can_switch_listen
         return pipeline is not None and pipeline.config.listen != "decoded"
 
-    def _update_listen_control(self, state: str) -> None:
-        running = state == "running"
-        if running and self._can_switch_listen():
-            self.listen_box.setEnabled(True)
-            self.listen_box.setToolTip("A/B: the decoded sound, the true stimulus at the same EEG time, "
-                                       "or both")
-            mode = (self.pipeline.listen if isinstance(self.pipeline, AttachedDecode)
-                    else self.pipeline.config.listen)
-            self.listen_box.blockSignals(True)
-            self.listen_box.setCurrentIndex(max(self.listen_box.findData(mode), 0))
-            self.listen_box.blockSignals(False)
-        else:
-            self.listen_box.setEnabled(state == "stopped")
-            self.listen_box.setToolTip(
-                "what to play: needs a replay with markers and --truth (the stimulus audio); the A/B "
-                "switch works while decoding when the decode started with true or both")
+    def _listen_now(self) -> str | None:
+        """The running decode's A/B mode when it can switch, else None."""
+        if not self._can_switch_listen():
+            return None
+        pipeline = self.pipeline
+        return pipeline.listen if isinstance(pipeline, AttachedDecode) else pipeline.config.listen
 
-    def _apply_listen(self, *_args) -> None:
-        mode = self.listen_box.currentData()
+    def _apply_listen(self, mode: str) -> None:
         if self.state == "stopped":
             self.settings.listen = mode  # the next start plays it
         elif isinstance(self.pipeline, AttachedDecode):
@@ -585,15 +340,12 @@ class MainWindow(QtWidgets.QMainWindow):
         elif self.pipeline is not None and self._can_switch_listen():
             self.pipeline.config.listen = mode  # read per chunk by the output thread
 
-    def gain(self) -> float:
-        """The linear output gain the volume slider and mute box ask for."""
-        return 0.0 if self.mute.isChecked() else self.volume.value() / 100.0
-
-    def _apply_gain(self, *_args) -> None:
+    def _apply_gain(self) -> None:
+        gain = self.controls.gain()
         if self._gain_sink is not None:
-            self._gain_sink.gain = self.gain()
+            self._gain_sink.gain = gain
         elif isinstance(self.pipeline, AttachedDecode):
-            self.pipeline.set_gain(self.gain())  # one store into the decode's snapshot block
+            self.pipeline.set_gain(gain)  # one store into the decode's snapshot block
 
     # ------------------------------------------------------------------ errors
     def show_error(self, message: str) -> None:
@@ -609,7 +361,7 @@ class MainWindow(QtWidgets.QMainWindow):
         box.show()
         self.error_box = box
         if self.state == "stopped":
-            self.health_label.setText(f"stopped — {message}")
+            self.status.show_text(f"stopped — {message}")
 
     # ------------------------------------------------------------------ polling
     def _poll(self) -> None:
@@ -631,18 +383,14 @@ class MainWindow(QtWidgets.QMainWindow):
         eeg = getattr(snapshot, "eeg", None)
         counters = getattr(snapshot, "counters", None) or {}
 
-        has_eeg = eeg is not None and np.asarray(eeg).ndim == 2 and np.asarray(eeg).shape[1] > 1
-        eeg_key = snapshot_key(eeg, health)
-        if has_eeg and eeg_key != self._eeg_key:
-            self._eeg_key = eeg_key
-            self._last_new_sample = now
+        eeg_key = self.status.observe(eeg, health, now)
         self._tick += 1
-        view = PanelView(snapshot=snapshot, eeg=eeg, eeg_key=eeg_key if has_eeg else None,
-                         counters=counters, health=health, tick=self._tick)
+        view = PanelView(snapshot=snapshot, eeg=eeg, eeg_key=eeg_key, counters=counters, health=health,
+                         tick=self._tick)
         chosen = self._scheduler.choose(self.panels, view, now)
         if chosen is not None:
             self.panels[chosen].draw(view, now)
-        self._update_status(snapshot, now)
+        self.status.show(snapshot, self.controls.stream_name(), now, self.redraw_ms)
         error = getattr(snapshot, "error", None)
         if error and error != self._shown_error and not getattr(snapshot, "running", True):
             self._shown_error = error
@@ -654,37 +402,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def stream_lost(self, snapshot=None, now: float | None = None) -> bool:
         """Whether the stream is lost: the pipeline says disconnected, or no sample came for a while."""
         snapshot = snapshot if snapshot is not None else self.last_snapshot
-        health = getattr(snapshot, "health", None)
-        if health is not None and not getattr(health, "connected", True):
-            return True
-        now = time.monotonic() if now is None else now
-        return self._last_new_sample is not None and now - self._last_new_sample > LOST_AFTER_S
-
-    def _update_status(self, snapshot, now: float) -> None:
-        health = getattr(snapshot, "health", None)
-        counters = getattr(snapshot, "counters", None) or {}
-        name = self.stream_name()
-        error = getattr(snapshot, "error", None)
-        if not getattr(snapshot, "running", True):
-            text = f"pipeline stopped: {error}" if error else "pipeline stopped"
-            colour = "#c01e1e"
-        elif self.stream_lost(snapshot, now):
-            quiet = now - (self._last_new_sample or now)
-            text = (f"✕ stream {name!r} LOST — no data for {quiet:.1f} s; panels frozen, waiting for it to "
-                    f"return (reconnects {counters.get('reconnects', getattr(health, 'reconnects', 0))})")
-            colour = "#c01e1e"
-        else:
-            rate = getattr(health, "effective_rate", float("nan"))
-            parts = [f"● stream {name!r} connected", f"{rate:.1f} Hz" if np.isfinite(rate) else "rate —"]
-            for key in ("windows", "drops", "gaps", "reconnects", "underruns"):
-                if key in counters:
-                    parts.append(f"{key} {counters[key]}")
-            text = " · ".join(parts)
-            colour = "#1d7a1d" if not counters.get("drops") and not counters.get("gaps") else "#b06000"
-        self.health_label.setText(text)
-        self.health_label.setStyleSheet(f"color: {colour}")
-        if self.redraw_ms:
-            self.gui_label.setText(f"panel update {np.median(self.redraw_ms):.1f} ms")
+        return self.status.lost(snapshot, time.monotonic() if now is None else now)
 
     # ------------------------------------------------------------------ closing
     def shutdown(self, timeout: float = 10.0) -> None:

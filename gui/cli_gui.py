@@ -101,7 +101,8 @@ def run_gui(args: argparse.Namespace) -> int:
         SnapshotReader(args.attach).close()  # not running: one line and exit 2 before any window opens
 
     import pyqtgraph as pg
-    from eegmusic.gui.app import MainWindow, Settings, save_screenshot
+    from eegmusic.gui.app import MainWindow, save_screenshot
+    from eegmusic.gui.controls import Settings
     from PySide6 import QtCore
 
     app = pg.mkQApp("eegmusic")

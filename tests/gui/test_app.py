@@ -53,7 +53,8 @@ def _shut_windows_down():
 
 
 def _window(qtbot, **settings):
-    from eegmusic.gui.app import MainWindow, Settings
+    from eegmusic.gui.app import MainWindow
+    from eegmusic.gui.controls import Settings
 
     extra = settings.pop("extra", {})
     window = MainWindow(Settings(no_audio=True, extra={"resolve_timeout_s": 2.0, **extra}, **settings))
@@ -88,8 +89,8 @@ def test_window_follows_a_replay(qtbot, replay, model_file, sim_dir):
     assert window.eeg_panel.labels[:2] == ("E1", "E2") and len(window.eeg_panel.labels) == 125
     assert window.mel_panel.has_truth                       # --truth on a replay: true mel shown
     assert window.spectral_panel.n_updates >= 1
-    qtbot.waitUntil(lambda: "connected" in window.health_label.text(), timeout=5000)
-    assert replay.name in window.health_label.text()
+    qtbot.waitUntil(lambda: "connected" in window.status.health_label.text(), timeout=5000)
+    assert replay.name in window.status.health_label.text()
     assert window.stats_panel.latency.rowCount() > 0
     assert int(window.stats_panel.values["windows"]) > 0
 
@@ -100,7 +101,7 @@ def test_stop_and_start_again(qtbot, replay, model_file):
     qtbot.waitUntil(lambda: window.eeg_panel.n_updates >= 2, timeout=10000)
     window.toggle()                                         # the Start/Stop button
     qtbot.waitUntil(lambda: window.state == "stopped", timeout=10000)
-    assert window.pipeline is None and window.start_button.text() == "Start"
+    assert window.pipeline is None and window.controls.start_button.text() == "Start"
     frozen = window.eeg_panel.n_updates
     qtbot.wait(400)
     assert window.eeg_panel.n_updates == frozen
@@ -123,7 +124,7 @@ def test_stream_loss_freezes_and_return_resumes(qtbot, sim_dir, stream_name, mod
         qtbot.waitUntil(lambda: window.eeg_panel.n_updates >= 2, timeout=10000)
     finally:
         first.stop()
-    qtbot.waitUntil(lambda: "LOST" in window.health_label.text(), timeout=10000)
+    qtbot.waitUntil(lambda: "LOST" in window.status.health_label.text(), timeout=10000)
     assert window.stream_lost()
     frozen, trace = window.eeg_panel.n_updates, _trace(window)
     qtbot.wait(500)
@@ -131,7 +132,7 @@ def test_stream_loss_freezes_and_return_resumes(qtbot, sim_dir, stream_name, mod
     second = player().start()
     try:
         qtbot.waitUntil(lambda: window.eeg_panel.n_updates > frozen, timeout=20000)
-        qtbot.waitUntil(lambda: "connected" in window.health_label.text(), timeout=5000)
+        qtbot.waitUntil(lambda: "connected" in window.status.health_label.text(), timeout=5000)
     finally:
         window.shutdown()
         second.stop()
@@ -174,7 +175,7 @@ def test_closing_leaves_no_threads(qtbot, replay, model_file):
     window = _window(qtbot, stream=replay.name, model=str(model_file))
     _run(qtbot, window)
     qtbot.waitUntil(lambda: window.eeg_panel.n_updates >= 1, timeout=10000)
-    window.refresh_streams()                                  # a helper thread of its own
+    window.controls.refresh_streams()                         # a helper thread of its own
     assert len(set(threading.enumerate()) - before) >= 2
     window.close()
     deadline = time.monotonic() + 5.0
@@ -186,12 +187,12 @@ def test_closing_leaves_no_threads(qtbot, replay, model_file):
 
 def test_refresh_lists_the_replay(qtbot, replay):
     window = _window(qtbot)
-    window.refresh_streams()
-    qtbot.waitUntil(lambda: window.stream_box.findData(replay.name) >= 0, timeout=5000)
+    window.controls.refresh_streams()
+    qtbot.waitUntil(lambda: window.controls.stream_box.findData(replay.name) >= 0, timeout=5000)
     markers = f"{replay.name}-markers"
-    assert window.stream_box.findData(markers) < 0            # marker streams are not offered
-    window.stream_box.setCurrentIndex(window.stream_box.findData(replay.name))
-    assert window.stream_name() == replay.name
+    assert window.controls.stream_box.findData(markers) < 0   # marker streams are not offered
+    window.controls.stream_box.setCurrentIndex(window.controls.stream_box.findData(replay.name))
+    assert window.controls.stream_name() == replay.name
 
 
 def _bad_model(tmp_path: Path, kind: str) -> Path:
@@ -219,7 +220,7 @@ def test_invalid_model_shows_one_line_reason(qtbot, replay, tmp_path, kind, word
     assert box is not None and box.isVisible() and not box.isModal()
     message = box.text()
     assert "\n" not in message and words in message, message
-    assert message in window.health_label.text()
+    assert message in window.status.health_label.text()
 
 
 def test_missing_stream_shows_reason(qtbot, model_file, stream_name):
@@ -233,26 +234,27 @@ def test_start_without_choices_says_what_is_missing(qtbot):
     window = _window(qtbot)
     window.start()
     assert window.state == "stopped" and "no stream chosen" in window.last_error
-    window.stream_box.setEditText("some-stream")
+    window.controls.stream_box.setEditText("some-stream")
     window.start()
     assert "no model chosen" in window.last_error
 
 
 def test_volume_and_mute_set_the_gain(qtbot):
     window = _window(qtbot)
-    if window.audio_reason is not None:
-        pytest.skip(window.audio_reason)
-    window.volume.setValue(40)
-    assert window.gain() == pytest.approx(0.4)
-    window.mute.setChecked(True)
-    assert window.gain() == 0.0
+    if window.controls.audio_reason is not None:
+        pytest.skip(window.controls.audio_reason)
+    window.controls.volume.setValue(40)
+    assert window.controls.gain() == pytest.approx(0.4)
+    window.controls.mute.setChecked(True)
+    assert window.controls.gain() == 0.0
 
 
 def test_no_audio_device_disables_audio_controls():
     """With no reachable sound server PortAudio lists no device: the audio controls are disabled."""
     script = (
-        "from gui.app import MainWindow; import pyqtgraph as pg; app = pg.mkQApp(); w = MainWindow(); "
-        "print(w.audio_box.isEnabled(), w.volume.isEnabled(), w.mute.isEnabled()); print(w.volume.toolTip())"
+        "from eegmusic.gui.app import MainWindow; import pyqtgraph as pg; app = pg.mkQApp(); "
+        "c = MainWindow().controls; "
+        "print(c.audio_box.isEnabled(), c.volume.isEnabled(), c.mute.isEnabled()); print(c.volume.toolTip())"
     )
     env = dict(os.environ, PULSE_SERVER="unix:/nonexistent-eegmusic", QT_QPA_PLATFORM="offscreen")
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -66,7 +66,8 @@ def _stop(process: subprocess.Popen) -> tuple[int, str, str]:
 
 
 def _window(qtbot, **settings):
-    from eegmusic.gui.app import MainWindow, Settings
+    from eegmusic.gui.app import MainWindow
+    from eegmusic.gui.controls import Settings
 
     window = MainWindow(Settings(**settings))
     qtbot.addWidget(window)
@@ -89,13 +90,13 @@ def test_attached_dashboard_follows_the_decode_and_leaves_it_running(qtbot, repl
         window.attach(name)
         qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
         assert window.state == "running", window.last_error
-        assert window.stream_box.currentText() == replay.name  # the decode says what it decodes
-        assert window.start_button.text() == "Detach"
+        assert window.controls.stream_box.currentText() == replay.name  # the decode says what it decodes
+        assert window.controls.start_button.text() == "Detach"
         qtbot.waitUntil(lambda: _windows_seen(window) > 5, timeout=15000)
         first = _windows_seen(window)
         qtbot.waitUntil(lambda: _windows_seen(window) > first + 5, timeout=15000)  # it keeps following
         assert window.last_snapshot.eeg.shape[0] == 125 and window.last_snapshot.mel.shape[0] == 128
-        assert not window.volume.isEnabled()  # a decode without sound: nothing to turn up
+        assert not window.controls.volume.isEnabled()  # a decode without sound: nothing to turn up
         window.close()
         assert decode.poll() is None and snapshot_path(name).exists()  # closing only let go
     finally:
@@ -262,9 +263,10 @@ def test_ab_switch_reaches_a_decode_in_another_process(qtbot, sim_dir, stream_na
             window.attach(name)
             qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
             assert window.state == "running", window.last_error
-            assert window.listen_box.isEnabled() and window.listen_box.currentData() == "true"
+            listen_box = window.controls.listen_box
+            assert listen_box.isEnabled() and listen_box.currentData() == "true"
             qtbot.wait(3000)  # the true stimulus plays
-            window.listen_box.setCurrentIndex(window.listen_box.findData("decoded"))
+            window.controls.listen_box.setCurrentIndex(window.controls.listen_box.findData("decoded"))
             qtbot.waitUntil(lambda: window.pipeline.listen == "decoded", timeout=5000)
             qtbot.wait(2000)  # the decoded sound plays
             window.close()
@@ -286,18 +288,18 @@ def test_ab_switch_reaches_a_decode_in_another_process(qtbot, sim_dir, stream_na
 def test_volume_and_mute_reach_a_decode_in_another_process(qtbot, pulse_sink, replay, model_file):
     window = _window(qtbot, stream=replay.name, model=str(model_file), isolated=True,
                      extra={"resolve_timeout_s": 10.0})
-    if window.audio_reason is not None:
-        pytest.fail(f"the PulseAudio null sink is not listed: {window.audio_reason}")
-    window.volume.setValue(100)
+    if window.controls.audio_reason is not None:
+        pytest.fail(f"the PulseAudio null sink is not listed: {window.controls.audio_reason}")
+    window.controls.volume.setValue(100)
     window.start()
     qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=60000)
     assert window.state == "running", window.last_error
-    assert window.volume.isEnabled()
+    assert window.controls.volume.isEnabled()
     qtbot.waitUntil(lambda: int(window.last_snapshot.counters.get("audio_written", 0)) > 22050
                     if window.last_snapshot else False, timeout=20000)
     with pulse_sink.recording() as loud:
         qtbot.wait(1200)
-    window.mute.setChecked(True)
+    window.controls.mute.setChecked(True)
     assert window.pipeline.gain == 0.0
     qtbot.wait(1200)  # the decode applies it within a publish period; what was queued plays out
     with pulse_sink.recording() as muted:

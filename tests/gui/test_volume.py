@@ -33,7 +33,8 @@ def test_levelled_sink_scales_and_mutes_after_the_limiter(tmp_path):
 @pytest.mark.lsl
 @pytest.mark.audio
 def test_mute_silences_the_dashboard(qtbot, pulse_sink, sim_dir, stream_name, tmp_path):
-    from eegmusic.gui.app import MainWindow, Settings
+    from eegmusic.gui.app import MainWindow
+    from eegmusic.gui.controls import Settings
     from eegmusic.replay.player import Player
 
     from tests.decoder.onnx_models import make_model
@@ -42,16 +43,16 @@ def test_mute_silences_the_dashboard(qtbot, pulse_sink, sim_dir, stream_name, tm
     with Player(sim_dir, 21, 1, name=stream_name, loop=True, markers=False):
         window = MainWindow(Settings(stream=stream_name, model=str(model), extra={"resolve_timeout_s": 2.0}))
         qtbot.addWidget(window)
-        if window.audio_reason is not None:
-            pytest.fail(f"the PulseAudio null sink is not listed: {window.audio_reason}")
-        window.volume.setValue(100)
+        if window.controls.audio_reason is not None:
+            pytest.fail(f"the PulseAudio null sink is not listed: {window.controls.audio_reason}")
+        window.controls.volume.setValue(100)
         window.start()
         qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=15000)
         assert window.state == "running", window.last_error
         qtbot.waitUntil(lambda: window.pipeline.counters()["audio_written"] > 11025, timeout=15000)
         with pulse_sink.recording() as loud:
             qtbot.wait(1000)
-        window.mute.setChecked(True)
+        window.controls.mute.setChecked(True)
         sink = window._gain_sink
         assert sink.gain == 0.0
         # what was queued before muting still plays: wait for it (ring buffer + device latency)
@@ -88,9 +89,9 @@ def test_volume_acts_on_a_pipeline_built_elsewhere(qtbot, pulse_sink, sim_dir, s
         window.run_pipeline(pipeline)
         qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=20000)
         assert window.state == "running", window.last_error
-        assert isinstance(pipeline.sink, LevelledSink) and window.volume.isEnabled()
-        window.volume.setValue(40)
+        assert isinstance(pipeline.sink, LevelledSink) and window.controls.volume.isEnabled()
+        window.controls.volume.setValue(40)
         assert pipeline.sink.gain == pytest.approx(0.4)
-        window.mute.setChecked(True)
+        window.controls.mute.setChecked(True)
         assert pipeline.sink.gain == 0.0
         window.shutdown()
