@@ -1,7 +1,8 @@
 """``eegmusic train``: train a decoder on an NMED-T folder and export it to ONNX.
 
 Light at import time (argparse only); the choices of ``--split`` and ``--loss`` come from
-``splits.py`` and ``train.py`` (numpy only), and torch and the data code are imported when the
+``splits.py`` and ``train.py`` (numpy only), the architectures listed in ``--help`` from the model
+registry's table (no model module is imported), and torch and the data code are imported when the
 command runs.
 """
 
@@ -24,9 +25,7 @@ examples:
   torchrun --nproc_per_node 2 -m eegmusic train --data /tmp/sim --arch convnet --out runs/ddp
 
 --arch names an architecture of the model registry; --model, in every other command, is a model file.
-architectures: linear (closed-form ridge), cnn (EEG2Mel periodogram CNN), rcnn, encdec, transformer, convnet,
-  sourcenet (spatial source filters, temporal responses)
-generative (docs/generative.md): wavegan (EEG -> waveform, adversarial), diffusion (mel prior + EEG adapter)
+{architectures}
 splits: random (EEG2Mel protocol), block (held-out contiguous blocks, 1-s guard), subject, song
 The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx.
 """
@@ -47,7 +46,9 @@ def _target_offset(text: str):
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options to ``parser``."""
-    parser.epilog = EPILOG
+    from eegmusic.offline_training.models.registry import architectures_help
+
+    parser.epilog = EPILOG.replace("{architectures}", architectures_help())
     parser.add_argument("--data", required=True,
                         help="NMED-T folder, XDF calibration session (eegmusic calibrate), BIDS root, or an "
                         "EEG file MNE reads (.fif/.edf/.bdf/.vhdr/.set) with its audio sidecar")

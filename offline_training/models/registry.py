@@ -1,36 +1,117 @@
-"""Model names → classes, building models from configs, and loading training checkpoints.
+"""Model names → classes: a light table, building models from configs, and loading training checkpoints.
 
-Every model in :data:`MODELS` keeps the :class:`~offline_training.models.base.MelDecoder` contract, so
-one parametrised test trains, exports and checks each of them.
+Every model keeps the :class:`~eegmusic.offline_training.models.base.MelDecoder` contract, so one
+parametrised test trains, exports and checks each of them. The table :data:`SPECS` names each model's
+class by its import path and is read without importing torch (``train --help`` lists it); a model's
+module is imported only when that model is built or its class is asked for.
+
+Adding a model: write ``offline_training/models/mine.py`` (a :class:`MelDecoder` subclass with
+``name = "mine"``) and add one line to :data:`SPECS`::
+
+    ModelSpec("mine", "eegmusic.offline_training.models.mine:Mine", "what it does, one line"),
 """
 
 from __future__ import annotations
 
+import importlib
+import textwrap
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from eegmusic.offline_training.models.base import MelDecoder
-from eegmusic.offline_training.models.cnn import CNN
-from eegmusic.offline_training.models.convnet import ConvNet
-from eegmusic.offline_training.models.diffusion import Diffusion
-from eegmusic.offline_training.models.encdec import EncDec
-from eegmusic.offline_training.models.linear import Linear
-from eegmusic.offline_training.models.rcnn import RCNN
-from eegmusic.offline_training.models.sourcenet import SourceNet
-from eegmusic.offline_training.models.transformer import Transformer
-from eegmusic.offline_training.models.wavegan import WaveGAN
 from eegmusic.stream.errors import ConfigError, ModelError
 
-MODELS: dict[str, type[MelDecoder]] = {
-    cls.name: cls for cls in (Linear, CNN, RCNN, EncDec, Transformer, ConvNet, SourceNet)
-}
-"""Registry: model name → class."""
+if TYPE_CHECKING:
+    from eegmusic.offline_training.models.base import MelDecoder
 
-GENERATIVE_MODELS: dict[str, type[MelDecoder]] = {cls.name: cls for cls in (WaveGAN, Diffusion)}
-"""Generative decoders with their own training loop (``training_loop``: gan, diffusion); kept out of
-:data:`MODELS`, whose every entry the regression tests and benchmarks train with the plain loop."""
 
-ALL_MODELS: dict[str, type[MelDecoder]] = {**MODELS, **GENERATIVE_MODELS}
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model.
+
+    Attributes
+    ----------
+    name : str
+        What ``train --arch`` takes; equals the class's ``name``.
+    target : str
+        ``"package.module:Class"``, imported on first use (:meth:`load`).
+    summary : str
+        One line for ``train --help``.
+    generative : bool
+        Trained by its own loop (``training_loop`` gan or diffusion) and kept out of :data:`MODELS`,
+        whose every entry the regression tests and benchmarks train with the plain loop.
+    """
+
+    name: str
+    target: str
+    summary: str
+    generative: bool = False
+
+    def load(self) -> type[MelDecoder]:
+        """The model class (its module is imported now, once)."""
+        module, _, class_name = self.target.partition(":")
+        return getattr(importlib.import_module(module), class_name)
+
+
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec("linear", "eegmusic.offline_training.models.linear:Linear", "closed-form ridge"),
+    ModelSpec("cnn", "eegmusic.offline_training.models.cnn:CNN", "EEG2Mel periodogram CNN"),
+    ModelSpec("rcnn", "eegmusic.offline_training.models.rcnn:RCNN", "convolutions + bidirectional LSTM"),
+    ModelSpec("encdec", "eegmusic.offline_training.models.encdec:EncDec", "conv + LSTM encoder-decoder"),
+    ModelSpec("transformer", "eegmusic.offline_training.models.transformer:Transformer",
+              "encoder over time patches"),
+    ModelSpec("convnet", "eegmusic.offline_training.models.convnet:ConvNet", "strided 1-D ConvNet, raw EEG"),
+    ModelSpec("sourcenet", "eegmusic.offline_training.models.sourcenet:SourceNet",
+              "spatial source filters, temporal responses"),
+    ModelSpec("wavegan", "eegmusic.offline_training.models.wavegan:WaveGAN",
+              "EEG -> waveform, adversarial", generative=True),
+    ModelSpec("diffusion", "eegmusic.offline_training.models.diffusion:Diffusion",
+              "mel prior + EEG adapter", generative=True),
+)
+"""The registry: one line per model."""
+
+
+class ModelClasses(Mapping):
+    """Name → model class over some :data:`SPECS`; a class is imported when it is looked up.
+
+    Names, ``len`` and ``in`` read the table only; ``[name]``, ``values()`` and ``items()`` import.
+    """
+
+    def __init__(self, specs):
+        self.specs: dict[str, ModelSpec] = {spec.name: spec for spec in specs}
+
+    def __getitem__(self, name: str) -> type[MelDecoder]:
+        return self.specs[name].load()
+
+    def __contains__(self, name) -> bool:
+        return name in self.specs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+
+MODELS = ModelClasses(spec for spec in SPECS if not spec.generative)
+"""Regression decoders (plain loop or closed form): name → class."""
+
+GENERATIVE_MODELS = ModelClasses(spec for spec in SPECS if spec.generative)
+"""Generative decoders with their own training loop (``training_loop``: gan, diffusion)."""
+
+ALL_MODELS = ModelClasses(SPECS)
 """Every name ``eegmusic train`` accepts."""
+
+
+def architectures_help(width: int = 104) -> str:
+    """The ``train --help`` lines listing every model with its summary, read from :data:`SPECS` only."""
+    def listing(title: str, specs) -> str:
+        text = f"{title}: " + ", ".join(f"{spec.name} ({spec.summary})" for spec in specs)
+        return textwrap.fill(text, width=width, subsequent_indent="  ", break_on_hyphens=False)
+
+    return "\n".join([listing("architectures", (s for s in SPECS if not s.generative)),
+                      listing("generative (docs/generative.md)", (s for s in SPECS if s.generative))])
 
 
 def build_model(name: str, **config) -> MelDecoder:
