@@ -1,19 +1,13 @@
 """Where decoded audio goes: a sound device, a WAV file, or nowhere.
 
-Every sink takes float audio at 22050 Hz mono in chunks (``write``), and guarantees that what
-reaches a device or file is finite and within [-1, 1]: anything else is sanitised (NaN/inf → 0,
-beyond ±1 → clipped) and counted. ``counters()`` reports ``written``, ``sanitised``, ``underruns``
-and ``dropped`` samples or events, ``output_latency_s`` how long a written sample takes to be heard.
+Every sink satisfies :class:`AudioSink` (22050 Hz mono float32 in chunks, sanitised and counted;
+:mod:`decoder.sinks` holds the contract, :class:`WavSink` and :class:`NullSink`, re-exported here).
+This module adds the sound device:
 
 - :class:`SoundDeviceSink` plays through PortAudio (``sounddevice.OutputStream``). The callback only
   copies from a preallocated single-producer/single-consumer ring buffer: no allocation of sample
   buffers, no lock, no logging; when the ring runs dry it plays silence and counts an underrun.
-- :class:`WavSink` writes a WAV file incrementally, header updated on every write, so the file is
-  complete and readable even if the process is killed.
-- :class:`NullSink` only counts (headless runs, benchmarks).
-
-Every sink satisfies :class:`AudioSink`, the contract the live pipeline and the dashboard's volume
-wrapper rely on.
+- :func:`resolve_output_device`, :func:`output_devices` and :func:`refresh_devices` find devices.
 """
 
 from __future__ import annotations
@@ -21,17 +15,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from eegmusic.decoder.melspec import AUDIO_SFREQ
+from eegmusic.decoder.sinks import AudioSink, NullSink, WavSink, _Sink, sanitise
 from eegmusic.stream.errors import AudioError
 
-log = logging.getLogger(__name__)
+__all__ = ["AudioSink", "NullSink", "SoundDeviceSink", "WavSink", "output_devices", "refresh_devices",
+           "resolve_output_device", "sanitise"]
 
-_SFC_SET_UPDATE_HEADER_AUTO = 0x1061
-"""libsndfile command: rewrite the file header after every write (sndfile.h)."""
+log = logging.getLogger(__name__)
 
 STALL_S = 0.5
 """A device whose callback has not come for this long (while audio is written) is reopened."""
@@ -44,34 +37,6 @@ STALL_S = 0.5
 _NO_DEVICE_HINT = "pass --wav FILE to record the sound instead, or --no-audio to run silently"
 
 
-class AudioSink(Protocol):
-    """Where the live pipeline writes decoded audio (22050 Hz mono float32)."""
-
-    def write(self, samples: np.ndarray, *, block: bool = True) -> int:
-        """Queue ``samples`` (shape (n_samples,)); return how many were accepted.
-
-        With ``block=False`` the call never waits: what does not fit is dropped and counted.
-        """
-
-    @property
-    def queued_s(self) -> float:
-        """Seconds of audio written but not yet handed to the device (0 for files)."""
-
-    @property
-    def output_latency_s(self) -> float:
-        """Seconds from handing a sample to the device until it is heard (0 for files)."""
-
-    @property
-    def plays_live(self) -> bool:
-        """True when a device consumes the audio in real time (so a cushion ahead of it matters)."""
-
-    def counters(self) -> dict[str, int]:
-        """At least ``written``, ``sanitised``, ``underruns`` and ``dropped``."""
-
-    def close(self) -> None:
-        """Finish and release the output."""
-
-
 def _import_sounddevice():
     try:
         import sounddevice
@@ -79,159 +44,6 @@ def _import_sounddevice():
         raise AudioError(f"PortAudio is not available ({error}); install libportaudio2, or "
                          f"{_NO_DEVICE_HINT}") from None
     return sounddevice
-
-
-def sanitise(samples: np.ndarray) -> tuple[np.ndarray, int]:
-    """Return finite float32 samples within [-1, 1] and how many had to be changed.
-
-    Parameters
-    ----------
-    samples : array_like, shape (n_samples,)
-
-    Returns
-    -------
-    clean : ndarray, shape (n_samples,), float32
-        A new array (the input is never modified).
-    n_changed : int
-        Samples that were non-finite (set to 0) or beyond ±1 (clipped).
-    """
-    clean = np.array(samples, dtype=np.float32, copy=True).reshape(-1)
-    finite = np.isfinite(clean)
-    n_changed = int(clean.size - np.count_nonzero(finite))
-    if n_changed:
-        clean[~finite] = 0.0
-    over = np.abs(clean) > 1.0
-    n_over = int(np.count_nonzero(over))
-    if n_over:
-        np.clip(clean, -1.0, 1.0, out=clean)
-    return clean, n_changed + n_over
-
-
-class _Sink:
-    """Counters and sanitising shared by every sink."""
-
-    def __init__(self) -> None:
-        self._written = 0
-        self._sanitised = 0
-        self._dropped = 0
-        self._closed = False
-
-    def _clean(self, samples: np.ndarray) -> np.ndarray:
-        if self._closed:
-            raise AudioError(f"{type(self).__name__} is closed; open a new sink to write more audio")
-        clean, n_changed = sanitise(samples)
-        if n_changed:
-            if self._sanitised == 0:
-                log.warning("%d non-finite or out-of-range audio samples sanitised (counted from now on)",
-                            n_changed)
-            self._sanitised += n_changed
-        return clean
-
-    @property
-    def queued_s(self) -> float:
-        """Seconds of audio waiting ahead of newly written samples (none: written at once)."""
-        return 0.0
-
-    @property
-    def output_latency_s(self) -> float:
-        """Seconds from a write until the sample is heard (none for a file or nothing)."""
-        return 0.0
-
-    @property
-    def plays_live(self) -> bool:
-        """False: a file or nothing takes every sample at once."""
-        return False
-
-    def counters(self) -> dict[str, int]:
-        """Samples ``written`` and ``sanitised``, ``underruns`` (callbacks short of data), ``dropped``
-        samples (ring full)."""
-        return {"written": self._written, "sanitised": self._sanitised, "underruns": 0,
-                "dropped": self._dropped}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._closed = True
-
-
-class NullSink(_Sink):
-    """A sink that discards audio (after sanitising and counting it)."""
-
-    def write(self, samples: np.ndarray, *, block: bool = True) -> int:
-        """Count ``samples`` (shape (n_samples,)); return how many were accepted (never waits)."""
-        clean = self._clean(samples)
-        self._written += clean.size
-        return clean.size
-
-
-class WavSink(_Sink):
-    """Write audio to a WAV file as it comes; the file stays readable if the process is killed.
-
-    Parameters
-    ----------
-    path : str or Path
-        The WAV file to create (its folder must exist).
-    samplerate : int
-        Samples per second (default 22050).
-    subtype : str
-        libsndfile subtype, ``"PCM_16"`` (default, readable everywhere) or ``"FLOAT"``.
-    """
-
-    def __init__(self, path: str | Path, *, samplerate: int = AUDIO_SFREQ, subtype: str = "PCM_16") -> None:
-        super().__init__()
-        import soundfile
-
-        self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise AudioError(f"cannot write WAV file {self.path}: folder {self.path.parent} does not exist; "
-                             f"create it or choose another --wav path")
-        try:
-            self._file = soundfile.SoundFile(self.path, "w", samplerate=int(samplerate), channels=1,
-                                             format="WAV", subtype=subtype)
-        except (soundfile.LibsndfileError, OSError, ValueError, TypeError) as error:
-            raise AudioError(f"cannot write WAV file {self.path}: {error}; choose a writable --wav path "
-                             f"(samplerate {samplerate}, subtype {subtype})") from None
-        self._update_header_always()
-
-    def _update_header_always(self) -> None:
-        # the header's lengths are rewritten after every write: a killed process leaves a valid file
-        try:
-            from soundfile import _ffi, _snd
-
-            _snd.sf_command(self._file._file, _SFC_SET_UPDATE_HEADER_AUTO, _ffi.NULL, 1)
-        except (ImportError, AttributeError):  # libsndfile readers still accept a stale length
-            log.debug("soundfile without sf_command; the WAV header is written on close only")
-
-    def write(self, samples: np.ndarray, *, block: bool = True) -> int:
-        """Append ``samples`` (shape (n_samples,)) and flush them to disk; return how many.
-
-        ``block`` is accepted for :class:`AudioSink`; a file write takes what it takes.
-        """
-        import soundfile
-
-        clean = self._clean(samples)
-        try:
-            self._file.write(clean)
-            self._file.flush()
-        except (soundfile.LibsndfileError, OSError) as error:  # full disk, file system gone
-            raise AudioError(f"cannot write WAV file {self.path} ({error}; the disk may be full); what was "
-                             "written before stays readable: free space or choose another path") from None
-        self._written += clean.size
-        return clean.size
-
-    def close(self) -> None:
-        if not self._closed:
-            import soundfile
-
-            try:
-                self._file.close()
-            except (soundfile.LibsndfileError, OSError) as error:
-                log.warning("closing WAV file %s: %s (the disk may be full)", self.path, error)
-        super().close()
 
 
 def refresh_devices() -> None:

@@ -17,35 +17,36 @@ audio sink's own callback plays silence when nothing new arrives (counted as und
 Every window carries stamps on the LSL clock (see :mod:`decoder.latency`). :meth:`LivePipeline.snapshot`
 copies the recent state for the GUI without waiting on either thread.
 
-The rooms around it: :mod:`decoder.recording` (crash-safe ``--record``), :mod:`decoder.truth` (live
-dynamic r against the replay's stimulus), :mod:`decoder.output_queue` (the bounded queues),
-:mod:`decoder.snapshot` (what a display reads), :mod:`decoder.audio` (the :class:`AudioSink`
-contract), and in ``stream/`` the EEG source, the marker inlet and the frame outlet.
+The rooms around it: :mod:`decoder.pipeline_config` (the options), :mod:`decoder.output_stage`
+(the output thread's sound: vocoder, ``--listen``, the cushion ahead of the sink),
+:mod:`decoder.frame_outlets` (the LSL frame and status outlets), :mod:`decoder.recording`
+(crash-safe ``--record``), :mod:`decoder.truth` (live dynamic r against the replay's stimulus),
+:mod:`decoder.output_queue` (the bounded queues), :mod:`decoder.snapshot` (what a display reads),
+:mod:`decoder.audio` (the :class:`AudioSink` contract), and in ``stream/`` the EEG source and the
+marker inlet.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
-import socket
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from eegmusic.decoder.audio import AudioSink
-from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES, FrameClock, SampleClock, hop_frames
+from eegmusic.decoder.frame_outlets import FrameOutlets
+from eegmusic.decoder.frameclock import FrameClock, SampleClock
 from eegmusic.decoder.latency import ESTIMATED_STAGES, LatencyTracker
-from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH, N_MELS
-from eegmusic.decoder.output_queue import AdaptivePlayback, EmissionQueue
+from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, N_MELS
+from eegmusic.decoder.output_queue import EmissionQueue
+from eegmusic.decoder.output_stage import SoundOutput
+from eegmusic.decoder.pipeline_config import PipelineConfig
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
 from eegmusic.stream.errors import ConfigError, EEGMusicError
 from eegmusic.stream.markers import MarkerInlet
-from eegmusic.stream.outlet import BlockOutlet
 from eegmusic.stream.source import EEGSource, StreamHealth
 from eegmusic.stream.spec import MODEL_SFREQ
 
@@ -53,115 +54,6 @@ __all__ = ["AUDIO_FILE", "FrameRecorder", "LivePipeline", "LiveTruth", "Pipeline
            "read_frames"]
 
 log = logging.getLogger(__name__)
-
-LISTEN_CHOICES = ("decoded", "true", "both")
-"""What ``decode --listen`` can play."""
-
-MEL_STREAM_TYPE = "MelSpectrogram"
-MEL_RATE = AUDIO_SFREQ / HOP_LENGTH
-"""Nominal rate of the decoded-frame LSL outlet in Hz (43.07)."""
-
-MAX_SILENCE_GAP_S = 600.0
-"""Most silence written to a file sink at once during a stall (a suspended machine is not hours)."""
-
-
-@dataclass
-class PipelineConfig:
-    """Everything a live decode needs; the CLI and the GUI build one.
-
-    Parameters
-    ----------
-    stream_name, stream_type, source_id : str or None
-        Which EEG stream to decode (all given properties must match; type ``EEG`` when none).
-    model_path : str or Path
-        The ONNX model file.
-    hop_s : float
-        Seconds between successive windows: a whole number of mel frames (23.2 ms each, see
-        :func:`decoder.frameclock.hop_frames`); default :data:`~decoder.frameclock.DEFAULT_HOP_FRAMES`
-        frames. :meth:`validate` snaps it to the exact multiple.
-    device : {"auto", "cpu", "cuda"}
-        Where the model runs.
-    audio_device : str or int or None
-        sounddevice output device (None = system default).
-    wav_path : str or Path or None
-        Write the decoded audio to this WAV file instead of a sound card.
-    no_audio : bool
-        Decode without any audio output.
-    record_dir : str or Path or None
-        Append decoded frames (``mel_db.f32`` + ``frame_index.i64`` + ``mel_db.json``) and audio
-        (``decoded.wav``) here; both stay readable after a crash.
-    truth_dir : str or Path or None
-        NMED-T folder with ``stimuli/songNN.wav``: with the replay's markers, score the decoded frames
-        live against the true stimulus mel (dynamic r). Read through
-        :class:`stream.stimulus.StimulusFolder` unless the pipeline is given a ``stimuli`` lookup.
-    lsl_out : bool
-        Publish decoded frames as an LSL stream of type ``MelSpectrogram``.
-    smooth_frames : int
-        Average each frame over overlapping windows, emitted this many frames later.
-    threads : int
-        onnxruntime intra-op threads.
-    resolve_timeout_s : float
-        Seconds to wait for the EEG stream to appear.
-    snapshot_s : float
-        Seconds of EEG and frames kept for :meth:`LivePipeline.snapshot`.
-    vocoder_method : str
-        A registered vocoder of :class:`decoder.vocoder.StreamingVocoder` (default ``rtisi``).
-    agc : bool
-        Slow automatic gain on the sound played through a device (:mod:`decoder.limiter`; the peak
-        limiter always runs there, so nothing played reaches 0 dBFS). Files and recordings get the
-        decoder's samples as they are.
-    prebuffer_s : float
-        Audio kept ahead of the device at the start, before the supply's jitter has been measured;
-        then the cushion follows the jitter (:class:`decoder.output_queue.AdaptivePlayback`).
-    listen : {"decoded", "true", "both"}
-        What the sound device plays: the decoded sound, the true stimulus at the same EEG time (by
-        the replay's markers and ``truth_dir``'s audio), or both mixed at half level each. Read per
-        chunk: a run started with ``true`` or ``both`` (which keeps the stimulus audio) may switch
-        among the three while it runs (the dashboard's A/B switch sets it).
-    impute_missing : bool
-        Fill model channels the stream lacks by spherical-spline interpolation (up to the model's
-        ``max_missing``) instead of refusing the stream.
-    """
-
-    stream_name: str | None = None
-    stream_type: str | None = None
-    source_id: str | None = None
-    model_path: str | Path | None = None
-    hop_s: float = DEFAULT_HOP_FRAMES * FRAME_PERIOD_S
-    device: str = "auto"
-    audio_device: str | int | None = None
-    wav_path: str | Path | None = None
-    no_audio: bool = False
-    record_dir: str | Path | None = None
-    truth_dir: str | Path | None = None
-    lsl_out: bool = True
-    smooth_frames: int = 0
-    threads: int = 1
-    resolve_timeout_s: float = 5.0
-    snapshot_s: float = 10.0
-    vocoder_method: str = "rtisi"
-    agc: bool = True
-    prebuffer_s: float = 0.05
-    impute_missing: bool = False
-    listen: str = "decoded"
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` for contradictory or out-of-range options."""
-        if self.model_path is None:
-            raise ConfigError("no model given; pass --model FILE (a model.onnx from `eegmusic train`)")
-        self.hop_s = hop_frames(self.hop_s) * FRAME_PERIOD_S   # whole frames, exactly
-        outputs = [flag for flag, on in (("--audio-device", self.audio_device is not None),
-                                         ("--wav", self.wav_path is not None), ("--no-audio", self.no_audio))
-                   if on]
-        if len(outputs) > 1:
-            raise ConfigError(f"{' and '.join(outputs)} exclude each other; pass one audio output")
-        if self.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
-        if self.listen not in LISTEN_CHOICES:
-            raise ConfigError(f"--listen {self.listen!r} is not one of {', '.join(LISTEN_CHOICES)}; pick one")
-        if self.listen != "decoded" and self.truth_dir is None:
-            raise ConfigError(f"--listen {self.listen} plays the true stimulus of a replay, which needs its "
-                              f"stimulus audio: pass --truth DIR (the dataset folder the replay plays)")
 
 
 class LivePipeline:
@@ -194,32 +86,26 @@ class LivePipeline:
         self._sink = sink
         self._stimuli = stimuli
         self._source: EEGSource | None = None
-        self._outlet: BlockOutlet | None = None
-        self._status_outlet = None
-        self._status_sent: str | None = None
+        self._outlets: FrameOutlets | None = None
         self._recorder: FrameRecorder | None = None
         self._truth: LiveTruth | None = None
         self._markers: MarkerInlet | None = None
         self._clock: FrameClock | SampleClock | None = None
         self._vocoder = None
+        self._sound: SoundOutput | None = None
         self._kind = ""
-        self._listen_next: int | None = None       # stimulus sample continuing the last true chunk
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.latency = LatencyTracker()
         self._queue: EmissionQueue[tuple] = EmissionQueue(maxlen=32)
         self._counters: collections.Counter = collections.Counter()
-        self._playback = AdaptivePlayback(rate=AUDIO_SFREQ, initial_s=config.prebuffer_s)
         self.error: str | None = None
         self.stream_label = ""
         n_keep = int(np.ceil(config.snapshot_s / FRAME_PERIOD_S))
         self._mel = np.full((N_MELS, n_keep), -80.0, np.float32)
         self._truth_mel = np.full((N_MELS, n_keep), np.nan, np.float32)
         self._mel_written = 0
-        self._last_k: int | None = None
-        self._audio_wall_end: float | None = None  # monotonic time a file sink's audio would end
-        self._silent = False                       # a file sink is being given silence (a stall)
         self._started = False
         self._t_start: float | None = None
         self._health_at_stop: StreamHealth | None = None
@@ -346,6 +232,8 @@ class LivePipeline:
                 log.warning("no marker stream '%s-markers' answered: live dynamic r is off", meta.name)
         if self._sink is None:
             self._sink = self._make_sink()
+        self._sound = SoundOutput(cfg, self._sink, vocoder=self._vocoder, truth=self._truth,
+                                  counters=self._counters)
         if cfg.record_dir is not None:
             self._recorder = FrameRecorder(cfg.record_dir, sidecar={
                 "model": str(cfg.model_path), "stream": meta.name,
@@ -353,7 +241,8 @@ class LivePipeline:
                 "audio_lag_s": info.audio_lag_s, "smooth_frames": cfg.smooth_frames,
                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         if cfg.lsl_out and self._kind == "mel_db":
-            self._open_outlet(meta)
+            self._outlets = FrameOutlets(meta.name, meta.source_id, model_name=info.model_name,
+                                         audio_lag_s=info.audio_lag_s)
         self._source.start()
         self._started = True
         self._t_start = time.monotonic()
@@ -365,26 +254,6 @@ class LivePipeline:
             thread.start()
         log.info("decoding '%s' with %s on %s, hop %.3f s", meta.name, info.model_name,
                  self._runtime.provider, cfg.hop_s)
-
-    def _open_outlet(self, meta) -> None:
-        import pylsl
-        from eegmusic.stream.outlet import marker_stream_info, regular_stream_info
-
-        labels = [f"mel{i:03d}" for i in range(N_MELS)]
-        desc = {"decoder": {"model": self._runtime.info.model_name, "eeg_stream": meta.name,
-                            "frame_period_s": f"{FRAME_PERIOD_S:.9f}",
-                            "audio_lag_s": f"{self._runtime.info.audio_lag_s:g}"}}
-        # one source_id per decoder: two decoders of one stream must not look like one source
-        decoder_id = f"{meta.source_id}-mel@{socket.gethostname()}:{os.getpid()}:{id(self) & 0xFFFF:04x}"
-        out_info = regular_stream_info(f"{meta.name}-mel", MEL_STREAM_TYPE, labels, MEL_RATE,
-                                       decoder_id, unit="dB", channel_type="MelSpectrogram",
-                                       extra_desc=desc)
-        self._outlet = BlockOutlet(out_info, chunk_size=8, max_buffered=10)
-        # the EEG stream's health (connected, stalled, lost, reconnected) as status markers
-        self._status_outlet = pylsl.StreamOutlet(marker_stream_info(
-            f"{meta.name}-mel-status", f"{decoder_id}-status",
-            extra_desc={"decoder": {"mel_stream": f"{meta.name}-mel", "format": "state=NAME"}}))
-        self._status_sent = None
 
     # -- threads -----------------------------------------------------------------------------------
 
@@ -408,7 +277,8 @@ class LivePipeline:
         output = np.zeros(runtime.output_shape, np.float32)   # reused: the clocks copy what they keep
         last = None
         while not self._stop.is_set():
-            self._publish_state()
+            if self._outlets is not None:
+                self._outlets.push_state(self._source.inlet.state)
             window = source.next_window(timeout=0.1)
             if window is None:
                 continue
@@ -438,30 +308,21 @@ class LivePipeline:
             t0 = window.t_last - (n_end - 1) / sfreq
             self._queue.put((emission, stamps, t0, n_end, window.t_last))
 
-    def _publish_state(self) -> None:
-        """Push the EEG stream's health state to the status marker stream when it changes."""
-        if self._status_outlet is None:
-            return
-        state = self._source.inlet.state
-        if state is not None and state != self._status_sent:
-            self._status_outlet.push_sample([f"state={state}"])
-            self._status_sent = state
-
     def _output_loop(self) -> None:
         from pylsl import local_clock
 
+        sound = self._sound
         while not self._stop.is_set():
             self._pull_markers()
             item = self._queue.get(timeout=0.1)
-            self._silence_while_stalled()
+            sound.silence_while_stalled(self._source.inlet.state if self._source is not None else None)
             if item is None:
                 continue
             emission, stamps, t0, n_end, t_last = item
             if self._kind == "mel_db":
-                samples, frames, k0 = self._vocode(emission)
+                samples, frames, k0 = sound.vocode(emission)
                 stamps["vocoded"] = local_clock()
-                # the vocoder's output lags its input frames by its look-ahead
-                t_audio = t0 + (k0 - self._vocoder.latency_frames) * FRAME_PERIOD_S
+                t_audio = sound.audio_start(t0, k0)
             else:
                 k0, samples = emission
                 t_audio = t0 + k0 / AUDIO_SFREQ
@@ -470,7 +331,7 @@ class LivePipeline:
                 if self._clock.samples_skipped:
                     self._counters["samples_skipped"] = self._clock.samples_skipped
             if len(samples):
-                self._play(self._listened(samples, t_audio), stamps)
+                sound.play(sound.listened(samples, t_audio), stamps)
             if frames is not None and frames.shape[1]:
                 self._publish(k0, frames, t0, emission.window_frame)
                 if self._recorder is not None:
@@ -479,90 +340,13 @@ class LivePipeline:
                 self._recorder.append_audio(samples)
             self.latency.record(stamps)
 
-    def _listened(self, decoded: np.ndarray, t_audio: float) -> np.ndarray:
-        """What ``--listen`` plays for a decoded chunk whose first sample sits at LSL time ``t_audio``."""
-        if self.config.listen == "decoded":
-            return decoded
-        # within a frame of where the last chunk ended, the stimulus simply continues (no seams)
-        found = self._truth.stimulus_audio(t_audio, len(decoded), follow_from=self._listen_next,
-                                           tolerance=HOP_LENGTH)
-        if found is None:                   # no marker yet, or the song's audio still loading
-            self._counters["listen_true_missing"] += len(decoded)
-            true, self._listen_next = np.zeros(len(decoded), np.float32), None
-        else:
-            true, self._listen_next = found
-        return true if self.config.listen == "true" else 0.5 * (decoded + true)
-
-    def _silence_while_stalled(self) -> None:
-        """Write silence to a file sink, in real time, while the EEG stream is stalled or lost.
-
-        A sound device plays silence by itself while its queue runs dry; a file sink (``--wav``) takes
-        samples back to back, so without this a stall would vanish from the file (the sound after it
-        glued to the sound before). Only a stream the inlet declares stalled or lost (no samples for
-        ``max(0.5 s, 5 periods)``) gets silence: a slow decoder on a busy machine gets none.
-        """
-        if self._sink.plays_live or self._audio_wall_end is None:
-            return
-        inlet = getattr(self._source, "inlet", None)
-        if inlet is None or inlet.state not in ("stalled", "lost"):
-            self._silent = False
-            return
-        behind_s = min(time.monotonic() - self._audio_wall_end, MAX_SILENCE_GAP_S)
-        pad = int(behind_s * AUDIO_SFREQ)
-        if pad <= 0:
-            return
-        self._sink.write(np.zeros(pad, np.float32), block=False)
-        self._audio_wall_end += pad / AUDIO_SFREQ
-        self._counters["audio_silence"] += pad
-        if not self._silent:
-            self._counters["audio_silence_gaps"] += 1
-            self._silent = True
-
-    def _play(self, samples: np.ndarray, stamps: dict) -> None:
-        """Hand a chunk to the sink behind the cushion the measured jitter asks for."""
-        from pylsl import local_clock
-
-        # Short of cushion: silence first; beyond it (a stalled device, jitter that stopped): skip the
-        # chunk's start, counted. Never block the output thread: what does not fit is dropped, counted.
-        pad = trim = 0
-        if self._sink.plays_live:       # a file or nothing takes every sample at once: no cushion
-            pad, trim = self._playback.plan(len(samples), self._sink.queued_s, local_clock())
-        if pad:
-            self._sink.write(np.zeros(pad, np.float32), block=False)
-            self._counters["audio_padded"] += pad
-        if trim:
-            self._counters["audio_dropped_late"] += trim
-            samples = samples[trim:]
-        if len(samples):
-            self._sink.write(samples, block=False)
-            now = time.monotonic()       # when a file's audio would end if it were played from now
-            self._audio_wall_end = max(self._audio_wall_end or now, now) + len(samples) / AUDIO_SFREQ
-            stamps["buffered"] = local_clock()
-            stamps["dac"] = stamps["buffered"] + self._sink.queued_s + self._sink.output_latency_s
-
-    def _vocode(self, emission):
-        """Vocode an emission's frames; return (audio, frames, k0)."""
-        frames = emission.frames
-        if emission.skipped or (self._last_k is not None and emission.k0 != self._last_k + 1):
-            self._counters["frames_skipped"] += emission.skipped
-            self._counters["vocoder_resets"] += 1
-            self._vocoder.reset()
-        if frames.shape[1] == 0:
-            return np.zeros(0, np.float32), frames, emission.k0
-        self._last_k = emission.k0 + frames.shape[1] - 1
-        audio = np.empty(frames.shape[1] * HOP_LENGTH, np.float32)
-        for i in range(frames.shape[1]):
-            audio[i * HOP_LENGTH:(i + 1) * HOP_LENGTH] = self._vocoder.process(frames[:, i])
-        self._counters["frames"] += frames.shape[1]
-        return audio, frames, emission.k0
-
     def _publish(self, k0: int, frames: np.ndarray, t0: float,
                  window_frame: np.ndarray | None = None) -> None:
         """Send frames to the LSL outlet, the recording, the truth scorer and the snapshot buffer."""
         n = frames.shape[1]
         stamps = t0 + (k0 + np.arange(n)) * FRAME_PERIOD_S
-        if self._outlet is not None:
-            self._outlet.push(frames, stamps)
+        if self._outlets is not None:
+            self._outlets.push_frames(frames, stamps)
         truth = self._truth.update(frames, stamps, window_frame) if self._truth is not None else None
         keep = self._mel.shape[1]
         with self._lock:
@@ -592,12 +376,10 @@ class LivePipeline:
         self._started = False
 
     def _close_outputs(self) -> None:
-        if self._vocoder_tail_ok():
-            tail = self._vocoder.flush()
-            if len(tail):
-                self._sink.write(tail)
-                if self._recorder is not None:
-                    self._recorder.append_audio(tail)
+        if self._sound is not None and self._sink is not None:
+            tail = self._sound.flush()
+            if len(tail) and self._recorder is not None:
+                self._recorder.append_audio(tail)
         if self._sink is not None:
             self._counters_sink = dict(self._sink.counters())
             self._sink.close()
@@ -606,11 +388,7 @@ class LivePipeline:
             self._recorder.close()
             self._recorder = None
         self._markers = None
-        self._outlet = None
-        self._status_outlet = None
-
-    def _vocoder_tail_ok(self) -> bool:
-        return self._vocoder is not None and self._sink is not None and self._last_k is not None
+        self._outlets = None
 
     def __enter__(self) -> LivePipeline:
         return self.start()
@@ -687,7 +465,7 @@ class LivePipeline:
             order = (self._mel_written - n + np.arange(n)) % self._mel.shape[1]
             mel = self._mel[:, order].copy()
             truth_mel = self._truth_mel[:, order].copy() if self._truth is not None else None
-            frame_index = self._last_k
+            frame_index = self._sound.last_k if self._sound is not None else None
         return PipelineSnapshot(
             eeg=eeg, eeg_sfreq=self._runtime.info.sfreq if self._runtime is not None else MODEL_SFREQ,
             labels=labels, channel_flags=flags, mel=mel,
@@ -721,8 +499,9 @@ class LivePipeline:
             },
         }
         out["latency_estimated_stages"] = list(ESTIMATED_STAGES)   # not measured: `eegmusic bench latency`
-        if self._sink is not None and self._sink.plays_live or self._playback.padded:
-            out["playback_cushion_ms"] = round(self._playback.target_s * 1e3, 2)
+        if self._sound is not None and (self._sink is not None and self._sink.plays_live
+                                        or self._sound.playback.padded):
+            out["playback_cushion_ms"] = round(self._sound.playback.target_s * 1e3, 2)
         if self._vocoder is not None:
             out["vocoder_latency_ms"] = round(self._vocoder.latency_frames * FRAME_PERIOD_S * 1e3, 2)
         if self._clock is not None:

@@ -3,14 +3,15 @@
 Everything is real: an LSL outlet pushing 125-channel EEG sample by sample at its own timestamps,
 the live decoder with an ONNX fixture model (E1 events -> loud mel frames), sounddevice into a
 PulseAudio null sink, ``parec`` recording its monitor, stamped on the LSL clock. The harness is
-``benchmarks/bench_latency.py`` (``eegmusic bench latency`` runs it longer and at several hops).
+``benchmarks/bench_latency.py`` with ``latency_probe.py`` and ``pulse_monitor.py`` (``eegmusic bench
+latency`` runs it longer and at several hops).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from eegmusic.benchmarks import bench_latency
+from eegmusic.benchmarks import bench_latency, latency_probe, pulse_monitor
 
 pytestmark = [pytest.mark.lsl, pytest.mark.audio]
 
@@ -19,7 +20,7 @@ SHIFT = 12          # EEG samples (96 ms) by which every odd event is pushed lat
 
 @pytest.fixture
 def event_model(tmp_path):
-    return bench_latency.event_model(tmp_path / "event.onnx")
+    return latency_probe.event_model(tmp_path / "event.onnx")
 
 
 def test_fixture_model_turns_an_event_into_loud_frames(event_model):
@@ -53,7 +54,7 @@ def test_event_is_heard_within_bounds_and_a_later_event_is_heard_later(event_mod
 
 
 def test_loopback_calibration_finds_every_click_close_to_portaudio_time(pulse_sink):
-    calibration = bench_latency.loopback_calibration(pulse_sink.monitor, n_clicks=8)
+    calibration = pulse_monitor.loopback_calibration(pulse_sink.monitor, n_clicks=8)
     assert calibration["found"] == 8, calibration
     residual = calibration["residual_ms"]
     assert abs(residual["p50"]) < 20.0, calibration          # the recording clock agrees with PortAudio
@@ -61,11 +62,11 @@ def test_loopback_calibration_finds_every_click_close_to_portaudio_time(pulse_si
 
 
 def test_find_onsets_on_a_synthetic_recording():
-    rate = bench_latency.RATE
+    rate = pulse_monitor.RATE
     audio = np.zeros(rate * 3, np.float32)
     audio[int(1.2345 * rate):int(1.5 * rate)] = 0.5
     audio[int(1.6 * rate):int(1.7 * rate)] = 0.0005                # below audible: not an onset
-    recording = bench_latency.MonitorRecording(audio, offset=100.0)
-    onsets = bench_latency.find_onsets(recording, np.array([101.0, 101.55, 99.0]))
+    recording = pulse_monitor.MonitorRecording(audio, offset=100.0)
+    onsets = pulse_monitor.find_onsets(recording, np.array([101.0, 101.55, 99.0]))
     assert onsets[0] == pytest.approx(101.2345, abs=1 / rate)
     assert np.isnan(onsets[1]) and np.isnan(onsets[2])

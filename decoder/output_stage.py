@@ -1,0 +1,179 @@
+"""The output thread's sound: frames to samples, what ``--listen`` plays, and the cushion ahead of the sink.
+
+:class:`SoundOutput` takes each emission the decode thread queued and
+
+1. turns a mel model's new frames into samples through the streaming vocoder (resetting it where
+   frames were skipped), or passes a waveform model's samples on;
+2. swaps in or mixes the true stimulus at the same EEG time for ``--listen true|both``;
+3. writes the chunk to the audio sink behind the cushion the measured supply jitter asks for
+   (:class:`decoder.output_queue.AdaptivePlayback`), never blocking: short of cushion, silence
+   first; beyond it, the chunk's start is skipped; both counted;
+4. keeps a file sink in real time while the EEG stream is stalled (silence written, counted).
+
+It stamps ``vocoded`` and ``buffered`` on the window's stamps (LSL clock) and the estimate ``dac``
+(see :mod:`decoder.latency`). :class:`decoder.pipeline.LivePipeline` owns the threads; this owns
+what happens to sound on the output thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import numpy as np
+from eegmusic.decoder.audio import AudioSink
+from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH
+from eegmusic.decoder.output_queue import AdaptivePlayback
+from eegmusic.decoder.pipeline_config import PipelineConfig
+
+MAX_SILENCE_GAP_S = 600.0
+"""Most silence written to a file sink at once during a stall (a suspended machine is not hours)."""
+
+
+class SoundOutput:
+    """Vocode, choose what is heard, and write it to the sink in time (the output thread's audio).
+
+    Parameters
+    ----------
+    config : PipelineConfig
+        Read per chunk for ``listen`` (the dashboard's A/B switch changes it while running).
+    sink : AudioSink
+        Where the sound goes.
+    vocoder : StreamingVocoder or None
+        The phase reconstruction of a mel model; None for a waveform model.
+    truth : LiveTruth or None
+        The stimulus lookup ``--listen true|both`` plays from.
+    counters : collections.Counter
+        The pipeline's counters; this adds ``frames``, ``frames_skipped``, ``vocoder_resets``,
+        ``audio_padded``, ``audio_dropped_late``, ``audio_silence``, ``audio_silence_gaps`` and
+        ``listen_true_missing``.
+    """
+
+    def __init__(self, config: PipelineConfig, sink: AudioSink, *, vocoder=None, truth=None,
+                 counters: collections.Counter | None = None) -> None:
+        self.config = config
+        self.sink = sink
+        self.vocoder = vocoder
+        self.truth = truth
+        self.counters = counters if counters is not None else collections.Counter()
+        self.playback = AdaptivePlayback(rate=AUDIO_SFREQ, initial_s=config.prebuffer_s)
+        self.last_k: int | None = None              # last global frame vocoded
+        self._listen_next: int | None = None        # stimulus sample continuing the last true chunk
+        self._audio_wall_end: float | None = None   # monotonic time a file sink's audio would end
+        self._silent = False                        # a file sink is being given silence (a stall)
+
+    def vocode(self, emission) -> tuple[np.ndarray, np.ndarray, int]:
+        """Vocode an emission's frames.
+
+        Parameters
+        ----------
+        emission : decoder.frameclock.FrameEmission
+
+        Returns
+        -------
+        audio : ndarray, shape (512 * n_new,), float32
+        frames : ndarray, shape (n_mels, n_new)
+        k0 : int
+            Global index of the first frame.
+        """
+        frames = emission.frames
+        if emission.skipped or (self.last_k is not None and emission.k0 != self.last_k + 1):
+            self.counters["frames_skipped"] += emission.skipped
+            self.counters["vocoder_resets"] += 1
+            self.vocoder.reset()
+        if frames.shape[1] == 0:
+            return np.zeros(0, np.float32), frames, emission.k0
+        self.last_k = emission.k0 + frames.shape[1] - 1
+        audio = np.empty(frames.shape[1] * HOP_LENGTH, np.float32)
+        for i in range(frames.shape[1]):
+            audio[i * HOP_LENGTH:(i + 1) * HOP_LENGTH] = self.vocoder.process(frames[:, i])
+        self.counters["frames"] += frames.shape[1]
+        return audio, frames, emission.k0
+
+    def audio_start(self, t0: float, k0: int) -> float:
+        """LSL time of the stimulus sample the vocoder's chunk for frames from ``k0`` starts with.
+
+        The vocoder's output lags its input frames by its look-ahead and overlap-add
+        (``latency_frames``); ``t0`` is the LSL time of EEG-stream time 0.
+        """
+        return t0 + (k0 - self.vocoder.latency_frames) * FRAME_PERIOD_S
+
+    def listened(self, decoded: np.ndarray, t_audio: float) -> np.ndarray:
+        """What ``--listen`` plays for a decoded chunk whose first sample sits at LSL time ``t_audio``."""
+        if self.config.listen == "decoded":
+            return decoded
+        # within a frame of where the last chunk ended, the stimulus simply continues (no seams)
+        found = self.truth.stimulus_audio(t_audio, len(decoded), follow_from=self._listen_next,
+                                          tolerance=HOP_LENGTH)
+        if found is None:                   # no marker yet, or the song's audio still loading
+            self.counters["listen_true_missing"] += len(decoded)
+            true, self._listen_next = np.zeros(len(decoded), np.float32), None
+        else:
+            true, self._listen_next = found
+        return true if self.config.listen == "true" else 0.5 * (decoded + true)
+
+    def silence_while_stalled(self, state: str | None) -> None:
+        """Write silence to a file sink, in real time, while the EEG stream is stalled or lost.
+
+        A sound device plays silence by itself while its queue runs dry; a file sink (``--wav``) takes
+        samples back to back, so without this a stall would vanish from the file (the sound after it
+        glued to the sound before). Only a stream the inlet declares stalled or lost (no samples for
+        ``max(0.5 s, 5 periods)``) gets silence: a slow decoder on a busy machine gets none.
+
+        Parameters
+        ----------
+        state : str or None
+            The EEG inlet's health state (``"stalled"``, ``"lost"``, ...).
+        """
+        if self.sink.plays_live or self._audio_wall_end is None:
+            return
+        if state not in ("stalled", "lost"):
+            self._silent = False
+            return
+        behind_s = min(time.monotonic() - self._audio_wall_end, MAX_SILENCE_GAP_S)
+        pad = int(behind_s * AUDIO_SFREQ)
+        if pad <= 0:
+            return
+        self.sink.write(np.zeros(pad, np.float32), block=False)
+        self._audio_wall_end += pad / AUDIO_SFREQ
+        self.counters["audio_silence"] += pad
+        if not self._silent:
+            self.counters["audio_silence_gaps"] += 1
+            self._silent = True
+
+    def play(self, samples: np.ndarray, stamps: dict) -> None:
+        """Hand a chunk (shape (n_samples,)) to the sink behind the cushion the measured jitter asks for."""
+        from pylsl import local_clock
+
+        # Short of cushion: silence first; beyond it (a stalled device, jitter that stopped): skip the
+        # chunk's start, counted. Never block the output thread: what does not fit is dropped, counted.
+        pad = trim = 0
+        if self.sink.plays_live:       # a file or nothing takes every sample at once: no cushion
+            pad, trim = self.playback.plan(len(samples), self.sink.queued_s, local_clock())
+        if pad:
+            self.sink.write(np.zeros(pad, np.float32), block=False)
+            self.counters["audio_padded"] += pad
+        if trim:
+            self.counters["audio_dropped_late"] += trim
+            samples = samples[trim:]
+        if len(samples):
+            self.sink.write(samples, block=False)
+            now = time.monotonic()       # when a file's audio would end if it were played from now
+            self._audio_wall_end = max(self._audio_wall_end or now, now) + len(samples) / AUDIO_SFREQ
+            stamps["buffered"] = local_clock()
+            stamps["dac"] = stamps["buffered"] + self.sink.queued_s + self.sink.output_latency_s
+
+    def flush(self) -> np.ndarray:
+        """The vocoder's tail (what its look-ahead and overlap-add still hold), written to the sink.
+
+        Returns
+        -------
+        ndarray, shape (n_samples,)
+            The samples written (empty when nothing was vocoded).
+        """
+        if self.vocoder is None or self.last_k is None:
+            return np.zeros(0, np.float32)
+        tail = self.vocoder.flush()
+        if len(tail):
+            self.sink.write(tail)
+        return tail

@@ -1,0 +1,119 @@
+"""What a live decode is asked to do: :class:`PipelineConfig`, built by the CLI and the dashboard.
+
+:meth:`PipelineConfig.validate` refuses contradictory or out-of-range options with one line
+(:class:`~eegmusic.stream.errors.ConfigError`) before anything opens; :class:`decoder.pipeline.LivePipeline`
+calls it first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES, hop_frames
+from eegmusic.decoder.melspec import FRAME_PERIOD_S
+from eegmusic.stream.errors import ConfigError
+
+__all__ = ["LISTEN_CHOICES", "PipelineConfig"]
+
+LISTEN_CHOICES = ("decoded", "true", "both")
+"""What ``decode --listen`` can play."""
+
+
+@dataclass
+class PipelineConfig:
+    """Everything a live decode needs; the CLI and the GUI build one.
+
+    Parameters
+    ----------
+    stream_name, stream_type, source_id : str or None
+        Which EEG stream to decode (all given properties must match; type ``EEG`` when none).
+    model_path : str or Path
+        The ONNX model file.
+    hop_s : float
+        Seconds between successive windows: a whole number of mel frames (23.2 ms each, see
+        :func:`decoder.frameclock.hop_frames`); default :data:`~decoder.frameclock.DEFAULT_HOP_FRAMES`
+        frames. :meth:`validate` snaps it to the exact multiple.
+    device : {"auto", "cpu", "cuda"}
+        Where the model runs.
+    audio_device : str or int or None
+        sounddevice output device (None = system default).
+    wav_path : str or Path or None
+        Write the decoded audio to this WAV file instead of a sound card.
+    no_audio : bool
+        Decode without any audio output.
+    record_dir : str or Path or None
+        Append decoded frames (``mel_db.f32`` + ``frame_index.i64`` + ``mel_db.json``) and audio
+        (``decoded.wav``) here; both stay readable after a crash.
+    truth_dir : str or Path or None
+        NMED-T folder with ``stimuli/songNN.wav``: with the replay's markers, score the decoded frames
+        live against the true stimulus mel (dynamic r). Read through
+        :class:`stream.stimulus.StimulusFolder` unless the pipeline is given a ``stimuli`` lookup.
+    lsl_out : bool
+        Publish decoded frames as an LSL stream of type ``MelSpectrogram``.
+    smooth_frames : int
+        Average each frame over overlapping windows, emitted this many frames later.
+    threads : int
+        onnxruntime intra-op threads.
+    resolve_timeout_s : float
+        Seconds to wait for the EEG stream to appear.
+    snapshot_s : float
+        Seconds of EEG and frames kept for :meth:`LivePipeline.snapshot`.
+    vocoder_method : str
+        A registered vocoder of :class:`decoder.vocoder.StreamingVocoder` (default ``rtisi``).
+    agc : bool
+        Slow automatic gain on the sound played through a device (:mod:`decoder.limiter`; the peak
+        limiter always runs there, so nothing played reaches 0 dBFS). Files and recordings get the
+        decoder's samples as they are.
+    prebuffer_s : float
+        Audio kept ahead of the device at the start, before the supply's jitter has been measured;
+        then the cushion follows the jitter (:class:`decoder.output_queue.AdaptivePlayback`).
+    listen : {"decoded", "true", "both"}
+        What the sound device plays: the decoded sound, the true stimulus at the same EEG time (by
+        the replay's markers and ``truth_dir``'s audio), or both mixed at half level each. Read per
+        chunk: a run started with ``true`` or ``both`` (which keeps the stimulus audio) may switch
+        among the three while it runs (the dashboard's A/B switch sets it).
+    impute_missing : bool
+        Fill model channels the stream lacks by spherical-spline interpolation (up to the model's
+        ``max_missing``) instead of refusing the stream.
+    """
+
+    stream_name: str | None = None
+    stream_type: str | None = None
+    source_id: str | None = None
+    model_path: str | Path | None = None
+    hop_s: float = DEFAULT_HOP_FRAMES * FRAME_PERIOD_S
+    device: str = "auto"
+    audio_device: str | int | None = None
+    wav_path: str | Path | None = None
+    no_audio: bool = False
+    record_dir: str | Path | None = None
+    truth_dir: str | Path | None = None
+    lsl_out: bool = True
+    smooth_frames: int = 0
+    threads: int = 1
+    resolve_timeout_s: float = 5.0
+    snapshot_s: float = 10.0
+    vocoder_method: str = "rtisi"
+    agc: bool = True
+    prebuffer_s: float = 0.05
+    impute_missing: bool = False
+    listen: str = "decoded"
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` for contradictory or out-of-range options."""
+        if self.model_path is None:
+            raise ConfigError("no model given; pass --model FILE (a model.onnx from `eegmusic train`)")
+        self.hop_s = hop_frames(self.hop_s) * FRAME_PERIOD_S   # whole frames, exactly
+        outputs = [flag for flag, on in (("--audio-device", self.audio_device is not None),
+                                         ("--wav", self.wav_path is not None), ("--no-audio", self.no_audio))
+                   if on]
+        if len(outputs) > 1:
+            raise ConfigError(f"{' and '.join(outputs)} exclude each other; pass one audio output")
+        if self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+        if self.listen not in LISTEN_CHOICES:
+            raise ConfigError(f"--listen {self.listen!r} is not one of {', '.join(LISTEN_CHOICES)}; pick one")
+        if self.listen != "decoded" and self.truth_dir is None:
+            raise ConfigError(f"--listen {self.listen} plays the true stimulus of a replay, which needs its "
+                              f"stimulus audio: pass --truth DIR (the dataset folder the replay plays)")
