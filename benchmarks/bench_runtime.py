@@ -98,8 +98,8 @@ def bench_live(quick: bool, folder: Path, model_name: str = "cnn") -> dict:
     import uuid
 
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
-    from eegmusic.replay.player import Player
     from eegmusic.replay.simulate import simulate
+    from eegmusic.replay.song_player import Player
 
     seconds = 12.0 if quick else 40.0
     data = folder / "sim"

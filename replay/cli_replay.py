@@ -78,7 +78,7 @@ def _build_player(args):
             f"replay needs {', '.join(missing)}; e.g. eegmusic replay --data /tmp/sim --song 21 --subject 1"
         )
     from eegmusic.replay.dataset import open_dataset
-    from eegmusic.replay.player import Player
+    from eegmusic.replay.song_player import Player
 
     return Player(
         open_dataset(args.data), args.song, args.subject, speed=args.speed, loop=args.loop, name=args.name,

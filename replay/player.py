@@ -1,13 +1,10 @@
-"""Recorded EEG as a live LSL stream, paced by the LSL clock.
+"""Any array as a live LSL stream, paced by the LSL clock (:class:`ArrayPlayer`).
 
-Two layers:
-
-- :class:`ArrayPlayer` plays any array ``(n_chans, n_times)`` at ``sfreq`` with channel labels, as
-  an LSL outlet that any client (our inlet, mne-lsl, LabRecorder) takes for an amplifier. Tests and
-  the XDF replay (:mod:`replay.xdf`) use it directly.
-- :class:`Player` reads one song and one participant of an NMED-T folder (real or simulated) and
-  plays it through :class:`ArrayPlayer`, with a marker outlet that tells clients where the stimulus
-  is, optionally presented as a 128-channel amplifier at a higher rate (:func:`device_like_eeg`).
+:class:`ArrayPlayer` plays any array ``(n_chans, n_times)`` at ``sfreq`` with channel labels, as an
+LSL outlet that any client (our inlet, mne-lsl, LabRecorder) takes for an amplifier. Tests and the
+XDF replay (:mod:`replay.xdf`) use it directly; :class:`replay.song_player.Player` plays one song and
+one participant of a dataset through it, with the stimulus markers (:func:`replay.song_player.song_markers`),
+optionally presented as a 128-channel amplifier (:mod:`replay.device_like`).
 
 Pacing
 ------
@@ -21,9 +18,10 @@ index (and so the timestamps) across the wrap.
 Markers
 -------
 The marker outlet ``<name>-markers`` (type ``Markers``, one string channel, irregular rate) carries
-``song_start=21`` at the first sample, ``song=21;t=12.000`` at every whole second of stimulus time
-and ``song_end=21`` just after the last sample, each stamped with the LSL time of the EEG sample it
-refers to (repeated on every pass when looping).
+the markers it was given, in data time, each stamped with the LSL time of the EEG sample it refers
+to (repeated on every pass when looping); for a song these are ``song_start=21`` at the first
+sample, ``song=21;t=12.000`` at every whole second of stimulus time and ``song_end=21`` just after
+the last sample.
 
 Index channel
 -------------
@@ -39,14 +37,11 @@ import math
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pylsl
 from eegmusic.stream.errors import ConfigError, StreamError
 from eegmusic.stream.outlet import MANUFACTURER, eeg_stream_info, marker_stream_info, regular_stream_info
-from eegmusic.stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +50,6 @@ INDEX_LABEL = "index"
 
 INDEX_MODULO = 2**24
 """The index channel wraps here: float32 holds every integer below it exactly."""
-
-FACE_CHANNELS = ("E125", "E126", "E127", "E128")
-"""GSN-HydroCel face electrodes, absent from NMED-T; a device-like replay fills them."""
 
 _CLASH_TIMEOUT_S = 0.2
 _LINGER_S = 0.5
@@ -73,126 +65,6 @@ def check_speed(speed: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ConfigError(f"speed must be > 0 (got {speed}); pass 1 for real time or e.g. 10 to go faster")
     return value
-
-
-def song_markers(song_id: int, duration_s: float) -> list[tuple[float, str]]:
-    """Marker strings of one pass through a song, with their stimulus times.
-
-    Parameters
-    ----------
-    song_id : int
-        The song's trigger code (21..30).
-    duration_s : float
-        Length of the recording in seconds.
-
-    Returns
-    -------
-    markers : list of (time_s, text)
-        ``song_start`` at 0, ``song=NN;t=S.000`` at every whole second S < duration, ``song_end``
-        at ``duration_s``, in time order.
-    """
-    markers = [(0.0, f"song_start={song_id}")]
-    markers += [(float(s), f"song={song_id};t={s:.3f}") for s in range(math.ceil(duration_s))]
-    markers.append((float(duration_s), f"song_end={song_id}"))
-    return markers
-
-
-def face_channel_weights(labels: Sequence[str], face: Sequence[str] = FACE_CHANNELS, *, k: int = 3):
-    """Inverse-distance weights that estimate face electrodes from their nearest scalp ones.
-
-    Parameters
-    ----------
-    labels : sequence of str, length n_chans
-        Electrodes that were recorded (e.g. E1..E124).
-    face : sequence of str, length n_face
-        Electrodes to estimate.
-    k : int
-        Number of nearest recorded electrodes per face electrode.
-
-    Returns
-    -------
-    weights : ndarray, shape (n_face, n_chans)
-        Each row sums to 1 and has ``k`` non-zero entries; ``weights @ eeg`` gives the face signals.
-    """
-    from eegmusic.stream.montage import electrode_positions
-
-    recorded = electrode_positions(labels)
-    targets = electrode_positions(face)
-    dist = np.linalg.norm(targets[:, None, :] - recorded[None, :, :], axis=-1)
-    weights = np.zeros((len(face), len(labels)))
-    for row, d in enumerate(dist):
-        nearest = np.argsort(d)[:k]
-        w = 1.0 / np.maximum(d[nearest], 1e-6)
-        weights[row, nearest] = w / w.sum()
-    return weights
-
-
-def device_like_eeg(
-    eeg: np.ndarray, sfreq: float, device_sfreq: float, labels: Sequence[str] = MODEL_CHANNELS, *,
-    progress: bool = False,
-):
-    """Present model-order EEG as a 128-channel GSN-HydroCel amplifier at a higher rate.
-
-    The amplifier's labels are E1..E128; Cz (E129) is its reference and is not sent, so every channel
-    is re-referenced to Cz as such an amplifier records it: E1..E124 carry the dataset's samples minus
-    its Cz. The face electrodes E125..E128, absent from NMED-T, are filled with an inverse-distance
-    mean of their 3 nearest scalp electrodes (:func:`face_channel_weights`), so they look like
-    plausible EEG. Every channel is then upsampled with ``scipy.signal.resample_poly`` (e.g. 8/1 for
-    125 -> 1000 Hz). A model whose preprocessing spec re-references to the average (the default)
-    therefore sees the same input from this stream as from the 125-Hz file.
-
-    Parameters
-    ----------
-    eeg : ndarray, shape (n_chans, n_times)
-        EEG in microvolts, rows labelled by ``labels`` (must include E1..E124).
-    sfreq : float
-        Rate of ``eeg`` in Hz.
-    device_sfreq : float
-        Amplifier rate in Hz (> 0, a simple ratio to ``sfreq``).
-    labels : sequence of str
-        Row labels of ``eeg``.
-    progress : bool
-        Show a progress bar (stderr) while upsampling.
-
-    Returns
-    -------
-    device_eeg : ndarray, shape (128, n_times * device_sfreq / sfreq), float32
-    device_labels : tuple of str
-        ``DEVICE_CHANNELS_128``.
-    """
-    from scipy.signal import resample_poly
-
-    try:
-        device_sfreq = float(device_sfreq)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--device-like {device_sfreq!r} is not a rate; pass e.g. 1000") from None
-    if not (math.isfinite(device_sfreq) and device_sfreq > 0):
-        raise ConfigError(f"--device-like rate must be > 0 Hz (got {device_sfreq}); pass e.g. 1000")
-    ratio = Fraction(device_sfreq / sfreq).limit_denominator(1000)
-    if abs(float(ratio) * sfreq - device_sfreq) > 1e-6 * device_sfreq:
-        raise ConfigError(
-            f"--device-like {device_sfreq:g} Hz is not a simple ratio of {sfreq:g} Hz; pass e.g. 1000"
-        )
-    index = {label: row for row, label in enumerate(labels)}
-    scalp = [f"E{i}" for i in range(1, 125)]
-    missing = [label for label in [*scalp, "Cz"] if label not in index]
-    if missing:
-        raise ConfigError(f"device-like replay needs E1..E124 and Cz; the data lacks "
-                          f"{', '.join(missing[:5])}")
-    eeg = np.asarray(eeg, dtype=np.float64)
-    scalp_eeg = eeg[[index[label] for label in scalp]] - eeg[index["Cz"]]
-    face_eeg = face_channel_weights(scalp) @ scalp_eeg
-    full = np.concatenate([scalp_eeg, face_eeg])
-    out = np.empty((len(DEVICE_CHANNELS_128), full.shape[1] * ratio.numerator // ratio.denominator),
-                   dtype=np.float32)
-    from eegmusic.stream.progress import progress_bar
-
-    rows = progress_bar(range(full.shape[0]), desc=f"upsampling to {device_sfreq:g} Hz", unit="ch",
-                        disable=not progress, leave=False)
-    for row in rows:  # row by row keeps the float64 temporaries small
-        up = resample_poly(full[row], ratio.numerator, ratio.denominator)
-        out[row] = up[: out.shape[1]]
-    return out, DEVICE_CHANNELS_128
 
 
 def _running_clash(name: str, source_id: str) -> list[pylsl.StreamInfo]:
@@ -504,108 +376,3 @@ def default_source_id(name: str) -> str:
     import socket
 
     return f"{name}@{socket.gethostname()}"
-
-
-class Player(ArrayPlayer):
-    """Replay one song and one participant of an NMED-T folder as a live EEG stream.
-
-    Parameters
-    ----------
-    data_dir : str, Path or dataset
-        An NMED-T folder (``songNN_Imputed.mat`` files), real or simulated, or any dataset opened by
-        :func:`replay.dataset.open_dataset` (XDF session, MNE recording, BIDS root).
-    song : int
-        Song trigger code (21..30) present in the folder.
-    subject : int
-        1-based participant index within the song's file.
-    speed, loop, chunk_ms, index_channel
-        As in :class:`ArrayPlayer`.
-    name : str or None
-        Stream name; default ``eegmusic-replay-s{song}-p{subject}``.
-    source_id : str or None
-        Default ``<name>@<host>``.
-    device_like : float or None
-        Present the data as a 128-channel amplifier at this rate (:func:`device_like_eeg`).
-    markers : bool
-        Send the marker outlet ``<name>-markers``.
-    wait_for_consumer_s, check_clash
-        As in :class:`ArrayPlayer`.
-    progress : bool
-        Show a progress bar (stderr) while preparing device-like data.
-
-    Raises
-    ------
-    ConfigError
-        Unknown song or subject (the message lists what exists), speed <= 0.
-    DataFormatError
-        Missing or corrupt folder or file.
-    """
-
-    def __init__(
-        self,
-        data_dir: str | Path,
-        song: int,
-        subject: int,
-        *,
-        speed: float = 1.0,
-        loop: bool = False,
-        name: str | None = None,
-        source_id: str | None = None,
-        chunk_ms: float = 10.0,
-        device_like: float | None = None,
-        index_channel: bool = False,
-        markers: bool = True,
-        wait_for_consumer_s: float = 0.0,
-        check_clash: bool = True,
-        progress: bool = False,
-    ) -> None:
-        from eegmusic.replay.nmedt import NMEDTFolder
-
-        speed = check_speed(speed)
-        # an opened dataset (replay.dataset.open_dataset: XDF session, MNE recording, ...) or an NMED-T path
-        folder = data_dir if hasattr(data_dir, "load_song") else NMEDTFolder(data_dir)
-        data_dir = folder.path
-        if device_like is not None and folder.kind != "NMED-T folder":
-            raise ConfigError(f"--device-like imitates NMED-T's 128-channel amplifier; {data_dir} is a "
-                              f"{folder.kind}: drop --device-like")
-        song_ids = sorted(folder.song_ids)
-        if song not in song_ids:
-            raise ConfigError(
-                f"song {song} not in {data_dir} (has {', '.join(map(str, song_ids))}); pass one of those"
-            )
-        recording = folder.load_song(song)
-        n_subjects = len(recording.subjects)
-        if not 1 <= subject <= n_subjects:
-            raise ConfigError(
-                f"subject {subject} not in song {song} of {data_dir} (has 1..{n_subjects}, ids "
-                f"{', '.join(map(str, recording.subjects))}); pass a 1-based index in that range"
-            )
-        eeg = np.array(recording.eeg(subject - 1))  # a copy, so the other participants can be freed
-        sfreq = float(recording.sfreq)
-        labels = tuple(recording.channels)
-        info, subject_id, source_sfreq = recording.info, recording.subjects[subject - 1], recording.sfreq
-        del recording
-        duration_s = eeg.shape[1] / sfreq
-        if device_like is not None:
-            eeg, labels = device_like_eeg(eeg, sfreq, device_like, labels, progress=progress)
-            sfreq = float(device_like)
-        self.song = int(song)
-        self.subject = int(subject)
-        name = name or f"eegmusic-replay-s{song}-p{subject}"
-        dataset = {
-            "name": "NMED-T" if folder.kind == "NMED-T folder" else folder.kind,
-            "path": str(Path(data_dir).resolve()),
-            "song": song,
-            "title": info.title,
-            "bpm": info.bpm,
-            "subject": subject_id,
-            "subject_index": subject,
-            "source_sfreq": source_sfreq,
-            "device_like": "no" if device_like is None else f"{float(device_like):g} Hz",
-        }
-        super().__init__(
-            eeg, sfreq, labels, name=name, source_id=source_id, speed=speed, loop=loop, chunk_ms=chunk_ms,
-            index_channel=index_channel, markers=song_markers(song, duration_s) if markers else None,
-            extra_desc={"dataset": dataset, "reference": "average (NMED-T preprocessing)"},
-            wait_for_consumer_s=wait_for_consumer_s, check_clash=check_clash,
-        )

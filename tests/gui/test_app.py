@@ -28,7 +28,7 @@ def model_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def replay(sim_dir):
     """One replayed song shared by the tests that only watch it (a new one costs seconds)."""
-    from eegmusic.replay.player import Player
+    from eegmusic.replay.song_player import Player
 
     name = f"t-gui-{uuid.uuid4().hex[:8]}"
     player = Player(sim_dir, 21, 1, name=name, source_id=f"{name}-src", loop=True, chunk_ms=20)
@@ -111,7 +111,7 @@ def test_stop_and_start_again(qtbot, replay, model_file):
 
 
 def test_stream_loss_freezes_and_return_resumes(qtbot, sim_dir, stream_name, model_file):
-    from eegmusic.replay.player import Player
+    from eegmusic.replay.song_player import Player
 
     def player():
         return Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", loop=True,
@@ -139,7 +139,7 @@ def test_stream_loss_freezes_and_return_resumes(qtbot, sim_dir, stream_name, mod
 
 
 def test_gui_thread_stays_responsive_while_decoding(qtbot, sim_dir, stream_name, model_file):
-    from eegmusic.replay.player import Player
+    from eegmusic.replay.song_player import Player
     from PySide6 import QtCore
 
     # a 128-channel 1 kHz amplifier-like stream, hop 2 frames (46 ms): resampled, filtered, decoded

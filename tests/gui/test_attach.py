@@ -29,7 +29,7 @@ def model_file(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def replay(sim_dir, stream_name):
-    from eegmusic.replay.player import Player
+    from eegmusic.replay.song_player import Player
 
     player = Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", loop=True, chunk_ms=20,
                     markers=False)
@@ -251,7 +251,7 @@ def test_ab_switch_reaches_a_decode_in_another_process(qtbot, sim_dir, stream_na
     """A decode started with --listen true plays the true stimulus; the window's Listen box switches it
     to the decoded sound: from then on what it plays is, sample for sample, what it decoded."""
     import soundfile
-    from eegmusic.replay.player import Player
+    from eegmusic.replay.song_player import Player
 
     name = _publish_name()
     played, record = tmp_path / "played.wav", tmp_path / "record"

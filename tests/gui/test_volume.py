@@ -35,7 +35,7 @@ def test_levelled_sink_scales_and_mutes_after_the_limiter(tmp_path):
 def test_mute_silences_the_dashboard(qtbot, pulse_sink, sim_dir, stream_name, tmp_path):
     from eegmusic.gui.app import MainWindow
     from eegmusic.gui.controls import Settings
-    from eegmusic.replay.player import Player
+    from eegmusic.replay.song_player import Player
 
     from tests.decoder.onnx_models import make_model
 
@@ -76,7 +76,7 @@ def test_volume_acts_on_a_pipeline_built_elsewhere(qtbot, pulse_sink, sim_dir, s
     from eegmusic.decoder.limiter import LevelledSink
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
     from eegmusic.gui.app import MainWindow
-    from eegmusic.replay.player import Player
+    from eegmusic.replay.song_player import Player
 
     from tests.decoder.onnx_models import make_model
 

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from eegmusic.replay.device_like import device_like_eeg, face_channel_weights
 from eegmusic.replay.nmedt import NMEDTFolder
-from eegmusic.replay.player import ArrayPlayer, Player, device_like_eeg, face_channel_weights, song_markers
+from eegmusic.replay.player import ArrayPlayer
+from eegmusic.replay.song_player import Player, song_markers
 from eegmusic.stream.errors import ConfigError, DataFormatError
 from eegmusic.stream.outlet import channel_info
 from eegmusic.stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS

@@ -103,8 +103,9 @@ def test_slow_consumer_gets_a_bounded_queue_and_drops_are_counted(lsl_source, st
 
 
 def test_replayed_device_like_stream_equals_offline_pipeline(sim_dir, stream_name):
+    from eegmusic.replay.device_like import device_like_eeg
     from eegmusic.replay.nmedt import NMEDTFolder
-    from eegmusic.replay.player import Player, device_like_eeg
+    from eegmusic.replay.song_player import Player
 
     spec = PreprocessingSpec(highpass_hz=0.5, reference="average")
     with Player(sim_dir, 21, 1, name=stream_name, device_like=1000, index_channel=True, markers=False,
