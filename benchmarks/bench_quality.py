@@ -175,13 +175,8 @@ def score_on_excerpt(model_path, folder, *, songs, subjects, seed: int = 0) -> d
     from eegmusic.decoder.truth import read_baselines
     from eegmusic.offline_training import baselines, metrics
     from eegmusic.offline_training.dataset import WindowDataset
-    from eegmusic.offline_training.evaluate import (
-        INTERIOR_FRAMES,
-        concat_frames,
-        dynamic_blocks,
-        load_model,
-        run_model,
-    )
+    from eegmusic.offline_training.inference import load_model, run_model
+    from eegmusic.offline_training.scoring import INTERIOR_FRAMES, concat_frames, dynamic_blocks
     from eegmusic.offline_training.splits import contiguous_blocks
 
     session, info = load_model(model_path)

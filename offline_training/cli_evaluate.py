@@ -72,7 +72,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     for name in ("metrics.json", "metrics.md", "reconstruction.png", "reconstruction.wav", "target.wav"):
         refuse_existing(Path(args.out) / name, overwrite=args.overwrite, what="evaluate result")
-    from eegmusic.offline_training.evaluate import evaluate, metrics_table
+    from eegmusic.offline_training.evaluate import evaluate
+    from eegmusic.offline_training.report import metrics_table
 
     summary = evaluate(
         args.data,

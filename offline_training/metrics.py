@@ -113,7 +113,7 @@ def dynamic_r(pred_blocks: Sequence[np.ndarray], target_blocks: Sequence[np.ndar
     """Dynamic correlation: per-band Pearson over time, averaged over bands, then over blocks.
 
     Each block is one contiguous held-out stretch of one song and one subject, its frames in time
-    order (in :mod:`offline_training.evaluate`: the 44-frame outputs of successive windows at a 1-s
+    order (in :mod:`offline_training.scoring`: the 44-frame outputs of successive windows at a 1-s
     hop, concatenated). Unlike :func:`cosine` and :func:`pearson`, a prediction that does not move
     with the music scores 0 however good its average spectrum.
 

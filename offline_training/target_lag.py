@@ -7,12 +7,20 @@ measured, never guessed, and never on test data:
 
 1. a lagged ridge (:class:`~offline_training.models.linear.Linear`, closed form, seconds) is fitted
    on a seeded sample of the **training** windows at each candidate offset;
-2. each fit is scored by dynamic r (per-band Pearson over time, interior frames, 1-s hop) on the
-   contiguous blocks of the **validation** part;
+2. each fit is scored on the contiguous blocks of the **validation** part by the dynamic r of the
+   frames the live decoder plays: the newest :data:`LIVE_FRAMES` of each window (the default hop,
+   :data:`decoder.frameclock.DEFAULT_HOP_FRAMES`), each column's series scored on its own (per-band
+   Pearson over time, one frame per window at the 1-s hop), averaged over the columns;
 3. the best-scoring offset wins (ties go to the smaller lag, the shorter delay).
 
 Only training and validation rows are ever read: the test part stays unseen (a test poisons the
 test targets and checks the choice does not move).
+
+Why the newest frames and not the interior ones that ``evaluate`` scores: the interior frames of a
+window have their response inside the window at any offset, so their score hardly moves with the
+offset; the newest frames are the ones that lack it. Measured on a 32-channel virtual listener
+(``simulate --live``, 4 minutes, linear model, offset 0): interior columns scored r 0.21–0.24, the
+newest two 0.06 and −0.02 — and the live decoder plays only those; at offset 0.3 s they scored 0.21.
 
 The ridge is a proxy for the requested model: it costs seconds per candidate where training the
 model itself would cost minutes. The response latency it finds is a property of the EEG, not of the
@@ -25,6 +33,8 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES
+from eegmusic.decoder.melspec import FRAMES_PER_WINDOW
 from eegmusic.stream.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -34,6 +44,10 @@ CANDIDATE_OFFSETS_S = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 
 FIT_WINDOWS = 800
 """Training windows the ridge is fitted on at most per candidate (a seeded sample)."""
+
+LIVE_FRAMES = slice(FRAMES_PER_WINDOW - DEFAULT_HOP_FRAMES, FRAMES_PER_WINDOW)
+"""Window columns (42, 43) the live decoder plays at its default hop: the newest frames of each window
+(:class:`decoder.frameclock.FrameClock` emits each frame from the newest window covering it)."""
 
 PROXY_LAGS = (0, 8, 16, 24)
 """EEG lags (samples after each frame's time, 0–192 ms) of the proxy ridge: 500 features instead of
@@ -107,9 +121,9 @@ def choose_target_offset(
         No validation part, no candidate, or a negative candidate.
     """
     import torch
-    from eegmusic.offline_training.evaluate import INTERIOR_FRAMES, concat_frames, dynamic_blocks
     from eegmusic.offline_training.metrics import dynamic_r
     from eegmusic.offline_training.models.linear import Linear
+    from eegmusic.offline_training.scoring import dynamic_blocks
     from eegmusic.offline_training.splits import contiguous_blocks
     from eegmusic.stream.progress import progress_bar
 
@@ -144,15 +158,16 @@ def choose_target_offset(
                                leave=False):
         shifted = dataset.with_target_offset(offset)
         mel_fit = shifted.mel(fit_rows)
-        model = Linear(lags=PROXY_LAGS, target_offset_s=offset)
+        model = Linear(lags=PROXY_LAGS, target_offset_s=offset, n_chans=eeg_fit.shape[1])
         model.fit_stats(eeg_fit.numpy(), mel_fit)
         model.fit_closed_form([(eeg_fit, torch.from_numpy(mel_fit), subject_fit)], None)
         with torch.no_grad():
             pred = model(eeg_val).numpy()
         target = shifted.mel(val_rows)
-        pred_blocks = [concat_frames(pred[a:b][:, :, INTERIOR_FRAMES]) for a, b in spans]
-        target_blocks = [concat_frames(target[a:b][:, :, INTERIOR_FRAMES]) for a, b in spans]
-        scores[offset] = float(dynamic_r(pred_blocks, target_blocks))
+        columns = range(FRAMES_PER_WINDOW)[LIVE_FRAMES]
+        scores[offset] = float(np.mean([
+            dynamic_r([pred[a:b, :, c].T for a, b in spans], [target[a:b, :, c].T for a, b in spans])
+            for c in columns]))
         logger.info("target offset %.3f s: validation dynamic r %.4f (ridge)", offset, scores[offset])
     best = max(candidates, key=lambda c: (scores[c], -c))
     logger.info("target offset %.3f s chosen on %d validation windows", best, len(val_rows))

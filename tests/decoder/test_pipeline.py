@@ -132,7 +132,7 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
 
 @pytest.mark.lsl
 def test_parity_with_offline_predictions(sim_dir, stream_name, mel_model, tmp_path):
-    from eegmusic.offline_training.evaluate import load_model, run_model
+    from eegmusic.offline_training.inference import load_model, run_model
     from eegmusic.replay.nmedt import NMEDTFolder
 
     proc = _start_replay(sim_dir, stream_name)               # no loop: sample i is song sample i

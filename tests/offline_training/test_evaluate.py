@@ -23,7 +23,9 @@ from eegmusic.decoder import melspec
 from eegmusic.offline_training import metrics
 from eegmusic.offline_training.baselines import shuffled_order
 from eegmusic.offline_training.dataset import WindowDataset
-from eegmusic.offline_training.evaluate import dynamic_blocks, evaluate, load_model, run_model
+from eegmusic.offline_training.evaluate import evaluate
+from eegmusic.offline_training.inference import load_model, run_model
+from eegmusic.offline_training.scoring import dynamic_blocks
 from eegmusic.offline_training.splits import make_split
 from eegmusic.stream.errors import ConfigError, DataFormatError, ModelError
 from eegmusic.stream.spec import MODEL_CHANNELS, PreprocessingSpec
@@ -396,7 +398,7 @@ def test_cli_bad_input_is_one_line_and_status_2(argv_extra, message, eval_dir, t
 def test_griffin_lim_when_the_vocoder_is_absent(monkeypatch, tmp_path):
     import sys
 
-    from eegmusic.offline_training.evaluate import vocode, write_wavs
+    from eegmusic.offline_training.report import vocode, write_wavs
 
     monkeypatch.setitem(sys.modules, "eegmusic.decoder.vocoder", None)  # import fails: the fallback path
     t = np.arange(22050) / 22050
