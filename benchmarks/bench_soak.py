@@ -6,7 +6,9 @@ a null sink. Reported: samples sent by the replay against samples received by th
 drained what was in flight (samples lost, never clamped), windows
 decoded and dropped (the decoder cannot keep up with an accelerated stream, so drops are expected and
 must be counted, not piled up), and the process's resident memory sampled over the run (it must stay
-flat). The baseline is the first RSS sample, taken once the pipeline runs.
+flat). The baseline is the first RSS sample, taken once the pipeline runs. The same soak runs first
+with the inlet's old queue, sized in nominal seconds only (``soak_nominal_queue``, the baseline for
+the samples lost): at 120x its 60 nominal seconds last half a second of wall time.
 
 ``full_song``: offline decoding of every window of one simulated song (300 s, hop 0.1 s) with the
 ONNX runtime in batches, against the song's duration (real-time factor) and against decoding the same
@@ -58,7 +60,8 @@ def _rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "convnet") -> dict:
+def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "convnet",
+         queue_min_samples: int | None = None) -> dict:
     """Decode ``stream_hours`` of replay at ``speed``x; samples lost (after draining), drops, RSS over time.
 
     The replay plays a 60-s simulated recording repeated to ``stream_hours`` (timestamps continuous) and
@@ -66,11 +69,27 @@ def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "
     everything in flight (until it has received all of them, or nothing new arrives for 2 s, 30 s at
     most), and only then is the count of received samples read. ``samples_lost`` = sent - received,
     as measured (never clamped: a negative value would mean a counting error and is reported as such).
+    ``queue_min_samples`` replaces the inlet's queue floor (:data:`stream.inlet.INLET_QUEUE_MIN_SAMPLES`)
+    for this run: 0 gives the old queue, sized in nominal seconds only.
     """
+    from eegmusic.stream import inlet
+
+    floor = inlet.INLET_QUEUE_MIN_SAMPLES
+    if queue_min_samples is not None:
+        inlet.INLET_QUEUE_MIN_SAMPLES = int(queue_min_samples)
+    try:
+        return _soak(folder, stream_hours=stream_hours, speed=speed, model_name=model_name)
+    finally:
+        inlet.INLET_QUEUE_MIN_SAMPLES = floor
+
+
+def _soak(folder: Path, *, stream_hours: float, speed: float, model_name: str) -> dict:
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
     from eegmusic.replay.player import ArrayPlayer
+    from eegmusic.stream.inlet import inlet_queue_s
 
     data, recording, samples = soak_stream(folder / "soak-sim", stream_hours)
+    queue = inlet_queue_s(recording.sfreq)
     model = _live_model(folder, model_name)
     name = f"bench-soak-{uuid.uuid4().hex[:8]}"
     wall_s = stream_hours * 3600.0 / speed
@@ -96,6 +115,8 @@ def soak(folder: Path, *, stream_hours: float, speed: float, model_name: str = "
         "load_avg": [round(v, 2) for v in os.getloadavg()],
         "samples_sent": int(sent), "samples_received": received, "drain_s": round(drain_s, 2),
         "samples_lost": int(sent - received),
+        "inlet_queue_samples": int(queue * recording.sfreq),
+        "inlet_queue_wall_s": round(queue / speed, 2),
         "windows_decoded": summary["counters"]["windows"], "windows_dropped": summary["counters"]["drops"],
         "gaps": summary["counters"]["gaps"],
         "rss_mib_first": float(values[0]), "rss_mib_max": float(values.max()),
@@ -158,13 +179,16 @@ def run(quick: bool) -> dict:
     Parameters
     ----------
     quick : bool
-        A quarter hour of stream at 120x and a 60-s song (a check of the machinery, about 30 s);
-        otherwise a full hour at 30x (2 minutes) and a 300-s song.
+        A quarter hour of stream at 120x (twice: the old inlet queue, then today's) and a 60-s song
+        (a check of the machinery, about a minute); otherwise a full hour at 30x (2 minutes, twice)
+        and a 300-s song.
     """
+    hours, speed = (0.25, 120.0) if quick else (1.0, 30.0)
     with tempfile.TemporaryDirectory(prefix="eegmusic-bench-soak-") as tmp:
         folder = Path(tmp)
         return {
-            "soak": soak(folder, stream_hours=0.25 if quick else 1.0, speed=120.0 if quick else 30.0),
+            "soak_nominal_queue": soak(folder, stream_hours=hours, speed=speed, queue_min_samples=0),
+            "soak": soak(folder, stream_hours=hours, speed=speed),
             "full_song": full_song(folder, seconds=60.0 if quick else 300.0),
         }
 

@@ -141,11 +141,14 @@ def rows_replay(result: dict) -> list[Row]:
 
 def rows_soak(result: dict) -> list[Row]:
     soak, song = result["soak"], result["full_song"]
+    old_queue = result.get("soak_nominal_queue")
+    baseline = (f"; {old_queue['samples_lost']:,} lost with the old inlet queue in nominal seconds, same run"
+                if old_queue else "")
     return [
         (
             f"soak: {soak['stream_hours']:g} h of stream decoded at {soak['speed']:g}× (`{soak['model']}`)",
             f"{soak['samples_sent']:,} samples sent, {soak['samples_received']:,} received after draining "
-            f"({soak['samples_lost']:,} lost), {soak['gaps']} gaps; "
+            f"({soak['samples_lost']:,} lost{baseline}), {soak['gaps']} gaps; "
             f"{soak['windows_decoded']:,} windows decoded, {soak['windows_dropped']:,} dropped and counted",
             f"RSS first {soak['rss_mib_first']:.0f} MiB",
             f"RSS last/first {soak['rss_growth_ratio_last_over_first']}",

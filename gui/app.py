@@ -2,9 +2,9 @@
 
 What the window shows is a :class:`decoder.snapshot.SnapshotSource`. From ``eegmusic gui`` that is
 an ``eegmusic decode`` in its own process (:mod:`gui.attach`: started by the window, or one it
-attached to), read through shared memory, so Qt drawing never holds the decoder's GIL. An
-in-process :class:`decoder.pipeline.LivePipeline` (``Settings(isolated=False)``, ``run_dashboard``)
-is still accepted. The window never waits on either: starting and stopping (which resolve streams,
+attached to), read through shared memory, so Qt drawing never holds the decoder's GIL. An in-process
+:class:`decoder.pipeline.LivePipeline` (``Settings(isolated=False)``, :func:`gui.run.run_dashboard`) is
+still accepted. The window never waits on either: starting and stopping (which resolve streams,
 load the model and join threads or processes) run in short-lived helper threads that report back
 through queued Qt signals, and a :class:`QtCore.QTimer` (at most 30 Hz) pulls
 ``pipeline.snapshot()`` — a non-blocking copy — and redraws one panel whose data changed per tick
@@ -14,7 +14,8 @@ says so; when the stream returns they resume. Closing the window stops every thr
 
 The window's parts live in their own modules: the control row (:mod:`gui.controls`), the status
 bar (:mod:`gui.status`), the panels (:mod:`gui.panel` and one module each), the attach machinery
-(:mod:`gui.attach`); this one holds the window's life cycle (start, stop, attach) and its polling.
+(:mod:`gui.attach`), the demo's run (:mod:`gui.run`); this one holds the window's life cycle (start,
+stop, attach) and its polling.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 MAX_REFRESH_HZ = 30.0
 DEFAULT_REFRESH_HZ = 30.0
 """Snapshot polls per second (at most 30); each poll redraws at most one panel."""
+SUMMARY_PERIOD_S = 1.0
+"""Seconds between two reads of the decode's run summary (the scores over the run, for the panels)."""
 
 PANELS: tuple[PanelSlot, ...] = (
     PanelSlot("eeg_panel", EEGPanel, column=0, stretch=1),
@@ -83,9 +86,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._gain_sink: LevelledSink | None = None
         self.pipeline = None
         self.last_snapshot = None
+        self.last_summary: dict = {}
+        """The decode's run summary as last read (at most :data:`SUMMARY_PERIOD_S` old while running)."""
+        self._next_summary = 0.0
         self.last_error: str | None = None
         self.start_error: Exception | None = None
-        """Why the last start failed (re-raised by :func:`run_dashboard`)."""
+        """Why the last start failed (re-raised by :func:`gui.run.run_dashboard`)."""
         self.error_box: QtWidgets.QMessageBox | None = None
         self.state = "stopped"
         self.redraw_ms: collections.deque[float] = collections.deque(maxlen=200)
@@ -259,6 +265,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._gain_sink = pipeline.sink  # a pipeline built elsewhere (the demo): its volume is ours too
         self._scheduler.reset()
         self.status.reset(time.monotonic())
+        self.last_summary, self._next_summary = {}, 0.0
         self._shown_error = None
         self._set_state("running")
         self._apply_gain()
@@ -376,9 +383,12 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         t0 = time.perf_counter()
         snapshot = pipeline.snapshot()
+        now = time.monotonic()
+        if now >= self._next_summary:  # the scores over the run (and their baselines) change slowly
+            self._next_summary = now + SUMMARY_PERIOD_S
+            self.last_summary = pipeline.summary()
         t1 = time.perf_counter()
         self.last_snapshot = snapshot
-        now = time.monotonic()
         health = getattr(snapshot, "health", None)
         eeg = getattr(snapshot, "eeg", None)
         counters = getattr(snapshot, "counters", None) or {}
@@ -386,7 +396,7 @@ class MainWindow(QtWidgets.QMainWindow):
         eeg_key = self.status.observe(eeg, health, now)
         self._tick += 1
         view = PanelView(snapshot=snapshot, eeg=eeg, eeg_key=eeg_key, counters=counters, health=health,
-                         tick=self._tick)
+                         tick=self._tick, summary=self.last_summary)
         chosen = self._scheduler.choose(self.panels, view, now)
         if chosen is not None:
             self.panels[chosen].draw(view, now)
@@ -428,53 +438,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.shutdown()
         super().closeEvent(event)
         self.closed.emit()
-
-
-def run_dashboard(pipeline, *, seconds: float | None = None, refresh_hz: float = DEFAULT_REFRESH_HZ) -> dict:
-    """Decode with a pipeline built elsewhere while the dashboard shows it; return its summary.
-
-    Starts ``pipeline`` (not yet started) from the window, closes the window ``seconds`` after the
-    pipeline has started (or when the user closes it), stops the pipeline and returns
-    ``pipeline.summary()``.
-
-    Parameters
-    ----------
-    pipeline : decoder.pipeline.LivePipeline or gui.attach.AttachedDecode
-        In-process, or a decode process the window shows (``spawn_decode``) and stops at the end.
-    seconds : float, optional
-        Close after this long; None waits for the user.
-    refresh_hz : float
-        Snapshot polls per second (at most 30).
-
-    Raises
-    ------
-    EEGMusicError
-        When the pipeline cannot start (the one-line reason the window showed).
-    """
-    import pyqtgraph as pg
-
-    app = pg.mkQApp("eegmusic")
-    # a local event loop, ended by this window only: QApplication.quit() (also called when the last
-    # window closes) would leave Qt's "quit now" flag set and stop every later event loop at once
-    quit_on_close = app.quitOnLastWindowClosed()
-    app.setQuitOnLastWindowClosed(False)
-    loop = QtCore.QEventLoop()
-    window = MainWindow(refresh_hz=refresh_hz)
-    window.closed.connect(loop.quit)
-    # connected before the start: a start that fails at once must still close the window
-    window._start_failed.connect(window.close)  # the caller reports the reason
-    if seconds is not None:  # counted from the start, as a headless run counts them
-        window.started.connect(lambda: QtCore.QTimer.singleShot(int(seconds * 1000), window.close))
-    window.show()
-    window.run_pipeline(pipeline)
-    try:
-        loop.exec()
-    finally:
-        app.setQuitOnLastWindowClosed(quit_on_close)
-        window.shutdown()
-    if window.start_error is not None:
-        raise window.start_error
-    return pipeline.summary()
 
 
 def save_screenshot(widget: QtWidgets.QWidget, path: str | Path) -> Path:

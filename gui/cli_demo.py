@@ -20,6 +20,7 @@ import argparse
 import re
 from pathlib import Path
 
+from eegmusic.gui.scores import baseline_line
 from eegmusic.stream.options import output_dir, output_file, positive_int, seconds
 
 EPILOG = """\
@@ -246,19 +247,6 @@ def run_demo(args) -> int:
     return 0 if not summary.get("error") else 1
 
 
-def baseline_line(summary: dict) -> str:
-    """The decoder's live dynamic r beside the baselines scored on the same frames (one line)."""
-    def fmt(value):
-        return "n/a" if value is None else f"{value:.3f}"
-
-    base = summary.get("baseline_dynamic_r_total") or {}
-    song = base.get("song_mean")
-    song_note = "" if song is not None else " (the song is not in the model's training data)"
-    return (f"live dynamic r on the same frames: decoder {fmt(summary.get('dynamic_r_total'))}, "
-            f"global-mean baseline {fmt(base.get('global_mean'))}, "
-            f"song-mean baseline {fmt(song)}{song_note}")
-
-
 def _decode_headless(pipeline, seconds: float) -> dict:
     import time
 
@@ -272,8 +260,8 @@ def _decode_headless(pipeline, seconds: float) -> dict:
 def _decode_with_dashboard(config, seconds: float) -> dict:
     """Decode in an ``eegmusic decode --publish`` process the dashboard shows (and stops at the end):
     drawing never delays decoding, and the window's volume and mute act on the decode's output."""
-    from eegmusic.gui.app import run_dashboard
     from eegmusic.gui.attach import decode_command, spawn_decode
+    from eegmusic.gui.run import run_dashboard
 
     print("$ " + " ".join(decode_command(config, "NAME")[2:]).replace("NAME", "<dashboard>", 1)
           + "   (its own process, shown by the dashboard)", flush=True)

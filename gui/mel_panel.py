@@ -3,7 +3,9 @@
 Colours are fixed mel-dB levels (−80 … 0 dB, the contract's scale: never normalised), so a louder
 decoded frame looks louder. With a truth folder the pipeline also gives the stimulus mel for the same
 frames and a rolling dynamic r (correlation of the frame-to-frame changes); the panel keeps a history
-of r to draw it over time.
+of r to draw it over time. Below it, the decoder's dynamic r over the whole run stands beside the
+global-mean and song-mean baselines scored on the same frames (:mod:`gui.scores`, from the decode's
+summary), so a score never shows without what a constant spectrum reaches.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from eegmusic.decoder.melspec import DB_FLOOR, FRAME_PERIOD_S
+from eegmusic.gui.scores import baseline_line, run_scores
 from PySide6 import QtCore, QtWidgets
 
 FRAME_RATE = 1.0 / FRAME_PERIOD_S
@@ -66,6 +69,11 @@ class MelPanel(QtWidgets.QWidget):
         self.r_plot.addLine(y=0.0, pen=pg.mkPen((150, 150, 150), style=QtCore.Qt.PenStyle.DashLine))
         self.r_curve = self.r_plot.plot(pen=pg.mkPen((20, 90, 200), width=2))
         self.r_label = QtWidgets.QLabel("dynamic r (rolling, decoded vs true): —")
+        self.baseline_label = QtWidgets.QLabel(baseline_line(None))
+        self.baseline_label.setToolTip("dynamic r over every frame scored so far; the baselines predict each "
+                                       "frame from the mean mel window of the model's training part")
+        self.scores: tuple[float | None, float | None, float | None] = (None, None, None)
+        """The run's (decoder, global-mean, song-mean) dynamic r as last drawn (:func:`run_scores`)."""
 
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.decoded_plot, 1)
@@ -74,6 +82,7 @@ class MelPanel(QtWidgets.QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row, 3)
         layout.addWidget(self.r_label)
+        layout.addWidget(self.baseline_label)
         layout.addWidget(self.r_plot, 1)
 
         self._r_times: collections.deque[float] = collections.deque(maxlen=4096)
@@ -85,25 +94,37 @@ class MelPanel(QtWidgets.QWidget):
     def set_truth_visible(self, visible: bool) -> None:
         """Show or hide the truth column and the r plot."""
         self.has_truth = visible
-        for widget in (self.truth_plot, self.r_plot, self.r_label):
+        for widget in (self.truth_plot, self.r_plot, self.r_label, self.baseline_label):
             widget.setVisible(visible)
 
     period_s = 0.0
     """Redraw whenever a new frame arrived (the :class:`gui.panel.Panel` contract)."""
 
     def redraw_key(self, view) -> tuple | None:
-        """Changes with each decoded frame or window; None before the first mel."""
+        """Changes with each decoded frame or window, or with the run's scores; None before the first mel."""
         mel = getattr(view.snapshot, "mel", None)
         if mel is None:
             return None
         frame = getattr(view.snapshot, "frame_index", None)
-        return frame, view.counters.get("windows"), np.asarray(mel).shape
+        return frame, view.counters.get("windows"), np.asarray(mel).shape, run_scores(view.summary)
 
     def draw(self, view, now: float) -> None:
-        """Draw the view's decoded and true mel."""
+        """Draw the view's decoded and true mel, and the run's scores beside their baselines."""
         snapshot = view.snapshot
         self.update_mel(snapshot.mel, getattr(snapshot, "truth_mel", None),
                         getattr(snapshot, "dynamic_r", None), now)
+        self.update_scores(view.summary)
+
+    def update_scores(self, summary) -> None:
+        """Show the run's dynamic r beside the global-mean and song-mean baselines on the same frames.
+
+        Parameters
+        ----------
+        summary : dict or None
+            The decode's run summary (``dynamic_r_total``, ``baseline_dynamic_r_total``).
+        """
+        self.scores = run_scores(summary)
+        self.baseline_label.setText(baseline_line(summary))
 
     def update_mel(self, mel: np.ndarray, truth_mel: np.ndarray | None = None,
                    dynamic_r: float | None = None, now: float | None = None) -> None:

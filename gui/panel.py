@@ -36,6 +36,9 @@ class PanelView:
         The stream's health (``stream.source.StreamHealth``).
     tick : int
         Number of this poll (changes every poll: a key for panels that redraw on a period only).
+    summary : dict
+        The decode's run summary (``SnapshotSource.summary``), fetched at most once a second; empty
+        before the first.
     """
 
     snapshot: Any
@@ -44,6 +47,7 @@ class PanelView:
     counters: Mapping = field(default_factory=dict)
     health: Any = None
     tick: int = 0
+    summary: Mapping = field(default_factory=dict)
 
 
 class Panel(Protocol):

@@ -56,10 +56,13 @@ BACKOFF_MAX_S = 0.3
 PULL_TIMEOUT_S = 0.1
 
 INLET_QUEUE_S = 60
-"""liblsl's own queue in front of the acquisition thread, in seconds at the nominal rate (its
-``max_buflen``). A full queue silently drops the oldest samples, so it is far longer than any hold-up
-of the thread (a reconnect, a loaded machine, an accelerated replay); 60 s of 128 float32 channels
-at 1 kHz is 30 MiB at most, and liblsl fills it only as samples wait."""
+INLET_QUEUE_MIN_SAMPLES = 2**19
+"""liblsl's own queue in front of the acquisition thread (its ``max_buflen``, :func:`inlet_queue_s`):
+at least 60 s at the nominal rate and at least 2**19 samples. A full queue silently drops the oldest
+samples, so it outlasts any hold-up of the thread (a reconnect, a loaded machine). liblsl counts it in
+nominal seconds, which a replay at ``speed`` sends that much faster: 60 s at 125 Hz was half a second
+of wall time at 120x, and a soak lost samples; 2**19 samples are 35 s there (8.7 min at 1 kHz).
+liblsl fills it only as samples wait (60 s of 128 float32 channels at 1 kHz is 30 MiB)."""
 
 STALL_MIN_S = 0.5
 STALL_PERIODS = 5
@@ -71,6 +74,11 @@ STATES = (CONNECTED, STALLED, LOST, RECONNECTED)
 
 MAX_TRANSITIONS = 64
 """Transitions kept for the summary (the oldest are dropped; the counters keep counting)."""
+
+
+def inlet_queue_s(sfreq: float, buffer_s: float = 0.0) -> int:
+    """liblsl's ``max_buflen`` (whole nominal seconds) for a stream at ``sfreq`` Hz, keeping ``buffer_s``."""
+    return max(INLET_QUEUE_S, int(np.ceil(buffer_s)), int(np.ceil(INLET_QUEUE_MIN_SAMPLES / sfreq)))
 
 
 def stall_after_s(sfreq: float) -> float:
@@ -162,7 +170,7 @@ class Inlet:
         summary = StreamSummary.from_info(info)
         _check_stream(summary)
         flags = pylsl.proc_dejitter if self.dejitter else pylsl.proc_none
-        max_buflen = max(INLET_QUEUE_S, int(np.ceil(self.buffer_s)))
+        max_buflen = inlet_queue_s(summary.sfreq, self.buffer_s)
         inlet = pylsl.StreamInlet(info, max_buflen=max_buflen, max_chunklen=0, recover=False,
                                   processing_flags=flags)
         try:

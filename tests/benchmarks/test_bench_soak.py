@@ -18,10 +18,13 @@ def test_quick_run_counts_losses_after_draining():
         "soak": {"samples_sent": int, "samples_received": int, "samples_lost": int, "drain_s": NUMBER,
                  "windows_decoded": int, "windows_dropped": int, "gaps": int, "rss_mib_first": NUMBER,
                  "rss_growth_ratio_last_over_first": NUMBER},
+        "soak_nominal_queue": {"samples_sent": int, "samples_lost": int, "inlet_queue_samples": int},
         "full_song": {"batched_s": NUMBER, "one_at_a_time_s": NUMBER,
                       "ratio_one_at_a_time_over_batched": NUMBER},
     })
     soak = result["soak"]
+    assert result["soak_nominal_queue"]["inlet_queue_samples"] == 60 * 125  # the baseline: the old queue
+    assert soak["inlet_queue_samples"] >= 2**19  # today's: a floor in samples, whatever the speed
     assert soak["samples_sent"] == 0.25 * 3600 * 125  # the replay ran to its end before counting
     assert soak["samples_lost"] == soak["samples_sent"] - soak["samples_received"]  # not clamped
     assert soak["windows_decoded"] > 0

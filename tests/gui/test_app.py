@@ -95,6 +95,29 @@ def test_window_follows_a_replay(qtbot, replay, model_file, sim_dir):
     assert int(window.stats_panel.values["windows"]) > 0
 
 
+def test_dashboard_shows_the_run_r_beside_its_baselines_on_the_same_frames(qtbot, sim_dir, stream_name,
+                                                                            baseline_model):
+    """The decoder's dynamic r over the run stands beside the global-mean and song-mean baselines that
+    the decode scored on the same frames; once the replay ends, the window shows the decode's final
+    figures."""
+    from eegmusic.replay.song_player import Player
+
+    from tests.gui.scores_check import assert_scores_shown, scores_in
+
+    player = Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", chunk_ms=20).start()
+    try:
+        window = _window(qtbot, stream=stream_name, model=str(baseline_model), truth=str(sim_dir))
+        _run(qtbot, window)
+        qtbot.waitUntil(lambda: None not in window.mel_panel.scores, timeout=15000)
+        qtbot.wait(1500)  # a few more seconds of scored frames
+    finally:
+        player.stop()  # no more frames: the scores over the run stop changing
+    qtbot.wait(1500)
+    summary = window.pipeline.summary()
+    qtbot.waitUntil(lambda: window.mel_panel.scores == scores_in(summary), timeout=5000)
+    assert_scores_shown(window, summary)
+
+
 def test_stop_and_start_again(qtbot, replay, model_file):
     window = _window(qtbot, stream=replay.name, model=str(model_file))
     _run(qtbot, window)
@@ -299,7 +322,7 @@ def test_cli_rejects_bad_options(argv, words):
 
 def test_run_dashboard_shows_a_pipeline_built_elsewhere(qtbot, replay, model_file):
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
-    from eegmusic.gui.app import run_dashboard
+    from eegmusic.gui.run import run_dashboard
 
     before = set(threading.enumerate())
     pipeline = LivePipeline(PipelineConfig(stream_name=replay.name, model_path=str(model_file), no_audio=True,
@@ -313,7 +336,7 @@ def test_run_dashboard_shows_a_pipeline_built_elsewhere(qtbot, replay, model_fil
 
 def test_run_dashboard_raises_the_start_error(qtbot, replay, tmp_path):
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
-    from eegmusic.gui.app import run_dashboard
+    from eegmusic.gui.run import run_dashboard
     from eegmusic.stream.errors import ModelError
 
     pipeline = LivePipeline(PipelineConfig(stream_name=replay.name, model_path=str(tmp_path / "none.onnx"),

@@ -284,6 +284,34 @@ def test_ab_switch_reaches_a_decode_in_another_process(qtbot, sim_dir, stream_na
     assert np.mean(same[before]) < 0.5
 
 
+def test_attached_dashboard_shows_the_run_r_beside_its_baselines(qtbot, sim_dir, stream_name, baseline_model):
+    """Attached to a ``decode --truth`` process, the window shows the decode's dynamic r over the run
+    beside the global-mean and song-mean baselines it scored on the same frames."""
+    from eegmusic.replay.song_player import Player
+
+    from tests.gui.scores_check import assert_scores_shown, scores_in
+
+    name = _publish_name()
+    player = Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", chunk_ms=20).start()
+    decode = _start_decode(stream_name, baseline_model, name, "--truth", str(sim_dir), "--no-audio")
+    try:
+        window = _window(qtbot)
+        window.attach(name)
+        qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
+        assert window.state == "running", window.last_error
+        qtbot.waitUntil(lambda: None not in window.mel_panel.scores, timeout=20000)
+        player.stop()  # no more frames: the scores over the run stop changing
+        qtbot.wait(2500)  # the decode publishes its summary once a second
+        summary = window.pipeline.summary()  # the decode's figures, as published
+        qtbot.waitUntil(lambda: window.mel_panel.scores == scores_in(summary), timeout=5000)
+        assert_scores_shown(window, summary)
+        window.close()
+    finally:
+        player.stop()
+        returncode, _, err = _stop(decode)
+    assert returncode == 0, err[-2000:]
+
+
 @pytest.mark.audio
 def test_volume_and_mute_reach_a_decode_in_another_process(qtbot, pulse_sink, replay, model_file):
     window = _window(qtbot, stream=replay.name, model=str(model_file), isolated=True,

@@ -181,3 +181,57 @@ def test_source_returning_under_a_new_source_id_is_found_by_name(stream_name):
     assert data[0].tolist() == [0] * 5 + [1] * 5 and inlet.connected is False and inlet.error is None
     assert flags[5] & FLAG_GAP
     del outlet, impostor
+
+
+def _replay_through_held_up_inlet(name: str, *, speed: float, n_samples: int, hold_s: float):
+    """Replay ``n_samples`` of a 125-Hz stream at ``speed``x into an Inlet whose thread is held up.
+
+    The acquisition thread sleeps ``hold_s`` in its first chunk, as a loaded machine or a slow callback
+    would hold it; meanwhile the replay goes on at ``speed`` x 125 samples a second. Returns the sample
+    indices the inlet passed on (from the index channel) and the inlet's sample and gap counts.
+    """
+    from eegmusic.replay.player import ArrayPlayer
+
+    received: list[np.ndarray] = []
+
+    def on_chunk(data, timestamps, flags, t_arrival):
+        if not received:
+            time.sleep(hold_s)
+        received.append(data[:, -1].astype(np.int64))
+
+    eeg = np.zeros((4, n_samples), np.float32)
+    player = ArrayPlayer(eeg, 125.0, ["E1", "E2", "E3", "E4"], name=name, source_id=f"{name}-sid",
+                         speed=speed, index_channel=True, wait_for_consumer_s=10.0, check_clash=False,
+                         linger_s=30.0)
+    with player:
+        inlet = Inlet(name, resolve_timeout=10.0, on_chunk=on_chunk)
+        with inlet:
+            _wait(lambda: player.samples_sent >= n_samples, 30.0)  # the replay has sent its last sample
+            seen, still_since = -1, time.monotonic()
+            while inlet.n_samples < n_samples and time.monotonic() - still_since < 2.0:  # drain
+                if inlet.n_samples != seen:
+                    seen, still_since = inlet.n_samples, time.monotonic()
+                time.sleep(0.05)
+            counts = inlet.n_samples, inlet.gaps
+    return np.concatenate(received), counts
+
+
+def test_an_accelerated_replay_loses_no_sample_while_the_thread_is_held_up(stream_name, monkeypatch):
+    """liblsl's queue holds a number of samples, not of nominal seconds: at 200x a 1-s hold-up keeps all.
+
+    At 200x a 125-Hz stream arrives at 25 kHz. Sized in nominal seconds (60 s = 7 500 samples), the
+    queue held 0.3 s of wall time, so the 1-s hold-up dropped samples; the control run with that old
+    sizing shows the hold-up is long enough to drop them.
+    """
+    import eegmusic.stream.inlet as inlet_module
+
+    n = 125 * 300  # 5 minutes of stream, 1.5 s of wall time at 200x
+    indices, (n_received, gaps) = _replay_through_held_up_inlet(stream_name, speed=200.0, n_samples=n,
+                                                                hold_s=1.0)
+    np.testing.assert_array_equal(indices, np.arange(n))
+    assert n_received == n and gaps == 0
+
+    monkeypatch.setattr(inlet_module, "INLET_QUEUE_MIN_SAMPLES", 0)  # the old sizing: 60 nominal seconds
+    indices, (n_received, gaps) = _replay_through_held_up_inlet(f"{stream_name}-old", speed=200.0,
+                                                                n_samples=n, hold_s=1.0)
+    assert n_received < n and gaps > 0
