@@ -12,17 +12,81 @@ import logging
 import time
 
 import numpy as np
+from eegmusic.offline_training.augment import parse_augment
 from eegmusic.offline_training.distributed import DistInfo, all_sum
 from eegmusic.offline_training.loop import EpochLoop, batches, epoch_bar, evaluate_mel
 
 logger = logging.getLogger(__name__)
 
 
+def band_pearson(pred, target, eps: float = 1e-8):
+    """Pearson r of each mel band over every frame of a batch (batch, n_mels, n_frames) → (n_mels,).
+
+    The frames of all windows of the batch are pooled per band, so the score rewards following the
+    music over time and across seconds, as the dynamic r of the evaluation does; a constant
+    prediction scores 0.
+    """
+    n_mels = pred.shape[1]
+    p = pred.transpose(0, 1).reshape(n_mels, -1)
+    t = target.transpose(0, 1).reshape(n_mels, -1)
+    p = p - p.mean(dim=1, keepdim=True)
+    t = t - t.mean(dim=1, keepdim=True)
+    # eps inside the roots: a constant prediction (an untrained zero head) has a finite gradient
+    return (p * t).sum(dim=1) / (((p * p).sum(dim=1) + eps).sqrt() * ((t * t).sum(dim=1) + eps).sqrt())
+
+
+def pearson_loss(pred, target):
+    """``1 - mean_band r`` (:func:`band_pearson`): blind to each band's scale and offset."""
+    return 1.0 - band_pearson(pred, target).mean()
+
+
+def mse_pearson_loss(pred, target):
+    """MSE in units of each band's batch variance plus :func:`pearson_loss`.
+
+    The MSE term keeps the output in mel-dB (a vocoder needs levels); the Pearson term weighs each
+    band's following of the music equally, whatever its loudness and variance.
+    """
+    variance = target.var(dim=(0, 2), keepdim=True).detach().clamp_min(1e-3)
+    return ((pred - target) ** 2 / variance).mean() + pearson_loss(pred, target)
+
+
+LOSS_FUNCTIONS = {"mse": "mse_loss", "l1": "l1_loss", "pearson": pearson_loss,
+                  "mse+pearson": mse_pearson_loss}
+"""Loss names (``TrainConfig.loss``) → torch losses (a name is a function of ``torch.nn.functional``)."""
+
+
 def loss_function(name: str):
-    """The torch loss of a :class:`~offline_training.train.TrainConfig` ``loss`` name (``mse``, ``l1``)."""
+    """The torch loss of a :class:`~offline_training.train.TrainConfig` ``loss`` name.
+
+    See :data:`LOSS_FUNCTIONS`.
+    """
     import torch
 
-    return torch.nn.functional.l1_loss if name == "l1" else torch.nn.functional.mse_loss
+    loss = LOSS_FUNCTIONS[name]
+    return getattr(torch.nn.functional, loss) if isinstance(loss, str) else loss
+
+
+def validation_loss(model, dataset, rows, config, device, dist_info: DistInfo) -> dict:
+    """Validation ``loss`` (the training loss) and ``mse`` (dB²) on ``rows``.
+
+    MSE and L1 are sums over values (:func:`~offline_training.loop.evaluate_mel`); a Pearson loss is
+    computed on all validation windows at once (its correlation is over every frame, not per batch).
+    """
+    import torch
+
+    if config.loss in ("mse", "l1"):
+        return evaluate_mel(model, dataset, rows, config.batch_size, device, config.loss, dist_info)
+    mse = evaluate_mel(model, dataset, rows, config.batch_size, device, "mse", dist_info)["mse"]
+    preds, targets = [], []
+    model.eval()
+    with torch.no_grad():
+        for eeg, mel, subject in batches(dataset, rows, config.batch_size, device):
+            preds.append(model(eeg, subject if model.subject_input else None).cpu())
+            targets.append(mel.cpu())
+    if not preds:
+        return {"loss": float("nan"), "mse": mse}
+    loss = float(loss_function(config.loss)(torch.cat(preds), torch.cat(targets)))
+    return {"loss": loss, "mse": mse}
 
 
 def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, out, state) -> dict:
@@ -60,6 +124,8 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
         model = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     lr = config.lr if config.lr is not None else module.default_lr
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    augment = parse_augment(getattr(config, "augment", ""))
+    generator = torch.Generator().manual_seed(int(config.seed) * 1000 + dist_info.rank)
     loop = EpochLoop(module, config, out, phases=[("train", config.epochs)], main=dist_info.main, state=state)
     loop.load_optimizer(optimizer)
     per_process = max(config.batch_size // dist_info.world, 1)
@@ -77,6 +143,8 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
         sums = np.zeros(2)
         tic = time.perf_counter()
         for eeg, mel, subject in bar:
+            if augment.active:
+                eeg = augment(eeg, generator)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(eeg, subject if module.subject_input else None), mel)
             loss.backward()
@@ -86,7 +154,7 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
         bar.close()
         seconds = time.perf_counter() - tic
         sums = all_sum(sums, dist_info, device)
-        val = evaluate_mel(module, dataset, split.val, config.batch_size, device, config.loss, dist_info)
+        val = validation_loss(module, dataset, split.val, config, device, dist_info)
         record = {
             "epoch": epoch,
             "train_loss": sums[0] / max(sums[1], 1),

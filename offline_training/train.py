@@ -32,7 +32,7 @@ from eegmusic.stream.spec import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
 
-LOSSES = ("mse", "l1")
+LOSSES = ("mse", "l1", "pearson", "mse+pearson")
 RESUME_FREE_KEYS = ("epochs", "device", "progress", "patience", "allow_short_stimulus")
 """Options that may change between a run and its ``--resume`` (everything else must match)."""
 
@@ -60,8 +60,12 @@ class TrainConfig:
     seed : int
         Seed of the split, the initial weights and the batch order.
     device : {"auto", "cpu", "cuda"}
-    loss : {"mse", "l1"}
-        Training loss on mel-dB.
+    loss : {"mse", "l1", "pearson", "mse+pearson"}
+        Training loss on mel-dB (``pearson``: 1 − per-band Pearson r over the batch's frames;
+        ``mse+pearson``: MSE in units of band variance plus that; :mod:`offline_training.loop_regression`).
+    augment : str
+        Augmentation of training windows, e.g. ``"shift=2,dropout=0.1,scale=0.2"``
+        (:mod:`offline_training.augment`; empty: none).
     subject_conditioning : bool
         Give the model a subject embedding (input ``subject`` in the ONNX file).
     hop_s : float
@@ -108,6 +112,7 @@ class TrainConfig:
     progress: bool = True
     init: str | None = None
     allow_short_stimulus: bool = False
+    augment: str = ""
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for a bad value (one line naming it and the fix)."""
@@ -132,6 +137,9 @@ class TrainConfig:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})"
                 )
+        from eegmusic.offline_training.augment import parse_augment
+
+        parse_augment(self.augment)
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
         if not self.hop_s > 0:
@@ -280,6 +288,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
 
     config.check()
     out = Path(config.out)
+    if resume and config.init:
+        raise ConfigError(
+            "--resume cannot continue a fine-tuning run (--init): it trains one loop per candidate learning "
+            "rate and its checkpoint holds only the last; rerun train --init into a new --out"
+        )
     if resume:
         _check_resume(config, out)
     elif (out / "checkpoint.pt").exists() or (out / "model.onnx").exists():
@@ -332,11 +345,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     if config.model in ("linear", "sourcenet"):  # models that place frames in the window by the offset
         model_kwargs.setdefault("target_offset_s", target_offset_s)
     if config.init:  # adapt a pretrained model to this listener (and montage)
-        from eegmusic.offline_training.finetune import finetune_lr, initial_model
+        from eegmusic.offline_training.finetune import initial_model
 
         model = initial_model(config.init, dataset)
         config.model = getattr(model, "inner_name", model.name)
-        config.lr = finetune_lr(model, config.lr)
     else:
         model = build_model(config.model, **model_kwargs)
 
@@ -356,7 +368,12 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         (out / "config.json").write_text(json.dumps(config_dict(config), indent=2) + "\n")
 
     started = time.perf_counter()
-    result = training_loop(model)(model, dataset, split, config, dist_info, device, out, state)
+    if config.init:  # one loop per candidate recipe, chosen on validation (offline_training.finetune)
+        from eegmusic.offline_training.finetune import fit_finetune
+
+        result = fit_finetune(training_loop(model), model, dataset, split, config, dist_info, device, out)
+    else:
+        result = training_loop(model)(model, dataset, split, config, dist_info, device, out, state)
     best_model = result["model"]
 
     val = evaluate_mel(best_model, dataset, split.val, config.batch_size, device, config.loss, dist_info)

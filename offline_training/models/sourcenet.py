@@ -7,10 +7,13 @@ everything else on the scalp is background. So:
 1. **spatial filters**: per-channel robust scaling, then ``n_sources`` learned linear combinations of
    the 125 channels (a beamformer-like projection that discards the background's directions);
    each source's mean over the window is removed (slow drift says nothing about the music);
-2. **temporal response filters**: a 1-D convolution over ``response_s`` seconds of every source, read
-   at each mel frame's time in the window (frame time − target offset; the EEG *after* a sound
-   tells about it), like the lags of a temporal-response-function decoder but learned jointly with
-   the sources — ``n_sources · n_lags`` weights per feature instead of ``125 · n_lags``;
+2. **temporal response filters**: a 1-D convolution over ``lead_s + response_s`` seconds of every
+   source, read at each mel frame's time in the window (frame time − target offset; the EEG *after*
+   a sound tells about it, and with ``lead_s`` > 0 also the EEG just before it, which answered the
+   sound's recent past, correlated with it), like the lags of a temporal-response-function decoder
+   but learned jointly with the sources — ``n_sources · n_lags`` weights per feature instead of
+   ``125 · n_lags``. Lags beyond the window's edges read zeros (the sources are zero-padded), so
+   every frame's filter stays aligned with its time;
 3. **readout**: a small per-frame MLP (plus a linear path) from the response features to the 128
    mel bands, with a learned per-frame offset (the 1-s window's edge frames are quieter).
 
@@ -39,6 +42,8 @@ class SourceNet(MelDecoder):
         Spatial filters (virtual source channels).
     response_s : float
         Length of the temporal response filters in seconds (EEG after each frame's time).
+    lead_s : float
+        EEG before each frame's time also read by the filters, in seconds.
     n_features : int
         Response features per frame (output channels of the temporal convolution).
     hidden : int
@@ -49,6 +54,10 @@ class SourceNet(MelDecoder):
         The dataset's target offset, which places each frame's time in the window.
     clamp_sd : float
         Robust-scaling clamp.
+    feature_norm : {"layer", "batch", "none"}
+        Normalisation of the response features: ``layer`` (each frame's feature vector to zero mean
+        and unit SD: it removes the frame's overall response strength), ``batch`` (each feature by
+        its batch statistics: the strength stays) or none.
     **kwargs
         Shared contract (:class:`MelDecoder`).
     """
@@ -61,30 +70,40 @@ class SourceNet(MelDecoder):
         *,
         n_sources: int = 16,
         response_s: float = 0.3,
+        lead_s: float = 0.0,
         n_features: int = 32,
         hidden: int = 64,
         dropout: float = 0.2,
         target_offset_s: float = 0.0,
         clamp_sd: float = 20.0,
+        feature_norm: str = "layer",
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.n_sources, self.response_s = int(n_sources), float(response_s)
+        self.n_sources, self.response_s, self.lead_s = int(n_sources), float(response_s), float(lead_s)
         self.n_features, self.hidden = int(n_features), int(hidden)
         self.dropout, self.clamp_sd = float(dropout), float(clamp_sd)
         self.target_offset_s = float(target_offset_s)
-        n_lags = max(1, min(int(round(self.response_s * self.sfreq)), self.n_times))
+        n_lead = int(round(self.lead_s * self.sfreq))
+        n_lags = max(1, int(round(self.response_s * self.sfreq)) + n_lead)
         self.scale = RobustScale(self.n_chans, self.clamp_sd)
         self.spatial = nn.Conv1d(self.n_chans, self.n_sources, 1, bias=False)
         self.source_dropout = nn.Dropout(self.dropout)
         self.temporal = nn.Conv1d(self.n_sources, self.n_features, n_lags)
-        # conv output p reads samples p … p + n_lags - 1: frame k reads from its own time on
+        # the sources are padded by n_lags - 1 zeros at both ends; conv output p reads padded samples
+        # p … p + n_lags - 1, i.e. window samples p - n_lags + 1 …: frame k starts n_lead before its time
+        self.pad = n_lags - 1
         frame_s = np.arange(self.n_frames) * FRAME_PERIOD_S - self.target_offset_s
-        positions = np.clip(np.round(frame_s * self.sfreq).astype(np.int64), 0, self.n_times - n_lags)
+        start = np.round(frame_s * self.sfreq).astype(np.int64) - n_lead + self.pad
+        positions = np.clip(start, 0, self.n_times + self.pad - 1)
         self.register_buffer("frame_positions", torch.tensor(positions), persistent=False)
         extra = self.subject_dim if self.n_subjects else 0
         self.subject_shift = nn.Linear(extra, self.n_features, bias=False) if extra else None
-        self.norm = nn.LayerNorm(self.n_features)
+        if feature_norm not in ("layer", "batch", "none"):
+            raise ValueError(f"feature_norm must be 'layer', 'batch' or 'none', not {feature_norm!r}")
+        self.feature_norm = feature_norm
+        self.norm = {"layer": nn.LayerNorm(self.n_features), "batch": nn.BatchNorm1d(self.n_features),
+                     "none": nn.Identity()}[feature_norm]
         self.mlp = nn.Sequential(nn.Linear(self.n_features, self.hidden), nn.GELU(), nn.Dropout(self.dropout),
                                  nn.Linear(self.hidden, self.n_mels))
         self.direct = nn.Linear(self.n_features, self.n_mels)
@@ -99,10 +118,14 @@ class SourceNet(MelDecoder):
     def decode(self, eeg, subject_vec):
         sources = self.spatial(self.scale(eeg))
         sources = self.source_dropout(sources - sources.mean(dim=2, keepdim=True))
+        sources = nn.functional.pad(sources, (self.pad, self.pad))
         responses = torch.index_select(self.temporal(sources), 2, self.frame_positions)  # (b, feat, frames)
         features = responses.transpose(1, 2)  # (b, frames, feat)
         if self.subject_shift is not None and subject_vec is not None:
             features = features + self.subject_shift(subject_vec)[:, None, :]
-        features = self.norm(features)
+        if self.feature_norm == "batch":
+            features = self.norm(features.transpose(1, 2)).transpose(1, 2)
+        else:
+            features = self.norm(features)
         out = self.mlp(features) + self.direct(features)  # (b, frames, mels)
         return out.transpose(1, 2) + self.frame_offset
