@@ -238,6 +238,7 @@ TRAINING_LOOPS = {
     "closed_form": "eegmusic.offline_training.loop_regression:fit_closed_form",
     "gan": "eegmusic.offline_training.loop_gan:fit_gan",
     "diffusion": "eegmusic.offline_training.loop_diffusion:fit_diffusion",
+    "ensemble": "eegmusic.offline_training.loop_regression:fit_ensemble",
 }
 """A model's ``training_loop`` name → the function that trains it (``module:function``, imported when
 used). Every loop takes ``(model, dataset, split, config, dist_info, device, out, state)`` and returns
@@ -342,7 +343,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     model_kwargs.setdefault("n_chans", dataset.n_chans)  # the data's montage (125 for NMED-T)
     if config.subject_conditioning:
         model_kwargs["n_subjects"] = dataset.n_subjects
-    if config.model in ("linear", "sourcenet"):  # models that place frames in the window by the offset
+    if config.model in ("linear", "sourcenet", "ensemble"):  # models that place frames by the offset
         model_kwargs.setdefault("target_offset_s", target_offset_s)
     if config.init:  # adapt a pretrained model to this listener (and montage)
         from eegmusic.offline_training.finetune import initial_model

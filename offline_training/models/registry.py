@@ -64,6 +64,8 @@ SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("convnet", "eegmusic.offline_training.models.convnet:ConvNet", "strided 1-D ConvNet, raw EEG"),
     ModelSpec("sourcenet", "eegmusic.offline_training.models.sourcenet:SourceNet",
               "spatial source filters, temporal responses"),
+    ModelSpec("ensemble", "eegmusic.offline_training.models.ensemble:Ensemble",
+              "weighted mean of members (ridge + sourcenet seeds)"),
     ModelSpec("wavegan", "eegmusic.offline_training.models.wavegan:WaveGAN",
               "EEG -> waveform, adversarial", generative=True),
     ModelSpec("diffusion", "eegmusic.offline_training.models.diffusion:Diffusion",
