@@ -1,10 +1,16 @@
 """Adapt a pretrained decoder to a new listener: ``eegmusic train --data SESSION.xdf --init RUN/model.onnx``.
 
-Fine-tuning starts from the pretrained weights instead of random ones, then runs the ordinary
-training loop (Adam with early stopping on the validation part of the new listener's data) at a
-lower default learning rate (:data:`FINETUNE_LR_FACTOR` × the model's). Before the first step the
+Fine-tuning starts from the pretrained weights instead of random ones. Before the first step the
 model's normalisation (EEG scaling, mean and SD of the mel bands) is refitted on the new listener's
 training windows, as for any run: amplitude and montage differ between people and caps.
+
+**The recipe is chosen on the new listener's validation windows** (:func:`fit_finetune`): the
+ordinary training loop (Adam, early stopping on the validation loss) runs once per learning rate of
+:data:`LR_FACTORS` × the model's ``default_lr``, each from the same pretrained start, and the run
+keeps the weights with the lowest validation loss, the untrained start included (so a run never ends
+worse on validation than the pretrained model with refitted statistics). ``--lr`` fixes the learning
+rate (one loop). Test windows play no part; every candidate's validation loss is in ``metrics.json``
+(``finetune``).
 
 Same montage (the data's channel labels are the pretrained model's, in order): the weights load as
 they are. Another montage: an input layer (:class:`ChannelAdapter`, a learned linear map from the
@@ -16,16 +22,19 @@ learned with the rest. Only mel decoders trained by gradient can be adapted; a c
 model, a waveform decoder, or an output shape other than the data's (128 mel bands × 44 frames)
 is refused with one line.
 
-``--init`` takes a run's ``model.onnx`` (its weights are read from ``best.pt`` beside it; its
-channels and positions from its metadata) or a ``best.pt``/``checkpoint.pt`` (channels from the
-``model.onnx`` beside it, else NMED-T's for a 125-channel model).
+``--init`` takes a model file (``model.onnx``: architecture, channels and positions from its
+metadata; weights from the run's ``best.pt`` when it lies beside the file and holds the same model,
+else read from the file's initializers by name, :func:`onnx_weights`, so the file alone is enough) or
+a run's ``best.pt``/``checkpoint.pt`` (channels from the ``model.onnx`` beside it, else NMED-T's for a
+125-channel model). A fine-tuning run cannot be ``--resume``d: its checkpoint holds only the last of
+its loops (one line says so).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +45,9 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-FINETUNE_LR_FACTOR = 0.3
-"""Default fine-tuning learning rate as a fraction of the model's ``default_lr``."""
+LR_FACTORS = (0.1, 0.3, 1.0)
+"""Candidate fine-tuning learning rates, as fractions of the model's ``default_lr`` (one loop each; the
+one of lowest validation loss is kept)."""
 
 
 @dataclass
@@ -59,54 +69,122 @@ class Pretrained:
     source: Path
 
 
-def _onnx_metadata(path: Path) -> dict:
+def _read_onnx(path: Path):
     import onnx
 
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as error:
         raise ModelError(
             f"--init {path}: unreadable ONNX file ({type(error).__name__}); pass a model.onnx "
             "written by eegmusic train"
         ) from None
+
+
+def _onnx_metadata(proto, path: Path) -> dict:
     for prop in proto.metadata_props:
         if prop.key == "eegmusic":
-            return json.loads(prop.value)
+            try:
+                meta = json.loads(prop.value)
+            except json.JSONDecodeError:
+                meta = None
+            if isinstance(meta, dict):
+                return meta
     raise ModelError(f"--init {path}: no eegmusic metadata; pass a model.onnx written by eegmusic train")
 
 
-def load_pretrained(path) -> Pretrained:
-    """Read ``--init``: a run's ``model.onnx`` (weights from ``best.pt`` beside it) or a checkpoint.
+def _build(name, config: dict, path: Path) -> MelDecoder:
+    """A model of registry name ``name`` (or an :class:`AdaptedDecoder`) from its ``get_config()``."""
+    from eegmusic.offline_training.models.registry import ALL_MODELS
+
+    cls = AdaptedDecoder if name == AdaptedDecoder.name else ALL_MODELS.get(name)
+    if cls is None or not isinstance(config, dict):
+        raise ModelError(
+            f"--init {path}: model '{name}' is not one eegmusic knows ({', '.join(ALL_MODELS)}); pass a "
+            "model written by eegmusic train"
+        )
+    try:
+        return cls.from_config(config)
+    except (TypeError, ValueError) as error:
+        raise ModelError(
+            f"--init {path}: bad configuration of its '{name}' model ({error}); retrain it"
+        ) from None
+
+
+def onnx_weights(model: MelDecoder, path: Path, proto) -> None:
+    """Load ``model``'s weights from the ONNX graph's initializers, matched by state-dict name.
+
+    Every trainable parameter and batch-norm running statistic must be found with its shape. Buffers
+    the exporter folded into constants (the EEG scaling, the mel mean and SD) are not needed: a
+    fine-tuning run refits them on the new listener's data before the first step.
+
+    Parameters
+    ----------
+    model : MelDecoder
+        Built from the file's metadata; its state is overwritten.
+    path : Path
+        The file (for messages).
+    proto : onnx.ModelProto
 
     Raises
     ------
     ModelError
-        Missing files, a model file without its weights beside it, or a kind that cannot be adapted.
+        A weight the graph does not hold under its name (one line naming it).
     """
-    from eegmusic.offline_training.models.registry import load_checkpoint
-    from eegmusic.stream.spec import MODEL_CHANNELS
+    from onnx import numpy_helper
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"--init {path}: not found; pass a run's model.onnx or best.pt")
-    if path.suffix == ".onnx":
-        meta = _onnx_metadata(path)
-        weights = path.with_name("best.pt")
-        if not weights.is_file():
+    stored = {init.name: init for init in proto.graph.initializer}
+    trainable = {name for name, _ in model.named_parameters()}
+    state = model.state_dict()
+    refitted = []
+    for key, value in state.items():
+        init = stored.get(key)
+        array = None if init is None else numpy_helper.to_array(init)
+        if array is not None and tuple(array.shape) == tuple(value.shape):
+            state[key] = torch.as_tensor(np.array(array), dtype=value.dtype)
+        elif key in trainable or key.endswith(("running_mean", "running_var")):
             raise ModelError(
-                f"--init {path}: no best.pt beside it (the ONNX graph holds no trainable weights "
-                "eegmusic can load); pass the run folder's model.onnx with its best.pt"
+                f"--init {path}: its graph holds no weight '{key}' of shape {tuple(value.shape)} (the "
+                "exporter folded it); pass the run's best.pt to --init instead"
             )
-    else:
-        weights, onnx_file = path, path.with_name("model.onnx")
-        meta = _onnx_metadata(onnx_file) if onnx_file.is_file() else None
+        else:  # statistics refitted on the new listener (and batch-norm step counters)
+            refitted.append(key)
+    model.load_state_dict(state)
+    logger.info("read %d weights of %s from its initializers (%d statistics to refit: %s)",
+                len(state) - len(refitted), path.name, len(refitted), ", ".join(refitted) or "none")
+
+
+def _run_weights(best: Path, model: MelDecoder) -> dict | None:
+    """The state dict of the run's ``best.pt`` beside a model file when it holds this very model (its
+    fitted statistics included), else None."""
+    from eegmusic.offline_training.models.registry import read_checkpoint
+
+    if not best.is_file():
+        return None
+    try:
+        content = read_checkpoint(best)
+    except ModelError:
+        return None
+    state = content["state_dict"]
+    if content.get("model_config") != model.get_config() or state.keys() != model.state_dict().keys():
+        return None
+    if any(state[k].shape != v.shape for k, v in model.state_dict().items()):
+        return None
+    logger.info("read the weights of %s from the run's %s beside it", best.with_name("model.onnx").name, best)
+    return state
+
+
+def _check_output(meta: dict | None, path: Path) -> None:
     output = (meta or {}).get("output", {})
-    if output.get("kind", "mel_db") != "mel_db":
+    if not isinstance(output, dict) or output.get("kind", "mel_db") != "mel_db":
+        kind = output.get("kind") if isinstance(output, dict) else output
         raise ModelError(
-            f"--init {path}: a {output.get('kind')} decoder cannot be adapted (only mel "
+            f"--init {path}: a {kind} decoder cannot be adapted (only mel "
             "decoders); train this listener's model from scratch (drop --init)"
         )
-    model, _ = load_checkpoint(weights)
+
+
+def _check_adaptable(model: MelDecoder, path: Path) -> None:
     if type(model).training_loop != "regression":
         raise ModelError(
             f"--init {path}: a '{model.name}' model cannot be fine-tuned (it is trained by the "
@@ -118,6 +196,48 @@ def load_pretrained(path) -> Pretrained:
             f"--init {path}: output {model.n_mels}x{model.n_frames}, the data's targets are "
             f"{N_MELS}x{N_FRAMES} mel frames; use a model of the standard mel output"
         )
+
+
+def load_pretrained(path) -> Pretrained:
+    """Read ``--init``: a model file (weights from its initializers) or a run's checkpoint.
+
+    Raises
+    ------
+    ModelError
+        A missing or unreadable file, a weight the model file does not hold, or a kind that cannot
+        be adapted (waveform output, a closed-form or generative model, an output other than 128 × 44).
+    """
+    from eegmusic.offline_training.models.registry import read_checkpoint
+    from eegmusic.stream.spec import MODEL_CHANNELS
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"--init {path}: not found; pass a model.onnx or a run's best.pt")
+    if path.suffix == ".onnx":
+        proto = _read_onnx(path)
+        meta = _onnx_metadata(proto, path)
+        spec = meta.get("model")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise ModelError(f"--init {path}: its metadata names no model; pass a model.onnx written by "
+                             "eegmusic train")
+        _check_output(meta, path)  # before building: a waveform decoder's graph has other weights
+        model = _build(spec["name"], spec.get("config") or {}, path)
+        _check_adaptable(model, path)
+        beside = _run_weights(path.with_name("best.pt"), model)
+        if beside is not None:
+            model.load_state_dict(beside)
+        else:
+            onnx_weights(model, path, proto)
+    else:
+        content = read_checkpoint(path)
+        config = content.get("model_config", {})
+        name = AdaptedDecoder.name if "inner_name" in config else content["model"]
+        model = _build(name, config, path)
+        model.load_state_dict(content["state_dict"])
+        onnx_file = path.with_name("model.onnx")
+        meta = _onnx_metadata(_read_onnx(onnx_file), onnx_file) if onnx_file.is_file() else None
+        _check_output(meta, path)
+        _check_adaptable(model, path)
     if meta is not None:
         channels = list(meta.get("input", {}).get("channels") or [])
         positions = meta.get("input", {}).get("positions")
@@ -132,6 +252,7 @@ def load_pretrained(path) -> Pretrained:
         positions = [positions.get(c) for c in channels]
     if positions is not None:
         positions = None if any(p is None for p in positions) else np.asarray(positions, dtype=np.float64)
+    model.eval()
     return Pretrained(model=model, channels=channels, positions=positions, source=path)
 
 
@@ -230,6 +351,12 @@ def initial_model(init, dataset) -> MelDecoder:
             "fine-tuning %s from %s (same %d channels)", model.name, pretrained.source, len(data_keys)
         )
         return model
+    if isinstance(model, AdaptedDecoder):
+        raise ModelError(
+            f"--init {pretrained.source}: this model was itself adapted to a {model.n_chans}-channel "
+            "montage and can be fine-tuned again only on those channels; adapt the original pretrained "
+            "model instead"
+        )
     if model.subject_input:
         raise ModelError(
             f"--init {pretrained.source}: a subject-conditioned model cannot be moved to another "
@@ -266,6 +393,51 @@ def initial_model(init, dataset) -> MelDecoder:
     return adapted
 
 
-def finetune_lr(model: MelDecoder, lr: float | None) -> float:
-    """The learning rate of a fine-tuning run: ``lr`` if given, else a fraction of the model's default."""
-    return float(lr) if lr is not None else FINETUNE_LR_FACTOR * float(model.default_lr)
+def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, device, out) -> dict:
+    """Fine-tune ``model`` with the recipe chosen on the new listener's validation windows.
+
+    Runs the training loop ``fit`` once per candidate learning rate (:data:`LR_FACTORS` × the model's
+    ``default_lr``, or ``config.lr`` alone when given), each from the same pretrained weights with the
+    same seed, and keeps the weights of lowest validation loss, the start included.
+
+    Parameters
+    ----------
+    fit : callable
+        The model's training loop (:func:`offline_training.loop_regression.fit_regression`).
+    model : MelDecoder
+        The pretrained model (statistics refitted), on ``device``.
+    dataset, split, config, dist_info, device, out
+        As for the training loop; ``config`` is not modified.
+
+    Returns
+    -------
+    dict
+        The chosen loop's result (``model`` with the chosen weights, ``history``, ``best_epoch``,
+        ``best_val_loss``, ...; ``best_epoch`` 0 when the start won), plus ``finetune``: the start's
+        validation loss, each candidate's (``lr``, ``best_val_loss``, ``best_epoch``, ``epochs_run``)
+        and the chosen ``lr`` (None: the pretrained weights as they were).
+    """
+    from eegmusic.offline_training.loop import weights
+    from eegmusic.offline_training.loop_regression import validation_loss
+
+    start = weights(model)  # scored as the loop scores its epochs (only regression models are adapted)
+    start_val = validation_loss(model, dataset, split.val, config, device, dist_info)["loss"]
+    rates = [float(config.lr)] if config.lr is not None else [f * float(model.default_lr) for f in LR_FACTORS]
+    best = {"lr": None, "val": start_val, "weights": start, "result": {
+        "history": [], "best_epoch": 0, "best_val_loss": start_val, "epochs_run": 0, "windows_per_s": None}}
+    tried = []
+    for lr in rates:
+        model.load_state_dict(start)
+        torch.manual_seed(config.seed)  # every candidate sees the same dropout and batch order
+        result = fit(model, dataset, split, replace(config, lr=lr), dist_info, device, out, None)
+        tried.append({"lr": lr, **{k: result[k] for k in ("best_val_loss", "best_epoch", "epochs_run")}})
+        logger.info("fine-tuning at lr %.2g: validation loss %.3f (epoch %d; start %.3f)",
+                    lr, result["best_val_loss"], result["best_epoch"], start_val)
+        if result["best_val_loss"] < best["val"]:
+            best = {"lr": lr, "val": result["best_val_loss"], "weights": weights(model),
+                    "result": {k: v for k, v in result.items() if k != "model"}}
+    model.load_state_dict(best["weights"])
+    logger.info("fine-tuning recipe chosen on validation: %s",
+                "the pretrained weights as they are" if best["lr"] is None else f"lr {best['lr']:.2g}")
+    return {**best["result"], "model": model,
+            "finetune": {"start_val_loss": start_val, "candidates": tried, "chosen_lr": best["lr"]}}

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from eegmusic.offline_training.finetune import AdaptedDecoder, initial_model, load_pretrained
+from eegmusic.offline_training.finetune import LR_FACTORS, AdaptedDecoder, initial_model, load_pretrained
 from eegmusic.offline_training.train import TrainConfig, train
 from eegmusic.stream.errors import ModelError
 
@@ -87,15 +87,114 @@ def test_other_montage_starts_as_the_spline_interpolation(pretrained, cap8_sessi
         torch.testing.assert_close(model(eeg), source.model(mapped))
 
 
-def test_train_init_on_another_montage_exports_a_model_for_that_cap(pretrained, cap8_session, tmp_path):
-    import onnxruntime
-
-    out = tmp_path / "tuned"
+@pytest.fixture(scope="module")
+def tuned8(tmp_path_factory, pretrained, cap8_session):
+    """The pretrained model fine-tuned (1 epoch per candidate) on the 8-channel listener."""
+    out = tmp_path_factory.mktemp("tuned8") / "tuned"
     train(TrainConfig(data=str(cap8_session), out=str(out), epochs=1, progress=False,
                       init=str(pretrained / "model.onnx"), device="cpu"))
+    return out
+
+
+def _rewritten(source, target, *, meta=None, rename=None):
+    """A copy of model file ``source`` at ``target`` with metadata changed by ``meta(dict)`` and/or one
+    initializer renamed (``rename=(old, new)``, its uses too: what a folding exporter does)."""
+    import onnx
+
+    proto = onnx.load(str(source))
+    if meta is not None:
+        for prop in proto.metadata_props:
+            if prop.key == "eegmusic":
+                value = json.loads(prop.value)
+                meta(value)
+                prop.value = json.dumps(value)
+    if rename is not None:
+        for init in proto.graph.initializer:
+            if init.name == rename[0]:
+                init.name = rename[1]
+        for node in proto.graph.node:
+            node.input[:] = [rename[1] if name == rename[0] else name for name in node.input]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(target))
+    return target
+
+
+def test_init_reads_the_weights_from_the_model_file_alone(pretrained, tmp_path):
+    from eegmusic.offline_training.models.registry import load_checkpoint
+
+    lonely = tmp_path / "lonely" / "model.onnx"
+    lonely.parent.mkdir()
+    lonely.write_bytes((pretrained / "model.onnx").read_bytes())
+    source = load_pretrained(lonely)
+    reference, _ = load_checkpoint(pretrained / "best.pt")
+    assert type(source.model) is type(reference) and source.model.get_config() == reference.get_config()
+    state = source.model.state_dict()
+    checked = [k for k in state if k in dict(reference.named_parameters()) or "running_" in k]
+    assert len(checked) > 10
+    for key in checked:
+        torch.testing.assert_close(state[key], reference.state_dict()[key], rtol=0, atol=0)
+    assert source.channels == load_pretrained(pretrained / "best.pt").channels
+    assert source.positions is not None and source.positions.shape == (32, 3)
+
+
+def test_a_model_file_that_cannot_be_adapted_is_refused(pretrained, tmp_path):
+    onnx_file = pretrained / "model.onnx"
+    folded = _rewritten(onnx_file, tmp_path / "folded.onnx", rename=("head.weight", "val_999"))
+    with pytest.raises(ModelError, match=r"no weight 'head.weight' of shape \(5632, 32\).*best.pt"):
+        load_pretrained(folded)
+    audio = _rewritten(onnx_file, tmp_path / "audio.onnx",
+                       meta=lambda m: m["output"].update(kind="audio", name="audio"))
+    with pytest.raises(ModelError, match="a audio decoder cannot be adapted"):
+        load_pretrained(audio)
+    narrow = _rewritten(onnx_file, tmp_path / "narrow.onnx",
+                        meta=lambda m: m["model"]["config"].update(n_mels=64))
+    with pytest.raises(ModelError, match="output 64x44, the data's targets are 128x44"):
+        load_pretrained(narrow)
+    unnamed = _rewritten(onnx_file, tmp_path / "unnamed.onnx", meta=lambda m: m.pop("model"))
+    with pytest.raises(ModelError, match="names no model"):
+        load_pretrained(unnamed)
+
+
+def test_an_adapted_model_is_read_back_from_either_file(tuned8, pretrained, tmp_path, tracks):
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.replay.live_listener import listener_for_montage
+
+    lonely = tmp_path / "lonely" / "model.onnx"  # no best.pt beside it: the weights come from the graph
+    lonely.parent.mkdir()
+    lonely.write_bytes((tuned8 / "model.onnx").read_bytes())
+    from_pt, from_onnx = load_pretrained(tuned8 / "best.pt"), load_pretrained(lonely)
+    assert isinstance(from_pt.model, AdaptedDecoder) and isinstance(from_onnx.model, AdaptedDecoder)
+    assert from_onnx.channels == from_pt.channels == ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"]
+    for key, value in from_pt.model.named_parameters():
+        torch.testing.assert_close(from_onnx.model.state_dict()[key], value.detach(), rtol=0, atol=0)
+    listener = listener_for_montage("standard_1020", channels=32, sfreq=250.0, name="r", snr=0.5, seed=5)
+    dataset = WindowDataset(listener.record_session(tmp_path / "r.xdf", tracks[1:2], minutes=0.3))
+    with pytest.raises(ModelError, match="itself adapted to a 8-channel montage"):
+        initial_model(tuned8 / "model.onnx", dataset)
+
+
+def test_a_finetuning_run_is_not_resumed(tuned8, pretrained, cap8_session):
+    from eegmusic.stream.errors import ConfigError
+
+    before = {p.name: p.read_bytes() for p in tuned8.iterdir()}
+    with pytest.raises(ConfigError, match="--resume cannot continue a fine-tuning run"):
+        train(TrainConfig(data=str(cap8_session), out=str(tuned8), epochs=2, progress=False,
+                          init=str(pretrained / "model.onnx"), device="cpu"), resume=True)
+    assert {p.name: p.read_bytes() for p in tuned8.iterdir()} == before
+
+
+def test_train_init_on_another_montage_exports_a_model_for_that_cap(tuned8):
+    import onnxruntime
+
+    out = tuned8
     config = json.loads((out / "config.json").read_text())
     assert config["init"].endswith("model.onnx") and config["model"] == "convnet"
-    assert config["lr"] == pytest.approx(0.3 * 1.5e-3)
+    metrics = json.loads((out / "metrics.json").read_text())
+    choice = metrics["finetune"]  # one loop per candidate learning rate, the start included in the choice
+    assert [c["lr"] for c in choice["candidates"]] == pytest.approx([f * 1.5e-3 for f in LR_FACTORS])
+    losses = {c["lr"]: c["best_val_loss"] for c in choice["candidates"]} | {None: choice["start_val_loss"]}
+    assert choice["chosen_lr"] == min(losses, key=losses.get)
+    assert metrics["val_loss"] == pytest.approx(losses[choice["chosen_lr"]], rel=1e-4)
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))
     meta = json.loads(session.get_modelmeta().custom_metadata_map["eegmusic"])
     assert meta["input"]["channels"] == ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"]
@@ -108,11 +207,6 @@ def test_unadaptable_init_is_refused(pretrained, cap8_session, tmp_path):
     train(TrainConfig(data=str(cap8_session), model="linear", out=str(linear), progress=False))
     with pytest.raises(ModelError, match="'linear' model cannot be fine-tuned"):
         load_pretrained(linear / "model.onnx")
-    lonely = tmp_path / "lonely" / "model.onnx"
-    lonely.parent.mkdir()
-    lonely.write_bytes((pretrained / "model.onnx").read_bytes())
-    with pytest.raises(ModelError, match="no best.pt beside it"):
-        load_pretrained(lonely)
     with pytest.raises(ModelError, match="not found"):
         load_pretrained(tmp_path / "nothing.onnx")
     assert not (tmp_path / "tuned").exists()
