@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from eegmusic.benchmarks.latency_probe import EventStream, event_model
+from eegmusic.benchmarks.latency_probe import EventStream, event_model, stimulus_onset_delay_s
 from eegmusic.benchmarks.pulse_monitor import (
     MonitorRecorder,
     find_onsets,
@@ -40,10 +40,67 @@ log = logging.getLogger(__name__)
 SETTLE_S = 2.0
 """Seconds between the decoder's start and the first event."""
 
+RUN_OPTIONS = ("duration_s",)
+"""Options ``eegmusic bench`` passes to :func:`run` when given (``--duration``)."""
+
+PARTS = (
+    ("event_to_onset", "where the event falls between frames, and the burst's rise (offline)"),
+    ("hop_wait", "the hop's first new frame waiting for the rest of the hop"),
+    ("vocoder_lookahead_ola", "the vocoder's look-ahead and overlap-add (latency_frames)"),
+    ("transport", "EEG sample taken -> its chunk pulled by the inlet (LSL)"),
+    ("stream_stage", "chunk pulled -> window made (filters, ring buffer)"),
+    ("model", "window -> model output"),
+    ("vocoder_compute", "model output -> samples"),
+    ("to_buffer", "samples -> written to the sink's ring"),
+    ("output_queue", "audio queued ahead of the chunk's first sample (cushion against jitter)"),
+    ("device", "handed to PortAudio -> DAC, as PortAudio reports it"),
+)
+"""The parts of the EEG-sample -> audible-sample delay, in pipeline order, with what each is."""
+
+
+def breakdown(summary: dict, onset_delay_s: np.ndarray, measured_p50_ms: float | None) -> dict:
+    """Split the measured latency into its parts (medians, ms) from one decode's stage latencies.
+
+    Parameters
+    ----------
+    summary : dict
+        :meth:`decoder.pipeline.LivePipeline.summary` of the measured decode.
+    onset_delay_s : ndarray, shape (n,)
+        :func:`~benchmarks.latency_probe.stimulus_onset_delay_s` for the same hop and vocoder.
+    measured_p50_ms : float or None
+        The measured latency's median.
+
+    Returns
+    -------
+    dict
+        ``parts_ms`` (each part of :data:`PARTS`, p50), ``sum_ms``, ``measured_p50_ms`` and
+        ``unattributed_ms`` (measured minus the sum: the sound server beyond PortAudio's stated DAC
+        time, the recording clock's error, and the medians' not adding exactly), ``descriptions``.
+    """
+    stages = summary["latency_ms"]
+
+    def p50(stage):
+        return stages[stage]["p50"]
+
+    vocoder = summary.get("vocoder_latency_ms") or 0.0
+    parts = {
+        "event_to_onset": round(float(np.nanmedian(onset_delay_s)) * 1e3, 2),
+        "hop_wait": None if p50("audio_to_eeg") is None else round(p50("audio_to_eeg") - vocoder, 2),
+        "vocoder_lookahead_ola": vocoder,
+        "transport": p50("eeg_to_arrival"), "stream_stage": p50("arrival_to_ready"),
+        "model": p50("ready_to_inferred"), "vocoder_compute": p50("inferred_to_vocoded"),
+        "to_buffer": p50("vocoded_to_buffered"), "output_queue": p50("buffered_to_queued"),
+        "device": p50("queued_to_dac"),
+    }
+    total = round(sum(v for v in parts.values() if v is not None), 2)
+    return {"parts_ms": parts, "sum_ms": total, "measured_p50_ms": measured_p50_ms,
+            "unattributed_ms": None if measured_p50_ms is None else round(measured_p50_ms - total, 2),
+            "descriptions": dict(PARTS)}
+
 
 def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seconds: float = 20.0,
-            event_period_s: float = 0.8, shift_samples: int = 0,
-            audio_device: str | int | None = None, vocoder: str | None = None) -> dict:
+            event_period_s: float = 0.8, shift_samples: int = 0, audio_device: str | int | None = None,
+            vocoder: str | None = None, progress: bool = False) -> dict:
     """Decode a live event stream into the default sound device and measure every event's latency.
 
     Parameters
@@ -60,6 +117,8 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         See :class:`EventStream`.
     vocoder : str or None
         A registered vocoder (None: the decoder's default).
+    progress : bool
+        Show a progress bar over the seconds of events (long runs).
 
     Returns
     -------
@@ -67,8 +126,10 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         ``latency_ms`` (p50/p95/p99/n of the measured EEG-sample -> audible-sample latencies),
         ``latencies_s`` (per event, NaN if not found), ``shifts`` (samples each event was pushed
         late), ``events``, ``found``, ``estimate_ms`` (the decoder's own ``arrival_to_dac``),
-        ``underruns``, ``drops``, ``hop_s`` and the recording's ``arrival_lateness_ms``.
+        ``breakdown`` (:func:`breakdown`), ``underruns``, ``drops``, ``hop_s`` and the recording's
+        ``arrival_lateness_ms``.
     """
+    from eegmusic.decoder.melspec import FRAME_PERIOD_S
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
 
     name = f"eegmusic-latency-{uuid.uuid4().hex[:8]}"
@@ -82,7 +143,15 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
     try:
         with LivePipeline(config) as pipeline:
             stream.begin_events(SETTLE_S)       # PulseAudio takes about a second to start a new stream
-            time.sleep(SETTLE_S + seconds)
+            time.sleep(SETTLE_S)
+            if progress:
+                from eegmusic.stream.progress import progress_bar
+
+                for _ in progress_bar(range(int(seconds)), desc="latency", unit="s"):
+                    time.sleep(1.0)
+                time.sleep(seconds - int(seconds))
+            else:
+                time.sleep(seconds)
             summary = pipeline.summary()
     finally:
         stream.stop()
@@ -94,13 +163,17 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
     onsets = find_onsets(recording, times)
     latency = onsets - times
     counters = summary["counters"]
+    onset_delay = stimulus_onset_delay_s(int(round(config.hop_s / FRAME_PERIOD_S)), config.vocoder_method)
+    measured = percentiles_ms(latency)
     return {
         "hop_s": round(config.hop_s, 5),
-        "latency_ms": percentiles_ms(latency),
+        "latency_ms": measured,
+        "breakdown": breakdown(summary, onset_delay, measured["p50"]),
         "latencies_s": latency.tolist(), "shifts": shifts.tolist(),
         "events": int(len(times)), "found": int(np.isfinite(latency).sum()),
         "estimate_ms": {k: summary["latency_ms"]["arrival_to_dac"][k] for k in ("p50", "p95", "p99")},
         "underruns": counters["underruns"], "drops": counters["drops"],
+        "device_restarts": counters.get("device_restarts", 0),
         "audio_padded": counters.get("audio_padded", 0), "audio_dropped_late": counters["audio_dropped_late"],
         "arrival_lateness_ms": recording.arrival_lateness_ms,
         "vocoder_latency_ms": summary.get("vocoder_latency_ms"),
@@ -108,29 +181,56 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
     }
 
 
-def run(quick: bool) -> dict:
-    """Measured latency at the default and the lowest hop, beside the decoder's estimate."""
+def _hops(quick: bool, duration_s: float | None) -> dict[str, int]:
+    """Label -> hop in frames: the default and the lowest (and 2 and 4 frames in a full run)."""
+    from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES
+
+    if duration_s is not None:
+        return {"default": DEFAULT_HOP_FRAMES}
+    hops = {"default": DEFAULT_HOP_FRAMES} if DEFAULT_HOP_FRAMES == 1 else {"lowest": 1,
+                                                                            "default": DEFAULT_HOP_FRAMES}
+    if not quick:
+        hops.update({f"{n} frames": n for n in (2, 4) if n != DEFAULT_HOP_FRAMES})
+    return hops
+
+
+def run(quick: bool, *, duration_s: float | None = None) -> dict:
+    """Measured latency at the default and the lowest hop, beside the decoder's estimate.
+
+    Parameters
+    ----------
+    quick : bool
+        12 s per hop instead of 60 s, and only the default and the lowest hop.
+    duration_s : float, optional
+        Decode the default hop alone for this long (``eegmusic bench latency --duration 600``: the
+        10-minute underrun run), with a progress bar.
+
+    Returns
+    -------
+    dict
+        ``measured`` (per hop: the distribution, the estimate, the breakdown, underruns),
+        ``calibration``, ``goals``, ``load`` (the 1-minute load average before and after).
+    """
+    import os
     import tempfile
 
-    from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES
     from eegmusic.decoder.melspec import FRAME_PERIOD_S
 
-    seconds = 12.0 if quick else 60.0
-    hops = {"lowest": 1, "default": DEFAULT_HOP_FRAMES, "4 frames": 4}
-    if quick:
-        hops.pop("4 frames")
+    seconds = float(duration_s) if duration_s is not None else 12.0 if quick else 60.0
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder, null_sink() as monitor:
         model = event_model(Path(folder) / "event.onnx")
         calibration = loopback_calibration(monitor)
         results = {}
-        for label, frames in hops.items():
-            result = measure(model, monitor, hop_s=frames * FRAME_PERIOD_S, seconds=seconds)
+        for label, frames in _hops(quick, duration_s).items():
+            result = measure(model, monitor, hop_s=frames * FRAME_PERIOD_S, seconds=seconds,
+                             progress=duration_s is not None)
             result.pop("latencies_s")
             result.pop("shifts")
             results[f"{label} ({frames} frames, {frames * FRAME_PERIOD_S * 1e3:.1f} ms)"] = result
-            log.info("hop %d frames: measured %s, estimate %s", frames, result["latency_ms"],
-                     result["estimate_ms"])
-    default = next(v for k, v in results.items() if k.startswith("default ("))
+            log.info("hop %d frames: measured %s, estimate %s, breakdown %s", frames, result["latency_ms"],
+                     result["estimate_ms"], result["breakdown"]["parts_ms"])
+    default = next(v for k, v in results.items() if k.startswith("default"))
     return {
         "measured": results,
         "calibration": calibration,
@@ -140,6 +240,8 @@ def run(quick: bool) -> dict:
                   and default["latency_ms"]["p99"] <= 160,
                   "underruns == 0": default["underruns"] == 0},
         "method": "EEG-sample -> audible-sample through PulseAudio (null sink monitor via parec); "
-                  "estimate = decoder's arrival_to_dac (queue + PortAudio's reported latency)",
+                  "estimate = decoder's arrival_to_dac (queue + PortAudio's reported latency); "
+                  "breakdown = the decoder's stage medians plus the offline event-to-onset position",
         "seconds_per_hop": seconds,
+        "load": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
     }

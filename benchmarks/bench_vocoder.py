@@ -132,31 +132,34 @@ def real_music(seconds: float) -> tuple[np.ndarray, dict]:
 
 
 STREAMING = (
-    # name, vocoder, look-ahead, magnitude
-    ("rtisi_la1", "rtisi", 1, "nnls"),
-    ("rtisi_la2", "rtisi", 2, "nnls"),
-    ("rtisi_la0", "rtisi", 0, "nnls"),
-    ("rtpghi_la1", "rtpghi", 1, "nnls"),
-    ("griffinlim_la3", "griffinlim", 3, "nnls"),
-    ("griffinlim_la1", "griffinlim", 1, "nnls"),
-    ("rtpghi_la1_pinv", "rtpghi", 1, "pinv"),
-    ("griffinlim_la3_pinv", "griffinlim", 3, "pinv"),
+    # name, vocoder, look-ahead, magnitude, synthesis window
+    ("rtisi_la1", "rtisi", 1, "nnls", "early"),
+    ("rtisi_la2", "rtisi", 2, "nnls", "early"),
+    ("rtisi_la0", "rtisi", 0, "nnls", "early"),
+    ("rtisi_la1_hann", "rtisi", 1, "nnls", "hann"),
+    ("rtisi_la2_hann", "rtisi", 2, "nnls", "hann"),
+    ("rtpghi_la1", "rtpghi", 1, "nnls", "early"),
+    ("griffinlim_la3", "griffinlim", 3, "nnls", "early"),
+    ("griffinlim_la1", "griffinlim", 1, "nnls", "early"),
+    ("rtpghi_la1_pinv", "rtpghi", 1, "pinv", "hann"),
+    ("griffinlim_la3_pinv", "griffinlim", 3, "pinv", "hann"),
 )
-"""The streaming configurations compared. ``*_pinv`` are the previous defaults (before issue 15)."""
+"""The streaming configurations compared. ``*_hann`` play with librosa's synthesis window (a frame
+later than ``early``); ``*_pinv`` are the previous defaults (before issue 15)."""
 DEFAULT = "rtisi_la1"
 BASELINE = "gl32_offline_nnls"
 
 
-def _stream(mel_db: np.ndarray, vocoder: str, lookahead: int, magnitude: str, length: int
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _stream(mel_db: np.ndarray, vocoder: str, lookahead: int, magnitude: str, length: int,
+            synthesis: str = "early") -> tuple[np.ndarray, np.ndarray]:
     """Vocode ``mel_db`` frame by frame, timing each ``process``; return (aligned audio, times in s)."""
     from eegmusic.decoder.melspec import HOP_LENGTH
     from eegmusic.decoder.vocoder import StreamingVocoder, _correct_edges
 
-    warm = StreamingVocoder(vocoder, lookahead, magnitude=magnitude)
+    warm = StreamingVocoder(vocoder, lookahead, magnitude=magnitude, synthesis=synthesis)
     for n in range(min(16, mel_db.shape[1])):  # compile and warm exactly like the timed run
         warm.process(mel_db[:, n])
-    streaming = StreamingVocoder(vocoder, lookahead, magnitude=magnitude)
+    streaming = StreamingVocoder(vocoder, lookahead, magnitude=magnitude, synthesis=synthesis)
     n_frames = mel_db.shape[1]
     times = np.empty(n_frames)
     chunks = []
@@ -169,7 +172,7 @@ def _stream(mel_db: np.ndarray, vocoder: str, lookahead: int, magnitude: str, le
     start = streaming.latency_frames * HOP_LENGTH
     audio = np.concatenate(chunks)[start:start + length]
     audio = np.concatenate([audio, np.zeros(max(0, length - audio.size), np.float32)])
-    _correct_edges(audio[:HOP_LENGTH * (n_frames - 1)], n_frames)
+    _correct_edges(audio[:HOP_LENGTH * (n_frames - 1)], n_frames, synthesis)
     return audio, times
 
 
@@ -222,11 +225,13 @@ def per_track(n_tracks: int, seconds: float) -> list[dict]:
 def table(results: dict) -> str:
     """The results as a markdown table (one row per method, best mel LSD first)."""
     rows = sorted(results["methods"].items(), key=lambda item: item[1]["mel_lsd_db"])
-    lines = ["| vocoder | look-ahead | magnitude | mel LSD (dB) | MR-STFT | SC (dB) | ms/frame (median) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| vocoder | look-ahead | synthesis | latency (frames) | magnitude | mel LSD (dB) | MR-STFT | "
+             "SC (dB) | ms/frame (median) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows:
-        lines.append(f"| {name} | {r['lookahead']} | {r['magnitude']} | {r['mel_lsd_db']:.2f} | "
-                     f"{r['mr_stft']:.3f} | {r['sc_db']:.2f} | {r['frame_ms']['median']:.3f} |")
+        latency = "-" if r["latency_frames"] is None else r["latency_frames"]
+        lines.append(f"| {name} | {r['lookahead']} | {r['synthesis']} | {latency} | {r['magnitude']} | "
+                     f"{r['mel_lsd_db']:.2f} | {r['mr_stft']:.3f} | {r['sc_db']:.2f} | "
+                     f"{r['frame_ms']['median']:.3f} |")
     return "\n".join(lines)
 
 
@@ -258,6 +263,7 @@ def run(quick: bool = False) -> dict:
         spectral_convergence,
         stft_magnitude,
     )
+    from eegmusic.decoder.vocoders.framing import synthesis_delay_frames
 
     seconds = 5.0 if quick else 20.0
     audio, source = real_music(seconds)
@@ -274,17 +280,18 @@ def run(quick: bool = False) -> dict:
                 "visqol": None if quick else _visqol(audio, out, AUDIO_SFREQ)}
 
     methods: dict[str, dict] = {}
-    for name, vocoder, lookahead, magnitude in STREAMING:
-        out, times = _stream(mel, vocoder, lookahead, magnitude, audio.size)
+    for name, vocoder, lookahead, magnitude, synthesis in STREAMING:
+        out, times = _stream(mel, vocoder, lookahead, magnitude, audio.size, synthesis)
         frame_ms = {"median": float(1e3 * np.median(times)), "p99": float(1e3 * np.percentile(times, 99))}
         methods[name] = score(out, float(times.sum()), frame_ms, vocoder=vocoder, lookahead=lookahead,
-                              magnitude=magnitude, latency_frames=lookahead + 2)
+                              magnitude=magnitude, synthesis=synthesis,
+                              latency_frames=lookahead + synthesis_delay_frames(synthesis))
     for magnitude, linear in (("nnls", mel_db_to_magnitude_nnls(mel)), ("pinv", mel_db_to_magnitude(mel))):
         out, elapsed = _offline_gl32(linear, audio.size)
         per_frame = 1e3 * elapsed / n_frames  # the whole spectrogram at once: no per-frame spread
         methods[f"gl32_offline_{magnitude}"] = score(
             out, elapsed, {"median": per_frame, "p99": per_frame}, vocoder="librosa griffinlim n_iter 32",
-            lookahead="whole file", magnitude=magnitude, latency_frames=None)
+            lookahead="whole file", magnitude=magnitude, synthesis="hann", latency_frames=None)
     baseline = methods[BASELINE]
     vs_baseline = {name: {"mel_lsd_minus_baseline_db": r["mel_lsd_db"] - baseline["mel_lsd_db"],
                           "time_ratio": r["s_per_audio_s"] / baseline["s_per_audio_s"]}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import output_file
+from eegmusic.stream.options import output_file, seconds
 
 PACKAGES = ("eegmusic.benchmarks",)
 
@@ -25,12 +25,16 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (a few minutes in all)")
     parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
                         help="run only these benchmarks (e.g. bench_vocoder bench_inlet)")
+    parser.add_argument("--duration", type=seconds(), default=None, metavar="S",
+                        help="seconds of live measurement, for benchmarks that measure live (latency: the "
+                        "default hop alone for S seconds), e.g. `eegmusic bench latency --duration 600`")
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help="benchmarks to run by short name, e.g. `eegmusic bench latency` (= --only "
                         "bench_latency)")
     parser.epilog = (
         "Examples:\n  eegmusic bench --quick --out bench.json\n  eegmusic bench latency --out latency.json   "
-        "# EEG event -> audible sound through PulseAudio")
+        "# EEG event -> audible sound through PulseAudio\n"
+        "  eegmusic bench latency --duration 600 --out soak.json   # 10 min at the default hop: underruns")
 
 
 def discover() -> list[str]:
@@ -109,11 +113,21 @@ def run_bench(args) -> int:
             known = ", ".join(m.split(".")[-1].removeprefix("bench_") for m in modules)
             raise ConfigError(f"no benchmark named {', '.join(unknown)}; pick from: {known}")
         modules = [m for m in modules if m.split(".")[-1] in only or m in only]
+    options = {}
+    if args.duration is not None:
+        options["duration_s"] = args.duration
+        refusing = [m.split(".")[-1] for m in modules
+                    if "duration_s" not in getattr(importlib.import_module(m), "RUN_OPTIONS", ())]
+        if refusing:
+            from eegmusic.stream.errors import ConfigError
+
+            raise ConfigError(f"--duration does not apply to {', '.join(refusing)}; name the live benchmark "
+                              f"alone, e.g. `eegmusic bench latency --duration 600`")
     for module_name in modules:
         log.info("running %s", module_name)
         start = time.perf_counter()
         try:
-            result = importlib.import_module(module_name).run(quick=args.quick)
+            result = importlib.import_module(module_name).run(quick=args.quick, **options)
             status = "ok"
         except Exception as error:  # a failing benchmark must not hide the others
             result = {"error": f"{type(error).__name__}: {error}",

@@ -161,3 +161,68 @@ class EventStream:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
         self._outlet = None
+
+
+def stimulus_onset_delay_s(hop_frames: int, vocoder: str | None = None, *, n_events: int = 40,
+                           onset_fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """How far after an EEG event its sound starts, in stimulus time, computed offline.
+
+    The part of the measured latency that no clock sees: an event falls somewhere between the frames
+    (the fixture model reads E1 at each frame's nearest EEG sample), and a burst of loud frames is
+    audible before its first frame's time (the synthesis window rises over the 1024 samples before
+    a frame's centre). Both are the same whatever the machine, so they are computed here by running
+    the fixture model's arithmetic, the live :class:`decoder.frameclock.FrameClock` on the
+    windower's hop grid and the streaming vocoder on EEG with events at many phases; the onset is
+    found by the same rule as the live measurement (``onset_fraction`` of the burst's peak).
+
+    Parameters
+    ----------
+    hop_frames : int
+        Decoder hop in mel frames.
+    vocoder : str or None
+        A registered vocoder (None: the default).
+    n_events : int
+        Events, at random phases to the frame grid.
+
+    Returns
+    -------
+    ndarray, shape (n_events,)
+        Stimulus time of each event's audible onset minus the event's time, seconds (negative: the
+        sound starts before the event's time on the stimulus axis).
+    """
+    from eegmusic.decoder.frameclock import FrameClock
+    from eegmusic.decoder.melspec import FRAME_PERIOD_S, HOP_LENGTH
+    from eegmusic.decoder.vocoder import StreamingVocoder
+
+    rng = np.random.default_rng(seed)
+    window, period = 125, int(round(0.8 * EEG_SFREQ))
+    width = int(round(EVENT_S * EEG_SFREQ))
+    onsets = 2 * window + period * np.arange(n_events) + rng.integers(0, 8, n_events)
+    e1 = np.zeros(int(onsets[-1] + 2 * period), np.float32)
+    for n in onsets:
+        e1[n:n + width] = 1.0
+    index = np.minimum(np.rint(np.arange(44) * HOP_LENGTH / RATE * EEG_SFREQ), window - 1).astype(int)
+    clock = FrameClock(initial_frames=hop_frames)
+    vocoder_ = StreamingVocoder() if vocoder is None else StreamingVocoder(vocoder)
+    hop_samples = hop_frames * FRAME_PERIOD_S * EEG_SFREQ
+    chunks, first_k = [], None
+    for k in range(int((len(e1) - window) / hop_samples)):
+        n_end = window + int(np.floor(k * hop_samples + 1e-9))     # the windower's grid
+        on = np.clip(e1[n_end - window + index], 0.0, 1.0)
+        emission = clock.push(n_end, np.repeat(QUIET_DB + (LOUD_DB - QUIET_DB) * on[None, :], 128, axis=0))
+        if first_k is None and emission.n_frames:
+            first_k = emission.k0
+        chunks += [vocoder_.process(emission.frames[:, i]) for i in range(emission.n_frames)]
+    audio = np.abs(np.concatenate(chunks))
+    start = (first_k - vocoder_.latency_frames) * HOP_LENGTH         # stimulus sample of audio[0]
+    delays = np.full(n_events, np.nan)
+    quiet = int(0.05 * RATE)
+    for i, n in enumerate(onsets):
+        t_event = n / EEG_SFREQ
+        a = int(round((t_event - 0.2) * RATE)) - start
+        span = audio[max(a, 0):a + int(0.6 * RATE)]
+        above = np.flatnonzero(span >= onset_fraction * span.max())
+        found = [j for j in above if j >= quiet and np.all(span[j - quiet:j] < onset_fraction * span.max())]
+        if found:
+            delays[i] = (start + max(a, 0) + found[0]) / RATE - t_event
+    return delays

@@ -5,19 +5,30 @@ Each decoded window carries stamps on the LSL clock (``pylsl.local_clock``):
 ====================  ==========================================================================
 stamp                 when
 ====================  ==========================================================================
+``audio``             the stimulus instant of the first audio sample the window's new frames
+                      make, on the EEG stream's time axis (the window's frames lag the EEG by the
+                      model's ``audio_lag_s``; the vocoder's samples lag its frames by its
+                      look-ahead and overlap-add)
+``eeg``               the window's last EEG sample was taken (its LSL timestamp)
 ``arrival``           the chunk holding the window's last sample arrived (``Window.t_arrival``)
 ``ready``             the stream stage made the window (``Window.t_ready``)
 ``inferred``          the model's output is in host memory
 ``vocoded``           the window's new frames are turned into audio samples
 ``buffered``          the samples are handed to the audio sink's buffer
-``dac``               the first of those samples reaches the device's DAC (estimated from the
-                      samples already queued in the sink and the device's output latency)
+``queued``            the first of those samples is handed to the device (estimated from the audio
+                      queued ahead of it in the sink)
+``dac``               the first of those samples reaches the device's DAC (``queued`` plus the
+                      device's output latency as PortAudio reports it)
 ====================  ==========================================================================
 
-The stages ending at ``dac`` are **estimates** (:data:`ESTIMATED_STAGES`): they add what the sink
-says is queued and what PortAudio says the device adds, and leave out the vocoder's look-ahead and
-where in a hop an EEG event falls. ``eegmusic bench latency`` *measures* EEG sample -> audible
-sample through the sound server; tables and summaries label the two apart.
+So ``audio_to_eeg`` is what the synthesis itself costs (the hop's first new frame waiting for the
+rest of the hop, plus the vocoder's look-ahead and overlap-add), ``eeg_to_arrival`` the transport,
+``buffered_to_queued`` the output queue (the cushion against jitter) and ``queued_to_dac`` the
+device. The stages ending at ``queued`` or ``dac`` are **estimates** (:data:`ESTIMATED_STAGES`): they
+add what the sink says is queued and what PortAudio says the device adds, and leave out where in a
+frame an EEG event falls. ``eegmusic bench latency`` *measures* EEG sample -> audible sample through
+the sound server, and prints these stages beside it as its breakdown; tables and summaries label the
+two apart.
 
 :class:`LatencyTracker` keeps the last ``capacity`` values of every stage difference in
 preallocated ring buffers and reports their percentiles in milliseconds.
@@ -29,24 +40,31 @@ import threading
 
 import numpy as np
 
-STAMPS = ("arrival", "ready", "inferred", "vocoded", "buffered", "dac")
+STAMPS = ("audio", "eeg", "arrival", "ready", "inferred", "vocoded", "buffered", "queued", "dac")
 """Stamps of one window, in pipeline order."""
 
-STAGES = ("arrival_to_ready", "ready_to_inferred", "inferred_to_vocoded", "vocoded_to_buffered",
-          "buffered_to_dac", "arrival_to_buffered", "arrival_to_dac")
-"""Reported stages: each consecutive pair of stamps, plus the two end-to-end spans."""
+STAGES = ("audio_to_eeg", "eeg_to_arrival", "arrival_to_ready", "ready_to_inferred", "inferred_to_vocoded",
+          "vocoded_to_buffered", "buffered_to_queued", "queued_to_dac", "buffered_to_dac",
+          "arrival_to_buffered", "arrival_to_dac", "audio_to_dac")
+"""Reported stages: each consecutive pair of stamps, plus the end-to-end spans."""
 
-ESTIMATED_STAGES = ("buffered_to_dac", "arrival_to_dac")
+ESTIMATED_STAGES = ("buffered_to_queued", "queued_to_dac", "buffered_to_dac", "arrival_to_dac",
+                    "audio_to_dac")
 """Stages computed from reported buffer sizes rather than observed: label them "estimate"."""
 
 _SPANS = {
+    "audio_to_eeg": ("audio", "eeg"),
+    "eeg_to_arrival": ("eeg", "arrival"),
     "arrival_to_ready": ("arrival", "ready"),
     "ready_to_inferred": ("ready", "inferred"),
     "inferred_to_vocoded": ("inferred", "vocoded"),
     "vocoded_to_buffered": ("vocoded", "buffered"),
+    "buffered_to_queued": ("buffered", "queued"),
+    "queued_to_dac": ("queued", "dac"),
     "buffered_to_dac": ("buffered", "dac"),
     "arrival_to_buffered": ("arrival", "buffered"),
     "arrival_to_dac": ("arrival", "dac"),
+    "audio_to_dac": ("audio", "dac"),
 }
 
 

@@ -10,9 +10,9 @@
    first; beyond it, the chunk's start is skipped; both counted;
 4. keeps a file sink in real time while the EEG stream is stalled (silence written, counted).
 
-It stamps ``vocoded`` and ``buffered`` on the window's stamps (LSL clock) and the estimate ``dac``
-(see :mod:`decoder.latency`). :class:`decoder.pipeline.LivePipeline` owns the threads; this owns
-what happens to sound on the output thread.
+It stamps ``buffered`` on the window's stamps (LSL clock) and the estimates ``queued`` and ``dac``
+of the chunk's first sample (see :mod:`decoder.latency`). :class:`decoder.pipeline.LivePipeline`
+owns the threads; this owns what happens to sound on the output thread.
 """
 
 from __future__ import annotations
@@ -161,7 +161,9 @@ class SoundOutput:
             now = time.monotonic()       # when a file's audio would end if it were played from now
             self._audio_wall_end = max(self._audio_wall_end or now, now) + len(samples) / AUDIO_SFREQ
             stamps["buffered"] = local_clock()
-            stamps["dac"] = stamps["buffered"] + self.sink.queued_s + self.sink.output_latency_s
+            # the chunk's first sample waits behind what was queued ahead of it
+            stamps["queued"] = stamps["buffered"] + max(self.sink.queued_s - len(samples) / AUDIO_SFREQ, 0.0)
+            stamps["dac"] = stamps["queued"] + self.sink.output_latency_s
 
     def flush(self) -> np.ndarray:
         """The vocoder's tail (what its look-ahead and overlap-add still hold), written to the sink.

@@ -303,7 +303,8 @@ class LivePipeline:
             t_inferred = local_clock()
             emission = clock.push(n_end, output)
             self._counters["windows"] += 1
-            stamps = {"arrival": window.t_arrival, "ready": window.t_ready, "inferred": t_inferred}
+            stamps = {"eeg": window.t_last, "arrival": window.t_arrival, "ready": window.t_ready,
+                      "inferred": t_inferred}
             # LSL time of EEG-stream time 0 (stimulus frame k sits at t0 + k * 512 / 22050).
             t0 = window.t_last - (n_end - 1) / sfreq
             self._queue.put((emission, stamps, t0, n_end, window.t_last))
@@ -330,6 +331,7 @@ class LivePipeline:
                 stamps["vocoded"] = stamps["inferred"]
                 if self._clock.samples_skipped:
                     self._counters["samples_skipped"] = self._clock.samples_skipped
+            stamps["audio"] = t_audio
             if len(samples):
                 sound.play(sound.listened(samples, t_audio), stamps)
             if frames is not None and frames.shape[1]:
@@ -424,6 +426,8 @@ class LivePipeline:
             "losses": health.losses if health is not None else 0,
             "bad_markers": self._truth.markers.bad if self._truth is not None else 0,
             "underruns": int(sink_counts.get("underruns", 0)),
+            "device_underflows": int(sink_counts.get("device_underflows", 0)),
+            "device_restarts": int(sink_counts.get("device_restarts", 0)),
             "frames": counts.get("frames", 0),
             "frames_skipped": counts.get("frames_skipped", 0) + counts.get("frames_skipped_time", 0),
             "flagged_windows": counts.get("flagged_windows", 0),

@@ -12,8 +12,9 @@ turns each frame into sound as it comes:
 
 Timing: the samples returned by call k cover stimulus time
 ``[(k - latency_frames)·512, (k - latency_frames + 1)·512)``, with
-``latency_frames = lookahead + 2`` (two frames are inherent to overlap-adding 2048-sample windows
-at hop 512).
+``latency_frames = lookahead + 2`` for the Hann synthesis window (two frames are inherent to
+overlap-adding 2048-sample windows at hop 512) and ``lookahead + 1`` for the ``"early"`` one
+(:mod:`decoder.vocoders.framing`), the default.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ import logging
 import numpy as np
 from eegmusic.decoder.melspec import DB_FLOOR, HOP_LENGTH, N_FFT, N_MELS
 from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, PhaseReconstruction
-from eegmusic.decoder.vocoders.framing import N_BINS, OLA_GAIN, WINDOW
+from eegmusic.decoder.vocoders.framing import (
+    N_BINS,
+    OLA_GAIN,
+    SYNTHESES,
+    WINDOW,
+    synthesis_delay_frames,
+    synthesis_gain,
+    synthesis_window,
+)
 from eegmusic.decoder.vocoders.magnitude import (
     NNLSMagnitude,
     mel_db_to_magnitude,
@@ -42,7 +51,8 @@ from eegmusic.decoder.vocoders.rtpghi import DEFAULT_TOL, rtpghi_phase
 from eegmusic.stream.errors import ConfigError, ModelError
 
 __all__ = [
-    "DEFAULT_TOL", "DEFAULT_VOCODER", "MAGNITUDES", "METHODS", "N_BINS", "StreamingVocoder",
+    "DEFAULT_SYNTHESIS", "DEFAULT_TOL", "DEFAULT_VOCODER", "MAGNITUDES", "METHODS", "N_BINS",
+    "StreamingVocoder",
     "log_spectral_distance", "mel_db_to_magnitude", "mel_db_to_magnitude_nnls", "mel_log_spectral_distance",
     "mel_pinv", "multi_resolution_stft_distance", "overlap_add", "rtpghi_block", "rtpghi_phase",
     "spectral_convergence", "stft_magnitude", "vocode",
@@ -54,51 +64,61 @@ METHODS = tuple(VOCODERS)
 """Registered vocoder names, the default first."""
 MAGNITUDES = ("nnls", "pinv")
 """How a mel frame becomes a linear magnitude."""
+DEFAULT_SYNTHESIS = "early"
+"""The streaming vocoders' synthesis window unless told (:data:`decoder.vocoders.framing.SYNTHESES`)."""
 
 
-def _window_sum_square(n_frames: int) -> np.ndarray:
-    """Sum of squared windows of ``n_frames`` centred frames, on output samples (length of istft)."""
+def _window_sum_square(n_frames: int, synthesis: str = "hann") -> np.ndarray:
+    """Sum of analysis × synthesis windows of ``n_frames`` centred frames, on output samples (length
+    of istft)."""
+    product = WINDOW * synthesis_window(synthesis)
     wss = np.zeros(HOP_LENGTH * (n_frames - 1) + N_FFT)
     for n in range(n_frames):
-        wss[n * HOP_LENGTH:n * HOP_LENGTH + N_FFT] += WINDOW ** 2
+        wss[n * HOP_LENGTH:n * HOP_LENGTH + N_FFT] += product
     return wss[N_FFT // 2:N_FFT // 2 + HOP_LENGTH * (n_frames - 1)]
 
 
-def _correct_edges(audio: np.ndarray, n_frames: int) -> None:
+def _correct_edges(audio: np.ndarray, n_frames: int, synthesis: str = "hann") -> None:
     """Rescale the first and last N_FFT samples from the steady-state gain to the true window sum.
 
-    Streaming overlap-add divides by the constant steady-state window sum; a signal that starts or
-    ends at the first or last frame (a file) has fewer windows there. librosa's istft divides by the
-    actual sum; this does the same, in place, touching only the two edges.
+    Streaming overlap-add divides by the steady-state window sum; a signal that starts or ends at
+    the first or last frame (a file) has fewer windows there. librosa's istft divides by the actual
+    sum; this does the same, in place, touching only the two edges.
     """
-    wss = _window_sum_square(n_frames)
+    wss = _window_sum_square(n_frames, synthesis)
+    steady = OLA_GAIN if synthesis == "hann" else np.resize(synthesis_gain(synthesis), wss.size)
+    steady = np.broadcast_to(steady, wss.shape)
     for part in (slice(0, min(N_FFT, audio.size)), slice(max(audio.size - N_FFT, 0), audio.size)):
         w = wss[part][: audio[part].size]
-        gain = np.where(w > 1e-3, OLA_GAIN / np.maximum(w, 1e-3), 1.0)
+        gain = np.where(w > 1e-3, steady[part][: w.size] / np.maximum(w, 1e-3), 1.0)
         audio[part] = audio[part] * gain
 
 
-def overlap_add(stft: np.ndarray) -> np.ndarray:
+def overlap_add(stft: np.ndarray, synthesis: str = "hann") -> np.ndarray:
     """Inverse STFT by windowed overlap-add in librosa's convention.
 
-    Equals ``librosa.istft(stft, hop_length=512, n_fft=2048)``; computed as the streaming vocoder
-    does (constant steady-state gain), then edge-corrected like :func:`vocode`.
+    With ``synthesis="hann"`` it equals ``librosa.istft(stft, hop_length=512, n_fft=2048)``;
+    computed as the streaming vocoder does (steady-state gain), then edge-corrected like
+    :func:`vocode`.
 
     Parameters
     ----------
     stft : ndarray, shape (N_FFT // 2 + 1, n_frames), complex
+    synthesis : {"hann", "early"}
+        The synthesis window (:mod:`decoder.vocoders.framing`).
 
     Returns
     -------
     audio : ndarray, shape (HOP_LENGTH * (n_frames - 1),), float64
     """
     n_frames = stft.shape[1]
-    frames = WINDOW[:, None] * np.fft.irfft(stft, n=N_FFT, axis=0)
+    frames = synthesis_window(synthesis)[:, None] * np.fft.irfft(stft, n=N_FFT, axis=0)
     out = np.zeros(HOP_LENGTH * (n_frames - 1) + N_FFT)
     for n in range(n_frames):
         out[n * HOP_LENGTH:n * HOP_LENGTH + N_FFT] += frames[:, n]
-    audio = out[N_FFT // 2:N_FFT // 2 + HOP_LENGTH * (n_frames - 1)] / OLA_GAIN
-    _correct_edges(audio, n_frames)
+    audio = out[N_FFT // 2:N_FFT // 2 + HOP_LENGTH * (n_frames - 1)]
+    audio = audio / (OLA_GAIN if synthesis == "hann" else np.resize(synthesis_gain(synthesis), audio.size))
+    _correct_edges(audio, n_frames, synthesis)
     return audio
 
 
@@ -111,7 +131,7 @@ def _check_mel_array(mel_db: np.ndarray) -> np.ndarray:
 
 
 def rtpghi_block(mel_db: np.ndarray, *, lookahead: int = 1, tol: float = DEFAULT_TOL,
-                 magnitude: str = "nnls") -> np.ndarray:
+                 magnitude: str = "nnls", synthesis: str = "hann") -> np.ndarray:
     """Vocode a whole mel-dB array at once with RTPGHI (offline reference of the streaming path).
 
     Parameters
@@ -119,6 +139,8 @@ def rtpghi_block(mel_db: np.ndarray, *, lookahead: int = 1, tol: float = DEFAULT
     mel_db : ndarray, shape (N_MELS, n_frames)
     magnitude : {"nnls", "pinv"}
         Mel → linear magnitude, as in :class:`StreamingVocoder`.
+    synthesis : {"hann", "early"}
+        The synthesis window, as in :class:`StreamingVocoder`.
 
     Returns
     -------
@@ -127,7 +149,7 @@ def rtpghi_block(mel_db: np.ndarray, *, lookahead: int = 1, tol: float = DEFAULT
     mel_db = _check_mel_array(mel_db)
     linear = mel_db_to_magnitude_nnls(mel_db) if magnitude == "nnls" else mel_db_to_magnitude(mel_db)
     phase = rtpghi_phase(linear, lookahead=lookahead, tol=tol)
-    return overlap_add(linear * np.exp(1j * phase)).astype(np.float32)
+    return overlap_add(linear * np.exp(1j * phase), synthesis).astype(np.float32)
 
 
 class StreamingVocoder:
@@ -143,6 +165,10 @@ class StreamingVocoder:
         rtisi 0–2, default 1; rtpghi 0–1, default 1; griffinlim 0–16, default 3).
     magnitude : {"nnls", "pinv"}
         Mel → linear magnitude: mel-consistent non-negative fit (default) or clipped pseudo-inverse.
+    synthesis : {"early", "hann"} or None
+        The overlap-add's synthesis window (:mod:`decoder.vocoders.framing`): ``"early"`` plays each
+        frame one frame (23.2 ms) sooner than ``"hann"`` (``librosa.istft``'s). None: ``"early"``
+        where the method offers it (every registered one does), else ``"hann"``.
     **options
         Passed to the method (``tol`` for rtpghi and rtisi; ``n_iter``, ``momentum`` for
         griffinlim and rtisi).
@@ -151,7 +177,8 @@ class StreamingVocoder:
     ----------
     latency_frames : int
         The samples of call k belong to frame ``k - latency_frames`` of stimulus time
-        (``lookahead + 2``; multiply by 512/22050 for seconds).
+        (``lookahead + 1`` with ``"early"``, ``lookahead + 2`` with ``"hann"``; multiply by
+        512/22050 for seconds).
 
     Examples
     --------
@@ -162,7 +189,7 @@ class StreamingVocoder:
     """
 
     def __init__(self, method: str = DEFAULT_VOCODER, lookahead: int | None = None, *,
-                 magnitude: str = "nnls", **options) -> None:
+                 magnitude: str = "nnls", synthesis: str | None = None, **options) -> None:
         spec = VOCODERS.get(method)
         if spec is None:
             raise ConfigError(f"unknown vocoder method {method!r}; use one of {', '.join(METHODS)}")
@@ -174,15 +201,21 @@ class StreamingVocoder:
             raise ConfigError(f"{method} lookahead must be {allowed} frames, got {lookahead!r}")
         if magnitude not in MAGNITUDES:
             raise ConfigError(f"unknown magnitude estimate {magnitude!r}; use one of {', '.join(MAGNITUDES)}")
+        if synthesis is None:
+            synthesis = DEFAULT_SYNTHESIS if DEFAULT_SYNTHESIS in spec.syntheses else spec.syntheses[0]
+        if synthesis not in SYNTHESES or synthesis not in spec.syntheses:
+            raise ConfigError(f"vocoder {method!r} has no synthesis window {synthesis!r}; use one of "
+                              f"{', '.join(spec.syntheses)}")
         try:
-            self._engine: PhaseReconstruction = spec.build(int(lookahead), **options)
+            self._engine: PhaseReconstruction = spec.build(int(lookahead), synthesis=synthesis, **options)
         except TypeError as error:
             raise ConfigError(f"vocoder {method!r} does not take these options ({error}); "
                               "see StreamingVocoder's documentation") from None
         self.method = method
         self.magnitude = magnitude
         self.lookahead = int(lookahead)
-        self.latency_frames = self.lookahead + 2
+        self.synthesis = synthesis
+        self.latency_frames = self.lookahead + synthesis_delay_frames(synthesis)
         self._nnls = NNLSMagnitude() if magnitude == "nnls" else None
         self._pinv = mel_pinv()
         self._fade_out = np.cos(0.5 * np.pi * (np.arange(HOP_LENGTH) + 0.5) / HOP_LENGTH) ** 2
@@ -304,5 +337,5 @@ def vocode(mel_db: np.ndarray, *, method: str = DEFAULT_VOCODER, lookahead: int 
     audio = audio[start:start + length]
     if audio.size < length:
         audio = np.concatenate([audio, np.zeros(length - audio.size, dtype=np.float32)])
-    _correct_edges(audio[:HOP_LENGTH * (n_frames - 1)], n_frames)
+    _correct_edges(audio[:HOP_LENGTH * (n_frames - 1)], n_frames, vocoder.synthesis)
     return audio

@@ -8,7 +8,9 @@ the mel → magnitude step, bad-frame handling, latency bookkeeping and gap fade
 Adding one: write ``decoder/vocoders/mine.py`` with a class that has ``lookahead``, ``push``,
 ``drain`` and ``reset``, then add ``register(VocoderSpec("mine", "eegmusic.decoder.vocoders.mine:Mine",
 lookaheads=(…), …))`` here. The class is named by its import path and imported on first use, so
-the command line lists the names without loading numba.
+the command line lists the names without loading numba. A class that also takes
+``synthesis="early"`` (:class:`decoder.vocoders.framing.OverlapAdd` does both windows) declares
+``syntheses=("hann", "early")`` and plays a frame sooner.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class PhaseReconstruction(Protocol):
     lookahead: int
     """Frames it waits for: ``push`` returns None for the first ``lookahead`` frames after a reset,
     and the samples of push k belong to frame ``k - lookahead - 2`` (two frames are inherent to
-    overlap-adding 2048-sample windows at hop 512)."""
+    overlap-adding 2048-sample windows at hop 512), or ``k - lookahead - 1`` when built with the
+    ``"early"`` synthesis window (:mod:`decoder.vocoders.framing`)."""
 
     def push(self, magnitude: np.ndarray) -> np.ndarray | None:
         """Take a frame's magnitude, shape (1025,); return 512 float64 samples or None while filling."""
@@ -59,6 +62,9 @@ class VocoderSpec:
     default_lookahead : int
     summary : str
         One line for ``--help``.
+    syntheses : tuple of str
+        The synthesis windows it can play with (:data:`decoder.vocoders.framing.SYNTHESES`); a class
+        offering more than ``"hann"`` takes a ``synthesis`` keyword.
     """
 
     name: str
@@ -66,13 +72,16 @@ class VocoderSpec:
     lookaheads: tuple[int, ...]
     default_lookahead: int
     summary: str
+    syntheses: tuple[str, ...] = ("hann",)
 
-    def build(self, lookahead: int, **options) -> PhaseReconstruction:
-        """A new instance with this look-ahead and options."""
+    def build(self, lookahead: int, synthesis: str = "hann", **options) -> PhaseReconstruction:
+        """A new instance with this look-ahead, synthesis window (one of :attr:`syntheses`) and options."""
         factory = self.factory
         if isinstance(factory, str):
             module, _, name = factory.partition(":")
             factory = getattr(importlib.import_module(module), name)
+        if self.syntheses != ("hann",):
+            options["synthesis"] = synthesis
         return factory(lookahead, **options)
 
 
@@ -88,12 +97,13 @@ def register(spec: VocoderSpec) -> None:
     VOCODERS[spec.name] = spec
 
 
+_BOTH = ("hann", "early")
 register(VocoderSpec("rtisi", "eegmusic.decoder.vocoders.rtisi:RTISI", (0, 1, 2), 1,
-                     "RTPGHI refined by fast Griffin-Lim over a sliding block"))
+                     "RTPGHI refined by fast Griffin-Lim over a sliding block", _BOTH))
 register(VocoderSpec("rtpghi", "eegmusic.decoder.vocoders.rtpghi:RTPGHI", (0, 1), 1,
-                     "phase-gradient heap integration alone (fastest)"))
+                     "phase-gradient heap integration alone (fastest)", _BOTH))
 register(VocoderSpec("griffinlim", "eegmusic.decoder.vocoders.griffinlim:GriffinLim", tuple(range(17)), 3,
-                     "streaming fast Griffin-Lim from a phase-advance guess (baseline)"))
+                     "streaming fast Griffin-Lim from a phase-advance guess (baseline)", _BOTH))
 
 DEFAULT_VOCODER = "rtisi"
 """The vocoder ``decode`` and ``gui`` use unless ``--vocoder`` says otherwise."""

@@ -16,7 +16,14 @@ from abc import ABC, abstractmethod
 import numba
 import numpy as np
 from eegmusic.decoder.melspec import HOP_LENGTH, N_FFT
-from eegmusic.decoder.vocoders.framing import BIN_ADVANCE, N_BINS, OLA_GAIN, TAIL_CHUNKS, WINDOW
+from eegmusic.decoder.vocoders.framing import (
+    BIN_ADVANCE,
+    N_BINS,
+    OLA_GAIN,
+    TAIL_CHUNKS,
+    WINDOW,
+    OverlapAdd,
+)
 
 _COMMITTED_BEFORE = 3
 """Committed frames that still overlap the block's first frame (N_FFT / HOP_LENGTH - 1)."""
@@ -63,9 +70,16 @@ class SlidingBlock(ABC):
         Iterations each time a frame arrives.
     momentum : float
         Fast Griffin-Lim momentum (0: plain Griffin-Lim).
+    synthesis : {"hann", "early"}
+        The window committed frames are played with (:mod:`decoder.vocoders.framing`); the
+        iterations always hold the Hann overlap-add of the committed frames fixed. ``"early"`` plays
+        each frame's samples one frame sooner (push k returns frame ``k - lookahead - 1``'s samples
+        instead of ``k - lookahead - 2``'s).
     """
 
-    def __init__(self, lookahead: int, n_iter: int, momentum: float) -> None:
+    def __init__(self, lookahead: int, n_iter: int, momentum: float, synthesis: str = "hann") -> None:
+        self._early = None if synthesis == "hann" else OverlapAdd(synthesis)
+        self.synthesis = synthesis
         self.lookahead = int(lookahead)
         self.block = self.lookahead + 1
         self.n_iter = int(n_iter)
@@ -89,6 +103,8 @@ class SlidingBlock(ABC):
         self.committed[:] = 0.0
         self.stft[:] = 0.0
         self.count = 0
+        if self._early is not None:
+            self._early.reset()
 
     @abstractmethod
     def first_guess(self, magnitude: np.ndarray) -> np.ndarray:
@@ -124,6 +140,8 @@ class SlidingBlock(ABC):
     def _commit(self) -> np.ndarray:
         self.committed[:N_FFT] += WINDOW * np.fft.irfft(self.stft[0], n=N_FFT)
         out = self.committed[:HOP_LENGTH] / OLA_GAIN
+        if self._early is not None:
+            out = self._early.add(self.stft[0])
         self.committed[:-HOP_LENGTH] = self.committed[HOP_LENGTH:]
         self.committed[-HOP_LENGTH:] = 0.0
         for array in (self.magnitude, self.stft, self.previous):
@@ -136,6 +154,8 @@ class SlidingBlock(ABC):
         chunks = []
         while self.count > 0:
             chunks.append(self._commit())
+        if self._early is not None:
+            return chunks + self._early.tail()
         for _ in range(TAIL_CHUNKS):
             chunks.append(self.committed[:HOP_LENGTH] / OLA_GAIN)
             self.committed[:-HOP_LENGTH] = self.committed[HOP_LENGTH:]
@@ -152,10 +172,13 @@ class GriffinLim(SlidingBlock):
         Frames iterated beyond the committed one (default 3).
     n_iter, momentum : int, float
         Iterations per frame and fast-GL momentum.
+    synthesis : {"hann", "early"}
+        See :class:`SlidingBlock`.
     """
 
-    def __init__(self, lookahead: int = 3, *, n_iter: int = 8, momentum: float = 0.99) -> None:
-        super().__init__(lookahead, n_iter, momentum)
+    def __init__(self, lookahead: int = 3, *, n_iter: int = 8, momentum: float = 0.99,
+                 synthesis: str = "hann") -> None:
+        super().__init__(lookahead, n_iter, momentum, synthesis)
 
     def first_guess(self, magnitude: np.ndarray) -> np.ndarray:
         if self.count == 0:

@@ -30,11 +30,13 @@ class RTISI(SlidingBlock):
         Fast Griffin-Lim momentum.
     tol : float
         RTPGHI relative tolerance (random phase below ``tol`` × the largest magnitude).
+    synthesis : {"hann", "early"}
+        The window committed frames are played with (see :class:`SlidingBlock`).
     """
 
     def __init__(self, lookahead: int = 1, *, n_iter: int = 6, momentum: float = 0.99,
-                 tol: float = DEFAULT_TOL) -> None:
-        super().__init__(lookahead, n_iter, momentum)
+                 tol: float = DEFAULT_TOL, synthesis: str = "hann") -> None:
+        super().__init__(lookahead, n_iter, momentum, synthesis)
         self._rtpghi = RTPGHIState(0, tol)
 
     def reset(self) -> None:

@@ -270,12 +270,14 @@ class RTPGHI:
         Frames of look-ahead for the phase frequency derivative (1: centred, 0: causal).
     tol : float
         Relative tolerance below which a coefficient gets a random phase.
+    synthesis : {"hann", "early"}
+        The overlap-add's synthesis window (:mod:`decoder.vocoders.framing`).
     """
 
-    def __init__(self, lookahead: int = 1, *, tol: float = DEFAULT_TOL) -> None:
+    def __init__(self, lookahead: int = 1, *, tol: float = DEFAULT_TOL, synthesis: str = "hann") -> None:
         self.lookahead = int(lookahead)
         self._state = RTPGHIState(self.lookahead, tol)
-        self._ola = OverlapAdd()
+        self._ola = OverlapAdd(synthesis)
         self.reset()
 
     def reset(self) -> None:

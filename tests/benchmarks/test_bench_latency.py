@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
-from eegmusic.benchmarks import bench_latency, readme_tables
+from eegmusic.benchmarks import bench_latency, latency_probe, readme_tables
 
 from tests.benchmarks.schema import NUMBER, check
 
@@ -27,3 +28,35 @@ def test_quick_run_measures_latency_and_the_estimate():
     for label, entry in result["measured"].items():
         assert {"latency_ms", "estimate_ms", "found", "events"} <= set(entry), label
     assert len(readme_tables.rows_latency(result)) == len(result["measured"])
+
+
+def _summary(**p50):
+    """A decode summary whose stages have these medians (ms); the rest unmeasured."""
+    from eegmusic.decoder.latency import STAGES
+
+    stages = {stage: {"p50": p50.get(stage), "p95": None, "p99": None, "n": 0} for stage in STAGES}
+    return {"latency_ms": stages, "vocoder_latency_ms": 69.66}
+
+
+def test_breakdown_adds_the_parts_and_names_what_is_left():
+    summary = _summary(audio_to_eeg=94.0, eeg_to_arrival=1.0, arrival_to_ready=0.5, ready_to_inferred=2.0,
+                       inferred_to_vocoded=1.5, vocoded_to_buffered=0.2, buffered_to_queued=30.0,
+                       queued_to_dac=23.0)
+    result = bench_latency.breakdown(summary, np.array([0.008, 0.012, np.nan]), measured_p50_ms=170.0)
+    parts = result["parts_ms"]
+    assert set(parts) == {name for name, _ in bench_latency.PARTS} == set(result["descriptions"])
+    assert parts["event_to_onset"] == pytest.approx(10.0) and parts["hop_wait"] == pytest.approx(94.0 - 69.66)
+    assert parts["vocoder_lookahead_ola"] == 69.66 and parts["output_queue"] == 30.0
+    assert result["sum_ms"] == pytest.approx(10 + 94 + 1 + 0.5 + 2 + 1.5 + 0.2 + 30 + 23)
+    assert result["unattributed_ms"] == pytest.approx(170.0 - result["sum_ms"])
+    assert bench_latency.breakdown(summary, np.array([0.01]), None)["unattributed_ms"] is None
+
+
+def test_offline_event_to_onset_follows_the_frame_grid_and_the_vocoder():
+    delay = latency_probe.stimulus_onset_delay_s(2, "rtisi", n_events=12)
+    assert np.isfinite(delay).all()
+    # an event is decoded at the first frame whose nearest EEG sample carries it (up to a frame and
+    # half a sample later); the synthesis window starts sounding up to 2 frames before that frame
+    frame = 512 / 22050
+    assert (delay > -2 * frame).all() and (delay < frame + 0.5 / 125 + 0.005).all(), delay
+    assert np.ptp(delay) > 0.005            # events at different phases to the frame grid differ

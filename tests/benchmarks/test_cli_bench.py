@@ -69,3 +69,11 @@ def test_every_bench_module_is_discovered_and_has_a_readme_builder_or_table():
     assert {"bench_training", "bench_inlet", "bench_replay", "bench_soak"} <= names
     rendered = set(readme_tables.ROW_BUILDERS) | set(readme_tables.TABLE_KEYS)
     assert names <= rendered, f"no README rows for {sorted(names - rendered)}"
+
+
+def test_duration_is_refused_for_a_benchmark_that_does_not_measure_live(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "vocoder", "--duration", "600", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--duration does not apply to bench_vocoder" in error[0]
+    assert "eegmusic bench latency --duration 600" in error[0] and not out.exists()

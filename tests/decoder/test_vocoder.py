@@ -60,10 +60,41 @@ def test_overlap_add_is_librosa_istft(music):
     np.testing.assert_allclose(ours, music[:ours.size], atol=2e-6)
 
 
+def test_early_synthesis_still_inverts_a_consistent_stft(music):
+    """The early window is silent over each segment's first quarter, its gain periodic: still exact."""
+    from eegmusic.decoder.vocoders.framing import EARLY_WINDOW
+
+    assert not EARLY_WINDOW[:HOP_LENGTH].any() and EARLY_WINDOW[HOP_LENGTH + HOP_LENGTH // 2:].any()
+    stft = librosa.stft(music, n_fft=N_FFT, hop_length=HOP_LENGTH)
+    ours = overlap_add(stft, "early")
+    np.testing.assert_allclose(ours, music[:ours.size], atol=2e-6)
+
+
+def test_early_synthesis_costs_little_on_music_and_plays_a_frame_sooner(music, music_mel):
+    lsd = {synthesis: mel_log_spectral_distance(vocode(music_mel, synthesis=synthesis, length=music.size),
+                                                music_mel) for synthesis in ("hann", "early")}
+    assert abs(lsd["early"] - lsd["hann"]) < 0.1, lsd
+    early, hann = StreamingVocoder(synthesis="early"), StreamingVocoder(synthesis="hann")
+    assert hann.latency_frames - early.latency_frames == 1
+    played = {name: np.concatenate([v.process(music_mel[:, n]) for n in range(30)])
+              for name, v in (("early", early), ("hann", hann))}
+    # the same sound, one hop sooner (not equal: the synthesis windows differ)
+    a, b = played["early"][HOP_LENGTH * 4:HOP_LENGTH * 28], played["hann"][HOP_LENGTH * 5:HOP_LENGTH * 29]
+    sooner = np.corrcoef(a, b)[0, 1]
+    same_time = np.corrcoef(played["early"][HOP_LENGTH * 5:HOP_LENGTH * 29], b)[0, 1]
+    assert sooner > 0.9 and sooner > same_time + 0.2, (sooner, same_time)
+
+
+def test_a_synthesis_window_the_method_lacks_is_one_line():
+    with pytest.raises(ConfigError, match="has no synthesis window 'late'; use one of hann, early"):
+        StreamingVocoder("rtisi", synthesis="late")
+
+
+@pytest.mark.parametrize("synthesis", ["hann", "early"])
 @pytest.mark.parametrize("lookahead", [0, 1])
-def test_streaming_equals_block(music_mel, lookahead):
-    streamed = vocode(music_mel, method="rtpghi", lookahead=lookahead)
-    block = rtpghi_block(music_mel, lookahead=lookahead)
+def test_streaming_equals_block(music_mel, lookahead, synthesis):
+    streamed = vocode(music_mel, method="rtpghi", lookahead=lookahead, synthesis=synthesis)
+    block = rtpghi_block(music_mel, lookahead=lookahead, synthesis=synthesis)
     assert streamed.shape == block.shape == (HOP_LENGTH * (music_mel.shape[1] - 1),)
     assert np.abs(block).max() > 0.1
     np.testing.assert_allclose(streamed, block, atol=1e-6)
@@ -82,11 +113,13 @@ def test_vocode_lines_up_with_the_mel(music_mel, method):
     assert aligned < early - 1.0 and aligned < late - 1.0
 
 
-@pytest.mark.parametrize("method,lookahead,latency",
-                         [("rtpghi", 1, 3), ("rtpghi", 0, 2), ("griffinlim", 3, 5), ("rtisi", 1, 3),
-                          ("rtisi", 2, 4), ("rtisi", 0, 2)])
-def test_chunk_timing_and_latency(music_mel, method, lookahead, latency):
-    vocoder = StreamingVocoder(method, lookahead)
+@pytest.mark.parametrize("method,lookahead,synthesis,latency",
+                         [("rtpghi", 1, "hann", 3), ("rtpghi", 0, "hann", 2), ("griffinlim", 3, "hann", 5),
+                          ("rtisi", 1, "hann", 3), ("rtisi", 2, "hann", 4), ("rtisi", 0, "hann", 2),
+                          ("rtpghi", 1, "early", 2), ("griffinlim", 3, "early", 4), ("rtisi", 1, "early", 2),
+                          ("rtisi", 2, "early", 3)])
+def test_chunk_timing_and_latency(music_mel, method, lookahead, synthesis, latency):
+    vocoder = StreamingVocoder(method, lookahead, synthesis=synthesis)
     assert vocoder.latency_frames == latency
     chunks = [vocoder.process(music_mel[:, n]) for n in range(12)]
     assert all(c.shape == (HOP_LENGTH,) and c.dtype == np.float32 for c in chunks)
@@ -250,7 +283,9 @@ def test_rtisi_beats_rtpghi_and_nears_offline_griffin_lim(music, music_mel):
 
 def test_default_is_rtisi_with_one_frame_of_lookahead():
     vocoder = StreamingVocoder()
-    assert (vocoder.method, vocoder.lookahead, vocoder.latency_frames) == ("rtisi", 1, 3)
+    # the early synthesis window: a frame's samples one frame sooner than librosa's istft would allow
+    assert (vocoder.method, vocoder.lookahead, vocoder.synthesis) == ("rtisi", 1, "early")
+    assert vocoder.latency_frames == 2
     assert vocoder.magnitude == "nnls"
     assert METHODS[0] == "rtisi"
 
