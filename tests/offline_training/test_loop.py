@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from eegmusic.offline_training.loop import EpochLoop  # noqa: E402
+from eegmusic.offline_training.loop import EpochLoop, adam  # noqa: E402
 from eegmusic.offline_training.models.registry import build_model, read_checkpoint  # noqa: E402
 from eegmusic.offline_training.train import TRAINING_LOOPS, training_loop  # noqa: E402
 from eegmusic.stream.cli import main  # noqa: E402
@@ -152,3 +152,22 @@ def test_a_checkpoint_of_the_old_layout_is_a_one_line_error(tmp_path):
            "optimizer": {}, "torch_rng": torch.get_rng_state()}
     with pytest.raises(ModelError, match="written by an older eegmusic .* start a new run"):
         EpochLoop(tiny_model(), LoopConfig(), tmp_path, phases=[("train", 4)], state=old)
+
+
+def test_fused_adam_takes_the_steps_of_torch_adam():
+    """The training loops' ``adam`` (fused, for speed) moves the weights as torch's default Adam does."""
+    torch.manual_seed(0)
+    ours, plain = torch.nn.Linear(40, 30), torch.nn.Linear(40, 30)
+    plain.load_state_dict(ours.state_dict())
+    start = ours.weight.detach().clone()
+    optimizers = (adam(ours.parameters(), 1e-2), torch.optim.Adam(plain.parameters(), lr=1e-2))
+    assert optimizers[0].defaults["fused"]
+    for step in range(5):
+        x = torch.randn(16, 40, generator=torch.Generator().manual_seed(step))
+        for model, optimizer in zip((ours, plain), optimizers, strict=True):
+            optimizer.zero_grad()
+            (model(x) ** 2).mean().backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert (ours.weight - start).abs().max() > 1e-2  # 5 steps of 1e-2 moved the weights
