@@ -234,6 +234,9 @@ def fit_ensemble(model, dataset, split, config, dist_info: DistInfo, device, out
                           "start a new --out")
     results = []
     for i, member in enumerate(model.models):
+        if model.members[i]["trained"]:
+            results.append({"trained_before": True})
+            continue
         member_out = Path(out) / f"member{i}"
         if dist_info.main:
             member_out.mkdir(parents=True, exist_ok=True)

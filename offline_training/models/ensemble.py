@@ -7,7 +7,10 @@ mistakes on the same EEG. Each member is trained by its own training loop, one a
 is chosen on the validation part (dynamic r); the others share the rest equally.
 
 Members are named by registry name and constructor keywords; the ensemble passes its shared
-contract (channels, rate, frames, subjects) and the target offset to each. The exported graph runs
+contract (channels, rate, frames, subjects) and the target offset to each. A member may instead name
+the ``checkpoint`` (``best.pt``) of a model trained before: it joins with its weights and statistics
+and is not trained again (the ensemble's configuration then holds the member's own configuration,
+marked ``trained``, so the ensemble's files never refer back to that run). The exported graph runs
 every member on the window and mixes their mel-dB outputs, so the file is as self-contained as any
 other model's.
 """
@@ -38,8 +41,8 @@ class Ensemble(MelDecoder):
     ----------
     members : sequence of dict
         One ``{"name": registry name, "config": {keyword: value}}`` per member (``config``
-        optional); the default is ridge plus two seeds of ``sourcenet`` with batch-normalised
-        features.
+        optional), or ``{"name": ..., "checkpoint": path of a best.pt}`` for a trained model; the
+        default is ridge plus two seeds of ``sourcenet`` with batch-normalised features.
     weights : sequence of float, optional
         Mixing weights (normalised to sum 1; default equal); the training loop sets them.
     target_offset_s : float
@@ -52,28 +55,39 @@ class Ensemble(MelDecoder):
     training_loop = "ensemble"
 
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, target_offset_s: float = 0.0, **kwargs):
-        from eegmusic.offline_training.models.registry import ALL_MODELS, build_model
-
         super().__init__(**kwargs)
-        self.members = tuple({"name": str(m["name"]), "config": dict(m.get("config", {}))} for m in members)
-        if not self.members:
+        if not members:
             raise ValueError("an ensemble needs at least one member")
         self.target_offset_s = float(target_offset_s)
-        shared = {key: getattr(self, key) for key in CONTRACT_KEYS}
-        modules = []
-        for member in self.members:
-            if member["name"] == self.name:
-                raise ValueError("an ensemble cannot hold an ensemble")
-            config = {**shared, **member["config"]}
-            if "target_offset_s" in inspect.signature(ALL_MODELS[member["name"]].__init__).parameters:
-                config.setdefault("target_offset_s", self.target_offset_s)
-            modules.append(build_model(member["name"], **config))
-        self.models = nn.ModuleList(modules)
+        built = [self._member(dict(m)) for m in members]
+        self.members = tuple(entry for entry, _ in built)
+        self.models = nn.ModuleList(model for _, model in built)
         n = len(self.members)
         weights = [1.0 / n] * n if weights is None else [float(w) for w in weights]
         if len(weights) != n or min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"weights {weights} must be {n} non-negative numbers, not all zero")
         self.register_buffer("mix", torch.tensor(weights, dtype=torch.float32) / sum(weights))
+
+    def _member(self, member: dict):
+        """(config entry, module) of one member description."""
+        from eegmusic.offline_training.models.registry import ALL_MODELS, build_model, load_checkpoint
+
+        name = str(member["name"])
+        if name == self.name:
+            raise ValueError("an ensemble cannot hold an ensemble")
+        if member.get("checkpoint"):
+            model, _ = load_checkpoint(member["checkpoint"], model_name=name)
+            for key in ("n_chans", "n_times", "sfreq", "n_mels", "n_frames"):
+                if getattr(model, key) != getattr(self, key):
+                    raise ValueError(f"member {member['checkpoint']} has {key}={getattr(model, key)}, "
+                                     f"the ensemble {getattr(self, key)}")
+            return {"name": name, "config": model.get_config(), "trained": True}, model
+        config = {key: getattr(self, key) for key in CONTRACT_KEYS} | dict(member.get("config", {}))
+        if "target_offset_s" in inspect.signature(ALL_MODELS[name].__init__).parameters:
+            config.setdefault("target_offset_s", self.target_offset_s)
+        entry = {"name": name, "config": dict(member.get("config", {})),
+                 "trained": bool(member.get("trained"))}
+        return entry, build_model(name, **config)
 
     @property
     def weights(self) -> tuple[float, ...]:
@@ -92,8 +106,9 @@ class Ensemble(MelDecoder):
 
     def fit_stats(self, eeg, mel_db) -> None:
         super().fit_stats(eeg, mel_db)
-        for model in self.models:
-            model.fit_stats(eeg, mel_db)
+        for member, model in zip(self.members, self.models, strict=True):
+            if not member["trained"]:  # a trained member keeps the statistics it was trained with
+                model.fit_stats(eeg, mel_db)
 
     def member_outputs(self, eeg: torch.Tensor, subject: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Every member's mel-dB (batch, n_mels, n_frames)."""
