@@ -2,26 +2,32 @@
 
 Data: an in-memory stand-in for :class:`~offline_training.dataset.WindowDataset` (:class:`SyntheticWindows`)
 with the NMED-T shape — 10 songs × 20 listeners × 270 s at 125 Hz, 125 channels, 54 000 windows at a
-1-s hop, mel-dB targets of 128 × 44 — and the same per-batch work (gather the windows of the batch's
-rows). Random values: the arithmetic of a step does not depend on them. Every listener of a song
-shares one recording (a broadcast view), so the whole set takes 0.2 GB instead of 3.4 GB.
+1-s hop, mel-dB targets of 128 × 44 — and the same per-batch work (one gather of the batch's windows
+from a sliding-window view, as ``WindowDataset.eeg`` does). Random values: the arithmetic of a step does
+not depend on them. Every listener of a song shares one recording (a broadcast view), so the whole set
+takes 0.2 GB instead of 3.4 GB.
 
 Measured, each an epoch run to its end and timed (never extrapolated from a few steps):
 
 - **ours**: :func:`offline_training.loop_regression.fit_regression`, the loop ``eegmusic train`` runs
-  (shuffled batches gathered from the dataset, Adam, validation, checkpoint), one epoch over every
-  window;
-- **baseline, plain torch**: the same model class, initial weights, optimiser, batch size and windows,
-  trained the plain way: a ``torch.utils.data.Dataset`` returning one window per item, a shuffling
-  ``DataLoader`` (default collate, no workers) and the textbook zero_grad/backward/step loop.
+  (shuffled batches gathered from the dataset, fused Adam (:func:`offline_training.loop.adam`),
+  validation, checkpoint), one epoch over every window;
+- **baseline, plain torch**: the same model class, initial weights, batch size and windows, trained the
+  plain way: a ``torch.utils.data.Dataset`` returning one window per item, a shuffling ``DataLoader``
+  (default collate, no workers), torch's default ``Adam`` and the textbook zero_grad/backward/step loop.
 
-Both get the same warm-up (one forward/backward step of a throwaway model of the same size, before
-either is timed) and the same torch threads. Also measured: the speed-up of ours under
-``torchrun --nproc_per_node N`` (DDP, gloo) at N = 1, 2 and 4, on the same windows, each process
-with ``cores // N`` threads (at least 1); with fewer cores than processes no speed-up is possible
-and the figure says so.
+The epochs alternate, ours first and last (ours, baseline, ours, ...), so that a change of machine load
+during the run falls on both; each figure is the median over its epochs, and the load average is
+recorded before each epoch. Both get the same warm-up (one forward/backward step of a throwaway model
+of the same size, before either is timed) and the same torch threads.
 
-Run: ``python -m eegmusic.benchmarks.bench_training [--quick]`` or through ``eegmusic bench``.
+Also measured: ours under ``torchrun --nproc_per_node N`` (DDP, gloo) at N = 1, 2 and 4 on the same
+windows, with ``OMP_NUM_THREADS = max(1, cores // N)`` so that processes × threads equals the cores
+where it can. The global batch stays the same (each process takes its share). Each run reports the
+total and the per-process throughput. With more processes than cores (4 on 2) the processes share
+cores and no speed-up over the cores' is possible: that run measures the cost of oversubscribing.
+
+Run: ``python -m eegmusic.benchmarks.bench_training [--quick] [--rounds K]`` or through ``eegmusic bench``.
 """
 
 from __future__ import annotations
@@ -221,13 +227,46 @@ def plain_torch_epoch(data: SyntheticWindows, batch: int) -> dict:
     }
 
 
-def compare(data: SyntheticWindows, batch: int) -> dict:
-    """Ours and the plain-torch baseline on the same epoch, and their ratio (ours / baseline windows/s)."""
+def _median_epoch(epochs: list[dict]) -> dict:
+    """One entry for several timed epochs: the median of each time and rate, with every epoch kept."""
+    keys = [k for k, v in epochs[0].items() if isinstance(v, float) and k != "train_loss"]
+    entry = {**epochs[0], **{k: float(np.median([e[k] for e in epochs])) for k in keys}}
+    entry["train_loss"] = float(epochs[0]["train_loss"])  # the first epoch's (every epoch starts afresh)
+    entry["epochs"] = epochs
+    return entry
+
+
+def compare(data: SyntheticWindows, batch: int, rounds: int = 1) -> dict:
+    """Ours and the plain-torch baseline on the same epoch, alternated, and their ratio.
+
+    Parameters
+    ----------
+    data : SyntheticWindows
+    batch : int
+    rounds : int
+        Baseline epochs; ours runs one more (ours, baseline, ours, ..., ours), every epoch from the same
+        initial weights.
+
+    Returns
+    -------
+    dict
+        ``ours`` and ``baseline_plain_torch`` (median figures and ``epochs``, each with ``load_avg``
+        before it), ``ratio`` (ours / baseline median windows/s).
+    """
     warm_up(data, batch)
-    baseline = plain_torch_epoch(data, batch)
-    ours = ours_epoch(data, batch)
-    return {"ours": ours, "baseline_plain_torch": baseline,
-            "ratio": ours["windows_per_s"] / baseline["windows_per_s"]}
+    ours, baseline = [], []
+
+    def timed(measure) -> dict:
+        load = [round(v, 2) for v in os.getloadavg()]
+        return {**measure(data, batch), "load_avg": load}
+
+    ours.append(timed(ours_epoch))
+    for _ in range(rounds):
+        baseline.append(timed(plain_torch_epoch))
+        ours.append(timed(ours_epoch))
+    ours_entry, base_entry = _median_epoch(ours), _median_epoch(baseline)
+    return {"ours": ours_entry, "baseline_plain_torch": base_entry,
+            "ratio": ours_entry["windows_per_s"] / base_entry["windows_per_s"]}
 
 
 # ---- scaling under torchrun -------------------------------------------------------------------------------
@@ -267,12 +306,18 @@ def scaling(size: dict, batch: int, processes=PROCESSES, timeout_s: float = 1800
                 raise RuntimeError(f"torchrun with {n} processes failed: {done.stderr.strip()[-600:]}")
             runs[str(n)] = json.loads(out.read_text())
     one = runs[str(processes[0])]["windows_per_s"]
-    for entry in runs.values():
+    for n, entry in ((int(k), v) for k, v in runs.items()):
         entry["speedup"] = entry["windows_per_s"] / one
-    return {"cores": cores, "batch": batch, "windows": runs[str(processes[0])]["windows"], "runs": runs}
+        entry["threads_total"] = n * entry["threads_per_process"]
+        entry["per_process_windows_per_s"] = entry["windows_per_s"] / n
+        entry["oversubscribed"] = n > cores
+    return {"cores": cores, "batch": batch, "windows": runs[str(processes[0])]["windows"], "runs": runs,
+            "load_avg": [round(v, 2) for v in os.getloadavg()],
+            "note": f"{cores} cores: at most {cores} processes can run at once; runs with more processes "
+                    "than cores share them (oversubscribed) and cannot be faster than the cores allow"}
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, rounds: int = 1) -> dict:
     """Measure the convnet epoch (ours beside plain torch) and its scaling over processes.
 
     Parameters
@@ -280,17 +325,20 @@ def run(quick: bool = False) -> dict:
     quick : bool
         Small data (1 song × 2 listeners × 40 s = 80 windows), batch 40, processes 1 and 2: a test
         of the machinery in well under a minute, no figure to quote.
-        Otherwise (about 15 minutes on 2 cores): the full NMED-T-size epoch (54 000 windows) at batch
-        256, ours and baseline; batch 60 (the default), and the 1/2/4-process scaling at batch 256, on a
-        tenth of it (10 songs × 20 listeners × 27 s = 5 400 windows), each a whole epoch.
+        Otherwise (about 15 minutes on 2 quiet cores per round): the full NMED-T-size epoch (54 000
+        windows) at batch 256, ours and baseline; batch 60 (the default), and the 1/2/4-process
+        scaling at batch 256, on a tenth of it (10 songs × 20 listeners × 27 s = 5 400 windows), each
+        a whole epoch.
+    rounds : int
+        Baseline epochs per comparison; ours runs ``rounds + 1``, alternating (:func:`compare`).
 
     Returns
     -------
     dict
         JSON-ready: ``size`` (songs, listeners, seconds, windows), ``epoch`` (per batch size:
-        ``ours``, ``baseline_plain_torch``, ``ratio``), ``nmedt_epoch_s`` (ours, the measured full
-        epoch; None in quick mode), ``target_epoch_s``, ``meets_target``, ``scaling``, ``torch_threads``,
-        ``cores``.
+        ``ours``, ``baseline_plain_torch``, ``ratio``), ``nmedt_epoch_s`` (ours, the median measured
+        full epoch; None in quick mode), ``target_epoch_s``, ``meets_target``, ``scaling``,
+        ``torch_threads``, ``cores``, ``load_avg`` (1, 5 and 15-minute load averages at the end).
     """
     import torch
 
@@ -300,9 +348,9 @@ def run(quick: bool = False) -> dict:
         size, batches, processes = NMEDT_SIZE, (LARGE_BATCH,), PROCESSES
         scaling_size = {**NMEDT_SIZE, "seconds": NMEDT_SIZE["seconds"] // 10}
     data = SyntheticWindows(**size)
-    epoch = {str(batch): compare(data, batch) for batch in batches}
+    epoch = {str(batch): compare(data, batch, rounds) for batch in batches}
     if not quick:  # the default batch on a tenth of the data (a full epoch of it, timed)
-        epoch[f"{DEFAULT_BATCH}_tenth"] = compare(SyntheticWindows(**scaling_size), DEFAULT_BATCH)
+        epoch[f"{DEFAULT_BATCH}_tenth"] = compare(SyntheticWindows(**scaling_size), DEFAULT_BATCH, rounds)
     full = None if quick else epoch[str(LARGE_BATCH)]["ours"]["epoch_s_with_validation_and_checkpoint"]
     return {
         "size": {**size, "windows": len(data)},
@@ -323,6 +371,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      epilog="Example: python -m eegmusic.benchmarks.bench_training --quick")
     parser.add_argument("--quick", action="store_true", help="small data: checks the machinery only")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="baseline epochs per comparison, ours one more, alternated (default 1), e.g. 2")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=argparse.SUPPRESS)
@@ -331,4 +381,4 @@ if __name__ == "__main__":
     if args.worker:
         _worker(json.loads(args.size), args.batch, args.result)
     else:
-        print(json.dumps(run(quick=args.quick), indent=2))
+        print(json.dumps(run(quick=args.quick, rounds=args.rounds), indent=2))

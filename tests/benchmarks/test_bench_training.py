@@ -16,12 +16,19 @@ EPOCH = {"windows": int, "batch": int, "train_pass_s": NUMBER, "windows_per_s": 
 def test_one_epoch_of_ours_beside_one_of_plain_torch_on_the_same_windows():
     data = bench_training.SyntheticWindows(songs=1, listeners=2, seconds=16)
     entry = check(bench_training.compare(data, batch=16), {
-        "ours": {**EPOCH, "epoch_s_with_validation_and_checkpoint": NUMBER},
-        "baseline_plain_torch": EPOCH, "ratio": NUMBER,
+        "ours": {**EPOCH, "epoch_s_with_validation_and_checkpoint": NUMBER, "epochs": [dict]},
+        "baseline_plain_torch": {**EPOCH, "epochs": [dict]}, "ratio": NUMBER,
     })
     assert entry["ours"]["windows"] == entry["baseline_plain_torch"]["windows"] == len(data) == 32
     assert entry["ratio"] == pytest.approx(
         entry["ours"]["windows_per_s"] / entry["baseline_plain_torch"]["windows_per_s"])
+    # alternated: ours, baseline, ours; each figure the median of its epochs, each epoch with its load
+    ours, base = entry["ours"]["epochs"], entry["baseline_plain_torch"]["epochs"]
+    assert len(ours) == 2 and len(base) == 1
+    assert entry["ours"]["windows_per_s"] == pytest.approx(sum(e["windows_per_s"] for e in ours) / 2)
+    for epoch in ours + base:
+        check(epoch, {**EPOCH, "load_avg": [NUMBER]})
+    assert ours[0]["train_loss"] == pytest.approx(ours[1]["train_loss"], rel=1e-4)  # same start, same epoch
 
 
 @pytest.mark.slow  # two torchrun launches: about a minute and a half on a busy 2-core machine
@@ -43,6 +50,10 @@ def test_quick_run_measures_ours_and_the_plain_torch_baseline():
     runs = result["scaling"]["runs"]
     assert set(runs) == {"1", "2"} and runs["1"]["speedup"] == 1.0
     assert runs["2"]["processes"] == 2 and runs["2"]["windows"] == windows
+    for n, run in runs.items():  # processes x threads = the cores where it can (at least 1 thread each)
+        assert run["threads_total"] == int(n) * max(1, result["cores"] // int(n))
+        assert run["per_process_windows_per_s"] == pytest.approx(run["windows_per_s"] / int(n))
+        assert run["oversubscribed"] == (int(n) > result["cores"])
     assert result["nmedt_epoch_s"] is None  # quick mode quotes no NMED-T figure
 
 
