@@ -10,7 +10,10 @@ For every evoked share and split kind the same run:
    ``subject`` or ``song``) and picks the target offset on its validation part
    (:func:`offline_training.target_lag.choose_target_offset`); every model uses that offset;
 2. trains every model with the project's own ``train`` (ridge ``linear`` in closed form, the deep
-   ones with Adam and early stopping on validation);
+   ones with Adam and early stopping on validation), each with its recipe (:data:`FULL` ``models``:
+   epochs, loss, augmentation, hyper-parameters); the ``ensemble`` row mixes the split's own trained
+   ``linear`` and ``sourcenet`` with one more ``sourcenet`` seed, its weights chosen on validation
+   (:class:`offline_training.models.ensemble.Ensemble`, one ONNX file);
 3. scores each exported ONNX model on the later excerpt of the split's test part (block: every
    listener and song; subject: the held-out listeners; song: the held-out songs) by dynamic r
    (:mod:`offline_training.metrics`, interior frames of 1-s windows, per block), beside:
@@ -35,22 +38,34 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+SOURCENET = {"epochs": 20, "patience": 4, "loss": "mse+pearson", "model_config": {"feature_norm": "batch"}}
+"""The sourcenet recipe chosen on validation data (a later excerpt, 90-120 s, never the test excerpt):
+batch-normalised response features (layer norm erased each frame's response strength: 0.188 → 0.303
+at the 10 % share, block split, ridge 0.288), MSE + per-band Pearson loss (0.310), up to 20 epochs."""
+
+ENSEMBLE = {"epochs": 20, "patience": 4, "loss": "mse+pearson", "reuse": ("linear", "sourcenet"),
+            "extra": ({"name": "sourcenet", "config": {"feature_norm": "batch"}},)}
+"""The ensemble row: the split's trained ridge and sourcenet plus one more sourcenet seed."""
+
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "test_start_s": 120.0, "test_s": 60.0,
     "shares": (0.10, 0.03, 0.01), "splits": ("block", "subject", "song"),
-    "models": {"linear": {}, "convnet": {"epochs": 5}, "sourcenet": {"epochs": 8}},
+    "models": {"linear": {}, "convnet": {"epochs": 5}, "sourcenet": SOURCENET, "ensemble": ENSEMBLE},
     "hop_s": 1.0,
 }
-"""Full run: 4 tracks × 6 listeners, 90 s to train, the 60 s from 120 s on to test (about 25 CPU
-minutes: three-quarters of an hour on 2 shared cores)."""
+"""Full run: 4 tracks × 6 listeners, 90 s to train, the 60 s from 120 s on to test (about an hour on
+2 shared cores)."""
 
 QUICK = {
     "n_tracks": 4, "n_subjects": 4, "train_s": 30.0, "test_start_s": 45.0, "test_s": 15.0,
     "shares": (0.10,), "splits": ("block", "subject", "song"),
-    "models": {"linear": {}, "sourcenet": {"epochs": 2}},
+    "models": {"linear": {}, "sourcenet": {**SOURCENET, "epochs": 3}},
     "hop_s": 1.0,
 }
 """Quick run: one evoked share, short excerpts, ridge and one deep model (a few minutes)."""
+
+TRAIN_OPTIONS = ("epochs", "patience", "loss", "augment", "model_config", "subject_conditioning", "lr")
+"""Entries of a model's recipe passed to :class:`offline_training.train.TrainConfig`."""
 
 RIDGE = "linear"
 GOALS = {"block_best_over_ridge": 1.3, "subject_best_over_ridge": 1.2}
@@ -134,9 +149,14 @@ def _one_split(folders: dict, split: str, config, runs: Path) -> dict:
     for name, options in config["models"].items():
         tic = time.perf_counter()
         run_dir = runs / f"{split}-{name}"
+        recipe = {"epochs": 1, "patience": 3, **{k: v for k, v in options.items() if k in TRAIN_OPTIONS}}
+        recipe["model_config"] = dict(recipe.get("model_config", {}))
+        if name == "ensemble":
+            recipe["model_config"]["members"] = (
+                [{"name": r, "checkpoint": str(runs / f"{split}-{r}" / "best.pt")} for r in options["reuse"]]
+                + [dict(m) for m in options.get("extra", ())])
         train(TrainConfig(data=str(folders["train"]), model=name, split=split, out=str(run_dir),
-                          epochs=int(options.get("epochs", 1)), hop_s=hop_s, target_offset_s=offset,
-                          patience=3, progress=False, seed=0))
+                          hop_s=hop_s, target_offset_s=offset, progress=False, seed=0, **recipe))
         scores = score_on_excerpt(run_dir / "model.onnx", folders["test"], songs=test_songs,
                                   subjects=test_subjects)
         out["models"][name] = {"dynamic_r": scores["model"], "shuffled_eeg": scores["shuffled_eeg"],
