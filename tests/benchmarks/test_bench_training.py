@@ -28,6 +28,8 @@ def test_one_epoch_of_ours_beside_one_of_plain_torch_on_the_same_windows():
     assert entry["ours"]["windows_per_s"] == pytest.approx(sum(e["windows_per_s"] for e in ours) / 2)
     for epoch in ours + base:
         check(epoch, {**EPOCH, "load_avg": [NUMBER]})
+        cpu = epoch.get("cpu_s", epoch.get("cpu_s_with_validation_and_checkpoint"))
+        assert 0 < cpu  # CPU time of the process's threads over the epoch
     assert ours[0]["train_loss"] == pytest.approx(ours[1]["train_loss"], rel=1e-4)  # same start, same epoch
 
 
