@@ -70,7 +70,8 @@ class MainWindow(QtWidgets.QMainWindow):
     """
 
     _started = QtCore.Signal(object)
-    _start_failed = QtCore.Signal(str)
+    start_failed = QtCore.Signal(str)
+    """Emitted with the one-line reason when a start fails (the window shows it in a dialog)."""
     _stopped = QtCore.Signal()
     closed = QtCore.Signal()
     """Emitted once the window has closed and stopped every thread."""
@@ -113,7 +114,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status = StreamStatus(self.statusBar())
         self.controls.message.connect(self.statusBar().showMessage)
         self._started.connect(self._on_started)
-        self._start_failed.connect(self._on_start_failed)
+        self.start_failed.connect(self._on_start_failed)
         self._stopped.connect(self._on_stopped)
 
         self.timer = QtCore.QTimer(self)
@@ -199,7 +200,7 @@ class MainWindow(QtWidgets.QMainWindow):
             attached = AttachedDecode(name)
         except EEGMusicError as error:
             self.start_error = error
-            self._start_failed.emit(str(error))
+            self.start_failed.emit(str(error))
             return
         with self._helper_lock:
             self._pending_pipeline = attached
@@ -233,14 +234,14 @@ class MainWindow(QtWidgets.QMainWindow):
             if sink is not None:
                 sink.close()
             self.start_error = error
-            self._start_failed.emit(str(error))
+            self.start_failed.emit(str(error))
             return
         except Exception as error:  # report, never kill the window
             if sink is not None:
                 sink.close()
             self.start_error = error
             log.exception("starting the pipeline failed")
-            self._start_failed.emit(f"{type(error).__name__}: {error}")
+            self.start_failed.emit(f"{type(error).__name__}: {error}")
             return
         with self._helper_lock:
             self._pending_pipeline = pipeline

@@ -44,7 +44,7 @@ def run_dashboard(pipeline, *, seconds: float | None = None, refresh_hz: float =
     window = MainWindow(refresh_hz=refresh_hz)
     window.closed.connect(loop.quit)
     # connected before the start: a start that fails at once must still close the window
-    window._start_failed.connect(window.close)  # the caller reports the reason
+    window.start_failed.connect(window.close)  # the caller reports the reason
     if seconds is not None:  # counted from the start, as a headless run counts them
         window.started.connect(lambda: QtCore.QTimer.singleShot(int(seconds * 1000), window.close))
     window.show()

@@ -62,7 +62,8 @@ at least 60 s at the nominal rate and at least 2**19 samples. A full queue silen
 samples, so it outlasts any hold-up of the thread (a reconnect, a loaded machine). liblsl counts it in
 nominal seconds, which a replay at ``speed`` sends that much faster: 60 s at 125 Hz was half a second
 of wall time at 120x, and a soak lost samples; 2**19 samples are 35 s there (8.7 min at 1 kHz).
-liblsl fills it only as samples wait (60 s of 128 float32 channels at 1 kHz is 30 MiB)."""
+liblsl allocates its slots up front (measured: 8 MiB more RSS per inlet than 7 500 slots) and the
+samples only as they wait (60 s of 128 float32 channels at 1 kHz is 30 MiB)."""
 
 STALL_MIN_S = 0.5
 STALL_PERIODS = 5
