@@ -132,3 +132,24 @@ def test_bad_live_options():
         listener_for_montage("standard_1020", channels=8, sfreq=100.0, name="x")
     with pytest.raises(ConfigError):
         listener_for_montage("no_such_montage", channels=8, sfreq=250.0, name="x")
+
+
+def test_auto_target_offset_covers_the_response_the_live_frames_need(tmp_path, tracks):
+    """On a 32-channel virtual listener, ``--target-offset auto`` lags the target past the response.
+
+    The live path plays the newest frames of each window; the listener answers sound with a P1-N1-P2
+    up to ~250 ms later, so an offset that leaves those frames' response outside the window scores
+    near zero live. The choice is made on the validation part only.
+    """
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.splits import make_split
+    from eegmusic.offline_training.target_lag import choose_target_offset
+
+    listener = listener_for_montage("standard_1020", channels=32, sfreq=250.0, name="unused", snr=0.7,
+                                    seed=1)
+    session = listener.record_session(tmp_path / "s.xdf", tracks[:2], minutes=4.0)
+    dataset = WindowDataset(session)
+    choice = choose_target_offset(dataset, make_split(dataset.index, "block", seed=0),
+                                  candidates=(0.0, 0.15, 0.3))
+    assert choice.offset_s >= 0.2
+    assert choice.scores[choice.offset_s] > choice.scores[0.0] + 0.05
