@@ -28,8 +28,12 @@ of the same size, before either is timed) and the same torch threads.
 Also measured: ours under ``torchrun --nproc_per_node N`` (DDP, gloo) at N = 1, 2 and 4 on the same
 windows, with ``OMP_NUM_THREADS = max(1, cores // N)`` so that processes × threads equals the cores
 where it can. The global batch stays the same (each process takes its share). Each run reports the
-total and the per-process throughput. With more processes than cores (4 on 2) the processes share
-cores and no speed-up over the cores' is possible: that run measures the cost of oversubscribing.
+total and the per-process throughput, and windows per CPU-second summed over its processes
+(``cpu_efficiency``: that against one process), which the load of other users does not change: on a
+shared machine more threads also take a larger share of the cores from the others, so a speed-up in
+wall time alone can come from the load rather than from scaling. With more processes than cores (4 on
+2) the processes share cores and no speed-up over the cores' is possible: that run measures the cost
+of oversubscribing.
 
 Run: ``python -m eegmusic.benchmarks.bench_training [--quick] [--rounds K]`` or through ``eegmusic bench``.
 """
@@ -279,14 +283,16 @@ def compare(data: SyntheticWindows, batch: int, rounds: int = 1) -> dict:
 def _worker(size: dict, batch: int, out: str) -> None:
     """Body of one torchrun process: join the group, train one epoch (DDP), rank 0 writes the result."""
     import torch
-    from eegmusic.offline_training.distributed import init_distributed
+    from eegmusic.offline_training.distributed import all_sum, init_distributed
 
     dist_info = init_distributed("cpu")
     data = SyntheticWindows(**size)
     warm_up(data, batch)
     result = ours_epoch(data, batch, dist_info)
+    cpu = all_sum(np.array([result["cpu_s_with_validation_and_checkpoint"]]), dist_info, "cpu")[0]
     if dist_info.main:
-        result.update(processes=dist_info.world, threads_per_process=torch.get_num_threads())
+        result.update(processes=dist_info.world, threads_per_process=torch.get_num_threads(),
+                      cpu_s_all_processes=float(cpu), windows_per_cpu_s=result["windows"] / float(cpu))
         Path(out).write_text(json.dumps(result))
 
 
@@ -312,8 +318,10 @@ def scaling(size: dict, batch: int, processes=PROCESSES, timeout_s: float = 1800
                 raise RuntimeError(f"torchrun with {n} processes failed: {done.stderr.strip()[-600:]}")
             runs[str(n)] = json.loads(out.read_text())
     one = runs[str(processes[0])]["windows_per_s"]
+    one_cpu = runs[str(processes[0])]["windows_per_cpu_s"]
     for n, entry in ((int(k), v) for k, v in runs.items()):
         entry["speedup"] = entry["windows_per_s"] / one
+        entry["cpu_efficiency"] = entry["windows_per_cpu_s"] / one_cpu
         entry["threads_total"] = n * entry["threads_per_process"]
         entry["per_process_windows_per_s"] = entry["windows_per_s"] / n
         entry["oversubscribed"] = n > cores

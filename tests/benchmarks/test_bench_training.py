@@ -56,6 +56,8 @@ def test_quick_run_measures_ours_and_the_plain_torch_baseline():
         assert run["threads_total"] == int(n) * max(1, result["cores"] // int(n))
         assert run["per_process_windows_per_s"] == pytest.approx(run["windows_per_s"] / int(n))
         assert run["oversubscribed"] == (int(n) > result["cores"])
+        assert run["cpu_s_all_processes"] > 0 and run["windows_per_cpu_s"] > 0
+    assert runs["1"]["cpu_efficiency"] == 1.0 and runs["2"]["cpu_efficiency"] > 0
     assert result["nmedt_epoch_s"] is None  # quick mode quotes no NMED-T figure
 
 
