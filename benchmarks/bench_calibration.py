@@ -18,9 +18,11 @@ a 32-channel 10-20 cap at 250 Hz, real music from :mod:`replay.music_sources`), 
   merit is the calibration minutes each method needs to reach 80 % of its dynamic r (linear
   interpolation between the measured M; ``None`` when not reached).
 
-Every figure is one seeded training run (``compare(seeds=...)`` averages several); ratios are
-taken within the run. The model is a small convnet (:data:`ARCH_CONFIG`) so the whole benchmark
-runs on two CPU cores.
+Every figure of the full run is a mean over the training seeds :data:`SEEDS` (split, initial
+weights, batch order; the quick run uses one), per-seed figures beside it; ratios are taken within
+the run. Fine-tuning chooses its recipe on each run's validation windows
+(:func:`offline_training.finetune.fit_finetune`); the recipes chosen are reported. The model is a
+small convnet (:data:`ARCH_CONFIG`) so the whole benchmark runs on two CPU cores.
 
 Run: ``python -m eegmusic.benchmarks.bench_calibration [--quick]`` or through ``eegmusic bench``.
 """
@@ -50,6 +52,8 @@ ARCH = "convnet"
 ARCH_CONFIG = {"channels": [32, 32, 64, 64], "hidden": 128}
 EPOCHS, PATIENCE, HOP_S = 20, 4, 0.5
 GOAL_FRACTION = 0.8
+SEEDS = (0, 1, 2)
+"""Training seeds of the full run (each figure a mean over them; the quick run uses the first)."""
 
 
 def _listener(seed: int):
@@ -104,6 +108,12 @@ def score(model: Path, test: Path, out: Path) -> dict:
     }
 
 
+def _recipe(run: Path) -> dict:
+    """The fine-tuning recipe a run chose on its validation windows (head, learning rate)."""
+    choice = json.loads((run / "metrics.json").read_text())["finetune"]
+    return {"head": choice["chosen_head"], "lr": choice["chosen_lr"]}
+
+
 def minutes_to_reach(minutes, values, target: float):
     """First calibration minutes at which ``values`` reach ``target`` (linear between points), or None."""
     previous = None
@@ -150,6 +160,8 @@ def compare(
     pretrained = train_run(work / "others", work / "pretrained")
     test = _session(new, work / "test.xdf", test_tracks, test_min, 90000.0)
     out: dict = {"pretrained_alone": score(pretrained, test, work / "eval-pretrained"), "by_minutes": {}}
+    choices: dict = {}
+    out["fine_tuning_recipes"] = choices
     for m in minutes:
         session = _session(new, work / f"calib{m}.xdf", calib_tracks, float(m), 10000.0 + 1000.0 * m)
         runs = {"from_scratch": [], "fine_tuned": []}
@@ -158,14 +170,20 @@ def compare(
             tuned = train_run(session, work / f"tuned{m}-{seed}", init=pretrained, seed=seed)
             runs["from_scratch"].append(score(scratch, test, work / f"eval-scratch{m}-{seed}"))
             runs["fine_tuned"].append(score(tuned, test, work / f"eval-tuned{m}-{seed}"))
+            choices.setdefault(str(m), []).append(_recipe(tuned.parent))
         out["by_minutes"][str(m)] = {
             method: {key: round(float(np.mean([r[key] for r in scores])), 4) for key in scores[0]}
             for method, scores in runs.items()
         }
+        for method, scores in runs.items():
+            out["by_minutes"][str(m)][method]["model_per_seed"] = [r["model"] for r in scores]
         logger.info("%s min: %s", m, out["by_minutes"][str(m)])
     if reference_min:
         session = _session(new, work / "reference.xdf", calib_tracks, reference_min, 50000.0)
-        reference = score(train_run(session, work / "reference"), test, work / "eval-reference")
+        scores = [score(train_run(session, work / f"reference-{seed}", seed=seed), test,
+                        work / f"eval-reference-{seed}") for seed in seeds]
+        reference = {key: round(float(np.mean([r[key] for r in scores])), 4) for key in scores[0]}
+        reference["model_per_seed"] = [r["model"] for r in scores]
         target = GOAL_FRACTION * reference["model"]
         out["reference"] = {"minutes": reference_min, **reference, "goal_r": round(target, 4)}
         for method in ("from_scratch", "fine_tuned"):
@@ -192,6 +210,7 @@ def run(quick: bool = False) -> dict:
         the long calibration, the 80 % goal and the minutes each method needs), setup figures.
     """
     minutes = QUICK_MINUTES if quick else MINUTES
+    seeds = SEEDS[:1] if quick else SEEDS
     sizes = QUICK if quick else {"pretrain": PRETRAIN_MIN, "reference": REFERENCE_MIN, "test": TEST_MIN}
     with tempfile.TemporaryDirectory(prefix="eegmusic-bench-calibration-") as work:
         results = compare(
@@ -200,6 +219,7 @@ def run(quick: bool = False) -> dict:
             pretrain_min=sizes["pretrain"],
             test_min=sizes["test"],
             reference_min=sizes["reference"],
+            seeds=seeds,
         )
     results["setup"] = {
         "montage": MONTAGE,
@@ -213,6 +233,7 @@ def run(quick: bool = False) -> dict:
         "hop_s": HOP_S,
         "minutes": list(minutes),
         "pretrain_listeners": PRETRAIN_LISTENERS,
+        "seeds": list(seeds),
         **{f"{k}_min": v for k, v in sizes.items()},
     }
     return results

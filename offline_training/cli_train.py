@@ -22,6 +22,7 @@ examples:
   eegmusic train --data /tmp/sim --arch convnet --out runs/lagged --target-offset auto
   eegmusic train --data /tmp/sim --arch convnet --songs 21 22 --subjects 1 2 3 --out runs/small
   eegmusic train --data mydata --arch cnn --out runs/clip --allow-short-stimulus   # 30-s clips, longer EEG
+  eegmusic train --data s.xdf --init pretrained/model.onnx --out runs/s-tuned   # adapt to a new listener
   torchrun --nproc_per_node 2 -m eegmusic train --data /tmp/sim --arch convnet --out runs/ddp
 
 --arch names an architecture of the model registry; --model, in every other command, is a model file.
@@ -72,8 +73,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", default="mse", choices=LOSSES, help="loss on mel-dB (default: mse)")
     parser.add_argument("--subject-conditioning", action="store_true", help="add a subject embedding input")
     parser.add_argument("--init", default=None, metavar="MODEL",
-                        help="fine-tune a pretrained run's model.onnx (best.pt beside it) or best.pt on "
-                        "--data (a new listener; another montage gets a learned channel adapter)")
+                        help="fine-tune a pretrained model file (model.onnx; nothing else needed) or a run's "
+                        "best.pt on --data (a new listener; another montage gets a learned channel adapter); "
+                        "the learning rate and whether the output layer restarts are chosen on validation "
+                        "(--lr fixes the rate); such a run cannot be --resumed")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument(
         "--hop", type=float_range(0.008, 60.0), default=1.0,

@@ -5,12 +5,12 @@ model's normalisation (EEG scaling, mean and SD of the mel bands) is refitted on
 training windows, as for any run: amplitude and montage differ between people and caps.
 
 **The recipe is chosen on the new listener's validation windows** (:func:`fit_finetune`): the
-ordinary training loop (Adam, early stopping on the validation loss) runs once per learning rate of
-:data:`LR_FACTORS` × the model's ``default_lr``, each from the same pretrained start, and the run
-keeps the weights with the lowest validation loss, the untrained start included (so a run never ends
-worse on validation than the pretrained model with refitted statistics). ``--lr`` fixes the learning
-rate (one loop). Test windows play no part; every candidate's validation loss is in ``metrics.json``
-(``finetune``).
+ordinary training loop (Adam, early stopping on the validation loss) runs once per candidate, each
+from the same pretrained start: the pretrained output layer or a zeroed one (:data:`HEADS`) × the
+learning rates :data:`LR_FACTORS` × the model's ``default_lr``; the run keeps the weights with the
+lowest validation loss, the untrained start included (so a run never ends worse on validation than
+the pretrained model with refitted statistics). ``--lr`` fixes the learning rate. Test windows play
+no part; every candidate's validation loss is in ``metrics.json`` (``finetune``).
 
 Same montage (the data's channel labels are the pretrained model's, in order): the weights load as
 they are. Another montage: an input layer (:class:`ChannelAdapter`, a learned linear map from the
@@ -45,9 +45,12 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-LR_FACTORS = (0.1, 0.3, 1.0)
-"""Candidate fine-tuning learning rates, as fractions of the model's ``default_lr`` (one loop each; the
-one of lowest validation loss is kept)."""
+LR_FACTORS = (0.3, 1.0)
+"""Candidate fine-tuning learning rates, as fractions of the model's ``default_lr``."""
+HEADS = ("keep", "reset")
+"""Candidate starts of the output layer: the pretrained one (``keep``), or zeroed (``reset``: the
+pretrained features under a new head that starts at the listener's mean spectrum). One loop per
+(head, learning rate); the candidate of lowest validation loss is kept."""
 
 
 @dataclass
@@ -393,12 +396,21 @@ def initial_model(init, dataset) -> MelDecoder:
     return adapted
 
 
+def _output_layer(model: MelDecoder) -> nn.Linear | None:
+    """The output layer that ``zero_head`` started at zero (a model's ``head``), or None."""
+    inner = model.inner if isinstance(model, AdaptedDecoder) else model
+    head = inner._modules.get("head")
+    return head if isinstance(head, nn.Linear) else None
+
+
 def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, device, out) -> dict:
     """Fine-tune ``model`` with the recipe chosen on the new listener's validation windows.
 
-    Runs the training loop ``fit`` once per candidate learning rate (:data:`LR_FACTORS` × the model's
-    ``default_lr``, or ``config.lr`` alone when given), each from the same pretrained weights with the
-    same seed, and keeps the weights of lowest validation loss, the start included.
+    Runs the training loop ``fit`` once per candidate: each output-layer start of :data:`HEADS` (the
+    pretrained head, or a zeroed one for a model with a ``head`` layer) × each learning rate
+    (:data:`LR_FACTORS` × the model's ``default_lr``, or ``config.lr`` alone when given), each from the
+    same pretrained weights with the same seed, and keeps the weights of lowest validation loss, the
+    untrained start included.
 
     Parameters
     ----------
@@ -414,30 +426,38 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     dict
         The chosen loop's result (``model`` with the chosen weights, ``history``, ``best_epoch``,
         ``best_val_loss``, ...; ``best_epoch`` 0 when the start won), plus ``finetune``: the start's
-        validation loss, each candidate's (``lr``, ``best_val_loss``, ``best_epoch``, ``epochs_run``)
-        and the chosen ``lr`` (None: the pretrained weights as they were).
+        validation loss, each candidate's (``lr``, ``head``, ``best_val_loss``, ``best_epoch``,
+        ``epochs_run``), the chosen ``chosen_lr`` and ``chosen_head`` (None: the start as it was).
     """
     from eegmusic.offline_training.loop import weights
     from eegmusic.offline_training.loop_regression import validation_loss
 
     start = weights(model)  # scored as the loop scores its epochs (only regression models are adapted)
     start_val = validation_loss(model, dataset, split.val, config, device, dist_info)["loss"]
-    rates = [float(config.lr)] if config.lr is not None else [f * float(model.default_lr) for f in LR_FACTORS]
-    best = {"lr": None, "val": start_val, "weights": start, "result": {
+    factors = [None] if config.lr is not None else LR_FACTORS
+    best = {"lr": None, "head": None, "val": start_val, "weights": start, "result": {
         "history": [], "best_epoch": 0, "best_val_loss": start_val, "epochs_run": 0, "windows_per_s": None}}
     tried = []
-    for lr in rates:
+    layer = _output_layer(model)
+    heads = [h for h in HEADS if h == "keep" or layer is not None]  # a model without a head keeps it
+    for factor, head in [(f, h) for h in heads for f in factors]:
+        lr = float(config.lr) if factor is None else factor * float(model.default_lr)
         model.load_state_dict(start)
+        if head == "reset":
+            model.zero_head(layer)
         torch.manual_seed(config.seed)  # every candidate sees the same dropout and batch order
         result = fit(model, dataset, split, replace(config, lr=lr), dist_info, device, out, None)
-        tried.append({"lr": lr, **{k: result[k] for k in ("best_val_loss", "best_epoch", "epochs_run")}})
-        logger.info("fine-tuning at lr %.2g: validation loss %.3f (epoch %d; start %.3f)",
-                    lr, result["best_val_loss"], result["best_epoch"], start_val)
+        tried.append({"lr": lr, "head": head,
+                      **{k: result[k] for k in ("best_val_loss", "best_epoch", "epochs_run")}})
+        logger.info("fine-tuning at lr %.2g, %s head: validation loss %.3f (epoch %d; start %.3f)",
+                    lr, head, result["best_val_loss"], result["best_epoch"], start_val)
         if result["best_val_loss"] < best["val"]:
-            best = {"lr": lr, "val": result["best_val_loss"], "weights": weights(model),
+            best = {"lr": lr, "head": head, "val": result["best_val_loss"], "weights": weights(model),
                     "result": {k: v for k, v in result.items() if k != "model"}}
     model.load_state_dict(best["weights"])
     logger.info("fine-tuning recipe chosen on validation: %s",
-                "the pretrained weights as they are" if best["lr"] is None else f"lr {best['lr']:.2g}")
+                "the pretrained weights as they are" if best["lr"] is None
+                else f"lr {best['lr']:.2g}, {best['head']} head")
     return {**best["result"], "model": model,
-            "finetune": {"start_val_loss": start_val, "candidates": tried, "chosen_lr": best["lr"]}}
+            "finetune": {"start_val_loss": start_val, "candidates": tried, "chosen_lr": best["lr"],
+                         "chosen_head": best["head"]}}

@@ -12,7 +12,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from eegmusic.offline_training.finetune import LR_FACTORS, AdaptedDecoder, initial_model, load_pretrained
+from eegmusic.offline_training.finetune import (
+    HEADS,
+    LR_FACTORS,
+    AdaptedDecoder,
+    initial_model,
+    load_pretrained,
+)
 from eegmusic.offline_training.train import TrainConfig, train
 from eegmusic.stream.errors import ModelError
 
@@ -191,10 +197,14 @@ def test_train_init_on_another_montage_exports_a_model_for_that_cap(tuned8):
     assert config["init"].endswith("model.onnx") and config["model"] == "convnet"
     metrics = json.loads((out / "metrics.json").read_text())
     choice = metrics["finetune"]  # one loop per candidate learning rate, the start included in the choice
-    assert [c["lr"] for c in choice["candidates"]] == pytest.approx([f * 1.5e-3 for f in LR_FACTORS])
-    losses = {c["lr"]: c["best_val_loss"] for c in choice["candidates"]} | {None: choice["start_val_loss"]}
-    assert choice["chosen_lr"] == min(losses, key=losses.get)
-    assert metrics["val_loss"] == pytest.approx(losses[choice["chosen_lr"]], rel=1e-4)
+    assert [(c["head"], c["lr"]) for c in choice["candidates"]] == [
+        (head, pytest.approx(f * 1.5e-3)) for head in HEADS for f in LR_FACTORS
+    ]
+    losses = {(c["head"], c["lr"]): c["best_val_loss"] for c in choice["candidates"]}
+    losses[(None, None)] = choice["start_val_loss"]
+    chosen = (choice["chosen_head"], choice["chosen_lr"])
+    assert chosen == min(losses, key=losses.get)
+    assert metrics["val_loss"] == pytest.approx(losses[chosen], rel=1e-4)
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))
     meta = json.loads(session.get_modelmeta().custom_metadata_map["eegmusic"])
     assert meta["input"]["channels"] == ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"]
@@ -225,3 +235,18 @@ def test_finetuning_beats_pretrained_alone_and_from_scratch_at_5_minutes(tmp_pat
     print(json.dumps(results))
     assert tuned > alone and tuned > scratch
     assert tuned > at5["fine_tuned"]["shuffled_eeg"]
+
+
+def test_cli_refuses_to_resume_a_finetuning_run_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "eegmusic", "train", "--data", str(tmp_path / "s.xdf"), "--init",
+         str(tmp_path / "p.onnx"), "--out", str(tmp_path / "run"), "--resume"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--resume cannot continue a fine-tuning run (--init)" in lines[0]
+    assert not (tmp_path / "run").exists()
