@@ -26,14 +26,16 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/eegmusic demo $(DEMO_ARGS)
 
-# The suite includes tests/test_packaging.py: the wheel built from this tree, installed without -e
-# into a fresh virtualenv (core, then [train]), runs --help of every command, simulate, train,
-# evaluate and a 5-s headless decode of a replay (about 2 minutes; `make wheel-check` runs it alone).
+# The default suite: every test but the opt-in `slow` ones and the wheel check.
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow" -q $(TEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow and not wheel" -q $(TEST_ARGS)
 
+# The wheel check (tests/test_packaging.py, marker `wheel`): the wheel built from this tree, installed
+# without -e into fresh virtualenvs (core, then [train]), runs --help of every command, simulate,
+# train, evaluate and a 5-s headless decode of a replay. It takes about 5 minutes on 2 cores, half
+# of the suite's budget, so CI runs it as its own step after `make test` (.ci/run).
 wheel-check: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q tests/test_packaging.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m wheel -q tests/test_packaging.py
 
 bench: $(STAMP)
 	$(BIN)/eegmusic bench --quick --out bench.json --overwrite

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.lsl, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.wheel, pytest.mark.lsl, pytest.mark.timeout(900)]
 
 BLOCK_EXTRAS = ("torch", "onnx", "mne", "h5py", "matplotlib", "PySide6", "pyqtgraph")
 """Optional modules the live decode must not need (they are installed; the import is refused)."""
