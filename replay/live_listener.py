@@ -15,7 +15,8 @@ GSN-HydroCel-129 net and carried to the cap's electrodes by spherical-spline int
 each electrode's own white noise; the device sends average-referenced µV. Each sample leaves
 ``delay_s`` (default 1 s) after its timestamp, as from an amplifier with a transmission delay, so
 that a marker that arrives late (calibrate times a track's start from steady playback, ~0.6 s in)
-still shapes the samples it concerns.
+still shapes the samples it concerns. The response to a track's first seconds is derived at once
+and the whole track's replaces it when ready (:data:`FIRST_RESPONSE_S`).
 
 The device also sends ``<name>-markers`` like ``eegmusic replay`` (``song=K;t=S``: second S of play
 K - 1 is heard at the marker's time), so live decoding can score itself against what was heard.
@@ -42,6 +43,11 @@ BLOCK_S = 20.0
 """Background is drawn in blocks of this many seconds, cross-faded over :data:`FADE_S`."""
 FADE_S = 0.5
 AUDIO_SFREQ = 22050
+FIRST_RESPONSE_S = 20.0
+"""When a track starts, the response to its first this-many seconds is derived at once (from those
+seconds alone, ~0.1 s of work) and heard while the response to the whole track is computed (decoding
+and deriving a 5-minute file took 5.5 s on 2 loaded cores, longer than :attr:`LiveListener.delay_s`,
+so the track's first seconds were missing from the EEG); the whole track's response then replaces it."""
 
 
 def _average_reference(uv: np.ndarray) -> np.ndarray:
@@ -57,6 +63,27 @@ class _Track:
     zero_time: float  # LSL time at which stimulus time 0 is heard
     end_time: float = np.inf
     path: Path | None = None
+
+
+def _read_head(path: Path, seconds: float) -> np.ndarray | None:
+    """The first ``seconds`` of an audio file, mono float32 at 22050 Hz; None if it cannot be read."""
+    import soundfile
+    from scipy.signal import resample_poly
+
+    try:
+        with soundfile.SoundFile(str(path)) as audio_file:
+            rate = int(audio_file.samplerate)
+            head = audio_file.read(int(seconds * rate), dtype="float32", always_2d=True).mean(axis=1)
+    except Exception:  # the whole-file read names the problem
+        return None
+    if head.size == 0:
+        return None
+    if rate != AUDIO_SFREQ:
+        from math import gcd
+
+        g = gcd(AUDIO_SFREQ, rate)
+        head = resample_poly(head, AUDIO_SFREQ // g, rate // g).astype(np.float32)
+    return head
 
 
 class LiveListener:
@@ -195,15 +222,18 @@ class LiveListener:
                     marker.get("file"),
                 )
                 return
-            evoked = self.evoked_response(read_audio(path))
+            head = _read_head(path, FIRST_RESPONSE_S)
+            first = self.evoked_response(head) if head is not None else np.zeros((len(self.labels), 0))
+            entry = _Track(track, first, stamp - float(marker.get("position_s", 0.0)), path=path)
             with self._lock:
                 for old in self.tracks.values():  # keep memory flat over long sessions
                     if old.end_time < stamp - 60.0:
                         old.evoked = old.evoked[:, :0]
-                self.tracks[track] = _Track(
-                    track, evoked, stamp - float(marker.get("position_s", 0.0)), path=path
-                )
+                self.tracks[track] = entry
                 self.tracks_heard += 1
+            evoked = self.evoked_response(read_audio(path))  # the whole track: seconds of work
+            with self._lock:
+                entry.evoked = evoked
             logger.info("hearing track %d: %s", track, path.name)
         elif track in self.tracks and "position_s" in marker:
             with self._lock:

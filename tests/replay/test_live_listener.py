@@ -153,3 +153,39 @@ def test_auto_target_offset_covers_the_response_the_live_frames_need(tmp_path, t
                                   candidates=(0.0, 0.15, 0.3))
     assert choice.offset_s >= 0.2
     assert choice.scores[choice.offset_s] > choice.scores[0.0] + 0.05
+
+
+def test_first_seconds_are_heard_while_the_whole_track_is_derived(tracks, monkeypatch):
+    """A track's first seconds shape the EEG before its whole file is decoded (held back here)."""
+    import threading
+
+    import eegmusic.replay.nmedt as nmedt
+    from eegmusic.replay.calibration_markers import encode
+    from eegmusic.replay.live_listener import FIRST_RESPONSE_S
+
+    release = threading.Event()
+    read_whole = nmedt.read_audio
+
+    def held_read(path, **kwargs):
+        assert release.wait(30.0)
+        return read_whole(path, **kwargs)
+
+    monkeypatch.setattr(nmedt, "read_audio", held_read)
+    quiet = listener_for_montage("openbci8", channels=None, sfreq=250.0, name="unused", snr=0.5, seed=0)
+    listener = listener_for_montage("openbci8", channels=None, sfreq=250.0, name="unused", snr=0.5, seed=0)
+    start = encode("track_start", track=0, path=str(tracks[0]), file=tracks[0].name, position_s=0.0)
+    follower = threading.Thread(target=listener.on_marker, args=(100.0, start))
+    follower.start()
+    try:
+        for _ in range(3000):
+            if 0 in listener.tracks:
+                break
+            threading.Event().wait(0.01)
+        stamps = 100.0 + np.arange(2500) / 250.0
+        evoked = listener.eeg(stamps) - quiet.eeg(stamps)  # same seed: the same background
+        assert listener.tracks[0].evoked.shape[1] == int(FIRST_RESPONSE_S * 250)
+        assert np.std(evoked) > 1.0  # µV: the first 10 s are heard already
+    finally:
+        release.set()
+        follower.join(30.0)
+    assert listener.tracks[0].evoked.shape[1] > int(FIRST_RESPONSE_S * 250)  # then the whole track
