@@ -21,6 +21,7 @@ import inspect
 
 import torch
 from eegmusic.offline_training.models.base import MelDecoder
+from eegmusic.stream.errors import ConfigError
 from torch import nn
 
 CONTRACT_KEYS = ("n_chans", "n_times", "sfreq", "n_mels", "n_frames", "n_subjects", "subject_dim")
@@ -57,7 +58,8 @@ class Ensemble(MelDecoder):
     def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, target_offset_s: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if not members:
-            raise ValueError("an ensemble needs at least one member")
+            raise ConfigError("an ensemble needs at least one member; list them in "
+                              "--arch-config '{\"members\": [...]}'")
         self.target_offset_s = float(target_offset_s)
         built = [self._member(dict(m)) for m in members]
         self.members = tuple(entry for entry, _ in built)
@@ -65,22 +67,25 @@ class Ensemble(MelDecoder):
         n = len(self.members)
         weights = [1.0 / n] * n if weights is None else [float(w) for w in weights]
         if len(weights) != n or min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(f"weights {weights} must be {n} non-negative numbers, not all zero")
+            raise ConfigError(f"ensemble weights {weights} must be {n} non-negative numbers, not all zero; "
+                              "give one per member or none")
         self.register_buffer("mix", torch.tensor(weights, dtype=torch.float32) / sum(weights))
 
     def _member(self, member: dict):
         """(config entry, module) of one member description."""
         from eegmusic.offline_training.models.registry import ALL_MODELS, build_model, load_checkpoint
 
+        if "name" not in member:
+            raise ConfigError(f"ensemble member {member} has no name; give e.g. {{\"name\": \"linear\"}}")
         name = str(member["name"])
         if name == self.name:
-            raise ValueError("an ensemble cannot hold an ensemble")
+            raise ConfigError("an ensemble cannot hold an ensemble; list its members instead")
         if member.get("checkpoint"):
             model, _ = load_checkpoint(member["checkpoint"], model_name=name)
             for key in ("n_chans", "n_times", "sfreq", "n_mels", "n_frames"):
                 if getattr(model, key) != getattr(self, key):
-                    raise ValueError(f"member {member['checkpoint']} has {key}={getattr(model, key)}, "
-                                     f"the ensemble {getattr(self, key)}")
+                    raise ConfigError(f"member {member['checkpoint']} has {key}={getattr(model, key)}, the "
+                                      f"ensemble {getattr(self, key)}; join models trained on this data")
             return {"name": name, "config": model.get_config(), "trained": True}, model
         config = {key: getattr(self, key) for key in CONTRACT_KEYS} | dict(member.get("config", {}))
         if "target_offset_s" in inspect.signature(ALL_MODELS[name].__init__).parameters:

@@ -1,0 +1,92 @@
+"""The ensemble decoder: members trained in turn or joined from runs, weights chosen on validation, one
+ONNX file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from eegmusic.offline_training.export import run_onnx  # noqa: E402
+from eegmusic.offline_training.models.registry import build_model, load_checkpoint  # noqa: E402
+from eegmusic.offline_training.train import TrainConfig, train  # noqa: E402
+from eegmusic.stream.errors import ConfigError  # noqa: E402
+
+SMALL_SOURCENET = {"feature_norm": "batch", "n_sources": 4, "n_features": 8, "hidden": 8}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_run(sim_dir, out, model, **options):
+    return train(TrainConfig(data=str(sim_dir), model=model, split="block", out=str(out), epochs=1,
+                             batch_size=16, target_offset_s=0.1, progress=False, **options))
+
+
+@pytest.fixture(scope="module")
+def ridge_run(sim_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ridge") / "run"
+    small_run(sim_dir, out, "linear", model_config={"lags": [0, 8]})
+    return out
+
+
+def test_ensemble_of_a_trained_ridge_and_a_new_member_exports_their_weighted_mean(
+        sim_dir, ridge_run, tmp_path, rng):
+    out = tmp_path / "ensemble"
+    members = [{"name": "linear", "checkpoint": str(ridge_run / "best.pt")},
+               {"name": "sourcenet", "config": SMALL_SOURCENET}]
+    metrics = small_run(sim_dir, out, "ensemble", loss="mse+pearson", model_config={"members": members})
+    weights = metrics["weights"]
+    assert len(weights) == 2 and sum(weights) == pytest.approx(1.0)
+    # the weight was chosen on validation from the grid, the best score there
+    scores = {float(w): r for w, r in metrics["weight_scores"].items()}
+    assert weights[0] == pytest.approx(max(scores, key=scores.get))
+    assert metrics["members"][0] == {"trained_before": True} and metrics["members"][1]["epochs_run"] == 1
+    ensemble, _ = load_checkpoint(out / "best.pt", model_name="ensemble")
+    # the joined ridge kept its trained weights and statistics (not refitted on the ensemble's sample)
+    ridge, _ = load_checkpoint(ridge_run / "best.pt", model_name="linear")
+    for key, value in ridge.state_dict().items():
+        assert torch.equal(ensemble.models[0].state_dict()[key], value), key
+    # the ensemble's files do not refer back to the ridge's run: its config is the ridge's own
+    assert ensemble.members[0]["trained"] and "checkpoint" not in json.dumps(ensemble.get_config())
+    eeg = rng.normal(0.0, 20.0, (5, 125, 125)).astype(np.float32)
+    with torch.no_grad():
+        parts = [m(torch.from_numpy(eeg)).numpy() for m in ensemble.models]
+    expected = weights[0] * parts[0] + weights[1] * parts[1]
+    np.testing.assert_allclose(run_onnx(out / "model.onnx", eeg), expected, rtol=1e-4, atol=1e-3)
+    assert np.abs(parts[0] - parts[1]).max() > 0.1  # two different members: the mix is a real mix
+
+
+def test_fresh_ensemble_trains_each_member_with_its_own_seed(sim_dir, tmp_path):
+    members = [{"name": "sourcenet", "config": SMALL_SOURCENET}] * 2
+    metrics = small_run(sim_dir, tmp_path / "ens", "ensemble", model_config={"members": members})
+    ensemble, _ = load_checkpoint(tmp_path / "ens" / "best.pt")
+    first, second = (m.state_dict()["spatial.weight"] for m in ensemble.models)
+    assert not torch.equal(first, second)
+    assert [m["epochs_run"] for m in metrics["members"]] == [1, 1]
+    assert (tmp_path / "ens" / "member0" / "checkpoint.pt").is_file()
+
+
+def test_bad_members_are_refused():
+    with pytest.raises(ConfigError, match="ensemble cannot hold an ensemble"):
+        build_model("ensemble", members=[{"name": "ensemble"}])
+    with pytest.raises(ConfigError, match="weights"):
+        build_model("ensemble", members=[{"name": "linear"}], weights=[1.0, 2.0])
+
+
+def test_resuming_an_ensemble_run_is_refused_in_one_line(sim_dir, tmp_path):
+    out = tmp_path / "ens"
+    members = [{"name": "linear", "config": {"lags": [0, 8]}}]
+    small_run(sim_dir, out, "ensemble", model_config={"members": members})
+    with pytest.raises(ConfigError, match="resume"):
+        train(TrainConfig(data=str(sim_dir), model="ensemble", split="block", out=str(out), epochs=1,
+                          batch_size=16, target_offset_s=0.1, progress=False,
+                          model_config={"members": members}), resume=True)
