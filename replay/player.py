@@ -116,6 +116,10 @@ class ArrayPlayer:
     wait_for_consumer_s : float
         Before sending the first sample, wait up to this long for an inlet to connect (tests use it
         so that nothing is sent before they listen). 0: start at once, like an amplifier.
+    release : threading.Event or None
+        When given, the first sample waits (after ``wait_for_consumer_s``) until it is set: a caller
+        that connects first and starts reading later (a benchmark's decoder, whose set-up would
+        otherwise leave a backlog it discards) lets the stream go when ready.
     check_clash : bool
         Look for a running stream with the same name or source id first (0.2 s); on a clash, warn and
         make the source id unique.
@@ -148,6 +152,7 @@ class ArrayPlayer:
         manufacturer: str = MANUFACTURER,
         extra_desc: Mapping | None = None,
         wait_for_consumer_s: float = 0.0,
+        release: threading.Event | None = None,
         check_clash: bool = True,
         linger_s: float = _LINGER_S,
     ) -> None:
@@ -189,6 +194,7 @@ class ArrayPlayer:
         self._manufacturer = manufacturer
         self._extra_desc = dict(extra_desc or {})
         self._wait_for_consumer_s = float(wait_for_consumer_s)
+        self._release = release
         self._check_clash = check_clash
         self._linger_s = float(linger_s)
         self.name = str(name)
@@ -335,6 +341,9 @@ class ArrayPlayer:
         rate = self.sfreq * self.speed
         if self._wait_for_consumer_s > 0:
             outlet.wait_for_consumers(self._wait_for_consumer_s)
+        while self._release is not None and not self._release.wait(0.05):
+            if self._stop.is_set():
+                return
         total = None if self.loop else self.n_times
         max_push = max(self.chunk_samples, int(_MAX_PUSH_S * rate))
         marker_queue = self._marker_positions()

@@ -349,3 +349,22 @@ def test_cli_bad_input_is_one_line_and_status_2(sim_dir, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert status == 2
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.lsl
+def test_a_held_replay_sends_nothing_until_released_then_everything_from_sample_0(stream_name):
+    import threading
+
+    go = threading.Event()
+    eeg = np.zeros((2, 250), np.float32)
+    player = ArrayPlayer(eeg, 125.0, ["E1", "E2"], name=stream_name, source_id=f"{stream_name}-sid",
+                         speed=4.0, index_channel=True, wait_for_consumer_s=5.0, release=go,
+                         check_clash=False)
+    with player:
+        inlet = _inlet(stream_name)
+        chunk, _ = inlet.pull_chunk(timeout=0.8, min_samples=1)
+        assert len(chunk) == 0 and player.samples_sent == 0  # a consumer is there, but the stream is held
+        go.set()
+        data, _, _ = _pull(inlet, 250)
+        del inlet
+    np.testing.assert_array_equal(data[:, -1], np.arange(250))
