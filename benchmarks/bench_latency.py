@@ -182,15 +182,16 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
 
 
 def _hops(quick: bool, duration_s: float | None) -> dict[str, int]:
-    """Label -> hop in frames: the default and the lowest (and 2 and 4 frames in a full run)."""
+    """Label -> hop in frames: the default and the lowest, 2 frames, and 4 in a full run."""
     from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES
 
     if duration_s is not None:
         return {"default": DEFAULT_HOP_FRAMES}
-    hops = {"default": DEFAULT_HOP_FRAMES} if DEFAULT_HOP_FRAMES == 1 else {"lowest": 1,
-                                                                            "default": DEFAULT_HOP_FRAMES}
-    if not quick:
-        hops.update({f"{n} frames": n for n in (2, 4) if n != DEFAULT_HOP_FRAMES})
+    if DEFAULT_HOP_FRAMES == 1:
+        hops = {"default = lowest": 1}
+    else:
+        hops = {"lowest": 1, "default": DEFAULT_HOP_FRAMES}
+    hops.update({f"{n} frames": n for n in ((2,) if quick else (2, 4)) if n not in hops.values()})
     return hops
 
 

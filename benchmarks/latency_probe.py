@@ -172,7 +172,8 @@ def stimulus_onset_delay_s(hop_frames: int, vocoder: str | None = None, *, n_eve
     audible before its first frame's time (the synthesis window rises over the 1024 samples before
     a frame's centre). Both are the same whatever the machine, so they are computed here by running
     the fixture model's arithmetic, the live :class:`decoder.frameclock.FrameClock` on the
-    windower's hop grid and the streaming vocoder on EEG with events at many phases; the onset is
+    windower's hop grid as the live decoder aligns it (``grid_offset`` 0 for this lag-0 model) and
+    the streaming vocoder on EEG with events at many phases; the onset is
     found by the same rule as the live measurement (``onset_fraction`` of the burst's peak).
 
     Parameters
@@ -207,7 +208,7 @@ def stimulus_onset_delay_s(hop_frames: int, vocoder: str | None = None, *, n_eve
     hop_samples = hop_frames * FRAME_PERIOD_S * EEG_SFREQ
     chunks, first_k = [], None
     for k in range(int((len(e1) - window) / hop_samples)):
-        n_end = window + int(np.floor(k * hop_samples + 1e-9))     # the windower's grid
+        n_end = window + int(np.ceil(k * hop_samples - 1e-9))   # the live windower's grid (on the frames)
         on = np.clip(e1[n_end - window + index], 0.0, 1.0)
         emission = clock.push(n_end, np.repeat(QUIET_DB + (LOUD_DB - QUIET_DB) * on[None, :], 128, axis=0))
         if first_k is None and emission.n_frames:

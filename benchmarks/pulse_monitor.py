@@ -200,7 +200,7 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
     The callback writes a click at the start of its block and notes PortAudio's DAC time for that
     block, moved onto the LSL clock (``local_clock() + outputBufferDacTime - currentTime``). The
     stream is opened like the decoder's sink (:class:`decoder.audio.SoundDeviceSink` defaults:
-    ``latency="low"``, 256-sample blocks).
+    ``latency="low"``, 128-sample blocks).
 
     Returns
     -------
@@ -227,7 +227,7 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
             state["due"] = None
 
     recorder = MonitorRecorder(monitor)
-    stream = sd.OutputStream(device=resolve_output_device(device), samplerate=RATE, blocksize=256, channels=1,
+    stream = sd.OutputStream(device=resolve_output_device(device), samplerate=RATE, blocksize=128, channels=1,
                              dtype="float32", latency="low", callback=callback)
     stream.start()
     try:

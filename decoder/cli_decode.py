@@ -65,10 +65,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="where the model runs (default auto: CUDA when available)")
     model.add_argument("--threads", type=int_range(1, 256), default=1, metavar="N",
                        help="onnxruntime threads per operator (default 1)")
-    model.add_argument("--hop", type=finite_float, default=0.0464, metavar="S",  # range: the pipeline
+    model.add_argument("--hop", type=finite_float, default=0.0232, metavar="S",  # range: the pipeline
                        help="seconds between windows, a whole number of 23.2-ms mel frames: 0.0232 "
-                       "(1 frame, lowest latency), 0.0464 (2, default: the lowest that keeps up on 2 cores), "
-                       "0.0929 (4)")
+                       "(1 frame, default: the lowest latency, keeps up on 2 cores), 0.0464 (2), "
+                       "0.0929 (4; less CPU for a slow model), e.g. --hop 0.0464")
     model.add_argument("--smooth", type=int_range(0, 43), default=0, metavar="FRAMES",
                        help="average each frame over overlapping windows; adds FRAMES x 23.2 ms latency")
     model.add_argument("--impute-missing", action="store_true",

@@ -29,14 +29,15 @@ import numpy as np
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, FRAMES_PER_WINDOW, HOP_LENGTH
 from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 
-DEFAULT_HOP_FRAMES = 2
-"""Default hop in mel frames (46.4 ms; a frame is 512 / 22050 s = 23.2 ms).
+DEFAULT_HOP_FRAMES = 1
+"""Default hop in mel frames (23.2 ms; a frame is 512 / 22050 s).
 
-The lowest hop that keeps up on the 2-core reference machine. Measured with ``eegmusic bench
-latency`` (60 s of events per hop, through PulseAudio, default vocoder, the machine shared with
-other work): 1 frame dropped a window and had p50/p99 158/235 ms; 2 frames dropped none, no
-underrun, p50/p99 172/201 ms; 4 frames 234/383 ms with 2 underruns. ``decoder/cli_decode.py``'s
-``--hop`` default follows this value.
+The lowest hop, and it keeps up on the 2-core reference machine: a window costs the decoder a
+few milliseconds (model, one vocoded frame), and a window dropped under load costs no sound (the
+next window emits both frames). Measured with ``eegmusic bench latency`` through PulseAudio, the
+machine shared with other work (load 8-12): 1 frame p50 92 ms, 2 frames 121 ms in the same
+conditions (15 s each); the windows end right after the frame they complete.
+``decoder/cli_decode.py``'s ``--hop`` default follows this value.
 """
 
 HOP_TOLERANCE_S = 5e-4

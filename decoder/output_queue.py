@@ -63,10 +63,11 @@ class AdaptivePlayback:
       is written first, enough to cover the ``quantile`` of recent chunk lateness (a chunk's arrival
       interval beyond the audio the previous chunk brought) plus the margin. One short gap instead
       of an underrun at every late chunk.
-    - When even the least queued over a whole ``history_s`` exceeds the margin by more than
-      ``hysteresis_s``, the excess is trimmed from the next chunk's start (a skip of at most one
-      chunk), so the latency falls within ``history_s`` once the jitter stops, and a stalled
-      device (PulseAudio takes about a second to start a stream) leaves no standing delay.
+    - When even the least queued since the level was last reset (at least ``settle_s``, at most
+      ``history_s`` back) exceeds the margin by more than ``hysteresis_s``, the excess is trimmed
+      from the next chunk's start (a skip of at most one chunk), so the latency falls within
+      ``history_s`` once the jitter stops, the start-up cushion is gone after ``settle_s``, and a
+      stalled device (PulseAudio takes about a second to start a stream) leaves no standing delay.
 
     A supply that falls behind (frames skipped) empties the queue without being jitter: it is
     padded once, never trimmed for.
@@ -78,11 +79,15 @@ class AdaptivePlayback:
     initial_s : float
         Cushion written before the first chunk, before any lateness has been seen.
     margin_s : float
-        Least audio to keep queued (covers the device callback's own granularity).
+        Least audio to keep queued: the device callback's own granularity (a 128-sample block is
+        5.8 ms at 22050 Hz) plus a little.
     quantile : float
         Quantile of recent chunk lateness a top-up covers.
     history_s : float
         Seconds over which lateness and the least queued audio are measured.
+    settle_s : float
+        Seconds the queued level is watched after a reset (start, a top-up, a backlog skipped)
+        before any excess is trimmed.
     hysteresis_s : float
         Excess over the margin (seconds) tolerated before trimming.
     max_excess_s : float
@@ -99,14 +104,15 @@ class AdaptivePlayback:
     (992, 0)
     """
 
-    def __init__(self, *, rate: int, initial_s: float, margin_s: float = 0.015, quantile: float = 0.99,
-                 history_s: float = 10.0, hysteresis_s: float = 0.01, max_excess_s: float = 0.1,
-                 max_jitter_s: float = 0.5):
+    def __init__(self, *, rate: int, initial_s: float, margin_s: float = 0.008, quantile: float = 0.99,
+                 history_s: float = 10.0, settle_s: float = 2.0, hysteresis_s: float = 0.01,
+                 max_excess_s: float = 0.1, max_jitter_s: float = 0.5):
         self.rate = int(rate)
         self.initial_s = float(initial_s)
         self.margin_s = float(margin_s)
         self.quantile = float(quantile)
         self.history_s = float(history_s)
+        self.settle_s = float(min(settle_s, history_s))
         self.hysteresis_s = float(hysteresis_s)
         self.max_excess_s = float(max_excess_s)
         self.max_jitter_s = float(max_jitter_s)
@@ -170,7 +176,7 @@ class AdaptivePlayback:
         else:
             self._queued.append((now, queued_s))
             spare = min(v for _, v in self._queued) - self.margin_s
-            if now - self._since >= self.history_s and spare > self.hysteresis_s:
+            if now - self._since >= self.settle_s and spare > self.hysteresis_s:
                 trim = min(int(n_samples), int(round(spare * self.rate)))
                 # every level seen is now lower by what was trimmed; as the lows of the jitter age
                 # out of the window, the rest is trimmed too

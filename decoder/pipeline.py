@@ -127,7 +127,10 @@ class LivePipeline:
         source = EEGSource(name=cfg.stream_name, stype=cfg.stream_type, source_id=cfg.source_id,
                            spec=info.preprocessing, hop_s=cfg.hop_s, resolve_timeout=cfg.resolve_timeout_s,
                            impute_missing=cfg.impute_missing, model_positions=info.positions,
-                           max_missing=info.max_missing, window_samples=info.window_samples)
+                           max_missing=info.max_missing, window_samples=info.window_samples,
+                           # windows end right after the frame they complete (frame m of the
+                           # stimulus needs EEG up to (m * 512 / 22050 + audio_lag_s) s)
+                           window_grid_offset=info.audio_lag_s * info.sfreq)
         meta = source.connect()
         try:
             labels = meta.labels or tuple(f"ch{i}" for i in range(meta.n_chans))

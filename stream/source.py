@@ -121,13 +121,17 @@ class EEGSource:
         Seconds of model-rate samples kept for :meth:`recent`.
     resolve_timeout : float
         Seconds :meth:`start` waits for the stream.
+    window_grid_offset : float, optional
+        Align window ends to a grid offset by this many model samples
+        (:class:`~eegmusic.stream.windower.Windower`'s ``grid_offset``); None: the plain grid.
     """
 
     def __init__(self, name: str | None = None, stype: str | None = None, source_id: str | None = None, *,
                  spec: PreprocessingSpec | None = None, hop_s: float = DEFAULT_HOP_S,
                  impute_missing: bool = False, queue_windows: int = 8, dejitter: bool = False,
                  recent_s: float = 30.0, resolve_timeout: float = 5.0, model_positions=None,
-                 max_missing: int | None = None, window_samples: int = WINDOW_SAMPLES):
+                 max_missing: int | None = None, window_samples: int = WINDOW_SAMPLES,
+                 window_grid_offset: float | None = None):
         self.spec = spec if spec is not None else PreprocessingSpec()
         self.hop_s = float(hop_s)
         self.impute_missing = impute_missing
@@ -143,7 +147,8 @@ class EEGSource:
         self.ring = RingBuffer(len(self.spec.channels),
                                max(2 * self.window_samples, int(self.recent_s * self.spec.sfreq)))
         self.windower = Windower(self.ring, hop_s=self.hop_s, sfreq=self.spec.sfreq,
-                                 window_samples=self.window_samples, queue_windows=self.queue_windows)
+                                 window_samples=self.window_samples, queue_windows=self.queue_windows,
+                                 grid_offset=window_grid_offset)
         self._n_in = 0
         self._connected_early = False
         self._last_flag = {bit: _NEVER for bit in FLAG_NAMES}

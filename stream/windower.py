@@ -1,7 +1,11 @@
 """Sliding 1-s windows over the model-rate ring buffer, one per hop, in a bounded queue.
 
 Window ``k`` ends at model sample ``window_samples + floor(k * hop_s * sfreq)`` (a 0.1-s hop at
-125 Hz alternates 12 and 13 samples, ten windows per second on average). Each window is a copy of
+125 Hz alternates 12 and 13 samples, ten windows per second on average). With ``grid_offset`` the
+windows end instead at the first sample at or after each point of a grid offset by that many
+samples, ``window_samples + ceil(k * hop_s * sfreq + grid_offset)``: the decoder puts the grid on its
+mel frames' times, so each window ends right after the frame it completes instead of up to a hop
+later. Each window is a copy of
 the ring buffer's samples with the timestamp of its last sample, the arrival time of the chunk that
 completed it and the time it was made. Windows containing a flagged sample (a gap, a NaN run,
 non-monotonic timestamps) are flagged with the reason, never passed off as normal. When the consumer
@@ -66,10 +70,14 @@ class Windower:
         Window length in samples.
     queue_windows : int
         Queue capacity; the oldest windows are dropped (and counted) beyond it.
+    grid_offset : float, optional
+        Align window ends to a grid offset by this many samples (rounding up; see the module
+        docstring); None: the plain ``floor`` grid from 0.
     """
 
     def __init__(self, ring: RingBuffer, *, hop_s: float = DEFAULT_HOP_S, sfreq: float = MODEL_SFREQ,
-                 window_samples: int = WINDOW_SAMPLES, queue_windows: int = 8):
+                 window_samples: int = WINDOW_SAMPLES, queue_windows: int = 8,
+                 grid_offset: float | None = None):
         if not hop_s > 0:
             raise ValueError(f"hop_s must be positive, got {hop_s}")
         if queue_windows < 1:
@@ -81,6 +89,7 @@ class Windower:
         self.ring = ring
         self.hop_samples = float(hop_s) * float(sfreq)
         self.window_samples = int(window_samples)
+        self.grid_offset = None if grid_offset is None else float(grid_offset) % self.hop_samples
         self._queue: collections.deque[Window] = collections.deque()
         self._capacity = int(queue_windows)
         self._ready = threading.Condition()
@@ -96,6 +105,8 @@ class Windower:
             self.dropped = 0
 
     def _window_end(self, k: int) -> int:
+        if self.grid_offset is not None:
+            return self.window_samples + int(np.ceil(k * self.hop_samples + self.grid_offset - 1e-9))
         return self.window_samples + int(np.floor(k * self.hop_samples + 1e-9))
 
     def update(self, t_arrival: float) -> int:

@@ -93,7 +93,7 @@ def test_listen_true_plays_the_stimulus_contiguously(sim_dir, stream_name, tmp_p
                                 device="cpu", wav_path=tmp_path / "ab.wav", truth_dir=sim_dir, listen="true",
                                 lsl_out=False, resolve_timeout_s=10)
         with LivePipeline(config) as pipeline:
-            _wait(pipeline, 80, timeout=40)
+            _wait(pipeline, int(np.ceil(2.5 / config.hop_s)), timeout=40)   # 2.5 s of decoding
             counters = pipeline.counters()
     finally:
         _stop(proc)

@@ -51,7 +51,7 @@ def test_jitter_causes_no_underruns_and_latency_falls_when_it_stops(rng):
     after = np.median(level[-50:])                       # the same, 15+ s into the calm
     assert during > 0.03 + HOP / RATE                    # the cushion covered the 30-ms jitter
     assert after < during - 0.015                        # ... and shrank once it stopped
-    assert after < 0.015 + 0.01 + HOP / RATE + 1e-3      # margin + dead band + the chunk itself
+    assert after < playback.margin_s + 0.01 + HOP / RATE + 1e-3   # margin + dead band + the chunk itself
 
 
 def test_a_cushion_blind_to_jitter_underruns_under_the_same_supply(rng):
@@ -99,3 +99,14 @@ def test_target_covers_a_high_quantile_of_lateness(rng):
     median = AdaptivePlayback(rate=RATE, initial_s=0.0, margin_s=0.0, quantile=0.5)
     _simulate(median, rng.uniform(0, 0.04, 400))
     assert median.target_s < 0.005                        # half the chunks come no later than due
+
+
+def test_a_start_up_cushion_is_trimmed_within_the_settle_time(rng):
+    """Not a whole history: the prebuffer's excess is gone settle_s after the start on a calm supply."""
+    n = int(6 / (HOP / RATE))
+    playback = AdaptivePlayback(rate=RATE, initial_s=0.05, settle_s=2.0, history_s=10.0)
+    underruns, level = _simulate(playback, rng.uniform(0, 0.002, n))
+    assert not underruns[1:].any()
+    chunks_per_s = RATE / HOP
+    assert np.median(level[:int(1.5 * chunks_per_s)]) > 0.05 + HOP / RATE   # the prebuffer, kept at first
+    assert np.median(level[int(3 * chunks_per_s):]) < playback.margin_s + 0.01 + 0.002 + HOP / RATE + 1e-3

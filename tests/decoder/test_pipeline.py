@@ -66,6 +66,11 @@ def mel_model(tmp_path):
     return make_model(tmp_path / "model.onnx")
 
 
+def _windows(config, seconds):
+    """Windows the pipeline makes in ``seconds`` at its hop (the default hop is 1 frame, 23.2 ms)."""
+    return int(np.ceil(seconds / config.hop_s))
+
+
 def _wait(pipeline, windows, timeout=20.0):
     t_end = time.monotonic() + timeout
     while pipeline.counters()["windows"] < windows and time.monotonic() < t_end:
@@ -88,7 +93,7 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
         mel_out = pylsl.resolve_bypred(f"name='{stream_name}-mel'", 1, 5.0)
         mel_inlet = pylsl.StreamInlet(mel_out[0])
         mel_inlet.open_stream(timeout=5.0)
-        _wait(pipeline, 55)                                      # 2.5 s at the default 2-frame hop
+        _wait(pipeline, _windows(config, 2.5))                  # 2.5 s of decoding
         snap = pipeline.snapshot()
         summary = pipeline.summary()
         lsl_frames, lsl_stamps = mel_inlet.pull_chunk(timeout=1.0, max_samples=4096)
@@ -273,7 +278,7 @@ def test_a_stalled_device_leaves_no_standing_delay(sim_dir, stream_name, replay,
     device = StalledDevice()
     config = PipelineConfig(stream_name=stream_name, model_path=mel_model, lsl_out=False)
     with LivePipeline(config, sink=device) as pipeline:
-        _wait(pipeline, 30, timeout=30)
+        _wait(pipeline, _windows(config, 1.4), timeout=30)     # past the 1-s stall
         summary = pipeline.summary()
     assert summary["counters"]["audio_dropped_late"] > 0            # the stall's backlog was dropped
     # after the stall the queue is back near the cushion the measured jitter asks for (plus the
@@ -292,7 +297,7 @@ def test_audio_model_bypasses_vocoder(sim_dir, stream_name, replay, tmp_path):
     config = PipelineConfig(stream_name=stream_name, model_path=model, device="cpu",
                             wav_path=tmp_path / "out.wav", lsl_out=False)
     with LivePipeline(config) as pipeline:
-        _wait(pipeline, 30)                                      # 1.4 s at the default 2-frame hop
+        _wait(pipeline, _windows(config, 1.4))                  # 1.4 s of decoding
         summary = pipeline.summary()
     assert "vocoder_latency_ms" not in summary
     import soundfile

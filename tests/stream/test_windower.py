@@ -74,3 +74,18 @@ def test_windows_overwritten_before_made_count_as_dropped():
 def test_bad_settings_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Windower(RingBuffer(1, 200), **kwargs)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1.3])
+def test_a_grid_offset_ends_each_window_at_the_first_sample_at_or_after_the_grid(offset):
+    """The decoder's frame grid (hop 512/22050 s = 2.9025 samples): windows end right after each frame."""
+    ring = RingBuffer(2, 1000)
+    hop = 512 / 22050
+    windower = Windower(ring, hop_s=hop, queue_windows=100, grid_offset=offset)
+    made = sum(_feed(ring, windower, 1, start=i) for i in range(200))
+    ends = np.array([windower.next_window(0).sample_index + 125 for _ in range(made)])
+    grid = np.arange(made) * hop * 125 + offset
+    np.testing.assert_array_equal(ends, 125 + np.ceil(grid - 1e-9).astype(int))
+    assert ((ends - 125 >= grid - 1e-9) & (ends - 125 < grid + 1)).all()
+    plain = Windower(RingBuffer(2, 1000), hop_s=hop)
+    assert any(plain._window_end(k) != e for k, e in enumerate(ends))   # not the floor grid
