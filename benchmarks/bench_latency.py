@@ -126,7 +126,9 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         ``latency_ms`` (p50/p95/p99/n of the measured EEG-sample -> audible-sample latencies),
         ``latencies_s`` (per event, NaN if not found), ``shifts`` (samples each event was pushed
         late), ``events``, ``found``, ``estimate_ms`` (the decoder's own ``arrival_to_dac``),
-        ``breakdown`` (:func:`breakdown`), ``underruns``, ``drops``, ``hop_s`` and the recording's
+        ``breakdown`` (:func:`breakdown`), ``underruns`` (the decoder's ring empty at a device
+        callback), ``device_underflows`` (PortAudio reporting the device itself ran dry: a callback
+        too late), ``device_restarts``, ``drops``, ``hop_s`` and the recording's
         ``arrival_lateness_ms``.
     """
     from eegmusic.decoder.melspec import FRAME_PERIOD_S
@@ -174,6 +176,7 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         "estimate_ms": {k: summary["latency_ms"]["arrival_to_dac"][k] for k in ("p50", "p95", "p99")},
         "underruns": counters["underruns"], "drops": counters["drops"],
         "device_restarts": counters.get("device_restarts", 0),
+        "device_underflows": counters.get("device_underflows", 0),
         "audio_padded": counters.get("audio_padded", 0), "audio_dropped_late": counters["audio_dropped_late"],
         "arrival_lateness_ms": recording.arrival_lateness_ms,
         "vocoder_latency_ms": summary.get("vocoder_latency_ms"),
@@ -239,7 +242,8 @@ def run(quick: bool, *, duration_s: float | None = None) -> dict:
                   and default["latency_ms"]["p50"] <= 120,
                   "p99_ms <= 160": default["latency_ms"]["p99"] is not None
                   and default["latency_ms"]["p99"] <= 160,
-                  "underruns == 0": default["underruns"] == 0},
+                  "underruns == 0": default["underruns"] == 0,
+                  "device underflows == 0": default["device_underflows"] == 0},
         "method": "EEG-sample -> audible-sample through PulseAudio (null sink monitor via parec); "
                   "estimate = decoder's arrival_to_dac (queue + PortAudio's reported latency); "
                   "breakdown = the decoder's stage medians plus the offline event-to-onset position",

@@ -26,6 +26,7 @@ Examples:
   eegmusic decode --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim --listen both
   eegmusic decode --stream cap-1 --model model.onnx --publish cap1   # then: eegmusic gui --attach cap1
   eegmusic decode --stream cap-1 --model model.onnx --vocoder rtpghi --no-agc
+  eegmusic decode --stream cap-1 --model model.onnx --vocoder-lookahead 2   # closer to offline GL, +23 ms
   eegmusic decode --stream cap-1 --source-id amp-7 --model model.onnx --on-lost exit --lost-after 30
   eegmusic decode --stream cap-1 --model model.onnx --json run.json --overwrite   # replace run.json
   eegmusic decode --stream cap8 --model nmedt.onnx --impute-missing     # an 8-channel 10-20 cap
@@ -86,6 +87,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
 
     out.add_argument("--vocoder", choices=tuple(VOCODERS), default=DEFAULT_VOCODER, help=vocoder_help())
+    out.add_argument("--vocoder-lookahead", type=int_range(0, 16), default=None, metavar="FRAMES",
+                     help="frames the vocoder waits for before playing one (default: the vocoder's own, 1 "
+                     "for rtisi); each adds 23.2 ms. rtisi 2 comes closer to offline Griffin-Lim on music "
+                     "(eegmusic bench vocoder), e.g. --vocoder-lookahead 2")
     out.add_argument("--no-agc", action="store_true",
                      help="no slow automatic gain on the sound played (the peak limiter stays on)")
     out.add_argument("--publish", metavar="NAME",
@@ -179,7 +184,8 @@ def run_decode(args: argparse.Namespace) -> int:
         wav_path=args.wav, no_audio=args.no_audio, record_dir=args.record, truth_dir=args.truth,
         lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
         resolve_timeout_s=args.timeout, impute_missing=args.impute_missing,
-        vocoder_method=args.vocoder, agc=not args.no_agc, listen=args.listen,
+        vocoder_method=args.vocoder, vocoder_lookahead=args.vocoder_lookahead, agc=not args.no_agc,
+        listen=args.listen,
     )
     if args.publish is not None:
         from eegmusic.decoder.shared_snapshot import check_name

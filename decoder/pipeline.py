@@ -199,7 +199,7 @@ class LivePipeline:
                                      sfreq=info.sfreq, window_samples=info.window_samples)
             from eegmusic.decoder.vocoder import StreamingVocoder
 
-            self._vocoder = StreamingVocoder(method=cfg.vocoder_method)
+            self._vocoder = StreamingVocoder(method=cfg.vocoder_method, lookahead=cfg.vocoder_lookahead)
             warm = np.random.default_rng(0).uniform(-70.0, -20.0, (8, N_MELS)).astype(np.float32)
             for frame in warm:        # compile / warm the phase reconstruction before audio starts
                 self._vocoder.process(frame)

@@ -61,6 +61,9 @@ class PipelineConfig:
         Seconds of EEG and frames kept for :meth:`LivePipeline.snapshot`.
     vocoder_method : str
         A registered vocoder of :class:`decoder.vocoder.StreamingVocoder` (default ``rtisi``).
+    vocoder_lookahead : int or None
+        Frames the vocoder waits for before synthesising one (None: the method's default; each
+        frame adds 23.2 ms of latency).
     agc : bool
         Slow automatic gain on the sound played through a device (:mod:`decoder.limiter`; the peak
         limiter always runs there, so nothing played reaches 0 dBFS). Files and recordings get the
@@ -95,6 +98,7 @@ class PipelineConfig:
     resolve_timeout_s: float = 5.0
     snapshot_s: float = 10.0
     vocoder_method: str = "rtisi"
+    vocoder_lookahead: int | None = None
     agc: bool = True
     prebuffer_s: float = 0.05
     impute_missing: bool = False
@@ -112,6 +116,13 @@ class PipelineConfig:
             raise ConfigError(f"{' and '.join(outputs)} exclude each other; pass one audio output")
         if self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+        if self.vocoder_lookahead is not None:
+            from eegmusic.decoder.vocoders import VOCODERS
+
+            spec = VOCODERS.get(self.vocoder_method)
+            if spec is not None and self.vocoder_lookahead not in spec.lookaheads:
+                raise ConfigError(f"--vocoder-lookahead {self.vocoder_lookahead} is not one {spec.name} "
+                                  f"offers; pass one of {', '.join(map(str, spec.lookaheads))}")
         if self.listen not in LISTEN_CHOICES:
             raise ConfigError(f"--listen {self.listen!r} is not one of {', '.join(LISTEN_CHOICES)}; pick one")
         if self.listen != "decoded" and self.truth_dir is None:

@@ -387,6 +387,8 @@ def test_bad_inputs(case, tmp_path, stream_name, capsys):
                       "frames. or 0.1161 .5."),
     (dict(hop_s=1.0), "longer than the 1-s window allows; pass --hop up to 0.9985 .43 frames."),
     (dict(threads=0), "--threads must be >= 1"),
+    (dict(vocoder_method="rtpghi", vocoder_lookahead=2),
+     "--vocoder-lookahead 2 is not one rtpghi offers; pass one of 0, 1"),
 ])
 def test_bad_config(kwargs, message, tmp_path):
     config = dict(stream_name="x", model_path=tmp_path / "m.onnx") | kwargs
