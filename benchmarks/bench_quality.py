@@ -12,8 +12,9 @@ For every evoked share and split kind the same run:
 2. trains every model with the project's own ``train`` (ridge ``linear`` in closed form, the deep
    ones with Adam and early stopping on validation), each with its recipe (:data:`FULL` ``models``:
    epochs, loss, augmentation, hyper-parameters, and the splits it runs on); the ``ensemble`` row
-   mixes the split's own trained ``linear`` and ``sourcenet``, its weight chosen on validation
-   (:class:`offline_training.models.ensemble.Ensemble`, one ONNX file);
+   mixes the split's own trained ``linear``, ``sourcenet`` and ``convnet`` (where it ran), the
+   ridge's weight chosen on validation (:class:`offline_training.models.ensemble.Ensemble`, one ONNX
+   file);
 3. scores each exported ONNX model on the later excerpt of the split's test part (block: every
    listener and song; subject: the held-out listeners; song: the held-out songs) by dynamic r
    (:mod:`offline_training.metrics`, interior frames of 1-s windows, per block), beside:
@@ -43,9 +44,11 @@ SOURCENET = {"epochs": 20, "patience": 4, "loss": "mse+pearson", "model_config":
 batch-normalised response features (layer norm erased each frame's response strength: 0.188 → 0.303
 at the 10 % share, block split, ridge 0.288), MSE + per-band Pearson loss (0.310), up to 20 epochs."""
 
-ENSEMBLE = {"reuse": ("linear", "sourcenet")}
-"""The ensemble row: the split's trained ridge and sourcenet, mixed (a second sourcenet seed added
-+2.5 % on validation for 3 more minutes per split: left out to fit the full run in an hour)."""
+ENSEMBLE = {"reuse": ("linear", "sourcenet", "convnet")}
+"""The ensemble row: the split's trained ridge, sourcenet and convnet (those trained on the split),
+mixed. On the validation excerpt (10 %, block): ridge 0.288, sourcenet 0.310, convnet 0.278; ridge +
+sourcenet 0.317, all three 0.345; a second sourcenet seed added +2.5 % for 3 more minutes per split
+(left out to fit the full run in an hour)."""
 
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "test_start_s": 120.0, "test_s": 60.0,
@@ -157,7 +160,8 @@ def _one_split(folders: dict, split: str, config, runs: Path) -> dict:
         recipe["model_config"] = dict(recipe.get("model_config", {}))
         if name == "ensemble":
             recipe["model_config"]["members"] = (
-                [{"name": r, "checkpoint": str(runs / f"{split}-{r}" / "best.pt")} for r in options["reuse"]]
+                [{"name": r, "checkpoint": str(runs / f"{split}-{r}" / "best.pt")} for r in options["reuse"]
+                 if (runs / f"{split}-{r}" / "best.pt").is_file()]
                 + [dict(m) for m in options.get("extra", ())])
         train(TrainConfig(data=str(folders["train"]), model=name, split=split, out=str(run_dir),
                           hop_s=hop_s, target_offset_s=offset, progress=False, seed=0, **recipe))
