@@ -280,11 +280,12 @@ def compare(data: SyntheticWindows, batch: int, rounds: int = 1) -> dict:
 
 
 # ---- scaling under torchrun -------------------------------------------------------------------------------
-def _worker(size: dict, batch: int, out: str) -> None:
+def _worker(size: dict, batch: int, out: str, threads: int) -> None:
     """Body of one torchrun process: join the group, train one epoch (DDP), rank 0 writes the result."""
     import torch
     from eegmusic.offline_training.distributed import all_sum, init_distributed
 
+    torch.set_num_threads(threads)  # stated, not left to the environment (MKL_NUM_THREADS would win)
     dist_info = init_distributed("cpu")
     data = SyntheticWindows(**size)
     warm_up(data, batch)
@@ -310,9 +311,9 @@ def scaling(size: dict, batch: int, processes=PROCESSES, timeout_s: float = 1800
             command = [
                 sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
                 "-m", "eegmusic.benchmarks.bench_training", "--worker", "--size", json.dumps(size),
-                "--batch", str(batch), "--result", str(out),
+                "--batch", str(batch), "--result", str(out), "--threads", str(threads),
             ]
-            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
             if done.returncode != 0 or not out.is_file():
                 raise RuntimeError(f"torchrun with {n} processes failed: {done.stderr.strip()[-600:]}")
@@ -394,8 +395,9 @@ if __name__ == "__main__":
     parser.add_argument("--size", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        _worker(json.loads(args.size), args.batch, args.result)
+        _worker(json.loads(args.size), args.batch, args.result, args.threads)
     else:
         print(json.dumps(run(quick=args.quick, rounds=args.rounds), indent=2))

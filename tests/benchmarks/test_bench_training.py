@@ -53,7 +53,8 @@ def test_quick_run_measures_ours_and_the_plain_torch_baseline():
     assert set(runs) == {"1", "2"} and runs["1"]["speedup"] == 1.0
     assert runs["2"]["processes"] == 2 and runs["2"]["windows"] == windows
     for n, run in runs.items():  # processes x threads = the cores where it can (at least 1 thread each)
-        assert run["threads_total"] == int(n) * max(1, result["cores"] // int(n))
+        assert run["threads_per_process"] == max(1, result["cores"] // int(n))
+        assert run["threads_total"] == int(n) * run["threads_per_process"]
         assert run["per_process_windows_per_s"] == pytest.approx(run["windows_per_s"] / int(n))
         assert run["oversubscribed"] == (int(n) > result["cores"])
         assert run["cpu_s_all_processes"] > 0 and run["windows_per_cpu_s"] > 0
