@@ -10,6 +10,7 @@ import argparse
 
 from eegmusic.stream.options import (
     finite_float,
+    float_range,
     int_range,
     output_dir,
     output_file,
@@ -42,6 +43,16 @@ model channels the stream lacks are interpolated by spherical splines from the s
 positions (its LSL desc/channels/channel/location, else a standard montage by label), up to the
 number the model tolerates; the summary names them.
 """
+
+
+def _device_latency(text: str) -> str | float:
+    """``low``, ``high`` or seconds in (0, 1]."""
+    if text in ("low", "high"):
+        return text
+    try:
+        return float_range(0.0, 1.0, low_open=True)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be low, high or seconds in (0, 1] (got {text!r})") from None
 
 
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +92,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     audio.add_argument("--wav", type=output_file('.wav'),
                        metavar="FILE", help="write the audio to a WAV file instead")
     audio.add_argument("--no-audio", action="store_true", help="no audio output")
+    out.add_argument("--device-latency", type=_device_latency, default="low", metavar="L",
+                     help="the sound device's buffer: low (default, about 12 ms through PulseAudio), high, "
+                     "or seconds; larger survives a busier machine without the device running dry, "
+                     "e.g. --device-latency 0.03")
     out.add_argument("--record", metavar="DIR",
                      help="append frames (mel_db.f32) and audio (decoded.wav) here", type=output_dir)
     out.add_argument("--no-lsl-out", action="store_true", help="do not publish the MelSpectrogram stream")
@@ -181,6 +196,7 @@ def run_decode(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         stream_name=args.stream, stream_type=args.stream_type, source_id=args.source_id,
         model_path=args.model, hop_s=args.hop, device=args.device, audio_device=args.audio_device,
+        device_latency=args.device_latency,
         wav_path=args.wav, no_audio=args.no_audio, record_dir=args.record, truth_dir=args.truth,
         lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
         resolve_timeout_s=args.timeout, impute_missing=args.impute_missing,

@@ -30,6 +30,24 @@ MAX_SILENCE_GAP_S = 600.0
 """Most silence written to a file sink at once during a stall (a suspended machine is not hours)."""
 
 
+def open_sink(config: PipelineConfig) -> AudioSink:
+    """The sink a configuration asks for: nothing, a WAV file, or the sound device, levelled.
+
+    What a listener hears through a device is levelled: slow automatic gain (``config.agc``), a
+    peak limiter, then the volume (:mod:`decoder.limiter`).
+    """
+    from eegmusic.decoder import audio
+
+    if config.no_audio:
+        return audio.NullSink()
+    if config.wav_path is not None:
+        return audio.WavSink(config.wav_path)
+    from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
+
+    return LevelledSink(audio.SoundDeviceSink(device=config.audio_device, latency=config.device_latency),
+                        OutputLevel(AUDIO_SFREQ, LevelSettings(agc=config.agc)))
+
+
 class SoundOutput:
     """Vocode, choose what is heard, and write it to the sink in time (the output thread's audio).
 

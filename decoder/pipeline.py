@@ -40,7 +40,7 @@ from eegmusic.decoder.frameclock import FrameClock, SampleClock
 from eegmusic.decoder.latency import ESTIMATED_STAGES, LatencyTracker
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, N_MELS
 from eegmusic.decoder.output_queue import EmissionQueue
-from eegmusic.decoder.output_stage import SoundOutput
+from eegmusic.decoder.output_stage import SoundOutput, open_sink
 from eegmusic.decoder.pipeline_config import PipelineConfig
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.snapshot import PipelineSnapshot
@@ -141,20 +141,6 @@ class LivePipeline:
             raise
         return source
 
-    def _make_sink(self) -> AudioSink:
-        from eegmusic.decoder import audio
-
-        cfg = self.config
-        if cfg.no_audio:
-            return audio.NullSink()
-        if cfg.wav_path is not None:
-            return audio.WavSink(cfg.wav_path)
-        from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
-
-        # what a listener hears is levelled: slow automatic gain, a peak limiter, then the volume
-        return LevelledSink(audio.SoundDeviceSink(device=cfg.audio_device),
-                            OutputLevel(AUDIO_SFREQ, LevelSettings(agc=cfg.agc)))
-
     @property
     def sink(self) -> AudioSink | None:
         """The audio sink decoded samples go to (None before start and after stop)."""
@@ -200,10 +186,7 @@ class LivePipeline:
             from eegmusic.decoder.vocoder import StreamingVocoder
 
             self._vocoder = StreamingVocoder(method=cfg.vocoder_method, lookahead=cfg.vocoder_lookahead)
-            warm = np.random.default_rng(0).uniform(-70.0, -20.0, (8, N_MELS)).astype(np.float32)
-            for frame in warm:        # compile / warm the phase reconstruction before audio starts
-                self._vocoder.process(frame)
-            self._vocoder.reset()
+            self._vocoder.warm_up()   # compile before audio starts
         else:
             self._clock = SampleClock(lag_s=info.audio_lag_s, n_samples=info.output_shape[0],
                                       initial_samples=int(round(cfg.hop_s * AUDIO_SFREQ)),
@@ -234,7 +217,7 @@ class LivePipeline:
             if self._markers is None:
                 log.warning("no marker stream '%s-markers' answered: live dynamic r is off", meta.name)
         if self._sink is None:
-            self._sink = self._make_sink()
+            self._sink = open_sink(cfg)
         self._sound = SoundOutput(cfg, self._sink, vocoder=self._vocoder, truth=self._truth,
                                   counters=self._counters)
         if cfg.record_dir is not None:

@@ -38,6 +38,9 @@ class PipelineConfig:
         Where the model runs.
     audio_device : str or int or None
         sounddevice output device (None = system default).
+    device_latency : {"low", "high"} or float
+        The sound device's suggested latency (PortAudio's; seconds or its low/high defaults). A
+        device that refuses it plays at its high latency, and says so.
     wav_path : str or Path or None
         Write the decoded audio to this WAV file instead of a sound card.
     no_audio : bool
@@ -88,6 +91,7 @@ class PipelineConfig:
     hop_s: float = DEFAULT_HOP_FRAMES * FRAME_PERIOD_S
     device: str = "auto"
     audio_device: str | int | None = None
+    device_latency: str | float = "low"
     wav_path: str | Path | None = None
     no_audio: bool = False
     record_dir: str | Path | None = None

@@ -227,6 +227,17 @@ class StreamingVocoder:
         """Forget all phase and overlap-add state (call on a gap; see :meth:`fade_out`)."""
         self._engine.reset()
 
+    def warm_up(self, n_frames: int = 8) -> None:
+        """Run a few random frames through (numba compiles, FFT plans), then :meth:`reset`.
+
+        Call it before audio starts, so the first live frames are not the slow ones.
+        """
+        rng = np.random.default_rng(0)
+        for frame in rng.uniform(-70.0, -20.0, (n_frames, N_MELS)).astype(np.float32):
+            self.process(frame)
+        self.reset()
+        self.frames = 0
+
     def _magnitude(self, frame_db: np.ndarray) -> np.ndarray:
         frame_db = np.asarray(frame_db)
         if frame_db.shape != (N_MELS,):

@@ -322,7 +322,8 @@ def _cli(argv, capsys):
 
 @pytest.mark.lsl
 @pytest.mark.parametrize("case", ["missing model", "no metadata", "truncated", "mismatch", "cuda absent",
-                                  "no stream", "record exists", "bad hop", "bad duration"])
+                                  "no stream", "record exists", "bad hop", "bad duration",
+                                  "bad device latency", "bad vocoder lookahead"])
 def test_bad_inputs(case, tmp_path, stream_name, capsys):
     from eegmusic.replay.player import ArrayPlayer
 
@@ -339,6 +340,8 @@ def test_bad_inputs(case, tmp_path, stream_name, capsys):
         "record exists": "already holds mel_db.f32",
         "bad hop": "hop 2 s is longer than the 1-s window allows; pass --hop up to 0.9985",
         "bad duration": "--duration must be > 0",
+        "bad device latency": "--device-latency must be low, high or seconds in (0, 1] (got 'fast')",
+        "bad vocoder lookahead": "--vocoder-lookahead 5 is not one rtisi offers; pass one of 0, 1, 2",
     }[case]
     labels = list(MODEL_CHANNELS)
     if case == "missing model":
@@ -367,6 +370,10 @@ def test_bad_inputs(case, tmp_path, stream_name, capsys):
         args += ["--hop", "2"]
     elif case == "bad duration":
         args[6] = "-1"
+    elif case == "bad device latency":
+        args += ["--device-latency", "fast"]
+    elif case == "bad vocoder lookahead":
+        args += ["--vocoder-lookahead", "5"]
     eeg = np.zeros((len(labels), 125 * 30), np.float32)
     with ArrayPlayer(eeg, 125.0, labels, name=stream_name, source_id=stream_name, check_clash=False):
         status, err = _cli(args, capsys)
