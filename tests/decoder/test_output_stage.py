@@ -1,0 +1,52 @@
+"""The output thread's sound: the stamps of a chunk's first sample, and the sink a config opens.
+
+The device is a stand-in that holds a fixed backlog (a real device drains in real time, which would
+make the expected stamps move while the test reads them); the pipeline-level behaviour through a
+real sound server is in test_pipeline.py and test_latency_e2e.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from eegmusic.decoder.audio import NullSink, WavSink
+from eegmusic.decoder.output_stage import SoundOutput, open_sink
+from eegmusic.decoder.pipeline_config import PipelineConfig
+
+
+class BackloggedDevice(NullSink):
+    """A live sink holding ``backlog_s`` of audio ahead of whatever is written next (an AudioSink)."""
+
+    backlog_s = 0.04
+    output_latency_s = 0.012
+    plays_live = True
+
+    def __init__(self):
+        super().__init__()
+        self.last_chunk = 0
+
+    def write(self, samples, *, block=True):
+        self.last_chunk = len(samples)
+        return super().write(samples, block=block)
+
+    @property
+    def queued_s(self):
+        return self.backlog_s + self.last_chunk / 22050
+
+
+def test_a_chunk_is_stamped_at_its_first_sample_behind_the_backlog():
+    device = BackloggedDevice()
+    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), device)
+    stamps = {}
+    sound.play(np.full(512, 0.1, np.float32), stamps)    # 40 ms ahead: above the floor, no top-up
+    assert device.counters()["written"] == 512
+    # the first sample waits behind the 40 ms ahead of it, not behind the chunk itself as well
+    assert stamps["queued"] - stamps["buffered"] == pytest.approx(0.04, abs=1e-6)
+    assert stamps["dac"] - stamps["queued"] == pytest.approx(0.012)
+
+
+def test_the_sink_follows_the_config(tmp_path):
+    assert isinstance(open_sink(PipelineConfig(model_path="m.onnx", no_audio=True)), NullSink)
+    wav = open_sink(PipelineConfig(model_path="m.onnx", wav_path=tmp_path / "out.wav"))
+    assert isinstance(wav, WavSink) and not wav.plays_live
+    wav.close()
