@@ -390,9 +390,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.last_summary = pipeline.summary()
         t1 = time.perf_counter()
         self.last_snapshot = snapshot
-        health = getattr(snapshot, "health", None)
-        eeg = getattr(snapshot, "eeg", None)
-        counters = getattr(snapshot, "counters", None) or {}
+        health, eeg, counters = snapshot.health, snapshot.eeg, snapshot.counters or {}
 
         eeg_key = self.status.observe(eeg, health, now)
         self._tick += 1
@@ -402,8 +400,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if chosen is not None:
             self.panels[chosen].draw(view, now)
         self.status.show(snapshot, self.controls.stream_name(), now, self.redraw_ms)
-        error = getattr(snapshot, "error", None)
-        if error and error != self._shown_error and not getattr(snapshot, "running", True):
+        error = snapshot.error
+        if error and error != self._shown_error and not snapshot.running:
             self._shown_error = error
             self.show_error(error)
         t2 = time.perf_counter()

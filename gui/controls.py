@@ -202,7 +202,7 @@ class ControlBar(QtWidgets.QWidget):
         current = self.stream_box.currentText()
         self.stream_box.clear()
         for summary in streams:
-            if getattr(summary, "stype", "EEG") not in ("EEG", ""):
+            if summary.stype not in ("EEG", ""):
                 continue  # markers and decoded output are not decodable input
             self.stream_box.addItem(summary.describe(), summary.name)
         if current and self.stream_box.findData(current) < 0:

@@ -262,8 +262,7 @@ class EEGPanel(QtWidgets.QWidget):
     def draw(self, view, now: float) -> None:
         """Draw the view's EEG."""
         snapshot = view.snapshot
-        flags = getattr(snapshot, "channel_flags", None)
-        self.update_eeg(view.eeg, snapshot.eeg_sfreq, snapshot.labels, flags)
+        self.update_eeg(view.eeg, snapshot.eeg_sfreq, snapshot.labels, snapshot.channel_flags)
 
     def update_eeg(self, eeg: np.ndarray, sfreq: float, labels, flags=None) -> None:
         """Draw the newest ``window_s`` seconds of ``eeg``.

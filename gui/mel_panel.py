@@ -102,17 +102,16 @@ class MelPanel(QtWidgets.QWidget):
 
     def redraw_key(self, view) -> tuple | None:
         """Changes with each decoded frame or window, or with the run's scores; None before the first mel."""
-        mel = getattr(view.snapshot, "mel", None)
-        if mel is None:
+        snapshot = view.snapshot
+        if snapshot.mel is None:
             return None
-        frame = getattr(view.snapshot, "frame_index", None)
-        return frame, view.counters.get("windows"), np.asarray(mel).shape, run_scores(view.summary)
+        scores = run_scores(view.summary)
+        return snapshot.frame_index, view.counters.get("windows"), np.asarray(snapshot.mel).shape, scores
 
     def draw(self, view, now: float) -> None:
         """Draw the view's decoded and true mel, and the run's scores beside their baselines."""
         snapshot = view.snapshot
-        self.update_mel(snapshot.mel, getattr(snapshot, "truth_mel", None),
-                        getattr(snapshot, "dynamic_r", None), now)
+        self.update_mel(snapshot.mel, snapshot.truth_mel, snapshot.dynamic_r, now)
         self.update_scores(view.summary)
 
     def update_scores(self, summary) -> None:

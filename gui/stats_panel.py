@@ -38,25 +38,17 @@ def health_items(health) -> dict[str, str]:
     """Readable fields of a ``StreamHealth`` (or None) for the counter grid."""
     if health is None:
         return {}
-    items = {}
-    state = getattr(health, "state", None)
-    if state is not None:  # connected, stalled, lost or reconnected (stream.inlet)
-        since = getattr(health, "state_s", 0.0)
-        items["stream"] = state if state in ("connected", "connecting") else f"{state} ({since:.0f} s)"
-    rate = getattr(health, "effective_rate", None)
-    if rate is not None and math.isfinite(rate):
-        items["rate (Hz)"] = f"{rate:.1f}"
-    jitter = getattr(health, "jitter_ms", None)
-    if jitter is not None and math.isfinite(jitter):
-        items["jitter (ms)"] = f"{jitter:.2f}"
-    offset = getattr(health, "clock_offset", None)
-    if offset is not None and math.isfinite(offset):
-        items["clock offset (ms)"] = f"{1000 * offset:.2f}"
-    for name in ("n_samples", "dropped_windows", "nan_runs"):
-        value = getattr(health, name, None)
-        if value is not None:
-            items[name.replace("_", " ")] = str(value)
-    interpolated = tuple(getattr(health, "interpolated_channels", ()) or ())
+    state = health.state  # connecting, connected, stalled, lost or reconnected (stream.inlet)
+    items = {"stream": state if state in ("connected", "connecting") else f"{state} ({health.state_s:.0f} s)"}
+    if math.isfinite(health.effective_rate):
+        items["rate (Hz)"] = f"{health.effective_rate:.1f}"
+    if math.isfinite(health.jitter_ms):
+        items["jitter (ms)"] = f"{health.jitter_ms:.2f}"
+    if math.isfinite(health.clock_offset):
+        items["clock offset (ms)"] = f"{1000 * health.clock_offset:.2f}"
+    items.update({"n samples": str(health.n_samples), "dropped windows": str(health.dropped_windows),
+                  "nan runs": str(health.nan_runs)})
+    interpolated = tuple(health.interpolated_channels)
     if interpolated:  # model channels the stream lacks, filled by spherical splines (--impute-missing)
         shown = ", ".join(interpolated[:4]) + (", …" if len(interpolated) > 4 else "")
         items["interpolated"] = f"{len(interpolated)}: {shown}"
@@ -104,7 +96,7 @@ class StatsPanel(QtWidgets.QWidget):
 
     def draw(self, view, now: float) -> None:
         """Show the view's latency and counters."""
-        self.update_stats(getattr(view.snapshot, "latency_ms", None), view.counters, view.health)
+        self.update_stats(view.snapshot.latency_ms, view.counters, view.health)
 
     def update_stats(self, latency_ms: dict | None, counters: dict | None, health=None) -> None:
         """Show the newest latency percentiles and counters.

@@ -23,7 +23,7 @@ COUNTERS_SHOWN = ("windows", "drops", "gaps", "reconnects", "underruns")
 
 def snapshot_key(eeg, health) -> tuple:
     """A cheap fingerprint that changes when new samples arrived."""
-    n_samples = getattr(health, "n_samples", None)
+    n_samples = None if health is None else health.n_samples
     if eeg is None:
         return (n_samples,)
     eeg = np.asarray(eeg)
@@ -78,26 +78,25 @@ class StreamStatus:
 
     def lost(self, snapshot, now: float) -> bool:
         """Whether the stream is lost: the decode says disconnected, or no sample came for a while."""
-        health = getattr(snapshot, "health", None)
-        if health is not None and not getattr(health, "connected", True):
+        health = None if snapshot is None else snapshot.health
+        if health is not None and not health.connected:
             return True
         return self.last_new_sample is not None and now - self.last_new_sample > LOST_AFTER_S
 
     def show(self, snapshot, stream: str | None, now: float, redraw_ms: Sequence[float]) -> None:
         """Say how the stream behind ``snapshot`` is doing, and the median panel update time."""
-        health = getattr(snapshot, "health", None)
-        counters = getattr(snapshot, "counters", None) or {}
-        error = getattr(snapshot, "error", None)
-        if not getattr(snapshot, "running", True):
+        health, counters, error = snapshot.health, snapshot.counters or {}, snapshot.error
+        if not snapshot.running:
             text = f"pipeline stopped: {error}" if error else "pipeline stopped"
             colour = "#c01e1e"
         elif self.lost(snapshot, now):
             quiet = now - (self.last_new_sample or now)
+            reconnects = counters.get("reconnects", 0 if health is None else health.reconnects)
             text = (f"✕ stream {stream!r} LOST — no data for {quiet:.1f} s; panels frozen, waiting for it to "
-                    f"return (reconnects {counters.get('reconnects', getattr(health, 'reconnects', 0))})")
+                    f"return (reconnects {reconnects})")
             colour = "#c01e1e"
         else:
-            rate = getattr(health, "effective_rate", float("nan"))
+            rate = float("nan") if health is None else health.effective_rate
             parts = [f"● stream {stream!r} connected", f"{rate:.1f} Hz" if np.isfinite(rate) else "rate —"]
             for key in COUNTERS_SHOWN:
                 if key in counters:

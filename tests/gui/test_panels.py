@@ -205,33 +205,23 @@ def test_mel_panel_scrolls_and_shows_truth(qtbot, rng):
 
 
 def test_stats_panel_shows_latency_and_counters(qtbot):
-    from dataclasses import dataclass
-
     from eegmusic.gui.stats_panel import StatsPanel
+    from eegmusic.stream.source import StreamHealth
 
-    @dataclass
-    class Health:  # the StreamHealth fields the panel reads
-        effective_rate: float = 124.8
-        n_samples: int = 1000
-        gaps: int = 0
-        dropped_windows: int = 0
-        nan_runs: int = 0
-        reconnects: int = 1
-        clock_offset: float = 0.0012
-        jitter_ms: float = 0.5
-        connected: bool = True
+    health = StreamHealth(effective_rate=124.8, n_samples=1000, gaps=0, dropped_windows=0, nan_runs=0,
+                          reconnects=1, clock_offset=0.0012, jitter_ms=0.5, connected=True)
 
     panel = StatsPanel()
     qtbot.addWidget(panel)
     latency = {"arrival_to_ready": {"p50": 1.234, "p95": 2.0, "p99": 3.0, "n": 10},
                "ready_to_inferred": {"p50": None, "p95": None, "p99": None, "n": 0}}
     counters = {"windows": 12, "drops": 0, "gaps": 2, "reconnects": 1, "underruns": 0}
-    panel.update_stats(latency, counters, Health())
+    panel.update_stats(latency, counters, health)
     assert panel.latency.rowCount() == 2
     assert panel.latency.item(0, 0).text() == "1.2" and panel.latency.item(1, 2).text() == "—"
     assert panel.values["gaps"] == "2" and panel.values["rate (Hz)"] == "124.8"
     assert panel.values["clock offset (ms)"] == "1.20"
-    panel.update_stats(latency, dict(counters, windows=13), Health())
+    panel.update_stats(latency, dict(counters, windows=13), health)
     assert panel.counter_labels["windows"].text() == "13"
 
 
