@@ -31,6 +31,8 @@ def test_one_epoch_of_ours_beside_one_of_plain_torch_on_the_same_windows():
         cpu = epoch.get("cpu_s", epoch.get("cpu_s_with_validation_and_checkpoint"))
         assert 0 < cpu  # CPU time of the process's threads over the epoch
     assert ours[0]["train_loss"] == pytest.approx(ours[1]["train_loss"], rel=1e-4)  # same start, same epoch
+    assert entry["cpu_ratio"] == pytest.approx(
+        entry["baseline_plain_torch"]["cpu_s"] / entry["ours"]["cpu_s_with_validation_and_checkpoint"])
 
 
 @pytest.mark.slow  # two torchrun launches: about a minute and a half on a busy 2-core machine
