@@ -46,15 +46,17 @@ CANDIDATE_OFFSETS_S = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 FIT_WINDOWS = 800
 """Training windows the ridge is fitted on at most per candidate (a seeded sample)."""
 
-LIVE_FRAMES = slice(FRAMES_PER_WINDOW - DEFAULT_HOP_FRAMES, FRAMES_PER_WINDOW)
-"""Window columns (42, 43) the live decoder plays at its default hop: the newest frames of each window
-(:class:`decoder.frameclock.FrameClock` emits each frame from the newest window covering it)."""
+LIVE_FRAMES = slice(FRAMES_PER_WINDOW - DEFAULT_HOP_FRAMES - 1, FRAMES_PER_WINDOW)
+"""Window columns (41, 42, 43) the live decoder plays at its default hop: the newest frames of each
+window (:class:`decoder.frameclock.FrameClock` emits each frame from the newest window covering it,
+the nearest column in time). Measured in a 30-s live decode at the default hop: columns 41, 42, 43
+gave 38 %, 50 % and 12 % of the frames, others under 0.3 %."""
 
 LIVE_STEP_SAMPLES = 6
 """Step (model samples, 48 ms) between the validation windows scored as the live decoder plays them."""
 
 MAX_LIVE_WINDOWS = 6000
-"""Most validation windows scored per candidate (the step grows on large validation parts)."""
+"""Most validation windows scored per candidate (on a larger validation part, its first blocks)."""
 
 PROXY_LAGS = (0, 10, 20, 30)
 """EEG lags (samples after each frame's time, 0–240 ms) of the proxy ridge: 500 features instead of
@@ -160,7 +162,6 @@ def choose_target_offset(
     eeg_fit = torch.from_numpy(dataset.eeg(fit_rows))
     subject_fit = torch.from_numpy(dataset.index["subject"][fit_rows])
     block_eeg = [np.concatenate(list(dataset.eeg(rows)), axis=-1) for rows in val_blocks]  # 1-s windows tile
-    step = max(LIVE_STEP_SAMPLES, -(-sum(e.shape[-1] for e in block_eeg) // MAX_LIVE_WINDOWS))
     scores: dict[float, float] = {}
     for offset in progress_bar(candidates, desc="target offset", unit="lag", disable=not progress,
                                leave=False):
@@ -170,7 +171,7 @@ def choose_target_offset(
         model.fit_stats(eeg_fit.numpy(), mel_fit)
         model.fit_closed_form([(eeg_fit, torch.from_numpy(mel_fit), subject_fit)], None)
         targets = [shifted.mel(rows) for rows in val_blocks]
-        scores[offset] = _live_frame_score(model, block_eeg, targets, step)
+        scores[offset] = _live_frame_score(model, block_eeg, targets)
         logger.info("target offset %.3f s: validation dynamic r %.4f (ridge)", offset, scores[offset])
     best = max(candidates, key=lambda c: (scores[c], -c))
     logger.info("target offset %.3f s chosen on %d validation windows", best, len(val_rows))
@@ -185,8 +186,8 @@ def _tiling_runs(index: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
     return np.split(rows, breaks)
 
 
-def _live_frame_score(model, block_eeg: list, block_targets: list, step: int) -> float:
-    """Dynamic r of the newest window columns, windows cut every ``step`` samples as played live.
+def _live_frame_score(model, block_eeg: list, block_targets: list) -> float:
+    """Dynamic r of the newest window columns, windows cut every 48 ms as the live decoder plays them.
 
     Parameters
     ----------
@@ -196,13 +197,16 @@ def _live_frame_score(model, block_eeg: list, block_targets: list, step: int) ->
         Each validation block's continuous EEG (its 1-s windows side by side).
     block_targets : list of ndarray, each shape (n_windows, 128, 44)
         The block's 1-s targets; their interior frames are the true frames.
-    step : int
-        Samples between the scored windows.
 
     Returns
     -------
     float
         Mean over :data:`LIVE_FRAMES` columns of the dynamic r over blocks.
+
+    Raises
+    ------
+    ConfigError
+        No block long enough to score a column on.
     """
     import torch
     from eegmusic.decoder.melspec import FRAME_PERIOD_S
@@ -214,11 +218,15 @@ def _live_frame_score(model, block_eeg: list, block_targets: list, step: int) ->
     columns = np.arange(FRAMES_PER_WINDOW)[LIVE_FRAMES]
     pred_blocks: dict[int, list] = {int(c): [] for c in columns}
     true_blocks: dict[int, list] = {int(c): [] for c in columns}
+    budget = MAX_LIVE_WINDOWS
     for eeg, target in zip(block_eeg, block_targets, strict=True):
         # true frames by stimulus time (s from the block's first window start, any offset alike)
         true_times = (np.arange(len(target))[:, None] + interior[None, :] * FRAME_PERIOD_S).reshape(-1)
         true_frames = target[:, :, interior].transpose(1, 0, 2).reshape(target.shape[1], -1)
-        starts = np.arange(0, eeg.shape[-1] - WINDOW_SAMPLES + 1, step)
+        starts = np.arange(0, eeg.shape[-1] - WINDOW_SAMPLES + 1, LIVE_STEP_SAMPLES)[:budget]
+        budget -= len(starts)
+        if len(starts) < 2:
+            break
         windows = np.stack([eeg[:, s:s + WINDOW_SAMPLES] for s in starts])
         with torch.no_grad():
             pred = np.concatenate([model(torch.from_numpy(windows[i:i + 512])).numpy()
@@ -231,4 +239,8 @@ def _live_frame_score(model, block_eeg: list, block_targets: list, step: int) ->
             if found.sum() >= 2:
                 pred_blocks[int(c)].append(pred[found, :, c].T)
                 true_blocks[int(c)].append(true_frames[:, nearest[found]])
-    return float(np.mean([dynamic_r(pred_blocks[c], true_blocks[c]) for c in pred_blocks]))
+    scored = [c for c in pred_blocks if pred_blocks[c]]
+    if not scored:
+        raise ConfigError("--target-offset auto: the validation part has no 2-s stretch to score a lag on; "
+                          "use more data or pass --target-offset SECONDS")
+    return float(np.mean([dynamic_r(pred_blocks[c], true_blocks[c]) for c in scored]))
