@@ -89,7 +89,8 @@ class LagChoice:
         """JSON-ready record (for the model's training metadata)."""
         return {
             "chosen_s": self.offset_s,
-            "method": "ridge fitted on training windows, dynamic r on the validation part",
+            "method": "ridge fitted on training windows, dynamic r on the validation part of the newest "
+                      "window frames (those the live decoder plays)",
             "validation_dynamic_r": {f"{k:g}": v for k, v in self.scores.items()},
             "n_fit_windows": self.n_fit_windows,
             "n_val_windows": self.n_val_windows,
