@@ -19,7 +19,8 @@ Plays the music while recording the cap's stream and a marker stream '<stream>-c
 position in the track, the LSL time each position is heard, the device's output latency; format in
 replay/calibration_markers.py) into the XDF file, copies the audio into '<out>_audio/', and shows the
 track, elapsed time, samples and gaps. An EEG outage is recorded as a gap and the session goes on.
-Next: eegmusic train --data s.xdf --arch convnet --out runs/s
+Next: eegmusic train --data s.xdf --arch convnet --target-offset auto --out runs/s (the offset lets the
+newest decoded frames, the ones live decoding plays, have the brain's response inside the window)
 """
 
 
@@ -92,6 +93,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
     )
     print(
         f"session: {summary.path} (audio in {summary.audio_dir}); next: eegmusic train --data {summary.path} "
-        "--arch convnet --out runs/session"
+        "--arch convnet --target-offset auto --out runs/session"
     )
     return 0
