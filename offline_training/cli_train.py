@@ -20,6 +20,9 @@ examples:
   eegmusic train --data /tmp/sim --arch linear --split random --out runs/linear
   eegmusic train --data /tmp/sim --arch cnn --split block --out runs/cnn --epochs 40 --resume
   eegmusic train --data /tmp/sim --arch convnet --out runs/lagged --target-offset auto
+  eegmusic train --data /tmp/sim --arch sourcenet --arch-config '{"feature_norm": "batch"}' \
+      --loss mse+pearson --augment shift=1,dropout=0.1 --out runs/sn
+  eegmusic train --data /tmp/sim --arch ensemble --out runs/ens   # ridge + two sourcenet seeds, mixed
   eegmusic train --data /tmp/sim --arch convnet --songs 21 22 --subjects 1 2 3 --out runs/small
   eegmusic train --data mydata --arch cnn --out runs/clip --allow-short-stimulus   # 30-s clips, longer EEG
   eegmusic train --data s.xdf --init pretrained/model.onnx --out runs/s-tuned   # adapt to a new listener
@@ -65,12 +68,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=positive_int, default=20, help="maximum epochs (default: 20)")
     parser.add_argument("--batch-size", type=positive_int, default=60, help="windows per batch (default: 60)")
     parser.add_argument("--lr", type=float_range(0.0, 10.0, low_open=True), default=None,
-                        help="Adam learning rate (default: the model's: cnn 1e-4, transformer 1e-3, "
+                        help="Adam learning rate (default: the model's: cnn 1e-3, transformer 1e-3, "
                         "others 1.5e-3)")
     parser.add_argument("--seed", type=non_negative_int,
                         default=0, help="seed of split, weights and batch order")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
-    parser.add_argument("--loss", default="mse", choices=LOSSES, help="loss on mel-dB (default: mse)")
+    parser.add_argument("--loss", default="mse", choices=LOSSES,
+                        help="loss on mel-dB (default: mse; pearson: 1 - per-band Pearson r; mse+pearson: "
+                        "both, e.g. --loss mse+pearson)")
+    parser.add_argument("--augment", default="", metavar="SPEC",
+                        help="augment training windows: time shift (samples), channel dropout "
+                        "(probability), amplitude scaling (SD of the log gain), e.g. "
+                        "--augment shift=2,dropout=0.1,scale=0.2 (default: none)")
     parser.add_argument("--subject-conditioning", action="store_true", help="add a subject embedding input")
     parser.add_argument("--init", default=None, metavar="MODEL",
                         help="fine-tune a pretrained model file (model.onnx; nothing else needed) or a run's "
@@ -143,6 +152,7 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         init=args.init,
         allow_short_stimulus=args.allow_short_stimulus,
+        augment=args.augment,
     )
     metrics = train(config, resume=args.resume)
     if metrics.get("paths"):
