@@ -3,7 +3,9 @@
 Written by ``eegmusic calibrate`` or by LabRecorder while something publishes the markers of
 :mod:`replay.calibration_markers`. Each track play becomes a song of the dataset interface
 (:mod:`replay.dataset`); a play interrupted by an EEG outage (a gap in the timestamps longer than
-1.5 samples) becomes one song per uninterrupted piece, each aligned to the audio by the markers.
+1.5 samples) or by a jump of the audio clock (the sound device stalled:
+:data:`replay.calibration_markers.CLOCK_JUMP_S`) becomes one song per uninterrupted piece, each aligned
+to the audio by its own markers.
 
 The audio of a play is looked for, in this order, as ``<session>_audio/<file>`` beside the XDF
 file, as ``<file>`` beside it, and at the ``path`` the marker gives (where it was played from).
@@ -157,24 +159,30 @@ class XDFSession(PlayDataset):
         breaks = np.flatnonzero(np.diff(stamps) > 1.5 / self.sfreq) + 1
         pieces_of_recording = np.split(np.arange(len(stamps)), breaks)
         song_id = 1
-        for play in plays:
-            audio = self._find_audio(play)
-            end = play.end_time if play.ended else np.inf
-            if np.isfinite(play.duration_s):
-                end = min(end, play.start_time + play.duration_s - play.positions[0])
-            for piece in pieces_of_recording:
-                inside = piece[(stamps[piece] >= play.start_time) & (stamps[piece] < end)]
-                if len(inside) < MIN_PIECE_S * self.sfreq:
-                    continue
-                self.plays[song_id] = Play(
-                    song_id=song_id,
-                    subject=self.subject,
-                    title=Path(audio).name,
-                    audio_path=audio,
-                    audio_start_s=float(play.position_at(stamps[inside[0]])),
-                    source=(int(inside[0]), int(inside[-1]) + 1),
-                )
-                song_id += 1
+        for whole_play in plays:
+            audio = self._find_audio(whole_play)
+            parts = whole_play.steady_parts()
+            if len(parts) > 1:
+                logger.info("%s: track %d's audio clock jumps %d time(s) (the device stalled); each steady "
+                            "stretch is aligned on its own", self.path, whole_play.track, len(parts) - 1)
+            for k, play in enumerate(parts):
+                # an earlier part is known to play until its last marker; the stall lies after it
+                end = play.end_time if play.ended or k < len(parts) - 1 else np.inf
+                if np.isfinite(play.duration_s):
+                    end = min(end, play.start_time + play.duration_s - play.positions[0])
+                for piece in pieces_of_recording:
+                    inside = piece[(stamps[piece] >= play.start_time) & (stamps[piece] < end)]
+                    if len(inside) < MIN_PIECE_S * self.sfreq:
+                        continue
+                    self.plays[song_id] = Play(
+                        song_id=song_id,
+                        subject=self.subject,
+                        title=Path(audio).name,
+                        audio_path=audio,
+                        audio_start_s=float(play.position_at(stamps[inside[0]])),
+                        source=(int(inside[0]), int(inside[-1]) + 1),
+                    )
+                    song_id += 1
         if not self.plays:
             raise DataFormatError(
                 f"{self.path}: no track play has {MIN_PIECE_S:g} s of EEG recorded while "

@@ -73,6 +73,25 @@ def test_xdf_training_windows_resampled_to_the_model_rate(tmp_path, song, rng):
     assert len(windows) == 5  # 5 s of play at a 1-s hop
 
 
+def test_xdf_session_splits_a_play_where_the_audio_clock_jumps(tmp_path, song, rng):
+    """The sound device stalled 1.5 s after position 2 s: each steady stretch is aligned on its own."""
+    eeg = rng.standard_normal((8, int(12 * SFREQ))).astype(np.float32)
+    markers = [_start(song, 101.0), (102.0, encode("position", track=0, position_s=1.0)),
+               (103.0, encode("position", track=0, position_s=2.0)),
+               (105.5, encode("position", track=0, position_s=3.0)),   # stalled 1.5 s
+               (106.5, encode("position", track=0, position_s=4.0)),
+               (107.5, encode("track_end", track=0, position_s=5.0))]
+    session = open_dataset(_xdf(tmp_path / "s.xdf", eeg, markers=markers))
+    assert session.song_ids == [1, 2]
+    np.testing.assert_array_equal(session.load_song(1).data[:, :, 0], eeg[:, 250:750])     # 101 .. 103 s
+    np.testing.assert_array_equal(session.load_song(2).data[:, :, 0], eeg[:, 1375:1875])   # 105.5 .. 107.5 s
+    from eegmusic.replay.nmedt import read_audio
+
+    audio = read_audio(song)
+    np.testing.assert_array_equal(session.load_stimulus(1), audio)
+    np.testing.assert_array_equal(session.load_stimulus(2), audio[3 * 22050:])  # position 3 s at 105.5 s
+
+
 @pytest.mark.parametrize("case, message", [
     ("no_eeg", "no EEG stream \\(type EEG"),
     ("no_markers", "no calibration markers"),
