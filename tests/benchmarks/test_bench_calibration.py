@@ -11,13 +11,28 @@ from eegmusic.benchmarks import bench_calibration, readme_tables  # noqa: E402
 from tests.benchmarks.schema import NUMBER, check  # noqa: E402
 
 SCORE = {"model": NUMBER, "shuffled_eeg": NUMBER, "global_mean": NUMBER}
+PER_SEED = {**SCORE, "model_per_seed": [NUMBER]}
+
+
+def check_result(result: dict) -> dict:
+    """The schema of a run's JSON (quick or full); returns it as ``eegmusic bench`` writes it."""
+    schema = {"pretrained_alone": SCORE, "by_minutes": dict, "fine_tuning_recipes": dict,
+              "setup": {"seeds": [int]}}
+    result = check(result, schema)
+    n_seeds = len(result["setup"]["seeds"])
+    for minutes, entry in result["by_minutes"].items():
+        check(entry, {"from_scratch": PER_SEED, "fine_tuned": PER_SEED}, f"by_minutes.{minutes}")
+        for method in ("from_scratch", "fine_tuned"):
+            assert len(entry[method]["model_per_seed"]) == n_seeds
+        recipes = result["fine_tuning_recipes"][minutes]
+        assert len(recipes) == n_seeds
+        for recipe in recipes:  # chosen on validation: a candidate, or the pretrained start (None, None)
+            assert recipe["head"] in ("keep", "reset", None)
+            assert (recipe["lr"] is None) == (recipe["head"] is None)
+    assert len(readme_tables.rows_calibration(result)) == len(result["by_minutes"])
+    return result
 
 
 @pytest.mark.slow  # simulates sessions and trains several models: minutes
 def test_quick_run_scores_fine_tuning_and_its_baselines():
-    result = check(
-        bench_calibration.run(quick=True), {"pretrained_alone": SCORE, "by_minutes": dict, "setup": dict}
-    )
-    for minutes, entry in result["by_minutes"].items():
-        check(entry, {"from_scratch": SCORE, "fine_tuned": SCORE}, f"by_minutes.{minutes}")
-    assert len(readme_tables.rows_calibration(result)) == len(result["by_minutes"])
+    check_result(bench_calibration.run(quick=True))
