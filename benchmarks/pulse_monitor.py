@@ -200,7 +200,7 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
     The callback writes a click at the start of its block and notes PortAudio's DAC time for that
     block, moved onto the LSL clock (``local_clock() + outputBufferDacTime - currentTime``). The
     stream is opened like the decoder's sink (:class:`decoder.audio.SoundDeviceSink` defaults:
-    ``latency="low"``, 128-sample blocks).
+    :data:`decoder.audio.DEVICE_LATENCY_S`, 128-sample blocks).
 
     Returns
     -------
@@ -210,7 +210,7 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
     """
     import pylsl
     import sounddevice as sd
-    from eegmusic.decoder.audio import resolve_output_device
+    from eegmusic.decoder.audio import DEVICE_LATENCY_S, resolve_output_device
 
 
     clicks: list[float] = []
@@ -228,7 +228,7 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
 
     recorder = MonitorRecorder(monitor)
     stream = sd.OutputStream(device=resolve_output_device(device), samplerate=RATE, blocksize=128, channels=1,
-                             dtype="float32", latency="low", callback=callback)
+                             dtype="float32", latency=DEVICE_LATENCY_S, callback=callback)
     stream.start()
     try:
         time.sleep(1.0)                                   # PulseAudio settles a new stream

@@ -29,6 +29,16 @@ log = logging.getLogger(__name__)
 STALL_S = 0.5
 """A device whose callback has not come for this long (while audio is written) is reopened."""
 
+DEVICE_LATENCY_S = 0.02
+"""The sound device's suggested latency unless told (``decode --device-latency``).
+
+Measured through PulseAudio (its ALSA plugin) on the 2-core machine with ``eegmusic bench latency``
+and 128-sample blocks: at load 8-13 ``"low"`` (PortAudio's 11.6 ms; 14 ms to the DAC) ran the
+device dry about 1.5 times a second (903 underflows and 47 s of skipped audio in 10 minutes at a
+1-frame hop); at load 6, 20 ms (30 ms to the DAC) ran it dry 0 times in 30 s at the default hop,
+and 30 ms (42 ms to the DAC) cost 16 ms more at the median for no fewer underruns.
+"""
+
 # PULSE_LATENCY_MSEC is left to the user. Measured through a PulseAudio null sink on the 2-core
 # machine under load: unset, latency="low" gives about 23 ms callback -> DAC and played 30 s of
 # decoded events without a stall; set to 30 it gave the same 23 ms but the stream stopped calling
@@ -135,15 +145,16 @@ class SoundDeviceSink(_Sink):
     buffer_s : float
         Ring capacity in seconds (rounded up to a power of two samples).
     latency : str or float
-        PortAudio's suggested output latency: seconds, or ``"low"``/``"high"``. The default ``"low"``
-        is about 23 ms through PulseAudio (``PULSE_LATENCY_MSEC`` is not set: see the note above
+        PortAudio's suggested output latency: seconds, or ``"low"``/``"high"``. The default
+        :data:`DEVICE_LATENCY_S` (``PULSE_LATENCY_MSEC`` is not set: see the note above
         :data:`STALL_S`); hop jitter is absorbed by the pipeline's adaptive queue, not here. A
         device that refuses it is opened with its ``"high"`` latency instead, and
         :attr:`latency_note` says so.
     """
 
     def __init__(self, device: int | str | None = None, blocksize: int = 128, *,
-                 samplerate: int = AUDIO_SFREQ, buffer_s: float = 2.0, latency: str | float = "low") -> None:
+                 samplerate: int = AUDIO_SFREQ, buffer_s: float = 2.0,
+                 latency: str | float = DEVICE_LATENCY_S) -> None:
         super().__init__()
         sd = _import_sounddevice()
         self._sd = sd

@@ -77,10 +77,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="where the model runs (default auto: CUDA when available)")
     model.add_argument("--threads", type=int_range(1, 256), default=1, metavar="N",
                        help="onnxruntime threads per operator (default 1)")
-    model.add_argument("--hop", type=finite_float, default=0.0232, metavar="S",  # range: the pipeline
+    model.add_argument("--hop", type=finite_float, default=0.0464, metavar="S",  # range: the pipeline
                        help="seconds between windows, a whole number of 23.2-ms mel frames: 0.0232 "
-                       "(1 frame, default: the lowest latency, keeps up on 2 cores), 0.0464 (2), "
-                       "0.0929 (4; less CPU for a slow model), e.g. --hop 0.0464")
+                       "(1 frame: lowest median latency on a quiet machine), 0.0464 (2, default: the best "
+                       "tail on 2 busy cores), 0.0929 (4; less CPU for a slow model), e.g. --hop 0.0232")
     model.add_argument("--smooth", type=int_range(0, 43), default=0, metavar="FRAMES",
                        help="average each frame over overlapping windows; adds FRAMES x 23.2 ms latency")
     model.add_argument("--impute-missing", action="store_true",
@@ -92,10 +92,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     audio.add_argument("--wav", type=output_file('.wav'),
                        metavar="FILE", help="write the audio to a WAV file instead")
     audio.add_argument("--no-audio", action="store_true", help="no audio output")
-    out.add_argument("--device-latency", type=_device_latency, default="low", metavar="L",
-                     help="the sound device's buffer: low (default, about 12 ms through PulseAudio), high, "
-                     "or seconds; larger survives a busier machine without the device running dry, "
-                     "e.g. --device-latency 0.03")
+    out.add_argument("--device-latency", type=_device_latency, default=0.02, metavar="L",
+                     help="the sound device's buffer in seconds (default 0.02), or low / high (PortAudio's; "
+                     "low is about 12 ms through PulseAudio): smaller is sooner, larger survives a busier "
+                     "machine without the device running dry, e.g. --device-latency low")
     out.add_argument("--record", metavar="DIR",
                      help="append frames (mel_db.f32) and audio (decoded.wav) here", type=output_dir)
     out.add_argument("--no-lsl-out", action="store_true", help="do not publish the MelSpectrogram stream")

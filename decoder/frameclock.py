@@ -29,15 +29,16 @@ import numpy as np
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, FRAMES_PER_WINDOW, HOP_LENGTH
 from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 
-DEFAULT_HOP_FRAMES = 1
-"""Default hop in mel frames (23.2 ms; a frame is 512 / 22050 s).
+DEFAULT_HOP_FRAMES = 2
+"""Default hop in mel frames (46.4 ms; a frame is 512 / 22050 s = 23.2 ms).
 
-The lowest hop, and it keeps up on the 2-core reference machine: a window costs the decoder a
-few milliseconds (model, one vocoded frame), and a window dropped under load costs no sound (the
-next window emits both frames). Measured with ``eegmusic bench latency`` through PulseAudio, the
-machine shared with other work (load 8-12): 1 frame p50 92 ms, 2 frames 121 ms in the same
-conditions (15 s each); the windows end right after the frame they complete.
-``decoder/cli_decode.py``'s ``--hop`` default follows this value.
+The hop with the best tail on the 2-core reference machine, shared with other work (load 6-8).
+Measured with ``eegmusic bench latency`` through PulseAudio, 60 s per hop in one run (device
+latency 30 ms): 1 frame p50/p95/p99 118/170/201 ms with 37 underruns, 10 device underflows and
+12 dropped windows; 2 frames 130/145/166 ms with 2 underruns and no drop; 4 frames 179/245/252 ms.
+One frame is lower at the median but does not keep up cleanly under load: pass ``--hop 0.0232``
+on a quiet machine. The windows end right after the frame they complete (the windower's grid is
+on the frame clock). ``decoder/cli_decode.py``'s ``--hop`` default follows this value.
 """
 
 HOP_TOLERANCE_S = 5e-4

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from eegmusic.decoder.audio import DEVICE_LATENCY_S
 from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES, hop_frames
 from eegmusic.decoder.melspec import FRAME_PERIOD_S
 from eegmusic.stream.errors import ConfigError
@@ -39,8 +40,9 @@ class PipelineConfig:
     audio_device : str or int or None
         sounddevice output device (None = system default).
     device_latency : {"low", "high"} or float
-        The sound device's suggested latency (PortAudio's; seconds or its low/high defaults). A
-        device that refuses it plays at its high latency, and says so.
+        The sound device's suggested latency (PortAudio's; seconds or its low/high defaults;
+        default :data:`decoder.audio.DEVICE_LATENCY_S`). A device that refuses it plays at its high
+        latency, and says so.
     wav_path : str or Path or None
         Write the decoded audio to this WAV file instead of a sound card.
     no_audio : bool
@@ -91,7 +93,7 @@ class PipelineConfig:
     hop_s: float = DEFAULT_HOP_FRAMES * FRAME_PERIOD_S
     device: str = "auto"
     audio_device: str | int | None = None
-    device_latency: str | float = "low"
+    device_latency: str | float = DEVICE_LATENCY_S
     wav_path: str | Path | None = None
     no_audio: bool = False
     record_dir: str | Path | None = None
