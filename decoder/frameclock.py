@@ -32,13 +32,14 @@ from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 DEFAULT_HOP_FRAMES = 2
 """Default hop in mel frames (46.4 ms; a frame is 512 / 22050 s = 23.2 ms).
 
-The hop with the best tail on the 2-core reference machine, shared with other work (load 6-8).
-Measured with ``eegmusic bench latency`` through PulseAudio, 60 s per hop in one run (device
-latency 30 ms): 1 frame p50/p95/p99 118/170/201 ms with 37 underruns, 10 device underflows and
-12 dropped windows; 2 frames 130/145/166 ms with 2 underruns and no drop; 4 frames 179/245/252 ms.
-One frame is lower at the median but does not keep up cleanly under load: pass ``--hop 0.0232``
-on a quiet machine. The windows end right after the frame they complete (the windower's grid is
-on the frame clock). ``decoder/cli_decode.py``'s ``--hop`` default follows this value.
+The hop with the steadier tail on the 2-core reference machine shared with other work. Measured
+with ``eegmusic bench latency`` through PulseAudio, 60 s per hop in one run (load 6, device latency
+20 ms): 1 frame p50/p95/p99 98/126/139 ms (4 underruns, 1 dropped window), 2 frames 122/142/148 ms
+(2 underruns), 4 frames 175/195/205 ms. One frame is lower, but its tail and underruns grew with the
+load (at load 8 and 30 ms: p99 201 ms, 37 underruns, 12 dropped windows, against 166 ms and 2 at
+2 frames): pass ``--hop 0.0232`` on a quieter machine. The windows end right after the frame they
+complete (the windower's grid is on the frame clock). ``decoder/cli_decode.py``'s ``--hop`` default
+follows this value.
 """
 
 HOP_TOLERANCE_S = 5e-4
