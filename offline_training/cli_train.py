@@ -17,10 +17,10 @@ from eegmusic.stream.options import float_range, non_negative_int, output_dir, p
 EPILOG = """\
 examples:
   eegmusic train --data /tmp/sim --arch cnn --split block --out runs/cnn --epochs 20
-  eegmusic train --data /tmp/sim --arch linear --split random --out runs/linear
   eegmusic train --data /tmp/sim --arch cnn --split block --out runs/cnn --epochs 40 --resume
-  eegmusic train --data /tmp/sim --arch convnet --out runs/lagged --target-offset auto
-  eegmusic train --data /tmp/sim --arch sourcenet --arch-config '{"feature_norm": "batch"}' \
+  eegmusic train --data s.xdf --arch convnet --out runs/s   # target lag chosen on validation (the default)
+  eegmusic train --data /tmp/sim --arch linear --split random --out runs/eeg2mel --target-offset 0
+  eegmusic train --data /tmp/sim --arch sourcenet --arch-config '{"feature_norm": "batch"}' \\
       --loss mse+pearson --augment shift=1,dropout=0.1 --out runs/sn
   eegmusic train --data /tmp/sim --arch ensemble --out runs/ens   # ridge + two sourcenet seeds, mixed
   eegmusic train --data /tmp/sim --arch convnet --songs 21 22 --subjects 1 2 3 --out runs/small
@@ -31,6 +31,11 @@ examples:
 --arch names an architecture of the model registry; --model, in every other command, is a model file.
 {architectures}
 splits: random (EEG2Mel protocol), block (held-out contiguous blocks, 1-s guard), subject, song
+--target-offset: by default 'auto' picks the lag (0-0.3 s) on the validation part, scoring the newest
+window frames, the ones the live decoder plays (at offset 0 their brain response is not yet in the
+window and live decoding scores near zero). Where the validation part has no 2-s stretch to score on
+(--split random scatters single seconds; a few seconds of data) the default trains at 0 s and warns;
+an explicit --target-offset auto is refused there.
 The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx.
 """
 
@@ -97,9 +102,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target-offset",
         type=_target_offset,
-        default=0.0,
+        default=None,  # not given: 'auto', falling back to 0 where nothing can be scored (run_train)
+        metavar="SECONDS|auto",
         help="target offset in s: window ending at T decodes [T-1-offset, T-offset); 'auto' picks it "
-        "(0-0.3 s) by a ridge's dynamic r on the validation part, e.g. --target-offset auto",
+        "(0-0.3 s) by a ridge's dynamic r on the validation part (default: auto, 0 with a warning "
+        "where no lag can be scored), e.g. --target-offset 0.25",
     )
     parser.add_argument("--songs", type=positive_int, nargs="+", default=None, metavar="ID",
                         help="song ids to use, e.g. 21 22 (default: all)")
@@ -131,6 +138,11 @@ def run_train(args: argparse.Namespace) -> int:
         ) from error
     from eegmusic.offline_training.train import TrainConfig, train
 
+    # not given: 'auto' (an offset of 0 leaves the newest window frames, the ones the live decoder
+    # plays, without their brain response), but trained at 0 s with a warning on a split where no lag
+    # can be scored, so that such runs keep working; an explicit 'auto' there is refused
+    # (offline_training.target_lag says why)
+    target_offset, fallback = ("auto", 0.0) if args.target_offset is None else (args.target_offset, None)
     config = TrainConfig(
         data=args.data,
         model=args.arch,
@@ -145,7 +157,8 @@ def run_train(args: argparse.Namespace) -> int:
         subject_conditioning=args.subject_conditioning,
         hop_s=args.hop,
         patience=args.patience,
-        target_offset_s=args.target_offset,
+        target_offset_s=target_offset,
+        target_offset_fallback_s=fallback,
         songs=args.songs,
         subjects=args.subjects,
         model_config=model_config,
@@ -163,7 +176,9 @@ def run_train(args: argparse.Namespace) -> int:
             f"test MSE {metrics['test_mse']:.2f} dB²"
         )
         choice = metrics.get("target_offset_choice")
-        if choice:
+        if choice and not choice["validation_dynamic_r"]:
+            print(f"target offset {choice['chosen_s']:g} s, not chosen ({choice['method']})")
+        elif choice:
             tried = ", ".join(f"{k} s: {v:.3f}" for k, v in choice["validation_dynamic_r"].items())
             print(f"target offset {choice['chosen_s']:g} s, chosen on the validation part "
                   f"(ridge dynamic r {tried})")

@@ -14,6 +14,15 @@ measured, never guessed, and never on test data:
    interior frames of the validation targets) by dynamic r, averaged over the columns;
 3. the best-scoring offset wins (ties go to the smaller lag, the shorter delay).
 
+``auto`` is also what ``eegmusic train`` does when no ``--target-offset`` is given. There, a split
+whose validation part has no 2-s stretch to score on (``--split random`` scatters single seconds; a
+few seconds of data) falls back to offset 0 with one logged warning naming the fix (``fallback_s``),
+while an explicit ``--target-offset auto`` is refused in one line. Why not refuse the default too: it
+would break every run that trained at offset 0 before (offline scoring on the EEG2Mel ``random``
+split, small smoke runs) for a choice only live decoding needs, and offset 0 is what those runs chose;
+the warning says live decoding will suffer and how to choose. Why not fall back silently on an
+explicit ``auto``: the user asked for a measured lag and would get an unmeasured one.
+
 Only training and validation rows are ever read: the test part stays unseen (a test poisons the
 test targets and checks the choice does not move).
 
@@ -75,18 +84,25 @@ class LagChoice:
     offset_s : float
         The chosen offset in seconds.
     scores : dict of float to float
-        Validation dynamic r of the ridge at each candidate offset (seconds → r).
+        Validation dynamic r of the ridge at each candidate offset (seconds → r); empty after a
+        fallback.
     n_fit_windows, n_val_windows : int
         Windows the ridge was fitted on and scored on.
+    fallback : str, optional
+        Why no lag could be scored and ``offset_s`` is the fallback offset (None: it was measured).
     """
 
     offset_s: float
     scores: dict = field(default_factory=dict)
     n_fit_windows: int = 0
     n_val_windows: int = 0
+    fallback: str | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready record (for the model's training metadata)."""
+        if self.fallback is not None:
+            return {"chosen_s": self.offset_s, "method": f"fallback: {self.fallback}",
+                    "validation_dynamic_r": {}, "n_fit_windows": 0, "n_val_windows": 0}
         return {
             "chosen_s": self.offset_s,
             "method": "ridge fitted on training windows, dynamic r on the validation part of the newest "
@@ -105,6 +121,7 @@ def choose_target_offset(
     seed: int = 0,
     fit_windows: int = FIT_WINDOWS,
     progress: bool = False,
+    fallback_s: float | None = None,
 ) -> LagChoice:
     """Pick the target offset that maximises the validation dynamic r of a lagged ridge.
 
@@ -123,6 +140,9 @@ def choose_target_offset(
         Training windows used per fit at most.
     progress : bool
         Show a progress bar over candidates.
+    fallback_s : float, optional
+        Offset to return, with one logged warning, when the validation part has no stretch to score
+        a lag on (``train``'s default); None refuses instead (an explicit ``--target-offset auto``).
 
     Returns
     -------
@@ -131,10 +151,11 @@ def choose_target_offset(
     Raises
     ------
     ConfigError
-        No validation part, no candidate, or a negative candidate.
+        No candidate, a negative candidate, no training windows, or (without ``fallback_s``) no
+        validation stretch to score a lag on.
     """
     import torch
-    from eegmusic.offline_training.models.linear import Linear
+    from eegmusic.offline_training.models.linear import RIDGE_GRID, Linear
     from eegmusic.offline_training.scoring import dynamic_blocks
     from eegmusic.offline_training.splits import contiguous_blocks
     from eegmusic.stream.progress import progress_bar
@@ -142,23 +163,19 @@ def choose_target_offset(
     candidates = sorted({float(c) for c in candidates})
     if not candidates or candidates[0] < 0:
         raise ConfigError(f"target-offset candidates {candidates} must be non-empty and >= 0 s")
-    if len(split.val) == 0:
-        raise ConfigError(
-            "--target-offset auto picks the lag on the validation part, and this split has none; "
-            "use a split with a validation part (block, subject, song) or pass --target-offset SECONDS"
-        )
     if len(split.train) == 0:
         raise ConfigError("--target-offset auto needs training windows; use more data or another --split")
-    rng = np.random.default_rng([seed, 4242])
-    fit_rows = np.sort(rng.choice(split.train, size=min(fit_windows, len(split.train)), replace=False))
+    if len(split.val) == 0:
+        return _unscorable("picks the lag on the validation part, and this split has none",
+                           "use a split with a validation part (block, subject, song) or pass "
+                           "--target-offset SECONDS", fallback_s)
     val_blocks = dynamic_blocks(dataset.index, split.val,
                                 contiguous_blocks(dataset.index, split.val, hop_s=dataset.hop_s))
     val_blocks = [run for rows in val_blocks for run in _tiling_runs(dataset.index, rows) if len(run) >= 2]
     if not val_blocks:
-        raise ConfigError(
-            "--target-offset auto: the validation part has no 2-s stretch to score a lag on; use more "
-            "data or pass --target-offset SECONDS"
-        )
+        return _unscorable(*NO_STRETCH, fallback_s)
+    rng = np.random.default_rng([seed, 4242])
+    fit_rows = np.sort(rng.choice(split.train, size=min(fit_windows, len(split.train)), replace=False))
     val_rows = np.concatenate(val_blocks)
     eeg_fit = torch.from_numpy(dataset.eeg(fit_rows))
     subject_fit = torch.from_numpy(dataset.index["subject"][fit_rows])
@@ -170,13 +187,39 @@ def choose_target_offset(
         mel_fit = shifted.mel(fit_rows)
         model = Linear(lags=PROXY_LAGS, target_offset_s=offset, n_chans=eeg_fit.shape[1])
         model.fit_stats(eeg_fit.numpy(), mel_fit)
-        model.fit_closed_form([(eeg_fit, torch.from_numpy(mel_fit), subject_fit)], None)
+        # fitted without a validation part, the penalty grid picks on training error, which only grows
+        # with the penalty: the smallest always wins, so it is solved alone (five solves fewer)
+        model.fit_closed_form([(eeg_fit, torch.from_numpy(mel_fit), subject_fit)], None,
+                              alphas=(min(RIDGE_GRID),))
         targets = [shifted.mel(rows) for rows in val_blocks]
         scores[offset] = _live_frame_score(model, block_eeg, targets)
         logger.info("target offset %.3f s: validation dynamic r %.4f (ridge)", offset, scores[offset])
     best = max(candidates, key=lambda c: (scores[c], -c))
     logger.info("target offset %.3f s chosen on %d validation windows", best, len(val_rows))
     return LagChoice(best, scores, n_fit_windows=len(fit_rows), n_val_windows=len(val_rows))
+
+
+NO_STRETCH = ("found no 2-s stretch in the validation part to score a lag on",
+              "use more data or --split block, or pass --target-offset SECONDS")
+"""The problem and the fix when no validation block holds two windows that tile the EEG."""
+
+
+def _unscorable(problem: str, fix: str, fallback_s: float | None) -> LagChoice:
+    """Refuse in one line (``fallback_s`` None), or fall back to ``fallback_s`` with one warning.
+
+    Parameters
+    ----------
+    problem, fix : str
+        Why no lag can be scored, and what the user can do about it.
+    fallback_s : float, optional
+        The offset to fall back to (seconds).
+    """
+    if fallback_s is None:
+        raise ConfigError(f"--target-offset auto {problem}; {fix}")
+    logger.warning("target offset %g s, not chosen: 'auto' (the default) %s; the live decoder plays the "
+                   "newest window frames, whose response a 0.1-0.3 s lag brings into the window, so %s",
+                   fallback_s, problem, fix)
+    return LagChoice(float(fallback_s), fallback=f"'auto' {problem}")
 
 
 def _tiling_runs(index: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
@@ -241,7 +284,6 @@ def _live_frame_score(model, block_eeg: list, block_targets: list) -> float:
                 pred_blocks[int(c)].append(pred[found, :, c].T)
                 true_blocks[int(c)].append(true_frames[:, nearest[found]])
     scored = [c for c in pred_blocks if pred_blocks[c]]
-    if not scored:
-        raise ConfigError("--target-offset auto: the validation part has no 2-s stretch to score a lag on; "
-                          "use more data or pass --target-offset SECONDS")
+    if not scored:  # a guard: choose_target_offset passes only runs of >= 2 tiling windows
+        raise ConfigError(f"--target-offset auto {NO_STRETCH[0]}; {NO_STRETCH[1]}")
     return float(np.mean([dynamic_r(pred_blocks[c], true_blocks[c]) for c in scored]))

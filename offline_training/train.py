@@ -33,7 +33,8 @@ from eegmusic.stream.spec import PreprocessingSpec
 logger = logging.getLogger(__name__)
 
 LOSSES = ("mse", "l1", "pearson", "mse+pearson")
-RESUME_FREE_KEYS = ("epochs", "device", "progress", "patience", "allow_short_stimulus")
+RESUME_FREE_KEYS = ("epochs", "device", "progress", "patience", "allow_short_stimulus",
+                    "target_offset_fallback_s")
 """Options that may change between a run and its ``--resume`` (everything else must match)."""
 
 
@@ -74,7 +75,12 @@ class TrainConfig:
         Early stopping: stop after this many epochs without a better validation loss.
     target_offset_s : float or "auto"
         Target offset (see :class:`~offline_training.dataset.WindowDataset`); ``"auto"`` picks it on
-        the validation part (:func:`offline_training.target_lag.choose_target_offset`).
+        the validation part (:func:`offline_training.target_lag.choose_target_offset`). ``eegmusic
+        train`` passes ``"auto"`` when no ``--target-offset`` is given.
+    target_offset_fallback_s : float, optional
+        With ``"auto"``: the offset to train at, with one logged warning, when the validation part has
+        no stretch to score a lag on; None refuses such a split. The CLI's default sets 0.0, an
+        explicit ``--target-offset auto`` None (why: :mod:`offline_training.target_lag`).
     songs, subjects : list, optional
         Restrict the data (song ids; participant ids, or 1-based listener numbers as on the CLI).
     model_config : dict
@@ -105,6 +111,7 @@ class TrainConfig:
     hop_s: float = 1.0
     patience: int = 5
     target_offset_s: float | str = 0.0
+    target_offset_fallback_s: float | None = None
     songs: list | None = None
     subjects: list | None = None
     model_config: dict = field(default_factory=dict)
@@ -148,6 +155,9 @@ class TrainConfig:
             raise ConfigError(
                 f"--target-offset must be seconds or 'auto' (got {self.target_offset_s!r})"
             )
+        fallback = self.target_offset_fallback_s
+        if fallback is not None and not (isinstance(fallback, int | float) and 0.0 <= fallback <= 2.0):
+            raise ConfigError(f"target_offset_fallback_s must be None or seconds in [0, 2], not {fallback!r}")
 
 
 # ---- run folder ---------------------------------------------------------------------------------------
@@ -323,7 +333,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     if config.target_offset_s == "auto":  # chosen on training + validation rows only
         from eegmusic.offline_training.target_lag import choose_target_offset
 
-        lag_choice = choose_target_offset(dataset, split, seed=config.seed, progress=config.progress)
+        lag_choice = choose_target_offset(dataset, split, seed=config.seed, progress=config.progress,
+                                          fallback_s=config.target_offset_fallback_s)
         dataset = dataset.with_target_offset(lag_choice.offset_s)
     target_offset_s = dataset.target_offset_s
     if len(split.train) < 2 * dist_info.world:

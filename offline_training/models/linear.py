@@ -78,7 +78,7 @@ class Linear(MelDecoder):
         return (self.forward(eeg) - self.mel_mean) / self.mel_std
 
     @torch.no_grad()
-    def fit_closed_form(self, train_batches, val_batches, reduce=None) -> dict:
+    def fit_closed_form(self, train_batches, val_batches, reduce=None, *, alphas=RIDGE_GRID) -> dict:
         """Fit weights and per-subject intercepts by ridge regression; pick the penalty on validation.
 
         Parameters
@@ -87,6 +87,10 @@ class Linear(MelDecoder):
             eeg (b, n_chans, n_times), mel_db (b, n_mels, n_frames), subject (b,) int64.
         reduce : callable, optional
             Sums the accumulated statistics across processes (distributed training).
+        alphas : sequence of float
+            Relative penalties to try (default :data:`RIDGE_GRID`). Without validation batches the
+            training error picks, and it only grows with the penalty, so the smallest one wins: a
+            caller with no validation part can pass just that and skip the other solves.
 
         Returns
         -------
@@ -105,7 +109,7 @@ class Linear(MelDecoder):
         best = None
         eye = np.eye(len(xtx))
         eye[self.n_features :, self.n_features :] = 0.0  # intercepts are not penalised
-        for alpha in RIDGE_GRID:
+        for alpha in alphas:
             solution = np.linalg.solve(xtx + alpha * scale * eye + 1e-9 * np.eye(len(xtx)), xty)
             stats = val if val is not None and val["n"] > 0 else train
             mse = _mse(stats, solution)

@@ -8,6 +8,9 @@ target ends at the window's end cannot see the last 0.15 s of music in the EEG; 
 
 from __future__ import annotations
 
+import json
+import logging
+
 import numpy as np
 import pytest
 import scipy.io
@@ -97,19 +100,85 @@ def test_auto_lag_without_a_validation_part_is_a_one_line_error(delayed_dir):
     assert "\n" not in str(error.value)
 
 
-def test_train_cli_with_auto_offset_records_the_choice_in_the_model(delayed_dir, tmp_path, capsys):
+@pytest.mark.parametrize("flag", [["--target-offset", "auto"], []], ids=["explicit", "default"])
+def test_train_cli_with_auto_offset_records_the_choice_in_the_model(flag, delayed_dir, tmp_path, capsys):
+    """``auto`` is also the default: ``train`` with no ``--target-offset`` picks the lag on validation."""
     from eegmusic.decoder.modelfile import read_model_info
     from eegmusic.stream.cli import main
 
     out = tmp_path / "run"
     assert main(["train", "--data", str(delayed_dir), "--arch", "linear", "--out", str(out),
-                 "--target-offset", "auto", "--no-progress"]) == 0
+                 *flag, "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "chosen on the validation part" in printed
     info = read_model_info(out / "model.onnx")
     choice = info.metadata["training"]["target_offset"]
     assert info.target_offset_s == choice["chosen_s"] >= DELAY_S
+    assert choice["validation_dynamic_r"] and not choice["method"].startswith("fallback")
+    assert json.loads((out / "config.json").read_text())["target_offset_s"] == "auto"
     assert info.metadata["baselines"]["computed_on"] == "training part"
+
+
+UNSCORABLE = ["--split", "random", "--seed", "1"]
+"""A random split of ``sim_dir`` whose validation seconds are all apart (checked in the tests)."""
+
+
+def _assert_nothing_to_score(sim_dir):
+    """The precondition of the fallback tests: ``UNSCORABLE`` leaves no 2-s validation stretch."""
+    dataset = WindowDataset(sim_dir)
+    split = make_split(dataset.index, "random", seed=1)
+    with pytest.raises(ConfigError, match="no 2-s stretch"):
+        choose_target_offset(dataset, split)
+
+
+def test_default_offset_falls_back_to_0_with_one_warning_where_no_lag_can_be_scored(sim_dir, tmp_path,
+                                                                                     capsys, caplog):
+    from eegmusic.decoder.modelfile import read_model_info
+    from eegmusic.stream.cli import main
+
+    _assert_nothing_to_score(sim_dir)
+    out = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="eegmusic.offline_training.target_lag"):
+        assert main(["train", "--data", str(sim_dir), "--arch", "linear", "--out", str(out), *UNSCORABLE,
+                     "--no-progress"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+                and r.name == "eegmusic.offline_training.target_lag"]
+    assert len(warnings) == 1, warnings
+    assert "not chosen" in warnings[0] and "--target-offset SECONDS" in warnings[0]
+    assert "target offset 0 s, not chosen" in capsys.readouterr().out
+    info = read_model_info(out / "model.onnx")
+    assert info.target_offset_s == 0.0
+    assert info.metadata["training"]["target_offset"]["method"].startswith("fallback: ")
+
+
+def test_explicit_auto_where_no_lag_can_be_scored_is_refused_in_one_line(sim_dir, tmp_path, capsys):
+    from eegmusic.stream.cli import main
+
+    _assert_nothing_to_score(sim_dir)
+    out = tmp_path / "run"
+    capsys.readouterr()
+    status = main(["train", "--data", str(sim_dir), "--arch", "linear", "--out", str(out), *UNSCORABLE,
+                   "--target-offset", "auto", "--no-progress"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1, lines
+    assert "--target-offset auto found no 2-s stretch" in lines[0] and "--target-offset SECONDS" in lines[0]
+    assert not out.exists()
+
+
+def test_the_proxy_ridge_without_validation_takes_the_smallest_penalty(rng):
+    """The lag proxy solves only the smallest penalty: what the whole grid picks on training data."""
+    import torch
+    from eegmusic.offline_training.models.linear import RIDGE_GRID, Linear
+    from eegmusic.offline_training.target_lag import PROXY_LAGS
+
+    eeg = torch.tensor(rng.normal(0.0, 10.0, (40, 8, 125)), dtype=torch.float32)
+    mel = torch.tensor(rng.normal(-40.0, 10.0, (40, 128, 44)), dtype=torch.float32)
+    model = Linear(lags=PROXY_LAGS, n_chans=8)
+    model.fit_stats(eeg.numpy(), mel.numpy())
+    info = model.fit_closed_form([(eeg, mel, torch.zeros(40, dtype=torch.long))], None)
+    assert info["alpha"] == min(RIDGE_GRID)
+    mse = [info["val_mse"][str(a)] for a in RIDGE_GRID]
+    assert mse == sorted(mse)  # training error grows with the penalty
 
 
 def test_train_cli_refuses_a_bad_offset(delayed_dir, tmp_path, capsys):
