@@ -34,8 +34,8 @@ splits: random (EEG2Mel protocol), block (held-out contiguous blocks, 1-s guard)
 --target-offset: by default 'auto' picks the lag (0-0.3 s) on the validation part, scoring the newest
 window frames, the ones the live decoder plays (at offset 0 their brain response is not yet in the
 window and live decoding scores near zero). Where the validation part has no 2-s stretch to score on
-(--split random scatters single seconds; a few seconds of data) the default trains at 0 s and warns;
-an explicit --target-offset auto is refused there.
+(--split random on little data, a session of a few seconds) the default trains at 0 s and warns; an
+explicit --target-offset auto is refused there.
 The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx.
 """
 

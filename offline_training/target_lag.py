@@ -15,13 +15,14 @@ measured, never guessed, and never on test data:
 3. the best-scoring offset wins (ties go to the smaller lag, the shorter delay).
 
 ``auto`` is also what ``eegmusic train`` does when no ``--target-offset`` is given. There, a split
-whose validation part has no 2-s stretch to score on (``--split random`` scatters single seconds; a
-few seconds of data) falls back to offset 0 with one logged warning naming the fix (``fallback_s``),
-while an explicit ``--target-offset auto`` is refused in one line. Why not refuse the default too: it
-would break every run that trained at offset 0 before (offline scoring on the EEG2Mel ``random``
-split, small smoke runs) for a choice only live decoding needs, and offset 0 is what those runs chose;
-the warning says live decoding will suffer and how to choose. Why not fall back silently on an
-explicit ``auto``: the user asked for a measured lag and would get an unmeasured one.
+whose validation part has no 2-s stretch to score on (``--split random`` on little data, whose
+validation seconds lie apart; a few seconds of data) falls back to offset 0 with one logged warning
+naming the fix (``fallback_s``), while an explicit ``--target-offset auto`` is refused in one line.
+Why not refuse the default too: it would break every run that trained at offset 0 before (offline
+scoring on the EEG2Mel ``random`` split, small smoke runs) for a choice only live decoding needs, and
+offset 0 is what those runs chose; the warning says live decoding will suffer and how to choose. Why
+not fall back on an explicit ``auto``: the user asked for a measured lag and would get an unmeasured
+one.
 
 Only training and validation rows are ever read: the test part stays unseen (a test poisons the
 test targets and checks the choice does not move).
