@@ -37,6 +37,7 @@ def test_sourcenet_beats_song_mean_and_global_mean_on_held_out_seconds(loud_dir,
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_cnn_learns_to_beat_the_baselines_on_held_out_seconds(loud_dir, tmp_path):
     """EEG2Mel's periodogram CNN (small filters) at its default rate, with batch-normalised dense layers.
 
