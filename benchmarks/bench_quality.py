@@ -60,8 +60,8 @@ FULL = {
 """Full run: 4 tracks × 6 listeners, 90 s to train, the 60 s from 120 s on to test; the block and
 subject splits (the goals' splits), convnet on block only (33 minutes on 2 cores at load 10-13; the
 song split adds about a third: pass ``splits`` to :func:`run_config`). The ratios to ridge depend on
-the target offset: the same run at 10 %, block split, scored ridge 0.234 / ensemble 0.331 (1.42×) at
-the 0.25 s chosen on validation, and 0.249 / 0.303 (1.22×) with the offset fixed at 0.15 s."""
+the target offset: at 10 %, block split, the full run scored ridge 0.234 / ensemble 0.331 (1.42×) at
+the 0.25 s chosen on validation; a second run with the offset fixed at 0.15 s, 0.249 / 0.303 (1.22×)."""
 
 QUICK = {
     "n_tracks": 4, "n_subjects": 4, "train_s": 30.0, "test_start_s": 45.0, "test_s": 15.0,
