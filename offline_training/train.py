@@ -248,7 +248,7 @@ TRAINING_LOOPS = {
     "closed_form": "eegmusic.offline_training.loop_regression:fit_closed_form",
     "gan": "eegmusic.offline_training.loop_gan:fit_gan",
     "diffusion": "eegmusic.offline_training.loop_diffusion:fit_diffusion",
-    "ensemble": "eegmusic.offline_training.loop_regression:fit_ensemble",
+    "ensemble": "eegmusic.offline_training.loop_ensemble:fit_ensemble",
 }
 """A model's ``training_loop`` name → the function that trains it (``module:function``, imported when
 used). Every loop takes ``(model, dataset, split, config, dist_info, device, out, state)`` and returns

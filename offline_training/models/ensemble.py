@@ -3,7 +3,7 @@
 Averaging decoders whose errors differ lowers the noise of the decoded spectrogram: the closed-form
 ridge (``linear``) and a gradient model (``sourcenet``) fitted with different seeds make different
 mistakes on the same EEG. Each member is trained by its own training loop, one after the other
-(:func:`offline_training.loop_regression.fit_ensemble`), then the mixing weight of the first member
+(:func:`offline_training.loop_ensemble.fit_ensemble`), then the mixing weight of the first member
 is chosen on the validation part (dynamic r); the others share the rest equally.
 
 Members are named by registry name and constructor keywords; the ensemble passes its shared
