@@ -8,7 +8,8 @@ For every evoked share and split kind the same run:
 
 1. splits the early excerpt (``block`` — held-out chunks per song shared by every listener —,
    ``subject`` or ``song``) and picks the target offset on its validation part
-   (:func:`offline_training.target_lag.choose_target_offset`); every model uses that offset;
+   (:func:`offline_training.target_lag.choose_target_offset`, scoring the interior frames the bench
+   scores); every model uses that offset;
 2. trains every model with the project's own ``train`` (ridge ``linear`` in closed form, the deep
    ones with Adam and early stopping on validation), each with its recipe (:data:`FULL` ``models``:
    epochs, loss, augmentation, hyper-parameters, and the splits it runs on); the ``ensemble`` row
@@ -138,6 +139,7 @@ def _simulate(folder: Path, tracks, share: float, config) -> dict:
 def _one_split(folders: dict, split: str, config, runs: Path) -> dict:
     """Choose the lag, train every model, score all on the later excerpt of the test part."""
     from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.scoring import INTERIOR_FRAMES
     from eegmusic.offline_training.splits import make_split
     from eegmusic.offline_training.target_lag import choose_target_offset
     from eegmusic.offline_training.train import TrainConfig, train
@@ -145,7 +147,9 @@ def _one_split(folders: dict, split: str, config, runs: Path) -> dict:
     hop_s = config["hop_s"]
     dataset = WindowDataset(folders["train"], hop_s=hop_s)
     parts = make_split(dataset.index, split, seed=0, hop_s=hop_s)
-    offset = choose_target_offset(dataset, parts, seed=0).offset_s
+    # chosen by the criterion the bench scores: the interior frames of whole windows (live decoding
+    # plays the newest columns instead, which is what `train`'s default chooses for)
+    offset = choose_target_offset(dataset, parts, seed=0, columns=INTERIOR_FRAMES).offset_s
     test_songs = sorted({int(s) for s in dataset.index["song"][parts.test]})
     test_subjects = sorted({dataset.subjects[int(k)] for k in dataset.index["subject"][parts.test]})
     if split == "block":

@@ -123,6 +123,7 @@ def choose_target_offset(
     fit_windows: int = FIT_WINDOWS,
     progress: bool = False,
     fallback_s: float | None = None,
+    columns: slice = LIVE_FRAMES,
 ) -> LagChoice:
     """Pick the target offset that maximises the validation dynamic r of a lagged ridge.
 
@@ -144,6 +145,11 @@ def choose_target_offset(
     fallback_s : float, optional
         Offset to return, with one logged warning, when the validation part has no stretch to score
         a lag on (``train``'s default); None refuses instead (an explicit ``--target-offset auto``).
+    columns : slice
+        The window columns the decoder will be judged on, scored as above: :data:`LIVE_FRAMES` (the
+        default, what live decoding plays) or ``scoring.INTERIOR_FRAMES`` for a benchmark that scores
+        whole windows' interior frames offline (``benchmarks/bench_quality.py``): the lag is chosen by
+        the criterion the model is judged by.
 
     Returns
     -------
@@ -193,7 +199,7 @@ def choose_target_offset(
         model.fit_closed_form([(eeg_fit, torch.from_numpy(mel_fit), subject_fit)], None,
                               alphas=(min(RIDGE_GRID),))
         targets = [shifted.mel(rows) for rows in val_blocks]
-        scores[offset] = _live_frame_score(model, block_eeg, targets)
+        scores[offset] = _live_frame_score(model, block_eeg, targets, columns)
         logger.info("target offset %.3f s: validation dynamic r %.4f (ridge)", offset, scores[offset])
     best = max(candidates, key=lambda c: (scores[c], -c))
     logger.info("target offset %.3f s chosen on %d validation windows", best, len(val_rows))
@@ -231,8 +237,8 @@ def _tiling_runs(index: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
     return np.split(rows, breaks)
 
 
-def _live_frame_score(model, block_eeg: list, block_targets: list) -> float:
-    """Dynamic r of the newest window columns, windows cut every 48 ms as the live decoder plays them.
+def _live_frame_score(model, block_eeg: list, block_targets: list, columns: slice = LIVE_FRAMES) -> float:
+    """Dynamic r of window columns (the newest by default), windows cut every 48 ms as live decoding does.
 
     Parameters
     ----------
@@ -242,11 +248,13 @@ def _live_frame_score(model, block_eeg: list, block_targets: list) -> float:
         Each validation block's continuous EEG (its 1-s windows side by side).
     block_targets : list of ndarray, each shape (n_windows, 128, 44)
         The block's 1-s targets; their interior frames are the true frames.
+    columns : slice
+        The window columns scored.
 
     Returns
     -------
     float
-        Mean over :data:`LIVE_FRAMES` columns of the dynamic r over blocks.
+        Mean over ``columns`` of the dynamic r over blocks.
 
     Raises
     ------
@@ -260,7 +268,7 @@ def _live_frame_score(model, block_eeg: list, block_targets: list) -> float:
     from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 
     interior = np.arange(FRAMES_PER_WINDOW)[INTERIOR_FRAMES]
-    columns = np.arange(FRAMES_PER_WINDOW)[LIVE_FRAMES]
+    columns = np.arange(FRAMES_PER_WINDOW)[columns]
     pred_blocks: dict[int, list] = {int(c): [] for c in columns}
     true_blocks: dict[int, list] = {int(c): [] for c in columns}
     budget = MAX_LIVE_WINDOWS
