@@ -32,8 +32,8 @@ test: $(STAMP)
 
 # The wheel check (tests/test_packaging.py, marker `wheel`): the wheel built from this tree, installed
 # without -e into fresh virtualenvs (core, then [train]), runs --help of every command, simulate,
-# train, evaluate and a 5-s headless decode of a replay. It takes about 5 minutes on 2 cores, half
-# of the suite's budget, so CI runs it as its own step after `make test` (.ci/run).
+# train, evaluate and a 5-s headless decode of a replay. It takes 1.5 minutes on a quiet machine
+# and 4-5 under load, so CI runs it as its own step after `make test` (.ci/run).
 wheel-check: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m wheel -q tests/test_packaging.py
 
