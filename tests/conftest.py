@@ -30,6 +30,17 @@ pytest_plugins = [
 
 
 @pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (tiny models train faster, and timings stay comparable)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     """A seeded random generator (the same numbers in every run)."""
     return np.random.default_rng(20261121)

@@ -18,12 +18,7 @@ from eegmusic.stream.errors import ConfigError  # noqa: E402
 SMALL_SOURCENET = {"feature_norm": "batch", "n_sources": 4, "n_features": 8, "hidden": 8}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_run(sim_dir, out, model, **options):

@@ -15,13 +15,7 @@ from eegmusic.offline_training.models.registry import MODELS, build_model, load_
 from eegmusic.stream.errors import ConfigError, ModelError  # noqa: E402
 from eegmusic.stream.spec import MODEL_CHANNELS, PreprocessingSpec  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fitted_model(name, rng, n_subjects=0):
