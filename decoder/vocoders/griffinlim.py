@@ -48,15 +48,29 @@ def _block_segments(frames, committed, inv_wss, window, hop, segments):
 
 @numba.njit(cache=True, nogil=True)
 def _project(rebuilt, magnitude, previous, stft, momentum):
-    """Fast-GL step: keep the rebuilt phase at the target magnitude, add momentum times its change."""
+    """Fast-GL step: keep the rebuilt phase at the target magnitude, add momentum times its change.
+
+    Real arithmetic on the parts (one square root and one division per bin): numba's complex
+    ``abs`` and complex division made this step a quarter of rtisi's per-frame cost.
+    """
     n_frames, n_bins = rebuilt.shape
     for j in range(n_frames):
         for k in range(n_bins):
             z = rebuilt[j, k]
-            a = abs(z)
-            p = magnitude[j, k] * z / a if a > 1e-16 else magnitude[j, k] + 0j
-            stft[j, k] = p + momentum * (p - previous[j, k])
-            previous[j, k] = p
+            re = z.real
+            im = z.imag
+            a2 = re * re + im * im
+            m = magnitude[j, k]
+            if a2 > 1e-32:
+                scale = m / np.sqrt(a2)
+                p_re = scale * re
+                p_im = scale * im
+            else:
+                p_re = m
+                p_im = 0.0
+            q = previous[j, k]
+            stft[j, k] = complex(p_re + momentum * (p_re - q.real), p_im + momentum * (p_im - q.imag))
+            previous[j, k] = complex(p_re, p_im)
 
 
 class SlidingBlock(ABC):
