@@ -100,7 +100,7 @@ def breakdown(summary: dict, onset_delay_s: np.ndarray, measured_p50_ms: float |
 
 def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seconds: float = 20.0,
             event_period_s: float = 0.8, shift_samples: int = 0, audio_device: str | int | None = None,
-            vocoder: str | None = None, progress: bool = False) -> dict:
+            vocoder: str | None = None, progress: bool = False, realtime: bool = True) -> dict:
     """Decode a live event stream into the default sound device and measure every event's latency.
 
     Parameters
@@ -119,6 +119,8 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         A registered vocoder (None: the decoder's default).
     progress : bool
         Show a progress bar over the seconds of events (long runs).
+    realtime : bool
+        The decoder's real-time scheduling and frozen start-up objects (``PipelineConfig.realtime``).
 
     Returns
     -------
@@ -141,7 +143,7 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
     if vocoder is not None:
         options["vocoder_method"] = vocoder
     config = PipelineConfig(stream_name=name, model_path=str(model), device="cpu", lsl_out=False,
-                            audio_device=audio_device, resolve_timeout_s=10.0, **options)
+                            audio_device=audio_device, resolve_timeout_s=10.0, realtime=realtime, **options)
     try:
         with LivePipeline(config) as pipeline:
             stream.begin_events(SETTLE_S)       # PulseAudio takes about a second to start a new stream

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 from eegmusic.decoder.melspec import AUDIO_SFREQ
+from eegmusic.decoder.realtime import raise_priority
 from eegmusic.decoder.sinks import AudioSink, NullSink, WavSink, _Sink, sanitise
 from eegmusic.stream.errors import AudioError
 
@@ -150,11 +151,15 @@ class SoundDeviceSink(_Sink):
         :data:`STALL_S`); hop jitter is absorbed by the pipeline's adaptive queue, not here. A
         device that refuses it is opened with its ``"high"`` latency instead, and
         :attr:`latency_note` says so.
+    realtime : bool
+        Move PortAudio's callback thread to real-time priority once it has called back
+        (:func:`decoder.realtime.raise_priority`; done from the writing thread, so the callback
+        itself only notes its thread id). ``counters()["callback_realtime"]`` is 1 once raised.
     """
 
     def __init__(self, device: int | str | None = None, blocksize: int = 128, *,
                  samplerate: int = AUDIO_SFREQ, buffer_s: float = 2.0,
-                 latency: str | float = DEVICE_LATENCY_S) -> None:
+                 latency: str | float = DEVICE_LATENCY_S, realtime: bool = False) -> None:
         super().__init__()
         sd = _import_sounddevice()
         self._sd = sd
@@ -183,6 +188,10 @@ class SoundDeviceSink(_Sink):
         self._playing = False
         self._draining = False
         self._dac_latency_s = -1.0
+        self._realtime = bool(realtime)
+        self._callback_raised = False
+        self._callback_thread = 0         # the callback's native thread id, noted by the callback
+        self._raised_thread = 0           # the thread whose priority was raised (a reopen makes a new one)
         self._lock = threading.Lock()  # serialises producers' writes, never taken by the callback
         self.latency_note: str | None = None
         """Why the device plays at another latency than asked (None when it took the request)."""
@@ -220,6 +229,8 @@ class SoundDeviceSink(_Sink):
     # -- PortAudio thread: copy only ----------------------------------------------------------
     def _callback(self, outdata, frames, time_info, status) -> None:
         self._callbacks += 1
+        if not self._callback_thread:
+            self._callback_thread = threading.get_native_id()
         if status.output_underflow:
             self._device_underflows += 1
         read = self._read_pos
@@ -255,6 +266,7 @@ class SoundDeviceSink(_Sink):
         self._stream = self._open_stream("high")
         self._latency_request = "high"
         self._device_restarts += 1
+        self._callback_thread = 0
         self._watch = (self._callbacks, time.monotonic())
         self.latency_note = (f"audio device {self.device_name!r} stopped playing at low latency; reopened "
                              f"at its default {1e3 * self._stream.latency:.0f} ms")
@@ -281,6 +293,9 @@ class SoundDeviceSink(_Sink):
             raise AudioError(f"audio stream on {self.device_name!r} stopped; restart the sink, "
                              f"or {_NO_DEVICE_HINT}")
         self._check_stalled()
+        if self._realtime and self._callback_thread and self._callback_thread != self._raised_thread:
+            self._raised_thread = self._callback_thread
+            self._callback_raised = raise_priority("audio-callback", self._callback_thread) != "normal"
         with self._lock:
             if timeout is None:
                 timeout = clean.size / self.samplerate + 2.0
@@ -328,6 +343,7 @@ class SoundDeviceSink(_Sink):
         counters["underruns"] = self._underruns
         counters["device_underflows"] = self._device_underflows
         counters["device_restarts"] = self._device_restarts
+        counters["callback_realtime"] = int(self._callback_raised)
         return counters
 
     def drain(self, timeout: float = 5.0) -> bool:

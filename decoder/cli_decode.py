@@ -31,6 +31,7 @@ Examples:
   eegmusic decode --stream cap-1 --source-id amp-7 --model model.onnx --on-lost exit --lost-after 30
   eegmusic decode --stream cap-1 --model model.onnx --json run.json --overwrite   # replace run.json
   eegmusic decode --stream cap8 --model nmedt.onnx --impute-missing     # an 8-channel 10-20 cap
+  eegmusic decode --stream cap-1 --model model.onnx --no-realtime   # threads at normal priority
 
 Stop with Ctrl-C: a summary follows (windows, drops, gaps, reconnects, the stream's health: connected,
 stalled or lost, with counts and seconds; latency per stage p50/p95/p99, dynamic r with --truth). The
@@ -96,6 +97,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                      help="the sound device's buffer in seconds (default 0.02), or low / high (PortAudio's; "
                      "low is about 12 ms through PulseAudio): smaller is sooner, larger survives a busier "
                      "machine without the device running dry, e.g. --device-latency low")
+    out.add_argument("--no-realtime", action="store_true",
+                     help="leave the decode/output threads and the audio callback at normal priority (by "
+                     "default they run real-time where the system allows it, and say once if it does not), "
+                     "e.g. --no-realtime on a machine where other work must come first")
     out.add_argument("--record", metavar="DIR",
                      help="append frames (mel_db.f32) and audio (decoded.wav) here", type=output_dir)
     out.add_argument("--no-lsl-out", action="store_true", help="do not publish the MelSpectrogram stream")
@@ -201,7 +206,7 @@ def run_decode(args: argparse.Namespace) -> int:
         lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
         resolve_timeout_s=args.timeout, impute_missing=args.impute_missing,
         vocoder_method=args.vocoder, vocoder_lookahead=args.vocoder_lookahead, agc=not args.no_agc,
-        listen=args.listen,
+        listen=args.listen, realtime=not args.no_realtime,
     )
     if args.publish is not None:
         from eegmusic.decoder.shared_snapshot import check_name

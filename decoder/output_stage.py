@@ -44,7 +44,8 @@ def open_sink(config: PipelineConfig) -> AudioSink:
         return audio.WavSink(config.wav_path)
     from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
 
-    return LevelledSink(audio.SoundDeviceSink(device=config.audio_device, latency=config.device_latency),
+    return LevelledSink(audio.SoundDeviceSink(device=config.audio_device, latency=config.device_latency,
+                                              realtime=config.realtime),
                         OutputLevel(AUDIO_SFREQ, LevelSettings(agc=config.agc)))
 
 

@@ -42,6 +42,7 @@ from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, N_MELS
 from eegmusic.decoder.output_queue import EmissionQueue
 from eegmusic.decoder.output_stage import SoundOutput, open_sink
 from eegmusic.decoder.pipeline_config import PipelineConfig
+from eegmusic.decoder.realtime import freeze_start_up_objects, raise_priority
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
@@ -110,6 +111,8 @@ class LivePipeline:
         self._t_start: float | None = None
         self._health_at_stop: StreamHealth | None = None
         self._counters_sink: dict[str, int] = {}
+        self.scheduling: dict[str, str] = {}
+        """Role -> how its thread is scheduled (:func:`decoder.realtime.raise_priority`)."""
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -229,12 +232,15 @@ class LivePipeline:
         if cfg.lsl_out and self._kind == "mel_db":
             self._outlets = FrameOutlets(meta.name, meta.source_id, model_name=info.model_name,
                                          audio_lag_s=info.audio_lag_s)
+        if cfg.realtime:
+            frozen = freeze_start_up_objects()   # later collections stay short (the callback needs the GIL)
+            log.debug("%d start-up objects kept out of garbage collection", frozen)
         self._source.start()
         self._started = True
         self._t_start = time.monotonic()
-        self._threads = [threading.Thread(target=self._guard, args=(self._decode_loop,), daemon=True,
+        self._threads = [threading.Thread(target=self._guard, args=(self._decode_loop, "decode"), daemon=True,
                                           name="eegmusic-decode"),
-                         threading.Thread(target=self._guard, args=(self._output_loop,), daemon=True,
+                         threading.Thread(target=self._guard, args=(self._output_loop, "output"), daemon=True,
                                           name="eegmusic-output")]
         for thread in self._threads:
             thread.start()
@@ -243,7 +249,9 @@ class LivePipeline:
 
     # -- threads -----------------------------------------------------------------------------------
 
-    def _guard(self, loop) -> None:
+    def _guard(self, loop, role: str) -> None:
+        if self.config.realtime:
+            self.scheduling[role] = raise_priority(role)
         try:
             loop()
         except EEGMusicError as error:
@@ -414,6 +422,7 @@ class LivePipeline:
             "underruns": int(sink_counts.get("underruns", 0)),
             "device_underflows": int(sink_counts.get("device_underflows", 0)),
             "device_restarts": int(sink_counts.get("device_restarts", 0)),
+            "callback_realtime": int(sink_counts.get("callback_realtime", 0)),
             "frames": counts.get("frames", 0),
             "frames_skipped": counts.get("frames_skipped", 0) + counts.get("frames_skipped_time", 0),
             "flagged_windows": counts.get("flagged_windows", 0),
@@ -488,6 +497,7 @@ class LivePipeline:
                 "transitions": [[round(t, 3), state] for t, state in self._source.inlet.transitions()],
             },
         }
+        out["scheduling"] = dict(self.scheduling)   # the audio callback's: counters' callback_realtime
         out["latency_estimated_stages"] = list(ESTIMATED_STAGES)   # not measured: `eegmusic bench latency`
         if self._sound is not None and (self._sink is not None and self._sink.plays_live
                                         or self._sound.playback.padded):

@@ -84,6 +84,10 @@ class PipelineConfig:
     impute_missing : bool
         Fill model channels the stream lacks by spherical-spline interpolation (up to the model's
         ``max_missing``) instead of refusing the stream.
+    realtime : bool
+        Run the decode and output threads and the audio callback at real-time priority where the
+        system allows it (one logged line where it does not), and keep start-up objects out of the
+        garbage collector (:mod:`decoder.realtime`). ``decode --no-realtime`` turns both off.
     """
 
     stream_name: str | None = None
@@ -109,6 +113,7 @@ class PipelineConfig:
     prebuffer_s: float = 0.05
     impute_missing: bool = False
     listen: str = "decoded"
+    realtime: bool = True
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for contradictory or out-of-range options."""

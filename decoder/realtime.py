@@ -1,0 +1,99 @@
+"""Scheduling for the live path: real-time priority for the threads that feed the sound device.
+
+On a machine shared with other work, a decode, output or audio-callback thread that waits a few
+milliseconds for a core makes the sound device run dry (an underrun). Linux lets a thread run under
+``SCHED_FIFO`` when the process may (root, ``CAP_SYS_NICE``, or an ``rtprio`` limit in
+``/etc/security/limits.conf``); such a thread preempts every ordinary one the moment it wakes. Our
+threads sleep between hops and run for a few milliseconds per hop, so they cannot starve the
+machine (and Linux keeps 5 % of every second for ordinary threads regardless).
+
+- :data:`PRIORITIES` is the priority of each role: the audio callback highest (it must never wait),
+  then the output thread (it keeps the device's queue filled), then the decode thread.
+- :func:`raise_priority` moves one thread (the caller, or a thread id) to ``SCHED_FIFO``; where that
+  is refused it tries a raised nice value, and where that is refused too it logs one line naming the
+  fix, once per process, and the thread runs on at its normal priority.
+- :func:`freeze_start_up_objects` moves every object made during start-up out of the garbage
+  collector's view, so later collections (which hold the GIL the audio callback needs) stay short.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+
+log = logging.getLogger(__name__)
+
+PRIORITIES = {"audio-callback": 12, "output": 11, "decode": 10}
+"""``SCHED_FIFO`` priority per role (1-99; sound servers' own real-time threads typically use 5-20)."""
+
+NICE_FALLBACK = -10
+"""Nice value tried where ``SCHED_FIFO`` is refused (it needs the same permission on most systems)."""
+
+_REFUSED_HINT = ("run as root, grant the interpreter CAP_SYS_NICE (setcap cap_sys_nice+ep), or allow your "
+                 "user real-time priority (an 'rtprio 20' line in /etc/security/limits.conf) for fewer "
+                 "underruns on a busy machine")
+
+_refusal_logged = False
+_lock = threading.Lock()
+
+
+def raise_priority(role: str, thread_id: int | None = None) -> str:
+    """Schedule one thread ahead of ordinary work, or say once why it cannot be.
+
+    Parameters
+    ----------
+    role : str
+        A key of :data:`PRIORITIES` (``"audio-callback"``, ``"output"``, ``"decode"``).
+    thread_id : int, optional
+        The thread's native id (:func:`threading.get_native_id`); the calling thread when None.
+
+    Returns
+    -------
+    str
+        ``"fifo"`` (real-time, priority :data:`PRIORITIES` ``[role]``), ``"nice"`` (nice
+        :data:`NICE_FALLBACK`) or ``"normal"`` (both refused; one warning per process says so and how
+        to allow it). ``"normal"`` also on systems without ``sched_setscheduler`` (not Linux).
+    """
+    global _refusal_logged
+    priority = PRIORITIES[role]
+    target = 0 if thread_id is None else int(thread_id)
+    setscheduler = getattr(os, "sched_setscheduler", None)
+    errors = []
+    if setscheduler is not None:
+        try:
+            setscheduler(target, os.SCHED_FIFO, os.sched_param(priority))
+            log.debug("%s thread %s runs SCHED_FIFO priority %d", role, thread_id or "(this)", priority)
+            return "fifo"
+        except OSError as error:
+            errors.append(f"SCHED_FIFO: {error.strerror or error}")
+    try:
+        os.setpriority(os.PRIO_PROCESS, target if target else threading.get_native_id(), NICE_FALLBACK)
+        log.debug("%s thread %s runs at nice %d", role, thread_id or "(this)", NICE_FALLBACK)
+        return "nice"
+    except (OSError, AttributeError) as error:
+        errors.append(f"nice {NICE_FALLBACK}: {getattr(error, 'strerror', None) or error}")
+    with _lock:
+        if not _refusal_logged:
+            _refusal_logged = True
+            log.warning("real-time priority refused for the %s thread (%s); playing at normal priority: %s",
+                        role, "; ".join(errors), _REFUSED_HINT)
+    return "normal"
+
+
+def freeze_start_up_objects() -> int:
+    """Collect once, then keep every surviving object out of later garbage collections.
+
+    A full collection walks every tracked object with the GIL held; after importing onnxruntime,
+    scipy and librosa that is hundreds of thousands of objects, and the audio callback waits for the
+    GIL meanwhile. Objects made after start-up are still collected.
+
+    Returns
+    -------
+    int
+        Objects frozen (:func:`gc.get_freeze_count`).
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
