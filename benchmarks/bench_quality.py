@@ -133,7 +133,16 @@ def _simulate(folder: Path, tracks, share: float, config) -> dict:
                      snr=share, audio_files=tracks, music_start_s=0.0, progress=False)
     test = simulate(folder / "test", n_subjects=config["n_subjects"], seconds=config["test_s"], seed=0,
                     snr=share, audio_files=tracks, music_start_s=config["test_start_s"], progress=False)
-    return {"train": train, "test": test}
+    folders = {"train": train, "test": test}
+    if any(options.get("align") for options in config["models"].values()):
+        from eegmusic.offline_training.alignment import align_folder, listener_matrices
+
+        # each listener's matrix from its own early (training / calibration) excerpt, labels unread;
+        # a held-out listener's (subject split) from its own unlabelled early excerpt
+        matrices = listener_matrices(train)
+        folders["train_aligned"] = align_folder(train, folder / "train-aligned", matrices)
+        folders["test_aligned"] = align_folder(test, folder / "test-aligned", matrices)
+    return folders
 
 
 def _one_split(folders: dict, split: str, config, runs: Path) -> dict:
@@ -164,16 +173,23 @@ def _one_split(folders: dict, split: str, config, runs: Path) -> dict:
         run_dir = runs / f"{split}-{name}"
         recipe = {"epochs": 1, "patience": 3, **{k: v for k, v in options.items() if k in TRAIN_OPTIONS}}
         recipe["model_config"] = dict(recipe.get("model_config", {}))
-        if name == "ensemble":
+        if options.get("model", name) == "ensemble":
             recipe["model_config"]["members"] = (
-                [{"name": r, "checkpoint": str(runs / f"{split}-{r}" / "best.pt")} for r in options["reuse"]
-                 if (runs / f"{split}-{r}" / "best.pt").is_file()]
+                [{"name": _registry_name(config, r), "checkpoint": str(runs / f"{split}-{r}" / "best.pt")}
+                 for r in options["reuse"] if (runs / f"{split}-{r}" / "best.pt").is_file()]
                 + [dict(m) for m in options.get("extra", ())])
-        train(TrainConfig(data=str(folders["train"]), model=name, split=split, out=str(run_dir),
-                          hop_s=hop_s, target_offset_s=offset, progress=False, seed=0, **recipe))
-        scores = score_on_excerpt(run_dir / "model.onnx", folders["test"], songs=test_songs,
+        if options.get("skip"):
+            skip = options["skip"]
+            recipe["model_config"]["skip"] = {"name": _registry_name(config, skip),
+                                              "checkpoint": str(runs / f"{split}-{skip}" / "best.pt")}
+        aligned = "_aligned" if options.get("align") else ""
+        train(TrainConfig(data=str(folders["train" + aligned]), model=options.get("model", name), split=split,
+                          out=str(run_dir), hop_s=hop_s, target_offset_s=offset, progress=False, seed=0,
+                          **recipe))
+        scores = score_on_excerpt(run_dir / "model.onnx", folders["test" + aligned], songs=test_songs,
                                   subjects=test_subjects)
         out["models"][name] = {"dynamic_r": scores["model"], "shuffled_eeg": scores["shuffled_eeg"],
+                               "subject_input": scores["subject_input"],
                                "train_s": round(time.perf_counter() - tic, 1)}
         out["baselines"] = {"global_mean": scores["global_mean"], "song_mean": scores["song_mean"]}
         out["n_test_windows"], out["n_test_blocks"] = scores["n_windows"], scores["n_blocks"]
@@ -185,8 +201,18 @@ def _one_split(folders: dict, split: str, config, runs: Path) -> dict:
     return out
 
 
+def _registry_name(config: dict, row: str) -> str:
+    """The registry model a row of ``config["models"]`` trains (its ``model`` entry, else its name)."""
+    return config["models"].get(row, {}).get("model", row)
+
+
 def score_on_excerpt(model_path, folder, *, songs, subjects, seed: int = 0) -> dict:
     """Dynamic r of a model file on every 1-s window of the given songs and listeners of a folder.
+
+    A model with a ``subject`` input gets each window's listener code; a listener the model was not
+    trained on (the subject split's test listeners) is decoded by the mean of the model's outputs over
+    every listener it knows — for a model whose output is linear in the subject embedding (``convnet``:
+    the embedding joins its linear output layer) that is the output at the mean embedding.
 
     Parameters
     ----------
@@ -204,12 +230,13 @@ def score_on_excerpt(model_path, folder, *, songs, subjects, seed: int = 0) -> d
     -------
     dict
         ``model``, ``shuffled_eeg``, ``global_mean``, ``song_mean`` (None when a test song is not in
-        the model's training part), ``n_windows``, ``n_blocks``.
+        the model's training part), ``n_windows``, ``n_blocks``, ``subject_input`` (None for a model
+        without one, else ``known`` or ``mean of N listeners``).
     """
     from eegmusic.decoder.truth import read_baselines
     from eegmusic.offline_training import baselines, metrics
     from eegmusic.offline_training.dataset import WindowDataset
-    from eegmusic.offline_training.inference import load_model, run_model
+    from eegmusic.offline_training.inference import load_model
     from eegmusic.offline_training.scoring import INTERIOR_FRAMES, concat_frames, dynamic_blocks
     from eegmusic.offline_training.splits import contiguous_blocks
 
@@ -225,9 +252,10 @@ def score_on_excerpt(model_path, folder, *, songs, subjects, seed: int = 0) -> d
     order = baselines.shuffled_order(len(rows), seed=seed)
     global_mean, song_means = read_baselines(info.metadata["baselines"])
     song_of_row = dataset.index["song"][rows]
+    subject_ids = np.array([dataset.subjects[int(k)] for k in dataset.index["subject"][rows]])
     predictions = {
-        "model": run_model(session, info, dataset.eeg(rows)),
-        "shuffled_eeg": run_model(session, info, dataset.eeg(rows[order])),
+        "model": run_listeners(session, info, dataset.eeg(rows), subject_ids),
+        "shuffled_eeg": run_listeners(session, info, dataset.eeg(rows[order]), subject_ids[order]),
         "global_mean": baselines.predict_global_mean(global_mean, len(rows)),
         "song_mean": baselines.predict_song_mean(song_means, song_of_row),
     }
@@ -239,7 +267,48 @@ def score_on_excerpt(model_path, folder, *, songs, subjects, seed: int = 0) -> d
                                  [concat_frames(target[a:b][:, :, INTERIOR_FRAMES]) for a, b in spans])
 
     scores = {name: dynamic(pred) for name, pred in predictions.items()}
-    return {**scores, "n_windows": int(len(rows)), "n_blocks": len(blocks)}
+    known = set(map(str, info.subjects))
+    subject_input = None if not info.subject_input else (
+        "known" if set(subject_ids) <= known else f"mean of {len(known)} listeners")
+    return {**scores, "n_windows": int(len(rows)), "n_blocks": len(blocks), "subject_input": subject_input}
+
+
+def run_listeners(session, info, eeg: np.ndarray, subject_ids: np.ndarray) -> np.ndarray:
+    """Mel-dB of a model file on EEG windows, each window fed its listener's code where it has one.
+
+    Parameters
+    ----------
+    session, info
+        :func:`offline_training.inference.load_model`.
+    eeg : ndarray, shape (n_windows, n_chans, n_times), µV
+    subject_ids : ndarray of str, shape (n_windows,)
+        Each window's participant id.
+
+    Returns
+    -------
+    ndarray, shape (n_windows, 128, 44)
+        For a model without a ``subject`` input, its output; with one, the output at each known
+        listener's code, and for a listener the model does not know, the mean of the outputs at every
+        code it knows.
+    """
+    from eegmusic.decoder.melspec import FRAMES_PER_WINDOW, N_MELS
+    from eegmusic.offline_training.inference import run_model
+
+    if not info.subject_input:
+        return run_model(session, info, eeg)
+    codes = {str(s): k for k, s in enumerate(info.subjects)}
+    known = np.array([str(s) in codes for s in subject_ids], dtype=bool)
+    out = np.empty((len(eeg), N_MELS, FRAMES_PER_WINDOW), dtype=np.float32)
+    if known.any():
+        own = np.array([codes[str(s)] for s in subject_ids[known]], dtype=np.int64)
+        out[known] = run_model(session, info, eeg[known], own)
+    if not known.all():
+        unseen = eeg[~known]
+        mean = np.zeros((len(unseen), N_MELS, FRAMES_PER_WINDOW), dtype=np.float64)
+        for code in codes.values():
+            mean += run_model(session, info, unseen, np.full(len(unseen), code, dtype=np.int64))
+        out[~known] = mean / len(codes)
+    return out
 
 
 def _goals(results: dict) -> dict:

@@ -73,26 +73,9 @@ class Ensemble(MelDecoder):
 
     def _member(self, member: dict):
         """(config entry, module) of one member description."""
-        from eegmusic.offline_training.models.registry import ALL_MODELS, build_model, load_checkpoint
-
-        if "name" not in member:
-            raise ConfigError(f"ensemble member {member} has no name; give e.g. {{\"name\": \"linear\"}}")
-        name = str(member["name"])
-        if name == self.name:
+        if str(member.get("name")) == self.name:
             raise ConfigError("an ensemble cannot hold an ensemble; list its members instead")
-        if member.get("checkpoint"):
-            model, _ = load_checkpoint(member["checkpoint"], model_name=name)
-            for key in ("n_chans", "n_times", "sfreq", "n_mels", "n_frames"):
-                if getattr(model, key) != getattr(self, key):
-                    raise ConfigError(f"member {member['checkpoint']} has {key}={getattr(model, key)}, the "
-                                      f"ensemble {getattr(self, key)}; join models trained on this data")
-            return {"name": name, "config": model.get_config(), "trained": True}, model
-        config = {key: getattr(self, key) for key in CONTRACT_KEYS} | dict(member.get("config", {}))
-        if "target_offset_s" in inspect.signature(ALL_MODELS[name].__init__).parameters:
-            config.setdefault("target_offset_s", self.target_offset_s)
-        entry = {"name": name, "config": dict(member.get("config", {})),
-                 "trained": bool(member.get("trained"))}
-        return entry, build_model(name, **config)
+        return build_member(member, self, self.target_offset_s)
 
     @property
     def weights(self) -> tuple[float, ...]:
@@ -126,3 +109,45 @@ class Ensemble(MelDecoder):
     def decode(self, eeg, subject_vec):
         # the members decode; the ensemble mixes mel-dB (forward), so this is the standardised mix
         return (self.forward(eeg) - self.mel_mean) / self.mel_std
+
+
+def build_member(member: dict, owner: MelDecoder, target_offset_s: float = 0.0):
+    """(config entry, module) of a model held inside another (an ensemble member, a skip path).
+
+    Parameters
+    ----------
+    member : dict
+        ``{"name": registry name, "config": {...}}`` for a new model (built with ``owner``'s shared
+        contract and ``target_offset_s``), or ``{"name": ..., "checkpoint": path of a best.pt}`` for
+        a trained one (its weights and statistics kept; the entry then holds its own configuration,
+        marked ``trained``, so the owner's files never refer back to that run).
+    owner : MelDecoder
+        The holding model: the contract (channels, rate, frames) the member must share.
+    target_offset_s : float
+        Passed to new members that place frames by it.
+
+    Returns
+    -------
+    entry : dict
+        ``name``, ``config``, ``trained`` (JSON-ready; ``build_member(entry, ...)`` rebuilds the module).
+    module : MelDecoder
+    """
+    from eegmusic.offline_training.models.registry import ALL_MODELS, build_model, load_checkpoint
+
+    if "name" not in member:
+        raise ConfigError(f"member {member} has no name; give e.g. {{\"name\": \"linear\"}}")
+    name = str(member["name"])
+    if name not in ALL_MODELS:
+        raise ConfigError(f"member model '{name}' is unknown; use one of {', '.join(sorted(ALL_MODELS))}")
+    if member.get("checkpoint"):
+        model, _ = load_checkpoint(member["checkpoint"], model_name=name)
+        for key in ("n_chans", "n_times", "sfreq", "n_mels", "n_frames"):
+            if getattr(model, key) != getattr(owner, key):
+                raise ConfigError(f"member {member['checkpoint']} has {key}={getattr(model, key)}, the "
+                                  f"holding model {getattr(owner, key)}; join models trained on this data")
+        return {"name": name, "config": model.get_config(), "trained": True}, model
+    config = {key: getattr(owner, key) for key in CONTRACT_KEYS} | dict(member.get("config", {}))
+    if "target_offset_s" in inspect.signature(ALL_MODELS[name].__init__).parameters:
+        config.setdefault("target_offset_s", target_offset_s)
+    entry = {"name": name, "config": dict(member.get("config", {})), "trained": bool(member.get("trained"))}
+    return entry, build_model(name, **config)
