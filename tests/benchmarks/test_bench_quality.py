@@ -50,3 +50,32 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
     assert "| 10% | block |" in report["table"] and "| ensemble |" in report["table"].splitlines()[0]
     assert block["models"]["ensemble"]["shuffled_eeg"] < block["models"]["ensemble"]["dynamic_r"]
     assert set(report["goals"]["0.1"]) >= {"block_best_over_ridge", "block_every_deep_beats_ridge"}
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_subject_codes_reach_the_model_in_the_bench_path(rng, tmp_path):
+    import numpy as np
+    import torch
+    from eegmusic.offline_training.export import build_metadata, export_onnx, run_onnx
+    from eegmusic.offline_training.inference import load_model
+    from eegmusic.offline_training.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("convnet", channels=(8, 8), strides=(2, 2), hidden=16, n_subjects=3)
+    model.fit_stats(rng.normal(0.0, 20.0, (8, 125, 125)), rng.normal(-40.0, 12.0, (8, 128, 44)))
+    with torch.no_grad():
+        model.head.weight.normal_(0.0, 0.5)  # the untrained head is zero: give the embedding a path
+    listeners = ["S01", "S02", "S03"]
+    metadata = build_metadata(model.eval(), target_offset_s=0.1, subjects=listeners,
+                              training={"data": "/x", "split": "subject"})
+    path = export_onnx(model, tmp_path / "subj.onnx", metadata)
+    session, info = load_model(path)
+    eeg = rng.normal(0.0, 20.0, (4, 125, 125)).astype(np.float32)
+    ids = np.array(["S03", "S01", "S09", "S02"])  # S09: a listener the model never saw
+    got = bench_quality.run_listeners(session, info, eeg, ids)
+    for row, code in ((0, 2), (1, 0), (3, 1)):
+        own = run_onnx(path, eeg[row : row + 1], np.array([code]))[0]
+        np.testing.assert_allclose(got[row], own, atol=1e-4)
+    per_code = [run_onnx(path, eeg[2:3], np.array([c]))[0] for c in range(3)]
+    assert np.abs(per_code[0] - per_code[1]).max() > 0.1  # the codes matter to this model
+    np.testing.assert_allclose(got[2], np.mean(per_code, axis=0), atol=1e-4)  # unseen: the mean listener
