@@ -230,6 +230,28 @@ def per_track(n_tracks: int, seconds: float) -> list[dict]:
     return rows
 
 
+def per_track_goals(rows: list[dict], goals: dict) -> dict:
+    """Per :data:`PER_TRACK` setting: whether it meets issue 15's vocoder goals on every track.
+
+    Returns
+    -------
+    dict
+        setting -> ``worst_minus_gl32_db`` (largest mel-LSD excess over GL-32 across tracks),
+        ``frame_ms`` (largest per-track median), ``lookahead`` and ``meets`` (all three goals).
+        Empty when no track was scored.
+    """
+    if not rows:
+        return {}
+    out = {}
+    for name, lookahead, _ in PER_TRACK:
+        worst = max(row[f"{name}_minus_gl32_db"] for row in rows)
+        frame_ms = max(row[f"{name}_frame_ms"] for row in rows)
+        out[name] = {"worst_minus_gl32_db": worst, "frame_ms": frame_ms, "lookahead": lookahead,
+                     "meets": worst <= goals["mel_lsd_within_db_of_gl32"] and frame_ms <= goals["frame_ms"]
+                     and lookahead <= goals["lookahead_frames"]}
+    return out
+
+
 def table(results: dict) -> str:
     """The results as a markdown table (one row per method, best mel LSD first)."""
     rows = sorted(results["methods"].items(), key=lambda item: item[1]["mel_lsd_db"])
@@ -325,6 +347,7 @@ def run(quick: bool = False) -> dict:
         },
     }
     results["per_track"] = [] if quick else per_track(4, 15.0)
+    results["per_track_goals"] = per_track_goals(results["per_track"], goals)
     results["table"] = table(results)
     return results
 

@@ -25,3 +25,22 @@ def test_quick_run_scores_every_method_and_the_gl32_baseline():
     for name, method in result["methods"].items():
         check(method, {"mel_lsd_db": NUMBER, "sc_db": NUMBER, "s_per_audio_s": NUMBER}, name)
     assert result["table"].startswith("| vocoder |") and "gl32" in result["table"]
+
+
+def _row(track, **settings):
+    row = {"track": track}
+    for name, (excess, frame_ms) in settings.items():
+        row[f"{name}_minus_gl32_db"] = excess
+        row[f"{name}_frame_ms"] = frame_ms
+    return row
+
+
+def test_per_track_goals_take_the_worst_track_and_the_slowest_median():
+    goals = {"mel_lsd_within_db_of_gl32": 0.2, "lookahead_frames": 2, "frame_ms": 1.0}
+    rows = [_row("a", rtisi_la1=(0.15, 0.7), rtisi_la2=(0.11, 0.8), rtisi_la1_hann=(0.1, 0.7)),
+            _row("b", rtisi_la1=(0.26, 0.7), rtisi_la2=(0.18, 1.05), rtisi_la1_hann=(0.1, 0.7))]
+    verdict = bench_vocoder.per_track_goals(rows, goals)
+    assert verdict["rtisi_la1"]["worst_minus_gl32_db"] == 0.26 and not verdict["rtisi_la1"]["meets"]
+    assert verdict["rtisi_la2"]["frame_ms"] == 1.05 and not verdict["rtisi_la2"]["meets"]   # too slow
+    assert verdict["rtisi_la1_hann"]["meets"]
+    assert bench_vocoder.per_track_goals([], goals) == {}
