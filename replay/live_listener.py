@@ -144,6 +144,7 @@ class LiveListener:
         self.tracks: dict[int, _Track] = {}
         self.samples_sent = 0
         self.tracks_heard = 0
+        self._sent_until = -np.inf  # LSL time of the last sample made (eeg)
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -226,8 +227,11 @@ class LiveListener:
             first = self.evoked_response(head) if head is not None else np.zeros((len(self.labels), 0))
             entry = _Track(track, first, stamp - float(marker.get("position_s", 0.0)), path=path)
             with self._lock:
-                for old in self.tracks.values():  # keep memory flat over long sessions
-                    if old.end_time < stamp - 60.0:
+                # keep memory flat over long sessions: drop the response of a track whose every sample
+                # was sent a minute ago (not merely one that ended: record_session sends all markers
+                # before the first sample, and every track must still be heard then)
+                for old in self.tracks.values():
+                    if old.end_time < min(stamp, self._sent_until) - 60.0:
                         old.evoked = old.evoked[:, :0]
                 self.tracks[track] = entry
                 self.tracks_heard += 1
@@ -247,6 +251,8 @@ class LiveListener:
         out = self._next_background(len(stamps))
         with self._lock:
             tracks = list(self.tracks.values())
+            if len(stamps):
+                self._sent_until = max(self._sent_until, float(stamps[-1]))
         for track in tracks:
             index = np.round((stamps - track.zero_time) * self.sfreq).astype(np.int64)
             inside = (index >= 0) & (index < track.evoked.shape[1]) & (stamps < track.end_time)
@@ -254,7 +260,9 @@ class LiveListener:
                 out[:, inside] += track.evoked[:, index[inside]]
         return out
 
-    def record_session(self, path, music, *, minutes: float, t0: float = 1000.0) -> Path:
+    def record_session(
+        self, path, music, *, minutes: float, t0: float = 1000.0, excerpt_s: float | None = None
+    ) -> Path:
         """Write a calibration session of this listener without waiting: what ``calibrate`` would record.
 
         The playlist plays back to back from LSL time ``t0`` on a virtual clock; the markers are
@@ -269,6 +277,11 @@ class LiveListener:
             Audio files and/or folders, as for ``calibrate --music``.
         minutes : float
             Session length (the playlist repeats).
+        t0 : float
+            LSL time of the session's first sample, in seconds.
+        excerpt_s : float, optional
+            Play only each track's first ``excerpt_s`` seconds, so a short session covers several
+            tracks (default: whole tracks).
 
         Returns
         -------
@@ -281,7 +294,10 @@ class LiveListener:
 
         files = playlist_files(music)
         audio = [read_audio(f) for f in files]
-        schedule = _schedule(len(files), [len(a) / AUDIO_SFREQ for a in audio], minutes, False, 0)
+        durations = [len(a) / AUDIO_SFREQ for a in audio]
+        if excerpt_s is not None:
+            durations = [min(seconds, float(excerpt_s)) for seconds in durations]
+        schedule = _schedule(len(files), durations, minutes, False, 0)
         with XDFWriter(path) as writer:
             eeg_id = writer.add_stream(
                 name=self.name,

@@ -189,3 +189,31 @@ def test_first_seconds_are_heard_while_the_whole_track_is_derived(tracks, monkey
         release.set()
         follower.join(30.0)
     assert listener.tracks[0].evoked.shape[1] > int(FIRST_RESPONSE_S * 250)  # then the whole track
+
+
+def test_a_recorded_session_hears_every_track_of_its_playlist(tmp_path, tracks):
+    """Every play of a recorded session carries its response, the first ones too.
+
+    ``record_session`` sends all markers before the first sample; the listener once dropped the
+    response of any track that had ended a minute before a later one started, so in a session of
+    several tracks only the last ones were heard (in the benchmark's 30-minute session, 21 minutes).
+    """
+    import pyxdf
+
+    kwargs = {"channels": None, "sfreq": 250.0, "name": "unused", "snr": 0.5, "seed": 0}
+    listener = listener_for_montage("openbci8", **kwargs)
+    session = listener.record_session(tmp_path / "s.xdf", tracks[:4], minutes=2.0, t0=0.0, excerpt_s=30.0)
+    streams, _ = pyxdf.load_xdf(str(session), dejitter_timestamps=False)
+    eeg = next(s for s in streams if s["info"]["type"][0] == "EEG")
+    markers = next(s for s in streams if s["info"]["type"][0] == "Markers")
+    stamps = np.asarray(eeg["time_stamps"])
+    quiet = listener_for_montage("openbci8", **kwargs)  # same seed: the same background
+    silence = np.concatenate([quiet.eeg(stamps[lo:lo + 2500]) for lo in range(0, len(stamps), 2500)], axis=1)
+    evoked = np.asarray(eeg["time_series"]).T - silence
+    starts = [t for t, (text,) in zip(markers["time_stamps"], markers["time_series"], strict=True)
+              if "track_start" in text]
+    assert len(starts) == 4  # four 30-s excerpts
+    for start in starts:
+        during = (stamps >= start + 1.0) & (stamps < start + 29.0)
+        assert np.std(evoked[:, during]) > 1.0  # µV
+    assert np.all(evoked[:, stamps < starts[0]] == 0)
