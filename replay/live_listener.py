@@ -294,6 +294,7 @@ class LiveListener:
 
         files = playlist_files(music)
         audio = [read_audio(f) for f in files]
+        self._sent_until = -np.inf  # a new virtual clock: no sample of this session is made yet
         durations = [len(a) / AUDIO_SFREQ for a in audio]
         if excerpt_s is not None:
             durations = [min(seconds, float(excerpt_s)) for seconds in durations]

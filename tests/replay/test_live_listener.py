@@ -202,12 +202,14 @@ def test_a_recorded_session_hears_every_track_of_its_playlist(tmp_path, tracks):
 
     kwargs = {"channels": None, "sfreq": 250.0, "name": "unused", "snr": 0.5, "seed": 0}
     listener = listener_for_montage("openbci8", **kwargs)
+    quiet = listener_for_montage("openbci8", **kwargs)  # same seed: the same background
+    for device in (listener, quiet):  # an earlier session, later on the clock, changes nothing
+        device.record_session(tmp_path / f"{id(device)}.xdf", tracks[:1], minutes=0.1, t0=500.0)
     session = listener.record_session(tmp_path / "s.xdf", tracks[:4], minutes=2.0, t0=0.0, excerpt_s=30.0)
     streams, _ = pyxdf.load_xdf(str(session), dejitter_timestamps=False)
     eeg = next(s for s in streams if s["info"]["type"][0] == "EEG")
     markers = next(s for s in streams if s["info"]["type"][0] == "Markers")
     stamps = np.asarray(eeg["time_stamps"])
-    quiet = listener_for_montage("openbci8", **kwargs)  # same seed: the same background
     silence = np.concatenate([quiet.eeg(stamps[lo:lo + 2500]) for lo in range(0, len(stamps), 2500)], axis=1)
     evoked = np.asarray(eeg["time_series"]).T - silence
     starts = [t for t, (text,) in zip(markers["time_stamps"], markers["time_series"], strict=True)
