@@ -79,3 +79,8 @@ def test_subject_codes_reach_the_model_in_the_bench_path(rng, tmp_path):
     per_code = [run_onnx(path, eeg[2:3], np.array([c]))[0] for c in range(3)]
     assert np.abs(per_code[0] - per_code[1]).max() > 0.1  # the codes matter to this model
     np.testing.assert_allclose(got[2], np.mean(per_code, axis=0), atol=1e-4)  # unseen: the mean listener
+    # a listener the file names but the model never trained on (the subject split's held-out ones keep
+    # untrained embedding rows) is decoded as the mean of the trained listeners, not by its own row
+    held_out = bench_quality.run_listeners(session, info, eeg[:1], np.array(["S03"]), trained=["S01", "S02"])
+    trained_mean = np.mean([run_onnx(path, eeg[:1], np.array([c]))[0] for c in (0, 1)], axis=0)
+    np.testing.assert_allclose(held_out[0], trained_mean, atol=1e-4)
