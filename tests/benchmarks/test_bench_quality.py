@@ -16,7 +16,10 @@ from tests.benchmarks.schema import NUMBER, check  # noqa: E402
 TINY = {
     "n_tracks": 4, "n_subjects": 3, "train_s": 24.0, "test_start_s": 30.0, "test_s": 10.0,
     "shares": (0.10,), "splits": ("block",),
-    "models": {"linear": {}, "sourcenet": {"epochs": 1}, "ensemble": bench_quality.ENSEMBLE},
+    "models": {"linear": {}, "linear-ea": bench_quality.EUCLIDEAN,
+               "convnet": {"epochs": 1, "skip": "linear",
+                           "model_config": {"channels": [16, 16], "strides": [2, 2], "hidden": 32}},
+               "sourcenet": {"epochs": 1}, "ensemble": bench_quality.ENSEMBLE},
     "hop_s": 1.0,
 }
 MODEL = {"dynamic_r": NUMBER, "shuffled_eeg": NUMBER, "over_ridge": NUMBER, "train_s": NUMBER}
@@ -29,7 +32,8 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
         "config": dict, "tracks": [{"file": str, "title": str, "licence": str}], "goals": dict, "table": str,
         "results": {"0.1": {"block": {
             "target_offset_s": NUMBER, "test_songs": [int], "test_subjects": [str],
-            "models": {"linear": MODEL, "sourcenet": MODEL, "ensemble": MODEL},
+            "models": {"linear": MODEL, "linear-ea": MODEL, "convnet": MODEL, "sourcenet": MODEL,
+                       "ensemble": MODEL},
             "baselines": {"global_mean": NUMBER, "song_mean": NUMBER},
             "n_test_windows": int, "n_test_blocks": int,
         }}},
@@ -45,8 +49,10 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
     # at a 10 % evoked share the ridge follows unseen music; the EEG-free controls do not
     assert ridge["dynamic_r"] > ridge["shuffled_eeg"] + 0.05
     assert ridge["dynamic_r"] > block["baselines"]["global_mean"] + 0.05
-    # the ensemble mixes the split's own ridge and sourcenet (convnet did not run): its weights are
-    # chosen on validation, so it may lean on either, and it is scored like every other row
+    # ridge on Euclidean-aligned EEG (trained and scored on the aligned copies) still decodes the music
+    assert block["models"]["linear-ea"]["dynamic_r"] > block["models"]["linear-ea"]["shuffled_eeg"]
+    # the ensemble mixes the split's own ridge, sourcenet and convnet: its weights are chosen on
+    # validation, so it may lean on any, and it is scored like every other row
     assert "| 10% | block |" in report["table"] and "| ensemble |" in report["table"].splitlines()[0]
     assert block["models"]["ensemble"]["shuffled_eeg"] < block["models"]["ensemble"]["dynamic_r"]
     assert set(report["goals"]["0.1"]) >= {"block_best_over_ridge", "block_every_deep_beats_ridge"}
