@@ -100,7 +100,8 @@ def breakdown(summary: dict, onset_delay_s: np.ndarray, measured_p50_ms: float |
 
 def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seconds: float = 20.0,
             event_period_s: float = 0.8, shift_samples: int = 0, audio_device: str | int | None = None,
-            vocoder: str | None = None, progress: bool = False, realtime: bool = True) -> dict:
+            vocoder: str | None = None, progress: bool = False, realtime: bool = True,
+            device_latency: str | float | None = None) -> dict:
     """Decode a live event stream into the default sound device and measure every event's latency.
 
     Parameters
@@ -121,6 +122,8 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         Show a progress bar over the seconds of events (long runs).
     realtime : bool
         The decoder's real-time scheduling and frozen start-up objects (``PipelineConfig.realtime``).
+    device_latency : str, float or None
+        The sound device's suggested latency (None: the decoder's default).
 
     Returns
     -------
@@ -130,18 +133,30 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         late), ``events``, ``found``, ``estimate_ms`` (the decoder's own ``arrival_to_dac``),
         ``breakdown`` (:func:`breakdown`), ``underruns`` (the decoder's ring empty at a device
         callback), ``device_underflows`` (PortAudio reporting the device itself ran dry: a callback
-        too late), ``device_restarts``, ``drops``, ``hop_s`` and the recording's
-        ``arrival_lateness_ms``.
+        too late), ``device_restarts``, ``drops``, ``hop_s``, the recording's
+        ``arrival_lateness_ms`` and ``scheduling`` (role -> fifo/nice/normal; the audio callback
+        raised or normal).
     """
     from eegmusic.decoder.melspec import FRAME_PERIOD_S
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
 
     name = f"eegmusic-latency-{uuid.uuid4().hex[:8]}"
+    from eegmusic.decoder.realtime import process_threads, raise_priority
+
+    before = process_threads()
     stream = EventStream(name, event_period_s=event_period_s, shift_samples=shift_samples).start()
     recorder = MonitorRecorder(monitor)
+    if realtime:
+        # The simulated amplifier and the recorder's reader share the decoder's interpreter, which no
+        # real amplifier or sound card does: at normal priority, one preempted while holding the GIL
+        # stalls the decoder's real-time threads. They run at the acquisition threads' priority.
+        for thread in sorted(process_threads() - before):
+            raise_priority("acquisition", thread)
     options = {} if hop_s is None else {"hop_s": hop_s}
     if vocoder is not None:
         options["vocoder_method"] = vocoder
+    if device_latency is not None:
+        options["device_latency"] = device_latency
     config = PipelineConfig(stream_name=name, model_path=str(model), device="cpu", lsl_out=False,
                             audio_device=audio_device, resolve_timeout_s=10.0, realtime=realtime, **options)
     try:
@@ -183,6 +198,8 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         "arrival_lateness_ms": recording.arrival_lateness_ms,
         "vocoder_latency_ms": summary.get("vocoder_latency_ms"),
         "playback_cushion_ms": summary.get("playback_cushion_ms"),
+        "scheduling": {**summary.get("scheduling", {}),
+                       "audio-callback": "raised" if counters.get("callback_realtime") else "normal"},
     }
 
 

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 from eegmusic.decoder.melspec import AUDIO_SFREQ
-from eegmusic.decoder.realtime import raise_priority
+from eegmusic.decoder.realtime import process_threads, raise_priority
 from eegmusic.decoder.sinks import AudioSink, NullSink, WavSink, _Sink, sanitise
 from eegmusic.stream.errors import AudioError
 
@@ -216,6 +216,7 @@ class SoundDeviceSink(_Sink):
                  self.samplerate, self.blocksize, 1e3 * self._stream.latency)
 
     def _open_stream(self, latency: str | float):
+        before = process_threads()
         stream = self._sd.OutputStream(device=self.device, samplerate=self.samplerate,
                                        blocksize=self.blocksize, channels=1, dtype="float32",
                                        latency=latency, callback=self._callback)
@@ -224,6 +225,12 @@ class SoundDeviceSink(_Sink):
         except self._sd.PortAudioError:
             stream.close()
             raise
+        if self._realtime:
+            # the threads the sound library started for this stream: PortAudio's callback thread and,
+            # through PulseAudio, its client main loop ("threaded-ml"), which carries our samples to the
+            # server; left at normal priority on a busy machine, it starves and the server runs dry
+            for thread in sorted(process_threads() - before):
+                raise_priority("sound-host", thread)
         return stream
 
     # -- PortAudio thread: copy only ----------------------------------------------------------

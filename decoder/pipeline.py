@@ -42,7 +42,7 @@ from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, N_MELS
 from eegmusic.decoder.output_queue import EmissionQueue
 from eegmusic.decoder.output_stage import SoundOutput, open_sink
 from eegmusic.decoder.pipeline_config import PipelineConfig
-from eegmusic.decoder.realtime import freeze_start_up_objects, raise_priority
+from eegmusic.decoder.realtime import freeze_start_up_objects, process_threads, raise_priority
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
@@ -176,8 +176,10 @@ class LivePipeline:
 
             self._runtime = DecoderRuntime(cfg.model_path, device=cfg.device, intra_op_threads=cfg.threads)
         info = self._runtime.info
+        threads_before = process_threads()
         self._source = self._open_stream()
         meta = self._source.connect()    # already connected: what the stream is
+        stream_threads = process_threads() - threads_before      # liblsl's receiving threads
         self.stream_label = meta.name
         self._kind = info.output_kind
         if self._kind == "mel_db":
@@ -219,6 +221,8 @@ class LivePipeline:
                                   f"--listen")
             if self._markers is None:
                 log.warning("no marker stream '%s-markers' answered: live dynamic r is off", meta.name)
+        if cfg.realtime:   # before the device plays: a full collection holds the GIL the callback needs
+            log.debug("%d start-up objects kept out of garbage collection", freeze_start_up_objects())
         if self._sink is None:
             self._sink = open_sink(cfg)
         self._sound = SoundOutput(cfg, self._sink, vocoder=self._vocoder, truth=self._truth,
@@ -232,10 +236,13 @@ class LivePipeline:
         if cfg.lsl_out and self._kind == "mel_db":
             self._outlets = FrameOutlets(meta.name, meta.source_id, model_name=info.model_name,
                                          audio_lag_s=info.audio_lag_s)
-        if cfg.realtime:
-            frozen = freeze_start_up_objects()   # later collections stay short (the callback needs the GIL)
-            log.debug("%d start-up objects kept out of garbage collection", frozen)
+        threads_before = process_threads()
         self._source.start()
+        if cfg.realtime:
+            # the acquisition thread and liblsl's: a window waits for them, and the decode thread waits
+            # for the GIL whenever one was preempted while holding it
+            for thread in sorted(stream_threads | (process_threads() - threads_before)):
+                self.scheduling["acquisition"] = raise_priority("acquisition", thread)
         self._started = True
         self._t_start = time.monotonic()
         self._threads = [threading.Thread(target=self._guard, args=(self._decode_loop, "decode"), daemon=True,

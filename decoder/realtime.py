@@ -7,8 +7,12 @@ milliseconds for a core makes the sound device run dry (an underrun). Linux lets
 threads sleep between hops and run for a few milliseconds per hop, so they cannot starve the
 machine (and Linux keeps 5 % of every second for ordinary threads regardless).
 
-- :data:`PRIORITIES` is the priority of each role: the audio callback highest (it must never wait),
-  then the output thread (it keeps the device's queue filled), then the decode thread.
+- :data:`PRIORITIES` is the priority of each role: the audio callback and the threads the sound
+  library starts beside it (``sound-host``: PulseAudio's client main loop, ``threaded-ml``, which
+  carries our audio to the server) highest, as they must never wait; then the output thread (it
+  keeps the device's queue filled), then the decode thread, then the stream's acquisition threads
+  (ours and liblsl's).
+- :func:`process_threads` lists the process's threads (to find those a library started).
 - :func:`raise_priority` moves one thread (the caller, or a thread id) to ``SCHED_FIFO``; where that
   is refused it tries a raised nice value, and where that is refused too it logs one line naming the
   fix, once per process, and the thread runs on at its normal priority.
@@ -25,7 +29,7 @@ import threading
 
 log = logging.getLogger(__name__)
 
-PRIORITIES = {"audio-callback": 12, "output": 11, "decode": 10}
+PRIORITIES = {"audio-callback": 12, "sound-host": 12, "output": 11, "decode": 10, "acquisition": 9}
 """``SCHED_FIFO`` priority per role (1-99; sound servers' own real-time threads typically use 5-20)."""
 
 NICE_FALLBACK = -10
@@ -80,6 +84,14 @@ def raise_priority(role: str, thread_id: int | None = None) -> str:
             log.warning("real-time priority refused for the %s thread (%s); playing at normal priority: %s",
                         role, "; ".join(errors), _REFUSED_HINT)
     return "normal"
+
+
+def process_threads() -> set[int]:
+    """Native ids of this process's threads (empty where ``/proc`` does not list them)."""
+    try:
+        return {int(name) for name in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
 
 
 def freeze_start_up_objects() -> int:
