@@ -6,9 +6,13 @@ a 32-channel 10-20 cap at 250 Hz, real music from :mod:`replay.music_sources`), 
 
 - **pretrained**: a ``convnet`` trained on :data:`PRETRAIN_LISTENERS` other listeners (other
   participants: other anatomy, response latencies and background), :data:`PRETRAIN_MIN` minutes of
-  music in all (a folder of their sessions, :class:`replay.xdf_session.XDFSessionFolder`);
-- **new listener**: calibration sessions of M minutes (:data:`MINUTES`) and a held-out test session
-  on *other tracks*, never used for training or for any choice;
+  music in all (a folder of their sessions, :class:`replay.xdf_session.XDFSessionFolder`); they
+  heard the first seconds of nine tracks, the calibration playlist among them
+  (:data:`PRETRAIN_HEARS_CALIBRATION_MUSIC`), each listener starting at another track;
+- **new listener**: calibration sessions of M minutes (:data:`MINUTES`) that play the first
+  :func:`calibration_excerpt_s` seconds of each of five tracks (so 5 minutes hold five tracks, not
+  one), and a held-out test session of equal excerpts of four *other tracks* that no listener heard
+  before, never used for training or for any choice;
 - for each M: **from scratch** (``eegmusic train`` on the M minutes), **fine-tuned** (``eegmusic
   train --init pretrained``, same windows, same loop and early stopping on the session's own
   validation blocks) and, once, **pretrained alone**; each scored on the test session by
@@ -52,8 +56,16 @@ ARCH = "convnet"
 ARCH_CONFIG = {"channels": [32, 32, 64, 64], "hidden": 128}
 EPOCHS, PATIENCE, HOP_S = 20, 4, 0.5
 GOAL_FRACTION = 0.8
-SEEDS = (0, 1, 2)
-"""Training seeds of the full run (each figure a mean over them; the quick run uses the first)."""
+PRETRAIN_HEARS_CALIBRATION_MUSIC = True
+"""The other listeners heard the calibration playlist too (as every NMED-T participant heard the same
+ten songs): the pretrained model knows more music than one listener's minutes hold. The test tracks
+are heard by no one before the test."""
+MIN_PRETRAIN_EXCERPT_S = 40.0
+MIN_EXCERPT_S = 60.0
+"""Shortest excerpt of a calibration track (its first seconds; see :func:`calibration_excerpt_s`)."""
+SEEDS = (0, 1)
+"""Training seeds of the full run (each figure a mean over them; the quick run uses the first). Two,
+so that the full run fits 40 minutes of two shared CPU cores."""
 
 
 def _listener(seed: int):
@@ -64,9 +76,15 @@ def _listener(seed: int):
     )
 
 
-def _session(listener, path: Path, tracks, minutes: float, t0: float) -> Path:
+def _session(listener, path: Path, tracks, minutes: float, t0: float, excerpt_s: float | None = None) -> Path:
     listener.tracks = {}
-    return listener.record_session(path, tracks, minutes=minutes, t0=t0)
+    return listener.record_session(path, tracks, minutes=minutes, t0=t0, excerpt_s=excerpt_s)
+
+
+def calibration_excerpt_s(minutes: float, n_tracks: int) -> float:
+    """Seconds played of each calibration track in an M-minute session: the session covers as many
+    tracks as it can with at least :data:`MIN_EXCERPT_S` of each (1 min: one track; 5 min: five)."""
+    return max(MIN_EXCERPT_S, 60.0 * minutes / n_tracks)
 
 
 def train_run(data: Path, out: Path, *, init: Path | None = None, seed: int = 0) -> Path:
@@ -109,9 +127,9 @@ def score(model: Path, test: Path, out: Path) -> dict:
 
 
 def _recipe(run: Path) -> dict:
-    """The fine-tuning recipe a run chose on its validation windows (head, learning rate)."""
+    """The fine-tuning recipe a run chose on its validation windows (head, learning rate, L2-SP)."""
     choice = json.loads((run / "metrics.json").read_text())["finetune"]
-    return {"head": choice["chosen_head"], "lr": choice["chosen_lr"]}
+    return {"head": choice["chosen_head"], "lr": choice["chosen_lr"], "l2sp": choice["chosen_l2sp"]}
 
 
 def minutes_to_reach(minutes, values, target: float):
@@ -145,25 +163,31 @@ def compare(
     from eegmusic.replay.music_sources import packaged_tracks
 
     tracks = tracks or packaged_tracks()
-    pretrain_tracks, calib_tracks, test_tracks = tracks[0:4], tracks[4:9], tracks[9:]
+    calib_tracks, test_tracks = tracks[4:9], tracks[9:]
+    pretrain_tracks = tracks[0:9] if PRETRAIN_HEARS_CALIBRATION_MUSIC else tracks[0:4]
     new = _listener(7)
     t = time.perf_counter()
     (work / "others").mkdir()
-    for k in range(PRETRAIN_LISTENERS):
+    per_listener = pretrain_min / PRETRAIN_LISTENERS
+    for k in range(PRETRAIN_LISTENERS):  # each listener starts the playlist at another track
+        first = (3 * k) % len(pretrain_tracks)
         _session(
             _listener(100 + k),
             work / "others" / f"L{k + 1}.xdf",
-            pretrain_tracks,
-            pretrain_min / PRETRAIN_LISTENERS,
+            pretrain_tracks[first:] + pretrain_tracks[:first],
+            per_listener,
             1000.0,
+            excerpt_s=max(MIN_PRETRAIN_EXCERPT_S, 60.0 * per_listener / len(pretrain_tracks)),
         )
     pretrained = train_run(work / "others", work / "pretrained")
-    test = _session(new, work / "test.xdf", test_tracks, test_min, 90000.0)
+    test = _session(new, work / "test.xdf", test_tracks, test_min, 90000.0,
+                    excerpt_s=60.0 * test_min / len(test_tracks))
     out: dict = {"pretrained_alone": score(pretrained, test, work / "eval-pretrained"), "by_minutes": {}}
     choices: dict = {}
     out["fine_tuning_recipes"] = choices
     for m in minutes:
-        session = _session(new, work / f"calib{m}.xdf", calib_tracks, float(m), 10000.0 + 1000.0 * m)
+        session = _session(new, work / f"calib{m}.xdf", calib_tracks, float(m), 10000.0 + 1000.0 * m,
+                           excerpt_s=calibration_excerpt_s(m, len(calib_tracks)))
         runs = {"from_scratch": [], "fine_tuned": []}
         for seed in seeds:
             scratch = train_run(session, work / f"scratch{m}-{seed}", seed=seed)
@@ -179,7 +203,8 @@ def compare(
             out["by_minutes"][str(m)][method]["model_per_seed"] = [r["model"] for r in scores]
         logger.info("%s min: %s", m, out["by_minutes"][str(m)])
     if reference_min:
-        session = _session(new, work / "reference.xdf", calib_tracks, reference_min, 50000.0)
+        session = _session(new, work / "reference.xdf", calib_tracks, reference_min, 50000.0,
+                           excerpt_s=calibration_excerpt_s(reference_min, len(calib_tracks)))
         scores = [score(train_run(session, work / f"reference-{seed}", seed=seed), test,
                         work / f"eval-reference-{seed}") for seed in seeds]
         reference = {key: round(float(np.mean([r[key] for r in scores])), 4) for key in scores[0]}

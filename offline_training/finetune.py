@@ -51,6 +51,10 @@ HEADS = ("keep", "reset")
 """Candidate starts of the output layer: the pretrained one (``keep``), or zeroed (``reset``: the
 pretrained features under a new head that starts at the listener's mean spectrum). One loop per
 (head, learning rate); the candidate of lowest validation loss is kept."""
+SOUP = True
+"""Average the candidates' weights when that lowers the validation loss (:func:`greedy_soup`)."""
+L2SP_WEIGHTS = (0.0,)
+"""Candidate L2-SP weights (:class:`WeightAnchor`): 0 trains freely from the pretrained start."""
 
 
 @dataclass
@@ -403,6 +407,45 @@ def _output_layer(model: MelDecoder) -> nn.Linear | None:
     return head if isinstance(head, nn.Linear) else None
 
 
+class WeightAnchor:
+    """L2-SP: pull the pretrained layers toward their starting weights while fine-tuning.
+
+    Adds ``weight · (w − w₀)`` to the gradient of every anchored parameter ``w`` (starting value
+    ``w₀``), i.e. the gradient of ``weight/2 · Σ‖w − w₀‖²`` added to the loss, through tensor hooks,
+    so the training loop runs unchanged. Use as a context manager; the hooks go on exit.
+
+    Parameters
+    ----------
+    model : MelDecoder
+    start : dict
+        State dict of the starting weights (CPU tensors).
+    weight : float
+        Penalty weight per parameter, in loss units per squared weight change.
+    skip : collection of str
+        Parameter names left free (a zeroed output layer has nothing pretrained to keep).
+    """
+
+    def __init__(self, model: MelDecoder, start: dict, weight: float, skip=()):
+        self.model, self.start, self.weight, self.skip = model, start, float(weight), set(skip)
+        self._handles = []
+
+    def __enter__(self) -> WeightAnchor:
+        if self.weight <= 0.0:
+            return self
+        for name, param in self.model.named_parameters():
+            if name in self.skip or not param.requires_grad:
+                continue
+            target = self.start[name].to(param.device)
+            self._handles.append(param.register_hook(
+                lambda grad, param=param, target=target: grad + self.weight * (param.detach() - target)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
 def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, device, out) -> dict:
     """Fine-tune ``model`` with the recipe chosen on the new listener's validation windows.
 
@@ -435,29 +478,82 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     start = weights(model)  # scored as the loop scores its epochs (only regression models are adapted)
     start_val = validation_loss(model, dataset, split.val, config, device, dist_info)["loss"]
     factors = [None] if config.lr is not None else LR_FACTORS
-    best = {"lr": None, "head": None, "val": start_val, "weights": start, "result": {
+    best = {"lr": None, "head": None, "l2sp": None, "val": start_val, "weights": start, "result": {
         "history": [], "best_epoch": 0, "best_val_loss": start_val, "epochs_run": 0, "windows_per_s": None}}
-    tried = []
+    tried, finished = [], []
     layer = _output_layer(model)
     heads = [h for h in HEADS if h == "keep" or layer is not None]  # a model without a head keeps it
-    for factor, head in [(f, h) for h in heads for f in factors]:
+    head_names = set() if layer is None else {n for n, p in model.named_parameters()
+                                              if any(p is q for q in layer.parameters())}
+    for factor, head, anchor in [(f, h, a) for h in heads for a in L2SP_WEIGHTS for f in factors]:
         lr = float(config.lr) if factor is None else factor * float(model.default_lr)
         model.load_state_dict(start)
         if head == "reset":
             model.zero_head(layer)
         torch.manual_seed(config.seed)  # every candidate sees the same dropout and batch order
-        result = fit(model, dataset, split, replace(config, lr=lr), dist_info, device, out, None)
-        tried.append({"lr": lr, "head": head,
+        with WeightAnchor(model, start, anchor, skip=head_names if head == "reset" else ()):
+            result = fit(model, dataset, split, replace(config, lr=lr), dist_info, device, out, None)
+        tried.append({"lr": lr, "head": head, "l2sp": anchor,
                       **{k: result[k] for k in ("best_val_loss", "best_epoch", "epochs_run")}})
-        logger.info("fine-tuning at lr %.2g, %s head: validation loss %.3f (epoch %d; start %.3f)",
-                    lr, head, result["best_val_loss"], result["best_epoch"], start_val)
+        logger.info("fine-tuning at lr %.2g, %s head, L2-SP %g: validation loss %.3f (epoch %d; start %.3f)",
+                    lr, head, anchor, result["best_val_loss"], result["best_epoch"], start_val)
+        finished.append((result["best_val_loss"], len(tried) - 1, weights(model)))
         if result["best_val_loss"] < best["val"]:
-            best = {"lr": lr, "head": head, "val": result["best_val_loss"], "weights": weights(model),
-                    "result": {k: v for k, v in result.items() if k != "model"}}
+            best = {"lr": lr, "head": head, "l2sp": anchor, "val": result["best_val_loss"],
+                    "weights": finished[-1][2], "result": {k: v for k, v in result.items() if k != "model"}}
+    soup = greedy_soup(model, finished, best["val"], lambda: validation_loss(
+        model, dataset, split.val, config, device, dist_info)["loss"]) if SOUP and len(finished) > 1 else None
+    if soup is not None:
+        best["weights"], best["val"] = soup["weights"], soup["val_loss"]
+        best["result"] = {**best["result"], "best_val_loss": soup["val_loss"]}
     model.load_state_dict(best["weights"])
     logger.info("fine-tuning recipe chosen on validation: %s",
                 "the pretrained weights as they are" if best["lr"] is None
                 else f"lr {best['lr']:.2g}, {best['head']} head")
     return {**best["result"], "model": model,
             "finetune": {"start_val_loss": start_val, "candidates": tried, "chosen_lr": best["lr"],
-                         "chosen_head": best["head"]}}
+                         "chosen_head": best["head"], "chosen_l2sp": best["l2sp"],
+                         "soup": None if soup is None else soup["members"]}}
+
+
+def greedy_soup(model: MelDecoder, finished: list, best_val: float, val_loss) -> dict | None:
+    """Average the weights of fine-tuned candidates while the validation loss improves (a greedy soup).
+
+    Candidates fine-tuned from the same pretrained start can be averaged weight by weight; the
+    average often generalises better than any one of them (Wortsman et al. 2022, "Model soups").
+    Starting from the candidate of lowest validation loss, each next-best candidate joins the
+    uniform average when the average's validation loss is lower with it.
+
+    Parameters
+    ----------
+    model : MelDecoder
+        Its weights are overwritten (the caller loads the chosen ones).
+    finished : list of (float, int, dict)
+        Each candidate's validation loss, index in ``candidates`` and best state dict.
+    best_val : float
+        The lowest validation loss so far (the untrained start's included): a soup must beat it.
+    val_loss : callable
+        Validation loss of ``model`` as it is.
+
+    Returns
+    -------
+    dict or None
+        ``weights``, ``val_loss`` and ``members`` (candidate indices) of a soup of two or more
+        candidates that beats ``best_val``, else None.
+    """
+    ranked = sorted(finished, key=lambda entry: entry[0])
+    members, total, soup_val = [ranked[0][1]], dict(ranked[0][2]), ranked[0][0]
+    for _val, index, state in ranked[1:]:
+        trial = {k: v + state[k] if v.is_floating_point() else v for k, v in total.items()}
+        n = len(members) + 1
+        model.load_state_dict({k: v / n if v.is_floating_point() else v for k, v in trial.items()})
+        loss = val_loss()
+        logger.info("soup of candidates %s + %d: validation loss %.3f (without it %.3f)", members, index,
+                    loss, soup_val)
+        if loss < soup_val:
+            members, total, soup_val = [*members, index], trial, loss
+    if len(members) < 2 or soup_val >= best_val:
+        return None
+    n = len(members)
+    return {"weights": {k: v / n if v.is_floating_point() else v for k, v in total.items()},
+            "val_loss": soup_val, "members": members}

@@ -28,7 +28,7 @@ def check_result(result: dict) -> dict:
         assert len(recipes) == n_seeds
         for recipe in recipes:  # chosen on validation: a candidate, or the pretrained start (None, None)
             assert recipe["head"] in ("keep", "reset", None)
-            assert (recipe["lr"] is None) == (recipe["head"] is None)
+            assert (recipe["lr"] is None) == (recipe["head"] is None) == (recipe["l2sp"] is None)
     assert len(readme_tables.rows_calibration(result)) == len(result["by_minutes"])
     return result
 
