@@ -72,16 +72,20 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default; silence plays meanwhile) or exit with status 2, e.g. --on-lost exit")
     source.add_argument("--lost-after", type=seconds(), default=10.0, metavar="S",
                         help="seconds lost before --on-lost exit acts (default 10)")
+    from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES
+    from eegmusic.decoder.melspec import FRAME_PERIOD_S
+
     model = parser.add_argument_group("model")
     model.add_argument("--model", required=True, metavar="FILE", help="model.onnx from `eegmusic train`")
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                        help="where the model runs (default auto: CUDA when available)")
     model.add_argument("--threads", type=int_range(1, 256), default=1, metavar="N",
                        help="onnxruntime threads per operator (default 1)")
-    model.add_argument("--hop", type=finite_float, default=0.0464, metavar="S",  # range: the pipeline
+    model.add_argument("--hop", type=finite_float, default=round(DEFAULT_HOP_FRAMES * FRAME_PERIOD_S, 4),
+                       metavar="S",  # range: the pipeline
                        help="seconds between windows, a whole number of 23.2-ms mel frames: 0.0232 "
-                       "(1 frame: lowest median latency on a quiet machine), 0.0464 (2, default: the best "
-                       "tail on 2 busy cores), 0.0929 (4; less CPU for a slow model), e.g. --hop 0.0232")
+                       "(1 frame, default: the lowest latency), 0.0464 (2; half the model runs), 0.0929 "
+                       "(4; less CPU for a slow model), e.g. --hop 0.0464")
     model.add_argument("--smooth", type=int_range(0, 43), default=0, metavar="FRAMES",
                        help="average each frame over overlapping windows; adds FRAMES x 23.2 ms latency")
     model.add_argument("--impute-missing", action="store_true",

@@ -29,17 +29,16 @@ import numpy as np
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, FRAMES_PER_WINDOW, HOP_LENGTH
 from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 
-DEFAULT_HOP_FRAMES = 2
-"""Default hop in mel frames (46.4 ms; a frame is 512 / 22050 s = 23.2 ms).
+DEFAULT_HOP_FRAMES = 1
+"""Default hop in mel frames (23.2 ms, one frame of 512 / 22050 s): the lowest hop, which keeps up.
 
-The hop with the steadier tail on the 2-core reference machine shared with other work. Measured
-with ``eegmusic bench latency`` through PulseAudio, 60 s per hop in one run (load 6, device latency
-20 ms): 1 frame p50/p95/p99 98/126/139 ms (4 underruns, 1 dropped window), 2 frames 122/142/148 ms
-(2 underruns), 4 frames 175/195/205 ms. One frame is lower, but its tail and underruns grew with the
-load (at load 8 and 30 ms: p99 201 ms, 37 underruns, 12 dropped windows, against 166 ms and 2 at
-2 frames): pass ``--hop 0.0232`` on a quieter machine. The windows end right after the frame they
-complete (the windower's grid is on the frame clock). ``decoder/cli_decode.py``'s ``--hop`` default
-follows this value.
+Measured with ``eegmusic bench latency`` through PulseAudio on the 2-core machine shared with three
+training runs (load 9-10), real-time scheduling on (:mod:`decoder.realtime`), device latency 30 ms,
+45 s per hop, adjacent runs: 1 frame p50/p95/p99 112/150/162 ms with 1 dropped window in 1982,
+2 frames 132/157/194 ms (hop wait alone is 21 ms longer at 2 frames). Before real-time scheduling
+the two-frame hop had the steadier tail (1 frame at load 8: p99 201 ms, 37 underruns, 12 dropped
+windows). The windows end right after the frame they complete (the windower's grid is on the frame
+clock). ``decoder/cli_decode.py``'s ``--hop`` default follows this value.
 """
 
 HOP_TOLERANCE_S = 5e-4
