@@ -258,3 +258,40 @@ def test_full_ring_drops_instead_of_waiting(pulse_sink):
         assert written <= capacity
         assert sink.counters()["dropped"] == capacity * 4 - written
         assert sink.queued_s <= capacity / AUDIO_SFREQ
+
+
+def _fifo_threads() -> dict[int, int]:
+    """This process's threads under SCHED_FIFO: native id -> priority."""
+    out = {}
+    for name in os.listdir("/proc/self/task"):
+        try:
+            if os.sched_getscheduler(int(name)) == os.SCHED_FIFO:
+                out[int(name)] = os.sched_getparam(int(name)).sched_priority
+        except OSError:          # the thread ended meanwhile
+            continue
+    return out
+
+
+@pytest.mark.audio
+@pytest.mark.skipif(not hasattr(os, "sched_setscheduler") or os.geteuid() != 0,
+                    reason="real-time threads need Linux and the permission root has")
+@pytest.mark.parametrize("realtime", [True, False])
+def test_the_sound_library_threads_run_real_time_when_asked(pulse_sink, realtime):
+    """PortAudio's callback thread and PulseAudio's client loop (threaded-ml) carry every sample: with
+    ``realtime`` they run SCHED_FIFO at the audio-callback priority, and only then."""
+    from eegmusic.decoder.realtime import PRIORITIES
+
+    before = _fifo_threads()
+    with SoundDeviceSink(device="default", realtime=realtime) as sink:
+        sink.write(_chirp(0.1))
+        time.sleep(0.2)
+        sink.write(_chirp(0.1))               # the callback's thread is raised from the writer's side
+        raised = {tid: prio for tid, prio in _fifo_threads().items() if tid not in before}
+        names = {tid: Path(f"/proc/self/task/{tid}/comm").read_text().strip() for tid in raised}
+        callback_realtime = sink.counters()["callback_realtime"]
+    if realtime:
+        assert set(raised.values()) == {PRIORITIES["audio-callback"]}
+        assert "threaded-ml" in names.values(), names      # PulseAudio's client main loop
+        assert len(raised) >= 2 and callback_realtime == 1
+    else:
+        assert raised == {} and callback_realtime == 0
