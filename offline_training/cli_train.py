@@ -26,6 +26,7 @@ examples:
   eegmusic train --data /tmp/sim --arch convnet --songs 21 22 --subjects 1 2 3 --out runs/small
   eegmusic train --data mydata --arch cnn --out runs/clip --allow-short-stimulus   # 30-s clips, longer EEG
   eegmusic train --data s.xdf --init pretrained/model.onnx --out runs/s-tuned   # adapt to a new listener
+  eegmusic train --data /tmp/sim --arch convnet --out runs/cnn --unseen-song-check   # score on a new song too
   torchrun --nproc_per_node 2 -m eegmusic train --data /tmp/sim --arch convnet --out runs/ddp
 
 --arch names an architecture of the model registry; --model, in every other command, is a model file.
@@ -120,6 +121,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-short-stimulus", action="store_true",
                         help="train on a stimulus shorter than its EEG (targets after its end are silence); "
                         "refused otherwise")
+    parser.add_argument("--unseen-song-check", action="store_true",
+                        help="also train the model without one training song and score its newest window "
+                        "frames on that song as live decoding plays it: how it decodes music it has not "
+                        "heard, which a block split's validation part cannot tell (a second training), "
+                        "e.g. --arch convnet --unseen-song-check")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     renamed_option(parser, "--model", "is a model file in every command; name the architecture with --arch "
                    "(e.g. --arch linear)")
@@ -165,6 +171,7 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         init=args.init,
         allow_short_stimulus=args.allow_short_stimulus,
+        unseen_song_check=args.unseen_song_check,
         augment=args.augment,
     )
     metrics = train(config, resume=args.resume)
@@ -182,5 +189,11 @@ def run_train(args: argparse.Namespace) -> int:
             tried = ", ".join(f"{k} s: {v:.3f}" for k, v in choice["validation_dynamic_r"].items())
             print(f"target offset {choice['chosen_s']:g} s, chosen on the validation part "
                   f"(ridge dynamic r {tried})")
+        unseen = metrics.get("unseen_song")
+        if unseen and unseen["dynamic_r"] is not None:
+            print(f"unseen-song check: trained without song {unseen['song']}, the model decodes it at live "
+                  f"dynamic r {unseen['dynamic_r']:.3f} ({unseen['n_windows']} windows)")
+        elif unseen:
+            print(f"unseen-song check: not scored ({unseen['reason']})")
         print(f"model: {metrics['paths']['model.onnx']}")
     return 0

@@ -179,7 +179,7 @@ def choose_target_offset(
                            "--target-offset SECONDS", fallback_s)
     val_blocks = dynamic_blocks(dataset.index, split.val,
                                 contiguous_blocks(dataset.index, split.val, hop_s=dataset.hop_s))
-    val_blocks = [run for rows in val_blocks for run in _tiling_runs(dataset.index, rows) if len(run) >= 2]
+    val_blocks = [run for rows in val_blocks for run in tiling_runs(dataset.index, rows) if len(run) >= 2]
     if not val_blocks:
         return _unscorable(*NO_STRETCH, fallback_s)
     rng = np.random.default_rng([seed, 4242])
@@ -200,7 +200,7 @@ def choose_target_offset(
         model.fit_closed_form([(eeg_fit, torch.from_numpy(mel_fit), subject_fit)], None,
                               alphas=(min(RIDGE_GRID),))
         targets = [shifted.mel(rows) for rows in val_blocks]
-        scores[offset] = _live_frame_score(model, block_eeg, targets, columns)
+        scores[offset] = live_frame_score(model, block_eeg, targets, columns)
         logger.info("target offset %.3f s: validation dynamic r %.4f (ridge)", offset, scores[offset])
     best = max(candidates, key=lambda c: (scores[c], -c))
     logger.info("target offset %.3f s chosen on %d validation windows", best, len(val_rows))
@@ -230,7 +230,7 @@ def _unscorable(problem: str, fix: str, fallback_s: float | None) -> LagChoice:
     return LagChoice(float(fallback_s), fallback=f"'auto' {problem}")
 
 
-def _tiling_runs(index: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+def tiling_runs(index: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
     """Split a block's rows (1 s apart or more, time order) into runs of windows that tile the EEG."""
     from eegmusic.stream.spec import WINDOW_SAMPLES
 
@@ -238,7 +238,7 @@ def _tiling_runs(index: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
     return np.split(rows, breaks)
 
 
-def _live_frame_score(model, block_eeg: list, block_targets: list, columns: slice = LIVE_FRAMES) -> float:
+def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice = LIVE_FRAMES) -> float:
     """Dynamic r of window columns (the newest by default), windows cut every 48 ms as live decoding does.
 
     Parameters

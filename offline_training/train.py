@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 LOSSES = ("mse", "l1", "pearson", "mse+pearson")
 RESUME_FREE_KEYS = ("epochs", "device", "progress", "patience", "allow_short_stimulus",
-                    "target_offset_fallback_s")
+                    "target_offset_fallback_s", "unseen_song_check")
 """Options that may change between a run and its ``--resume`` (everything else must match)."""
 
 
@@ -95,6 +95,10 @@ class TrainConfig:
     allow_short_stimulus : bool
         Train on a stimulus shorter than its EEG (the targets after its end are silence); refused
         otherwise (:func:`offline_training.sanity.check_stimulus`).
+    unseen_song_check : bool
+        After training, train the same model once more without one training song and score its live
+        frames on that song (:mod:`offline_training.unseen_song`): how it decodes music it has not
+        heard, recorded in ``metrics.json`` and the model's training metadata (costs a second training).
     """
 
     data: str
@@ -120,6 +124,7 @@ class TrainConfig:
     init: str | None = None
     allow_short_stimulus: bool = False
     augment: str = ""
+    unseen_song_check: bool = False
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for a bad value (one line naming it and the fix)."""
@@ -147,6 +152,9 @@ class TrainConfig:
         from eegmusic.offline_training.augment import parse_augment
 
         parse_augment(self.augment)
+        if self.unseen_song_check and self.init:
+            raise ConfigError("--unseen-song-check trains the architecture from scratch and cannot check a "
+                              "fine-tuning run (--init); drop one of them")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
         if not self.hop_s > 0:
@@ -387,6 +395,23 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     else:
         result = training_loop(model)(model, dataset, split, config, dist_info, device, out, state)
     best_model = result["model"]
+    unseen = None
+    if config.unseen_song_check:  # the same recipe without one training song, scored on that song
+        from eegmusic.offline_training.unseen_song import unseen_song_score
+
+        def fit_fold(fold_split):
+            import tempfile
+
+            fold_model = build_model(config.model, **model_kwargs)
+            rows = np.sort(np.random.default_rng(config.seed).choice(
+                fold_split.train, size=min(config.stats_windows, len(fold_split.train)), replace=False))
+            fold_model.fit_stats(dataset.eeg(rows), dataset.mel(rows))
+            with tempfile.TemporaryDirectory() as fold_out:  # its checkpoints are not the run's
+                fitted = training_loop(fold_model)(fold_model.to(device), dataset, fold_split, config,
+                                                   dist_info, device, Path(fold_out), None)["model"]
+            return copy.deepcopy(fitted).cpu()
+
+        unseen = unseen_song_score(fit_fold, dataset, split, seed=config.seed)
 
     val = evaluate_mel(best_model, dataset, split.val, config.batch_size, device, config.loss, dist_info)
     test = evaluate_mel(best_model, dataset, split.test, config.batch_size, device, config.loss, dist_info)
@@ -402,7 +427,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         "val_mse": val["mse"],
         "test_mse": test["mse"],
         "val_loss": val["loss"],
-        "seconds": time.perf_counter() - started,
+        "seconds": time.perf_counter() - started - (unseen or {}).get("seconds", 0.0),
+        "unseen_song": unseen,
         **{k: v for k, v in result.items() if k != "model"},
     }
     if dist_info.main:
@@ -431,6 +457,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         }
         if lag_choice is not None:
             training["target_offset"] = lag_choice.to_dict()
+        if unseen is not None:
+            training["unseen_song_check"] = unseen
         metadata = build_metadata(
             cpu_model,
             spec=dataset.spec,

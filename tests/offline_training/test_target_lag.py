@@ -1,7 +1,8 @@
 """``--target-offset auto``: the lag is chosen on the validation part and never reads the test part.
 
 The folder is built so that the EEG answers the music 0.15 s late: every 0.25 s of each song has its
-own loudness, and every channel carries that loudness 0.15 s after it is heard. A decoder whose
+own loudness, and every channel carries that loudness 0.15 s after it is heard (positive on half the
+channels, negative on the others, so that the average reference keeps it). A decoder whose
 target ends at the window's end cannot see the last 0.15 s of music in the EEG; an offset of at least
 0.15 s can.
 """
@@ -26,6 +27,7 @@ N_SUBJECTS = 2
 SECONDS = 60
 DELAY_S = 0.15
 CANDIDATES = (0.0, 0.1, 0.2, 0.3)
+TOPOGRAPHY = np.where(np.arange(125) < 62, 1.0, -1.0)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,10 @@ def delayed_dir(tmp_path_factory):
         heard = np.repeat(loudness, 125 // 4 + 1)[: SECONDS * 125]
         delay = int(round(DELAY_S * 125))
         response = np.concatenate([np.full(delay, heard[0]), heard[:-delay]])
-        eeg = 10.0 * response[None, :, None] + rng.normal(0, 0.5, (125, SECONDS * 125, N_SUBJECTS))
+        # a dipole-like map (half the channels positive, half negative): a response common to every
+        # channel would vanish in the average reference the preprocessing applies
+        eeg = 10.0 * TOPOGRAPHY[:, None, None] * response[None, :, None] + rng.normal(
+            0, 0.5, (125, SECONDS * 125, N_SUBJECTS))
         scipy.io.savemat(folder / f"song{song}_Imputed.mat",
                          {f"data{song}": eeg, "fs": 125.0, f"subs{song}": np.arange(1, N_SUBJECTS + 1)})
     return folder
@@ -188,3 +193,86 @@ def test_train_cli_refuses_a_bad_offset(delayed_dir, tmp_path, capsys):
                    "--target-offset", "soon"])
     assert status == 2
     assert "neither seconds nor 'auto'" in capsys.readouterr().err
+
+
+# ---- the unseen-song check (offline_training.unseen_song) ----------------------------------------------
+def _ridge_fit(dataset, seen: list):
+    """``fit(fold_split)`` of a closed-form lagged ridge that records the fold it was given."""
+    import torch
+    from eegmusic.offline_training.models.linear import RIDGE_GRID, Linear
+    from eegmusic.offline_training.target_lag import PROXY_LAGS
+
+    def part(rows):
+        return [(torch.from_numpy(dataset.eeg(rows)), torch.from_numpy(dataset.mel(rows)),
+                 torch.from_numpy(dataset.index["subject"][rows]))]
+
+    def fit(fold):  # the penalty chosen on the fold's validation rows, as train's linear does
+        seen.append(fold)
+        (eeg, mel, _), = part(fold.train)
+        model = Linear(lags=PROXY_LAGS, target_offset_s=dataset.target_offset_s, n_chans=eeg.shape[1])
+        model.fit_stats(eeg.numpy(), mel.numpy())
+        model.fit_closed_form(part(fold.train), part(fold.val), alphas=RIDGE_GRID)
+        return model
+
+    return fit
+
+
+def test_unseen_song_check_trains_without_the_song_it_scores_and_never_reads_the_test_part(delayed_dir):
+    from eegmusic.offline_training.unseen_song import unseen_song_score
+
+    dataset = WindowDataset(delayed_dir).with_target_offset(0.2)
+    split = make_split(dataset.index, "block", seed=0)
+    seen, read = [], set()
+    poisoned = PoisonedTest(dataset, split.test, read)
+    poisoned.target_offset_s = dataset.target_offset_s
+    check = unseen_song_score(_ridge_fit(poisoned, seen), poisoned, split, seed=0)
+    assert check["song"] in SONGS and check["reason"] is None and check["n_windows"] >= 2 * N_SUBJECTS
+    (fold,) = seen
+    songs = dataset.index["song"]
+    assert len(fold.train) and not (songs[fold.train] == check["song"]).any()  # never trained on it
+    assert len(fold.val) and not (songs[fold.val] == check["song"]).any()
+    assert set(fold.train.tolist()) <= set(split.train.tolist())
+    assert read and not read & set(split.test.tolist())  # the test part stays unseen
+    clean = unseen_song_score(_ridge_fit(dataset, []), dataset, split, seed=0)
+    assert clean["dynamic_r"] == check["dynamic_r"]
+
+
+def test_unseen_song_check_scores_a_lag_that_brings_the_response_into_the_window_higher(delayed_dir):
+    """The EEG answers 0.15 s late: on a song it never heard, a ridge decodes the newest frames at a
+    0.2-s lag better than at 0 s (their response is not in the window yet)."""
+    from eegmusic.offline_training.unseen_song import unseen_song_score
+
+    base = WindowDataset(delayed_dir)
+    split = make_split(base.index, "block", seed=0)
+    scores = {}
+    for offset in (0.0, 0.2):
+        dataset = base.with_target_offset(offset)
+        scores[offset] = unseen_song_score(_ridge_fit(dataset, []), dataset, split, seed=0)["dynamic_r"]
+    assert scores[0.2] > 0.1 and scores[0.2] > scores[0.0] + 0.03, scores  # measured 0.18 and 0.13
+
+
+def test_unseen_song_check_needs_two_training_songs(delayed_dir, caplog):
+    from eegmusic.offline_training.unseen_song import unseen_song_score
+
+    dataset = WindowDataset(delayed_dir, songs=[SONGS[0]])
+    split = make_split(dataset.index, "block", seed=0)
+    with caplog.at_level(logging.WARNING, logger="eegmusic.offline_training.unseen_song"):
+        check = unseen_song_score(_ridge_fit(dataset, []), dataset, split)
+    assert check["dynamic_r"] is None and "needs 2 or more" in check["reason"]
+    assert any("unseen-song check skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_train_cli_unseen_song_check_records_the_score(delayed_dir, tmp_path, capsys):
+    from eegmusic.decoder.modelfile import read_model_info
+    from eegmusic.stream.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(delayed_dir), "--arch", "linear", "--out", str(out),
+                 "--target-offset", "0.2", "--unseen-song-check", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    check = metrics["unseen_song"]
+    assert check["song"] in SONGS and check["dynamic_r"] > 0.1
+    assert f"trained without song {check['song']}, the model decodes it at live dynamic r" in printed
+    info = read_model_info(out / "model.onnx")
+    assert info.metadata["training"]["unseen_song_check"]["dynamic_r"] == check["dynamic_r"]
