@@ -61,13 +61,17 @@ class AdaptivePlayback:
 
     - A chunk finding less than ``margin_s`` queued came later than the cushion covered: silence
       is written first, enough to cover the ``quantile`` of recent chunk lateness (a chunk's arrival
-      interval beyond the audio the previous chunk brought) plus the margin. One short gap instead
-      of an underrun at every late chunk.
+      interval beyond the audio the previous chunk brought), or this chunk's own lateness when
+      larger, plus the margin. One short gap instead of an underrun at every late chunk.
     - When even the least queued since the level was last reset (at least ``settle_s``, at most
       ``history_s`` back) exceeds the margin by more than ``hysteresis_s``, the excess is trimmed
       from the next chunk's start (a skip of at most one chunk), so the latency falls within
       ``history_s`` once the jitter stops, the start-up cushion is gone after ``settle_s``, and a
       stalled device (PulseAudio takes about a second to start a stream) leaves no standing delay.
+    - A top-up is held: nothing is trimmed for ``hold_s`` after one. Late hops on a busy machine come
+      every few seconds, not every hop; trimmed after the settle time, the cushion a late hop asked
+      for was gone before the next one came (measured through PulseAudio at load 9: chunks 30-70 ms
+      late every 5-20 s, each an underrun).
 
     A supply that falls behind (frames skipped) empties the queue without being jitter: it is
     padded once, never trimmed for.
@@ -96,6 +100,10 @@ class AdaptivePlayback:
     max_jitter_s : float
         A chunk later than this is a gap in the supply (skipped frames, a stream that came back),
         not jitter: it is padded for but not counted in the lateness.
+    hold_s : float
+        Seconds after a top-up during which nothing is trimmed.
+    cover_late_hop : bool
+        A top-up covers at least the late chunk's own lateness (else only the ``quantile``).
 
     Examples
     --------
@@ -106,7 +114,8 @@ class AdaptivePlayback:
 
     def __init__(self, *, rate: int, initial_s: float, margin_s: float = 0.008, quantile: float = 0.99,
                  history_s: float = 10.0, settle_s: float = 2.0, hysteresis_s: float = 0.01,
-                 max_excess_s: float = 0.1, max_jitter_s: float = 0.5):
+                 max_excess_s: float = 0.1, max_jitter_s: float = 0.5, hold_s: float = 10.0,
+                 cover_late_hop: bool = True):
         self.rate = int(rate)
         self.initial_s = float(initial_s)
         self.margin_s = float(margin_s)
@@ -116,6 +125,10 @@ class AdaptivePlayback:
         self.hysteresis_s = float(hysteresis_s)
         self.max_excess_s = float(max_excess_s)
         self.max_jitter_s = float(max_jitter_s)
+        self.hold_s = float(hold_s)
+        self.cover_late_hop = bool(cover_late_hop)
+        self._held_until = -np.inf                       # no trim before this (after a top-up)
+        self._last_gap: bool | None = None               # whether the last chunk came after a gap
         self._lateness: collections.deque[tuple[float, float]] = collections.deque()   # (time, s)
         self._queued: collections.deque[tuple[float, float]] = collections.deque()     # (time, s)
         self._last: tuple[float, int] | None = None      # (arrival, samples) of the previous chunk
@@ -149,9 +162,12 @@ class AdaptivePlayback:
         trim : int
             Samples to drop from the chunk's start (at most ``n_samples``).
         """
+        self._last_gap = None                  # the first chunk: neither jitter nor a gap
+        late = 0.0
         if self._last is not None:
             late = (now - self._last[0]) - self._last[1] / self.rate
-            if late <= self.max_jitter_s:
+            self._last_gap = bool(late > self.max_jitter_s)
+            if not self._last_gap:
                 self._lateness.append((now, max(late, 0.0)))
         self._last = (now, int(n_samples))
         self._forget(now)
@@ -164,9 +180,15 @@ class AdaptivePlayback:
         if queued_s <= self.target_s:
             self._draining = False
         if queued_s < self.margin_s:
-            pad = int(round((self.target_s - queued_s) * self.rate))
+            # at least this chunk's own lateness: a rare late hop lies above any quantile of the rest
+            cover_now = self.target_s
+            if self.cover_late_hop and self._last_gap is False:
+                cover_now = max(self.target_s, late + self.margin_s)
+            pad = int(round((cover_now - queued_s) * self.rate))
             self._queued.clear()                  # the level moved up: measure it afresh
             self._since = now
+            if self._last_gap is False:           # jitter, not a gap in the supply: hold the cushion
+                self._held_until = now + self.hold_s
         elif queued_s > self.target_s + self.max_excess_s or (self._draining and queued_s > self.target_s):
             # a backlog (a stalled device): skip new audio until the sink has drained to the target
             self._draining = True
@@ -176,7 +198,7 @@ class AdaptivePlayback:
         else:
             self._queued.append((now, queued_s))
             spare = min(v for _, v in self._queued) - self.margin_s
-            if now - self._since >= self.settle_s and spare > self.hysteresis_s:
+            if now - self._since >= self.settle_s and now >= self._held_until and spare > self.hysteresis_s:
                 trim = min(int(n_samples), int(round(spare * self.rate)))
                 # every level seen is now lower by what was trimmed; as the lows of the jitter age
                 # out of the window, the rest is trimmed too
