@@ -109,7 +109,7 @@ class AdaptivePlayback:
     --------
     >>> playback = AdaptivePlayback(rate=22050, initial_s=0.03)
     >>> playback.plan(1024, queued_s=0.0, now=10.0)      # first chunk: initial cushion + margin first
-    (992, 0)
+    (838, 0)
     """
 
     def __init__(self, *, rate: int, initial_s: float, margin_s: float = 0.008, quantile: float = 0.99,
