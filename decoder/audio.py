@@ -37,7 +37,11 @@ Measured through PulseAudio (its ALSA plugin) on the 2-core machine with ``eegmu
 and 128-sample blocks: at load 8-13 ``"low"`` (PortAudio's 11.6 ms; 14 ms to the DAC) ran the
 device dry about 1.5 times a second (903 underflows and 47 s of skipped audio in 10 minutes at a
 1-frame hop); at load 6, 20 ms (30 ms to the DAC) ran it dry 0 times in 30 s at the default hop,
-and 30 ms (42 ms to the DAC) cost 16 ms more at the median for no fewer underruns.
+and 30 ms (42 ms to the DAC) cost 16 ms more at the median for no fewer underruns. With the live
+threads at real-time priority (:mod:`decoder.realtime`), 45-s runs at a 1-frame hop and load 9-10:
+20 ms ran the device dry 10-58 times (median 30 of 8 runs), 30 ms 0-20 times (median 4 of 6), at
+about the same median latency (116 and 118 ms), the cushion ahead of the device being smaller at
+30 ms; pass ``--device-latency 0.03`` on a machine that busy.
 """
 
 # PULSE_LATENCY_MSEC is left to the user. Measured through a PulseAudio null sink on the 2-core
