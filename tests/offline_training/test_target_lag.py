@@ -276,3 +276,15 @@ def test_train_cli_unseen_song_check_records_the_score(delayed_dir, tmp_path, ca
     assert f"trained without song {check['song']}, the model decodes it at live dynamic r" in printed
     info = read_model_info(out / "model.onnx")
     assert info.metadata["training"]["unseen_song_check"]["dynamic_r"] == check["dynamic_r"]
+
+
+def test_train_cli_refuses_an_unseen_song_check_of_a_fine_tuning_run(delayed_dir, tmp_path, capsys):
+    from eegmusic.stream.cli import main
+
+    out = tmp_path / "r"
+    status = main(["train", "--data", str(delayed_dir), "--out", str(out), "--init", str(tmp_path / "m.onnx"),
+                   "--unseen-song-check"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1, lines
+    assert "cannot check a fine-tuning run (--init); drop one of them" in lines[0]
+    assert not out.exists()
