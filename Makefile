@@ -26,9 +26,15 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/eegmusic demo $(DEMO_ARGS)
 
-# The default suite: every test but the opt-in `slow` ones and the wheel check.
+# The default suite: every test but the opt-in `slow` ones and the wheel check, in TEST_WORKERS
+# processes (pytest-xdist). The tests that keep real time (markers audio, gui, lsl) run one after
+# another in one worker (xdist group "realtime", tests/conftest.py) while the others share the rest;
+# each worker plays into its own PulseAudio sink and LSL session, and runs torch/BLAS on one thread.
+# TEST_WORKERS=1 runs it in one process as before.
+TEST_WORKERS ?= 2
+TEST_PARALLEL := $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow and not wheel" -q $(TEST_ARGS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow and not wheel" -q $(TEST_PARALLEL) $(TEST_ARGS)
 
 # The wheel check (tests/test_packaging.py, marker `wheel`): the wheel built from this tree, installed
 # without -e into fresh virtualenvs (core, then [train]), runs --help of every command, simulate,

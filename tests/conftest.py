@@ -1,8 +1,10 @@
-"""Shared test set-up: an isolated LSL session, unique stream names, a seeded rng.
+"""Shared test set-up: an isolated LSL session and sound sink per process, unique stream names, a seeded rng.
 
 LSL is configured before anything imports pylsl: discovery stays on this machine
 (``ResolveScope = machine``) and a per-run ``SessionID`` keeps concurrent test runs apart. Child
 processes (replays in subprocesses) inherit the same configuration through ``LSLAPICFG``.
+Each test process (each pytest-xdist worker) also plays into a PulseAudio null sink of its own
+(``tests/fixtures/pulse.py``), so workers never hear each other.
 Package-specific fixtures live in ``tests/fixtures/`` and are loaded as plugins below.
 """
 
@@ -18,6 +20,15 @@ _CFG = Path(tempfile.gettempdir()) / f"{_SESSION}.cfg"
 _CFG.write_text(f"[lab]\nSessionID = {_SESSION}\n[multicast]\nResolveScope = machine\n")
 os.environ["LSLAPICFG"] = str(_CFG)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one core per worker: two workers on two cores, neither starving the other's real-time tests
+    for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")
+
+REALTIME_MARKERS = ("audio", "gui", "lsl")
+"""Tests with these markers keep real time (sound, Qt timers, LSL): under pytest-xdist they run one
+after another in one worker (group ``realtime``), so that no two of them compete for the sound
+server or for a core, and their timing bounds mean what they say."""
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -27,6 +38,43 @@ pytest_plugins = [
     for name in ("data", "pulse")
     if (Path(__file__).parent / "fixtures" / f"{name}.py").exists()
 ]
+
+
+def _is_realtime(item) -> bool:
+    return any(item.get_closest_marker(name) for name in REALTIME_MARKERS)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put the real-time tests into one xdist group (effective with ``--dist loadgroup``)."""
+    for item in items:
+        if _is_realtime(item):
+            item.add_marker(pytest.mark.xdist_group("realtime"))
+
+
+def pytest_runtest_setup(item):
+    """Under xdist, give the worker that runs the real-time tests precedence over the CPU-bound one.
+
+    The other worker trains and exports models flat out on one core; a replay paced on the LSL clock
+    or a decode feeding PulseAudio must not queue behind it for the scheduler, or their timing bounds
+    measure the neighbour instead of the code. Raising a priority needs root (as in CI here);
+    elsewhere nothing changes. On Linux the nice value is per thread and inherited by the threads and
+    processes this one starts afterwards (replays, decodes, the dashboard's decode process).
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER") or not _is_realtime(item) or os.geteuid() != 0:
+        return
+    if os.getpriority(os.PRIO_PROCESS, 0) > -5:
+        os.setpriority(os.PRIO_PROCESS, 0, -5)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _process_sound_sink():
+    """Route this process's sound to its own null sink for the whole session (see the pulse fixture)."""
+    from tests.fixtures.pulse import route_process_sound
+
+    unload = route_process_sound()
+    yield
+    if unload is not None:
+        unload()
 
 
 @pytest.fixture

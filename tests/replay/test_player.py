@@ -105,9 +105,12 @@ def test_song_replay_delivers_the_file_with_markers_at_rate(sim_dir, stream_name
     rate = (n_times - 1) / (stamps[-1] - stamps[0])
     assert abs(rate / (125.0 * speed) - 1) < 1e-3
     np.testing.assert_allclose(np.diff(stamps), 1 / (125.0 * speed), atol=1e-9)
-    # wall-clock pacing: lateness (arrival - timestamp) must not grow; halves' medians ride out hiccups
+    # wall-clock pacing: lateness (arrival - timestamp) must not grow. Each half is summarised by its
+    # 10th percentile: scheduling delays on a busy machine only ever add lateness, so the low end of
+    # each half tracks the player's pacing and rides out a reader that was held up (a median moved by
+    # 5 ms under load while the pacing held).
     half = len(lateness) // 2
-    drift = np.median(lateness[half:]) - np.median(lateness[:half])
+    drift = np.percentile(lateness[half:], 10) - np.percentile(lateness[:half], 10)
     assert abs(drift) < 1e-3 * (n_times / 2) / (125.0 * speed), f"lateness grew by {drift * 1e3:.2f} ms"
 
     # markers: song start, every second of stimulus time, song end, stamped on the EEG clock

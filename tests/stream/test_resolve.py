@@ -48,6 +48,9 @@ def test_streams_command_lists_the_stream(stream_name, capsys):
 
 def test_full_listing_backs_up_the_predicate_resolver(stream_name):
     outlet = _outlet(stream_name)
+    # the outlet answers queries once its responder runs (over 0.5 s on a busy machine): wait for that
+    # first, so that what follows tests the fallback and not the outlet's start-up
+    resolve_stream(name=stream_name, timeout=10.0)
     # an XPath that liblsl cannot match stands in for a missed answer: the listing still finds it
     found = resolve_matching("name='no-such-stream'", lambda info: info.name() == stream_name, timeout=0.5)
     assert [info.name() for info in found] == [stream_name]
