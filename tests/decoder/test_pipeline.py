@@ -495,3 +495,27 @@ def test_stream_error_lists_streams(stream_name, mel_model):
                                 resolve_timeout_s=0.3)
         with pytest.raises(StreamError, match=stream_name):
             LivePipeline(config).start()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scheduling: the live threads at real-time priority, and only when asked
+
+
+def _policies(pipeline) -> dict[str, int]:
+    """Thread name -> scheduling policy of the pipeline's decode and output threads (from the kernel)."""
+    return {thread.name: os.sched_getscheduler(thread.native_id) for thread in pipeline._threads}
+
+
+@pytest.mark.lsl
+@pytest.mark.skipif(not hasattr(os, "sched_setscheduler") or os.geteuid() != 0,
+                    reason="real-time threads need Linux and the permission root has")
+def test_the_live_threads_run_real_time_unless_told_not_to(stream_name, replay, mel_model):
+    common = dict(stream_name=stream_name, model_path=mel_model, device="cpu", no_audio=True, lsl_out=False)
+    with LivePipeline(PipelineConfig(**common)) as pipeline:
+        _wait(pipeline, 5)
+        assert pipeline.summary()["scheduling"] == {"acquisition": "fifo", "decode": "fifo", "output": "fifo"}
+        assert set(_policies(pipeline).values()) == {os.SCHED_FIFO}
+    with LivePipeline(PipelineConfig(**common, realtime=False)) as pipeline:
+        _wait(pipeline, 5)
+        assert pipeline.summary()["scheduling"] == {}
+        assert set(_policies(pipeline).values()) == {os.SCHED_OTHER}
