@@ -22,13 +22,15 @@ The rooms around it: :mod:`decoder.pipeline_config` (the options), :mod:`decoder
 :mod:`decoder.frame_outlets` (the LSL frame and status outlets), :mod:`decoder.recording`
 (crash-safe ``--record``), :mod:`decoder.truth` (live dynamic r against the replay's stimulus),
 :mod:`decoder.output_queue` (the bounded queues), :mod:`decoder.snapshot` (what a display reads),
-:mod:`decoder.audio` (the :class:`AudioSink` contract), and in ``stream/`` the EEG source and the
-marker inlet.
+:mod:`decoder.audio` (the :class:`AudioSink` contract), :mod:`decoder.realtime` (thread priorities),
+and in ``stream/`` the EEG source and the marker inlet. (Just over 500 lines: start-up, the two loops
+and the summary all read the same state.)
 """
 
 from __future__ import annotations
 
 import collections
+import gc
 import logging
 import threading
 import time
@@ -166,6 +168,7 @@ class LivePipeline:
             if self._source is not None:
                 self._source.stop()
             self._close_outputs()
+            gc.unfreeze()
             raise
         return self
 
@@ -376,6 +379,8 @@ class LivePipeline:
             self._health_at_stop = self._source.health()
             self._source.stop()
         self._close_outputs()
+        if self._started and self.config.realtime:
+            gc.unfreeze()        # what start-up froze is collectable again (a process runs many decodes)
         self._started = False
 
     def _close_outputs(self) -> None:

@@ -99,7 +99,8 @@ def freeze_start_up_objects() -> int:
 
     A full collection walks every tracked object with the GIL held; after importing onnxruntime,
     scipy and librosa that is hundreds of thousands of objects, and the audio callback waits for the
-    GIL meanwhile. Objects made after start-up are still collected.
+    GIL meanwhile. Objects made after start-up are still collected; :func:`gc.unfreeze` (the
+    pipeline calls it when it stops) makes the frozen ones collectable again.
 
     Returns
     -------
