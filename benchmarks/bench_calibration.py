@@ -65,9 +65,9 @@ minutes, two seeds: fine-tuned validation loss 89 and 74 against 112 and 92 from
 MIN_PRETRAIN_EXCERPT_S = 40.0
 MIN_EXCERPT_S = 60.0
 """Shortest excerpt of a calibration track (its first seconds; see :func:`calibration_excerpt_s`)."""
-SEEDS = (0, 1)
-"""Training seeds of the full run (each figure a mean over them; the quick run uses the first). Two,
-so that the full run fits 40 minutes of two shared CPU cores."""
+SEEDS = (0, 1, 2)
+"""Training seeds of the full run (each figure a mean over them; the quick run uses the first). The
+full run took 11 minutes on two quiet cores, 20 with two seeds at a load of 9."""
 
 
 def _listener(seed: int):
