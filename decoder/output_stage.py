@@ -26,6 +26,15 @@ from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH
 from eegmusic.decoder.output_queue import AdaptivePlayback
 from eegmusic.decoder.pipeline_config import PipelineConfig
 
+PLAYBACK_MARGIN_S = 0.016
+"""Least audio kept queued ahead of the device when the supply is steady (seconds).
+
+Measured through PulseAudio (1-frame hop, 128-sample device blocks, quiet machine): with 8 ms the
+level at each write sat at 255 samples (11.6 ms), and a write 1-2 ms later than usual met a device
+that had already pulled its next block: about one underrun every 30 s although no chunk was late by
+more than a few ms. The device takes its audio in blocks at its own phase, so the margin has to hold
+a couple of them beyond the jitter the quantile covers."""
+
 MAX_SILENCE_GAP_S = 600.0
 """Most silence written to a file sink at once during a stall (a suspended machine is not hours)."""
 
@@ -75,7 +84,8 @@ class SoundOutput:
         self.vocoder = vocoder
         self.truth = truth
         self.counters = counters if counters is not None else collections.Counter()
-        self.playback = AdaptivePlayback(rate=AUDIO_SFREQ, initial_s=config.prebuffer_s)
+        self.playback = AdaptivePlayback(rate=AUDIO_SFREQ, initial_s=config.prebuffer_s,
+                                         margin_s=PLAYBACK_MARGIN_S)
         self.last_k: int | None = None              # last global frame vocoded
         self._listen_next: int | None = None        # stimulus sample continuing the last true chunk
         self._audio_wall_end: float | None = None   # monotonic time a file sink's audio would end
