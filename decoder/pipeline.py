@@ -11,8 +11,10 @@
 Two threads and bounded queues. The decode thread always decodes the newest window the stream
 stage has made and drops (and counts) older ones, so a slow model or a loaded CPU costs frames of
 resolution, never growing latency: the frame clock still emits every frame the newest window
-covers. The emission queue to the output thread drops its oldest item when full, also counted. The
-audio sink's own callback plays silence when nothing new arrives (counted as underruns).
+covers. Windows that one chunk of the stream completed together (a late chunk at a one-frame hop)
+are counted apart, as ``windows_coalesced``: the source was late, not the decoder. The emission
+queue to the output thread drops its oldest item when full, also counted. The audio sink's own
+callback plays silence when nothing new arrives (counted as underruns).
 
 Every window carries stamps on the LSL clock (see :mod:`decoder.latency`). :meth:`LivePipeline.snapshot`
 copies the recent state for the GUI without waiting on either thread.
@@ -57,6 +59,31 @@ __all__ = ["AUDIO_FILE", "FrameRecorder", "LivePipeline", "LiveTruth", "Pipeline
            "read_frames"]
 
 log = logging.getLogger(__name__)
+
+
+def newest_window(source, window, counters: collections.Counter):
+    """The newest window ``source`` has queued (``window`` itself when none is newer).
+
+    Every older window skipped is counted in ``counters``: as ``windows_coalesced`` when the same
+    chunk of the stream completed it and the next one (the source was late, not the decoder; the
+    newest window covers the skipped one's frames, so nothing is lost), else as ``drops_decoder``
+    (it waited while the decoder was busy).
+
+    Parameters
+    ----------
+    source : object with ``next_window(timeout)``
+        The stream stage (:class:`stream.source.EEGSource` or its :class:`stream.windower.Windower`).
+    window : stream.windower.Window
+        The window just taken.
+    counters : collections.Counter
+        Updated in place.
+    """
+    while True:
+        newer = source.next_window(timeout=0)
+        if newer is None:
+            return window
+        counters["windows_coalesced" if newer.t_arrival == window.t_arrival else "drops_decoder"] += 1
+        window = newer
 
 
 class LivePipeline:
@@ -286,12 +313,7 @@ class LivePipeline:
             window = source.next_window(timeout=0.1)
             if window is None:
                 continue
-            while True:               # decode only the newest window: latency stays bounded
-                newer = source.next_window(timeout=0)
-                if newer is None:
-                    break
-                self._counters["drops_decoder"] += 1
-                window = newer
+            window = newest_window(source, window, self._counters)   # latency stays bounded
             if window.flagged:
                 self._counters["flagged_windows"] += 1
             n_end = int(window.sample_index) + window_samples
@@ -441,6 +463,7 @@ class LivePipeline:
             "drops_decoder": counts.get("drops_decoder", 0),
             "drops_stream": dropped_stream,
             "drops_output_queue": self._queue.dropped,
+            "windows_coalesced": counts.get("windows_coalesced", 0),
             "vocoder_resets": counts.get("vocoder_resets", 0),
             "time_jumps": counts.get("time_jumps", 0),
             "audio_written": int(sink_counts.get("written", 0)),

@@ -519,3 +519,35 @@ def test_the_live_threads_run_real_time_unless_told_not_to(stream_name, replay, 
         _wait(pipeline, 5)
         assert pipeline.summary()["scheduling"] == {}
         assert set(_policies(pipeline).values()) == {os.SCHED_OTHER}
+
+
+def test_windows_one_late_chunk_completes_together_are_coalesced_not_dropped():
+    """Only a window that waited while the decoder was busy is a decoder drop (real Windower)."""
+    import collections
+
+    from eegmusic.decoder.pipeline import newest_window
+    from eegmusic.stream.ringbuffer import RingBuffer
+    from eegmusic.stream.windower import Windower
+
+    ring = RingBuffer(2, 1000)
+    windower = Windower(ring, hop_s=0.1, queue_windows=100)
+    counters = collections.Counter()
+
+    def feed(start, n, t_arrival):
+        data = np.tile(np.arange(start, start + n, dtype=np.float32), (2, 1))
+        ring.write(data, np.arange(start, start + n) / 125.0, 0)
+        return windower.update(t_arrival=t_arrival)
+
+    assert feed(0, 125, t_arrival=1.0) == 1
+    first = windower.next_window(0)
+    # a late chunk of 25 samples completes two windows at once: the source's burst
+    assert feed(125, 25, t_arrival=2.0) == 2
+    newest = newest_window(windower, windower.next_window(0), counters)
+    assert newest.sample_index > first.sample_index
+    assert counters == {"windows_coalesced": 1}
+    # two windows from two chunks, left waiting (the decoder was busy): a drop
+    assert feed(150, 12, t_arrival=3.0) == 1
+    assert feed(162, 13, t_arrival=3.1) == 1
+    newest = newest_window(windower, windower.next_window(0), counters)
+    assert counters == {"windows_coalesced": 1, "drops_decoder": 1}
+    assert windower.next_window(0) is None and newest.sample_index == 50
