@@ -128,7 +128,6 @@ class AdaptivePlayback:
         self.hold_s = float(hold_s)
         self.cover_late_hop = bool(cover_late_hop)
         self._held_until = -np.inf                       # no trim before this (after a top-up)
-        self._last_gap: bool | None = None               # whether the last chunk came after a gap
         self._lateness: collections.deque[tuple[float, float]] = collections.deque()   # (time, s)
         self._queued: collections.deque[tuple[float, float]] = collections.deque()     # (time, s)
         self._last: tuple[float, int] | None = None      # (arrival, samples) of the previous chunk
@@ -162,12 +161,12 @@ class AdaptivePlayback:
         trim : int
             Samples to drop from the chunk's start (at most ``n_samples``).
         """
-        self._last_gap = None                  # the first chunk: neither jitter nor a gap
+        after_gap = None                       # the first chunk: neither jitter nor a gap
         late = 0.0
         if self._last is not None:
             late = (now - self._last[0]) - self._last[1] / self.rate
-            self._last_gap = bool(late > self.max_jitter_s)
-            if not self._last_gap:
+            after_gap = bool(late > self.max_jitter_s)
+            if not after_gap:
                 self._lateness.append((now, max(late, 0.0)))
         self._last = (now, int(n_samples))
         self._forget(now)
@@ -182,12 +181,12 @@ class AdaptivePlayback:
         if queued_s < self.margin_s:
             # at least this chunk's own lateness: a rare late hop lies above any quantile of the rest
             cover_now = self.target_s
-            if self.cover_late_hop and self._last_gap is False:
+            if self.cover_late_hop and after_gap is False:
                 cover_now = max(self.target_s, late + self.margin_s)
             pad = int(round((cover_now - queued_s) * self.rate))
             self._queued.clear()                  # the level moved up: measure it afresh
             self._since = now
-            if self._last_gap is False:           # jitter, not a gap in the supply: hold the cushion
+            if after_gap is False:                # jitter, not a gap in the supply: hold the cushion
                 self._held_until = now + self.hold_s
         elif queued_s > self.target_s + self.max_excess_s or (self._draining and queued_s > self.target_s):
             # a backlog (a stalled device): skip new audio until the sink has drained to the target

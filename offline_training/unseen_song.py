@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from eegmusic.offline_training.scoring import dynamic_blocks
 from eegmusic.offline_training.target_lag import LIVE_FRAMES, live_frame_score, tiling_runs
 
 logger = logging.getLogger(__name__)
@@ -90,11 +91,8 @@ def song_fold(dataset, split, *, seed: int = 0) -> tuple[SongFold | None, str | 
         return None, f"without song {song} the validation part is empty (early stopping needs it)"
     heard = np.union1d(split.train, split.val)
     held = heard[index["song"][heard] == song]
-    scored = []
-    for subject in np.unique(index["subject"][held]):
-        rows = held[index["subject"][held] == subject]
-        rows = rows[np.argsort(index["start"][rows], kind="stable")]
-        scored += [run for run in tiling_runs(index, rows) if len(run) >= 2]
+    per_listener = dynamic_blocks(index, held, index["subject"][held])   # each listener's rows in time order
+    scored = [run for rows in per_listener for run in tiling_runs(index, rows) if len(run) >= 2]
     if not scored:
         return None, f"song {song} has no 2-s stretch of training or validation windows to score"
     fold = Split(keep_train, keep_val, split.test, split.test_block)
