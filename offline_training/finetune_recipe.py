@@ -79,7 +79,7 @@ def greedy_soup(model: MelDecoder, finished: list, best_val: float, val_loss) ->
     for _val, index, state in ranked[1:]:
         trial = {k: v + state[k] if v.is_floating_point() else v for k, v in total.items()}
         n = len(members) + 1
-        model.load_state_dict({k: v / n if v.is_floating_point() else v for k, v in trial.items()})
+        model.load_state_dict(_average(trial, n))
         loss = val_loss()
         logger.info("soup of candidates %s + %d: validation loss %.3f (without it %.3f)", members, index,
                     loss, soup_val)
@@ -88,5 +88,9 @@ def greedy_soup(model: MelDecoder, finished: list, best_val: float, val_loss) ->
     if len(members) < 2 or soup_val >= best_val:
         return None
     n = len(members)
-    return {"weights": {k: v / n if v.is_floating_point() else v for k, v in total.items()},
-            "val_loss": soup_val, "members": members}
+    return {"weights": _average(total, n), "val_loss": soup_val, "members": members}
+
+
+def _average(total: dict, n: int) -> dict:
+    """A state dict of ``n`` candidates' summed weights, averaged (integer buffers as they are)."""
+    return {k: v / n if v.is_floating_point() else v for k, v in total.items()}
