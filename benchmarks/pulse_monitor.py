@@ -39,6 +39,13 @@ CLOCK_WINDOW_S = 1.0
 ONSET_FRACTION = 0.1
 """An onset is where the envelope first reaches this fraction of the burst's plateau (-20 dB)."""
 
+UNDERRUN_GRACE_S = 0.05
+"""After a click's DAC time, how long an underflow flag may still come from the underrun that lost it."""
+
+STALL_ALLOWANCE_S = 3.0
+"""Extra time the calibration may click for: measured here, after an underrun, PortAudio's ALSA
+stream on PulseAudio stopped calling back for 1.96 s before it resumed."""
+
 
 @dataclass
 class MonitorRecording:
@@ -202,28 +209,39 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
     stream is opened like the decoder's sink (:class:`decoder.audio.SoundDeviceSink` defaults:
     :data:`decoder.audio.DEVICE_LATENCY_S`, 128-sample blocks).
 
+    A click still in the device's buffer when the device underran may never sound: ALSA's
+    recovery drops what was queued. PortAudio flags the underrun on a later callback, so a click
+    is counted *disturbed* when an underflow is flagged between its callback and its DAC time plus
+    :data:`UNDERRUN_GRACE_S`; a disturbed click is not a measurement of the clock and is played
+    again (up to ``n_clicks`` more clicks, and :data:`STALL_ALLOWANCE_S` more time), so that
+    ``n_clicks`` undisturbed clicks are measured.
+
     Returns
     -------
     dict
-        ``residual_ms`` (found - PortAudio's DAC time: p5, p50, p95), ``found`` clicks of
-        ``n_clicks``, the recording's ``arrival_lateness_ms`` and PortAudio's ``dac_latency_ms``.
+        ``residual_ms`` (found - PortAudio's DAC time: p5, p50, p95) over the undisturbed clicks,
+        ``found`` of the ``clicks`` undisturbed ones played, ``disturbed`` clicks (and how many of
+        them were found anyway), ``underflows`` flagged, the recording's ``arrival_lateness_ms``
+        and PortAudio's ``dac_latency_ms``.
     """
     import pylsl
     import sounddevice as sd
     from eegmusic.decoder.audio import DEVICE_LATENCY_S, resolve_output_device
 
-
-    clicks: list[float] = []
+    clicks: list[tuple[float, float]] = []          # (callback time, DAC time) on the LSL clock
+    underflows: list[float] = []
     dac: list[float] = []
     state = {"due": None}
 
     def callback(outdata, frames, time_info, status):
         outdata[:] = 0.0
         now = pylsl.local_clock()
+        if status.output_underflow:
+            underflows.append(now)
         dac.append(time_info.outputBufferDacTime - time_info.currentTime)
         if state["due"] is not None and now >= state["due"]:
             outdata[:32, 0] = 0.8
-            clicks.append(now + time_info.outputBufferDacTime - time_info.currentTime)
+            clicks.append((now, now + time_info.outputBufferDacTime - time_info.currentTime))
             state["due"] = None
 
     recorder = MonitorRecorder(monitor)
@@ -232,24 +250,50 @@ def loopback_calibration(monitor: str, *, n_clicks: int = 12, period_s: float = 
     stream.start()
     try:
         time.sleep(1.0)                                   # PulseAudio settles a new stream
-        for _ in range(n_clicks):
+        # an underrun through PulseAudio's ALSA plugin also stops the callbacks for about 2 s
+        for _ in range(2 * n_clicks + int(np.ceil(STALL_ALLOWANCE_S / period_s))):
             state["due"] = pylsl.local_clock()
-            time.sleep(period_s)
+            time.sleep(period_s)                          # > the DAC time + grace: flags are in
+            if np.sum(~disturbed(clicks, underflows)) >= n_clicks:
+                break
         time.sleep(0.3)
     finally:
         stream.abort()                                    # as SoundDeviceSink.close: never a hanging stop
         stream.close()
         recording = recorder.stop()
-    found = find_onsets(recording, np.asarray(clicks) - 0.1, search_s=0.3, quiet_s=0.02)
-    residual = (found - np.asarray(clicks)) * 1e3
-    ok = residual[np.isfinite(residual)]
+    played = np.asarray([dac_time for _, dac_time in clicks]).reshape(-1)
+    found = find_onsets(recording, played - 0.1, search_s=0.3, quiet_s=0.02)
+    residual = (found - played) * 1e3
+    clean = ~disturbed(clicks, underflows)
+    ok = residual[clean & np.isfinite(residual)]
     return {
-        "found": int(ok.size), "clicks": len(clicks), "clicks_asked": n_clicks,
+        "found": int(ok.size), "clicks": int(clean.sum()), "clicks_asked": n_clicks,
+        "disturbed": {"clicks": int((~clean).sum()), "found": int(np.isfinite(residual[~clean]).sum())},
+        "underflows": len(underflows),
         "residual_ms": ({"p5": round(float(np.percentile(ok, 5)), 2), "p50": round(float(np.median(ok)), 2),
                          "p95": round(float(np.percentile(ok, 95)), 2)} if ok.size else None),
         "arrival_lateness_ms": recording.arrival_lateness_ms,
         "dac_latency_ms": round(float(np.median(dac)) * 1e3, 2) if dac else None,
     }
+
+
+def disturbed(clicks: list[tuple[float, float]], underflows: list[float]) -> np.ndarray:
+    """Which clicks an underrun may have dropped: one flagged from their callback to DAC time + grace.
+
+    Parameters
+    ----------
+    clicks : list of (callback time, DAC time)
+        LSL times of each click's callback and of PortAudio's DAC time for it.
+    underflows : list of float
+        LSL times of callbacks that PortAudio flagged with an output underflow.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_clicks,)
+    """
+    flagged = np.asarray(list(underflows), float)
+    return np.array([bool(np.any((flagged >= start) & (flagged <= dac_time + UNDERRUN_GRACE_S)))
+                     for start, dac_time in list(clicks)], bool)
 
 
 @contextlib.contextmanager

@@ -55,10 +55,17 @@ def test_event_is_heard_within_bounds_and_a_later_event_is_heard_later(event_mod
 
 def test_loopback_calibration_finds_every_click_close_to_portaudio_time(pulse_sink):
     calibration = pulse_monitor.loopback_calibration(pulse_sink.monitor, n_clicks=8)
-    assert calibration["found"] == 8, calibration
+    assert calibration["clicks"] == 8 and calibration["found"] == 8, calibration
     residual = calibration["residual_ms"]
     assert abs(residual["p50"]) < 20.0, calibration          # the recording clock agrees with PortAudio
     assert residual["p95"] - residual["p5"] < 20.0, calibration
+
+
+def test_a_click_is_disturbed_only_by_an_underflow_flagged_while_it_was_in_flight():
+    clicks = [(10.0, 10.03), (11.0, 11.03), (12.0, 12.03)]
+    underflows = [9.5, 11.07, 12.2]           # before any click; within 11.0's grace; after 12.03 + grace
+    assert pulse_monitor.disturbed(clicks, underflows).tolist() == [False, True, False]
+    assert pulse_monitor.disturbed(clicks, []).tolist() == [False, False, False]
 
 
 def test_find_onsets_on_a_synthetic_recording():
