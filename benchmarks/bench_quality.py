@@ -158,6 +158,7 @@ def run_config(config: dict) -> dict:
 
 def _simulate(folder: Path, tracks, share: float, config) -> dict:
     """Simulate the training excerpt and the later test excerpt of every track (same listeners)."""
+    from eegmusic.offline_training.alignment import align_folder
     from eegmusic.replay.simulate import simulate
 
     train = simulate(folder / "train", n_subjects=config["n_subjects"], seconds=config["train_s"], seed=0,
@@ -165,14 +166,12 @@ def _simulate(folder: Path, tracks, share: float, config) -> dict:
     test = simulate(folder / "test", n_subjects=config["n_subjects"], seconds=config["test_s"], seed=0,
                     snr=share, audio_files=tracks, music_start_s=config["test_start_s"], progress=False)
     folders = {"train": train, "test": test}
-    if any(options.get("align") for options in config["models"].values()):
-        from eegmusic.offline_training.alignment import align_folder, listener_matrices
-
+    for method in sorted({_alignment(options) for options in config["models"].values()} - {None}):
         # each listener's matrix from its own early (training / calibration) excerpt, labels unread;
         # a held-out listener's (subject split) from its own unlabelled early excerpt
-        matrices = listener_matrices(train)
-        folders["train_aligned"] = align_folder(train, folder / "train-aligned", matrices)
-        folders["test_aligned"] = align_folder(test, folder / "test-aligned", matrices)
+        matrices = listener_matrices(method, train, config)
+        folders[f"train_{method}"] = align_folder(train, folder / f"train-{method}", matrices)
+        folders[f"test_{method}"] = align_folder(test, folder / f"test-{method}", matrices)
     return folders
 
 
@@ -216,7 +215,7 @@ def _one_split(folders: dict, split: str, config, runs: Path, share: float | Non
             skip = options["skip"]
             recipe["model_config"]["skip"] = {"name": _registry_name(config, skip),
                                               "checkpoint": str(runs / f"{split}-{skip}" / "best.pt")}
-        aligned = "_aligned" if options.get("align") else ""
+        aligned = f"_{_alignment(options)}" if _alignment(options) else ""
         train(TrainConfig(data=str(folders["train" + aligned]), model=options.get("model", name), split=split,
                           out=str(run_dir), hop_s=options.get("hop_s", hop_s), target_offset_s=offset,
                           progress=False, seed=0,
@@ -234,6 +233,41 @@ def _one_split(folders: dict, split: str, config, runs: Path, share: float | Non
     for entry in out["models"].values():
         entry["over_ridge"] = None if not ridge or ridge <= 0 else entry["dynamic_r"] / ridge
     return out
+
+
+def _alignment(options: dict) -> str | None:
+    """The per-listener EEG transform a row trains and scores on: ``ea``, ``mcca`` or None (raw EEG)."""
+    align = options.get("align")
+    return "ea" if align is True else (align or None)
+
+
+def listener_matrices(method: str, folder, config: dict) -> dict:
+    """Per-listener matrices of an alignment method, from the listeners' early (unlabelled) EEG.
+
+    Parameters
+    ----------
+    method : str
+        ``ea`` (:func:`offline_training.alignment.listener_matrices`) or ``mcca``
+        (:func:`offline_training.mcca.listener_denoisers`, with ``config["mcca"]`` keyword arguments).
+    folder : Path
+        The early-excerpt folder.
+    config : dict
+        The bench configuration.
+
+    Returns
+    -------
+    dict
+        Participant id → (n_chans, n_chans) matrix.
+    """
+    if method == "ea":
+        from eegmusic.offline_training import alignment
+
+        return alignment.listener_matrices(folder, **config.get("ea", {}))
+    if method == "mcca":
+        from eegmusic.offline_training.mcca import listener_denoisers
+
+        return listener_denoisers(folder, **config.get("mcca", {}))
+    raise ValueError(f"unknown alignment {method!r}")
 
 
 def _registry_name(config: dict, row: str) -> str:

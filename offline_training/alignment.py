@@ -30,11 +30,14 @@ from eegmusic.stream.errors import ConfigError, DataFormatError
 logger = logging.getLogger(__name__)
 
 SHRINKAGE = 0.01
-"""Covariance shrinkage toward the mean eigenvalue: NMED-T EEG is average-referenced (rank 124 of 125
-channels), so the plain inverse square root would not exist."""
+"""Shrinkage of the covariance's non-null eigenvalues toward their mean (a little regularisation of
+the smallest ones; the null directions of the reference are handled by :func:`data_subspace`)."""
 
 UNIT_UV = 10.0
 """RMS per channel of aligned EEG, µV (keeps the data in the range of real EEG)."""
+
+RANK_TOLERANCE = 1e-9
+"""Eigenvalues below this fraction of the largest count as null directions (reference, interpolation)."""
 
 WINDOW_SAMPLES = 125
 """Samples per window over which the covariance is averaged (1 s at 125 Hz)."""
@@ -74,31 +77,60 @@ def listener_covariance(recordings, window: int = WINDOW_SAMPLES) -> np.ndarray:
 
 def alignment_matrix(covariance: np.ndarray, *, shrinkage: float = SHRINKAGE,
                      unit_uv: float = UNIT_UV) -> np.ndarray:
-    """``unit_uv · R^(-1/2)`` of a shrunk covariance ``R`` (symmetric).
+    """``unit_uv · R^(-1/2)`` of a shrunk covariance ``R``, taken inside the data's rank subspace.
+
+    Average-referenced EEG has no variance along the all-channels direction (rank n−1), and EEG with
+    channels interpolated from others has more such null directions. They are found from the
+    eigenvalues (below ``RANK_TOLERANCE`` × the largest) and mapped to zero: the whitening, and the
+    shrinkage toward the mean eigenvalue, act only on the directions that carry data, so aligned EEG
+    keeps the reference of the input and its covariance is ``unit_uv² · I`` on that subspace.
 
     Parameters
     ----------
     covariance : ndarray, shape (n_chans, n_chans), µV²
     shrinkage : float
-        Weight in [0, 1) of the mean eigenvalue times the identity mixed into ``R``.
+        Weight in [0, 1) of the mean non-null eigenvalue mixed into each non-null eigenvalue.
     unit_uv : float
-        RMS per channel of the aligned EEG, µV.
+        RMS per direction of the aligned EEG, µV.
 
     Returns
     -------
     ndarray, shape (n_chans, n_chans)
-        Multiply EEG (n_chans, n_times) from the left.
+        Symmetric; multiply EEG (n_chans, n_times) from the left.
     """
     if not 0.0 <= shrinkage < 1.0:
         raise ConfigError(f"alignment shrinkage {shrinkage:g} must lie in [0, 1); 0.01 suits "
                           "average-referenced EEG")
+    eigenvalues, vectors = data_subspace(covariance)
+    shrunk = (1.0 - shrinkage) * eigenvalues + shrinkage * eigenvalues.mean()
+    return unit_uv * (vectors / np.sqrt(shrunk)) @ vectors.T
+
+
+def data_subspace(covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The eigenvalues and eigenvectors of a covariance that carry data (the rank subspace).
+
+    Parameters
+    ----------
+    covariance : ndarray, shape (n_chans, n_chans), µV²
+
+    Returns
+    -------
+    eigenvalues : ndarray, shape (rank,), µV², descending
+    vectors : ndarray, shape (n_chans, rank)
+
+    Raises
+    ------
+    DataFormatError
+        The covariance is zero (flat EEG) or not finite.
+    """
     covariance = np.asarray(covariance, dtype=np.float64)
-    mean_eig = float(np.trace(covariance)) / len(covariance)
-    shrunk = (1.0 - shrinkage) * covariance + shrinkage * mean_eig * np.eye(len(covariance))
-    eigenvalues, vectors = np.linalg.eigh((shrunk + shrunk.T) / 2.0)
-    floor = max(float(eigenvalues.max()) * 1e-12, 1e-30)
-    inv_sqrt = 1.0 / np.sqrt(np.maximum(eigenvalues, floor))
-    return unit_uv * (vectors * inv_sqrt) @ vectors.T
+    if not np.all(np.isfinite(covariance)) or not np.any(covariance):
+        raise DataFormatError("the EEG covariance is zero or not finite; check that the listener's "
+                              "recording holds EEG (no flat or NaN channels)")
+    eigenvalues, vectors = np.linalg.eigh((covariance + covariance.T) / 2.0)
+    keep = eigenvalues > RANK_TOLERANCE * eigenvalues.max()
+    order = np.argsort(eigenvalues[keep])[::-1]
+    return eigenvalues[keep][order], vectors[:, keep][:, order]
 
 
 def listener_matrices(folder, *, shrinkage: float = SHRINKAGE, unit_uv: float = UNIT_UV) -> dict:

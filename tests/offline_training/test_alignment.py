@@ -39,6 +39,31 @@ def test_alignment_makes_each_listeners_training_covariance_the_identity(rng):
         np.testing.assert_allclose(aligned, UNIT_UV**2 * np.eye(8), atol=1e-6 * UNIT_UV**2)
 
 
+def test_average_referenced_eeg_is_whitened_inside_its_rank_subspace(rng):
+    n_chans = 8
+    songs = [listener_eeg(rng, mixing(rng, n_chans, 300.0), 2500) for _ in range(2)]
+    # average reference, plus the float rounding a stored recording leaves in the null direction
+    songs = [eeg - eeg.mean(axis=0, keepdims=True) + rng.normal(0.0, 1e-9, (1, eeg.shape[1]))
+             for eeg in songs]
+    covariance = listener_covariance(songs)
+    eigenvalues = np.linalg.eigvalsh(covariance)
+    assert eigenvalues[0] < 1e-12 * eigenvalues[-1]  # rank n_chans - 1: the reference direction is null
+    matrix = alignment_matrix(covariance, shrinkage=0.0)
+    assert np.all(np.isfinite(matrix))
+    ones = np.ones(n_chans) / np.sqrt(n_chans)
+    # the null direction is mapped to zero, not amplified by 1 / sqrt(its rounding-level eigenvalue)
+    assert np.abs(matrix @ ones).max() < 1e-9
+    assert np.linalg.norm(matrix, 2) <= UNIT_UV / np.sqrt(eigenvalues[1]) * (1 + 1e-9)
+    aligned = [matrix @ eeg for eeg in songs]
+    assert max(np.abs(eeg).max() for eeg in aligned) < 10 * UNIT_UV  # no blow-up
+    # on the rank subspace the aligned covariance is the identity (times unit²); along the null one, 0
+    basis = np.linalg.qr(np.column_stack([ones, rng.normal(size=(n_chans, n_chans - 1))]))[0][:, 1:]
+    after = listener_covariance(aligned)
+    np.testing.assert_allclose(basis.T @ after @ basis, UNIT_UV**2 * np.eye(n_chans - 1),
+                               atol=1e-6 * UNIT_UV**2)
+    assert ones @ after @ ones < 1e-12 * UNIT_UV**2
+
+
 def test_shrinkage_is_range_checked():
     with pytest.raises(ConfigError, match=r"shrinkage 1 must lie in \[0, 1\)"):
         alignment_matrix(np.eye(3), shrinkage=1.0)
