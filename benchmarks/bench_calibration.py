@@ -129,9 +129,21 @@ def score(model: Path, test: Path, out: Path) -> dict:
 
 
 def _recipe(run: Path) -> dict:
-    """The fine-tuning recipe a run chose on its validation windows (head, learning rate, L2-SP)."""
+    """The fine-tuning recipe a run chose on its held-out calibration track (head, learning rate, L2-SP,
+    WiSE-FT alpha; alpha 0 and the rest None: the pretrained model as it is)."""
     choice = json.loads((run / "metrics.json").read_text())["finetune"]
-    return {"head": choice["chosen_head"], "lr": choice["chosen_lr"], "l2sp": choice["chosen_l2sp"]}
+    return {"head": choice["chosen_head"], "lr": choice["chosen_lr"], "l2sp": choice["chosen_l2sp"],
+            "alpha": choice["alpha"], "held_out_track": choice["selection"]["song"],
+            "refit": choice["refit"], "held_out_r": {"start": choice["start_r"], **choice["alpha_r"]}}
+
+
+def _summary(scores: list) -> dict:
+    """Mean of each score over seeds, and the model's per-seed scores and spread (min, max)."""
+    out = {key: round(float(np.mean([r[key] for r in scores])), 4) for key in scores[0]}
+    per_seed = [r["model"] for r in scores]
+    out["model_per_seed"] = per_seed
+    out["model_spread"] = [min(per_seed), max(per_seed)]
+    return out
 
 
 def minutes_to_reach(minutes, values, target: float):
@@ -197,20 +209,23 @@ def compare(
             runs["from_scratch"].append(score(scratch, test, work / f"eval-scratch{m}-{seed}"))
             runs["fine_tuned"].append(score(tuned, test, work / f"eval-tuned{m}-{seed}"))
             choices.setdefault(str(m), []).append(_recipe(tuned.parent))
-        out["by_minutes"][str(m)] = {
-            method: {key: round(float(np.mean([r[key] for r in scores])), 4) for key in scores[0]}
-            for method, scores in runs.items()
+        entry = {method: _summary(scores) for method, scores in runs.items()}
+        tuned, scratch = entry["fine_tuned"]["model_per_seed"], entry["from_scratch"]["model_per_seed"]
+        alone = out["pretrained_alone"]["model"]
+        entry["paired"] = {  # per seed: fine-tuned minus each comparison (same session, same seed)
+            "tuned_minus_scratch": [round(a - b, 4) for a, b in zip(tuned, scratch, strict=True)],
+            "tuned_minus_alone": [round(a - alone, 4) for a in tuned],
+            "seeds_beating_both": int(sum(a > max(b, alone) for a, b in zip(tuned, scratch, strict=True))),
+            "alpha_chosen": [r["alpha"] for r in choices[str(m)]],
         }
-        for method, scores in runs.items():
-            out["by_minutes"][str(m)][method]["model_per_seed"] = [r["model"] for r in scores]
+        out["by_minutes"][str(m)] = entry
         logger.info("%s min: %s", m, out["by_minutes"][str(m)])
     if reference_min:
         session = _session(new, work / "reference.xdf", calib_tracks, reference_min, 50000.0,
                            excerpt_s=calibration_excerpt_s(reference_min, len(calib_tracks)))
         scores = [score(train_run(session, work / f"reference-{seed}", seed=seed), test,
                         work / f"eval-reference-{seed}") for seed in seeds]
-        reference = {key: round(float(np.mean([r[key] for r in scores])), 4) for key in scores[0]}
-        reference["model_per_seed"] = [r["model"] for r in scores]
+        reference = _summary(scores)
         target = GOAL_FRACTION * reference["model"]
         out["reference"] = {"minutes": reference_min, **reference, "goal_r": round(target, 4)}
         for method in ("from_scratch", "fine_tuned"):

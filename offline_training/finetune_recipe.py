@@ -1,10 +1,14 @@
-"""Two tools of the fine-tuning recipe (:mod:`offline_training.finetune`): an L2-SP pull toward the
-pretrained weights, and a greedy soup of the candidates' weights chosen on validation."""
+"""Tools of the fine-tuning recipe (:mod:`offline_training.finetune`): the held-out track every choice
+is scored on (:func:`selection_fold`, :func:`held_out_r`), an L2-SP pull toward the pretrained weights,
+a greedy soup of the candidates' weights, and the WiSE-FT interpolation toward the pretrained model
+(:func:`choose_alpha`)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+import numpy as np
 from eegmusic.offline_training.models.base import MelDecoder
 
 logger = logging.getLogger(__name__)
@@ -91,6 +95,156 @@ def greedy_soup(model: MelDecoder, finished: list, best_val: float, val_loss) ->
     return {"weights": _average(total, n), "val_loss": soup_val, "members": members}
 
 
+def average_states(states: list) -> dict:
+    """The per-weight mean of state dicts of one model (integer buffers from the first)."""
+    total = {k: sum(s[k] for s in states) if v.is_floating_point() else v for k, v in states[0].items()}
+    return _average(total, len(states))
+
+
 def _average(total: dict, n: int) -> dict:
     """A state dict of ``n`` candidates' summed weights, averaged (integer buffers as they are)."""
     return {k: v / n if v.is_floating_point() else v for k, v in total.items()}
+
+
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""WiSE-FT mixing weights tried (:func:`choose_alpha`): 0 is the pretrained start, 1 the fine-tuned model."""
+
+
+@dataclass
+class SelectionFold:
+    """One calibration track held out to choose the fine-tuning recipe on music not trained on.
+
+    Attributes
+    ----------
+    song : int or None
+        The held-out track's song id; None when the training part holds one track (then the recipe
+        is chosen on the validation blocks of the training music, ``reason`` says so).
+    split : Split
+        ``train``: the training rows of the other tracks; ``val``: the rows scored for every choice
+        (the held-out track's training and validation rows); ``test``: the run's, never read.
+    reason : str or None
+        Why no track could be held out, else None.
+    """
+
+    song: int | None
+    split: object
+    reason: str | None
+
+
+def selection_fold(index: np.ndarray, split, *, seed: int = 0) -> SelectionFold:
+    """Hold out one training track (seeded) whose windows score every fine-tuning choice.
+
+    Tracks with fewer than half the windows of the longest (a play's stub) are not held out.
+
+    Parameters
+    ----------
+    index : ndarray, structured (song, subject, start)
+        ``WindowDataset.index``.
+    split : Split
+        The run's split; only ``train`` and ``val`` are read.
+    seed : int
+        Chooses the track.
+
+    Returns
+    -------
+    SelectionFold
+        With ``song`` None (and the run's own split) when the training part holds fewer than 2 tracks.
+    """
+    from eegmusic.offline_training.splits import Split
+
+    heard = np.union1d(split.train, split.val)
+    songs, counts = np.unique(index["song"][heard], return_counts=True)
+    songs = songs[counts >= 0.5 * counts.max()]  # a stub of a play (a few seconds) is no track to hold out
+    if len(songs) < 2:
+        reason = (f"the training part holds {len(songs)} track; the recipe is chosen on validation blocks "
+                  "of the training music (record more tracks to choose it on music not trained on)")
+        return SelectionFold(None, split, reason)
+    song = int(songs[np.random.default_rng([seed, 2718]).integers(len(songs))])
+    held = heard[index["song"][heard] == song]
+    train = split.train[index["song"][split.train] != song]
+    return SelectionFold(song, Split(train, held, split.test, split.test_block), None)
+
+
+def held_out_r(model: MelDecoder, dataset, rows: np.ndarray, *, hop_s: float, batch_size: int,
+               device) -> float:
+    """Dynamic r of ``model`` on ``rows``, scored as ``eegmusic evaluate`` scores a test part.
+
+    Inside each contiguous stretch of ``rows`` (one track, one listener) the windows at a 1-s hop are
+    decoded and their interior frames concatenated (:func:`offline_training.scoring.dynamic_blocks`);
+    the per-band Pearson r over time is averaged over bands, then over stretches.
+
+    Parameters
+    ----------
+    model : MelDecoder
+    dataset : WindowDataset
+    rows : ndarray of int
+        Rows of ``dataset.index`` (the selection fold's ``val``).
+    hop_s : float
+        Hop between the dataset's windows, in seconds.
+    batch_size : int
+    device : torch.device
+
+    Returns
+    -------
+    float
+        Dynamic r (NaN when no stretch holds two windows).
+    """
+    import torch
+    from eegmusic.offline_training.loop import batches
+    from eegmusic.offline_training.metrics import dynamic_r
+    from eegmusic.offline_training.scoring import INTERIOR_FRAMES, concat_frames, dynamic_blocks
+    from eegmusic.offline_training.splits import contiguous_blocks
+
+    index = dataset.index
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    blocks = contiguous_blocks(index, rows, hop_s=hop_s)
+    stretches = [r for r in dynamic_blocks(index, rows, blocks) if len(r) >= 2]
+    if not stretches:
+        return float("nan")
+    scored = np.concatenate(stretches)
+    preds, targets = [], []
+    model.eval()
+    with torch.no_grad():
+        for eeg, mel, subject in batches(dataset, scored, batch_size, device):
+            preds.append(model(eeg, subject if model.subject_input else None).cpu().numpy())
+            targets.append(mel.cpu().numpy())
+    pred, target = np.concatenate(preds), np.concatenate(targets)
+    bounds = np.cumsum([0, *map(len, stretches)])
+    spans = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    return dynamic_r([concat_frames(pred[s][:, :, INTERIOR_FRAMES]) for s in spans],
+                     [concat_frames(target[s][:, :, INTERIOR_FRAMES]) for s in spans])
+
+
+def interpolate(start: dict, tuned: dict, alpha: float) -> dict:
+    """WiSE-FT: the state dict ``(1 − alpha) · start + alpha · tuned`` (integer buffers from ``tuned``)."""
+    return {k: (1.0 - alpha) * start[k] + alpha * v if v.is_floating_point() else v for k, v in tuned.items()}
+
+
+def choose_alpha(model: MelDecoder, start: dict, tuned: dict, score, alphas=ALPHAS) -> tuple[float, dict]:
+    """The WiSE-FT weight of highest validation score (Wortsman et al. 2022, "Robust fine-tuning").
+
+    Parameters
+    ----------
+    model : MelDecoder
+        Its weights are overwritten (the caller loads the chosen ones).
+    start, tuned : dict
+        State dicts of the pretrained start and the fine-tuned model (same keys).
+    score : callable
+        Validation score of ``model`` as it is (higher is better; NaN counts as lowest).
+    alphas : sequence of float
+        Weights tried, in order; on a tie the first (the smallest: nearest the pretrained model) wins.
+
+    Returns
+    -------
+    alpha : float
+    scores : dict
+        ``{alpha: score}`` for every weight tried.
+    """
+    scores = {}
+    for alpha in alphas:
+        model.load_state_dict(interpolate(start, tuned, float(alpha)))
+        value = float(score())
+        scores[float(alpha)] = value if np.isfinite(value) else -np.inf
+        logger.info("WiSE-FT alpha %.2f: validation score %.4f", alpha, value)
+    best = max(scores, key=lambda a: (scores[a], -a))
+    return best, scores

@@ -19,6 +19,7 @@ from eegmusic.offline_training.finetune import (
     initial_model,
     load_pretrained,
 )
+from eegmusic.offline_training.finetune_recipe import ALPHAS
 from eegmusic.offline_training.train import TrainConfig, train
 from eegmusic.stream.errors import ModelError
 
@@ -196,18 +197,25 @@ def test_train_init_on_another_montage_exports_a_model_for_that_cap(tuned8):
     config = json.loads((out / "config.json").read_text())
     assert config["init"].endswith("model.onnx") and config["model"] == "convnet"
     metrics = json.loads((out / "metrics.json").read_text())
-    choice = metrics["finetune"]  # one loop per candidate learning rate, the start included in the choice
+    choice = metrics["finetune"]  # one loop per candidate learning rate and head
     assert [(c["head"], c["lr"]) for c in choice["candidates"]] == [
         (head, pytest.approx(f * 1.5e-3)) for head in HEADS for f in LR_FACTORS
     ]
-    losses = {(c["head"], c["lr"]): c["best_val_loss"] for c in choice["candidates"]}
-    losses[(None, None)] = choice["start_val_loss"]
-    chosen = (choice["chosen_head"], choice["chosen_lr"])
-    assert chosen == min(losses, key=losses.get)
-    if choice["soup"] is None:
-        assert metrics["val_loss"] == pytest.approx(losses[chosen], rel=1e-4)
-    else:  # an average of candidates, kept only when it beats every one of them on validation
-        assert len(choice["soup"]) >= 2 and metrics["val_loss"] < min(losses.values())
+    # a one-track session has no track to hold out: chosen on its validation blocks, and it says so
+    assert choice["selection"]["song"] is None and "holds 1 track" in choice["selection"]["reason"]
+    assert not choice["refit"]
+    scores = [c["held_out_r"] for c in choice["candidates"]]
+    assert set(choice["alpha_r"]) == {str(a) for a in ALPHAS}
+    alpha = choice["alpha"]
+    assert choice["alpha_r"][str(alpha)] == max(choice["alpha_r"].values())
+    if choice["soup"] is None:  # alpha 1 is the best candidate itself
+        assert choice["alpha_r"]["1.0"] == pytest.approx(max(scores), abs=1e-6)
+    if alpha == 0:  # the pretrained start as it is
+        assert (choice["chosen_head"], choice["chosen_lr"]) == (None, None)
+        assert choice["alpha_r"]["0.0"] == pytest.approx(choice["start_r"], abs=1e-6)
+    else:
+        best = choice["candidates"][int(np.argmax(scores))] if choice["soup"] is None else None
+        assert best is None or (choice["chosen_head"], choice["chosen_lr"]) == (best["head"], best["lr"])
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))
     meta = json.loads(session.get_modelmeta().custom_metadata_map["eegmusic"])
     assert meta["input"]["channels"] == ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"]

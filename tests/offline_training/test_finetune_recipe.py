@@ -45,3 +45,112 @@ def test_weight_anchor_adds_the_l2sp_gradient_and_goes_away():
     torch.testing.assert_close(anchored[0], free[0] + 2.0 * 0.5 * torch.ones(1, 2))
     torch.testing.assert_close(anchored[1], free[1])  # skipped
     torch.testing.assert_close(grad()[0], free[0])  # hooks removed on exit
+
+
+# ---- choosing on a held-out calibration track (a real two-track session of a virtual listener) ----------
+
+SMALL = {"channels": [8, 8, 16, 16], "hidden": 32}
+
+
+@pytest.fixture(scope="module")
+def two_tracks(tmp_path_factory):
+    """Windows of a 40-s session of two 20-s excerpts, a block split, and a small convnet (fitted
+    statistics, random output layer: a model whose output moves with its input)."""
+    import numpy as np
+    import soundfile
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.models.registry import build_model
+    from eegmusic.offline_training.splits import make_split
+    from eegmusic.replay.live_listener import listener_for_montage
+    from eegmusic.replay.music_sources import packaged_tracks
+
+    work = tmp_path_factory.mktemp("two")
+    music = []
+    for track in packaged_tracks(2):  # the first 21 s of two real tracks (short files read fast)
+        audio, rate = soundfile.read(str(track), frames=21 * 44100, dtype="float32")
+        music.append(work / f"{track.stem}.wav")
+        soundfile.write(str(music[-1]), audio, rate)
+    listener = listener_for_montage("standard_1020", channels=8, sfreq=250.0, name="t", snr=0.5, seed=2)
+    path = listener.record_session(work / "t.xdf", [str(m) for m in music], minutes=39.9 / 60, excerpt_s=20.0)
+    dataset = WindowDataset(path, hop_s=0.5)
+    split = make_split(dataset.index, "block", seed=0, hop_s=0.5)
+    torch.manual_seed(0)
+    model = build_model("convnet", n_chans=dataset.n_chans, **SMALL)
+    model.fit_stats(dataset.eeg(split.train), dataset.mel(split.train))
+    torch.nn.init.normal_(model.head.weight, std=0.05)
+    assert np.sum(np.unique(dataset.index["song"], return_counts=True)[1] > 30) == 2  # two tracks
+    return dataset, split, model
+
+
+class Poisoned:
+    """A dataset whose given rows read as noise (EEG and mel alike): what a choice must never look at."""
+
+    def __init__(self, dataset, rows):
+        import numpy as np
+
+        self.dataset, self.rows, self.index = dataset, set(np.asarray(rows).tolist()), dataset.index
+
+    def _read(self, rows, values):
+        import numpy as np
+
+        bad = np.array([r in self.rows for r in np.asarray(rows).tolist()])
+        values = values.copy()
+        values[bad] = np.random.default_rng(0).normal(0.0, 50.0, values[bad].shape).astype(values.dtype)
+        return values
+
+    def eeg(self, rows):
+        return self._read(rows, self.dataset.eeg(rows))
+
+    def mel(self, rows):
+        return self._read(rows, self.dataset.mel(rows))
+
+
+def test_the_selection_fold_holds_out_a_whole_training_track(two_tracks):
+    import numpy as np
+    from eegmusic.offline_training.finetune_recipe import selection_fold
+    from eegmusic.offline_training.splits import Split
+
+    dataset, split, _ = two_tracks
+    song = dataset.index["song"]
+    fold = selection_fold(dataset.index, split, seed=0)
+    assert fold.reason is None and fold.song in set(song[split.train].tolist())
+    assert set(song[fold.split.val].tolist()) == {fold.song}  # scored: the held-out track only...
+    assert fold.song not in set(song[fold.split.train].tolist())  # ...which no candidate trains on
+    heard = np.union1d(split.train, split.val)
+    np.testing.assert_array_equal(fold.split.val, heard[song[heard] == fold.song])  # never a test row
+    assert not np.intersect1d(fold.split.val, split.test).size
+    one = split.train[song[split.train] == fold.song]  # a session of one track: nothing to hold out
+    alone = selection_fold(dataset.index, Split(one, split.val, split.test, split.test_block))
+    assert alone.song is None and "holds 1 track" in alone.reason and alone.split.val is split.val
+
+
+def test_wise_ft_alpha_is_chosen_on_the_held_out_track_and_never_on_test_data(two_tracks):
+    from eegmusic.offline_training.finetune_recipe import (
+        ALPHAS,
+        choose_alpha,
+        held_out_r,
+        interpolate,
+        selection_fold,
+    )
+
+    dataset, split, model = two_tracks
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(1)  # a "fine-tuned" model: the start moved along a random direction
+    tuned = {k: v + 0.5 * v.std() * torch.randn_like(v) if k.endswith("weight") else v
+             for k, v in start.items()}
+    fold = selection_fold(dataset.index, split, seed=0)
+
+    def choose(data):
+        return choose_alpha(model, start, tuned, lambda: held_out_r(
+            model, data, fold.split.val, hop_s=0.5, batch_size=64, device="cpu"))
+
+    alpha, scores = choose(dataset)
+    assert list(scores) == list(ALPHAS) and scores[alpha] == max(scores.values())
+    assert len(set(scores.values())) == len(ALPHAS)  # the weights differ: the choice is a real one
+    model.load_state_dict(interpolate(start, tuned, 0.0))
+    assert scores[0.0] == held_out_r(model, dataset, fold.split.val, hop_s=0.5, batch_size=64, device="cpu")
+    assert choose(Poisoned(dataset, split.test)) == (alpha, scores)  # test windows are never read
+    assert choose(Poisoned(dataset, fold.split.val))[1] != scores  # the held-out track is what is scored
+    for key, value in interpolate(start, tuned, 0.25).items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, 0.75 * start[key] + 0.25 * tuned[key])
