@@ -7,11 +7,14 @@ import pytest
 pytest.importorskip("torch")
 
 from eegmusic.benchmarks import bench_calibration, readme_tables  # noqa: E402
+from eegmusic.offline_training.finetune_recipe import ALPHAS  # noqa: E402
 
 from tests.benchmarks.schema import NUMBER, check  # noqa: E402
 
 SCORE = {"model": NUMBER, "shuffled_eeg": NUMBER, "global_mean": NUMBER}
-PER_SEED = {**SCORE, "model_per_seed": [NUMBER]}
+PER_SEED = {**SCORE, "model_per_seed": [NUMBER], "model_spread": [NUMBER]}
+PAIRED = {"tuned_minus_scratch": [NUMBER], "tuned_minus_alone": [NUMBER], "seeds_beating_both": int,
+          "alpha_chosen": [NUMBER]}
 
 
 def check_result(result: dict) -> dict:
@@ -21,14 +24,19 @@ def check_result(result: dict) -> dict:
     result = check(result, schema)
     n_seeds = len(result["setup"]["seeds"])
     for minutes, entry in result["by_minutes"].items():
-        check(entry, {"from_scratch": PER_SEED, "fine_tuned": PER_SEED}, f"by_minutes.{minutes}")
+        check(entry, {"from_scratch": PER_SEED, "fine_tuned": PER_SEED, "paired": PAIRED},
+              f"by_minutes.{minutes}")
         for method in ("from_scratch", "fine_tuned"):
-            assert len(entry[method]["model_per_seed"]) == n_seeds
+            per_seed = entry[method]["model_per_seed"]
+            assert len(per_seed) == n_seeds
+            assert entry[method]["model_spread"] == [min(per_seed), max(per_seed)]
         recipes = result["fine_tuning_recipes"][minutes]
-        assert len(recipes) == n_seeds
-        for recipe in recipes:  # chosen on validation: a candidate, or the pretrained start (None, None)
-            assert recipe["head"] in ("keep", "reset", None)
+        assert len(recipes) == n_seeds == len(entry["paired"]["tuned_minus_scratch"])
+        for recipe in recipes:  # chosen on the held-out track: a candidate, or the pretrained start (alpha 0)
+            assert recipe["head"] in ("keep", "reset", None) and recipe["alpha"] in ALPHAS
             assert (recipe["lr"] is None) == (recipe["head"] is None) == (recipe["l2sp"] is None)
+            assert (recipe["alpha"] == 0) == (recipe["head"] is None)
+        assert entry["paired"]["alpha_chosen"] == [recipe["alpha"] for recipe in recipes]
     assert len(readme_tables.rows_calibration(result)) == len(result["by_minutes"])
     return result
 
