@@ -19,8 +19,13 @@ TINY = {
     "models": {"linear": {}, "linear-ea": bench_quality.EUCLIDEAN,
                "convnet": {"epochs": 1, "skip": "linear",
                            "model_config": {"channels": [16, 16], "strides": [2, 2], "hidden": 32}},
-               "sourcenet": {"epochs": 1}, "ensemble": bench_quality.ENSEMBLE},
-    "hop_s": 1.0,
+               "sourcenet": {"epochs": 1}, "ensemble": bench_quality.ENSEMBLE,
+               "linear-mcca": bench_quality.MCCA_ROWS["linear-mcca"],
+               "convnet-mcca": {"model": "convnet", "align": "mcca", "epochs": 1, "skip": "linear-mcca",
+                                "model_config": {"channels": [16, 16], "strides": [2, 2], "hidden": 32}},
+               "ensemble-mcca": {"model": "ensemble", "align": "mcca",
+                                 "reuse": ("linear-mcca", "convnet-mcca")}},
+    "hop_s": 1.0, "mcca": {"n_components": 2, "n_pcs": 30},
 }
 MODEL = {"dynamic_r": NUMBER, "shuffled_eeg": NUMBER, "over_ridge": NUMBER, "train_s": NUMBER}
 
@@ -33,7 +38,8 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
         "results": {"0.1": {"block": {
             "target_offset_s": NUMBER, "test_songs": [int], "test_subjects": [str],
             "models": {"linear": MODEL, "linear-ea": MODEL, "convnet": MODEL, "sourcenet": MODEL,
-                       "ensemble": MODEL},
+                       "ensemble": MODEL, "linear-mcca": MODEL, "convnet-mcca": MODEL,
+                       "ensemble-mcca": MODEL},
             "baselines": {"global_mean": NUMBER, "song_mean": NUMBER},
             "n_test_windows": int, "n_test_blocks": int,
         }}},
@@ -51,6 +57,9 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
     assert ridge["dynamic_r"] > block["baselines"]["global_mean"] + 0.05
     # ridge on Euclidean-aligned EEG (trained and scored on the aligned copies) still decodes the music
     assert block["models"]["linear-ea"]["dynamic_r"] > block["models"]["linear-ea"]["shuffled_eeg"]
+    # so does ridge on MCCA-denoised EEG, and the rows built on it (skip path, ensemble) read that EEG
+    for row in ("linear-mcca", "convnet-mcca", "ensemble-mcca"):
+        assert block["models"][row]["dynamic_r"] > block["models"][row]["shuffled_eeg"] + 0.05, row
     # the ensemble mixes the split's own ridge, sourcenet and convnet: its weights are chosen on
     # validation, so it may lean on any, and it is scored like every other row
     assert "| 10% | block |" in report["table"] and "| ensemble |" in report["table"].splitlines()[0]
