@@ -11,6 +11,18 @@ recording** — every 1-s window of every song in the folder it is estimated on,
 demeaned. For a listener the model never saw, that is the listener's own unlabelled calibration
 EEG; no music and no test excerpt is read.
 
+Why it fails on the simulator (measured, 10 % share, 6 listeners × 4 tracks × 90 s): not the
+reference's null direction. The average-referenced covariance has rank 124 of 125 (largest eigenvalue
+about 7 800 µV², smallest non-null about 23 µV², the all-channels direction 1e-14 µV²); whitening
+inside the rank subspace (:func:`data_subspace`) or with the former shrinkage gives the same aligned EEG
+(validation ridge 0.124 block against 0.309 on raw EEG). The cause is the simulator's listeners
+differing in their background (each has its own 64 background dipoles), not in how their evoked
+response reaches the scalp (auditory dipoles jittered by 4 mm): whitening by each listener's own
+background turns one shared evoked topography into a different one per listener (mean cosine between
+two listeners' source topographies 0.945 on raw EEG, 0.782 after alignment), so a model pooled over
+listeners sees a less consistent response. :mod:`offline_training.mcca` keeps what listeners share
+instead (0.966 with 4 shared components).
+
 Scope: **offline only.** :func:`align_folder` writes an aligned copy of an NMED-T folder, which
 ``train`` and the quality benchmark read like any other folder. The live stream does not apply a
 per-listener matrix (its preprocessing has no per-listener state), so a model trained on aligned
