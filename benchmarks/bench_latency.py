@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.benchmarks.latency_probe import EventStream, event_model, stimulus_onset_delay_s
+from eegmusic.benchmarks.machine_stalls import StallWatch, underruns_in_stalls
+from eegmusic.benchmarks.machine_stalls import summary as stall_summary
 from eegmusic.benchmarks.pulse_monitor import (
     MonitorRecorder,
     find_onsets,
@@ -143,8 +145,10 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         ``breakdown`` (:func:`breakdown`), ``underruns`` (the decoder's ring empty at a device
         callback), ``device_underflows`` (PortAudio reporting the device itself ran dry: a callback
         too late), ``device_restarts``, ``drops``, ``hop_s``, the recording's
-        ``arrival_lateness_ms`` and ``scheduling`` (role -> fifo/nice/normal; the audio callback
-        raised or normal).
+        ``arrival_lateness_ms``, ``scheduling`` (role -> fifo/nice/normal; the audio callback
+        raised or normal), ``machine_stalls`` (:func:`benchmarks.machine_stalls.summary` of the
+        CPUs' own stalls over the same time) and ``underruns_in_machine_stalls`` (how many of the
+        underruns fell in one: the machine's, not the decoder's).
     """
     from eegmusic.decoder.melspec import FRAME_PERIOD_S
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
@@ -168,8 +172,11 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         options["device_latency"] = device_latency
     config = PipelineConfig(stream_name=name, model_path=str(model), device="cpu", lsl_out=False,
                             audio_device=audio_device, resolve_timeout_s=10.0, realtime=realtime, **options)
+    watch = StallWatch().start()
+    started = time.monotonic()
     try:
         with LivePipeline(config) as pipeline:
+            device_sink = _device_sink(pipeline.sink)
             stream.begin_events(SETTLE_S)       # PulseAudio takes about a second to start a new stream
             time.sleep(SETTLE_S)
             if progress:
@@ -184,6 +191,8 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
     finally:
         stream.stop()
         recording = recorder.stop()
+        watch.stop()
+    underrun_times = list(device_sink.underrun_times) if device_sink is not None else []
     # events whose burst had time to be heard before the decoder stopped
     last = max((t for t, _ in stream.events), default=0.0) - 0.6
     times = np.array([t for t, _ in stream.events if t <= last])
@@ -209,7 +218,19 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         "playback_cushion_ms": summary.get("playback_cushion_ms"),
         "scheduling": {**summary.get("scheduling", {}),
                        "audio-callback": "raised" if counters.get("callback_realtime") else "normal"},
+        "machine_stalls": stall_summary(watch.stalls, time.monotonic() - started, watch.realtime),
+        "underruns_in_machine_stalls": underruns_in_stalls(underrun_times, watch.stalls),
     }
+
+
+def _device_sink(sink):
+    """The sound-device sink under the pipeline's levelling stage (None for any other sink)."""
+    from eegmusic.decoder.audio import SoundDeviceSink
+    from eegmusic.decoder.limiter import LevelledSink
+
+    if isinstance(sink, LevelledSink):
+        sink = sink.sink
+    return sink if isinstance(sink, SoundDeviceSink) else None
 
 
 def _hops(quick: bool, duration_s: float | None) -> dict[str, int]:
@@ -271,6 +292,8 @@ def run(quick: bool, *, duration_s: float | None = None) -> dict:
                   "p99_ms <= 160": default["latency_ms"]["p99"] is not None
                   and default["latency_ms"]["p99"] <= 160,
                   "underruns == 0": default["underruns"] == 0,
+                  "underruns outside machine stalls == 0":
+                      default["underruns"] - default["underruns_in_machine_stalls"] == 0,
                   "device underflows == 0": default["device_underflows"] == 0},
         "method": "EEG-sample -> audible-sample through PulseAudio (null sink monitor via parec); "
                   "estimate = decoder's arrival_to_dac (queue + PortAudio's reported latency); "

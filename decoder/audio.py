@@ -12,6 +12,7 @@ This module adds the sound device:
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 STALL_S = 0.5
 """A device whose callback has not come for this long (while audio is written) is reopened."""
+
+UNDERRUN_TIMES_KEPT = 4096
+"""How many of the latest underruns :attr:`SoundDeviceSink.underrun_times` keeps."""
 
 DEVICE_LATENCY_S = 0.02
 """The sound device's suggested latency unless told (``decode --device-latency``).
@@ -185,6 +189,9 @@ class SoundDeviceSink(_Sink):
         self._write_pos = 0
         self._read_pos = 0
         self._underruns = 0
+        self.underrun_times: collections.deque[float] = collections.deque(maxlen=UNDERRUN_TIMES_KEPT)
+        """``time.monotonic()`` of the latest underruns (``eegmusic bench latency`` sets them beside
+        the machine's own stalls)."""
         self._device_underflows = 0
         self._callbacks = 0                 # written by the callback only; the watchdog reads it
         self._watch = (0, time.monotonic())  # (callbacks seen, when they last advanced)
@@ -256,6 +263,7 @@ class SoundDeviceSink(_Sink):
             out[n:] = 0.0
             if self._playing and not self._draining:
                 self._underruns += 1
+                self.underrun_times.append(time.monotonic())
         self._read_pos = read + n
         self._dac_latency_s = time_info.outputBufferDacTime - time_info.currentTime
 

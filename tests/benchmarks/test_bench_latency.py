@@ -25,6 +25,8 @@ def test_quick_run_measures_latency_and_the_estimate():
     # on a loaded machine (its percentiles are then None), but it is reported
     check(default[0], {"latency_ms": PERCENTILES, "estimate_ms": PERCENTILES, "found": int}, "default")
     assert default[0]["found"] > 0
+    check(default[0], {"machine_stalls": {"count": int}, "underruns_in_machine_stalls": int}, "default")
+    assert default[0]["underruns_in_machine_stalls"] <= default[0]["underruns"]
     for label, entry in result["measured"].items():
         assert {"latency_ms", "estimate_ms", "found", "events"} <= set(entry), label
     assert len(readme_tables.rows_latency(result)) == len(result["measured"])
