@@ -81,13 +81,18 @@ REFERENCE_SEEDS = 3
 def _listener(seed: int):
     from eegmusic.replay.live_listener import listener_for_montage
 
-    return listener_for_montage(
+    listener = listener_for_montage(
         MONTAGE, channels=N_CHANNELS, sfreq=SFREQ, name=f"bench-listener-{seed}", snr=SNR, seed=seed
     )
+    listener.bench_seed = seed
+    return listener
 
 
 def _session(listener, path: Path, tracks, minutes: float, t0: float, excerpt_s: float | None = None) -> Path:
+    """Record a session whose background EEG and electrode noise are seeded by (listener, ``t0``): the
+    same session is the same EEG whatever was recorded before it (runs and ablations compare alike)."""
     listener.tracks = {}
+    listener.rng = np.random.default_rng([listener.bench_seed, int(t0)])
     return listener.record_session(path, tracks, minutes=minutes, t0=t0, excerpt_s=excerpt_s)
 
 
