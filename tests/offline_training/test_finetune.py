@@ -223,6 +223,36 @@ def test_train_init_on_another_montage_exports_a_model_for_that_cap(tuned8):
     assert mel.shape == (2, 128, 44) and np.all(np.isfinite(mel))
 
 
+def test_a_session_of_several_tracks_chooses_on_a_track_the_candidates_never_trained_on(pretrained, tmp_path):
+    import soundfile
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.finetune_recipe import selection_fold
+    from eegmusic.offline_training.splits import make_split
+    from eegmusic.replay.live_listener import listener_for_montage
+    from eegmusic.replay.music_sources import packaged_tracks
+
+    music = []
+    for track in packaged_tracks(4)[2:4]:  # the first 21 s of two real tracks
+        audio, rate = soundfile.read(str(track), frames=21 * 44100, dtype="float32")
+        music.append(str(tmp_path / f"{track.stem}.wav"))
+        soundfile.write(music[-1], audio, rate)
+    listener = listener_for_montage("standard_1020", channels=32, sfreq=250.0, name="s", snr=0.5, seed=6)
+    session = listener.record_session(tmp_path / "s.xdf", music, minutes=39.9 / 60, excerpt_s=20.0)
+    out = tmp_path / "tuned"
+    train(TrainConfig(data=str(session), out=str(out), epochs=1, hop_s=0.5, progress=False,
+                      init=str(pretrained / "model.onnx"), device="cpu"))
+    choice = json.loads((out / "metrics.json").read_text())["finetune"]
+    dataset = WindowDataset(session, hop_s=0.5)
+    split = make_split(dataset.index, "block", seed=0, hop_s=0.5)
+    fold = selection_fold(dataset.index, split, seed=0)  # the run's own fold (same seed, same split)
+    assert choice["selection"]["song"] == fold.song is not None and choice["selection"]["reason"] is None
+    assert choice["selection"]["n_train"] == len(fold.split.train) < len(split.train)
+    assert choice["selection"]["n_windows"] == len(fold.split.val) and not choice["refit"]
+    assert choice["alpha"] in ALPHAS
+    assert choice["alpha_r"][str(choice["alpha"])] == max(choice["alpha_r"].values())
+    assert choice["alpha_r"]["0.0"] == pytest.approx(choice["start_r"], abs=1e-6)
+
+
 def test_unadaptable_init_is_refused(pretrained, cap8_session, tmp_path):
     linear = tmp_path / "linear"
     train(TrainConfig(data=str(cap8_session), model="linear", out=str(linear), progress=False))
