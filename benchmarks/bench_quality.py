@@ -12,10 +12,14 @@ For every evoked share and split kind the same run:
    scores); every model uses that offset;
 2. trains every model with the project's own ``train`` (ridge ``linear`` in closed form, the deep
    ones with Adam and early stopping on validation), each with its recipe (:data:`FULL` ``models``:
-   epochs, loss, augmentation, hyper-parameters, and the splits it runs on); the ``ensemble`` row
-   mixes the split's own trained ``linear``, ``sourcenet`` and ``convnet`` (where it ran), the
-   ridge's weight chosen on validation (:class:`offline_training.models.ensemble.Ensemble`, one ONNX
-   file);
+   epochs, loss, augmentation, hyper-parameters, the EEG it reads, and the splits it runs on); the
+   ``ensemble`` row mixes the split's own trained ridge, ``sourcenet`` and ``convnet`` (where it ran)
+   with extra members it trains itself, the ridge's weight chosen on validation
+   (:class:`offline_training.models.ensemble.Ensemble`, one ONNX file). A row with ``align`` trains
+   and is scored on a copy of both excerpts with each listener's EEG multiplied by that listener's
+   matrix, estimated on the listeners' early excerpt without labels: Euclidean alignment (``ea``) or
+   multi-listener shared-response denoising (``mcca``, :mod:`offline_training.mcca`), which the deep
+   recipes read;
 3. scores each exported ONNX model on the later excerpt of the split's test part (block: every
    listener and song; subject: the held-out listeners; song: the held-out songs) by dynamic r
    (:mod:`offline_training.metrics`, interior frames of 1-s windows, per block), beside:
@@ -72,30 +76,39 @@ reference's null direction but each listener's own background reshaping the shar
 MCCA = {"n_components": 2, "n_pcs": 90}
 """Shared-response denoising (:mod:`offline_training.mcca`): each listener's EEG projected on the
 components it shares with the other listeners of the same songs (early excerpt, unlabelled) and back to
-the channels. Chosen on validation (90-120 s excerpt, 10 %, ridge; see :data:`MCCA_ROWS`)."""
+the channels. Chosen on validation (the 90-120 s excerpt, 10 %; ridge on raw EEG 0.309 block / 0.320
+subject): denoised ridge by components kept of principal components per listener: 2 of 90 0.341 /
+0.342 (kept), 3 of 90 0.332 / 0.337, 4 of 90 0.331 / 0.336, 6 of 90 0.329 / 0.334, 2 of 124 0.339 /
+0.340, 4 of 60 0.333 / 0.342, 8 of 60 0.329 / 0.331, 16 of 60 0.324 / 0.325 (30 principal components:
+below 60 throughout); Euclidean-aligned ridge 0.124 / 0.143 on the same data."""
 
-MCCA_ROWS = {
-    "linear-mcca": {"model": "linear", "align": "mcca"},
-    "convnet-mcca": {**CONVNET, "model": "convnet", "align": "mcca", "skip": "linear-mcca"},
-    "sourcenet-mcca": {**SOURCENET, "model": "sourcenet", "align": "mcca"},
-    "ensemble-mcca": {"model": "ensemble", "align": "mcca",
-                      "reuse": ("linear-mcca", "sourcenet-mcca", "convnet-mcca")},
+DENOISED = {"align": "mcca"}
+"""What the deep recipes read: MCCA-denoised EEG (:data:`MCCA`). On the validation excerpt (10 %,
+block / subject; ridge on raw EEG 0.309 / 0.320), raw EEG → denoised: skip convnet 0.241 → 0.319 /
+0.266 → 0.263, sourcenet 0.324 → 0.342 / 0.333 → 0.336, ensemble (ridge, sourcenet, convnet) 0.330 →
+0.381 / 0.331 → 0.325 (with 4 components instead of 2: convnet 0.299 / 0.269, sourcenet 0.337 / 0.332,
+ensemble 0.373 / 0.331). The ridge baseline (``linear``) stays on raw EEG; ``linear-mcca`` shows what
+the denoising alone gives."""
+
+ENSEMBLE_DENOISED = {
+    **{k: v for k, v in SOURCENET.items() if k != "model_config"}, **DENOISED, "model": "ensemble",
+    "reuse": ("linear-mcca", "sourcenet", "convnet"),
+    "extra": ({"name": "sourcenet", "config": {"feature_norm": "batch"}},) * 2,
 }
-"""The rows on MCCA-denoised EEG: ridge, the skip convnet (its skip path the denoised ridge), sourcenet
-and their ensemble, each with the recipe of its raw-EEG row. Validation (90-120 s excerpt, 10 %; ridge
-on raw EEG 0.309 block / 0.320 subject), denoised ridge by components kept of principal components per
-listener: 2 of 90 0.341 / 0.342 (kept), 3 of 90 0.332 / 0.337, 4 of 90 0.331 / 0.336, 6 of 90
-0.329 / 0.334, 2 of 124 0.339 / 0.340, 4 of 60 0.333 / 0.342, 8 of 60 0.329 / 0.331, 16 of 60 0.324 /
-0.325 (30 principal components: below 60 throughout). Euclidean-aligned ridge 0.124 / 0.143 on the
-same data. The deep rows' recipes were not re-chosen on denoised EEG."""
+"""The ensemble row of :data:`FULL`: the split's denoised ridge, sourcenet and skip convnet (all on
+denoised EEG), and two more sourcenet seeds trained inside the ensemble (sourcenet's recipe); the
+ridge's weight chosen on validation, the others sharing the rest. Validation (10 %, block / subject):
+the three 0.381 / 0.325; with one more sourcenet seed 0.385 / 0.347, with two 0.385 / 0.355 (kept),
+with one more sourcenet and one more convnet 0.381 / 0.339; without convnet 0.359 (block)."""
 
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "test_start_s": 120.0, "test_s": 60.0,
     "shares": (0.10, 0.03, 0.01), "splits": ("block", "subject"),
-    "models": {"linear": {}, "linear-ea": EUCLIDEAN, "convnet": CONVNET,
+    "models": {"linear": {}, "linear-ea": EUCLIDEAN, "linear-mcca": {"model": "linear", **DENOISED},
+               "convnet": {**CONVNET, **DENOISED, "skip": "linear-mcca"},
                "convnet-subj": {**CONVNET, "model": "convnet", "subject_conditioning": True,
                                 "shares": (0.10,)},
-               "sourcenet": SOURCENET, "ensemble": ENSEMBLE, **MCCA_ROWS},
+               "sourcenet": {**SOURCENET, **DENOISED}, "ensemble": ENSEMBLE_DENOISED},
     "hop_s": 1.0, "mcca": MCCA,
 }
 """Full run: 4 tracks × 6 listeners, 90 s to train, the 60 s from 120 s on to test; the block and
@@ -119,8 +132,10 @@ target offset (10 %, block: ridge 0.234 / ensemble 0.331, 1.42×, at 0.25 s; 0.2
 QUICK = {
     "n_tracks": 4, "n_subjects": 4, "train_s": 30.0, "test_start_s": 45.0, "test_s": 15.0,
     "shares": (0.10,), "splits": ("block", "subject", "song"),
-    "models": {"linear": {}, "sourcenet": {**SOURCENET, "epochs": 3}, "ensemble": ENSEMBLE},
-    "hop_s": 1.0,
+    "models": {"linear": {}, "linear-mcca": FULL["models"]["linear-mcca"],
+               "sourcenet": {**FULL["models"]["sourcenet"], "epochs": 3},
+               "ensemble": {**ENSEMBLE_DENOISED, "epochs": 3}},
+    "hop_s": 1.0, "mcca": MCCA,
 }
 """Quick run: one evoked share, short excerpts, ridge and one deep model (a few minutes)."""
 

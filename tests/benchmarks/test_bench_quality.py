@@ -17,14 +17,11 @@ TINY = {
     "n_tracks": 4, "n_subjects": 3, "train_s": 24.0, "test_start_s": 30.0, "test_s": 10.0,
     "shares": (0.10,), "splits": ("block",),
     "models": {"linear": {}, "linear-ea": bench_quality.EUCLIDEAN,
-               "convnet": {"epochs": 1, "skip": "linear",
+               "linear-mcca": bench_quality.FULL["models"]["linear-mcca"],
+               "convnet": {**bench_quality.FULL["models"]["convnet"], "epochs": 1,
                            "model_config": {"channels": [16, 16], "strides": [2, 2], "hidden": 32}},
-               "sourcenet": {"epochs": 1}, "ensemble": bench_quality.ENSEMBLE,
-               "linear-mcca": bench_quality.MCCA_ROWS["linear-mcca"],
-               "convnet-mcca": {"model": "convnet", "align": "mcca", "epochs": 1, "skip": "linear-mcca",
-                                "model_config": {"channels": [16, 16], "strides": [2, 2], "hidden": 32}},
-               "ensemble-mcca": {"model": "ensemble", "align": "mcca",
-                                 "reuse": ("linear-mcca", "convnet-mcca")}},
+               "sourcenet": {**bench_quality.FULL["models"]["sourcenet"], "epochs": 1},
+               "ensemble": {**bench_quality.ENSEMBLE_DENOISED, "epochs": 1}},
     "hop_s": 1.0, "mcca": {"n_components": 2, "n_pcs": 30},
 }
 MODEL = {"dynamic_r": NUMBER, "shuffled_eeg": NUMBER, "over_ridge": NUMBER, "train_s": NUMBER}
@@ -37,9 +34,8 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
         "config": dict, "tracks": [{"file": str, "title": str, "licence": str}], "goals": dict, "table": str,
         "results": {"0.1": {"block": {
             "target_offset_s": NUMBER, "test_songs": [int], "test_subjects": [str],
-            "models": {"linear": MODEL, "linear-ea": MODEL, "convnet": MODEL, "sourcenet": MODEL,
-                       "ensemble": MODEL, "linear-mcca": MODEL, "convnet-mcca": MODEL,
-                       "ensemble-mcca": MODEL},
+            "models": {"linear": MODEL, "linear-ea": MODEL, "linear-mcca": MODEL, "convnet": MODEL,
+                       "sourcenet": MODEL, "ensemble": MODEL},
             "baselines": {"global_mean": NUMBER, "song_mean": NUMBER},
             "n_test_windows": int, "n_test_blocks": int,
         }}},
@@ -57,11 +53,11 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
     assert ridge["dynamic_r"] > block["baselines"]["global_mean"] + 0.05
     # ridge on Euclidean-aligned EEG (trained and scored on the aligned copies) still decodes the music
     assert block["models"]["linear-ea"]["dynamic_r"] > block["models"]["linear-ea"]["shuffled_eeg"]
-    # so does ridge on MCCA-denoised EEG, and the rows built on it (skip path, ensemble) read that EEG
-    for row in ("linear-mcca", "convnet-mcca", "ensemble-mcca"):
+    # so does ridge on MCCA-denoised EEG, and the rows trained and scored on that EEG (skip path, ensemble)
+    for row in ("linear-mcca", "convnet", "ensemble"):
         assert block["models"][row]["dynamic_r"] > block["models"][row]["shuffled_eeg"] + 0.05, row
-    # the ensemble mixes the split's own ridge, sourcenet and convnet: its weights are chosen on
-    # validation, so it may lean on any, and it is scored like every other row
+    # the ensemble mixes the split's own denoised ridge, sourcenet and convnet and a second sourcenet:
+    # its weights are chosen on validation, so it may lean on any, and it is scored like every other row
     assert "| 10% | block |" in report["table"] and "| ensemble |" in report["table"].splitlines()[0]
     assert block["models"]["ensemble"]["shuffled_eeg"] < block["models"]["ensemble"]["dynamic_r"]
     assert set(report["goals"]["0.1"]) >= {"block_best_over_ridge", "block_every_deep_beats_ridge"}
