@@ -33,11 +33,14 @@ from eegmusic.stream.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
 
-N_COMPONENTS = 8
-"""Shared components kept per listener (chosen on validation; see ``benchmarks/bench_quality.py``)."""
+N_COMPONENTS = 2
+"""Shared components kept per listener (chosen on a validation excerpt of the simulator at a 10 %
+evoked share, where one component is shared far above the rest; ``benchmarks/bench_quality.py``
+``MCCA`` records the figures)."""
 
-N_PCS = 60
-"""Principal components of each listener whitened before stacking (drops the weakest, noisiest ones)."""
+N_PCS = 90
+"""Principal components of each listener whitened before stacking (drops the weakest, noisiest ones;
+chosen with :data:`N_COMPONENTS`)."""
 
 
 def demeaned_windows(eeg: np.ndarray, window: int = WINDOW_SAMPLES) -> np.ndarray:
