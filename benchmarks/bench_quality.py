@@ -112,22 +112,27 @@ FULL = {
     "hop_s": 1.0, "mcca": MCCA,
 }
 """Full run: 4 tracks × 6 listeners, 90 s to train, the 60 s from 120 s on to test; the block and
-subject splits (the goals' splits; the song split, in :data:`QUICK`, would add about a third to a run
-that already takes most of an hour on 2 shared cores: pass ``splits`` to :func:`run_config`). Rows:
-ridge, ridge on Euclidean-aligned EEG, convnet with its ridge skip path, the same with a subject
-embedding (10 % only; unseen listeners decoded as the mean trained listener), sourcenet and the
-ensemble.
+subject splits (the goals' splits; the song split, in :data:`QUICK`, would add about a third: pass
+``splits`` to :func:`run_config`). Rows: ridge on raw EEG (the baseline), ridge on Euclidean-aligned
+EEG, ridge on MCCA-denoised EEG, then on denoised EEG the skip convnet (its skip path the denoised
+ridge), sourcenet and the ensemble; ``convnet-subj`` (10 % only) is the skip convnet on raw EEG with a
+subject embedding (unseen listeners decoded as the mean trained listener).
 
-Measured (one process per share, nice'd, 1 879-2 203 s each at load 5-9.5; offsets 0.1 s block, 0.15 s
-subject), dynamic r ridge / convnet / best and best ÷ ridge: 10 % block 0.261 / 0.247 / 0.300
-(ensemble) 1.15×, subject 0.268 / 0.246 / 0.293 1.10×; 3 % block 0.210 / 0.225 / 0.267 1.27×, subject
-0.205 / 0.169 / 0.250 (sourcenet) 1.22×; 1 % block 0.142 / 0.157 / 0.205 (sourcenet) 1.45×, subject
-0.131 / 0.101 / 0.200 1.53×. The skip convnet beats ridge on block at 3 % and 1 % only; its validation
-gain (0.304 against 0.288) did not carry to the test excerpt at 10 %, nor to unseen listeners. The
-subject embedding: 0.265 against 0.247 on block, 0.233 against 0.246 for unseen listeners (10 %).
-Aligned ridge: 0.04-0.12, far below plain ridge everywhere. Earlier runs: the ratios depend on the
-target offset (10 %, block: ridge 0.234 / ensemble 0.331, 1.42×, at 0.25 s; 0.249 / 0.303, 1.22×, at
-0.15 s)."""
+Measured at 10 % (one process per split, nice'd, 421 / 425 s at load 2-3; offsets 0.1 s block, 0.15 s
+subject), dynamic r, block / subject: ridge 0.261 / 0.268, Euclidean-aligned ridge 0.100 / 0.116,
+denoised ridge 0.288 / 0.286, convnet 0.279 / 0.284, convnet-subj 0.265 / 0.233, sourcenet 0.280 /
+0.280, ensemble 0.328 / 0.331: best ÷ ridge 1.26× block (goal 1.3× missed), 1.24× subject (goal 1.2×
+met), every deep model above ridge on block. Shuffled EEG ≤ 0.005, global mean 0.046 / 0.051, song
+mean 0.055 / 0.061. The same run's raw-EEG rows before the deep recipes moved to denoised EEG: convnet
+0.247 / 0.246, sourcenet 0.266 / 0.275, ensemble (ridge, sourcenet, convnet) 0.300 / 0.293; on denoised
+EEG without the two extra sourcenet seeds, ensemble 0.328 / 0.324.
+
+The previous round (deep recipes on raw EEG; one process per share, 1 879-2 203 s each at load
+5-9.5), ridge / convnet / best and best ÷ ridge: 10 % block 0.261 / 0.247 / 0.300 (ensemble) 1.15×,
+subject 0.268 / 0.246 / 0.293 1.10×; 3 % block 0.210 / 0.225 / 0.267 1.27×, subject 0.205 / 0.169 /
+0.250 (sourcenet) 1.22×; 1 % block 0.142 / 0.157 / 0.205 (sourcenet) 1.45×, subject 0.131 / 0.101 /
+0.200 1.53×. Earlier runs: the ratios depend on the target offset (10 %, block: ridge 0.234 /
+ensemble 0.331, 1.42×, at 0.25 s; 0.249 / 0.303, 1.22×, at 0.15 s)."""
 
 QUICK = {
     "n_tracks": 4, "n_subjects": 4, "train_s": 30.0, "test_start_s": 45.0, "test_s": 15.0,
