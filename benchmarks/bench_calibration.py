@@ -71,9 +71,8 @@ MIN_EXCERPT_S = 60.0
 """Shortest excerpt of a calibration track (its first seconds; see :func:`calibration_excerpt_s`)."""
 SEEDS = (0, 1, 2, 3, 4)
 """Training seeds of the full run (each figure a mean over them, their spread beside it; the quick run
-uses the first). Three seeds took 11 minutes on two quiet cores before the held-out-track selection
-(which adds a refit per fine-tuning run); five seeds with a 3-seed reference were sized to finish in
-about 40 minutes at a load of 4-6."""
+uses the first). Five seeds with a 3-seed reference and the 8-minute test session: 16 minutes at a
+load of 2-3.6 on two cores (19 minutes with :data:`offline_training.finetune.REFIT` on)."""
 REFERENCE_SEEDS = 3
 """Seeds of the 30-minute reference (its runs cost six times a 5-minute run; its mean sets the 80 % goal)."""
 
