@@ -125,7 +125,11 @@ denoised ridge 0.288 / 0.286, convnet 0.279 / 0.284, convnet-subj 0.265 / 0.233,
 met), every deep model above ridge on block. Shuffled EEG ≤ 0.005, global mean 0.046 / 0.051, song
 mean 0.055 / 0.061. The same run's raw-EEG rows before the deep recipes moved to denoised EEG: convnet
 0.247 / 0.246, sourcenet 0.266 / 0.275, ensemble (ridge, sourcenet, convnet) 0.300 / 0.293; on denoised
-EEG without the two extra sourcenet seeds, ensemble 0.328 / 0.324.
+EEG without the two extra sourcenet seeds, ensemble 0.328 / 0.324. At 3 % and 1 % (the recipes as
+chosen at 10 %; one process per share, 412 / 424 s), block / subject: 3 % ridge 0.210 / 0.205,
+denoised ridge 0.254 / 0.247, convnet 0.251 / 0.216, sourcenet 0.262 / 0.254, ensemble 0.303 / 0.283
+(1.44× / 1.38×); 1 % ridge 0.142 / 0.131, denoised ridge 0.207 / 0.196, convnet 0.218 / 0.156,
+sourcenet 0.229 / 0.223, ensemble 0.262 / 0.234 (1.85× / 1.80×).
 
 The previous round (deep recipes on raw EEG; one process per share, 1 879-2 203 s each at load
 5-9.5), ridge / convnet / best and best ÷ ridge: 10 % block 0.261 / 0.247 / 0.300 (ensemble) 1.15×,
