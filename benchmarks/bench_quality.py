@@ -99,7 +99,11 @@ ENSEMBLE_DENOISED = {
 denoised EEG), and two more sourcenet seeds trained inside the ensemble (sourcenet's recipe); the
 ridge's weight chosen on validation, the others sharing the rest. Validation (10 %, block / subject):
 the three 0.381 / 0.325; with one more sourcenet seed 0.385 / 0.347, with two 0.385 / 0.355 (kept),
-with one more sourcenet and one more convnet 0.381 / 0.339; without convnet 0.359 (block)."""
+with one more sourcenet and one more convnet 0.381 / 0.339; without convnet 0.359 (block). Tried on
+denoised EEG and not kept: sourcenet on training windows at a 0.5-s hop (0.355 / 0.321 against 0.342 /
+0.336; in the ensemble with its extra seeds 0.361 / 0.361), convnet with up to 20 epochs (0.319 /
+0.250 against 0.319 / 0.263), denoised ridge with lags every 2 samples (0.344 / 0.344 against 0.341 /
+0.342) or up to 376 ms (0.340 / 0.342)."""
 
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "test_start_s": 120.0, "test_s": 60.0,
