@@ -20,11 +20,16 @@ Needs PulseAudio (``pulseaudio``, ``pactl``, ``parec``). The test
 
 Measured this round (2-core machine shared with three training runs, real-time scheduling on):
 60 s per hop at load 9.2, default hop 1 frame p50/p95/p99 117.3/138.8/156.5 ms (2 underruns, 12
-device underflows, 1 dropped window), 2 frames 127.9/188.5/206.9, 4 frames 176.4/241.5/297.7; 10
-minutes at the default hop, load 8.8 -> 5.7: 118.3/172.6/193.8 ms, 751/751 events, 46 underruns,
-334 device underflows, 25 dropped windows. On the quiet machine, after the playback margin went
-from 8 to 16 ms (``decoder.output_stage.PLAYBACK_MARGIN_S``), 10 minutes at load 0.2 -> 0.0:
-103.9/118.0/135.4 ms, 750/750 events, 2 underruns, 0 device underflows, 0 dropped windows.
+device underflows, 1 dropped window), 2 frames 127.9/188.5/206.9, 4 frames 176.4/241.5/297.7. On
+the quiet machine, 10 minutes at the default hop (load 0.5 -> 0.3): 102.4/119.9/134.7 ms, 750/750
+events, 0 underruns, 0 device underflows, 0 dropped windows, 0 machine stalls of 20 ms or more; the
+same with two nice-19 spin loops keeping both CPUs busy: 99.6/111.9/114.7 ms, 0 underruns.
+
+Machine stalls
+    A run also watches every CPU for stalls of the machine itself
+    (:mod:`benchmarks.machine_stalls`) and reports how many underruns fell inside one: 60 s while
+    two training jobs ran at nice 19 (load 3.5) gave 4 underruns, all 4 inside the 26 stalls of
+    20 ms or more (longest 67 ms) that a SCHED_FIFO watcher above every decoder thread saw.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ Why
     ``SCHED_FIFO`` priority 50 that did nothing but sleep 1 ms at a time was woken up to 71 ms late
     (5 minutes, one such process pinned to each CPU, under load: 60 and 46 wake-ups over 20 ms), and
     97.6 ms late in a 10-minute run; nothing in the guest outranks it but the kernel, so those are
-    the machine's stalls.
+    the machine's stalls. With nothing else running, a minute gave 2-3 stalls of 20 ms or more;
+    with two nice-19 spin loops keeping both virtual CPUs busy, none (waking an idle virtual CPU is
+    up to the host).
 
 How
     :class:`StallWatch` starts one watcher process per CPU this process may run on, pinned to that
