@@ -106,10 +106,12 @@ denoised EEG and not kept: sourcenet on training windows at a 0.5-s hop (0.355 /
 0.342) or up to 376 ms (0.340 / 0.342). Members from the raw input space, measured by mixing the model
 files' outputs on the validation excerpt (ridge on raw EEG 0.309 / 0.320, this ensemble 0.385 / 0.356):
 adding raw ridge, raw sourcenet, raw convnet or their mean at weight 0.1-0.4 gave at best 0.386 (block,
-raw ridge at 0.1; 1.25× ridge, the 1.3× goal still missed) and 0.371 / 0.368 (subject, the three at 0.4
-/ raw ridge alone at 0.4), so not kept: on block it adds nothing, and one ONNX file would have to carry
-each listener's MCCA matrix for it. Per-band mixing weights, even picked on the very excerpt they were
-scored on (an upper bound), raised the pooled per-band r by 0.001-0.006 over one weight per member."""
+raw ridge at 0.1; 1.25× ridge, the 1.3× goal still missed) and 0.371 / 0.368 (subject, the three at 0.4 /
+raw ridge alone at 0.4), so not kept: on block it adds nothing, and one ONNX file would have to carry each
+listener's MCCA matrix for it. Members denoised with 4 MCCA components instead (a second input space; the
+same mixing): at best 0.390 (block, 1.26×) / 0.368 (subject). Per-band mixing weights, even picked on the
+very excerpt they were scored on (an upper bound), raised the pooled per-band r by 0.001-0.006 over one
+weight per member."""
 
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "test_start_s": 120.0, "test_s": 60.0,
