@@ -107,7 +107,11 @@ class StallWatch:
             watcher.send_signal(signal.SIGTERM)
         for watcher in self._watchers:
             out, _ = watcher.communicate(timeout=10.0)
-            report = json.loads(out.strip().splitlines()[-1])
+            lines = out.strip().splitlines()
+            if not lines or not lines[-1].startswith("{"):
+                raise RuntimeError(f"a stall watcher exited with status {watcher.returncode} and no report; "
+                                   f"run `python -m eegmusic.benchmarks.machine_stalls --cpu 0` to see why")
+            report = json.loads(lines[-1])
             realtime.append(report["realtime"])
             self.stalls.extend(Stall(report["cpu"], start, end) for start, end in report["stalls"])
         self._watchers = []
