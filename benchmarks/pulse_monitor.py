@@ -43,8 +43,9 @@ UNDERRUN_GRACE_S = 0.05
 """After a click's DAC time, how long an underflow flag may still come from the underrun that lost it."""
 
 STALL_ALLOWANCE_S = 3.0
-"""Extra time the calibration may click for: measured here, after an underrun, PortAudio's ALSA
-stream on PulseAudio stopped calling back for 1.96 s before it resumed."""
+"""Extra time the calibration may click for: measured here, after an underrun caused by a callback
+held up for 150 ms, PortAudio's ALSA stream on PulseAudio stopped calling back for 1.96 s before it
+resumed (underruns from machine stalls in the latency bench did not stop it)."""
 
 
 @dataclass
