@@ -95,12 +95,6 @@ def greedy_soup(model: MelDecoder, finished: list, best_val: float, val_loss) ->
     return {"weights": _average(total, n), "val_loss": soup_val, "members": members}
 
 
-def average_states(states: list) -> dict:
-    """The per-weight mean of state dicts of one model (integer buffers from the first)."""
-    total = {k: sum(s[k] for s in states) if v.is_floating_point() else v for k, v in states[0].items()}
-    return _average(total, len(states))
-
-
 def _average(total: dict, n: int) -> dict:
     """A state dict of ``n`` candidates' summed weights, averaged (integer buffers as they are)."""
     return {k: v / n if v.is_floating_point() else v for k, v in total.items()}
