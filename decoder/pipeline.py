@@ -195,7 +195,8 @@ class LivePipeline:
             if self._source is not None:
                 self._source.stop()
             self._close_outputs()
-            gc.unfreeze()
+            if self.config.realtime:
+                gc.unfreeze()    # as stop() does: only what this start froze
             raise
         return self
 
