@@ -224,7 +224,8 @@ def _simulate(folder: Path, tracks, share: float, config) -> dict:
     test = simulate(folder / "test", n_subjects=config["n_subjects"], seconds=config["test_s"], seed=0,
                     snr=share, audio_files=tracks, music_start_s=config["test_start_s"], progress=False)
     folders = {"train": train, "test": test}
-    for method in sorted({_alignment(options) for options in config["models"].values()} - {None}):
+    # a row's "align" names the per-listener EEG transform it trains and scores on: "ea", "mcca" or none
+    for method in sorted({options.get("align") for options in config["models"].values()} - {None}):
         # each listener's matrix from its own early (training / calibration) excerpt, labels unread;
         # a held-out listener's (subject split) from its own unlabelled early excerpt
         matrices = listener_matrices(method, train, config)
@@ -273,7 +274,7 @@ def _one_split(folders: dict, split: str, config, runs: Path, share: float | Non
             skip = options["skip"]
             recipe["model_config"]["skip"] = {"name": _registry_name(config, skip),
                                               "checkpoint": str(runs / f"{split}-{skip}" / "best.pt")}
-        aligned = f"_{_alignment(options)}" if _alignment(options) else ""
+        aligned = f"_{options['align']}" if options.get("align") else ""
         train(TrainConfig(data=str(folders["train" + aligned]), model=options.get("model", name), split=split,
                           out=str(run_dir), hop_s=options.get("hop_s", hop_s), target_offset_s=offset,
                           progress=False, seed=0,
@@ -291,12 +292,6 @@ def _one_split(folders: dict, split: str, config, runs: Path, share: float | Non
     for entry in out["models"].values():
         entry["over_ridge"] = None if not ridge or ridge <= 0 else entry["dynamic_r"] / ridge
     return out
-
-
-def _alignment(options: dict) -> str | None:
-    """The per-listener EEG transform a row trains and scores on: ``ea``, ``mcca`` or None (raw EEG)."""
-    align = options.get("align")
-    return "ea" if align is True else (align or None)
 
 
 def listener_matrices(method: str, folder, config: dict) -> dict:
