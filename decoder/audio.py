@@ -226,6 +226,9 @@ class SoundDeviceSink(_Sink):
         log.info("audio out on %d %r, %d Hz, block %d, latency %.1f ms", self.device, self.device_name,
                  self.samplerate, self.blocksize, 1e3 * self._stream.latency)
 
+    def describe(self) -> str:
+        return f"audio device {self.device} {self.device_name!r}"
+
     def _open_stream(self, latency: str | float):
         before = process_threads()
         stream = self._sd.OutputStream(device=self.device, samplerate=self.samplerate,

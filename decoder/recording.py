@@ -51,8 +51,9 @@ class FrameRecorder:
         self._frames = open(self.folder / FRAMES_FILE, "ab")  # noqa: SIM115
         self._index = open(self.folder / FRAME_INDEX_FILE, "ab")  # noqa: SIM115
         self._source = open(self.folder / FRAME_SOURCE_FILE, "ab")  # noqa: SIM115
-        # float samples as decoded; the header is rewritten after every write (crash-safe)
-        self.wav = WavSink(self.folder / AUDIO_FILE, subtype="FLOAT") if audio else None
+        # float samples as decoded, peaks beyond full scale included (the player's limiter comes after);
+        # the header is rewritten after every write (crash-safe)
+        self.wav = WavSink(self.folder / AUDIO_FILE, subtype="FLOAT", clip=False) if audio else None
         self.n_frames = 0
 
     def append_frames(self, k0: int, frames: np.ndarray, window_frame: np.ndarray, n_end: int,

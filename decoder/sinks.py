@@ -2,8 +2,11 @@
 
 Every sink takes float audio at 22050 Hz mono in chunks (``write``), and guarantees that what
 reaches a device or file is finite and within [-1, 1]: anything else is sanitised (NaN/inf → 0,
-beyond ±1 → clipped) and counted. ``counters()`` reports ``written``, ``sanitised``, ``underruns``
-and ``dropped`` samples or events, ``output_latency_s`` how long a written sample takes to be heard.
+beyond ±1 → clipped) and counted. The one exception is a float WAV opened with ``clip=False``: the
+recording of what was decoded (``decode --record``) keeps samples beyond ±1, since the raw vocoder
+output exceeds full scale before the player's limiter and a clipped recording would lose it.
+``counters()`` reports ``written``, ``sanitised``, ``underruns`` and ``dropped`` samples or events,
+``output_latency_s`` how long a written sample takes to be heard.
 
 - :class:`AudioSink` is the contract the live pipeline and the dashboard's volume wrapper rely on;
 - :class:`WavSink` writes a WAV file incrementally, header updated on every write, so the file is
@@ -60,12 +63,14 @@ class AudioSink(Protocol):
         """Finish and release the output."""
 
 
-def sanitise(samples: np.ndarray) -> tuple[np.ndarray, int]:
+def sanitise(samples: np.ndarray, *, clip: bool = True) -> tuple[np.ndarray, int]:
     """Return finite float32 samples within [-1, 1] and how many had to be changed.
 
     Parameters
     ----------
     samples : array_like, shape (n_samples,)
+    clip : bool
+        False: only non-finite samples are changed (samples beyond ±1 are kept).
 
     Returns
     -------
@@ -79,6 +84,8 @@ def sanitise(samples: np.ndarray) -> tuple[np.ndarray, int]:
     n_changed = int(clean.size - np.count_nonzero(finite))
     if n_changed:
         clean[~finite] = 0.0
+    if not clip:
+        return clean, n_changed
     over = np.abs(clean) > 1.0
     n_over = int(np.count_nonzero(over))
     if n_over:
@@ -89,7 +96,8 @@ def sanitise(samples: np.ndarray) -> tuple[np.ndarray, int]:
 class _Sink:
     """Counters and sanitising shared by every sink."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clip: bool = True) -> None:
+        self._clip = clip
         self._written = 0
         self._sanitised = 0
         self._dropped = 0
@@ -98,13 +106,19 @@ class _Sink:
     def _clean(self, samples: np.ndarray) -> np.ndarray:
         if self._closed:
             raise AudioError(f"{type(self).__name__} is closed; open a new sink to write more audio")
-        clean, n_changed = sanitise(samples)
+        clean, n_changed = sanitise(samples, clip=self._clip)
         if n_changed:
             if self._sanitised == 0:
-                log.warning("%d non-finite or out-of-range audio samples sanitised (counted from now on)",
-                            n_changed)
+                n_nonfinite = int(np.size(samples) - np.count_nonzero(np.isfinite(samples)))
+                log.warning("%s: %d audio samples sanitised (%d non-finite set to 0, %d beyond ±1 clipped; "
+                            "counted from now on)", self.describe(), n_changed, n_nonfinite,
+                            n_changed - n_nonfinite)
             self._sanitised += n_changed
         return clean
+
+    def describe(self) -> str:
+        """Where this sink's audio goes, for messages (the class name unless a sink says more)."""
+        return type(self).__name__
 
     @property
     def queued_s(self) -> float:
@@ -158,12 +172,19 @@ class WavSink(_Sink):
         Samples per second (default 22050).
     subtype : str
         libsndfile subtype, ``"PCM_16"`` (default, readable everywhere) or ``"FLOAT"``.
+    clip : bool
+        False keeps samples beyond ±1 as they come (only non-finite ones are sanitised); needs
+        ``subtype="FLOAT"``, the one subtype that can store them.
     """
 
-    def __init__(self, path: str | Path, *, samplerate: int = AUDIO_SFREQ, subtype: str = "PCM_16") -> None:
-        super().__init__()
+    def __init__(self, path: str | Path, *, samplerate: int = AUDIO_SFREQ, subtype: str = "PCM_16",
+                 clip: bool = True) -> None:
+        super().__init__(clip=clip)
         import soundfile
 
+        if not clip and subtype != "FLOAT":
+            raise AudioError(f"WAV subtype {subtype} cannot store samples beyond ±1; pass subtype='FLOAT' "
+                             f"or clip=True")
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise AudioError(f"cannot write WAV file {self.path}: folder {self.path.parent} does not exist; "
@@ -175,6 +196,9 @@ class WavSink(_Sink):
             raise AudioError(f"cannot write WAV file {self.path}: {error}; choose a writable --wav path "
                              f"(samplerate {samplerate}, subtype {subtype})") from None
         self._update_header_always()
+
+    def describe(self) -> str:
+        return f"WAV file {self.path}"
 
     def _update_header_always(self) -> None:
         # the header's lengths are rewritten after every write: a killed process leaves a valid file

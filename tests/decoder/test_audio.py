@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -295,3 +296,20 @@ def test_the_sound_library_threads_run_real_time_when_asked(pulse_sink, realtime
         assert len(raised) >= 2 and callback_realtime == 1
     else:
         assert raised == {} and callback_realtime == 0
+
+
+def test_the_first_sanitised_chunk_is_reported_once_naming_the_sink_and_what_was_wrong(tmp_path, caplog):
+    path = tmp_path / "rec.wav"
+    with caplog.at_level(logging.WARNING, logger="eegmusic.decoder.sinks"), WavSink(path) as sink:
+        sink.write(np.array([np.nan, 1.5, -2.0, 0.25, np.inf], np.float32))
+        sink.write(np.array([3.0], np.float32))
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [f"WAV file {path}: 4 audio samples sanitised (2 non-finite set to 0, "
+                        "2 beyond ±1 clipped; counted from now on)"]
+    assert sink.counters()["sanitised"] == 5
+
+
+def test_a_wav_that_keeps_peaks_must_be_float(tmp_path):
+    with pytest.raises(AudioError, match="PCM_16 cannot store samples beyond ±1; pass subtype='FLOAT'"):
+        WavSink(tmp_path / "x.wav", clip=False)
+    assert not (tmp_path / "x.wav").exists()

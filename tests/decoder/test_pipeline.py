@@ -441,6 +441,18 @@ os._exit(9)   # no close, no flush at exit
     assert rate == 22050 and len(audio) == 5 * 2048 and np.all(audio == 0.25)
 
 
+def test_the_recording_keeps_decoded_peaks_beyond_full_scale_and_sanitises_only_non_finite(tmp_path):
+    """The raw vocoder output exceeds ±1 before the player's limiter; decoded.wav holds it as decoded."""
+    import soundfile
+
+    rec = FrameRecorder(tmp_path / "rec", sidecar={})
+    rec.append_audio(np.array([0.5, 1.75, -2.5, np.nan], np.float32))
+    rec.close()
+    audio, _ = soundfile.read(tmp_path / "rec" / AUDIO_FILE, dtype="float32")
+    np.testing.assert_array_equal(audio, [0.5, 1.75, -2.5, 0.0])
+    assert rec.wav.counters()["sanitised"] == 1
+
+
 def test_partial_last_frame_dropped(tmp_path):
     rec = FrameRecorder(tmp_path / "rec", sidecar={}, audio=False)
     rec.append_frames(7, np.ones((128, 3), np.float32), np.arange(3), 200, 1.0)
