@@ -15,7 +15,7 @@ a 32-channel 10-20 cap at 250 Hz, real music from :mod:`replay.music_sources`), 
   before, never used for training or for any choice;
 - for each M: **from scratch** (``eegmusic train`` on the M minutes), **fine-tuned** (``eegmusic
   train --init pretrained``, same windows; its recipe and WiSE-FT weight chosen on one calibration
-  track held out of the candidates' training, :func:`offline_training.finetune.fit_finetune`) and,
+  track held out of the candidates' training, :func:`offline_training.finetune_fit.fit_finetune`) and,
   once, **pretrained alone**; each scored on the test session by
   :func:`offline_training.evaluate.evaluate` (``--split all``), beside the same run's baselines
   (global mean mel, model on shuffled EEG);
@@ -143,11 +143,16 @@ def score(model: Path, test: Path, out: Path) -> dict:
 
 def _recipe(run: Path) -> dict:
     """The fine-tuning recipe a run chose on its held-out calibration track (head, learning rate, L2-SP,
-    WiSE-FT alpha; alpha 0 and the rest None: the pretrained model as it is)."""
+    WiSE-FT alpha; alpha 0 and the rest None: the start as it is), the statistics it started from
+    (``pretrained`` or ``refitted``, chosen on every calibration window) and whether the choice was
+    retrained on every track (``refit``)."""
     choice = json.loads((run / "metrics.json").read_text())["finetune"]
     return {"head": choice["chosen_head"], "lr": choice["chosen_lr"], "l2sp": choice["chosen_l2sp"],
             "alpha": choice["alpha"], "held_out_track": choice["selection"]["song"],
-            "refit": choice["refit"], "held_out_r": {"start": choice["start_r"], **choice["alpha_r"]}}
+            "statistics": choice["statistics"]["choice"], "statistics_r": choice["statistics"]["r"],
+            "refit": choice["refit"], "soup": choice["soup"],
+            "held_out_r": {"start": choice["start_r"], **choice["alpha_r"]},
+            "candidates_held_out_r": [round(c["held_out_r"], 4) for c in choice["candidates"]]}
 
 
 def _summary(scores: list) -> dict:

@@ -1,31 +1,11 @@
 """Adapt a pretrained decoder to a new listener: ``eegmusic train --data SESSION.xdf --init RUN/model.onnx``.
 
-Fine-tuning starts from the pretrained weights instead of random ones. Before the first step the
-model's normalisation (EEG scaling, mean and SD of the mel bands) is refitted on the new listener's
-training windows, as for any run: amplitude and montage differ between people and caps.
-
-**The recipe is chosen on music the candidates did not train on** (:func:`fit_finetune`): one of the
-calibration tracks is held out, and every choice is the highest dynamic r on its windows. The
-ordinary training loop (Adam, early stopping) runs once per candidate from the same pretrained start,
-on the other tracks: the pretrained output layer or a zeroed one (:data:`HEADS`) × the learning rates
-:data:`LR_FACTORS` × the model's ``default_lr``. The best candidate, or a greedy soup of them
-(:func:`greedy_soup`) when it scores higher, is then interpolated with the pretrained start in weight
-space (WiSE-FT, ``alpha`` in :data:`~offline_training.finetune_recipe.ALPHAS`); alpha 0 is the
-pretrained model (with refitted statistics) as it is, so the choice never scores below it on the held-out
-track. The model is the one chosen, trained without the held-out track (not refitted on every
-track: the WiSE-FT weight and the soup were scored on these weights, not on weights retrained for a
-fixed number of epochs on more data; bench_calibration, 5 seeds, 5 minutes, gave fine-tuning 0.097
-with a refit and 0.119 without, on sessions of other noise draws and on the test session, so that
-choice was not made blind to test data). A
-session of one track has nothing to hold out: its validation blocks (the same music) are scored
-instead, and ``metrics.json`` says so. Why: chosen on validation blocks of the
-training music, a recipe's loss did not predict its score on new music (bench_calibration, 3 seeds,
-5 minutes: fine-tuned 0.090 against 0.099 for the pretrained model alone). ``--lr`` fixes the
-learning rate. Test windows play no part; every candidate's score is in ``metrics.json``
-(``finetune``). An L2-SP pull toward the pretrained weights (:class:`WeightAnchor`) is available as
-further candidates (:data:`L2SP_WEIGHTS`) but off: on a 5-minute calibration it lowered neither the
-validation loss nor the test r (weight 30: test r 0.128 and 0.101 against 0.151 and 0.093 without,
-two seeds).
+Fine-tuning starts from the pretrained weights instead of random ones. Which normalisation it
+starts with (the pretrained model's own, or one refitted on the new listener), which recipe it trains
+with, and how far it moves from the start are chosen on calibration music the candidates did not train
+on; the chosen recipe is then trained on every calibration track
+(:func:`offline_training.finetune_fit.fit_finetune`, which says why each step is as it is). ``--lr``
+fixes the learning rate. Test windows play no part; every score is in ``metrics.json`` (``finetune``).
 
 Same montage (the data's channel labels are the pretrained model's, in order): the weights load as
 they are. Another montage: an input layer (:class:`ChannelAdapter`, a learned linear map from the
@@ -44,36 +24,24 @@ a run's ``best.pt``/``checkpoint.pt`` (channels from the ``model.onnx`` beside i
 125-channel model). A fine-tuning run cannot be ``--resume``d: its checkpoint holds only the last of
 its loops (one line says so).
 
-The module is about 540 lines: reading ``--init``, the channel adapter and the recipe's loop
-belong together; the recipe's tools live in :mod:`offline_training.finetune_recipe`.
+This module reads ``--init`` and builds the start; the loop is :mod:`offline_training.finetune_fit`,
+its tools :mod:`offline_training.finetune_recipe`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from eegmusic.offline_training.finetune_recipe import WeightAnchor, greedy_soup
 from eegmusic.offline_training.models.base import N_FRAMES, N_MELS, MelDecoder
 from eegmusic.stream.errors import ModelError
 from torch import nn
 
 logger = logging.getLogger(__name__)
-
-LR_FACTORS = (0.3, 1.0)
-"""Candidate fine-tuning learning rates, as fractions of the model's ``default_lr``."""
-HEADS = ("keep", "reset")
-"""Candidate starts of the output layer: the pretrained one (``keep``), or zeroed (``reset``: the
-pretrained features under a new head that starts at the listener's mean spectrum). One loop per
-(head, learning rate); the candidate of lowest validation loss is kept."""
-SOUP = True
-"""Average the candidates' weights when that raises the held-out score (:func:`greedy_soup`)."""
-L2SP_WEIGHTS = (0.0,)
-"""Candidate L2-SP weights (:class:`WeightAnchor`): 0 trains freely from the pretrained start."""
 
 
 @dataclass
@@ -87,12 +55,16 @@ class Pretrained:
     positions : ndarray, shape (n_chans, 3), or None
         Head-frame positions in metres when the model file states them.
     source : Path
+    statistics : bool
+        Whether the model's normalisation (EEG scaling, mel mean and SD) is the pretrained one: False
+        when the weights came from an ONNX graph whose exporter folded those buffers into constants.
     """
 
     model: MelDecoder
     channels: list
     positions: np.ndarray | None
     source: Path
+    statistics: bool = True
 
 
 def _read_onnx(path: Path):
@@ -137,7 +109,7 @@ def _build(name, config: dict, path: Path) -> MelDecoder:
         ) from None
 
 
-def onnx_weights(model: MelDecoder, path: Path, proto) -> None:
+def onnx_weights(model: MelDecoder, path: Path, proto) -> bool:
     """Load ``model``'s weights from the ONNX graph's initializers, matched by state-dict name.
 
     Every trainable parameter and batch-norm running statistic must be found with its shape. Buffers
@@ -151,6 +123,11 @@ def onnx_weights(model: MelDecoder, path: Path, proto) -> None:
     path : Path
         The file (for messages).
     proto : onnx.ModelProto
+
+    Returns
+    -------
+    bool
+        True when every statistic was read too (the graph holds them under their names).
 
     Raises
     ------
@@ -178,6 +155,7 @@ def onnx_weights(model: MelDecoder, path: Path, proto) -> None:
     model.load_state_dict(state)
     logger.info("read %d weights of %s from its initializers (%d statistics to refit: %s)",
                 len(state) - len(refitted), path.name, len(refitted), ", ".join(refitted) or "none")
+    return not [key for key in refitted if not key.endswith("num_batches_tracked")]
 
 
 def _run_weights(best: Path, model: MelDecoder) -> dict | None:
@@ -250,12 +228,14 @@ def load_pretrained(path) -> Pretrained:
         model = _build(spec["name"], spec.get("config") or {}, path)
         _check_adaptable(model, path)
         beside = _run_weights(path.with_name("best.pt"), model)
+        statistics = True
         if beside is not None:
             model.load_state_dict(beside)
         else:
-            onnx_weights(model, path, proto)
+            statistics = onnx_weights(model, path, proto)
     else:
         content = read_checkpoint(path)
+        statistics = True
         config = content.get("model_config", {})
         name = AdaptedDecoder.name if "inner_name" in config else content["model"]
         model = _build(name, config, path)
@@ -279,7 +259,7 @@ def load_pretrained(path) -> Pretrained:
     if positions is not None:
         positions = None if any(p is None for p in positions) else np.asarray(positions, dtype=np.float64)
     model.eval()
-    return Pretrained(model=model, channels=channels, positions=positions, source=path)
+    return Pretrained(model=model, channels=channels, positions=positions, source=path, statistics=statistics)
 
 
 class ChannelAdapter(nn.Module):
@@ -352,6 +332,14 @@ def _data_positions(dataset) -> np.ndarray:
 def initial_model(init, dataset) -> MelDecoder:
     """The model a fine-tuning run starts from (pretrained weights, adapted to the data's channels).
 
+    See :func:`start_model` (which also says whether the pretrained statistics came with it).
+    """
+    return start_model(init, dataset)[0]
+
+
+def start_model(init, dataset) -> tuple[MelDecoder, bool]:
+    """The model a fine-tuning run starts from, and whether it holds the pretrained statistics.
+
     Parameters
     ----------
     init : str or Path
@@ -363,6 +351,8 @@ def initial_model(init, dataset) -> MelDecoder:
     -------
     model : MelDecoder
         The pretrained model itself (same montage), or an :class:`AdaptedDecoder` around it.
+    statistics : bool
+        :attr:`Pretrained.statistics`: its normalisation is the pretrained model's.
     """
     from eegmusic.stream.interpolation import spline_matrix
     from eegmusic.stream.montage import head_positions, label_key
@@ -376,7 +366,7 @@ def initial_model(init, dataset) -> MelDecoder:
         logger.info(
             "fine-tuning %s from %s (same %d channels)", model.name, pretrained.source, len(data_keys)
         )
-        return model
+        return model, pretrained.statistics
     if isinstance(model, AdaptedDecoder):
         raise ModelError(
             f"--init {pretrained.source}: this model was itself adapted to a {model.n_chans}-channel "
@@ -416,125 +406,4 @@ def initial_model(init, dataset) -> MelDecoder:
         len(model_keys),
         shared,
     )
-    return adapted
-
-
-def _output_layer(model: MelDecoder) -> nn.Linear | None:
-    """The output layer that ``zero_head`` started at zero (a model's ``head``), or None."""
-    inner = model.inner if isinstance(model, AdaptedDecoder) else model
-    head = inner._modules.get("head")
-    return head if isinstance(head, nn.Linear) else None
-
-
-def _train_candidate(fit, model, start: dict, recipe: dict, layer, dataset, split, config, dist_info, device,
-                     out) -> dict:
-    """One training loop of ``recipe`` (``head``, ``lr``, ``l2sp``) from the pretrained ``start``."""
-    model.load_state_dict(start)
-    skip = ()
-    if recipe["head"] == "reset":
-        model.zero_head(layer)
-        skip = {n for n, p in model.named_parameters() if any(p is q for q in layer.parameters())}
-    torch.manual_seed(config.seed)  # every candidate sees the same dropout and batch order
-    with WeightAnchor(model, start, recipe["l2sp"], skip=skip):
-        return fit(model, dataset, split, replace(config, lr=recipe["lr"]), dist_info, device, out, None)
-
-
-def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, device, out) -> dict:
-    """Fine-tune ``model`` with the recipe chosen on a calibration track held out of its training.
-
-    1. :func:`~offline_training.finetune_recipe.selection_fold` holds out one training track (seeded);
-       every choice below is the highest dynamic r on its windows
-       (:func:`~offline_training.finetune_recipe.held_out_r`). With one track only, the run's
-       validation blocks are scored instead (``finetune.selection.reason`` says so).
-    2. The training loop ``fit`` runs once per candidate, on the other tracks' training windows with
-       early stopping on the held-out track: each output-layer start of :data:`HEADS` × each learning
-       rate (:data:`LR_FACTORS` × ``default_lr``, or ``config.lr`` alone), from the same pretrained
-       weights with the same seed.
-    3. The best candidate, or a greedy soup of candidates when it scores higher (:data:`SOUP`), is
-       interpolated with the pretrained start at the WiSE-FT weight of highest score
-       (:data:`~offline_training.finetune_recipe.ALPHAS`; 0 is the pretrained model as it is).
-       The interpolation at that weight is the model. The test part is read by none of this.
-
-    Parameters
-    ----------
-    fit : callable
-        The model's training loop (:func:`offline_training.loop_regression.fit_regression`).
-    model : MelDecoder
-        The pretrained model (statistics refitted), on ``device``.
-    dataset, split, config, dist_info, device, out
-        As for the training loop; ``config`` is not modified.
-
-    Returns
-    -------
-    dict
-        ``model`` (the chosen weights), ``history``/``best_epoch``/``epochs_run`` of the last loop that
-        made them (0 and empty when the start won), ``best_val_loss`` (on the run's validation part),
-        and ``finetune``: ``selection`` (held-out track, rows, reason), ``start_r``, each candidate's
-        (``lr``, ``head``, ``l2sp``, ``held_out_r``, ``best_val_loss``, ``best_epoch``, ``epochs_run``),
-        ``soup`` (candidate indices or None), ``alpha`` and ``alpha_r`` (score per weight), ``refit``
-        (always False: the model is the one validated),
-        and ``chosen_lr``/``chosen_head``/``chosen_l2sp`` (of the best member; None when alpha is 0).
-    """
-    from eegmusic.offline_training.finetune_recipe import (
-        choose_alpha,
-        held_out_r,
-        interpolate,
-        selection_fold,
-    )
-    from eegmusic.offline_training.loop import weights
-    from eegmusic.offline_training.loop_regression import validation_loss
-
-    start = weights(model)
-    fold = selection_fold(dataset.index, split, seed=config.seed)
-    if fold.reason is not None:
-        logger.warning("fine-tuning: %s", fold.reason)
-    else:
-        logger.info("fine-tuning recipe chosen on held-out track %d (%d windows); candidates train on %d",
-                    fold.song, len(fold.split.val), len(fold.split.train))
-
-    def score() -> float:
-        return held_out_r(model, dataset, fold.split.val, hop_s=config.hop_s, batch_size=config.batch_size,
-                          device=device)
-
-    start_r = score()
-    factors = [None] if config.lr is not None else LR_FACTORS
-    layer = _output_layer(model)
-    heads = [h for h in HEADS if h == "keep" or layer is not None]  # a model without a head keeps it
-    tried, finished, results = [], [], []
-    for head, anchor, factor in [(h, a, f) for h in heads for a in L2SP_WEIGHTS for f in factors]:
-        recipe = {"lr": float(config.lr) if factor is None else factor * float(model.default_lr),
-                  "head": head, "l2sp": anchor}
-        result = _train_candidate(fit, model, start, recipe, layer, dataset, fold.split, config, dist_info,
-                                  device, out)
-        r = score()
-        tried.append({**recipe, "held_out_r": r,
-                      **{k: result[k] for k in ("best_val_loss", "best_epoch", "epochs_run")}})
-        results.append({k: v for k, v in result.items() if k != "model"})
-        finished.append((-r if np.isfinite(r) else np.inf, len(tried) - 1, weights(model)))
-        logger.info("fine-tuning at lr %.2g, %s head, L2-SP %g: held-out r %.4f (epoch %d; start %.4f)",
-                    recipe["lr"], head, anchor, r, result["best_epoch"], start_r)
-    ranked = sorted(finished, key=lambda entry: entry[0])
-    members, tuned = [ranked[0][1]], ranked[0][2]
-    soup = greedy_soup(model, finished, ranked[0][0], lambda: -score()) if SOUP and len(tried) > 1 else None
-    if soup is not None:
-        members, tuned = soup["members"], soup["weights"]
-    alpha, alpha_r = choose_alpha(model, start, tuned, score)
-    last = results[members[0]] if alpha > 0 else {"history": [], "best_epoch": 0, "epochs_run": 0,
-                                                     "windows_per_s": None}
-    model.load_state_dict(interpolate(start, tuned, alpha))
-    val_loss = validation_loss(model, dataset, split.val, config, device, dist_info)["loss"]
-    chosen = tried[members[0]] if alpha > 0 else {"lr": None, "head": None, "l2sp": None}
-    logger.info("fine-tuning chosen on %s: %s",
-                "held-out track" if fold.song is not None else "validation blocks",
-                "the pretrained weights as they are" if alpha == 0 else
-                f"lr {chosen['lr']:.2g}, {chosen['head']} head, candidates {members}, "
-                f"WiSE-FT alpha {alpha:g}")
-    return {**last, "best_val_loss": val_loss, "model": model,
-            "finetune": {"selection": {"song": fold.song, "n_windows": int(len(fold.split.val)),
-                                       "n_train": int(len(fold.split.train)), "reason": fold.reason,
-                                       "score": "dynamic_r"},
-                         "start_r": start_r, "candidates": tried, "soup": None if soup is None else members,
-                         "alpha": alpha, "alpha_r": {str(a): v for a, v in alpha_r.items()}, "refit": False,
-                         "chosen_lr": chosen["lr"], "chosen_head": chosen["head"],
-                         "chosen_l2sp": chosen["l2sp"]}}
-
+    return adapted, pretrained.statistics

@@ -83,7 +83,7 @@ def greedy_soup(model: MelDecoder, finished: list, best_val: float, val_loss) ->
     for _val, index, state in ranked[1:]:
         trial = {k: v + state[k] if v.is_floating_point() else v for k, v in total.items()}
         n = len(members) + 1
-        model.load_state_dict(_average(trial, n))
+        model.load_state_dict(average_weights(trial, n))
         loss = val_loss()
         logger.info("soup of candidates %s + %d: validation loss %.3f (without it %.3f)", members, index,
                     loss, soup_val)
@@ -92,11 +92,18 @@ def greedy_soup(model: MelDecoder, finished: list, best_val: float, val_loss) ->
     if len(members) < 2 or soup_val >= best_val:
         return None
     n = len(members)
-    return {"weights": _average(total, n), "val_loss": soup_val, "members": members}
+    return {"weights": average_weights(total, n), "val_loss": soup_val, "members": members}
 
 
-def _average(total: dict, n: int) -> dict:
-    """A state dict of ``n`` candidates' summed weights, averaged (integer buffers as they are)."""
+def average_weights(total: dict, n: int) -> dict:
+    """A state dict of ``n`` candidates' summed weights, averaged (integer buffers as they are).
+
+    Parameters
+    ----------
+    total : dict
+        The sum of ``n`` state dicts (floating tensors summed, integer buffers of any one).
+    n : int
+    """
     return {k: v / n if v.is_floating_point() else v for k, v in total.items()}
 
 
@@ -111,24 +118,31 @@ class SelectionFold:
     Attributes
     ----------
     song : int or None
-        The held-out track's song id; None when the training part holds one track (then the recipe
-        is chosen on the validation blocks of the training music, ``reason`` says so).
+        The held-out track's song id; None when no track can be held out (then the recipe is chosen
+        on the validation blocks of the training music, ``reason`` says so).
     split : Split
-        ``train``: the training rows of the other tracks; ``val``: the rows scored for every choice
-        (the held-out track's training and validation rows); ``test``: the run's, never read.
+        What the candidates train on, as the run trains: ``train``, the training rows of the other
+        tracks; ``val``, the validation blocks of the other tracks (early stopping, the run's own
+        recipe); ``test``: the run's, never read.
+    scored : ndarray of int
+        The rows every choice is scored on: the held-out track's training and validation rows (the
+        run's validation rows when no track is held out).
     reason : str or None
         Why no track could be held out, else None.
     """
 
     song: int | None
     split: object
+    scored: np.ndarray
     reason: str | None
 
 
 def selection_fold(index: np.ndarray, split, *, seed: int = 0) -> SelectionFold:
     """Hold out one training track (seeded) whose windows score every fine-tuning choice.
 
-    Tracks with fewer than half the windows of the longest (a play's stub) are not held out.
+    Tracks with fewer than half the windows of the longest (a play's stub) are not held out, nor a
+    track whose removal would leave no validation block of another track to stop the candidates'
+    training on.
 
     Parameters
     ----------
@@ -142,21 +156,27 @@ def selection_fold(index: np.ndarray, split, *, seed: int = 0) -> SelectionFold:
     Returns
     -------
     SelectionFold
-        With ``song`` None (and the run's own split) when the training part holds fewer than 2 tracks.
+        With ``song`` None (the run's own split, its validation rows scored) when fewer than 2 tracks
+        qualify.
     """
     from eegmusic.offline_training.splits import Split
 
     heard = np.union1d(split.train, split.val)
     songs, counts = np.unique(index["song"][heard], return_counts=True)
     songs = songs[counts >= 0.5 * counts.max()]  # a stub of a play (a few seconds) is no track to hold out
-    if len(songs) < 2:
-        reason = (f"the training part holds {len(songs)} track; the recipe is chosen on validation blocks "
-                  "of the training music (record more tracks to choose it on music not trained on)")
-        return SelectionFold(None, split, reason)
-    song = int(songs[np.random.default_rng([seed, 2718]).integers(len(songs))])
+    val_songs = set(index["song"][split.val].tolist())
+    holdable = [int(s) for s in songs if val_songs - {int(s)}]  # the others keep validation blocks
+    if len(songs) < 2 or not holdable:
+        why = (f"holds {len(songs)} track" if len(songs) < 2 else
+               f"holds {len(songs)} tracks, none of which leaves validation blocks on the others")
+        reason = (f"the training part {why}; the recipe is chosen on validation blocks of the training "
+                  "music (record more tracks to choose it on music not trained on)")
+        return SelectionFold(None, split, split.val, reason)
+    song = holdable[int(np.random.default_rng([seed, 2718]).integers(len(holdable)))]
     held = heard[index["song"][heard] == song]
     train = split.train[index["song"][split.train] != song]
-    return SelectionFold(song, Split(train, held, split.test, split.test_block), None)
+    val = split.val[index["song"][split.val] != song]
+    return SelectionFold(song, Split(train, val, split.test, split.test_block), held, None)
 
 
 def held_out_r(model: MelDecoder, dataset, rows: np.ndarray, *, hop_s: float, batch_size: int,

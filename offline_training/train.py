@@ -364,10 +364,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         model_kwargs["n_subjects"] = dataset.n_subjects
     if config.model in ("linear", "sourcenet", "ensemble"):  # models that place frames by the offset
         model_kwargs.setdefault("target_offset_s", target_offset_s)
+    original = None  # a pretrained model's own statistics, a candidate start of fine-tuning
     if config.init:  # adapt a pretrained model to this listener (and montage)
-        from eegmusic.offline_training.finetune import initial_model
+        from eegmusic.offline_training.finetune import start_model
+        from eegmusic.offline_training.loop import weights
 
-        model = initial_model(config.init, dataset)
+        model, with_statistics = start_model(config.init, dataset)
+        original = weights(model) if with_statistics else None
         config.model = getattr(model, "inner_name", model.name)
     else:
         model = build_model(config.model, **model_kwargs)
@@ -388,10 +391,11 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         (out / "config.json").write_text(json.dumps(config_dict(config), indent=2) + "\n")
 
     started = time.perf_counter()
-    if config.init:  # one loop per candidate recipe, chosen on validation (offline_training.finetune)
-        from eegmusic.offline_training.finetune import fit_finetune
+    if config.init:  # candidate recipes chosen on a held-out track (offline_training.finetune_fit)
+        from eegmusic.offline_training.finetune_fit import fit_finetune
 
-        result = fit_finetune(training_loop(model), model, dataset, split, config, dist_info, device, out)
+        result = fit_finetune(training_loop(model), model, dataset, split, config, dist_info, device, out,
+                              original=original)
     else:
         result = training_loop(model)(model, dataset, split, config, dist_info, device, out, state)
     best_model = result["model"]

@@ -12,13 +12,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from eegmusic.offline_training.finetune import (
-    HEADS,
-    LR_FACTORS,
-    AdaptedDecoder,
-    initial_model,
-    load_pretrained,
-)
+from eegmusic.offline_training.finetune import AdaptedDecoder, initial_model, load_pretrained
+from eegmusic.offline_training.finetune_fit import HEADS, LR_FACTORS
 from eegmusic.offline_training.finetune_recipe import ALPHAS
 from eegmusic.offline_training.train import TrainConfig, train
 from eegmusic.stream.errors import ModelError
@@ -247,8 +242,12 @@ def test_a_session_of_several_tracks_chooses_on_a_track_the_candidates_never_tra
     fold = selection_fold(dataset.index, split, seed=0)  # the run's own fold (same seed, same split)
     assert choice["selection"]["song"] == fold.song is not None and choice["selection"]["reason"] is None
     assert choice["selection"]["n_train"] == len(fold.split.train) < len(split.train)
-    assert choice["selection"]["n_windows"] == len(fold.split.val) and not choice["refit"]
+    assert choice["selection"]["n_windows"] == len(fold.scored)
+    assert choice["refit"] == (choice["alpha"] > 0)  # a chosen recipe is retrained on every track
     assert choice["alpha"] in ALPHAS
+    stats = choice["statistics"]  # the model file beside its best.pt holds the pretrained statistics
+    assert stats["r"]["pretrained"] is not None
+    assert stats["choice"] == max(stats["r"], key=stats["r"].get)
     assert choice["alpha_r"][str(choice["alpha"])] == max(choice["alpha_r"].values())
     assert choice["alpha_r"]["0.0"] == pytest.approx(choice["start_r"], abs=1e-6)
 

@@ -114,14 +114,37 @@ def test_the_selection_fold_holds_out_a_whole_training_track(two_tracks):
     song = dataset.index["song"]
     fold = selection_fold(dataset.index, split, seed=0)
     assert fold.reason is None and fold.song in set(song[split.train].tolist())
-    assert set(song[fold.split.val].tolist()) == {fold.song}  # scored: the held-out track only...
-    assert fold.song not in set(song[fold.split.train].tolist())  # ...which no candidate trains on
+    assert set(song[fold.scored].tolist()) == {fold.song}  # scored: the held-out track only...
+    assert fold.song not in set(song[fold.split.train].tolist())  # ...which no candidate trains on...
+    assert fold.song not in set(song[fold.split.val].tolist())  # ...nor stops on
     heard = np.union1d(split.train, split.val)
-    np.testing.assert_array_equal(fold.split.val, heard[song[heard] == fold.song])  # never a test row
-    assert not np.intersect1d(fold.split.val, split.test).size
+    np.testing.assert_array_equal(fold.scored, heard[song[heard] == fold.song])  # never a test row
+    assert not np.intersect1d(fold.scored, split.test).size
+    # the candidates stop on the other tracks' validation blocks, as the run itself stops
+    np.testing.assert_array_equal(fold.split.val, split.val[song[split.val] != fold.song])
+    assert len(fold.split.val) > 0
     one = split.train[song[split.train] == fold.song]  # a session of one track: nothing to hold out
     alone = selection_fold(dataset.index, Split(one, split.val, split.test, split.test_block))
     assert alone.song is None and "holds 1 track" in alone.reason and alone.split.val is split.val
+    np.testing.assert_array_equal(alone.scored, split.val)
+
+
+def test_a_track_holding_the_only_validation_blocks_is_not_held_out(two_tracks):
+    import numpy as np
+    from eegmusic.offline_training.finetune_recipe import selection_fold
+    from eegmusic.offline_training.splits import Split
+
+    dataset, split, _ = two_tracks
+    song = dataset.index["song"]
+    values, counts = np.unique(song[split.train], return_counts=True)
+    first, second = values[counts > 5]  # the two tracks (not the stub of the play)
+    only_first = Split(split.train, split.val[song[split.val] == first], split.test, split.test_block)
+    assert len(only_first.val) > 0
+    for seed in range(6):  # whatever the seed: the track whose removal leaves validation blocks
+        fold = selection_fold(dataset.index, only_first, seed=seed)
+        assert fold.song == second and set(song[fold.split.val].tolist()) == {first}
+    none = selection_fold(dataset.index, Split(split.train, split.val[:0], split.test, split.test_block))
+    assert none.song is None and "none of which leaves validation blocks" in none.reason
 
 
 def test_wise_ft_alpha_is_chosen_on_the_held_out_track_and_never_on_test_data(two_tracks):
@@ -142,15 +165,114 @@ def test_wise_ft_alpha_is_chosen_on_the_held_out_track_and_never_on_test_data(tw
 
     def choose(data):
         return choose_alpha(model, start, tuned, lambda: held_out_r(
-            model, data, fold.split.val, hop_s=0.5, batch_size=64, device="cpu"))
+            model, data, fold.scored, hop_s=0.5, batch_size=64, device="cpu"))
 
     alpha, scores = choose(dataset)
     assert list(scores) == list(ALPHAS) and scores[alpha] == max(scores.values())
     assert len(set(scores.values())) == len(ALPHAS)  # the weights differ: the choice is a real one
     model.load_state_dict(interpolate(start, tuned, 0.0))
-    assert scores[0.0] == held_out_r(model, dataset, fold.split.val, hop_s=0.5, batch_size=64, device="cpu")
+    assert scores[0.0] == held_out_r(model, dataset, fold.scored, hop_s=0.5, batch_size=64, device="cpu")
     assert choose(Poisoned(dataset, split.test)) == (alpha, scores)  # test windows are never read
-    assert choose(Poisoned(dataset, fold.split.val))[1] != scores  # the held-out track is what is scored
+    assert choose(Poisoned(dataset, fold.scored))[1] != scores  # the held-out track is what is scored
     for key, value in interpolate(start, tuned, 0.25).items():
         if value.is_floating_point():
             torch.testing.assert_close(value, 0.75 * start[key] + 0.25 * tuned[key])
+
+
+# ---- the fine-tuning loop (offline_training.finetune_fit), real training on the two-track session ---------
+
+
+def test_the_start_keeps_the_statistics_that_score_higher_on_calibration_windows(two_tracks):
+    import copy
+
+    import numpy as np
+    from eegmusic.offline_training.finetune_fit import choose_statistics
+    from eegmusic.offline_training.finetune_recipe import held_out_r
+    from eegmusic.offline_training.loop import weights
+    from eegmusic.offline_training.train import TrainConfig
+
+    dataset, split, fixture_model = two_tracks
+    model = copy.deepcopy(fixture_model)
+    refitted = weights(model)
+    other = copy.deepcopy(model)  # "pretrained" statistics: fitted on one track's windows only
+    one = split.train[dataset.index["song"][split.train] == dataset.index["song"][split.train[0]]]
+    other.fit_stats(dataset.eeg(one[::3]) * 4.0, dataset.mel(one[::3]))
+    original = weights(other)
+    config = TrainConfig(data="unused", out="unused", hop_s=0.5, batch_size=64)
+    rows = np.union1d(split.train, split.val)
+
+    def r_of(state):
+        model.load_state_dict(state)
+        return held_out_r(model, dataset, rows, hop_s=0.5, batch_size=64, device="cpu")
+
+    expected = {"refitted": r_of(refitted), "pretrained": r_of(original)}
+    assert expected["refitted"] != expected["pretrained"]  # the choice is a real one
+    model.load_state_dict(refitted)
+    chosen = choose_statistics(model, original, dataset, rows, config, "cpu")
+    assert chosen["r"] == expected
+    assert chosen["choice"] == max(expected, key=expected.get)
+    model.load_state_dict(original)  # the roles swapped: the other choice
+    swapped = choose_statistics(model, refitted, dataset, rows, config, "cpu")
+    assert swapped["choice"] != chosen["choice"]
+    assert swapped["r"] == {"refitted": expected["pretrained"], "pretrained": expected["refitted"]}
+    for key, value in model.state_dict().items():  # the model is left at the chosen start
+        torch.testing.assert_close(value, chosen["start"][key])
+    model.load_state_dict(refitted)  # the test part is never read
+    poisoned = choose_statistics(model, original, Poisoned(dataset, split.test), rows, config, "cpu")
+    assert poisoned["r"] == expected
+    model.load_state_dict(refitted)  # a file without statistics: the refitted ones, nothing compared
+    alone = choose_statistics(model, None, dataset, rows, config, "cpu")
+    assert alone["choice"] == "refitted" and alone["r"]["pretrained"] is None
+
+
+def test_candidates_stop_as_the_run_stops_and_the_choice_is_retrained_on_every_track(two_tracks, tmp_path,
+                                                                                    monkeypatch):
+    import copy
+
+    import numpy as np
+    from eegmusic.offline_training import finetune_recipe
+    from eegmusic.offline_training.distributed import DistInfo
+    from eegmusic.offline_training.finetune_fit import HEADS, LR_FACTORS, fit_finetune
+    from eegmusic.offline_training.finetune_recipe import selection_fold
+    from eegmusic.offline_training.loop import weights
+    from eegmusic.offline_training.loop_regression import fit_regression
+    from eegmusic.offline_training.train import TrainConfig
+
+    dataset, split, fixture_model = two_tracks
+    monkeypatch.setattr(finetune_recipe, "ALPHAS", (1.0,))  # the fine-tuned weights: the refit always runs
+    config = TrainConfig(data="unused", out=str(tmp_path), epochs=2, hop_s=0.5, batch_size=64, progress=False)
+
+    def run(data):
+        calls = []
+
+        def fit(model, dataset, fit_split, fit_config, *rest):
+            result = fit_regression(model, dataset, fit_split, fit_config, *rest)
+            calls.append({"train": fit_split.train, "val": fit_split.val, "lr": fit_config.lr,
+                          "weights": weights(model)})
+            return result
+
+        model = copy.deepcopy(fixture_model)
+        result = fit_finetune(fit, model, data, split, config, DistInfo(), torch.device("cpu"), tmp_path)
+        return result, calls
+
+    result, calls = run(dataset)
+    choice = result["finetune"]
+    fold = selection_fold(dataset.index, split, seed=0)
+    n = len(HEADS) * len(LR_FACTORS)
+    for call in calls[:n]:  # candidates: the other track's training windows, stopped on its validation blocks
+        np.testing.assert_array_equal(call["train"], fold.split.train)
+        np.testing.assert_array_equal(call["val"], fold.split.val)
+    members = choice["soup"] or [int(np.argmax([c["held_out_r"] for c in choice["candidates"]]))]
+    assert choice["alpha"] == 1.0 and choice["refit"] and len(calls) == n + len(members)
+    for call, member in zip(calls[n:], members, strict=True):  # then each chosen recipe on every track
+        np.testing.assert_array_equal(call["train"], split.train)
+        np.testing.assert_array_equal(call["val"], split.val)
+        assert call["lr"] == choice["candidates"][member]["lr"]
+    assert len(choice["refit_epochs"]) == len(members)
+    shipped = result["model"].state_dict()
+    for key, value in calls[n]["weights"].items():  # the model is the refitted weights (averaged)
+        if value.is_floating_point():
+            expected = sum(call["weights"][key] for call in calls[n:]) / len(members)
+            torch.testing.assert_close(shipped[key], expected)
+    poisoned, _ = run(Poisoned(dataset, split.test))  # the test part is never read
+    assert poisoned["finetune"] == choice

@@ -1,0 +1,238 @@
+"""The fine-tuning loop of ``train --init`` (:func:`fit_finetune`): every choice on calibration music the
+candidates did not train on, then the chosen recipe trained as a from-scratch run is, on every track.
+
+1. **Statistics.** The pretrained model's own normalisation (EEG scaling, mel mean and SD) or one
+   refitted on the new listener's training windows: the one under which the pretrained model, before
+   any step, scores the higher dynamic r on every calibration window of the training and validation
+   parts (none of which it was trained on). Why: refitting the EEG scaling on a few minutes of one
+   listener moved the input the network was trained on (slow test's setting, diagnosis on its test
+   session, 2 seeds: pretrained model 0.149 with its statistics, 0.141 refitted; fine-tuned 0.169 and
+   0.179 against 0.148 and 0.156).
+2. **Candidates.** One calibration track is held out (:func:`~offline_training.finetune_recipe.
+   selection_fold`). From the same start, the ordinary training loop runs once per candidate on the
+   other tracks' training windows, with early stopping on *their* validation blocks, as a from-scratch
+   run stops: the output layer kept or zeroed (:data:`HEADS`) × the learning rates :data:`LR_FACTORS`
+   × the model's ``default_lr``. Each is scored by dynamic r on the held-out track. Why the early
+   stopping is not on the held-out track: its loss (MSE) rises after 1–5 epochs on new music, whose mean
+   spectrum differs, long before its dynamic r stops improving (slow test's setting, 2 seeds: from
+   scratch stopped that way scored 0.016 and −0.028 on the test session against 0.163 and 0.173 when
+   stopped on validation blocks; the fine-tuning candidates stopped that way at epochs 1–3).
+3. **Soup and WiSE-FT.** The best candidate, or a greedy soup of them (:data:`SOUP`) when it scores
+   higher, is interpolated with the start at the WiSE-FT weight ``alpha`` of highest held-out score
+   (:data:`~offline_training.finetune_recipe.ALPHAS`; 0 is the start as it is).
+4. **Refit.** With alpha above 0, each chosen candidate's recipe is trained again from the start on
+   every track (the run's own split and early stopping, as a from-scratch run), and the interpolation at
+   the chosen alpha is taken with those weights: the shipped model hears every calibration track,
+   like the from-scratch model it is compared with. A session with no track to hold out chose on its
+   validation blocks with candidates already trained on every track: nothing is refitted.
+
+Test windows play no part; every score is in ``metrics.json`` (``finetune``). An L2-SP pull toward the
+pretrained weights (:class:`~offline_training.finetune_recipe.WeightAnchor`) is available as further
+candidates (:data:`L2SP_WEIGHTS`) but off: on a 5-minute calibration it lowered neither the validation
+loss nor the test r (weight 30: test r 0.128 and 0.101 against 0.151 and 0.093 without, two seeds).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+import torch
+from eegmusic.offline_training.finetune_recipe import WeightAnchor, greedy_soup
+from eegmusic.offline_training.models.base import MelDecoder
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+LR_FACTORS = (0.3, 1.0)
+"""Candidate fine-tuning learning rates, as fractions of the model's ``default_lr``."""
+HEADS = ("keep", "reset")
+"""Candidate starts of the output layer: the pretrained one (``keep``), or zeroed (``reset``: the
+pretrained features under a new head that starts at the listener's mean spectrum)."""
+SOUP = True
+"""Average the candidates' weights when that raises the held-out score (:func:`greedy_soup`)."""
+L2SP_WEIGHTS = (0.0,)
+"""Candidate L2-SP weights (:class:`WeightAnchor`): 0 trains freely from the pretrained start."""
+
+
+def _output_layer(model: MelDecoder) -> nn.Linear | None:
+    """The output layer that ``zero_head`` starts at zero (a model's ``head``), or None."""
+    from eegmusic.offline_training.finetune import AdaptedDecoder
+
+    inner = model.inner if isinstance(model, AdaptedDecoder) else model
+    head = inner._modules.get("head")
+    return head if isinstance(head, nn.Linear) else None
+
+
+def _train_candidate(fit, model, start: dict, recipe: dict, layer, dataset, split, config, dist_info, device,
+                     out) -> dict:
+    """One training loop of ``recipe`` (``head``, ``lr``, ``l2sp``) from ``start`` on ``split``; the
+    model holds its best weights after it."""
+    model.load_state_dict(start)
+    skip = ()
+    if recipe["head"] == "reset":
+        model.zero_head(layer)
+        skip = {n for n, p in model.named_parameters() if any(p is q for q in layer.parameters())}
+    torch.manual_seed(config.seed)  # every candidate sees the same dropout and batch order
+    with WeightAnchor(model, start, recipe["l2sp"], skip=skip):
+        return fit(model, dataset, split, replace(config, lr=recipe["lr"]), dist_info, device, out, None)
+
+
+def choose_statistics(model: MelDecoder, original: dict | None, dataset, rows, config, device) -> dict:
+    """The start's normalisation: the pretrained model's own, or the one refitted on the new listener.
+
+    Parameters
+    ----------
+    model : MelDecoder
+        The start with its statistics refitted (its weights are left as chosen).
+    original : dict or None
+        State dict of the same start with the pretrained statistics; None when the model file did not
+        hold them (then the refitted ones are kept).
+    dataset : WindowDataset
+    rows : ndarray of int
+        Calibration rows the pretrained model is scored on (training and validation parts).
+    config : TrainConfig
+    device : torch.device
+
+    Returns
+    -------
+    dict
+        ``choice`` ("refitted" or "pretrained"), ``r`` (dynamic r of each on ``rows``, None when not
+        available) and ``start`` (the chosen state dict).
+    """
+    from eegmusic.offline_training.finetune_recipe import held_out_r
+    from eegmusic.offline_training.loop import weights
+
+    refitted = weights(model)
+
+    def score() -> float:
+        value = held_out_r(model, dataset, rows, hop_s=config.hop_s, batch_size=config.batch_size,
+                           device=device)
+        return value if np.isfinite(value) else -np.inf
+
+    r = {"refitted": score(), "pretrained": None}
+    choice, start = "refitted", refitted
+    if original is not None:
+        model.load_state_dict(original)
+        r["pretrained"] = score()
+        if r["pretrained"] > r["refitted"]:
+            choice, start = "pretrained", original
+    model.load_state_dict(start)
+    logger.info("fine-tuning starts from the %s statistics (dynamic r on %d calibration windows: refitted "
+                "%.4f, pretrained %s)", choice, len(rows), r["refitted"],
+                "not in the file" if r["pretrained"] is None else f"{r['pretrained']:.4f}")
+    return {"choice": choice, "r": r, "start": start}
+
+
+def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, device, out,
+                 original: dict | None = None) -> dict:
+    """Fine-tune ``model`` with the recipe chosen on a calibration track held out of its training.
+
+    See the module docstring for the steps and why.
+
+    Parameters
+    ----------
+    fit : callable
+        The model's training loop (:func:`offline_training.loop_regression.fit_regression`).
+    model : MelDecoder
+        The pretrained model (statistics refitted), on ``device``.
+    dataset, split, config, dist_info, device, out
+        As for the training loop; ``config`` is not modified.
+    original : dict, optional
+        The model's state dict with the pretrained statistics (None: the file did not hold them).
+
+    Returns
+    -------
+    dict
+        ``model`` (the chosen weights), ``history``/``best_epoch``/``epochs_run`` of the last loop that
+        made them (0 and empty when the start won), ``best_val_loss`` (on the run's validation part),
+        and ``finetune``: ``statistics`` (choice and scores), ``selection`` (held-out track, rows,
+        reason), ``start_r``, each candidate's (``lr``, ``head``, ``l2sp``, ``held_out_r``,
+        ``best_val_loss``, ``best_epoch``, ``epochs_run``), ``soup`` (candidate indices or None),
+        ``alpha`` and ``alpha_r`` (held-out score per weight), ``refit`` (True when the chosen recipes
+        were trained again on every track), ``refit_epochs`` (their best epochs),
+        and ``chosen_lr``/``chosen_head``/``chosen_l2sp`` (of the best member; None when alpha is 0).
+    """
+    from eegmusic.offline_training.finetune_recipe import (
+        ALPHAS,
+        average_weights,
+        choose_alpha,
+        held_out_r,
+        interpolate,
+        selection_fold,
+    )
+    from eegmusic.offline_training.loop import weights
+    from eegmusic.offline_training.loop_regression import validation_loss
+
+    statistics = choose_statistics(model, original, dataset, np.union1d(split.train, split.val), config,
+                                   device)
+    start = statistics["start"]
+    fold = selection_fold(dataset.index, split, seed=config.seed)
+    if fold.reason is not None:
+        logger.warning("fine-tuning: %s", fold.reason)
+    else:
+        logger.info("fine-tuning recipe chosen on held-out track %d (%d windows); candidates train on %d, "
+                    "stop on %d", fold.song, len(fold.scored), len(fold.split.train), len(fold.split.val))
+
+    def score() -> float:
+        return held_out_r(model, dataset, fold.scored, hop_s=config.hop_s, batch_size=config.batch_size,
+                          device=device)
+
+    start_r = score()
+    factors = [None] if config.lr is not None else LR_FACTORS
+    layer = _output_layer(model)
+    heads = [h for h in HEADS if h == "keep" or layer is not None]  # a model without a head keeps it
+    tried, finished, results, recipes = [], [], [], []
+    for head, anchor, factor in [(h, a, f) for h in heads for a in L2SP_WEIGHTS for f in factors]:
+        recipe = {"lr": float(config.lr) if factor is None else factor * float(model.default_lr),
+                  "head": head, "l2sp": anchor}
+        result = _train_candidate(fit, model, start, recipe, layer, dataset, fold.split, config, dist_info,
+                                  device, out)
+        r = score()
+        recipes.append(recipe)
+        tried.append({**recipe, "held_out_r": r,
+                      **{k: result[k] for k in ("best_val_loss", "best_epoch", "epochs_run")}})
+        results.append({k: v for k, v in result.items() if k != "model"})
+        finished.append((-r if np.isfinite(r) else np.inf, len(tried) - 1, weights(model)))
+        logger.info("fine-tuning at lr %.2g, %s head, L2-SP %g: held-out r %.4f (epoch %d; start %.4f)",
+                    recipe["lr"], head, anchor, r, result["best_epoch"], start_r)
+    ranked = sorted(finished, key=lambda entry: entry[0])
+    members, tuned = [ranked[0][1]], ranked[0][2]
+    soup = greedy_soup(model, finished, ranked[0][0], lambda: -score()) if SOUP and len(tried) > 1 else None
+    if soup is not None:
+        members, tuned = soup["members"], soup["weights"]
+    alpha, alpha_r = choose_alpha(model, start, tuned, score, ALPHAS)
+    last = results[members[0]] if alpha > 0 else {"history": [], "best_epoch": 0, "epochs_run": 0,
+                                                     "windows_per_s": None}
+    refit = alpha > 0 and fold.song is not None
+    refit_epochs = []
+    if refit:  # the chosen recipes again, on every track, stopped as a from-scratch run stops
+        total = None
+        for index in members:
+            result = _train_candidate(fit, model, start, recipes[index], layer, dataset, split, config,
+                                      dist_info, device, out)
+            last = {k: v for k, v in result.items() if k != "model"}
+            refit_epochs.append(last["best_epoch"])
+            state = weights(model)
+            total = state if total is None else {k: v + state[k] if v.is_floating_point() else v
+                                                 for k, v in total.items()}
+        tuned = average_weights(total, len(members))
+    model.load_state_dict(interpolate(start, tuned, alpha))
+    val_loss = validation_loss(model, dataset, split.val, config, device, dist_info)["loss"]
+    chosen = tried[members[0]] if alpha > 0 else {"lr": None, "head": None, "l2sp": None}
+    logger.info("fine-tuning chosen on %s: %s",
+                "held-out track" if fold.song is not None else "validation blocks",
+                "the start as it is" if alpha == 0 else
+                f"lr {chosen['lr']:.2g}, {chosen['head']} head, candidates {members}, "
+                f"WiSE-FT alpha {alpha:g}{', refitted on every track' if refit else ''}")
+    return {**last, "best_val_loss": val_loss, "model": model,
+            "finetune": {"statistics": {"choice": statistics["choice"], "r": statistics["r"]},
+                         "selection": {"song": fold.song, "n_windows": int(len(fold.scored)),
+                                       "n_train": int(len(fold.split.train)), "reason": fold.reason,
+                                       "score": "dynamic_r"},
+                         "start_r": start_r, "candidates": tried, "soup": None if soup is None else members,
+                         "alpha": alpha, "alpha_r": {str(a): v for a, v in alpha_r.items()}, "refit": refit,
+                         "refit_epochs": refit_epochs,
+                         "chosen_lr": chosen["lr"], "chosen_head": chosen["head"],
+                         "chosen_l2sp": chosen["l2sp"]}}
