@@ -26,7 +26,8 @@ def fit_ensemble(model, dataset, split, config, dist_info: DistInfo, device, out
 
     Member ``i`` trains with seed ``config.seed + i`` (batch order, dropout) and keeps its run files in
     ``out/member<i>``. Parameters and result are those of :func:`fit_regression`, plus ``members``
-    (each member's result without its model) and ``weights``.
+    (each member's result without its model), ``weights`` and, for an ensemble with ``output_ranks``,
+    ``output_rank`` (None: unprojected) and ``output_rank_scores``.
     """
     import dataclasses
 
@@ -54,8 +55,14 @@ def fit_ensemble(model, dataset, split, config, dist_info: DistInfo, device, out
         logger.info("ensemble member %d (%s) trained", i, member.name)
     weights, scores = choose_weights(model, dataset, split.val, config.batch_size, device)
     model.set_weights(weights)
+    projection = {"rank": None, "scores": {}}
+    if model.output_ranks:  # the mix's output rank, chosen on validation (output_projection)
+        from eegmusic.offline_training.output_projection import fit_output_projection
+
+        projection = fit_output_projection(model, dataset, split, config.batch_size, device)
     history = [h for r in results for h in r.get("history", [])]
     return {"model": model, "members": results, "weights": list(weights), "weight_scores": scores,
+            "output_rank": projection["rank"], "output_rank_scores": projection["scores"],
             "history": [], "member_history": history, "best_epoch": 0, "epochs_run": len(history)}
 
 

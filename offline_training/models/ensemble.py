@@ -13,6 +13,10 @@ and is not trained again (the ensemble's configuration then holds the member's o
 marked ``trained``, so the ensemble's files never refer back to that run). The exported graph runs
 every member on the window and mixes their mel-dB outputs, so the file is as self-contained as any
 other model's.
+
+With ``output_ranks`` the mix is also projected on its leading principal directions over the training
+windows (:mod:`offline_training.output_projection`), the rank chosen on the validation part among those
+candidates and the unprojected mix; the projection is part of the exported graph.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ class Ensemble(MelDecoder):
         Mixing weights (normalised to sum 1; default equal); the training loop sets them.
     target_offset_s : float
         The dataset's target offset, passed to the members that place frames by it.
+    output_ranks : sequence of int
+        Candidate ranks of the output projection (empty: none); the training loop chooses one, or
+        none, on validation and sets :meth:`set_output_projection`.
     **kwargs
         Shared contract (:class:`MelDecoder`).
     """
@@ -55,7 +62,8 @@ class Ensemble(MelDecoder):
     name = "ensemble"
     training_loop = "ensemble"
 
-    def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, target_offset_s: float = 0.0, **kwargs):
+    def __init__(self, *, members=DEFAULT_MEMBERS, weights=None, target_offset_s: float = 0.0,
+                 output_ranks=(), **kwargs):
         super().__init__(**kwargs)
         if not members:
             raise ConfigError("an ensemble needs at least one member; list them in "
@@ -70,6 +78,13 @@ class Ensemble(MelDecoder):
             raise ConfigError(f"ensemble weights {weights} must be {n} non-negative numbers, not all zero; "
                               "give one per member or none")
         self.register_buffer("mix", torch.tensor(weights, dtype=torch.float32) / sum(weights))
+        self.output_ranks = tuple(int(r) for r in output_ranks)
+        if any(not 0 < r <= self.n_mels for r in self.output_ranks):
+            raise ConfigError(f"output ranks {list(self.output_ranks)} must lie in 1..{self.n_mels}; "
+                              "give e.g. [2, 4, 8, 16]")
+        if self.output_ranks:  # identity until the training loop sets the chosen projection
+            self.register_buffer("out_centre", torch.zeros(self.n_mels))
+            self.register_buffer("out_projection", torch.eye(self.n_mels))
 
     def _member(self, member: dict):
         """(config entry, module) of one member description."""
@@ -92,6 +107,13 @@ class Ensemble(MelDecoder):
         weights = torch.tensor([float(w) for w in weights], dtype=torch.float32)
         self.mix.copy_(weights / weights.sum())
 
+    def set_output_projection(self, centre, projection) -> None:
+        """Set the output projection: mel-dB ``centre`` (n_mels,) and ``projection`` (n_mels, n_mels)."""
+        if not self.output_ranks:
+            raise ConfigError("this ensemble has no output projection; build it with output_ranks")
+        self.out_centre.copy_(torch.as_tensor(centre, dtype=torch.float32))
+        self.out_projection.copy_(torch.as_tensor(projection, dtype=torch.float32))
+
     def fit_stats(self, eeg, mel_db) -> None:
         super().fit_stats(eeg, mel_db)
         for member, model in zip(self.members, self.models, strict=True):
@@ -104,7 +126,11 @@ class Ensemble(MelDecoder):
 
     def forward(self, eeg, subject=None):
         outputs = self.member_outputs(eeg, subject)
-        return sum(w * out for w, out in zip(self.mix, outputs, strict=True))
+        mixed = sum(w * out for w, out in zip(self.mix, outputs, strict=True))
+        if not self.output_ranks:
+            return mixed
+        centre = self.out_centre[:, None]
+        return centre + self.out_projection @ (mixed - centre)  # (n_mels, n_mels) @ (batch, n_mels, frames)
 
     def decode(self, eeg, subject_vec):
         # the members decode; the ensemble mixes mel-dB (forward), so this is the standardised mix

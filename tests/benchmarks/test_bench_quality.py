@@ -60,6 +60,9 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
     # its weights are chosen on validation, so it may lean on any, and it is scored like every other row
     assert "| 10% | block |" in report["table"] and "| ensemble |" in report["table"].splitlines()[0]
     assert block["models"]["ensemble"]["shuffled_eeg"] < block["models"]["ensemble"]["dynamic_r"]
+    # its output rank was chosen on validation among the recipe's candidates (None: left unprojected)
+    assert block["models"]["ensemble"]["output_rank"] in (None, *bench_quality.OUTPUT_RANKS)
+    assert "output_rank" not in block["models"]["sourcenet"]
     assert set(report["goals"]["0.1"]) >= {"block_best_over_ridge", "block_every_deep_beats_ridge"}
 
 
