@@ -14,7 +14,7 @@ a 32-channel 10-20 cap at 250 Hz, real music from :mod:`replay.music_sources`), 
   one), and a held-out test session of equal excerpts of four *other tracks* that no listener heard
   before, never used for training or for any choice;
 - for each M: **from scratch** (``eegmusic train`` on the M minutes), **fine-tuned** (``eegmusic
-  train --init pretrained``, same windows; its recipe and WiSE-FT weight chosen on one calibration
+  train --init pretrained``, same windows; its recipe and blend weight chosen on one calibration
   track held out of the candidates' training, :func:`offline_training.finetune_fit.fit_finetune`) and,
   once, **pretrained alone**; each scored on the test session by
   :func:`offline_training.evaluate.evaluate` (``--split all``), beside the same run's baselines
@@ -27,7 +27,7 @@ Every figure of the full run is a mean over the training seeds :data:`SEEDS` (sp
 weights, batch order, held-out track; the quick run uses one), per-seed figures and their spread
 (min, max) beside it, and per seed the fine-tuned run's difference to from-scratch (same session,
 same seed) and to the pretrained model; ratios are taken within the run. The recipes chosen are
-reported, with the WiSE-FT weight (``alpha`` 0: the pretrained model kept as it is) of every run.
+reported, with the blend weight (``alpha`` 0: the pretrained model kept as it is) of every run.
 The model is a small convnet (:data:`ARCH_CONFIG`) so the whole benchmark runs on two CPU cores.
 
 Run: ``python -m eegmusic.benchmarks.bench_calibration [--quick]`` or through ``eegmusic bench``.
@@ -143,7 +143,7 @@ def score(model: Path, test: Path, out: Path) -> dict:
 
 def _recipe(run: Path) -> dict:
     """The fine-tuning recipe a run chose on its held-out calibration track (head, learning rate, L2-SP,
-    WiSE-FT alpha; alpha 0 and the rest None: the start as it is), the statistics it started from
+    blend weight alpha; alpha 0 and the rest None: the start as it is), the statistics it started from
     (``pretrained`` or ``refitted``, chosen on every calibration window) and whether the choice was
     retrained on every track (``refit``)."""
     choice = json.loads((run / "metrics.json").read_text())["finetune"]

@@ -92,9 +92,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         "best.pt on --data (a new listener; another montage gets a learned channel adapter); "
                         "the normalisation (pretrained or refitted) is the one the pretrained model scores "
                         "higher with on the session; the learning rate, whether the output layer restarts "
-                        "and how far to move from the pretrained weights (WiSE-FT) are chosen on one "
-                        "calibration track held out of the candidates' training, then the chosen recipe is "
-                        "trained on every track (--lr fixes the rate); such a run cannot be --resumed")
+                        "and the weight of the blend of the pretrained and the fine-tuned model's outputs "
+                        "are chosen on one calibration track held out of the candidates' training, then the "
+                        "chosen recipe is trained on every track (--lr fixes the rate); such a run cannot be "
+                        "--resumed")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument(
         "--hop", type=float_range(0.008, 60.0), default=1.0,

@@ -92,10 +92,12 @@ def _onnx_metadata(proto, path: Path) -> dict:
 
 
 def _build(name, config: dict, path: Path) -> MelDecoder:
-    """A model of registry name ``name`` (or an :class:`AdaptedDecoder`) from its ``get_config()``."""
+    """A model of registry name ``name`` (or an :class:`AdaptedDecoder`, a :class:`BlendedDecoder`) from
+    its ``get_config()``."""
     from eegmusic.offline_training.models.registry import ALL_MODELS
 
-    cls = AdaptedDecoder if name == AdaptedDecoder.name else ALL_MODELS.get(name)
+    wrappers = {AdaptedDecoder.name: AdaptedDecoder, BlendedDecoder.name: BlendedDecoder}
+    cls = wrappers.get(name, ALL_MODELS.get(name))
     if cls is None or not isinstance(config, dict):
         raise ModelError(
             f"--init {path}: model '{name}' is not one eegmusic knows ({', '.join(ALL_MODELS)}); pass a "
@@ -237,7 +239,8 @@ def load_pretrained(path) -> Pretrained:
         content = read_checkpoint(path)
         statistics = True
         config = content.get("model_config", {})
-        name = AdaptedDecoder.name if "inner_name" in config else content["model"]
+        name = (AdaptedDecoder.name if "inner_name" in config else
+                BlendedDecoder.name if "part_name" in config else content["model"])
         model = _build(name, config, path)
         model.load_state_dict(content["state_dict"])
         onnx_file = path.with_name("model.onnx")
@@ -321,6 +324,67 @@ class AdaptedDecoder(MelDecoder):
         return self.inner(self.adapter(eeg), subject)
 
 
+class BlendedDecoder(MelDecoder):
+    """The output-space blend of a fine-tuning run's start and its fine-tuned model.
+
+    ``mel_db = (1 − weight) · start(eeg) + weight · tuned(eeg)``: an ensemble of the pretrained model
+    (whose knowledge of other listeners and other music it keeps) and the model fitted to the new
+    listener. Both parts share an architecture and the same input channels; each keeps its own
+    normalisation. The exported graph holds both.
+
+    Parameters
+    ----------
+    part_name : str
+        Registry name of the parts (or ``adapted`` for :class:`AdaptedDecoder` parts).
+    part_config : dict
+        Their ``get_config()``.
+    weight : float
+        Weight of the fine-tuned part, in (0, 1).
+    **kwargs
+        :class:`MelDecoder` keywords (the parts' input and output shapes).
+    """
+
+    name = "blended"
+
+    def __init__(self, *, part_name: str = "convnet", part_config: dict | None = None, weight: float = 0.5,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.part_name, self.part_config, self.weight = part_name, dict(part_config or {}), float(weight)
+        self.start = self._part()
+        self.tuned = self._part()
+        self.default_lr = self.start.default_lr
+
+    def _part(self) -> MelDecoder:
+        from eegmusic.offline_training.models.registry import build_model
+
+        if self.part_name == AdaptedDecoder.name:
+            return AdaptedDecoder.from_config(self.part_config)
+        return build_model(self.part_name, **self.part_config)
+
+    @classmethod
+    def of(cls, model: MelDecoder, start: dict, tuned: dict, weight: float) -> BlendedDecoder:
+        """The blend of two state dicts of ``model``'s architecture, at ``weight`` (on ``model``'s device)."""
+        keys = ("n_chans", "n_times", "sfreq", "n_mels", "n_frames", "n_subjects")
+        shape = {k: getattr(model, k) for k in keys}
+        blend = cls(part_name=model.name, part_config=model.get_config(), weight=weight, **shape)
+        blend.start.load_state_dict(start)
+        blend.tuned.load_state_dict(tuned)
+        return blend.to(next(model.parameters()).device)
+
+    def fit_stats(self, eeg: np.ndarray, mel_db: np.ndarray) -> None:
+        """Refit both parts' statistics (a blend is built from fitted parts; this is for completeness)."""
+        self.start.fit_stats(eeg, mel_db)
+        self.tuned.fit_stats(eeg, mel_db)
+
+    def decode(self, eeg: torch.Tensor, subject_vec: torch.Tensor | None) -> torch.Tensor:
+        """The blend standardised by the start's mel statistics (batch, n_mels, n_frames)."""
+        return (self(eeg) - self.start.mel_mean) / self.start.mel_std
+
+    def forward(self, eeg: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
+        """Mel-dB (batch, 128, 44): the weighted mean of the parts' mel-dB."""
+        return (1.0 - self.weight) * self.start(eeg, subject) + self.weight * self.tuned(eeg, subject)
+
+
 def _data_positions(dataset) -> np.ndarray:
     from eegmusic.stream.montage import head_positions
 
@@ -359,6 +423,11 @@ def start_model(init, dataset) -> tuple[MelDecoder, bool]:
 
     pretrained = load_pretrained(init)
     model = pretrained.model
+    if isinstance(model, BlendedDecoder):
+        raise ModelError(
+            f"--init {pretrained.source}: this model is itself a blend of a pretrained and a fine-tuned "
+            "decoder; fine-tune the original pretrained model instead"
+        )
     model.train()
     data_keys = [label_key(c) for c in dataset.channels]
     model_keys = [label_key(c) for c in pretrained.channels]

@@ -17,14 +17,20 @@ candidates did not train on, then the chosen recipe trained as a from-scratch ru
    spectrum differs, long before its dynamic r stops improving (slow test's setting, 2 seeds: from
    scratch stopped that way scored 0.016 and −0.028 on the test session against 0.163 and 0.173 when
    stopped on validation blocks; the fine-tuning candidates stopped that way at epochs 1–3).
-3. **Soup and WiSE-FT.** The best candidate, or a greedy soup of them (:data:`SOUP`) when it scores
-   higher, is interpolated with the start at the WiSE-FT weight ``alpha`` of highest held-out score
-   (:data:`~offline_training.finetune_recipe.ALPHAS`; 0 is the start as it is).
+3. **Soup and blend.** The best candidate, or a greedy soup of them (:data:`SOUP`) when it scores
+   higher, is blended with the start in output space: ``(1 − alpha) · start + alpha · tuned`` mel-dB
+   (:class:`~offline_training.finetune.BlendedDecoder`), at the weight ``alpha`` of highest held-out
+   score (:data:`~offline_training.finetune_recipe.ALPHAS`; 0 is the start as it is, 1 the fine-tuned
+   model alone). Why output space and not weights (WiSE-FT, last round): the pretrained model keeps
+   what it learnt from other listeners and other music, which a few calibration minutes do not teach;
+   bench_calibration's 5-minute session (diagnosis on its test session, 3 seeds × 4 candidates):
+   the output mean of start and candidate scored 0.108–0.157, the weight mean 0.103–0.144, the
+   candidate alone 0.057–0.125, the pretrained model alone 0.114.
 4. **Refit.** With alpha above 0, each chosen candidate's recipe is trained again from the start on
-   every track (the run's own split and early stopping, as a from-scratch run), and the interpolation at
-   the chosen alpha is taken with those weights: the shipped model hears every calibration track,
-   like the from-scratch model it is compared with. A session with no track to hold out chose on its
-   validation blocks with candidates already trained on every track: nothing is refitted.
+   every track (the run's own split and early stopping, as a from-scratch run), and blended at the
+   chosen alpha: the shipped model hears every calibration track, like the from-scratch model it is
+   compared with. A session with no track to hold out chose on its validation blocks with candidates
+   already trained on every track: nothing is refitted.
 
 Test windows play no part; every score is in ``metrics.json`` (``finetune``). An L2-SP pull toward the
 pretrained weights (:class:`~offline_training.finetune_recipe.WeightAnchor`) is available as further
@@ -150,16 +156,16 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
         and ``finetune``: ``statistics`` (choice and scores), ``selection`` (held-out track, rows,
         reason), ``start_r``, each candidate's (``lr``, ``head``, ``l2sp``, ``held_out_r``,
         ``best_val_loss``, ``best_epoch``, ``epochs_run``), ``soup`` (candidate indices or None),
-        ``alpha`` and ``alpha_r`` (held-out score per weight), ``refit`` (True when the chosen recipes
+        ``alpha`` and ``alpha_r`` (held-out score per blend weight), ``refit`` (True when the chosen recipes
         were trained again on every track), ``refit_epochs`` (their best epochs),
         and ``chosen_lr``/``chosen_head``/``chosen_l2sp`` (of the best member; None when alpha is 0).
     """
+    from eegmusic.offline_training.finetune import BlendedDecoder
     from eegmusic.offline_training.finetune_recipe import (
         ALPHAS,
         average_weights,
         choose_alpha,
         held_out_r,
-        interpolate,
         selection_fold,
     )
     from eegmusic.offline_training.loop import weights
@@ -175,8 +181,8 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
         logger.info("fine-tuning recipe chosen on held-out track %d (%d windows); candidates train on %d, "
                     "stop on %d", fold.song, len(fold.scored), len(fold.split.train), len(fold.split.val))
 
-    def score() -> float:
-        return held_out_r(model, dataset, fold.scored, hop_s=config.hop_s, batch_size=config.batch_size,
+    def score(scored=model) -> float:
+        return held_out_r(scored, dataset, fold.scored, hop_s=config.hop_s, batch_size=config.batch_size,
                           device=device)
 
     start_r = score()
@@ -202,7 +208,9 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     soup = greedy_soup(model, finished, ranked[0][0], lambda: -score()) if SOUP and len(tried) > 1 else None
     if soup is not None:
         members, tuned = soup["members"], soup["weights"]
-    alpha, alpha_r = choose_alpha(model, start, tuned, score, ALPHAS)
+    blend = BlendedDecoder.of(model, start, tuned, 1.0)
+    alpha, alpha_r = choose_alpha(lambda weight: setattr(blend, "weight", weight), lambda: score(blend),
+                                  ALPHAS)
     last = results[members[0]] if alpha > 0 else {"history": [], "best_epoch": 0, "epochs_run": 0,
                                                      "windows_per_s": None}
     refit = alpha > 0 and fold.song is not None
@@ -218,14 +226,16 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
             total = state if total is None else {k: v + state[k] if v.is_floating_point() else v
                                                  for k, v in total.items()}
         tuned = average_weights(total, len(members))
-    model.load_state_dict(interpolate(start, tuned, alpha))
+    model.load_state_dict(start if alpha == 0 else tuned)
+    if 0 < alpha < 1:  # both models, their outputs weighted
+        model = BlendedDecoder.of(model, start, tuned, alpha)
     val_loss = validation_loss(model, dataset, split.val, config, device, dist_info)["loss"]
     chosen = tried[members[0]] if alpha > 0 else {"lr": None, "head": None, "l2sp": None}
     logger.info("fine-tuning chosen on %s: %s",
                 "held-out track" if fold.song is not None else "validation blocks",
                 "the start as it is" if alpha == 0 else
                 f"lr {chosen['lr']:.2g}, {chosen['head']} head, candidates {members}, "
-                f"WiSE-FT alpha {alpha:g}{', refitted on every track' if refit else ''}")
+                f"blend weight {alpha:g}{', refitted on every track' if refit else ''}")
     return {**last, "best_val_loss": val_loss, "model": model,
             "finetune": {"statistics": {"choice": statistics["choice"], "r": statistics["r"]},
                          "selection": {"song": fold.song, "n_windows": int(len(fold.scored)),

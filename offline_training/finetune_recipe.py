@@ -1,7 +1,7 @@
 """Tools of the fine-tuning recipe (:mod:`offline_training.finetune`): the held-out track every choice
 is scored on (:func:`selection_fold`, :func:`held_out_r`), an L2-SP pull toward the pretrained weights,
-a greedy soup of the candidates' weights, and the WiSE-FT interpolation toward the pretrained model
-(:func:`choose_alpha`)."""
+a greedy soup of the candidates' weights, and the weight of the blend of the start's and the fine-tuned
+model's outputs (:func:`choose_alpha`)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ def average_weights(total: dict, n: int) -> dict:
 
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-"""WiSE-FT mixing weights tried (:func:`choose_alpha`): 0 is the pretrained start, 1 the fine-tuned model."""
+"""Blend weights tried (:func:`choose_alpha`): 0 is the start, 1 the fine-tuned model, between them the
+weighted mean of their outputs (:class:`offline_training.finetune.BlendedDecoder`)."""
 
 
 @dataclass
@@ -229,22 +230,16 @@ def held_out_r(model: MelDecoder, dataset, rows: np.ndarray, *, hop_s: float, ba
                      [concat_frames(target[s][:, :, INTERIOR_FRAMES]) for s in spans])
 
 
-def interpolate(start: dict, tuned: dict, alpha: float) -> dict:
-    """WiSE-FT: the state dict ``(1 − alpha) · start + alpha · tuned`` (integer buffers from ``tuned``)."""
-    return {k: (1.0 - alpha) * start[k] + alpha * v if v.is_floating_point() else v for k, v in tuned.items()}
-
-
-def choose_alpha(model: MelDecoder, start: dict, tuned: dict, score, alphas=ALPHAS) -> tuple[float, dict]:
-    """The WiSE-FT weight of highest validation score (Wortsman et al. 2022, "Robust fine-tuning").
+def choose_alpha(apply, score, alphas=ALPHAS) -> tuple[float, dict]:
+    """The blend weight of highest validation score.
 
     Parameters
     ----------
-    model : MelDecoder
-        Its weights are overwritten (the caller loads the chosen ones).
-    start, tuned : dict
-        State dicts of the pretrained start and the fine-tuned model (same keys).
+    apply : callable
+        ``apply(alpha)`` sets the scored model to weight ``alpha`` (0: the start, 1: the fine-tuned model;
+        :class:`offline_training.finetune.BlendedDecoder`).
     score : callable
-        Validation score of ``model`` as it is (higher is better; NaN counts as lowest).
+        Validation score of the model as it is (higher is better; NaN counts as lowest).
     alphas : sequence of float
         Weights tried, in order; on a tie the first (the smallest: nearest the pretrained model) wins.
 
@@ -256,9 +251,9 @@ def choose_alpha(model: MelDecoder, start: dict, tuned: dict, score, alphas=ALPH
     """
     scores = {}
     for alpha in alphas:
-        model.load_state_dict(interpolate(start, tuned, float(alpha)))
+        apply(float(alpha))
         value = float(score())
         scores[float(alpha)] = value if np.isfinite(value) else -np.inf
-        logger.info("WiSE-FT alpha %.2f: validation score %.4f", alpha, value)
+        logger.info("blend weight %.2f: validation score %.4f", alpha, value)
     best = max(scores, key=lambda a: (scores[a], -a))
     return best, scores

@@ -91,11 +91,19 @@ def test_other_montage_starts_as_the_spline_interpolation(pretrained, cap8_sessi
 
 @pytest.fixture(scope="module")
 def tuned8(tmp_path_factory, pretrained, cap8_session):
-    """The pretrained model fine-tuned (1 epoch per candidate) on the 8-channel listener."""
+    """The pretrained model fine-tuned (1 epoch per candidate) on the 8-channel listener: the start or the
+    fine-tuned model alone (blend weights 0 and 1 only), so one adapted network whichever is chosen."""
+    from eegmusic.offline_training import finetune_recipe
+
     out = tmp_path_factory.mktemp("tuned8") / "tuned"
-    train(TrainConfig(data=str(cap8_session), out=str(out), epochs=1, progress=False,
-                      init=str(pretrained / "model.onnx"), device="cpu"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(finetune_recipe, "ALPHAS", TUNED8_ALPHAS)
+        train(TrainConfig(data=str(cap8_session), out=str(out), epochs=1, progress=False,
+                          init=str(pretrained / "model.onnx"), device="cpu"))
     return out
+
+
+TUNED8_ALPHAS = (0.0, 1.0)
 
 
 def _rewritten(source, target, *, meta=None, rename=None):
@@ -175,6 +183,40 @@ def test_an_adapted_model_is_read_back_from_either_file(tuned8, pretrained, tmp_
         initial_model(tuned8 / "model.onnx", dataset)
 
 
+def test_a_blended_model_exports_both_parts_reads_back_and_is_not_fine_tuned_again(pretrained, cap8_session,
+                                                                                  tmp_path, monkeypatch):
+    import onnxruntime
+    from eegmusic.offline_training import finetune_recipe
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.finetune import BlendedDecoder
+
+    monkeypatch.setattr(finetune_recipe, "ALPHAS", (0.5,))  # a blend whatever the scores
+    out = tmp_path / "blend"
+    train(TrainConfig(data=str(cap8_session), out=str(out), epochs=1, progress=False,
+                      init=str(pretrained / "model.onnx"), device="cpu"))
+    assert json.loads((out / "metrics.json").read_text())["finetune"]["alpha"] == 0.5
+    from_pt = load_pretrained(out / "best.pt")
+    lonely = tmp_path / "lonely" / "model.onnx"  # no best.pt beside it: the weights come from the graph
+    lonely.parent.mkdir()
+    lonely.write_bytes((out / "model.onnx").read_bytes())
+    from_onnx = load_pretrained(lonely)
+    for source in (from_pt, from_onnx):
+        assert isinstance(source.model, BlendedDecoder) and source.model.weight == 0.5
+        assert all(isinstance(part, AdaptedDecoder) for part in (source.model.start, source.model.tuned))
+    for key, value in from_pt.model.named_parameters():
+        torch.testing.assert_close(from_onnx.model.state_dict()[key], value.detach(), rtol=0, atol=0)
+    dataset = WindowDataset(cap8_session)
+    eeg = torch.from_numpy(dataset.eeg(np.arange(4)))
+    blend = from_pt.model.eval()
+    with torch.no_grad():  # the file decodes the mean of its two networks' mel-dB
+        expected = (0.5 * blend.start(eeg) + 0.5 * blend.tuned(eeg)).numpy()
+        assert not torch.allclose(blend.start(eeg), blend.tuned(eeg))
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"))
+    np.testing.assert_allclose(session.run(None, {"eeg": eeg.numpy()})[0], expected, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ModelError, match="itself a blend .* fine-tune the original pretrained model"):
+        initial_model(out / "model.onnx", dataset)
+
+
 def test_a_finetuning_run_is_not_resumed(tuned8, pretrained, cap8_session):
     from eegmusic.stream.errors import ConfigError
 
@@ -200,7 +242,7 @@ def test_train_init_on_another_montage_exports_a_model_for_that_cap(tuned8):
     assert choice["selection"]["song"] is None and "holds 1 track" in choice["selection"]["reason"]
     assert not choice["refit"]
     scores = [c["held_out_r"] for c in choice["candidates"]]
-    assert set(choice["alpha_r"]) == {str(a) for a in ALPHAS}
+    assert set(choice["alpha_r"]) == {str(a) for a in TUNED8_ALPHAS}
     alpha = choice["alpha"]
     assert choice["alpha_r"][str(alpha)] == max(choice["alpha_r"].values())
     if choice["soup"] is None:  # alpha 1 is the best candidate itself

@@ -147,14 +147,9 @@ def test_a_track_holding_the_only_validation_blocks_is_not_held_out(two_tracks):
     assert none.song is None and "none of which leaves validation blocks" in none.reason
 
 
-def test_wise_ft_alpha_is_chosen_on_the_held_out_track_and_never_on_test_data(two_tracks):
-    from eegmusic.offline_training.finetune_recipe import (
-        ALPHAS,
-        choose_alpha,
-        held_out_r,
-        interpolate,
-        selection_fold,
-    )
+def test_the_blend_weight_is_chosen_on_the_held_out_track_and_never_on_test_data(two_tracks):
+    from eegmusic.offline_training.finetune import BlendedDecoder
+    from eegmusic.offline_training.finetune_recipe import ALPHAS, choose_alpha, held_out_r, selection_fold
 
     dataset, split, model = two_tracks
     start = {k: v.clone() for k, v in model.state_dict().items()}
@@ -162,21 +157,29 @@ def test_wise_ft_alpha_is_chosen_on_the_held_out_track_and_never_on_test_data(tw
     tuned = {k: v + 0.5 * v.std() * torch.randn_like(v) if k.endswith("weight") else v
              for k, v in start.items()}
     fold = selection_fold(dataset.index, split, seed=0)
+    blend = BlendedDecoder.of(model, start, tuned, 1.0)
 
     def choose(data):
-        return choose_alpha(model, start, tuned, lambda: held_out_r(
-            model, data, fold.scored, hop_s=0.5, batch_size=64, device="cpu"))
+        return choose_alpha(lambda weight: setattr(blend, "weight", weight), lambda: held_out_r(
+            blend, data, fold.scored, hop_s=0.5, batch_size=64, device="cpu"))
 
     alpha, scores = choose(dataset)
     assert list(scores) == list(ALPHAS) and scores[alpha] == max(scores.values())
     assert len(set(scores.values())) == len(ALPHAS)  # the weights differ: the choice is a real one
-    model.load_state_dict(interpolate(start, tuned, 0.0))
+    model.load_state_dict(start)  # weight 0 is the start, weight 1 the fine-tuned model
     assert scores[0.0] == held_out_r(model, dataset, fold.scored, hop_s=0.5, batch_size=64, device="cpu")
+    model.load_state_dict(tuned)
+    assert scores[1.0] == held_out_r(model, dataset, fold.scored, hop_s=0.5, batch_size=64, device="cpu")
     assert choose(Poisoned(dataset, split.test)) == (alpha, scores)  # test windows are never read
     assert choose(Poisoned(dataset, fold.scored))[1] != scores  # the held-out track is what is scored
-    for key, value in interpolate(start, tuned, 0.25).items():
-        if value.is_floating_point():
-            torch.testing.assert_close(value, 0.75 * start[key] + 0.25 * tuned[key])
+    eeg = torch.from_numpy(dataset.eeg(fold.scored[:4]))
+    blend.weight = 0.25  # the blend is the weighted mean of the two models' mel-dB
+    with torch.no_grad():
+        expected = 0.25 * model(eeg)
+        model.load_state_dict(start)
+        expected += 0.75 * model(eeg)
+        torch.testing.assert_close(blend(eeg), expected)
+    model.load_state_dict(start)
 
 
 # ---- the fine-tuning loop (offline_training.finetune_fit), real training on the two-track session ---------
