@@ -89,8 +89,11 @@ def _listener(seed: int):
 
 
 def _session(listener, path: Path, tracks, minutes: float, t0: float, excerpt_s: float | None = None) -> Path:
-    """Record a session whose background EEG and electrode noise are seeded by (listener, ``t0``): the
-    same session is the same EEG whatever was recorded before it (runs and ablations compare alike)."""
+    """Record a session whose noise generator is seeded by (listener, ``t0``): the same sessions recorded
+    in the same order are the same EEG (reruns compare alike). A session is not the same EEG whatever
+    was recorded before it: the listener's background block carries over (the 5-minute session
+    recorded right after the test session differs from the bench's, recorded after the 1- and 2-minute
+    ones, by up to 94 µV), so a run of fewer minutes (the slow test's) draws other sessions."""
     listener.tracks = {}
     listener.rng = np.random.default_rng([listener.bench_seed, int(t0)])
     return listener.record_session(path, tracks, minutes=minutes, t0=t0, excerpt_s=excerpt_s)
