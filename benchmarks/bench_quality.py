@@ -165,18 +165,24 @@ EEG, ridge on MCCA-denoised EEG, then on denoised EEG the skip convnet (its skip
 ridge), sourcenet and the ensemble; ``convnet-subj`` (10 % only) is the skip convnet on raw EEG with a
 subject embedding (unseen listeners decoded as the mean trained listener).
 
-Measured at 10 % (one process per split, nice'd, 421 / 425 s at load 2-3; offsets 0.1 s block, 0.15 s
-subject), dynamic r, block / subject: ridge 0.261 / 0.268, Euclidean-aligned ridge 0.100 / 0.116,
-denoised ridge 0.288 / 0.286, convnet 0.279 / 0.284, convnet-subj 0.265 / 0.233, sourcenet 0.280 /
-0.280, ensemble 0.328 / 0.331: best ÷ ridge 1.26× block (goal 1.3× missed), 1.24× subject (goal 1.2×
-met), every deep model above ridge on block. Shuffled EEG ≤ 0.005, global mean 0.046 / 0.051, song
-mean 0.055 / 0.061. The same run's raw-EEG rows before the deep recipes moved to denoised EEG: convnet
-0.247 / 0.246, sourcenet 0.266 / 0.275, ensemble (ridge, sourcenet, convnet) 0.300 / 0.293; on denoised
-EEG without the two extra sourcenet seeds, ensemble 0.328 / 0.324. At 3 % and 1 % (the recipes as
-chosen at 10 %; one process per share, 412 / 424 s), block / subject: 3 % ridge 0.210 / 0.205,
-denoised ridge 0.254 / 0.247, convnet 0.251 / 0.216, sourcenet 0.262 / 0.254, ensemble 0.303 / 0.283
-(1.44× / 1.38×); 1 % ridge 0.142 / 0.131, denoised ridge 0.207 / 0.196, convnet 0.218 / 0.156,
-sourcenet 0.229 / 0.223, ensemble 0.262 / 0.234 (1.85× / 1.80×).
+Measured with this code (one process per evoked share and split, nice'd, one thread; 445 / 461 / 386 s at
+10 % block / subject / song, 462 / 532 s at 3 %, 568 / 305 s at 1 %, at load 2-4: the song split costs
+about as much as each of the others; offsets 0.1 s block and song, 0.15 s subject), dynamic r, block /
+subject / song: ridge 0.261 / 0.268 / 0.343, Euclidean-aligned ridge 0.100 / 0.116 / 0.068, denoised ridge
+0.288 / 0.286 / 0.383, convnet 0.279 / 0.284 / 0.107, convnet-subj 0.265 / 0.233 / 0.234, sourcenet 0.280 /
+0.280 / 0.369, ensemble 0.327 / 0.331 / 0.384 (output rank 8 / none / 4): best ÷ ridge 1.26× block (goal
+1.3× missed), 1.24× subject (goal 1.2× met), 1.12× song (no goal; one held-out song, 6 listeners, 6
+blocks), every deep model above ridge on block; on song the skip convnet falls to 0.107 (it fits the two
+training songs; one song validates). Shuffled EEG ≤ 0.016, global mean 0.046 / 0.051 / 0.014, song mean
+0.055 / 0.061 / n/a. Without the output projection (the run before, otherwise the same figures) the
+ensemble scored 0.328 / 0.331 at 10 %, 0.303 / 0.283 at 3 %, 0.262 / 0.234 at 1 %. At 3 % and 1 % (the
+recipes as chosen at 10 %), block / subject: 3 % ridge 0.210 / 0.205, denoised ridge 0.254 / 0.247, convnet
+0.251 / 0.216, sourcenet 0.262 / 0.254, ensemble 0.304 / 0.283 (rank 4 / none; 1.45× / 1.38×); 1 % ridge
+0.142 / 0.131, denoised ridge 0.207 / 0.196, convnet 0.218 / 0.156, sourcenet 0.229 / 0.223, ensemble 0.263
+/ 0.234 (rank 2 / none; 1.86× / 1.80×). An earlier run's raw-EEG rows, before the deep recipes moved to
+denoised EEG (10 %, block / subject): convnet 0.247 / 0.246, sourcenet 0.266 / 0.275, ensemble (ridge,
+sourcenet, convnet) 0.300 / 0.293; on denoised EEG without the two extra sourcenet seeds, ensemble 0.328 /
+0.324.
 
 The previous round (deep recipes on raw EEG; one process per share, 1 879-2 203 s each at load
 5-9.5), ridge / convnet / best and best ÷ ridge: 10 % block 0.261 / 0.247 / 0.300 (ensemble) 1.15×,
