@@ -31,6 +31,9 @@ For every evoked share and split kind the same run:
 
 Goals (issue 14; reported, never asserted): on the block split the best model ≥ 1.3× ridge and every
 deep model > ridge; on the subject split (unseen listener) the best ≥ 1.2× ridge.
+
+The module runs past 500 lines because each recipe constant's docstring keeps its validation record
+(what was measured beside ridge, what was kept and what not); the code is under 350 lines.
 """
 
 from __future__ import annotations
