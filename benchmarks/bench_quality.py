@@ -135,21 +135,23 @@ same mixing): at best 0.390 (block, 1.26×) / 0.368 (subject). Per-band mixing w
 very excerpt they were scored on (an upper bound), raised the pooled per-band r by 0.001-0.006 over one
 weight per member. With its output projection (:data:`OUTPUT_RANKS`): 0.387 / 0.355.
 
-Also measured on validation and not kept (10 %, 90-120 s excerpt unless said; ridge on raw EEG 0.309
-block / 0.320 subject): augmentation (``shift=2,dropout=0.1,scale=0.2``) of sourcenet 0.344 (0.342
-without), of the skip convnet 0.313 (0.319), the ensemble with both and its extra seeds augmented
-0.385; sourcenet with the Pearson loss alone 0.344; the members' mixing weights in 0.1 steps for ridge,
-convnet and the sourcenets (chosen on the validation part: 0.385; the best on the excerpt itself, an
-upper bound: 0.385); greedy mixes with the 4-component and 0.5-s-hop members (0.390 at best);
-Gaussian smoothing of the outputs over frames (σ 0.7 frame: 0.381, worse as σ grows). The whole
-denoised recipe at a 0.25-s target offset instead of the split's chosen 0.1 s scored convnet 0.410 and
-ensemble 0.419 on block (1.36× ridge) but 0.286 / 0.360 on the 200-260 s excerpt (0.273 / 0.363 at
-0.1 s), 0.217 / 0.278 on the split's validation part (0.223 / 0.293) and 0.269 / 0.335 on subject
-(0.263 / 0.355): an effect of that excerpt's music, not kept (0.2 s: ensemble 0.390 block). Temporal
-context: ridge on denoised EEG reading each frame's lags from the continuous recording around the
-window instead of the 1-s window alone (what a wider EEG window would allow) 0.341 against 0.341
-(lags 0-224 ms) and 0.339 against 0.340 (-64-288 ms): the window's edges cost the ridge nothing, so
-no contract change was measured as worth making."""
+Also measured on validation and not kept (10 %, 90-120 s excerpt unless said; ridge on raw EEG 0.309 block
+/ 0.320 subject): augmentation (``shift=2,dropout=0.1,scale=0.2``) of sourcenet 0.344 (0.342 without), of
+the skip convnet 0.313 (0.319), the ensemble with both and its extra seeds augmented 0.385; sourcenet with
+the Pearson loss alone 0.344; the members' mixing weights in 0.1 steps for ridge, convnet and the
+sourcenets (chosen on the validation part: 0.385; the best on the excerpt itself, an upper bound: 0.385);
+greedy mixes with the 4-component and 0.5-s-hop members (0.390 at best); Gaussian smoothing of the outputs
+over frames (σ 0.7 frame: 0.381, worse as σ grows); sourcenet variants on denoised EEG, on the 90-120 s /
+200-260 s excerpts (the recipe 0.342 / 0.336; its three seeds in the ensemble 0.342-0.350 on the first): 4
+sources 0.349 / 0.338, a 100-ms lead with 400-ms response filters 0.338 / 0.332, 64 features and a 128-wide
+readout 0.340 / 0.334, all within the seeds' spread. The whole denoised recipe at a 0.25-s target offset
+instead of the split's chosen 0.1 s scored convnet 0.410 and ensemble 0.419 on block (1.36× ridge) but
+0.286 / 0.360 on the 200-260 s excerpt (0.273 / 0.363 at 0.1 s), 0.217 / 0.278 on the split's validation
+part (0.223 / 0.293) and 0.269 / 0.335 on subject (0.263 / 0.355): an effect of that excerpt's music, not
+kept (0.2 s: ensemble 0.390 block). Temporal context: ridge on denoised EEG reading each frame's lags from
+the continuous recording around the window instead of the 1-s window alone (what a wider EEG window would
+allow) 0.341 against 0.341 (lags 0-224 ms) and 0.339 against 0.340 (-64-288 ms): the window's edges cost
+the ridge nothing, so no contract change was measured as worth making."""
 
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "test_start_s": 120.0, "test_s": 60.0,
