@@ -68,7 +68,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", default="cnn", metavar="NAME",
                         help="architecture, a model registry name (default: cnn; list below)")
     parser.add_argument("--split", default="block", choices=[k for k in SPLIT_KINDS if k != "all"],
-                        help="how held-out windows are chosen (default: block)")
+                        help="how held-out windows are chosen (default: block; subject-block holds out "
+                        "listeners on seconds of music no training listener heard, e.g. "
+                        "--split subject-block)")
     parser.add_argument("--out", type=output_dir,
                         required=True, help="run folder to create (or to continue with --resume)")
     parser.add_argument("--epochs", type=positive_int, default=20, help="maximum epochs (default: 20)")

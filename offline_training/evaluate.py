@@ -85,7 +85,7 @@ def evaluate(
         NMED-T folder (with ``stimuli/``) to score on.
     model_path : str or Path
         ONNX model written by ``eegmusic train``.
-    split : {"random", "block", "subject", "song", "all"} or None
+    split : {"random", "block", "subject", "song", "subject-block", "all"} or None
         The split whose test part is scored; None uses the model's training split. The split is
         rebuilt with the model's training seed, so the same kind gives the same test windows.
     out_dir : str or Path

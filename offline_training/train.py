@@ -138,7 +138,7 @@ class TrainConfig:
         if self.split == "all":
             raise ConfigError(
                 "split 'all' has no training part (it is for eegmusic evaluate); use random, "
-                "block, subject or song"
+                "block, subject, song or subject-block"
             )
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss '{self.loss}'; use one of {', '.join(LOSSES)}")

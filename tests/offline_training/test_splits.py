@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from eegmusic.offline_training.dataset import INDEX_DTYPE
@@ -26,7 +28,7 @@ def test_parts_are_disjoint_and_non_empty(kind):
     parts = [set(split.train), set(split.val), set(split.test)]
     assert all(parts)
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    if kind != "block":  # block drops guard windows; the others use every window
+    if kind not in ("block", "subject-block"):  # these drop guard (and mismatched) windows; others use all
         assert len(parts[0] | parts[1] | parts[2]) == len(index)
     assert len(split.test_block) == len(split.test)
 
@@ -59,32 +61,72 @@ def test_block_split_holds_out_contiguous_blocks_per_recording():
     assert len(recordings) == 12  # every recording gives a held-out block
 
 
+def assert_no_cross_listener_leak(index, split):
+    """No (song, time) of a higher part comes within a window plus the 1-s guard of a lower part's window.
+
+    Listeners of one song hear the identical mel at the same second, so this is checked across
+    listeners: a second held out for one listener must be a training target for none.
+    """
+    for high, lows in ((split.test, (split.train, split.val)), (split.val, (split.train,))):
+        held = index[high]
+        for part in lows:
+            other = index[part]
+            same_song = held["song"][:, None] == other["song"][None, :]
+            distance = np.abs(held["start"][:, None].astype(int) - other["start"][None, :].astype(int))
+            # a training window covers [start, start + 125) of the song: no overlap and a 1-s guard
+            assert not (same_song & (distance < 250)).any()
+
+
 @pytest.mark.parametrize("hop", [125, 13])
 def test_block_split_holds_out_the_same_seconds_for_every_listener(hop):
-    # listeners of one song hear the identical mel at the same second: a second held out for one
-    # listener must be a training target for none (the leak of per-recording chunks)
+    # the leak of per-recording chunks: a second held out for one listener trained on for another
     index = make_index(n_songs=3, n_subjects=5, n_windows=int(60 * 125 / hop), hop=hop)
     index = index[~((index["subject"] == 4) & (index["start"] > 40 * 125))]  # one shorter recording
     split = make_split(index, "block", seed=7, guard_s=1.0, window_s=1.0, hop_s=hop / 125)
     test = index[split.test]
-    for part in (split.train, split.val):
-        other = index[part]
-        same_song = test["song"][:, None] == other["song"][None, :]
-        distance = np.abs(test["start"][:, None].astype(int) - other["start"][None, :].astype(int))
-        # a training window covers [start, start + 125) of the song: no overlap and a 1-s guard
-        assert not (same_song & (distance < 250)).any()
+    assert_no_cross_listener_leak(index, split)
     for song in np.unique(index["song"]):
         held = [set(test["start"][(test["song"] == song) & (test["subject"] == s)]) for s in range(4)]
         assert held[0] and all(h == held[0] for h in held)
 
 
-@pytest.mark.parametrize("kind", ["subject", "song"])
-def test_group_splits_hold_out_whole_groups(kind):
+@pytest.mark.parametrize(("kind", "group"), [("subject", "subject"), ("song", "song"),
+                                             ("subject-block", "subject")])
+def test_group_splits_hold_out_whole_groups(kind, group):
+    # no listener (song) in two parts; "block" puts every listener in every part and fails here
     index = make_index(n_songs=5, n_subjects=10)
     split = make_split(index, kind, seed=0)
-    train, val, test = (set(index[kind][rows]) for rows in (split.train, split.val, split.test))
+    train, val, test = (set(index[group][rows]) for rows in (split.train, split.val, split.test))
     assert train and val and test
     assert not (train & test or train & val or val & test)
+
+
+@pytest.mark.parametrize(("hop", "seed"), [(125, 0), (125, 5), (13, 2)])
+def test_subject_block_split_holds_out_unheard_seconds_for_unseen_listeners(hop, seed):
+    index = make_index(n_songs=3, n_subjects=6, n_windows=int(60 * 125 / hop), hop=hop)
+    index = index[~((index["subject"] == 5) & (index["start"] > 40 * 125))]  # one shorter recording
+    kwargs = {"seed": seed, "guard_s": 1.0, "window_s": 1.0, "hop_s": hop / 125}
+    split = make_split(index, "subject-block", **kwargs)
+    # the check fails on "subject" (the test listeners heard the training seconds): the leak it guards
+    with pytest.raises(AssertionError):
+        assert_no_cross_listener_leak(index, make_split(index, "subject", **kwargs))
+    assert_no_cross_listener_leak(index, split)
+    # the listeners of a part share its chunks: per song, each holds the same seconds (those it has)
+    for rows in (split.train, split.val, split.test):
+        part = index[rows]
+        for song in np.unique(index["song"]):
+            listeners = np.unique(part["subject"])
+            held = [set(part["start"][(part["song"] == song) & (part["subject"] == s)]) for s in listeners]
+            longest = max(held, key=len)  # empty where the part's chunks lie past a short recording's end
+            assert all(h <= longest for h in held)
+        assert len(part)
+    # every kept row comes from a "subject" part whose listeners it keeps and a chunk of that part;
+    # the part kept is a chunk share of the listeners' rows (not all of them, not a sliver)
+    listeners = [set(index["subject"][rows]) for rows in (split.train, split.val, split.test)]
+    parts = (split.train, split.val, split.test)
+    for rows, own, share in zip(parts, listeners, (0.8, 0.1, 0.1), strict=True):
+        of_listeners = np.isin(index["subject"], list(own)).sum()
+        assert share / 2 < len(rows) / of_listeners < share * 1.25
 
 
 def test_random_split_fractions_and_seed():
@@ -117,8 +159,40 @@ def test_contiguous_blocks_by_hand():
         (make_index(n_songs=1, n_subjects=1, n_windows=2), "random", "leaves the validation part empty"),
         (make_index(n_songs=1, n_subjects=1, n_windows=0), "all", "empty test part"),
         (make_index(n_songs=1, n_subjects=3, n_windows=3), "block", "leaves the train part empty"),
+        (make_index(n_subjects=2), "subject-block",
+         r"leaves the validation part empty \(2 subjects, 360 windows; needs at least 3 subjects and songs"),
+        (make_index(n_songs=1, n_subjects=3, n_windows=3), "subject-block", "leaves the train part empty"),
     ],
 )
 def test_bad_splits(index, kind, message):
     with pytest.raises(ConfigError, match=message):
         make_split(index, kind)
+
+
+def test_train_subject_block_end_to_end(sim_dir, tmp_path, capsys, one_torch_thread):
+    pytest.importorskip("torch")
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.export import read_metadata
+    from eegmusic.stream.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--data", str(sim_dir), "--arch", "linear", "--split", "subject-block", "--epochs", "1",
+            "--no-progress", "--arch-config", '{"lags": [0, 8]}', "--target-offset", "0"]
+    assert main([*args, "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert np.isfinite(metrics["test_mse"])
+    assert read_metadata(out / "model.onnx")["training"]["split"] == "subject-block"
+    # the run scored the split's rows: one unseen listener on seconds no training listener had
+    split = make_split(WindowDataset(sim_dir).index, "subject-block", seed=0)
+    counts = metrics["n_windows"]
+    expected = {"train": len(split.train), "val": len(split.val), "test": len(split.test)}
+    assert {p: counts[p] for p in expected} == expected
+    capsys.readouterr()
+
+    # two listeners cannot fill three parts: one line naming the fix, exit status 2, no model written
+    assert main([*args, "--subjects", "1", "2", "--out", str(tmp_path / "two")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "split 'subject-block' leaves the validation part empty (2 subjects" in err
+    assert "other --split" in err
+    assert not (tmp_path / "two" / "model.onnx").exists()

@@ -129,7 +129,7 @@ def no_stimuli_dir(sim_dir, tmp_path_factory):
             "unknown model 'gru'; use one of linear, cnn, rcnn, encdec, transformer, convnet",
         ),
         ({"--split": "sideways"}, "--split invalid choice: 'sideways' \\(choose from 'random', 'block', "
-                                  "'subject', 'song'\\)"),
+                                  "'subject', 'song', 'subject-block'\\)"),
         ({"--split": "song"}, r"split 'song' leaves the validation part empty \(2 songs; needs at least 3\)"),
         ({"--split": "all"}, "--split invalid choice: 'all'"),
         ({"--loss": "huber"}, "--loss invalid choice: 'huber'"),
