@@ -71,9 +71,9 @@ MIN_EXCERPT_S = 60.0
 """Shortest excerpt of a calibration track (its first seconds; see :func:`calibration_excerpt_s`)."""
 SEEDS = (0, 1, 2, 3, 4)
 """Training seeds of the full run (each figure a mean over them, their spread beside it; the quick run
-uses the first). Five seeds with a 3-seed reference and the 8-minute test session: 16 minutes at a
-load of 2-3.6 on two cores (19 minutes when the chosen candidates were also refitted on every
-track, which fine-tuning no longer does)."""
+uses the first). Five seeds with a 3-seed reference and the 8-minute test session: 25.5 minutes at a
+load of 2.6-3.5 on two cores (fine-tuning trains four candidates to a from-scratch run's stopping
+point, then retrains the chosen one on every track)."""
 REFERENCE_SEEDS = 3
 """Seeds of the 30-minute reference (its runs cost six times a 5-minute run; its mean sets the 80 % goal)."""
 
