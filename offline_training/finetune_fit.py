@@ -151,7 +151,9 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     Returns
     -------
     dict
-        ``model`` (the chosen weights), ``history``/``best_epoch``/``epochs_run`` of the last loop that
+        ``model`` (the chosen model: the start, the fine-tuned model, or a
+        :class:`~offline_training.finetune.BlendedDecoder` of both when alpha is strictly between 0
+        and 1), ``history``/``best_epoch``/``epochs_run`` of the last loop that
         made them (0 and empty when the start won), ``best_val_loss`` (on the run's validation part),
         and ``finetune``: ``statistics`` (choice and scores), ``selection`` (held-out track, rows,
         reason), ``start_r``, each candidate's (``lr``, ``head``, ``l2sp``, ``held_out_r``,
