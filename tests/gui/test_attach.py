@@ -247,6 +247,16 @@ def test_a_slow_dashboard_does_not_move_decode_p99(replay, model_file, tmp_path)
     assert seen[-1]["watched"] <= 1.5 * seen[-1]["alone"] + 2.0, seen
 
 
+def _wav_frames(path) -> int:
+    """Samples in a WAV file being written (0 before it exists)."""
+    import soundfile
+
+    try:
+        return soundfile.info(str(path)).frames
+    except (soundfile.LibsndfileError, RuntimeError):
+        return 0
+
+
 def test_ab_switch_reaches_a_decode_in_another_process(qtbot, sim_dir, stream_name, model_file, tmp_path):
     """A decode started with --listen true plays the true stimulus; the window's Listen box switches it
     to the decoded sound: from then on what it plays is, sample for sample, what it decoded."""
@@ -265,10 +275,13 @@ def test_ab_switch_reaches_a_decode_in_another_process(qtbot, sim_dir, stream_na
             assert window.state == "running", window.last_error
             listen_box = window.controls.listen_box
             assert listen_box.isEnabled() and listen_box.currentData() == "true"
-            qtbot.wait(3000)  # the true stimulus plays
+            # the true stimulus plays: 2.5 s of it in the file (the header follows every write), however
+            # long a loaded machine takes to start writing
+            qtbot.waitUntil(lambda: _wav_frames(played) > 2.5 * 22050, timeout=20000)
             window.controls.listen_box.setCurrentIndex(window.controls.listen_box.findData("decoded"))
             qtbot.waitUntil(lambda: window.pipeline.listen == "decoded", timeout=5000)
-            qtbot.wait(2000)  # the decoded sound plays
+            switched_at = _wav_frames(played)
+            qtbot.waitUntil(lambda: _wav_frames(played) > switched_at + 2 * 22050, timeout=20000)  # decoded
             window.close()
         finally:
             returncode, _, err = _stop(decode)
