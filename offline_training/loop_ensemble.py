@@ -92,10 +92,9 @@ def choose_weights(model, dataset, rows, batch_size: int, device) -> tuple[list[
             for i, out in enumerate(model.member_outputs(eeg, subject)):
                 outputs[i].append(out[:, :, INTERIOR_FRAMES].cpu())
             targets.append(mel[:, :, INTERIOR_FRAMES].cpu())
-    # each (song, listener) recording centred on its own means, as the dynamic r of a block is
-    group = torch.from_numpy(dataset.index["song"][rows] * 100_000 + dataset.index["subject"][rows])
-    member = [_centre_groups(torch.cat(o), group) for o in outputs]
-    target = _centre_groups(torch.cat(targets), group)
+    group = recording_groups(dataset, rows)
+    member = [centre_groups(torch.cat(o), group) for o in outputs]
+    target = centre_groups(torch.cat(targets), group)
     scores = {}
     for w in ENSEMBLE_WEIGHT_GRID:
         weights = [w] + [(1.0 - w) / (n - 1)] * (n - 1)
@@ -107,8 +106,18 @@ def choose_weights(model, dataset, rows, batch_size: int, device) -> tuple[list[
     return [best] + [(1.0 - best) / (n - 1)] * (n - 1), scores
 
 
-def _centre_groups(values, group):
-    """``values`` (n, n_mels, n_frames) minus each group's per-band mean (groups: (n,) int labels)."""
+def recording_groups(dataset, rows):
+    """One int label per row of ``rows``: its (song, listener) recording (a torch tensor, shape (n,))."""
+    import torch
+
+    return torch.from_numpy(dataset.index["song"][rows] * 100_000 + dataset.index["subject"][rows])
+
+
+def centre_groups(values, group):
+    """``values`` (n, n_mels, n_frames) minus each group's per-band mean (groups: (n,) int labels).
+
+    Torch tensors; each (song, listener) recording centred on its own means, as the dynamic r of a
+    block is (the ensemble's weights and its output rank are chosen by this criterion)."""
     import torch
 
     out = values.clone()

@@ -120,13 +120,17 @@ def fit_output_projection(model, dataset, split, batch_size: int, device) -> dic
     if len(split.val) == 0:
         logger.warning("no validation part to choose an output rank on: the output stays unprojected")
         return {"rank": None, "scores": {}}
+    import torch
+    from eegmusic.offline_training.loop_ensemble import centre_groups, recording_groups
+    from eegmusic.offline_training.loop_regression import band_pearson
+
     train_outputs, _ = _outputs(model, dataset, split.train, batch_size, device)
     val_outputs, val_targets = _outputs(model, dataset, split.val, batch_size, device)
-    groups = dataset.index["song"][split.val] * 100_000 + dataset.index["subject"][split.val]
-    target = _centre_groups(val_targets, groups)
+    groups = recording_groups(dataset, split.val)
+    target = centre_groups(torch.from_numpy(val_targets), groups)
 
     def score(outputs):
-        return float(np.mean(_band_r(_centre_groups(outputs, groups), target)))
+        return float(band_pearson(centre_groups(torch.from_numpy(outputs), groups), target).mean())
 
     choice = choose_rank(train_outputs, val_outputs, score, model.output_ranks)
     model.set_output_projection(choice["centre"], choice["projection"])
@@ -147,21 +151,3 @@ def _outputs(model, dataset, rows, batch_size: int, device) -> tuple[np.ndarray,
             outputs.append(out[:, :, INTERIOR_FRAMES].cpu().numpy())
             targets.append(mel[:, :, INTERIOR_FRAMES].cpu().numpy())
     return np.concatenate(outputs).astype(np.float64), np.concatenate(targets).astype(np.float64)
-
-
-def _centre_groups(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """``values`` (n, n_mels, n_frames) minus each group's per-band mean (groups: (n,) labels)."""
-    out = values.copy()
-    for label in np.unique(groups):
-        rows = groups == label
-        out[rows] -= values[rows].mean(axis=(0, 2), keepdims=True)
-    return out
-
-
-def _band_r(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Pearson r of each band over all frames of all windows, (n, n_mels, n_frames) → (n_mels,)."""
-    p = pred.transpose(1, 0, 2).reshape(pred.shape[1], -1)
-    t = target.transpose(1, 0, 2).reshape(target.shape[1], -1)
-    p = p - p.mean(axis=1, keepdims=True)
-    t = t - t.mean(axis=1, keepdims=True)
-    return (p * t).sum(axis=1) / np.sqrt((p * p).sum(axis=1) * (t * t).sum(axis=1) + 1e-12)
