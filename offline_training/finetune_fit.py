@@ -165,9 +165,9 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     from eegmusic.offline_training.finetune import BlendedDecoder
     from eegmusic.offline_training.finetune_recipe import (
         ALPHAS,
-        average_weights,
         choose_alpha,
         held_out_r,
+        mean_weights,
         selection_fold,
     )
     from eegmusic.offline_training.loop import weights
@@ -218,16 +218,14 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     refit = alpha > 0 and fold.song is not None
     refit_epochs = []
     if refit:  # the chosen recipes again, on every track, stopped as a from-scratch run stops
-        total = None
+        refitted = []
         for index in members:
             result = _train_candidate(fit, model, start, recipes[index], layer, dataset, split, config,
                                       dist_info, device, out)
             last = {k: v for k, v in result.items() if k != "model"}
             refit_epochs.append(last["best_epoch"])
-            state = weights(model)
-            total = state if total is None else {k: v + state[k] if v.is_floating_point() else v
-                                                 for k, v in total.items()}
-        tuned = average_weights(total, len(members))
+            refitted.append(weights(model))
+        tuned = mean_weights(refitted)
     model.load_state_dict(start if alpha == 0 else tuned)
     if 0 < alpha < 1:  # both models, their outputs weighted
         model = BlendedDecoder.of(model, start, tuned, alpha)

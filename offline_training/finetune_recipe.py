@@ -79,32 +79,31 @@ def greedy_soup(model: MelDecoder, finished: list, best_val: float, val_loss) ->
         candidates that beats ``best_val``, else None.
     """
     ranked = sorted(finished, key=lambda entry: entry[0])
-    members, total, soup_val = [ranked[0][1]], dict(ranked[0][2]), ranked[0][0]
-    for _val, index, state in ranked[1:]:
-        trial = {k: v + state[k] if v.is_floating_point() else v for k, v in total.items()}
-        n = len(members) + 1
-        model.load_state_dict(average_weights(trial, n))
+    states = {index: state for _val, index, state in finished}
+    members, soup_val = [ranked[0][1]], ranked[0][0]
+    for _val, index, _state in ranked[1:]:
+        model.load_state_dict(mean_weights([states[i] for i in (*members, index)]))
         loss = val_loss()
         logger.info("soup of candidates %s + %d: validation loss %.3f (without it %.3f)", members, index,
                     loss, soup_val)
         if loss < soup_val:
-            members, total, soup_val = [*members, index], trial, loss
+            members, soup_val = [*members, index], loss
     if len(members) < 2 or soup_val >= best_val:
         return None
-    n = len(members)
-    return {"weights": average_weights(total, n), "val_loss": soup_val, "members": members}
+    return {"weights": mean_weights([states[i] for i in members]), "val_loss": soup_val, "members": members}
 
 
-def average_weights(total: dict, n: int) -> dict:
-    """A state dict of ``n`` candidates' summed weights, averaged (integer buffers as they are).
+def mean_weights(states: list[dict]) -> dict:
+    """The weight-by-weight mean of state dicts of one architecture (integer buffers of the first).
 
     Parameters
     ----------
-    total : dict
-        The sum of ``n`` state dicts (floating tensors summed, integer buffers of any one).
-    n : int
+    states : list of dict
+        One or more state dicts with the same keys and shapes.
     """
-    return {k: v / n if v.is_floating_point() else v for k, v in total.items()}
+    first = states[0]
+    return {k: sum(state[k] for state in states) / len(states) if v.is_floating_point() else v
+            for k, v in first.items()}
 
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
