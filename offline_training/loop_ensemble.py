@@ -12,7 +12,7 @@ from pathlib import Path
 
 from eegmusic.offline_training.distributed import DistInfo
 from eegmusic.offline_training.loop import batches
-from eegmusic.offline_training.loop_regression import band_pearson
+from eegmusic.offline_training.loop_regression import band_pearson, centre_groups, recording_groups
 
 logger = logging.getLogger(__name__)
 
@@ -104,24 +104,3 @@ def choose_weights(model, dataset, rows, batch_size: int, device) -> tuple[list[
     logger.info("ensemble weight of member 0 chosen on validation: %g (r %s)", best,
                 ", ".join(f"{w:g}: {r:.3f}" for w, r in scores.items()))
     return [best] + [(1.0 - best) / (n - 1)] * (n - 1), scores
-
-
-def recording_groups(dataset, rows):
-    """One int label per row of ``rows``: its (song, listener) recording (a torch tensor, shape (n,))."""
-    import torch
-
-    return torch.from_numpy(dataset.index["song"][rows] * 100_000 + dataset.index["subject"][rows])
-
-
-def centre_groups(values, group):
-    """``values`` (n, n_mels, n_frames) minus each group's per-band mean (groups: (n,) int labels).
-
-    Torch tensors; each (song, listener) recording centred on its own means, as the dynamic r of a
-    block is (the ensemble's weights and its output rank are chosen by this criterion)."""
-    import torch
-
-    out = values.clone()
-    for label in torch.unique(group):
-        rows = group == label
-        out[rows] -= values[rows].mean(dim=(0, 2), keepdim=True)
-    return out

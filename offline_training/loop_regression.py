@@ -35,6 +35,27 @@ def band_pearson(pred, target, eps: float = 1e-8):
     return (p * t).sum(dim=1) / (((p * p).sum(dim=1) + eps).sqrt() * ((t * t).sum(dim=1) + eps).sqrt())
 
 
+def recording_groups(dataset, rows):
+    """One int label per row of ``rows``: its (song, listener) recording (a torch tensor, shape (n,))."""
+    import torch
+
+    return torch.from_numpy(dataset.index["song"][rows] * 100_000 + dataset.index["subject"][rows])
+
+
+def centre_groups(values, group):
+    """``values`` (n, n_mels, n_frames) minus each group's per-band mean (groups: (n,) int labels).
+
+    Torch tensors; each (song, listener) recording centred on its own means, as the dynamic r of a
+    block is (the ensemble's weights and its output rank are chosen by this criterion)."""
+    import torch
+
+    out = values.clone()
+    for label in torch.unique(group):
+        rows = group == label
+        out[rows] -= values[rows].mean(dim=(0, 2), keepdim=True)
+    return out
+
+
 def pearson_loss(pred, target):
     """``1 - mean_band r`` (:func:`band_pearson`): blind to each band's scale and offset."""
     return 1.0 - band_pearson(pred, target).mean()

@@ -121,8 +121,7 @@ def fit_output_projection(model, dataset, split, batch_size: int, device) -> dic
         logger.warning("no validation part to choose an output rank on: the output stays unprojected")
         return {"rank": None, "scores": {}}
     import torch
-    from eegmusic.offline_training.loop_ensemble import centre_groups, recording_groups
-    from eegmusic.offline_training.loop_regression import band_pearson
+    from eegmusic.offline_training.loop_regression import band_pearson, centre_groups, recording_groups
 
     train_outputs, _ = _outputs(model, dataset, split.train, batch_size, device)
     val_outputs, val_targets = _outputs(model, dataset, split.val, batch_size, device)
