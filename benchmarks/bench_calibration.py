@@ -151,7 +151,7 @@ def _recipe(run: Path) -> dict:
     retrained on every track (``refit``)."""
     choice = json.loads((run / "metrics.json").read_text())["finetune"]
     return {"head": choice["chosen_head"], "lr": choice["chosen_lr"], "l2sp": choice["chosen_l2sp"],
-            "alpha": choice["alpha"], "held_out_track": choice["selection"]["song"],
+            "alpha": choice["alpha"], "held_out_tracks": choice["selection"]["songs"],
             "statistics": choice["statistics"]["choice"], "statistics_r": choice["statistics"]["r"],
             "refit": choice["refit"], "soup": choice["soup"],
             "held_out_r": {"start": choice["start_r"], **choice["alpha_r"]},

@@ -8,19 +8,24 @@ candidates did not train on, then the chosen recipe trained as a from-scratch ru
    listener moved the input the network was trained on (slow test's setting, diagnosis on its test
    session, 2 seeds: pretrained model 0.149 with its statistics, 0.141 refitted; fine-tuned 0.169 and
    0.179 against 0.148 and 0.156).
-2. **Candidates.** One calibration track is held out (:func:`~offline_training.finetune_recipe.
-   selection_fold`). From the same start, the ordinary training loop runs once per candidate on the
-   other tracks' training windows, with early stopping on *their* validation blocks, as a from-scratch
-   run stops: the output layer kept or zeroed (:data:`HEADS`) × the learning rates :data:`LR_FACTORS`
-   × the model's ``default_lr``. Each is scored by dynamic r on the held-out track. Why the early
+2. **Candidates.** :data:`~offline_training.finetune_recipe.FOLDS` calibration tracks are held out in
+   turn (:func:`~offline_training.finetune_recipe.selection_folds`). From the same start, the ordinary
+   training loop runs once per candidate and fold on the other tracks' training windows, with early
+   stopping on *their* validation blocks, as a from-scratch run stops: the output layer kept or zeroed
+   (:data:`HEADS`) × the learning rates :data:`LR_FACTORS` × the model's ``default_lr``. Each candidate
+   is scored by dynamic r on the held-out tracks pooled (each fold's model on its own held-out track,
+   :func:`~offline_training.finetune_recipe.pooled_r`). Why pooled folds and not one track: one track
+   (about 45 windows at 5 minutes) is a noisy judge (:data:`~offline_training.finetune_recipe.FOLDS`
+   gives the figures). Why the early
    stopping is not on the held-out track: its loss (MSE) rises after 1–5 epochs on new music, whose mean
    spectrum differs, long before its dynamic r stops improving (slow test's setting, 2 seeds: from
    scratch stopped that way scored 0.016 and −0.028 on the test session against 0.163 and 0.173 when
    stopped on validation blocks; the fine-tuning candidates stopped that way at epochs 1–3).
-3. **Soup and blend.** The best candidate, or a greedy soup of them (:data:`SOUP`) when it scores
-   higher, is blended with the start in output space: ``(1 − alpha) · start + alpha · tuned`` mel-dB
-   (:class:`~offline_training.finetune.BlendedDecoder`), at the weight ``alpha`` of highest held-out
-   score (:data:`~offline_training.finetune_recipe.ALPHAS`; 0 is the start as it is, 1 the fine-tuned
+3. **Soup and blend.** The best candidate, or a greedy soup of them (:data:`SOUP`, each fold's
+   candidates averaged) when it scores higher pooled, is blended with the start in output space:
+   ``(1 − alpha) · start + alpha · tuned`` mel-dB (:class:`~offline_training.finetune.BlendedDecoder`),
+   at the weight ``alpha`` of highest pooled held-out score (each fold's start and tuned outputs mixed,
+   then pooled; :data:`~offline_training.finetune_recipe.ALPHAS`; 0 is the start as it is, 1 the fine-tuned
    model alone). Why output space and not weights (WiSE-FT, last round): the pretrained model keeps
    what it learnt from other listeners and other music, which a few calibration minutes do not teach;
    bench_calibration's 5-minute session (diagnosis on its test session, 3 seeds × 4 candidates):
@@ -133,7 +138,7 @@ def choose_statistics(model: MelDecoder, original: dict | None, dataset, rows, c
 
 def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, device, out,
                  original: dict | None = None) -> dict:
-    """Fine-tune ``model`` with the recipe chosen on a calibration track held out of its training.
+    """Fine-tune ``model`` with the recipe chosen on calibration tracks held out of its training.
 
     See the module docstring for the steps and why.
 
@@ -155,20 +160,23 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
         :class:`~offline_training.finetune.BlendedDecoder` of both when alpha is strictly between 0
         and 1), ``history``/``best_epoch``/``epochs_run`` of the last loop that
         made them (0 and empty when the start won), ``best_val_loss`` (on the run's validation part),
-        and ``finetune``: ``statistics`` (choice and scores), ``selection`` (held-out track, rows,
-        reason), ``start_r``, each candidate's (``lr``, ``head``, ``l2sp``, ``held_out_r``,
-        ``best_val_loss``, ``best_epoch``, ``epochs_run``), ``soup`` (candidate indices or None),
-        ``alpha`` and ``alpha_r`` (held-out score per blend weight), ``refit`` (True when the chosen recipes
-        were trained again on every track), ``refit_epochs`` (their best epochs),
-        and ``chosen_lr``/``chosen_head``/``chosen_l2sp`` (of the best member; None when alpha is 0).
+        and ``finetune``: ``statistics`` (choice and scores), ``selection`` (held-out ``songs``, one
+        per fold, their ``n_windows``, each fold's ``n_train``, reason), ``start_r`` (pooled over the
+        folds) and ``start_fold_r``, each candidate's (``lr``, ``head``, ``l2sp``, ``held_out_r``
+        pooled, ``fold_r``, and per fold ``best_val_loss``, ``best_epoch``, ``epochs_run``), ``soup``
+        (candidate indices or None), ``alpha`` and ``alpha_r`` (pooled held-out score per blend
+        weight), ``alpha_fold_r`` (per fold), ``refit`` (True when the chosen recipes were trained again
+        on every track), ``refit_epochs`` (their best epochs), and
+        ``chosen_lr``/``chosen_head``/``chosen_l2sp`` (of the best member; None when alpha is 0).
     """
     from eegmusic.offline_training.finetune import BlendedDecoder
     from eegmusic.offline_training.finetune_recipe import (
         ALPHAS,
         choose_alpha,
-        held_out_r,
+        held_out_predictions,
         mean_weights,
-        selection_fold,
+        pooled_r,
+        selection_folds,
     )
     from eegmusic.offline_training.loop import weights
     from eegmusic.offline_training.loop_regression import validation_loss
@@ -176,47 +184,85 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     statistics = choose_statistics(model, original, dataset, np.union1d(split.train, split.val), config,
                                    device)
     start = statistics["start"]
-    fold = selection_fold(dataset.index, split, seed=config.seed)
-    if fold.reason is not None:
-        logger.warning("fine-tuning: %s", fold.reason)
+    folds = selection_folds(dataset.index, split, seed=config.seed)
+    held = [fold.song for fold in folds if fold.song is not None]
+    if not held:
+        logger.warning("fine-tuning: %s", folds[0].reason)
     else:
-        logger.info("fine-tuning recipe chosen on held-out track %d (%d windows); candidates train on %d, "
-                    "stop on %d", fold.song, len(fold.scored), len(fold.split.train), len(fold.split.val))
+        logger.info("fine-tuning recipe chosen on held-out tracks %s (%d windows, pooled); candidates "
+                    "train on the other tracks", held, sum(len(f.scored) for f in folds))
 
-    def score(scored=model) -> float:
-        return held_out_r(scored, dataset, fold.scored, hop_s=config.hop_s, batch_size=config.batch_size,
-                          device=device)
+    def predict(fold: int) -> list:
+        """``model``'s mel-dB on the held-out stretches of fold ``fold``."""
+        return held_out_predictions(model, dataset, folds[fold].scored, hop_s=config.hop_s,
+                                    batch_size=config.batch_size, device=device)[0]
 
-    start_r = score()
+    targets = [held_out_predictions(model, dataset, fold.scored, hop_s=config.hop_s,
+                                    batch_size=config.batch_size, device=device)[1] for fold in folds]
+
+    def score(preds: list) -> float:
+        value = pooled_r(preds, targets)
+        return value if np.isfinite(value) else -np.inf
+
+    def fold_scores(preds: list) -> list:
+        return [round(pooled_r([p], [t]), 4) for p, t in zip(preds, targets, strict=True)]
+
+    start_preds = [predict(f) for f in range(len(folds))]
+    start_r = score(start_preds)
     factors = [None] if config.lr is not None else LR_FACTORS
     layer = _output_layer(model)
     heads = [h for h in HEADS if h == "keep" or layer is not None]  # a model without a head keeps it
-    tried, finished, results, recipes = [], [], [], []
+    tried, results, recipes, states, preds = [], [], [], [], []
     for head, anchor, factor in [(h, a, f) for h in heads for a in L2SP_WEIGHTS for f in factors]:
         recipe = {"lr": float(config.lr) if factor is None else factor * float(model.default_lr),
                   "head": head, "l2sp": anchor}
-        result = _train_candidate(fit, model, start, recipe, layer, dataset, fold.split, config, dist_info,
-                                  device, out)
-        r = score()
+        fold_states, fold_preds, fold_results = [], [], []
+        for f, fold in enumerate(folds):  # the same recipe from the same start, once per held-out track
+            result = _train_candidate(fit, model, start, recipe, layer, dataset, fold.split, config,
+                                      dist_info, device, out)
+            fold_states.append(weights(model))
+            fold_preds.append(predict(f))
+            fold_results.append({k: v for k, v in result.items() if k != "model"})
+        r = score(fold_preds)
         recipes.append(recipe)
-        tried.append({**recipe, "held_out_r": r,
-                      **{k: result[k] for k in ("best_val_loss", "best_epoch", "epochs_run")}})
-        results.append({k: v for k, v in result.items() if k != "model"})
-        finished.append((-r if np.isfinite(r) else np.inf, len(tried) - 1, weights(model)))
-        logger.info("fine-tuning at lr %.2g, %s head, L2-SP %g: held-out r %.4f (epoch %d; start %.4f)",
-                    recipe["lr"], head, anchor, r, result["best_epoch"], start_r)
-    ranked = sorted(finished, key=lambda entry: entry[0])
-    members, tuned = [ranked[0][1]], ranked[0][2]
-    soup = greedy_soup(model, finished, ranked[0][0], lambda: -score()) if SOUP and len(tried) > 1 else None
+        states.append(fold_states)
+        preds.append(fold_preds)
+        results.append(fold_results[-1])
+        tried.append({**recipe, "held_out_r": r, "fold_r": fold_scores(fold_preds),
+                      **{k: [res[k] for res in fold_results] for k in ("best_val_loss", "best_epoch",
+                                                                        "epochs_run")}})
+        logger.info("fine-tuning at lr %.2g, %s head, L2-SP %g: held-out r %.4f pooled over %d folds (%s; "
+                    "start %.4f)", recipe["lr"], head, anchor, r, len(folds), tried[-1]["fold_r"], start_r)
+    finished = [(-entry["held_out_r"], i) for i, entry in enumerate(tried)]
+    members = [min(finished)[1]]
+
+    def soup_preds(chosen: list) -> list:
+        out_preds = []
+        for f in range(len(folds)):
+            model.load_state_dict(mean_weights([states[i][f] for i in chosen]))
+            out_preds.append(predict(f))
+        return out_preds
+
+    soup = (greedy_soup(finished, min(finished)[0], lambda chosen: -score(soup_preds(chosen)))
+            if SOUP and len(tried) > 1 else None)
+    tuned_preds = preds[members[0]]
     if soup is not None:
-        members, tuned = soup["members"], soup["weights"]
-    blend = BlendedDecoder.of(model, start, tuned, 1.0)
-    alpha, alpha_r = choose_alpha(lambda weight: setattr(blend, "weight", weight), lambda: score(blend),
+        members = soup["members"]
+        tuned_preds = soup_preds(members)
+    weight = {"alpha": 1.0}
+
+    def blended(alpha: float) -> list:
+        return [[(1.0 - alpha) * s + alpha * t for s, t in zip(sp, tp, strict=True)]
+                for sp, tp in zip(start_preds, tuned_preds, strict=True)]
+
+    alpha, alpha_r = choose_alpha(lambda a: weight.update(alpha=a), lambda: score(blended(weight["alpha"])),
                                   ALPHAS)
+    alpha_fold_r = {str(a): fold_scores(blended(a)) for a in ALPHAS}
     last = results[members[0]] if alpha > 0 else {"history": [], "best_epoch": 0, "epochs_run": 0,
                                                      "windows_per_s": None}
-    refit = alpha > 0 and fold.song is not None
+    refit = alpha > 0 and bool(held)
     refit_epochs = []
+    tuned = mean_weights([states[i][0] for i in members])  # with no track held out: trained on every track
     if refit:  # the chosen recipes again, on every track, stopped as a from-scratch run stops
         refitted = []
         for index in members:
@@ -232,17 +278,18 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     val_loss = validation_loss(model, dataset, split.val, config, device, dist_info)["loss"]
     chosen = tried[members[0]] if alpha > 0 else {"lr": None, "head": None, "l2sp": None}
     logger.info("fine-tuning chosen on %s: %s",
-                "held-out track" if fold.song is not None else "validation blocks",
+                f"held-out tracks {held}" if held else "validation blocks",
                 "the start as it is" if alpha == 0 else
                 f"lr {chosen['lr']:.2g}, {chosen['head']} head, candidates {members}, "
                 f"blend weight {alpha:g}{', refitted on every track' if refit else ''}")
     return {**last, "best_val_loss": val_loss, "model": model,
             "finetune": {"statistics": {"choice": statistics["choice"], "r": statistics["r"]},
-                         "selection": {"song": fold.song, "n_windows": int(len(fold.scored)),
-                                       "n_train": int(len(fold.split.train)), "reason": fold.reason,
-                                       "score": "dynamic_r"},
-                         "start_r": start_r, "candidates": tried, "soup": None if soup is None else members,
-                         "alpha": alpha, "alpha_r": {str(a): v for a, v in alpha_r.items()}, "refit": refit,
-                         "refit_epochs": refit_epochs,
+                         "selection": {"songs": held, "n_windows": int(sum(len(f.scored) for f in folds)),
+                                       "n_train": [int(len(f.split.train)) for f in folds],
+                                       "reason": folds[0].reason, "score": "dynamic_r pooled over folds"},
+                         "start_r": start_r, "start_fold_r": fold_scores(start_preds), "candidates": tried,
+                         "soup": None if soup is None else members,
+                         "alpha": alpha, "alpha_r": {str(a): v for a, v in alpha_r.items()},
+                         "alpha_fold_r": alpha_fold_r, "refit": refit, "refit_epochs": refit_epochs,
                          "chosen_lr": chosen["lr"], "chosen_head": chosen["head"],
                          "chosen_l2sp": chosen["l2sp"]}}

@@ -1,7 +1,7 @@
-"""Tools of the fine-tuning recipe (:mod:`offline_training.finetune`): the held-out track every choice
-is scored on (:func:`selection_fold`, :func:`held_out_r`), an L2-SP pull toward the pretrained weights,
-a greedy soup of the candidates' weights, and the weight of the blend of the start's and the fine-tuned
-model's outputs (:func:`choose_alpha`)."""
+"""Tools of the fine-tuning recipe (:mod:`offline_training.finetune`): the held-out tracks every choice
+is scored on, pooled (:func:`selection_folds`, :func:`held_out_predictions`, :func:`pooled_r`), an L2-SP
+pull toward the pretrained weights, a greedy soup of the candidates' weights, and the weight of the blend
+of the start's and the fine-tuned model's outputs (:func:`choose_alpha`)."""
 
 from __future__ import annotations
 
@@ -53,44 +53,41 @@ class WeightAnchor:
         self._handles = []
 
 
-def greedy_soup(model: MelDecoder, finished: list, best_val: float, val_loss) -> dict | None:
-    """Average the weights of fine-tuned candidates while the validation loss improves (a greedy soup).
+def greedy_soup(finished: list, best_loss: float, loss_of) -> dict | None:
+    """Average the weights of fine-tuned candidates while the held-out loss improves (a greedy soup).
 
     Candidates fine-tuned from the same pretrained start can be averaged weight by weight; the
     average often generalises better than any one of them (Wortsman et al. 2022, "Model soups").
-    Starting from the candidate of lowest validation loss, each next-best candidate joins the
-    uniform average when the average's validation loss is lower with it.
+    Starting from the candidate of lowest loss, each next-best candidate joins the uniform average
+    when the average's loss is lower with it.
 
     Parameters
     ----------
-    model : MelDecoder
-        Its weights are overwritten (the caller loads the chosen ones).
-    finished : list of (float, int, dict)
-        Each candidate's validation loss, index in ``candidates`` and best state dict.
-    best_val : float
-        The lowest validation loss so far (the untrained start's included): a soup must beat it.
-    val_loss : callable
-        Validation loss of ``model`` as it is.
+    finished : list of (float, int)
+        Each candidate's loss (lower is better: minus its held-out dynamic r) and index.
+    best_loss : float
+        The lowest loss so far (the untrained start's included): a soup must beat it.
+    loss_of : callable
+        ``loss_of(members)``: the loss of the uniform weight average of the candidates ``members``
+        (a list of indices; the caller averages each fold's weights and pools the folds' scores).
 
     Returns
     -------
     dict or None
-        ``weights``, ``val_loss`` and ``members`` (candidate indices) of a soup of two or more
-        candidates that beats ``best_val``, else None.
+        ``loss`` and ``members`` (candidate indices) of a soup of two or more candidates that beats
+        ``best_loss``, else None.
     """
     ranked = sorted(finished, key=lambda entry: entry[0])
-    states = {index: state for _val, index, state in finished}
-    members, soup_val = [ranked[0][1]], ranked[0][0]
-    for _val, index, _state in ranked[1:]:
-        model.load_state_dict(mean_weights([states[i] for i in (*members, index)]))
-        loss = val_loss()
-        logger.info("soup of candidates %s + %d: validation loss %.3f (without it %.3f)", members, index,
-                    loss, soup_val)
-        if loss < soup_val:
-            members, soup_val = [*members, index], loss
-    if len(members) < 2 or soup_val >= best_val:
+    members, soup_loss = [ranked[0][1]], ranked[0][0]
+    for _loss, index in ranked[1:]:
+        loss = loss_of([*members, index])
+        logger.info("soup of candidates %s + %d: held-out loss %.4f (without it %.4f)", members, index,
+                    loss, soup_loss)
+        if loss < soup_loss:
+            members, soup_loss = [*members, index], loss
+    if len(members) < 2 or soup_loss >= best_loss:
         return None
-    return {"weights": mean_weights([states[i] for i in members]), "val_loss": soup_val, "members": members}
+    return {"loss": soup_loss, "members": members}
 
 
 def mean_weights(states: list[dict]) -> dict:
@@ -109,6 +106,15 @@ def mean_weights(states: list[dict]) -> dict:
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 """Blend weights tried (:func:`choose_alpha`): 0 is the start, 1 the fine-tuned model, between them the
 weighted mean of their outputs (:class:`offline_training.finetune.BlendedDecoder`)."""
+
+
+FOLDS = 2
+"""Calibration tracks held out in turn (:func:`selection_folds`); every choice is scored on all of them
+pooled. Why more than one: the held-out score of one track (about 45 windows at 5 minutes) swings with
+the track (bench_calibration, 5 minutes, start's held-out r 0.04–0.34 across the five seeds' tracks),
+and one seed chose the fine-tuned model alone on a track where it gained 0.072 → 0.096, then scored
+0.044 on the test music against the pretrained model's 0.114. Why not every track: each fold trains
+every candidate again (the cost is ``FOLDS`` × the candidates)."""
 
 
 @dataclass
@@ -137,8 +143,9 @@ class SelectionFold:
     reason: str | None
 
 
-def selection_fold(index: np.ndarray, split, *, seed: int = 0) -> SelectionFold:
-    """Hold out one training track (seeded) whose windows score every fine-tuning choice.
+def selection_folds(index: np.ndarray, split, *, seed: int = 0, k: int = FOLDS) -> list[SelectionFold]:
+    """Hold out up to ``k`` training tracks, one per fold (seeded order), whose windows score every
+    fine-tuning choice, pooled.
 
     Tracks with fewer than half the windows of the longest (a play's stub) are not held out, nor a
     track whose removal would leave no validation block of another track to stop the candidates'
@@ -151,13 +158,15 @@ def selection_fold(index: np.ndarray, split, *, seed: int = 0) -> SelectionFold:
     split : Split
         The run's split; only ``train`` and ``val`` are read.
     seed : int
-        Chooses the track.
+        Chooses the tracks.
+    k : int
+        Most folds (tracks held out); fewer when fewer tracks qualify.
 
     Returns
     -------
-    SelectionFold
-        With ``song`` None (the run's own split, its validation rows scored) when fewer than 2 tracks
-        qualify.
+    list of SelectionFold
+        One per held-out track, distinct tracks; a single fold with ``song`` None (the run's own
+        split, its validation rows scored) when fewer than 2 tracks qualify.
     """
     from eegmusic.offline_training.splits import Split
 
@@ -171,28 +180,31 @@ def selection_fold(index: np.ndarray, split, *, seed: int = 0) -> SelectionFold:
                f"holds {len(songs)} tracks, none of which leaves validation blocks on the others")
         reason = (f"the training part {why}; the recipe is chosen on validation blocks of the training "
                   "music (record more tracks to choose it on music not trained on)")
-        return SelectionFold(None, split, split.val, reason)
-    song = holdable[int(np.random.default_rng([seed, 2718]).integers(len(holdable)))]
-    held = heard[index["song"][heard] == song]
-    train = split.train[index["song"][split.train] != song]
-    val = split.val[index["song"][split.val] != song]
-    return SelectionFold(song, Split(train, val, split.test, split.test_block), held, None)
+        return [SelectionFold(None, split, split.val, reason)]
+    order = np.random.default_rng([seed, 2718]).permutation(len(holdable))
+    folds = []
+    for song in [holdable[i] for i in order[:max(1, int(k))]]:
+        held = heard[index["song"][heard] == song]
+        train = split.train[index["song"][split.train] != song]
+        val = split.val[index["song"][split.val] != song]
+        folds.append(SelectionFold(song, Split(train, val, split.test, split.test_block), held, None))
+    return folds
 
 
-def held_out_r(model: MelDecoder, dataset, rows: np.ndarray, *, hop_s: float, batch_size: int,
-               device) -> float:
-    """Dynamic r of ``model`` on ``rows``, scored as ``eegmusic evaluate`` scores a test part.
+def held_out_predictions(model: MelDecoder, dataset, rows: np.ndarray, *, hop_s: float, batch_size: int,
+                         device) -> tuple[list, list]:
+    """``model``'s mel-dB on ``rows`` and the targets, one block per stretch, as ``eegmusic evaluate``
+    scores a test part.
 
     Inside each contiguous stretch of ``rows`` (one track, one listener) the windows at a 1-s hop are
-    decoded and their interior frames concatenated (:func:`offline_training.scoring.dynamic_blocks`);
-    the per-band Pearson r over time is averaged over bands, then over stretches.
+    decoded and their interior frames concatenated (:func:`offline_training.scoring.dynamic_blocks`).
 
     Parameters
     ----------
     model : MelDecoder
     dataset : WindowDataset
     rows : ndarray of int
-        Rows of ``dataset.index`` (the selection fold's ``val``).
+        Rows of ``dataset.index``.
     hop_s : float
         Hop between the dataset's windows, in seconds.
     batch_size : int
@@ -200,12 +212,11 @@ def held_out_r(model: MelDecoder, dataset, rows: np.ndarray, *, hop_s: float, ba
 
     Returns
     -------
-    float
-        Dynamic r (NaN when no stretch holds two windows).
+    preds, targets : list of ndarray, each shape (n_mels, n_frames_block)
+        Empty when no stretch holds two windows.
     """
     import torch
     from eegmusic.offline_training.loop import batches
-    from eegmusic.offline_training.metrics import dynamic_r
     from eegmusic.offline_training.scoring import INTERIOR_FRAMES, concat_frames, dynamic_blocks
     from eegmusic.offline_training.splits import contiguous_blocks
 
@@ -214,7 +225,7 @@ def held_out_r(model: MelDecoder, dataset, rows: np.ndarray, *, hop_s: float, ba
     blocks = contiguous_blocks(index, rows, hop_s=hop_s)
     stretches = [r for r in dynamic_blocks(index, rows, blocks) if len(r) >= 2]
     if not stretches:
-        return float("nan")
+        return [], []
     scored = np.concatenate(stretches)
     preds, targets = [], []
     model.eval()
@@ -225,8 +236,33 @@ def held_out_r(model: MelDecoder, dataset, rows: np.ndarray, *, hop_s: float, ba
     pred, target = np.concatenate(preds), np.concatenate(targets)
     bounds = np.cumsum([0, *map(len, stretches)])
     spans = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
-    return dynamic_r([concat_frames(pred[s][:, :, INTERIOR_FRAMES]) for s in spans],
-                     [concat_frames(target[s][:, :, INTERIOR_FRAMES]) for s in spans])
+    return ([concat_frames(pred[s][:, :, INTERIOR_FRAMES]) for s in spans],
+            [concat_frames(target[s][:, :, INTERIOR_FRAMES]) for s in spans])
+
+
+def pooled_r(preds: list, targets: list) -> float:
+    """Dynamic r of the stretches of several folds pooled (the per-band r averaged over bands, then over
+    every stretch of every fold); NaN when there is none.
+
+    Parameters
+    ----------
+    preds, targets : list of list of ndarray, each shape (n_mels, n_frames_block)
+        Per fold, its stretches (:func:`held_out_predictions`).
+    """
+    from eegmusic.offline_training.metrics import dynamic_r
+
+    flat_preds = [block for fold in preds for block in fold]
+    flat_targets = [block for fold in targets for block in fold]
+    return dynamic_r(flat_preds, flat_targets) if flat_preds else float("nan")
+
+
+def held_out_r(model: MelDecoder, dataset, rows: np.ndarray, *, hop_s: float, batch_size: int,
+               device) -> float:
+    """Dynamic r of ``model`` on ``rows`` (:func:`held_out_predictions`): the per-band Pearson r over time
+    averaged over bands, then over stretches; NaN when no stretch holds two windows."""
+    preds, targets = held_out_predictions(model, dataset, rows, hop_s=hop_s, batch_size=batch_size,
+                                          device=device)
+    return pooled_r([preds], [targets])
 
 
 def choose_alpha(apply, score, alphas=ALPHAS) -> tuple[float, dict]:

@@ -239,7 +239,7 @@ def test_train_init_on_another_montage_exports_a_model_for_that_cap(tuned8):
         (head, pytest.approx(f * 1.5e-3)) for head in HEADS for f in LR_FACTORS
     ]
     # a one-track session has no track to hold out: chosen on its validation blocks, and it says so
-    assert choice["selection"]["song"] is None and "holds 1 track" in choice["selection"]["reason"]
+    assert choice["selection"]["songs"] == [] and "holds 1 track" in choice["selection"]["reason"]
     assert not choice["refit"]
     scores = [c["held_out_r"] for c in choice["candidates"]]
     assert set(choice["alpha_r"]) == {str(a) for a in TUNED8_ALPHAS}
@@ -260,10 +260,10 @@ def test_train_init_on_another_montage_exports_a_model_for_that_cap(tuned8):
     assert mel.shape == (2, 128, 44) and np.all(np.isfinite(mel))
 
 
-def test_a_session_of_several_tracks_chooses_on_a_track_the_candidates_never_trained_on(pretrained, tmp_path):
+def test_a_session_of_several_tracks_chooses_on_tracks_the_candidates_never_trained_on(pretrained, tmp_path):
     import soundfile
     from eegmusic.offline_training.dataset import WindowDataset
-    from eegmusic.offline_training.finetune_recipe import selection_fold
+    from eegmusic.offline_training.finetune_recipe import FOLDS, selection_folds
     from eegmusic.offline_training.splits import make_split
     from eegmusic.replay.live_listener import listener_for_montage
     from eegmusic.replay.music_sources import packaged_tracks
@@ -281,10 +281,12 @@ def test_a_session_of_several_tracks_chooses_on_a_track_the_candidates_never_tra
     choice = json.loads((out / "metrics.json").read_text())["finetune"]
     dataset = WindowDataset(session, hop_s=0.5)
     split = make_split(dataset.index, "block", seed=0, hop_s=0.5)
-    fold = selection_fold(dataset.index, split, seed=0)  # the run's own fold (same seed, same split)
-    assert choice["selection"]["song"] == fold.song is not None and choice["selection"]["reason"] is None
-    assert choice["selection"]["n_train"] == len(fold.split.train) < len(split.train)
-    assert choice["selection"]["n_windows"] == len(fold.scored)
+    folds = selection_folds(dataset.index, split, seed=0)  # the run's own folds (same seed, same split)
+    assert len(folds) == min(FOLDS, 2) and choice["selection"]["reason"] is None
+    assert choice["selection"]["songs"] == [f.song for f in folds] and None not in [f.song for f in folds]
+    assert choice["selection"]["n_train"] == [len(f.split.train) for f in folds]
+    assert all(n < len(split.train) for n in choice["selection"]["n_train"])
+    assert choice["selection"]["n_windows"] == sum(len(f.scored) for f in folds)
     assert choice["refit"] == (choice["alpha"] > 0)  # a chosen recipe is retrained on every track
     assert choice["alpha"] in ALPHAS
     stats = choice["statistics"]  # the model file beside its best.pt holds the pretrained statistics

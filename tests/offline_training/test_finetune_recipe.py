@@ -6,23 +6,22 @@ import pytest
 import torch
 
 
-def test_greedy_soup_keeps_an_average_only_when_validation_says_so():
+def test_greedy_soup_keeps_an_average_only_when_the_held_out_loss_says_so():
     from eegmusic.offline_training.finetune_recipe import greedy_soup
 
-    model = torch.nn.Linear(1, 1, bias=False)
+    weights = {0: 0.5, 1: 1.5, 2: 4.0}
+    asked = []
 
-    def val_loss():  # validation prefers a weight of 1
-        return float((model.weight.detach() - 1.0).abs().sum())
+    def loss_of(members):  # the held-out loss prefers an average weight of 1
+        asked.append(list(members))
+        return abs(sum(weights[m] for m in members) / len(members) - 1.0)
 
-    def state(w):
-        return {"weight": torch.tensor([[w]])}
-
-    finished = [(0.5, 0, state(0.5)), (0.5, 1, state(1.5)), (3.0, 2, state(4.0))]
-    soup = greedy_soup(model, finished, best_val=0.5, val_loss=val_loss)
-    assert soup["members"] == [0, 1] and soup["val_loss"] == pytest.approx(0.0)
-    torch.testing.assert_close(soup["weights"]["weight"], torch.tensor([[1.0]]))
-    assert greedy_soup(model, finished, best_val=-1.0, val_loss=val_loss) is None  # the start was better
-    assert greedy_soup(model, [(0.5, 0, state(0.5)), (2.0, 1, state(3.0))], 0.5, val_loss) is None
+    finished = [(0.5, 0), (0.5, 1), (3.0, 2)]
+    soup = greedy_soup(finished, best_loss=0.5, loss_of=loss_of)
+    assert soup == {"members": [0, 1], "loss": pytest.approx(0.0)}
+    assert asked == [[0, 1], [0, 1, 2]]  # each next-best candidate tried with the members so far
+    assert greedy_soup(finished, best_loss=-1.0, loss_of=loss_of) is None  # the start was better
+    assert greedy_soup([(0.5, 0), (2.0, 1)], 0.5, lambda members: 2.0 * len(members)) is None
 
 
 def test_weight_anchor_adds_the_l2sp_gradient_and_goes_away():
@@ -107,12 +106,12 @@ class Poisoned:
 
 def test_the_selection_fold_holds_out_a_whole_training_track(two_tracks):
     import numpy as np
-    from eegmusic.offline_training.finetune_recipe import selection_fold
+    from eegmusic.offline_training.finetune_recipe import selection_folds
     from eegmusic.offline_training.splits import Split
 
     dataset, split, _ = two_tracks
     song = dataset.index["song"]
-    fold = selection_fold(dataset.index, split, seed=0)
+    (fold,) = selection_folds(dataset.index, split, seed=0, k=1)
     assert fold.reason is None and fold.song in set(song[split.train].tolist())
     assert set(song[fold.scored].tolist()) == {fold.song}  # scored: the held-out track only...
     assert fold.song not in set(song[fold.split.train].tolist())  # ...which no candidate trains on...
@@ -124,14 +123,32 @@ def test_the_selection_fold_holds_out_a_whole_training_track(two_tracks):
     np.testing.assert_array_equal(fold.split.val, split.val[song[split.val] != fold.song])
     assert len(fold.split.val) > 0
     one = split.train[song[split.train] == fold.song]  # a session of one track: nothing to hold out
-    alone = selection_fold(dataset.index, Split(one, split.val, split.test, split.test_block))
+    (alone,) = selection_folds(dataset.index, Split(one, split.val, split.test, split.test_block))
     assert alone.song is None and "holds 1 track" in alone.reason and alone.split.val is split.val
     np.testing.assert_array_equal(alone.scored, split.val)
 
 
+def test_the_folds_hold_out_distinct_tracks_each_scored_by_its_own_fold(two_tracks):
+    import numpy as np
+    from eegmusic.offline_training.finetune_recipe import selection_folds
+
+    dataset, split, _ = two_tracks
+    song = dataset.index["song"]
+    folds = selection_folds(dataset.index, split, seed=0, k=5)  # more folds asked than tracks: one per track
+    tracks = {int(s) for s, n in zip(*np.unique(song[split.train], return_counts=True), strict=True) if n > 5}
+    assert len(folds) == 2 and {f.song for f in folds} == tracks
+    for fold in folds:
+        assert set(song[fold.scored].tolist()) == {fold.song}
+        assert fold.song not in set(song[np.union1d(fold.split.train, fold.split.val)].tolist())
+        assert not np.intersect1d(fold.scored, split.test).size
+    assert not np.intersect1d(folds[0].scored, folds[1].scored).size
+    firsts = {selection_folds(dataset.index, split, seed=seed)[0].song for seed in range(8)}
+    assert firsts == tracks  # the seed orders the tracks
+
+
 def test_a_track_holding_the_only_validation_blocks_is_not_held_out(two_tracks):
     import numpy as np
-    from eegmusic.offline_training.finetune_recipe import selection_fold
+    from eegmusic.offline_training.finetune_recipe import selection_folds
     from eegmusic.offline_training.splits import Split
 
     dataset, split, _ = two_tracks
@@ -140,23 +157,48 @@ def test_a_track_holding_the_only_validation_blocks_is_not_held_out(two_tracks):
     first, second = values[counts > 5]  # the two tracks (not the stub of the play)
     only_first = Split(split.train, split.val[song[split.val] == first], split.test, split.test_block)
     assert len(only_first.val) > 0
-    for seed in range(6):  # whatever the seed: the track whose removal leaves validation blocks
-        fold = selection_fold(dataset.index, only_first, seed=seed)
+    for seed in range(6):  # whatever the seed: the track whose removal leaves validation blocks, alone
+        (fold,) = selection_folds(dataset.index, only_first, seed=seed, k=2)
         assert fold.song == second and set(song[fold.split.val].tolist()) == {first}
-    none = selection_fold(dataset.index, Split(split.train, split.val[:0], split.test, split.test_block))
+    (none,) = selection_folds(dataset.index, Split(split.train, split.val[:0], split.test, split.test_block))
     assert none.song is None and "none of which leaves validation blocks" in none.reason
+
+
+def test_pooled_r_scores_every_folds_stretches_together(two_tracks):
+    import numpy as np
+    from eegmusic.offline_training.finetune_recipe import (
+        held_out_predictions,
+        held_out_r,
+        pooled_r,
+        selection_folds,
+    )
+    from eegmusic.offline_training.metrics import dynamic_r
+
+    dataset, split, model = two_tracks
+    folds = selection_folds(dataset.index, split, seed=0)
+    per_fold = [held_out_predictions(model, dataset, f.scored, hop_s=0.5, batch_size=64, device="cpu")
+                for f in folds]
+    preds, targets = [p for p, _ in per_fold], [t for _, t in per_fold]
+    pooled = pooled_r(preds, targets)
+    assert pooled == dynamic_r(preds[0] + preds[1], targets[0] + targets[1])
+    singles = [held_out_r(model, dataset, f.scored, hop_s=0.5, batch_size=64, device="cpu") for f in folds]
+    assert singles == [pooled_r([p], [t]) for p, t in zip(preds, targets, strict=True)]
+    n = [len(p) for p in preds]  # the mean over stretches: each fold weighs by its stretches
+    assert pooled == pytest.approx((singles[0] * n[0] + singles[1] * n[1]) / sum(n))
+    assert singles[0] != singles[1]
+    assert np.isnan(pooled_r([[]], [[]]))
 
 
 def test_the_blend_weight_is_chosen_on_the_held_out_track_and_never_on_test_data(two_tracks):
     from eegmusic.offline_training.finetune import BlendedDecoder
-    from eegmusic.offline_training.finetune_recipe import ALPHAS, choose_alpha, held_out_r, selection_fold
+    from eegmusic.offline_training.finetune_recipe import ALPHAS, choose_alpha, held_out_r, selection_folds
 
     dataset, split, model = two_tracks
     start = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(1)  # a "fine-tuned" model: the start moved along a random direction
     tuned = {k: v + 0.5 * v.std() * torch.randn_like(v) if k.endswith("weight") else v
              for k, v in start.items()}
-    fold = selection_fold(dataset.index, split, seed=0)
+    fold = selection_folds(dataset.index, split, seed=0)[0]
     blend = BlendedDecoder.of(model, start, tuned, 1.0)
 
     def choose(data):
@@ -228,41 +270,47 @@ def test_the_start_keeps_the_statistics_that_score_higher_on_calibration_windows
     assert alone["choice"] == "refitted" and alone["r"]["pretrained"] is None
 
 
-def test_candidates_stop_as_the_run_stops_and_the_choice_is_retrained_on_every_track(two_tracks, tmp_path,
-                                                                                    monkeypatch):
+def _run_finetune(fixture_model, data, split, tmp_path):
+    """``fit_finetune`` on a copy of ``fixture_model`` (2 epochs a loop); the result and, per call of the
+    training loop, its split, learning rate and the weights it left."""
     import copy
 
-    import numpy as np
-    from eegmusic.offline_training import finetune_recipe
     from eegmusic.offline_training.distributed import DistInfo
-    from eegmusic.offline_training.finetune_fit import HEADS, LR_FACTORS, fit_finetune
-    from eegmusic.offline_training.finetune_recipe import selection_fold
+    from eegmusic.offline_training.finetune_fit import fit_finetune
     from eegmusic.offline_training.loop import weights
     from eegmusic.offline_training.loop_regression import fit_regression
     from eegmusic.offline_training.train import TrainConfig
 
+    config = TrainConfig(data="unused", out=str(tmp_path), epochs=2, hop_s=0.5, batch_size=64, progress=False)
+    calls = []
+
+    def fit(model, dataset, fit_split, fit_config, *rest):
+        result = fit_regression(model, dataset, fit_split, fit_config, *rest)
+        calls.append({"train": fit_split.train, "val": fit_split.val, "lr": fit_config.lr,
+                      "weights": weights(model)})
+        return result
+
+    model = copy.deepcopy(fixture_model)
+    result = fit_finetune(fit, model, data, split, config, DistInfo(), torch.device("cpu"), tmp_path)
+    return result, calls
+
+
+def test_candidates_stop_as_the_run_stops_and_the_choice_is_retrained_on_every_track(two_tracks, tmp_path,
+                                                                                    monkeypatch):
+    import numpy as np
+    from eegmusic.offline_training import finetune_recipe
+    from eegmusic.offline_training.finetune_fit import HEADS, LR_FACTORS
+    from eegmusic.offline_training.finetune_recipe import selection_folds
+
     dataset, split, fixture_model = two_tracks
     monkeypatch.setattr(finetune_recipe, "ALPHAS", (1.0,))  # the fine-tuned weights: the refit always runs
-    config = TrainConfig(data="unused", out=str(tmp_path), epochs=2, hop_s=0.5, batch_size=64, progress=False)
-
-    def run(data):
-        calls = []
-
-        def fit(model, dataset, fit_split, fit_config, *rest):
-            result = fit_regression(model, dataset, fit_split, fit_config, *rest)
-            calls.append({"train": fit_split.train, "val": fit_split.val, "lr": fit_config.lr,
-                          "weights": weights(model)})
-            return result
-
-        model = copy.deepcopy(fixture_model)
-        result = fit_finetune(fit, model, data, split, config, DistInfo(), torch.device("cpu"), tmp_path)
-        return result, calls
-
-    result, calls = run(dataset)
+    result, calls = _run_finetune(fixture_model, dataset, split, tmp_path)
     choice = result["finetune"]
-    fold = selection_fold(dataset.index, split, seed=0)
-    n = len(HEADS) * len(LR_FACTORS)
-    for call in calls[:n]:  # candidates: the other track's training windows, stopped on its validation blocks
+    folds = selection_folds(dataset.index, split, seed=0)
+    assert len(folds) == 2 and choice["selection"]["songs"] == [f.song for f in folds]
+    n = len(HEADS) * len(LR_FACTORS) * len(folds)
+    for i, call in enumerate(calls[:n]):  # each candidate once per fold: the other track's training
+        fold = folds[i % len(folds)]  # windows, stopped on its validation blocks
         np.testing.assert_array_equal(call["train"], fold.split.train)
         np.testing.assert_array_equal(call["val"], fold.split.val)
     members = choice["soup"] or [int(np.argmax([c["held_out_r"] for c in choice["candidates"]]))]
@@ -277,5 +325,54 @@ def test_candidates_stop_as_the_run_stops_and_the_choice_is_retrained_on_every_t
         if value.is_floating_point():
             expected = sum(call["weights"][key] for call in calls[n:]) / len(members)
             torch.testing.assert_close(shipped[key], expected)
-    poisoned, _ = run(Poisoned(dataset, split.test))  # the test part is never read
-    assert poisoned["finetune"] == choice
+    poisoned, _ = _run_finetune(fixture_model, Poisoned(dataset, split.test), split, tmp_path)
+    assert poisoned["finetune"] == choice  # the test part is never read
+
+
+def test_every_choice_is_scored_on_the_held_out_tracks_pooled(two_tracks, tmp_path):
+    import copy
+
+    import numpy as np
+    from eegmusic.offline_training.finetune import BlendedDecoder
+    from eegmusic.offline_training.finetune_recipe import (
+        ALPHAS,
+        held_out_predictions,
+        pooled_r,
+        selection_folds,
+    )
+
+    dataset, split, fixture_model = two_tracks
+    result, calls = _run_finetune(fixture_model, dataset, split, tmp_path)
+    choice = result["finetune"]
+    folds = selection_folds(dataset.index, split, seed=0)
+    model = copy.deepcopy(fixture_model)
+
+    def outputs(scored, f):
+        return held_out_predictions(scored, dataset, folds[f].scored, hop_s=0.5, batch_size=64, device="cpu")
+
+    def pooled(states):  # each fold's model on its own held-out track, the stretches pooled
+        per_fold = []
+        for f, state in enumerate(states):
+            model.load_state_dict(state)
+            per_fold.append(outputs(model, f))
+        return pooled_r([p for p, _ in per_fold], [t for _, t in per_fold])
+
+    for c, candidate in enumerate(choice["candidates"]):
+        fold_states = [call["weights"] for call in calls[c * len(folds):(c + 1) * len(folds)]]
+        assert candidate["held_out_r"] == pytest.approx(pooled(fold_states), abs=1e-6)
+        assert len(candidate["fold_r"]) == len(folds)
+    start = {k: v.clone() for k, v in fixture_model.state_dict().items()}
+    best = int(np.argmax([c["held_out_r"] for c in choice["candidates"]]))
+    if choice["soup"] is None:  # the blend weights are scored as BlendedDecoder would score them
+        tuned = [call["weights"] for call in calls[best * len(folds):(best + 1) * len(folds)]]
+        for alpha in ALPHAS:
+            blends = [BlendedDecoder.of(model, start, state, alpha) for state in tuned]
+            per_fold = [outputs(blend, f) for f, blend in enumerate(blends)]
+            expected = pooled_r([p for p, _ in per_fold], [t for _, t in per_fold])
+            assert choice["alpha_r"][str(alpha)] == pytest.approx(expected, abs=1e-5)
+    assert choice["alpha_r"][str(choice["alpha"])] == max(choice["alpha_r"].values())
+    assert choice["alpha_r"]["0.0"] == pytest.approx(choice["start_r"], abs=1e-6)
+    # poisoning either held-out track changes the scores: both folds judge
+    for fold in folds:
+        poisoned, _ = _run_finetune(fixture_model, Poisoned(dataset, fold.scored), split, tmp_path)
+        assert poisoned["finetune"]["start_r"] != choice["start_r"]
