@@ -23,11 +23,17 @@ a 32-channel 10-20 cap at 250 Hz, real music from :mod:`replay.music_sources`), 
   merit is the calibration minutes each method needs to reach 80 % of its dynamic r (linear
   interpolation between the measured M; ``None`` when not reached).
 
-Every figure of the full run is a mean over the training seeds :data:`SEEDS` (split, initial
-weights, batch order, held-out track; the quick run uses one), per-seed figures and their spread
-(min, max) beside it, and per seed the fine-tuned run's difference to from-scratch (same session,
-same seed) and to the pretrained model; ratios are taken within the run. The recipes chosen are
-reported, with the blend weight (``alpha`` 0: the pretrained model kept as it is) of every run.
+Every figure of the full run is a mean over the seeds :data:`SEEDS` (the quick run uses one), per-seed
+figures and their spread (min, max) beside it. Each seed records its own calibration sessions
+(:func:`session_t0`) and trains with its own split, initial weights, batch order and held-out tracks,
+so the mean over seeds is a mean over sessions too. Why: with one session per M shared by all seeds,
+the session draw was confounded with the minutes, and the curve was not monotone (last such run, 5
+seeds, mean dynamic r from scratch / fine-tuned at 1, 2, 5, 10 minutes: 0.064 / 0.121, 0.130 / 0.148,
+0.058 / 0.103, 0.101 / 0.128; pretrained alone 0.114): from scratch at 5 minutes fell to less than half
+of 2 minutes (diagnosis in the README's fine-tuning section). Per seed, the fine-tuned run's difference
+to from-scratch (same session, same seed) and to the pretrained model; ratios are taken within the
+run. The recipes chosen are reported, with the blend weight (``alpha`` 0: the pretrained model kept as
+it is) of every run.
 The model is a small convnet (:data:`ARCH_CONFIG`) so the whole benchmark runs on two CPU cores.
 
 Run: ``python -m eegmusic.benchmarks.bench_calibration [--quick]`` or through ``eegmusic bench``.
@@ -74,6 +80,9 @@ SEEDS = (0, 1, 2, 3, 4)
 uses the first). Five seeds with a 3-seed reference and the 8-minute test session: 25.5 minutes at a
 load of 2.6-3.5 on two cores (fine-tuning trains four candidates to a from-scratch run's stopping
 point, then retrains the chosen one on every track)."""
+SESSION_T0_STEP = 200000.0
+"""Seconds between the start times of the seeds' sessions (:func:`session_t0`; the noise generator is
+seeded by the start time)."""
 REFERENCE_SEEDS = 3
 """Seeds of the 30-minute reference (its runs cost six times a 5-minute run; its mean sets the 80 % goal)."""
 
@@ -97,6 +106,12 @@ def _session(listener, path: Path, tracks, minutes: float, t0: float, excerpt_s:
     listener.tracks = {}
     listener.rng = np.random.default_rng([listener.bench_seed, int(t0)])
     return listener.record_session(path, tracks, minutes=minutes, t0=t0, excerpt_s=excerpt_s)
+
+
+def session_t0(t0: float, seed: int) -> float:
+    """Start time of seed ``seed``'s recording of a session that seed 0 records at ``t0`` (seconds): each
+    seed records its own calibration session, so seed 0's is the session one draw gave before."""
+    return t0 + SESSION_T0_STEP * seed
 
 
 def calibration_excerpt_s(minutes: float, n_tracks: int) -> float:
@@ -192,8 +207,10 @@ def compare(
 ) -> dict:
     """The whole comparison in folder ``work``; JSON-ready results (see the module docstring).
 
-    With several ``seeds`` (training seeds: split, initial weights, batch order), each method's
-    figures at each M are means over the seeds' runs on the same calibration session.
+    With several ``seeds``, each seed records its own calibration session of M minutes (and of the
+    reference's minutes) and trains with that seed (split, initial weights, batch order, held-out
+    tracks): each method's figures at each M are means over sessions and training seeds. The
+    pretrained model and the test session are the same for every seed.
     """
     from eegmusic.replay.music_sources import packaged_tracks
 
@@ -221,10 +238,11 @@ def compare(
     choices: dict = {}
     out["fine_tuning_recipes"] = choices
     for m in minutes:
-        session = _session(new, work / f"calib{m}.xdf", calib_tracks, float(m), 10000.0 + 1000.0 * m,
-                           excerpt_s=calibration_excerpt_s(m, len(calib_tracks)))
         runs = {"from_scratch": [], "fine_tuned": []}
-        for seed in seeds:
+        for seed in seeds:  # each seed its own session: the mean over seeds is a mean over sessions
+            session = _session(new, work / f"calib{m}-{seed}.xdf", calib_tracks, float(m),
+                               session_t0(10000.0 + 1000.0 * m, seed),
+                               excerpt_s=calibration_excerpt_s(m, len(calib_tracks)))
             scratch = train_run(session, work / f"scratch{m}-{seed}", seed=seed)
             tuned = train_run(session, work / f"tuned{m}-{seed}", init=pretrained, seed=seed)
             runs["from_scratch"].append(score(scratch, test, work / f"eval-scratch{m}-{seed}"))
@@ -242,10 +260,13 @@ def compare(
         out["by_minutes"][str(m)] = entry
         logger.info("%s min: %s", m, out["by_minutes"][str(m)])
     if reference_min:
-        session = _session(new, work / "reference.xdf", calib_tracks, reference_min, 50000.0,
-                           excerpt_s=calibration_excerpt_s(reference_min, len(calib_tracks)))
-        scores = [score(train_run(session, work / f"reference-{seed}", seed=seed), test,
-                        work / f"eval-reference-{seed}") for seed in seeds[:REFERENCE_SEEDS]]
+        scores = []
+        for seed in seeds[:REFERENCE_SEEDS]:
+            session = _session(new, work / f"reference-{seed}.xdf", calib_tracks, reference_min,
+                               session_t0(50000.0, seed),
+                               excerpt_s=calibration_excerpt_s(reference_min, len(calib_tracks)))
+            scores.append(score(train_run(session, work / f"reference-{seed}", seed=seed), test,
+                                work / f"eval-reference-{seed}"))
         reference = _summary(scores)
         target = GOAL_FRACTION * reference["model"]
         out["reference"] = {"minutes": reference_min, **reference, "goal_r": round(target, 4)}

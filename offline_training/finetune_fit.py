@@ -172,6 +172,7 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     from eegmusic.offline_training.finetune import BlendedDecoder
     from eegmusic.offline_training.finetune_recipe import (
         ALPHAS,
+        FOLDS,
         choose_alpha,
         held_out_predictions,
         mean_weights,
@@ -184,7 +185,7 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     statistics = choose_statistics(model, original, dataset, np.union1d(split.train, split.val), config,
                                    device)
     start = statistics["start"]
-    folds = selection_folds(dataset.index, split, seed=config.seed)
+    folds = selection_folds(dataset.index, split, seed=config.seed, k=FOLDS)
     held = [fold.song for fold in folds if fold.song is not None]
     if not held:
         logger.warning("fine-tuning: %s", folds[0].reason)
