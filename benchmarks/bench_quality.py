@@ -50,7 +50,11 @@ logger = logging.getLogger(__name__)
 SOURCENET = {"epochs": 20, "patience": 4, "loss": "mse+pearson", "model_config": {"feature_norm": "batch"}}
 """The sourcenet recipe chosen on validation data (a later excerpt, 90-120 s, never the test excerpt):
 batch-normalised response features (layer norm erased each frame's response strength: 0.188 → 0.303
-at the 10 % share, block split, ridge 0.288), MSE + per-band Pearson loss (0.310), up to 20 epochs."""
+at the 10 % share, block split, ridge 0.288), MSE + per-band Pearson loss (0.310), up to 20 epochs.
+Tried after and not kept (denoised EEG, the 90-120 s excerpt, block; raw ridge 0.309 in the same run):
+up to 60 epochs, since the recipe's run ended at its 20th epoch still improving — early stopping ended
+it at epoch 24 with its best at epoch 20 (0.342 either way; the ensemble of :data:`ENSEMBLE_DENOISED`
+with its three sourcenets at 60 epochs 0.388 against 0.387)."""
 
 CONVNET = {"epochs": 10, "patience": 3, "loss": "mse+pearson", "skip": "linear"}
 """The convnet recipe chosen on validation data (the 90-120 s excerpt; 10 %, offset 0.15 s; ridge 0.288
@@ -58,7 +62,13 @@ block, 0.248 subject): a skip path through the split's own trained ridge, frozen
 the residual (:class:`offline_training.models.convnet.ConvNet` ``skip``; plain convnet 0.278, with the
 skip 0.291), MSE + per-band Pearson loss and up to 10 epochs (0.304; subject split 0.312 with 5 MSE
 epochs). Tried and not kept: training windows at a 0.5-s hop (0.277), a subject embedding (0.302 with
-5 MSE epochs, 0.272 with this recipe: within seed noise, so measured in its own row instead)."""
+5 MSE epochs, 0.272 with this recipe: within seed noise, so measured in its own row instead).
+Tried after and not kept (denoised EEG with the denoised ridge as skip, the 90-120 s excerpt, block;
+raw ridge 0.309 in the same run; this recipe 0.319, its :data:`ENSEMBLE_DENOISED` 0.387), against the
+convnet's overfitting (best at epoch 2, training loss 0.91 against validation 1.49 at epoch 3): dropout
+0.5 instead of 0.1, 0.318 (ensemble 0.373); half the width (channels 64, 64, 128, 128, hidden 256) with
+dropout 0.3, 0.332, trained and scored in 65 s against the full width's 107 s (ensemble 0.385): better
+alone, not in the mix."""
 
 ENSEMBLE = {"reuse": ("linear", "sourcenet", "convnet")}
 """The ensemble row: the split's trained ridge, sourcenet and convnet (those trained on the split),
