@@ -337,6 +337,7 @@ def test_every_choice_is_scored_on_the_held_out_tracks_pooled(two_tracks, tmp_pa
     from eegmusic.offline_training.finetune_recipe import (
         ALPHAS,
         held_out_predictions,
+        mean_weights,
         pooled_r,
         selection_folds,
     )
@@ -362,14 +363,15 @@ def test_every_choice_is_scored_on_the_held_out_tracks_pooled(two_tracks, tmp_pa
         assert candidate["held_out_r"] == pytest.approx(pooled(fold_states), abs=1e-6)
         assert len(candidate["fold_r"]) == len(folds)
     start = {k: v.clone() for k, v in fixture_model.state_dict().items()}
-    best = int(np.argmax([c["held_out_r"] for c in choice["candidates"]]))
-    if choice["soup"] is None:  # the blend weights are scored as BlendedDecoder would score them
-        tuned = [call["weights"] for call in calls[best * len(folds):(best + 1) * len(folds)]]
-        for alpha in ALPHAS:
-            blends = [BlendedDecoder.of(model, start, state, alpha) for state in tuned]
-            per_fold = [outputs(blend, f) for f, blend in enumerate(blends)]
-            expected = pooled_r([p for p, _ in per_fold], [t for _, t in per_fold])
-            assert choice["alpha_r"][str(alpha)] == pytest.approx(expected, abs=1e-5)
+    members = choice["soup"] or [int(np.argmax([c["held_out_r"] for c in choice["candidates"]]))]
+    tuned = [mean_weights([calls[m * len(folds) + f]["weights"] for m in members]) for f in range(len(folds))]
+    for alpha in ALPHAS:  # the blend weights are scored as BlendedDecoder would score them, fold by fold
+        blends = [BlendedDecoder.of(model, start, state, alpha) for state in tuned]
+        per_fold = [outputs(blend, f) for f, blend in enumerate(blends)]
+        expected = pooled_r([p for p, _ in per_fold], [t for _, t in per_fold])
+        assert choice["alpha_r"][str(alpha)] == pytest.approx(expected, abs=1e-5)
+        assert choice["alpha_fold_r"][str(alpha)] == [
+            pytest.approx(pooled_r([p], [t]), abs=1e-4) for p, t in per_fold]
     assert choice["alpha_r"][str(choice["alpha"])] == max(choice["alpha_r"].values())
     assert choice["alpha_r"]["0.0"] == pytest.approx(choice["start_r"], abs=1e-6)
     # poisoning either held-out track changes the scores: both folds judge
