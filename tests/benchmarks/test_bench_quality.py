@@ -98,3 +98,25 @@ def test_subject_codes_reach_the_model_in_the_bench_path(rng, tmp_path):
     held_out = bench_quality.run_listeners(session, info, eeg[:1], np.array(["S03"]), trained=["S01", "S02"])
     trained_mean = np.mean([run_onnx(path, eeg[:1], np.array([c]))[0] for c in (0, 1)], axis=0)
     np.testing.assert_allclose(held_out[0], trained_mean, atol=1e-4)
+
+
+def test_scale_configs_keep_full_recipe_and_test_on_a_later_unseen_excerpt():
+    from eegmusic.replay.music_sources import packaged_tracks
+
+    assert set(bench_quality.SCALE) >= {"listeners12", "seconds180", "tracks8"}
+    for name, overrides in bench_quality.SCALE.items():
+        config = bench_quality.scale_config(name)
+        # only the data grow: FULL's models, MCCA, hop and test length are untouched
+        assert set(overrides) <= {"n_subjects", "train_s", "test_start_s", "n_tracks"}, name
+        assert all(config[k] == bench_quality.FULL[k] for k in ("models", "mcca", "hop_s", "test_s")), name
+        assert config["shares"] == (0.10,) and config["splits"] == ("block",), name
+        # the test excerpt starts after the training excerpt and FULL's 30-s gap
+        assert config["test_start_s"] >= config["train_s"] + 30.0, name
+        # enough packaged tracks last to the end of the test excerpt, and FULL's 4 come first among them
+        end_s = config["test_start_s"] + config["test_s"]
+        lasting = [t.path for t in PACKAGED_TRACKS if t.duration_s >= end_s]
+        assert len(lasting) >= config["n_tracks"], name
+        assert lasting[:4] == [t.path for t in PACKAGED_TRACKS[:4]], name
+        if sum(Path(t.path).is_file() for t in PACKAGED_TRACKS) == len(PACKAGED_TRACKS):
+            tracks = packaged_tracks(config["n_tracks"], min_seconds=end_s)
+            assert [str(p) for p in tracks] == lasting[: config["n_tracks"]], name
