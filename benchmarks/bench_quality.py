@@ -240,11 +240,14 @@ on FULL's 6 listeners and 4 tracks only (the simulator gives them the same EEG):
   0.297 / 0.320 / 0.375 / 0.338 / 0.399, 1.34× (against 1.19×).
 
 More listeners of the same songs, or longer excerpts of them, leave the ratio where it was or lower
-(ridge gains nothing from either); more distinct music lifts the deep models (the skip convnet 0.279 →
-0.308 on FULL's test recordings, 0.279 → 0.375 on the 210-270 s ones; the ensemble 0.327 → 0.341 and
-0.372 → 0.399) and crosses 1.3×. Part of that is the offset the split's validation picks with more songs
-(0.15 and 0.25 s), at which ridge scores less on the same recordings (0.261 → 0.251, 0.314 → 0.297): the
-1.3× is reached with the data and the offset together, not separated here."""
+(ridge gains nothing from either). The 8-track rows cross 1.3× because of the offset their validation
+picks, not the data: two diagnostics with the offset forced (not a recipe: the recipe chooses it on
+validation) — ``tracks8`` at FULL's 0.1 s: 0.294 / 0.318 / 0.298 / 0.313 / 0.366, 1.25×, same recordings
+0.262 / 0.281 / 0.278 / 0.275 / 0.325, 1.24× (751 s); FULL at 0.15 s: 0.249 / 0.274 / 0.287 / 0.282 /
+0.330, 1.32× (379 s). At a later offset ridge loses more than the deep models (0.261 → 0.249 while the
+ensemble holds 0.327 → 0.330), so the ratio rises without any model decoding better; at a matched offset
+8 tracks change the ensemble on FULL's recordings by -0.002 (0.1 s) or +0.011 (0.15 s). Within 4× FULL's
+windows, no axis of data closes the block ratio to 1.3× with the recipe unchanged."""
 
 
 def scale_config(name: str) -> dict:
