@@ -198,8 +198,9 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
         return held_out_predictions(model, dataset, folds[fold].scored, hop_s=config.hop_s,
                                     batch_size=config.batch_size, device=device)[0]
 
-    targets = [held_out_predictions(model, dataset, fold.scored, hop_s=config.hop_s,
-                                    batch_size=config.batch_size, device=device)[1] for fold in folds]
+    start_outputs = [held_out_predictions(model, dataset, fold.scored, hop_s=config.hop_s,
+                                          batch_size=config.batch_size, device=device) for fold in folds]
+    start_preds, targets = [p for p, _ in start_outputs], [t for _, t in start_outputs]
 
     def score(preds: list) -> float:
         value = pooled_r(preds, targets)
@@ -208,7 +209,6 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     def fold_scores(preds: list) -> list:
         return [round(pooled_r([p], [t]), 4) for p, t in zip(preds, targets, strict=True)]
 
-    start_preds = [predict(f) for f in range(len(folds))]
     start_r = score(start_preds)
     factors = [None] if config.lr is not None else LR_FACTORS
     layer = _output_layer(model)
@@ -250,14 +250,12 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     if soup is not None:
         members = soup["members"]
         tuned_preds = soup_preds(members)
-    weight = {"alpha": 1.0}
 
     def blended(alpha: float) -> list:
         return [[(1.0 - alpha) * s + alpha * t for s, t in zip(sp, tp, strict=True)]
                 for sp, tp in zip(start_preds, tuned_preds, strict=True)]
 
-    alpha, alpha_r = choose_alpha(lambda a: weight.update(alpha=a), lambda: score(blended(weight["alpha"])),
-                                  ALPHAS)
+    alpha, alpha_r = choose_alpha(lambda a: score(blended(a)), ALPHAS)
     alpha_fold_r = {str(a): fold_scores(blended(a)) for a in ALPHAS}
     last = results[members[0]] if alpha > 0 else {"history": [], "best_epoch": 0, "epochs_run": 0,
                                                      "windows_per_s": None}

@@ -265,16 +265,15 @@ def held_out_r(model: MelDecoder, dataset, rows: np.ndarray, *, hop_s: float, ba
     return pooled_r([preds], [targets])
 
 
-def choose_alpha(apply, score, alphas=ALPHAS) -> tuple[float, dict]:
+def choose_alpha(score, alphas=ALPHAS) -> tuple[float, dict]:
     """The blend weight of highest validation score.
 
     Parameters
     ----------
-    apply : callable
-        ``apply(alpha)`` sets the scored model to weight ``alpha`` (0: the start, 1: the fine-tuned model;
-        :class:`offline_training.finetune.BlendedDecoder`).
     score : callable
-        Validation score of the model as it is (higher is better; NaN counts as lowest).
+        ``score(alpha)``: validation score of the blend at weight ``alpha`` (0: the start, 1: the
+        fine-tuned model; :class:`offline_training.finetune.BlendedDecoder`); higher is better, NaN
+        counts as lowest.
     alphas : sequence of float
         Weights tried, in order; on a tie the first (the smallest: nearest the pretrained model) wins.
 
@@ -286,8 +285,7 @@ def choose_alpha(apply, score, alphas=ALPHAS) -> tuple[float, dict]:
     """
     scores = {}
     for alpha in alphas:
-        apply(float(alpha))
-        value = float(score())
+        value = float(score(float(alpha)))
         scores[float(alpha)] = value if np.isfinite(value) else -np.inf
         logger.info("blend weight %.2f: validation score %.4f", alpha, value)
     best = max(scores, key=lambda a: (scores[a], -a))

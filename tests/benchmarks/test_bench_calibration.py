@@ -45,6 +45,6 @@ def check_result(result: dict) -> dict:
 
 
 @pytest.mark.slow  # simulates sessions and trains several models: minutes
-@pytest.mark.timeout(1800)  # fine-tuning trains four candidates to convergence and retrains the chosen one
+@pytest.mark.timeout(1800)  # four candidates per fold (two folds), then the chosen one again
 def test_quick_run_scores_fine_tuning_and_its_baselines():
     check_result(bench_calibration.run(quick=True))

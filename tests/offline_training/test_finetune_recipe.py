@@ -202,8 +202,11 @@ def test_the_blend_weight_is_chosen_on_the_held_out_track_and_never_on_test_data
     blend = BlendedDecoder.of(model, start, tuned, 1.0)
 
     def choose(data):
-        return choose_alpha(lambda weight: setattr(blend, "weight", weight), lambda: held_out_r(
-            blend, data, fold.scored, hop_s=0.5, batch_size=64, device="cpu"))
+        def score(weight):
+            blend.weight = weight
+            return held_out_r(blend, data, fold.scored, hop_s=0.5, batch_size=64, device="cpu")
+
+        return choose_alpha(score)
 
     alpha, scores = choose(dataset)
     assert list(scores) == list(ALPHAS) and scores[alpha] == max(scores.values())
