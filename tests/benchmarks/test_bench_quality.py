@@ -21,6 +21,8 @@ TINY = {
                "convnet": {**bench_quality.FULL["models"]["convnet"], "epochs": 1,
                            "model_config": {"channels": [16, 16], "strides": [2, 2], "hidden": 32}},
                "sourcenet": {**bench_quality.FULL["models"]["sourcenet"], "epochs": 1},
+               "rcnn": {**bench_quality.FULL["models"]["rcnn"], "epochs": 1,
+                        "model_config": {"conv_channels": 16, "hidden": 16}},
                "ensemble": {**bench_quality.ENSEMBLE_DENOISED, "epochs": 1}},
     "hop_s": 1.0, "mcca": {"n_components": 2, "n_pcs": 30},
 }
@@ -35,7 +37,7 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
         "results": {"0.1": {"block": {
             "target_offset_s": NUMBER, "test_songs": [int], "test_subjects": [str],
             "models": {"linear": MODEL, "linear-ea": MODEL, "linear-mcca": MODEL, "convnet": MODEL,
-                       "sourcenet": MODEL, "ensemble": MODEL},
+                       "sourcenet": MODEL, "rcnn": MODEL, "ensemble": MODEL},
             "baselines": {"global_mean": NUMBER, "song_mean": NUMBER},
             "n_test_windows": int, "n_test_blocks": int,
         }}},
@@ -56,7 +58,7 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
     # so does ridge on MCCA-denoised EEG, and the rows trained and scored on that EEG (skip path, ensemble)
     for row in ("linear-mcca", "convnet", "ensemble"):
         assert block["models"][row]["dynamic_r"] > block["models"][row]["shuffled_eeg"] + 0.05, row
-    # the ensemble mixes the split's own denoised ridge, sourcenet and convnet and a second sourcenet:
+    # the ensemble mixes the split's own denoised ridge, sourcenet, convnet and rcnn and two more sourcenets:
     # its weights are chosen on validation, so it may lean on any, and it is scored like every other row
     assert "| 10% | block |" in report["table"] and "| ensemble |" in report["table"].splitlines()[0]
     assert block["models"]["ensemble"]["shuffled_eeg"] < block["models"]["ensemble"]["dynamic_r"]
