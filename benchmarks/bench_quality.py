@@ -13,8 +13,8 @@ For every evoked share and split kind the same run:
 2. trains every model with the project's own ``train`` (ridge ``linear`` in closed form, the deep
    ones with Adam and early stopping on validation), each with its recipe (:data:`FULL` ``models``:
    epochs, loss, augmentation, hyper-parameters, the EEG it reads, and the splits it runs on); the
-   ``ensemble`` row mixes the split's own trained ridge, ``sourcenet`` and ``convnet`` (where it ran)
-   with extra members it trains itself, the ridge's weight chosen on validation
+   ``ensemble`` row mixes the split's own trained ridge, ``sourcenet``, ``convnet`` and ``rcnn`` (where
+   they ran) with extra members it trains itself, the ridge's weight chosen on validation
    (:class:`offline_training.models.ensemble.Ensemble`, one ONNX file). A row with ``align`` trains
    and is scored on a copy of both excerpts with each listener's EEG multiplied by that listener's
    matrix, estimated on the listeners' early excerpt without labels: Euclidean alignment (``ea``) or
@@ -174,15 +174,15 @@ the continuous recording around the window instead of the 1-s window alone (what
 allow) 0.341 against 0.341 (lags 0-224 ms) and 0.339 against 0.340 (-64-288 ms): the window's edges cost
 the ridge nothing, so no contract change was measured as worth making.
 
-Measured later on the same validation data (the split's validation part / the 90-120 s excerpt; the
-ensemble of three sourcenets, ridge and convnet without the rcnn 0.293 / 0.385, denoised ridge 0.265 /
-0.341) and not kept: nearest-neighbour retrieval of training mel windows by the ensemble's output (k 1-50,
-softmax weights) alone 0.155-0.233 / 0.252-0.325, mixed into the output at best 0.293 / 0.384; per-listener
-ridge shrunk toward the pooled one (denoised EEG: 0.265 / 0.341 at every shrinkage, raw EEG: lower); causal
-low-pass filtering of the denoised EEG before ridge (10 Hz 0.266 / 0.340, 15 Hz 0.267 / 0.343; 1-10 Hz
-band-pass 0.237 / 0.323); deep members trained on targets projected onto the leading 8 principal
-directions of the training mel (on the excerpt: convnet 0.330, sourcenet 0.339, ensemble 0.384; with 16
-directions 0.287, 0.337, 0.372); ridge with quadratic features on the listeners' shared MCCA components (2 or 4 components:
+Measured later on the same validation data (the split's validation part / the 90-120 s excerpt; the ensemble
+of three sourcenets, ridge and convnet without the rcnn 0.293 / 0.385, denoised ridge 0.265 / 0.341) and not
+kept: nearest-neighbour retrieval of training mel windows by the ensemble's output (k 1-50, softmax weights)
+alone 0.155-0.233 / 0.252-0.325, mixed into the output at best 0.293 / 0.384; per-listener ridge shrunk
+toward the pooled one (denoised EEG: 0.265 / 0.341 at every shrinkage, raw EEG: lower); causal low-pass
+filtering of the denoised EEG before ridge (10 Hz 0.266 / 0.340, 15 Hz 0.267 / 0.343; 1-10 Hz band-pass
+0.237 / 0.323); deep members trained on targets projected onto the leading 8 principal directions of the
+training mel (on the excerpt: convnet 0.330, sourcenet 0.339, ensemble 0.384; with 16 directions 0.287,
+0.337, 0.372); ridge with quadratic features on the listeners' shared MCCA components (2 or 4 components:
 0.284 / 0.312 on the excerpt, added to the mix at 0.1-0.4 ≤ 0.385). Where the ensemble's dynamic r is lost:
 scored on each window's mean spectrum alone (prediction and target) it is 0.10 / 0.15, on the deviations
 within windows 0.35 / 0.46, and the target's own window means put into its output (an oracle) would give
@@ -206,27 +206,32 @@ FULL = {
 subject and song splits (the goals' two and issue 14's third; one process per split with
 :func:`run_config` ``splits``). Rows: ridge on raw EEG (the baseline), ridge on Euclidean-aligned
 EEG, ridge on MCCA-denoised EEG, then on denoised EEG the skip convnet (its skip path the denoised
-ridge), sourcenet and the ensemble; ``convnet-subj`` (10 % only) is the skip convnet on raw EEG with a
+ridge), sourcenet, rcnn and the ensemble; ``convnet-subj`` (10 % only) is the skip convnet on raw EEG with a
 subject embedding (unseen listeners decoded as the mean trained listener).
 
-Measured with this code (one process per evoked share and split, nice'd, one thread; 445 / 461 / 386 s at
-10 % block / subject / song, 462 / 532 s at 3 %, 568 / 305 s at 1 %, at load 2-4: the song split costs
-about as much as each of the others; offsets 0.1 s block and song, 0.15 s subject), dynamic r, block /
-subject / song: ridge 0.261 / 0.268 / 0.343, Euclidean-aligned ridge 0.100 / 0.116 / 0.068, denoised ridge
-0.288 / 0.286 / 0.383, convnet 0.279 / 0.284 / 0.107, convnet-subj 0.265 / 0.233 / 0.234, sourcenet 0.280 /
-0.280 / 0.369, ensemble 0.327 / 0.331 / 0.384 (output rank 8 / none / 4): best ÷ ridge 1.26× block (goal
-1.3× missed), 1.24× subject (goal 1.2× met), 1.12× song (no goal; one held-out song, 6 listeners, 6
-blocks), every deep model above ridge on block; on song the skip convnet falls to 0.107 (it fits the two
+Measured with this code (one process per evoked share and split, nice'd, one thread, two at a time at load
+about 2; 428 / 441 / 247 s at 10 % block / subject / song, 335 / 290 s at 3 %, 319 / 316 s at 1 %; offsets
+0.1 s block and song, 0.15 s subject), dynamic r, block / subject / song: ridge 0.261 / 0.268 / 0.343,
+Euclidean-aligned ridge 0.100 / 0.116 / 0.068, denoised ridge 0.288 / 0.286 / 0.383, convnet 0.279 / 0.284
+/ 0.107, convnet-subj 0.265 / 0.233 / 0.234, sourcenet 0.280 / 0.280 / 0.369, rcnn 0.264 / 0.240 / 0.302,
+ensemble 0.330 / 0.333 / 0.385 (output rank 8 / none / 4): best ÷ ridge 1.27× block (goal 1.3× missed),
+1.25× subject (goal 1.2× met), 1.12× song (no goal; one held-out song, 6 listeners, 6 blocks), every deep
+model above ridge on block (rcnn only just); on song the skip convnet falls to 0.107 (it fits the two
 training songs; one song validates). Shuffled EEG ≤ 0.016, global mean 0.046 / 0.051 / 0.014, song mean
-0.055 / 0.061 / n/a. Without the output projection (the run before, otherwise the same figures) the
-ensemble scored 0.328 / 0.331 at 10 %, 0.303 / 0.283 at 3 %, 0.262 / 0.234 at 1 %. At 3 % and 1 % (the
-recipes as chosen at 10 %), block / subject: 3 % ridge 0.210 / 0.205, denoised ridge 0.254 / 0.247, convnet
-0.251 / 0.216, sourcenet 0.262 / 0.254, ensemble 0.304 / 0.283 (rank 4 / none; 1.45× / 1.38×); 1 % ridge
-0.142 / 0.131, denoised ridge 0.207 / 0.196, convnet 0.218 / 0.156, sourcenet 0.229 / 0.223, ensemble 0.263
-/ 0.234 (rank 2 / none; 1.86× / 1.80×). An earlier run's raw-EEG rows, before the deep recipes moved to
-denoised EEG (10 %, block / subject): convnet 0.247 / 0.246, sourcenet 0.266 / 0.275, ensemble (ridge,
-sourcenet, convnet) 0.300 / 0.293; on denoised EEG without the two extra sourcenet seeds, ensemble 0.328 /
-0.324.
+0.055 / 0.061 / n/a. At 3 % and 1 % (the recipes as chosen at 10 %), block / subject: 3 % ridge 0.210 /
+0.205, denoised ridge 0.254 / 0.247, convnet 0.251 / 0.216, sourcenet 0.262 / 0.254, rcnn 0.245 / 0.233,
+ensemble 0.305 / 0.289 (rank 8 / none; 1.45× / 1.41×); 1 % ridge 0.142 / 0.131, denoised ridge 0.207 /
+0.196, convnet 0.218 / 0.156, sourcenet 0.229 / 0.223, rcnn 0.238 / 0.210, ensemble 0.269 / 0.246 (rank 2 /
+none; 1.90× / 1.89×). Every row without rcnn reproduced the run before to the digit; that run's ensemble
+(without the rcnn member) scored 0.327 / 0.331 / 0.384 at 10 %, 0.304 / 0.283 at 3 % and 0.263 / 0.234 at
+1 %, so the rcnn member moved it by +0.001 to +0.012 in all seven rows. Without the output projection (the
+run before that) the ensemble scored 0.328 / 0.331 at 10 %, 0.303 / 0.283 at 3 %, 0.262 / 0.234 at 1 %.
+How close 10 % is to a noise ceiling (the recipe before the rcnn member, block, read on the test excerpt as
+a diagnostic): at a 50 % evoked share ridge 0.284 / ensemble 0.347 (1.22×), at 99 % 0.296 / 0.403 (1.36×;
+convnet 0.385): the ratio is lowest between 10 % and 50 %, where ridge is already near its own ceiling.
+An earlier run's raw-EEG rows, before the deep recipes moved to denoised EEG (10 %, block / subject):
+convnet 0.247 / 0.246, sourcenet 0.266 / 0.275, ensemble (ridge, sourcenet, convnet) 0.300 / 0.293; on
+denoised EEG without the two extra sourcenet seeds, ensemble 0.328 / 0.324.
 
 The previous round (deep recipes on raw EEG; one process per share, 1 879-2 203 s each at load
 5-9.5), ridge / convnet / best and best ÷ ridge: 10 % block 0.261 / 0.247 / 0.300 (ensemble) 1.15×,
@@ -248,11 +253,12 @@ ridge, never to replace FULL's rows (the goals are judged there): the figures be
 excerpts, so no recipe or bench size is chosen by them. A longer training excerpt moves the test excerpt
 to 210-270 s (every track of the first 8 lasts 270 s or more; the same 30-s gap as FULL's 90/120 s).
 
-Measured (one process per row, nice'd, one thread, load 1.2-4.5; this rerun of FULL reproduced its rows to
-the digit), ridge / denoised ridge / convnet / sourcenet / ensemble, ensemble ÷ ridge, the offset chosen
-on validation, wall time; shuffled EEG ≤ 0.012 (every model), global mean 0.033-0.051 and song mean
-0.033-0.059 in every row. Where a row has more listeners or tracks, "same recordings" scores its models
-on FULL's 6 listeners and 4 tracks only (the simulator gives them the same EEG):
+Measured with FULL as it was before its rcnn row and ensemble member (one process per row, nice'd, one
+thread, load 1.2-4.5; this rerun of FULL reproduced its rows to the digit), ridge / denoised ridge / convnet
+/ sourcenet / ensemble, ensemble ÷ ridge, the offset chosen on validation, wall time; shuffled EEG ≤ 0.012
+(every model), global mean 0.033-0.051 and song mean 0.033-0.059 in every row. Where a row has more
+listeners or tracks, "same recordings" scores its models on FULL's 6 listeners and 4 tracks only (the
+simulator gives them the same EEG):
 
 - FULL (4 tracks × 6 listeners × 90 s, test 120-180 s): 0.261 / 0.288 / 0.279 / 0.280 / 0.327, 1.26×,
   0.1 s, 468 s; the same models (same data, same seeds) scored on the 210-270 s excerpt instead: 0.314 /
