@@ -193,14 +193,15 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
         logger.info("fine-tuning recipe chosen on held-out tracks %s (%d windows, pooled); candidates "
                     "train on the other tracks", held, sum(len(f.scored) for f in folds))
 
-    def predict(fold: int) -> list:
-        """``model``'s mel-dB on the held-out stretches of fold ``fold``."""
+    def outputs(fold: int) -> tuple[list, list]:
+        """``model``'s mel-dB on the held-out stretches of fold ``fold``, and their targets."""
         return held_out_predictions(model, dataset, folds[fold].scored, hop_s=config.hop_s,
-                                    batch_size=config.batch_size, device=device)[0]
+                                    batch_size=config.batch_size, device=device)
 
-    start_outputs = [held_out_predictions(model, dataset, fold.scored, hop_s=config.hop_s,
-                                          batch_size=config.batch_size, device=device) for fold in folds]
-    start_preds, targets = [p for p, _ in start_outputs], [t for _, t in start_outputs]
+    def predict(fold: int) -> list:
+        return outputs(fold)[0]
+
+    start_preds, targets = (list(column) for column in zip(*map(outputs, range(len(folds))), strict=True))
 
     def score(preds: list) -> float:
         value = pooled_r(preds, targets)
@@ -251,18 +252,17 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
         members = soup["members"]
         tuned_preds = soup_preds(members)
 
-    def blended(alpha: float) -> list:
-        return [[(1.0 - alpha) * s + alpha * t for s, t in zip(sp, tp, strict=True)]
-                for sp, tp in zip(start_preds, tuned_preds, strict=True)]
-
-    alpha, alpha_r = choose_alpha(lambda a: score(blended(a)), ALPHAS)
-    alpha_fold_r = {str(a): fold_scores(blended(a)) for a in ALPHAS}
+    blends = {float(a): [[(1.0 - a) * s + a * t for s, t in zip(sp, tp, strict=True)]
+                         for sp, tp in zip(start_preds, tuned_preds, strict=True)] for a in ALPHAS}
+    alpha, alpha_r = choose_alpha(lambda a: score(blends[a]), ALPHAS)
+    alpha_fold_r = {str(a): fold_scores(blend) for a, blend in blends.items()}
     last = results[members[0]] if alpha > 0 else {"history": [], "best_epoch": 0, "epochs_run": 0,
                                                      "windows_per_s": None}
     refit = alpha > 0 and bool(held)
     refit_epochs = []
-    tuned = mean_weights([states[i][0] for i in members])  # with no track held out: trained on every track
-    if refit:  # the chosen recipes again, on every track, stopped as a from-scratch run stops
+    if not refit:  # alpha 0 (unused), or no track held out: the only fold trained on every track
+        tuned = mean_weights([states[i][0] for i in members])
+    else:  # the chosen recipes again, on every track, stopped as a from-scratch run stops
         refitted = []
         for index in members:
             result = _train_candidate(fit, model, start, recipes[index], layer, dataset, split, config,
