@@ -3,9 +3,10 @@
 Per-channel robust scaling (median/IQR, clamp at 20 SD) → four temporal convolutions (strides 1, 2, 2,
 2: 125 → 16 steps) with GELU and batch norm → flatten → dense → linear to 44·128.
 
-Optional **skip path** (``skip``): a trained closed-form ridge (``linear``) whose mel-dB the network
-adds to its own output, frozen, so the network learns what ridge misses (a residual). Its output layer
-starts at zero, so the untrained model decodes exactly as that ridge does.
+Optional **skip path** (``skip``, :mod:`offline_training.models.skip`): a trained closed-form ridge
+(``linear``) whose mel-dB the network adds to its own output, frozen, so the network learns what ridge
+misses (a residual). Its output layer starts at zero, so the untrained model decodes exactly as that
+ridge does.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import torch
 from eegmusic.offline_training.models._blocks import conv1d_stack, fit_robust, output_length
 from eegmusic.offline_training.models.base import MelDecoder
+from eegmusic.offline_training.models.skip import SkipPath
 from eegmusic.offline_training.torch_features import RobustScale
 from torch import nn
 
 
-class ConvNet(MelDecoder):
+class ConvNet(SkipPath, MelDecoder):
     """Strided 1-D ConvNet on robust-scaled raw EEG.
 
     Parameters
@@ -69,22 +71,7 @@ class ConvNet(MelDecoder):
         extra = self.subject_dim if self.n_subjects else 0
         self.head = nn.Linear(self.hidden + extra, self.n_mels * self.n_frames)
         self.zero_head(self.head)
-        self.skip, self.skip_model = None, None
-        if skip:
-            self.skip, self.skip_model = _frozen_skip(dict(skip), self)
-
-    def forward(self, eeg, subject=None):
-        out = super().forward(eeg, subject)
-        if self.skip_model is None:
-            return out
-        ridge = self.skip_model(eeg, subject if self.skip_model.subject_input else None)
-        return out - self.mel_mean + ridge
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.skip_model is not None:
-            self.skip_model.eval()  # frozen: its normalisation statistics never move
-        return self
+        self.attach_skip(skip)
 
     def fit_stats(self, eeg, mel_db) -> None:
         super().fit_stats(eeg, mel_db)
@@ -96,19 +83,3 @@ class ConvNet(MelDecoder):
             hidden = torch.cat([hidden, subject_vec], dim=1)
         return self.head(hidden).reshape(-1, self.n_mels, self.n_frames)
 
-
-def _frozen_skip(skip: dict, owner: ConvNet):
-    """(config entry, module) of a trained skip model, its parameters frozen."""
-    from eegmusic.offline_training.models.ensemble import build_member
-    from eegmusic.stream.errors import ConfigError
-
-    if not (skip.get("checkpoint") or skip.get("trained")):
-        raise ConfigError(f"convnet skip {skip} is not a trained model; give "
-                          "{\"name\": \"linear\", \"checkpoint\": \"RUN/best.pt\"}")
-    if skip.get("name") == owner.name:
-        raise ConfigError("a convnet's skip path cannot be a convnet; use a trained linear run")
-    entry, model = build_member(skip, owner)
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    model.eval()
-    return entry, model

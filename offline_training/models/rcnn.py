@@ -4,6 +4,9 @@ Robust-scaled raw EEG (per-channel median/IQR, clamped at 20 SD) → two tempora
 second with stride 2) → bidirectional LSTM over the 63 steps → a learned map from steps to the 44 mel
 frames → a dense layer per frame to 128 mel bands. The subject embedding, when used, is appended to
 every LSTM input step.
+
+Optional **skip path** (``skip``, :mod:`offline_training.models.skip`): a trained ridge whose mel-dB is
+added to the output, frozen, so the network learns the residual and starts as that ridge.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import torch
 from eegmusic.offline_training.models._blocks import conv1d_stack, fit_robust, output_length
 from eegmusic.offline_training.models.base import MelDecoder
+from eegmusic.offline_training.models.skip import SkipPath
 from eegmusic.offline_training.torch_features import RobustScale
 from torch import nn
 
 
-class RCNN(MelDecoder):
+class RCNN(SkipPath, MelDecoder):
     """Conv + BiLSTM decoder.
 
     Parameters
@@ -27,6 +31,8 @@ class RCNN(MelDecoder):
     dropout : float
     clamp_sd : float
         Robust-scaling clamp in SD.
+    skip : dict, optional
+        A trained model added to the output, frozen (:class:`offline_training.models.skip.SkipPath`).
     **kwargs
         Shared contract (:class:`MelDecoder`).
     """
@@ -40,6 +46,7 @@ class RCNN(MelDecoder):
         hidden: int = 64,
         dropout: float = 0.1,
         clamp_sd: float = 20.0,
+        skip: dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -55,6 +62,7 @@ class RCNN(MelDecoder):
         self.to_frames = nn.Linear(steps, self.n_frames)
         self.head = nn.Linear(2 * self.hidden, self.n_mels)
         self.zero_head(self.head)
+        self.attach_skip(skip)
 
     def fit_stats(self, eeg, mel_db) -> None:
         super().fit_stats(eeg, mel_db)

@@ -1,4 +1,5 @@
-"""``convnet`` with a frozen ridge skip path: starts as the ridge, learns a residual, exports as one file."""
+"""``convnet`` and ``rcnn`` with a frozen ridge skip path: start as that ridge, learn a residual,
+export as one file."""
 
 from __future__ import annotations
 
@@ -33,28 +34,37 @@ def ridge_run(rng, tmp_path):
     return path, ridge.eval(), eeg, mel
 
 
-def skip_convnet(path, eeg, mel):
+SMALL = {"convnet": {"channels": (16, 16), "strides": (2, 2), "hidden": 32},
+         "rcnn": {"conv_channels": 8, "hidden": 8}}
+"""Small versions of the two models that take a skip path."""
+
+
+@pytest.fixture(params=sorted(SMALL))
+def name(request):
+    return request.param
+
+
+def skip_model(name, path, eeg, mel):
     torch.manual_seed(1)
-    model = build_model("convnet", channels=(16, 16), strides=(2, 2), hidden=32,
-                        skip={"name": "linear", "checkpoint": str(path)})
+    model = build_model(name, **SMALL[name], skip={"name": "linear", "checkpoint": str(path)})
     model.fit_stats(eeg, mel)
     return model
 
 
-def test_an_untrained_convnet_with_a_ridge_skip_decodes_as_that_ridge(ridge_run):
+def test_an_untrained_model_with_a_ridge_skip_decodes_as_that_ridge(ridge_run, name):
     path, ridge, eeg, mel = ridge_run
-    model = skip_convnet(path, eeg, mel).eval()
+    model = skip_model(name, path, eeg, mel).eval()
     x = torch.tensor(eeg[:4])
     with torch.no_grad():
         np.testing.assert_allclose(model(x).numpy(), ridge(x).numpy(), atol=1e-4)
-        plain = build_model("convnet", channels=(16, 16), strides=(2, 2), hidden=32)
+        plain = build_model(name, **SMALL[name])
         plain.fit_stats(eeg, mel)
         assert not np.allclose(plain.eval()(x).numpy(), ridge(x).numpy(), atol=1.0)  # the skip made it so
 
 
-def test_training_moves_the_residual_only_and_the_file_carries_the_ridge(ridge_run, rng, tmp_path):
+def test_training_moves_the_residual_only_and_the_file_carries_the_ridge(ridge_run, rng, tmp_path, name):
     path, ridge, eeg, mel = ridge_run
-    model = skip_convnet(path, eeg, mel)
+    model = skip_model(name, path, eeg, mel)
     frozen = {k: v.clone() for k, v in model.skip_model.state_dict().items()}
     head = model.head.weight.clone()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
@@ -85,8 +95,8 @@ def test_training_moves_the_residual_only_and_the_file_carries_the_ridge(ridge_r
     assert np.max(np.abs(run_onnx(onnx, x.numpy()) - expected)) < 1e-3
 
 
-def test_the_skip_must_be_a_trained_model(ridge_run):
-    with pytest.raises(ConfigError, match="is not a trained model"):
-        build_model("convnet", skip={"name": "linear"})
+def test_the_skip_must_be_a_trained_model(ridge_run, name):
+    with pytest.raises(ConfigError, match=f"{name} skip .* is not a trained model"):
+        build_model(name, skip={"name": "linear"})
     saved, _ = load_checkpoint(ridge_run[0])
     assert saved.name == "linear"
