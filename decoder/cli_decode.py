@@ -224,7 +224,10 @@ def run_decode(args: argparse.Namespace) -> int:
     def _terminate(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    # SIGINT too, explicitly: a process started from a background job (`eegmusic dashboard &` in a
+    # script) inherits SIGINT ignored, and Python then keeps it ignored, so the dashboard's stop and
+    # the owner-gone stop (both SIGINT) would never reach this loop
+    previous = {signum: signal.signal(signum, _terminate) for signum in (signal.SIGINT, signal.SIGTERM)}
     pipeline = LivePipeline(config)
     publisher = None
     interrupted = False
@@ -262,7 +265,8 @@ def run_decode(args: argparse.Namespace) -> int:
         pipeline.stop()
         if publisher is not None:
             publisher.stop()  # the final state and summary, then the block goes
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     summary = pipeline.summary()
     if pipeline.runtime is not None:
         print(format_summary(summary), flush=True)

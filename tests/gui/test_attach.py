@@ -42,12 +42,16 @@ def _publish_name() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def _start_decode(stream: str, model: Path, name: str, *extra: str) -> subprocess.Popen:
+def _start_decode(stream: str, model: Path, name: str, *extra: str, sigint_ignored: bool = False
+                  ) -> subprocess.Popen:
     from eegmusic.decoder.shared_snapshot import snapshot_path
 
     argv = [sys.executable, "-m", "eegmusic", "decode", "--stream", stream, "--model", str(model),
             "--publish", name, "--timeout", "10", *extra]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # sigint_ignored: started as a background job of a script is, SIGINT inherited as ignored
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=ignore)
     deadline = time.monotonic() + 60.0
     while not snapshot_path(name).exists():
         if process.poll() is not None:
@@ -130,6 +134,19 @@ attached = spawn_decode(PipelineConfig(stream_name={stream!r}, model_path={model
 print(attached.name, attached.process.pid, flush=True)
 sys.stdin.read()  # until killed
 """
+
+
+def test_a_decode_that_inherited_sigint_ignored_still_stops_on_it(replay, model_file):
+    """A decode started from a script's background job inherits SIGINT ignored; the dashboard's stop
+    (SIGINT) must still end it cleanly, with its summary, not after the dashboard's kill timeout."""
+    from eegmusic.decoder.shared_snapshot import snapshot_path
+
+    name = _publish_name()
+    decode = _start_decode(replay.name, model_file, name, "--no-audio", sigint_ignored=True)
+    returncode, out, err = _stop(decode)
+    assert returncode == 0, err[-2000:]
+    assert "windows" in out  # the summary printed on the way out
+    assert not snapshot_path(name).exists()
 
 
 def test_a_decode_stops_when_the_dashboard_that_started_it_dies(replay, model_file):
