@@ -2,8 +2,9 @@
 
 The network then learns only what the skip model misses (a residual). Its output layer starts at
 zero, so the untrained network decodes exactly as the skip model does, and it can only move away from
-that start where training and validation data say so. ``convnet`` and ``rcnn`` take one (``skip``);
-the bench gives each the split's own trained ridge.
+that start where training and validation data say so. ``convnet`` and ``rcnn`` take one (``skip``).
+The quality bench gives its ``convnet`` rows the split's own trained ridge; its ``rcnn`` has none,
+because with one it scored below that ridge alone (``benchmarks/bench_quality.py``, ``RCNN``).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def _start_decode(stream: str, model: Path, name: str, *extra: str, sigint_ignor
 
     argv = [sys.executable, "-m", "eegmusic", "decode", "--stream", stream, "--model", str(model),
             "--publish", name, "--timeout", "10", *extra]
-    # sigint_ignored: started as a background job of a script is, SIGINT inherited as ignored
+    # sigint_ignored: as a script's background job (`cmd &`) starts it, with SIGINT inherited as ignored
     ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=ignore)
