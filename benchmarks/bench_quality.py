@@ -251,11 +251,11 @@ How close 10 % is to a noise ceiling (the recipe before the rcnn member, block, 
 a diagnostic): at a 50 % evoked share ridge 0.284 / ensemble 0.347 (1.22×), at 99 % 0.296 / 0.403 (1.36×;
 convnet 0.385): the ratio is lowest between 10 % and 50 %, where ridge is already near its own ceiling.
 Other seeds (10 %; the split's and every model's seed 1 / 2 instead of 0, the same recordings; read on the
-test excerpt as a check, nothing chosen): block ridge 0.260 / 0.262, ensemble 0.330 / 0.325 (1.27× /
-1.24×; its member the 64-unit rcnn), convnet-subj 0.275 / 0.286 above ridge (the earlier recipe 0.255 /
-0.256 below), rcnn 0.233 / 0.250 below it (64 units: 0.219 / 0.227), convnet 0.290 / 0.274 and sourcenet
-0.289 / 0.287 above; subject (held-out S04 / S02) ridge 0.271 / 0.268, ensemble 0.342 / 0.325 (1.26× /
-1.21×).
+test excerpt as a check, nothing chosen): block ridge 0.260 / 0.262, ensemble 0.329 / 0.327 (1.26× /
+1.25×; with the 64-unit rcnn member 0.330 / 0.325), convnet-subj 0.275 / 0.286 above ridge (the earlier
+recipe 0.255 / 0.256 below), rcnn 0.233 / 0.250 below it (64 units: 0.219 / 0.227), convnet 0.290 / 0.274
+and sourcenet 0.289 / 0.287 above; subject (held-out S04 / S02) ridge 0.271 / 0.268, ensemble 0.338 / 0.325
+(1.25× / 1.21×; with the 64-unit rcnn member 0.342 / 0.325).
 An earlier run's raw-EEG rows, before the deep recipes moved to denoised EEG (10 %, block / subject):
 convnet 0.247 / 0.246, sourcenet 0.266 / 0.275, ensemble (ridge, sourcenet, convnet) 0.300 / 0.293; on
 denoised EEG without the two extra sourcenet seeds, ensemble 0.328 / 0.324.
