@@ -198,9 +198,6 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
         return held_out_predictions(model, dataset, folds[fold].scored, hop_s=config.hop_s,
                                     batch_size=config.batch_size, device=device)
 
-    def predict(fold: int) -> list:
-        return outputs(fold)[0]
-
     start_preds, targets = (list(column) for column in zip(*map(outputs, range(len(folds))), strict=True))
 
     def score(preds: list) -> float:
@@ -223,7 +220,7 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
             result = _train_candidate(fit, model, start, recipe, layer, dataset, fold.split, config,
                                       dist_info, device, out)
             fold_states.append(weights(model))
-            fold_preds.append(predict(f))
+            fold_preds.append(outputs(f)[0])
             fold_results.append({k: v for k, v in result.items() if k != "model"})
         r = score(fold_preds)
         recipes.append(recipe)
@@ -242,7 +239,7 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
         out_preds = []
         for f in range(len(folds)):
             model.load_state_dict(mean_weights([states[i][f] for i in chosen]))
-            out_preds.append(predict(f))
+            out_preds.append(outputs(f)[0])
         return out_preds
 
     soup = (greedy_soup(finished, min(finished)[0], lambda chosen: -score(soup_preds(chosen)))

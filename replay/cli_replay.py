@@ -89,34 +89,29 @@ def _build_player(args):
 
 def run_replay(args: argparse.Namespace) -> int:
     """Stream until the data ends (without ``--loop``) or until SIGINT/SIGTERM; return 0."""
-    import signal
     import threading
 
     from eegmusic.replay.player import check_speed
+    from eegmusic.stream.cli import stop_signals
     from eegmusic.stream.errors import StreamError
 
     check_speed(args.speed)
     player = _build_player(args)
     stop = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, lambda *_: stop.set())
-    try:
-        player.start()
-        markers = f", markers on '{player.marker_name}'" if player.marker_name else ""
-        print(
-            f"replaying '{player.name}' (source_id {player.source_id}): {len(player.labels)} channels at "
-            f"{player.sfreq:g} Hz, {player.n_times / player.sfreq:.1f} s of data, speed {player.speed:g}"
-            f"{', looping' if player.loop else ''}{markers}; Ctrl-C to stop",
-            flush=True,
-        )
-        while player.running and not stop.wait(0.1):
-            pass
-    finally:
-        player.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with stop_signals(lambda *_: stop.set()):
+        try:
+            player.start()
+            markers = f", markers on '{player.marker_name}'" if player.marker_name else ""
+            print(
+                f"replaying '{player.name}' (source_id {player.source_id}): {len(player.labels)} channels at "
+                f"{player.sfreq:g} Hz, {player.n_times / player.sfreq:.1f} s of data, speed {player.speed:g}"
+                f"{', looping' if player.loop else ''}{markers}; Ctrl-C to stop",
+                flush=True,
+            )
+            while player.running and not stop.wait(0.1):
+                pass
+        finally:
+            player.stop()
     if player.error:
         raise StreamError(f"replay '{player.name}' stopped on an error: {player.error}")
     reason = "stopped" if stop.is_set() else "end of data"

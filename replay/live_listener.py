@@ -476,33 +476,28 @@ def run_live(
     montage: str, channels: int | None, sfreq: float, name: str, *, status_every_s: float = 10.0, **kwargs
 ) -> int:
     """Stream a virtual listener until SIGINT/SIGTERM (``eegmusic simulate --live``); return 0."""
-    import signal
-
+    from eegmusic.stream.cli import stop_signals
     from eegmusic.stream.errors import StreamError
 
     listener = listener_for_montage(montage, channels=channels, sfreq=sfreq, name=name, **kwargs)
     stop = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, lambda *_: stop.set())
-    listener.start()
-    print(
-        f"virtual listener '{name}': {len(listener.labels)} channels ({', '.join(listener.labels[:4])}, …) "
-        f"at {sfreq:g} Hz, evoked share {listener.snr:g}; following markers '{listener.marker_name}'; "
-        f"Ctrl-C to stop",
-        flush=True,
-    )
-    try:
-        last = time.monotonic()
-        while listener.running and not stop.wait(0.2):
-            if time.monotonic() - last >= status_every_s:
-                last = time.monotonic()
-                logger.info("%d samples sent, %d tracks heard", listener.samples_sent, listener.tracks_heard)
-    finally:
-        listener.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with stop_signals(lambda *_: stop.set()):
+        listener.start()
+        print(
+            f"virtual listener '{name}': {len(listener.labels)} channels "
+            f"({', '.join(listener.labels[:4])}, …) at {sfreq:g} Hz, evoked share {listener.snr:g}; "
+            f"following markers '{listener.marker_name}'; Ctrl-C to stop",
+            flush=True,
+        )
+        try:
+            last = time.monotonic()
+            while listener.running and not stop.wait(0.2):
+                if time.monotonic() - last >= status_every_s:
+                    last = time.monotonic()
+                    logger.info("%d samples sent, %d tracks heard", listener.samples_sent,
+                                listener.tracks_heard)
+        finally:
+            listener.stop()
     if listener.error:
         raise StreamError(f"virtual listener '{name}' stopped on an error: {listener.error}")
     print(

@@ -16,11 +16,14 @@ renamed is refused with one line naming its new spelling (:func:`renamed_option`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import logging
 import re
+import signal
 import sys
+import threading
 
 from eegmusic import __version__
 from eegmusic.stream.errors import EEGMusicError
@@ -121,6 +124,27 @@ def log_level(verbose: int, quiet: int) -> int:
     """The logging level for ``-v`` and ``-q`` counts: INFO by default, DEBUG with -v, WARNING with -q."""
     steps = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
     return steps[min(max(1 + quiet - verbose, 0), len(steps) - 1)]
+
+
+@contextlib.contextmanager
+def stop_signals(handler):
+    """Route SIGINT (Ctrl-C) and SIGTERM to ``handler`` inside the block; the previous handlers after.
+
+    For the commands that run until stopped (``replay``, ``decode``, ``simulate --live``). SIGINT is
+    installed explicitly too: a command started as a script's background job (``cmd &``) inherits it
+    ignored, and Python keeps it ignored, so another process's stop (the dashboard stops the decode it
+    started with SIGINT) would never arrive. Off the main thread (a command run in a thread) nothing
+    is installed: Python allows signal handlers on the main thread only.
+    """
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -9,6 +9,7 @@ because with one it scored below that ridge alone (``benchmarks/bench_quality.py
 
 from __future__ import annotations
 
+from eegmusic.offline_training.models.ensemble import build_member
 from eegmusic.stream.errors import ConfigError
 
 
@@ -27,8 +28,6 @@ class SkipPath:
         if not skip:
             self.skip, self.skip_model = None, None
             return
-        from eegmusic.offline_training.models.ensemble import build_member
-
         skip = dict(skip)
         if not (skip.get("checkpoint") or skip.get("trained")):
             raise ConfigError(f"{self.name} skip {skip} is not a trained model; give "
