@@ -88,6 +88,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="augment training windows: time shift (samples), channel dropout "
                         "(probability), amplitude scaling (SD of the log gain), e.g. "
                         "--augment shift=2,dropout=0.1,scale=0.2 (default: none)")
+    parser.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                        help="keep a moving average of the weights over optimiser steps and validate and "
+                        "keep it instead of the last step's weights, e.g. --ema 0.97 (default: 0, none)")
+    parser.add_argument("--select-by", default="loss", choices=("loss", "dynamic_r"),
+                        help="what picks the best epoch on the validation part: the training loss "
+                        "(default) or dynamic r, each recording centred on its own means")
     parser.add_argument("--subject-conditioning", action="store_true", help="add a subject embedding input")
     parser.add_argument("--init", default=None, metavar="MODEL",
                         help="fine-tune a pretrained model file (model.onnx; nothing else needed) or a run's "
@@ -179,6 +185,8 @@ def run_train(args: argparse.Namespace) -> int:
         allow_short_stimulus=args.allow_short_stimulus,
         unseen_song_check=args.unseen_song_check,
         augment=args.augment,
+        ema=args.ema,
+        select_by=args.select_by,
     )
     metrics = train(config, resume=args.resume)
     if metrics.get("paths"):

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 
 import numpy as np
 from eegmusic.offline_training.augment import parse_augment
 from eegmusic.offline_training.distributed import DistInfo, all_sum
-from eegmusic.offline_training.loop import EpochLoop, adam, batches, epoch_bar, evaluate_mel
+from eegmusic.offline_training.loop import EpochLoop, adam, batches, epoch_bar, evaluate_mel, weights
 
 logger = logging.getLogger(__name__)
 
@@ -88,16 +89,21 @@ def loss_function(name: str):
 
 
 def validation_loss(model, dataset, rows, config, device, dist_info: DistInfo) -> dict:
-    """Validation ``loss`` (the training loss) and ``mse`` (dB²) on ``rows``.
+    """Validation ``loss`` (the training loss), ``mse`` (dB²) and, when ``config.select_by`` is
+    ``dynamic_r``, ``dynamic_r`` on ``rows``.
 
     MSE and L1 are sums over values (:func:`~offline_training.loop.evaluate_mel`); a Pearson loss is
     computed on all validation windows at once (its correlation is over every frame, not per batch).
+    ``dynamic_r`` is the evaluation's criterion (:func:`validation_dynamic_r`).
     """
     import torch
 
-    if config.loss in ("mse", "l1"):
-        return evaluate_mel(model, dataset, rows, config.batch_size, device, config.loss, dist_info)
-    mse = evaluate_mel(model, dataset, rows, config.batch_size, device, "mse", dist_info)["mse"]
+    by_r = getattr(config, "select_by", "loss") == "dynamic_r"
+    summed = config.loss in ("mse", "l1")
+    out = evaluate_mel(model, dataset, rows, config.batch_size, device, config.loss if summed else "mse",
+                       dist_info)
+    if summed and not by_r:
+        return out
     preds, targets = [], []
     model.eval()
     with torch.no_grad():
@@ -105,9 +111,57 @@ def validation_loss(model, dataset, rows, config, device, dist_info: DistInfo) -
             preds.append(model(eeg, subject if model.subject_input else None).cpu())
             targets.append(mel.cpu())
     if not preds:
-        return {"loss": float("nan"), "mse": mse}
-    loss = float(loss_function(config.loss)(torch.cat(preds), torch.cat(targets)))
-    return {"loss": loss, "mse": mse}
+        return {"loss": float("nan"), "mse": out["mse"], "dynamic_r": float("nan")}
+    pred, target = torch.cat(preds), torch.cat(targets)
+    if not summed:
+        out["loss"] = float(loss_function(config.loss)(pred, target))
+    if by_r:
+        out["dynamic_r"] = validation_dynamic_r(pred, target, recording_groups(dataset, rows))
+    return out
+
+
+def validation_dynamic_r(pred, target, group) -> float:
+    """Mean per-band Pearson r over the interior frames of windows, each (song, listener) recording
+    centred on its own means: the dynamic r that :mod:`offline_training.metrics` scores.
+
+    A pooled Pearson loss also rewards getting each recording's mean spectrum right (which song is
+    playing), which dynamic r removes; choosing the epoch by this criterion keeps the weights that
+    follow the music within a recording best.
+    """
+    from eegmusic.offline_training.scoring import INTERIOR_FRAMES
+
+    pred = centre_groups(pred[:, :, INTERIOR_FRAMES], group)
+    target = centre_groups(target[:, :, INTERIOR_FRAMES], group)
+    return float(band_pearson(pred, target).mean())
+
+
+def weight_average(module, decay: float):
+    """An exponential moving average of ``module``'s weights and buffers over optimiser steps, or None.
+
+    Polyak averaging: the average of the weights along the last stretch of training (a half-life of
+    ``log 0.5 / log decay`` steps) is a smoother point than the last step's, so it varies less with the
+    seed and the batch order. Buffers (batch-norm statistics) are averaged too, so the averaged model is
+    consistent with its own weights. ``decay`` 0 turns it off.
+    """
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
+
+
+@contextmanager
+def averaged_weights(module, average):
+    """Inside, ``module`` holds the averaged weights (when ``average`` is not None); after, its own again."""
+    if average is None:
+        yield
+        return
+    own = weights(module)
+    module.load_state_dict(average.module.state_dict())
+    try:
+        yield
+    finally:
+        module.load_state_dict(own)
 
 
 def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, out, state) -> dict:
@@ -121,7 +175,10 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
     split : Split
     config : TrainConfig
         Uses epochs, batch_size (summed over processes), lr (None: the model's ``default_lr``), loss,
-        seed, patience, progress.
+        seed, patience, progress, ``select_by`` (the best epoch has the lowest validation loss, or the
+        highest validation dynamic r: :func:`validation_dynamic_r`) and ``ema``: with a decay above 0,
+        the validation scores, the best epoch's weights and the checkpoints are those of the weights'
+        moving average (:func:`weight_average`; a resumed run continues training from them).
     dist_info : DistInfo
     device : torch.device
     out : Path
@@ -149,6 +206,7 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
     generator = torch.Generator().manual_seed(int(config.seed) * 1000 + dist_info.rank)
     loop = EpochLoop(module, config, out, phases=[("train", config.epochs)], main=dist_info.main, state=state)
     loop.load_optimizer(optimizer)
+    average = weight_average(module, getattr(config, "ema", 0.0))
     per_process = max(config.batch_size // dist_info.world, 1)
     for epoch in loop:
         model.train()
@@ -170,21 +228,28 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
             loss = loss_fn(model(eeg, subject if module.subject_input else None), mel)
             loss.backward()
             optimizer.step()
+            if average is not None:
+                average.update_parameters(module)
             sums += (loss.item() * len(eeg), len(eeg))
             bar.set_postfix(loss=f"{sums[0] / sums[1]:.2f}")
         bar.close()
         seconds = time.perf_counter() - tic
         sums = all_sum(sums, dist_info, device)
-        val = validation_loss(module, dataset, split.val, config, device, dist_info)
-        record = {
-            "epoch": epoch,
-            "train_loss": sums[0] / max(sums[1], 1),
-            "val_loss": val["loss"],
-            "val_mse": val["mse"],
-            "seconds": seconds,
-            "windows_per_s": sums[1] / max(seconds, 1e-9),
-        }
-        improved = loop.end_epoch(record, val["loss"], optimizer.state_dict())
+        with averaged_weights(module, average):  # the average is what is validated and kept
+            val = validation_loss(module, dataset, split.val, config, device, dist_info)
+            record = {
+                "epoch": epoch,
+                "train_loss": sums[0] / max(sums[1], 1),
+                "val_loss": val["loss"],
+                "val_mse": val["mse"],
+                "seconds": seconds,
+                "windows_per_s": sums[1] / max(seconds, 1e-9),
+            }
+            criterion = val["loss"]
+            if "dynamic_r" in val:
+                record["val_dynamic_r"] = val["dynamic_r"]
+                criterion = 1.0 - val["dynamic_r"]  # lower is better, as for a loss
+            improved = loop.end_epoch(record, criterion, optimizer.state_dict())
         logger.info(
             "epoch %d: train loss %.3f, validation loss %.3f%s",
             epoch,

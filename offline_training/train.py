@@ -67,6 +67,14 @@ class TrainConfig:
     augment : str
         Augmentation of training windows, e.g. ``"shift=2,dropout=0.1,scale=0.2"``
         (:mod:`offline_training.augment`; empty: none).
+    ema : float
+        Decay of a moving average of the weights over optimiser steps (0: none); the average is
+        validated and kept (:func:`offline_training.loop_regression.weight_average`). Gradient
+        regression models only.
+    select_by : {"loss", "dynamic_r"}
+        What picks the best epoch (and early stopping) on the validation part: the training loss, or
+        the dynamic r of :func:`offline_training.loop_regression.validation_dynamic_r` (each recording
+        centred on its own means, interior frames). Gradient regression models only.
     subject_conditioning : bool
         Give the model a subject embedding (input ``subject`` in the ONNX file).
     hop_s : float
@@ -124,6 +132,8 @@ class TrainConfig:
     init: str | None = None
     allow_short_stimulus: bool = False
     augment: str = ""
+    ema: float = 0.0
+    select_by: str = "loss"
     unseen_song_check: bool = False
 
     def check(self) -> None:
@@ -155,6 +165,16 @@ class TrainConfig:
         if self.unseen_song_check and self.init:
             raise ConfigError("--unseen-song-check trains the architecture from scratch and cannot check a "
                               "fine-tuning run (--init); drop one of them")
+        if self.select_by not in ("loss", "dynamic_r"):
+            raise ConfigError(f"--select-by must be loss or dynamic_r (got {self.select_by!r})")
+        if not 0.0 <= float(self.ema) < 1.0:
+            raise ConfigError(f"--ema must be a decay in [0, 1), e.g. 0.9 (got {self.ema})")
+        loop = ALL_MODELS[self.model].training_loop
+        if (self.ema or self.select_by != "loss") and (loop not in ("regression", "ensemble") or self.init):
+            option = "--ema" if self.ema else "--select-by"
+            what = "fine-tuning (--init)" if self.init else f"model '{self.model}' ({loop.replace('_', ' ')})"
+            raise ConfigError(f"{option} applies to the Adam epochs of regression models; {what} does not "
+                              f"use it, drop {option}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
         if not self.hop_s > 0:
@@ -457,6 +477,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
             "epochs": metrics.get("epochs_run", 0),
             "hop_s": config.hop_s,
             "loss": config.loss,
+            "augment": config.augment,
+            "ema": config.ema,
+            "select_by": config.select_by,
             "best_epoch": metrics.get("best_epoch", 0),
         }
         if lag_choice is not None:
