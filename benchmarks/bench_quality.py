@@ -123,6 +123,26 @@ block / subject; ridge on raw EEG 0.309 / 0.320), raw EEG → denoised: skip con
 ensemble 0.373 / 0.331). The ridge baseline (``linear``) stays on raw EEG; ``linear-mcca`` shows what
 the denoising alone gives."""
 
+CONVNET_EMA = {**CONVNET, **DENOISED, "model": "convnet", "skip": "linear-mcca", "ema": 0.97}
+"""The ``convnet-ema`` row: the ``convnet`` row's recipe with a moving average of its weights over optimiser
+steps (decay 0.97, a half-life of 23 steps, about one epoch at this size), which is what is validated and
+kept (``train --ema``, :func:`offline_training.loop_regression.weight_average`). Chosen on the validation
+excerpt (90-120 s, 10 %, block, split and training seeds 0 / 1 / 2; raw ridge 0.309 / 0.312 / 0.309, the
+``convnet`` row's recipe 0.319 / 0.306 / 0.291, mean 0.305): decay 0.97 0.337 / 0.357 / 0.371 (mean 0.355,
+kept); 0.9 0.330 / 0.330 / 0.333; 0.99 0.348 / 0.334 / 0.337. The convnet overfits within two or three
+epochs, and the average is a smoother point than any one step. A row of its own rather than the ``convnet``
+row's recipe, because the ensemble is better with the plain convnet: its members' average already removes
+what the weight average removes, and the plain one adds more diversity (ensemble of :data:`ENSEMBLE_DENOISED`
+0.392 / 0.390 / 0.383; with the sourcenet and convnet rows at decay 0.97 0.386 at seed 0; with every member
+at 0.97 0.386 / 0.390 / 0.381, at 0.9 0.389 / 0.393 / 0.392 — within the seeds' spread, so not kept).
+Measured on the same data and not kept: sourcenet at decay 0.97 0.349 / 0.356 / 0.350 (the recipe 0.342 /
+0.354 / 0.347; it would change the ensemble's members), at 0.9 0.347 / 0.355 / 0.351; rcnn at 0.97 0.313 /
+0.306 / 0.308, at 0.9 0.316 / 0.303 / 0.305 (the recipe 0.322 / 0.291 / 0.316), at 0.99 0.323 (seed 0);
+the best epoch picked by validation dynamic r instead of the validation loss (``train --select-by
+dynamic_r``; seed 0): convnet 0.319 (0.319), with decay 0.97 0.372; sourcenet 0.349 (0.342); rcnn 0.321
+(0.322), with decay 0.97 0.315; rcnn with a skip path through the denoised ridge 0.321, with decay 0.97
+0.318 (the skip's start alone 0.341); their ensembles 0.390 and, at decay 0.97, 0.383."""
+
 CONVNET_SUBJ = {**CONVNET, **DENOISED, "model": "convnet", "skip": "linear-mcca",
                 "subject_conditioning": True, "shares": (0.10,)}
 """The ``convnet-subj`` row (10 % only): the ``convnet`` row's recipe (denoised EEG, the denoised ridge as
@@ -215,7 +235,7 @@ FULL = {
     "shares": (0.10, 0.03, 0.01), "splits": ("block", "subject", "song"),
     "models": {"linear": {}, "linear-ea": EUCLIDEAN, "linear-mcca": {"model": "linear", **DENOISED},
                "convnet": {**CONVNET, **DENOISED, "skip": "linear-mcca"},
-               "convnet-subj": CONVNET_SUBJ,
+               "convnet-ema": CONVNET_EMA, "convnet-subj": CONVNET_SUBJ,
                "sourcenet": {**SOURCENET, **DENOISED}, "rcnn": {**RCNN, **DENOISED},
                "ensemble": ENSEMBLE_DENOISED},
     "hop_s": 1.0, "mcca": MCCA,
