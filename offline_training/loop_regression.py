@@ -251,10 +251,11 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
                 criterion = 1.0 - val["dynamic_r"]  # lower is better, as for a loss
             improved = loop.end_epoch(record, criterion, optimizer.state_dict())
         logger.info(
-            "epoch %d: train loss %.3f, validation loss %.3f%s",
+            "epoch %d: train loss %.3f, validation loss %.3f%s%s",
             epoch,
             record["train_loss"],
             val["loss"],
+            f", validation dynamic r {val['dynamic_r']:.3f}" if "dynamic_r" in val else "",
             " (best)" if improved else "",
         )
     return loop.result()
