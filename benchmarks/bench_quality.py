@@ -257,36 +257,37 @@ and the ensemble; ``convnet-subj`` (10 % only, :data:`CONVNET_SUBJ`) is that ski
 convnet with a subject embedding (unseen listeners decoded as the mean trained listener).
 
 Measured with this code (one process per evoked share and split, nice'd, one thread, two at a time at load
-about 2; 431 / 460 / 276 s at 10 % block / subject / song, 365 / 337 s at 3 %, 350 / 321 s at 1 %; offsets
+about 2; 363 / 394 / 264 s at 10 % block / subject / song, 353 / 337 s at 3 %, 329 / 317 s at 1 %; offsets
 0.1 s block and song, 0.15 s subject), dynamic r, block / subject / song: ridge 0.261 / 0.268 / 0.343,
 Euclidean-aligned ridge 0.100 / 0.116 / 0.068, denoised ridge 0.288 / 0.286 / 0.383, convnet 0.279 / 0.284 /
 0.107, convnet-ema 0.307 / 0.298 / 0.386, convnet-subj 0.277 / 0.277 / 0.124, sourcenet 0.280 / 0.280 /
-0.369, rcnn 0.269 / 0.249 / 0.293, ensemble 0.331 / 0.332 / 0.385 (output rank 8 / none / 4): best ÷ ridge
-1.27× block (goal 1.3× missed), 1.24× subject (goal 1.2× met), 1.13× song (convnet-ema; no goal; one
+0.369, rcnn 0.273 / 0.264 / 0.280, ensemble 0.330 / 0.334 / 0.385 (output rank 8 / none / 4): best ÷ ridge
+1.26× block (goal 1.3× missed), 1.25× subject (goal 1.2× met), 1.13× song (convnet-ema; no goal; one
 held-out song, 6 listeners, 6 blocks), every deep model above ridge on block; on song the skip convnet falls
 to 0.107 and convnet-subj to 0.124 (they fit the two training songs; one song validates), while the weight
 average keeps convnet-ema at 0.386. Shuffled EEG ≤ 0.019 in absolute value, global mean 0.046 / 0.051 /
 0.014, song mean 0.055 / 0.061 / n/a. At 3 % and 1 % (the recipes as chosen at 10 %), block / subject: 3 %
 ridge 0.210 / 0.205, denoised ridge 0.254 / 0.247, convnet 0.251 / 0.216, convnet-ema 0.268 / 0.241,
-sourcenet 0.262 / 0.254, rcnn 0.235 / 0.225, ensemble 0.299 / 0.287 (rank 2 / none; 1.42× / 1.40×); 1 %
+sourcenet 0.262 / 0.254, rcnn 0.263 / 0.243, ensemble 0.306 / 0.288 (rank 4 / none; 1.46× / 1.41×); 1 %
 ridge 0.142 / 0.131, denoised ridge 0.207 / 0.196, convnet 0.218 / 0.156, convnet-ema 0.240 / 0.184,
-sourcenet 0.229 / 0.223, rcnn 0.219 / 0.209, ensemble 0.267 / 0.248 (rank 2 / none; 1.89× / 1.90×). Every
-other row reproduced the run before (without convnet-ema) to the digit. The run before that (the recipes
-before :data:`CONVNET_SUBJ` and the rcnn's 128 units) scored convnet-subj 0.265 / 0.233 / 0.234, rcnn 0.264
-/ 0.240 / 0.302 at 10 %, 0.245 / 0.233 at 3 %, 0.238 / 0.210 at 1 %, and the ensemble 0.330 / 0.333 / 0.385
-at 10 %, 0.305 / 0.289 at 3 % and 0.269 / 0.246 at 1 %: the 128-unit rcnn gained where it was chosen (10 %)
-and lost at the lower shares. The run before that (without the rcnn member) scored the ensemble 0.327 /
-0.331 / 0.384 at 10 %, 0.304 / 0.283 at 3 % and 0.263 / 0.234 at 1 %; without the output projection, 0.328
-/ 0.331 at 10 %, 0.303 / 0.283 at 3 %, 0.262 / 0.234 at 1 %.
+sourcenet 0.229 / 0.223, rcnn 0.241 / 0.239, ensemble 0.269 / 0.247 (rank 2 / none; 1.90× / 1.89×). Every
+other row reproduced the run before to the digit. The weight average of the rcnn (:data:`RCNN`, decay 0.99)
+moved it, against the run before, 0.269 → 0.273 / 0.249 → 0.264 / 0.293 → 0.280 at 10 %, 0.235 → 0.263 /
+0.225 → 0.243 at 3 %, 0.219 → 0.241 / 0.209 → 0.239 at 1 %, and the ensemble 0.331 → 0.330 / 0.332 → 0.334
+/ 0.385 at 10 %, 0.299 → 0.306 / 0.287 → 0.288 at 3 %, 0.267 → 0.269 / 0.248 → 0.247 at 1 %. The run before
+that (the recipes before :data:`CONVNET_SUBJ` and the rcnn's 128 units) scored convnet-subj 0.265 / 0.233
+/ 0.234, rcnn 0.264 / 0.240 / 0.302 at 10 %, 0.245 / 0.233 at 3 %, 0.238 / 0.210 at 1 %, and the ensemble
+0.330 / 0.333 / 0.385 at 10 %, 0.305 / 0.289 at 3 % and 0.269 / 0.246 at 1 %. The run before that (without
+the rcnn member) scored the ensemble 0.327 / 0.331 / 0.384 at 10 %, 0.304 / 0.283 at 3 % and 0.263 / 0.234
+at 1 %; without the output projection, 0.328 / 0.331 at 10 %, 0.303 / 0.283 at 3 %, 0.262 / 0.234 at 1 %.
 How close 10 % is to a noise ceiling (the recipe before the rcnn member, block, read on the test excerpt as
 a diagnostic): at a 50 % evoked share ridge 0.284 / ensemble 0.347 (1.22×), at 99 % 0.296 / 0.403 (1.36×;
 convnet 0.385): the ratio is lowest between 10 % and 50 %, where ridge is already near its own ceiling.
 Other seeds (10 %; the split's and every model's seed 1 / 2 instead of 0, the same recordings; read on the
-test excerpt as a check, nothing chosen): block ridge 0.260 / 0.262, ensemble 0.329 / 0.327 (1.26× /
-1.25×; with the 64-unit rcnn member 0.330 / 0.325), convnet-subj 0.275 / 0.286 above ridge (the earlier
-recipe 0.255 / 0.256 below), rcnn 0.233 / 0.250 below it (64 units: 0.219 / 0.227), convnet 0.290 / 0.274,
-convnet-ema 0.314 / 0.328 and sourcenet 0.289 / 0.287 above; subject (held-out S04 / S02) ridge 0.271 /
-0.268, ensemble 0.338 / 0.325 (1.25× / 1.21×; with the 64-unit rcnn member 0.342 / 0.325).
+test excerpt as a check, nothing chosen; with the rcnn's weight average): block ridge 0.260 / 0.262,
+ensemble 0.329 / 0.326 (1.27× / 1.25×), rcnn 0.243 / 0.249, still below ridge (without the average 0.233 /
+0.250), convnet 0.290 / 0.274, convnet-ema 0.314 / 0.328, sourcenet 0.289 / 0.287 and convnet-subj 0.275 /
+0.286 above; subject (held-out S04 / S02) ridge 0.271 / 0.268, ensemble 0.342 / 0.328 (1.26× / 1.22×).
 An earlier run's raw-EEG rows, before the deep recipes moved to denoised EEG (10 %, block / subject):
 convnet 0.247 / 0.246, sourcenet 0.266 / 0.275, ensemble (ridge, sourcenet, convnet) 0.300 / 0.293; on
 denoised EEG without the two extra sourcenet seeds, ensemble 0.328 / 0.324.
