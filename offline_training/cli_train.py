@@ -88,7 +88,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="augment training windows: time shift (samples), channel dropout "
                         "(probability), amplitude scaling (SD of the log gain), e.g. "
                         "--augment shift=2,dropout=0.1,scale=0.2 (default: none)")
-    parser.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+    parser.add_argument("--ema", type=float_range(0.0, 0.9999), default=0.0, metavar="DECAY",
                         help="keep a moving average of the weights over optimiser steps and validate and "
                         "keep it instead of the last step's weights, e.g. --ema 0.97 (default: 0, none)")
     parser.add_argument("--select-by", default="loss", choices=("loss", "dynamic_r"),

@@ -83,11 +83,20 @@ def test_validation_dynamic_r_is_the_evaluations_dynamic_r_on_one_recording(rng)
     assert both == pytest.approx(got, abs=1e-5)
 
 
+def test_a_train_config_refuses_a_decay_of_one():
+    """The API refuses what the CLI's range refuses: decay 1 would never move the average."""
+    from eegmusic.offline_training.train import TrainConfig
+    from eegmusic.stream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--ema must be a decay in \[0, 1\), e\.g\. 0\.9 \(got 1\.0\)"):
+        TrainConfig(data="x", model="convnet", ema=1.0).check()
+
+
 @pytest.mark.parametrize(
     ("model", "extra", "message"),
     [
-        ("convnet", ("--ema", "1.0"), r"--ema must be a decay in \[0, 1\), e\.g\. 0\.9 \(got 1\.0\)"),
-        ("convnet", ("--ema", "-0.1"), r"--ema must be a decay in \[0, 1\)"),
+        ("convnet", ("--ema", "1.0"), r"--ema must be in \[0, 0\.9999\] \(got '1\.0'\)"),
+        ("convnet", ("--ema", "-0.1"), r"--ema must be in \[0, 0\.9999\] \(got '-0\.1'\)"),
         ("linear", ("--ema", "0.9"), r"--ema applies to the Adam epochs of regression models; model 'linear' "
                                      r"\(closed form\) does not use it, drop --ema"),
         ("linear", ("--select-by", "dynamic_r"), r"model 'linear' \(closed form\) does not use it, drop "
