@@ -111,7 +111,7 @@ def validation_loss(model, dataset, rows, config, device, dist_info: DistInfo) -
             preds.append(model(eeg, subject if model.subject_input else None).cpu())
             targets.append(mel.cpu())
     if not preds:
-        return {"loss": float("nan"), "mse": out["mse"], "dynamic_r": float("nan")}
+        return {"loss": float("nan"), "mse": out["mse"]} | ({"dynamic_r": float("nan")} if by_r else {})
     pred, target = torch.cat(preds), torch.cat(targets)
     if not summed:
         out["loss"] = float(loss_function(config.loss)(pred, target))

@@ -15,7 +15,7 @@ from eegmusic.offline_training.export import read_metadata  # noqa: E402
 from eegmusic.offline_training.loop_regression import validation_dynamic_r  # noqa: E402
 from eegmusic.offline_training.metrics import dynamic_r  # noqa: E402
 from eegmusic.offline_training.models.registry import load_checkpoint  # noqa: E402
-from eegmusic.offline_training.scoring import INTERIOR_FRAMES  # noqa: E402
+from eegmusic.offline_training.scoring import INTERIOR_FRAMES, concat_frames  # noqa: E402
 from eegmusic.stream.cli import main  # noqa: E402
 
 from tests.offline_training.test_train import train_args  # noqa: E402
@@ -71,10 +71,8 @@ def test_validation_dynamic_r_is_the_evaluations_dynamic_r_on_one_recording(rng)
     group = torch.zeros(12, dtype=torch.long)
     got = validation_dynamic_r(torch.from_numpy(pred).float(), torch.from_numpy(target).float(), group)
 
-    def block(x):
-        return np.concatenate(list(x[:, :, INTERIOR_FRAMES]), axis=1)
-
-    assert got == pytest.approx(dynamic_r([block(pred)], [block(target)]), abs=1e-5)
+    block = [concat_frames(x[:, :, INTERIOR_FRAMES]) for x in (pred, target)]
+    assert got == pytest.approx(dynamic_r([block[0]], [block[1]]), abs=1e-5)
     # two recordings: each centred on its own means, so a per-recording offset changes nothing
     pred2 = np.concatenate([pred, pred + 40.0])
     target2 = np.concatenate([target, target])
