@@ -68,6 +68,11 @@ class WindowDataset:
         participant ids (default: all).
     hop_s : float
         Hop between successive windows in seconds.
+    phase_s : float
+        Start of the first window in seconds (rounded to a sample): windows start at
+        ``phase_s + k * hop_s``. Scoring on a phase that no training window had tells a decoder that
+        reads the stimulus' structure on the training grid (a beat that repeats at a divisor of the
+        hop) from one that reads the EEG; live windows have no fixed phase.
     spec : PreprocessingSpec
         Preprocessing applied to each whole recording by :func:`stream.preprocess.preprocess_recording`,
         the same definition the live stream uses. When its channels are the default NMED-T ones and
@@ -95,6 +100,7 @@ class WindowDataset:
         songs=None,
         subjects=None,
         hop_s: float = 1.0,
+        phase_s: float = 0.0,
         spec: PreprocessingSpec = DEFAULT_SPEC,
         target_offset_s: float = 0.0,
         allow_short_stimulus: bool = False,
@@ -110,6 +116,9 @@ class WindowDataset:
             raise ConfigError(
                 f"hop {hop_s} s is shorter than one sample at {MODEL_SFREQ:g} Hz; use --hop >= 0.008"
             )
+        self.phase = int(round(float(phase_s) * MODEL_SFREQ))
+        if self.phase < 0:
+            raise ConfigError(f"window phase {phase_s} s is negative; pass a phase >= 0")
         self.spec = spec
         self.target_offset_s = float(target_offset_s)
         nmedt = open_dataset(self.folder)
@@ -161,7 +170,7 @@ class WindowDataset:
                 self._eeg[song] = self._eeg[song][[k for _, k in chosen]]
             n_times = self._eeg[song].shape[-1]
             self._local[song] = {global_index: local for local, (global_index, _) in enumerate(chosen)}
-            starts = np.arange(0, n_times - WINDOW_SAMPLES + 1, self.hop, dtype=np.int64)
+            starts = np.arange(self.phase, n_times - WINDOW_SAMPLES + 1, self.hop, dtype=np.int64)
             for global_index, _ in chosen:
                 block = np.empty(len(starts), dtype=INDEX_DTYPE)
                 block["song"], block["subject"], block["start"] = song, global_index, starts
@@ -280,13 +289,13 @@ class WindowDataset:
         entries = self.index[rows]
         for song in np.unique(entries["song"]):
             mask = entries["song"] == song
-            out[mask] = self.song_mel(int(song))[entries["start"][mask] // self.hop]
+            out[mask] = self.song_mel(int(song))[(entries["start"][mask] - self.phase) // self.hop]
         return out
 
     def song_mel(self, song: int) -> np.ndarray:
         """Mel-dB targets of every window start of a song, shape (n_starts, 128, 44), float32.
 
-        Row k is the target of the window starting at sample ``k * hop``.
+        Row k is the target of the window starting at sample ``phase + k * hop``.
         """
         if song not in self._mel:
             from eegmusic.offline_training.sanity import check_stimulus
@@ -295,8 +304,8 @@ class WindowDataset:
             eeg_s = self._eeg[song].shape[-1] / MODEL_SFREQ
             check_stimulus(audio, song=song, folder=self.folder, eeg_s=eeg_s,
                            allow_short=self.allow_short_stimulus)
-            n_starts = (self._eeg[song].shape[-1] - WINDOW_SAMPLES) // self.hop + 1
-            starts_s = np.arange(n_starts) * self.hop / MODEL_SFREQ - self.target_offset_s
+            n_starts = max((self._eeg[song].shape[-1] - WINDOW_SAMPLES - self.phase) // self.hop + 1, 0)
+            starts_s = (self.phase + np.arange(n_starts) * self.hop) / MODEL_SFREQ - self.target_offset_s
             self._mel[song] = window_mels(audio, starts_s)
         return self._mel[song]
 

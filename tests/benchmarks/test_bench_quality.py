@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -26,7 +27,8 @@ TINY = {
                "ensemble": {**bench_quality.ENSEMBLE_DENOISED, "epochs": 1}},
     "hop_s": 1.0, "mcca": {"n_components": 2, "n_pcs": 30},
 }
-MODEL = {"dynamic_r": NUMBER, "shuffled_eeg": NUMBER, "over_ridge": NUMBER, "train_s": NUMBER}
+MODEL = {"dynamic_r": NUMBER, "shuffled_eeg": NUMBER, "over_ridge": NUMBER, "train_s": NUMBER,
+         "on_grid": NUMBER, "by_phase": {f"{p:g}": NUMBER for p in bench_quality.SCORING_PHASES_S}}
 
 
 @pytest.mark.skipif(sum(Path(t.path).is_file() for t in PACKAGED_TRACKS) < 4,
@@ -43,8 +45,13 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
         }}},
     })
     block = report["results"]["0.1"]["block"]
-    # the later excerpt of every track and listener, one block per recording, 10 one-second windows each
-    assert block["n_test_blocks"] == 4 * 3 and block["n_test_windows"] == 4 * 3 * 10
+    # the later excerpt of every track and listener, one block per recording; windows start 0.1 s past a
+    # whole second (the first scored phase), so 9 whole windows fit in each 10-s recording
+    assert block["n_test_blocks"] == 4 * 3 and block["n_test_windows"] == 4 * 3 * 9
+    # each score is the mean over the window phases; the whole-second grid is reported beside them
+    for entry in block["models"].values():
+        assert entry["dynamic_r"] == pytest.approx(np.mean(list(entry["by_phase"].values())))
+    assert "on the whole-second grid" in report["table"].splitlines()[0]
     assert 0.0 <= block["target_offset_s"] <= 0.3
     ridge = block["models"]["linear"]
     assert ridge["over_ridge"] == pytest.approx(1.0)
@@ -58,7 +65,7 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
     # so does ridge on MCCA-denoised EEG, and the rows trained and scored on that EEG (skip path, ensemble)
     for row in ("linear-mcca", "convnet", "ensemble"):
         assert block["models"][row]["dynamic_r"] > block["models"][row]["shuffled_eeg"] + 0.05, row
-    # the ensemble mixes the split's own denoised ridge, sourcenet, convnet and rcnn and two more sourcenets:
+    # the ensemble mixes the split's own denoised ridge and sourcenet and two more sourcenets:
     # its weights are chosen on validation, so it may lean on any, and it is scored like every other row
     assert "| 10% | block |" in report["table"] and "| ensemble |" in report["table"].splitlines()[0]
     assert block["models"]["ensemble"]["shuffled_eeg"] < block["models"]["ensemble"]["dynamic_r"]

@@ -48,6 +48,22 @@ def test_eeg_and_mel_rows_match_the_files(dataset, sim_dir):
         np.testing.assert_allclose(mel[i], expected, atol=1e-4)
 
 
+def test_windows_at_a_phase_start_past_each_hop(dataset, sim_dir):
+    """Windows at phase 0.3 s are the 0.3-s-late windows of the continuous recording, targets included."""
+    shifted = WindowDataset(sim_dir, hop_s=1.0, phase_s=0.3, target_offset_s=0.2)
+    fine = WindowDataset(sim_dir, hop_s=0.008, target_offset_s=0.2)  # a window at every sample
+    n_times = NMEDTFolder(sim_dir).load_song(21).n_times
+    assert set(shifted.index["start"] % 125) == {38}  # 0.3 s = 37.5 samples, rounded to even
+    assert len(shifted.index) == 2 * 3 * ((n_times - 125 - 38) // 125 + 1)
+    rows = np.array([0, 5, len(shifted.index) - 1])
+    where = {tuple(int(v) for v in entry): k for k, entry in enumerate(fine.index)}
+    same = np.array([where[tuple(int(v) for v in shifted.index[r])] for r in rows])
+    np.testing.assert_array_equal(shifted.eeg(rows), fine.eeg(same))
+    np.testing.assert_allclose(shifted.mel(rows), fine.mel(same), atol=1e-5)
+    # and neither matches the whole-second window it overlaps
+    assert not np.allclose(shifted.mel(rows[:1]), dataset.mel(rows[:1]), atol=1.0)
+
+
 def test_window_mels_equal_window_mel_db(rng):
     audio = rng.normal(0, 0.1, 3 * 22050).astype(np.float32)
     starts = np.array([-1.5, -0.3, 0.0, 0.7, 2.5, 3.2])
@@ -72,6 +88,7 @@ def test_subject_selection_by_id_and_index(sim_dir, dataset):
         ({"subjects": [9]}, ConfigError, "listener 9 is not in"),
         ({"subjects": [0]}, ConfigError, "listener 0 is not in"),  # 1-based: 0 names nobody
         ({"hop_s": 0.001}, ConfigError, "shorter than one sample"),
+        ({"phase_s": -0.5}, ConfigError, "window phase -0.5 s is negative"),
     ],
 )
 def test_bad_options(sim_dir, kwargs, error, message):
