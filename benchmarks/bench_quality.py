@@ -249,7 +249,14 @@ within windows 0.35 / 0.46, and the target's own window means put into its outpu
 0.66 / 0.69. Each second's overall spectral level is what the simulated evoked response, driven by band
 envelopes high-passed at 0.3 Hz, hardly carries: band powers of the shared components predict it at r
 0.01-0.03, and rescaling the output's window-mean component (0-3×) or averaging it with the neighbouring
-windows moved the ensemble by at most +0.004."""
+windows moved the ensemble by at most +0.004.
+
+Measured after, on the grid, seed 0 (the convnet-and-rcnn ensemble 0.390, raw ridge 0.309) and not kept:
+each frame's prediction averaged over windows shifted by 0, ±0.23 and ±0.46 s (ridge 0.309 → 0.307-0.309,
+sourcenet 0.342 → 0.349, convnet 0.319 → 0.293, ensemble 0.390 → 0.381: what first showed the phase effect
+of :data:`SCORING_PHASES_S`); training windows of every deep member mixed, with probability 0.5, with
+another listener's window of the same second (weight uniform in [0, 1], the same target): convnet 0.310,
+convnet-ema 0.331, sourcenet 0.340, rcnn 0.322 (−0.002 to −0.009), ensemble 0.390."""
 
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "test_start_s": 120.0, "test_s": 60.0,
