@@ -276,9 +276,25 @@ ridge), the same with its weights' moving average (``convnet-ema``, :data:`CONVN
 and the ensemble; ``convnet-subj`` (10 % only, :data:`CONVNET_SUBJ`) is that skip
 convnet with a subject embedding (unseen listeners decoded as the mean trained listener).
 
-Measured with this code (one process per evoked share and split, nice'd, one thread, two at a time at load
-about 2; 363 / 394 / 264 s at 10 % block / subject / song, 353 / 337 s at 3 %, 329 / 317 s at 1 %; offsets
-0.1 s block and song, 0.15 s subject), dynamic r, block / subject / song: ridge 0.261 / 0.268 / 0.343,
+Measured with this code, scored off the training grid (:data:`SCORING_PHASES_S`; one process per evoked
+share and split, nice'd, one thread, two or three at a time on 2 cores, 1 191-1 714 s each; offsets 0.1 s
+block and song, 0.15 s subject), dynamic r, block / subject / song at 10 %: ridge 0.267 / 0.289 / 0.340,
+Euclidean-aligned ridge 0.104 / 0.122 / 0.067, denoised ridge 0.295 / 0.308 / 0.378, convnet 0.201 / 0.193 /
+0.106, convnet-ema 0.235 / 0.203 / 0.381, convnet-subj 0.203 / 0.186 / 0.109, sourcenet 0.280 / 0.279 /
+0.364, rcnn 0.245 / 0.247 / 0.263, ensemble 0.305 / 0.291 / 0.390 (output rank 8 / 2 / 4): best ÷ ridge
+1.14× block (goal 1.3× missed), 1.07× subject (denoised ridge; goal 1.2× missed), 1.15× song; convnet,
+convnet-ema, convnet-subj and rcnn below ridge on block. 3 % block / subject: ridge 0.213 / 0.220, denoised
+ridge 0.259 / 0.261, convnet 0.185 / 0.154, convnet-ema 0.212 / 0.167, sourcenet 0.260 / 0.256, rcnn 0.239
+/ 0.225, ensemble 0.275 / 0.268 (1.29× / 1.22×); 1 %: ridge 0.142 / 0.141, denoised ridge 0.208 / 0.203,
+convnet 0.163 / 0.115, convnet-ema 0.199 / 0.155, sourcenet 0.225 / 0.220, rcnn 0.214 / 0.207, ensemble
+0.235 / 0.226 (1.65× / 1.61×, every deep model above ridge on block). Shuffled EEG ≤ 0.018 in absolute
+value, global mean −0.002 to 0.017, song mean −0.011 / −0.010 / n/a. The ensemble with the convnet and the
+rcnn as members, in the same run: 0.300 / 0.290 at 10 % block / subject, 0.277 at 3 % block.
+
+Measured before, on the whole-second grid (one process per evoked share and split, nice'd, one thread, two
+at a time at load about 2; 363 / 394 / 264 s at 10 % block / subject / song, 353 / 337 s at 3 %, 329 /
+317 s at 1 %; offsets 0.1 s block and song, 0.15 s subject), dynamic r, block / subject / song: ridge
+0.261 / 0.268 / 0.343,
 Euclidean-aligned ridge 0.100 / 0.116 / 0.068, denoised ridge 0.288 / 0.286 / 0.383, convnet 0.279 / 0.284 /
 0.107, convnet-ema 0.307 / 0.298 / 0.386, convnet-subj 0.277 / 0.277 / 0.124, sourcenet 0.280 / 0.280 /
 0.369, rcnn 0.273 / 0.264 / 0.280, ensemble 0.330 / 0.334 / 0.385 (output rank 8 / none / 4): best ÷ ridge
