@@ -420,8 +420,9 @@ def run(quick: bool) -> dict:
     -------
     dict
         JSON-ready: ``config``, ``tracks`` (files, titles, licences), ``results[share][split]`` with
-        ``target_offset_s``, ``models[name]`` (``dynamic_r``, ``shuffled_eeg``, ``over_ridge``,
-        ``train_s``; an ensemble's ``output_rank``, None when unprojected), ``baselines``
+        ``target_offset_s``, ``models[name]`` (``dynamic_r``, ``shuffled_eeg``, ``over_ridge``, each the
+        mean over :data:`SCORING_PHASES_S`; ``on_grid``, ``by_phase``, ``train_s``; an ensemble's
+        ``output_rank``, None when unprojected), ``baselines``
         (``global_mean``, ``song_mean``) and test counts, ``goals`` and
         ``table`` (markdown).
 
