@@ -522,8 +522,7 @@ def _one_split(folders: dict, split: str, config, runs: Path, share: float | Non
                                 split=split, out=str(run_dir), hop_s=options.get("hop_s", hop_s),
                                 target_offset_s=offset, progress=False, seed=0, **recipe))
         scores = score_on_excerpt(run_dir / "model.onnx", folders["test" + aligned], songs=test_songs,
-                                  subjects=test_subjects, trained_subjects=train_subjects,
-                                  phases_s=config.get("phases_s", SCORING_PHASES_S))
+                                  subjects=test_subjects, trained_subjects=train_subjects)
         out["models"][name] = {"dynamic_r": scores["model"], "shuffled_eeg": scores["shuffled_eeg"],
                                "on_grid": scores["on_grid"], "by_phase": scores["by_phase"],
                                "subject_input": scores["subject_input"],
@@ -644,12 +643,10 @@ def score_on_excerpt(model_path, folder, *, songs, subjects, trained_subjects=No
         values = [entry[key] for entry in scored]
         return None if any(v is None for v in values) else float(np.mean(values))
 
-    subject_input = scored[0]["subject_input"]
     return {**{key: mean(key) for key in ("model", "shuffled_eeg", "global_mean", "song_mean")},
             "on_grid": on_grid["model"],
             "by_phase": {f"{p:g}": entry["model"] for p, entry in zip(phases, scored, strict=False)},
-            "n_windows": scored[0]["n_windows"], "n_blocks": scored[0]["n_blocks"],
-            "subject_input": subject_input}
+            **{key: scored[0][key] for key in ("n_windows", "n_blocks", "subject_input")}}
 
 
 def _score_phase(session, info, folder, phase_s, songs, subjects, trained_subjects, seed) -> dict:
