@@ -246,7 +246,8 @@ def run_decode(args: argparse.Namespace) -> int:
                 publisher = SnapshotPublisher(
                     pipeline, args.publish, gain_sink=sink, listen_config=ab, config=shown,
                     snapshot_s=config.snapshot_s, owner_pid=int(owner) if owner.isdigit() else None,
-                    on_owner_gone=lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # stop as on Ctrl-C
+                    on_owner_gone=lambda: os.kill(os.getpid(), signal.SIGINT))  # stop as on Ctrl-C
+                publisher.start()  # held first: a stop during the first publish still removes the block
             print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()} on "
                   f"{pipeline.runtime.provider}; Ctrl-C to stop"
                   + (f"; published as {args.publish!r}" if publisher else ""), file=sys.stderr, flush=True)
@@ -266,6 +267,10 @@ def run_decode(args: argparse.Namespace) -> int:
             pipeline.stop()
             if publisher is not None:
                 publisher.stop()  # the final state and summary, then the block goes
+            elif args.publish is not None:  # stopped while the block was being made: never leave it behind
+                from eegmusic.decoder.shared_snapshot import remove_own_block
+
+                remove_own_block(args.publish)
     summary = pipeline.summary()
     if pipeline.runtime is not None:
         print(format_summary(summary), flush=True)

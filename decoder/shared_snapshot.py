@@ -96,6 +96,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def remove_own_block(name: str) -> bool:
+    """Remove the block published as ``name`` if this process made it; True when one was removed.
+
+    For a decode stopped while its publisher was still being made: the block may already exist
+    with nobody holding it. A block another process writes is left alone.
+    """
+    path = snapshot_path(name)
+    try:
+        with open(path, "rb") as file:
+            header = file.read(HEADER_BYTES)
+    except FileNotFoundError:
+        return False
+    if len(header) < HEADER_BYTES or header[:8] != MAGIC:
+        return False
+    if int(np.frombuffer(header, dtype=np.uint64)[_PID // 8]) != os.getpid():
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
 def _layout(eeg_rows: int, eeg_cols: int, mel_cols: int) -> dict[str, tuple[int, int]]:
     """Byte (offset, size) of each data region."""
     regions = {}
@@ -179,17 +199,21 @@ class SnapshotWriter:
         regions = _layout(n_chans, eeg_cols, mel_cols)
         fd, tmp = tempfile.mkstemp(prefix=f".eegmusic-{name}-", dir=self.path.parent)
         try:
-            os.ftruncate(fd, regions["total"][1])
-            header = np.zeros(HEADER_BYTES // 8, dtype=np.uint64)
-            header[_PID // 8] = os.getpid()
-            header[_CAPS // 8:_CAPS // 8 + 4] = (n_chans, eeg_cols, mel_cols, JSON_BYTES)
-            header_bytes = bytearray(header.tobytes())
-            header_bytes[:8] = MAGIC
-            header_bytes[_GAIN:_GAIN + 8] = np.float64(1.0).tobytes()
-            os.pwrite(fd, bytes(header_bytes), 0)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)  # readers never see a half-made header
+            try:
+                os.ftruncate(fd, regions["total"][1])
+                header = np.zeros(HEADER_BYTES // 8, dtype=np.uint64)
+                header[_PID // 8] = os.getpid()
+                header[_CAPS // 8:_CAPS // 8 + 4] = (n_chans, eeg_cols, mel_cols, JSON_BYTES)
+                header_bytes = bytearray(header.tobytes())
+                header_bytes[:8] = MAGIC
+                header_bytes[_GAIN:_GAIN + 8] = np.float64(1.0).tobytes()
+                os.pwrite(fd, bytes(header_bytes), 0)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)  # readers never see a half-made header
+        except BaseException:  # a Ctrl-C included: no half-made file is left in the folder
+            Path(tmp).unlink(missing_ok=True)
+            raise
         self._block = _Block(self.path)
         self._last_summary: dict | None = None
         log.info("publishing snapshots at %s", self.path)

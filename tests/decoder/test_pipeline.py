@@ -309,6 +309,45 @@ def test_audio_model_bypasses_vocoder(sim_dir, stream_name, replay, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------
+# A stop that lands while the published block is being made
+
+
+@pytest.mark.lsl
+@pytest.mark.parametrize("when", ["after the block is made", "during the first publish"])
+def test_a_stop_while_publishing_starts_leaves_no_block(when, replay, stream_name, tmp_path, monkeypatch,
+                                                         capsys):
+    """The dashboard may stop a decode (SIGINT) the moment its block appears: the decode still exits
+    cleanly and removes the block, wherever in the publisher's start the interrupt lands."""
+    import uuid
+
+    from eegmusic.decoder import shared_snapshot
+    from eegmusic.decoder.shared_snapshot import SnapshotPublisher, snapshot_path
+    from eegmusic.stream.cli import main
+
+    name = f"t{uuid.uuid4().hex[:10]}"
+    made = SnapshotPublisher.__init__
+
+    def init_then_interrupted(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        assert snapshot_path(name).exists()
+        raise KeyboardInterrupt  # SIGINT's handler raises it here, as the signal can land
+
+    def first_publish_interrupted(self):
+        assert snapshot_path(name).exists()
+        raise KeyboardInterrupt
+
+    if when == "after the block is made":
+        monkeypatch.setattr(SnapshotPublisher, "__init__", init_then_interrupted)
+    else:
+        monkeypatch.setattr(shared_snapshot.SnapshotPublisher, "_publish", first_publish_interrupted)
+    model = make_model(tmp_path / "m.onnx")
+    status = main(["decode", "--stream", stream_name, "--model", str(model), "--no-audio", "--no-lsl-out",
+                   "--timeout", "10", "--publish", name])
+    assert status == 0, capsys.readouterr().err
+    assert not snapshot_path(name).exists()
+
+
+# ---------------------------------------------------------------------------------------------------
 # Bad input: every one a one-line error through the CLI (exit status 2)
 
 

@@ -9,7 +9,14 @@ import uuid
 
 import numpy as np
 import pytest
-from eegmusic.decoder.shared_snapshot import SnapshotReader, SnapshotWriter, check_name, snapshot_path
+from eegmusic.decoder.shared_snapshot import (
+    SnapshotReader,
+    SnapshotWriter,
+    check_name,
+    remove_own_block,
+    snapshot_folder,
+    snapshot_path,
+)
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.stream.errors import ConfigError, StreamError
 from eegmusic.stream.source import StreamHealth
@@ -138,6 +145,38 @@ def test_a_killed_decode_leaves_a_stale_block_that_is_recognised_and_removed():
         SnapshotReader(name)
     assert not snapshot_path(name).exists()
     SnapshotWriter(name, n_chans=1, eeg_cols=1, mel_cols=1).close()  # the name is free again
+
+
+def test_only_this_process_block_is_removed_by_remove_own_block():
+    mine, theirs = _name(), _name()
+    writer = SnapshotWriter(mine, n_chans=1, eeg_cols=1, mel_cols=1)
+    writer._block.close()  # as a decode interrupted before it held its writer: nobody closes it
+    writer._block = None
+    code = ("import os; from eegmusic.decoder.shared_snapshot import SnapshotWriter; "
+            f"SnapshotWriter({theirs!r}, n_chans=1, eeg_cols=1, mel_cols=1); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    try:
+        assert remove_own_block(mine) and not snapshot_path(mine).exists()
+        assert not remove_own_block(theirs) and snapshot_path(theirs).exists()  # another process's
+        assert not remove_own_block(_name())  # none at all
+    finally:
+        snapshot_path(theirs).unlink(missing_ok=True)
+
+
+def test_a_writer_interrupted_while_making_its_block_leaves_no_file(monkeypatch):
+    import os
+
+    name = _name()
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt  # Ctrl-C between writing the header and putting the block in place
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        SnapshotWriter(name, n_chans=1, eeg_cols=1, mel_cols=1)
+    monkeypatch.undo()
+    assert not snapshot_path(name).exists()
+    assert not list(snapshot_folder().glob(f".eegmusic-{name}-*"))  # nor the half-made one
 
 
 def test_a_name_in_use_is_refused():
