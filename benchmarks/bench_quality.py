@@ -401,7 +401,7 @@ QUICK = {
 """Quick run: one evoked share, short excerpts, ridge and one deep model (a few minutes)."""
 
 TRAIN_OPTIONS = ("epochs", "patience", "loss", "augment", "model_config", "subject_conditioning", "lr", "ema",
-                 "select_by")
+                 "select_by", "epoch_fraction")
 """Entries of a model's recipe passed to :class:`offline_training.train.TrainConfig`."""
 
 RIDGE = "linear"

@@ -110,6 +110,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="hop between training windows in s (default: 1)"
     )
     parser.add_argument(
+        "--epoch-fraction", type=float_range(0.001, 1.0), default=1.0, metavar="SHARE",
+        help="share of the training windows each epoch visits, drawn afresh per epoch; with a short hop "
+        "the windows start at every phase of the second at a 1-s hop's cost, e.g. --hop 0.1 "
+        "--epoch-fraction 0.1 (default: 1, all)"
+    )
+    parser.add_argument(
         "--patience", type=positive_int, default=5, help="early-stopping patience in epochs (default: 5)"
     )
     parser.add_argument(
@@ -174,6 +180,7 @@ def run_train(args: argparse.Namespace) -> int:
         loss=args.loss,
         subject_conditioning=args.subject_conditioning,
         hop_s=args.hop,
+        epoch_fraction=args.epoch_fraction,
         patience=args.patience,
         target_offset_s=target_offset,
         target_offset_fallback_s=fallback,

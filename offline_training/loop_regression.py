@@ -175,7 +175,8 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
     split : Split
     config : TrainConfig
         Uses epochs, batch_size (summed over processes), lr (None: the model's ``default_lr``), loss,
-        seed, patience, progress, ``select_by`` (the best epoch has the lowest validation loss, or the
+        seed, patience, ``epoch_fraction`` (the share of the training windows each epoch visits),
+        progress, ``select_by`` (the best epoch has the lowest validation loss, or the
         highest validation dynamic r: :func:`validation_dynamic_r`) and ``ema``: with a decay above 0,
         the validation scores, the best epoch's weights and the checkpoints are those of the weights'
         moving average (:func:`weight_average`; a resumed run continues training from them).
@@ -211,6 +212,9 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
     for epoch in loop:
         model.train()
         order = np.random.default_rng([config.seed, epoch]).permutation(split.train)
+        fraction = float(getattr(config, "epoch_fraction", 1.0))
+        if fraction < 1.0:  # a fresh share each epoch (with a short hop: windows at every phase)
+            order = order[: max(int(round(fraction * len(order))), 2 * dist_info.world)]
         order = order[: len(order) - len(order) % dist_info.world][dist_info.rank :: dist_info.world]
         n_batches = len(order) // per_process + (1 if len(order) % per_process >= 2 else 0)
         bar = epoch_bar(
@@ -243,6 +247,7 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
                 "val_loss": val["loss"],
                 "val_mse": val["mse"],
                 "seconds": seconds,
+                "windows": int(sums[1]),
                 "windows_per_s": sums[1] / max(seconds, 1e-9),
             }
             criterion = val["loss"]

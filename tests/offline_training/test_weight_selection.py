@@ -1,5 +1,6 @@
 """Which weights a gradient run keeps: the moving average of its weights (``--ema``) and the best epoch
-chosen by validation dynamic r (``--select-by dynamic_r``); real training on the simulated folder."""
+chosen by validation dynamic r (``--select-by dynamic_r``); what each epoch trains on
+(``--epoch-fraction``); real training on the simulated folder."""
 
 from __future__ import annotations
 
@@ -63,6 +64,17 @@ def test_select_by_dynamic_r_keeps_the_epoch_of_the_best_validation_dynamic_r(si
     assert read_metadata(out / "model.onnx")["training"]["select_by"] == "dynamic_r"
 
 
+def test_an_epoch_fraction_trains_each_epoch_on_that_share_of_the_windows(sim_dir, tmp_path):
+    """``--hop 0.25 --epoch-fraction 0.25``: four times the windows of a 1-s hop, each epoch a quarter."""
+    out = tmp_path / "run"
+    args = train_args(sim_dir, out, "convnet", "--hop", "0.25", "--epoch-fraction", "0.25", "--patience", "5")
+    args[args.index("--epochs") + 1] = "2"
+    assert main(args) == 0
+    n_train = json.loads((out / "metrics.json").read_text())["n_windows"]["train"]
+    assert [h["windows"] for h in history(out)] == [round(0.25 * n_train)] * 2
+    assert json.loads((out / "config.json").read_text())["epoch_fraction"] == 0.25
+
+
 def test_validation_dynamic_r_is_the_evaluations_dynamic_r_on_one_recording(rng):
     """On the windows of one recording in time order, the selection criterion equals
     :func:`offline_training.metrics.dynamic_r` of the concatenated interior frames."""
@@ -100,6 +112,9 @@ def test_a_train_config_refuses_a_decay_of_one():
         ("linear", ("--select-by", "dynamic_r"), r"model 'linear' \(closed form\) does not use it, drop "
                                                  r"--select-by"),
         ("convnet", ("--select-by", "r"), r"--select-by invalid choice: 'r'"),
+        ("convnet", ("--epoch-fraction", "0"), r"--epoch-fraction must be in \[0\.001, 1\] \(got '0'\)"),
+        ("linear", ("--epoch-fraction", "0.5"), r"--epoch-fraction applies to the Adam epochs of regression "
+                                                r"models; model 'linear' \(closed form\) does not use it"),
     ],
 )
 def test_bad_weight_options_are_one_line_errors(model, extra, message, sim_dir, tmp_path, capsys):
