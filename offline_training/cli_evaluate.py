@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import non_negative_int, output_dir, seconds
+from eegmusic.stream.options import float_range, non_negative_int, output_dir, seconds
 
 EPILOG = """\
 Example:
   eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --split block --out runs/cnn/eval
   eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --out runs/cnn/eval --overwrite  # again
+  eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --out runs/cnn/eval-off --phase 0.5
 
 Scores the model, the global mean mel, the song mean mel (oracle identity) and the model on shuffled
 EEG with MSE, cosine, Pearson, dynamic r and song-classifier accuracy. The split is rebuilt with the
@@ -55,6 +56,10 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the results of an earlier evaluate in --out (refused otherwise)")
     parser.add_argument("--allow-short-stimulus", action="store_true",
                         help="score against a stimulus shorter than its EEG (silence after its end)")
+    parser.add_argument("--phase", type=float_range(0.0, 60.0), default=0.0, metavar="SECONDS",
+                        help="start every window this much later than the training grid, below the "
+                        "model's training hop, e.g. --phase 0.5: a model that fits the music at the "
+                        "grid's fixed phase scores lower off it (default 0: on the grid)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -85,6 +90,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         max_wav_s=args.wav_seconds,
         progress=not args.no_progress,
         allow_short_stimulus=args.allow_short_stimulus,
+        phase_s=args.phase,
     )
     print(metrics_table(summary), end="")
     print(f"Results written to {args.out} (metrics.json, metrics.md, reconstruction.png, WAVs)")

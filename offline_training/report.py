@@ -54,8 +54,9 @@ def metrics_table(summary: dict) -> str:
         f"# Evaluation of {Path(summary['model']).name} ({summary['model_name']})",
         "",
         f"Data `{summary['data']}`, split `{summary['split']}` (seed {summary['split_seed']}), "
-        f"{summary['n_test_windows']} test windows, {summary['n_dynamic_blocks']} held-out blocks for "
-        f"dynamic r.",
+        f"{summary['n_test_windows']} test windows"
+        + (f" starting {summary['phase_s']:g} s off the training grid" if summary.get("phase_s") else "")
+        + f", {summary['n_dynamic_blocks']} held-out blocks for dynamic r.",
         "",
         header,
         "|" + "---|" * (len(METRIC_COLUMNS) + 1),

@@ -312,6 +312,22 @@ def test_dynamic_blocks_take_one_window_per_second():
     assert [index["start"][b].tolist() for b in blocks] == [[0, 125], [150, 275]]
 
 
+def test_a_phase_scores_windows_that_start_that_much_off_the_training_grid(eval_dir, tmp_path):
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(eval_dir))
+    summary = evaluate(eval_dir, model, None, tmp_path / "eval", progress=False, max_wav_s=1, phase_s=0.5)
+    dataset = WindowDataset(eval_dir, songs=list(SONGS), spec=NO_REFERENCE, phase_s=0.5)
+    split = make_split(dataset.index, "block", seed=0)
+    assert summary["phase_s"] == 0.5 and summary["n_test_windows"] == len(split.test)
+    assert set(dataset.index["start"][split.test] % 125) == {62}  # half a second (62.5 samples) in
+    target = dataset.mel(split.test)
+    pred = (-60.0 + 2.0 * dataset.eeg(split.test).mean(axis=(1, 2), dtype=np.float64))[:, None, None]
+    assert summary["results"]["model"]["mse"] == pytest.approx(metrics.mse(pred + np.zeros((1, 128, 44)),
+                                                                          target), rel=1e-5)
+    report = (tmp_path / "eval" / "metrics.md").read_text()
+    assert "test windows starting 0.5 s off the training grid" in report
+
+
 def test_cli_prints_the_table(eval_dir, tmp_path, capsys):
     from eegmusic.stream.cli import main
 
@@ -381,6 +397,8 @@ def test_data_without_stimuli(tmp_path):
     [
         (["--split", "sideways"], "--split invalid choice: 'sideways' (choose from 'random', 'block'"),
         (["--batch-size", "0"], "--batch-size 0 must be at least 1"),
+        (["--phase", "1"], "--phase 1 s must be in [0, 1) (the model's training hop), e.g. --phase 0.5"),
+        (["--phase", "-0.2"], "--phase must be in [0, 60] (got '-0.2')"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_status_2(argv_extra, message, eval_dir, tmp_path, capsys):
