@@ -21,7 +21,7 @@ import importlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -233,14 +233,17 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
             f"use --arch {saved.get('model')} or another --out"
         )
     current = config_dict(config)
+    # an option added after the run was written is absent from its config.json: it ran at the default
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
     for key in current:
         if key in RESUME_FREE_KEYS or key == "out":  # a run folder may be moved or renamed
             continue
         if key == "data" and isinstance(saved.get(key), str) and _same_folder(saved[key], current[key]):
             continue  # the same folder spelled differently (sim, ./sim/, /abs/sim)
-        if saved.get(key) != current[key]:
+        before = saved[key] if key in saved else defaults.get(key)
+        if before != current[key]:
             raise ConfigError(
-                f"--resume: option '{key}' changed ({saved.get(key)!r} in {saved_path}, "
+                f"--resume: option '{key}' changed ({before!r} in {saved_path}, "
                 f"now {current[key]!r}); resume with the run's options or start a new --out"
             )
 

@@ -107,6 +107,15 @@ def test_resume_continues_and_checks_the_config(sim_dir, tmp_path, capsys):
 
     assert main([*args, "--resume", "--lr", "0.01"]) == 2
     assert "option 'lr' changed (None" in capsys.readouterr().err
+    # a run written before an option existed resumes at that option's default, and only at it
+    saved = json.loads((out / "config.json").read_text())
+    del saved["epoch_fraction"]
+    (out / "config.json").write_text(json.dumps(saved))
+    args[args.index("--epochs") + 1] = "3"
+    assert main([*args, "--resume", "--epoch-fraction", "0.5"]) == 2
+    assert "option 'epoch_fraction' changed (1.0 in" in capsys.readouterr().err
+    assert main([*args, "--resume"]) == 0
+    assert [h["epoch"] for h in json.loads((out / "metrics.json").read_text())["history"]] == [1, 2, 3]
     other = train_args(sim_dir, out, "rcnn")
     assert main([*other, "--resume"]) == 2
     assert "is from model 'convnet', not 'rcnn'; use --arch convnet" in capsys.readouterr().err
