@@ -137,9 +137,10 @@ RANDOM_PHASE = {"hop_s": 0.1, "epoch_fraction": 0.1}
 --epoch-fraction 0.1``), so an epoch costs what a 1-s hop's does. These rows, trained on whole-second
 windows, had learned the music at that grid's fixed phase and fell below ridge off it
 (:data:`SCORING_PHASES_S`). Chosen on the validation excerpt (90-120 s, 10 %, block, scored off the grid;
-raw ridge 0.322 / 0.324 at split and training seeds 0 / 1, denoised ridge, their skip path, 0.356 /
-0.351): ``convnet`` 0.222 → 0.292 (seed 0; 0.203 → 0.298 at seed 1 with 20 epochs), ``convnet-ema`` 0.251
-→ 0.307 / 0.278 → 0.320, ``rcnn`` 0.276 → 0.306 (seed 0; 0.281 at seed 1), ``convnet-subj`` 0.279 / 0.316;
+raw ridge 0.322 / 0.324 / 0.322 at split and training seeds 0 / 1 / 2, denoised ridge, their skip path,
+0.356 / 0.351 / 0.355): ``convnet`` 0.222 → 0.292 / – / 0.196 → 0.280 (0.203 → 0.298 at seed 1 with 20
+epochs), ``convnet-ema`` 0.251 → 0.307 / 0.278 → 0.320 / 0.318 → 0.300 (mean 0.282 → 0.309), ``rcnn``
+0.276 → 0.306 / – → 0.281 / 0.254 → 0.303, ``convnet-subj`` 0.279 / 0.316 (seeds 0 / 1);
 on the grid they lost what the grid had given them (``convnet-ema`` 0.337 → 0.291, seed 0). Still below
 ridge there, and below their own skip path: on the split's validation part, seconds of the same early
 excerpt as the training windows, the trained residual scores above the skip (dynamic r 0.294 against
