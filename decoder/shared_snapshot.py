@@ -104,16 +104,14 @@ def remove_own_block(name: str) -> bool:
     """
     path = snapshot_path(name)
     try:
-        with open(path, "rb") as file:
-            header = file.read(HEADER_BYTES)
-    except FileNotFoundError:
+        block = _Block(path)
+    except (FileNotFoundError, StreamError):  # none, or not a block
         return False
-    if len(header) < HEADER_BYTES or header[:8] != MAGIC:
-        return False
-    if int(np.frombuffer(header, dtype=np.uint64)[_PID // 8]) != os.getpid():
-        return False
-    path.unlink(missing_ok=True)
-    return True
+    mine = int(block.words[_PID // 8]) == os.getpid()
+    block.close()
+    if mine:
+        path.unlink(missing_ok=True)
+    return mine
 
 
 def _layout(eeg_rows: int, eeg_cols: int, mel_cols: int) -> dict[str, tuple[int, int]]:

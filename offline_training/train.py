@@ -175,9 +175,15 @@ class TrainConfig:
             raise ConfigError(f"--select-by must be loss or dynamic_r (got {self.select_by!r})")
         if not 0.0 <= float(self.ema) < 1.0:
             raise ConfigError(f"--ema must be a decay in [0, 1), e.g. 0.9 (got {self.ema})")
+        if not 0.0 < float(self.epoch_fraction) <= 1.0:
+            raise ConfigError(f"--epoch-fraction must be in (0, 1], e.g. 0.1 with --hop 0.1 (got "
+                              f"{self.epoch_fraction})")
         loop = ALL_MODELS[self.model].training_loop
-        if (self.ema or self.select_by != "loss") and (loop not in ("regression", "ensemble") or self.init):
-            option = "--ema" if self.ema else "--select-by"
+        given = {"--ema": self.ema, "--select-by": self.select_by != "loss",
+                 "--epoch-fraction": self.epoch_fraction != 1.0}
+        adam_only = [option for option, on in given.items() if on]
+        if adam_only and (loop not in ("regression", "ensemble") or self.init):
+            option = adam_only[0]
             what = "fine-tuning (--init)" if self.init else f"model '{self.model}' ({loop.replace('_', ' ')})"
             raise ConfigError(f"{option} applies to the Adam epochs of regression models; {what} does not "
                               f"use it, drop {option}")
@@ -185,13 +191,6 @@ class TrainConfig:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
         if not self.hop_s > 0:
             raise ConfigError(f"--hop must be positive (got {self.hop_s})")
-        if not 0.0 < float(self.epoch_fraction) <= 1.0:
-            raise ConfigError(f"--epoch-fraction must be in (0, 1], e.g. 0.1 with --hop 0.1 (got "
-                              f"{self.epoch_fraction})")
-        if self.epoch_fraction != 1.0 and (loop not in ("regression", "ensemble") or self.init):
-            what = "fine-tuning (--init)" if self.init else f"model '{self.model}' ({loop.replace('_', ' ')})"
-            raise ConfigError(f"--epoch-fraction applies to the Adam epochs of regression models; {what} "
-                              "does not use it, drop --epoch-fraction")
         if isinstance(self.target_offset_s, str) and self.target_offset_s != "auto":
             raise ConfigError(
                 f"--target-offset must be seconds or 'auto' (got {self.target_offset_s!r})"
