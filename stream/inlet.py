@@ -50,14 +50,9 @@ BAD_CHANNEL_S = 1.0
 """A channel non-finite for this long without a break is reported as bad."""
 
 CLOCK_REFRESH_S = 5.0
-RESOLVE_TRY_S = 0.5
-"""Seconds one reconnect query waits for the lost stream; a fruitless try also lists every stream for as
-long (:func:`stream.resolve.resolve_matching`), so a source that returns is found within about one second
-(it was two at 1.0 s, and the first window after it needs another second of data)."""
+RESOLVE_TRY_S = 1.0
 BACKOFF_START_S = 0.05
 BACKOFF_MAX_S = 0.3
-"""Pause between reconnect tries that found streams but none usable (an impostor answers at once); a try
-that found nothing has already waited its query and listing."""
 PULL_TIMEOUT_S = 0.1
 
 INLET_QUEUE_S = 60
@@ -401,9 +396,8 @@ class Inlet:
                     self.reconnects += 1
                 logger.info("reconnected to %s", new.describe())
                 return
-            if candidates:  # answered at once, none usable: do not spin
-                self._stop.wait(delay)
-                delay = min(2 * delay, BACKOFF_MAX_S)
+            self._stop.wait(delay)
+            delay = min(2 * delay, BACKOFF_MAX_S)
 
     # ------------------------------------------------------------------ counters
     def _reset_counters(self) -> None:
