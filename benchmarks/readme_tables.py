@@ -108,6 +108,20 @@ def rows_inlet(result: dict) -> list[Row]:
     ]
 
 
+def rows_reconnect(result: dict) -> list[Row]:
+    done, fresh = result["reconnect_s"], result["fresh_connect_s"]
+    goal = next(iter(result["goals"].values()))
+    return [(
+        f"source lost and back under the same source_id → samples flow again ({result['trials']} trials, "
+        f"{result['with_impostor']} with a same-name impostor to refuse)",
+        "n/a" if done is None
+        else f"{_fmt(done['p50'])} s p50, {_fmt(done['p90'])} s p90, {_fmt(done['max'])} s max",
+        "n/a" if fresh is None else f"a fresh `Inlet` started then {_fmt(fresh['p50'])} s p50",
+        _x(result.get("reconnect_over_fresh_p50")) + " at p50",
+        "every one ≤ 2 s" + _met(goal),
+    )]
+
+
 def rows_replay(result: dict) -> list[Row]:
     rows = []
     for config, entry in result["jitter"].items():
@@ -353,6 +367,7 @@ ROW_BUILDERS: dict[str, Callable[[dict], list[Row]]] = {
     "bench_runtime": rows_runtime,
     "bench_latency": rows_latency,
     "bench_inlet": rows_inlet,
+    "bench_reconnect": rows_reconnect,
     "bench_montage": rows_montage,
     "bench_replay": rows_replay,
     "bench_soak": rows_soak,
