@@ -241,8 +241,9 @@ class EpochLoop:
     state : dict, optional
         The ``checkpoint.pt`` content of the run being resumed.
     keep_initial : bool
-        The first phase starts with the initial weights as its best (an epoch must beat them to be kept).
-        With False, its first epoch is always kept.
+        The first phase starts with the initial weights as its best: unscored, so its first epoch
+        replaces them, unless :meth:`score_start` gives them a validation score that an epoch must
+        then beat. With False there are no best weights until the first epoch.
     """
 
     def __init__(self, module, config, out, *, phases, main: bool = True, state: dict | None = None,
@@ -312,6 +313,17 @@ class EpochLoop:
         else:
             optimizer.load_state_dict(self._optimizer_state)
         self._optimizer_state = None
+
+    def score_start(self, val: float) -> None:
+        """Make the starting weights the best so far, scored ``val`` on validation (epoch 0).
+
+        For a model whose start is already a decoder (a skip path with a zero output layer): an epoch
+        is then kept only if it beats that start on validation, and when none does within the
+        patience, the start is the result. Nothing happens on a resumed run (its best is restored).
+        """
+        if self.history or self.first_epoch != 1:
+            return
+        self.best = BestEpoch(val=float(val), epoch=0, weights=weights(self.module))
 
     def end_epoch(self, record: dict, val: float, optimizer_state) -> bool:
         """Record an epoch, keep its weights if it is the phase's best, and write ``checkpoint.pt``.

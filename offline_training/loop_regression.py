@@ -209,6 +209,16 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
     loop.load_optimizer(optimizer)
     average = weight_average(module, getattr(config, "ema", 0.0))
     per_process = max(config.batch_size // dist_info.world, 1)
+
+    def criterion(val: dict) -> float:  # lower is better
+        return 1.0 - val["dynamic_r"] if "dynamic_r" in val else val["loss"]
+
+    if getattr(module, "skip_model", None) is not None and loop.first_epoch == 1:
+        # the untrained network decodes as its skip model: an epoch must beat that to be kept
+        start = validation_loss(module, dataset, split.val, config, device, dist_info)
+        loop.score_start(criterion(start))
+        logger.info("epoch 0 (the skip model alone): validation loss %.3f%s", start["loss"],
+                    f", validation dynamic r {start['dynamic_r']:.3f}" if "dynamic_r" in start else "")
     for epoch in loop:
         model.train()
         order = np.random.default_rng([config.seed, epoch]).permutation(split.train)
@@ -250,11 +260,9 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
                 "windows": int(sums[1]),
                 "windows_per_s": sums[1] / max(seconds, 1e-9),
             }
-            criterion = val["loss"]
             if "dynamic_r" in val:
                 record["val_dynamic_r"] = val["dynamic_r"]
-                criterion = 1.0 - val["dynamic_r"]  # lower is better, as for a loss
-            improved = loop.end_epoch(record, criterion, optimizer.state_dict())
+            improved = loop.end_epoch(record, criterion(val), optimizer.state_dict())
         logger.info(
             "epoch %d: train loss %.3f, validation loss %.3f%s%s",
             epoch,

@@ -100,3 +100,31 @@ def test_the_skip_must_be_a_trained_model(ridge_run, name):
         build_model(name, skip={"name": "linear"})
     saved, _ = load_checkpoint(ridge_run[0])
     assert saved.name == "linear"
+
+
+def test_epochs_that_lose_to_the_skip_on_validation_are_not_kept(sim_dir, tmp_path):
+    """The untrained network (= its skip model) is scored as epoch 0: with a learning rate that wrecks
+    the residual, no epoch beats it and the result decodes exactly as the ridge does."""
+    from eegmusic.offline_training.train import TrainConfig, train
+
+    def run(out, model, **options):
+        return train(TrainConfig(data=str(sim_dir), model=model, split="block", out=str(tmp_path / out),
+                                 batch_size=16, target_offset_s=0.1, progress=False, **options))
+
+    run("ridge", "linear", model_config={"lags": [0, 8]})
+    skip = {"skip": {"name": "linear", "checkpoint": str(tmp_path / "ridge" / "best.pt")}}
+    wrecked = run("wrecked", "convnet", epochs=2, patience=2, lr=10.0, model_config={**SMALL["convnet"], **skip})
+    assert wrecked["best_epoch"] == 0 and wrecked["epochs_run"] == 2
+    assert all(h["val_loss"] > wrecked["best_val_loss"] for h in wrecked["history"])
+    ridge, _ = load_checkpoint(tmp_path / "ridge" / "best.pt")
+    kept, _ = load_checkpoint(tmp_path / "wrecked" / "best.pt")
+    x = torch.tensor(np.random.default_rng(3).normal(0.0, 20.0, (4, 125, 125)).astype(np.float32))
+    with torch.no_grad():
+        np.testing.assert_allclose(kept.eval()(x).numpy(), ridge.eval()(x).numpy(), atol=1e-4)
+    # a start that is easy to beat (the ridge 60 dB too loud) is left behind by the first epoch
+    loud = torch.load(tmp_path / "ridge" / "best.pt", weights_only=False)
+    loud["state_dict"]["bias"] = loud["state_dict"]["bias"] + 60.0
+    torch.save(loud, tmp_path / "loud.pt")
+    skip = {"skip": {"name": "linear", "checkpoint": str(tmp_path / "loud.pt")}}
+    fixed = run("fixed", "convnet", epochs=1, patience=2, lr=1e-2, model_config={**SMALL["convnet"], **skip})
+    assert fixed["best_epoch"] == 1 and fixed["best_val_loss"] == fixed["history"][0]["val_loss"]
