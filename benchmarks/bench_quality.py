@@ -299,7 +299,14 @@ ridge), the same with its weights' moving average (``convnet-ema``, :data:`CONVN
 and the ensemble; ``convnet-subj`` (10 % only, :data:`CONVNET_SUBJ`) is that skip
 convnet with a subject embedding (unseen listeners decoded as the mean trained listener).
 
-Measured with this code (the network rows with :data:`RANDOM_PHASE`; rerun with only ``linear``,
+Measured with this code: the rows above, except that a skip network now scores its start (its skip
+path alone) on validation as epoch 0 and keeps an epoch only if it beats it. Rerun of ``linear``,
+``linear-mcca``, ``convnet``, ``convnet-ema`` and ``convnet-subj`` for every share and split (one
+process each, one thread, two at a time; ``linear`` and ``linear-mcca`` equal to the last digit): 10 %
+song convnet / convnet-ema / convnet-subj 0.378 / 0.378 / 0.378 (was 0.208 / 0.377 / 0.200; the skip
+path alone), 10 % subject convnet-subj 0.308 (was 0.251); every other network cell unchanged.
+
+Measured before that (the network rows with :data:`RANDOM_PHASE`; rerun with only ``linear``,
 ``linear-mcca`` and the four network rows, one process per evoked share and split, one thread, two at a time,
 ``linear`` and ``linear-mcca`` equal to the run below to the last digit; the other rows are the run below's),
 scored off the training grid, dynamic r, block / subject / song at 10 %: convnet 0.252 / 0.244 / 0.208,

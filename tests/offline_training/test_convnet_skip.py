@@ -113,7 +113,8 @@ def test_epochs_that_lose_to_the_skip_on_validation_are_not_kept(sim_dir, tmp_pa
 
     run("ridge", "linear", model_config={"lags": [0, 8]})
     skip = {"skip": {"name": "linear", "checkpoint": str(tmp_path / "ridge" / "best.pt")}}
-    wrecked = run("wrecked", "convnet", epochs=2, patience=2, lr=10.0, model_config={**SMALL["convnet"], **skip})
+    wrecked = run("wrecked", "convnet", epochs=2, patience=2, lr=10.0,
+                  model_config={**SMALL["convnet"], **skip})
     assert wrecked["best_epoch"] == 0 and wrecked["epochs_run"] == 2
     assert all(h["val_loss"] > wrecked["best_val_loss"] for h in wrecked["history"])
     ridge, _ = load_checkpoint(tmp_path / "ridge" / "best.pt")
