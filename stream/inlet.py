@@ -13,9 +13,9 @@ rate.
 
 liblsl's own recovery is off (``recover=False``): a lost source raises at once, the thread drops the
 inlet and re-resolves the stream by source_id, then by name (one query for both, the same source_id
-preferred; a stream of another shape is refused, before its clock offset is estimated), in short
-queries back to back, so a source that comes back is found within about half a second and streams
-again after liblsl's first clock estimate (about 0.65 s) — within 2 s even on a loaded machine.
+preferred; a stream of another shape is refused, before its clock offset is estimated), query after
+query without backoff, so a source that comes back is found within about a second and streams again
+after liblsl's first clock estimate (about 0.65 s): within 2 s (``eegmusic bench reconnect``).
 
 Stream health is a state (:attr:`Inlet.state`), not a log line: ``connected`` → ``stalled`` (no
 sample for more than :func:`stall_after_s`: max(0.5 s, 5 sample periods), the outlet still alive)
@@ -36,7 +36,7 @@ import numpy as np
 import pylsl
 from eegmusic.stream.errors import StreamError
 from eegmusic.stream.montage import read_locations
-from eegmusic.stream.resolve import StreamSummary, predicate, resolve_matching, resolve_stream
+from eegmusic.stream.resolve import StreamSummary, excluding, predicate, resolve_matching, resolve_stream
 from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
 from eegmusic.stream.untrusted import channel_labels, description_int
 from pylsl.util import LostError
@@ -51,8 +51,15 @@ BAD_CHANNEL_S = 1.0
 """A channel non-finite for this long without a break is reported as bad."""
 
 CLOCK_REFRESH_S = 5.0
-RESOLVE_TRY_S = 0.25
-"""A reconnect query (and, when it finds nothing, a listing) waits this long (:meth:`Inlet._reconnect`)."""
+RESOLVE_TRY_S = 1.0
+"""A reconnect query (and, when it finds nothing, a listing) waits this long (:meth:`Inlet._reconnect`).
+
+Not shorter: a query returns as soon as the stream answers, but some outlets answer only the
+resolver's second wave, 0.5 s in (a replay's 125-channel outlet under the test suite's
+``ResolveScope = machine``: 0.50 s every time, while its marker outlet answers at once), and with
+0.25-s queries such a stream was never found."""
+RECONNECT_LISTING_S = 0.6
+"""The reconnect's fallback listing, which waits to its end: past the resolver's second wave (0.5 s)."""
 PULL_TIMEOUT_S = 0.1
 
 INLET_QUEUE_S = 60
@@ -367,12 +374,10 @@ class Inlet:
             pass  # keep the last offset; a lost stream shows up at the next pull
 
     def _reconnect(self) -> None:
-        """Re-resolve by source_id, then by name, in short queries back to back, until found or stopped.
+        """Re-resolve by source_id, then by name, query after query, until found or stopped.
 
-        A fresh query's first wave finds a stream that is already there within milliseconds, while
-        the later waves of one query come 0.2-0.7 s apart (measured on loopback), so queries of
-        :data:`RESOLVE_TRY_S` in a row find a returning stream sooner than one long query would; they
-        also pace the loop (a fruitless try waits one query and one listing), so there is no backoff.
+        A query returns as soon as the stream answers; a fruitless try waits one query and one
+        listing (:data:`RESOLVE_TRY_S` each), which paces the loop, so there is no backoff on top.
         """
         meta = self.meta
         by_name = predicate(name=meta.name, stype=meta.stype)
@@ -384,9 +389,10 @@ class Inlet:
 
         refused: set[str] = set()  # streams already reported as not matching (uid)
         while not self._stop.is_set():
-            # one query for both; wait for one more than those refused, so an impostor that answers
-            # first does not hide the stream itself
-            candidates = resolve_matching(xpath, matches, minimum=len(refused) + 1, timeout=RESOLVE_TRY_S)
+            # one query for both, the streams already refused left out, so it returns at the first
+            # answer of one not yet tried
+            candidates = resolve_matching(excluding(xpath, refused), matches, timeout=RESOLVE_TRY_S,
+                                          listing_s=RECONNECT_LISTING_S)
             candidates.sort(key=lambda info: info.source_id() != meta.source_id)  # same source_id first
             for info in candidates:
                 if info.uid() in refused:

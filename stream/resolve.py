@@ -110,20 +110,28 @@ def _matches(info: pylsl.StreamInfo, name: str | None, stype: str | None, source
             and (not source_id or info.source_id() == source_id))
 
 
-def resolve_matching(xpath: str, matches, *, minimum: int = 1,
-                     timeout: float = 1.0) -> list[pylsl.StreamInfo]:
+def resolve_matching(xpath: str, matches, *, minimum: int = 1, timeout: float = 1.0,
+                     listing_s: float | None = None) -> list[pylsl.StreamInfo]:
     """Streams matching an XPath predicate, waiting up to ``timeout`` s until ``minimum`` are found.
 
     liblsl's predicate resolver now and then misses a stream that a full listing sees (seen on a
     loaded machine), so when fewer than ``minimum`` come back, a full listing filtered by
-    ``matches(info) -> bool`` (the same condition in Python) is merged in.
+    ``matches(info) -> bool`` (the same condition in Python) is merged in; it waits ``listing_s``
+    (default: ``timeout`` within [0.2, 1] s), always to the end.
     """
     found = pylsl.resolve_bypred(xpath, minimum, timeout)
     if len(found) < minimum:
         uids = {info.uid() for info in found}
-        found += [info for info in pylsl.resolve_streams(wait_time=min(max(timeout, 0.2), 1.0))
+        wait = min(max(timeout, 0.2), 1.0) if listing_s is None else listing_s
+        found += [info for info in pylsl.resolve_streams(wait_time=wait)
                   if matches(info) and info.uid() not in uids]
     return found
+
+
+def excluding(xpath: str, uids) -> str:
+    """``xpath`` narrowed to streams whose uid is none of ``uids``."""
+    clauses = [f"not(uid={_quote(uid)})" for uid in sorted(uids)]
+    return " and ".join([f"({xpath})", *clauses]) if clauses else xpath
 
 
 def find_streams(*, name: str | None = None, stype: str | None = None, source_id: str | None = None,
