@@ -6,7 +6,7 @@ import pylsl
 import pytest
 from eegmusic.stream.cli import main
 from eegmusic.stream.errors import StreamError
-from eegmusic.stream.resolve import list_streams, predicate, resolve_matching, resolve_stream
+from eegmusic.stream.resolve import excluding, list_streams, predicate, resolve_matching, resolve_stream
 
 pytestmark = pytest.mark.lsl
 
@@ -58,3 +58,18 @@ def test_full_listing_backs_up_the_predicate_resolver(stream_name):
     assert [info.name() for info in found] == [stream_name]
     assert resolve_matching("name='no-such-stream'", lambda info: False, timeout=0.2) == []
     del outlet
+
+
+@pytest.mark.lsl
+def test_a_query_excluding_a_refused_uid_returns_at_the_other_stream(stream_name):
+    """What the inlet's reconnect asks once it has refused an impostor of the same name."""
+    outlets = [pylsl.StreamOutlet(pylsl.StreamInfo(stream_name, "EEG", n, 100.0, pylsl.cf_float32,
+                                                   f"{stream_name}-{n}")) for n in (2, 3)]
+    both = pylsl.resolve_bypred(predicate(name=stream_name), 2, 5.0)
+    assert len(both) == 2
+    impostor = next(info.uid() for info in both if info.channel_count() == 3)
+    # asking for two, a query that still matched the impostor would return both
+    found = pylsl.resolve_bypred(excluding(predicate(name=stream_name), {impostor}), 2, 1.0)
+    assert [info.channel_count() for info in found] == [2]
+    assert excluding("type='EEG'", set()) == "type='EEG'"
+    del outlets
