@@ -376,8 +376,9 @@ class Inlet:
     def _reconnect(self) -> None:
         """Re-resolve by source_id, then by name, query after query, until found or stopped.
 
-        A query returns as soon as the stream answers; a fruitless try waits one query and one
-        listing (:data:`RESOLVE_TRY_S` each), which paces the loop, so there is no backoff on top.
+        A query returns as soon as the stream answers; a fruitless try waits one query
+        (:data:`RESOLVE_TRY_S`) and one listing (:data:`RECONNECT_LISTING_S`), which paces the loop,
+        so there is no backoff on top.
         """
         meta = self.meta
         by_name = predicate(name=meta.name, stype=meta.stype)
