@@ -27,10 +27,10 @@ GOAL_S = 2.0
 
 def _outlet(name: str, source_id: str, n_chans: int = 2):
     import pylsl
+    from eegmusic.stream.outlet import eeg_stream_info
 
-    info = pylsl.StreamInfo(name, "EEG", n_chans, RATE, pylsl.cf_float32, source_id)
-    info.set_channel_labels([f"E{i}" for i in range(1, n_chans + 1)])
-    return pylsl.StreamOutlet(info)
+    labels = [f"E{i}" for i in range(1, n_chans + 1)]
+    return pylsl.StreamOutlet(eeg_stream_info(name, labels, RATE, source_id))
 
 
 def _wait(condition, timeout: float) -> bool:

@@ -314,6 +314,11 @@ class EpochLoop:
             optimizer.load_state_dict(self._optimizer_state)
         self._optimizer_state = None
 
+    @property
+    def starting(self) -> bool:
+        """No epoch has run yet (a new run, not a resumed one)."""
+        return not self.history and self.first_epoch == 1
+
     def score_start(self, val: float) -> None:
         """Make the starting weights the best so far, scored ``val`` on validation (epoch 0).
 
@@ -321,7 +326,7 @@ class EpochLoop:
         is then kept only if it beats that start on validation, and when none does within the
         patience, the start is the result. Nothing happens on a resumed run (its best is restored).
         """
-        if self.history or self.first_epoch != 1:
+        if not self.starting:
             return
         self.best = BestEpoch(val=float(val), epoch=0, weights=weights(self.module))
 

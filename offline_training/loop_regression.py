@@ -213,7 +213,7 @@ def fit_regression(model, dataset, split, config, dist_info: DistInfo, device, o
     def criterion(val: dict) -> float:  # lower is better
         return 1.0 - val["dynamic_r"] if "dynamic_r" in val else val["loss"]
 
-    if getattr(module, "skip_model", None) is not None and loop.first_epoch == 1:
+    if getattr(module, "skip_model", None) is not None and loop.starting:
         # the untrained network decodes as its skip model: an epoch must beat that to be kept
         start = validation_loss(module, dataset, split.val, config, device, dist_info)
         loop.score_start(criterion(start))
