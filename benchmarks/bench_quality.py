@@ -505,18 +505,19 @@ def _simulate(folder: Path, tracks, share: float, config) -> dict:
     from eegmusic.offline_training.alignment import align_folder
     from eegmusic.replay.simulate import simulate
 
-    train = simulate(folder / "train", n_subjects=config["n_subjects"], seconds=config["train_s"], seed=0,
-                     snr=share, audio_files=tracks, music_start_s=0.0, progress=False)
-    test = simulate(folder / "test", n_subjects=config["n_subjects"], seconds=config["test_s"], seed=0,
-                    snr=share, audio_files=tracks, music_start_s=config["test_start_s"], progress=False)
-    folders = {"train": train, "test": test}
+    excerpts = {"train": (0.0, config["train_s"]), "test": (config["test_start_s"], config["test_s"])}
+    if config.get("val_start_s") is not None:  # validation on a later excerpt (train --val-data)
+        excerpts["val"] = (config["val_start_s"], config["val_s"])
+    folders = {name: simulate(folder / name, n_subjects=config["n_subjects"], seconds=seconds, seed=0,
+                              snr=share, audio_files=tracks, music_start_s=start_s, progress=False)
+               for name, (start_s, seconds) in excerpts.items()}
     # a row's "align" names the per-listener EEG transform it trains and scores on: "ea", "mcca" or none
     for method in sorted({options.get("align") for options in config["models"].values()} - {None}):
         # each listener's matrix from its own early (training / calibration) excerpt, labels unread;
         # a held-out listener's (subject split) from its own unlabelled early excerpt
-        matrices = listener_matrices(method, train, config)
-        folders[f"train_{method}"] = align_folder(train, folder / f"train-{method}", matrices)
-        folders[f"test_{method}"] = align_folder(test, folder / f"test-{method}", matrices)
+        matrices = listener_matrices(method, folders["train"], config)
+        for name in excerpts:
+            folders[f"{name}_{method}"] = align_folder(folders[name], folder / f"{name}-{method}", matrices)
     return folders
 
 
@@ -526,11 +527,13 @@ def _one_split(folders: dict, split: str, config, runs: Path, share: float | Non
     from eegmusic.offline_training.scoring import INTERIOR_FRAMES
     from eegmusic.offline_training.splits import make_split
     from eegmusic.offline_training.target_lag import choose_target_offset
-    from eegmusic.offline_training.train import TrainConfig, train
+    from eegmusic.offline_training.train import TrainConfig, train, validate_on_excerpt
 
     hop_s = config["hop_s"]
     dataset = WindowDataset(folders["train"], hop_s=hop_s)
     parts = make_split(dataset.index, split, seed=0, hop_s=hop_s)
+    if "val" in folders:  # the lag is chosen on the validation every model uses
+        dataset, parts = validate_on_excerpt(dataset, parts, folders["val"])
     # chosen by the criterion the bench scores: the interior frames of whole windows (live decoding
     # plays the newest columns instead, which is what `train`'s default chooses for)
     offset = choose_target_offset(dataset, parts, seed=0, columns=INTERIOR_FRAMES).offset_s
@@ -561,9 +564,10 @@ def _one_split(folders: dict, split: str, config, runs: Path, share: float | Non
             recipe["model_config"]["skip"] = {"name": _registry_name(config, skip),
                                               "checkpoint": str(runs / f"{split}-{skip}" / "best.pt")}
         aligned = f"_{options['align']}" if options.get("align") else ""
+        val_data = str(folders["val" + aligned]) if "val" in folders else None
         fit = train(TrainConfig(data=str(folders["train" + aligned]), model=options.get("model", name),
                                 split=split, out=str(run_dir), hop_s=options.get("hop_s", hop_s),
-                                target_offset_s=offset, progress=False, seed=0, **recipe))
+                                target_offset_s=offset, progress=False, seed=0, val_data=val_data, **recipe))
         scores = score_on_excerpt(run_dir / "model.onnx", folders["test" + aligned], songs=test_songs,
                                   subjects=test_subjects, trained_subjects=train_subjects)
         out["models"][name] = {"dynamic_r": scores["model"], "shuffled_eeg": scores["shuffled_eeg"],

@@ -27,6 +27,7 @@ examples:
   eegmusic train --data mydata --arch cnn --out runs/clip --allow-short-stimulus   # 30-s clips, longer EEG
   eegmusic train --data s.xdf --init pretrained/model.onnx --out runs/s-tuned   # adapt to a new listener
   eegmusic train --data /tmp/sim --arch convnet --out runs/cnn --unseen-song-check   # score on a new song too
+  eegmusic train --data /tmp/early --val-data /tmp/later --arch convnet --out runs/c   # validate later
   torchrun --nproc_per_node 2 -m eegmusic train --data /tmp/sim --arch convnet --out runs/ddp
 
 --arch names an architecture of the model registry; --model, in every other command, is a model file.
@@ -144,6 +145,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         "frames on that song as live decoding plays it: how it decodes music it has not "
                         "heard, which a block split's validation part cannot tell (a second training), "
                         "e.g. --arch convnet --unseen-song-check")
+    parser.add_argument("--val-data", default=None, metavar="DIR",
+                        help="validate on a later excerpt of the same songs and listeners (e.g. eegmusic "
+                        "simulate --music-start 90) instead of the split's validation windows, which are "
+                        "seconds of the training music: early stopping, the best epoch, ridge's penalty, "
+                        "ensemble weights and an auto target offset are chosen on music never trained on")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     renamed_option(parser, "--model", "is a model file in every command; name the architecture with --arch "
                    "(e.g. --arch linear)")
@@ -194,21 +200,23 @@ def run_train(args: argparse.Namespace) -> int:
         augment=args.augment,
         ema=args.ema,
         select_by=args.select_by,
+        val_data=args.val_data,
     )
     metrics = train(config, resume=args.resume)
     if metrics.get("paths"):
         n = metrics["n_windows"]
+        where = f" (later excerpt {config.val_data})" if config.val_data else ""
         print(
-            f"{config.model} on {config.split} split: {n['train']} train / {n['val']} val / {n['test']} test "
-            f"windows, best epoch {metrics.get('best_epoch')}, validation MSE {metrics['val_mse']:.2f} dB², "
-            f"test MSE {metrics['test_mse']:.2f} dB²"
+            f"{config.model} on {config.split} split: {n['train']} train / {n['val']} val{where} / "
+            f"{n['test']} test windows, best epoch {metrics.get('best_epoch')}, validation MSE "
+            f"{metrics['val_mse']:.2f} dB², test MSE {metrics['test_mse']:.2f} dB²"
         )
         choice = metrics.get("target_offset_choice")
         if choice and not choice["validation_dynamic_r"]:
             print(f"target offset {choice['chosen_s']:g} s, not chosen ({choice['method']})")
         elif choice:
             tried = ", ".join(f"{k} s: {v:.3f}" for k, v in choice["validation_dynamic_r"].items())
-            print(f"target offset {choice['chosen_s']:g} s, chosen on the validation part "
+            print(f"target offset {choice['chosen_s']:g} s, chosen on the validation part{where} "
                   f"(ridge dynamic r {tried})")
         unseen = metrics.get("unseen_song")
         if unseen and unseen["dynamic_r"] is not None:

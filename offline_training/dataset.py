@@ -31,6 +31,10 @@ INDEX_DTYPE = np.dtype([("song", np.int64), ("subject", np.int64), ("start", np.
 
 _MEL_BATCH = 256
 
+EXCERPT_SONG_KEY = 1_000_000
+"""Added to a song id to key a second excerpt's windows of that song (:meth:`WindowDataset.with_excerpt`):
+the same song heard later is another recording with its own stimulus segment, never the same rows."""
+
 
 def offline_preprocess(eeg: np.ndarray, spec: PreprocessingSpec, labels=MODEL_CHANNELS) -> np.ndarray:
     """Apply the stream's preprocessing to a whole recording, exactly as the live path does.
@@ -140,6 +144,8 @@ class WindowDataset:
         self._eeg: dict[int, np.ndarray] = {}
         self._local: dict[int, dict[int, int]] = {}
         self._mel: dict[int, np.ndarray] = {}
+        # song key -> (dataset it came from, its song id there, folder): an appended excerpt's own stimulus
+        self._sources = {song: (nmedt, song, self.folder) for song in self.songs}
         rows = []
         all_ids: list[str] = []
         song_ids: dict[int, list[str]] = {}
@@ -300,19 +306,30 @@ class WindowDataset:
         if song not in self._mel:
             from eegmusic.offline_training.sanity import check_stimulus
 
-            audio = self._nmedt.load_stimulus(song)
+            audio = self.stimulus(song)
+            _, song_id, folder = self._sources[song]
             eeg_s = self._eeg[song].shape[-1] / MODEL_SFREQ
-            check_stimulus(audio, song=song, folder=self.folder, eeg_s=eeg_s,
+            check_stimulus(audio, song=song_id, folder=folder, eeg_s=eeg_s,
                            allow_short=self.allow_short_stimulus)
             n_starts = max((self._eeg[song].shape[-1] - WINDOW_SAMPLES - self.phase) // self.hop + 1, 0)
             starts_s = (self.phase + np.arange(n_starts) * self.hop) / MODEL_SFREQ - self.target_offset_s
             self._mel[song] = window_mels(audio, starts_s)
         return self._mel[song]
 
+    def stimulus(self, song: int) -> np.ndarray:
+        """The stimulus audio of a song key (an appended excerpt's key gives that excerpt's audio)."""
+        source, song_id, _ = self._sources[int(song)]
+        return source.load_stimulus(song_id)
+
     def fill_mel_cache(self) -> None:
         """Compute the mel targets of every song now (otherwise computed on first use)."""
-        for song in self.songs:
+        for song in self.song_keys:
             self.song_mel(song)
+
+    @property
+    def song_keys(self) -> list[int]:
+        """Every song key of :attr:`index`: the songs, then an appended excerpt's (:meth:`with_excerpt`)."""
+        return list(self._eeg)
 
     def with_target_offset(self, target_offset_s: float) -> WindowDataset:
         """The same windows (EEG shared, not copied) with targets at another offset.
@@ -333,6 +350,52 @@ class WindowDataset:
         other.target_offset_s = float(target_offset_s)
         other._mel = {}
         return other
+
+
+    def with_excerpt(self, other: WindowDataset) -> tuple[WindowDataset, np.ndarray]:
+        """This dataset with the windows of another excerpt of its songs and listeners appended.
+
+        ``other`` is a later recording of the same songs heard by the same listeners (``train
+        --val-data``): its rows follow this dataset's, so every row number of this dataset (a split's
+        parts) keeps its meaning, and its songs are keyed ``song + EXCERPT_SONG_KEY`` so that no row of
+        it shares a (song, start) with a row of this one. ``songs`` and ``subjects`` stay this
+        dataset's; ``other``'s windows of listeners this dataset lacks are left out.
+
+        Parameters
+        ----------
+        other : WindowDataset
+            Read with this dataset's hop, phase, preprocessing and target offset.
+
+        Returns
+        -------
+        joined : WindowDataset
+            A shallow copy (EEG shared, not copied) holding both.
+        rows : ndarray of int
+            The rows of ``other``'s windows in ``joined`` (empty when it shares no listener).
+        """
+        import copy
+
+        reading = ("hop", "phase", "spec", "target_offset_s")
+        if any(getattr(other, name) != getattr(self, name) for name in reading):
+            raise ValueError(f"an appended excerpt must be read with this dataset's {', '.join(reading)}")
+        joined = copy.copy(self)
+        joined._eeg, joined._local = dict(self._eeg), dict(self._local)
+        joined._mel, joined._sources = dict(self._mel), dict(self._sources)
+        position = np.array([self.subjects.index(s) if s in self.subjects else -1 for s in other.subjects],
+                            dtype=np.int64)
+        index = other.index[position[other.index["subject"]] >= 0].copy()
+        index["subject"] = position[index["subject"]]
+        index["song"] += EXCERPT_SONG_KEY
+        for song in other.song_keys:
+            key = song + EXCERPT_SONG_KEY
+            joined._eeg[key] = other._eeg[song]
+            joined._local[key] = {int(position[g]): local for g, local in other._local[song].items()
+                                  if position[g] >= 0}
+            joined._sources[key] = other._sources[song]
+            if song in other._mel:
+                joined._mel[key] = other._mel[song]
+        joined.index = np.concatenate([self.index, index])
+        return joined, np.arange(len(self.index), len(joined.index), dtype=np.int64)
 
 
 def window_mels(audio: np.ndarray, starts_s: np.ndarray) -> np.ndarray:

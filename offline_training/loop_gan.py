@@ -30,7 +30,6 @@ import numpy as np
 from eegmusic.decoder import melspec
 from eegmusic.offline_training.distributed import DistInfo
 from eegmusic.offline_training.loop import EpochLoop, epoch_bar, evaluate_mel
-from eegmusic.replay.dataset import open_dataset
 from eegmusic.stream.errors import ConfigError
 from eegmusic.stream.spec import MODEL_SFREQ
 
@@ -56,8 +55,8 @@ class WindowAudio:
 
     def __init__(self, dataset):
         self.dataset = dataset
-        folder = open_dataset(dataset.folder)  # any dataset: its stimulus is aligned to EEG sample 0
-        self._audio = {int(song): folder.load_stimulus(int(song)) for song in dataset.songs}
+        # any dataset: its stimulus is aligned to EEG sample 0
+        self._audio = {int(song): dataset.stimulus(song) for song in dataset.song_keys}
 
     def __call__(self, rows) -> np.ndarray:
         """Audio of windows.

@@ -112,6 +112,15 @@ class TrainConfig:
         After training, train the same model once more without one training song and score its live
         frames on that song (:mod:`offline_training.unseen_song`): how it decodes music it has not
         heard, recorded in ``metrics.json`` and the model's training metadata (costs a second training).
+    val_data : str, optional
+        A later excerpt of the same songs heard by the same listeners (another folder, e.g. ``eegmusic
+        simulate --music-start``): its windows of the (song, listener) pairs of the split's validation
+        part replace that part, so everything chosen on validation — early stopping and the best epoch,
+        ridge's penalty, an ensemble's weights and output rank, ``--target-offset auto`` — is chosen on
+        music the model never trained on, as a later test excerpt will be. The split's own validation
+        windows stay out of training, so a run trains on the same windows with and without it. Why: block
+        validation chunks are seconds of the training excerpt, and early stopping on them rewards a
+        network for learning that excerpt's music (:mod:`benchmarks.bench_quality`).
     """
 
     data: str
@@ -141,6 +150,7 @@ class TrainConfig:
     ema: float = 0.0
     select_by: str = "loss"
     unseen_song_check: bool = False
+    val_data: str | None = None
 
     def check(self) -> None:
         """Raise :class:`ConfigError` for a bad value (one line naming it and the fix)."""
@@ -171,6 +181,13 @@ class TrainConfig:
         if self.unseen_song_check and self.init:
             raise ConfigError("--unseen-song-check trains the architecture from scratch and cannot check a "
                               "fine-tuning run (--init); drop one of them")
+        if self.val_data and not Path(self.val_data).exists():
+            raise ConfigError(f"--val-data {self.val_data} does not exist; pass a later excerpt of the same "
+                              "songs and listeners (e.g. eegmusic simulate --music-start)")
+        if self.val_data and (self.init or self.unseen_song_check):
+            option = "--init" if self.init else "--unseen-song-check"
+            raise ConfigError(f"--val-data cannot be combined with {option}, which chooses on held-out "
+                              "tracks of --data itself; drop one of them")
         if self.select_by not in ("loss", "dynamic_r"):
             raise ConfigError(f"--select-by must be loss or dynamic_r (got {self.select_by!r})")
         if not 0.0 <= float(self.ema) < 1.0:
@@ -237,7 +254,8 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
     for key in current:
         if key in RESUME_FREE_KEYS or key == "out":  # a run folder may be moved or renamed
             continue
-        if key == "data" and isinstance(saved.get(key), str) and _same_folder(saved[key], current[key]):
+        if (key in ("data", "val_data") and isinstance(saved.get(key), str) and isinstance(current[key], str)
+                and _same_folder(saved[key], current[key])):
             continue  # the same folder spelled differently (sim, ./sim/, /abs/sim)
         before = saved[key] if key in saved else defaults.get(key)
         if before != current[key]:
@@ -296,6 +314,44 @@ TRAINING_LOOPS = {
 """A model's ``training_loop`` name → the function that trains it (``module:function``, imported when
 used). Every loop takes ``(model, dataset, split, config, dist_info, device, out, state)`` and returns
 its result dict with the best ``model``; models name their loop and never import it."""
+
+
+def validate_on_excerpt(dataset, split, val_data, *, allow_short_stimulus: bool = False):
+    """The dataset with the windows of ``val_data`` (a folder) appended, and the split validating on them.
+
+    The later excerpt's windows of the (song, listener) pairs in the split's validation part (every pair
+    for ``block``, the validation listeners for ``subject``, the validation song for ``song``) become
+    the validation part; training and test rows are unchanged (:attr:`TrainConfig.val_data`).
+
+    Raises
+    ------
+    ConfigError
+        The later excerpt has none of those (song, listener) pairs.
+    """
+    from dataclasses import replace
+
+    from eegmusic.offline_training.dataset import EXCERPT_SONG_KEY, WindowDataset
+    from eegmusic.replay.dataset import open_dataset
+
+    pairs = {(int(e["song"]), int(e["subject"])) for e in dataset.index[split.val]}
+    songs = sorted({song for song, _ in pairs} & set(open_dataset(val_data).song_ids))
+    rows = np.empty(0, dtype=np.int64)
+    if songs:
+        later = WindowDataset(val_data, songs=songs, hop_s=dataset.hop_s, spec=dataset.spec,
+                              target_offset_s=dataset.target_offset_s,
+                              allow_short_stimulus=allow_short_stimulus)
+        dataset, rows = dataset.with_excerpt(later)
+        entries = dataset.index[rows]
+        rows = rows[[(int(song) - EXCERPT_SONG_KEY, int(subject)) in pairs
+                     for song, subject in zip(entries["song"], entries["subject"], strict=True)]]
+    if not len(rows):
+        wanted = sorted({song for song, _ in pairs})
+        names = ", ".join(sorted({dataset.subjects[k] for _, k in pairs})[:4])
+        raise ConfigError(f"--val-data {val_data} has no windows of the validation part's songs "
+                          f"{wanted} heard by {names}; pass a later excerpt of the same songs and listeners")
+    logger.info("validation on %d windows of the later excerpt %s (instead of %d of the split)",
+                len(rows), val_data, len(split.val))
+    return dataset, replace(split, val=np.asarray(rows, dtype=np.int64))
 
 
 def training_loop(model):
@@ -372,6 +428,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         allow_short_stimulus=config.allow_short_stimulus,
     )
     split = make_split(dataset.index, config.split, seed=config.seed, hop_s=config.hop_s)
+    if config.val_data:
+        dataset, split = validate_on_excerpt(dataset, split, config.val_data,
+                                             allow_short_stimulus=config.allow_short_stimulus)
     lag_choice = None
     if config.target_offset_s == "auto":  # chosen on training + validation rows only
         from eegmusic.offline_training.target_lag import choose_target_offset
@@ -497,6 +556,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
             "select_by": config.select_by,
             "best_epoch": metrics.get("best_epoch", 0),
         }
+        if config.val_data:
+            training["val_data"] = str(Path(config.val_data).resolve())
         if lag_choice is not None:
             training["target_offset"] = lag_choice.to_dict()
         if unseen is not None:
