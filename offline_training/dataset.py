@@ -351,7 +351,6 @@ class WindowDataset:
         other._mel = {}
         return other
 
-
     def with_excerpt(self, other: WindowDataset) -> tuple[WindowDataset, np.ndarray]:
         """This dataset with the windows of another excerpt of its songs and listeners appended.
 

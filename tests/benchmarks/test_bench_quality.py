@@ -15,7 +15,8 @@ from eegmusic.replay.music_sources import PACKAGED_TRACKS  # noqa: E402
 from tests.benchmarks.schema import NUMBER, check  # noqa: E402
 
 TINY = {
-    "n_tracks": 4, "n_subjects": 3, "train_s": 24.0, "test_start_s": 30.0, "test_s": 10.0,
+    "n_tracks": 4, "n_subjects": 3, "train_s": 24.0, "val_start_s": 24.0, "val_s": 6.0,
+    "test_start_s": 30.0, "test_s": 10.0,
     "shares": (0.10,), "splits": ("block",),
     "models": {"linear": {}, "linear-ea": bench_quality.EUCLIDEAN,
                "linear-mcca": bench_quality.FULL["models"]["linear-mcca"],
@@ -37,7 +38,8 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
     report = check(bench_quality.run_config(TINY), {
         "config": dict, "tracks": [{"file": str, "title": str, "licence": str}], "goals": dict, "table": str,
         "results": {"0.1": {"block": {
-            "target_offset_s": NUMBER, "test_songs": [int], "test_subjects": [str],
+            "target_offset_s": NUMBER, "validation": {"source": str, "n_windows": int},
+            "test_songs": [int], "test_subjects": [str],
             "models": {"linear": MODEL, "linear-ea": MODEL, "linear-mcca": MODEL, "convnet": MODEL,
                        "sourcenet": MODEL, "rcnn": MODEL, "ensemble": MODEL},
             "baselines": {"global_mean": NUMBER, "song_mean": NUMBER},
@@ -48,6 +50,8 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
     # the later excerpt of every track and listener, one block per recording; windows start 0.1 s past a
     # whole second (the first scored phase), so 9 whole windows fit in each 10-s recording
     assert block["n_test_blocks"] == 4 * 3 and block["n_test_windows"] == 4 * 3 * 9
+    # every choice was made on the validation excerpt (24-30 s): its six 1-s windows of each recording
+    assert block["validation"] == {"source": "excerpt", "n_windows": 4 * 3 * 6}
     # each score is the mean over the window phases; the whole-second grid is reported beside them
     for entry in block["models"].values():
         assert entry["dynamic_r"] == pytest.approx(np.mean(list(entry["by_phase"].values())))
@@ -116,11 +120,13 @@ def test_scale_configs_keep_full_recipe_and_test_on_a_later_unseen_excerpt():
     for name, overrides in bench_quality.SCALE.items():
         config = bench_quality.scale_config(name)
         # only the data grow: FULL's models, MCCA, hop and test length are untouched
-        assert set(overrides) <= {"n_subjects", "train_s", "test_start_s", "n_tracks"}, name
+        assert set(overrides) <= {"n_subjects", "train_s", "val_start_s", "test_start_s", "n_tracks"}, name
         assert all(config[k] == bench_quality.FULL[k] for k in ("models", "mcca", "hop_s", "test_s")), name
         assert config["shares"] == (0.10,) and config["splits"] == ("block",), name
-        # the test excerpt starts after the training excerpt and FULL's 30-s gap
+        # the test excerpt starts after the training excerpt and FULL's 30-s gap, which validates
         assert config["test_start_s"] >= config["train_s"] + 30.0, name
+        assert config["train_s"] <= config["val_start_s"], name
+        assert config["val_start_s"] + config["val_s"] <= config["test_start_s"], name
         # enough packaged tracks last to the end of the test excerpt, and FULL's 4 come first among them
         end_s = config["test_start_s"] + config["test_s"]
         lasting = [t.path for t in PACKAGED_TRACKS if t.duration_s >= end_s]
