@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
+import soundfile
 
 torch = pytest.importorskip("torch")
 
@@ -82,8 +84,6 @@ def test_validation_is_the_later_excerpt_and_training_is_unchanged(sim_dir, late
 
 def test_the_auto_offset_is_chosen_on_the_later_excerpt(sim_dir, later_dir, tmp_path):
     """Poison the early excerpt's validation targets: with --val-data the lag must not move."""
-    import shutil
-
     from eegmusic.offline_training.splits import make_split
 
     args = [a for a in _args(sim_dir, tmp_path / "a", "--val-data", str(later_dir)) if a != "0.1"]
@@ -94,8 +94,6 @@ def test_the_auto_offset_is_chosen_on_the_later_excerpt(sim_dir, later_dir, tmp_
     # the same early EEG with the stimulus of every split-validation second replaced by noise
     poisoned = tmp_path / "poisoned"
     shutil.copytree(sim_dir, poisoned)
-    import soundfile
-
     dataset = WindowDataset(sim_dir)
     split = make_split(dataset.index, "block", seed=0)
     for song in (21, 22):
