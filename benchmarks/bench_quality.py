@@ -304,6 +304,20 @@ of :data:`SCORING_PHASES_S`); training windows of every deep member mixed, with 
 another listener's window of the same second (weight uniform in [0, 1], the same target): convnet 0.310,
 convnet-ema 0.331, sourcenet 0.340, rcnn 0.322 (−0.002 to −0.009), ensemble 0.390."""
 
+NOISE_FREE = {"share": 0.99, "models": ("linear", "linear-mcca")}
+"""The reference a row's ratio to ridge is read against: the ridge rows (``models``) trained, validated and
+scored exactly as in the table, on EEG simulated from the same music and listeners with a 99 % evoked share
+(the background all but gone). It is computed once per split and set beside every share's row as
+"noise-free ridge / ridge": how far above the row's ridge a decoder gets that is as good as ridge with
+almost no noise. Why it is in the table: at 10 % the 1.3× goal turned out to ask for more than that.
+
+Measured first on the development excerpt (200-260 s, block, seed 0; 10 % ridge 0.326 and denoised ridge
+0.357 there): on 99 %-evoked EEG ridge 0.389 and denoised ridge 0.416, and the networks trained on it barely
+pass the linear decoder (``convnet-ema`` 0.421, ``sourcenet`` 0.395); ridge and denoised ridge trained on
+0-170 s of the 10 % EEG instead of 0-90 s, 0.334 and 0.364. What limits the decoders at 10 % is mostly what
+the simulated EEG carries of the mel spectrogram (16 band envelopes through four dipoles and one response
+kernel, inside a 1-s window), not the noise or the amount of training data."""
+
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "val_start_s": 90.0, "val_s": 30.0,
     "test_start_s": 120.0, "test_s": 60.0, "shares": (0.10, 0.03, 0.01),
@@ -314,7 +328,7 @@ FULL = {
                "sourcenet": {**SOURCENET, **DENOISED},
                "rcnn": {**RCNN, **DENOISED, **RANDOM_PHASE, **LATER_VALIDATION, "skip": "linear-mcca"},
                "ensemble": ENSEMBLE_DENOISED},
-    "hop_s": 1.0, "mcca": MCCA,
+    "hop_s": 1.0, "mcca": MCCA, "noise_free": NOISE_FREE,
 }
 """Full run: 4 tracks × 6 listeners, 90 s to train, the 60 s from 120 s on to test; the block,
 subject and song splits (the goals' two and issue 14's third; one process per split with
@@ -336,7 +350,9 @@ convnet 0.259 / 0.259, convnet-ema 0.261 / 0.261, sourcenet 0.268 / 0.252, rcnn 
 0.201, convnet-ema 0.218 / 0.213, sourcenet 0.233 / 0.212, rcnn 0.219 / 0.201, ensemble 0.238 / 0.223
 (1.67× / 1.62×). Shuffled EEG ≤ 0.015 in absolute value, global mean −0.001 to 0.017, song mean −0.010.
 A network row equal to the denoised ridge to the digit kept its start: no epoch beat it on the validation
-excerpt.
+excerpt. The :data:`NOISE_FREE` reference (193 s, run separately on the same tracks): ridge / denoised
+ridge on 99 %-evoked EEG, block 0.330 / 0.363, subject 0.354 / 0.352, song 0.412 / 0.420, so noise-free
+ridge ÷ ridge 1.36× / 1.25× / 1.24× at 10 %, 1.70× / 1.63× at 3 %, 2.55× / 2.56× at 1 %.
 
 Measured before that, with every choice on the split's validation part: the rows below, except that a
 skip network now scores its start (its skip path alone) on validation as epoch 0 and keeps an epoch only
@@ -485,7 +501,7 @@ QUICK = {
     "models": {"linear": {}, "linear-mcca": FULL["models"]["linear-mcca"],
                "sourcenet": {**FULL["models"]["sourcenet"], "epochs": 3},
                "ensemble": {**ENSEMBLE_DENOISED, "epochs": 3}},
-    "hop_s": 1.0, "mcca": MCCA,
+    "hop_s": 1.0, "mcca": MCCA, "noise_free": NOISE_FREE,
 }
 """Quick run: one evoked share, short excerpts, ridge and one deep model (a few minutes)."""
 
@@ -535,15 +551,36 @@ def run_config(config: dict) -> dict:
             runs = Path(tmp) / f"runs{share:g}"
             results[f"{share:g}"] = {split: _one_split(folders, split, config, runs, share)
                                      for split in config["splits"]}
+        noise_free = _noise_free(Path(tmp), tracks, config)
     report = {
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()},
         "tracks": [{"file": str(p), **({"title": t.title, "author": t.author, "licence": t.licence}
                                         if (t := describe(p)) else {})} for p in tracks],
         "results": results,
-        "goals": _goals(results, config),
+        **({"noise_free": noise_free} if noise_free else {}),
+        "goals": _goals(results, config, noise_free),
     }
     report["table"] = quality_table(report)
     return report
+
+
+def _noise_free(tmp: Path, tracks, config) -> dict | None:
+    """:data:`NOISE_FREE`'s ridge rows on nearly noise-free EEG, per split (None: the config has none)."""
+    reference = config.get("noise_free")
+    if not reference:
+        return None
+    rows = {name: config["models"][name] for name in reference["models"] if name in config["models"]}
+    config = {**config, "models": rows}
+    folders = _simulate(tmp / "noise-free", tracks, reference["share"], config)
+    results = {split: _one_split(folders, split, config, tmp / "runs-noise-free", reference["share"])
+               for split in config["splits"]}
+    return {"share": reference["share"], "results": results}
+
+
+def _noise_free_best(noise_free: dict | None, split: str) -> float | None:
+    """The best dynamic r of the noise-free reference on a split (None where there is none)."""
+    entry = (noise_free or {}).get("results", {}).get(split)
+    return max(m["dynamic_r"] for m in entry["models"].values()) if entry else None
 
 
 def _simulate(folder: Path, tracks, share: float, config) -> dict:
@@ -826,11 +863,13 @@ def run_listeners(session, info, eeg: np.ndarray, subject_ids: np.ndarray, train
     return out
 
 
-def _goals(results: dict, config: dict | None = None) -> dict:
+def _goals(results: dict, config: dict | None = None, noise_free: dict | None = None) -> dict:
     """The issue's goals per evoked share: met or not, with the figures.
 
     Every row other than the ridge competes for "best"; "every deep model beats ridge" counts the rows
-    that train a model other than ``linear`` (a ridge on aligned EEG is no deep model).
+    that train a model other than ``linear`` (a ridge on aligned EEG is no deep model). With a
+    :data:`NOISE_FREE` reference, ``block_noise_free_over_ridge`` and ``subject_noise_free_over_ridge`` set
+    the best ratio a decoder as good as ridge on noise-free EEG would reach beside each goal.
     """
     def is_deep(name):
         return (_registry_name(config, name) if config else name) != RIDGE
@@ -847,14 +886,22 @@ def _goals(results: dict, config: dict | None = None) -> dict:
             entry["block_best_goal_met"] = best is not None and best >= GOALS["block_best_over_ridge"]
             entry["block_every_deep_beats_ridge"] = bool(deep) and all(v is not None and v > 1.0
                                                                        for v in deep.values())
+            entry["block_noise_free_over_ridge"] = _over(_noise_free_best(noise_free, "block"), block)
         subject = by_split.get("subject")
         if subject:
             deep = [m["over_ridge"] for n, m in subject["models"].items() if n != RIDGE]
             best = max((v for v in deep if v is not None), default=None)
             entry["subject_best_over_ridge"] = best
             entry["subject_goal_met"] = best is not None and best >= GOALS["subject_best_over_ridge"]
+            entry["subject_noise_free_over_ridge"] = _over(_noise_free_best(noise_free, "subject"), subject)
         goals[share] = entry
     return goals
+
+
+def _over(value: float | None, entry: dict) -> float | None:
+    """``value`` over the ridge row of a split's entry (None where either is missing or ridge ≤ 0)."""
+    ridge = entry["models"].get(RIDGE, {}).get("dynamic_r")
+    return None if value is None or not ridge or ridge <= 0 else value / ridge
 
 
 def quality_table(report: dict) -> str:
@@ -862,11 +909,15 @@ def quality_table(report: dict) -> str:
     names = list(report["config"]["models"])
     header = ("| evoked share | split | " + " | ".join(names)
               + " | shuffled EEG (best model) | global mean | song mean | best / ridge"
-              + " | on the whole-second grid: best / ridge |")
-    lines = [header, "|" + "---|" * (len(names) + 7)]
+              + " | on the whole-second grid: best / ridge"
+              + (" | noise-free ridge / ridge |" if "noise_free" in report else " |"))
+    lines = [header, "|" + "---|" * (len(names) + 7 + ("noise_free" in report))]
 
     def fmt(value):
         return "n/a" if value is None else f"{value:.3f}"
+
+    def ratio_text(value):
+        return "n/a" if value is None else f"{value:.2f}×"
 
     for share, by_split in report["results"].items():
         for split, entry in by_split.items():
@@ -882,7 +933,9 @@ def quality_table(report: dict) -> str:
                 f"| {float(share):.0%} | {split} | "
                 + " | ".join(fmt(models[n]["dynamic_r"]) if n in models else "–" for n in names)
                 + f" | {fmt(models[best]['shuffled_eeg'])} | {fmt(entry['baselines']['global_mean'])}"
-                + f" | {fmt(entry['baselines']['song_mean'])} | {'n/a' if ratio is None else f'{ratio:.2f}×'}"
+                + f" | {fmt(entry['baselines']['song_mean'])} | {ratio_text(ratio)}"
                 + f" | {grid} |"
+                + (f" {ratio_text(_over(_noise_free_best(report['noise_free'], split), entry))} |"
+                   if "noise_free" in report else "")
             )
     return "\n".join(lines) + "\n"

@@ -26,7 +26,7 @@ TINY = {
                "rcnn": {**bench_quality.FULL["models"]["rcnn"], "epochs": 1,
                         "model_config": {"conv_channels": 16, "hidden": 16}},
                "ensemble": {**bench_quality.ENSEMBLE_DENOISED, "epochs": 1}},
-    "hop_s": 1.0, "mcca": {"n_components": 2, "n_pcs": 30},
+    "hop_s": 1.0, "mcca": {"n_components": 2, "n_pcs": 30}, "noise_free": bench_quality.NOISE_FREE,
 }
 MODEL = {"dynamic_r": NUMBER, "shuffled_eeg": NUMBER, "over_ridge": NUMBER, "train_s": NUMBER,
          "on_grid": NUMBER, "by_phase": {f"{p:g}": NUMBER for p in bench_quality.SCORING_PHASES_S}}
@@ -45,6 +45,8 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
             "baselines": {"global_mean": NUMBER, "song_mean": NUMBER},
             "n_test_windows": int, "n_test_blocks": int,
         }}},
+        "noise_free": {"share": NUMBER, "results": {"block": {
+            "target_offset_s": NUMBER, "models": {"linear": MODEL, "linear-mcca": MODEL}}}},
     })
     block = report["results"]["0.1"]["block"]
     # the later excerpt of every track and listener, one block per recording; windows start 0.1 s past a
@@ -77,6 +79,17 @@ def test_tiny_run_scores_models_beside_baselines_on_a_later_excerpt():
     assert block["models"]["ensemble"]["output_rank"] in (None, *bench_quality.OUTPUT_RANKS)
     assert "output_rank" not in block["models"]["sourcenet"]
     assert set(report["goals"]["0.1"]) >= {"block_best_over_ridge", "block_every_deep_beats_ridge"}
+    # the noise-free reference: the same ridge rows on the same music and listeners, 99 % evoked, scored
+    # like the table's rows, and far above the 10 % ridge; its ratio to that ridge sits in the goals and
+    # in the table's last column
+    reference = report["noise_free"]["results"]["block"]["models"]
+    assert report["noise_free"]["share"] == 0.99 and "sourcenet" not in reference
+    best = max(m["dynamic_r"] for m in reference.values())
+    assert best > ridge["dynamic_r"] + 0.05
+    ratio = best / ridge["dynamic_r"]
+    assert report["goals"]["0.1"]["block_noise_free_over_ridge"] == pytest.approx(ratio)
+    header, _, row = report["table"].splitlines()[:3]
+    assert header.endswith("| noise-free ridge / ridge |") and row.endswith(f"| {ratio:.2f}× |")
 
 
 @pytest.mark.usefixtures("one_torch_thread")
