@@ -316,7 +316,15 @@ Measured first on the development excerpt (200-260 s, block, seed 0; 10 % ridge 
 pass the linear decoder (``convnet-ema`` 0.421, ``sourcenet`` 0.395); ridge and denoised ridge trained on
 0-170 s of the 10 % EEG instead of 0-90 s, 0.334 and 0.364. What limits the decoders at 10 % is mostly what
 the simulated EEG carries of the mel spectrogram (16 band envelopes through four dipoles and one response
-kernel, inside a 1-s window), not the noise or the amount of training data."""
+kernel, inside a 1-s window), not the noise or the amount of training data.
+
+Tried on the same development excerpt at 10 % and not kept (ridge / denoised ridge 0.326 / 0.357 on block):
+other ridge lags, 0-240 ms every 16 ms 0.327 / 0.360 and 0-352 ms every 32 ms 0.322 / 0.357 (the default is
+0-224 ms every 32 ms); on the subject split (ridge 0.345, denoised ridge 0.359) each listener's MCCA
+components put back on the scalp through one pattern common to every listener instead of its own, 0.362
+(the strongest component's pattern is already the same in every listener, cosine 0.98-0.99); and output
+windows retrieved from the training excerpt's real spectrograms by their similarity to the denoised
+ridge's prediction, 0.245-0.269 alone (k = 5-80 windows), 0.333-0.341 averaged with the prediction."""
 
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "val_start_s": 90.0, "val_s": 30.0,
