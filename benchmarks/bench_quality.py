@@ -315,8 +315,8 @@ Measured first on the development excerpt (200-260 s, block, seed 0; 10 % ridge 
 0.357 there): on 99 %-evoked EEG ridge 0.389 and denoised ridge 0.416, and the networks trained on it barely
 pass the linear decoder (``convnet-ema`` 0.421, ``sourcenet`` 0.395; a two-layer per-frame MLP on the lagged
 principal components of the denoised EEG 0.376-0.396, ridge on the same features 0.418); ridge and denoised
-ridge trained on 0-170 s of the 10 % EEG instead of 0-90 s, 0.334 and 0.364. What limits the decoders at 10
-% is mostly what the simulated EEG carries of the mel spectrogram (16 band envelopes through four dipoles
+ridge trained on 0-170 s of the 10 % EEG instead of 0-90 s, 0.334 and 0.364. What limits the decoders at
+10 % is mostly what the simulated EEG carries of the mel spectrogram (16 band envelopes through four dipoles
 and one response kernel, inside a 1-s window), not the noise or the amount of training data. It is a
 reference, not a bound: in :data:`QUICK` (30-s excerpts, 4 listeners) the ensemble passes it on the subject
 and song splits (1.23× and 1.65× ridge against 1.14× and 1.49×), where the noise-free ridge has little data
