@@ -325,10 +325,12 @@ to learn from.
 Tried on the same development excerpt at 10 % and not kept (ridge / denoised ridge 0.326 / 0.357 on block):
 other ridge lags, 0-240 ms every 16 ms 0.327 / 0.360 and 0-352 ms every 32 ms 0.322 / 0.357 (the default is
 0-224 ms every 32 ms); on the subject split (ridge 0.345, denoised ridge 0.359) each listener's MCCA
-components put back on the scalp through one pattern common to every listener instead of its own, 0.362
-(the strongest component's pattern is already the same in every listener, cosine 0.98-0.99); and output
-windows retrieved from the training excerpt's real spectrograms by their similarity to the denoised
-ridge's prediction, 0.245-0.269 alone (k = 5-80 windows), 0.333-0.341 averaged with the prediction."""
+components put back on the scalp through one pattern common to every listener instead of its own, 0.362 (the
+strongest component's pattern is already the same in every listener, cosine 0.98-0.99); and output windows
+retrieved from the training excerpt's real spectrograms by their similarity to the denoised ridge's
+prediction, 0.245-0.269 alone (k = 5-80 windows), 0.333-0.341 averaged with the prediction. One second of
+EEG history before each window, so that the early frames' lags are not clipped (ridge on lagged principal
+components): 0.3600 → 0.3601, as the clipped lags are the first 0-48 ms, before the response begins."""
 
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "val_start_s": 90.0, "val_s": 30.0,
