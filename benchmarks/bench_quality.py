@@ -679,9 +679,8 @@ def _one_split(folders: dict, split: str, config, runs: Path, share: float | Non
         out["n_test_windows"], out["n_test_blocks"] = scores["n_windows"], scores["n_blocks"]
         logger.info("%s split, %s: dynamic r %.3f (shuffled %.3f; %.3f on the whole-second grid)", split,
                     name, scores["model"], scores["shuffled_eeg"], scores["on_grid"])
-    ridge = out["models"].get(RIDGE, {}).get("dynamic_r")
     for entry in out["models"].values():
-        entry["over_ridge"] = None if not ridge or ridge <= 0 else entry["dynamic_r"] / ridge
+        entry["over_ridge"] = _over(entry["dynamic_r"], out)
     return out
 
 
@@ -921,11 +920,12 @@ def _over(value: float | None, entry: dict) -> float | None:
 def quality_table(report: dict) -> str:
     """Markdown: one row per (evoked share, split), dynamic r of every model and baseline."""
     names = list(report["config"]["models"])
+    reference = "noise_free" in report
     header = ("| evoked share | split | " + " | ".join(names)
               + " | shuffled EEG (best model) | global mean | song mean | best / ridge"
               + " | on the whole-second grid: best / ridge"
-              + (" | noise-free ridge / ridge |" if "noise_free" in report else " |"))
-    lines = [header, "|" + "---|" * (len(names) + 7 + ("noise_free" in report))]
+              + (" | noise-free ridge / ridge |" if reference else " |"))
+    lines = [header, "|" + "---|" * (len(names) + 7 + int(reference))]
 
     def fmt(value):
         return "n/a" if value is None else f"{value:.3f}"
@@ -950,6 +950,6 @@ def quality_table(report: dict) -> str:
                 + f" | {fmt(entry['baselines']['song_mean'])} | {ratio_text(ratio)}"
                 + f" | {grid} |"
                 + (f" {ratio_text(_over(_noise_free_best(report['noise_free'], split), entry))} |"
-                   if "noise_free" in report else "")
+                   if reference else "")
             )
     return "\n".join(lines) + "\n"
