@@ -120,6 +120,23 @@ def test_linear_closed_form_recovers_a_lagged_linear_map(rng):
     assert float(((prediction - mel[30:]) ** 2).mean()) < 1e-3 * float(mel.var())
 
 
+def test_linear_penalty_is_not_cut_short_at_ten_and_the_grid_edge_is_logged(rng, caplog):
+    # targets unrelated to the EEG: the less the fit follows the training noise the better, so validation
+    # wants the largest penalty there is (the grid used to stop at 10, which held ridge back on music)
+    model = build_model("linear", lags=(0, 4))
+    eeg = rng.normal(0.0, 5.0, (40, 125, 125)).astype(np.float32)
+    mel = torch.tensor(rng.normal(0.0, 1.0, (40, 128, 44)), dtype=torch.float32)
+    model.fit_stats(eeg, mel.numpy())
+    subjects = torch.zeros(20, dtype=torch.long)
+    train = [(torch.tensor(eeg[:20]), mel[:20], subjects)]
+    val = [(torch.tensor(eeg[20:]), mel[20:], subjects)]
+    with caplog.at_level("WARNING", logger="eegmusic.offline_training.models.linear"):
+        assert model.fit_closed_form(train, val)["alpha"] > 10.0
+        assert "is the largest tried" not in caplog.text  # the default grid's minimum lies inside it
+        assert model.fit_closed_form(train, val, alphas=(0.01, 0.1))["alpha"] == 0.1
+    assert "ridge penalty 0.1 is the largest tried" in caplog.text
+
+
 def test_unknown_model_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown model 'gru'; use one of linear, cnn"):
         build_model("gru")
