@@ -352,21 +352,26 @@ ridge), the same with its weights' moving average (``convnet-ema``, :data:`CONVN
 and the ensemble; ``convnet-subj`` (10 % only, :data:`CONVNET_SUBJ`) is that skip
 convnet with a subject embedding (unseen listeners decoded as the mean trained listener).
 
-Measured with this code (every choice on the 90-120 s validation excerpt, :data:`LATER_VALIDATION`; one
-process per evoked share and split, one thread, two at a time, 271-674 s each; offset 0.1 s everywhere),
-dynamic r, block / subject / song at 10 %: ridge 0.267 / 0.284 / 0.340, Euclidean-aligned ridge 0.170 /
-0.122 / 0.067, denoised ridge 0.295 / 0.304 / 0.378, convnet 0.295 / 0.304 / 0.378, convnet-ema 0.297 /
-0.292 / 0.378, convnet-subj 0.295 / 0.304 / 0.378, sourcenet 0.284 / 0.279 / 0.364, rcnn 0.295 / 0.291 /
-0.371, ensemble 0.302 / 0.298 / 0.389 (output rank 4 / 4 / 2): best ÷ ridge 1.13× / 1.07× / 1.14×, every
-deep model above ridge on block; 3 % block / subject: ridge 0.213 / 0.216, denoised ridge 0.259 / 0.259,
-convnet 0.259 / 0.259, convnet-ema 0.261 / 0.261, sourcenet 0.268 / 0.252, rcnn 0.259 / 0.253, ensemble
-0.277 / 0.268 (1.30× / 1.24×); 1 %: ridge 0.142 / 0.138, denoised ridge 0.208 / 0.201, convnet 0.208 /
-0.201, convnet-ema 0.218 / 0.213, sourcenet 0.233 / 0.212, rcnn 0.219 / 0.201, ensemble 0.238 / 0.223
-(1.67× / 1.62×). Shuffled EEG ≤ 0.015 in absolute value, global mean −0.001 to 0.017, song mean −0.010.
-A network row equal to the denoised ridge to the digit kept its start: no epoch beat it on the validation
-excerpt. The :data:`NOISE_FREE` reference (193 s, run separately on the same tracks): ridge / denoised
-ridge on 99 %-evoked EEG, block 0.330 / 0.363, subject 0.354 / 0.352, song 0.412 / 0.420, so noise-free
-ridge ÷ ridge 1.36× / 1.25× / 1.24× at 10 %, 1.70× / 1.63× at 3 %, 2.55× / 2.56× at 1 %.
+Measured with this code (every choice on the 90-120 s validation excerpt, :data:`LATER_VALIDATION`; ridge's
+penalty grid running on to 1000, :data:`offline_training.models.linear.RIDGE_GRID`; one process per evoked
+share and split, one thread, two at a time, 313-864 s each; offset 0.1 s everywhere), dynamic r, block /
+subject / song at 10 %: ridge 0.267 / 0.284 / 0.349, Euclidean-aligned ridge 0.170 / 0.122 / 0.050,
+denoised ridge 0.295 / 0.304 / 0.376, convnet 0.295 / 0.304 / 0.376, convnet-ema 0.297 / 0.290 / 0.376,
+convnet-subj 0.295 / 0.304 / 0.376, sourcenet 0.284 / 0.279 / 0.364, rcnn 0.295 / 0.286 / 0.376, ensemble
+0.302 / 0.297 / 0.385 (output rank 4 / 4 / 2): best ÷ ridge 1.13× / 1.07× / 1.10×, every deep model above
+ridge on block; 3 % block / subject: ridge 0.213 / 0.216, Euclidean-aligned ridge 0.076 / 0.091, denoised
+ridge 0.259 / 0.259, convnet 0.259 / 0.259, convnet-ema 0.261 / 0.261, sourcenet 0.268 / 0.252, rcnn 0.259
+/ 0.259, ensemble 0.277 / 0.268 (1.30× / 1.24×); 1 %: ridge 0.142 / 0.138, Euclidean-aligned ridge 0.038 /
+0.052, denoised ridge 0.208 / 0.201, convnet 0.208 / 0.201, convnet-ema 0.218 / 0.213, sourcenet 0.233 /
+0.212, rcnn 0.220 / 0.201, ensemble 0.238 / 0.223 (1.67× / 1.62×). Shuffled EEG ≤ 0.017 in absolute value,
+global mean −0.001 to 0.017, song mean −0.010. A network row equal to the denoised ridge to the digit kept
+its start: no epoch beat it on the validation excerpt. The :data:`NOISE_FREE` reference (50-93 s per split,
+run separately on the same tracks): ridge / denoised ridge on 99 %-evoked EEG, block 0.330 / 0.363, subject
+0.348 / 0.346, song 0.412 / 0.420, so noise-free ridge ÷ ridge 1.36× / 1.23× / 1.21× at 10 %, 1.70× /
+1.61× at 3 %, 2.55× / 2.52× at 1 %. With the grid stopping at 10 (the run before, otherwise the same):
+song ridge 0.340, denoised ridge and the skip networks 0.378, rcnn 0.371, ensemble 0.389 (1.14×); subject convnet-ema 0.292,
+rcnn 0.291, ensemble 0.298 at 10 %, rcnn 0.253 at 3 %; Euclidean-aligned ridge 0.067 (song), 0.046 /
+0.060 (1 %); noise-free subject 0.354 / 0.352; every other figure the same.
 
 Measured before that, with every choice on the split's validation part: the rows below, except that a
 skip network now scores its start (its skip path alone) on validation as epoch 0 and keeps an epoch only
