@@ -369,9 +369,9 @@ its start: no epoch beat it on the validation excerpt. The :data:`NOISE_FREE` re
 run separately on the same tracks): ridge / denoised ridge on 99 %-evoked EEG, block 0.330 / 0.363, subject
 0.348 / 0.346, song 0.412 / 0.420, so noise-free ridge ÷ ridge 1.36× / 1.23× / 1.21× at 10 %, 1.70× /
 1.61× at 3 %, 2.55× / 2.52× at 1 %. With the grid stopping at 10 (the run before, otherwise the same):
-song ridge 0.340, denoised ridge and the skip networks 0.378, rcnn 0.371, ensemble 0.389 (1.14×); subject convnet-ema 0.292,
-rcnn 0.291, ensemble 0.298 at 10 %, rcnn 0.253 at 3 %; Euclidean-aligned ridge 0.067 (song), 0.046 /
-0.060 (1 %); noise-free subject 0.354 / 0.352; every other figure the same.
+song ridge 0.340, denoised ridge and the skip networks 0.378, rcnn 0.371, ensemble 0.389 (1.14×);
+subject convnet-ema 0.292, rcnn 0.291, ensemble 0.298 at 10 %, rcnn 0.253 at 3 %; Euclidean-aligned ridge
+0.067 (song), 0.046 / 0.060 (1 %); noise-free subject 0.354 / 0.352; every other figure the same.
 
 Measured before that, with every choice on the split's validation part: the rows below, except that a
 skip network now scores its start (its skip path alone) on validation as epoch 0 and keeps an epoch only
