@@ -117,15 +117,16 @@ class Linear(MelDecoder):
         best = None
         eye = np.eye(len(xtx))
         eye[self.n_features :, self.n_features :] = 0.0  # intercepts are not penalised
+        validated = val is not None and val["n"] > 0
+        stats = val if validated else train
         for alpha in alphas:
             solution = np.linalg.solve(xtx + alpha * scale * eye + 1e-9 * np.eye(len(xtx)), xty)
-            stats = val if val is not None and val["n"] > 0 else train
             mse = _mse(stats, solution)
             results[alpha] = mse
             if best is None or mse < best[1]:
                 best = (alpha, mse, solution)
         alpha, _, solution = best
-        if val is not None and len(alphas) > 1 and alpha == max(alphas):
+        if validated and len(alphas) > 1 and alpha == max(alphas):
             logger.warning("ridge penalty %g is the largest tried: the validation error might fall further "
                            "beyond it", alpha)
         self.weight.copy_(torch.tensor(solution[: self.n_features], dtype=torch.float32))

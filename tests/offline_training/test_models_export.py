@@ -122,7 +122,7 @@ def test_linear_closed_form_recovers_a_lagged_linear_map(rng):
 
 def test_linear_penalty_is_not_cut_short_at_ten_and_the_grid_edge_is_logged(rng, caplog):
     # targets unrelated to the EEG: the less the fit follows the training noise the better, so validation
-    # wants the largest penalty there is (the grid used to stop at 10, which held ridge back on music)
+    # wants a penalty above 10, where the grid used to stop (which held ridge back on music)
     model = build_model("linear", lags=(0, 4))
     eeg = rng.normal(0.0, 5.0, (40, 125, 125)).astype(np.float32)
     mel = torch.tensor(rng.normal(0.0, 1.0, (40, 128, 44)), dtype=torch.float32)
