@@ -537,8 +537,8 @@ SEEDS = {"block": (0, 1, 2), "subject": (0, 1, 3, 8, 14, 16)}
 A seed draws the split's parts and seeds every model's training. On the block split it draws the held-out
 chunks; on the subject split these six hold out each listener once (S02, S04, S01, S05, S06, S03: leave
 one listener out; seed 2 holds out S02 again). Same recordings and configuration as :data:`FULL`, read on
-the test excerpt as a check (nothing chosen by it). Ensemble over ridge, the mean dynamic r of the seeds
-over ridge's (per seed):
+the test excerpt as a check (nothing chosen by it). Mean dynamic r over the seeds; the ratio is the
+ensemble's mean over ridge's (in brackets, per seed or held-out listener):
 
 - 10 %: block ridge 0.267, ensemble 0.302, 1.13× (1.13 / 1.13 / 1.13); subject ridge 0.262, ensemble
   0.289, 1.11× (listeners 1.05 / 1.13 / 1.11 / 1.18 / 1.06 / 1.12; the best row of each 1.06-1.18).
