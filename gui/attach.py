@@ -269,7 +269,12 @@ def spawn_decode(config, *, gain: float = 1.0, timeout_s: float | None = None, v
     path = snapshot_path(name)
     while not path.exists():
         if process.poll() is not None:
-            raise EEGMusicError(_reason(log_path, process.returncode))
+            reason = _stated_error(log_path)
+            if reason is None:  # no one-line error: the log is what is left to read, so it stays
+                raise EEGMusicError(f"the decode process exited with status {process.returncode} "
+                                    f"({_last_line(log_path)}); its log: {log_path}")
+            shutil.rmtree(folder, ignore_errors=True)  # the decode said why in one line; nothing else to keep
+            raise EEGMusicError(reason)
         if time.monotonic() > deadline:
             process.kill()
             process.wait()
@@ -280,15 +285,24 @@ def spawn_decode(config, *, gain: float = 1.0, timeout_s: float | None = None, v
     return attached
 
 
-def _reason(log_path: Path, returncode: int) -> str:
-    """The decode process's one-line error (from its log), without the command prefix."""
+def _log_lines(log_path: Path) -> list[str]:
+    """The decode process's log, its non-blank lines stripped (none if it cannot be read)."""
     try:
-        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+        return [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
-        lines = []
-    for line in reversed(lines):
-        prefix = "eegmusic decode: error: "
+        return []
+
+
+def _stated_error(log_path: Path) -> str | None:
+    """The decode process's one-line error from its log (without the command prefix), or None."""
+    prefix = "eegmusic decode: error: "
+    for line in reversed(_log_lines(log_path)):
         if line.startswith(prefix):
             return line[len(prefix):]
-    tail = lines[-1] if lines else "no output"
-    return f"the decode process exited with status {returncode} ({tail}); its log: {log_path}"
+    return None
+
+
+def _last_line(log_path: Path) -> str:
+    """The last line the decode process wrote, or "no output"."""
+    lines = _log_lines(log_path)
+    return lines[-1] if lines else "no output"

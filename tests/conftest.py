@@ -10,6 +10,7 @@ Package-specific fixtures live in ``tests/fixtures/`` and are loaded as plugins 
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 import uuid
@@ -19,6 +20,7 @@ _SESSION = f"eegmusic-test-{uuid.uuid4().hex[:8]}"
 _CFG = Path(tempfile.gettempdir()) / f"{_SESSION}.cfg"
 _CFG.write_text(f"[lab]\nSessionID = {_SESSION}\n[multicast]\nResolveScope = machine\n")
 os.environ["LSLAPICFG"] = str(_CFG)
+atexit.register(_CFG.unlink, missing_ok=True)  # each process writes its own; none is left behind
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # one core per worker: two workers on two cores, neither starving the other's real-time tests

@@ -7,9 +7,11 @@ shared-memory snapshot block, the Qt window offscreen, and (for the volume) a Pu
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -127,11 +129,12 @@ def test_dashboard_started_decode_stops_with_the_window(qtbot, replay, model_fil
 
 _DYING_DASHBOARD = """
 import sys
+import tempfile
 from eegmusic.decoder.pipeline import PipelineConfig
 from eegmusic.gui.attach import spawn_decode
 attached = spawn_decode(PipelineConfig(stream_name={stream!r}, model_path={model!r}, no_audio=True,
                                        resolve_timeout_s=10.0))
-print(attached.name, attached.process.pid, flush=True)
+print(attached.name, attached.process.pid, attached.summary_path, flush=True)
 sys.stdin.read()  # until killed
 """
 
@@ -157,8 +160,8 @@ def test_a_decode_stops_when_the_dashboard_that_started_it_dies(replay, model_fi
     dashboard = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, text=True)
     try:
-        name, pid = dashboard.stdout.readline().split()
-        pid = int(pid)
+        name, pid, summary_path = dashboard.stdout.readline().split()
+        pid, summary_path = int(pid), Path(summary_path)
         assert _pid_alive(pid) and snapshot_path(name).exists()
     finally:
         dashboard.kill()  # no chance to stop anything
@@ -168,15 +171,21 @@ def test_a_decode_stops_when_the_dashboard_that_started_it_dies(replay, model_fi
         time.sleep(0.1)
     assert not _pid_alive(pid), "the decode outlived the dashboard that started it"
     assert not snapshot_path(name).exists()  # it stopped cleanly: the block is gone
+    # it wrote its summary on the way out; that and its log stay for whoever looks into the dead dashboard
+    assert json.loads(summary_path.read_text())["stream"] == replay.name
+    shutil.rmtree(summary_path.parent)
 
 
-def test_start_failure_in_the_decode_process_is_one_line(qtbot, model_file, stream_name):
+def test_start_failure_in_the_decode_process_is_one_line(qtbot, model_file, stream_name, tmp_path,
+                                                         monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where spawn_decode keeps the decode's log
     window = _window(qtbot, stream=stream_name, model=str(model_file), no_audio=True, isolated=True,
                      extra={"resolve_timeout_s": 1.0})
     window.start()
     qtbot.waitUntil(lambda: window.last_error is not None, timeout=60000)
     assert window.state == "stopped"
     assert stream_name in window.last_error and "\n" not in window.last_error
+    assert not list(tmp_path.glob("eegmusic-gui-*"))  # the reason is shown; its log folder is not left behind
 
 
 @pytest.mark.parametrize("argv,words", [

@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def torchrun_train(data, out, model, model_config, epochs=1):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    scratch = Path(out).parent / "torchrun-tmp"  # torchrun leaves its per-rank log folders in TMPDIR
+    scratch.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), TMPDIR=str(scratch))
     command = [
         sys.executable,
         "-m",
