@@ -531,34 +531,23 @@ TRAIN_OPTIONS = ("epochs", "patience", "loss", "augment", "model_config", "subje
 RIDGE = "linear"
 GOALS = {"block_best_over_ridge": 1.3, "subject_best_over_ridge": 1.2}
 
-SEEDS = {"block": (0, 1, 2), "subject": (0, 1, 3, 8, 14, 16)}
-"""Seeds of the spread check, ``_one_split(folders, split, FULL, runs, share, seed=k)`` (the bench: seed 0).
+BLOCK_SEEDS = (0, 1, 2)
+"""Seeds of the block split in the spread check (:func:`run_spread`): three draws of the held-out chunks."""
 
-A seed draws the split's parts and seeds every model's training. On the block split it draws the held-out
-chunks; on the subject split these six hold out each listener once (S02, S04, S01, S05, S06, S03: leave
-one listener out; seed 2 holds out S02 again). Same recordings and configuration as :data:`FULL`, read on
-the test excerpt as a check (nothing chosen by it). Mean dynamic r over the seeds; the ratio is the
-ensemble's mean over ridge's (in brackets, per seed or held-out listener):
-
-- 10 %: block ridge 0.267, ensemble 0.302, 1.13× (1.13 / 1.13 / 1.13); subject ridge 0.262, ensemble
-  0.289, 1.11× (listeners 1.05 / 1.13 / 1.11 / 1.18 / 1.06 / 1.12; the best row of each 1.06-1.18).
-- 3 %: block ridge 0.212, ensemble 0.276, 1.297× (1.3005 / 1.2990 / 1.2924: at the goal's edge, within the
-  seeds' spread); subject ridge 0.204, ensemble 0.263, 1.29× (1.24 / 1.28 / 1.31 / 1.45 / 1.19 / 1.31).
-- 1 %: block ridge 0.140, ensemble 0.238, 1.70× (1.67 / 1.73 / 1.69); subject ridge 0.130, ensemble 0.228,
-  1.75× (1.62 / 1.93 / 1.87 / 2.10 / 1.47 / 1.65).
-
-The ensemble, whose recipe was fixed before any test score, is the best row on the mean in every cell, and
-every deep row's mean is above ridge's. Shuffled EEG stays within 0.019 of zero, the global mean within
-0.002. Seed 2 on the subject split (S02, other training seeds): the ensemble 0.292 against seed 0's 0.297."""
+RUN_OPTIONS = ("seeds",)
+"""Options ``eegmusic bench`` may pass to :func:`run` (``--seeds``)."""
 
 
-def run(quick: bool) -> dict:
+def run(quick: bool, seeds: bool = False) -> dict:
     """Run the benchmark.
 
     Parameters
     ----------
     quick : bool
         :data:`QUICK` instead of :data:`FULL`.
+    seeds : bool
+        Run the spread check instead (:func:`run_spread`: the block split at :data:`BLOCK_SEEDS`, the
+        subject split once per held-out listener); its report is described there.
 
     Returns
     -------
@@ -575,7 +564,8 @@ def run(quick: bool) -> dict:
     DataFormatError
         The packaged music is not installed (the message names the apt-get command).
     """
-    return run_config(QUICK if quick else FULL)
+    config = QUICK if quick else FULL
+    return run_spread(config) if seeds else run_config(config)
 
 
 def run_config(config: dict) -> dict:
@@ -601,6 +591,177 @@ def run_config(config: dict) -> dict:
     }
     report["table"] = quality_table(report)
     return report
+
+
+def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS) -> dict:
+    """The table's block and subject rows over several seeds: their mean and spread beside the goals.
+
+    One run of :func:`run_config` is one draw: on the subject split it holds out one listener. Here the
+    block split runs once per seed of ``block_seeds`` (each draws other held-out chunks) and the subject
+    split once per listener, at the first seeds that between them hold out every listener
+    (:func:`subject_seeds`). A seed also seeds every model's training. Same recordings (simulated once per
+    evoked share) and configuration; there is no noise-free reference, and nothing is chosen here: the
+    scores are read on the test excerpt as a check of the spread.
+
+    Measured with :data:`FULL` (these seeds; on the subject split seeds 0, 1, 3, 8, 14 and 16, holding out
+    S02, S04, S01, S05, S06 and S03; each cell run as its own process, two at a time, 3.5-10 min), mean
+    dynamic r over the seeds, ridge → ensemble (the best row on the mean in every cell), with the ratio
+    per seed or held-out listener:
+
+    - 10 %: block 0.267 → 0.302, 1.13× (1.13 / 1.13 / 1.13); subject 0.262 → 0.289, 1.11× (1.05 / 1.13 /
+      1.11 / 1.18 / 1.06 / 1.12).
+    - 3 %: block 0.212 → 0.276, 1.297× (1.3005 / 1.2990 / 1.2924: at the goal's edge); subject 0.204 →
+      0.263, 1.29× (1.24 / 1.28 / 1.31 / 1.45 / 1.19 / 1.31).
+    - 1 %: block 0.140 → 0.238, 1.70× (1.67 / 1.73 / 1.69); subject 0.130 → 0.228, 1.75× (1.62 / 1.93 /
+      1.87 / 2.10 / 1.47 / 1.65).
+
+    Every deep row's mean is above ridge's; shuffled EEG stays within 0.019 of zero, the global mean
+    within 0.002. Seed 2 on the subject split holds out S02 again, with other training seeds: the ensemble
+    0.292 against seed 0's 0.297.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``config``, ``tracks``, ``spread[share][split]`` (:func:`spread_summary`), ``goals``
+        (per share, on the mean: ``block_best_over_ridge``, ``block_best_goal_met``,
+        ``block_seeds_meeting_goal``; the same with ``subject``) and ``table`` (markdown).
+    """
+    from eegmusic.replay.music_sources import describe, packaged_tracks
+
+    tracks = packaged_tracks(config["n_tracks"], min_seconds=config["test_start_s"] + config["test_s"])
+    splits = [split for split in ("block", "subject") if split in config["splits"]]
+    if not splits:
+        from eegmusic.stream.errors import ConfigError
+
+        raise ConfigError(f"the spread check runs the block and subject splits; this configuration has "
+                          f"{', '.join(config['splits'])}: add either")
+    spread: dict = {}
+    with tempfile.TemporaryDirectory(prefix="eegmusic-quality-") as tmp:
+        for share in config["shares"]:
+            folders = _simulate(Path(tmp) / f"share{share:g}", tracks, share, config)
+            spread[f"{share:g}"] = {}
+            for split in splits:
+                seeds = (list(block_seeds) if split == "block"
+                         else subject_seeds(folders["train"], hop_s=config["hop_s"]))
+                runs = {}
+                for k, seed in enumerate(seeds, 1):
+                    logger.info("spread: %g %% evoked, %s split, seed %d (%d of %d)", 100 * share, split,
+                                seed, k, len(seeds))
+                    runs[seed] = _one_split(folders, split, config, Path(tmp) / f"runs{share:g}-seed{seed}",
+                                            share, seed=seed)
+                spread[f"{share:g}"][split] = spread_summary(runs, split, config)
+    report = {
+        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()},
+        "tracks": [{"file": str(p), **({"title": t.title, "author": t.author, "licence": t.licence}
+                                        if (t := describe(p)) else {})} for p in tracks],
+        "spread": spread,
+        "goals": _spread_goals(spread),
+    }
+    report["table"] = spread_table(report)
+    return report
+
+
+def subject_seeds(folder, *, hop_s: float = 1.0, max_seed: int = 1000) -> list[int]:
+    """The first seeds whose subject splits, between them, hold out every listener of ``folder``.
+
+    A seed joins only if its test part holds out a listener no earlier seed did, so with one test
+    listener per draw the list holds each listener out once (leave one listener out).
+    """
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.splits import make_split
+
+    dataset = WindowDataset(folder, hop_s=hop_s)
+    left = set(range(len(dataset.subjects)))
+    seeds = []
+    for seed in range(max_seed):
+        parts = make_split(dataset.index, "subject", seed=seed, hop_s=hop_s)
+        held_out = {int(k) for k in dataset.index["subject"][parts.test]}
+        if held_out & left:
+            seeds.append(seed)
+            left -= held_out
+        if not left:
+            return seeds
+    raise RuntimeError(f"{max_seed} subject splits left {len(left)} listeners never held out")
+
+
+def spread_summary(runs: dict, split: str, config: dict | None = None) -> dict:
+    """Mean and spread of one split's runs (seed -> :func:`_one_split`'s entry).
+
+    Returns
+    -------
+    dict
+        ``seeds`` (per seed: ``held_out``, the subject split's test listeners, empty on the other
+        splits; each row's ``dynamic_r``; ``best_over_ridge``, the ratio of the best row on the mean),
+        ``mean`` (each row's mean dynamic r), ``best`` (the row other than ridge with the highest mean),
+        ``best_over_ridge`` (its mean over ridge's), ``every_deep_mean_beats_ridge`` (the rows that train
+        a model other than ridge, as in the table's goals), and the largest absolute shuffled-EEG and
+        global-mean scores of any run.
+    """
+    first = next(iter(runs.values()))
+    names = [n for n in first["models"] if all(n in r["models"] for r in runs.values())]
+    mean = {n: float(np.mean([r["models"][n]["dynamic_r"] for r in runs.values()])) for n in names}
+    best = max((n for n in names if n != RIDGE), key=mean.get, default=None)
+    deep = [n for n in names if (_registry_name(config, n) if config else n) != RIDGE]
+
+    def over(value, ridge):
+        return None if value is None or ridge is None or ridge <= 0 else value / ridge
+
+    seeds = {}
+    for seed, entry in runs.items():
+        scores = {n: entry["models"][n]["dynamic_r"] for n in names}
+        seeds[str(seed)] = {"held_out": list(entry["test_subjects"]) if split == "subject" else [],
+                            "dynamic_r": scores, "best_over_ridge": over(scores.get(best), scores.get(RIDGE))}
+    return {
+        "seeds": seeds, "mean": mean, "best": best,
+        "best_over_ridge": over(mean.get(best), mean.get(RIDGE)),
+        "every_deep_mean_beats_ridge": (RIDGE in mean and bool(deep)
+                                        and all(mean[n] > mean[RIDGE] for n in deep)),
+        "shuffled_eeg_max_abs": max(abs(m["shuffled_eeg"]) for r in runs.values()
+                                    for m in r["models"].values()),
+        "global_mean_max_abs": max(abs(r["baselines"]["global_mean"]) for r in runs.values()),
+    }
+
+
+def _spread_goals(spread: dict) -> dict:
+    """The goals per evoked share on the spread's means, with how many seeds meet them on their own."""
+    goals = {}
+    for share, by_split in spread.items():
+        entry = {}
+        for split, goal_key, met_key in (("block", "block_best_over_ridge", "block_best_goal_met"),
+                                         ("subject", "subject_best_over_ridge", "subject_goal_met")):
+            summary = by_split.get(split)
+            if not summary:
+                continue
+            goal = GOALS[goal_key]
+            ratio = summary["best_over_ridge"]
+            per_seed = [s["best_over_ridge"] for s in summary["seeds"].values()]
+            entry[goal_key] = ratio
+            entry[met_key] = ratio is not None and ratio >= goal
+            entry[f"{split}_seeds_meeting_goal"] = sum(r is not None and r >= goal for r in per_seed)
+            entry[f"{split}_seeds"] = len(per_seed)
+        goals[share] = entry
+    return goals
+
+
+def spread_table(report: dict) -> str:
+    """Markdown: per evoked share and split, the rows' means over the seeds and the best row's spread."""
+    names = list(report["config"]["models"])
+    lines = ["| evoked share | split | seeds (held-out listener) | " + " | ".join(names)
+             + " | best on the mean | best / ridge | per seed | max abs shuffled EEG | max abs global mean |",
+             "|" + "---|" * (len(names) + 8)]
+    for share, by_split in report["spread"].items():
+        for split, summary in by_split.items():
+            seeds = ", ".join(f"{seed} ({'/'.join(s['held_out'])})" if s["held_out"] else seed
+                              for seed, s in summary["seeds"].items())
+            per_seed = ", ".join("n/a" if s["best_over_ridge"] is None else f"{s['best_over_ridge']:.3f}"
+                                 for s in summary["seeds"].values())
+            ratio = summary["best_over_ridge"]
+            lines.append(
+                f"| {float(share):.0%} | {split} | {seeds} | "
+                + " | ".join(f"{summary['mean'][n]:.3f}" if n in summary["mean"] else "–" for n in names)
+                + f" | {summary['best']} | {'n/a' if ratio is None else f'{ratio:.3f}×'} | {per_seed}"
+                + f" | {summary['shuffled_eeg_max_abs']:.3f} | {summary['global_mean_max_abs']:.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 def _noise_free(tmp: Path, tracks, config) -> dict | None:
@@ -648,7 +809,7 @@ def _one_split(folders: dict, split: str, config, runs: Path, share: float | Non
     """Choose the lag, train every model, score all on the later excerpt of the test part.
 
     ``seed`` draws the split's parts (the held-out chunks, or listener, or song) and seeds every
-    model's training; the bench runs seed 0, other seeds are a check of the spread (``SEEDS``).
+    model's training; the bench runs seed 0, other seeds are a check of the spread (:func:`run_spread`).
     """
     from eegmusic.offline_training.dataset import WindowDataset
     from eegmusic.offline_training.scoring import INTERIOR_FRAMES

@@ -15,6 +15,10 @@ from eegmusic.stream.options import output_file, seconds
 
 PACKAGES = ("eegmusic.benchmarks",)
 
+OPTION_FLAGS = {"duration_s": ("--duration", "eegmusic bench latency --duration 600"),
+                "seeds": ("--seeds", "eegmusic bench quality --seeds")}
+"""Options passed on to a benchmark's ``run`` (those it lists in ``RUN_OPTIONS``): flag, example."""
+
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=output_file('.json'),
@@ -28,13 +32,19 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=seconds(), default=None, metavar="S",
                         help="seconds of live measurement, for benchmarks that measure live (latency: the "
                         "default hop alone for S seconds), e.g. `eegmusic bench latency --duration 600`")
+    parser.add_argument("--seeds", action="store_true",
+                        help="the quality benchmark's spread check: its block and subject splits rerun over "
+                        "several seeds (three block draws; every listener held out once), means and "
+                        "per-seed ratios beside the goals; hours on 2 cores, minutes with --quick, e.g. "
+                        "`eegmusic bench quality --seeds --out spread.json`")
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help="benchmarks to run by short name, e.g. `eegmusic bench latency` (= --only "
                         "bench_latency)")
     parser.epilog = (
         "Examples:\n  eegmusic bench --quick --out bench.json\n  eegmusic bench latency --out latency.json   "
         "# EEG event -> audible sound through PulseAudio\n"
-        "  eegmusic bench latency --duration 600 --out soak.json   # 10 min at the default hop: underruns")
+        "  eegmusic bench latency --duration 600 --out soak.json   # 10 min at the default hop: underruns\n"
+        "  eegmusic bench quality --seeds --out spread.json   # quality over seeds and held-out listeners")
 
 
 def discover() -> list[str]:
@@ -116,13 +126,17 @@ def run_bench(args) -> int:
     options = {}
     if args.duration is not None:
         options["duration_s"] = args.duration
+    if getattr(args, "seeds", False):
+        options["seeds"] = True
+    for option in options:
+        flag, example = OPTION_FLAGS[option]
         refusing = [m.split(".")[-1] for m in modules
-                    if "duration_s" not in getattr(importlib.import_module(m), "RUN_OPTIONS", ())]
+                    if option not in getattr(importlib.import_module(m), "RUN_OPTIONS", ())]
         if refusing:
             from eegmusic.stream.errors import ConfigError
 
-            raise ConfigError(f"--duration does not apply to {', '.join(refusing)}; name the live benchmark "
-                              f"alone, e.g. `eegmusic bench latency --duration 600`")
+            raise ConfigError(f"{flag} does not apply to {', '.join(refusing)}; name the benchmark it "
+                              f"applies to alone, e.g. `{example}`")
     for module_name in modules:
         log.info("running %s", module_name)
         start = time.perf_counter()

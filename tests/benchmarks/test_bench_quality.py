@@ -151,3 +151,69 @@ def test_scale_configs_keep_full_recipe_and_test_on_a_later_unseen_excerpt():
         if sum(Path(t.path).is_file() for t in PACKAGED_TRACKS) == len(PACKAGED_TRACKS):
             tracks = packaged_tracks(config["n_tracks"], min_seconds=end_s)
             assert [str(p) for p in tracks] == lasting[: config["n_tracks"]], name
+
+
+def _run(test_subjects, scores, shuffled=0.01, global_mean=0.0):
+    """One `_one_split` entry as the spread check reads it."""
+    return {"test_subjects": test_subjects, "baselines": {"global_mean": global_mean, "song_mean": 0.0},
+            "models": {name: {"dynamic_r": r, "shuffled_eeg": shuffled} for name, r in scores.items()}}
+
+
+def test_spread_summary_means_the_seeds_and_judges_the_goals_on_the_mean():
+    config = {"models": {"linear": {}, "linear-mcca": bench_quality.FULL["models"]["linear-mcca"],
+                         "ensemble": {}}}
+    block = bench_quality.spread_summary({
+        0: _run(["S01", "S02"], {"linear": 0.20, "linear-mcca": 0.19, "ensemble": 0.27}),
+        1: _run(["S01", "S02"], {"linear": 0.22, "linear-mcca": 0.21, "ensemble": 0.28}, shuffled=-0.03),
+    }, "block", config)
+    assert block["mean"] == pytest.approx({"linear": 0.21, "linear-mcca": 0.20, "ensemble": 0.275})
+    assert block["best"] == "ensemble" and block["best_over_ridge"] == pytest.approx(0.275 / 0.21)
+    assert [s["best_over_ridge"] for s in block["seeds"].values()] == pytest.approx([1.35, 0.28 / 0.22])
+    assert [s["held_out"] for s in block["seeds"].values()] == [[], []]  # every listener is tested
+    # the denoised ridge (below ridge here) is no deep model: only the ensemble's mean must beat ridge's
+    assert block["every_deep_mean_beats_ridge"] and block["shuffled_eeg_max_abs"] == pytest.approx(0.03)
+    subject = bench_quality.spread_summary({
+        0: _run(["S02"], {"linear": 0.20, "ensemble": 0.26}),
+        3: _run(["S01"], {"linear": 0.30, "ensemble": 0.29}, global_mean=-0.02),
+    }, "subject", config)
+    assert [s["held_out"] for s in subject["seeds"].values()] == [["S02"], ["S01"]]
+    assert subject["every_deep_mean_beats_ridge"] and subject["mean"]["ensemble"] == pytest.approx(0.275)
+    goals = bench_quality._spread_goals({"0.1": {"block": block, "subject": subject}})["0.1"]
+    assert goals["block_best_goal_met"]
+    assert (goals["block_seeds_meeting_goal"], goals["block_seeds"]) == (1, 2)
+    assert goals["subject_best_over_ridge"] == pytest.approx(0.275 / 0.25)
+    assert not goals["subject_goal_met"] and goals["subject_seeds_meeting_goal"] == 1
+    spread = {"0.1": {"block": block, "subject": subject}}
+    table = bench_quality.spread_table({"config": config, "spread": spread})
+    assert "| 10% | block | 0, 1 | 0.210 | 0.200 | 0.275 | ensemble | 1.310× | 1.350, 1.273 |" in table
+    assert "| 10% | subject | 0 (S02), 3 (S01) |" in table and "| 0.020 |" in table
+
+
+def test_subject_seeds_hold_out_every_listener_once(sim_dir):
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.splits import make_split
+
+    seeds = bench_quality.subject_seeds(sim_dir)
+    dataset = WindowDataset(sim_dir, hop_s=1.0)
+    held_out = [{dataset.subjects[int(k)] for k in dataset.index["subject"][make_split(
+        dataset.index, "subject", seed=seed).test]} for seed in seeds]
+    assert sorted(s for part in held_out for s in part) == ["S01", "S02", "S03"]
+    assert seeds[0] == 0 and seeds == sorted(seeds)  # the first seeds that do it, the bench's own first
+
+
+SPREAD = {**TINY, "train_s": 16.0, "val_start_s": 16.0, "val_s": 4.0, "test_start_s": 20.0, "test_s": 6.0,
+          "splits": ("block", "subject"), "models": {"linear": {}, "linear-ea": bench_quality.EUCLIDEAN}}
+
+
+@pytest.mark.slow  # about a minute: two block draws and three held-out listeners, each trained and scored
+@pytest.mark.skipif(sum(Path(t.path).is_file() for t in PACKAGED_TRACKS) < 4,
+                    reason="singularity-music is not installed (make system-deps installs it as root)")
+def test_tiny_spread_runs_every_seed_and_holds_out_every_listener():
+    report = bench_quality.run_spread(SPREAD, block_seeds=(0, 1))
+    block, subject = report["spread"]["0.1"]["block"], report["spread"]["0.1"]["subject"]
+    assert list(block["seeds"]) == ["0", "1"]
+    assert sorted(s["held_out"][0] for s in subject["seeds"].values()) == ["S01", "S02", "S03"]
+    for summary in (block, subject):
+        for name, mean in summary["mean"].items():
+            assert mean == pytest.approx(np.mean([s["dynamic_r"][name] for s in summary["seeds"].values()]))
+    assert report["goals"]["0.1"]["subject_seeds"] == 3 and "| 10% | subject |" in report["table"]

@@ -77,3 +77,11 @@ def test_duration_is_refused_for_a_benchmark_that_does_not_measure_live(tmp_path
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "--duration does not apply to bench_vocoder" in error[0]
     assert "eegmusic bench latency --duration 600" in error[0] and not out.exists()
+
+
+def test_seeds_is_refused_for_a_benchmark_without_a_spread_check(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "vocoder", "--seeds", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--seeds does not apply to bench_vocoder" in error[0]
+    assert "eegmusic bench quality --seeds" in error[0] and not out.exists()
