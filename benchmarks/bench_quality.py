@@ -691,11 +691,12 @@ def spread_summary(runs: dict, split: str, config: dict | None = None) -> dict:
     -------
     dict
         ``seeds`` (per seed: ``held_out``, the subject split's test listeners, empty on the other
-        splits; each row's ``dynamic_r``; ``best_over_ridge``, the ratio of the best row on the mean),
-        ``mean`` (each row's mean dynamic r), ``best`` (the row other than ridge with the highest mean),
-        ``best_over_ridge`` (its mean over ridge's), ``every_deep_mean_beats_ridge`` (the rows that train
-        a model other than ridge, as in the table's goals), and the largest absolute shuffled-EEG and
-        global-mean scores of any run.
+        splits; each row's ``dynamic_r`` and ``shuffled_eeg``; ``best_over_ridge``, the ratio of the best
+        row on the mean; the run's ``baselines``), ``mean`` (each row's mean dynamic r), ``best`` (the
+        row other than ridge with the highest mean), ``best_over_ridge`` (its mean over ridge's),
+        ``every_deep_mean_beats_ridge`` (the rows that train a model other than ridge, as in the table's
+        goals), ``shuffled_eeg_max_abs`` (the largest absolute shuffled-EEG score of any row and run) and
+        ``baselines`` (the global-mean and song-mean scores, mean over the runs).
     """
     first = next(iter(runs.values()))
     names = [n for n in first["models"] if all(n in r["models"] for r in runs.values())]
@@ -710,7 +711,9 @@ def spread_summary(runs: dict, split: str, config: dict | None = None) -> dict:
     for seed, entry in runs.items():
         scores = {n: entry["models"][n]["dynamic_r"] for n in names}
         seeds[str(seed)] = {"held_out": list(entry["test_subjects"]) if split == "subject" else [],
-                            "dynamic_r": scores, "best_over_ridge": over(scores.get(best), scores.get(RIDGE))}
+                            "dynamic_r": scores, "best_over_ridge": over(scores.get(best), scores.get(RIDGE)),
+                            "shuffled_eeg": {n: entry["models"][n]["shuffled_eeg"] for n in names},
+                            "baselines": dict(entry["baselines"])}
     return {
         "seeds": seeds, "mean": mean, "best": best,
         "best_over_ridge": over(mean.get(best), mean.get(RIDGE)),
@@ -718,7 +721,8 @@ def spread_summary(runs: dict, split: str, config: dict | None = None) -> dict:
                                         and all(mean[n] > mean[RIDGE] for n in deep)),
         "shuffled_eeg_max_abs": max(abs(m["shuffled_eeg"]) for r in runs.values()
                                     for m in r["models"].values()),
-        "global_mean_max_abs": max(abs(r["baselines"]["global_mean"]) for r in runs.values()),
+        "baselines": {key: float(np.mean([r["baselines"][key] for r in runs.values()]))
+                      for key in first["baselines"]},
     }
 
 
@@ -747,8 +751,8 @@ def spread_table(report: dict) -> str:
     """Markdown: per evoked share and split, the rows' means over the seeds and the best row's spread."""
     names = list(report["config"]["models"])
     lines = ["| evoked share | split | seeds (held-out listener) | " + " | ".join(names)
-             + " | best on the mean | best / ridge | per seed | max abs shuffled EEG | max abs global mean |",
-             "|" + "---|" * (len(names) + 8)]
+             + " | best on the mean | best / ridge | per seed | shuffled EEG (largest absolute) | global mean"
+             + " | song mean |", "|" + "---|" * (len(names) + 9)]
     for share, by_split in report["spread"].items():
         for split, summary in by_split.items():
             seeds = ", ".join(f"{seed} ({'/'.join(s['held_out'])})" if s["held_out"] else seed
@@ -760,7 +764,8 @@ def spread_table(report: dict) -> str:
                 f"| {float(share):.0%} | {split} | {seeds} | "
                 + " | ".join(f"{summary['mean'][n]:.3f}" if n in summary["mean"] else "–" for n in names)
                 + f" | {summary['best']} | {'n/a' if ratio is None else f'{ratio:.3f}×'} | {per_seed}"
-                + f" | {summary['shuffled_eeg_max_abs']:.3f} | {summary['global_mean_max_abs']:.3f} |")
+                + f" | {summary['shuffled_eeg_max_abs']:.3f} | {summary['baselines']['global_mean']:.3f}"
+                + f" | {summary['baselines']['song_mean']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -112,7 +112,8 @@ def run_bench(args) -> int:
     refuse_existing(args.out, overwrite=args.overwrite, what="--out")   # before hours of benchmarks
     log = logging.getLogger("eegmusic.bench")
     results = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-               "quick": bool(args.quick), "machine": machine_description(), "benchmarks": {}}
+               "quick": bool(args.quick), "seeds": bool(getattr(args, "seeds", False)),
+               "machine": machine_description(), "benchmarks": {}}
     modules = discover()
     only = list(args.only or []) + [n if n.startswith("bench_") else f"bench_{n}" for n in args.names]
     if only:

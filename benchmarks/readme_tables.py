@@ -420,8 +420,9 @@ def performance_table(bench: dict) -> str:
 def header(bench: dict) -> str:
     """One line naming the machine, date, mode and load of the run."""
     machine = bench["machine"]
+    flags = "".join(flag for flag, key in ((" --quick", "quick"), (" --seeds", "seeds")) if bench.get(key))
     return (
-        f"Measured by `eegmusic bench{' --quick' if bench['quick'] else ''}` on {bench['date']}: "
+        f"Measured by `eegmusic bench{flags}` on {bench['date']}: "
         f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
         f"onnxruntime {machine['onnxruntime']}."
     )

@@ -155,7 +155,7 @@ def test_scale_configs_keep_full_recipe_and_test_on_a_later_unseen_excerpt():
 
 def _run(test_subjects, scores, shuffled=0.01, global_mean=0.0):
     """One `_one_split` entry as the spread check reads it."""
-    return {"test_subjects": test_subjects, "baselines": {"global_mean": global_mean, "song_mean": 0.0},
+    return {"test_subjects": test_subjects, "baselines": {"global_mean": global_mean, "song_mean": -0.01},
             "models": {name: {"dynamic_r": r, "shuffled_eeg": shuffled} for name, r in scores.items()}}
 
 
@@ -186,7 +186,9 @@ def test_spread_summary_means_the_seeds_and_judges_the_goals_on_the_mean():
     spread = {"0.1": {"block": block, "subject": subject}}
     table = bench_quality.spread_table({"config": config, "spread": spread})
     assert "| 10% | block | 0, 1 | 0.210 | 0.200 | 0.275 | ensemble | 1.310× | 1.350, 1.273 |" in table
-    assert "| 10% | subject | 0 (S02), 3 (S01) |" in table and "| 0.020 |" in table
+    assert "| 10% | subject | 0 (S02), 3 (S01) |" in table
+    assert table.splitlines()[3].endswith("| 1.300, 0.967 | 0.010 | -0.010 | -0.010 |")  # global mean: mean
+    assert subject["seeds"]["3"]["baselines"]["global_mean"] == -0.02
 
 
 def test_subject_seeds_hold_out_every_listener_once(sim_dir):

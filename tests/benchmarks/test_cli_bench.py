@@ -13,7 +13,8 @@ def test_bench_writes_json_and_readme_tables_renders_it(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--only", "bench_simulate", "--out", str(out)]) == 0
     bench = json.loads(out.read_text())
-    assert bench["quick"] is True and {"cpu", "cores", "memory_gib"} <= set(bench["machine"])
+    assert bench["quick"] is True and bench["seeds"] is False
+    assert {"cpu", "cores", "memory_gib"} <= set(bench["machine"])
     (entry,) = bench["benchmarks"].values()
     assert entry["status"] == "ok" and "simulate_song" in entry["result"]
     capsys.readouterr()
@@ -85,3 +86,10 @@ def test_seeds_is_refused_for_a_benchmark_without_a_spread_check(tmp_path, capsy
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "--seeds does not apply to bench_vocoder" in error[0]
     assert "eegmusic bench quality --seeds" in error[0] and not out.exists()
+
+
+def test_the_tables_header_names_the_flags_of_the_run():
+    machine = {"cpu": "x", "cores": 2, "memory_gib": 1.0, "onnxruntime": "1"}
+    spread = readme_tables.header({"date": "d", "quick": True, "seeds": True, "machine": machine})
+    assert spread.startswith("Measured by `eegmusic bench --quick --seeds` on d:")
+    assert "`eegmusic bench` on d:" in readme_tables.header({"date": "d", "quick": False, "machine": machine})
