@@ -89,7 +89,10 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
     record = tmp_path / "rec"
     config = PipelineConfig(stream_name=stream_name, model_path=mel_model, device="cpu",
                             record_dir=record, truth_dir=sim_dir, resolve_timeout_s=10)
-    with pulse_sink.recording() as captured, LivePipeline(config) as pipeline:   # default device: the sink
+    from eegmusic.benchmarks.machine_stalls import StallWatch
+
+    # the watch lets a failed drops check say whether the machine itself stalled meanwhile
+    with StallWatch() as watch, pulse_sink.recording() as captured, LivePipeline(config) as pipeline:
         mel_out = pylsl.resolve_bypred(f"name='{stream_name}-mel'", 1, 5.0)
         mel_inlet = pylsl.StreamInlet(mel_out[0])
         mel_inlet.open_stream(timeout=5.0)
@@ -98,6 +101,7 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
         summary = pipeline.summary()
         lsl_frames, lsl_stamps = mel_inlet.pull_chunk(timeout=1.0, max_samples=4096)
         del mel_inlet                                            # inlets go before outlets
+    stalls = [f"{1e3 * stall.duration_s:.0f} ms" for stall in watch.stalls if stall.duration_s >= 0.02]
     audio = captured["audio"]
 
     # Sound reached the (null) sound card.
@@ -118,8 +122,12 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
     # Latency of every stage was measured.
     for stage, row in summary["latency_ms"].items():
         assert row["n"] > 10, stage
-    assert summary["counters"]["drops"] == 0 and summary["counters"]["frames"] > 80, (
-        summary["counters"], {stage: row["p99"] for stage, row in summary["latency_ms"].items()})
+    counters = summary["counters"]
+    assert counters["drops"] == 0 and counters["frames"] > 80, (
+        f"drops: decoder {counters['drops_decoder']}, stream {counters['drops_stream']}, output queue "
+        f"{counters['drops_output_queue']}; frames {counters['frames']}; machine stalls of 20 ms or more: "
+        f"{stalls or 'none'}; p99 ms: " + ", ".join(f"{stage} {row['p99']}" for stage, row in
+                                                      summary["latency_ms"].items()))
     # The recording: frames contiguous, WAV readable with the audio written.
     k, frames, _ = read_frames(record)
     np.testing.assert_array_equal(k, np.arange(k[0], k[0] + len(k)))
