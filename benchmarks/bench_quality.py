@@ -570,7 +570,7 @@ def run(quick: bool, seeds: bool = False) -> dict:
 
 def run_config(config: dict) -> dict:
     """Run the benchmark with an explicit configuration (keys of :data:`FULL`); see :func:`run`."""
-    from eegmusic.replay.music_sources import describe, packaged_tracks
+    from eegmusic.replay.music_sources import packaged_tracks
 
     tracks = packaged_tracks(config["n_tracks"], min_seconds=config["test_start_s"] + config["test_s"])
     results: dict = {}
@@ -582,9 +582,7 @@ def run_config(config: dict) -> dict:
                                      for split in config["splits"]}
         noise_free = _noise_free(Path(tmp), tracks, config)
     report = {
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()},
-        "tracks": [{"file": str(p), **({"title": t.title, "author": t.author, "licence": t.licence}
-                                        if (t := describe(p)) else {})} for p in tracks],
+        **_report_header(config, tracks),
         "results": results,
         **({"noise_free": noise_free} if noise_free else {}),
         "goals": _goals(results, config, noise_free),
@@ -626,7 +624,7 @@ def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS) -> dict:
         (per share, on the mean: ``block_best_over_ridge``, ``block_best_goal_met``,
         ``block_seeds_meeting_goal``; the same with ``subject``) and ``table`` (markdown).
     """
-    from eegmusic.replay.music_sources import describe, packaged_tracks
+    from eegmusic.replay.music_sources import packaged_tracks
 
     tracks = packaged_tracks(config["n_tracks"], min_seconds=config["test_start_s"] + config["test_s"])
     splits = [split for split in ("block", "subject") if split in config["splits"]]
@@ -651,9 +649,7 @@ def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS) -> dict:
                                             share, seed=seed)
                 spread[f"{share:g}"][split] = spread_summary(runs, split, config)
     report = {
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()},
-        "tracks": [{"file": str(p), **({"title": t.title, "author": t.author, "licence": t.licence}
-                                        if (t := describe(p)) else {})} for p in tracks],
+        **_report_header(config, tracks),
         "spread": spread,
         "goals": _spread_goals(spread),
     }
@@ -684,7 +680,7 @@ def subject_seeds(folder, *, hop_s: float = 1.0, max_seed: int = 1000) -> list[i
     raise RuntimeError(f"{max_seed} subject splits left {len(left)} listeners never held out")
 
 
-def spread_summary(runs: dict, split: str, config: dict | None = None) -> dict:
+def spread_summary(runs: dict, split: str, config: dict) -> dict:
     """Mean and spread of one split's runs (seed -> :func:`_one_split`'s entry).
 
     Returns
@@ -702,21 +698,18 @@ def spread_summary(runs: dict, split: str, config: dict | None = None) -> dict:
     names = [n for n in first["models"] if all(n in r["models"] for r in runs.values())]
     mean = {n: float(np.mean([r["models"][n]["dynamic_r"] for r in runs.values()])) for n in names}
     best = max((n for n in names if n != RIDGE), key=mean.get, default=None)
-    deep = [n for n in names if (_registry_name(config, n) if config else n) != RIDGE]
-
-    def over(value, ridge):
-        return None if value is None or ridge is None or ridge <= 0 else value / ridge
-
+    deep = [n for n in names if _is_deep(n, config)]
     seeds = {}
     for seed, entry in runs.items():
         scores = {n: entry["models"][n]["dynamic_r"] for n in names}
         seeds[str(seed)] = {"held_out": list(entry["test_subjects"]) if split == "subject" else [],
-                            "dynamic_r": scores, "best_over_ridge": over(scores.get(best), scores.get(RIDGE)),
+                            "dynamic_r": scores,
+                            "best_over_ridge": _ratio(scores.get(best), scores.get(RIDGE)),
                             "shuffled_eeg": {n: entry["models"][n]["shuffled_eeg"] for n in names},
                             "baselines": dict(entry["baselines"])}
     return {
         "seeds": seeds, "mean": mean, "best": best,
-        "best_over_ridge": over(mean.get(best), mean.get(RIDGE)),
+        "best_over_ridge": _ratio(mean.get(best), mean.get(RIDGE)),
         "every_deep_mean_beats_ridge": (RIDGE in mean and bool(deep)
                                         and all(mean[n] > mean[RIDGE] for n in deep)),
         "shuffled_eeg_max_abs": max(abs(m["shuffled_eeg"]) for r in runs.values()
@@ -767,6 +760,15 @@ def spread_table(report: dict) -> str:
                 + f" | {summary['shuffled_eeg_max_abs']:.3f} | {summary['baselines']['global_mean']:.3f}"
                 + f" | {summary['baselines']['song_mean']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def _report_header(config: dict, tracks) -> dict:
+    """The ``config`` (JSON-ready) and ``tracks`` (files, titles, licences) entries of a report."""
+    from eegmusic.replay.music_sources import describe
+
+    return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()},
+            "tracks": [{"file": str(p), **({"title": t.title, "author": t.author, "licence": t.licence}
+                                            if (t := describe(p)) else {})} for p in tracks]}
 
 
 def _noise_free(tmp: Path, tracks, config) -> dict | None:
@@ -1081,16 +1083,13 @@ def _goals(results: dict, config: dict | None = None, noise_free: dict | None = 
     :data:`NOISE_FREE` reference, ``block_noise_free_over_ridge`` and ``subject_noise_free_over_ridge`` set
     the best ratio a decoder as good as ridge on noise-free EEG would reach beside each goal.
     """
-    def is_deep(name):
-        return (_registry_name(config, name) if config else name) != RIDGE
-
     goals = {}
     for share, by_split in results.items():
         entry = {}
         block = by_split.get("block")
         if block:
             others = [m["over_ridge"] for n, m in block["models"].items() if n != RIDGE]
-            deep = {n: m["over_ridge"] for n, m in block["models"].items() if n != RIDGE and is_deep(n)}
+            deep = {n: m["over_ridge"] for n, m in block["models"].items() if _is_deep(n, config)}
             best = max((v for v in others if v is not None), default=None)
             entry["block_best_over_ridge"] = best
             entry["block_best_goal_met"] = best is not None and best >= GOALS["block_best_over_ridge"]
@@ -1108,10 +1107,19 @@ def _goals(results: dict, config: dict | None = None, noise_free: dict | None = 
     return goals
 
 
+def _is_deep(name: str, config: dict | None) -> bool:
+    """Whether a row trains a model other than ridge (a ridge on aligned EEG is no deep model)."""
+    return (_registry_name(config, name) if config else name) != RIDGE
+
+
+def _ratio(value: float | None, ridge: float | None) -> float | None:
+    """``value`` over ``ridge`` (None where either is missing or ridge ≤ 0)."""
+    return None if value is None or not ridge or ridge <= 0 else value / ridge
+
+
 def _over(value: float | None, entry: dict) -> float | None:
     """``value`` over the ridge row of a split's entry (None where either is missing or ridge ≤ 0)."""
-    ridge = entry["models"].get(RIDGE, {}).get("dynamic_r")
-    return None if value is None or not ridge or ridge <= 0 else value / ridge
+    return _ratio(value, entry["models"].get(RIDGE, {}).get("dynamic_r"))
 
 
 def quality_table(report: dict) -> str:

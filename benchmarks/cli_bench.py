@@ -112,7 +112,7 @@ def run_bench(args) -> int:
     refuse_existing(args.out, overwrite=args.overwrite, what="--out")   # before hours of benchmarks
     log = logging.getLogger("eegmusic.bench")
     results = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-               "quick": bool(args.quick), "seeds": bool(getattr(args, "seeds", False)),
+               "quick": bool(args.quick), "seeds": bool(args.seeds),
                "machine": machine_description(), "benchmarks": {}}
     modules = discover()
     only = list(args.only or []) + [n if n.startswith("bench_") else f"bench_{n}" for n in args.names]
@@ -127,7 +127,7 @@ def run_bench(args) -> int:
     options = {}
     if args.duration is not None:
         options["duration_s"] = args.duration
-    if getattr(args, "seeds", False):
+    if args.seeds:
         options["seeds"] = True
     for option in options:
         flag, example = OPTION_FLAGS[option]
