@@ -24,8 +24,12 @@ STIMULUS_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 """Stimulus file types looked for, in this order, as ``stimuli/songNN<ext>``."""
 
 
-def read_audio(path, *, sfreq: int) -> np.ndarray:
-    """Read an audio file as mono float32, resampled to ``sfreq`` only if needed.
+def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
+    """Read an audio file (or a span of it) as mono float32, resampled to ``sfreq`` only if needed.
+
+    A span is decoded from a little before its start to a little after its end, not from the whole
+    file. The margin is wider than the resampling filter and starts on one of its phase boundaries, so
+    the span holds exactly the samples that resampling the whole file and slicing it would give.
 
     Parameters
     ----------
@@ -33,6 +37,12 @@ def read_audio(path, *, sfreq: int) -> np.ndarray:
         A wav, flac, ogg or mp3 file at any sample rate.
     sfreq : int
         Output rate in Hz.
+    start_s : float
+        Where the span starts in the file, in seconds.
+    seconds : float, optional
+        The span's length in seconds (default: to the end of the file). The caller checks that the
+        file is long enough (:func:`eegmusic.replay.music.check_excerpt`); a span past the end is cut
+        short.
 
     Returns
     -------
@@ -49,7 +59,12 @@ def read_audio(path, *, sfreq: int) -> np.ndarray:
     if not path.is_file():
         raise DataFormatError(f"{path}: audio file not found; check the path")
     try:
-        audio, file_sfreq = soundfile.read(str(path), dtype="float32", always_2d=True)
+        with soundfile.SoundFile(str(path)) as file:
+            file_sfreq, n_frames = int(file.samplerate), int(file.frames)
+            up, down, first, stop, skip = _span(file_sfreq, n_frames, int(sfreq), start_s, seconds)
+            if first:
+                file.seek(first)
+            audio = file.read(stop - first, dtype="float32", always_2d=True)
     except Exception as error:  # libsndfile reads wav, flac, ogg and mp3
         detail = str(error).splitlines()[0][:120] if str(error) else "no detail"
         raise DataFormatError(
@@ -60,14 +75,42 @@ def read_audio(path, *, sfreq: int) -> np.ndarray:
         raise DataFormatError(f"{path}: audio file holds no samples; replace it with the song's audio")
     if not np.all(np.isfinite(audio)):
         raise DataFormatError(f"{path}: audio holds {int(np.sum(~np.isfinite(audio)))} NaN/Inf samples")
-    if int(file_sfreq) != int(sfreq):
-        from math import gcd
-
+    if up != down:
         from scipy.signal import resample_poly
 
-        g = gcd(int(sfreq), int(file_sfreq))
-        audio = resample_poly(audio, int(sfreq) // g, int(file_sfreq) // g).astype(np.float32)
-    return audio
+        audio = resample_poly(audio, up, down).astype(np.float32)
+    if seconds is None:
+        return audio[skip:]
+    length = int(round((start_s + seconds) * sfreq)) - int(round(start_s * sfreq))
+    return audio[skip:skip + length]
+
+
+_RESAMPLE_MARGIN_S = 0.5
+"""Decoded on each side of a span: far wider than ``resample_poly``'s filter (about 20 input samples)."""
+
+
+def _span(file_sfreq: int, n_frames: int, sfreq: int, start_s: float, seconds: float | None):
+    """The file frames to decode for a span, and how many output samples to drop at its start.
+
+    ``resample_poly`` maps output sample ``j`` to input time ``j * down / up``; decoding from a frame
+    that is a multiple of ``down`` keeps that grid, shifted by a whole number of output samples.
+    """
+    from math import ceil, gcd
+
+    g = gcd(sfreq, file_sfreq)
+    up, down = sfreq // g, file_sfreq // g
+    first_out = int(round(start_s * sfreq))
+    if up == down:
+        stop = n_frames if seconds is None else min(n_frames, int(round((start_s + seconds) * sfreq)))
+        return up, down, min(first_out, n_frames), stop, 0
+    margin = ceil(_RESAMPLE_MARGIN_S * file_sfreq / down)  # in blocks of `down` frames
+    block = max(0, first_out // up - margin)
+    if seconds is None:
+        stop = n_frames
+    else:
+        end_out = int(round((start_s + seconds) * sfreq))
+        stop = min(n_frames, (-(-end_out // up) + margin) * down)
+    return up, down, block * down, stop, first_out - block * up
 
 
 class StimulusFolder:

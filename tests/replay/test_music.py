@@ -12,6 +12,7 @@ from eegmusic.replay.music import SFREQ, check_excerpt, load_excerpt
 from eegmusic.replay.music_sources import PACKAGED_TRACKS, music_files, packaged_tracks
 from eegmusic.stream.cli import main
 from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.stimulus import read_audio
 
 
 def _tone_file(path, seconds, freq, sfreq=44100):
@@ -42,6 +43,20 @@ def test_load_excerpt_cuts_the_requested_seconds(music_dir):
     later = load_excerpt(music_dir / "a.flac", start_s=6.0, seconds=4.0)
     assert len(whole) == 12 * SFREQ and len(later) == 4 * SFREQ
     np.testing.assert_allclose(later, whole[6 * SFREQ:10 * SFREQ], atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "sfreq"), [("x.wav", 48000), ("x.flac", 44100), ("x.ogg", 44100),
+                                             ("x.mp3", 44100), ("x.wav", SFREQ)])
+@pytest.mark.parametrize(("start_s", "seconds"), [(0.0, 2.0), (0.37, 3.3), (4.1, 5.9), (0.0, None)])
+def test_an_excerpt_is_the_slice_of_the_whole_decoded_file(name, sfreq, start_s, seconds, tmp_path):
+    # load_excerpt decodes only the excerpt and a margin; resampling must not see the difference
+    path = _tone_file(tmp_path / name, 10.0, 440.0, sfreq=sfreq)
+    whole = read_audio(path, sfreq=SFREQ)
+    end = None if seconds is None else int(round((start_s + seconds) * SFREQ))
+    expected = whole[int(round(start_s * SFREQ)):end]
+    got = load_excerpt(path, start_s=start_s, seconds=seconds)
+    assert got.dtype == np.float32 and len(got) == len(expected)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_simulate_music_writes_each_excerpt_as_a_song(music_dir, tmp_path, capsys):
