@@ -295,7 +295,7 @@ def compare(data: SyntheticWindows, batch: int, rounds: int = 1) -> dict:
 def _worker(size: dict, batch: int, out: str, threads: int) -> None:
     """Body of one torchrun process: join the group, train one epoch (DDP), rank 0 writes the result."""
     import torch
-    from eegmusic.offline_training.distributed import all_sum, init_distributed
+    from eegmusic.offline_training.distributed import all_sum, init_distributed, leave_distributed
 
     torch.set_num_threads(threads)  # stated, not left to the environment (MKL_NUM_THREADS would win)
     dist_info = init_distributed("cpu")
@@ -307,38 +307,60 @@ def _worker(size: dict, batch: int, out: str, threads: int) -> None:
         result.update(processes=dist_info.world, threads_per_process=torch.get_num_threads(),
                       cpu_s_all_processes=float(cpu), windows_per_cpu_s=result["windows"] / float(cpu))
         Path(out).write_text(json.dumps(result))
+    leave_distributed(dist_info)
+
+
+def _torchrun(n: int, threads: int, size: dict, batch: int, timeout_s: float) -> dict:
+    """One epoch under ``torchrun --nproc_per_node n`` with ``threads`` torch threads per process."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "result.json"
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+            "-m", "eegmusic.benchmarks.bench_training", "--worker", "--size", json.dumps(size),
+            "--batch", str(batch), "--result", str(out), "--threads", str(threads),
+        ]
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
+        if done.returncode != 0 or not out.is_file():
+            raise RuntimeError(f"torchrun with {n} processes failed (status {done.returncode}): "
+                               f"{_failure_lines(done.stderr)}")
+        return json.loads(out.read_text())
+
+
+_FAILURE_MARKS = ("Error", "Exception", "terminate called", "what()", "Signal ", "exitcode")
+
+
+def _failure_lines(stderr: str, keep: int = 8) -> str:
+    """The lines of a failed torchrun's output that name the cause (a worker's error, its signal).
+
+    torchrun prints its own failure summary last; a worker's exception or C++ abort message comes
+    earlier, so the last 600 characters alone can miss it.
+    """
+    lines = [line.strip() for line in stderr.splitlines() if any(mark in line for mark in _FAILURE_MARKS)]
+    return " | ".join(lines[-keep:]) if lines else stderr.strip()[-600:]
 
 
 def scaling(size: dict, batch: int, processes=PROCESSES, timeout_s: float = 1800.0) -> dict:
     """Epoch throughput of ours under ``torchrun --nproc_per_node N`` and the speed-up over N = 1.
 
-    Each process gets ``max(1, cores // N)`` threads; the global batch stays ``batch``.
+    Each process gets ``max(1, cores // N)`` threads; the global batch stays ``batch``. Also run: one
+    process with one thread (``one_core``), the reference for how the processes scale with the cores
+    they use (``speedup_over_one_core``); the N = 1 run already uses every core through its threads.
     """
     cores = os.cpu_count() or 1
-    runs = {}
-    for n in processes:
-        threads = max(1, cores // n)
-        with tempfile.TemporaryDirectory() as folder:
-            out = Path(folder) / "result.json"
-            command = [
-                sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
-                "-m", "eegmusic.benchmarks.bench_training", "--worker", "--size", json.dumps(size),
-                "--batch", str(batch), "--result", str(out), "--threads", str(threads),
-            ]
-            env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
-            if done.returncode != 0 or not out.is_file():
-                raise RuntimeError(f"torchrun with {n} processes failed: {done.stderr.strip()[-600:]}")
-            runs[str(n)] = json.loads(out.read_text())
+    runs = {str(n): _torchrun(n, max(1, cores // n), size, batch, timeout_s) for n in processes}
+    one_core = runs["1"] if cores == 1 and "1" in runs else _torchrun(1, 1, size, batch, timeout_s)
     one = runs[str(processes[0])]["windows_per_s"]
     one_cpu = runs[str(processes[0])]["windows_per_cpu_s"]
     for n, entry in ((int(k), v) for k, v in runs.items()):
         entry["speedup"] = entry["windows_per_s"] / one
+        entry["speedup_over_one_core"] = entry["windows_per_s"] / one_core["windows_per_s"]
         entry["cpu_efficiency"] = entry["windows_per_cpu_s"] / one_cpu
         entry["threads_total"] = n * entry["threads_per_process"]
         entry["per_process_windows_per_s"] = entry["windows_per_s"] / n
         entry["oversubscribed"] = n > cores
     return {"cores": cores, "batch": batch, "windows": runs[str(processes[0])]["windows"], "runs": runs,
+            "one_core": one_core,
             "load_avg": [round(v, 2) for v in os.getloadavg()],
             "note": f"{cores} cores: at most {cores} processes can run at once; runs with more processes "
                     "than cores share them (oversubscribed) and cannot be faster than the cores allow"}

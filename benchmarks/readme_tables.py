@@ -211,9 +211,12 @@ def rows_training(result: dict) -> list[Row]:
         (
             f"training under torchrun, {scaling['windows']:,} windows, batch {scaling['batch']}, "
             f"{scaling['cores']} cores",
-            ", ".join(f"{n} proc. {r['windows_per_s']:.0f} windows/s" for n, r in runs.items()),
-            f"1 process {runs[next(iter(runs))]['windows_per_s']:.0f} windows/s",
-            "speed-up " + " / ".join(f"{r['speedup']:.2f}×" for r in runs.values()),
+            ", ".join(f"{n} proc. × {r['threads_per_process']} thr. {r['windows_per_s']:.0f} windows/s"
+                      for n, r in runs.items()),
+            f"1 process {runs[next(iter(runs))]['windows_per_s']:.0f} windows/s; one core (1 process × 1 "
+            f"thread) {scaling['one_core']['windows_per_s']:.0f} windows/s",
+            "speed-up " + " / ".join(f"{r['speedup']:.2f}×" for r in runs.values()) + "; over one core "
+            + " / ".join(f"{r['speedup_over_one_core']:.2f}×" for r in runs.values()),
             "scales with cores",
         )
     )

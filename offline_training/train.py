@@ -25,7 +25,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-from eegmusic.offline_training.distributed import barrier, init_distributed, resolve_device
+from eegmusic.offline_training.distributed import init_distributed, leave_distributed, resolve_device
 from eegmusic.offline_training.loop import config_dict, evaluate_mel, save_checkpoint
 from eegmusic.stream.errors import ConfigError, ModelError
 from eegmusic.stream.spec import PreprocessingSpec
@@ -592,5 +592,5 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
             if (out / name).exists() or name == "metrics.json"
         }
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    barrier(dist_info)
+    leave_distributed(dist_info)  # before the process exits: see its docstring
     return metrics

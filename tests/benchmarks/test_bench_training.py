@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from eegmusic.benchmarks import bench_training  # noqa: E402
+from eegmusic.benchmarks import bench_training, readme_tables  # noqa: E402
 
 from tests.benchmarks.schema import NUMBER, check  # noqa: E402
 
@@ -61,7 +61,12 @@ def test_quick_run_measures_ours_and_the_plain_torch_baseline():
         assert run["oversubscribed"] == (int(n) > result["cores"])
         assert run["cpu_s_all_processes"] > 0 and run["windows_per_cpu_s"] > 0
     assert runs["1"]["cpu_efficiency"] == 1.0 and runs["2"]["cpu_efficiency"] > 0
+    one_core = result["scaling"]["one_core"]  # the per-core reference: one process, one thread
+    assert one_core["processes"] == 1 and one_core["threads_per_process"] == 1
+    for run in runs.values():
+        assert run["speedup_over_one_core"] == pytest.approx(run["windows_per_s"] / one_core["windows_per_s"])
     assert result["nmedt_epoch_s"] is None  # quick mode quotes no NMED-T figure
+    assert "one core (1 process × 1 thread)" in readme_tables.rows_training(result)[-1][2]
 
 
 def test_synthetic_windows_gather_matches_the_recording():
@@ -73,3 +78,16 @@ def test_synthetic_windows_gather_matches_the_recording():
     song, start = data.index["song"][22], data.index["start"][22]
     recording = data._windows[int(song)]
     assert (eeg[2] == recording[0, :, start]).all() and (eeg[2, :, 1] == recording[0, :, start + 1, 0]).all()
+
+
+def test_the_scaling_row_quotes_each_run_beside_one_process_and_one_core():
+    run = {"windows_per_s": 700.0, "threads_per_process": 1, "speedup": 1.15, "speedup_over_one_core": 1.6}
+    result = {"size": {"songs": 1, "listeners": 2, "seconds": 40}, "epoch": {}, "nmedt_epoch_s": None,
+              "scaling": {"cores": 2, "batch": 256, "windows": 5400, "one_core": {"windows_per_s": 437.5},
+                          "runs": {"1": {**run, "windows_per_s": 608.7, "threads_per_process": 2,
+                                         "speedup": 1.0, "speedup_over_one_core": 1.39},
+                                   "2": run}}}
+    (row,) = readme_tables.rows_training(result)
+    assert row[1] == "1 proc. × 2 thr. 609 windows/s, 2 proc. × 1 thr. 700 windows/s"
+    assert row[2] == "1 process 609 windows/s; one core (1 process × 1 thread) 438 windows/s"
+    assert row[3] == "speed-up 1.00× / 1.15×; over one core 1.39× / 1.60×"

@@ -54,6 +54,36 @@ def torchrun_train(data, out, model, model_config, epochs=1):
     return result
 
 
+LEAVE = """
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch.distributed as dist
+from eegmusic.offline_training.distributed import all_sum, init_distributed, leave_distributed
+
+info = init_distributed("cpu")
+total = all_sum(np.array([info.rank + 1.0]), info, "cpu")
+joined = dist.is_initialized()
+leave_distributed(info)
+left = not dist.is_initialized()
+Path(sys.argv[1], f"rank{info.rank}").write_text(f"{info.world} {total[0]:g} {joined} {left}")
+"""
+
+
+def test_each_process_leaves_the_group_before_it_exits(tmp_path):
+    # an exit still inside the gloo group can abort (SIGABRT) and fail the whole torchrun run
+    script = tmp_path / "leave.py"
+    script.write_text(LEAVE)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), TMPDIR=str(tmp_path))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(script), str(tmp_path)]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):  # both summed over the group, then were out of it
+        assert (tmp_path / f"rank{rank}").read_text() == "2 3 True True"
+
+
 def test_ddp_gradient_training_with_two_processes(sim_dir, tmp_path):
     out = tmp_path / "ddp"
     result = torchrun_train(sim_dir, out, "convnet", {"channels": [8, 8, 8, 8], "hidden": 16}, epochs=2)
