@@ -37,14 +37,14 @@ of oversubscribing.
 
 Run: ``python -m eegmusic.benchmarks.bench_training [--quick] [--rounds K]`` or through ``eegmusic bench``.
 
-Measured here (2 cores shared by other users, batch 256, 2 threads; the pieces of :func:`run` one by
-one): the NMED-T-size epoch took 94 s at load 1.5 and 297 s at load 3.4 (median 195 s, CPU 145 and
-257 s), and 406 and 522 s at load 6.5 and 9.4 in an earlier run; plain torch 179 s (load 2.3) and
-422 s (load 6.7). CPU seconds baseline / ours: 0.99 and 1.01: at batch 256 the epoch is the model's
-forward and backward passes, which plain torch runs as fast. torchrun on 5 400 windows at load 11-14,
-1 / 2 / 4 processes with 2 / 1 / 1 threads: 55 / 153 / 253 windows/s, but windows per CPU-second
-219 / 358 / 299; the wall-time speed-ups (2.8×, 4.6×) are the processes taking a larger share of
-the shared cores (0.24 / 0.42 / 0.81 of a core), not scaling.
+Measured here on the quiet machine (2 cores, load 0.2-2, this round): the NMED-T-size epoch took 75.1 s
+and 68.1 s in two runs (CPU 143 and 130 s), plain torch 74.5 and 69.4 s: at batch 256 the epoch is the
+model's forward and backward passes, which plain torch runs as fast. torchrun on 5 400 windows, 1 / 2 / 4
+processes with 2 / 1 / 1 threads: 875 / 878 / 783 windows/s; one process with one thread (one core) 524,
+so two single-thread processes reach 1.68x one core (1.43-1.81x in three more runs), as fast as one
+process using both cores through threads, and four on two cores lose 10 %. Earlier, with the cores
+shared by other users, the epoch took 94-522 s at load 1.5-9.4, and torchrun's wall-time figures
+(55 / 153 / 253 windows/s at load 11-14) followed the share of the cores each run got, not scaling.
 """
 
 from __future__ import annotations
