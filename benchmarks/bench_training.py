@@ -319,7 +319,8 @@ def _torchrun(n: int, threads: int, size: dict, batch: int, timeout_s: float) ->
             "-m", "eegmusic.benchmarks.bench_training", "--worker", "--size", json.dumps(size),
             "--batch", str(batch), "--result", str(out), "--threads", str(threads),
         ]
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        # TMPDIR: torchrun leaves a torchelastic_* log folder per launch there; this one is removed after
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), TMPDIR=folder)
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
         if done.returncode != 0 or not out.is_file():
             raise RuntimeError(f"torchrun with {n} processes failed (status {done.returncode}): "

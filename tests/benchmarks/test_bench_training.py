@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("torch")
@@ -37,6 +40,7 @@ def test_one_epoch_of_ours_beside_one_of_plain_torch_on_the_same_windows():
 
 @pytest.mark.slow  # two torchrun launches: about a minute and a half on a busy 2-core machine
 def test_quick_run_measures_ours_and_the_plain_torch_baseline():
+    before = set(Path(tempfile.gettempdir()).glob("torchelastic_*"))
     result = check(bench_training.run(quick=True), {
         "size": {"songs": int, "listeners": int, "seconds": NUMBER, "windows": int},
         "epoch": dict, "target_epoch_s": NUMBER, "torch_threads": int, "cores": int,
@@ -67,6 +71,7 @@ def test_quick_run_measures_ours_and_the_plain_torch_baseline():
         assert run["speedup_over_one_core"] == pytest.approx(run["windows_per_s"] / one_core["windows_per_s"])
     assert result["nmedt_epoch_s"] is None  # quick mode quotes no NMED-T figure
     assert "one core (1 process × 1 thread)" in readme_tables.rows_training(result)[-1][2]
+    assert set(Path(tempfile.gettempdir()).glob("torchelastic_*")) <= before  # torchrun's logs went with it
 
 
 def test_synthetic_windows_gather_matches_the_recording():
