@@ -269,10 +269,11 @@ def spawn_decode(config, *, gain: float = 1.0, timeout_s: float | None = None, v
     path = snapshot_path(name)
     while not path.exists():
         if process.poll() is not None:
-            reason = _stated_error(log_path)
+            lines = _log_lines(log_path)
+            reason = _stated_error(lines)
             if reason is None:  # no one-line error: the log is what is left to read, so it stays
                 raise EEGMusicError(f"the decode process exited with status {process.returncode} "
-                                    f"({_last_line(log_path)}); its log: {log_path}")
+                                    f"({lines[-1] if lines else 'no output'}); its log: {log_path}")
             shutil.rmtree(folder, ignore_errors=True)  # the decode said why in one line; nothing else to keep
             raise EEGMusicError(reason)
         if time.monotonic() > deadline:
@@ -293,16 +294,10 @@ def _log_lines(log_path: Path) -> list[str]:
         return []
 
 
-def _stated_error(log_path: Path) -> str | None:
-    """The decode process's one-line error from its log (without the command prefix), or None."""
+def _stated_error(lines: list[str]) -> str | None:
+    """The decode process's one-line error among its log lines (without the command prefix), or None."""
     prefix = "eegmusic decode: error: "
-    for line in reversed(_log_lines(log_path)):
+    for line in reversed(lines):
         if line.startswith(prefix):
             return line[len(prefix):]
     return None
-
-
-def _last_line(log_path: Path) -> str:
-    """The last line the decode process wrote, or "no output"."""
-    lines = _log_lines(log_path)
-    return lines[-1] if lines else "no output"

@@ -61,10 +61,10 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     try:
         with soundfile.SoundFile(str(path)) as file:
             file_sfreq, n_frames = int(file.samplerate), int(file.frames)
-            up, down, first, stop, skip = _span(file_sfreq, n_frames, int(sfreq), start_s, seconds)
+            up, down, first, stop, keep = _span(file_sfreq, n_frames, int(sfreq), start_s, seconds)
             if first:
                 file.seek(first)
-            audio = file.read(stop - first, dtype="float32", always_2d=True)
+            audio = file.read(max(0, stop - first), dtype="float32", always_2d=True)
     except Exception as error:  # libsndfile reads wav, flac, ogg and mp3
         detail = str(error).splitlines()[0][:120] if str(error) else "no detail"
         raise DataFormatError(
@@ -79,10 +79,7 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
         from scipy.signal import resample_poly
 
         audio = resample_poly(audio, up, down).astype(np.float32)
-    if seconds is None:
-        return audio[skip:]
-    length = int(round((start_s + seconds) * sfreq)) - int(round(start_s * sfreq))
-    return audio[skip:skip + length]
+    return audio[keep]
 
 
 _RESAMPLE_MARGIN_S = 0.5
@@ -90,27 +87,24 @@ _RESAMPLE_MARGIN_S = 0.5
 
 
 def _span(file_sfreq: int, n_frames: int, sfreq: int, start_s: float, seconds: float | None):
-    """The file frames to decode for a span, and how many output samples to drop at its start.
+    """The resampling ratio, the file frames to decode for a span, and the output samples to keep.
 
     ``resample_poly`` maps output sample ``j`` to input time ``j * down / up``; decoding from a frame
-    that is a multiple of ``down`` keeps that grid, shifted by a whole number of output samples.
+    that is a multiple of ``down`` keeps that grid, shifted by a whole number of output samples. At
+    the same rate (``up == down == 1``) the margin is simply decoded and dropped.
     """
     from math import ceil, gcd
 
     g = gcd(sfreq, file_sfreq)
     up, down = sfreq // g, file_sfreq // g
     first_out = int(round(start_s * sfreq))
-    if up == down:
-        stop = n_frames if seconds is None else min(n_frames, int(round((start_s + seconds) * sfreq)))
-        return up, down, min(first_out, n_frames), stop, 0
+    end_out = None if seconds is None else int(round((start_s + seconds) * sfreq))
     margin = ceil(_RESAMPLE_MARGIN_S * file_sfreq / down)  # in blocks of `down` frames
     block = max(0, first_out // up - margin)
-    if seconds is None:
-        stop = n_frames
-    else:
-        end_out = int(round((start_s + seconds) * sfreq))
-        stop = min(n_frames, (-(-end_out // up) + margin) * down)
-    return up, down, block * down, stop, first_out - block * up
+    stop = n_frames if end_out is None else min(n_frames, (-(-end_out // up) + margin) * down)
+    shift = block * up  # output samples before the first one decoded
+    keep = slice(first_out - shift, None if end_out is None else end_out - shift)
+    return up, down, min(block * down, n_frames), stop, keep
 
 
 class StimulusFolder:

@@ -129,7 +129,6 @@ def test_dashboard_started_decode_stops_with_the_window(qtbot, replay, model_fil
 
 _DYING_DASHBOARD = """
 import sys
-import tempfile
 from eegmusic.decoder.pipeline import PipelineConfig
 from eegmusic.gui.attach import spawn_decode
 attached = spawn_decode(PipelineConfig(stream_name={stream!r}, model_path={model!r}, no_audio=True,
