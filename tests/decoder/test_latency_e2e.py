@@ -47,8 +47,19 @@ def test_event_is_heard_within_bounds_and_a_later_event_is_heard_later(event_mod
     assert len(on_time) >= 3 and len(late) >= 3, brief
     # heard after the EEG event, and within a hop + model + vocoder + cushion + device bound
     assert 0.02 < np.median(on_time) < 0.4, (brief, latency)
-    # an event pushed 96 ms later is heard 96 ms later (within one frame and the jitter)
-    assert np.median(late) - np.median(on_time) == pytest.approx(SHIFT / 125, abs=0.035), (brief, latency)
+    # An event pushed 96 ms later is heard 96 ms later (within one frame and the jitter). Each late
+    # event is compared with the on-time event 0.8 s before it. The latency steps by design: the
+    # playback cushion tops up after a late hop and holds for 10 s (``AdaptivePlayback``), and it
+    # shrinks once the start-up cushion settles (seen here: the output queue at 66 ms, then 28 ms, or
+    # 102 ms after 4 underruns). A difference of medians over the whole run reads a step as a wrong
+    # shift (a full suite run: 0.138 s, from a +48 ms step at the eighth event); the pairs beside it
+    # move together (0.106 s in that run).
+    before, after, late_after = latency[:-1], latency[1:], shifts[1:] == SHIFT
+    pairs = [(on, off) for on, off, shifted in zip(before, after, late_after, strict=True)
+             if shifted and np.isfinite(on) and np.isfinite(off)]
+    assert len(pairs) >= 3, (brief, latency)
+    heard_later = np.median([off - on for on, off in pairs])
+    assert heard_later == pytest.approx(SHIFT / 125, abs=0.035), (brief, latency)
     # the decoder's own figure is labelled an estimate and is not the measurement
     assert result["estimate_ms"]["p50"] is not None
 
