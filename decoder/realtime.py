@@ -3,15 +3,20 @@
 On a machine shared with other work, a decode, output or audio-callback thread that waits a few
 milliseconds for a core makes the sound device run dry (an underrun). Linux lets a thread run under
 ``SCHED_FIFO`` when the process may (root, ``CAP_SYS_NICE``, or an ``rtprio`` limit in
-``/etc/security/limits.conf``); such a thread preempts every ordinary one the moment it wakes. Our
-threads sleep between hops and run for a few milliseconds per hop, so they cannot starve the
-machine (and Linux keeps 5 % of every second for ordinary threads regardless).
+``/etc/security/limits.conf``); such a thread preempts every ordinary one the moment it wakes. While
+the decoder keeps up, our threads sleep between hops and run for a few milliseconds per hop; a
+decode thread that falls behind runs flat out, and Linux keeps 5 % of every second for ordinary
+threads regardless.
 
 - :data:`PRIORITIES` is the priority of each role: the audio callback and the threads the sound
   library starts beside it (``sound-host``: PulseAudio's client main loop, ``threaded-ml``, which
   carries our audio to the server) highest, as they must never wait; then the output thread (it
-  keeps the device's queue filled), then the decode thread, then the stream's acquisition threads
-  (ours and liblsl's).
+  keeps the device's queue filled), then the stream's acquisition threads (ours and liblsl's), then
+  the decode thread. Acquisition's work is bounded by the stream's rate; the decode thread's is not:
+  a decoder that falls behind always finds a newer window and never sleeps. Below the decode
+  thread, acquisition was starved by it whenever the stream came faster than the decoder (an
+  accelerated replay: the fault soak at 120x received 86 297 of 112 500 samples within its 30-s
+  drain; above it, all of them at once, the decoder dropping windows instead, as it should).
 - :func:`process_threads` lists the process's threads (to find those a library started).
 - :func:`raise_priority` moves one thread (the caller, or a thread id) to ``SCHED_FIFO``; where that
   is refused it tries a raised nice value, and where that is refused too it logs one line naming the
@@ -29,7 +34,7 @@ import threading
 
 log = logging.getLogger(__name__)
 
-PRIORITIES = {"audio-callback": 12, "sound-host": 12, "output": 11, "decode": 10, "acquisition": 9}
+PRIORITIES = {"audio-callback": 13, "sound-host": 13, "output": 12, "acquisition": 11, "decode": 10}
 """``SCHED_FIFO`` priority per role (1-99; sound servers' own real-time threads typically use 5-20)."""
 
 NICE_FALLBACK = -10
