@@ -207,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         set_enabled(False)
     from eegmusic.stream import lsl_local
 
-    if lsl_local.requested(args.lsl_local):  # before any command loads pylsl
-        lsl_local.use_local_lsl()
+    # before any command loads pylsl
+    lsl_local.configure(lsl_local.requested(args.lsl_local), lsl_local.liblsl_log_level(verbose, quiet))
     try:
         return int(args._run(args) or 0)
     except EEGMusicError as error:

@@ -15,6 +15,13 @@ this machine's address and port can connect. For that, block the ports at the fi
 ``--no-lsl-out``.
 
 A ``LSLAPICFG`` set by the user is kept (their configuration wins) and logged.
+
+liblsl also logs its own ``INFO|`` lines to stderr (the configuration it loaded, its build), which
+broke ``-q`` and made every one-line error two or three lines. :func:`configure` sets liblsl's log
+level from ``-v``/``-q`` in the same file; without ``--lsl-local`` it writes a file holding only that
+level, and only when the user has no liblsl configuration of their own (``LSLAPICFG``, ``lsl_api.cfg``
+in the working folder, ``~/lsl_api/lsl_api.cfg`` or ``/etc/lsl_api/lsl_api.cfg``, liblsl's search
+order): pointing ``LSLAPICFG`` anywhere would hide theirs.
 """
 
 from __future__ import annotations
@@ -47,23 +54,42 @@ def requested(flag: bool = False) -> bool:
     return flag or os.environ.get(ENV_FLAG, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def use_local_lsl() -> Path | None:
-    """Point liblsl at :data:`LOCAL_CONFIG`; return the file written (None when not applied).
+USER_CONFIGS = ("lsl_api.cfg", "~/lsl_api/lsl_api.cfg", "/etc/lsl_api/lsl_api.cfg")
+"""Where liblsl looks for a configuration when ``LSLAPICFG`` is not set, in its order."""
 
-    Must run before pylsl is first imported in this process (liblsl reads its configuration once).
-    Child processes inherit ``LSLAPICFG``.
+
+def liblsl_log_level(verbose: int, quiet: int) -> int:
+    """liblsl's (loguru's) verbosity for eegmusic's ``-v``/``-q``: info only with ``-v``,
+    errors only with ``-qq``, else warnings."""
+    return 0 if verbose > quiet else -2 if quiet >= 2 else -1
+
+
+def configure(local: bool = False, log_level: int = -1) -> Path | None:
+    """Write and point ``LSLAPICFG`` at a liblsl configuration; return the file (None when not applied).
+
+    ``local`` adds :data:`LOCAL_CONFIG`; ``log_level`` is liblsl's ``[log] level``. Must run before
+    pylsl is first imported in this process (liblsl reads its configuration once). Child processes
+    inherit ``LSLAPICFG``.
     """
     if os.environ.get("LSLAPICFG"):
-        logger.info("LSLAPICFG is already set (%s); --lsl-local leaves it as it is", os.environ["LSLAPICFG"])
+        if local:
+            logger.info("LSLAPICFG is already set (%s); --lsl-local leaves it as it is",
+                        os.environ["LSLAPICFG"])
         return None
+    if not local and any(Path(name).expanduser().is_file() for name in USER_CONFIGS):
+        return None  # the user's own file: a file of ours would hide it
     if "pylsl" in sys.modules:
-        logger.warning("pylsl is already loaded; --lsl-local cannot change its configuration now")
+        if local:
+            logger.warning("pylsl is already loaded; --lsl-local cannot change its configuration now")
         return None
-    # one file per user, rewritten each time (same content): no temporary file left per run
-    path = Path(tempfile.gettempdir()) / f"eegmusic-lsl-local-{os.getuid()}.cfg"
+    kind = "local" if local else "default"
+    # one file per user and content, rewritten each time: no temporary file left per run
+    path = Path(tempfile.gettempdir()) / f"eegmusic-lsl-{kind}-{log_level:+d}-{os.getuid()}.cfg"
     from eegmusic.stream.atomic import write_text
 
-    write_text(path, LOCAL_CONFIG)
+    heading = LOCAL_CONFIG if local else "; written by eegmusic: liblsl's own log level, nothing else\n"
+    write_text(path, f"{heading}[log]\nlevel = {log_level}\n")
     os.environ["LSLAPICFG"] = str(path)
-    logger.info("LSL discovery kept on this machine (liblsl configuration %s)", path)
+    if local:
+        logger.info("LSL discovery kept on this machine (liblsl configuration %s)", path)
     return path

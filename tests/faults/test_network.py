@@ -27,23 +27,42 @@ if config:
 """
 
 
-def _child(args, **env):
+def _child(args, cwd=ROOT, **env):
     base = {k: v for k, v in os.environ.items() if k not in ("LSLAPICFG", "EEGMUSIC_LSL_LOCAL")}
-    result = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=ROOT, env={**base, **env},
+    result = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=cwd, env={**base, **env},
                             capture_output=True, text=True, timeout=60)
     return result
 
 
 @pytest.mark.lsl
 @pytest.mark.parametrize(("args", "env"), [
-    (["--lsl-local", "streams", "--timeout", "0.2"], {}),
-    (["streams", "--timeout", "0.2"], {"EEGMUSIC_LSL_LOCAL": "1"}),
+    (["-v", "--lsl-local", "streams", "--timeout", "0.2"], {}),
+    (["-v", "streams", "--timeout", "0.2"], {"EEGMUSIC_LSL_LOCAL": "1"}),
 ])
 def test_lsl_local_writes_a_machine_scope_config_before_pylsl_loads(args, env):
-    result = _child(args, **env)
+    result = _child(args, **env)  # -v: liblsl logs the file it loaded
     assert "STATUS 0" in result.stdout or "STATUS 1" in result.stdout, result.stderr  # listed or none
     assert "ResolveScope = machine" in result.stdout and "ListenAddress = 127.0.0.1" in result.stdout
     assert "Configuration loaded from" in result.stderr and "eegmusic-lsl-local-" in result.stderr
+
+
+@pytest.mark.lsl
+@pytest.mark.parametrize("local", [[], ["--lsl-local"]])
+def test_liblsl_logs_nothing_of_its_own_unless_verbose(tmp_path, local):
+    """liblsl's INFO lines made every LSL command's one-line error two or three lines, even with -q."""
+    args = [*local, "streams", "--timeout", "0.2"]
+    quiet = _child(["-q", *args], HOME=str(tmp_path))  # HOME: no ~/lsl_api/lsl_api.cfg of the user's
+    assert "level = -1" in quiet.stdout, quiet.stdout + quiet.stderr
+    assert "INFO|" not in quiet.stderr and quiet.stderr.strip().count("\n") == 0, quiet.stderr
+    verbose = _child(["-v", *args], HOME=str(tmp_path))
+    assert "INFO|" in verbose.stderr and "level = 0" in verbose.stdout
+
+
+@pytest.mark.lsl
+def test_a_user_lsl_config_file_in_the_working_folder_is_not_hidden(tmp_path):
+    (tmp_path / "lsl_api.cfg").write_text("[multicast]\nResolveScope = machine\n")
+    result = _child(["streams", "--timeout", "0.2"], HOME=str(tmp_path), cwd=tmp_path)
+    assert "CONFIG None" in result.stdout, result.stdout
 
 
 @pytest.mark.lsl
