@@ -95,6 +95,16 @@ def _cache_dir(args) -> Path:
     return Path(base) / "eegmusic"
 
 
+def _log_flags() -> list[str]:
+    """The demo's own ``-v``/``-q`` for its child commands (read from the level the CLI set): a quiet demo
+    printed its replay's INFO lines."""
+    import logging
+
+    level = logging.getLogger().getEffectiveLevel()
+    return ["-v"] if level <= logging.DEBUG else ["-qq"] if level >= logging.ERROR else \
+        ["-q"] if level >= logging.WARNING else []
+
+
 def _eegmusic(*argv: str, quiet: bool = False) -> None:
     """Run an eegmusic subcommand in a child process; raise ConfigError if it fails."""
     import subprocess
@@ -102,7 +112,7 @@ def _eegmusic(*argv: str, quiet: bool = False) -> None:
 
     from eegmusic.stream.errors import EEGMusicError
 
-    command = [sys.executable, "-m", "eegmusic", *argv]
+    command = [sys.executable, "-m", "eegmusic", *_log_flags(), *argv]
     print("$ eegmusic " + " ".join(argv), flush=True)
     result = subprocess.run(command, stdout=subprocess.DEVNULL if quiet else None)
     if result.returncode != 0:
@@ -278,7 +288,7 @@ def run_demo(args) -> int:
     replay_argv = ["replay", "--data", str(data), "--song", str(held_out), "--subject", str(args.subject),
                    "--name", name]
     print("$ eegmusic " + " ".join(replay_argv) + "   (in the background)", flush=True)
-    replay = subprocess.Popen([sys.executable, "-m", "eegmusic", *replay_argv])
+    replay = subprocess.Popen([sys.executable, "-m", "eegmusic", *_log_flags(), *replay_argv])
     try:
         # the WAV is written beside its path and renamed over it once the decode has closed it
         with atomic_path(wav) if wav is not None else nullcontext() as wav_part:

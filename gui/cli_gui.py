@@ -10,7 +10,7 @@ import argparse
 import os
 from pathlib import Path
 
-from eegmusic.stream.options import float_range, output_file, seconds
+from eegmusic.stream.options import float_range, lsl_name, output_file, seconds
 
 EPILOG = """\
 Examples:
@@ -31,7 +31,7 @@ seconds to a PNG and exits (without a display it renders offscreen).
 def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``gui`` options to ``parser``."""
     parser.epilog = EPILOG
-    parser.add_argument("--stream", metavar="NAME",
+    parser.add_argument("--stream", type=lsl_name, metavar="NAME",
                         help="LSL stream to decode (name); pick one in the window if absent")
     parser.add_argument("--model", metavar="FILE", help="decoder model (.onnx from `eegmusic train`)")
     parser.add_argument("--truth", metavar="DIR",
@@ -92,6 +92,10 @@ def run_gui(args: argparse.Namespace) -> int:
     for option, value in (("--model", args.model), ("--truth", args.truth)):
         if value is not None and not Path(value).exists():
             raise ConfigError(f"{option} {value} does not exist; pass an existing path")
+    if args.model is not None:  # a corrupt model failed only inside the window: a warning, and exit 0
+        from eegmusic.decoder.modelfile import check_live_contract, read_model_info
+
+        check_live_contract(read_model_info(args.model))
     if args.attach is not None:
         if args.stream or args.model or args.in_process:
             raise ConfigError("--attach shows a decode that already runs; leave out --stream, --model and "

@@ -190,20 +190,25 @@ def _stream_positions(info) -> np.ndarray | None:
     return np.asarray(rows) / 1000.0
 
 
+def _check_audio_dir(out: Path, files: list[Path]) -> None:
+    """Refuse a ``<session>_audio/`` whose same-named file differs from the playlist's (before recording)."""
+    folder = audio_folder(out)
+    for source in files:
+        target = folder / source.name
+        if target.exists() and target.stat().st_size != source.stat().st_size:
+            raise OutputError(
+                f"{target} exists and differs from {source}; pass another --out (e.g. {_next_free(out).name})"
+            )
+
+
 def _prepare_audio_dir(out: Path, files: list[Path]) -> Path:
     """Copy the playlist into ``<session>_audio/`` (an existing same-named, same-sized file is kept)."""
+    _check_audio_dir(out, files)
     folder = audio_folder(out)
     folder.mkdir(exist_ok=True)
     for source in files:
-        target = folder / source.name
-        if target.exists():
-            if target.stat().st_size != source.stat().st_size:
-                raise OutputError(
-                    f"{target} exists and differs from {source}; pass another --out (e.g. "
-                    f"{_next_free(out).name})"
-                )
-            continue
-        shutil.copy2(source, target)
+        if not (folder / source.name).exists():
+            shutil.copy2(source, folder / source.name)
     return folder
 
 
@@ -243,6 +248,9 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     schedule = _schedule(len(files), durations, config.minutes, config.shuffle, config.seed)
     # every track that will play is decoded before anything is recorded (an undecodable file stops here)
     audio = {k: read_audio(files[k]) for k in sorted({k for k, _ in schedule})}
+    # and a clash in the audio folder too: found after the recording started, it left an XDF file with
+    # no markers that blocked the corrected rerun
+    _check_audio_dir(out, [files[k] for k in audio])
     sd, device = (None, None) if config.no_audio else output_device(config.device)
 
     info = resolve_stream(name=config.stream, timeout=config.resolve_timeout_s)

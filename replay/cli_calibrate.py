@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import float_range, non_negative_int, output_file
+from eegmusic.stream.options import float_range, lsl_name, non_negative_int, output_file
 
 EPILOG = """\
 Examples:
@@ -27,7 +27,8 @@ newest decoded frames, the ones live decoding plays, have the brain's response i
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``calibrate`` options to ``parser``."""
     parser.epilog = EPILOG
-    parser.add_argument("--stream", required=True, metavar="NAME", help="name of the cap's LSL EEG stream")
+    parser.add_argument("--stream", required=True, type=lsl_name, metavar="NAME",
+                        help="name of the cap's LSL EEG stream")
     parser.add_argument(
         "--music",
         required=True,
@@ -48,9 +49,11 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shuffle", action="store_true", help="shuffle the playlist (again at each repetition)"
     )
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of --shuffle (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=None,
+                        help="seed of --shuffle (default 0; only with --shuffle)")
     parser.add_argument(
-        "--audio-device", default=None, metavar="X", help="sound output, index or name (default: system)"
+        "--audio-device", default=None, metavar="X",
+        help="sound output, index or name (default: system; not with --no-audio)"
     )
     parser.add_argument(
         "--no-audio",
@@ -58,7 +61,8 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
         help="play nothing; positions paced by the LSL clock (for simulate --live)",
     )
     parser.add_argument(
-        "--markers", default=None, metavar="NAME", help="marker stream name (default <stream>-calibration)"
+        "--markers", default=None, type=lsl_name, metavar="NAME",
+        help="marker stream name (default <stream>-calibration)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     from eegmusic.stream.cli import renamed_option
@@ -70,7 +74,13 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_calibrate(args: argparse.Namespace) -> int:
     """Run ``eegmusic calibrate``; print what was recorded; return 0."""
     from eegmusic.replay.calibrate import CalibrationConfig, calibrate
+    from eegmusic.stream.errors import ConfigError
 
+    # an option that would be ignored is refused: the user meant something by it
+    if args.seed is not None and not args.shuffle:
+        raise ConfigError("--seed only seeds --shuffle; add --shuffle, or drop --seed")
+    if args.audio_device is not None and args.no_audio:
+        raise ConfigError("--audio-device picks where the music plays, and --no-audio plays none; drop one")
     summary = calibrate(
         CalibrationConfig(
             stream=args.stream,
@@ -78,7 +88,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             out=args.out,
             minutes=None if args.duration is None else args.duration / 60.0,
             shuffle=args.shuffle,
-            seed=args.seed,
+            seed=args.seed or 0,
             device=args.audio_device,
             no_audio=args.no_audio,
             marker_name=args.markers,

@@ -99,6 +99,54 @@ def _check_magic(path: Path) -> None:
         )
 
 
+class _Caught(logging.Handler):
+    """Collects pyxdf's log records while one file loads."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def load_xdf(path: Path, **options) -> tuple[list[dict], str]:
+    """``pyxdf.load_xdf`` with pyxdf's own log lines caught; return (streams, damage).
+
+    ``damage`` is what pyxdf found broken (its ERROR lines: a chunk cut short, "likely XDF file
+    corruption"), "" when nothing. pyxdf printed those, its INFO lines and its warnings about clock
+    segments (which every short recording without clock offsets gets) itself, so a one-line refusal of
+    a truncated file came out as four lines. The caller folds ``damage`` into its message or its one
+    warning; the rest goes to the debug log.
+
+    Raises
+    ------
+    DataFormatError
+        pyxdf cannot read the file at all.
+    """
+    import pyxdf
+
+    caught = _Caught()
+    pyxdf_logger = logging.getLogger("pyxdf")
+    propagate = pyxdf_logger.propagate
+    pyxdf_logger.addHandler(caught)
+    pyxdf_logger.propagate = False
+    try:
+        streams, _ = pyxdf.load_xdf(str(path), **options)
+    except Exception as error:
+        raise DataFormatError(
+            f"{path}: corrupt XDF file ({type(error).__name__}: {str(error)[:100]}); re-record or repair it"
+        ) from None
+    finally:
+        pyxdf_logger.removeHandler(caught)
+        pyxdf_logger.propagate = propagate
+    for record in caught.records:
+        logger.debug("pyxdf: %s", record.getMessage())
+    damage = "; ".join(dict.fromkeys(r.getMessage().split(", scanning forward")[0].rstrip(".")
+                                     for r in caught.records if r.levelno >= logging.ERROR))
+    return streams, damage[:200]
+
+
 def list_xdf_streams(path) -> list[dict]:
     """Headers of every stream in an XDF file (name, type, channel_count, nominal_srate, ...).
 
@@ -150,7 +198,6 @@ def read_xdf_stream(path, name: str) -> XDFStream:
         No stream of that name, or one that cannot be replayed (irregular rate, strings); the
         message lists the streams in the file.
     """
-    import pyxdf
 
     path = Path(path)
     headers = list_xdf_streams(path)
@@ -164,15 +211,10 @@ def read_xdf_stream(path, name: str) -> XDFStream:
             f"{path}: stream '{name}' is irregular or string-valued (markers) and cannot be replayed; "
             f"pass a regular stream ({_describe(playable)})"
         )
-    try:
-        streams, _ = pyxdf.load_xdf(
-            str(path), select_streams=[header["stream_id"]], synchronize_clocks=False,
-            dejitter_timestamps=False,
-        )
-    except Exception as error:
-        raise DataFormatError(
-            f"{path}: corrupt XDF file ({type(error).__name__}: {str(error)[:100]}); re-record or repair it"
-        ) from None
+    streams, damage = load_xdf(path, select_streams=[header["stream_id"]], synchronize_clocks=False,
+                               dejitter_timestamps=False)
+    if damage:
+        logger.warning("%s: damaged XDF file (pyxdf: %s); replaying what could be read", path, damage)
     stream = streams[0]
     info = stream["info"]
     series = np.asarray(stream["time_series"])

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay.calibration_markers import decode, track_plays
 from eegmusic.replay.plays import Play, PlayDataset
-from eegmusic.replay.xdf import _channels, _check_magic, _describe, _first
+from eegmusic.replay.xdf import _channels, _check_magic, _describe, _first, load_xdf
 from eegmusic.stream.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -77,18 +77,23 @@ class XDFSession(PlayDataset):
     kind = "XDF session"
 
     def __init__(self, path, *, stream: str | None = None, subject: str | None = None) -> None:
-        import pyxdf
-
         super().__init__(path)
         if not self.path.is_file():
             raise DataFormatError(f"{self.path}: XDF file not found; check the path")
         _check_magic(self.path)
+        streams, damage = load_xdf(self.path, dejitter_timestamps=False)
         try:
-            streams, _ = pyxdf.load_xdf(str(self.path), dejitter_timestamps=False)
-        except Exception as error:
-            raise DataFormatError(
-                f"{self.path}: corrupt XDF file ({type(error).__name__}: {str(error)[:100]}); re-record it"
-            ) from None
+            self._read(streams, stream, subject)
+        except DataFormatError as error:
+            if not damage:
+                raise
+            # a cut-short file loses what was written last (a simulated session's markers, say)
+            reason = str(error).removeprefix(f"{self.path}: ")
+            raise DataFormatError(f"{self.path}: damaged XDF file (pyxdf: {damage}), so {reason}") from None
+        if damage:
+            logger.warning("%s: damaged XDF file (pyxdf: %s); read what could be read", self.path, damage)
+
+    def _read(self, streams: list[dict], stream: str | None, subject: str | None) -> None:
         headers = [
             {
                 "name": str(_first(s["info"].get("name"))),

@@ -186,6 +186,19 @@ def input_file(text: str) -> str:
     return text
 
 
+def lsl_name(text: str) -> str:
+    """An LSL stream name, type or source id: not empty, no control characters, no outer spaces.
+
+    An empty ``--stream ""`` matched every stream (an empty query is no filter), and ``--name ""`` fell
+    back to the default name: both silently did something else than asked.
+    """
+    if not text.strip():
+        raise ArgumentTypeError("must not be empty; give the stream's name (eegmusic streams lists the running ones)")
+    if text != text.strip() or any(not ch.isprintable() for ch in text):
+        raise ArgumentTypeError(f"{text!r} has spaces at an end or control characters; type the name alone")
+    return text
+
+
 finite_float.bounds = Bounds(-math.inf, math.inf)
 positive_float.bounds = Bounds(0.0, math.inf, low_open=True)
 non_negative_float.bounds = Bounds(0.0, math.inf)

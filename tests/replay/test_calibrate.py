@@ -224,3 +224,15 @@ def test_unknown_output_device_names_the_alternatives(music, tmp_path, pulse_sin
         calibrate(CalibrationConfig(stream="nobody", music=[str(music)], out=str(tmp_path / "x.xdf"),
                                     device="no such device 42"))
     assert not (tmp_path / "x.xdf").exists()
+
+
+def test_a_clash_in_the_audio_folder_is_refused_before_anything_is_recorded(music, tmp_path):
+    """Found after the recording had started, it left a session with no markers that blocked the rerun."""
+    track = sorted(music.iterdir())[0]
+    clash = tmp_path / "x_audio" / track.name
+    clash.parent.mkdir()
+    clash.write_bytes(b"another track")
+    with pytest.raises(OutputError, match="exists and differs.*pass another --out"):  # before any stream
+        calibrate(CalibrationConfig(stream="nobody", music=[str(music)], out=str(tmp_path / "x.xdf"),
+                                    no_audio=True))
+    assert not (tmp_path / "x.xdf").exists() and clash.read_bytes() == b"another track"

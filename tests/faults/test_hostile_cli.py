@@ -1,0 +1,100 @@
+"""Hostile input found by an exploratory run of every command (stop 36): each is one line and exit 2 now.
+
+Empty stream names, options that would be silently ignored, a corrupt model the dashboard only
+warned about, a cut-short XDF session blamed on missing markers, and the demo's children that did not
+hear its ``-q``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.faults.conftest import assert_one_line_error
+
+
+@pytest.mark.parametrize(("argv", "option"), [
+    (["replay", "--data", "d", "--song", "21", "--subject", "1", "--name", ""], "--name"),
+    (["replay", "--data", "d", "--song", "21", "--subject", "1", "--name", " cap"], "--name"),
+    (["replay", "--data", "d", "--song", "21", "--subject", "1", "--source-id", "a\tb"], "--source-id"),
+    (["calibrate", "--stream", "", "--music", "m", "--out", "s.xdf"], "--stream"),
+    (["calibrate", "--stream", "cap", "--music", "m", "--out", "s.xdf", "--markers", " "], "--markers"),
+    (["gui", "--stream", ""], "--stream"),
+], ids=lambda value: value if isinstance(value, str) else " ".join(value[:1] + value[-2:]))
+def test_an_empty_or_padded_stream_name_is_refused(argv, option, cli, tmp_path, monkeypatch):
+    """An empty name matched every stream (decode, gui) or fell back to the default (replay)."""
+    monkeypatch.chdir(tmp_path)
+    status, _, err = cli(*argv)
+    assert_one_line_error(status, err, option)
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--seed", "3"], "--seed only seeds --shuffle"),
+    (["--no-audio", "--audio-device", "2"], "--audio-device"),
+])
+def test_a_calibrate_option_that_would_be_ignored_is_refused(extra, needle, cli, tmp_path):
+    out = tmp_path / "s.xdf"
+    status, _, err = cli("calibrate", "--stream", "nobody", "--music", tmp_path, "--out", out, *extra)
+    assert_one_line_error(status, err, needle)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_the_dashboard_refuses_a_corrupt_model_before_any_window(cli, tmp_path):
+    """It used to warn inside the window, save the screenshot and exit 0."""
+    model = tmp_path / "model.onnx"
+    model.write_bytes(bytes(range(256)) * 20)
+    shot = tmp_path / "g.png"
+    status, _, err = cli("gui", "--stream", "cap", "--model", model, "--screenshot", shot, "--duration", "1")
+    assert_one_line_error(status, err, "model.onnx", "not a readable ONNX model")
+    assert not shot.exists()
+
+
+@pytest.fixture
+def cut_session(tmp_path):
+    """A simulated calibration session cut in half (its markers, written last, are lost)."""
+    from eegmusic.replay.virtual_cap import simulate_sessions
+
+    session, = simulate_sessions(tmp_path / "cap", montage="standard_1020", n_channels=8, sfreq=125.0,
+                                 n_songs=1, n_subjects=1, seconds=4.0, progress=False)
+    data = session.read_bytes()
+    cut = tmp_path / "cut.xdf"
+    cut.write_bytes(data[: len(data) // 2])
+    return cut
+
+
+@pytest.mark.parametrize("command", [["info"], ["train", "--arch", "linear", "--out", "{tmp}/run", "--data"]])
+def test_a_cut_short_session_is_named_damaged_in_one_line(command, cut_session, cli, tmp_path):
+    """pyxdf printed its own ERROR and WARNING lines, and the refusal blamed missing markers alone."""
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in command]
+    status, _, err = cli(*argv, cut_session)
+    assert_one_line_error(status, err, "cut.xdf: damaged XDF file (pyxdf:", "no calibration markers")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_intact_session_loads_without_pyxdf_lines(tmp_path, caplog):
+    from eegmusic.replay.virtual_cap import simulate_sessions
+    from eegmusic.replay.xdf_session import XDFSession
+
+    session, = simulate_sessions(tmp_path / "cap", montage="standard_1020", n_channels=8, sfreq=125.0,
+                                 n_songs=1, n_subjects=1, seconds=4.0, progress=False)
+    with caplog.at_level(logging.INFO):
+        XDFSession(session)
+    assert not [r for r in caplog.records if r.name.startswith("pyxdf")], caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+@pytest.mark.parametrize(("level", "flags"), [
+    (logging.DEBUG, ["-v"]), (logging.INFO, []), (logging.WARNING, ["-q"]), (logging.ERROR, ["-qq"]),
+])
+def test_the_demo_passes_its_verbosity_to_its_child_commands(level, flags):
+    """``eegmusic -q demo`` printed its replay's INFO lines: the children ran at the default level."""
+    from eegmusic.gui.cli_demo import _log_flags
+
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(level)
+    try:
+        assert _log_flags() == flags
+    finally:
+        root.setLevel(before)
