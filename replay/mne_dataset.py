@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay.plays import Play, PlayDataset
 from eegmusic.replay.sidecar import read_sidecar
-from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.errors import DataFormatError, detail
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,8 @@ class MNEDataset(PlayDataset):
                         raw = mne.io.read_raw(str(recording), preload=False, verbose="error")
             except Exception as error:
                 raise DataFormatError(
-                    f"{key}: MNE cannot read it ({type(error).__name__}: {str(error)[:100]}); check the file"
+                    f"{key}: MNE cannot read it ({type(error).__name__}: {detail(error, 100)}); "
+                    "check the file"
                 ) from None
             self._raws = {key: raw}  # one recording open at a time
         return self._raws[key]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.replay.nmedt_songs import RAW_CHANNELS, SongRecording, song_info
-from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.errors import DataFormatError, detail
 from eegmusic.stream.spec import MODEL_CHANNELS, MODEL_SFREQ
 
 
@@ -31,7 +31,7 @@ def _read_mat_v5(path: Path, names: list[str]) -> dict:
     except Exception as error:
         raise DataFormatError(
             f"{path}: truncated or unreadable MATLAB file ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:120] if str(error) else 'no detail'}); re-download or re-create it"
+            f"{detail(error)}); re-download or re-create it"
         ) from error
     return {name: content[name] for name in names if name in content}
 
@@ -66,7 +66,7 @@ def _read_mat_v73(path: Path, names: list[str]) -> dict:
     except Exception as error:
         raise DataFormatError(
             f"{path}: truncated or unreadable MATLAB v7.3 (HDF5) file ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:120] if str(error) else 'no detail'}); re-download or re-create it"
+            f"{detail(error)}); re-download or re-create it"
         ) from error
     out["__hdf5__"] = True
     return out

@@ -26,7 +26,7 @@ import sys
 import threading
 
 from eegmusic import __version__
-from eegmusic.stream.errors import EEGMusicError
+from eegmusic.stream.errors import EEGMusicError, one_line
 from eegmusic.stream.extras import MissingExtraError, missing_extra
 
 # command -> (module, one-line help). Order is the order shown in --help.
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except EEGMusicError as error:
-        print(f"eegmusic {args.command}: error: {error}", file=sys.stderr)
+        print(f"eegmusic {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as error:  # an optional dependency imported by the command
         missing = missing_extra(error)

@@ -8,6 +8,21 @@ prints it as is and exits with status 2. Programming errors stay ordinary Python
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """``text`` as one printable line: line breaks and runs of spaces become one space, other
+    unprintable characters ``?``. The CLI prints every error through it (a library's message quoted
+    in ours may span lines or carry the bytes of the file it choked on)."""
+    return " ".join("".join(ch if ch.isprintable() else "?" if ch not in "\n\r\t" else " "
+                            for ch in text).split())
+
+
+def detail(error: BaseException, limit: int = 120) -> str:
+    """A library exception's own words for a message of ours: its first line, printable, at most
+    ``limit`` characters; ``no detail`` when it has none."""
+    lines = str(error).strip().splitlines()
+    return one_line(lines[0])[:limit] if lines else "no detail"
+
+
 class EEGMusicError(Exception):
     """Base of every user-facing eegmusic error (one-line message: problem and fix)."""
 

@@ -193,7 +193,7 @@ def lsl_name(text: str) -> str:
     back to the default name: both silently did something else than asked.
     """
     if not text.strip():
-        raise ArgumentTypeError("must not be empty; give the stream's name (eegmusic streams lists the running ones)")
+        raise ArgumentTypeError("must not be empty; give the stream's name (eegmusic streams lists them)")
     if text != text.strip() or any(not ch.isprintable() for ch in text):
         raise ArgumentTypeError(f"{text!r} has spaces at an end or control characters; type the name alone")
     return text

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.errors import DataFormatError, detail
 
 STIMULUS_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 """Stimulus file types looked for, in this order, as ``stimuli/songNN<ext>``."""
@@ -66,9 +66,8 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
                 file.seek(first)
             audio = file.read(max(0, stop - first), dtype="float32", always_2d=True)
     except Exception as error:  # libsndfile reads wav, flac, ogg and mp3
-        detail = str(error).splitlines()[0][:120] if str(error) else "no detail"
         raise DataFormatError(
-            f"{path}: unreadable audio ({type(error).__name__}: {detail}); convert it to wav or flac"
+            f"{path}: unreadable audio ({type(error).__name__}: {detail(error)}); convert it to wav or flac"
         ) from error
     audio = np.asarray(audio, dtype=np.float32).mean(axis=1)
     if audio.size == 0:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
+import soundfile
 
 from tests.faults.conftest import assert_one_line_error
 
@@ -98,3 +100,20 @@ def test_the_demo_passes_its_verbosity_to_its_child_commands(level, flags):
         assert _log_flags() == flags
     finally:
         root.setLevel(before)
+
+
+def test_a_library_message_with_line_breaks_and_binary_bytes_is_printed_as_one_line(cli, tmp_path):
+    """MNE quoted the bytes of a corrupt .vhdr in its message: three lines with raw bytes in them."""
+    header = tmp_path / "rand.vhdr"
+    header.write_bytes(b"\x7f\xc3\x8b\xc2\xb5/\x90*\n\x0e}8Up\xc3\xbf^\"\n" * 4)
+    (tmp_path / "rand.eegmusic.json").write_text('{"stimuli": {"1": "song.wav"}}')  # the sidecar it needs
+    soundfile.write(tmp_path / "song.wav", np.zeros(22050, np.float32), 22050)
+    status, _, err = cli("info", header)
+    line = assert_one_line_error(status, err, "rand.vhdr", "MNE cannot read it")
+    assert line.isprintable(), line
+
+
+def test_one_line_folds_breaks_and_hides_control_characters():
+    from eegmusic.stream.errors import one_line
+
+    assert one_line("a\nb\r\n  c\td\x00e\x1b[31m") == "a b c d?e?[31m"
