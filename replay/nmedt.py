@@ -40,7 +40,7 @@ from eegmusic.replay.nmedt_songs import (
     song_info,
 )
 from eegmusic.stream.errors import DataFormatError
-from eegmusic.stream.stimulus import StimulusFolder
+from eegmusic.stream.stimulus import StimulusFolder, nonfinite_samples
 from eegmusic.stream.stimulus import read_audio as _read_audio
 
 logger = logging.getLogger(__name__)
@@ -258,6 +258,9 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
             stim_seconds = sound.frames / sound.samplerate
             lines.append(f"  stimulus: {stimulus.relative_to(folder.path)} ({stim_seconds:.1f} s at "
                          f"{sound.samplerate} Hz, {sound.channels} ch)")
+            bad = nonfinite_samples(stimulus)
+            if bad:
+                problems.append(f"{stimulus}: audio holds {bad} NaN/Inf samples; export the audio again")
         except Exception as error:  # soundfile cannot always read mp3: decode it fully instead
             try:
                 audio = read_audio(stimulus)

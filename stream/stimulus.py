@@ -57,7 +57,10 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
 
     path = Path(path)
     if not path.is_file():
-        raise DataFormatError(f"{path}: audio file not found; check the path")
+        what = ("a folder, not an audio file; name a file in it" if path.is_dir()
+                else "not a regular file; name an audio file" if path.exists()
+                else "audio file not found; check the path")
+        raise DataFormatError(f"{path}: {what}")
     try:
         with soundfile.SoundFile(str(path)) as file:
             file_sfreq, n_frames = int(file.samplerate), int(file.frames)
@@ -73,7 +76,8 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     if audio.size == 0:
         raise DataFormatError(f"{path}: audio file holds no samples; replace it with the song's audio")
     if not np.all(np.isfinite(audio)):
-        raise DataFormatError(f"{path}: audio holds {int(np.sum(~np.isfinite(audio)))} NaN/Inf samples")
+        raise DataFormatError(f"{path}: audio holds {int(np.sum(~np.isfinite(audio)))} NaN/Inf samples; "
+                              "export the audio again")
     if up != down:
         from scipy.signal import resample_poly
 
@@ -149,3 +153,19 @@ class StimulusFolder:
                 f"song{int(song_id)}.wav (or .flac/.ogg/.mp3, any sample rate)"
             )
         return read_audio(path, sfreq=self.sfreq)
+
+
+def nonfinite_samples(path: str | Path) -> int:
+    """How many NaN/Inf samples a file libsndfile reads holds, read in blocks at its own rate (0 for
+    integer PCM, which cannot hold them: nothing is read).
+
+    ``eegmusic info`` reads only the audio's header for its length, so a stimulus full of NaN passed as
+    merely "short" there while ``train`` refused it.
+    """
+    import soundfile
+
+    with soundfile.SoundFile(str(path)) as file:
+        if file.subtype not in ("FLOAT", "DOUBLE"):
+            return 0
+        return sum(int(np.count_nonzero(~np.isfinite(block)))
+                   for block in file.blocks(blocksize=1 << 16, dtype="float32"))

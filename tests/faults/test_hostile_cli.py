@@ -117,3 +117,32 @@ def test_one_line_folds_breaks_and_hides_control_characters():
     from eegmusic.stream.errors import one_line
 
     assert one_line("a\nb\r\n  c\td\x00e\x1b[31m") == "a b c d?e?[31m"
+
+
+def test_info_lists_a_stimulus_full_of_nan_as_a_problem(sim_dir, tmp_path, cli):
+    """info read only the header: a NaN stimulus passed as fine there, while train refused it."""
+    import shutil
+
+    folder = tmp_path / "sim"
+    shutil.copytree(sim_dir, folder)
+    seconds = soundfile.info(folder / "stimuli" / "song21.wav").duration
+    nan = np.full(int(22050 * seconds), np.nan, np.float32)
+    soundfile.write(folder / "stimuli" / "song21.wav", nan, 22050, subtype="FLOAT")
+    status, out, _ = cli("info", folder)
+    assert status == 1 and "song21.wav: audio holds" in out and "NaN/Inf samples" in out, out
+    status, out, _ = cli("info", sim_dir)
+    assert status == 0 and "problems: none" in out, out
+
+
+@pytest.mark.parametrize(("make", "needle"), [
+    (lambda p: p.mkdir(), "a folder, not an audio file"),
+    (lambda p: None, "audio file not found"),
+])
+def test_an_audio_path_that_is_no_file_is_named_for_what_it_is(make, needle, tmp_path):
+    from eegmusic.stream.errors import DataFormatError
+    from eegmusic.stream.stimulus import read_audio
+
+    path = tmp_path / "song.wav"
+    make(path)
+    with pytest.raises(DataFormatError, match=needle):
+        read_audio(path, sfreq=22050)
