@@ -212,6 +212,10 @@ def _song_ids(folder: Path) -> list[int]:
     """Song ids of an NMED-T folder, from its ``songNN_Imputed.mat`` names (checked by the steps)."""
     from eegmusic.stream.errors import DataFormatError
 
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DataFormatError(f"{folder} {what}; pass an NMED-T folder (`eegmusic simulate --out DIR` "
+                              "writes one)")
     ids = sorted(int(m.group(1)) for p in folder.glob("song*_Imputed.mat")
                  if (m := re.fullmatch(r"song(\d+)_Imputed\.mat", p.name)))
     if len(ids) < 2:

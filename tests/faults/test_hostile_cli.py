@@ -146,3 +146,13 @@ def test_an_audio_path_that_is_no_file_is_named_for_what_it_is(make, needle, tmp
     make(path)
     with pytest.raises(DataFormatError, match=needle):
         read_audio(path, sfreq=22050)
+
+
+@pytest.mark.parametrize(("make", "needle"), [(lambda p: None, "does not exist"),
+                                              (lambda p: p.write_text("x"), "is a file, not a folder")])
+def test_the_demo_names_a_data_path_that_is_no_folder(make, needle, cli, tmp_path):
+    """It said 'nope has 0 songNN_Imputed.mat files'."""
+    data = tmp_path / "nope"
+    make(data)
+    status, _, err = cli("demo", "--data", data, "--cache", tmp_path / "cache")
+    assert_one_line_error(status, err, needle, "NMED-T folder")
