@@ -40,6 +40,26 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 log = logging.getLogger(__name__)
 
+QT_NOISE = ("This plugin does not support",)
+"""Qt platform-plugin lines that say a window hint does nothing there (the offscreen plugin prints
+one per window: "This plugin does not support propagateSizeHints()")."""
+
+
+def _qt_message(kind, context, message: str) -> None:
+    """Qt's own messages go through logging (they were printed past ``-q``): debug and info, and the
+    platform plugin's :data:`QT_NOISE`, at debug level; warnings and worse as warnings."""
+    quiet = kind in (QtCore.QtMsgType.QtDebugMsg, QtCore.QtMsgType.QtInfoMsg) or message.startswith(QT_NOISE)
+    log.log(logging.DEBUG if quiet else logging.WARNING, "Qt: %s", message)
+
+
+def make_app():
+    """The process's QApplication (pyqtgraph's), with Qt's messages routed to :func:`_qt_message`."""
+    import pyqtgraph as pg
+
+    app = pg.mkQApp("eegmusic")
+    QtCore.qInstallMessageHandler(_qt_message)
+    return app
+
 MAX_REFRESH_HZ = 30.0
 DEFAULT_REFRESH_HZ = 30.0
 """Snapshot polls per second (at most 30); each poll redraws at most one panel."""

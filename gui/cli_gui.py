@@ -104,12 +104,11 @@ def run_gui(args: argparse.Namespace) -> int:
 
         SnapshotReader(args.attach).close()  # not running: one line and exit 2 before any window opens
 
-    import pyqtgraph as pg
-    from eegmusic.gui.app import MainWindow, save_screenshot
+    from eegmusic.gui.app import MainWindow, make_app, save_screenshot
     from eegmusic.gui.controls import Settings
     from PySide6 import QtCore
 
-    app = pg.mkQApp("eegmusic")
+    app = make_app()
     settings = Settings(stream=args.stream, model=args.model, truth=args.truth, no_audio=args.no_audio,
                         isolated=not args.in_process, vocoder=args.vocoder, listen=args.listen,
                         extra={"impute_missing": True} if args.impute_missing else {})

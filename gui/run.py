@@ -8,7 +8,7 @@ and returns the decode's summary.
 
 from __future__ import annotations
 
-from eegmusic.gui.app import DEFAULT_REFRESH_HZ, MainWindow
+from eegmusic.gui.app import DEFAULT_REFRESH_HZ, MainWindow, make_app
 from PySide6 import QtCore
 
 
@@ -33,9 +33,7 @@ def run_dashboard(pipeline, *, seconds: float | None = None, refresh_hz: float =
     EEGMusicError
         When the pipeline cannot start (the one-line reason the window showed).
     """
-    import pyqtgraph as pg
-
-    app = pg.mkQApp("eegmusic")
+    app = make_app()
     # a local event loop, ended by this window only: QApplication.quit() (also called when the last
     # window closes) would leave Qt's "quit now" flag set and stop every later event loop at once
     quit_on_close = app.quitOnLastWindowClosed()

@@ -156,3 +156,21 @@ def test_the_demo_names_a_data_path_that_is_no_folder(make, needle, cli, tmp_pat
     make(data)
     status, _, err = cli("demo", "--data", data, "--cache", tmp_path / "cache")
     assert_one_line_error(status, err, needle, "NMED-T folder")
+
+
+@pytest.mark.gui
+def test_qt_platform_noise_goes_to_the_debug_log_and_real_qt_warnings_stay(caplog):
+    """The offscreen plugin printed "This plugin does not support propagateSizeHints()" past -q."""
+    from eegmusic.gui.app import make_app
+    from PySide6 import QtCore
+
+    make_app()
+    try:
+        with caplog.at_level(logging.DEBUG, logger="eegmusic.gui.app"):
+            QtCore.qWarning("This plugin does not support propagateSizeHints()")
+            QtCore.qWarning("QPainter::begin: Paint device returned engine == 0")
+    finally:
+        QtCore.qInstallMessageHandler(None)
+    levels = {r.getMessage(): r.levelno for r in caplog.records if r.getMessage().startswith("Qt: ")}
+    assert levels == {"Qt: This plugin does not support propagateSizeHints()": logging.DEBUG,
+                      "Qt: QPainter::begin: Paint device returned engine == 0": logging.WARNING}, levels
