@@ -12,6 +12,7 @@ from eegmusic.stream.options import (
     finite_float,
     float_range,
     int_range,
+    lsl_name,
     output_dir,
     output_file,
     seconds,
@@ -61,10 +62,12 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     source = parser.add_argument_group("EEG stream (one of --stream / --type)")
     which = source.add_mutually_exclusive_group()
-    which.add_argument("--stream", metavar="NAME", help="LSL stream name, e.g. eegmusic-replay-s21-p1")
-    which.add_argument("--type", dest="stream_type", metavar="TYPE",
+    # lsl_name: an empty name, type or id would be no filter at all and match any EEG stream
+    which.add_argument("--stream", type=lsl_name, metavar="NAME",
+                       help="LSL stream name, e.g. eegmusic-replay-s21-p1")
+    which.add_argument("--type", type=lsl_name, dest="stream_type", metavar="TYPE",
                        help="any stream of this LSL type, e.g. EEG")
-    source.add_argument("--source-id", metavar="ID", help="also require this LSL source_id")
+    source.add_argument("--source-id", type=lsl_name, metavar="ID", help="also require this LSL source_id")
     source.add_argument("--timeout", type=timeout_seconds, default=5.0, metavar="S",
                         help="seconds to wait for the stream (default 5)")
     source.add_argument("--on-lost", choices=("wait", "exit"), default="wait",
@@ -105,8 +108,12 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                      help="leave the decode/output threads and the audio callback at normal priority (by "
                      "default they run real-time where the system allows it, and say once if it does not), "
                      "e.g. --no-realtime on a machine where other work must come first")
-    out.add_argument("--record", metavar="DIR",
-                     help="append frames (mel_db.f32) and audio (decoded.wav) here", type=output_dir)
+    out.add_argument("--record", metavar="DIR", type=output_dir,
+                     help="write the decoded frames (mel_db.f32 with frame_index.i64, frame_source.f64, "
+                     "mel_db.json) and audio (decoded.wav) into this folder, created if missing, appending "
+                     "as they come so they stay readable after a crash; a folder that already holds a "
+                     "recording is refused (recordings are never overwritten, even with --overwrite), "
+                     "e.g. --record runs/today")
     out.add_argument("--no-lsl-out", action="store_true", help="do not publish the MelSpectrogram stream")
     from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
 
@@ -185,6 +192,54 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _is_or_under(path, target) -> bool:
+    """Whether ``path`` is ``target`` or lies under it, by its own name or where its link leads."""
+    from pathlib import Path
+
+    path, target = Path(path).expanduser(), Path(target).expanduser().resolve()
+    return any(where == target or target in where.parents
+               for where in (path.resolve(), path.parent.resolve() / path.name))
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Refuse, before any stream is opened, a bad --truth and outputs that would lose a file.
+
+    An input is never its own output, even with --overwrite: --wav/--json may not be the model, and
+    --wav/--json/--record may not lie inside the --truth dataset (``--wav sim/stimuli/song21.wav``
+    would replace a stimulus with decoded audio). --wav/--json may not be one of the files --record
+    writes, and --record may not hold a recording already.
+    """
+    from pathlib import Path
+
+    from eegmusic.decoder.recording import RECORDING_FILES, check_record_dir
+    from eegmusic.decoder.truth import check_truth_dir
+    from eegmusic.stream.atomic import refuse_existing, refuse_same_file
+    from eegmusic.stream.errors import OutputError
+
+    if args.truth is not None:
+        check_truth_dir(args.truth)
+    files = [(flag, path) for flag, path in (("--wav", args.wav), ("--json", args.json)) if path is not None]
+    for flag, path in files:
+        refuse_same_file(args.model, path, what=flag)
+    if args.truth is not None:
+        for flag, path in files + ([("--record", args.record)] if args.record is not None else []):
+            if _is_or_under(path, args.truth):
+                raise OutputError(f"{flag} {path} would write into the --truth dataset folder {args.truth}, "
+                                  f"an input (refused even with --overwrite); write {flag} outside it")
+    if args.record is not None:
+        for flag, path in files:
+            name = next((name for name in RECORDING_FILES if _is_or_under(path, Path(args.record, name))),
+                        None)
+            if name is not None:
+                raise OutputError(f"{flag} {path} is the file {name} that --record {args.record} writes; "
+                                  f"choose another {flag} path")
+        check_record_dir(args.record)
+    for flag, path in files:
+        refuse_existing(path, overwrite=args.overwrite, what=flag)
+    if args.wav is not None and args.json is not None and _is_or_under(args.wav, args.json):
+        raise OutputError(f"--wav and --json name the same file {args.wav}; give them different paths")
+
+
 def run_decode(args: argparse.Namespace) -> int:
     """Decode until ``--duration`` has passed, the pipeline fails, or Ctrl-C; print the summary."""
     import os
@@ -193,16 +248,17 @@ def run_decode(args: argparse.Namespace) -> int:
     import time
 
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
-    from eegmusic.stream.atomic import refuse_existing, write_json
+    from eegmusic.stream.atomic import write_json
     from eegmusic.stream.cli import stop_signals
 
-    for flag, path in (("--wav", args.wav), ("--json", args.json)):
-        if path is not None:  # before any work: a finished decode is never lost to a bad path
-            refuse_existing(path, overwrite=args.overwrite, what=flag)
-    if args.wav is not None and args.json is not None and args.wav == args.json:
-        from eegmusic.stream.errors import OutputError
+    _check_paths(args)  # before any work: a finished decode is never lost to a bad path
+    if args.no_audio and args.listen != "decoded":
+        from eegmusic.stream.errors import ConfigError
 
-        raise OutputError(f"--wav and --json name the same file {args.wav}; give them different paths")
+        # --listen only picks what the sink plays: --no-audio plays nothing (a recording keeps the decoded
+        # sound whatever --listen says), and a dashboard's A/B switch would switch silence
+        raise ConfigError(f"--listen {args.listen} chooses what is played, and --no-audio plays nothing; "
+                          f"drop --no-audio (or pass --wav FILE to keep what is heard), or drop --listen")
     config = PipelineConfig(
         stream_name=args.stream, stream_type=args.stream_type, source_id=args.source_id,
         model_path=args.model, hop_s=args.hop, device=args.device, audio_device=args.audio_device,

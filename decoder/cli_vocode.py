@@ -24,6 +24,10 @@ duration).
 """
 
 
+MIN_AUDIO_S = 0.1
+"""The shortest audio ``vocode`` takes, in seconds (a few mel frames)."""
+
+
 def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``vocode`` options to ``parser``."""
     parser.epilog = EPILOG
@@ -52,9 +56,7 @@ def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
 def run_vocode(args: argparse.Namespace) -> int:
     """Vocode ``args.audio`` into ``args.out``; print quality and speed. Returns the exit status."""
     import time
-    from pathlib import Path
 
-    import librosa
     import numpy as np
     from eegmusic.decoder.audio import WavSink
     from eegmusic.decoder.melspec import AUDIO_SFREQ, mel_db
@@ -68,32 +70,23 @@ def run_vocode(args: argparse.Namespace) -> int:
     )
     from eegmusic.decoder.vocoder import vocode as vocode_frames
     from eegmusic.stream.errors import ConfigError, DataFormatError
+    from eegmusic.stream.stimulus import check_audio_file, read_audio
 
-    source = Path(args.audio)
-    if not source.is_file():
-        raise DataFormatError(f"audio file {source} does not exist; pass a wav, flac, ogg or mp3 file")
+    source = check_audio_file(args.audio)  # before any output is touched
     from eegmusic.stream.atomic import atomic_path, refuse_existing, refuse_same_file
 
     refuse_same_file(source, args.out, what="--out")
     refuse_existing(args.out, overwrite=args.overwrite, what="--out")
-    if args.duration is not None and args.duration <= 0:
-        raise ConfigError(f"--duration must be positive, got {args.duration}")
+    if args.duration is not None and args.duration < MIN_AUDIO_S:
+        raise ConfigError(f"--duration {args.duration:g} s is shorter than the {MIN_AUDIO_S:g} s vocode "
+                          f"needs; pass --duration {MIN_AUDIO_S:g} or more, or leave it out (the whole file)")
     options = {"method": args.vocoder, "lookahead": args.lookahead, "magnitude": args.magnitude}
     lookahead = StreamingVocoder(**options).lookahead  # option errors before the slow part
-    import soundfile
-
-    try:
-        with soundfile.SoundFile(source) as file:
-            frames = -1 if args.duration is None else int(args.duration * file.samplerate)
-            audio = file.read(frames, dtype="float32", always_2d=True).mean(axis=1)
-            sfreq = file.samplerate
-    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-        raise DataFormatError(f"cannot read audio file {source}: {error}; convert it to WAV or FLAC"
-                              ) from None
-    if sfreq != AUDIO_SFREQ:
-        audio = librosa.resample(audio, orig_sr=sfreq, target_sr=AUDIO_SFREQ)
-    if audio.size < AUDIO_SFREQ // 10:
-        raise DataFormatError(f"audio file {source} holds {audio.size} samples; at least 0.1 s is needed")
+    # the reader replay and live truth use: unreadable, empty and NaN/Inf files are one line each
+    audio = read_audio(source, sfreq=AUDIO_SFREQ, seconds=args.duration)
+    if audio.size < MIN_AUDIO_S * AUDIO_SFREQ:
+        raise DataFormatError(f"audio file {source} lasts {audio.size / AUDIO_SFREQ:.3f} s; vocode needs at "
+                              f"least {MIN_AUDIO_S:g} s, pass a longer file")
     mel = mel_db(audio)
     vocode_frames(mel[:, :4], **options)  # load the compiled code
     t0 = time.perf_counter()

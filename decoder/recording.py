@@ -19,6 +19,23 @@ FRAME_INDEX_FILE = "frame_index.i64"
 FRAME_SOURCE_FILE = "frame_source.f64"
 FRAMES_SIDECAR = "mel_db.json"
 AUDIO_FILE = "decoded.wav"
+RECORDING_FILES = (FRAMES_FILE, FRAME_INDEX_FILE, FRAME_SOURCE_FILE, FRAMES_SIDECAR, AUDIO_FILE)
+"""Every file a recording folder holds."""
+
+
+def check_record_dir(folder: str | Path) -> None:
+    """Refuse a record folder that already holds a recording (``decode --record`` checks it up front).
+
+    Raises
+    ------
+    ConfigError
+        ``folder`` holds one of the recording's files; recordings are never overwritten.
+    """
+    folder = Path(folder)
+    for name in (FRAMES_FILE, FRAME_INDEX_FILE, FRAME_SOURCE_FILE, AUDIO_FILE):
+        if (folder / name).exists():
+            raise ConfigError(f"record folder {folder} already holds {name}; pass a new "
+                              f"--record DIR (recordings are never overwritten)")
 
 
 class FrameRecorder:
@@ -34,15 +51,12 @@ class FrameRecorder:
 
     def __init__(self, folder: str | Path, *, sidecar: dict, audio: bool = True):
         self.folder = Path(folder)
+        check_record_dir(self.folder)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ConfigError(f"cannot create record folder {self.folder} ({error.strerror}); pass a "
                               f"writable --record DIR") from error
-        for name in (FRAMES_FILE, FRAME_INDEX_FILE, FRAME_SOURCE_FILE, AUDIO_FILE):
-            if (self.folder / name).exists():
-                raise ConfigError(f"record folder {self.folder} already holds {name}; pass a new "
-                                  f"--record DIR (recordings are never overwritten)")
         meta = {"format": "raw float32 little-endian, frame-major", "n_mels": N_MELS, "dtype": "<f4",
                 "frames_file": FRAMES_FILE, "index_file": FRAME_INDEX_FILE, "index_dtype": "<i8",
                 "source_file": FRAME_SOURCE_FILE, "source_columns": ["n_end", "window_frame", "t_last"],

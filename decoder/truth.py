@@ -25,7 +25,8 @@ from typing import Protocol
 import numpy as np
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, N_MELS, mel_db
 from eegmusic.decoder.metrics import RunningBandPearson, band_pearson
-from eegmusic.stream.errors import DataFormatError, EEGMusicError
+from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError
+from eegmusic.stream.stimulus import STIMULUS_EXTENSIONS
 from eegmusic.stream.untrusted import MarkerParser
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,40 @@ def read_baselines(entry: dict) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     songs = dict(entry.get("song_mean", {}))
     song_means = {int(song): decode_mel(text, shape) for song, text in songs.items()}
     return decode_mel(entry["global_mean"], shape), song_means
+
+
+def check_truth_dir(path: str | Path, *, flag: str = "--truth") -> Path:
+    """Refuse a truth folder that cannot give any stimulus audio, before a stream is opened.
+
+    ``decode --truth`` and ``gui --truth`` name the dataset folder a replay plays: it holds
+    ``stimuli/songNN.<wav|flac|ogg|mp3>``. A missing path, a file, or a folder without stimuli would
+    otherwise only be noticed after connecting (a warning, then a run without any score).
+
+    Returns
+    -------
+    Path
+        The folder, ``~`` expanded.
+
+    Raises
+    ------
+    ConfigError
+        One line naming what is wrong with ``path`` and what to pass instead.
+    """
+    folder = Path(path).expanduser()
+    fix = "pass the dataset folder the replay plays (the one holding stimuli/songNN.wav)"
+    if not folder.exists():
+        raise ConfigError(f"{flag} {path} does not exist; {fix}")
+    if not folder.is_dir():
+        raise ConfigError(f"{flag} {path} is a file, not a folder; {fix}")
+    stimuli = folder / "stimuli"
+    if not stimuli.is_dir():
+        hint = " (that is the stimuli folder itself)" if folder.name == "stimuli" else ""
+        raise ConfigError(f"{flag} {path} has no stimuli/ folder{hint}; {fix}")
+    if not any(entry.name.startswith("song") and entry.suffix in STIMULUS_EXTENSIONS
+               for entry in stimuli.iterdir() if entry.is_file()):
+        raise ConfigError(f"{flag} {path}: stimuli/ holds no songNN.wav (or .flac/.ogg/.mp3); put the "
+                          f"songs' audio there, or {fix}")
+    return folder
 
 
 class StimulusLookup(Protocol):

@@ -226,7 +226,7 @@ def decode_command(config, name: str, *, summary_path: Path | None = None, vocod
         argv.append("--no-lsl-out")
     if not config.agc:
         argv.append("--no-agc")
-    if config.listen != "decoded":
+    if config.listen != "decoded" and not config.no_audio:  # decode refuses --listen with --no-audio
         argv += ["--listen", config.listen]
     if config.impute_missing:
         argv.append("--impute-missing")

@@ -89,9 +89,15 @@ def run_gui(args: argparse.Namespace) -> int:
             raise ConfigError("no display to open the dashboard on; run it on a desktop, under "
                               "`xvfb-run -a eegmusic gui ...`, or pass --screenshot PNG")
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    for option, value in (("--model", args.model), ("--truth", args.truth)):
-        if value is not None and not Path(value).exists():
-            raise ConfigError(f"{option} {value} does not exist; pass an existing path")
+    if args.model is not None and not Path(args.model).exists():
+        raise ConfigError(f"--model {args.model} does not exist; pass an existing path")
+    if args.truth is not None:
+        from eegmusic.decoder.truth import check_truth_dir
+
+        check_truth_dir(args.truth)
+    if args.no_audio and args.listen != "decoded":  # as decode: what --listen picks would play nowhere
+        raise ConfigError(f"--listen {args.listen} chooses what is played, and --no-audio plays nothing; "
+                          "drop one")
     if args.model is not None:  # a corrupt model failed only inside the window: a warning, and exit 0
         from eegmusic.decoder.modelfile import check_live_contract, read_model_info
 

@@ -149,6 +149,8 @@ def output_file(*suffixes: str) -> Callable[[str], str]:
         path = Path(text).expanduser()
         if path.is_dir():
             raise ArgumentTypeError(f"{text!r} is a folder; name a file inside it")
+        if suffixes and path.name.lower() in suffixes:  # "vo/.wav": Path's suffix of a dot-file is ""
+            raise ArgumentTypeError(f"{text!r} is only an extension; name the file, e.g. out{suffixes[0]}")
         if suffixes and path.suffix.lower() not in suffixes:
             raise ArgumentTypeError(f"{text!r} must end in {' or '.join(suffixes)}")
         _writable_folder(path.parent if str(path.parent) else Path("."), text)

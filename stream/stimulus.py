@@ -55,12 +55,7 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     """
     import soundfile
 
-    path = Path(path)
-    if not path.is_file():
-        what = ("a folder, not an audio file; name a file in it" if path.is_dir()
-                else "not a regular file; name an audio file" if path.exists()
-                else "audio file not found; check the path")
-        raise DataFormatError(f"{path}: {what}")
+    path = check_audio_file(path)
     try:
         with soundfile.SoundFile(str(path)) as file:
             file_sfreq, n_frames = int(file.samplerate), int(file.frames)
@@ -153,6 +148,28 @@ class StimulusFolder:
                 f"song{int(song_id)}.wav (or .flac/.ogg/.mp3, any sample rate)"
             )
         return read_audio(path, sfreq=self.sfreq)
+
+
+def check_audio_file(path: str | Path) -> Path:
+    """Refuse a path that is no audio file to read, naming what it is instead; return it as a Path.
+
+    Raises
+    ------
+    DataFormatError
+        Missing, a folder (``dir.wav`` too), not a regular file (``/dev/null``, a pipe), or empty.
+    """
+    path = Path(path)
+    if not path.exists():
+        problem = "audio file not found; check the path"
+    elif path.is_dir():
+        problem = "is a folder, not an audio file; name a file in it"
+    elif not path.is_file():
+        problem = "is not a regular file (a device, pipe or socket); name an audio file"
+    elif path.stat().st_size == 0:
+        problem = "is empty (0 bytes); pass the audio file itself"
+    else:
+        return path
+    raise DataFormatError(f"{path}: {problem} (wav, flac, ogg or mp3)")
 
 
 def nonfinite_samples(path: str | Path) -> int:

@@ -225,11 +225,11 @@ def test_vocode_command(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["vocode", "/nonexistent/song.wav", "--out", "x.wav"], "file /nonexistent/song.wav does not exist"),
+    (["vocode", "/nonexistent/song.wav", "--out", "x.wav"], "/nonexistent/song.wav: audio file not found"),
     (["vocode", "SRC", "--out", "x.wav", "--lookahead", "3"], "rtisi lookahead must be 0..2 frames, got 3"),
     (["vocode", "SRC", "--out", "x.wav", "--duration", "-1"], "--duration must be positive"),
     (["vocode", "SRC", "--out", "x.wav", "--seconds", "3"], "--seconds is now --duration"),
-    (["vocode", "SRC", "--out", "x.wav"], "cannot read audio file"),
+    (["vocode", "SRC", "--out", "x.wav"], "unreadable audio"),
 ])
 def test_vocode_command_bad_input(tmp_path, capsys, argv, message):
     from eegmusic.stream.cli import main

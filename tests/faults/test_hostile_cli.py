@@ -135,7 +135,7 @@ def test_info_lists_a_stimulus_full_of_nan_as_a_problem(sim_dir, tmp_path, cli):
 
 
 @pytest.mark.parametrize(("make", "needle"), [
-    (lambda p: p.mkdir(), "a folder, not an audio file"),
+    (lambda p: p.mkdir(), "is a folder, not an audio file"),
     (lambda p: None, "audio file not found"),
 ])
 def test_an_audio_path_that_is_no_file_is_named_for_what_it_is(make, needle, tmp_path):
@@ -174,3 +174,23 @@ def test_qt_platform_noise_goes_to_the_debug_log_and_real_qt_warnings_stay(caplo
     levels = {r.getMessage(): r.levelno for r in caplog.records if r.getMessage().startswith("Qt: ")}
     assert levels == {"Qt: This plugin does not support propagateSizeHints()": logging.DEBUG,
                       "Qt: QPainter::begin: Paint device returned engine == 0": logging.WARNING}, levels
+
+
+def test_the_dashboard_refuses_listen_without_audio_as_decode_does(cli, tmp_path):
+    status, _, err = cli("gui", "--no-audio", "--listen", "both", "--screenshot", tmp_path / "g.png")
+    assert_one_line_error(status, err, "--listen both", "--no-audio")
+
+
+def test_a_dashboard_forced_silent_starts_a_decode_that_decode_accepts(capsys):
+    """With no sound device the window forces no_audio; its decode command must not then carry --listen,
+    which decode refuses beside --no-audio."""
+    from eegmusic.decoder.pipeline import PipelineConfig
+    from eegmusic.gui.attach import decode_command
+    from eegmusic.stream.cli import build_parser
+
+    config = PipelineConfig(stream_name="cap", model_path="m.onnx", no_audio=True, listen="both")
+    argv = decode_command(config, "pub")
+    start = argv.index("decode")
+    assert "--no-audio" in argv and "--listen" not in argv
+    args = build_parser().parse_args(argv[start:])
+    assert args.no_audio and args.listen == "decoded"

@@ -115,6 +115,7 @@ PATH_CASES = [
     ("simulate", ["--out", "{file}"], "--out"),
     ("vocode", ["{file}", "--out", "{tmp}"], "--out"),
     ("vocode", ["{file}", "--out", "{missing}/x.wav"], "--out"),
+    ("vocode", ["{file}", "--out", "{tmp}/.wav"], "is only an extension"),
     ("calibrate", ["--stream", "s", "--music", "m", "--out", "{missing}/s.xdf"], "--out"),
     ("demo", ["--wav", "{missing}/a.wav"], "--wav"),
     ("demo", ["--out", "{file}"], "--out"),

@@ -1,0 +1,167 @@
+"""Hostile inputs to ``decode`` and ``vocode``: one line and exit 2, before any stream or output is opened.
+
+Every ``decode`` case here is refused before a stream is resolved or the model loaded, so no LSL
+stream is needed: the model path need not even exist (``decode`` loads it only after these checks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.faults.conftest import assert_one_line_error, run_cli
+
+PRECIOUS = b"the only copy of a stimulus nobody can record again"
+
+
+def _wav(path, seconds=0.5, value=None):
+    n = int(22050 * seconds)
+    audio = 0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 22050) if value is None else np.full(n, value)
+    soundfile.write(path, audio.astype(np.float32), 22050, subtype="FLOAT")
+    return path
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A minimal --truth folder: ``stimuli/song21.wav`` holding :data:`PRECIOUS` (never read here)."""
+    folder = tmp_path / "ds"
+    (folder / "stimuli").mkdir(parents=True)
+    (folder / "stimuli" / "song21.wav").write_bytes(PRECIOUS)
+    return folder
+
+
+def _decode(capsys, tmp_path, *argv, model=None):
+    model = tmp_path / "m.onnx" if model is None else model
+    return run_cli(["decode", "--model", str(model), "--timeout", "0", "--duration", "1",
+                    *(str(a) for a in argv)], capsys)
+
+
+# -- vocode -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_vocode_refuses_non_finite_audio_in_one_line(value, tmp_path, capsys):
+    source = _wav(tmp_path / "bad.wav", seconds=1.0, value=value)
+    out = tmp_path / "out.wav"
+    status, _, err = run_cli(["vocode", str(source), "--out", str(out)], capsys)
+    assert_one_line_error(status, err, "bad.wav", "NaN/Inf")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("kind", "problem"), [
+    ("folder", "is a folder"),
+    ("folder.wav", "is a folder"),
+    ("device", "is not a regular file"),
+    ("empty", "is empty"),
+])
+def test_vocode_says_what_is_wrong_with_the_input(kind, problem, tmp_path, capsys):
+    source = {"folder": tmp_path / "songs", "folder.wav": tmp_path / "dir.wav", "device": "/dev/null",
+              "empty": tmp_path / "empty.wav"}[kind]
+    if kind.startswith("folder"):
+        source.mkdir()
+    if kind == "empty":
+        source.write_bytes(b"")
+    status, _, err = run_cli(["vocode", str(source), "--out", str(tmp_path / "out.wav")], capsys)
+    line = assert_one_line_error(status, err, str(source), problem)
+    assert "does not exist" not in line
+
+
+def test_vocode_blames_a_too_short_duration_not_the_file(tmp_path, capsys):
+    source = _wav(tmp_path / "song.wav", seconds=1.0)
+    out = tmp_path / "out.wav"
+    status, _, err = run_cli(["vocode", str(source), "--out", str(out), "--duration", "0.01"], capsys)
+    line = assert_one_line_error(status, err, "--duration 0.01", "0.1 s")
+    assert "holds" not in line and not out.exists()
+
+
+# -- decode: outputs never replace inputs -------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["stimulus", "beside", "record inside", "record is"])
+def test_decode_never_writes_into_the_truth_dataset(where, dataset, tmp_path, capsys):
+    flag, target = {"stimulus": ("--wav", dataset / "stimuli" / "song21.wav"),
+                    "beside": ("--wav", dataset / "decoded.wav"),
+                    "record inside": ("--record", dataset / "rec"),
+                    "record is": ("--record", dataset)}[where]
+    before = sorted(p.name for p in dataset.rglob("*"))
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--truth", dataset, flag, target,
+                             "--overwrite")
+    assert_one_line_error(status, err, flag, "--truth dataset folder")
+    assert (dataset / "stimuli" / "song21.wav").read_bytes() == PRECIOUS
+    assert sorted(p.name for p in dataset.rglob("*")) == before
+
+
+@pytest.mark.parametrize(("flag", "name"), [("--wav", "model.wav"), ("--json", "model.json")])
+def test_decode_output_is_never_the_model(flag, name, tmp_path, capsys):
+    model = tmp_path / name
+    model.write_bytes(PRECIOUS)
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", flag, model, "--overwrite", model=model)
+    assert_one_line_error(status, err, flag, "the input file itself")
+    assert model.read_bytes() == PRECIOUS
+
+
+def test_decode_refuses_a_record_folder_holding_a_recording_before_connecting(tmp_path, capsys):
+    record = tmp_path / "rec"
+    record.mkdir()
+    (record / "decoded.wav").write_bytes(PRECIOUS)
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--record", record)
+    assert_one_line_error(status, err, "already holds decoded.wav", "--record")
+    assert (record / "decoded.wav").read_bytes() == PRECIOUS
+
+
+def test_decode_wav_may_not_be_a_file_the_recording_writes(tmp_path, capsys):
+    record = tmp_path / "rec"
+    record.mkdir()
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--record", record,
+                             "--wav", record / "decoded.wav")
+    assert_one_line_error(status, err, "--wav", "--record")
+    assert list(record.iterdir()) == []
+
+
+def test_decode_record_help_says_an_existing_recording_is_refused(capsys):
+    status, out, _ = run_cli(["decode", "--help"], capsys)
+    text = " ".join(out.split())
+    assert status == 0
+    assert "already holds a recording is refused" in text and "created if missing" in text
+
+
+# -- decode: options that would silently do something else --------------------------------------------
+
+@pytest.mark.parametrize(("kind", "problem"), [
+    ("missing", "does not exist"),
+    ("file", "is a file, not a folder"),
+    ("no stimuli", "has no stimuli/ folder"),
+    ("stimuli itself", "the stimuli folder itself"),
+    ("empty stimuli", "holds no songNN.wav"),
+])
+def test_decode_refuses_a_bad_truth_before_connecting(kind, problem, dataset, tmp_path, capsys):
+    truth = {"missing": tmp_path / "nope", "file": tmp_path / "notes.txt", "no stimuli": tmp_path / "plain",
+             "stimuli itself": dataset / "stimuli", "empty stimuli": tmp_path / "bare"}[kind]
+    if kind == "file":
+        truth.write_text("not a dataset")
+    if kind == "no stimuli":
+        truth.mkdir()
+    if kind == "empty stimuli":
+        (truth / "stimuli").mkdir(parents=True)
+        (truth / "stimuli" / "notes.txt").write_text("no song here")
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--truth", truth, "--no-audio")
+    assert_one_line_error(status, err, "--truth", problem)
+
+
+@pytest.mark.parametrize(("argv", "problem"), [
+    (["--stream", ""], "must not be empty"),
+    (["--type", ""], "must not be empty"),
+    (["--type", "  "], "must not be empty"),
+    (["--stream", "s", "--source-id", ""], "must not be empty"),
+    (["--stream", " s"], "spaces at an end"),
+])
+def test_decode_refuses_an_empty_stream_name_type_or_id(argv, problem, tmp_path, capsys):
+    """An empty query is no filter: ``--stream ""`` once decoded whatever EEG stream was there."""
+    status, _, err = _decode(capsys, tmp_path, *argv, "--no-audio")
+    assert_one_line_error(status, err, f"{argv[-2]} ", problem)
+
+
+@pytest.mark.parametrize("listen", ["true", "both"])
+def test_decode_listen_without_audio_is_refused(listen, dataset, tmp_path, capsys):
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--truth", dataset, "--no-audio",
+                             "--listen", listen)
+    assert_one_line_error(status, err, f"--listen {listen}", "--no-audio")
