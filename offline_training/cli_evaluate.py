@@ -73,8 +73,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--wav-seconds {args.wav_seconds:g} must be positive")
     from pathlib import Path
 
+    from eegmusic.offline_training.train import TRAINING_RUN_FILES
     from eegmusic.stream.atomic import refuse_existing
+    from eegmusic.stream.errors import OutputError
 
+    # a training run's metrics.json is not an earlier evaluate's: refused even with --overwrite
+    run_files = [name for name in TRAINING_RUN_FILES if (Path(args.out) / name).exists()]
+    if run_files:
+        raise OutputError(f"--out {args.out} holds a training run ({', '.join(run_files)}) and evaluate's "
+                          "metrics.json would replace the run's; write the results beside it, e.g. --out "
+                          f"{Path(args.out) / 'eval'}")
     for name in ("metrics.json", "metrics.md", "reconstruction.png", "reconstruction.wav", "target.wav"):
         refuse_existing(Path(args.out) / name, overwrite=args.overwrite, what="evaluate result")
     from eegmusic.offline_training.evaluate import evaluate

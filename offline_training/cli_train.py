@@ -135,7 +135,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--arch-config",
         default=None,
-        help="JSON of model hyper-parameters, e.g. '{\"filters\": [4, 8, 8, 8, 8]}'",
+        help="JSON object of model hyper-parameters, each of the type of the architecture's default, "
+        "e.g. '{\"filters\": [4, 8, 8, 8, 8]}'",
     )
     parser.add_argument("--allow-short-stimulus", action="store_true",
                         help="train on a stimulus shorter than its EEG (targets after its end are silence); "

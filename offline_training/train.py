@@ -20,6 +20,7 @@ import copy
 import importlib
 import json
 import logging
+import numbers
 import time
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -36,6 +37,21 @@ LOSSES = ("mse", "l1", "pearson", "mse+pearson")
 RESUME_FREE_KEYS = ("epochs", "device", "progress", "patience", "allow_short_stimulus",
                     "target_offset_fallback_s", "unseen_song_check")
 """Options that may change between a run and its ``--resume`` (everything else must match)."""
+UNRESUMABLE_LOOPS = {"closed_form": "is fitted in one closed-form step",
+                     "ensemble": "trains its members one after the other"}
+"""Training loops that write no ``checkpoint.pt`` (``--resume`` is refused), and why."""
+TRAINING_RUN_FILES = ("config.json", "checkpoint.pt", "best.pt", "training_curve.png", "model.onnx")
+"""Files of a run folder that only ``train`` writes (``metrics.json`` is ``evaluate``'s output too)."""
+SET_BY_TRAIN = {
+    "n_chans": "the data's channel count",
+    "n_times": "the 1-s window",
+    "sfreq": "the model rate",
+    "n_mels": "the mel target",
+    "n_frames": "the mel target",
+    "n_subjects": "--subject-conditioning",
+    "target_offset_s": "--target-offset",
+}
+"""Constructor keywords of the model contract that ``train`` sets itself (refused in --arch-config)."""
 
 
 @dataclass
@@ -215,9 +231,102 @@ class TrainConfig:
         fallback = self.target_offset_fallback_s
         if fallback is not None and not (isinstance(fallback, int | float) and 0.0 <= fallback <= 2.0):
             raise ConfigError(f"target_offset_fallback_s must be None or seconds in [0, 2], not {fallback!r}")
+        if not isinstance(self.model_config, dict):
+            raise ConfigError(f"--arch-config must be a JSON object of hyper-parameters, not "
+                              f"{json.dumps(self.model_config)}; pass e.g. '{{\"dense\": 64}}'")
+        if self.model_config and not self.init:  # fine-tuning takes the pretrained architecture as it is
+            check_model_config(self.model, self.model_config)
+        self._check_folders()
+
+    def _check_folders(self) -> None:
+        """Refuse a run folder in an input folder, and validation on the training data itself."""
+        for flag, folder in (("--data", self.data), ("--val-data", self.val_data)):
+            # a file (XDF, EDF) is no folder the run's files could land in; output_dir refuses --out = file
+            if folder and Path(folder).is_dir() and _inside(self.out, folder):
+                raise ConfigError(f"--out {self.out} is the {flag} folder {folder} or inside it, an input; "
+                                  f"write the run outside the dataset, e.g. --out runs/{Path(folder).name}")
+        if self.val_data and _same_folder(self.val_data, self.data):
+            raise ConfigError(f"--val-data {self.val_data} is --data itself: validating on the training "
+                              "data chooses nothing on unseen music; pass a later excerpt (e.g. eegmusic "
+                              "simulate --music-start 90) or drop --val-data")
+
+
+_JSON_KINDS = (  # default's type, the types that fit it (library callers pass tuples), its name, a list's
+    (bool, (bool,), "true or false", "a list of true/false"),
+    (int, (numbers.Integral,), "an integer", "a list of integers"),
+    (float, (numbers.Real,), "a number", "a list of numbers"),
+    (str, (str,), "a string", "a list of strings"),
+    (dict, (dict,), "a JSON object", "a list of JSON objects"),
+    (tuple | list, (list, tuple), "a list", "a list of lists"),
+)
+
+
+def _json_kind(default) -> tuple[tuple[type, ...], str, str] | None:
+    """The JSON types a hyper-parameter with this default takes, their name, and a list's (None: any)."""
+    for python_type, kinds, noun, list_noun in _JSON_KINDS:  # bool before int: True is an int too
+        if isinstance(default, python_type):
+            return kinds, noun, list_noun
+    return None  # None or an object: the model checks it
+
+
+def _fits(value, kinds: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in kinds:  # JSON true is no number
+        return False
+    if isinstance(value, numbers.Real) and not np.isfinite(value):  # json.loads reads NaN and Infinity
+        return False
+    return isinstance(value, kinds)
+
+
+def check_model_config(name: str, model_config: dict) -> None:
+    """Refuse ``--arch-config`` keys the architecture lacks or values of another type than its default's.
+
+    Each value must have the JSON type of the constructor's default (a list element that of the
+    default's elements); keys without a default (None) are left to the model. Keys of the model
+    contract that ``train`` sets (:data:`SET_BY_TRAIN`) are refused.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the key, the expected type and the value.
+    """
+    import inspect
+
+    from eegmusic.offline_training.models.registry import ALL_MODELS
+
+    defaults: dict = {}
+    for cls in ALL_MODELS[name].__mro__:  # the architecture's constructor and its bases' keywords
+        init = cls.__dict__.get("__init__")
+        for parameter in list(inspect.signature(init).parameters.values())[1:] if init else ():
+            if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+                defaults.setdefault(parameter.name, parameter.default)
+    for key, value in model_config.items():
+        if key in SET_BY_TRAIN:
+            raise ConfigError(f"bad configuration for model '{name}': --arch-config key '{key}' is set by "
+                              f"eegmusic train ({SET_BY_TRAIN[key]}); drop it")
+        if key not in defaults:
+            known = ", ".join(k for k in defaults if k not in SET_BY_TRAIN)
+            raise ConfigError(f"bad configuration for model '{name}': --arch-config key '{key}' is not one "
+                              f"of its hyper-parameters; use one of {known}")
+        default = defaults[key]
+        kind = _json_kind(default)
+        if kind is None:
+            continue
+        kinds, noun, _ = kind
+        items = _json_kind(default[0]) if isinstance(default, tuple | list) and default else None
+        if items is not None:  # e.g. cnn filters: a list of integers
+            noun = items[2]
+        if not _fits(value, kinds) or (items is not None and not all(_fits(v, items[0]) for v in value)):
+            raise ConfigError(f"bad configuration for model '{name}': --arch-config key '{key}' must be "
+                              f"{noun}, e.g. {json.dumps(default)} (got {json.dumps(value, default=str)})")
 
 
 # ---- run folder ---------------------------------------------------------------------------------------
+def _inside(path, folder) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (links and ``..`` resolved; may not exist yet)."""
+    path, folder = Path(path).expanduser().resolve(), Path(folder).expanduser().resolve()
+    return path == folder or folder in path.parents
+
+
 def _same_folder(saved: str, current: str) -> bool:
     """Whether two spellings name the same folder (the saved one resolved as when it was written)."""
     try:
@@ -228,11 +337,13 @@ def _same_folder(saved: str, current: str) -> bool:
 
 
 def _check_resume(config: TrainConfig, out: Path) -> None:
+    from eegmusic.offline_training.models.registry import ALL_MODELS
+
     saved_path = out / "config.json"
-    if not saved_path.is_file() or not (out / "checkpoint.pt").is_file():
-        raise ConfigError(
-            f"--resume: {out} holds no checkpoint.pt/config.json; drop --resume to start a new run"
-        )
+    if not saved_path.is_file():
+        missing = " or ".join(name for name in ("config.json", "checkpoint.pt") if not (out / name).is_file())
+        raise ConfigError(f"--resume: {out} holds no {missing}, so no run to continue; drop --resume to "
+                          "start a new run")
     try:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, OSError) as error:
@@ -248,6 +359,13 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
             f"--resume: checkpoint in {out} is from model '{saved.get('model')}', not '{config.model}'; "
             f"use --arch {saved.get('model')} or another --out"
         )
+    why = UNRESUMABLE_LOOPS.get(ALL_MODELS[config.model].training_loop)
+    if why:
+        raise ConfigError(f"--resume: model '{config.model}' {why} and writes no checkpoint.pt, so its run "
+                          f"in {out} cannot be resumed; drop --resume and train into a new --out")
+    if not (out / "checkpoint.pt").is_file():
+        raise ConfigError(f"--resume: {out} holds config.json but no checkpoint.pt (no epoch of the run "
+                          "ended); drop --resume to start the run again")
     current = config_dict(config)
     # an option added after the run was written is absent from its config.json: it ran at the default
     defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
@@ -420,7 +538,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
 
     dataset = WindowDataset(
         config.data,
-        songs=config.songs,
+        # a song listed twice is read once, as a listener listed twice is (the dataset de-duplicates those)
+        songs=None if config.songs is None else list(dict.fromkeys(int(song) for song in config.songs)),
         subjects=config.subjects,
         hop_s=config.hop_s,
         spec=PreprocessingSpec(),

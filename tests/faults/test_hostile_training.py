@@ -1,0 +1,159 @@
+"""Hostile input to ``eegmusic train`` and ``eegmusic evaluate``: one line, exit 2, nothing lost.
+
+A model scored on a montage without its channels, an ``--arch-config`` that is no JSON object or
+holds a value of the wrong type, an evaluation written over a training run, a run written into its
+own dataset, validation on the training data itself, a song listed twice and ``--resume`` on a run
+that cannot be resumed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from tests.faults.conftest import assert_one_line_error  # noqa: E402
+
+LAGS = '{"lags": [0, 8]}'
+
+
+def _train(data, out, *extra, arch="linear"):
+    return ["train", "--data", data, "--arch", arch, "--out", out, "--split", "block", "--songs", "21",
+            "--subjects", "1", "--target-offset", "0", "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def linear_run(sim_dir, tmp_path_factory):
+    """A ridge run on one song and listener of the simulated NMED-T folder (125 channels); read-only."""
+    import io
+    from contextlib import redirect_stdout
+
+    from eegmusic.stream.cli import main
+
+    out = tmp_path_factory.mktemp("hostile_training") / "lin"
+    with redirect_stdout(io.StringIO()):
+        assert main(_train(str(sim_dir), str(out), "--arch-config", LAGS)) == 0
+    return out
+
+
+def _snapshot(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+def test_evaluate_refuses_a_cap_without_the_models_channels(linear_run, cli, tmp_path):
+    """An NMED-T model on an 8-channel cap reached onnxruntime ("Got: 8 Expected: 125")."""
+    from eegmusic.replay.virtual_cap import simulate_sessions
+
+    session, = simulate_sessions(tmp_path / "cap", montage="openbci8", sfreq=125.0, n_songs=1, n_subjects=1,
+                                 seconds=4.0, progress=False)
+    out = tmp_path / "eval"
+    status, _, err = cli("evaluate", "--data", session, "--model", linear_run / "model.onnx", "--out", out,
+                         "--split", "all", "--no-progress")
+    line = assert_one_line_error(status, err, "8 channels and lacks 125", "E1, E2",
+                                 "train a model on this montage")
+    assert "onnxruntime" not in line.lower()
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("config", ["[1, 2]", "null", '"x"', "3"])
+def test_arch_config_must_be_a_json_object(config, sim_dir, cli, tmp_path):
+    status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--arch-config", config, arch="cnn"))
+    assert_one_line_error(status, err, "--arch-config must be a JSON object", f"not {config}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("arch", "config", "needles"), [
+    ("cnn", '{"filters": "x"}', ("'filters'", "a list of integers", '(got "x")')),
+    ("cnn", '{"filters": [4, "8", 8, 8, 8]}', ("'filters'", "a list of integers")),
+    ("cnn", '{"dense": true}', ("'dense'", "an integer", "(got true)")),
+    ("cnn", '{"dense": 64.5}', ("'dense'", "an integer", "(got 64.5)")),
+    ("cnn", '{"dropout": NaN}', ("'dropout'", "a number", "(got NaN)")),
+    ("cnn", '{"psd": 3}', ("'psd'", "a string", "(got 3)")),
+    ("cnn", '{"dense_norm": 1}', ("'dense_norm'", "true or false", "(got 1)")),
+    ("linear", '{"lags": 8}', ("'lags'", "a list of integers", "(got 8)")),
+    ("ensemble", '{"members": ["linear"]}', ("'members'", "a list of JSON objects")),
+    ("cnn", '{"n_chans": 3}', ("'n_chans'", "set by eegmusic train", "drop it")),
+    ("cnn", '{"widht": 3}', ("'widht'", "not one of its hyper-parameters", "filters")),
+])
+def test_arch_config_values_are_checked_against_the_defaults(arch, config, needles, sim_dir, cli, tmp_path):
+    """A string for a list of filters ended in int()'s ValueError, deep in the model's constructor."""
+    status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--arch-config", config, arch=arch))
+    assert_one_line_error(status, err, f"bad configuration for model '{arch}'", *needles)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_library_caller_may_pass_tuples_in_the_model_config(sim_dir, tmp_path):
+    from eegmusic.offline_training.train import TrainConfig
+
+    TrainConfig(data=str(sim_dir), model="convnet", out=str(tmp_path / "run"),
+                model_config={"channels": (16, 16), "strides": (2, 2), "hidden": 32, "dropout": 0}).check()
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_evaluate_never_writes_over_a_training_run(overwrite, linear_run, sim_dir, cli):
+    """With --overwrite it replaced the run's metrics.json; without, it called that an evaluate result."""
+    before = _snapshot(linear_run)
+    status, _, err = cli("evaluate", "--data", sim_dir, "--model", linear_run / "model.onnx",
+                         "--out", linear_run, "--no-progress", *overwrite)
+    line = assert_one_line_error(status, err, f"--out {linear_run} holds a training run", "model.onnx",
+                                 f"--out {linear_run / 'eval'}")
+    assert "evaluate result" not in line
+    assert _snapshot(linear_run) == before
+
+
+@pytest.mark.parametrize("out", ["{data}", "{data}/run", "{data}/stimuli/../run"])
+def test_train_refuses_a_run_folder_in_its_dataset(out, sim_dir, cli):
+    before = sorted(path.name for path in sim_dir.rglob("*"))
+    status, _, err = cli(*_train(sim_dir, out.format(data=sim_dir), "--arch-config", LAGS))
+    assert_one_line_error(status, err, "is the --data folder", "write the run outside the dataset")
+    assert sorted(path.name for path in sim_dir.rglob("*")) == before
+
+
+def test_train_refuses_a_run_folder_in_its_validation_data(sim_dir, cli, tmp_path):
+    later = tmp_path / "later"
+    later.mkdir()
+    status, _, err = cli(*_train(sim_dir, later / "run", "--val-data", later, "--arch-config", LAGS))
+    assert_one_line_error(status, err, "is the --val-data folder")
+    assert list(later.iterdir()) == []
+
+
+def test_train_refuses_validation_on_the_training_data(sim_dir, cli, tmp_path):
+    status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--val-data", f"{sim_dir}/../{sim_dir.name}/",
+                                 "--arch-config", LAGS))
+    assert_one_line_error(status, err, "is --data itself", "pass a later excerpt")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_song_listed_twice_is_read_once_as_a_listener_is(linear_run, sim_dir, cli, tmp_path):
+    """--songs 21 21 read song 21 twice (48/8/8 windows instead of 24/4/4); --subjects 1 1 did not."""
+    out = tmp_path / "run"
+    args = _train(sim_dir, out, "--arch-config", LAGS)
+    args[args.index("21") + 1:args.index("21") + 1] = ["21"]  # --songs 21 21
+    args[args.index("--subjects") + 2:args.index("--subjects") + 2] = ["1"]  # --subjects 1 1
+    status, _, err = cli(*args)
+    assert status == 0, err
+    once = json.loads((linear_run / "metrics.json").read_text())["n_windows"]
+    assert json.loads((out / "metrics.json").read_text())["n_windows"] == once
+
+
+def test_resume_says_a_linear_run_cannot_be_resumed(linear_run, sim_dir, cli):
+    """It said the run held no checkpoint.pt/config.json, though config.json was there."""
+    before = _snapshot(linear_run)
+    status, _, err = cli(*_train(sim_dir, linear_run, "--arch-config", LAGS, "--resume"))
+    line = assert_one_line_error(status, err, "model 'linear'", "cannot be resumed", "drop --resume")
+    assert "config.json" not in line
+    assert _snapshot(linear_run) == before
+
+
+def test_resume_names_the_missing_checkpoint(linear_run, sim_dir, cli, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = json.loads((linear_run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**saved, "model": "cnn", "model_config": {}}))
+    status, _, err = cli(*_train(sim_dir, run, "--resume", arch="cnn"))
+    line = assert_one_line_error(status, err, "holds config.json but no checkpoint.pt")
+    assert "no checkpoint.pt/config.json" not in line
+    status, _, err = cli(*_train(sim_dir, tmp_path / "none", "--resume", arch="cnn"))
+    assert_one_line_error(status, err, "holds no config.json or checkpoint.pt")
