@@ -192,15 +192,6 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _is_or_under(path, target) -> bool:
-    """Whether ``path`` is ``target`` or lies under it, by its own name or where its link leads."""
-    from pathlib import Path
-
-    path, target = Path(path).expanduser(), Path(target).expanduser().resolve()
-    return any(where == target or target in where.parents
-               for where in (path.resolve(), path.parent.resolve() / path.name))
-
-
 def _check_paths(args: argparse.Namespace) -> None:
     """Refuse, before any stream is opened, a bad --truth and outputs that would lose a file.
 
@@ -213,7 +204,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
     from eegmusic.decoder.recording import RECORDING_FILES, check_record_dir
     from eegmusic.decoder.truth import check_truth_dir
-    from eegmusic.stream.atomic import refuse_existing, refuse_same_file
+    from eegmusic.stream.atomic import is_within, refuse_existing, refuse_same_file
     from eegmusic.stream.errors import OutputError
 
     if args.truth is not None:
@@ -223,12 +214,12 @@ def _check_paths(args: argparse.Namespace) -> None:
         refuse_same_file(args.model, path, what=flag)
     if args.truth is not None:
         for flag, path in files + ([("--record", args.record)] if args.record is not None else []):
-            if _is_or_under(path, args.truth):
+            if is_within(path, args.truth):
                 raise OutputError(f"{flag} {path} would write into the --truth dataset folder {args.truth}, "
                                   f"an input (refused even with --overwrite); write {flag} outside it")
     if args.record is not None:
         for flag, path in files:
-            name = next((name for name in RECORDING_FILES if _is_or_under(path, Path(args.record, name))),
+            name = next((name for name in RECORDING_FILES if is_within(path, Path(args.record, name))),
                         None)
             if name is not None:
                 raise OutputError(f"{flag} {path} is the file {name} that --record {args.record} writes; "
@@ -236,7 +227,7 @@ def _check_paths(args: argparse.Namespace) -> None:
         check_record_dir(args.record)
     for flag, path in files:
         refuse_existing(path, overwrite=args.overwrite, what=flag)
-    if args.wav is not None and args.json is not None and _is_or_under(args.wav, args.json):
+    if args.wav is not None and args.json is not None and is_within(args.wav, args.json):
         raise OutputError(f"--wav and --json name the same file {args.wav}; give them different paths")
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.offline_training.distributed import init_distributed, leave_distributed, resolve_device
 from eegmusic.offline_training.loop import config_dict, evaluate_mel, save_checkpoint
+from eegmusic.stream.atomic import is_within
 from eegmusic.stream.errors import ConfigError, ModelError
 from eegmusic.stream.spec import PreprocessingSpec
 
@@ -242,7 +243,7 @@ class TrainConfig:
         """Refuse a run folder in an input folder, and validation on the training data itself."""
         for flag, folder in (("--data", self.data), ("--val-data", self.val_data)):
             # a file (XDF, EDF) is no folder the run's files could land in; output_dir refuses --out = file
-            if folder and Path(folder).is_dir() and _inside(self.out, folder):
+            if folder and Path(folder).is_dir() and is_within(self.out, folder):
                 raise ConfigError(f"--out {self.out} is the {flag} folder {folder} or inside it, an input; "
                                   f"write the run outside the dataset, e.g. --out runs/{Path(folder).name}")
         if self.val_data and _same_folder(self.val_data, self.data):
@@ -321,12 +322,6 @@ def check_model_config(name: str, model_config: dict) -> None:
 
 
 # ---- run folder ---------------------------------------------------------------------------------------
-def _inside(path, folder) -> bool:
-    """Whether ``path`` is ``folder`` or lies under it (links and ``..`` resolved; may not exist yet)."""
-    path, folder = Path(path).expanduser().resolve(), Path(folder).expanduser().resolve()
-    return path == folder or folder in path.parents
-
-
 def _same_folder(saved: str, current: str) -> bool:
     """Whether two spellings name the same folder (the saved one resolved as when it was written)."""
     try:

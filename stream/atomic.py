@@ -4,7 +4,9 @@ Every command that writes goes through these helpers:
 
 - :func:`refuse_existing` before any work: an existing output is an :class:`OutputError` unless
   ``--overwrite`` was given;
-- :func:`refuse_same_file`: an input is never its own output (``vocode a.wav --out a.wav``);
+- :func:`refuse_same_file`: an input is never its own output (``vocode a.wav --out a.wav``), and
+  :func:`is_within` tells when an output would land in an input folder (``decode --wav
+  sim/stimuli/song21.wav --truth sim``);
 - :func:`atomic_path` / :func:`write_text` / :func:`write_json`: the content goes to a temporary file
   beside the target and is renamed over it only once complete, so a crash or a full disk leaves the
   old file (or none), never a truncated one;
@@ -52,6 +54,14 @@ def refuse_same_file(source: str | os.PathLike, output: str | os.PathLike, *, wh
         same = os.path.samefile(source, output)
     if same:
         raise OutputError(f"{what} {output} is the input file itself; choose another {what} path")
+
+
+def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (``~``, ``..`` and links resolved; ``path`` may not
+    exist yet). A link is followed, and also judged by where its own name lies."""
+    path, folder = Path(path).expanduser(), Path(folder).expanduser().resolve()
+    return any(where == folder or folder in where.parents
+               for where in (path.resolve(), path.parent.resolve() / path.name))
 
 
 def _disk_message(path: Path, error: OSError) -> str:
