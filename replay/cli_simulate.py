@@ -50,9 +50,11 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = SIMULATE_EPILOG
     parser.add_argument("--out", type=output_dir,
                         metavar="DIR", help="folder to write (created if needed); not with --live")
-    parser.add_argument("--n-songs", type=int_range(1, 10), default=10, metavar="N",
-                        help="number of songs, 1..10, numbered 21.. (default 10)")
-    parser.add_argument("--n-subjects", type=int_range(1, 1000), default=20, metavar="M",
+    # count defaults are None so that an option given where it does not apply is refused, not ignored
+    parser.add_argument("--n-songs", type=int_range(1, 10), default=None, metavar="N",
+                        help="number of generated songs, 1..10, numbered 21.. (default 10; not with --music, "
+                        "where each file is one song)")
+    parser.add_argument("--n-subjects", type=int_range(1, 1000), default=None, metavar="M",
                         help="participants per song (default 20)")
     parser.add_argument("--duration", type=seconds(), default=None, metavar="S",
                         help="length of each song in s (default: NMED-T-like 271-298 s, or the whole file)")
@@ -64,12 +66,15 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="your own music, any rate: folders (their wav/flac/ogg/mp3 files, in name "
                         "order) and/or files, one song each, slots 21.. (e.g. --music /usr/share/games/"
                         "singularity/music, from the singularity-music package)")
-    parser.add_argument("--music-start", type=non_negative_float, default=0.0, metavar="S",
-                        help="start of the excerpt taken from each --music file, in s (default 0)")
+    parser.add_argument("--music-start", type=non_negative_float, default=None, metavar="S",
+                        help="with --music: start of the excerpt taken from each file, in s (default 0)")
     parser.add_argument("--raw", action="store_true",
-                        help="also write songNN_raw.mat: 129 channels at 1000 Hz with line noise")
+                        help="also write songNN_raw.mat: 129 channels at 1000 Hz with line noise (NMED-T "
+                        "layout only, not with --montage)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="write into a folder that already holds files (refused otherwise)")
+                        help="replace an earlier simulation in --out: the files it wrote (simulation.json, "
+                        "song*, stimuli/, S*.xdf) are deleted first; a folder holding anything else, or "
+                        "not written by simulate, is refused")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     cap = parser.add_argument_group("virtual cap (instead of the NMED-T layout)")
     cap.add_argument("--montage", metavar="NAME",
@@ -83,11 +88,12 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     live = parser.add_argument_group("virtual listener, live (with --montage)")
     live.add_argument("--live", action="store_true",
                       help="stream an LSL EEG device that hears the music eegmusic calibrate plays, until "
-                      "Ctrl-C, e.g. --live --montage standard_1020 --channels 32 --sfreq 250 --name cap32")
+                      "Ctrl-C; needs --montage, e.g. --live --montage standard_1020 --channels 32 --sfreq "
+                      "250 --name cap32 (--music: where to find the played files)")
     live.add_argument("--name", default=None, metavar="NAME", help="--live stream name (default virtual-cap)")
     live.add_argument("--markers", default=None, metavar="NAME",
                       help="--live: calibration marker stream to follow (default <name>-calibration)")
-    live.add_argument("--delay", type=float_range(0.0, 60.0), default=1.0, metavar="S",
+    live.add_argument("--delay", type=float_range(0.0, 60.0), default=None, metavar="S",
                       help="--live: each sample leaves S seconds after its timestamp (default 1)")
     renamed_option(parser, "--audio", "is now --music (files and/or folders of them)")
     renamed_option(parser, "--songs", "is now --n-songs (a count; --songs elsewhere lists song ids)")
@@ -102,6 +108,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from eegmusic.replay.simulate import simulate
     from eegmusic.stream.errors import ConfigError
 
+    _refuse_ignored_options(args)
     if args.live:
         return _run_live(args)
     if args.out is None:
@@ -116,23 +123,63 @@ def run_simulate(args: argparse.Namespace) -> int:
         from eegmusic.replay.music_sources import music_files
 
         audio_files = music_files(args.music)
+    n_songs = 10 if args.n_songs is None else args.n_songs
+    n_subjects = 20 if args.n_subjects is None else args.n_subjects
+    music_start = args.music_start or 0.0
     if args.montage is not None:
-        return _run_virtual_cap(args, audio_files, start)
-    if args.channels is not None or args.sfreq is not None:
-        from eegmusic.stream.errors import ConfigError
-
-        flag = "--channels" if args.channels is not None else "--sfreq"
-        raise ConfigError(f"{flag} needs --montage (the NMED-T layout is 125 channels at 125 Hz); e.g. "
-                          "--montage standard_1020 --channels 32 --sfreq 250")
+        return _run_virtual_cap(args, audio_files, start, n_songs, n_subjects, music_start)
     out = simulate(
-        args.out, n_songs=args.n_songs, n_subjects=args.n_subjects, seconds=args.duration, seed=args.seed,
-        snr=args.snr, audio_files=audio_files, music_start_s=args.music_start, raw=args.raw,
+        args.out, n_songs=n_songs, n_subjects=n_subjects, seconds=args.duration, seed=args.seed,
+        snr=args.snr, audio_files=audio_files, music_start_s=music_start, raw=args.raw,
         progress=not args.no_progress,
     )
-    n_songs = len(audio_files) if audio_files else args.n_songs
-    print(f"wrote {n_songs} songs x {args.n_subjects} participants to {out} "
+    n_songs = len(audio_files) if audio_files else n_songs
+    print(f"wrote {n_songs} songs x {n_subjects} participants to {out} "
           f"in {time.perf_counter() - start:.1f} s; next: eegmusic info {out}")
     return 0
+
+
+_LIVE_ONLY = ("--name", "--markers", "--delay")
+_DATASET_ONLY = ("--n-songs", "--n-subjects", "--duration", "--music-start", "--raw", "--overwrite")
+
+
+def _given(args: argparse.Namespace, flag: str) -> bool:
+    """Whether ``flag`` was on the command line (options that matter only somewhere default to None/False)."""
+    value = getattr(args, flag[2:].replace("-", "_"))
+    return value is not None and value is not False
+
+
+def _refuse_ignored_options(args: argparse.Namespace) -> None:
+    """Refuse, in one line, an option that the chosen mode would silently ignore."""
+    from eegmusic.stream.errors import ConfigError
+
+    if args.live:
+        if args.montage is None:
+            raise ConfigError("--live needs --montage NAME (the cap to stream), e.g. --live --montage "
+                              "standard_1020 --channels 32 --sfreq 250 --name cap32")
+        for flag in _DATASET_ONLY:
+            if _given(args, flag):
+                raise ConfigError(f"{flag} applies to a dataset written with --out; --live streams until "
+                                  f"Ctrl-C and writes none: drop {flag}")
+        return
+    for flag in _LIVE_ONLY:
+        if _given(args, flag):
+            raise ConfigError(f"{flag} applies to --live only (the live LSL listener); drop it, or add "
+                              "--live --montage NAME")
+    if args.channels is not None or args.sfreq is not None:
+        if args.montage is None:
+            flag = "--channels" if args.channels is not None else "--sfreq"
+            raise ConfigError(f"{flag} needs --montage (the NMED-T layout is 125 channels at 125 Hz); e.g. "
+                              "--montage standard_1020 --channels 32 --sfreq 250")
+    if args.montage is not None and args.raw:
+        raise ConfigError("--raw adds songNN_raw.mat to the NMED-T layout; --montage writes XDF sessions at "
+                          "--sfreq instead: drop --raw or --montage")
+    if args.music and args.n_songs is not None:
+        raise ConfigError("--n-songs counts generated songs; with --music each file is one song: drop "
+                          "--n-songs (or pass fewer files)")
+    if not args.music and args.music_start is not None:
+        raise ConfigError("--music-start picks the excerpt of --music files; generated songs start at 0: "
+                          "drop --music-start or add --music FILE")
 
 
 def _run_live(args: argparse.Namespace) -> int:
@@ -143,25 +190,26 @@ def _run_live(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise ConfigError("--live streams on LSL and writes no files; drop --out (record the session with "
                           "eegmusic calibrate --out FILE.xdf)")
-    return run_live(args.montage or "standard_1020", args.channels, args.sfreq or 250.0,
+    return run_live(args.montage, args.channels, args.sfreq or 250.0,
                     args.name or "virtual-cap", snr=0.2 if args.snr is None else args.snr, seed=args.seed,
-                    markers=args.markers, music=args.music, delay_s=args.delay)
+                    markers=args.markers, music=args.music, delay_s=1.0 if args.delay is None else args.delay)
 
 
-def _run_virtual_cap(args: argparse.Namespace, audio_files, start: float) -> int:
+def _run_virtual_cap(args: argparse.Namespace, audio_files, start: float, n_songs: int, n_subjects: int,
+                     music_start: float) -> int:
     """``simulate --montage``: XDF calibration sessions of virtual listeners on that cap."""
     import time
 
     from eegmusic.replay.simulate import DEFAULT_SNR, _check_arguments
     from eegmusic.replay.virtual_cap import simulate_sessions
 
-    _check_arguments(args.n_songs, args.n_subjects, args.duration, args.snr, audio_files)
+    _check_arguments(n_songs, n_subjects, args.duration, args.snr, audio_files)
     sfreq = 250.0 if args.sfreq is None else args.sfreq
     sessions = simulate_sessions(
-        args.out, montage=args.montage, n_channels=args.channels, sfreq=sfreq, n_songs=args.n_songs,
-        n_subjects=args.n_subjects, seconds=args.duration, seed=args.seed,
+        args.out, montage=args.montage, n_channels=args.channels, sfreq=sfreq, n_songs=n_songs,
+        n_subjects=n_subjects, seconds=args.duration, seed=args.seed,
         snr=DEFAULT_SNR if args.snr is None else args.snr, audio_files=audio_files,
-        music_start_s=args.music_start, progress=not args.no_progress,
+        music_start_s=music_start, progress=not args.no_progress,
     )
     print(f"wrote {len(sessions)} XDF sessions ({args.montage}, {sfreq:g} Hz) to {args.out} in "
           f"{time.perf_counter() - start:.1f} s; next: eegmusic train --data {sessions[0]} --arch convnet")

@@ -20,6 +20,9 @@ import numpy as np
 SFREQ = 22050
 """Output rate in Hz."""
 
+MIN_EXCERPT_S = 1.0
+"""Shortest excerpt of a music file that the simulator takes (a shorter one is refused)."""
+
 _MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 _MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
 _PROGRESSIONS = (  # scale degrees (0-based) of the four chords of a section
@@ -263,7 +266,8 @@ def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -
     Raises
     ------
     DataFormatError
-        Missing or undecodable file, or one shorter than the excerpt.
+        Missing or undecodable file, one shorter than the excerpt, or (without ``seconds``) less than
+        :data:`MIN_EXCERPT_S` of music after ``start_s``.
     """
     import soundfile
     from eegmusic.stream.errors import DataFormatError
@@ -275,11 +279,25 @@ def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -
         raise DataFormatError(
             f"{path}: cannot be decoded as audio ({detail}); pass wav, flac, ogg or mp3 files"
         ) from error
-    end_s = length_s if seconds is None else float(start_s) + float(seconds)
-    if float(start_s) < 0 or end_s > length_s + 1e-6 or end_s <= float(start_s):
+    start_s = float(start_s)
+    if start_s < 0:
+        raise DataFormatError(f"{path}: the excerpt cannot start at {start_s:g} s; pass --music-start >= 0")
+    if seconds is None:  # to the end of the file
+        if length_s - start_s < MIN_EXCERPT_S:
+            if start_s:
+                raise DataFormatError(
+                    f"{path}: {length_s:.3g} s long, so --music-start {start_s:g} s leaves "
+                    f"{max(length_s - start_s, 0.0):.3g} s of it, less than the {MIN_EXCERPT_S:g} s needed; "
+                    "use an earlier --music-start or a longer track"
+                )
+            raise DataFormatError(f"{path}: {length_s:.3g} s long, shorter than the {MIN_EXCERPT_S:g} s of "
+                                  "music needed; use a longer track")
+        return length_s
+    end_s = start_s + float(seconds)
+    if end_s > length_s + 1e-6:
         raise DataFormatError(
             f"{path}: {length_s:.1f} s long, shorter than the requested excerpt "
-            f"{float(start_s):g}-{end_s:g} s; use a shorter --duration, an earlier --music-start, "
+            f"{start_s:g}-{end_s:g} s; use a shorter --duration, an earlier --music-start, "
             "or a longer track"
         )
     return length_s

@@ -10,12 +10,15 @@ and decimation to 125 Hz. The name keeps raw data from being mistaken for prepro
 
 The music comes from :mod:`replay.music` (or the user's audio files), the EEG from
 :mod:`replay.forward_model`. Each participant keeps the same traits in every song. Memory is bounded
-by one song: songs are generated, written and freed one after the other; participants of a song run
-in two threads (numpy's FFTs and products release the GIL).
+by one song (plus the user's music excerpts, decoded up front so that a bad file is refused before
+anything is written): songs are generated, written and freed one after the other; participants of a
+song run in two threads (numpy's FFTs and products release the GIL). A run whose estimated memory or
+disk need exceeds what the machine has is refused before it starts.
 
 ``simulation.json`` beside the song files records the parameters and marks the folder as simulated:
-a rerun into it replaces the previous songs, while a folder holding song files without it (real
-data) is refused rather than overwritten.
+a rerun into it deletes the previous dataset's files (and only those), while a non-empty folder
+without it, or with other files beside the dataset, is refused rather than overwritten. A run that
+fails removes what it wrote.
 
 Examples
 --------
@@ -25,10 +28,13 @@ PosixPath('/tmp/sim')
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import shutil
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +45,10 @@ from eegmusic.replay import forward_model as fm
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
 from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
-from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.stream.atomic import disk_errors
+from eegmusic.stream.errors import ConfigError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
+from eegmusic.stream.stimulus import check_audio_file
 
 logger = logging.getLogger(__name__)
 
@@ -148,28 +156,256 @@ class _RawWriter:
 MANIFEST = "simulation.json"
 """File that marks a folder as written by :func:`simulate` (parameters, and whether it finished)."""
 
-_SONG_FILE = re.compile(r"^song\d+_(Imputed|raw)\.mat(\.part)?$")
+GENERATOR = "eegmusic simulate"
+"""The manifest's ``generator``: only a folder that says so is ever cleared."""
+
+# The files a simulated dataset consists of, in either layout (NMED-T, or --montage sessions), and
+# the ".part" files a killed run leaves. Nothing else in a folder is ever deleted.
+_DATASET_FILE = re.compile(r"^(simulation\.json|song\d+_(Imputed|raw)\.mat(\.part)?|song\d+\.wav(\.part)?"
+                           r"|S\d+\.xdf)$")
+_STIMULUS_FILE = re.compile(r"^song\d+\.wav(\.part)?$")
 
 
-def _prepare_folder(out: Path, manifest: dict) -> None:
-    """Create ``out`` or clear a previous simulation in it; never touch a folder of real data."""
-    existing = sorted(p.name for p in out.iterdir() if _SONG_FILE.match(p.name)) if out.is_dir() else []
-    if existing and not (out / MANIFEST).is_file():
-        raise ConfigError(
-            f"{out} holds NMED-T files not written by eegmusic simulate ({', '.join(existing[:3])}"
-            f"{', …' if len(existing) > 3 else ''}); choose an empty or new --out folder"
-        )
+def _listing(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+
+
+def earlier_dataset(out: Path) -> list[Path]:
+    """The files of an earlier simulation in ``out`` (to be replaced); refuse any other content.
+
+    Parameters
+    ----------
+    out : Path
+        The ``--out`` folder (it may not exist yet).
+
+    Returns
+    -------
+    files : list of Path
+        Files to delete before writing: those of the earlier dataset (none for a new or empty folder).
+
+    Raises
+    ------
+    ConfigError
+        ``out`` holds files and is not a simulated dataset (no ``simulation.json`` written by
+        :func:`simulate`), or holds files that are not part of the dataset (user files are never deleted).
+    """
+    if not out.is_dir() or not any(out.iterdir()):
+        return []
     try:
-        (out / "stimuli").mkdir(parents=True, exist_ok=True)
+        generator = json.loads((out / MANIFEST).read_text()).get("generator")
+    except (OSError, ValueError, AttributeError):
+        generator = None
+    if generator != GENERATOR:
+        names = sorted(p.name for p in out.iterdir())
+        raise ConfigError(f"{out} holds files not written by eegmusic simulate ({_listing(names)}); "
+                          "choose an empty or new --out folder")
+    files, others = [], []
+    for path in sorted(out.iterdir()):
+        if path.is_file() and not path.is_symlink() and _DATASET_FILE.match(path.name):
+            files.append(path)
+        elif path.name == "stimuli" and path.is_dir() and not path.is_symlink():
+            for wav in sorted(path.iterdir()):
+                if wav.is_file() and not wav.is_symlink() and _STIMULUS_FILE.match(wav.name):
+                    files.append(wav)
+                else:
+                    others.append(f"stimuli/{wav.name}")
+        else:
+            others.append(path.name)
+    if others:
+        raise ConfigError(f"{out} holds files that are not part of the earlier simulation "
+                          f"({_listing(others)}); move them out or choose another --out folder (they are "
+                          "never deleted)")
+    return files
+
+
+def prepare_folder(out: Path, old_files: list[Path], manifest: dict, *, stimuli: bool) -> Path | None:
+    """Delete the earlier dataset's files, create ``out`` (and ``stimuli/``), write the manifest.
+
+    Call :func:`earlier_dataset` and every other check first: this is the first write.
+
+    Returns
+    -------
+    created : Path or None
+        The outermost folder this call created (``out`` or a missing parent of it), so that a failed
+        run may remove it whole; None when ``out`` existed.
+    """
+    created = None
+    if not out.exists():
+        created = out.absolute()
+        while not created.parent.exists():
+            created = created.parent
+    try:
+        for path in old_files:
+            path.unlink(missing_ok=True)
+        if (out / "stimuli").is_dir() and not stimuli and not any((out / "stimuli").iterdir()):
+            (out / "stimuli").rmdir()  # an NMED-T dataset replaced by XDF sessions
+        (out / "stimuli" if stimuli else out).mkdir(parents=True, exist_ok=True)
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     except OSError as error:
-        raise ConfigError(
-            f"cannot create {out / 'stimuli'} ({error.strerror}); pass a writable --out folder"
-        ) from error
-    if (out / MANIFEST).is_file():  # a previous simulation: its songs must not mix with the new ones
-        for name in existing:
-            (out / name).unlink()
-        for wav in (out / "stimuli").glob("song*.wav"):
-            wav.unlink()
+        raise OutputError(f"cannot write {out} ({error.strerror or error}); pass a writable --out folder "
+                          "with free space") from error
+    return created
+
+
+def _remove_partial(out: Path, created: Path | None) -> None:
+    """Remove what a failed run wrote: the folders it created, else only the dataset files."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+        return
+    # a folder that existed before is kept; after prepare_folder it holds only this run's files
+    for path in [*out.glob("*"), *out.glob("stimuli/*")]:
+        if path.is_file() and _DATASET_FILE.match(path.name):
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (out / "stimuli").rmdir()
+
+
+@contextlib.contextmanager
+def writing_dataset(out: Path, created: Path | None) -> Iterator[None]:
+    """Run the writing phase; on any failure (Ctrl-C too) remove what it wrote, then re-raise.
+
+    Running out of memory or disk becomes one line (:class:`ConfigError`, :class:`OutputError`).
+    """
+    try:
+        with disk_errors(out):
+            yield
+    except MemoryError:
+        _remove_partial(out, created)
+        raise ConfigError(f"ran out of memory while simulating into {out} (nothing kept); lower {LOWER}"
+                          ) from None
+    except BaseException:
+        _remove_partial(out, created)
+        raise
+
+
+def refuse_music_inside(out: Path, audio_files) -> None:
+    """An input is never its own output: refuse ``--music`` files inside the folder being written."""
+    root = out.expanduser().resolve()
+    for path in audio_files or []:
+        if Path(path).expanduser().resolve().is_relative_to(root):
+            raise OutputError(f"--music {path} lies inside --out {out}, which this run replaces; move the "
+                              "music out of it or choose another --out folder")
+
+
+def available_memory() -> int:
+    """Bytes this process can allocate now without swapping (:func:`check_resources`)."""
+    # MemAvailable, not the physical total: a run that only fits by pushing others into swap would
+    # crawl for hours. An address-space limit (ulimit -v) caps it too.
+    available = None
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/meminfo") as meminfo:
+            line = next(line for line in meminfo if line.startswith("MemAvailable:"))
+        available = int(line.split()[1]) * 1024
+    if available is None:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return available
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return available if limit == resource.RLIM_INFINITY else min(available, limit)
+
+
+def _size(n_bytes: float) -> str:
+    if n_bytes >= 2**40:
+        return f"{n_bytes / 2**40:.1f} TiB"
+    return f"{n_bytes / 2**30:.1f} GiB"
+
+
+def check_resources(out: Path, *, memory: float, disk: float, freed: int, lower: str) -> None:
+    """Refuse a run whose estimated memory or disk need exceeds what the machine has, before writing.
+
+    Parameters
+    ----------
+    out : Path
+        The folder to write (its nearest existing ancestor gives the disk).
+    memory, disk : float
+        Estimated peak memory and size of the dataset, in bytes.
+    freed : int
+        Bytes of the earlier dataset that the run deletes first.
+    lower : str
+        The options that make the run smaller, for the message.
+    """
+    have = available_memory()
+    if memory > have:
+        raise ConfigError(f"this simulation needs about {_size(memory)} of memory, {_size(have)} available; "
+                          f"lower {lower}")
+    folder = out
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free + freed
+    if disk > free:
+        raise ConfigError(f"this simulation writes about {_size(disk)}, {_size(free)} free on the disk of "
+                          f"{folder}; lower {lower}, or choose another --out")
+
+
+# Peak memory, measured with ru_maxrss on 1-6 participants x 2-180 s songs (within ~10 %): the
+# interpreter and head model, the songs' audio, each song's simulation working set, and the song's
+# (125, n_times, n_subjects) float64 array (twice: savemat copies it).
+_BASE_BYTES = 150e6
+_WORK_BYTES_PER_S = {False: 1.2e6, True: 6.4e6}   # raw: 129 channels simulated at 1000 Hz
+_SUBJECT_BYTES_PER_S = 0.25e6
+
+
+def _needs(song_seconds: list[float], n_subjects: int, raw: bool, music: bool) -> tuple[float, float]:
+    """Estimated (peak memory, dataset size) in bytes of an NMED-T simulation."""
+    longest, total = max(song_seconds), sum(song_seconds)
+    memory = (_BASE_BYTES + (total * AUDIO_SFREQ * 4 if music else 0)
+              + longest * (_WORK_BYTES_PER_S[raw] + n_subjects * _SUBJECT_BYTES_PER_S))
+    disk = total * (N_CHANS * MODEL_SFREQ * 8 * n_subjects + 2 * AUDIO_SFREQ)
+    if raw:
+        disk += total * len(fm.NET_CHANNELS) * RAW_SFREQ * 8 * n_subjects
+    return memory, disk
+
+
+LOWER = "--n-subjects, --duration or the number of songs"
+"""What makes a simulation smaller (for the messages of :func:`check_resources`)."""
+
+
+def music_excerpts(audio_files, *, start_s: float, seconds: float | None) -> list[float]:
+    """Check every ``--music`` file (exists, is audio, holds the excerpt); return excerpt lengths in s."""
+    lengths = []
+    for path in audio_files:
+        check_audio_file(path)
+        length_s = check_excerpt(path, start_s=start_s, seconds=seconds)
+        lengths.append(float(seconds) if seconds is not None else length_s - float(start_s))
+    return lengths
+
+
+def plan_dataset(out: Path, song_ids: list[int], audio_files: list[Path] | None, *, music_start_s: float,
+                 seconds: float | None, needs, lower: str) -> tuple[list[Path], list[np.ndarray] | None]:
+    """Every check before the first write of a simulation (either layout).
+
+    The music files (present, audio, long enough), ``out`` (new, empty, or an earlier simulation and
+    nothing else), memory and disk (``needs(song_seconds) -> (memory, disk)`` in bytes), then the
+    music's samples: each excerpt is decoded up front, so that a file holding NaN or undecodable
+    frames is refused before ``out`` is touched.
+
+    Returns
+    -------
+    old_files : list of Path
+        The earlier dataset's files, for :func:`prepare_folder`.
+    music : list of ndarray, shape (n_samples,), or None
+        The decoded excerpts at 22050 Hz (None without ``audio_files``).
+    """
+    if audio_files:
+        lengths = music_excerpts(audio_files, start_s=music_start_s, seconds=seconds)
+        refuse_music_inside(out, audio_files)
+    else:
+        lengths = [float(seconds) if seconds is not None else SIMULATED_DURATIONS_S[s] for s in song_ids]
+    old_files = earlier_dataset(out)
+    memory, disk = needs(lengths)
+    check_resources(out, memory=memory, disk=disk, freed=sum(p.stat().st_size for p in old_files),
+                    lower=lower)
+    if not audio_files:
+        return old_files, None
+    return old_files, [load_excerpt(path, start_s=music_start_s, seconds=seconds) for path in audio_files]
+
+
+def mark_complete(out: Path) -> None:
+    """Set ``complete`` in the manifest: the dataset is whole."""
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["complete"] = True
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
@@ -222,8 +458,9 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
     Parameters
     ----------
     out_dir : str or Path
-        Folder to write (created if needed). A previous simulation there is replaced; a folder with
-        song files not written by this function is refused (ConfigError).
+        Folder to write (created if needed). The files of a previous simulation there are replaced;
+        a non-empty folder that is not one, or one that also holds other files, is refused
+        (ConfigError). If the run fails, what it wrote is removed (the folder too if it created it).
     n_songs : int
         Number of generated songs, 1..10, numbered 21, 22, … (ignored when ``audio_files`` is given).
     n_subjects : int
@@ -254,29 +491,43 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
     Raises
     ------
     ConfigError
-        Bad counts, length or SNR, or an ``out_dir`` that holds real data or cannot be written.
+        Bad counts, length or SNR, an ``out_dir`` that holds other files, or a run larger than the
+        memory or disk at hand.
     DataFormatError
-        An audio file that is missing or unreadable.
+        An audio file that is missing, unreadable, holds NaN/Inf, or is shorter than the excerpt.
+    OutputError
+        An audio file inside ``out_dir``, or an ``out_dir`` that cannot be written.
     """
-    from eegmusic.stream.progress import progress_bar
-
     _check_arguments(n_songs, n_subjects, seconds, snr, audio_files)
     snr = DEFAULT_SNR if snr is None else float(snr)
     out = Path(out_dir).expanduser()
-    stimuli = out / "stimuli"
     audio_files = [Path(p) for p in audio_files] if audio_files is not None else None
-    for path in audio_files or []:
-        if not path.is_file():
-            raise DataFormatError(f"{path}: audio file not found; check the --music paths")
-        check_excerpt(path, start_s=music_start_s, seconds=seconds)  # before anything is written
     song_ids = [FIRST_SONG + i for i in range(len(audio_files) if audio_files else int(n_songs))]
     subjects = participant_ids(int(n_subjects))
-    _prepare_folder(out, {
-        "generator": "eegmusic simulate", "songs": song_ids, "subjects": subjects,
+    old_files, music = plan_dataset(
+        out, song_ids, audio_files, music_start_s=music_start_s, seconds=seconds,
+        needs=lambda lengths: _needs(lengths, len(subjects), bool(raw), bool(audio_files)),
+        lower=LOWER + (" or drop --raw" if raw else ""),
+    )
+    created = prepare_folder(out, old_files, {
+        "generator": GENERATOR, "songs": song_ids, "subjects": subjects,
         "seconds": seconds, "seed": int(seed), "snr": snr, "raw": bool(raw),
         "audio_files": [str(p) for p in audio_files] if audio_files else None,
         "music_start_s": float(music_start_s) if audio_files else None, "complete": False,
-    })
+    }, stimuli=True)
+    with writing_dataset(out, created):
+        _write_songs(out, song_ids, subjects, music, seconds=seconds, seed=seed, snr=snr,
+                     music_start_s=music_start_s if audio_files else 0.0, raw=raw, progress=progress)
+        mark_complete(out)
+    return out
+
+
+def _write_songs(out: Path, song_ids: list[int], subjects: list[str], music: list[np.ndarray] | None, *,
+                 seconds, seed: int, snr: float, music_start_s: float, raw: bool, progress: bool) -> None:
+    """Simulate and write every song of :func:`simulate`, one after the other."""
+    from eegmusic.stream.progress import progress_bar
+
+    stimuli = out / "stimuli"
     head = fm.head_model()
     participants = [fm.draw_participant(np.random.default_rng([seed, index, 101]), head)
                     for index in range(len(subjects))]
@@ -287,14 +538,13 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
                disable=not progress, leave=False)
     try:
         for song_index, song_id in enumerate(song_ids):
-            if audio_files:
-                audio = load_excerpt(audio_files[song_index], start_s=music_start_s, seconds=seconds)
+            if music:
+                audio = music[song_index]
+                music[song_index] = None  # freed once simulated
             else:
                 length = float(seconds) if seconds is not None else SIMULATED_DURATIONS_S[song_id]
                 audio = generate_song(song_id, bpm=SONGS[song_id].bpm, seconds=length, seed=seed)
             n_times = int(len(audio) / AUDIO_SFREQ * MODEL_SFREQ)
-            if n_times < MODEL_SFREQ:
-                raise DataFormatError(f"{audio_files[song_index]}: audio shorter than 1 s; use a longer file")
             _write_wav(stimuli / f"song{song_id}.wav", audio)
             n_sim = n_times * factor if raw else n_times
             envelopes, onsets = fm.stimulus_features(audio, audio_sfreq=AUDIO_SFREQ, sfreq=sim_sfreq,
@@ -303,7 +553,7 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
             data = np.empty((N_CHANS, n_times, len(subjects)), order="F")
             raw_writer = (_RawWriter(out / f"song{song_id}_raw.mat", song_id, n_sim, subjects)
                           if raw else None)
-            noise_key = (int(round(float(music_start_s) * 1000)),) if audio_files and music_start_s else ()
+            noise_key = (int(round(float(music_start_s) * 1000)),) if music_start_s else ()
             song = _SongJob(song_id, envelopes, onsets, sim_sfreq, n_times, data, raw_writer, noise_key)
             # numpy's FFTs and products release the GIL: participants run on the cores in threads
             # (one at a time for raw output, whose recordings are 8x larger)
@@ -322,7 +572,3 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
             del data, song, envelopes, onsets
     finally:
         bar.close()
-    manifest = json.loads((out / MANIFEST).read_text())
-    manifest["complete"] = True
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return out

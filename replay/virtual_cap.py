@@ -20,7 +20,6 @@ average-referenced.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -28,9 +27,9 @@ import numpy as np
 from eegmusic.replay import forward_model as fm
 from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, encode
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
-from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
+from eegmusic.replay.music import generate_song
 from eegmusic.replay.nmedt import SONGS
-from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.stream.errors import ConfigError
 from eegmusic.stream.interpolation import spline_matrix
 from eegmusic.stream.montage import head_positions, montage_labels, resolve_montage_name
 
@@ -78,22 +77,27 @@ def check_cap(montage: str, n_channels: int | None, sfreq: float) -> tuple[str, 
     return name, montage_labels(name, n_channels)
 
 
-def _prepare(out: Path, manifest: dict) -> None:
-    previous = out / MANIFEST
-    if out.is_dir() and any(out.glob("*.xdf")) and not previous.is_file():
-        raise ConfigError(f"{out} holds XDF recordings not written by eegmusic simulate; choose an empty or "
-                          "new --out folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"cannot create {out} ({error.strerror}); pass a writable --out folder") from error
-    if previous.is_file():  # a previous simulation: only its own files go
-        old = json.loads(previous.read_text())
-        for name in old.get("sessions", []) + [f"song{s}.wav" for s in old.get("songs", [])]:
-            (out / name).unlink(missing_ok=True)
-        for leftover in out.glob("song*_Imputed.mat"):
-            leftover.unlink()
-    previous.write_text(json.dumps(manifest, indent=2))
+# Peak memory per second of song at the cap's rate, measured with ru_maxrss (standard_1020 at 250 and
+# 1000 Hz, 1-3 songs; within ~20 %): the net simulation's working set, the cap's arrays, and the
+# stimulus features that every song keeps until the sessions are written.
+_WORK_BYTES_PER_SAMPLE = 5000.0
+_CAP_BYTES_PER_SAMPLE_CHANNEL = 15.0
+_KEPT_BYTES_PER_SAMPLE = 800.0
+_AUDIO_WORK_BYTES_PER_S = 0.5e6
+
+
+def _needs(song_seconds: list[float], n_subjects: int, n_channels: int, sfreq: float,
+           music: bool) -> tuple[float, float]:
+    """Estimated (peak memory, dataset size) in bytes of the XDF sessions of a virtual cap."""
+    from eegmusic.replay.simulate import _BASE_BYTES
+
+    longest, total = max(song_seconds), sum(song_seconds)
+    memory = (_BASE_BYTES + (total * AUDIO_SFREQ * 4 if music else 0) + longest * _AUDIO_WORK_BYTES_PER_S
+              + sfreq * (total * _KEPT_BYTES_PER_SAMPLE
+                         + longest * (_WORK_BYTES_PER_SAMPLE + n_channels * _CAP_BYTES_PER_SAMPLE_CHANNEL)))
+    # float32 samples and a float64 time stamp per sample, per session; the songs' 16-bit audio
+    disk = n_subjects * total * sfreq * (4 * n_channels + 8) + total * AUDIO_SFREQ * 2
+    return memory, disk
 
 
 def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, sfreq: float = 250.0,
@@ -105,7 +109,8 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
     Parameters
     ----------
     out_dir : str or Path
-        Folder to write (created if needed; a previous simulation there is replaced).
+        Folder to write (created if needed). A previous simulation there is replaced (its files only);
+        any other non-empty folder is refused. A failed run removes what it wrote.
     montage : str
         An MNE standard montage (``standard_1020``, ``biosemi64``, …) or a board layout
         (``openbci8``, ``openbci16``, ``muse``).
@@ -135,38 +140,64 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
     Raises
     ------
     ConfigError
-        Unknown montage, bad channel count or rate, or an ``out_dir`` holding other recordings.
+        Unknown montage, bad channel count or rate, an ``out_dir`` holding other files, or a run larger
+        than the memory or disk at hand.
     DataFormatError
-        An audio file that cannot be read.
+        An audio file that cannot be read, holds NaN/Inf, or is shorter than the excerpt.
+    OutputError
+        An audio file inside ``out_dir``, or an ``out_dir`` that cannot be written.
     """
-    import soundfile
-    from eegmusic.replay.simulate import SIMULATED_DURATIONS_S, participant_ids
-    from eegmusic.replay.xdf_writer import XDFWriter
-    from eegmusic.stream.progress import progress_bar
+    from eegmusic.replay.simulate import (
+        GENERATOR,
+        LOWER,
+        mark_complete,
+        participant_ids,
+        plan_dataset,
+        prepare_folder,
+        writing_dataset,
+    )
 
     name, labels = check_cap(montage, n_channels, sfreq)
     sfreq = float(sfreq)
     out = Path(out_dir).expanduser()
     audio_files = [Path(p) for p in audio_files] if audio_files else None
-    for path in audio_files or []:
-        if not path.is_file():
-            raise DataFormatError(f"{path}: audio file not found; check the --music paths")
-        check_excerpt(path, start_s=music_start_s, seconds=seconds)
     song_ids = [21 + i for i in range(len(audio_files) if audio_files else int(n_songs))]
     subjects = participant_ids(int(n_subjects))
-    stream = f"virtual-{name}"
+    old_files, music = plan_dataset(
+        out, song_ids, audio_files, music_start_s=music_start_s, seconds=seconds,
+        needs=lambda lengths: _needs(lengths, len(subjects), len(labels), sfreq, bool(audio_files)),
+        lower=LOWER + " or --sfreq",
+    )
     sessions = [f"{subject}.xdf" for subject in subjects]
-    _prepare(out, {"generator": "eegmusic simulate", "montage": name, "channels": list(labels),
-                   "sfreq": sfreq, "songs": song_ids, "subjects": subjects, "sessions": sessions,
-                   "seconds": seconds, "seed": int(seed), "snr": float(snr),
-                   "audio_files": [str(p) for p in audio_files] if audio_files else None,
-                   "complete": False})
+    created = prepare_folder(out, old_files, {
+        "generator": GENERATOR, "montage": name, "channels": list(labels), "sfreq": sfreq, "songs": song_ids,
+        "subjects": subjects, "sessions": sessions, "seconds": seconds, "seed": int(seed), "snr": float(snr),
+        "audio_files": [str(p) for p in audio_files] if audio_files else None, "complete": False,
+    }, stimuli=False)
+    with writing_dataset(out, created):
+        written = _write_sessions(out, name, labels, sfreq, song_ids, subjects, music, seconds=seconds,
+                                  seed=seed, snr=snr, progress=progress)
+        mark_complete(out)
+    return written
+
+
+def _write_sessions(out: Path, name: str, labels, sfreq: float, song_ids: list[int], subjects: list[str],
+                    music: list[np.ndarray] | None, *, seconds, seed: int, snr: float,
+                    progress: bool) -> list[Path]:
+    """Simulate the songs' features, then write one XDF session per participant."""
+    import soundfile
+    from eegmusic.replay.simulate import SIMULATED_DURATIONS_S
+    from eegmusic.replay.xdf_writer import XDFWriter
+    from eegmusic.stream.progress import progress_bar
+
+    stream = f"virtual-{name}"
     positions = head_positions(labels, montage=name)
     projection = cap_projection(positions)
     songs = []
     for index, song_id in enumerate(song_ids):
-        if audio_files:
-            audio = load_excerpt(audio_files[index], start_s=music_start_s, seconds=seconds)
+        if music:
+            audio = music[index]
+            music[index] = None  # freed once its features are taken
         else:
             length = float(seconds) if seconds is not None else SIMULATED_DURATIONS_S[song_id]
             audio = generate_song(song_id, bpm=SONGS[song_id].bpm, seconds=length, seed=seed)
@@ -182,7 +213,7 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
     try:
         for index, subject in enumerate(subjects):
             participant = fm.draw_participant(np.random.default_rng([seed, index, 101]), head)
-            path = out / sessions[index]
+            path = out / f"{subject}.xdf"
             with XDFWriter(path) as xdf:
                 eeg_id = xdf.add_stream(name=stream, stype="EEG", channel_format="float32",
                                         nominal_srate=sfreq, labels=list(labels), positions=positions,
@@ -209,9 +240,6 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
             logger.debug("wrote %s: %d songs, %d channels at %g Hz", path, len(songs), len(labels), sfreq)
     finally:
         bar.close()
-    manifest = json.loads((out / MANIFEST).read_text())
-    manifest["complete"] = True
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return written
 
 
