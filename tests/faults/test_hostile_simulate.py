@@ -37,12 +37,25 @@ def sim_copy(sim_dir, tmp_path):
     return shutil.copytree(sim_dir, tmp_path / "sim")
 
 
-def test_a_run_larger_than_memory_is_refused_before_writing(cli, tmp_path):
-    """It died after minutes in numpy: 'Unable to allocate 99.4 GiB', with a traceback."""
+def test_a_run_larger_than_memory_is_refused_before_writing(tmp_path):
+    """It died after minutes in numpy: 'Unable to allocate 99.4 GiB', with a traceback.
+
+    Run in a child under a 3 GiB address-space limit and a time limit, so that a regression fails
+    quickly (a MemoryError's traceback) instead of simulating a week of EEG.
+    """
+    import resource
+    import subprocess
+    import sys
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
     out = tmp_path / "huge"
-    status, _, err = cli("simulate", "--out", out, "--n-songs", "10", "--n-subjects", "1000",
-                         "--duration", "604800", "--no-progress")
-    assert_one_line_error(status, err, "of memory", "available", "--n-subjects", "--duration")
+    result = subprocess.run(
+        [sys.executable, "-m", "eegmusic", "simulate", "--out", str(out), "--n-songs", "10", "--n-subjects",
+         "200", "--duration", "3000", "--no-progress"],
+        capture_output=True, text=True, timeout=120, preexec_fn=limit_memory)
+    assert_one_line_error(result.returncode, result.stderr, "of memory", "available", "--n-subjects")
     assert not out.exists()
 
 
