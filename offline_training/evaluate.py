@@ -213,6 +213,10 @@ def evaluate(
                 "global_mean": baselines.predict_global_mean(global_mean, len(rows)),
                 "song_mean": baselines.predict_song_mean(song_means, songs) if song_mean_defined else None,
             }
+            if not np.isfinite(predictions["model"]).all():  # its Fréchet distance died in an eigensolver
+                bad = int(np.count_nonzero(~np.isfinite(predictions["model"])))
+                raise ModelError(f"model {info.path.name} outputs {bad} NaN/Inf values on the test windows; "
+                                 "it cannot be scored: retrain it (a diverged training exports such a model)")
             local = {int(row): k for k, row in enumerate(rows)}
             dynamic = [np.array([local[int(r)] for r in chains[k]], dtype=np.int64) for k in chunk]
             for name, accumulator in accumulators.items():

@@ -157,3 +157,22 @@ def test_resume_names_the_missing_checkpoint(linear_run, sim_dir, cli, tmp_path)
     assert "no checkpoint.pt/config.json" not in line
     status, _, err = cli(*_train(sim_dir, tmp_path / "none", "--resume", arch="cnn"))
     assert_one_line_error(status, err, "holds no config.json or checkpoint.pt")
+
+
+def test_evaluate_refuses_a_model_that_outputs_nan(sim_dir, cli, tmp_path):
+    """Its Fréchet distance died in numpy's eigensolver: 'Eigenvalues did not converge', a traceback."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from tests.decoder.onnx_models import make_model
+
+    path = make_model(tmp_path / "nan.onnx")
+    model = onnx.load(str(path))
+    bias = next(init for init in model.graph.initializer if init.name == "bias")
+    bias.CopyFrom(numpy_helper.from_array(np.full((128, 1), np.nan, np.float32), "bias"))
+    onnx.save(model, str(path))
+    status, _, err = cli("evaluate", "--data", sim_dir, "--model", path, "--out", tmp_path / "ev",
+                         "--split", "all")
+    assert_one_line_error(status, err, "nan.onnx outputs", "NaN/Inf")
+    assert not (tmp_path / "ev" / "metrics.json").exists()
