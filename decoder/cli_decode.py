@@ -241,10 +241,12 @@ def run_decode(args: argparse.Namespace) -> int:
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
     from eegmusic.stream.atomic import write_json
     from eegmusic.stream.cli import stop_signals
+    from eegmusic.stream.errors import ConfigError
 
     _check_paths(args)  # before any work: a finished decode is never lost to a bad path
+    if args.overwrite and args.wav is None and args.json is None:
+        raise ConfigError("--overwrite lets --wav or --json replace a file, and neither is given; drop it")
     if args.no_audio and args.listen != "decoded":
-        from eegmusic.stream.errors import ConfigError
 
         # --listen only picks what the sink plays: --no-audio plays nothing (a recording keeps the decoded
         # sound whatever --listen says), and a dashboard's A/B switch would switch silence
@@ -265,8 +267,6 @@ def run_decode(args: argparse.Namespace) -> int:
 
         check_name(args.publish)
     if args.duration is not None and args.duration <= 0:
-        from eegmusic.stream.errors import ConfigError
-
         raise ConfigError(f"--duration must be > 0 s (got {args.duration}); leave it out to run until Ctrl-C")
 
     def _terminate(signum, frame):

@@ -266,6 +266,8 @@ def run_demo(args) -> int:
 
     if args.duration <= 0:
         raise ConfigError(f"--duration must be > 0, got {args.duration}")
+    if args.model and args.arch:  # --arch was dropped: the model file is played as it is
+        raise ConfigError("--arch names what to train, and --model plays a trained model; drop one")
     # before any work (simulation, training): an earlier demo's results are never replaced unasked
     for flag, path in (("--wav", args.wav), ("--out", args.out)):
         if path is not None:

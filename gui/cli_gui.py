@@ -93,8 +93,12 @@ def run_gui(args: argparse.Namespace) -> int:
         raise ConfigError(f"--model {args.model} does not exist; pass an existing path")
     if args.truth is not None:
         from eegmusic.decoder.truth import check_truth_dir
+        from eegmusic.stream.atomic import is_within
 
         check_truth_dir(args.truth)
+        if args.screenshot is not None and is_within(args.screenshot, args.truth):
+            raise ConfigError(f"--screenshot {args.screenshot} lies inside the --truth dataset "
+                              f"{args.truth}, an input; save it outside the dataset")
     if args.no_audio and args.listen != "decoded":  # as decode: what --listen picks would play nowhere
         raise ConfigError(f"--listen {args.listen} chooses what is played, and --no-audio plays nothing; "
                           "drop one")

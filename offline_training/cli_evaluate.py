@@ -74,9 +74,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from eegmusic.offline_training.train import TRAINING_RUN_FILES
-    from eegmusic.stream.atomic import refuse_existing
+    from eegmusic.stream.atomic import is_within, refuse_existing
     from eegmusic.stream.errors import OutputError
 
+    if Path(args.data).expanduser().is_dir() and is_within(args.out, args.data):
+        raise OutputError(f"--out {args.out} is the --data folder {args.data} or inside it, an input; write "
+                          f"the results outside the dataset, e.g. --out runs/eval-{Path(args.data).name}")
     # a training run's metrics.json is not an earlier evaluate's: refused even with --overwrite
     run_files = [name for name in TRAINING_RUN_FILES if (Path(args.out) / name).exists()]
     if run_files:

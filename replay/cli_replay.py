@@ -65,12 +65,20 @@ def _build_player(args):
             raise ConfigError("--xdf needs --xdf-stream NAME (the recorded stream to replay)")
         if args.device_like is not None:
             raise ConfigError("--device-like works on NMED-T data only; drop it with --xdf")
+        options = (("--data", args.data), ("--song", args.song), ("--subject", args.subject),
+                   ("--no-markers", args.no_markers or None))
+        given = [flag for flag, value in options if value is not None]
+        if given:  # they were ignored: the XDF stream plays as recorded, without song markers
+            raise ConfigError(f"--xdf replays one recorded stream as it is; {', '.join(given)} "
+                              "apply to --data only: drop them, or drop --xdf")
         from eegmusic.replay.xdf import xdf_player
 
         return xdf_player(
             args.xdf, args.xdf_stream, name=args.name, source_id=args.source_id, speed=args.speed,
             loop=args.loop, chunk_ms=args.chunk_ms, index_channel=args.index_channel,
         )
+    if args.xdf_stream:
+        raise ConfigError("--xdf-stream names a stream of --xdf FILE; add --xdf, or drop --xdf-stream")
     missing = [flag for flag, value in (("--data", args.data), ("--song", args.song),
                                         ("--subject", args.subject)) if value is None]
     if missing:

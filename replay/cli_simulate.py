@@ -103,14 +103,25 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_simulate(args: argparse.Namespace) -> int:
     """Run ``eegmusic simulate``; return the exit status."""
+    _refuse_ignored_options(args)
+    if args.live:
+        return _run_live(args)
+    from eegmusic.stream.cli import stop_signals
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM too: a stopped run removes what it wrote (simulate.writing_dataset)
+
+    with stop_signals(interrupt):
+        return _run_dataset(args)
+
+
+def _run_dataset(args: argparse.Namespace) -> int:
+    """``simulate --out``: an NMED-T folder, or XDF sessions with ``--montage``."""
     import time
 
     from eegmusic.replay.simulate import simulate
     from eegmusic.stream.errors import ConfigError
 
-    _refuse_ignored_options(args)
-    if args.live:
-        return _run_live(args)
     if args.out is None:
         raise ConfigError("simulate needs --out DIR (the folder to write), or --live for a live virtual "
                           "listener; e.g. eegmusic simulate --out /tmp/sim")

@@ -143,4 +143,10 @@ def music_files(sources) -> list[Path]:
             files.append(path)
         else:
             raise DataFormatError(f"{path}: no such file or folder; check the --music paths")
+    seen: dict[Path, Path] = {}
+    for path in files:  # one file is one song: twice would be two songs with the same music
+        first = seen.setdefault(path.resolve(), path)
+        if first is not path:
+            raise DataFormatError(f"{path} is {first} again (--music takes each file once, one song each); "
+                                  "drop the repeat")
     return files

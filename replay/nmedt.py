@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -207,6 +208,14 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
     folder = NMEDTFolder(path)
     lines = [f"folder: {folder.path}"]
     problems: list[str] = []
+    manifest = folder.path / "simulation.json"
+    try:
+        complete = json.loads(manifest.read_text()).get("complete", True) if manifest.is_file() else True
+    except (OSError, ValueError, AttributeError):
+        complete = True  # not ours to judge: the files are described as they are
+    if complete is False:  # a simulation killed midway (SIGKILL: nothing could remove it)
+        problems.append(f"{manifest}: the simulation that wrote this folder did not finish; run eegmusic "
+                        f"simulate --out {folder.path} --overwrite again")
     for child in sorted(folder.path.iterdir()):
         if child.suffix == ".mat" and not (_IMPUTED_RE.match(child.name) or _RAW_RE.match(child.name)):
             problems.append(f"{child}: not an NMED-T file name; expected songNN_Imputed.mat (NN = 21..30)")

@@ -235,7 +235,9 @@ def prepare_folder(out: Path, old_files: list[Path], manifest: dict, *, stimuli:
         while not created.parent.exists():
             created = created.parent
     try:
-        for path in old_files:
+        # the manifest last: a deletion refused midway (an immutable file) leaves a folder that is still
+        # recognised as a simulation, so the rerun with --overwrite can finish the job
+        for path in sorted(old_files, key=lambda path: path.name == MANIFEST):
             path.unlink(missing_ok=True)
         if (out / "stimuli").is_dir() and not stimuli and not any((out / "stimuli").iterdir()):
             (out / "stimuli").rmdir()  # an NMED-T dataset replaced by XDF sessions

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import timeout_seconds
+from eegmusic.stream.options import lsl_name, timeout_seconds
 
 
 def add_streams_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``eegmusic streams``."""
     parser.add_argument("--timeout", type=timeout_seconds, default=1.0, metavar="S",
                         help="seconds to listen for streams (default 1.0)")
-    parser.add_argument("--type", dest="stype", default=None, metavar="TYPE",
+    parser.add_argument("--type", dest="stype", default=None, type=lsl_name, metavar="TYPE",
                         help="only streams of this type, e.g. EEG or Markers")
     parser.epilog = "Example: eegmusic streams --timeout 2 --type EEG"
 

@@ -194,3 +194,74 @@ def test_a_dashboard_forced_silent_starts_a_decode_that_decode_accepts(capsys):
     assert "--no-audio" in argv and "--listen" not in argv
     args = build_parser().parse_args(argv[start:])
     assert args.no_audio and args.listen == "decoded"
+
+
+# -- second exploratory pass ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("argv", "needles"), [
+    (["replay", "--xdf", "rec.xdf", "--xdf-stream", "E", "--data", "d", "--song", "21"], ("--data, --song",)),
+    (["replay", "--xdf", "rec.xdf", "--xdf-stream", "E", "--no-markers"], ("--no-markers",)),
+    (["replay", "--data", "d", "--song", "21", "--subject", "1", "--xdf-stream", "E"], ("add --xdf",)),
+    (["streams", "--type", ""], ("--type", "must not be empty")),
+    (["decode", "--stream", "cap", "--model", "m.onnx", "--overwrite"], ("--overwrite", "neither")),
+    (["demo", "--model", "m.onnx", "--arch", "linear"], ("--arch", "--model")),
+], ids=lambda value: " ".join(value[:2]) if isinstance(value, list) else None)
+def test_an_option_that_another_makes_meaningless_is_refused(argv, needles, cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, _, err = cli(*argv)
+    assert_one_line_error(status, err, *needles)
+
+
+def test_simulate_takes_each_music_file_once(cli, tmp_path):
+    """``--music a.wav ./a.wav`` made two songs of one file."""
+    track = tmp_path / "a.wav"
+    soundfile.write(track, 0.1 * np.ones(22050 * 3, np.float32), 22050)
+    status, _, err = cli("simulate", "--out", tmp_path / "sim", "--music", track, tmp_path / "." / "a.wav",
+                         "--n-subjects", "1", "--no-progress")
+    assert_one_line_error(status, err, "a.wav again", "drop the repeat")
+    assert not (tmp_path / "sim").exists()
+
+
+def test_evaluate_and_screenshot_outputs_never_land_in_the_dataset(sim_dir, cli, tmp_path):
+    import shutil
+
+    data = shutil.copytree(sim_dir, tmp_path / "sim")
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    status, _, err = cli("evaluate", "--data", data, "--model", "m.onnx", "--out", data / "stimuli")
+    assert_one_line_error(status, err, "--out", "inside it, an input")
+    status, _, err = cli("gui", "--truth", data, "--screenshot", data / "shot.png")
+    assert_one_line_error(status, err, "--screenshot", "inside the --truth dataset")
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+
+
+def test_a_simulation_stopped_by_sigterm_removes_what_it_wrote(tmp_path):
+    """SIGTERM (a scheduler's stop, `timeout`) left a half dataset that info called fine."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sim"
+    argv = ["simulate", "--out", str(out), "--n-songs", "4", "--n-subjects", "6", "--duration", "120",
+            "--no-progress"]
+    child = subprocess.Popen([sys.executable, "-m", "eegmusic", "-q", *argv], stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "simulation.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (out / "simulation.json").exists(), "the simulation never started writing"
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and "interrupted" in err, (child.returncode, err)
+    assert not out.exists()
+
+
+def test_info_names_a_simulation_that_did_not_finish(sim_dir, cli, tmp_path):
+    import json
+    import shutil
+
+    data = shutil.copytree(sim_dir, tmp_path / "sim")
+    manifest = json.loads((data / "simulation.json").read_text())
+    (data / "simulation.json").write_text(json.dumps({**manifest, "complete": False}))
+    status, out, _ = cli("info", data)
+    assert status == 1 and "did not finish" in out, out
