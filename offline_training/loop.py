@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -174,11 +173,16 @@ def checkpoint_state(module, optimizer_state, config, **progress) -> dict:
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write ``state`` with ``torch.save`` to a temporary file, then rename it over ``path``."""
     import torch
+    from eegmusic.stream.atomic import atomic_path
+    from eegmusic.stream.errors import OutputError, detail
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # a failed write leaves the old checkpoint and no temporary file
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as error:  # torch's own words for a full disk: "unexpected pos ..."
+            raise OutputError(f"cannot write {path} ({detail(error, 80)}); the disk may be full: free "
+                              "space or pass another --out") from None
 
 
 # ---- the skeleton --------------------------------------------------------------------------------------

@@ -64,6 +64,17 @@ def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
                for where in (path.resolve(), path.parent.resolve() / path.name))
 
 
+def _umask() -> int:
+    """This process's umask, read without setting it (``os.umask`` would change it for every thread
+    for a moment)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status") as status:
+            return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _disk_message(path: Path, error: OSError) -> str:
     if error.errno in _DISK_ERRNOS:
         return (f"disk full while writing {path} ({os.strerror(error.errno)}); what was written before stays "
@@ -95,6 +106,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     with disk_errors(path):
         handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
         os.close(handle)
+        os.chmod(name, 0o666 & ~_umask())  # mkstemp makes it 0600, and the rename kept that
     tmp = Path(name)
     try:
         with disk_errors(path):

@@ -14,6 +14,7 @@ import pytest
 import soundfile
 
 from tests.faults.conftest import assert_one_line_error
+from tests.faults.test_outputs import small_disk  # noqa: F401  (fixture: a 256 KiB tmpfs, root only)
 
 
 @pytest.mark.parametrize(("argv", "option"), [
@@ -265,3 +266,29 @@ def test_info_names_a_simulation_that_did_not_finish(sim_dir, cli, tmp_path):
     (data / "simulation.json").write_text(json.dumps({**manifest, "complete": False}))
     status, out, _ = cli("info", data)
     assert status == 1 and "did not finish" in out, out
+
+
+def test_outputs_written_through_a_temporary_file_get_the_umask_permissions(tmp_path):
+    """mkstemp made them 0600 and the rename kept it: model.onnx, JSON summaries and WAVs were private."""
+    import os
+    import stat
+
+    from eegmusic.stream.atomic import write_text
+
+    previous = os.umask(0o022)
+    try:
+        write_text(tmp_path / "summary.json", "{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "summary.json").stat().st_mode) == 0o644
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_leaves_no_temporary_file(small_disk):  # noqa: F811
+    """torch.save's "unexpected pos" RuntimeError was a traceback, and its 40 MB .tmp file filled the disk."""
+    import torch
+    from eegmusic.offline_training.loop import save_checkpoint
+    from eegmusic.stream.errors import OutputError
+
+    with pytest.raises(OutputError, match="checkpoint.pt .*the disk may be full"):
+        save_checkpoint(small_disk / "checkpoint.pt", {"weights": torch.zeros(200_000)})  # 800 KB
+    assert list(small_disk.iterdir()) == []
