@@ -233,6 +233,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def run_decode(args: argparse.Namespace) -> int:
     """Decode until ``--duration`` has passed, the pipeline fails, or Ctrl-C; print the summary."""
+    import logging
     import os
     import signal
     import sys
@@ -295,9 +296,11 @@ def run_decode(args: argparse.Namespace) -> int:
                     snapshot_s=config.snapshot_s, owner_pid=int(owner) if owner.isdigit() else None,
                     on_owner_gone=lambda: os.kill(os.getpid(), signal.SIGINT))  # stop as on Ctrl-C
                 publisher.start()  # held first: a stop during the first publish still removes the block
-            print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()} on "
-                  f"{pipeline.runtime.provider}; Ctrl-C to stop"
-                  + (f"; published as {args.publish!r}" if publisher else ""), file=sys.stderr, flush=True)
+            if logging.getLogger().isEnabledFor(logging.INFO):  # not with -q
+                print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()} on "
+                      f"{pipeline.runtime.provider}; Ctrl-C to stop"
+                      + (f"; published as {args.publish!r}" if publisher else ""),
+                      file=sys.stderr, flush=True)
             t_end = None if args.duration is None else time.monotonic() + args.duration
             while pipeline.running and (t_end is None or time.monotonic() < t_end):
                 time.sleep(0.1)
