@@ -94,6 +94,7 @@ class XDFSession(PlayDataset):
             logger.warning("%s: damaged XDF file (pyxdf: %s); read what could be read", self.path, damage)
 
     def _read(self, streams: list[dict], stream: str | None, subject: str | None) -> None:
+        """Take the EEG stream, the calibration markers and the plays from pyxdf's ``streams``."""
         headers = [
             {
                 "name": str(_first(s["info"].get("name"))),
