@@ -192,6 +192,17 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def refuse_listen_without_audio(listen: str, no_audio: bool) -> None:
+    """``--listen`` only picks what the sink plays: with ``--no-audio`` it would pick for nothing (a
+    recording keeps the decoded sound whatever it says; a dashboard's A/B switch would switch silence).
+    ``decode`` and ``gui`` refuse the pair alike."""
+    if no_audio and listen != "decoded":
+        from eegmusic.stream.errors import ConfigError
+
+        raise ConfigError(f"--listen {listen} chooses what is played, and --no-audio plays nothing; drop "
+                          "--no-audio (or pass --wav FILE to keep what is heard), or drop --listen")
+
+
 def _check_paths(args: argparse.Namespace) -> None:
     """Refuse, before any stream is opened, a bad --truth and outputs that would lose a file.
 
@@ -247,12 +258,7 @@ def run_decode(args: argparse.Namespace) -> int:
     _check_paths(args)  # before any work: a finished decode is never lost to a bad path
     if args.overwrite and args.wav is None and args.json is None:
         raise ConfigError("--overwrite lets --wav or --json replace a file, and neither is given; drop it")
-    if args.no_audio and args.listen != "decoded":
-
-        # --listen only picks what the sink plays: --no-audio plays nothing (a recording keeps the decoded
-        # sound whatever --listen says), and a dashboard's A/B switch would switch silence
-        raise ConfigError(f"--listen {args.listen} chooses what is played, and --no-audio plays nothing; "
-                          f"drop --no-audio (or pass --wav FILE to keep what is heard), or drop --listen")
+    refuse_listen_without_audio(args.listen, args.no_audio)
     config = PipelineConfig(
         stream_name=args.stream, stream_type=args.stream_type, source_id=args.source_id,
         model_path=args.model, hop_s=args.hop, device=args.device, audio_device=args.audio_device,

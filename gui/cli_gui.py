@@ -99,9 +99,9 @@ def run_gui(args: argparse.Namespace) -> int:
         if args.screenshot is not None and is_within(args.screenshot, args.truth):
             raise ConfigError(f"--screenshot {args.screenshot} lies inside the --truth dataset "
                               f"{args.truth}, an input; save it outside the dataset")
-    if args.no_audio and args.listen != "decoded":  # as decode: what --listen picks would play nowhere
-        raise ConfigError(f"--listen {args.listen} chooses what is played, and --no-audio plays nothing; "
-                          "drop one")
+    from eegmusic.decoder.cli_decode import refuse_listen_without_audio
+
+    refuse_listen_without_audio(args.listen, args.no_audio)
     if args.model is not None:  # a corrupt model failed only inside the window: a warning, and exit 0
         from eegmusic.decoder.modelfile import check_live_contract, read_model_info
 
