@@ -45,7 +45,7 @@ from eegmusic.replay import forward_model as fm
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
 from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
-from eegmusic.stream.atomic import disk_errors
+from eegmusic.stream.atomic import disk_errors, is_within
 from eegmusic.stream.errors import ConfigError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
 from eegmusic.stream.stimulus import check_audio_file
@@ -282,9 +282,8 @@ def writing_dataset(out: Path, created: Path | None) -> Iterator[None]:
 
 def refuse_music_inside(out: Path, audio_files) -> None:
     """An input is never its own output: refuse ``--music`` files inside the folder being written."""
-    root = out.expanduser().resolve()
     for path in audio_files or []:
-        if Path(path).expanduser().resolve().is_relative_to(root):
+        if is_within(path, out):
             raise OutputError(f"--music {path} lies inside --out {out}, which this run replaces; move the "
                               "music out of it or choose another --out folder")
 
