@@ -80,9 +80,13 @@ class WindowDataset:
     spec : PreprocessingSpec
         Preprocessing applied to each whole recording by :func:`stream.preprocess.preprocess_recording`,
         the same definition the live stream uses. When its channels are the default NMED-T ones and
-        the data has other channels, the data's channels are used.
+        the data has other channels, the data's channels are used (what a training run wants), unless
+        ``spec_channels`` is set.
     target_offset_s : float
         The target of the window ending at EEG time T covers stimulus [T - 1 - offset, T - offset).
+    spec_channels : bool
+        Always take ``spec``'s channels from the data, matched by label as the live stream matches them
+        (what scoring a trained model wants: a 129-channel recording feeds an NMED-T model its 125).
 
     Attributes
     ----------
@@ -92,7 +96,7 @@ class WindowDataset:
         Participant ids; ``index["subject"]`` indexes this list.
     n_subjects : int
     channels : tuple of str
-        Model channel labels (the data's).
+        The data's channel labels (the model's too unless ``spec`` names a subset of them).
     positions : ndarray, shape (n_chans, 3), or None
         Electrode positions in metres when the data states them.
     """
@@ -108,6 +112,7 @@ class WindowDataset:
         spec: PreprocessingSpec = DEFAULT_SPEC,
         target_offset_s: float = 0.0,
         allow_short_stimulus: bool = False,
+        spec_channels: bool = False,
     ):
         from eegmusic.offline_training.sanity import FlatReport
 
@@ -124,6 +129,7 @@ class WindowDataset:
         if self.phase < 0:
             raise ConfigError(f"window phase {phase_s} s is negative; pass a phase >= 0")
         self.spec = spec
+        self.spec_channels = bool(spec_channels)
         self.target_offset_s = float(target_offset_s)
         nmedt = open_dataset(self.folder)
         self._nmedt = nmedt
@@ -199,19 +205,24 @@ class WindowDataset:
         """Take the model channels from the first song; every other song must have the same."""
         from dataclasses import replace
 
+        from eegmusic.stream.montage import label_key
         from eegmusic.stream.spec import MODEL_CHANNELS
 
         labels = tuple(recording.channels)
         if not hasattr(self, "channels"):
             self.channels = labels
             self.positions = recording.positions
-            if tuple(self.spec.channels) == MODEL_CHANNELS and labels != MODEL_CHANNELS:
+            own_montage = tuple(self.spec.channels) == MODEL_CHANNELS and labels != MODEL_CHANNELS
+            if own_montage and not self.spec_channels:
                 self.spec = replace(self.spec, channels=labels)
-            missing = [label for label in self.spec.channels if label not in labels]
+            have = {label_key(label) for label in labels}
+            missing = [label for label in self.spec.channels if label_key(label) not in have]
             if missing:
+                shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
                 raise DataFormatError(
-                    f"{self.folder} lacks channels {', '.join(missing[:5])} that the preprocessing asks for; "
-                    "train on data with those channels"
+                    f"{self.folder} has {len(labels)} channels and lacks {len(missing)} of the "
+                    f"{len(self.spec.channels)} the model reads ({shown}); use data with those channels, or "
+                    f"train a model on this montage (eegmusic train --data {self.folder})"
                 )
             self.n_chans = len(self.spec.channels)
         elif labels != self.channels:

@@ -153,8 +153,8 @@ def evaluate(
         spec=info.preprocessing,
         target_offset_s=info.target_offset_s,
         allow_short_stimulus=allow_short_stimulus,
+        spec_channels=True,  # the model's channels by label: a 129-channel EGI file feeds its 125
     )
-    _check_channels(info, dataset)
     parts = make_split(dataset.index, split, seed=split_seed, hop_s=hop_s)
     if split != "all" and training.get("split") and split != training.get("split") and same_data:
         notes.append(
@@ -291,32 +291,6 @@ def _same_folder(a, b: Path) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return False
-
-
-def _check_channels(info: ModelInfo, dataset) -> None:
-    """Refuse data whose windows do not carry the model's input channels.
-
-    The dataset maps the preprocessing's channels from the data by label (as the live stream does),
-    but takes the data's own channels when the preprocessing names the default NMED-T montage (what a
-    training run wants), so an NMED-T model would get another montage's channels: refused here,
-    naming the model channels the data lacks (matched by label as the live path matches them).
-    """
-    from eegmusic.stream.montage import label_key
-
-    if tuple(dataset.spec.channels) == tuple(info.preprocessing.channels):
-        return
-    have = {label_key(label) for label in dataset.channels}
-    missing = [label for label in info.channels if label_key(label) not in have]
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise ModelError(f"{dataset.folder} has {len(dataset.channels)} channels and lacks {len(missing)} of "
-                         f"the model's {info.n_chans} ({shown}); score it on data with those channels, or "
-                         f"train a model on this montage (eegmusic train --data {dataset.folder})")
-    raise ModelError(f"{dataset.folder} has {len(dataset.channels)} channels where the model reads "
-                     f"{info.n_chans} ({', '.join(info.channels[:3])} ... {info.channels[-1]}), and evaluate "
-                     "feeds an NMED-T model the data's channels as they are; score it on data with exactly "
-                     "those channels, or train a model on this montage "
-                     f"(eegmusic train --data {dataset.folder})")
 
 
 def _subject_ids(subjects):

@@ -428,3 +428,55 @@ def test_griffin_lim_when_the_vocoder_is_absent(monkeypatch, tmp_path):
     assert abs(peak_hz - 440.0) < 30.0
     written = write_wavs(tmp_path, frames[None], frames[None])
     assert written == {"target.wav": "griffin-lim", "reconstruction.wav": "griffin-lim"}
+
+
+def _fif_session(data_dir, folder, labels, extra_uv=0.0):
+    """One listener of ``data_dir`` as an MNE FIF recording with a sidecar: the model's channels under
+    ``labels`` (which may reorder them and add more), each extra channel noise of ``extra_uv`` µV."""
+    import shutil
+
+    import mne
+
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    pieces, onsets = [], []
+    for song in SONGS:
+        eeg = scipy.io.loadmat(data_dir / f"song{song}_Imputed.mat")[f"data{song}"][:, :, 0]
+        onsets.append(sum(piece.shape[1] for piece in pieces) / 125.0)
+        pieces += [eeg, np.zeros((125, 250))]
+        shutil.copy(data_dir / "stimuli" / f"song{song}.wav", folder / f"song{song}.wav")
+    model_order = np.concatenate(pieces, axis=1)
+    index = {label: k for k, label in enumerate(MODEL_CHANNELS)}
+    data = np.stack([model_order[index[label]] if label in index
+                     else rng.normal(0.0, extra_uv, model_order.shape[1]) for label in labels])
+    raw = mne.io.RawArray(data * 1e-6, mne.create_info(list(labels), 125.0, "eeg"), verbose="error")
+    raw.set_annotations(mne.Annotations(onsets, [0.0] * len(SONGS), [f"song{song}" for song in SONGS]))
+    raw.save(folder / "P01_raw.fif", verbose="error")
+    stimuli = {f"song{song}": f"song{song}.wav" for song in SONGS}
+    (folder / "P01_raw.eegmusic.json").write_text(json.dumps({"stimuli": stimuli, "subject": "P01"}))
+    return folder / "P01_raw.fif"
+
+
+def test_a_cap_with_more_channels_feeds_the_model_its_own_by_label(eval_dir, tmp_path):
+    """An EGI 129 recording (the model's 125 in another order, plus 4 noisy ones) scores exactly as the
+    same EEG recorded with only the model's channels: evaluate takes them by label, as live decoding
+    does. It was refused ("evaluate feeds an NMED-T model the data's channels as they are")."""
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(eval_dir))
+    exact = _fif_session(eval_dir, tmp_path / "exact", MODEL_CHANNELS)
+    labels = list(reversed(MODEL_CHANNELS)) + ["E125", "E126", "E127", "E128"]
+    wider = _fif_session(eval_dir, tmp_path / "wider", labels, extra_uv=1000.0)
+    scores = [evaluate(path, model, "all", tmp_path / f"eval_{path.parent.name}", progress=False,
+                       max_wav_s=1)["results"] for path in (exact, wider)]
+    assert scores[0]["model"]["dynamic_r"] > 0.5
+    assert scores[1] == scores[0]
+
+
+def test_a_cap_lacking_model_channels_is_refused_naming_them(eval_dir, tmp_path):
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(eval_dir))
+    fewer = _fif_session(eval_dir, tmp_path / "fewer", MODEL_CHANNELS[2:])
+    with pytest.raises(DataFormatError, match=r"has 123 channels and lacks 2 of the 125 the model reads "
+                                              r"\(E1, E2\); use data with those channels"):
+        evaluate(fewer, model, "all", tmp_path / "eval", progress=False, max_wav_s=1)
+    assert not (tmp_path / "eval").exists()
