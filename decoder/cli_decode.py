@@ -100,10 +100,11 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     audio.add_argument("--wav", type=output_file('.wav'),
                        metavar="FILE", help="write the audio to a WAV file instead")
     audio.add_argument("--no-audio", action="store_true", help="no audio output")
-    out.add_argument("--device-latency", type=_device_latency, default=0.02, metavar="L",
+    out.add_argument("--device-latency", type=_device_latency, default=None, metavar="L",
                      help="the sound device's buffer in seconds (default 0.02), or low / high (PortAudio's; "
                      "low is about 12 ms through PulseAudio): smaller is sooner, larger survives a busier "
-                     "machine without the device running dry, e.g. --device-latency low")
+                     "machine without the device running dry; not with --wav or --no-audio, e.g. "
+                     "--device-latency low")
     out.add_argument("--no-realtime", action="store_true",
                      help="leave the decode/output threads and the audio callback at normal priority (by "
                      "default they run real-time where the system allows it, and say once if it does not), "
@@ -250,6 +251,7 @@ def run_decode(args: argparse.Namespace) -> int:
     import sys
     import time
 
+    from eegmusic.decoder.audio import DEVICE_LATENCY_S
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
     from eegmusic.stream.atomic import write_json
     from eegmusic.stream.cli import stop_signals
@@ -259,10 +261,13 @@ def run_decode(args: argparse.Namespace) -> int:
     if args.overwrite and args.wav is None and args.json is None:
         raise ConfigError("--overwrite lets --wav or --json replace a file, and neither is given; drop it")
     refuse_listen_without_audio(args.listen, args.no_audio)
+    if args.device_latency is not None and (args.no_audio or args.wav is not None):
+        raise ConfigError(f"--device-latency sizes the sound device's buffer, and "
+                          f"{'--no-audio' if args.no_audio else '--wav'} plays to no device; drop one")
     config = PipelineConfig(
         stream_name=args.stream, stream_type=args.stream_type, source_id=args.source_id,
         model_path=args.model, hop_s=args.hop, device=args.device, audio_device=args.audio_device,
-        device_latency=args.device_latency,
+        device_latency=DEVICE_LATENCY_S if args.device_latency is None else args.device_latency,
         wav_path=args.wav, no_audio=args.no_audio, record_dir=args.record, truth_dir=args.truth,
         lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
         resolve_timeout_s=args.timeout, impute_missing=args.impute_missing,

@@ -165,3 +165,13 @@ def test_decode_listen_without_audio_is_refused(listen, dataset, tmp_path, capsy
     status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--truth", dataset, "--no-audio",
                              "--listen", listen)
     assert_one_line_error(status, err, f"--listen {listen}", "--no-audio")
+
+
+@pytest.mark.parametrize(("output", "flag"), [
+    (("--no-audio",), "--no-audio"), (("--wav", "out.wav"), "--wav")])
+def test_decode_device_latency_without_a_sound_device_is_refused(output, flag, tmp_path, capsys):
+    """--device-latency was accepted and ignored with --no-audio or --wav (no device to size)."""
+    argv = [tmp_path / a if a.endswith(".wav") else a for a in output]
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", *argv, "--device-latency", "low")
+    assert_one_line_error(status, err, "--device-latency", flag, "drop one")
+    assert not (tmp_path / "out.wav").exists()
