@@ -138,7 +138,7 @@ def train_run(data: Path, out: Path, *, init: Path | None = None, seed: int = 0)
             patience=PATIENCE,
             hop_s=HOP_S,
             seed=seed,
-            model_config=dict(ARCH_CONFIG),
+            model_config={} if init else dict(ARCH_CONFIG),  # fine-tuning keeps the pretrained architecture
             progress=False,
             init=None if init is None else str(init),
             device="cpu",

@@ -135,7 +135,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--arch-config",
         default=None,
-        help="JSON object of model hyper-parameters, each of the type of the architecture's default, "
+        help="JSON object of model hyper-parameters, each of the type of the architecture's default; the "
+        "model is built and run once on empty windows before training starts (not with --init), "
         "e.g. '{\"filters\": [4, 8, 8, 8, 8]}'",
     )
     parser.add_argument("--allow-short-stimulus", action="store_true",

@@ -235,7 +235,10 @@ class TrainConfig:
         if not isinstance(self.model_config, dict):
             raise ConfigError(f"--arch-config must be a JSON object of hyper-parameters, not "
                               f"{json.dumps(self.model_config)}; pass e.g. '{{\"dense\": 64}}'")
-        if self.model_config and not self.init:  # fine-tuning takes the pretrained architecture as it is
+        if self.model_config and self.init:
+            raise ConfigError("--arch-config sets the hyper-parameters of a new model, and --init fine-tunes "
+                              f"{self.init} with its own architecture as it is; drop --arch-config")
+        if self.model_config:
             check_model_config(self.model, self.model_config)
         self._check_folders()
 
@@ -250,6 +253,59 @@ class TrainConfig:
             raise ConfigError(f"--val-data {self.val_data} is --data itself: validating on the training "
                               "data chooses nothing on unseen music; pass a later excerpt (e.g. eegmusic "
                               "simulate --music-start 90) or drop --val-data")
+
+
+def _config_defaults(name: str) -> dict:
+    """The keyword arguments of architecture ``name``'s constructor (and its bases') with their defaults."""
+    import inspect
+
+    from eegmusic.offline_training.models.registry import ALL_MODELS
+
+    defaults: dict = {}
+    for cls in ALL_MODELS[name].__mro__:
+        init = cls.__dict__.get("__init__")
+        for parameter in list(inspect.signature(init).parameters.values())[1:] if init else ():
+            if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+                defaults.setdefault(parameter.name, parameter.default)
+    return defaults
+
+
+def build_configured(name: str, model_kwargs: dict, model_config: dict):
+    """Build architecture ``name``; with ``--arch-config`` values, also run it once on two empty windows.
+
+    Values of the right type can still be out of range (``{"dense": 0}``, a dropout of 1.5, a kernel
+    longer than the window): the constructor or the first forward pass raises a library error
+    (torch's IndexError, "negative dimension" …) that would surface as a traceback mid-run. Any
+    such error, with a configuration given, is the configuration's: one line naming it and the
+    defaults of its keys.
+
+    Raises
+    ------
+    ConfigError
+        ``model_config`` does not build a model that runs.
+    """
+    import torch
+    from eegmusic.offline_training.models.registry import build_model
+    from eegmusic.stream.errors import detail
+    from eegmusic.stream.spec import WINDOW_SAMPLES
+
+    if not model_config:
+        return build_model(name, **model_kwargs)
+    try:
+        model = build_model(name, **model_kwargs)
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            subject = torch.zeros(2, dtype=torch.long) if model_kwargs.get("n_subjects") else None
+            model(torch.zeros(2, int(model_kwargs.get("n_chans", 125)), WINDOW_SAMPLES), subject)
+        model.train(was_training)
+    except Exception as error:  # noqa: BLE001 - whatever torch raises for a value it cannot take
+        defaults = _config_defaults(name)
+        shown = json.dumps({key: defaults.get(key) for key in model_config}, default=list)
+        raise ConfigError(f"bad configuration for model '{name}': --arch-config "
+                          f"{json.dumps(model_config)} does not make a model that runs ({detail(error)}); "
+                          f"pass values in range (the defaults: {shown})") from error
+    return model
 
 
 _JSON_KINDS = (  # default's type, the types that fit it (library callers pass tuples), its name, a list's
@@ -290,16 +346,7 @@ def check_model_config(name: str, model_config: dict) -> None:
     ConfigError
         One line naming the key, the expected type and the value.
     """
-    import inspect
-
-    from eegmusic.offline_training.models.registry import ALL_MODELS
-
-    defaults: dict = {}
-    for cls in ALL_MODELS[name].__mro__:  # the architecture's constructor and its bases' keywords
-        init = cls.__dict__.get("__init__")
-        for parameter in list(inspect.signature(init).parameters.values())[1:] if init else ():
-            if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD):
-                defaults.setdefault(parameter.name, parameter.default)
+    defaults = _config_defaults(name)
     for key, value in model_config.items():
         if key in SET_BY_TRAIN:
             raise ConfigError(f"bad configuration for model '{name}': --arch-config key '{key}' is set by "
@@ -581,7 +628,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         original = weights(model) if with_statistics else None
         config.model = getattr(model, "inner_name", model.name)
     else:
-        model = build_model(config.model, **model_kwargs)
+        model = build_configured(config.model, model_kwargs, config.model_config)
 
     state = None
     if resume:

@@ -84,6 +84,31 @@ def test_arch_config_values_are_checked_against_the_defaults(arch, config, needl
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("arch", "config", "library_words", "default"), [
+    # torch's IndexError at the first forward pass (a zero-size warning first, where warnings are errors)
+    ("cnn", '{"dense": 0}', "does not make a model that runs", '{"dense": 128}'),
+    ("cnn", '{"dense": -3}', "negative dimension", '{"dense": 128}'),
+    ("cnn", '{"dropout": 1.5}', "dropout probability", '{"dropout": 0.1}'),
+    ("cnn", '{"filters": [0, 8]}', "does not make a model that runs", '{"filters": [8, 16, 32, 64, 128]}'),
+    ("transformer", '{"d_model": 30}', "n_heads divide d_model", '{"d_model": 128}'),
+])
+def test_arch_config_values_out_of_range_are_one_line(arch, config, library_words, default, sim_dir, cli,
+                                                      tmp_path):
+    """Values of the right type that the model cannot take reached torch: a traceback mid-run."""
+    status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--arch-config", config, arch=arch))
+    assert_one_line_error(status, err, f"bad configuration for model '{arch}'", f"--arch-config {config}",
+                          library_words, f"the defaults: {default}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_arch_config_with_init_is_refused(linear_run, sim_dir, cli, tmp_path):
+    """Fine-tuning keeps the pretrained architecture: --arch-config was accepted and ignored."""
+    status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--init", linear_run / "model.onnx",
+                                 "--arch-config", LAGS))
+    assert_one_line_error(status, err, "--arch-config", "--init", "drop --arch-config")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_library_caller_may_pass_tuples_in_the_model_config(sim_dir, tmp_path):
     from eegmusic.offline_training.train import TrainConfig
 
