@@ -103,6 +103,7 @@ def run_bench(args) -> int:
     import importlib
     import json
     import logging
+    import sys
     import time
     import traceback
     from datetime import UTC, datetime
@@ -138,18 +139,34 @@ def run_bench(args) -> int:
 
             raise ConfigError(f"{flag} does not apply to {', '.join(refusing)}; name the benchmark it "
                               f"applies to alone, e.g. `{example}`")
-    for module_name in modules:
-        log.info("running %s", module_name)
-        start = time.perf_counter()
-        try:
-            result = importlib.import_module(module_name).run(quick=args.quick, **options)
-            status = "ok"
-        except Exception as error:  # a failing benchmark must not hide the others
-            result = {"error": f"{type(error).__name__}: {error}",
-                      "traceback": traceback.format_exc(limit=3)}
-            status = "failed"
-        results["benchmarks"][module_name] = {
-            "status": status, "seconds": round(time.perf_counter() - start, 1), "result": result}
+    from eegmusic.stream.cli import stop_signals
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # SIGTERM stops a benchmark as Ctrl-C does, so its temporary folders and child processes are
+    # cleaned up (the default SIGTERM ends Python without running them), and the benchmarks that
+    # finished are still written to --out
+    with stop_signals(_stop):
+        for module_name in modules:
+            log.info("running %s", module_name)
+            start = time.perf_counter()
+            try:
+                result = importlib.import_module(module_name).run(quick=args.quick, **options)
+                status = "ok"
+            except KeyboardInterrupt:
+                results["interrupted"] = module_name
+                if results["benchmarks"]:
+                    write_json(args.out, json.loads(json.dumps(results, default=float)), indent=2)
+                    print(f"interrupted during {module_name}; wrote the {len(results['benchmarks'])} "
+                          f"that finished to {args.out}", file=sys.stderr)
+                raise
+            except Exception as error:  # a failing benchmark must not hide the others
+                result = {"error": f"{type(error).__name__}: {error}",
+                          "traceback": traceback.format_exc(limit=3)}
+                status = "failed"
+            results["benchmarks"][module_name] = {
+                "status": status, "seconds": round(time.perf_counter() - start, 1), "result": result}
     write_json(args.out, json.loads(json.dumps(results, default=float)), indent=2)
 
     machine = results["machine"]

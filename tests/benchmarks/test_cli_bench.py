@@ -93,3 +93,37 @@ def test_the_tables_header_names_the_flags_of_the_run():
     spread = readme_tables.header({"date": "d", "quick": True, "seeds": True, "machine": machine})
     assert spread.startswith("Measured by `eegmusic bench --quick --seeds` on d:")
     assert "`eegmusic bench` on d:" in readme_tables.header({"date": "d", "quick": False, "machine": machine})
+
+
+def test_sigterm_removes_the_benchmarks_temporary_folder_and_keeps_what_finished(tmp_path):
+    """SIGTERM ended Python without cleanup: the running benchmark's temporary folder stayed behind and
+    the benchmarks that had finished were lost. It now stops the run as Ctrl-C does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    out = tmp_path / "bench.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eegmusic", "-q", "bench", "--quick", "--only", "bench_montage",
+         "bench_runtime", "--out", str(out)], env={**os.environ, "TMPDIR": str(temp), "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(temp.glob("eegmusic-bench-runtime-*")) and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.1)
+        assert list(temp.glob("eegmusic-bench-runtime-*")), "bench_runtime never made its folder"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert not list(temp.glob("eegmusic-bench-*")), sorted(p.name for p in temp.iterdir())
+    bench = json.loads(out.read_text())
+    assert list(bench["benchmarks"]) == ["eegmusic.benchmarks.bench_montage"]
+    assert bench["interrupted"] == "eegmusic.benchmarks.bench_runtime"
+    assert "interrupted during eegmusic.benchmarks.bench_runtime; wrote the 1 that finished" in err
