@@ -129,8 +129,7 @@ def make_split(
     for name, rows in zip(_PART_NAMES, parts, strict=True):
         if len(rows) == 0:
             raise ConfigError(
-                f"split '{kind}' leaves the {name} part empty ({_describe(index, kind)}); "
-                "use more data, other --split, or other fractions"
+                f"split '{kind}' leaves the {name} part empty ({_describe(index, kind)}); {_remedy(kind)}"
             )
     return Split(parts[0], parts[1], parts[2], contiguous_blocks(index, parts[2], hop_s=hop_s))
 
@@ -144,6 +143,17 @@ def _describe(index: np.ndarray, kind: str) -> str:
         return (f"{len(np.unique(index['subject']))} subjects, {len(index)} windows; needs at least 3 "
                 "subjects and songs long enough for every part's time chunks beyond the guard")
     return f"{len(index)} windows"
+
+
+def _remedy(kind: str) -> str:
+    """What fills an empty part of split ``kind`` (no CLI option sets the fractions: not offered)."""
+    return {
+        "subject": "use data with at least 3 listeners, or --split block",
+        "song": "use data with at least 3 songs, or --split block",
+        "subject-block": "use at least 3 listeners and longer songs, or --split block",
+        "block": "use longer recordings (each song is cut into 10 time chunks), or --split random",
+        "random": "use more data, or a smaller --hop (more windows)",
+    }[kind]
 
 
 def _assign(order: np.ndarray, n: int, fractions) -> np.ndarray:
