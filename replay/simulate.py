@@ -308,9 +308,14 @@ def available_memory() -> int:
 
 
 def _size(n_bytes: float) -> str:
-    if n_bytes >= 2**40:
-        return f"{n_bytes / 2**40:.1f} TiB"
-    return f"{n_bytes / 2**30:.1f} GiB"
+    """``1.5 GiB``, ``12 MiB``, ``2.0 TiB``: a disk or memory size that never reads 0.0 (a nearly full
+    disk once read "needs 0.0 GiB, has 0.0 GiB")."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    if n_bytes >= 2**20:
+        return f"{n_bytes / 2**20:.0f} MiB"
+    return f"{n_bytes / 2**10:.0f} KiB"
 
 
 def check_resources(out: Path, *, memory: float, disk: float, freed: int, lower: str) -> None:
