@@ -161,6 +161,21 @@ class NullSink(_Sink):
         return clean.size
 
 
+def _why_not_written(path: Path, error: BaseException) -> str:
+    """Why a write failed, in words: libsndfile says only "System error." when the disk is full."""
+    import shutil
+
+    from eegmusic.stream.errors import detail
+
+    try:
+        free = shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        return f"{detail(error)}; the disk may be full"
+    if free < 1 << 20:
+        return f"the disk is full: {free // 1024} KiB free; libsndfile: {detail(error)}"
+    return detail(error)
+
+
 class WavSink(_Sink):
     """Write audio to a WAV file as it comes; the file stays readable if the process is killed.
 
@@ -221,8 +236,9 @@ class WavSink(_Sink):
             self._file.write(clean)
             self._file.flush()
         except (soundfile.LibsndfileError, OSError) as error:  # full disk, file system gone
-            raise AudioError(f"cannot write WAV file {self.path} ({error}; the disk may be full); what was "
-                             "written before stays readable: free space or choose another path") from None
+            why = _why_not_written(self.path, error)
+            raise AudioError(f"cannot write WAV file {self.path} ({why}); what was written before stays "
+                             "readable: free space or choose another path") from None
         self._written += clean.size
         return clean.size
 

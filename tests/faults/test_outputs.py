@@ -180,7 +180,8 @@ def test_full_disk_while_recording_wav_is_one_line_and_keeps_the_file_readable(s
         for _ in range(1000):  # 1000 x 0.1 s of 16-bit audio is far more than 256 KiB
             written += sink.write(block)
     message = str(caught.value)
-    assert "\n" not in message and "disk may be full" in message and str(path) in message
+    # it said "(System error.; the disk may be full)", libsndfile's words for ENOSPC
+    assert "\n" not in message and "the disk is full: " in message and str(path) in message
     audio, rate = soundfile.read(path)
     # what was written stays readable: every whole block, perhaps part of the one the disk cut short
     assert rate == 22050 and written - 4 * 2205 <= len(audio) <= written + 2205
