@@ -74,35 +74,38 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from eegmusic.offline_training.train import TRAINING_RUN_FILES
-    from eegmusic.stream.atomic import is_within, refuse_existing
+    from eegmusic.stream.atomic import is_within, output_lock, refuse_existing
     from eegmusic.stream.errors import OutputError
 
     if Path(args.data).expanduser().is_dir() and is_within(args.out, args.data):
         raise OutputError(f"--out {args.out} is the --data folder {args.data} or inside it, an input; write "
                           f"the results outside the dataset, e.g. --out runs/eval-{Path(args.data).name}")
-    # a training run's metrics.json is not an earlier evaluate's: refused even with --overwrite
-    run_files = [name for name in TRAINING_RUN_FILES if (Path(args.out) / name).exists()]
-    if run_files:
-        raise OutputError(f"--out {args.out} holds a training run ({', '.join(run_files)}) and evaluate's "
-                          "metrics.json would replace the run's; write the results beside it, e.g. --out "
-                          f"{Path(args.out) / 'eval'}")
-    for name in ("metrics.json", "metrics.md", "reconstruction.png", "reconstruction.wav", "target.wav"):
-        refuse_existing(Path(args.out) / name, overwrite=args.overwrite, what="evaluate result")
     from eegmusic.offline_training.evaluate import evaluate
     from eegmusic.offline_training.report import metrics_table
 
-    summary = evaluate(
-        args.data,
-        args.model,
-        args.split,
-        args.out,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        max_wav_s=args.wav_seconds,
-        progress=not args.no_progress,
-        allow_short_stimulus=args.allow_short_stimulus,
-        phase_s=args.phase,
-    )
+    # held from the checks to the last file: a second evaluate (or a train) into the same folder is
+    # refused instead of mixing its files with this one's
+    with output_lock(args.out, "evaluate"):
+        # a training run's metrics.json is not an earlier evaluate's: refused even with --overwrite
+        run_files = [name for name in TRAINING_RUN_FILES if (Path(args.out) / name).exists()]
+        if run_files:
+            raise OutputError(f"--out {args.out} holds a training run ({', '.join(run_files)}) and "
+                              "evaluate's metrics.json would replace the run's; write the results beside it, "
+                              f"e.g. --out {Path(args.out) / 'eval'}")
+        for name in ("metrics.json", "metrics.md", "reconstruction.png", "reconstruction.wav", "target.wav"):
+            refuse_existing(Path(args.out) / name, overwrite=args.overwrite, what="evaluate result")
+        summary = evaluate(
+            args.data,
+            args.model,
+            args.split,
+            args.out,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            max_wav_s=args.wav_seconds,
+            progress=not args.no_progress,
+            allow_short_stimulus=args.allow_short_stimulus,
+            phase_s=args.phase,
+        )
     print(metrics_table(summary), end="")
     print(f"Results written to {args.out} (metrics.json, metrics.md, reconstruction.png, WAVs)")
     return 0

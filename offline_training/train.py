@@ -548,7 +548,23 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         ``--resume`` on a checkpoint of another model.
     DataFormatError
         Unreadable data or songs without stimulus audio.
+    OutputError
+        Another eegmusic process is writing ``config.out``.
     """
+    import contextlib
+    import os
+
+    from eegmusic.stream.atomic import output_lock
+
+    # one run at a time in a folder (two started together mixed their files); under torchrun the
+    # process of rank 0 holds it for all
+    main_process = os.environ.get("RANK", "0") == "0"
+    with output_lock(config.out, "train") if main_process else contextlib.nullcontext():
+        return _train(config, resume=resume)
+
+
+def _train(config: TrainConfig, *, resume: bool) -> dict:
+    """:func:`train`, with the run folder held."""
     import torch
     from eegmusic.offline_training.baselines import training_baselines
     from eegmusic.offline_training.dataset import WindowDataset

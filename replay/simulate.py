@@ -45,7 +45,7 @@ from eegmusic.replay import forward_model as fm
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
 from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
-from eegmusic.stream.atomic import disk_errors, is_within
+from eegmusic.stream.atomic import disk_errors, is_within, output_lock
 from eegmusic.stream.errors import ConfigError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
 from eegmusic.stream.stimulus import check_audio_file
@@ -510,21 +510,24 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
     audio_files = [Path(p) for p in audio_files] if audio_files is not None else None
     song_ids = [FIRST_SONG + i for i in range(len(audio_files) if audio_files else int(n_songs))]
     subjects = participant_ids(int(n_subjects))
-    old_files, music = plan_dataset(
-        out, song_ids, audio_files, music_start_s=music_start_s, seconds=seconds,
-        needs=lambda lengths: _needs(lengths, len(subjects), bool(raw), bool(audio_files)),
-        lower=LOWER + (" or drop --raw" if raw else ""),
-    )
-    created = prepare_folder(out, old_files, {
-        "generator": GENERATOR, "songs": song_ids, "subjects": subjects,
-        "seconds": seconds, "seed": int(seed), "snr": snr, "raw": bool(raw),
-        "audio_files": [str(p) for p in audio_files] if audio_files else None,
-        "music_start_s": float(music_start_s) if audio_files else None, "complete": False,
-    }, stimuli=True)
-    with writing_dataset(out, created):
-        _write_songs(out, song_ids, subjects, music, seconds=seconds, seed=seed, snr=snr,
-                     music_start_s=music_start_s if audio_files else 0.0, raw=raw, progress=progress)
-        mark_complete(out)
+    # one simulate at a time into a folder, from the check of what it holds to the last file (a second
+    # run with --overwrite deleted the first one's files as it wrote them)
+    with output_lock(out, "simulate"):
+        old_files, music = plan_dataset(
+            out, song_ids, audio_files, music_start_s=music_start_s, seconds=seconds,
+            needs=lambda lengths: _needs(lengths, len(subjects), bool(raw), bool(audio_files)),
+            lower=LOWER + (" or drop --raw" if raw else ""),
+        )
+        created = prepare_folder(out, old_files, {
+            "generator": GENERATOR, "songs": song_ids, "subjects": subjects,
+            "seconds": seconds, "seed": int(seed), "snr": snr, "raw": bool(raw),
+            "audio_files": [str(p) for p in audio_files] if audio_files else None,
+            "music_start_s": float(music_start_s) if audio_files else None, "complete": False,
+        }, stimuli=True)
+        with writing_dataset(out, created):
+            _write_songs(out, song_ids, subjects, music, seconds=seconds, seed=seed, snr=snr,
+                         music_start_s=music_start_s if audio_files else 0.0, raw=raw, progress=progress)
+            mark_complete(out)
     return out
 
 

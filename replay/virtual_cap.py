@@ -156,6 +156,7 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
         prepare_folder,
         writing_dataset,
     )
+    from eegmusic.stream.atomic import output_lock
 
     name, labels = check_cap(montage, n_channels, sfreq)
     sfreq = float(sfreq)
@@ -163,21 +164,25 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
     audio_files = [Path(p) for p in audio_files] if audio_files else None
     song_ids = [21 + i for i in range(len(audio_files) if audio_files else int(n_songs))]
     subjects = participant_ids(int(n_subjects))
-    old_files, music = plan_dataset(
-        out, song_ids, audio_files, music_start_s=music_start_s, seconds=seconds,
-        needs=lambda lengths: _needs(lengths, len(subjects), len(labels), sfreq, bool(audio_files)),
-        lower=LOWER + " or --sfreq",
-    )
-    sessions = [f"{subject}.xdf" for subject in subjects]
-    created = prepare_folder(out, old_files, {
-        "generator": GENERATOR, "montage": name, "channels": list(labels), "sfreq": sfreq, "songs": song_ids,
-        "subjects": subjects, "sessions": sessions, "seconds": seconds, "seed": int(seed), "snr": float(snr),
-        "audio_files": [str(p) for p in audio_files] if audio_files else None, "complete": False,
-    }, stimuli=False)
-    with writing_dataset(out, created):
-        written = _write_sessions(out, name, labels, sfreq, song_ids, subjects, music, seconds=seconds,
-                                  seed=seed, snr=snr, progress=progress)
-        mark_complete(out)
+    # one simulate at a time into a folder, from the check of what it holds to the last file (a second
+    # run with --overwrite deleted the first one's files as it wrote them)
+    with output_lock(out, "simulate"):
+        old_files, music = plan_dataset(
+            out, song_ids, audio_files, music_start_s=music_start_s, seconds=seconds,
+            needs=lambda lengths: _needs(lengths, len(subjects), len(labels), sfreq, bool(audio_files)),
+            lower=LOWER + " or --sfreq",
+        )
+        sessions = [f"{subject}.xdf" for subject in subjects]
+        created = prepare_folder(out, old_files, {
+            "generator": GENERATOR, "montage": name, "channels": list(labels), "sfreq": sfreq,
+            "songs": song_ids, "subjects": subjects, "sessions": sessions, "seconds": seconds,
+            "seed": int(seed), "snr": float(snr),
+            "audio_files": [str(p) for p in audio_files] if audio_files else None, "complete": False,
+        }, stimuli=False)
+        with writing_dataset(out, created):
+            written = _write_sessions(out, name, labels, sfreq, song_ids, subjects, music, seconds=seconds,
+                                      seed=seed, snr=snr, progress=progress)
+            mark_complete(out)
     return written
 
 

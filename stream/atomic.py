@@ -10,7 +10,9 @@ Every command that writes goes through these helpers:
 - :func:`atomic_path` / :func:`write_text` / :func:`write_json`: the content goes to a temporary file
   beside the target and is renamed over it only once complete, so a crash or a full disk leaves the
   old file (or none), never a truncated one;
-- :func:`disk_errors`: turns a full disk or a refused write into one line naming the path.
+- :func:`disk_errors`: turns a full disk or a refused write into one line naming the path;
+- :func:`output_lock`: one command at a time writes a given output folder (two ``train --out
+  runs/x`` started together mixed their files).
 
 Example
 -------
@@ -133,3 +135,68 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, content, *, indent: int = 1) -> None:
     """Write ``content`` as JSON to ``path`` atomically (non-JSON values as their ``str``)."""
     write_text(path, json.dumps(content, indent=indent, default=str) + "\n")
+
+
+def _lock_file(path: Path) -> Path:
+    """The lock file for output ``path``: per user, in the temporary folder, named by the absolute path.
+
+    Not inside the output: a folder that does not exist yet is locked before anything is created, and
+    the lock never appears among the files a command writes (``simulate --overwrite`` refuses a
+    folder holding anything it did not write).
+    """
+    import hashlib
+
+    key = str(Path(path).expanduser().resolve())
+    folder = Path(tempfile.gettempdir()) / f"eegmusic-locks-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike, command: str) -> Iterator[None]:
+    """Hold the output ``path`` for ``command`` inside the block; refuse it while another process does.
+
+    An advisory ``flock`` on a per-path lock file: the kernel releases it when the process ends,
+    however it ends (a SIGKILLed run leaves no stale lock). Where locks are unavailable (a file system
+    without them) the block runs unlocked, as before.
+
+    Raises
+    ------
+    OutputError
+        Another eegmusic process holds ``path`` (the message names its command and process id).
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock
+        fcntl = None
+    try:
+        handle = open(_lock_file(Path(path)), "a+") if fcntl is not None else None
+    except OSError:
+        handle = None
+    with handle if handle is not None else contextlib.nullcontext():
+        locked = False
+        if handle is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another eegmusic command"
+                raise OutputError(f"{path} is being written by {holder}; wait for it to finish, or pass "
+                                  "another output path") from None
+            except OSError:  # no locks on this file system
+                pass
+        if locked:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"eegmusic {command} (process {os.getpid()})")
+            handle.flush()
+        try:
+            yield
+        finally:
+            if locked:
+                with contextlib.suppress(OSError):
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.flush()
+                    fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,133 @@
+"""Two commands writing one output folder at once: the second is refused, nothing is mixed.
+
+Two ``train --out runs/x`` started together both passed the "already holds a run" check and wrote
+into one folder; a ``simulate --overwrite`` deleted the files of another ``simulate`` writing the same
+folder. :func:`stream.atomic.output_lock` now holds the folder for the whole command. The holder here
+is a real second process (a Python child holding the lock, or a real ``simulate``); nothing is faked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from eegmusic.stream.atomic import output_lock
+from eegmusic.stream.errors import OutputError
+
+from tests.faults.conftest import assert_one_line_error
+
+HOLD = textwrap.dedent("""
+    import sys, time
+    from eegmusic.stream.atomic import output_lock
+    with output_lock(sys.argv[1], sys.argv[2]):
+        print("held", flush=True)
+        time.sleep(120)
+""")
+
+
+class Holder:
+    """A child process that holds ``output_lock(path, command)`` until it is stopped."""
+
+    def __init__(self, path: Path, command: str = "train"):
+        self.process = subprocess.Popen([sys.executable, "-c", HOLD, str(path), command],
+                                        stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout.readline().strip() == "held"
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.process.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if not self.process.stdout.closed:
+            self.kill()
+
+
+def test_a_held_folder_is_refused_naming_the_holder_and_free_after_it_is_killed(tmp_path):
+    out = tmp_path / "run"
+    with Holder(out) as holder:
+        with pytest.raises(OutputError, match=rf"is being written by eegmusic train \(process "
+                                              rf"{holder.process.pid}\); wait for it to finish"):
+            with output_lock(out, "simulate"):
+                pytest.fail("the block ran while another process held the folder")
+        holder.kill()  # SIGKILL: no cleanup ran, and the kernel released the lock all the same
+    with output_lock(out, "simulate"):
+        pass
+    assert not out.exists()  # the lock lives outside the output
+
+
+def test_other_spellings_of_the_folder_are_the_same_lock(tmp_path, monkeypatch):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path)
+    with Holder(tmp_path / "real" / "run"):
+        for spelling in ("real/run", "link/run", "./real/../real/run"):
+            with pytest.raises(OutputError, match="is being written by"):
+                with output_lock(spelling, "train"):
+                    pass
+    with output_lock("link/run", "train"):
+        pass
+
+
+def test_the_lock_is_released_when_the_block_raises(tmp_path):
+    with pytest.raises(RuntimeError):
+        with output_lock(tmp_path / "x", "train"):
+            raise RuntimeError("boom")
+    with output_lock(tmp_path / "x", "train"):
+        pass
+
+
+@pytest.mark.parametrize("command", ["simulate", "train", "evaluate"])
+def test_each_writing_command_refuses_a_folder_another_is_writing(command, sim_dir, cli, tmp_path):
+    out = tmp_path / "out"
+    argv = {
+        "simulate": ["simulate", "--out", out, "--n-songs", "1", "--n-subjects", "1", "--duration", "5"],
+        "train": ["train", "--data", sim_dir, "--arch", "linear", "--out", out, "--no-progress"],
+        "evaluate": ["evaluate", "--data", sim_dir, "--model", tmp_path / "absent.onnx", "--out", out],
+    }[command]
+    with Holder(out, "simulate") as holder:
+        status, _, err = cli(*argv)
+        assert_one_line_error(status, err, f"{out} is being written by eegmusic simulate (process "
+                                           f"{holder.process.pid})")
+    assert not out.exists()
+
+
+def test_simulate_overwrite_deletes_nothing_of_a_running_simulate(tmp_path):
+    """The case that lost files: a real simulate is writing; a second one with --overwrite is refused
+    and the first finishes a complete dataset. The first is paused (SIGSTOP) once it has begun writing
+    and resumed after the second has run, so the two always overlap."""
+    out = tmp_path / "sim"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "eegmusic", "-q", "simulate", "--out", str(out),
+                              "--n-songs", "3", "--n-subjects", "6", "--duration", "60"],
+                             env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "simulation.json").exists() and time.monotonic() < deadline:
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.005)
+        first.send_signal(signal.SIGSTOP)
+        second = subprocess.run([sys.executable, "-m", "eegmusic", "simulate", "--out", str(out),
+                                 "--n-songs", "1", "--n-subjects", "1", "--duration", "5", "--overwrite"],
+                                env=env, capture_output=True, text=True, timeout=120)
+        first.send_signal(signal.SIGCONT)
+        _, first_err = first.communicate(timeout=300)
+    finally:
+        first.send_signal(signal.SIGCONT)
+        first.kill()
+    assert first.returncode == 0, first_err
+    assert_one_line_error(second.returncode, second.stderr, "is being written by eegmusic simulate")
+    from eegmusic.replay.dataset import open_dataset
+
+    dataset = open_dataset(out)
+    assert sorted(dataset.song_ids) == [21, 22, 23]
+    assert dataset.load_song(23).n_subjects == 6
