@@ -531,6 +531,20 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
     return out
 
 
+def _signals_to_main_thread() -> None:
+    """Block SIGINT and SIGTERM in a worker thread, so the kernel hands them to the main thread.
+
+    Python runs signal handlers in the main thread only. A signal the kernel gave to a busy worker
+    waited until the main thread next ran Python code, and once, under load, a SIGTERM sent mid-run
+    never stopped the simulation at all (it finished and exited 0). Delivered to the main thread, the
+    signal interrupts its wait on the workers at once: the run stops and removes what it wrote.
+    """
+    import signal
+
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def _write_songs(out: Path, song_ids: list[int], subjects: list[str], music: list[np.ndarray] | None, *,
                  seconds, seed: int, snr: float, music_start_s: float, raw: bool, progress: bool) -> None:
     """Simulate and write every song of :func:`simulate`, one after the other."""
@@ -567,7 +581,7 @@ def _write_songs(out: Path, song_ids: list[int], subjects: list[str], music: lis
             # numpy's FFTs and products release the GIL: participants run on the cores in threads
             # (one at a time for raw output, whose recordings are 8x larger)
             workers = 1 if raw else n_workers
-            with ThreadPoolExecutor(max_workers=workers) as pool:
+            with ThreadPoolExecutor(max_workers=workers, initializer=_signals_to_main_thread) as pool:
                 jobs = [pool.submit(_record, song, participant, index, seed=seed, snr=snr, head=head)
                         for index, participant in enumerate(participants)]
                 for future in as_completed(jobs):
