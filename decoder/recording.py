@@ -57,14 +57,20 @@ class FrameRecorder:
         except OSError as error:
             raise ConfigError(f"cannot create record folder {self.folder} ({error.strerror}); pass a "
                               f"writable --record DIR") from error
+        # created exclusively, the frames file first: of two decodes that passed check_record_dir
+        # together, only one gets the folder (appending, both interleaved their frames in one file)
+        try:
+            self._frames = open(self.folder / FRAMES_FILE, "xb")  # noqa: SIM115
+        except FileExistsError:
+            check_record_dir(self.folder)  # names the file and the fix
+            raise
+        self._index = open(self.folder / FRAME_INDEX_FILE, "xb")  # noqa: SIM115
+        self._source = open(self.folder / FRAME_SOURCE_FILE, "xb")  # noqa: SIM115
         meta = {"format": "raw float32 little-endian, frame-major", "n_mels": N_MELS, "dtype": "<f4",
                 "frames_file": FRAMES_FILE, "index_file": FRAME_INDEX_FILE, "index_dtype": "<i8",
                 "source_file": FRAME_SOURCE_FILE, "source_columns": ["n_end", "window_frame", "t_last"],
                 "frame_period_s": FRAME_PERIOD_S, "audio_file": AUDIO_FILE if audio else None, **sidecar}
         (self.folder / FRAMES_SIDECAR).write_text(json.dumps(meta, indent=1))
-        self._frames = open(self.folder / FRAMES_FILE, "ab")  # noqa: SIM115
-        self._index = open(self.folder / FRAME_INDEX_FILE, "ab")  # noqa: SIM115
-        self._source = open(self.folder / FRAME_SOURCE_FILE, "ab")  # noqa: SIM115
         # float samples as decoded, peaks beyond full scale included (the player's limiter comes after);
         # the header is rewritten after every write (crash-safe)
         self.wav = WavSink(self.folder / AUDIO_FILE, subtype="FLOAT", clip=False) if audio else None

@@ -131,3 +131,34 @@ def test_simulate_overwrite_deletes_nothing_of_a_running_simulate(tmp_path):
     dataset = open_dataset(out)
     assert sorted(dataset.song_ids) == [21, 22, 23]
     assert dataset.load_song(23).n_subjects == 6
+
+
+def test_two_decodes_racing_for_one_record_folder_do_not_share_it(tmp_path, monkeypatch):
+    """Two ``decode --record rec`` started together both passed the folder check before either had
+    created a file, then both appended frames to one ``mel_db.f32``. The race is staged in this
+    process: the second recorder's first check is skipped, as if it ran before the first's files
+    existed; the exclusive create then refuses it."""
+    import json
+
+    import numpy as np
+    from eegmusic.decoder import recording
+    from eegmusic.decoder.recording import FrameRecorder, read_frames
+    from eegmusic.stream.errors import ConfigError
+
+    folder = tmp_path / "rec"
+    first = FrameRecorder(folder, sidecar={"model": "first.onnx"}, audio=False)
+    real_check, checks = recording.check_record_dir, []
+
+    def check_too_early(path):
+        checks.append(path)
+        if len(checks) > 1:
+            real_check(path)
+
+    monkeypatch.setattr(recording, "check_record_dir", check_too_early)
+    with pytest.raises(ConfigError, match="already holds mel_db.f32; pass a new --record DIR"):
+        FrameRecorder(folder, sidecar={"model": "second.onnx"}, audio=False)
+    first.append_frames(0, np.ones((128, 2), np.float32), np.arange(2), 125, 1.0)
+    first.close()
+    assert json.loads((folder / "mel_db.json").read_text())["model"] == "first.onnx"
+    k, frames, _ = read_frames(folder)
+    np.testing.assert_array_equal(k, [0, 1])
