@@ -21,6 +21,7 @@ stop, attach) and its polling.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -59,6 +60,36 @@ def make_app():
     app = pg.mkQApp("eegmusic")
     QtCore.qInstallMessageHandler(_qt_message)
     return app
+
+
+SIGNAL_CHECK_MS = 200
+"""How often the event loop lets Python run, so that a signal's handler runs while Qt waits."""
+
+
+@contextlib.contextmanager
+def closed_by_signals(window):
+    """Inside the block, Ctrl-C (SIGINT) and SIGTERM close ``window`` as its close button does.
+
+    Python's own Ctrl-C raised KeyboardInterrupt inside whichever Qt slot ran next: Qt printed the
+    traceback and carried on, so the dashboard could not be stopped from the terminal; SIGTERM
+    killed it without its cleanup (the decode's temporary folder stayed). Closing the window ends
+    the event loop through the usual path: the decode stops and its summary is printed. A Python
+    timer runs every :data:`SIGNAL_CHECK_MS` so that the handler runs even while nothing else does.
+    """
+    from eegmusic.stream.cli import stop_signals
+
+    def close(signum, frame) -> None:
+        log.info("stopping on signal %d: closing the dashboard", signum)
+        QtCore.QTimer.singleShot(0, window.close)  # after the slot the handler interrupted
+
+    wake = QtCore.QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(SIGNAL_CHECK_MS)
+    try:
+        with stop_signals(close):
+            yield
+    finally:
+        wake.stop()
 
 MAX_REFRESH_HZ = 30.0
 DEFAULT_REFRESH_HZ = 30.0

@@ -114,7 +114,7 @@ def run_gui(args: argparse.Namespace) -> int:
 
         SnapshotReader(args.attach).close()  # not running: one line and exit 2 before any window opens
 
-    from eegmusic.gui.app import MainWindow, make_app, save_screenshot
+    from eegmusic.gui.app import MainWindow, closed_by_signals, make_app, save_screenshot
     from eegmusic.gui.controls import Settings
     from PySide6 import QtCore
 
@@ -148,7 +148,8 @@ def run_gui(args: argparse.Namespace) -> int:
     if duration is not None:
         QtCore.QTimer.singleShot(int(duration * 1000), finish)
     try:
-        loop.exec()
+        with closed_by_signals(window):  # Ctrl-C and SIGTERM close the window, as its button does
+            loop.exec()
     finally:
         app.setQuitOnLastWindowClosed(quit_on_close)
         window.shutdown()

@@ -8,7 +8,7 @@ and returns the decode's summary.
 
 from __future__ import annotations
 
-from eegmusic.gui.app import DEFAULT_REFRESH_HZ, MainWindow, make_app
+from eegmusic.gui.app import DEFAULT_REFRESH_HZ, MainWindow, closed_by_signals, make_app
 from PySide6 import QtCore
 
 
@@ -48,7 +48,8 @@ def run_dashboard(pipeline, *, seconds: float | None = None, refresh_hz: float =
     window.show()
     window.run_pipeline(pipeline)
     try:
-        loop.exec()
+        with closed_by_signals(window):
+            loop.exec()
     finally:
         app.setQuitOnLastWindowClosed(quit_on_close)
         window.shutdown()

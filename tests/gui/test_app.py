@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -305,6 +306,35 @@ def test_screenshot_writes_a_picture(replay, model_file, tmp_path):
     assert done.returncode == 0, done.stderr
     assert out.exists() and "screenshot saved" in done.stdout
     assert _pixel_std(out) > 0.05                             # not a blank picture
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_closes_the_dashboard_like_its_close_button(signum, replay, model_file, tmp_path):
+    """Ctrl-C raised KeyboardInterrupt inside a Qt slot: a traceback, and the window stayed open (it had
+    to be killed); SIGTERM killed it and left the decode's temporary folder. Both now close the window:
+    exit 0, no traceback, the decode's folder removed."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TMPDIR=str(temp))
+    child = subprocess.Popen([sys.executable, "-m", "eegmusic", "gui", "--stream", replay.name, "--model",
+                              str(model_file), "--no-audio"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        while "pipeline started" not in seen:  # the dashboard logs it once its decode runs
+            line = child.stderr.readline()
+            assert line, seen + child.communicate()[1]  # it ended before decoding
+            seen += line
+        assert list(temp.glob("eegmusic-gui-*")), "the dashboard started no decode"
+        time.sleep(1.0)  # decoding
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert f"stopping on signal {int(signum)}: closing the dashboard" in err
+    assert not list(temp.glob("eegmusic-gui-*")), sorted(path.name for path in temp.iterdir())
 
 
 @pytest.mark.parametrize("argv, words", [

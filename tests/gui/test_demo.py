@@ -80,3 +80,59 @@ def test_demo_with_the_dashboard_decodes_in_its_own_process(sim_dir, tmp_path):
     assert summary["counters"]["windows"] > 10 and summary["error"] is None
     audio, rate = soundfile.read(tmp_path / "demo.wav")
     assert rate == 22050 and len(audio) > 22050
+
+
+def _demo_until(argv, started: str, env=None, pipe="stdout"):
+    """Start ``eegmusic demo argv``, read its ``pipe`` until a line holds ``started``, then SIGTERM it;
+    return (status, stdout, stderr)."""
+    import signal
+    import time
+
+    child = subprocess.Popen([sys.executable, "-m", "eegmusic", "demo", *argv], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    try:
+        while started not in seen:
+            line = getattr(child, pipe).readline()
+            assert line, seen + child.communicate()[1]  # it ended before getting there
+            seen += line
+        time.sleep(2.0)  # decoding
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    return (child.returncode, seen + out, err) if pipe == "stdout" else (child.returncode, out, seen + err)
+
+
+@pytest.mark.lsl
+def test_sigterm_stops_the_demo_and_its_replay(sim_dir, tmp_path):
+    """Killed by SIGTERM, the demo left its replay child publishing until the song ran out. It now
+    stops as on Ctrl-C (exit 130) and terminates the replay; the recording so far stays."""
+    model = make_model(tmp_path / "model.onnx")
+    out = tmp_path / "run"
+    status, stdout, err = _demo_until(
+        ["--data", str(sim_dir), "--model", str(model), "--duration", "60", "--no-gui", "--out", str(out),
+         "--cache", str(tmp_path / "cache")], started="eegmusic.decoder.pipeline: decoding '",
+        pipe="stderr")
+    assert status == 130 and err.strip().endswith("eegmusic demo: interrupted"), err[-2000:]
+    assert "Traceback" not in err
+    assert "replay 'eegmusic-demo-" in stdout and "stopped after" in stdout  # the child's own last line
+    assert (out / "recording" / "mel_db.json").exists()  # the recording so far is kept
+
+
+@pytest.mark.lsl
+@pytest.mark.gui
+def test_sigterm_closes_the_demos_dashboard_and_the_demo_reports(sim_dir, tmp_path):
+    import os
+
+    model = make_model(tmp_path / "model.onnx")
+    out = tmp_path / "run"
+    env = {**os.environ, "DISPLAY": os.environ.get("DISPLAY", ":99"), "QT_QPA_PLATFORM": "offscreen"}
+    status, stdout, err = _demo_until(
+        ["--data", str(sim_dir), "--model", str(model), "--duration", "60", "--out", str(out), "--cache",
+         str(tmp_path / "cache")], started="pipeline started", env=env, pipe="stderr")
+    assert status == 0, err[-2000:]
+    assert "stopping on signal 15: closing the dashboard" in err and "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counters"]["windows"] > 10 and summary["error"] is None
+    assert "(its own process, shown by the dashboard)" in stdout and "latency per stage" in stdout
