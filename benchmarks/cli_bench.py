@@ -139,15 +139,11 @@ def run_bench(args) -> int:
 
             raise ConfigError(f"{flag} does not apply to {', '.join(refusing)}; name the benchmark it "
                               f"applies to alone, e.g. `{example}`")
-    from eegmusic.stream.cli import stop_signals
-
-    def _stop(signum, frame):
-        raise KeyboardInterrupt
+    from eegmusic.stream.cli import stopped_as_by_ctrl_c
 
     # SIGTERM stops a benchmark as Ctrl-C does, so its temporary folders and child processes are
-    # cleaned up (the default SIGTERM ends Python without running them), and the benchmarks that
-    # finished are still written to --out
-    with stop_signals(_stop):
+    # cleaned up, and the benchmarks that finished are still written to --out
+    with stopped_as_by_ctrl_c():
         for module_name in modules:
             log.info("running %s", module_name)
             start = time.perf_counter()

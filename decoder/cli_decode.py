@@ -254,7 +254,7 @@ def run_decode(args: argparse.Namespace) -> int:
     from eegmusic.decoder.audio import DEVICE_LATENCY_S
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
     from eegmusic.stream.atomic import write_json
-    from eegmusic.stream.cli import stop_signals
+    from eegmusic.stream.cli import stopped_as_by_ctrl_c
     from eegmusic.stream.errors import ConfigError
 
     _check_paths(args)  # before any work: a finished decode is never lost to a bad path
@@ -281,10 +281,7 @@ def run_decode(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be > 0 s (got {args.duration}); leave it out to run until Ctrl-C")
 
-    def _terminate(signum, frame):
-        raise KeyboardInterrupt
-
-    with stop_signals(_terminate):  # the dashboard's stop and the owner-gone stop are SIGINT
+    with stopped_as_by_ctrl_c():  # the dashboard's stop and the owner-gone stop are SIGINT
         pipeline = LivePipeline(config)
         publisher = None
         interrupted = False

@@ -253,23 +253,13 @@ def _new_folder(folder: Path) -> Path:
 
 
 def run_demo(args) -> int:
-    """Run ``eegmusic demo``: SIGTERM stops it as Ctrl-C does (exit 130), so that its children stop too.
+    """Run ``eegmusic demo``.
 
-    Killed outright, the demo left its replay publishing and a training child running on its own;
-    raised as KeyboardInterrupt, ``subprocess.run`` stops the step in progress and the replay is
-    terminated on the way out. While the dashboard shows the decode, both signals close its window
-    instead (:func:`gui.app.closed_by_signals`) and the demo ends with its summary.
+    SIGTERM stops it as Ctrl-C does (``stream.cli.main``), exit 130: ``subprocess.run`` stops the step
+    in progress and the replay child is terminated on the way out (killed outright, the demo left its
+    replay publishing until the song ended). While the dashboard shows the decode, both signals close
+    its window instead (:func:`gui.app.closed_by_signals`) and the demo ends with its summary.
     """
-    from eegmusic.stream.cli import stop_signals
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    with stop_signals(interrupt):
-        return _run_demo(args)
-
-
-def _run_demo(args) -> int:
     import subprocess
     import sys
     import time

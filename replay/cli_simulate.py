@@ -106,13 +106,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     _refuse_ignored_options(args)
     if args.live:
         return _run_live(args)
-    from eegmusic.stream.cli import stop_signals
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt  # SIGTERM too: a stopped run removes what it wrote (simulate.writing_dataset)
-
-    with stop_signals(interrupt):
-        return _run_dataset(args)
+    return _run_dataset(args)  # stopped (Ctrl-C, SIGTERM), it removes what it wrote (writing_dataset)
 
 
 def _run_dataset(args: argparse.Namespace) -> int:

@@ -147,6 +147,21 @@ def stop_signals(handler):
             signal.signal(signum, old)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def stopped_as_by_ctrl_c():
+    """Inside the block, SIGTERM (and SIGINT) raise KeyboardInterrupt, as Ctrl-C does.
+
+    Python's default SIGTERM ends the process at once: no ``finally``, no ``with`` exit, so temporary
+    files and folders stay, child processes run on, and a half-written output is not removed. Raised
+    as KeyboardInterrupt, the command cleans up on its way out and ``main`` reports ``interrupted``
+    with exit status 130.
+    """
+    return stop_signals(_interrupt)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (the problem, then where to read the options)."""
 
@@ -210,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     # before any command loads pylsl
     lsl_local.configure(lsl_local.requested(args.lsl_local), lsl_local.liblsl_log_level(verbose, quiet))
     try:
-        return int(args._run(args) or 0)
+        # SIGTERM (a scheduler's stop, `timeout`, `kill`) stops every command as Ctrl-C does: its
+        # cleanup runs (temporary files and folders, child processes, a half-written simulation);
+        # the dashboard closes its window instead (gui.app.closed_by_signals)
+        with stopped_as_by_ctrl_c():
+            return int(args._run(args) or 0)
     except EEGMusicError as error:
         print(f"eegmusic {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2

@@ -1,0 +1,44 @@
+"""SIGTERM stops every command as Ctrl-C does (``stream.cli.main``): cleanup runs, exit 130.
+
+Python's default SIGTERM ends a process without running any ``finally``: a training run could leave a
+40-MB temporary checkpoint beside ``checkpoint.pt``, a benchmark its temporary folder, the demo its
+replay child. Per-command cases live beside each command's tests (``test_hostile_cli.py`` simulate,
+``tests/benchmarks/test_cli_bench.py``, ``tests/gui/test_demo.py``, ``tests/gui/test_app.py``); this
+file checks the rule on ``train``.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def test_sigterm_stops_training_as_ctrl_c_keeping_the_last_checkpoint(sim_dir, tmp_path):
+    pytest.importorskip("torch")
+    from eegmusic.offline_training.models.registry import read_checkpoint
+
+    out = tmp_path / "run"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "eegmusic", "train", "--data", str(sim_dir), "--arch", "cnn", "--epochs",
+         "200", "--out", str(out), "--no-progress", "--target-offset", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+            assert child.poll() is None, child.communicate()
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "eegmusic train: interrupted"
+    names = sorted(path.name for path in out.iterdir())
+    run_files = {"config.json", "checkpoint.pt", "best.pt", "training_curve.png"}
+    assert set(names) <= run_files, names  # no temporary checkpoint left beside them
+    assert read_checkpoint(out / "checkpoint.pt", model_name="cnn")["epoch"] >= 0
+
