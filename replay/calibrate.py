@@ -102,6 +102,8 @@ class CalibrationSummary:
     eeg_samples: int
     gaps: list = field(default_factory=list)
     output_latency_s: float = 0.0
+    stopped_early: bool = False
+    """Stopped by Ctrl-C or SIGTERM during a track: the recording so far is kept, that track cut short."""
 
 
 def playlist_files(music) -> list[Path]:
@@ -336,17 +338,25 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
         )
         total_s = sum(seconds for _, seconds in schedule)
         bar = progress_bar(total=round(total_s), unit="s", desc="calibration", disable=not config.progress)
-        for play, (k, seconds) in enumerate(schedule):
-            track_audio = audio[k][: int(round(seconds * AUDIO_SFREQ))]
-            fields = {"track": play, "file": files[k].name, "path": str(files[k].resolve())}
-            summary.output_latency_s = _play_track(
-                sd, device, track_audio, fields, durations[k], publish, recorder, bar, summary
-            )
-            summary.tracks_played += 1
-            if recorder.error:
-                raise StreamError(f"recording '{config.stream}' failed: {recorder.error}")
-        bar.close()
-        publish(pylsl.local_clock(), "session_end")
+        try:
+            for play, (k, seconds) in enumerate(schedule):
+                track_audio = audio[k][: int(round(seconds * AUDIO_SFREQ))]
+                fields = {"track": play, "file": files[k].name, "path": str(files[k].resolve())}
+                summary.output_latency_s = _play_track(
+                    sd, device, track_audio, fields, durations[k], publish, recorder, bar, summary
+                )
+                summary.tracks_played += 1
+                if recorder.error:
+                    raise StreamError(f"recording '{config.stream}' failed: {recorder.error}")
+        except KeyboardInterrupt:
+            # the researcher ends the session early (Ctrl-C, SIGTERM): keep what was recorded. The cut
+            # track has no track_end, as after a crash, and the session reader takes its EEG up to the
+            # last sample, which is where its playback stopped too
+            summary.stopped_early = True
+        else:
+            publish(pylsl.local_clock(), "session_end")
+        finally:
+            bar.close()
     finally:
         if recorder is not None:
             recorder.stop_event.set()
@@ -373,9 +383,20 @@ def _play_track(
     summary: CalibrationSummary,
 ) -> float:
     """Play one track, publishing its markers; return the output latency (s)."""
+    player = None if sd is None else TrackPlayer(sd, device, audio)
+    try:
+        return _play_until_done(player, audio, fields, duration_s, publish, recorder, bar, summary)
+    except BaseException:  # a stop (Ctrl-C, SIGTERM) or a failure: silence now, not at exit
+        if player is not None:
+            player.close()
+        raise
+
+
+def _play_until_done(player, audio: np.ndarray, fields: dict, duration_s: float, publish, recorder, bar,
+                     summary: CalibrationSummary) -> float:
+    """:func:`_play_track` once its player exists: play, publish the markers, close the player."""
     import pylsl
 
-    player = None if sd is None else TrackPlayer(sd, device, audio)
     latency = 0.0 if player is None else player.latency_s
     length_s = len(audio) / AUDIO_SFREQ
     started_at = None

@@ -101,6 +101,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
         f"{summary.eeg_samples} EEG samples, gaps: {gaps}, "
         f"output latency {summary.output_latency_s * 1e3:.0f} ms"
     )
+    if summary.stopped_early:
+        print(f"stopped during track {summary.tracks_played + 1} (Ctrl-C or SIGTERM): everything recorded "
+              "until then is kept, that track cut short; the session trains as it is")
     print(
         f"session: {summary.path} (audio in {summary.audio_dir}); next: eegmusic train --data {summary.path} "
         "--arch convnet --target-offset auto --out runs/session"

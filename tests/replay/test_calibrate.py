@@ -7,6 +7,7 @@ sample index, pushed with known per-sample timestamps, so the read-back is check
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -190,6 +191,42 @@ def test_sigkilled_session_leaves_a_readable_file(music, tmp_path, stream_name):
     assert len(index) > SFREQ and np.all(np.diff(index) == 1)
     session = XDFSession(out)  # plays without a track_end are read up to the last sample
     assert session.song_ids
+
+
+@pytest.mark.lsl
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_session_stopped_early_keeps_what_was_recorded_and_says_so(signum, music, tmp_path, stream_name):
+    """Ctrl-C or SIGTERM ends the session like a recorder's stop button: exit 0, the summary, a line
+    naming the cut track, and an XDF that reads as a session (was "interrupted", exit 130 or -15)."""
+    cap = IndexCap(stream_name)
+    out = tmp_path / "s.xdf"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(music),
+         "--duration", "300", "--no-audio", "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # stopped ~0.5 s into the second track
+            time.sleep(0.1)
+            if out.exists() and out.read_bytes().count(b'"event":"track_start"') >= 2:
+                time.sleep(0.5)
+                break
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        cap.close()
+    assert process.returncode == 0, stderr
+    played = int(re.search(r"recorded (\d+) tracks", stdout).group(1))
+    assert played >= 1  # the first track (1.5 s) ended before the stop
+    assert (f"stopped during track {played + 1} (Ctrl-C or SIGTERM): everything recorded until then is kept"
+            in stdout)
+    index = _check_exact(out, cap)
+    assert np.all(np.diff(index) == 1)
+    session = XDFSession(out)
+    assert session.song_ids[:1] == [1] and abs(session.load_song(1).duration_s - 1.5) < 0.1
 
 
 @pytest.mark.lsl
