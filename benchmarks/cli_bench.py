@@ -139,31 +139,31 @@ def run_bench(args) -> int:
 
             raise ConfigError(f"{flag} does not apply to {', '.join(refusing)}; name the benchmark it "
                               f"applies to alone, e.g. `{example}`")
-    from eegmusic.stream.cli import stopped_as_by_ctrl_c
+    def save() -> None:
+        write_json(args.out, json.loads(json.dumps(results, default=float)), indent=2)
 
-    # SIGTERM stops a benchmark as Ctrl-C does, so its temporary folders and child processes are
-    # cleaned up, and the benchmarks that finished are still written to --out
-    with stopped_as_by_ctrl_c():
-        for module_name in modules:
-            log.info("running %s", module_name)
-            start = time.perf_counter()
-            try:
-                result = importlib.import_module(module_name).run(quick=args.quick, **options)
-                status = "ok"
-            except KeyboardInterrupt:
-                results["interrupted"] = module_name
-                if results["benchmarks"]:
-                    write_json(args.out, json.loads(json.dumps(results, default=float)), indent=2)
-                    print(f"interrupted during {module_name}; wrote the {len(results['benchmarks'])} "
-                          f"that finished to {args.out}", file=sys.stderr)
-                raise
-            except Exception as error:  # a failing benchmark must not hide the others
-                result = {"error": f"{type(error).__name__}: {error}",
-                          "traceback": traceback.format_exc(limit=3)}
-                status = "failed"
-            results["benchmarks"][module_name] = {
-                "status": status, "seconds": round(time.perf_counter() - start, 1), "result": result}
-    write_json(args.out, json.loads(json.dumps(results, default=float)), indent=2)
+    # Ctrl-C and SIGTERM (stream.cli.main) raise KeyboardInterrupt: the running benchmark cleans up on
+    # its way out, and the benchmarks that finished are still written to --out
+    for module_name in modules:
+        log.info("running %s", module_name)
+        start = time.perf_counter()
+        try:
+            result = importlib.import_module(module_name).run(quick=args.quick, **options)
+            status = "ok"
+        except KeyboardInterrupt:
+            results["interrupted"] = module_name
+            if results["benchmarks"]:
+                save()
+                print(f"interrupted during {module_name}; wrote the {len(results['benchmarks'])} "
+                      f"that finished to {args.out}", file=sys.stderr)
+            raise
+        except Exception as error:  # a failing benchmark must not hide the others
+            result = {"error": f"{type(error).__name__}: {error}",
+                      "traceback": traceback.format_exc(limit=3)}
+            status = "failed"
+        results["benchmarks"][module_name] = {
+            "status": status, "seconds": round(time.perf_counter() - start, 1), "result": result}
+    save()
 
     machine = results["machine"]
     print(f"eegmusic bench — {results['date']} — {machine['cpu']}, {machine['cores']} cores, "

@@ -254,7 +254,6 @@ def run_decode(args: argparse.Namespace) -> int:
     from eegmusic.decoder.audio import DEVICE_LATENCY_S
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
     from eegmusic.stream.atomic import write_json
-    from eegmusic.stream.cli import stopped_as_by_ctrl_c
     from eegmusic.stream.errors import ConfigError
 
     _check_paths(args)  # before any work: a finished decode is never lost to a bad path
@@ -281,54 +280,55 @@ def run_decode(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be > 0 s (got {args.duration}); leave it out to run until Ctrl-C")
 
-    with stopped_as_by_ctrl_c():  # the dashboard's stop and the owner-gone stop are SIGINT
-        pipeline = LivePipeline(config)
-        publisher = None
-        interrupted = False
-        try:
-            pipeline.start()
-            if args.publish is not None:
-                from eegmusic.decoder.limiter import LevelledSink
-                from eegmusic.decoder.shared_snapshot import OWNER_ENV, SnapshotPublisher
+    # Ctrl-C and SIGTERM (stream.cli.main) raise KeyboardInterrupt here; the dashboard's stop and the
+    # owner-gone stop are SIGINT
+    pipeline = LivePipeline(config)
+    publisher = None
+    interrupted = False
+    try:
+        pipeline.start()
+        if args.publish is not None:
+            from eegmusic.decoder.limiter import LevelledSink
+            from eegmusic.decoder.shared_snapshot import OWNER_ENV, SnapshotPublisher
 
-                sink = pipeline.sink if isinstance(pipeline.sink, LevelledSink) else None  # volume acts on it
-                # a decode that keeps the true stimulus (--listen true|both) takes the dashboard's A/B switch
-                ab = pipeline.config if args.listen != "decoded" else None
-                shown = {"stream_name": pipeline.stream_label, "model_path": str(args.model),
-                         "truth_dir": args.truth, "no_audio": bool(args.no_audio or args.wav),
-                         "vocoder": args.vocoder, "hop_s": args.hop, "listen": args.listen,
-                         "pid": os.getpid()}
-                owner = os.environ.get(OWNER_ENV, "")
-                publisher = SnapshotPublisher(
-                    pipeline, args.publish, gain_sink=sink, listen_config=ab, config=shown,
-                    snapshot_s=config.snapshot_s, owner_pid=int(owner) if owner.isdigit() else None,
-                    on_owner_gone=lambda: os.kill(os.getpid(), signal.SIGINT))  # stop as on Ctrl-C
-                publisher.start()  # held first: a stop during the first publish still removes the block
-            if logging.getLogger().isEnabledFor(logging.INFO):  # not with -q
-                print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()} on "
-                      f"{pipeline.runtime.provider}; Ctrl-C to stop"
-                      + (f"; published as {args.publish!r}" if publisher else ""),
-                      file=sys.stderr, flush=True)
-            t_end = None if args.duration is None else time.monotonic() + args.duration
-            while pipeline.running and (t_end is None or time.monotonic() < t_end):
-                time.sleep(0.1)
-                health = pipeline.health()
-                if (args.on_lost == "exit" and health is not None and health.state == "lost"
-                        and health.state_s >= args.lost_after):
-                    pipeline.error = (f"stream '{pipeline.stream_label}' lost for {health.state_s:.1f} s "
-                                      f"(--on-lost exit after {args.lost_after:g} s); restart the stream, or "
-                                      "pass --on-lost wait to keep waiting for it")
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            pipeline.stop()
-            if publisher is not None:
-                publisher.stop()  # the final state and summary, then the block goes
-            elif args.publish is not None:  # stopped while the block was being made: never leave it behind
-                from eegmusic.decoder.shared_snapshot import remove_own_block
+            sink = pipeline.sink if isinstance(pipeline.sink, LevelledSink) else None  # volume acts on it
+            # a decode that keeps the true stimulus (--listen true|both) takes the dashboard's A/B switch
+            ab = pipeline.config if args.listen != "decoded" else None
+            shown = {"stream_name": pipeline.stream_label, "model_path": str(args.model),
+                     "truth_dir": args.truth, "no_audio": bool(args.no_audio or args.wav),
+                     "vocoder": args.vocoder, "hop_s": args.hop, "listen": args.listen,
+                     "pid": os.getpid()}
+            owner = os.environ.get(OWNER_ENV, "")
+            publisher = SnapshotPublisher(
+                pipeline, args.publish, gain_sink=sink, listen_config=ab, config=shown,
+                snapshot_s=config.snapshot_s, owner_pid=int(owner) if owner.isdigit() else None,
+                on_owner_gone=lambda: os.kill(os.getpid(), signal.SIGINT))  # stop as on Ctrl-C
+            publisher.start()  # held first: a stop during the first publish still removes the block
+        if logging.getLogger().isEnabledFor(logging.INFO):  # not with -q
+            print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()} on "
+                  f"{pipeline.runtime.provider}; Ctrl-C to stop"
+                  + (f"; published as {args.publish!r}" if publisher else ""),
+                  file=sys.stderr, flush=True)
+        t_end = None if args.duration is None else time.monotonic() + args.duration
+        while pipeline.running and (t_end is None or time.monotonic() < t_end):
+            time.sleep(0.1)
+            health = pipeline.health()
+            if (args.on_lost == "exit" and health is not None and health.state == "lost"
+                    and health.state_s >= args.lost_after):
+                pipeline.error = (f"stream '{pipeline.stream_label}' lost for {health.state_s:.1f} s "
+                                  f"(--on-lost exit after {args.lost_after:g} s); restart the stream, or "
+                                  "pass --on-lost wait to keep waiting for it")
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        pipeline.stop()
+        if publisher is not None:
+            publisher.stop()  # the final state and summary, then the block goes
+        elif args.publish is not None:  # stopped while the block was being made: never leave it behind
+            from eegmusic.decoder.shared_snapshot import remove_own_block
 
-                remove_own_block(args.publish)
+            remove_own_block(args.publish)
     summary = pipeline.summary()
     if pipeline.runtime is not None:
         print(format_summary(summary), flush=True)

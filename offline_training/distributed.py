@@ -38,6 +38,12 @@ class DistInfo:
         return self.rank == 0
 
 
+def launched_as_main() -> bool:
+    """Whether this process writes the run folder, known before the group is joined: torchrun's
+    ``RANK`` is 0 for one process, and a plain run has none (the :attr:`DistInfo.main` to come)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init_distributed(device_kind: str) -> DistInfo:
     """Join the process group started by torchrun (``WORLD_SIZE`` > 1), else describe a single process.
 

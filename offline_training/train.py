@@ -279,6 +279,15 @@ def build_configured(name: str, model_kwargs: dict, model_config: dict):
     such error, with a configuration given, is the configuration's: one line naming it and the
     defaults of its keys.
 
+    Parameters
+    ----------
+    name : str
+        A registry architecture.
+    model_kwargs : dict
+        The constructor's keywords, ``n_chans`` included (the ``--arch-config`` values among them).
+    model_config : dict
+        The ``--arch-config`` values alone, named in the error.
+
     Raises
     ------
     ConfigError
@@ -297,7 +306,7 @@ def build_configured(name: str, model_kwargs: dict, model_config: dict):
         model.eval()
         with torch.no_grad():
             subject = torch.zeros(2, dtype=torch.long) if model_kwargs.get("n_subjects") else None
-            model(torch.zeros(2, int(model_kwargs.get("n_chans", 125)), WINDOW_SAMPLES), subject)
+            model(torch.zeros(2, int(model_kwargs["n_chans"]), WINDOW_SAMPLES), subject)
         model.train(was_training)
     except Exception as error:  # noqa: BLE001 - whatever torch raises for a value it cannot take
         defaults = _config_defaults(name)
@@ -552,14 +561,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         Another eegmusic process is writing ``config.out``.
     """
     import contextlib
-    import os
 
+    from eegmusic.offline_training.distributed import launched_as_main
     from eegmusic.stream.atomic import output_lock
 
     # one run at a time in a folder (two started together mixed their files); under torchrun the
     # process of rank 0 holds it for all
-    main_process = os.environ.get("RANK", "0") == "0"
-    with output_lock(config.out, "train") if main_process else contextlib.nullcontext():
+    with output_lock(config.out, "train") if launched_as_main() else contextlib.nullcontext():
         return _train(config, resume=resume)
 
 

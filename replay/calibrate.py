@@ -386,15 +386,14 @@ def _play_track(
     player = None if sd is None else TrackPlayer(sd, device, audio)
     try:
         return _play_until_done(player, audio, fields, duration_s, publish, recorder, bar, summary)
-    except BaseException:  # a stop (Ctrl-C, SIGTERM) or a failure: silence now, not at exit
+    finally:  # after the track, and at once on a stop (Ctrl-C, SIGTERM) or a failure
         if player is not None:
             player.close()
-        raise
 
 
 def _play_until_done(player, audio: np.ndarray, fields: dict, duration_s: float, publish, recorder, bar,
                      summary: CalibrationSummary) -> float:
-    """:func:`_play_track` once its player exists: play, publish the markers, close the player."""
+    """:func:`_play_track` once its player exists (or None: no audio): play, publish the markers."""
     import pylsl
 
     latency = 0.0 if player is None else player.latency_s
@@ -457,6 +456,4 @@ def _play_until_done(player, audio: np.ndarray, fields: dict, duration_s: float,
     end_heard = last_note[1] + (length_s - last_note[0]) if last_note else pylsl.local_clock()
     publish(end_heard, "track_end", track=fields["track"], position_s=length_s)
     summary.seconds_played += length_s
-    if player is not None:
-        player.close()
     return latency

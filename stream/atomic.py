@@ -147,7 +147,7 @@ def _lock_file(path: Path) -> Path:
     import hashlib
 
     key = str(Path(path).expanduser().resolve())
-    folder = Path(tempfile.gettempdir()) / f"eegmusic-locks-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    folder = Path(tempfile.gettempdir()) / f"eegmusic-locks-{os.getuid()}"  # only called where flock exists
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
 

@@ -8,6 +8,8 @@ from eegmusic.benchmarks import readme_tables
 from eegmusic.benchmarks.cli_bench import discover
 from eegmusic.stream.cli import main
 
+from tests.fixtures.processes import wait_until
+
 
 def test_bench_writes_json_and_readme_tables_renders_it(tmp_path, capsys):
     out = tmp_path / "bench.json"
@@ -102,7 +104,6 @@ def test_sigterm_removes_the_benchmarks_temporary_folder_and_keeps_what_finished
     import signal
     import subprocess
     import sys
-    import time
 
     temp = tmp_path / "tmp"
     temp.mkdir()
@@ -112,11 +113,8 @@ def test_sigterm_removes_the_benchmarks_temporary_folder_and_keeps_what_finished
          "bench_runtime", "--out", str(out)], env={**os.environ, "TMPDIR": str(temp), "OMP_NUM_THREADS": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not list(temp.glob("eegmusic-bench-runtime-*")) and time.monotonic() < deadline:
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.1)
-        assert list(temp.glob("eegmusic-bench-runtime-*")), "bench_runtime never made its folder"
+        wait_until(lambda: list(temp.glob("eegmusic-bench-runtime-*")), process,
+                   what="bench_runtime folder", timeout_s=120)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
     finally:

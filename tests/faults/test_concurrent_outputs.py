@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from eegmusic.stream.atomic import output_lock
 from eegmusic.stream.errors import OutputError
 
 from tests.faults.conftest import assert_one_line_error
+from tests.fixtures.processes import wait_until
 
 HOLD = textwrap.dedent("""
     import sys, time
@@ -111,10 +111,8 @@ def test_simulate_overwrite_deletes_nothing_of_a_running_simulate(tmp_path):
                               "--n-songs", "3", "--n-subjects", "6", "--duration", "60"],
                              env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not (out / "simulation.json").exists() and time.monotonic() < deadline:
-            assert first.poll() is None, first.communicate()
-            time.sleep(0.005)
+        wait_until((out / "simulation.json").exists, first, what="simulation started writing",
+                   poll_s=0.005)
         first.send_signal(signal.SIGSTOP)
         second = subprocess.run([sys.executable, "-m", "eegmusic", "simulate", "--out", str(out),
                                  "--n-songs", "1", "--n-subjects", "1", "--duration", "5", "--overwrite"],

@@ -15,6 +15,7 @@ import soundfile
 
 from tests.faults.conftest import assert_one_line_error
 from tests.faults.test_outputs import small_disk  # noqa: F401  (fixture: a 256 KiB tmpfs, root only)
+from tests.fixtures.processes import wait_until
 
 
 @pytest.mark.parametrize(("argv", "option"), [
@@ -240,17 +241,13 @@ def test_a_simulation_stopped_by_sigterm_removes_what_it_wrote(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     out = tmp_path / "sim"
     argv = ["simulate", "--out", str(out), "--n-songs", "4", "--n-subjects", "6", "--duration", "120",
             "--no-progress"]
     child = subprocess.Popen([sys.executable, "-m", "eegmusic", "-q", *argv], stderr=subprocess.PIPE,
                              text=True)
-    deadline = time.monotonic() + 60
-    while not (out / "simulation.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert (out / "simulation.json").exists(), "the simulation never started writing"
+    wait_until((out / "simulation.json").exists, child, what="simulation started writing")
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130 and "interrupted" in err, (child.returncode, err)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from tests.fixtures.processes import wait_until
 
 
 def test_sigterm_stops_training_as_ctrl_c_keeping_the_last_checkpoint(sim_dir, tmp_path):
@@ -27,10 +28,7 @@ def test_sigterm_stops_training_as_ctrl_c_keeping_the_last_checkpoint(sim_dir, t
          "200", "--out", str(out), "--no-progress", "--target-offset", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
-            assert child.poll() is None, child.communicate()
-            time.sleep(0.05)
+        wait_until((out / "checkpoint.pt").exists, child, what="first checkpoint", timeout_s=120)
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=120)
     finally:
