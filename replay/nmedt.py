@@ -38,6 +38,7 @@ from eegmusic.replay.nmedt_songs import (
     SONGS,
     SongInfo,
     SongRecording,
+    simulated_music,
     song_info,
 )
 from eegmusic.stream.errors import DataFormatError
@@ -91,6 +92,7 @@ class NMEDTFolder:
                 f"{self.path}: no songNN_Imputed.mat files (empty or not an NMED-T folder); "
                 "point to the NMED-T folder or make one with: eegmusic simulate --out DIR"
             )
+        self._music = simulated_music(self.path)
 
     kind = "NMED-T folder"
 
@@ -100,6 +102,10 @@ class NMEDTFolder:
     def describe(self) -> tuple[list[str], list[str]]:
         """Description lines and problems (:func:`describe_folder`), the dataset interface's ``describe``."""
         return describe_folder(self.path)
+
+    def song_info(self, song_id: int) -> SongInfo:
+        """A song's title and tempo: NMED-T's, or its audio file's name where ``simulate --music`` made it."""
+        return self._music.get(int(song_id)) or song_info(song_id)
 
     @property
     def song_ids(self) -> list[int]:
@@ -144,7 +150,7 @@ class NMEDTFolder:
         """
         song_id = int(song_id)
         path = self.song_path(song_id, raw=raw)
-        return read_song_file(path, song_id, raw=raw)
+        return read_song_file(path, song_id, raw=raw, info=self.song_info(song_id))
 
     def stimulus_path(self, song_id: int) -> Path | None:
         """Return ``stimuli/songNN.<wav|flac|ogg|mp3>`` (first found), or None."""
@@ -221,7 +227,7 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
             problems.append(f"{child}: not an NMED-T file name; expected songNN_Imputed.mat (NN = 21..30)")
     participants: dict[int, list[str]] = {}
     for song_id in sorted(set(folder._imputed) | set(folder._raw)):
-        info = song_info(song_id)
+        info = folder.song_info(song_id)
         head = f"song {song_id} '{info.title}'" + (f" {info.bpm:g} BPM" if np.isfinite(info.bpm) else "")
         if song_id not in SONGS:
             problems.append(f"{folder.path}: song {song_id} is not an NMED-T song (ids 21..30)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from eegmusic.replay.nmedt_songs import RAW_CHANNELS, SongRecording, song_info
+from eegmusic.replay.nmedt_songs import RAW_CHANNELS, SongInfo, SongRecording, song_info
 from eegmusic.stream.errors import DataFormatError, detail
 from eegmusic.stream.spec import MODEL_CHANNELS, MODEL_SFREQ
 
@@ -120,7 +120,7 @@ def _orient(data: np.ndarray, n_chans: int, path: Path, var: str, hdf5: bool) ->
     return data
 
 
-def read_song_file(path, song_id: int, *, raw: bool = False) -> SongRecording:
+def read_song_file(path, song_id: int, *, raw: bool = False, info: SongInfo | None = None) -> SongRecording:
     """Read and check one ``songNN_Imputed.mat`` (or ``songNN_raw.mat`` when ``raw``) file.
 
     Parameters
@@ -130,6 +130,8 @@ def read_song_file(path, song_id: int, *, raw: bool = False) -> SongRecording:
         NN: the file must hold ``dataNN``, ``fs`` and (optionally) ``subsNN``.
     raw : bool
         Expect 129 channels at any rate instead of 125 channels at 125 Hz.
+    info : SongInfo, optional
+        The song's title and tempo (default: NMED-T's table, :func:`replay.nmedt_songs.song_info`).
 
     Returns
     -------
@@ -193,7 +195,7 @@ def read_song_file(path, song_id: int, *, raw: bool = False) -> SongRecording:
             "make them agree"
         )
     return SongRecording(
-        song_id=song_id, info=song_info(song_id), data=data, sfreq=sfreq, subjects=subjects,
+        song_id=song_id, info=info or song_info(song_id), data=data, sfreq=sfreq, subjects=subjects,
         channels=RAW_CHANNELS if raw else MODEL_CHANNELS, path=path,
     )
 

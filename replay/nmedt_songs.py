@@ -65,6 +65,47 @@ def song_info(song_id: int) -> SongInfo:
     return SONGS.get(int(song_id), SongInfo(int(song_id), f"song {int(song_id)}", float("nan")))
 
 
+MANIFEST = "simulation.json"
+"""File that marks a folder as written by ``eegmusic simulate`` (parameters, and whether it finished)."""
+
+GENERATOR = "eegmusic simulate"
+"""The manifest's ``generator``: only a folder that says so is ever cleared, or read as simulated."""
+
+
+def simulated_music(folder) -> dict[int, SongInfo]:
+    """The songs of a dataset that ``eegmusic simulate --music`` made from the user's audio files.
+
+    Such a dataset fills NMED-T's slots (21, 22, …) with other music: its songs are named after the
+    files they were simulated from (``song 21 'Lava Lake'``, not NMED-T's 'First Fires'), tempo unknown.
+    A folder whose ``simulation.json`` is missing, unreadable, from another generator or without
+    ``--music`` files gives ``{}`` (NMED-T's own table applies), as does a manifest whose song and file
+    lists disagree: the file is the user's to edit, and a title is not worth refusing a dataset for.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A dataset folder.
+
+    Returns
+    -------
+    songs : dict of int to SongInfo
+    """
+    import json
+
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR:
+        return {}
+    songs, files = manifest.get("songs"), manifest.get("audio_files")
+    if not (isinstance(songs, list) and isinstance(files, list) and len(songs) == len(files)
+            and all(type(s) is int for s in songs) and all(isinstance(f, str) and f for f in files)):
+        return {}
+    return {song: SongInfo(song, Path(file).stem, float("nan"))
+            for song, file in zip(songs, files, strict=True)}
+
+
 @dataclass
 class SongRecording:
     """One song's EEG, all participants.

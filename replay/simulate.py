@@ -45,6 +45,7 @@ from eegmusic.replay import forward_model as fm
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
 from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
+from eegmusic.replay.nmedt_songs import GENERATOR, MANIFEST
 from eegmusic.stream.atomic import disk_errors, is_within, output_lock
 from eegmusic.stream.errors import ConfigError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
@@ -152,12 +153,6 @@ class _RawWriter:
             handle.write(header.ljust(512, b"\x00"))
         os.replace(self.tmp, self.path)
 
-
-MANIFEST = "simulation.json"
-"""File that marks a folder as written by :func:`simulate` (parameters, and whether it finished)."""
-
-GENERATOR = "eegmusic simulate"
-"""The manifest's ``generator``: only a folder that says so is ever cleared."""
 
 # The files a simulated dataset consists of, in either layout (NMED-T, or --montage sessions), and
 # the ".part" files a killed run leaves. Nothing else in a folder is ever deleted.

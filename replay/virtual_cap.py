@@ -29,13 +29,13 @@ from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, encode
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import generate_song
 from eegmusic.replay.nmedt import SONGS
+from eegmusic.replay.nmedt_songs import GENERATOR
 from eegmusic.stream.errors import ConfigError
 from eegmusic.stream.interpolation import spline_matrix
 from eegmusic.stream.montage import head_positions, montage_labels, resolve_montage_name
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "simulation.json"
 ELECTRODE_NOISE_UV = 1.0
 """RMS of each virtual electrode's own white noise, in µV."""
 
@@ -148,7 +148,6 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
         An audio file inside ``out_dir``, or an ``out_dir`` that cannot be written.
     """
     from eegmusic.replay.simulate import (
-        GENERATOR,
         LOWER,
         mark_complete,
         participant_ids,

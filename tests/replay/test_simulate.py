@@ -98,6 +98,35 @@ def test_user_audio_resampled(tmp_path):
     assert folder.load_stimulus(21).size == 3 * 22050
 
 
+def test_music_dataset_names_its_songs_after_the_files(tmp_path):
+    """A --music dataset fills NMED-T's slots with other music: 'info' and the replayed stream name the
+    files, and claim no tempo (they used to say song 21 'First Fires' 55.97 BPM)."""
+    t = np.arange(int(3.0 * 22050)) / 22050
+    soundfile.write(tmp_path / "Lava Lake.ogg", 0.3 * np.sin(2 * np.pi * 330 * t), 22050)
+    out = simulate(tmp_path / "sim", n_subjects=1, audio_files=[tmp_path / "Lava Lake.ogg"], progress=False)
+    info = NMEDTFolder(out).load_song(21).info
+    assert (info.title, np.isnan(info.bpm)) == ("Lava Lake", True)
+    lines, problems = describe_folder(out)
+    assert any(line.startswith("song 21 'Lava Lake': ") for line in lines) and not problems
+    # a procedural dataset keeps NMED-T's table
+    assert NMEDTFolder(simulate(tmp_path / "proc", n_songs=1, n_subjects=1, seconds=2.0,
+                                progress=False)).load_song(21).info.title == "First Fires"
+
+
+@pytest.mark.parametrize("manifest", [
+    "{not json", "[]", '{"generator": "someone else", "songs": [21], "audio_files": ["x.wav"]}',
+    '{"generator": "eegmusic simulate", "songs": [21, 22], "audio_files": ["x.wav"]}',
+    '{"generator": "eegmusic simulate", "songs": ["21"], "audio_files": ["x.wav"]}',
+    '{"generator": "eegmusic simulate", "songs": [21], "audio_files": [null]}',
+])
+def test_an_edited_manifest_falls_back_to_nmedt_titles(sim_dir, tmp_path, manifest):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    (folder / "song21_Imputed.mat").symlink_to(sim_dir / "song21_Imputed.mat")
+    (folder / "simulation.json").write_text(manifest)
+    assert NMEDTFolder(folder).load_song(21).info.title == "First Fires"
+
+
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
     (dict(n_songs=0), ConfigError, "--n-songs must be 1..10"),
     (dict(n_songs=11), ConfigError, "--n-songs must be 1..10"),
