@@ -146,6 +146,22 @@ STREAMING = (
 )
 """The streaming configurations compared. ``*_hann`` play with librosa's synthesis window (a frame
 later than ``early``); ``*_pinv`` are the previous defaults (before issue 15)."""
+
+
+def configurations() -> tuple[tuple[str, str, int, str, str], ...]:
+    """:data:`STREAMING`, and every other registered vocoder at its default look-ahead.
+
+    A vocoder registered after this table was written (README, "Extending") is scored beside the
+    others from the NNLS magnitude, with the early synthesis window where it offers one.
+    """
+    from eegmusic.decoder.vocoders import VOCODERS
+
+    listed = {vocoder for _, vocoder, *_ in STREAMING}
+    return STREAMING + tuple(
+        (f"{spec.name}_la{spec.default_lookahead}", spec.name, spec.default_lookahead, "nnls",
+         "early" if "early" in spec.syntheses else "hann")
+        for spec in VOCODERS.values() if spec.name not in listed)
+
 DEFAULT = "rtisi_la1"
 BASELINE = "gl32_offline_nnls"
 
@@ -310,7 +326,7 @@ def run(quick: bool = False) -> dict:
                 "visqol": None if quick else _visqol(audio, out, AUDIO_SFREQ)}
 
     methods: dict[str, dict] = {}
-    for name, vocoder, lookahead, magnitude, synthesis in STREAMING:
+    for name, vocoder, lookahead, magnitude, synthesis in configurations():
         out, times = _stream(mel, vocoder, lookahead, magnitude, audio.size, synthesis)
         frame_ms = {"median": float(1e3 * np.median(times)), "p99": float(1e3 * np.percentile(times, 99))}
         methods[name] = score(out, float(times.sum()), frame_ms, vocoder=vocoder, lookahead=lookahead,

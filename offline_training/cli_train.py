@@ -32,7 +32,8 @@ examples:
 
 --arch names an architecture of the model registry; --model, in every other command, is a model file.
 {architectures}
-splits: random (EEG2Mel protocol), block (held-out contiguous blocks, 1-s guard), subject, song
+splits: random (EEG2Mel protocol), block (held-out contiguous blocks, 1-s guard), subject,
+subject-block (unseen listeners on seconds no training listener heard), song
 --target-offset: by default 'auto' picks the lag (0-0.3 s) on the validation part, scoring the newest
 window frames, the ones the live decoder plays (at offset 0 their brain response is not yet in the
 window and live decoding scores near zero). Where the validation part has no 2-s stretch to score on

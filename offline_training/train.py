@@ -735,6 +735,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
             "seed": config.seed,
             "epochs": metrics.get("epochs_run", 0),
             "hop_s": config.hop_s,
+            "epoch_fraction": config.epoch_fraction,
             "loss": config.loss,
             "augment": config.augment,
             "ema": config.ema,

@@ -17,7 +17,7 @@ everything else on the scalp is background. So:
 3. **readout**: a small per-frame MLP (plus a linear path) from the response features to the 128
    mel bands, with a learned per-frame offset (the 1-s window's edge frames are quieter).
 
-About 60 k parameters: it trains in seconds per epoch on a CPU, and its few weights generalise from
+About 42 k parameters: it trains in seconds per epoch on a CPU, and its few weights generalise from
 little data better than the 128 k-weight lagged ridge. An optional subject embedding adds a
 per-listener shift of the response features.
 """

@@ -44,3 +44,20 @@ def test_per_track_goals_take_the_worst_track_and_the_slowest_median():
     assert verdict["rtisi_la2"]["frame_ms"] == 1.05 and not verdict["rtisi_la2"]["meets"]   # too slow
     assert verdict["rtisi_la1_hann"]["meets"]
     assert bench_vocoder.per_track_goals([], goals) == {}
+
+
+def test_a_newly_registered_vocoder_is_benchmarked_beside_the_others(monkeypatch):
+    """README, "Extending": register a vocoder and bench_vocoder scores it (it used to list three by hand)."""
+    import numpy as np
+    from eegmusic.decoder.melspec import mel_db
+    from eegmusic.decoder.vocoders import VOCODERS, VocoderSpec
+
+    spec = VocoderSpec("mine", "eegmusic.decoder.vocoders.rtpghi:RTPGHI", (0, 1), 1, "a copy of rtpghi")
+    monkeypatch.setitem(VOCODERS, "mine", spec)
+    rows = {name: row for name, *row in bench_vocoder.configurations()}
+    assert rows["mine_la1"] == ["mine", 1, "nnls", "hann"]   # hann: the only window the spec offers
+    assert {row[0] for row in rows.values()} == set(VOCODERS)
+    assert len(rows) == len(bench_vocoder.STREAMING) + 1      # the hand-picked table is kept as it is
+    audio = bench_vocoder.music_excerpt(1.0)
+    out, times = bench_vocoder._stream(mel_db(audio), "mine", 1, "nnls", audio.size, "hann")
+    assert out.shape == audio.shape and np.abs(out).max() > 0.01 and times.size == mel_db(audio).shape[1]

@@ -73,6 +73,7 @@ def test_an_epoch_fraction_trains_each_epoch_on_that_share_of_the_windows(sim_di
     n_train = json.loads((out / "metrics.json").read_text())["n_windows"]["train"]
     assert [h["windows"] for h in history(out)] == [round(0.25 * n_train)] * 2
     assert json.loads((out / "config.json").read_text())["epoch_fraction"] == 0.25
+    assert read_metadata(out / "model.onnx")["training"]["epoch_fraction"] == 0.25  # README: "recorded"
 
 
 def test_validation_dynamic_r_is_the_evaluations_dynamic_r_on_one_recording(rng):
