@@ -198,7 +198,8 @@ class StreamingVocoder:
         if lookahead not in spec.lookaheads:
             allowed = (f"{spec.lookaheads[0]} or {spec.lookaheads[1]}" if len(spec.lookaheads) == 2
                        else f"{spec.lookaheads[0]}..{spec.lookaheads[-1]}")
-            raise ConfigError(f"{method} lookahead must be {allowed} frames, got {lookahead!r}")
+            raise ConfigError(f"--lookahead of the {method} vocoder must be {allowed} frames, "
+                              f"got {lookahead!r}")
         if magnitude not in MAGNITUDES:
             raise ConfigError(f"unknown magnitude estimate {magnitude!r}; use one of {', '.join(MAGNITUDES)}")
         if synthesis is None:

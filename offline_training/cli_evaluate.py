@@ -68,7 +68,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from eegmusic.stream.errors import ConfigError
 
     if args.batch_size < 1:
-        raise ConfigError(f"--batch-size {args.batch_size} must be at least 1")
+        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.wav_seconds <= 0:
         raise ConfigError(f"--wav-seconds {args.wav_seconds:g} must be positive")
     from pathlib import Path

@@ -121,6 +121,7 @@ def check_stimulus(audio: np.ndarray, *, song: int, folder, eeg_s: float, allow_
         if not allow_short:
             raise DataFormatError(
                 f"stimulus of song {song} in {folder} lasts {stimulus_s:.1f} s but its EEG {eeg_s:.1f} s; "
-                "use the whole song, or pass --allow-short-stimulus to train on silence after its end")
+                "use the whole song, or pass --allow-short-stimulus to take silence as the target after "
+                "its end")
         logger.warning("stimulus of song %d lasts %.1f s, its EEG %.1f s: targets after the end are silence "
                        "(--allow-short-stimulus)", song, stimulus_s, eeg_s)

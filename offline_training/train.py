@@ -253,6 +253,13 @@ class TrainConfig:
             raise ConfigError(f"--val-data {self.val_data} is --data itself: validating on the training "
                               "data chooses nothing on unseen music; pass a later excerpt (e.g. eegmusic "
                               "simulate --music-start 90) or drop --val-data")
+        if self.val_data:
+            from eegmusic.replay.nmedt_songs import excerpt_mismatch
+
+            mismatch = excerpt_mismatch(self.data, self.val_data)
+            if mismatch:
+                raise ConfigError(f"--val-data {self.val_data} {mismatch}; simulate the later excerpt with "
+                                  "--data's --music, --seed and --montage and a later --music-start")
 
 
 def _config_defaults(name: str) -> dict:

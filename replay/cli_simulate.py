@@ -17,7 +17,6 @@ from eegmusic.stream.options import (
     non_negative_int,
     output_dir,
     positive_int,
-    seconds,
 )
 
 SIMULATE_EPILOG = """\
@@ -34,7 +33,8 @@ Examples:
   eegmusic simulate --out /tmp/later --music a.ogg b.ogg --music-start 150 --duration 60   # later excerpt
 
 Any cap (--montage): one XDF calibration session per participant (DIR/S01.xdf …, the EEG stream
-'virtual-<montage>' with labels and locations, the calibration markers) and the songs beside them,
+'virtual-<montage>' with labels and locations, under MNE's current name of the montage, e.g.
+virtual-colin27_1020 for standard_1020; the calibration markers) and the songs beside them,
 as `eegmusic calibrate` records a real cap; train on it with `eegmusic train --data DIR/S01.xdf`:
   eegmusic simulate --out /tmp/cap32 --montage standard_1020 --channels 32 --sfreq 250 --n-subjects 1
   eegmusic simulate --out /tmp/bio --montage biosemi64 --sfreq 512 --n-songs 3 --n-subjects 2 --duration 60
@@ -56,8 +56,10 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         "where each file is one song)")
     parser.add_argument("--n-subjects", type=int_range(1, 1000), default=None, metavar="M",
                         help="participants per song (default 20)")
-    parser.add_argument("--duration", type=seconds(), default=None, metavar="S",
-                        help="length of each song in s (default: NMED-T-like 271-298 s, or the whole file)")
+    # 2 s: replay.simulate's shortest song (the CLI stays light: that module loads the forward model)
+    parser.add_argument("--duration", type=float_range(2.0, 7 * 24 * 3600.0), default=None,
+                        metavar="S", help="length of each song in s, at least 2 (default: NMED-T-like "
+                        "271-298 s, or the whole file)")
     parser.add_argument("--seed", type=non_negative_int,
                         default=0, metavar="K", help="random seed (default 0)")
     parser.add_argument("--snr", type=float_range(0.0, 1.0), default=None, metavar="X",
@@ -127,7 +129,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     if args.music:
         from eegmusic.replay.music_sources import music_files
 
-        audio_files = music_files(args.music)
+        audio_files = _song_slots(music_files(args.music))
     n_songs = 10 if args.n_songs is None else args.n_songs
     n_subjects = 20 if args.n_subjects is None else args.n_subjects
     music_start = args.music_start or 0.0
@@ -139,9 +141,30 @@ def _run_dataset(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     n_songs = len(audio_files) if audio_files else n_songs
-    print(f"wrote {n_songs} songs x {n_subjects} participants to {out} "
-          f"in {time.perf_counter() - start:.1f} s; next: eegmusic info {out}")
+    print(f"wrote {n_songs} song{'s' * (n_songs != 1)} x {n_subjects} participant{'s' * (n_subjects != 1)} "
+          f"to {out} in {time.perf_counter() - start:.1f} s; next: eegmusic info {out}")
     return 0
+
+
+SONG_SLOTS = 10
+"""Songs a dataset holds: NMED-T's ten slots, 21..30 (``replay.simulate.MAX_SONGS``)."""
+
+
+def _song_slots(files: list) -> list:
+    """The first :data:`SONG_SLOTS` ``--music`` files, with a warning naming any left out.
+
+    A music folder often holds more tracks than a dataset has song slots (the singularity-music folder
+    of ``--help``'s example holds 13); taking them in the order given, and saying which were left out,
+    runs what the user asked for instead of refusing it. Naming the files chooses others.
+    """
+    import logging
+
+    if len(files) > SONG_SLOTS:
+        left = ", ".join(p.name for p in files[SONG_SLOTS:])
+        logging.getLogger(__name__).warning(
+            "--music gives %d tracks and a dataset has %d song slots (21..30): simulating the first %d, "
+            "leaving out %s (name the files to choose others)", len(files), SONG_SLOTS, SONG_SLOTS, left)
+    return files[:SONG_SLOTS]
 
 
 _LIVE_ONLY = ("--name", "--markers", "--delay")

@@ -24,7 +24,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -40,6 +39,7 @@ from eegmusic.replay.nmedt_songs import (
     SongRecording,
     simulated_music,
     song_info,
+    unfinished_simulation,
 )
 from eegmusic.stream.errors import DataFormatError
 from eegmusic.stream.stimulus import StimulusFolder, nonfinite_samples
@@ -214,14 +214,9 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
     folder = NMEDTFolder(path)
     lines = [f"folder: {folder.path}"]
     problems: list[str] = []
-    manifest = folder.path / "simulation.json"
-    try:
-        complete = json.loads(manifest.read_text()).get("complete", True) if manifest.is_file() else True
-    except (OSError, ValueError, AttributeError):
-        complete = True  # not ours to judge: the files are described as they are
-    if complete is False:  # a simulation killed midway (SIGKILL: nothing could remove it)
-        problems.append(f"{manifest}: the simulation that wrote this folder did not finish; run eegmusic "
-                        f"simulate --out {folder.path} --overwrite again")
+    unfinished = unfinished_simulation(folder.path)
+    if unfinished:
+        problems.append(unfinished)
     for child in sorted(folder.path.iterdir()):
         if child.suffix == ".mat" and not (_IMPUTED_RE.match(child.name) or _RAW_RE.match(child.name)):
             problems.append(f"{child}: not an NMED-T file name; expected songNN_Imputed.mat (NN = 21..30)")
@@ -241,8 +236,9 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
             else:
                 eeg_seconds = rec.duration_s
                 participants[song_id] = rec.subjects
+                who = f"{rec.n_subjects} participant{'s' * (rec.n_subjects != 1)}"
                 lines.append(
-                    f"{head}: {rec.duration_s:.1f} s, {rec.n_subjects} participants "
+                    f"{head}: {rec.duration_s:.1f} s, {who} "
                     f"({_compact_ids(rec.subjects)}), {len(rec.channels)} channels "
                     f"({rec.channels[0]}…{rec.channels[-2]}, {rec.channels[-1]}) at {rec.sfreq:g} Hz"
                 )

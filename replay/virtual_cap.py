@@ -7,7 +7,8 @@ what ``eegmusic calibrate`` records from a real cap: one XDF calibration session
 
     DIR/simulation.json     parameters; marks the folder as simulated (a rerun replaces it)
     DIR/song21.wav …        the stimuli, 22050 Hz mono
-    DIR/S01.xdf …           EEG stream 'virtual-<montage>' (type EEG, float32 µV, labels and
+    DIR/S01.xdf …           EEG stream 'virtual-<montage>' (MNE's current name: virtual-colin27_1020
+                            for standard_1020; type EEG, float32 µV, labels and
                             locations in mm) + marker stream 'virtual-<montage>-calibration'
                             (:mod:`replay.calibration_markers`: one play per song, back to back)
 
@@ -176,7 +177,8 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
             "generator": GENERATOR, "montage": name, "channels": list(labels), "sfreq": sfreq,
             "songs": song_ids, "subjects": subjects, "sessions": sessions, "seconds": seconds,
             "seed": int(seed), "snr": float(snr),
-            "audio_files": [str(p) for p in audio_files] if audio_files else None, "complete": False,
+            "audio_files": [str(p) for p in audio_files] if audio_files else None,
+            "music_start_s": float(music_start_s) if audio_files else None, "complete": False,
         }, stimuli=False)
         with writing_dataset(out, created):
             written = _write_sessions(out, name, labels, sfreq, song_ids, subjects, music, seconds=seconds,

@@ -256,6 +256,14 @@ class XDFSessionFolder(PlayDataset):
                 )
                 self._owner[new_id] = (session, song_id)
 
+    def describe(self) -> tuple[list[str], list[str]]:
+        """Each play's line, and the problems, with a simulation killed midway among them."""
+        from eegmusic.replay.nmedt_songs import unfinished_simulation
+
+        lines, problems = super().describe()
+        unfinished = unfinished_simulation(self.path)
+        return lines, [unfinished, *problems] if unfinished else problems
+
     def _load_eeg(self, play: Play):
         session, song_id = self._owner[play.song_id]
         return session._load_eeg(session.plays[song_id])

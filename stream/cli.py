@@ -215,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     verbose = args.verbose + getattr(args, "verbose_command", 0)
     quiet = args.quiet + getattr(args, "quiet_command", 0)
-    logging.basicConfig(level=log_level(verbose, quiet), format="%(levelname)s %(name)s: %(message)s")
+    level = log_level(verbose, quiet)
+    # the libraries' own INFO lines (onnx_ir's export passes printed up to 12 per train) only with -v
+    logging.basicConfig(level=level if verbose else max(level, logging.WARNING),
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("eegmusic").setLevel(level)
     if quiet:
         from eegmusic.stream.progress import set_enabled
 

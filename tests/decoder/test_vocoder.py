@@ -186,9 +186,9 @@ def test_wrong_mel_array():
 
 @pytest.mark.parametrize("method,lookahead,message", [
     ("wavenet", None, "unknown vocoder method 'wavenet'; use one of rtisi, rtpghi, griffinlim"),
-    ("rtpghi", 2, "rtpghi lookahead must be 0 or 1 frames, got 2"),
-    ("rtisi", 3, "rtisi lookahead must be 0..2 frames, got 3"),
-    ("griffinlim", -1, "griffinlim lookahead must be 0..16 frames, got -1"),
+    ("rtpghi", 2, "--lookahead of the rtpghi vocoder must be 0 or 1 frames, got 2"),
+    ("rtisi", 3, "--lookahead of the rtisi vocoder must be 0..2 frames, got 3"),
+    ("griffinlim", -1, "--lookahead of the griffinlim vocoder must be 0..16 frames, got -1"),
 ])
 def test_bad_options(method, lookahead, message):
     with pytest.raises(ConfigError, match=message):
@@ -226,7 +226,8 @@ def test_vocode_command(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["vocode", "/nonexistent/song.wav", "--out", "x.wav"], "/nonexistent/song.wav: audio file not found"),
-    (["vocode", "SRC", "--out", "x.wav", "--lookahead", "3"], "rtisi lookahead must be 0..2 frames, got 3"),
+    (["vocode", "SRC", "--out", "x.wav", "--lookahead", "3"],
+     "--lookahead of the rtisi vocoder must be 0..2 frames, got 3"),
     (["vocode", "SRC", "--out", "x.wav", "--duration", "-1"], "--duration must be positive"),
     (["vocode", "SRC", "--out", "x.wav", "--seconds", "3"], "--seconds is now --duration"),
     (["vocode", "SRC", "--out", "x.wav"], "unreadable audio"),

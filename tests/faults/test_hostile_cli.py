@@ -254,11 +254,19 @@ def test_a_simulation_stopped_by_sigterm_removes_what_it_wrote(tmp_path):
     assert not out.exists()
 
 
-def test_info_names_a_simulation_that_did_not_finish(sim_dir, cli, tmp_path):
+@pytest.mark.parametrize("layout", ["nmedt", "xdf sessions"])
+def test_info_names_a_simulation_that_did_not_finish(sim_dir, cli, tmp_path, layout):
+    """Either layout: a folder of XDF sessions (simulate --montage) said "problems: none"."""
     import json
     import shutil
 
-    data = shutil.copytree(sim_dir, tmp_path / "sim")
+    if layout == "nmedt":
+        data = shutil.copytree(sim_dir, tmp_path / "sim")
+    else:
+        data = tmp_path / "cap"
+        assert cli("simulate", "--out", data, "--montage", "openbci8", "--n-songs", "1", "--n-subjects", "1",
+                   "--duration", "2", "--no-progress")[0] == 0
+        assert cli("info", data)[0] == 0
     manifest = json.loads((data / "simulation.json").read_text())
     (data / "simulation.json").write_text(json.dumps({**manifest, "complete": False}))
     status, out, _ = cli("info", data)

@@ -9,6 +9,7 @@ and options that did not apply (``--music … --n-songs 3``, ``--montage … --r
 from __future__ import annotations
 
 import errno
+import logging
 import shutil
 
 import numpy as np
@@ -180,3 +181,31 @@ def test_overwrite_never_writes_into_a_training_run(cli, tmp_path):
     status, _, err = cli("simulate", "--out", run, "--n-songs", "1", "--overwrite", *TINY)
     assert_one_line_error(status, err, "not written by eegmusic simulate", "checkpoint.pt")
     assert _snapshot(run) == before
+
+
+@pytest.mark.parametrize("montage", [[], ["--montage", "openbci8"]])
+def test_a_music_folder_with_more_tracks_than_song_slots_simulates_the_first_ten(cli, tmp_path, montage,
+                                                                                  caplog):
+    """--help's example folder (singularity-music) holds 13 tracks; it was refused ("takes 1 to 10 files")."""
+    from eegmusic.replay.cli_simulate import SONG_SLOTS
+    from eegmusic.replay.simulate import MAX_SONGS
+
+    assert SONG_SLOTS == MAX_SONGS
+    music = tmp_path / "music"
+    music.mkdir()
+    tone = 0.2 * np.sin(np.arange(3 * 22050) / 7.0)
+    for k in range(12):
+        _wav(music / f"track{k:02d}.wav", tone * (1 + k / 12))
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="eegmusic.replay.cli_simulate"):
+        status, _, err = cli("simulate", "--out", out, "--music", music, *montage, *TINY)
+    assert status == 0, err
+    assert "leaving out track10.wav, track11.wav (name the files to choose others)" in caplog.text
+    stimuli = out / "stimuli" if (out / "stimuli").is_dir() else out
+    assert sorted(p.name for p in stimuli.glob("song*.wav")) == [f"song{n}.wav" for n in range(21, 31)]
+
+
+def test_a_duration_below_two_seconds_names_the_real_minimum(cli, tmp_path):
+    for value in ("-3", "0.1", "1.99"):
+        status, _, err = cli("simulate", "--out", tmp_path / "out", "--duration", value)
+        assert_one_line_error(status, err, "--duration must be in [2, 604800]", f"(got '{value}')")

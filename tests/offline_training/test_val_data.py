@@ -147,6 +147,31 @@ def test_bad_val_data_is_a_one_line_error(extra, message, sim_dir, later_dir, tm
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("music", "kwargs", "message"), [
+    ("other", {}, r"was simulated from other music than --data \(song 21: other\.wav against song21\.wav\)"),
+    ("same", {"seed": 1}, r"holds other listeners than --data \(simulated with seed 1, --data with 0\)"),
+    ("same", {"music_start_s": 0.0}, r"is the same excerpt as --data \(music from 0 s in both\)"),
+])
+def test_val_data_of_other_music_or_listeners_is_refused(music, kwargs, message, sim_dir, tmp_path, capsys):
+    """Two --music simulations of one training run: the later one must share songs, listeners and not
+    the excerpt (other music was taken, and chose the epochs and the lag on unrelated songs)."""
+    import shutil
+
+    from eegmusic.replay.simulate import simulate
+
+    own = [sim_dir / "stimuli" / "song21.wav"]
+    data = simulate(tmp_path / "early", n_subjects=3, seconds=4.0, seed=0, audio_files=own, progress=False)
+    if music == "other":
+        own = [shutil.copy(own[0], tmp_path / "other.wav")]
+    later = simulate(tmp_path / "later", n_subjects=3, seconds=4.0, audio_files=own,
+                     **{"seed": 0, "music_start_s": 8.0, **kwargs}, progress=False)
+    assert main(_args(data, tmp_path / "run", "--val-data", str(later))) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
+    assert "simulate the later excerpt with --data's --music, --seed and --montage" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_skip_network_keeps_its_start_when_the_later_excerpt_says_so(sim_dir, later_dir, tmp_path):
     """A wrecking learning rate trains a convnet whose epochs lose to its skip path on the later excerpt."""
     assert main(_args(sim_dir, tmp_path / "ridge")) == 0

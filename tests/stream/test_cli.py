@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 
@@ -110,3 +111,14 @@ def test_train_help_names_every_architecture(capsys):
     listing = " ".join(capsys.readouterr().out.split("architectures:")[1].split())  # unwrapped
     missing = [spec.name for spec in SPECS if f"{spec.name} ({spec.summary})" not in listing]
     assert not missing and set(ALL_MODELS) == {spec.name for spec in SPECS}, f"not in train --help: {missing}"
+
+
+def test_only_eegmusic_logs_at_info_the_libraries_need_v(sim_dir, tmp_path):
+    """A convnet train printed up to 27 INFO lines of onnx_ir's and onnxscript's export passes."""
+    argv = [sys.executable, "-m", "eegmusic", "train", "--data", str(sim_dir), "--arch", "convnet",
+            "--epochs", "1", "--target-offset", "0", "--songs", "21", "--out"]
+    err = subprocess.run([*argv, str(tmp_path / "run")], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}).stderr
+    logged = [line.split(":")[0] for line in err.splitlines() if line.startswith(("INFO ", "DEBUG "))]
+    assert logged and all(name.split()[1].startswith("eegmusic.") for name in logged), err
+    assert "INFO eegmusic.offline_training.export: exported convnet model" in err
