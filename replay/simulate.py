@@ -554,7 +554,7 @@ def _write_songs(out: Path, song_ids: list[int], subjects: list[str], music: lis
     sim_sfreq = RAW_SFREQ if raw else MODEL_SFREQ
     bar = progress_bar(total=len(song_ids) * len(subjects), desc="simulate", unit="recording",
                disable=not progress, leave=False)
-    try:
+    with bar:  # on an error, no final progress line before its one-line message
         for song_index, song_id in enumerate(song_ids):
             if music:
                 audio = music[song_index]
@@ -588,5 +588,3 @@ def _write_songs(out: Path, song_ids: list[int], subjects: list[str], music: lis
             logger.debug("wrote song %d: %d participants × %.1f s", song_id, len(subjects),
                          n_times / MODEL_SFREQ)
             del data, song, envelopes, onsets
-    finally:
-        bar.close()

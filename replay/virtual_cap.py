@@ -216,7 +216,7 @@ def _write_sessions(out: Path, name: str, labels, sfreq: float, song_ids: list[i
     written = []
     bar = progress_bar(total=len(subjects) * len(songs), desc="simulate", unit="recording",
                        disable=not progress, leave=False)
-    try:
+    with bar:  # on an error, no final progress line before its one-line message
         for index, subject in enumerate(subjects):
             participant = fm.draw_participant(np.random.default_rng([seed, index, 101]), head)
             path = out / f"{subject}.xdf"
@@ -244,8 +244,6 @@ def _write_sessions(out: Path, name: str, labels, sfreq: float, song_ids: list[i
                         xdf.write_clock_offset(stream_id, when, 0.0)
             written.append(path)
             logger.debug("wrote %s: %d songs, %d channels at %g Hz", path, len(songs), len(labels), sfreq)
-    finally:
-        bar.close()
     return written
 
 

@@ -115,7 +115,8 @@ def renamed_option(parser: argparse.ArgumentParser, old: str, hint: str) -> None
 def _add_verbosity(parser: argparse.ArgumentParser, *, suffix: str = "") -> None:
     """``-v``/``-q`` on ``parser``; the subcommand's copies use other names so neither overwrites."""
     parser.add_argument("-v", "--verbose", dest=f"verbose{suffix}", action="count", default=0,
-                        help="more log output (debug); before or after the command")
+                        help="more log output (debug, and the libraries' own log lines); before or after "
+                        "the command")
     parser.add_argument("-q", "--quiet", dest=f"quiet{suffix}", action="count", default=0,
                         help="warnings only and no progress bars (-qq: errors only)")
 

@@ -118,8 +118,13 @@ class LineProgress:
             for item in self.iterable:
                 yield item
                 self.update(1)
-        finally:
+        except GeneratorExit:  # the caller stopped iterating: the work ended there
             self.close()
+            raise
+        except BaseException:
+            self._abandon()
+            raise
+        self.close()
 
     def __len__(self) -> int:
         return 0 if self.total is None else self.total
@@ -127,8 +132,11 @@ class LineProgress:
     def __enter__(self) -> LineProgress:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abandon()
 
     def update(self, n: int = 1) -> None:
         """Count ``n`` more steps; log a line when ``interval_s`` has passed since the last one."""
@@ -161,6 +169,11 @@ class LineProgress:
         self._closed = True
         if not self.disable:
             logger.info("%s (done)", self.line(self._clock()))
+
+    def _abandon(self) -> None:
+        """End without the final line: the work failed, and its error is the one line the user sees
+        (a "(done)" line printed before `train`'s one-line error about a stimulus it could not read)."""
+        self._closed = True
 
     def line(self, now: float) -> str:
         """The progress line at time ``now``: counts, percent, rate, time left, postfix."""

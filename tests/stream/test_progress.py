@@ -70,6 +70,25 @@ def test_iterating_counts_and_closes(caplog):
     assert [r.getMessage() for r in caplog.records][-1].startswith("x: 3 ch, ")
 
 
+def test_work_that_fails_ends_without_a_done_line(caplog):
+    """A "(done)" line came before train's one-line error about a stimulus it could not read."""
+    def failing():
+        yield 1
+        raise ValueError("unreadable")
+
+    with caplog.at_level(logging.INFO, logger="eegmusic.stream.progress"):
+        with pytest.raises(ValueError):
+            list(LineProgress(failing(), desc="target offset", interval_s=60.0))
+        with pytest.raises(ValueError), LineProgress(total=3, desc="simulate", interval_s=60.0) as bar:
+            bar.update(1)
+            raise ValueError("disk full")
+        for _ in LineProgress(range(5), desc="stopped early", interval_s=60.0):
+            break  # the caller ended the work: that is its end, logged as usual
+        with LineProgress(total=1, desc="finished", interval_s=60.0) as bar:
+            bar.update(1)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["stopped early", "finished"]
+
+
 def test_disabled_logs_nothing(caplog):
     with caplog.at_level(logging.INFO, logger="eegmusic.stream.progress"):
         for _ in LineProgress(range(5), disable=True, interval_s=0.0):
