@@ -118,8 +118,13 @@ class LineProgress:
             for item in self.iterable:
                 yield item
                 self.update(1)
-        except GeneratorExit:  # the caller stopped iterating: the work ended there
-            self.close()
+        except GeneratorExit:
+            # the caller stopped iterating: by a break, or by an error in its loop body (which the
+            # generator cannot tell apart); short of the total, no "(done)" line claims the work ended
+            if self.total is not None and self.n < self.total:
+                self._abandon()
+            else:
+                self.close()
             raise
         except BaseException:
             self._abandon()

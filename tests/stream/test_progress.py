@@ -82,11 +82,16 @@ def test_work_that_fails_ends_without_a_done_line(caplog):
         with pytest.raises(ValueError), LineProgress(total=3, desc="simulate", interval_s=60.0) as bar:
             bar.update(1)
             raise ValueError("disk full")
+        with pytest.raises(ValueError):  # the error in the caller's loop body: target_lag's case
+            for _ in LineProgress(range(7), desc="target offset", interval_s=60.0):
+                raise ValueError("unreadable stimulus")
         for _ in LineProgress(range(5), desc="stopped early", interval_s=60.0):
-            break  # the caller ended the work: that is its end, logged as usual
+            break  # short of its total too: indistinguishable from the error above, so no line either
+        for _ in LineProgress(iter(range(5)), desc="no total", interval_s=60.0):
+            break
         with LineProgress(total=1, desc="finished", interval_s=60.0) as bar:
             bar.update(1)
-    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["stopped early", "finished"]
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["no total", "finished"]
 
 
 def test_disabled_logs_nothing(caplog):
