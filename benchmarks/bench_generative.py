@@ -11,7 +11,7 @@ Measured (default, untrained-but-fitted models of the registry; speed does not d
   and the exported ONNX graph (its fixed ``sample_steps`` unrolled). Baseline: the one-step sampler;
   ratio = time / one-step time (≈ the number of steps when the adapter's share is small).
 
-Run: ``python -m offline_training.bench_generative`` or through ``eegmusic bench``.
+Run: ``eegmusic bench --only bench_generative`` (or ``python -m eegmusic.benchmarks.bench_generative``).
 """
 
 from __future__ import annotations

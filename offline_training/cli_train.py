@@ -103,7 +103,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         "the normalisation (pretrained or refitted) is the one the pretrained model scores "
                         "higher with on the session; the learning rate, whether the output layer restarts "
                         "and the weight of the blend of the pretrained and the fine-tuned model's outputs "
-                        "are chosen on one calibration track held out of the candidates' training, then the "
+                        "are chosen on two calibration tracks held out in turn (scores pooled), then the "
                         "chosen recipe is trained on every track (--lr fixes the rate); such a run cannot be "
                         "--resumed")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")

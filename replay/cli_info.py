@@ -14,7 +14,7 @@ found. Exit status 0 when no problem was found, 1 when some were, 2 when the fol
 Examples:
   eegmusic info /tmp/sim                 # NMED-T folder
   eegmusic info s.xdf                    # calibration session (eegmusic calibrate)
-  eegmusic info rec_raw.fif              # recording MNE reads, with rec.eegmusic.json beside it
+  eegmusic info rec_raw.fif              # recording MNE reads, with rec_raw.eegmusic.json beside it
   eegmusic info /data/bids               # BIDS root with eegmusic.json
 """
 

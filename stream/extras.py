@@ -1,7 +1,7 @@
 """Optional dependencies: which extra of ``eegmusic`` brings each one, and a one-line error when absent.
 
-A headless decode machine installs the core only (numpy, scipy, pylsl, onnxruntime, sounddevice,
-soundfile, librosa, numba); training, evaluation and the dashboard need extras (``pyproject.toml``):
+A headless decode machine installs the core only (numpy, scipy, pylsl, pyxdf, onnxruntime, sounddevice,
+soundfile, librosa, numba, tqdm); training, evaluation and the dashboard need extras (``pyproject.toml``):
 
 - ``[train]``: torch, onnx, onnxscript, mne, mne-bids, h5py, matplotlib;
 - ``[gui]``: PySide6, pyqtgraph;
