@@ -226,10 +226,10 @@ def excerpt_mismatch(data, later) -> str | None:
         if manifests[0].get(key) != manifests[1].get(key):
             return (f"holds other listeners than --data (simulated with {what} {manifests[1].get(key)}, "
                     f"--data with {manifests[0].get(key)})")
-    if all("music_start_s" in manifest for manifest in manifests):
-        start = [manifest["music_start_s"] or 0.0 for manifest in manifests]
-        if start[0] == start[1]:
-            return f"is the same excerpt as --data (music from {start[0]:g} s in both)"
+    start = [manifest.get("music_start_s", "unknown") for manifest in manifests]
+    start = [0.0 if value is None else value for value in start]  # generated songs start at 0
+    if all(type(value) in (int, float) for value in start) and start[0] == start[1]:
+        return f"is the same excerpt as --data (music from {start[0]:g} s in both)"
     return None
 
 

@@ -393,3 +393,20 @@ def test_decodable_above_shuffled_and_rises_with_snr(tmp_path):
     assert abs(mean["shuffled"]) < 0.1
     assert mean["default"] > mean["shuffled"] + 0.1
     assert mean["low"] < mean["default"] < mean["high"]
+
+
+@pytest.mark.parametrize("edit", [{"music_start_s": "junk"}, {"seed": None}, {"songs": "21"},
+                                  {"audio_files": 5}, {"songs": [21, "x"]}, {"generator": "other"}])
+def test_excerpt_check_survives_an_edited_manifest(tmp_path, edit):
+    """train --val-data reads both manifests; an edited one decides nothing it cannot read (no traceback)."""
+    import json
+
+    from eegmusic.replay.nmedt_songs import excerpt_mismatch
+
+    base = {"generator": "eegmusic simulate", "songs": [21], "audio_files": ["x.wav"], "seed": 0,
+            "music_start_s": 0.0}
+    for name, manifest in (("early", base), ("later", {**base, "music_start_s": 90.0, **edit})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "simulation.json").write_text(json.dumps(manifest))
+    result = excerpt_mismatch(tmp_path / "early", tmp_path / "later")
+    assert result is None or result.startswith(("holds other listeners", "was simulated from other music"))
