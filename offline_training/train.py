@@ -254,7 +254,7 @@ class TrainConfig:
                               "data chooses nothing on unseen music; pass a later excerpt (e.g. eegmusic "
                               "simulate --music-start 90) or drop --val-data")
         if self.val_data:
-            from eegmusic.replay.nmedt_songs import excerpt_mismatch
+            from eegmusic.replay.manifest import excerpt_mismatch
 
             mismatch = excerpt_mismatch(self.data, self.val_data)
             if mismatch:

@@ -29,6 +29,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from eegmusic.replay.manifest import simulated_music, unfinished_simulation
 from eegmusic.replay.nmedt_files import peek_song_file, read_song_file
 from eegmusic.replay.nmedt_songs import (
     AUDIO_SFREQ,
@@ -37,9 +38,7 @@ from eegmusic.replay.nmedt_songs import (
     SONGS,
     SongInfo,
     SongRecording,
-    simulated_music,
     song_info,
-    unfinished_simulation,
 )
 from eegmusic.stream.errors import DataFormatError
 from eegmusic.stream.stimulus import StimulusFolder, nonfinite_samples

@@ -42,10 +42,10 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.replay import forward_model as fm
+from eegmusic.replay.manifest import GENERATOR, MANIFEST
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
 from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
-from eegmusic.replay.nmedt_songs import GENERATOR, MANIFEST
 from eegmusic.stream.atomic import disk_errors, is_within, output_lock
 from eegmusic.stream.errors import ConfigError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS

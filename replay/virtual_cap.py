@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay import forward_model as fm
 from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, encode
+from eegmusic.replay.manifest import GENERATOR
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import generate_song
 from eegmusic.replay.nmedt import SONGS
-from eegmusic.replay.nmedt_songs import GENERATOR
 from eegmusic.stream.errors import ConfigError
 from eegmusic.stream.interpolation import spline_matrix
 from eegmusic.stream.montage import head_positions, montage_labels, resolve_montage_name

@@ -258,7 +258,7 @@ class XDFSessionFolder(PlayDataset):
 
     def describe(self) -> tuple[list[str], list[str]]:
         """Each play's line, and the problems, with a simulation killed midway among them."""
-        from eegmusic.replay.nmedt_songs import unfinished_simulation
+        from eegmusic.replay.manifest import unfinished_simulation
 
         lines, problems = super().describe()
         unfinished = unfinished_simulation(self.path)

@@ -401,7 +401,7 @@ def test_excerpt_check_survives_an_edited_manifest(tmp_path, edit):
     """train --val-data reads both manifests; an edited one decides nothing it cannot read (no traceback)."""
     import json
 
-    from eegmusic.replay.nmedt_songs import excerpt_mismatch
+    from eegmusic.replay.manifest import excerpt_mismatch
 
     base = {"generator": "eegmusic simulate", "songs": [21], "audio_files": ["x.wav"], "seed": 0,
             "music_start_s": 0.0}

@@ -1,0 +1,125 @@
+"""The manifest of a simulated dataset: ``simulation.json``, written by ``eegmusic simulate``.
+
+It marks a folder as simulated (so a rerun may replace it, and only it), says whether the run finished,
+and records what the data was simulated from: the ``--music`` files, the seed (the listeners), the cap
+and the excerpt's start. Readers use it for the songs' names (:func:`simulated_music`), ``info``'s
+unfinished-run problem (:func:`unfinished_simulation`) and ``train --val-data``'s check that a later
+excerpt belongs to the training data (:func:`excerpt_mismatch`). The file is the user's to edit: a
+value it cannot read decides nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eegmusic.replay.nmedt_songs import SongInfo
+
+MANIFEST = "simulation.json"
+"""File that marks a folder as written by ``eegmusic simulate`` (parameters, and whether it finished)."""
+
+GENERATOR = "eegmusic simulate"
+"""The manifest's ``generator``: only a folder that says so is ever cleared, or read as simulated."""
+
+
+def simulation_manifest(folder) -> dict | None:
+    """The ``simulation.json`` that ``eegmusic simulate`` wrote in ``folder``; None if absent or not ours."""
+    import json
+
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("generator") == GENERATOR else None
+
+
+def unfinished_simulation(folder) -> str | None:
+    """The problem line ``eegmusic info`` reports for a simulation killed midway, or None.
+
+    ``simulate`` marks its manifest complete after the last file; SIGKILL leaves it unmarked, and
+    nothing could remove what was written. Either layout (NMED-T files or XDF sessions) can be left so.
+    """
+    manifest = simulation_manifest(folder)
+    if manifest is None or manifest.get("complete", True) is not False:
+        return None
+    return (f"{Path(folder) / MANIFEST}: the simulation that wrote this folder did not finish; run eegmusic "
+            f"simulate --out {folder} --overwrite again")
+
+
+def simulated_music(folder) -> dict[int, SongInfo]:
+    """The songs of a dataset that ``eegmusic simulate --music`` made from the user's audio files.
+
+    Such a dataset fills NMED-T's slots (21, 22, …) with other music: its songs are named after the
+    files they were simulated from (``song 21 'Lava Lake'``, not NMED-T's 'First Fires'), tempo unknown.
+    A folder whose ``simulation.json`` is missing, unreadable, from another generator or without
+    ``--music`` files gives ``{}`` (NMED-T's own table applies), as does a manifest whose song and file
+    lists disagree: the file is the user's to edit, and a title is not worth refusing a dataset for.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A dataset folder.
+
+    Returns
+    -------
+    songs : dict of int to SongInfo
+    """
+    manifest = simulation_manifest(folder)
+    if manifest is None:
+        return {}
+    songs, files = manifest.get("songs"), manifest.get("audio_files")
+    if not (isinstance(songs, list) and isinstance(files, list) and len(songs) == len(files)
+            and all(type(s) is int for s in songs) and all(isinstance(f, str) and f for f in files)):
+        return {}
+    return {song: SongInfo(song, Path(file).stem, float("nan"))
+            for song, file in zip(songs, files, strict=True)}
+
+
+def excerpt_mismatch(data, later) -> str | None:
+    """Why ``later`` is not a later excerpt of the songs and listeners of ``data``, or None.
+
+    ``train --val-data`` validates on such an excerpt. Where both were written by ``eegmusic simulate``
+    (their manifests say so; a recording, or the folder of an XDF session, is judged only then), the
+    songs they share must be the same music, the listeners come from the same seed and cap, and the
+    excerpts differ. A folder simulated from other music was taken silently and chose the epochs and the
+    target lag on music unrelated to the training songs. Music is compared by file name; a generated
+    song is its own stimulus file, ``songNN.wav``, so ``--music DATA/stimuli/song21.wav`` is song 21
+    of a generated ``DATA``.
+
+    Parameters
+    ----------
+    data, later : str or Path
+        The training data and the validation excerpt (folders, or session files inside one).
+
+    Returns
+    -------
+    str or None
+        What differs, worded to follow "--val-data LATER ".
+    """
+    manifests = [simulation_manifest(path if Path(path).is_dir() else Path(path).parent)
+                 for path in (data, later)]
+    if None in manifests:
+        return None
+    music = [_music_by_song(manifest) for manifest in manifests]
+    for song in sorted(set(music[0]) & set(music[1])):
+        if music[0][song] != music[1][song]:
+            return (f"was simulated from other music than --data (song {song}: {music[1][song]} against "
+                    f"{music[0][song]})")
+    for key, what in (("seed", "seed"), ("montage", "cap")):
+        if manifests[0].get(key) != manifests[1].get(key):
+            return (f"holds other listeners than --data (simulated with {what} {manifests[1].get(key)}, "
+                    f"--data with {manifests[0].get(key)})")
+    start = [manifest.get("music_start_s", "unknown") for manifest in manifests]
+    start = [0.0 if value is None else value for value in start]  # generated songs start at 0
+    if all(type(value) in (int, float) for value in start) and start[0] == start[1]:
+        return f"is the same excerpt as --data (music from {start[0]:g} s in both)"
+    return None
+
+
+def _music_by_song(manifest: dict) -> dict[int, str]:
+    """Song id → the name of the music it was simulated from (``songNN.wav`` for a generated song)."""
+    songs, files = manifest.get("songs"), manifest.get("audio_files")
+    if not isinstance(songs, list) or not all(type(song) is int for song in songs):
+        return {}
+    if not isinstance(files, list):
+        return {song: f"song{song}.wav" for song in songs}
+    return {song: Path(str(file)).name for song, file in zip(songs, files, strict=False)}
