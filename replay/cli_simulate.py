@@ -66,8 +66,9 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evoked share of EEG variance, 0..1 (default 0.03)")
     parser.add_argument("--music", nargs="+", default=None, metavar="DIR|FILE",
                         help="your own music, any rate: folders (their wav/flac/ogg/mp3 files, in name "
-                        "order) and/or files, one song each, slots 21.. (e.g. --music /usr/share/games/"
-                        "singularity/music, from the singularity-music package)")
+                        "order) and/or files, one song each, slots 21..30 (the first 10 when there are "
+                        "more; e.g. --music /usr/share/games/singularity/music, from the singularity-music "
+                        "package)")
     parser.add_argument("--music-start", type=non_negative_float, default=None, metavar="S",
                         help="with --music: start of the excerpt taken from each file, in s (default 0)")
     parser.add_argument("--raw", action="store_true",
