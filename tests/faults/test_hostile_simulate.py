@@ -201,7 +201,7 @@ def test_a_music_folder_with_more_tracks_than_song_slots_simulates_the_first_ten
         status, _, err = cli("simulate", "--out", out, "--music", music, *montage, *TINY)
     assert status == 0, err
     assert "leaving out track10.wav, track11.wav (name the files to choose others)" in caplog.text
-    stimuli = out / "stimuli" if (out / "stimuli").is_dir() else out
+    stimuli = out if montage else out / "stimuli"  # XDF sessions keep their songs beside them
     assert sorted(p.name for p in stimuli.glob("song*.wav")) == [f"song{n}.wav" for n in range(21, 31)]
 
 
