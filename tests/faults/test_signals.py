@@ -38,5 +38,5 @@ def test_sigterm_stops_training_as_ctrl_c_keeping_the_last_checkpoint(sim_dir, t
     names = sorted(path.name for path in out.iterdir())
     run_files = {"config.json", "checkpoint.pt", "best.pt", "training_curve.png"}
     assert set(names) <= run_files, names  # no temporary checkpoint left beside them
-    assert read_checkpoint(out / "checkpoint.pt", model_name="cnn")["epoch"] >= 0
+    assert read_checkpoint(out / "checkpoint.pt", model_name="cnn")["epoch"] >= 1  # epochs count from 1
 

@@ -88,17 +88,20 @@ def _metadata(data_dir, *, kind="mel_db", split="block", seed=0, songs=SONGS, **
     return meta
 
 
-def _write_model(path, *, base, scale, metadata=None, kind="mel_db", subject_db=None):
+def _write_model(path, *, base, scale, metadata=None, kind="mel_db", subject_db=None, channel_weights=None):
     """ONNX model ``out = base + scale · mean(eeg over channels and samples)``.
 
     ``base`` has shape (128, 44) for a mel model or (22050,) for a waveform model. With
-    ``subject_db``, the model has an int64 ``subject`` input and adds ``subject_db · subject``.
+    ``subject_db``, the model has an int64 ``subject`` input and adds ``subject_db · subject``. With
+    ``channel_weights`` (125,), each channel is weighted before the mean, so the order of the channels
+    matters.
     """
     base = np.asarray(base, dtype=np.float32)[None]
     out_name = "mel_db" if kind == "mel_db" else "audio"
     out_shape = ["batch", 128, 44] if kind == "mel_db" else ["batch", 22050]
     nodes = [
-        helper.make_node("ReduceMean", ["eeg"], ["mean"], axes=[1, 2], keepdims=0),
+        helper.make_node("ReduceMean", ["eeg" if channel_weights is None else "weighted"], ["mean"],
+                         axes=[1, 2], keepdims=0),
         helper.make_node("Unsqueeze", ["mean", "axes"], ["mean_col"]),
         helper.make_node("Mul", ["mean_col", "scale"], ["scaled"]),
         helper.make_node("Add", ["scaled", "base"], [out_name]),
@@ -109,6 +112,10 @@ def _write_model(path, *, base, scale, metadata=None, kind="mel_db", subject_db=
         helper.make_tensor("scale", TensorProto.FLOAT, [], [float(scale)]),
         helper.make_tensor("base", TensorProto.FLOAT, list(base.shape), base.ravel().tolist()),
     ]
+    if channel_weights is not None:
+        nodes.insert(0, helper.make_node("Mul", ["eeg", "channel_weights"], ["weighted"]))
+        initializers.append(helper.make_tensor("channel_weights", TensorProto.FLOAT, [1, 125, 1],
+                                               np.asarray(channel_weights, dtype=np.float32).tolist()))
     inputs = [helper.make_tensor_value_info("eeg", TensorProto.FLOAT, ["batch", 125, 125])]
     if subject_db is not None:
         nodes[-1] = helper.make_node("Add", ["scaled", "base"], ["no_subject"])
@@ -461,10 +468,14 @@ def test_a_cap_with_more_channels_feeds_the_model_its_own_by_label(eval_dir, tmp
     """An EGI 129 recording (the model's 125 in another order, plus 4 noisy ones) scores exactly as the
     same EEG recorded with only the model's channels: evaluate takes them by label, as live decoding
     does. It was refused ("evaluate feeds an NMED-T model the data's channels as they are")."""
+    # the model reads mostly its first channels: fed the recording's first 125 by position (the noisy
+    # extras, then the model's own reversed) it would score about nothing
+    weights = np.zeros(125)
+    weights[:10] = 12.5
     model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
-                         metadata=_metadata(eval_dir))
+                         metadata=_metadata(eval_dir), channel_weights=weights)
     exact = _fif_session(eval_dir, tmp_path / "exact", MODEL_CHANNELS)
-    labels = list(reversed(MODEL_CHANNELS)) + ["E125", "E126", "E127", "E128"]
+    labels = ["E125", "E126", "E127", "E128"] + list(reversed(MODEL_CHANNELS))
     wider = _fif_session(eval_dir, tmp_path / "wider", labels, extra_uv=1000.0)
     scores = [evaluate(path, model, "all", tmp_path / f"eval_{path.parent.name}", progress=False,
                        max_wav_s=1)["results"] for path in (exact, wider)]

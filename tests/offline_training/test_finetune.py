@@ -251,8 +251,10 @@ def test_train_init_on_another_montage_exports_a_model_for_that_cap(tuned8):
         assert (choice["chosen_head"], choice["chosen_lr"]) == (None, None)
         assert choice["alpha_r"]["0.0"] == pytest.approx(choice["start_r"], abs=1e-6)
     else:
-        best = choice["candidates"][int(np.argmax(scores))] if choice["soup"] is None else None
-        assert best is None or (choice["chosen_head"], choice["chosen_lr"]) == (best["head"], best["lr"])
+        # the best candidate, alone or first in a soup (greedy_soup starts from it)
+        best = choice["candidates"][int(np.argmax(scores))]
+        assert (choice["chosen_head"], choice["chosen_lr"]) == (best["head"], best["lr"])
+        assert choice["soup"] is None or choice["soup"][0] == int(np.argmax(scores))
     session = onnxruntime.InferenceSession(str(out / "model.onnx"))
     meta = json.loads(session.get_modelmeta().custom_metadata_map["eegmusic"])
     assert meta["input"]["channels"] == ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"]

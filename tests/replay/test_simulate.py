@@ -395,18 +395,27 @@ def test_decodable_above_shuffled_and_rises_with_snr(tmp_path):
     assert mean["low"] < mean["default"] < mean["high"]
 
 
-@pytest.mark.parametrize("edit", [{"music_start_s": "junk"}, {"seed": None}, {"songs": "21"},
-                                  {"audio_files": 5}, {"songs": [21, "x"]}, {"generator": "other"}])
-def test_excerpt_check_survives_an_edited_manifest(tmp_path, edit):
-    """train --val-data reads both manifests; an edited one decides nothing it cannot read (no traceback)."""
+@pytest.mark.parametrize(("early_edit", "later_edit", "expected"), [
+    ({"music_start_s": "junk"}, {"music_start_s": "junk"}, None),   # raised in the formatting
+    ({}, {"music_start_s": "junk"}, None),
+    ({}, {"seed": None}, "holds other listeners than --data (simulated with seed None, --data with 0)"),
+    ({}, {"songs": "21"}, None),
+    ({}, {"audio_files": 5},
+     "was simulated from other music than --data (song 21: song21.wav against x.wav)"),
+    ({}, {"songs": [21, "x"]}, None),
+    ({}, {"generator": "other"}, None),
+    ({}, {"music_start_s": 0}, "is the same excerpt as --data (music from 0 s in both)"),
+])
+def test_excerpt_check_survives_an_edited_manifest(tmp_path, early_edit, later_edit, expected):
+    """train --val-data reads both manifests; an edited value decides nothing it cannot read."""
     import json
 
     from eegmusic.replay.manifest import excerpt_mismatch
 
     base = {"generator": "eegmusic simulate", "songs": [21], "audio_files": ["x.wav"], "seed": 0,
             "music_start_s": 0.0}
-    for name, manifest in (("early", base), ("later", {**base, "music_start_s": 90.0, **edit})):
+    for name, manifest in (("early", {**base, **early_edit}),
+                           ("later", {**base, "music_start_s": 90.0, **later_edit})):
         (tmp_path / name).mkdir()
         (tmp_path / name / "simulation.json").write_text(json.dumps(manifest))
-    result = excerpt_mismatch(tmp_path / "early", tmp_path / "later")
-    assert result is None or result.startswith(("holds other listeners", "was simulated from other music"))
+    assert excerpt_mismatch(tmp_path / "early", tmp_path / "later") == expected

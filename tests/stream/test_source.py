@@ -56,6 +56,8 @@ def test_nan_burst_is_counted_and_its_windows_flagged(lsl_source, stream_name):
         health = source.health()
     assert health.nan_runs == 1 and health.gaps == 0
     # stream samples [300, 320) at 250 Hz -> model samples 150..159; the 41-tap filter taints 150..179
+    assert any(w.sample_index <= 160 and w.sample_index + 125 > 150 for w in windows)  # both kinds seen
+    assert any(w.sample_index >= 180 or w.sample_index + 125 <= 150 for w in windows)
     for window in windows:
         touches = window.sample_index <= 160 and window.sample_index + 125 > 150
         far = window.sample_index >= 180 or window.sample_index + 125 <= 150  # support: 41 inputs
