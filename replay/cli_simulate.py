@@ -147,12 +147,8 @@ def _run_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
-SONG_SLOTS = 10
-"""Songs a dataset holds: NMED-T's ten slots, 21..30 (``replay.simulate.MAX_SONGS``)."""
-
-
 def _song_slots(files: list) -> list:
-    """The first :data:`SONG_SLOTS` ``--music`` files, with a warning naming any left out.
+    """The first ``MAX_SONGS`` (10) ``--music`` files, with a warning naming any left out.
 
     A music folder often holds more tracks than a dataset has song slots (the singularity-music folder
     of ``--help``'s example holds 13); taking them in the order given, and saying which were left out,
@@ -160,12 +156,14 @@ def _song_slots(files: list) -> list:
     """
     import logging
 
-    if len(files) > SONG_SLOTS:
-        left = ", ".join(p.name for p in files[SONG_SLOTS:])
+    from eegmusic.replay.simulate import MAX_SONGS
+
+    if len(files) > MAX_SONGS:
+        left = ", ".join(p.name for p in files[MAX_SONGS:])
         logging.getLogger(__name__).warning(
             "--music gives %d tracks and a dataset has %d song slots (21..30): simulating the first %d, "
-            "leaving out %s (name the files to choose others)", len(files), SONG_SLOTS, SONG_SLOTS, left)
-    return files[:SONG_SLOTS]
+            "leaving out %s (name the files to choose others)", len(files), MAX_SONGS, MAX_SONGS, left)
+    return files[:MAX_SONGS]
 
 
 _LIVE_ONLY = ("--name", "--markers", "--delay")

@@ -64,14 +64,8 @@ def simulated_music(folder) -> dict[int, SongInfo]:
     songs : dict of int to SongInfo
     """
     manifest = simulation_manifest(folder)
-    if manifest is None:
-        return {}
-    songs, files = manifest.get("songs"), manifest.get("audio_files")
-    if not (isinstance(songs, list) and isinstance(files, list) and len(songs) == len(files)
-            and all(type(s) is int for s in songs) and all(isinstance(f, str) and f for f in files)):
-        return {}
-    return {song: SongInfo(song, Path(file).stem, float("nan"))
-            for song, file in zip(songs, files, strict=True)}
+    files = {} if manifest is None else _song_files(manifest)
+    return {song: SongInfo(song, Path(file).stem, float("nan")) for song, file in files.items() if file}
 
 
 def excerpt_mismatch(data, later) -> str | None:
@@ -117,9 +111,21 @@ def excerpt_mismatch(data, later) -> str | None:
 
 def _music_by_song(manifest: dict) -> dict[int, str]:
     """Song id → the name of the music it was simulated from (``songNN.wav`` for a generated song)."""
+    return {song: Path(file).name if file else f"song{song}.wav"
+            for song, file in _song_files(manifest).items()}
+
+
+def _song_files(manifest: dict) -> dict[int, str | None]:
+    """Song id → the ``--music`` file it was simulated from, None for a generated song.
+
+    ``{}`` where the manifest's lists cannot be read: song ids that are not integers, or a file list
+    that does not name one file per song (anything but a list means generated songs).
+    """
     songs, files = manifest.get("songs"), manifest.get("audio_files")
     if not isinstance(songs, list) or not all(type(song) is int for song in songs):
         return {}
     if not isinstance(files, list):
-        return {song: f"song{song}.wav" for song in songs}
-    return {song: Path(str(file)).name for song, file in zip(songs, files, strict=False)}
+        return dict.fromkeys(songs)
+    if len(files) != len(songs) or not all(isinstance(file, str) and file for file in files):
+        return {}
+    return dict(zip(songs, files, strict=True))

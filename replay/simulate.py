@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.replay import forward_model as fm
-from eegmusic.replay.manifest import GENERATOR, MANIFEST
+from eegmusic.replay.manifest import GENERATOR, MANIFEST, simulation_manifest
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
 from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
@@ -186,11 +186,7 @@ def earlier_dataset(out: Path) -> list[Path]:
     """
     if not out.is_dir() or not any(out.iterdir()):
         return []
-    try:
-        generator = json.loads((out / MANIFEST).read_text()).get("generator")
-    except (OSError, ValueError, AttributeError):
-        generator = None
-    if generator != GENERATOR:
+    if simulation_manifest(out) is None:
         names = sorted(p.name for p in out.iterdir())
         raise ConfigError(f"{out} holds files not written by eegmusic simulate ({_listing(names)}); "
                           "choose an empty or new --out folder")

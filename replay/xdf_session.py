@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.replay.calibration_markers import decode, track_plays
+from eegmusic.replay.manifest import unfinished_simulation
 from eegmusic.replay.plays import Play, PlayDataset
 from eegmusic.replay.xdf import _channels, _check_magic, _describe, _first, load_xdf
 from eegmusic.stream.errors import DataFormatError
@@ -258,8 +259,6 @@ class XDFSessionFolder(PlayDataset):
 
     def describe(self) -> tuple[list[str], list[str]]:
         """Each play's line, and the problems, with a simulation killed midway among them."""
-        from eegmusic.replay.manifest import unfinished_simulation
-
         lines, problems = super().describe()
         unfinished = unfinished_simulation(self.path)
         return lines, [unfinished, *problems] if unfinished else problems
