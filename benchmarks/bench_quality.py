@@ -35,7 +35,8 @@ For every evoked share and split kind the same run:
    - ridge, and each model's ratio to ridge.
 
 Goals (issue 14; reported, never asserted): on the block split the best model ≥ 1.3× ridge and every
-deep model > ridge; on the subject split (unseen listener) the best ≥ 1.2× ridge.
+deep model > ridge; on the subject split (unseen listener) the best ≥ 1.2× ridge. "The best model" is the
+row named before any test score (:data:`HEADLINE`, the ensemble), not the row that scores highest on test.
 
 The module runs past 500 lines because each recipe constant's docstring keeps its validation record
 (what was measured beside ridge, what was kept and what not); the code is under 350 lines.
@@ -531,6 +532,13 @@ TRAIN_OPTIONS = ("epochs", "patience", "loss", "augment", "model_config", "subje
 RIDGE = "linear"
 GOALS = {"block_best_over_ridge": 1.3, "subject_best_over_ridge": 1.2}
 
+HEADLINE = "ensemble"
+"""The row the goals judge as "the best model" (a configuration may name another, ``"headline"``), named
+before any test score: the project's best recipe, its members, mixing weights and output rank chosen on
+validation. Until this round the table took the row with the highest *test* score, a choice made on test
+data among nine rows; at 10 % on the subject split that was the denoised ridge (0.304) where the ensemble
+scored 0.297, so the reported ratio was 1.07× where the decoder fixed in advance reached 1.05×."""
+
 BLOCK_SEEDS = (0, 1, 2)
 """Seeds of the block split in the spread check (:func:`run_spread`): three draws of the held-out chunks."""
 
@@ -572,6 +580,7 @@ def run_config(config: dict) -> dict:
     """Run the benchmark with an explicit configuration (keys of :data:`FULL`); see :func:`run`."""
     from eegmusic.replay.music_sources import packaged_tracks
 
+    _check_headline(config)
     tracks = packaged_tracks(config["n_tracks"], min_seconds=config["test_start_s"] + config["test_s"])
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="eegmusic-quality-") as tmp:
@@ -626,6 +635,7 @@ def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS) -> dict:
     """
     from eegmusic.replay.music_sources import packaged_tracks
 
+    _check_headline(config)
     tracks = packaged_tracks(config["n_tracks"], min_seconds=config["test_start_s"] + config["test_s"])
     splits = [split for split in ("block", "subject") if split in config["splits"]]
     if not splits:
@@ -687,9 +697,10 @@ def spread_summary(runs: dict, split: str, config: dict) -> dict:
     -------
     dict
         ``seeds`` (per seed: ``held_out``, the subject split's test listeners, empty on the other
-        splits; each row's ``dynamic_r`` and ``shuffled_eeg``; ``best_over_ridge``, the ratio of the best
-        row on the mean; the run's ``baselines``), ``mean`` (each row's mean dynamic r), ``best`` (the
-        row other than ridge with the highest mean), ``best_over_ridge`` (its mean over ridge's),
+        splits; each row's ``dynamic_r`` and ``shuffled_eeg``; ``best_over_ridge``, the :func:`headline`
+        row's ratio; the run's ``baselines``), ``mean`` (each row's mean dynamic r), ``best`` (the
+        :func:`headline` row, named in advance: never the row with the highest test mean),
+        ``best_over_ridge`` (its mean over ridge's),
         ``every_deep_mean_beats_ridge`` (the rows that train a model other than ridge, as in the table's
         goals), ``shuffled_eeg_max_abs`` (the largest absolute shuffled-EEG score of any row and run) and
         ``baselines`` (the global-mean and song-mean scores, mean over the runs).
@@ -697,7 +708,7 @@ def spread_summary(runs: dict, split: str, config: dict) -> dict:
     first = next(iter(runs.values()))
     names = [n for n in first["models"] if all(n in r["models"] for r in runs.values())]
     mean = {n: float(np.mean([r["models"][n]["dynamic_r"] for r in runs.values()])) for n in names}
-    best = max((n for n in names if n != RIDGE), key=mean.get, default=None)
+    best = headline(config) if headline(config) in names else None
     deep = [n for n in names if _is_deep(n, config)]
     seeds = {}
     for seed, entry in runs.items():
@@ -741,11 +752,12 @@ def _spread_goals(spread: dict) -> dict:
 
 
 def spread_table(report: dict) -> str:
-    """Markdown: per evoked share and split, the rows' means over the seeds and the best row's spread."""
+    """Markdown: per evoked share and split, the rows' means over the seeds and the headline row's spread."""
     names = list(report["config"]["models"])
+    row = headline(report["config"])
     lines = ["| evoked share | split | seeds (held-out listener) | " + " | ".join(names)
-             + " | best on the mean | best / ridge | per seed | shuffled EEG (largest absolute) | global mean"
-             + " | song mean |", "|" + "---|" * (len(names) + 9)]
+             + f" | `{row}` / ridge | per seed | shuffled EEG (largest absolute) | global mean"
+             + " | song mean |", "|" + "---|" * (len(names) + 8)]
     for share, by_split in report["spread"].items():
         for split, summary in by_split.items():
             seeds = ", ".join(f"{seed} ({'/'.join(s['held_out'])})" if s["held_out"] else seed
@@ -756,7 +768,7 @@ def spread_table(report: dict) -> str:
             lines.append(
                 f"| {float(share):.0%} | {split} | {seeds} | "
                 + " | ".join(f"{summary['mean'][n]:.3f}" if n in summary["mean"] else "–" for n in names)
-                + f" | {summary['best']} | {'n/a' if ratio is None else f'{ratio:.3f}×'} | {per_seed}"
+                + f" | {'n/a' if ratio is None else f'{ratio:.3f}×'} | {per_seed}"
                 + f" | {summary['shuffled_eeg_max_abs']:.3f} | {summary['baselines']['global_mean']:.3f}"
                 + f" | {summary['baselines']['song_mean']:.3f} |")
     return "\n".join(lines) + "\n"
@@ -1078,19 +1090,22 @@ def run_listeners(session, info, eeg: np.ndarray, subject_ids: np.ndarray, train
 def _goals(results: dict, config: dict | None = None, noise_free: dict | None = None) -> dict:
     """The issue's goals per evoked share: met or not, with the figures.
 
-    Every row other than the ridge competes for "best"; "every deep model beats ridge" counts the rows
-    that train a model other than ``linear`` (a ridge on aligned EEG is no deep model). With a
-    :data:`NOISE_FREE` reference, ``block_noise_free_over_ridge`` and ``subject_noise_free_over_ridge`` set
-    the best ratio a decoder as good as ridge on noise-free EEG would reach beside each goal.
+    "The best model" is the :func:`headline` row, named before any test score (never the row that
+    scores highest on test); ``block_best_row`` / ``subject_best_row`` name it. "Every deep model beats
+    ridge" counts the rows that train a model other than ``linear`` (a ridge on aligned EEG is no deep
+    model). With a :data:`NOISE_FREE` reference, ``block_noise_free_over_ridge`` and
+    ``subject_noise_free_over_ridge`` set the best ratio a decoder as good as ridge on noise-free EEG would
+    reach beside each goal.
     """
+    row = headline(config)
     goals = {}
     for share, by_split in results.items():
         entry = {}
         block = by_split.get("block")
         if block:
-            others = [m["over_ridge"] for n, m in block["models"].items() if n != RIDGE]
             deep = {n: m["over_ridge"] for n, m in block["models"].items() if _is_deep(n, config)}
-            best = max((v for v in others if v is not None), default=None)
+            best = block["models"].get(row, {}).get("over_ridge")
+            entry["block_best_row"] = row
             entry["block_best_over_ridge"] = best
             entry["block_best_goal_met"] = best is not None and best >= GOALS["block_best_over_ridge"]
             entry["block_every_deep_beats_ridge"] = bool(deep) and all(v is not None and v > 1.0
@@ -1098,13 +1113,28 @@ def _goals(results: dict, config: dict | None = None, noise_free: dict | None = 
             entry["block_noise_free_over_ridge"] = _over(_noise_free_best(noise_free, "block"), block)
         subject = by_split.get("subject")
         if subject:
-            deep = [m["over_ridge"] for n, m in subject["models"].items() if n != RIDGE]
-            best = max((v for v in deep if v is not None), default=None)
+            best = subject["models"].get(row, {}).get("over_ridge")
+            entry["subject_best_row"] = row
             entry["subject_best_over_ridge"] = best
             entry["subject_goal_met"] = best is not None and best >= GOALS["subject_best_over_ridge"]
             entry["subject_noise_free_over_ridge"] = _over(_noise_free_best(noise_free, "subject"), subject)
         goals[share] = entry
     return goals
+
+
+def headline(config: dict | None) -> str:
+    """The row a configuration's goals judge (:data:`HEADLINE` unless it names another)."""
+    return (config or {}).get("headline", HEADLINE)
+
+
+def _check_headline(config: dict) -> None:
+    """Refuse a configuration that does not train the row its goals judge, before any run."""
+    from eegmusic.stream.errors import ConfigError
+
+    row = headline(config)
+    if row not in config["models"]:
+        raise ConfigError(f"the goals judge the row '{row}', which this configuration does not train; add "
+                          f"it to \"models\" or name a trained row as \"headline\"")
 
 
 def _is_deep(name: str, config: dict | None) -> bool:
@@ -1123,12 +1153,16 @@ def _over(value: float | None, entry: dict) -> float | None:
 
 
 def quality_table(report: dict) -> str:
-    """Markdown: one row per (evoked share, split), dynamic r of every model and baseline."""
+    """Markdown: one row per (evoked share, split), dynamic r of every model and baseline.
+
+    The ratio columns and the shuffled-EEG control are the :func:`headline` row's, named in advance.
+    """
     names = list(report["config"]["models"])
+    row = headline(report["config"])
     reference = "noise_free" in report
     header = ("| evoked share | split | " + " | ".join(names)
-              + " | shuffled EEG (best model) | global mean | song mean | best / ridge"
-              + " | on the whole-second grid: best / ridge"
+              + f" | shuffled EEG (`{row}`) | global mean | song mean | `{row}` / ridge"
+              + f" | on the whole-second grid: `{row}` / ridge"
               + (" | noise-free ridge / ridge |" if reference else " |"))
     lines = [header, "|" + "---|" * (len(names) + 7 + int(reference))]
 
@@ -1141,19 +1175,14 @@ def quality_table(report: dict) -> str:
     for share, by_split in report["results"].items():
         for split, entry in by_split.items():
             models = entry["models"]
-            best = max(models, key=lambda n: models[n]["dynamic_r"])
-            ratio = models[best]["over_ridge"]
-            grid_ridge = models.get(RIDGE, {}).get("on_grid")
-            grid_best = max((m.get("on_grid") for n, m in models.items() if m.get("on_grid") is not None),
-                            default=None)
-            known = grid_best is not None and grid_ridge is not None and grid_ridge > 0
-            grid = f"{grid_best / grid_ridge:.2f}×" if known else "n/a"
+            chosen = models.get(row, {})
+            grid = _ratio(chosen.get("on_grid"), models.get(RIDGE, {}).get("on_grid"))
             lines.append(
                 f"| {float(share):.0%} | {split} | "
                 + " | ".join(fmt(models[n]["dynamic_r"]) if n in models else "–" for n in names)
-                + f" | {fmt(models[best]['shuffled_eeg'])} | {fmt(entry['baselines']['global_mean'])}"
-                + f" | {fmt(entry['baselines']['song_mean'])} | {ratio_text(ratio)}"
-                + f" | {grid} |"
+                + f" | {fmt(chosen.get('shuffled_eeg'))} | {fmt(entry['baselines']['global_mean'])}"
+                + f" | {fmt(entry['baselines']['song_mean'])} | {ratio_text(chosen.get('over_ridge'))}"
+                + f" | {ratio_text(grid)} |"
                 + (f" {ratio_text(_over(_noise_free_best(report['noise_free'], split), entry))} |"
                    if reference else "")
             )

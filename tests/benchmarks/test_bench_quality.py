@@ -185,10 +185,45 @@ def test_spread_summary_means_the_seeds_and_judges_the_goals_on_the_mean():
     assert not goals["subject_goal_met"] and goals["subject_seeds_meeting_goal"] == 1
     spread = {"0.1": {"block": block, "subject": subject}}
     table = bench_quality.spread_table({"config": config, "spread": spread})
-    assert "| 10% | block | 0, 1 | 0.210 | 0.200 | 0.275 | ensemble | 1.310× | 1.350, 1.273 |" in table
+    assert "| 10% | block | 0, 1 | 0.210 | 0.200 | 0.275 | 1.310× | 1.350, 1.273 |" in table
+    assert "| `ensemble` / ridge | per seed |" in table.splitlines()[0]
     assert "| 10% | subject | 0 (S02), 3 (S01) |" in table
     assert table.splitlines()[3].endswith("| 1.300, 0.967 | 0.010 | -0.010 | -0.010 |")  # global mean: mean
     assert subject["seeds"]["3"]["baselines"]["global_mean"] == -0.02
+
+
+def test_goals_judge_the_row_named_in_advance_not_the_best_on_test():
+    # the denoised ridge wins on the test excerpt here; the goals and the table's ratios still read the
+    # ensemble, the row named before any test score (taking the test winner would choose on test data)
+    config = {"models": {"linear": {}, "linear-mcca": bench_quality.FULL["models"]["linear-mcca"],
+                         "convnet": {}, "ensemble": {}}}
+    scores = {"linear": 0.20, "linear-mcca": 0.27, "convnet": 0.21, "ensemble": 0.25}
+    grid = {"linear": 0.19, "linear-mcca": 0.30, "convnet": 0.40, "ensemble": 0.228}
+    shuffled = {"linear": 0.001, "linear-mcca": 0.002, "convnet": 0.003, "ensemble": -0.004}
+    entry = {"baselines": {"global_mean": 0.0, "song_mean": -0.01},
+             "models": {n: {"dynamic_r": r, "on_grid": grid[n], "shuffled_eeg": shuffled[n]}
+                        for n, r in scores.items()}}
+    for model in entry["models"].values():
+        model["over_ridge"] = bench_quality._over(model["dynamic_r"], entry)
+    results = {"0.1": {"block": entry, "subject": entry}}
+    goals = bench_quality._goals(results, config)["0.1"]
+    assert goals["block_best_row"] == goals["subject_best_row"] == "ensemble"
+    assert goals["block_best_over_ridge"] == pytest.approx(1.25) and not goals["block_best_goal_met"]
+    assert goals["subject_best_over_ridge"] == pytest.approx(1.25) and goals["subject_goal_met"]
+    table = bench_quality.quality_table({"config": config, "results": results})
+    header, _, row = table.splitlines()[:3]
+    assert "| shuffled EEG (`ensemble`) |" in header and "| `ensemble` / ridge |" in header
+    # the ensemble's own control, its ratio (not 0.27 / 0.20) and its grid ratio (not convnet's 0.40)
+    assert row.endswith("| -0.004 | 0.000 | -0.010 | 1.25× | 1.20× |")
+    # a configuration may name another row in advance; one that does not train its row is refused
+    goals = bench_quality._goals(results, {**config, "headline": "convnet"})["0.1"]
+    assert goals["block_best_over_ridge"] == pytest.approx(1.05)
+    summary = bench_quality.spread_summary({0: _run([], scores)}, "block", config)
+    assert summary["best"] == "ensemble" and summary["best_over_ridge"] == pytest.approx(1.25)
+    from eegmusic.stream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="goals judge the row 'ensemble'"):
+        bench_quality.run_config({**config, "models": {"linear": {}}})
 
 
 def test_subject_seeds_hold_out_every_listener_once(sim_dir):
@@ -204,7 +239,8 @@ def test_subject_seeds_hold_out_every_listener_once(sim_dir):
 
 
 SPREAD = {**TINY, "train_s": 16.0, "val_start_s": 16.0, "val_s": 4.0, "test_start_s": 20.0, "test_s": 6.0,
-          "splits": ("block", "subject"), "models": {"linear": {}, "linear-ea": bench_quality.EUCLIDEAN}}
+          "splits": ("block", "subject"), "models": {"linear": {}, "linear-ea": bench_quality.EUCLIDEAN},
+          "headline": "linear-ea"}  # no ensemble in this tiny run: the goals judge the aligned ridge
 
 
 @pytest.mark.slow  # about a minute: two block draws and three held-out listeners, each trained and scored
