@@ -446,6 +446,7 @@ def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple
     ModelError
         One line naming the mismatch and the fix.
     """
+    from eegmusic.stream.channels import is_gsn_net
     from eegmusic.stream.montage import label_key
 
     check_live_contract(info)
@@ -458,9 +459,7 @@ def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple
                          f"amplifier's rate")
     have = {label_key(str(label)) for label in labels}
     missing = [c for c in info.channels if label_key(c) not in have]
-    gsn = sum(str(label).strip().upper().startswith("E") and str(label).strip()[1:].isdigit()
-              for label in labels) >= len(labels) // 2 > 0
-    if gsn:  # a GSN amplifier's reference Cz is not sent: zero in its own reference
+    if is_gsn_net(labels):  # a GSN amplifier's reference Cz is not sent: zero in its own reference
         missing = [c for c in missing if label_key(c) != "cz"]
     if not missing:
         return

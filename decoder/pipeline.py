@@ -52,7 +52,7 @@ from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
 from eegmusic.stream.errors import ConfigError, EEGMusicError
 from eegmusic.stream.markers import MarkerInlet
-from eegmusic.stream.source import EEGSource, StreamHealth
+from eegmusic.stream.source import EEGSource, StreamHealth, stream_labels
 from eegmusic.stream.spec import MODEL_SFREQ
 
 __all__ = ["AUDIO_FILE", "FrameRecorder", "LivePipeline", "LiveTruth", "PipelineConfig", "PipelineSnapshot",
@@ -165,9 +165,13 @@ class LivePipeline:
                            window_grid_offset=info.audio_lag_s * info.sfreq)
         meta = source.connect()
         try:
-            labels = meta.labels or tuple(f"ch{i}" for i in range(meta.n_chans))
-            check_stream(info, stream_name=meta.name, labels=labels, sfreq=meta.sfreq,
-                         impute_missing=cfg.impute_missing)
+            # the labels the source reads the channels by: an unlabelled 125- or 128-channel stream is
+            # a known net (stream.channels.default_labels); one of no known count is refused by prepare
+            labels = stream_labels(meta)
+            if labels is not None:
+                check_stream(info, stream_name=meta.name, labels=labels, sfreq=meta.sfreq,
+                             impute_missing=cfg.impute_missing)
+            source.prepare()   # what start() would refuse (duplicate labels, ...), before any output opens
         except BaseException:
             source.stop()
             raise
@@ -444,7 +448,8 @@ class LivePipeline:
         """Windows, drops, gaps, reconnects, underruns and the finer counts behind them."""
         counts = dict(self._counters)
         health = self.health()
-        sink_counts = dict(self._sink.counters()) if self._sink is not None else self._counters_sink
+        sink = self._sink   # once: stop() may close and clear it from another thread meanwhile
+        sink_counts = dict(sink.counters()) if sink is not None else self._counters_sink
         dropped_stream = health.dropped_windows if health is not None else 0
         out = {
             "windows": counts.get("windows", 0),
@@ -464,7 +469,8 @@ class LivePipeline:
             "drops_decoder": counts.get("drops_decoder", 0),
             "drops_stream": dropped_stream,
             "drops_output_queue": self._queue.dropped,
-            "windows_coalesced": counts.get("windows_coalesced", 0),
+            "windows_coalesced": counts.get("windows_coalesced", 0)
+            + (health.coalesced_windows if health is not None else 0),
             "vocoder_resets": counts.get("vocoder_resets", 0),
             "time_jumps": counts.get("time_jumps", 0),
             "audio_written": int(sink_counts.get("written", 0)),
@@ -535,8 +541,8 @@ class LivePipeline:
         }
         out["scheduling"] = dict(self.scheduling)   # the audio callback's: counters' callback_realtime
         out["latency_estimated_stages"] = list(ESTIMATED_STAGES)   # not measured: `eegmusic bench latency`
-        if self._sound is not None and (self._sink is not None and self._sink.plays_live
-                                        or self._sound.playback.padded):
+        sink = self._sink   # once, as in counters()
+        if self._sound is not None and (sink is not None and sink.plays_live or self._sound.playback.padded):
             out["playback_cushion_ms"] = round(self._sound.playback.target_s * 1e3, 2)
         if self._vocoder is not None:
             out["vocoder_latency_ms"] = round(self._vocoder.latency_frames * FRAME_PERIOD_S * 1e3, 2)

@@ -33,7 +33,18 @@ logger = logging.getLogger(__name__)
 REFERENCE_LABEL = "Cz"
 """The GSN-HydroCel vertex reference (E129): zero when a stream referenced to it omits it."""
 
-_GSN_LABEL = re.compile(r"^E\d+$")
+_GSN_LABEL = re.compile(r"^E\d+$", re.IGNORECASE)
+
+
+def is_gsn_net(labels) -> bool:
+    """Whether at least half of a stream's labels are GSN electrode numbers (``E1``, ``e57``, …).
+
+    Such a stream comes from an EGI amplifier, whose reference ``Cz`` (E129) is zero in its own
+    reference when it is not sent. The model check (``decoder.modelfile.check_stream``) and the channel
+    map read it through this one test, so a stream the check passes is one the map accepts.
+    """
+    labels = [str(label).strip() for label in labels]
+    return sum(bool(_GSN_LABEL.match(label)) for label in labels) >= len(labels) // 2 > 0
 
 
 def default_labels(n_chans: int) -> tuple[str, ...] | None:
@@ -166,7 +177,7 @@ def channel_map(stream_labels, model_labels=MODEL_CHANNELS, *, impute_missing: b
     source = np.full(len(model_labels), -1, dtype=np.int64)
     missing: list[int] = []
     zeroed: list[int] = []
-    is_gsn = sum(bool(_GSN_LABEL.match(label.strip())) for label in stream_labels) >= len(keys) // 2 > 0
+    is_gsn = is_gsn_net(stream_labels)
     for row, label in enumerate(model_labels):
         index = seen.get(label_key(label))
         if index is not None:

@@ -91,6 +91,15 @@ class StreamHealth:
     """Times the connection was lost."""
     lost_s: float = 0.0
     """Seconds lost in all."""
+    coalesced_windows: int = 0
+    """Windows one late chunk completed beyond the queue's room, skipped for the newest (which covers
+    their frames): the source was late, not the consumer (:class:`~eegmusic.stream.windower.Windower`)."""
+
+
+def stream_labels(meta: StreamMeta) -> tuple[str, ...] | None:
+    """The labels a stream's channels are read by: its own, else those of a known net's channel count
+    (:func:`~eegmusic.stream.channels.default_labels`), else None (the stream cannot be used)."""
+    return tuple(meta.labels) if meta.labels is not None else default_labels(meta.n_chans)
 
 
 class EEGSource:
@@ -199,9 +208,33 @@ class EEGSource:
             return  # already started
         if self._connected_early:
             logger.debug("discarded %d samples queued since connect()", self.inlet.flush())
-        meta = self.connect()
         try:
-            labels = meta.labels if meta.labels is not None else default_labels(meta.n_chans)
+            meta = self.prepare()
+        except Exception:
+            self.inlet.stop()
+            raise
+        self.meta = meta
+        self.inlet.start()
+
+    def prepare(self) -> StreamMeta:
+        """Connect and build the stream's preprocessing (channel map, resampler), not yet acquiring.
+
+        Everything :meth:`start` can refuse about the stream is refused here, so a caller that opens
+        files or devices for the stream's output (``decode --record``) can call it first and open
+        nothing for a stream that will be refused. :meth:`start` calls it when it has not been called.
+
+        Returns
+        -------
+        StreamMeta
+
+        Raises
+        ------
+        StreamError
+            As :meth:`start` (the caller closes the source: :meth:`stop`).
+        """
+        meta = self.connect()
+        if self.preprocessor is None:
+            labels = stream_labels(meta)
             if labels is None:
                 raise StreamError(
                     f"stream {meta.name!r} has {meta.n_chans} channels and no channel labels; the model "
@@ -214,11 +247,7 @@ class EEGSource:
                                                       stream_positions=meta.positions,
                                                       model_positions=self.model_positions,
                                                       max_missing=self.max_missing)
-        except Exception:
-            self.inlet.stop()
-            raise
-        self.meta = meta
-        self.inlet.start()
+        return meta
 
     def stop(self) -> None:
         """Stop acquiring and close the stream (safe to call twice; make a new source to start again)."""
@@ -281,7 +310,8 @@ class EEGSource:
         totals = inlet.state_totals()
         return StreamHealth(
             effective_rate=inlet.effective_rate(), n_samples=inlet.n_samples, gaps=inlet.gaps,
-            dropped_windows=self.windower.dropped, nan_runs=inlet.nan_runs, reconnects=inlet.reconnects,
+            dropped_windows=self.windower.dropped, coalesced_windows=self.windower.coalesced,
+            nan_runs=inlet.nan_runs, reconnects=inlet.reconnects,
             clock_offset=inlet.clock_offset, jitter_ms=inlet.jitter_ms, connected=inlet.connected,
             nominal_rate=self.meta.sfreq if self.meta else 0.0, missing_samples=inlet.missing_samples,
             non_monotonic=inlet.non_monotonic, windows=self.windower.n_windows,

@@ -103,6 +103,7 @@ class Windower:
             self.n_windows = 0
             self.n_flagged = 0
             self.dropped = 0
+            self.coalesced = 0
 
     def _window_end(self, k: int) -> int:
         if self.grid_offset is not None:
@@ -113,7 +114,10 @@ class Windower:
         """Queue every window the ring buffer now completes; return how many were made.
 
         Called by the writer after each write. Windows whose samples were already overwritten
-        (the writer far ahead of the windower) are skipped and counted as dropped.
+        (the writer far ahead of the windower) are skipped and counted as dropped. A full queue
+        drops its oldest window: counted as ``coalesced`` when this same chunk completed it (a late
+        chunk completes many windows at once, and the newest covers their frames: the source was late,
+        not the consumer), else as ``dropped`` (it waited while the consumer was busy).
         """
         made = 0
         n_written = self.ring.n_written
@@ -133,8 +137,10 @@ class Windower:
                             reason=flag_reason(combined))
             with self._ready:
                 if len(self._queue) >= self._capacity:
-                    self._queue.popleft()
-                    self.dropped += 1
+                    if self._queue.popleft().t_arrival == window.t_arrival:
+                        self.coalesced += 1
+                    else:
+                        self.dropped += 1
                 self._queue.append(window)
                 self.n_windows += 1
                 self.n_flagged += window.flagged

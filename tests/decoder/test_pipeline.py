@@ -546,6 +546,66 @@ def test_live_truth_missing_stimulus(tmp_path, sim_dir):
         truth.load(21)
 
 
+def _unlabelled_outlet(name: str, n_chans: int):
+    """An outlet of ``n_chans`` channels with no labels, pushing zeros at 125 Hz from a thread."""
+    import threading
+
+    info = pylsl.StreamInfo(name, "EEG", n_chans, 125.0, pylsl.cf_float32, f"{name}-sid")
+    outlet = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=10)
+    stop = threading.Event()
+
+    def push():
+        while not stop.wait(0.08):
+            outlet.push_chunk(np.zeros((10, n_chans), np.float32))
+
+    thread = threading.Thread(target=push, daemon=True)
+    thread.start()
+    return outlet, stop, thread
+
+
+@pytest.mark.lsl
+@pytest.mark.parametrize("n_chans", [125, 128])
+def test_an_unlabelled_stream_of_a_known_net_is_decoded(n_chans, tmp_path, stream_name, capsys):
+    # the stream stage reads an unlabelled 125-channel stream in model order and 128 channels as
+    # E1..E128 (stream.channels.default_labels); decode's model check read them as ch0..: "lacks 125"
+    model = make_model(tmp_path / "m.onnx")
+    outlet, stop, thread = _unlabelled_outlet(stream_name, n_chans)
+    try:
+        status, err = _cli(["--stream", stream_name, "--model", str(model), "--no-audio", "--no-lsl-out",
+                            "--duration", "1", "--timeout", "5"], capsys)
+    finally:
+        stop.set()
+        thread.join()
+        del outlet
+    assert status == 0, err
+
+
+@pytest.mark.lsl
+def test_lower_case_gsn_labels_are_a_gsn_net_and_a_refused_stream_opens_no_recording(tmp_path, stream_name,
+                                                                                     capsys):
+    from eegmusic.replay.player import ArrayPlayer
+
+    model = make_model(tmp_path / "m.onnx")
+    args = ["--stream", stream_name, "--model", str(model), "--no-audio", "--no-lsl-out", "--duration", "1",
+            "--timeout", "5"]
+    # e1..e128 without Cz: a GSN amplifier, whose reference Cz is zero (labels are case-insensitive). The
+    # model check passed it and the channel map then refused it ("lacks 1 the model needs (Cz)")
+    labels = [f"e{i}" for i in range(1, 129)]
+    with ArrayPlayer(np.zeros((128, 125 * 30), np.float32), 125.0, labels, name=stream_name,
+                     source_id=stream_name, check_clash=False):
+        status, err = _cli([*args, "--record", str(tmp_path / "rec")], capsys)
+    assert status == 0, err
+    assert (tmp_path / "rec" / "mel_db.f32").stat().st_size > 0
+    # a rate the model check passes (above the model's) and the stream stage refuses (no short
+    # resampling filter): refused before the recording opens. It was refused after, leaving empty frame
+    # files that made the same --record folder refused on the next try
+    with ArrayPlayer(np.zeros((125, 512 * 30), np.float32), 512.37, list(MODEL_CHANNELS), name=stream_name,
+                     source_id=stream_name, check_clash=False):
+        status, err = _cli([*args, "--record", str(tmp_path / "rec2")], capsys)
+    assert status == 2 and "512.37 Hz cannot be resampled" in err[-1], err
+    assert not (tmp_path / "rec2").exists() or not any((tmp_path / "rec2").iterdir())
+
+
 def test_stream_error_lists_streams(stream_name, mel_model):
     from eegmusic.replay.player import ArrayPlayer
 
@@ -617,3 +677,17 @@ def test_windows_one_late_chunk_completes_together_are_coalesced_not_dropped():
     newest = newest_window(windower, windower.next_window(0), counters)
     assert counters == {"windows_coalesced": 1, "drops_decoder": 1}
     assert windower.next_window(0) is None and newest.sample_index == 50
+
+    # one late chunk completing more windows than the queue holds: the ones it pushes out are the
+    # source's burst too, not drops (a 250-ms chunk at a one-frame hop made 10 windows, 2 "dropped")
+    small = Windower(RingBuffer(2, 1000), hop_s=0.1, queue_windows=3)
+    small.ring.write(np.zeros((2, 125)), np.arange(125) / 125.0, 0)
+    assert small.update(t_arrival=1.0) == 1
+    assert small.next_window(0) is not None
+    small.ring.write(np.zeros((2, 62)), np.arange(125, 187) / 125.0, 0)
+    assert small.update(t_arrival=2.0) == 5
+    assert (small.coalesced, small.dropped, small.pending()) == (2, 0, 3)
+    # a window left waiting from an earlier chunk and pushed out is still a drop
+    small.ring.write(np.zeros((2, 13)), np.arange(187, 200) / 125.0, 0)
+    assert small.update(t_arrival=3.0) == 1
+    assert (small.coalesced, small.dropped) == (2, 1)
