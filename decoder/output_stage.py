@@ -110,9 +110,11 @@ class SoundOutput:
             self.counters["frames_skipped"] += emission.skipped
             self.counters["vocoder_resets"] += 1
             self.vocoder.reset()
+        # an empty emission still moves past its skipped frames: the frames from k0 on continue it
+        # (left behind, the next emission reset the vocoder, and counted, once more for the same gap)
+        self.last_k = emission.k0 + frames.shape[1] - 1
         if frames.shape[1] == 0:
             return np.zeros(0, np.float32), frames, emission.k0
-        self.last_k = emission.k0 + frames.shape[1] - 1
         audio = np.empty(frames.shape[1] * HOP_LENGTH, np.float32)
         for i in range(frames.shape[1]):
             audio[i * HOP_LENGTH:(i + 1) * HOP_LENGTH] = self.vocoder.process(frames[:, i])

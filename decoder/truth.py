@@ -144,6 +144,7 @@ class LiveTruth:
         self._global_mean: np.ndarray | None = None
         self._song_means: dict[int, np.ndarray] = {}
         self._baseline_total = {name: RunningBandPearson(N_MELS) for name in ("global_mean", "song_mean")}
+        self._baseline_partial: set[str] = set()   # baselines some of the decoder's scored frames lacked
 
     def set_baselines(self, global_mean: np.ndarray, song_means: dict[int, np.ndarray]) -> None:
         """Score the global-mean and song-mean baselines on the decoder's frames from now on.
@@ -278,11 +279,17 @@ class LiveTruth:
             return None
         valid, truth = found
         pred = frames[:, valid]
-        if window_frame is not None and self._global_mean is not None:
-            columns = np.asarray(window_frame)[valid]
-            self._baseline_total["global_mean"].add(self._global_mean[:, columns], truth)
-            if self.song in self._song_means:
-                self._baseline_total["song_mean"].add(self._song_means[self.song][:, columns], truth)
+        if self._global_mean is not None and pred.shape[1]:
+            # a baseline is reported only if it scored every frame the decoder did (see baseline_r_total)
+            if window_frame is None:
+                self._baseline_partial.update(self._baseline_total)
+            else:
+                columns = np.asarray(window_frame)[valid]
+                self._baseline_total["global_mean"].add(self._global_mean[:, columns], truth)
+                if self.song in self._song_means:
+                    self._baseline_total["song_mean"].add(self._song_means[self.song][:, columns], truth)
+                else:
+                    self._baseline_partial.add("song_mean")
         for column in range(pred.shape[1]):
             slot = self._n % self.recent
             self._pred[:, slot] = pred[:, column]
@@ -310,10 +317,12 @@ class LiveTruth:
         -------
         dict
             ``global_mean`` and ``song_mean``: r, or None without baselines (a model that carries
-            none) or, for the song mean, when the playing song is not in the model's training part.
+            none) or, for the song mean, once any scored frame's song is not in the model's training
+            part: scored on the other frames only, it would stand beside a decoder score over more
+            frames (a playlist of a trained and a new song).
         """
         out = {}
         for name, running in self._baseline_total.items():
-            r = running.band_pearson()
+            r = None if name in self._baseline_partial else running.band_pearson()
             out[name] = None if r is None else float(np.mean(r))
         return out

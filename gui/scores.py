@@ -16,7 +16,7 @@ def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, flo
     """Dynamic r over the run's scored frames: (decoder, global-mean baseline, song-mean baseline).
 
     Each is None when unknown: no truth, no frame scored yet, a model that carries no baselines, or (the
-    song mean) a song outside the model's training part.
+    song mean) a scored song outside the model's training part.
     """
     summary = summary or {}
     base = summary.get("baseline_dynamic_r_total") or {}
@@ -29,7 +29,7 @@ def baseline_line(summary: Mapping | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
     decoder, global_mean, song = run_scores(summary)
-    song_note = "" if song is not None else " (the song is not in the model's training data)"
+    song_note = "" if song is not None else " (a scored song is not in the model's training data)"
     return (f"live dynamic r on the same frames: decoder {fmt(decoder)}, "
             f"global-mean baseline {fmt(global_mean)}, "
             f"song-mean baseline {fmt(song)}{song_note}")

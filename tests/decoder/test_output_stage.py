@@ -45,6 +45,28 @@ def test_a_chunk_is_stamped_at_its_first_sample_behind_the_backlog():
     assert stamps["dac"] - stamps["queued"] == pytest.approx(0.012)
 
 
+def test_one_gap_resets_the_vocoder_once_even_when_its_first_emission_is_empty():
+    from eegmusic.decoder.frameclock import FrameEmission
+    from eegmusic.decoder.vocoder import StreamingVocoder
+
+    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), NullSink(), vocoder=StreamingVocoder())
+    frames = np.full((128, 2), -40.0, np.float32)
+
+    def emission(k0, n, skipped=0):
+        return FrameEmission(k0, frames[:, :n], np.arange(n), skipped)
+
+    sound.vocode(emission(0, 2))
+    sound.vocode(emission(2, 2))
+    assert sound.counters["vocoder_resets"] == 0
+    # a gap: 5 frames no window covered, announced by an emission with no frames yet (smoothing holds
+    # them back); the emissions after it continue from frame 9 on
+    sound.vocode(emission(9, 0, skipped=5))
+    sound.vocode(emission(9, 2))
+    sound.vocode(emission(11, 2))
+    assert sound.counters["vocoder_resets"] == 1 and sound.counters["frames_skipped"] == 5
+    assert sound.counters["frames"] == 8
+
+
 def test_the_sink_follows_the_config(tmp_path):
     assert isinstance(open_sink(PipelineConfig(model_path="m.onnx", no_audio=True)), NullSink)
     wav = open_sink(PipelineConfig(model_path="m.onnx", wav_path=tmp_path / "out.wav"))

@@ -84,6 +84,28 @@ def test_song_mean_is_undefined_for_a_song_the_model_never_trained_on(rng):
     assert live["song_mean"] is None and live["global_mean"] is not None
 
 
+def test_a_song_mean_missing_for_some_frames_is_not_reported_beside_the_decoder(rng):
+    # a playlist of a trained song then a new one: the song mean scored only the first song's frames,
+    # and stood beside the decoder's score over both ("on the same frames" in every summary)
+    training = TrainingPart(rng, songs=(21,))
+    truth = LiveTruth(Stimuli(rng))
+    truth.set_baselines(*read_baselines(baselines.training_baselines(training, np.arange(30))))
+    truth.load(21)
+    truth.load(22)
+    k = np.arange(50)
+    truth.marker("song=21;t=0.000", 0.0)
+    truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), k * FRAME_PERIOD_S, k % 44)
+    assert truth.baseline_r_total()["song_mean"] is not None   # every scored frame so far had its mean
+    truth.marker("song=22;t=0.000", 10.0)
+    truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), 10.0 + k * FRAME_PERIOD_S, k % 44)
+    live = truth.baseline_r_total()
+    assert live["song_mean"] is None and live["global_mean"] is not None
+    # frames with no window column (no baseline can place them) leave no baseline beside the decoder
+    truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), 10.0 + k * FRAME_PERIOD_S)
+    assert truth.baseline_r_total() == {"global_mean": None, "song_mean": None}
+    assert truth.dynamic_r_total() is not None
+
+
 def test_without_baselines_in_the_model_none_are_scored(rng):
     truth = LiveTruth(Stimuli(rng))
     truth.load(21)
