@@ -161,7 +161,12 @@ def evaluate(
             f"split '{split}' differs from the model's training split '{training.get('split')}': "
             f"test windows may have been trained on"
         )
-    if split != "all" and not same_data:
+    if _same_folder(training.get("val_data"), data_dir):
+        notes.append(
+            f"{data_dir} is the model's --val-data, on which its epoch, target lag and settings were "
+            f"chosen: these scores are not held out; score data the model never saw (a later excerpt)"
+        )
+    elif split != "all" and not same_data:
         notes.append(
             f"scored on {data_dir}, not the model's training data {training.get('data')}: "
             f"the split is of this folder"

@@ -5,8 +5,10 @@
 
 1. **Prior** (``prior_epochs`` epochs, default ``--epochs``): the denoiser learns to denoise the
    standardised mel windows of the *training part only* (each distinct song segment once: every
-   subject heard the same audio), unconditionally — the stand-in for AudioLDM2's pretraining. The
-   test part's audio is never seen, so the prior cannot leak held-out music into the evaluation.
+   subject heard the same audio), unconditionally — the stand-in for AudioLDM2's pretraining. On the
+   ``block`` and ``song`` splits the test part's audio is never seen, so the prior cannot leak held-out
+   music into the evaluation; on the ``subject`` and ``random`` splits the test windows' music is
+   training music (every listener heard it), as for every other model on those splits.
 2. **Adapter** (``--epochs`` epochs): the prior is frozen (``requires_grad`` off, its weights are
    checked unchanged) and the ControlNet-style adapter (plus the optional subject embedding) learns
    the same denoising loss on (EEG window, mel window) pairs.

@@ -72,12 +72,12 @@ def excerpt_mismatch(data, later) -> str | None:
     """Why ``later`` is not a later excerpt of the songs and listeners of ``data``, or None.
 
     ``train --val-data`` validates on such an excerpt. Where both were written by ``eegmusic simulate``
-    (their manifests say so; a recording, or the folder of an XDF session, is judged only then), the
-    songs they share must be the same music, the listeners come from the same seed and cap, and the
-    excerpts differ. A folder simulated from other music was taken silently and chose the epochs and the
-    target lag on music unrelated to the training songs. Music is compared by file name; a generated
-    song is its own stimulus file, ``songNN.wav``, so ``--music DATA/stimuli/song21.wav`` is song 21
-    of a generated ``DATA``.
+    (their manifests say so; a recording, or the folder of an XDF session, is judged only then), the songs
+    they share must be the same music, the listeners come from the same seed and cap, and the excerpts
+    must not overlap (validation would hear music the model trained on). A folder simulated from other
+    music was taken silently and chose the epochs and the target lag on music unrelated to the training
+    songs. Music is compared by file name; a generated song is its own stimulus file, ``songNN.wav``, so
+    ``--music DATA/stimuli/song21.wav`` is song 21 of a generated ``DATA``.
 
     Parameters
     ----------
@@ -104,8 +104,16 @@ def excerpt_mismatch(data, later) -> str | None:
                     f"--data with {manifests[0].get(key)})")
     start = [manifest.get("music_start_s", "unknown") for manifest in manifests]
     start = [0.0 if value is None else value for value in start]  # generated songs start at 0
-    if all(type(value) in (int, float) for value in start) and start[0] == start[1]:
+    if not all(type(value) in (int, float) for value in start):
+        return None
+    if start[0] == start[1]:
         return f"is the same excerpt as --data (music from {start[0]:g} s in both)"
+    seconds = [manifest.get("seconds") for manifest in manifests]
+    if all(type(value) in (int, float) and value > 0 for value in seconds):
+        end = [first + length for first, length in zip(start, seconds, strict=True)]
+        if start[1] < end[0] and start[0] < end[1]:  # validation would hear music the model trained on
+            return (f"overlaps --data's excerpt (music {start[1]:g}-{end[1]:g} s against "
+                    f"{start[0]:g}-{end[0]:g} s)")
     return None
 
 

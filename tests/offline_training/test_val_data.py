@@ -19,19 +19,30 @@ from eegmusic.stream.cli import main  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-LATER_START_S = 12.0
+LATER_START_S = 14.0
+
+
+@pytest.fixture(scope="module")
+def early_dir(sim_dir, tmp_path_factory):
+    """The first 14 s of ``sim_dir``'s songs 21 and 22, heard by three listeners (seed 0): the training
+    data. (``sim_dir`` itself holds all 20 s of its music, which no later excerpt could follow.)"""
+    from eegmusic.replay.simulate import simulate
+
+    audio = [sim_dir / "stimuli" / "song21.wav", sim_dir / "stimuli" / "song22.wav"]
+    return simulate(tmp_path_factory.mktemp("early"), n_subjects=3, seconds=LATER_START_S, seed=0,
+                    audio_files=audio, music_start_s=0.0, progress=False)
 
 
 @pytest.fixture(scope="module")
 def later_dir(sim_dir, tmp_path_factory):
-    """Songs 21 and 22 of ``sim_dir`` from 12 s on, heard again by its three listeners (seed 0: the
-    same heads), with their own background EEG."""
+    """Songs 21 and 22 of ``early_dir`` from 14 s on (the 6 s after it), heard again by its three
+    listeners (seed 0: the same heads), with their own background EEG."""
     from eegmusic.replay.simulate import simulate
 
     out = tmp_path_factory.mktemp("later")
     audio = [sim_dir / "stimuli" / "song21.wav", sim_dir / "stimuli" / "song22.wav"]
-    return simulate(out, n_subjects=3, seconds=8.0, seed=0, audio_files=audio, music_start_s=LATER_START_S,
-                    progress=False)
+    return simulate(out, n_subjects=3, seconds=20.0 - LATER_START_S, seed=0, audio_files=audio,
+                    music_start_s=LATER_START_S, progress=False)
 
 
 def _args(data, out, *extra, arch="linear", config=None):
@@ -40,8 +51,8 @@ def _args(data, out, *extra, arch="linear", config=None):
             "--arch-config", json.dumps(config or {"lags": [0, 8]}), *extra]
 
 
-def test_an_appended_excerpt_keeps_every_row_and_keys_its_songs_apart(sim_dir, later_dir):
-    early = WindowDataset(sim_dir, target_offset_s=0.1)
+def test_an_appended_excerpt_keeps_every_row_and_keys_its_songs_apart(early_dir, later_dir):
+    early = WindowDataset(early_dir, target_offset_s=0.1)
     later = WindowDataset(later_dir, subjects=["S03", "S01"], target_offset_s=0.1)
     joined, rows = early.with_excerpt(later)
 
@@ -61,9 +72,9 @@ def test_an_appended_excerpt_keeps_every_row_and_keys_its_songs_apart(sim_dir, l
                                atol=1e-5)
 
 
-def test_validation_is_the_later_excerpt_and_training_is_unchanged(sim_dir, later_dir, tmp_path, capsys):
-    assert main(_args(sim_dir, tmp_path / "split")) == 0
-    assert main(_args(sim_dir, tmp_path / "later", "--val-data", str(later_dir))) == 0
+def test_validation_is_the_later_excerpt_and_training_is_unchanged(early_dir, later_dir, tmp_path, capsys):
+    assert main(_args(early_dir, tmp_path / "split")) == 0
+    assert main(_args(early_dir, tmp_path / "later", "--val-data", str(later_dir))) == 0
     assert f"val (later excerpt {later_dir})" in capsys.readouterr().out
     before = json.loads((tmp_path / "split" / "metrics.json").read_text())
     after = json.loads((tmp_path / "later" / "metrics.json").read_text())
@@ -81,20 +92,30 @@ def test_validation_is_the_later_excerpt_and_training_is_unchanged(sim_dir, late
     meta = read_metadata(tmp_path / "later" / "model.onnx")
     assert meta["training"]["val_data"] == str(later_dir.resolve())
 
+    # scoring the model on the folder its choices were made on says its scores are not held out
+    from eegmusic.offline_training.evaluate import evaluate
 
-def test_the_auto_offset_is_chosen_on_the_later_excerpt(sim_dir, later_dir, tmp_path):
+    for split in ("all", "block"):
+        report = evaluate(later_dir, tmp_path / "later" / "model.onnx", split, tmp_path / f"ev-{split}")
+        assert any("is the model's --val-data" in note and "not held out" in note
+                   for note in report["notes"]), (split, report["notes"])
+    report = evaluate(early_dir, tmp_path / "later" / "model.onnx", "block", tmp_path / "ev-train")
+    assert not any("--val-data" in note for note in report["notes"])
+
+
+def test_the_auto_offset_is_chosen_on_the_later_excerpt(early_dir, later_dir, tmp_path):
     """Poison the early excerpt's validation targets: with --val-data the lag must not move."""
     from eegmusic.offline_training.splits import make_split
 
-    args = [a for a in _args(sim_dir, tmp_path / "a", "--val-data", str(later_dir)) if a != "0.1"]
+    args = [a for a in _args(early_dir, tmp_path / "a", "--val-data", str(later_dir)) if a != "0.1"]
     args.remove("--target-offset")
     assert main(args) == 0
     chosen = json.loads((tmp_path / "a" / "metrics.json").read_text())["target_offset_choice"]
 
     # the same early EEG with the stimulus of every split-validation second replaced by noise
     poisoned = tmp_path / "poisoned"
-    shutil.copytree(sim_dir, poisoned)
-    dataset = WindowDataset(sim_dir)
+    shutil.copytree(early_dir, poisoned)
+    dataset = WindowDataset(early_dir)
     split = make_split(dataset.index, "block", seed=0)
     for song in (21, 22):
         path = poisoned / "stimuli" / f"song{song}.wav"
@@ -103,7 +124,7 @@ def test_the_auto_offset_is_chosen_on_the_later_excerpt(sim_dir, later_dir, tmp_
             a = int(start / 125 * rate)
             audio[a:a + rate] = np.random.default_rng(int(start)).normal(0, 0.3, len(audio[a:a + rate]))
         soundfile.write(path, audio, rate)
-    args = [a if a != str(sim_dir) else str(poisoned) for a in args]
+    args = [a if a != str(early_dir) else str(poisoned) for a in args]
     args[args.index("--out") + 1] = str(tmp_path / "b")
     assert main(args) == 0
     again = json.loads((tmp_path / "b" / "metrics.json").read_text())["target_offset_choice"]
@@ -114,7 +135,7 @@ def test_the_auto_offset_is_chosen_on_the_later_excerpt(sim_dir, later_dir, tmp_
     plain = [a for a in args if a not in ("--val-data", str(later_dir))]
     plain[plain.index("--out") + 1] = str(tmp_path / "c")
     assert main(plain) == 0
-    unpoisoned = [a if a != str(poisoned) else str(sim_dir) for a in plain]
+    unpoisoned = [a if a != str(poisoned) else str(early_dir) for a in plain]
     unpoisoned[unpoisoned.index("--out") + 1] = str(tmp_path / "d")
     assert main(unpoisoned) == 0
     read = [json.loads((tmp_path / k / "metrics.json").read_text())["target_offset_choice"] for k in "cd"]
@@ -132,16 +153,17 @@ def test_the_auto_offset_is_chosen_on_the_later_excerpt(sim_dir, later_dir, tmp_
          r"--val-data .* has no windows of the validation part's songs \[22\] heard by S01, S02, S03"),
     ],
 )
-def test_bad_val_data_is_a_one_line_error(extra, message, sim_dir, later_dir, tmp_path_factory, tmp_path,
-                                          capsys):
+def test_bad_val_data_is_a_one_line_error(extra, message, sim_dir, early_dir, later_dir, tmp_path_factory,
+                                          tmp_path, capsys):
     from eegmusic.replay.simulate import simulate
 
     if "ONE_SONG" in extra:  # a later excerpt of song 21 only
         one = simulate(tmp_path_factory.mktemp("one"), n_subjects=3, seconds=4.0, seed=0,
-                       audio_files=[sim_dir / "stimuli" / "song21.wav"], music_start_s=12.0, progress=False)
+                       audio_files=[sim_dir / "stimuli" / "song21.wav"], music_start_s=LATER_START_S,
+                       progress=False)
         extra = [str(one) if e == "ONE_SONG" else e for e in extra]
     extra = [str(later_dir) if e == "LATER" else e for e in extra]
-    assert main(_args(sim_dir, tmp_path / "run", *extra)) == 2
+    assert main(_args(early_dir, tmp_path / "run", *extra)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and re.search(message, err), err
     assert not (tmp_path / "run").exists()
@@ -151,6 +173,7 @@ def test_bad_val_data_is_a_one_line_error(extra, message, sim_dir, later_dir, tm
     ("other", {}, r"was simulated from other music than --data \(song 21: other\.wav against song21\.wav\)"),
     ("same", {"seed": 1}, r"holds other listeners than --data \(simulated with seed 1, --data with 0\)"),
     ("same", {"music_start_s": 0.0}, r"is the same excerpt as --data \(music from 0 s in both\)"),
+    ("same", {"music_start_s": 2.0}, r"overlaps --data's excerpt \(music 2-6 s against 0-4 s\)"),
 ])
 def test_val_data_of_other_music_or_listeners_is_refused(music, kwargs, message, sim_dir, tmp_path, capsys):
     """Two --music simulations of one training run: the later one must share songs, listeners and not
@@ -172,11 +195,11 @@ def test_val_data_of_other_music_or_listeners_is_refused(music, kwargs, message,
     assert not (tmp_path / "run").exists()
 
 
-def test_a_skip_network_keeps_its_start_when_the_later_excerpt_says_so(sim_dir, later_dir, tmp_path):
+def test_a_skip_network_keeps_its_start_when_the_later_excerpt_says_so(early_dir, later_dir, tmp_path):
     """A wrecking learning rate trains a convnet whose epochs lose to its skip path on the later excerpt."""
-    assert main(_args(sim_dir, tmp_path / "ridge")) == 0
+    assert main(_args(early_dir, tmp_path / "ridge")) == 0
     skip = {"channels": [8, 8, 8, 8], "hidden": 16,
             "skip": {"name": "linear", "checkpoint": str(tmp_path / "ridge" / "best.pt")}}
-    assert main(_args(sim_dir, tmp_path / "net", "--val-data", str(later_dir), "--lr", "3", "--epochs", "2",
+    assert main(_args(early_dir, tmp_path / "net", "--val-data", str(later_dir), "--lr", "3", "--epochs", "2",
                       arch="convnet", config=skip)) == 0
     assert json.loads((tmp_path / "net" / "metrics.json").read_text())["best_epoch"] == 0

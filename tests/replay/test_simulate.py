@@ -405,6 +405,11 @@ def test_decodable_above_shuffled_and_rises_with_snr(tmp_path):
     ({}, {"songs": [21, "x"]}, None),
     ({}, {"generator": "other"}, None),
     ({}, {"music_start_s": 0}, "is the same excerpt as --data (music from 0 s in both)"),
+    # the later excerpt starts inside --data's: validation would hear music the model trained on
+    ({"seconds": 120}, {"seconds": 30}, "overlaps --data's excerpt (music 90-120 s against 0-120 s)"),
+    ({"seconds": 90}, {"seconds": 30}, None),          # right after it: what train --val-data wants
+    ({"seconds": "junk"}, {"seconds": 30}, None),
+    ({"seconds": 120}, {"seconds": -5.0}, None),
 ])
 def test_excerpt_check_survives_an_edited_manifest(tmp_path, early_edit, later_edit, expected):
     """train --val-data reads both manifests; an edited value decides nothing it cannot read."""
