@@ -86,7 +86,7 @@ class SoundOutput:
         self.counters = counters if counters is not None else collections.Counter()
         self.playback = AdaptivePlayback(rate=AUDIO_SFREQ, initial_s=config.prebuffer_s,
                                          margin_s=PLAYBACK_MARGIN_S)
-        self.last_k: int | None = None              # last global frame vocoded
+        self.last_k: int | None = None              # the frame the next emission follows (no reset)
         self._listen_next: int | None = None        # stimulus sample continuing the last true chunk
         self._audio_wall_end: float | None = None   # monotonic time a file sink's audio would end
         self._silent = False                        # a file sink is being given silence (a stall)

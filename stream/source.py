@@ -92,8 +92,9 @@ class StreamHealth:
     lost_s: float = 0.0
     """Seconds lost in all."""
     coalesced_windows: int = 0
-    """Windows one late chunk completed beyond the queue's room, skipped for the newest (which covers
-    their frames): the source was late, not the consumer (:class:`~eegmusic.stream.windower.Windower`)."""
+    """Windows one late chunk completed and the queue could not keep, skipped for the chunk's newest,
+    which overlaps them and so covers their frames: the source was late, not the consumer (those it
+    does not overlap are ``dropped_windows``; :meth:`~eegmusic.stream.windower.Windower.update`)."""
 
 
 def stream_labels(meta: StreamMeta) -> tuple[str, ...] | None:

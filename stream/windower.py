@@ -113,13 +113,16 @@ class Windower:
     def update(self, t_arrival: float) -> int:
         """Queue every window the ring buffer now completes; return how many were made.
 
-        Called by the writer after each write. Windows whose samples were already overwritten
-        (the writer far ahead of the windower) are skipped and counted as dropped. A full queue
-        drops its oldest window: counted as ``coalesced`` when this same chunk completed it (a late
-        chunk completes many windows at once, and the newest covers their frames: the source was late,
-        not the consumer), else as ``dropped`` (it waited while the consumer was busy).
+        Called by the writer after each write. A window this chunk completed but that is not kept
+        (its samples already overwritten: the writer far ahead; or pushed out of the full queue by the
+        chunk's later windows) is counted as ``coalesced`` when the chunk's newest window overlaps it,
+        so that the newest covers its frames (a late chunk at a short hop completes many windows at
+        once: the source was late, not the consumer), else as ``dropped`` (its frames are lost). A
+        window of an earlier chunk pushed out of the queue waited while the consumer was busy: dropped.
         """
         made = 0
+        lost: list[int] = []   # starts of windows this chunk completed and did not keep
+        newest = None
         n_written = self.ring.n_written
         while self._window_end(self._next) <= n_written:
             end = self._window_end(self._next)
@@ -128,8 +131,7 @@ class Windower:
             try:
                 data, times, flags = self.ring.read(start, self.window_samples)
             except IndexError:
-                with self._ready:
-                    self.dropped += 1
+                lost.append(start)
                 continue
             combined = int(np.bitwise_or.reduce(flags))
             window = Window(data=data, t_last=float(times[-1]), t_arrival=float(t_arrival),
@@ -137,15 +139,22 @@ class Windower:
                             reason=flag_reason(combined))
             with self._ready:
                 if len(self._queue) >= self._capacity:
-                    if self._queue.popleft().t_arrival == window.t_arrival:
-                        self.coalesced += 1
+                    oldest = self._queue.popleft()
+                    if made >= self._capacity:  # the whole queue is this chunk's: so is its oldest
+                        lost.append(oldest.sample_index)
                     else:
                         self.dropped += 1
                 self._queue.append(window)
                 self.n_windows += 1
                 self.n_flagged += window.flagged
                 self._ready.notify()
+            newest = start
             made += 1
+        if lost:
+            covered = 0 if newest is None else sum(newest - first < self.window_samples for first in lost)
+            with self._ready:
+                self.coalesced += covered
+                self.dropped += len(lost) - covered
         return made
 
     def next_window(self, timeout: float | None = None) -> Window | None:

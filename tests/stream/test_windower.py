@@ -56,8 +56,18 @@ def test_slow_consumer_drops_oldest_and_counts():
     ring = RingBuffer(2, 2000)
     windower = Windower(ring, hop_s=0.1, queue_windows=3)
     _feed(ring, windower, 125 + 125 * 2)  # 21 windows made at once
-    assert windower.pending() == 3 and windower.dropped == 18 and windower.n_windows == 21
+    assert windower.pending() == 3 and windower.n_windows == 21
     assert [windower.next_window(0).sample_index for _ in range(3)] == [225, 237, 250]
+    # of the 18 pushed out, those overlapping the newest (starts 137-212) are covered by it: coalesced;
+    # the 11 starting at 0-125 end before it begins, and their frames are lost: dropped
+    assert (windower.coalesced, windower.dropped) == (7, 11)
+    # windows of an earlier chunk pushed out by a later one waited for a busy consumer: dropped
+    _feed(ring, windower, 25, start=375)
+    _feed(ring, windower, 13, start=400)
+    _feed(ring, windower, 12, start=413)
+    _feed(ring, windower, 13, start=425)
+    _feed(ring, windower, 12, start=438)
+    assert windower.pending() == 3 and (windower.coalesced, windower.dropped) == (7, 14)
 
 
 def test_windows_overwritten_before_made_count_as_dropped():
@@ -65,8 +75,11 @@ def test_windows_overwritten_before_made_count_as_dropped():
     windower = Windower(ring, hop_s=0.1, queue_windows=2)
     ring.write(np.zeros((1, 1000)), np.zeros(1000))
     windower.update(0.0)
-    # 71 windows end by sample 1000; the ring holds [800, 1000): 64 are gone, 7 made, 5 of those pushed out
-    assert windower.n_windows == 7 and windower.pending() == 2 and windower.dropped == 64 + 5
+    # 71 windows end by sample 1000; the ring holds [800, 1000): 64 are gone, 7 made, 5 of those pushed
+    # out. The newest starts at 875: the 5 pushed out (800-850) and the gone ones starting after 750
+    # (762, 775, 787) overlap it, so it covers their frames; the other 61 gone ones are lost
+    assert windower.n_windows == 7 and windower.pending() == 2
+    assert (windower.coalesced, windower.dropped) == (5 + 3, 61)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [({"hop_s": 0}, "hop_s"),
