@@ -161,7 +161,9 @@ def evaluate(
             f"split '{split}' differs from the model's training split '{training.get('split')}': "
             f"test windows may have been trained on"
         )
-    if _same_folder(training.get("val_data"), data_dir):
+    val_data = training.get("val_data")
+    if _same_folder(val_data, data_dir) or (val_data and _same_folder(Path(val_data).parent, data_dir)
+                                            and Path(val_data).suffix):  # a session file of that folder
         notes.append(
             f"{data_dir} is the model's --val-data, on which its epoch, target lag and settings were "
             f"chosen: these scores are not held out; score data the model never saw (a later excerpt)"

@@ -10,6 +10,7 @@ value it cannot read decides nothing.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from eegmusic.replay.nmedt_songs import SongInfo
@@ -108,13 +109,21 @@ def excerpt_mismatch(data, later) -> str | None:
         return None
     if start[0] == start[1]:
         return f"is the same excerpt as --data (music from {start[0]:g} s in both)"
-    seconds = [manifest.get("seconds") for manifest in manifests]
+    # without --duration a --music simulation runs to the end of its files
+    seconds = [math.inf if "seconds" in manifest and manifest["seconds"] is None
+               and isinstance(manifest.get("audio_files"), list) else manifest.get("seconds")
+               for manifest in manifests]
     if all(type(value) in (int, float) and value > 0 for value in seconds):
         end = [first + length for first, length in zip(start, seconds, strict=True)]
         if start[1] < end[0] and start[0] < end[1]:  # validation would hear music the model trained on
-            return (f"overlaps --data's excerpt (music {start[1]:g}-{end[1]:g} s against "
-                    f"{start[0]:g}-{end[0]:g} s)")
+            return (f"overlaps --data's excerpt (music {_span(start[1], end[1])} against "
+                    f"{_span(start[0], end[0])})")
     return None
+
+
+def _span(start: float, end: float) -> str:
+    """``"90-120 s"``, or ``"0 s to the files' end"`` for an excerpt that runs to the end of its files."""
+    return f"{start:g} s to the files' end" if math.isinf(end) else f"{start:g}-{end:g} s"
 
 
 def _music_by_song(manifest: dict) -> dict[int, str]:

@@ -410,6 +410,11 @@ def test_decodable_above_shuffled_and_rises_with_snr(tmp_path):
     ({"seconds": 90}, {"seconds": 30}, None),          # right after it: what train --val-data wants
     ({"seconds": "junk"}, {"seconds": 30}, None),
     ({"seconds": 120}, {"seconds": -5.0}, None),
+    # a --music simulation without --duration runs to the end of its files
+    ({"seconds": None}, {"seconds": 30},
+     "overlaps --data's excerpt (music 90-120 s against 0 s to the files' end)"),
+    ({"seconds": 90}, {"seconds": None}, None),
+    ({"seconds": None, "audio_files": None}, {"seconds": 30, "audio_files": None}, None),  # unreadable
 ])
 def test_excerpt_check_survives_an_edited_manifest(tmp_path, early_edit, later_edit, expected):
     """train --val-data reads both manifests; an edited value decides nothing it cannot read."""
