@@ -97,16 +97,14 @@ def _build_player(args):
 
 def run_replay(args: argparse.Namespace) -> int:
     """Stream until the data ends (without ``--loop``) or until SIGINT/SIGTERM; return 0."""
-    import threading
-
     from eegmusic.replay.player import check_speed
-    from eegmusic.stream.cli import stop_signals
+    from eegmusic.stream.cli import StopRequest, stop_signals
     from eegmusic.stream.errors import StreamError
 
     check_speed(args.speed)
     player = _build_player(args)
-    stop = threading.Event()
-    with stop_signals(lambda *_: stop.set()):
+    stop = StopRequest()
+    with stop_signals(stop):
         try:
             player.start()
             markers = f", markers on '{player.marker_name}'" if player.marker_name else ""
@@ -122,6 +120,6 @@ def run_replay(args: argparse.Namespace) -> int:
             player.stop()
     if player.error:
         raise StreamError(f"replay '{player.name}' stopped on an error: {player.error}")
-    reason = "stopped" if stop.is_set() else "end of data"
+    reason = "stopped" if stop else "end of data"
     print(f"replay '{player.name}' {reason} after {player.samples_sent} samples", flush=True)
     return 0

@@ -476,12 +476,12 @@ def run_live(
     montage: str, channels: int | None, sfreq: float, name: str, *, status_every_s: float = 10.0, **kwargs
 ) -> int:
     """Stream a virtual listener until SIGINT/SIGTERM (``eegmusic simulate --live``); return 0."""
-    from eegmusic.stream.cli import stop_signals
+    from eegmusic.stream.cli import StopRequest, stop_signals
     from eegmusic.stream.errors import StreamError
 
     listener = listener_for_montage(montage, channels=channels, sfreq=sfreq, name=name, **kwargs)
-    stop = threading.Event()
-    with stop_signals(lambda *_: stop.set()):
+    stop = StopRequest()
+    with stop_signals(stop):
         listener.start()
         print(
             f"virtual listener '{name}': {len(listener.labels)} channels "

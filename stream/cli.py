@@ -24,6 +24,7 @@ import re
 import signal
 import sys
 import threading
+import time
 
 from eegmusic import __version__
 from eegmusic.stream.errors import EEGMusicError, one_line
@@ -135,7 +136,8 @@ def stop_signals(handler):
     installed explicitly too: a command started as a script's background job (``cmd &``) inherits it
     ignored, and Python keeps it ignored, so another process's stop (the dashboard stops the decode it
     started with SIGINT) would never arrive. Off the main thread (a command run in a thread) nothing
-    is installed: Python allows signal handlers on the main thread only.
+    is installed: Python allows signal handlers on the main thread only. ``handler`` must take no
+    lock the main thread may hold where the signal lands (:class:`StopRequest` says why).
     """
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -146,6 +148,38 @@ def stop_signals(handler):
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+class StopRequest:
+    """A stop asked for by SIGINT or SIGTERM, for a command's main loop to poll; the handler itself.
+
+    ``with stop_signals(stop): while ... and not stop.wait(0.1): ...`` For the commands that stream
+    until stopped (``replay``, ``simulate --live``). Not a :class:`threading.Event`: Python runs a
+    signal handler in the main thread between two bytecodes, which can be inside ``Event.wait`` while
+    that thread holds the Event's own lock; ``Event.set`` in the handler then waits for that lock
+    forever and the command never stops (a replay hung so on SIGTERM in CI; a loop on
+    ``Event.wait(0)`` hangs on about half of its stops). The handler here only stores the signal
+    number, which takes no lock.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum, frame) -> None:
+        self.signum = signum
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep ``timeout`` seconds unless a stop was asked for; True once one was.
+
+        A signal during the sleep runs the handler and the sleep goes on (PEP 475), so a stop is seen
+        at most ``timeout`` late.
+        """
+        if self.signum is None:
+            time.sleep(timeout)
+        return self.signum is not None
 
 
 def _interrupt(signum, frame):

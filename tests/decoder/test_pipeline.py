@@ -48,9 +48,19 @@ def _start_replay(data_dir, name, *extra, song=21, subject=1):
 
 
 def _stop(proc, kill=False):
+    """Stop a replay (SIGTERM, or SIGKILL as a dying amplifier); fail if SIGTERM does not end it in 10 s.
+
+    A replay that hangs is killed before the failure, so that it does not outlive this test (its
+    ``Popen`` would then warn, and fail, in whichever test the garbage collector runs next).
+    """
     if proc.poll() is None:
         proc.kill() if kill else proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"replay {proc.pid} did not stop within 10 s of SIGTERM; killed")
 
 
 @pytest.fixture
