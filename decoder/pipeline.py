@@ -12,7 +12,8 @@ Two threads and bounded queues. The decode thread always decodes the newest wind
 stage has made and drops (and counts) older ones, so a slow model or a loaded CPU costs frames of
 resolution, never growing latency: the frame clock still emits every frame the newest window
 covers. Windows that one chunk of the stream completed together (a late chunk at a one-frame hop)
-are counted apart, as ``windows_coalesced``: the source was late, not the decoder. The emission
+and that the newest window overlaps are counted apart, as ``windows_coalesced``: the source was
+late, not the decoder, and no frame is lost. The emission
 queue to the output thread drops its oldest item when full, also counted. The audio sink's own
 callback plays silence when nothing new arrives (counted as underruns).
 
@@ -65,9 +66,12 @@ def newest_window(source, window, counters: collections.Counter):
     """The newest window ``source`` has queued (``window`` itself when none is newer).
 
     Every older window skipped is counted in ``counters``: as ``windows_coalesced`` when the same
-    chunk of the stream completed it and the next one (the source was late, not the decoder; the
-    newest window covers the skipped one's frames, so nothing is lost), else as ``drops_decoder``
-    (it waited while the decoder was busy).
+    chunk of the stream completed it and the newest window overlaps it (the source was late, not the
+    decoder; the newest window covers the skipped one's frames, so nothing is lost), else as
+    ``drops_decoder``, a window skipped to stay current whose frames are lost: it waited while the
+    decoder was busy, or a stall's backlog arrived as one chunk longer than a window and the newest
+    window starts after it ends. Each is judged against the window returned, not its next neighbour:
+    within such a backlog every window overlaps the next.
 
     Parameters
     ----------
@@ -78,12 +82,15 @@ def newest_window(source, window, counters: collections.Counter):
     counters : collections.Counter
         Updated in place.
     """
-    while True:
-        newer = source.next_window(timeout=0)
-        if newer is None:
-            return window
-        counters["windows_coalesced" if newer.t_arrival == window.t_arrival else "drops_decoder"] += 1
+    skipped = []
+    while (newer := source.next_window(timeout=0)) is not None:
+        skipped.append(window)
         window = newer
+    length = window.data.shape[1]
+    for old in skipped:
+        covered = old.t_arrival == window.t_arrival and window.sample_index - old.sample_index < length
+        counters["windows_coalesced" if covered else "drops_decoder"] += 1
+    return window
 
 
 class LivePipeline:

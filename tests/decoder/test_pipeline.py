@@ -687,6 +687,14 @@ def test_windows_one_late_chunk_completes_together_are_coalesced_not_dropped():
     newest = newest_window(windower, windower.next_window(0), counters)
     assert counters == {"windows_coalesced": 1, "drops_decoder": 1}
     assert windower.next_window(0) is None and newest.sample_index == 50
+    # a stall's backlog in one 2-s chunk completes 20 windows (starts 62, 75, ..., 300; hop 12.5
+    # samples): the newest, [300, 425), overlaps the 9 that start after 175; the 10 from 62 to 175
+    # end before it begins, so their frames are lost: drops, not coalesced
+    assert feed(175, 250, t_arrival=5.0) == 20
+    before = counters.copy()
+    newest = newest_window(windower, windower.next_window(0), counters)
+    assert newest.sample_index == 300
+    assert counters - before == {"windows_coalesced": 9, "drops_decoder": 10}
 
     # one late chunk completing more windows than the queue holds: the ones it pushes out are the
     # source's burst too, not drops (a 250-ms chunk at a one-frame hop made 10 windows, 2 "dropped")
