@@ -161,9 +161,9 @@ def evaluate(
             f"split '{split}' differs from the model's training split '{training.get('split')}': "
             f"test windows may have been trained on"
         )
-    val_data = training.get("val_data")
-    if _same_folder(val_data, data_dir) or (val_data and _same_folder(Path(val_data).parent, data_dir)
-                                            and Path(val_data).suffix):  # a session file of that folder
+    val_data = training.get("val_data")   # a folder, or a session file (.xdf) in one
+    val_folders = [val_data, Path(val_data).parent] if val_data and Path(val_data).suffix else [val_data]
+    if any(_same_folder(folder, data_dir) for folder in val_folders):
         notes.append(
             f"{data_dir} is the model's --val-data, on which its epoch, target lag and settings were "
             f"chosen: these scores are not held out; score data the model never saw (a later excerpt)"

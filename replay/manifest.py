@@ -109,16 +109,21 @@ def excerpt_mismatch(data, later) -> str | None:
         return None
     if start[0] == start[1]:
         return f"is the same excerpt as --data (music from {start[0]:g} s in both)"
-    # without --duration a --music simulation runs to the end of its files
-    seconds = [math.inf if "seconds" in manifest and manifest["seconds"] is None
-               and isinstance(manifest.get("audio_files"), list) else manifest.get("seconds")
-               for manifest in manifests]
+    seconds = [_excerpt_seconds(manifest) for manifest in manifests]
     if all(type(value) in (int, float) and value > 0 for value in seconds):
         end = [first + length for first, length in zip(start, seconds, strict=True)]
         if start[1] < end[0] and start[0] < end[1]:  # validation would hear music the model trained on
             return (f"overlaps --data's excerpt (music {_span(start[1], end[1])} against "
                     f"{_span(start[0], end[0])})")
     return None
+
+
+def _excerpt_seconds(manifest: dict):
+    """The excerpt's length in seconds as the manifest says it; ``inf`` for a ``--music`` simulation
+    without ``--duration``, which runs to the end of its files (its manifest says ``seconds: null``)."""
+    if manifest.get("seconds", 0) is None and isinstance(manifest.get("audio_files"), list):
+        return math.inf
+    return manifest.get("seconds")
 
 
 def _span(start: float, end: float) -> str:

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.processes import ended_within
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.wheel, pytest.mark.lsl, pytest.mark.timeout(900)]
 
@@ -171,11 +173,7 @@ def installed(tmp_path_factory):
             "--no-lsl-out", "--timeout", "30", "--json", "decode.json"], work, timeout=120)
     finally:
         replay.terminate()
-        try:
-            replay.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            replay.kill()
-            replay.wait()
+        ended_within(replay, 10)
     steps["decode"].stderr += "\n--- replay.log ---\n" + (work / "replay.log").read_text()[-2000:]
     if (work / "decode.json").is_file():
         result.decode_summary = json.loads((work / "decode.json").read_text())

@@ -27,6 +27,7 @@ from eegmusic.stream.spec import MODEL_CHANNELS
 from eegmusic.stream.stimulus import StimulusFolder
 
 from tests.decoder.onnx_models import make_model
+from tests.fixtures.processes import ended_within
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,18 +49,11 @@ def _start_replay(data_dir, name, *extra, song=21, subject=1):
 
 
 def _stop(proc, kill=False):
-    """Stop a replay (SIGTERM, or SIGKILL as a dying amplifier); fail if SIGTERM does not end it in 10 s.
-
-    A replay that hangs is killed before the failure, so that it does not outlive this test (its
-    ``Popen`` would then warn, and fail, in whichever test the garbage collector runs next).
-    """
+    """Stop a replay (SIGTERM, or SIGKILL as a dying amplifier); fail if SIGTERM does not end it in 10 s
+    (it is killed first, so that it does not outlive the test)."""
     if proc.poll() is None:
         proc.kill() if kill else proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if not ended_within(proc, 10):
             pytest.fail(f"replay {proc.pid} did not stop within 10 s of SIGTERM; killed")
 
 

@@ -11,6 +11,8 @@ import pytest
 from eegmusic.stream.cli import build_parser, log_level, main
 from eegmusic.stream.extras import EXTRA_OF, MissingExtraError, missing_extra, require
 
+from tests.fixtures.processes import ended_within
+
 REFUSING_MAIN = """
 import sys
 refused = set(sys.argv[1].split(","))
@@ -143,10 +145,6 @@ def test_a_stop_signal_always_ends_the_polling_loop():
         with subprocess.Popen([sys.executable, "-c", STOP_LOOP], stdout=subprocess.PIPE, text=True) as proc:
             assert proc.stdout.readline().strip() == "ready"
             proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            if not ended_within(proc, 15):
                 pytest.fail(f"stop {attempt + 1} of 10: the loop did not end within 15 s of SIGTERM")
         assert proc.returncode == 0
