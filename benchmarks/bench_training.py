@@ -421,16 +421,18 @@ def run(quick: bool = False, rounds: int = 1) -> dict:
 if __name__ == "__main__":
     import argparse
 
+    from eegmusic.stream.options import positive_int
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      epilog="Example: python -m eegmusic.benchmarks.bench_training --quick")
     parser.add_argument("--quick", action="store_true", help="small data: checks the machinery only")
-    parser.add_argument("--rounds", type=int, default=1,
+    parser.add_argument("--rounds", type=positive_int, default=1,
                         help="baseline epochs per comparison, ours one more, alternated (default 1), e.g. 2")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=positive_int, default=DEFAULT_BATCH, help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
-    parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=positive_int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         _worker(json.loads(args.size), args.batch, args.result, args.threads)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.stream.errors import EEGMusicError, ModelError
-from eegmusic.stream.spec import WINDOW_S, PreprocessingSpec
+from eegmusic.stream.spec import REFERENCES, WINDOW_S, PreprocessingSpec
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,8 @@ _REQUIRED = object()
 
 _KINDS = {
     "int": "a whole number", "float": "a finite number", "str": "a string", "bool": "true or false",
-    "dict": "a JSON object", "list[str]": "a list of strings", "list": "a list",
+    "dict": "a JSON object", "list[str]": "a list of strings", "list[int]": "a list of whole numbers",
+    "list": "a list",
 }
 
 
@@ -251,6 +252,9 @@ def _typed(metadata: dict, path: Path, *keys: str, kind: str, default=_REQUIRED,
         ok = isinstance(value, dict)
     elif kind == "list[str]":
         ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    elif kind == "list[int]":
+        ok = isinstance(value, list) and all(isinstance(item, int) and not isinstance(item, bool)
+                                             for item in value)
     elif kind == "list":
         ok = isinstance(value, list)
     in_range = ok and (low is None or value >= low) and (high is None or value <= high)
@@ -308,6 +312,7 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
     audio_lag_s = _typed(metadata, path, "audio_lag_s", kind="float", default=offset, low=-60.0, high=60.0)
     target_offset_s = _typed(metadata, path, "target_offset_s", kind="float", default=audio_lag_s)
     spec = _typed(metadata, path, "preprocessing", kind="dict", default={"channels": list(channels)})
+    _check_preprocessing(metadata, path)
     try:
         preprocessing = PreprocessingSpec.from_dict(spec)
     except EEGMusicError as error:
@@ -355,6 +360,42 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
                      output_shape=output_shape, output_sfreq=output_sfreq, audio_lag_s=audio_lag_s,
                      target_offset_s=target_offset_s, preprocessing=preprocessing, metadata=metadata,
                      positions=positions, max_missing=max_missing)
+
+
+def _check_preprocessing(metadata: dict, path: Path) -> None:
+    """Each field of ``preprocessing`` that the live path computes with has its type and range (an
+    ``sfreq`` of "abc" or NaN, a ``highpass_hz`` of "x", were tracebacks in evaluate and in a running
+    decode). A filter left out is ``null``."""
+    keys = ("preprocessing",)
+    _typed(metadata, path, *keys, "sfreq", kind="float", default=None, low=1.0, high=100000.0)
+    _typed(metadata, path, *keys, "channels", kind="list[str]", default=None)
+    reference = _typed(metadata, path, *keys, "reference", kind="str", default="average")
+    if reference not in REFERENCES:
+        raise ModelError(f"model file {path}: metadata 'preprocessing.reference' is {reference!r}, not one "
+                         f"of {', '.join(REFERENCES)}; {_FIX}")
+    for key in ("highpass_hz", "notch_hz"):
+        if metadata["preprocessing"].get(key) is not None:
+            _typed(metadata, path, *keys, key, kind="float", low=1e-3, high=50000.0)
+
+
+def training_metadata(info: ModelInfo) -> dict:
+    """The model's ``training`` block, as ``train`` wrote it, with the fields ``evaluate`` reads checked
+    (a ``seed`` of "abc" or a ``training`` that is a list were tracebacks; a ``hop_s`` of 0 blamed
+    ``--phase``). A model without the block (another tool's export) gives ``{}``."""
+    metadata, path = info.metadata, info.path
+    if metadata.get("training") is None:
+        return {}
+    block = _typed(metadata, path, "training", kind="dict")
+    for key in ("split", "data", "val_data"):
+        if block.get(key) is not None:
+            _typed(metadata, path, "training", key, kind="str")
+    if block.get("songs") is not None:
+        _typed(metadata, path, "training", "songs", kind="list[int]")
+    if block.get("subjects") is not None:
+        _typed(metadata, path, "training", "subjects", kind="list")
+    _typed(metadata, path, "training", "seed", kind="int", default=0, low=0, high=2**32 - 1)
+    _typed(metadata, path, "training", "hop_s", kind="float", default=1.0, low=0.008, high=60.0)
+    return block
 
 
 def _montage_metadata(entry: dict, n_chans: int, path: Path) -> tuple[np.ndarray | None, int]:

@@ -17,7 +17,7 @@ Examples:
   eegmusic gui
   eegmusic gui --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim
   eegmusic decode --stream cap-1 --model model.onnx --publish cap1 &   eegmusic gui --attach cap1
-  xvfb-run -a eegmusic gui --stream cap-1 --model model.onnx --screenshot docs/dashboard.png --duration 15
+  xvfb-run -a eegmusic gui --stream cap-1 --model model.onnx --screenshot dashboard.png --duration 15
   eegmusic gui --stream cap8 --model nmedt.onnx --impute-missing   # an 8-channel cap, the rest interpolated
 
 With --stream and --model given the decoding starts at once; otherwise pick them in the window and

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import float_range, non_negative_int, output_dir, seconds
+from eegmusic.stream.options import float_range, output_dir, random_seed, seconds
 
 EPILOG = """\
 Example:
@@ -42,7 +42,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=output_dir,
                         required=True, metavar="DIR", help="output folder (created)")
-    parser.add_argument("--seed", type=non_negative_int,
+    parser.add_argument("--seed", type=random_seed,
                         default=0, help="seed of the EEG shuffle baseline (default 0)")
     parser.add_argument("--batch-size", type=int,  # checked in run_evaluate, naming the value
                         default=256, help="windows per model call (default 256)")
@@ -50,7 +50,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--wav-seconds",
         type=seconds(3600.0),
         default=10.0,
-        help="length of the WAV reconstructions in seconds (default 10)",
+        help="length of the WAV reconstructions in seconds, whole 1-s windows (rounded down, at least "
+        "1; default 10)",
     )
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the results of an earlier evaluate in --out (refused otherwise)")

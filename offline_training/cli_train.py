@@ -12,7 +12,7 @@ import argparse
 import json
 
 from eegmusic.stream.cli import renamed_option
-from eegmusic.stream.options import float_range, non_negative_int, output_dir, positive_int
+from eegmusic.stream.options import float_range, output_dir, positive_int, random_seed
 
 EPILOG = """\
 examples:
@@ -78,9 +78,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=positive_int, default=20, help="maximum epochs (default: 20)")
     parser.add_argument("--batch-size", type=positive_int, default=60, help="windows per batch (default: 60)")
     parser.add_argument("--lr", type=float_range(0.0, 10.0, low_open=True), default=None,
-                        help="Adam learning rate (default: the model's: cnn 1e-3, transformer 1e-3, "
-                        "others 1.5e-3)")
-    parser.add_argument("--seed", type=non_negative_int,
+                        help="Adam learning rate (default: the model's own: cnn and transformer 1e-3, "
+                        "sourcenet 3e-3, diffusion 2e-3, wavegan 5e-4, the others 1.5e-3)")
+    parser.add_argument("--seed", type=random_seed,
                         default=0, help="seed of split, weights and batch order")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--loss", default="mse", choices=LOSSES,

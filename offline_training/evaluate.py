@@ -45,7 +45,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from eegmusic.decoder.modelfile import ModelInfo
+from eegmusic.decoder.modelfile import ModelInfo, training_metadata
 from eegmusic.offline_training import baselines
 from eegmusic.offline_training.inference import load_model, run_model, run_model_audio
 from eegmusic.offline_training.report import PREDICTORS, metrics_table, plot_reconstruction, write_wavs
@@ -132,8 +132,8 @@ def evaluate(
     if split is not None and split not in SPLIT_KINDS:
         raise ConfigError(f"unknown split '{split}'; use one of {', '.join(SPLIT_KINDS)}")
     session, info = load_model(model_path)
-    training = info.metadata.get("training") or {}
-    split = split or str(training.get("split", "block"))
+    training = training_metadata(info)
+    split = split or training.get("split", "block")
     split_seed = int(training.get("seed", 0))
     hop_s = float(training.get("hop_s", 1.0))
     if not 0.0 <= phase_s < hop_s:

@@ -98,14 +98,17 @@ def _build(name, config: dict, path: Path) -> MelDecoder:
 
     wrappers = {AdaptedDecoder.name: AdaptedDecoder, BlendedDecoder.name: BlendedDecoder}
     cls = wrappers.get(name, ALL_MODELS.get(name))
-    if cls is None or not isinstance(config, dict):
+    if cls is None:
         raise ModelError(
             f"--init {path}: model '{name}' is not one eegmusic knows ({', '.join(ALL_MODELS)}); pass a "
             "model written by eegmusic train"
         )
+    if not isinstance(config, dict):
+        raise ModelError(f"--init {path}: the configuration of its '{name}' model is a "
+                         f"{type(config).__name__}, not a JSON object; pass a model written by eegmusic train")
     try:
         return cls.from_config(config)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RuntimeError) as error:  # torch: RuntimeError on a negative size
         raise ModelError(
             f"--init {path}: bad configuration of its '{name}' model ({error}); retrain it"
         ) from None
@@ -213,6 +216,7 @@ def load_pretrained(path) -> Pretrained:
         A missing or unreadable file, a weight the model file does not hold, or a kind that cannot
         be adapted (waveform output, a closed-form or generative model, an output other than 128 × 44).
     """
+    from eegmusic.decoder.modelfile import read_model_info
     from eegmusic.offline_training.models.registry import read_checkpoint
     from eegmusic.stream.spec import MODEL_CHANNELS
 
@@ -227,6 +231,7 @@ def load_pretrained(path) -> Pretrained:
             raise ModelError(f"--init {path}: its metadata names no model; pass a model.onnx written by "
                              "eegmusic train")
         _check_output(meta, path)  # before building: a waveform decoder's graph has other weights
+        read_model_info(path)  # every field of its metadata typed and in range, as decode would read it
         model = _build(spec["name"], spec.get("config") or {}, path)
         _check_adaptable(model, path)
         beside = _run_weights(path.with_name("best.pt"), model)
@@ -246,6 +251,8 @@ def load_pretrained(path) -> Pretrained:
         onnx_file = path.with_name("model.onnx")
         meta = _onnx_metadata(_read_onnx(onnx_file), onnx_file) if onnx_file.is_file() else None
         _check_output(meta, path)
+        if meta is not None:
+            read_model_info(onnx_file)
         _check_adaptable(model, path)
     if meta is not None:
         channels = list(meta.get("input", {}).get("channels") or [])

@@ -43,6 +43,8 @@ UNRESUMABLE_LOOPS = {"closed_form": "is fitted in one closed-form step",
 """Training loops that write no ``checkpoint.pt`` (``--resume`` is refused), and why."""
 TRAINING_RUN_FILES = ("config.json", "checkpoint.pt", "best.pt", "training_curve.png", "model.onnx")
 """Files of a run folder that only ``train`` writes (``metrics.json`` is ``evaluate``'s output too)."""
+WEIGHT_FILES = ("checkpoint.pt", "best.pt", "model.onnx")
+"""The files of a run folder that hold weights: a new run in that folder would overwrite them."""
 SET_BY_TRAIN = {
     "n_chans": "the data's channel count",
     "n_times": "the 1-s window",
@@ -394,6 +396,17 @@ def _same_folder(saved: str, current: str) -> bool:
         return False
 
 
+def _refuse_a_used_out(out: Path) -> None:
+    """A new run writes its weights over those of any run already in ``out``: refuse, whichever of them
+    is there (``best.pt`` alone is all that ``--init`` needs, so a run folder may hold only that)."""
+    held = [name for name in WEIGHT_FILES if (out / name).exists()]
+    if held:
+        raise ConfigError(
+            f"{out} already holds a training run ({', '.join(held)}); pass --resume to continue it or "
+            "another --out"
+        )
+
+
 def _check_resume(config: TrainConfig, out: Path) -> None:
     from eegmusic.offline_training.models.registry import ALL_MODELS
 
@@ -596,10 +609,8 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         )
     if resume:
         _check_resume(config, out)
-    elif (out / "checkpoint.pt").exists() or (out / "model.onnx").exists():
-        raise ConfigError(
-            f"{out} already holds a training run; pass --resume to continue it or another --out"
-        )
+    else:
+        _refuse_a_used_out(out)
     device_kind = resolve_device(config.device)
     dist_info = init_distributed(device_kind)
     device = torch.device(f"cuda:{dist_info.local_rank}" if device_kind == "cuda" else "cpu")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import float_range, lsl_name, non_negative_int, output_file
+from eegmusic.stream.options import float_range, lsl_name, output_file, random_seed
 
 EPILOG = """\
 Examples:
@@ -49,7 +49,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shuffle", action="store_true", help="shuffle the playlist (again at each repetition)"
     )
-    parser.add_argument("--seed", type=non_negative_int, default=None,
+    parser.add_argument("--seed", type=random_seed, default=None,
                         help="seed of --shuffle (default 0; only with --shuffle)")
     parser.add_argument(
         "--audio-device", default=None, metavar="X",

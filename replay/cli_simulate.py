@@ -13,10 +13,11 @@ from eegmusic.stream.cli import renamed_option
 from eegmusic.stream.options import (
     float_range,
     int_range,
+    lsl_name,
     non_negative_float,
-    non_negative_int,
     output_dir,
     positive_int,
+    random_seed,
 )
 
 SIMULATE_EPILOG = """\
@@ -60,10 +61,10 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float_range(2.0, 7 * 24 * 3600.0), default=None,
                         metavar="S", help="length of each song in s, at least 2 (default: NMED-T-like "
                         "271-298 s, or the whole file)")
-    parser.add_argument("--seed", type=non_negative_int,
+    parser.add_argument("--seed", type=random_seed,
                         default=0, metavar="K", help="random seed (default 0)")
     parser.add_argument("--snr", type=float_range(0.0, 1.0), default=None, metavar="X",
-                        help="evoked share of EEG variance, 0..1 (default 0.03)")
+                        help="evoked share of EEG variance, 0..1 (default 0.03; 0.2 with --live)")
     parser.add_argument("--music", nargs="+", default=None, metavar="DIR|FILE",
                         help="your own music, any rate: folders (their wav/flac/ogg/mp3 files, in name "
                         "order) and/or files, one song each, slots 21..30 (the first 10 when there are "
@@ -93,8 +94,9 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                       help="stream an LSL EEG device that hears the music eegmusic calibrate plays, until "
                       "Ctrl-C; needs --montage, e.g. --live --montage standard_1020 --channels 32 --sfreq "
                       "250 --name cap32 (--music: where to find the played files)")
-    live.add_argument("--name", default=None, metavar="NAME", help="--live stream name (default virtual-cap)")
-    live.add_argument("--markers", default=None, metavar="NAME",
+    live.add_argument("--name", type=lsl_name, default=None, metavar="NAME",
+                      help="--live stream name (default virtual-cap)")
+    live.add_argument("--markers", type=lsl_name, default=None, metavar="NAME",
                       help="--live: calibration marker stream to follow (default <name>-calibration)")
     live.add_argument("--delay", type=float_range(0.0, 60.0), default=None, metavar="S",
                       help="--live: each sample leaves S seconds after its timestamp (default 1)")

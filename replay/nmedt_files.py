@@ -112,6 +112,12 @@ def _orient(data: np.ndarray, n_chans: int, path: Path, var: str, hdf5: bool) ->
             f"{path}: {var} has {data.shape[0]} channels (shape {tuple(data.shape)}); expected {n_chans} "
             + ("(E1…E124, Cz)" if n_chans == len(MODEL_CHANNELS) else "(E1…E128, Cz)")
         )
+    if 0 in data.shape[1:]:
+        empty = "participants" if data.shape[2] == 0 else "time samples"
+        raise DataFormatError(
+            f"{path}: {var} has shape {tuple(data.shape)}: no {empty}; write at least one participant's "
+            "recording into it"
+        )
     if data.shape[1] < data.shape[2]:
         raise DataFormatError(
             f"{path}: {var} has shape {tuple(data.shape)}: fewer time samples than participants, "

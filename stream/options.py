@@ -100,6 +100,11 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+random_seed = int_range(0, 2**32 - 1)
+"""Every command's ``--seed``: numpy and torch take any seed in it, and the seeds train derives from it
+(``seed * 1000 + rank``, ``seed + member``) stay inside torch's 64-bit range, where 2**64 was a traceback."""
+
+
 def float_range(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
     """A finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
 

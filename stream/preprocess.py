@@ -21,12 +21,11 @@ import numpy as np
 from eegmusic.stream.channels import channel_map
 from eegmusic.stream.errors import ConfigError, DataFormatError
 from eegmusic.stream.resample import StreamingResampler
-from eegmusic.stream.spec import PreprocessingSpec
+from eegmusic.stream.spec import REFERENCES, PreprocessingSpec
 from scipy.signal import butter, iirnotch, sosfilt, tf2sos
 
 NOTCH_QUALITY = 30.0
 HIGHPASS_ORDER = 2
-REFERENCES = ("none", "average")
 
 
 def filter_sos(spec: PreprocessingSpec) -> np.ndarray | None:

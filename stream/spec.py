@@ -19,6 +19,9 @@ WINDOW_S = 1.0
 WINDOW_SAMPLES = 125
 """Model window length in samples at :data:`MODEL_SFREQ`."""
 
+REFERENCES = ("none", "average")
+"""Re-references :class:`PreprocessingSpec` knows (``reference``)."""
+
 DEFAULT_HOP_S = 0.1
 """Default hop between successive windows in seconds."""
 

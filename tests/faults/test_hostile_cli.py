@@ -25,6 +25,8 @@ from tests.fixtures.processes import wait_until
     (["calibrate", "--stream", "", "--music", "m", "--out", "s.xdf"], "--stream"),
     (["calibrate", "--stream", "cap", "--music", "m", "--out", "s.xdf", "--markers", " "], "--markers"),
     (["gui", "--stream", ""], "--stream"),
+    (["simulate", "--out", "o", "--live", "--montage", "openbci8", "--name", ""], "--name"),
+    (["simulate", "--out", "o", "--live", "--montage", "openbci8", "--markers", " "], "--markers"),
 ], ids=lambda value: value if isinstance(value, str) else " ".join(value[:1] + value[-2:]))
 def test_an_empty_or_padded_stream_name_is_refused(argv, option, cli, tmp_path, monkeypatch):
     """An empty name matched every stream (decode, gui) or fell back to the default (replay)."""

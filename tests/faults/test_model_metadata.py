@@ -45,6 +45,12 @@ BAD_VALUES = [
     (("output", "kind"), 3, "output.kind", "string"),
     (("preprocessing",), "x", "preprocessing", "JSON object"),
     (("preprocessing",), 5, "preprocessing", "JSON object"),
+    (("preprocessing", "sfreq"), "abc", "preprocessing.sfreq", "finite number"),
+    (("preprocessing", "sfreq"), NAN, "preprocessing.sfreq", "finite number"),
+    (("preprocessing", "channels"), "E1", "preprocessing.channels", "list of strings"),
+    (("preprocessing", "reference"), 3, "preprocessing.reference", "string"),
+    (("preprocessing", "highpass_hz"), "x", "preprocessing.highpass_hz", "finite number"),
+    (("preprocessing", "notch_hz"), -50.0, "preprocessing.notch_hz", "finite number"),
     (("audio_lag_s",), "soon", "audio_lag_s", "finite number"),
     (("audio_lag_s",), NAN, "audio_lag_s", "finite number"),
     (("audio_lag_s",), 1e9, "audio_lag_s", "finite number"),
@@ -75,6 +81,49 @@ def test_bad_metadata_value_is_refused_at_load(where, value, key, kind, tmp_path
     message = str(caught.value)
     assert "\n" not in message
     assert f"'{key}'" in message and kind in message and "found" in message, message
+
+
+def test_an_unknown_reference_is_refused_at_load(tmp_path):
+    """It was taken at load and refused only when the first chunk of a live stream came in."""
+    with pytest.raises(ModelError, match=r"'preprocessing.reference' is 'median', not one of none, average"):
+        read_model_info(_bad_model(tmp_path, ("preprocessing", "reference"), "median"))
+
+
+# the model's record of its training, which evaluate reads (the split, its seed, the hop)
+BAD_TRAINING = [
+    (("training",), [1, 2], "training", "JSON object"),
+    (("training", "seed"), "abc", "training.seed", "whole number"),
+    (("training", "seed"), -1, "training.seed", "whole number"),
+    (("training", "hop_s"), 0, "training.hop_s", "finite number in [0.008, 60]"),
+    (("training", "hop_s"), "1", "training.hop_s", "finite number"),
+    (("training", "split"), 5, "training.split", "string"),
+    (("training", "data"), ["d"], "training.data", "string"),
+    (("training", "songs"), ["21"], "training.songs", "list of whole numbers"),
+    (("training", "subjects"), "S01", "training.subjects", "list"),
+]
+
+
+@pytest.mark.parametrize(("where", "value", "key", "kind"), BAD_TRAINING,
+                         ids=[f"{'.'.join(w)}={v!r}" for w, v, _, _ in BAD_TRAINING])
+def test_bad_training_metadata_is_refused_before_evaluate_uses_it(where, value, key, kind, tmp_path):
+    """``training.seed = "abc"`` and ``training = [1, 2]`` were tracebacks in evaluate; ``hop_s = 0``
+    blamed a --phase nobody gave."""
+    from eegmusic.decoder.modelfile import training_metadata
+
+    info = read_model_info(_bad_model(tmp_path, where, value))  # decode never reads the block
+    with pytest.raises(ModelError) as caught:
+        training_metadata(info)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"'{key}'" in message and kind in message and "found" in message, message
+
+
+def test_evaluate_with_bad_training_metadata_is_one_line(tmp_path, capsys):
+    path = _bad_model(tmp_path, ("training", "seed"), "abc")
+    status, _, err = run_cli(["evaluate", "--model", str(path), "--data", str(tmp_path / "none"), "--out",
+                              str(tmp_path / "out")], capsys)
+    assert_one_line_error(status, err, "'training.seed'")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("where", "value", "key", "kind"), BAD_VALUES[::4],

@@ -163,6 +163,23 @@ def test_a_model_file_that_cannot_be_adapted_is_refused(pretrained, tmp_path):
     unnamed = _rewritten(onnx_file, tmp_path / "unnamed.onnx", meta=lambda m: m.pop("model"))
     with pytest.raises(ModelError, match="names no model"):
         load_pretrained(unnamed)
+    # metadata a user may have been handed: refused in one line, as decode refuses it (were tracebacks,
+    # a misleading "not one eegmusic knows", or channels named by numbers taken silently)
+    hostile = {
+        "input_text": (lambda m: m.update(input="x"), "'input' must be a JSON object"),
+        "channel_numbers": (lambda m: m["input"].update(channels=list(range(32))),
+                            "'input.channels' must be a list of strings"),
+        "negative_channels": (lambda m: m["model"]["config"].update(n_chans=-5), "bad configuration"),
+        "config_text": (lambda m: m["model"].update(config="x"), "configuration of its 'convnet' model is a "
+                                                                  "str, not a JSON object"),
+    }
+    for name, (edit, message) in hostile.items():
+        bad = _rewritten(onnx_file, tmp_path / name / "model.onnx", meta=edit)
+        with pytest.raises(ModelError, match=message):
+            load_pretrained(bad)
+        (tmp_path / name / "best.pt").write_bytes((pretrained / "best.pt").read_bytes())
+        with pytest.raises(ModelError, match=message):  # read with the weights of the run beside it
+            load_pretrained(bad)
 
 
 def test_an_adapted_model_is_read_back_from_either_file(tuned8, pretrained, tmp_path, tracks):

@@ -73,3 +73,28 @@ def test_help_lists_each_model_once_with_its_summary():
 def test_unknown_architecture_is_one_line_naming_the_choices():
     with pytest.raises(ConfigError, match=r"unknown model 'nope'; use one of linear, cnn"):
         build_model("nope")
+
+
+def test_train_help_states_every_models_default_learning_rate():
+    """``train --lr``'s help names each model's own default (it once said 1.5e-3 for sourcenet, whose
+    default is 3e-3): a model whose default differs from the base class's is named beside its rate."""
+    pytest.importorskip("torch")
+    import argparse
+
+    from eegmusic.offline_training.cli_train import add_train_arguments
+    from eegmusic.offline_training.models.base import MelDecoder
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    (lr,) = [action for action in parser._actions if "--lr" in action.option_strings]
+    clauses = re.search(r"default: the model's own: (.*)\)", lr.help).group(1).split(", ")
+    stated = {}
+    for clause in clauses:
+        names, rate = clause.rsplit(" ", 1)
+        for name in re.split(r" and ", names):
+            stated[name] = float(rate)
+    others = stated.pop("the others")
+    assert others == MelDecoder.default_lr
+    assert set(stated) <= {spec.name for spec in SPECS}, stated
+    for spec in SPECS:
+        assert stated.get(spec.name, others) == spec.load().default_lr, spec.name

@@ -123,6 +123,23 @@ def test_resume_continues_and_checks_the_config(sim_dir, tmp_path, capsys):
     assert "already holds a training run; pass --resume" in capsys.readouterr().err
 
 
+def test_init_into_the_folder_of_its_own_best_pt_is_refused(sim_dir, tmp_path, capsys):
+    """``--init pre/best.pt --out pre`` wrote the new run's weights over the pretrained ones (a run folder
+    may hold only best.pt: it is all --init needs); now any weights file in --out refuses a new run."""
+    assert main(train_args(sim_dir, tmp_path / "run", "convnet")) == 0
+    folder = tmp_path / "pre"
+    folder.mkdir()
+    shutil.copy(tmp_path / "run" / "best.pt", folder / "best.pt")
+    before = (folder / "best.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--data", str(sim_dir), "--init", str(folder / "best.pt"), "--out", str(folder),
+                 "--epochs", "1", "--batch-size", "16", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a training run (best.pt); pass --resume" in err and "\n" not in err.strip(), err
+    assert (folder / "best.pt").read_bytes() == before
+    assert sorted(path.name for path in folder.iterdir()) == ["best.pt"]
+
+
 @pytest.fixture(scope="module")
 def no_stimuli_dir(sim_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("no_stimuli")

@@ -205,6 +205,14 @@ def _bad_subject_count(folder, rng):
     return _write_v5(folder, 21, {"data21": _eeg(rng), "fs": 125.0, "subs21": np.array([[1, 2, 3]])}), None
 
 
+def _bad_no_participants(folder, rng):
+    return _write_v5(folder, 21, {"data21": np.zeros((125, 1000, 0)), "fs": 125.0}), None
+
+
+def _bad_no_samples(folder, rng):
+    return _write_v5(folder, 21, {"data21": np.zeros((125, 0, 2)), "fs": 125.0}), None
+
+
 def _bad_song_id(folder, rng):
     _good_v5(folder, rng, 21)
     _good_v5(folder, rng, 22)
@@ -246,6 +254,8 @@ BAD_INPUTS = {
     "truncated v7.3": (_bad_truncated_v73, "truncated or unreadable"),
     "empty file": (_bad_empty_file, "empty file"),
     "subject count": (_bad_subject_count, "lists 3 participants"),
+    "no participants": (_bad_no_participants, "(125, 1000, 0): no participants"),
+    "no samples": (_bad_no_samples, "(125, 0, 2): no time samples"),
     "song id": (_bad_song_id, "song 35 not in"),
     "missing stimulus": (_bad_missing_stimulus, "no stimulus for song 21"),
     "unreadable stimulus": (_bad_unreadable_stimulus, "unreadable audio"),
