@@ -6,6 +6,7 @@ Light at import time (argparse only); pylsl, sounddevice and the recorder load i
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from eegmusic.stream.options import float_range, lsl_name, output_file, random_seed
 
@@ -105,7 +106,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         print(f"stopped during track {summary.tracks_played + 1} (Ctrl-C or SIGTERM): everything recorded "
               "until then is kept, that track cut short; the session trains as it is")
     print(
-        f"session: {summary.path} (audio in {summary.audio_dir}); next: eegmusic train --data {summary.path} "
+        f"session: {summary.path} (audio in {summary.audio_dir}); next: eegmusic train --data "
+        f"{shlex.quote(str(summary.path))} "
         "--arch convnet --target-offset auto --out runs/session"
     )
     return 0

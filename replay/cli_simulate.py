@@ -8,6 +8,7 @@ length of each song is ``--duration``, the one name every command gives a length
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from eegmusic.stream.cli import renamed_option
 from eegmusic.stream.options import (
@@ -145,7 +146,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     )
     n_songs = len(audio_files) if audio_files else n_songs
     print(f"wrote {n_songs} song{'s' * (n_songs != 1)} x {n_subjects} participant{'s' * (n_subjects != 1)} "
-          f"to {out} in {time.perf_counter() - start:.1f} s; next: eegmusic info {out}")
+          f"to {out} in {time.perf_counter() - start:.1f} s; next: eegmusic info {shlex.quote(str(out))}")
     return 0
 
 
@@ -241,5 +242,6 @@ def _run_virtual_cap(args: argparse.Namespace, audio_files, start: float, n_song
         music_start_s=music_start, progress=not args.no_progress,
     )
     print(f"wrote {len(sessions)} XDF sessions ({args.montage}, {sfreq:g} Hz) to {args.out} in "
-          f"{time.perf_counter() - start:.1f} s; next: eegmusic train --data {sessions[0]} --arch convnet")
+          f"{time.perf_counter() - start:.1f} s; next: eegmusic train --data "
+          f"{shlex.quote(str(sessions[0]))} --arch convnet")
     return 0

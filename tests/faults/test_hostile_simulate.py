@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,3 +206,17 @@ def test_a_duration_below_two_seconds_names_the_real_minimum(cli, tmp_path):
     for value in ("-3", "0.1", "1.99"):
         status, _, err = cli("simulate", "--out", tmp_path / "out", "--duration", value)
         assert_one_line_error(status, err, "--duration must be in [2, 604800]", f"(got '{value}')")
+
+
+@pytest.mark.parametrize("montage", [[], ["--montage", "openbci8"]], ids=["nmedt", "cap"])
+def test_the_next_command_it_prints_runs_on_a_path_with_spaces(montage, cli, tmp_path):
+    """The hint after a run is a command to paste: a folder with a space in it was printed bare."""
+    import shlex
+
+    out = tmp_path / "my data"
+    status, printed, err = cli("simulate", "--out", out, "--n-songs", "1", *montage, *TINY)
+    assert status == 0, err
+    argv = shlex.split(printed.strip().splitlines()[-1].split("next: ", 1)[1])
+    named = argv[argv.index("--data") + 1] if "--data" in argv else argv[-1]
+    assert argv[:2] == (["eegmusic", "train"] if montage else ["eegmusic", "info"])
+    assert Path(named) == (out / "S01.xdf" if montage else out) and Path(named).exists()
