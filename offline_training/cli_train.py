@@ -98,7 +98,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default) or dynamic r, each recording centred on its own means")
     parser.add_argument("--subject-conditioning", action="store_true", help="add a subject embedding input")
     parser.add_argument("--init", default=None, metavar="MODEL",
-                        help="fine-tune a pretrained model file (model.onnx; nothing else needed) or a run's "
+                        help="fine-tune a pretrained run's model.onnx (with the best.pt train wrote beside "
+                        "it; alone, only a convnet's: the exporter folds some weights of the others) or its "
                         "best.pt on --data (a new listener; another montage gets a learned channel adapter); "
                         "the normalisation (pretrained or refitted) is the one the pretrained model scores "
                         "higher with on the session; the learning rate, whether the output layer restarts "

@@ -105,7 +105,8 @@ def _build(name, config: dict, path: Path) -> MelDecoder:
         )
     if not isinstance(config, dict):
         raise ModelError(f"--init {path}: the configuration of its '{name}' model is a "
-                         f"{type(config).__name__}, not a JSON object; pass a model written by eegmusic train")
+                         f"{type(config).__name__}, not a JSON object; pass a model written by eegmusic "
+                         "train")
     try:
         return cls.from_config(config)
     except (TypeError, ValueError, RuntimeError) as error:  # torch: RuntimeError on a negative size

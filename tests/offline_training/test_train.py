@@ -120,7 +120,8 @@ def test_resume_continues_and_checks_the_config(sim_dir, tmp_path, capsys):
     assert main([*other, "--resume"]) == 2
     assert "is from model 'convnet', not 'rcnn'; use --arch convnet" in capsys.readouterr().err
     assert main(train_args(sim_dir, out, "convnet")) == 2
-    assert "already holds a training run (checkpoint.pt, best.pt, model.onnx); pass --resume" in capsys.readouterr().err
+    refusal = "already holds a training run (checkpoint.pt, best.pt, model.onnx); pass --resume"
+    assert refusal in capsys.readouterr().err
 
 
 def test_init_into_the_folder_of_its_own_best_pt_is_refused(sim_dir, tmp_path, capsys):
