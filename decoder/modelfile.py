@@ -262,7 +262,9 @@ def _typed(metadata: dict, path: Path, *keys: str, kind: str, default=_REQUIRED,
         shown = json.dumps(value, default=str)[:40] if not isinstance(value, float) else repr(value)
         bounds = ""
         if low is not None or high is not None:
-            lower, upper = ("-inf" if low is None else f"{low:g}"), ("inf" if high is None else f"{high:g}")
+            as_text = (lambda x: str(int(x))) if kind == "int" else (lambda x: f"{x:g}")  # not 4.29497e+09
+            lower = "-inf" if low is None else as_text(low)
+            upper = "inf" if high is None else as_text(high)
             bounds = f" in [{lower}, {upper}]"
         raise ModelError(f"model file {path}: metadata '{'.'.join(keys)}' must be {_KINDS[kind]}{bounds}, "
                          f"found {shown} ({type(parent[keys[-1]]).__name__}); {_FIX}")
@@ -373,8 +375,9 @@ def _check_preprocessing(metadata: dict, path: Path) -> None:
     if reference not in REFERENCES:
         raise ModelError(f"model file {path}: metadata 'preprocessing.reference' is {reference!r}, not one "
                          f"of {', '.join(REFERENCES)}; {_FIX}")
+    block = metadata.get("preprocessing") or {}  # optional: a model without it reads its own channels
     for key in ("highpass_hz", "notch_hz"):
-        if metadata["preprocessing"].get(key) is not None:
+        if block.get(key) is not None:
             _typed(metadata, path, *keys, key, kind="float", low=1e-3, high=50000.0)
 
 
@@ -393,7 +396,12 @@ def training_metadata(info: ModelInfo) -> dict:
         _typed(metadata, path, "training", "songs", kind="list[int]")
     if block.get("subjects") is not None:
         _typed(metadata, path, "training", "subjects", kind="list")
-    _typed(metadata, path, "training", "seed", kind="int", default=0, low=0, high=2**32 - 1)
+        if not all(isinstance(s, str) or (isinstance(s, int) and not isinstance(s, bool))
+                   for s in block["subjects"]):
+            found = json.dumps(block["subjects"])[:40]
+            raise ModelError(f"model file {path}: metadata 'training.subjects' must list participant ids "
+                             f"(strings) or listener numbers, found {found}; {_FIX}")
+    _typed(metadata, path, "training", "seed", kind="int", default=0, low=0)  # numpy takes any: older runs
     _typed(metadata, path, "training", "hop_s", kind="float", default=1.0, low=0.008, high=60.0)
     return block
 

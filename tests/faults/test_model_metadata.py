@@ -100,6 +100,7 @@ BAD_TRAINING = [
     (("training", "data"), ["d"], "training.data", "string"),
     (("training", "songs"), ["21"], "training.songs", "list of whole numbers"),
     (("training", "subjects"), "S01", "training.subjects", "list"),
+    (("training", "subjects"), [None], "training.subjects", "participant ids"),
 ]
 
 
@@ -116,6 +117,19 @@ def test_bad_training_metadata_is_refused_before_evaluate_uses_it(where, value, 
     message = str(caught.value)
     assert "\n" not in message
     assert f"'{key}'" in message and kind in message and "found" in message, message
+
+
+def test_optional_blocks_may_be_left_out_and_an_old_runs_large_seed_is_read(tmp_path):
+    """A model without ``preprocessing`` reads its own channels (the check of that block once raised a
+    KeyError traceback on it); a seed above what ``--seed`` now takes was a valid run before."""
+    from eegmusic.decoder.modelfile import training_metadata
+
+    meta = metadata()
+    del meta["preprocessing"]
+    meta["training"]["seed"] = 2**40
+    info = read_model_info(make_model(tmp_path / "m.onnx", meta=json.dumps(meta)))
+    assert info.preprocessing.channels == info.channels
+    assert training_metadata(info)["seed"] == 2**40
 
 
 def test_evaluate_with_bad_training_metadata_is_one_line(tmp_path, capsys):
