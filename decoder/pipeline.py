@@ -66,11 +66,11 @@ def newest_window(source, window, counters: collections.Counter):
     """The newest window ``source`` has queued (``window`` itself when none is newer).
 
     Every older window skipped is counted in ``counters``: as ``windows_coalesced`` when the same
-    chunk of the stream completed it and the newest window overlaps it (the source was late, not the
-    decoder; the newest window covers the skipped one's frames, so nothing is lost), else as
+    chunk of the stream completed it and the newest window covers the frames it adds, those after the
+    previous window's end (the source was late, not the decoder; nothing is lost), else as
     ``drops_decoder``, a window skipped to stay current whose frames are lost: it waited while the
     decoder was busy, or a stall's backlog arrived as one chunk longer than a window and the newest
-    window starts after it ends. Each is judged against the window returned, not its next neighbour:
+    window starts after their frames. Each is judged against the window returned, not its next neighbour:
     within such a backlog every window overlaps the next.
 
     Parameters
@@ -87,8 +87,16 @@ def newest_window(source, window, counters: collections.Counter):
         skipped.append(window)
         window = newer
     length = window.data.shape[1]
-    for old in skipped:
-        covered = old.t_arrival == window.t_arrival and window.sample_index - old.sample_index < length
+    chain = [*skipped, window]
+    for k, old in enumerate(skipped):
+        # the frames ``old`` adds start where the window before it ended (the first skipped one's
+        # predecessor was decoded earlier: one hop, its step to the next window, before its own end);
+        # the newest covers them if it starts there or earlier
+        if k:
+            frames_start = chain[k - 1].sample_index + length
+        else:
+            frames_start = 2 * old.sample_index + length - chain[1].sample_index
+        covered = old.t_arrival == window.t_arrival and window.sample_index <= frames_start
         counters["windows_coalesced" if covered else "drops_decoder"] += 1
     return window
 

@@ -29,7 +29,9 @@ def baseline_line(summary: Mapping | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
     decoder, global_mean, song = run_scores(summary)
-    song_note = "" if song is not None else " (a scored song is not in the model's training data)"
+    # no song mean beside a global mean: the song was never trained on (with neither, nothing is scored yet)
+    unseen_song = song is None and global_mean is not None
+    song_note = " (a scored song is not in the model's training data)" if unseen_song else ""
     return (f"live dynamic r on the same frames: decoder {fmt(decoder)}, "
             f"global-mean baseline {fmt(global_mean)}, "
             f"song-mean baseline {fmt(song)}{song_note}")

@@ -162,7 +162,8 @@ def evaluate(
             f"test windows may have been trained on"
         )
     val_data = training.get("val_data")   # a folder, or a session file (.xdf) in one
-    val_folders = [val_data, Path(val_data).parent] if val_data and Path(val_data).suffix else [val_data]
+    session_file = bool(val_data) and Path(val_data).suffix.lower() == ".xdf"  # a folder may have a dot
+    val_folders = [val_data, Path(val_data).parent] if session_file else [val_data]
     if any(_same_folder(folder, data_dir) for folder in val_folders):
         notes.append(
             f"{data_dir} is the model's --val-data, on which its epoch, target lag and settings were "

@@ -115,24 +115,28 @@ class Windower:
 
         Called by the writer after each write. A window this chunk completed but that is not kept
         (its samples already overwritten: the writer far ahead; or pushed out of the full queue by the
-        chunk's later windows) is counted as ``coalesced`` when the chunk's newest window overlaps it,
-        so that the newest covers its frames (a late chunk at a short hop completes many windows at
-        once: the source was late, not the consumer), else as ``dropped`` (its frames are lost). A
-        window of an earlier chunk pushed out of the queue waited while the consumer was busy: dropped.
+        chunk's later windows) is counted as ``coalesced`` when the chunk's newest window covers the
+        frames it adds, those after the previous window's end (a late chunk at a short hop completes
+        many windows at once: the source was late, not the consumer), else as ``dropped`` (its frames
+        are lost). A window of an earlier chunk pushed out of the queue waited while the consumer was
+        busy: dropped.
         """
         made = 0
-        lost: list[int] = []   # starts of windows this chunk completed and did not keep
+        lost: list[int] = []   # for each window this chunk completed and did not keep: its frames' start
+        frames_from: dict[int, int] = {}   # window start -> the previous window's end, this chunk's
         newest = None
         n_written = self.ring.n_written
         while self._window_end(self._next) <= n_written:
             end = self._window_end(self._next)
+            previous_end = self._window_end(self._next - 1)
             self._next += 1
             start = end - self.window_samples
             try:
                 data, times, flags = self.ring.read(start, self.window_samples)
             except IndexError:
-                lost.append(start)
+                lost.append(previous_end)
                 continue
+            frames_from[start] = previous_end
             combined = int(np.bitwise_or.reduce(flags))
             window = Window(data=data, t_last=float(times[-1]), t_arrival=float(t_arrival),
                             t_ready=local_clock(), sample_index=start, flagged=combined != 0,
@@ -141,7 +145,7 @@ class Windower:
                 if len(self._queue) >= self._capacity:
                     oldest = self._queue.popleft()
                     if made >= self._capacity:  # the whole queue is this chunk's: so is its oldest
-                        lost.append(oldest.sample_index)
+                        lost.append(frames_from[oldest.sample_index])
                     else:
                         self.dropped += 1
                 self._queue.append(window)
@@ -151,7 +155,7 @@ class Windower:
             newest = start
             made += 1
         if lost:
-            covered = 0 if newest is None else sum(newest - first < self.window_samples for first in lost)
+            covered = 0 if newest is None else sum(newest <= frames_start for frames_start in lost)
             with self._ready:
                 self.coalesced += covered
                 self.dropped += len(lost) - covered

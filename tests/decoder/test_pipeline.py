@@ -7,6 +7,7 @@ model down with a runtime wrapper that sleeps in ``predict`` (a real DecoderRunt
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -576,12 +577,14 @@ def test_an_unlabelled_stream_of_a_known_net_is_decoded(n_chans, tmp_path, strea
     outlet, stop, thread = _unlabelled_outlet(stream_name, n_chans)
     try:
         status, err = _cli(["--stream", stream_name, "--model", str(model), "--no-audio", "--no-lsl-out",
-                            "--duration", "1", "--timeout", "5"], capsys)
+                            "--duration", "1", "--timeout", "5", "--json", str(tmp_path / "s.json")], capsys)
     finally:
         stop.set()
         thread.join()
         del outlet
     assert status == 0, err
+    counters = json.loads((tmp_path / "s.json").read_text())["counters"]
+    assert counters["windows"] > 0 and counters["frames"] > 0, counters  # decoded, not only connected
 
 
 @pytest.mark.lsl
@@ -649,6 +652,28 @@ def test_the_live_threads_run_real_time_unless_told_not_to(stream_name, replay, 
         _wait(pipeline, 5)
         assert pipeline.summary()["scheduling"] == {}
         assert set(_policies(pipeline).values()) == {os.SCHED_OTHER}
+
+
+def test_a_skipped_window_is_coalesced_only_if_the_newest_holds_the_frames_it_adds():
+    """0.3-s hop: one 150-sample chunk completes windows at 37, 75, 112 and 150. The 37 window's frames
+    start at the previous window's end, 125, before the newest (150) begins: lost, a drop. The frames of
+    75 and 112 start at 162 and 200, inside the newest: coalesced. (Judged by overlap, all three were.)"""
+    import collections
+
+    from eegmusic.decoder.pipeline import newest_window
+    from eegmusic.stream.ringbuffer import RingBuffer
+    from eegmusic.stream.windower import Windower
+
+    ring = RingBuffer(2, 1000)
+    windower = Windower(ring, hop_s=0.3, queue_windows=100)
+    for start, n, t_arrival in ((0, 125, 1.0), (125, 150, 2.0)):
+        ring.write(np.zeros((2, n), np.float32), np.arange(start, start + n) / 125.0, 0)
+        windower.update(t_arrival=t_arrival)
+        if start == 0:
+            assert windower.next_window(0).sample_index == 0
+    counters = collections.Counter()
+    assert newest_window(windower, windower.next_window(0), counters).sample_index == 150
+    assert counters == {"windows_coalesced": 2, "drops_decoder": 1}
 
 
 def test_windows_one_late_chunk_completes_together_are_coalesced_not_dropped():

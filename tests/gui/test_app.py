@@ -265,8 +265,8 @@ def test_start_without_choices_says_what_is_missing(qtbot):
 
 def test_volume_and_mute_set_the_gain(qtbot):
     window = _window(qtbot)
-    if window.controls.audio_reason is not None:
-        pytest.skip(window.controls.audio_reason)
+    if window.controls.audio_reason is not None:  # the suite's null sink is there: no output is a fault
+        pytest.fail(window.controls.audio_reason)
     window.controls.volume.setValue(40)
     assert window.controls.gain() == pytest.approx(0.4)
     window.controls.mute.setChecked(True)

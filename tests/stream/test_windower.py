@@ -102,3 +102,17 @@ def test_a_grid_offset_ends_each_window_at_the_first_sample_at_or_after_the_grid
     assert ((ends - 125 >= grid - 1e-9) & (ends - 125 < grid + 1)).all()
     plain = Windower(RingBuffer(2, 1000), hop_s=hop)
     assert any(plain._window_end(k) != e for k, e in enumerate(ends))   # not the floor grid
+
+
+def test_a_pushed_out_window_is_covered_only_if_the_newest_holds_the_frames_it_adds():
+    """At a 0.3-s hop a 150-sample chunk completes windows starting at 37, 75, 112 and 150; with a queue
+    of one the newest, [150, 275), is kept. The frames the 37 window adds (after the previous window's
+    end, 125) start before 150, so they are lost: dropped. The 75 and 112 windows add frames from 162
+    and 200 on, which the newest holds: coalesced. (Counted as overlap, all three were coalesced.)"""
+    ring = RingBuffer(2, 1000)
+    windower = Windower(ring, hop_s=0.3, queue_windows=1)
+    _feed(ring, windower, 125)
+    assert windower.next_window(0).sample_index == 0
+    _feed(ring, windower, 150, start=125)
+    assert windower.next_window(0).sample_index == 150
+    assert (windower.coalesced, windower.dropped) == (2, 1)
