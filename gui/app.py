@@ -78,9 +78,14 @@ def closed_by_signals(window):
     """
     from eegmusic.stream.cli import stop_signals
 
-    def close(signum, frame) -> None:
+    def close_window(signum: int) -> None:
         log.info("stopping on signal %d: closing the dashboard", signum)
-        QtCore.QTimer.singleShot(0, window.close)  # after the slot the handler interrupted
+        window.close()
+
+    def close(signum, frame) -> None:
+        # the handler only schedules: it may interrupt the main thread inside a write to stderr, where
+        # logging from it could raise "reentrant call" (stream.cli.stop_signals)
+        QtCore.QTimer.singleShot(0, lambda: close_window(signum))  # after the slot the handler interrupted
 
     wake = QtCore.QTimer()
     wake.timeout.connect(lambda: None)

@@ -59,10 +59,14 @@ def test_decode_with_overwrite_gets_past_the_check(precious, tmp_path, capsys):
 
 
 def test_decode_wav_and_json_on_one_path_is_refused(tmp_path, capsys):
+    """Their suffixes differ (.wav, .json), so one file is reached only through a link; it is refused
+    before the model is read (m.onnx does not exist: that check would also end in one line)."""
     target = tmp_path / "x.wav"
+    (tmp_path / "summary.json").symlink_to(target)  # dangling: nothing there yet to refuse as existing
     status, _, err = run_cli(["decode", "--model", "m.onnx", "--stream", "s", "--wav", str(target),
-                              "--json", str(target)], capsys)
-    assert_one_line_error(status, err, "--wav and --json name the same file")  # not the missing m.onnx
+                              "--json", str(tmp_path / "summary.json")], capsys)
+    assert_one_line_error(status, err, "--wav and --json name the same file")
+    assert not target.exists()
 
 
 @pytest.mark.parametrize("how", ["same path", "relative", "symlink", "dot-dot"])

@@ -4,6 +4,7 @@ resume across phases; and ``--resume`` of the generative models, which have loop
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,6 +119,14 @@ def test_every_model_names_a_known_loop_and_no_model_imports_one():
     assert loops["diffusion"] == "diffusion"
     assert loops["convnet"] == "regression" and set(loops.values()) <= set(TRAINING_LOOPS)
     assert training_loop(build_model("linear")).__name__ == "fit_closed_form"
+    # a model names its loop; it never imports one (nor train): the loops import the models
+    from tests.test_imports import ROOT, _imports
+
+    loop_modules = re.compile(r"^eegmusic\.offline_training\.(loop\w*|train)$")
+    bad = [f"{path.name}:{line} imports {module}"
+           for path in sorted((ROOT / "offline_training" / "models").glob("*.py"))
+           for line, module, _ in _imports(path) if loop_modules.match(module)]
+    assert not bad, bad
 
 
 @pytest.mark.parametrize(

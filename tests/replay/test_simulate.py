@@ -55,11 +55,29 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
     assert not np.allclose(a.load_stimulus(21), c.load_stimulus(21))
 
 
-def test_participant_keeps_traits_across_songs():
-    rngs = [np.random.default_rng([0, 1, 101]) for _ in range(2)]
-    first, second = (fm.draw_participant(r) for r in rngs)
-    assert first.latency_scale == second.latency_scale
-    np.testing.assert_array_equal(first.auditory_pos, second.auditory_pos)
+def test_participant_keeps_traits_across_songs(tmp_path, monkeypatch):
+    """Every song of a run is recorded from the same heads: the simulator hands each listener's one
+    participant (sources, latencies, gains) to every song, and the next run with that seed draws the
+    same. A spy on ``_record`` (it calls the real one) sees which participant each recording used."""
+    from eegmusic.replay import simulate as simulation
+
+    seen: dict[tuple[int, int], fm.Participant] = {}
+    record = simulation._record
+
+    def spy(song, participant, index, **kwargs):
+        seen[(song.song_id, index)] = participant  # recordings run in threads: keyed, not counted
+        return record(song, participant, index, **kwargs)
+
+    monkeypatch.setattr(simulation, "_record", spy)
+    simulate(tmp_path / "a", n_songs=2, n_subjects=2, seconds=2.0, seed=5, progress=False)
+    assert sorted(seen) == [(21, 0), (21, 1), (22, 0), (22, 1)]
+    for index in (0, 1):
+        first, second = seen[(21, index)], seen[(22, index)]
+        assert first.latency_scale == second.latency_scale
+        np.testing.assert_array_equal(first.auditory_pos, second.auditory_pos)
+    assert seen[(21, 0)].latency_scale != seen[(21, 1)].latency_scale  # two listeners, two heads
+    again = fm.draw_participant(np.random.default_rng([5, 1, 101]), fm.head_model())
+    np.testing.assert_array_equal(again.auditory_pos, seen[(21, 1)].auditory_pos)
 
 
 def test_raw_files_129_channels_1khz_line_noise(sim_raw_dir):
