@@ -101,8 +101,10 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
         mel_out = pylsl.resolve_bypred(f"name='{stream_name}-mel'", 1, 5.0)
         mel_inlet = pylsl.StreamInlet(mel_out[0])
         mel_inlet.open_stream(timeout=5.0)
+        decoding_from = time.monotonic()
         _wait(pipeline, _windows(config, 2.5))                  # 2.5 s of decoding
         snap = pipeline.snapshot()
+        decoding_to = time.monotonic()
         summary = pipeline.summary()
         lsl_frames, lsl_stamps = mel_inlet.pull_chunk(timeout=1.0, max_samples=4096)
         del mel_inlet                                            # inlets go before outlets
@@ -128,11 +130,18 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
     for stage, row in summary["latency_ms"].items():
         assert row["n"] > 10, stage
     counters = summary["counters"]
-    assert counters["drops"] == 0 and counters["frames"] > 80, (
+    # A machine stall of a whole hop (23 ms) or more keeps the decoder from a window's turn whatever the
+    # code does (a stalled CPU runs no thread, real-time or not): each stall while decoding excuses one
+    # decoder drop per whole hop it lasted, as the latency bench counts underruns inside stalls. Without
+    # a stall no window may be dropped, and the stream and output stages may drop none at all.
+    hops_stalled = sum(int((min(stall.end, decoding_to) - max(stall.start, decoding_from)) // config.hop_s)
+                       for stall in watch.stalls if stall.end > decoding_from and stall.start < decoding_to)
+    assert counters["drops_stream"] == counters["drops_output_queue"] == 0 and \
+        counters["drops_decoder"] <= hops_stalled and counters["frames"] > 80, (
         f"drops: decoder {counters['drops_decoder']}, stream {counters['drops_stream']}, output queue "
         f"{counters['drops_output_queue']}; frames {counters['frames']}; machine stalls of 20 ms or more: "
-        f"{stalls or 'none'}; p99 ms: " + ", ".join(f"{stage} {row['p99']}" for stage, row in
-                                                      summary["latency_ms"].items()))
+        f"{stalls or 'none'} ({hops_stalled} hops while decoding); p99 ms: "
+        + ", ".join(f"{stage} {row['p99']}" for stage, row in summary["latency_ms"].items()))
     # The recording: frames contiguous, WAV readable with the audio written.
     k, frames, _ = read_frames(record)
     np.testing.assert_array_equal(k, np.arange(k[0], k[0] + len(k)))
