@@ -221,8 +221,9 @@ _KINDS = {
 
 
 def _typed(metadata: dict, path: Path, *keys: str, kind: str, default=_REQUIRED, low: float | None = None,
-           high: float | None = None):
-    """metadata[keys...] checked to be ``kind`` (and within [low, high] for numbers).
+           high: float | None = None, nullable: bool = False):
+    """metadata[keys...] checked to be ``kind`` (and within [low, high] for numbers); with ``nullable``,
+    a ``null`` there is taken as ``None`` (a filter left out, a field a run did not use).
 
     Every value of the metadata comes from a file a user may have been handed, so a wrong type is
     refused here with one line naming the key, the expected type and the value found, never later
@@ -236,6 +237,8 @@ def _typed(metadata: dict, path: Path, *keys: str, kind: str, default=_REQUIRED,
             return _get(metadata, path, *keys)  # the one-line "lacks" message
         return default
     value = parent[keys[-1]]
+    if value is None and nullable:
+        return None
     ok = True
     if kind == "int":
         ok = (isinstance(value, int) and not isinstance(value, bool)) or (
@@ -368,17 +371,15 @@ def _check_preprocessing(metadata: dict, path: Path) -> None:
     """Each field of ``preprocessing`` that the live path computes with has its type and range (an
     ``sfreq`` of "abc" or NaN, a ``highpass_hz`` of "x", were tracebacks in evaluate and in a running
     decode). A filter left out is ``null``."""
-    keys = ("preprocessing",)
-    _typed(metadata, path, *keys, "sfreq", kind="float", default=None, low=1.0, high=100000.0)
-    _typed(metadata, path, *keys, "channels", kind="list[str]", default=None)
-    reference = _typed(metadata, path, *keys, "reference", kind="str", default="average")
+    _typed(metadata, path, "preprocessing", "sfreq", kind="float", default=None, low=1.0, high=100000.0)
+    _typed(metadata, path, "preprocessing", "channels", kind="list[str]", default=None)
+    reference = _typed(metadata, path, "preprocessing", "reference", kind="str", default="average")
     if reference not in REFERENCES:
         raise ModelError(f"model file {path}: metadata 'preprocessing.reference' is {reference!r}, not one "
                          f"of {', '.join(REFERENCES)}; {_FIX}")
-    block = metadata.get("preprocessing") or {}  # optional: a model without it reads its own channels
     for key in ("highpass_hz", "notch_hz"):
-        if block.get(key) is not None:
-            _typed(metadata, path, *keys, key, kind="float", low=1e-3, high=50000.0)
+        _typed(metadata, path, "preprocessing", key, kind="float", default=None, nullable=True, low=1e-3,
+               high=50000.0)
 
 
 def training_metadata(info: ModelInfo) -> dict:
@@ -390,15 +391,12 @@ def training_metadata(info: ModelInfo) -> dict:
         return {}
     block = _typed(metadata, path, "training", kind="dict")
     for key in ("split", "data", "val_data"):
-        if block.get(key) is not None:
-            _typed(metadata, path, "training", key, kind="str")
-    if block.get("songs") is not None:
-        _typed(metadata, path, "training", "songs", kind="list[int]")
-    if block.get("subjects") is not None:
-        _typed(metadata, path, "training", "subjects", kind="list")
-        if not all(isinstance(s, str) or (isinstance(s, int) and not isinstance(s, bool))
-                   for s in block["subjects"]):
-            found = json.dumps(block["subjects"])[:40]
+        _typed(metadata, path, "training", key, kind="str", default=None, nullable=True)
+    _typed(metadata, path, "training", "songs", kind="list[int]", default=None, nullable=True)
+    subjects = _typed(metadata, path, "training", "subjects", kind="list", default=None, nullable=True)
+    if subjects is not None:
+        if not all(isinstance(s, str) or (isinstance(s, int) and not isinstance(s, bool)) for s in subjects):
+            found = json.dumps(subjects)[:40]
             raise ModelError(f"model file {path}: metadata 'training.subjects' must list participant ids "
                              f"(strings) or listener numbers, found {found}; {_FIX}")
     _typed(metadata, path, "training", "seed", kind="int", default=0, low=0)  # numpy takes any: older runs

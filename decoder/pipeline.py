@@ -87,15 +87,15 @@ def newest_window(source, window, counters: collections.Counter):
         skipped.append(window)
         window = newer
     length = window.data.shape[1]
-    chain = [*skipped, window]
     for k, old in enumerate(skipped):
         # the frames ``old`` adds start where the window before it ended (the first skipped one's
         # predecessor was decoded earlier: one hop, its step to the next window, before its own end);
         # the newest covers them if it starts there or earlier
         if k:
-            frames_start = chain[k - 1].sample_index + length
+            frames_start = skipped[k - 1].sample_index + length
         else:
-            frames_start = 2 * old.sample_index + length - chain[1].sample_index
+            following = skipped[1] if len(skipped) > 1 else window
+            frames_start = 2 * old.sample_index + length - following.sample_index
         covered = old.t_arrival == window.t_arrival and window.sample_index <= frames_start
         counters["windows_coalesced" if covered else "drops_decoder"] += 1
     return window

@@ -72,15 +72,20 @@ def _bad_model(tmp_path, where, value):
     return make_model(tmp_path / "bad.onnx", meta=text)
 
 
+def _assert_names_the_field(caught, key: str, kind: str) -> None:
+    """One line naming the key, the expected type and the value found."""
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"'{key}'" in message and kind in message and "found" in message, message
+
+
 @pytest.mark.parametrize(("where", "value", "key", "kind"), BAD_VALUES,
                          ids=[f"{'.'.join(w)}={v!r}" for w, v, _, _ in BAD_VALUES])
 def test_bad_metadata_value_is_refused_at_load(where, value, key, kind, tmp_path):
     path = _bad_model(tmp_path, where, value)
     with pytest.raises(ModelError) as caught:
         read_model_info(path)
-    message = str(caught.value)
-    assert "\n" not in message
-    assert f"'{key}'" in message and kind in message and "found" in message, message
+    _assert_names_the_field(caught, key, kind)
 
 
 def test_an_unknown_reference_is_refused_at_load(tmp_path):
@@ -114,9 +119,7 @@ def test_bad_training_metadata_is_refused_before_evaluate_uses_it(where, value, 
     info = read_model_info(_bad_model(tmp_path, where, value))  # decode never reads the block
     with pytest.raises(ModelError) as caught:
         training_metadata(info)
-    message = str(caught.value)
-    assert "\n" not in message
-    assert f"'{key}'" in message and kind in message and "found" in message, message
+    _assert_names_the_field(caught, key, kind)
 
 
 def test_optional_blocks_may_be_left_out_and_an_old_runs_large_seed_is_read(tmp_path):
