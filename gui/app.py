@@ -498,18 +498,28 @@ class MainWindow(QtWidgets.QMainWindow):
 def save_screenshot(widget: QtWidgets.QWidget, path: str | Path) -> Path:
     """Render ``widget`` to a PNG file, atomically (temporary file renamed over ``path``).
 
+    The PNG is encoded in memory and written by :func:`eegmusic.stream.atomic.write_bytes`: Qt's own
+    file writer reports success when its last write fails (measured: a file size limit of 64 bytes left a
+    64-byte PNG, and ``QPixmap.save`` returned true), which would have renamed a truncated picture over an
+    old one.
+
     Raises
     ------
     ConfigError
-        When the file cannot be written.
+        When the folder does not exist or the picture cannot be encoded.
+    OutputError
+        When the file cannot be written (full disk, permissions); the old file is left as it was.
     """
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write screenshot {path}: folder {path.parent} does not exist; "
                           "create it first")
-    from eegmusic.stream.atomic import atomic_path
+    from eegmusic.stream.atomic import write_bytes
 
-    with atomic_path(path) as part:   # an old screenshot stays whole until the new one is complete
-        if not widget.grab().save(str(part), "PNG"):
-            raise ConfigError(f"cannot write screenshot {path}; check that the folder is writable")
+    encoded = QtCore.QByteArray()
+    buffer = QtCore.QBuffer(encoded)
+    buffer.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    if not widget.grab().save(buffer, "PNG"):
+        raise ConfigError(f"cannot encode screenshot {path}: the window could not be rendered to PNG")
+    write_bytes(path, bytes(encoded))   # an old screenshot stays whole until the new one is complete
     return path

@@ -70,7 +70,7 @@ def _has_display() -> bool:
 
 def run_gui(args: argparse.Namespace) -> int:
     """Open the dashboard; with ``--screenshot`` save the picture and exit. Returns the exit status."""
-    from eegmusic.stream.errors import ConfigError
+    from eegmusic.stream.errors import ConfigError, OutputError
 
     duration = args.duration
     if args.screenshot is not None:
@@ -137,7 +137,7 @@ def run_gui(args: argparse.Namespace) -> int:
         if args.screenshot is not None:
             try:
                 outcome["path"] = save_screenshot(window, args.screenshot)
-            except ConfigError as error:
+            except (ConfigError, OutputError) as error:
                 outcome["error"] = error
         window.close()
 

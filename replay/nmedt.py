@@ -85,7 +85,13 @@ class NMEDTFolder:
             for pattern, table in ((_IMPUTED_RE, self._imputed), (_RAW_RE, self._raw)):
                 match = pattern.match(child.name)
                 if match and child.is_file():
-                    table[int(match.group(1))] = child
+                    song_id = int(match.group(1))
+                    if song_id in table:   # song021 and song21: which one is meant cannot be guessed
+                        raise DataFormatError(
+                            f"{self.path}: {table[song_id].name} and {child.name} both hold song {song_id}; "
+                            "remove or rename one of them"
+                        )
+                    table[song_id] = child
         if not self._imputed and not self._raw:
             raise DataFormatError(
                 f"{self.path}: no songNN_Imputed.mat files (empty or not an NMED-T folder); "

@@ -50,26 +50,38 @@ def test_gui_screenshot_with_overwrite_replaces_the_file_atomically(precious, cl
     assert _leftovers(tmp_path) == []
 
 
+SCREENSHOT_INTO_A_FULL_DISK = """
+import resource, signal, sys
+import pyqtgraph as pg
+from eegmusic.gui.app import save_screenshot
+from eegmusic.stream.errors import OutputError
+from PySide6 import QtWidgets
+
+pg.mkQApp("eegmusic-test")
+widget = QtWidgets.QLabel("a picture of some size " * 20)
+widget.resize(640, 480)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    save_screenshot(widget, sys.argv[1])
+except OutputError as error:
+    print("refused:", error)
+"""
+
+
 @pytest.mark.gui
-def test_a_failed_screenshot_keeps_the_old_file(precious, tmp_path, monkeypatch):
-    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-    import pyqtgraph as pg
-    from eegmusic.gui.app import save_screenshot
-    from eegmusic.stream.errors import ConfigError
-    from PySide6 import QtGui, QtWidgets
+def test_a_failed_screenshot_keeps_the_old_file(precious, tmp_path):
+    """The PNG encoder writes its first 64 bytes and then fails for real: the process may not grow a file
+    past 64 bytes (``RLIMIT_FSIZE``, set in a child process so pytest's own files are untouched)."""
+    import os
+    import subprocess
 
-    pg.mkQApp("eegmusic-test")
     target = precious("dashboard.png")
-    widget = QtWidgets.QLabel("x")
-
-    def half_then_fail(pixmap, path, *args):      # the encoder writes part of the file, then fails
-        with open(path, "wb") as file:
-            file.write(b"\x89PNG half")
-        return False
-
-    monkeypatch.setattr(QtGui.QPixmap, "save", half_then_fail)
-    with pytest.raises(ConfigError, match="cannot write screenshot"):
-        save_screenshot(widget, target)
+    done = subprocess.run([sys.executable, "-c", SCREENSHOT_INTO_A_FULL_DISK, str(target)],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"refused: disk full while writing {target}"), done.stdout + done.stderr
     assert target.read_bytes() == PRECIOUS and _leftovers(tmp_path) == []
 
 
@@ -126,8 +138,6 @@ def tiny_benchmarks(tmp_path, monkeypatch):
     from eegmusic.benchmarks import cli_bench
 
     monkeypatch.setattr(cli_bench, "PACKAGES", ("faults_tiny_bench",))
-    monkeypatch.setattr(cli_bench, "machine_description", lambda: {
-        "cpu": "test", "cores": 1, "memory_gib": 1.0, "onnxruntime": "test"})
     yield
     for name in [n for n in sys.modules if n.startswith("faults_tiny_bench")]:
         del sys.modules[name]

@@ -242,6 +242,12 @@ def _bad_missing_folder(folder, rng):
     return folder / "does-not-exist", lambda f: None
 
 
+def _bad_two_files_of_one_song(folder, rng):
+    _good_v5(folder, rng, 21)
+    shutil.copy(folder / "song21_Imputed.mat", folder / "song021_Imputed.mat")   # the same id, zero-padded
+    return folder, None
+
+
 BAD_INPUTS = {
     "missing data": (_bad_missing_data, "no variable 'data21'"),
     "missing fs": (_bad_missing_fs, "no variable 'fs'"),
@@ -261,6 +267,8 @@ BAD_INPUTS = {
     "unreadable stimulus": (_bad_unreadable_stimulus, "unreadable audio"),
     "empty folder": (_bad_empty_folder, "no songNN_Imputed.mat files"),
     "missing folder": (_bad_missing_folder, "folder not found"),
+    "two files of one song": (_bad_two_files_of_one_song,
+                              "song021_Imputed.mat and song21_Imputed.mat both hold song 21"),
 }
 
 
