@@ -161,10 +161,7 @@ def evaluate(
             f"split '{split}' differs from the model's training split '{training.get('split')}': "
             f"test windows may have been trained on"
         )
-    val_data = training.get("val_data")   # a folder, or a session file (.xdf) in one
-    session_file = bool(val_data) and Path(val_data).suffix.lower() == ".xdf"  # a folder may have a dot
-    val_folders = [val_data, Path(val_data).parent] if session_file else [val_data]
-    if any(_same_folder(folder, data_dir) for folder in val_folders):
+    if any(_same_folder(folder, data_dir) for folder in validation_folders(training.get("val_data"))):
         notes.append(
             f"{data_dir} is the model's --val-data, on which its epoch, target lag and settings were "
             f"chosen: these scores are not held out; score data the model never saw (a later excerpt)"
@@ -290,6 +287,14 @@ def _chunks_of_blocks(block_ids, sizes: list[int], chunk_windows: int):
             chunk, total = [], 0
     if chunk:
         yield chunk
+
+
+def validation_folders(val_data) -> list:
+    """Where a model's ``--val-data`` lies: the folder itself, and for a session file (``.xdf``) also the
+    folder that holds it. Only the ``.xdf`` suffix makes a file: a folder may have a dot in its name."""
+    if val_data and Path(val_data).suffix.lower() == ".xdf":
+        return [val_data, Path(val_data).parent]
+    return [val_data]
 
 
 def _same_folder(a, b: Path) -> bool:

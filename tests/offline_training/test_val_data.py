@@ -203,3 +203,14 @@ def test_a_skip_network_keeps_its_start_when_the_later_excerpt_says_so(early_dir
     assert main(_args(early_dir, tmp_path / "net", "--val-data", str(later_dir), "--lr", "3", "--epochs", "2",
                       arch="convnet", config=skip)) == 0
     assert json.loads((tmp_path / "net" / "metrics.json").read_text())["best_epoch"] == 0
+
+
+def test_only_an_xdf_val_data_is_read_as_a_session_file(tmp_path):
+    """A ``--val-data`` folder with a dot in its name is that folder alone; scoring its parent folder is
+    not scoring the validation data (until this fix any suffix made it a session file in its parent)."""
+    from eegmusic.offline_training.evaluate import validation_folders
+
+    assert validation_folders(str(tmp_path / "later.v2")) == [str(tmp_path / "later.v2")]
+    session = tmp_path / "sessions" / "listener.XDF"
+    assert validation_folders(str(session)) == [str(session), tmp_path / "sessions"]
+    assert validation_folders(None) == [None]
