@@ -330,7 +330,10 @@ def run_demo(args) -> int:
         print(f"       audio played on sound device '{device}'")
     print(f"       summary {out / 'summary.json'}")
     print(f"demo finished in {time.monotonic() - t_start:.0f} s")
-    return 0 if not summary.get("error") else 1
+    if summary.get("error"):   # as decode does: the summary and files above stay, the failure is one line
+        print(f"eegmusic demo: error: {summary['error']}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _decode_headless(pipeline, seconds: float) -> dict:

@@ -70,6 +70,8 @@ def _has_display() -> bool:
 
 def run_gui(args: argparse.Namespace) -> int:
     """Open the dashboard; with ``--screenshot`` save the picture and exit. Returns the exit status."""
+    import sys
+
     from eegmusic.stream.errors import ConfigError, OutputError
 
     duration = args.duration
@@ -157,6 +159,7 @@ def run_gui(args: argparse.Namespace) -> int:
         raise outcome["error"]
     if "path" in outcome:
         print(f"screenshot saved to {outcome['path']}")
-    if window.last_error:
-        print(f"last error: {window.last_error}")
+    if window.last_error:   # the last decode failed (each start clears it): exit as decode would
+        print(f"eegmusic gui: error: {window.last_error}", file=sys.stderr)
+        return 2
     return 0

@@ -308,6 +308,24 @@ def test_screenshot_writes_a_picture(replay, model_file, tmp_path):
     assert _pixel_std(out) > 0.05                             # not a blank picture
 
 
+def test_a_dashboard_whose_decode_failed_exits_2_with_the_reason(replay, tmp_path):
+    """The decode the dashboard starts fails once it meets the stream (a model made for 250 Hz, the replay
+    at 125): the window shows why, and the command ends as ``decode`` would, one error line and exit
+    status 2 (it printed "last error" and exited 0, so a script could not tell)."""
+    from tests.decoder.onnx_models import make_model, metadata
+
+    model = make_model(tmp_path / "fast.onnx", window_samples=250,
+                       meta=metadata(sfreq=250.0, window_samples=250))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run(
+        [sys.executable, "-m", "eegmusic", "gui", "--stream", replay.name, "--model", str(model),
+         "--no-audio", "--in-process", "--duration", "8"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 2 and last.startswith("eegmusic gui: error: "), done.stderr
+    assert "needs at least 250 Hz" in last, done.stderr
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_closes_the_dashboard_like_its_close_button(signum, replay, model_file, tmp_path):
     """Ctrl-C raised KeyboardInterrupt inside a Qt slot: a traceback, and the window stayed open (it had
