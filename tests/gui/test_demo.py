@@ -41,6 +41,33 @@ def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
     assert (out / "recording" / "mel_db.f32").stat().st_size > 0
 
 
+def _no_file_past_64_kib():
+    """In the demo's process (and its replay child): a file may not grow past 64 KiB, and a write past it
+    fails with EFBIG, as on a full disk."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+@pytest.mark.lsl
+def test_a_demo_whose_decode_fails_says_so_in_one_line_and_exits_2(sim_dir, tmp_path):
+    """The decode stops on an error once running (the recording's WAV cannot grow past 64 KiB): the summary
+    still prints and names it, and the demo ends as ``decode`` does (it exited 1 with no error line)."""
+    model = make_model(tmp_path / "model.onnx")
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "eegmusic", "demo", "--data", str(sim_dir), "--model", str(model),
+         "--duration", "4", "--no-gui", "--wav", str(tmp_path / "demo.wav"), "--out", str(out), "--cache",
+         str(tmp_path / "cache")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=_no_file_past_64_kib)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last.startswith("eegmusic demo: error: "), result.stderr[-2000:]
+    assert "cannot write WAV file" in last and json.loads((out / "summary.json").read_text())["error"] in last
+    assert "latency per stage" in result.stdout                        # the summary printed first
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--duration", "0"], "--duration must be > 0"),
     (["--seconds", "4"], "--seconds is now --duration"),
