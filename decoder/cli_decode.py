@@ -31,7 +31,7 @@ Examples:
   eegmusic decode --stream cap-1 --model model.onnx --vocoder-lookahead 2   # closer to offline GL, +23 ms
   eegmusic decode --stream cap-1 --source-id amp-7 --model model.onnx --on-lost exit --lost-after 30
   eegmusic decode --stream cap-1 --model model.onnx --json run.json --overwrite   # replace run.json
-  eegmusic decode --stream cap8 --model nmedt.onnx --impute-missing     # an 8-channel 10-20 cap
+  eegmusic decode --stream cap-1 --model nmedt.onnx --impute-missing    # a net missing a few electrodes
   eegmusic decode --stream cap-1 --model model.onnx --no-realtime   # threads at normal priority
 
 Stop with Ctrl-C: a summary follows (windows, drops, gaps, reconnects, the stream's health: connected,
@@ -93,7 +93,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="average each frame over overlapping windows; adds FRAMES x 23.2 ms latency")
     model.add_argument("--impute-missing", action="store_true",
                        help="interpolate model channels the stream lacks (spherical splines), up to the "
-                       "model's tolerance, e.g. an 8-channel cap into an NMED-T model")
+                       "model's tolerance (max_missing; 10%% of its channels for models from train, 12 "
+                       "of NMED-T's 125), e.g. a net with a few bad electrodes")
     out = parser.add_argument_group("output")
     audio = out.add_mutually_exclusive_group()
     audio.add_argument("--audio-device", metavar="X", help="sounddevice output (name or index)")

@@ -16,9 +16,10 @@ EPILOG = """\
 Examples:
   eegmusic gui
   eegmusic gui --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim
-  eegmusic decode --stream cap-1 --model model.onnx --publish cap1 &   eegmusic gui --attach cap1
+  eegmusic decode --stream cap-1 --model model.onnx --publish cap1   # in one terminal; once it decodes:
+  eegmusic gui --attach cap1                                          # in another
   xvfb-run -a eegmusic gui --stream cap-1 --model model.onnx --screenshot dashboard.png --duration 15
-  eegmusic gui --stream cap8 --model nmedt.onnx --impute-missing   # an 8-channel cap, the rest interpolated
+  eegmusic gui --stream cap-1 --model nmedt.onnx --impute-missing  # a net missing a few electrodes
 
 With --stream and --model given the decoding starts at once; otherwise pick them in the window and
 press Start. The decode runs in its own process (an `eegmusic decode --publish` the window starts and
@@ -46,7 +47,8 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-audio", action="store_true", help="decode without sound")
     parser.add_argument("--impute-missing", action="store_true",
                         help="interpolate model channels the stream lacks (spherical splines), up to the "
-                        "model's tolerance; the counters list them")
+                        "model's tolerance (max_missing; 10%% of its channels for models from train); the "
+                        "counters list them")
     parser.add_argument("--refresh-hz",
                         metavar="HZ", type=float_range(0.0, 30.0, low_open=True), default=30.0,
                         help="snapshot polls per second, at most 30 (default 30)")

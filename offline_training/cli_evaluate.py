@@ -50,8 +50,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--wav-seconds",
         type=seconds(3600.0),
         default=10.0,
-        help="length of the WAV reconstructions in seconds, whole 1-s windows (rounded down, at least "
-        "1; default 10)",
+        help="longest WAV reconstruction in seconds (whole 1-s windows, rounded down, at least 1; default "
+        "10): the longest held-out block, cut to this",
     )
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the results of an earlier evaluate in --out (refused otherwise)")

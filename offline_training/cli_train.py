@@ -23,10 +23,10 @@ examples:
   eegmusic train --data /tmp/sim --arch sourcenet --arch-config '{"feature_norm": "batch"}' \\
       --loss mse+pearson --augment shift=1,dropout=0.1 --out runs/sn
   eegmusic train --data /tmp/sim --arch ensemble --out runs/ens   # ridge + two sourcenet seeds, mixed
-  eegmusic train --data /tmp/sim --arch convnet --songs 21 22 --subjects 1 2 3 --out runs/small
+  eegmusic train --data /tmp/sim --arch convnet --songs 21 22 --subjects 1 2 --out runs/small
   eegmusic train --data mydata --arch cnn --out runs/clip --allow-short-stimulus   # 30-s clips, longer EEG
   eegmusic train --data s.xdf --init pretrained/model.onnx --out runs/s-tuned   # adapt to a new listener
-  eegmusic train --data /tmp/sim --arch convnet --out runs/cnn --unseen-song-check   # score on a new song too
+  eegmusic train --data /tmp/sim --arch convnet --out runs/checked --unseen-song-check  # a new song too
   eegmusic train --data /tmp/early --val-data /tmp/later --arch convnet --out runs/c   # validate later
   torchrun --nproc_per_node 2 -m eegmusic train --data /tmp/sim --arch convnet --out runs/ddp
 
@@ -39,7 +39,8 @@ window frames, the ones the live decoder plays (at offset 0 their brain response
 window and live decoding scores near zero). Where the validation part has no 2-s stretch to score on
 (--split random on little data, a session of a few seconds) the default trains at 0 s and warns; an
 explicit --target-offset auto is refused there.
-The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx.
+The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx
+(linear, fitted in closed form: no checkpoint.pt).
 """
 
 

@@ -18,8 +18,9 @@ Examples:
 
 Plays the music while recording the cap's stream and a marker stream '<stream>-calibration' (track,
 position in the track, the LSL time each position is heard, the device's output latency; format in
-replay/calibration_markers.py) into the XDF file, copies the audio into '<out>_audio/', and shows the
-track, elapsed time, samples and gaps. An EEG outage is recorded as a gap and the session goes on.
+replay/calibration_markers.py) into the XDF file, copies the audio into '<out without .xdf>_audio/'
+(s_audio/ for s.xdf), and shows the track, elapsed time, samples and gaps. An EEG outage is recorded
+as a gap and the session goes on.
 Next: eegmusic train --data s.xdf --arch convnet --target-offset auto --out runs/s (the offset lets the
 newest decoded frames, the ones live decoding plays, have the brain's response inside the window)
 """
