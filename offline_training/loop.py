@@ -276,6 +276,15 @@ class EpochLoop:
             self.best = BestEpoch(**state["best"])
             self._optimizer_state = state["optimizer"]
             torch.set_rng_state(state["torch_rng"])
+            remaining = range(self.first_epoch, self.last_epoch + 1)
+            later_phase = any(self.phase_of(e) != self.phase for e in remaining)
+            if self.best.stopped and not later_phase:   # __iter__ would yield nothing: say so, not silence
+                logger.warning(
+                    "%s: this run stopped early at epoch %d (no better validation for %d epochs after its "
+                    "best, epoch %d), so --resume trains nothing more; to train on, start a new run with "
+                    "another --out (and a larger --patience)",
+                    self.out, self.first_epoch - 1, self.best.bad, self.best.epoch,
+                )
 
     @property
     def last_epoch(self) -> int:

@@ -4,6 +4,7 @@ resume across phases; and ``--resume`` of the generative models, which have loop
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ def run(loop, model, val_losses: dict[int, float]) -> list[int]:
     return ran
 
 
-def test_best_epoch_is_kept_and_patience_stops(tmp_path):
+def test_best_epoch_is_kept_and_patience_stops(tmp_path, caplog):
     model = tiny_model()
     loop = EpochLoop(model, LoopConfig(patience=2), tmp_path, phases=[("train", 6)])
     ran = run(loop, model, {1: 3.0, 2: 2.0, 3: 2.5, 4: 2.1, 5: 1.0, 6: 0.5})
@@ -69,8 +70,16 @@ def test_best_epoch_is_kept_and_patience_stops(tmp_path):
 
     state = read_checkpoint(tmp_path / "checkpoint.pt")  # written every epoch, readable weights_only
     assert state["epoch"] == 4 and state["best"]["stopped"] and state["best_epoch"] == 2
-    resumed = EpochLoop(tiny_model(), LoopConfig(patience=2), tmp_path, phases=[("train", 10)], state=state)
+    with caplog.at_level(logging.WARNING, logger="eegmusic.offline_training.loop"):
+        resumed = EpochLoop(tiny_model(), LoopConfig(patience=2), tmp_path, phases=[("train", 10)],
+                            state=state)
     assert list(resumed) == []  # a run that stopped early stays stopped when resumed with more epochs
+    # ... and says so (it trained nothing and printed the old summary again, silently)
+    warned = [r.getMessage() for r in caplog.records if "--resume trains nothing more" in r.getMessage()]
+    assert len(warned) == 1 and "stopped early at epoch 4" in warned[0] and "best, epoch 2" in warned[0]
+    caplog.clear()
+    EpochLoop(tiny_model(), LoopConfig(patience=2), tmp_path, phases=[("train", 4), ("more", 3)], state=state)
+    assert not caplog.records   # a later phase still runs: nothing to warn about
 
 
 def test_initial_weights_must_be_beaten_unless_the_loop_says_otherwise(tmp_path):
