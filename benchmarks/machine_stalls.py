@@ -172,15 +172,24 @@ def _watch(cpu: int) -> None:
         realtime = False
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    # a terminal's Ctrl-C reaches the whole process group: it is for the benchmark, which stops its
+    # watchers with SIGTERM on the way out (a watcher killed by it left no report, and the interrupt
+    # was reported as a failed benchmark); a watcher whose benchmark died outright stops by itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
     stalls = []
     print("watching", flush=True)
     last = time.monotonic()
+    ticks = 0
     while not stopping:
         time.sleep(TICK_S)
         now = time.monotonic()
         if now - last > RECORD_S:
             stalls.append((last, now))
         last = now
+        ticks += 1
+        if ticks % 1000 == 0 and os.getppid() != parent:
+            break
     print(json.dumps({"cpu": cpu, "realtime": realtime, "stalls": stalls}), flush=True)
 
 

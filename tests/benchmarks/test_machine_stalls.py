@@ -27,6 +27,18 @@ def test_a_watcher_held_stopped_reports_a_stall_of_that_length_on_its_cpu():
     assert report["count"] >= 1 and report["longest_ms"] >= 60.0
 
 
+def test_a_terminals_ctrl_c_is_left_to_the_benchmark_and_the_watchers_still_report():
+    """Ctrl-C in a terminal signals the whole process group: the watchers died of it without a report,
+    and the benchmark's way out raised "a stall watcher exited with status -2" in place of the
+    interrupt (bench then called the benchmark failed). They now ignore SIGINT and report on SIGTERM."""
+    watch = StallWatch().start()
+    for pid in watch.pids:
+        os.kill(pid, signal.SIGINT)
+    time.sleep(0.2)
+    assert all(os.waitpid(pid, os.WNOHANG) == (0, 0) for pid in watch.pids)     # still watching
+    assert isinstance(watch.stop(), list) and isinstance(watch.realtime, bool)
+
+
 def test_underruns_count_as_the_machines_inside_a_stall_and_while_catching_up_after_it():
     stalls = [Stall(0, 10.0, 10.05), Stall(1, 20.0, 20.012)]      # the second is under REPORT_S
     catch_up = machine_stalls.CATCH_UP_S
