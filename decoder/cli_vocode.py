@@ -92,7 +92,8 @@ def run_vocode(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     out = vocode_frames(mel, length=audio.size, progress=True, **options)
     elapsed = time.perf_counter() - t0
-    with atomic_path(args.out) as part, WavSink(part) as sink:  # the old file stays until complete
+    # the old file stays until complete; messages name the output, not the temporary file
+    with atomic_path(args.out) as part, WavSink(part, shown_as=args.out) as sink:
         sink.write(out)
         clipped = sink.counters()["sanitised"]
     reference = stft_magnitude(audio)

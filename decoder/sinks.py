@@ -190,10 +190,13 @@ class WavSink(_Sink):
     clip : bool
         False keeps samples beyond ±1 as they come (only non-finite ones are sanitised); needs
         ``subtype="FLOAT"``, the one subtype that can store them.
+    shown_as : str or Path, optional
+        The name messages give the file: the output a temporary ``path`` is renamed to once complete
+        (default ``path``).
     """
 
     def __init__(self, path: str | Path, *, samplerate: int = AUDIO_SFREQ, subtype: str = "PCM_16",
-                 clip: bool = True) -> None:
+                 clip: bool = True, shown_as: str | Path | None = None) -> None:
         super().__init__(clip=clip)
         import soundfile
 
@@ -201,6 +204,7 @@ class WavSink(_Sink):
             raise AudioError(f"WAV subtype {subtype} cannot store samples beyond ±1; pass subtype='FLOAT' "
                              f"or clip=True")
         self.path = Path(path)
+        self.shown = Path(shown_as) if shown_as is not None else self.path
         if not self.path.parent.is_dir():
             raise AudioError(f"cannot write WAV file {self.path}: folder {self.path.parent} does not exist; "
                              f"create it or choose another --wav path")
@@ -213,7 +217,7 @@ class WavSink(_Sink):
         self._update_header_always()
 
     def describe(self) -> str:
-        return f"WAV file {self.path}"
+        return f"WAV file {self.shown}"
 
     def _update_header_always(self) -> None:
         # the header's lengths are rewritten after every write: a killed process leaves a valid file
@@ -237,7 +241,7 @@ class WavSink(_Sink):
             self._file.flush()
         except (soundfile.LibsndfileError, OSError) as error:  # full disk, file system gone
             why = _why_not_written(self.path, error)
-            raise AudioError(f"cannot write WAV file {self.path} ({why}); what was written before stays "
+            raise AudioError(f"cannot write WAV file {self.shown} ({why}); what was written before stays "
                              "readable: free space or choose another path") from None
         self._written += clean.size
         return clean.size
@@ -249,5 +253,5 @@ class WavSink(_Sink):
             try:
                 self._file.close()
             except (soundfile.LibsndfileError, OSError) as error:
-                log.warning("closing WAV file %s: %s (the disk may be full)", self.path, error)
+                log.warning("closing WAV file %s: %s (the disk may be full)", self.shown, error)
         super().close()

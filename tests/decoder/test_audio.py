@@ -309,6 +309,19 @@ def test_the_first_sanitised_chunk_is_reported_once_naming_the_sink_and_what_was
     assert sink.counters()["sanitised"] == 5
 
 
+def test_a_temporary_wav_is_named_by_the_file_it_will_become(tmp_path, caplog):
+    """``vocode`` writes beside its output and renames once complete: its warning named the temporary
+    ``.part.wav``, gone after the run."""
+    from eegmusic.stream.atomic import atomic_path
+
+    out = tmp_path / "song21_vocoded.wav"
+    with caplog.at_level(logging.WARNING, logger="eegmusic.decoder.sinks"):
+        with atomic_path(out) as part, WavSink(part, shown_as=out) as sink:
+            sink.write(np.array([np.nan, 0.5], np.float32))
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [f"WAV file {out}"]
+    assert soundfile.info(out).frames == 2
+
+
 def test_a_wav_that_keeps_peaks_must_be_float(tmp_path):
     with pytest.raises(AudioError, match="PCM_16 cannot store samples beyond ±1; pass subtype='FLOAT'"):
         WavSink(tmp_path / "x.wav", clip=False)
