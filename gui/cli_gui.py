@@ -12,12 +12,14 @@ from pathlib import Path
 
 from eegmusic.stream.options import float_range, lsl_name, output_file, seconds
 
+ATTACH_WAIT_S = 10.0
+"""How long ``gui --attach NAME`` waits for a decode to publish under NAME before it refuses."""
+
 EPILOG = """\
 Examples:
   eegmusic gui
   eegmusic gui --stream eegmusic-replay-s21-p1 --model model.onnx --truth /tmp/sim
-  eegmusic decode --stream cap-1 --model model.onnx --publish cap1   # in one terminal; once it decodes:
-  eegmusic gui --attach cap1                                          # in another
+  eegmusic decode --stream cap-1 --model model.onnx --publish cap1 &   eegmusic gui --attach cap1
   xvfb-run -a eegmusic gui --stream cap-1 --model model.onnx --screenshot dashboard.png --duration 15
   eegmusic gui --stream cap-1 --model nmedt.onnx --impute-missing  # a net missing a few electrodes
 
@@ -53,7 +55,8 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="HZ", type=float_range(0.0, 30.0, low_open=True), default=30.0,
                         help="snapshot polls per second, at most 30 (default 30)")
     parser.add_argument("--attach", metavar="NAME",
-                        help="show the running `eegmusic decode --publish NAME` (closing leaves it running)")
+                        help="show the running `eegmusic decode --publish NAME` (closing leaves it running; "
+                        "one just started is waited for up to 10 s)")
     from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
 
     parser.add_argument("--vocoder", choices=tuple(VOCODERS), default=DEFAULT_VOCODER, help=vocoder_help())
@@ -114,8 +117,15 @@ def run_gui(args: argparse.Namespace) -> int:
         if args.stream or args.model or args.in_process:
             raise ConfigError("--attach shows a decode that already runs; leave out --stream, --model and "
                               "--in-process")
-        from eegmusic.decoder.shared_snapshot import SnapshotReader
+        import time
 
+        from eegmusic.decoder.shared_snapshot import SnapshotReader, snapshot_path
+
+        # a decode started on the same command line (`decode ... --publish N & gui --attach N`) publishes
+        # once its model is loaded and its stream found: wait for it a while
+        deadline = time.monotonic() + ATTACH_WAIT_S
+        while not snapshot_path(args.attach).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
         SnapshotReader(args.attach).close()  # not running: one line and exit 2 before any window opens
 
     from eegmusic.gui.app import MainWindow, closed_by_signals, make_app, save_screenshot

@@ -111,6 +111,29 @@ def test_attached_dashboard_follows_the_decode_and_leaves_it_running(qtbot, repl
     assert "decoded" in out and not snapshot_path(name).exists()
 
 
+def test_attach_waits_for_a_decode_started_on_the_same_command_line(replay, model_file, tmp_path):
+    """`decode ... --publish N & gui --attach N`, the help's example: the window looked for the block
+    before the decode had published it, and refused ("no running decode publishes as ...")."""
+    import os
+
+    from eegmusic.decoder.shared_snapshot import snapshot_path
+
+    name = _publish_name()
+    decode = subprocess.Popen([sys.executable, "-m", "eegmusic", "decode", "--stream", replay.name, "--model",
+                               str(model_file), "--publish", name, "--timeout", "10", "--no-audio"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert not snapshot_path(name).exists()                # the window starts before the decode publishes
+        gui = subprocess.run([sys.executable, "-m", "eegmusic", "gui", "--attach", name, "--duration", "2"],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+        assert gui.returncode == 0, gui.stderr[-2000:]
+        assert decode.poll() is None                            # it attached, then let go
+    finally:
+        returncode, _, err = _stop(decode)
+    assert returncode == 0, err[-2000:]
+
+
 def test_dashboard_started_decode_stops_with_the_window(qtbot, replay, model_file):
     window = _window(qtbot, stream=replay.name, model=str(model_file), no_audio=True, isolated=True,
                      extra={"resolve_timeout_s": 10.0})
