@@ -150,6 +150,9 @@ class WindowDataset:
         self._eeg: dict[int, np.ndarray] = {}
         self._local: dict[int, dict[int, int]] = {}
         self._mel: dict[int, np.ndarray] = {}
+        self._checked: set[int] = set()
+        """Songs whose stimulus was checked (and warned about): shared by the copies
+        :meth:`with_target_offset` makes, which read the same audio at another lag."""
         # song key -> (dataset it came from, its song id there, folder): an appended excerpt's own stimulus
         self._sources = {song: (nmedt, song, self.folder) for song in self.songs}
         rows = []
@@ -320,8 +323,10 @@ class WindowDataset:
             audio = self.stimulus(song)
             _, song_id, folder = self._sources[song]
             eeg_s = self._eeg[song].shape[-1] / MODEL_SFREQ
-            check_stimulus(audio, song=song_id, folder=folder, eeg_s=eeg_s,
-                           allow_short=self.allow_short_stimulus)
+            if song not in self._checked:
+                check_stimulus(audio, song=song_id, folder=folder, eeg_s=eeg_s,
+                               allow_short=self.allow_short_stimulus)
+                self._checked.add(song)
             n_starts = max((self._eeg[song].shape[-1] - WINDOW_SAMPLES - self.phase) // self.hop + 1, 0)
             starts_s = (self.phase + np.arange(n_starts) * self.hop) / MODEL_SFREQ - self.target_offset_s
             self._mel[song] = window_mels(audio, starts_s)

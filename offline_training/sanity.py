@@ -93,11 +93,6 @@ class FlatReport:
         logger.warning("%s; training goes on", message)
 
 
-_WARNED_SHORT: set[tuple[str, int]] = set()
-"""(folder, song) whose short stimulus this process has warned about: ``--target-offset auto`` reads the
-targets once per lag it tries, and printed the same warning 8 times a song."""
-
-
 def check_stimulus(audio: np.ndarray, *, song: int, folder, eeg_s: float, allow_short: bool) -> None:
     """Refuse a silent stimulus, and one shorter than its EEG unless ``allow_short``.
 
@@ -128,7 +123,5 @@ def check_stimulus(audio: np.ndarray, *, song: int, folder, eeg_s: float, allow_
                 f"stimulus of song {song} in {folder} lasts {stimulus_s:.1f} s but its EEG {eeg_s:.1f} s; "
                 "use the whole song, or pass --allow-short-stimulus to take silence as the target after "
                 "its end")
-        if (str(folder), song) not in _WARNED_SHORT:   # once per song, not for every target lag tried
-            _WARNED_SHORT.add((str(folder), song))
-            logger.warning("stimulus of song %d lasts %.1f s, its EEG %.1f s: targets after the end are "
-                           "silence (--allow-short-stimulus)", song, stimulus_s, eeg_s)
+        logger.warning("stimulus of song %d lasts %.1f s, its EEG %.1f s: targets after the end are silence "
+                       "(--allow-short-stimulus)", song, stimulus_s, eeg_s)
