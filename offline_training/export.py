@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -139,6 +140,47 @@ def _quiet_exporter():
             lg.setLevel(level)
 
 
+_TORCHLIB_REGISTRIES: dict = {}
+"""Torch's ATen → ONNX translation tables built so far in this process, by opset (see below)."""
+_TORCHLIB_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _torchlib_registry_built_once():
+    """During one export, let torch reuse the translation table it built on an earlier export.
+
+    ``torch.onnx.export(..., dynamo=True)`` rebuilds its table of ATen → ONNX translations on every
+    call: 1.1 s here, a quarter of exporting a ``convnet``, paid again by every export of a ``train``
+    run, a benchmark or the test suite. Once built the table is only read, unless a caller hands the
+    exporter a ``custom_translation_table``, which eegmusic never does. Torch offers no public way to
+    pass a table in, so this swaps the private builder (``ONNXRegistry.from_torchlib``) for a cached
+    one for the length of the export, under a lock, and puts it back after. Where that private name
+    is missing (another torch), the export runs as torch ships it.
+    """
+    try:
+        from torch.onnx._internal.exporter import _registration
+
+        registry_class = _registration.ONNXRegistry
+        original = registry_class.__dict__["from_torchlib"]
+        build = original.__func__
+    except (ImportError, AttributeError, KeyError):
+        yield
+        return
+
+    def from_torchlib(cls, *args, **kwargs):
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in _TORCHLIB_REGISTRIES:
+            _TORCHLIB_REGISTRIES[key] = build(cls, *args, **kwargs)
+        return _TORCHLIB_REGISTRIES[key]
+
+    with _TORCHLIB_LOCK:
+        registry_class.from_torchlib = classmethod(from_torchlib)
+        try:
+            yield
+        finally:
+            registry_class.from_torchlib = original
+
+
 def export_onnx(model, path, metadata: dict) -> Path:
     """Write ``model`` as ONNX with inputs ``eeg`` (+ ``subject``), output ``mel_db``, dynamic batch.
 
@@ -184,7 +226,7 @@ def export_onnx(model, path, metadata: dict) -> Path:
         shapes = ({0: batch}, {0: batch})
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with _quiet_exporter():
+        with _quiet_exporter(), _torchlib_registry_built_once():
             program = torch.onnx.export(
                 graph,
                 inputs,

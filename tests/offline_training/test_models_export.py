@@ -155,3 +155,30 @@ def test_checkpoint_from_another_model(tmp_path, rng):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="unreadable"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_exports_build_torchs_translation_table_once_and_leave_torch_as_it_was(rng, tmp_path, monkeypatch):
+    """torch.onnx.export rebuilt its ATen → ONNX table on every call (1.1 s, a quarter of a convnet's
+    export); eegmusic builds it once per process. Torch's own builder is back in place after each export,
+    and a model exported with the table reused still matches torch."""
+    from eegmusic.offline_training import export
+    from torch.onnx._internal.exporter import _registration
+
+    build = _registration.ONNXRegistry.__dict__["from_torchlib"].__func__
+    builds = []
+
+    def counted(cls, *args, **kwargs):
+        builds.append(args or tuple(kwargs.values()))
+        return build(cls, *args, **kwargs)
+
+    counting = classmethod(counted)
+    monkeypatch.setattr(_registration.ONNXRegistry, "from_torchlib", counting)
+    monkeypatch.setattr(export, "_TORCHLIB_REGISTRIES", {})
+    model = fitted_model("linear", rng)
+    eeg = rng.normal(0.0, 20.0, (3, 125, 125)).astype(np.float32)
+    for index in range(2):
+        path = export_onnx(model, tmp_path / f"m{index}.onnx", build_metadata(model))
+        assert _registration.ONNXRegistry.__dict__["from_torchlib"] is counting
+        with torch.no_grad():
+            np.testing.assert_allclose(run_onnx(path, eeg), model(torch.tensor(eeg)).numpy(), atol=1e-3)
+    assert len(builds) == 1
