@@ -2,6 +2,6 @@
 
 import sys
 
-from eegmusic.stream.cli import main
+from eegmusic.stream.cli import run
 
-sys.exit(main())
+sys.exit(run())

@@ -76,7 +76,7 @@ def closed_by_signals(window):
     the event loop through the usual path: the decode stops and its summary is printed. A Python
     timer runs every :data:`SIGNAL_CHECK_MS` so that the handler runs even while nothing else does.
     """
-    from eegmusic.stream.cli import stop_signals
+    from eegmusic.stream.cli import repeated_stop, stop_signals
 
     def close_window(signum: int) -> None:
         log.info("stopping on signal %d: closing the dashboard", signum)
@@ -84,8 +84,10 @@ def closed_by_signals(window):
 
     def close(signum, frame) -> None:
         # the handler only schedules: it may interrupt the main thread inside a write to stderr, where
-        # logging from it could raise "reentrant call" (stream.cli.stop_signals)
-        QtCore.QTimer.singleShot(0, lambda: close_window(signum))  # after the slot the handler interrupted
+        # logging from it could raise "reentrant call" (stream.cli.stop_signals); a repeat of the stop
+        # finds the close already under way. The close runs after the slot the handler interrupted.
+        if not repeated_stop():
+            QtCore.QTimer.singleShot(0, lambda: close_window(signum))
 
     wake = QtCore.QTimer()
     wake.timeout.connect(lambda: None)

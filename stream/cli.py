@@ -20,6 +20,7 @@ import contextlib
 import importlib
 import importlib.util
 import logging
+import os
 import re
 import signal
 import sys
@@ -128,6 +129,57 @@ def log_level(verbose: int, quiet: int) -> int:
     return steps[min(max(1 + quiet - verbose, 0), len(steps) - 1)]
 
 
+REPEATED_STOP_S = 2.0
+"""A stop signal this soon after the first one is part of the same stop, and is ignored.
+
+A terminal's Ctrl-C reaches every process of its group: the dashboard and the decode it started both
+get it, and the dashboard then stops that decode with a SIGINT of its own; a key pressed again sends
+more. Each repeat raised KeyboardInterrupt (or killed the process, after its handlers were restored)
+inside the cleanup the first stop had started, and cut it short: the decode's shared-memory block and
+the dashboard's temporary folder stayed behind. A stop signal later than this acts as before, so a
+cleanup that hangs can still be interrupted."""
+
+
+class _FirstStop:
+    """When this process's current stop began (monotonic seconds); written by signal handlers, no lock."""
+
+    at: float | None = None
+
+
+def repeated_stop() -> bool:
+    """Note a stop signal now: True when it repeats one that arrived less than REPEATED_STOP_S ago.
+
+    Safe inside a signal handler (it takes no lock). Every handler of a stop signal calls it first.
+    """
+    now = time.monotonic()
+    if _FirstStop.at is not None and now - _FirstStop.at < REPEATED_STOP_S:
+        return True
+    _FirstStop.at = now
+    return False
+
+
+def stop_under_way() -> bool:
+    """Whether a stop signal arrived less than :data:`REPEATED_STOP_S` ago."""
+    return _FirstStop.at is not None and time.monotonic() - _FirstStop.at < REPEATED_STOP_S
+
+
+class _AfterStop:
+    """A handler put back while the process stops: repeats of the stop are ignored, later signals
+    reach ``handler`` (Python's handler, or the default action of ``SIG_DFL``)."""
+
+    def __init__(self, handler) -> None:
+        self.handler = handler
+
+    def __call__(self, signum, frame) -> None:
+        if repeated_stop():
+            return
+        if callable(self.handler):
+            self.handler(signum, frame)
+        elif self.handler == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+
 @contextlib.contextmanager
 def stop_signals(handler):
     """Route SIGINT (Ctrl-C) and SIGTERM to ``handler`` inside the block; the previous handlers after.
@@ -137,7 +189,9 @@ def stop_signals(handler):
     ignored, and Python keeps it ignored, so another process's stop (the dashboard stops the decode it
     started with SIGINT) would never arrive. Off the main thread (a command run in a thread) nothing
     is installed: Python allows signal handlers on the main thread only. ``handler`` must take no
-    lock the main thread may hold where the signal lands (:class:`StopRequest` says why).
+    lock the main thread may hold where the signal lands (:class:`StopRequest` says why), and calls
+    :func:`repeated_stop` first. Left while a stop is under way, the previous handlers come back
+    ignoring its repeats (:data:`REPEATED_STOP_S`).
     """
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -146,8 +200,10 @@ def stop_signals(handler):
     try:
         yield
     finally:
+        stopping = stop_under_way()
         for signum, old in previous.items():
-            signal.signal(signum, old)
+            wrap = stopping and old != signal.SIG_IGN and not isinstance(old, _AfterStop)
+            signal.signal(signum, _AfterStop(old) if wrap else old)
 
 
 class StopRequest:
@@ -166,6 +222,7 @@ class StopRequest:
         self.signum: int | None = None
 
     def __call__(self, signum, frame) -> None:
+        repeated_stop()
         self.signum = signum
 
     def __bool__(self) -> bool:
@@ -183,7 +240,8 @@ class StopRequest:
 
 
 def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    if not repeated_stop():  # a repeat would land in the cleanup the first stop started
+        raise KeyboardInterrupt
 
 
 def stopped_as_by_ctrl_c():
@@ -283,5 +341,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> int:
+    """The ``eegmusic`` command (and ``python -m eegmusic``): :func:`main`, then an exit that a repeated
+    stop cannot cut short.
+
+    As the interpreter exits it puts back the default action of each signal Python handled, so a repeat
+    of Ctrl-C arriving then killed the process (status -2) after the command had cleaned up and decided
+    its exit status. While a stop is under way (:func:`stop_under_way`) the rest of the exit ignores
+    SIGINT and SIGTERM. Not in :func:`main`, which tests and scripts call inside their own process.
+    """
+    status = main()
+    if stop_under_way() and threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+    return status
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

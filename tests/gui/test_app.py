@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -352,6 +353,44 @@ def test_ctrl_c_or_sigterm_closes_the_dashboard_like_its_close_button(signum, re
     assert child.returncode == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert f"stopping on signal {int(signum)}: closing the dashboard" in err
+    assert not list(temp.glob("eegmusic-gui-*")), sorted(path.name for path in temp.iterdir())
+
+
+def test_a_terminals_ctrl_c_pressed_again_leaves_no_block_and_no_folder(replay, model_file, tmp_path):
+    """A terminal's Ctrl-C reaches the dashboard and the decode it started (one process group), and the
+    dashboard then stops that decode with a SIGINT of its own; pressed again, each gets another. A
+    repeated stop raised KeyboardInterrupt inside the cleanup the first had started and cut it short:
+    the decode's shared-memory block or the dashboard's temporary folder stayed behind."""
+    from eegmusic.decoder.shared_snapshot import snapshot_folder
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TMPDIR=str(temp))
+    child = subprocess.Popen([sys.executable, "-m", "eegmusic", "gui", "--stream", replay.name, "--model",
+                              str(model_file), "--no-audio"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # a terminal's group
+    try:
+        seen = ""
+        while "pipeline started" not in seen:
+            line = child.stderr.readline()
+            assert line, seen + child.communicate()[1]
+            seen += line
+        blocks = list(snapshot_folder().glob(f"eegmusic-gui-{child.pid}-*.snapshot"))
+        assert len(blocks) == 1, "the dashboard's decode published no block"
+        time.sleep(1.0)  # decoding
+        for _ in range(8):  # Ctrl-C, then pressed again and again while the processes clean up
+            os.killpg(child.pid, signal.SIGINT)
+            time.sleep(0.1)
+        _, err = child.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10.0
+    while blocks[0].exists() and time.monotonic() < deadline:  # the decode may end just after the window
+        time.sleep(0.1)
+    assert child.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert not blocks[0].exists(), "the decode's shared-memory block was left behind"
     assert not list(temp.glob("eegmusic-gui-*")), sorted(path.name for path in temp.iterdir())
 
 

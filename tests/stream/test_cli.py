@@ -148,3 +148,22 @@ def test_a_stop_signal_always_ends_the_polling_loop():
             if not ended_within(proc, 15):
                 pytest.fail(f"stop {attempt + 1} of 10: the loop did not end within 15 s of SIGTERM")
         assert proc.returncode == 0
+
+
+def test_a_repeated_stop_is_ignored_and_a_later_one_interrupts_again(monkeypatch):
+    """The first stop signal raises KeyboardInterrupt; its repeats within REPEATED_STOP_S would land in
+    the cleanup it started and are ignored; one after that interrupts again (a cleanup that hangs)."""
+    import signal
+    import time
+
+    from eegmusic.stream import cli
+
+    monkeypatch.setattr(cli._FirstStop, "at", None)
+    with pytest.raises(KeyboardInterrupt):
+        cli._interrupt(signal.SIGINT, None)
+    assert cli.stop_under_way()
+    cli._interrupt(signal.SIGTERM, None)  # a repeat: ignored
+    monkeypatch.setattr(cli._FirstStop, "at", time.monotonic() - cli.REPEATED_STOP_S - 0.1)
+    assert not cli.stop_under_way()
+    with pytest.raises(KeyboardInterrupt):
+        cli._interrupt(signal.SIGINT, None)
