@@ -146,6 +146,18 @@ def test_fif_with_annotations_and_sidecar(tmp_path, song):
     assert recording.channels == tuple(LABELS) and recording.sfreq == SFREQ
 
 
+@pytest.mark.parametrize("delay, words", [(0.02, "from -0.02 s of song1.wav"),
+                                          (0.0, "from 0.00 s of song1.wav")])
+def test_info_shows_a_short_audio_delay_and_no_negative_zero(tmp_path, song, delay, words, capsys):
+    """A sound card's delay of 20 ms read "from -0.0 s", and none at all could read "-0.0" too."""
+    from eegmusic.stream.cli import main
+
+    path = _fif(tmp_path, sidecar={"stimuli": {"song1": "song1.wav"}, "audio_delay_s": delay})
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert words in out and "-0.00 s" not in out
+
+
 def test_fif_stim_events_when_there_are_no_annotations(tmp_path, song):
     path = _fif(tmp_path, annotations=False, sidecar={"stimuli": {"5": "song1.wav"}})
     dataset = open_dataset(path)
