@@ -28,9 +28,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(_variable, "1")
 
 REALTIME_MARKERS = ("audio", "gui", "lsl")
-"""Tests with these markers keep real time (sound, Qt timers, LSL): under pytest-xdist they run one
-after another in one worker (group ``realtime``), so that no two of them compete for the sound
-server or for a core, and their timing bounds mean what they say."""
+"""Tests with these markers keep real time (sound, Qt timers, LSL)."""
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -46,11 +44,56 @@ def _is_realtime(item) -> bool:
     return any(item.get_closest_marker(name) for name in REALTIME_MARKERS)
 
 
-def pytest_collection_modifyitems(config, items):
-    """Put the real-time tests into one xdist group (effective with ``--dist loadgroup``)."""
-    for item in items:
-        if _is_realtime(item):
-            item.add_marker(pytest.mark.xdist_group("realtime"))
+REALTIME_AT_ONCE = 2
+"""Real-time tests that may run at once across the xdist workers.
+
+They were meant to run one after another in one worker, an xdist group; but pytest 9 builds a test's
+id without the ``_nodeid`` that pytest-xdist 3.8 appends the group name to, so the group never took
+effect and with two workers two real-time tests often ran at once. The suite has passed so for many
+rounds in CI; one at a time would make the real-time tests, about 750 s, the suite's longest path. So
+at most two run at once, each holding one of two lock files, and a third worker that reaches a
+real-time test waits for one to end."""
+
+
+def _realtime_slots_folder(controller_pid: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"eegmusic-test-realtime-{controller_pid}"
+
+
+def _take_realtime_slot():
+    """Block until one of :data:`REALTIME_AT_ONCE` lock files is free; return it, held (close to free)."""
+    import fcntl
+    import time
+
+    folder = _realtime_slots_folder(os.getppid())  # the xdist controller: one folder per suite run
+    folder.mkdir(exist_ok=True)
+    while True:
+        for index in range(REALTIME_AT_ONCE):
+            handle = open(folder / f"slot-{index}.lock", "a")  # held until the test ends
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except BlockingIOError:
+                handle.close()
+        time.sleep(0.05)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under xdist, a real-time test runs holding a slot (:data:`REALTIME_AT_ONCE`)."""
+    slot = _take_realtime_slot() if os.environ.get("PYTEST_XDIST_WORKER") and _is_realtime(item) else None
+    try:
+        return (yield)
+    finally:
+        if slot is not None:
+            slot.close()
+
+
+def pytest_unconfigure(config):
+    """The controller of an xdist run removes the workers' slot files once they have all ended."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        import shutil
+
+        shutil.rmtree(_realtime_slots_folder(os.getpid()), ignore_errors=True)
 
 
 REALTIME_NICE = -5
@@ -60,9 +103,9 @@ CPU_NICE = 10
 
 
 def pytest_runtest_setup(item):
-    """Under xdist, give the worker that runs the real-time tests precedence over the CPU-bound ones.
+    """Under xdist, give the workers' real-time tests precedence over the CPU-bound ones.
 
-    The other workers train and export models flat out; a replay paced on the LSL clock or a decode
+    The CPU-bound tests train and export models flat out; a replay paced on the LSL clock or a decode
     feeding PulseAudio must not queue behind them for the scheduler, or their timing bounds measure
     the neighbours instead of the code. So a real-time test runs at nice -5 and every other test at
     nice 10: the CPU-bound workers fill the time the real-time tests spend waiting on the clock (about
