@@ -202,7 +202,7 @@ def stop_signals(handler):
     finally:
         stopping = stop_under_way()
         for signum, old in previous.items():
-            wrap = stopping and old != signal.SIG_IGN and not isinstance(old, _AfterStop)
+            wrap = stopping and (callable(old) or old == signal.SIG_DFL) and not isinstance(old, _AfterStop)
             signal.signal(signum, _AfterStop(old) if wrap else old)
 
 
