@@ -27,8 +27,8 @@ demo: $(STAMP)
 	$(BIN)/eegmusic demo $(DEMO_ARGS)
 
 # The default suite: every test but the opt-in `slow` ones and the wheel check, in TEST_WORKERS
-# processes (pytest-xdist). At most two tests that keep real time (markers audio, gui, lsl) run at
-# once (tests/conftest.py); each worker plays into its own PulseAudio sink and LSL session, and runs
+# processes (pytest-xdist). The tests that keep real time (markers audio, gui, lsl) run one at a time
+# (tests/conftest.py); each worker plays into its own PulseAudio sink and LSL session, and runs
 # torch/BLAS on one thread. As root the real-time tests run at nice -5 and the rest at nice 10, so a
 # third worker fills the time the real-time ones wait on the clock without taking a core from them;
 # elsewhere the priorities cannot be ordered so, and two workers run. TEST_WORKERS=1: one process.

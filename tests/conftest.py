@@ -44,15 +44,15 @@ def _is_realtime(item) -> bool:
     return any(item.get_closest_marker(name) for name in REALTIME_MARKERS)
 
 
-REALTIME_AT_ONCE = 2
-"""Real-time tests that may run at once across the xdist workers.
+REALTIME_AT_ONCE = 1
+"""Real-time tests that may run at once across the xdist workers: one, as the design asks.
 
 They were meant to run one after another in one worker, an xdist group; but pytest 9 builds a test's
 id without the ``_nodeid`` that pytest-xdist 3.8 appends the group name to, so the group never took
-effect and with two workers two real-time tests often ran at once. The suite has passed so for many
-rounds in CI; one at a time would make the real-time tests, about 750 s, the suite's longest path. So
-at most two run at once, each holding one of two lock files, and a third worker that reaches a
-real-time test waits for one to end."""
+effect and two of them often ran at once. Here a real-time test runs holding a lock file, and a
+worker that reaches one while another runs waits for it to end. Two at once with three workers was
+tried: 4 full runs passed, the fifth lost two real-time tests to the load (a 1-s decode that recorded
+no frame, a dashboard that read 11 snapshots where 20 were asked for)."""
 
 
 def _realtime_slots_folder(controller_pid: int) -> Path:
