@@ -151,10 +151,9 @@ def repeated_stop() -> bool:
 
     Safe inside a signal handler (it takes no lock). Every handler of a stop signal calls it first.
     """
-    now = time.monotonic()
-    if _FirstStop.at is not None and now - _FirstStop.at < REPEATED_STOP_S:
+    if stop_under_way():
         return True
-    _FirstStop.at = now
+    _FirstStop.at = time.monotonic()
     return False
 
 

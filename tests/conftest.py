@@ -44,56 +44,38 @@ def _is_realtime(item) -> bool:
     return any(item.get_closest_marker(name) for name in REALTIME_MARKERS)
 
 
-REALTIME_AT_ONCE = 1
-"""Real-time tests that may run at once across the xdist workers: one, as the design asks.
-
-They were meant to run one after another in one worker, an xdist group; but pytest 9 builds a test's
-id without the ``_nodeid`` that pytest-xdist 3.8 appends the group name to, so the group never took
-effect and two of them often ran at once. Here a real-time test runs holding a lock file, and a
-worker that reaches one while another runs waits for it to end. Two at once with three workers was
-tried: 4 full runs passed, the fifth lost two real-time tests to the load (a 1-s decode that recorded
-no frame, a dashboard that read 11 snapshots where 20 were asked for)."""
-
-
-def _realtime_slots_folder(controller_pid: int) -> Path:
+def _realtime_lock_folder(controller_pid: int) -> Path:
     return Path(tempfile.gettempdir()) / f"eegmusic-test-realtime-{controller_pid}"
-
-
-def _take_realtime_slot():
-    """Block until one of :data:`REALTIME_AT_ONCE` lock files is free; return it, held (close to free)."""
-    import fcntl
-    import time
-
-    folder = _realtime_slots_folder(os.getppid())  # the xdist controller: one folder per suite run
-    folder.mkdir(exist_ok=True)
-    while True:
-        for index in range(REALTIME_AT_ONCE):
-            handle = open(folder / f"slot-{index}.lock", "a")  # held until the test ends
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return handle
-            except BlockingIOError:
-                handle.close()
-        time.sleep(0.05)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    """Under xdist, a real-time test runs holding a slot (:data:`REALTIME_AT_ONCE`)."""
-    slot = _take_realtime_slot() if os.environ.get("PYTEST_XDIST_WORKER") and _is_realtime(item) else None
-    try:
+    """Under xdist, a real-time test runs holding one lock file shared by the workers, so they run one
+    at a time, as the design asks; a worker that reaches one while another runs waits for it to end.
+
+    They were meant to run one after another in one worker, an xdist group; but pytest 9 builds a
+    test's id without the ``_nodeid`` that pytest-xdist 3.8 appends the group name to, so the group
+    never took effect and two of them often ran at once. Two at once with three workers was tried: 4
+    full runs passed, the fifth lost two real-time tests to the load (a 1-s decode that recorded no
+    frame, a dashboard that read 11 snapshots where 20 were asked for).
+    """
+    if not (os.environ.get("PYTEST_XDIST_WORKER") and _is_realtime(item)):
         return (yield)
-    finally:
-        if slot is not None:
-            slot.close()
+    import fcntl
+
+    folder = _realtime_lock_folder(os.getppid())  # the xdist controller: one folder per suite run
+    folder.mkdir(exist_ok=True)
+    with open(folder / "realtime.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, after the test's teardown
+        return (yield)
 
 
 def pytest_unconfigure(config):
-    """The controller of an xdist run removes the workers' slot files once they have all ended."""
+    """The controller of an xdist run removes the workers' lock file once they have all ended."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         import shutil
 
-        shutil.rmtree(_realtime_slots_folder(os.getpid()), ignore_errors=True)
+        shutil.rmtree(_realtime_lock_folder(os.getpid()), ignore_errors=True)
 
 
 REALTIME_NICE = -5
