@@ -61,6 +61,9 @@ __all__ = ["AUDIO_FILE", "FrameRecorder", "LivePipeline", "LiveTruth", "Pipeline
 
 log = logging.getLogger(__name__)
 
+DROP_TIMES_KEPT = 4096
+"""How many of the latest decoder drops :attr:`LivePipeline.decoder_drop_times` keeps."""
+
 
 def newest_window(source, window, counters: collections.Counter):
     """The newest window ``source`` has queued (``window`` itself when none is newer).
@@ -145,6 +148,9 @@ class LivePipeline:
         self.latency = LatencyTracker()
         self._queue: EmissionQueue[tuple] = EmissionQueue(maxlen=32)
         self._counters: collections.Counter = collections.Counter()
+        self.decoder_drop_times: collections.deque[float] = collections.deque(maxlen=DROP_TIMES_KEPT)
+        """``time.monotonic()`` of each of the latest ``drops_decoder``, to set beside the machine's stalls
+        (:mod:`benchmarks.machine_stalls`), as the sound device's underrun times are."""
         self.error: str | None = None
         self.stream_label = ""
         n_keep = int(np.ceil(config.snapshot_s / FRAME_PERIOD_S))
@@ -333,7 +339,10 @@ class LivePipeline:
             window = source.next_window(timeout=0.1)
             if window is None:
                 continue
+            before = self._counters["drops_decoder"]
             window = newest_window(source, window, self._counters)   # latency stays bounded
+            if (dropped := self._counters["drops_decoder"] - before) > 0:
+                self.decoder_drop_times.extend([time.monotonic()] * dropped)
             if window.flagged:
                 self._counters["flagged_windows"] += 1
             n_end = int(window.sample_index) + window_samples

@@ -94,13 +94,19 @@ def pytest_runtest_setup(item):
     a third of the suite's wall time with two workers) and yield a core the moment one is wanted.
     Lowering a nice value needs root (as in CI here); elsewhere nothing changes, and the Makefile runs
     two workers instead of three. On Linux the nice value is per thread and inherited by the threads
-    and processes this one starts afterwards (replays, decodes, the dashboard's decode process).
+    and processes a thread starts afterwards (replays, decodes, the dashboard's decode process), so
+    every thread the worker already has is set too: one started during a real-time test and kept (a
+    library's pool) would otherwise work at -5 through the CPU-bound tests that follow.
     """
     if not os.environ.get("PYTEST_XDIST_WORKER") or os.geteuid() != 0:
         return
     wanted = REALTIME_NICE if _is_realtime(item) else CPU_NICE
-    if os.getpriority(os.PRIO_PROCESS, 0) != wanted:
-        os.setpriority(os.PRIO_PROCESS, 0, wanted)
+    for thread in os.listdir("/proc/self/task"):
+        try:
+            if os.getpriority(os.PRIO_PROCESS, int(thread)) != wanted:
+                os.setpriority(os.PRIO_PROCESS, int(thread), wanted)
+        except ProcessLookupError:  # the thread ended meanwhile
+            pass
 
 
 @pytest.fixture(scope="session", autouse=True)
