@@ -29,10 +29,10 @@ demo: $(STAMP)
 # The default suite: every test but the opt-in `slow` ones and the wheel check, in TEST_WORKERS
 # processes (pytest-xdist). The tests that keep real time (markers audio, gui, lsl) run one at a time
 # (tests/conftest.py); each worker plays into its own PulseAudio sink and LSL session, and runs
-# torch/BLAS on one thread. As root the real-time tests run at nice -5 and the rest at nice 10, so a
-# third worker fills the time the real-time ones wait on the clock without taking a core from them;
-# elsewhere the priorities cannot be ordered so, and two workers run. TEST_WORKERS=1: one process.
-TEST_WORKERS ?= $(if $(filter 0,$(shell id -u)),3,2)
+# torch/BLAS on one thread. As root the real-time tests run at nice -5 and the rest at nice 10. Two
+# workers: a third saved 1-1.5 minutes of 17, and two of its five runs lost a test to the load
+# (README, "make test"). TEST_WORKERS=1: one process.
+TEST_WORKERS ?= 2
 TEST_PARALLEL := $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist load)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow and not wheel" -q $(TEST_PARALLEL) $(TEST_ARGS)

@@ -90,10 +90,9 @@ def pytest_runtest_setup(item):
     The CPU-bound tests train and export models flat out; a replay paced on the LSL clock or a decode
     feeding PulseAudio must not queue behind them for the scheduler, or their timing bounds measure
     the neighbours instead of the code. So a real-time test runs at nice -5 and every other test at
-    nice 10: the CPU-bound workers fill the time the real-time tests spend waiting on the clock (about
-    a third of the suite's wall time with two workers) and yield a core the moment one is wanted.
-    Lowering a nice value needs root (as in CI here); elsewhere nothing changes, and the Makefile runs
-    two workers instead of three. On Linux the nice value is per thread and inherited by the threads
+    nice 10: the CPU-bound worker fills the time the real-time tests spend waiting on the clock and
+    yields a core the moment one is wanted. Lowering a nice value needs root (as in CI here); elsewhere
+    nothing changes. On Linux the nice value is per thread and inherited by the threads
     and processes a thread starts afterwards (replays, decodes, the dashboard's decode process), so
     every thread the worker already has is set too: one started during a real-time test and kept (a
     library's pool) would otherwise work at -5 through the CPU-bound tests that follow.
