@@ -65,7 +65,7 @@ DROP_TIMES_KEPT = 4096
 """How many of the latest decoder drops :attr:`LivePipeline.decoder_drop_times` keeps."""
 
 
-def newest_window(source, window, counters: collections.Counter):
+def newest_window(source, window, counters: collections.Counter, drop_times: collections.deque | None = None):
     """The newest window ``source`` has queued (``window`` itself when none is newer).
 
     Every older window skipped is counted in ``counters``: as ``windows_coalesced`` when the same
@@ -84,6 +84,8 @@ def newest_window(source, window, counters: collections.Counter):
         The window just taken.
     counters : collections.Counter
         Updated in place.
+    drop_times : collections.deque, optional
+        Gets the ``time.monotonic()`` of each ``drops_decoder`` counted.
     """
     skipped = []
     while (newer := source.next_window(timeout=0)) is not None:
@@ -101,6 +103,8 @@ def newest_window(source, window, counters: collections.Counter):
             frames_start = 2 * old.sample_index + length - following.sample_index
         covered = old.t_arrival == window.t_arrival and window.sample_index <= frames_start
         counters["windows_coalesced" if covered else "drops_decoder"] += 1
+        if not covered and drop_times is not None:
+            drop_times.append(time.monotonic())
     return window
 
 
@@ -339,10 +343,7 @@ class LivePipeline:
             window = source.next_window(timeout=0.1)
             if window is None:
                 continue
-            before = self._counters["drops_decoder"]
-            window = newest_window(source, window, self._counters)   # latency stays bounded
-            if (dropped := self._counters["drops_decoder"] - before) > 0:
-                self.decoder_drop_times.extend([time.monotonic()] * dropped)
+            window = newest_window(source, window, self._counters, self.decoder_drop_times)  # latency bounded
             if window.flagged:
                 self._counters["flagged_windows"] += 1
             n_end = int(window.sample_index) + window_samples

@@ -11,6 +11,7 @@ Package-specific fixtures live in ``tests/fixtures/`` and are loaded as plugins 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import tempfile
 import uuid
@@ -101,11 +102,8 @@ def pytest_runtest_setup(item):
         return
     wanted = REALTIME_NICE if _is_realtime(item) else CPU_NICE
     for thread in os.listdir("/proc/self/task"):
-        try:
-            if os.getpriority(os.PRIO_PROCESS, int(thread)) != wanted:
-                os.setpriority(os.PRIO_PROCESS, int(thread), wanted)
-        except ProcessLookupError:  # the thread ended meanwhile
-            pass
+        with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
+            os.setpriority(os.PRIO_PROCESS, int(thread), wanted)
 
 
 @pytest.fixture(scope="session", autouse=True)

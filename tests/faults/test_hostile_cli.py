@@ -242,9 +242,9 @@ def test_a_simulation_stopped_by_sigterm_removes_what_it_wrote(tmp_path):
     """SIGTERM (a scheduler's stop, `timeout`) left a half dataset that info called fine.
 
     The signal must land while the simulation writes: the manifest, read just after it was sent, still
-    says unfinished. Under the suite's load this test's own process once ran nothing for the whole of
-    the child's 10-s run, and its SIGTERM went to a child that had finished (exit 0, nothing said);
-    such an attempt proves nothing either way and is made again, up to three times.
+    says unfinished. Under the suite's load its SIGTERM once reached the child only after the child's
+    10-s run had finished (exit 0, nothing said); such an attempt proves nothing either way and is made
+    again, up to three times.
     """
     import json
     import signal
