@@ -49,10 +49,60 @@ def _realtime_lock_folder(controller_pid: int) -> Path:
     return Path(tempfile.gettempdir()) / f"eegmusic-test-realtime-{controller_pid}"
 
 
+REALTIME_IDS = "realtime-ids.txt"
+"""File in the run's lock folder where each xdist worker lists the real-time tests it collected."""
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, each worker lists the real-time tests it collected, for the controller's scheduler
+    (:func:`pytest_xdist_make_scheduler`): the controller sees test ids, never markers. Every worker
+    collects the same tests, so each writes the same list, whole (written beside and renamed)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    folder = _realtime_lock_folder(os.getppid())
+    folder.mkdir(exist_ok=True)
+    part = folder / f"{REALTIME_IDS}.{os.getpid()}"
+    part.write_text("".join(f"{item.nodeid}\n" for item in items if _is_realtime(item)))
+    os.replace(part, folder / REALTIME_IDS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist load`` (``make test``) with every real-time test in one work unit, run first.
+
+    Under plain load scheduling the real-time tests came to both workers, and a worker that reached one
+    while the other ran one waited for the lock (:func:`pytest_runtest_protocol`) with its core idle:
+    in a full run the tests took 1,508 s of worker time (730 s of it real-time) in a 1,079-s suite, so
+    about 320 s went to waiting. Here xdist's scope scheduling gets one scope, ``realtime``, for all of
+    them (the largest scope, so it is handed out first) and one scope per test for the rest: one
+    worker runs the real-time tests one after another from the start while the other runs the
+    CPU-bound ones, and both share the rest at the end. Without the workers' list (a worker that
+    failed to collect) every test is its own scope, which is load scheduling again, and the lock
+    still keeps the real-time tests one at a time.
+    """
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RealtimeInOneWorker(LoadScopeScheduling):
+        realtime: set[str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.realtime is None:  # first called once every worker has collected
+                listed = _realtime_lock_folder(os.getpid()) / REALTIME_IDS
+                self.realtime = set(listed.read_text().splitlines()) if listed.is_file() else set()
+            return "realtime" if nodeid in self.realtime else nodeid
+
+    return RealtimeInOneWorker(config, log)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """Under xdist, a real-time test runs holding one lock file shared by the workers, so they run one
     at a time, as the design asks; a worker that reaches one while another runs waits for it to end.
+    ``make test`` hands them all to one worker (:func:`pytest_xdist_make_scheduler`), so there the lock
+    is the guarantee for other schedulings (``--dist loadfile``, ``worksteal``) and waits for nothing.
 
     They were meant to run one after another in one worker, an xdist group; but pytest 9 builds a
     test's id without the ``_nodeid`` that pytest-xdist 3.8 appends the group name to, so the group
