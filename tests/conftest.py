@@ -76,11 +76,10 @@ def pytest_xdist_make_scheduler(config, log):
     in a full run the tests took 1,508 s of worker time (730 s of it real-time) in a 1,079-s suite, and
     the two workers stood idle for about 650 s between them. Here xdist's scope scheduling gets one
     scope, ``realtime``, for all of them (the largest scope, so it is handed out first) and one scope
-    per test for the rest: one
-    worker runs the real-time tests one after another from the start while the other runs the
-    CPU-bound ones, and both share the rest at the end. Without the workers' list (a worker that
-    failed to collect) every test is its own scope, which is load scheduling again, and the lock
-    still keeps the real-time tests one at a time.
+    per test for the rest: one worker runs the real-time tests one after another from the start while
+    the other runs the CPU-bound ones, and both share the rest at the end. Without the workers' list
+    (a worker that failed to collect) every test is its own scope, which is load scheduling again, and
+    the lock still keeps the real-time tests one at a time.
     """
     if config.getoption("dist") != "load":
         return None
