@@ -1,0 +1,45 @@
+"""``make test``'s scheduling (tests/conftest.py): under ``--dist load`` the real-time tests share one worker.
+
+The real-time tests were once meant to run in one worker through an xdist group, and for many rounds
+they did not (pytest 9 ignores the id suffix xdist 3.8's groups rely on) while the docs said they did.
+This runs a small suite in two workers, as ``make test`` does, and reads which worker ran each test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lsl  # the inner suite runs real-time tests: it takes the real-time lane itself
+
+ROOT = Path(__file__).resolve().parents[1]
+REALTIME = [f"tests/faults/test_stream_faults.py::test_negative_or_endless_timeouts_never_hang[{t}]"
+            for t in ("-1", "nan", "inf", "-0.5")]
+"""Four quick real-time tests (marker ``lsl``), first in the order given, so that plain load scheduling
+would hand them out to both workers."""
+OTHERS = [f"tests/offline_training/test_splits.py::test_parts_are_disjoint_and_non_empty[{s}]"
+          for s in ("random", "block", "subject", "song")]
+"""Four quick tests without a real-time marker."""
+
+
+def test_load_scheduling_runs_every_real_time_test_in_one_worker():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT_TEST"))}  # the inner run is a controller
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "load", "-v", "-p", "no:cacheprovider",
+         *REALTIME, *OTHERS],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    # "[gw1] [ 50%] PASSED tests/...::test_x[-1]"
+    ran = {test: worker for worker, test in re.findall(r"^\[(gw\d+)\] \[\s*\d+%\] PASSED (\S+)",
+                                                       result.stdout, flags=re.M)}
+    assert set(ran) == set(REALTIME + OTHERS), result.stdout[-3000:]
+    workers = {ran[test] for test in REALTIME}
+    assert len(workers) == 1, f"real-time tests ran in {sorted(workers)}: {[(t, ran[t]) for t in REALTIME]}"
+    # and the other worker was not left idle: it ran tests without a real-time marker
+    assert {ran[test] for test in OTHERS} - workers, f"every test ran in {workers}"
