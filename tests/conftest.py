@@ -78,8 +78,10 @@ def pytest_xdist_make_scheduler(config, log):
     scope, ``realtime``, for all of them (the largest scope, so it is handed out first) and one scope
     per test for the rest: one worker runs the real-time tests one after another from the start while
     the other runs the CPU-bound ones, and both share the rest at the end. Without the workers' list
-    (a worker that failed to collect) every test is its own scope, which is load scheduling again, and
-    the lock still keeps the real-time tests one at a time.
+    every test is its own scope, which is load scheduling again, and the lock still keeps the real-time
+    tests one at a time. Unlike load scheduling, a worker that crashes in a real-time test hands the
+    rest of the unit back with that test in it, at the end of the queue: the crash repeats in the next
+    worker (xdist stops after 8 restarts) and the remaining real-time tests start late.
     """
     if config.getoption("dist") != "load":
         return None

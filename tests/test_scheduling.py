@@ -18,10 +18,11 @@ import pytest
 pytestmark = pytest.mark.lsl  # the inner suite runs real-time tests: it takes the real-time lane itself
 
 ROOT = Path(__file__).resolve().parents[1]
-REALTIME = [f"tests/faults/test_stream_faults.py::test_negative_or_endless_timeouts_never_hang[{t}]"
-            for t in ("-1", "nan", "inf", "-0.5")]
-"""Four quick real-time tests (marker ``lsl``), first in the order given, so that plain load scheduling
-would hand them out to both workers."""
+REALTIME = [*(f"tests/faults/test_stream_faults.py::test_negative_or_endless_timeouts_never_hang[{t}]"
+              for t in ("-1", "nan", "inf")),
+            "tests/gui/test_panels.py::test_eeg_panel_highlights_flagged_channels"]
+"""Four quick real-time tests of two files and two markers (``lsl``, ``gui``), first in the order given,
+so that plain load scheduling would hand them out to both workers."""
 OTHERS = [f"tests/offline_training/test_splits.py::test_parts_are_disjoint_and_non_empty[{s}]"
           for s in ("random", "block", "subject", "song")]
 """Four quick tests without a real-time marker."""
