@@ -19,7 +19,7 @@ def test_a_lost_background_sink_is_replaced_before_the_next_real_time_test():
     lost = os.environ["PULSE_SINK"]
     assert lost == pulse._BACKGROUND["name"] and pulse.sink_exists(lost)
     assert pulse.reroute_if_lost() is None  # present: nothing to do
-    pulse._pactl("unload-module", pulse._BACKGROUND["module"])
+    pulse.unload_sink(lost)
     assert not pulse.sink_exists(lost)
     why = pulse.reroute_if_lost()
     assert why is not None and lost in why
