@@ -161,7 +161,8 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"decoded '{summary['stream']}' for {summary['seconds']:.1f} s with {summary['model']} "
         f"on {summary['provider']}",
-        f"  windows {c['windows']}  drops {c['drops']} (decoder {c['drops_decoder']}, stream "
+        f"  windows {c['windows']} (caught up {c.get('windows_caught_up', 0)})  drops {c['drops']} (decoder "
+        f"{c['drops_decoder']}, stream "
         f"{c['drops_stream']}, output {c['drops_output_queue']})  gaps {c['gaps']}  "
         f"reconnects {c['reconnects']}  underruns {c['underruns']}",
         f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}",

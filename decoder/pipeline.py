@@ -11,7 +11,9 @@
 Two threads and bounded queues. The decode thread always decodes the newest window the stream
 stage has made and drops (and counts) older ones, so a slow model or a loaded CPU costs frames of
 resolution, never growing latency: the frame clock still emits every frame the newest window
-covers. Windows that one chunk of the stream completed together (a late chunk at a one-frame hop)
+covers. One exception: a fast model held up for a hop or two (a scheduling hiccup) decodes the
+windows it missed first, counted as ``windows_caught_up`` (:data:`CATCH_UP_WINDOWS`).
+Windows that one chunk of the stream completed together (a late chunk at a one-frame hop)
 and that the newest window overlaps are counted apart, as ``windows_coalesced``: the source was
 late, not the decoder, and no frame is lost. The emission
 queue to the output thread drops its oldest item when full, also counted. The audio sink's own
@@ -26,7 +28,7 @@ The rooms around it: :mod:`decoder.pipeline_config` (the options), :mod:`decoder
 (crash-safe ``--record``), :mod:`decoder.truth` (live dynamic r against the replay's stimulus),
 :mod:`decoder.output_queue` (the bounded queues), :mod:`decoder.snapshot` (what a display reads),
 :mod:`decoder.audio` (the :class:`AudioSink` contract), :mod:`decoder.realtime` (thread priorities),
-and in ``stream/`` the EEG source and the marker inlet. (Just over 500 lines: start-up, the two loops
+and in ``stream/`` the EEG source and the marker inlet. (About 600 lines: start-up, the two loops
 and the summary all read the same state.)
 """
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 import collections
 import gc
 import logging
+import math
 import threading
 import time
 
@@ -64,9 +67,26 @@ log = logging.getLogger(__name__)
 DROP_TIMES_KEPT = 4096
 """How many of the latest decoder drops :attr:`LivePipeline.decoder_drop_times` keeps."""
 
+CATCH_UP_WINDOWS = 2
+"""A decoder held up this many hops or fewer decodes the windows it missed instead of dropping them."""
+
+CATCH_UP_BUDGET = 0.5
+"""...provided those windows and the newest take under this share of a hop to decode (at the median
+decode time, model and frame clock, of the latest 15 windows): the rest of the hop is the output
+thread's and the stream's. A slower model never catches up, so a backlog costs it frames, never latency."""
+
 
 def newest_window(source, window, counters: collections.Counter, drop_times: collections.deque | None = None):
     """The newest window ``source`` has queued (``window`` itself when none is newer).
+
+    Same as :func:`windows_to_decode` with no catch-up, returning its one window.
+    """
+    return windows_to_decode(source, window, counters, drop_times)[-1]
+
+
+def windows_to_decode(source, window, counters: collections.Counter,
+                      drop_times: collections.deque | None = None, catch_up: int = 0) -> list:
+    """The windows to decode now, oldest first: the newest ``source`` has queued, after a short backlog.
 
     Every older window skipped is counted in ``counters``: as ``windows_coalesced`` when the same
     chunk of the stream completed it and the newest window covers the frames it adds, those after the
@@ -86,12 +106,24 @@ def newest_window(source, window, counters: collections.Counter, drop_times: col
         Updated in place.
     drop_times : collections.deque, optional
         Gets the ``time.monotonic()`` of each ``drops_decoder`` counted.
+    catch_up : int
+        A backlog of at most this many windows whose frames would be lost is decoded instead, before
+        the newest, and counted as ``windows_caught_up``: a decoder held up for a hop or two (a
+        scheduling hiccup on a loaded machine) loses no frame. A longer backlog is dropped whole, as
+        with 0, so latency stays bounded. The caller passes 0 unless its model is fast enough to
+        decode the backlog and the newest within a hop.
+
+    Returns
+    -------
+    list of stream.windower.Window
+        The caught-up windows, then the newest (``window`` itself when none is newer).
     """
     skipped = []
     while (newer := source.next_window(timeout=0)) is not None:
         skipped.append(window)
         window = newer
     length = window.data.shape[1]
+    lost = []
     for k, old in enumerate(skipped):
         # the frames ``old`` adds start where the window before it ended (the first skipped one's
         # predecessor was decoded earlier: one hop, its step to the next window, before its own end);
@@ -102,10 +134,18 @@ def newest_window(source, window, counters: collections.Counter, drop_times: col
             following = skipped[1] if len(skipped) > 1 else window
             frames_start = 2 * old.sample_index + length - following.sample_index
         covered = old.t_arrival == window.t_arrival and window.sample_index <= frames_start
-        counters["windows_coalesced" if covered else "drops_decoder"] += 1
-        if not covered and drop_times is not None:
-            drop_times.append(time.monotonic())
-    return window
+        if covered:
+            counters["windows_coalesced"] += 1
+        else:
+            lost.append(old)
+    if lost and len(lost) <= catch_up:
+        counters["windows_caught_up"] += len(lost)
+        return [*lost, window]
+    if lost:
+        counters["drops_decoder"] += len(lost)
+        if drop_times is not None:
+            drop_times.extend([time.monotonic()] * len(lost))
+    return [window]
 
 
 class LivePipeline:
@@ -331,39 +371,53 @@ class LivePipeline:
             self._stop.set()
 
     def _decode_loop(self) -> None:
-        from pylsl import local_clock
-
-        source, runtime, clock = self._source, self._runtime, self._clock
-        sfreq, window_samples = runtime.info.sfreq, runtime.info.window_samples   # the model's
-        output = np.zeros(runtime.output_shape, np.float32)   # reused: the clocks copy what they keep
+        source = self._source
+        output = np.zeros(self._runtime.output_shape, np.float32)   # reused: the clocks copy what they keep
         last = None
+        costs: collections.deque[float] = collections.deque(maxlen=15)   # the latest windows' decode times
         while not self._stop.is_set():
             if self._outlets is not None:
                 self._outlets.push_state(self._source.inlet.state)
-            window = source.next_window(timeout=0.1)
-            if window is None:
+            taken = source.next_window(timeout=0.1)
+            if taken is None:
                 continue
-            window = newest_window(source, window, self._counters, self.decoder_drop_times)  # latency bounded
-            if window.flagged:
-                self._counters["flagged_windows"] += 1
-            n_end = int(window.sample_index) + window_samples
-            if last is not None:
-                # A restarted source continues the sample index but not the time: start afresh.
-                jump = (window.t_last - last[1]) - (n_end - last[0]) / sfreq
-                if jump > max(0.5, 2 * self.config.hop_s):
-                    self._counters["time_jumps"] += 1
-                    self._counters["frames_skipped_time"] += int(jump / FRAME_PERIOD_S)
-                    clock.reset()
-            last = (n_end, window.t_last)
-            runtime.predict(window.data, out=output)
-            t_inferred = local_clock()
-            emission = clock.push(n_end, output)
-            self._counters["windows"] += 1
-            stamps = {"eeg": window.t_last, "arrival": window.t_arrival, "ready": window.t_ready,
-                      "inferred": t_inferred}
-            # LSL time of EEG-stream time 0 (stimulus frame k sits at t0 + k * 512 / 22050).
-            t0 = window.t_last - (n_end - 1) / sfreq
-            self._queue.put((emission, stamps, t0, n_end, window.t_last))
+            # latency bounded: the newest window, after a backlog of up to CATCH_UP_WINDOWS only when
+            # the backlog and the newest decode well within a hop
+            typical = sorted(costs)[len(costs) // 2] if len(costs) >= 5 else math.inf   # a median: one hiccup
+            fast = (CATCH_UP_WINDOWS + 1) * typical < CATCH_UP_BUDGET * self.config.hop_s   # does not move it
+            for window in windows_to_decode(source, taken, self._counters, self.decoder_drop_times,
+                                            catch_up=CATCH_UP_WINDOWS if fast else 0):
+                t_start = time.perf_counter()
+                last = self._decode_one(window, last, output)
+                costs.append(time.perf_counter() - t_start)
+
+    def _decode_one(self, window, last: tuple | None, output: np.ndarray) -> tuple[int, float]:
+        """Decode one window into the frame clock and queue its emission; return ``last`` for the next."""
+        from pylsl import local_clock
+
+        runtime, clock = self._runtime, self._clock
+        sfreq, window_samples = runtime.info.sfreq, runtime.info.window_samples   # the model's
+        if window.flagged:
+            self._counters["flagged_windows"] += 1
+        n_end = int(window.sample_index) + window_samples
+        if last is not None:
+            # A restarted source continues the sample index but not the time: start afresh.
+            jump = (window.t_last - last[1]) - (n_end - last[0]) / sfreq
+            if jump > max(0.5, 2 * self.config.hop_s):
+                self._counters["time_jumps"] += 1
+                self._counters["frames_skipped_time"] += int(jump / FRAME_PERIOD_S)
+                clock.reset()
+        last = (n_end, window.t_last)
+        runtime.predict(window.data, out=output)
+        t_inferred = local_clock()
+        emission = clock.push(n_end, output)
+        self._counters["windows"] += 1
+        stamps = {"eeg": window.t_last, "arrival": window.t_arrival, "ready": window.t_ready,
+                  "inferred": t_inferred}
+        # LSL time of EEG-stream time 0 (stimulus frame k sits at t0 + k * 512 / 22050).
+        t0 = window.t_last - (n_end - 1) / sfreq
+        self._queue.put((emission, stamps, t0, n_end, window.t_last))
+        return last
 
     def _output_loop(self) -> None:
         from pylsl import local_clock
@@ -496,6 +550,7 @@ class LivePipeline:
             "drops_output_queue": self._queue.dropped,
             "windows_coalesced": counts.get("windows_coalesced", 0)
             + (health.coalesced_windows if health is not None else 0),
+            "windows_caught_up": counts.get("windows_caught_up", 0),
             "vocoder_resets": counts.get("vocoder_resets", 0),
             "time_jumps": counts.get("time_jumps", 0),
             "audio_written": int(sink_counts.get("written", 0)),

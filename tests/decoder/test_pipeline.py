@@ -298,6 +298,83 @@ def test_overload_latency_bounded_drops_counted(sim_dir, stream_name, replay, me
     assert counters["frames_skipped"] == 0
 
 
+class HiccupRuntime(DecoderRuntime):
+    """A real DecoderRuntime whose 20th predict is held up for 1.5 hops (45 ms at the default hop).
+
+    The hiccup a loaded machine gives the decode thread now and then (a full suite run: one decoder drop
+    in 2.5 s, with no machine stall near it), made to happen once, on cue.
+    """
+
+    hiccup_s = 0.045
+    calls = 0
+
+    def predict(self, window, out=None):
+        self.calls += 1
+        if self.calls == 20:
+            time.sleep(self.hiccup_s)
+        return super().predict(window, out)
+
+
+@pytest.mark.lsl
+def test_a_fast_decoder_held_up_a_hop_catches_up_instead_of_dropping(sim_dir, stream_name, replay, mel_model):
+    from eegmusic.benchmarks.machine_stalls import StallWatch
+
+    runtime = HiccupRuntime(mel_model, device="cpu")
+    config = PipelineConfig(stream_name=stream_name, model_path=mel_model, device="cpu", no_audio=True,
+                            lsl_out=False)
+    with StallWatch() as watch, LivePipeline(config, runtime=runtime) as pipeline:
+        _wait(pipeline, 60)
+    counters = pipeline.counters()
+    assert runtime.calls >= 60 and counters["windows_caught_up"] >= 1, counters
+    # the window that waited out the hiccup was decoded, not dropped (a drop at a machine stall of a
+    # whole hop is excused, as in the end-to-end test: no code can run through one)
+    unexplained = drops_no_stall_explains(pipeline.decoder_drop_times, watch.stalls, config.hop_s)
+    assert not unexplained and counters["frames_skipped"] == 0, (counters, watch.stalls)
+
+
+def test_a_backlog_of_a_hop_or_two_is_decoded_and_a_longer_one_dropped():
+    """``windows_to_decode`` with catch-up 2 (real Windower, 0.1-s hop, 12.5 samples)."""
+    import collections
+
+    from eegmusic.decoder.pipeline import windows_to_decode
+    from eegmusic.stream.ringbuffer import RingBuffer
+    from eegmusic.stream.windower import Windower
+
+    ring = RingBuffer(2, 1000)
+    windower = Windower(ring, hop_s=0.1, queue_windows=100)
+    counters, drop_times = collections.Counter(), collections.deque()
+
+    def feed(start, n, t_arrival):
+        ring.write(np.zeros((2, n), np.float32), np.arange(start, start + n) / 125.0, 0)
+        return windower.update(t_arrival=t_arrival)
+
+    assert feed(0, 125, t_arrival=1.0) == 1
+    assert [w.sample_index for w in windows_to_decode(windower, windower.next_window(0), counters,
+                                                      drop_times, catch_up=2)] == [0]
+    # two windows from two chunks left waiting (the decoder was held up a hop): both decoded, in order
+    assert feed(125, 12, t_arrival=2.0) == 1 and feed(137, 13, t_arrival=2.1) == 1
+    taken = windows_to_decode(windower, windower.next_window(0), counters, drop_times, catch_up=2)
+    assert [w.sample_index for w in taken] == [12, 25]
+    assert counters == {"windows_caught_up": 1} and not drop_times
+    # three left waiting from three chunks (held up two hops): the two older ones are caught up
+    for k, start in enumerate((150, 162, 175)):
+        assert feed(start, 12 + (k == 1), t_arrival=3.0 + k / 10) == 1
+    taken = windows_to_decode(windower, windower.next_window(0), counters, drop_times, catch_up=2)
+    assert [w.sample_index for w in taken] == [37, 50, 62]
+    assert counters == {"windows_caught_up": 3}
+    # four waiting (three would be lost): more than the catch-up, so all three are dropped as before
+    for k, start in enumerate((187, 200, 212, 225)):
+        assert feed(start, 12 if k % 2 else 13, t_arrival=4.0 + k / 10) == 1
+    taken = windows_to_decode(windower, windower.next_window(0), counters, drop_times, catch_up=2)
+    assert [w.sample_index for w in taken] == [112]
+    assert counters == {"windows_caught_up": 3, "drops_decoder": 3} and len(drop_times) == 3
+    # without catch-up (a model too slow for it) one window left waiting is a drop, as it always was
+    assert feed(237, 13, t_arrival=5.0) == 1 and feed(250, 12, t_arrival=5.1) == 1
+    taken = windows_to_decode(windower, windower.next_window(0), counters, drop_times)
+    assert [w.sample_index for w in taken] == [137]
+    assert counters == {"windows_caught_up": 3, "drops_decoder": 4}
+
+
 class StalledDevice:
     """A sound device that plays nothing for its first ``stall_s``, then drains at real time (an AudioSink).
 
