@@ -210,15 +210,17 @@ def _consume(kind: str, name: str, seconds: float, results) -> None:
         results.put((kind, {"error": f"{type(error).__name__}: {error}"}))
 
 
-def run(quick: bool) -> dict:
+def run(quick: bool, seconds: float | None = None) -> dict:
     """Run the benchmark; return JSON-ready results (see the module docstring).
 
     Parameters
     ----------
     quick : bool
         3 s of measured stream per consumer instead of 10 s.
+    seconds : float, optional
+        This many instead (the test suite's size: 1.5 s).
     """
-    seconds = 3.0 if quick else 10.0
+    seconds = seconds if seconds is not None else 3.0 if quick else 10.0
     name = f"eegmusic-bench-{uuid.uuid4().hex[:8]}"
     context = multiprocessing.get_context("spawn")
     ready, stop, results = context.Event(), context.Event(), context.Queue()

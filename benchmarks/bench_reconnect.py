@@ -86,16 +86,20 @@ def _trial(rng: np.random.Generator, impostor: bool) -> tuple[float, float]:
         del others
 
 
-def run(quick: bool) -> dict:
+def run(quick: bool, trials: int | None = None) -> dict:
     """Run the benchmark; return JSON-ready results (see the module docstring).
 
     Parameters
     ----------
     quick : bool
         6 trials instead of 30.
+    trials : int, optional
+        This many trials instead (at least 2: one of each kind; the test suite's size).
     """
     rng = np.random.default_rng(0)
-    n = 6 if quick else 30
+    n = trials if trials is not None else 6 if quick else 30
+    if n < 2:
+        raise ValueError(f"trials must be at least 2 (one with an impostor), got {n}")
     trials = [_trial(rng, impostor=k % 2 == 1) for k in range(n)]
     reconnect = np.array([t[0] for t in trials])
     fresh = np.array([t[1] for t in trials])

@@ -177,14 +177,22 @@ def _ratio(ours: dict, theirs: dict) -> float | None:
         return None
 
 
-def run(quick: bool) -> dict:
-    """Run the benchmark; return JSON-ready results (see the module docstring)."""
+def run(quick: bool, seconds: float | None = None, drift_speed: float | None = None) -> dict:
+    """Run the benchmark; return JSON-ready results (see the module docstring).
+
+    Parameters
+    ----------
+    quick : bool
+        3 s per jitter run instead of 20, and the hour of data at 360x instead of 120x (10 s).
+    seconds, drift_speed : float, optional
+        Those two instead (the test suite's size: 1.5 s and 720x).
+    """
     import mne
 
     mne.set_log_level("WARNING")
     rng = np.random.default_rng(0)
     tag = uuid.uuid4().hex[:6]
-    seconds = 3.0 if quick else 20.0
+    seconds = seconds if seconds is not None else 3.0 if quick else 20.0
     results: dict = {"load_avg_before": [round(v, 2) for v in os.getloadavg()], "chunk_ms": CHUNK_MS,
                      "seconds_per_run": seconds, "jitter": {}, "drift_accelerated_hour": {}}
     for n_chans, sfreq in ((125, 125.0), (128, 1000.0)):
@@ -200,7 +208,7 @@ def run(quick: bool) -> dict:
         }
     # an hour of data, accelerated
     sfreq, recording_s = 125.0, 60.0
-    speed = 360.0 if quick else 120.0
+    speed = drift_speed if drift_speed is not None else 360.0 if quick else 120.0
     wall_s = 3600.0 / speed
     data = rng.standard_normal((125, int(sfreq * recording_s))) * 10
     rate = sfreq * speed

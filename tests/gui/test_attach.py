@@ -215,9 +215,13 @@ def test_start_failure_in_the_decode_process_is_one_line(qtbot, model_file, stre
     (["gui", "--attach", "x", "--stream", "s"], "--attach shows a decode that already runs"),
     (["gui", "--attach", "bad/name"], "publish name 'bad/name' is not usable"),
 ])
-def test_gui_attach_bad_input(argv, words, capsys):
+def test_gui_attach_bad_input(argv, words, capsys, monkeypatch):
+    from eegmusic.gui import cli_gui
     from eegmusic.stream.cli import main
 
+    # a name nobody publishes is refused once the wait for a decode starting beside it ends (10 s; the
+    # wait itself is test_attach_waits_for_a_decode_started_on_the_same_command_line's)
+    monkeypatch.setattr(cli_gui, "ATTACH_WAIT_S", 0.5)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
