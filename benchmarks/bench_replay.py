@@ -177,15 +177,15 @@ def _ratio(ours: dict, theirs: dict) -> float | None:
         return None
 
 
-def run(quick: bool, seconds: float | None = None, drift_speed: float | None = None) -> dict:
+def run(quick: bool, seconds: float | None = None) -> dict:
     """Run the benchmark; return JSON-ready results (see the module docstring).
 
     Parameters
     ----------
     quick : bool
         3 s per jitter run instead of 20, and the hour of data at 360x instead of 120x (10 s).
-    seconds, drift_speed : float, optional
-        Those two instead (the test suite's size: 1.5 s and 720x).
+    seconds : float, optional
+        Seconds per jitter run instead (the test suite's size: 1.5 s).
     """
     import mne
 
@@ -208,7 +208,7 @@ def run(quick: bool, seconds: float | None = None, drift_speed: float | None = N
         }
     # an hour of data, accelerated
     sfreq, recording_s = 125.0, 60.0
-    speed = drift_speed if drift_speed is not None else 360.0 if quick else 120.0
+    speed = 360.0 if quick else 120.0
     wall_s = 3600.0 / speed
     data = rng.standard_normal((125, int(sfreq * recording_s))) * 10
     rate = sfreq * speed
