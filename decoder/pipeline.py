@@ -11,8 +11,9 @@
 Two threads and bounded queues. The decode thread always decodes the newest window the stream
 stage has made and drops (and counts) older ones, so a slow model or a loaded CPU costs frames of
 resolution, never growing latency: the frame clock still emits every frame the newest window
-covers. One exception: a fast model held up for a hop or two (a scheduling hiccup) decodes the
-windows it missed first, counted as ``windows_caught_up`` (:data:`CATCH_UP_WINDOWS`).
+covers. One exception: a fast model held up so that one or two windows would be dropped (a
+scheduling hiccup of two or three hops) decodes them first, counted as ``windows_caught_up``
+(:data:`CATCH_UP_WINDOWS`).
 Windows that one chunk of the stream completed together (a late chunk at a one-frame hop)
 and that the newest window overlaps are counted apart, as ``windows_coalesced``: the source was
 late, not the decoder, and no frame is lost. The emission
@@ -68,12 +69,15 @@ DROP_TIMES_KEPT = 4096
 """How many of the latest decoder drops :attr:`LivePipeline.decoder_drop_times` keeps."""
 
 CATCH_UP_WINDOWS = 2
-"""A decoder held up this many hops or fewer decodes the windows it missed instead of dropping them."""
+"""A decoder that finds this many windows or fewer lost behind the newest (it was held up for under about
+four hops) decodes them instead of dropping them; a longer backlog is dropped whole."""
 
 CATCH_UP_BUDGET = 0.5
-"""...provided those windows and the newest take under this share of a hop to decode (at the median
-decode time, model and frame clock, of the latest 15 windows): the rest of the hop is the output
-thread's and the stream's. A slower model never catches up, so a backlog costs it frames, never latency."""
+"""...provided ``CATCH_UP_WINDOWS`` windows and the newest would take under this share of a hop to decode,
+at the median decode time (model and frame clock) of the latest 15 windows, and 5 have been measured:
+the rest of the hop is the output thread's and the stream's. A model whose median is slower never
+catches up, so a backlog costs it resolution, not latency; one whose decode slows suddenly may catch
+up once at its new cost (at most two extra decodes, never accumulating) until the median follows."""
 
 
 def newest_window(source, window, counters: collections.Counter, drop_times: collections.deque | None = None):
@@ -107,10 +111,10 @@ def windows_to_decode(source, window, counters: collections.Counter,
     drop_times : collections.deque, optional
         Gets the ``time.monotonic()`` of each ``drops_decoder`` counted.
     catch_up : int
-        A backlog of at most this many windows whose frames would be lost is decoded instead, before
-        the newest, and counted as ``windows_caught_up``: a decoder held up for a hop or two (a
-        scheduling hiccup on a loaded machine) loses no frame. A longer backlog is dropped whole, as
-        with 0, so latency stays bounded. The caller passes 0 unless its model is fast enough to
+        A backlog of at most this many windows that would be dropped is decoded instead, before the
+        newest, and counted as ``windows_caught_up``: a scheduling hiccup on a loaded machine costs
+        no window's prediction. A longer backlog is dropped whole, as with 0, so latency stays
+        bounded. The caller passes 0 unless its model is fast enough to
         decode the backlog and the newest within a hop.
 
     Returns
