@@ -215,7 +215,7 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         "events": int(len(times)), "found": int(np.isfinite(latency).sum()),
         "estimate_ms": {k: summary["latency_ms"]["arrival_to_dac"][k] for k in ("p50", "p95", "p99")},
         "underruns": counters["underruns"], "drops": counters["drops"],
-        "windows_caught_up": counters.get("windows_caught_up", 0),
+        "windows_caught_up": counters["windows_caught_up"],
         "device_restarts": counters.get("device_restarts", 0),
         "device_underflows": counters.get("device_underflows", 0),
         "audio_padded": counters.get("audio_padded", 0), "audio_dropped_late": counters["audio_dropped_late"],

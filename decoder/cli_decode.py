@@ -161,7 +161,7 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"decoded '{summary['stream']}' for {summary['seconds']:.1f} s with {summary['model']} "
         f"on {summary['provider']}",
-        f"  windows {c['windows']} (caught up {c.get('windows_caught_up', 0)})  drops {c['drops']} (decoder "
+        f"  windows {c['windows']} (caught up {c['windows_caught_up']})  drops {c['drops']} (decoder "
         f"{c['drops_decoder']}, stream "
         f"{c['drops_stream']}, output {c['drops_output_queue']})  gaps {c['gaps']}  "
         f"reconnects {c['reconnects']}  underruns {c['underruns']}",

@@ -59,6 +59,7 @@ from eegmusic.stream.errors import ConfigError, EEGMusicError
 from eegmusic.stream.markers import MarkerInlet
 from eegmusic.stream.source import EEGSource, StreamHealth, stream_labels
 from eegmusic.stream.spec import MODEL_SFREQ
+from pylsl import local_clock  # loaded with the stream stage anyway; once here, not per window
 
 __all__ = ["AUDIO_FILE", "FrameRecorder", "LivePipeline", "LiveTruth", "PipelineConfig", "PipelineSnapshot",
            "read_frames"]
@@ -78,14 +79,6 @@ at the median decode time (model and frame clock) of the latest 15 windows, and 
 the rest of the hop is the output thread's and the stream's. A model whose median is slower never
 catches up, so a backlog costs it resolution, not latency; one whose decode slows suddenly may catch
 up once at its new cost (at most two extra decodes, never accumulating) until the median follows."""
-
-
-def newest_window(source, window, counters: collections.Counter, drop_times: collections.deque | None = None):
-    """The newest window ``source`` has queued (``window`` itself when none is newer).
-
-    Same as :func:`windows_to_decode` with no catch-up, returning its one window.
-    """
-    return windows_to_decode(source, window, counters, drop_times)[-1]
 
 
 def windows_to_decode(source, window, counters: collections.Counter,
@@ -397,8 +390,6 @@ class LivePipeline:
 
     def _decode_one(self, window, last: tuple | None, output: np.ndarray) -> tuple[int, float]:
         """Decode one window into the frame clock and queue its emission; return ``last`` for the next."""
-        from pylsl import local_clock
-
         runtime, clock = self._runtime, self._clock
         sfreq, window_samples = runtime.info.sfreq, runtime.info.window_samples   # the model's
         if window.flagged:
@@ -424,8 +415,6 @@ class LivePipeline:
         return last
 
     def _output_loop(self) -> None:
-        from pylsl import local_clock
-
         sound = self._sound
         while not self._stop.is_set():
             self._pull_markers()

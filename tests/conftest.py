@@ -150,14 +150,15 @@ def pytest_runtest_setup(item):
     every thread the worker already has is set too: one started during a real-time test and kept (a
     library's pool) would otherwise work at -5 through the CPU-bound tests that follow.
     """
-    if _is_realtime(item):
+    realtime = _is_realtime(item)
+    if realtime:
         from tests.fixtures.pulse import reroute_if_lost
 
         if (why := reroute_if_lost()) is not None:
             item.add_report_section("setup", "pulseaudio", why)
     if not os.environ.get("PYTEST_XDIST_WORKER") or os.geteuid() != 0:
         return
-    wanted = REALTIME_NICE if _is_realtime(item) else CPU_NICE
+    wanted = REALTIME_NICE if realtime else CPU_NICE
     for thread in os.listdir("/proc/self/task"):
         with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
             os.setpriority(os.PRIO_PROCESS, int(thread), wanted)

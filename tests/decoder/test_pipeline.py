@@ -787,7 +787,7 @@ def test_a_skipped_window_is_coalesced_only_if_the_newest_holds_the_frames_it_ad
     75 and 112 start at 162 and 200, inside the newest: coalesced. (Judged by overlap, all three were.)"""
     import collections
 
-    from eegmusic.decoder.pipeline import newest_window
+    from eegmusic.decoder.pipeline import windows_to_decode
     from eegmusic.stream.ringbuffer import RingBuffer
     from eegmusic.stream.windower import Windower
 
@@ -799,7 +799,7 @@ def test_a_skipped_window_is_coalesced_only_if_the_newest_holds_the_frames_it_ad
         if start == 0:
             assert windower.next_window(0).sample_index == 0
     counters = collections.Counter()
-    assert newest_window(windower, windower.next_window(0), counters).sample_index == 150
+    assert windows_to_decode(windower, windower.next_window(0), counters)[-1].sample_index == 150
     assert counters == {"windows_coalesced": 2, "drops_decoder": 1}
 
 
@@ -807,7 +807,7 @@ def test_windows_one_late_chunk_completes_together_are_coalesced_not_dropped():
     """Only a window that waited while the decoder was busy is a decoder drop (real Windower)."""
     import collections
 
-    from eegmusic.decoder.pipeline import newest_window
+    from eegmusic.decoder.pipeline import windows_to_decode
     from eegmusic.stream.ringbuffer import RingBuffer
     from eegmusic.stream.windower import Windower
 
@@ -824,13 +824,13 @@ def test_windows_one_late_chunk_completes_together_are_coalesced_not_dropped():
     first = windower.next_window(0)
     # a late chunk of 25 samples completes two windows at once: the source's burst
     assert feed(125, 25, t_arrival=2.0) == 2
-    newest = newest_window(windower, windower.next_window(0), counters)
+    newest = windows_to_decode(windower, windower.next_window(0), counters)[-1]
     assert newest.sample_index > first.sample_index
     assert counters == {"windows_coalesced": 1}
     # two windows from two chunks, left waiting (the decoder was busy): a drop
     assert feed(150, 12, t_arrival=3.0) == 1
     assert feed(162, 13, t_arrival=3.1) == 1
-    newest = newest_window(windower, windower.next_window(0), counters)
+    newest = windows_to_decode(windower, windower.next_window(0), counters)[-1]
     assert counters == {"windows_coalesced": 1, "drops_decoder": 1}
     assert windower.next_window(0) is None and newest.sample_index == 50
     # a stall's backlog in one 2-s chunk completes 20 windows (starts 62, 75, ..., 300; hop 12.5
@@ -838,7 +838,7 @@ def test_windows_one_late_chunk_completes_together_are_coalesced_not_dropped():
     # end before it begins, so their frames are lost: drops, not coalesced
     assert feed(175, 250, t_arrival=5.0) == 20
     before = counters.copy()
-    newest = newest_window(windower, windower.next_window(0), counters)
+    newest = windows_to_decode(windower, windower.next_window(0), counters)[-1]
     assert newest.sample_index == 300
     assert counters - before == {"windows_coalesced": 9, "drops_decoder": 10}
 
