@@ -63,7 +63,10 @@ class StreamSummary:
 
 COLLISION_WAIT_S = 1.0
 """Seconds the resolver keeps listening after the first match, for same-named streams (liblsl's
-resolver answers in waves; a second outlet often answers only after 0.3-0.6 s)."""
+resolver answers in waves; a second outlet often answers only after 0.3-0.6 s). It listens with one
+full listing, filtered here: the listing is what :func:`resolve_matching` falls back on when the
+predicate resolver misses a stream, and a predicate resolve waiting for a twin that is not there
+would wait just as long before it. (Both, one after the other, made every connect wait 2 s.)"""
 
 
 def check_timeout(timeout: float, what: str = "--timeout") -> float:
@@ -174,9 +177,8 @@ def resolve_stream(*, name: str | None = None, stype: str | None = None, source_
     found = find_streams(name=name, stype=stype, source_id=source_id, timeout=timeout)
     if found:  # listen a little longer: a second outlet of the same name must not lose a race
         uids = {info.uid() for info in found}
-        more = resolve_matching(wanted, lambda info: _matches(info, name, stype, source_id),
-                                minimum=len(found) + 1, timeout=COLLISION_WAIT_S)
-        found += [info for info in more if info.uid() not in uids]
+        found += [info for info in pylsl.resolve_streams(wait_time=COLLISION_WAIT_S)
+                  if _matches(info, name, stype, source_id) and info.uid() not in uids]
     if numeric:  # EEG input: a marker stream that shares the name is skipped
         eeg = [info for info in found if StreamSummary.from_info(info).numeric]
         if eeg or len(found) > 1:

@@ -52,8 +52,8 @@ def real_collision_wait():
 def _short_collision_wait(request, monkeypatch):
     """LSL cases resolve streams of unique names: listen 0.25 s for a same-named twin instead of 1 s.
 
-    Each resolve otherwise waits the full collision window plus a 1-s listing fallback (about 2 s,
-    times every live case). Only the cases about name collisions ask for ``real_collision_wait``;
+    Each resolve otherwise waits the full 1-s collision window (a listing that always runs to its end),
+    times every live case. Only the cases about name collisions ask for ``real_collision_wait``;
     nothing else in the resolver changes.
     """
     if request.node.get_closest_marker("lsl") is None or "real_collision_wait" in request.fixturenames:

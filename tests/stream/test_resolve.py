@@ -73,3 +73,25 @@ def test_a_query_excluding_a_refused_uid_returns_at_the_other_stream(stream_name
     assert [info.channel_count() for info in found] == [2]
     assert excluding("type='EEG'", set()) == "type='EEG'"
     del outlets
+
+
+def test_a_unique_stream_costs_one_answer_and_one_listing(stream_name, monkeypatch):
+    """After the first answer, the check for a same-named twin is one listing of ``COLLISION_WAIT_S``.
+
+    It was a predicate resolve asking for a second stream and then, none answering, the listing as a
+    fallback, each waiting to its end: every connect took 2 s where 1 s listens as well.
+    """
+    outlet = _outlet(stream_name)
+    calls = []
+
+    def spy(function):
+        def counted(*args, **kwargs):
+            calls.append(function.__name__)
+            return function(*args, **kwargs)
+        return counted
+
+    monkeypatch.setattr(pylsl, "resolve_bypred", spy(pylsl.resolve_bypred))
+    monkeypatch.setattr(pylsl, "resolve_streams", spy(pylsl.resolve_streams))
+    assert resolve_stream(name=stream_name, timeout=10.0).name() == stream_name
+    assert calls == ["resolve_bypred", "resolve_streams"]
+    del outlet
