@@ -36,7 +36,7 @@ import numpy as np
 import pylsl
 from eegmusic.stream.errors import StreamError
 from eegmusic.stream.montage import read_locations
-from eegmusic.stream.resolve import StreamSummary, excluding, predicate, resolve_matching, resolve_stream
+from eegmusic.stream.resolve import StreamSummary, excluding, predicate, resolve_and_open, resolve_matching
 from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
 from eegmusic.stream.untrusted import channel_labels, description_int
 from pylsl.util import LostError
@@ -273,11 +273,14 @@ class Inlet:
         StreamError
             No such stream (the message lists those visible), a string-typed or irregular-rate stream.
         """
-        info = resolve_stream(**self.wanted, timeout=self.resolve_timeout)
-        inlet, meta = self._open(info)
+        def open_stream(info: pylsl.StreamInfo):   # while the resolver listens for a same-named twin
+            inlet, meta = self._open(info)
+            return info, inlet, meta, self._offset(inlet, meta.name)
+
+        info, inlet, meta, offset = resolve_and_open(open_stream, **self.wanted, timeout=self.resolve_timeout)
         self.meta = meta
         self._stall_s = stall_after_s(meta.sfreq)
-        self._use(inlet, self._offset(inlet, meta.name))
+        self._use(inlet, offset)
         self.ring = RingBuffer(meta.n_chans, max(1, int(self.buffer_s * meta.sfreq)))
         np_dtype = pylsl.lib.fmt2npdtype[info.channel_format()]
         self._dest = np.empty((self.max_chunk, meta.n_chans), dtype=np_dtype)

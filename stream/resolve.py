@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pylsl
 from eegmusic.stream.errors import ConfigError, StreamError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _FORMATS = {
     pylsl.cf_float32: "float32", pylsl.cf_double64: "double64", pylsl.cf_string: "string",
@@ -66,7 +71,8 @@ COLLISION_WAIT_S = 1.0
 resolver answers in waves; a second outlet often answers only after 0.3-0.6 s). It listens with one
 full listing, filtered here: the listing is what :func:`resolve_matching` falls back on when the
 predicate resolver misses a stream, and a predicate resolve waiting for a twin that is not there
-would wait just as long before it. (Both, one after the other, made every connect wait 2 s.)"""
+would wait just as long before it. (Both, one after the other, made every connect wait 2 s.) An inlet is
+opened while the listing runs (:func:`resolve_and_open`)."""
 
 
 def check_timeout(timeout: float, what: str = "--timeout") -> float:
@@ -172,31 +178,66 @@ def resolve_stream(*, name: str | None = None, stype: str | None = None, source_
     ConfigError
         A negative or non-finite timeout.
     """
+    return resolve_and_open(lambda info: info, name=name, stype=stype, source_id=source_id, timeout=timeout,
+                            numeric=numeric)
+
+
+def resolve_and_open(open_stream: Callable[[pylsl.StreamInfo], T], *, name: str | None = None,
+                     stype: str | None = None, source_id: str | None = None, timeout: float = 5.0,
+                     numeric: bool = True) -> T:
+    """:func:`resolve_stream`, the stream found opened by ``open_stream(info)``; return what that returns.
+
+    The first stream that answers is opened while the resolver listens for a same-named twin
+    (:data:`COLLISION_WAIT_S`), in a thread of its own: opening an inlet (its full description, liblsl's
+    first clock estimate) takes about 0.7 s, and listening 1 s, so a connect costs the listen alone. When
+    the listen turns up a twin, what was opened is dropped and :class:`StreamError` says which streams
+    match; when it turns up a better candidate (an EEG stream beside a marker stream of the same name),
+    that one is opened instead, after the listen. A :class:`StreamError` from opening the first answer
+    is raised only if that stream is still the one chosen. Parameters and errors as
+    :func:`resolve_stream`.
+    """
     timeout = check_timeout(timeout)
     wanted = predicate(name=name, stype=stype, source_id=source_id)
     found = find_streams(name=name, stype=stype, source_id=source_id, timeout=timeout)
+    first = opened = failed = None
     if found:  # listen a little longer: a second outlet of the same name must not lose a race
         uids = {info.uid() for info in found}
-        found += [info for info in pylsl.resolve_streams(wait_time=COLLISION_WAIT_S)
-                  if _matches(info, name, stype, source_id) and info.uid() not in uids]
-    if numeric:  # EEG input: a marker stream that shares the name is skipped
-        eeg = [info for info in found if StreamSummary.from_info(info).numeric]
-        if eeg or len(found) > 1:
-            found = eeg or found[:1]  # only non-EEG ones: the first is refused by the inlet, with why
+        first = _choose(found, numeric)[0]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsl-collision") as pool:
+            listing = pool.submit(pylsl.resolve_streams, wait_time=COLLISION_WAIT_S)
+            try:
+                opened = open_stream(first)
+            except StreamError as error:     # judged once the listen says whether it is the one
+                failed = error
+            found += [info for info in listing.result()
+                      if _matches(info, name, stype, source_id) and info.uid() not in uids]
+    found = _choose(found, numeric)
     if not found:
         visible = list_streams(timeout=1.0)
-        listing = "; ".join(s.describe() for s in visible) if visible else "none"
+        listing_text = "; ".join(s.describe() for s in visible) if visible else "none"
         raise StreamError(
-            f"no LSL stream with {wanted} appeared within {timeout:g} s (visible: {listing}); start the "
+            f"no LSL stream with {wanted} appeared within {timeout:g} s (visible: {listing_text}); start the "
             "stream, or pass the name of one of those"
         )
     if len(found) > 1:
         found.sort(key=lambda info: (info.created_at(), info.source_id()))
         candidates = [StreamSummary.from_info(info) for info in found]
-        listing = "; ".join(c.candidate() for c in candidates)
+        listing_text = "; ".join(c.candidate() for c in candidates)
         ids = {c.source_id for c in candidates}
         how = (f"pass --source-id with one of {', '.join(repr(i) for i in sorted(ids))}"
                if len(ids) == len(candidates) and "" not in ids else
                "stop the duplicate outlet or give each outlet its own source_id, then pass --source-id")
-        raise StreamError(f"{len(found)} LSL streams match {wanted}: {listing}; {how}")
-    return found[0]
+        raise StreamError(f"{len(found)} LSL streams match {wanted}: {listing_text}; {how}")
+    if found[0].uid() != first.uid():
+        return open_stream(found[0])
+    if failed is not None:
+        raise failed
+    return opened
+
+
+def _choose(found: list[pylsl.StreamInfo], numeric: bool) -> list[pylsl.StreamInfo]:
+    """The candidates among ``found``: with ``numeric``, the EEG input ones, or the first when there are
+    none (it is refused by the inlet, with why)."""
+    if not numeric:
+        return list(found)
+    return [info for info in found if StreamSummary.from_info(info).numeric] or found[:1]

@@ -156,14 +156,16 @@ def test_two_streams_of_one_name_are_refused_with_the_candidates(stream_name, re
     first = Device(stream_name, source_id=f"{stream_name}-a")
     second = Device(stream_name, source_id=f"{stream_name}-b")
     try:
-        for _ in range(3):  # every time, never one of them at random
-            with pytest.raises(StreamError) as caught:
-                resolve_stream(name=stream_name, timeout=3.0)
-            message = str(caught.value)
-            assert "2 LSL streams match" in message and "\n" not in message
-            for sid in ("-a", "-b"):
-                assert f"source_id '{stream_name}{sid}'" in message
-            assert "host" in message and "created_at" in message and "--source-id" in message
+        for _ in range(3):  # every time, never one of them at random; the inlet drops what it opened
+            for connect in (lambda: resolve_stream(name=stream_name, timeout=3.0),
+                            lambda: Inlet(name=stream_name, resolve_timeout=3.0).connect()):
+                with pytest.raises(StreamError) as caught:
+                    connect()
+                message = str(caught.value)
+                assert "2 LSL streams match" in message and "\n" not in message
+                for sid in ("-a", "-b"):
+                    assert f"source_id '{stream_name}{sid}'" in message
+                assert "host" in message and "created_at" in message and "--source-id" in message
         picked = resolve_stream(name=stream_name, source_id=f"{stream_name}-b", timeout=3.0)
         assert picked.source_id() == f"{stream_name}-b"
     finally:
@@ -199,6 +201,8 @@ def test_eeg_is_chosen_over_a_non_eeg_stream_of_the_same_name(other, stream_name
         for _ in range(3):
             info = resolve_stream(name=stream_name, timeout=3.0)
             assert info.source_id() == f"{stream_name}-sid" and info.nominal_srate() == 125.0
+        meta = Inlet(name=stream_name, resolve_timeout=3.0).connect()  # opened while listening, or after
+        assert meta.source_id == f"{stream_name}-sid" and meta.sfreq == 125.0
     finally:
         device.close()
         del decoy

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+
 import pylsl
 import pytest
+from eegmusic.stream import resolve
 from eegmusic.stream.cli import main
 from eegmusic.stream.errors import StreamError
-from eegmusic.stream.resolve import excluding, list_streams, predicate, resolve_matching, resolve_stream
+from eegmusic.stream.inlet import Inlet
+from eegmusic.stream.outlet import marker_stream_info
+from eegmusic.stream.resolve import (
+    excluding,
+    list_streams,
+    predicate,
+    resolve_and_open,
+    resolve_matching,
+    resolve_stream,
+)
 
 pytestmark = pytest.mark.lsl
 
@@ -95,3 +107,29 @@ def test_a_unique_stream_costs_one_answer_and_one_listing(stream_name, monkeypat
     assert resolve_stream(name=stream_name, timeout=10.0).name() == stream_name
     assert calls == ["resolve_bypred", "resolve_streams"]
     del outlet
+
+
+def test_the_first_answer_is_opened_while_the_resolver_listens_for_a_twin(stream_name):
+    outlet = _outlet(stream_name)
+    listening = []
+
+    def open_stream(info):
+        listening.append(any(thread.name.startswith("lsl-collision") for thread in threading.enumerate()))
+        return info.source_id()
+
+    assert resolve_and_open(open_stream, name=stream_name, timeout=10.0) == f"{stream_name}-sid"
+    assert listening == [True]
+    del outlet
+
+
+def test_a_refused_first_answer_gives_way_to_the_eeg_stream_the_listen_finds(stream_name, monkeypatch):
+    """The marker stream of the same name answers first (forced: the real resolver returns only it) and
+    the inlet refuses to open it; the EEG stream, heard while listening for twins, is opened instead."""
+    decoy = pylsl.StreamOutlet(marker_stream_info(stream_name, f"{stream_name}-markers"))
+    outlet = _outlet(stream_name)
+    real = resolve.find_streams
+    monkeypatch.setattr(resolve, "find_streams", lambda **kw: [
+        info for info in real(**kw, minimum=2) if info.type() == "Markers"])
+    meta = Inlet(name=stream_name, resolve_timeout=10.0).connect()
+    assert (meta.source_id, meta.stype, meta.sfreq) == (f"{stream_name}-sid", "EEG", 250.0)
+    del decoy, outlet
