@@ -27,9 +27,9 @@ demo: $(STAMP)
 	$(BIN)/eegmusic demo $(DEMO_ARGS)
 
 # The default suite: every test but the opt-in `slow` ones and the wheel check, in TEST_WORKERS
-# processes (pytest-xdist). The tests that keep real time (markers audio, gui, lsl) run one at a time,
-# all in one worker while the other runs the CPU-bound tests (tests/conftest.py, its scheduler for
-# --dist load); each worker plays into its own PulseAudio sink and LSL session, and runs
+# processes (pytest-xdist). The tests that keep real time (markers audio, gui, lsl, unless also marked
+# untimed) run one at a time, all in one worker while the other runs the rest (tests/conftest.py, its
+# scheduler for --dist load); each worker plays into its own PulseAudio sink and LSL session, and runs
 # torch/BLAS on one thread. As root the real-time tests run at nice -5 and the rest at nice 10. Two
 # workers: a third saved 1-1.5 minutes of 17, and two of its five runs lost a test to the load
 # (README, "make test"). TEST_WORKERS=1: one process.

@@ -29,7 +29,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault(_variable, "1")
 
 REALTIME_MARKERS = ("audio", "gui", "lsl")
-"""Tests with these markers keep real time (sound, Qt timers, LSL)."""
+"""Tests with these markers keep real time (sound, Qt timers, LSL)..."""
+UNTIMED_MARKER = "untimed"
+"""...unless also marked ``untimed``: real streams, windows or sound, but nothing bounded in time (a refusal,
+an error line, a signal's clean exit). Those run beside the real-time tests, as the CPU-bound ones do."""
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -42,7 +45,8 @@ pytest_plugins = [
 
 
 def _is_realtime(item) -> bool:
-    return any(item.get_closest_marker(name) for name in REALTIME_MARKERS)
+    return (any(item.get_closest_marker(name) for name in REALTIME_MARKERS)
+            and item.get_closest_marker(UNTIMED_MARKER) is None)
 
 
 def _realtime_lock_folder(controller_pid: int) -> Path:

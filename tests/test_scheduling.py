@@ -44,3 +44,28 @@ def test_load_scheduling_runs_every_real_time_test_in_one_worker():
     assert len(workers) == 1, f"real-time tests ran in {sorted(workers)}: {[(t, ran[t]) for t in REALTIME]}"
     # and the other worker was not left idle: it ran tests without a real-time marker
     assert {ran[test] for test in OTHERS} - workers, f"every test ran in {workers}"
+
+
+def _root_conftest(config):
+    """tests/conftest.py as pytest loaded it (importing it again would start a second LSL session)."""
+    return next(plugin for plugin in config.pluginmanager.get_plugins()
+                if getattr(plugin, "__file__", "").endswith(os.path.join("tests", "conftest.py")))
+
+
+def _needs_priorities():
+    if not os.environ.get("PYTEST_XDIST_WORKER") or os.geteuid() != 0:
+        pytest.skip("priorities are set only in xdist workers as root (make test, CI)")
+
+
+def test_a_real_time_test_runs_at_the_real_time_priority(request):
+    _needs_priorities()
+    assert os.getpriority(os.PRIO_PROCESS, 0) == _root_conftest(request.config).REALTIME_NICE
+
+
+@pytest.mark.untimed
+def test_an_untimed_test_runs_beside_them_at_the_cpu_bound_priority(request):
+    """Marked ``lsl`` (this module) and ``untimed``: it leaves the real-time lane and its priority."""
+    conftest = _root_conftest(request.config)
+    assert not conftest._is_realtime(request.node)
+    _needs_priorities()
+    assert os.getpriority(os.PRIO_PROCESS, 0) == conftest.CPU_NICE

@@ -66,6 +66,7 @@ def test_listen_true_cli_is_one_line_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.lsl
+@pytest.mark.untimed
 def test_listen_true_without_markers_is_refused(sim_dir, stream_name, tmp_path):
     proc = _start_replay(sim_dir, stream_name, "--loop", "--no-markers")
     try:

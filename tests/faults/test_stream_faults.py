@@ -223,6 +223,7 @@ def _model_device(stream_name, **kwargs):
     return Device(stream_name, labels=list(MODEL_CHANNELS), **kwargs)
 
 
+@pytest.mark.untimed
 def test_decode_on_lost_exit_ends_in_one_line(stream_name, tmp_path, capsys):
     from tests.decoder.onnx_models import make_model
 

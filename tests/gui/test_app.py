@@ -309,6 +309,7 @@ def test_screenshot_writes_a_picture(replay, model_file, tmp_path):
     assert _pixel_std(out) > 0.05                             # not a blank picture
 
 
+@pytest.mark.untimed
 def test_a_dashboard_whose_decode_failed_exits_2_with_the_reason(replay, tmp_path):
     """The decode the dashboard starts fails once it meets the stream (a model made for 250 Hz, the replay
     at 125): the window shows why, and the command ends as ``decode`` would, one error line and exit
@@ -328,6 +329,7 @@ def test_a_dashboard_whose_decode_failed_exits_2_with_the_reason(replay, tmp_pat
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.untimed
 def test_ctrl_c_or_sigterm_closes_the_dashboard_like_its_close_button(signum, replay, model_file, tmp_path):
     """Ctrl-C raised KeyboardInterrupt inside a Qt slot: a traceback, and the window stayed open (it had
     to be killed); SIGTERM killed it and left the decode's temporary folder. Both now close the window:
@@ -356,6 +358,7 @@ def test_ctrl_c_or_sigterm_closes_the_dashboard_like_its_close_button(signum, re
     assert not list(temp.glob("eegmusic-gui-*")), sorted(path.name for path in temp.iterdir())
 
 
+@pytest.mark.untimed
 def test_a_terminals_ctrl_c_pressed_again_leaves_no_block_and_no_folder(replay, model_file, tmp_path):
     """A terminal's Ctrl-C reaches the dashboard and the decode it started (one process group), and the
     dashboard then stops that decode with a SIGINT of its own; pressed again, each gets another. A

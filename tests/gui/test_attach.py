@@ -198,6 +198,7 @@ def test_a_decode_stops_when_the_dashboard_that_started_it_dies(replay, model_fi
     shutil.rmtree(summary_path.parent)
 
 
+@pytest.mark.untimed
 def test_start_failure_in_the_decode_process_is_one_line(qtbot, model_file, stream_name, tmp_path,
                                                          monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where spawn_decode keeps the decode's log

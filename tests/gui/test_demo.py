@@ -52,6 +52,7 @@ def _no_file_past_64_kib():
 
 
 @pytest.mark.lsl
+@pytest.mark.untimed
 def test_a_demo_whose_decode_fails_says_so_in_one_line_and_exits_2(sim_dir, tmp_path):
     """The decode stops on an error once running (the recording's WAV cannot grow past 64 KiB): the summary
     still prints and names it, and the demo ends as ``decode`` does (it exited 1 with no error line)."""
