@@ -72,7 +72,9 @@ resolver answers in waves; a second outlet often answers only after 0.3-0.6 s). 
 full listing, filtered here: the listing is what :func:`resolve_matching` falls back on when the
 predicate resolver misses a stream, and a predicate resolve waiting for a twin that is not there
 would wait just as long before it. (Both, one after the other, made every connect wait 2 s.) An inlet is
-opened while the listing runs (:func:`resolve_and_open`)."""
+opened while the listing runs (:func:`resolve_and_open`). The trade: a twin must answer within this one
+second, where the two waits gave it two; liblsl's waves answer well inside it on one machine, and a
+twin found later is still refused by the next connect."""
 
 
 def check_timeout(timeout: float, what: str = "--timeout") -> float:
@@ -203,7 +205,8 @@ def resolve_and_open(open_stream: Callable[[pylsl.StreamInfo], T], *, name: str 
     if found:  # listen a little longer: a second outlet of the same name must not lose a race
         uids = {info.uid() for info in found}
         first = _choose(found, numeric)[0]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsl-collision") as pool:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsl-collision")
+        try:
             listing = pool.submit(pylsl.resolve_streams, wait_time=COLLISION_WAIT_S)
             try:
                 opened = open_stream(first)
@@ -211,28 +214,40 @@ def resolve_and_open(open_stream: Callable[[pylsl.StreamInfo], T], *, name: str 
                 failed = error
             found += [info for info in listing.result()
                       if _matches(info, name, stype, source_id) and info.uid() not in uids]
-    found = _choose(found, numeric)
+        finally:
+            pool.shutdown(wait=False)        # Ctrl-C during the open does not wait out the listen
+    try:
+        chosen = _the_one(_choose(found, numeric), wanted, timeout)
+        if chosen.uid() != first.uid():
+            return open_stream(chosen)
+        if failed is not None:
+            raise failed
+        return opened
+    finally:
+        # an inlet opened and then refused (a twin turned up) is released now, not when the caller lets go
+        # of the error, whose traceback holds this frame; ``failed`` would hold it in a cycle
+        opened = failed = None
+
+
+def _the_one(found: list[pylsl.StreamInfo], wanted: str, timeout: float) -> pylsl.StreamInfo:
+    """The one stream of the candidates ``found``; :class:`StreamError` naming them, or those visible."""
     if not found:
         visible = list_streams(timeout=1.0)
-        listing_text = "; ".join(s.describe() for s in visible) if visible else "none"
+        listing = "; ".join(s.describe() for s in visible) if visible else "none"
         raise StreamError(
-            f"no LSL stream with {wanted} appeared within {timeout:g} s (visible: {listing_text}); start the "
+            f"no LSL stream with {wanted} appeared within {timeout:g} s (visible: {listing}); start the "
             "stream, or pass the name of one of those"
         )
     if len(found) > 1:
         found.sort(key=lambda info: (info.created_at(), info.source_id()))
         candidates = [StreamSummary.from_info(info) for info in found]
-        listing_text = "; ".join(c.candidate() for c in candidates)
+        listing = "; ".join(c.candidate() for c in candidates)
         ids = {c.source_id for c in candidates}
         how = (f"pass --source-id with one of {', '.join(repr(i) for i in sorted(ids))}"
                if len(ids) == len(candidates) and "" not in ids else
                "stop the duplicate outlet or give each outlet its own source_id, then pass --source-id")
-        raise StreamError(f"{len(found)} LSL streams match {wanted}: {listing_text}; {how}")
-    if found[0].uid() != first.uid():
-        return open_stream(found[0])
-    if failed is not None:
-        raise failed
-    return opened
+        raise StreamError(f"{len(found)} LSL streams match {wanted}: {listing}; {how}")
+    return found[0]
 
 
 def _choose(found: list[pylsl.StreamInfo], numeric: bool) -> list[pylsl.StreamInfo]:

@@ -166,6 +166,12 @@ def test_two_streams_of_one_name_are_refused_with_the_candidates(stream_name, re
                 for sid in ("-a", "-b"):
                     assert f"source_id '{stream_name}{sid}'" in message
                 assert "host" in message and "created_at" in message and "--source-id" in message
+            # the inlet opened on the first answer is let go though the caller still holds the error
+            deadline = time.monotonic() + 5.0
+            while (first.outlet.have_consumers() or second.outlet.have_consumers()) and (
+                    time.monotonic() < deadline):
+                time.sleep(0.05)
+            assert not first.outlet.have_consumers() and not second.outlet.have_consumers()
         picked = resolve_stream(name=stream_name, source_id=f"{stream_name}-b", timeout=3.0)
         assert picked.source_id() == f"{stream_name}-b"
     finally:

@@ -109,16 +109,24 @@ def test_a_unique_stream_costs_one_answer_and_one_listing(stream_name, monkeypat
     del outlet
 
 
-def test_the_first_answer_is_opened_while_the_resolver_listens_for_a_twin(stream_name):
+def test_the_first_answer_is_opened_while_the_resolver_listens_for_a_twin(stream_name, monkeypatch):
     outlet = _outlet(stream_name)
-    listening = []
+    opened = threading.Event()
+    opened_before_the_listen_ended = []
+    real_listing = pylsl.resolve_streams
+
+    def listing(*args, **kwargs):
+        found = real_listing(*args, **kwargs)
+        opened_before_the_listen_ended.append(opened.is_set())
+        return found
 
     def open_stream(info):
-        listening.append(any(thread.name.startswith("lsl-collision") for thread in threading.enumerate()))
+        opened.set()
         return info.source_id()
 
+    monkeypatch.setattr(pylsl, "resolve_streams", listing)
     assert resolve_and_open(open_stream, name=stream_name, timeout=10.0) == f"{stream_name}-sid"
-    assert listening == [True]
+    assert opened_before_the_listen_ended == [True]
     del outlet
 
 
