@@ -161,10 +161,9 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"decoded '{summary['stream']}' for {summary['seconds']:.1f} s with {summary['model']} "
         f"on {summary['provider']}",
-        f"  windows {c['windows']} (caught up {c['windows_caught_up']})  drops {c['drops']} (decoder "
-        f"{c['drops_decoder']}, stream "
-        f"{c['drops_stream']}, output {c['drops_output_queue']})  gaps {c['gaps']}  "
-        f"reconnects {c['reconnects']}  underruns {c['underruns']}",
+        f"  windows {c['windows']} (caught up {c['windows_caught_up']})  drops {c['drops']} "
+        f"(decoder {c['drops_decoder']}, stream {c['drops_stream']}, output {c['drops_output_queue']})  "
+        f"gaps {c['gaps']}  reconnects {c['reconnects']}  underruns {c['underruns']}",
         f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}",
         *_health_lines(summary),
         "latency per stage (LSL clock; 'estimate' = queued audio + the device's reported latency, not "

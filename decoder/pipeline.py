@@ -38,9 +38,9 @@ from __future__ import annotations
 import collections
 import gc
 import logging
-import math
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 from eegmusic.decoder.audio import AudioSink
@@ -82,7 +82,8 @@ up once at its new cost (at most two extra decodes, never accumulating) until th
 
 
 def windows_to_decode(source, window, counters: collections.Counter,
-                      drop_times: collections.deque | None = None, catch_up: int = 0) -> list:
+                      drop_times: collections.deque | None = None,
+                      catch_up: int | Callable[[], int] = 0) -> list:
     """The windows to decode now, oldest first: the newest ``source`` has queued, after a short backlog.
 
     Every older window skipped is counted in ``counters``: as ``windows_coalesced`` when the same
@@ -103,12 +104,14 @@ def windows_to_decode(source, window, counters: collections.Counter,
         Updated in place.
     drop_times : collections.deque, optional
         Gets the ``time.monotonic()`` of each ``drops_decoder`` counted.
-    catch_up : int
+    catch_up : int or callable
         A backlog of at most this many windows that would be dropped is decoded instead, before the
         newest, and counted as ``windows_caught_up``: a scheduling hiccup on a loaded machine costs
         no window's prediction. A longer backlog is dropped whole, as with 0, so latency stays
         bounded. The caller passes 0 unless its model is fast enough to
-        decode the backlog and the newest within a hop.
+        decode the backlog and the newest within a hop. A callable, ``catch_up() -> int``, is asked
+        only when there is a backlog to drop (the decode loop's judgement of its model's speed, not
+        worked out on every window).
 
     Returns
     -------
@@ -135,7 +138,7 @@ def windows_to_decode(source, window, counters: collections.Counter,
             counters["windows_coalesced"] += 1
         else:
             lost.append(old)
-    if lost and len(lost) <= catch_up:
+    if lost and len(lost) <= (catch_up() if callable(catch_up) else catch_up):
         counters["windows_caught_up"] += len(lost)
         return [*lost, window]
     if lost:
@@ -372,18 +375,24 @@ class LivePipeline:
         output = np.zeros(self._runtime.output_shape, np.float32)   # reused: the clocks copy what they keep
         last = None
         costs: collections.deque[float] = collections.deque(maxlen=15)   # the latest windows' decode times
+        hop_s = self.config.hop_s
+
+        def catch_up() -> int:
+            """CATCH_UP_WINDOWS when they and the newest decode well within a hop, else 0."""
+            if len(costs) < 5:
+                return 0
+            typical = sorted(costs)[len(costs) // 2]    # a median: one hiccup does not move it
+            return CATCH_UP_WINDOWS if (CATCH_UP_WINDOWS + 1) * typical < CATCH_UP_BUDGET * hop_s else 0
+
         while not self._stop.is_set():
             if self._outlets is not None:
                 self._outlets.push_state(self._source.inlet.state)
             taken = source.next_window(timeout=0.1)
             if taken is None:
                 continue
-            # latency bounded: the newest window, after a backlog of up to CATCH_UP_WINDOWS only when
-            # the backlog and the newest decode well within a hop
-            typical = sorted(costs)[len(costs) // 2] if len(costs) >= 5 else math.inf   # a median: one hiccup
-            fast = (CATCH_UP_WINDOWS + 1) * typical < CATCH_UP_BUDGET * self.config.hop_s   # does not move it
+            # the newest window, after a short backlog only when the model is fast (catch_up)
             for window in windows_to_decode(source, taken, self._counters, self.decoder_drop_times,
-                                            catch_up=CATCH_UP_WINDOWS if fast else 0):
+                                            catch_up=catch_up):
                 t_start = time.perf_counter()
                 last = self._decode_one(window, last, output)
                 costs.append(time.perf_counter() - t_start)
