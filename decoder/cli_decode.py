@@ -101,6 +101,9 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     audio.add_argument("--wav", type=output_file('.wav'),
                        metavar="FILE", help="write the audio to a WAV file instead")
     audio.add_argument("--no-audio", action="store_true", help="no audio output")
+    # a caller writing --wav to a temporary file it renames afterwards (the demo's dashboard) names the
+    # real output here, for messages; not for users, so not in --help
+    out.add_argument("--wav-shown-as", metavar="FILE", help=argparse.SUPPRESS)
     out.add_argument("--device-latency", type=_device_latency, default=None, metavar="L",
                      help="the sound device's buffer in seconds (default 0.02), or low / high (PortAudio's; "
                      "low is about 12 ms through PulseAudio): smaller is sooner, larger survives a busier "
@@ -268,7 +271,8 @@ def run_decode(args: argparse.Namespace) -> int:
         stream_name=args.stream, stream_type=args.stream_type, source_id=args.source_id,
         model_path=args.model, hop_s=args.hop, device=args.device, audio_device=args.audio_device,
         device_latency=DEVICE_LATENCY_S if args.device_latency is None else args.device_latency,
-        wav_path=args.wav, no_audio=args.no_audio, record_dir=args.record, truth_dir=args.truth,
+        wav_path=args.wav, wav_shown_as=args.wav_shown_as, no_audio=args.no_audio, record_dir=args.record,
+        truth_dir=args.truth,
         lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
         resolve_timeout_s=args.timeout, impute_missing=args.impute_missing,
         vocoder_method=args.vocoder, vocoder_lookahead=args.vocoder_lookahead, agc=not args.no_agc,

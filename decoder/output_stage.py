@@ -50,7 +50,7 @@ def open_sink(config: PipelineConfig) -> AudioSink:
     if config.no_audio:
         return audio.NullSink()
     if config.wav_path is not None:
-        return audio.WavSink(config.wav_path)
+        return audio.WavSink(config.wav_path, shown_as=config.wav_shown_as)
     from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
 
     return LevelledSink(audio.SoundDeviceSink(device=config.audio_device, latency=config.device_latency,

@@ -45,6 +45,9 @@ class PipelineConfig:
         latency, and says so.
     wav_path : str or Path or None
         Write the decoded audio to this WAV file instead of a sound card.
+    wav_shown_as : str or Path or None
+        The name messages give ``wav_path`` when it is a temporary file renamed once the run ends (the
+        demo's ``--wav``); default ``wav_path`` itself.
     no_audio : bool
         Decode without any audio output.
     record_dir : str or Path or None
@@ -99,6 +102,7 @@ class PipelineConfig:
     audio_device: str | int | None = None
     device_latency: str | float = DEVICE_LATENCY_S
     wav_path: str | Path | None = None
+    wav_shown_as: str | Path | None = None
     no_audio: bool = False
     record_dir: str | Path | None = None
     truth_dir: str | Path | None = None
@@ -125,6 +129,9 @@ class PipelineConfig:
                    if on]
         if len(outputs) > 1:
             raise ConfigError(f"{' and '.join(outputs)} exclude each other; pass one audio output")
+        if self.wav_shown_as is not None and self.wav_path is None:
+            raise ConfigError("--wav-shown-as names the file a --wav output becomes, and no --wav is given; "
+                              "drop it")
         if self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.vocoder_lookahead is not None:

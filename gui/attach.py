@@ -216,6 +216,8 @@ def decode_command(config, name: str, *, summary_path: Path | None = None, vocod
         argv.append("--no-audio")
     elif config.wav_path is not None:  # the caller chose this path (and may have made it already)
         argv += ["--wav", str(config.wav_path), "--overwrite"]
+        if config.wav_shown_as is not None:
+            argv += ["--wav-shown-as", str(config.wav_shown_as)]
     elif config.audio_device is not None:
         argv += ["--audio-device", str(config.audio_device)]
     if config.truth_dir is not None:

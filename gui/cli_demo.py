@@ -306,7 +306,7 @@ def run_demo(args) -> int:
         # the WAV is written beside its path and renamed over it once the decode has closed it
         with atomic_path(wav) if wav is not None else nullcontext() as wav_part:
             config = PipelineConfig(stream_name=name, model_path=model, audio_device=device,
-                                    wav_path=wav_part, record_dir=record, truth_dir=data,
+                                    wav_path=wav_part, wav_shown_as=wav, record_dir=record, truth_dir=data,
                                     resolve_timeout_s=30.0)
             if not args.no_gui and _has_display():
                 summary = _decode_with_dashboard(config, args.duration)

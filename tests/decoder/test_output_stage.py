@@ -7,11 +7,14 @@ real sound server is in test_pipeline.py and test_latency_e2e.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from eegmusic.decoder.audio import NullSink, WavSink
 from eegmusic.decoder.output_stage import SoundOutput, open_sink
 from eegmusic.decoder.pipeline_config import PipelineConfig
+from eegmusic.stream.errors import ConfigError
 
 
 class BackloggedDevice(NullSink):
@@ -72,3 +75,31 @@ def test_the_sink_follows_the_config(tmp_path):
     wav = open_sink(PipelineConfig(model_path="m.onnx", wav_path=tmp_path / "out.wav"))
     assert isinstance(wav, WavSink) and not wav.plays_live
     wav.close()
+
+
+def test_a_temporary_wav_is_named_in_messages_as_the_file_it_becomes(tmp_path, caplog, capsys):
+    """The demo's --wav is written to a temporary file renamed once complete; what the user reads names
+    the file they asked for, in this process and in the decode the dashboard starts."""
+    from eegmusic.gui.attach import decode_command
+    from eegmusic.stream.cli import build_parser
+
+    part, final = tmp_path / ".out.x1.part.wav", tmp_path / "out.wav"
+    config = PipelineConfig(model_path="m.onnx", wav_path=part, wav_shown_as=final)
+    config.validate()
+    sink = open_sink(config)
+    with caplog.at_level("WARNING", logger="eegmusic.decoder"):
+        sink.write(np.array([0.0, np.nan, 0.5], dtype=np.float32))
+    sink.close()
+    assert part.is_file() and not final.exists()      # only the name shown changes
+    assert str(final) in caplog.text and part.name not in caplog.text, caplog.text
+    argv = decode_command(config, "pub")
+    args = build_parser().parse_args(argv[argv.index("decode"):])
+    assert (Path(args.wav), Path(args.wav_shown_as)) == (part, final)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["decode", "--help"])
+    assert "--wav-shown-as" not in capsys.readouterr().out     # for callers, not users
+
+
+def test_a_shown_name_without_a_wav_is_refused():
+    with pytest.raises(ConfigError, match="--wav-shown-as.*no --wav"):
+        PipelineConfig(model_path="m.onnx", wav_shown_as="out.wav").validate()
