@@ -235,7 +235,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     import pylsl
     from eegmusic.stream.outlet import channel_info, marker_stream_info
     from eegmusic.stream.progress import progress_bar
-    from eegmusic.stream.resolve import resolve_stream
+    from eegmusic.stream.resolve import resolve_and_open
 
     out = Path(config.out)
     if out.exists():
@@ -255,18 +255,22 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     _check_audio_dir(out, [files[k] for k in audio])
     sd, device = (None, None) if config.no_audio else output_device(config.device)
 
-    info = resolve_stream(name=config.stream, timeout=config.resolve_timeout_s)
-    inlet = pylsl.StreamInlet(info, max_buflen=360, processing_flags=0)
-    full = inlet.info(timeout=5.0)
-    if not full.nominal_srate() > 0:
-        raise StreamError(f"stream '{config.stream}' has no regular rate ({full.type()}, irregular); pass "
-                          "the cap's EEG stream (eegmusic streams lists them)")
+    def open_cap(info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, pylsl.StreamInfo]:
+        inlet = pylsl.StreamInlet(info, max_buflen=360, processing_flags=0)
+        full = inlet.info(timeout=5.0)
+        if not full.nominal_srate() > 0:
+            raise StreamError(f"stream '{config.stream}' has no regular rate ({full.type()}, irregular); "
+                              "pass the cap's EEG stream (eegmusic streams lists them)")
+        inlet.open_stream(timeout=5.0)
+        return inlet, full
+
+    # opened while the resolver listens for a same-named twin
+    inlet, full = resolve_and_open(open_cap, name=config.stream, timeout=config.resolve_timeout_s)
     n_chans = full.channel_count()
     channels = channel_info(full)
     labels = (
         channels["label"] if len(channels["label"]) == n_chans else [f"ch{i + 1}" for i in range(n_chans)]
     )
-    inlet.open_stream(timeout=5.0)
 
     writer = XDFWriter(out)
     marker_outlet = None
