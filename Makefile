@@ -39,7 +39,7 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow and not wheel" -q $(TEST_PARALLEL) $(TEST_ARGS)
 
 # The wheel check (tests/test_packaging.py, marker `wheel`): the wheel built from this tree, installed
-# without -e into fresh virtualenvs (core, then [train]), runs --help of every command, simulate,
+# without -e into a fresh virtualenv (core, then [train]), runs --help of every command, simulate,
 # train, evaluate and a 5-s headless decode of a replay. It takes 1.5 minutes on a quiet machine
 # and 4-5 under load, so CI runs it as its own step after `make test` (.ci/run).
 wheel-check: $(STAMP)
