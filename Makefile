@@ -23,7 +23,9 @@ $(STAMP): pyproject.toml constraints.txt
 system-deps:
 	@bash .ci/system-deps
 
+# the system packages are checked on every run (0.2 s; the stamp only follows the Python side)
 demo: $(STAMP)
+	@bash .ci/system-deps
 	$(BIN)/eegmusic demo $(DEMO_ARGS)
 
 # The default suite: every test but the opt-in `slow` ones and the wheel check, in TEST_WORKERS
@@ -36,6 +38,7 @@ demo: $(STAMP)
 TEST_WORKERS ?= 2
 TEST_PARALLEL := $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist load)
 test: $(STAMP)
+	@bash .ci/system-deps
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow and not wheel" -q $(TEST_PARALLEL) $(TEST_ARGS)
 
 # The wheel check (tests/test_packaging.py, marker `wheel`): the wheel built from this tree, installed
