@@ -77,11 +77,14 @@ def snapshot_path(name: str) -> Path:
     return snapshot_folder() / f"eegmusic-{name}.snapshot"
 
 
-def check_name(name: str) -> None:
-    """Raise ConfigError unless ``name`` is 1-64 letters, digits, ``_``, ``.`` or ``-``."""
+def check_name(name: str, *, option: str = "--publish") -> None:
+    """Raise ConfigError unless ``name`` is 1-64 letters, digits, ``_``, ``.`` or ``-``.
+
+    ``option`` is the one the example in the message shows (``--attach`` where a dashboard reads it).
+    """
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ConfigError(f"publish name {name!r} is not usable; use 1-64 letters, digits, '_', '.' or '-', "
-                          "e.g. --publish cap1")
+                          f"e.g. {option} cap1")
 
 
 def _pid_alive(pid: int) -> bool:

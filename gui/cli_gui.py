@@ -54,7 +54,7 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh-hz",
                         metavar="HZ", type=float_range(0.0, 30.0, low_open=True), default=30.0,
                         help="snapshot polls per second, at most 30 (default 30)")
-    parser.add_argument("--attach", metavar="NAME",
+    parser.add_argument("--attach", metavar="NAME", type=_attach_name,
                         help="show the running `eegmusic decode --publish NAME` (closing leaves it running; "
                         "one just started is waited for up to 10 s)")
     from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
@@ -69,6 +69,17 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
                         "for comparison)")
 
 
+def _attach_name(text: str) -> str:
+    from eegmusic.decoder.shared_snapshot import check_name
+    from eegmusic.stream.errors import ConfigError
+
+    try:
+        check_name(text, option="--attach")
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
@@ -80,6 +91,9 @@ def run_gui(args: argparse.Namespace) -> int:
     from eegmusic.stream.errors import ConfigError, OutputError
 
     duration = args.duration
+    if args.overwrite and args.screenshot is None:
+        raise ConfigError("--overwrite lets --screenshot replace a file, and no --screenshot is given; "
+                          "drop it")
     if args.screenshot is not None:
         duration = 10.0 if duration is None else duration
         target = Path(args.screenshot)

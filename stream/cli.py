@@ -262,6 +262,17 @@ class OneLineParser(argparse.ArgumentParser):
         message = re.sub(r"^argument (--[\w-]+)(?:/[-\w]+)?: ", r"\1 ", " ".join(message.split()))
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unknown option after a command names that command and its ``--help``."""
+        argv = list(sys.argv[1:] if args is None else args)
+        parsed, extras = self.parse_known_args(argv, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            after = command in argv and argv.index(extras[0]) > argv.index(command)
+            prog = f"{self.prog} {command}" if after else self.prog
+            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)} (see {prog} --help)\n")
+        return parsed
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every available subcommand."""

@@ -13,7 +13,8 @@ def add_streams_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds to listen for streams (default 1.0)")
     parser.add_argument("--type", dest="stype", default=None, type=lsl_name, metavar="TYPE",
                         help="only streams of this type, e.g. EEG or Markers")
-    parser.epilog = "Example: eegmusic streams --timeout 2 --type EEG"
+    parser.epilog = ("Example: eegmusic streams --timeout 2 --type EEG\n"
+                     "Exit status: 0 when it lists a stream, 1 when none is visible.")
 
 
 def run_streams(args: argparse.Namespace) -> int:

@@ -137,6 +137,10 @@ def timeout_seconds(text: str) -> float:
 
 def _writable_folder(folder: Path, text: str) -> None:
     if not folder.is_dir():
+        existing = next((above for above in (folder, *folder.parents) if above.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise ArgumentTypeError(f"{str(existing)!r} in {text!r} is a file, not a folder; name a path in "
+                                    "a folder")
         raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} does not exist; create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} is not writable")
@@ -193,17 +197,29 @@ def input_file(text: str) -> str:
     return text
 
 
-def lsl_name(text: str) -> str:
-    """An LSL stream name, type or source id: not empty, no control characters, no outer spaces.
-
-    An empty ``--stream ""`` matched every stream (an empty query is no filter), and ``--name ""`` fell
-    back to the default name: both silently did something else than asked.
-    """
+def _check_lsl_text(text: str, empty: str) -> str:
     if not text.strip():
-        raise ArgumentTypeError("must not be empty; give the stream's name (eegmusic streams lists them)")
+        raise ArgumentTypeError(f"must not be empty; {empty}")
     if text != text.strip() or any(not ch.isprintable() for ch in text):
         raise ArgumentTypeError(f"{text!r} has spaces at an end or control characters; type the name alone")
     return text
+
+
+def lsl_name(text: str) -> str:
+    """An LSL stream name, type or source id to look for: not empty, no control characters, no outer spaces.
+
+    An empty ``--stream ""`` matched every stream (an empty query is no filter): it silently did something
+    else than asked.
+    """
+    return _check_lsl_text(text, "give the one to look for (eegmusic streams lists the streams there are)")
+
+
+def published_lsl_name(text: str) -> str:
+    """An LSL stream name or source id to publish under: as :func:`lsl_name` checks it.
+
+    An empty ``--name ""`` fell back to the default name: it silently did something else than asked.
+    """
+    return _check_lsl_text(text, "give the name to publish under, or leave the option out for the default")
 
 
 finite_float.bounds = Bounds(-math.inf, math.inf)

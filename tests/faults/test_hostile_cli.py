@@ -319,3 +319,48 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_leaves_no_tempora
     with pytest.raises(OutputError, match="checkpoint.pt .*the disk may be full"):
         save_checkpoint(small_disk / "checkpoint.pt", {"weights": torch.zeros(200_000)})  # 800 KB
     assert list(small_disk.iterdir()) == []
+
+
+# -- third exploratory pass (an audit of every command's bad input) -------------------------------------
+
+@pytest.mark.parametrize(("argv", "prog"), [
+    (["simulate", "--out", "sim", "--nosuch"], "eegmusic simulate"),
+    (["--nosuch", "simulate", "--out", "sim"], "eegmusic"),       # before the command: the top level's
+], ids=["after the command", "before it"])
+def test_an_unknown_option_names_the_help_that_lists_the_options(argv, prog, cli, tmp_path, monkeypatch):
+    """It said 'eegmusic: error: ... (see eegmusic --help)', which lists commands, not their options."""
+    monkeypatch.chdir(tmp_path)
+    status, _, err = cli(*argv)
+    line = assert_one_line_error(status, err, "unrecognized arguments: --nosuch", f"(see {prog} --help)")
+    assert line.startswith(f"{prog}: error:"), line
+    assert not (tmp_path / "sim").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["vocode", "--out", "{file}/x.wav", "in.wav"],
+    ["decode", "--stream", "cap", "--model", "m.onnx", "--wav", "{file}/deeper/x.wav"],
+    ["gui", "--screenshot", "{file}/x.png"],
+], ids=lambda argv: argv[0])
+def test_an_output_under_a_file_says_the_file_is_no_folder(argv, cli, tmp_path):
+    """It said the folder 'does not exist; create it first', which a file in the way makes impossible."""
+    (tmp_path / "notes.txt").write_text("kept")
+    status, _, err = cli(*[a.replace("{file}", str(tmp_path / "notes.txt")) for a in argv])
+    assert_one_line_error(status, err, "notes.txt'", "is a file, not a folder")
+    assert (tmp_path / "notes.txt").read_text() == "kept"
+
+
+@pytest.mark.parametrize(("argv", "needles", "not_said"), [
+    (["streams", "--type", ""], ("--type must not be empty", "the one to look for"), "stream's name"),
+    (["gui", "--attach", ""], ("--attach", "e.g. --attach cap1"), "--publish"),
+    # --duration: before the refusal this opened a dashboard, which would otherwise run until killed
+    (["gui", "--overwrite", "--duration", "1"], ("--overwrite", "no --screenshot"), None),
+], ids=["empty type", "empty attach name", "overwrite nothing"])
+def test_a_refusal_names_the_option_given_and_a_fix_for_it(argv, needles, not_said, cli):
+    status, _, err = cli(*argv)
+    line = assert_one_line_error(status, err, *needles)
+    assert not_said is None or not_said not in line, line
+
+
+def test_streams_help_says_what_its_exit_status_means(cli):
+    status, out, _ = cli("streams", "--help")
+    assert status == 0 and "1 when none is visible" in " ".join(out.split()), out
