@@ -104,6 +104,9 @@ class CalibrationSummary:
     output_latency_s: float = 0.0
     stopped_early: bool = False
     """Stopped by Ctrl-C or SIGTERM during a track: the recording so far is kept, that track cut short."""
+    cut_short_s: float | None = None
+    """Where that stop cut the track (s into it), when the track's start was marked: the play is in the
+    session up to there, besides the ``tracks_played`` whole ones. None when no play was cut."""
 
 
 def playlist_files(music) -> list[Path]:
@@ -412,52 +415,60 @@ def _play_until_done(player, audio: np.ndarray, fields: dict, duration_s: float,
     shown = 0.0
     last_note = None
     steady: list[float] = []
-    while True:
-        if player is None:
-            now = pylsl.local_clock()
-            position = min(max(now - started_at, 0.0), length_s)
-            notes = [(position, started_at + position)]
-            finished = position >= length_s
-        else:
-            notes = player.latest(seen)
-            seen = player.n_notes
-            finished = player.done.is_set()
-        for position, heard in notes:
-            if last_marker == -np.inf:
-                # The first callbacks prefill the device in a burst (and a sound server may stall
-                # at a stream's start): time the start from steady playback, 0.5 s in.
-                if position >= min(SETTLED_S, length_s / 2):
-                    steady.append(heard - position)
-                if len(steady) < 3 and not finished:
-                    continue
-                publish(
-                    float(np.median(steady)) if steady else heard - position,
-                    "track_start",
-                    **fields,
-                    position_s=0.0,
-                    duration_s=duration_s,
-                    output_latency_s=latency,
+    start_stamp = None
+    try:
+        while True:
+            if player is None:
+                now = pylsl.local_clock()
+                position = min(max(now - started_at, 0.0), length_s)
+                notes = [(position, started_at + position)]
+                finished = position >= length_s
+            else:
+                notes = player.latest(seen)
+                seen = player.n_notes
+                finished = player.done.is_set()
+            for position, heard in notes:
+                if last_marker == -np.inf:
+                    # The first callbacks prefill the device in a burst (and a sound server may stall
+                    # at a stream's start): time the start from steady playback, 0.5 s in.
+                    if position >= min(SETTLED_S, length_s / 2):
+                        steady.append(heard - position)
+                    if len(steady) < 3 and not finished:
+                        continue
+                    stamp = float(np.median(steady)) if steady else heard - position
+                    publish(
+                        stamp,
+                        "track_start",
+                        **fields,
+                        position_s=0.0,
+                        duration_s=duration_s,
+                        output_latency_s=latency,
+                    )
+                    start_stamp, last_marker = stamp, 0.0
+                elif position - last_marker >= 1.0:
+                    publish(heard, "position", track=fields["track"], position_s=float(position))
+                    last_marker = position
+            if notes:
+                last_note = notes[-1]
+                position = last_note[0]
+                if int(position) > int(shown):  # whole seconds: the bar reads "12/300 s"
+                    bar.update(int(position) - int(shown))
+                    shown = position
+                bar.set_postfix_str(
+                    f"{fields['file']} {position:5.1f}/{length_s:.0f} s, "
+                    f"{recorder.samples} samples, {len(recorder.gaps)} gap{'s' * (len(recorder.gaps) != 1)}"
+                    f"{', STREAM SILENT' if recorder.silent else ''}",
+                    refresh=False,
                 )
-                last_marker = 0.0
-            elif position - last_marker >= 1.0:
-                publish(heard, "position", track=fields["track"], position_s=float(position))
-                last_marker = position
-        if notes:
-            last_note = notes[-1]
-            position = last_note[0]
-            if int(position) > int(shown):  # whole seconds: the bar reads "12/300 s"
-                bar.update(int(position) - int(shown))
-                shown = position
-            bar.set_postfix_str(
-                f"{fields['file']} {position:5.1f}/{length_s:.0f} s, "
-                f"{recorder.samples} samples, {len(recorder.gaps)} gaps"
-                f"{', STREAM SILENT' if recorder.silent else ''}",
-                refresh=False,
-            )
-        if finished:
-            break
-        time.sleep(0.25)
-    end_heard = last_note[1] + (length_s - last_note[0]) if last_note else pylsl.local_clock()
-    publish(end_heard, "track_end", track=fields["track"], position_s=length_s)
+            if finished:
+                break
+            time.sleep(0.25)
+        end_heard = last_note[1] + (length_s - last_note[0]) if last_note else pylsl.local_clock()
+        publish(end_heard, "track_end", track=fields["track"], position_s=length_s)
+    except KeyboardInterrupt:  # stopped (Ctrl-C, SIGTERM): a play whose start is marked is in the session
+        if start_stamp is not None:
+            summary.cut_short_s = float(min(max(pylsl.local_clock() - start_stamp, 0.0), length_s))
+            summary.seconds_played += summary.cut_short_s
+        raise
     summary.seconds_played += length_s
     return latency

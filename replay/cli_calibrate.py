@@ -98,17 +98,38 @@ def run_calibrate(args: argparse.Namespace) -> int:
         )
     )
     gaps = ", ".join(f"{end - start:.1f} s" for start, end in summary.gaps) or "none"
+    cut = summary.cut_short_s
+    n_tracks = summary.tracks_played + (cut is not None)  # a cut track's play is in the session too
+    tracks = f"{n_tracks} track{'s' * (n_tracks != 1)}"
+    if cut is not None:
+        tracks += f" ({'the last ' if n_tracks > 1 else ''}cut short at {cut:.1f} s)"
+    seconds = summary.seconds_played
+    played = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
     print(
-        f"recorded {summary.tracks_played} tracks ({summary.seconds_played / 60:.1f} min), "
-        f"{summary.eeg_samples} EEG samples, gaps: {gaps}, "
+        f"recorded {tracks}, {played} of music, {summary.eeg_samples} EEG samples, gaps: {gaps}, "
         f"output latency {summary.output_latency_s * 1e3:.0f} ms"
     )
     if summary.stopped_early:
-        print(f"stopped during track {summary.tracks_played + 1} (Ctrl-C or SIGTERM): everything recorded "
-              "until then is kept, that track cut short; the session trains as it is")
+        print(_stopped_line(summary, n_tracks))
+        if not n_tracks:
+            print(f"session: {summary.path} (audio in {summary.audio_dir})")
+            return 0
     print(
         f"session: {summary.path} (audio in {summary.audio_dir}); next: eegmusic train --data "
         f"{shlex.quote(str(summary.path))} "
         "--arch convnet --target-offset auto --out runs/session"
     )
     return 0
+
+
+def _stopped_line(summary, n_tracks: int) -> str:
+    """What a stop (Ctrl-C, SIGTERM) kept: the cut track, if its start was marked, is in the session."""
+    during = (f"stopped during track {summary.tracks_played + 1} (Ctrl-C or SIGTERM): everything recorded "
+              "until then is kept")
+    if summary.cut_short_s is not None:
+        return f"{during}, that track cut short at {summary.cut_short_s:.1f} s; the session trains as it is"
+    if n_tracks:
+        return (f"{during}; that track stopped before its start was marked, so it is not in the session; the "
+                "session trains as it is")
+    return (f"{during}; that track stopped before its start was marked, so the session holds no track play "
+            "to train on: record it again")

@@ -118,8 +118,9 @@ def run_simulate(args: argparse.Namespace) -> int:
 def _run_dataset(args: argparse.Namespace) -> int:
     """``simulate --out``: an NMED-T folder, or XDF sessions with ``--montage``."""
     import time
+    from pathlib import Path
 
-    from eegmusic.replay.simulate import simulate
+    from eegmusic.replay.simulate import earlier_dataset, simulate
     from eegmusic.stream.errors import ConfigError
 
     if args.out is None:
@@ -127,6 +128,8 @@ def _run_dataset(args: argparse.Namespace) -> int:
                           "listener; e.g. eegmusic simulate --out /tmp/sim")
     from eegmusic.stream.atomic import refuse_existing
 
+    # a folder of other files first: "pass --overwrite" would send the user to a second refusal
+    earlier_dataset(Path(args.out).expanduser())
     refuse_existing(args.out, overwrite=args.overwrite, what="--out")  # an old simulation is kept
     start = time.perf_counter()
     audio_files = None
@@ -241,7 +244,7 @@ def _run_virtual_cap(args: argparse.Namespace, audio_files, start: float, n_song
         snr=DEFAULT_SNR if args.snr is None else args.snr, audio_files=audio_files,
         music_start_s=music_start, progress=not args.no_progress,
     )
-    print(f"wrote {len(sessions)} XDF sessions ({args.montage}, {sfreq:g} Hz) to {args.out} in "
-          f"{time.perf_counter() - start:.1f} s; next: eegmusic train --data "
+    print(f"wrote {len(sessions)} XDF session{'s' * (len(sessions) != 1)} ({args.montage}, {sfreq:g} Hz) to "
+          f"{args.out} in {time.perf_counter() - start:.1f} s; next: eegmusic train --data "
           f"{shlex.quote(str(sessions[0]))} --arch convnet")
     return 0

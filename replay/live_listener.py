@@ -494,15 +494,15 @@ def run_live(
             while listener.running and not stop.wait(0.2):
                 if time.monotonic() - last >= status_every_s:
                     last = time.monotonic()
-                    logger.info("%d samples sent, %d tracks heard", listener.samples_sent,
-                                listener.tracks_heard)
+                    logger.info("%d samples sent, %d track%s heard", listener.samples_sent,
+                                listener.tracks_heard, "s" * (listener.tracks_heard != 1))
         finally:
             listener.stop()
     if listener.error:
         raise StreamError(f"virtual listener '{name}' stopped on an error: {listener.error}")
     print(
         f"virtual listener '{name}' stopped after {listener.samples_sent} samples, "
-        f"{listener.tracks_heard} tracks heard",
+        f"{listener.tracks_heard} track{'s' * (listener.tracks_heard != 1)} heard",
         flush=True,
     )
     return 0

@@ -97,9 +97,9 @@ def packaged_tracks(n: int | None = None, *, min_seconds: float = 0.0) -> list[P
     wanted = len(PACKAGED_TRACKS) if n is None else int(n)
     if len(found) < max(wanted, 1):
         raise DataFormatError(
-            f"{len(found)} packaged music tracks installed, {wanted} needed; install them with "
-            f"`apt-get install {' '.join(PACKAGES)}` (as root; `make system-deps` does it) or pass your "
-            "own files with --music"
+            f"{len(found)} packaged music track{'s' * (len(found) != 1)} installed, {wanted} needed; install "
+            f"them with `apt-get install {' '.join(PACKAGES)}` (as root; `make system-deps` does it) or pass "
+            "your own files with --music"
         )
     return found[:wanted]
 

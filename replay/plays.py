@@ -133,7 +133,8 @@ class PlayDataset(abc.ABC):
             labels = recording.channels
             lines.append(
                 f"song {song_id} '{play.title}': participant {play.subject}, {recording.duration_s:.1f} s "
-                f"from {play.audio_start_s:z.2f} s of {play.audio_path.name}, {len(labels)} channels "
+                f"from {play.audio_start_s:z.2f} s of {play.audio_path.name}, "
+                f"{len(labels)} channel{'s' * (len(labels) != 1)} "
                 f"({', '.join(labels[:4])}{', …' if len(labels) > 4 else ''}) at {recording.sfreq:g} Hz"
             )
             if self.stimulus_path(song_id) is None:

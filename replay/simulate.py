@@ -29,11 +29,13 @@ PosixPath('/tmp/sim')
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -188,8 +190,9 @@ def earlier_dataset(out: Path) -> list[Path]:
         return []
     if simulation_manifest(out) is None:
         names = sorted(p.name for p in out.iterdir())
-        raise ConfigError(f"{out} holds files not written by eegmusic simulate ({_listing(names)}); "
-                          "choose an empty or new --out folder")
+        raise ConfigError(f"--out folder {out} holds files not written by eegmusic simulate "
+                          f"({_listing(names)}), which --overwrite never replaces; choose another --out "
+                          "folder (a new or empty one)")
     files, others = [], []
     for path in sorted(out.iterdir()):
         if path.is_file() and not path.is_symlink() and _DATASET_FILE.match(path.name):
@@ -309,6 +312,39 @@ def _size(n_bytes: float) -> str:
     return f"{n_bytes / 2**10:.0f} KiB"
 
 
+def _nearest_folder(out: Path) -> Path:
+    """``out``, or its nearest ancestor that exists (where ``out`` would be created)."""
+    folder = out
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def check_writable(out: Path) -> None:
+    """Refuse an ``out`` that cannot be created or written, before any estimate of its size.
+
+    A permission check is not enough: as root every folder passes ``os.access``, and ``/proc`` or a
+    read-only mount still take no new file. So a temporary folder is made (and removed at once) where
+    the first write will go: in ``out`` when it exists, else in its nearest existing parent. A full disk
+    is left to :func:`check_resources`, whose message says how much is needed.
+
+    Raises
+    ------
+    OutputError
+        ``out`` cannot be created, or nothing can be written into it.
+    """
+    folder = _nearest_folder(out)
+    try:
+        shutil.rmtree(tempfile.mkdtemp(prefix=".eegmusic-write-check-", dir=folder))
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return
+        reason = error.strerror or str(error)
+        what = (f"cannot write into --out folder {out} ({reason})" if folder == out
+                else f"cannot create --out folder {out}: {folder} takes no new folder ({reason})")
+        raise OutputError(f"{what}; choose another --out folder, one you can write to") from None
+
+
 def check_resources(out: Path, *, memory: float, disk: float, freed: int, lower: str) -> None:
     """Refuse a run whose estimated memory or disk need exceeds what the machine has, before writing.
 
@@ -327,9 +363,7 @@ def check_resources(out: Path, *, memory: float, disk: float, freed: int, lower:
     if memory > have:
         raise ConfigError(f"this simulation needs about {_size(memory)} of memory, {_size(have)} available; "
                           f"lower {lower}")
-    folder = out
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
+    folder = _nearest_folder(out)
     free = shutil.disk_usage(folder).free + freed
     if disk > free:
         raise ConfigError(f"this simulation writes about {_size(disk)}, {_size(free)} free on the disk of "
@@ -391,6 +425,7 @@ def plan_dataset(out: Path, song_ids: list[int], audio_files: list[Path] | None,
     else:
         lengths = [float(seconds) if seconds is not None else SIMULATED_DURATIONS_S[s] for s in song_ids]
     old_files = earlier_dataset(out)
+    check_writable(out)
     memory, disk = needs(lengths)
     check_resources(out, memory=memory, disk=disk, freed=sum(p.stat().st_size for p in old_files),
                     lower=lower)

@@ -100,8 +100,9 @@ class Player(ArrayPlayer):
         folder = data_dir if hasattr(data_dir, "load_song") else NMEDTFolder(data_dir)
         data_dir = folder.path
         if device_like is not None and folder.kind != "NMED-T folder":
-            raise ConfigError(f"--device-like imitates NMED-T's 128-channel amplifier; {data_dir} is a "
-                              f"{folder.kind}: drop --device-like")
+            article = "an" if folder.kind.startswith(("XDF", "MNE")) else "a"  # by sound: "an XDF session"
+            raise ConfigError(f"--device-like imitates NMED-T's 128-channel amplifier; {data_dir} is "
+                              f"{article} {folder.kind}: drop --device-like")
         song_ids = sorted(folder.song_ids)
         if song not in song_ids:
             raise ConfigError(

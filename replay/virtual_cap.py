@@ -243,7 +243,8 @@ def _write_sessions(out: Path, name: str, labels, sfreq: float, song_ids: list[i
                     for when in (SESSION_T0, t_song):
                         xdf.write_clock_offset(stream_id, when, 0.0)
             written.append(path)
-            logger.debug("wrote %s: %d songs, %d channels at %g Hz", path, len(songs), len(labels), sfreq)
+            logger.debug("wrote %s: %d song%s, %d channels at %g Hz", path, len(songs),
+                         "s" * (len(songs) != 1), len(labels), sfreq)
     return written
 
 

@@ -147,6 +147,42 @@ def load_xdf(path: Path, **options) -> tuple[list[dict], str]:
     return streams, damage[:200]
 
 
+def where_it_breaks(path) -> str:
+    """Where the chunk structure of a plain XDF file breaks, in words; "" when it is whole (or ``.xdfz``).
+
+    Walks the chunk headers only (``NumLengthBytes``, ``Length``; the content is skipped), so a
+    recording of any size is checked at once. pyxdf reports "likely XDF file corruption" without
+    saying where; this says whether the file was cut off (its last chunk runs past the end: an
+    interrupted copy or recording) or holds a broken chunk header inside.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".xdf":
+        return ""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            position = 4  # after "XDF:"
+            while position < size:
+                handle.seek(position)
+                head = handle.read(1)
+                n_bytes = head[0] if head else 0
+                if n_bytes not in (1, 4, 8):
+                    return f"the chunk at byte {position:,} has a broken header (corrupted from there)"
+                field = handle.read(n_bytes)
+                if len(field) < n_bytes:
+                    break
+                end = position + 1 + n_bytes + int.from_bytes(field, "little")
+                if end > size:
+                    return (f"the file ends at byte {size:,}, partway through a {end - position:,}-byte "
+                            f"chunk that starts at byte {position:,}")
+                position = end
+            else:
+                return ""
+    except OSError:
+        return ""
+    return f"the file ends at byte {size:,}, inside the header of a chunk"
+
+
 def list_xdf_streams(path) -> list[dict]:
     """Headers of every stream in an XDF file (name, type, channel_count, nominal_srate, ...).
 
@@ -214,7 +250,9 @@ def read_xdf_stream(path, name: str) -> XDFStream:
     streams, damage = load_xdf(path, select_streams=[header["stream_id"]], synchronize_clocks=False,
                                dejitter_timestamps=False)
     if damage:
-        logger.warning("%s: damaged XDF file (pyxdf: %s); replaying what could be read", path, damage)
+        where = where_it_breaks(path)
+        logger.warning("%s: damaged XDF file (pyxdf: %s)%s; replaying what could be read", path, damage,
+                       f": {where}" if where else "")
     stream = streams[0]
     info = stream["info"]
     series = np.asarray(stream["time_series"])

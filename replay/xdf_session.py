@@ -20,13 +20,50 @@ import numpy as np
 from eegmusic.replay.calibration_markers import decode, track_plays
 from eegmusic.replay.manifest import unfinished_simulation
 from eegmusic.replay.plays import Play, PlayDataset
-from eegmusic.replay.xdf import _channels, _check_magic, _describe, _first, load_xdf
+from eegmusic.replay.xdf import _channels, _check_magic, _describe, _first, load_xdf, where_it_breaks
 from eegmusic.stream.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
 
 MIN_PIECE_S = 1.0
 """Pieces of a play shorter than this (s) are dropped (they hold no complete model window)."""
+
+
+class _Missing(DataFormatError):
+    """A session without something that a damaged file may have lost (its markers, its EEG).
+
+    ``missing`` says what, for the message that blames the damage instead (:func:`_damaged`).
+    """
+
+    def __init__(self, message: str, missing: str) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def _what_was_read(streams: list[dict]) -> str:
+    """Each stream pyxdf read, with how much of it: ``'cap' (EEG, 500 samples = 2.0 s), 'm' (Markers, 0
+    markers)``."""
+    parts = []
+    for s in streams:
+        info = s["info"]
+        n = len(s["time_stamps"])
+        sfreq = float(_first(info.get("nominal_srate"), 0) or 0)
+        if str(_first(info.get("channel_format"))) == "string":
+            amount = f"{n} marker{'s' * (n != 1)}"
+        else:
+            amount = f"{n:,} sample{'s' * (n != 1)}" + (f" = {n / sfreq:.1f} s" if sfreq > 0 and n else "")
+        parts.append(f"'{_first(info.get('name'))}' ({_first(info.get('type'))}, {amount})")
+    return ", ".join(parts) or "no stream"
+
+
+def _damaged(path: Path, damage: str, streams: list[dict], missing: str) -> str:
+    """The one line for a damaged file that lacks what a session needs: the damage, where the file
+    breaks, what was read before it, and the fix (another copy, or another recording)."""
+    where = where_it_breaks(path)
+    how = "cut off (an interrupted copy or recording)" if where.startswith("the file ends") else "corrupted"
+    return (f"{path}: damaged XDF file (pyxdf: {damage}){': ' + where if where else ''}; what could be read "
+            f"holds {missing}: {_what_was_read(streams)}; the file was {how}: copy it again from where it "
+            "was recorded, or record the session again")
 
 
 def audio_folder(xdf_path) -> Path:
@@ -85,14 +122,16 @@ class XDFSession(PlayDataset):
         streams, damage = load_xdf(self.path, dejitter_timestamps=False)
         try:
             self._read(streams, stream, subject)
-        except DataFormatError as error:
+        except _Missing as error:
             if not damage:
-                raise
-            # a cut-short file loses what was written last (a simulated session's markers, say)
-            reason = str(error).removeprefix(f"{self.path}: ")
-            raise DataFormatError(f"{self.path}: damaged XDF file (pyxdf: {damage}), so {reason}") from None
+                raise DataFormatError(str(error)) from None
+            # a cut-short file loses what was written last (a simulated session's markers, say): the
+            # damage is the problem, not a session recorded without markers
+            raise DataFormatError(_damaged(self.path, damage, streams, error.missing)) from None
         if damage:
-            logger.warning("%s: damaged XDF file (pyxdf: %s); read what could be read", self.path, damage)
+            where = where_it_breaks(self.path)
+            logger.warning("%s: damaged XDF file (pyxdf: %s)%s; read what could be read", self.path, damage,
+                           f": {where}" if where else "")
 
     def _read(self, streams: list[dict], stream: str | None, subject: str | None) -> None:
         """Take the EEG stream, the calibration markers and the plays from pyxdf's ``streams``."""
@@ -114,9 +153,10 @@ class XDFSession(PlayDataset):
         ]
         if not eeg:
             wanted = f"EEG stream named '{stream}'" if stream else "EEG stream (type EEG, regular rate)"
-            raise DataFormatError(
+            raise _Missing(
                 f"{self.path}: no {wanted} (has {_describe(headers)}); record the cap's "
-                "stream in the session (eegmusic calibrate --stream NAME)"
+                "stream in the session (eegmusic calibrate --stream NAME)",
+                f"no {wanted}",
             )
         eeg_stream = eeg[0]
         self.stream_name = str(_first(eeg_stream["info"].get("name")))
@@ -130,15 +170,17 @@ class XDFSession(PlayDataset):
                     markers.append((float(stamp), str(text)))
         plays = track_plays(markers)
         if not plays:
-            raise DataFormatError(
+            raise _Missing(
                 f"{self.path}: no calibration markers (no string stream with track_start events; has "
                 f"{_describe(headers)}); record with eegmusic calibrate, or publish the markers of "
-                "docs/calibration.md while recording"
+                "docs/calibration.md while recording",
+                "no calibration markers (no track_start marker)",
             )
         self.gaps = [decode(text) for _, text in markers if decode(text)["event"] == "gap"]
         data = np.asarray(eeg_stream["time_series"], dtype=np.float64)
         if data.ndim != 2 or data.shape[0] == 0:
-            raise DataFormatError(f"{self.path}: EEG stream '{self.stream_name}' holds no samples; re-record")
+            raise _Missing(f"{self.path}: EEG stream '{self.stream_name}' holds no samples; re-record",
+                           f"no sample of EEG stream '{self.stream_name}'")
         info = eeg_stream["info"]
         self.sfreq = float(_first(info.get("nominal_srate")))
         self.labels, _, _ = _channels(info, data.shape[1], "EEG")
@@ -191,13 +233,13 @@ class XDFSession(PlayDataset):
                     )
                     song_id += 1
         if not self.plays:
-            raise DataFormatError(
+            raise _Missing(
                 f"{self.path}: no track play has {MIN_PIECE_S:g} s of EEG recorded while "
-                "it played; check that the EEG stream ran during the session"
+                "it played; check that the EEG stream ran during the session",
+                f"no track play with {MIN_PIECE_S:g} s of EEG",
             )
-        logger.info(
-            "%s: %d plays, %d EEG channels at %g Hz", self.path, len(self.plays), len(self.labels), self.sfreq
-        )
+        logger.info("%s: %d play%s, %d EEG channel%s at %g Hz", self.path, len(self.plays),
+                    "s" * (len(self.plays) != 1), len(self.labels), "s" * (len(self.labels) != 1), self.sfreq)
 
     def _load_eeg(self, play: Play):
         start, stop = play.source

@@ -219,7 +219,8 @@ def test_a_session_stopped_early_keeps_what_was_recorded_and_says_so(signum, mus
         process.kill()
         cap.close()
     assert process.returncode == 0, stderr
-    played = int(re.search(r"recorded (\d+) tracks", stdout).group(1))
+    recorded = re.search(r"recorded (\d+) tracks?( \((the last )?cut short at [\d.]+ s\))?, ", stdout)
+    played = int(recorded.group(1)) - (recorded.group(2) is not None)  # whole ones: a cut track counts too
     assert played >= 1  # the first track (1.5 s) ended before the stop
     assert (f"stopped during track {played + 1} (Ctrl-C or SIGTERM): everything recorded until then is kept"
             in stdout)

@@ -1,0 +1,157 @@
+"""What replay's commands tell the user: the one line a bad input gets names a fix the command accepts,
+and a summary counts what is there, in words that read right for one of a thing.
+
+Each case was found by an audit: ``simulate --out`` a folder of other files advised ``--overwrite``,
+which it then refused; ``--out /proc/x`` read "0 KiB free on the disk"; ``info`` on a truncated XDF file
+said both that its marker stream was missing and that it had one, and advised recording with calibrate;
+a calibration stopped by Ctrl-C during its first track said "recorded 0 tracks" of a session holding
+one play; and "wrote 1 XDF sessions", "is a XDF session".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.faults.conftest import assert_one_line_error, run_cli
+
+TINY = ["--n-songs", "1", "--n-subjects", "1", "--duration", "2", "--no-progress"]
+CAP = ["--montage", "openbci8", "--sfreq", "125"]
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*argv) -> (status, out, err)``: ``eegmusic argv`` run in this process."""
+    return lambda *argv: run_cli([str(a) for a in argv], capsys)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("layout", [[], CAP], ids=["nmedt", "montage"])
+def test_a_folder_of_other_files_is_refused_with_the_fix_that_works(cli, tmp_path, layout):
+    """It said "pass --overwrite to replace it", and --overwrite was then refused: the first line now says
+    what the folder holds and that another --out works, and that other --out does work."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("precious")
+    before = _snapshot(out)
+    status, _, err = cli("simulate", "--out", out, *TINY, *layout)
+    line = assert_one_line_error(status, err, "not written by eegmusic simulate", "notes.txt",
+                                 "choose another --out")
+    assert "pass --overwrite" not in line
+    status, _, err = cli("simulate", "--out", out, *TINY, *layout, "--overwrite")  # refused the same way
+    assert_one_line_error(status, err, "not written by eegmusic simulate", "notes.txt")
+    assert _snapshot(out) == before
+    status, _, err = cli("simulate", "--out", tmp_path / "other", *TINY, *layout)  # the advice works
+    assert status == 0, err
+
+
+def test_an_earlier_simulation_still_points_to_overwrite(cli, tmp_path):
+    out = tmp_path / "sim"
+    assert cli("simulate", "--out", out, *TINY)[0] == 0
+    status, _, err = cli("simulate", "--out", out, *TINY)
+    assert_one_line_error(status, err, "already exists", "--overwrite")
+    assert cli("simulate", "--out", out, *TINY, "--overwrite")[0] == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("layout", [[], CAP], ids=["nmedt", "montage"])
+def test_a_folder_that_cannot_be_created_says_so_not_that_the_disk_is_full(cli, layout):
+    """``/proc`` passes a permission check as root but takes no new folder: it read "writes about 330 KiB,
+    0 KiB free on the disk of /proc"."""
+    out = Path(f"/proc/eegmusic-audit-{uuid.uuid4().hex[:8]}")
+    status, _, err = cli("simulate", "--out", out, *TINY, *layout)
+    line = assert_one_line_error(status, err, f"cannot create --out folder {out}", "choose another --out")
+    assert "free" not in line and "disk" not in line
+    assert not out.exists()
+
+
+def _session(cli, folder: Path) -> Path:
+    """A simulated calibration session (one 4-s play of an 8-channel cap): a real XDF file."""
+    status, _, err = cli("simulate", "--out", folder, "--n-songs", "1", "--n-subjects", "1", "--duration",
+                         "4", "--no-progress", *CAP)
+    assert status == 0, err
+    return folder / "S01.xdf"
+
+
+def test_a_truncated_session_is_called_damaged_with_where_it_stops_and_what_was_read(cli, tmp_path):
+    """It read "damaged XDF file (...), so no calibration markers (no string stream with track_start events;
+    has ... 'virtual-openbci8-calibration' (Markers ...)); record with eegmusic calibrate"."""
+    whole = _session(cli, tmp_path / "sim").read_bytes()
+    cut = tmp_path / "cut.xdf"
+    cut.write_bytes(whole[: len(whole) // 2])
+    status, _, err = cli("info", cut)
+    line = assert_one_line_error(status, err, f"{cut}: damaged XDF file", f"ends at byte {len(whole) // 2:,}",
+                                 "'virtual-openbci8' (EEG", "no track_start marker")
+    assert "record with eegmusic calibrate" not in line and "no string stream" not in line
+    assert "copy" in line and "again" in line  # the fix for a cut-off file
+    assert cut.read_bytes() == whole[: len(whole) // 2]
+
+
+def test_a_truncated_session_that_keeps_its_plays_still_reads(cli, tmp_path):
+    """Cut after its markers, a file still reads, with one warning saying where it stops."""
+    whole = _session(cli, tmp_path / "sim").read_bytes()
+    cut = tmp_path / "cut.xdf"
+    cut.write_bytes(whole[:-7])  # the footers' chunk cut short
+    status, out, err = cli("info", cut)
+    assert status == 0, err
+    assert "song 1 'song21.wav'" in out
+
+
+def test_counts_of_one_read_right(cli, tmp_path):
+    status, out, err = cli("simulate", "--out", tmp_path / "sim", "--n-songs", "1", "--n-subjects", "1",
+                           "--duration", "4", "--no-progress", *CAP)
+    assert status == 0, err
+    assert "wrote 1 XDF session (openbci8, 125 Hz)" in out
+    status, _, err = cli("replay", "--data", tmp_path / "sim" / "S01.xdf", "--song", "1", "--subject", "1",
+                         "--device-like", "1000")
+    assert_one_line_error(status, err, "is an XDF session")
+
+
+@pytest.mark.lsl
+@pytest.mark.timeout(120)
+def test_ctrl_c_during_the_first_track_counts_it_as_recorded(tmp_path, stream_name):
+    """Stopped 2 s into a 6-s track it said "recorded 0 tracks"; the session holds that play."""
+    from eegmusic.replay.xdf_session import XDFSession
+
+    from tests.replay.test_calibrate import IndexCap
+
+    music = tmp_path / "music"
+    music.mkdir()
+    soundfile.write(music / "long.wav", 0.1 * np.random.default_rng(5).standard_normal(6 * 44100), 44100)
+    cap = IndexCap(stream_name)
+    out = tmp_path / "s.xdf"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(music),
+         "--duration", "300", "--no-audio", "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the start is marked ~1 s into the track: stop ~2 s in
+            time.sleep(0.1)
+            if out.exists() and b'"event":"track_start"' in out.read_bytes():
+                time.sleep(1.0)
+                break
+        os.kill(process.pid, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        cap.close()
+    assert process.returncode == 0, stderr
+    assert "recorded 0 tracks" not in stdout
+    recorded = XDFSession(out).load_song(1).duration_s
+    cut = float(stdout.split("recorded 1 track (cut short at ")[1].split(" s")[0])
+    assert abs(cut - recorded) < 0.5, (cut, recorded, stdout)
+    assert "stopped during track 1 (Ctrl-C or SIGTERM): everything recorded until then is kept" in stdout
