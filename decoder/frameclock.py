@@ -79,7 +79,7 @@ def hop_frames(hop_s: float) -> int:
         lower, upper = max(1, int(hop_s // FRAME_PERIOD_S)), min(limit, int(hop_s // FRAME_PERIOD_S) + 1)
         raise ConfigError(f"hop {hop_s:g} s is not a whole number of mel frames "
                           f"({FRAME_PERIOD_S * 1e3:.1f} ms each); pass --hop "
-                          f"{lower * FRAME_PERIOD_S:.4f} ({lower} frames) or "
+                          f"{lower * FRAME_PERIOD_S:.4f} ({lower} frame{'s' * (lower != 1)}) or "
                           f"{upper * FRAME_PERIOD_S:.4f} ({upper})")
     return n
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from eegmusic.stream.options import float_range, lsl_name, output_file, random_seed
+from eegmusic.stream.options import float_range, lsl_name, output_file, published_lsl_name, random_seed
 
 EPILOG = """\
 Examples:
@@ -63,7 +63,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
         help="play nothing; positions paced by the LSL clock (for simulate --live)",
     )
     parser.add_argument(
-        "--markers", default=None, type=lsl_name, metavar="NAME",
+        "--markers", default=None, type=published_lsl_name, metavar="NAME",
         help="marker stream name (default <stream>-calibration)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import float_range, lsl_name, positive_int
+from eegmusic.stream.options import float_range, positive_int, published_lsl_name
 
 EPILOG = """\
 Examples:
@@ -41,9 +41,10 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--speed", type=float_range(0.0, 1000.0, low_open=True), default=1.0, metavar="X",
                      help="time acceleration, > 0 (default 1 = real time)")
     out.add_argument("--loop", action="store_true", help="start again at the end (timestamps continue)")
-    out.add_argument("--name", type=lsl_name, metavar="NAME",
+    out.add_argument("--name", type=published_lsl_name, metavar="NAME",
                      help="stream name (default eegmusic-replay-s{song}-p{subject}, or the XDF stream's)")
-    out.add_argument("--source-id", type=lsl_name, metavar="ID", help="LSL source id (default <name>@<host>)")
+    out.add_argument("--source-id", type=published_lsl_name, metavar="ID",
+                     help="LSL source id (default <name>@<host>)")
     out.add_argument("--chunk-ms", type=float_range(0.1, 10000.0), default=10.0, metavar="MS",
                      help="push interval in ms of wall time (default 10)")
     out.add_argument("--device-like", type=float_range(1.0, 100000.0), metavar="RATE",

@@ -18,6 +18,7 @@ from eegmusic.stream.options import (
     non_negative_float,
     output_dir,
     positive_int,
+    published_lsl_name,
     random_seed,
 )
 
@@ -89,13 +90,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     cap.add_argument("--channels", type=positive_int, default=None, metavar="N",
                      help="keep N electrodes of the montage, spread over the scalp (default: all)")
     cap.add_argument("--sfreq", type=float_range(1.0, 100000.0), default=None, metavar="HZ",
-                     help="the cap's rate in Hz with --montage (default 250)")
+                     help="the cap's rate in Hz with --montage, 64 to 4096 (default 250)")
     live = parser.add_argument_group("virtual listener, live (with --montage)")
     live.add_argument("--live", action="store_true",
                       help="stream an LSL EEG device that hears the music eegmusic calibrate plays, until "
                       "Ctrl-C; needs --montage, e.g. --live --montage standard_1020 --channels 32 --sfreq "
                       "250 --name cap32 (--music: where to find the played files)")
-    live.add_argument("--name", type=lsl_name, default=None, metavar="NAME",
+    live.add_argument("--name", type=published_lsl_name, default=None, metavar="NAME",
                       help="--live stream name (default virtual-cap)")
     live.add_argument("--markers", type=lsl_name, default=None, metavar="NAME",
                       help="--live: calibration marker stream to follow (default <name>-calibration)")

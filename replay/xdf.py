@@ -195,7 +195,8 @@ def list_xdf_streams(path) -> list[dict]:
 
     path = Path(path)
     if not path.is_file():
-        raise DataFormatError(f"{path}: XDF file not found; check the path")
+        what = "a folder, not an XDF file" if path.is_dir() else "XDF file not found"
+        raise DataFormatError(f"{path}: {what}; check the path")
     _check_magic(path)
     try:
         return pyxdf.resolve_streams(str(path))

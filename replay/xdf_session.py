@@ -117,7 +117,8 @@ class XDFSession(PlayDataset):
     def __init__(self, path, *, stream: str | None = None, subject: str | None = None) -> None:
         super().__init__(path)
         if not self.path.is_file():
-            raise DataFormatError(f"{self.path}: XDF file not found; check the path")
+            what = "a folder, not an XDF file" if self.path.is_dir() else "XDF file not found"
+            raise DataFormatError(f"{self.path}: {what}; check the path")
         _check_magic(self.path)
         streams, damage = load_xdf(self.path, dejitter_timestamps=False)
         try:

@@ -352,13 +352,25 @@ def test_an_output_under_a_file_says_the_file_is_no_folder(argv, cli, tmp_path):
 @pytest.mark.parametrize(("argv", "needles", "not_said"), [
     (["streams", "--type", ""], ("--type must not be empty", "the one to look for"), "stream's name"),
     (["gui", "--attach", ""], ("--attach", "e.g. --attach cap1"), "--publish"),
+    (["replay", "--data", "d", "--song", "21", "--subject", "1", "--name", ""],
+     ("--name must not be empty", "name to publish under"), "look for"),
+    (["calibrate", "--stream", "cap", "--music", "m", "--out", "s.xdf", "--markers", ""],
+     ("--markers must not be empty", "name to publish under"), "look for"),
+    (["decode", "--stream", "cap", "--model", "m.onnx", "--hop", "0.03"], ("(1 frame)",), "(1 frames)"),
     # --duration: before the refusal this opened a dashboard, which would otherwise run until killed
     (["gui", "--overwrite", "--duration", "1"], ("--overwrite", "no --screenshot"), None),
-], ids=["empty type", "empty attach name", "overwrite nothing"])
+], ids=["empty type", "empty attach name", "replay name", "calibrate markers", "hop of one frame",
+        "overwrite nothing"])
 def test_a_refusal_names_the_option_given_and_a_fix_for_it(argv, needles, not_said, cli):
     status, _, err = cli(*argv)
     line = assert_one_line_error(status, err, *needles)
     assert not_said is None or not_said not in line, line
+
+
+def test_a_folder_given_as_an_xdf_file_is_called_a_folder(cli, tmp_path):
+    (tmp_path / "session.xdf").mkdir()
+    status, _, err = cli("replay", "--xdf", tmp_path / "session.xdf", "--xdf-stream", "cap")
+    assert_one_line_error(status, err, "session.xdf: a folder, not an XDF file")
 
 
 def test_streams_help_says_what_its_exit_status_means(cli):
