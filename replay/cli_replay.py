@@ -70,8 +70,11 @@ def _build_player(args):
                    ("--no-markers", args.no_markers or None))
         given = [flag for flag, value in options if value is not None]
         if given:  # they were ignored: the XDF stream plays as recorded, without song markers
-            raise ConfigError(f"--xdf replays one recorded stream as it is; {', '.join(given)} "
-                              "apply to --data only: drop them, or drop --xdf")
+            if "--data" in given:
+                raise ConfigError("--xdf and --data each name a recording to replay; pass one of them")
+            apply, them = ("apply", "them") if len(given) > 1 else ("applies", "it")
+            raise ConfigError(f"--xdf replays one recorded stream as it is; {', '.join(given)} {apply} to "
+                              f"--data only: drop {them}, or drop --xdf")
         from eegmusic.replay.xdf import xdf_player
 
         return xdf_player(

@@ -203,8 +203,12 @@ def test_a_dashboard_forced_silent_starts_a_decode_that_decode_accepts(capsys):
 # -- second exploratory pass ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("argv", "needles"), [
-    (["replay", "--xdf", "rec.xdf", "--xdf-stream", "E", "--data", "d", "--song", "21"], ("--data, --song",)),
-    (["replay", "--xdf", "rec.xdf", "--xdf-stream", "E", "--no-markers"], ("--no-markers",)),
+    (["replay", "--xdf", "rec.xdf", "--xdf-stream", "E", "--data", "d", "--song", "21"], ("--xdf and --data",
+                                                                                          "pass one")),
+    (["replay", "--xdf", "rec.xdf", "--xdf-stream", "E", "--song", "21", "--subject", "1"],
+     ("--song, --subject apply to --data only: drop them",)),
+    (["replay", "--xdf", "rec.xdf", "--xdf-stream", "E", "--no-markers"],
+     ("--no-markers applies", "drop it")),
     (["replay", "--data", "d", "--song", "21", "--subject", "1", "--xdf-stream", "E"], ("add --xdf",)),
     (["streams", "--type", ""], ("--type", "must not be empty")),
     (["decode", "--stream", "cap", "--model", "m.onnx", "--overwrite"], ("--overwrite", "neither")),
