@@ -89,7 +89,8 @@ def parse_augment(spec: str | None) -> Augmentation:
     Raises
     ------
     ConfigError
-        Unknown name, a value that is not a number, or out of range (the message names the fix).
+        Unknown name, a name given twice, a value that is not a number, or out of range (the message
+        names the fix).
     """
     if not spec:
         return Augmentation()
@@ -99,6 +100,9 @@ def parse_augment(spec: str | None) -> Augmentation:
         if name not in KEYS or not text:
             raise ConfigError(f"--augment entry {entry.strip()!r} is not name=value with a name of "
                               f"{', '.join(KEYS)}; write e.g. 'shift=2,dropout=0.1,scale=0.2'")
+        if name in values:  # the later value silently won: say which of the two was meant
+            raise ConfigError(f"--augment gives {name} twice in {spec!r}; give each name once, e.g. "
+                              f"'{name}={text}'")
         try:
             values[name] = KEYS[name](text)
         except ValueError:

@@ -68,8 +68,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     from eegmusic.offline_training.splits import SPLIT_KINDS
     from eegmusic.offline_training.train import LOSSES
 
-    parser.add_argument("--arch", default="cnn", metavar="NAME",
-                        help="architecture, a model registry name (default: cnn; list below)")
+    parser.add_argument("--arch", default=None, metavar="NAME",  # None: cnn, or the --init model's
+                        help="architecture, a model registry name (default: cnn; with --init, the "
+                        "pretrained model's, and another is refused; list below)")
     parser.add_argument("--split", default="block", choices=[k for k in SPLIT_KINDS if k != "all"],
                         help="how held-out windows are chosen (default: block; subject-block holds out "
                         "listeners on seconds of music no training listener heard, e.g. "

@@ -123,7 +123,7 @@ def evaluate(
     DataFormatError
         Data folder missing, or a song without stimulus audio.
     ConfigError
-        Unknown split, or a split that leaves the test part empty.
+        Unknown split, or a split that leaves a part empty (the message offers ``--split all``).
     """
     from eegmusic.offline_training.dataset import WindowDataset
     from eegmusic.offline_training.splits import SPLIT_KINDS, make_split
@@ -155,7 +155,7 @@ def evaluate(
         allow_short_stimulus=allow_short_stimulus,
         spec_channels=True,  # the model's channels by label: a 129-channel EGI file feeds its 125
     )
-    parts = make_split(dataset.index, split, seed=split_seed, hop_s=hop_s)
+    parts = make_split(dataset.index, split, seed=split_seed, hop_s=hop_s, command="evaluate")
     if split != "all" and training.get("split") and split != training.get("split") and same_data:
         notes.append(
             f"split '{split}' differs from the model's training split '{training.get('split')}': "

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from eegmusic.offline_training.models.base import N_FRAMES, N_MELS, MelDecoder
-from eegmusic.stream.errors import ModelError
+from eegmusic.stream.errors import EEGMusicError, ModelError
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,9 @@ class Pretrained:
     statistics : bool
         Whether the model's normalisation (EEG scaling, mel mean and SD) is the pretrained one: False
         when the weights came from an ONNX graph whose exporter folded those buffers into constants.
+    weights_from : str
+        Where the weights were read, logged when fine-tuning starts (:func:`start_model`): ``train``
+        reads ``--init`` before the data, and a refusal in between is one line, with no log line before it.
     """
 
     model: MelDecoder
@@ -65,6 +68,7 @@ class Pretrained:
     positions: np.ndarray | None
     source: Path
     statistics: bool = True
+    weights_from: str = ""
 
 
 def _read_onnx(path: Path):
@@ -159,8 +163,8 @@ def onnx_weights(model: MelDecoder, path: Path, proto) -> bool:
         else:  # statistics refitted on the new listener (and batch-norm step counters)
             refitted.append(key)
     model.load_state_dict(state)
-    logger.info("read %d weights of %s from its initializers (%d statistics to refit: %s)",
-                len(state) - len(refitted), path.name, len(refitted), ", ".join(refitted) or "none")
+    logger.debug("read %d weights of %s from its initializers (%d statistics to refit: %s)",
+                 len(state) - len(refitted), path.name, len(refitted), ", ".join(refitted) or "none")
     return not [key for key in refitted if not key.endswith("num_batches_tracked")]
 
 
@@ -180,7 +184,6 @@ def _run_weights(best: Path, model: MelDecoder) -> dict | None:
         return None
     if any(state[k].shape != v.shape for k, v in model.state_dict().items()):
         return None
-    logger.info("read the weights of %s from the run's %s beside it", best.with_name("model.onnx").name, best)
     return state
 
 
@@ -208,6 +211,17 @@ def _check_adaptable(model: MelDecoder, path: Path) -> None:
         )
 
 
+def _model_in(folder: Path) -> str:
+    """The fix for ``--init FOLDER``: the run's model file in it that fine-tuning would start from."""
+    for name in ("model.onnx", "best.pt"):
+        try:
+            check_startable(load_pretrained(folder / name))
+        except EEGMusicError:  # not there, or not a model fine-tuning starts from
+            continue
+        return f"pass the run's model file, --init {folder / name}"
+    return "pass a model.onnx or a run's best.pt"
+
+
 def load_pretrained(path) -> Pretrained:
     """Read ``--init``: a model file (weights from its initializers) or a run's checkpoint.
 
@@ -222,8 +236,13 @@ def load_pretrained(path) -> Pretrained:
     from eegmusic.stream.spec import MODEL_CHANNELS
 
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"--init {path} is a folder, not a model file; {_model_in(path)}")
     if not path.is_file():
         raise ModelError(f"--init {path}: not found; pass a model.onnx or a run's best.pt")
+    if path.stat().st_size == 0:
+        raise ModelError(f"--init {path} is an empty file; pass a model.onnx or a best.pt written by "
+                         "eegmusic train")
     if path.suffix == ".onnx":
         proto = _read_onnx(path)
         meta = _onnx_metadata(proto, path)
@@ -239,11 +258,15 @@ def load_pretrained(path) -> Pretrained:
         statistics = True
         if beside is not None:
             model.load_state_dict(beside)
+            weights_from = f"the weights of {path.name} from the run's {path.with_name('best.pt')} beside it"
         else:
             statistics = onnx_weights(model, path, proto)
+            weights_from = f"the weights of {path.name} from its initializers" + (
+                "" if statistics else " (its statistics to refit)")
     else:
         content = read_checkpoint(path)
         statistics = True
+        weights_from = f"the weights of {path}"
         config = content.get("model_config", {})
         name = (AdaptedDecoder.name if "inner_name" in config else
                 BlendedDecoder.name if "part_name" in config else content["model"])
@@ -270,7 +293,8 @@ def load_pretrained(path) -> Pretrained:
     if positions is not None:
         positions = None if any(p is None for p in positions) else np.asarray(positions, dtype=np.float64)
     model.eval()
-    return Pretrained(model=model, channels=channels, positions=positions, source=path, statistics=statistics)
+    return Pretrained(model=model, channels=channels, positions=positions, source=path, statistics=statistics,
+                      weights_from=weights_from)
 
 
 class ChannelAdapter(nn.Module):
@@ -409,13 +433,22 @@ def initial_model(init, dataset) -> MelDecoder:
     return start_model(init, dataset)[0]
 
 
+def check_startable(pretrained: Pretrained) -> None:
+    """Refuse a pretrained model that fine-tuning cannot start from whatever the data (a blend)."""
+    if isinstance(pretrained.model, BlendedDecoder):
+        raise ModelError(
+            f"--init {pretrained.source}: this model is itself a blend of a pretrained and a fine-tuned "
+            "decoder; fine-tune the original pretrained model instead"
+        )
+
+
 def start_model(init, dataset) -> tuple[MelDecoder, bool]:
     """The model a fine-tuning run starts from, and whether it holds the pretrained statistics.
 
     Parameters
     ----------
-    init : str or Path
-        ``--init``.
+    init : str or Path or Pretrained
+        ``--init``, or what :func:`load_pretrained` read of it (``train`` reads it before the data).
     dataset : WindowDataset
         The new listener's windows (``channels``, ``positions``, ``n_chans``).
 
@@ -429,17 +462,14 @@ def start_model(init, dataset) -> tuple[MelDecoder, bool]:
     from eegmusic.stream.interpolation import spline_matrix
     from eegmusic.stream.montage import head_positions, label_key
 
-    pretrained = load_pretrained(init)
+    pretrained = init if isinstance(init, Pretrained) else load_pretrained(init)
+    check_startable(pretrained)
     model = pretrained.model
-    if isinstance(model, BlendedDecoder):
-        raise ModelError(
-            f"--init {pretrained.source}: this model is itself a blend of a pretrained and a fine-tuned "
-            "decoder; fine-tune the original pretrained model instead"
-        )
     model.train()
     data_keys = [label_key(c) for c in dataset.channels]
     model_keys = [label_key(c) for c in pretrained.channels]
     if data_keys == model_keys:
+        logger.info("read %s", pretrained.weights_from)
         logger.info(
             "fine-tuning %s from %s (same %d channels)", model.name, pretrained.source, len(data_keys)
         )
@@ -474,6 +504,7 @@ def start_model(init, dataset) -> tuple[MelDecoder, bool]:
     with torch.no_grad():
         adapted.adapter.weight.copy_(torch.tensor(weights, dtype=torch.float32))
     shared = sum(k in data_keys for k in model_keys)
+    logger.info("read %s", pretrained.weights_from)
     logger.info(
         "fine-tuning %s from %s through a channel adapter: %d data channels -> %d model channels "
         "(%d shared, the rest spline-interpolated to start)",

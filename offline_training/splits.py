@@ -72,6 +72,7 @@ def make_split(
     guard_s: float = 1.0,
     window_s: float = 1.0,
     hop_s: float = 1.0,
+    command: str = "train",
 ) -> Split:
     """Split a window index into train, validation and test rows.
 
@@ -90,6 +91,10 @@ def make_split(
         window and any window of a lower part.
     window_s, hop_s : float
         Window length and hop in seconds.
+    command : {"train", "evaluate"}
+        The eegmusic command asking, whose options the advice of an empty part names: ``train``
+        needs a training part and has ``--hop`` (another split is offered only where it would train);
+        ``evaluate`` scores a model made elsewhere, and ``--split all`` scores every window.
 
     Returns
     -------
@@ -128,13 +133,15 @@ def make_split(
     parts = [np.flatnonzero(labels == part).astype(np.int64) for part in range(3)]
     for name, rows in zip(_PART_NAMES, parts, strict=True):
         if len(rows) == 0:
-            raise ConfigError(
-                f"split '{kind}' leaves the {name} part empty ({_describe(index, kind)}); {_remedy(kind)}"
-            )
+            options = {"seed": seed, "fractions": fractions, "guard_s": guard_s, "window_s": window_s,
+                       "hop_s": hop_s}
+            remedy = _remedy(index, kind, command, options)
+            raise ConfigError(f"split '{kind}' leaves the {name} part empty "
+                              f"({_describe(index, kind, window_s)}); {remedy}")
     return Split(parts[0], parts[1], parts[2], contiguous_blocks(index, parts[2], hop_s=hop_s))
 
 
-def _describe(index: np.ndarray, kind: str) -> str:
+def _describe(index: np.ndarray, kind: str, window_s: float) -> str:
     if kind == "subject":
         return f"{len(np.unique(index['subject']))} subjects; needs at least 3"
     if kind == "song":
@@ -142,18 +149,39 @@ def _describe(index: np.ndarray, kind: str) -> str:
     if kind == "subject-block":
         return (f"{len(np.unique(index['subject']))} subjects, {len(index)} windows; needs at least 3 "
                 "subjects and songs long enough for every part's time chunks beyond the guard")
-    return f"{len(index)} windows"
+    return f"the data gives {len(index)} windows of {window_s:g} s"
 
 
-def _remedy(kind: str) -> str:
-    """What fills an empty part of split ``kind`` (no CLI option sets the fractions: not offered)."""
-    return {
-        "subject": "use data with at least 3 listeners, or --split block",
-        "song": "use data with at least 3 songs, or --split block",
-        "subject-block": "use at least 3 listeners and longer songs, or --split block",
-        "block": "use longer recordings (each song is cut into 10 time chunks), or --split random",
+MIN_TRAIN_WINDOWS = 2
+"""Training windows ``train`` needs at least (per process): a split is offered as a fix only with these."""
+
+
+def _remedy(index: np.ndarray, kind: str, command: str, options: dict) -> str:
+    """What fills an empty part of split ``kind``, in the options of ``command`` (no CLI option sets the
+    fractions: not offered). Another split is named only where it would train on these very windows, so
+    that following the advice never leads to the same refusal, or back here."""
+    if command == "evaluate":  # a model trained elsewhere: score every window instead of a test part
+        return "score every window with --split all"
+    more = {
+        "subject": "use data with at least 3 listeners",
+        "song": "use data with at least 3 songs",
+        "subject-block": "use at least 3 listeners and longer songs",
+        "block": "use longer recordings (each song is cut into 10 time chunks)",
         "random": "use more data, or a smaller --hop (more windows)",
     }[kind]
+    other = {"random": None, "block": "random"}.get(kind, "block")
+    if other is not None and _trains(index, other, options):
+        return f"{more}, or --split {other}"
+    return more
+
+
+def _trains(index: np.ndarray, kind: str, options: dict) -> bool:
+    """Whether split ``kind`` of ``index`` fills every part and leaves ``train`` enough training windows."""
+    try:
+        split = make_split(index, kind, **options)
+    except ConfigError:
+        return False
+    return len(split.train) >= MIN_TRAIN_WINDOWS
 
 
 def _assign(order: np.ndarray, n: int, fractions) -> np.ndarray:

@@ -131,6 +131,7 @@ def choose_target_offset(
     progress: bool = False,
     fallback_s: float | None = None,
     columns: slice = LIVE_FRAMES,
+    split_kind: str | None = None,
 ) -> LagChoice:
     """Pick the target offset that maximises the validation dynamic r of a lagged ridge.
 
@@ -157,6 +158,10 @@ def choose_target_offset(
         default, what live decoding plays) or ``scoring.INTERIOR_FRAMES`` for a benchmark that scores
         whole windows' interior frames offline (``benchmarks/bench_quality.py``): the lag is chosen by
         the criterion the model is judged by.
+    split_kind : str, optional
+        The kind ``split`` is of (``train --split``): the advice where no lag can be scored offers
+        ``--split block`` only to another kind, and only where a block split of the same windows has a
+        stretch to score on.
 
     Returns
     -------
@@ -170,8 +175,6 @@ def choose_target_offset(
     """
     import torch
     from eegmusic.offline_training.models.linear import RIDGE_GRID, Linear
-    from eegmusic.offline_training.scoring import dynamic_blocks
-    from eegmusic.offline_training.splits import contiguous_blocks
     from eegmusic.stream.progress import progress_bar
 
     candidates = sorted({float(c) for c in candidates})
@@ -183,11 +186,9 @@ def choose_target_offset(
         return _unscorable("picks the lag on the validation part, and this split has none",
                            "use a split with a validation part (block, subject, song) or pass "
                            "--target-offset SECONDS", fallback_s)
-    val_blocks = dynamic_blocks(dataset.index, split.val,
-                                contiguous_blocks(dataset.index, split.val, hop_s=dataset.hop_s))
-    val_blocks = [run for rows in val_blocks for run in tiling_runs(dataset.index, rows) if len(run) >= 2]
+    val_blocks = _scorable_runs(dataset, split.val)
     if not val_blocks:
-        return _unscorable(*NO_STRETCH, fallback_s)
+        return _unscorable(NO_STRETCH[0], _no_stretch_fix(dataset, split_kind, seed), fallback_s)
     rng = np.random.default_rng([seed, 4242])
     fit_rows = np.sort(rng.choice(split.train, size=min(fit_windows, len(split.train)), replace=False))
     val_rows = np.concatenate(val_blocks)
@@ -215,7 +216,33 @@ def choose_target_offset(
 
 NO_STRETCH = ("found no 2-s stretch in the validation part to score a lag on",
               "use more data or --split block, or pass --target-offset SECONDS")
-"""The problem and the fix when no validation block holds two windows that tile the EEG."""
+"""The problem and the fix when no validation block holds two windows that tile the EEG (the fix as
+:func:`choose_target_offset` words it for a split: :func:`_no_stretch_fix`)."""
+
+
+def _scorable_runs(dataset, rows: np.ndarray) -> list[np.ndarray]:
+    """The runs of 2 or more windows of ``rows`` that tile the EEG (the stretches a lag is scored on)."""
+    from eegmusic.offline_training.scoring import dynamic_blocks
+    from eegmusic.offline_training.splits import contiguous_blocks
+
+    blocks = dynamic_blocks(dataset.index, rows, contiguous_blocks(dataset.index, rows, hop_s=dataset.hop_s))
+    return [run for block in blocks for run in tiling_runs(dataset.index, block) if len(run) >= 2]
+
+
+def _no_stretch_fix(dataset, split_kind: str | None, seed: int) -> str:
+    """What gives a validation part a stretch to score a lag on: ``--split block`` only where the split is
+    another kind and a block split of these windows would have one (else it was refused or circular)."""
+    from eegmusic.offline_training.splits import make_split
+
+    if split_kind != "block":
+        try:
+            block = make_split(dataset.index, "block", seed=seed, hop_s=dataset.hop_s)
+        except ConfigError:
+            block = None
+        if block is not None and len(block.train) and _scorable_runs(dataset, block.val):
+            return NO_STRETCH[1]
+    return ("use longer recordings (a validation stretch needs 2 consecutive seconds), or pass "
+            "--target-offset SECONDS")
 
 
 def _unscorable(problem: str, fix: str, fallback_s: float | None) -> LagChoice:

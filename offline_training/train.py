@@ -65,8 +65,10 @@ class TrainConfig:
     ----------
     data : str
         NMED-T folder.
-    model : str
-        Registry name (``linear``, ``cnn``, ``rcnn``, ``encdec``, ``transformer``, ``convnet``).
+    model : str, optional
+        Registry name (``linear``, ``cnn``, ``rcnn``, ``encdec``, ``transformer``, ``convnet``). None
+        (the default): ``cnn``, or with ``init`` the pretrained model's architecture; a name given with
+        ``init`` must be that architecture (:func:`train` refuses another before reading any data).
     split : str
         Split kind (``random``, ``block``, ``subject``, ``song``).
     out : str
@@ -124,6 +126,7 @@ class TrainConfig:
     init : str, optional
         Fine-tune this pretrained model (a run's ``model.onnx`` or ``best.pt``) instead of starting
         from random weights (:mod:`offline_training.finetune`); the architecture is the pretrained one.
+        The file is read, and refused if it cannot be fine-tuned, before any data is read.
     allow_short_stimulus : bool
         Train on a stimulus shorter than its EEG (the targets after its end are silence); refused
         otherwise (:func:`offline_training.sanity.check_stimulus`).
@@ -143,7 +146,7 @@ class TrainConfig:
     """
 
     data: str
-    model: str = "cnn"
+    model: str | None = None
     split: str = "block"
     out: str = "runs/run"
     epochs: int = 20
@@ -171,12 +174,16 @@ class TrainConfig:
     unseen_song_check: bool = False
     val_data: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.model is None and not self.init:  # with --init, the pretrained one (train reads it)
+            self.model = "cnn"
+
     def check(self) -> None:
         """Raise :class:`ConfigError` for a bad value (one line naming it and the fix)."""
         from eegmusic.offline_training.models.registry import ALL_MODELS
         from eegmusic.offline_training.splits import SPLIT_KINDS
 
-        if self.model not in ALL_MODELS:
+        if self.model is not None and self.model not in ALL_MODELS:
             raise ConfigError(f"unknown model '{self.model}'; use one of {', '.join(ALL_MODELS)}")
         if self.split not in SPLIT_KINDS:
             raise ConfigError(f"unknown split '{self.split}'; use one of {', '.join(SPLIT_KINDS)}")
@@ -214,7 +221,7 @@ class TrainConfig:
         if not 0.0 < float(self.epoch_fraction) <= 1.0:
             raise ConfigError(f"--epoch-fraction must be in (0, 1], e.g. 0.1 with --hop 0.1 (got "
                               f"{self.epoch_fraction})")
-        loop = ALL_MODELS[self.model].training_loop
+        loop = "regression" if self.model is None else ALL_MODELS[self.model].training_loop
         given = {"--ema": self.ema, "--select-by": self.select_by != "loss",
                  "--epoch-fraction": self.epoch_fraction != 1.0}
         adam_only = [option for option, on in given.items() if on]
@@ -396,15 +403,51 @@ def _same_folder(saved: str, current: str) -> bool:
         return False
 
 
-def _refuse_a_used_out(out: Path) -> None:
+def _refuse_a_used_out(config: TrainConfig, out: Path) -> None:
     """A new run writes its weights over those of any run already in ``out``: refuse, whichever of them
-    is there (``best.pt`` alone is all that ``--init`` needs, so a run folder may hold only that)."""
+    is there (``best.pt`` alone is all that ``--init`` needs, so a run folder may hold only that).
+    ``--resume`` is offered only where this very command would continue that run (:func:`_resumable`)."""
     held = [name for name in WEIGHT_FILES if (out / name).exists()]
     if held:
-        raise ConfigError(
-            f"{out} already holds a training run ({', '.join(held)}); pass --resume to continue it or "
-            "another --out"
-        )
+        fix = "pass another --out (--resume cannot continue it with these options)"
+        if _resumable(config, out):
+            fix = "pass --resume to continue it or another --out"
+        raise ConfigError(f"{out} already holds a training run ({', '.join(held)}); {fix}")
+
+
+def _resumable(config: TrainConfig, out: Path) -> bool:
+    """Whether ``--resume`` added to this run's options would continue the run in ``out``: not a
+    fine-tuning run, a model that writes checkpoints (not ``linear``, ``ensemble``), its config.json and
+    checkpoint.pt there, and the same options (the checks of :func:`_check_resume`)."""
+    if config.init:
+        return False
+    try:
+        _check_resume(config, out)
+    except (ConfigError, ModelError):
+        return False
+    return True
+
+
+def _read_init(config: TrainConfig):
+    """Read ``--init`` before any data (:func:`offline_training.finetune.load_pretrained`: a missing file,
+    a folder, junk, a model that cannot be fine-tuned are one line) and settle the architecture: the
+    pretrained one; an ``--arch`` naming another is refused.
+
+    Returns
+    -------
+    Pretrained
+    """
+    from eegmusic.offline_training.finetune import check_startable, load_pretrained
+
+    pretrained = load_pretrained(config.init)
+    check_startable(pretrained)
+    name = getattr(pretrained.model, "inner_name", pretrained.model.name)  # an adapted model: its core
+    if config.model is not None and config.model != name:
+        raise ConfigError(f"--arch {config.model} differs from the architecture of --init {config.init} "
+                          f"('{name}'): fine-tuning keeps the pretrained architecture; drop --arch or pass "
+                          f"--arch {name}")
+    config.model = name
+    return pretrained
 
 
 def _check_resume(config: TrainConfig, out: Path) -> None:
@@ -543,6 +586,21 @@ def validate_on_excerpt(dataset, split, val_data, *, allow_short_stimulus: bool 
     return dataset, replace(split, val=np.asarray(rows, dtype=np.int64))
 
 
+def _check_training_windows(config: TrainConfig, dataset, split, world: int) -> None:
+    """Refuse a split that leaves fewer than 2 training windows per process, before any fitting."""
+    from eegmusic.offline_training.splits import MIN_TRAIN_WINDOWS
+
+    need = MIN_TRAIN_WINDOWS * world
+    if len(split.train) >= need:
+        return
+    n_train, n_all = len(split.train), len(dataset.index)
+    per_process = f" ({MIN_TRAIN_WINDOWS} for each of {world} processes)" if world > 1 else ""
+    fix = "record longer, or add songs or listeners" + (", or start fewer processes" if world > 1 else "")
+    raise ConfigError(f"{config.data} gives only {n_all} windows of 1 s and --split {config.split} keeps "
+                      f"{n_train} of them for training (the others are held out); train needs at least "
+                      f"{need}{per_process}: {fix}")
+
+
 def training_loop(model):
     """The training function of ``model`` (from its class's ``training_loop`` name)."""
     name = type(model).training_loop
@@ -610,7 +668,11 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
     if resume:
         _check_resume(config, out)
     else:
-        _refuse_a_used_out(out)
+        _refuse_a_used_out(config, out)
+    # the files named are read before the data, so that a bad one is refused in seconds, not after the
+    # data and the target lag's ridge fits
+    pretrained = _read_init(config) if config.init else None
+    state = read_checkpoint(out / "checkpoint.pt", model_name=config.model) if resume else None
     device_kind = resolve_device(config.device)
     dist_info = init_distributed(device_kind)
     device = torch.device(f"cuda:{dist_info.local_rank}" if device_kind == "cuda" else "cpu")
@@ -631,6 +693,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         allow_short_stimulus=config.allow_short_stimulus,
     )
     split = make_split(dataset.index, config.split, seed=config.seed, hop_s=config.hop_s)
+    _check_training_windows(config, dataset, split, dist_info.world)
     if config.val_data:
         dataset, split = validate_on_excerpt(dataset, split, config.val_data,
                                              allow_short_stimulus=config.allow_short_stimulus)
@@ -639,13 +702,9 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         from eegmusic.offline_training.target_lag import choose_target_offset
 
         lag_choice = choose_target_offset(dataset, split, seed=config.seed, progress=config.progress,
-                                          fallback_s=config.target_offset_fallback_s)
+                                          fallback_s=config.target_offset_fallback_s, split_kind=config.split)
         dataset = dataset.with_target_offset(lag_choice.offset_s)
     target_offset_s = dataset.target_offset_s
-    if len(split.train) < 2 * dist_info.world:
-        raise ConfigError(
-            f"only {len(split.train)} training windows for {dist_info.world} processes; use more data"
-        )
     logger.info(
         "split '%s': %d train, %d validation, %d test windows",
         config.split,
@@ -666,15 +725,13 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         from eegmusic.offline_training.finetune import start_model
         from eegmusic.offline_training.loop import weights
 
-        model, with_statistics = start_model(config.init, dataset)
+        model, with_statistics = start_model(pretrained, dataset)
         original = weights(model) if with_statistics else None
         config.model = getattr(model, "inner_name", model.name)
     else:
         model = build_configured(config.model, model_kwargs, config.model_config)
 
-    state = None
     if resume:
-        state = read_checkpoint(out / "checkpoint.pt", model_name=config.model)
         model.load_state_dict(state["state_dict"])
     else:
         rng = np.random.default_rng(config.seed)

@@ -136,7 +136,9 @@ def test_init_into_the_folder_of_its_own_best_pt_is_refused(sim_dir, tmp_path, c
     assert main(["train", "--data", str(sim_dir), "--init", str(folder / "best.pt"), "--out", str(folder),
                  "--epochs", "1", "--batch-size", "16", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "already holds a training run (best.pt); pass --resume" in err and "\n" not in err.strip(), err
+    # --resume is not offered: a fine-tuning run (--init) is never resumed
+    assert "already holds a training run (best.pt); pass another --out" in err, err
+    assert "\n" not in err.strip(), err
     assert (folder / "best.pt").read_bytes() == before
     assert sorted(path.name for path in folder.iterdir()) == ["best.pt"]
 
