@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import float_range, output_dir, random_seed, seconds
+from eegmusic.stream.options import float_range, output_dir, positive_int, random_seed, seconds
 
 EPILOG = """\
 Example:
@@ -44,8 +44,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         required=True, metavar="DIR", help="output folder (created)")
     parser.add_argument("--seed", type=random_seed,
                         default=0, help="seed of the EEG shuffle baseline (default 0)")
-    parser.add_argument("--batch-size", type=int,  # checked in run_evaluate, naming the value
-                        default=256, help="windows per model call (default 256)")
+    parser.add_argument("--batch-size", type=positive_int, default=256,
+                        help="windows per model call (default 256)")
     parser.add_argument(
         "--wav-seconds",
         type=seconds(3600.0),
@@ -68,8 +68,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``eegmusic evaluate``; print the results table; return the exit status."""
     from eegmusic.stream.errors import ConfigError
 
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.wav_seconds <= 0:
         raise ConfigError(f"--wav-seconds {args.wav_seconds:g} must be positive")
     from pathlib import Path

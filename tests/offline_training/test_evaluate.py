@@ -403,7 +403,8 @@ def test_data_without_stimuli(tmp_path):
     ("argv_extra", "message"),
     [
         (["--split", "sideways"], "--split invalid choice: 'sideways' (choose from 'random', 'block'"),
-        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--batch-size", "0"], "--batch-size must be at least 1 (got '0')"),
+        (["--batch-size", "1e9"], "--batch-size must be an integer (got '1e9')"),   # as train's says it
         (["--phase", "1"], "--phase 1 s must be in [0, 1) (the model's training hop), e.g. --phase 0.5"),
         (["--phase", "-0.2"], "--phase must be in [0, 60] (got '-0.2')"),
     ],
