@@ -8,7 +8,14 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from eegmusic.stream.options import float_range, lsl_name, output_file, published_lsl_name, random_seed
+from eegmusic.stream.options import (
+    float_range,
+    lsl_name,
+    output_file,
+    published_lsl_name,
+    random_seed,
+    timeout_seconds,
+)
 
 EPILOG = """\
 Examples:
@@ -31,6 +38,9 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--stream", required=True, type=lsl_name, metavar="NAME",
                         help="name of the cap's LSL EEG stream")
+    parser.add_argument("--timeout", type=timeout_seconds, default=5.0, metavar="S",
+                        help="seconds to wait for --stream to answer (default 5), e.g. --timeout 30 while "
+                        "the amplifier's software starts")
     parser.add_argument(
         "--music",
         required=True,
@@ -94,6 +104,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             device=args.audio_device,
             no_audio=args.no_audio,
             marker_name=args.markers,
+            resolve_timeout_s=args.timeout,
             progress=not args.no_progress,
         )
     )

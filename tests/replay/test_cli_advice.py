@@ -155,3 +155,17 @@ def test_ctrl_c_during_the_first_track_counts_it_as_recorded(tmp_path, stream_na
     cut = float(stdout.split("recorded 1 track (cut short at ")[1].split(" s")[0])
     assert abs(cut - recorded) < 0.5, (cut, recorded, stdout)
     assert "stopped during track 1 (Ctrl-C or SIGTERM): everything recorded until then is kept" in stdout
+
+
+@pytest.mark.lsl
+@pytest.mark.untimed     # how long the wait takes is not checked: the message names the --timeout given
+def test_calibrate_waits_for_its_stream_as_long_as_timeout_says(cli, tmp_path, stream_name):
+    """The wait for --stream was a fixed 5 s, neither documented nor settable (an amplifier's software
+    can take longer to start its outlet)."""
+    music = tmp_path / "music"
+    music.mkdir()
+    soundfile.write(music / "a.wav", np.zeros(22050, dtype=np.float32), 22050)
+    status, _, err = cli("calibrate", "--stream", f"absent-{stream_name}", "--music", music, "--out",
+                         tmp_path / "s.xdf", "--no-audio", "--timeout", "0.3")
+    assert_one_line_error(status, err, f"absent-{stream_name}", "within 0.3 s")
+    assert not (tmp_path / "s.xdf").exists()
