@@ -159,7 +159,7 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
 
     name = f"eegmusic-latency-{uuid.uuid4().hex[:8]}"
-    from eegmusic.decoder.realtime import process_threads, raise_priority
+    from eegmusic.decoder.realtime import process_threads, raise_priorities
 
     before = process_threads()
     stream = EventStream(name, event_period_s=event_period_s, shift_samples=shift_samples).start()
@@ -168,8 +168,7 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
         # The simulated amplifier and the recorder's reader share the decoder's interpreter, which no
         # real amplifier or sound card does: at normal priority, one preempted while holding the GIL
         # stalls the decoder's real-time threads. They run at the acquisition threads' priority.
-        for thread in sorted(process_threads() - before):
-            raise_priority("acquisition", thread)
+        raise_priorities("acquisition", process_threads() - before)
     options = {} if hop_s is None else {"hop_s": hop_s}
     if vocoder is not None:
         options["vocoder_method"] = vocoder

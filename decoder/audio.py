@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 from eegmusic.decoder.melspec import AUDIO_SFREQ
-from eegmusic.decoder.realtime import process_threads, raise_priority
+from eegmusic.decoder.realtime import process_threads, raise_priorities, raise_priority
 from eegmusic.decoder.sinks import AudioSink, NullSink, WavSink, _Sink, sanitise
 from eegmusic.stream.errors import AudioError
 
@@ -243,8 +243,7 @@ class SoundDeviceSink(_Sink):
             # the threads the sound library started for this stream: PortAudio's callback thread and,
             # through PulseAudio, its client main loop ("threaded-ml"), which carries our samples to the
             # server; left at normal priority on a busy machine, it starves and the server runs dry
-            for thread in sorted(process_threads() - before):
-                raise_priority("sound-host", thread)
+            raise_priorities("sound-host", process_threads() - before)
         return stream
 
     # -- PortAudio thread: copy only ----------------------------------------------------------

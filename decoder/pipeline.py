@@ -51,7 +51,12 @@ from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, N_MELS
 from eegmusic.decoder.output_queue import EmissionQueue
 from eegmusic.decoder.output_stage import SoundOutput, open_sink
 from eegmusic.decoder.pipeline_config import PipelineConfig
-from eegmusic.decoder.realtime import freeze_start_up_objects, process_threads, raise_priority
+from eegmusic.decoder.realtime import (
+    freeze_start_up_objects,
+    process_threads,
+    raise_priorities,
+    raise_priority,
+)
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
@@ -341,8 +346,9 @@ class LivePipeline:
         if cfg.realtime:
             # the acquisition thread and liblsl's: a window waits for them, and the decode thread waits
             # for the GIL whenever one was preempted while holding it
-            for thread in sorted(stream_threads | (process_threads() - threads_before)):
-                self.scheduling["acquisition"] = raise_priority("acquisition", thread)
+            outcome = raise_priorities("acquisition", stream_threads | (process_threads() - threads_before))
+            if outcome is not None:
+                self.scheduling["acquisition"] = outcome
         self._started = True
         self._t_start = time.monotonic()
         self._threads = [threading.Thread(target=self._guard, args=(self._decode_loop, "decode"), daemon=True,

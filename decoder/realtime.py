@@ -64,6 +64,8 @@ def raise_priority(role: str, thread_id: int | None = None) -> str:
         ``"fifo"`` (real-time, priority :data:`PRIORITIES` ``[role]``), ``"nice"`` (nice
         :data:`NICE_FALLBACK`) or ``"normal"`` (both refused; one warning per process says so and how
         to allow it). ``"normal"`` also on systems without ``sched_setscheduler`` (not Linux).
+        ``"exited"`` when ``thread_id`` names a thread that has ended since it was listed (a library's
+        short-lived helper): nothing to schedule, and no refusal.
     """
     global _refusal_logged
     priority = PRIORITIES[role]
@@ -75,6 +77,11 @@ def raise_priority(role: str, thread_id: int | None = None) -> str:
             setscheduler(target, os.SCHED_FIFO, os.sched_param(priority))
             log.debug("%s thread %s runs SCHED_FIFO priority %d", role, thread_id or "(this)", priority)
             return "fifo"
+        except ProcessLookupError:
+            if target:    # listed, then gone before its turn: not a refusal (it warned, as root, once)
+                log.debug("%s thread %s ended before it could be raised", role, thread_id)
+                return "exited"
+            raise
         except OSError as error:
             errors.append(f"SCHED_FIFO: {error.strerror or error}")
     try:
@@ -89,6 +96,18 @@ def raise_priority(role: str, thread_id: int | None = None) -> str:
             log.warning("real-time priority refused for the %s thread (%s); playing at normal priority: %s",
                         role, "; ".join(errors), _REFUSED_HINT)
     return "normal"
+
+
+_OUTCOME_RANK = {"normal": 0, "nice": 1, "fifo": 2}
+
+
+def raise_priorities(role: str, thread_ids) -> str | None:
+    """:func:`raise_priority` for each of ``thread_ids``; return the weakest outcome among the threads
+    still alive (what the role as a whole got: one refused thread is reported, not hidden behind the
+    next one's success), or None when every one had ended."""
+    outcomes = [raise_priority(role, thread) for thread in sorted(thread_ids)]
+    alive = [outcome for outcome in outcomes if outcome != "exited"]
+    return min(alive, key=_OUTCOME_RANK.__getitem__) if alive else None
 
 
 def process_threads() -> set[int]:

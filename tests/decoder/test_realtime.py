@@ -66,6 +66,34 @@ def test_another_thread_is_raised_by_its_id():
         assert outcome == "fifo"
 
 
+@linux_only
+def test_a_thread_that_ended_before_its_turn_is_no_refusal(caplog):
+    """liblsl and PortAudio start short-lived helper threads; one listed and then gone made the kernel
+    answer 'No such process', which warned 'real-time priority refused' (as root, where nothing was)
+    and reported the acquisition threads by whichever thread came last."""
+    from eegmusic.decoder.realtime import raise_priorities
+
+    ended = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join()
+    ready, done = threading.Event(), threading.Event()
+    alive = threading.Thread(target=lambda: (ready.set(), done.wait(5)))
+    alive.start()
+    ready.wait(5)
+    try:
+        with caplog.at_level("DEBUG", logger="eegmusic.decoder.realtime"):
+            assert raise_priority("acquisition", ended.native_id) == "exited"
+            outcome = raise_priorities("acquisition", {ended.native_id, alive.native_id})
+    finally:
+        done.set()
+        alive.join()
+    assert outcome in ("fifo", "nice", "normal")           # the live thread's, never "exited"
+    assert "refused" not in caplog.text, caplog.text
+    assert raise_priorities("acquisition", {ended.native_id}) is None
+    if os.geteuid() == 0:
+        assert outcome == "fifo"
+
+
 _REFUSED = """
 import logging, os, threading
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
