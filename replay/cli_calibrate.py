@@ -128,7 +128,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     print(
         f"session: {summary.path} (audio in {summary.audio_dir}); next: eegmusic train --data "
         f"{shlex.quote(str(summary.path))} "
-        "--arch convnet --target-offset auto --out runs/session"
+        "--arch convnet --out runs/session"   # the lag is chosen on validation where the session allows
     )
     return 0
 

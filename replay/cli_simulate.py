@@ -233,6 +233,7 @@ def _run_virtual_cap(args: argparse.Namespace, audio_files, start: float, n_song
                      music_start: float) -> int:
     """``simulate --montage``: XDF calibration sessions of virtual listeners on that cap."""
     import time
+    from pathlib import Path
 
     from eegmusic.replay.simulate import DEFAULT_SNR, _check_arguments
     from eegmusic.replay.virtual_cap import simulate_sessions
@@ -245,7 +246,8 @@ def _run_virtual_cap(args: argparse.Namespace, audio_files, start: float, n_song
         snr=DEFAULT_SNR if args.snr is None else args.snr, audio_files=audio_files,
         music_start_s=music_start, progress=not args.no_progress,
     )
+    first = Path(sessions[0])
     print(f"wrote {len(sessions)} XDF session{'s' * (len(sessions) != 1)} ({args.montage}, {sfreq:g} Hz) to "
           f"{args.out} in {time.perf_counter() - start:.1f} s; next: eegmusic train --data "
-          f"{shlex.quote(str(sessions[0]))} --arch convnet")
+          f"{shlex.quote(str(first))} --arch convnet --out {shlex.quote(f'runs/{first.stem}')}")
     return 0

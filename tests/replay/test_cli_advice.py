@@ -169,3 +169,18 @@ def test_calibrate_waits_for_its_stream_as_long_as_timeout_says(cli, tmp_path, s
                          tmp_path / "s.xdf", "--no-audio", "--timeout", "0.3")
     assert_one_line_error(status, err, f"absent-{stream_name}", "within 0.3 s")
     assert not (tmp_path / "s.xdf").exists()
+
+
+def test_the_next_command_simulate_suggests_for_a_cap_runs_as_printed(cli, tmp_path, monkeypatch):
+    """It lacked --out, which train requires: pasted, the suggestion was refused."""
+    import shlex
+
+    from eegmusic.stream.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = cli("simulate", "--out", "cap", *CAP, *TINY)
+    assert status == 0, out
+    suggestion = shlex.split(out.split("next: ", 1)[1].strip())
+    assert suggestion[0] == "eegmusic"
+    args = build_parser().parse_args(suggestion[1:])      # required options present, each value valid
+    assert args.command == "train" and args.out and Path(args.data).is_file()
