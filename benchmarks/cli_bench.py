@@ -27,7 +27,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing --out file (refused otherwise), e.g. --out bench.json "
                         "--overwrite")
     parser.add_argument("--quick", action="store_true", help="short runs (a few minutes in all)")
-    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",  # none named: not "all of them"
                         help="run only these benchmarks (e.g. bench_vocoder bench_inlet)")
     parser.add_argument("--duration", type=seconds(), default=None, metavar="S",
                         help="seconds of live measurement, for benchmarks that measure live (latency: the "

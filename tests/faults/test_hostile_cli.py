@@ -380,3 +380,11 @@ def test_a_folder_given_as_an_xdf_file_is_called_a_folder(cli, tmp_path):
 def test_streams_help_says_what_its_exit_status_means(cli):
     status, out, _ = cli("streams", "--help")
     assert status == 0 and "1 when none is visible" in " ".join(out.split()), out
+
+
+@pytest.mark.timeout(60)    # before the refusal this started every benchmark: fail, do not run for hours
+def test_bench_only_with_no_name_is_refused_not_run_whole(cli, tmp_path):
+    """`--only` with nothing after it ran every benchmark (hours on 2 cores)."""
+    status, _, err = cli("bench", "--only", "--out", tmp_path / "b.json")
+    assert_one_line_error(status, err, "--only", "expected at least one argument")
+    assert not (tmp_path / "b.json").exists()
