@@ -136,6 +136,23 @@ def _ensure_data(args, cache: Path) -> Path:
     return folder
 
 
+def _check_arch(arch: str) -> None:
+    """Refuse an unknown ``--arch`` before the simulation (minutes on a first run) rather than when
+    ``train`` starts. The model registry lives in ``offline_training``, which ``gui`` does not import
+    (docs/design.md): it is read in a child process, as ``train`` itself is run (0.1 s, no torch)."""
+    import subprocess
+    import sys
+
+    from eegmusic.stream.errors import ConfigError
+
+    names = subprocess.run(
+        [sys.executable, "-c", "from eegmusic.offline_training.models.registry import ALL_MODELS; "
+         "print(' '.join(ALL_MODELS))"], capture_output=True, text=True, timeout=60).stdout.split()
+    if names and arch not in names:
+        raise ConfigError(f"--arch {arch} is not a model eegmusic train knows; pick one of "
+                          f"{', '.join(names)} (default: {' and '.join(DEMO_CANDIDATES)}, the better kept)")
+
+
 def _ensure_model(args, data: Path, songs: list[int], held_out: int, cache: Path) -> Path:
     if args.model:
         return Path(args.model).expanduser()
@@ -275,6 +292,15 @@ def run_demo(args) -> int:
         raise ConfigError(f"--duration must be > 0, got {args.duration}")
     if args.model and args.arch:  # --arch was dropped: the model file is played as it is
         raise ConfigError("--arch names what to train, and --model plays a trained model; drop one")
+    if args.model:  # before the replay starts and the output folder is made
+        from eegmusic.decoder.modelfile import check_live_contract, read_model_info
+
+        if not Path(args.model).expanduser().is_file():
+            raise ConfigError(f"--model {args.model} is not a file; pass a model.onnx from eegmusic train, "
+                              "or leave --model out to train one")
+        check_live_contract(read_model_info(Path(args.model).expanduser()))
+    if args.arch:
+        _check_arch(args.arch)
     # before any work (simulation, training): an earlier demo's results are never replaced unasked
     for flag, path in (("--wav", args.wav), ("--out", args.out)):
         if path is not None:

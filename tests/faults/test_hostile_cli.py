@@ -388,3 +388,19 @@ def test_bench_only_with_no_name_is_refused_not_run_whole(cli, tmp_path):
     status, _, err = cli("bench", "--only", "--out", tmp_path / "b.json")
     assert_one_line_error(status, err, "--only", "expected at least one argument")
     assert not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.timeout(60)    # before the refusal, --arch nosuch simulated the demo's dataset first (minutes)
+@pytest.mark.parametrize(("argv", "needles"), [
+    (["--arch", "nosuch"], ("--arch nosuch is not a model", "convnet")),
+    (["--model", "{tmp}/nosuch.onnx"], ("nosuch.onnx is not a file",)),
+    (["--model", "{tmp}/junk.onnx"], ("junk.onnx",)),
+], ids=["unknown arch", "missing model", "junk model"])
+def test_demo_refuses_a_bad_arch_or_model_before_any_work(argv, needles, cli, tmp_path):
+    """An unknown --arch was refused by train after the demo had simulated its dataset (270 MB); a
+    missing --model after the replay had started and the output folder was made."""
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    status, _, err = cli("demo", "--no-gui", "--cache", tmp_path / "cache",
+                         *[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert_one_line_error(status, err, *needles)
+    assert not (tmp_path / "cache").exists()
