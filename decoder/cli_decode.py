@@ -156,6 +156,23 @@ def _health_lines(summary: dict) -> list[str]:
             f"lost {health['losses']} ({health['lost_s']:.1f} s)  reconnects {health['reconnects']}{bad}"]
 
 
+def _audio_lines(c: dict) -> list[str]:
+    """What the output stage cut or added to hold the sound's latency, in ms (nothing when all are 0).
+
+    Each is deliberate (:class:`decoder.output_queue.AdaptivePlayback`): audio arriving beyond the
+    cushion is skipped (a backlog, or the cushion settling lower than the start's), silence fills in
+    when the device is about to run dry, and a stalled stream's gap is silence in a file.
+    """
+    from eegmusic.decoder.melspec import AUDIO_SFREQ
+
+    ms = {key: 1e3 * c.get(key, 0) / AUDIO_SFREQ for key in ("audio_dropped_late", "audio_padded",
+                                                                "audio_silence")}
+    if not any(ms.values()):
+        return []
+    return [f"  audio  skipped to hold latency {ms['audio_dropped_late']:.0f} ms  padded "
+            f"{ms['audio_padded']:.0f} ms  silence for stalls {ms['audio_silence']:.0f} ms"]
+
+
 def format_summary(summary: dict) -> str:
     """Render :meth:`LivePipeline.summary` for the terminal."""
     from eegmusic.decoder.latency import format_table
@@ -168,6 +185,7 @@ def format_summary(summary: dict) -> str:
         f"(decoder {c['drops_decoder']}, stream {c['drops_stream']}, output {c['drops_output_queue']})  "
         f"gaps {c['gaps']}  reconnects {c['reconnects']}  underruns {c['underruns']}",
         f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}",
+        *_audio_lines(c),
         *_health_lines(summary),
         "latency per stage (LSL clock; 'estimate' = queued audio + the device's reported latency, not "
         "measured: `eegmusic bench latency` measures EEG sample -> audible sample):",

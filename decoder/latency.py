@@ -144,9 +144,14 @@ class LatencyTracker:
 
 
 def format_table(latency_ms: dict) -> str:
-    """Render :meth:`LatencyTracker.percentiles` as an aligned text table (for the CLI summary)."""
+    """Render :meth:`LatencyTracker.percentiles` as an aligned text table (for the CLI summary).
+
+    A stage never measured is left out: the device's stages of a decode into a file or into nothing.
+    """
     lines = [f"  {'stage':<33}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'n':>8}"]
     for stage, row in latency_ms.items():
+        if not row["n"]:
+            continue
         cells = "".join(f"{row[p]:>10.2f}" if row[p] is not None else f"{'-':>10}"
                         for p in ("p50", "p95", "p99"))
         label = f"{stage} (estimate)" if stage in ESTIMATED_STAGES else stage

@@ -192,9 +192,11 @@ class SoundOutput:
             now = time.monotonic()       # when a file's audio would end if it were played from now
             self._audio_wall_end = max(self._audio_wall_end or now, now) + len(samples) / AUDIO_SFREQ
             stamps["buffered"] = local_clock()
-            # the chunk's first sample waits behind what was queued ahead of it
-            stamps["queued"] = stamps["buffered"] + max(self.sink.queued_s - len(samples) / AUDIO_SFREQ, 0.0)
-            stamps["dac"] = stamps["queued"] + self.sink.output_latency_s
+            if self.sink.plays_live:   # a file or nothing has no queue and no converter to estimate
+                # the chunk's first sample waits behind what was queued ahead of it
+                queued_ahead = max(self.sink.queued_s - len(samples) / AUDIO_SFREQ, 0.0)
+                stamps["queued"] = stamps["buffered"] + queued_ahead
+                stamps["dac"] = stamps["queued"] + self.sink.output_latency_s
 
     def flush(self) -> np.ndarray:
         """The vocoder's tail (what its look-ahead and overlap-add still hold), written to the sink.

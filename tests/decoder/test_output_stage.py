@@ -48,6 +48,45 @@ def test_a_chunk_is_stamped_at_its_first_sample_behind_the_backlog():
     assert stamps["dac"] - stamps["queued"] == pytest.approx(0.012)
 
 
+def test_the_audio_the_output_stage_skips_or_pads_is_in_the_summary():
+    """A decode skipped about 0.9 s of late audio and its summary said only 'drops 0': the audio's
+    own cuts and fills are printed."""
+    from eegmusic.decoder.cli_decode import _audio_lines
+
+    device = BackloggedDevice()
+    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), device)
+    device.backlog_s = 0.0                         # running dry: padded
+    sound.play(np.full(512, 0.1, np.float32), {})
+    device.backlog_s = 1.0                         # a backlog far beyond any cushion: skipped
+    sound.play(np.full(2048, 0.1, np.float32), {})
+    counts = dict(sound.counters)
+    assert counts["audio_dropped_late"] > 0 and counts["audio_padded"] > 0
+    line = " ".join(_audio_lines(counts))
+    assert f"skipped to hold latency {1e3 * counts['audio_dropped_late'] / 22050:.0f} ms" in line
+    assert f"padded {1e3 * counts['audio_padded'] / 22050:.0f} ms" in line
+    assert _audio_lines({}) == []                  # a file or no audio: nothing cut, no line
+
+
+def test_a_file_or_no_sink_has_no_device_stages_to_estimate(tmp_path):
+    """A decode into a WAV file or into nothing listed 'queued_to_dac (estimate)' and 'audio_to_dac
+    (estimate)' rows (48 ms) in its summary: there is no device, so no such stage."""
+    from eegmusic.decoder.latency import LatencyTracker, format_table
+
+    tracker = LatencyTracker()
+    for sink in (NullSink(), WavSink(tmp_path / "out.wav")):
+        stamps = {"audio": 0.0, "arrival": 0.5}
+        SoundOutput(PipelineConfig(model_path="m.onnx"), sink).play(np.zeros(512, np.float32), stamps)
+        sink.close()
+        assert "buffered" in stamps and "queued" not in stamps and "dac" not in stamps
+        tracker.record(stamps)
+    table = format_table(tracker.percentiles())
+    assert "arrival_to_buffered" in table and "dac" not in table and "queued" not in table, table
+    device = BackloggedDevice()                      # a device: the estimates are there
+    stamps = {"audio": 0.0}
+    SoundOutput(PipelineConfig(model_path="m.onnx"), device).play(np.zeros(512, np.float32), stamps)
+    assert {"queued", "dac"} <= set(stamps)
+
+
 def test_one_gap_resets_the_vocoder_once_even_when_its_first_emission_is_empty():
     from eegmusic.decoder.frameclock import FrameEmission
     from eegmusic.decoder.vocoder import StreamingVocoder
