@@ -1029,14 +1029,16 @@ def _score_phase(session, info, folder, phase_s, songs, subjects, trained_subjec
     bounds = np.cumsum([0] + [len(b) for b in blocks])
     spans = list(zip(bounds[:-1], bounds[1:], strict=True))
     target = dataset.mel(rows)
-    order = baselines.shuffled_order(len(rows), seed=seed)
-    global_mean, song_means = read_baselines(info.metadata["baselines"])
     song_of_row = dataset.index["song"][rows]
+    # never the EEG of another listener at the window's own second (the same target): see shuffled_order
+    order = baselines.shuffled_order(len(rows), seed=seed,
+                                     targets=np.stack([song_of_row, dataset.index["start"][rows]], axis=1))
+    global_mean, song_means = read_baselines(info.metadata["baselines"])
     subject_ids = np.array([dataset.subjects[int(k)] for k in dataset.index["subject"][rows]])
     predictions = {
         "model": run_listeners(session, info, dataset.eeg(rows), subject_ids, trained_subjects),
-        "shuffled_eeg": run_listeners(session, info, dataset.eeg(rows[order]), subject_ids[order],
-                                      trained_subjects),
+        "shuffled_eeg": None if order is None else run_listeners(
+            session, info, dataset.eeg(rows[order]), subject_ids[order], trained_subjects),
         "global_mean": baselines.predict_global_mean(global_mean, len(rows)),
         "song_mean": baselines.predict_song_mean(song_means, song_of_row),
     }

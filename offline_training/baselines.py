@@ -6,8 +6,9 @@
   training part. It is told which song is playing, so it is an upper bound for any decoder that only
   identifies the song; it still cannot follow the music over time (dynamic r near 0).
 * **shuffled EEG**: the same model fed the test EEG windows permuted across windows
-  (:func:`shuffled_order`), so each reconstruction is paired with the wrong target. What the model
-  scores here it scores without information about *this* moment.
+  (:func:`shuffled_order`), each window getting EEG recorded during another target (song and second:
+  not another listener's EEG of the same second), so each reconstruction is paired with the wrong
+  target. What the model scores here it scores without information about *this* moment.
 
 Means are per frame over windows, shape ``(n_mels, n_frames)``: the first and last frames of a 1-s
 window are framed with zero padding (centre=True) and are systematically quieter.
@@ -96,24 +97,50 @@ def predict_song_mean(song_means: dict[int, np.ndarray], test_songs: np.ndarray)
     return np.stack([song_means[int(song)] for song in test_songs]).astype(np.float32, copy=False)
 
 
-def shuffled_order(n_windows: int, *, seed: int = 0) -> np.ndarray:
-    """A random permutation of windows in which no window keeps its own place.
+def shuffled_order(n_windows: int, *, seed: int = 0, targets: np.ndarray | None = None) -> np.ndarray | None:
+    """A random permutation of windows in which no window keeps its own place, nor its own target.
 
     Window ``i`` of the shuffled EEG is window ``order[i]`` of the original: a random cycle through
     every window, so no reconstruction sees its own EEG (when ``n_windows > 1``).
+
+    With ``targets``, no reconstruction sees EEG recorded during its own target either. Listeners of a
+    song hear the same seconds, and a block split holds out the same seconds for all of them: a window
+    given the EEG of another listener at the same second is still paired with the right target, and a
+    control made of such pairs scores like the model. The windows are grouped by target, the groups
+    taken in the random order of the cycle, and each window gets the EEG of the window as many places
+    on as the largest group holds. Where no two windows share a target this is the plain cycle.
 
     Parameters
     ----------
     n_windows : int
     seed : int
+    targets : ndarray, shape (n_windows,) or (n_windows, n_fields), optional
+        What each window is scored against, e.g. its (song, start) rows: equal rows, same target.
 
     Returns
     -------
-    ndarray, shape (n_windows,), int64
+    ndarray, shape (n_windows,), int64, or None
+        None when ``targets`` are given and one target holds more than half the windows: no
+        permutation then pairs every window with EEG of another target.
     """
     perm = np.random.default_rng(seed).permutation(n_windows)
+    shift, grouped = 1, perm
+    if targets is not None and n_windows > 0:
+        targets = np.asarray(targets)
+        if len(targets) != n_windows:
+            raise ValueError(f"{n_windows} windows but {len(targets)} targets")
+        _, codes, counts = np.unique(targets.reshape(n_windows, -1), axis=0, return_inverse=True,
+                                     return_counts=True)
+        shift = int(counts.max())
+        if 2 * shift > n_windows:
+            return None
+        # a group of at most n/2 windows, shifted by the largest group's size, lands wholly outside itself
+        group_of = codes.reshape(-1)[perm]
+        first_place = np.full(len(counts), n_windows, dtype=np.int64)
+        np.minimum.at(first_place, group_of, np.arange(n_windows))
+        grouped = perm[np.argsort(first_place[group_of], kind="stable")]
     order = np.empty(n_windows, dtype=np.int64)
-    order[perm] = np.roll(perm, -1)
+    order[grouped] = np.roll(grouped, -shift)
     return order
 
 

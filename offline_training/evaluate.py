@@ -8,7 +8,9 @@ model on the test windows with onnxruntime and scores four predictors on the sam
 ``model``                 the model on the test EEG
 ``global_mean``           the mean mel-dB window of the training part
 ``song_mean``             the mean mel-dB window of the test window's song (oracle identity)
-``shuffled_eeg``          the model on the test EEG windows permuted across windows
+``shuffled_eeg``          the model on the test EEG windows permuted across windows, each window
+                          given EEG of another stimulus second (not another listener's EEG of its
+                          own second); None (n/a) when no such permutation exists
 ========================  ========================================================================
 
 Metrics (:mod:`offline_training.metrics`): MSE, cosine and Pearson per 1-s window (the published
@@ -194,13 +196,17 @@ def evaluate(
     n_wav = max(1, int(max_wav_s))
     shown = shown[:max(n_wav, n_plot_windows)]
 
+    order, shuffle_note = _shuffled_order(dataset, test_rows, seed=seed)
+    if shuffle_note:
+        notes.append(shuffle_note)
     # One pass over chunks of whole blocks: memory stays bounded by the chunk, not the test part.
-    order = baselines.shuffled_order(len(test_rows), seed=seed)
     position = np.empty(int(test_rows.max()) + 1, dtype=np.int64)
     position[test_rows] = np.arange(len(test_rows))
     accumulators = {name: MetricAccumulator(classifier) for name in PREDICTORS}
     if not song_mean_defined:
         accumulators["song_mean"] = None
+    if order is None:
+        accumulators["shuffled_eeg"] = None
     shown_target = shown_pred = None
     with progress_bar(total=len(test_rows), desc="evaluate", unit="win", disable=not progress,
                       leave=False) as bar:
@@ -208,16 +214,18 @@ def evaluate(
             rows = np.concatenate([blocks[k] for k in chunk])
             pos = position[rows]
             codes = None if subject_codes is None else subject_codes[pos]
-            shuffled_codes = None if subject_codes is None else subject_codes[order[pos]]
             target = dataset.mel(rows)
             songs = dataset.index["song"][rows]
             predictions = {
                 "model": run_model(session, info, dataset.eeg(rows), codes, batch_size=batch_size),
-                "shuffled_eeg": run_model(session, info, dataset.eeg(test_rows[order[pos]]), shuffled_codes,
-                                          batch_size=batch_size),
+                "shuffled_eeg": None,
                 "global_mean": baselines.predict_global_mean(global_mean, len(rows)),
                 "song_mean": baselines.predict_song_mean(song_means, songs) if song_mean_defined else None,
             }
+            if order is not None:
+                shuffled_codes = None if subject_codes is None else subject_codes[order[pos]]
+                predictions["shuffled_eeg"] = run_model(session, info, dataset.eeg(test_rows[order[pos]]),
+                                                        shuffled_codes, batch_size=batch_size)
             if not np.isfinite(predictions["model"]).all():  # its Fréchet distance died in an eigensolver
                 bad = int(np.count_nonzero(~np.isfinite(predictions["model"])))
                 raise ModelError(f"model {info.path.name} outputs {bad} NaN/Inf values on the test windows; "
@@ -274,6 +282,23 @@ def evaluate(
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     logger.info("wrote %s", out_dir / "metrics.json")
     return summary
+
+
+def _shuffled_order(dataset, rows: np.ndarray, *, seed: int) -> tuple[np.ndarray | None, str | None]:
+    """The shuffled-EEG control's permutation of the test ``rows`` (:func:`baselines.shuffled_order`,
+    targets (song, start)), or None and the reason it cannot be computed."""
+    entries = dataset.index[rows]
+    targets = np.stack([entries["song"], entries["start"]], axis=1)
+    order = baselines.shuffled_order(len(rows), seed=seed, targets=targets)
+    if order is not None:
+        return order, None
+    keys, counts = np.unique(targets, axis=0, return_counts=True)
+    song, start = keys[int(np.argmax(counts))]
+    return None, (
+        f"model on shuffled EEG not available: {int(counts.max())} of the {len(rows)} test windows share "
+        f"one target (song {int(song)} at {start / MODEL_SFREQ:g} s), more than half, so no "
+        "shuffle gives each window EEG of another second; score a test part with more held-out seconds"
+    )
 
 
 def _chunks_of_blocks(block_ids, sizes: list[int], chunk_windows: int):

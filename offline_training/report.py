@@ -72,7 +72,9 @@ def metrics_table(summary: dict) -> str:
         "blocks (interior frames 2-41 of successive 1-s windows): a prediction that is the same in every "
         "window scores about 0. Song accuracy: a classifier trained on true mel windows "
         "of the training part labels each reconstruction. Fréchet distance between classifier "
-        "embeddings of reconstructions and true windows (lower is better).",
+        "embeddings of reconstructions and true windows (lower is better); it compares the two sets, not "
+        "pairs, so the shuffled-EEG row's equals the model's. The shuffled-EEG row gives each window the "
+        "EEG of another stimulus second (never another listener's EEG of the same second).",
     ]
     if summary.get("notes"):
         lines += [""] + [f"- Note: {note}" for note in summary["notes"]]
