@@ -1,8 +1,14 @@
-"""``eegmusic vocode``: resynthesise an audio file from its own mel, frame by frame.
+"""``eegmusic vocode``: resynthesise an audio file from its own mel, or a decode recording, frame by frame.
 
 The file is analysed into mel-dB frames exactly as training targets are (:func:`decoder.melspec.mel_db`
 on the whole file at 22050 Hz), then each frame goes through :class:`decoder.vocoder.StreamingVocoder`
 as a live decoder's output would: the sound of a perfect decoder.
+
+A recording of ``eegmusic decode --record DIR`` (the folder, or its ``mel_db.f32``) is vocoded from the
+mel frames the decode recorded (:func:`decoder.recording.read_recorded_mel`), e.g. with a better vocoder
+than the live one. Frames the decode skipped (a gap in the EEG stream) become silence of their length,
+and the vocoder starts afresh after each gap as the live decode's did, so the result keeps the
+recording's timeline: sample 0 is the first recorded frame.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from eegmusic.stream.options import non_negative_int, output_file, positive_floa
 EPILOG = """\
 Example:
   eegmusic vocode stimuli/song21.wav --out /tmp/song21_vocoded.wav
+  eegmusic vocode runs/today --out /tmp/today_rtpghi.wav --vocoder rtpghi   # a `decode --record` folder
   eegmusic vocode stimuli/song21.wav --out /tmp/rtpghi.wav --vocoder rtpghi --lookahead 0 --magnitude pinv
   eegmusic vocode stimuli/song21.wav --out /tmp/song21_vocoded.wav --overwrite   # replace an older result
 
@@ -21,6 +28,10 @@ Prints the mel log-spectral distance of the result against the file's own mel (d
 what a vocoder fed a mel can be judged on), the multi-resolution STFT distance, spectral convergence
 and log-spectral distance against the original, and the real-time factor (vocoding time / audio
 duration).
+
+A decode recording (the --record folder, or its mel_db.f32 with mel_db.json beside it) is vocoded from
+its recorded mel frames; frames the decode skipped become silence. There is no original audio to compare
+against: it prints the frames, seconds, vocoder, vocoding time and real-time factor.
 """
 
 
@@ -30,8 +41,12 @@ MIN_AUDIO_S = 0.1
 
 def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``vocode`` options to ``parser``."""
+    parser.description = ("Resynthesise an audio file frame by frame from its mel,\nor re-vocode the mel "
+                          "frames an `eegmusic decode --record` recording holds.")
     parser.epilog = EPILOG
-    parser.add_argument("audio", metavar="IN_AUDIO", help="audio file (wav, flac, ogg, mp3; any rate)")
+    parser.add_argument("audio", metavar="INPUT",
+                        help="audio file (wav, flac, ogg, mp3; any rate), or a decode recording: the folder "
+                             "`eegmusic decode --record DIR` wrote, or its mel_db.f32")
     parser.add_argument("--out", type=output_file('.wav'),
                         required=True, metavar="OUT.wav", help="WAV file to write (22050 Hz mono)")
     from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
@@ -46,7 +61,7 @@ def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mel to linear magnitude: mel-consistent non-negative fit (default) or the "
                              "clipped pseudo-inverse")
     parser.add_argument("--duration", type=positive_float, default=None, metavar="S",
-                        help="only the first S seconds of the file (default: all of it)")
+                        help="only the first S seconds of the file or recording (default: all of it)")
     from eegmusic.stream.cli import renamed_option
 
     renamed_option(parser, "--seconds", "is now --duration (every length in seconds is --duration)")
@@ -55,6 +70,13 @@ def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_vocode(args: argparse.Namespace) -> int:
     """Vocode ``args.audio`` into ``args.out``; print quality and speed. Returns the exit status."""
+    from pathlib import Path
+
+    from eegmusic.decoder.recording import FRAMES_SIDECAR
+
+    given = Path(args.audio)
+    if given.is_dir() or given.suffix.lower() == ".f32" or given.name == FRAMES_SIDECAR:
+        return run_vocode_recording(args)
     import time
 
     import numpy as np
@@ -106,6 +128,116 @@ def run_vocode(args: argparse.Namespace) -> int:
     print(f"log-spectral distance          {log_spectral_distance(out, reference):7.2f} dB")
     print(f"real-time factor               {elapsed / duration:7.4f} "
           f"({1e3 * elapsed / mel.shape[1]:.3f} ms/frame)")
+    if clipped:
+        print(f"clipped samples                {clipped}")
+    print(f"wrote {args.out}")
+    return 0 if np.isfinite(out).all() else 1
+
+
+def recorded_runs(frame_index) -> list[tuple[int, int, int]]:
+    """Split recorded frames into runs of consecutive frame indices and place them on one timeline.
+
+    A forward jump in the index (frames the decode skipped) leaves that many frames of silence; a jump
+    back (a restarted source, whose frame clock started afresh) starts the next run right after the last.
+
+    Parameters
+    ----------
+    frame_index : ndarray, shape (n,), int
+        Global frame index of each recorded frame, in recorded order.
+
+    Returns
+    -------
+    runs : list of (first, stop, at)
+        Recorded frames ``first .. stop - 1`` go to timeline frames ``at .. at + stop - first - 1``.
+
+    Examples
+    --------
+    >>> recorded_runs(np.array([5, 6, 7, 10, 11, 0, 1]))
+    [(0, 3, 0), (3, 5, 5), (5, 7, 7)]
+    """
+    import numpy as np
+
+    frame_index = np.asarray(frame_index, dtype=np.int64)
+    breaks = [0, *(np.flatnonzero(np.diff(frame_index) != 1) + 1).tolist(), frame_index.size]
+    runs, at = [], 0
+    for first, stop in zip(breaks[:-1], breaks[1:], strict=True):
+        if runs:
+            at += max(int(frame_index[first] - frame_index[first - 1]) - 1, 0)
+        runs.append((first, stop, at))
+        at += stop - first
+    return runs
+
+
+def run_vocode_recording(args: argparse.Namespace) -> int:
+    """Vocode the mel frames of the decode recording ``args.audio`` into ``args.out``; print what was
+    vocoded and how fast. Returns the exit status."""
+    import math
+    import os
+    import time
+    from pathlib import Path
+
+    import numpy as np
+    from eegmusic.decoder.audio import WavSink
+    from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH
+    from eegmusic.decoder.recording import FRAMES_SIDECAR, RECORDING_FILES, read_recorded_mel
+    from eegmusic.decoder.vocoder import StreamingVocoder
+    from eegmusic.decoder.vocoder import vocode as vocode_frames
+    from eegmusic.stream.atomic import atomic_path, refuse_existing
+    from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
+    from eegmusic.stream.progress import progress_bar
+
+    given = Path(args.audio)
+    if given.is_dir() and not any((given / name).exists() for name in RECORDING_FILES):
+        raise DataFormatError(f"{given}: is a folder, not an audio file nor a decode recording (no "
+                              f"{FRAMES_SIDECAR} in it); name an audio file (wav, flac, ogg or mp3), or a "
+                              f"folder written by `eegmusic decode --record DIR`")
+    folder, frame_index, mel, _ = read_recorded_mel(given)   # before any output is touched
+    out_path = Path(args.out)
+    for name in RECORDING_FILES:
+        own = folder / name
+        if out_path.resolve() == own.resolve() or (out_path.exists() and own.exists()
+                                                   and os.path.samefile(out_path, own)):
+            raise OutputError(f"--out {args.out} is the recording's own {name}; recordings are never "
+                              f"overwritten (not even with --overwrite); choose another --out path")
+    refuse_existing(args.out, overwrite=args.overwrite, what="--out")
+    if args.duration is not None and args.duration < MIN_AUDIO_S:
+        raise ConfigError(f"--duration {args.duration:g} s is shorter than the {MIN_AUDIO_S:g} s vocode "
+                          f"needs; pass --duration {MIN_AUDIO_S:g} or more, or leave it out (the whole "
+                          f"recording)")
+    options = {"method": args.vocoder, "lookahead": args.lookahead, "magnitude": args.magnitude}
+    lookahead = StreamingVocoder(**options).lookahead  # option errors before the slow part
+    runs = recorded_runs(frame_index)
+    n_frames = runs[-1][2] + runs[-1][1] - runs[-1][0]   # the timeline, silence included
+    if args.duration is not None:
+        n_frames = min(n_frames, math.ceil(args.duration / FRAME_PERIOD_S))
+        runs = [(first, min(stop, first + n_frames - at), at) for first, stop, at in runs if at < n_frames]
+    vocoded = sum(stop - first for first, stop, _ in runs)
+    out = np.zeros(n_frames * HOP_LENGTH, np.float32)
+    vocode_frames(mel[:, :4], **options)  # load the compiled code
+    t0 = time.perf_counter()
+    # one bar: a bar a run would be a log line a gap
+    with progress_bar(total=vocoded, desc="vocoding", unit="frame", disable=len(runs) == 1) as bar:
+        for first, stop, at in runs:   # the vocoder starts afresh after each gap, as the live decode's did
+            out[at * HOP_LENGTH:(at + stop - first) * HOP_LENGTH] = vocode_frames(
+                mel[:, first:stop], length=(stop - first) * HOP_LENGTH, progress=len(runs) == 1, **options)
+            bar.update(stop - first)
+    elapsed = time.perf_counter() - t0
+    # the old file stays until complete; messages name the output, not the temporary file
+    with atomic_path(args.out) as part, WavSink(part, shown_as=args.out) as sink:
+        sink.write(out)
+        clipped = sink.counters()["sanitised"]
+    duration = out.size / AUDIO_SFREQ
+    skipped = n_frames - vocoded
+    restarts = sum(1 for (first, _, _) in runs[1:] if frame_index[first] <= frame_index[first - 1])
+    gaps = f" ({skipped} skipped by the decode, as silence)" if skipped else ""
+    print(f"vocoded recording {folder}: {n_frames} frames{gaps}, {duration:.1f} s from stimulus "
+          f"{frame_index[0] * FRAME_PERIOD_S:.1f} s, vocoder {args.vocoder}, lookahead {lookahead}, "
+          f"magnitude {args.magnitude}")
+    if restarts:
+        print(f"source restarts                {restarts:7d} (their frames follow in recorded order)")
+    print(f"vocoding time                  {elapsed:7.2f} s")
+    print(f"real-time factor               {elapsed / duration:7.4f} "
+          f"({1e3 * elapsed / vocoded:.3f} ms/frame)")
     if clipped:
         print(f"clipped samples                {clipped}")
     print(f"wrote {args.out}")

@@ -128,3 +128,71 @@ def read_frames(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     n = min(len(frames) // N_MELS, len(index), len(source) // 3)
     return (index[:n].astype(np.int64), frames[: n * N_MELS].reshape(n, N_MELS).T.astype(np.float32),
             source[: 3 * n].reshape(n, 3).astype(np.float64))
+
+
+def read_recorded_mel(path: str | Path) -> tuple[Path, np.ndarray, np.ndarray, dict]:
+    """Read a recording's mel frames, named by its folder or its ``mel_db.f32``, as ``mel_db.json`` says.
+
+    The sidecar must describe what :func:`read_frames` reads (128 float32 mel-dB values a frame, int64
+    frame indices, 512 / 22050 s a frame) and a mel model's output; a waveform model's recording holds
+    no frames (its sound is ``decoded.wav``).
+
+    Returns
+    -------
+    folder : Path
+        The recording folder.
+    frame_index : ndarray, shape (n,), int64
+        Global frame index of each frame, in recorded order (n >= 1).
+    mel_db : ndarray, shape (128, n), float32
+    meta : dict
+        The sidecar ``mel_db.json``.
+
+    Raises
+    ------
+    DataFormatError
+        No recording there, frames without their sidecar, a sidecar unreadable or describing another
+        layout, or no frames.
+    """
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    sidecar = folder / FRAMES_SIDECAR
+    whole = f"pass the whole folder `eegmusic decode --record DIR` wrote, {FRAMES_SIDECAR} included"
+    if not path.exists():
+        raise DataFormatError(f"{path}: not found; check the path, or {whole}")
+    if not sidecar.is_file():
+        if path.is_dir() and not (folder / FRAMES_FILE).exists():
+            raise DataFormatError(f"{path}: is a folder, not a decode recording (no {FRAMES_SIDECAR} in it); "
+                                  f"pass a folder written by `eegmusic decode --record DIR`")
+        raise DataFormatError(f"{path if path.is_file() else folder / FRAMES_FILE}: raw mel frames without "
+                              f"their {FRAMES_SIDECAR} beside them (their shape and units); {whole}")
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise DataFormatError(f"{sidecar}: unreadable ({type(error).__name__}); {whole}") from error
+    if not isinstance(meta, dict):
+        raise DataFormatError(f"{sidecar}: holds no JSON object; {whole}")
+    if path.is_file() and path.name not in (FRAMES_FILE, FRAMES_SIDECAR):
+        raise DataFormatError(f"{path}: is not the frames file of recording {folder} ({FRAMES_FILE}); "
+                              f"pass the folder {folder}")
+    kind = meta.get("output_kind", "mel_db")
+    if kind != "mel_db":
+        raise DataFormatError(f"recording {folder} holds no mel frames: its model outputs {kind} (the sound "
+                              f"is {folder / AUDIO_FILE}); pass a mel model's recording")
+    expected = {"n_mels": N_MELS, "dtype": "<f4", "index_dtype": "<i8", "frames_file": FRAMES_FILE,
+                "index_file": FRAME_INDEX_FILE, "source_file": FRAME_SOURCE_FILE}
+    for key, value in expected.items():
+        if key in meta and meta[key] != value:
+            raise DataFormatError(f"{sidecar}: {key} is {meta[key]!r}; this eegmusic reads recordings with "
+                                  f"{key} {value!r} (`eegmusic decode --record` of this version)")
+    period = meta.get("frame_period_s", FRAME_PERIOD_S)
+    if not isinstance(period, int | float) or abs(period - FRAME_PERIOD_S) > 1e-9:
+        raise DataFormatError(f"{sidecar}: frame_period_s is {period!r}; this eegmusic reads recordings of "
+                              f"{FRAME_PERIOD_S:.6f} s frames (512 samples at 22050 Hz)")
+    for name in (FRAMES_FILE, FRAME_INDEX_FILE, FRAME_SOURCE_FILE):
+        if not (folder / name).is_file():
+            raise DataFormatError(f"recording {folder} lacks {name}; {whole}")
+    frame_index, mel, _ = read_frames(folder)
+    if not frame_index.size:
+        raise DataFormatError(f"recording {folder} holds no mel frames (the decode stopped before its first "
+                              f"frame); record a longer decode")
+    return folder, frame_index, mel, meta
