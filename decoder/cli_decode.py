@@ -195,12 +195,16 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  audio cushion ahead of the device {summary['playback_cushion_ms']:.1f} ms "
                      f"(follows the measured hop jitter)")
     if "vocoder_latency_ms" in summary:
-        lines.append(f"  + vocoder look-ahead {summary['vocoder_latency_ms']:.1f} ms of stimulus time, "
-                     f"smoothing {summary.get('smoothing_latency_ms', 0.0):.1f} ms")
+        lines.append(f"  + vocoder delay {summary['vocoder_latency_ms']:.1f} ms of stimulus time (its "
+                     f"look-ahead and synthesis overlap), smoothing "
+                     f"{summary.get('smoothing_latency_ms', 0.0):.1f} ms")
     if summary.get("dynamic_r") is not None or summary.get("dynamic_r_total") is not None:
         recent, total = summary.get("dynamic_r"), summary.get("dynamic_r_total")
         fmt = lambda r: "-" if r is None else f"{r:.3f}"  # noqa: E731
-        lines.append(f"dynamic r vs true stimulus mel: last 10 s {fmt(recent)}, whole run {fmt(total)}")
+        if summary["seconds"] > 10.0:
+            lines.append(f"dynamic r vs true stimulus mel: last 10 s {fmt(recent)}, whole run {fmt(total)}")
+        else:   # the last 10 s are the whole run
+            lines.append(f"dynamic r vs true stimulus mel: whole run {fmt(total)}")
         base = summary.get("baseline_dynamic_r_total") or {}
         if any(value is not None for value in base.values()):   # the model carries its training means
             lines.append(f"  baselines on the same frames (whole run): global mean "

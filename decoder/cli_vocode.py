@@ -120,7 +120,9 @@ def run_vocode(args: argparse.Namespace) -> int:
         clipped = sink.counters()["sanitised"]
     reference = stft_magnitude(audio)
     duration = audio.size / AUDIO_SFREQ
-    print(f"vocoded {source.name}: {duration:.1f} s, {mel.shape[1]} frames, vocoder {args.vocoder}, "
+    whole = (f" (all of it: --duration {args.duration:g} asked for more)"
+             if args.duration is not None and duration < args.duration - 1 / AUDIO_SFREQ else "")
+    print(f"vocoded {source.name}: {duration:.1f} s{whole}, {mel.shape[1]} frames, vocoder {args.vocoder}, "
           f"lookahead {lookahead}, magnitude {args.magnitude}")
     print(f"mel log-spectral distance      {mel_log_spectral_distance(out, mel):7.2f} dB")
     print(f"multi-resolution STFT distance {multi_resolution_stft_distance(out, audio):7.3f}")

@@ -196,13 +196,10 @@ class WindowDataset:
             raise DataFormatError(
                 f"{self.folder} has no complete 1-s window for songs {self.songs} and the chosen subjects"
             )
-        logger.info(
-            "%d windows from %d songs x %d subjects in %s",
-            len(self.index),
-            len(self.songs),
-            self.n_subjects,
-            self.folder,
-        )
+        n_songs = len(self.songs)
+        logger.info("%d window%s from %d song%s x %d subject%s in %s", len(self.index),
+                    "s" * (len(self.index) != 1), n_songs, "s" * (n_songs != 1), self.n_subjects,
+                    "s" * (self.n_subjects != 1), self.folder)
 
     def _check_channels(self, song: int, recording) -> None:
         """Take the model channels from the first song; every other song must have the same."""

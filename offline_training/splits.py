@@ -143,9 +143,11 @@ def make_split(
 
 def _describe(index: np.ndarray, kind: str, window_s: float) -> str:
     if kind == "subject":
-        return f"{len(np.unique(index['subject']))} subjects; needs at least 3"
+        n = len(np.unique(index['subject']))
+        return f"{n} subject{'s' * (n != 1)}; needs at least 3"
     if kind == "song":
-        return f"{len(np.unique(index['song']))} songs; needs at least 3"
+        n = len(np.unique(index['song']))
+        return f"{n} song{'s' * (n != 1)}; needs at least 3"
     if kind == "subject-block":
         return (f"{len(np.unique(index['subject']))} subjects, {len(index)} windows; needs at least 3 "
                 "subjects and songs long enough for every part's time chunks beyond the guard")

@@ -271,6 +271,10 @@ class OneLineParser(argparse.ArgumentParser):
             command = getattr(parsed, "command", None)
             after = command in argv and argv.index(extras[0]) > argv.index(command)
             prog = f"{self.prog} {command}" if after else self.prog
+            top_level = [extra for extra in extras if extra in self._option_string_actions]
+            if after and top_level:    # `eegmusic info sim --lsl-local`: an option of eegmusic itself
+                self.exit(2, f"{prog}: error: {top_level[0]} is an option of eegmusic itself: put it before "
+                             f"the command (eegmusic {top_level[0]} {command} ...)\n")
             self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)} (see {prog} --help)\n")
         return parsed
 

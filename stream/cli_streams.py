@@ -12,7 +12,7 @@ def add_streams_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=timeout_seconds, default=1.0, metavar="S",
                         help="seconds to listen for streams (default 1.0)")
     parser.add_argument("--type", dest="stype", default=None, type=lsl_name, metavar="TYPE",
-                        help="only streams of this type, e.g. EEG or Markers")
+                        help="only streams of this type, in any case, e.g. EEG or Markers")
     parser.epilog = ("Example: eegmusic streams --timeout 2 --type EEG\n"
                      "Exit status: 0 when it lists a stream, 1 when none is visible.")
 
@@ -21,7 +21,9 @@ def run_streams(args: argparse.Namespace) -> int:
     """Print one line per visible stream: name, type, channels, rate, format, source_id."""
     from eegmusic.stream.resolve import list_streams
 
-    streams = [s for s in list_streams(timeout=args.timeout) if args.stype is None or s.stype == args.stype]
+    # the type in any case: `--type eeg` lists EEG streams (a listing filters, it picks nothing)
+    streams = [s for s in list_streams(timeout=args.timeout)
+               if args.stype is None or s.stype.casefold() == args.stype.casefold()]
     if not streams:
         kind = f" of type {args.stype!r}" if args.stype else ""
         print(f"no LSL streams{kind} visible within {args.timeout:g} s "

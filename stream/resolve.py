@@ -233,7 +233,11 @@ def _the_one(found: list[pylsl.StreamInfo], wanted: str, timeout: float) -> pyls
     """The one stream of the candidates ``found``; :class:`StreamError` naming them, or those visible."""
     if not found:
         visible = list_streams(timeout=1.0)
-        listing = "; ".join(s.describe() for s in visible) if visible else "none"
+        if not visible:
+            raise StreamError(f"no LSL stream with {wanted} appeared within {timeout:g} s, and no stream at "
+                              "all is visible; start the stream (or its amplifier's software), or check that "
+                              "this machine sees its network")
+        listing = "; ".join(s.describe() for s in visible)
         raise StreamError(
             f"no LSL stream with {wanted} appeared within {timeout:g} s (visible: {listing}); start the "
             "stream, or pass the name of one of those"

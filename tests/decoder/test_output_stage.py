@@ -142,3 +142,27 @@ def test_a_temporary_wav_is_named_in_messages_as_the_file_it_becomes(tmp_path, c
 def test_a_shown_name_without_a_wav_is_refused():
     with pytest.raises(ConfigError, match="--wav-shown-as.*no --wav"):
         PipelineConfig(model_path="m.onnx", wav_shown_as="out.wav").validate()
+
+
+def _summary(seconds: float) -> dict:
+    """The parts of LivePipeline.summary() the terminal summary reads."""
+    counters = {key: 0 for key in ("windows", "windows_caught_up", "drops", "drops_decoder", "drops_stream",
+                                   "drops_output_queue", "gaps", "reconnects", "underruns", "frames",
+                                   "frames_skipped", "flagged_windows")}
+    return {"stream": "cap", "seconds": seconds, "model": "m.onnx", "provider": "CPU", "counters": counters,
+            "latency_ms": {}, "vocoder_latency_ms": 69.7, "smoothing_latency_ms": 0.0,
+            "dynamic_r": 0.21, "dynamic_r_total": 0.2}
+
+
+@pytest.mark.parametrize(("seconds", "said", "not_said"), [
+    (5.0, "whole run 0.200", "last 10 s"),          # a 5-s run has no 10 s of its own to show
+    (30.0, "last 10 s 0.210, whole run 0.200", None),
+])
+def test_the_summary_names_what_its_figures_cover(seconds, said, not_said):
+    """It said 'last 10 s' after a 3-s run, and 'vocoder look-ahead 23.2 ms' with --vocoder-lookahead 0
+    (the figure is the vocoder's whole delay: look-ahead and the synthesis window's overlap)."""
+    from eegmusic.decoder.cli_decode import format_summary
+
+    text = format_summary(_summary(seconds))
+    assert said in text and (not_said is None or not_said not in text), text
+    assert "vocoder delay 69.7 ms" in text and "look-ahead 69.7" not in text

@@ -222,6 +222,11 @@ def test_vocode_command(tmp_path, capsys):
     assert sc < -3.0
     data, sfreq = soundfile.read(out)
     assert sfreq == 22050 and abs(data.size - int(1.5 * 22050)) <= 1 and np.abs(data).max() > 0.1
+    assert "asked for more" not in printed
+    # a --duration past the file's end: the whole file, and the line says so (it wrote 1.5 s silently)
+    assert main(["vocode", str(source), "--out", str(out), "--lookahead", "0", "--duration", "30",
+                 "--overwrite"]) == 0
+    assert "1.5 s (all of it: --duration 30 asked for more)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -353,6 +353,13 @@ def test_an_output_under_a_file_says_the_file_is_no_folder(argv, cli, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "kept"
 
 
+def test_an_option_of_eegmusic_itself_after_the_command_says_where_it_goes(cli, tmp_path):
+    """`eegmusic info sim --lsl-local` said only 'unrecognized arguments'."""
+    status, _, err = cli("info", tmp_path, "--lsl-local")
+    assert_one_line_error(status, err, "--lsl-local is an option of eegmusic itself",
+                          "eegmusic --lsl-local info")
+
+
 @pytest.mark.parametrize(("argv", "needles", "not_said"), [
     (["streams", "--type", ""], ("--type must not be empty", "the one to look for"), "stream's name"),
     (["gui", "--attach", ""], ("--attach", "e.g. --attach cap1"), "--publish"),

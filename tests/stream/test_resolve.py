@@ -53,6 +53,8 @@ def test_streams_command_lists_the_stream(stream_name, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(stream_name)]
     assert len(lines) == 1 and "7" in lines[0].split() and "500 Hz" in lines[0]
     assert f"{stream_name}-sid" in lines[0]
+    assert main(["streams", "--timeout", "1.5", "--type", "eeg"]) == 0   # a listing takes any case
+    assert stream_name in capsys.readouterr().out
     assert main(["streams", "--timeout", "0.2", "--type", f"none-{stream_name}"]) == 1
     assert "no LSL streams of type" in capsys.readouterr().out
     del outlet
@@ -141,3 +143,16 @@ def test_a_refused_first_answer_gives_way_to_the_eeg_stream_the_listen_finds(str
     meta = Inlet(name=stream_name, resolve_timeout=10.0).connect()
     assert (meta.source_id, meta.stype, meta.sfreq) == (f"{stream_name}-sid", "EEG", 250.0)
     del decoy, outlet
+
+
+def test_nothing_visible_is_said_as_such_not_as_a_list_to_pick_from(monkeypatch):
+    """It read '(visible: none); start the stream, or pass the name of one of those'. The listing is
+    replaced by an empty one: a network where no stream at all answers cannot be arranged beside the
+    suite's other workers' streams."""
+    from eegmusic.stream import resolve
+
+    monkeypatch.setattr(resolve, "list_streams", lambda timeout=1.0: [])
+    with pytest.raises(StreamError) as caught:
+        resolve._the_one([], "name='cap'", 0.5)
+    message = str(caught.value)
+    assert "no stream at all is visible" in message and "one of those" not in message, message
