@@ -18,7 +18,7 @@ import argparse
 from eegmusic.stream.options import non_negative_int, output_file, positive_float
 
 EPILOG = """\
-Example:
+Examples:
   eegmusic vocode stimuli/song21.wav --out /tmp/song21_vocoded.wav
   eegmusic vocode runs/today --out /tmp/today_rtpghi.wav --vocoder rtpghi   # a `decode --record` folder
   eegmusic vocode stimuli/song21.wav --out /tmp/rtpghi.wav --vocoder rtpghi --lookahead 0 --magnitude pinv

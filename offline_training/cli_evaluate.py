@@ -11,7 +11,7 @@ import argparse
 from eegmusic.stream.options import float_range, output_dir, positive_int, random_seed, seconds
 
 EPILOG = """\
-Example:
+Examples:
   eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --split block --out runs/cnn/eval
   eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --out runs/cnn/eval --overwrite  # again
   eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --out runs/cnn/eval-off --phase 0.5

@@ -15,7 +15,7 @@ from eegmusic.stream.cli import renamed_option
 from eegmusic.stream.options import float_range, output_dir, positive_int, random_seed
 
 EPILOG = """\
-examples:
+Examples:
   eegmusic train --data /tmp/sim --arch cnn --split block --out runs/cnn --epochs 20
   eegmusic train --data /tmp/sim --arch cnn --split block --out runs/cnn --epochs 40 --resume
   eegmusic train --data s.xdf --arch convnet --out runs/s   # target lag chosen on validation (the default)

@@ -355,7 +355,7 @@ def test_cli_help_has_an_example(capsys):
 
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
-    assert "Example:" in capsys.readouterr().out
+    assert "Examples:" in capsys.readouterr().out
 
 
 def _bad_model(kind, folder, data_dir):
