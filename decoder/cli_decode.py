@@ -206,9 +206,14 @@ def format_summary(summary: dict) -> str:
         else:   # the last 10 s are the whole run
             lines.append(f"dynamic r vs true stimulus mel: whole run {fmt(total)}")
         base = summary.get("baseline_dynamic_r_total") or {}
-        if any(value is not None for value in base.values()):   # the model carries its training means
+        constant = summary.get("baseline_constant") or []
+        if constant or any(value is not None for value in base.values()):   # the model carries its means
+            from eegmusic.decoder.metrics import CONSTANT_NOTE
+
+            note = f" ({CONSTANT_NOTE})" if constant else ""
+            shown = lambda r: "n/a" if r is None else f"{r:.3f}"  # noqa: E731
             lines.append(f"  baselines on the same frames (whole run): global mean "
-                         f"{fmt(base.get('global_mean'))}, song mean {fmt(base.get('song_mean'))}")
+                         f"{shown(base.get('global_mean'))}, song mean {shown(base.get('song_mean'))}{note}")
     interpolated = summary.get("interpolated_channels") or []
     if interpolated:
         shown = ", ".join(interpolated[:12]) + (f", … ({len(interpolated)} in all)" if len(interpolated) > 12

@@ -85,6 +85,11 @@ def band_pearson(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return rows_pearson(pred, target)
 
 
+CONSTANT_NOTE = ("one spectrum at every scored frame, a window's newest at a one-frame hop: no dynamics to "
+                 "score")
+"""Why a live baseline reads n/a (:meth:`decoder.truth.LiveTruth.constant_baselines`)."""
+
+
 class RunningBandPearson:
     """Per-band Pearson over time of an unbounded run, from running sums (constant memory).
 
@@ -115,6 +120,15 @@ class RunningBandPearson:
         y = y - self._shift[1][:, None]
         self._sums += np.stack([x.sum(1), y.sum(1), (x * x).sum(1), (y * y).sum(1), (x * y).sum(1)])
         self.n += x.shape[1]
+
+    def prediction_varies(self) -> bool:
+        """Whether any band of the predictions added so far varies (the rule :meth:`band_pearson` uses):
+        a prediction constant in every band has no dynamics, and its r of 0 is a convention, not a score."""
+        if self.n < 2:
+            return False
+        sx, _, sxx, _, _ = self._sums
+        norm_x = np.sqrt(np.maximum(sxx - sx * sx / self.n, 0.0))
+        return bool(np.any(varies(norm_x, self._max_abs[0], self.n)))
 
     def band_pearson(self) -> np.ndarray | None:
         """Pearson r per band over every frame added, shape (n_bands,); None before 2 frames."""

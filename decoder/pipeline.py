@@ -617,6 +617,7 @@ class LivePipeline:
             "dynamic_r": self._truth.dynamic_r() if self._truth is not None else None,
             "dynamic_r_total": self._truth.dynamic_r_total() if self._truth is not None else None,
             "baseline_dynamic_r_total": self._truth.baseline_r_total() if self._truth is not None else None,
+            "baseline_constant": self._truth.constant_baselines() if self._truth is not None else [],
             "error": self.error,
             "effective_rate": health.effective_rate if health is not None else None,
             "interpolated_channels": list(health.interpolated_channels) if health is not None else [],

@@ -322,7 +322,20 @@ class LiveTruth:
             frames (a playlist of a trained and a new song).
         """
         out = {}
+        constant = self.constant_baselines()
         for name, running in self._baseline_total.items():
-            r = None if name in self._baseline_partial else running.band_pearson()
+            r = None if name in self._baseline_partial or name in constant else running.band_pearson()
             out[name] = None if r is None else float(np.mean(r))
         return out
+
+    def constant_baselines(self) -> list[str]:
+        """The baselines whose prediction was one spectrum at every scored frame, so their r is None.
+
+        A baseline is the model's mean training window, read at the window column each decoded frame
+        came from. At a hop of one frame every emitted frame is a window's newest (column 43), so the
+        baseline repeats one spectrum: it has no dynamics, and band Pearson's 0 for it would be a
+        convention printed as a score (:data:`decoder.metrics.CONSTANT_NOTE`). With larger hops, or
+        frames caught up after a stall, the columns vary and the baseline is scored.
+        """
+        return [name for name, running in self._baseline_total.items()
+                if name not in self._baseline_partial and running.n >= 2 and not running.prediction_varies()]

@@ -70,6 +70,7 @@ class MelPanel(QtWidgets.QWidget):
         self.r_curve = self.r_plot.plot(pen=pg.mkPen((20, 90, 200), width=2))
         self.r_label = QtWidgets.QLabel("dynamic r (rolling, decoded vs true): —")
         self.baseline_label = QtWidgets.QLabel(baseline_line(None))
+        self.baseline_label.setWordWrap(True)   # a baseline's n/a carries its reason: the line can be long
         self.baseline_label.setToolTip("dynamic r over every frame scored so far; the baselines predict each "
                                        "frame from the mean mel window of the model's training part")
         self.scores: tuple[float | None, float | None, float | None] = (None, None, None)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from eegmusic.decoder.metrics import CONSTANT_NOTE
+
 
 def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, float | None]:
     """Dynamic r over the run's scored frames: (decoder, global-mean baseline, song-mean baseline).
@@ -29,9 +31,15 @@ def baseline_line(summary: Mapping | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
     decoder, global_mean, song = run_scores(summary)
+    constant = list((summary or {}).get("baseline_constant") or [])
     # no song mean beside a global mean: the song was never trained on (with neither, nothing is scored yet)
-    unseen_song = song is None and global_mean is not None
-    song_note = " (a scored song is not in the model's training data)" if unseen_song else ""
+    global_known = global_mean is not None or "global_mean" in constant
+    unseen_song = song is None and global_known and "song_mean" not in constant
+    notes = ["a scored song is not in the model's training data"] if unseen_song else []
+    if constant:
+        which = "both baselines" if len(constant) == 2 else constant[0].replace("_", "-") + " baseline"
+        notes.append(f"{which}: {CONSTANT_NOTE}")
+    said = f" ({'; '.join(notes)})" if notes else ""
     return (f"live dynamic r on the same frames: decoder {fmt(decoder)}, "
             f"global-mean baseline {fmt(global_mean)}, "
-            f"song-mean baseline {fmt(song)}{song_note}")
+            f"song-mean baseline {fmt(song)}{said}")

@@ -166,3 +166,15 @@ def test_the_summary_names_what_its_figures_cover(seconds, said, not_said):
     text = format_summary(_summary(seconds))
     assert said in text and (not_said is None or not_said not in text), text
     assert "vocoder delay 69.7 ms" in text and "look-ahead 69.7" not in text
+
+
+def test_constant_baselines_print_as_n_a_with_the_reason_not_as_a_score():
+    from eegmusic.decoder.cli_decode import format_summary
+    from eegmusic.decoder.metrics import CONSTANT_NOTE
+
+    summary = {**_summary(5.0), "baseline_dynamic_r_total": {"global_mean": None, "song_mean": None},
+               "baseline_constant": ["global_mean", "song_mean"]}
+    text = format_summary(summary)
+    assert f"global mean n/a, song mean n/a ({CONSTANT_NOTE})" in text, text
+    summary.update(baseline_dynamic_r_total={"global_mean": -0.01, "song_mean": 0.02}, baseline_constant=[])
+    assert "global mean -0.010, song mean 0.020" in format_summary(summary)

@@ -72,6 +72,28 @@ def test_live_baselines_equal_the_offline_baselines_on_the_same_frames(hop_frame
     assert truth.dynamic_r_total() == pytest.approx(metrics.dynamic_r([decoded], [true]), abs=1e-6)
 
 
+def test_at_a_one_frame_hop_the_baselines_are_constant_and_read_n_a_not_zero(rng):
+    """Each frame a one-frame hop emits is its window's newest (column 43): the mean window repeats one
+    spectrum there, and band Pearson's 0 for a constant was printed as the baselines' live score
+    ('global-mean baseline 0.000'). A frame from another column (a catch-up) makes them scored again."""
+    training = TrainingPart(rng)
+    truth = LiveTruth(Stimuli(rng))
+    entry = baselines.training_baselines(training, np.arange(len(training.index)))
+    truth.set_baselines(*read_baselines(entry))
+    truth.load(21)
+    truth.marker("song=21;t=0.000", 100.0)
+    k = np.arange(60)
+    decoded = rng.normal(-40, 10, (128, 62)).astype(np.float32)
+    truth.update(decoded[:, :60], 100.0 + k * FRAME_PERIOD_S, np.full(60, 43))
+    assert truth.constant_baselines() == ["global_mean", "song_mean"]
+    assert truth.baseline_r_total() == {"global_mean": None, "song_mean": None}
+    assert truth.dynamic_r_total() is not None                 # the decoder's own score stands
+    k = np.arange(60, 62)                                       # two frames caught up from older columns
+    truth.update(decoded[:, 60:], 100.0 + k * FRAME_PERIOD_S, np.array([41, 42]))
+    assert truth.constant_baselines() == []
+    assert all(value is not None for value in truth.baseline_r_total().values())
+
+
 def test_song_mean_is_undefined_for_a_song_the_model_never_trained_on(rng):
     training = TrainingPart(rng, songs=(21,))
     truth = LiveTruth(Stimuli(rng))

@@ -104,13 +104,13 @@ def test_dashboard_shows_the_run_r_beside_its_baselines_on_the_same_frames(qtbot
     figures."""
     from eegmusic.replay.song_player import Player
 
-    from tests.gui.scores_check import assert_scores_shown, scores_in
+    from tests.gui.scores_check import assert_scores_shown, scored, scores_in
 
     player = Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", chunk_ms=20).start()
     try:
         window = _window(qtbot, stream=stream_name, model=str(baseline_model), truth=str(sim_dir))
         _run(qtbot, window)
-        qtbot.waitUntil(lambda: None not in window.mel_panel.scores, timeout=15000)
+        qtbot.waitUntil(lambda: scored(window), timeout=15000)
         qtbot.wait(1500)  # a few more seconds of scored frames
     finally:
         player.stop()  # no more frames: the scores over the run stop changing

@@ -355,7 +355,7 @@ def test_attached_dashboard_shows_the_run_r_beside_its_baselines(qtbot, sim_dir,
     beside the global-mean and song-mean baselines it scored on the same frames."""
     from eegmusic.replay.song_player import Player
 
-    from tests.gui.scores_check import assert_scores_shown, scores_in
+    from tests.gui.scores_check import assert_scores_shown, scored, scores_in
 
     name = _publish_name()
     player = Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", chunk_ms=20).start()
@@ -365,7 +365,7 @@ def test_attached_dashboard_shows_the_run_r_beside_its_baselines(qtbot, sim_dir,
         window.attach(name)
         qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
         assert window.state == "running", window.last_error
-        qtbot.waitUntil(lambda: None not in window.mel_panel.scores, timeout=20000)
+        qtbot.waitUntil(lambda: scored(window), timeout=20000)
         player.stop()  # no more frames: the scores over the run stop changing
         qtbot.wait(2500)  # the decode publishes its summary once a second
         summary = window.pipeline.summary()  # the decode's figures, as published

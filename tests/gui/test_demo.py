@@ -38,6 +38,13 @@ def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
     assert rate == 22050 and len(audio) > 22050
     assert "song-mean baseline" in result.stdout and "latency per stage" in result.stdout
     assert "global-mean baseline" in result.stdout and "by construction" not in result.stdout
+    # each baseline is a score, or n/a with its reason (one spectrum at every scored frame), never a bare 0
+    for key, label in (("global_mean", "global-mean"), ("song_mean", "song-mean")):
+        value = summary["baseline_dynamic_r_total"][key]
+        shown = f"{label} baseline n/a" if value is None else f"{label} baseline {value:.3f}"
+        assert shown in result.stdout, result.stdout
+        if value is None and key in summary["baseline_constant"]:
+            assert "no dynamics to score" in result.stdout, result.stdout
     assert (out / "recording" / "mel_db.f32").stat().st_size > 0
 
 

@@ -19,3 +19,20 @@ def test_the_unseen_song_note_shows_only_when_the_song_mean_alone_is_missing(sum
     line = baseline_line(summary)
     assert (NOTE in line) == noted, line
     assert "\n" not in line and line.startswith("live dynamic r on the same frames: decoder ")
+
+
+def test_a_constant_baseline_reads_n_a_with_the_reason():
+    from eegmusic.decoder.metrics import CONSTANT_NOTE
+
+    line = baseline_line({"dynamic_r_total": 0.2, "baseline_dynamic_r_total": {"global_mean": None,
+                                                                               "song_mean": None},
+                          "baseline_constant": ["global_mean", "song_mean"]})
+    assert "global-mean baseline n/a" in line and f"both baselines: {CONSTANT_NOTE}" in line, line
+    assert NOTE not in line and "0.000" not in line
+
+
+def test_an_unseen_song_beside_a_constant_global_mean_keeps_both_reasons():
+    line = baseline_line({"dynamic_r_total": 0.3, "baseline_dynamic_r_total": {"global_mean": None,
+                                                                               "song_mean": None},
+                          "baseline_constant": ["global_mean"]})
+    assert NOTE.strip("()") in line and "global-mean baseline: one spectrum" in line, line
