@@ -14,6 +14,19 @@ LABELS = list(MODEL_CHANNELS)
 
 
 # ---------------------------------------------------------------------------- pure functions
+
+
+def test_the_mel_colours_reach_as_loud_as_music_goes(sim_dir):
+    """The range ended at 0 dB while 7-10 % of music's mel cells lie above it (reference power 1): every
+    loud cell drew as one flat white. Measured on the simulated stimuli (procedural or packaged music)."""
+    import soundfile
+    from eegmusic.decoder.melspec import mel_db
+    from eegmusic.gui.mel_panel import MEL_LEVELS
+
+    cells = np.concatenate([mel_db(soundfile.read(f, dtype="float32")[0]).ravel()
+                            for f in sorted((sim_dir / "stimuli").glob("*.wav"))])
+    assert (cells > 0.0).mean() > 0.01                     # music is louder than the old top
+    assert (cells > MEL_LEVELS[1]).mean() < 1e-3, np.percentile(cells, [99, 99.9, 100])
 def test_minmax_reduce_matches_brute_force(rng):
     from eegmusic.gui.eeg_panel import minmax_reduce, point_positions, reduction_plan
 
