@@ -261,6 +261,8 @@ def evaluate(
         "hop_s": hop_s,
         "phase_s": phase_s,
         "n_test_windows": int(len(test_rows)),
+        # a classifier guessing among its songs: what song accuracy is read against
+        "song_accuracy_chance": round(1.0 / len(known_songs), 4) if known_songs else None,
         "n_reference_windows": int(len(reference_rows)),
         "n_dynamic_blocks": len(chains),
         "n_dynamic_frames": int(sum(len(rows) for rows in chains) * N_INTERIOR_FRAMES),

@@ -65,13 +65,18 @@ def metrics_table(summary: dict) -> str:
         row = summary["results"].get(name)
         cells = [_format(None if row is None else row.get(key)) for key, _ in METRIC_COLUMNS]
         lines.append(f"| {PREDICTOR_TITLES[name]} | " + " | ".join(cells) + " |")
+    chance = summary.get("song_accuracy_chance")
+    chance_text = (f" (chance {chance:.3f}, one of {round(1 / chance)} songs; below chance, it names "
+                   "another song more often than a guess would)" if chance else "")
     lines += [
         "",
         "MSE, cosine and Pearson are per 1-s window (flattened), as published; a constant spectrum "
         "already scores high on them. Dynamic r is the per-band correlation over time inside held-out "
         "blocks (interior frames 2-41 of successive 1-s windows): a prediction that is the same in every "
-        "window scores about 0. Song accuracy: a classifier trained on true mel windows "
-        "of the training part labels each reconstruction. Fréchet distance between classifier "
+        "window scores near 0, unless the music repeats within the window, which the mean window's own "
+        "movement can follow (the means score below or above 0 by that). Song accuracy: a classifier "
+        f"trained on true mel windows of the training part labels each reconstruction{chance_text}. "
+        "Fréchet distance between classifier "
         "embeddings of reconstructions and true windows (lower is better); it compares the two sets, not "
         "pairs, so the shuffled-EEG row's equals the model's. The shuffled-EEG row gives each window the "
         "EEG of another stimulus second (never another listener's EEG of the same second).",
