@@ -166,6 +166,8 @@ def test_the_summary_names_what_its_figures_cover(seconds, said, not_said):
     text = format_summary(_summary(seconds))
     assert said in text and (not_said is None or not_said not in text), text
     assert "vocoder delay 69.7 ms" in text and "look-ahead 69.7" not in text
+    # it is inside audio_to_eeg, and said so: not a '+' on top of the table
+    assert "audio_to_eeg is stimulus time" in text and "+ vocoder" not in text
 
 
 def test_constant_baselines_print_as_n_a_with_the_reason_not_as_a_score():
