@@ -1033,12 +1033,17 @@ def _score_phase(session, info, folder, phase_s, songs, subjects, trained_subjec
     # never the EEG of another listener at the window's own second (the same target): see shuffled_order
     order = baselines.shuffled_order(len(rows), seed=seed,
                                      targets=np.stack([song_of_row, dataset.index["start"][rows]], axis=1))
+    if order is None:   # every score here stands beside this control: no run without it
+        from eegmusic.stream.errors import ConfigError
+
+        raise ConfigError(f"{folder}: one stimulus second holds more than half the test windows, so no "
+                          "shuffled-EEG control exists; score a longer test excerpt")
     global_mean, song_means = read_baselines(info.metadata["baselines"])
     subject_ids = np.array([dataset.subjects[int(k)] for k in dataset.index["subject"][rows]])
     predictions = {
         "model": run_listeners(session, info, dataset.eeg(rows), subject_ids, trained_subjects),
-        "shuffled_eeg": None if order is None else run_listeners(
-            session, info, dataset.eeg(rows[order]), subject_ids[order], trained_subjects),
+        "shuffled_eeg": run_listeners(session, info, dataset.eeg(rows[order]), subject_ids[order],
+                                      trained_subjects),
         "global_mean": baselines.predict_global_mean(global_mean, len(rows)),
         "song_mean": baselines.predict_song_mean(song_means, song_of_row),
     }

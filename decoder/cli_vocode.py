@@ -38,6 +38,10 @@ against: it prints the frames, seconds, vocoder, vocoding time and real-time fac
 MIN_AUDIO_S = 0.1
 """The shortest audio ``vocode`` takes, in seconds (a few mel frames)."""
 
+MAX_TIMELINE_S = 6 * 3600.0
+"""Longest recording timeline (frames and the gaps between them, as silence) vocode writes: it is held in
+memory, 3.8 GB of samples at 6 h; a longer one more likely means a damaged frame index."""
+
 
 def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``vocode`` options to ``parser``."""
@@ -213,6 +217,10 @@ def run_vocode_recording(args: argparse.Namespace) -> int:
     if args.duration is not None:
         n_frames = min(n_frames, math.ceil(args.duration / FRAME_PERIOD_S))
         runs = [(first, min(stop, first + n_frames - at), at) for first, stop, at in runs if at < n_frames]
+    if n_frames * FRAME_PERIOD_S > MAX_TIMELINE_S:   # a damaged frame index: not hours of silence in memory
+        raise DataFormatError(f"{folder}: its frames span {n_frames * FRAME_PERIOD_S / 3600:.1f} h with the "
+                              f"gaps as silence, beyond the {MAX_TIMELINE_S / 3600:g} h vocode writes; the "
+                              "frame index may be damaged: pass --duration S to vocode the start")
     vocoded = sum(stop - first for first, stop, _ in runs)
     out = np.zeros(n_frames * HOP_LENGTH, np.float32)
     vocode_frames(mel[:, :4], **options)  # load the compiled code

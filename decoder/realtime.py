@@ -88,6 +88,11 @@ def raise_priority(role: str, thread_id: int | None = None) -> str:
         os.setpriority(os.PRIO_PROCESS, target if target else threading.get_native_id(), NICE_FALLBACK)
         log.debug("%s thread %s runs at nice %d", role, thread_id or "(this)", NICE_FALLBACK)
         return "nice"
+    except ProcessLookupError:
+        if target:    # refused real-time (no privilege), then gone before the fallback: still no refusal
+            log.debug("%s thread %s ended before it could be raised", role, thread_id)
+            return "exited"
+        raise
     except (OSError, AttributeError) as error:
         errors.append(f"nice {NICE_FALLBACK}: {getattr(error, 'strerror', None) or error}")
     with _lock:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from eegmusic.decoder.metrics import CONSTANT_NOTE
-
 
 def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, float | None]:
     """Dynamic r over the run's scored frames: (decoder, global-mean baseline, song-mean baseline).
@@ -37,6 +35,8 @@ def baseline_line(summary: Mapping | None) -> str:
     unseen_song = song is None and global_known and "song_mean" not in constant
     notes = ["a scored song is not in the model's training data"] if unseen_song else []
     if constant:
+        from eegmusic.decoder.metrics import CONSTANT_NOTE  # here: cli_demo imports this module, numpy-free
+
         which = "both baselines" if len(constant) == 2 else constant[0].replace("_", "-") + " baseline"
         notes.append(f"{which}: {CONSTANT_NOTE}")
     said = f" ({'; '.join(notes)})" if notes else ""

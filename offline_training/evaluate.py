@@ -262,6 +262,7 @@ def evaluate(
         "phase_s": phase_s,
         "n_test_windows": int(len(test_rows)),
         # a classifier guessing among its songs: what song accuracy is read against
+        "songs_classified": len(known_songs),
         "song_accuracy_chance": round(1.0 / len(known_songs), 4) if known_songs else None,
         "n_reference_windows": int(len(reference_rows)),
         "n_dynamic_blocks": len(chains),

@@ -65,9 +65,9 @@ def metrics_table(summary: dict) -> str:
         row = summary["results"].get(name)
         cells = [_format(None if row is None else row.get(key)) for key, _ in METRIC_COLUMNS]
         lines.append(f"| {PREDICTOR_TITLES[name]} | " + " | ".join(cells) + " |")
-    chance = summary.get("song_accuracy_chance")
-    chance_text = (f" (chance {chance:.3f}, one of {round(1 / chance)} songs; below chance, it names "
-                   "another song more often than a guess would)" if chance else "")
+    chance, n_songs = summary.get("song_accuracy_chance"), summary.get("songs_classified")
+    chance_text = (f" (chance {chance:.3f}, one of {n_songs} songs; below chance, it names another song "
+                   "more often than a guess would)" if chance and n_songs and n_songs > 1 else "")
     lines += [
         "",
         "MSE, cosine and Pearson are per 1-s window (flattened), as published; a constant spectrum "

@@ -259,12 +259,19 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     sd, device = (None, None) if config.no_audio else output_device(config.device)
 
     def open_cap(info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, pylsl.StreamInfo]:
+        from pylsl.util import LostError
+        from pylsl.util import TimeoutError as LSLTimeoutError
+
         inlet = pylsl.StreamInlet(info, max_buflen=360, processing_flags=0)
-        full = inlet.info(timeout=5.0)
-        if not full.nominal_srate() > 0:
-            raise StreamError(f"stream '{config.stream}' has no regular rate ({full.type()}, irregular); "
-                              "pass the cap's EEG stream (eegmusic streams lists them)")
-        inlet.open_stream(timeout=5.0)
+        try:
+            full = inlet.info(timeout=5.0)
+            if not full.nominal_srate() > 0:
+                raise StreamError(f"stream '{config.stream}' has no regular rate ({full.type()}, irregular); "
+                                  "pass the cap's EEG stream (eegmusic streams lists them)")
+            inlet.open_stream(timeout=5.0)
+        except (LostError, LSLTimeoutError) as error:   # answered, then gone or silent: one line, as decode
+            raise StreamError(f"stream '{config.stream}' answered but did not open ({error or 'timed out'}); "
+                              "check that its outlet still runs, then start calibrate again") from None
         return inlet, full
 
     # opened while the resolver listens for a same-named twin

@@ -121,8 +121,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
         f"output latency {summary.output_latency_s * 1e3:.0f} ms"
     )
     if summary.stopped_early:
-        print(_stopped_line(summary, n_tracks))
-        if not n_tracks:
+        from eegmusic.replay.xdf_session import MIN_PIECE_S
+
+        # a play cut before MIN_PIECE_S holds no whole model window: train skips it
+        trainable = summary.tracks_played + (cut is not None and cut >= MIN_PIECE_S)
+        print(_stopped_line(summary, n_tracks, MIN_PIECE_S))
+        if not trainable:
             print(f"session: {summary.path} (audio in {summary.audio_dir})")
             return 0
     print(
@@ -133,12 +137,19 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stopped_line(summary, n_tracks: int) -> str:
-    """What a stop (Ctrl-C, SIGTERM) kept: the cut track, if its start was marked, is in the session."""
+def _stopped_line(summary, n_tracks: int, min_piece_s: float) -> str:
+    """What a stop (Ctrl-C, SIGTERM) kept: the cut track, if its start was marked, is in the session (and
+    trained on if it lasted ``min_piece_s``)."""
     during = (f"stopped during track {summary.tracks_played + 1} (Ctrl-C or SIGTERM): everything recorded "
               "until then is kept")
-    if summary.cut_short_s is not None:
-        return f"{during}, that track cut short at {summary.cut_short_s:.1f} s; the session trains as it is"
+    cut = summary.cut_short_s
+    if cut is not None and cut < min_piece_s:
+        rest = ("the session trains on the tracks before it" if summary.tracks_played else
+                "the session holds nothing to train on: record it again")
+        return (f"{during}, that track cut short at {cut:.1f} s, under the {min_piece_s:g} s a play needs to "
+                f"be trained on; {rest}")
+    if cut is not None:
+        return f"{during}, that track cut short at {cut:.1f} s; the session trains as it is"
     if n_tracks:
         return (f"{during}; that track stopped before its start was marked, so it is not in the session; the "
                 "session trains as it is")

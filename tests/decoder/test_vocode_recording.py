@@ -128,3 +128,18 @@ def test_the_recordings_own_sound_is_never_replaced(tmp_path, capsys):
     status, _, err = run_cli(["vocode", str(rec), "--out", str(rec / "decoded.wav"), "--overwrite"], capsys)
     assert_one_line_error(status, err, "decoded.wav", "never overwritten")
     assert (rec / "decoded.wav").read_bytes() == before
+
+
+def test_a_frame_index_that_jumps_by_hours_is_one_line_not_a_huge_allocation(tmp_path, capsys):
+    """Every gap becomes silence held in memory: a damaged index jumping 10 million frames (64.5 h) asked for
+    11 GB and died in a MemoryError traceback."""
+    mel = _tone_mel(0.1)
+    ks = np.arange(mel.shape[1])
+    ks[-1] = 10_000_000
+    rec = _record(tmp_path / "rec", mel, ks)
+    status, _, err = run_cli(["vocode", str(rec), "--out", str(tmp_path / "x.wav")], capsys)
+    assert_one_line_error(status, err, "span 64.5 h", "frame index may be damaged", "--duration")
+    assert not (tmp_path / "x.wav").exists()
+    status, _, err = run_cli(["vocode", str(rec), "--out", str(tmp_path / "x.wav"), "--duration", "1"],
+                             capsys)
+    assert status == 0, err                        # the start of it, as the message says

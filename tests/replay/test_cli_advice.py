@@ -184,3 +184,20 @@ def test_the_next_command_simulate_suggests_for_a_cap_runs_as_printed(cli, tmp_p
     assert suggestion[0] == "eegmusic"
     args = build_parser().parse_args(suggestion[1:])      # required options present, each value valid
     assert args.command == "train" and args.out and Path(args.data).is_file()
+
+
+@pytest.mark.parametrize(("played", "cut", "said"), [
+    (0, 0.7, "under the 1 s a play needs to be trained on; the session holds nothing to train on"),
+    (2, 0.7, "under the 1 s a play needs to be trained on; the session trains on the tracks before it"),
+    (0, 2.3, "that track cut short at 2.3 s; the session trains as it is"),
+])
+def test_a_track_cut_under_a_second_is_not_promised_to_training(played, cut, said):
+    """Stopped 0.5-1 s into a track (its start marked) it said 'the session trains as it is' and offered
+    `eegmusic train`, which refuses a session whose only play is under 1 s ('no track play has 1 s')."""
+    from types import SimpleNamespace
+
+    from eegmusic.replay.cli_calibrate import _stopped_line
+    from eegmusic.replay.xdf_session import MIN_PIECE_S
+
+    summary = SimpleNamespace(tracks_played=played, cut_short_s=cut)
+    assert said in _stopped_line(summary, played + 1, MIN_PIECE_S)
