@@ -83,7 +83,6 @@ def run_vocode(args: argparse.Namespace) -> int:
         return run_vocode_recording(args)
     import time
 
-    import numpy as np
     from eegmusic.decoder.audio import WavSink
     from eegmusic.decoder.melspec import AUDIO_SFREQ, mel_db
     from eegmusic.decoder.vocoder import (
@@ -132,11 +131,18 @@ def run_vocode(args: argparse.Namespace) -> int:
     print(f"multi-resolution STFT distance {multi_resolution_stft_distance(out, audio):7.3f}")
     print(f"spectral convergence           {spectral_convergence(out, reference):7.2f} dB")
     print(f"log-spectral distance          {log_spectral_distance(out, reference):7.2f} dB")
+    return _speed_and_result(elapsed, duration, mel.shape[1], clipped, args.out, out)
+
+
+def _speed_and_result(elapsed: float, duration: float, n_frames: int, clipped: int, path, out) -> int:
+    """Print the real-time factor, the clipped samples and the file written; the exit status."""
+    import numpy as np
+
     print(f"real-time factor               {elapsed / duration:7.4f} "
-          f"({1e3 * elapsed / mel.shape[1]:.3f} ms/frame)")
+          f"({1e3 * elapsed / n_frames:.3f} ms/frame)")
     if clipped:
         print(f"clipped samples                {clipped}")
-    print(f"wrote {args.out}")
+    print(f"wrote {path}")
     return 0 if np.isfinite(out).all() else 1
 
 
@@ -246,9 +252,4 @@ def run_vocode_recording(args: argparse.Namespace) -> int:
     if restarts:
         print(f"source restarts                {restarts:7d} (their frames follow in recorded order)")
     print(f"vocoding time                  {elapsed:7.2f} s")
-    print(f"real-time factor               {elapsed / duration:7.4f} "
-          f"({1e3 * elapsed / vocoded:.3f} ms/frame)")
-    if clipped:
-        print(f"clipped samples                {clipped}")
-    print(f"wrote {args.out}")
-    return 0 if np.isfinite(out).all() else 1
+    return _speed_and_result(elapsed, duration, vocoded, clipped, args.out, out)

@@ -80,6 +80,15 @@ def music(tmp_path) -> Path:
     return folder
 
 
+def start_session(stream_name: str, music: Path, out: Path, **popen) -> subprocess.Popen:
+    """``eegmusic calibrate`` of a 300-s session with no sound, in a child process a test then stops."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(music),
+         "--duration", "300", "--no-audio", "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen,
+    )
+
+
 def _check_exact(path: Path, cap: IndexCap) -> np.ndarray:
     """Every recorded sample is [k]*4 at t0 + k/250, k contiguous; return the index column."""
     streams, _ = pyxdf.load_xdf(str(path), synchronize_clocks=False, dejitter_timestamps=False)
@@ -167,12 +176,7 @@ def test_outage_is_recorded_as_a_gap_and_the_session_goes_on(tmp_path, stream_na
 def test_sigkilled_session_leaves_a_readable_file(music, tmp_path, stream_name):
     cap = IndexCap(stream_name)
     out = tmp_path / "s.xdf"
-    env = dict(os.environ)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(music),
-         "--duration", "300", "--no-audio", "--out", str(out), "--no-progress"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    process = start_session(stream_name, music, out, env=dict(os.environ))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # killed ~1 s into the first track
@@ -201,11 +205,7 @@ def test_a_session_stopped_early_keeps_what_was_recorded_and_says_so(signum, mus
     naming the cut track, and an XDF that reads as a session (was "interrupted", exit 130 or -15)."""
     cap = IndexCap(stream_name)
     out = tmp_path / "s.xdf"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(music),
-         "--duration", "300", "--no-audio", "--out", str(out), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process = start_session(stream_name, music, out, text=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # stopped ~0.5 s into the second track

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -125,18 +123,14 @@ def test_ctrl_c_during_the_first_track_counts_it_as_recorded(tmp_path, stream_na
     """Stopped 2 s into a 6-s track it said "recorded 0 tracks"; the session holds that play."""
     from eegmusic.replay.xdf_session import XDFSession
 
-    from tests.replay.test_calibrate import IndexCap
+    from tests.replay.test_calibrate import IndexCap, start_session
 
     music = tmp_path / "music"
     music.mkdir()
     soundfile.write(music / "long.wav", 0.1 * np.random.default_rng(5).standard_normal(6 * 44100), 44100)
     cap = IndexCap(stream_name)
     out = tmp_path / "s.xdf"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(music),
-         "--duration", "300", "--no-audio", "--out", str(out), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    process = start_session(stream_name, music, out, text=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # the start is marked ~1 s into the track: stop ~2 s in
