@@ -618,6 +618,10 @@ class LivePipeline:
             "dynamic_r_total": self._truth.dynamic_r_total() if self._truth is not None else None,
             "baseline_dynamic_r_total": self._truth.baseline_r_total() if self._truth is not None else None,
             "baseline_constant": self._truth.constant_baselines() if self._truth is not None else [],
+            # what the scores read: the truth song, how many frames, and the live figure's window
+            "truth": None if self._truth is None else {
+                "song": self._truth.song, "scored_frames": self._truth.scored_frames,
+                "dynamic_r_window_s": round(self._truth.recent * FRAME_PERIOD_S, 2)},
             "error": self.error,
             "effective_rate": health.effective_rate if health is not None else None,
             "interpolated_channels": list(health.interpolated_channels) if health is not None else [],
@@ -635,6 +639,7 @@ class LivePipeline:
             out["playback_cushion_ms"] = round(self._sound.playback.target_s * 1e3, 2)
         if self._vocoder is not None:
             out["vocoder_latency_ms"] = round(self._vocoder.latency_frames * FRAME_PERIOD_S * 1e3, 2)
+            out["vocoder"] = {"method": self.config.vocoder_method, "lookahead": self._vocoder.lookahead}
         if self._clock is not None:
             out["smoothing_latency_ms"] = round(self._clock.added_latency_s * 1e3, 2)
         return out

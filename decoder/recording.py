@@ -69,6 +69,13 @@ class FrameRecorder:
         meta = {"format": "raw float32 little-endian, frame-major", "n_mels": N_MELS, "dtype": "<f4",
                 "frames_file": FRAMES_FILE, "index_file": FRAME_INDEX_FILE, "index_dtype": "<i8",
                 "source_file": FRAME_SOURCE_FILE, "source_columns": ["n_end", "window_frame", "t_last"],
+                "units": {  # a reader of the raw files needs nothing else (docs/design.md, the contract)
+                    "frames": "mel dB: 10*log10(mel power), reference power 1, floored at -80 dB",
+                    "index": "frame k covers k * frame_period_s of stimulus time on the decode's own EEG "
+                             "time axis (0 at its first sample), not from the song's start",
+                    "n_end": "model-rate EEG sample index (exclusive) where the frame's window ends",
+                    "window_frame": "column 0-43 of the model's 44-frame window the frame came from",
+                    "t_last": "LSL clock (s) of the window's last EEG sample"},
                 "frame_period_s": FRAME_PERIOD_S, "audio_file": AUDIO_FILE if audio else None, **sidecar}
         (self.folder / FRAMES_SIDECAR).write_text(json.dumps(meta, indent=1))
         # float samples as decoded, peaks beyond full scale included (the player's limiter comes after);

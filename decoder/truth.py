@@ -305,6 +305,11 @@ class LiveTruth:
         n = min(self._n, self.recent)
         return float(np.mean(band_pearson(self._pred[:, :n], self._true[:, :n]))) if n >= 2 else None
 
+    @property
+    def scored_frames(self) -> int:
+        """Decoded frames scored against the true stimulus so far (the whole-run figures' frames)."""
+        return self._total.n
+
     def dynamic_r_total(self) -> float | None:
         """Dynamic r over every scored frame of the run (None before 2 frames)."""
         r = self._total.band_pearson()

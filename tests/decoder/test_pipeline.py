@@ -180,6 +180,16 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
 
     wav, rate = soundfile.read(record / AUDIO_FILE, dtype="float32")
     assert rate == 22050 and len(wav) >= 512 * (len(k) - 4)
+    # the files say what they hold: the sidecar's units, the summary's vocoder and what the score read
+    import json
+
+    sidecar = json.loads((record / "mel_db.json").read_text())
+    assert {"frames", "index", "n_end", "window_frame", "t_last"} <= set(sidecar["units"])
+    assert "mel dB" in sidecar["units"]["frames"]
+    assert summary["vocoder"] == {"method": config.vocoder_method, "lookahead": pipeline._vocoder.lookahead}
+    truth = summary["truth"]
+    assert truth["song"] == 21 and truth["scored_frames"] > 20
+    assert truth["dynamic_r_window_s"] == pytest.approx(10.0, abs=0.1)     # the 'last 10 s' figure's window
 
 
 # ---------------------------------------------------------------------------------------------------
