@@ -1030,14 +1030,12 @@ def _score_phase(session, info, folder, phase_s, songs, subjects, trained_subjec
     spans = list(zip(bounds[:-1], bounds[1:], strict=True))
     target = dataset.mel(rows)
     song_of_row = dataset.index["song"][rows]
-    # never the EEG of another listener at the window's own second (the same target): see shuffled_order
-    order = baselines.shuffled_order(len(rows), seed=seed,
-                                     targets=np.stack([song_of_row, dataset.index["start"][rows]], axis=1))
+    # never the EEG of another listener at the window's own second (the same target)
+    order, why_not = baselines.shuffled_test_order(dataset.index, rows, seed=seed)
     if order is None:   # every score here stands beside this control: no run without it
         from eegmusic.stream.errors import ConfigError
 
-        raise ConfigError(f"{folder}: one stimulus second holds more than half the test windows, so no "
-                          "shuffled-EEG control exists; score a longer test excerpt")
+        raise ConfigError(f"{folder}: {why_not}")
     global_mean, song_means = read_baselines(info.metadata["baselines"])
     subject_ids = np.array([dataset.subjects[int(k)] for k in dataset.index["subject"][rows]])
     predictions = {

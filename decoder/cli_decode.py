@@ -202,9 +202,14 @@ def format_summary(summary: dict) -> str:
     if summary.get("dynamic_r") is not None or summary.get("dynamic_r_total") is not None:
         recent, total = summary.get("dynamic_r"), summary.get("dynamic_r_total")
         fmt = lambda r: "-" if r is None else f"{r:.3f}"  # noqa: E731
-        if summary["seconds"] > 10.0:
-            lines.append(f"dynamic r vs true stimulus mel: last 10 s {fmt(recent)}, whole run {fmt(total)}")
-        else:   # the last 10 s are the whole run
+        from eegmusic.decoder.melspec import FRAME_PERIOD_S
+
+        truth = summary["truth"]
+        window_s = truth["dynamic_r_window_s"]
+        if truth["scored_frames"] * FRAME_PERIOD_S > window_s:
+            lines.append(f"dynamic r vs true stimulus mel: last {window_s:.0f} s {fmt(recent)}, whole run "
+                         f"{fmt(total)}")
+        else:   # the frames scored so far fit in the live figure's window: it is the whole run's
             lines.append(f"dynamic r vs true stimulus mel: whole run {fmt(total)}")
         base = summary.get("baseline_dynamic_r_total") or {}
         constant = summary.get("baseline_constant") or []

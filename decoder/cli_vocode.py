@@ -77,16 +77,23 @@ def run_vocode(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from eegmusic.decoder.recording import FRAMES_SIDECAR
+    from eegmusic.decoder.vocoder import StreamingVocoder
+    from eegmusic.stream.errors import ConfigError
 
+    # both inputs: the options, checked before the input is read or any output touched
+    if args.duration is not None and args.duration < MIN_AUDIO_S:
+        raise ConfigError(f"--duration {args.duration:g} s is shorter than the {MIN_AUDIO_S:g} s vocode "
+                          f"needs; pass --duration {MIN_AUDIO_S:g} or more, or leave it out (all of it)")
+    options = {"method": args.vocoder, "lookahead": args.lookahead, "magnitude": args.magnitude}
+    lookahead = StreamingVocoder(**options).lookahead
     given = Path(args.audio)
     if given.is_dir() or given.suffix.lower() == ".f32" or given.name == FRAMES_SIDECAR:
-        return run_vocode_recording(args)
+        return run_vocode_recording(args, options, lookahead)
     import time
 
     from eegmusic.decoder.audio import WavSink
     from eegmusic.decoder.melspec import AUDIO_SFREQ, mel_db
     from eegmusic.decoder.vocoder import (
-        StreamingVocoder,
         log_spectral_distance,
         mel_log_spectral_distance,
         multi_resolution_stft_distance,
@@ -94,7 +101,7 @@ def run_vocode(args: argparse.Namespace) -> int:
         stft_magnitude,
     )
     from eegmusic.decoder.vocoder import vocode as vocode_frames
-    from eegmusic.stream.errors import ConfigError, DataFormatError
+    from eegmusic.stream.errors import DataFormatError
     from eegmusic.stream.stimulus import check_audio_file, read_audio
 
     source = check_audio_file(args.audio)  # before any output is touched
@@ -102,11 +109,6 @@ def run_vocode(args: argparse.Namespace) -> int:
 
     refuse_same_file(source, args.out, what="--out")
     refuse_existing(args.out, overwrite=args.overwrite, what="--out")
-    if args.duration is not None and args.duration < MIN_AUDIO_S:
-        raise ConfigError(f"--duration {args.duration:g} s is shorter than the {MIN_AUDIO_S:g} s vocode "
-                          f"needs; pass --duration {MIN_AUDIO_S:g} or more, or leave it out (the whole file)")
-    options = {"method": args.vocoder, "lookahead": args.lookahead, "magnitude": args.magnitude}
-    lookahead = StreamingVocoder(**options).lookahead  # option errors before the slow part
     # the reader replay and live truth use: unreadable, empty and NaN/Inf files are one line each
     audio = read_audio(source, sfreq=AUDIO_SFREQ, seconds=args.duration)
     if audio.size < MIN_AUDIO_S * AUDIO_SFREQ:
@@ -180,11 +182,11 @@ def recorded_runs(frame_index) -> list[tuple[int, int, int]]:
     return runs
 
 
-def run_vocode_recording(args: argparse.Namespace) -> int:
-    """Vocode the mel frames of the decode recording ``args.audio`` into ``args.out``; print what was
-    vocoded and how fast. Returns the exit status."""
+def run_vocode_recording(args: argparse.Namespace, options: dict, lookahead: int) -> int:
+    """Vocode the mel frames of the decode recording ``args.audio`` into ``args.out`` with the vocoder
+    ``options`` (checked by :func:`run_vocode`); print what was vocoded and how fast. Returns the exit
+    status."""
     import math
-    import os
     import time
     from pathlib import Path
 
@@ -192,10 +194,9 @@ def run_vocode_recording(args: argparse.Namespace) -> int:
     from eegmusic.decoder.audio import WavSink
     from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH
     from eegmusic.decoder.recording import FRAMES_SIDECAR, RECORDING_FILES, read_recorded_mel
-    from eegmusic.decoder.vocoder import StreamingVocoder
     from eegmusic.decoder.vocoder import vocode as vocode_frames
-    from eegmusic.stream.atomic import atomic_path, refuse_existing
-    from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
+    from eegmusic.stream.atomic import atomic_path, is_within, refuse_existing
+    from eegmusic.stream.errors import DataFormatError, OutputError
     from eegmusic.stream.progress import progress_bar
 
     given = Path(args.audio)
@@ -204,20 +205,11 @@ def run_vocode_recording(args: argparse.Namespace) -> int:
                               f"{FRAMES_SIDECAR} in it); name an audio file (wav, flac, ogg or mp3), or a "
                               f"folder written by `eegmusic decode --record DIR`")
     folder, frame_index, mel, _ = read_recorded_mel(given)   # before any output is touched
-    out_path = Path(args.out)
-    for name in RECORDING_FILES:
-        own = folder / name
-        if out_path.resolve() == own.resolve() or (out_path.exists() and own.exists()
-                                                   and os.path.samefile(out_path, own)):
-            raise OutputError(f"--out {args.out} is the recording's own {name}; recordings are never "
-                              f"overwritten (not even with --overwrite); choose another --out path")
+    own = next((name for name in RECORDING_FILES if is_within(args.out, folder / name)), None)
+    if own is not None:   # as decode --record refuses its --wav there
+        raise OutputError(f"--out {args.out} is the recording's own {own}; recordings are never "
+                          f"overwritten (not even with --overwrite); choose another --out path")
     refuse_existing(args.out, overwrite=args.overwrite, what="--out")
-    if args.duration is not None and args.duration < MIN_AUDIO_S:
-        raise ConfigError(f"--duration {args.duration:g} s is shorter than the {MIN_AUDIO_S:g} s vocode "
-                          f"needs; pass --duration {MIN_AUDIO_S:g} or more, or leave it out (the whole "
-                          f"recording)")
-    options = {"method": args.vocoder, "lookahead": args.lookahead, "magnitude": args.magnitude}
-    lookahead = StreamingVocoder(**options).lookahead  # option errors before the slow part
     runs = recorded_runs(frame_index)
     n_frames = runs[-1][2] + runs[-1][1] - runs[-1][0]   # the timeline, silence included
     if args.duration is not None:

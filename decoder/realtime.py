@@ -68,39 +68,49 @@ def raise_priority(role: str, thread_id: int | None = None) -> str:
         short-lived helper): nothing to schedule, and no refusal.
     """
     global _refusal_logged
-    priority = PRIORITIES[role]
     target = 0 if thread_id is None else int(thread_id)
-    setscheduler = getattr(os, "sched_setscheduler", None)
-    errors = []
-    if setscheduler is not None:
-        try:
-            setscheduler(target, os.SCHED_FIFO, os.sched_param(priority))
-            log.debug("%s thread %s runs SCHED_FIFO priority %d", role, thread_id or "(this)", priority)
-            return "fifo"
-        except ProcessLookupError:
-            if target:    # listed, then gone before its turn: not a refusal (it warned, as root, once)
-                log.debug("%s thread %s ended before it could be raised", role, thread_id)
-                return "exited"
-            raise
-        except OSError as error:
-            errors.append(f"SCHED_FIFO: {error.strerror or error}")
     try:
-        os.setpriority(os.PRIO_PROCESS, target if target else threading.get_native_id(), NICE_FALLBACK)
-        log.debug("%s thread %s runs at nice %d", role, thread_id or "(this)", NICE_FALLBACK)
-        return "nice"
+        outcome, errors = _raise(role, target)
     except ProcessLookupError:
-        if target:    # refused real-time (no privilege), then gone before the fallback: still no refusal
-            log.debug("%s thread %s ended before it could be raised", role, thread_id)
-            return "exited"
-        raise
-    except (OSError, AttributeError) as error:
-        errors.append(f"nice {NICE_FALLBACK}: {getattr(error, 'strerror', None) or error}")
+        if not target:    # this thread cannot have ended
+            raise
+        # listed, then gone before its turn (a library's helper thread): not a refusal, and no warning
+        log.debug("%s thread %s ended before it could be raised", role, thread_id)
+        return "exited"
+    if outcome is not None:
+        return outcome
     with _lock:
         if not _refusal_logged:
             _refusal_logged = True
             log.warning("real-time priority refused for the %s thread (%s); playing at normal priority: %s",
                         role, "; ".join(errors), _REFUSED_HINT)
     return "normal"
+
+
+def _raise(role: str, target: int) -> tuple[str | None, list[str]]:
+    """Real time, else nice :data:`NICE_FALLBACK`, for thread ``target`` (0: this one): the outcome, or
+    None and why each was refused. ProcessLookupError (the thread has ended) is the caller's to judge."""
+    priority = PRIORITIES[role]
+    errors = []
+    setscheduler = getattr(os, "sched_setscheduler", None)
+    if setscheduler is not None:
+        try:
+            setscheduler(target, os.SCHED_FIFO, os.sched_param(priority))
+            log.debug("%s thread %s runs SCHED_FIFO priority %d", role, target or "(this)", priority)
+            return "fifo", errors
+        except ProcessLookupError:
+            raise
+        except OSError as error:
+            errors.append(f"SCHED_FIFO: {error.strerror or error}")
+    try:
+        os.setpriority(os.PRIO_PROCESS, target if target else threading.get_native_id(), NICE_FALLBACK)
+        log.debug("%s thread %s runs at nice %d", role, target or "(this)", NICE_FALLBACK)
+        return "nice", errors
+    except ProcessLookupError:
+        raise
+    except (OSError, AttributeError) as error:
+        errors.append(f"nice {NICE_FALLBACK}: {getattr(error, 'strerror', None) or error}")
+    return None, errors
 
 
 _OUTCOME_RANK = {"normal": 0, "nice": 1, "fifo": 2}

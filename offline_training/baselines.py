@@ -216,3 +216,24 @@ def baselines_from_metadata(entry: dict) -> tuple[np.ndarray, dict[int, np.ndarr
     from eegmusic.decoder.truth import read_baselines
 
     return read_baselines(entry)
+
+
+def shuffled_test_order(index: np.ndarray, rows: np.ndarray, *,
+                        seed: int) -> tuple[np.ndarray | None, str | None]:
+    """The shuffled-EEG control's permutation of the windows ``rows`` of a window ``index``
+    (:func:`shuffled_order`, targets their (song, start)), or None and the one-line reason it cannot be
+    computed (``evaluate`` prints n/a with it; the quality bench refuses to score without it)."""
+    from eegmusic.stream.spec import MODEL_SFREQ
+
+    entries = index[rows]
+    targets = np.stack([entries["song"], entries["start"]], axis=1)
+    order = shuffled_order(len(rows), seed=seed, targets=targets)
+    if order is not None:
+        return order, None
+    keys, counts = np.unique(targets, axis=0, return_counts=True)
+    song, start = keys[int(np.argmax(counts))]
+    return None, (
+        f"model on shuffled EEG not available: {int(counts.max())} of the {len(rows)} test windows share "
+        f"one target (song {int(song)} at {start / MODEL_SFREQ:g} s), more than half, so no "
+        "shuffle gives each window EEG of another second; score a test part with more held-out seconds"
+    )

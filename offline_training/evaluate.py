@@ -196,7 +196,7 @@ def evaluate(
     n_wav = max(1, int(max_wav_s))
     shown = shown[:max(n_wav, n_plot_windows)]
 
-    order, shuffle_note = _shuffled_order(dataset, test_rows, seed=seed)
+    order, shuffle_note = baselines.shuffled_test_order(dataset.index, test_rows, seed=seed)
     if shuffle_note:
         notes.append(shuffle_note)
     # One pass over chunks of whole blocks: memory stays bounded by the chunk, not the test part.
@@ -285,23 +285,6 @@ def evaluate(
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     logger.info("wrote %s", out_dir / "metrics.json")
     return summary
-
-
-def _shuffled_order(dataset, rows: np.ndarray, *, seed: int) -> tuple[np.ndarray | None, str | None]:
-    """The shuffled-EEG control's permutation of the test ``rows`` (:func:`baselines.shuffled_order`,
-    targets (song, start)), or None and the reason it cannot be computed."""
-    entries = dataset.index[rows]
-    targets = np.stack([entries["song"], entries["start"]], axis=1)
-    order = baselines.shuffled_order(len(rows), seed=seed, targets=targets)
-    if order is not None:
-        return order, None
-    keys, counts = np.unique(targets, axis=0, return_counts=True)
-    song, start = keys[int(np.argmax(counts))]
-    return None, (
-        f"model on shuffled EEG not available: {int(counts.max())} of the {len(rows)} test windows share "
-        f"one target (song {int(song)} at {start / MODEL_SFREQ:g} s), more than half, so no "
-        "shuffle gives each window EEG of another second; score a test part with more held-out seconds"
-    )
 
 
 def _chunks_of_blocks(block_ids, sizes: list[int], chunk_windows: int):

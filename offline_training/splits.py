@@ -172,18 +172,19 @@ def _remedy(index: np.ndarray, kind: str, command: str, options: dict) -> str:
         "random": "use more data, or a smaller --hop (more windows)",
     }[kind]
     other = {"random": None, "block": "random"}.get(kind, "block")
-    if other is not None and _trains(index, other, options):
+    if other is not None and trainable_split(index, other, **options) is not None:
         return f"{more}, or --split {other}"
     return more
 
 
-def _trains(index: np.ndarray, kind: str, options: dict) -> bool:
-    """Whether split ``kind`` of ``index`` fills every part and leaves ``train`` enough training windows."""
+def trainable_split(index: np.ndarray, kind: str, **options) -> Split | None:
+    """Split ``kind`` of ``index`` (:func:`make_split` options), or None unless it fills every part and
+    leaves ``train`` enough training windows: whether advice naming that split would work."""
     try:
         split = make_split(index, kind, **options)
     except ConfigError:
-        return False
-    return len(split.train) >= MIN_TRAIN_WINDOWS
+        return None
+    return split if len(split.train) >= MIN_TRAIN_WINDOWS else None
 
 
 def _assign(order: np.ndarray, n: int, fractions) -> np.ndarray:

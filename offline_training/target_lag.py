@@ -232,15 +232,11 @@ def _scorable_runs(dataset, rows: np.ndarray) -> list[np.ndarray]:
 def _no_stretch_fix(dataset, split_kind: str | None, seed: int) -> str:
     """What gives a validation part a stretch to score a lag on: ``--split block`` only where the split is
     another kind and a block split of these windows would have one (else it was refused or circular)."""
-    from eegmusic.offline_training.splits import MIN_TRAIN_WINDOWS, make_split
+    from eegmusic.offline_training.splits import trainable_split
 
     if split_kind != "block":
-        try:
-            block = make_split(dataset.index, "block", seed=seed, hop_s=dataset.hop_s)
-        except ConfigError:
-            block = None
-        trains = block is not None and len(block.train) >= MIN_TRAIN_WINDOWS
-        if trains and _scorable_runs(dataset, block.val):
+        block = trainable_split(dataset.index, "block", seed=seed, hop_s=dataset.hop_s)
+        if block is not None and _scorable_runs(dataset, block.val):
             return NO_STRETCH[1]
     return ("use longer recordings (a validation stretch needs 2 consecutive seconds), or pass "
             "--target-offset SECONDS")

@@ -726,8 +726,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         from eegmusic.offline_training.loop import weights
 
         model, with_statistics = start_model(pretrained, dataset)
-        original = weights(model) if with_statistics else None
-        config.model = getattr(model, "inner_name", model.name)
+        original = weights(model) if with_statistics else None   # config.model: set by _read_init
     else:
         model = build_configured(config.model, model_kwargs, config.model_config)
 

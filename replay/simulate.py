@@ -29,7 +29,6 @@ PosixPath('/tmp/sim')
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -48,7 +47,7 @@ from eegmusic.replay.manifest import GENERATOR, MANIFEST, simulation_manifest
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
 from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
-from eegmusic.stream.atomic import disk_errors, is_within, output_lock
+from eegmusic.stream.atomic import DISK_FULL_ERRNOS, disk_errors, is_within, nearest_existing, output_lock
 from eegmusic.stream.errors import ConfigError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
 from eegmusic.stream.stimulus import check_audio_file
@@ -312,14 +311,6 @@ def _size(n_bytes: float) -> str:
     return f"{n_bytes / 2**10:.0f} KiB"
 
 
-def _nearest_folder(out: Path) -> Path:
-    """``out``, or its nearest ancestor that exists (where ``out`` would be created)."""
-    folder = out
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
-    return folder
-
-
 def check_writable(out: Path) -> None:
     """Refuse an ``out`` that cannot be created or written, before any estimate of its size.
 
@@ -333,11 +324,11 @@ def check_writable(out: Path) -> None:
     OutputError
         ``out`` cannot be created, or nothing can be written into it.
     """
-    folder = _nearest_folder(out)
+    folder = nearest_existing(out)
     try:
         shutil.rmtree(tempfile.mkdtemp(prefix=".eegmusic-write-check-", dir=folder))
     except OSError as error:
-        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        if error.errno in DISK_FULL_ERRNOS:
             return
         reason = error.strerror or str(error)
         what = (f"cannot write into --out folder {out} ({reason})" if folder == out
@@ -363,7 +354,7 @@ def check_resources(out: Path, *, memory: float, disk: float, freed: int, lower:
     if memory > have:
         raise ConfigError(f"this simulation needs about {_size(memory)} of memory, {_size(have)} available; "
                           f"lower {lower}")
-    folder = _nearest_folder(out)
+    folder = nearest_existing(out)
     free = shutil.disk_usage(folder).free + freed
     if disk > free:
         raise ConfigError(f"this simulation writes about {_size(disk)}, {_size(free)} free on the disk of "

@@ -32,7 +32,16 @@ from pathlib import Path
 
 from eegmusic.stream.errors import OutputError
 
-_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+"""The errors a full disk or quota gives a write."""
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path``, or its nearest ancestor that exists: where a folder ``path`` would be created."""
+    path = Path(path)
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
 
 
 def refuse_existing(path: str | os.PathLike, *, overwrite: bool, flag: str = "--overwrite",
@@ -78,7 +87,7 @@ def _umask() -> int:
 
 
 def _disk_message(path: Path, error: OSError) -> str:
-    if error.errno in _DISK_ERRNOS:
+    if error.errno in DISK_FULL_ERRNOS:
         return (f"disk full while writing {path} ({os.strerror(error.errno)}); what was written before stays "
                 "readable; free space or choose another folder")
     return f"cannot write {path} ({error.strerror or error}); check the folder's permissions and free space"

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from eegmusic.stream.atomic import nearest_existing
+
 ArgumentTypeError = argparse.ArgumentTypeError
 
 
@@ -137,8 +139,8 @@ def timeout_seconds(text: str) -> float:
 
 def _writable_folder(folder: Path, text: str) -> None:
     if not folder.is_dir():
-        existing = next((above for above in (folder, *folder.parents) if above.exists()), None)
-        if existing is not None and not existing.is_dir():
+        existing = nearest_existing(folder)
+        if not existing.is_dir():
             raise ArgumentTypeError(f"{str(existing)!r} in {text!r} is a file, not a folder; name a path in "
                                     "a folder")
         raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} does not exist; create it first")
@@ -176,11 +178,7 @@ def output_dir(text: str) -> str:
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise ArgumentTypeError(f"{text!r} is a file, not a folder; name a folder")
-    ancestor = path
-    while not ancestor.exists():
-        if ancestor.parent == ancestor:
-            break
-        ancestor = ancestor.parent
+    ancestor = nearest_existing(path)
     if ancestor.exists() and not ancestor.is_dir():
         raise ArgumentTypeError(f"{str(ancestor)!r} in {text!r} is a file, not a folder")
     if ancestor.exists() and not os.access(ancestor, os.W_OK | os.X_OK):

@@ -21,7 +21,7 @@ import scipy.signal
 import soundfile
 from eegmusic.decoder import melspec
 from eegmusic.offline_training import metrics
-from eegmusic.offline_training.baselines import shuffled_order
+from eegmusic.offline_training.baselines import shuffled_test_order
 from eegmusic.offline_training.dataset import WindowDataset
 from eegmusic.offline_training.evaluate import evaluate
 from eegmusic.offline_training.inference import load_model, run_model
@@ -221,7 +221,7 @@ def test_shuffled_eeg_is_the_model_on_permuted_windows(tracking_run, eval_dir):
     dataset, split = _test_part(eval_dir)
     eeg = dataset.eeg(split.test)
     targets = np.stack([dataset.index["song"][split.test], dataset.index["start"][split.test]], axis=1)
-    order = shuffled_order(len(eeg), seed=0, targets=targets)   # as evaluate shuffles: never its own target
+    order, _ = shuffled_test_order(dataset.index, split.test, seed=0)   # evaluate's: never its own target
     assert not np.any(order == np.arange(len(eeg)))
     assert not np.any(np.all(targets[order] == targets, axis=1))
     shuffled = run_model(session, info, eeg[order])

@@ -113,22 +113,25 @@ def test_a_unique_stream_costs_one_answer_and_one_listing(stream_name, monkeypat
 
 def test_the_first_answer_is_opened_while_the_resolver_listens_for_a_twin(stream_name, monkeypatch):
     outlet = _outlet(stream_name)
-    opened = threading.Event()
-    opened_before_the_listen_ended = []
+    opened, listening = threading.Event(), threading.Event()
+    opened_before_the_listen_ended, listen_began_while_opening = [], []
     real_listing = pylsl.resolve_streams
 
     def listing(*args, **kwargs):
+        listening.set()
         found = real_listing(*args, **kwargs)
         opened_before_the_listen_ended.append(opened.is_set())
         return found
 
     def open_stream(info):
+        # open, then listen (one after the other) would wait here in vain: the two must overlap
+        listen_began_while_opening.append(listening.wait(timeout=5.0))
         opened.set()
         return info.source_id()
 
     monkeypatch.setattr(pylsl, "resolve_streams", listing)
     assert resolve_and_open(open_stream, name=stream_name, timeout=10.0) == f"{stream_name}-sid"
-    assert opened_before_the_listen_ended == [True]
+    assert opened_before_the_listen_ended == [True] and listen_began_while_opening == [True]
     del outlet
 
 
