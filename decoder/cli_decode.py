@@ -211,15 +211,10 @@ def format_summary(summary: dict) -> str:
                          f"{fmt(total)}")
         else:   # the frames scored so far fit in the live figure's window: it is the whole run's
             lines.append(f"dynamic r vs true stimulus mel: whole run {fmt(total)}")
-        base = summary.get("baseline_dynamic_r_total") or {}
-        constant = summary.get("baseline_constant") or []
-        if constant or any(value is not None for value in base.values()):   # the model carries its means
-            from eegmusic.decoder.metrics import CONSTANT_NOTE
+        # as the demo and the dashboard word them, with why one is n/a
+        from eegmusic.decoder.scores import baseline_words
 
-            note = f" ({CONSTANT_NOTE})" if constant else ""
-            shown = lambda r: "n/a" if r is None else f"{r:.3f}"  # noqa: E731
-            lines.append(f"  baselines on the same frames (whole run): global mean "
-                         f"{shown(base.get('global_mean'))}, song mean {shown(base.get('song_mean'))}{note}")
+        lines.append(f"  on the same frames (whole run): {baseline_words(summary)}")
     interpolated = summary.get("interpolated_channels") or []
     if interpolated:
         shown = ", ".join(interpolated[:12]) + (f", … ({len(interpolated)} in all)" if len(interpolated) > 12

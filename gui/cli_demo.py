@@ -22,7 +22,6 @@ import argparse
 import re
 from pathlib import Path
 
-from eegmusic.gui.scores import baseline_line
 from eegmusic.stream.options import output_dir, output_file, positive_int, seconds
 
 EPILOG = """\
@@ -96,13 +95,15 @@ def _cache_dir(args) -> Path:
 
 
 def _log_flags() -> list[str]:
-    """The demo's own ``-v``/``-q`` for its child commands (read from the level the CLI set): a quiet demo
-    printed its replay's INFO lines."""
+    """The demo's own ``-v``/``-q`` for its child commands, read from the levels the CLI set
+    (:func:`eegmusic.stream.cli.configure_logging`): a quiet demo printed its replay's INFO lines, and
+    reading the root logger's level (WARNING unless -v) made every default demo's children quiet."""
     import logging
 
-    level = logging.getLogger().getEffectiveLevel()
-    return ["-v"] if level <= logging.DEBUG else ["-qq"] if level >= logging.ERROR else \
-        ["-q"] if level >= logging.WARNING else []
+    level = logging.getLogger("eegmusic").getEffectiveLevel()
+    if level <= logging.DEBUG:
+        return ["-vv"] if logging.getLogger().getEffectiveLevel() <= logging.DEBUG else ["-v"]
+    return ["-qq"] if level >= logging.ERROR else ["-q"] if level >= logging.WARNING else []
 
 
 def _eegmusic(*argv: str, quiet: bool = False) -> None:
@@ -347,8 +348,7 @@ def run_demo(args) -> int:
 
     write_json(out / "summary.json", summary)
     print()
-    print(format_summary(summary))
-    print(baseline_line(summary))
+    print(format_summary(summary))   # its score lines hold the baselines of the same frames
     print(f"files: model {model}\n       recording {record} (mel_db.f32 + decoded.wav)")
     if wav is not None:
         print(f"       audio {wav}  (play it: any audio player)")

@@ -4,7 +4,7 @@ Colours are fixed mel-dB levels (−80 … +30 dB on the contract's scale, refer
 normalised), so a louder decoded frame looks louder. With a truth folder the pipeline also gives the
 stimulus mel for the same frames and a rolling dynamic r (correlation of the frame-to-frame changes);
 the panel keeps a history of r to draw it over time. Below it, the decoder's dynamic r over the whole
-run stands beside the global-mean and song-mean baselines scored on the same frames (:mod:`gui.scores`,
+run stands beside the global-mean and song-mean baselines scored on the same frames (:mod:`decoder.scores`,
 from the decode's summary), so a score never shows without what a constant spectrum reaches.
 """
 
@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from eegmusic.decoder.melspec import DB_FLOOR, FRAME_PERIOD_S
-from eegmusic.gui.scores import baseline_line, run_scores
+from eegmusic.decoder.scores import baseline_line, run_scores
 from PySide6 import QtCore, QtWidgets
 
 FRAME_RATE = 1.0 / FRAME_PERIOD_S

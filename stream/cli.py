@@ -118,10 +118,20 @@ def renamed_option(parser: argparse.ArgumentParser, old: str, hint: str) -> None
 def _add_verbosity(parser: argparse.ArgumentParser, *, suffix: str = "") -> None:
     """``-v``/``-q`` on ``parser``; the subcommand's copies use other names so neither overwrites."""
     parser.add_argument("-v", "--verbose", dest=f"verbose{suffix}", action="count", default=0,
-                        help="more log output (debug, and the libraries' own log lines); before or after "
-                        "the command")
+                        help="more log output: eegmusic's debug lines and the libraries' INFO lines (-vv: "
+                        "their debug lines too); before or after the command")
     parser.add_argument("-q", "--quiet", dest=f"quiet{suffix}", action="count", default=0,
                         help="warnings only and no progress bars (-qq: errors only)")
+
+
+def configure_logging(verbose: int, quiet: int) -> None:
+    """Log levels for ``-v``/``-q`` counts: eegmusic's own at :func:`log_level`; the libraries' at WARNING,
+    their INFO lines with -v (onnx_ir's export passes printed up to 12 per train) and their debug only with
+    -vv (numba's compiler and matplotlib's font search wrote thousands of lines under a single -v)."""
+    level = log_level(verbose, quiet)
+    libraries = logging.DEBUG if verbose >= 2 else logging.INFO if verbose else max(level, logging.WARNING)
+    logging.basicConfig(level=libraries, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("eegmusic").setLevel(level)
 
 
 def log_level(verbose: int, quiet: int) -> int:
@@ -323,11 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     verbose = args.verbose + getattr(args, "verbose_command", 0)
     quiet = args.quiet + getattr(args, "quiet_command", 0)
-    level = log_level(verbose, quiet)
-    # the libraries' own INFO lines (onnx_ir's export passes printed up to 12 per train) only with -v
-    logging.basicConfig(level=level if verbose else max(level, logging.WARNING),
-                        format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("eegmusic").setLevel(level)
+    configure_logging(verbose, quiet)
     if quiet:
         from eegmusic.stream.progress import set_enabled
 

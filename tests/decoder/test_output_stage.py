@@ -178,6 +178,10 @@ def test_constant_baselines_print_as_n_a_with_the_reason_not_as_a_score():
     summary = {**_summary(5.0), "baseline_dynamic_r_total": {"global_mean": None, "song_mean": None},
                "baseline_constant": ["global_mean", "song_mean"]}
     text = format_summary(summary)
-    assert f"global mean n/a, song mean n/a ({CONSTANT_NOTE})" in text, text
+    assert f"global-mean baseline n/a, song-mean baseline n/a (both baselines: {CONSTANT_NOTE})" in text, text
     summary.update(baseline_dynamic_r_total={"global_mean": -0.01, "song_mean": 0.02}, baseline_constant=[])
-    assert "global mean -0.010, song mean 0.020" in format_summary(summary)
+    assert "global-mean baseline -0.010, song-mean baseline 0.020" in format_summary(summary)
+    # a song outside the model's training part: why its song mean is missing, as the dashboard says it
+    summary.update(baseline_dynamic_r_total={"global_mean": -0.01, "song_mean": None})
+    assert "song-mean baseline n/a (a scored song is not in the model's training data)" in \
+        format_summary(summary)

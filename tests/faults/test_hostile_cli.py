@@ -8,6 +8,8 @@ hear its ``-q``.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -90,20 +92,35 @@ def test_an_intact_session_loads_without_pyxdf_lines(tmp_path, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
-@pytest.mark.parametrize(("level", "flags"), [
-    (logging.DEBUG, ["-v"]), (logging.INFO, []), (logging.WARNING, ["-q"]), (logging.ERROR, ["-qq"]),
+@pytest.mark.parametrize(("options", "flags"), [
+    (["-vv"], ["-vv"]), (["-v"], ["-v"]), ([], []), (["-q"], ["-q"]), (["-qq"], ["-qq"]),
 ])
-def test_the_demo_passes_its_verbosity_to_its_child_commands(level, flags):
-    """``eegmusic -q demo`` printed its replay's INFO lines: the children ran at the default level."""
-    from eegmusic.gui.cli_demo import _log_flags
+def test_the_demo_passes_its_verbosity_to_its_child_commands(options, flags):
+    """``eegmusic -q demo`` printed its replay's INFO lines, and a default demo ran its children with -q
+    (the root logger stays at WARNING without -v). A fresh interpreter, so the CLI's own logging set-up
+    runs as it does for a user rather than under pytest's handlers."""
+    script = ("import sys\nfrom eegmusic.stream.cli import configure_logging, log_level\n"
+              "from eegmusic.gui.cli_demo import _log_flags\n"
+              f"options = {options!r}\n"
+              "verbose = sum(o.count('v') for o in options if o.startswith('-v'))\n"
+              "quiet = sum(o.count('q') for o in options if o.startswith('-q'))\n"
+              "configure_logging(verbose, quiet)\nprint(' '.join(_log_flags()))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == flags
 
-    root = logging.getLogger()
-    before = root.level
-    root.setLevel(level)
-    try:
-        assert _log_flags() == flags
-    finally:
-        root.setLevel(before)
+
+@pytest.mark.parametrize(("verbose", "shown"), [(0, set()), (1, {"INFO"}), (2, {"INFO", "DEBUG"})])
+def test_one_v_shows_the_libraries_info_lines_and_only_two_their_debug(verbose, shown):
+    """Under a single -v numba's compiler and matplotlib's font search wrote thousands of DEBUG lines
+    around eegmusic's own; eegmusic's debug lines still come with one."""
+    script = ("import logging\nfrom eegmusic.stream.cli import configure_logging\n"
+              f"configure_logging({verbose}, 0)\n"
+              "for level in ('DEBUG', 'INFO'):\n"
+              "    logging.getLogger('numba.core.ssa').log(getattr(logging, level), level)\n"
+              "logging.getLogger('eegmusic.x').debug('own')\n")
+    err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stderr
+    assert {line.split()[0] for line in err.splitlines() if "numba" in line} == shown
+    assert ("own" in err) == (verbose >= 1)
 
 
 def test_a_library_message_with_line_breaks_and_binary_bytes_is_printed_as_one_line(cli, tmp_path):

@@ -45,6 +45,8 @@ def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
         assert shown in result.stdout, result.stdout
         if value is None and key in summary["baseline_constant"]:
             assert "no dynamics to score" in result.stdout, result.stdout
+    # once: the demo printed decode's baselines line and then its own in other words
+    assert result.stdout.count("global-mean baseline") == 1, result.stdout
     assert (out / "recording" / "mel_db.f32").stat().st_size > 0
 
 

@@ -1,4 +1,5 @@
-"""The decoder's dynamic r beside its baselines, scored on the same frames (the demo and the dashboard).
+"""The decoder's dynamic r beside its baselines, scored on the same frames (decode, the demo and the
+dashboard, in the same words).
 
 A decode with a truth folder scores every frame it emits against the true stimulus mel, and scores two
 baselines that know nothing of the EEG on exactly those frames: the global-mean and the song-mean mel
@@ -12,6 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 
+NO_MEANS_NOTE = "the model carries no mean windows of its training part: one trained by `eegmusic train` does"
+"""Why both baselines are n/a for a model without ``baselines`` metadata (made elsewhere, or exported by
+hand)."""
+
+
 def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, float | None]:
     """Dynamic r over the run's scored frames: (decoder, global-mean baseline, song-mean baseline).
 
@@ -23,23 +29,32 @@ def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, flo
     return summary.get("dynamic_r_total"), base.get("global_mean"), base.get("song_mean")
 
 
-def baseline_line(summary: Mapping | None) -> str:
-    """The decoder's live dynamic r beside the baselines scored on the same frames (one line)."""
-    def fmt(value):
-        return "n/a" if value is None else f"{value:.3f}"
-
-    decoder, global_mean, song = run_scores(summary)
+def baseline_words(summary: Mapping | None) -> str:
+    """The two baselines of the run's scored frames, each with why it is missing where it is (one phrase):
+    ``global-mean baseline 0.012, song-mean baseline n/a (a scored song is not in …)``."""
+    _, global_mean, song = run_scores(summary)
     constant = list((summary or {}).get("baseline_constant") or [])
     # no song mean beside a global mean: the song was never trained on (with neither, nothing is scored yet)
     global_known = global_mean is not None or "global_mean" in constant
     unseen_song = song is None and global_known and "song_mean" not in constant
     notes = ["a scored song is not in the model's training data"] if unseen_song else []
+    carried = (summary or {}).get("baseline_dynamic_r_total")
+    if carried == {} and run_scores(summary)[0] is not None:   # frames scored, with no means to score
+        notes.append(NO_MEANS_NOTE)
     if constant:
         from eegmusic.decoder.metrics import CONSTANT_NOTE  # here: cli_demo imports this module, numpy-free
 
         which = "both baselines" if len(constant) == 2 else constant[0].replace("_", "-") + " baseline"
         notes.append(f"{which}: {CONSTANT_NOTE}")
     said = f" ({'; '.join(notes)})" if notes else ""
-    return (f"live dynamic r on the same frames: decoder {fmt(decoder)}, "
-            f"global-mean baseline {fmt(global_mean)}, "
-            f"song-mean baseline {fmt(song)}{said}")
+    return f"global-mean baseline {_shown(global_mean)}, song-mean baseline {_shown(song)}{said}"
+
+
+def baseline_line(summary: Mapping | None) -> str:
+    """The decoder's live dynamic r beside the baselines scored on the same frames (one line)."""
+    return f"live dynamic r on the same frames: decoder {_shown(run_scores(summary)[0])}, " \
+        f"{baseline_words(summary)}"
+
+
+def _shown(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -4,7 +4,7 @@ baseline is missing."""
 from __future__ import annotations
 
 import pytest
-from eegmusic.gui.scores import baseline_line
+from eegmusic.decoder.scores import baseline_line
 
 NOTE = "(a scored song is not in the model's training data)"
 
@@ -36,3 +36,12 @@ def test_an_unseen_song_beside_a_constant_global_mean_keeps_both_reasons():
                                                                                "song_mean": None},
                           "baseline_constant": ["global_mean"]})
     assert NOTE.strip("()") in line and "global-mean baseline: one spectrum" in line, line
+
+
+def test_a_model_without_mean_windows_says_why_both_baselines_are_missing():
+    """decode --truth with a model made elsewhere printed no baselines at all, and the demo two bare n/a."""
+    from eegmusic.decoder.scores import NO_MEANS_NOTE
+
+    line = baseline_line({"dynamic_r_total": 0.2, "baseline_dynamic_r_total": {}, "baseline_constant": []})
+    assert "global-mean baseline n/a, song-mean baseline n/a" in line and NO_MEANS_NOTE in line, line
+    assert NO_MEANS_NOTE not in baseline_line({"dynamic_r_total": None, "baseline_dynamic_r_total": {}})
