@@ -222,12 +222,18 @@ class EEGPanel(QtWidgets.QWidget):
         self.gain.setValue(1.0)
         self.gain.setPrefix("gain ×")
         self.title = QtWidgets.QLabel("EEG")
+        # what a row's height means: traces carry no µV axis of their own
+        self.scale_label = QtWidgets.QLabel("")
+        self.scale_label.setStyleSheet("color: #505050")
+        self.scale_mode.currentIndexChanged.connect(self._show_scale)
+        self.gain.valueChanged.connect(self._show_scale)
         self.flag_label = QtWidgets.QLabel("")
         self.flag_label.setStyleSheet("color: #c01e1e")
         bar = QtWidgets.QHBoxLayout()
         for widget in (self.title, self.flag_label):
             bar.addWidget(widget)
         bar.addStretch(1)
+        bar.addWidget(self.scale_label)
         bar.addWidget(self.scale_mode)
         bar.addWidget(self.gain)
         layout = QtWidgets.QVBoxLayout(self)
@@ -240,6 +246,7 @@ class EEGPanel(QtWidgets.QWidget):
         self._x: np.ndarray | None = None
         self._x_key: tuple | None = None
         self._amplitude: np.ndarray | None = None
+        self._common_spread: float | None = None
         self._layout_key: tuple | None = None
         self.reasons: list[str] = []
         self.labels: tuple[str, ...] = ()
@@ -334,12 +341,14 @@ class EEGPanel(QtWidgets.QWidget):
             self._amplitude = amplitude.copy()
         else:  # smooth the scale so traces do not pump from one redraw to the next
             self._amplitude += 0.2 * (amplitude - self._amplitude)
+        self._common_spread = max(float(np.median(self._amplitude)), FLAT_UV)
         if self.scale_mode.currentIndex() == 0:
             spread = np.maximum(self._amplitude, FLAT_UV)
         else:
-            spread = np.full(n_chans, max(float(np.median(self._amplitude)), FLAT_UV))
+            spread = np.full(n_chans, self._common_spread)
         # ±3 SD of a channel fills its row (height 1) at gain 1
         scale = (self.gain.value() * 0.5 / 3.0) / spread
+        self._show_scale()
         offsets = np.arange(n_chans - 1, -1, -1, dtype=np.float32)
         np.subtract(reduced, centre[:, None], out=body)
         body *= scale[:, None].astype(np.float32)
@@ -363,6 +372,19 @@ class EEGPanel(QtWidgets.QWidget):
         for g, curve in enumerate(self.good_curves[:-(-n_chans // GROUP_CHANNELS)]):
             rows = y[g * GROUP_CHANNELS:(g + 1) * GROUP_CHANNELS]
             curve.setData(x[:rows.shape[0] * row], rows.reshape(-1), connect="finite")
+
+    def row_uv(self) -> float | None:
+        """µV spanned by one row's height on the common scale (None per channel, or before any EEG)."""
+        if self.scale_mode.currentIndex() == 0 or self._common_spread is None:
+            return None
+        return 6.0 * self._common_spread / self.gain.value()
+
+    def _show_scale(self, *_) -> None:
+        row = self.row_uv()
+        if row is not None:
+            self.scale_label.setText(f"one row = {row:.3g} µV")
+        elif self.scale_mode.currentIndex() == 0:
+            self.scale_label.setText(f"one row = ±{3.0 / self.gain.value():.3g} SD of its channel")
 
     def _update_layout(self, labels: tuple[str, ...], reasons: list[str]) -> None:
         n_chans = len(reasons)

@@ -153,6 +153,33 @@ def test_eeg_panel_draws_reduced_traces_that_move(qtbot, rng):
     assert panel.flag_curve.getData()[0] is None or panel.flag_curve.getData()[0].size == 0
 
 
+def test_the_eeg_panel_says_how_many_microvolts_a_row_spans(qtbot):
+    """The traces carried no µV scale: on the common scale a label now gives one row's span, and the
+    drawn traces agree with it; per channel it says the row is its channel's own SD."""
+    from eegmusic.gui.eeg_panel import EEGPanel
+
+    panel = EEGPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 700)
+    panel.show()
+    qtbot.waitExposed(panel)
+    t = np.arange(1250) / 125.0
+    amplitude = np.where(np.arange(125) == 0, 40.0, 10.0)   # µV peak; channel 0 four times louder
+    eeg = (amplitude[:, None] * np.sin(2 * np.pi * 3.0 * t)[None, :]).astype(np.float32)
+    panel.update_eeg(eeg, 125.0, LABELS)
+    assert panel.row_uv() is None and "SD of its channel" in panel.scale_label.text()
+    panel.scale_mode.setCurrentIndex(1)
+    panel.gain.setValue(0.5)
+    panel.update_eeg(eeg, 125.0, LABELS)
+    row_uv = panel.row_uv()
+    assert panel.scale_label.text() == f"one row = {row_uv:.3g} µV"
+    _, y = panel.trace_data()
+    rows = y.reshape(125, -1)
+    for channel in (0, 1):   # the drawn peak-to-peak, in rows, times the label's µV per row
+        drawn = (np.nanmax(rows[channel]) - np.nanmin(rows[channel])) * row_uv
+        assert drawn == pytest.approx(2 * amplitude[channel], rel=0.02)
+
+
 def test_eeg_panel_highlights_flagged_channels(qtbot, rng):
     from eegmusic.gui.eeg_panel import EEGPanel
 
