@@ -131,9 +131,12 @@ class Linear(MelDecoder):
                            "beyond it", alpha)
         self.weight.copy_(torch.tensor(solution[: self.n_features], dtype=torch.float32))
         self.bias.copy_(torch.tensor(solution[self.n_features :], dtype=torch.float32))
+        # one penalty given is not chosen, and without validation the figures are training errors
         logger.info(
-            "ridge penalty %g chosen (validation MSE %s)",
+            "ridge penalty %g %s (%s MSE %s)",
             alpha,
+            "chosen" if len(alphas) > 1 else "given",
+            "validation" if validated else "training",
             ", ".join(f"{a:g}: {m:.2f}" for a, m in results.items()),
         )
         return {

@@ -170,7 +170,7 @@ def test_explicit_auto_where_no_lag_can_be_scored_is_refused_in_one_line(sim_dir
     assert not out.exists()
 
 
-def test_the_proxy_ridge_without_validation_takes_the_smallest_penalty(rng):
+def test_the_proxy_ridge_without_validation_takes_the_smallest_penalty(rng, caplog):
     """The lag proxy solves only the smallest penalty: what the whole grid picks on training data."""
     import torch
     from eegmusic.offline_training.models.linear import RIDGE_GRID, Linear
@@ -180,10 +180,15 @@ def test_the_proxy_ridge_without_validation_takes_the_smallest_penalty(rng):
     mel = torch.tensor(rng.normal(-40.0, 10.0, (40, 128, 44)), dtype=torch.float32)
     model = Linear(lags=PROXY_LAGS, n_chans=8)
     model.fit_stats(eeg.numpy(), mel.numpy())
-    info = model.fit_closed_form([(eeg, mel, torch.zeros(40, dtype=torch.long))], None)
+    with caplog.at_level("INFO", logger="eegmusic.offline_training.models.linear"):
+        info = model.fit_closed_form([(eeg, mel, torch.zeros(40, dtype=torch.long))], None)
+        model.fit_closed_form([(eeg, mel, torch.zeros(40, dtype=torch.long))], None, alphas=(min(RIDGE_GRID),))
     assert info["alpha"] == min(RIDGE_GRID)
     mse = [info["val_mse"][str(a)] for a in RIDGE_GRID]
     assert mse == sorted(mse)  # training error grows with the penalty
+    # the log said "chosen (validation MSE …)" of the proxy's one penalty, fitted on training data alone
+    first, second = (r.getMessage() for r in caplog.records if "ridge penalty" in r.getMessage())
+    assert "chosen (training MSE" in first and "given (training MSE" in second, (first, second)
 
 
 def test_train_cli_refuses_a_bad_offset(delayed_dir, tmp_path, capsys):
