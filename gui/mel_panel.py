@@ -59,6 +59,11 @@ class MelPanel(QtWidgets.QWidget):
         self.decoded_plot, self.decoded_image = _mel_plot("decoded mel")
         self.truth_plot, self.truth_image = _mel_plot("true mel (stimulus)")
         self.truth_plot.setXLink(self.decoded_plot)
+        # one scale for both images (their levels are the same fixed MEL_LEVELS)
+        self.colorbar = pg.ColorBarItem(values=MEL_LEVELS, colorMap=pg.colormap.get("inferno"),
+                                        interactive=False, width=10, label="mel dB")
+        self.colorbar.setImageItem([self.decoded_image, self.truth_image],
+                                   insert_in=self.decoded_plot.getPlotItem())
         self.r_plot = pg.PlotWidget(background="w")
         self.r_plot.setMinimumHeight(90)
         self.r_plot.setLabel("left", "r")

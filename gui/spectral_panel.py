@@ -187,7 +187,7 @@ class SpectralPanel(QtWidgets.QWidget):
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.title)
         top.addStretch(1)
-        top.addWidget(QtWidgets.QLabel("scalp map:"))
+        top.addWidget(QtWidgets.QLabel("scalp map (colours as the heatmap's):"))
         top.addWidget(self.band)
         plots = QtWidgets.QHBoxLayout()
         plots.addWidget(self.heatmap, 3)

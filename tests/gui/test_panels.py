@@ -244,6 +244,10 @@ def test_mel_panel_scrolls_and_shows_truth(qtbot, rng):
     np.testing.assert_allclose(x, [-0.5, 0.0])
     np.testing.assert_allclose(y, [0.25, 0.35])
     assert "+0.350" in panel.r_label.text()
+    # a colour bar says what the colours mean, on the images' own fixed levels, drawn beside them
+    assert tuple(panel.colorbar.levels()) == (-80.0, 30.0) and panel.colorbar.isVisible()
+    assert panel.colorbar.getAxis("left").labelText == "mel dB"
+    assert tuple(panel.truth_image.levels) == (-80.0, 30.0)
 
 
 def test_stats_panel_shows_latency_and_counters(qtbot):
