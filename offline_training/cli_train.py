@@ -212,9 +212,12 @@ def run_train(args: argparse.Namespace) -> int:
     if metrics.get("paths"):
         n = metrics["n_windows"]
         where = f" (later excerpt {config.val_data})" if config.val_data else ""
+        # a closed-form fit has no epochs: it said "best epoch 0"; what validation chose there is a penalty
+        chosen = (f"ridge penalty {metrics['ridge']['alpha']:g}" if "ridge" in metrics
+                  else f"best epoch {metrics.get('best_epoch')}")
         print(
             f"{config.model} on {config.split} split: {n['train']} train / {n['val']} val{where} / "
-            f"{n['test']} test windows, best epoch {metrics.get('best_epoch')}, validation MSE "
+            f"{n['test']} test windows, {chosen}, validation MSE "
             f"{metrics['val_mse']:.2f} dB², test MSE {metrics['test_mse']:.2f} dB²"
         )
         choice = metrics.get("target_offset_choice")

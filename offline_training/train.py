@@ -517,17 +517,24 @@ def _plot_curve(path: Path, history: list[dict], title: str) -> None:
     plt.close(fig)
 
 
-def _plot_ridge(path: Path, val_mse: dict, title: str) -> None:
+def _plot_ridge(path: Path, ridge: dict, title: str) -> None:
+    """Validation MSE over the penalty grid, the chosen penalty marked (``ridge``: the fit's info)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    val_mse = ridge["val_mse"]
     alphas = [float(a) for a in val_mse]
     ax.semilogx(alphas, list(val_mse.values()), "o-")
+    chosen = float(ridge["alpha"])
+    ax.semilogx([chosen], [val_mse[str(ridge["alpha"])]], "o", markersize=12, markerfacecolor="none", markeredgecolor="C3", markeredgewidth=2,
+                label=f"chosen: {chosen:g}")
+    ax.legend()
     ax.set_xlabel("relative ridge penalty")
-    ax.set_ylabel("validation MSE (dB²)")
+    # without a validation part the grid's figures are training errors (and the smallest penalty wins)
+    ax.set_ylabel("validation MSE (dB²)" if ridge.get("validated", True) else "training MSE (dB²)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -834,11 +841,11 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         )
         metadata["baselines"] = training_baselines(dataset, split.train)
         export_onnx(cpu_model, out / "model.onnx", metadata)
-        title = f"{config.model} ({config.split} split, {config.loss})"
         if metrics.get("history"):
-            _plot_curve(out / "training_curve.png", metrics["history"], title)
-        elif "ridge" in metrics:
-            _plot_ridge(out / "training_curve.png", metrics["ridge"]["val_mse"], title)
+            _plot_curve(out / "training_curve.png", metrics["history"],
+                        f"{config.model} ({config.split} split, {config.loss})")
+        elif "ridge" in metrics:   # closed form: no loss was trained on
+            _plot_ridge(out / "training_curve.png", metrics["ridge"], f"{config.model} ({config.split} split)")
         metrics["paths"] = {
             name: str(out / name)
             for name in (

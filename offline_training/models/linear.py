@@ -103,7 +103,8 @@ class Linear(MelDecoder):
         Returns
         -------
         info : dict
-            ``alpha`` (chosen relative penalty), ``val_mse`` per penalty, ``train_mse``.
+            ``alpha`` (chosen relative penalty), ``val_mse`` per penalty (training MSE where
+            ``validated`` is false: no validation batches), ``train_mse``.
         """
         n_groups = max(self.n_subjects, 1)
         train = _accumulate(self, train_batches, n_groups)
@@ -142,6 +143,7 @@ class Linear(MelDecoder):
         return {
             "alpha": alpha,
             "val_mse": {str(a): m for a, m in results.items()},
+            "validated": validated,
             "train_mse": _mse(train, solution),
         }
 

@@ -55,7 +55,14 @@ def test_train_writes_a_complete_run(model, sim_dir, tmp_path, capsys, rng):
     out = tmp_path / "run"
     extra = ["--subject-conditioning"] if model in ("cnn", "linear") else []
     assert main(train_args(sim_dir, out, model, *extra)) == 0
-    assert "model.onnx" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "model.onnx" in printed
+    # a closed-form fit has no epochs ("best epoch 0"): its line names the penalty validation chose
+    if model == "linear":
+        alpha = json.loads((out / "metrics.json").read_text())["ridge"]["alpha"]
+        assert f"ridge penalty {alpha:g}, validation MSE" in printed and "best epoch" not in printed, printed
+    else:
+        assert "best epoch" in printed, printed
     for name in ("config.json", "best.pt", "metrics.json", "training_curve.png", "model.onnx"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
