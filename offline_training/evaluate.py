@@ -274,7 +274,8 @@ def evaluate(
     (out_dir / "metrics.md").write_text(metrics_table(summary))
     plot_reconstruction(shown_target[:n_plot_windows], shown_pred[:n_plot_windows],
                         out_dir / "reconstruction.png",
-                        title=f"{info.model_name} on {_describe_rows(dataset, shown[:n_plot_windows])}")
+                        title=f"{info.model_name} on {_describe_rows(dataset, shown[:n_plot_windows])}",
+                        start_s=float(dataset.index[shown[0]]["start"]) / MODEL_SFREQ)
     raw_audio = None
     if info.output_kind == "audio":
         shown_codes = None if subject_codes is None else subject_codes[position[shown[:n_wav]]]

@@ -86,7 +86,8 @@ def metrics_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: str = "") -> None:
+def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: str = "",
+                        start_s: float | None = None) -> None:
     """Draw target and reconstruction of consecutive windows one above the other.
 
     Parameters
@@ -96,6 +97,10 @@ def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: st
     path : str or Path
         PNG file to write.
     title : str
+    start_s : float, optional
+        Where the first window's EEG starts in its recording: the time axis reads the recording's seconds,
+        as the title does (it read 0-6 s under a title of 9-15 s); without it, seconds from the first
+        window.
     """
     import matplotlib
 
@@ -105,7 +110,8 @@ def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: st
     target_frames, pred_frames = concat_frames(target), concat_frames(pred)
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, constrained_layout=True)
     seconds = target_frames.shape[1] * melspec.FRAME_PERIOD_S
-    extent = (0.0, seconds, 0, melspec.N_MELS)
+    origin = 0.0 if start_s is None else float(start_s)
+    extent = (origin, origin + seconds, 0, melspec.N_MELS)
     vmin, vmax = melspec.DB_FLOOR, float(max(target_frames.max(), pred_frames.max()))
     image = None
     for ax, frames, label in ((axes[0], target_frames, "target"), (axes[1], pred_frames, "reconstruction")):
@@ -120,9 +126,11 @@ def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: st
             interpolation="nearest",
         )
         for k in range(1, len(target)):
-            ax.axvline(k * melspec.FRAMES_PER_WINDOW * melspec.FRAME_PERIOD_S, color="white", lw=0.5, ls=":")
+            ax.axvline(origin + k * melspec.FRAMES_PER_WINDOW * melspec.FRAME_PERIOD_S, color="white", lw=0.5,
+                       ls=":")
         ax.set_ylabel(f"{label}\nmel band")
-    axes[1].set_xlabel("time (s, windows concatenated)")
+    axes[1].set_xlabel("time (s, windows concatenated)" if start_s is None else
+                       "time in the recording (s, the EEG's; 1-s windows drawn end to end)")
     fig.colorbar(image, ax=axes, label="mel dB")
     if title:
         fig.suptitle(title)

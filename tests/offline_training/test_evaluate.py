@@ -498,3 +498,21 @@ def test_a_cap_lacking_model_channels_is_refused_naming_them(eval_dir, tmp_path)
                                               r"\(E1, E2\); use data with those channels"):
         evaluate(fewer, model, "all", tmp_path / "eval", progress=False, max_wav_s=1)
     assert not (tmp_path / "eval").exists()
+
+
+def test_the_reconstruction_plot_reads_the_seconds_its_title_names(monkeypatch, tmp_path):
+    """Its title said '9-15 s' over a time axis of 0-6 s."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eegmusic.offline_training.report import plot_reconstruction
+    from matplotlib import pyplot as plt
+
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)   # keep the figure to read its axes
+    windows = np.full((6, melspec.N_MELS, melspec.FRAMES_PER_WINDOW), -40.0, np.float32)
+    plot_reconstruction(windows, windows, tmp_path / "r.png", title="song 21, 9-15 s", start_s=9.0)
+    axes = drawn[0].axes
+    left, right = axes[1].get_xlim()
+    assert left == pytest.approx(9.0) and right == pytest.approx(9.0 + 6 * 44 * melspec.FRAME_PERIOD_S)
+    assert "recording" in axes[1].get_xlabel()
