@@ -48,6 +48,20 @@ def test_a_calibrate_option_that_would_be_ignored_is_refused(extra, needle, cli,
     assert sorted(tmp_path.iterdir()) == []
 
 
+@pytest.mark.lsl
+def test_calibrate_with_no_such_stream_is_one_line_and_writes_nothing(cli, tmp_path):
+    """The stream is opened after the music is read: its failure is the same one line as decode's."""
+    music = tmp_path / "music"
+    music.mkdir()
+    for name, period in (("a.wav", 10.0), ("b.wav", 7.0)):
+        soundfile.write(music / name, (0.1 * np.sin(np.arange(22050 * 3) / period)).astype(np.float32), 22050)
+    out = tmp_path / "s.xdf"
+    status, _, err = cli("calibrate", "--stream", "nobody-47", "--music", music, "--out", out,
+                         "--timeout", "0.5", "--no-audio")
+    assert_one_line_error(status, err, "no LSL stream with name='nobody-47' appeared within 0.5 s")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["music"]
+
+
 def test_the_dashboard_refuses_a_corrupt_model_before_any_window(cli, tmp_path):
     """It used to warn inside the window, save the screenshot and exit 0."""
     model = tmp_path / "model.onnx"
