@@ -56,8 +56,10 @@ def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
     from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
 
     parser.add_argument("--vocoder", choices=tuple(VOCODERS), default=DEFAULT_VOCODER, help=vocoder_help())
-    parser.add_argument("--lookahead", type=non_negative_int, default=None, metavar="FRAMES",
-                        help="frames of look-ahead: " + ", ".join(
+    # decode names it --vocoder-lookahead: both spellings work here, so a value tried here pastes into decode
+    parser.add_argument("--lookahead", "--vocoder-lookahead", dest="lookahead", type=non_negative_int,
+                        default=None, metavar="FRAMES",
+                        help="frames of look-ahead (decode's --vocoder-lookahead): " + ", ".join(
                             f"{spec.name} {spec.lookaheads[0]}..{spec.lookaheads[-1]} (default "
                             f"{spec.default_lookahead})" for spec in VOCODERS.values()))
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

@@ -227,6 +227,9 @@ def test_vocode_command(tmp_path, capsys):
     assert main(["vocode", str(source), "--out", str(out), "--lookahead", "0", "--duration", "30",
                  "--overwrite"]) == 0
     assert "1.5 s (all of it: --duration 30 asked for more)" in capsys.readouterr().out
+    # decode's spelling of the option works here too, so a value tried here pastes into decode
+    assert main(["vocode", str(source), "--out", str(out), "--vocoder-lookahead", "2", "--overwrite"]) == 0
+    assert "lookahead 2," in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,message", [
