@@ -10,7 +10,7 @@ module writes a liblsl configuration file and points ``LSLAPICFG`` at it *before
 - ``KnownPeers = {127.0.0.1}``, ``IPv6 = disable``.
 
 What it does not do (checked with ``ss -ltnup`` on liblsl 1.18): liblsl still binds each outlet's
-TCP data port (16572-16604) and its UDP time service on all interfaces. A host that already knows
+TCP data port (16572-16603) and its UDP time service on all interfaces. A host that already knows
 this machine's address and port can connect. For that, block the ports at the firewall or pass
 ``--no-lsl-out``.
 
