@@ -103,8 +103,8 @@ every seed; kept), 0.97 0.313 / 0.306 / 0.308, 0.9 0.316 / 0.303 / 0.305. As the
 member: 0.390 / 0.392 / 0.381 against 0.392 / 0.390 / 0.383, indifferent again."""
 
 ENSEMBLE = {"reuse": ("linear", "sourcenet", "convnet")}
-"""The ensemble row: the split's trained ridge, sourcenet and convnet (those trained on the split),
-mixed. On the validation excerpt (10 %, block; convnet without its skip path then): ridge 0.288,
+"""An earlier ensemble row, superseded by :data:`ENSEMBLE_DENOISED` and kept for its figures: the split's
+trained ridge, sourcenet and convnet (those trained on the split), mixed. On the validation excerpt (10 %, block; convnet without its skip path then): ridge 0.288,
 sourcenet 0.310, convnet 0.278; ridge + sourcenet 0.317, all three 0.345; a second sourcenet seed
 added +2.5 % for 3 more minutes per split (left out to fit the full run in an hour). Its weights are
 chosen on the split's validation part: on the subject split (2 validation listeners) that choice
@@ -531,7 +531,8 @@ QUICK = {
                "ensemble": {**ENSEMBLE_DENOISED, "epochs": 3}},
     "hop_s": 1.0, "mcca": MCCA, "noise_free": NOISE_FREE,
 }
-"""Quick run: one evoked share, short excerpts, ridge and one deep model (a few minutes)."""
+"""Quick run: one evoked share, short excerpts; ridge, denoised ridge, sourcenet and the ensemble (a few
+minutes)."""
 
 TRAIN_OPTIONS = ("epochs", "patience", "loss", "augment", "model_config", "subject_conditioning", "lr", "ema",
                  "select_by", "epoch_fraction")

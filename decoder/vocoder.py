@@ -225,7 +225,8 @@ class StreamingVocoder:
         self.reset()
 
     def reset(self) -> None:
-        """Forget all phase and overlap-add state (call on a gap; see :meth:`fade_out`)."""
+        """Forget all phase and overlap-add state (the live output stage calls it at a gap; the restart's
+        first window fades in from silence)."""
         self._engine.reset()
 
     def warm_up(self, n_frames: int = 8) -> None:
@@ -291,9 +292,10 @@ class StreamingVocoder:
     def fade_out(self) -> np.ndarray:
         """Close the sound at a gap: the next 512 samples faded to zero, then :meth:`reset`.
 
-        Call it when frames stop coming (a gap starts); the caller plays the returned chunk. After a
-        gap the overlap-add restarts from silence, whose first window is itself a fade-in, so no
-        click is heard at either end.
+        For a caller that can give a gap's first hop to the fade and plays the returned chunk there;
+        after it the overlap-add restarts from silence, whose first window is itself a fade-in, so no
+        click is heard at either end. The live output stage does not call it: it resets and keeps its
+        timeline, so the sound there stops where the last chunk ends.
 
         Returns
         -------

@@ -237,8 +237,9 @@ def _song_ids(folder: Path) -> list[int]:
     ids = sorted(int(m.group(1)) for p in folder.glob("song*_Imputed.mat")
                  if (m := re.fullmatch(r"song(\d+)_Imputed\.mat", p.name)))
     if len(ids) < 2:
-        raise DataFormatError(f"{folder} has {len(ids)} songNN_Imputed.mat files; the demo needs 2 or more "
-                              f"(one held out); run `eegmusic info {folder}`")
+        files = "no songNN_Imputed.mat file" if not ids else "only 1 songNN_Imputed.mat file"
+        raise DataFormatError(f"{folder} has {files}; the demo needs 2 or more songs (one held out); run "
+                              f"`eegmusic info {folder}`")
     return ids
 
 

@@ -324,8 +324,6 @@ class AdaptedDecoder(MelDecoder):
         Registry name of the pretrained model.
     inner_config : dict
         Its ``get_config()``.
-    n_data_chans : int
-        Channels of the new montage.
     **kwargs
         :class:`MelDecoder` keywords (``n_chans`` is the new montage's).
     """

@@ -1,5 +1,5 @@
-"""The regression loops: Adam epochs on a mel loss (every model in ``MODELS`` but ``linear``) and the
-closed-form ridge fit (``linear``).
+"""The regression loops: Adam epochs on a mel loss (every model in ``MODELS`` but ``linear`` and
+``ensemble``, which ``loop_ensemble`` mixes) and the closed-form ridge fit (``linear``).
 
 :func:`fit_regression` runs under ``torchrun`` too: each process trains on its share of every epoch's
 batches (DDP), and the epoch bookkeeping (best weights, patience, checkpoints, resume) is

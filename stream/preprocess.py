@@ -186,7 +186,7 @@ def preprocess_recording(eeg: np.ndarray, sfreq: float, labels, spec: Preprocess
     labels : sequence of str
         Its channel labels.
     spec : PreprocessingSpec
-        The model's preprocessing (default: 125 Hz, model channels, nothing else).
+        The model's preprocessing (default: 125 Hz, model channels, average reference, no filters).
     impute_missing : bool
         Fill missing model channels by spherical-spline interpolation instead of raising.
     stream_positions, model_positions, max_missing
@@ -195,8 +195,8 @@ def preprocess_recording(eeg: np.ndarray, sfreq: float, labels, spec: Preprocess
     Returns
     -------
     eeg : ndarray, shape (len(spec.channels), n_out), float32
-        ``n_out = ceil(n_times * spec.sfreq / sfreq)``. With the default spec, a 125-Hz recording in
-        model channel order is returned unchanged (as float32).
+        ``n_out = ceil(n_times * spec.sfreq / sfreq)``. With the default spec, an average-referenced
+        125-Hz recording in model channel order is returned unchanged (as float32).
 
     Raises
     ------
@@ -207,7 +207,7 @@ def preprocess_recording(eeg: np.ndarray, sfreq: float, labels, spec: Preprocess
 
     Examples
     --------
-    >>> from stream.spec import MODEL_CHANNELS
+    >>> from eegmusic.stream.spec import MODEL_CHANNELS
     >>> x = np.zeros((125, 250))
     >>> preprocess_recording(x, 125.0, MODEL_CHANNELS).shape
     (125, 250)

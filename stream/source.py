@@ -111,7 +111,7 @@ class EEGSource:
     name, stype, source_id : str or None
         Which stream (all that are given must match; any ``EEG`` stream when none is given).
     spec : PreprocessingSpec
-        The model's preprocessing (default: 125 Hz, model channels, nothing else).
+        The model's preprocessing (default: 125 Hz, model channels, average reference, no filters).
     hop_s : float
         Time between windows in seconds.
     impute_missing : bool

@@ -156,8 +156,8 @@ class EEGAdapter(nn.Module):
         Coarse mel-band rows each level's residual is projected onto before resizing.
     clamp_sd : float
         Robust-scaling clamp in SD.
-    n_subjects, subject_dim : int
-        Optional subject embedding added to the projected features (0: none).
+    n_subjects : int
+        Optional subject embedding of width ``proj_channels`` added to the projected features (0: none).
     """
 
     def __init__(

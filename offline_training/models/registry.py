@@ -97,7 +97,7 @@ class ModelClasses(Mapping):
 
 
 MODELS = ModelClasses(spec for spec in SPECS if not spec.generative)
-"""Regression decoders (plain loop or closed form): name → class."""
+"""Regression decoders (the regression, closed-form or ensemble loop): name → class."""
 
 GENERATIVE_MODELS = ModelClasses(spec for spec in SPECS if spec.generative)
 """Generative decoders with their own training loop (``training_loop``: gan, diffusion)."""

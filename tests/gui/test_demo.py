@@ -91,9 +91,17 @@ def test_demo_bad_options(sim_dir, tmp_path, argv, message):
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_demo_needs_two_songs(tmp_path):
-    result = _demo("--data", str(tmp_path), "--no-gui", "--cache", str(tmp_path))
-    assert result.returncode == 2 and "the demo needs 2 or more" in result.stderr
+@pytest.mark.parametrize(("n_songs", "said"), [(0, "has no songNN_Imputed.mat file"),
+                                                (1, "has only 1 songNN_Imputed.mat file")])
+def test_demo_needs_two_songs(tmp_path, n_songs, said):
+    """One song is the boundary: none left to train on once it is held out."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for song in range(21, 21 + n_songs):
+        (data / f"song{song}_Imputed.mat").write_bytes(b"")   # counted before any is read
+    result = _demo("--data", str(data), "--no-gui", "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{said}; the demo needs 2 or more songs" in result.stderr, result.stderr
 
 
 @pytest.mark.lsl

@@ -129,6 +129,42 @@ def test_eight_channel_cap_into_nmedt_model_per_tolerance(stream_name, rng, max_
     del outlet
 
 
+def test_eight_channel_cap_into_nmedt_layout_equals_mne_interpolation(stream_name, rng):
+    """The accepted case above checked only that the 124 rows were not zero. Here they must equal MNE's
+    interpolate_bads from the same 8 electrodes (positions from the stream's LSL description) into the
+    GSN layout, resampled: a row filled from the wrong target position, or stream positions ignored,
+    would not."""
+    mne = pytest.importorskip("mne")
+    given = ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "Cz"]
+    positions = head_positions(given, montage="standard_1020")
+    outlet = _outlet(stream_name, TEN_TWENTY_8, 250.0, positions=positions)
+    eeg = _scalp_eeg(rng, 8, 1000, 250.0)
+    spec = PreprocessingSpec(reference="none")   # the comparison is of the interpolation alone
+    with EEGSource(stream_name, spec=spec, impute_missing=True, max_missing=124, resolve_timeout=30.0,
+                   queue_windows=256) as source:
+        _push(outlet, eeg, 250.0)
+        windows = _windows(source, n_last=200)
+    missing = list(MODEL_CHANNELS[:-1])                          # E1 … E124; Cz comes from the stream
+    all_positions = np.concatenate([positions, head_positions(missing, strict=False)])
+    labels = [*TEN_TWENTY_8, *missing]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        info = mne.create_info(labels, 250.0, "eeg")
+        info.set_montage(mne.channels.make_dig_montage(dict(zip(labels, all_positions, strict=True)),
+                                                       coord_frame="head"))
+    raw = mne.io.RawArray(np.concatenate([eeg, np.zeros((len(missing), eeg.shape[1]))]) * 1e-6, info,
+                          verbose=False)
+    raw.info["bads"] = missing
+    raw.interpolate_bads(origin=_sphere_centre(all_positions), verbose=False)
+    expected = resample_recording(raw.get_data() * 1e6, 250.0, 125.0)
+    rows = [labels.index(label) for label in MODEL_CHANNELS[:-1]] + [labels.index("Cz")]
+    scale = float(np.std(expected[rows]))
+    for window in windows:
+        block = expected[rows, window.sample_index:window.sample_index + 125]
+        np.testing.assert_allclose(window.data, block, atol=1e-3 * scale, rtol=0)
+    del outlet
+
+
 def test_eight_channel_cap_without_impute_names_the_flag(stream_name):
     outlet = _outlet(stream_name, TEN_TWENTY_8, 250.0)
     source = EEGSource(stream_name, spec=PreprocessingSpec(channels=MODEL_CHANNELS), resolve_timeout=30.0)
