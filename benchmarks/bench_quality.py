@@ -104,11 +104,11 @@ member: 0.390 / 0.392 / 0.381 against 0.392 / 0.390 / 0.383, indifferent again."
 
 ENSEMBLE = {"reuse": ("linear", "sourcenet", "convnet")}
 """An earlier ensemble row, superseded by :data:`ENSEMBLE_DENOISED` and kept for its figures: the split's
-trained ridge, sourcenet and convnet (those trained on the split), mixed. On the validation excerpt (10 %, block; convnet without its skip path then): ridge 0.288,
-sourcenet 0.310, convnet 0.278; ridge + sourcenet 0.317, all three 0.345; a second sourcenet seed
-added +2.5 % for 3 more minutes per split (left out to fit the full run in an hour). Its weights are
-chosen on the split's validation part: on the subject split (2 validation listeners) that choice
-scored below sourcenet alone at 3 % and 1 % in the full run."""
+trained ridge, sourcenet and convnet (those trained on the split), mixed. On the validation excerpt (10 %,
+block; convnet without its skip path then): ridge 0.288, sourcenet 0.310, convnet 0.278; ridge + sourcenet
+0.317, all three 0.345; a second sourcenet seed added +2.5 % for 3 more minutes per split (left out to fit
+the full run in an hour). Its weights are chosen on the split's validation part: on the subject split (2
+validation listeners) that choice scored below sourcenet alone at 3 % and 1 % in the full run."""
 
 EUCLIDEAN = {"model": "linear", "align": "ea"}
 """Ridge on Euclidean-aligned EEG (:mod:`offline_training.alignment`: each listener whitened by the

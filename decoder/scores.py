@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-
 NO_MEANS_NOTE = "the model carries no mean windows of its training part: one trained by `eegmusic train` does"
 """Why both baselines are n/a for a model without ``baselines`` metadata (made elsewhere, or exported by
 hand)."""

@@ -188,8 +188,7 @@ class AttachedDecode:
             shutil.rmtree(self.summary_path.parent, ignore_errors=True)  # its log and summary are read
 
 
-def decode_command(config, name: str, *, summary_path: Path | None = None, vocoder: str | None = None
-                   ) -> list[str]:
+def decode_command(config, name: str, *, summary_path: Path | None = None) -> list[str]:
     """The ``eegmusic decode`` command line for a :class:`decoder.pipeline.PipelineConfig`.
 
     Parameters
@@ -199,12 +198,10 @@ def decode_command(config, name: str, *, summary_path: Path | None = None, vocod
         Publish name.
     summary_path : Path, optional
         ``--json`` target for the final summary.
-    vocoder : str, optional
-        ``--vocoder`` (default: the config's).
     """
     argv = [sys.executable, "-m", "eegmusic", "decode", "--publish", name, "--model", str(config.model_path),
             "--hop", repr(float(config.hop_s)), "--timeout", repr(float(config.resolve_timeout_s)),
-            "--vocoder", vocoder or config.vocoder_method, "--threads", str(config.threads),
+            "--vocoder", config.vocoder_method, "--threads", str(config.threads),
             "--device", config.device]
     if config.stream_name:
         argv += ["--stream", config.stream_name]
@@ -239,8 +236,7 @@ def decode_command(config, name: str, *, summary_path: Path | None = None, vocod
     return argv
 
 
-def spawn_decode(config, *, gain: float = 1.0, timeout_s: float | None = None, vocoder: str | None = None
-                 ) -> AttachedDecode:
+def spawn_decode(config, *, gain: float = 1.0) -> AttachedDecode:
     """Start ``eegmusic decode --publish`` in its own process and attach to it.
 
     Parameters
@@ -248,8 +244,6 @@ def spawn_decode(config, *, gain: float = 1.0, timeout_s: float | None = None, v
     config : decoder.pipeline.PipelineConfig
     gain : float
         Initial volume (0…1).
-    timeout_s : float, optional
-        Seconds to wait for it to publish (default: the stream timeout plus 30 s to load).
 
     Raises
     ------
@@ -260,13 +254,13 @@ def spawn_decode(config, *, gain: float = 1.0, timeout_s: float | None = None, v
     folder = Path(tempfile.mkdtemp(prefix="eegmusic-gui-"))
     summary_path = folder / "summary.json"
     log_path = folder / "decode.log"
-    argv = decode_command(config, name, summary_path=summary_path, vocoder=vocoder)
+    argv = decode_command(config, name, summary_path=summary_path)
     log.info("starting %s", " ".join(argv))
     env = {**os.environ, OWNER_ENV: str(os.getpid())}  # it stops by itself if this process dies
     with open(log_path, "wb") as log_file:  # a file, not a pipe: a full pipe would stall the decoder
         process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=env)
-    wait_s = timeout_s if timeout_s is not None else config.resolve_timeout_s + 30.0
+    wait_s = config.resolve_timeout_s + 30.0   # the stream's timeout, and 30 s to load the model
     deadline = time.monotonic() + wait_s
     path = snapshot_path(name)
     while not path.exists():

@@ -195,7 +195,7 @@ def training_baselines(dataset, train_rows: np.ndarray) -> dict:
     -------
     dict
         JSON-ready: ``encoding``, ``shape``, ``n_windows``, ``global_mean`` (text) and
-        ``song_mean`` (song id as text → text); read back with :func:`baselines_from_metadata`.
+        ``song_mean`` (song id as text → text); read back with :func:`decoder.truth.read_baselines`.
     """
     global_mean, song_means = mean_mels(dataset, train_rows)
     return {
@@ -206,16 +206,6 @@ def training_baselines(dataset, train_rows: np.ndarray) -> dict:
         "global_mean": encode_mel(global_mean),
         "song_mean": {str(song): encode_mel(mean) for song, mean in song_means.items()},
     }
-
-
-def baselines_from_metadata(entry: dict) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Read :func:`training_baselines`' record back: (global mean, {song: song mean}).
-
-    The one reader is the live decoder's (:func:`decoder.truth.read_baselines`).
-    """
-    from eegmusic.decoder.truth import read_baselines
-
-    return read_baselines(entry)
 
 
 def shuffled_test_order(index: np.ndarray, rows: np.ndarray, *,

@@ -122,14 +122,14 @@ def make_split(
     if kind == "random":
         labels = _assign(rng.permutation(n), n, fractions)
     elif kind in ("subject", "song"):
-        labels = _group_labels(index[kind], fractions, rng, kind)
+        labels = _group_labels(index[kind], fractions, rng)
     elif kind == "subject-block":
-        listener_part = _group_labels(index["subject"], fractions, rng, "subject")
-        chunk_part = _block_labels(index, fractions, rng, guard_s=guard_s, window_s=window_s, hop_s=hop_s)
+        listener_part = _group_labels(index["subject"], fractions, rng)
+        chunk_part = _block_labels(index, fractions, rng, guard_s=guard_s, window_s=window_s)
         # a guard-dropped window (chunk part -1) never equals a listener's part, so it stays dropped
         labels = np.where(listener_part == chunk_part, chunk_part, -1)
     else:
-        labels = _block_labels(index, fractions, rng, guard_s=guard_s, window_s=window_s, hop_s=hop_s)
+        labels = _block_labels(index, fractions, rng, guard_s=guard_s, window_s=window_s)
     parts = [np.flatnonzero(labels == part).astype(np.int64) for part in range(3)]
     for name, rows in zip(_PART_NAMES, parts, strict=True):
         if len(rows) == 0:
@@ -202,7 +202,7 @@ def _assign(order: np.ndarray, n: int, fractions) -> np.ndarray:
     return labels
 
 
-def _group_labels(groups: np.ndarray, fractions, rng: np.random.Generator, kind: str) -> np.ndarray:
+def _group_labels(groups: np.ndarray, fractions, rng: np.random.Generator) -> np.ndarray:
     """Assign whole groups (subjects or songs) to parts."""
     unique = np.unique(groups)
     group_labels = _assign(rng.permutation(len(unique)), len(unique), fractions)
@@ -211,7 +211,7 @@ def _group_labels(groups: np.ndarray, fractions, rng: np.random.Generator, kind:
 
 
 def _block_labels(
-    index: np.ndarray, fractions, rng: np.random.Generator, *, guard_s: float, window_s: float, hop_s: float
+    index: np.ndarray, fractions, rng: np.random.Generator, *, guard_s: float, window_s: float
 ) -> np.ndarray:
     """Contiguous chunks of each song's time axis, shared by all its listeners; -1 marks dropped windows.
 

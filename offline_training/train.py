@@ -529,8 +529,8 @@ def _plot_ridge(path: Path, ridge: dict, title: str) -> None:
     alphas = [float(a) for a in val_mse]
     ax.semilogx(alphas, list(val_mse.values()), "o-")
     chosen = float(ridge["alpha"])
-    ax.semilogx([chosen], [val_mse[str(ridge["alpha"])]], "o", markersize=12, markerfacecolor="none", markeredgecolor="C3", markeredgewidth=2,
-                label=f"chosen: {chosen:g}")
+    ax.semilogx([chosen], [val_mse[str(ridge["alpha"])]], "o", markersize=12, markerfacecolor="none",
+                markeredgecolor="C3", markeredgewidth=2, label=f"chosen: {chosen:g}")
     ax.legend()
     ax.set_xlabel("relative ridge penalty")
     # without a validation part the grid's figures are training errors (and the smallest penalty wins)
@@ -845,7 +845,8 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
             _plot_curve(out / "training_curve.png", metrics["history"],
                         f"{config.model} ({config.split} split, {config.loss})")
         elif "ridge" in metrics:   # closed form: no loss was trained on
-            _plot_ridge(out / "training_curve.png", metrics["ridge"], f"{config.model} ({config.split} split)")
+            _plot_ridge(out / "training_curve.png", metrics["ridge"],
+                        f"{config.model} ({config.split} split)")
         metrics["paths"] = {
             name: str(out / name)
             for name in (

@@ -108,16 +108,11 @@ class MNEDataset(PlayDataset):
             sidecar = self.path / BIDS_SIDECAR
             content = read_sidecar(sidecar, self.path)
             for recording, subject in self._bids_recordings():
-                self._add_plays(recording, subject, content, sidecar.parent)
+                self._add_plays(recording, subject, content)
         else:
             sidecar = sidecar_path(self.path)
             content = read_sidecar(sidecar, self.path)
-            self._add_plays(
-                self.path,
-                str(content.get("subject") or self.path.name.split(".")[0]),
-                content,
-                sidecar.parent,
-            )
+            self._add_plays(self.path, str(content.get("subject") or self.path.name.split(".")[0]), content)
         if not self.plays:
             raise DataFormatError(
                 f"{self.path}: no annotation or event matches the sidecar's stimuli; make the "
@@ -162,7 +157,7 @@ class MNEDataset(PlayDataset):
             self._raws = {key: raw}  # one recording open at a time
         return self._raws[key]
 
-    def _add_plays(self, recording, subject: str, content: dict, folder: Path) -> None:
+    def _add_plays(self, recording, subject: str, content: dict) -> None:
         raw = self._raw(recording)
         stimuli = content["stimuli"]          # checked by read_sidecar: key -> audio Path in the folder
         delay = content["audio_delay_s"]

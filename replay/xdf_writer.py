@@ -271,10 +271,6 @@ class XDFWriter:
             self._streams[stream_id].offsets.append((collection_time, offset))
             self._write(_chunk(_TAG_CLOCK_OFFSET, struct.pack("<Idd", stream_id, collection_time, offset)))
 
-    def stream_counts(self) -> dict[int, int]:
-        """Samples written per stream id."""
-        return {sid: state.sample_count for sid, state in self._streams.items()}
-
     def close(self) -> None:
         """Write every stream's footer and close the file (idempotent)."""
         with self._lock:

@@ -186,15 +186,6 @@ def output_dir(text: str) -> str:
     return text
 
 
-def input_file(text: str) -> str:
-    """A file that exists and is a file (text back)."""
-    path = Path(text).expanduser()
-    if not path.is_file():
-        what = "a folder" if path.is_dir() else "missing"
-        raise ArgumentTypeError(f"{text!r} is {what}; name an existing file")
-    return text
-
-
 def _check_lsl_text(text: str, empty: str) -> str:
     if not text.strip():
         raise ArgumentTypeError(f"must not be empty; {empty}")

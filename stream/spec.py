@@ -33,10 +33,6 @@ N_CHANS = len(MODEL_CHANNELS)
 DEVICE_CHANNELS_128: tuple[str, ...] = tuple(f"E{i}" for i in range(1, 129))
 """Labels of a 128-channel GSN-HydroCel amplifier stream (Cz is its reference and not sent)."""
 
-CHANNEL_ALIASES = {"E129": "Cz", "Cz": "E129"}
-"""Labels that name the same electrode (the GSN-HydroCel-129 vertex reference)."""
-
-
 @dataclass(frozen=True)
 class PreprocessingSpec:
     """How raw stream samples become model input; saved in the model's metadata.

@@ -181,8 +181,9 @@ def test_the_proxy_ridge_without_validation_takes_the_smallest_penalty(rng, capl
     model = Linear(lags=PROXY_LAGS, n_chans=8)
     model.fit_stats(eeg.numpy(), mel.numpy())
     with caplog.at_level("INFO", logger="eegmusic.offline_training.models.linear"):
-        info = model.fit_closed_form([(eeg, mel, torch.zeros(40, dtype=torch.long))], None)
-        model.fit_closed_form([(eeg, mel, torch.zeros(40, dtype=torch.long))], None, alphas=(min(RIDGE_GRID),))
+        batches = [(eeg, mel, torch.zeros(40, dtype=torch.long))]
+        info = model.fit_closed_form(batches, None)
+        model.fit_closed_form(batches, None, alphas=(min(RIDGE_GRID),))
     assert info["alpha"] == min(RIDGE_GRID)
     mse = [info["val_mse"][str(a)] for a in RIDGE_GRID]
     assert mse == sorted(mse)  # training error grows with the penalty
