@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 STALL_S = 0.5
 """A device whose callback has not come for this long (while audio is written) is reopened."""
 
+EDGE_RAMP_SAMPLES = 64
+"""Samples (2.9 ms at 22050 Hz) over which the device's output falls to silence where the ring runs
+dry (a stall, a late decoder, the end) and rises from it where sound comes back. Without them the
+sound stopped at whatever sample the last chunk ended on and came back at full height: steps of up to
+full scale, heard as clicks."""
+
 UNDERRUN_TIMES_KEPT = 4096
 """How many of the latest underruns :attr:`SoundDeviceSink.underrun_times` keeps."""
 
@@ -185,6 +191,11 @@ class SoundDeviceSink(_Sink):
         capacity = 1 << int(np.ceil(np.log2(max(buffer_s * self.samplerate, 4 * self.blocksize))))
         self._ring = np.zeros(capacity, dtype=np.float32)
         self._mask = capacity - 1
+        # the callback's edges: a rise from silence and a fall to it (EDGE_RAMP_SAMPLES)
+        self._rise = (np.arange(1, EDGE_RAMP_SAMPLES + 1, dtype=np.float32) / (EDGE_RAMP_SAMPLES + 1))
+        self._fall = self._rise[::-1].copy()
+        self._dry = True        # the device's output ended in silence (it starts silent)
+        self._last_out = 0.0    # the last sample the device was given
         # monotonic sample counters; each is written by one thread only (GIL-atomic int stores)
         self._write_pos = 0
         self._read_pos = 0
@@ -261,11 +272,18 @@ class SoundDeviceSink(_Sink):
         out = outdata[:, 0]
         out[:first] = self._ring[start:start + first]
         out[first:n] = self._ring[:n - first]
-        if n < frames:
-            out[n:] = 0.0
+        if n and self._dry:        # sound after silence rises from zero
+            k = min(n, EDGE_RAMP_SAMPLES)
+            out[:k] *= self._rise[:k]
+        if n < frames:             # ran dry: fall from the last sample given to zero, then silence
+            k = min(frames - n, EDGE_RAMP_SAMPLES)
+            out[n:n + k] = (out[n - 1] if n else self._last_out) * self._fall[:k]
+            out[n + k:] = 0.0
             if self._playing and not self._draining:
                 self._underruns += 1
                 self.underrun_times.append(time.monotonic())
+        self._dry = n < frames and out[frames - 1] == 0.0
+        self._last_out = float(out[frames - 1]) if frames else self._last_out
         self._read_pos = read + n
         self._dac_latency_s = time_info.outputBufferDacTime - time_info.currentTime
 

@@ -295,7 +295,8 @@ class StreamingVocoder:
         For a caller that can give a gap's first hop to the fade and plays the returned chunk there;
         after it the overlap-add restarts from silence, whose first window is itself a fade-in, so no
         click is heard at either end. The live output stage does not call it: it resets and keeps its
-        timeline, so the sound there stops where the last chunk ends.
+        timeline, and the sound device's output falls to silence where it runs dry and rises where it
+        resumes (:data:`decoder.audio.EDGE_RAMP_SAMPLES`).
 
         Returns
         -------

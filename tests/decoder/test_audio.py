@@ -326,3 +326,32 @@ def test_a_wav_that_keeps_peaks_must_be_float(tmp_path):
     with pytest.raises(AudioError, match="PCM_16 cannot store samples beyond ±1; pass subtype='FLOAT'"):
         WavSink(tmp_path / "x.wav", clip=False)
     assert not (tmp_path / "x.wav").exists()
+
+
+def _steps(recorded: np.ndarray) -> float:
+    """The largest jump between two neighbouring samples of a recording."""
+    return float(np.abs(np.diff(recorded)).max())
+
+
+@pytest.mark.audio
+def test_running_dry_and_coming_back_are_not_clicks(pulse_sink):
+    """A stall cut the sound off at whatever sample the last chunk ended on, and the sound after it
+    started at full height: two steps of up to full scale, heard as clicks. Now the device's output
+    ramps to zero where the queue runs dry and up again where it resumes. A 220-Hz tone of amplitude 0.5
+    moves at most 0.5 · 2π · 220 / 22050 ≈ 0.03 per sample; each chunk here starts and ends at its peak."""
+    t = np.arange(int(0.2 * AUDIO_SFREQ)) / AUDIO_SFREQ
+    tone = (0.5 * np.cos(2 * np.pi * 220.0 * t)).astype(np.float32)    # starts at +0.5
+    tone = tone[:int(round(np.floor(tone.size * 220.0 / AUDIO_SFREQ) * AUDIO_SFREQ / 220.0))]  # ends on a peak
+    with pulse_sink.recording() as recording:
+        with SoundDeviceSink(device="default", blocksize=256) as sink:
+            time.sleep(0.3)   # the device running (silent) first: a sound server may drop a stream's start
+            sink.write(tone)
+            deadline = time.monotonic() + 10.0
+            while sink.counters()["underruns"] < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sink.write(tone)
+            sink.drain()
+            assert sink.counters()["underruns"] >= 3
+    recorded = recording["audio"]
+    assert np.abs(recorded).max() > 0.4                        # the tone was heard
+    assert _steps(recorded) < 0.1, _steps(recorded)
