@@ -35,7 +35,14 @@ EDGE_RAMP_SAMPLES = 64
 """Samples (2.9 ms at 22050 Hz) over which the device's output falls to silence where the ring runs
 dry (a stall, a late decoder, the end) and rises from it where sound comes back. Without them the
 sound stopped at whatever sample the last chunk ended on and came back at full height: steps of up to
-full scale, heard as clicks."""
+full scale, heard as clicks. A ``--wav`` file gets the same edges around the silence of a stall
+(:meth:`decoder.output_stage.OutputStage.silence_while_stalled`)."""
+
+EDGE_RISE = np.arange(1, EDGE_RAMP_SAMPLES + 1, dtype=np.float32) / (EDGE_RAMP_SAMPLES + 1)
+"""Gains of the first samples after silence (the rise); reversed, :data:`EDGE_FALL`."""
+
+EDGE_FALL = EDGE_RISE[::-1].copy()
+"""Gains, times the last sample given, of the first samples of silence (the fall)."""
 
 UNDERRUN_TIMES_KEPT = 4096
 """How many of the latest underruns :attr:`SoundDeviceSink.underrun_times` keeps."""
@@ -191,9 +198,7 @@ class SoundDeviceSink(_Sink):
         capacity = 1 << int(np.ceil(np.log2(max(buffer_s * self.samplerate, 4 * self.blocksize))))
         self._ring = np.zeros(capacity, dtype=np.float32)
         self._mask = capacity - 1
-        # the callback's edges: a rise from silence and a fall to it (EDGE_RAMP_SAMPLES)
-        self._rise = (np.arange(1, EDGE_RAMP_SAMPLES + 1, dtype=np.float32) / (EDGE_RAMP_SAMPLES + 1))
-        self._fall = self._rise[::-1].copy()
+        # the callback's edges (EDGE_RISE, EDGE_FALL)
         self._dry = True        # the device's output ended in silence (it starts silent)
         self._last_out = 0.0    # the last sample the device was given
         # monotonic sample counters; each is written by one thread only (GIL-atomic int stores)
@@ -274,10 +279,10 @@ class SoundDeviceSink(_Sink):
         out[first:n] = self._ring[:n - first]
         if n and self._dry:        # sound after silence rises from zero
             k = min(n, EDGE_RAMP_SAMPLES)
-            out[:k] *= self._rise[:k]
+            out[:k] *= EDGE_RISE[:k]
         if n < frames:             # ran dry: fall from the last sample given to zero, then silence
             k = min(frames - n, EDGE_RAMP_SAMPLES)
-            out[n:n + k] = (out[n - 1] if n else self._last_out) * self._fall[:k]
+            out[n:n + k] = (out[n - 1] if n else self._last_out) * EDGE_FALL[:k]
             out[n + k:] = 0.0
             if self._playing and not self._draining:
                 self._underruns += 1

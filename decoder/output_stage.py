@@ -90,6 +90,9 @@ class SoundOutput:
         self._listen_next: int | None = None        # stimulus sample continuing the last true chunk
         self._audio_wall_end: float | None = None   # monotonic time a file sink's audio would end
         self._silent = False                        # a file sink is being given silence (a stall)
+        self._after_silence = False                 # the next audio for a file sink rises from silence
+        self._last_written = 0.0                    # the last audio sample a file sink was given
+        self._fallen = 0                            # samples of the fall to a stall's silence written
 
     def vocode(self, emission) -> tuple[np.ndarray, np.ndarray, int]:
         """Vocode an emission's frames.
@@ -165,7 +168,16 @@ class SoundOutput:
         pad = int(behind_s * AUDIO_SFREQ)
         if pad <= 0:
             return
-        self.sink.write(np.zeros(pad, np.float32), block=False)
+        silence = np.zeros(pad, np.float32)
+        if not self._silent:
+            self._fallen, self._after_silence = 0, True
+        from eegmusic.decoder.audio import EDGE_FALL
+
+        # the sound falls to it, as a sound device's does (no click in the file), across the calls
+        k = min(pad, len(EDGE_FALL) - self._fallen)
+        silence[:k] = self._last_written * EDGE_FALL[self._fallen:self._fallen + k]
+        self._fallen += k
+        self.sink.write(silence, block=False)
         self._audio_wall_end += pad / AUDIO_SFREQ
         self.counters["audio_silence"] += pad
         if not self._silent:
@@ -187,6 +199,15 @@ class SoundOutput:
         if trim:
             self.counters["audio_dropped_late"] += trim
             samples = samples[trim:]
+        if len(samples) and not self.sink.plays_live:   # a file: its own edges around stall silence
+            if self._after_silence:
+                from eegmusic.decoder.audio import EDGE_RISE
+
+                samples = samples.copy()
+                k = min(len(samples), len(EDGE_RISE))
+                samples[:k] *= EDGE_RISE[:k]
+                self._after_silence = False
+            self._last_written = float(samples[-1])
         if len(samples):
             self.sink.write(samples, block=False)
             now = time.monotonic()       # when a file's audio would end if it were played from now

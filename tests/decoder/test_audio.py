@@ -341,7 +341,8 @@ def test_running_dry_and_coming_back_are_not_clicks(pulse_sink):
     moves at most 0.5 · 2π · 220 / 22050 ≈ 0.03 per sample; each chunk here starts and ends at its peak."""
     t = np.arange(int(0.2 * AUDIO_SFREQ)) / AUDIO_SFREQ
     tone = (0.5 * np.cos(2 * np.pi * 220.0 * t)).astype(np.float32)    # starts at +0.5
-    tone = tone[:int(round(np.floor(tone.size * 220.0 / AUDIO_SFREQ) * AUDIO_SFREQ / 220.0))]  # ends on a peak
+    periods = np.floor(tone.size * 220.0 / AUDIO_SFREQ)
+    tone = tone[:int(round(periods * AUDIO_SFREQ / 220.0))]            # whole periods: ends near a peak
     with pulse_sink.recording() as recording:
         with SoundDeviceSink(device="default", blocksize=256) as sink:
             time.sleep(0.3)   # the device running (silent) first: a sound server may drop a stream's start

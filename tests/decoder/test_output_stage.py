@@ -87,6 +87,34 @@ def test_a_file_or_no_sink_has_no_device_stages_to_estimate(tmp_path):
     assert {"queued", "dac"} <= set(stamps)
 
 
+def test_a_wav_falls_to_a_stalls_silence_and_rises_from_it(tmp_path):
+    """The file sink got the stall's silence right after the last sample (a full-height cut) and the
+    sound after it at full height: the clicks a sound device no longer makes. The silence comes in
+    several small pieces, as the output thread writes it, so the fall must carry across them."""
+    import time
+
+    import soundfile
+
+    t = np.arange(4410) / 22050
+    tone = (0.5 * np.cos(2 * np.pi * 220.0 * t)).astype(np.float32)   # starts and ends near +0.5
+    sink = WavSink(tmp_path / "out.wav")
+    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), sink)
+    sound.play(tone, {})
+    # just past the end of the file's audio in real time: the first piece of silence is a few samples
+    time.sleep(max(sound._audio_wall_end - time.monotonic(), 0.0) + 0.001)
+    for _ in range(10):
+        sound.silence_while_stalled("stalled")
+        time.sleep(0.005)             # about 110 samples a piece, the first a few: the fall spans pieces
+    sound.silence_while_stalled("connected")
+    sound.play(tone, {})
+    sink.close()
+    audio, _ = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    assert sound.counters["audio_silence_gaps"] == 1 and np.abs(audio).max() > 0.45
+    assert np.count_nonzero(audio == 0.0) > 500                         # the silence is there
+    # a 220-Hz tone at 0.5 moves at most 0.031 a sample; a cut moved 0.5
+    assert np.abs(np.diff(audio)).max() < 0.05, np.abs(np.diff(audio)).max()
+
+
 def test_one_gap_resets_the_vocoder_once_even_when_its_first_emission_is_empty():
     from eegmusic.decoder.frameclock import FrameEmission
     from eegmusic.decoder.vocoder import StreamingVocoder
