@@ -40,7 +40,8 @@ MIN_AUDIO_S = 0.1
 
 MAX_TIMELINE_S = 6 * 3600.0
 """Longest recording timeline (frames and the gaps between them, as silence) vocode writes: it is held in
-memory, 3.8 GB of samples at 6 h; a longer one more likely means a damaged frame index."""
+memory, 1.9 GB of float32 samples at 6 h (twice that while the WAV writer cleans a copy); a longer one
+more likely means a damaged frame index."""
 
 
 def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
