@@ -222,14 +222,12 @@ class SoundDeviceSink(_Sink):
         self._lock = threading.Lock()  # serialises producers' writes, never taken by the callback
         self.latency_note: str | None = None
         """Why the device plays at another latency than asked (None when it took the request)."""
-        self._latency_request = latency
         try:
             self._stream = self._open_stream(latency)
         except sd.PortAudioError as error:
             if latency == "high":
                 raise AudioError(f"cannot open audio device {self.device} {self.device_name!r}: {error}; "
                                  f"pick another --audio-device, or {_NO_DEVICE_HINT}") from None
-            self._latency_request = "high"
             try:
                 self._stream = self._open_stream("high")
             except sd.PortAudioError:
@@ -308,7 +306,6 @@ class SoundDeviceSink(_Sink):
         self._stream.abort()        # abort: a stalled ALSA thread would never end a graceful stop
         self._stream.close()
         self._stream = self._open_stream("high")
-        self._latency_request = "high"
         self._device_restarts += 1
         self._callback_thread = 0
         self._watch = (self._callbacks, time.monotonic())
