@@ -88,6 +88,9 @@ def check_name(name: str, *, option: str = "--publish") -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: a zombie (ended, not yet reaped by its parent) does not. The
+    dashboard is the parent of the decode it starts, so a decode killed under it stayed a zombie, and
+    ``kill(pid, 0)`` alone counted it alive: the window showed a lost stream instead of the crash."""
     if pid <= 0:
         return False
     try:
@@ -96,7 +99,28 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process: alive
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs (not Linux): kill() is all there is to ask
+        return True
+    return stat[stat.rfind(")") + 1:].split()[0] != "Z"   # the state field follows the name
+
+
+def remove_stale_block(name: str) -> bool:
+    """Remove the block published as ``name`` if its writer no longer runs; True when one was removed.
+
+    A decode that is killed or crashes cannot remove its own block; the dashboard that let go of it does.
+    """
+    path = snapshot_path(name)
+    try:
+        block = _Block(path)
+    except (FileNotFoundError, StreamError):  # none, or not a block
+        return False
+    stale = not _pid_alive(int(block.words[_PID // 8]))
+    block.close()
+    if stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def remove_own_block(name: str) -> bool:

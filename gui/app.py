@@ -162,6 +162,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._scheduler = PanelScheduler()
         self._tick = 0
         self._shown_error: str | None = None
+        self._ended_note: str | None = None   # why the last decode stopped by itself, when not an error
 
         self.setWindowTitle("eegmusic — live dashboard")
         self.controls = ControlBar(self.settings, self._spawn)
@@ -314,18 +315,25 @@ class MainWindow(QtWidgets.QMainWindow):
             pipeline.stop()
             return
         self.pipeline = pipeline
+        if self.error_box is not None:   # an earlier failure's dialog is over: this one started
+            self.error_box.close()
+            self.error_box = None
         if isinstance(pipeline, AttachedDecode):
             settings = pipeline.config
             if not pipeline.owned:  # show what the decode is, and the volume it plays at
                 self.controls.show_decode(settings.stream_name or pipeline.name, settings.model_path or "")
+                # and keep it for a Start here after Detach: its sound, truth and A/B mode
                 self.settings.no_audio = bool(settings.no_audio)
+                self.controls.show_audio(bool(settings.no_audio))
+                self.settings.truth = settings.truth_dir
+                self.settings.listen = settings.listen
                 self.controls.show_gain(pipeline.gain)
         elif self._gain_sink is None and isinstance(pipeline.sink, LevelledSink):
             self._gain_sink = pipeline.sink  # a pipeline built elsewhere (the demo): its volume is ours too
         self._scheduler.reset()
         self.status.reset(time.monotonic())
         self.last_summary, self._next_summary = {}, 0.0
-        self._shown_error = None
+        self._shown_error = self._ended_note = None
         self._set_state("running")
         self._apply_gain()
         self.timer.start()
@@ -370,7 +378,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.controls.show_state(state, detach=detach, volume_off=self._volume_off(),
                                  listen_now=self._listen_now())
         if state == "stopped":
-            self.status.show_text("stopped" + (f" — {self.last_error}" if self.last_error else ""))
+            why = self.last_error or self._ended_note
+            self.status.show_text("stopped" + (f" — {why}" if why else ""))
+        elif state == "stopping":   # not the last 'connected' line while it stops
+            self.status.show_text("stopping…")
         elif state == "starting":
             self.status.show_text(
                 f"starting: resolving stream {self.controls.stream_name()!r}, loading the model…")
@@ -379,9 +390,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def _volume_off(self) -> str | None:
         """Why the volume cannot act on the running decode, or None when it can."""
         controllable = self._gain_sink is not None or isinstance(self.pipeline, AttachedDecode)
-        if controllable and not self.settings.no_audio:
+        # the running decode's own setting (the Audio box may have overridden --no-audio)
+        config = getattr(self.pipeline, "config", None)
+        silent = bool(getattr(config, "no_audio", self.settings.no_audio))
+        if controllable and not silent:
             return None
-        return ("this pipeline decodes without sound" if self.settings.no_audio else
+        return ("this pipeline decodes without sound" if silent else
                 "this pipeline was started outside the dashboard and plays at its own volume; "
                 "Stop and Start here to control it")
 
@@ -399,8 +413,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return pipeline.listen if isinstance(pipeline, AttachedDecode) else pipeline.config.listen
 
     def _apply_listen(self, mode: str) -> None:
+        self.settings.listen = mode  # the next start plays it (the box shows it after a Stop)
         if self.state == "stopped":
-            self.settings.listen = mode  # the next start plays it
+            return
         elif isinstance(self.pipeline, AttachedDecode):
             self.pipeline.set_listen(mode)  # one store into the decode's snapshot block
         elif self.pipeline is not None and self._can_switch_listen():
@@ -458,10 +473,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if chosen is not None:
             self.panels[chosen].draw(view, now)
         self.status.show(snapshot, self.controls.stream_name(), now, self.redraw_ms)
-        error = snapshot.error
-        if error and error != self._shown_error and not snapshot.running:
-            self._shown_error = error
-            self.show_error(error)
+        if not snapshot.running and self.state == "running":
+            # the decode stopped by itself: say why (an error in a dialog; a decode started elsewhere that
+            # ended, in the status bar) and go back to stopped, where Start works again
+            error = snapshot.error
+            if error and error != self._shown_error:
+                self._shown_error = error
+                self.show_error(error)
+            elif not error:
+                name = getattr(pipeline, "name", None) or self.controls.stream_name()
+                self._ended_note = f"the decode published as {name!r} has ended"
+            self.stop()
         t2 = time.perf_counter()
         self.poll_ms.append(1000.0 * (t1 - t0))
         self.redraw_ms.append(1000.0 * (t2 - t1))

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.decoder.melspec import N_MELS
-from eegmusic.decoder.shared_snapshot import OWNER_ENV, SnapshotReader, snapshot_path
+from eegmusic.decoder.shared_snapshot import OWNER_ENV, SnapshotReader, remove_stale_block, snapshot_path
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.stream.errors import EEGMusicError, StreamError
 
@@ -120,13 +120,26 @@ class AttachedDecode:
         if not self.reader.writer_alive:
             last = self._last or _empty_snapshot()
             last.running = False
-            last.error = last.error or f"the decode published as {self.name!r} has ended"
+            if last.error is None and self.process is not None:
+                # the dashboard's own decode never ends by itself: a crash, an OOM kill
+                last.error = self._exit_reason()
+            # one started elsewhere that ends without an error has simply ended (no error: the window
+            # says so and stops following it)
             self._last = last
             return last
         copied = self.reader.read()
         if copied is not None:
             self._last, self._document = copied
         return self._last or _empty_snapshot()
+
+    def _exit_reason(self) -> str:
+        """Why the decode process this dashboard started is gone, and where its log is."""
+        code = self.process.poll()
+        how = ("is gone" if code is None else f"was killed by signal {-code}" if code < 0
+               else f"exited with status {code}")
+        log_path = None if self.summary_path is None else self.summary_path.parent / "decode.log"
+        where = f"; its log: {log_path}" if log_path is not None and log_path.is_file() else ""
+        return f"the dashboard's decode process {how}{where}"
 
     def counters(self) -> dict[str, int]:
         return dict(self.snapshot().counters)
@@ -167,9 +180,15 @@ class AttachedDecode:
         if self._stopped:
             return
         self._stopped = True
+        ended = not self.reader.writer_alive
         self.reader.close()
+        if ended:   # a writer that died (killed, crashed) could not remove its block
+            remove_stale_block(self.name)
         if self.process is None:
-            log.info("detached from decode %r; it keeps running", self.name)
+            if ended:
+                log.info("decode %r has ended", self.name)
+            else:
+                log.info("detached from decode %r; it keeps running", self.name)
             return
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # the decode prints and writes its summary

@@ -123,6 +123,9 @@ def run_gui(args: argparse.Namespace) -> int:
     from eegmusic.decoder.cli_decode import refuse_listen_without_audio
 
     refuse_listen_without_audio(args.listen, args.no_audio)
+    if args.listen != "decoded" and args.truth is None and args.attach is None:
+        raise ConfigError(f"--listen {args.listen} plays the true stimulus of a replay, which needs its "
+                          "stimulus audio: pass --truth DIR (the dataset folder the replay plays)")
     if args.model is not None:  # a corrupt model failed only inside the window: a warning, and exit 0
         from eegmusic.decoder.modelfile import check_live_contract, read_model_info
 

@@ -199,19 +199,21 @@ class ControlBar(QtWidgets.QWidget):
     def _on_streams_listed(self, streams, error: str) -> None:
         self.refresh_button.setEnabled(True)
         self.refresh_button.setText("Refresh")
-        current = self.stream_box.currentText()
+        # the picked stream's name, not the box's text: an entry shows a stream's description, and a
+        # second Refresh kept that description as a name to decode
+        current = self.stream_name()
         self.stream_box.clear()
         for summary in streams:
             if summary.stype not in ("EEG", ""):
                 continue  # markers and decoded output are not decodable input
             self.stream_box.addItem(summary.describe(), summary.name)
+        n_found = self.stream_box.count()
         if current and self.stream_box.findData(current) < 0:
             self.stream_box.insertItem(0, current, current)
         if current:
             self.stream_box.setCurrentIndex(self.stream_box.findData(current))
-        n_found = self.stream_box.count()
-        self.message.emit(
-            f"listing streams failed: {error}" if error else f"{len(streams)} LSL stream(s) visible", 4000)
+        self.message.emit(f"listing streams failed: {error}" if error else
+                          f"{n_found} EEG stream(s) listed ({len(streams)} LSL stream(s) visible)", 4000)
         log.info("%d EEG stream(s) listed", n_found)
 
     def stream_name(self) -> str | None:
@@ -235,6 +237,12 @@ class ControlBar(QtWidgets.QWidget):
         self.stream_box.setEditText(stream)
         self.model_edit.setText(model)
 
+    def show_audio(self, no_audio: bool) -> None:
+        """Show whether a decode started elsewhere plays sound ("none (silent)" or the default output),
+        which is also what the next Start here asks for."""
+        if self.audio_reason is None:
+            self.audio_box.setCurrentIndex(self.audio_box.count() - 1 if no_audio else 0)
+
     def pipeline_config(self):
         """Build the ``PipelineConfig`` from the controls (raises ConfigError on a missing choice)."""
         from eegmusic.decoder.pipeline import PipelineConfig
@@ -246,7 +254,9 @@ class ControlBar(QtWidgets.QWidget):
         if not model:
             raise ConfigError("no model chosen; press 'Model…' and pick an .onnx file")
         device = self.audio_box.currentData()
-        no_audio = self.settings.no_audio or device == NO_DEVICE or self.audio_reason is not None
+        # the box decides (--no-audio only picks its first choice): it showed "default output" while the
+        # decode still went without sound
+        no_audio = device == NO_DEVICE or self.audio_reason is not None
         extra = dict(self.settings.extra)
         if self.settings.vocoder is not None:
             extra["vocoder_method"] = self.settings.vocoder
@@ -316,6 +326,13 @@ class ControlBar(QtWidgets.QWidget):
             self.listen_box.blockSignals(True)
             self.listen_box.setCurrentIndex(max(self.listen_box.findData(listen_now), 0))
             self.listen_box.blockSignals(False)
+        elif self.settings.truth is None:   # B and A+B play the stimulus, which only --truth gives
+            self.listen_box.blockSignals(True)
+            self.listen_box.setCurrentIndex(0)
+            self.listen_box.blockSignals(False)
+            self.listen_box.setEnabled(False)
+            self.listen_box.setToolTip("A/B needs the stimulus audio: open the dashboard with --truth DIR "
+                                       "(a replayed dataset) to play the true stimulus or both")
         else:
             self.listen_box.setEnabled(state == "stopped")
             self.listen_box.setToolTip(

@@ -225,8 +225,10 @@ class EEGPanel(QtWidgets.QWidget):
         # what a row's height means: traces carry no µV axis of their own
         self.scale_label = QtWidgets.QLabel("")
         self.scale_label.setStyleSheet("color: #505050")
-        self.scale_mode.currentIndexChanged.connect(self._show_scale)
-        self.gain.valueChanged.connect(self._show_scale)
+        # a new scale redraws the last EEG at once: stopped, or with the stream lost, nothing else would
+        # (the label then disagreed with the traces)
+        self.scale_mode.currentIndexChanged.connect(self._redraw)
+        self.gain.valueChanged.connect(self._redraw)
         self.flag_label = QtWidgets.QLabel("")
         self.flag_label.setStyleSheet("color: #c01e1e")
         bar = QtWidgets.QHBoxLayout()
@@ -247,6 +249,7 @@ class EEGPanel(QtWidgets.QWidget):
         self._x_key: tuple | None = None
         self._amplitude: np.ndarray | None = None
         self._common_spread: float | None = None
+        self._last_input: tuple | None = None   # the last update_eeg arguments, for a redraw
         self._layout_key: tuple | None = None
         self.reasons: list[str] = []
         self.labels: tuple[str, ...] = ()
@@ -287,6 +290,7 @@ class EEGPanel(QtWidgets.QWidget):
         eeg = np.asarray(eeg)
         if eeg.ndim != 2 or eeg.shape[0] == 0 or eeg.shape[1] < 2 or sfreq <= 0:
             return
+        self._last_input = (eeg, sfreq, labels, flags)
         n_keep = min(eeg.shape[1], int(round(self.window_s * sfreq)))
         window = eeg[:, eeg.shape[1] - n_keep:]
         if window.dtype != np.float32:
@@ -379,12 +383,20 @@ class EEGPanel(QtWidgets.QWidget):
             return None
         return 6.0 * self._common_spread / self.gain.value()
 
+    def _redraw(self, *_) -> None:
+        if self._last_input is not None:
+            self.update_eeg(*self._last_input)
+        else:
+            self._show_scale()
+
     def _show_scale(self, *_) -> None:
         row = self.row_uv()
         if row is not None:
             self.scale_label.setText(f"one row = {row:.3g} µV")
         elif self.scale_mode.currentIndex() == 0:
             self.scale_label.setText(f"one row = ±{3.0 / self.gain.value():.3g} SD of its channel")
+        else:
+            self.scale_label.setText("one row: its µV once EEG arrives")
 
     def _update_layout(self, labels: tuple[str, ...], reasons: list[str]) -> None:
         n_chans = len(reasons)

@@ -218,6 +218,13 @@ def test_refresh_lists_the_replay(qtbot, replay):
     assert window.controls.stream_box.findData(markers) < 0   # marker streams are not offered
     window.controls.stream_box.setCurrentIndex(window.controls.stream_box.findData(replay.name))
     assert window.controls.stream_name() == replay.name
+    # a second Refresh keeps the picked stream: it kept the entry's description as the name to decode
+    # ("'t-gui-…' (EEG, 125 ch @ 125 Hz, …)"), and the next Start failed to find that stream
+    window.controls.refresh_streams()
+    qtbot.waitUntil(lambda: window.controls.refresh_button.isEnabled(), timeout=5000)
+    assert window.controls.stream_name() == replay.name
+    names = [window.controls.stream_box.itemData(i) for i in range(window.controls.stream_box.count())]
+    assert names.count(replay.name) == 1 and all(" (EEG" not in str(name) for name in names), names
 
 
 def _bad_model(tmp_path: Path, kind: str) -> Path:
@@ -272,6 +279,30 @@ def test_volume_and_mute_set_the_gain(qtbot):
     assert window.controls.gain() == pytest.approx(0.4)
     window.controls.mute.setChecked(True)
     assert window.controls.gain() == 0.0
+
+
+def test_the_audio_box_decides_whether_a_start_plays_sound(qtbot):
+    """Opened with --no-audio, the box shows 'none (silent)'; picking the default output there still
+    started a decode without sound (and the volume said 'this pipeline decodes without sound')."""
+    window = _window(qtbot, stream="s", model="m.onnx")        # _window opens with no_audio=True
+    controls = window.controls
+    if controls.audio_reason is not None:  # the suite's null sink is there: no output is a fault
+        pytest.fail(controls.audio_reason)
+    assert controls.audio_box.currentData() is not None and controls.pipeline_config().no_audio
+    controls.audio_box.setCurrentIndex(0)                        # "default output"
+    config = controls.pipeline_config()
+    assert not config.no_audio and config.audio_device is None
+
+
+@pytest.mark.parametrize("truth", [False, True])
+def test_the_listen_box_needs_the_stimulus(qtbot, sim_dir, truth):
+    """Without --truth, picking 'B: true stimulus' started a decode that failed seconds later with
+    command-line advice ('pass --truth DIR') the window cannot act on."""
+    window = _window(qtbot, truth=str(sim_dir) if truth else None)
+    box = window.controls.listen_box
+    assert box.isEnabled() == truth and box.currentData() == "decoded"
+    if not truth:
+        assert "--truth" in box.toolTip()
 
 
 def test_no_audio_device_disables_audio_controls():

@@ -150,6 +150,48 @@ def test_dashboard_started_decode_stops_with_the_window(qtbot, replay, model_fil
     assert summary["counters"]["windows"] >= 5 and summary["stream"] == replay.name
 
 
+def test_a_killed_decode_is_said_as_such_and_the_window_stops(qtbot, replay, model_file):
+    """The dashboard's decode killed (an OOM kill, a crash) stayed a zombie of the window, counted alive:
+    the status bar said the stream was lost, for ever, and Stop left the snapshot block behind."""
+    from eegmusic.decoder.shared_snapshot import snapshot_path
+
+    window = _window(qtbot, stream=replay.name, model=str(model_file), no_audio=True, isolated=True,
+                     extra={"resolve_timeout_s": 10.0})
+    window.start()
+    qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=60000)
+    assert window.state == "running", window.last_error
+    attached = window.pipeline
+    qtbot.waitUntil(lambda: _windows_seen(window) > 3, timeout=15000)
+    attached.process.send_signal(signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=10000)
+    assert "decode process was killed by signal 9; its log: " in window.last_error, window.last_error
+    assert "stopped — the dashboard's decode process was killed" in window.status.health_label.text()
+    assert not snapshot_path(attached.name).exists()           # the block the dead writer left: removed
+    assert window.controls.start_button.text() == "Start" and window.controls.start_button.isEnabled()
+    log_path = Path(window.last_error.split("its log: ")[1])
+    assert log_path.is_file()                                  # kept, for the user to read
+    shutil.rmtree(log_path.parent, ignore_errors=True)
+
+
+def test_an_attached_decode_that_ends_stops_the_window_without_an_error(qtbot, replay, model_file):
+    """It said 'has ended' in a dialog but stayed 'running' (Detach enabled, pickers locked), Detach then
+    logged 'it keeps running', and `gui --attach` exited 2 for a decode that ended normally."""
+    name = _publish_name()
+    decode = _start_decode(replay.name, model_file, name, "--no-audio")
+    try:
+        window = _window(qtbot)
+        window.attach(name)
+        qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
+        assert window.state == "running", window.last_error
+    finally:
+        returncode, _, err = _stop(decode)
+    assert returncode == 0, err[-2000:]
+    qtbot.waitUntil(lambda: window.state == "stopped", timeout=10000)
+    assert window.last_error is None and window.error_box is None
+    assert "has ended" in window.status.health_label.text() and name in window.status.health_label.text()
+    assert window.controls.stream_box.isEnabled() and window.controls.start_button.text() == "Start"
+
+
 _DYING_DASHBOARD = """
 import sys
 from eegmusic.decoder.pipeline import PipelineConfig

@@ -168,9 +168,10 @@ def test_the_eeg_panel_says_how_many_microvolts_a_row_spans(qtbot):
     eeg = (amplitude[:, None] * np.sin(2 * np.pi * 3.0 * t)[None, :]).astype(np.float32)
     panel.update_eeg(eeg, 125.0, LABELS)
     assert panel.row_uv() is None and "SD of its channel" in panel.scale_label.text()
+    # no new EEG after the change (a stopped run, a lost stream): the traces are redrawn all the same,
+    # at the scale the label gives (they stayed as they were, under the new label)
     panel.scale_mode.setCurrentIndex(1)
     panel.gain.setValue(0.5)
-    panel.update_eeg(eeg, 125.0, LABELS)
     row_uv = panel.row_uv()
     assert panel.scale_label.text() == f"one row = {row_uv:.3g} µV"
     _, y = panel.trace_data()
