@@ -163,6 +163,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._tick = 0
         self._shown_error: str | None = None
         self._ended_note: str | None = None   # why the last decode stopped by itself, when not an error
+        self._cancel = threading.Event()      # set to give up the start in progress
+        self._starts_here = False             # the start in progress is the window's own (cancellable)
 
         self.setWindowTitle("eegmusic — live dashboard")
         self.controls = ControlBar(self.settings, self._spawn)
@@ -206,11 +208,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCentralWidget(central)
 
     def toggle(self) -> None:
-        """Start when stopped, stop when running."""
+        """Start when stopped, stop when running, give up a start in progress."""
         if self.state in ("running",):
             self.stop()
         elif self.state == "stopped":
             self.start()
+        elif self.state == "starting":
+            self.cancel_start()
+
+    def cancel_start(self) -> None:
+        """Give up a start whose decode has not published yet (it is stopped; the window goes back to
+        stopped). A start could not be cancelled: a stream that never came kept the window at
+        "Starting…" up to the stream's timeout plus 30 s."""
+        self._cancel.set()
 
     # ------------------------------------------------------------------ start / stop
     def start(self) -> None:
@@ -223,6 +233,7 @@ class MainWindow(QtWidgets.QMainWindow):
         except EEGMusicError as error:
             self.show_error(str(error))
             return
+        self._cancel, self._starts_here, self._ended_note = threading.Event(), True, None
         self._set_state("starting")
         self._spawn(self._start_worker, "gui-start", config)
 
@@ -240,6 +251,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.truth = None if config.truth_dir is None else str(config.truth_dir)
         self.settings.no_audio = bool(config.no_audio)
         self.last_error = self.start_error = None
+        self._cancel, self._starts_here = threading.Event(), False
         self._set_state("starting")
         self._spawn(self._start_worker, "gui-start", config, pipeline)
 
@@ -251,6 +263,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.state != "stopped":
             raise ConfigError("the dashboard is already showing a decode; stop it first")
         self.last_error = self.start_error = None
+        self._cancel, self._starts_here = threading.Event(), False
         self._set_state("starting")
         self._spawn(self._attach_worker, "gui-attach", name)
 
@@ -272,7 +285,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 from eegmusic.gui.attach import spawn_decode
 
                 # the decode runs in its own process; the volume travels through its snapshot block
-                pipeline = spawn_decode(config, gain=self.controls.gain())
+                pipeline = spawn_decode(config, gain=self.controls.gain(), cancel=self._cancel)
             elif pipeline is None:
                 from eegmusic.decoder.pipeline import LivePipeline
 
@@ -311,8 +324,11 @@ class MainWindow(QtWidgets.QMainWindow):
         log.debug("dashboard follows the pipeline")
         with self._helper_lock:
             self._pending_pipeline = None
-        if self._closing:
+        if self._closing or self._cancel.is_set():   # closed, or cancelled just as it published
             pipeline.stop()
+            if not self._closing:
+                self._ended_note = "start cancelled"
+                self._set_state("stopped")
             return
         self.pipeline = pipeline
         if self.error_box is not None:   # an earlier failure's dialog is over: this one started
@@ -341,6 +357,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _on_start_failed(self, message: str) -> None:
         self._gain_sink = None
+        if self._cancel.is_set():   # given up by the user: no failure to report
+            self.start_error = None
+            self._ended_note = "start cancelled"
+            self._set_state("stopped")
+            return
         self._set_state("stopped")
         self.show_error(message)
 
@@ -376,7 +397,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state = state
         detach = isinstance(self.pipeline, AttachedDecode) and not self.pipeline.owned  # it goes on
         self.controls.show_state(state, detach=detach, volume_off=self._volume_off(),
-                                 listen_now=self._listen_now())
+                                 listen_now=self._listen_now(),
+                                 cancellable=self.settings.isolated and self._starts_here)
         if state == "stopped":
             why = self.last_error or self._ended_note
             self.status.show_text("stopped" + (f" — {why}" if why else ""))
@@ -497,6 +519,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop the pipeline and wait for every helper thread (called when the window closes)."""
         self._closing = True
+        self._cancel.set()   # a start in progress gives up at once (closing waited for it, seconds)
         self.timer.stop()
         deadline = time.monotonic() + timeout
         for thread in list(self._helpers):

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -255,7 +256,11 @@ def decode_command(config, name: str, *, summary_path: Path | None = None) -> li
     return argv
 
 
-def spawn_decode(config, *, gain: float = 1.0) -> AttachedDecode:
+class StartCancelled(EEGMusicError):
+    """The user cancelled a start before the decode published (not a failure)."""
+
+
+def spawn_decode(config, *, gain: float = 1.0, cancel: threading.Event | None = None) -> AttachedDecode:
     """Start ``eegmusic decode --publish`` in its own process and attach to it.
 
     Parameters
@@ -263,11 +268,16 @@ def spawn_decode(config, *, gain: float = 1.0) -> AttachedDecode:
     config : decoder.pipeline.PipelineConfig
     gain : float
         Initial volume (0…1).
+    cancel : threading.Event, optional
+        Set by another thread to give up while the decode is still starting: it is stopped and its
+        folder removed.
 
     Raises
     ------
     EEGMusicError
         The decode process stopped before publishing: its one-line reason.
+    StartCancelled
+        ``cancel`` was set first.
     """
     name = f"gui-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     folder = Path(tempfile.mkdtemp(prefix="eegmusic-gui-"))
@@ -283,6 +293,12 @@ def spawn_decode(config, *, gain: float = 1.0) -> AttachedDecode:
     deadline = time.monotonic() + wait_s
     path = snapshot_path(name)
     while not path.exists():
+        if cancel is not None and cancel.is_set():
+            process.kill()
+            process.wait()
+            remove_stale_block(name)
+            shutil.rmtree(folder, ignore_errors=True)
+            raise StartCancelled("start cancelled")
         if process.poll() is not None:
             lines = _log_lines(log_path)
             reason = _stated_error(lines)

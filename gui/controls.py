@@ -282,7 +282,7 @@ class ControlBar(QtWidgets.QWidget):
         self.listen_changed.emit(self.listen_box.currentData())
 
     def show_state(self, state: str, *, detach: bool = False, volume_off: str | None = None,
-                   listen_now: str | None = None) -> None:
+                   listen_now: str | None = None, cancellable: bool = False) -> None:
         """Enable what can be used in the window's state.
 
         Parameters
@@ -294,10 +294,14 @@ class ControlBar(QtWidgets.QWidget):
             Why the volume cannot act on the running decode (shown as the tooltip), or None.
         listen_now : str or None
             The running decode's A/B mode when it can switch; None when it cannot.
+        cancellable : bool
+            A start in progress can be given up (the button reads "Cancel").
         """
         labels = dict(BUTTON_LABELS, running="Detach" if detach else BUTTON_LABELS["running"])
+        if cancellable:
+            labels["starting"] = "Cancel"
         self.start_button.setText(labels[state])
-        self.start_button.setEnabled(state in ("stopped", "running"))
+        self.start_button.setEnabled(state in ("stopped", "running") or (state == "starting" and cancellable))
         idle = state == "stopped"
         for widget in (self.stream_box, self.refresh_button, self.model_edit, self.model_button):
             widget.setEnabled(idle)
