@@ -141,6 +141,10 @@ class ControlBar(QtWidgets.QWidget):
         self.audio_reason: str | None = None
         """Why there is no audio output (the audio controls stay disabled), or None."""
         self._fill_audio_devices()
+        self._state = "stopped"
+        # silent output: what to play means nothing (a chosen A+B was dropped from the decode)
+        self.audio_box.currentIndexChanged.connect(lambda _i: self._show_listen(self._state, None)
+                                                   if self._state == "stopped" else None)
         self._streams_listed.connect(self._on_streams_listed)
 
         row = QtWidgets.QHBoxLayout(self)
@@ -260,7 +264,7 @@ class ControlBar(QtWidgets.QWidget):
         extra = dict(self.settings.extra)
         if self.settings.vocoder is not None:
             extra["vocoder_method"] = self.settings.vocoder
-        if self.settings.listen != "decoded":
+        if self.settings.listen != "decoded" and not no_audio:   # nothing played: nothing to choose
             extra["listen"] = self.settings.listen
         return PipelineConfig(
             stream_name=stream, model_path=model, truth_dir=self.settings.truth,
@@ -297,6 +301,7 @@ class ControlBar(QtWidgets.QWidget):
         cancellable : bool
             A start in progress can be given up (the button reads "Cancel").
         """
+        self._state = state
         labels = dict(BUTTON_LABELS, running="Detach" if detach else BUTTON_LABELS["running"])
         if cancellable:
             labels["starting"] = "Cancel"
@@ -337,6 +342,9 @@ class ControlBar(QtWidgets.QWidget):
             self.listen_box.setEnabled(False)
             self.listen_box.setToolTip("A/B needs the stimulus audio: open the dashboard with --truth DIR "
                                        "(a replayed dataset) to play the true stimulus or both")
+        elif state == "stopped" and (self.audio_box.currentData() == NO_DEVICE or self.audio_reason):
+            self.listen_box.setEnabled(False)
+            self.listen_box.setToolTip("nothing is played: pick an audio output to choose what to hear")
         else:
             self.listen_box.setEnabled(state == "stopped")
             self.listen_box.setToolTip(

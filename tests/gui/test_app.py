@@ -298,11 +298,21 @@ def test_the_audio_box_decides_whether_a_start_plays_sound(qtbot):
 def test_the_listen_box_needs_the_stimulus(qtbot, sim_dir, truth):
     """Without --truth, picking 'B: true stimulus' started a decode that failed seconds later with
     command-line advice ('pass --truth DIR') the window cannot act on."""
-    window = _window(qtbot, truth=str(sim_dir) if truth else None)
-    box = window.controls.listen_box
+    window = _window(qtbot, stream="s", model="m.onnx", truth=str(sim_dir) if truth else None)  # silent
+    controls = window.controls
+    box = controls.listen_box
+    if controls.audio_reason is not None:  # the suite's null sink is there: no output is a fault
+        pytest.fail(controls.audio_reason)
+    assert not box.isEnabled()                     # silent: nothing to choose (A+B was dropped unsaid)
+    controls.audio_box.setCurrentIndex(0)          # "default output"
     assert box.isEnabled() == truth and box.currentData() == "decoded"
     if not truth:
         assert "--truth" in box.toolTip()
+    else:
+        box.setCurrentIndex(box.findData("both"))
+        assert controls.pipeline_config().listen == "both"
+        controls.audio_box.setCurrentIndex(controls.audio_box.count() - 1)   # "none (silent)" again
+        assert not box.isEnabled() and controls.pipeline_config().listen == "decoded"
 
 
 def test_no_audio_device_disables_audio_controls():
