@@ -199,8 +199,8 @@ class SoundDeviceSink(_Sink):
         self._ring = np.zeros(capacity, dtype=np.float32)
         self._mask = capacity - 1
         # the callback's edges (EDGE_RISE, EDGE_FALL)
-        self._dry = True        # the device's output ended in silence (it starts silent)
-        self._last_out = 0.0    # the last sample the device was given
+        self._dry = True        # the device's last block ran dry (it starts silent)
+        self._last_out = 0.0    # the last sample the device was given (mid-fall after a short block)
         # monotonic sample counters; each is written by one thread only (GIL-atomic int stores)
         self._write_pos = 0
         self._read_pos = 0
@@ -275,9 +275,15 @@ class SoundDeviceSink(_Sink):
         out = outdata[:, 0]
         out[:first] = self._ring[start:start + first]
         out[first:n] = self._ring[:n - first]
-        if n and self._dry:        # sound after silence rises from zero
+        if not frames:
+            return
+        if n and self._dry:
+            # sound after a dry block rises, crossfaded from the last sample given (zero after a whole
+            # fall; part-way down when the block ended mid-fall)
             k = min(n, EDGE_RAMP_SAMPLES)
             out[:k] *= EDGE_RISE[:k]
+            if self._last_out:
+                out[:k] += self._last_out * EDGE_FALL[:k]
         if n < frames:             # ran dry: fall from the last sample given to zero, then silence
             k = min(frames - n, EDGE_RAMP_SAMPLES)
             out[n:n + k] = (out[n - 1] if n else self._last_out) * EDGE_FALL[:k]
@@ -285,8 +291,8 @@ class SoundDeviceSink(_Sink):
             if self._playing and not self._draining:
                 self._underruns += 1
                 self.underrun_times.append(time.monotonic())
-        self._dry = n < frames and out[frames - 1] == 0.0
-        self._last_out = float(out[frames - 1]) if frames else self._last_out
+        self._dry = n < frames
+        self._last_out = float(out[frames - 1])
         self._read_pos = read + n
         self._dac_latency_s = time_info.outputBufferDacTime - time_info.currentTime
 
@@ -305,6 +311,7 @@ class SoundDeviceSink(_Sink):
             return
         self._stream.abort()        # abort: a stalled ALSA thread would never end a graceful stop
         self._stream.close()
+        self._dry, self._last_out = True, 0.0   # the new stream starts from silence: its sound rises
         self._stream = self._open_stream("high")
         self._device_restarts += 1
         self._callback_thread = 0

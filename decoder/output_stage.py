@@ -91,8 +91,7 @@ class SoundOutput:
         self._audio_wall_end: float | None = None   # monotonic time a file sink's audio would end
         self._silent = False                        # a file sink is being given silence (a stall)
         self._after_silence = False                 # the next audio for a file sink rises from silence
-        self._last_written = 0.0                    # the last audio sample a file sink was given
-        self._fallen = 0                            # samples of the fall to a stall's silence written
+        self._last_written = 0.0                    # the last sample a file sink was given
 
     def vocode(self, emission) -> tuple[np.ndarray, np.ndarray, int]:
         """Vocode an emission's frames.
@@ -170,13 +169,15 @@ class SoundOutput:
             return
         silence = np.zeros(pad, np.float32)
         if not self._silent:
-            self._fallen, self._after_silence = 0, True
+            self._after_silence = True
         from eegmusic.decoder.audio import EDGE_FALL
 
-        # the sound falls to it, as a sound device's does (no click in the file), across the calls
-        k = min(pad, len(EDGE_FALL) - self._fallen)
-        silence[:k] = self._last_written * EDGE_FALL[self._fallen:self._fallen + k]
-        self._fallen += k
+        # the sound falls to it from the last sample written, as a sound device's does (no click in the
+        # file); each small piece continues from where the last ended, so a second stall, or one
+        # written in pieces shorter than the fall, is continuous too
+        k = min(pad, len(EDGE_FALL))
+        silence[:k] = self._last_written * EDGE_FALL[:k]
+        self._last_written = float(silence[-1])
         self.sink.write(silence, block=False)
         self._audio_wall_end += pad / AUDIO_SFREQ
         self.counters["audio_silence"] += pad
@@ -200,12 +201,12 @@ class SoundOutput:
             self.counters["audio_dropped_late"] += trim
             samples = samples[trim:]
         if len(samples) and not self.sink.plays_live:   # a file: its own edges around stall silence
-            if self._after_silence:
-                from eegmusic.decoder.audio import EDGE_RISE
+            if self._after_silence:   # rises, crossfaded from where the silence's fall had got to
+                from eegmusic.decoder.audio import EDGE_FALL, EDGE_RISE
 
                 samples = samples.copy()
                 k = min(len(samples), len(EDGE_RISE))
-                samples[:k] *= EDGE_RISE[:k]
+                samples[:k] = samples[:k] * EDGE_RISE[:k] + self._last_written * EDGE_FALL[:k]
                 self._after_silence = False
             self._last_written = float(samples[-1])
         if len(samples):

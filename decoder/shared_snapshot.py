@@ -101,7 +101,9 @@ def _pid_alive(pid: int) -> bool:
         return True
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no procfs (not Linux): kill() is all there is to ask
+    except FileNotFoundError:  # it ended between the two questions
+        return not Path("/proc/self/stat").exists()   # without procfs (not Linux), kill() answered
+    except OSError:
         return True
     return stat[stat.rfind(")") + 1:].split()[0] != "Z"   # the state field follows the name
 
@@ -114,7 +116,7 @@ def remove_stale_block(name: str) -> bool:
     path = snapshot_path(name)
     try:
         block = _Block(path)
-    except (FileNotFoundError, StreamError):  # none, or not a block
+    except (OSError, ValueError, StreamError):  # none, not a block, or not ours to read
         return False
     stale = not _pid_alive(int(block.words[_PID // 8]))
     block.close()

@@ -213,7 +213,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.stop()
         elif self.state == "stopped":
             self.start()
-        elif self.state == "starting":
+        elif self.state == "starting" and self.settings.isolated and self._starts_here:
             self.cancel_start()
 
     def cancel_start(self) -> None:
@@ -324,11 +324,13 @@ class MainWindow(QtWidgets.QMainWindow):
         log.debug("dashboard follows the pipeline")
         with self._helper_lock:
             self._pending_pipeline = None
-        if self._closing or self._cancel.is_set():   # closed, or cancelled just as it published
+        if self._closing:
             pipeline.stop()
-            if not self._closing:
-                self._ended_note = "start cancelled"
-                self._set_state("stopped")
+            return
+        if self._cancel.is_set():   # cancelled just as it published: stopped off the GUI thread
+            self._ended_note = "start cancelled"
+            self._set_state("stopping")
+            self._spawn(self._stop_worker, "gui-stop", pipeline)
             return
         self.pipeline = pipeline
         if self.error_box is not None:   # an earlier failure's dialog is over: this one started
@@ -503,8 +505,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._shown_error = error
                 self.show_error(error)
             elif not error:
-                name = getattr(pipeline, "name", None) or self.controls.stream_name()
-                self._ended_note = f"the decode published as {name!r} has ended"
+                self._ended_note = (f"the decode published as {pipeline.name!r} has ended"
+                                    if isinstance(pipeline, AttachedDecode) else
+                                    f"the decode of {self.controls.stream_name()!r} has ended")
             self.stop()
         t2 = time.perf_counter()
         self.poll_ms.append(1000.0 * (t1 - t0))

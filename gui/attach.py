@@ -135,7 +135,11 @@ class AttachedDecode:
 
     def _exit_reason(self) -> str:
         """Why the decode process this dashboard started is gone, and where its log is."""
-        code = self.process.poll()
+        try:   # a killed process's leader shows as a zombie before its other threads are gone, and is
+            # reaped only then: a moment's wait
+            code = self.process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            code = None
         how = ("is gone" if code is None else f"was killed by signal {-code}" if code < 0
                else f"exited with status {code}")
         log_path = None if self.summary_path is None else self.summary_path.parent / "decode.log"
@@ -294,8 +298,12 @@ def spawn_decode(config, *, gain: float = 1.0, cancel: threading.Event | None = 
     path = snapshot_path(name)
     while not path.exists():
         if cancel is not None and cancel.is_set():
-            process.kill()
-            process.wait()
+            process.send_signal(signal.SIGINT)   # its own cleanup first (a half-made block, its outlets)
+            try:
+                process.wait(2.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
             remove_stale_block(name)
             shutil.rmtree(folder, ignore_errors=True)
             raise StartCancelled("start cancelled")

@@ -195,21 +195,30 @@ def test_an_attached_decode_that_ends_stops_the_window_without_an_error(qtbot, r
 def test_a_start_can_be_cancelled_and_leaves_nothing(qtbot, model_file, stream_name):
     """The button sat disabled at 'Starting…' while the decode looked for a stream that never came (up to
     its timeout plus 30 s); now it reads 'Cancel', and cancelling stops the decode and removes its folder."""
-    import glob
+    def our_decode() -> tuple[int, Path] | None:
+        """(pid, folder) of the decode process looking for this test's stream, from its command line."""
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if "decode" in argv and stream_name in argv and "--json" in argv:
+                return int(cmdline.parent.name), Path(argv[argv.index("--json") + 1]).parent
+        return None
 
-    before = set(glob.glob(f"{tempfile.gettempdir()}/eegmusic-gui-*"))
     window = _window(qtbot, stream=stream_name, model=str(model_file), no_audio=True, isolated=True,
                      extra={"resolve_timeout_s": 60.0})
     window.start()
     button = window.controls.start_button
     assert window.state == "starting" and button.text() == "Cancel" and button.isEnabled()
-    qtbot.waitUntil(lambda: bool(set(glob.glob(f"{tempfile.gettempdir()}/eegmusic-gui-*")) - before),
-                    timeout=10000)                               # the decode process is on its way
+    qtbot.waitUntil(lambda: our_decode() is not None, timeout=10000)   # the decode process is on its way
+    pid, folder = our_decode()
+    assert folder.is_dir()
     button.click()
     qtbot.waitUntil(lambda: window.state == "stopped", timeout=15000)
     assert window.last_error is None and window.error_box is None
     assert window.status.health_label.text() == "stopped — start cancelled"
-    assert set(glob.glob(f"{tempfile.gettempdir()}/eegmusic-gui-*")) == before   # folder and log removed
+    assert not folder.exists() and not Path(f"/proc/{pid}").exists()   # stopped, reaped, folder removed
     assert button.text() == "Start" and button.isEnabled()
 
 
