@@ -86,16 +86,32 @@ def _windows_seen(window) -> int:
     return 0 if snapshot is None else int(snapshot.counters.get("windows", 0))
 
 
+def _attached_window(qtbot, name: str):
+    """A window attached to the decode published as ``name``, once it runs."""
+    window = _window(qtbot)
+    window.attach(name)
+    qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
+    assert window.state == "running", window.last_error
+    return window
+
+
+def _started_window(qtbot, stream: str, model: Path):
+    """A window running a decode it started in its own process, once it runs."""
+    window = _window(qtbot, stream=stream, model=str(model), no_audio=True, isolated=True,
+                     extra={"resolve_timeout_s": 10.0})
+    window.start()
+    qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=60000)
+    assert window.state == "running", window.last_error
+    return window
+
+
 def test_attached_dashboard_follows_the_decode_and_leaves_it_running(qtbot, replay, model_file):
     from eegmusic.decoder.shared_snapshot import snapshot_path
 
     name = _publish_name()
     decode = _start_decode(replay.name, model_file, name, "--no-audio")
     try:
-        window = _window(qtbot)
-        window.attach(name)
-        qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
-        assert window.state == "running", window.last_error
+        window = _attached_window(qtbot, name)
         assert window.controls.stream_box.currentText() == replay.name  # the decode says what it decodes
         assert window.controls.start_button.text() == "Detach"
         qtbot.waitUntil(lambda: _windows_seen(window) > 5, timeout=15000)
@@ -135,11 +151,7 @@ def test_attach_waits_for_a_decode_started_on_the_same_command_line(replay, mode
 
 
 def test_dashboard_started_decode_stops_with_the_window(qtbot, replay, model_file):
-    window = _window(qtbot, stream=replay.name, model=str(model_file), no_audio=True, isolated=True,
-                     extra={"resolve_timeout_s": 10.0})
-    window.start()
-    qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=60000)
-    assert window.state == "running", window.last_error
+    window = _started_window(qtbot, replay.name, model_file)
     attached = window.pipeline
     assert attached.owned and attached.process.poll() is None
     qtbot.waitUntil(lambda: _windows_seen(window) > 5, timeout=15000)
@@ -155,11 +167,7 @@ def test_a_killed_decode_is_said_as_such_and_the_window_stops(qtbot, replay, mod
     the status bar said the stream was lost, for ever, and Stop left the snapshot block behind."""
     from eegmusic.decoder.shared_snapshot import snapshot_path
 
-    window = _window(qtbot, stream=replay.name, model=str(model_file), no_audio=True, isolated=True,
-                     extra={"resolve_timeout_s": 10.0})
-    window.start()
-    qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=60000)
-    assert window.state == "running", window.last_error
+    window = _started_window(qtbot, replay.name, model_file)
     attached = window.pipeline
     qtbot.waitUntil(lambda: _windows_seen(window) > 3, timeout=15000)
     attached.process.send_signal(signal.SIGKILL)
@@ -179,10 +187,7 @@ def test_an_attached_decode_that_ends_stops_the_window_without_an_error(qtbot, r
     name = _publish_name()
     decode = _start_decode(replay.name, model_file, name, "--no-audio")
     try:
-        window = _window(qtbot)
-        window.attach(name)
-        qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
-        assert window.state == "running", window.last_error
+        window = _attached_window(qtbot, name)
     finally:
         returncode, _, err = _stop(decode)
     assert returncode == 0, err[-2000:]
@@ -433,10 +438,7 @@ def test_attached_dashboard_shows_the_run_r_beside_its_baselines(qtbot, sim_dir,
     player = Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", chunk_ms=20).start()
     decode = _start_decode(stream_name, baseline_model, name, "--truth", str(sim_dir), "--no-audio")
     try:
-        window = _window(qtbot)
-        window.attach(name)
-        qtbot.waitUntil(lambda: window.state == "running" or window.last_error is not None, timeout=10000)
-        assert window.state == "running", window.last_error
+        window = _attached_window(qtbot, name)
         qtbot.waitUntil(lambda: scored(window), timeout=20000)
         player.stop()  # no more frames: the scores over the run stop changing
         qtbot.wait(2500)  # the decode publishes its summary once a second
