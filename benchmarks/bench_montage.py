@@ -13,8 +13,8 @@ windows at the default 0.1-s hop, for three caps:
 
 Baseline, measured in the same run on the same chunk: the plain channel copy (the same stream and
 model, nothing missing, channels reordered). Figures are medians (and p99) in milliseconds, with the
-ratio to the baseline; the goal is ≤ 0.1 ms per window. The one-off cost of building the matrix when
-the stream is opened is reported beside them.
+ratio to the baseline; the goal is a median (p50) of ≤ 0.1 ms per window. The one-off cost of
+building the matrix when the stream is opened is reported beside them.
 
 ``accuracy``: what the interpolation is worth, on simulated EEG (the forward model of
 :mod:`replay.forward_model`, 20 s of one listener at 125 Hz on the GSN net, average reference).

@@ -177,6 +177,10 @@ def _ratio(ours: dict, theirs: dict) -> float | None:
         return None
 
 
+JITTER_GOAL_MS = 1.0
+"""Replay jitter goal: p99 of the spread around the median lateness (module docstring)."""
+
+
 def run(quick: bool, seconds: float | None = None) -> dict:
     """Run the benchmark; return JSON-ready results (see the module docstring).
 
@@ -205,6 +209,9 @@ def run(quick: bool, seconds: float | None = None) -> dict:
                                          chunk_samples=chunk_samples), chunk_s)
         results["jitter"][f"{n_chans}ch_{sfreq:g}Hz"] = {
             "eegmusic": ours, "mne_lsl_PlayerLSL": theirs, "ratio_p99_mne_over_ours": _ratio(ours, theirs),
+            # the goal beside the figure, so a miss is marked (an 8.8-ms p99 on a busy machine went unsaid)
+            "goal_p99_ms": JITTER_GOAL_MS,
+            "meets_goal": None if "jitter" not in ours else ours["jitter"]["p99_ms"] <= JITTER_GOAL_MS,
         }
     # an hour of data, accelerated
     sfreq, recording_s = 125.0, 60.0

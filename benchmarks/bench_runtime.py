@@ -67,13 +67,20 @@ def bench_models(quick: bool, folder: Path) -> dict:
             try:
                 torch.manual_seed(0)
                 model = build_model(name).eval()
+                # random weights: untrained, several models output zeros (a zero output layer, a ridge
+                # not yet fitted), and their ONNX-vs-torch difference compared zeros with zeros
+                with torch.no_grad():
+                    for parameter in model.parameters():
+                        parameter.add_(0.05 * torch.randn_like(parameter))
                 path = export_onnx(model, folder / f"{name}.onnx", build_metadata(model))
                 x = torch.from_numpy(window[None])
                 with torch.no_grad():
                     eager = _timings(lambda: model(x), n)  # noqa: B023 (called at once)
                     reference = model(x).numpy()[0]
                 row = {"params": int(sum(p.numel() for p in model.parameters())), "n": n,
-                       "torch_eager_1t": _stats(eager)}
+                       "torch_eager_1t": _stats(eager),
+                       # what the ONNX-vs-torch difference is read against: the output's own spread
+                       "output_sd_db": round(float(np.std(reference)), 4)}
                 for threads in (1, 2):
                     runtime = DecoderRuntime(path, device="cpu", intra_op_threads=threads)
                     ort_ms = _timings(lambda: runtime.predict(window), n)  # noqa: B023

@@ -26,12 +26,16 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out file (refused otherwise), e.g. --out bench.json "
                         "--overwrite")
-    parser.add_argument("--quick", action="store_true", help="short runs (a few minutes in all)")
-    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",  # none named: not "all of them"
-                        help="run only these benchmarks (e.g. bench_vocoder bench_inlet)")
+    parser.add_argument("--quick", action="store_true", help="short runs: minutes for each light benchmark, longer "
+                        "for those that train (quality, training, calibration, generative), e.g. "
+                        "`eegmusic bench --quick --only vocoder inlet`")
+    # none named: not "all of them"; given twice, both lists count (the last one alone ran)
+    parser.add_argument("--only", nargs="+", action="extend", default=None, metavar="NAME",
+                        help="run only these benchmarks, by short or module name (e.g. --only vocoder inlet; "
+                        "the same as `eegmusic bench vocoder inlet`)")
     parser.add_argument("--duration", type=seconds(), default=None, metavar="S",
-                        help="seconds of live measurement, for benchmarks that measure live (latency: the "
-                        "default hop alone for S seconds), e.g. `eegmusic bench latency --duration 600`")
+                        help="seconds of live measurement, for the latency benchmark only (the default hop "
+                        "alone for S seconds), e.g. `eegmusic bench latency --duration 600`")
     parser.add_argument("--seeds", action="store_true",
                         help="the quality benchmark's spread check: its block and subject splits rerun over "
                         "several seeds (three block draws; every listener held out once), means and "
@@ -116,14 +120,17 @@ def run_bench(args) -> int:
                "quick": bool(args.quick), "seeds": bool(args.seeds),
                "machine": machine_description(), "benchmarks": {}}
     modules = discover()
-    only = list(args.only or []) + [n if n.startswith("bench_") else f"bench_{n}" for n in args.names]
+    given = list(args.only or []) + list(args.names)
+    # short names in --only too ("--only vocoder" said "no benchmark named vocoder; pick from: …, vocoder")
+    only = [n if n.startswith("bench_") or "." in n else f"bench_{n}" for n in given]
     if only:
-        unknown = sorted(set(only) - {m.split(".")[-1] for m in modules} - set(modules))
+        unknown = [name for name, full in zip(given, only, strict=True)
+                   if full not in {m.split(".")[-1] for m in modules} | set(modules)]
         if unknown:
             from eegmusic.stream.errors import ConfigError
 
             known = ", ".join(m.split(".")[-1].removeprefix("bench_") for m in modules)
-            raise ConfigError(f"no benchmark named {', '.join(unknown)}; pick from: {known}")
+            raise ConfigError(f"no benchmark named {', '.join(sorted(unknown))}; pick from: {known}")
         modules = [m for m in modules if m.split(".")[-1] in only or m in only]
     options = {}
     if args.duration is not None:

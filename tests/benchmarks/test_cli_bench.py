@@ -125,3 +125,16 @@ def test_sigterm_removes_the_benchmarks_temporary_folder_and_keeps_what_finished
     assert list(bench["benchmarks"]) == ["eegmusic.benchmarks.bench_montage"]
     assert bench["interrupted"] == "eegmusic.benchmarks.bench_runtime"
     assert "interrupted during eegmusic.benchmarks.bench_runtime; wrote the 1 that finished" in err
+
+
+def test_only_takes_short_names_and_adds_up_when_repeated(tmp_path, capsys):
+    """`--only vocoder` said "no benchmark named vocoder; pick from: …, vocoder", and a second --only
+    silently replaced the first."""
+    from eegmusic.stream.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--only", "vocoder", "--only", "bench_inlet", "--out", "x.json"])
+    assert args.only == ["vocoder", "bench_inlet"]
+    assert main(["bench", "--only", "vocoder", "nosuch", "--out", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert "no benchmark named nosuch; pick from:" in err and "named vocoder" not in err, err
+    assert not (tmp_path / "b.json").exists()
