@@ -26,7 +26,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out file (refused otherwise), e.g. --out bench.json "
                         "--overwrite")
-    parser.add_argument("--quick", action="store_true", help="short runs: minutes for each light benchmark, longer "
+    parser.add_argument("--quick", action="store_true",
+                        help="short runs: minutes for each light benchmark, longer "
                         "for those that train (quality, training, calibration, generative), e.g. "
                         "`eegmusic bench --quick --only vocoder inlet`")
     # none named: not "all of them"; given twice, both lists count (the last one alone ran)

@@ -132,7 +132,8 @@ def test_only_takes_short_names_and_adds_up_when_repeated(tmp_path, capsys):
     silently replaced the first."""
     from eegmusic.stream.cli import build_parser
 
-    args = build_parser().parse_args(["bench", "--only", "vocoder", "--only", "bench_inlet", "--out", "x.json"])
+    argv = ["bench", "--only", "vocoder", "--only", "bench_inlet", "--out", "x.json"]
+    args = build_parser().parse_args(argv)
     assert args.only == ["vocoder", "bench_inlet"]
     assert main(["bench", "--only", "vocoder", "nosuch", "--out", str(tmp_path / "b.json")]) == 2
     err = capsys.readouterr().err
