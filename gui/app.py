@@ -455,6 +455,9 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ errors
     def show_error(self, message: str) -> None:
         """Show a one-line reason in a non-modal dialog (the event loop keeps running)."""
+        if "pass --impute-missing" in message and not self.settings.extra.get("impute_missing"):
+            # the window has no control for it: say where the option goes
+            message += " (the dashboard takes it when opened: `eegmusic gui --impute-missing ...`)"
         self.last_error = message
         log.warning("%s", message)
         if self.error_box is not None:

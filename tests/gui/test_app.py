@@ -262,6 +262,18 @@ def test_missing_stream_shows_reason(qtbot, model_file, stream_name):
     assert stream_name in window.error_box.text() and "no LSL stream" in window.error_box.text()
 
 
+def test_advice_for_an_option_the_window_lacks_says_where_it_goes(qtbot):
+    """A cap missing model channels said 'pass --impute-missing', which the window has no control for."""
+    window = _window(qtbot)
+    window.show_error("stream 'cap' lacks 4 channels the model needs (E1, …); pass --impute-missing to "
+                      "interpolate them, or use a model trained on this cap")
+    assert "`eegmusic gui --impute-missing ...`" in window.last_error
+    assert window.error_box.text() == window.last_error
+    opened_with_it = _window(qtbot, extra={"impute_missing": True})
+    opened_with_it.show_error("pass --impute-missing to interpolate them")
+    assert "eegmusic gui --impute-missing" not in opened_with_it.last_error
+
+
 def test_start_without_choices_says_what_is_missing(qtbot):
     window = _window(qtbot)
     window.start()
