@@ -125,14 +125,14 @@ def run_bench(args) -> int:
     # short names in --only too ("--only vocoder" said "no benchmark named vocoder; pick from: …, vocoder")
     only = [n if n.startswith("bench_") or "." in n else f"bench_{n}" for n in given]
     if only:
-        unknown = [name for name, full in zip(given, only, strict=True)
-                   if full not in {m.split(".")[-1] for m in modules} | set(modules)]
+        names = {m.split(".")[-1] for m in modules} | set(modules)
+        unknown = [name for name, full in zip(given, only, strict=True) if full not in names]
         if unknown:
             from eegmusic.stream.errors import ConfigError
 
             known = ", ".join(m.split(".")[-1].removeprefix("bench_") for m in modules)
             raise ConfigError(f"no benchmark named {', '.join(sorted(unknown))}; pick from: {known}")
-        modules = [m for m in modules if m.split(".")[-1] in only or m in only]
+        modules = [m for m in modules if {m.split(".")[-1], m} & set(only)]
     options = {}
     if args.duration is not None:
         options["duration_s"] = args.duration

@@ -44,6 +44,22 @@ EDGE_RISE = np.arange(1, EDGE_RAMP_SAMPLES + 1, dtype=np.float32) / (EDGE_RAMP_S
 EDGE_FALL = EDGE_RISE[::-1].copy()
 """Gains, times the last sample given, of the first samples of silence (the fall)."""
 
+
+def rise_from(buffer: np.ndarray, last: float) -> None:
+    """In place: ``buffer``'s first samples rise from ``last``, the sample given before them (0 after a
+    whole fall; part-way down when a fall was cut short), crossfaded over :data:`EDGE_RAMP_SAMPLES`."""
+    k = min(len(buffer), EDGE_RAMP_SAMPLES)
+    buffer[:k] *= EDGE_RISE[:k]
+    if last:
+        buffer[:k] += last * EDGE_FALL[:k]
+
+
+def fall_from(buffer: np.ndarray, last: float) -> None:
+    """In place: ``buffer`` becomes the fall from ``last`` to silence, then silence."""
+    k = min(len(buffer), EDGE_RAMP_SAMPLES)
+    buffer[:k] = last * EDGE_FALL[:k]
+    buffer[k:] = 0.0
+
 UNDERRUN_TIMES_KEPT = 4096
 """How many of the latest underruns :attr:`SoundDeviceSink.underrun_times` keeps."""
 
@@ -277,17 +293,10 @@ class SoundDeviceSink(_Sink):
         out[first:n] = self._ring[:n - first]
         if not frames:
             return
-        if n and self._dry:
-            # sound after a dry block rises, crossfaded from the last sample given (zero after a whole
-            # fall; part-way down when the block ended mid-fall)
-            k = min(n, EDGE_RAMP_SAMPLES)
-            out[:k] *= EDGE_RISE[:k]
-            if self._last_out:
-                out[:k] += self._last_out * EDGE_FALL[:k]
+        if n and self._dry:        # sound after a dry block rises
+            rise_from(out[:n], self._last_out)
         if n < frames:             # ran dry: fall from the last sample given to zero, then silence
-            k = min(frames - n, EDGE_RAMP_SAMPLES)
-            out[n:n + k] = (out[n - 1] if n else self._last_out) * EDGE_FALL[:k]
-            out[n + k:] = 0.0
+            fall_from(out[n:], out[n - 1] if n else self._last_out)
             if self._playing and not self._draining:
                 self._underruns += 1
                 self.underrun_times.append(time.monotonic())

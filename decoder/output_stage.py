@@ -21,7 +21,7 @@ import collections
 import time
 
 import numpy as np
-from eegmusic.decoder.audio import AudioSink
+from eegmusic.decoder.audio import AudioSink, fall_from, rise_from
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, HOP_LENGTH
 from eegmusic.decoder.output_queue import AdaptivePlayback
 from eegmusic.decoder.pipeline_config import PipelineConfig
@@ -167,17 +167,13 @@ class SoundOutput:
         pad = int(behind_s * AUDIO_SFREQ)
         if pad <= 0:
             return
-        silence = np.zeros(pad, np.float32)
-        if not self._silent:
-            self._after_silence = True
-        from eegmusic.decoder.audio import EDGE_FALL
-
         # the sound falls to it from the last sample written, as a sound device's does (no click in the
         # file); each small piece continues from where the last ended, so a second stall, or one
         # written in pieces shorter than the fall, is continuous too
-        k = min(pad, len(EDGE_FALL))
-        silence[:k] = self._last_written * EDGE_FALL[:k]
+        silence = np.empty(pad, np.float32)
+        fall_from(silence, self._last_written)
         self._last_written = float(silence[-1])
+        self._after_silence = True
         self.sink.write(silence, block=False)
         self._audio_wall_end += pad / AUDIO_SFREQ
         self.counters["audio_silence"] += pad
@@ -200,16 +196,13 @@ class SoundOutput:
         if trim:
             self.counters["audio_dropped_late"] += trim
             samples = samples[trim:]
-        if len(samples) and not self.sink.plays_live:   # a file: its own edges around stall silence
-            if self._after_silence:   # rises, crossfaded from where the silence's fall had got to
-                from eegmusic.decoder.audio import EDGE_FALL, EDGE_RISE
-
-                samples = samples.copy()
-                k = min(len(samples), len(EDGE_RISE))
-                samples[:k] = samples[:k] * EDGE_RISE[:k] + self._last_written * EDGE_FALL[:k]
-                self._after_silence = False
-            self._last_written = float(samples[-1])
         if len(samples):
+            if not self.sink.plays_live:   # a file: its own edges around stall silence
+                if self._after_silence:   # rises from where the silence's fall had got to
+                    samples = samples.copy()
+                    rise_from(samples, self._last_written)
+                    self._after_silence = False
+                self._last_written = float(samples[-1])
             self.sink.write(samples, block=False)
             now = time.monotonic()       # when a file's audio would end if it were played from now
             self._audio_wall_end = max(self._audio_wall_end or now, now) + len(samples) / AUDIO_SFREQ

@@ -22,6 +22,10 @@ AUDIO_FILE = "decoded.wav"
 RECORDING_FILES = (FRAMES_FILE, FRAME_INDEX_FILE, FRAME_SOURCE_FILE, FRAMES_SIDECAR, AUDIO_FILE)
 """Every file a recording folder holds."""
 
+_LAYOUT = {"n_mels": N_MELS, "dtype": "<f4", "index_dtype": "<i8", "frames_file": FRAMES_FILE,
+           "index_file": FRAME_INDEX_FILE, "source_file": FRAME_SOURCE_FILE}
+"""How the raw files are laid out: written into ``mel_db.json`` and checked when it is read back."""
+
 
 def check_record_dir(folder: str | Path) -> None:
     """Refuse a record folder that already holds a recording (``decode --record`` checks it up front).
@@ -66,9 +70,8 @@ class FrameRecorder:
             raise
         self._index = open(self.folder / FRAME_INDEX_FILE, "xb")  # noqa: SIM115
         self._source = open(self.folder / FRAME_SOURCE_FILE, "xb")  # noqa: SIM115
-        meta = {"format": "raw float32 little-endian, frame-major", "n_mels": N_MELS, "dtype": "<f4",
-                "frames_file": FRAMES_FILE, "index_file": FRAME_INDEX_FILE, "index_dtype": "<i8",
-                "source_file": FRAME_SOURCE_FILE, "source_columns": ["n_end", "window_frame", "t_last"],
+        meta = {"format": "raw float32 little-endian, frame-major", **_LAYOUT,
+                "source_columns": ["n_end", "window_frame", "t_last"],
                 "units": {  # a reader of the raw files needs nothing else (docs/design.md, the contract)
                     "frames": "mel dB: 10*log10(mel power), reference power 1, floored at -80 dB",
                     "index": "frame k covers k * frame_period_s of stimulus time on the decode's own EEG "
@@ -185,9 +188,7 @@ def read_recorded_mel(path: str | Path) -> tuple[Path, np.ndarray, np.ndarray, d
     if kind != "mel_db":
         raise DataFormatError(f"recording {folder} holds no mel frames: its model outputs {kind} (the sound "
                               f"is {folder / AUDIO_FILE}); pass a mel model's recording")
-    expected = {"n_mels": N_MELS, "dtype": "<f4", "index_dtype": "<i8", "frames_file": FRAMES_FILE,
-                "index_file": FRAME_INDEX_FILE, "source_file": FRAME_SOURCE_FILE}
-    for key, value in expected.items():
+    for key, value in _LAYOUT.items():
         if key in meta and meta[key] != value:
             raise DataFormatError(f"{sidecar}: {key} is {meta[key]!r}; this eegmusic reads recordings with "
                                   f"{key} {value!r} (`eegmusic decode --record` of this version)")

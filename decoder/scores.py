@@ -31,14 +31,14 @@ def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, flo
 def baseline_words(summary: Mapping | None) -> str:
     """The two baselines of the run's scored frames, each with why it is missing where it is (one phrase):
     ``global-mean baseline 0.012, song-mean baseline n/a (a scored song is not in …)``."""
-    _, global_mean, song = run_scores(summary)
-    constant = list((summary or {}).get("baseline_constant") or [])
+    summary = summary or {}
+    decoder, global_mean, song = run_scores(summary)
+    constant = list(summary.get("baseline_constant") or [])
     # no song mean beside a global mean: the song was never trained on (with neither, nothing is scored yet)
     global_known = global_mean is not None or "global_mean" in constant
     unseen_song = song is None and global_known and "song_mean" not in constant
     notes = ["a scored song is not in the model's training data"] if unseen_song else []
-    carried = (summary or {}).get("baseline_dynamic_r_total")
-    if carried == {} and run_scores(summary)[0] is not None:   # frames scored, with no means to score
+    if summary.get("baseline_dynamic_r_total") == {} and decoder is not None:   # scored, no means to score
         notes.append(NO_MEANS_NOTE)
     if constant:
         from eegmusic.decoder.metrics import CONSTANT_NOTE  # here: cli_demo imports this module, numpy-free

@@ -88,9 +88,8 @@ def check_name(name: str, *, option: str = "--publish") -> None:
 
 
 def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs: a zombie (ended, not yet reaped by its parent) does not. The
-    dashboard is the parent of the decode it starts, so a decode killed under it stayed a zombie, and
-    ``kill(pid, 0)`` alone counted it alive: the window showed a lost stream instead of the crash."""
+    """Whether process ``pid`` exists (a zombie child counts: :class:`gui.attach.AttachedDecode` asks its
+    own ``Popen`` about the decode it started)."""
     if pid <= 0:
         return False
     try:
@@ -99,13 +98,21 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process: alive
         return True
+    return True
+
+
+def _remove_block_if(name: str, doomed) -> bool:
+    """Remove the block published as ``name`` when ``doomed(writer_pid)``; True when one was removed."""
+    path = snapshot_path(name)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:  # it ended between the two questions
-        return not Path("/proc/self/stat").exists()   # without procfs (not Linux), kill() answered
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 1:].split()[0] != "Z"   # the state field follows the name
+        block = _Block(path)
+    except (OSError, ValueError, StreamError):  # none, not a block, or not ours to read
+        return False
+    remove = doomed(int(block.words[_PID // 8]))
+    block.close()
+    if remove:
+        path.unlink(missing_ok=True)
+    return remove
 
 
 def remove_stale_block(name: str) -> bool:
@@ -113,16 +120,7 @@ def remove_stale_block(name: str) -> bool:
 
     A decode that is killed or crashes cannot remove its own block; the dashboard that let go of it does.
     """
-    path = snapshot_path(name)
-    try:
-        block = _Block(path)
-    except (OSError, ValueError, StreamError):  # none, not a block, or not ours to read
-        return False
-    stale = not _pid_alive(int(block.words[_PID // 8]))
-    block.close()
-    if stale:
-        path.unlink(missing_ok=True)
-    return stale
+    return _remove_block_if(name, lambda pid: not _pid_alive(pid))
 
 
 def remove_own_block(name: str) -> bool:
@@ -131,16 +129,7 @@ def remove_own_block(name: str) -> bool:
     For a decode stopped while its publisher was still being made: the block may already exist
     with nobody holding it. A block another process writes is left alone.
     """
-    path = snapshot_path(name)
-    try:
-        block = _Block(path)
-    except (FileNotFoundError, StreamError):  # none, or not a block
-        return False
-    mine = int(block.words[_PID // 8]) == os.getpid()
-    block.close()
-    if mine:
-        path.unlink(missing_ok=True)
-    return mine
+    return _remove_block_if(name, lambda pid: pid == os.getpid())
 
 
 def _layout(eeg_rows: int, eeg_cols: int, mel_cols: int) -> dict[str, tuple[int, int]]:

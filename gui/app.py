@@ -161,10 +161,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._closing = False
         self._scheduler = PanelScheduler()
         self._tick = 0
-        self._shown_error: str | None = None
         self._ended_note: str | None = None   # why the last decode stopped by itself, when not an error
         self._cancel = threading.Event()      # set to give up the start in progress
-        self._starts_here = False             # the start in progress is the window's own (cancellable)
+        self._cancellable = False             # the start in progress can be given up (the window's own)
 
         self.setWindowTitle("eegmusic — live dashboard")
         self.controls = ControlBar(self.settings, self._spawn)
@@ -213,7 +212,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.stop()
         elif self.state == "stopped":
             self.start()
-        elif self.state == "starting" and self.settings.isolated and self._starts_here:
+        elif self.state == "starting" and self._cancellable:
             self.cancel_start()
 
     def cancel_start(self) -> None:
@@ -233,9 +232,8 @@ class MainWindow(QtWidgets.QMainWindow):
         except EEGMusicError as error:
             self.show_error(str(error))
             return
-        self._cancel, self._starts_here, self._ended_note = threading.Event(), True, None
-        self._set_state("starting")
-        self._spawn(self._start_worker, "gui-start", config)
+        # only a decode in its own process can be given up while it starts
+        self._begin_start(self._start_worker, "gui-start", config, cancellable=self.settings.isolated)
 
     def run_pipeline(self, pipeline) -> None:
         """Start and show a pipeline built elsewhere (e.g. by ``eegmusic demo``).
@@ -249,11 +247,8 @@ class MainWindow(QtWidgets.QMainWindow):
         config = pipeline.config
         self.controls.show_decode(config.stream_name or "", str(config.model_path or ""))
         self.settings.truth = None if config.truth_dir is None else str(config.truth_dir)
-        self.settings.no_audio = bool(config.no_audio)
-        self.last_error = self.start_error = None
-        self._cancel, self._starts_here = threading.Event(), False
-        self._set_state("starting")
-        self._spawn(self._start_worker, "gui-start", config, pipeline)
+        self.controls.show_audio(bool(config.no_audio))
+        self._begin_start(self._start_worker, "gui-start", config, pipeline)
 
     def attach(self, name: str) -> None:
         """Show a decode already running in another process (``eegmusic decode --publish NAME``).
@@ -262,10 +257,14 @@ class MainWindow(QtWidgets.QMainWindow):
         """
         if self.state != "stopped":
             raise ConfigError("the dashboard is already showing a decode; stop it first")
-        self.last_error = self.start_error = None
-        self._cancel, self._starts_here = threading.Event(), False
+        self._begin_start(self._attach_worker, "gui-attach", name)
+
+    def _begin_start(self, worker, thread_name: str, *args, cancellable: bool = False) -> None:
+        """Go to "starting" and run ``worker(*args)`` in a helper thread (start, run_pipeline, attach)."""
+        self.last_error = self.start_error = self._ended_note = None
+        self._cancel, self._cancellable = threading.Event(), cancellable
         self._set_state("starting")
-        self._spawn(self._attach_worker, "gui-attach", name)
+        self._spawn(worker, thread_name, *args)
 
     def _attach_worker(self, name: str) -> None:
         try:
@@ -341,7 +340,6 @@ class MainWindow(QtWidgets.QMainWindow):
             if not pipeline.owned:  # show what the decode is, and the volume it plays at
                 self.controls.show_decode(settings.stream_name or pipeline.name, settings.model_path or "")
                 # and keep it for a Start here after Detach: its sound, truth and A/B mode
-                self.settings.no_audio = bool(settings.no_audio)
                 self.controls.show_audio(bool(settings.no_audio))
                 self.settings.truth = settings.truth_dir
                 self.settings.listen = settings.listen
@@ -351,7 +349,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._scheduler.reset()
         self.status.reset(time.monotonic())
         self.last_summary, self._next_summary = {}, 0.0
-        self._shown_error = self._ended_note = None
+        self._ended_note = None
         self._set_state("running")
         self._apply_gain()
         self.timer.start()
@@ -400,7 +398,7 @@ class MainWindow(QtWidgets.QMainWindow):
         detach = isinstance(self.pipeline, AttachedDecode) and not self.pipeline.owned  # it goes on
         self.controls.show_state(state, detach=detach, volume_off=self._volume_off(),
                                  listen_now=self._listen_now(),
-                                 cancellable=self.settings.isolated and self._starts_here)
+                                 cancellable=self._cancellable)
         if state == "stopped":
             why = self.last_error or self._ended_note
             self.status.show_text("stopped" + (f" — {why}" if why else ""))
@@ -414,9 +412,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _volume_off(self) -> str | None:
         """Why the volume cannot act on the running decode, or None when it can."""
         controllable = self._gain_sink is not None or isinstance(self.pipeline, AttachedDecode)
-        # the running decode's own setting (the Audio box may have overridden --no-audio)
-        config = getattr(self.pipeline, "config", None)
-        silent = bool(getattr(config, "no_audio", self.settings.no_audio))
+        # the running decode's own setting (the Audio box may have overridden --no-audio); shown only
+        # while one runs
+        silent = self.pipeline is not None and bool(self.pipeline.config.no_audio)
         if controllable and not silent:
             return None
         return ("this pipeline decodes without sound" if silent else
@@ -504,8 +502,7 @@ class MainWindow(QtWidgets.QMainWindow):
             # the decode stopped by itself: say why (an error in a dialog; a decode started elsewhere that
             # ended, in the status bar) and go back to stopped, where Start works again
             error = snapshot.error
-            if error and error != self._shown_error:
-                self._shown_error = error
+            if error:   # once a run: stop() below ends the polling
                 self.show_error(error)
             elif not error:
                 self._ended_note = (f"the decode published as {pipeline.name!r} has ended"

@@ -109,8 +109,14 @@ class AttachedDecode:
         return self
 
     @property
+    def _writer_gone(self) -> bool:
+        """The decode no longer runs: its block or process is gone, or (the one this dashboard started)
+        its process has ended, a zombie until reaped, which a process-id check counts alive."""
+        return not self.reader.writer_alive or (self.process is not None and self.process.poll() is not None)
+
+    @property
     def running(self) -> bool:
-        if self._stopped or not self.reader.writer_alive:
+        if self._stopped or self._writer_gone:
             return False
         return self._last is None or self._last.running
 
@@ -118,7 +124,7 @@ class AttachedDecode:
         """The newest snapshot (the previous one when the decode was mid-write; never waits)."""
         if self._stopped or not self.reader.is_open:
             return self._last or _empty_snapshot("detached")
-        if not self.reader.writer_alive:
+        if self._writer_gone:
             last = self._last or _empty_snapshot()
             last.running = False
             if last.error is None and self.process is not None:
@@ -135,11 +141,7 @@ class AttachedDecode:
 
     def _exit_reason(self) -> str:
         """Why the decode process this dashboard started is gone, and where its log is."""
-        try:   # a killed process's leader shows as a zombie before its other threads are gone, and is
-            # reaped only then: a moment's wait
-            code = self.process.wait(1.0)
-        except subprocess.TimeoutExpired:
-            code = None
+        code = self.process.poll()
         how = ("is gone" if code is None else f"was killed by signal {-code}" if code < 0
                else f"exited with status {code}")
         log_path = None if self.summary_path is None else self.summary_path.parent / "decode.log"
@@ -185,24 +187,19 @@ class AttachedDecode:
         if self._stopped:
             return
         self._stopped = True
-        ended = not self.reader.writer_alive
+        ended = self._writer_gone
         self.reader.close()
-        if ended:   # a writer that died (killed, crashed) could not remove its block
-            remove_stale_block(self.name)
         if self.process is None:
-            if ended:
+            if ended:   # a writer that died (killed, crashed) could not remove its block
+                remove_stale_block(self.name)
                 log.info("decode %r has ended", self.name)
             else:
                 log.info("detached from decode %r; it keeps running", self.name)
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # the decode prints and writes its summary
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                log.warning("decode %r did not stop in %.0f s; terminating it", self.name, STOP_TIMEOUT_S)
-                self.process.kill()
-                self.process.wait()
+        # the decode prints and writes its summary on SIGINT
+        if self.process.poll() is None and not _interrupt(self.process, STOP_TIMEOUT_S):
+            log.warning("decode %r did not stop in %.0f s; killed it", self.name, STOP_TIMEOUT_S)
+        remove_stale_block(self.name)   # reaped now: a block a killed or crashed writer left goes
         if self.summary_path is not None and self.summary_path.is_file():
             try:
                 self._final_summary = json.loads(self.summary_path.read_text())
@@ -261,7 +258,21 @@ def decode_command(config, name: str, *, summary_path: Path | None = None) -> li
 
 
 class StartCancelled(EEGMusicError):
-    """The user cancelled a start before the decode published (not a failure)."""
+    """The user cancelled a start before the decode published (not a failure). The window reads its own
+    cancel flag, which also covers a failure that lands after a cancel; the type tells other callers."""
+
+
+def _interrupt(process: subprocess.Popen, timeout_s: float) -> bool:
+    """SIGINT ``process`` (its own cleanup runs), SIGKILL it after ``timeout_s``; reap it. True when it
+    stopped on SIGINT."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout_s)
+        return True
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
 
 
 def spawn_decode(config, *, gain: float = 1.0, cancel: threading.Event | None = None) -> AttachedDecode:
@@ -298,12 +309,7 @@ def spawn_decode(config, *, gain: float = 1.0, cancel: threading.Event | None = 
     path = snapshot_path(name)
     while not path.exists():
         if cancel is not None and cancel.is_set():
-            process.send_signal(signal.SIGINT)   # its own cleanup first (a half-made block, its outlets)
-            try:
-                process.wait(2.0)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _interrupt(process, 2.0)   # its own cleanup first (a half-made block, its outlets)
             remove_stale_block(name)
             shutil.rmtree(folder, ignore_errors=True)
             raise StartCancelled("start cancelled")

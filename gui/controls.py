@@ -141,10 +141,8 @@ class ControlBar(QtWidgets.QWidget):
         self.audio_reason: str | None = None
         """Why there is no audio output (the audio controls stay disabled), or None."""
         self._fill_audio_devices()
-        self._state = "stopped"
         # silent output: what to play means nothing (a chosen A+B was dropped from the decode)
-        self.audio_box.currentIndexChanged.connect(lambda _i: self._show_listen(self._state, None)
-                                                   if self._state == "stopped" else None)
+        self.audio_box.currentIndexChanged.connect(self._on_audio_picked)
         self._streams_listed.connect(self._on_streams_listed)
 
         row = QtWidgets.QHBoxLayout(self)
@@ -282,6 +280,10 @@ class ControlBar(QtWidgets.QWidget):
         self.volume.setValue(int(round(100 * gain)))
         self.volume.blockSignals(False)
 
+    def _on_audio_picked(self, *_args) -> None:
+        if self.audio_box.isEnabled():   # enabled only while stopped (show_audio fills it while starting)
+            self._show_listen("stopped", None)
+
     def _on_listen_picked(self, *_args) -> None:
         self.listen_changed.emit(self.listen_box.currentData())
 
@@ -301,7 +303,6 @@ class ControlBar(QtWidgets.QWidget):
         cancellable : bool
             A start in progress can be given up (the button reads "Cancel").
         """
-        self._state = state
         labels = dict(BUTTON_LABELS, running="Detach" if detach else BUTTON_LABELS["running"])
         if cancellable:
             labels["starting"] = "Cancel"

@@ -147,6 +147,21 @@ def load_xdf(path: Path, **options) -> tuple[list[dict], str]:
     return streams, damage[:200]
 
 
+def check_xdf_file(path: Path) -> None:
+    """Refuse a path that is not an XDF file (missing, a folder, not XDF) in one line."""
+    if not path.is_file():
+        what = "a folder, not an XDF file" if path.is_dir() else "XDF file not found"
+        raise DataFormatError(f"{path}: {what}; check the path")
+    _check_magic(path)
+
+
+def warn_damaged(path: Path, damage: str, going_on: str) -> None:
+    """Log that pyxdf read ``path`` only in part (``damage``), where it breaks, and what follows."""
+    where = where_it_breaks(path)
+    logger.warning("%s: damaged XDF file (pyxdf: %s)%s; %s", path, damage, f": {where}" if where else "",
+                   going_on)
+
+
 def where_it_breaks(path) -> str:
     """Where the chunk structure of a plain XDF file breaks, in words; "" when it is whole (or ``.xdfz``).
 
@@ -194,10 +209,7 @@ def list_xdf_streams(path) -> list[dict]:
     import pyxdf
 
     path = Path(path)
-    if not path.is_file():
-        what = "a folder, not an XDF file" if path.is_dir() else "XDF file not found"
-        raise DataFormatError(f"{path}: {what}; check the path")
-    _check_magic(path)
+    check_xdf_file(path)
     try:
         return pyxdf.resolve_streams(str(path))
     except Exception as error:
@@ -251,9 +263,7 @@ def read_xdf_stream(path, name: str) -> XDFStream:
     streams, damage = load_xdf(path, select_streams=[header["stream_id"]], synchronize_clocks=False,
                                dejitter_timestamps=False)
     if damage:
-        where = where_it_breaks(path)
-        logger.warning("%s: damaged XDF file (pyxdf: %s)%s; replaying what could be read", path, damage,
-                       f": {where}" if where else "")
+        warn_damaged(path, damage, "replaying what could be read")
     stream = streams[0]
     info = stream["info"]
     series = np.asarray(stream["time_series"])

@@ -20,7 +20,15 @@ import numpy as np
 from eegmusic.replay.calibration_markers import decode, track_plays
 from eegmusic.replay.manifest import unfinished_simulation
 from eegmusic.replay.plays import Play, PlayDataset
-from eegmusic.replay.xdf import _channels, _check_magic, _describe, _first, load_xdf, where_it_breaks
+from eegmusic.replay.xdf import (
+    _channels,
+    _describe,
+    _first,
+    check_xdf_file,
+    load_xdf,
+    warn_damaged,
+    where_it_breaks,
+)
 from eegmusic.stream.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -116,10 +124,7 @@ class XDFSession(PlayDataset):
 
     def __init__(self, path, *, stream: str | None = None, subject: str | None = None) -> None:
         super().__init__(path)
-        if not self.path.is_file():
-            what = "a folder, not an XDF file" if self.path.is_dir() else "XDF file not found"
-            raise DataFormatError(f"{self.path}: {what}; check the path")
-        _check_magic(self.path)
+        check_xdf_file(self.path)
         streams, damage = load_xdf(self.path, dejitter_timestamps=False)
         try:
             self._read(streams, stream, subject)
@@ -130,9 +135,7 @@ class XDFSession(PlayDataset):
             # damage is the problem, not a session recorded without markers
             raise DataFormatError(_damaged(self.path, damage, streams, error.missing)) from None
         if damage:
-            where = where_it_breaks(self.path)
-            logger.warning("%s: damaged XDF file (pyxdf: %s)%s; read what could be read", self.path, damage,
-                           f": {where}" if where else "")
+            warn_damaged(self.path, damage, "read what could be read")
 
     def _read(self, streams: list[dict], stream: str | None, subject: str | None) -> None:
         """Take the EEG stream, the calibration markers and the plays from pyxdf's ``streams``."""

@@ -178,10 +178,10 @@ def output_dir(text: str) -> str:
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
         raise ArgumentTypeError(f"{text!r} is a file, not a folder; name a folder")
-    ancestor = nearest_existing(path)
-    if ancestor.exists() and not ancestor.is_dir():
+    ancestor = nearest_existing(path)   # exists: at worst "." or "/"
+    if not ancestor.is_dir():
         raise ArgumentTypeError(f"{str(ancestor)!r} in {text!r} is a file, not a folder")
-    if ancestor.exists() and not os.access(ancestor, os.W_OK | os.X_OK):
+    if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ArgumentTypeError(f"folder {str(ancestor)!r} of {text!r} is not writable")
     return text
 

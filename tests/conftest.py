@@ -200,3 +200,12 @@ def rng() -> np.random.Generator:
 def stream_name(request) -> str:
     """A unique LSL stream name (and source_id stem) for this test."""
     return f"t-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*argv) -> (status, out, err)``: ``eegmusic argv`` run in this process (any argument is
+    str()-ed: paths pass as they are)."""
+    from tests.faults.conftest import run_cli
+
+    return lambda *argv: run_cli([str(a) for a in argv], capsys)

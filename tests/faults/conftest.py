@@ -33,12 +33,6 @@ def assert_one_line_error(status: int, err: str, *needles: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def cli(capsys):
-    """``cli(*argv) -> (status, out, err)``."""
-    return lambda *argv: run_cli([str(a) for a in argv], capsys)
-
-
 SHORT_COLLISION_WAIT_S = 0.25
 """What LSL fault cases listen for same-named streams after the first answer (the real wait is 1 s)."""
 

@@ -20,7 +20,7 @@ pytest.importorskip("torch")
 
 from eegmusic.stream.errors import ConfigError, DataFormatError  # noqa: E402
 
-from tests.faults.conftest import assert_one_line_error, run_cli  # noqa: E402
+from tests.faults.conftest import assert_one_line_error  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -28,12 +28,6 @@ CONVNET = json.dumps({"channels": [4, 4, 4, 4], "hidden": 8})
 LINEAR = json.dumps({"lags": [0, 8]})
 QUICK = ["--epochs", "1", "--batch-size", "16", "--no-progress", "--target-offset", "0", "--subjects", "1"]
 DATA_READ = "the data was read"
-
-
-@pytest.fixture
-def cli(capsys):
-    """``cli(*argv) -> (status, out, err)``: ``eegmusic argv`` run in this process."""
-    return lambda *argv: run_cli([str(a) for a in argv], capsys)
 
 
 @pytest.fixture

@@ -20,16 +20,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.faults.conftest import assert_one_line_error, run_cli
+from tests.faults.conftest import assert_one_line_error
 
 TINY = ["--n-songs", "1", "--n-subjects", "1", "--duration", "2", "--no-progress"]
 CAP = ["--montage", "openbci8", "--sfreq", "125"]
-
-
-@pytest.fixture
-def cli(capsys):
-    """``cli(*argv) -> (status, out, err)``: ``eegmusic argv`` run in this process."""
-    return lambda *argv: run_cli([str(a) for a in argv], capsys)
 
 
 def _snapshot(folder: Path) -> dict:
