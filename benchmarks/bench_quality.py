@@ -1201,3 +1201,98 @@ def quality_table(report: dict) -> str:
                    if reference else "")
             )
     return "\n".join(lines) + "\n"
+
+
+def figure(report: dict, path) -> Path | None:
+    """``eegmusic bench``'s figure hook: :func:`quality_figure` of a single run; None for the spread check."""
+    return quality_figure(report, path) if "results" in report else None
+
+
+def quality_figure(report: dict, path) -> Path:
+    """Draw a single-run report (:func:`run_config`) as bars: one panel per split, one group per share.
+
+    Each group shows every model's dynamic r (ridge grey, the :func:`headline` row dark), with the
+    baselines of the same run as short horizontal marks across the group (shuffled EEG of the headline
+    row, global mean, song mean), the goal (the goal's ratio × ridge, red) and the noise-free reference
+    (dashed) where the report has them. The figure is what the table says, for readers who would rather
+    look than read: which rows clear the goal line, by how much the baselines sit below.
+
+    Parameters
+    ----------
+    report : dict
+        :func:`run_config`'s report, or its JSON read back.
+    path : str or Path
+        PNG file to write.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = draw_quality(report)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def draw_quality(report: dict):
+    """The :func:`quality_figure` as a matplotlib figure (the caller closes it)."""
+    import matplotlib.pyplot as plt
+
+    names = list(report["config"]["models"])
+    row = headline(report["config"])
+    splits = list(dict.fromkeys(split for by_split in report["results"].values() for split in by_split))
+    goal_of = {"block": GOALS["block_best_over_ridge"], "subject": GOALS["subject_best_over_ridge"]}
+    palette = [plt.get_cmap("tab20")(k) for k in (4, 5, 8, 9, 12, 13, 16, 17, 2, 3, 10, 11)]  # no greys
+    others = [name for name in names if name not in (RIDGE, row)]
+    colours = {name: palette[k % len(palette)] for k, name in enumerate(others)}
+    colours[RIDGE], colours[row] = (0.55, 0.55, 0.55, 1.0), (0.05, 0.2, 0.55, 1.0)
+    groups = [sum(split in by_split for by_split in report["results"].values()) for split in splits]
+    fig, axes = plt.subplots(1, len(splits), figsize=(2.0 + 2.3 * sum(groups), 4.6), sharey=True,
+                             squeeze=False, constrained_layout=True, gridspec_kw={"width_ratios": groups})
+    width = 0.8 / len(names)
+    for ax, split in zip(axes[0], splits, strict=True):
+        shares = [s for s, by_split in report["results"].items() if split in by_split]
+        for g, share in enumerate(shares):
+            entry = report["results"][share][split]
+            models = entry["models"]
+            left, right = g - 0.42, g + 0.42
+            for k, name in enumerate(names):
+                if name in models:
+                    ax.bar(g - 0.4 + (k + 0.5) * width, models[name]["dynamic_r"], width,
+                           color=colours[name], label=name if g == 0 else None)
+            marks = [(models.get(row, {}).get("shuffled_eeg"), "k", ":", f"shuffled EEG ({row})"),
+                     (entry["baselines"].get("global_mean"), "saddlebrown", "-", "global mean"),
+                     (entry["baselines"].get("song_mean"), "goldenrod", "-", "song mean")]
+            ridge = models.get(RIDGE, {}).get("dynamic_r")
+            if split in goal_of and ridge:
+                marks.append((goal_of[split] * ridge, "red", "-", "goal (× ridge)"))
+            noise_free = _noise_free_best(report.get("noise_free"), split)
+            if noise_free is not None:
+                marks.append((noise_free, "k", "--", "noise-free ridge (reference)"))
+            for value, colour, style, label in marks:
+                if value is not None:
+                    ax.hlines(value, left, right, colors=colour, linestyles=style, linewidth=1.6,
+                              label=label if g == 0 else None)
+        ratios = [report["results"][s][split]["models"].get(row, {}).get("over_ridge") for s in shares]
+        ax.set_xticks(range(len(shares)),
+                      [f"{float(s):.0%} evoked" + ("" if r is None else f"\n{row} {r:.2f}× ridge")
+                       for s, r in zip(shares, ratios, strict=True)])
+        ax.axhline(0.0, color="k", linewidth=0.6)
+        ax.set_title(f"{split} split")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("dynamic r on the unseen excerpt")
+    handles, labels = {}, []
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    labels = list(handles)
+    fig.legend([handles[k] for k in labels], labels, loc="outside lower center", ncol=min(7, len(labels)),
+               fontsize=8)
+    fig.suptitle("Decoders on real music (simulated EEG), every baseline from the same run")
+    return fig

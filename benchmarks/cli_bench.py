@@ -22,7 +22,9 @@ OPTION_FLAGS = {"duration_s": ("--duration", "eegmusic bench latency --duration 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=output_file('.json'),
-                        default="bench.json", help="JSON file to write (default: bench.json)")
+                        default="bench.json",
+                        help="JSON file to write (default: bench.json); the quality benchmark also draws "
+                        "its table beside it as a figure (bench.json → bench-quality.png)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out file (refused otherwise), e.g. --out bench.json "
                         "--overwrite")
@@ -104,6 +106,36 @@ def _rows(name: str, result, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
+def _figures(benchmarks: dict, out) -> list:
+    """Draw the figure of every benchmark that has one (a module-level ``figure(result, path)``).
+
+    Each goes beside the JSON, named after it and the benchmark: ``bench.json`` → ``bench-quality.png``.
+    A figure that cannot be drawn is logged and skipped: the JSON is what the run produced.
+    """
+    import importlib
+    import logging
+    from pathlib import Path
+
+    written = []
+    for module_name, entry in benchmarks.items():
+        if entry["status"] != "ok":
+            continue
+        try:
+            draw = getattr(importlib.import_module(module_name), "figure", None)
+        except ImportError:  # a JSON from another version may name a benchmark this one lacks
+            continue
+        if draw is None:
+            continue
+        short = module_name.split(".")[-1].removeprefix("bench_")
+        path = Path(out).with_name(f"{Path(out).stem}-{short}.png")
+        try:
+            if draw(entry["result"], path) is not None:
+                written.append(path)
+        except Exception as error:  # noqa: BLE001 - the JSON is written already; a plot must not fail the run
+            logging.getLogger("eegmusic.bench").warning("could not draw %s: %s", path, error)
+    return written
+
+
 def run_bench(args) -> int:
     import importlib
     import json
@@ -172,6 +204,7 @@ def run_bench(args) -> int:
         results["benchmarks"][module_name] = {
             "status": status, "seconds": round(time.perf_counter() - start, 1), "result": result}
     save()
+    figures = _figures(results["benchmarks"], args.out)
 
     machine = results["machine"]
     print(f"eegmusic bench — {results['date']} — {machine['cpu']}, {machine['cores']} cores, "
@@ -184,5 +217,5 @@ def run_bench(args) -> int:
             continue
         for key, value in _rows(module_name, result):
             print(f"  {key:<58} {value}")
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {args.out}" + "".join(f" and {path}" for path in figures))
     return 0 if all(e["status"] == "ok" for e in results["benchmarks"].values()) else 1

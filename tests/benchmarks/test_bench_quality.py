@@ -227,6 +227,66 @@ def test_goals_judge_the_row_named_in_advance_not_the_best_on_test():
         bench_quality.run_config({**config, "models": {"linear": {}}})
 
 
+def _figure_report():
+    """A two-share, two-split report with a noise-free reference, as :func:`run_config` writes it."""
+    config = {"models": {"linear": {}, "linear-mcca": bench_quality.FULL["models"]["linear-mcca"],
+                         "ensemble": {}}}
+
+    def entry(ridge, denoised, ensemble, song_mean):
+        models = {"linear": {"dynamic_r": ridge, "shuffled_eeg": 0.002},
+                  "linear-mcca": {"dynamic_r": denoised, "shuffled_eeg": -0.001},
+                  "ensemble": {"dynamic_r": ensemble, "shuffled_eeg": 0.004}}
+        result = {"models": models, "baselines": {"global_mean": 0.01, "song_mean": song_mean}}
+        for model in models.values():
+            model["over_ridge"] = bench_quality._over(model["dynamic_r"], result)
+        return result
+
+    results = {"0.1": {"block": entry(0.25, 0.28, 0.30, -0.01), "subject": entry(0.20, 0.23, 0.26, -0.02)},
+               "0.03": {"block": entry(0.20, 0.25, 0.27, -0.01)}}
+    noise_free = {"share": 0.99, "results": {"block": {"models": {"linear": {"dynamic_r": 0.33},
+                                                                 "linear-mcca": {"dynamic_r": 0.36}}}}}
+    return {"config": config, "results": results, "noise_free": noise_free}
+
+
+def test_quality_figure_draws_every_row_beside_its_baselines_goal_and_reference(tmp_path):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    report = _figure_report()
+    fig = bench_quality.draw_quality(report)
+    try:
+        block, subject = fig.axes[:2]
+        assert [ax.get_title() for ax in (block, subject)] == ["block split", "subject split"]
+        # one bar per model and share, at the model's score
+        heights = sorted(round(bar.get_height(), 3) for bar in block.patches)
+        assert heights == [0.2, 0.25, 0.25, 0.27, 0.28, 0.3]
+        assert len(subject.patches) == 3
+        # the tick under each share names the headline row's ratio to ridge
+        labels = [t.get_text() for t in block.get_xticklabels()]
+        assert labels == ["10% evoked\nensemble 1.20× ridge", "3% evoked\nensemble 1.35× ridge"]
+
+        def levels(ax, colour, style="solid"):
+            return sorted(round(float(seg[0][1]), 4) for coll in ax.collections
+                          if coll.get_linestyle() and np.allclose(coll.get_color()[0], to_rgba(colour))
+                          for seg in coll.get_segments())
+
+        # the goal sits at goal × that share's ridge (block 1.3×, subject 1.2×), red
+        assert levels(block, "red") == [round(1.3 * 0.20, 4), round(1.3 * 0.25, 4)]
+        assert levels(subject, "red") == [round(1.2 * 0.20, 4)]
+        # baselines of the same run: song mean, global mean and the headline row's shuffled EEG
+        assert levels(block, "goldenrod") == [-0.01, -0.01]
+        assert levels(subject, "goldenrod") == [-0.02]
+        assert 0.004 in levels(block, "k") and 0.36 in levels(block, "k")  # shuffled EEG, noise-free best
+        assert 0.36 not in levels(subject, "k")  # no reference for the subject split in this report
+    finally:
+        plt.close(fig)
+    path = bench_quality.figure(report, tmp_path / "q.png")
+    assert path == tmp_path / "q.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the spread check's report has no single run to draw
+    assert bench_quality.figure({"config": report["config"], "spread": {}}, tmp_path / "s.png") is None
+    assert not (tmp_path / "s.png").exists()
+
+
 def test_subject_seeds_hold_out_every_listener_once(sim_dir):
     from eegmusic.offline_training.dataset import WindowDataset
     from eegmusic.offline_training.splits import make_split

@@ -139,3 +139,29 @@ def test_only_takes_short_names_and_adds_up_when_repeated(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no benchmark named nosuch; pick from:" in err and "named vocoder" not in err, err
     assert not (tmp_path / "b.json").exists()
+
+
+def test_figures_go_beside_the_json_for_benchmarks_that_draw_one(tmp_path, capsys):
+    from tests.benchmarks.test_bench_quality import _figure_report
+
+    bench = {"date": "2026-01-01", "quick": False,
+             "machine": {"cpu": "x", "cores": 2, "memory_gib": 1.0, "onnxruntime": "1"},
+             "benchmarks": {
+                 "eegmusic.benchmarks.bench_quality": {"status": "ok", "seconds": 1.0,
+                                                       "result": _figure_report()},
+                 "eegmusic.benchmarks.bench_simulate": {"status": "ok", "seconds": 1.0,
+                                                        "result": {"simulate_song": {}}},
+                 "eegmusic.benchmarks.bench_gone": {"status": "ok", "seconds": 1.0, "result": {}}}}
+    out = tmp_path / "run.json"
+    out.write_text(json.dumps(bench))
+    # the simulator draws nothing; a benchmark this version lacks is skipped, not an error
+    figures = tmp_path / "f"
+    assert readme_tables.main([str(out), "--out", str(tmp_path / "t.md"), "--figures", str(figures)]) == 0
+    assert sorted(p.name for p in figures.iterdir()) == ["run-quality.png"]
+    assert "drew" in capsys.readouterr().err
+    # a failed quality run has nothing to draw
+    bench["benchmarks"]["eegmusic.benchmarks.bench_quality"] = {"status": "failed", "seconds": 1.0,
+                                                                "result": {"error": "x"}}
+    from eegmusic.benchmarks.cli_bench import _figures
+
+    assert _figures(bench["benchmarks"], tmp_path / "other.json") == []
