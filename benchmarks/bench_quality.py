@@ -551,11 +551,11 @@ scored 0.297, so the reported ratio was 1.07× where the decoder fixed in advanc
 BLOCK_SEEDS = (0, 1, 2)
 """Seeds of the block split in the spread check (:func:`run_spread`): three draws of the held-out chunks."""
 
-RUN_OPTIONS = ("seeds",)
-"""Options ``eegmusic bench`` may pass to :func:`run` (``--seeds``)."""
+RUN_OPTIONS = ("seeds", "jobs")
+"""Options ``eegmusic bench`` may pass to :func:`run` (``--seeds``, ``--jobs``)."""
 
 
-def run(quick: bool, seeds: bool = False) -> dict:
+def run(quick: bool, seeds: bool = False, jobs: int = 1) -> dict:
     """Run the benchmark.
 
     Parameters
@@ -565,6 +565,10 @@ def run(quick: bool, seeds: bool = False) -> dict:
     seeds : bool
         Run the spread check instead (:func:`run_spread`: the block split at :data:`BLOCK_SEEDS`, the
         subject split once per held-out listener); its report is described there.
+    jobs : int
+        Processes for :func:`run_config`'s cells (one per evoked share and split, and one for the
+        noise-free reference), each with ``cores // jobs`` threads. 1 runs them one after another in this
+        process. The spread check runs in this process only, and refuses ``jobs`` > 1.
 
     Returns
     -------
@@ -582,23 +586,41 @@ def run(quick: bool, seeds: bool = False) -> dict:
         The packaged music is not installed (the message names the apt-get command).
     """
     config = QUICK if quick else FULL
-    return run_spread(config) if seeds else run_config(config)
+    if seeds and jobs > 1:
+        from eegmusic.stream.errors import ConfigError
+
+        raise ConfigError("--jobs runs the single run's cells apart; the spread check (--seeds) runs in one "
+                          "process: drop --jobs, or run `eegmusic bench quality --jobs 2` without --seeds")
+    return run_spread(config) if seeds else run_config(config, jobs=jobs)
 
 
-def run_config(config: dict) -> dict:
-    """Run the benchmark with an explicit configuration (keys of :data:`FULL`); see :func:`run`."""
+def run_config(config: dict, *, jobs: int = 1) -> dict:
+    """Run the benchmark with an explicit configuration (keys of :data:`FULL`); see :func:`run`.
+
+    With ``jobs`` > 1 every (evoked share, split) cell, and the noise-free reference, runs in its own
+    process (:func:`_run_cells`); each simulates its share's recordings itself, which are the same in
+    every process (the simulator's seed is fixed), so the report is the serial one's up to the float
+    rounding of the networks' training on another thread count.
+    """
     from eegmusic.replay.music_sources import packaged_tracks
 
     _check_headline(config)
+    if jobs < 1:
+        from eegmusic.stream.errors import ConfigError
+
+        raise ConfigError(f"--jobs must be 1 or more (got {jobs}); e.g. --jobs 2 on 2 cores")
     tracks = packaged_tracks(config["n_tracks"], min_seconds=config["test_start_s"] + config["test_s"])
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="eegmusic-quality-") as tmp:
-        for share in config["shares"]:
-            folders = _simulate(Path(tmp) / f"share{share:g}", tracks, share, config)
-            runs = Path(tmp) / f"runs{share:g}"
-            results[f"{share:g}"] = {split: _one_split(folders, split, config, runs, share)
-                                     for split in config["splits"]}
-        noise_free = _noise_free(Path(tmp), tracks, config)
+        if jobs > 1:
+            results, noise_free = _run_cells(config, tracks, Path(tmp), jobs)
+        else:
+            for share in config["shares"]:
+                folders = _simulate(Path(tmp) / f"share{share:g}", tracks, share, config)
+                runs = Path(tmp) / f"runs{share:g}"
+                results[f"{share:g}"] = {split: _one_split(folders, split, config, runs, share)
+                                         for split in config["splits"]}
+            noise_free = _noise_free(Path(tmp), tracks, config)
     report = {
         **_report_header(config, tracks),
         "results": results,
@@ -607,6 +629,62 @@ def run_config(config: dict) -> dict:
     }
     report["table"] = quality_table(report)
     return report
+
+
+def _run_cells(config: dict, tracks, tmp: Path, jobs: int) -> tuple[dict, dict | None]:
+    """:func:`run_config`'s cells in ``jobs`` processes: (results by share and split, noise-free reference).
+
+    The workers are spawned (no forked torch state) and write only under ``tmp``, which the caller
+    removes; on an error or Ctrl-C they are terminated, so nothing runs on after the bench has stopped.
+    """
+    import multiprocessing
+    import os
+
+    cells = [(share, split) for share in config["shares"] for split in config["splits"]]
+    tasks = [(config, tracks, tmp / f"cell{k}", share, split) for k, (share, split) in enumerate(cells)]
+    if config.get("noise_free"):
+        tasks.append((config, tracks, tmp / "noise-free", None, None))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    level = logging.getLogger("eegmusic").getEffectiveLevel()
+    pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks)), initializer=_cell_worker,
+                                                     initargs=(threads, level))
+    results: dict = {}
+    noise_free = None
+    try:
+        pending = [pool.apply_async(_run_cell, task) for task in tasks]
+        pool.close()
+        for k, ((_, _, _, share, split), job) in enumerate(zip(tasks, pending, strict=True), 1):
+            entry, seconds = job.get()
+            what = "the noise-free reference" if share is None else f"{100 * share:g} % evoked, {split} split"
+            logger.info("quality cell %d of %d done: %s in %.0f s", k, len(tasks), what, seconds)
+            if share is None:
+                noise_free = entry
+            else:
+                results.setdefault(f"{share:g}", {})[split] = entry
+        pool.join()
+    finally:
+        pool.terminate()
+    return results, noise_free
+
+
+def _cell_worker(threads: int, level: int) -> None:
+    """A cell worker's start: ``threads`` torch threads; eegmusic's log lines at the parent's ``level``."""
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("eegmusic").setLevel(level)
+
+
+def _run_cell(config: dict, tracks, folder: Path, share: float | None, split: str | None) -> tuple:
+    """One cell of :func:`_run_cells` (``share`` None: the noise-free reference): (entry, seconds)."""
+    tic = time.perf_counter()
+    if share is None:
+        entry = _noise_free(folder, tracks, config)
+    else:
+        folders = _simulate(folder / f"share{share:g}", tracks, share, config)
+        entry = _one_split(folders, split, config, folder / "runs", share)
+    return entry, time.perf_counter() - tic
 
 
 def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS) -> dict:

@@ -424,6 +424,7 @@ def header(bench: dict) -> str:
     """One line naming the machine, date, mode and load of the run."""
     machine = bench["machine"]
     flags = "".join(flag for flag, key in ((" --quick", "quick"), (" --seeds", "seeds")) if bench.get(key))
+    flags += f" --jobs {bench['jobs']}" if bench.get("jobs", 1) > 1 else ""
     return (
         f"Measured by `eegmusic bench{flags}` on {bench['date']}: "
         f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "

@@ -316,3 +316,28 @@ def test_tiny_spread_runs_every_seed_and_holds_out_every_listener():
         for name, mean in summary["mean"].items():
             assert mean == pytest.approx(np.mean([s["dynamic_r"][name] for s in summary["seeds"].values()]))
     assert report["goals"]["0.1"]["subject_seeds"] == 3 and "| 10% | subject |" in report["table"]
+
+
+PARALLEL = {**SPREAD, "models": {"linear": {}, "linear-mcca": bench_quality.FULL["models"]["linear-mcca"]},
+            "headline": "linear-mcca"}
+
+
+@pytest.mark.slow  # 75-150 s: the tiny run twice, the second in three spawned processes
+@pytest.mark.skipif(sum(Path(t.path).is_file() for t in PACKAGED_TRACKS) < 4,
+                    reason="singularity-music is not installed (make system-deps installs it as root)")
+def test_cells_in_their_own_processes_give_the_serial_report():
+    # ridge is closed-form, so the cells run apart (each simulating its share itself) must reproduce the
+    # serial run exactly: the same recordings, splits, offsets and scores, the noise-free reference too
+    serial = bench_quality.run_config(PARALLEL)
+    parallel = bench_quality.run_config(PARALLEL, jobs=2)
+    for report in (serial, parallel):
+        for entry in [*report["results"]["0.1"].values(), *report["noise_free"]["results"].values()]:
+            for model in entry["models"].values():
+                model.pop("train_s")
+    assert parallel["results"] == serial["results"] and parallel["noise_free"] == serial["noise_free"]
+    assert parallel["table"] == serial["table"] and parallel["goals"] == serial["goals"]
+    assert list(parallel["results"]["0.1"]) == ["block", "subject"]
+    from eegmusic.stream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--jobs must be 1 or more"):
+        bench_quality.run_config(PARALLEL, jobs=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from eegmusic.benchmarks import readme_tables
 from eegmusic.benchmarks.cli_bench import discover
 from eegmusic.stream.cli import main
@@ -94,6 +95,8 @@ def test_the_tables_header_names_the_flags_of_the_run():
     machine = {"cpu": "x", "cores": 2, "memory_gib": 1.0, "onnxruntime": "1"}
     spread = readme_tables.header({"date": "d", "quick": True, "seeds": True, "machine": machine})
     assert spread.startswith("Measured by `eegmusic bench --quick --seeds` on d:")
+    parallel = readme_tables.header({"date": "d", "quick": False, "jobs": 2, "machine": machine})
+    assert parallel.startswith("Measured by `eegmusic bench --jobs 2` on d:")
     assert "`eegmusic bench` on d:" in readme_tables.header({"date": "d", "quick": False, "machine": machine})
 
 
@@ -165,3 +168,17 @@ def test_figures_go_beside_the_json_for_benchmarks_that_draw_one(tmp_path, capsy
     from eegmusic.benchmarks.cli_bench import _figures
 
     assert _figures(bench["benchmarks"], tmp_path / "other.json") == []
+
+
+def test_jobs_is_refused_where_it_does_not_apply(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench", "simulate", "--jobs", "2", "--out", str(out)]) == 2
+    assert "--jobs does not apply to bench_simulate" in capsys.readouterr().err
+    # the spread check runs in one process: refused at once, before hours of work
+    assert main(["bench", "quality", "--seeds", "--jobs", "2", "--out", str(out)]) == 2
+    assert "drop --jobs" in capsys.readouterr().err and not out.exists()
+    from eegmusic.benchmarks import bench_quality
+    from eegmusic.stream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="drop --jobs"):  # the module's own entry refuses it too
+        bench_quality.run(quick=True, seeds=True, jobs=2)
