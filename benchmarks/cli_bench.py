@@ -207,6 +207,7 @@ def run_bench(args) -> int:
             results["interrupted"] = module_name
             if results["benchmarks"]:
                 save()
+                _print_results(results)  # what finished is shown, not only written
                 print(f"interrupted during {module_name}; wrote the {len(results['benchmarks'])} "
                       f"that finished to {args.out}", file=sys.stderr)
             raise
@@ -218,7 +219,13 @@ def run_bench(args) -> int:
             "status": status, "seconds": round(time.perf_counter() - start, 1), "result": result}
     save()
     figures = _figures(results["benchmarks"], args.out)
+    _print_results(results)
+    print(f"\nwrote {args.out}" + "".join(f" and {path}" for path in figures))
+    return 0 if all(e["status"] == "ok" for e in results["benchmarks"].values()) else 1
 
+
+def _print_results(results: dict) -> None:
+    """The run's table on standard output: the machine, then every benchmark's rows."""
     machine = results["machine"]
     print(f"eegmusic bench — {results['date']} — {machine['cpu']}, {machine['cores']} cores, "
           f"{machine['memory_gib']} GiB, onnxruntime {machine['onnxruntime']}")
@@ -230,5 +237,3 @@ def run_bench(args) -> int:
             continue
         for key, value in _rows(module_name, result):
             print(f"  {key:<58} {value}")
-    print(f"\nwrote {args.out}" + "".join(f" and {path}" for path in figures))
-    return 0 if all(e["status"] == "ok" for e in results["benchmarks"].values()) else 1

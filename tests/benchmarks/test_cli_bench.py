@@ -119,10 +119,13 @@ def test_sigterm_removes_the_benchmarks_temporary_folder_and_keeps_what_finished
         wait_until(lambda: list(temp.glob("eegmusic-bench-runtime-*")), process,
                    what="bench_runtime folder", timeout_s=120)
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
+        printed, err = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == 130, err
+    # the finished benchmark's rows are printed too, not only written
+    assert "## eegmusic.benchmarks.bench_montage (ok" in printed
+    assert "bench_runtime (" not in printed
     assert not list(temp.glob("eegmusic-bench-*")), sorted(p.name for p in temp.iterdir())
     bench = json.loads(out.read_text())
     assert list(bench["benchmarks"]) == ["eegmusic.benchmarks.bench_montage"]
