@@ -339,7 +339,15 @@ strongest component's pattern is already the same in every listener, cosine 0.98
 retrieved from the training excerpt's real spectrograms by their similarity to the denoised ridge's
 prediction, 0.245-0.269 alone (k = 5-80 windows), 0.333-0.341 averaged with the prediction. One second of
 EEG history before each window, so that the early frames' lags are not clipped (ridge on lagged principal
-components): 0.3600 → 0.3601, as the clipped lags are the first 0-48 ms, before the response begins."""
+components): 0.3600 → 0.3601, as the clipped lags are the first 0-48 ms, before the response begins.
+Tried there on 2026-12-05 (block; ridge / denoised ridge 0.3262 / 0.3571 in the same runs) and not kept:
+against the listeners' different response kernels, MCCA over each listener's EEG stacked with time-shifted
+copies of itself, so each listener's shared component is a spatio-temporal filter (shifts of -2..2 samples,
+150 principal components: 0.3624; -4..4 every 2: 0.3615; 4 components instead of 2: 0.3527 / 0.3519);
+against the background's colour, MCCA per band (below 4, 4-8, 8-13 and above 13 Hz, 2 components each),
+summed back on the scalp 0.3569, or its 8 components given to ridge as separate inputs 0.3550; and a
+per-band polynomial (degree 2 or 3) of the denoised ridge's output fitted on the validation excerpt,
+0.3567 → 0.3568 (windows at the 0.5-s phase)."""
 
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "val_start_s": 90.0, "val_s": 30.0,
@@ -640,6 +648,8 @@ def _run_cells(config: dict, tracks, tmp: Path, jobs: int) -> tuple[dict, dict |
     import multiprocessing
     import os
 
+    from eegmusic.stream.progress import progress_bar
+
     cells = [(share, split) for share in config["shares"] for split in config["splits"]]
     tasks = [(config, tracks, tmp / f"cell{k}", share, split) for k, (share, split) in enumerate(cells)]
     if config.get("noise_free"):
@@ -650,20 +660,32 @@ def _run_cells(config: dict, tracks, tmp: Path, jobs: int) -> tuple[dict, dict |
                                                      initargs=(threads, level))
     results: dict = {}
     noise_free = None
+    bar = progress_bar(total=len(tasks), desc=f"quality cells, {jobs} at a time", unit="cell")
     try:
-        pending = [pool.apply_async(_run_cell, task) for task in tasks]
+        pending = {k: pool.apply_async(_run_cell, task) for k, task in enumerate(tasks)}
         pool.close()
-        for k, ((_, _, _, share, split), job) in enumerate(zip(tasks, pending, strict=True), 1):
-            entry, seconds = job.get()
-            what = "the noise-free reference" if share is None else f"{100 * share:g} % evoked, {split} split"
-            logger.info("quality cell %d of %d done: %s in %.0f s", k, len(tasks), what, seconds)
-            if share is None:
-                noise_free = entry
-            else:
-                results.setdefault(f"{share:g}", {})[split] = entry
+        while pending:  # in the order they finish
+            done = [k for k, job in pending.items() if job.ready()]
+            if not done:
+                next(iter(pending.values())).wait(0.5)
+            for k in done:
+                entry, seconds = pending.pop(k).get()  # a cell's error is raised here
+                share, split = tasks[k][3:]
+                what = ("the noise-free reference" if share is None
+                        else f"{100 * share:g} % evoked, {split} split")
+                logger.info("quality cell done: %s in %.0f s (%d left)", what, seconds, len(pending))
+                bar.update(1)
+                if share is None:
+                    noise_free = entry
+                else:
+                    results.setdefault(f"{share:g}", {})[split] = entry
         pool.join()
     finally:
+        bar.close()
         pool.terminate()
+    # the report keeps the configuration's order of shares and splits, not the order the cells finished
+    results = {f"{share:g}": {split: results[f"{share:g}"][split] for split in config["splits"]}
+               for share in config["shares"]}
     return results, noise_free
 
 
