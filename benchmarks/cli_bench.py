@@ -112,6 +112,14 @@ def _rows(name: str, result, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
+def figure_path(out, module_name: str):
+    """Where a benchmark's figure goes: beside the JSON, ``bench.json`` → ``bench-quality.png``."""
+    from pathlib import Path
+
+    short = module_name.split(".")[-1].removeprefix("bench_")
+    return Path(out).with_name(f"{Path(out).stem}-{short}.png")
+
+
 def _figures(benchmarks: dict, out) -> list:
     """Draw the figure of every benchmark that has one (a module-level ``figure(result, path)``).
 
@@ -120,7 +128,6 @@ def _figures(benchmarks: dict, out) -> list:
     """
     import importlib
     import logging
-    from pathlib import Path
 
     written = []
     for module_name, entry in benchmarks.items():
@@ -132,8 +139,7 @@ def _figures(benchmarks: dict, out) -> list:
             continue
         if draw is None:
             continue
-        short = module_name.split(".")[-1].removeprefix("bench_")
-        path = Path(out).with_name(f"{Path(out).stem}-{short}.png")
+        path = figure_path(out, module_name)
         try:
             if draw(entry["result"], path) is not None:
                 written.append(path)
@@ -192,6 +198,10 @@ def run_bench(args) -> int:
 
             raise ConfigError(f"{flag} does not apply to {', '.join(refusing)}; name the benchmark it "
                               f"applies to alone, e.g. `{example}`")
+    for module_name in modules:  # a figure is replaced only with --overwrite, like the JSON
+        if hasattr(importlib.import_module(module_name), "figure"):
+            refuse_existing(figure_path(args.out, module_name), overwrite=args.overwrite, what="figure")
+
     def save() -> None:
         write_json(args.out, json.loads(json.dumps(results, default=float)), indent=2)
 

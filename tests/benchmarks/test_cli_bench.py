@@ -185,3 +185,12 @@ def test_jobs_is_refused_where_it_does_not_apply(tmp_path, capsys):
 
     with pytest.raises(ConfigError, match="drop --jobs"):  # the module's own entry refuses it too
         bench_quality.run(quick=True, seeds=True, jobs=2)
+
+
+def test_an_existing_figure_is_refused_like_the_json(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    (tmp_path / "b-quality.png").write_bytes(b"kept")
+    assert main(["bench", "quality", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "figure file" in err and "b-quality.png already exists; pass --overwrite" in err
+    assert (tmp_path / "b-quality.png").read_bytes() == b"kept" and not out.exists()
