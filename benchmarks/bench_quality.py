@@ -369,6 +369,14 @@ ridge), the same with its weights' moving average (``convnet-ema``, :data:`CONVN
 and the ensemble; ``convnet-subj`` (10 % only, :data:`CONVNET_SUBJ`) is that skip
 convnet with a subject embedding (unseen listeners decoded as the mean trained listener).
 
+Rerun on 2026-12-05 as ``eegmusic bench quality --jobs 2`` (42 min 41 s on 2 cores, 177-976 s a cell;
+``docs/bench-quality.json``): every figure below to the printed digit but the rcnn on the subject split
+(10 % 0.285, 3 % 0.253) and the shuffled-EEG controls, now drawn never to hand a window its own second
+(block -0.006 to -0.005, subject -0.001 to 0.001, song -0.057 to -0.048: one held-out song gives the control
+few independent seconds); and the song split at 3 % / 1 %, new: ridge 0.264 / 0.161, Euclidean-aligned
+ridge 0.026 / 0.007 (below its shuffled control's 0.012 / 0.014), denoised ridge and the skip networks
+0.334 / 0.277, sourcenet 0.343 / 0.294, ensemble 0.358 / 0.317 (1.36× / 1.96×, output rank 2 / 2).
+
 Measured with this code (every choice on the 90-120 s validation excerpt, :data:`LATER_VALIDATION`; ridge's
 penalty grid running on to 1000, :data:`offline_training.models.linear.RIDGE_GRID`; one process per evoked
 share and split, one thread, two at a time, 313-864 s each; offset 0.1 s everywhere), dynamic r, block /
