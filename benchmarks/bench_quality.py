@@ -583,8 +583,8 @@ def run(quick: bool, seeds: bool = False, jobs: int = 1) -> dict:
         subject split once per held-out listener); its report is described there.
     jobs : int
         Processes for :func:`run_config`'s cells (one per evoked share and split, and one for the
-        noise-free reference), each with ``cores // jobs`` threads. 1 runs them one after another in this
-        process. The spread check runs in this process only, and refuses ``jobs`` > 1.
+        noise-free reference; for the spread check one per evoked share and split, with its seeds), each
+        with ``cores // jobs`` threads. 1 runs them one after another in this process.
 
     Returns
     -------
@@ -602,34 +602,26 @@ def run(quick: bool, seeds: bool = False, jobs: int = 1) -> dict:
         The packaged music is not installed (the message names the apt-get command).
     """
     config = QUICK if quick else FULL
-    if seeds and jobs > 1:
-        from eegmusic.stream.errors import ConfigError
-
-        raise ConfigError("--jobs runs the single run's cells apart; the spread check (--seeds) runs in one "
-                          "process: drop --jobs, or run `eegmusic bench quality --jobs 2` without --seeds")
-    return run_spread(config) if seeds else run_config(config, jobs=jobs)
+    return run_spread(config, jobs=jobs) if seeds else run_config(config, jobs=jobs)
 
 
 def run_config(config: dict, *, jobs: int = 1) -> dict:
     """Run the benchmark with an explicit configuration (keys of :data:`FULL`); see :func:`run`.
 
     With ``jobs`` > 1 every (evoked share, split) cell, and the noise-free reference, runs in its own
-    process (:func:`_run_cells`); each simulates its share's recordings itself, which are the same in
+    process (:func:`_config_cells`); each simulates its share's recordings itself, which are the same in
     every process (the simulator's seed is fixed), so the report is the serial one's up to the float
     rounding of the networks' training on another thread count.
     """
     from eegmusic.replay.music_sources import packaged_tracks
 
     _check_headline(config)
-    if jobs < 1:
-        from eegmusic.stream.errors import ConfigError
-
-        raise ConfigError(f"--jobs must be 1 or more (got {jobs}); e.g. --jobs 2 on 2 cores")
+    _check_jobs(jobs)
     tracks = packaged_tracks(config["n_tracks"], min_seconds=config["test_start_s"] + config["test_s"])
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="eegmusic-quality-") as tmp:
         if jobs > 1:
-            results, noise_free = _run_cells(config, tracks, Path(tmp), jobs)
+            results, noise_free = _config_cells(config, tracks, Path(tmp), jobs)
         else:
             for share in config["shares"]:
                 folders = _simulate(Path(tmp) / f"share{share:g}", tracks, share, config)
@@ -647,54 +639,64 @@ def run_config(config: dict, *, jobs: int = 1) -> dict:
     return report
 
 
-def _run_cells(config: dict, tracks, tmp: Path, jobs: int) -> tuple[dict, dict | None]:
-    """:func:`run_config`'s cells in ``jobs`` processes: (results by share and split, noise-free reference).
+def _check_jobs(jobs: int) -> None:
+    """Refuse a process count below 1 (the command line's ``--jobs`` already does)."""
+    if jobs < 1:
+        from eegmusic.stream.errors import ConfigError
 
-    The workers are spawned (no forked torch state) and write only under ``tmp``, which the caller
-    removes; on an error or Ctrl-C they are terminated, so nothing runs on after the bench has stopped.
+        raise ConfigError(f"--jobs must be 1 or more (got {jobs}); e.g. --jobs 2 on 2 cores")
+
+
+def _config_cells(config: dict, tracks, tmp: Path, jobs: int) -> tuple[dict, dict | None]:
+    """:func:`run_config`'s cells in ``jobs`` processes: (results by share and split, the noise-free one)."""
+    cells = [(share, split) for share in config["shares"] for split in config["splits"]]
+    tasks = {(share, split): (_run_cell, (config, tracks, tmp / f"cell{k}", share, split),
+                              f"{100 * share:g} % evoked, {split} split")
+             for k, (share, split) in enumerate(cells)}
+    if config.get("noise_free"):
+        tasks["noise_free"] = (_noise_free, (tmp / "noise-free", tracks, config), "the noise-free reference")
+    done = _run_cells(tasks, jobs)
+    results = {f"{share:g}": {split: done[(share, split)] for split in config["splits"]}
+               for share in config["shares"]}
+    return results, done.get("noise_free")
+
+
+def _run_cells(tasks: dict, jobs: int) -> dict:
+    """Run ``tasks`` (key → (function, args, label)) in ``jobs`` spawned processes: key → result.
+
+    Each worker has ``cores // jobs`` torch threads and logs at this process's level. The workers are
+    spawned (no forked torch state) and write only under folders the caller removes; on an error or
+    Ctrl-C they are terminated, so nothing runs on after the bench has stopped. A progress bar counts
+    the cells as they finish; the result keeps the keys' order, not the order they finished in.
     """
     import multiprocessing
     import os
 
     from eegmusic.stream.progress import progress_bar
 
-    cells = [(share, split) for share in config["shares"] for split in config["splits"]]
-    tasks = [(config, tracks, tmp / f"cell{k}", share, split) for k, (share, split) in enumerate(cells)]
-    if config.get("noise_free"):
-        tasks.append((config, tracks, tmp / "noise-free", None, None))
     threads = max(1, (os.cpu_count() or 1) // jobs)
     level = logging.getLogger("eegmusic").getEffectiveLevel()
     pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks)), initializer=_cell_worker,
                                                      initargs=(threads, level))
     results: dict = {}
-    noise_free = None
     bar = progress_bar(total=len(tasks), desc=f"quality cells, {jobs} at a time", unit="cell")
     try:
-        pending = {k: pool.apply_async(_run_cell, task) for k, task in enumerate(tasks)}
+        pending = {key: pool.apply_async(_timed, (function, args))
+                   for key, (function, args, _) in tasks.items()}
         pool.close()
         while pending:  # in the order they finish
-            done = [k for k, job in pending.items() if job.ready()]
+            done = [key for key, job in pending.items() if job.ready()]
             if not done:
                 next(iter(pending.values())).wait(0.5)
-            for k in done:
-                entry, seconds = pending.pop(k).get()  # a cell's error is raised here
-                share, split = tasks[k][3:]
-                what = ("the noise-free reference" if share is None
-                        else f"{100 * share:g} % evoked, {split} split")
-                logger.info("quality cell done: %s in %.0f s (%d left)", what, seconds, len(pending))
+            for key in done:
+                results[key], seconds = pending.pop(key).get()  # a cell's error is raised here
+                logger.info("quality cell done: %s in %.0f s (%d left)", tasks[key][2], seconds, len(pending))
                 bar.update(1)
-                if share is None:
-                    noise_free = entry
-                else:
-                    results.setdefault(f"{share:g}", {})[split] = entry
         pool.join()
     finally:
         bar.close()
         pool.terminate()
-    # the report keeps the configuration's order of shares and splits, not the order the cells finished
-    results = {f"{share:g}": {split: results[f"{share:g}"][split] for split in config["splits"]}
-               for share in config["shares"]}
-    return results, noise_free
+    return {key: results[key] for key in tasks}
 
 
 def _cell_worker(threads: int, level: int) -> None:
@@ -706,18 +708,19 @@ def _cell_worker(threads: int, level: int) -> None:
     logging.getLogger("eegmusic").setLevel(level)
 
 
-def _run_cell(config: dict, tracks, folder: Path, share: float | None, split: str | None) -> tuple:
-    """One cell of :func:`_run_cells` (``share`` None: the noise-free reference): (entry, seconds)."""
+def _timed(function, args) -> tuple:
+    """``function(*args)`` in a cell worker, and the seconds it took."""
     tic = time.perf_counter()
-    if share is None:
-        entry = _noise_free(folder, tracks, config)
-    else:
-        folders = _simulate(folder / f"share{share:g}", tracks, share, config)
-        entry = _one_split(folders, split, config, folder / "runs", share)
-    return entry, time.perf_counter() - tic
+    return function(*args), time.perf_counter() - tic
 
 
-def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS) -> dict:
+def _run_cell(config: dict, tracks, folder: Path, share: float, split: str) -> dict:
+    """One (evoked share, split) cell of :func:`run_config`, simulating its share's recordings itself."""
+    folders = _simulate(folder / f"share{share:g}", tracks, share, config)
+    return _one_split(folders, split, config, folder / "runs", share)
+
+
+def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS, jobs: int = 1) -> dict:
     """The table's block and subject rows over several seeds: their mean and spread beside the goals.
 
     One run of :func:`run_config` is one draw: on the subject split it holds out one listener. Here the
@@ -753,6 +756,7 @@ def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS) -> dict:
     from eegmusic.replay.music_sources import packaged_tracks
 
     _check_headline(config)
+    _check_jobs(jobs)
     tracks = packaged_tracks(config["n_tracks"], min_seconds=config["test_start_s"] + config["test_s"])
     splits = [split for split in ("block", "subject") if split in config["splits"]]
     if not splits:
@@ -762,19 +766,19 @@ def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS) -> dict:
                           f"{', '.join(config['splits'])}: add either")
     spread: dict = {}
     with tempfile.TemporaryDirectory(prefix="eegmusic-quality-") as tmp:
-        for share in config["shares"]:
-            folders = _simulate(Path(tmp) / f"share{share:g}", tracks, share, config)
-            spread[f"{share:g}"] = {}
-            for split in splits:
-                seeds = (list(block_seeds) if split == "block"
-                         else subject_seeds(folders["train"], hop_s=config["hop_s"]))
-                runs = {}
-                for k, seed in enumerate(seeds, 1):
-                    logger.info("spread: %g %% evoked, %s split, seed %d (%d of %d)", 100 * share, split,
-                                seed, k, len(seeds))
-                    runs[seed] = _one_split(folders, split, config, Path(tmp) / f"runs{share:g}-seed{seed}",
-                                            share, seed=seed)
-                spread[f"{share:g}"][split] = spread_summary(runs, split, config)
+        if jobs > 1:  # one process per (share, split), each simulating its share and running every seed
+            tasks = {(share, split): (_spread_cell, (config, tracks, Path(tmp) / f"cell{k}", share, split,
+                                                     tuple(block_seeds)),
+                                      f"spread, {100 * share:g} % evoked, {split} split")
+                     for k, (share, split) in enumerate((sh, sp) for sh in config["shares"] for sp in splits)}
+            done = _run_cells(tasks, jobs)
+            spread = {f"{share:g}": {split: done[(share, split)] for split in splits}
+                      for share in config["shares"]}
+        else:
+            for share in config["shares"]:
+                folders = _simulate(Path(tmp) / f"share{share:g}", tracks, share, config)
+                spread[f"{share:g}"] = {split: _spread_split(folders, split, config, Path(tmp), share,
+                                                             block_seeds) for split in splits}
     report = {
         **_report_header(config, tracks),
         "spread": spread,
@@ -782,6 +786,23 @@ def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS) -> dict:
     }
     report["table"] = spread_table(report)
     return report
+
+
+def _spread_split(folders: dict, split: str, config: dict, tmp: Path, share: float, block_seeds) -> dict:
+    """One split of :func:`run_spread` at one share: every seed run, then :func:`spread_summary`."""
+    seeds = list(block_seeds) if split == "block" else subject_seeds(folders["train"], hop_s=config["hop_s"])
+    runs = {}
+    for k, seed in enumerate(seeds, 1):
+        logger.info("spread: %g %% evoked, %s split, seed %d (%d of %d)", 100 * share, split, seed, k,
+                    len(seeds))
+        runs[seed] = _one_split(folders, split, config, tmp / f"runs{share:g}-seed{seed}", share, seed=seed)
+    return spread_summary(runs, split, config)
+
+
+def _spread_cell(config: dict, tracks, folder: Path, share: float, split: str, block_seeds) -> dict:
+    """:func:`_spread_split` in a cell worker, simulating its share's recordings itself."""
+    folders = _simulate(folder / f"share{share:g}", tracks, share, config)
+    return _spread_split(folders, split, config, folder, share, block_seeds)
 
 
 def subject_seeds(folder, *, hop_s: float = 1.0, max_seed: int = 1000) -> list[int]:

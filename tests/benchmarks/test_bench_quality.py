@@ -322,7 +322,7 @@ PARALLEL = {**SPREAD, "models": {"linear": {}, "linear-mcca": bench_quality.FULL
             "headline": "linear-mcca"}
 
 
-@pytest.mark.slow  # 75-150 s: the tiny run twice, the second in three spawned processes
+@pytest.mark.slow  # 3-5 min: the tiny run and the tiny spread check, each serial and in spawned processes
 @pytest.mark.skipif(sum(Path(t.path).is_file() for t in PACKAGED_TRACKS) < 4,
                     reason="singularity-music is not installed (make system-deps installs it as root)")
 def test_cells_in_their_own_processes_give_the_serial_report():
@@ -337,7 +337,8 @@ def test_cells_in_their_own_processes_give_the_serial_report():
     assert parallel["results"] == serial["results"] and parallel["noise_free"] == serial["noise_free"]
     assert parallel["table"] == serial["table"] and parallel["goals"] == serial["goals"]
     assert list(parallel["results"]["0.1"]) == ["block", "subject"]
-    from eegmusic.stream.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="--jobs must be 1 or more"):
-        bench_quality.run_config(PARALLEL, jobs=0)
+    # the spread check likewise: one process per split, each running its seeds
+    serial = bench_quality.run_spread(PARALLEL, block_seeds=(0, 1))
+    parallel = bench_quality.run_spread(PARALLEL, block_seeds=(0, 1), jobs=2)
+    assert parallel["spread"] == serial["spread"] and parallel["table"] == serial["table"]
+    assert list(parallel["spread"]["0.1"]["block"]["seeds"]) == ["0", "1"]
