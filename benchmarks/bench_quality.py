@@ -664,45 +664,66 @@ def _config_cells(config: dict, tracks, tmp: Path, jobs: int) -> tuple[dict, dic
 def _run_cells(tasks: dict, jobs: int) -> dict:
     """Run ``tasks`` (key → (function, args, label)) in ``jobs`` spawned processes: key → result.
 
-    Each worker has ``cores // jobs`` torch threads and logs at this process's level. The workers are
-    spawned (no forked torch state) and write only under folders the caller removes; on an error or
-    Ctrl-C they are terminated, so nothing runs on after the bench has stopped. A progress bar counts
-    the cells as they finish; the result keeps the keys' order, not the order they finished in.
+    Each worker has ``cores // workers`` torch threads and logs at this process's level. The workers are
+    spawned (no forked torch state) and write only under folders the caller removes. A cell's error is
+    raised here; a worker that dies (killed for memory, a crash) is a RuntimeError naming the cell and the
+    fix, never a wait for a result that cannot come. On an error or Ctrl-C the other workers are
+    terminated, so nothing runs on after the bench has stopped. A progress bar counts the cells as they
+    finish; the result keeps the keys' order, not the order they finished in.
     """
     import multiprocessing
     import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     from eegmusic.stream.progress import progress_bar
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    workers = min(jobs, len(tasks))
+    threads = max(1, len(os.sched_getaffinity(0)) // workers)
     level = logging.getLogger("eegmusic").getEffectiveLevel()
-    pool = multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks)), initializer=_cell_worker,
-                                                     initargs=(threads, level))
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_cell_worker, initargs=(threads, level))
     results: dict = {}
-    bar = progress_bar(total=len(tasks), desc=f"quality cells, {jobs} at a time", unit="cell")
+    finished = False
     try:
-        pending = {key: pool.apply_async(_timed, (function, args))
-                   for key, (function, args, _) in tasks.items()}
-        pool.close()
-        while pending:  # in the order they finish
-            done = [key for key, job in pending.items() if job.ready()]
-            if not done:
-                next(iter(pending.values())).wait(0.5)
-            for key in done:
-                results[key], seconds = pending.pop(key).get()  # a cell's error is raised here
-                logger.info("quality cell done: %s in %.0f s (%d left)", tasks[key][2], seconds, len(pending))
+        with progress_bar(total=len(tasks), desc=f"quality cells, {workers} at a time", unit="cell") as bar:
+            futures = {executor.submit(_timed, function, args): key
+                       for key, (function, args, _) in tasks.items()}
+            for future in as_completed(futures):  # in the order they finish
+                key = futures[future]
+                try:
+                    results[key], seconds = future.result()  # a cell's error is raised here
+                except BrokenProcessPool as error:
+                    raise RuntimeError(f"a quality cell's process died ({tasks[key][2]}, or a cell beside "
+                                       f"it): {error}; if it ran out of memory, rerun with fewer --jobs"
+                                       ) from error
+                logger.info("quality cell done: %s in %.0f s (%d left)", tasks[key][2], seconds,
+                            len(tasks) - len(results))
                 bar.update(1)
-        pool.join()
+        executor.shutdown(wait=True)
+        finished = True
     finally:
-        bar.close()
-        pool.terminate()
+        if not finished:  # Python 3.11's executor cannot stop running workers itself
+            processes = list((getattr(executor, "_processes", None) or {}).values())
+            executor.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(10)
     return {key: results[key] for key in tasks}
 
 
 def _cell_worker(threads: int, level: int) -> None:
-    """A cell worker's start: ``threads`` torch threads; eegmusic's log lines at the parent's ``level``."""
+    """A cell worker's start: ``threads`` torch threads; eegmusic's log lines at the parent's ``level``.
+
+    Ctrl-C reaches every process of the terminal's group: the workers ignore it (each would print its
+    own traceback over the bench's last lines) and are terminated by the bench instead.
+    """
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("eegmusic").setLevel(level)
@@ -1392,9 +1413,9 @@ def draw_quality(report: dict):
             models = entry["models"]
             left, right = g - 0.42, g + 0.42
             for k, name in enumerate(names):
-                if name in models:
+                if name in models:  # each row named once in the legend, wherever it first appears
                     ax.bar(g - 0.4 + (k + 0.5) * width, models[name]["dynamic_r"], width,
-                           color=colours[name], label=name if g == 0 else None)
+                           color=colours[name], label=name)
             marks = [(models.get(row, {}).get("shuffled_eeg"), "k", ":", f"shuffled EEG ({row})"),
                      (entry["baselines"].get("global_mean"), "saddlebrown", "-", "global mean"),
                      (entry["baselines"].get("song_mean"), "goldenrod", "-", "song mean")]
@@ -1407,7 +1428,7 @@ def draw_quality(report: dict):
             for value, colour, style, label in marks:
                 if value is not None:
                     ax.hlines(value, left, right, colors=colour, linestyles=style, linewidth=1.6,
-                              label=label if g == 0 else None)
+                              label=label)
         ratios = [report["results"][s][split]["models"].get(row, {}).get("over_ridge") for s in shares]
         ax.set_xticks(range(len(shares)),
                       [f"{float(s):.0%} evoked" + ("" if r is None else f"\n{row} {r:.2f}× ridge")
@@ -1416,7 +1437,7 @@ def draw_quality(report: dict):
         ax.set_title(f"{split} split")
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("dynamic r on the unseen excerpt")
-    handles, labels = {}, []
+    handles: dict = {}
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)

@@ -194,7 +194,8 @@ def run_bench(args) -> int:
 
             raise ConfigError(f"{flag} does not apply to {', '.join(refusing)}; name the benchmark it "
                               f"applies to alone, e.g. `{example}`")
-    for module_name in modules:  # a figure is replaced only with --overwrite, like the JSON
+    for module_name in modules if not args.seeds else ():  # (the spread check draws none)
+        # a figure is replaced only with --overwrite, like the JSON
         if hasattr(importlib.import_module(module_name), "figure"):
             refuse_existing(figure_path(args.out, module_name), overwrite=args.overwrite, what="figure")
 

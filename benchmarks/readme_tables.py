@@ -457,8 +457,8 @@ def main(argv=None) -> int:
     parser.add_argument("bench_json", help="the file written by eegmusic bench --out")
     parser.add_argument("--out", help="write the markdown here instead of standard output")
     parser.add_argument("--figures", metavar="DIR",
-                        help="also draw the figures of the benchmarks that have one into DIR (the README's "
-                        "docs/bench-quality.png comes from --figures docs)")
+                        help="also draw the figures of the benchmarks that have one into DIR, as "
+                        "DIR/bench-NAME.png (the README's docs/bench-quality.png comes from --figures docs)")
     args = parser.parse_args(argv)
     path = Path(args.bench_json)
     try:
@@ -482,7 +482,8 @@ def main(argv=None) -> int:
         from eegmusic.benchmarks.cli_bench import _figures
 
         Path(args.figures).mkdir(parents=True, exist_ok=True)
-        for figure in _figures(bench["benchmarks"], Path(args.figures) / path.name):
+        # named as `eegmusic bench --out DIR/bench.json` names them, whatever the JSON file is called
+        for figure in _figures(bench["benchmarks"], Path(args.figures) / "bench.json"):
             print(f"readme_tables: drew {figure}", file=sys.stderr)
     if args.out:
         Path(args.out).write_text(text + "\n")

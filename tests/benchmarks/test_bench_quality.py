@@ -265,7 +265,7 @@ def test_quality_figure_draws_every_row_beside_its_baselines_goal_and_reference(
         labels = [t.get_text() for t in block.get_xticklabels()]
         assert labels == ["10% evoked\nensemble 1.20× ridge", "3% evoked\nensemble 1.35× ridge"]
 
-        def levels(ax, colour, style="solid"):
+        def levels(ax, colour):
             return sorted(round(float(seg[0][1]), 4) for coll in ax.collections
                           if coll.get_linestyle() and np.allclose(coll.get_color()[0], to_rgba(colour))
                           for seg in coll.get_segments())
@@ -323,6 +323,7 @@ PARALLEL = {**SPREAD, "models": {"linear": {}, "linear-mcca": bench_quality.FULL
 
 
 @pytest.mark.slow  # 3-5 min: the tiny run and the tiny spread check, each serial and in spawned processes
+@pytest.mark.timeout(900)
 @pytest.mark.skipif(sum(Path(t.path).is_file() for t in PACKAGED_TRACKS) < 4,
                     reason="singularity-music is not installed (make system-deps installs it as root)")
 def test_cells_in_their_own_processes_give_the_serial_report():
@@ -342,3 +343,17 @@ def test_cells_in_their_own_processes_give_the_serial_report():
     parallel = bench_quality.run_spread(PARALLEL, block_seeds=(0, 1), jobs=2)
     assert parallel["spread"] == serial["spread"] and parallel["table"] == serial["table"]
     assert list(parallel["spread"]["0.1"]["block"]["seeds"]) == ["0", "1"]
+
+
+def test_cells_run_apart_keep_their_order_and_raise_a_cells_error():
+    import math
+    import os
+
+    # results in the tasks' order, whichever finished first
+    done = bench_quality._run_cells({"b": (math.sqrt, (4.0,), "b"), "a": (math.sqrt, (9.0,), "a")}, jobs=2)
+    assert list(done.items()) == [("b", 2.0), ("a", 3.0)]
+    with pytest.raises(ValueError, match="math domain error"):  # a cell's own error, as it was raised
+        bench_quality._run_cells({"bad": (math.sqrt, (-1.0,), "bad")}, jobs=1)
+    # a worker that dies (killed for memory, a crash) is an error naming the fix, not a wait for ever
+    with pytest.raises(RuntimeError, match="process died .*fewer --jobs"):
+        bench_quality._run_cells({"dies": (os._exit, (9,), "dies")}, jobs=1)

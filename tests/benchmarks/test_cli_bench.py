@@ -163,7 +163,8 @@ def test_figures_go_beside_the_json_for_benchmarks_that_draw_one(tmp_path, capsy
     # the simulator draws nothing; a benchmark this version lacks is skipped, not an error
     figures = tmp_path / "f"
     assert readme_tables.main([str(out), "--out", str(tmp_path / "t.md"), "--figures", str(figures)]) == 0
-    assert sorted(p.name for p in figures.iterdir()) == ["run-quality.png"]
+    # named as `eegmusic bench --out DIR/bench.json` names them, not after run.json
+    assert sorted(p.name for p in figures.iterdir()) == ["bench-quality.png"]
     assert "drew" in capsys.readouterr().err
     # a failed quality run has nothing to draw
     bench["benchmarks"]["eegmusic.benchmarks.bench_quality"] = {"status": "failed", "seconds": 1.0,
@@ -185,7 +186,13 @@ def test_jobs_is_refused_where_it_does_not_apply(tmp_path, capsys):
             bench_quality.run(quick=True, seeds=seeds, jobs=0)
 
 
-def test_an_existing_figure_is_refused_like_the_json(tmp_path, capsys):
+def test_an_existing_figure_is_refused_like_the_json(tmp_path, capsys, monkeypatch):
+    from eegmusic.benchmarks import bench_quality
+
+    def hours_of_work(**_):
+        raise AssertionError("the quality run started although its figure was to be refused")
+
+    monkeypatch.setattr(bench_quality, "run", hours_of_work)
     out = tmp_path / "b.json"
     (tmp_path / "b-quality.png").write_bytes(b"kept")
     assert main(["bench", "quality", "--out", str(out)]) == 2
