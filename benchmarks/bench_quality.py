@@ -1354,8 +1354,62 @@ def quality_table(report: dict) -> str:
 
 
 def figure(report: dict, path) -> Path | None:
-    """``eegmusic bench``'s figure hook: :func:`quality_figure` of a single run; None for the spread check."""
-    return quality_figure(report, path) if "results" in report else None
+    """``eegmusic bench``'s figure hook: a single run's :func:`draw_quality`, the spread check's
+    :func:`draw_spread`, written to ``path`` (None for a report that is neither)."""
+    draw = draw_quality if "results" in report else draw_spread if "spread" in report else None
+    return None if draw is None else _save_figure(draw(report), path)
+
+
+def _save_figure(fig, path) -> Path:
+    """Write a figure as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def draw_spread(report: dict):
+    """The spread check (:func:`run_spread`) as a figure: the headline row's ratio to ridge per seed.
+
+    One panel per split, one column of points per evoked share: each seed's (or held-out listener's)
+    ratio, the ratio of the means as a bar, the goal as a red line and ridge itself (1×) as a black one:
+    whether the goal holds for every draw, not only on the mean.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = [split for split in ("block", "subject") if any(split in s for s in report["spread"].values())]
+    goal_of = {"block": GOALS["block_best_over_ridge"], "subject": GOALS["subject_best_over_ridge"]}
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 4.2), squeeze=False,
+                             constrained_layout=True)
+    for ax, split in zip(axes[0], splits, strict=True):
+        shares = [share for share, by_split in report["spread"].items() if split in by_split]
+        for g, share in enumerate(shares):
+            summary = report["spread"][share][split]
+            if summary["best_over_ridge"] is not None:
+                ax.bar(g, summary["best_over_ridge"], 0.6, color=(0.05, 0.2, 0.55, 0.35),
+                       label="mean over seeds" if g == 0 else None)
+            seeds = [(seed, entry) for seed, entry in summary["seeds"].items()
+                     if entry["best_over_ridge"] is not None]
+            offsets = np.linspace(-0.2, 0.2, len(seeds)) if len(seeds) > 1 else [0.0]
+            for offset, (seed, entry) in zip(offsets, seeds, strict=True):
+                ax.plot(g + offset, entry["best_over_ridge"], "o", color=(0.05, 0.2, 0.55), markersize=5,
+                        label="one seed" if g == 0 and offset == offsets[0] else None)
+                name = ",".join(entry["held_out"]) or f"seed {seed}"
+                ax.annotate(name, (g + offset, entry["best_over_ridge"]), textcoords="offset points",
+                            xytext=(3, 3), fontsize=6, rotation=60)
+        ax.axhline(goal_of[split], color="red", linewidth=1.6, label=f"goal ({goal_of[split]:g}× ridge)")
+        ax.axhline(1.0, color="k", linewidth=0.8, label="ridge")
+        ax.set_xticks(range(len(shares)), [f"{float(share):.0%} evoked" for share in shares])
+        ax.set_title(f"{split} split: {headline(report['config'])} / ridge")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0][0].set_ylabel("dynamic r ratio to ridge, same run")
+    fig.suptitle("Spread check: every seed and held-out listener")
+    return fig
 
 
 def quality_figure(report: dict, path) -> Path:
@@ -1379,19 +1433,14 @@ def quality_figure(report: dict, path) -> Path:
     Path
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = draw_quality(report)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save_figure(draw_quality(report), path)
 
 
 def draw_quality(report: dict):
     """The :func:`quality_figure` as a matplotlib figure (the caller closes it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(report["config"]["models"])

@@ -25,7 +25,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=output_file('.json'),
                         default="bench.json",
                         help="JSON file to write (default: bench.json); the quality benchmark also draws "
-                        "its table beside it as a figure (bench.json → bench-quality.png)")
+                        "its table (or with --seeds its spread) beside it as a figure (bench.json → "
+                        "bench-quality.png)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out file (refused otherwise), e.g. --out bench.json "
                         "--overwrite")
@@ -194,8 +195,7 @@ def run_bench(args) -> int:
 
             raise ConfigError(f"{flag} does not apply to {', '.join(refusing)}; name the benchmark it "
                               f"applies to alone, e.g. `{example}`")
-    for module_name in modules if not args.seeds else ():  # (the spread check draws none)
-        # a figure is replaced only with --overwrite, like the JSON
+    for module_name in modules:  # a figure is replaced only with --overwrite, like the JSON
         if hasattr(importlib.import_module(module_name), "figure"):
             refuse_existing(figure_path(args.out, module_name), overwrite=args.overwrite, what="figure")
 

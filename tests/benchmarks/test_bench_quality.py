@@ -282,9 +282,37 @@ def test_quality_figure_draws_every_row_beside_its_baselines_goal_and_reference(
         plt.close(fig)
     path = bench_quality.figure(report, tmp_path / "q.png")
     assert path == tmp_path / "q.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # the spread check's report has no single run to draw
-    assert bench_quality.figure({"config": report["config"], "spread": {}}, tmp_path / "s.png") is None
-    assert not (tmp_path / "s.png").exists()
+    # a report that is neither a run nor a spread check draws nothing
+    assert bench_quality.figure({"config": report["config"]}, tmp_path / "n.png") is None
+    assert not (tmp_path / "n.png").exists()
+
+
+def test_spread_figure_shows_every_seeds_ratio_beside_the_mean_and_the_goal(tmp_path):
+    import matplotlib.pyplot as plt
+
+    config = {"models": {"linear": {}, "ensemble": {}}}
+    block = bench_quality.spread_summary({
+        0: _run([], {"linear": 0.20, "ensemble": 0.27}),
+        1: _run([], {"linear": 0.25, "ensemble": 0.30})}, "block", config)
+    subject = bench_quality.spread_summary({
+        0: _run(["S02"], {"linear": 0.20, "ensemble": 0.22}),
+        3: _run(["S01"], {"linear": 0.20, "ensemble": 0.26})}, "subject", config)
+    report = {"config": config, "spread": {"0.1": {"block": block, "subject": subject}}}
+    fig = bench_quality.draw_spread(report)
+    try:
+        block_ax, subject_ax = fig.axes[:2]
+        points = sorted(round(float(line.get_ydata()[0]), 4) for line in block_ax.lines
+                        if line.get_marker() == "o")
+        assert points == [1.2, 1.35]  # each seed's ensemble / ridge
+        assert [round(bar.get_height(), 4) for bar in block_ax.patches] == [round(0.285 / 0.225, 4)]
+        goals = [float(line.get_ydata()[0]) for line in block_ax.lines if line.get_color() == "red"]
+        assert goals == [1.3] and [float(line.get_ydata()[0]) for line in subject_ax.lines
+                                    if line.get_color() == "red"] == [1.2]
+        # the subject split names each point's held-out listener
+        assert sorted(t.get_text() for t in subject_ax.texts) == ["S01", "S02"]
+    finally:
+        plt.close(fig)
+    assert bench_quality.figure(report, tmp_path / "s.png") == tmp_path / "s.png"
 
 
 def test_subject_seeds_hold_out_every_listener_once(sim_dir):
