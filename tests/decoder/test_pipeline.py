@@ -713,8 +713,10 @@ def test_an_unlabelled_stream_of_a_known_net_is_decoded(n_chans, tmp_path, strea
     model = make_model(tmp_path / "m.onnx")
     outlet, stop, thread = _unlabelled_outlet(stream_name, n_chans)
     try:
+        # 3 s, not 1: the first 1-s window fills 1 s after the inlet opens, so a 1-s run decoded nothing
+        # whenever the pushing thread or the decode started late (seen once in make test, under load)
         status, err = _cli(["--stream", stream_name, "--model", str(model), "--no-audio", "--no-lsl-out",
-                            "--duration", "1", "--timeout", "5", "--json", str(tmp_path / "s.json")], capsys)
+                            "--duration", "3", "--timeout", "5", "--json", str(tmp_path / "s.json")], capsys)
     finally:
         stop.set()
         thread.join()
@@ -730,7 +732,8 @@ def test_lower_case_gsn_labels_are_a_gsn_net_and_a_refused_stream_opens_no_recor
     from eegmusic.replay.player import ArrayPlayer
 
     model = make_model(tmp_path / "m.onnx")
-    args = ["--stream", stream_name, "--model", str(model), "--no-audio", "--no-lsl-out", "--duration", "1",
+    # 3 s: the recording must hold frames, and the first 1-s window fills only 1 s after the inlet opens
+    args = ["--stream", stream_name, "--model", str(model), "--no-audio", "--no-lsl-out", "--duration", "3",
             "--timeout", "5"]
     # e1..e128 without Cz: a GSN amplifier, whose reference Cz is zero (labels are case-insensitive). The
     # model check passed it and the channel map then refused it ("lacks 1 the model needs (Cz)")
