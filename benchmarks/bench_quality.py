@@ -556,6 +556,8 @@ TRAIN_OPTIONS = ("epochs", "patience", "loss", "augment", "model_config", "subje
 
 RIDGE = "linear"
 GOALS = {"block_best_over_ridge": 1.3, "subject_best_over_ridge": 1.2}
+SPLIT_GOALS = {"block": GOALS["block_best_over_ridge"], "subject": GOALS["subject_best_over_ridge"]}
+"""The goal's ratio to ridge by split (the figures draw it)."""
 
 HEADLINE = "ensemble"
 """The row the goals judge as "the best model" (a configuration may name another, ``"headline"``), named
@@ -649,16 +651,25 @@ def _check_jobs(jobs: int) -> None:
 
 def _config_cells(config: dict, tracks, tmp: Path, jobs: int) -> tuple[dict, dict | None]:
     """:func:`run_config`'s cells in ``jobs`` processes: (results by share and split, the noise-free one)."""
-    cells = [(share, split) for share in config["shares"] for split in config["splits"]]
-    tasks = {(share, split): (_run_cell, (config, tracks, tmp / f"cell{k}", share, split),
-                              f"{100 * share:g} % evoked, {split} split")
-             for k, (share, split) in enumerate(cells)}
+    tasks = _cell_tasks(_run_cell, config, tracks, tmp, config["splits"])
     if config.get("noise_free"):
         tasks["noise_free"] = (_noise_free, (tmp / "noise-free", tracks, config), "the noise-free reference")
     done = _run_cells(tasks, jobs)
-    results = {f"{share:g}": {split: done[(share, split)] for split in config["splits"]}
-               for share in config["shares"]}
-    return results, done.get("noise_free")
+    return _by_share(done, config["shares"], config["splits"]), done.get("noise_free")
+
+
+def _cell_tasks(function, config: dict, tracks, tmp: Path, splits, *extra) -> dict:
+    """One :func:`_run_cells` task per (evoked share, split): ``function(config, tracks, folder, share,
+    split, *extra)``, each in its own folder under ``tmp``."""
+    cells = [(share, split) for share in config["shares"] for split in splits]
+    return {(share, split): (function, (config, tracks, tmp / f"cell{k}", share, split, *extra),
+                             f"{100 * share:g} % evoked, {split} split")
+            for k, (share, split) in enumerate(cells)}
+
+
+def _by_share(done: dict, shares, splits) -> dict:
+    """:func:`_run_cells`' results keyed (share, split) as a report's ``{share: {split: entry}}``."""
+    return {f"{share:g}": {split: done[(share, split)] for split in splits} for share in shares}
 
 
 def _run_cells(tasks: dict, jobs: int) -> dict:
@@ -788,13 +799,8 @@ def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS, jobs: int = 1) -> dict:
     spread: dict = {}
     with tempfile.TemporaryDirectory(prefix="eegmusic-quality-") as tmp:
         if jobs > 1:  # one process per (share, split), each simulating its share and running every seed
-            tasks = {(share, split): (_spread_cell, (config, tracks, Path(tmp) / f"cell{k}", share, split,
-                                                     tuple(block_seeds)),
-                                      f"spread, {100 * share:g} % evoked, {split} split")
-                     for k, (share, split) in enumerate((sh, sp) for sh in config["shares"] for sp in splits)}
-            done = _run_cells(tasks, jobs)
-            spread = {f"{share:g}": {split: done[(share, split)] for split in splits}
-                      for share in config["shares"]}
+            tasks = _cell_tasks(_spread_cell, config, tracks, Path(tmp), splits, tuple(block_seeds))
+            spread = _by_share(_run_cells(tasks, jobs), config["shares"], splits)
         else:
             for share in config["shares"]:
                 folders = _simulate(Path(tmp) / f"share{share:g}", tracks, share, config)
@@ -1360,12 +1366,20 @@ def figure(report: dict, path) -> Path | None:
     return None if draw is None else _save_figure(draw(report), path)
 
 
-def _save_figure(fig, path) -> Path:
-    """Write a figure as PNG and close it."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (the bench may run without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_figure(fig, path) -> Path:
+    """Write a figure as PNG and close it."""
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _pyplot().close(fig)
     return Path(path)
 
 
@@ -1376,13 +1390,8 @@ def draw_spread(report: dict):
     ratio, the ratio of the means as a bar, the goal as a red line and ridge itself (1×) as a black one:
     whether the goal holds for every draw, not only on the mean.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     splits = [split for split in ("block", "subject") if any(split in s for s in report["spread"].values())]
-    goal_of = {"block": GOALS["block_best_over_ridge"], "subject": GOALS["subject_best_over_ridge"]}
     fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 4.2), squeeze=False,
                              constrained_layout=True)
     for ax, split in zip(axes[0], splits, strict=True):
@@ -1401,7 +1410,8 @@ def draw_spread(report: dict):
                 name = ",".join(entry["held_out"]) or f"seed {seed}"
                 ax.annotate(name, (g + offset, entry["best_over_ridge"]), textcoords="offset points",
                             xytext=(3, 3), fontsize=6, rotation=60)
-        ax.axhline(goal_of[split], color="red", linewidth=1.6, label=f"goal ({goal_of[split]:g}× ridge)")
+        goal = SPLIT_GOALS[split]
+        ax.axhline(goal, color="red", linewidth=1.6, label=f"goal ({goal:g}× ridge)")
         ax.axhline(1.0, color="k", linewidth=0.8, label="ridge")
         ax.set_xticks(range(len(shares)), [f"{float(share):.0%} evoked" for share in shares])
         ax.set_title(f"{split} split: {headline(report['config'])} / ridge")
@@ -1412,41 +1422,20 @@ def draw_spread(report: dict):
     return fig
 
 
-def quality_figure(report: dict, path) -> Path:
-    """Draw a single-run report (:func:`run_config`) as bars: one panel per split, one group per share.
+def draw_quality(report: dict):
+    """A single-run report (:func:`run_config`) as bars: one panel per split, one group per share.
 
     Each group shows every model's dynamic r (ridge grey, the :func:`headline` row dark), with the
     baselines of the same run as short horizontal marks across the group (shuffled EEG of the headline
     row, global mean, song mean), the goal (the goal's ratio × ridge, red) and the noise-free reference
-    (dashed) where the report has them. The figure is what the table says, for readers who would rather
-    look than read: which rows clear the goal line, by how much the baselines sit below.
-
-    Parameters
-    ----------
-    report : dict
-        :func:`run_config`'s report, or its JSON read back.
-    path : str or Path
-        PNG file to write.
-
-    Returns
-    -------
-    Path
-        ``path``.
+    (dashed) where the report has them: which rows clear the goal line, by how much the baselines sit
+    below. Returns the matplotlib figure (:func:`figure` writes and closes it).
     """
-    return _save_figure(draw_quality(report), path)
-
-
-def draw_quality(report: dict):
-    """The :func:`quality_figure` as a matplotlib figure (the caller closes it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     names = list(report["config"]["models"])
     row = headline(report["config"])
     splits = list(dict.fromkeys(split for by_split in report["results"].values() for split in by_split))
-    goal_of = {"block": GOALS["block_best_over_ridge"], "subject": GOALS["subject_best_over_ridge"]}
     palette = [plt.get_cmap("tab20")(k) for k in (4, 5, 8, 9, 12, 13, 16, 17, 2, 3, 10, 11)]  # no greys
     others = [name for name in names if name not in (RIDGE, row)]
     colours = {name: palette[k % len(palette)] for k, name in enumerate(others)}
@@ -1469,8 +1458,8 @@ def draw_quality(report: dict):
                      (entry["baselines"].get("global_mean"), "saddlebrown", "-", "global mean"),
                      (entry["baselines"].get("song_mean"), "goldenrod", "-", "song mean")]
             ridge = models.get(RIDGE, {}).get("dynamic_r")
-            if split in goal_of and ridge:
-                marks.append((goal_of[split] * ridge, "red", "-", "goal (× ridge)"))
+            if split in SPLIT_GOALS and ridge:
+                marks.append((SPLIT_GOALS[split] * ridge, "red", "-", "goal (× ridge)"))
             noise_free = _noise_free_best(report.get("noise_free"), split)
             if noise_free is not None:
                 marks.append((noise_free, "k", "--", "noise-free ridge (reference)"))
