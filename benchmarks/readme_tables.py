@@ -135,7 +135,7 @@ def rows_replay(result: dict) -> list[Row]:
                 f"{_ms(ours['jitter']['p50_ms'])} p50, {_ms(ours['jitter']['p99_ms'])} p99",
                 f"`PlayerLSL` {_ms(theirs['jitter']['p50_ms'])} / {_ms(theirs['jitter']['p99_ms'])}",
                 f"PlayerLSL p99 / ours {_x(entry['ratio_p99_mne_over_ours'])}",
-                "p99 ≤ 1 ms" + _met(ours["jitter"]["p99_ms"] <= 1.0),
+                f"p99 ≤ {entry['goal_p99_ms']:g} ms" + _met(entry["meets_goal"]),  # the bench's verdict
             )
         )
     drift = result["drift_accelerated_hour"]

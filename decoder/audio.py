@@ -48,16 +48,18 @@ EDGE_FALL = EDGE_RISE[::-1].copy()
 def rise_from(buffer: np.ndarray, last: float) -> None:
     """In place: ``buffer``'s first samples rise from ``last``, the sample given before them (0 after a
     whole fall; part-way down when a fall was cut short), crossfaded over :data:`EDGE_RAMP_SAMPLES`."""
-    k = min(len(buffer), EDGE_RAMP_SAMPLES)
-    buffer[:k] *= EDGE_RISE[:k]
-    if last:
-        buffer[:k] += last * EDGE_FALL[:k]
+    head = buffer[: min(len(buffer), EDGE_RAMP_SAMPLES)]
+    # last + (x - last) * rise == x * rise + last * fall (fall = 1 - rise), with no temporary array: the
+    # device callback calls this, and it allocates nothing
+    head -= last
+    head *= EDGE_RISE[: len(head)]
+    head += last
 
 
 def fall_from(buffer: np.ndarray, last: float) -> None:
-    """In place: ``buffer`` becomes the fall from ``last`` to silence, then silence."""
+    """In place: ``buffer`` becomes the fall from ``last`` to silence, then silence (no allocation)."""
     k = min(len(buffer), EDGE_RAMP_SAMPLES)
-    buffer[:k] = last * EDGE_FALL[:k]
+    np.multiply(EDGE_FALL[:k], last, out=buffer[:k])
     buffer[k:] = 0.0
 
 UNDERRUN_TIMES_KEPT = 4096

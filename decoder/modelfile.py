@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from eegmusic.stream.channels import IMPUTE_ADVICE
 from eegmusic.stream.errors import EEGMusicError, ModelError
 from eegmusic.stream.spec import REFERENCES, WINDOW_S, PreprocessingSpec
 
@@ -518,6 +519,6 @@ def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple
                          f"{', '.join(info.channels[:2])} ... {info.channels[-1]}")
     if not impute_missing:
         raise ModelError(f"stream '{stream_name}' lacks {len(missing)} of the model's channels ({shown}); "
-                         f"pass --impute-missing to interpolate them (the model tolerates "
+                         f"{IMPUTE_ADVICE} (the model tolerates "
                          f"{info.max_missing}), or use a model trained on this montage")
 

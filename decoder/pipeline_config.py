@@ -143,6 +143,12 @@ class PipelineConfig:
                                   f"offers; pass one of {', '.join(map(str, spec.lookaheads))}")
         if self.listen not in LISTEN_CHOICES:
             raise ConfigError(f"--listen {self.listen!r} is not one of {', '.join(LISTEN_CHOICES)}; pick one")
-        if self.listen != "decoded" and self.truth_dir is None:
-            raise ConfigError(f"--listen {self.listen} plays the true stimulus of a replay, which needs its "
-                              f"stimulus audio: pass --truth DIR (the dataset folder the replay plays)")
+        refuse_listen_without_truth(self.listen, self.truth_dir)
+
+
+def refuse_listen_without_truth(listen: str, truth) -> None:
+    """``--listen`` other than ``decoded`` plays the replay's true stimulus, read from ``--truth``; the
+    pipeline's configuration and ``gui`` (before its window opens) refuse it alike without one."""
+    if listen != "decoded" and truth is None:
+        raise ConfigError(f"--listen {listen} plays the true stimulus of a replay, which needs its "
+                          f"stimulus audio: pass --truth DIR (the dataset folder the replay plays)")

@@ -326,10 +326,7 @@ class SnapshotReader:
         self.writer_pid = int(self._block.words[_PID // 8])
         if not _pid_alive(self.writer_pid):
             self.close()
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
+            self.path.unlink(missing_ok=True)
             raise StreamError(f"the decode that published as {name!r} (process {self.writer_pid}) is no "
                               f"longer running (stale block removed); start it again with `eegmusic decode "
                               f"... --publish {name}`")

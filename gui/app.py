@@ -453,7 +453,9 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------ errors
     def show_error(self, message: str) -> None:
         """Show a one-line reason in a non-modal dialog (the event loop keeps running)."""
-        if "pass --impute-missing" in message and not self.settings.extra.get("impute_missing"):
+        from eegmusic.stream.channels import IMPUTE_ADVICE
+
+        if IMPUTE_ADVICE in message and not self.settings.extra.get("impute_missing"):
             # the window has no control for it: say where the option goes
             message += " (the dashboard takes it when opened: `eegmusic gui --impute-missing ...`)"
         self.last_error = message
@@ -504,7 +506,7 @@ class MainWindow(QtWidgets.QMainWindow):
             error = snapshot.error
             if error:   # once a run: stop() below ends the polling
                 self.show_error(error)
-            elif not error:
+            else:
                 self._ended_note = (f"the decode published as {pipeline.name!r} has ended"
                                     if isinstance(pipeline, AttachedDecode) else
                                     f"the decode of {self.controls.stream_name()!r} has ended")

@@ -121,11 +121,11 @@ def run_gui(args: argparse.Namespace) -> int:
             raise ConfigError(f"--screenshot {args.screenshot} lies inside the --truth dataset "
                               f"{args.truth}, an input; save it outside the dataset")
     from eegmusic.decoder.cli_decode import refuse_listen_without_audio
+    from eegmusic.decoder.pipeline_config import refuse_listen_without_truth
 
     refuse_listen_without_audio(args.listen, args.no_audio)
-    if args.listen != "decoded" and args.truth is None and args.attach is None:
-        raise ConfigError(f"--listen {args.listen} plays the true stimulus of a replay, which needs its "
-                          "stimulus audio: pass --truth DIR (the dataset folder the replay plays)")
+    if args.attach is None:  # an attached decode plays what it was started with
+        refuse_listen_without_truth(args.listen, args.truth)
     if args.model is not None:  # a corrupt model failed only inside the window: a warning, and exit 0
         from eegmusic.decoder.modelfile import check_live_contract, read_model_info
 

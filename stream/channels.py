@@ -28,6 +28,10 @@ from eegmusic.stream.interpolation import spline_matrix
 from eegmusic.stream.montage import head_positions, label_key
 from eegmusic.stream.spec import MODEL_CHANNELS
 
+IMPUTE_ADVICE = "pass --impute-missing to interpolate them"
+"""The advice of every refusal of a stream that lacks model channels (the dashboard recognises it by
+this text and adds where the option goes)."""
+
 logger = logging.getLogger(__name__)
 
 REFERENCE_LABEL = "Cz"
@@ -201,7 +205,7 @@ def channel_map(stream_labels, model_labels=MODEL_CHANNELS, *, impute_missing: b
     if not impute_missing:
         raise StreamError(
             f"{stream_name} has {len(stream_labels)} channels and lacks {len(names)} the model needs "
-            f"({_summarise(names)}); pass --impute-missing to interpolate them, or use a model "
+            f"({_summarise(names)}); {IMPUTE_ADVICE}, or use a model "
             "trained on this montage"
         )
     sources, weights = _interpolation(missing, model_labels, source, stream_labels, stream_positions,
