@@ -90,8 +90,8 @@ class SoundOutput:
         self._listen_next: int | None = None        # stimulus sample continuing the last true chunk
         self._audio_wall_end: float | None = None   # monotonic time a file sink's audio would end
         self._silent = False                        # a file sink is being given silence (a stall)
-        self._after_silence = False                 # the next audio for a file sink rises from silence
-        self._last_written = 0.0                    # the last sample a file sink was given
+        self._after_silence = False                 # the next audio rises from silence written here
+        self._last_written = 0.0                    # the last sample the sink was given
 
     def vocode(self, emission) -> tuple[np.ndarray, np.ndarray, int]:
         """Vocode an emission's frames.
@@ -191,18 +191,26 @@ class SoundOutput:
         if self.sink.plays_live:       # a file or nothing takes every sample at once: no cushion
             pad, trim = self.playback.plan(len(samples), self.sink.queued_s, local_clock())
         if pad:
-            self.sink.write(np.zeros(pad, np.float32), block=False)
+            # the cushion's silence falls from the sound still queued ahead of it (after a dry ring the
+            # device has fallen already: zeros), and the chunk behind it rises from it below; the
+            # device's own rise would ramp only the silence's first samples
+            silence = np.empty(pad, np.float32)
+            fall_from(silence, self._last_written if self.sink.queued_s > 0 else 0.0)
+            self._last_written = float(silence[-1])
+            self._after_silence = True
+            self.sink.write(silence, block=False)
             self.counters["audio_padded"] += pad
         if trim:
             self.counters["audio_dropped_late"] += trim
             samples = samples[trim:]
         if len(samples):
-            if not self.sink.plays_live:   # a file: its own edges around stall silence
-                if self._after_silence:   # rises from where the silence's fall had got to
-                    samples = samples.copy()
-                    rise_from(samples, self._last_written)
-                    self._after_silence = False
-                self._last_written = float(samples[-1])
+            # edges around the silence this stage writes itself: a stall's in a file, a cushion's on a
+            # device (where the ring runs dry, the device makes its own)
+            if self._after_silence:   # rises from where the silence's fall had got to
+                samples = samples.copy()
+                rise_from(samples, self._last_written)
+                self._after_silence = False
+            self._last_written = float(samples[-1])
             self.sink.write(samples, block=False)
             now = time.monotonic()       # when a file's audio would end if it were played from now
             self._audio_wall_end = max(self._audio_wall_end or now, now) + len(samples) / AUDIO_SFREQ

@@ -217,3 +217,31 @@ def test_constant_baselines_print_as_n_a_with_the_reason_not_as_a_score():
     summary.update(baseline_dynamic_r_total={"global_mean": -0.01, "song_mean": None})
     assert "song-mean baseline n/a (a scored song is not in the model's training data)" in \
         format_summary(summary)
+
+
+@pytest.mark.audio
+def test_a_cushions_silence_after_a_dry_ring_does_not_click(pulse_sink):
+    """After the device's ring ran dry, the next chunk comes behind silence the output stage writes as a
+    cushion; the device's rise ramped only that silence, and the chunk behind it began at full height (a
+    step of 0.5 here, measured on the sink's monitor). The stage now rises from its own silence. A 220-Hz
+    tone at 0.5 moves at most 0.031 a sample; each chunk starts and ends at its peak."""
+    import time
+
+    from eegmusic.decoder.audio import SoundDeviceSink
+
+    t = np.arange(4410) / 22050
+    tone = (0.5 * np.cos(2 * np.pi * 220.0 * t)).astype(np.float32)   # starts and ends near +0.5
+    with pulse_sink.recording() as recording:
+        with SoundDeviceSink(device="default", blocksize=256) as sink:
+            sound = SoundOutput(PipelineConfig(model_path="m.onnx"), sink)
+            time.sleep(0.3)   # the device running (silent) first: a sound server may drop a stream's start
+            sound.play(tone, {})
+            deadline = time.monotonic() + 10.0
+            while sink.counters()["underruns"] < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            sound.play(tone, {})
+            sink.drain()
+    assert sound.counters["audio_padded"] > 0              # the second chunk came behind a cushion
+    recorded = recording["audio"]
+    assert np.abs(recorded).max() > 0.4
+    assert np.abs(np.diff(recorded)).max() < 0.1, np.abs(np.diff(recorded)).max()
