@@ -60,13 +60,7 @@ def run(quick: bool) -> dict:
                                              progress=False), repeats)
         array = np.random.default_rng(0).standard_normal((125, int(seconds * 125), k))
         baseline = _median_time(lambda: scipy.io.savemat(out / "baseline.mat", {"data21": array}), repeats)
-    per_recording = (many - one) / (k - 1)
-    if per_recording > 0:
-        fixed, how = max(one - per_recording, 0.0), "linear in participants from 1 and k"
-    else:   # timing noise beyond a recording's cost (quick runs): it read 0 s a recording, 10x the fixed cost
-        per_recording, fixed = many / k, 0.0
-        how = (f"upper bound: {k} participants took no longer than 1, so every second of the k-participant "
-               "run is counted per recording")
+    per_recording, fixed, how = extrapolate(one, many, k)
     mean_length = float(np.mean(list(SIMULATED_DURATIONS_S.values())))
     scale = mean_length / seconds
     nmedt_s = NMEDT_SONGS * scale * (fixed + NMEDT_SUBJECTS * per_recording)
@@ -92,3 +86,17 @@ if __name__ == "__main__":
     import sys
 
     print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
+
+
+def extrapolate(one: float, many: float, k: int) -> tuple[float, float, str]:
+    """(seconds a recording, fixed seconds, how) from the medians of 1 and ``k`` participants.
+
+    Linear in participants where ``k`` took longer than 1; otherwise timing noise beyond a recording's
+    cost (quick runs read 0 s a recording, an estimate of 10x the fixed cost), so every second of the
+    ``k``-participant run is counted per recording: an upper bound.
+    """
+    per_recording = (many - one) / (k - 1)
+    if per_recording > 0:
+        return per_recording, max(one - per_recording, 0.0), "linear in participants from 1 and k"
+    return many / k, 0.0, (f"upper bound: {k} participants took no longer than 1, so every second of the "
+                           "k-participant run is counted per recording")

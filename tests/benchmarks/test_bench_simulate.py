@@ -21,3 +21,12 @@ def test_quick_run_times_the_simulator_and_its_baseline():
     assert song["median_s"] > 0 and song["baseline_median_s"] > 0
     assert song["ratio"] == song["median_s"] / song["baseline_median_s"]
     assert len(readme_tables.rows_simulate(result)) == 2
+
+
+def test_the_estimate_is_an_upper_bound_when_more_participants_took_no_longer():
+    # the ordinary case: linear in participants, 1 s fixed and 2 s a recording
+    assert bench_simulate.extrapolate(3.0, 7.0, 3) == (2.0, 1.0, "linear in participants from 1 and k")
+    # timing noise: 3 participants measured faster than 1. It read 0 s a recording (the estimate 10x one
+    # song's fixed cost); now the whole 3-participant run is counted per recording
+    per_recording, fixed, how = bench_simulate.extrapolate(5.0, 4.5, 3)
+    assert (per_recording, fixed) == (1.5, 0.0) and how.startswith("upper bound")
