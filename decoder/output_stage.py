@@ -224,6 +224,8 @@ class SoundOutput:
     def flush(self) -> np.ndarray:
         """The vocoder's tail (what its look-ahead and overlap-add still hold), written to the sink.
 
+        After silence this stage wrote (a stall in a file) the tail rises from it, as a chunk does.
+
         Returns
         -------
         ndarray, shape (n_samples,)
@@ -233,5 +235,9 @@ class SoundOutput:
             return np.zeros(0, np.float32)
         tail = self.vocoder.flush()
         if len(tail):
+            if self._after_silence:   # a stream that stalled and ended: the tail rises from the silence
+                rise_from(tail, self._last_written)
+                self._after_silence = False
+            self._last_written = float(tail[-1])
             self.sink.write(tail)
         return tail

@@ -245,3 +245,32 @@ def test_a_cushions_silence_after_a_dry_ring_does_not_click(pulse_sink):
     recorded = recording["audio"]
     assert np.abs(recorded).max() > 0.4
     assert np.abs(np.diff(recorded)).max() < 0.1, np.abs(np.diff(recorded)).max()
+
+
+def test_the_vocoders_tail_rises_from_a_stalls_silence_in_a_wav(tmp_path):
+    """A stream that stalled and then ended: the file got the stall's silence, and then flush() wrote
+    the vocoder's tail (what its look-ahead still held) at full height after it, a click."""
+    import time
+
+    import soundfile
+    from eegmusic.decoder.frameclock import FrameEmission
+    from eegmusic.decoder.vocoder import StreamingVocoder
+
+    sink = WavSink(tmp_path / "out.wav")
+    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), sink, vocoder=StreamingVocoder())
+    frames = np.full((128, 40), -10.0, np.float32)       # loud, broadband: a tail far from zero
+    audio, _, _ = sound.vocode(FrameEmission(0, frames, np.arange(40), 0))
+    sound.play(audio, {})
+    time.sleep(max(sound._audio_wall_end - time.monotonic(), 0.0) + 0.05)
+    sound.silence_while_stalled("lost")                  # about 0.05 s of silence, then the stream ends
+    tail = sound.flush()
+    sink.close()
+    audio, _ = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    written = sound.counters["audio_silence"]
+    assert written > 500 and np.abs(tail).max() > 0.05   # both there: the test can see a step
+    start = len(audio) - len(tail)                        # the tail's first sample in the file
+    assert np.all(audio[start - 200:start] == 0.0)        # silence just before it
+    # the tail's own first samples reach 0.8 of its peak; rising from the silence, its first 8 stay
+    # under 8/65 of it
+    head = np.abs(audio[start:start + 8]).max()
+    assert head < 0.2 * np.abs(tail).max(), (head, np.abs(tail).max())
