@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from eegmusic.decoder.limiter import LevelledSink
-from eegmusic.gui.attach import AttachedDecode
+from eegmusic.gui.attach import CANCELLED, AttachedDecode
 from eegmusic.gui.controls import ControlBar, Settings
 from eegmusic.gui.eeg_panel import EEGPanel
 from eegmusic.gui.mel_panel import MelPanel
@@ -327,7 +327,7 @@ class MainWindow(QtWidgets.QMainWindow):
             pipeline.stop()
             return
         if self._cancel.is_set():   # cancelled just as it published: stopped off the GUI thread
-            self._ended_note = "start cancelled"
+            self._ended_note = CANCELLED
             self._set_state("stopping")
             self._spawn(self._stop_worker, "gui-stop", pipeline)
             return
@@ -359,7 +359,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._gain_sink = None
         if self._cancel.is_set():   # given up by the user: no failure to report
             self.start_error = None
-            self._ended_note = "start cancelled"
+            self._ended_note = CANCELLED
             self._set_state("stopped")
             return
         self._set_state("stopped")

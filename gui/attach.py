@@ -257,6 +257,10 @@ def decode_command(config, name: str, *, summary_path: Path | None = None) -> li
     return argv
 
 
+CANCELLED = "start cancelled"
+"""What a cancelled start says: :class:`StartCancelled`'s message and the dashboard's stopped note."""
+
+
 class StartCancelled(EEGMusicError):
     """The user cancelled a start before the decode published (not a failure). The window reads its own
     cancel flag, which also covers a failure that lands after a cancel; the type tells other callers."""
@@ -312,7 +316,7 @@ def spawn_decode(config, *, gain: float = 1.0, cancel: threading.Event | None = 
             _interrupt(process, 2.0)   # its own cleanup first (a half-made block, its outlets)
             remove_stale_block(name)
             shutil.rmtree(folder, ignore_errors=True)
-            raise StartCancelled("start cancelled")
+            raise StartCancelled(CANCELLED)
         if process.poll() is not None:
             lines = _log_lines(log_path)
             reason = _stated_error(lines)
