@@ -675,12 +675,12 @@ def _by_share(done: dict, shares, splits) -> dict:
 def _run_cells(tasks: dict, jobs: int) -> dict:
     """Run ``tasks`` (key → (function, args, label)) in ``jobs`` spawned processes: key → result.
 
-    Each worker has ``cores // workers`` torch threads and logs at this process's level. The workers are
-    spawned (no forked torch state) and write only under folders the caller removes. A cell's error is
-    raised here; a worker that dies (killed for memory, a crash) is a RuntimeError naming the cell and the
-    fix, never a wait for a result that cannot come. On an error or Ctrl-C the other workers are
-    terminated, so nothing runs on after the bench has stopped. A progress bar counts the cells as they
-    finish; the result keeps the keys' order, not the order they finished in.
+    Each worker has ``cores // workers`` threads (torch, BLAS, onnxruntime) and logs at this process's
+    level. The workers are spawned (no forked torch state) and write only under folders the caller
+    removes. A cell's error is raised here; a worker that dies (killed for memory, a crash) is a
+    RuntimeError naming the cell and the fix, never a wait for a result that cannot come. On an error or
+    Ctrl-C the other workers are terminated, so nothing runs on after the bench has stopped. A progress
+    bar counts the cells as they finish; the result keeps the keys' order, not the order they finished in.
     """
     import multiprocessing
     import os
@@ -725,7 +725,8 @@ def _run_cells(tasks: dict, jobs: int) -> dict:
 
 
 def _cell_worker(threads: int, level: int) -> None:
-    """A cell worker's start: ``threads`` torch threads; eegmusic's log lines at the parent's ``level``.
+    """A cell worker's start: ``threads`` threads for torch, BLAS and OpenMP (onnxruntime's scoring
+    takes torch's count); eegmusic's log lines at the parent's ``level``.
 
     Ctrl-C reaches every process of the terminal's group: the workers ignore it (each would print its
     own traceback over the bench's last lines) and are terminated by the bench instead.
@@ -733,9 +734,11 @@ def _cell_worker(threads: int, level: int) -> None:
     import signal
 
     import torch
+    from threadpoolctl import threadpool_limits
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
+    threadpool_limits(threads)   # numpy's BLAS (ridge, MCCA) would take every core in every worker
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("eegmusic").setLevel(level)
 
@@ -1155,7 +1158,10 @@ def score_on_excerpt(model_path, folder, *, songs, subjects, trained_subjects=No
     phases = tuple(float(p) for p in phases_s)
     if any(not 0.0 <= p < 1.0 for p in phases):
         raise ValueError(f"window phases {phases} must lie in [0, 1) s")
-    session, info = load_model(model_path)
+    import torch
+
+    # as many threads as training had: all cores in one process, a cell worker's share under --jobs
+    session, info = load_model(model_path, threads=torch.get_num_threads())
     on_grid = _score_phase(session, info, folder, 0.0, songs, subjects, trained_subjects, seed)
     scored = [_score_phase(session, info, folder, p, songs, subjects, trained_subjects, seed)
               for p in phases] or [on_grid]

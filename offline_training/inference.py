@@ -13,8 +13,15 @@ from eegmusic.stream.errors import ModelError
 from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 
 
-def load_model(model_path) -> tuple[object, ModelInfo]:
+def load_model(model_path, *, threads: int | None = None) -> tuple[object, ModelInfo]:
     """Open a model file with onnxruntime and read its ``eegmusic`` metadata.
+
+    Parameters
+    ----------
+    model_path : str or Path
+    threads : int, optional
+        onnxruntime's intra-op threads; default: its own (one per core). A process that shares the
+        cores with others (the quality bench's cells) gives its share.
 
     Returns
     -------
@@ -26,7 +33,14 @@ def load_model(model_path) -> tuple[object, ModelInfo]:
     ModelError
         Missing, unreadable, or without (consistent) eegmusic metadata.
     """
-    session = open_session(model_path)
+    options = None
+    if threads is not None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    session = open_session(model_path, sess_options=options)
     info = info_from_session(session, model_path)
     if info.window_samples != WINDOW_SAMPLES or abs(info.sfreq - MODEL_SFREQ) > 1e-6:
         raise ModelError(

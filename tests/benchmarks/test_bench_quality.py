@@ -385,3 +385,32 @@ def test_cells_run_apart_keep_their_order_and_raise_a_cells_error():
     # a worker that dies (killed for memory, a crash) is an error naming the fix, not a wait for ever
     with pytest.raises(RuntimeError, match="process died .*fewer --jobs"):
         bench_quality._run_cells({"dies": (os._exit, (9,), "dies")}, jobs=1)
+
+
+def test_cell_workers_keep_to_their_share_of_the_cores():
+    """Two workers on 2 cores each ran torch on one thread but numpy's BLAS and onnxruntime's scoring
+    on every core: four busy threads on two cores."""
+    import os
+
+    import torch
+    from threadpoolctl import threadpool_info
+
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    done = bench_quality._run_cells({"pools": (threadpool_info, (), "pools"),
+                                     "torch": (torch.get_num_threads, (), "torch")}, jobs=2)
+    assert done["torch"] == share
+    blas = [pool for pool in done["pools"] if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == share for pool in blas), done["pools"]
+
+
+def test_scoring_sessions_take_the_threads_they_are_given(tmp_path):
+    """The bench's scoring opened its onnxruntime session with a thread per core in every cell worker."""
+    from eegmusic.offline_training.inference import load_model
+
+    from tests.decoder.onnx_models import make_model
+
+    path = make_model(tmp_path / "mel.onnx")
+    session, _ = load_model(path, threads=1)
+    assert session.get_session_options().intra_op_num_threads == 1
+    session, _ = load_model(path)                     # onnxruntime's own choice: 0, one per core
+    assert session.get_session_options().intra_op_num_threads == 0
