@@ -155,11 +155,15 @@ def check_xdf_file(path: Path) -> None:
     _check_magic(path)
 
 
+def damaged_words(path: Path, damage: str, where: str) -> str:
+    """The start of every line about a file pyxdf read only in part: the path, pyxdf's ``damage`` and
+    where the file breaks (:func:`where_it_breaks`, "" when unknown)."""
+    return f"{path}: damaged XDF file (pyxdf: {damage})" + (f": {where}" if where else "")
+
+
 def warn_damaged(path: Path, damage: str, going_on: str) -> None:
     """Log that pyxdf read ``path`` only in part (``damage``), where it breaks, and what follows."""
-    where = where_it_breaks(path)
-    logger.warning("%s: damaged XDF file (pyxdf: %s)%s; %s", path, damage, f": {where}" if where else "",
-                   going_on)
+    logger.warning("%s; %s", damaged_words(path, damage, where_it_breaks(path)), going_on)
 
 
 def where_it_breaks(path) -> str:

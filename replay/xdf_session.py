@@ -25,6 +25,7 @@ from eegmusic.replay.xdf import (
     _describe,
     _first,
     check_xdf_file,
+    damaged_words,
     load_xdf,
     warn_damaged,
     where_it_breaks,
@@ -69,7 +70,7 @@ def _damaged(path: Path, damage: str, streams: list[dict], missing: str) -> str:
     breaks, what was read before it, and the fix (another copy, or another recording)."""
     where = where_it_breaks(path)
     how = "cut off (an interrupted copy or recording)" if where.startswith("the file ends") else "corrupted"
-    return (f"{path}: damaged XDF file (pyxdf: {damage}){': ' + where if where else ''}; what could be read "
+    return (f"{damaged_words(path, damage, where)}; what could be read "
             f"holds {missing}: {_what_was_read(streams)}; the file was {how}: copy it again from where it "
             "was recorded, or record the session again")
 
