@@ -127,11 +127,12 @@ class AttachedDecode:
         if self._writer_gone:
             last = self._last or _empty_snapshot()
             last.running = False
-            if last.error is None and self.process is not None:
-                # the dashboard's own decode never ends by itself: a crash, an OOM kill
+            if last.error is None and self.process is not None and self.process.poll() != 0:
+                # the dashboard's own decode that dies (a crash, an OOM kill) is said with its log, kept
                 last.error = self._exit_reason()
-            # one started elsewhere that ends without an error has simply ended (no error: the window
-            # says so and stops following it)
+            # one started elsewhere, or the dashboard's own ending with status 0 (a Ctrl-C in the terminal
+            # reaches it too), that ends without an error has simply ended (no error: the window says so
+            # and stops following it)
             self._last = last
             return last
         copied = self.reader.read()

@@ -181,6 +181,28 @@ def test_a_killed_decode_is_said_as_such_and_the_window_stops(qtbot, replay, mod
     shutil.rmtree(log_path.parent, ignore_errors=True)
 
 
+def test_the_dashboards_decode_that_ends_with_status_0_has_ended_not_failed(replay, model_file):
+    """The dashboard's decode ended by itself with status 0 (a Ctrl-C from the terminal reaches it too)
+    and its block went before the window read its last snapshot: the window said 'the dashboard's
+    decode process exited with status 0; its log: <path>' as a failure, and then stop() removed that
+    log's folder, as after a clean stop."""
+    from eegmusic.decoder.pipeline_config import PipelineConfig
+    from eegmusic.gui.attach import spawn_decode
+
+    attached = spawn_decode(PipelineConfig(model_path=str(model_file), stream_name=replay.name,
+                                           no_audio=True, resolve_timeout_s=10.0))
+    folder = attached.summary_path.parent
+    try:
+        attached.process.send_signal(signal.SIGINT)
+        assert attached.process.wait(30) == 0
+        snapshot = attached.snapshot()                   # its block is gone: the process is what is left
+        assert not snapshot.running and snapshot.error is None, snapshot.error
+    finally:
+        attached.stop()
+    assert attached.summary()["stream"] == replay.name   # its final summary, read before the folder went
+    assert not folder.exists()                           # a clean end: no log kept, none named
+
+
 def test_an_attached_decode_that_ends_stops_the_window_without_an_error(qtbot, replay, model_file):
     """It said 'has ended' in a dialog but stayed 'running' (Detach enabled, pickers locked), Detach then
     logged 'it keeps running', and `gui --attach` exited 2 for a decode that ended normally."""
