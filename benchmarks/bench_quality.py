@@ -347,7 +347,18 @@ copies of itself, so each listener's shared component is a spatio-temporal filte
 against the background's colour, MCCA per band (below 4, 4-8, 8-13 and above 13 Hz, 2 components each),
 summed back on the scalp 0.3569, or its 8 components given to ridge as separate inputs 0.3550; and a
 per-band polynomial (degree 2 or 3) of the denoised ridge's output fitted on the validation excerpt,
-0.3567 → 0.3568 (windows at the 0.5-s phase)."""
+0.3567 → 0.3568 (windows at the 0.5-s phase).
+
+Is the spatial denoising what falls short? Measured there on 2026-12-05 against oracles that know what no
+decoder can (block / subject; ridge 0.3262 / 0.345, denoised ridge 0.3571 / 0.359 in the same runs), each
+listener's EEG projected by an oracle filter and back onto the scalp, then ridge as for ``linear-mcca``:
+the minimum-variance (LCMV) filter of the listener's four true auditory dipoles (the simulator's positions
+and orientations through its head model; covariance of its unlabelled early excerpt) 0.3494 / 0.3392; the
+1, 2 or 4 filters of highest evoked-to-total variance, with the evoked covariance taken from the same
+listener's 99 %-evoked simulation of the early excerpt (its evoked part, nearly) 0.3604 / 0.3547, 0.3551 /
+0.3540 and 0.3452. Knowing the true sources gains +0.003 at most (one component, block; the recipe's MCCA
+with one component gave +0.0035 on the validation excerpt, :data:`MCCA`): the MCCA denoising already reads
+what a spatial filter can, and the 1.3× block goal there (0.424) lies 0.06 above the best of them."""
 
 FULL = {
     "n_tracks": 4, "n_subjects": 6, "train_s": 90.0, "val_start_s": 90.0, "val_s": 30.0,
