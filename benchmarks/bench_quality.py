@@ -777,7 +777,9 @@ def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS, jobs: int = 1) -> dict:
     scores are read on the test excerpt as a check of the spread.
 
     Measured with :data:`FULL` (these seeds; on the subject split seeds 0, 1, 3, 8, 14 and 16, holding out
-    S02, S04, S01, S05, S06 and S03; each cell run as its own process, two at a time, 3.5-10 min), mean
+    S02, S04, S01, S05, S06 and S03; each cell run as its own process, two at a time, 3.5-10 min; rerun on
+    2026-12-05 as ``eegmusic bench quality --seeds --jobs 2``, 109 min, every figure below the same to its
+    printed digit, ``docs/bench-spread.json``), mean
     dynamic r over the seeds, ridge → ensemble (the best row on the mean in every cell), with the ratio
     per seed or held-out listener:
 
