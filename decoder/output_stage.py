@@ -170,16 +170,30 @@ class SoundOutput:
         # the sound falls to it from the last sample written, as a sound device's does (no click in the
         # file); each small piece continues from where the last ended, so a second stall, or one
         # written in pieces shorter than the fall, is continuous too
-        silence = np.empty(pad, np.float32)
-        fall_from(silence, self._last_written)
-        self._last_written = float(silence[-1])
-        self._after_silence = True
-        self.sink.write(silence, block=False)
+        self._write_silence(pad, self._last_written)
         self._audio_wall_end += pad / AUDIO_SFREQ
         self.counters["audio_silence"] += pad
         if not self._silent:
             self.counters["audio_silence_gaps"] += 1
             self._silent = True
+
+    def _write_silence(self, n: int, level: float) -> None:
+        """Write ``n`` samples of silence that fall to it from ``level`` (the sound just before it)."""
+        silence = np.empty(n, np.float32)
+        fall_from(silence, level)
+        self._last_written = float(silence[-1])
+        self._after_silence = True
+        self.sink.write(silence, block=False)
+
+    def _after_written(self, samples: np.ndarray, *, copy: bool) -> np.ndarray:
+        """``samples`` (non-empty) as the next write: rising from the silence this stage wrote last, if it
+        did (in a copy when ``copy``, else in place), from where that silence's fall had got to."""
+        if self._after_silence:
+            samples = samples.copy() if copy else samples
+            rise_from(samples, self._last_written)
+            self._after_silence = False
+        self._last_written = float(samples[-1])
+        return samples
 
     def play(self, samples: np.ndarray, stamps: dict) -> None:
         """Hand a chunk (shape (n_samples,)) to the sink behind the cushion the measured jitter asks for."""
@@ -194,11 +208,7 @@ class SoundOutput:
             # the cushion's silence falls from the sound still queued ahead of it (after a dry ring the
             # device has fallen already: zeros), and the chunk behind it rises from it below; the
             # device's own rise would ramp only the silence's first samples
-            silence = np.empty(pad, np.float32)
-            fall_from(silence, self._last_written if self.sink.queued_s > 0 else 0.0)
-            self._last_written = float(silence[-1])
-            self._after_silence = True
-            self.sink.write(silence, block=False)
+            self._write_silence(pad, self._last_written if self.sink.queued_s > 0 else 0.0)
             self.counters["audio_padded"] += pad
         if trim:
             self.counters["audio_dropped_late"] += trim
@@ -206,12 +216,7 @@ class SoundOutput:
         if len(samples):
             # edges around the silence this stage writes itself: a stall's in a file, a cushion's on a
             # device (where the ring runs dry, the device makes its own)
-            if self._after_silence:   # rises from where the silence's fall had got to
-                samples = samples.copy()
-                rise_from(samples, self._last_written)
-                self._after_silence = False
-            self._last_written = float(samples[-1])
-            self.sink.write(samples, block=False)
+            self.sink.write(self._after_written(samples, copy=True), block=False)
             now = time.monotonic()       # when a file's audio would end if it were played from now
             self._audio_wall_end = max(self._audio_wall_end or now, now) + len(samples) / AUDIO_SFREQ
             stamps["buffered"] = local_clock()
@@ -235,9 +240,5 @@ class SoundOutput:
             return np.zeros(0, np.float32)
         tail = self.vocoder.flush()
         if len(tail):
-            if self._after_silence:   # a stream that stalled and ended: the tail rises from the silence
-                rise_from(tail, self._last_written)
-                self._after_silence = False
-            self._last_written = float(tail[-1])
-            self.sink.write(tail)
+            self.sink.write(self._after_written(tail, copy=False))   # a stream that stalled and ended
         return tail
