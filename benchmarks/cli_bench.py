@@ -26,7 +26,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         default="bench.json",
                         help="JSON file to write (default: bench.json); the quality benchmark also draws "
                         "its table (or with --seeds its spread) beside it as a figure (bench.json → "
-                        "bench-quality.png)")
+                        "bench-quality.png, or with --seeds bench-spread.png)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --out file (refused otherwise), e.g. --out bench.json "
                         "--overwrite")
@@ -114,18 +114,24 @@ def _rows(name: str, result, prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
-def figure_path(out, module_name: str):
-    """Where a benchmark's figure goes: beside the JSON, ``bench.json`` → ``bench-quality.png``."""
+def figure_path(out, module_name: str, *, seeds: bool = False):
+    """Where a benchmark's figure goes: beside the JSON, ``bench.json`` → ``bench-quality.png``.
+
+    A ``--seeds`` run (the quality benchmark's spread check, the only one that takes it) draws another
+    figure, so it gets another name, ``bench-spread.png``: drawing both runs into one folder (as
+    ``readme_tables --figures docs`` does) must not put one in the other's place.
+    """
     from pathlib import Path
 
-    short = module_name.split(".")[-1].removeprefix("bench_")
+    short = "spread" if seeds else module_name.split(".")[-1].removeprefix("bench_")
     return Path(out).with_name(f"{Path(out).stem}-{short}.png")
 
 
-def _figures(benchmarks: dict, out) -> list:
+def _figures(benchmarks: dict, out, *, seeds: bool = False) -> list:
     """Draw the figure of every benchmark that has one (a module-level ``figure(result, path)``).
 
-    Each goes beside the JSON, named after it and the benchmark: ``bench.json`` → ``bench-quality.png``.
+    Each goes beside the JSON, named after it and the benchmark: ``bench.json`` → ``bench-quality.png``
+    (a ``--seeds`` run's: ``bench-spread.png``, :func:`figure_path`).
     A figure that cannot be drawn is logged and skipped: the JSON is what the run produced.
     """
     import importlib
@@ -141,7 +147,7 @@ def _figures(benchmarks: dict, out) -> list:
             continue
         if draw is None:
             continue
-        path = figure_path(out, module_name)
+        path = figure_path(out, module_name, seeds=seeds)
         try:
             if draw(entry["result"], path) is not None:
                 written.append(path)
@@ -197,7 +203,7 @@ def run_bench(args) -> int:
                               f"applies to alone, e.g. `{example}`")
     for module_name in modules:  # a figure is replaced only with --overwrite, like the JSON
         if hasattr(importlib.import_module(module_name), "figure"):
-            refuse_existing(figure_path(args.out, module_name), overwrite=args.overwrite, what="figure")
+            refuse_existing(figure_path(args.out, module_name, seeds=args.seeds), overwrite=args.overwrite, what="figure")
 
     def save() -> None:
         write_json(args.out, json.loads(json.dumps(results, default=float)), indent=2)
@@ -225,7 +231,7 @@ def run_bench(args) -> int:
         results["benchmarks"][module_name] = {
             "status": status, "seconds": round(time.perf_counter() - start, 1), "result": result}
     save()
-    figures = _figures(results["benchmarks"], args.out)
+    figures = _figures(results["benchmarks"], args.out, seeds=args.seeds)
     _print_results(results)
     print(f"\nwrote {args.out}" + "".join(f" and {path}" for path in figures))
     return 0 if all(e["status"] == "ok" for e in results["benchmarks"].values()) else 1

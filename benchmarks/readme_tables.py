@@ -458,7 +458,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="write the markdown here instead of standard output")
     parser.add_argument("--figures", metavar="DIR",
                         help="also draw the figures of the benchmarks that have one into DIR, as "
-                        "DIR/bench-NAME.png (the README's docs/bench-quality.png comes from --figures docs)")
+                        "DIR/bench-NAME.png (the README's docs/bench-quality.png comes from --figures docs; "
+                        "a --seeds run's figure is DIR/bench-spread.png)")
     args = parser.parse_args(argv)
     path = Path(args.bench_json)
     try:
@@ -483,7 +484,8 @@ def main(argv=None) -> int:
 
         Path(args.figures).mkdir(parents=True, exist_ok=True)
         # named as `eegmusic bench --out DIR/bench.json` names them, whatever the JSON file is called
-        for figure in _figures(bench["benchmarks"], Path(args.figures) / "bench.json"):
+        for figure in _figures(bench["benchmarks"], Path(args.figures) / "bench.json",
+                               seeds=bool(bench.get("seeds"))):
             print(f"readme_tables: drew {figure}", file=sys.stderr)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -287,9 +287,8 @@ def test_quality_figure_draws_every_row_beside_its_baselines_goal_and_reference(
     assert not (tmp_path / "n.png").exists()
 
 
-def test_spread_figure_shows_every_seeds_ratio_beside_the_mean_and_the_goal(tmp_path):
-    import matplotlib.pyplot as plt
-
+def _spread_figure_report():
+    """A one-share spread check over two seeds and two held-out listeners, as :func:`run_spread` writes it."""
     config = {"models": {"linear": {}, "ensemble": {}}}
     block = bench_quality.spread_summary({
         0: _run([], {"linear": 0.20, "ensemble": 0.27}),
@@ -297,7 +296,13 @@ def test_spread_figure_shows_every_seeds_ratio_beside_the_mean_and_the_goal(tmp_
     subject = bench_quality.spread_summary({
         0: _run(["S02"], {"linear": 0.20, "ensemble": 0.22}),
         3: _run(["S01"], {"linear": 0.20, "ensemble": 0.26})}, "subject", config)
-    report = {"config": config, "spread": {"0.1": {"block": block, "subject": subject}}}
+    return {"config": config, "spread": {"0.1": {"block": block, "subject": subject}}}
+
+
+def test_spread_figure_shows_every_seeds_ratio_beside_the_mean_and_the_goal(tmp_path):
+    import matplotlib.pyplot as plt
+
+    report = _spread_figure_report()
     fig = bench_quality.draw_spread(report)
     try:
         block_ax, subject_ax = fig.axes[:2]

@@ -174,6 +174,25 @@ def test_figures_go_beside_the_json_for_benchmarks_that_draw_one(tmp_path, capsy
     assert _figures(bench["benchmarks"], tmp_path / "other.json") == []
 
 
+def test_a_spread_runs_figure_does_not_take_the_tables_place(tmp_path, capsys):
+    from tests.benchmarks.test_bench_quality import _figure_report, _spread_figure_report
+
+    figures = tmp_path / "docs"
+    for name, seeds, report in (("table", False, _figure_report()), ("spread", True, _spread_figure_report())):
+        bench = {"date": "2026-01-01", "quick": False, "seeds": seeds,
+                 "machine": {"cpu": "x", "cores": 2, "memory_gib": 1.0, "onnxruntime": "1"},
+                 "benchmarks": {"eegmusic.benchmarks.bench_quality": {"status": "ok", "seconds": 1.0,
+                                                                      "result": report}}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(bench))
+        assert readme_tables.main([str(tmp_path / f"{name}.json"), "--out", str(tmp_path / "t.md"),
+                                   "--figures", str(figures)]) == 0
+    # both runs drawn into one folder: the spread check's figure beside the table's, not over it
+    drawn = {p.name: p.read_bytes() for p in figures.iterdir()}
+    assert sorted(drawn) == ["bench-quality.png", "bench-spread.png"], sorted(drawn)
+    assert drawn["bench-quality.png"] != drawn["bench-spread.png"]
+    assert "bench-spread.png" in capsys.readouterr().err
+
+
 def test_jobs_is_refused_where_it_does_not_apply(tmp_path, capsys):
     out = tmp_path / "b.json"
     assert main(["bench", "simulate", "--jobs", "2", "--out", str(out)]) == 2
@@ -199,3 +218,8 @@ def test_an_existing_figure_is_refused_like_the_json(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert "figure file" in err and "b-quality.png already exists; pass --overwrite" in err
     assert (tmp_path / "b-quality.png").read_bytes() == b"kept" and not out.exists()
+    # a spread check's figure has its own name, and is refused by it
+    (tmp_path / "b-spread.png").write_bytes(b"kept")
+    assert main(["bench", "quality", "--seeds", "--out", str(out)]) == 2
+    assert "b-spread.png already exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "b-spread.png").read_bytes() == b"kept" and not out.exists()
