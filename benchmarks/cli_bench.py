@@ -203,7 +203,8 @@ def run_bench(args) -> int:
                               f"applies to alone, e.g. `{example}`")
     for module_name in modules:  # a figure is replaced only with --overwrite, like the JSON
         if hasattr(importlib.import_module(module_name), "figure"):
-            refuse_existing(figure_path(args.out, module_name, seeds=args.seeds), overwrite=args.overwrite, what="figure")
+            refuse_existing(figure_path(args.out, module_name, seeds=args.seeds), overwrite=args.overwrite,
+                            what="figure")
 
     def save() -> None:
         write_json(args.out, json.loads(json.dumps(results, default=float)), indent=2)

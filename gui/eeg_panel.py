@@ -249,7 +249,8 @@ class EEGPanel(QtWidgets.QWidget):
         self._x_key: tuple | None = None
         self._amplitude: np.ndarray | None = None
         self._common_spread: float | None = None
-        self._last_input: tuple | None = None   # the last update_eeg arguments, for a redraw
+        # what the last update_eeg drew (its reduced EEG, flags and geometry), for a redraw at a new scale
+        self._last_draw: tuple | None = None
         self._layout_key: tuple | None = None
         self.reasons: list[str] = []
         self.labels: tuple[str, ...] = ()
@@ -290,7 +291,6 @@ class EEGPanel(QtWidgets.QWidget):
         eeg = np.asarray(eeg)
         if eeg.ndim != 2 or eeg.shape[0] == 0 or eeg.shape[1] < 2 or sfreq <= 0:
             return
-        self._last_input = (eeg, sfreq, labels, flags)
         n_keep = min(eeg.shape[1], int(round(self.window_s * sfreq)))
         window = eeg[:, eeg.shape[1] - n_keep:]
         if window.dtype != np.float32:
@@ -300,7 +300,9 @@ class EEGPanel(QtWidgets.QWidget):
         if reduced is not window:
             self._reduced = reduced
         reasons = merge_flags(detect_channel_flags(reduced), flags, reduced.shape[0])
-        self._draw(reduced, reasons, n_keep, n_bins, sfreq)
+        self._smooth_amplitude(reduced)
+        self._last_draw = (reduced, reasons, n_keep, n_bins, sfreq)
+        self._draw(*self._last_draw)
         self._update_layout(tuple(labels), reasons)
         self.n_updates += 1
 
@@ -331,21 +333,27 @@ class EEGPanel(QtWidgets.QWidget):
         self._y[:, -1] = np.nan
         return self._x, self._y
 
+    def _smooth_amplitude(self, reduced: np.ndarray) -> None:
+        """Move each channel's drawn amplitude towards that of new EEG, so traces do not pump from one
+        update to the next. Only new EEG moves it: a redraw at a new scale keeps it, or toggling the
+        scale while stopped would change what a row spans each time."""
+        with np.errstate(invalid="ignore"):
+            has_nan = np.isnan(reduced).any()
+            amplitude = np.nanstd(reduced, axis=1) if has_nan else reduced.std(axis=1)
+        amplitude = np.nan_to_num(amplitude, nan=1.0)
+        if self._amplitude is None or self._amplitude.shape != amplitude.shape:
+            self._amplitude = amplitude.copy()
+        else:
+            self._amplitude += 0.2 * (amplitude - self._amplitude)
+        self._common_spread = max(float(np.median(self._amplitude)), FLAT_UV)
+
     def _draw(self, reduced: np.ndarray, reasons: list[str], n_keep: int, n_bins: int, sfreq: float):
         n_chans, n_points = reduced.shape
         x, y = self._buffers(n_chans, n_points, n_keep, n_bins, sfreq)
         body = y[:, :-1]
         with np.errstate(invalid="ignore"):
-            has_nan = np.isnan(reduced).any()
-            centre = np.nanmean(reduced, axis=1) if has_nan else reduced.mean(axis=1)
-            amplitude = np.nanstd(reduced, axis=1) if has_nan else reduced.std(axis=1)
+            centre = np.nanmean(reduced, axis=1) if np.isnan(reduced).any() else reduced.mean(axis=1)
         centre = np.nan_to_num(centre)
-        amplitude = np.nan_to_num(amplitude, nan=1.0)
-        if self._amplitude is None or self._amplitude.shape != amplitude.shape:
-            self._amplitude = amplitude.copy()
-        else:  # smooth the scale so traces do not pump from one redraw to the next
-            self._amplitude += 0.2 * (amplitude - self._amplitude)
-        self._common_spread = max(float(np.median(self._amplitude)), FLAT_UV)
         if self.scale_mode.currentIndex() == 0:
             spread = np.maximum(self._amplitude, FLAT_UV)
         else:
@@ -384,8 +392,8 @@ class EEGPanel(QtWidgets.QWidget):
         return 6.0 * self._common_spread / self.gain.value()
 
     def _redraw(self, *_) -> None:
-        if self._last_input is not None:
-            self.update_eeg(*self._last_input)
+        if self._last_draw is not None:
+            self._draw(*self._last_draw)
         else:
             self._show_scale()
 

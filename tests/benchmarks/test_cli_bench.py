@@ -178,7 +178,8 @@ def test_a_spread_runs_figure_does_not_take_the_tables_place(tmp_path, capsys):
     from tests.benchmarks.test_bench_quality import _figure_report, _spread_figure_report
 
     figures = tmp_path / "docs"
-    for name, seeds, report in (("table", False, _figure_report()), ("spread", True, _spread_figure_report())):
+    runs = (("table", False, _figure_report()), ("spread", True, _spread_figure_report()))
+    for name, seeds, report in runs:
         bench = {"date": "2026-01-01", "quick": False, "seeds": seeds,
                  "machine": {"cpu": "x", "cores": 2, "memory_gib": 1.0, "onnxruntime": "1"},
                  "benchmarks": {"eegmusic.benchmarks.bench_quality": {"status": "ok", "seconds": 1.0,

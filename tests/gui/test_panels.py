@@ -181,6 +181,30 @@ def test_the_eeg_panel_says_how_many_microvolts_a_row_spans(qtbot):
         assert drawn == pytest.approx(2 * amplitude[channel], rel=0.02)
 
 
+def test_a_new_scale_while_stopped_redraws_the_same_eeg_the_same_way(qtbot):
+    """A redraw at a new scale ran the whole update again, which moves the smoothed amplitude towards
+    the last window's: toggling the scale while stopped changed a row's µV each time, on the same EEG."""
+    from eegmusic.gui.eeg_panel import EEGPanel
+
+    panel = EEGPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 700)
+    t = np.arange(1250) / 125.0
+    wave = np.sin(2 * np.pi * 3.0 * t)[None, :]
+    panel.scale_mode.setCurrentIndex(1)
+    panel.update_eeg((10.0 * np.ones((125, 1)) * wave).astype(np.float32), 125.0, LABELS)
+    panel.update_eeg((40.0 * np.ones((125, 1)) * wave).astype(np.float32), 125.0, LABELS)  # louder
+    label, (_, drawn), updates = panel.scale_label.text(), panel.trace_data(), panel.n_updates
+    for _ in range(3):   # stopped: no new EEG between the changes
+        panel.scale_mode.setCurrentIndex(0)
+        panel.scale_mode.setCurrentIndex(1)
+    assert panel.scale_label.text() == label
+    np.testing.assert_array_equal(panel.trace_data()[1], drawn)
+    assert panel.n_updates == updates   # a redraw is not new EEG
+    panel.gain.setValue(2.0)   # a new gain still redraws, at the new scale
+    assert panel.row_uv() == pytest.approx(float(label.split()[3]) / 2.0, rel=1e-2)
+
+
 def test_eeg_panel_highlights_flagged_channels(qtbot, rng):
     from eegmusic.gui.eeg_panel import EEGPanel
 
