@@ -196,18 +196,28 @@ def _stream_positions(info) -> np.ndarray | None:
 
 
 def _check_audio_dir(out: Path, files: list[Path]) -> None:
-    """Refuse a ``<session>_audio/`` whose same-named file differs from the playlist's (before recording)."""
+    """Refuse a ``<session>_audio/`` that cannot take the playlist (before recording).
+
+    It must be a folder (or not exist yet), and a same-named file in it must hold the same bytes as the
+    playlist's: a file of the same size but other music was kept, and the session silently paired the
+    EEG with the wrong audio.
+    """
+    import filecmp
+
     folder = audio_folder(out)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}, where the session's audio goes, is a file, not a folder; move it or "
+                          f"pass another --out (e.g. {_next_free(out).name})")
     for source in files:
         target = folder / source.name
-        if target.exists() and target.stat().st_size != source.stat().st_size:
+        if target.exists() and not (target.is_file() and filecmp.cmp(target, source, shallow=False)):
             raise OutputError(
                 f"{target} exists and differs from {source}; pass another --out (e.g. {_next_free(out).name})"
             )
 
 
 def _prepare_audio_dir(out: Path, files: list[Path]) -> Path:
-    """Copy the playlist into ``<session>_audio/`` (an existing same-named, same-sized file is kept)."""
+    """Copy the playlist into ``<session>_audio/`` (an existing same-named file of the same bytes is kept)."""
     _check_audio_dir(out, files)
     folder = audio_folder(out)
     folder.mkdir(exist_ok=True)

@@ -274,3 +274,21 @@ def test_a_clash_in_the_audio_folder_is_refused_before_anything_is_recorded(musi
         calibrate(CalibrationConfig(stream="nobody", music=[str(music)], out=str(tmp_path / "x.xdf"),
                                     no_audio=True))
     assert not (tmp_path / "x.xdf").exists() and clash.read_bytes() == b"another track"
+    # other music of the very same size: a comparison of sizes kept it, and paired the EEG with it
+    same_size = bytearray(track.read_bytes())
+    same_size[-2:] = bytes(255 - b for b in same_size[-2:])
+    clash.write_bytes(bytes(same_size))
+    with pytest.raises(OutputError, match="exists and differs.*pass another --out"):
+        calibrate(CalibrationConfig(stream="nobody", music=[str(music)], out=str(tmp_path / "x.xdf"),
+                                    no_audio=True))
+    assert not (tmp_path / "x.xdf").exists() and clash.read_bytes() == bytes(same_size)
+
+
+def test_an_audio_folder_that_is_a_file_is_refused_before_anything_is_recorded(music, tmp_path):
+    """``<out>_audio`` a file: the check saw no clash in it, and the recording failed with a traceback
+    after it had started, leaving a session with no markers that blocked the rerun."""
+    (tmp_path / "x_audio").write_text("notes")
+    with pytest.raises(OutputError, match="x_audio, where the session's audio goes, is a file, not a folder"):
+        calibrate(CalibrationConfig(stream="nobody", music=[str(music)], out=str(tmp_path / "x.xdf"),
+                                    no_audio=True))
+    assert not (tmp_path / "x.xdf").exists() and (tmp_path / "x_audio").read_text() == "notes"
