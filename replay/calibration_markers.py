@@ -25,6 +25,7 @@ the music plays. Readers ignore unknown events and unknown fields.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 FORMAT_VERSION = 1
@@ -138,22 +139,48 @@ class TrackPlay:
         return float(self.times[-1])
 
 
-def track_plays(markers: list[tuple[float, str]]) -> list[TrackPlay]:
+NUMBER_FIELDS = ("position_s", "duration_s", "output_latency_s")
+"""Fields of a track's markers that are numbers wherever they appear (finite ones: a NaN position
+placed the play nowhere, and ``info`` said "problems: none")."""
+
+
+def malformed(marker: dict) -> str | None:
+    """Why a track's marker cannot be read (``track`` not a count, a number field not a finite number),
+    or None when it can. Markers come from whatever program publishes them, so readers check."""
+    track = marker["track"]
+    whole = isinstance(track, int) or (isinstance(track, float) and track.is_integer())
+    if isinstance(track, bool) or not whole or track < 0:
+        return f"track {track!r} is not a play count (0, 1, …)"
+    for field in NUMBER_FIELDS:
+        value = marker.get(field, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return f"{field} {value!r} is not a finite number of seconds"
+    return None
+
+
+def track_plays(markers: list[tuple[float, str]], skipped: list | None = None) -> list[TrackPlay]:
     """Group calibration markers into plays, in play order.
 
     Parameters
     ----------
     markers : list of (timestamp, text)
+    skipped : list, optional
+        Receives ``(timestamp, text, reason)`` of each track marker skipped as :func:`malformed`.
 
     Returns
     -------
     plays : list of TrackPlay
-        Plays that have a ``track_start``.
+        Plays that have a (well-formed) ``track_start``.
     """
     plays: dict[int, TrackPlay] = {}
     for stamp, text in sorted(markers, key=lambda item: item[0]):
         marker = decode(text)
         if marker is None or "track" not in marker:
+            continue
+        reason = malformed(marker)
+        if reason is not None:
+            if skipped is not None:
+                skipped.append((float(stamp), text, reason))
             continue
         track = int(marker["track"])
         if marker["event"] == "track_start":

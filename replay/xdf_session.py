@@ -173,7 +173,18 @@ class XDFSession(PlayDataset):
                 text = row[0] if isinstance(row, list | tuple | np.ndarray) and len(row) else row
                 if decode(str(text)) is not None:
                     markers.append((float(stamp), str(text)))
-        plays = track_plays(markers)
+        skipped: list = []
+        plays = track_plays(markers, skipped)
+        self.marker_problem = None
+        if skipped:
+            said = (f"{len(skipped)} malformed calibration marker{'s' * (len(skipped) != 1)} "
+                    f"({skipped[0][2]}, in {skipped[0][1][:100]})")
+            fix = "fix the program that published them (docs/calibration.md)"
+            if not plays:
+                raise _Missing(f"{self.path}: no readable track_start marker: {said}; {fix}",
+                               f"no readable track_start marker ({len(skipped)} malformed)")
+            self.marker_problem = f"{self.path}: skipped {said}; their plays may be shorter or missing, {fix}"
+            logger.warning("%s", self.marker_problem)
         if not plays:
             raise _Missing(
                 f"{self.path}: no calibration markers (no string stream with track_start events; has "
@@ -194,6 +205,11 @@ class XDFSession(PlayDataset):
         self._stamps = np.asarray(eeg_stream["time_stamps"], dtype=np.float64)
         self.subject = subject or self.path.stem
         self._build_plays(plays)
+
+    def describe(self) -> tuple[list[str], list[str]]:
+        """Each play's line, and the problems, malformed markers among them."""
+        lines, problems = super().describe()
+        return lines, [self.marker_problem, *problems] if self.marker_problem else problems
 
     def _find_audio(self, play) -> Path:
         name = Path(play.file).name if play.file else Path(play.path).name
@@ -308,7 +324,8 @@ class XDFSessionFolder(PlayDataset):
         """Each play's line, and the problems, with a simulation killed midway among them."""
         lines, problems = super().describe()
         unfinished = unfinished_simulation(self.path)
-        return lines, [unfinished, *problems] if unfinished else problems
+        markers = [session.marker_problem for session in self.sessions if session.marker_problem]
+        return lines, [unfinished, *markers, *problems] if unfinished else [*markers, *problems]
 
     def _load_eeg(self, play: Play):
         session, song_id = self._owner[play.song_id]

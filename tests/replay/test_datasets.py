@@ -113,6 +113,43 @@ def test_bad_xdf_sessions(tmp_path, song, rng, case, message):
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("field, value", [
+    ("track", "one"), ("track", None), ("track", 1e400), ("track", -1), ("track", True),
+    ("position_s", "zero"), ("position_s", float("nan")), ("duration_s", "long"),
+    ("output_latency_s", [1]),
+])
+def test_a_malformed_track_start_is_one_line_naming_it(tmp_path, song, rng, field, value, capsys):
+    """A publisher's bad field raised ValueError, TypeError or OverflowError with a traceback from
+    ``info`` and ``replay``; a NaN position was taken, and ``info`` said "problems: none"."""
+    from eegmusic.stream.cli import main
+
+    eeg = rng.standard_normal((8, 3000)).astype(np.float32)
+    text = json.dumps({"event": "track_start", "track": 0, "file": song.name, "path": str(song),
+                       "position_s": 0.0, "duration_s": 5.0, field: value})
+    path = _xdf(tmp_path / "s.xdf", eeg, markers=[(101.0, text)])
+    with pytest.raises(DataFormatError, match=f"no readable track_start marker: 1 malformed calibration "
+                                              f"marker \\({field} .* is not a"):
+        open_dataset(path)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "fix the program that published" in err, err
+
+
+def test_a_malformed_position_is_skipped_and_said(tmp_path, song, rng, capsys):
+    """The play stands on its good markers; ``info`` lists the skipped one among its problems."""
+    from eegmusic.stream.cli import main
+
+    eeg = rng.standard_normal((8, 3000)).astype(np.float32)
+    path = _xdf(tmp_path / "s.xdf", eeg, markers=[
+        _start(song, 101.0), (102.0, encode("position", track=0, position_s=None)),
+        (106.0, encode("track_end", track=0, position_s=5.0))])
+    session = open_dataset(path)
+    assert session.song_ids == [1] and session.load_song(1).data.shape[1] == 1250   # 101 .. 106 s
+    assert main(["info", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "problems (1)" in out and "skipped 1 malformed calibration marker (position_s None" in out, out
+
+
 def _fif(tmp_path, *, annotations=True, stim=True, sidecar=None) -> Path:
     import mne
 
