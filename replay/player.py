@@ -157,8 +157,9 @@ class ArrayPlayer:
         linger_s: float = _LINGER_S,
     ) -> None:
         data = np.asarray(data)
-        if data.ndim != 2 or data.shape[1] == 0:
-            raise ConfigError(f"replay data must be (n_chans, n_times) with samples, got shape {data.shape}")
+        if data.ndim != 2 or data.shape[1] == 0 or data.shape[0] == 0:
+            raise ConfigError(f"replay data must be (n_chans, n_times) with channels and samples, got shape "
+                              f"{data.shape}")
         labels = [str(label) for label in labels]
         if len(labels) != data.shape[0]:
             raise ConfigError(f"{len(labels)} labels for {data.shape[0]} channels; give one label per row")

@@ -273,6 +273,9 @@ def read_xdf_stream(path, name: str) -> XDFStream:
     series = np.asarray(stream["time_series"])
     if series.ndim != 2 or series.shape[0] == 0:
         raise DataFormatError(f"{path}: stream '{name}' holds no samples; pass a stream that recorded data")
+    if series.shape[1] == 0:
+        raise DataFormatError(f"{path}: stream '{name}' has no channels; pass a stream that recorded EEG "
+                              f"({_describe(playable)})")
     if "footer" not in stream:
         logger.warning("%s: stream '%s' has no footer (recording cut short?); replaying the %d samples read",
                        path, name, series.shape[0])

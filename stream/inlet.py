@@ -118,8 +118,16 @@ class StreamMeta:
                 f"source_id {self.source_id!r})")
 
 
-def _check_stream(summary: StreamSummary) -> None:
-    """Refuse streams no EEG pipeline can read."""
+MAX_BUFFER_BYTES = 2 << 30
+"""The most the inlet's ring buffer may take (2 GiB): 1,024 channels at 50 kHz for 10 s fit. A stream
+claiming an absurd rate (1e7 Hz) made the inlet allocate 11 GB and stop answering before any check."""
+
+
+def _check_stream(summary: StreamSummary, buffer_s: float = 10.0) -> None:
+    """Refuse streams no EEG pipeline can read, before anything is sized from what they claim."""
+    from eegmusic.stream.resample import MAX_DOWN
+    from eegmusic.stream.spec import MODEL_SFREQ
+
     if summary.channel_format in ("string", "undefined"):
         raise StreamError(
             f"stream {summary.name!r} carries {summary.channel_format} values (type {summary.stype!r}), not "
@@ -130,6 +138,18 @@ def _check_stream(summary: StreamSummary) -> None:
             f"stream {summary.name!r} has an irregular rate; EEG must be sampled at a fixed nominal rate "
             "(set the outlet's nominal_srate)"
         )
+    if summary.n_chans < 1:
+        raise StreamError(f"stream {summary.name!r} has no channels; pick an EEG stream (`eegmusic streams` "
+                          "lists them) or fix its outlet's channel_count")
+    highest = MODEL_SFREQ * MAX_DOWN   # the highest rate resampling takes
+    if summary.sfreq > highest:
+        raise StreamError(f"stream {summary.name!r} claims {summary.sfreq:g} Hz, above the {highest:g} Hz "
+                          "an EEG stream can be read at; fix its outlet's nominal_srate")
+    need = summary.n_chans * summary.sfreq * max(buffer_s, 1.0) * 4
+    if need > MAX_BUFFER_BYTES:
+        raise StreamError(f"stream {summary.name!r} ({summary.n_chans} ch at {summary.sfreq:g} Hz) needs "
+                          f"{need / 2**30:.1f} GiB to buffer {buffer_s:g} s, over the "
+                          f"{MAX_BUFFER_BYTES / 2**30:g} GiB allowed; stream fewer channels or a lower rate")
 
 
 class Inlet:
@@ -176,7 +196,7 @@ class Inlet:
     def _open(self, info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, StreamMeta]:
         """Open an inlet on ``info``; return it and what the stream is (its clock offset: :meth:`_offset`)."""
         summary = StreamSummary.from_info(info)
-        _check_stream(summary)
+        _check_stream(summary, self.buffer_s)
         flags = pylsl.proc_dejitter if self.dejitter else pylsl.proc_none
         max_buflen = inlet_queue_s(summary.sfreq, self.buffer_s)
         inlet = pylsl.StreamInlet(info, max_buflen=max_buflen, max_chunklen=0, recover=False,

@@ -114,6 +114,19 @@ def test_xdf_replay_is_received_as_recorded(xdf_file, stream_name):
     np.testing.assert_allclose(np.diff(np.concatenate(stamps)), 1 / 500.0, atol=1e-9)
 
 
+def test_a_stream_of_no_channels_is_not_replayed(tmp_path):
+    """It was published as a 0-channel stream, with exit 0, which every inlet then failed on."""
+    from eegmusic.replay.xdf_writer import XDFWriter
+
+    path = tmp_path / "zero.xdf"
+    with XDFWriter(path) as writer:
+        stream = writer.add_stream(name="cap", stype="EEG", channel_format="float32", nominal_srate=250.0,
+                                   labels=None, n_chans=0)
+        writer.write_samples(stream, 100.0 + np.arange(5) / 250.0, np.zeros((5, 0)))
+    with pytest.raises(DataFormatError, match="stream 'cap' has no channels; pass a stream that recorded EEG"):
+        read_xdf_stream(path, "cap")
+
+
 @pytest.mark.parametrize(
     ("content", "stream", "error", "message"),
     [
