@@ -123,7 +123,7 @@ def test_a_stream_of_no_channels_is_not_replayed(tmp_path):
         stream = writer.add_stream(name="cap", stype="EEG", channel_format="float32", nominal_srate=250.0,
                                    labels=None, n_chans=0)
         writer.write_samples(stream, 100.0 + np.arange(5) / 250.0, np.zeros((5, 0)))
-    with pytest.raises(DataFormatError, match="stream 'cap' has no channels; pass a stream that recorded EEG"):
+    with pytest.raises(DataFormatError, match="'cap' has no channels; pass a stream that recorded EEG"):
         read_xdf_stream(path, "cap")
 
 
