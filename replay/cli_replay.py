@@ -38,8 +38,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--xdf", metavar="FILE", help="replay a stream of an XDF recording instead")
     source.add_argument("--xdf-stream", metavar="NAME", help="name of the recorded stream to replay (--xdf)")
     out = parser.add_argument_group("how")
-    out.add_argument("--speed", type=float_range(0.0, 1000.0, low_open=True), default=1.0, metavar="X",
-                     help="time acceleration, > 0 (default 1 = real time)")
+    # replay.player.MIN_SPEED (not imported here: building the parser must not load pylsl)
+    out.add_argument("--speed", type=float_range(0.001, 1000.0), default=1.0, metavar="X",
+                     help="time acceleration, 0.001 to 1000 (default 1 = real time), e.g. --speed 10")
     out.add_argument("--loop", action="store_true", help="start again at the end (timestamps continue)")
     out.add_argument("--name", type=published_lsl_name, metavar="NAME",
                      help="stream name (default eegmusic-replay-s{song}-p{subject}, or the XDF stream's)")

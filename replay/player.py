@@ -56,14 +56,21 @@ _LINGER_S = 0.5
 _MAX_PUSH_S = 1.0
 
 
+MIN_SPEED = 0.001
+"""The slowest replay: a second of data every 17 minutes. At 1e-13 the wait for the first chunk
+overflowed the platform's time_t, with a traceback."""
+
+
 def check_speed(speed: float) -> float:
-    """Return ``speed`` as float, or raise :class:`ConfigError` unless it is finite and > 0."""
+    """Return ``speed`` as float, or raise :class:`ConfigError` unless it is finite and in
+    [:data:`MIN_SPEED`, 1000]."""
     try:
         value = float(speed)
     except (TypeError, ValueError):
         raise ConfigError(f"speed {speed!r} is not a number; pass a factor > 0 such as 1 or 10") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"speed must be > 0 (got {speed}); pass 1 for real time or e.g. 10 to go faster")
+    if not (math.isfinite(value) and MIN_SPEED <= value <= 1000.0):
+        raise ConfigError(f"speed must be in [{MIN_SPEED:g}, 1000] (got {speed}); pass 1 for real time or "
+                          "e.g. 10 to go faster")
     return value
 
 
@@ -323,8 +330,9 @@ class ArrayPlayer:
             remaining = target - pylsl.local_clock()
             if remaining <= 0:
                 return not self._stop.is_set()
-            # long waits on the stop event; the last millisecond in one short sleep for precision
-            if self._stop.wait(remaining - 0.001 if remaining > 0.002 else remaining):
+            # long waits on the stop event, a second at a time at most; the last millisecond in one short
+            # sleep for precision
+            if self._stop.wait(min(remaining - 0.001, 1.0) if remaining > 0.002 else remaining):
                 return False
 
     def _run(self) -> None:
