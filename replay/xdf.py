@@ -254,6 +254,10 @@ def read_xdf_stream(path, name: str) -> XDFStream:
 
     path = Path(path)
     headers = list_xdf_streams(path)
+    if not headers:   # was "no stream named 'cap' (has none); pass one of those"
+        where = where_it_breaks(path)
+        raise DataFormatError(f"{path}: no stream header in it, a damaged or empty XDF file"
+                              + (f" ({where})" if where else "") + "; pass a file recorded by LabRecorder")
     matches = [s for s in headers if s["name"] == name]
     if not matches:
         raise StreamError(f"{path}: no stream named '{name}' (has {_describe(headers)}); pass one of those")
@@ -266,13 +270,16 @@ def read_xdf_stream(path, name: str) -> XDFStream:
         )
     streams, damage = load_xdf(path, select_streams=[header["stream_id"]], synchronize_clocks=False,
                                dejitter_timestamps=False)
-    if damage:
-        warn_damaged(path, damage, "replaying what could be read")
     stream = streams[0]
     info = stream["info"]
     series = np.asarray(stream["time_series"])
     if series.ndim != 2 or series.shape[0] == 0:
+        if damage:   # the damage is the problem, not a stream that recorded nothing (one line, not two)
+            raise DataFormatError(f"{damaged_words(path, damage, where_it_breaks(path))}; stream '{name}' has "
+                                  "no sample before it; pass an undamaged recording")
         raise DataFormatError(f"{path}: stream '{name}' holds no samples; pass a stream that recorded data")
+    if damage:
+        warn_damaged(path, damage, "replaying what could be read")
     if series.shape[1] == 0:
         raise DataFormatError(f"{path}: stream '{name}' has no channels; pass a stream that recorded EEG "
                               f"({_describe(playable)})")

@@ -135,7 +135,9 @@ def test_a_stream_of_no_channels_is_not_replayed(tmp_path):
         (b"not an xdf file at all", "TestAmp-1", DataFormatError, "not a readable XDF file"),
         (b"", "TestAmp-1", DataFormatError, "not a readable XDF file"),
         ("missing", "TestAmp-1", DataFormatError, "XDF file not found"),
-        ("truncated", "TestAmp-1", DataFormatError, "holds no samples"),
+        # the damage named, not a stream that recorded nothing (was "holds no samples", after a warning)
+        ("truncated", "TestAmp-1", DataFormatError, "damaged XDF file (pyxdf: "),
+        ("header cut", "TestAmp-1", DataFormatError, "no stream header in it, a damaged or empty XDF file"),
     ],
 )
 def test_bad_xdf_input(xdf_file, tmp_path, content, stream, error, message):
@@ -145,6 +147,10 @@ def test_bad_xdf_input(xdf_file, tmp_path, content, stream, error, message):
     elif content == "truncated":  # cut inside the first sample chunk
         cut = tmp_path / "cut.xdf"
         cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        path = cut
+    elif content == "header cut":  # cut inside the file header: "no stream named … (has none)"
+        cut = tmp_path / "cut.xdf"
+        cut.write_bytes(path.read_bytes()[:40])   # inside the 63-byte file header chunk
         path = cut
     elif content is not None:
         path = tmp_path / "bad.xdf"
