@@ -90,8 +90,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     cap.add_argument("--channels", type=positive_int, default=None, metavar="N",
                      help="keep N electrodes of the montage, spread over the scalp (default: all)")
     cap.add_argument("--sfreq", type=float_range(1.0, 100000.0), default=None, metavar="HZ",
-                     help="the cap's rate in Hz with --montage, 64 to 4096 (default 250); with --live at "
-                     "least the model rate, 125")
+                     help="the cap's rate in Hz with --montage, 125 (the model rate) to 4096 (default 250)")
     live = parser.add_argument_group("virtual listener, live (with --montage)")
     live.add_argument("--live", action="store_true",
                       help="stream an LSL EEG device that hears the music eegmusic calibrate plays, until "

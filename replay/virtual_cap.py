@@ -69,11 +69,19 @@ def check_cap(montage: str, n_channels: int | None, sfreq: float) -> tuple[str, 
     Raises
     ------
     ConfigError
-        Unknown montage, a channel count it does not have, or a rate outside 64 … 4096 Hz.
+        Unknown montage, a channel count it does not have (or 1: the cap is average-referenced, which
+        left a single electrode at zero, and ``info`` said "problems: none"), or a rate outside
+        125 … 4096 Hz (below the models' 125 Hz, ``train`` and ``decode`` refused the simulation that
+        ``simulate`` had just advised them).
     """
-    if not 64.0 <= float(sfreq) <= MAX_SFREQ:
-        raise ConfigError(f"--sfreq {sfreq:g} Hz is outside 64 … {MAX_SFREQ:g}; use an amplifier rate "
-                          "such as 250, 256, 500, 512 or 1000")
+    from eegmusic.stream.spec import MODEL_SFREQ
+
+    if not MODEL_SFREQ <= float(sfreq) <= MAX_SFREQ:
+        raise ConfigError(f"--sfreq {sfreq:g} Hz is outside {MODEL_SFREQ:g} … {MAX_SFREQ:g} (the models read "
+                          f"{MODEL_SFREQ:g} Hz); use an amplifier rate such as 250, 256, 500, 512 or 1000")
+    if n_channels is not None and int(n_channels) < 2:
+        raise ConfigError(f"--channels {n_channels}: the cap is average-referenced, which leaves a single "
+                          "electrode at zero; keep 2 or more")
     name = resolve_montage_name(montage)
     return name, montage_labels(name, n_channels)
 

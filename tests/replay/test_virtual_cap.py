@@ -60,7 +60,11 @@ def test_cap_projection_reproduces_the_net_where_electrodes_coincide(rng):
     (["--montage", "biosemi65"], "montage 'biosemi65' is not known; use one of"),
     (["--montage", "biosemi32", "--channels", "40"], "--channels 40 is outside 1 … 32 for montage"),
     (["--sfreq", "250"], "--sfreq needs --montage"),
-    (["--montage", "standard_1020", "--sfreq", "20"], "--sfreq 20 Hz is outside 64 … 4096"),
+    (["--montage", "standard_1020", "--sfreq", "20"], "--sfreq 20 Hz is outside 125 … 4096"),
+    # accepted, and then refused by the train command simulate advised
+    (["--montage", "openbci8", "--sfreq", "64.5"], "--sfreq 64.5 Hz is outside 125 … 4096 (the models read"),
+    # an average-referenced single electrode is all zeros
+    (["--montage", "openbci8", "--channels", "1"], "--channels 1: the cap is average-referenced"),
 ])
 def test_bad_cap_options_one_line_exit_2(tmp_path, args, message):
     out = tmp_path / "out"
