@@ -45,7 +45,8 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--name", type=published_lsl_name, metavar="NAME",
                      help="stream name (default eegmusic-replay-s{song}-p{subject}, or the XDF stream's)")
     out.add_argument("--source-id", type=published_lsl_name, metavar="ID",
-                     help="LSL source id (default <name>@<host>)")
+                     help="LSL source id (default <name>@<host>; with --xdf <recorded source id>-replay"
+                     "@<host>, so that it never poses as the recording's device), e.g. --source-id lab-1")
     out.add_argument("--chunk-ms", type=float_range(0.1, 10000.0), default=10.0, metavar="MS",
                      help="push interval in ms of wall time (default 10)")
     out.add_argument("--device-like", type=float_range(1.0, 100000.0), metavar="RATE",
