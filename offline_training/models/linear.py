@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from eegmusic.decoder.melspec import FRAME_PERIOD_S
 from eegmusic.offline_training.models.base import MelDecoder, Standardize
+from eegmusic.stream.errors import ConfigError
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ class Linear(MelDecoder):
     def __init__(self, *, lags=tuple(range(0, 32, 4)), target_offset_s: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.lags = tuple(int(lag) for lag in lags)
+        # a lag as long as the window put every frame on one edge sample (clipped there): no decoder
+        if not self.lags or any(abs(lag) >= self.n_times for lag in self.lags):
+            raise ConfigError(f"lags {list(self.lags)} must be samples within the {self.n_times}-sample "
+                              f"window (-{self.n_times - 1} … {self.n_times - 1})")
         self.target_offset_s = float(target_offset_s)
         frame_s = np.arange(self.n_frames) * FRAME_PERIOD_S - self.target_offset_s
         base = np.round(frame_s * self.sfreq).astype(np.int64)

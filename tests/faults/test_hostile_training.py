@@ -91,6 +91,9 @@ def test_arch_config_values_are_checked_against_the_defaults(arch, config, needl
     ("cnn", '{"dropout": 1.5}', "dropout probability", '{"dropout": 0.1}'),
     ("cnn", '{"filters": [0, 8]}', "does not make a model that runs", '{"filters": [8, 16, 32, 64, 128]}'),
     ("transformer", '{"d_model": 30}', "n_heads divide d_model", '{"d_model": 128}'),
+    # clipped to the window's edge: every frame read one sample, and the fit went on silently
+    ("linear", '{"lags": [1000, 2000]}', "lags [1000, 2000] must be samples within the 125-sample window",
+     '{"lags": [0, 4, 8, 12, 16, 20, 24, 28]}'),
 ])
 def test_arch_config_values_out_of_range_are_one_line(arch, config, library_words, default, sim_dir, cli,
                                                       tmp_path):
