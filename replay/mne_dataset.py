@@ -30,6 +30,7 @@ one (else the labels are looked up in the standard montages by the consumers).
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 SIDECAR_SUFFIX = ".eegmusic.json"
 BIDS_SIDECAR = "eegmusic.json"
 BIDS_EXTENSIONS = (".vhdr", ".edf", ".bdf", ".set", ".fif")
+DAMAGE_WORDS = re.compile(r"invalid tag|truncat|end of file|corrupt|too short|missing \d+ samples", re.I)
+"""What MNE's warnings say of a damaged recording (a FIF cut short: "Invalid tag with only 0/16 bytes")."""
 
 
 def _mne():
@@ -103,6 +106,7 @@ class MNEDataset(PlayDataset):
     def __init__(self, path) -> None:
         super().__init__(path)
         self._raws: dict[Path, object] = {}
+        self.damage: dict[Path, str] = {}   # recording -> what MNE found damaged in it (DAMAGE_WORDS)
         if self.path.is_dir():
             self.kind = "BIDS root"
             sidecar = self.path / BIDS_SIDECAR
@@ -118,6 +122,8 @@ class MNEDataset(PlayDataset):
                 f"{self.path}: no annotation or event matches the sidecar's stimuli; make the "
                 '"stimuli" keys the annotation descriptions (BIDS: trial_type)'
             )
+        for damage in self.damage.values():   # said once the plays are read (an error says it instead)
+            logger.warning("%s", damage)
 
     def _bids_recordings(self) -> list[tuple[object, str]]:
         try:
@@ -141,19 +147,27 @@ class MNEDataset(PlayDataset):
         if key not in self._raws:
             mne = _mne()
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
+                # MNE's warnings are recorded, not shown: most are about a lab's conventions, but one
+                # of damage means the recording ends early (a FIF cut short read as 5 s of 10, said
+                # "problems: none", or blamed the annotations)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
                     if hasattr(recording, "fpath"):
                         import mne_bids
 
-                        raw = mne_bids.read_raw_bids(recording, verbose="error")
+                        raw = mne_bids.read_raw_bids(recording, verbose="warning")
                     else:
-                        raw = mne.io.read_raw(str(recording), preload=False, verbose="error")
+                        raw = mne.io.read_raw(str(recording), preload=False, verbose="warning")
             except Exception as error:
                 raise DataFormatError(
                     f"{key}: MNE cannot read it ({type(error).__name__}: {detail(error, 100)}); "
                     "check the file"
                 ) from None
+            damage = next((str(w.message) for w in caught if DAMAGE_WORDS.search(str(w.message))), None)
+            if damage is not None and key not in self.damage:
+                seconds = raw.n_times / raw.info["sfreq"]
+                self.damage[key] = (f"{key}: damaged, MNE reads {seconds:.1f} s of it "
+                                    f"({detail(damage, 100)}); export the recording again")
             self._raws = {key: raw}  # one recording open at a time
         return self._raws[key]
 
@@ -176,10 +190,19 @@ class MNEDataset(PlayDataset):
                 source=(recording, onset, length),
             )
             if onset >= duration_s:
+                key = Path(str(getattr(recording, "fpath", recording)))
+                if key in self.damage:   # the file ends early, not the annotations wrong
+                    raise DataFormatError(f"{self.damage[key]} (stimulus '{description}' at {onset:.1f} s is "
+                                          "past what it holds)")
                 raise DataFormatError(
                     f"{self.path}: stimulus '{description}' at {onset:.1f} s is after the "
                     f"recording's end ({duration_s:.1f} s); fix the annotations"
                 )
+
+    def describe(self) -> tuple[list[str], list[str]]:
+        """Each play's line, and the problems, a damaged recording among them."""
+        lines, problems = super().describe()
+        return lines, [*self.damage.values(), *problems]
 
     def _load_eeg(self, play: Play):
         import soundfile
@@ -201,7 +224,13 @@ class MNEDataset(PlayDataset):
                 f"{self.path}: no EEG channels (channel types: "
                 f"{sorted(set(raw.get_channel_types()))}); set the EEG channels' type to eeg"
             )
-        data = raw.get_data(picks=picks, start=start, stop=stop, units="uV")
+        try:
+            data = raw.get_data(picks=picks, start=start, stop=stop, units="uV")
+        except (ValueError, OSError) as error:   # a damaged file's last buffer (a FIF cut inside it)
+            key = Path(str(getattr(recording, "fpath", recording)))
+            said = self.damage.get(key, f"{key}: damaged; export the recording again")
+            raise DataFormatError(f"{said} (reading song {play.song_id}: {type(error).__name__}: "
+                                  f"{detail(error, 80)})") from None
         labels = tuple(raw.ch_names[i] for i in picks)
         locs = np.array([raw.info["chs"][i]["loc"][:3] for i in picks], dtype=np.float64)
         positions = locs if np.all(np.isfinite(locs)) and np.all(np.linalg.norm(locs, axis=1) > 0) else None

@@ -7,6 +7,7 @@ Files are written with the real writers (XDFWriter, MNE, mne-bids with pybv) and
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -168,6 +169,29 @@ def _fif(tmp_path, *, annotations=True, stim=True, sidecar=None) -> Path:
     if sidecar is not None:
         (tmp_path / "rec_raw.eegmusic.json").write_text(json.dumps(sidecar))
     return path
+
+
+def test_a_fif_cut_short_is_said_damaged(tmp_path, song, capsys):
+    """MNE reads a FIF cut short up to the cut: it was read silently ("problems: none"), or its
+    stimuli past the cut were blamed on the annotations."""
+    from eegmusic.stream.cli import main
+
+    path = _fif(tmp_path, sidecar={"stimuli": {"song1": "song1.wav"}})
+    whole = path.read_bytes()
+    path.write_bytes(whole[: int(len(whole) * 0.9)])   # both plays (2 s and 12 s) are still in it
+    dataset = open_dataset(path)
+    _, problems = dataset.describe()
+    assert len(problems) == 1 and re.search(r"rec_raw\.fif: damaged, MNE reads 1\d\.\d s of it \(Invalid tag",
+                                            problems[0]), problems
+    assert main(["info", str(path)]) == 1 and "export the recording again" in capsys.readouterr().out
+    path.write_bytes(whole[: int(len(whole) * 0.6)])   # the second play's onset is where it ends
+    with pytest.raises(DataFormatError, match=r"damaged, MNE reads 12\.0 s of it .*\(stimulus 'song1' at "
+                                              r"12\.0 s is past what it holds"):
+        open_dataset(path)
+    path.write_bytes(whole[: int(len(whole) * 0.2)])   # the cut inside the first play's data: a ValueError
+    dataset = open_dataset(path)
+    with pytest.raises(DataFormatError, match=r"damaged, MNE reads 4\.0 s .* \(reading song 1: ValueError"):
+        dataset.load_song(1)
 
 
 def test_fif_with_annotations_and_sidecar(tmp_path, song):
