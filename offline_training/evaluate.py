@@ -271,19 +271,21 @@ def evaluate(
         "results": {name: results[name] for name in PREDICTORS},
         "notes": notes,
     }
-    (out_dir / "metrics.md").write_text(metrics_table(summary))
-    plot_reconstruction(shown_target[:n_plot_windows], shown_pred[:n_plot_windows],
-                        out_dir / "reconstruction.png",
-                        title=f"{info.model_name} on {_describe_rows(dataset, shown[:n_plot_windows])}",
-                        start_s=float(dataset.index[shown[0]]["start"]) / MODEL_SFREQ)
-    raw_audio = None
-    if info.output_kind == "audio":
-        shown_codes = None if subject_codes is None else subject_codes[position[shown[:n_wav]]]
-        raw_audio = run_model_audio(session, info, dataset.eeg(shown[:n_wav]), shown_codes)
-    summary["wav"] = write_wavs(out_dir, shown_target[:n_wav], shown_pred[:n_wav],
-                                reconstruction_audio=raw_audio)
-    summary["wav_excerpt"] = _describe_rows(dataset, shown[:n_wav])
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # the five files replace an earlier evaluate's together: an interrupted one leaves the old set whole
+    with staged_files(out_dir) as stage:
+        (stage / "metrics.md").write_text(metrics_table(summary))
+        plot_reconstruction(shown_target[:n_plot_windows], shown_pred[:n_plot_windows],
+                            stage / "reconstruction.png",
+                            title=f"{info.model_name} on {_describe_rows(dataset, shown[:n_plot_windows])}",
+                            start_s=float(dataset.index[shown[0]]["start"]) / MODEL_SFREQ)
+        raw_audio = None
+        if info.output_kind == "audio":
+            shown_codes = None if subject_codes is None else subject_codes[position[shown[:n_wav]]]
+            raw_audio = run_model_audio(session, info, dataset.eeg(shown[:n_wav]), shown_codes)
+        summary["wav"] = write_wavs(stage, shown_target[:n_wav], shown_pred[:n_wav],
+                                    reconstruction_audio=raw_audio)
+        summary["wav_excerpt"] = _describe_rows(dataset, shown[:n_wav])
+        (stage / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     logger.info("wrote %s", out_dir / "metrics.json")
     return summary
 

@@ -10,6 +10,7 @@ Every command that writes goes through these helpers:
 - :func:`atomic_path` / :func:`write_text` / :func:`write_json`: the content goes to a temporary file
   beside the target and is renamed over it only once complete, so a crash or a full disk leaves the
   old file (or none), never a truncated one;
+- :func:`staged_files`: a set of files (``evaluate``'s results) replaces the old set together;
 - :func:`disk_errors`: turns a full disk or a refused write into one line naming the path;
 - :func:`output_lock`: one command at a time writes a given output folder (two ``train --out
   runs/x`` started together mixed their files).
@@ -126,6 +127,41 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def staged_files(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden folder inside ``folder`` to write a set of files into; when the block ends cleanly
+    they replace their namesakes in ``folder`` together.
+
+    The renames run with Ctrl-C and SIGTERM held off (delivered after them), so an interrupted or failed
+    command leaves the previous set whole, or nothing: ``evaluate --overwrite`` stopped midway had left
+    its new metrics.md beside the old run's metrics.json and WAVs. The hidden folder is removed however
+    the block ends.
+    """
+    import shutil
+    import signal
+    import threading
+
+    folder = Path(folder)
+    with disk_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".staged-", dir=folder))
+    try:
+        with disk_errors(folder):
+            yield stage
+            signals = {signal.SIGINT, signal.SIGTERM}
+            main = threading.current_thread() is threading.main_thread()
+            held = main and hasattr(signal, "pthread_sigmask")   # only the main thread takes them
+            before = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if held else None
+            try:
+                for item in sorted(stage.iterdir()):
+                    os.replace(item, folder / item.name)
+            finally:
+                if held:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def write_bytes(path: str | os.PathLike, content: bytes) -> None:

@@ -12,6 +12,7 @@ The ONNX models are built with ``onnx.helper`` (no torch): ``mel = base + scale 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -352,6 +353,33 @@ def test_cli_prints_the_table(eval_dir, tmp_path, capsys):
     assert status == 0
     assert "| model on shuffled EEG |" in captured.out
     assert (tmp_path / "eval" / "metrics.json").is_file()
+
+
+def test_an_interrupted_evaluate_leaves_the_earlier_results_whole(eval_dir, tmp_path, monkeypatch):
+    """Ctrl-C while ``evaluate --overwrite`` wrote its files left its new metrics.md beside the earlier
+    run's metrics.json, plot and WAVs, and a fresh --out held metrics.md alone, which blocked the rerun."""
+    from eegmusic.offline_training import evaluate as evaluate_module
+
+    names = ("metrics.json", "metrics.md", "reconstruction.png", "reconstruction.wav", "target.wav")
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(eval_dir))
+    out = tmp_path / "eval"
+    evaluate(eval_dir, model, None, out, progress=False, max_wav_s=1)
+    before = {name: (out / name).read_bytes() for name in names}
+    write_wavs = evaluate_module.write_wavs
+
+    def interrupted(folder, *args, **kwargs):   # Ctrl-C once the table and the plot are written
+        write_wavs(folder, *args, **kwargs)
+        assert (Path(folder) / "metrics.md").is_file() and (Path(folder) / "reconstruction.png").is_file()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_module, "write_wavs", interrupted)
+    for folder in (out, tmp_path / "fresh"):
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(eval_dir, model, None, folder, progress=False, max_wav_s=1, phase_s=0.5)
+    assert {name: (out / name).read_bytes() for name in names} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)   # no staging folder left behind
+    assert list((tmp_path / "fresh").iterdir()) == []
 
 
 def test_cli_help_has_an_example(capsys):
