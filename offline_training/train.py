@@ -395,7 +395,7 @@ def check_model_config(name: str, model_config: dict) -> None:
 
 # ---- run folder ---------------------------------------------------------------------------------------
 def _same_folder(saved: str, current: str) -> bool:
-    """Whether two spellings name the same folder (the saved one resolved as when it was written)."""
+    """Whether two spellings name the same folder (relative ones resolved in the working directory)."""
     try:
         return Path(saved).resolve() == Path(current).resolve() or (
             Path(saved).exists() and Path(current).exists() and Path(saved).samefile(current))
@@ -483,11 +483,15 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
     current = config_dict(config)
     # an option added after the run was written is absent from its config.json: it ran at the default
     defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+    resolved = saved["resolved"] if isinstance(saved.get("resolved"), dict) else {}
     for key in current:
         if key in RESUME_FREE_KEYS or key == "out":  # a run folder may be moved or renamed
             continue
-        if (key in ("data", "val_data") and isinstance(saved.get(key), str) and isinstance(current[key], str)
-                and _same_folder(saved[key], current[key])):
+        # the absolute path written beside it (a relative --data resolved in another working directory
+        # named another folder: "option 'data' changed ('sim' …, now 'hunt/sim')", of the same data)
+        where = resolved.get(key, saved.get(key))
+        if (key in ("data", "val_data") and isinstance(where, str) and isinstance(current[key], str)
+                and _same_folder(where, current[key])):
             continue  # the same folder spelled differently (sim, ./sim/, /abs/sim)
         before = saved[key] if key in saved else defaults.get(key)
         if before != current[key]:
@@ -748,7 +752,11 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
     model.to(device)
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config_dict(config), indent=2) + "\n")
+        saved = config_dict(config)
+        # the input folders as absolute paths too: --resume from another working directory compares these
+        saved["resolved"] = {key: str(Path(saved[key]).resolve())
+                             for key in ("data", "val_data") if saved[key]}
+        (out / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
 
     started = time.perf_counter()
     if config.init:  # candidate recipes chosen on a held-out track (offline_training.finetune_fit)

@@ -131,6 +131,29 @@ def test_resume_continues_and_checks_the_config(sim_dir, tmp_path, capsys):
     assert refusal in capsys.readouterr().err
 
 
+def test_resume_from_another_working_directory_knows_the_same_data(sim_dir, tmp_path, monkeypatch, capsys):
+    """config.json kept --data as typed and --resume resolved it in the new working directory: "option
+    'data' changed ('sim' …, now 'x/sim')", of the very same folder, with advice that could not work."""
+    import os
+
+    out = tmp_path / "run"
+    monkeypatch.chdir(sim_dir.parent)
+    assert main(train_args(sim_dir.name, out, "convnet")) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    args = train_args(os.path.relpath(sim_dir, elsewhere), out, "convnet")
+    args[args.index("--epochs") + 1] = "2"
+    assert main([*args, "--resume"]) == 0, capsys.readouterr().err
+    assert [h["epoch"] for h in json.loads((out / "metrics.json").read_text())["history"]] == [1, 2]
+    # another folder is still another folder
+    other = tmp_path / "other"
+    shutil.copytree(sim_dir, other)
+    args = train_args(str(other), out, "convnet")
+    args[args.index("--epochs") + 1] = "3"
+    assert main([*args, "--resume"]) == 2 and "option 'data' changed" in capsys.readouterr().err
+
+
 def test_init_into_the_folder_of_its_own_best_pt_is_refused(sim_dir, tmp_path, capsys):
     """``--init pre/best.pt --out pre`` wrote the new run's weights over the pretrained ones (a run folder
     may hold only best.pt: it is all --init needs); now any weights file in --out refuses a new run."""
