@@ -660,6 +660,26 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         return _train(config, resume=resume)
 
 
+def _epoch_options_used(config: TrainConfig) -> bool:
+    """Whether the model trains in epochs, so that ``loss``, ``augment`` and ``lr`` shape it.
+
+    A model fitted in one closed-form step (ridge) reads none of them: ``--arch linear --loss l1
+    --augment …`` fitted the very same ridge and its metrics and metadata recorded the options as used.
+    They are said to be ignored and recorded as None. Not refused: a script that trains several
+    architectures with one set of options (the demo does) keeps working.
+    """
+    from eegmusic.offline_training.models.registry import ALL_MODELS
+
+    if config.init or ALL_MODELS[config.model].training_loop != "closed_form":
+        return True
+    given = [flag for flag, on in (("--loss", config.loss != "mse"), ("--augment", bool(config.augment)),
+                                   ("--lr", config.lr is not None)) if on]
+    if given:
+        logger.warning("--arch %s is fitted in one closed-form step and does not use %s: ignored, and "
+                       "recorded as not used", config.model, " ".join(given))
+    return False
+
+
 def _train(config: TrainConfig, *, resume: bool) -> dict:
     """:func:`train`, with the run folder held."""
     import torch
@@ -671,6 +691,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
 
     config.check()
     out = Path(config.out)
+    epoch_options = _epoch_options_used(config)
     if resume and config.init:
         raise ConfigError(
             "--resume cannot continue a fine-tuning run (--init): it trains one loop per candidate learning "
@@ -790,7 +811,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
     metrics = {
         "model": config.model,
         "split": config.split,
-        "loss": config.loss,
+        "loss": config.loss if epoch_options else None,
         "target_offset_s": target_offset_s,
         "target_offset_choice": None if lag_choice is None else lag_choice.to_dict(),
         "n_windows": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
@@ -825,8 +846,8 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
             "epochs": metrics.get("epochs_run", 0),
             "hop_s": config.hop_s,
             "epoch_fraction": config.epoch_fraction,
-            "loss": config.loss,
-            "augment": config.augment,
+            "loss": config.loss if epoch_options else None,
+            "augment": config.augment if epoch_options else None,
             "ema": config.ema,
             "select_by": config.select_by,
             "best_epoch": metrics.get("best_epoch", 0),

@@ -94,6 +94,34 @@ def test_validation_dynamic_r_is_the_evaluations_dynamic_r_on_one_recording(rng)
     assert both == pytest.approx(got, abs=1e-5)
 
 
+def test_ridge_says_the_epoch_options_it_ignores_and_does_not_record_them(sim_dir, tmp_path, caplog):
+    """``--arch linear --loss l1 --augment …`` fitted the very same ridge as without them, and its
+    metrics.json and model metadata recorded them as the recipe; said nowhere."""
+    import json
+    import logging
+
+    import onnx
+
+    runs = {}
+    for name, extra in (("plain", ()), ("options", ("--loss", "l1", "--augment", "shift=25,dropout=0.9",
+                                                    "--lr", "9"))):
+        with caplog.at_level(logging.WARNING, logger="eegmusic.offline_training.train"):
+            assert main(train_args(sim_dir, tmp_path / name, "linear", *extra)) == 0
+        runs[name] = tmp_path / name
+    said = [r.getMessage() for r in caplog.records if "closed-form" in r.getMessage()]
+    assert said == ["--arch linear is fitted in one closed-form step and does not use --loss --augment "
+                    "--lr: ignored, and recorded as not used"], said
+    metrics = {name: json.loads((run / "metrics.json").read_text()) for name, run in runs.items()}
+    assert metrics["options"]["val_mse"] == metrics["plain"]["val_mse"]   # the same ridge
+    assert metrics["options"]["loss"] is None
+    props = onnx.load(runs["options"] / "model.onnx").metadata_props
+    meta = json.loads({p.key: p.value for p in props}["eegmusic"])
+    assert meta["training"]["loss"] is None and meta["training"]["augment"] is None
+    # a gradient model records its recipe
+    assert main(train_args(sim_dir, tmp_path / "cnn", "cnn", "--loss", "l1")) == 0
+    assert json.loads((tmp_path / "cnn" / "metrics.json").read_text())["loss"] == "l1"
+
+
 def test_a_train_config_refuses_a_decay_of_one():
     """The API refuses what the CLI's range refuses: decay 1 would never move the average."""
     from eegmusic.offline_training.train import TrainConfig
