@@ -275,8 +275,9 @@ def read_xdf_stream(path, name: str) -> XDFStream:
     series = np.asarray(stream["time_series"])
     if series.ndim != 2 or series.shape[0] == 0:
         if damage:   # the damage is the problem, not a stream that recorded nothing (one line, not two)
-            raise DataFormatError(f"{damaged_words(path, damage, where_it_breaks(path))}; stream '{name}' has "
-                                  "no sample before it; pass an undamaged recording")
+            words = damaged_words(path, damage, where_it_breaks(path))
+            raise DataFormatError(f"{words}; stream '{name}' has no sample before it; pass an undamaged "
+                                  "recording")
         raise DataFormatError(f"{path}: stream '{name}' holds no samples; pass a stream that recorded data")
     if damage:
         warn_damaged(path, damage, "replaying what could be read")
