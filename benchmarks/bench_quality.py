@@ -861,7 +861,7 @@ def subject_seeds(folder, *, hop_s: float = 1.0, max_seed: int = 1000) -> list[i
     left = set(range(len(dataset.subjects)))
     seeds = []
     for seed in range(max_seed):
-        parts = make_split(dataset.index, "subject", seed=seed, hop_s=hop_s)
+        parts = make_split(dataset.index, "subject", seed=seed, hop_s=hop_s, music=dataset.music)
         held_out = {int(k) for k in dataset.index["subject"][parts.test]}
         if held_out & left:
             seeds.append(seed)
@@ -1019,7 +1019,7 @@ def _one_split(folders: dict, split: str, config, runs: Path, share: float | Non
 
     hop_s = config["hop_s"]
     dataset = WindowDataset(folders["train"], hop_s=hop_s)
-    parts = make_split(dataset.index, split, seed=seed, hop_s=hop_s)
+    parts = make_split(dataset.index, split, seed=seed, hop_s=hop_s, music=dataset.music)
     if "val" in folders:  # the lag is chosen on the validation every model uses
         dataset, parts = validate_on_excerpt(dataset, parts, folders["val"])
     # chosen by the criterion the bench scores: the interior frames of whole windows (live decoding

@@ -28,6 +28,9 @@ DEFAULT_SPEC = PreprocessingSpec()
 
 INDEX_DTYPE = np.dtype([("song", np.int64), ("subject", np.int64), ("start", np.int64)])
 """One row per window: song id, 0-based subject index into ``subjects``, first EEG sample (125 Hz)."""
+MUSIC_DTYPE = np.dtype([("music", np.int64), ("start", np.int64)])
+"""One row per window, beside :data:`INDEX_DTYPE`'s: which music it hears (rows of one id hear the same
+audio) and its first sample on that audio's time axis (125 Hz). See :attr:`WindowDataset.music`."""
 
 _MEL_BATCH = 256
 
@@ -91,6 +94,9 @@ class WindowDataset:
     Attributes
     ----------
     index : ndarray, structured (song, subject, start), shape (n_windows,)
+    music : ndarray, structured (music, start), shape (n_windows,)
+        Which music each window hears, and its start on that music's time axis (:data:`MUSIC_DTYPE`):
+        what the splits hold out seconds of music by (``make_split(..., music=dataset.music)``).
     songs : list of int
     subjects : list of str
         Participant ids; ``index["subject"]`` indexes this list.
@@ -191,6 +197,7 @@ class WindowDataset:
                 block["song"], block["subject"], block["start"] = song, global_index, starts
                 rows.append(block)
         self.index = np.concatenate(rows) if rows else np.empty(0, dtype=INDEX_DTYPE)
+        self.music = self._music(nmedt)
         self.flat_report.check(self.folder)  # all-zero / flat recordings: refused above a share
         if len(self.index) == 0:
             raise DataFormatError(
@@ -200,6 +207,28 @@ class WindowDataset:
         logger.info("%d window%s from %d song%s x %d subject%s in %s", len(self.index),
                     "s" * (len(self.index) != 1), n_songs, "s" * (n_songs != 1), self.n_subjects,
                     "s" * (self.n_subjects != 1), self.folder)
+
+    def _music(self, nmedt) -> np.ndarray:
+        """:attr:`music`: each window's music and its start on that music's time axis.
+
+        A folder of songs (NMED-T, ``simulate``) has one song per piece of music, heard by every
+        listener from its start: the song and the start. A reader that makes one song per play (XDF
+        sessions, MNE recordings) says through ``music_of`` which plays hear the same audio, and from
+        which second. A piece of music is numbered by its lowest song, so where no two songs share
+        music, music and start are the song and start (and every split is the one it was before).
+        """
+        music_of = getattr(nmedt, "music_of", None)
+        placed = {song: music_of(song) if music_of else (song, 0.0) for song in self.songs}
+        ids: dict = {}
+        for song in sorted(placed):
+            ids.setdefault(placed[song][0], song)
+        music = np.empty(len(self.index), dtype=MUSIC_DTYPE)
+        songs = self.index["song"]
+        for song, (key, start_s) in placed.items():
+            rows = songs == song
+            music["music"][rows] = ids[key]
+            music["start"][rows] = self.index["start"][rows] + int(round(start_s * MODEL_SFREQ))
+        return music
 
     def _check_channels(self, song: int, recording) -> None:
         """Take the model channels from the first song; every other song must have the same."""
@@ -395,8 +424,11 @@ class WindowDataset:
         joined._mel, joined._sources = dict(self._mel), dict(self._sources)
         position = np.array([self.subjects.index(s) if s in self.subjects else -1 for s in other.subjects],
                             dtype=np.int64)
-        index = other.index[position[other.index["subject"]] >= 0].copy()
+        kept = position[other.index["subject"]] >= 0
+        index = other.index[kept].copy()
         index["subject"] = position[index["subject"]]
+        music = other.music[kept].copy()
+        music["music"] += EXCERPT_SONG_KEY   # split apart from this dataset's music, like its songs
         index["song"] += EXCERPT_SONG_KEY
         for song in other.song_keys:
             key = song + EXCERPT_SONG_KEY
@@ -407,6 +439,7 @@ class WindowDataset:
             if song in other._mel:
                 joined._mel[key] = other._mel[song]
         joined.index = np.concatenate([self.index, index])
+        joined.music = np.concatenate([self.music, music])
         return joined, np.arange(len(self.index), len(joined.index), dtype=np.int64)
 
 

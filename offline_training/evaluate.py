@@ -53,6 +53,7 @@ from eegmusic.offline_training.inference import load_model, run_model, run_model
 from eegmusic.offline_training.report import PREDICTORS, metrics_table, plot_reconstruction, write_wavs
 from eegmusic.offline_training.scoring import N_INTERIOR_FRAMES, MetricAccumulator, block_rows, one_per_second
 from eegmusic.offline_training.song_classifier import SongClassifier
+from eegmusic.stream.atomic import staged_files
 from eegmusic.stream.errors import ConfigError, DataFormatError, ModelError
 from eegmusic.stream.spec import MODEL_SFREQ
 
@@ -157,7 +158,8 @@ def evaluate(
         allow_short_stimulus=allow_short_stimulus,
         spec_channels=True,  # the model's channels by label: a 129-channel EGI file feeds its 125
     )
-    parts = make_split(dataset.index, split, seed=split_seed, hop_s=hop_s, command="evaluate")
+    parts = make_split(dataset.index, split, seed=split_seed, hop_s=hop_s, command="evaluate",
+                       music=dataset.music)
     if split != "all" and training.get("split") and split != training.get("split") and same_data:
         notes.append(
             f"split '{split}' differs from the model's training split '{training.get('split')}': "
@@ -362,6 +364,7 @@ def _reference_part(dataset, parts, training: dict, info: ModelInfo, split: str)
                 training["split"],
                 seed=int(training.get("seed", 0)),
                 hop_s=float(training.get("hop_s", 1.0)),
+                music=own.music,
             )
             return own, own_parts.train, None
         except (DataFormatError, ConfigError) as error:

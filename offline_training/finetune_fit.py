@@ -185,7 +185,7 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     statistics = choose_statistics(model, original, dataset, np.union1d(split.train, split.val), config,
                                    device)
     start = statistics["start"]
-    folds = selection_folds(dataset.index, split, seed=config.seed, k=FOLDS)
+    folds = selection_folds(dataset.index, split, seed=config.seed, k=FOLDS, music=dataset.music)
     held = [fold.song for fold in folds if fold.song is not None]
     if not held:
         logger.warning("fine-tuning: %s", folds[0].reason)

@@ -143,7 +143,8 @@ class SelectionFold:
     reason: str | None
 
 
-def selection_folds(index: np.ndarray, split, *, seed: int = 0, k: int = FOLDS) -> list[SelectionFold]:
+def selection_folds(index: np.ndarray, split, *, seed: int = 0, k: int = FOLDS,
+                    music: np.ndarray | None = None) -> list[SelectionFold]:
     """Hold out up to ``k`` training tracks, one per fold (seeded order), whose windows score every
     fine-tuning choice, pooled.
 
@@ -161,6 +162,10 @@ def selection_folds(index: np.ndarray, split, *, seed: int = 0, k: int = FOLDS) 
         Chooses the tracks.
     k : int
         Most folds (tracks held out); fewer when fewer tracks qualify.
+    music : ndarray, structured (music, start), optional
+        ``WindowDataset.music``: a track is a piece of music, so every play of it is held out together
+        (a session that plays a track twice made two songs of it, and a fold held one out while
+        training on the other). Default: each song is a track.
 
     Returns
     -------
@@ -170,10 +175,11 @@ def selection_folds(index: np.ndarray, split, *, seed: int = 0, k: int = FOLDS) 
     """
     from eegmusic.offline_training.splits import Split
 
+    track = index["song"] if music is None else music["music"]
     heard = np.union1d(split.train, split.val)
-    songs, counts = np.unique(index["song"][heard], return_counts=True)
+    songs, counts = np.unique(track[heard], return_counts=True)
     songs = songs[counts >= 0.5 * counts.max()]  # a stub of a play (a few seconds) is no track to hold out
-    val_songs = set(index["song"][split.val].tolist())
+    val_songs = set(track[split.val].tolist())
     holdable = [int(s) for s in songs if val_songs - {int(s)}]  # the others keep validation blocks
     if len(songs) < 2 or not holdable:
         why = (f"holds {len(songs)} track" if len(songs) < 2 else
@@ -184,9 +190,9 @@ def selection_folds(index: np.ndarray, split, *, seed: int = 0, k: int = FOLDS) 
     order = np.random.default_rng([seed, 2718]).permutation(len(holdable))
     folds = []
     for song in [holdable[i] for i in order[:max(1, int(k))]]:
-        held = heard[index["song"][heard] == song]
-        train = split.train[index["song"][split.train] != song]
-        val = split.val[index["song"][split.val] != song]
+        held = heard[track[heard] == song]
+        train = split.train[track[split.train] != song]
+        val = split.val[track[split.val] != song]
         folds.append(SelectionFold(song, Split(train, val, split.test, split.test_block), held, None))
     return folds
 

@@ -73,6 +73,7 @@ def make_split(
     window_s: float = 1.0,
     hop_s: float = 1.0,
     command: str = "train",
+    music: np.ndarray | None = None,
 ) -> Split:
     """Split a window index into train, validation and test rows.
 
@@ -95,6 +96,12 @@ def make_split(
         The eegmusic command asking, whose options the advice of an empty part names: ``train``
         needs a training part and has ``--hop`` (another split is offered only where it would train);
         ``evaluate`` scores a model made elsewhere, and ``--split all`` scores every window.
+    music : ndarray, structured (music, start), shape like ``index``, optional
+        Which music each window hears and its start on that music's time axis
+        (:attr:`WindowDataset.music`): ``block``, ``subject-block`` and ``song`` hold out music by
+        it, not by ``index``'s song and start. A dataset that makes one song per play (a folder of XDF
+        sessions: each listener's play of a track is a song of its own) otherwise held out a second
+        of music for one listener and trained on it through another. Default: the song and start.
 
     Returns
     -------
@@ -113,6 +120,7 @@ def make_split(
     fractions = tuple(f / sum(fractions) for f in fractions)
     rng = np.random.default_rng(seed)
     n = len(index)
+    placed = _placed(index, music)   # what is held out: music and its seconds
     if kind == "all":
         if n == 0:
             raise ConfigError("split 'all' has an empty test part: the data has no windows")
@@ -122,23 +130,34 @@ def make_split(
     if kind == "random":
         labels = _assign(rng.permutation(n), n, fractions)
     elif kind in ("subject", "song"):
-        labels = _group_labels(index[kind], fractions, rng)
+        labels = _group_labels(placed[kind], fractions, rng)
     elif kind == "subject-block":
         listener_part = _group_labels(index["subject"], fractions, rng)
-        chunk_part = _block_labels(index, fractions, rng, guard_s=guard_s, window_s=window_s)
+        chunk_part = _block_labels(placed, fractions, rng, guard_s=guard_s, window_s=window_s)
         # a guard-dropped window (chunk part -1) never equals a listener's part, so it stays dropped
         labels = np.where(listener_part == chunk_part, chunk_part, -1)
     else:
-        labels = _block_labels(index, fractions, rng, guard_s=guard_s, window_s=window_s)
+        labels = _block_labels(placed, fractions, rng, guard_s=guard_s, window_s=window_s)
     parts = [np.flatnonzero(labels == part).astype(np.int64) for part in range(3)]
     for name, rows in zip(_PART_NAMES, parts, strict=True):
         if len(rows) == 0:
             options = {"seed": seed, "fractions": fractions, "guard_s": guard_s, "window_s": window_s,
                        "hop_s": hop_s}
-            remedy = _remedy(index, kind, command, options)
+            remedy = _remedy(placed, kind, command, options)
             raise ConfigError(f"split '{kind}' leaves the {name} part empty "
-                              f"({_describe(index, kind, window_s)}); {remedy}")
+                              f"({_describe(placed, kind, window_s)}); {remedy}")
     return Split(parts[0], parts[1], parts[2], contiguous_blocks(index, parts[2], hop_s=hop_s))
+
+
+def _placed(index: np.ndarray, music: np.ndarray | None) -> np.ndarray:
+    """``index`` with each window's song and start replaced by its music and its start on that music."""
+    if music is None:
+        return index
+    if len(music) != len(index):
+        raise ValueError(f"music has {len(music)} rows for an index of {len(index)}")
+    placed = index.copy()
+    placed["song"], placed["start"] = music["music"], music["start"]
+    return placed
 
 
 def _describe(index: np.ndarray, kind: str, window_s: float) -> str:

@@ -235,7 +235,7 @@ def _no_stretch_fix(dataset, split_kind: str | None, seed: int) -> str:
     from eegmusic.offline_training.splits import trainable_split
 
     if split_kind != "block":
-        block = trainable_split(dataset.index, "block", seed=seed, hop_s=dataset.hop_s)
+        block = trainable_split(dataset.index, "block", seed=seed, hop_s=dataset.hop_s, music=dataset.music)
         if block is not None and _scorable_runs(dataset, block.val):
             return NO_STRETCH[1]
     return ("use longer recordings (a validation stretch needs 2 consecutive seconds), or pass "

@@ -724,7 +724,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         target_offset_s=0.0 if config.target_offset_s == "auto" else config.target_offset_s,
         allow_short_stimulus=config.allow_short_stimulus,
     )
-    split = make_split(dataset.index, config.split, seed=config.seed, hop_s=config.hop_s)
+    split = make_split(dataset.index, config.split, seed=config.seed, hop_s=config.hop_s, music=dataset.music)
     _check_training_windows(config, dataset, split, dist_info.world)
     if config.val_data:
         dataset, split = validate_on_excerpt(dataset, split, config.val_data,

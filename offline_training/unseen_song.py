@@ -81,16 +81,19 @@ def song_fold(dataset, split, *, seed: int = 0) -> tuple[SongFold | None, str | 
     from eegmusic.offline_training.splits import Split
 
     index = dataset.index
-    songs = np.unique(index["song"][split.train])
+    # a song is a piece of music: every play of it is held out (each listener's play of a track is a
+    # song of its own in a folder of XDF sessions, numbered by its lowest, WindowDataset.music)
+    track = dataset.music["music"]
+    songs = np.unique(track[split.train])
     if len(songs) < 2:
         return None, f"the training part holds {len(songs)} song; holding one out needs 2 or more"
     song = int(songs[np.random.default_rng([seed, 1414]).integers(len(songs))])
-    keep_train = split.train[index["song"][split.train] != song]
-    keep_val = split.val[index["song"][split.val] != song]
+    keep_train = split.train[track[split.train] != song]
+    keep_val = split.val[track[split.val] != song]
     if len(keep_val) == 0:
         return None, f"without song {song} the validation part is empty (early stopping needs it)"
     heard = np.union1d(split.train, split.val)
-    held = heard[index["song"][heard] == song]
+    held = heard[track[heard] == song]
     per_listener = dynamic_blocks(index, held, index["subject"][held])   # each listener's rows in time order
     scored = [run for rows in per_listener for run in tiling_runs(index, rows) if len(run) >= 2]
     if not scored:

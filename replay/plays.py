@@ -56,6 +56,7 @@ class PlayDataset(abc.ABC):
         self.path = Path(path)
         self.plays: dict[int, Play] = {}
         self._audio: dict[Path, np.ndarray] = {}
+        self._digests: dict[Path, str] = {}   # audio file -> content digest (music_of)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, songs={self.song_ids})"
@@ -96,6 +97,25 @@ class PlayDataset(abc.ABC):
             positions=positions,
         )
         return recording
+
+    def music_of(self, song_id: int) -> tuple[str, float]:
+        """Which music a play hears, and from when: (its audio file's content digest, audio_start_s).
+
+        Every play is a song of its own here, so two listeners' plays of one track (each session keeps
+        its own copy of the file), one listener's two plays of it, or the pieces of a play split at a
+        clock jump are different songs that hear the same seconds of the same music. The splits that
+        hold out seconds of music group them by this (``music`` of
+        :func:`eegmusic.offline_training.splits.make_split`): by song they held out a second for one
+        listener and trained on it through another. Files of other bytes count as other music.
+        """
+        import hashlib
+
+        play = self.play(song_id)
+        path = play.audio_path
+        if path not in self._digests:
+            with open(path, "rb") as file:
+                self._digests[path] = hashlib.file_digest(file, "sha256").hexdigest()
+        return self._digests[path], float(play.audio_start_s)
 
     def stimulus_path(self, song_id: int) -> Path | None:
         """The audio file of a play."""

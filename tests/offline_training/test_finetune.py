@@ -299,11 +299,14 @@ def test_a_session_of_several_tracks_chooses_on_tracks_the_candidates_never_trai
                       init=str(pretrained / "model.onnx"), device="cpu"))
     choice = json.loads((out / "metrics.json").read_text())["finetune"]
     dataset = WindowDataset(session, hop_s=0.5)
-    split = make_split(dataset.index, "block", seed=0, hop_s=0.5)
-    folds = selection_folds(dataset.index, split, seed=0)  # the run's own folds (same seed, same split)
+    split = make_split(dataset.index, "block", seed=0, hop_s=0.5, music=dataset.music)
+    # the run's own folds (same seed, same split); the first track plays again at the end, as song 3
+    folds = selection_folds(dataset.index, split, seed=0, music=dataset.music)
     assert len(folds) == min(FOLDS, 2) and choice["selection"]["reason"] is None
     assert choice["selection"]["songs"] == [f.song for f in folds] and None not in [f.song for f in folds]
     assert choice["selection"]["n_train"] == [len(f.split.train) for f in folds]
+    for fold in folds:   # every play of a held-out track is held out (song 3 trained while 1 was scored)
+        assert fold.song not in set(dataset.music["music"][np.union1d(fold.split.train, fold.split.val)])
     assert all(n < len(split.train) for n in choice["selection"]["n_train"])
     assert choice["selection"]["n_windows"] == sum(len(f.scored) for f in folds)
     assert choice["refit"] == (choice["alpha"] > 0)  # a chosen recipe is retrained on every track

@@ -72,7 +72,7 @@ def two_tracks(tmp_path_factory):
     listener = listener_for_montage("standard_1020", channels=8, sfreq=250.0, name="t", snr=0.5, seed=2)
     path = listener.record_session(work / "t.xdf", [str(m) for m in music], minutes=39.9 / 60, excerpt_s=20.0)
     dataset = WindowDataset(path, hop_s=0.5)
-    split = make_split(dataset.index, "block", seed=0, hop_s=0.5)
+    split = make_split(dataset.index, "block", seed=0, hop_s=0.5, music=dataset.music)
     torch.manual_seed(0)
     model = build_model("convnet", n_chans=dataset.n_chans, **SMALL)
     model.fit_stats(dataset.eeg(split.train), dataset.mel(split.train))
@@ -88,6 +88,7 @@ class Poisoned:
         import numpy as np
 
         self.dataset, self.rows, self.index = dataset, set(np.asarray(rows).tolist()), dataset.index
+        self.music = dataset.music
 
     def _read(self, rows, values):
         import numpy as np
@@ -111,7 +112,7 @@ def test_the_selection_fold_holds_out_a_whole_training_track(two_tracks):
 
     dataset, split, _ = two_tracks
     song = dataset.index["song"]
-    (fold,) = selection_folds(dataset.index, split, seed=0, k=1)
+    (fold,) = selection_folds(dataset.index, split, seed=0, k=1, music=dataset.music)
     assert fold.reason is None and fold.song in set(song[split.train].tolist())
     assert set(song[fold.scored].tolist()) == {fold.song}  # scored: the held-out track only...
     assert fold.song not in set(song[fold.split.train].tolist())  # ...which no candidate trains on...
@@ -123,7 +124,8 @@ def test_the_selection_fold_holds_out_a_whole_training_track(two_tracks):
     np.testing.assert_array_equal(fold.split.val, split.val[song[split.val] != fold.song])
     assert len(fold.split.val) > 0
     one = split.train[song[split.train] == fold.song]  # a session of one track: nothing to hold out
-    (alone,) = selection_folds(dataset.index, Split(one, split.val, split.test, split.test_block))
+    (alone,) = selection_folds(dataset.index, Split(one, split.val, split.test, split.test_block),
+                               music=dataset.music)
     assert alone.song is None and "holds 1 track" in alone.reason and alone.split.val is split.val
     np.testing.assert_array_equal(alone.scored, split.val)
 
@@ -134,7 +136,9 @@ def test_the_folds_hold_out_distinct_tracks_each_scored_by_its_own_fold(two_trac
 
     dataset, split, _ = two_tracks
     song = dataset.index["song"]
-    folds = selection_folds(dataset.index, split, seed=0, k=5)  # more folds asked than tracks: one per track
+    # more folds asked than tracks: one per track
+    folds = selection_folds(dataset.index, split, seed=0, k=5,
+                            music=dataset.music)
     tracks = {int(s) for s, n in zip(*np.unique(song[split.train], return_counts=True), strict=True) if n > 5}
     assert len(folds) == 2 and {f.song for f in folds} == tracks
     for fold in folds:
@@ -142,7 +146,8 @@ def test_the_folds_hold_out_distinct_tracks_each_scored_by_its_own_fold(two_trac
         assert fold.song not in set(song[np.union1d(fold.split.train, fold.split.val)].tolist())
         assert not np.intersect1d(fold.scored, split.test).size
     assert not np.intersect1d(folds[0].scored, folds[1].scored).size
-    firsts = {selection_folds(dataset.index, split, seed=seed)[0].song for seed in range(8)}
+    firsts = {selection_folds(dataset.index, split, seed=seed,
+                              music=dataset.music)[0].song for seed in range(8)}
     assert firsts == tracks  # the seed orders the tracks
 
 
@@ -158,9 +163,10 @@ def test_a_track_holding_the_only_validation_blocks_is_not_held_out(two_tracks):
     only_first = Split(split.train, split.val[song[split.val] == first], split.test, split.test_block)
     assert len(only_first.val) > 0
     for seed in range(6):  # whatever the seed: the track whose removal leaves validation blocks, alone
-        (fold,) = selection_folds(dataset.index, only_first, seed=seed, k=2)
+        (fold,) = selection_folds(dataset.index, only_first, seed=seed, k=2, music=dataset.music)
         assert fold.song == second and set(song[fold.split.val].tolist()) == {first}
-    (none,) = selection_folds(dataset.index, Split(split.train, split.val[:0], split.test, split.test_block))
+    (none,) = selection_folds(dataset.index, Split(split.train, split.val[:0], split.test, split.test_block),
+                              music=dataset.music)
     assert none.song is None and "none of which leaves validation blocks" in none.reason
 
 
@@ -175,7 +181,7 @@ def test_pooled_r_scores_every_folds_stretches_together(two_tracks):
     from eegmusic.offline_training.metrics import dynamic_r
 
     dataset, split, model = two_tracks
-    folds = selection_folds(dataset.index, split, seed=0)
+    folds = selection_folds(dataset.index, split, seed=0, music=dataset.music)
     per_fold = [held_out_predictions(model, dataset, f.scored, hop_s=0.5, batch_size=64, device="cpu")
                 for f in folds]
     preds, targets = [p for p, _ in per_fold], [t for _, t in per_fold]
@@ -198,7 +204,7 @@ def test_the_blend_weight_is_chosen_on_the_held_out_track_and_never_on_test_data
     torch.manual_seed(1)  # a "fine-tuned" model: the start moved along a random direction
     tuned = {k: v + 0.5 * v.std() * torch.randn_like(v) if k.endswith("weight") else v
              for k, v in start.items()}
-    fold = selection_folds(dataset.index, split, seed=0)[0]
+    fold = selection_folds(dataset.index, split, seed=0, music=dataset.music)[0]
     blend = BlendedDecoder.of(model, start, tuned, 1.0)
 
     def choose(data):
@@ -309,7 +315,7 @@ def test_candidates_stop_as_the_run_stops_and_the_choice_is_retrained_on_every_t
     monkeypatch.setattr(finetune_recipe, "ALPHAS", (1.0,))  # the fine-tuned weights: the refit always runs
     result, calls = _run_finetune(fixture_model, dataset, split, tmp_path)
     choice = result["finetune"]
-    folds = selection_folds(dataset.index, split, seed=0)
+    folds = selection_folds(dataset.index, split, seed=0, music=dataset.music)
     assert len(folds) == 2 and choice["selection"]["songs"] == [f.song for f in folds]
     n = len(HEADS) * len(LR_FACTORS) * len(folds)
     for i, call in enumerate(calls[:n]):  # each candidate once per fold: the other track's training
@@ -348,7 +354,7 @@ def test_every_choice_is_scored_on_the_held_out_tracks_pooled(two_tracks, tmp_pa
     dataset, split, fixture_model = two_tracks
     result, calls = _run_finetune(fixture_model, dataset, split, tmp_path)
     choice = result["finetune"]
-    folds = selection_folds(dataset.index, split, seed=0)
+    folds = selection_folds(dataset.index, split, seed=0, music=dataset.music)
     model = copy.deepcopy(fixture_model)
 
     def outputs(scored, f):

@@ -90,6 +90,60 @@ def test_block_split_holds_out_the_same_seconds_for_every_listener(hop):
         assert held[0] and all(h == held[0] for h in held)
 
 
+@pytest.fixture(scope="module")
+def session_folder(tmp_path_factory):
+    """A folder of XDF sessions (``simulate --montage``): 3 listeners, each playing the same 3 tracks."""
+    from eegmusic.stream.cli import main
+
+    out = tmp_path_factory.mktemp("sessions") / "cap"
+    assert main(["-q", "simulate", "--out", str(out), "--montage", "openbci8", "--n-songs", "3",
+                 "--n-subjects", "3", "--duration", "20", "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("kind", ["block", "song", "subject-block"])
+def test_a_folder_of_sessions_holds_out_music_for_every_listener(session_folder, kind):
+    """Each listener's play of a track is a song of its own in a folder of sessions. Split by those
+    songs, ``block`` held out a second for one listener and trained on it through another (16 of 18
+    test targets were training targets, the identical mel), and ``song`` held out a "song" that the
+    other listeners' plays trained on (20 of 20)."""
+    from eegmusic.offline_training.dataset import WindowDataset
+
+    dataset = WindowDataset(session_folder)
+    assert len(dataset.songs) == 9 and len(np.unique(dataset.music["music"])) == 3
+
+    def leaked(split) -> int:   # test windows whose very target is a training target
+        trained = {mel.tobytes() for mel in dataset.mel(split.train)}
+        return sum(mel.tobytes() in trained for mel in dataset.mel(split.test))
+
+    # the check sees the leak of a split by play
+    assert leaked(make_split(dataset.index, kind, seed=0)) > 0
+    for seed in range(3):
+        split = make_split(dataset.index, kind, seed=seed, music=dataset.music)
+        assert len(split.test) and leaked(split) == 0
+        placed = dataset.index.copy()
+        placed["song"], placed["start"] = dataset.music["music"], dataset.music["start"]
+        assert_no_cross_listener_leak(placed, split)
+
+
+def test_the_unseen_song_check_holds_out_every_listeners_play_of_its_song(session_folder):
+    """It held out one listener's play (a song of its own in a folder of sessions) and trained on the
+    other listeners' plays of the same music."""
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.unseen_song import song_fold
+
+    dataset = WindowDataset(session_folder)
+    for seed in range(3):
+        split = make_split(dataset.index, "block", seed=seed, music=dataset.music)
+        fold, reason = song_fold(dataset, split, seed=seed)
+        assert reason is None
+        held = dataset.music["music"][fold.scored[0][0]]
+        assert len(np.flatnonzero(dataset.music["music"][np.concatenate(fold.scored)] == held)) > 0
+        trained = dataset.music["music"][np.union1d(fold.split.train, fold.split.val)]
+        assert held not in set(trained) and fold.song == held
+        assert len(set(dataset.index["subject"][np.concatenate(fold.scored)])) == 3   # every listener's
+
+
 @pytest.mark.parametrize(("kind", "group"), [("subject", "subject"), ("song", "song"),
                                              ("subject-block", "subject")])
 def test_group_splits_hold_out_whole_groups(kind, group):

@@ -57,7 +57,7 @@ class PoisonedTest:
 
     def __init__(self, inner, test_rows, read):
         self.inner, self.test_rows, self.read = inner, np.asarray(test_rows), read
-        self.index, self.hop_s = inner.index, inner.hop_s
+        self.index, self.hop_s, self.music = inner.index, inner.hop_s, inner.music
 
     def eeg(self, rows):
         self.read.update(np.atleast_1d(rows).tolist())

@@ -91,6 +91,14 @@ def test_xdf_session_splits_a_play_where_the_audio_clock_jumps(tmp_path, song, r
     audio = read_audio(song)
     np.testing.assert_array_equal(session.load_stimulus(1), audio)
     np.testing.assert_array_equal(session.load_stimulus(2), audio[3 * 22050:])  # position 3 s at 105.5 s
+    # both pieces hear one piece of music, the second from its 3rd second: the splits hold out by that
+    from eegmusic.offline_training.dataset import WindowDataset
+
+    windows = WindowDataset(session.path)
+    first, second = (windows.index["song"] == song for song in (1, 2))
+    assert set(windows.music["music"]) == {1}
+    np.testing.assert_array_equal(windows.music["start"][first], windows.index["start"][first])
+    np.testing.assert_array_equal(windows.music["start"][second], windows.index["start"][second] + 375)
 
 
 @pytest.mark.parametrize("case, message", [
