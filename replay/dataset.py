@@ -25,7 +25,9 @@ Every reader offers the same methods (:class:`EEGMusicDataset`), so ``train``, `
 
 NMED-T songs hold every participant; the other readers (:class:`replay.plays.PlayDataset`) make
 one song per stimulus event and participant (a track played twice is two songs), numbered 1, 2, ...
-in recording order.
+in recording order. They also offer ``music_of(song_id)``: which music a song hears (its audio
+file's content digest) and from which second of it, so that the splits hold out seconds of music for
+every play of it (``WindowDataset.music``); a reader without it has one song per piece of music.
 """
 
 from __future__ import annotations

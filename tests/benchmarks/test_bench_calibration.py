@@ -19,10 +19,11 @@ PAIRED = {"tuned_minus_scratch": [NUMBER], "tuned_minus_alone": [NUMBER], "seeds
 
 def check_result(result: dict) -> dict:
     """The schema of a run's JSON (quick or full); returns it as ``eegmusic bench`` writes it."""
-    schema = {"pretrained_alone": SCORE, "by_minutes": dict, "fine_tuning_recipes": dict,
+    schema = {"pretrained_alone": PER_SEED, "by_minutes": dict, "fine_tuning_recipes": dict,
               "setup": {"seeds": [int]}}
     result = check(result, schema)
     n_seeds = len(result["setup"]["seeds"])
+    assert len(result["pretrained_alone"]["model_per_seed"]) == n_seeds   # a pretrained model per seed
     for minutes, entry in result["by_minutes"].items():
         check(entry, {"from_scratch": PER_SEED, "fine_tuned": PER_SEED, "paired": PAIRED},
               f"by_minutes.{minutes}")
