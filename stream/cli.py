@@ -360,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"eegmusic {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if quiet:   # -q is this command's: a later main() in the same process (tests, scripts) has its bars
+            from eegmusic.stream.progress import set_enabled
+
+            set_enabled(True)
 
 
 def run() -> int:

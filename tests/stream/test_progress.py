@@ -37,6 +37,18 @@ def test_a_terminal_gives_tqdm():
     bar.close()
 
 
+def test_quiet_is_one_commands_not_the_processes(tmp_path):
+    """``main(["-q", …])`` left every later bar of the process off: a test that ran it in a worker made
+    ``test_a_terminal_gives_tqdm`` fail there."""
+    from eegmusic.stream.cli import main
+
+    assert main(["-q", "simulate", "--out", str(tmp_path / "sim"), "--n-songs", "1", "--n-subjects", "1",
+                 "--duration", "2"]) == 0
+    bar = progress_bar(range(3), stream=Terminal())
+    assert not bar.disable
+    bar.close()
+
+
 def test_quiet_disables_every_bar():
     progress.set_enabled(False)
     try:
