@@ -126,6 +126,26 @@ def test_a_folder_of_sessions_holds_out_music_for_every_listener(session_folder,
         assert_no_cross_listener_leak(placed, split)
 
 
+@pytest.mark.parametrize("kind", [k for k in SPLIT_KINDS if k != "all"])
+def test_a_folder_of_songs_splits_as_it_did(sim_dir, kind):
+    """Where every song is its own music (NMED-T, ``simulate``: the quality bench's data), splitting by
+    music is splitting by song: the same parts, so no table measured before changes."""
+    from eegmusic.offline_training.dataset import WindowDataset
+
+    dataset = WindowDataset(sim_dir)
+    np.testing.assert_array_equal(dataset.music["music"], dataset.index["song"])
+    np.testing.assert_array_equal(dataset.music["start"], dataset.index["start"])
+    def parts(seed, music):   # a split's rows, or the refusal (2 songs: no song split)
+        try:
+            split = make_split(dataset.index, kind, seed=seed, music=music)
+        except ConfigError as error:
+            return str(error)
+        return [getattr(split, part).tolist() for part in ("train", "val", "test", "test_block")]
+
+    for seed in range(3):
+        assert parts(seed, dataset.music) == parts(seed, None)
+
+
 def test_the_unseen_song_check_holds_out_every_listeners_play_of_its_song(session_folder):
     """It held out one listener's play (a song of its own in a folder of sessions) and trained on the
     other listeners' plays of the same music."""
