@@ -168,8 +168,9 @@ def _describe(index: np.ndarray, kind: str, window_s: float) -> str:
         n = len(np.unique(index['song']))
         return f"{n} song{'s' * (n != 1)}; needs at least 3"
     if kind == "subject-block":
-        return (f"{len(np.unique(index['subject']))} subjects, {len(index)} windows; needs at least 3 "
-                "subjects and songs long enough for every part's time chunks beyond the guard")
+        n = len(np.unique(index['subject']))
+        return (f"{n} subject{'s' * (n != 1)}, {len(index)} windows; needs at least 3 subjects and songs "
+                "long enough for every part's time chunks beyond the guard")
     return f"the data gives {len(index)} windows of {window_s:g} s"
 
 

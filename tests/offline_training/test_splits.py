@@ -240,6 +240,8 @@ def test_contiguous_blocks_by_hand():
         (make_index(n_subjects=2), "subject-block",
          r"leaves the validation part empty \(2 subjects, 360 windows; needs at least 3 subjects and songs"),
         (make_index(n_songs=1, n_subjects=3, n_windows=3), "subject-block", "leaves the train part empty"),
+        (make_index(n_subjects=1), "subject-block",   # was "1 subjects"
+         r"leaves the validation part empty \(1 subject, 180 windows; needs at least 3 subjects"),
     ],
 )
 def test_bad_splits(index, kind, message):
