@@ -191,6 +191,8 @@ def _remedy(index: np.ndarray, kind: str, command: str, options: dict) -> str:
         "block": "use longer recordings (each song is cut into 10 time chunks)",
         "random": "use more data, or a smaller --hop (more windows)",
     }[kind]
+    if options["hop_s"] > options["window_s"]:   # windows further apart than they are long: few of them
+        more = f"use a --hop of {options['window_s']:g} s or less (now {options['hop_s']:g} s), or {more[4:]}"
     other = {"random": None, "block": "random"}.get(kind, "block")
     if other is not None and trainable_split(index, other, **options) is not None:
         return f"{more}, or --split {other}"

@@ -249,6 +249,14 @@ def test_bad_splits(index, kind, message):
         make_split(index, kind)
 
 
+def test_a_hop_longer_than_the_window_is_named_in_the_refusal():
+    """``train --hop 60`` was told to use longer recordings or another split, never its --hop."""
+    index = make_index(n_songs=1, n_subjects=3, n_windows=2, hop=60 * 125)
+    with pytest.raises(ConfigError, match=r"leaves the validation part empty .*; use a --hop of 1 s or less "
+                                          r"\(now 60 s\), or longer recordings"):
+        make_split(index, "block", hop_s=60.0)
+
+
 def test_train_subject_block_end_to_end(sim_dir, tmp_path, capsys, one_torch_thread):
     pytest.importorskip("torch")
     from eegmusic.offline_training.dataset import WindowDataset
