@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pylsl
-from eegmusic.stream.errors import ConfigError, StreamError
+from eegmusic.stream.errors import ConfigError, DataFormatError, StreamError
 from eegmusic.stream.outlet import MANUFACTURER, eeg_stream_info, marker_stream_info, regular_stream_info
 
 logger = logging.getLogger(__name__)
@@ -176,6 +176,12 @@ class ArrayPlayer:
             raise ConfigError(f"chunk_ms must be > 0 (got {chunk_ms}); pass e.g. 10")
         if not name:
             raise ConfigError("replay needs a stream name; pass --name NAME")
+        if data.dtype.kind == "f" and data.dtype.itemsize > 4:   # sent as float32: 1e300 arrived as inf
+            with np.errstate(invalid="ignore"):
+                largest = float(np.nanmax(np.abs(np.where(np.isfinite(data), data, 0.0))))
+            if largest > float(np.finfo(np.float32).max):
+                raise DataFormatError(f"replay data holds values up to {largest:.3g}, beyond float32 (the "
+                                      "stream's format, max 3.4e+38); check the recording's scaling")
         self.sfreq = float(sfreq)
         self.speed = check_speed(speed)
         self.loop = bool(loop)

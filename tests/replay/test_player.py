@@ -337,6 +337,22 @@ def test_bad_player_input(sim_dir, corrupt_dir, tmp_path, case, kwargs, error, m
     assert "\n" not in str(info.value)
 
 
+def test_values_beyond_float32_are_refused_not_sent_as_inf(stream_name):
+    """A float64 recording of 1e300 µV was cast to the stream's float32 with numpy's overflow warning and
+    replayed as inf, exit 0."""
+    import warnings
+
+    data = np.zeros((2, 100))
+    data[1, 50] = 1e300
+    data[0, 10] = np.nan   # a NaN sample is a fault to replay, not a scale to refuse
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataFormatError, match=r"values up to 1e\+300, beyond float32"):
+            ArrayPlayer(data, 100.0, ["a", "b"], name=stream_name)
+        data[1, 50] = 1e30
+        ArrayPlayer(data, 100.0, ["a", "b"], name=stream_name, check_clash=False)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
