@@ -83,7 +83,8 @@ SEEDS = (0, 1, 2, 3)
 them, their spread beside it; the quick run uses the first). Four, not the five of earlier runs: with
 every seed recording its own sessions and two folds of candidates per fine-tuning run, the quick-sized
 5-minute comparison of two seeds (the slow test) took 836 s at a load of 4 on two cores, against
-205 s before. The full run with four: 46 minutes at a load of 2.4-4.4."""
+205 s before. The full run with four: 46 minutes at a load of 2.4-4.4; with a pretrained model per
+seed (stop 50), 49 min 25 s, partly beside a test run."""
 SESSION_T0_STEP = 200000.0
 """Seconds between the start times of the seeds' sessions (:func:`session_t0`; the noise generator is
 seeded by the start time)."""
