@@ -129,7 +129,7 @@ def evaluate(
         Unknown split, or a split that leaves a part empty (the message offers ``--split all``).
     """
     from eegmusic.offline_training.dataset import WindowDataset
-    from eegmusic.offline_training.splits import SPLIT_KINDS, make_split
+    from eegmusic.offline_training.splits import MUSIC_SPLITS, SPLIT_KINDS, make_split
     from eegmusic.stream.progress import progress_bar
 
     if split is not None and split not in SPLIT_KINDS:
@@ -164,6 +164,15 @@ def evaluate(
         notes.append(
             f"split '{split}' differs from the model's training split '{training.get('split')}': "
             f"test windows may have been trained on"
+        )
+    shared = (not np.array_equal(dataset.music["music"], dataset.index["song"])
+              or not np.array_equal(dataset.music["start"], dataset.index["start"]))
+    if (same_data and shared and split in MUSIC_SPLITS and training.get("split") == split
+            and training.get("split_by") != "music"):
+        notes.append(
+            f"the model was trained before splits held out music (its '{split}' parts were cut per play); "
+            f"on this data, where plays share music, today's test part may hold windows it trained on: "
+            f"train it again to score it held out"
         )
     if any(_same_folder(folder, data_dir) for folder in validation_folders(training.get("val_data"))):
         notes.append(

@@ -41,6 +41,9 @@ from eegmusic.stream.errors import ConfigError
 from eegmusic.stream.spec import MODEL_SFREQ
 
 SPLIT_KINDS = ("random", "block", "subject", "song", "subject-block", "all")
+MUSIC_SPLITS = ("block", "subject-block", "song")
+"""The kinds that hold out music (with ``make_split``'s ``music``): models trained before they did
+record no ``split_by`` in their metadata, and ``evaluate`` says so where plays share music."""
 _PART_NAMES = ("train", "validation", "test")
 
 
@@ -191,7 +194,8 @@ def _remedy(index: np.ndarray, kind: str, command: str, options: dict) -> str:
         "block": "use longer recordings (each song is cut into 10 time chunks)",
         "random": "use more data, or a smaller --hop (more windows)",
     }[kind]
-    if options["hop_s"] > options["window_s"]:   # windows further apart than they are long: few of them
+    # windows further apart than they are long: few of them (the splits of windows, not of groups)
+    if kind in ("random", "block", "subject-block") and options["hop_s"] > options["window_s"]:
         more = f"use a --hop of {options['window_s']:g} s or less (now {options['hop_s']:g} s), or {more[4:]}"
     other = {"random": None, "block": "random"}.get(kind, "block")
     if other is not None and trainable_split(index, other, **options) is not None:

@@ -850,6 +850,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
             "augment": config.augment if epoch_options else None,
             "ema": config.ema,
             "select_by": config.select_by,
+            "split_by": "music",   # block, subject-block and song hold out music (splits.MUSIC_SPLITS)
             "best_epoch": metrics.get("best_epoch", 0),
         }
         if config.val_data:

@@ -94,8 +94,11 @@ def song_fold(dataset, split, *, seed: int = 0) -> tuple[SongFold | None, str | 
         return None, f"without song {song} the validation part is empty (early stopping needs it)"
     heard = np.union1d(split.train, split.val)
     held = heard[track[heard] == song]
-    per_listener = dynamic_blocks(index, held, index["subject"][held])   # each listener's rows in time order
-    scored = [run for rows in per_listener for run in tiling_runs(index, rows) if len(run) >= 2]
+    # each listener's play (song) of the music on its own, its rows in time order: two plays of one
+    # track by one listener were interleaved into one "continuous" stretch
+    plays = np.unique(index[["song", "subject"]][held], return_inverse=True)[1].reshape(-1)
+    per_play = dynamic_blocks(index, held, plays)
+    scored = [run for rows in per_play for run in tiling_runs(index, rows) if len(run) >= 2]
     if not scored:
         return None, f"song {song} has no 2-s stretch of training or validation windows to score"
     fold = Split(keep_train, keep_val, split.test, split.test_block)

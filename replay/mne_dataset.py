@@ -202,7 +202,8 @@ class MNEDataset(PlayDataset):
     def describe(self) -> tuple[list[str], list[str]]:
         """Each play's line, and the problems, a damaged recording among them."""
         lines, problems = super().describe()
-        return lines, [*self.damage.values(), *problems]
+        damage = list(self.damage.values())   # said once, not again by each play it cut short
+        return lines, [*damage, *(p for p in problems if not any(p.startswith(d) for d in damage))]
 
     def _load_eeg(self, play: Play):
         import soundfile

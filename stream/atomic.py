@@ -134,10 +134,12 @@ def staged_files(folder: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden folder inside ``folder`` to write a set of files into; when the block ends cleanly
     they replace their namesakes in ``folder`` together.
 
-    The renames run with Ctrl-C and SIGTERM held off (delivered after them), so an interrupted or failed
-    command leaves the previous set whole, or nothing: ``evaluate --overwrite`` stopped midway had left
-    its new metrics.md beside the old run's metrics.json and WAVs. The hidden folder is removed however
-    the block ends.
+    The renames run with Ctrl-C and SIGTERM deferred (handled once they are done), so an interrupted or
+    failed command leaves the previous set whole, or nothing: ``evaluate --overwrite`` stopped midway had
+    left its new metrics.md beside the old run's metrics.json and WAVs. Deferred by handlers, not by a
+    signal mask: a mask holds only the main thread's signals, and the kernel gives a process's Ctrl-C to
+    any thread that does not block it (torch and onnxruntime start several). The hidden folder is
+    removed however the block ends.
     """
     import shutil
     import signal
@@ -150,16 +152,19 @@ def staged_files(folder: str | os.PathLike) -> Iterator[Path]:
     try:
         with disk_errors(folder):
             yield stage
-            signals = {signal.SIGINT, signal.SIGTERM}
-            main = threading.current_thread() is threading.main_thread()
-            held = main and hasattr(signal, "pthread_sigmask")   # only the main thread takes them
-            before = signal.pthread_sigmask(signal.SIG_BLOCK, signals) if held else None
+            caught: list[int] = []
+            held = {}
+            if threading.current_thread() is threading.main_thread():   # only it may set handlers
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    held[signum] = signal.signal(signum, lambda signum, _frame: caught.append(signum))
             try:
                 for item in sorted(stage.iterdir()):
                     os.replace(item, folder / item.name)
             finally:
-                if held:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, before)
+                for signum, handler in held.items():
+                    signal.signal(signum, handler)
+                for signum in caught[:1]:   # now handled as it would have been
+                    signal.raise_signal(signum)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

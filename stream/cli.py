@@ -335,9 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet = args.quiet + getattr(args, "quiet_command", 0)
     configure_logging(verbose, quiet)
     if quiet:
-        from eegmusic.stream.progress import set_enabled
+        from eegmusic.stream import progress
 
-        set_enabled(False)
+        bars_before = progress._enabled
+        progress.set_enabled(False)
     from eegmusic.stream import lsl_local
 
     # before any command loads pylsl
@@ -362,9 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if quiet:   # -q is this command's: a later main() in the same process (tests, scripts) has its bars
-            from eegmusic.stream.progress import set_enabled
-
-            set_enabled(True)
+            progress.set_enabled(bars_before)
 
 
 def run() -> int:

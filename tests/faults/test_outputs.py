@@ -208,3 +208,40 @@ def test_full_disk_through_vocode_is_one_line(small_disk, tmp_path, capsys):
     status, _, err = run_cli(["vocode", str(source), "--out", str(small_disk / "out.wav")], capsys)
     assert_one_line_error(status, err, "disk")
     assert list(small_disk.iterdir()) == []               # the partial file went with the failure
+
+
+def test_a_set_of_files_is_replaced_whole_when_ctrl_c_comes_amid_the_renames(tmp_path, monkeypatch):
+    """``staged_files`` held Ctrl-C off with a signal mask, which holds only the main thread's signals:
+    with another thread alive (torch and onnxruntime start several) the kernel gave it to that thread,
+    and KeyboardInterrupt came between the renames, leaving one new file among the old ones."""
+    import os
+    import signal
+    import threading
+
+    from eegmusic.stream import atomic
+
+    for name in "abc":
+        (tmp_path / name).write_text("old")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    replace, done = os.replace, []
+
+    def interrupted_replace(source, target):
+        replace(source, target)
+        done.append(target)
+        if len(done) == 1:
+            os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C after the first rename
+            threading.Event().wait(0.2)           # time for it to be delivered
+
+    monkeypatch.setattr(atomic.os, "replace", interrupted_replace)
+    try:
+        with pytest.raises(KeyboardInterrupt):   # still handled, once the set is in place
+            with atomic.staged_files(tmp_path) as stage:
+                for name in "abc":
+                    (stage / name).write_text("new")
+    finally:
+        stop.set()
+    assert {name: (tmp_path / name).read_text() for name in "abc"} == {"a": "new", "b": "new", "c": "new"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]
+

@@ -164,6 +164,60 @@ def test_the_unseen_song_check_holds_out_every_listeners_play_of_its_song(sessio
         assert len(set(dataset.index["subject"][np.concatenate(fold.scored)])) == 3   # every listener's
 
 
+def test_evaluate_says_when_a_model_was_split_before_music_was_held_out(session_folder, tmp_path):
+    """A model trained before the splits held out music had its parts cut per play: on data whose plays
+    share music, today's test part may hold seconds it trained on, and nothing said so."""
+    import json
+
+    import onnx
+    from eegmusic.offline_training.evaluate import evaluate
+    from eegmusic.stream.cli import main
+
+    assert main(["train", "--data", str(session_folder), "--arch", "linear", "--out", str(tmp_path / "run"),
+                 "--target-offset", "0.1", "--no-progress"]) == 0
+    words = "the model was trained before splits held out music"
+    model_path = tmp_path / "run" / "model.onnx"
+    summary = evaluate(session_folder, model_path, None, tmp_path / "now", progress=False)
+    assert not any(words in note for note in summary["notes"])
+    model = onnx.load(model_path)   # as a model of the last stop recorded it
+    props = {p.key: p for p in model.metadata_props}
+    meta = json.loads(props["eegmusic"].value)
+    del meta["training"]["split_by"]
+    props["eegmusic"].value = json.dumps(meta)
+    onnx.save(model, tmp_path / "older.onnx")
+    summary = evaluate(session_folder, tmp_path / "older.onnx", None, tmp_path / "older", progress=False)
+    assert any(words in note for note in summary["notes"]), summary["notes"]
+
+
+def test_the_unseen_song_check_scores_each_play_of_its_music_on_its_own():
+    """One listener's two plays of a track (a replay, or a play split at a clock jump) are one piece of
+    music: held out together, they were scored as one stretch, the second play's EEG in the first's gap."""
+    from types import SimpleNamespace
+
+    from eegmusic.offline_training.dataset import INDEX_DTYPE, MUSIC_DTYPE
+    from eegmusic.offline_training.splits import Split
+    from eegmusic.offline_training.unseen_song import song_fold
+
+    rows = [(1, 0, 125 * k) for k in range(20)] + [(2, 0, 125 * k) for k in range(10)] \
+        + [(3, 0, 125 * k) for k in range(20)]
+    index = np.array(rows, dtype=INDEX_DTYPE)
+    music = np.empty(len(index), dtype=MUSIC_DTYPE)
+    music["music"] = np.where(index["song"] == 3, 3, 1)   # song 2 plays song 1's music from its 20th second
+    music["start"] = index["start"] + np.where(index["song"] == 2, 20 * 125, 0)
+    dataset = SimpleNamespace(index=index, music=music)
+    test = np.flatnonzero((index["song"] == 1) & (index["start"] >= 5 * 125) & (index["start"] < 10 * 125))
+    val = np.flatnonzero((index["song"] == 3) & (index["start"] >= 15 * 125))
+    train = np.setdiff1d(np.arange(len(index)), np.union1d(test, val))
+    for seed in range(20):   # the seed that holds out music 1
+        fold, reason = song_fold(dataset, Split(train, val, test, np.zeros(len(test), int)), seed=seed)
+        if fold is not None and fold.song == 1:
+            break
+    assert reason is None and fold.song == 1
+    for run in fold.scored:   # one play each, in its own time order
+        assert len(set(index["song"][run])) == 1 and np.all(np.diff(index["start"][run]) > 0)
+    assert {int(index["song"][run[0]]) for run in fold.scored} == {1, 2}
+
+
 @pytest.mark.parametrize(("kind", "group"), [("subject", "subject"), ("song", "song"),
                                              ("subject-block", "subject")])
 def test_group_splits_hold_out_whole_groups(kind, group):
@@ -255,6 +309,9 @@ def test_a_hop_longer_than_the_window_is_named_in_the_refusal():
     with pytest.raises(ConfigError, match=r"leaves the validation part empty .*; use a --hop of 1 s or less "
                                           r"\(now 60 s\), or longer recordings"):
         make_split(index, "block", hop_s=60.0)
+    with pytest.raises(ConfigError) as refused:   # a split of whole listeners: the hop cannot help
+        make_split(make_index(n_subjects=2), "subject", hop_s=2.0)
+    assert "--hop" not in str(refused.value)
 
 
 def test_train_subject_block_end_to_end(sim_dir, tmp_path, capsys, one_torch_thread):

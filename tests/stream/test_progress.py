@@ -47,6 +47,13 @@ def test_quiet_is_one_commands_not_the_processes(tmp_path):
     bar = progress_bar(range(3), stream=Terminal())
     assert not bar.disable
     bar.close()
+    progress.set_enabled(False)   # a script that turned them off keeps them off
+    try:
+        assert main(["-q", "simulate", "--out", str(tmp_path / "again"), "--n-songs", "1", "--n-subjects",
+                     "1", "--duration", "2"]) == 0
+        assert progress_bar(range(3), stream=Terminal()).disable
+    finally:
+        progress.set_enabled(True)
 
 
 def test_quiet_disables_every_bar():
