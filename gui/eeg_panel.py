@@ -300,8 +300,8 @@ class EEGPanel(QtWidgets.QWidget):
         if reduced is not window:
             self._reduced = reduced
         reasons = merge_flags(detect_channel_flags(reduced), flags, reduced.shape[0])
-        self._smooth_amplitude(reduced)
-        self._last_draw = (reduced, reasons, n_keep, n_bins, sfreq)
+        centre = self._levels(reduced)
+        self._last_draw = (reduced, centre, reasons, n_keep, n_bins, sfreq)
         self._draw(*self._last_draw)
         self._update_layout(tuple(labels), reasons)
         self.n_updates += 1
@@ -333,12 +333,13 @@ class EEGPanel(QtWidgets.QWidget):
         self._y[:, -1] = np.nan
         return self._x, self._y
 
-    def _smooth_amplitude(self, reduced: np.ndarray) -> None:
-        """Move each channel's drawn amplitude towards that of new EEG, so traces do not pump from one
-        update to the next. Only new EEG moves it: a redraw at a new scale keeps it, or toggling the
-        scale while stopped would change what a row spans each time."""
+    def _levels(self, reduced: np.ndarray) -> np.ndarray:
+        """Each channel's centre in new EEG (returned), and its drawn amplitude moved towards the new
+        one, so traces do not pump from one update to the next. Only new EEG moves it: a redraw at a
+        new scale keeps it, or toggling the scale while stopped would change what a row spans each time."""
         with np.errstate(invalid="ignore"):
             has_nan = np.isnan(reduced).any()
+            centre = np.nanmean(reduced, axis=1) if has_nan else reduced.mean(axis=1)
             amplitude = np.nanstd(reduced, axis=1) if has_nan else reduced.std(axis=1)
         amplitude = np.nan_to_num(amplitude, nan=1.0)
         if self._amplitude is None or self._amplitude.shape != amplitude.shape:
@@ -346,14 +347,13 @@ class EEGPanel(QtWidgets.QWidget):
         else:
             self._amplitude += 0.2 * (amplitude - self._amplitude)
         self._common_spread = max(float(np.median(self._amplitude)), FLAT_UV)
+        return np.nan_to_num(centre)
 
-    def _draw(self, reduced: np.ndarray, reasons: list[str], n_keep: int, n_bins: int, sfreq: float):
+    def _draw(self, reduced: np.ndarray, centre: np.ndarray, reasons: list[str], n_keep: int, n_bins: int,
+              sfreq: float):
         n_chans, n_points = reduced.shape
         x, y = self._buffers(n_chans, n_points, n_keep, n_bins, sfreq)
         body = y[:, :-1]
-        with np.errstate(invalid="ignore"):
-            centre = np.nanmean(reduced, axis=1) if np.isnan(reduced).any() else reduced.mean(axis=1)
-        centre = np.nan_to_num(centre)
         if self.scale_mode.currentIndex() == 0:
             spread = np.maximum(self._amplitude, FLAT_UV)
         else:

@@ -199,11 +199,9 @@ class MNEDataset(PlayDataset):
                     f"recording's end ({duration_s:.1f} s); fix the annotations"
                 )
 
-    def describe(self) -> tuple[list[str], list[str]]:
-        """Each play's line, and the problems, a damaged recording among them."""
-        lines, problems = super().describe()
-        damage = list(self.damage.values())   # said once, not again by each play it cut short
-        return lines, [*damage, *(p for p in problems if not any(p.startswith(d) for d in damage))]
+    def read_problems(self) -> list[str]:
+        """Each recording MNE found damaged (said once, not again by each play it cuts short)."""
+        return list(self.damage.values())
 
     def _load_eeg(self, play: Play):
         import soundfile

@@ -139,16 +139,24 @@ class PlayDataset(abc.ABC):
             return audio[start:].copy()
         return np.concatenate([np.zeros(-start, dtype=np.float32), audio])
 
+    def read_problems(self) -> list[str]:
+        """What reading the files found wrong beyond any one play (malformed markers, a damaged file, a
+        simulation killed midway): :meth:`describe` lists these first."""
+        return []
+
     def describe(self) -> tuple[list[str], list[str]]:
-        """Description lines (one per play) and problems."""
+        """Description lines (one per play) and problems: :meth:`read_problems`, then each play's (a play's
+        error that repeats one of those is not said again)."""
         lines = [f"{self.kind}: {self.path}"]
-        problems: list[str] = []
+        found = self.read_problems()
+        problems = list(found)
         for song_id in self.song_ids:
             play = self.plays[song_id]
             try:
                 recording = self.load_song(song_id)
             except DataFormatError as error:
-                problems.append(str(error))
+                if not any(str(error).startswith(said) for said in found):
+                    problems.append(str(error))
                 continue
             labels = recording.channels
             lines.append(

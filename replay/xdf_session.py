@@ -206,10 +206,9 @@ class XDFSession(PlayDataset):
         self.subject = subject or self.path.stem
         self._build_plays(plays)
 
-    def describe(self) -> tuple[list[str], list[str]]:
-        """Each play's line, and the problems, malformed markers among them."""
-        lines, problems = super().describe()
-        return lines, [self.marker_problem, *problems] if self.marker_problem else problems
+    def read_problems(self) -> list[str]:
+        """Malformed calibration markers, when some were skipped."""
+        return [self.marker_problem] if self.marker_problem else []
 
     def _find_audio(self, play) -> Path:
         name = Path(play.file).name if play.file else Path(play.path).name
@@ -320,12 +319,10 @@ class XDFSessionFolder(PlayDataset):
                 )
                 self._owner[new_id] = (session, song_id)
 
-    def describe(self) -> tuple[list[str], list[str]]:
-        """Each play's line, and the problems, with a simulation killed midway among them."""
-        lines, problems = super().describe()
+    def read_problems(self) -> list[str]:
+        """A simulation killed midway, then each session's."""
         unfinished = unfinished_simulation(self.path)
-        markers = [session.marker_problem for session in self.sessions if session.marker_problem]
-        return lines, [unfinished, *markers, *problems] if unfinished else [*markers, *problems]
+        return [*([unfinished] if unfinished else []), *(p for s in self.sessions for p in s.read_problems())]
 
     def _load_eeg(self, play: Play):
         session, song_id = self._owner[play.song_id]
