@@ -47,6 +47,10 @@ number the model tolerates; the summary names them.
 """
 
 
+LOST_AFTER_S = 10.0
+"""Seconds a stream stays lost before ``--on-lost exit`` acts, unless ``--lost-after`` says."""
+
+
 def _device_latency(text: str) -> str | float:
     """``low``, ``high`` or seconds in (0, 1]."""
     if text in ("low", "high"):
@@ -73,8 +77,9 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--on-lost", choices=("wait", "exit"), default="wait",
                         help="when the stream stays lost for --lost-after seconds: wait for it to come back "
                         "(default; silence plays meanwhile) or exit with status 2, e.g. --on-lost exit")
-    source.add_argument("--lost-after", type=seconds(), default=10.0, metavar="S",
-                        help="seconds lost before --on-lost exit acts (default 10)")
+    source.add_argument("--lost-after", type=seconds(), default=None, metavar="S",
+                        help=f"seconds lost before --on-lost exit acts (default {LOST_AFTER_S:g}; only with "
+                        "--on-lost exit)")
     from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES
     from eegmusic.decoder.melspec import FRAME_PERIOD_S
 
@@ -271,8 +276,35 @@ def _check_paths(args: argparse.Namespace) -> None:
         check_record_dir(args.record)
     for flag, path in files:
         refuse_existing(path, overwrite=args.overwrite, what=flag)
+    if args.json is not None:
+        _probe_writable(args.json, "--json")
     if args.wav is not None and args.json is not None and is_within(args.wav, args.json):
         raise OutputError(f"--wav and --json name the same file {args.wav}; give them different paths")
+
+
+def _probe_writable(path: str, flag: str) -> None:
+    """Create and remove a file beside ``path``, as its atomic write will at the end of the run.
+
+    The parser checked that the folder exists and that its permissions allow writing, which a folder
+    such as /proc (or a read-only mount, for root) passes; the --json summary was then lost after the
+    whole decode. (--wav and --record open their files at start.)
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from eegmusic.stream.errors import OutputError
+
+    target = Path(path)
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
+                                        dir=target.parent if str(target.parent) else Path("."))
+        os.close(handle)
+        os.unlink(name)
+    except OSError as error:
+        reason = error.strerror or error
+        raise OutputError(f"{flag} {path}: cannot create a file in {target.parent} ({reason}); choose a "
+                          f"writable folder for {flag}") from None
 
 
 def run_decode(args: argparse.Namespace) -> int:
@@ -289,6 +321,10 @@ def run_decode(args: argparse.Namespace) -> int:
     from eegmusic.stream.errors import ConfigError
 
     _check_paths(args)  # before any work: a finished decode is never lost to a bad path
+    if args.lost_after is not None and args.on_lost != "exit":
+        raise ConfigError(f"--lost-after {args.lost_after:g} s times --on-lost exit, and --on-lost is "
+                          f"{args.on_lost} (the default); pass --on-lost exit, or drop --lost-after")
+    lost_after = LOST_AFTER_S if args.lost_after is None else args.lost_after
     if args.overwrite and args.wav is None and args.json is None:
         raise ConfigError("--overwrite lets --wav or --json replace a file, and neither is given; drop it")
     refuse_listen_without_audio(args.listen, args.no_audio)
@@ -347,9 +383,9 @@ def run_decode(args: argparse.Namespace) -> int:
             time.sleep(0.1)
             health = pipeline.health()
             if (args.on_lost == "exit" and health is not None and health.state == "lost"
-                    and health.state_s >= args.lost_after):
+                    and health.state_s >= lost_after):
                 pipeline.error = (f"stream '{pipeline.stream_label}' lost for {health.state_s:.1f} s "
-                                  f"(--on-lost exit after {args.lost_after:g} s); restart the stream, or "
+                                  f"(--on-lost exit after {lost_after:g} s); restart the stream, or "
                                   "pass --on-lost wait to keep waiting for it")
                 break
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import non_negative_int, output_file, positive_float
+from eegmusic.stream.options import non_negative_int, output_file, seconds
 
 EPILOG = """\
 Examples:
@@ -67,7 +67,8 @@ def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--magnitude", choices=("nnls", "pinv"), default="nnls",
                         help="mel to linear magnitude: mel-consistent non-negative fit (default) or the "
                              "clipped pseudo-inverse")
-    parser.add_argument("--duration", type=positive_float, default=None, metavar="S",
+    # bounded as the timeline vocode writes: 1e308 s overflowed the frame count (a traceback)
+    parser.add_argument("--duration", type=seconds(MAX_TIMELINE_S), default=None, metavar="S",
                         help="only the first S seconds of the file or recording (default: all of it)")
     from eegmusic.stream.cli import renamed_option
 
@@ -94,6 +95,7 @@ def run_vocode(args: argparse.Namespace) -> int:
         return run_vocode_recording(args, options, lookahead)
     import time
 
+    import numpy as np
     from eegmusic.decoder.audio import WavSink
     from eegmusic.decoder.melspec import AUDIO_SFREQ, mel_db
     from eegmusic.decoder.vocoder import (
@@ -117,6 +119,11 @@ def run_vocode(args: argparse.Namespace) -> int:
     if audio.size < MIN_AUDIO_S * AUDIO_SFREQ:
         raise DataFormatError(f"audio file {source} lasts {audio.size / AUDIO_SFREQ:.3f} s; vocode needs at "
                               f"least {MIN_AUDIO_S:g} s, pass a longer file")
+    if not np.any(audio):   # no spectrum to resynthesise, and none to measure the result against
+        cut = args.duration is not None and audio.size >= args.duration * AUDIO_SFREQ - 1
+        part = f"the first {args.duration:g} s of " if cut else ""
+        raise DataFormatError(f"{part}audio file {source} is silent (every sample is 0); nothing to vocode: "
+                              f"pass a file with sound{' or a longer --duration' if part else ''}")
     mel = mel_db(audio)
     vocode_frames(mel[:, :4], **options)  # load the compiled code
     t0 = time.perf_counter()

@@ -17,7 +17,9 @@ Optional smoothing averages each frame over every window that covered it up to `
 frames after it first appeared; it adds exactly ``smooth_frames * 512 / 22050`` s of latency.
 
 :class:`SampleClock` does the same for waveform models on the audio-sample grid, joining successive
-windows with a short raised-cosine crossfade (which adds the crossfade length to the latency).
+windows with a short raised-cosine crossfade (which adds the crossfade length to the latency). A
+model whose waveform is at another rate (``output.sfreq``) has each window resampled to 22050 Hz
+first (:func:`waveform_resampling`).
 """
 
 from __future__ import annotations
@@ -269,6 +271,28 @@ class FrameClock:
         return FrameEmission(k0, out, window_frame, skipped)
 
 
+MAX_WAVEFORM_RATIO = 1000
+"""Largest numerator or denominator of the ratio 22050 / ``output.sfreq`` the live decoder resamples by:
+its polyphase filter has ``20 * max(up, down) + 1`` taps (8821 for 16000 Hz, 441/320), about 0.3 ms a
+1-s window; a rate that needs more (22049.3 Hz) is no rate a model is exported at."""
+
+
+def waveform_resampling(output_sfreq: float) -> tuple[int, int]:
+    """``(up, down)`` taking a waveform model's rate to 22050 Hz (``22050 = output_sfreq * up / down``).
+
+    Raises
+    ------
+    ValueError
+        A rate that is no short ratio of 22050 Hz (see :data:`MAX_WAVEFORM_RATIO`).
+    """
+    rate = Fraction(float(output_sfreq)).limit_denominator(100)
+    ratio = Fraction(AUDIO_SFREQ) / rate if rate > 0 else Fraction(0)
+    if (rate <= 0 or abs(float(rate) - output_sfreq) > 1e-6 * output_sfreq
+            or ratio.numerator > MAX_WAVEFORM_RATIO or ratio.denominator > MAX_WAVEFORM_RATIO):
+        raise ValueError(f"{output_sfreq:g} Hz is no short ratio of {AUDIO_SFREQ} Hz")
+    return ratio.numerator, ratio.denominator
+
+
 class SampleClock:
     """Join overlapping waveform windows into one continuous signal, each sample emitted once.
 
@@ -282,16 +306,33 @@ class SampleClock:
     lag_s : float
         The model's ``audio_lag_s``.
     n_samples : int
-        Samples per window output (22050 for 1 s).
+        Samples per window output, at ``output_sfreq`` (22050 for 1 s at 22050 Hz).
     crossfade : int
-        Samples crossfaded between successive windows.
+        Samples crossfaded between successive windows (at 22050 Hz).
     initial_samples : int
         Samples the first window (and the first after a gap) emits: its newest ones.
+    output_sfreq : float
+        The model's waveform rate (``output.sfreq``). Another than 22050 Hz: each window is resampled
+        to 22050 Hz (polyphase, :func:`waveform_resampling`) before it is joined; the filter's edge
+        effect, about 10 input samples, lies at the window's end, inside the crossfaded tail.
+
+    Attributes
+    ----------
+    n_samples : int
+        Samples per window at 22050 Hz, after any resampling.
     """
 
     def __init__(self, *, lag_s: float = 0.0, n_samples: int = AUDIO_SFREQ, crossfade: int = 256,
                  initial_samples: int = 2205, sfreq: float = MODEL_SFREQ,
-                 window_samples: int = WINDOW_SAMPLES):
+                 window_samples: int = WINDOW_SAMPLES, output_sfreq: float = AUDIO_SFREQ):
+        self._resampling = None
+        if abs(output_sfreq - AUDIO_SFREQ) > 1e-6:
+            from eegmusic.stream.resample import antialias_filter
+
+            up, down = waveform_resampling(output_sfreq)
+            # designed once, not per window; resample_poly applies the gain ``up`` itself
+            self._resampling = (up, down, antialias_filter(up, down) / up)
+            n_samples = -(-int(n_samples) * up // down)                 # resample_poly's output length
         if not 0 < crossfade < n_samples // 2:
             raise ValueError(f"crossfade must be in 1..{n_samples // 2 - 1}, got {crossfade}")
         self.lag_s = float(lag_s)
@@ -332,6 +373,11 @@ class SampleClock:
             Audio-sample index (stimulus time * 22050) of the first returned sample.
         samples : ndarray, shape (n_new,), float32
         """
+        if self._resampling is not None:
+            from scipy.signal import resample_poly
+
+            up, down, taps = self._resampling
+            audio = resample_poly(audio, up, down, window=taps)
         audio = np.asarray(audio, dtype=np.float32)
         start = segment_start_sample(n_end, lag_s=self.lag_s, sfreq=self.sfreq,
                                      window_samples=self.window_samples)

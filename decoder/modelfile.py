@@ -284,7 +284,8 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
     """Build and check the :class:`ModelInfo` of an open session.
 
     The metadata must agree with the graph: the EEG input is float32 ``[batch, n_chans,
-    window_samples]``, the output named in the metadata exists with the declared shape.
+    window_samples]``, a ``subject`` input is int64 and declared, the output named in the metadata
+    exists, float32, with the declared shape.
 
     Raises
     ------
@@ -343,6 +344,15 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
                          f"[batch, {len(channels)}, {window_samples}]; {_FIX}")
     if subject_input and "subject" not in inputs:
         raise ModelError(f"model file {path}: metadata declares a subject input the graph lacks; {_FIX}")
+    if "subject" in inputs:
+        # the runtime feeds an int64 index only where the metadata declares the input: an undeclared one
+        # would be left unfed, and another type fails the run; both were tracebacks from the first window
+        if not subject_input:
+            raise ModelError(f"model file {path}: graph has a 'subject' input its metadata does not declare "
+                             f"(input.subject_input is false); {_FIX}")
+        if inputs["subject"].type != "tensor(int64)":
+            raise ModelError(f"model file {path}: input 'subject' is {inputs['subject'].type}, not int64; "
+                             f"{_FIX}")
     extra = set(inputs) - {input_name, "subject"}
     if extra:
         raise ModelError(f"model file {path}: graph has unexpected inputs {sorted(extra)}; {_FIX}")
@@ -350,6 +360,9 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
     if output_name not in outputs:
         raise ModelError(f"model file {path}: metadata names output '{output_name}' but the graph has "
                          f"{', '.join(outputs)}; {_FIX}")
+    if outputs[output_name].type != "tensor(float)":   # the runtime binds a float32 buffer
+        raise ModelError(f"model file {path}: output '{output_name}' is {outputs[output_name].type}, not "
+                         f"float32; {_FIX}")
     out_dims = _dims(outputs[output_name])[1:]
     if len(out_dims) != len(output_shape) or any(
             d is not None and d != n for d, n in zip(out_dims, output_shape, strict=True)):
@@ -453,10 +466,14 @@ def check_live_contract(info: ModelInfo) -> None:
     the decoder's frame clock needs 1-s windows (:data:`~stream.spec.WINDOW_S`: 44 mel frames), and
     the preprocessing must run at the model's rate.
 
+    A waveform model's audio is resampled to 22050 Hz window by window, which needs its
+    ``output.sfreq`` to be a short ratio of 22050 Hz (:func:`decoder.frameclock.waveform_resampling`).
+
     Raises
     ------
     ModelError
-        A window other than 1 s, or a preprocessing rate other than the model's.
+        A window other than 1 s, a preprocessing rate other than the model's, or a waveform rate the
+        live decoder cannot resample.
     """
     if abs(info.preprocessing.sfreq - info.sfreq) > 1e-6:
         raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz but its preprocessing "
@@ -466,6 +483,16 @@ def check_live_contract(info: ModelInfo) -> None:
         raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz in windows of "
                          f"{info.window_samples} samples ({seconds:g} s); the live decoder takes "
                          f"{WINDOW_S:g}-s windows; use a model trained on {WINDOW_S:g}-s windows")
+    if info.output_kind == "audio":
+        from eegmusic.decoder.frameclock import waveform_resampling
+        from eegmusic.decoder.melspec import AUDIO_SFREQ
+
+        try:
+            waveform_resampling(info.output_sfreq)
+        except ValueError:
+            raise ModelError(f"model {info.path.name} outputs audio at {info.output_sfreq:g} Hz, which the "
+                             f"live decoder cannot resample to {AUDIO_SFREQ} Hz by a short filter; export it "
+                             f"at {AUDIO_SFREQ} Hz (or 11025, 16000, 44100, 48000 Hz)") from None
 
 
 def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple[str, ...],

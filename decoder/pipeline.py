@@ -48,6 +48,7 @@ from eegmusic.decoder.frame_outlets import FrameOutlets
 from eegmusic.decoder.frameclock import FrameClock, SampleClock
 from eegmusic.decoder.latency import ESTIMATED_STAGES, LatencyTracker
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, N_MELS
+from eegmusic.decoder.modelfile import check_live_contract
 from eegmusic.decoder.output_queue import EmissionQueue
 from eegmusic.decoder.output_stage import SoundOutput, open_sink
 from eegmusic.decoder.pipeline_config import PipelineConfig
@@ -281,6 +282,9 @@ class LivePipeline:
 
             self._runtime = DecoderRuntime(cfg.model_path, device=cfg.device, intra_op_threads=cfg.threads)
         info = self._runtime.info
+        # before any stream or output opens (check_stream repeats the first with the stream's labels)
+        check_live_contract(info)
+        cfg.refuse_ignored_by(info.output_kind, cfg.model_path)
         threads_before = process_threads()
         self._source = self._open_stream()
         meta = self._source.connect()    # already connected: what the stream is
@@ -300,7 +304,8 @@ class LivePipeline:
         else:
             self._clock = SampleClock(lag_s=info.audio_lag_s, n_samples=info.output_shape[0],
                                       initial_samples=int(round(cfg.hop_s * AUDIO_SFREQ)),
-                                      sfreq=info.sfreq, window_samples=info.window_samples)
+                                      sfreq=info.sfreq, window_samples=info.window_samples,
+                                      output_sfreq=info.output_sfreq)   # resampled to 22050 Hz
             self._vocoder = None
         if cfg.truth_dir is not None:
             if self._stimuli is None:

@@ -145,6 +145,36 @@ class PipelineConfig:
             raise ConfigError(f"--listen {self.listen!r} is not one of {', '.join(LISTEN_CHOICES)}; pick one")
         refuse_listen_without_truth(self.listen, self.truth_dir)
 
+    def refuse_ignored_by(self, output_kind: str, model_path: str | Path) -> None:
+        """Refuse the options a model of ``output_kind`` would ignore (once the model is read).
+
+        A waveform model (``audio``) has no mel frames: no vocoder runs, the crossfade joins its windows
+        (no ``smooth_frames``), and no frame is scored against ``truth_dir``, which then only supplies
+        what ``listen`` ``true``/``both`` play. The default vocoder passes (a dashboard always names it).
+
+        Raises
+        ------
+        ConfigError
+            One line naming every such option.
+        """
+        from eegmusic.decoder.vocoders import DEFAULT_VOCODER
+
+        if output_kind != "audio":
+            return
+        ignored = [flag for flag, given in (
+            (f"--vocoder {self.vocoder_method}", self.vocoder_method != DEFAULT_VOCODER),
+            (f"--vocoder-lookahead {self.vocoder_lookahead}", self.vocoder_lookahead is not None),
+            (f"--smooth {self.smooth_frames}", self.smooth_frames > 0),
+            ("--truth (live dynamic r)", self.truth_dir is not None and self.listen == "decoded")) if given]
+        if not ignored:
+            return
+        listed = ignored[0] if len(ignored) == 1 else f"{', '.join(ignored[:-1])} and {ignored[-1]}"
+        hint = (" (a waveform model plays --truth only with --listen true or both)"
+                if self.truth_dir is not None and self.listen == "decoded" else "")
+        them = "it" if len(ignored) == 1 else "them"
+        raise ConfigError(f"model {Path(model_path).name} outputs a waveform (output kind audio), not mel "
+                          f"frames for {listed} to act on; drop {them}{hint}")
+
 
 def refuse_listen_without_truth(listen: str, truth) -> None:
     """``--listen`` other than ``decoded`` plays the replay's true stimulus, read from ``--truth``; the

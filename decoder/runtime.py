@@ -15,8 +15,8 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from eegmusic.decoder.modelfile import ModelInfo, info_from_session, open_session
-from eegmusic.stream.errors import ModelError
+from eegmusic.decoder.modelfile import _FIX, ModelInfo, info_from_session, open_session
+from eegmusic.stream.errors import ModelError, detail
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,11 @@ class DecoderRuntime:
             self._feeds["subject"] = self._subject
         self.iobinding = True if iobinding is None else bool(iobinding)
         self._binding = self._bind() if self.iobinding else None
+        # a failing run raises with onnxruntime's words: its own error log beside them is noise
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4
         for _ in range(max(0, int(warmup))):
-            self._run()
+            self._warm_up()
         log.info("decoder %s on %s (%d+%d threads, io binding %s)", info.summary(), self.provider,
                  intra_op_threads, inter_op_threads, "on" if self.iobinding else "off")
 
@@ -173,11 +176,36 @@ class DecoderRuntime:
             if self._device_input is not None:
                 self._device_input.update_inplace(self._input)
                 self._binding.synchronize_inputs()
-            self._session.run_with_iobinding(self._binding)
+            self._session.run_with_iobinding(self._binding, self._run_options)
             if self._device_input is not None:
                 self._binding.synchronize_outputs()
         else:
-            self._output[...] = self._session.run([self.info.output_name], self._feeds)[0]
+            self._output[...] = self._session.run([self.info.output_name], self._feeds, self._run_options)[0]
+
+    def _warm_up(self) -> None:
+        """Run one start-up window; a model that fails on it is refused in one line, before any stream opens.
+
+        The metadata is checked against the graph's declared types and shapes (:mod:`decoder.modelfile`),
+        but only a run shows what the graph computes: a graph that declares 128 x 44 and computes
+        128 x 40 fails into the bound buffer.
+
+        Raises
+        ------
+        ModelError
+            onnxruntime (or numpy, without I/O binding) failed on the window.
+        """
+        try:
+            self._run()
+        except Exception as error:  # onnxruntime's RuntimeError/Fail/InvalidArgument, numpy's ValueError
+            reason = detail(error, limit=160)
+            try:   # unbound, the output comes back at the shape the graph computes
+                computed = self._session.run([self.info.output_name], self._feeds, self._run_options)[0]
+            except Exception:  # the first failure is the one to report
+                computed = None
+            if computed is not None and computed.shape != self._output.shape:
+                reason = (f"it computes output '{self.info.output_name}' of shape {list(computed.shape)}, "
+                          f"its metadata declares [batch, {', '.join(map(str, self.output_shape))}]")
+            raise ModelError(f"model file {self.info.path} fails on a window: {reason}; {_FIX}") from None
 
     def predict(self, window: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Decode one window.

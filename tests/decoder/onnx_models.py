@@ -18,16 +18,18 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def metadata(*, kind: str = "mel_db", channels=MODEL_CHANNELS, sfreq: float = 125.0,
-             window_samples: int = 125, lag_s: float = 0.0, n_samples: int = 22050) -> dict:
+             window_samples: int = 125, lag_s: float = 0.0, n_samples: int = 22050,
+             audio_sfreq: float = 22050.0, subject_input: bool = False) -> dict:
     """The ``eegmusic`` metadata dict of a test model (COMMON.md schema)."""
     output = ({"name": "mel_db", "kind": "mel_db", "n_mels": 128, "n_frames": 44} if kind == "mel_db"
-              else {"name": "audio", "kind": "audio", "n_samples": n_samples, "sfreq": 22050})
+              else {"name": "audio", "kind": "audio", "n_samples": n_samples, "sfreq": audio_sfreq})
     spec = PreprocessingSpec(sfreq=sfreq, channels=tuple(channels)).to_dict()
     return {
         "format_version": 1,
         "model": {"name": f"test-linear-{kind}", "config": {}},
         "input": {"name": "eeg", "channels": list(channels), "sfreq": sfreq,
-                  "window_samples": window_samples, "subject_input": False, "subjects": []},
+                  "window_samples": window_samples, "subject_input": subject_input,
+                  "subjects": ["P1", "P2"] if subject_input else []},
         "preprocessing": spec,
         "output": output,
         "mel": mel_spec_dict(),
@@ -39,10 +41,11 @@ def metadata(*, kind: str = "mel_db", channels=MODEL_CHANNELS, sfreq: float = 12
     }
 
 
-def _mel_graph(n_chans: int, window_samples: int, seed: int):
-    """eeg [B, C, T] -> W_ch [128, C] @ eeg @ W_t [T, 44] * 0.01 - 40 dB: [B, 128, 44]."""
+def _mel_graph(n_chans: int, window_samples: int, seed: int, n_frames: int = 44):
+    """eeg [B, C, T] -> W_ch [128, C] @ eeg @ W_t [T, n_frames] * 0.01 - 40 dB: [B, 128, n_frames]
+    (declared [B, 128, 44] whatever it computes)."""
     rng = np.random.default_rng(seed)
-    w_t = (rng.standard_normal((window_samples, 44)) / np.sqrt(window_samples)).astype(np.float32)
+    w_t = (rng.standard_normal((window_samples, n_frames)) / np.sqrt(window_samples)).astype(np.float32)
     w_ch = (rng.standard_normal((128, n_chans)) / np.sqrt(n_chans)).astype(np.float32)
     bias = np.linspace(-20, -60, 128, dtype=np.float32).reshape(128, 1)
     nodes = [
@@ -56,9 +59,9 @@ def _mel_graph(n_chans: int, window_samples: int, seed: int):
     return nodes, inits, out
 
 
-def _audio_graph(n_samples: int):
-    """eeg [B, C, T] -> 0.1 * sigmoid(mean(eeg)) * sin(2 pi 440 t): [B, n_samples]."""
-    t = np.arange(n_samples, dtype=np.float32) / 22050.0
+def _audio_graph(n_samples: int, sfreq: float = 22050.0):
+    """eeg [B, C, T] -> 0.1 * sigmoid(mean(eeg)) * sin(2 pi 440 t), t at ``sfreq``: [B, n_samples]."""
+    t = np.arange(n_samples, dtype=np.float32) / sfreq
     tone = (0.1 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
     nodes = [
         helper.make_node("ReduceMean", ["eeg"], ["mean"], axes=[1, 2], keepdims=0),
@@ -72,8 +75,28 @@ def _audio_graph(n_samples: int):
     return nodes, inits, out
 
 
+def _retyped(nodes: list, out, *, output_type: int, subject_type: int | None) -> tuple[list, list]:
+    """The graph's last node renamed, then a ``subject`` input added in (times 0) and a cast to
+    ``output_type``: the graph inputs beside ``eeg`` and the nodes."""
+    name = out.name
+    nodes[-1].output[0] = "raw"
+    last, inputs = "raw", []
+    if subject_type is not None:
+        inputs.append(helper.make_tensor_value_info("subject", subject_type, ["batch"]))
+        nodes += [helper.make_node("Cast", ["subject"], ["subject_f"], to=TensorProto.FLOAT),
+                  helper.make_node("ReduceSum", ["subject_f"], ["subject_sum"], keepdims=0),
+                  helper.make_node("Mul", ["subject_sum", "zero"], ["subject_zero"]),
+                  helper.make_node("Add", [last, "subject_zero"], ["with_subject"])]
+        last = "with_subject"
+    nodes.append(helper.make_node("Cast", [last], [name], to=output_type))
+    out.type.tensor_type.elem_type = output_type
+    return inputs, nodes
+
+
 def make_model(path: str | Path, *, kind: str = "mel_db", meta: dict | str | None = "default",
-               n_chans: int = 125, window_samples: int = 125, seed: int = 0, **meta_kwargs) -> Path:
+               n_chans: int = 125, window_samples: int = 125, seed: int = 0,
+               output_type: int = TensorProto.FLOAT, subject_type: int | None = None,
+               computed_frames: int = 44, **meta_kwargs) -> Path:
     """Write a tiny model file.
 
     Parameters
@@ -85,14 +108,25 @@ def make_model(path: str | Path, *, kind: str = "mel_db", meta: dict | str | Non
         None: no ``eegmusic`` metadata at all.
     n_chans, window_samples : int
         Graph input shape (may differ from the metadata on purpose).
+    output_type : int
+        ``onnx.TensorProto`` type of the output (float32; another to test a refusal).
+    subject_type : int, optional
+        ``onnx.TensorProto`` type of a ``subject`` input [batch] the graph reads; None: no such input.
+    computed_frames : int
+        Mel frames the graph computes (it declares 44 whatever: a model that lies about its shape).
     """
     path = Path(path)
     if kind == "mel_db":
-        nodes, inits, out = _mel_graph(n_chans, window_samples, seed)
+        nodes, inits, out = _mel_graph(n_chans, window_samples, seed, computed_frames)
     else:
-        nodes, inits, out = _audio_graph(meta_kwargs.get("n_samples", 22050))
+        nodes, inits, out = _audio_graph(meta_kwargs.get("n_samples", 22050),
+                                         meta_kwargs.get("audio_sfreq", 22050.0))
+    extra = []
+    if output_type != TensorProto.FLOAT or subject_type is not None:
+        extra, nodes = _retyped(nodes, out, output_type=output_type, subject_type=subject_type)
+        inits.append(numpy_helper.from_array(np.array(0, np.float32), "zero"))
     eeg = helper.make_tensor_value_info("eeg", TensorProto.FLOAT, ["batch", n_chans, window_samples])
-    graph = helper.make_graph(nodes, "eegmusic_test", [eeg], [out], initializer=inits)
+    graph = helper.make_graph(nodes, "eegmusic_test", [eeg, *extra], [out], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     if meta == "default":

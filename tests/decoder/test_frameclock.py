@@ -130,3 +130,25 @@ def test_sample_clock_continuous_and_crossfaded(hop):
     joined = np.concatenate(chunks)
     np.testing.assert_allclose(joined, signal[firsts[0]:firsts[0] + len(joined)], atol=1e-6)
     assert clock.added_latency_s == pytest.approx(128 / 22050)
+
+
+@pytest.mark.parametrize("output_sfreq", [11025.0, 16000.0, 44100.0])
+def test_sample_clock_resamples_a_waveform_model_of_another_rate(output_sfreq):
+    """A model declaring ``output.sfreq`` 11025 gives 11025 samples a window: they were played as 22050
+    Hz ones, an octave high and half of each second missing. Resampled per window, the joined sound is
+    the stimulus at 22050 Hz (the resampling filter's edge lies in the crossfaded tail)."""
+    n = int(output_sfreq)                                           # one second at the model's rate
+    clock = SampleClock(n_samples=n, output_sfreq=output_sfreq, initial_samples=512)
+    assert clock.n_samples == 22050
+    chunks, firsts = [], []
+    for n_end in 125 + 3 * np.arange(1, 60):                        # 24-ms hops
+        start_s = segment_start_sample(n_end) / 22050.0
+        window = np.sin(2 * np.pi * 440.0 * (start_s + np.arange(n) / output_sfreq)).astype(np.float32)
+        first, out = clock.push(n_end, window)
+        firsts.append(first)
+        chunks.append(out)
+    for f0, c0, f1 in zip(firsts[:-1], chunks[:-1], firsts[1:], strict=True):
+        assert f0 + len(c0) == f1                                   # contiguous, no overlap
+    joined = np.concatenate(chunks)
+    expected = np.sin(2 * np.pi * 440.0 * (firsts[0] + np.arange(len(joined))) / 22050.0)
+    np.testing.assert_allclose(joined, expected, atol=0.01)

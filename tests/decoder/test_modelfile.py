@@ -8,6 +8,7 @@ import pytest
 from eegmusic.decoder.modelfile import check_stream, read_model_info
 from eegmusic.stream.errors import ModelError
 from eegmusic.stream.spec import DEVICE_CHANNELS_128, MODEL_CHANNELS
+from onnx import TensorProto
 
 from tests.decoder.onnx_models import make_model, metadata
 
@@ -25,6 +26,12 @@ def test_reads_metadata(tmp_path):
 def test_reads_audio_model(tmp_path):
     info = read_model_info(make_model(tmp_path / "a.onnx", kind="audio"))
     assert info.output_kind == "audio" and info.output_shape == (22050,) and info.output_sfreq == 22050
+
+
+def test_reads_subject_model(tmp_path):
+    path = make_model(tmp_path / "s.onnx", subject_type=TensorProto.INT64, subject_input=True)
+    info = read_model_info(path)
+    assert info.subject_input and info.subjects == ["P1", "P2"]
 
 
 def _truncated(tmp_path):
@@ -76,6 +83,13 @@ BAD_FILES = {
     "shape disagrees": (_meta(output__n_frames=43), "metadata says [batch, 128, 43]"),
     "channels disagree": (_meta(input__channels=list(MODEL_CHANNELS[:64])), "metadata says [batch, 64, 125]"),
     "duplicate channels": (_meta(input__channels=["E1"] * 125), "duplicates"),
+    # the graph's own types: each was a traceback from the first window (decode) or the first batch
+    "output float64": (lambda p: make_model(p / "m.onnx", output_type=TensorProto.DOUBLE),
+                       "output 'mel_db' is tensor(double), not float32"),
+    "subject int32": (lambda p: make_model(p / "m.onnx", subject_type=TensorProto.INT32, subject_input=True),
+                      "input 'subject' is tensor(int32), not int64"),
+    "subject undeclared": (lambda p: make_model(p / "m.onnx", subject_type=TensorProto.INT64),
+                           "graph has a 'subject' input its metadata does not declare"),
 }
 
 
@@ -139,3 +153,18 @@ def test_model_live_contract_refused(tmp_path, field, value, message):
                                       window_samples=n_t))
     with pytest.raises(ModelError, match=message):
         check_stream(info, stream_name="s", labels=list(MODEL_CHANNELS), sfreq=1000.0)
+
+
+def test_a_waveform_rate_the_live_decoder_cannot_resample_is_refused(tmp_path):
+    """11025 or 16000 Hz are resampled to the output's 22050 Hz window by window; a rate that is no short
+    ratio of it would need a filter of millions of taps."""
+    for rate in (11025.0, 16000.0):
+        info = read_model_info(make_model(tmp_path / "ok.onnx", kind="audio", n_samples=int(rate),
+                                          audio_sfreq=rate))
+        check_stream(info, stream_name="s", labels=list(MODEL_CHANNELS), sfreq=125.0)
+    info = read_model_info(make_model(tmp_path / "odd.onnx", kind="audio", n_samples=22049,
+                                      audio_sfreq=22049.3))
+    with pytest.raises(ModelError, match="^[^\n]*$") as caught:
+        check_stream(info, stream_name="s", labels=list(MODEL_CHANNELS), sfreq=125.0)
+    assert ("model odd.onnx outputs audio at 22049.3 Hz, which the live decoder cannot resample to 22050 Hz "
+            "by a short filter") in str(caught.value)

@@ -443,8 +443,12 @@ def test_a_stalled_device_leaves_no_standing_delay(sim_dir, stream_name, replay,
 
 
 @pytest.mark.lsl
-def test_audio_model_bypasses_vocoder(sim_dir, stream_name, replay, tmp_path):
-    model = make_model(tmp_path / "wave.onnx", kind="audio")
+@pytest.mark.parametrize("audio_sfreq", [22050.0, 11025.0])
+def test_audio_model_bypasses_vocoder(sim_dir, stream_name, replay, tmp_path, audio_sfreq):
+    # a model of another output.sfreq is resampled to the output's 22050 Hz: an 11025-Hz one played an
+    # octave high with half of each second missing
+    model = make_model(tmp_path / "wave.onnx", kind="audio", n_samples=int(audio_sfreq),
+                       audio_sfreq=audio_sfreq)
     config = PipelineConfig(stream_name=stream_name, model_path=model, device="cpu",
                             wav_path=tmp_path / "out.wav", lsl_out=False)
     with LivePipeline(config) as pipeline:
@@ -457,6 +461,33 @@ def test_audio_model_bypasses_vocoder(sim_dir, stream_name, replay, tmp_path):
     assert rate == 22050 and len(audio) > 22050 * 0.8
     # The tone is continuous across hops: no sample-to-sample jump beyond the tone's own slope.
     assert np.max(np.abs(np.diff(audio))) < 0.1 * 2 * np.pi * 440 / 22050 * 1.5
+    # at its pitch: each window's 440-Hz tone starts at phase 0, so a hop's phase step moves the peak a
+    # few Hz; played at the wrong rate it sat near 880 Hz
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    assert abs(np.argmax(spectrum) * 22050 / len(audio) - 440.0) < 25.0
+
+
+def test_options_a_waveform_model_would_ignore_are_refused(sim_dir, tmp_path, capsys):
+    """A waveform model has no mel frames: the vocoder, its look-ahead, smoothing and the live score of
+    --truth had nothing to act on, and were dropped silently (design: ignored options are refused)."""
+    model = make_model(tmp_path / "wave.onnx", kind="audio")
+    status, err = _cli(["--stream", "absent", "--model", str(model), "--no-audio", "--device", "cpu",
+                        "--truth", str(sim_dir), "--vocoder", "rtpghi", "--vocoder-lookahead", "0",
+                        "--smooth", "5"], capsys)
+    assert status == 2 and len(err) == 1, err
+    assert ("model wave.onnx outputs a waveform (output kind audio), not mel frames for --vocoder rtpghi, "
+            "--vocoder-lookahead 0, --smooth 5 and --truth (live dynamic r) to act on; drop them") in err[0]
+    for kwargs, flags in ((dict(smooth_frames=3), "--smooth 3 to act on; drop it"),
+                          (dict(truth_dir=sim_dir), "--truth (live dynamic r) to act on; drop it (a waveform "
+                                                    "model plays --truth only with --listen true or both)")):
+        config = PipelineConfig(stream_name="absent", model_path=model, device="cpu", no_audio=True, **kwargs)
+        with pytest.raises(ConfigError, match="^[^\n]*$") as caught:
+            LivePipeline(config).start()
+        assert flags in str(caught.value)
+    # what it does use: the default vocoder a dashboard always passes, and --truth for --listen
+    PipelineConfig(model_path=model, truth_dir=sim_dir, listen="true").refuse_ignored_by("audio", model)
+    PipelineConfig(model_path=model, smooth_frames=3, vocoder_method="rtpghi").refuse_ignored_by("mel_db",
+                                                                                                 model)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -574,6 +605,50 @@ def test_bad_inputs(case, tmp_path, stream_name, capsys):
         assert stream_name in err[-1]                      # the streams that do exist are listed
     if case == "record exists":
         assert (tmp_path / "rec" / "mel_db.f32").read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("case,message", [
+    ("float64 output", "output 'mel_db' is tensor(double), not float32"),
+    ("int32 subject", "input 'subject' is tensor(int32), not int64"),
+    ("undeclared subject", "graph has a 'subject' input its metadata does not declare"),
+    ("computes 128x40", "fails on a window: it computes output 'mel_db' of shape [1, 128, 40], its metadata "
+                        "declares [batch, 128, 44]"),
+])
+def test_a_model_file_whose_graph_breaks_its_contract_is_one_line(case, message, tmp_path, capsys):
+    """Each was a traceback (exit 1) from the warm-up window; the model is refused before any stream."""
+    from onnx import TensorProto
+
+    build = {"float64 output": dict(output_type=TensorProto.DOUBLE),
+             "int32 subject": dict(subject_type=TensorProto.INT32, subject_input=True),
+             "undeclared subject": dict(subject_type=TensorProto.INT64),
+             "computes 128x40": dict(computed_frames=40)}[case]
+    model = make_model(tmp_path / "m.onnx", **build)
+    status, err = _cli(["--stream", "absent", "--model", str(model), "--no-audio", "--device", "cpu"], capsys)
+    assert status == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_a_json_summary_that_cannot_be_written_is_refused_before_decoding(tmp_path, capsys):
+    """The folder exists, but nothing can be created in it: the summary was lost after the whole run."""
+    model = make_model(tmp_path / "m.onnx")
+    status, err = _cli(["--stream", "absent", "--model", str(model), "--no-audio", "--timeout", "0.5",
+                        "--json", "/proc/summary.json"], capsys)
+    assert status == 2 and len(err) == 1, err
+    assert "/proc" in err[0] and "absent" not in err[0], err       # before any stream is looked for
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_lost_after_without_on_lost_exit_is_refused(tmp_path, capsys):
+    """--lost-after only times --on-lost exit: with the default wait it was dropped silently."""
+    model = make_model(tmp_path / "m.onnx")
+    args = ["--stream", "absent", "--model", str(model), "--no-audio", "--timeout", "0.5"]
+    status, err = _cli([*args, "--lost-after", "5"], capsys)
+    assert status == 2 and len(err) == 1, err
+    assert ("--lost-after 5 s times --on-lost exit, and --on-lost is wait (the default); pass --on-lost "
+            "exit, or drop --lost-after") in err[0]
+    status, err = _cli([*args, "--on-lost", "wait", "--lost-after", "5"], capsys)
+    assert status == 2 and "--on-lost is wait (the default);" in err[0], err
+    status, err = _cli([*args, "--on-lost", "exit", "--lost-after", "5"], capsys)
+    assert status == 2 and "absent" in err[-1], err                # accepted: on to the stream
 
 
 @pytest.mark.parametrize("kwargs,message", [

@@ -57,6 +57,26 @@ def test_audio_model(tmp_path):
     assert audio.shape == (22050,) and np.abs(audio).max() > 0.05
 
 
+def test_subject_model(tmp_path):
+    from onnx import TensorProto
+
+    path = make_model(tmp_path / "s.onnx", subject_type=TensorProto.INT64, subject_input=True)
+    runtime = DecoderRuntime(path, device="cpu", subject=1)
+    assert runtime.predict(np.zeros((125, 125), np.float32)).shape == (128, 44)
+
+
+@pytest.mark.parametrize("iobinding", [True, False])
+def test_a_model_computing_another_shape_than_it_declares_is_refused_at_start(tmp_path, capfd, iobinding):
+    """Metadata and graph say 128 x 44, the graph computes 128 x 40: the warm-up window's onnxruntime
+    failure (or numpy's, without I/O binding) was a traceback; it is one line naming both shapes."""
+    path = make_model(tmp_path / "liar.onnx", computed_frames=40)
+    with pytest.raises(ModelError, match="^[^\n]*$") as caught:
+        DecoderRuntime(path, device="cpu", iobinding=iobinding)
+    assert ("fails on a window: it computes output 'mel_db' of shape [1, 128, 40], its metadata declares "
+            "[batch, 128, 44]") in str(caught.value)
+    assert "onnxruntime" not in capfd.readouterr().err     # no log lines of onnxruntime's own beside it
+
+
 @pytest.mark.parametrize("kwargs,message", [
     (dict(device="tpu"), "device 'tpu' is not one of auto, cpu, cuda"),
     (dict(intra_op_threads=0), "thread counts must be >= 1"),

@@ -143,3 +143,13 @@ def test_a_frame_index_that_jumps_by_hours_is_one_line_not_a_huge_allocation(tmp
     status, _, err = run_cli(["vocode", str(rec), "--out", str(tmp_path / "x.wav"), "--duration", "1"],
                              capsys)
     assert status == 0, err                        # the start of it, as the message says
+
+
+def test_a_duration_beyond_any_timeline_is_one_line(tmp_path, capsys):
+    """--duration 1e308 made ceil(duration / frame period) overflow: an OverflowError traceback."""
+    mel = _tone_mel(0.1)
+    rec = _record(tmp_path / "rec", mel, FIRST_K + np.arange(mel.shape[1]))
+    status, _, err = run_cli(["vocode", str(rec), "--out", str(tmp_path / "x.wav"), "--duration", "1e308"],
+                             capsys)
+    assert_one_line_error(status, err, "--duration must be > 0 and at most 21600")
+    assert not (tmp_path / "x.wav").exists()

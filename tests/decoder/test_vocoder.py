@@ -236,7 +236,9 @@ def test_vocode_command(tmp_path, capsys):
     (["vocode", "/nonexistent/song.wav", "--out", "x.wav"], "/nonexistent/song.wav: audio file not found"),
     (["vocode", "SRC", "--out", "x.wav", "--lookahead", "3"],
      "--lookahead of the rtisi vocoder must be 0..2 frames, got 3"),
-    (["vocode", "SRC", "--out", "x.wav", "--duration", "-1"], "--duration must be positive"),
+    (["vocode", "SRC", "--out", "x.wav", "--duration", "-1"], "--duration must be > 0"),
+    # an OverflowError traceback on a recording, "unreadable audio" on a file
+    (["vocode", "SRC", "--out", "x.wav", "--duration", "1e308"], "--duration must be > 0 and at most 21600"),
     (["vocode", "SRC", "--out", "x.wav", "--seconds", "3"], "--seconds is now --duration"),
     (["vocode", "SRC", "--out", "x.wav"], "unreadable audio"),
 ])
@@ -248,6 +250,25 @@ def test_vocode_command_bad_input(tmp_path, capsys, argv, message):
     argv = [str(source) if a == "SRC" else a for a in argv]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_vocode_of_a_silent_file_is_refused(tmp_path, capsys):
+    """Digital silence has no spectrum to compare with: the quality lines divided by a zero reference
+    ("spectral convergence 379.69 dB")."""
+    import soundfile
+    from eegmusic.stream.cli import main
+
+    source = tmp_path / "silent.wav"
+    soundfile.write(source, np.zeros(22050, np.float32), 22050)
+    assert main(["vocode", str(source), "--out", str(tmp_path / "x.wav")]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and f"audio file {source} is silent (every sample is 0); nothing to vocode" in err[0]
+    assert "spectral convergence" not in captured.out and not (tmp_path / "x.wav").exists()
+    # silence only in the part --duration takes: that part is what is vocoded
+    soundfile.write(source, np.r_[np.zeros(22050), music_excerpt(1.0)].astype(np.float32), 22050)
+    assert main(["vocode", str(source), "--out", str(tmp_path / "x.wav"), "--duration", "0.5"]) == 2
+    assert "the first 0.5 s of audio file" in capsys.readouterr().err
 
 
 def test_bad_magnitude_and_options():
