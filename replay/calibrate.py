@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 SETTLED_S = 0.5
 """Track position (s) after which the device plays steadily; the start time is measured from there."""
+MIN_PLAY_S = 0.05
+"""Shortest play (s) scheduled: a shorter track is skipped, and a session with less time left ends."""
 
 @dataclass
 class CalibrationConfig:
@@ -160,9 +162,15 @@ def audio_duration(path: Path) -> float:
 
 
 def _schedule(n_tracks: int, durations: list[float], minutes: float | None, shuffle: bool, seed: int):
-    """Play order: (track index, seconds to play) until ``minutes`` (or the list once)."""
+    """Play order: (track index, seconds to play) until ``minutes`` (or the list once).
+
+    A track of :data:`MIN_PLAY_S` or less is skipped (it once ended the whole playlist); the schedule
+    ends when less than that is left. Empty when no track is longer, or ``minutes`` is that short.
+    """
     rng = random.Random(seed)
     total = None if minutes is None else 60.0 * minutes
+    if not any(seconds > MIN_PLAY_S for seconds in durations):
+        return []
     order: list[tuple[int, float]] = []
     elapsed = 0.0
     while True:
@@ -170,13 +178,31 @@ def _schedule(n_tracks: int, durations: list[float], minutes: float | None, shuf
         if shuffle:
             rng.shuffle(indices)
         for k in indices:
-            seconds = durations[k] if total is None else min(durations[k], total - elapsed)
-            if seconds <= 0.05:
+            if durations[k] <= MIN_PLAY_S:
+                continue
+            if total is not None and total - elapsed <= MIN_PLAY_S:
                 return order
+            seconds = durations[k] if total is None else min(durations[k], total - elapsed)
             order.append((k, seconds))
             elapsed += seconds
         if total is None:
             return order
+
+
+def _check_schedule(schedule, files: list[Path], durations: list[float], minutes: float | None) -> None:
+    """Refuse a session with nothing to play; say once which tracks are too short to play."""
+    short = [(files[k].name, seconds) for k, seconds in enumerate(durations) if seconds <= MIN_PLAY_S]
+    more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+    if not schedule and len(short) == len(files):
+        named = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in short[:5])
+        raise DataFormatError(f"every track of --music lasts {MIN_PLAY_S:g} s or less ({named}{more}), too "
+                              "short to play; pass longer audio files")
+    if not schedule:
+        raise ConfigError(f"--duration {60 * minutes:g} s is too short to play any music; pass a longer "
+                          "--duration")
+    if short:
+        named = ", ".join(f"{name} ({seconds:.2f} s)" for name, seconds in short[:5])
+        logger.warning("skipping %s%s: too short to play (%g s or less)", named, more, MIN_PLAY_S)
 
 
 def _stream_positions(info) -> np.ndarray | None:
@@ -261,6 +287,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     files = playlist_files(config.music)
     durations = [audio_duration(f) for f in files]
     schedule = _schedule(len(files), durations, config.minutes, config.shuffle, config.seed)
+    _check_schedule(schedule, files, durations, config.minutes)
     # every track that will play is decoded before anything is recorded (an undecodable file stops here)
     audio = {k: read_audio(files[k]) for k in sorted({k for k, _ in schedule})}
     # and a clash in the audio folder too: found after the recording started, it left an XDF file with

@@ -65,8 +65,9 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                         "271-298 s, or the whole file)")
     parser.add_argument("--seed", type=random_seed,
                         default=0, metavar="K", help="random seed (default 0)")
-    parser.add_argument("--snr", type=float_range(0.0, 1.0), default=None, metavar="X",
-                        help="evoked share of EEG variance, 0..1 (default 0.03; 0.2 with --live)")
+    parser.add_argument("--snr", type=float_range(0.0, 1.0, low_open=True, high_open=True), default=None,
+                        metavar="X", help="evoked share of EEG variance, between 0 and 1 (not 0 or 1; "
+                        "default 0.03; 0.2 with --live)")
     parser.add_argument("--music", nargs="+", default=None, metavar="DIR|FILE",
                         help="your own music, any rate: folders (their wav/flac/ogg/mp3 files, in name "
                         "order) and/or files, one song each, slots 21..30 (the first 10 when there are "

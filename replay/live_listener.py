@@ -458,18 +458,19 @@ def listener_for_montage(
     channels : int, optional
         Keep this many electrodes spread over the scalp.
     sfreq : float
-        Device rate in Hz (at least 125).
+        Device rate in Hz, 125 … 4096 (:func:`replay.virtual_cap.check_cap`).
     name : str
     **kwargs
         Passed to :class:`LiveListener`.
     """
-    from eegmusic.stream.montage import head_positions, montage_labels
+    from eegmusic.replay.virtual_cap import check_cap
+    from eegmusic.stream.montage import head_positions
 
-    if not sfreq >= 125:
-        raise ConfigError(f"--sfreq {sfreq:g} is below the model rate (125 Hz); use 125 Hz or more")
-    labels = montage_labels(montage, channels)
-    positions = head_positions(labels, montage=montage)
-    return LiveListener(name, labels, positions, sfreq, **kwargs)
+    # the checks of the dataset mode (simulate --montage): one electrode, average-referenced, streamed
+    # zeros, and a rate past 4096 Hz was taken
+    montage, labels = check_cap(montage, channels, sfreq)
+    positions = head_positions(list(labels), montage=montage)
+    return LiveListener(name, list(labels), positions, sfreq, **kwargs)
 
 
 def run_live(

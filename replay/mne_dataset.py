@@ -44,8 +44,10 @@ logger = logging.getLogger(__name__)
 SIDECAR_SUFFIX = ".eegmusic.json"
 BIDS_SIDECAR = "eegmusic.json"
 BIDS_EXTENSIONS = (".vhdr", ".edf", ".bdf", ".set", ".fif")
-DAMAGE_WORDS = re.compile(r"invalid tag|truncat|end of file|corrupt|too short|missing \d+ samples", re.I)
-"""What MNE's warnings say of a damaged recording (a FIF cut short: "Invalid tag with only 0/16 bytes")."""
+DAMAGE_WORDS = re.compile(r"invalid tag|truncat|end of file|corrupt|too short|missing \d+ samples|"
+                          r"records from the header does not match the file size", re.I)
+"""What MNE's warnings say of a damaged recording (a FIF cut short: "Invalid tag with only 0/16 bytes"; an
+EDF/BDF cut short: "Number of records from the header does not match the file size")."""
 
 
 def _mne():
@@ -74,9 +76,13 @@ def _onsets(raw, recording: Path) -> list[tuple[str, float, float]]:
         return out
     stim = mne.pick_types(raw.info, stim=True, eeg=False)
     if len(stim):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            events = mne.find_events(raw, stim_channel=raw.ch_names[stim[0]], verbose="error")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                events = mne.find_events(raw, stim_channel=raw.ch_names[stim[0]], verbose="error")
+        except (ValueError, OSError) as error:   # a damaged file's last buffer (a FIF cut inside it)
+            raise DataFormatError(f"{recording}: its stim channel cannot be read ({type(error).__name__}: "
+                                  f"{detail(error, 80)}); check the file") from None
         return [(str(code), (sample - raw.first_samp) / raw.info["sfreq"], 0.0) for sample, _, code in events]
     raise DataFormatError(
         f"{recording}: no annotations and no stim-channel events, so no stimulus onsets; "
@@ -117,6 +123,8 @@ class MNEDataset(PlayDataset):
             sidecar = sidecar_path(self.path)
             content = read_sidecar(sidecar, self.path)
             self._add_plays(self.path, str(content.get("subject") or self.path.name.split(".")[0]), content)
+        if not self.plays and self.damage:   # the cut took the onsets the sidecar names
+            raise DataFormatError(f"{next(iter(self.damage.values()))} (no stimulus onset in what it holds)")
         if not self.plays:
             raise DataFormatError(
                 f"{self.path}: no annotation or event matches the sidecar's stimuli; make the "
@@ -166,8 +174,9 @@ class MNEDataset(PlayDataset):
             damage = next((str(w.message) for w in caught if DAMAGE_WORDS.search(str(w.message))), None)
             if damage is not None and key not in self.damage:
                 seconds = raw.n_times / raw.info["sfreq"]
+                # the warning's first sentence: EDF's goes on to say MNE infers the length from the size
                 self.damage[key] = (f"{key}: damaged, MNE reads {seconds:.1f} s of it "
-                                    f"({detail(damage, 100)}); export the recording again")
+                                    f"({detail(damage.split('. ')[0])}); export the recording again")
             self._raws = {key: raw}  # one recording open at a time
         return self._raws[key]
 
@@ -176,7 +185,14 @@ class MNEDataset(PlayDataset):
         stimuli = content["stimuli"]          # checked by read_sidecar: key -> audio Path in the folder
         delay = content["audio_delay_s"]
         duration_s = raw.n_times / raw.info["sfreq"]
-        for description, onset, length in _onsets(raw, Path(str(getattr(recording, "fpath", recording)))):
+        key = Path(str(getattr(recording, "fpath", recording)))
+        try:
+            onsets = _onsets(raw, key)
+        except DataFormatError:
+            if key in self.damage:   # the damage lost them, not a recording made without onsets
+                raise DataFormatError(f"{self.damage[key]} (no stimulus onset in what it holds)") from None
+            raise
+        for description, onset, length in onsets:
             if description not in stimuli:
                 continue
             audio = stimuli[description]
@@ -190,7 +206,6 @@ class MNEDataset(PlayDataset):
                 source=(recording, onset, length),
             )
             if onset >= duration_s:
-                key = Path(str(getattr(recording, "fpath", recording)))
                 if key in self.damage:   # the file ends early, not the annotations wrong
                     raise DataFormatError(f"{self.damage[key]} (stimulus '{description}' at {onset:.1f} s is "
                                           "past what it holds)")

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from eegmusic.stream.errors import DataFormatError, StreamError
+from eegmusic.stream.errors import DataFormatError, StreamError, detail
+from eegmusic.stream.resample import MAX_SFREQ
 
 logger = logging.getLogger(__name__)
 
@@ -82,15 +83,26 @@ def _channels(info: dict, n_chans: int, stype: str) -> tuple[list[str], list[str
     return labels, units, types
 
 
+def _cut_gzip(path: Path, error: BaseException) -> DataFormatError | None:
+    """The one-line error for an ``.xdfz`` whose gzip stream ends early (EOFError), else None."""
+    if not isinstance(error, EOFError):
+        return None
+    return DataFormatError(f"{path}: the compressed XDF file is cut off (gzip: {detail(error)}); copy it "
+                           "again from where it was recorded")
+
+
 def _check_magic(path: Path) -> None:
     """Refuse a file that does not start with ``XDF:`` (pyxdf would leak its handle on it)."""
     import gzip
+    import zlib
 
     opener = gzip.open if path.suffix == ".xdfz" else open
     try:
         with opener(path, "rb") as handle:
             magic = handle.read(4)
-    except OSError as error:
+    except EOFError as error:   # a gzip stream cut inside its first block: was a traceback
+        raise _cut_gzip(path, error) from None
+    except (OSError, zlib.error) as error:
         magic = f"unreadable: {error}".encode()
     if magic != b"XDF:":
         raise DataFormatError(
@@ -134,6 +146,9 @@ def load_xdf(path: Path, **options) -> tuple[list[dict], str]:
     try:
         streams, _ = pyxdf.load_xdf(str(path), **options)
     except Exception as error:
+        cut = _cut_gzip(path, error)   # pyxdf reads an .xdfz's body through gzip: cut there, it raises
+        if cut is not None:
+            raise cut from None
         raise DataFormatError(
             f"{path}: corrupt XDF file ({type(error).__name__}: {str(error)[:100]}); re-record or repair it"
         ) from None
@@ -217,6 +232,9 @@ def list_xdf_streams(path) -> list[dict]:
     try:
         return pyxdf.resolve_streams(str(path))
     except Exception as error:
+        cut = _cut_gzip(path, error)
+        if cut is not None:
+            raise cut from None
         raise DataFormatError(
             f"{path}: not a readable XDF file ({type(error).__name__}: {str(error)[:100]}); "
             "pass a file recorded by LabRecorder"
@@ -268,6 +286,12 @@ def read_xdf_stream(path, name: str) -> XDFStream:
             f"{path}: stream '{name}' is irregular or string-valued (markers) and cannot be replayed; "
             f"pass a regular stream ({_describe(playable)})"
         )
+    sfreq = header["nominal_srate"]
+    if not sfreq <= MAX_SFREQ:   # 1e300 overflowed the player's ctypes; NaN is no rate either
+        claim = ("no rate (nan)" if np.isnan(sfreq) else
+                 f"{sfreq:g} Hz, above the {MAX_SFREQ:g} Hz an EEG stream can be read at")
+        raise DataFormatError(f"{path}: stream '{name}' claims {claim}; the file's nominal_srate is damaged, "
+                              "or the recording is not EEG")
     streams, damage = load_xdf(path, select_streams=[header["stream_id"]], synchronize_clocks=False,
                                dejitter_timestamps=False)
     stream = streams[0]

@@ -27,7 +27,6 @@ from eegmusic.replay.xdf import (
     check_xdf_file,
     damaged_words,
     load_xdf,
-    warn_damaged,
     where_it_breaks,
 )
 from eegmusic.stream.errors import DataFormatError
@@ -135,8 +134,12 @@ class XDFSession(PlayDataset):
             # a cut-short file loses what was written last (a simulated session's markers, say): the
             # damage is the problem, not a session recorded without markers
             raise DataFormatError(_damaged(self.path, damage, streams, error.missing)) from None
-        if damage:
-            warn_damaged(self.path, damage, "read what could be read")
+        self.damage_problem = None
+        if damage:   # what the cut left is read, and the damage is a problem of the dataset (info lists it)
+            where = where_it_breaks(self.path)
+            self.damage_problem = (f"{damaged_words(self.path, damage, where)}; read what could be read; "
+                                   "copy it again from where it was recorded, or record the session again")
+            logger.warning("%s", self.damage_problem)
 
     def _read(self, streams: list[dict], stream: str | None, subject: str | None) -> None:
         """Take the EEG stream, the calibration markers and the plays from pyxdf's ``streams``."""
@@ -207,8 +210,9 @@ class XDFSession(PlayDataset):
         self._build_plays(plays)
 
     def read_problems(self) -> list[str]:
-        """Malformed calibration markers, when some were skipped."""
-        return [self.marker_problem] if self.marker_problem else []
+        """The file's damage, when pyxdf read it only in part, and malformed calibration markers, when some
+        were skipped."""
+        return [problem for problem in (self.damage_problem, self.marker_problem) if problem]
 
     def _find_audio(self, play) -> Path:
         name = Path(play.file).name if play.file else Path(play.path).name

@@ -20,6 +20,7 @@ def add_streams_arguments(parser: argparse.ArgumentParser) -> None:
 def run_streams(args: argparse.Namespace) -> int:
     """Print one line per visible stream: name, type, channels, rate, format, source_id."""
     from eegmusic.stream.resolve import list_streams
+    from eegmusic.stream.untrusted import printable
 
     # the type in any case: `--type eeg` lists EEG streams (a listing filters, it picks nothing)
     streams = [s for s in list_streams(timeout=args.timeout)
@@ -30,8 +31,10 @@ def run_streams(args: argparse.Namespace) -> int:
               "(start one with: eegmusic replay --data DIR --song 21 --subject 1)")
         return 1
     header = ("name", "type", "channels", "rate", "format", "source_id")
-    rows = [(s.name, s.stype, str(s.n_chans), "irregular" if s.sfreq == 0 else f"{s.sfreq:g} Hz",
-             s.channel_format, s.source_id) for s in streams]
+    # name, type and source_id are whatever a host on the network sent: escaped, one row per stream
+    rows = [(printable(s.name), printable(s.stype), str(s.n_chans),
+             "irregular" if s.sfreq == 0 else f"{s.sfreq:g} Hz", s.channel_format, printable(s.source_id))
+            for s in streams]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -125,8 +125,7 @@ claiming an absurd rate (1e7 Hz) made the inlet allocate 11 GB and stop answerin
 
 def _check_stream(summary: StreamSummary, buffer_s: float = 10.0) -> None:
     """Refuse streams no EEG pipeline can read, before anything is sized from what they claim."""
-    from eegmusic.stream.resample import MAX_DOWN
-    from eegmusic.stream.spec import MODEL_SFREQ
+    from eegmusic.stream.resample import MAX_SFREQ
 
     if summary.channel_format in ("string", "undefined"):
         raise StreamError(
@@ -141,9 +140,8 @@ def _check_stream(summary: StreamSummary, buffer_s: float = 10.0) -> None:
     if summary.n_chans < 1:
         raise StreamError(f"stream {summary.name!r} has no channels; pick an EEG stream (`eegmusic streams` "
                           "lists them) or fix its outlet's channel_count")
-    highest = MODEL_SFREQ * MAX_DOWN   # the highest rate resampling takes
-    if summary.sfreq > highest:
-        raise StreamError(f"stream {summary.name!r} claims {summary.sfreq:g} Hz, above the {highest:g} Hz "
+    if summary.sfreq > MAX_SFREQ:
+        raise StreamError(f"stream {summary.name!r} claims {summary.sfreq:g} Hz, above the {MAX_SFREQ:g} Hz "
                           "an EEG stream can be read at; fix its outlet's nominal_srate")
     need = summary.n_chans * summary.sfreq * max(buffer_s, 1.0) * 4
     if need > MAX_BUFFER_BYTES:

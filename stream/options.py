@@ -38,6 +38,7 @@ class Bounds:
     high: float
     integer: bool = False
     low_open: bool = False
+    high_open: bool = False
 
 
 def _number(text: str, kind: type) -> float | int:
@@ -107,20 +108,25 @@ random_seed = int_range(0, 2**32 - 1)
 (``seed * 1000 + rank``, ``seed + member``) stay inside torch's 64-bit range, where 2**64 was a traceback."""
 
 
-def float_range(low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
-    """A finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+def float_range(low: float, high: float, *, low_open: bool = False,
+                high_open: bool = False) -> Callable[[str], float]:
+    """A finite number in ``[low, high]`` (``(low, high]`` with ``low_open``, ``[low, high)`` with
+    ``high_open``)."""
 
     def parse(text: str) -> float:
         value = finite_float(text)
-        if value > high or value < low or (low_open and value == low):
+        if value > high or value < low or (low_open and value == low) or (high_open and value == high):
+            if low_open and high_open:
+                raise ArgumentTypeError(f"must be > {low:g} and < {high:g} (got {text!r})")
             if low_open and low == 0:
                 raise ArgumentTypeError(f"must be > 0 and at most {high:g} (got {text!r})")
             bracket = "(" if low_open else "["
-            raise ArgumentTypeError(f"must be in {bracket}{low:g}, {high:g}] (got {text!r})")
+            closing = ")" if high_open else "]"
+            raise ArgumentTypeError(f"must be in {bracket}{low:g}, {high:g}{closing} (got {text!r})")
         return value
 
     parse.__name__ = f"number {low:g}..{high:g}"
-    parse.bounds = Bounds(low, high, low_open=low_open)
+    parse.bounds = Bounds(low, high, low_open=low_open, high_open=high_open)
     return parse
 
 

@@ -21,6 +21,8 @@ from scipy.signal import firwin
 
 MAX_UP = 500
 MAX_DOWN = 5000
+MAX_SFREQ = MODEL_SFREQ * MAX_DOWN
+"""The highest device rate resampling takes (625 kHz): a stream or a recording claiming more is refused."""
 SUPPORTED_RATES_HINT = "use a device rate such as 1000, 500, 256, 250 or 125 Hz"
 
 _BLOCK_VALUES = 1 << 21  # gathered values per block of outputs (bounds memory on whole recordings)

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import pylsl
 from eegmusic.stream.errors import ConfigError, StreamError
+from eegmusic.stream.untrusted import printable
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class StreamSummary:
     def describe(self) -> str:
         """One line such as ``'Cap-1' (EEG, 128 ch @ 1000 Hz, source_id 'amp-7')``."""
         rate = "irregular" if self.sfreq == 0 else f"{self.sfreq:g} Hz"
-        return (f"{self.name!r} ({self.stype or 'no type'}, {self.n_chans} ch @ {rate}, "
+        return (f"{self.name!r} ({printable(self.stype) or 'no type'}, {self.n_chans} ch @ {rate}, "
                 f"{self.channel_format}, source_id {self.source_id!r})")
 
 
@@ -90,7 +91,10 @@ def check_timeout(timeout: float, what: str = "--timeout") -> float:
 
 def list_streams(timeout: float = 1.0) -> list[StreamSummary]:
     """Return every stream visible within ``timeout`` seconds, sorted by name."""
-    infos = pylsl.resolve_streams(wait_time=check_timeout(timeout))
+    return _summaries(pylsl.resolve_streams(wait_time=check_timeout(timeout)))
+
+
+def _summaries(infos: list[pylsl.StreamInfo]) -> list[StreamSummary]:
     return sorted((StreamSummary.from_info(info) for info in infos), key=lambda s: (s.name, s.source_id))
 
 
@@ -195,14 +199,24 @@ def resolve_and_open(open_stream: Callable[[pylsl.StreamInfo], T], *, name: str 
     the listen turns up a twin, what was opened is dropped and :class:`StreamError` says which streams
     match; when it turns up a better candidate (an EEG stream beside a marker stream of the same name),
     that one is opened instead, after the listen. A :class:`StreamError` from opening the first answer
-    is raised only if that stream is still the one chosen. Parameters and errors as
-    :func:`resolve_stream`.
+    is raised only if that stream is still the one chosen. A stream that answers only after ``timeout``,
+    in the listing that names what is visible for the error, is taken (that listing checks for twins
+    too). Parameters and errors as :func:`resolve_stream`.
     """
     timeout = check_timeout(timeout)
     wanted = predicate(name=name, stype=stype, source_id=source_id)
     found = find_streams(name=name, stype=stype, source_id=source_id, timeout=timeout)
-    first = opened = failed = None
-    if found:  # listen a little longer: a second outlet of the same name must not lose a race
+    first = opened = failed = visible = None
+    if not found:
+        # the listing that says what is visible waits COLLISION_WAIT_S, past a short --timeout (0 asks
+        # once): a stream that answers in it is the one asked for, answering late, not one to call
+        # missing while listing it. Taken: a full listing that long is the twin check too
+        late = pylsl.resolve_streams(wait_time=COLLISION_WAIT_S)
+        found = [info for info in late if _matches(info, name, stype, source_id)]
+        visible = _summaries(late)
+        if found:
+            logger.info("a stream with %s answered after the %g-s timeout; taken", wanted, timeout)
+    else:  # listen a little longer: a second outlet of the same name must not lose a race
         uids = {info.uid() for info in found}
         first = _choose(found, numeric)[0]
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsl-collision")
@@ -217,8 +231,8 @@ def resolve_and_open(open_stream: Callable[[pylsl.StreamInfo], T], *, name: str 
         finally:
             pool.shutdown(wait=False)        # Ctrl-C during the open does not wait out the listen
     try:
-        chosen = _the_one(_choose(found, numeric), wanted, timeout)
-        if chosen.uid() != first.uid():
+        chosen = _the_one(_choose(found, numeric), wanted, timeout, visible)
+        if first is None or chosen.uid() != first.uid():
             return open_stream(chosen)
         if failed is not None:
             raise failed
@@ -229,10 +243,12 @@ def resolve_and_open(open_stream: Callable[[pylsl.StreamInfo], T], *, name: str 
         opened = failed = None
 
 
-def _the_one(found: list[pylsl.StreamInfo], wanted: str, timeout: float) -> pylsl.StreamInfo:
-    """The one stream of the candidates ``found``; :class:`StreamError` naming them, or those visible."""
+def _the_one(found: list[pylsl.StreamInfo], wanted: str, timeout: float,
+             visible: list[StreamSummary] | None = None) -> pylsl.StreamInfo:
+    """The one stream of the candidates ``found``; :class:`StreamError` naming them, or those ``visible``
+    (listed for 1 s when not given)."""
     if not found:
-        visible = list_streams(timeout=1.0)
+        visible = list_streams(timeout=1.0) if visible is None else visible
         if not visible:
             raise StreamError(f"no LSL stream with {wanted} appeared within {timeout:g} s, and no stream at "
                               "all is visible; start the stream (or its amplifier's software), or check that "

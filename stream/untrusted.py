@@ -8,7 +8,9 @@ is parsed here, strictly, before the rest of the code sees a value:
 - a description field that does not parse is *ignored with a warning* (:func:`description_int`):
   ``desc/dataset/song = "²"`` passes ``str.isdigit`` but not ``int``;
 - channel labels are checked for count, type, length and repeats (:func:`channel_labels`); broken
-  labels are refused with the stream's real channel count.
+  labels are refused with the stream's real channel count;
+- a string shown as it came (a stream's name in a listing) is escaped first (:func:`printable`): a
+  line break in it forged a row of ``eegmusic streams``, an escape sequence reached the terminal.
 
 Example
 -------
@@ -91,6 +93,12 @@ class MarkerParser:
     def counters(self) -> dict:
         """``{"markers": good, "marker_events": events, "bad_markers": bad}``."""
         return {"markers": self.good, "marker_events": self.events, "bad_markers": self.bad}
+
+
+def printable(text) -> str:
+    """``text`` with every unprintable character escaped (``\\n``, ``\\x1b``), for showing a string from
+    the network as one line of text and nothing else; printable text, any script, is kept as it is."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
 
 
 def description_int(value, *, field: str, stream: str, low: int = 0, high: int = 10**6) -> int | None:

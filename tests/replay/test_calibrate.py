@@ -292,3 +292,52 @@ def test_an_audio_folder_that_is_a_file_is_refused_before_anything_is_recorded(m
         calibrate(CalibrationConfig(stream="nobody", music=[str(music)], out=str(tmp_path / "x.xdf"),
                                     no_audio=True))
     assert not (tmp_path / "x.xdf").exists() and (tmp_path / "x_audio").read_text() == "notes"
+
+
+def test_a_track_too_short_to_play_is_skipped_not_the_end_of_the_playlist():
+    """A track of 0.05 s or less ended the whole schedule: a 12-s session of tracks 3 s, 0.04 s and 3 s
+    recorded only the first."""
+    from eegmusic.replay.calibrate import _schedule
+
+    assert _schedule(3, [3.0, 0.04, 3.0], 12 / 60, False, 0) == [(0, 3.0), (2, 3.0), (0, 3.0), (2, 3.0)]
+    assert _schedule(3, [3.0, 0.04, 3.0], None, False, 0) == [(0, 3.0), (2, 3.0)]
+    assert _schedule(2, [0.04, 0.01], 1.0, False, 0) == []          # nothing to play, and no endless loop
+    assert _schedule(1, [3.0], 0.03 / 60, False, 0) == []           # no time to play anything
+
+
+@pytest.mark.parametrize(("lengths", "duration", "words"), [
+    ((1.5,), "0.03", "--duration 0.03 s is too short to play any music; pass a longer --duration"),
+    ((0.04, 0.02), None, "every track of --music lasts 0.05 s or less (a.wav 0.04 s, b.wav 0.02 s), too "
+                         "short to play; pass longer audio files"),
+])
+def test_a_session_with_nothing_to_play_is_refused_before_anything_is_recorded(tmp_path, lengths, duration,
+                                                                               words):
+    """``--duration 0.03`` recorded no track, exited 0 and said "next: eegmusic train"."""
+    for name, seconds in zip("ab", lengths, strict=False):
+        soundfile.write(tmp_path / f"{name}.wav", np.zeros(int(44100 * seconds), np.float32), 44100)
+    out = tmp_path / "x.xdf"
+    result = subprocess.run(
+        [sys.executable, "-m", "eegmusic", "calibrate", "--stream", "nobody", "--music",
+         *(str(tmp_path / f"{name}.wav") for name in "ab"[: len(lengths)]), "--no-audio", "--out", str(out),
+         "--no-progress", *(["--duration", duration] if duration else [])],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == "", result
+    assert result.stderr.strip().splitlines() == [f"eegmusic calibrate: error: {words}"], result.stderr
+    assert not out.exists() and not (tmp_path / "x_audio").exists()
+
+
+@pytest.mark.lsl
+def test_a_skipped_short_track_is_said_once(tmp_path, stream_name, caplog):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for name, seconds in (("a.wav", 1.0), ("b.wav", 0.04), ("c.wav", 1.0)):
+        soundfile.write(folder / name, 0.1 * np.ones(int(44100 * seconds), np.float32), 44100)
+    cap = IndexCap(stream_name)
+    try:
+        summary = calibrate(CalibrationConfig(stream=stream_name, music=[str(folder)],
+                                              out=str(tmp_path / "s.xdf"), no_audio=True, progress=False))
+    finally:
+        cap.close()
+    assert summary.tracks_played == 2
+    said = [r.getMessage() for r in caplog.records if "too short to play" in r.getMessage()]
+    assert said == ["skipping b.wav (0.04 s): too short to play (0.05 s or less)"], said

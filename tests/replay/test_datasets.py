@@ -159,6 +159,47 @@ def test_a_malformed_position_is_skipped_and_said(tmp_path, song, rng, capsys):
     assert "problems (1)" in out and "skipped 1 malformed calibration marker (position_s None" in out, out
 
 
+def _cut_session(path, song, eeg) -> Path:
+    """A session whose markers come first and whose EEG is two chunks, cut inside the second chunk."""
+    with XDFWriter(path) as writer:
+        marker = writer.add_stream(name="cap-calibration", stype="Markers", channel_format="string",
+                                   nominal_srate=0.0, labels=["marker"])
+        writer.write_samples(marker, [101.0], [_start(song, 101.0)[1]])
+        stream = writer.add_stream(name="cap", stype="EEG", channel_format="float32", nominal_srate=SFREQ,
+                                   labels=LABELS)
+        half = eeg.shape[1] // 2
+        stamps = 100.0 + np.arange(eeg.shape[1]) / SFREQ
+        writer.write_samples(stream, stamps[:half], eeg[:, :half].T)
+        size = path.stat().st_size
+        writer.write_samples(stream, stamps[half:], eeg[:, half:].T)
+    path.write_bytes(path.read_bytes()[: size + 1000])   # inside the second EEG chunk
+    return path
+
+
+def test_a_damaged_xdf_session_is_a_problem_info_lists(tmp_path, song, rng, capsys):
+    """A session cut short read as "problems: none", exit 0: the damage was only a warning in the log;
+    a folder of sessions holding it the same."""
+    from eegmusic.stream.cli import main
+
+    eeg = rng.standard_normal((8, int(12 * SFREQ))).astype(np.float32)
+    path = _cut_session(tmp_path / "s.xdf", song, eeg)
+    session = open_dataset(path)
+    assert session.song_ids == [1]   # what the cut left: 5 s of EEG from 101 s
+    _, problems = session.describe()
+    assert len(problems) == 1 and re.fullmatch(
+        r".*s\.xdf: damaged XDF file \(pyxdf: .*\): the file ends at byte [\d,]+, partway through a "
+        r"[\d,]+-byte chunk that starts at byte [\d,]+; read what could be read; copy it again "
+        r"from where it was recorded, or record the session again", problems[0]), problems
+    assert main(["info", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "problems (1)" in out and "damaged XDF file" in out and "problems: none" not in out, out
+    whole = rng.standard_normal((8, int(12 * SFREQ))).astype(np.float32)
+    _xdf(tmp_path / "t.xdf", whole, markers=[_start(song, 101.0)])
+    folder_problems = open_dataset(tmp_path).describe()[1]
+    assert folder_problems == problems, folder_problems
+    assert main(["info", str(tmp_path)]) == 1
+
+
 def _fif(tmp_path, *, annotations=True, stim=True, sidecar=None) -> Path:
     import mne
 
@@ -200,6 +241,62 @@ def test_a_fif_cut_short_is_said_damaged(tmp_path, song, capsys):
     dataset = open_dataset(path)
     with pytest.raises(DataFormatError, match=r"damaged, MNE reads 4\.0 s .* \(reading song 1: ValueError"):
         dataset.load_song(1)
+
+
+@pytest.mark.parametrize("stim", [False, True])
+def test_a_fif_cut_before_its_annotations_is_said_damaged(tmp_path, song, stim):
+    """A FIF cut in its first second loses its annotations (and its stim events past the cut): that was
+    blamed on the recording ("no annotations and no stim-channel events", "no annotation or event
+    matches the sidecar's stimuli") though MNE had said it was damaged."""
+    path = _fif(tmp_path, stim=stim, sidecar={"stimuli": {"song1": "song1.wav", "5": "song1.wav"}})
+    path.write_bytes(path.read_bytes()[:4000])
+    with pytest.raises(DataFormatError, match=r"rec_raw\.fif: damaged, MNE reads [\d.]+ s of it \(Invalid "
+                                              r"tag.*\); export the recording again \(no stimulus onset in "
+                                              r"what it holds\)$"):
+        open_dataset(path)
+
+
+def _edf(path: Path, n_records: int, *, keep_bytes: int | None = None) -> Path:
+    """An EDF+ file: 8 EEG channels at 250 Hz in 1-s records, annotations 'song1' at 2 s and 12 s;
+    ``keep_bytes`` cuts it there (an interrupted copy)."""
+    n = len(LABELS) + 1
+    names = [*LABELS, "EDF Annotations"]
+
+    def field(values, width):
+        return b"".join(str(v).encode().ljust(width)[:width] for v in values)
+
+    head = (b"0".ljust(8) + b"X".ljust(80) + b"X".ljust(80) + b"01.01.20" + b"00.00.00"
+            + str(256 * (n + 1)).encode().ljust(8) + b"EDF+C".ljust(44) + str(n_records).encode().ljust(8)
+            + b"1".ljust(8) + str(n).encode().ljust(4) + field(names, 16) + field([""] * n, 80)
+            + field(["uV"] * 8 + [""], 8) + field([-3200] * 8 + [-1], 8) + field([3200] * 8 + [1], 8)
+            + field([-32768] * n, 8) + field([32767] * n, 8) + field([""] * n, 80)
+            + field([250] * 8 + [60], 8) + field([""] * n, 32))
+    body = bytearray(head)
+    rng = np.random.default_rng(0)
+    for record in range(n_records):
+        body += (rng.standard_normal(250 * 8) * 1000).astype("<i2").tobytes()
+        tal = f"+{record}\x14\x14\x00".encode() + (b"+2\x14song1\x14\x00+12\x14song1\x14\x00"
+                                                  if record == 0 else b"")
+        body += tal.ljust(120, b"\x00")
+    path.write_bytes(bytes(body[:keep_bytes]))
+    (path.parent / f"{path.stem}.eegmusic.json").write_text(json.dumps({"stimuli": {"song1": "song1.wav"}}))
+    return path
+
+
+def test_an_edf_cut_short_is_said_damaged(tmp_path, song, capsys):
+    """MNE reads an EDF cut short up to the cut, saying only that its header's record count does not match
+    its size: it read as "problems: none", exit 0."""
+    from eegmusic.stream.cli import main
+
+    whole = _edf(tmp_path / "whole.edf", 20)
+    assert open_dataset(whole).describe()[1] == []
+    cut = _edf(tmp_path / "cut.edf", 20, keep_bytes=(len(whole.read_bytes()) * 15) // 20)
+    dataset = open_dataset(cut)
+    _, problems = dataset.describe()
+    assert len(problems) == 1 and re.fullmatch(r".*cut\.edf: damaged, MNE reads 14\.0 s of it \(Number of "
+                                               r"records from the header does not match the file size.*\); "
+                                               r"export the recording again", problems[0]), problems
+    assert main(["info", str(cut)]) == 1 and "export the recording again" in capsys.readouterr().out
 
 
 def test_fif_with_annotations_and_sidecar(tmp_path, song):

@@ -10,6 +10,8 @@ pipeline (onnxruntime on the exported model), real music (the packaged soundtrac
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -128,10 +130,26 @@ def test_listener_hears_only_while_the_marker_says_the_track_plays(tracks):
 def test_bad_live_options():
     with pytest.raises(ConfigError, match="--snr"):
         listener_for_montage("standard_1020", channels=8, sfreq=250.0, name="x", snr=1.5)
-    with pytest.raises(ConfigError, match="below the model rate"):
+    with pytest.raises(ConfigError, match="--sfreq 100 Hz is outside 125 … 4096"):
         listener_for_montage("standard_1020", channels=8, sfreq=100.0, name="x")
     with pytest.raises(ConfigError):
         listener_for_montage("no_such_montage", channels=8, sfreq=250.0, name="x")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    # the average reference left the one electrode all zeros: a stream of nothing
+    (["--channels", "1"], "--channels 1: the cap is average-referenced, which leaves a single electrode at "
+                          "zero"),
+    # the dataset mode stops at 4096 Hz; --live took up to 100 kHz
+    (["--sfreq", "100000"], "--sfreq 100000 Hz is outside 125 … 4096"),
+])
+def test_live_cap_options_are_checked_as_the_dataset_mode_checks_them(args, message):
+    result = subprocess.run([sys.executable, "-m", "eegmusic", "simulate", "--live", "--montage",
+                             "standard_1020", "--name", "never-streamed", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "virtual listener" not in result.stdout, result
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
 
 
 def test_auto_target_offset_covers_the_response_the_live_frames_need(tmp_path, tracks):

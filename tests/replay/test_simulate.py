@@ -184,6 +184,26 @@ def test_cli_simulate(tmp_path, capsys):
     assert main(["simulate", "--out", str(tmp_path / "t"), "--n-songs", "12"]) == 2
 
 
+@pytest.mark.parametrize("snr", ["0", "1"])
+def test_cli_snr_is_refused_at_the_ends_by_the_parser(tmp_path, capsys, snr):
+    """The help said 0..1 and the parser took 1, which simulate then refused as outside (0, 1)."""
+    from eegmusic.stream.cli import main
+
+    assert main(["simulate", "--out", str(tmp_path / "s"), "--snr", snr]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --snr must be > 0 and < 1 (got '{snr}')" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_snr_help_says_the_open_interval(capsys):
+    from eegmusic.stream.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "evoked share of EEG variance, between 0 and 1 (not 0 or 1;" in help_text
+
+
 @pytest.mark.parametrize(("old", "new"), [("--songs", "--n-songs"), ("--subjects", "--n-subjects"),
                                           ("--seconds", "--duration")])
 def test_cli_simulate_names_a_renamed_option(tmp_path, capsys, old, new):

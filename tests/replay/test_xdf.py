@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -158,3 +159,44 @@ def test_bad_xdf_input(xdf_file, tmp_path, content, stream, error, message):
     with pytest.raises(error, match=message.replace("(", r"\(")) as info:
         read_xdf_stream(path, stream)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("keep", [30, "half"])
+def test_a_cut_xdfz_is_one_line(xdf_file, tmp_path, keep, capsys):
+    """A gzip stream cut short raised EOFError: a traceback from ``info`` when the cut was inside the
+    signature, and "not a readable XDF file" or "corrupt" (re-record it) when inside the body."""
+    import gzip
+
+    from eegmusic.stream.cli import main
+
+    path, _ = xdf_file
+    packed = gzip.compress(path.read_bytes())
+    cut = tmp_path / "cut.xdfz"
+    cut.write_bytes(packed[: 30 if keep == 30 else len(packed) // 2])
+    words = (r"cut\.xdfz: the compressed XDF file is cut off \(gzip: Compressed file ended before the "
+             r"end-of-stream marker was reached\); copy it again from where it was recorded")
+    with pytest.raises(DataFormatError, match=words):
+        read_xdf_stream(cut, "TestAmp-1")
+    assert main(["info", str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(words, err), err
+
+
+@pytest.mark.parametrize("sfreq", [1e300, float("inf"), 1e6, float("nan")])
+def test_a_stream_claiming_an_absurd_rate_is_refused_naming_the_file(tmp_path, rng, sfreq, capsys):
+    """1e300 Hz crashed the player with a ctypes OverflowError; inf gave a line naming no file and no fix.
+    The bound is the inlet's: the highest rate resampling takes."""
+    from eegmusic.stream.cli import main
+    from eegmusic.stream.resample import MAX_SFREQ
+
+    path = write_xdf(tmp_path / "fast.xdf", (rng.standard_normal((len(LABELS), 20)) * 20).astype(np.float32),
+                     sfreq)
+    claim = ("no rate \\(nan\\)" if np.isnan(sfreq) else
+             re.escape(f"{sfreq:g} Hz, above the {MAX_SFREQ:g} Hz an EEG stream can be read at"))
+    words = (rf"fast\.xdf: stream 'TestAmp-1' claims {claim}; the file's nominal_srate is damaged, or the "
+             "recording is not EEG")
+    with pytest.raises(DataFormatError, match=words):
+        read_xdf_stream(path, "TestAmp-1")
+    assert main(["replay", "--xdf", str(path), "--xdf-stream", "TestAmp-1", "--name", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(words, err), err

@@ -159,3 +159,35 @@ def test_nothing_visible_is_said_as_such_not_as_a_list_to_pick_from(monkeypatch)
         resolve._the_one([], "name='cap'", 0.5)
     message = str(caught.value)
     assert "no stream at all is visible" in message and "one of those" not in message, message
+
+
+def test_streams_command_escapes_what_the_network_sends(stream_name, capsys):
+    """Name, type and source_id come from any host on the network: a line break in them forged a row of
+    the listing, and a terminal escape sequence reached the terminal."""
+    forged = f"{stream_name}\nfake-cap  EEG  64  1000 Hz  float32  fake"
+    info = pylsl.StreamInfo(forged, "EEG\x1b[2J", 2, 250.0, pylsl.cf_float32, f"{stream_name}\n-sid")
+    outlet = pylsl.StreamOutlet(info)
+    assert main(["streams", "--timeout", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert "fake-cap" not in out.replace(f"{stream_name}\\nfake-cap", ""), out
+    assert "\x1b" not in out
+    lines = [line for line in out.splitlines() if line.startswith(stream_name)]
+    assert len(lines) == 1 and lines[0].startswith(f"{stream_name}\\nfake-cap  EEG  64"), lines
+    assert "EEG\\x1b[2J" in lines[0] and f"{stream_name}\\n-sid" in lines[0]
+    del outlet
+
+
+@pytest.mark.parametrize("timeout", [0.0, 0.05])
+def test_a_stream_that_answers_after_the_timeout_is_taken_not_said_missing(stream_name, timeout, monkeypatch):
+    """``--timeout 0`` said "no LSL stream with name='cap' appeared within 0 s (visible: 'cap' ...)": the
+    listing that names what is visible waits 1 s, and the stream answered in it. The answer within the
+    timeout is made to miss (it does on a loaded machine)."""
+    outlet = _outlet(stream_name)
+    resolve_stream(name=stream_name, timeout=10.0)   # its responder runs: what follows tests the late answer
+    monkeypatch.setattr(resolve, "find_streams", lambda **kw: [])
+    assert resolve_stream(name=stream_name, timeout=timeout).source_id() == f"{stream_name}-sid"
+    assert resolve_and_open(lambda info: info.name(), name=stream_name, timeout=timeout) == stream_name
+    with pytest.raises(StreamError, match=rf"no LSL stream with name='{stream_name}-other' appeared within "
+                                          rf"{timeout:g} s \(visible: .*'{stream_name}' \(EEG"):
+        resolve_stream(name=f"{stream_name}-other", timeout=timeout)
+    del outlet
