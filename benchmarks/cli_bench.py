@@ -227,7 +227,7 @@ def run_bench(args) -> int:
             raise
         except Exception as error:  # a failing benchmark must not hide the others
             result = {"error": f"{type(error).__name__}: {error}",
-                      "traceback": traceback.format_exc(limit=3)}
+                      "traceback": traceback.format_exc()}  # whole: the raising frame is last
             status = "failed"
         results["benchmarks"][module_name] = {
             "status": status, "seconds": round(time.perf_counter() - start, 1), "result": result}

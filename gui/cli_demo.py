@@ -121,15 +121,27 @@ def _eegmusic(*argv: str, quiet: bool = False) -> None:
                             f"to see why: eegmusic {' '.join(argv)}")
 
 
+def simulation_folder(cache: Path) -> Path:
+    """Where the demo caches its simulated dataset (:data:`DEMO_SIM`) under ``cache``."""
+    sim = DEMO_SIM
+    return cache / (f"sim-{sim['songs']}songs-{sim['subjects']}subj-{sim['seconds']}s-snr{sim['snr']}"
+                    f"-seed{sim['seed']}")
+
+
 def _ensure_data(args, cache: Path) -> Path:
     if args.data:
         return Path(args.data).expanduser()
     sim = DEMO_SIM
-    folder = cache / (f"sim-{sim['songs']}songs-{sim['subjects']}subj-{sim['seconds']}s-snr{sim['snr']}"
-                      f"-seed{sim['seed']}")
+    folder = simulation_folder(cache)
     if (folder / ".complete").exists():
         print(f"data: cached simulation in {folder}")
         return folder
+    if folder.exists():
+        import shutil
+
+        # a simulation interrupted earlier (killed before `.complete`): `simulate` refuses the folder
+        # that holds it, and every later demo failed; make it again rather than trust it
+        shutil.rmtree(folder)
     _eegmusic("simulate", "--out", str(folder), "--n-songs", str(sim["songs"]), "--n-subjects",
               str(sim["subjects"]), "--duration", str(sim["seconds"]), "--seed", str(sim["seed"]),
               "--snr", str(sim["snr"]))
@@ -166,24 +178,58 @@ def _ensure_model(args, data: Path, songs: list[int], held_out: int, cache: Path
     return runs[arch]
 
 
+def run_folder(arch: str, data: Path, train_songs: list[int], cache: Path, *, check: bool) -> Path:
+    """The cached training run of ``arch`` on ``train_songs`` of ``data``: named by the data folder's
+    full path (a hash of it), so that another folder of the same name never shares it."""
+    import hashlib
+
+    data = Path(data).expanduser().resolve()
+    where = hashlib.sha256(str(data).encode()).hexdigest()[:10]
+    return cache / "runs" / (f"{arch}-{data.name}-{where}-{'-'.join(map(str, train_songs))}"
+                             f"-offset{DEMO_MODEL['target_offset_s']}{'-unseen-song-check' if check else ''}")
+
+
+def data_fingerprint(data: Path) -> str:
+    """What a cached model was trained on: a hash of the name, size and modification time of every song
+    and stimulus file of ``data`` (a folder simulated again in place changes it; nothing is read)."""
+    import hashlib
+
+    data = Path(data).expanduser()
+    digest = hashlib.sha256()
+    for path in sorted([*data.glob("song*.mat"), *data.glob("stimuli/*")]):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(data)} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_model(run: Path, data: Path) -> Path | None:
+    """``run``'s model when it finished training on ``data`` as it is now (its ``.complete`` holds the
+    data's :func:`data_fingerprint`), else None."""
+    model = run / "model.onnx"
+    try:
+        trained_on = (run / ".complete").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return model if model.exists() and trained_on == data_fingerprint(data) else None
+
+
 def _train_run(arch: str, data: Path, train_songs: list[int], cache: Path, *, check: bool) -> Path:
     """Train ``arch`` on ``train_songs`` (cached); ``check``: with ``--unseen-song-check``."""
-    key = (f"{arch}-{data.resolve().name}-{'-'.join(map(str, train_songs))}"
-           f"-offset{DEMO_MODEL['target_offset_s']}{'-unseen-song-check' if check else ''}")
-    run = cache / "runs" / key
+    run = run_folder(arch, data, train_songs, cache, check=check)
     model = run / "model.onnx"
-    if (run / ".complete").exists() and model.exists():
+    if cached_model(run, data) is not None:
         print(f"model: cached {model}")
         return model
     if run.exists():
         import shutil
 
-        shutil.rmtree(run)  # a run interrupted earlier: start it again rather than trust it
+        shutil.rmtree(run)  # interrupted earlier, or trained on the data before they changed: train again
+    fingerprint = data_fingerprint(data)  # before training: data changed meanwhile are trained on again
     _eegmusic("train", "--data", str(data), "--arch", arch, "--split", DEMO_MODEL["split"],
               "--out", str(run), "--epochs", str(DEMO_MODEL["epochs"]),
               "--target-offset", str(DEMO_MODEL["target_offset_s"]), "--songs", *map(str, train_songs),
               *(["--unseen-song-check"] if check else []))
-    (run / ".complete").write_text("ok\n")
+    (run / ".complete").write_text(fingerprint + "\n")
     return model
 
 
@@ -243,6 +289,60 @@ def _song_ids(folder: Path) -> list[int]:
     return ids
 
 
+def _n_participants(data: Path, song: int) -> int | None:
+    """Participants of ``song`` in the NMED-T folder ``data``, from its file's header (no data read);
+    None when the file cannot be read that way (the replay then says why). Read in a child process, as
+    :func:`_check_arch` reads the registry: ``gui`` does not import ``replay`` (docs/design.md)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from eegmusic.replay.nmedt import NMEDTFolder; "
+            "from eegmusic.replay.nmedt_files import peek_song_file; "
+            "song = int(sys.argv[2]); path = NMEDTFolder(sys.argv[1]).song_path(song); "
+            "shape, _ = peek_song_file(path, song); print(shape[2] if len(shape) == 3 else '')")
+    result = subprocess.run([sys.executable, "-c", code, str(data), str(song)], capture_output=True,
+                            text=True, timeout=60)
+    try:
+        return int(result.stdout.strip())
+    except ValueError:
+        return None
+
+
+def _check_subject(subject: int, data: Path, song: int) -> None:
+    """Refuse a participant the replayed song lacks before the training (minutes): the replay child
+    died at once, and the demo waited for its stream 30 s before saying none appeared."""
+    from eegmusic.stream.errors import ConfigError
+
+    n = _n_participants(data, song)
+    if n is not None and not 1 <= subject <= n:
+        raise ConfigError(f"--subject {subject}: song {song} of {data} has {n} participants; pass --subject "
+                          f"1..{n}")
+
+
+def _wait_for_replay(replay, name: str, replay_argv: list[str], timeout_s: float) -> float:
+    """Wait until the replay child publishes ``name``, at most ``timeout_s``; return the seconds left.
+
+    Raises
+    ------
+    EEGMusicError
+        The replay ended first (its own error line is above): the decode would wait for a stream that
+        never comes.
+    """
+    import time
+
+    from eegmusic.stream.errors import EEGMusicError
+    from eegmusic.stream.resolve import find_streams
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if replay.poll() is not None:
+            raise EEGMusicError(f"step `eegmusic replay` ended (exit {replay.returncode}) before its stream "
+                                f"appeared; run it by hand to see why: eegmusic {' '.join(replay_argv)}")
+        if find_streams(name=name, timeout=1.0):
+            break
+    return max(deadline - time.monotonic(), 1.0)
+
+
 def _has_display() -> bool:
     import os
 
@@ -260,6 +360,21 @@ def _audio_output(args, out: Path) -> tuple[str | None, Path | None]:
         return "default", None
     except Exception:  # no PortAudio, no devices: fall back to a file the user can play later
         return None, out / "decoded.wav"
+
+
+def new_run_folder(parent: Path, stamp: str) -> Path:
+    """Create and return a new folder ``parent/stamp``, or ``stamp-2``, ``stamp-3``... when another run
+    made that one: two demos started in the same second shared the folder named to the second, and the
+    later one failed on the earlier one's recording."""
+    parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            candidate.mkdir()   # exclusive: exactly one run creates it
+            return candidate
+        except FileExistsError:
+            n += 1
 
 
 def _new_folder(folder: Path) -> Path:
@@ -287,8 +402,8 @@ def run_demo(args) -> int:
 
     from eegmusic.decoder.cli_decode import format_summary
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
-    from eegmusic.stream.atomic import atomic_path, refuse_existing, write_json
-    from eegmusic.stream.errors import ConfigError
+    from eegmusic.stream.atomic import atomic_path, is_within, refuse_existing, refuse_same_file, write_json
+    from eegmusic.stream.errors import ConfigError, OutputError
 
     if args.duration <= 0:
         raise ConfigError(f"--duration must be > 0, got {args.duration}")
@@ -303,10 +418,20 @@ def run_demo(args) -> int:
         check_live_contract(read_model_info(Path(args.model).expanduser()))
     if args.arch:
         _check_arch(args.arch)
-    # before any work (simulation, training): an earlier demo's results are never replaced unasked
-    for flag, path in (("--wav", args.wav), ("--out", args.out)):
-        if path is not None:
-            refuse_existing(Path(path).expanduser(), overwrite=args.overwrite, what=flag)
+    # before any work (simulation, training): an input is never an output, even with --overwrite (as
+    # decode refuses it), and an earlier demo's results are never replaced unasked
+    outputs = [(flag, path) for flag, path in (("--wav", args.wav), ("--out", args.out)) if path is not None]
+    if args.model and args.wav is not None:
+        refuse_same_file(Path(args.model).expanduser(), Path(args.wav).expanduser(), what="--wav")
+    for flag, path in outputs:
+        if args.data and is_within(path, args.data):
+            raise OutputError(f"{flag} {path} would write into the --data dataset folder {args.data}, an "
+                              f"input (refused even with --overwrite); write {flag} outside it")
+    for flag, path in outputs:
+        refuse_existing(Path(path).expanduser(), overwrite=args.overwrite, what=flag)
+    if args.data is None and args.subject > DEMO_SIM["subjects"]:   # before minutes of simulation
+        raise ConfigError(f"--subject {args.subject}: the demo's simulated data have {DEMO_SIM['subjects']} "
+                          f"participants; pass --subject 1..{DEMO_SIM['subjects']}")
     cache = _cache_dir(args)
     cache.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
@@ -316,12 +441,15 @@ def run_demo(args) -> int:
     held_out = args.song if args.song is not None else songs[-1]
     if held_out not in songs:
         raise ConfigError(f"song {held_out} is not in {data} (has {', '.join(map(str, songs))}); pass one")
+    _check_subject(args.subject, data, held_out)
     model = _ensure_model(args, data, songs, held_out, cache)
 
     # every run gets its own folder: recordings are never overwritten
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out).expanduser() if args.out else cache / "demo-output" / stamp
-    out.mkdir(parents=True, exist_ok=True)
+    if args.out:
+        out = Path(args.out).expanduser()
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        out = new_run_folder(cache / "demo-output", time.strftime("%Y%m%d-%H%M%S"))
     record = _new_folder(out / "recording")
     device, wav = _audio_output(args, out)
     name = f"eegmusic-demo-{uuid.uuid4().hex[:6]}"
@@ -331,11 +459,13 @@ def run_demo(args) -> int:
     print("$ eegmusic " + " ".join(replay_argv) + "   (in the background)", flush=True)
     replay = subprocess.Popen([sys.executable, "-m", "eegmusic", *_log_flags(), *replay_argv])
     try:
+        # a replay that fails (an unreadable song file) ends the demo with its failure, not 30 s later
+        resolve_s = _wait_for_replay(replay, name, replay_argv, timeout_s=30.0)
         # the WAV is written beside its path and renamed over it once the decode has closed it
         with atomic_path(wav) if wav is not None else nullcontext() as wav_part:
             config = PipelineConfig(stream_name=name, model_path=model, audio_device=device,
                                     wav_path=wav_part, wav_shown_as=wav, record_dir=record, truth_dir=data,
-                                    resolve_timeout_s=30.0)
+                                    resolve_timeout_s=resolve_s)
             if not args.no_gui and _has_display():
                 summary = _decode_with_dashboard(config, args.duration)
             else:

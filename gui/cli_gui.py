@@ -84,6 +84,22 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _refuse_with_attach(args: argparse.Namespace) -> None:
+    """Refuse the options an attached decode makes moot: the window shows the decode's own stream, model,
+    truth, listen mode and sound (``MainWindow._on_started``), and these were dropped without a word.
+    ``--vocoder`` and ``--impute-missing`` stay: a Start in the window after Detach uses them."""
+    from eegmusic.stream.errors import ConfigError
+
+    given = [flag for flag, value in (("--stream", args.stream), ("--model", args.model),
+                                      ("--in-process", args.in_process), ("--truth", args.truth),
+                                      ("--listen", args.listen != "decoded"), ("--no-audio", args.no_audio))
+             if value]
+    if given:
+        listed = ", ".join(given[:-1]) + " and " + given[-1] if len(given) > 1 else given[0]
+        raise ConfigError(f"--attach shows a decode that already runs, with its own stream, model, truth, "
+                          f"listen mode and sound; leave out {listed}")
+
+
 def run_gui(args: argparse.Namespace) -> int:
     """Open the dashboard; with ``--screenshot`` save the picture and exit. Returns the exit status."""
     import sys
@@ -91,14 +107,18 @@ def run_gui(args: argparse.Namespace) -> int:
     from eegmusic.stream.errors import ConfigError, OutputError
 
     duration = args.duration
+    if args.attach is not None:
+        _refuse_with_attach(args)
     if args.overwrite and args.screenshot is None:
         raise ConfigError("--overwrite lets --screenshot replace a file, and no --screenshot is given; "
                           "drop it")
     if args.screenshot is not None:
         duration = 10.0 if duration is None else duration
         target = Path(args.screenshot)
-        from eegmusic.stream.atomic import refuse_existing
+        from eegmusic.stream.atomic import refuse_existing, refuse_same_file
 
+        if args.model is not None:  # an input is never its own output, even with --overwrite
+            refuse_same_file(args.model, target, what="--screenshot")
         refuse_existing(target, overwrite=args.overwrite, what="--screenshot")
         if not target.parent.is_dir():
             raise ConfigError(f"cannot write screenshot {target}: folder {target.parent} does not exist; "
@@ -131,9 +151,6 @@ def run_gui(args: argparse.Namespace) -> int:
 
         check_live_contract(read_model_info(args.model))
     if args.attach is not None:
-        if args.stream or args.model or args.in_process:
-            raise ConfigError("--attach shows a decode that already runs; leave out --stream, --model and "
-                              "--in-process")
         import time
 
         from eegmusic.decoder.shared_snapshot import SnapshotReader, snapshot_path

@@ -224,3 +224,22 @@ def test_an_existing_figure_is_refused_like_the_json(tmp_path, capsys, monkeypat
     assert main(["bench", "quality", "--seeds", "--out", str(out)]) == 2
     assert "b-spread.png already exists; pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "b-spread.png").read_bytes() == b"kept" and not out.exists()
+
+
+def test_a_failed_benchmarks_traceback_keeps_the_line_that_raised(tmp_path, capsys, monkeypatch):
+    """The stored traceback kept the three outermost frames (the bench's own loop) and dropped the frame
+    that raised; it now ends where the error was raised."""
+    from eegmusic.benchmarks import bench_simulate
+
+    def measure(depth):
+        if depth == 0:
+            raise RuntimeError("the innermost failure")
+        return measure(depth - 1)
+
+    monkeypatch.setattr(bench_simulate, "run", lambda **_: measure(4))
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--only", "bench_simulate", "--out", str(out)]) == 1
+    capsys.readouterr()
+    result = json.loads(out.read_text())["benchmarks"]["eegmusic.benchmarks.bench_simulate"]["result"]
+    assert result["error"] == "RuntimeError: the innermost failure"
+    assert 'raise RuntimeError("the innermost failure")' in result["traceback"], result["traceback"]

@@ -486,3 +486,19 @@ def test_run_dashboard_raises_the_start_error(qtbot, replay, tmp_path):
                                            no_audio=True))
     with pytest.raises(ModelError, match="none.onnx"):
         run_dashboard(pipeline, seconds=20.0)
+
+
+def test_the_screenshot_may_not_be_the_model_file(tmp_path):
+    """``--model mdl.png --screenshot mdl.png --overwrite`` replaced the model with the picture (decode
+    refuses its outputs naming the model); refused now, even with --overwrite."""
+    from tests.decoder.onnx_models import make_model
+
+    model = make_model(tmp_path / "mdl.png")
+    kept = model.read_bytes()
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run(
+        [sys.executable, "-m", "eegmusic", "gui", "--model", str(model), "--screenshot", str(model),
+         "--overwrite", "--duration", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"--screenshot {model} is the input file itself" in done.stderr
+    assert model.read_bytes() == kept

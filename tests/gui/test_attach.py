@@ -314,6 +314,11 @@ def test_start_failure_in_the_decode_process_is_one_line(qtbot, model_file, stre
     (["gui", "--attach", "nobody-here"], "no running decode publishes as 'nobody-here'"),
     (["gui", "--attach", "x", "--stream", "s"], "--attach shows a decode that already runs"),
     (["gui", "--attach", "bad/name"], "publish name 'bad/name' is not usable"),
+    # the attached decode's own truth, listen mode and sound are shown; these were silently dropped
+    (["gui", "--attach", "x", "--truth", "sim"], "leave out --truth"),
+    (["gui", "--attach", "x", "--listen", "true"], "leave out --listen"),
+    (["gui", "--attach", "x", "--no-audio"], "leave out --no-audio"),
+    (["gui", "--attach", "x", "--no-audio", "--listen", "both"], "leave out --listen and --no-audio"),
 ])
 def test_gui_attach_bad_input(argv, words, capsys, monkeypatch):
     from eegmusic.gui import cli_gui

@@ -181,3 +181,122 @@ def test_sigterm_closes_the_demos_dashboard_and_the_demo_reports(sim_dir, tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counters"]["windows"] > 10 and summary["error"] is None
     assert "(its own process, shown by the dashboard)" in stdout and "latency per stage" in stdout
+
+
+def _copy_of(sim_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the shared simulated folder that a test may see harmed (the fixture is read-only)."""
+    import shutil
+
+    return Path(shutil.copytree(sim_dir, tmp_path / "data"))
+
+
+@pytest.mark.parametrize("case, words", [
+    ("wav-in-data", "--wav {data}/stimuli/song22.wav would write into the --data dataset folder"),
+    ("out-in-data", "--out {data}/out would write into the --data dataset folder"),
+    ("wav-is-model", "--wav {tmp}/model.wav is the input file itself"),
+])
+def test_demo_never_writes_into_its_data_or_over_its_model(sim_dir, tmp_path, case, words):
+    """``--wav sim/stimuli/song22.wav --overwrite`` replaced a stimulus with decoded audio (decode refuses
+    it); the demo now refuses, even with --overwrite, before anything runs."""
+    data = _copy_of(sim_dir, tmp_path)
+    model = make_model(tmp_path / ("model.wav" if case == "wav-is-model" else "model.onnx"))
+    kept = {path: path.read_bytes() for path in (data / "stimuli" / "song22.wav", model)}
+    target = {"wav-in-data": ["--wav", str(data / "stimuli" / "song22.wav"), "--overwrite"],
+              "out-in-data": ["--out", str(data / "out")],
+              "wav-is-model": ["--wav", str(model), "--overwrite"]}[case]
+    result = _demo("--data", str(data), "--model", str(model), "--duration", "2", "--no-gui",
+                   "--cache", str(tmp_path / "cache"), *target)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    assert words.format(data=data, tmp=tmp_path) in result.stderr, result.stderr
+    assert all(path.read_bytes() == content for path, content in kept.items())
+    assert not (data / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_cached_model_is_reused_only_for_the_same_unchanged_data(tmp_path):
+    """The model cache was keyed on the data folder's name: another folder named alike, or the same one
+    simulated again, got a model trained on other data. Its key now holds the full path and its
+    ``.complete`` the data's fingerprint."""
+    from eegmusic.gui import cli_demo
+
+    def simulate(folder, *overwrite):
+        subprocess.run([sys.executable, "-m", "eegmusic", "-q", "simulate", "--out", str(folder), "--n-songs",
+                        "2", "--n-subjects", "1", "--duration", "5", "--seed", "0", *overwrite], check=True,
+                       capture_output=True)
+
+    first, second = tmp_path / "a" / "sim", tmp_path / "b" / "sim"
+    for folder in (first, second):
+        simulate(folder)
+    cache = tmp_path / "cache"
+    run = cli_demo.run_folder("linear", first, [21], cache, check=False)
+    assert run != cli_demo.run_folder("linear", second, [21], cache, check=False)   # same name, other data
+    run.mkdir(parents=True)
+    (run / "model.onnx").write_bytes(b"trained on a/sim")
+    (run / ".complete").write_text(cli_demo.data_fingerprint(first))
+    assert cli_demo.cached_model(run, first) == run / "model.onnx"
+    simulate(first, "--overwrite")                                              # simulated again in place
+    assert cli_demo.cached_model(run, first) is None
+
+
+def test_a_simulation_left_unfinished_is_made_again(tmp_path, monkeypatch):
+    """A demo killed during its first simulation left the cached folder without ``.complete``, and every
+    later demo failed ("--out folder ... already exists"); the leftover is now removed and simulated anew."""
+    import argparse
+
+    from eegmusic.gui import cli_demo
+
+    monkeypatch.setattr(cli_demo, "DEMO_SIM", {**cli_demo.DEMO_SIM, "songs": 2, "subjects": 1, "seconds": 5})
+    cache = tmp_path / "cache"
+    args = argparse.Namespace(data=None)
+    leftover = cli_demo.simulation_folder(cache)
+    leftover.mkdir(parents=True)
+    (leftover / "song21_Imputed.mat").write_bytes(b"half a file")
+    folder = cli_demo._ensure_data(args, cache)
+    assert folder == leftover and (folder / ".complete").exists()
+    songs = sorted(p.name for p in folder.glob("song*_Imputed.mat"))
+    assert songs == ["song21_Imputed.mat", "song22_Imputed.mat"]
+    assert (folder / "song21_Imputed.mat").stat().st_size > 1000
+
+
+def test_two_demos_in_the_same_second_get_their_own_output_folders(tmp_path):
+    """The default output folder is named to the second: a second demo started in that second shared it
+    and failed on the first one's recording. Each run now creates its folder for itself."""
+    from eegmusic.gui.cli_demo import new_run_folder
+
+    first = new_run_folder(tmp_path / "demo-output", "20250101-120000")
+    second = new_run_folder(tmp_path / "demo-output", "20250101-120000")
+    assert first != second and first.is_dir() and second.is_dir()
+    assert second.name == "20250101-120000-2"
+
+
+@pytest.mark.untimed
+def test_a_participant_the_data_lacks_is_refused_before_any_work(sim_dir, tmp_path):
+    """``--subject 9`` on 3 participants: the replay child died at once, and the demo waited 34 s to say
+    no stream appeared. It is now refused up front, in one line."""
+    import time
+
+    model = make_model(tmp_path / "model.onnx")
+    start = time.monotonic()
+    result = _demo("--data", str(sim_dir), "--model", str(model), "--no-gui", "--duration", "2", "--subject",
+                   "9", "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    assert "--subject 9: song 22" in result.stderr and "has 3 participants" in result.stderr, result.stderr
+    assert time.monotonic() - start < 20 and not (tmp_path / "cache" / "demo-output").exists()
+
+
+@pytest.mark.lsl
+@pytest.mark.untimed
+def test_a_replay_that_fails_ends_the_demo_with_its_reason(sim_dir, tmp_path):
+    """The replay child fails on a song file it cannot read: the demo stops when the child ends, naming
+    it, instead of waiting 30 s for its stream."""
+    import time
+
+    data = _copy_of(sim_dir, tmp_path)
+    (data / "song22_Imputed.mat").write_bytes(b"not a MATLAB file")
+    model = make_model(tmp_path / "model.onnx")
+    start = time.monotonic()
+    result = _demo("--data", str(data), "--model", str(model), "--no-gui", "--duration", "2", "--out",
+                   str(tmp_path / "run"), "--cache", str(tmp_path / "cache"))
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last.startswith("eegmusic demo: error: "), result.stderr[-2000:]
+    assert "`eegmusic replay` ended (exit 2) before its stream appeared" in last, last
+    assert time.monotonic() - start < 20
