@@ -66,13 +66,15 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``eegmusic evaluate``; print the results table; return the exit status."""
+    import contextlib
+
     from eegmusic.stream.errors import ConfigError
 
     if args.wav_seconds <= 0:
         raise ConfigError(f"--wav-seconds {args.wav_seconds:g} must be positive")
     from pathlib import Path
 
-    from eegmusic.offline_training.train import TRAINING_RUN_FILES
+    from eegmusic.offline_training.train import EVALUATE_FILES, TRAINING_RUN_FILES
     from eegmusic.stream.atomic import is_within, output_lock, refuse_existing
     from eegmusic.stream.errors import OutputError
 
@@ -91,20 +93,35 @@ def run_evaluate(args: argparse.Namespace) -> int:
             raise OutputError(f"--out {args.out} holds a training run ({', '.join(run_files)}) and "
                               "evaluate's metrics.json would replace the run's; write the results beside it, "
                               f"e.g. --out {Path(args.out) / 'eval'}")
-        for name in ("metrics.json", "metrics.md", "reconstruction.png", "reconstruction.wav", "target.wav"):
+        for name in EVALUATE_FILES:
             refuse_existing(Path(args.out) / name, overwrite=args.overwrite, what="evaluate result")
-        summary = evaluate(
-            args.data,
-            args.model,
-            args.split,
-            args.out,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            max_wav_s=args.wav_seconds,
-            progress=not args.no_progress,
-            allow_short_stimulus=args.allow_short_stimulus,
-            phase_s=args.phase,
-        )
+        # created before the scoring, not after it: a folder that cannot be made (--out /proc/ev passes
+        # the option's check as root) failed in a traceback once every window was scored
+        out = Path(args.out).expanduser()
+        created = not out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"cannot create --out {args.out} ({error.strerror or error}); pass a folder "
+                              "that can be written, e.g. --out runs/eval") from None
+        try:
+            summary = evaluate(
+                args.data,
+                args.model,
+                args.split,
+                args.out,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                max_wav_s=args.wav_seconds,
+                progress=not args.no_progress,
+                allow_short_stimulus=args.allow_short_stimulus,
+                phase_s=args.phase,
+            )
+        except BaseException:
+            if created:  # a refused or failed evaluate leaves no empty --out behind
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+            raise
     print(metrics_table(summary), end="")
     print(f"Results written to {args.out} (metrics.json, metrics.md, reconstruction.png, WAVs)")
     return 0

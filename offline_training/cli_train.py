@@ -38,7 +38,8 @@ subject-block (unseen listeners on seconds no training listener heard), song
 window frames, the ones the live decoder plays (at offset 0 their brain response is not yet in the
 window and live decoding scores near zero). Where the validation part has no 2-s stretch to score on
 (--split random on little data, a session of a few seconds) the default trains at 0 s and warns; an
-explicit --target-offset auto is refused there.
+explicit --target-offset auto is refused there. With --init of a model that places its frames by the
+offset (sourcenet), the default is the pretrained model's offset and another one is refused.
 The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx
 (linear, fitted in closed form: no checkpoint.pt).
 """
@@ -98,7 +99,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--select-by", default="loss", choices=("loss", "dynamic_r"),
                         help="what picks the best epoch on the validation part: the training loss "
                         "(default) or dynamic r, each recording centred on its own means")
-    parser.add_argument("--subject-conditioning", action="store_true", help="add a subject embedding input")
+    parser.add_argument("--subject-conditioning", action="store_true",
+                        help="add a subject embedding input (not with --init, nor with --split subject or "
+                        "subject-block: their held-out listeners would have no trained embedding)")
     parser.add_argument("--init", default=None, metavar="MODEL",
                         help="fine-tune a pretrained run's model.onnx (with the best.pt train wrote beside "
                         "it; alone, only a convnet's: the exporter folds some weights of the others) or its "
@@ -172,7 +175,15 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--arch-config is not valid JSON ({error.msg}); pass e.g. '{{\"dense\": 64}}'"
         ) from error
-    from eegmusic.offline_training.train import TrainConfig, train
+    from eegmusic.offline_training.train import SUBJECT_SPLITS, TrainConfig, train
+
+    if args.subject_conditioning and args.split in SUBJECT_SPLITS:
+        # no model decodes a listener it never trained on otherwise than by that listener's untrained
+        # intercept or embedding row: validation, evaluate and decode all would (bench_quality, which
+        # decodes them as the mean trained listener, calls train itself)
+        raise ConfigError(f"--subject-conditioning with --split {args.split}: the held-out listeners have no "
+                          "trained subject parameters (their untrained intercept or embedding would decode "
+                          "them); drop --subject-conditioning or use --split block")
 
     # not given: 'auto' (an offset of 0 leaves the newest window frames, the ones the live decoder
     # plays, without their brain response), but trained at 0 s with a warning on a split where no lag

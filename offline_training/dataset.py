@@ -363,6 +363,27 @@ class WindowDataset:
         source, song_id, _ = self._sources[int(song)]
         return source.load_stimulus(song_id)
 
+    def music_identity(self, song: int) -> tuple[str, float]:
+        """Which music a song key hears, comparable across folders: (content digest of its stimulus
+        audio file, second of that audio heard at the song's start).
+
+        Song numbers are a folder's own: song 21 of another folder may be other music. A reader that
+        says which music a play hears (``music_of``: a session's plays) is asked; otherwise the
+        stimulus file's bytes are hashed (the same policy: files of other bytes are other music).
+        """
+        import hashlib
+
+        source, song_id, _ = self._sources[int(song)]
+        music_of = getattr(source, "music_of", None)
+        if music_of is not None:
+            digest, start_s = music_of(song_id)
+            return str(digest), float(start_s)
+        path = source.stimulus_path(song_id)
+        if path is None:  # no file to tell (the targets come from elsewhere): nothing says it differs
+            return "unknown", 0.0
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest(), 0.0
+
     def fill_mel_cache(self) -> None:
         """Compute the mel targets of every song now (otherwise computed on first use)."""
         for song in self.song_keys:

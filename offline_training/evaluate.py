@@ -179,6 +179,12 @@ def evaluate(
             f"{data_dir} is the model's --val-data, on which its epoch, target lag and settings were "
             f"chosen: these scores are not held out; score data the model never saw (a later excerpt)"
         )
+    elif split == "all" and same_data:  # the other kinds hold out what the training split held out
+        notes.append(
+            f"split 'all' scores every window of {data_dir}, the model's own training data: its training "
+            f"windows are among the scored ones (in-sample); pass its training split (the default) to "
+            f"score held-out windows"
+        )
     elif split != "all" and not same_data:
         notes.append(
             f"scored on {data_dir}, not the model's training data {training.get('data')}: "
@@ -195,8 +201,18 @@ def evaluate(
     subject_codes = _subject_codes(info, dataset, test_rows, notes)
     global_mean, song_means = baselines.mean_mels(reference, reference_rows)
     test_songs = dataset.index["song"][test_rows]
+    other_music = _other_music(dataset, reference, np.unique(test_songs), set(song_means))
+    if other_music:  # another folder's song of that number: its mean is no oracle of this one's
+        for song in other_music:
+            del song_means[song]
+        notes.append(
+            f"song mean baseline undefined: test song{'s' * (len(other_music) > 1)} "
+            f"{', '.join(map(str, other_music))} of {data_dir} {'are' if len(other_music) > 1 else 'is'} "
+            f"other music than the training data's song{'s' * (len(other_music) > 1)} of that number "
+            f"(other stimulus audio); song accuracy is undefined for the same reason"
+        )
     song_mean_defined = baselines.predict_song_mean(song_means, np.unique(test_songs)) is not None
-    if not song_mean_defined:
+    if not song_mean_defined and not other_music:
         notes.append("song mean baseline undefined: a test song has no training windows")
     classifier, classifier_note = _fit_classifier(reference, reference_rows, seed=seed)
     if classifier_note:
@@ -251,7 +267,7 @@ def evaluate(
                 shown_target, shown_pred = target[at], predictions["model"][at]
             bar.update(len(rows))
     results = {name: None if acc is None else acc.result() for name, acc in accumulators.items()}
-    known_songs = set() if classifier is None else set(classifier.classes_.tolist())
+    known_songs = set() if classifier is None else set(classifier.classes_.tolist()) - set(other_music)
     if classifier is not None and set(np.unique(test_songs).tolist()) - known_songs:
         notes.append("song accuracy undefined: the classifier never saw a test song (its training part "
                      "lacks it); the Fréchet distance is still reported")
@@ -348,6 +364,15 @@ def _subject_codes(info: ModelInfo, dataset, rows: np.ndarray, notes: list[str])
     if unknown:
         notes.append(f"subjects {', '.join(unknown)} are unknown to the model; fed as subject index 0")
     return np.array([known.get(s, 0) for s in ids], dtype=np.int64)
+
+
+def _other_music(dataset, reference, songs, reference_songs: set) -> list[int]:
+    """The ``songs`` whose music differs between ``dataset`` and the ``reference`` dataset (another folder,
+    where the same song number may be other audio); none when the reference is the dataset itself."""
+    if reference is dataset:
+        return []
+    return [int(song) for song in songs if int(song) in reference_songs
+            and dataset.music_identity(int(song)) != reference.music_identity(int(song))]
 
 
 def _reference_part(dataset, parts, training: dict, info: ModelInfo, split: str):

@@ -248,11 +248,15 @@ class EpochLoop:
         The first phase starts with the initial weights as its best: unscored, so its first epoch
         replaces them, unless :meth:`score_start` gives them a validation score that an epoch must
         then beat. With False there are no best weights until the first epoch.
+    saved : dict, optional
+        Further plain values written into every checkpoint (diffusion: ``prior_epochs``, which a
+        resumed run must keep).
     """
 
     def __init__(self, module, config, out, *, phases, main: bool = True, state: dict | None = None,
-                 keep_initial: bool = True):
+                 keep_initial: bool = True, saved: dict | None = None):
         self.module, self.config, self.out, self.main = module, config, Path(out), main
+        self.saved = dict(saved or {})
         self.phases = [(str(name), int(n)) for name, n in phases]
         self.history: list[dict] = []
         self.best = BestEpoch(weights=weights(module) if keep_initial else None)
@@ -375,6 +379,7 @@ class EpochLoop:
                     best=asdict(self.best),
                     best_val=self.best.val,
                     best_epoch=self.best.epoch,
+                    **self.saved,
                 ),
             )
         if self.best.stopped:

@@ -3,7 +3,8 @@
 ``eegmusic train --arch diffusion`` runs :func:`fit_diffusion` (``Diffusion.training_loop`` is
 ``"diffusion"``), two phases of one :class:`~offline_training.loop.EpochLoop`:
 
-1. **Prior** (``prior_epochs`` epochs, default ``--epochs``): the denoiser learns to denoise the
+1. **Prior** (``prior_epochs`` epochs, default ``--epochs`` of the run's start: ``--resume`` with a
+   larger ``--epochs`` gives the further epochs to the adapter): the denoiser learns to denoise the
    standardised mel windows of the *training part only* (each distinct song segment once: every
    subject heard the same audio), unconditionally — the stand-in for AudioLDM2's pretraining. On the
    ``block`` and ``song`` splits the test part's audio is never seen, so the prior cannot leak held-out
@@ -172,6 +173,10 @@ def fit_diffusion(
     if dist_info.world > 1:
         raise ConfigError("diffusion trains in one process; run eegmusic train without torchrun")
     prior_epochs = model.prior_epochs or config.epochs
+    if state is not None:
+        # --epochs may grow on --resume: the run's prior phase keeps its length (recomputed from the new
+        # --epochs it trained the prior again after the adapter); the further epochs are the adapter's
+        prior_epochs = int(state.get("prior_epochs") or model.prior_epochs or state["train_config"]["epochs"])
     total_epochs = prior_epochs + config.epochs
     prior_rows = {
         "train": distinct_segments(dataset.index, split.train),
@@ -179,7 +184,7 @@ def fit_diffusion(
     }
     loop = EpochLoop(
         model, config, out, phases=[("prior", prior_epochs), ("adapter", config.epochs)], state=state,
-        keep_initial=False,
+        keep_initial=False, saved={"prior_epochs": prior_epochs},
     )
     optimizer, prior_before = None, None
     for epoch in loop:

@@ -35,6 +35,14 @@ from eegmusic.stream.spec import PreprocessingSpec
 logger = logging.getLogger(__name__)
 
 LOSSES = ("mse", "l1", "pearson", "mse+pearson")
+OFFSET_MODELS = ("linear", "sourcenet", "ensemble")
+"""Models that place their frames by the target offset they are built with (``target_offset_s``)."""
+SUBJECT_SPLITS = ("subject", "subject-block")
+"""Split kinds whose validation and test listeners are not in the training part: a subject embedding
+(linear: an intercept per listener) has no trained row for them. ``eegmusic train`` refuses
+``--subject-conditioning`` with these (its validation, ``evaluate`` and ``decode`` would feed them their
+untrained rows); the library API allows it for a caller that decodes them otherwise
+(``benchmarks/bench_quality.py`` decodes them as the mean trained listener)."""
 RESUME_FREE_KEYS = ("epochs", "device", "progress", "patience", "allow_short_stimulus",
                     "target_offset_fallback_s", "unseen_song_check")
 """Options that may change between a run and its ``--resume`` (everything else must match)."""
@@ -43,6 +51,8 @@ UNRESUMABLE_LOOPS = {"closed_form": "is fitted in one closed-form step",
 """Training loops that write no ``checkpoint.pt`` (``--resume`` is refused), and why."""
 TRAINING_RUN_FILES = ("config.json", "checkpoint.pt", "best.pt", "training_curve.png", "model.onnx")
 """Files of a run folder that only ``train`` writes (``metrics.json`` is ``evaluate``'s output too)."""
+EVALUATE_FILES = ("metrics.json", "metrics.md", "reconstruction.png", "reconstruction.wav", "target.wav")
+"""The files ``eegmusic evaluate`` writes into its ``--out`` (``metrics.json`` is a run's output too)."""
 WEIGHT_FILES = ("checkpoint.pt", "best.pt", "model.onnx")
 """The files of a run folder that hold weights: a new run in that folder would overwrite them."""
 SET_BY_TRAIN = {
@@ -230,6 +240,7 @@ class TrainConfig:
             what = "fine-tuning (--init)" if self.init else f"model '{self.model}' ({loop.replace('_', ' ')})"
             raise ConfigError(f"{option} applies to the Adam epochs of regression models; {what} does not "
                               f"use it, drop {option}")
+        self.check_batch_size()
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
         if not self.hop_s > 0:
@@ -244,12 +255,40 @@ class TrainConfig:
         if not isinstance(self.model_config, dict):
             raise ConfigError(f"--arch-config must be a JSON object of hyper-parameters, not "
                               f"{json.dumps(self.model_config)}; pass e.g. '{{\"dense\": 64}}'")
+        if self.subject_conditioning and self.init:
+            raise ConfigError("--subject-conditioning adds a subject embedding to a new model, and --init "
+                              f"fine-tunes {self.init} with its own inputs as they are; drop "
+                              "--subject-conditioning")
         if self.model_config and self.init:
             raise ConfigError("--arch-config sets the hyper-parameters of a new model, and --init fine-tunes "
                               f"{self.init} with its own architecture as it is; drop --arch-config")
         if self.model_config:
             check_model_config(self.model, self.model_config)
         self._check_folders()
+
+    def check_batch_size(self, world: int | None = None) -> None:
+        """Refuse a ``batch_size`` that leaves each process batches of fewer than 2 windows, for a model
+        trained in batches: every loop skips such a batch (batch norm needs 2), so nothing would train
+        and an untrained model would be exported. The ridge fit (``closed_form``) has no batches.
+
+        ``world`` : processes (default: torchrun's ``WORLD_SIZE``). Nothing is checked while the model
+        is unknown (``--init`` before its file is read: :func:`train` checks again then).
+        """
+        import os
+
+        from eegmusic.offline_training.models.registry import ALL_MODELS
+
+        if self.model is None or ALL_MODELS[self.model].training_loop == "closed_form":
+            return
+        world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else int(world)
+        per_process = int(self.batch_size) // max(world, 1)
+        if per_process >= 2:
+            return
+        share = f" shared by {world} processes" if world > 1 else ""
+        windows = f"{per_process} window{'s' * (per_process != 1)}"
+        raise ConfigError(f"--batch-size {self.batch_size}{share} makes batches of {windows}, and "
+                          f"model '{self.model}' trains on batches of at least 2 (smaller ones are skipped): "
+                          f"it would train nothing; pass --batch-size {2 * max(world, 1)} or more")
 
     def _check_folders(self) -> None:
         """Refuse a run folder in an input folder, and validation on the training data itself."""
@@ -406,7 +445,16 @@ def _same_folder(saved: str, current: str) -> bool:
 def _refuse_a_used_out(config: TrainConfig, out: Path) -> None:
     """A new run writes its weights over those of any run already in ``out``: refuse, whichever of them
     is there (``best.pt`` alone is all that ``--init`` needs, so a run folder may hold only that).
-    ``--resume`` is offered only where this very command would continue that run (:func:`_resumable`)."""
+    ``--resume`` is offered only where this very command would continue that run (:func:`_resumable`).
+    A folder of ``evaluate`` results (no run's files) is refused too: the run's ``metrics.json`` would
+    replace evaluate's, as ``evaluate`` refuses a run's folder."""
+    from eegmusic.stream.errors import OutputError
+
+    results = [name for name in EVALUATE_FILES if (out / name).exists()]
+    if results and not any((out / name).exists() for name in TRAINING_RUN_FILES):
+        raise OutputError(f"--out {out} holds an evaluate result ({', '.join(results)}) and the run's "
+                          f"metrics.json would replace it; train into another folder, e.g. --out "
+                          f"{out.parent / (out.name + '-run')}")
     held = [name for name in WEIGHT_FILES if (out / name).exists()]
     if held:
         fix = "pass another --out (--resume cannot continue it with these options)"
@@ -448,6 +496,31 @@ def _read_init(config: TrainConfig):
                           f"--arch {name}")
     config.model = name
     return pretrained
+
+
+def _init_target_offset(config: TrainConfig, pretrained) -> float | None:
+    """The target offset of ``--init``'s model when it places its frames by one (:data:`OFFSET_MODELS`),
+    else None (the offset is then the data's, chosen or given as for a new model).
+
+    Fine-tuning keeps the pretrained architecture, its offset included: targets at another offset
+    trained a model whose frames sit at the pretrained one, and its file claimed the other.
+
+    Raises
+    ------
+    ConfigError
+        An explicit ``--target-offset`` other than the pretrained model's.
+    """
+    if config.model not in OFFSET_MODELS:
+        return None
+    core = getattr(pretrained.model, "inner", pretrained.model)  # a model adapted to a montage: its core
+    offset = float(core.target_offset_s)
+    if config.target_offset_s != "auto" and abs(float(config.target_offset_s) - offset) > 1e-9:
+        raise ConfigError(f"--target-offset {config.target_offset_s:g} differs from the target offset of "
+                          f"--init {config.init} ({offset:g} s), by which a '{config.model}' model places "
+                          f"its frames and which fine-tuning keeps; drop --target-offset or pass "
+                          f"--target-offset {offset:g}")
+    logger.info("target offset %g s: the one --init %s was trained at", offset, config.init)
+    return offset
 
 
 def _check_resume(config: TrainConfig, out: Path) -> None:
@@ -660,24 +733,37 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         return _train(config, resume=resume)
 
 
-def _epoch_options_used(config: TrainConfig) -> bool:
-    """Whether the model trains in epochs, so that ``loss``, ``augment`` and ``lr`` shape it.
+IGNORED_EPOCH_OPTIONS = {
+    "closed_form": ("is fitted in one closed-form step", ("loss", "augment", "lr")),
+    "gan": ("trains with its own adversarial and spectral losses on unaugmented windows",
+            ("loss", "augment")),
+    "diffusion": ("trains with its own denoising loss on unaugmented windows", ("loss", "augment")),
+}
+"""Training loops that read none or only some of ``loss``, ``augment`` and ``lr``: why, and those they do
+not read (ensemble members train in the regression loop, which reads all three)."""
 
-    A model fitted in one closed-form step (ridge) reads none of them: ``--arch linear --loss l1
-    --augment …`` fitted the very same ridge and its metrics and metadata recorded the options as used.
-    They are said to be ignored and recorded as None. Not refused: a script that trains several
-    architectures with one set of options (the demo does) keeps working.
+
+def _epoch_options_used(config: TrainConfig) -> dict:
+    """Whether the model's training reads ``loss``, ``augment`` and ``lr`` (option → bool).
+
+    A model fitted in one closed-form step (ridge) reads none of them, and wavegan and diffusion train
+    with their own losses on unaugmented windows (their Adam steps take ``--lr``): ``--arch linear --loss
+    l1 --augment …`` fitted the very same ridge and its metrics and metadata recorded the options as used.
+    An option given but not read is said to be ignored, and recorded as None. Not refused: a script
+    that trains several architectures with one set of options (the demo does) keeps working.
     """
     from eegmusic.offline_training.models.registry import ALL_MODELS
 
-    if config.init or ALL_MODELS[config.model].training_loop != "closed_form":
-        return True
-    given = [flag for flag, on in (("--loss", config.loss != "mse"), ("--augment", bool(config.augment)),
-                                   ("--lr", config.lr is not None)) if on]
+    used = {"loss": True, "augment": True, "lr": True}
+    if config.init or ALL_MODELS[config.model].training_loop not in IGNORED_EPOCH_OPTIONS:
+        return used
+    why, ignored = IGNORED_EPOCH_OPTIONS[ALL_MODELS[config.model].training_loop]
+    given = [f"--{name}" for name, on in (("loss", config.loss != "mse"), ("augment", bool(config.augment)),
+                                          ("lr", config.lr is not None)) if on and name in ignored]
     if given:
-        logger.warning("--arch %s is fitted in one closed-form step and does not use %s: ignored, and "
-                       "recorded as not used", config.model, " ".join(given))
-    return False
+        logger.warning("--arch %s %s and does not use %s: ignored, and recorded as not used", config.model,
+                       why, " ".join(given))
+    return {name: name not in ignored for name in used}
 
 
 def _train(config: TrainConfig, *, resume: bool) -> dict:
@@ -704,6 +790,10 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
     # the files named are read before the data, so that a bad one is refused in seconds, not after the
     # data and the target lag's ridge fits
     pretrained = _read_init(config) if config.init else None
+    config.check_batch_size()  # with --init, the architecture is known only now
+    init_offset = _init_target_offset(config, pretrained) if config.init else None
+    # the offset wanted: with --init of a model placing frames by it, the pretrained model's (not chosen)
+    wanted_offset = config.target_offset_s if init_offset is None else init_offset
     state = read_checkpoint(out / "checkpoint.pt", model_name=config.model) if resume else None
     device_kind = resolve_device(config.device)
     dist_info = init_distributed(device_kind)
@@ -721,7 +811,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         subjects=config.subjects,
         hop_s=config.hop_s,
         spec=PreprocessingSpec(),
-        target_offset_s=0.0 if config.target_offset_s == "auto" else config.target_offset_s,
+        target_offset_s=0.0 if wanted_offset == "auto" else wanted_offset,
         allow_short_stimulus=config.allow_short_stimulus,
     )
     split = make_split(dataset.index, config.split, seed=config.seed, hop_s=config.hop_s, music=dataset.music)
@@ -730,12 +820,17 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         dataset, split = validate_on_excerpt(dataset, split, config.val_data,
                                              allow_short_stimulus=config.allow_short_stimulus)
     lag_choice = None
-    if config.target_offset_s == "auto":  # chosen on training + validation rows only
+    if wanted_offset == "auto":  # chosen on training + validation rows only
         from eegmusic.offline_training.target_lag import choose_target_offset
 
         lag_choice = choose_target_offset(dataset, split, seed=config.seed, progress=config.progress,
                                           fallback_s=config.target_offset_fallback_s, split_kind=config.split)
         dataset = dataset.with_target_offset(lag_choice.offset_s)
+    offset_choice = None if lag_choice is None else lag_choice.to_dict()
+    if init_offset is not None and config.target_offset_s == "auto":  # taken, not chosen: say so
+        offset_choice = {"chosen_s": init_offset, "method": f"the offset --init {config.init} was trained at "
+                         "(fine-tuning keeps it)", "validation_dynamic_r": {}, "n_fit_windows": 0,
+                         "n_val_windows": 0}
     target_offset_s = dataset.target_offset_s
     logger.info(
         "split '%s': %d train, %d validation, %d test windows",
@@ -750,7 +845,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
     model_kwargs.setdefault("n_chans", dataset.n_chans)  # the data's montage (125 for NMED-T)
     if config.subject_conditioning:
         model_kwargs["n_subjects"] = dataset.n_subjects
-    if config.model in ("linear", "sourcenet", "ensemble"):  # models that place frames by the offset
+    if config.model in OFFSET_MODELS:
         model_kwargs.setdefault("target_offset_s", target_offset_s)
     original = None  # a pretrained model's own statistics, a candidate start of fine-tuning
     if config.init:  # adapt a pretrained model to this listener (and montage)
@@ -806,14 +901,16 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
 
         unseen = unseen_song_score(fit_fold, dataset, split, seed=config.seed)
 
-    val = evaluate_mel(best_model, dataset, split.val, config.batch_size, device, config.loss, dist_info)
-    test = evaluate_mel(best_model, dataset, split.test, config.batch_size, device, config.loss, dist_info)
+    # a loss the model did not train on is not its validation loss: MSE then (evaluate_mel's "mse")
+    loss_name = config.loss if epoch_options["loss"] else "mse"
+    val = evaluate_mel(best_model, dataset, split.val, config.batch_size, device, loss_name, dist_info)
+    test = evaluate_mel(best_model, dataset, split.test, config.batch_size, device, loss_name, dist_info)
     metrics = {
         "model": config.model,
         "split": config.split,
-        "loss": config.loss if epoch_options else None,
+        "loss": config.loss if epoch_options["loss"] else None,
         "target_offset_s": target_offset_s,
-        "target_offset_choice": None if lag_choice is None else lag_choice.to_dict(),
+        "target_offset_choice": offset_choice,
         "n_windows": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "processes": dist_info.world,
         "device": device_kind,
@@ -846,8 +943,8 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
             "epochs": metrics.get("epochs_run", 0),
             "hop_s": config.hop_s,
             "epoch_fraction": config.epoch_fraction,
-            "loss": config.loss if epoch_options else None,
-            "augment": config.augment if epoch_options else None,
+            "loss": config.loss if epoch_options["loss"] else None,
+            "augment": config.augment if epoch_options["augment"] else None,
             "ema": config.ema,
             "select_by": config.select_by,
             "split_by": "music",   # block, subject-block and song hold out music (splits.MUSIC_SPLITS)
@@ -855,8 +952,8 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         }
         if config.val_data:
             training["val_data"] = str(Path(config.val_data).resolve())
-        if lag_choice is not None:
-            training["target_offset"] = lag_choice.to_dict()
+        if offset_choice is not None:
+            training["target_offset"] = offset_choice
         if unseen is not None:
             training["unseen_song_check"] = unseen
         metadata = build_metadata(

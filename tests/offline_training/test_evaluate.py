@@ -293,6 +293,37 @@ def test_split_all_without_training_data_is_noted_in_sample(eval_dir, tmp_path):
     assert "in-sample" in (tmp_path / "eval" / "metrics.md").read_text()
 
 
+def test_split_all_on_the_training_data_itself_is_noted_in_sample(eval_dir, tmp_path):
+    """--split all on the folder the model trained on scores its training windows too: said nowhere."""
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(eval_dir))
+    summary = evaluate(eval_dir, model, "all", tmp_path / "eval", progress=False, max_wav_s=1)
+    said = [note for note in summary["notes"] if "the model's own training data" in note]
+    assert len(said) == 1 and "its training windows are among the scored ones (in-sample)" in said[0], said
+
+
+def test_split_all_on_other_music_of_the_same_song_numbers_has_no_song_mean(eval_dir, tmp_path):
+    """Songs were matched across folders by number alone: a model trained on another folder's song 21
+    (other audio) got the song mean of that other music as the oracle of this one's song 21."""
+    import shutil
+
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(eval_dir))
+    other = _write_folder(tmp_path / "other", seed=1)   # songs 21, 22, ... of other audio
+    summary = evaluate(other, model, "all", tmp_path / "eval", progress=False, max_wav_s=1)
+    assert summary["results"]["song_mean"] is None
+    assert all(row is None or row["song_accuracy"] is None for row in summary["results"].values())
+    said = [note for note in summary["notes"] if "song mean baseline undefined" in note]
+    assert len(said) == 1 and "other music than the training data's songs of that number" in said[0], said
+    # the same music heard by other listeners (the audio files copied) keeps its oracle
+    same = _write_folder(tmp_path / "same", seed=2)
+    shutil.rmtree(same / "stimuli")
+    shutil.copytree(eval_dir / "stimuli", same / "stimuli")
+    summary = evaluate(same, model, "all", tmp_path / "eval-same", progress=False, max_wav_s=1)
+    assert summary["results"]["song_mean"] is not None
+    assert not any("other music than" in note for note in summary["notes"])
+
+
 def test_song_split_has_no_oracle_and_no_song_accuracy(tmp_path):
     songs = (21, 22, 23, 24, 25)  # the song split holds out 1 for validation, 1 for test
     data = _write_folder(tmp_path / "five", songs=songs, seconds=8)
@@ -453,6 +484,26 @@ def test_cli_bad_input_is_one_line_and_status_2(argv_extra, message, eval_dir, t
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
     assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a /proc file system")
+def test_an_out_that_cannot_be_created_is_refused_before_scoring(eval_dir, tmp_path, capsys, monkeypatch):
+    """``--out /proc/ev`` passed the option's check (/proc looks writable to root), scored every window,
+    then died in a FileNotFoundError traceback at the first mkdir."""
+    from eegmusic.offline_training import evaluate as evaluate_module
+    from eegmusic.stream.cli import main
+
+    def scored(*args, **kwargs):
+        raise AssertionError("scored before --out was checked")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", scored)
+    model = _write_model(tmp_path / "model.onnx", base=np.zeros((128, 44)), scale=0.0,
+                         metadata=_metadata(eval_dir))
+    status = main(["evaluate", "--data", str(eval_dir), "--model", str(model), "--out", "/proc/eegmusic-ev",
+                   "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(err) == 1 and "/proc" in err[0], err
 
 
 def test_griffin_lim_when_the_vocoder_is_absent(monkeypatch, tmp_path):

@@ -356,3 +356,48 @@ def test_cli_refuses_to_resume_a_finetuning_run_in_one_line(tmp_path):
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "--resume cannot continue a fine-tuning run (--init)" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_refuses_subject_conditioning_with_init_in_one_line(tmp_path):
+    """``--init … --subject-conditioning`` fine-tuned the pretrained model as it is (no embedding added),
+    yet config.json recorded subject_conditioning true."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "eegmusic", "train", "--data", str(tmp_path / "s.xdf"), "--init",
+         str(tmp_path / "p.onnx"), "--out", str(tmp_path / "run"), "--subject-conditioning"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "--subject-conditioning adds a subject embedding to a new model" in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
+def test_init_keeps_the_target_offset_of_a_model_that_places_its_frames_by_it(sim_dir, tmp_path, capsys):
+    """``--init`` of a sourcenet trained at offset 0 with ``--target-offset 0.3`` fine-tuned the model as
+    placed at 0 s (best.pt) on targets at 0.3 s, and the model file said 0.3: an explicit other offset is
+    refused, and the default (auto) takes the pretrained model's, recorded as such."""
+    from eegmusic.offline_training.export import read_metadata
+    from eegmusic.offline_training.models.registry import read_checkpoint
+    from eegmusic.stream.cli import main
+
+    small = {"n_sources": 4, "n_features": 8, "hidden": 16}
+    common = ["--data", str(sim_dir), "--songs", "21", "--epochs", "1", "--batch-size", "16", "--no-progress"]
+    # 0.12 s: off the grid that --target-offset auto picks from, so only the pretrained model gives it
+    assert main(["train", *common, "--arch", "sourcenet", "--arch-config", json.dumps(small),
+                 "--target-offset", "0.12", "--out", str(tmp_path / "pre")]) == 0
+    init = ["train", *common, "--init", str(tmp_path / "pre" / "model.onnx"), "--lr", "0.001"]
+    capsys.readouterr()
+    assert main([*init, "--target-offset", "0.3", "--out", str(tmp_path / "off")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--target-offset 0.3 differs from the target offset of --init" in err[0], err
+    assert not (tmp_path / "off").exists()
+    assert main([*init, "--out", str(tmp_path / "tuned")]) == 0
+    assert "target offset 0.12 s, not chosen (the offset --init" in capsys.readouterr().out
+    tuned = tmp_path / "tuned"
+    assert read_checkpoint(tuned / "best.pt")["model_config"]["target_offset_s"] == 0.12
+    assert read_metadata(tuned / "model.onnx")["target_offset_s"] == 0.12
+    assert json.loads((tuned / "metrics.json").read_text())["target_offset_s"] == 0.12

@@ -225,3 +225,24 @@ def test_eegmusic_train_runs_the_model_loop_and_exports(model, config, sim_dir, 
     meta = read_metadata(out / "model.onnx")
     assert meta["output"]["kind"] == ("audio" if model == "wavegan" else "mel_db")
     assert meta["model"]["name"] == model and meta["training"]["songs"] == [21]
+
+
+@pytest.mark.parametrize(("model", "config"), [("wavegan", TINY_WAVEGAN), ("diffusion", TINY_DIFFUSION)])
+def test_generative_loops_say_the_options_they_ignore_and_do_not_record_them(model, config, sim_dir, tmp_path,
+                                                                             caplog):
+    """wavegan and diffusion train with their own losses on unaugmented windows, yet ``--loss l1 --augment
+    …`` was recorded in metrics.json and the model's metadata as the recipe, as ridge's once was."""
+    import logging
+
+    out = tmp_path / model
+    args = ["train", "--data", str(sim_dir), "--arch", model, "--split", "block", "--out", str(out),
+            "--songs", "21", "--epochs", "1", "--batch-size", "16", "--no-progress",
+            "--arch-config", json.dumps(config), "--loss", "l1", "--augment", "shift=2", "--lr", "0.001"]
+    with caplog.at_level(logging.WARNING, logger="eegmusic.offline_training.train"):
+        assert main(args) == 0
+    said = [r.getMessage() for r in caplog.records if "recorded as not used" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"--arch {model} trains with its own ") \
+        and said[0].endswith("does not use --loss --augment: ignored, and recorded as not used"), said
+    assert json.loads((out / "metrics.json").read_text())["loss"] is None
+    training = read_metadata(out / "model.onnx")["training"]
+    assert training["loss"] is None and training["augment"] is None

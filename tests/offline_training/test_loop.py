@@ -163,6 +163,23 @@ def test_generative_runs_resume(arch, config, sim_dir, tmp_path, capsys):
     assert np.isfinite(history[-1]["val_loss"])
 
 
+def test_diffusion_resume_with_more_epochs_gives_them_to_the_adapter(sim_dir, tmp_path, capsys):
+    """The prior phase's length defaulted to --epochs and was recomputed on --resume: a run of 1 prior + 1
+    adapter epoch resumed with --epochs 2 trained the prior again after the adapter (prior, adapter,
+    prior, adapter) and said prior_epochs 2. The prior keeps its length; the new epochs are the adapter's."""
+    torch.set_num_threads(1)
+    config = {"channels": [4, 8, 8], "emb_dim": 8, "n_train_steps": 20, "sample_steps": 2,
+              "proj_channels": 8, "band_grid": 2}  # no prior_epochs: the default, --epochs
+    out = tmp_path / "diffusion"
+    args = ["train", "--data", str(sim_dir), "--arch", "diffusion", "--split", "block", "--out", str(out),
+            "--songs", "21", "--batch-size", "16", "--no-progress", "--arch-config", json.dumps(config)]
+    assert main([*args, "--epochs", "1"]) == 0
+    assert main([*args, "--epochs", "3", "--resume"]) == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [h["phase"] for h in metrics["history"]] == ["prior", "adapter", "adapter", "adapter"]
+    assert metrics["prior_epochs"] == 1
+
+
 def test_a_checkpoint_of_the_old_layout_is_a_one_line_error(tmp_path):
     from eegmusic.stream.errors import ModelError
 

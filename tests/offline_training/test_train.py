@@ -173,6 +173,36 @@ def test_init_into_the_folder_of_its_own_best_pt_is_refused(sim_dir, tmp_path, c
     assert sorted(path.name for path in folder.iterdir()) == ["best.pt"]
 
 
+def test_a_folder_of_evaluate_results_is_refused_as_out(sim_dir, tmp_path, capsys):
+    """train --out into a folder of evaluate results replaced evaluate's metrics.json (exit 0); evaluate
+    refuses the reverse (a training run's folder) already."""
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    (folder / "metrics.json").write_text('{"results": {}}\n')
+    (folder / "metrics.md").write_text("| predictor |\n")
+    assert main(train_args(sim_dir, folder, "linear")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"--out {folder} holds an evaluate result (metrics.json, metrics.md) and the run's metrics.json " \
+           "would replace it" in err, err
+    assert (folder / "metrics.json").read_text() == '{"results": {}}\n'
+    assert sorted(path.name for path in folder.iterdir()) == ["metrics.json", "metrics.md"]
+
+
+@pytest.mark.parametrize("split", ["subject", "subject-block"])
+def test_subject_conditioning_on_held_out_listeners_is_refused(split, sim_dir, tmp_path, capsys):
+    """The held-out listeners of these splits have no trained subject parameters: they were decoded with an
+    untrained intercept (linear: 0 dB, validation MSE 1709 against 573 without) or a random embedding."""
+    args = train_args(sim_dir, tmp_path / "run", "linear", "--subject-conditioning")
+    args[args.index("--split") + 1] = split
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"--subject-conditioning with --split {split}: the held-out listeners have no trained subject " \
+           "parameters" in err, err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.fixture(scope="module")
 def no_stimuli_dir(sim_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("no_stimuli")
@@ -196,6 +226,10 @@ def no_stimuli_dir(sim_dir, tmp_path_factory):
         ({"--model-config": "{}"}, "--model-config is now --arch-config"),
         ({"--subjects": "9"}, r"listener 9 is not in .* \(it has listeners 1\.\.[0-9]+\)"),
         ({"--epochs": "0"}, "--epochs must be at least 1"),
+        # batches of one window were all skipped (batch norm needs 2): an untrained model, exit 0
+        ({"--batch-size": "1"}, r"--batch-size 1 makes batches of 1 window, and model 'cnn' trains on "
+                                r"batches of at least 2 \(smaller ones are skipped\): it would train "
+                                r"nothing; pass --batch-size 2 or more"),
         ({"--arch-config": "{nope"}, "--arch-config is not valid JSON"),
         ({"--arch-config": '{"widht": 3}'}, "bad configuration for model 'cnn'"),
         ({"--data": "NO_STIMULI"}, "song 21 in .* has no stimulus audio"),
