@@ -322,8 +322,9 @@ def run_decode(args: argparse.Namespace) -> int:
 
     _check_paths(args)  # before any work: a finished decode is never lost to a bad path
     if args.lost_after is not None and args.on_lost != "exit":
-        raise ConfigError(f"--lost-after {args.lost_after:g} s times --on-lost exit, and --on-lost is "
-                          f"{args.on_lost} (the default); pass --on-lost exit, or drop --lost-after")
+        raise ConfigError(f"--lost-after {args.lost_after:g} s times --on-lost exit, not --on-lost "
+                          f"{args.on_lost} (the default when not given); pass --on-lost exit, or drop "
+                          "--lost-after")
     lost_after = LOST_AFTER_S if args.lost_after is None else args.lost_after
     if args.overwrite and args.wav is None and args.json is None:
         raise ConfigError("--overwrite lets --wav or --json replace a file, and neither is given; drop it")

@@ -145,6 +145,31 @@ class PipelineConfig:
             raise ConfigError(f"--listen {self.listen!r} is not one of {', '.join(LISTEN_CHOICES)}; pick one")
         refuse_listen_without_truth(self.listen, self.truth_dir)
 
+    def for_model(self) -> PipelineConfig:
+        """This configuration without the settings its model would not use, for a caller whose settings
+        are standing preferences, not options typed for this model (the dashboard, the demo).
+
+        A dashboard or demo session keeps its vocoder, smoothing and ``truth_dir`` for whichever model
+        is started; a waveform model (``audio``) uses none of them (:meth:`refuse_ignored_by`, which
+        ``eegmusic decode`` applies to what was typed), so they are left out for it instead of the
+        decode refusing a model the user cannot start otherwise. A model that cannot be read is
+        returned as it is: starting it says why.
+        """
+        from dataclasses import replace
+
+        from eegmusic.decoder.vocoders import DEFAULT_VOCODER
+
+        try:
+            from eegmusic.decoder.modelfile import read_model_info
+
+            kind = read_model_info(self.model_path).output_kind
+        except Exception:  # the decode's own start names the problem in one line
+            return self
+        if kind != "audio":
+            return self
+        return replace(self, vocoder_method=DEFAULT_VOCODER, vocoder_lookahead=None, smooth_frames=0,
+                       truth_dir=None if self.listen == "decoded" else self.truth_dir)
+
     def refuse_ignored_by(self, output_kind: str, model_path: str | Path) -> None:
         """Refuse the options a model of ``output_kind`` would ignore (once the model is read).
 

@@ -280,6 +280,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _start_worker(self, config, pipeline=None) -> None:
         sink = None
         try:
+            if pipeline is None:  # the window's vocoder, smoothing and truth stay out of a waveform model's
+                config = config.for_model()
             if pipeline is None and self.settings.isolated:
                 from eegmusic.gui.attach import spawn_decode
 

@@ -19,6 +19,7 @@ shows the user the exact commands to repeat each step by hand.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 from pathlib import Path
 
@@ -128,11 +129,37 @@ def simulation_folder(cache: Path) -> Path:
                     f"-seed{sim['seed']}")
 
 
+@contextlib.contextmanager
+def _making(folder: Path, what: str):
+    """Hold ``folder`` of the cache while this demo makes it: a second demo on the same cache found a
+    first one's simulation (or training) still without its ``.complete``, removed it as a leftover and
+    broke both. The lock is on a name beside the folder, as the ``simulate``/``train`` child locks the
+    folder itself; the kernel drops it however this process ends."""
+    from eegmusic.stream.atomic import output_lock
+    from eegmusic.stream.errors import OutputError
+
+    try:
+        with output_lock(folder.with_name(folder.name + ".demo"), f"demo (making {what})"):
+            yield
+    except OutputError as error:
+        if "is being written by" not in str(error):
+            raise
+        holder = str(error).split("is being written by ", 1)[1].split(";")[0]
+        raise OutputError(f"{folder}: {holder} is making the cached {what} there; wait for it to finish, or "
+                          "pass another --cache DIR") from None
+
+
 def _ensure_data(args, cache: Path) -> Path:
     if args.data:
         return Path(args.data).expanduser()
-    sim = DEMO_SIM
     folder = simulation_folder(cache)
+    with _making(folder, "simulation"):
+        return _simulate(folder)
+
+
+def _simulate(folder: Path) -> Path:
+    """The demo's simulated data in ``folder``: cached, or simulated now (while :func:`_making` holds it)."""
+    sim = DEMO_SIM
     if (folder / ".complete").exists():
         print(f"data: cached simulation in {folder}")
         return folder
@@ -158,9 +185,12 @@ def _check_arch(arch: str) -> None:
 
     from eegmusic.stream.errors import ConfigError
 
-    names = subprocess.run(
-        [sys.executable, "-c", "from eegmusic.offline_training.models.registry import ALL_MODELS; "
-         "print(' '.join(ALL_MODELS))"], capture_output=True, text=True, timeout=60).stdout.split()
+    try:
+        names = subprocess.run(
+            [sys.executable, "-c", "from eegmusic.offline_training.models.registry import ALL_MODELS; "
+             "print(' '.join(ALL_MODELS))"], capture_output=True, text=True, timeout=60).stdout.split()
+    except subprocess.TimeoutExpired:   # the train step checks it then
+        names = []
     if names and arch not in names:
         raise ConfigError(f"--arch {arch} is not a model eegmusic train knows; pick one of "
                           f"{', '.join(names)} (default: {' and '.join(DEMO_CANDIDATES)}, the better kept)")
@@ -216,6 +246,12 @@ def cached_model(run: Path, data: Path) -> Path | None:
 def _train_run(arch: str, data: Path, train_songs: list[int], cache: Path, *, check: bool) -> Path:
     """Train ``arch`` on ``train_songs`` (cached); ``check``: with ``--unseen-song-check``."""
     run = run_folder(arch, data, train_songs, cache, check=check)
+    with _making(run, f"{arch} model"):
+        return _train(run, arch, data, train_songs, check=check)
+
+
+def _train(run: Path, arch: str, data: Path, train_songs: list[int], *, check: bool) -> Path:
+    """The model of ``run``: cached, or trained now (while :func:`_making` holds it)."""
     model = run / "model.onnx"
     if cached_model(run, data) is not None:
         print(f"model: cached {model}")
@@ -300,11 +336,11 @@ def _n_participants(data: Path, song: int) -> int | None:
             "from eegmusic.replay.nmedt_files import peek_song_file; "
             "song = int(sys.argv[2]); path = NMEDTFolder(sys.argv[1]).song_path(song); "
             "shape, _ = peek_song_file(path, song); print(shape[2] if len(shape) == 3 else '')")
-    result = subprocess.run([sys.executable, "-c", code, str(data), str(song)], capture_output=True,
-                            text=True, timeout=60)
     try:
+        result = subprocess.run([sys.executable, "-c", code, str(data), str(song)], capture_output=True,
+                                text=True, timeout=60)
         return int(result.stdout.strip())
-    except ValueError:
+    except (subprocess.TimeoutExpired, ValueError):
         return None
 
 
@@ -326,7 +362,7 @@ def _wait_for_replay(replay, name: str, replay_argv: list[str], timeout_s: float
     ------
     EEGMusicError
         The replay ended first (its own error line is above): the decode would wait for a stream that
-        never comes.
+        never comes; or its stream did not appear within ``timeout_s``.
     """
     import time
 
@@ -339,8 +375,9 @@ def _wait_for_replay(replay, name: str, replay_argv: list[str], timeout_s: float
             raise EEGMusicError(f"step `eegmusic replay` ended (exit {replay.returncode}) before its stream "
                                 f"appeared; run it by hand to see why: eegmusic {' '.join(replay_argv)}")
         if find_streams(name=name, timeout=1.0):
-            break
-    return max(deadline - time.monotonic(), 1.0)
+            return max(deadline - time.monotonic(), 1.0)
+    raise EEGMusicError(f"step `eegmusic replay` published no stream {name!r} within {timeout_s:g} s; run it "
+                        f"by hand to see why: eegmusic {' '.join(replay_argv)}")
 
 
 def _has_display() -> bool:
@@ -465,7 +502,7 @@ def run_demo(args) -> int:
         with atomic_path(wav) if wav is not None else nullcontext() as wav_part:
             config = PipelineConfig(stream_name=name, model_path=model, audio_device=device,
                                     wav_path=wav_part, wav_shown_as=wav, record_dir=record, truth_dir=data,
-                                    resolve_timeout_s=resolve_s)
+                                    resolve_timeout_s=resolve_s).for_model()  # a waveform model: no truth
             if not args.no_gui and _has_display():
                 summary = _decode_with_dashboard(config, args.duration)
             else:

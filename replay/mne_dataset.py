@@ -50,6 +50,24 @@ DAMAGE_WORDS = re.compile(r"invalid tag|truncat|end of file|corrupt|too short|mi
 EDF/BDF cut short: "Number of records from the header does not match the file size")."""
 
 
+EDF_RECORDS = re.compile(r"records from the header does not match the file size", re.I)
+"""MNE's EDF/BDF warning whenever the header's record count and the file's size disagree: damage only when
+the header promises more than the file holds (:func:`_edf_cut_short`)."""
+
+
+def _edf_cut_short(path, seconds_read: float) -> bool:
+    """Whether an EDF/BDF file's header promises more than the ``seconds_read`` MNE found in it: its record
+    count (bytes 236-244) times its record duration (244-252). A count of -1 (a recording not yet
+    finalised, which the format allows) or a longer file is no loss."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(252)
+        n_records, record_s = int(header[236:244].decode("ascii")), float(header[244:252].decode("ascii"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return True   # no readable count: keep MNE's word for it
+    return n_records > 0 and n_records * record_s > seconds_read + 1e-6
+
+
 def _mne():
     try:
         import mne
@@ -172,8 +190,10 @@ class MNEDataset(PlayDataset):
                     "check the file"
                 ) from None
             damage = next((str(w.message) for w in caught if DAMAGE_WORDS.search(str(w.message))), None)
+            seconds = raw.n_times / raw.info["sfreq"]
+            if damage is not None and EDF_RECORDS.search(damage) and not _edf_cut_short(recording, seconds):
+                damage = None   # an unfinalised header (-1 records) or bytes beyond its count: nothing lost
             if damage is not None and key not in self.damage:
-                seconds = raw.n_times / raw.info["sfreq"]
                 # the warning's first sentence: EDF's goes on to say MNE infers the length from the size
                 self.damage[key] = (f"{key}: damaged, MNE reads {seconds:.1f} s of it "
                                     f"({detail(damage.split('. ')[0])}); export the recording again")

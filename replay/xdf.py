@@ -189,9 +189,25 @@ def where_it_breaks(path) -> str:
     saying where; this says whether the file was cut off (its last chunk runs past the end: an
     interrupted copy or recording) or holds a broken chunk header inside.
     """
+    return _chunk_break(path)[0]
+
+
+TRAILING_TAGS = {5: "boundary", 6: "stream footer"}
+"""XDF chunk tags whose loss costs no sample and no marker: a file cut inside one of them (a recording
+stopped while it wrote its footers) holds all it recorded."""
+
+
+def cut_in_trailing_chunk(path) -> bool:
+    """Whether a plain XDF file is cut off inside a chunk of :data:`TRAILING_TAGS` (nothing recorded is
+    lost), not inside a header, a samples or a clock-offset chunk."""
+    return _chunk_break(path)[1] in TRAILING_TAGS
+
+
+def _chunk_break(path) -> tuple[str, int | None]:
+    """(:func:`where_it_breaks`'s words, the tag of the chunk the file is cut off in, when it is known)."""
     path = Path(path)
     if path.suffix.lower() != ".xdf":
-        return ""
+        return "", None
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
@@ -201,20 +217,22 @@ def where_it_breaks(path) -> str:
                 head = handle.read(1)
                 n_bytes = head[0] if head else 0
                 if n_bytes not in (1, 4, 8):
-                    return f"the chunk at byte {position:,} has a broken header (corrupted from there)"
+                    return f"the chunk at byte {position:,} has a broken header (corrupted from there)", None
                 field = handle.read(n_bytes)
                 if len(field) < n_bytes:
                     break
                 end = position + 1 + n_bytes + int.from_bytes(field, "little")
                 if end > size:
+                    tag = handle.read(2)
                     return (f"the file ends at byte {size:,}, partway through a {end - position:,}-byte "
-                            f"chunk that starts at byte {position:,}")
+                            f"chunk that starts at byte {position:,}",
+                            int.from_bytes(tag, "little") if len(tag) == 2 else None)
                 position = end
             else:
-                return ""
+                return "", None
     except OSError:
-        return ""
-    return f"the file ends at byte {size:,}, inside the header of a chunk"
+        return "", None
+    return f"the file ends at byte {size:,}, inside the header of a chunk", None
 
 
 def list_xdf_streams(path) -> list[dict]:

@@ -25,8 +25,10 @@ from eegmusic.replay.xdf import (
     _describe,
     _first,
     check_xdf_file,
+    cut_in_trailing_chunk,
     damaged_words,
     load_xdf,
+    warn_damaged,
     where_it_breaks,
 )
 from eegmusic.stream.errors import DataFormatError
@@ -135,7 +137,9 @@ class XDFSession(PlayDataset):
             # damage is the problem, not a session recorded without markers
             raise DataFormatError(_damaged(self.path, damage, streams, error.missing)) from None
         self.damage_problem = None
-        if damage:   # what the cut left is read, and the damage is a problem of the dataset (info lists it)
+        if damage and cut_in_trailing_chunk(self.path):  # its footers cut: nothing recorded is lost
+            warn_damaged(self.path, damage, "read what could be read (only its footers are lost)")
+        elif damage:   # what the cut left is read, and the damage is a problem of the dataset (info lists it)
             where = where_it_breaks(self.path)
             self.damage_problem = (f"{damaged_words(self.path, damage, where)}; read what could be read; "
                                    "copy it again from where it was recorded, or record the session again")

@@ -50,6 +50,22 @@ def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
     assert (out / "recording" / "mel_db.f32").stat().st_size > 0
 
 
+@pytest.mark.lsl
+def test_demo_plays_a_waveform_model(sim_dir, tmp_path):
+    """The demo always hands decode its data as the truth; a waveform model scores no frame against it, and
+    decode refuses that when typed: the demo leaves the truth out for such a model instead of failing."""
+    model = make_model(tmp_path / "wave.onnx", kind="audio")
+    out = tmp_path / "run"
+    result = _demo("--data", str(sim_dir), "--model", str(model), "--duration", "3", "--no-gui",
+                   "--wav", str(tmp_path / "demo.wav"), "--out", str(out), "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counters"]["windows"] > 5 and summary["error"] is None
+    assert summary["dynamic_r_total"] is None        # no mel frames to score
+    audio, rate = soundfile.read(tmp_path / "demo.wav")
+    assert rate == 22050 and len(audio) > 22050
+
+
 def _no_file_past_64_kib():
     """In the demo's process (and its replay child): a file may not grow past 64 KiB, and a write past it
     fails with EFBIG, as on a full disk."""
@@ -255,6 +271,26 @@ def test_a_simulation_left_unfinished_is_made_again(tmp_path, monkeypatch):
     songs = sorted(p.name for p in folder.glob("song*_Imputed.mat"))
     assert songs == ["song21_Imputed.mat", "song22_Imputed.mat"]
     assert (folder / "song21_Imputed.mat").stat().st_size > 1000
+
+
+def test_a_simulation_another_demo_is_making_is_left_alone(tmp_path, monkeypatch):
+    """A second demo on the same cache found a first one's simulation still without ``.complete``, removed
+    it as a leftover and broke both; it now says the other demo is making it, and touches nothing."""
+    import argparse
+
+    from eegmusic.gui import cli_demo
+    from eegmusic.stream.atomic import output_lock
+    from eegmusic.stream.errors import OutputError
+
+    cache = tmp_path / "cache"
+    making = cli_demo.simulation_folder(cache)
+    making.mkdir(parents=True)
+    (making / "song21_Imputed.mat").write_bytes(b"being written")
+    with output_lock(making.with_name(making.name + ".demo"), "demo (making simulation)"):
+        with pytest.raises(OutputError, match=r"is making the cached simulation there; wait for it to "
+                                              r"finish, or pass another --cache DIR$"):
+            cli_demo._ensure_data(argparse.Namespace(data=None), cache)
+    assert (making / "song21_Imputed.mat").read_bytes() == b"being written"
 
 
 def test_two_demos_in_the_same_second_get_their_own_output_folders(tmp_path):

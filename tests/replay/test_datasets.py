@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -297,6 +298,14 @@ def test_an_edf_cut_short_is_said_damaged(tmp_path, song, capsys):
                                                r"records from the header does not match the file size.*\); "
                                                r"export the recording again", problems[0]), problems
     assert main(["info", str(cut)]) == 1 and "export the recording again" in capsys.readouterr().out
+    # a whole recording whose header was never finalised (-1 records, which the format allows): MNE says the
+    # same words of it, and nothing is lost
+    unfinalised = tmp_path / "unfinalised.edf"
+    data = bytearray(whole.read_bytes())
+    data[236:244] = b"-1      "
+    unfinalised.write_bytes(bytes(data))
+    shutil.copy(whole.with_name("whole.eegmusic.json"), tmp_path / "unfinalised.eegmusic.json")
+    assert open_dataset(unfinalised).describe()[1] == []
 
 
 def test_fif_with_annotations_and_sidecar(tmp_path, song):
