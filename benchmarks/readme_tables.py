@@ -471,12 +471,23 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 2
-    if not isinstance(bench, dict) or "benchmarks" not in bench or "machine" not in bench:
+    if (not isinstance(bench, dict) or not isinstance(bench.get("benchmarks"), dict)
+            or "machine" not in bench):
         print(
             f"readme_tables: {path} is not eegmusic bench output (no benchmarks/machine); "
             "run eegmusic bench --out FILE",
             file=sys.stderr,
         )
+        return 2
+    # the outputs checked before anything is drawn or written: a missing folder or a file in the way was a
+    # traceback after the rendering
+    if args.out and not Path(args.out).expanduser().resolve().parent.is_dir():
+        print(f"readme_tables: --out {args.out}: its folder does not exist; create it or pass another --out",
+              file=sys.stderr)
+        return 2
+    if args.figures and Path(args.figures).exists() and not Path(args.figures).is_dir():
+        print(f"readme_tables: --figures {args.figures} is a file, not a folder; pass a folder",
+              file=sys.stderr)
         return 2
     text = render(bench)
     if args.figures:

@@ -66,6 +66,23 @@ def test_bad_bench_json_is_a_one_line_error(tmp_path, capsys):
     other.write_text("[1, 2]")
     assert readme_tables.main([str(other)]) == 2
     assert "is not eegmusic bench output" in capsys.readouterr().err
+    listed = tmp_path / "listed.json"   # benchmarks as a list, not by name: an AttributeError traceback
+    listed.write_text('{"machine": {}, "benchmarks": []}')
+    assert readme_tables.main([str(listed)]) == 2
+    assert "is not eegmusic bench output" in capsys.readouterr().err
+
+
+def test_bad_readme_tables_outputs_are_one_line_errors_before_drawing(tmp_path, capsys):
+    """A missing --out folder, or a file as --figures, was a traceback after the rendering."""
+    bench = tmp_path / "bench.json"
+    bench.write_text('{"machine": {}, "benchmarks": {}}')
+    assert readme_tables.main([str(bench), "--out", str(tmp_path / "none" / "t.md")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "its folder does not exist" in err[0], err
+    (tmp_path / "afile").write_text("")
+    assert readme_tables.main([str(bench), "--figures", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file, not a folder" in err[0], err
 
 
 def test_every_bench_module_is_discovered_and_has_a_readme_builder_or_table():
