@@ -133,7 +133,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                      "for rtisi); each adds 23.2 ms. rtisi 2 comes closer to offline Griffin-Lim on music "
                      "(eegmusic bench vocoder), e.g. --vocoder-lookahead 2")
     out.add_argument("--no-agc", action="store_true",
-                     help="no slow automatic gain on the sound played (the peak limiter stays on)")
+                     help="no slow automatic gain on the sound a device plays (the peak limiter stays on); "
+                     "not with --no-audio or --wav, which play to no device")
     out.add_argument("--publish", metavar="NAME",
                      help="share live snapshots under NAME for `eegmusic gui --attach NAME` (a dashboard in "
                      "its own process; it sets this decode's volume, closing it leaves the decode running)")
@@ -329,6 +330,9 @@ def run_decode(args: argparse.Namespace) -> int:
     if args.overwrite and args.wav is None and args.json is None:
         raise ConfigError("--overwrite lets --wav or --json replace a file, and neither is given; drop it")
     refuse_listen_without_audio(args.listen, args.no_audio)
+    if args.no_agc and (args.no_audio or args.wav is not None):
+        raise ConfigError(f"--no-agc turns off the sound device's levelling, and "
+                          f"{'--no-audio' if args.no_audio else '--wav'} plays to no device; drop one")
     if args.device_latency is not None and (args.no_audio or args.wav is not None):
         raise ConfigError(f"--device-latency sizes the sound device's buffer, and "
                           f"{'--no-audio' if args.no_audio else '--wav'} plays to no device; drop one")
@@ -344,9 +348,9 @@ def run_decode(args: argparse.Namespace) -> int:
         listen=args.listen, realtime=not args.no_realtime,
     )
     if args.publish is not None:
-        from eegmusic.decoder.shared_snapshot import check_name
+        from eegmusic.decoder.shared_snapshot import check_free
 
-        check_name(args.publish)
+        check_free(args.publish)  # before the outputs open: a refusal must not truncate --wav or --record
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be > 0 s (got {args.duration}); leave it out to run until Ctrl-C")
 
@@ -385,8 +389,11 @@ def run_decode(args: argparse.Namespace) -> int:
             health = pipeline.health()
             if (args.on_lost == "exit" and health is not None and health.state == "lost"
                     and health.state_s >= lost_after):
+                # a stream that came back in another shape was refused: say which, restarting it as
+                # it was is the fix
+                refused = f" ({health.refused})" if health.refused else ""
                 pipeline.error = (f"stream '{pipeline.stream_label}' lost for {health.state_s:.1f} s "
-                                  f"(--on-lost exit after {lost_after:g} s); restart the stream, or "
+                                  f"(--on-lost exit after {lost_after:g} s){refused}; restart the stream, or "
                                   "pass --on-lost wait to keep waiting for it")
                 break
     except KeyboardInterrupt:

@@ -128,7 +128,10 @@ class LatencyTracker:
             for row, stage in enumerate(STAGES):
                 a, b = _SPANS[stage]
                 if a in stamps and b in stamps and stamps[a] is not None and stamps[b] is not None:
-                    self._values[row, self._count[row] % self.capacity] = stamps[b] - stamps[a]
+                    span = stamps[b] - stamps[a]
+                    if not np.isfinite(span):  # a stream's infinite stamp (a time error): no duration
+                        continue
+                    self._values[row, self._count[row] % self.capacity] = span
                     self._count[row] += 1
 
     def values(self, stage: str) -> np.ndarray:

@@ -61,7 +61,7 @@ from eegmusic.decoder.realtime import (
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
-from eegmusic.stream.errors import ConfigError, EEGMusicError
+from eegmusic.stream.errors import ConfigError, EEGMusicError, StreamError
 from eegmusic.stream.markers import MarkerInlet
 from eegmusic.stream.source import EEGSource, StreamHealth, stream_labels
 from eegmusic.stream.spec import MODEL_SFREQ
@@ -396,6 +396,9 @@ class LivePipeline:
             return CATCH_UP_WINDOWS if (CATCH_UP_WINDOWS + 1) * typical < CATCH_UP_BUDGET * hop_s else 0
 
         while not self._stop.is_set():
+            if source.inlet.error is not None:   # nothing will come in again: end the decode, say why
+                raise StreamError(f"reading stream '{self.stream_label}' stopped: the acquisition thread "
+                                  f"failed ({source.inlet.error}); start the decode again, and report this")
             if self._outlets is not None:
                 self._outlets.push_state(self._source.inlet.state)
             taken = source.next_window(timeout=0.1)
@@ -408,7 +411,7 @@ class LivePipeline:
                 last = self._decode_one(window, last, output)
                 costs.append(time.perf_counter() - t_start)
 
-    def _decode_one(self, window, last: tuple | None, output: np.ndarray) -> tuple[int, float]:
+    def _decode_one(self, window, last: tuple | None, output: np.ndarray) -> tuple[int, float, float]:
         """Decode one window into the frame clock and queue its emission; return ``last`` for the next."""
         runtime, clock = self._runtime, self._clock
         sfreq, window_samples = runtime.info.sfreq, runtime.info.window_samples   # the model's
@@ -417,12 +420,19 @@ class LivePipeline:
         n_end = int(window.sample_index) + window_samples
         if last is not None:
             # A restarted source continues the sample index but not the time: start afresh.
-            jump = (window.t_last - last[1]) - (n_end - last[0]) / sfreq
-            if jump > max(0.5, 2 * self.config.hop_s):
+            expected = (n_end - last[0]) / sfreq
+            jump = (window.t_last - last[1]) - expected
+            # a step of the stamps either way (or a non-finite stamp) is a time jump. Frames were
+            # skipped only over time that really passed without samples (a restart: the arrival clock
+            # moved as far), never over a clock step of the source (its samples kept arriving)
+            longest = max(0.5, 2 * self.config.hop_s)   # of a hiccup in the stamps or in the arrivals
+            if not abs(jump) <= longest:
                 self._counters["time_jumps"] += 1
-                self._counters["frames_skipped_time"] += int(jump / FRAME_PERIOD_S)
+                outage = min(jump, (window.t_arrival - last[2]) - expected)
+                if np.isfinite(outage) and outage > longest:
+                    self._counters["frames_skipped_time"] += int(outage / FRAME_PERIOD_S)
                 clock.reset()
-        last = (n_end, window.t_last)
+        last = (n_end, window.t_last, window.t_arrival)
         runtime.predict(window.data, out=output)
         t_inferred = local_clock()
         emission = clock.push(n_end, output)
@@ -627,7 +637,7 @@ class LivePipeline:
             "truth": None if self._truth is None else {
                 "song": self._truth.song, "scored_frames": self._truth.scored_frames,
                 "dynamic_r_window_s": round(self._truth.recent * FRAME_PERIOD_S, 2)},
-            "error": self.error,
+            "error": self.error or (health.error if health is not None else None),
             "effective_rate": health.effective_rate if health is not None else None,
             "interpolated_channels": list(health.interpolated_channels) if health is not None else [],
             "stream_health": None if health is None else {

@@ -87,6 +87,26 @@ def check_name(name: str, *, option: str = "--publish") -> None:
                           f"e.g. {option} cap1")
 
 
+def check_free(name: str) -> None:
+    """Raise ConfigError unless ``name`` is usable and no live decode publishes under it.
+
+    ``decode --publish`` asks before it opens its outputs; :class:`SnapshotWriter` asks again.
+    """
+    path = snapshot_path(name)
+    if not path.exists():
+        return
+    try:
+        other = SnapshotReader(name)   # a stale block is removed, an unreadable one named
+    except StreamError:
+        if os.getuid() == 0 or path.stat().st_uid == os.getuid():
+            return                     # not a live block, and ours to replace: the writer does
+        raise                          # another user's: it cannot be replaced (the message says so)
+    pid = other.writer_pid
+    other.close()
+    raise ConfigError(f"a decode (process {pid}) already publishes as {name!r}; pick another "
+                      "--publish name or stop that decode")
+
+
 def _pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists (a zombie child counts: :class:`gui.attach.AttachedDecode` asks its
     own ``Popen`` about the decode it started)."""
@@ -149,17 +169,29 @@ class _Block:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        with open(path, "r+b") as file:
-            self._map = mmap.mmap(file.fileno(), 0)
+        fix = f"use another name, or remove {path}"
+        try:
+            with open(path, "r+b") as file:
+                self._map = mmap.mmap(file.fileno(), 0)
+        except PermissionError:
+            raise StreamError(f"{path} belongs to another user (cannot be opened for reading and writing); "
+                              f"{fix} as that user") from None
+        except (OSError, ValueError) as error:   # an empty file cannot be mapped (ValueError)
+            raise StreamError(f"{path} is not an eegmusic snapshot block ({error}); {fix}") from None
         if len(self._map) < HEADER_BYTES or self._map[:8] != MAGIC:
             self._map.close()
-            raise StreamError(f"{path} is not an eegmusic snapshot block; remove it and start the decode "
-                              "again")
+            raise StreamError(f"{path} is not an eegmusic snapshot block; {fix}")
         self.words = np.frombuffer(self._map, dtype=np.uint64, count=HEADER_BYTES // 8)
         self.floats = np.frombuffer(self._map, dtype=np.float64, count=HEADER_BYTES // 8)
         caps = self.words[_CAPS // 8:_CAPS // 8 + 4]
         self.eeg_rows, self.eeg_cols, self.mel_cols, _ = (int(v) for v in caps)
         self.regions = _layout(self.eeg_rows, self.eeg_cols, self.mel_cols)
+        if self.regions["total"][1] > len(self._map):   # a damaged header: its views would not fit
+            size = len(self._map)
+            self.words = self.floats = caps = None   # views must go before the map can close
+            self._map.close()
+            raise StreamError(f"{path} is a damaged snapshot block (its header declares "
+                              f"{self.regions['total'][1]} bytes, the file holds {size}); {fix}")
 
         def view(key, dtype, shape):
             offset, size = self.regions[key]
@@ -202,16 +234,7 @@ class SnapshotWriter:
     def __init__(self, name: str, *, n_chans: int, eeg_cols: int, mel_cols: int) -> None:
         self.name = name
         self.path = snapshot_path(name)
-        if self.path.exists():
-            try:
-                other = SnapshotReader(name)
-            except StreamError:
-                other = None
-            if other is not None:
-                pid = other.writer_pid
-                other.close()
-                raise ConfigError(f"a decode (process {pid}) already publishes as {name!r}; pick another "
-                                  "--publish name or stop that decode")
+        check_free(name)
         regions = _layout(n_chans, eeg_cols, mel_cols)
         fd, tmp = tempfile.mkstemp(prefix=f".eegmusic-{name}-", dir=self.path.parent)
         try:
@@ -226,7 +249,11 @@ class SnapshotWriter:
                 os.pwrite(fd, bytes(header_bytes), 0)
             finally:
                 os.close(fd)
-            os.replace(tmp, self.path)  # readers never see a half-made header
+            try:
+                os.replace(tmp, self.path)  # readers never see a half-made header
+            except PermissionError:
+                raise StreamError(f"{self.path} belongs to another user and cannot be replaced; use another "
+                                  f"--publish name, or remove {self.path} as that user") from None
         except BaseException:  # a Ctrl-C included: no half-made file is left in the folder
             Path(tmp).unlink(missing_ok=True)
             raise

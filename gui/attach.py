@@ -245,7 +245,7 @@ def decode_command(config, name: str, *, summary_path: Path | None = None) -> li
         argv += ["--record", str(config.record_dir)]
     if not config.lsl_out:
         argv.append("--no-lsl-out")
-    if not config.agc:
+    if not config.agc and not config.no_audio and config.wav_path is None:  # decode refuses it there
         argv.append("--no-agc")
     if config.listen != "decoded" and not config.no_audio:  # decode refuses --listen with --no-audio
         argv += ["--listen", config.listen]

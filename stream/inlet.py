@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pylsl
+from eegmusic.stream.channels import default_labels
 from eegmusic.stream.errors import StreamError
 from eegmusic.stream.montage import read_locations
 from eegmusic.stream.resolve import StreamSummary, excluding, predicate, resolve_and_open, resolve_matching
@@ -150,6 +151,11 @@ def _check_stream(summary: StreamSummary, buffer_s: float = 10.0) -> None:
                           f"{MAX_BUFFER_BYTES / 2**30:g} GiB allowed; stream fewer channels or a lower rate")
 
 
+def _read_labels(meta: StreamMeta) -> tuple[str, ...] | None:
+    """The labels a stream's channels are read by: its own, else those of a known net (or None)."""
+    return tuple(meta.labels) if meta.labels is not None else default_labels(meta.n_chans)
+
+
 class Inlet:
     """One LSL stream read by one acquisition thread into a ring buffer.
 
@@ -184,6 +190,8 @@ class Inlet:
         self.meta: StreamMeta | None = None
         self.ring: RingBuffer | None = None
         self.error: str | None = None
+        self.refused: str | None = None
+        """Why the last stream found while reconnecting was refused (None when none was)."""
         self._inlet: pylsl.StreamInlet | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -410,6 +418,7 @@ class Inlet:
                 info.name() == meta.name and info.type() == meta.stype)
 
         refused: set[str] = set()  # streams already reported as not matching (uid)
+        self.refused = None        # a refusal of an earlier loss is not this one's
         while not self._stop.is_set():
             # one query for both, the streams already refused left out, so it returns at the first
             # answer of one not yet tried
@@ -422,13 +431,18 @@ class Inlet:
                 try:
                     inlet, new = self._open(info)
                 except StreamError as error:
+                    self.refused = str(error)
                     logger.warning("reconnect: %s", error)
                     continue
                 same_kind = (new.n_chans, new.sfreq, new.channel_format) == (meta.n_chans, meta.sfreq,
                                                                               meta.channel_format)
-                if not same_kind or (meta.labels is not None and new.labels != meta.labels):
-                    logger.warning("reconnect: %s does not match %s; still waiting", new.describe(),
-                                   meta.describe())
+                # labels as the first connection read them (an unlabelled known net: the default
+                # ones), so a stream back with its channels in another order is never mapped wrong
+                read_as, back_as = _read_labels(meta), _read_labels(new)
+                if not same_kind or back_as != read_as:
+                    self.refused = (f"{new.describe()} does not match {meta.describe()}"
+                                    + (": other channel labels or label order" if same_kind else ""))
+                    logger.warning("reconnect: %s; still waiting", self.refused)
                     refused.add(info.uid())
                     del inlet
                     continue
@@ -470,9 +484,13 @@ class Inlet:
         period = 1.0 / self.meta.sfreq
         flags = np.zeros(n, dtype=np.uint8)
         previous = timestamps[0] - period if self._last_time is None else self._last_time
-        steps = np.diff(timestamps, prepend=previous)
-        gap = steps > GAP_PERIODS * period
-        backwards = steps <= 0
+        with np.errstate(invalid="ignore"):  # inf - inf: a NaN step, a time error like the rest below
+            steps = np.diff(timestamps, prepend=previous)
+        # a non-finite stamp (or the step back from one) is a time error, never a gap: int(inf) killed
+        # the thread in the missing-sample count
+        timed = np.isfinite(steps)
+        gap = timed & (steps > GAP_PERIODS * period)
+        backwards = ~timed | (steps <= 0)
         flags[gap] |= FLAG_GAP
         flags[backwards] |= FLAG_TIME
         regular = ~(gap | backwards)

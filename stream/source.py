@@ -91,6 +91,8 @@ class StreamHealth:
     """Times the connection was lost."""
     lost_s: float = 0.0
     """Seconds lost in all."""
+    refused: str | None = None
+    """Why the last stream found while reconnecting was refused (another shape or channel order), or None."""
     coalesced_windows: int = 0
     """Windows one late chunk completed and the queue could not keep, skipped for the chunk's newest,
     which overlaps them and so covers their frames: the source was late, not the consumer (those it
@@ -318,7 +320,7 @@ class EEGSource:
             non_monotonic=inlet.non_monotonic, windows=self.windower.n_windows,
             flagged_windows=self.windower.n_flagged, bad_channels=inlet.bad_channels(),
             delay_s=self.preprocessor.delay_s if self.preprocessor else 0.0, error=inlet.error,
-            interpolated_channels=self.interpolated_labels,
+            refused=inlet.refused, interpolated_channels=self.interpolated_labels,
             state=totals["state"], state_s=inlet.seconds_in_state(), stalls=totals["stalls"],
             stalled_s=totals["stalled_s"], losses=totals["losses"], lost_s=totals["lost_s"],
         )

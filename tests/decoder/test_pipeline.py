@@ -959,3 +959,151 @@ def test_windows_one_late_chunk_completes_together_are_coalesced_not_dropped():
     small.ring.write(np.zeros((2, 13)), np.arange(187, 200) / 125.0, 0)
     assert small.update(t_arrival=3.0) == 1
     assert (small.coalesced, small.dropped) == (2, 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Broken timestamps, a dead acquisition thread, a stream back in another shape
+
+
+class _PushingOutlet:
+    """A 125-Hz outlet of the model's channels pushing zeros from a thread; ``shift`` s is added to its
+    stamps from when it is set (a clock that steps; ``inf``: broken stamps)."""
+
+    def __init__(self, name: str, *, n_chans: int = 125, labels=MODEL_CHANNELS):
+        import threading
+
+        info = pylsl.StreamInfo(name, "EEG", n_chans, 125.0, pylsl.cf_float32, f"{name}-sid")
+        if labels is not None:
+            info.set_channel_labels(list(labels))
+        self.outlet = pylsl.StreamOutlet(info, chunk_size=0, max_buffered=10)
+        self.shift = 0.0
+        self.stop = threading.Event()
+        t_start = pylsl.local_clock()
+
+        def push():
+            n = 0
+            while not self.stop.wait(0.04):
+                due = int((pylsl.local_clock() - t_start) * 125.0)
+                if due > n:
+                    stamps = t_start + np.arange(n, due) / 125.0 + self.shift
+                    self.outlet.push_chunk(np.zeros((due - n, n_chans), np.float32), list(stamps))
+                    n = due
+
+        self.thread = threading.Thread(target=push, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        del self.outlet
+
+
+@pytest.mark.lsl
+@pytest.mark.parametrize("shift_s", [1e6, -1000.0, np.inf])
+def test_a_clock_step_is_a_time_jump_and_skips_no_frame(shift_s, tmp_path, stream_name):
+    """A forward step added int(step / frame period) (billions) to frames_skipped though none was
+    skipped, a backward step was not counted at all, and infinite stamps killed the acquisition thread
+    (then int(inf) in the same count)."""
+    config = PipelineConfig(stream_name=stream_name, model_path=make_model(tmp_path / "m.onnx"),
+                            no_audio=True, lsl_out=False, resolve_timeout_s=5)
+    source = _PushingOutlet(stream_name)
+    try:
+        with LivePipeline(config) as pipeline:
+            _wait(pipeline, 10)
+            source.shift = shift_s
+            _wait(pipeline, pipeline.counters()["windows"] + 50)
+            counters, summary, running = pipeline.counters(), pipeline.summary(), pipeline.running
+    finally:
+        source.close()
+    assert running and summary["error"] is None, summary
+    assert counters["time_jumps"] >= 1 and counters["frames_skipped"] == 0, counters
+
+
+@pytest.mark.lsl
+def test_a_dead_acquisition_thread_ends_the_decode_with_one_line(tmp_path, stream_name, capsys, monkeypatch):
+    """The acquisition thread died (an OverflowError on an infinite stamp) and the decode ran on,
+    "connected" with no input, and exited 0."""
+    from eegmusic.stream.inlet import Inlet
+
+    inspect = Inlet._inspect
+    calls = []
+
+    def breaks_later(self, *args):
+        calls.append(1)
+        if len(calls) > 20:
+            raise OverflowError("cannot convert float infinity to integer")
+        return inspect(self, *args)
+
+    monkeypatch.setattr(Inlet, "_inspect", breaks_later)
+    model = make_model(tmp_path / "m.onnx")
+    source = _PushingOutlet(stream_name)
+    t0 = time.monotonic()
+    try:
+        status, err = _cli(["--stream", stream_name, "--model", str(model), "--no-audio", "--no-lsl-out",
+                            "--duration", "20", "--timeout", "5", "--on-lost", "exit"], capsys)
+    finally:
+        source.close()
+    assert status == 2 and time.monotonic() - t0 < 10, err
+    assert err[-1].startswith("eegmusic decode: error: ") and "OverflowError" in err[-1], err
+    assert "acquisition" in err[-1]
+
+
+@pytest.mark.lsl
+def test_on_lost_exit_names_why_the_stream_that_came_back_was_refused(tmp_path, stream_name, capsys):
+    import threading
+
+    model = make_model(tmp_path / "m.onnx")
+    sources = [_PushingOutlet(stream_name)]
+
+    def swap():
+        time.sleep(2.0)
+        sources[0].close()
+        sources.append(_PushingOutlet(stream_name, n_chans=64, labels=[f"E{i}" for i in range(1, 65)]))
+
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    try:
+        status, err = _cli(["--stream", stream_name, "--model", str(model), "--no-audio", "--no-lsl-out",
+                            "--duration", "15", "--timeout", "5", "--on-lost", "exit", "--lost-after", "2"],
+                           capsys)
+    finally:
+        swapper.join()
+        sources[-1].close()
+    assert status == 2, err
+    assert "--on-lost exit" in err[-1] and "64 ch" in err[-1] and "does not match" in err[-1], err
+
+
+@pytest.mark.lsl
+def test_a_name_already_published_is_refused_before_any_output_opens(tmp_path, stream_name, capsys):
+    """The refusal came after the decode started: --wav was truncated and --record left empty files."""
+    import uuid
+
+    from eegmusic.decoder.shared_snapshot import SnapshotWriter
+
+    name = f"t{uuid.uuid4().hex[:10]}"
+    busy = SnapshotWriter(name, n_chans=4, eeg_cols=100, mel_cols=10)
+    model = make_model(tmp_path / "m.onnx")
+    (tmp_path / "old.wav").write_bytes(b"precious")
+    source = _PushingOutlet(stream_name)
+    try:
+        status, err = _cli(["--stream", stream_name, "--model", str(model),
+                            "--wav", str(tmp_path / "old.wav"), "--overwrite", "--no-lsl-out",
+                            "--duration", "2", "--timeout", "5",
+                            "--publish", name, "--record", str(tmp_path / "rec")], capsys)
+    finally:
+        source.close()
+        busy.close()
+    assert status == 2 and len(err) == 1 and "already publishes as" in err[0], err
+    assert (tmp_path / "old.wav").read_bytes() == b"precious"
+    assert not (tmp_path / "rec").exists()
+
+
+@pytest.mark.parametrize("output", [["--no-audio"], ["--wav", "out.wav"]])
+def test_no_agc_without_a_sound_device_is_refused(output, tmp_path, capsys, monkeypatch):
+    """--no-agc levels only what a sound device plays: with --no-audio or --wav it was ignored."""
+    monkeypatch.chdir(tmp_path)
+    model = make_model(tmp_path / "m.onnx")
+    status, err = _cli(["--stream", "absent", "--model", str(model), *output, "--timeout", "0.5", "--no-agc"],
+                       capsys)
+    assert status == 2 and len(err) == 1, err
+    assert f"--no-agc turns off the sound device's levelling, and {output[0]} plays to no device" in err[0]

@@ -209,3 +209,50 @@ def test_an_oversized_document_is_trimmed_never_truncated():
         reader.close()
     finally:
         writer.close()
+
+
+def _bad_block(path, kind: str) -> None:
+    """Write a file that is not a usable block at ``path`` (as /tmp/hunt's mkblock.py did)."""
+    from eegmusic.decoder.shared_snapshot import _CAPS, _PID, HEADER_BYTES, MAGIC
+
+    if kind == "empty":
+        path.write_bytes(b"")
+        return
+    header = np.zeros(HEADER_BYTES // 8, np.uint64)
+    header[_PID // 8] = 1    # init: a live process
+    header[_CAPS // 8:_CAPS // 8 + 4] = (64, 10**6, 10**6, 1 << 18)    # far more than the file holds
+    data = bytearray(header.tobytes())
+    data[:8] = MAGIC
+    path.write_bytes(bytes(data) + b"\0" * 4096)
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("empty", "is not an eegmusic snapshot block"),
+    ("bigcaps", r"is a damaged snapshot block \(its header declares \d+ bytes, the file holds 4352\)"),
+    ("another user's", "belongs to another user"),
+])
+def test_an_unusable_block_file_is_one_line_naming_the_file(kind, message, monkeypatch):
+    """Each was a traceback (ValueError from mmap or numpy, PermissionError) in gui --attach and
+    decode --publish."""
+    import builtins
+
+    from eegmusic.decoder import shared_snapshot
+
+    name = _name()
+    path = snapshot_path(name)
+    _bad_block(path, "empty" if kind == "another user's" else kind)
+    try:
+        if kind == "another user's":   # the tests run as root, who may open anything: as open says it
+            def refused(file, *args, **kwargs):
+                if str(file) == str(path):
+                    raise PermissionError(13, "Permission denied", str(file))
+                return builtins.open(file, *args, **kwargs)
+
+            monkeypatch.setattr(shared_snapshot, "open", refused, raising=False)
+        with pytest.raises(StreamError, match=message) as refusal:
+            SnapshotReader(name)
+        assert f"remove {path}" in str(refusal.value)
+        if kind != "another user's":   # a file that is no live block is replaced by a new decode
+            SnapshotWriter(name, n_chans=1, eeg_cols=1, mel_cols=1).close()
+    finally:
+        path.unlink(missing_ok=True)

@@ -239,3 +239,57 @@ def test_an_accelerated_replay_loses_no_sample_while_the_thread_is_held_up(strea
     indices, (n_received, gaps) = _replay_through_held_up_inlet(f"{stream_name}-old", speed=200.0,
                                                                 n_samples=n, hold_s=1.0)
     assert n_received < n and gaps > 0
+
+
+def test_non_finite_timestamps_are_time_errors_and_the_thread_goes_on(stream_name):
+    """An infinite timestamp made the gap count int(inf) (OverflowError) and killed the acquisition thread."""
+    outlet = _outlet(stream_name, 2, 100.0)
+    inlet = Inlet(stream_name, resolve_timeout=5.0)
+    try:
+        inlet.start()
+        assert outlet.wait_for_consumers(5.0)
+        time.sleep(0.2)
+        stamps = pylsl.local_clock() + np.arange(40) * 0.01
+        stamps[10:20] = np.inf
+        stamps[20:30] = np.nan
+        for k in range(0, 40, 5):  # chunks of five samples
+            outlet.push_chunk(np.zeros((5, 2), np.float32), list(stamps[k:k + 5]))
+        _wait(lambda: inlet.n_samples >= 40 or inlet.error is not None)
+        _, _, flags = inlet.ring.read(0, 40)
+        assert inlet.error is None and inlet._thread.is_alive()
+    finally:
+        inlet.stop()
+    assert all(flags[10:31] & FLAG_TIME) and not (flags[:10] & FLAG_TIME).any()
+    assert inlet.gaps == 0 and inlet.missing_samples == 0       # out of the gap maths
+    assert inlet.non_monotonic == 21                            # 20 non-finite, then the step back to finite
+    del outlet
+
+
+def test_an_unlabelled_stream_returning_labelled_in_another_order_is_refused(stream_name):
+    """The first connection read 125 unlabelled channels in model order; a stream back with the same
+    labels in another order was accepted and its channels mapped wrong."""
+    from eegmusic.stream.spec import MODEL_CHANNELS
+
+    def outlet_with(source_id, labels):
+        info = pylsl.StreamInfo(stream_name, "EEG", 125, 100.0, pylsl.cf_float32, source_id)
+        if labels is not None:
+            info.set_channel_labels(list(labels))
+        return pylsl.StreamOutlet(info)
+
+    outlet = outlet_with(f"{stream_name}-first", None)
+    inlet = Inlet(stream_name)
+    try:
+        inlet.start()
+        assert inlet.meta.labels is None
+        assert outlet.wait_for_consumers(5.0)
+        del outlet
+        _wait(lambda: not inlet.connected)
+        shuffled = outlet_with(f"{stream_name}-shuffled", MODEL_CHANNELS[::-1])
+        time.sleep(1.5)
+        assert inlet.reconnects == 0 and not inlet.connected
+        assert "does not match" in inlet.refused and "labels" in inlet.refused
+        outlet = outlet_with(f"{stream_name}-second", MODEL_CHANNELS)   # the order it was read in
+        _wait(lambda: inlet.reconnects == 1, timeout=5.0)
+    finally:
+        inlet.stop()
+    del outlet, shuffled
