@@ -120,7 +120,7 @@ class WindowDataset:
         allow_short_stimulus: bool = False,
         spec_channels: bool = False,
     ):
-        from eegmusic.offline_training.sanity import FlatReport
+        from eegmusic.offline_training.sanity import FlatReport, flat_channels
 
         self.folder = Path(folder)
         self.allow_short_stimulus = bool(allow_short_stimulus)
@@ -164,6 +164,7 @@ class WindowDataset:
         rows = []
         all_ids: list[str] = []
         song_ids: dict[int, list[str]] = {}
+        flat_seen: list[tuple[str, str, np.ndarray, tuple]] = []  # (subject, name, flags, labels)
         for song in self.songs:  # one float64 song at a time; keep float32 copies
             recording = nmedt.load_song(song)
             self._check_channels(song, recording)
@@ -172,7 +173,8 @@ class WindowDataset:
             eeg = None
             for k in range(recording.n_subjects):
                 subject_eeg = recording.eeg(k)
-                self.flat_report.add(f"song {song} {recording.subjects[k]}", subject_eeg, recording.channels)
+                flat_seen.append((str(recording.subjects[k]), f"song {song} {recording.subjects[k]}",
+                                  flat_channels(subject_eeg), tuple(recording.channels)))
                 if abs(float(recording.sfreq) - MODEL_SFREQ) > 1e-6:
                     from eegmusic.stream.resample import resample_recording
 
@@ -185,6 +187,9 @@ class WindowDataset:
             del recording
         self.subjects = self._select_subjects(all_ids, subjects)
         position = {subject_id: i for i, subject_id in enumerate(self.subjects)}
+        for subject_id, name, flags, labels in flat_seen:  # only the listeners trained on count
+            if subject_id in position:
+                self.flat_report.add_flags(name, flags, labels)
         for song in self.songs:
             chosen = [(position[sid], k) for k, sid in enumerate(song_ids[song]) if sid in position]
             if len(chosen) < len(song_ids[song]):

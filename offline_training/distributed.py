@@ -84,6 +84,23 @@ def all_sum(values: np.ndarray, dist_info: DistInfo, device) -> np.ndarray:
     return tensor.cpu().numpy()
 
 
+def from_main(value, dist_info: DistInfo):
+    """Rank 0's ``value`` in every process (``value`` itself in a single process).
+
+    A choice made from scores must be the same in every process, or one process takes a branch whose
+    collectives the others never join and waits forever: the scores can differ in their last digits
+    between processes (BatchNorm running statistics are not synchronised by DDP), so rank 0 chooses.
+    ``value`` is any picklable object.
+    """
+    if dist_info.world == 1:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def leave_distributed(dist_info: DistInfo) -> None:
     """Wait for every process, then leave the process group (no-op in a single process).
 

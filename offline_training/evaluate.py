@@ -304,7 +304,7 @@ def evaluate(
         plot_reconstruction(shown_target[:n_plot_windows], shown_pred[:n_plot_windows],
                             stage / "reconstruction.png",
                             title=f"{info.model_name} on {_describe_rows(dataset, shown[:n_plot_windows])}",
-                            start_s=float(dataset.index[shown[0]]["start"]) / MODEL_SFREQ)
+                            starts_s=dataset.index["start"][shown[:n_plot_windows]] / MODEL_SFREQ)
         raw_audio = None
         if info.output_kind == "audio":
             shown_codes = None if subject_codes is None else subject_codes[position[shown[:n_wav]]]

@@ -50,6 +50,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from eegmusic.offline_training.distributed import from_main
 from eegmusic.offline_training.finetune_recipe import WeightAnchor, greedy_soup
 from eegmusic.offline_training.models.base import MelDecoder
 from torch import nn
@@ -252,6 +253,8 @@ def fit_finetune(fit, model: MelDecoder, dataset, split, config, dist_info, devi
     blends = {float(a): [[(1.0 - a) * s + a * t for s, t in zip(sp, tp, strict=True)]
                          for sp, tp in zip(start_preds, tuned_preds, strict=True)] for a in ALPHAS}
     alpha, alpha_r = choose_alpha(lambda a: score(blends[a]), ALPHAS)
+    # the processes' scores differ in the last digits: rank 0's choice, or they refit apart and hang
+    members, soup, alpha, alpha_r = from_main((members, soup, alpha, alpha_r), dist_info)
     alpha_fold_r = {str(a): fold_scores(blend) for a, blend in blends.items()}
     last = results[members[0]] if alpha > 0 else {"history": [], "best_epoch": 0, "epochs_run": 0,
                                                      "windows_per_s": None}

@@ -87,8 +87,12 @@ def metrics_table(summary: dict) -> str:
 
 
 def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: str = "",
-                        start_s: float | None = None) -> None:
+                        start_s: float | None = None, starts_s=None) -> None:
     """Draw target and reconstruction of consecutive windows one above the other.
+
+    Each window is drawn over the second of EEG it was cut from: its 44 frames (1.02 s of mel hops)
+    are scaled to its 1 s, so the axis keeps to the recording's seconds however many windows are
+    drawn (end to end at 1.02 s each, six windows from 6 s ended at 12.13 s).
 
     Parameters
     ----------
@@ -100,37 +104,37 @@ def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: st
     start_s : float, optional
         Where the first window's EEG starts in its recording: the time axis reads the recording's seconds,
         as the title does (it read 0-6 s under a title of 9-15 s); without it, seconds from the first
-        window.
+        window. The windows are taken 1 s apart.
+    starts_s : sequence of float, shape (n_windows,), optional
+        Where each window's EEG starts in its recording (s); overrides ``start_s``.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 
-    target_frames, pred_frames = concat_frames(target), concat_frames(pred)
+    window_s = WINDOW_SAMPLES / MODEL_SFREQ
+    in_recording = start_s is not None or starts_s is not None
+    if starts_s is None:
+        origin = 0.0 if start_s is None else float(start_s)
+        starts_s = origin + window_s * np.arange(len(target))
+    starts_s = np.asarray(starts_s, dtype=float)
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True, constrained_layout=True)
-    seconds = target_frames.shape[1] * melspec.FRAME_PERIOD_S
-    origin = 0.0 if start_s is None else float(start_s)
-    extent = (origin, origin + seconds, 0, melspec.N_MELS)
-    vmin, vmax = melspec.DB_FLOOR, float(max(target_frames.max(), pred_frames.max()))
+    vmin, vmax = melspec.DB_FLOOR, float(max(np.max(target), np.max(pred)))
     image = None
-    for ax, frames, label in ((axes[0], target_frames, "target"), (axes[1], pred_frames, "reconstruction")):
-        image = ax.imshow(
-            frames,
-            origin="lower",
-            aspect="auto",
-            extent=extent,
-            vmin=vmin,
-            vmax=vmax,
-            cmap="magma",
-            interpolation="nearest",
-        )
-        for k in range(1, len(target)):
-            ax.axvline(origin + k * melspec.FRAMES_PER_WINDOW * melspec.FRAME_PERIOD_S, color="white", lw=0.5,
-                       ls=":")
+    for ax, windows, label in ((axes[0], target, "target"), (axes[1], pred, "reconstruction")):
+        for k, (frames, start) in enumerate(zip(windows, starts_s, strict=True)):
+            image = ax.imshow(frames, origin="lower", aspect="auto",
+                              extent=(start, start + window_s, 0, melspec.N_MELS),
+                              vmin=vmin, vmax=vmax, cmap="magma", interpolation="nearest")
+            if k:
+                ax.axvline(start, color="white", lw=0.5, ls=":")
+        ax.set_xlim(starts_s[0], starts_s[-1] + window_s)
+        ax.set_ylim(0, melspec.N_MELS)
         ax.set_ylabel(f"{label}\nmel band")
-    axes[1].set_xlabel("time (s, windows concatenated)" if start_s is None else
-                       "time in the recording (s, the EEG's; 1-s windows drawn end to end)")
+    axes[1].set_xlabel("time (s, from the first window)" if not in_recording else
+                       "time in the recording (s, the EEG's; each 1-s window over its second)")
     fig.colorbar(image, ax=axes, label="mel dB")
     if title:
         fig.suptitle(title)

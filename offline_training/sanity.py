@@ -60,23 +60,38 @@ class FlatReport:
     flat: dict[str, list[str]] = field(default_factory=dict)
     """Recording name → labels of its flat channels."""
 
+    n_chans: dict[str, int] = field(default_factory=dict)
+    """Recording name → its number of channels (to tell "all channels" from many)."""
+
     def add(self, name: str, eeg: np.ndarray, labels) -> None:
         """Check one recording (``eeg`` shape (n_chans, n_times)) and remember its flat channels."""
-        flags = flat_channels(eeg)
+        self.add_flags(name, flat_channels(eeg), labels)
+
+    def add_flags(self, name: str, flags: np.ndarray, labels) -> None:
+        """Remember one recording's flat channels, ``flags`` from :func:`flat_channels` (n_chans,)."""
+        flags = np.asarray(flags, dtype=bool)
         self.n_pairs += len(flags)
         if flags.any():
             self.flat[name] = [str(labels[i]) for i in np.flatnonzero(flags)]
+            self.n_chans[name] = len(flags)
 
     @property
     def n_flat(self) -> int:
         """Flat (recording, channel) pairs."""
         return sum(len(labels) for labels in self.flat.values())
 
-    def describe(self, limit: int = 3) -> str:
+    def describe(self, limit: int = 3, shown: int = 5) -> str:
         """One line: the flat recordings and channels, the first few named."""
         parts = []
         for name, labels in list(self.flat.items())[:limit]:
-            parts.append(f"{name}: {'all channels' if len(labels) > 8 else ', '.join(labels)}")
+            n_chans = self.n_chans.get(name, len(labels))
+            if len(labels) == n_chans:
+                listed = "all channels"
+            elif len(labels) > shown:
+                listed = f"{', '.join(labels[:shown])} and {len(labels) - shown} more of {n_chans} channels"
+            else:
+                listed = ", ".join(labels)
+            parts.append(f"{name}: {listed}")
         more = f"; {len(self.flat) - limit} more recordings" if len(self.flat) > limit else ""
         return "; ".join(parts) + more
 

@@ -150,19 +150,27 @@ def block_rows(index: np.ndarray, test_rows: np.ndarray, test_block: np.ndarray)
 def one_per_second(index: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Positions into ``rows`` (one block in time order) of its windows at a 1-s hop.
 
-    Windows are taken greedily from the first on, each starting at least 1 s (125 samples) after
-    the previous one, so a denser dataset hop does not count a second twice.
+    Windows are taken from the first on, each the first at or after the next whole second less half
+    a hop (the window nearest that second), so a denser dataset hop does not count a second twice,
+    and a hop that does not divide a second (``--hop 0.5``: 62 samples) keeps to the seconds (0, 124,
+    248, ... samples) rather than drift by its remainder (0, 186, 372, ...). A hop dividing a second
+    takes the windows exactly 1 s apart; after a gap, the seconds count on from the next window.
 
     Returns
     -------
     ndarray of int
     """
-    chosen, next_start = [], None
-    for k, row in enumerate(rows):
-        start = int(index["start"][row])
-        if next_start is None or start >= next_start:
+    starts = np.asarray(index["start"][rows], dtype=np.int64)
+    steps = np.diff(starts)
+    # half the dataset hop (its smallest step), at most half a second: nearer than that, a second
+    slack = int(min(steps[steps > 0].min(), WINDOW_SAMPLES) // 2) if (steps > 0).any() else 0
+    chosen, second = [], None
+    for k, start in enumerate(starts):
+        if second is None or start >= second + WINDOW_SAMPLES - slack:
             chosen.append(k)
-            next_start = start + WINDOW_SAMPLES
+            second = start if second is None else second + WINDOW_SAMPLES
+            if abs(start - second) > slack:  # after a gap: the seconds count from this window
+                second = start
     return np.array(chosen, dtype=np.int64)
 
 

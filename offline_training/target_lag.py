@@ -186,15 +186,17 @@ def choose_target_offset(
         return _unscorable("picks the lag on the validation part, and this split has none",
                            "use a split with a validation part (block, subject, song) or pass "
                            "--target-offset SECONDS", fallback_s)
-    val_blocks = _scorable_runs(dataset, split.val)
-    if not val_blocks:
+    stretches = _scorable_runs(dataset, split.val)
+    if not stretches:
         return _unscorable(NO_STRETCH[0], _no_stretch_fix(dataset, split_kind, seed), fallback_s)
     rng = np.random.default_rng([seed, 4242])
     fit_rows = np.sort(rng.choice(split.train, size=min(fit_windows, len(split.train)), replace=False))
+    val_blocks = [stretch.scored for stretch in stretches]
     val_rows = np.concatenate(val_blocks)
     eeg_fit = torch.from_numpy(dataset.eeg(fit_rows))
     subject_fit = torch.from_numpy(dataset.index["subject"][fit_rows])
-    block_eeg = [np.concatenate(list(dataset.eeg(rows)), axis=-1) for rows in val_blocks]  # 1-s windows tile
+    block_eeg = [stretch.eeg(dataset) for stretch in stretches]
+    offsets = [stretch.offsets(dataset.index) for stretch in stretches]
     scores: dict[float, float] = {}
     for offset in progress_bar(candidates, desc="target offset", unit="lag", disable=not progress,
                                leave=False):
@@ -207,7 +209,7 @@ def choose_target_offset(
         model.fit_closed_form([(eeg_fit, torch.from_numpy(mel_fit), subject_fit)], None,
                               alphas=(min(RIDGE_GRID),))
         targets = [shifted.mel(rows) for rows in val_blocks]
-        scores[offset] = live_frame_score(model, block_eeg, targets, columns)
+        scores[offset] = live_frame_score(model, block_eeg, targets, columns, offsets)
         logger.info("target offset %.3f s: validation dynamic r %.4f (ridge)", offset, scores[offset])
     best = max(candidates, key=lambda c: (scores[c], -c))
     logger.info("target offset %.3f s chosen on %d validation windows", best, len(val_rows))
@@ -216,17 +218,18 @@ def choose_target_offset(
 
 NO_STRETCH = ("found no 2-s stretch in the validation part to score a lag on",
               "use more data or --split block, or pass --target-offset SECONDS")
-"""The problem and the fix when no validation block holds two windows that tile the EEG (the fix as
+"""The problem and the fix when no validation block holds two windows 1 s apart on continuous EEG (the fix as
 :func:`choose_target_offset` words it for a split: :func:`_no_stretch_fix`)."""
 
 
-def _scorable_runs(dataset, rows: np.ndarray) -> list[np.ndarray]:
-    """The runs of 2 or more windows of ``rows`` that tile the EEG (the stretches a lag is scored on)."""
-    from eegmusic.offline_training.scoring import dynamic_blocks
+def _scorable_runs(dataset, rows: np.ndarray) -> list[Stretch]:
+    """The stretches of continuous EEG in ``rows`` with 2 or more scored windows (a lag is scored on)."""
+    from eegmusic.offline_training.scoring import block_rows
     from eegmusic.offline_training.splits import contiguous_blocks
 
-    blocks = dynamic_blocks(dataset.index, rows, contiguous_blocks(dataset.index, rows, hop_s=dataset.hop_s))
-    return [run for block in blocks for run in tiling_runs(dataset.index, block) if len(run) >= 2]
+    blocks = block_rows(dataset.index, rows, contiguous_blocks(dataset.index, rows, hop_s=dataset.hop_s))
+    return [stretch for block in blocks for stretch in tiling_stretches(dataset.index, block)
+            if len(stretch.scored) >= 2]
 
 
 def _no_stretch_fix(dataset, split_kind: str | None, seed: int) -> str:
@@ -260,27 +263,79 @@ def _unscorable(problem: str, fix: str, fallback_s: float | None) -> LagChoice:
     return LagChoice(float(fallback_s), fallback=f"'auto' {problem}")
 
 
-def tiling_runs(index: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
-    """Split a block's rows (1 s apart or more, time order) into runs of windows that tile the EEG."""
+@dataclass
+class Stretch:
+    """A stretch of continuous EEG in one recording, and its windows scored one second apart.
+
+    Attributes
+    ----------
+    scored : ndarray of int
+        Rows of the windows whose targets are scored (:func:`~offline_training.scoring.one_per_second`).
+    cover : ndarray of int
+        Rows whose windows, each cut where the next begins, give the stretch's EEG without a gap.
+    """
+
+    scored: np.ndarray
+    cover: np.ndarray
+
+    def eeg(self, dataset) -> np.ndarray:
+        """The stretch's EEG, shape (n_chans, n_times), from the first window's start."""
+        windows = dataset.eeg(self.cover)
+        starts = dataset.index["start"][self.cover]
+        pieces = [window[:, :step] for window, step in zip(windows[:-1], np.diff(starts), strict=True)]
+        return np.concatenate(pieces + [windows[-1]], axis=-1)
+
+    def offsets(self, index: np.ndarray) -> np.ndarray:
+        """Where each scored window starts in :meth:`eeg` (samples), shape (n_scored,)."""
+        return index["start"][self.scored] - index["start"][self.cover[0]]
+
+
+def tiling_stretches(index: np.ndarray, rows: np.ndarray) -> list[Stretch]:
+    """Split one recording's rows (time order) into stretches of continuous EEG.
+
+    A stretch goes on while a next window starts within the last one (at most 125 samples on); at any
+    hop up to 1 s, a block of windows is one stretch, while 1-s windows that miss a second are two.
+    At a hop dividing a second the scored windows tile the EEG (1 s apart); at another (``--hop 0.1``:
+    12 samples, no two windows 125 samples apart) they are the windows nearest each second.
+    """
+    from eegmusic.offline_training.scoring import one_per_second
     from eegmusic.stream.spec import WINDOW_SAMPLES
 
-    breaks = np.flatnonzero(np.diff(index["start"][rows]) != WINDOW_SAMPLES) + 1
-    return np.split(rows, breaks)
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = index["start"][rows]
+    stretches, first = [], 0
+    while first < len(rows):
+        cover = [first]
+        while True:  # the farthest window that starts within the last one
+            last = cover[-1]
+            end = starts[last] + WINDOW_SAMPLES
+            reach = last + int(np.searchsorted(starts[last + 1:], end, side="right"))
+            if reach == last:
+                break
+            cover.append(reach)
+        span = rows[first:cover[-1] + 1]
+        stretches.append(Stretch(span[one_per_second(index, span)], rows[cover]))
+        first = cover[-1] + 1
+    return stretches
 
 
-def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice = LIVE_FRAMES) -> float:
+def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice = LIVE_FRAMES,
+                     target_offsets: list | None = None) -> float:
     """Dynamic r of window columns (the newest by default), windows cut every 48 ms as live decoding does.
 
     Parameters
     ----------
     model : torch.nn.Module
         Maps EEG windows (n, n_chans, 125) to mel-dB windows (n, 128, 44).
-    block_eeg : list of ndarray, each shape (n_chans, 125 * n_windows)
-        Each validation block's continuous EEG (its 1-s windows side by side).
+    block_eeg : list of ndarray, each shape (n_chans, n_times)
+        Each validation block's continuous EEG (:meth:`Stretch.eeg`).
     block_targets : list of ndarray, each shape (n_windows, 128, 44)
-        The block's 1-s targets; their interior frames are the true frames.
+        The block's targets about 1 s apart; their interior frames are the true frames.
     columns : slice
         The window columns scored.
+    target_offsets : list of ndarray of int, each shape (n_windows,), optional
+        Where each target's window starts in its block's EEG (samples; :meth:`Stretch.offsets`);
+        default 0, 125, 250, ... (1-s windows side by side).
 
     Returns
     -------
@@ -303,10 +358,15 @@ def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice
     pred_blocks: dict[int, list] = {int(c): [] for c in columns}
     true_blocks: dict[int, list] = {int(c): [] for c in columns}
     budget = MAX_LIVE_WINDOWS
-    for eeg, target in zip(block_eeg, block_targets, strict=True):
+    if target_offsets is None:
+        target_offsets = [WINDOW_SAMPLES * np.arange(len(target)) for target in block_targets]
+    for eeg, target, offsets in zip(block_eeg, block_targets, target_offsets, strict=True):
         # true frames by stimulus time (s from the block's first window start, any offset alike)
-        true_times = (np.arange(len(target))[:, None] + interior[None, :] * FRAME_PERIOD_S).reshape(-1)
+        true_times = (np.asarray(offsets)[:, None] / MODEL_SFREQ
+                      + interior[None, :] * FRAME_PERIOD_S).reshape(-1)
         true_frames = target[:, :, interior].transpose(1, 0, 2).reshape(target.shape[1], -1)
+        order = np.argsort(true_times, kind="stable")  # windows nearer than 1 s overlap in time
+        true_times, true_frames = true_times[order], true_frames[:, order]
         starts = np.arange(0, eeg.shape[-1] - WINDOW_SAMPLES + 1, LIVE_STEP_SAMPLES)[:budget]
         budget -= len(starts)
         if len(starts) < 2:
@@ -324,6 +384,6 @@ def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice
                 pred_blocks[int(c)].append(pred[found, :, c].T)
                 true_blocks[int(c)].append(true_frames[:, nearest[found]])
     scored = [c for c in pred_blocks if pred_blocks[c]]
-    if not scored:  # a guard: choose_target_offset passes only runs of >= 2 tiling windows
+    if not scored:  # a guard: choose_target_offset passes only stretches of >= 2 scored windows
         raise ConfigError(f"--target-offset auto {NO_STRETCH[0]}; {NO_STRETCH[1]}")
     return float(np.mean([dynamic_r(pred_blocks[c], true_blocks[c]) for c in scored]))

@@ -574,7 +574,17 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
             )
 
 
-def _plot_curve(path: Path, history: list[dict], title: str) -> None:
+LOSS_AXIS_LABELS = {"mse": "loss (dB²)", "l1": "loss (dB)", "pearson": "loss (1 − r)",
+                    "mse+pearson": "loss (MSE / band variance + 1 − r)"}
+"""Training-curve axis label of each ``TrainConfig.loss``: its unit."""
+
+
+def loss_axis_label(loss: str) -> str:
+    """The training curve's y-axis label for the loss named ``loss`` (see :data:`LOSS_AXIS_LABELS`)."""
+    return LOSS_AXIS_LABELS.get(loss, "loss")
+
+
+def _plot_curve(path: Path, history: list[dict], title: str, loss: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -585,7 +595,7 @@ def _plot_curve(path: Path, history: list[dict], title: str) -> None:
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
     ax.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (dB²)" if "mse" in title else "loss (dB)")
+    ax.set_ylabel(loss_axis_label(loss))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -903,8 +913,15 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
 
     # a loss the model did not train on is not its validation loss: MSE then (evaluate_mel's "mse")
     loss_name = config.loss if epoch_options["loss"] else "mse"
-    val = evaluate_mel(best_model, dataset, split.val, config.batch_size, device, loss_name, dist_info)
-    test = evaluate_mel(best_model, dataset, split.test, config.batch_size, device, loss_name, dist_info)
+    summed = loss_name in ("mse", "l1")  # evaluate_mel knows these; a Pearson loss is over all windows
+    val = evaluate_mel(best_model, dataset, split.val, config.batch_size, device,
+                       loss_name if summed else "mse", dist_info)
+    if not summed:
+        from eegmusic.offline_training.loop_regression import validation_loss
+
+        val["loss"] = validation_loss(best_model, dataset, split.val, config, device, dist_info)["loss"]
+    test = evaluate_mel(best_model, dataset, split.test, config.batch_size, device,
+                        loss_name if summed else "mse", dist_info)
     metrics = {
         "model": config.model,
         "split": config.split,
@@ -970,7 +987,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         export_onnx(cpu_model, out / "model.onnx", metadata)
         if metrics.get("history"):
             _plot_curve(out / "training_curve.png", metrics["history"],
-                        f"{config.model} ({config.split} split, {config.loss})")
+                        f"{config.model} ({config.split} split, {config.loss})", loss_name)
         elif "ridge" in metrics:   # closed form: no loss was trained on
             _plot_ridge(out / "training_curve.png", metrics["ridge"],
                         f"{config.model} ({config.split} split)")

@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from eegmusic.offline_training.scoring import dynamic_blocks
-from eegmusic.offline_training.target_lag import LIVE_FRAMES, live_frame_score, tiling_runs
+from eegmusic.offline_training.scoring import block_rows
+from eegmusic.offline_training.target_lag import LIVE_FRAMES, live_frame_score, tiling_stretches
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +51,16 @@ class SongFold:
         ``train`` and ``val``: the training and validation rows of the other songs; ``test`` and
         ``test_block``: the original split's (never read by the check).
     scored : list of ndarray of int
-        Runs of the held-out song's training and validation rows that tile its EEG (one listener
-        each, time order, at least 2 windows).
+        Runs of the held-out song's training and validation rows about 1 s apart on continuous EEG
+        (one listener each, time order, at least 2 windows).
+    stretches : list of Stretch
+        Their stretches of EEG (:func:`offline_training.target_lag.tiling_stretches`), one per run.
     """
 
     song: int
     split: object
     scored: list
+    stretches: list
 
 
 def song_fold(dataset, split, *, seed: int = 0) -> tuple[SongFold | None, str | None]:
@@ -97,12 +100,13 @@ def song_fold(dataset, split, *, seed: int = 0) -> tuple[SongFold | None, str | 
     # each listener's play (song) of the music on its own, its rows in time order: two plays of one
     # track by one listener were interleaved into one "continuous" stretch
     plays = np.unique(index[["song", "subject"]][held], return_inverse=True)[1].reshape(-1)
-    per_play = dynamic_blocks(index, held, plays)
-    scored = [run for rows in per_play for run in tiling_runs(index, rows) if len(run) >= 2]
-    if not scored:
+    per_play = block_rows(index, held, plays)
+    stretches = [stretch for rows in per_play for stretch in tiling_stretches(index, rows)
+                 if len(stretch.scored) >= 2]
+    if not stretches:
         return None, f"song {song} has no 2-s stretch of training or validation windows to score"
     fold = Split(keep_train, keep_val, split.test, split.test_block)
-    return SongFold(song, fold, scored), None
+    return SongFold(song, fold, [stretch.scored for stretch in stretches], stretches), None
 
 
 def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: slice = LIVE_FRAMES) -> dict:
@@ -141,9 +145,10 @@ def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: 
     logger.info("unseen-song check: training without song %d (%d windows)", fold.song, len(fold.split.train))
     model = fit(fold.split)
     model.eval()
-    block_eeg = [np.concatenate(list(dataset.eeg(rows)), axis=-1) for rows in fold.scored]
+    block_eeg = [stretch.eeg(dataset) for stretch in fold.stretches]
     targets = [dataset.mel(rows) for rows in fold.scored]
-    score = live_frame_score(model, block_eeg, targets, columns)
+    offsets = [stretch.offsets(dataset.index) for stretch in fold.stretches]
+    score = live_frame_score(model, block_eeg, targets, columns, offsets)
     n_windows = int(sum(len(rows) for rows in fold.scored))
     logger.info("unseen-song check: song %d decoded at live dynamic r %.4f", fold.song, score)
     return {"song": fold.song, "dynamic_r": score, "n_windows": n_windows,

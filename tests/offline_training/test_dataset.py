@@ -100,3 +100,36 @@ def test_data_without_stimuli(sim_dir, tmp_path):
     shutil.copy(sim_dir / "song21_Imputed.mat", tmp_path / "song21_Imputed.mat")
     with pytest.raises(DataFormatError, match="song 21 .* has no stimulus audio"):
         WindowDataset(tmp_path)
+
+
+def test_flat_listeners_left_out_by_subjects_do_not_count(sim_dir, tmp_path):
+    """A listener whose EEG is all zeros is refused when chosen, and does not matter when left out."""
+    import scipy.io as sio
+
+    folder = tmp_path / "data"
+    shutil.copytree(sim_dir, folder)
+    for song in (21, 22):  # zero listener 3 in both songs: 2 of 6 recordings, over the 25 % share
+        path = folder / f"song{song}_Imputed.mat"
+        content = sio.loadmat(path)
+        content[f"data{song}"][:, :, 2] = 0.0
+        sio.savemat(path, {k: v for k, v in content.items() if not k.startswith("__")})
+    with pytest.raises(DataFormatError, match="flat or all-zero"):
+        WindowDataset(folder)
+    chosen = WindowDataset(folder, subjects=[1, 2])
+    assert chosen.n_subjects == 2 and not chosen.flat_report.flat
+    assert chosen.flat_report.n_pairs == 2 * 2 * 125
+
+
+def test_flat_report_names_all_channels_only_when_every_channel_is_flat():
+    from eegmusic.offline_training.sanity import FlatReport
+
+    labels = [f"E{i}" for i in range(1, 21)]
+    report = FlatReport()
+    report.add("song 21 S01", np.zeros((20, 50)), labels)
+    eeg = np.random.default_rng(0).normal(size=(20, 50))
+    eeg[:12] = 0.0
+    report.add("song 21 S02", eeg, labels)
+    described = report.describe()
+    assert "song 21 S01: all channels" in described
+    assert "song 21 S02: E1, E2, E3, E4, E5 and 7 more of 20 channels" in described
+    assert "S02: all channels" not in described

@@ -84,6 +84,34 @@ def test_each_process_leaves_the_group_before_it_exits(tmp_path):
         assert (tmp_path / f"rank{rank}").read_text() == "2 3 True True"
 
 
+CHOOSE = """
+import sys
+from pathlib import Path
+
+from eegmusic.offline_training.distributed import from_main, init_distributed, leave_distributed
+
+info = init_distributed("cpu")
+score = 0.4123 + 1e-5 * info.rank  # the processes' held-out scores differ in the 5th digit
+choice = from_main(([2, 0], {"members": [2, 0]}, 0.5 if score > 0.41231 else 1.0), info)
+leave_distributed(info)
+Path(sys.argv[1], f"rank{info.rank}").write_text(repr(choice))
+"""
+
+
+def test_every_process_takes_rank_0s_choice(tmp_path):
+    # fine-tuning chooses soup, blend and refits from scores that differ between processes: each
+    # process choosing for itself refit a different number of times and hung in a collective
+    script = tmp_path / "choose.py"
+    script.write_text(CHOOSE)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), TMPDIR=str(tmp_path))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(script), str(tmp_path)]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        assert (tmp_path / f"rank{rank}").read_text() == "([2, 0], {'members': [2, 0]}, 1.0)"
+
+
 def test_ddp_gradient_training_with_two_processes(sim_dir, tmp_path):
     out = tmp_path / "ddp"
     result = torchrun_train(sim_dir, out, "convnet", {"channels": [8, 8, 8, 8], "hidden": 16}, epochs=2)

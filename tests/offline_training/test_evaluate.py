@@ -596,5 +596,29 @@ def test_the_reconstruction_plot_reads_the_seconds_its_title_names(monkeypatch, 
     plot_reconstruction(windows, windows, tmp_path / "r.png", title="song 21, 9-15 s", start_s=9.0)
     axes = drawn[0].axes
     left, right = axes[1].get_xlim()
-    assert left == pytest.approx(9.0) and right == pytest.approx(9.0 + 6 * 44 * melspec.FRAME_PERIOD_S)
+    assert left == pytest.approx(9.0) and right == pytest.approx(15.0)
     assert "recording" in axes[1].get_xlabel()
+
+
+def test_the_reconstruction_plot_draws_each_window_over_its_own_second(monkeypatch, tmp_path):
+    """Windows drawn end to end at 44 frames (1.02 s) each drifted: six from 6 s ended at 12.13 s."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from eegmusic.offline_training.report import plot_reconstruction
+    from matplotlib import pyplot as plt
+
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)
+    windows = np.full((6, melspec.N_MELS, melspec.FRAMES_PER_WINDOW), -40.0, np.float32)
+    plot_reconstruction(windows, windows, tmp_path / "r.png", start_s=6.0)
+    axes = drawn[0].axes[1]
+    assert axes.get_xlim() == pytest.approx((6.0, 12.0))
+    spans = np.array([image.get_extent()[:2] for image in axes.images])
+    np.testing.assert_allclose(spans, [[6.0 + k, 7.0 + k] for k in range(6)])
+    # windows 1.5 s apart (a hop that does not tile) sit at their own starts
+    drawn.clear()
+    plot_reconstruction(windows[:3], windows[:3], tmp_path / "r.png", starts_s=[6.0, 7.5, 9.0])
+    axes = drawn[0].axes[1]
+    assert [image.get_extent()[0] for image in axes.images] == pytest.approx([6.0, 7.5, 9.0])
+    assert axes.get_xlim() == pytest.approx((6.0, 10.0))

@@ -294,3 +294,32 @@ def test_train_cli_refuses_an_unseen_song_check_of_a_fine_tuning_run(delayed_dir
     assert status == 2 and len(lines) == 1, lines
     assert "cannot check a fine-tuning run (--init); drop one of them" in lines[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("hop_s", [0.1, 0.5])
+def test_auto_lag_and_unseen_song_check_at_a_hop_that_does_not_divide_a_second(hop_s, delayed_dir):
+    """At a hop of 12 or 62 samples no two windows start exactly 125 samples apart: the lag was
+    refused ("no 2-s stretch ... use longer recordings") and the unseen-song check not scored."""
+    from eegmusic.offline_training.unseen_song import unseen_song_score
+
+    dataset = WindowDataset(delayed_dir, hop_s=hop_s)
+    split = make_split(dataset.index, "block", seed=0, hop_s=hop_s)
+    choice = choose_target_offset(dataset, split, candidates=CANDIDATES)
+    assert choice.fallback is None and choice.n_val_windows == 24  # the seconds that hop 1 scores
+    assert choice.offset_s > 0.0 and choice.scores[choice.offset_s] > choice.scores[0.0]
+    shifted = dataset.with_target_offset(0.2)
+    check = unseen_song_score(_ridge_fit(shifted, []), shifted, split, seed=0)
+    assert check["reason"] is None and check["dynamic_r"] > 0.1, check
+
+
+def test_windows_a_second_apart_keep_to_the_second_grid_at_any_hop():
+    from eegmusic.offline_training.scoring import one_per_second
+
+    index = np.zeros(40, dtype=[("song", np.int64), ("subject", np.int64), ("start", np.int64)])
+    rows = np.arange(40)
+    index["start"] = rows * 62  # --hop 0.5: 62 samples; the nearest window to each second
+    assert index["start"][one_per_second(index, rows)].tolist()[:6] == [0, 124, 248, 372, 496, 620]
+    index["start"] = rows * 25  # a hop that divides a second: exactly 1 s apart, as before
+    assert index["start"][one_per_second(index, rows)].tolist() == [0, 125, 250, 375, 500, 625, 750, 875]
+    index["start"] = [0, 125, 400, 525] + [700 + 125 * k for k in range(36)]  # gaps: the next after them
+    assert index["start"][one_per_second(index, rows)].tolist()[:6] == [0, 125, 400, 525, 700, 825]

@@ -255,3 +255,23 @@ def test_bad_inputs_are_one_line_errors(change, message, sim_dir, no_stimuli_dir
 def test_cuda_without_a_gpu_is_a_one_line_error(sim_dir, tmp_path, capsys):
     assert main([*train_args(sim_dir, tmp_path / "run", "linear"), "--device", "cuda"]) == 2
     assert "--device cuda asked but no CUDA GPU is visible" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("loss", ["pearson", "mse+pearson"])
+def test_val_loss_of_a_pearson_loss_is_that_loss(loss, sim_dir, tmp_path):
+    """metrics.json ``val_loss`` is the loss trained on (the best epoch's), not the validation MSE."""
+    out = tmp_path / "run"
+    assert main(train_args(sim_dir, out, "cnn", "--loss", loss)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["loss"] == loss
+    assert metrics["val_loss"] == pytest.approx(metrics["best_val_loss"], rel=1e-4)
+    assert metrics["val_loss"] != pytest.approx(metrics["val_mse"], rel=1e-3)
+
+
+def test_training_curve_is_labelled_by_its_loss():
+    from eegmusic.offline_training.train import loss_axis_label
+
+    assert loss_axis_label("mse") == "loss (dB²)"
+    assert loss_axis_label("l1") == "loss (dB)"
+    assert "dB" not in loss_axis_label("pearson") and "r" in loss_axis_label("pearson")
+    assert "dB" not in loss_axis_label("mse+pearson")
