@@ -73,13 +73,7 @@ Path(sys.argv[1], f"rank{info.rank}").write_text(f"{info.world} {total[0]:g} {jo
 
 def test_each_process_leaves_the_group_before_it_exits(tmp_path):
     # an exit still inside the gloo group can abort (SIGABRT) and fail the whole torchrun run
-    script = tmp_path / "leave.py"
-    script.write_text(LEAVE)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), TMPDIR=str(tmp_path))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(script), str(tmp_path)]
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _two_processes(LEAVE, tmp_path)
     for rank in (0, 1):  # both summed over the group, then were out of it
         assert (tmp_path / f"rank{rank}").read_text() == "2 3 True True"
 
@@ -101,15 +95,20 @@ Path(sys.argv[1], f"rank{info.rank}").write_text(repr(choice))
 def test_every_process_takes_rank_0s_choice(tmp_path):
     # fine-tuning chooses soup, blend and refits from scores that differ between processes: each
     # process choosing for itself refit a different number of times and hung in a collective
-    script = tmp_path / "choose.py"
-    script.write_text(CHOOSE)
+    _two_processes(CHOOSE, tmp_path)
+    for rank in (0, 1):
+        assert (tmp_path / f"rank{rank}").read_text() == "([2, 0], {'members': [2, 0]}, 1.0)"
+
+
+def _two_processes(code: str, tmp_path) -> None:
+    """Run ``code`` under torchrun in 2 processes (gloo), ``tmp_path`` its argument; assert it ends well."""
+    script = tmp_path / "script.py"
+    script.write_text(code)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), TMPDIR=str(tmp_path))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(script), str(tmp_path)]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    for rank in (0, 1):
-        assert (tmp_path / f"rank{rank}").read_text() == "([2, 0], {'members': [2, 0]}, 1.0)"
 
 
 def test_ddp_gradient_training_with_two_processes(sim_dir, tmp_path):

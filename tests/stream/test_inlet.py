@@ -30,7 +30,8 @@ def _outlet(name, n_chans, rate, fmt=pylsl.cf_float32, labels=True):
     info = pylsl.StreamInfo(name, "EEG", n_chans, rate, fmt, f"{name}-sid")
     if labels:
         info.set_channel_labels([f"E{i}" for i in range(1, n_chans + 1)])
-    return pylsl.StreamOutlet(info)
+    # liblsl sizes an outlet's buffer for 360 s by default: seconds to set up at 1024 channels and 400 kHz
+    return pylsl.StreamOutlet(info, max_buffered=1 if n_chans * rate > 1e6 else 360)
 
 
 def test_ring_buffer_holds_the_exact_samples(lsl_source, stream_name):
