@@ -136,17 +136,11 @@ def _making(folder: Path, what: str):
     broke both. The lock is on a name beside the folder, as the ``simulate``/``train`` child locks the
     folder itself; the kernel drops it however this process ends."""
     from eegmusic.stream.atomic import output_lock
-    from eegmusic.stream.errors import OutputError
 
-    try:
-        with output_lock(folder.with_name(folder.name + ".demo"), f"demo (making {what})"):
-            yield
-    except OutputError as error:
-        if "is being written by" not in str(error):
-            raise
-        holder = str(error).split("is being written by ", 1)[1].split(";")[0]
-        raise OutputError(f"{folder}: {holder} is making the cached {what} there; wait for it to finish, or "
-                          "pass another --cache DIR") from None
+    with output_lock(folder, f"demo (making {what})", key=folder.with_name(folder.name + ".demo"),
+                     refusal=f"{{path}}: {{holder}} is making the cached {what} there; wait for it to "
+                             "finish, or pass another --cache DIR"):
+        yield
 
 
 def _ensure_data(args, cache: Path) -> Path:

@@ -202,13 +202,21 @@ def _lock_file(path: Path) -> Path:
     return folder / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
 
 
+LOCK_REFUSAL = "{path} is being written by {holder}; wait for it to finish, or pass another output path"
+"""How :func:`output_lock` refuses an output another process holds."""
+
+
 @contextlib.contextmanager
-def output_lock(path: str | os.PathLike, command: str) -> Iterator[None]:
+def output_lock(path: str | os.PathLike, command: str, *, key: str | os.PathLike | None = None,
+                refusal: str = LOCK_REFUSAL) -> Iterator[None]:
     """Hold the output ``path`` for ``command`` inside the block; refuse it while another process does.
 
     An advisory ``flock`` on a per-path lock file: the kernel releases it when the process ends,
     however it ends (a SIGKILLed run leaves no stale lock). Where locks are unavailable (a file system
     without them) the block runs unlocked, as before.
+
+    ``key`` locks another name than ``path`` (a caller holding a folder that a child command it runs
+    locks as its own output); ``refusal`` words the refusal, with ``{path}`` and ``{holder}``.
 
     Raises
     ------
@@ -220,7 +228,7 @@ def output_lock(path: str | os.PathLike, command: str) -> Iterator[None]:
     except ImportError:  # Windows: no flock
         fcntl = None
     try:
-        handle = open(_lock_file(Path(path)), "a+") if fcntl is not None else None
+        handle = open(_lock_file(Path(path if key is None else key)), "a+") if fcntl is not None else None
     except OSError:
         handle = None
     with handle if handle is not None else contextlib.nullcontext():
@@ -232,8 +240,7 @@ def output_lock(path: str | os.PathLike, command: str) -> Iterator[None]:
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "another eegmusic command"
-                raise OutputError(f"{path} is being written by {holder}; wait for it to finish, or pass "
-                                  "another output path") from None
+                raise OutputError(refusal.format(path=path, holder=holder)) from None
             except OSError:  # no locks on this file system
                 pass
         if locked:

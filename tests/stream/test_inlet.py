@@ -80,13 +80,23 @@ def test_missing_stream_error_lists_visible_streams(stream_name):
     del outlet
 
 
-def test_single_samples_and_backward_timestamps_are_counted_and_flagged(stream_name):
+def _two_channels_read(stream_name):
+    """A 2-channel 100-Hz outlet, and an inlet reading it (started, its consumer seen): (outlet, inlet)."""
     outlet = _outlet(stream_name, 2, 100.0)
     inlet = Inlet(stream_name, resolve_timeout=5.0)
     try:
         inlet.start()
         assert outlet.wait_for_consumers(5.0)
-        time.sleep(0.2)
+    except BaseException:
+        inlet.stop()
+        raise
+    time.sleep(0.2)
+    return outlet, inlet
+
+
+def test_single_samples_and_backward_timestamps_are_counted_and_flagged(stream_name):
+    outlet, inlet = _two_channels_read(stream_name)
+    try:
         t0 = pylsl.local_clock()
         stamps = t0 + np.arange(30) * 0.01
         stamps[10] = stamps[9] - 0.005  # backwards
@@ -244,12 +254,8 @@ def test_an_accelerated_replay_loses_no_sample_while_the_thread_is_held_up(strea
 
 def test_non_finite_timestamps_are_time_errors_and_the_thread_goes_on(stream_name):
     """An infinite timestamp made the gap count int(inf) (OverflowError) and killed the acquisition thread."""
-    outlet = _outlet(stream_name, 2, 100.0)
-    inlet = Inlet(stream_name, resolve_timeout=5.0)
+    outlet, inlet = _two_channels_read(stream_name)
     try:
-        inlet.start()
-        assert outlet.wait_for_consumers(5.0)
-        time.sleep(0.2)
         stamps = pylsl.local_clock() + np.arange(40) * 0.01
         stamps[10:20] = np.inf
         stamps[20:30] = np.nan
