@@ -125,9 +125,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                      "recording is refused (recordings are never overwritten, even with --overwrite), "
                      "e.g. --record runs/today")
     out.add_argument("--no-lsl-out", action="store_true", help="do not publish the MelSpectrogram stream")
-    from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
+    from eegmusic.decoder.vocoders import VOCODERS, vocoder_help
 
-    out.add_argument("--vocoder", choices=tuple(VOCODERS), default=DEFAULT_VOCODER, help=vocoder_help())
+    # default None, so that a typed --vocoder is told from the default (a waveform model refuses it)
+    out.add_argument("--vocoder", choices=tuple(VOCODERS), default=None, help=vocoder_help())
     out.add_argument("--vocoder-lookahead", type=int_range(0, 16), default=None, metavar="FRAMES",
                      help="frames the vocoder waits for before playing one (default: the vocoder's own, 1 "
                      "for rtisi); each adds 23.2 ms. rtisi 2 comes closer to offline Griffin-Lim on music "
@@ -318,6 +319,7 @@ def run_decode(args: argparse.Namespace) -> int:
 
     from eegmusic.decoder.audio import DEVICE_LATENCY_S
     from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.decoder.vocoders import DEFAULT_VOCODER
     from eegmusic.stream.atomic import write_json
     from eegmusic.stream.errors import ConfigError
 
@@ -344,7 +346,10 @@ def run_decode(args: argparse.Namespace) -> int:
         truth_dir=args.truth,
         lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
         resolve_timeout_s=args.timeout, impute_missing=args.impute_missing,
-        vocoder_method=args.vocoder, vocoder_lookahead=args.vocoder_lookahead, agc=not args.no_agc,
+        vocoder_method=DEFAULT_VOCODER if args.vocoder is None else args.vocoder,
+        # a dashboard's decode (--publish) always names its vocoder, the default for a waveform model
+        vocoder_named=args.vocoder is not None and args.publish is None,
+        vocoder_lookahead=args.vocoder_lookahead, agc=not args.no_agc,
         listen=args.listen, realtime=not args.no_realtime,
     )
     if args.publish is not None:
@@ -370,7 +375,7 @@ def run_decode(args: argparse.Namespace) -> int:
             ab = pipeline.config if args.listen != "decoded" else None
             shown = {"stream_name": pipeline.stream_label, "model_path": str(args.model),
                      "truth_dir": args.truth, "no_audio": bool(args.no_audio or args.wav),
-                     "vocoder": args.vocoder, "hop_s": args.hop, "listen": args.listen,
+                     "vocoder": config.vocoder_method, "hop_s": args.hop, "listen": args.listen,
                      "pid": os.getpid()}
             owner = os.environ.get(OWNER_ENV, "")
             publisher = SnapshotPublisher(

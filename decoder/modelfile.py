@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 METADATA_KEY = "eegmusic"
 FORMAT_VERSION = 1
 OUTPUT_KINDS = ("mel_db", "audio")
-_FIX = "export it again with `eegmusic train`"
+EXPORT_FIX = "export it again with `eegmusic train`"
+"""The fix every bad-model-file message ends with (also used by :mod:`decoder.runtime`)."""
 
 DEFAULT_MISSING_FRACTION = 0.1
 """Share of a model's channels it tolerates missing (interpolated) when its metadata does not say:
@@ -164,14 +165,14 @@ def open_session(path: str | Path, sess_options=None, providers=None):
     if not path.is_file():
         raise ModelError(f"model path {path} is not a file; pass the model.onnx file itself")
     if path.stat().st_size == 0:
-        raise ModelError(f"model file {path} is empty; {_FIX}")
+        raise ModelError(f"model file {path} is empty; {EXPORT_FIX}")
     try:
         return ort.InferenceSession(str(path), sess_options=sess_options,
                                     providers=providers or ["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
         reason = " ".join(str(error).split())[:160]
         raise ModelError(f"model file {path} is not a readable ONNX model (corrupt or truncated: "
-                         f"{reason}); {_FIX}") from error
+                         f"{reason}); {EXPORT_FIX}") from error
 
 
 def parse_metadata(custom_metadata: dict, path: str | Path) -> dict:
@@ -186,18 +187,18 @@ def parse_metadata(custom_metadata: dict, path: str | Path) -> dict:
     text = custom_metadata.get(METADATA_KEY)
     if text is None:
         raise ModelError(f"model file {path} has no '{METADATA_KEY}' metadata (not an eegmusic model); "
-                         f"{_FIX}")
+                         f"{EXPORT_FIX}")
     try:
         metadata = json.loads(text)
     except json.JSONDecodeError as error:
         raise ModelError(f"model file {path} has unreadable '{METADATA_KEY}' metadata (invalid JSON at "
-                         f"char {error.pos}); {_FIX}") from error
+                         f"char {error.pos}); {EXPORT_FIX}") from error
     if not isinstance(metadata, dict):
-        raise ModelError(f"model file {path}: '{METADATA_KEY}' metadata is not a JSON object; {_FIX}")
+        raise ModelError(f"model file {path}: '{METADATA_KEY}' metadata is not a JSON object; {EXPORT_FIX}")
     version = metadata.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelError(f"model file {path} has metadata format_version {version!r}; this eegmusic reads "
-                         f"version {FORMAT_VERSION}; {_FIX} or upgrade eegmusic")
+                         f"version {FORMAT_VERSION}; {EXPORT_FIX} or upgrade eegmusic")
     return metadata
 
 
@@ -207,7 +208,7 @@ def _get(metadata: dict, path: Path, *keys: str):
     for depth, key in enumerate(keys):
         if not isinstance(value, dict) or key not in value:
             name = ".".join(keys[:depth + 1])
-            raise ModelError(f"model file {path}: '{METADATA_KEY}' metadata lacks '{name}'; {_FIX}")
+            raise ModelError(f"model file {path}: '{METADATA_KEY}' metadata lacks '{name}'; {EXPORT_FIX}")
         value = value[key]
     return value
 
@@ -271,7 +272,7 @@ def _typed(metadata: dict, path: Path, *keys: str, kind: str, default=_REQUIRED,
             upper = "inf" if high is None else as_text(high)
             bounds = f" in [{lower}, {upper}]"
         raise ModelError(f"model file {path}: metadata '{'.'.join(keys)}' must be {_KINDS[kind]}{bounds}, "
-                         f"found {shown} ({type(parent[keys[-1]]).__name__}); {_FIX}")
+                         f"found {shown} ({type(parent[keys[-1]]).__name__}); {EXPORT_FIX}")
     return value
 
 
@@ -306,7 +307,7 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
     kind = _typed(metadata, path, "output", "kind", kind="str")
     if kind not in OUTPUT_KINDS:
         raise ModelError(f"model file {path} declares output kind {kind!r}; eegmusic decodes "
-                         f"{' or '.join(OUTPUT_KINDS)}; {_FIX}")
+                         f"{' or '.join(OUTPUT_KINDS)}; {EXPORT_FIX}")
     if kind == "mel_db":
         output_shape = (_typed(metadata, path, "output", "n_mels", kind="int", low=1, high=4096),
                         _typed(metadata, path, "output", "n_frames", kind="int", low=1, high=10**6))
@@ -323,52 +324,53 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
     try:
         preprocessing = PreprocessingSpec.from_dict(spec)
     except EEGMusicError as error:
-        raise ModelError(f"model file {path}: metadata 'preprocessing' is invalid ({error}); {_FIX}"
+        raise ModelError(f"model file {path}: metadata 'preprocessing' is invalid ({error}); {EXPORT_FIX}"
                          ) from None
     except (TypeError, ValueError, KeyError, AttributeError) as error:
         raise ModelError(f"model file {path}: metadata 'preprocessing' is invalid ({type(error).__name__}: "
-                         f"{str(error)[:80]}); {_FIX}") from None
+                         f"{str(error)[:80]}); {EXPORT_FIX}") from None
     if len(channels) == 0 or len(set(channels)) != len(channels):
-        raise ModelError(f"model file {path}: metadata channel list is empty or has duplicates; {_FIX}")
+        raise ModelError(f"model file {path}: metadata channel list is empty or has duplicates; {EXPORT_FIX}")
 
     inputs = {arg.name: arg for arg in session.get_inputs()}
     if input_name not in inputs:
         raise ModelError(f"model file {path}: metadata names input '{input_name}' but the graph has "
-                         f"{', '.join(inputs)}; {_FIX}")
+                         f"{', '.join(inputs)}; {EXPORT_FIX}")
     eeg = inputs[input_name]
     if eeg.type != "tensor(float)":
-        raise ModelError(f"model file {path}: input '{input_name}' is {eeg.type}, not float32; {_FIX}")
+        raise ModelError(f"model file {path}: input '{input_name}' is {eeg.type}, not float32; {EXPORT_FIX}")
     dims = _dims(eeg)
     if len(dims) != 3 or dims[1] not in (None, len(channels)) or dims[2] not in (None, window_samples):
         raise ModelError(f"model file {path}: input '{input_name}' has shape {eeg.shape}, metadata says "
-                         f"[batch, {len(channels)}, {window_samples}]; {_FIX}")
+                         f"[batch, {len(channels)}, {window_samples}]; {EXPORT_FIX}")
     if subject_input and "subject" not in inputs:
-        raise ModelError(f"model file {path}: metadata declares a subject input the graph lacks; {_FIX}")
+        raise ModelError(f"model file {path}: metadata declares a subject input the graph lacks; "
+                         f"{EXPORT_FIX}")
     if "subject" in inputs:
         # the runtime feeds an int64 index only where the metadata declares the input: an undeclared one
         # would be left unfed, and another type fails the run; both were tracebacks from the first window
         if not subject_input:
             raise ModelError(f"model file {path}: graph has a 'subject' input its metadata does not declare "
-                             f"(input.subject_input is false); {_FIX}")
+                             f"(input.subject_input is false); {EXPORT_FIX}")
         if inputs["subject"].type != "tensor(int64)":
             raise ModelError(f"model file {path}: input 'subject' is {inputs['subject'].type}, not int64; "
-                             f"{_FIX}")
+                             f"{EXPORT_FIX}")
     extra = set(inputs) - {input_name, "subject"}
     if extra:
-        raise ModelError(f"model file {path}: graph has unexpected inputs {sorted(extra)}; {_FIX}")
+        raise ModelError(f"model file {path}: graph has unexpected inputs {sorted(extra)}; {EXPORT_FIX}")
     outputs = {arg.name: arg for arg in session.get_outputs()}
     if output_name not in outputs:
         raise ModelError(f"model file {path}: metadata names output '{output_name}' but the graph has "
-                         f"{', '.join(outputs)}; {_FIX}")
+                         f"{', '.join(outputs)}; {EXPORT_FIX}")
     if outputs[output_name].type != "tensor(float)":   # the runtime binds a float32 buffer
         raise ModelError(f"model file {path}: output '{output_name}' is {outputs[output_name].type}, not "
-                         f"float32; {_FIX}")
+                         f"float32; {EXPORT_FIX}")
     out_dims = _dims(outputs[output_name])[1:]
     if len(out_dims) != len(output_shape) or any(
             d is not None and d != n for d, n in zip(out_dims, output_shape, strict=True)):
         raise ModelError(f"model file {path}: output '{output_name}' has shape "
                          f"{outputs[output_name].shape}, metadata says [batch, "
-                         f"{', '.join(map(str, output_shape))}]; {_FIX}")
+                         f"{', '.join(map(str, output_shape))}]; {EXPORT_FIX}")
 
     positions, max_missing = _montage_metadata(metadata["input"], len(channels), path)
     _typed(metadata, path, "model", kind="dict", default={})
@@ -390,7 +392,7 @@ def _check_preprocessing(metadata: dict, path: Path) -> None:
     reference = _typed(metadata, path, "preprocessing", "reference", kind="str", default="average")
     if reference not in REFERENCES:
         raise ModelError(f"model file {path}: metadata 'preprocessing.reference' is {reference!r}, not one "
-                         f"of {', '.join(REFERENCES)}; {_FIX}")
+                         f"of {', '.join(REFERENCES)}; {EXPORT_FIX}")
     for key in ("highpass_hz", "notch_hz"):
         _typed(metadata, path, "preprocessing", key, kind="float", default=None, nullable=True, low=1e-3,
                high=50000.0)
@@ -412,7 +414,7 @@ def training_metadata(info: ModelInfo) -> dict:
         if not all(isinstance(s, str) or (isinstance(s, int) and not isinstance(s, bool)) for s in subjects):
             found = json.dumps(subjects)[:40]
             raise ModelError(f"model file {path}: metadata 'training.subjects' must list participant ids "
-                             f"(strings) or listener numbers, found {found}; {_FIX}")
+                             f"(strings) or listener numbers, found {found}; {EXPORT_FIX}")
     _typed(metadata, path, "training", "seed", kind="int", default=0, low=0)  # numpy takes any: older runs
     _typed(metadata, path, "training", "hop_s", kind="float", default=1.0, low=0.008, high=60.0)
     return block
@@ -428,11 +430,11 @@ def _montage_metadata(entry: dict, n_chans: int, path: Path) -> tuple[np.ndarray
             positions = np.zeros(0)
         if positions.shape != (n_chans, 3):
             raise ModelError(f"model file {path}: metadata 'input.positions' must hold one [x, y, z] per "
-                             f"channel ({n_chans}), got shape {positions.shape}; {_FIX}")
+                             f"channel ({n_chans}), got shape {positions.shape}; {EXPORT_FIX}")
     max_missing = entry.get("max_missing", default_max_missing(n_chans))
     if isinstance(max_missing, bool) or not isinstance(max_missing, int) or not 0 <= max_missing <= n_chans:
         raise ModelError(f"model file {path}: metadata 'input.max_missing' must be a whole number from 0 to "
-                         f"{n_chans}, got {max_missing!r}; {_FIX}")
+                         f"{n_chans}, got {max_missing!r}; {EXPORT_FIX}")
     return positions, max_missing
 
 
@@ -477,7 +479,7 @@ def check_live_contract(info: ModelInfo) -> None:
     """
     if abs(info.preprocessing.sfreq - info.sfreq) > 1e-6:
         raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz but its preprocessing "
-                         f"resamples to {info.preprocessing.sfreq:g} Hz; {_FIX}")
+                         f"resamples to {info.preprocessing.sfreq:g} Hz; {EXPORT_FIX}")
     if abs(info.window_samples - WINDOW_S * info.sfreq) > 1e-6:
         seconds = info.window_samples / info.sfreq
         raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz in windows of "

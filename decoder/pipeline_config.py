@@ -72,6 +72,9 @@ class PipelineConfig:
     vocoder_lookahead : int or None
         Frames the vocoder waits for before synthesising one (None: the method's default; each
         frame adds 23.2 ms of latency).
+    vocoder_named : bool
+        The user typed ``vocoder_method`` for this decode (``decode --vocoder``): a waveform model then
+        refuses it even when it is the default one (:meth:`refuse_ignored_by`).
     agc : bool
         Slow automatic gain on the sound played through a device (:mod:`decoder.limiter`; the peak
         limiter always runs there, so nothing played reaches 0 dBFS). Files and recordings get the
@@ -113,6 +116,7 @@ class PipelineConfig:
     snapshot_s: float = 10.0
     vocoder_method: str = "rtisi"
     vocoder_lookahead: int | None = None
+    vocoder_named: bool = False
     agc: bool = True
     prebuffer_s: float = 0.05
     impute_missing: bool = False
@@ -167,15 +171,16 @@ class PipelineConfig:
             return self
         if kind != "audio":
             return self
-        return replace(self, vocoder_method=DEFAULT_VOCODER, vocoder_lookahead=None, smooth_frames=0,
-                       truth_dir=None if self.listen == "decoded" else self.truth_dir)
+        return replace(self, vocoder_method=DEFAULT_VOCODER, vocoder_named=False, vocoder_lookahead=None,
+                       smooth_frames=0, truth_dir=None if self.listen == "decoded" else self.truth_dir)
 
     def refuse_ignored_by(self, output_kind: str, model_path: str | Path) -> None:
         """Refuse the options a model of ``output_kind`` would ignore (once the model is read).
 
         A waveform model (``audio``) has no mel frames: no vocoder runs, the crossfade joins its windows
         (no ``smooth_frames``), and no frame is scored against ``truth_dir``, which then only supplies
-        what ``listen`` ``true``/``both`` play. The default vocoder passes (a dashboard always names it).
+        what ``listen`` ``true``/``both`` play. The default vocoder passes unless ``vocoder_named`` (a
+        dashboard always names it).
 
         Raises
         ------
@@ -186,8 +191,9 @@ class PipelineConfig:
 
         if output_kind != "audio":
             return
+        named = self.vocoder_named or self.vocoder_method != DEFAULT_VOCODER
         ignored = [flag for flag, given in (
-            (f"--vocoder {self.vocoder_method}", self.vocoder_method != DEFAULT_VOCODER),
+            (f"--vocoder {self.vocoder_method}", named),
             (f"--vocoder-lookahead {self.vocoder_lookahead}", self.vocoder_lookahead is not None),
             (f"--smooth {self.smooth_frames}", self.smooth_frames > 0),
             ("--truth (live dynamic r)", self.truth_dir is not None and self.listen == "decoded")) if given]

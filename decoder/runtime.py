@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from eegmusic.decoder.modelfile import _FIX, ModelInfo, info_from_session, open_session
+from eegmusic.decoder.modelfile import EXPORT_FIX, ModelInfo, info_from_session, open_session
 from eegmusic.stream.errors import ModelError, detail
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,8 @@ class DecoderRuntime:
             if computed is not None and computed.shape != self._output.shape:
                 reason = (f"it computes output '{self.info.output_name}' of shape {list(computed.shape)}, "
                           f"its metadata declares [batch, {', '.join(map(str, self.output_shape))}]")
-            raise ModelError(f"model file {self.info.path} fails on a window: {reason}; {_FIX}") from None
+            raise ModelError(f"model file {self.info.path} fails on a window: {reason}; "
+                             f"{EXPORT_FIX}") from None
 
     def predict(self, window: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Decode one window.

@@ -41,7 +41,8 @@ window and live decoding scores near zero). Where the validation part has no 2-s
 explicit --target-offset auto is refused there. With --init of a model that places its frames by the
 offset (sourcenet), the default is the pretrained model's offset and another one is refused.
 The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx
-(linear, fitted in closed form: no checkpoint.pt).
+(linear, fitted in closed form: no checkpoint.pt; ensemble: config.json, best.pt, metrics.json,
+model.onnx and member<i>/ (each member's own run folder)).
 """
 
 

@@ -27,7 +27,8 @@ def fit_ensemble(model, dataset, split, config, dist_info: DistInfo, device, out
     Member ``i`` trains with seed ``config.seed + i`` (batch order, dropout) and keeps its run files in
     ``out/member<i>``. Parameters and result are those of :func:`fit_regression`, plus ``members``
     (each member's result without its model), ``weights`` and, for an ensemble with ``output_ranks``,
-    ``output_rank`` (None: unprojected) and ``output_rank_scores``.
+    ``output_rank`` (None: unprojected) and ``output_rank_scores``. ``epochs_run`` is the most epochs a
+    member ran (as for one model, at most ``config.epochs``); ``member_epochs_run`` lists each member's.
     """
     import dataclasses
 
@@ -61,9 +62,13 @@ def fit_ensemble(model, dataset, split, config, dist_info: DistInfo, device, out
 
         projection = fit_output_projection(model, dataset, split, config.batch_size, device)
     history = [h for r in results for h in r.get("history", [])]
+    # epochs_run keeps its meaning of every other model, the epochs one model trained (at most --epochs):
+    # the most any member ran; each member's count is member_epochs_run (0: trained before)
+    member_epochs = [int(r.get("epochs_run", 0)) for r in results]
     return {"model": model, "members": results, "weights": list(weights), "weight_scores": scores,
             "output_rank": projection["rank"], "output_rank_scores": projection["scores"],
-            "history": [], "member_history": history, "best_epoch": 0, "epochs_run": len(history)}
+            "history": [], "member_history": history, "best_epoch": 0,
+            "epochs_run": max(member_epochs, default=0), "member_epochs_run": member_epochs}
 
 
 def choose_weights(model, dataset, rows, batch_size: int, device) -> tuple[list[float], dict]:

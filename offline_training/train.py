@@ -574,6 +574,20 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
             )
 
 
+def _refuse_fewer_epochs(config: TrainConfig, out: Path, state: dict) -> None:
+    """Refuse a ``--resume`` whose ``--epochs`` is below the epochs the run already trained.
+
+    ``--epochs`` is the total a run reaches, so such a resume trains nothing and would record the smaller
+    number in config.json beside the epochs that ran: the user meant a total (or mistyped), and refusing
+    says so where keeping the larger count silently would hide the mistake. A diffusion run numbers its
+    prior phase first (``prior_epochs`` in the checkpoint); ``--epochs`` counts the epochs after it.
+    """
+    ran = int(state.get("epoch") or 0) - int(state.get("prior_epochs") or 0)
+    if ran > config.epochs:
+        raise ConfigError(f"--resume --epochs {config.epochs}: the run in {out} already ran {ran} epochs; "
+                          f"--epochs is the total to reach: pass --epochs {ran} or more")
+
+
 LOSS_AXIS_LABELS = {"mse": "loss (dB²)", "l1": "loss (dB)", "pearson": "loss (1 − r)",
                     "mse+pearson": "loss (MSE / band variance + 1 − r)"}
 """Training-curve axis label of each ``TrainConfig.loss``: its unit."""
@@ -805,6 +819,8 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
     # the offset wanted: with --init of a model placing frames by it, the pretrained model's (not chosen)
     wanted_offset = config.target_offset_s if init_offset is None else init_offset
     state = read_checkpoint(out / "checkpoint.pt", model_name=config.model) if resume else None
+    if state is not None:
+        _refuse_fewer_epochs(config, out, state)
     device_kind = resolve_device(config.device)
     dist_info = init_distributed(device_kind)
     device = torch.device(f"cuda:{dist_info.local_rank}" if device_kind == "cuda" else "cpu")

@@ -91,6 +91,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     # an option that would be ignored is refused: the user meant something by it
     if args.seed is not None and not args.shuffle:
         raise ConfigError("--seed only seeds --shuffle; add --shuffle, or drop --seed")
+    if args.markers == args.stream:   # the EEG inlet could resolve the marker outlet of that name
+        raise ConfigError(f"--markers {args.markers} is the name of the EEG stream --stream records; pass "
+                          f"another name, or leave --markers out for '{args.stream}-calibration'")
     if args.audio_device is not None and args.no_audio:
         raise ConfigError("--audio-device picks where the music plays, and --no-audio plays none; drop one")
     summary = calibrate(

@@ -36,7 +36,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--subject", type=positive_int,
                         metavar="K", help="participant, 1-based index in the file")
     source.add_argument("--xdf", metavar="FILE", help="replay a stream of an XDF recording instead")
-    source.add_argument("--xdf-stream", metavar="NAME", help="name of the recorded stream to replay (--xdf)")
+    source.add_argument("--xdf-stream", metavar="NAME",
+                        help="name of the recorded stream to replay (--xdf), or its stream id where two "
+                        "streams share the name")
     out = parser.add_argument_group("how")
     # replay.player.MIN_SPEED (not imported here: building the parser must not load pylsl)
     out.add_argument("--speed", type=float_range(0.001, 1000.0), default=1.0, metavar="X",

@@ -189,6 +189,12 @@ def _refuse_ignored_options(args: argparse.Namespace) -> None:
     from eegmusic.stream.errors import ConfigError
 
     if args.live:
+        name = args.name or "virtual-cap"
+        # the marker inlet resolves by name: one of the listener's own outlets would be followed instead
+        if args.markers in (name, f"{name}-markers"):
+            raise ConfigError(f"--markers {args.markers} names a stream this listener publishes itself (EEG "
+                              f"'{name}', replay markers '{name}-markers'); pass the calibration marker "
+                              f"stream, or leave --markers out for '{name}-calibration'")
         if args.montage is None:
             raise ConfigError("--live needs --montage NAME (the cap to stream), e.g. --live --montage "
                               "standard_1020 --channels 32 --sfreq 250 --name cap32")

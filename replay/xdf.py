@@ -273,7 +273,8 @@ def read_xdf_stream(path, name: str) -> XDFStream:
     path : str or Path
         An ``.xdf`` file.
     name : str
-        The stream's name as recorded.
+        The stream's name as recorded, or its XDF stream id (digits) where several streams share the
+        name (refused then, naming their ids).
 
     Returns
     -------
@@ -295,9 +296,17 @@ def read_xdf_stream(path, name: str) -> XDFStream:
         raise DataFormatError(f"{path}: no stream header in it, a damaged or empty XDF file"
                               + (f" ({where})" if where else "") + "; pass a file recorded by LabRecorder")
     matches = [s for s in headers if s["name"] == name]
+    if not matches and name.isdigit():   # the way to pick one of several streams of one name
+        matches = [s for s in headers if s["stream_id"] == int(name)]
     if not matches:
         raise StreamError(f"{path}: no stream named '{name}' (has {_describe(headers)}); pass one of those")
+    if len(matches) > 1:   # a restarted amplifier records a second stream of its name: never guess which
+        found = "; ".join(f"stream id {s['stream_id']}: {s['type']}, {s['channel_count']} ch, "
+                          f"{s['nominal_srate']:g} Hz" for s in matches)
+        raise StreamError(f"{path}: {len(matches)} streams are named '{name}' ({found}); pass the stream id "
+                          f"of the one to replay instead, e.g. --xdf-stream {matches[-1]['stream_id']}")
     header = matches[0]
+    name = header["name"]
     playable = [s for s in headers if s["nominal_srate"] > 0 and s["channel_format"] != "string"]
     if header["nominal_srate"] <= 0 or header["channel_format"] == "string":
         raise StreamError(

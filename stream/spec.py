@@ -30,6 +30,11 @@ MODEL_CHANNELS: tuple[str, ...] = tuple(f"E{i}" for i in range(1, 125)) + ("Cz",
 
 N_CHANS = len(MODEL_CHANNELS)
 
+MAX_ABS_UV = 1e6
+"""Largest EEG magnitude in µV taken as a measurement (1 V). No scalp amplifier's input range comes near it
+(DC-coupled ones span about ±0.4 V), so a larger finite value is a fault (a unit error, a bad cast or a broken
+sender) and is treated like NaN: refused in recorded files, zeroed and flagged in a live stream."""
+
 DEVICE_CHANNELS_128: tuple[str, ...] = tuple(f"E{i}" for i in range(1, 129))
 """Labels of a 128-channel GSN-HydroCel amplifier stream (Cz is its reference and not sent)."""
 

@@ -502,6 +502,24 @@ def test_options_a_waveform_model_would_ignore_are_refused(sim_dir, tmp_path, ca
                                                                                                  model)
 
 
+@pytest.mark.lsl
+def test_a_typed_default_vocoder_is_refused_for_a_waveform_model(tmp_path, stream_name, capsys):
+    """``--vocoder rtisi`` typed for a waveform model passed silently (it is the default), while
+    --vocoder-lookahead and --smooth were refused: a vocoder the user names is refused alike. A dashboard's
+    decode (--publish) always names the default vocoder, so there it still passes."""
+    from eegmusic.decoder.vocoders import DEFAULT_VOCODER
+
+    model = make_model(tmp_path / "wave.onnx", kind="audio")
+    argv = ["--stream", f"{stream_name}-absent", "--model", str(model), "--no-audio", "--device", "cpu",
+            "--timeout", "0.2", "--vocoder", DEFAULT_VOCODER]
+    status, err = _cli(argv, capsys)
+    assert status == 2 and len(err) == 1, err
+    assert (f"model wave.onnx outputs a waveform (output kind audio), not mel frames for --vocoder "
+            f"{DEFAULT_VOCODER} to act on; drop it") in err[0]
+    status, err = _cli([*argv, "--publish", f"{stream_name}-pub"], capsys)
+    assert status == 2 and len(err) == 1 and "--vocoder" not in err[0], err   # the stream is absent
+
+
 # ---------------------------------------------------------------------------------------------------
 # A stop that lands while the published block is being made
 

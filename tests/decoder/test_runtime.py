@@ -77,6 +77,20 @@ def test_a_model_computing_another_shape_than_it_declares_is_refused_at_start(tm
     assert "onnxruntime" not in capfd.readouterr().err     # no log lines of onnxruntime's own beside it
 
 
+def test_runtime_imports_no_private_name():
+    """runtime.py imported modelfile's private ``_FIX``; the shared fix phrase is public there, and a bad
+    window's message ends with it as modelfile's own messages do."""
+    import ast
+    import inspect
+
+    from eegmusic.decoder import modelfile, runtime
+
+    imported = [alias.name for node in ast.walk(ast.parse(inspect.getsource(runtime)))
+                if isinstance(node, ast.ImportFrom) for alias in node.names]
+    assert not [name for name in imported if name.startswith("_")], imported
+    assert "EXPORT_FIX" in imported and modelfile.EXPORT_FIX == "export it again with `eegmusic train`"
+
+
 @pytest.mark.parametrize("kwargs,message", [
     (dict(device="tpu"), "device 'tpu' is not one of auto, cpu, cuda"),
     (dict(intra_op_threads=0), "thread counts must be >= 1"),

@@ -68,6 +68,31 @@ def test_fresh_ensemble_trains_each_member_with_its_own_seed(sim_dir, tmp_path):
     assert not torch.equal(first, second)
     assert [m["epochs_run"] for m in metrics["members"]] == [1, 1]
     assert (tmp_path / "ens" / "member0" / "checkpoint.pt").is_file()
+    # epochs_run means what it means for one model (epochs one model trained), not the members' sum;
+    # each member's count is kept beside it, and the model file says the same
+    assert metrics["epochs_run"] == 1 and metrics["member_epochs_run"] == [1, 1]
+    from eegmusic.decoder.modelfile import read_model_info
+
+    assert read_model_info(tmp_path / "ens" / "model.onnx").metadata["training"]["epochs"] == 1
+
+
+def test_train_help_says_what_an_ensemble_folder_holds(sim_dir, tmp_path):
+    """The epilog promised checkpoint.pt and training_curve.png in every run folder; an ensemble's has
+    neither (its members' folders hold their checkpoints)."""
+    import argparse
+
+    from eegmusic.offline_training.cli_train import add_train_arguments
+
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    epilog = " ".join(parser.epilog.split())
+    assert ("ensemble: config.json, best.pt, metrics.json, model.onnx and member<i>/ (each member's own run "
+            "folder)") in epilog
+    out = tmp_path / "ens"
+    members = [{"name": "linear", "config": {"lags": [0]}}]
+    small_run(sim_dir, out, "ensemble", model_config={"members": members})
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "best.pt", "config.json", "member0", "metrics.json", "model.onnx"]
 
 
 def test_bad_members_are_refused():

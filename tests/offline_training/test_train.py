@@ -131,6 +131,23 @@ def test_resume_continues_and_checks_the_config(sim_dir, tmp_path, capsys):
     assert refusal in capsys.readouterr().err
 
 
+def test_resume_with_fewer_epochs_than_already_ran_is_refused(sim_dir, tmp_path, capsys):
+    """--epochs is the total to reach: a --resume asking for fewer than the run already trained recorded
+    the smaller number beside the epochs that ran; it is refused in one line, and the run is untouched."""
+    out = tmp_path / "run"
+    args = train_args(sim_dir, out, "convnet")
+    args[args.index("--epochs") + 1] = "2"
+    assert main(args) == 0
+    before = {name: (out / name).read_bytes() for name in ("config.json", "metrics.json", "model.onnx")}
+    capsys.readouterr()
+    args[args.index("--epochs") + 1] = "1"
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and (f"--resume --epochs 1: the run in {out} already ran 2 epochs; --epochs is the "
+                              "total to reach: pass --epochs 2 or more") in err[0], err
+    assert before == {name: (out / name).read_bytes() for name in before}
+
+
 def test_resume_from_another_working_directory_knows_the_same_data(sim_dir, tmp_path, monkeypatch, capsys):
     """config.json kept --data as typed and --resume resolved it in the new working directory: "option
     'data' changed ('sim' …, now 'x/sim')", of the very same folder, with advice that could not work."""

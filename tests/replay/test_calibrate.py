@@ -256,6 +256,20 @@ def test_refusals_leave_nothing_behind_and_overwrite_nothing(music, tmp_path, st
     assert not out.exists() and not (tmp_path / "never_audio").exists()
 
 
+def test_markers_named_as_the_eeg_stream_are_refused(music, tmp_path, capsys):
+    """``--markers`` equal to ``--stream`` published the markers under the EEG stream's name, which the EEG
+    inlet could then resolve: refused in one line before anything is recorded."""
+    from eegmusic.stream.cli import main
+
+    out = tmp_path / "x.xdf"
+    status = main(["calibrate", "--stream", "cap", "--markers", "cap", "--music", str(music),
+                   "--out", str(out), "--no-audio", "--timeout", "0.2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert "--markers cap is the name of the EEG stream --stream records" in err[0]
+    assert not out.exists()
+
+
 @pytest.mark.audio
 def test_unknown_output_device_names_the_alternatives(music, tmp_path, pulse_sink):
     with pytest.raises(AudioError, match="--no-audio"):

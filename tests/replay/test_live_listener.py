@@ -237,3 +237,17 @@ def test_a_recorded_session_hears_every_track_of_its_playlist(tmp_path, tracks):
         during = (stamps >= start + 1.0) & (stamps < start + 29.0)
         assert np.std(evoked[:, during]) > 1.0  # µV
     assert np.all(evoked[:, stamps < starts[0]] == 0)
+
+
+@pytest.mark.parametrize("extra,markers", [(["--name", "cap32"], "cap32"), ([], "virtual-cap"),
+                                           (["--name", "cap32"], "cap32-markers")])
+def test_markers_naming_the_listeners_own_stream_are_refused(extra, markers, capsys):
+    """``--markers`` equal to the EEG stream's name (or its ``<name>-markers``) made the marker inlet
+    resolve the listener's own outlet: refused in one line before anything streams."""
+    from eegmusic.stream.cli import main
+
+    status = main(["simulate", "--live", "--montage", "standard_1020", "--channels", "8", *extra,
+                   "--markers", markers])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert f"--markers {markers} names a stream this listener publishes itself" in err[0]

@@ -161,6 +161,28 @@ def test_bad_xdf_input(xdf_file, tmp_path, content, stream, error, message):
     assert "\n" not in str(info.value)
 
 
+def test_two_streams_of_one_name_are_refused_naming_both(tmp_path, rng):
+    """A recording holding two streams of one name (a restarted amplifier) replayed the first silently: the
+    name is refused, naming both streams; the stream id picks one."""
+    eeg = (rng.standard_normal((len(LABELS), 200)) * 20).astype(np.float32)
+    stamps = 1000.0 + np.arange(200) / 250.0
+    parts = [b"XDF:", _chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')]
+    for stream_id in (1, 2):
+        header = _header_xml("TestAmp-1", "EEG", len(LABELS), 250.0, "float32", LABELS)
+        parts.append(_chunk(2, struct.pack("<I", stream_id) + header))
+    parts += [_samples_numeric(1, eeg.T, stamps), _samples_numeric(2, -eeg.T, stamps)]
+    path = tmp_path / "twice.xdf"
+    path.write_bytes(b"".join(parts))
+    with pytest.raises(StreamError, match="^[^\n]*$") as info:
+        read_xdf_stream(path, "TestAmp-1")
+    assert (f"2 streams are named 'TestAmp-1' (stream id 1: EEG, {len(LABELS)} ch, 250 Hz; stream id 2: EEG, "
+            f"{len(LABELS)} ch, 250 Hz); pass the stream id of the one to replay instead, e.g. --xdf-stream 2"
+            ) in str(info.value)
+    second = read_xdf_stream(path, "2")
+    assert second.name == "TestAmp-1"
+    np.testing.assert_allclose(second.data, -eeg, atol=1e-5)
+
+
 @pytest.mark.parametrize("keep", [30, "half"])
 def test_a_cut_xdfz_is_one_line(xdf_file, tmp_path, keep, capsys):
     """A gzip stream cut short raised EOFError: a traceback from ``info`` when the cut was inside the
