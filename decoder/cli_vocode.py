@@ -95,7 +95,6 @@ def run_vocode(args: argparse.Namespace) -> int:
         return run_vocode_recording(args, options, lookahead)
     import time
 
-    import numpy as np
     from eegmusic.decoder.audio import WavSink
     from eegmusic.decoder.melspec import AUDIO_SFREQ, mel_db
     from eegmusic.decoder.vocoder import (
@@ -107,23 +106,25 @@ def run_vocode(args: argparse.Namespace) -> int:
     )
     from eegmusic.decoder.vocoder import vocode as vocode_frames
     from eegmusic.stream.errors import DataFormatError
-    from eegmusic.stream.stimulus import check_audio_file, read_audio
+    from eegmusic.stream.stimulus import SILENT_PEAK, check_audio_file, is_silent, read_audio
 
     source = check_audio_file(args.audio)  # before any output is touched
     from eegmusic.stream.atomic import atomic_path, refuse_existing, refuse_same_file
 
     refuse_same_file(source, args.out, what="--out")
     refuse_existing(args.out, overwrite=args.overwrite, what="--out")
-    # the reader replay and live truth use: unreadable, empty and NaN/Inf files are one line each
+    # the reader replay and live truth use: unreadable, empty, NaN/Inf and far-too-loud files are one line
+    # each (one sample of 1e20 made every quality line NaN; 3e29 everywhere wrote a silent WAV)
     audio = read_audio(source, sfreq=AUDIO_SFREQ, seconds=args.duration)
     if audio.size < MIN_AUDIO_S * AUDIO_SFREQ:
         raise DataFormatError(f"audio file {source} lasts {audio.size / AUDIO_SFREQ:.3f} s; vocode needs at "
                               f"least {MIN_AUDIO_S:g} s, pass a longer file")
-    if not np.any(audio):   # no spectrum to resynthesise, and none to measure the result against
+    if is_silent(audio):   # no spectrum to resynthesise, and none to measure the result against
         cut = args.duration is not None and audio.size >= args.duration * AUDIO_SFREQ - 1
         part = f"the first {args.duration:g} s of " if cut else ""
-        raise DataFormatError(f"{part}audio file {source} is silent (every sample is 0); nothing to vocode: "
-                              f"pass a file with sound{' or a longer --duration' if part else ''}")
+        raise DataFormatError(f"{part}audio file {source} is silent (no sample reaches {SILENT_PEAK:g} of "
+                              "full scale); nothing to vocode: pass a file with sound"
+                              f"{' or a longer --duration' if part else ''}")
     mel = mel_db(audio)
     vocode_frames(mel[:, :4], **options)  # load the compiled code
     t0 = time.perf_counter()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.stimulus import SILENT_PEAK
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,6 @@ FLAT_STD_UV = 1e-3
 MAX_FLAGGED_SHARE = 0.25
 """Largest share of flat (recording, channel) pairs a dataset may have; above it, training refuses."""
 
-SILENT_PEAK = 1e-4
-"""A stimulus whose largest absolute sample is below this (full scale 1) is silent."""
 
 SHORT_SLACK_S = 1.0
 """A stimulus may be this much shorter than its EEG (trailing samples) without being short."""

@@ -22,6 +22,7 @@ XDF file, so the session is self-contained.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import shutil
@@ -37,7 +38,8 @@ from eegmusic.replay.session_recorder import SessionRecorder
 from eegmusic.replay.track_player import TrackPlayer, output_device
 from eegmusic.replay.xdf_session import audio_folder
 from eegmusic.replay.xdf_writer import XDFWriter, _next_free
-from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError, StreamError
+from eegmusic.stream.atomic import atomic_path, disk_errors
+from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError, OutputError, StreamError
 
 logger = logging.getLogger(__name__)
 
@@ -242,15 +244,56 @@ def _check_audio_dir(out: Path, files: list[Path]) -> None:
             )
 
 
-def _prepare_audio_dir(out: Path, files: list[Path]) -> Path:
-    """Copy the playlist into ``<session>_audio/`` (an existing same-named file of the same bytes is kept)."""
+def _prepare_audio_dir(out: Path, files: list[Path]) -> tuple[Path, list[Path]]:
+    """Copy the playlist into ``<session>_audio/`` (an existing same-named file of the same bytes is kept).
+
+    Each copy is atomic: a full disk leaves no truncated track, which refused the rerun as a clash.
+
+    Returns
+    -------
+    folder : Path
+    created : list of Path
+        What this call created (the folder too, when it did), for :func:`_remove_created`.
+
+    Raises
+    ------
+    OutputError
+        The disk is full or the folder not writable (what was copied is removed again).
+    """
     _check_audio_dir(out, files)
     folder = audio_folder(out)
-    folder.mkdir(exist_ok=True)
-    for source in files:
-        if not (folder / source.name).exists():
-            shutil.copy2(source, folder / source.name)
-    return folder
+    created = [] if folder.exists() else [folder]
+    try:
+        with disk_errors(folder):
+            folder.mkdir(exist_ok=True)
+        for source in files:
+            target = folder / source.name
+            if not target.exists():
+                with atomic_path(target) as part:
+                    shutil.copy2(source, part)
+                created.append(target)
+    except BaseException:
+        _remove_created(created)
+        raise
+    return folder, created
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Remove what :func:`_prepare_audio_dir` created (files, then their folder), as far as possible."""
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink()
+
+
+def _recording_failed(stream: str, recorder) -> EEGMusicError:
+    """The error to raise for the recorder thread's failure: its own one line when it has one (a full
+    disk), else the stream's name and what went wrong."""
+    if isinstance(recorder.error, EEGMusicError):
+        return recorder.error
+    return StreamError(f"recording '{stream}' failed: {recorder.error}")
 
 
 def calibrate(config: CalibrationConfig) -> CalibrationSummary:
@@ -319,7 +362,15 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
         channels["label"] if len(channels["label"]) == n_chans else [f"ch{i + 1}" for i in range(n_chans)]
     )
 
-    writer = XDFWriter(out)
+    # the music is copied before the recording starts: a full disk then leaves no session without markers
+    copied: list[Path] = []
+    try:
+        folder, copied = _prepare_audio_dir(out, [files[k] for k in audio])  # the tracks that play
+        writer = XDFWriter(out)
+    except BaseException:
+        _remove_created(copied)
+        inlet.close_stream()
+        raise
     marker_outlet = None
     recorder = None
     summary = CalibrationSummary(
@@ -371,15 +422,14 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
         recorder.start()
         recorder.first_sample.wait(config.first_sample_timeout_s)
         if recorder.error:
-            raise StreamError(f"recording '{config.stream}' failed: {recorder.error}")
+            raise _recording_failed(config.stream, recorder)
         if not recorder.first_sample.is_set():
             raise StreamError(
                 f"stream '{config.stream}' sent no samples within {config.first_sample_timeout_s:g} "
                 "s, before the first track; check the amplifier and its LSL app, then start again"
             )
         if recorder.error:
-            raise StreamError(f"recording '{config.stream}' failed: {recorder.error}")
-        folder = _prepare_audio_dir(out, [files[k] for k in audio])  # the tracks that play
+            raise _recording_failed(config.stream, recorder)
         publish(
             pylsl.local_clock(),
             "session_start",
@@ -398,7 +448,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
                 )
                 summary.tracks_played += 1
                 if recorder.error:
-                    raise StreamError(f"recording '{config.stream}' failed: {recorder.error}")
+                    raise _recording_failed(config.stream, recorder)
         except KeyboardInterrupt:
             # the researcher ends the session early (Ctrl-C, SIGTERM): keep what was recorded. The cut
             # track has no track_end, as after a crash, and the session reader takes its EEG up to the
@@ -417,6 +467,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
         writer.close()
         if not started:  # nothing was recorded: leave no empty session behind
             out.unlink(missing_ok=True)
+            _remove_created(copied)
         marker_outlet = None  # close the outlet (after the inlet: liblsl wants inlets gone first)
         inlet.close_stream()
     return summary

@@ -116,13 +116,15 @@ def stimulus_features(audio: np.ndarray, *, audio_sfreq: float, sfreq: float, n_
         padded, shape=(n_frames, n_fft), strides=(padded.strides[0] * hop, padded.strides[0]),
         writeable=False,
     )
-    power = np.empty((n_bands, n_frames), dtype=np.float32)
+    # power in float64: squared in float32, a spectrum of 2e19 overflowed to inf and every feature to NaN
+    power = np.empty((n_bands, n_frames), dtype=np.float64)
     block = 4096  # frames per FFT block: memory stays a few tens of MB for any song length
     for start in range(0, n_frames, block):
         spec = np.fft.rfft(frames[start:start + block] * window, axis=1)
-        power[:, start:start + block] = filters @ (spec.real**2 + spec.imag**2).T
-    compressed = np.power(power.astype(np.float64) + 1e-8, 0.3)
-    flux = np.maximum(np.diff(np.log(power.astype(np.float64) + 1e-6), axis=1, prepend=0.0), 0.0)
+        magnitude = np.abs(spec).astype(np.float64)
+        power[:, start:start + block] = filters @ (magnitude * magnitude).T
+    compressed = np.power(power + 1e-8, 0.3)
+    flux = np.maximum(np.diff(np.log(power + 1e-6), axis=1, prepend=0.0), 0.0)
     onset_frames = flux.sum(axis=0)
     frame_rate = audio_sfreq / hop
     compressed = _highpass_moving_average(compressed, int(3.0 * frame_rate))

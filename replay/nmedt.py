@@ -41,13 +41,15 @@ from eegmusic.replay.nmedt_songs import (
     song_info,
 )
 from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.spec import MAX_ABS_UV
 from eegmusic.stream.stimulus import StimulusFolder, nonfinite_samples
 from eegmusic.stream.stimulus import read_audio as _read_audio
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["AUDIO_SFREQ", "RAW_CHANNELS", "RAW_SFREQ", "SONGS", "NMEDTFolder", "SongInfo", "SongRecording",
-           "describe_folder", "peek_song_file", "read_audio", "read_song_file", "song_info"]
+           "check_eeg_range", "describe_folder", "peek_song_file", "read_audio", "read_song_file",
+           "song_info"]
 """The reader's public names; the song table and the file reader live in :mod:`replay.nmedt_songs`
 and :mod:`replay.nmedt_files`."""
 
@@ -151,11 +153,14 @@ class NMEDTFolder:
         ------
         DataFormatError
             Song not in the folder, unreadable or truncated file, missing ``dataNN``/``fs``, wrong
-            axis order or channel count, NaN/Inf samples, or fs not 125 Hz (preprocessed files).
+            axis order or channel count, NaN/Inf samples or values beyond :data:`stream.spec.MAX_ABS_UV`,
+            or fs not 125 Hz (preprocessed files).
         """
         song_id = int(song_id)
         path = self.song_path(song_id, raw=raw)
-        return read_song_file(path, song_id, raw=raw, info=self.song_info(song_id))
+        recording = read_song_file(path, song_id, raw=raw, info=self.song_info(song_id))
+        check_eeg_range(recording.data, f"{path}: data{song_id}")
+        return recording
 
     def stimulus_path(self, song_id: int) -> Path | None:
         """Return ``stimuli/songNN.<wav|flac|ogg|mp3>`` (first found), or None."""
@@ -178,6 +183,32 @@ class NMEDTFolder:
             If the stimulus file is missing, unreadable, or empty.
         """
         return StimulusFolder(self.path, sfreq=AUDIO_SFREQ).load_stimulus(song_id)
+
+
+def check_eeg_range(eeg: np.ndarray, where: str) -> None:
+    """Refuse EEG holding values beyond :data:`stream.spec.MAX_ABS_UV`, as NaN/Inf are refused.
+
+    Such a value is finite but no measurement (a unit error or a damaged sample): E4 at 1e30 µV for
+    2 s passed ``info``, and ``train`` then standardised by a spread of 1.5e29.
+
+    Parameters
+    ----------
+    eeg : ndarray, µV (any shape)
+        Finite samples.
+    where : str
+        What holds them, starting the message (``"<file>: data21"``).
+
+    Raises
+    ------
+    DataFormatError
+    """
+    if eeg.size == 0 or (eeg.max() <= MAX_ABS_UV and eeg.min() >= -MAX_ABS_UV):   # no copy of a large array
+        return
+    beyond = np.abs(eeg) > MAX_ABS_UV
+    count, largest = int(np.count_nonzero(beyond)), float(np.abs(eeg[beyond]).max())
+    raise DataFormatError(
+        f"{where} holds {count} values beyond ±{MAX_ABS_UV:g} µV (up to {largest:.3g}), no EEG measurement; "
+        "fix the file's scaling, or set them to NaN and impute them before use")
 
 
 def read_audio(path, *, sfreq: int = AUDIO_SFREQ) -> np.ndarray:

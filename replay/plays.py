@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from eegmusic.replay.nmedt import AUDIO_SFREQ, SongInfo, SongRecording, read_audio
+from eegmusic.replay.nmedt import AUDIO_SFREQ, SongInfo, SongRecording, check_eeg_range, read_audio
 from eegmusic.stream.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class PlayDataset(abc.ABC):
                 f"{self.path}: song {song_id} holds NaN/Inf EEG samples; interpolate or "
                 "drop the bad channels before use"
             )
+        check_eeg_range(eeg, f"{self.path}: song {song_id}")
         recording = SongRecording(
             song_id=play.song_id,
             info=SongInfo(play.song_id, play.title, float("nan")),

@@ -48,9 +48,9 @@ from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
 from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
 from eegmusic.stream.atomic import DISK_FULL_ERRNOS, disk_errors, is_within, nearest_existing, output_lock
-from eegmusic.stream.errors import ConfigError, OutputError
+from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
-from eegmusic.stream.stimulus import check_audio_file
+from eegmusic.stream.stimulus import SILENT_PEAK, check_audio_file
 
 logger = logging.getLogger(__name__)
 
@@ -422,7 +422,38 @@ def plan_dataset(out: Path, song_ids: list[int], audio_files: list[Path] | None,
                     lower=lower)
     if not audio_files:
         return old_files, None
-    return old_files, [load_excerpt(path, start_s=music_start_s, seconds=seconds) for path in audio_files]
+    return old_files, [_fit_to_wav(path, load_excerpt(path, start_s=music_start_s, seconds=seconds))
+                       for path in audio_files]
+
+
+STORED_PEAK = 0.99
+"""Peak a ``--music`` excerpt louder than full scale is scaled to, just inside what a 16-bit WAV holds."""
+
+
+def _fit_to_wav(path: Path, audio: np.ndarray) -> np.ndarray:
+    """The excerpt as the stimulus WAV will hold it: silence refused, a peak above full scale scaled down.
+
+    The stimulus is stored as 16-bit PCM; clipping a louder excerpt there (a float file peaking at 1.5
+    lost 23 % of its samples to ±1) left a stimulus other than the one the EEG was simulated from. Scaling
+    both keeps them one sound. Silence is judged by the threshold ``train`` and ``evaluate`` use
+    (:data:`stream.stimulus.SILENT_PEAK`) on the stored 16 bits: a dataset they would refuse is not written.
+
+    Raises
+    ------
+    DataFormatError
+        The excerpt is silent.
+    """
+    peak = float(np.max(np.abs(audio)))
+    if not peak >= SILENT_PEAK + 2.0**-15:   # a 16-bit step of margin: stored, it still reaches SILENT_PEAK
+        raise DataFormatError(f"--music {path} is silent (no sample reaches {SILENT_PEAK:g} of full scale) "
+                              "in the excerpt simulated; pass music with sound")
+    if peak > 1.0:
+        factor = STORED_PEAK / peak
+        logger.warning("--music %s peaks at %.3g times full scale, louder than a 16-bit WAV holds: scaled by "
+                       "%.3g (to peak at %g) for the stimulus and the EEG alike", path, peak, factor,
+                       STORED_PEAK)
+        audio = (audio * factor).astype(np.float32)
+    return audio
 
 
 def mark_complete(out: Path) -> None:

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -32,6 +33,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
+from eegmusic.stream.atomic import disk_errors
 from eegmusic.stream.errors import OutputError
 
 logger = logging.getLogger(__name__)
@@ -121,16 +123,41 @@ class XDFWriter:
                 f"{self.path}: cannot create the recording ({error.strerror}); pass a writable --out"
             ) from None
         self._lock = threading.Lock()
+        self._size = 0   # bytes of whole chunks written: where a failed write is cut back to
+        self._broken: str | None = None   # why writing failed (a full disk): no write is tried again
         self._streams: dict[int, _StreamState] = {}
         self._last_boundary = None
         header = b'<?xml version="1.0"?><info><version>1.0</version><writer>eegmusic</writer></info>'
-        self._write(b"XDF:" + _chunk(_TAG_FILE_HEADER, header))
+        try:
+            self._write(b"XDF:" + _chunk(_TAG_FILE_HEADER, header))
+        except OutputError:   # not even the header fits: leave no empty recording behind
+            os.close(self._fd)
+            self.path.unlink(missing_ok=True)
+            raise
 
     def _write(self, data: bytes) -> None:
+        """Append whole chunks; on a failed write (full disk, ``ulimit -f``) cut the file back to the last
+        whole chunk, so it stays a readable recording, and refuse every later write.
+
+        Raises
+        ------
+        OutputError
+            The disk is full or the write was refused (the message names the file).
+        """
+        if self._broken is not None:
+            raise OutputError(self._broken)
         view = memoryview(data)
-        while view:  # os.write on a regular file writes everything except on a full disk
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            with disk_errors(self.path):
+                while view:  # os.write on a regular file writes everything except on a full disk
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+        except OutputError as error:
+            with contextlib.suppress(OSError):   # shrinking a file needs no space
+                os.ftruncate(self._fd, self._size)
+            self._broken = str(error)
+            raise
+        self._size += len(data)
 
     @property
     def closed(self) -> bool:
@@ -276,7 +303,9 @@ class XDFWriter:
         with self._lock:
             if self._fd is None:
                 return
-            for state in self._streams.values():
+            # after a failed write the file ends on a whole chunk: readable without footers (as after a
+            # kill), and another write would only fail again
+            for state in self._streams.values() if self._broken is None else ():
                 footer = {
                     "first_timestamp": repr(state.first_timestamp or 0.0),
                     "last_timestamp": repr(state.last_timestamp or 0.0),

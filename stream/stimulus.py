@@ -23,6 +23,16 @@ from eegmusic.stream.errors import DataFormatError, detail
 STIMULUS_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 """Stimulus file types looked for, in this order, as ``stimuli/songNN<ext>``."""
 
+SILENT_PEAK = 1e-4
+"""Audio whose largest absolute sample is below this (full scale 1, so -80 dBFS) is silent: no spectrum to
+learn, decode or vocode (about three steps of a 16-bit file; a float file of 1e-40 is denormal noise)."""
+
+MAX_PEAK = 1e3
+"""Largest absolute sample (full scale 1) read as audio: +60 dBFS. A float file may peak above full scale (a
+mix at 1.5 is common), never a thousand times over: such samples are damaged, or integer values written as
+float. Below it, a spectrum's power stays far inside float32 (one sample of 1e20 squared to inf, and every
+feature and metric became NaN)."""
+
 
 def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
     """Read an audio file (or a span of it) as mono float32, resampled to ``sfreq`` only if needed.
@@ -51,7 +61,8 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     Raises
     ------
     DataFormatError
-        If the file is missing, cannot be decoded, or holds no samples.
+        If the file is missing, cannot be decoded, holds no samples, NaN/Inf, or samples far above full
+        scale (:func:`check_peak`).
     """
     import soundfile
 
@@ -67,12 +78,14 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
         raise DataFormatError(
             f"{path}: unreadable audio ({type(error).__name__}: {detail(error)}); convert it to wav or flac"
         ) from error
-    audio = np.asarray(audio, dtype=np.float32).mean(axis=1)
+    with np.errstate(over="ignore"):   # channels near 3e38 sum to inf: refused below as Inf
+        audio = np.asarray(audio, dtype=np.float32).mean(axis=1)
     if audio.size == 0:
         raise DataFormatError(f"{path}: audio file holds no samples; replace it with the song's audio")
     if not np.all(np.isfinite(audio)):
         raise DataFormatError(f"{path}: audio holds {int(np.sum(~np.isfinite(audio)))} NaN/Inf samples; "
                               "export the audio again")
+    check_peak(audio, path)
     if up != down:
         from scipy.signal import resample_poly
 
@@ -170,6 +183,40 @@ def check_audio_file(path: str | Path) -> Path:
     else:
         return path
     raise DataFormatError(f"{path}: {problem} (wav, flac, ogg or mp3)")
+
+
+def check_peak(audio: np.ndarray, path: str | Path) -> float:
+    """Refuse audio peaking above :data:`MAX_PEAK` in one line naming ``path``; return its peak.
+
+    Parameters
+    ----------
+    audio : ndarray, shape (n_samples,)
+        Finite samples, full scale 1.
+    path : str or Path
+        The file they came from (named in the message).
+
+    Raises
+    ------
+    DataFormatError
+        A peak above :data:`MAX_PEAK`.
+    """
+    peak = float(np.max(np.abs(audio))) if np.size(audio) else 0.0
+    if peak > MAX_PEAK:
+        raise DataFormatError(
+            f"{path}: audio peaks at {peak:.3g} times full scale (more than {MAX_PEAK:g}): damaged samples, "
+            "or integer sample values stored as float; export the audio again with samples within ±1")
+    return peak
+
+
+def is_silent(audio: np.ndarray) -> bool:
+    """Whether audio is silent: empty, or no sample reaches :data:`SILENT_PEAK`.
+
+    Parameters
+    ----------
+    audio : ndarray, shape (n_samples,)
+        Full scale 1.
+    """
+    return np.size(audio) == 0 or not float(np.max(np.abs(audio))) >= SILENT_PEAK
 
 
 def nonfinite_samples(path: str | Path) -> int:

@@ -263,7 +263,8 @@ def test_vocode_of_a_silent_file_is_refused(tmp_path, capsys):
     assert main(["vocode", str(source), "--out", str(tmp_path / "x.wav")]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
-    assert len(err) == 1 and f"audio file {source} is silent (every sample is 0); nothing to vocode" in err[0]
+    assert len(err) == 1 and (f"audio file {source} is silent (no sample reaches 0.0001 of full scale); "
+                              "nothing to vocode") in err[0]
     assert "spectral convergence" not in captured.out and not (tmp_path / "x.wav").exists()
     # silence only in the part --duration takes: that part is what is vocoded
     soundfile.write(source, np.r_[np.zeros(22050), music_excerpt(1.0)].astype(np.float32), 22050)
@@ -348,3 +349,28 @@ def test_a_new_vocoder_is_one_class_and_one_registration(monkeypatch, music_mel)
     assert out.shape == (HOP_LENGTH * (music_mel.shape[1] - 1),) and np.abs(out).max() > 0.01
     with pytest.raises(ValueError, match="registered twice"):
         vocoders.register(vocoders.VocoderSpec("zerophase", ZeroPhase, (0,), 0, "again"))
+
+
+@pytest.mark.parametrize(("peak", "words"), [
+    (1e20, "audio peaks at 1e+20 times full scale"),   # one sample: "mel log-spectral distance nan dB"
+    (3e29, "audio peaks at 3e+29 times full scale"),   # all of it: a silent WAV written, exit 0
+    (1e-40, "is silent"),                               # denormal "sound": no spectrum either
+])
+def test_vocode_of_audio_far_above_full_scale_or_silent_is_one_line(tmp_path, capsys, peak, words):
+    import soundfile
+    from eegmusic.stream.cli import main
+
+    audio = music_excerpt(1.0)
+    if peak > 1e25:
+        audio = audio / np.abs(audio).max() * peak
+    elif peak > 1:
+        audio[1000] = peak
+    else:
+        audio = np.full_like(audio, peak)
+    source = tmp_path / "spike.wav"
+    soundfile.write(source, audio.astype(np.float32), 22050, subtype="FLOAT")
+    assert main(["vocode", str(source), "--out", str(tmp_path / "x.wav")]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and str(source) in err[0] and words in err[0], err
+    assert "spectral convergence" not in captured.out and not (tmp_path / "x.wav").exists()

@@ -355,3 +355,51 @@ def test_a_skipped_short_track_is_said_once(tmp_path, stream_name, caplog):
     assert summary.tracks_played == 2
     said = [r.getMessage() for r in caplog.records if "too short to play" in r.getMessage()]
     assert said == ["skipping b.wav (0.04 s): too short to play (0.05 s or less)"], said
+
+
+def _limit_file_size(limit: int):
+    """A ``preexec_fn`` giving the child ``ulimit -f``: a write past ``limit`` bytes fails (EFBIG), as on a
+    full disk."""
+    def limit_file_size() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return limit_file_size
+
+
+@pytest.mark.lsl
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("full_at", ["recording", "audio copy"])
+def test_a_full_disk_is_one_line_and_leaves_a_whole_recording_or_nothing(full_at, tmp_path, stream_name):
+    """Filled during the recording, the disk gave two chained tracebacks (the marker write, then the
+    footers) and an XDF that ended partway through a chunk; filled while the music was copied, a
+    traceback, a session with no markers and a truncated copy that refused the rerun."""
+    from eegmusic.replay.xdf import where_it_breaks
+
+    folder = tmp_path / "music"
+    folder.mkdir()
+    soundfile.write(folder / "a.wav", 0.1 * np.ones(16000, np.float32), 16000, subtype="PCM_16")  # 32 kB
+    limit = 40_000 if full_at == "recording" else 20_000   # the recording fills 40 kB in about 6 s
+    out = tmp_path / "s.xdf"
+    cap = IndexCap(stream_name)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(folder),
+             "--duration", "60", "--no-audio", "--out", str(out), "--no-progress"],
+            capture_output=True, text=True, timeout=100, preexec_fn=_limit_file_size(limit))
+    finally:
+        cap.close()
+    err = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    written = out if full_at == "recording" else tmp_path / "s_audio" / "a.wav"
+    assert err[-1].startswith(f"eegmusic calibrate: error: disk full while writing {written} (File too "
+                              "large); ") and err[-1].endswith("; free space or choose another folder"), err
+    if full_at == "recording":
+        assert "what was written before stays readable" in err[-1]
+        assert 30_000 < out.stat().st_size <= limit and where_it_breaks(out) == ""
+        index = _check_exact(out, cap)
+        assert np.all(np.diff(index) == 1)
+        assert XDFSession(out).song_ids[:1] == [1]   # the markers of the plays so far are in it
+        assert (tmp_path / "s_audio" / "a.wav").read_bytes() == (folder / "a.wav").read_bytes()
+    else:   # nothing left behind to refuse the rerun
+        assert not out.exists() and not (tmp_path / "s_audio").exists()

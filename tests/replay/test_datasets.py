@@ -64,6 +64,20 @@ def test_xdf_session_aligns_eeg_and_audio(tmp_path, song, rng):
     np.testing.assert_array_equal(audio, read_audio(song))  # heard from its start at EEG sample 0
 
 
+@pytest.mark.parametrize("value", [np.nan, 1e30])
+def test_a_session_holding_no_measurement_is_refused_naming_the_play(tmp_path, song, rng, value):
+    """NaN and finite values beyond ``MAX_ABS_UV`` (a unit error) are refused alike: 1e30 µV passed the
+    XDF/FIF/EDF reader, whose check was ``isfinite`` only, into training's standardisation."""
+    from eegmusic.stream.errors import DataFormatError
+
+    eeg = rng.standard_normal((8, int(12 * SFREQ))).astype(np.float32)
+    eeg[3, 400:500] = value
+    path = _xdf(tmp_path / "s.xdf", eeg, markers=[_start(song, 101.0), (106.0, encode("track_end", track=0,
+                                                                                         position_s=5.0))])
+    with pytest.raises(DataFormatError, match="^[^\n]*song 1 holds [^\n]*$"):
+        open_dataset(path).load_song(1)
+
+
 def test_xdf_training_windows_resampled_to_the_model_rate(tmp_path, song, rng):
     from eegmusic.offline_training.dataset import WindowDataset
 

@@ -340,3 +340,26 @@ def test_read_audio_mono_mix(tmp_path):
     audio = read_audio(tmp_path / "x.wav")
     assert audio.size == 22050
     assert np.median(audio) == pytest.approx(0.25, abs=1e-3)
+
+
+def test_eeg_values_beyond_a_physical_bound_are_refused_like_nan(tmp_path, rng, capsys):
+    """E4 at 1e30 µV for 2 s passed ``info`` ("problems: none"); train then exported standardize.std
+    1.5e29 and evaluate printed an MSE of 3.6e38."""
+    from eegmusic.stream.cli import main
+    from eegmusic.stream.spec import MAX_ABS_UV
+
+    folder = tmp_path / "nmedt"
+    data = _eeg(rng)
+    data[3, 10:20, 1] = 1e30
+    data[5, 30, 0] = -2 * MAX_ABS_UV
+    data[6, 31, 0] = MAX_ABS_UV   # at the bound: a measurement
+    path = _write_v5(folder, 21, {"data21": data, "fs": 125.0})
+    words = (f"{path}: data21 holds 11 values beyond ±{MAX_ABS_UV:g} µV (up to 1e+30), no EEG measurement; "
+             "fix the file's scaling, or set them to NaN and impute them before use")
+    with pytest.raises(DataFormatError) as info:
+        NMEDTFolder(folder).load_song(21)
+    assert str(info.value) == words
+    _, problems = describe_folder(folder)
+    assert words in problems, problems
+    assert main(["info", str(folder)]) == 1
+    assert "problems: none" not in capsys.readouterr().out

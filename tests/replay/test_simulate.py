@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -467,3 +468,49 @@ def test_excerpt_check_survives_an_edited_manifest(tmp_path, early_edit, later_e
         (tmp_path / name).mkdir()
         (tmp_path / name / "simulation.json").write_text(json.dumps(manifest))
     assert excerpt_mismatch(tmp_path / "early", tmp_path / "later") == expected
+
+
+def _float_wav(path: Path, audio: np.ndarray, sfreq: int = 22050) -> Path:
+    soundfile.write(path, audio.astype(np.float32), sfreq, subtype="FLOAT")
+    return path
+
+
+@pytest.mark.parametrize(("peak", "words"), [
+    (1e20, "audio peaks at 1e+20 times full scale"),   # a damaged sample: the dataset was all NaN, exit 0
+    (0.0, "is silent"),   # written, then refused by train and evaluate ("stimulus of song 21 ... is silent")
+    (2e-5, "is silent"),
+])
+def test_music_far_above_full_scale_or_silent_is_refused_before_anything_is_written(tmp_path, capsys, peak,
+                                                                                    words):
+    from eegmusic.stream.cli import main
+
+    t = np.arange(3 * 22050) / 22050
+    audio = 0.3 * np.sin(2 * np.pi * 440 * t) if peak > 1 else peak * np.sin(2 * np.pi * 440 * t)
+    if peak > 1:
+        audio[22050] = peak   # one sample
+    music = _float_wav(tmp_path / "spike.wav", audio)
+    out = tmp_path / "sim"
+    assert main(["simulate", "--music", str(music), "--n-subjects", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(music) in err[0] and words in err[0], err
+    assert not out.exists()
+
+
+def test_music_louder_than_full_scale_is_scaled_not_clipped(tmp_path, caplog):
+    """A float file peaking at 1.5 was hard-clipped in the stored stimulus (23 % of samples at ±1), while
+    the EEG was simulated from the unclipped audio: the targets were not what the listener heard."""
+    t = np.arange(3 * 22050) / 22050
+    audio = 1.5 * np.sin(2 * np.pi * 220 * t)
+    loud = _float_wav(tmp_path / "loud.wav", audio)
+    quiet = _float_wav(tmp_path / "quiet.wav", audio / 1.5 * 0.99)
+    runs = {name: simulate(tmp_path / name, n_subjects=1, audio_files=[music], progress=False)
+            for name, music in (("loud", loud), ("quiet", quiet))}
+    said = [r.getMessage() for r in caplog.records if "louder than a 16-bit WAV" in r.getMessage()]
+    assert said == [f"--music {loud} peaks at 1.5 times full scale, louder than a 16-bit WAV holds: scaled "
+                    "by 0.66 (to peak at 0.99) for the stimulus and the EEG alike"], said
+    stored = {name: NMEDTFolder(out).load_stimulus(21) for name, out in runs.items()}
+    assert np.mean(np.abs(stored["loud"]) > 0.999) == 0.0
+    np.testing.assert_allclose(stored["loud"], stored["quiet"], atol=1e-4)
+    # the EEG heard the stored stimulus: the same as from the same music at full scale
+    np.testing.assert_allclose(NMEDTFolder(runs["loud"]).load_song(21).data,
+                               NMEDTFolder(runs["quiet"]).load_song(21).data, rtol=1e-6, atol=1e-6)

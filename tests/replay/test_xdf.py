@@ -222,3 +222,44 @@ def test_a_stream_claiming_an_absurd_rate_is_refused_naming_the_file(tmp_path, r
     assert main(["replay", "--xdf", str(path), "--xdf-stream", "TestAmp-1", "--name", "unused"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and re.search(words, err), err
+
+
+@pytest.mark.parametrize("errno_", ["ENOSPC", "EFBIG"])
+def test_a_full_disk_leaves_the_recording_whole_up_to_its_last_chunk(tmp_path, monkeypatch, errno_):
+    """A write cut short by a full disk (or ``ulimit -f``) left half a chunk, which read as a damaged file,
+    and ``close()`` then failed again writing the footers: two chained tracebacks from ``calibrate``."""
+    import errno
+    import os
+
+    from eegmusic.replay.xdf import where_it_breaks
+    from eegmusic.replay.xdf_writer import XDFWriter
+    from eegmusic.stream.errors import OutputError
+
+    path = tmp_path / "s.xdf"
+    values = np.arange(40, dtype=np.float32).reshape(20, 2)
+    stamps = 100.0 + np.arange(20) / 250.0
+    writer = XDFWriter(path)
+    stream = writer.add_stream(name="cap", stype="EEG", channel_format="float32", nominal_srate=250.0,
+                               labels=["Fz", "Cz"])
+    writer.write_samples(stream, stamps[:10], values[:10])
+    real_write, calls = os.write, []
+
+    def disk_fills(fd, data):   # as the kernel does: what fits is written, the next write fails
+        if fd != writer._fd:
+            return real_write(fd, data)
+        calls.append(len(data))
+        if len(calls) > 1:
+            raise OSError(getattr(errno, errno_), os.strerror(getattr(errno, errno_)))
+        return real_write(fd, bytes(data[: len(data) // 2]))
+
+    monkeypatch.setattr(os, "write", disk_fills)
+    words = re.escape(f"disk full while writing {path} ({os.strerror(getattr(errno, errno_))}); what was "
+                      "written before stays readable; free space or choose another folder")
+    with pytest.raises(OutputError, match=words):
+        writer.write_samples(stream, stamps[10:], values[10:])
+    with pytest.raises(OutputError, match=words):   # every later write is refused the same way
+        writer.write_samples(stream, stamps[10:], values[10:])
+    writer.close()   # no footer attempted on a full disk
+    monkeypatch.undo()
+    assert where_it_breaks(path) == ""
+    np.testing.assert_array_equal(read_xdf_stream(path, "cap").data, values[:10].T)
