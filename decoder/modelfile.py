@@ -502,8 +502,9 @@ def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple
     """Refuse a model that does not match a stream.
 
     The stream must carry every model channel (by label, case-insensitively and through the standard
-    aliases: ``E129``/``Cz``, ``T3``/``T7``, …; a missing ``Cz`` is accepted as the zero reference of a
-    128-channel GSN stream), or, with ``impute_missing``, lack at most ``info.max_missing`` of them
+    aliases: ``E129``/``Cz`` on a 128/129 net, ``T3``/``T7``, …; a missing ``Cz`` is accepted as the zero
+    reference of a GSN stream; a GSN stream of another net than the model's is refused), or, with
+    ``impute_missing``, lack at most ``info.max_missing`` of them
     (they are interpolated), at a regular rate no lower than the model's.
 
     Parameters
@@ -523,8 +524,8 @@ def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple
     ModelError
         One line naming the mismatch and the fix.
     """
-    from eegmusic.stream.channels import is_gsn_net
-    from eegmusic.stream.montage import label_key
+    from eegmusic.stream.channels import is_gsn_net, other_gsn_net
+    from eegmusic.stream.montage import label_key, label_keys
 
     check_live_contract(info)
     if sfreq <= 0:
@@ -534,10 +535,14 @@ def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple
         raise ModelError(f"stream '{stream_name}' runs at {sfreq:g} Hz; the model needs at least "
                          f"{info.sfreq:g} Hz; use a model trained at the stream's rate or raise the "
                          f"amplifier's rate")
-    have = {label_key(str(label)) for label in labels}
-    missing = [c for c in info.channels if label_key(c) not in have]
-    if is_gsn_net(labels):  # a GSN amplifier's reference Cz is not sent: zero in its own reference
-        missing = [c for c in missing if label_key(c) != "cz"]
+    other_net = other_gsn_net(labels, info.channels)
+    if other_net:
+        raise ModelError(f"stream '{stream_name}' {other_net}")
+    have = set(label_keys(str(label) for label in labels))
+    # a GSN amplifier's reference Cz is not sent: zero in its own reference
+    excused = label_key("Cz") if is_gsn_net(labels) else None
+    missing = [c for c, key in zip(info.channels, label_keys(info.channels), strict=True)
+               if key not in have and key != excused]
     if not missing:
         return
     shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")

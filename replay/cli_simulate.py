@@ -243,7 +243,7 @@ def _run_virtual_cap(args: argparse.Namespace, audio_files, start: float, n_song
     from pathlib import Path
 
     from eegmusic.replay.simulate import DEFAULT_SNR, _check_arguments
-    from eegmusic.replay.virtual_cap import simulate_sessions
+    from eegmusic.replay.virtual_cap import check_cap, simulate_sessions
 
     _check_arguments(n_songs, n_subjects, args.duration, args.snr, audio_files)
     sfreq = 250.0 if args.sfreq is None else args.sfreq
@@ -254,7 +254,8 @@ def _run_virtual_cap(args: argparse.Namespace, audio_files, start: float, n_song
         music_start_s=music_start, progress=not args.no_progress,
     )
     first = Path(sessions[0])
-    print(f"wrote {len(sessions)} XDF session{'s' * (len(sessions) != 1)} ({args.montage}, {sfreq:g} Hz) to "
+    montage, _ = check_cap(args.montage, args.channels, sfreq)   # MNE's name: STANDARD_1020 is colin27_1020
+    print(f"wrote {len(sessions)} XDF session{'s' * (len(sessions) != 1)} ({montage}, {sfreq:g} Hz) to "
           f"{args.out} in {time.perf_counter() - start:.1f} s; next: eegmusic train --data "
           f"{shlex.quote(str(first))} --arch convnet --out {shlex.quote(f'runs/{first.stem}')}")
     return 0

@@ -31,7 +31,7 @@ from eegmusic.replay.manifest import GENERATOR
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import generate_song
 from eegmusic.replay.nmedt import SONGS
-from eegmusic.stream.errors import ConfigError
+from eegmusic.stream.errors import ConfigError, StreamError
 from eegmusic.stream.interpolation import spline_matrix
 from eegmusic.stream.montage import head_positions, montage_labels, resolve_montage_name
 
@@ -72,18 +72,23 @@ def check_cap(montage: str, n_channels: int | None, sfreq: float) -> tuple[str, 
         Unknown montage, a channel count it does not have (or 1: the cap is average-referenced, which
         left a single electrode at zero, and ``info`` said "problems: none"), or a rate outside
         125 … 4096 Hz (below the models' 125 Hz, ``train`` and ``decode`` refused the simulation that
-        ``simulate`` had just advised them).
+        ``simulate`` had just advised them) or one no short filter resamples to 125 Hz (333.3 Hz).
     """
+    from eegmusic.stream.resample import resample_ratio
     from eegmusic.stream.spec import MODEL_SFREQ
 
     if not MODEL_SFREQ <= float(sfreq) <= MAX_SFREQ:
         raise ConfigError(f"--sfreq {sfreq:g} Hz is outside {MODEL_SFREQ:g} … {MAX_SFREQ:g} (the models read "
                           f"{MODEL_SFREQ:g} Hz); use an amplifier rate such as 250, 256, 500, 512 or 1000")
+    try:   # 333.3 Hz was written, info said "problems: none", and train and decode then refused it
+        resample_ratio(float(sfreq))
+    except StreamError as error:
+        raise ConfigError(f"--sfreq {str(error).removeprefix('stream rate ')}") from None
     if n_channels is not None and int(n_channels) < 2:
         raise ConfigError(f"--channels {n_channels}: the cap is average-referenced, which leaves a single "
                           "electrode at zero; keep 2 or more")
     name = resolve_montage_name(montage)
-    return name, montage_labels(name, n_channels)
+    return name, montage_labels(montage, n_channels)   # as typed: its refusal names what the user wrote
 
 
 # Peak memory per second of song at the cap's rate, measured with ru_maxrss (standard_1020 at 250 and

@@ -72,13 +72,23 @@ def _channels(info: dict, n_chans: int, stype: str) -> tuple[list[str], list[str
     labels = [str(_first(ch.get("label"), "")) if isinstance(ch, dict) else "" for ch in channels]
     units = [str(_first(ch.get("unit"), "")) if isinstance(ch, dict) else "" for ch in channels]
     types = [str(_first(ch.get("type"), "")) if isinstance(ch, dict) else "" for ch in channels]
-    if len(labels) != n_chans or not all(labels):
+    if len(labels) != n_chans:   # descriptions of another channel list: none can be trusted
         if channels:
             logger.warning("XDF stream has %d channel descriptions for %d channels; labelling them ch1..",
                            len(channels), n_chans)
         labels = [f"ch{i}" for i in range(1, n_chans + 1)]
         units = [""] * n_chans
         types = [stype] * n_chans
+    blank = [i for i, label in enumerate(labels, start=1) if not label.strip()]
+    if blank:   # one missing label cost all of them (evaluate then found none of the model's channels)
+        more = "…" if len(blank) > 5 else ""
+        numbers = ", ".join(map(str, blank[:5])) + more
+        names = ", ".join(f"ch{i}" for i in blank[:5]) + more
+        said = (f"channel {numbers} of {n_chans} has no label; calling it {names}" if len(blank) == 1 else
+                f"channels {numbers} of {n_chans} have no label; calling them {names}")
+        logger.warning("XDF stream '%s': %s (a model that needs its electrode will miss it; relabel the "
+                       "recording)", _first(info.get("name")), said)
+        labels = [label if label.strip() else f"ch{i}" for i, label in enumerate(labels, start=1)]
     types = [t or stype for t in types]
     return labels, units, types
 

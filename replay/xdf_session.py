@@ -206,9 +206,23 @@ class XDFSession(PlayDataset):
                            f"no sample of EEG stream '{self.stream_name}'")
         info = eeg_stream["info"]
         self.sfreq = float(_first(info.get("nominal_srate")))
-        self.labels, _, _ = _channels(info, data.shape[1], "EEG")
-        self.positions = _positions(info, data.shape[1])
-        self._eeg = data.T
+        labels, _, types = _channels(info, data.shape[1], "EEG")
+        positions = _positions(info, data.shape[1])
+        # a trigger or AUX channel is no model input: it entered the average reference and every live
+        # stream was then asked for it (as mne_dataset's pick_types(eeg=True) keeps EEG only)
+        eeg_channels = [k for k, kind in enumerate(types) if kind.upper() == "EEG"]
+        if not eeg_channels:
+            raise DataFormatError(
+                f"{self.path}: EEG stream '{self.stream_name}' has no channel of type EEG (types "
+                f"{', '.join(sorted(set(types)))}); record the cap's channels with type EEG")
+        if len(eeg_channels) < len(labels):
+            dropped = [f"{label} ({kind})" for label, kind in zip(labels, types, strict=True)
+                       if kind.upper() != "EEG"]
+            logger.info("%s: left out %d channel%s that %s not EEG: %s", self.path, len(dropped),
+                        "s" * (len(dropped) != 1), "are" if len(dropped) != 1 else "is", ", ".join(dropped))
+        self.labels = [labels[k] for k in eeg_channels]
+        self.positions = None if positions is None else positions[eeg_channels]
+        self._eeg = data.T[eeg_channels]
         self._stamps = np.asarray(eeg_stream["time_stamps"], dtype=np.float64)
         self.subject = subject or self.path.stem
         self._build_plays(plays)

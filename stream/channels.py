@@ -1,8 +1,8 @@
 """Map a stream's channels onto the model's channel list by label, interpolating missing ones.
 
 A stream's labels are matched to the model's case-insensitively and through the standard aliases
-(``E129``/``Cz``, ``T3``/``T7``, ``T4``/``T8``, ``T5``/``P7``, ``T6``/``P8``; see
-:func:`stream.montage.label_key`). Stream channels the model does not use (face electrodes
+(``E129``/``Cz`` on a 128/129 net, ``T3``/``T7``, ``T4``/``T8``, ``T5``/``P7``, ``T6``/``P8``; see
+:func:`stream.montage.label_keys`). Stream channels the model does not use (face electrodes
 E125-E128, triggers, a sample-index channel) are ignored, except as sources of interpolation.
 
 A model channel the stream lacks is an error naming it, or, with ``impute_missing``, is filled by
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from eegmusic.stream.errors import StreamError
 from eegmusic.stream.interpolation import spline_matrix
-from eegmusic.stream.montage import head_positions, label_key
+from eegmusic.stream.montage import E129_IS_CZ_TOP, gsn_top_number, head_positions, label_key, label_keys
 from eegmusic.stream.spec import MODEL_CHANNELS
 
 IMPUTE_ADVICE = "pass --impute-missing to interpolate them"
@@ -49,6 +49,32 @@ def is_gsn_net(labels) -> bool:
     """
     labels = [str(label).strip() for label in labels]
     return sum(bool(_GSN_LABEL.match(label)) for label in labels) >= len(labels) // 2 > 0
+
+
+def other_gsn_net(stream_labels, model_labels) -> str | None:
+    """Why a GSN stream is another net than the one a GSN model was trained on, or None.
+
+    Electrode numbers name other places on the 128/129 and the 256/257 nets (same-numbered electrodes
+    lie a median 10 cm apart, and only the first's E129 is the reference Cz), so matching such a stream
+    by label would feed every model channel from the wrong place; interpolation cannot help, since the
+    labels do match. A label numbered above E129 makes a list the larger net. The model check
+    (``decoder.modelfile.check_stream``) and the channel map refuse through this one test.
+
+    Returns
+    -------
+    reason : str or None
+        ``"is a GSN net of 257 channels (…), not the 129-electrode net …: use a model trained on this
+        net …"``, to follow the stream's name.
+    """
+    if not is_gsn_net(stream_labels) or not is_gsn_net(model_labels):
+        return None
+    top, model_top = gsn_top_number(stream_labels), gsn_top_number(model_labels)
+    if (top > E129_IS_CZ_TOP) == (model_top > E129_IS_CZ_TOP):
+        return None
+    model_net = "256/257-electrode" if model_top > E129_IS_CZ_TOP else "129-electrode"
+    return (f"is a GSN net of {len(stream_labels)} channels (labels up to E{top}), not the {model_net} "
+            "net the model was trained on, whose electrode numbers name other places (a median 10 cm "
+            "apart): use a model trained on this net (eegmusic train on its recordings)")
 
 
 def default_labels(n_chans: int) -> tuple[str, ...] | None:
@@ -169,7 +195,10 @@ def channel_map(stream_labels, model_labels=MODEL_CHANNELS, *, impute_missing: b
     """
     stream_labels = tuple(str(label) for label in stream_labels)
     model_labels = tuple(model_labels)
-    keys = [label_key(label) for label in stream_labels]
+    other_net = other_gsn_net(stream_labels, model_labels)
+    if other_net:
+        raise StreamError(f"{stream_name} {other_net}")
+    keys = label_keys(stream_labels)
     seen: dict[str, int] = {}
     for index, key in enumerate(keys):
         if key in seen:
@@ -182,11 +211,11 @@ def channel_map(stream_labels, model_labels=MODEL_CHANNELS, *, impute_missing: b
     missing: list[int] = []
     zeroed: list[int] = []
     is_gsn = is_gsn_net(stream_labels)
-    for row, label in enumerate(model_labels):
-        index = seen.get(label_key(label))
+    for row, key in enumerate(label_keys(model_labels)):
+        index = seen.get(key)
         if index is not None:
             source[row] = index
-        elif label_key(label) == label_key(REFERENCE_LABEL) and is_gsn:
+        elif key == label_key(REFERENCE_LABEL) and is_gsn:
             zeroed.append(row)
         else:
             missing.append(row)

@@ -108,7 +108,7 @@ def spline_matrix(known: np.ndarray, missing: np.ndarray, *, origin: np.ndarray 
         origin, _ = fit_sphere(np.concatenate([known, missing]))
     origin = np.asarray(origin, dtype=np.float64)
     distance = np.linalg.norm(np.concatenate([known, missing]) - origin, axis=1)
-    spread = abs(1.0 - np.mean(distance / np.mean(distance)))
+    spread = float(np.std(distance) / np.mean(distance))   # relative spread of the radii
     if spread > POOR_FIT:
         logger.warning("electrode positions lie poorly on a sphere (spread %.2f); interpolation is rough",
                        spread)

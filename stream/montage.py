@@ -13,7 +13,8 @@ Two kinds of positions live here.
   GSN one and its position is not given by the model file or the stream.
 
 Labels are matched case-insensitively through :func:`label_key`, which also folds the old 10-20
-names into the new ones (T3/T7, T4/T8, T5/P7, T6/P8) and the GSN reference E129 into Cz.
+names into the new ones (T3/T7, T4/T8, T5/P7, T6/P8) and the GSN reference E129 into Cz, the latter
+only on the 128/129 nets: on the 256/257 nets E129 is an electrode of its own (:func:`label_keys`).
 """
 
 from __future__ import annotations
@@ -59,12 +60,18 @@ TEN_TWENTY = ("Fp1", "Fpz", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz
 LOOKUP_ORDER = (NMEDT_MONTAGE, "standard_1005", "biosemi128", "easycap-M1")
 """Montages searched, in this order, for the positions of labels nobody gave positions for."""
 
+E129_IS_CZ_TOP = 129
+"""The highest electrode number of a GSN net whose E129 is its vertex reference Cz (the 128/129 nets); a
+label list numbering beyond it is a 256/257 net, whose E129 lies about 7 cm from Cz."""
+
 _GSN_LABEL = re.compile(r"^E\d+$", re.IGNORECASE)
 _HEAD_SIZE_M = 0.095  # MNE's default: the median electrode distance from the origin after scaling
 
 
-def label_key(label: str) -> str:
+def label_key(label: str, *, e129_is_cz: bool = True) -> str:
     """The key under which two labels name the same electrode (case-folded, aliases resolved).
+
+    ``e129_is_cz=False`` keeps E129 apart from Cz, as on the 256/257 nets (see :func:`label_keys`).
 
     Examples
     --------
@@ -72,7 +79,34 @@ def label_key(label: str) -> str:
     ('fp1', True, 'cz')
     """
     key = str(label).strip().casefold()
+    if key == "e129" and not e129_is_cz:
+        return key
     return LABEL_ALIASES.get(key, key).casefold()
+
+
+def gsn_top_number(labels) -> int:
+    """The highest GSN electrode number among ``labels`` (``E257`` → 257), 0 when none is a GSN label."""
+    labels = [str(label).strip() for label in labels]
+    return max((int(label[1:]) for label in labels if _GSN_LABEL.match(label)), default=0)
+
+
+def _e129_is_cz(montage: str) -> bool:
+    """Whether E129 names Cz on ``montage`` (a resolved name): on any but the 256/257 GSN nets."""
+    return not montage.startswith("GSN-HydroCel") or montage in (NMEDT_MONTAGE, "GSN-HydroCel-128")
+
+
+def label_keys(labels, *, montage: str | None = None) -> list[str]:
+    """:func:`label_key` of each label of one channel list, E129 folded into Cz only on a 128/129 net.
+
+    The net is ``montage`` (a resolved name) when given, else told by the labels: one numbered above
+    :data:`E129_IS_CZ_TOP` makes them a 256/257 net.
+    """
+    labels = list(labels)
+    if montage is not None:
+        folds = _e129_is_cz(montage)
+    else:
+        folds = gsn_top_number(labels) <= E129_IS_CZ_TOP
+    return [label_key(label, e129_is_cz=folds) for label in labels]
 
 
 def canonical_label(label: str) -> str:
@@ -200,7 +234,8 @@ def _montage_table(name: str) -> dict[str, np.ndarray]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # fiducials missing in some layouts
         info.set_montage(montage, on_missing="ignore")
-    return {label_key(ch["ch_name"]): np.array(ch["loc"][:3]) for ch in info["chs"]}
+    keys = label_keys(info.ch_names, montage=name)   # the 257 net's E129 is not its Cz
+    return {key: np.array(ch["loc"][:3]) for key, ch in zip(keys, info["chs"], strict=True)}
 
 
 def montage_labels(name: str, n_channels: int | None = None) -> tuple[str, ...]:
@@ -226,8 +261,10 @@ def montage_labels(name: str, n_channels: int | None = None) -> tuple[str, ...]:
     Raises
     ------
     ConfigError
-        Unknown montage, or ``n_channels`` outside 1 … (electrodes on the montage).
+        Unknown montage, or ``n_channels`` outside 2 … (electrodes on the montage): one electrode is
+        no cap (average-referenced, it is all zeros).
     """
+    typed = str(name).strip()
     name = resolve_montage_name(name)
     if name == NMEDT_MONTAGE:
         labels = MODEL_CHANNELS
@@ -238,12 +275,13 @@ def montage_labels(name: str, n_channels: int | None = None) -> tuple[str, ...]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             every = mne.channels.make_standard_montage(name).ch_names
-        keys = [label_key(label) for label in every]  # colin27 lists T3 beside T7: one electrode
+        keys = label_keys(every, montage=name)  # colin27 lists T3 beside T7: one electrode
         labels = tuple(label for i, label in enumerate(every) if keys.index(keys[i]) == i)
     if n_channels is None or n_channels == len(labels):
         return tuple(labels)
-    if not 1 <= n_channels <= len(labels):
-        raise ConfigError(f"--channels {n_channels} is outside 1 … {len(labels)} for montage {name!r}; "
+    if not 2 <= n_channels <= len(labels):
+        called = f"{typed!r}" + (f" (MNE's {name})" if typed.casefold() != name.casefold() else "")
+        raise ConfigError(f"--channels {n_channels} is outside 2 … {len(labels)} for montage {called}; "
                           "pick a count the montage has")
     positions = head_positions(labels, montage=name)
     classical = {label_key(label) for label in TEN_TWENTY}
@@ -289,12 +327,14 @@ def head_positions(labels, *, montage: str | None = None, strict: bool = True) -
         Unknown montage name, or MNE missing for a non-GSN label.
     """
     labels = [str(label) for label in labels]
-    keys = [label_key(label) for label in labels]
+    keys = label_keys(labels, montage=resolve_montage_name(montage) if montage is not None else None)
     out = np.full((len(labels), 3), np.nan)
     if montage is not None:
         order = [resolve_montage_name(montage)]
     elif all(_GSN_LABEL.match(k) or k == "cz" for k in keys):
-        order = [NMEDT_MONTAGE]  # NMED-T and its 128-channel amplifier: no MNE needed
+        # NMED-T and its 128-channel amplifier need no MNE; numbers beyond E129 are the 256/257 net's,
+        # whose E1…E128 lie elsewhere than the 129 net's
+        order = [NMEDT_MONTAGE if gsn_top_number(labels) <= E129_IS_CZ_TOP else "GSN-HydroCel-257"]
     else:
         if not _mne_montages():
             shown = ", ".join(labels[:4]) + (", …" if len(labels) > 4 else "")

@@ -127,6 +127,8 @@ MISMATCH = {
     "other labels": (dict(labels=[f"Ch{i}" for i in range(125)], sfreq=125.0), "lacks 125"),
     "rate too low": (dict(labels=list(MODEL_CHANNELS), sfreq=100.0), "runs at 100 Hz; the model needs"),
     "irregular": (dict(labels=list(MODEL_CHANNELS), sfreq=0.0), "irregular rate"),
+    "another GSN net": (dict(labels=[f"E{i}" for i in range(1, 257)], sfreq=250.0),   # a 256 net
+                        "is a GSN net of 256 channels (labels up to E256), not the 129-electrode net"),
 }
 
 

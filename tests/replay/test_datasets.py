@@ -423,3 +423,44 @@ def test_folder_of_sessions_with_two_montages_is_refused(tmp_path, song, rng):
         writer.write_samples(marker, [101.0], [_start(song, 101.0)[1]])
     with pytest.raises(DataFormatError, match="one dataset holds one montage"):
         open_dataset(tmp_path)
+
+
+def _session_with(path, song, eeg, labels, types=None):
+    with XDFWriter(path) as writer:
+        stream = writer.add_stream(name="cap", stype="EEG", channel_format="float32", nominal_srate=SFREQ,
+                                   labels=labels, types=types)
+        writer.write_samples(stream, 100.0 + np.arange(eeg.shape[1]) / SFREQ, eeg.T)
+        marker = writer.add_stream(name="m", stype="Markers", channel_format="string", nominal_srate=0.0)
+        writer.write_samples(marker, [101.0], [_start(song, 101.0)[1]])
+    return path
+
+
+def test_a_trigger_channel_of_a_session_is_no_model_input(tmp_path, song, rng, caplog):
+    """A TRIGGER channel (0/255) became a model channel, entered the average reference and was then asked
+    of every live stream."""
+    import logging
+
+    eeg = rng.standard_normal((9, 3000)).astype(np.float32)
+    path = _session_with(tmp_path / "s.xdf", song, eeg, [*LABELS, "TRIG"], ["EEG"] * 8 + ["TRIGGER"])
+    with caplog.at_level(logging.INFO, logger="eegmusic.replay.xdf_session"):
+        session = open_dataset(path)
+    assert list(session.labels) == LABELS
+    np.testing.assert_array_equal(session.load_song(1).data[:, :, 0], eeg[:8, 250:1500])
+    said = [r.getMessage() for r in caplog.records if "TRIG" in r.getMessage()]
+    assert len(said) == 1 and "not EEG" in said[0] and "TRIG (TRIGGER)" in said[0], said
+    path = _session_with(tmp_path / "misc.xdf", song, eeg[:8], LABELS, ["MISC"] * 8)
+    with pytest.raises(DataFormatError, match="has no channel of type EEG \\(types MISC\\); record the cap"):
+        open_dataset(path)
+
+
+def test_a_blank_label_names_only_its_channel(tmp_path, song, rng, caplog):
+    """One blank label relabelled every channel ch1..ch8, and evaluate then found none of the model's."""
+    import logging
+
+    eeg = rng.standard_normal((8, 3000)).astype(np.float32)
+    path = _session_with(tmp_path / "s.xdf", song, eeg, [*LABELS[:-1], ""])
+    with caplog.at_level(logging.WARNING, logger="eegmusic.replay.xdf"):
+        session = open_dataset(path)
+    assert list(session.labels) == [*LABELS[:-1], "ch8"]
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "channel 8 of 8 has no label; calling it ch8" in said[0], said

@@ -58,7 +58,13 @@ def test_cap_projection_reproduces_the_net_where_electrodes_coincide(rng):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--montage", "biosemi65"], "montage 'biosemi65' is not known; use one of"),
-    (["--montage", "biosemi32", "--channels", "40"], "--channels 40 is outside 1 … 32 for montage"),
+    # 1 is refused too (below), and the montage is named as typed, not as MNE renamed it
+    (["--montage", "biosemi32", "--channels", "40"],
+     "--channels 40 is outside 2 … 32 for montage 'biosemi32'; pick"),
+    (["--montage", "STANDARD_1020", "--channels", "100000"], "outside 2 … 90 for montage 'STANDARD_1020'"),
+    # exit 0 and "problems: none", then train and decode refused the rate
+    (["--montage", "biosemi16", "--sfreq", "333.3"], "--sfreq 333.3 Hz cannot be resampled to 125 Hz by a "
+                                                     "short polyphase filter; use a device rate such as"),
     (["--sfreq", "250"], "--sfreq needs --montage"),
     (["--montage", "standard_1020", "--sfreq", "20"], "--sfreq 20 Hz is outside 125 … 4096"),
     # accepted, and then refused by the train command simulate advised

@@ -72,3 +72,19 @@ def test_default_labels():
     assert default_labels(125) == MODEL_CHANNELS
     assert default_labels(128) == DEVICE_CHANNELS_128
     assert default_labels(64) is None
+
+
+def test_a_256_net_stream_is_refused_by_a_129_net_model():
+    """Its E1…E124 fed the NMED-T model by number and its E129 the model's Cz, though electrodes of one
+    number lie a median 10 cm apart on the two nets; a model of the 257 net reads it, E129 apart from Cz."""
+    labels = [f"E{i}" for i in range(1, 257)] + ["Cz"]
+    for impute in (False, True):
+        with pytest.raises(StreamError, match=r"^stream 'egi' is a GSN net of 257 channels \(labels up to "
+                                              r"E256\), not the 129-electrode net .*use a model trained on "
+                                              r"this net[^\n]*$"):
+            channel_map(labels, stream_name="stream 'egi'", impute_missing=impute)
+    with pytest.raises(StreamError, match=r"labels up to E128\), not the 256/257-electrode net"):
+        channel_map(DEVICE_CHANNELS_128, labels, stream_name="stream 'egi'")
+    assert channel_map(labels, labels).is_identity
+    mapping = channel_map(labels[:-1], labels)   # the 256 net without its reference
+    assert mapping.zeroed == (256,) and mapping.source[128] == 128

@@ -168,3 +168,32 @@ def test_lsl_locations_round_trip_in_millimetres():
     assert np.isnan(back[1]).all() and np.isnan(back[2]).all()  # absent, and 0, 0, 0 (unknown)
     channel = info.desc().child("channels").child("channel")
     assert channel.child("location").child_value("X") == "10.000000"  # millimetres, as XDF says
+
+
+@pytest.mark.parametrize("net", ["GSN-HydroCel-257", "GSN-HydroCel-256"])
+def test_the_256_nets_keep_e129_apart_from_cz(net):
+    """On the 257 net E129 was folded into Cz: Cz was dropped and E129 placed at Cz, about 7 cm from
+    where MNE puts it. The E129 = Cz alias is the 128/129 net's only."""
+    info = _mne_info(net)
+    labels = montage_labels(net)
+    assert labels == tuple(info.ch_names) and "E129" in labels
+    np.testing.assert_allclose(head_positions(labels, montage=net),
+                               np.array([ch["loc"][:3] for ch in info["chs"]]), atol=1e-6)
+    assert montage_labels("GSN-HydroCel-129") == MODEL_CHANNELS   # there E129 is still Cz
+
+
+def test_positions_off_a_sphere_are_warned_of(rng, caplog):
+    """The spread was ``|1 - mean(d / mean(d))|``, always 0: the warning could never fire."""
+    import logging
+
+    direction = rng.standard_normal((8, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    askew = 0.09 * direction
+    askew[:4] *= 3.0   # four electrodes three times off the head
+    with caplog.at_level(logging.WARNING, logger="eegmusic.stream.interpolation"):
+        spline_matrix(askew[1:], askew[:1])
+        assert "positions lie poorly on a sphere" in caplog.text
+        caplog.clear()
+        positions = head_positions(montage_labels("standard_1020"), montage="standard_1020")
+        spline_matrix(positions[1:], positions[:1])
+        assert caplog.text == ""
