@@ -22,6 +22,18 @@ FMIN = 0.0
 FMAX = 11025.0
 DB_FLOOR = -80.0
 AMIN = 1e-10
+MEL_DB_CEILING = 60.0
+"""Top of the mel-dB range a decoder's output is kept in (:func:`guard_mel_db`). No sound reaches it: audio
+within [-1, 1] has at most 50.05 dB in any band (an STFT bin's magnitude is at most the periodic Hann
+window's sum, 1024, and the largest mel filter sums to 0.0964), so this leaves 10 dB for a model's
+overshoot. A frame beyond it is a fault (absurd EEG through a linear map gave ±3.9e28 dB, overflowing the
+vocoder's power and the scores' sums)."""
+
+MEL_DB_GUARD_FLOOR = DB_FLOOR - 120.0
+"""Bottom of that range, -200 dB: far below the contract's floor, so a working model's output (a ridge
+map reaches about -120 dB in silence) is never touched and its scores do not move, yet a broken one's
+-1e28 dB is. Below :data:`DB_FLOOR` the vocoder hears silence either way."""
+
 FRAMES_PER_WINDOW = 44
 """Frames of one 1-s window (22050 samples, centre=True framing at hop 512)."""
 
@@ -122,3 +134,26 @@ def window_mel_db(audio: np.ndarray, start_s: float) -> np.ndarray:
     if hi > lo:
         segment[lo - start:hi - start] = audio[lo:hi]
     return mel_db(segment)
+
+
+def guard_mel_db(output: np.ndarray) -> np.ndarray:
+    """Clip a decoder's mel-dB output to [:data:`MEL_DB_GUARD_FLOOR`, :data:`MEL_DB_CEILING`] in place.
+
+    The live path (``decoder.pipeline``) and the offline one (``offline_training.inference.run_model``:
+    ``evaluate``, ``bench``) both apply it, so they score the same frames. NaN stays NaN: the vocoder
+    plays such a frame as silence and counts it, the live scorer skips it.
+
+    Parameters
+    ----------
+    output : ndarray, shape (..., n_mels, n_frames), float32
+
+    Returns
+    -------
+    ndarray of bool, shape (..., n_frames)
+        The frames that had a value outside the range (a fault: the live path counts them as
+        ``frames_clipped``).
+    """
+    outside = (output < MEL_DB_GUARD_FLOOR) | (output > MEL_DB_CEILING)   # False for NaN
+    if outside.any():
+        np.clip(output, MEL_DB_GUARD_FLOOR, MEL_DB_CEILING, out=output)
+    return outside.any(axis=-2)

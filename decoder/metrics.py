@@ -94,7 +94,9 @@ class RunningBandPearson:
     """Per-band Pearson over time of an unbounded run, from running sums (constant memory).
 
     Gives what :func:`band_pearson` gives on every frame added so far (up to float rounding), with
-    the same rule for a band that does not vary.
+    the same rule for a band that does not vary. A frame with a non-finite value in either array is
+    skipped and counted (:attr:`skipped`): added to the sums, one NaN would make them NaN for the rest of
+    the run, and every band would then read as constant (r 0) for good.
 
     Parameters
     ----------
@@ -107,12 +109,19 @@ class RunningBandPearson:
         self._max_abs = np.zeros((2, n_bands))
         self._shift: np.ndarray | None = None   # the first frame: sums of x - x0 lose no precision
         self.n = 0
+        self.skipped = 0
+        """Frames not added: a non-finite value in the prediction or the target."""
 
     def add(self, pred: np.ndarray, target: np.ndarray) -> None:
-        """Add frames ``pred``, ``target`` (each shape (n_bands, n_frames))."""
-        if pred.shape[1] == 0:
-            return
+        """Add frames ``pred``, ``target`` (each shape (n_bands, n_frames)); skip (and count) a frame
+        with a non-finite value in either."""
         x, y = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+        finite = np.isfinite(x).all(axis=0) & np.isfinite(y).all(axis=0)
+        if not finite.all():
+            self.skipped += int(np.count_nonzero(~finite))
+            x, y = x[:, finite], y[:, finite]
+        if x.shape[1] == 0:
+            return
         np.maximum(self._max_abs, np.stack([np.abs(x).max(1), np.abs(y).max(1)]), out=self._max_abs)
         if self._shift is None:
             self._shift = np.stack([x[:, 0], y[:, 0]])

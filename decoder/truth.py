@@ -12,11 +12,21 @@ part; :func:`read_baselines`): the **global mean** and the **song mean** (told w
 the markers). Each emitted frame came from one column (0…43) of its 1-s window, and each baseline
 predicts that column of its mean window — so the baselines see exactly the frames the decoder is
 scored on, and a constant prediction's once-per-window pattern is not mistaken for tracking.
+
+Song numbers are a folder's own: song 21 of another folder may be other music. A model records the
+content digest of each training song's stimulus beside its mean (``baselines.song_music``), and the
+song mean is scored only where the truth folder's stimulus file has that digest (as ``evaluate`` calls
+it "other music" and leaves the oracle undefined). A model made before digests were recorded is scored
+by song number, as it was, and says so (:meth:`LiveTruth.song_identity_unchecked`).
+
+A decoded frame with a non-finite value is not scored (by the decoder or the baselines) and is counted
+(:attr:`LiveTruth.skipped_frames`): one such frame made the whole run's running sums NaN for good.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -57,6 +67,26 @@ def read_baselines(entry: dict) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     songs = dict(entry.get("song_mean", {}))
     song_means = {int(song): decode_mel(text, shape) for song, text in songs.items()}
     return decode_mel(entry["global_mean"], shape), song_means
+
+
+def read_song_music(entry: dict) -> dict[int, str] | None:
+    """Which music each song of a model's ``baselines`` metadata was: {song id: stimulus content digest}.
+
+    None for a model made before the digests were recorded (its song means are matched by number only).
+    """
+    music = entry.get("song_music") if isinstance(entry, dict) else None
+    if not isinstance(music, dict):
+        return None
+    return {int(song): str(digest) for song, digest in music.items()}
+
+
+def stimulus_digest(path: Path | None) -> str | None:
+    """The sha256 of a stimulus file's bytes (the music identity ``evaluate`` compares), or None when
+    there is no file to hash."""
+    if path is None or not Path(path).is_file():
+        return None
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def check_truth_dir(path: str | Path, *, flag: str = "--truth") -> Path:
@@ -143,10 +173,15 @@ class LiveTruth:
         self._total = RunningBandPearson(N_MELS)   # over the whole run, in constant memory
         self._global_mean: np.ndarray | None = None
         self._song_means: dict[int, np.ndarray] = {}
+        self._song_music: dict[int, str] | None = None   # the model's training music per song (digest)
+        self._digests: dict[int, str | None] = {}        # the truth folder's stimulus digest per song
+        self.skipped_frames = 0
+        """Decoded frames not scored: a non-finite value (the vocoder plays them as silence)."""
         self._baseline_total = {name: RunningBandPearson(N_MELS) for name in ("global_mean", "song_mean")}
         self._baseline_partial: set[str] = set()   # baselines some of the decoder's scored frames lacked
 
-    def set_baselines(self, global_mean: np.ndarray, song_means: dict[int, np.ndarray]) -> None:
+    def set_baselines(self, global_mean: np.ndarray, song_means: dict[int, np.ndarray],
+                      song_music: dict[int, str] | None = None) -> None:
         """Score the global-mean and song-mean baselines on the decoder's frames from now on.
 
         Parameters
@@ -155,9 +190,30 @@ class LiveTruth:
             Mean mel-dB window of the model's training part.
         song_means : dict of int to ndarray, each shape (128, 44)
             Mean mel-dB window of each song in the training part.
+        song_music : dict of int to str, optional
+            Content digest of each training song's stimulus (:func:`read_song_music`): a song mean is
+            scored only for a truth stimulus of the same digest. None (a model made before digests):
+            matched by song number, unchecked.
         """
         self._global_mean = np.asarray(global_mean, np.float32)
         self._song_means = {int(k): np.asarray(v, np.float32) for k, v in song_means.items()}
+        self._song_music = None if song_music is None else {int(k): str(v) for k, v in song_music.items()}
+
+    def song_identity_unchecked(self) -> bool:
+        """Whether the song means are matched by song number only: the model carries baselines but no
+        digests of its training music (made before they were recorded)."""
+        return self._global_mean is not None and bool(self._song_means) and self._song_music is None
+
+    def _song_mean(self, song: int) -> np.ndarray | None:
+        """The model's mean window for the music ``song`` of the truth folder plays, or None: not a
+        training song, or (digests known on both sides) other music under the same number."""
+        mean = self._song_means.get(song)
+        if mean is None or self._song_music is None:
+            return mean
+        trained, truth = self._song_music.get(song), self._digests.get(song)
+        if trained in (None, "unknown") or truth is None:   # nothing tells them apart
+            return mean
+        return mean if trained == truth else None
 
     def load(self, song: int) -> np.ndarray:
         """Compute (once) and return the true mel-dB of a song's stimulus, shape (128, n_frames).
@@ -175,6 +231,12 @@ class LiveTruth:
                 audio = self._stimuli.load_stimulus(song)
                 if self.keep_audio:
                     self._audio[song] = audio
+                # before the mel: frames are scored once it is there, and the song mean needs the digest
+                self._digests[song] = stimulus_digest(self._stimuli.stimulus_path(song))
+                if song in self._song_means and self._song_mean(song) is None:
+                    log.warning("song %d of %s is other music than the model's training song %d (stimulus "
+                                "digests differ): no song-mean baseline for it", song, self._stimuli.path,
+                                song)
                 self._mels[song] = mel_db(audio)
         return self._mels[song]
 
@@ -277,17 +339,23 @@ class LiveTruth:
         found = self.truth_frames(stamps)
         if found is None:
             return None
-        valid, truth = found
-        pred = frames[:, valid]
+        valid, truth_valid = found
+        # a non-finite frame is not scored (one would make the running sums NaN for the rest of the run)
+        finite = np.isfinite(frames).all(axis=0)
+        scored = valid & finite
+        self.skipped_frames += int(np.count_nonzero(valid & ~finite))
+        truth = truth_valid[:, finite[valid]]
+        pred = frames[:, scored]
         if self._global_mean is not None and pred.shape[1]:
             # a baseline is reported only if it scored every frame the decoder did (see baseline_r_total)
             if window_frame is None:
                 self._baseline_partial.update(self._baseline_total)
             else:
-                columns = np.asarray(window_frame)[valid]
+                columns = np.asarray(window_frame)[scored]
                 self._baseline_total["global_mean"].add(self._global_mean[:, columns], truth)
-                if self.song in self._song_means:
-                    self._baseline_total["song_mean"].add(self._song_means[self.song][:, columns], truth)
+                song_mean = self._song_mean(self.song)
+                if song_mean is not None:
+                    self._baseline_total["song_mean"].add(song_mean[:, columns], truth)
                 else:
                     self._baseline_partial.add("song_mean")
         for column in range(pred.shape[1]):
@@ -297,7 +365,7 @@ class LiveTruth:
             self._n += 1
         self._total.add(pred, truth)
         out = np.full(frames.shape, np.nan, np.float32)
-        out[:, valid] = truth
+        out[:, valid] = truth_valid
         return out
 
     def dynamic_r(self) -> float | None:
@@ -323,8 +391,9 @@ class LiveTruth:
         dict
             ``global_mean`` and ``song_mean``: r, or None without baselines (a model that carries
             none) or, for the song mean, once any scored frame's song is not in the model's training
-            part: scored on the other frames only, it would stand beside a decoder score over more
-            frames (a playlist of a trained and a new song).
+            part (or is other music under the same number: :meth:`_song_mean`): scored on the other
+            frames only, it would stand beside a decoder score over more frames (a playlist of a
+            trained and a new song).
         """
         out = {}
         constant = self.constant_baselines()

@@ -249,7 +249,8 @@ class StreamingVocoder:
             # a broken frame plays as silence rather than stopping the audio; counted
             self.nonfinite_frames += 1
             if self.nonfinite_frames == 1:
-                log.warning("non-finite values in a mel frame; playing them as silence (counted)")
+                log.warning("non-finite values in a mel frame; playing them as silence (counted: "
+                            "nonfinite_frames)")
             frame_db = np.where(np.isfinite(frame_db), frame_db, DB_FLOOR)
         power = mel_db_to_power(frame_db)
         if self._nnls is not None:

@@ -194,11 +194,15 @@ def training_baselines(dataset, train_rows: np.ndarray) -> dict:
     Returns
     -------
     dict
-        JSON-ready: ``encoding``, ``shape``, ``n_windows``, ``global_mean`` (text) and
-        ``song_mean`` (song id as text → text); read back with :func:`decoder.truth.read_baselines`.
+        JSON-ready: ``encoding``, ``shape``, ``n_windows``, ``global_mean`` (text),
+        ``song_mean`` (song id as text → text) and, for a dataset that can tell which music a song is
+        (``music_identity``, as ``evaluate`` asks), ``song_music`` (song id as text → content digest
+        of its stimulus); read back with :func:`decoder.truth.read_baselines` and
+        :func:`decoder.truth.read_song_music`. Song numbers are a folder's own, so the live decoder
+        scores a song mean only against the same music (another folder's song 21 may be other audio).
     """
     global_mean, song_means = mean_mels(dataset, train_rows)
-    return {
+    entry = {
         "encoding": BASELINE_ENCODING,
         "computed_on": "training part",
         "shape": list(global_mean.shape),
@@ -206,6 +210,10 @@ def training_baselines(dataset, train_rows: np.ndarray) -> dict:
         "global_mean": encode_mel(global_mean),
         "song_mean": {str(song): encode_mel(mean) for song, mean in song_means.items()},
     }
+    music_identity = getattr(dataset, "music_identity", None)
+    if music_identity is not None:
+        entry["song_music"] = {str(song): music_identity(song)[0] for song in song_means}
+    return entry
 
 
 def shuffled_test_order(index: np.ndarray, rows: np.ndarray, *,

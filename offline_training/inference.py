@@ -93,6 +93,7 @@ def run_model(
                 feeds["subject"] = subject_codes[lo : lo + batch_size].astype(np.int64)
             (output,) = session.run([info.output_name], feeds)
             out[lo : lo + len(output)] = _as_mel(np.asarray(output), info)
+            melspec.guard_mel_db(out[lo : lo + len(output)])   # as the live path does: the same frames scored
             bar.update(len(output))
     return out
 

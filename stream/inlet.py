@@ -7,9 +7,10 @@ chunk to an optional callback in the same thread (the :class:`~stream.source.EEG
 and windows there).
 
 Counted per stream: samples, gaps (a timestamp jump of more than 1.5 sample periods), samples
-missing in gaps, non-monotonic timestamps, runs of samples with NaN/Inf, channels that stay
-non-finite for over a second, reconnections, the clock offset, timestamp jitter and the effective
-rate.
+missing in gaps, non-monotonic timestamps, runs of samples with NaN/Inf or a value beyond
+:data:`~stream.spec.MAX_ABS_UV` (no measurement: flagged as NaN, and zeroed by the preprocessing),
+channels that stay so for over a second (named once in a warning, and kept with their bad seconds for
+the run's summary), reconnections, the clock offset, timestamp jitter and the effective rate.
 
 liblsl's own recovery is off (``recover=False``): a lost source raises at once, the thread drops the
 inlet and re-resolves the stream by source_id, then by name (one query for both, the same source_id
@@ -39,6 +40,7 @@ from eegmusic.stream.errors import StreamError
 from eegmusic.stream.montage import read_locations
 from eegmusic.stream.resolve import StreamSummary, excluding, predicate, resolve_and_open, resolve_matching
 from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
+from eegmusic.stream.spec import MAX_ABS_UV
 from eegmusic.stream.untrusted import channel_labels, description_int
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
@@ -49,7 +51,10 @@ GAP_PERIODS = 1.5
 """A timestamp step longer than this many sample periods is a gap."""
 
 BAD_CHANNEL_S = 1.0
-"""A channel non-finite for this long without a break is reported as bad."""
+"""A channel non-finite (or beyond :data:`~stream.spec.MAX_ABS_UV`) for this long without a break is
+reported as bad."""
+NAMED_AT_ONCE = 8
+"""Channels a bad-channel warning names before it says how many more (a whole cap going bad at once)."""
 
 CLOCK_REFRESH_S = 5.0
 RESOLVE_TRY_S = 1.0
@@ -311,6 +316,8 @@ class Inlet:
         np_dtype = pylsl.lib.fmt2npdtype[info.channel_format()]
         self._dest = np.empty((self.max_chunk, meta.n_chans), dtype=np_dtype)
         self._bad_run = np.zeros(meta.n_chans, dtype=np.int64)
+        self._bad_total = np.zeros(meta.n_chans, dtype=np.int64)
+        self._named_bad = np.zeros(meta.n_chans, dtype=bool)
         logger.info("connected to %s", meta.describe())
         return meta
 
@@ -476,10 +483,18 @@ class Inlet:
         self._last_time: float | None = None
         self._in_nan_run = False
         self._rate_marks: collections.deque[tuple[float, int]] = collections.deque()
-        self._bad_run = np.zeros(0, dtype=np.int64)
+        self._bad_run = np.zeros(0, dtype=np.int64)     # samples each channel has been bad, up to now
+        self._bad_total = np.zeros(0, dtype=np.int64)   # samples each channel was bad in all
+        self._named_bad = np.zeros(0, dtype=bool)       # channels once bad for BAD_CHANNEL_S at a stretch
 
     def _inspect(self, data: np.ndarray, timestamps: np.ndarray, t_arrival: float) -> np.ndarray:
-        """Count gaps, time errors and non-finite runs of one chunk; return per-sample flags."""
+        """Count gaps, time errors and runs of bad values of one chunk; return per-sample flags.
+
+        A value is bad when it is NaN/Inf or beyond :data:`~stream.spec.MAX_ABS_UV`: a float64 stream's
+        1e308 is finite, yet no measurement, and became inf in the preprocessing's float32 cast. A bad
+        value of a float stream is set to NaN in ``data`` (in place), so the ring and ``on_chunk`` see
+        NaN there.
+        """
         n = len(timestamps)
         period = 1.0 / self.meta.sfreq
         flags = np.zeros(n, dtype=np.uint8)
@@ -500,21 +515,36 @@ class Inlet:
         self._last_time = float(timestamps[-1])
         n_gaps = int(gap.sum())
         missing = int(np.round(steps[gap] / period).sum()) - n_gaps if n_gaps else 0
-        # NaN/Inf: a cheap sum first (finite data is the normal case), details only when needed
+        # NaN/Inf or beyond the bound: two cheap reductions first (clean data is the normal case; a NaN
+        # fails both comparisons), details only when needed
         nan_runs = nan_samples = 0
-        if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data.sum(dtype=np.float64)):
-            finite = np.isfinite(data)
-            bad = ~finite.all(axis=1)
+        newly_bad = None
+        if not (data.max() <= MAX_ABS_UV and data.min() >= -MAX_ABS_UV):
+            good = (data >= -MAX_ABS_UV) & (data <= MAX_ABS_UV)
+            if np.issubdtype(data.dtype, np.floating):
+                # no measurement is NaN from here on: the ring's float32 cast made 1e308 inf (with a
+                # RuntimeWarning), and the preprocessing zeroes and flags NaN
+                data[~good] = np.nan
+            bad = ~good.all(axis=1)
             flags[bad] |= FLAG_NAN
             starts = bad & ~np.concatenate([[self._in_nan_run], bad[:-1]])
             nan_runs, nan_samples = int(starts.sum()), int(bad.sum())
             self._in_nan_run = bool(bad[-1])
-            any_finite = finite.any(axis=0)
-            trailing = np.argmax(finite[::-1], axis=0)  # non-finite samples at the chunk's end
-            self._bad_run = np.where(any_finite, trailing, self._bad_run + n)
+            # each channel's bad run ending at each sample, the previous chunk's carried in
+            position = np.arange(1, n + 1)[:, None]
+            last_good = np.maximum.accumulate(np.where(good, position, 0), axis=0)
+            run = np.where(last_good == 0, position + self._bad_run, position - last_good)
+            self._bad_run = run[-1].astype(np.int64)
+            long = run.max(axis=0) >= BAD_CHANNEL_S * self.meta.sfreq
+            newly_bad = np.flatnonzero(long & ~self._named_bad)
+            with self._lock:
+                self._bad_total += n - good.sum(axis=0)
+                self._named_bad |= long
         else:
             self._in_nan_run = False
             self._bad_run[:] = 0
+        if newly_bad is not None and newly_bad.size:
+            self._warn_bad(newly_bad)
         with self._lock:
             self.n_samples += n
             self.gaps += n_gaps
@@ -547,10 +577,32 @@ class Inlet:
                 return 0.0
             return (self.n_samples - n_first) / (now - t_first)
 
+    def _label(self, channel: int) -> str:
+        labels = self.meta.labels
+        return labels[channel] if labels is not None else str(channel + 1)
+
+    def _warn_bad(self, channels: np.ndarray) -> None:
+        """One warning for the channels that have just been bad for :data:`BAD_CHANNEL_S` the first time."""
+        names = [self._label(int(i)) for i in channels[:NAMED_AT_ONCE]]
+        more = f" and {channels.size - NAMED_AT_ONCE} more" if channels.size > NAMED_AT_ONCE else ""
+        which = f"channel {names[0]}" if channels.size == 1 else f"channels {', '.join(names)}{more}"
+        logger.warning("%s of %r: no measurement (NaN/Inf or beyond ±%g µV) for %g s; zeroed and its windows "
+                       "flagged while it lasts (check the electrode, or the sender's units)", which,
+                       self.meta.name, MAX_ABS_UV, BAD_CHANNEL_S)
+
     def bad_channels(self) -> tuple[str, ...]:
-        """Labels (or 1-based numbers) of channels non-finite for over :data:`BAD_CHANNEL_S`."""
+        """Labels (or 1-based numbers) of channels bad (non-finite or beyond :data:`~stream.spec.MAX_ABS_UV`)
+        for over :data:`BAD_CHANNEL_S` up to now."""
         if self.meta is None:
             return ()
         bad = np.flatnonzero(self._bad_run >= BAD_CHANNEL_S * self.meta.sfreq)
-        labels = self.meta.labels
-        return tuple(labels[i] if labels is not None else str(i + 1) for i in bad)
+        return tuple(self._label(int(i)) for i in bad)
+
+    def bad_channel_seconds(self) -> dict[str, float]:
+        """The channels bad for :data:`BAD_CHANNEL_S` at a stretch at any time of the run, each with its
+        seconds bad in all (label, or 1-based number → seconds), in channel order."""
+        if self.meta is None:
+            return {}
+        with self._lock:
+            named, total = np.flatnonzero(self._named_bad), self._bad_total.copy()
+        return {self._label(int(i)): float(total[i] / self.meta.sfreq) for i in named}

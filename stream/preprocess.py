@@ -2,17 +2,22 @@
 
 The pipeline, per :class:`~stream.spec.PreprocessingSpec`:
 
-1. non-finite samples (NaN, Inf) become 0 (the inlet counts and flags them; filters must not be
-   poisoned by them),
+1. non-finite samples (NaN, Inf) and values beyond :data:`~stream.spec.MAX_ABS_UV` become 0 (the
+   inlet counts and flags them; filters must not be poisoned by them),
 2. channel mapping by label to the model's channels (:mod:`stream.channels`),
-3. resampling from the stream rate to the model rate (:mod:`stream.resample`),
+3. resampling from the stream rate to the model rate (:mod:`stream.resample`): output sample ``i``
+   holds the EEG of ``i / spec.sfreq`` s after the first stream sample at every stream rate (no lag);
+   live it comes :attr:`StreamingPreprocessor.delay_s` later (10 model samples, 80 ms at 125 Hz), as
+   latency,
 4. causal high-pass (Butterworth, order 2) and notch (quality 30) filters, zero initial state,
 5. re-reference (``"none"`` or ``"average"``).
 
 Every step is either per sample or causal with carried state, so :class:`StreamingPreprocessor`
 applied chunk by chunk (any chunk sizes, including 1) gives the same samples as
 :func:`preprocess_recording` applied to the whole recording; the latter simply runs the former on one
-chunk. With the default spec, a 125-Hz recording in model channel order comes back unchanged.
+chunk, the recording followed by its last sample held for one filter support (the resampler's flush:
+the last ``delay_s`` of samples, which live would still wait for). With the default spec, a 125-Hz
+recording in model channel order comes back unchanged.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 from eegmusic.stream.channels import channel_map
 from eegmusic.stream.errors import ConfigError, DataFormatError
-from eegmusic.stream.resample import StreamingResampler
-from eegmusic.stream.spec import REFERENCES, PreprocessingSpec
+from eegmusic.stream.resample import StreamingResampler, flush_padded
+from eegmusic.stream.spec import MAX_ABS_UV, REFERENCES, PreprocessingSpec
 from scipy.signal import butter, iirnotch, sosfilt, tf2sos
 
 NOTCH_QUALITY = 30.0
@@ -105,8 +110,26 @@ class StreamingPreprocessor:
 
     @property
     def delay_s(self) -> float:
-        """Group delay of the resampler in seconds (0 when the stream is at the model rate)."""
-        return 0.0 if self.resampler.identity else self.resampler.delay_s
+        """How long after the instant an output sample holds its newest stream sample arrives, in
+        seconds: the resampler's group delay (0 when the stream is at the model rate)."""
+        return self.resampler.delay_s
+
+    def held_lag_s(self, newest: np.ndarray) -> np.ndarray:
+        """Seconds to subtract from the timestamps of output samples' newest stream samples to get the
+        time of the EEG they hold (``delay_s``, less a fraction of a stream period at rates that are
+        not a multiple of the model's).
+
+        Parameters
+        ----------
+        newest : ndarray of int, shape (m,)
+            Newest stream samples as indices since :meth:`reset` (``newest`` of :meth:`process` plus
+            the stream samples before that chunk).
+
+        Returns
+        -------
+        lag_s : ndarray, shape (m,)
+        """
+        return self.resampler.held_lag_s(newest)
 
     @property
     def support(self) -> int:
@@ -149,9 +172,11 @@ class StreamingPreprocessor:
         Returns
         -------
         out : ndarray, shape (n_model_chans, m), float32
-            The model-rate samples this chunk completes.
+            The model-rate samples this chunk completes: sample ``n`` since :meth:`reset` holds the EEG
+            of ``n / spec.sfreq`` s after the first stream sample.
         newest : ndarray of int, shape (m,)
-            For each output sample, the index in ``chunk`` of the newest input it depends on.
+            For each output sample, the index in ``chunk`` of the newest input it depends on (about
+            ``delay_s`` after the instant it holds: :meth:`held_lag_s`).
         """
         chunk = np.asarray(chunk)
         if chunk.ndim != 2 or chunk.shape[0] != len(self.labels):
@@ -160,13 +185,16 @@ class StreamingPreprocessor:
                 f"{len(self.labels)} channels"
             )
         eeg = np.array(chunk, dtype=np.float64)  # a copy: the caller's array is never modified
-        finite = np.isfinite(eeg)
-        if not finite.all():
-            eeg[~finite] = 0.0
+        # a finite 1e308 is no EEG either, and would overflow the filters' state for good
+        usable = np.abs(eeg) <= MAX_ABS_UV   # False for NaN and Inf too
+        if not usable.all():
+            eeg[~usable] = 0.0
         eeg = self.channel_map.apply(eeg)
         eeg, newest = self.resampler.process(eeg)
         if self._sos is not None and eeg.shape[1]:
             eeg, self._zi = sosfilt(self._sos, eeg, axis=1, zi=self._zi)
+            if not np.isfinite(self._zi).all():   # never carry a poisoned state into later chunks
+                self._zi = np.zeros_like(self._zi)
         if self.spec.reference == "average":
             eeg = eeg - eeg.mean(axis=0, keepdims=True)
         return eeg.astype(np.float32), newest
@@ -195,8 +223,12 @@ def preprocess_recording(eeg: np.ndarray, sfreq: float, labels, spec: Preprocess
     Returns
     -------
     eeg : ndarray, shape (len(spec.channels), n_out), float32
-        ``n_out = ceil(n_times * spec.sfreq / sfreq)``. With the default spec, an average-referenced
-        125-Hz recording in model channel order is returned unchanged (as float32).
+        ``n_out = ceil(n_times * spec.sfreq / sfreq)``; sample ``i`` holds the EEG of
+        ``i / spec.sfreq`` s into the recording at every rate (the resampler's delay compensated; its
+        last ``delay_s`` from holding the last sample), so a recording at 1000 Hz gives nearly the same
+        array as its 125-Hz version. The live stream gives the same samples, each ``delay_s`` later.
+        With the default spec, an average-referenced 125-Hz recording in model channel order is
+        returned unchanged (as float32).
 
     Raises
     ------
@@ -222,5 +254,6 @@ def preprocess_recording(eeg: np.ndarray, sfreq: float, labels, spec: Preprocess
     pre = StreamingPreprocessor(sfreq, labels, spec, impute_missing=impute_missing,
                                 stream_name="the recording", stream_positions=stream_positions,
                                 model_positions=model_positions, max_missing=max_missing)
-    out, _ = pre.process(eeg)
-    return out
+    n_out = -(-(eeg.shape[1] * pre.resampler.up) // pre.resampler.down)
+    out, _ = pre.process(flush_padded(eeg, pre.resampler))
+    return out[:, :n_out]

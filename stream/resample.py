@@ -2,12 +2,18 @@
 
 The resampler is a polyphase FIR filter: conceptually the input is upsampled by ``up`` (zeros
 stuffed in), low-pass filtered (the anti-alias filter of :func:`scipy.signal.resample_poly`: Kaiser
-window, beta 5, 10 zero crossings per side) and every ``down``-th sample is kept, output ``n`` sitting
-at input position ``n * down / up``. It is causal: output ``n`` uses inputs up to
-``floor(n * down / up)`` only, and is emitted as soon as that input arrives, so the filter's state is
-simply the last few input samples. Applied to a whole recording (:func:`resample_recording`) or chunk
-by chunk (:class:`StreamingResampler`), it gives the same samples. The linear-phase filter delays the
-signal by :attr:`StreamingResampler.delay_s` (80 ms from 1000 Hz).
+window, beta 5, 10 zero crossings per side) and every ``down``-th sample is kept.
+
+The filter is linear-phase and centred, so it has no phase lag of its own but needs the input up to
+:attr:`StreamingResampler.delay_s` (10 model samples, 80 ms at 125 Hz, from any device rate) after
+the instant it resamples. Output ``n`` holds the signal at input position ``n * down / up`` (the
+instant ``n / 125`` s after the first input), exactly as :func:`scipy.signal.resample_poly` places it,
+and is emitted once the input ``delay_s`` later has arrived: live, the delay shows as latency, never
+as a shift of the EEG against time (the caller stamps output ``n`` with the instant it holds:
+:meth:`StreamingResampler.held_lag_s`). The filter's state is the last few input samples; before the
+first input it holds copies of the first sample (the recording's start held, not zeros). Applied to a
+whole recording (:func:`resample_recording`, whose last ``delay_s`` of outputs come from holding the
+last sample) or chunk by chunk (:class:`StreamingResampler`), it gives the same samples.
 """
 
 from __future__ import annotations
@@ -86,9 +92,9 @@ class StreamingResampler:
     Examples
     --------
     >>> rs = StreamingResampler(1000.0, n_chans=2)
-    >>> y, newest = rs.process(np.ones((2, 80)))
-    >>> y.shape, newest[-1]
-    ((2, 10), 72)
+    >>> y, newest = rs.process(np.ones((2, 160)))
+    >>> y.shape, int(newest[-1]), rs.delay_samples   # output 9 (input 72) needs input 72 + 80
+    ((2, 10), 152, 10)
     """
 
     def __init__(self, sfreq_in: float, n_chans: int, sfreq_out: float = MODEL_SFREQ):
@@ -100,6 +106,7 @@ class StreamingResampler:
         if self.identity:
             self.taps = np.ones(1)
             self._phases = np.ones((1, 1))
+            self.delay_samples = 0
         else:
             self.taps = antialias_filter(self.up, self.down)
             n_per_phase = -(-len(self.taps) // self.up)
@@ -107,6 +114,11 @@ class StreamingResampler:
             padded[:len(self.taps)] = self.taps
             # row p holds taps p, p + up, p + 2 up, ...: output n uses row (n * down) % up
             self._phases = padded.reshape(n_per_phase, self.up).T.copy()
+            # the filter's centre lags its newest tap by (len - 1) / 2 upsampled samples: a whole
+            # number of outputs (10), since half the length is 10 * max(up, down) = 10 * down
+            half_len = (len(self.taps) - 1) // 2
+            self.delay_samples = half_len // self.down
+            assert self.delay_samples * self.down == half_len
         self.reset()
 
     @property
@@ -116,18 +128,44 @@ class StreamingResampler:
 
     @property
     def delay_s(self) -> float:
-        """Group delay of the anti-alias filter in seconds."""
-        return (len(self.taps) - 1) / 2 / (self.up * self.sfreq_in)
+        """Group delay of the anti-alias filter in seconds: how long after the instant an output holds
+        its newest input comes (``delay_samples / sfreq_out``; 0 at the identity rate)."""
+        return self.delay_samples / self.sfreq_out
 
     def reset(self) -> None:
-        """Forget all input: the next sample is input 0, preceded by zeros."""
+        """Forget all input: the next sample is input 0 (preceded by copies of itself)."""
         self._history = np.zeros((self.n_chans, self.support - 1))
         self._n_in = 0
         self._n_out = 0
 
     def n_outputs(self, n_in: int) -> int:
-        """Number of outputs emitted once ``n_in`` inputs have arrived."""
-        return 0 if n_in <= 0 else -(-(n_in * self.up) // self.down)
+        """Number of outputs emitted once ``n_in`` inputs have arrived (``delay_samples`` fewer than
+        the input spans: those wait for input yet to come)."""
+        return max(0, -(-(n_in * self.up) // self.down) - self.delay_samples)
+
+    def held_lag_s(self, newest: np.ndarray) -> np.ndarray:
+        """Seconds from each output's newest input back to the instant whose signal it holds.
+
+        Parameters
+        ----------
+        newest : ndarray of int, shape (m,)
+            The outputs' newest inputs as indices since :meth:`reset` (``newest`` of :meth:`process`
+            plus the inputs before that chunk).
+
+        Returns
+        -------
+        lag_s : ndarray, shape (m,)
+            ``delay_s`` less the fraction of an input period by which the instant falls after its
+            newest input (none when ``sfreq_in`` is a multiple of ``sfreq_out``): the timestamp of the
+            newest input minus this is the time of the EEG the output holds.
+        """
+        newest = np.asarray(newest, dtype=np.int64)
+        if self.identity:
+            return np.zeros(newest.shape)
+        # distinct filter outputs have distinct newest inputs (down >= up): recover which one, m
+        m = -(-(newest * self.up) // self.down)
+        held = (m - self.delay_samples) * self.down   # the instant held, in upsampled samples
+        return (newest * self.up - held) / (self.up * self.sfreq_in)
 
     def process(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Resample the next chunk.
@@ -140,9 +178,11 @@ class StreamingResampler:
         Returns
         -------
         out : ndarray, shape (n_chans, m), float64
-            Every output whose newest input is in this chunk.
+            Every output whose newest input is in this chunk; output ``n`` (since :meth:`reset`) holds
+            the signal at input position ``n * down / up``.
         newest : ndarray of int, shape (m,)
-            For each output, the index in ``chunk`` of the newest input it depends on.
+            For each output, the index in ``chunk`` of the newest input it depends on (the input
+            ``delay_s`` after the instant it holds, rounded down).
         """
         n = chunk.shape[1]
         if chunk.shape[0] != self.n_chans:
@@ -152,8 +192,11 @@ class StreamingResampler:
             self._n_out += n
             return np.asarray(chunk, dtype=np.float64), np.arange(n)
         n_before = self._n_in
+        if n_before == 0 and n:
+            self._history[:] = np.asarray(chunk[:, :1], dtype=np.float64)  # hold the first sample
         self._n_in += n
-        outputs = np.arange(self._n_out, self.n_outputs(self._n_in))
+        # output j is the filter's output j + delay_samples (centred on input j * down / up)
+        outputs = np.arange(self._n_out, self.n_outputs(self._n_in)) + self.delay_samples
         self._n_out += outputs.size
         extended = np.concatenate([self._history, np.asarray(chunk, dtype=np.float64)], axis=1)
         self._history = extended[:, extended.shape[1] - (self.support - 1):].copy()
@@ -172,7 +215,8 @@ class StreamingResampler:
 
 
 def resample_recording(eeg: np.ndarray, sfreq_in: float, sfreq_out: float = MODEL_SFREQ) -> np.ndarray:
-    """Resample a whole recording: the same samples :class:`StreamingResampler` gives chunk by chunk.
+    """Resample a whole recording: the samples :class:`StreamingResampler` gives chunk by chunk, and
+    the last ``delay_s`` of them, which live would wait for later input, from holding the last sample.
 
     Parameters
     ----------
@@ -183,7 +227,29 @@ def resample_recording(eeg: np.ndarray, sfreq_in: float, sfreq_out: float = MODE
     Returns
     -------
     eeg : ndarray, shape (n_chans, ceil(n_times * sfreq_out / sfreq_in)), float64
+        Sample ``i`` holds the recording at ``i / sfreq_out`` s: no lag at any rate.
     """
     eeg = np.asarray(eeg)
-    out, _ = StreamingResampler(sfreq_in, eeg.shape[0], sfreq_out).process(eeg)
-    return out
+    resampler = StreamingResampler(sfreq_in, eeg.shape[0], sfreq_out)
+    n_out = -(-(eeg.shape[1] * resampler.up) // resampler.down)
+    out, _ = resampler.process(flush_padded(eeg, resampler))
+    return out[:, :n_out]
+
+
+def flush_padded(eeg: np.ndarray, resampler: StreamingResampler) -> np.ndarray:
+    """``eeg`` followed by one filter support of copies of its last sample (the tail a live stream
+    would still wait for). Held rather than zero: EEG channels carry offsets of up to millivolts, and
+    a step to 0 would ring through the last ``delay_s`` of output; the held value continues a
+    low-passed signal smoothly. Unchanged at the identity rate or when empty.
+
+    Parameters
+    ----------
+    eeg : ndarray, shape (n_chans, n_times)
+
+    Returns
+    -------
+    eeg : ndarray, shape (n_chans, n_times + support) (or ``eeg`` itself)
+    """
+    if resampler.identity or eeg.shape[1] == 0:
+        return eeg
+    return np.concatenate([eeg, np.repeat(eeg[:, -1:], resampler.support, axis=1)], axis=1)

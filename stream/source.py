@@ -3,10 +3,11 @@
 :class:`EEGSource` is what the live pipeline and the GUI use. Its acquisition thread pulls each
 chunk, preprocesses it with carried state (channel mapping, resampling to 125 Hz, filters,
 re-reference: the same definition as :func:`stream.preprocess.preprocess_recording`), writes the
-model-rate samples into a ring buffer and queues every completed window. A model-rate sample is
-flagged when the stream samples it depends on include a gap, a NaN/Inf run or a timestamp going
-backwards, or follows one by less than the filters' settling time; a window with a flagged sample is
-flagged.
+model-rate samples into a ring buffer, each stamped with the LSL time of the EEG it holds (its newest
+stream sample's timestamp less the resampler's delay, :attr:`StreamHealth.delay_s`), and queues
+every completed window. A model-rate sample is flagged when the stream samples it depends on include
+a gap, a NaN/Inf run or a timestamp going backwards, or follows one by less than the filters'
+settling time; a window with a flagged sample is flagged.
 
 Example
 -------
@@ -75,7 +76,13 @@ class StreamHealth:
     windows: int = 0
     flagged_windows: int = 0
     bad_channels: tuple[str, ...] = field(default_factory=tuple)
+    """Channels without a measurement (NaN/Inf or beyond ``MAX_ABS_UV``) for over a second up to now."""
+    bad_channel_seconds: dict[str, float] = field(default_factory=dict)
+    """Channels that were so for over a second at a stretch at any time of the run, each with its seconds
+    bad in all (:meth:`~stream.inlet.Inlet.bad_channel_seconds`): what a run's summary names."""
     delay_s: float = 0.0
+    """Resampler delay in seconds (0 at the model rate): a sample's EEG is this much older than its newest
+    stream sample. Windows are stamped with the EEG's time, so it counts as latency."""
     error: str | None = None
     interpolated_channels: tuple[str, ...] = field(default_factory=tuple)
     """Model channels the stream lacks, filled by spherical-spline interpolation."""
@@ -271,7 +278,11 @@ class EEGSource:
         if out.shape[1] == 0:
             return
         out_flags = self._taint(flags, newest + n_before, n_before)
-        self.ring.write(out, timestamps[newest], out_flags)
+        # stamp each sample with the time of the EEG it holds, not of its newest stream sample (the
+        # resampler's delay_s later): windows, truth scoring and markers then line up at every rate,
+        # and the delay shows as latency (Window.t_last to t_arrival)
+        held = timestamps[newest] - self.preprocessor.held_lag_s(newest + n_before)
+        self.ring.write(out, held, out_flags)
         self.windower.update(t_arrival)
 
     def _taint(self, flags: np.ndarray, newest_global: np.ndarray, n_before: int) -> np.ndarray:
@@ -319,6 +330,7 @@ class EEGSource:
             nominal_rate=self.meta.sfreq if self.meta else 0.0, missing_samples=inlet.missing_samples,
             non_monotonic=inlet.non_monotonic, windows=self.windower.n_windows,
             flagged_windows=self.windower.n_flagged, bad_channels=inlet.bad_channels(),
+            bad_channel_seconds=inlet.bad_channel_seconds(),
             delay_s=self.preprocessor.delay_s if self.preprocessor else 0.0, error=inlet.error,
             refused=inlet.refused, interpolated_channels=self.interpolated_labels,
             state=totals["state"], state_s=inlet.seconds_in_state(), stalls=totals["stalls"],

@@ -33,7 +33,8 @@ class Window:
     data : ndarray, shape (n_chans, window_samples), float32
         Preprocessed samples at the model rate (the consumer's own copy).
     t_last : float
-        LSL time (s) of the newest stream sample the window depends on.
+        LSL time (s) of the EEG the window's last sample holds: its newest stream sample's timestamp
+        less the resampler's delay (:attr:`stream.source.StreamHealth.delay_s`; 0 at the model rate).
     t_arrival : float
         LSL clock (s) when the chunk completing the window arrived.
     t_ready : float

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, mel_db
-from eegmusic.decoder.truth import LiveTruth, read_baselines
+from eegmusic.decoder.truth import LiveTruth, read_baselines, read_song_music
 from eegmusic.offline_training import baselines, metrics
 from eegmusic.offline_training.dataset import INDEX_DTYPE
 
@@ -137,3 +137,76 @@ def test_without_baselines_in_the_model_none_are_scored(rng):
     assert truth.baseline_r_total() == {"global_mean": None, "song_mean": None}
     with pytest.raises(ValueError, match="not encoded"):
         read_baselines({"encoding": "json"})
+
+
+def test_a_non_finite_frame_is_skipped_and_counted_and_never_poisons_the_run(rng):
+    """One NaN frame made the running sums NaN for good: every band then read as constant, and the
+    whole run printed 'dynamic r 0.000' to its end."""
+    from eegmusic.decoder.metrics import RunningBandPearson
+
+    truth = LiveTruth(Stimuli(rng))
+    truth.load(21)
+    truth.marker("song=21;t=0.000", 0.0)
+    n = 120
+    k = np.arange(n)
+    decoded = rng.normal(-40, 10, (128, n)).astype(np.float32)
+    decoded[5, 30] = np.nan
+    decoded[:, 31] = np.inf
+    for lo in range(0, n, 4):
+        truth.update(decoded[:, lo:lo + 4], k[lo:lo + 4] * FRAME_PERIOD_S, k[lo:lo + 4] % 44)
+    keep = np.isfinite(decoded).all(axis=0)
+    true = truth.truth_frames(k * FRAME_PERIOD_S)[1]
+    assert truth.skipped_frames == 2 and truth.scored_frames == n - 2
+    assert truth.dynamic_r_total() == pytest.approx(metrics.dynamic_r([decoded[:, keep]], [true[:, keep]]),
+                                                    abs=1e-6)
+    running = RunningBandPearson(128)
+    running.add(decoded, true)
+    assert running.skipped == 2 and running.n == n - 2
+    np.testing.assert_allclose(running.band_pearson(), metrics.band_pearson(decoded[:, keep], true[:, keep]),
+                               atol=1e-6)
+
+
+def _two_simulations(tmp_path):
+    """Tiny simulated folders of seeds 0 and 7: the same song number 21, other music."""
+    from eegmusic.replay.simulate import simulate
+
+    return [simulate(tmp_path / f"seed{seed}", n_songs=1, n_subjects=1, seconds=4.0, seed=seed,
+                     progress=False) for seed in (0, 7)]
+
+
+def test_song_mean_is_scored_only_for_the_music_the_model_trained_on(tmp_path, rng):
+    """A model trained on one folder's song 21 scored its song mean against another folder's song 21
+    (other music: 'song-mean baseline 0.001'); ``evaluate`` says the oracle is undefined there."""
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.stream.stimulus import StimulusFolder
+
+    trained_on, other = _two_simulations(tmp_path)
+    dataset = WindowDataset(trained_on)
+    entry = baselines.training_baselines(dataset, np.arange(len(dataset.index)))
+    assert entry["song_music"] == {"21": dataset.music_identity(21)[0]}
+    scores = {}
+    for folder in (trained_on, other):
+        truth = LiveTruth(StimulusFolder(folder, sfreq=AUDIO_SFREQ))
+        truth.set_baselines(*read_baselines(entry), song_music=read_song_music(entry))
+        truth.load(21)
+        truth.marker("song=21;t=0.000", 0.0)
+        k = np.arange(120)
+        truth.update(rng.normal(-40, 10, (128, 120)).astype(np.float32), k * FRAME_PERIOD_S, k % 44)
+        scores[folder] = truth.baseline_r_total()
+        assert truth.song_identity_unchecked() is False
+    assert scores[trained_on]["song_mean"] is not None
+    assert scores[other]["song_mean"] is None and scores[other]["global_mean"] is not None
+
+
+def test_a_model_without_music_digests_scores_the_song_mean_unchecked(rng):
+    training = TrainingPart(rng)
+    entry = baselines.training_baselines(training, np.arange(30))   # no music_identity: as an older model
+    assert "song_music" not in entry and read_song_music(entry) is None
+    truth = LiveTruth(Stimuli(rng))
+    truth.set_baselines(*read_baselines(entry), song_music=read_song_music(entry))
+    truth.load(21)
+    truth.marker("song=21;t=0.000", 0.0)
+    k = np.arange(50)
+    truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), k * FRAME_PERIOD_S, k % 44)
+    assert truth.baseline_r_total()["song_mean"] is not None        # as before: by song number
+    assert truth.song_identity_unchecked() is True

@@ -160,8 +160,49 @@ def test_all_nan_channel_is_reported_and_flagged_never_passed_on(stream_name):
     finally:
         source.stop()
     assert health.bad_channels == ("E5",) and health.nan_runs == 1 and health.gaps == 0
+    assert health.bad_channel_seconds == {"E5": pytest.approx(2.4)}   # what the decode summary names
     assert len(windows) == 15 and all(w.flagged and w.reason == "nan" for w in windows)
     assert all(np.isfinite(w.data).all() and not w.data[4].any() for w in windows)
+    del outlet
+
+
+def test_values_beyond_the_physical_bound_are_flagged_like_nan_and_a_bad_channel_named_once(stream_name,
+                                                                                             caplog):
+    """A float64 stream sent 1e308 on E4 for 2 s: finite, so never flagged; the preprocessing's float32
+    cast made it inf and the whole run's dynamic r NaN. A channel dead for a stretch that then recovered
+    was never named anywhere (``bad_channels`` holds only the channels bad right now)."""
+    from eegmusic.stream.ringbuffer import FLAG_NAN
+    from eegmusic.stream.spec import MAX_ABS_UV
+
+    info = pylsl.StreamInfo(stream_name, "EEG", 8, 125.0, pylsl.cf_double64, f"{stream_name}-sid")
+    info.set_channel_labels([f"E{i}" for i in range(1, 9)])
+    outlet = pylsl.StreamOutlet(info)
+    inlet = Inlet(stream_name)
+    data = np.zeros((500, 8))
+    data[125:375, 3] = 1e308                # E4: 2 s beyond any amplifier's range
+    data[0:250, 5] = np.nan                 # E6: dead for 2 s, then back
+    data[400:450, 0] = -2 * MAX_ABS_UV      # E1: 0.4 s beyond the bound: flagged, not named
+    data[450, 1] = MAX_ABS_UV               # E2: at the bound, a measurement
+    try:
+        with caplog.at_level("WARNING", logger="eegmusic.stream.inlet"):
+            inlet.start()
+            assert outlet.wait_for_consumers(5.0)
+            t0 = pylsl.local_clock()
+            for start in range(0, 500, 25):
+                outlet.push_chunk(data[start:start + 25].tolist(), t0 + (start + 24) / 125)
+            _wait(lambda: inlet.n_samples >= 500)
+            raw, _, flags = inlet.ring.read(0, 500)
+    finally:
+        inlet.stop()
+    bad = (flags & FLAG_NAN).astype(bool)
+    assert np.isnan(raw[3, 125:375]).all() and raw[1, 450] == MAX_ABS_UV  # no measurement is NaN in the ring
+    assert bad[0:375].all() and bad[400:450].all() and not bad[375:400].any() and not bad[450:].any()
+    assert inlet.bad_channels() == ()                                    # none is bad now
+    assert inlet.bad_channel_seconds() == {"E4": pytest.approx(2.0), "E6": pytest.approx(2.0)}
+    warnings = [r.getMessage() for r in caplog.records if "check the electrode" in r.getMessage()]
+    assert 1 <= len(warnings) <= 2, warnings                            # once per channel, not per chunk
+    assert sum("E4" in w for w in warnings) == 1 and sum("E6" in w for w in warnings) == 1
+    assert not any("E1," in w or "E1 " in w for w in warnings)
     del outlet
 
 

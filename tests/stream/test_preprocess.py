@@ -57,16 +57,48 @@ def test_streaming_equals_offline_for_any_chunking(rate, spec_index, sizes, seed
     spec = SPECS[spec_index]
     offline = preprocess_recording(eeg, rate, labels, spec)
     online = _streamed(eeg, rate, labels, spec, sizes)
-    assert online.shape == offline.shape == (125, int(np.ceil(eeg.shape[1] * 125 / rate)))
-    np.testing.assert_allclose(online, offline, rtol=1e-5, atol=1e-5 * float(np.abs(offline).max()))
+    assert offline.shape == (125, int(np.ceil(eeg.shape[1] * 125 / rate)))
+    # live, the last delay_s of samples wait for input yet to come; the rest are the offline ones
+    assert online.shape == (125, offline.shape[1] - (0 if rate == 125 else 10))
+    np.testing.assert_allclose(online, offline[:, :online.shape[1]], rtol=1e-5,
+                               atol=1e-5 * float(np.abs(offline).max()))
 
 
 def test_chunks_of_one_sample(rng):
     eeg = rng.standard_normal((128, 400)).astype(np.float32)
     spec = SPECS[2]
     offline = preprocess_recording(eeg, 1000, DEVICE_CHANNELS_128, spec)
-    np.testing.assert_allclose(_streamed(eeg, 1000, DEVICE_CHANNELS_128, spec, [1]), offline, rtol=1e-5,
-                               atol=1e-6)
+    online = _streamed(eeg, 1000, DEVICE_CHANNELS_128, spec, [1])
+    np.testing.assert_allclose(online, offline[:, :online.shape[1]], rtol=1e-5, atol=1e-6)
+
+
+def _band_limited_125(rng, n_chans: int, n_times: int) -> np.ndarray:
+    """Smooth 125-Hz EEG-like noise (below 30 Hz), so that upsampling it loses nothing."""
+    from scipy.signal import butter, sosfiltfilt
+
+    white = rng.standard_normal((n_chans, n_times + 250)) * 20
+    return sosfiltfilt(butter(6, 30.0, fs=125.0, output="sos"), white, axis=1)[:, 125:-125]
+
+
+@pytest.mark.parametrize("rate", [250, 1000])
+def test_device_rate_recording_preprocesses_to_its_125_hz_version_without_lag(rate, rng):
+    from scipy.signal import resample_poly
+
+    native = _band_limited_125(rng, len(MODEL_CHANNELS), 125 * 8)
+    device = resample_poly(native, rate // 125, 1, axis=1)  # the same EEG, as a device at `rate` sends it
+    spec = PreprocessingSpec(reference="none")
+    ours = preprocess_recording(device, float(rate), MODEL_CHANNELS, spec)
+    expected = preprocess_recording(native, 125.0, MODEL_CHANNELS, spec)
+    assert ours.shape == expected.shape == native.shape
+    # sample i holds the EEG of i / 125 s at every rate: the cross-correlation peaks at lag 0 ...
+    lags = np.arange(-15, 16)
+    middle = slice(20, -20)
+    xcorr = [float(np.sum(ours[:, middle] * np.roll(expected, lag, axis=1)[:, middle])) for lag in lags]
+    assert lags[int(np.argmax(xcorr))] == 0
+    # ... and the values agree, at the ends too (the recording's edges are held, not zeroed)
+    scale = float(np.abs(native).max())
+    np.testing.assert_allclose(ours[:, middle], expected[:, middle], atol=5e-3 * scale)
+    np.testing.assert_allclose(ours, expected, atol=0.1 * scale)
 
 
 def test_filters_do_what_the_spec_says():
@@ -92,6 +124,20 @@ def test_non_finite_samples_become_zero_and_do_not_poison_state(rng):
     out = preprocess_recording(eeg, 1000, DEVICE_CHANNELS_128, SPECS[2])
     assert np.isfinite(out).all()
     assert np.abs(out[:, -50:]).max() < 10
+
+
+def test_absurdly_large_values_are_zeroed_and_do_not_poison_filter_state(rng):
+    """A float64 1e308 is finite but no EEG (beyond MAX_ABS_UV): it must not leave the high-pass's
+    state infinite, which would make every later sample NaN."""
+    pre = StreamingPreprocessor(125.0, MODEL_CHANNELS, PreprocessingSpec(highpass_hz=1.0))
+    bad = rng.standard_normal((125, 50))
+    bad[3, 10] = 1e308
+    bad[4, 20] = -1e300
+    first, _ = pre.process(bad)
+    assert np.isfinite(first).all()
+    for _ in range(3):
+        later, _ = pre.process(rng.standard_normal((125, 50)))
+        assert np.isfinite(later).all() and np.abs(later).max() < 100
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [

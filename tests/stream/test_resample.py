@@ -29,10 +29,16 @@ def test_chunks_equal_whole_recording(rate, rng):
     eeg = rng.standard_normal((4, 3 * rate))
     whole = resample_recording(eeg, rate)
     assert whole.shape == (4, int(np.ceil(eeg.shape[1] * 125 / rate)))
-    # the offline function is the causal polyphase filter: scipy's upfirdn, truncated
+    # the offline function is the polyphase filter advanced by its delay, the recording's edges held:
+    # scipy's upfirdn over the edge-padded recording, cut where output 0 sits at input 0
     resampler = StreamingResampler(rate, 4)
-    reference = upfirdn(resampler.taps, eeg, resampler.up, resampler.down, axis=1)[:, :whole.shape[1]]
-    np.testing.assert_allclose(whole, reference, rtol=1e-10, atol=1e-12)
+    assert resampler.delay_samples == 10
+    lead = resampler.down * -(-resampler.support // resampler.down)  # whole output periods of history
+    padded = np.pad(eeg, ((0, 0), (lead, resampler.support)), mode="edge")
+    first = lead * resampler.up // resampler.down + resampler.delay_samples
+    reference = upfirdn(resampler.taps, padded, resampler.up, resampler.down, axis=1)
+    np.testing.assert_allclose(whole, reference[:, first:first + whole.shape[1]], rtol=1e-10, atol=1e-12)
+    # live: the same samples, each once the input delay_s after its instant has arrived
     pieces, position = [], 0
     for size in rng.integers(1, 50, size=eeg.shape[1]):
         if position >= eeg.shape[1]:
@@ -41,20 +47,35 @@ def test_chunks_equal_whole_recording(rate, rng):
         assert np.all((newest >= 0) & (newest < min(size, eeg.shape[1] - position)))
         pieces.append(out)
         position += size
-    np.testing.assert_array_equal(np.concatenate(pieces, axis=1), whole)
+    live = np.concatenate(pieces, axis=1)
+    assert live.shape[1] == whole.shape[1] - resampler.delay_samples  # the tail needs input yet to come
+    np.testing.assert_allclose(live, whole[:, :live.shape[1]], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("rate", [1000, 256])
-def test_passband_sinusoid_matches_resample_poly(rate):
+def test_passband_sinusoid_matches_resample_poly_without_lag(rate):
     t = np.arange(6 * rate) / rate
     eeg = np.sin(2 * np.pi * 7.0 * t)[None]
     resampler = StreamingResampler(rate, 1)
     ours = resample_recording(eeg, rate)[0]
-    delay_samples = int(round(resampler.delay_s * 125))
-    assert delay_samples == 10  # 80 ms at 125 Hz
+    assert round(resampler.delay_s * 125) == resampler.delay_samples == 10  # 80 ms at 125 Hz
     theirs = resample_poly(eeg[0], resampler.up, resampler.down)
-    # ours is scipy's zero-phase result delayed by the filter's group delay
-    np.testing.assert_allclose(ours[delay_samples + 100:], theirs[100:len(ours) - delay_samples], atol=2e-3)
+    # output i holds the signal at i / 125 s, as scipy's zero-phase result does: no lag left
+    np.testing.assert_allclose(ours[20:-20], theirs[20:len(ours) - 20], atol=2e-3)
+
+
+@pytest.mark.parametrize("rate", [1000, 256])
+def test_live_output_is_labelled_with_the_instant_it_holds(rate, rng):
+    resampler = StreamingResampler(rate, 1)
+    n_in = 0
+    for size in (3, 500, 1, 77, 1024):
+        out, newest = resampler.process(rng.standard_normal((1, size)))
+        held = resampler.held_lag_s(newest + n_in)  # seconds from the newest input back to the instant
+        n_in += size
+        n_out = resampler.n_outputs(n_in)
+        instants = (newest + n_in - size) / rate - held  # on the input's time axis
+        np.testing.assert_allclose(instants, np.arange(n_out - out.shape[1], n_out) / 125, atol=1e-9)
+        assert np.all(held >= resampler.delay_s - 1 / rate - 1e-12) and np.all(held <= resampler.delay_s)
 
 
 def test_identity_rate_passes_samples_through(rng):

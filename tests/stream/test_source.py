@@ -7,9 +7,10 @@ import time
 import numpy as np
 import pylsl
 import pytest
-from eegmusic.stream.preprocess import preprocess_recording
+from eegmusic.stream.preprocess import StreamingPreprocessor, preprocess_recording
 from eegmusic.stream.source import EEGSource, StreamHealth
-from eegmusic.stream.spec import PreprocessingSpec
+from eegmusic.stream.spec import MODEL_CHANNELS, PreprocessingSpec
+from scipy.signal import butter, resample_poly, sosfiltfilt
 
 from tests.fixtures.lsl_source import signal_value, stream_labels
 
@@ -55,12 +56,13 @@ def test_nan_burst_is_counted_and_its_windows_flagged(lsl_source, stream_name):
         windows = _windows_until(source, lambda w: w.sample_index >= 250)
         health = source.health()
     assert health.nan_runs == 1 and health.gaps == 0
-    # stream samples [300, 320) at 250 Hz -> model samples 150..159; the 41-tap filter taints 150..179
+    # stream samples [300, 320) at 250 Hz -> model samples 150..159; the 41-tap filter reaches 20
+    # stream samples (10 model samples) either side of the instant a sample holds: it taints 140..169
     assert any(w.sample_index <= 160 and w.sample_index + 125 > 150 for w in windows)  # both kinds seen
-    assert any(w.sample_index >= 180 or w.sample_index + 125 <= 150 for w in windows)
+    assert any(w.sample_index >= 170 or w.sample_index + 125 <= 140 for w in windows)
     for window in windows:
         touches = window.sample_index <= 160 and window.sample_index + 125 > 150
-        far = window.sample_index >= 180 or window.sample_index + 125 <= 150  # support: 41 inputs
+        far = window.sample_index >= 170 or window.sample_index + 125 <= 140
         if touches:
             assert window.flagged and window.reason == "nan"
         if far:
@@ -88,6 +90,35 @@ def test_device_128ch_1khz_equals_offline_pipeline(lsl_source, stream_name):
     for window in windows:
         start = window.sample_index
         np.testing.assert_array_equal(window.data, online[:, start:start + 125])
+
+
+@pytest.mark.parametrize("rate", [1000, 256])
+def test_window_times_are_the_times_of_the_eeg_they_hold(rate, rng):
+    """The resampler's filter delays the EEG by delay_s; each window is stamped with the time of the
+    EEG it holds, not of the newest stream sample, and holds the 125-Hz EEG of that time."""
+    native = sosfiltfilt(butter(6, 30.0, fs=125.0, output="sos"), rng.standard_normal((125, 125 * 4)) * 20,
+                         axis=1)
+    up, down = (8, 1) if rate == 1000 else (256, 125)
+    device = resample_poly(native, up, down, axis=1)  # the same EEG, as a device at `rate` sends it
+    source = EEGSource("never-resolved", spec=PreprocessingSpec(reference="none"), queue_windows=64)
+    source.preprocessor = StreamingPreprocessor(rate, MODEL_CHANNELS, source.spec)  # no stream: fed directly
+    t0 = 1000.25  # LSL time of the first stream sample
+    stamps = t0 + np.arange(device.shape[1]) / rate
+    flags = np.zeros(device.shape[1], dtype=np.uint8)
+    for start in range(0, device.shape[1], 37):
+        chunk = slice(start, start + 37)
+        source._on_chunk(device[:, chunk].T, stamps[chunk], flags[chunk], t_arrival=stamps[chunk][-1])
+    windows = []
+    while (window := source.next_window(timeout=0)) is not None:
+        windows.append(window)
+    assert len(windows) > 20 and source.preprocessor.delay_s == pytest.approx(0.08)
+    for window in windows:
+        last = window.sample_index + 124
+        assert window.t_last == pytest.approx(t0 + last / 125, abs=1e-9)   # the EEG it holds
+        assert window.t_arrival - window.t_last >= 0.08 - 1e-9              # it came delay_s later
+        if window.sample_index >= 10:
+            block = native[:, window.sample_index:window.sample_index + 125]
+            np.testing.assert_allclose(window.data, block, atol=1e-2 * np.abs(native).max())
 
 
 def test_slow_consumer_gets_a_bounded_queue_and_drops_are_counted(lsl_source, stream_name):
