@@ -1396,9 +1396,27 @@ def _pyplot():
 
 
 def _save_figure(fig, path) -> Path:
-    """Write a figure as PNG and close it."""
-    fig.savefig(path, dpi=100)
-    _pyplot().close(fig)
+    """Write a figure as PNG, atomically, and close it.
+
+    Rendered in memory, then written by :func:`eegmusic.stream.atomic.write_bytes`: ``savefig`` straight
+    onto ``path`` truncated the old figure to what a full disk let through (``docs/bench-quality.png``
+    under ``readme_tables --figures docs``).
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written (full disk, permissions); the old figure is left as it was.
+    """
+    import io
+
+    from eegmusic.stream.atomic import write_bytes
+
+    encoded = io.BytesIO()
+    try:
+        fig.savefig(encoded, format="png", dpi=100)
+    finally:
+        _pyplot().close(fig)
+    write_bytes(path, encoded.getvalue())
     return Path(path)
 
 

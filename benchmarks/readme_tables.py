@@ -490,19 +490,62 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     text = render(bench)
+    failed = []
     if args.figures:
-        from eegmusic.benchmarks.cli_bench import _figures
-
         Path(args.figures).mkdir(parents=True, exist_ok=True)
-        # named as `eegmusic bench --out DIR/bench.json` names them, whatever the JSON file is called
-        for figure in _figures(bench["benchmarks"], Path(args.figures) / "bench.json",
-                               seeds=bool(bench.get("seeds"))):
-            print(f"readme_tables: drew {figure}", file=sys.stderr)
+        for figure, error in draw_figures(bench, Path(args.figures)):
+            if error is None:
+                print(f"readme_tables: drew {figure}", file=sys.stderr)
+            else:
+                failed.append(f"readme_tables: {error}")
     if args.out:
         Path(args.out).write_text(text + "\n")
     else:
         print(text)
-    return 0
+    # the figures are what --figures asked for: one not drawn (its old file kept) fails the command, or a
+    # README rebuilt by a script would go on with a stale figure; the tables are written all the same
+    for line in failed:
+        print(line, file=sys.stderr)
+    return 2 if failed else 0
+
+
+def draw_figures(bench: dict, folder: Path) -> list[tuple[Path, str | None]]:
+    """Draw the figure of every benchmark in ``bench`` that has one into ``folder``, named as ``eegmusic
+    bench --out folder/bench.json`` names them (:func:`cli_bench.figure_path`), whatever the JSON is called.
+
+    Unlike ``eegmusic bench`` (whose product is the JSON, so a figure that fails is only logged), a figure
+    that fails is returned with its error: the figure is this command's product.
+
+    Returns
+    -------
+    list of (Path, str or None)
+        Each figure's path, and why it was not drawn in one line naming it (None: drawn). A failed write
+        leaves the old figure.
+    """
+    import importlib
+
+    from eegmusic.benchmarks.cli_bench import figure_path
+    from eegmusic.stream.errors import OutputError
+
+    drawn = []
+    for module_name, entry in bench["benchmarks"].items():
+        if entry.get("status") != "ok":
+            continue
+        try:
+            draw = getattr(importlib.import_module(module_name), "figure", None)
+        except ImportError:  # a JSON from another version may name a benchmark this one lacks
+            continue
+        if draw is None:
+            continue
+        path = figure_path(folder / "bench.json", module_name, seeds=bool(bench.get("seeds")))
+        try:
+            if draw(entry["result"], path) is not None:
+                drawn.append((path, None))
+        except OutputError as error:  # a full disk: the message names the file and what was kept
+            drawn.append((path, str(error)))
+        except Exception as error:  # noqa: BLE001 - reported in one line, with the others drawn
+            drawn.append((path, f"could not draw {path}: {error}"))
+    return drawn
 
 
 if __name__ == "__main__":

@@ -90,6 +90,9 @@ class WindowDataset:
     spec_channels : bool
         Always take ``spec``'s channels from the data, matched by label as the live stream matches them
         (what scoring a trained model wants: a 129-channel recording feeds an NMED-T model its 125).
+    missing_fix : str
+        The fix a song or subject id missing from the folder is refused with: ``train``'s "pass one of
+        those" (its --songs, --subjects) by default; ``evaluate``, which has neither, passes its own.
 
     Attributes
     ----------
@@ -119,10 +122,12 @@ class WindowDataset:
         target_offset_s: float = 0.0,
         allow_short_stimulus: bool = False,
         spec_channels: bool = False,
+        missing_fix: str = "pass one of those",
     ):
         from eegmusic.offline_training.sanity import FlatReport, flat_channels
 
         self.folder = Path(folder)
+        self._missing_fix = missing_fix
         self.allow_short_stimulus = bool(allow_short_stimulus)
         self.flat_report = FlatReport()
         self.hop_s = float(hop_s)
@@ -144,7 +149,7 @@ class WindowDataset:
         for song in self.songs:
             if song not in available:
                 listed = ", ".join(str(s) for s in available)
-                raise ConfigError(f"song {song} not in {self.folder} (has {listed}); pass one of those")
+                raise ConfigError(f"song {song} not in {self.folder} (has {listed}); {self._missing_fix}")
         if not self.songs:
             raise ConfigError(f"no songs selected from {self.folder}; pass at least one song id")
         for song in self.songs:
@@ -239,7 +244,7 @@ class WindowDataset:
         """Take the model channels from the first song; every other song must have the same."""
         from dataclasses import replace
 
-        from eegmusic.stream.montage import label_key
+        from eegmusic.stream.montage import label_keys
         from eegmusic.stream.spec import MODEL_CHANNELS
 
         labels = tuple(recording.channels)
@@ -249,8 +254,9 @@ class WindowDataset:
             own_montage = tuple(self.spec.channels) == MODEL_CHANNELS and labels != MODEL_CHANNELS
             if own_montage and not self.spec_channels:
                 self.spec = replace(self.spec, channels=labels)
-            have = {label_key(label) for label in labels}
-            missing = [label for label in self.spec.channels if label_key(label) not in have]
+            have = set(label_keys(labels))
+            wanted = zip(self.spec.channels, label_keys(self.spec.channels), strict=True)
+            missing = [label for label, key in wanted if key not in have]
             if missing:
                 shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
                 raise DataFormatError(
@@ -274,7 +280,7 @@ class WindowDataset:
                 if subject not in all_ids:
                     raise ConfigError(
                         f"subject '{subject}' not in {self.folder} (has {', '.join(all_ids)}); "
-                        "pass one of those"
+                        f"{self._missing_fix}"
                     )
                 chosen.append(subject)
             else:

@@ -157,6 +157,10 @@ def evaluate(
         target_offset_s=info.target_offset_s,
         allow_short_stimulus=allow_short_stimulus,
         spec_channels=True,  # the model's channels by label: a 129-channel EGI file feeds its 125
+        # the songs and listeners of the model's training split, gone from a folder simulated again since:
+        # evaluate has no --songs/--subjects, so train's "pass one of those" was no fix
+        missing_fix="the folder changed since the model was trained on it: pass --split all to score every "
+                    "window it holds now, or --data the folder the model was trained on",
     )
     parts = make_split(dataset.index, split, seed=split_seed, hop_s=hop_s, command="evaluate",
                        music=dataset.music)
@@ -184,6 +188,11 @@ def evaluate(
             f"split 'all' scores every window of {data_dir}, the model's own training data: its training "
             f"windows are among the scored ones (in-sample); pass its training split (the default) to "
             f"score held-out windows"
+        )
+    elif split != "all" and not same_data and not training.get("data"):  # not "training data None"
+        notes.append(
+            f"scored on {data_dir}; the model file does not name its training data (unknown), so the split "
+            f"is of this folder and may not hold out what training did"
         )
     elif split != "all" and not same_data:
         notes.append(
@@ -383,7 +392,7 @@ def _reference_part(dataset, parts, training: dict, info: ModelInfo, split: str)
     from eegmusic.offline_training.splits import make_split
 
     source = training.get("data")
-    if source and Path(source).is_dir() and training.get("split") not in (None, "all"):
+    if source and Path(source).exists() and training.get("split") not in (None, "all"):
         try:
             own = WindowDataset(
                 source,

@@ -97,16 +97,18 @@ def _montage_entries(channels, positions: dict | None, max_missing: int | None) 
     """``positions`` (when every channel has one) and ``max_missing`` of the metadata's ``input``."""
     from eegmusic.decoder.modelfile import default_max_missing
     from eegmusic.stream.errors import EEGMusicError
-    from eegmusic.stream.montage import head_positions, label_key
+    from eegmusic.stream.montage import head_positions, label_keys
 
-    given = {label_key(label): pos for label, pos in (positions or {}).items()}
+    positions = positions or {}
+    # keyed per channel list: E129 is Cz only on a 128/129 net (on a 257 net both are electrodes)
+    given = dict(zip(label_keys(positions), positions.values(), strict=True))
     try:
         looked_up = head_positions(channels, strict=False)
     except EEGMusicError as error:  # MNE missing for non-GSN labels: the file states no positions
         logger.warning("model channel positions not stored: %s", error)
         looked_up = np.full((len(channels), 3), np.nan)
-    rows = zip(channels, looked_up, strict=True)
-    table = np.array([given.get(label_key(label), row) for label, row in rows], dtype=np.float64)
+    rows = zip(label_keys(channels), looked_up, strict=True)
+    table = np.array([given.get(key, row) for key, row in rows], dtype=np.float64)
     tolerance = default_max_missing(len(channels)) if max_missing is None else max_missing
     out: dict = {"max_missing": int(tolerance)}
     if np.isfinite(table).all():
@@ -181,7 +183,7 @@ def _torchlib_registry_built_once():
             registry_class.from_torchlib = original
 
 
-def export_onnx(model, path, metadata: dict) -> Path:
+def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None) -> Path:
     """Write ``model`` as ONNX with inputs ``eeg`` (+ ``subject``), output ``mel_db``, dynamic batch.
 
     The graph is captured with ``torch.export`` and translated by torch's maintained ONNX exporter
@@ -197,6 +199,9 @@ def export_onnx(model, path, metadata: dict) -> Path:
         Destination ``.onnx`` file.
     metadata : dict
         From :func:`build_metadata`; stored as JSON under the key ``eegmusic``.
+    full_disk : str, optional
+        How a full-disk message ends (what is left and the fix; :func:`stream.atomic.disk_errors`);
+        by default that ``path`` is unchanged.
 
     Returns
     -------
@@ -206,6 +211,7 @@ def export_onnx(model, path, metadata: dict) -> Path:
 
     import onnx
     import torch
+    from eegmusic.stream.atomic import FREE_SPACE, disk_errors
     from eegmusic.stream.extras import require
 
     require("onnxscript")  # the exporter's translator: a one-line "install eegmusic[train]" when absent
@@ -238,13 +244,15 @@ def export_onnx(model, path, metadata: dict) -> Path:
                 external_data=False,
                 verbose=False,
             )
-        program.save(str(tmp))
-        proto = onnx.load(str(tmp))
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
-        proto.producer_name = "eegmusic"
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, path)
+        # a full disk or a refused write is one line; the part file is removed and never renamed
+        with disk_errors(path, tail=full_disk or f"{path.name} is unchanged; {FREE_SPACE}"):
+            program.save(str(tmp))
+            proto = onnx.load(str(tmp))
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+            proto.producer_name = "eegmusic"
+            onnx.save(proto, str(tmp))
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -432,11 +432,21 @@ def initial_model(init, dataset) -> MelDecoder:
 
 
 def check_startable(pretrained: Pretrained) -> None:
-    """Refuse a pretrained model that fine-tuning cannot start from whatever the data (a blend)."""
+    """Refuse a pretrained model that fine-tuning cannot start from whatever the data (a blend, a
+    subject-conditioned model)."""
     if isinstance(pretrained.model, BlendedDecoder):
         raise ModelError(
             f"--init {pretrained.source}: this model is itself a blend of a pretrained and a fine-tuned "
             "decoder; fine-tune the original pretrained model instead"
+        )
+    if pretrained.model.subject_input:
+        # its embeddings are its own listeners': the new data's listener k took pretrained listener k's
+        # (an IndexError where the data had more listeners), as --subject-conditioning with --init is refused
+        n = pretrained.model.n_subjects
+        raise ModelError(
+            f"--init {pretrained.source}: a subject-conditioned model ({n} listener embeddings of its own "
+            "training data) cannot be fine-tuned on other listeners; use one trained without "
+            "--subject-conditioning"
         )
 
 
@@ -458,14 +468,14 @@ def start_model(init, dataset) -> tuple[MelDecoder, bool]:
         :attr:`Pretrained.statistics`: its normalisation is the pretrained model's.
     """
     from eegmusic.stream.interpolation import spline_matrix
-    from eegmusic.stream.montage import head_positions, label_key
+    from eegmusic.stream.montage import head_positions, label_keys
 
     pretrained = init if isinstance(init, Pretrained) else load_pretrained(init)
     check_startable(pretrained)
     model = pretrained.model
     model.train()
-    data_keys = [label_key(c) for c in dataset.channels]
-    model_keys = [label_key(c) for c in pretrained.channels]
+    data_keys = label_keys(dataset.channels)
+    model_keys = label_keys(pretrained.channels)
     if data_keys == model_keys:
         logger.info("read %s", pretrained.weights_from)
         logger.info(

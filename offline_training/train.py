@@ -16,19 +16,21 @@ rank 0 writes files.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import json
 import logging
 import numbers
 import time
+from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 from eegmusic.offline_training.distributed import init_distributed, leave_distributed, resolve_device
 from eegmusic.offline_training.loop import config_dict, evaluate_mel, save_checkpoint
-from eegmusic.stream.atomic import is_within
+from eegmusic.stream.atomic import is_within, write_text
 from eegmusic.stream.errors import ConfigError, ModelError
 from eegmusic.stream.spec import PreprocessingSpec
 
@@ -574,6 +576,69 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
             )
 
 
+FINAL_FILES = ("best.pt", "model.onnx", "training_curve.png")
+"""What a run writes after its last epoch (metrics.json last, atomically), removed again by
+:func:`_finishing` when that stage fails."""
+
+
+@contextlib.contextmanager
+def _finishing(config: TrainConfig, out: Path) -> Iterator[str]:
+    """Write the run's last files (best.pt, model.onnx, the curve, metrics.json) inside the block; if that
+    fails, remove those written, so that the folder can be finished or rerun.
+
+    A full disk at the export had left config.json and best.pt: a rerun was refused for that best.pt, and
+    --resume too (a linear run writes no checkpoint). Without them the folder is a run stopped after its
+    last epoch: a run with checkpoint.pt (of that epoch, its best weights inside) is finished by
+    ``--resume``, which trains nothing more; any other, and a fine-tuning run (its checkpoint, of the last
+    candidate only, is removed too), by running the same command again.
+
+    Yields
+    ------
+    full_disk : str
+        How a full-disk message ends: what was removed and which command finishes the run.
+    """
+    from eegmusic.stream.atomic import disk_errors
+
+    names = FINAL_FILES + (("checkpoint.pt",) if config.init else ())
+    fix = ("add --resume to the same command to finish it" if _resumable(config, out)
+           else "run the same command again")
+    full_disk = f"{' and '.join(names[:2])} are removed; free space, then {fix}"
+    try:
+        with disk_errors(out, tail=full_disk):   # the curve (straight onto its path)
+            yield full_disk
+    except BaseException:
+        for name in names:
+            with contextlib.suppress(OSError):
+                (out / name).unlink(missing_ok=True)
+        raise
+
+
+SHAPING_KEYS = {"n_chans": "channels", "n_subjects": "listeners (--subject-conditioning)",
+                "n_times": "samples a window", "sfreq": "Hz", "n_mels": "mel bands", "n_frames": "frames"}
+"""Model settings that the data decide (not an option), as a --resume refusal names them."""
+
+
+def _refuse_another_shape(config: TrainConfig, out: Path, state: dict, model) -> None:
+    """Refuse a ``--resume`` whose data shape the model otherwise than the checkpoint's: the options are
+    the same (:func:`_check_resume`), but the folder was re-simulated with 8 channels instead of 16, or 3
+    listeners instead of 2 under ``--subject-conditioning`` (``load_state_dict``'s size-mismatch
+    traceback)."""
+    saved = state.get("model_config") if isinstance(state.get("model_config"), dict) else {}
+    now = model.get_config()
+    changed = [f"{saved[key]} {words} in the checkpoint, {now[key]} in --data {config.data}"
+               for key, words in SHAPING_KEYS.items()
+               if key in saved and key in now and saved[key] != now[key]]
+    shapes = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    weights = state.get("state_dict") or {}
+    mismatched = sorted(name for name, value in weights.items()
+                        if name in shapes and tuple(getattr(value, "shape", ())) != shapes[name])
+    if not changed and not mismatched:
+        return
+    what = "; ".join(changed) or f"weights {', '.join(mismatched[:3])} differ in shape"
+    raise ConfigError(f"--resume: the run in {out} was trained on other data ({what}); resume on the data it "
+                      "was trained on, or drop --resume and train into a new --out")
+
+
 def _refuse_fewer_epochs(config: TrainConfig, out: Path, state: dict) -> None:
     """Refuse a ``--resume`` whose ``--epochs`` is below the epochs the run already trained.
 
@@ -744,10 +809,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     DataFormatError
         Unreadable data or songs without stimulus audio.
     OutputError
-        Another eegmusic process is writing ``config.out``.
+        Another eegmusic process is writing ``config.out``; a full disk (the weights written after the
+        last epoch are removed again, so the run can be finished or rerun: :func:`_finishing`).
     """
-    import contextlib
-
     from eegmusic.offline_training.distributed import launched_as_main
     from eegmusic.stream.atomic import output_lock
 
@@ -884,6 +948,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         model = build_configured(config.model, model_kwargs, config.model_config)
 
     if resume:
+        _refuse_another_shape(config, out, state, model)
         model.load_state_dict(state["state_dict"])
     else:
         rng = np.random.default_rng(config.seed)
@@ -898,7 +963,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         # the input folders as absolute paths too: --resume from another working directory compares these
         saved["resolved"] = {key: str(Path(saved[key]).resolve())
                              for key in ("data", "val_data") if saved[key]}
-        (out / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
+        write_text(out / "config.json", json.dumps(saved, indent=2) + "\n")
 
     started = time.perf_counter()
     if config.init:  # candidate recipes chosen on a held-out track (offline_training.finetune_fit)
@@ -955,70 +1020,73 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         **{k: v for k, v in result.items() if k != "model"},
     }
     if dist_info.main:
-        cpu_model = copy.deepcopy(best_model).cpu()
-        save_checkpoint(
-            out / "best.pt",
-            {
-                "model": config.model,
-                "model_config": cpu_model.get_config(),
-                "state_dict": cpu_model.state_dict(),
-                "train_config": config_dict(config),
-                "epoch": metrics.get("best_epoch", 0),
-                "subjects": dataset.subjects,
-            },
-        )
-        training = {
-            "data": str(Path(config.data).resolve()),
-            "songs": dataset.songs,
-            "subjects": dataset.subjects,
-            "split": config.split,
-            "seed": config.seed,
-            "epochs": metrics.get("epochs_run", 0),
-            "hop_s": config.hop_s,
-            "epoch_fraction": config.epoch_fraction,
-            "loss": config.loss if epoch_options["loss"] else None,
-            "augment": config.augment if epoch_options["augment"] else None,
-            "ema": config.ema,
-            "select_by": config.select_by,
-            "split_by": "music",   # block, subject-block and song hold out music (splits.MUSIC_SPLITS)
-            "best_epoch": metrics.get("best_epoch", 0),
-        }
-        if config.val_data:
-            training["val_data"] = str(Path(config.val_data).resolve())
-        if offset_choice is not None:
-            training["target_offset"] = offset_choice
-        if unseen is not None:
-            training["unseen_song_check"] = unseen
-        metadata = build_metadata(
-            cpu_model,
-            spec=dataset.spec,
-            target_offset_s=target_offset_s,
-            subjects=dataset.subjects,
-            training=training,
-            evaluation={"val_mse": val["mse"], "test_mse": test["mse"]},
-            positions=(None if getattr(dataset, "positions", None) is None
-                       else dict(zip(dataset.channels, dataset.positions, strict=True))),
-        )
-        metadata["baselines"] = training_baselines(dataset, split.train)
-        export_onnx(cpu_model, out / "model.onnx", metadata)
-        if metrics.get("history"):
-            _plot_curve(out / "training_curve.png", metrics["history"],
-                        f"{config.model} ({config.split} split, {config.loss})", loss_name)
-        elif "ridge" in metrics:   # closed form: no loss was trained on
-            _plot_ridge(out / "training_curve.png", metrics["ridge"],
-                        f"{config.model} ({config.split} split)")
-        metrics["paths"] = {
-            name: str(out / name)
-            for name in (
-                "config.json",
-                "checkpoint.pt",
-                "best.pt",
-                "metrics.json",
-                "training_curve.png",
-                "model.onnx",
+        # a failure here (a full disk at the export) removes the weights written so far: the folder is
+        # then that of a run stopped after its last epoch, which --resume finishes or a rerun starts
+        with _finishing(config, out) as full_disk:
+            cpu_model = copy.deepcopy(best_model).cpu()
+            save_checkpoint(
+                out / "best.pt",
+                {
+                    "model": config.model,
+                    "model_config": cpu_model.get_config(),
+                    "state_dict": cpu_model.state_dict(),
+                    "train_config": config_dict(config),
+                    "epoch": metrics.get("best_epoch", 0),
+                    "subjects": dataset.subjects,
+                },
             )
-            if (out / name).exists() or name == "metrics.json"
-        }
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            training = {
+                "data": str(Path(config.data).resolve()),
+                "songs": dataset.songs,
+                "subjects": dataset.subjects,
+                "split": config.split,
+                "seed": config.seed,
+                "epochs": metrics.get("epochs_run", 0),
+                "hop_s": config.hop_s,
+                "epoch_fraction": config.epoch_fraction,
+                "loss": config.loss if epoch_options["loss"] else None,
+                "augment": config.augment if epoch_options["augment"] else None,
+                "ema": config.ema,
+                "select_by": config.select_by,
+                "split_by": "music",   # block, subject-block and song hold out music (splits.MUSIC_SPLITS)
+                "best_epoch": metrics.get("best_epoch", 0),
+            }
+            if config.val_data:
+                training["val_data"] = str(Path(config.val_data).resolve())
+            if offset_choice is not None:
+                training["target_offset"] = offset_choice
+            if unseen is not None:
+                training["unseen_song_check"] = unseen
+            metadata = build_metadata(
+                cpu_model,
+                spec=dataset.spec,
+                target_offset_s=target_offset_s,
+                subjects=dataset.subjects,
+                training=training,
+                evaluation={"val_mse": val["mse"], "test_mse": test["mse"]},
+                positions=(None if getattr(dataset, "positions", None) is None
+                           else dict(zip(dataset.channels, dataset.positions, strict=True))),
+            )
+            metadata["baselines"] = training_baselines(dataset, split.train)
+            export_onnx(cpu_model, out / "model.onnx", metadata, full_disk=full_disk)
+            if metrics.get("history"):
+                _plot_curve(out / "training_curve.png", metrics["history"],
+                            f"{config.model} ({config.split} split, {config.loss})", loss_name)
+            elif "ridge" in metrics:   # closed form: no loss was trained on
+                _plot_ridge(out / "training_curve.png", metrics["ridge"],
+                            f"{config.model} ({config.split} split)")
+            metrics["paths"] = {
+                name: str(out / name)
+                for name in (
+                    "config.json",
+                    "checkpoint.pt",
+                    "best.pt",
+                    "metrics.json",
+                    "training_curve.png",
+                    "model.onnx",
+                )
+                if (out / name).exists() or name == "metrics.json"
+            }
+            write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     leave_distributed(dist_info)  # before the process exits: see its docstring
     return metrics

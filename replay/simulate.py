@@ -47,7 +47,14 @@ from eegmusic.replay.manifest import GENERATOR, MANIFEST, simulation_manifest
 from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
 from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
-from eegmusic.stream.atomic import DISK_FULL_ERRNOS, disk_errors, is_within, nearest_existing, output_lock
+from eegmusic.stream.atomic import (
+    DISK_FULL_ERRNOS,
+    FREE_SPACE,
+    disk_errors,
+    is_within,
+    nearest_existing,
+    output_lock,
+)
 from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
 from eegmusic.stream.stimulus import SILENT_PEAK, check_audio_file
@@ -262,7 +269,7 @@ def writing_dataset(out: Path, created: Path | None) -> Iterator[None]:
     Running out of memory or disk becomes one line (:class:`ConfigError`, :class:`OutputError`).
     """
     try:
-        with disk_errors(out):
+        with disk_errors(out, tail=f"nothing this run wrote is kept; {FREE_SPACE}"):   # removed below
             yield
     except MemoryError:
         _remove_partial(out, created)

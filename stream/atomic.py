@@ -11,7 +11,8 @@ Every command that writes goes through these helpers:
   beside the target and is renamed over it only once complete, so a crash or a full disk leaves the
   old file (or none), never a truncated one;
 - :func:`staged_files`: a set of files (``evaluate``'s results) replaces the old set together;
-- :func:`disk_errors`: turns a full disk or a refused write into one line naming the path;
+- :func:`disk_errors`: turns a full disk or a refused write (libsndfile's too) into one line naming the
+  path, and what the caller left behind;
 - :func:`output_lock`: one command at a time writes a given output folder (two ``train --out
   runs/x`` started together mixed their files).
 
@@ -27,6 +28,7 @@ import contextlib
 import errno
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,20 +89,45 @@ def _umask() -> int:
     return mask
 
 
-def _disk_message(path: Path, error: OSError) -> str:
-    if error.errno in DISK_FULL_ERRNOS:
-        return (f"disk full while writing {path} ({os.strerror(error.errno)}); what was written before stays "
-                "readable; free space or choose another folder")
-    return f"cannot write {path} ({error.strerror or error}); check the folder's permissions and free space"
+FREE_SPACE = "free space or choose another folder"
+"""The fix a full-disk message ends with."""
+
+KEPT_WRITTEN = f"what was written before stays readable; {FREE_SPACE}"
+"""The default end of a full-disk message (:func:`disk_errors`): true of a writer that keeps what it wrote
+(a recording cut short); a writer that removes or never renames its partial output says so instead."""
+
+
+def _write_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean a write failed: :class:`OSError`, and libsndfile's error once soundfile is
+    loaded (a :class:`RuntimeError`, not an OSError, so a full disk under ``soundfile.write`` gave a
+    traceback). Looked up, not imported: only a loaded soundfile can have raised its error."""
+    soundfile = sys.modules.get("soundfile")
+    error = getattr(soundfile, "LibsndfileError", None)
+    return (OSError,) if error is None else (OSError, error)
+
+
+def _disk_message(path: Path, error: BaseException, tail: str) -> str:
+    number = getattr(error, "errno", None)
+    if number in DISK_FULL_ERRNOS:
+        return f"disk full while writing {path} ({os.strerror(number)}); {tail}"
+    # libsndfile says only "System error." for a full disk as for a refused write: both causes named
+    reason = getattr(error, "strerror", None) or str(error).strip().rstrip(".") or type(error).__name__
+    return f"cannot write {path} ({reason}); check the folder's permissions and free space"
 
 
 @contextlib.contextmanager
-def disk_errors(path: str | os.PathLike) -> Iterator[None]:
-    """Turn an :class:`OSError` writing ``path`` (full disk, permission) into one :class:`OutputError`."""
+def disk_errors(path: str | os.PathLike, *, tail: str = KEPT_WRITTEN) -> Iterator[None]:
+    """Turn an :class:`OSError` (or a ``soundfile.LibsndfileError``) writing ``path`` (full disk,
+    permission) into one :class:`OutputError`.
+
+    ``tail`` ends the full-disk message: what the caller leaves behind and the fix. The default claims
+    that what was written stays readable; a caller that removes its partial output, or writes beside the
+    target and renames, passes its own words (:func:`atomic_path`, :func:`staged_files`).
+    """
     try:
         yield
-    except OSError as error:
-        raise OutputError(_disk_message(Path(path), error)) from None
+    except _write_errors() as error:
+        raise OutputError(_disk_message(Path(path), error, tail)) from None
 
 
 @contextlib.contextmanager
@@ -111,17 +138,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     from it (soundfile) work unchanged.
 
     On an exception the temporary file is removed and ``path`` is left as it was. An :class:`OSError`
-    (full disk, permission) becomes one :class:`OutputError`.
+    (full disk, permission) becomes one :class:`OutputError` that says so ("… is unchanged").
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    with disk_errors(path):
+    # the part file is removed, never renamed: an earlier file stays as it was, or none is left
+    left = f"{path.name} is unchanged" if os.path.lexists(path) else f"no {path.name} is left"
+    unchanged = f"{left}; {FREE_SPACE}"
+    with disk_errors(path, tail=unchanged):
         handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
         os.close(handle)
         os.chmod(name, 0o666 & ~_umask())  # mkstemp makes it 0600, and the rename kept that
     tmp = Path(name)
     try:
-        with disk_errors(path):
+        with disk_errors(path, tail=unchanged):
             yield tmp
             os.replace(tmp, path)
     finally:
@@ -146,11 +176,12 @@ def staged_files(folder: str | os.PathLike) -> Iterator[Path]:
     import threading
 
     folder = Path(folder)
-    with disk_errors(folder):
+    unchanged = f"nothing in {folder} was replaced; {FREE_SPACE}"   # the staged set is removed
+    with disk_errors(folder, tail=unchanged):
         folder.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=".staged-", dir=folder))
     try:
-        with disk_errors(folder):
+        with disk_errors(folder, tail=unchanged):
             yield stage
             caught: list[int] = []
             held = {}

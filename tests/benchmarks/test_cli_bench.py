@@ -260,3 +260,35 @@ def test_a_failed_benchmarks_traceback_keeps_the_line_that_raised(tmp_path, caps
     result = json.loads(out.read_text())["benchmarks"]["eegmusic.benchmarks.bench_simulate"]["result"]
     assert result["error"] == "RuntimeError: the innermost failure"
     assert 'raise RuntimeError("the innermost failure")' in result["traceback"], result["traceback"]
+
+
+def test_a_figure_the_disk_cannot_take_keeps_the_old_one_and_fails(tmp_path, capsys):
+    """savefig wrote straight onto the figure: a full disk truncated the README's old PNG, and
+    readme_tables said "could not draw" in a log line and exited 0."""
+    import resource
+
+    from tests.benchmarks.test_bench_quality import _figure_report
+
+    bench = {"date": "2026-01-01", "quick": False,
+             "machine": {"cpu": "x", "cores": 2, "memory_gib": 1.0, "onnxruntime": "1"},
+             "benchmarks": {"eegmusic.benchmarks.bench_quality": {"status": "ok", "seconds": 1.0,
+                                                                  "result": _figure_report()}}}
+    out = tmp_path / "bench.json"
+    out.write_text(json.dumps(bench))
+    figures = tmp_path / "docs"
+    assert readme_tables.main([str(out), "--figures", str(figures)]) == 0
+    figure = figures / "bench-quality.png"
+    old = figure.read_bytes()
+    capsys.readouterr()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(old) // 3, hard))   # the kernel's EFBIG, as a full quota
+    try:
+        status = readme_tables.main([str(out), "--figures", str(figures)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    captured = capsys.readouterr()
+    assert status == 2 and "| " in captured.out, captured   # the tables are printed all the same
+    assert captured.err.strip().splitlines() == [
+        f"readme_tables: disk full while writing {figure} (File too large); bench-quality.png is unchanged; "
+        "free space or choose another folder"], captured.err
+    assert figure.read_bytes() == old and sorted(p.name for p in figures.iterdir()) == ["bench-quality.png"]

@@ -622,3 +622,33 @@ def test_the_reconstruction_plot_draws_each_window_over_its_own_second(monkeypat
     axes = drawn[0].axes[1]
     assert [image.get_extent()[0] for image in axes.images] == pytest.approx([6.0, 7.5, 9.0])
     assert axes.get_xlim() == pytest.approx((6.0, 10.0))
+
+
+def test_split_all_takes_the_baselines_from_a_training_recording_file(eval_dir, tmp_path):
+    """A model trained on an XDF/FIF file: --split all said its training data "is not available" (it
+    looked for a folder) and fitted the baselines in-sample."""
+    session = _fif_session(eval_dir, tmp_path / "session", MODEL_CHANNELS)
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(session, songs=()))   # the recording numbers its own
+    summary = evaluate(eval_dir, model, "all", tmp_path / "eval", progress=False, max_wav_s=1)
+    assert summary["n_reference_windows"] < summary["n_test_windows"], summary["notes"]
+    assert not any("in-sample" in note or "not available" in note for note in summary["notes"])
+
+
+def test_evaluate_words_its_own_fix_for_a_folder_changed_since_training(eval_dir, tmp_path):
+    """A folder simulated again with fewer songs got train's "pass one of those" (evaluate has no
+    --songs), and a model file naming no training data was "not the model's training data None"."""
+    model = _write_model(tmp_path / "model.onnx", base=np.full((128, 44), -60.0), scale=2.0,
+                         metadata=_metadata(eval_dir, songs=(21, 22, 23)))
+    with pytest.raises(ConfigError) as caught:
+        evaluate(eval_dir, model, "block", tmp_path / "eval", progress=False, max_wav_s=1)
+    assert str(caught.value) == (f"song 23 not in {eval_dir} (has 21, 22); the folder changed since the "
+                                 "model was trained on it: pass --split all to score every window it holds "
+                                 "now, or --data the folder the model was trained on")
+    meta = _metadata(eval_dir)
+    del meta["training"]["data"]
+    model = _write_model(tmp_path / "unnamed.onnx", base=np.full((128, 44), -60.0), scale=2.0, metadata=meta)
+    notes = evaluate(eval_dir, model, "block", tmp_path / "eval2", progress=False, max_wav_s=1)["notes"]
+    assert not any("None" in note for note in notes), notes
+    assert (f"scored on {eval_dir}; the model file does not name its training data (unknown), so the split "
+            "is of this folder and may not hold out what training did") in notes, notes

@@ -401,3 +401,28 @@ def test_init_keeps_the_target_offset_of_a_model_that_places_its_frames_by_it(si
     assert read_checkpoint(tuned / "best.pt")["model_config"]["target_offset_s"] == 0.12
     assert read_metadata(tuned / "model.onnx")["target_offset_s"] == 0.12
     assert json.loads((tuned / "metrics.json").read_text())["target_offset_s"] == 0.12
+
+
+def test_init_from_a_subject_conditioned_model_is_refused_before_any_output(sim_dir, tmp_path, capsys):
+    """--init of a --subject-conditioning model onto 3 listeners was an IndexError traceback after
+    config.json was written, and onto as many listeners gave listener k pretrained listener k's embedding
+    silently: refused in one line, nothing written."""
+    from eegmusic.replay.simulate import simulate
+    from eegmusic.stream.cli import main
+
+    two = simulate(tmp_path / "two", n_songs=2, n_subjects=2, seconds=20.0, seed=0, progress=False)
+    common = ["--epochs", "1", "--batch-size", "16", "--no-progress"]
+    assert main(["train", "--data", str(two), *common, "--arch", "cnn", "--subject-conditioning",
+                 "--arch-config", json.dumps({"filters": [2, 2, 2, 2, 2], "dense": 8}),
+                 "--out", str(tmp_path / "pre")]) == 0
+    capsys.readouterr()
+    for data in (sim_dir, two):
+        out = tmp_path / f"ft-{data.name}"
+        assert main(["train", "--data", str(data), *common, "--init", str(tmp_path / "pre" / "model.onnx"),
+                     "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].endswith(
+            f"--init {tmp_path / 'pre' / 'model.onnx'}: a subject-conditioned model (2 listener embeddings "
+            "of its own training data) cannot be fine-tuned on other listeners; use one trained without "
+            "--subject-conditioning"), err
+        assert not out.exists()

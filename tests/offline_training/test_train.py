@@ -292,3 +292,57 @@ def test_training_curve_is_labelled_by_its_loss():
     assert loss_axis_label("l1") == "loss (dB)"
     assert "dB" not in loss_axis_label("pearson") and "r" in loss_axis_label("pearson")
     assert "dB" not in loss_axis_label("mse+pearson")
+
+
+@pytest.mark.parametrize("model", ["linear", "convnet"])
+def test_a_full_disk_at_the_export_leaves_a_run_to_finish(model, sim_dir, tmp_path, capsys, monkeypatch):
+    """A full disk at the ONNX export was a traceback that left config.json and best.pt, for which a rerun
+    was refused, and --resume too (a linear run has no checkpoint): one line now, and the folder is a run
+    stopped after its last epoch, which the same command (linear) or --resume (checkpoint.pt) finishes."""
+    import errno
+    import os
+
+    import onnx
+
+    out = tmp_path / "run"
+    real_save = onnx.save
+
+    def full(*args, **kwargs):
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+    monkeypatch.setattr(onnx, "save", full)
+    assert main(train_args(sim_dir, out, model)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    fix = ("run the same command again" if model == "linear"
+           else "add --resume to the same command to finish it")
+    assert len(err) == 1 and err[0].endswith(
+        f"error: disk full while writing {out / 'model.onnx'} (File too large); best.pt and model.onnx are "
+        f"removed; free space, then {fix}"), err
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["config.json"] + ([] if model == "linear" else ["checkpoint.pt"]))
+    monkeypatch.setattr(onnx, "save", real_save)
+    assert main([*train_args(sim_dir, out, model), *([] if model == "linear" else ["--resume"])]) == 0
+    assert read_metadata(out / "model.onnx")["model"]["name"] == model and (out / "best.pt").is_file()
+
+
+def test_resume_on_data_with_more_listeners_is_refused(sim_dir, tmp_path, capsys):
+    """--resume --subject-conditioning after the data folder was re-simulated with 3 listeners instead of
+    2 was load_state_dict's size-mismatch traceback: one line naming both counts now."""
+    from eegmusic.replay.simulate import simulate
+
+    two = simulate(tmp_path / "two", n_songs=2, n_subjects=2, seconds=20.0, seed=0, progress=False)
+    data = tmp_path / "data"
+    data.symlink_to(two, target_is_directory=True)
+    out = tmp_path / "run"
+    args = train_args(data, out, "cnn", "--subject-conditioning")
+    assert main(args) == 0
+    capsys.readouterr()
+    data.unlink()
+    data.symlink_to(sim_dir, target_is_directory=True)   # the same --data, now 3 listeners
+    args[args.index("--epochs") + 1] = "2"
+    assert main([*args, "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        f"--resume: the run in {out} was trained on other data (2 listeners (--subject-conditioning) in the "
+        f"checkpoint, 3 in --data {data}); resume on the data it was trained on, or drop --resume and train "
+        "into a new --out"), err
