@@ -169,8 +169,10 @@ def test_auto_target_offset_covers_the_response_the_live_frames_need(tmp_path, t
     dataset = WindowDataset(session)
     choice = choose_target_offset(dataset, make_split(dataset.index, "block", seed=0),
                                   candidates=(0.0, 0.15, 0.3))
-    assert choice.offset_s >= 0.2
-    assert choice.scores[choice.offset_s] > choice.scores[0.0] + 0.05
+    # past the N1 (100 ms), the response's largest component. (This read >= 0.2 while the resampler
+    # delayed 250-Hz EEG by 80 ms against its time: the lag chosen carried that delay too.)
+    assert choice.offset_s >= 0.1, choice.scores
+    assert choice.scores[choice.offset_s] > choice.scores[0.0] + 0.05, choice.scores
 
 
 def test_first_seconds_are_heard_while_the_whole_track_is_derived(tracks, monkeypatch):
