@@ -7,6 +7,8 @@ Light at import time (argparse and stdlib only); numpy, onnxruntime and pylsl lo
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 
 from eegmusic.stream.options import (
     finite_float,
@@ -32,6 +34,7 @@ Examples:
   eegmusic decode --stream cap-1 --source-id amp-7 --model model.onnx --on-lost exit --lost-after 30
   eegmusic decode --stream cap-1 --model model.onnx --json run.json --overwrite   # replace run.json
   eegmusic decode --stream cap-1 --model nmedt.onnx --impute-missing    # a net missing a few electrodes
+  eegmusic decode --stream cap-1 --model cond.onnx --subject S02   # train --subject-conditioning's listener
   eegmusic decode --stream cap-1 --model model.onnx --no-realtime   # threads at normal priority
 
 Stop with Ctrl-C: a summary follows (windows, drops, gaps, reconnects, the stream's health: connected,
@@ -96,6 +99,11 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        "(4; less CPU for a slow model), e.g. --hop 0.0464")
     model.add_argument("--smooth", type=int_range(0, 43), default=0, metavar="FRAMES",
                        help="average each frame over overlapping windows; adds FRAMES x 23.2 ms latency")
+    model.add_argument("--subject", metavar="ID",
+                       help="the listener a subject-conditioned model (train --subject-conditioning) decodes "
+                       "as: one of the participant ids it was trained on (its metadata's input.subjects; "
+                       "refused for other models); without it such a model decodes as its first and warns, "
+                       "e.g. --subject S02")
     model.add_argument("--impute-missing", action="store_true",
                        help="interpolate model channels the stream lacks (spherical splines), up to the "
                        "model's tolerance (max_missing; 10%% of its channels for models from train, 12 "
@@ -191,7 +199,10 @@ def format_summary(summary: dict) -> str:
         f"  windows {c['windows']} (caught up {c['windows_caught_up']})  drops {c['drops']} "
         f"(decoder {c['drops_decoder']}, stream {c['drops_stream']}, output {c['drops_output_queue']})  "
         f"gaps {c['gaps']}  reconnects {c['reconnects']}  underruns {c['underruns']}",
-        f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}",
+        f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}"
+        # faults only: a broken model's frames (played as silence, not scored) or ones beyond the mel range
+        + "".join(f"  {key.replace('_', ' ')} {c[key]}" for key in ("nonfinite_frames", "frames_clipped")
+                  if c.get(key)),
         *_audio_lines(c),
         *_health_lines(summary),
         "latency per stage (LSL clock; 'estimate' = queued audio + the device's reported latency, not "
@@ -227,6 +238,10 @@ def format_summary(summary: dict) -> str:
         shown = ", ".join(interpolated[:12]) + (f", … ({len(interpolated)} in all)" if len(interpolated) > 12
                                                 else "")
         lines.append(f"interpolated {len(interpolated)} missing channels (spherical splines): {shown}")
+    bad = summary.get("bad_channels") or {}
+    if bad:
+        lines.append("channels without a measurement for over 1 s (zeroed, their windows flagged): "
+                     + ", ".join(f"{label} {seconds:.1f} s" for label, seconds in bad.items()))
     if summary.get("error"):
         lines.append(f"stopped by error: {summary['error']}")
     return "\n".join(lines)
@@ -263,6 +278,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     files = [(flag, path) for flag, path in (("--wav", args.wav), ("--json", args.json)) if path is not None]
     for flag, path in files:
         refuse_same_file(args.model, path, what=flag)
+        _refuse_special_file(path, flag)
     if args.truth is not None:
         for flag, path in files + ([("--record", args.record)] if args.record is not None else []):
             if is_within(path, args.truth):
@@ -282,6 +298,30 @@ def _check_paths(args: argparse.Namespace) -> None:
         _probe_writable(args.json, "--json")
     if args.wav is not None and args.json is not None and is_within(args.wav, args.json):
         raise OutputError(f"--wav and --json name the same file {args.wav}; give them different paths")
+
+
+SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+"""What an existing output path may be besides a regular file or folder, in words."""
+
+
+def _refuse_special_file(path: str, flag: str) -> None:
+    """Refuse an output path that exists and is not a regular file (links followed).
+
+    ``--wav`` opens its file at start and writes into it: on a named pipe the decode waited for a reader
+    forever (its summary, once killed, said 'decoded ... for 0.0 s'); ``--json`` renames its summary
+    over the path, replacing the pipe or device. ``--overwrite`` replaces files, not these.
+    """
+    from eegmusic.stream.errors import OutputError
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:   # absent (or a dangling link): written as a new file
+        return
+    kind = next((words for test, words in SPECIAL_FILES if test(mode)), None)
+    if kind is not None:
+        raise OutputError(f"{flag} {path} is {kind}, not a regular file; name a new or regular file for "
+                          f"{flag}")
 
 
 def _probe_writable(path: str, flag: str) -> None:
@@ -347,10 +387,9 @@ def run_decode(args: argparse.Namespace) -> int:
         lsl_out=not args.no_lsl_out, smooth_frames=args.smooth, threads=args.threads,
         resolve_timeout_s=args.timeout, impute_missing=args.impute_missing,
         vocoder_method=DEFAULT_VOCODER if args.vocoder is None else args.vocoder,
-        # a dashboard's decode (--publish) always names its vocoder, the default for a waveform model
-        vocoder_named=args.vocoder is not None and args.publish is None,
+        vocoder_named=args.vocoder is not None,
         vocoder_lookahead=args.vocoder_lookahead, agc=not args.no_agc,
-        listen=args.listen, realtime=not args.no_realtime,
+        listen=args.listen, realtime=not args.no_realtime, subject=args.subject,
     )
     if args.publish is not None:
         from eegmusic.decoder.shared_snapshot import check_free
@@ -384,8 +423,10 @@ def run_decode(args: argparse.Namespace) -> int:
                 on_owner_gone=lambda: os.kill(os.getpid(), signal.SIGINT))  # stop as on Ctrl-C
             publisher.start()  # held first: a stop during the first publish still removes the block
         if logging.getLogger().isEnabledFor(logging.INFO):  # not with -q
-            print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()} on "
-                  f"{pipeline.runtime.provider}; Ctrl-C to stop"
+            listener = pipeline.runtime.subject
+            print(f"decoding '{pipeline.stream_label}' with {pipeline.runtime.info.summary()}"
+                  + (f" as listener {listener}" if listener is not None else "")
+                  + f" on {pipeline.runtime.provider}; Ctrl-C to stop"
                   + (f"; published as {args.publish!r}" if publisher else ""),
                   file=sys.stderr, flush=True)
         t_end = None if args.duration is None else time.monotonic() + args.duration

@@ -47,7 +47,14 @@ from eegmusic.decoder.audio import AudioSink
 from eegmusic.decoder.frame_outlets import FrameOutlets
 from eegmusic.decoder.frameclock import FrameClock, SampleClock
 from eegmusic.decoder.latency import ESTIMATED_STAGES, LatencyTracker
-from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, N_MELS
+from eegmusic.decoder.melspec import (
+    AUDIO_SFREQ,
+    FRAME_PERIOD_S,
+    MEL_DB_CEILING,
+    MEL_DB_GUARD_FLOOR,
+    N_MELS,
+    guard_mel_db,
+)
 from eegmusic.decoder.modelfile import check_live_contract
 from eegmusic.decoder.output_queue import EmissionQueue
 from eegmusic.decoder.output_stage import SoundOutput, open_sink
@@ -280,7 +287,8 @@ class LivePipeline:
         if self._runtime is None:
             from eegmusic.decoder.runtime import DecoderRuntime
 
-            self._runtime = DecoderRuntime(cfg.model_path, device=cfg.device, intra_op_threads=cfg.threads)
+            self._runtime = DecoderRuntime(cfg.model_path, device=cfg.device, intra_op_threads=cfg.threads,
+                                           subject=cfg.subject)
         info = self._runtime.info
         # before any stream or output opens (check_stream repeats the first with the stream's labels)
         check_live_contract(info)
@@ -317,9 +325,16 @@ class LivePipeline:
                 from eegmusic.decoder.truth import read_baselines
 
                 try:
-                    self._truth.set_baselines(*read_baselines(info.metadata["baselines"]))
+                    from eegmusic.decoder.truth import read_song_music
+
+                    entry = info.metadata["baselines"]
+                    self._truth.set_baselines(*read_baselines(entry), song_music=read_song_music(entry))
                 except (ValueError, KeyError, TypeError) as error:
                     log.warning("model baselines unreadable (%s): live baselines are off", error)
+                if self._truth.song_identity_unchecked():
+                    log.warning("song identity unchecked: the model predates stimulus digests, so its "
+                                "song-mean baseline is scored for any song of the same number in %s",
+                                cfg.truth_dir)
             song = meta.song
             if song is not None and self._truth.has_stimulus(song):
                 self._truth.load(song)      # the replay names its song: ready before the first frame
@@ -434,8 +449,20 @@ class LivePipeline:
                 clock.reset()
         last = (n_end, window.t_last, window.t_arrival)
         runtime.predict(window.data, out=output)
+        # before the frame clock: the vocoder, the recording and the score never see a broken model's
+        # ±1e28 dB (evaluate's run_model guards its frames alike)
+        clipped = guard_mel_db(output) if self._kind == "mel_db" else None
         t_inferred = local_clock()
         emission = clock.push(n_end, output)
+        if clipped is not None and clipped.any() and emission.n_frames:
+            # an emitted frame counts when the window column it came from was clipped (with smoothing,
+            # the newest window's column: the frame mixes it with older windows' ones)
+            columns = np.clip(emission.window_frame, 0, clipped.size - 1)
+            n_clipped = int(np.count_nonzero(clipped[columns]))
+            if n_clipped and not self._counters["frames_clipped"]:
+                log.warning("model output outside %g … %g mel-dB (the EEG or the model is broken): clipped "
+                            "to it and counted as frames_clipped", MEL_DB_GUARD_FLOOR, MEL_DB_CEILING)
+            self._counters["frames_clipped"] += n_clipped
         self._counters["windows"] += 1
         stamps = {"eeg": window.t_last, "arrival": window.t_arrival, "ready": window.t_ready,
                   "inferred": t_inferred}
@@ -575,6 +602,9 @@ class LivePipeline:
             + (health.coalesced_windows if health is not None else 0),
             "windows_caught_up": counts.get("windows_caught_up", 0),
             "vocoder_resets": counts.get("vocoder_resets", 0),
+            "frames_clipped": counts.get("frames_clipped", 0),
+            # played as silence (decoder.vocoder); not scored either (truth skipped_frames)
+            "nonfinite_frames": self._vocoder.nonfinite_frames if self._vocoder is not None else 0,
             "time_jumps": counts.get("time_jumps", 0),
             "audio_written": int(sink_counts.get("written", 0)),
             "audio_dropped": int(sink_counts.get("dropped", 0)),
@@ -636,10 +666,15 @@ class LivePipeline:
             # what the scores read: the truth song, how many frames, and the live figure's window
             "truth": None if self._truth is None else {
                 "song": self._truth.song, "scored_frames": self._truth.scored_frames,
+                "skipped_frames": self._truth.skipped_frames,
+                "song_identity": "unchecked" if self._truth.song_identity_unchecked() else "checked",
                 "dynamic_r_window_s": round(self._truth.recent * FRAME_PERIOD_S, 2)},
             "error": self.error or (health.error if health is not None else None),
             "effective_rate": health.effective_rate if health is not None else None,
             "interpolated_channels": list(health.interpolated_channels) if health is not None else [],
+            # channels without a measurement for over a second at a stretch: label -> seconds bad in all
+            "bad_channels": {} if health is None else {label: round(seconds, 2) for label, seconds
+                                                        in health.bad_channel_seconds.items()},
             "stream_health": None if health is None else {
                 "state": health.state, "state_s": round(health.state_s, 3), "stalls": health.stalls,
                 "stalled_s": round(health.stalled_s, 3), "losses": health.losses,

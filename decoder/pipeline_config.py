@@ -94,6 +94,11 @@ class PipelineConfig:
         Run the decode and output threads and the audio callback at real-time priority where the
         system allows it (one logged line where it does not), and keep start-up objects out of the
         garbage collector (:mod:`decoder.realtime`). ``decode --no-realtime`` turns both off.
+    subject : str or None
+        The listener a subject-conditioned model (``train --subject-conditioning``) decodes as: one of
+        the ids its metadata lists (``decode --subject S02``). None: its first, with a warning naming
+        it; given for a model without a subject input, the start refuses it
+        (:func:`decoder.runtime.subject_index`).
     """
 
     stream_name: str | None = None
@@ -122,6 +127,7 @@ class PipelineConfig:
     impute_missing: bool = False
     listen: str = "decoded"
     realtime: bool = True
+    subject: str | None = None
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` for contradictory or out-of-range options."""
@@ -179,8 +185,8 @@ class PipelineConfig:
 
         A waveform model (``audio``) has no mel frames: no vocoder runs, the crossfade joins its windows
         (no ``smooth_frames``), and no frame is scored against ``truth_dir``, which then only supplies
-        what ``listen`` ``true``/``both`` play. The default vocoder passes unless ``vocoder_named`` (a
-        dashboard always names it).
+        what ``listen`` ``true``/``both`` play. The default vocoder passes unless ``vocoder_named`` (typed:
+        a dashboard's decode is given ``--vocoder`` only when its user named one).
 
         Raises
         ------

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.decoder.modelfile import EXPORT_FIX, ModelInfo, info_from_session, open_session
-from eegmusic.stream.errors import ModelError, detail
+from eegmusic.stream.errors import ConfigError, ModelError, detail
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,50 @@ def choose_providers(device: str) -> list[str]:
     return [CPU]
 
 
+def subject_index(info: ModelInfo, subject: str | None) -> int:
+    """The ``subject`` input that makes a model decode as listener ``subject``: its place in
+    ``info.subjects``, the listeners it was trained on (``train --subject-conditioning``).
+
+    A subject-conditioned model decodes each of its training listeners through that listener's own
+    parameters; fed another's, it decodes a live listener as someone else. ``subject=None`` feeds the
+    first, and says so once (a warning naming it): every live listener was decoded as training listener
+    1 without a word.
+
+    Parameters
+    ----------
+    info : ModelInfo
+    subject : str or None
+        A listener id as the model lists it (``decode --subject``), e.g. ``S02``.
+
+    Returns
+    -------
+    int
+        0 for a model without a subject input (and ``subject=None``).
+
+    Raises
+    ------
+    ConfigError
+        ``subject`` is not one the model knows, or the model has no subject input.
+    """
+    name = Path(info.path).name
+    known = [str(s) for s in info.subjects]
+    if subject is not None:
+        if not info.subject_input:
+            raise ConfigError(f"--subject {subject}: model {name} has no subject input (trained without "
+                              "--subject-conditioning) and decodes every listener alike; drop --subject")
+        if str(subject) not in known:
+            listed = ", ".join(known) if known else "no listener ids"
+            raise ConfigError(f"--subject {subject} is not a listener model {name} was trained on (it knows "
+                              f"{listed}); pass one of those")
+        return known.index(str(subject))
+    if info.subject_input:
+        first = known[0] if known else "index 0"
+        log.warning("model %s is subject-conditioned and no --subject was given: it decodes as listener %s "
+                    "(its first of %s); pass --subject ID for the listener being decoded", name, first,
+                    ", ".join(known) or "none listed")
+    return 0
+
+
 class DecoderRuntime:
     """An onnxruntime session over one model file, fed one window at a time.
 
@@ -86,8 +130,10 @@ class DecoderRuntime:
     iobinding : bool or None
         Bind preallocated buffers to the session (``run_with_iobinding``). None: on (measured the
         faster path on both CPU and GPU by ``decoder.bench_runtime``).
-    subject : int
-        Subject index fed to models with a subject input.
+    subject : str, optional
+        The listener (one of the model's ``subjects``, e.g. ``S02``) fed to a subject-conditioned model
+        (``train --subject-conditioning``); see :func:`subject_index`. None: its first training
+        listener, with a warning naming it.
 
     Attributes
     ----------
@@ -96,6 +142,8 @@ class DecoderRuntime:
         The execution provider actually running the model.
     output_shape : tuple of int
         Output shape of one window: ``(128, 44)`` for mel models, ``(n_samples,)`` for waveform ones.
+    subject : str or None
+        The listener a subject-conditioned model decodes as (None for a model without a subject input).
 
     Examples
     --------
@@ -106,7 +154,7 @@ class DecoderRuntime:
 
     def __init__(self, model_path: str | Path, *, device: str = "auto", intra_op_threads: int = 1,
                  inter_op_threads: int = 1, warmup: int = 3, iobinding: bool | None = None,
-                 subject: int = 0):
+                 subject: str | None = None):
         import onnxruntime as ort
 
         if intra_op_threads < 1 or inter_op_threads < 1:
@@ -137,7 +185,9 @@ class DecoderRuntime:
         info = self.info
         self._input = np.zeros((1, info.n_chans, info.window_samples), dtype=np.float32)
         self._output = np.zeros((1, *self.output_shape), dtype=np.float32)
-        self._subject = np.full((1,), int(subject), dtype=np.int64)
+        index = subject_index(info, subject)   # before the warm-up: a refusal costs no model run
+        self.subject = str(info.subjects[index]) if info.subject_input and info.subjects else None
+        self._subject = np.full((1,), index, dtype=np.int64)
         self._feeds = {info.input_name: self._input}
         if info.subject_input:
             self._feeds["subject"] = self._subject
@@ -148,7 +198,8 @@ class DecoderRuntime:
         self._run_options.log_severity_level = 4
         for _ in range(max(0, int(warmup))):
             self._warm_up()
-        log.info("decoder %s on %s (%d+%d threads, io binding %s)", info.summary(), self.provider,
+        log.info("decoder %s%s on %s (%d+%d threads, io binding %s)", info.summary(),
+                 f", as listener {self.subject}" if self.subject is not None else "", self.provider,
                  intra_op_threads, inter_op_threads, "on" if self.iobinding else "off")
 
     def _bind(self):

@@ -241,8 +241,11 @@ class WavSink(_Sink):
             self._file.flush()
         except (soundfile.LibsndfileError, OSError) as error:  # full disk, file system gone
             why = _why_not_written(self.path, error)
-            raise AudioError(f"cannot write WAV file {self.shown} ({why}); what was written before stays "
-                             "readable: free space or choose another path") from None
+            # true only of the file itself: a temporary one (``shown_as``) is renamed once complete, and
+            # its caller decides what becomes of it (vocode removes it, the demo keeps it)
+            kept = "; what was written before stays readable:" if self.shown == self.path else ";"
+            raise AudioError(f"cannot write WAV file {self.shown} ({why}){kept} free space or choose another "
+                             "path") from None
         self._written += clean.size
         return clean.size
 

@@ -221,10 +221,16 @@ def decode_command(config, name: str, *, summary_path: Path | None = None) -> li
     summary_path : Path, optional
         ``--json`` target for the final summary.
     """
+    from eegmusic.decoder.vocoders import DEFAULT_VOCODER
+
     argv = [sys.executable, "-m", "eegmusic", "decode", "--publish", name, "--model", str(config.model_path),
             "--hop", repr(float(config.hop_s)), "--timeout", repr(float(config.resolve_timeout_s)),
-            "--vocoder", config.vocoder_method, "--threads", str(config.threads),
-            "--device", config.device]
+            "--threads", str(config.threads), "--device", config.device]
+    # only a vocoder chosen: decode refuses a typed one for a waveform model, which uses none
+    if config.vocoder_named or config.vocoder_method != DEFAULT_VOCODER:
+        argv += ["--vocoder", config.vocoder_method]
+    if config.subject is not None:
+        argv += ["--subject", config.subject]
     if config.stream_name:
         argv += ["--stream", config.stream_name]
     elif config.stream_type:

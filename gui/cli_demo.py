@@ -422,8 +422,10 @@ def run_demo(args) -> int:
 
     SIGTERM stops it as Ctrl-C does (``stream.cli.main``), exit 130: ``subprocess.run`` stops the step
     in progress and the replay child is terminated on the way out (killed outright, the demo left its
-    replay publishing until the song ended). While the dashboard shows the decode, both signals close
-    its window instead (:func:`gui.app.closed_by_signals`) and the demo ends with its summary.
+    replay publishing until the song ended). Stopped while decoding, what was decoded is kept: the WAV
+    so far is moved into place, and the summary printed and written as far as it went, before exit 130.
+    While the dashboard shows the decode, both signals close its window instead
+    (:func:`gui.app.closed_by_signals`) and the demo ends with its summary.
     """
     import subprocess
     import sys
@@ -492,15 +494,19 @@ def run_demo(args) -> int:
     try:
         # a replay that fails (an unreadable song file) ends the demo with its failure, not 30 s later
         resolve_s = _wait_for_replay(replay, name, replay_argv, timeout_s=30.0)
-        # the WAV is written beside its path and renamed over it once the decode has closed it
+        subject = _listener_for(model, name)
+        interrupted = False
+        # the WAV is written beside its path and renamed over it once the decode has closed it (a Ctrl-C
+        # while decoding included: _decode_headless ends the block cleanly, keeping what was decoded)
         with atomic_path(wav) if wav is not None else nullcontext() as wav_part:
             config = PipelineConfig(stream_name=name, model_path=model, audio_device=device,
                                     wav_path=wav_part, wav_shown_as=wav, record_dir=record, truth_dir=data,
-                                    resolve_timeout_s=resolve_s).for_model()  # a waveform model: no truth
+                                    resolve_timeout_s=resolve_s,
+                                    subject=subject).for_model()  # a waveform model: no truth
             if not args.no_gui and _has_display():
                 summary = _decode_with_dashboard(config, args.duration)
             else:
-                summary = _decode_headless(LivePipeline(config), args.duration)
+                summary, interrupted = _decode_headless(LivePipeline(config), args.duration)
     finally:
         replay.terminate()
         try:
@@ -517,6 +523,8 @@ def run_demo(args) -> int:
     else:
         print(f"       audio played on sound device '{device}'")
     print(f"       summary {out / 'summary.json'}")
+    if interrupted:   # its outputs are above: main says "interrupted", exit 130
+        raise KeyboardInterrupt
     print(f"demo finished in {time.monotonic() - t_start:.0f} s")
     if summary.get("error"):   # as decode does: the summary and files above stay, the failure is one line
         print(f"eegmusic demo: error: {summary['error']}", file=sys.stderr)
@@ -524,14 +532,54 @@ def run_demo(args) -> int:
     return 0
 
 
-def _decode_headless(pipeline, seconds: float) -> dict:
+def _decode_headless(pipeline, seconds: float) -> tuple[dict, bool]:
+    """Decode for ``seconds`` (or until the pipeline stops); return its summary and whether Ctrl-C or
+    SIGTERM ended it first. The interrupt is caught here, so that the caller's block ends cleanly and
+    keeps the WAV decoded so far (it went with the interrupt); the caller ends interrupted after its
+    summary."""
     import time
 
+    interrupted = False
     with pipeline:
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and pipeline.running:
-            time.sleep(0.2)
-        return pipeline.summary()
+        try:
+            while time.monotonic() < deadline and pipeline.running:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            interrupted = True
+        return pipeline.summary(), interrupted
+
+
+def _listener_for(model: Path, name: str) -> str | None:
+    """The participant id a subject-conditioned ``model`` decodes the replay ``name`` as: the one the
+    replay plays (its stream's ``desc/dataset/subject``), when the model was trained on it; else None
+    (the decode then warns that it decodes as the model's first listener). None for other models."""
+    from eegmusic.decoder.modelfile import read_model_info
+
+    info = read_model_info(model)
+    if not info.subject_input:
+        return None
+    listener = _replayed_participant(name)
+    return listener if listener in {str(s) for s in info.subjects} else None
+
+
+def _replayed_participant(name: str) -> str | None:
+    """The participant id the replay ``name`` publishes in its description, or None when unsaid."""
+    import pylsl
+    from eegmusic.stream.resolve import find_streams
+    from pylsl.util import LostError
+    from pylsl.util import TimeoutError as LSLTimeoutError
+
+    found = find_streams(name=name, timeout=2.0)
+    if not found:
+        return None
+    inlet = pylsl.StreamInlet(found[0])
+    try:
+        return inlet.info(timeout=2.0).desc().child("dataset").child_value("subject") or None
+    except (LostError, LSLTimeoutError):   # the decode's own connect says why
+        return None
+    finally:
+        inlet.close_stream()
 
 
 def _decode_with_dashboard(config, seconds: float) -> dict:

@@ -46,6 +46,10 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
                         "--screenshot docs/dashboard.png --overwrite")
     parser.add_argument("--duration", metavar="S", type=seconds(), default=None,
                         help="close after this many seconds (default 10 with --screenshot)")
+    parser.add_argument("--subject", metavar="ID",
+                        help="the listener a subject-conditioned model (train --subject-conditioning) "
+                        "decodes as: one of the participant ids it was trained on; without it such a model "
+                        "decodes as its first and warns, e.g. --subject S02")
     parser.add_argument("--no-audio", action="store_true", help="decode without sound")
     parser.add_argument("--impute-missing", action="store_true",
                         help="interpolate model channels the stream lacks (spherical splines), up to the "
@@ -91,17 +95,22 @@ def _refuse_with_attach(args: argparse.Namespace) -> None:
     from eegmusic.stream.errors import ConfigError
 
     given = [flag for flag, value in (("--stream", args.stream), ("--model", args.model),
-                                      ("--in-process", args.in_process), ("--truth", args.truth),
-                                      ("--listen", args.listen != "decoded"), ("--no-audio", args.no_audio))
+                                      ("--subject", args.subject), ("--in-process", args.in_process),
+                                      ("--truth", args.truth), ("--listen", args.listen != "decoded"),
+                                      ("--no-audio", args.no_audio))
              if value]
     if given:
         listed = ", ".join(given[:-1]) + " and " + given[-1] if len(given) > 1 else given[0]
-        raise ConfigError(f"--attach shows a decode that already runs, with its own stream, model, truth, "
-                          f"listen mode and sound; leave out {listed}")
+        raise ConfigError(f"--attach shows a decode that already runs, with its own stream, model, listener, "
+                          f"truth, listen mode and sound; leave out {listed}")
 
 
 def run_gui(args: argparse.Namespace) -> int:
-    """Open the dashboard; with ``--screenshot`` save the picture and exit. Returns the exit status."""
+    """Open the dashboard; with ``--screenshot`` save the picture and exit. Returns the exit status.
+
+    Ctrl-C and SIGTERM close the window as its close button does (exit 0, as decode's Ctrl-C); a window
+    closed before its ``--screenshot`` was taken raises KeyboardInterrupt (``interrupted``, exit 130).
+    """
     import sys
 
     from eegmusic.stream.errors import ConfigError, OutputError
@@ -148,8 +157,12 @@ def run_gui(args: argparse.Namespace) -> int:
         refuse_listen_without_truth(args.listen, args.truth)
     if args.model is not None:  # a corrupt model failed only inside the window: a warning, and exit 0
         from eegmusic.decoder.modelfile import check_live_contract, read_model_info
+        from eegmusic.decoder.runtime import subject_index
 
-        check_live_contract(read_model_info(args.model))
+        info = read_model_info(args.model)
+        check_live_contract(info)
+        if args.subject is not None:  # not before a window whose start would refuse it
+            subject_index(info, args.subject)
     if args.attach is not None:
         import time
 
@@ -169,7 +182,8 @@ def run_gui(args: argparse.Namespace) -> int:
     app = make_app()
     settings = Settings(stream=args.stream, model=args.model, truth=args.truth, no_audio=args.no_audio,
                         isolated=not args.in_process, vocoder=args.vocoder, listen=args.listen,
-                        extra={"impute_missing": True} if args.impute_missing else {})
+                        extra={**({"impute_missing": True} if args.impute_missing else {}),
+                               **({"subject": args.subject} if args.subject is not None else {})})
     window = MainWindow(settings, refresh_hz=args.refresh_hz)
     # a local event loop ended by this window, not QApplication.quit(): quit() leaves Qt's "quit now"
     # flag set, which would stop every later event loop of this process at once (run in-process, as
@@ -205,6 +219,10 @@ def run_gui(args: argparse.Namespace) -> int:
         raise outcome["error"]
     if "path" in outcome:
         print(f"screenshot saved to {outcome['path']}")
+    elif args.screenshot is not None and not window.last_error:
+        # closed before --duration (Ctrl-C, SIGTERM, its close button): the picture asked for was not
+        # taken, which exit 0 hid; interrupted, as the design says of every command (main: 130)
+        raise KeyboardInterrupt
     if window.last_error:   # the last decode failed (each start clears it): exit as decode would
         print(f"eegmusic gui: error: {window.last_error}", file=sys.stderr)
         return 2

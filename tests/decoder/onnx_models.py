@@ -19,8 +19,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 def metadata(*, kind: str = "mel_db", channels=MODEL_CHANNELS, sfreq: float = 125.0,
              window_samples: int = 125, lag_s: float = 0.0, n_samples: int = 22050,
-             audio_sfreq: float = 22050.0, subject_input: bool = False) -> dict:
-    """The ``eegmusic`` metadata dict of a test model (COMMON.md schema)."""
+             audio_sfreq: float = 22050.0, subject_input: bool = False,
+             subjects: tuple = ("P1", "P2")) -> dict:
+    """The ``eegmusic`` metadata dict of a test model (COMMON.md schema); ``subjects`` are the listener
+    ids a model with ``subject_input`` knows."""
     output = ({"name": "mel_db", "kind": "mel_db", "n_mels": 128, "n_frames": 44} if kind == "mel_db"
               else {"name": "audio", "kind": "audio", "n_samples": n_samples, "sfreq": audio_sfreq})
     spec = PreprocessingSpec(sfreq=sfreq, channels=tuple(channels)).to_dict()
@@ -29,7 +31,7 @@ def metadata(*, kind: str = "mel_db", channels=MODEL_CHANNELS, sfreq: float = 12
         "model": {"name": f"test-linear-{kind}", "config": {}},
         "input": {"name": "eeg", "channels": list(channels), "sfreq": sfreq,
                   "window_samples": window_samples, "subject_input": subject_input,
-                  "subjects": ["P1", "P2"] if subject_input else []},
+                  "subjects": list(subjects) if subject_input else []},
         "preprocessing": spec,
         "output": output,
         "mel": mel_spec_dict(),
@@ -76,8 +78,8 @@ def _audio_graph(n_samples: int, sfreq: float = 22050.0):
 
 
 def _retyped(nodes: list, out, *, output_type: int, subject_type: int | None) -> tuple[list, list]:
-    """The graph's last node renamed, then a ``subject`` input added in (times 0) and a cast to
-    ``output_type``: the graph inputs beside ``eeg`` and the nodes."""
+    """The graph's last node renamed, then a ``subject`` input added in (times the ``subject_weight``
+    initializer) and a cast to ``output_type``: the graph inputs beside ``eeg`` and the nodes."""
     name = out.name
     nodes[-1].output[0] = "raw"
     last, inputs = "raw", []
@@ -85,8 +87,8 @@ def _retyped(nodes: list, out, *, output_type: int, subject_type: int | None) ->
         inputs.append(helper.make_tensor_value_info("subject", subject_type, ["batch"]))
         nodes += [helper.make_node("Cast", ["subject"], ["subject_f"], to=TensorProto.FLOAT),
                   helper.make_node("ReduceSum", ["subject_f"], ["subject_sum"], keepdims=0),
-                  helper.make_node("Mul", ["subject_sum", "zero"], ["subject_zero"]),
-                  helper.make_node("Add", [last, "subject_zero"], ["with_subject"])]
+                  helper.make_node("Mul", ["subject_sum", "subject_weight"], ["subject_term"]),
+                  helper.make_node("Add", [last, "subject_term"], ["with_subject"])]
         last = "with_subject"
     nodes.append(helper.make_node("Cast", [last], [name], to=output_type))
     out.type.tensor_type.elem_type = output_type
@@ -96,7 +98,7 @@ def _retyped(nodes: list, out, *, output_type: int, subject_type: int | None) ->
 def make_model(path: str | Path, *, kind: str = "mel_db", meta: dict | str | None = "default",
                n_chans: int = 125, window_samples: int = 125, seed: int = 0,
                output_type: int = TensorProto.FLOAT, subject_type: int | None = None,
-               computed_frames: int = 44, **meta_kwargs) -> Path:
+               computed_frames: int = 44, subject_weight: float = 0.0, **meta_kwargs) -> Path:
     """Write a tiny model file.
 
     Parameters
@@ -114,6 +116,9 @@ def make_model(path: str | Path, *, kind: str = "mel_db", meta: dict | str | Non
         ``onnx.TensorProto`` type of a ``subject`` input [batch] the graph reads; None: no such input.
     computed_frames : int
         Mel frames the graph computes (it declares 44 whatever: a model that lies about its shape).
+    subject_weight : float
+        Added to every output value per unit of the ``subject`` input (0: the subject changes nothing;
+        else listener index k decodes ``k * subject_weight`` higher, so the index fed is seen).
     """
     path = Path(path)
     if kind == "mel_db":
@@ -124,7 +129,7 @@ def make_model(path: str | Path, *, kind: str = "mel_db", meta: dict | str | Non
     extra = []
     if output_type != TensorProto.FLOAT or subject_type is not None:
         extra, nodes = _retyped(nodes, out, output_type=output_type, subject_type=subject_type)
-        inits.append(numpy_helper.from_array(np.array(0, np.float32), "zero"))
+        inits.append(numpy_helper.from_array(np.array(subject_weight, np.float32), "subject_weight"))
     eeg = helper.make_tensor_value_info("eeg", TensorProto.FLOAT, ["batch", n_chans, window_samples])
     graph = helper.make_graph(nodes, "eegmusic_test", [eeg, *extra], [out], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

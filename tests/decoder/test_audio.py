@@ -322,6 +322,48 @@ def test_a_temporary_wav_is_named_by_the_file_it_will_become(tmp_path, caplog):
     assert soundfile.info(out).frames == 2
 
 
+_WRITE_PAST_THE_LIMIT = """
+import resource, signal, sys
+import numpy as np
+from eegmusic.decoder.audio import WavSink
+from eegmusic.stream.atomic import atomic_path
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (16384, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+out = sys.argv[1]
+try:
+    if sys.argv[2] == "temporary":        # as vocode --out writes: the part goes with the failure
+        with atomic_path(out) as part, WavSink(part, shown_as=out) as sink:
+            for _ in range(100):
+                sink.write(np.zeros(2205, np.float32))
+    else:                                 # as decode --wav writes: into the file itself
+        with WavSink(out) as sink:
+            for _ in range(100):
+                sink.write(np.zeros(2205, np.float32))
+except Exception as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize("written", ["itself", "temporary"])
+def test_a_failed_wav_write_says_what_is_left_only_where_it_is_so(tmp_path, written):
+    """A write past ``ulimit -f`` said "what was written before stays readable" for every writer, also for
+    ``vocode --out``, whose temporary file goes with the failure (no file is left). A sink writing the file
+    itself says so; one writing a temporary file, renamed only once complete, leaves it to its caller."""
+    out = tmp_path / "v1.wav"
+    done = subprocess.run([sys.executable, "-c", _WRITE_PAST_THE_LIMIT, str(out), written], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    message = done.stdout.strip()
+    assert message.startswith(f"cannot write WAV file {out} ("), done.stdout + done.stderr
+    if written == "itself":
+        assert message.endswith("; what was written before stays readable: free space or choose another "
+                                "path"), message
+        assert soundfile.info(out).frames > 0
+    else:
+        assert "stays readable" not in message and message.endswith("; free space or choose another path")
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_a_wav_that_keeps_peaks_must_be_float(tmp_path):
     with pytest.raises(AudioError, match="PCM_16 cannot store samples beyond ±1; pass subtype='FLOAT'"):
         WavSink(tmp_path / "x.wav", clip=False)

@@ -219,6 +219,22 @@ def test_constant_baselines_print_as_n_a_with_the_reason_not_as_a_score():
         format_summary(summary)
 
 
+def test_the_summary_names_bad_channels_and_broken_frames_only_when_there_are_some():
+    """A dead (NaN) electrode was named nowhere in the summary, and frames a broken model made
+    (non-finite, or beyond the mel range) were counted nowhere on the terminal."""
+    from eegmusic.decoder.cli_decode import format_summary
+
+    clean = format_summary(_summary(30.0))
+    assert "without a measurement" not in clean and "nonfinite" not in clean and "clipped" not in clean
+    summary = _summary(30.0)
+    summary["counters"].update(nonfinite_frames=3, frames_clipped=7)
+    summary["bad_channels"] = {"E6": 30.0, "E12": 2.4}
+    text = format_summary(summary)
+    assert "flagged windows 0  nonfinite frames 3  frames clipped 7" in text, text
+    said = "channels without a measurement for over 1 s (zeroed, their windows flagged): E6 30.0 s, E12 2.4 s"
+    assert said in text, text
+
+
 @pytest.mark.audio
 def test_a_cushions_silence_after_a_dry_ring_does_not_click(pulse_sink):
     """After the device's ring ran dry, the next chunk comes behind silence the output stage writes as a

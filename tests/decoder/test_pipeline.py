@@ -19,6 +19,7 @@ import numpy as np
 import pylsl
 import pytest
 from eegmusic.decoder.frameclock import segment_start_sample
+from eegmusic.decoder.melspec import MEL_DB_CEILING, MEL_DB_GUARD_FLOOR
 from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.runtime import DecoderRuntime
@@ -516,8 +517,54 @@ def test_a_typed_default_vocoder_is_refused_for_a_waveform_model(tmp_path, strea
     assert status == 2 and len(err) == 1, err
     assert (f"model wave.onnx outputs a waveform (output kind audio), not mel frames for --vocoder "
             f"{DEFAULT_VOCODER} to act on; drop it") in err[0]
+    # a dashboard's decode (--publish) names --vocoder only when its user did (gui.attach.decode_command):
+    # typed beside --publish, it is refused alike
     status, err = _cli([*argv, "--publish", f"{stream_name}-pub"], capsys)
-    assert status == 2 and len(err) == 1 and "--vocoder" not in err[0], err   # the stream is absent
+    assert status == 2 and len(err) == 1, err
+    assert f"not mel frames for --vocoder {DEFAULT_VOCODER} to act on; drop it" in err[0], err
+
+
+@pytest.mark.lsl
+def test_a_subject_conditioned_model_decodes_the_listener_given_by_subject(tmp_path, stream_name, capsys):
+    """decode had no --subject: a subject-conditioned model decoded every live listener as its first
+    training listener, silently. --subject is checked against the model's listeners at start (before any
+    stream or output opens), refused for a model without a subject input, and reaches the runtime."""
+    from onnx import TensorProto
+
+    model = make_model(tmp_path / "s.onnx", subject_type=TensorProto.INT64, subject_input=True,
+                       subjects=("S01", "S02"), subject_weight=5.0)
+    wav = tmp_path / "out.wav"
+    argv = ["--stream", f"{stream_name}-absent", "--model", str(model), "--wav", str(wav), "--device", "cpu",
+            "--timeout", "0.2"]
+    status, err = _cli([*argv, "--subject", "S03"], capsys)
+    assert status == 2 and len(err) == 1, err
+    assert err[0] == ("eegmusic decode: error: --subject S03 is not a listener model s.onnx was trained on "
+                      "(it knows S01, S02); pass one of those")
+    assert not wav.exists()
+    plain = make_model(tmp_path / "plain.onnx")
+    status, err = _cli([*argv[:3], str(plain), *argv[4:], "--subject", "S01"], capsys)
+    assert status == 2 and len(err) == 1 and "model plain.onnx has no subject input" in err[0], err
+    config = PipelineConfig(stream_name=f"{stream_name}-absent", model_path=model, device="cpu",
+                            no_audio=True, resolve_timeout_s=0.2, subject="S02")
+    pipeline = LivePipeline(config)
+    with pytest.raises(StreamError):      # no stream: the runtime was built first
+        pipeline.start()
+    assert pipeline.runtime.subject == "S02"
+
+
+@pytest.mark.parametrize("flag", ["--wav", "--json"])
+def test_an_output_that_is_no_regular_file_is_refused(flag, tmp_path, capsys):
+    """``decode --wav FIFO --overwrite`` waited for a reader of the pipe forever, and its summary said
+    'decoded ... for 0.0 s' once killed; a named pipe (or device, socket) is refused before any work."""
+    fifo = tmp_path / ("pipe.wav" if flag == "--wav" else "pipe.json")
+    os.mkfifo(fifo)
+    audio = ["--no-audio"] if flag == "--json" else []
+    status, err = _cli(["--stream", "absent", "--model", str(make_model(tmp_path / "m.onnx")), "--device",
+                        "cpu", "--timeout", "0.2", *audio, flag, str(fifo), "--overwrite", "--duration", "3"],
+                       capsys)
+    assert status == 2 and len(err) == 1, err
+    assert err[0] == (f"eegmusic decode: error: {flag} {fifo} is a named pipe (FIFO), not a regular file; "
+                      f"name a new or regular file for {flag}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1125,3 +1172,43 @@ def test_no_agc_without_a_sound_device_is_refused(output, tmp_path, capsys, monk
                        capsys)
     assert status == 2 and len(err) == 1, err
     assert f"--no-agc turns off the sound device's levelling, and {output[0]} plays to no device" in err[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A model whose output leaves the mel-dB range: clipped before the vocoder, the recording and the score
+
+
+class WildRuntime(DecoderRuntime):
+    """A real DecoderRuntime whose output goes wild: every third window 1e30 times too loud (as absurd EEG
+    input made it: frames of ±3.9e28 dB recorded, NumPy overflow warnings from the vocoder), the fifth NaN."""
+
+    calls = 0
+
+    def predict(self, window, out=None):
+        result = super().predict(window, out)
+        self.calls += 1
+        if self.calls % 3 == 0:
+            result *= np.float32(1e30)
+        if self.calls == 5:
+            result[:] = np.nan
+        return result
+
+
+@pytest.mark.lsl
+def test_model_output_beyond_the_mel_range_is_clipped_and_counted(sim_dir, stream_name, replay, mel_model,
+                                                                   tmp_path):
+    record = tmp_path / "rec"
+    config = PipelineConfig(stream_name=stream_name, model_path=mel_model, device="cpu", no_audio=True,
+                            record_dir=record, lsl_out=False, truth_dir=sim_dir)
+    with LivePipeline(config, runtime=WildRuntime(mel_model, device="cpu")) as pipeline:
+        _wait(pipeline, 30)
+    summary = pipeline.summary()
+    _, frames, _ = read_frames(record)
+    finite = np.isfinite(frames).all(axis=0)
+    assert frames[:, finite].min() >= MEL_DB_GUARD_FLOOR and frames[:, finite].max() <= MEL_DB_CEILING
+    counters = summary["counters"]
+    assert counters["frames_clipped"] >= 5                          # counted, one per emitted frame
+    assert counters["nonfinite_frames"] == int((~finite).sum()) >= 1   # played as silence, counted
+    assert summary["truth"]["skipped_frames"] == counters["nonfinite_frames"]   # and not scored
+    assert summary["dynamic_r_total"] is not None and np.isfinite(summary["dynamic_r_total"])
+    assert summary["bad_channels"] == {}                            # the stream itself was clean

@@ -61,8 +61,39 @@ def test_subject_model(tmp_path):
     from onnx import TensorProto
 
     path = make_model(tmp_path / "s.onnx", subject_type=TensorProto.INT64, subject_input=True)
-    runtime = DecoderRuntime(path, device="cpu", subject=1)
+    runtime = DecoderRuntime(path, device="cpu", subject="P2")
     assert runtime.predict(np.zeros((125, 125), np.float32)).shape == (128, 44)
+
+
+@pytest.mark.parametrize("iobinding", [True, False])
+def test_a_subject_conditioned_model_decodes_the_listener_named(tmp_path, rng, caplog, iobinding):
+    """Every live listener was fed as the model's first training listener (index 0), silently: the
+    listener named is fed, none named is the first with one warning naming it, and an unknown listener or
+    a model without a subject input is refused in one line."""
+    from eegmusic.stream.errors import ConfigError
+    from onnx import TensorProto
+
+    path = make_model(tmp_path / "s.onnx", subject_type=TensorProto.INT64, subject_input=True,
+                      subject_weight=5.0)
+    window = rng.standard_normal((125, 125)).astype(np.float32)
+    with caplog.at_level("WARNING", logger="eegmusic.decoder.runtime"):
+        first = DecoderRuntime(path, device="cpu", iobinding=iobinding).predict(window)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "no --subject was given: it decodes as listener P1" in warned[0], warned
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="eegmusic.decoder.runtime"):
+        second = DecoderRuntime(path, device="cpu", iobinding=iobinding, subject="P2")
+    assert not caplog.records and second.subject == "P2"
+    np.testing.assert_allclose(second.predict(window), first + 5.0, atol=1e-4)
+    np.testing.assert_allclose(second.predict_batch(window[None]), (first + 5.0)[None], atol=1e-4)
+    with pytest.raises(ConfigError, match="^[^\n]*$") as caught:
+        DecoderRuntime(path, device="cpu", subject="P3")
+    assert str(caught.value) == ("--subject P3 is not a listener model s.onnx was trained on (it knows P1, "
+                                 "P2); pass one of those")
+    with pytest.raises(ConfigError, match="^[^\n]*$") as caught:
+        DecoderRuntime(make_model(tmp_path / "plain.onnx"), device="cpu", subject="P1")
+    assert str(caught.value) == ("--subject P1: model plain.onnx has no subject input (trained without "
+                                 "--subject-conditioning) and decodes every listener alike; drop --subject")
 
 
 @pytest.mark.parametrize("iobinding", [True, False])

@@ -412,6 +412,58 @@ def test_ctrl_c_or_sigterm_closes_the_dashboard_like_its_close_button(signum, re
 
 
 @pytest.mark.untimed
+def test_a_screenshot_run_stopped_by_a_signal_says_interrupted(replay, model_file, tmp_path):
+    """SIGTERM before --duration closed the window, logged 'closing the dashboard' and exited 0 with no
+    picture, as if it had been taken. A dashboard without --screenshot still stops so, exit 0, as its
+    close button and decode's Ctrl-C do; one whose screenshot was not taken is interrupted (exit 130)."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    out = tmp_path / "g3.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TMPDIR=str(temp))
+    child = subprocess.Popen([sys.executable, "-m", "eegmusic", "gui", "--stream", replay.name, "--model",
+                              str(model_file), "--no-audio", "--screenshot", str(out), "--duration", "30"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        while "pipeline started" not in seen:
+            line = child.stderr.readline()
+            assert line, seen + child.communicate()[1]
+            seen += line
+        child.send_signal(signal.SIGTERM)
+        stdout, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "eegmusic gui: interrupted", err
+    assert "Traceback" not in err and "screenshot saved" not in stdout and not out.exists()
+    assert not list(temp.glob("eegmusic-gui-*")), sorted(path.name for path in temp.iterdir())
+
+
+def test_the_dashboard_decodes_as_the_listener_given_by_subject(replay, tmp_path):
+    """gui had no --subject: a subject-conditioned model decoded every listener as its first. It is
+    checked against the model before the window opens and reaches the decode."""
+    from onnx import TensorProto
+
+    from tests.decoder.onnx_models import make_model
+
+    model = make_model(tmp_path / "s.onnx", subject_type=TensorProto.INT64, subject_input=True,
+                       subjects=("S01", "S02"))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+
+    def gui(*argv):
+        return subprocess.run([sys.executable, "-m", "eegmusic", "gui", "--stream", replay.name, "--no-audio",
+                               *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    done = gui("--model", str(model), "--subject", "S03", "--screenshot", str(tmp_path / "x.png"))
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "--subject S03 is not a listener model s.onnx was trained on (it knows S01, S02)" in done.stderr
+    done = gui("--model", str(model), "--subject", "S02", "--in-process", "--screenshot",
+               str(tmp_path / "y.png"), "--duration", "2")
+    assert done.returncode == 0, done.stderr
+    assert "as listener S02" in done.stderr and "no --subject was given" not in done.stderr, done.stderr
+
+
+@pytest.mark.untimed
 def test_a_terminals_ctrl_c_pressed_again_leaves_no_block_and_no_folder(replay, model_file, tmp_path):
     """A terminal's Ctrl-C reaches the dashboard and the decode it started (one process group), and the
     dashboard then stops that decode with a SIGINT of its own; pressed again, each gets another. A
@@ -454,6 +506,7 @@ def test_a_terminals_ctrl_c_pressed_again_leaves_no_block_and_no_folder(replay, 
     (["--screenshot", "/nonexistent-dir/x.png"], "does not exist"),
     (["--screenshot", "x.png", "--duration", "0"], "--duration must be > 0"),
     (["--model", "/nonexistent.onnx", "--duration", "1"], "--model /nonexistent.onnx does not exist"),
+    (["--attach", "x", "--subject", "S01"], "leave out --subject"),
 ])
 def test_cli_rejects_bad_options(argv, words):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")

@@ -505,3 +505,23 @@ def test_volume_and_mute_reach_a_decode_in_another_process(qtbot, pulse_sink, re
     assert loud_rms > 1e-3, loud_rms
     assert muted_rms < 0.01 * loud_rms, (loud_rms, muted_rms)
     assert np.abs(loud["audio"]).max() < 1.0  # the limiter: never full scale
+
+
+def test_the_dashboards_decode_is_given_the_vocoder_and_listener_only_when_chosen():
+    """The dashboard's decode command always carried ``--vocoder <default>``, so decode could not tell a
+    typed --vocoder from the dashboard's default and let one pass for a waveform model under --publish.
+    It names the vocoder only when one other than the default (or a typed one) was chosen, and the
+    listener (--subject) of a subject-conditioned model when one was given."""
+    from eegmusic.decoder.pipeline import PipelineConfig
+    from eegmusic.gui.attach import decode_command
+    from eegmusic.stream.cli import build_parser
+
+    def parsed(**kwargs):
+        argv = decode_command(PipelineConfig(stream_name="cap", model_path="m.onnx", **kwargs), "pub")
+        return build_parser().parse_args(argv[argv.index("decode"):])
+
+    default = parsed()
+    assert default.vocoder is None and default.subject is None
+    assert parsed(vocoder_method="griffinlim").vocoder == "griffinlim"
+    assert parsed(vocoder_method="rtisi", vocoder_named=True).vocoder == "rtisi"
+    assert parsed(subject="S02").subject == "S02"

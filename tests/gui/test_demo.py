@@ -94,6 +94,56 @@ def test_a_demo_whose_decode_fails_says_so_in_one_line_and_exits_2(sim_dir, tmp_
     assert "latency per stage" in result.stdout                        # the summary printed first
 
 
+@pytest.mark.lsl
+@pytest.mark.untimed
+def test_a_demo_stopped_by_ctrl_c_keeps_what_it_decoded(sim_dir, tmp_path):
+    """Ctrl-C ~10 s into ``demo --wav`` threw the decoded audio away (the WAV's temporary file went with
+    the interrupt) and printed no summary: the WAV so far is kept and readable, the summary printed and
+    written, and the demo ends interrupted (130), as decode keeps its --wav."""
+    import signal
+    import time
+
+    model = make_model(tmp_path / "model.onnx")
+    out, wav = tmp_path / "run", tmp_path / "dw.wav"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "eegmusic", "demo", "--data", str(sim_dir), "--model", str(model),
+         "--duration", "60", "--no-gui", "--wav", str(wav), "--out", str(out), "--cache",
+         str(tmp_path / "cache")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = ""
+        while "eegmusic.decoder.pipeline: decoding" not in seen:
+            line = child.stderr.readline()
+            assert line, seen + child.communicate()[1]
+            seen += line
+        time.sleep(3.0)    # decoding
+        child.send_signal(signal.SIGINT)
+        stdout, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130 and err.strip().splitlines()[-1] == "eegmusic demo: interrupted", err
+    audio, rate = soundfile.read(wav)
+    assert rate == 22050 and len(audio) > 22050                     # seconds of it, not nothing
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counters"]["windows"] > 10 and "latency per stage" in stdout
+    assert not [path.name for path in tmp_path.glob(".dw.*")]        # no temporary file left beside it
+
+
+@pytest.mark.lsl
+def test_the_demo_decodes_a_subject_conditioned_model_as_the_participant_it_replays(sim_dir, tmp_path):
+    """The demo replays one participant (--subject 2 is S02 of the simulated data); a subject-conditioned
+    model decoded it as its first training listener, S01."""
+    from onnx import TensorProto
+
+    model = make_model(tmp_path / "s.onnx", subject_type=TensorProto.INT64, subject_input=True,
+                       subjects=("S01", "S02"))
+    result = _demo("--data", str(sim_dir), "--model", str(model), "--subject", "2", "--duration", "2",
+                   "--no-gui", "--wav", str(tmp_path / "demo.wav"), "--out", str(tmp_path / "run"), "--cache",
+                   str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "as listener S02" in result.stderr and "no --subject was given" not in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--duration", "0"], "--duration must be > 0"),
     (["--seconds", "4"], "--seconds is now --duration"),
