@@ -201,8 +201,8 @@ def _consume(kind: str, name: str, seconds: float, results) -> None:
                     # t_last is the time of the EEG the window holds: its newest stream sample came the
                     # resampler's delay later (80 ms at 1000 Hz), and that sample is the one compared
                     newest_t = window.t_last + source.preprocessor.delay_s
-                    newest = raw[-1, min(np.searchsorted(stamps, newest_t - 0.5 / RATE), len(stamps) - 1)]
-                    seen.latencies.append(window.t_ready - _pushed_at(window.t_last, newest))
+                    found = min(np.searchsorted(stamps, newest_t - 0.5 / RATE), len(stamps) - 1)
+                    seen.latencies.append(window.t_ready - _pushed_at(stamps[found], raw[-1, found]))
             else:
                 time.sleep(max(0.0, min(next_read, seen.t1) - now))
         cpu1 = time.process_time()

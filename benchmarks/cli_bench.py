@@ -127,19 +127,25 @@ def figure_path(out, module_name: str, *, seeds: bool = False):
     return Path(out).with_name(f"{Path(out).stem}-{short}.png")
 
 
-def _figures(benchmarks: dict, out, *, seeds: bool = False) -> list:
+def draw_figures(benchmarks: dict, out, *, seeds: bool = False) -> list:
     """Draw the figure of every benchmark that has one (a module-level ``figure(result, path)``).
 
-    Each goes beside the JSON, named after it and the benchmark: ``bench.json`` → ``bench-quality.png``
-    (a ``--seeds`` run's: ``bench-spread.png``, :func:`figure_path`).
-    A figure that cannot be drawn is logged and skipped: the JSON is what the run produced.
+    Each goes beside the JSON ``out``, named after it and the benchmark: ``bench.json`` →
+    ``bench-quality.png`` (a ``--seeds`` run's: ``bench-spread.png``, :func:`figure_path`). A failed
+    write leaves the old figure (the figures write atomically).
+
+    Returns
+    -------
+    list of (Path, str or None)
+        Each figure's path, and why it was not drawn in one line naming it (None: drawn).
     """
     import importlib
-    import logging
 
-    written = []
+    from eegmusic.stream.errors import OutputError
+
+    drawn = []
     for module_name, entry in benchmarks.items():
-        if entry["status"] != "ok":
+        if entry.get("status") != "ok":
             continue
         try:
             draw = getattr(importlib.import_module(module_name), "figure", None)
@@ -150,9 +156,25 @@ def _figures(benchmarks: dict, out, *, seeds: bool = False) -> list:
         path = figure_path(out, module_name, seeds=seeds)
         try:
             if draw(entry["result"], path) is not None:
-                written.append(path)
-        except Exception as error:  # noqa: BLE001 - the JSON is written already; a plot must not fail the run
-            logging.getLogger("eegmusic.bench").warning("could not draw %s: %s", path, error)
+                drawn.append((path, None))
+        except OutputError as error:  # a full disk: the message names the file and what was kept
+            drawn.append((path, str(error)))
+        except Exception as error:  # noqa: BLE001 - reported in one line, with the others drawn
+            drawn.append((path, f"could not draw {path}: {error}"))
+    return drawn
+
+
+def _figures(benchmarks: dict, out, *, seeds: bool = False) -> list:
+    """:func:`draw_figures` for ``eegmusic bench``: a figure that cannot be drawn is logged and skipped,
+    since the JSON, written already, is what the run produced. Returns the figures drawn."""
+    import logging
+
+    written = []
+    for path, error in draw_figures(benchmarks, out, seeds=seeds):
+        if error is None:
+            written.append(path)
+        else:
+            logging.getLogger("eegmusic.bench").warning("%s", error)
     return written
 
 

@@ -492,8 +492,13 @@ def main(argv=None) -> int:
     text = render(bench)
     failed = []
     if args.figures:
+        from eegmusic.benchmarks.cli_bench import draw_figures
+
         Path(args.figures).mkdir(parents=True, exist_ok=True)
-        for figure, error in draw_figures(bench, Path(args.figures)):
+        # named as `eegmusic bench --out FOLDER/bench.json` names them, whatever the JSON is called
+        drawn = draw_figures(bench["benchmarks"], Path(args.figures) / "bench.json",
+                             seeds=bool(bench.get("seeds")))
+        for figure, error in drawn:
             if error is None:
                 print(f"readme_tables: drew {figure}", file=sys.stderr)
             else:
@@ -507,45 +512,6 @@ def main(argv=None) -> int:
     for line in failed:
         print(line, file=sys.stderr)
     return 2 if failed else 0
-
-
-def draw_figures(bench: dict, folder: Path) -> list[tuple[Path, str | None]]:
-    """Draw the figure of every benchmark in ``bench`` that has one into ``folder``, named as ``eegmusic
-    bench --out folder/bench.json`` names them (:func:`cli_bench.figure_path`), whatever the JSON is called.
-
-    Unlike ``eegmusic bench`` (whose product is the JSON, so a figure that fails is only logged), a figure
-    that fails is returned with its error: the figure is this command's product.
-
-    Returns
-    -------
-    list of (Path, str or None)
-        Each figure's path, and why it was not drawn in one line naming it (None: drawn). A failed write
-        leaves the old figure.
-    """
-    import importlib
-
-    from eegmusic.benchmarks.cli_bench import figure_path
-    from eegmusic.stream.errors import OutputError
-
-    drawn = []
-    for module_name, entry in bench["benchmarks"].items():
-        if entry.get("status") != "ok":
-            continue
-        try:
-            draw = getattr(importlib.import_module(module_name), "figure", None)
-        except ImportError:  # a JSON from another version may name a benchmark this one lacks
-            continue
-        if draw is None:
-            continue
-        path = figure_path(folder / "bench.json", module_name, seeds=bool(bench.get("seeds")))
-        try:
-            if draw(entry["result"], path) is not None:
-                drawn.append((path, None))
-        except OutputError as error:  # a full disk: the message names the file and what was kept
-            drawn.append((path, str(error)))
-        except Exception as error:  # noqa: BLE001 - reported in one line, with the others drawn
-            drawn.append((path, f"could not draw {path}: {error}"))
-    return drawn
 
 
 if __name__ == "__main__":

@@ -101,8 +101,9 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        help="average each frame over overlapping windows; adds FRAMES x 23.2 ms latency")
     model.add_argument("--subject", metavar="ID",
                        help="the listener a subject-conditioned model (train --subject-conditioning) decodes "
-                       "as: one of the participant ids it was trained on (its metadata's input.subjects; "
-                       "refused for other models); without it such a model decodes as its first and warns, "
+                       "as: one of the participant ids it was trained on (its metadata's input.subjects), or "
+                       "its number as replay --subject takes it (2 for S02; refused for other models); "
+                       "without it such a model decodes as its first and warns, "
                        "e.g. --subject S02")
     model.add_argument("--impute-missing", action="store_true",
                        help="interpolate model channels the stream lacks (spherical splines), up to the "

@@ -420,6 +420,38 @@ def training_metadata(info: ModelInfo) -> dict:
     return block
 
 
+RESAMPLER = "centred"
+"""``training.resampler`` of a model trained since the resampler's delay is compensated
+(:mod:`stream.resample`: model sample *i* holds the EEG of *i*/125 s at every rate)."""
+
+_RESAMPLED_SUFFIXES = (".xdf", ".xdfz", ".fif", ".edf", ".bdf", ".vhdr", ".set")
+"""Training data that is usually above the model's rate: sessions of a real or virtual cap."""
+
+
+def resampler_note(info: ModelInfo) -> str | None:
+    """Why a model may read the EEG 80 ms off what it learnt, in one line, or None.
+
+    Before the resampler's delay was compensated, EEG above 125 Hz reached training 80 ms late, and a
+    model trained on it learnt that lag (its weights and target offset); it now reads the EEG on time.
+    Such a model has no ``training.resampler``; one whose training data is a session file (or a folder of
+    them), usually above 125 Hz, is named. NMED-T-layout folders are at the model rate: never resampled.
+    """
+    training = info.metadata.get("training")
+    if not isinstance(training, dict) or "resampler" in training or not isinstance(training.get("data"), str):
+        return None
+    data = Path(training["data"])
+    try:   # the data may be gone or unreadable here: then only its name can tell
+        sessions = data.suffix.lower() in _RESAMPLED_SUFFIXES or (
+            data.is_dir() and any(p.suffix.lower() in _RESAMPLED_SUFFIXES for p in data.iterdir()))
+    except OSError:
+        sessions = False
+    if not sessions:
+        return None
+    return (f"model {Path(info.path).name} was trained on {data.name} before the resampler's 80-ms delay was "
+            "compensated: from EEG above 125 Hz it learnt that delay, and it now reads the EEG on time, "
+            "which costs it accuracy; train it again")
+
+
 def _montage_metadata(entry: dict, n_chans: int, path: Path) -> tuple[np.ndarray | None, int]:
     """``input.positions`` (metres, one [x, y, z] per channel, optional) and ``input.max_missing``."""
     positions = entry.get("positions")

@@ -12,10 +12,11 @@ The live path imports no torch: this module needs only numpy and onnxruntime.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
-from eegmusic.decoder.modelfile import EXPORT_FIX, ModelInfo, info_from_session, open_session
+from eegmusic.decoder.modelfile import EXPORT_FIX, ModelInfo, info_from_session, open_session, resampler_note
 from eegmusic.stream.errors import ConfigError, ModelError, detail
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,12 @@ def choose_providers(device: str) -> list[str]:
     return [CPU]
 
 
+def _number(listener_id: str) -> int | None:
+    """The number a listener id ends in (``S02`` -> 2), or None."""
+    digits = re.search(r"(\d+)$", listener_id)
+    return int(digits.group(1)) if digits else None
+
+
 def subject_index(info: ModelInfo, subject: str | None) -> int:
     """The ``subject`` input that makes a model decode as listener ``subject``: its place in
     ``info.subjects``, the listeners it was trained on (``train --subject-conditioning``).
@@ -81,7 +88,8 @@ def subject_index(info: ModelInfo, subject: str | None) -> int:
     ----------
     info : ModelInfo
     subject : str or None
-        A listener id as the model lists it (``decode --subject``), e.g. ``S02``.
+        A listener id as the model lists it (``decode --subject``), e.g. ``S02``, or the listener's
+        number as ``replay --subject`` takes it (``2`` for ``S02``: the one id whose digits read 2).
 
     Returns
     -------
@@ -99,11 +107,14 @@ def subject_index(info: ModelInfo, subject: str | None) -> int:
         if not info.subject_input:
             raise ConfigError(f"--subject {subject}: model {name} has no subject input (trained without "
                               "--subject-conditioning) and decodes every listener alike; drop --subject")
-        if str(subject) not in known:
-            listed = ", ".join(known) if known else "no listener ids"
-            raise ConfigError(f"--subject {subject} is not a listener model {name} was trained on (it knows "
-                              f"{listed}); pass one of those")
-        return known.index(str(subject))
+        if str(subject) in known:
+            return known.index(str(subject))
+        numbered = [i for i, s in enumerate(known) if str(subject).isdigit() and _number(s) == int(subject)]
+        if len(numbered) == 1:   # replay --subject 2 plays S02: the same listener, named the same way
+            return numbered[0]
+        listed = ", ".join(known) if known else "no listener ids"
+        raise ConfigError(f"--subject {subject} is not a listener model {name} was trained on (it knows "
+                          f"{listed}); pass one of those")
     if info.subject_input:
         first = known[0] if known else "index 0"
         log.warning("model %s is subject-conditioned and no --subject was given: it decodes as listener %s "
@@ -198,6 +209,9 @@ class DecoderRuntime:
         self._run_options.log_severity_level = 4
         for _ in range(max(0, int(warmup))):
             self._warm_up()
+        note = resampler_note(info)
+        if note:
+            log.warning("%s", note)
         log.info("decoder %s%s on %s (%d+%d threads, io binding %s)", info.summary(),
                  f", as listener {self.subject}" if self.subject is not None else "", self.provider,
                  intra_op_threads, inter_op_threads, "on" if self.iobinding else "off")

@@ -48,8 +48,8 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
                         help="close after this many seconds (default 10 with --screenshot)")
     parser.add_argument("--subject", metavar="ID",
                         help="the listener a subject-conditioned model (train --subject-conditioning) "
-                        "decodes as: one of the participant ids it was trained on; without it such a model "
-                        "decodes as its first and warns, e.g. --subject S02")
+                        "decodes as: one of the participant ids it was trained on, or its number (2 for "
+                        "S02); without it such a model decodes as its first and warns, e.g. --subject S02")
     parser.add_argument("--no-audio", action="store_true", help="decode without sound")
     parser.add_argument("--impute-missing", action="store_true",
                         help="interpolate model channels the stream lacks (spherical splines), up to the "
@@ -61,9 +61,10 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attach", metavar="NAME", type=_attach_name,
                         help="show the running `eegmusic decode --publish NAME` (closing leaves it running; "
                         "one just started is waited for up to 10 s)")
-    from eegmusic.decoder.vocoders import DEFAULT_VOCODER, VOCODERS, vocoder_help
+    from eegmusic.decoder.vocoders import VOCODERS, vocoder_help
 
-    parser.add_argument("--vocoder", choices=tuple(VOCODERS), default=DEFAULT_VOCODER, help=vocoder_help())
+    # default None, as decode's: a typed --vocoder is told from the default (a waveform model refuses it)
+    parser.add_argument("--vocoder", choices=tuple(VOCODERS), default=None, help=vocoder_help())
     parser.add_argument("--listen", choices=("decoded", "true", "both"), default="decoded",
                         help="what to play first: the decoded sound, the true stimulus (a replay with "
                         "--truth) or both; with true or both the window's Listen box switches A/B while "

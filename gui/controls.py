@@ -260,8 +260,8 @@ class ControlBar(QtWidgets.QWidget):
         # decode still went without sound
         no_audio = device == NO_DEVICE or self.audio_reason is not None
         extra = dict(self.settings.extra)
-        if self.settings.vocoder is not None:
-            extra["vocoder_method"] = self.settings.vocoder
+        if self.settings.vocoder is not None:   # typed (gui --vocoder): a waveform model refuses it
+            extra.update(vocoder_method=self.settings.vocoder, vocoder_named=True)
         if self.settings.listen != "decoded" and not no_audio:   # nothing played: nothing to choose
             extra["listen"] = self.settings.listen
         return PipelineConfig(

@@ -135,6 +135,10 @@ def evaluate(
     if split is not None and split not in SPLIT_KINDS:
         raise ConfigError(f"unknown split '{split}'; use one of {', '.join(SPLIT_KINDS)}")
     session, info = load_model(model_path)
+    from eegmusic.decoder.modelfile import resampler_note
+
+    if note := resampler_note(info):
+        logger.warning("%s", note)
     training = training_metadata(info)
     split = split or training.get("split", "block")
     split_seed = int(training.get("seed", 0))

@@ -201,7 +201,7 @@ def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None) ->
         From :func:`build_metadata`; stored as JSON under the key ``eegmusic``.
     full_disk : str, optional
         How a full-disk message ends (what is left and the fix; :func:`stream.atomic.disk_errors`);
-        by default that ``path`` is unchanged.
+        by default that ``path`` is unchanged (or that none is left, where there was none).
 
     Returns
     -------
@@ -245,7 +245,8 @@ def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None) ->
                 verbose=False,
             )
         # a full disk or a refused write is one line; the part file is removed and never renamed
-        with disk_errors(path, tail=full_disk or f"{path.name} is unchanged; {FREE_SPACE}"):
+        left = f"{path.name} is unchanged" if os.path.lexists(path) else f"no {path.name} is left"
+        with disk_errors(path, tail=full_disk or f"{left}; {FREE_SPACE}"):
             program.save(str(tmp))
             proto = onnx.load(str(tmp))
             entry = proto.metadata_props.add()

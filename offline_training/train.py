@@ -1035,6 +1035,8 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
                     "subjects": dataset.subjects,
                 },
             )
+            from eegmusic.decoder.modelfile import RESAMPLER
+
             training = {
                 "data": str(Path(config.data).resolve()),
                 "songs": dataset.songs,
@@ -1049,6 +1051,8 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
                 "ema": config.ema,
                 "select_by": config.select_by,
                 "split_by": "music",   # block, subject-block and song hold out music (splits.MUSIC_SPLITS)
+                # EEG above 125 Hz resampled with its delay compensated (decoder.modelfile.resampler_note)
+                "resampler": RESAMPLER,
                 "best_epoch": metrics.get("best_epoch", 0),
             }
             if config.val_data:

@@ -170,3 +170,34 @@ def test_a_waveform_rate_the_live_decoder_cannot_resample_is_refused(tmp_path):
         check_stream(info, stream_name="s", labels=list(MODEL_CHANNELS), sfreq=125.0)
     assert ("model odd.onnx outputs audio at 22049.3 Hz, which the live decoder cannot resample to 22050 Hz "
             "by a short filter") in str(caught.value)
+
+
+def test_a_model_trained_on_sessions_before_the_resampler_was_centred_is_named(tmp_path, caplog):
+    """EEG above 125 Hz reached training 80 ms late until the resampler's delay was compensated; a model
+    trained on such sessions learnt that lag and now reads the EEG on time. It is named once (decode,
+    evaluate) so that it is trained again; a model of the model rate's data, or a newer one, is not."""
+    from eegmusic.decoder.modelfile import RESAMPLER, resampler_note
+    from eegmusic.decoder.runtime import DecoderRuntime
+
+    def model(name, **training):
+        meta = metadata()
+        meta["training"].update(training)
+        return make_model(tmp_path / f"{name}.onnx", meta=meta)
+
+    (tmp_path / "sessions").mkdir()
+    (tmp_path / "sessions" / "S01.xdf").write_bytes(b"")
+    nmedt = tmp_path / "nmedt"
+    nmedt.mkdir()
+    (nmedt / "song21_Imputed.mat").write_bytes(b"")
+    for name, data, said in [("session", "/gone/s1.xdf", True), ("folder", str(tmp_path / "sessions"), True),
+                             ("nmedt", str(nmedt), False)]:
+        info = read_model_info(model(name, data=data))
+        note = resampler_note(info)
+        assert (note is not None) == said, (name, note)
+        if said:
+            assert "\n" not in note and "before the resampler's 80-ms delay was compensated" in note
+    assert resampler_note(read_model_info(model("new", data="/gone/s1.xdf", resampler=RESAMPLER))) is None
+    with caplog.at_level("WARNING", logger="eegmusic.decoder.runtime"):
+        DecoderRuntime(tmp_path / "session.onnx", device="cpu")
+    said = resampler_note(read_model_info(tmp_path / "session.onnx"))
+    assert [r.getMessage() for r in caplog.records] == [said]

@@ -86,10 +86,16 @@ def test_a_subject_conditioned_model_decodes_the_listener_named(tmp_path, rng, c
     assert not caplog.records and second.subject == "P2"
     np.testing.assert_allclose(second.predict(window), first + 5.0, atol=1e-4)
     np.testing.assert_allclose(second.predict_batch(window[None]), (first + 5.0)[None], atol=1e-4)
+    # the listener's number, as replay --subject 2 names the same listener
+    numbered = DecoderRuntime(path, device="cpu", iobinding=iobinding, subject="2")
+    assert numbered.subject == "P2"
+    np.testing.assert_allclose(numbered.predict(window), first + 5.0, atol=1e-4)
     with pytest.raises(ConfigError, match="^[^\n]*$") as caught:
         DecoderRuntime(path, device="cpu", subject="P3")
     assert str(caught.value) == ("--subject P3 is not a listener model s.onnx was trained on (it knows P1, "
                                  "P2); pass one of those")
+    with pytest.raises(ConfigError, match="--subject 3 is not a listener model s.onnx was trained on"):
+        DecoderRuntime(path, device="cpu", subject="3")
     with pytest.raises(ConfigError, match="^[^\n]*$") as caught:
         DecoderRuntime(make_model(tmp_path / "plain.onnx"), device="cpu", subject="P1")
     assert str(caught.value) == ("--subject P1: model plain.onnx has no subject input (trained without "

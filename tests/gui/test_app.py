@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -304,6 +305,26 @@ def test_the_audio_box_decides_whether_a_start_plays_sound(qtbot):
     controls.audio_box.setCurrentIndex(0)                        # "default output"
     config = controls.pipeline_config()
     assert not config.no_audio and config.audio_device is None
+
+
+@pytest.mark.parametrize("typed", [None, "rtisi"])
+def test_a_typed_vocoder_reaches_the_decode_as_typed(qtbot, typed):
+    """gui --vocoder defaulted to rtisi, so a typed ``--vocoder rtisi`` could not be told from none, and a
+    waveform model took it silently where ``decode`` refuses it (PipelineConfig.refuse_ignored_by)."""
+    from eegmusic.gui.cli_gui import add_gui_arguments
+    from eegmusic.stream.errors import ConfigError
+
+    parser = argparse.ArgumentParser()
+    add_gui_arguments(parser)
+    args = parser.parse_args([] if typed is None else ["--vocoder", typed])
+    assert args.vocoder == typed
+    config = _window(qtbot, stream="s", model="m.onnx", vocoder=args.vocoder).controls.pipeline_config()
+    assert config.vocoder_named == (typed is not None) and config.vocoder_method == "rtisi"
+    if typed is not None:
+        with pytest.raises(ConfigError, match="not mel frames for --vocoder rtisi to act on; drop it"):
+            config.refuse_ignored_by("audio", "wave.onnx")
+    else:
+        config.refuse_ignored_by("audio", "wave.onnx")
 
 
 @pytest.mark.parametrize("truth", [False, True])

@@ -76,6 +76,7 @@ def test_train_writes_a_complete_run(model, sim_dir, tmp_path, capsys, rng):
     meta = read_metadata(out / "model.onnx")
     assert meta["model"]["name"] == model
     assert meta["training"]["songs"] == [21, 22] and meta["training"]["split"] == "block"
+    assert meta["training"]["resampler"] == "centred"   # EEG above 125 Hz read on time (modelfile.RESAMPLER)
     assert meta["input"]["subject_input"] == bool(extra)
     assert meta["input"]["subjects"] == (["S01", "S02", "S03"] if extra else [])
     assert meta["evaluation"]["test_mse"] == pytest.approx(metrics["test_mse"])
