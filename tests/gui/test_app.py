@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.children import read_until
+
 pytestmark = [pytest.mark.gui, pytest.mark.lsl]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -415,11 +417,7 @@ def test_ctrl_c_or_sigterm_closes_the_dashboard_like_its_close_button(signum, re
                               str(model_file), "--no-audio"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
-        seen = ""
-        while "pipeline started" not in seen:  # the dashboard logs it once its decode runs
-            line = child.stderr.readline()
-            assert line, seen + child.communicate()[1]  # it ended before decoding
-            seen += line
+        read_until(child, "pipeline started")   # the dashboard logs it once its decode runs
         assert list(temp.glob("eegmusic-gui-*")), "the dashboard started no decode"
         time.sleep(1.0)  # decoding
         child.send_signal(signum)
@@ -445,11 +443,7 @@ def test_a_screenshot_run_stopped_by_a_signal_says_interrupted(replay, model_fil
                               str(model_file), "--no-audio", "--screenshot", str(out), "--duration", "30"],
                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        seen = ""
-        while "pipeline started" not in seen:
-            line = child.stderr.readline()
-            assert line, seen + child.communicate()[1]
-            seen += line
+        read_until(child, "pipeline started")
         child.send_signal(signal.SIGTERM)
         stdout, err = child.communicate(timeout=30)
     finally:
@@ -499,11 +493,7 @@ def test_a_terminals_ctrl_c_pressed_again_leaves_no_block_and_no_folder(replay, 
                               str(model_file), "--no-audio"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)  # a terminal's group
     try:
-        seen = ""
-        while "pipeline started" not in seen:
-            line = child.stderr.readline()
-            assert line, seen + child.communicate()[1]
-            seen += line
+        read_until(child, "pipeline started")
         blocks = list(snapshot_folder().glob(f"eegmusic-gui-{child.pid}-*.snapshot"))
         assert len(blocks) == 1, "the dashboard's decode published no block"
         time.sleep(1.0)  # decoding

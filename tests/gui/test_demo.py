@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
+from tests.children import read_until
 from tests.decoder.onnx_models import make_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,11 +112,7 @@ def test_a_demo_stopped_by_ctrl_c_keeps_what_it_decoded(sim_dir, tmp_path):
          str(tmp_path / "cache")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        seen = ""
-        while "eegmusic.decoder.pipeline: decoding" not in seen:
-            line = child.stderr.readline()
-            assert line, seen + child.communicate()[1]
-            seen += line
+        read_until(child, "eegmusic.decoder.pipeline: decoding")
         time.sleep(3.0)    # decoding
         child.send_signal(signal.SIGINT)
         stdout, err = child.communicate(timeout=60)
@@ -201,12 +198,8 @@ def _demo_until(argv, started: str, env=None, pipe="stdout"):
 
     child = subprocess.Popen([sys.executable, "-m", "eegmusic", "demo", *argv], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = ""
     try:
-        while started not in seen:
-            line = getattr(child, pipe).readline()
-            assert line, seen + child.communicate()[1]  # it ended before getting there
-            seen += line
+        seen = read_until(child, started, pipe)
         time.sleep(2.0)  # decoding
         child.send_signal(signal.SIGTERM)
         out, err = child.communicate(timeout=60)
