@@ -248,15 +248,17 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def refuse_listen_without_audio(listen: str, no_audio: bool) -> None:
+def refuse_listen_without_audio(listen: str, no_audio: bool, *, has_wav: bool = True) -> None:
     """``--listen`` only picks what the sink plays: with ``--no-audio`` it would pick for nothing (a
     recording keeps the decoded sound whatever it says; a dashboard's A/B switch would switch silence).
-    ``decode`` and ``gui`` refuse the pair alike."""
+    ``decode`` and ``gui`` refuse the pair alike; ``has_wav`` says whether the command has ``--wav`` to
+    offer (gui has none)."""
     if no_audio and listen != "decoded":
         from eegmusic.stream.errors import ConfigError
 
+        wav = " (or pass --wav FILE to keep what is heard)" if has_wav else ""
         raise ConfigError(f"--listen {listen} chooses what is played, and --no-audio plays nothing; drop "
-                          "--no-audio (or pass --wav FILE to keep what is heard), or drop --listen")
+                          f"--no-audio{wav}, or drop --listen")
 
 
 def _check_paths(args: argparse.Namespace) -> None:

@@ -24,12 +24,12 @@ stamp                 when
 So ``audio_to_eeg`` is what the synthesis itself costs (the hop's first new frame waiting for the
 rest of the hop, plus the vocoder's look-ahead and overlap-add), ``eeg_to_arrival`` the transport
 (from a stream faster than the model's rate, plus the resampler's 80 ms: the ``eeg`` stamp is the
-time of the EEG a window's last sample holds), ``buffered_to_queued`` the output queue (the cushion against jitter) and ``queued_to_dac`` the
-device. The stages ending at ``queued`` or ``dac`` are **estimates** (:data:`ESTIMATED_STAGES`): they
-add what the sink says is queued and what PortAudio says the device adds, and leave out where in a
-frame an EEG event falls. ``eegmusic bench latency`` *measures* EEG sample -> audible sample through
-the sound server, and prints these stages beside it as its breakdown; tables and summaries label the
-two apart.
+time of the EEG a window's last sample holds), ``buffered_to_queued`` the output queue (the cushion
+against jitter) and ``queued_to_dac`` the device. The stages ending at ``queued`` or ``dac`` are
+**estimates** (:data:`ESTIMATED_STAGES`): they add what the sink says is queued and what PortAudio
+says the device adds, and leave out where in a frame an EEG event falls. ``eegmusic bench latency``
+*measures* EEG sample -> audible sample through the sound server, and prints these stages beside it
+as its breakdown; tables and summaries label the two apart.
 
 :class:`LatencyTracker` keeps the last ``capacity`` values of every stage difference in
 preallocated ring buffers and reports their percentiles in milliseconds.

@@ -460,8 +460,9 @@ def run_demo(args) -> int:
         if args.data and is_within(path, args.data):
             raise OutputError(f"{flag} {path} would write into the --data dataset folder {args.data}, an "
                               f"input (refused even with --overwrite); write {flag} outside it")
-    for flag, path in outputs:
-        refuse_existing(Path(path).expanduser(), overwrite=args.overwrite, what=flag)
+    for flag, path in outputs:  # --overwrite replaces a --wav file, but reuses --out (as its help says)
+        does = "to reuse it (its recordings are kept)" if flag == "--out" else "to replace it"
+        refuse_existing(Path(path).expanduser(), overwrite=args.overwrite, what=flag, does=does)
     if args.data is None and args.subject > DEMO_SIM["subjects"]:   # before minutes of simulation
         raise ConfigError(f"--subject {args.subject}: the demo's simulated data have {DEMO_SIM['subjects']} "
                           f"participants; pass --subject 1..{DEMO_SIM['subjects']}")

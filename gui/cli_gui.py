@@ -58,7 +58,9 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh-hz",
                         metavar="HZ", type=float_range(0.0, 30.0, low_open=True), default=30.0,
                         help="snapshot polls per second, at most 30 (default 30)")
-    parser.add_argument("--attach", metavar="NAME", type=_attach_name,
+    # the name is checked in run_gui: its check lives beside the snapshot block, whose imports load pylsl,
+    # and pylsl must not load before --lsl-local is applied
+    parser.add_argument("--attach", metavar="NAME",
                         help="show the running `eegmusic decode --publish NAME` (closing leaves it running; "
                         "one just started is waited for up to 10 s)")
     from eegmusic.decoder.vocoders import VOCODERS, vocoder_help
@@ -72,17 +74,6 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-process", action="store_true",
                         help="decode inside the dashboard's own process (drawing then delays decoding; "
                         "for comparison)")
-
-
-def _attach_name(text: str) -> str:
-    from eegmusic.decoder.shared_snapshot import check_name
-    from eegmusic.stream.errors import ConfigError
-
-    try:
-        check_name(text, option="--attach")
-    except ConfigError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
 
 
 def _has_display() -> bool:
@@ -118,6 +109,9 @@ def run_gui(args: argparse.Namespace) -> int:
 
     duration = args.duration
     if args.attach is not None:
+        from eegmusic.decoder.shared_snapshot import check_name
+
+        check_name(args.attach, option="--attach")
         _refuse_with_attach(args)
     if args.overwrite and args.screenshot is None:
         raise ConfigError("--overwrite lets --screenshot replace a file, and no --screenshot is given; "
@@ -153,7 +147,7 @@ def run_gui(args: argparse.Namespace) -> int:
     from eegmusic.decoder.cli_decode import refuse_listen_without_audio
     from eegmusic.decoder.pipeline_config import refuse_listen_without_truth
 
-    refuse_listen_without_audio(args.listen, args.no_audio)
+    refuse_listen_without_audio(args.listen, args.no_audio, has_wav=False)
     if args.attach is None:  # an attached decode plays what it was started with
         refuse_listen_without_truth(args.listen, args.truth)
     if args.model is not None:  # a corrupt model failed only inside the window: a warning, and exit 0

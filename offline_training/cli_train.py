@@ -42,7 +42,8 @@ explicit --target-offset auto is refused there. With --init of a model that plac
 offset (sourcenet), the default is the pretrained model's offset and another one is refused.
 The run folder gets config.json, checkpoint.pt, best.pt, metrics.json, training_curve.png, model.onnx
 (linear, fitted in closed form: no checkpoint.pt; ensemble: config.json, best.pt, metrics.json,
-model.onnx and member<i>/ (each member's own run folder)).
+model.onnx and member<i>/ for each member trained in the run: its checkpoint.pt (last epoch), empty
+for linear (fitted in closed form)).
 """
 
 
@@ -224,9 +225,17 @@ def run_train(args: argparse.Namespace) -> int:
     if metrics.get("paths"):
         n = metrics["n_windows"]
         where = f" (later excerpt {config.val_data})" if config.val_data else ""
-        # a closed-form fit has no epochs: it said "best epoch 0"; what validation chose there is a penalty
-        chosen = (f"ridge penalty {metrics['ridge']['alpha']:g}" if "ridge" in metrics
-                  else f"best epoch {metrics.get('best_epoch')}")
+        # a closed-form fit has no epochs: it said "best epoch 0"; what validation chose there is a penalty,
+        # and for an ensemble (its members' epochs are theirs) the members' mixing weights
+        if "ridge" in metrics:
+            chosen = f"ridge penalty {metrics['ridge']['alpha']:g}"
+        elif "weights" in metrics:
+            how = "chosen on validation" if metrics.get("weight_scores") else "equal: none to choose"
+            chosen = f"member weights {', '.join(f'{w:.3g}' for w in metrics['weights'])} ({how})"
+            if metrics.get("output_rank") is not None:
+                chosen += f", output rank {metrics['output_rank']}"
+        else:
+            chosen = f"best epoch {metrics.get('best_epoch')}"
         print(
             f"{config.model} on {config.split} split: {n['train']} train / {n['val']} val{where} / "
             f"{n['test']} test windows, {chosen}, validation MSE "

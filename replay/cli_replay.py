@@ -52,7 +52,8 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--chunk-ms", type=float_range(0.1, 10000.0), default=10.0, metavar="MS",
                      help="push interval in ms of wall time (default 10)")
     out.add_argument("--device-like", type=float_range(1.0, 100000.0), metavar="RATE",
-                     help="present as a 128-channel amplifier (E1..E128, Cz reference not sent) at RATE Hz")
+                     help="present as a 128-channel amplifier (E1..E128, Cz reference not sent) at RATE Hz, "
+                     "at least the data's rate (125 Hz for NMED-T), e.g. --device-like 1000")
     out.add_argument("--index-channel", action="store_true",
                      help="append a channel 'index' with the running sample index (continuity checks)")
     out.add_argument("--no-markers", action="store_true", help="do not open the '<name>-markers' outlet")

@@ -72,7 +72,8 @@ def device_like_eeg(
     sfreq : float
         Rate of ``eeg`` in Hz.
     device_sfreq : float
-        Amplifier rate in Hz (> 0, a simple ratio to ``sfreq``).
+        Amplifier rate in Hz (at least ``sfreq``, a simple ratio to it). The result must fit in memory
+        (:func:`check_memory`).
     labels : sequence of str
         Row labels of ``eeg``.
     progress : bool
@@ -92,6 +93,9 @@ def device_like_eeg(
         raise ConfigError(f"--device-like {device_sfreq!r} is not a rate; pass e.g. 1000") from None
     if not (math.isfinite(device_sfreq) and device_sfreq > 0):
         raise ConfigError(f"--device-like rate must be > 0 Hz (got {device_sfreq}); pass e.g. 1000")
+    if device_sfreq < sfreq:  # an amplifier records faster than the dataset; below it no decoder reads it
+        raise ConfigError(f"--device-like {device_sfreq:g} Hz is below the data's {sfreq:g} Hz: a "
+                          f"device-like replay upsamples; pass a rate of at least {sfreq:g} Hz, e.g. 1000")
     ratio = Fraction(device_sfreq / sfreq).limit_denominator(1000)
     if abs(float(ratio) * sfreq - device_sfreq) > 1e-6 * device_sfreq:
         raise ConfigError(
@@ -103,12 +107,13 @@ def device_like_eeg(
     if missing:
         raise ConfigError(f"device-like replay needs E1..E124 and Cz; the data lacks "
                           f"{', '.join(missing[:5])}")
+    n_out = np.shape(eeg)[1] * ratio.numerator // ratio.denominator
+    check_memory(n_out, device_sfreq, np.shape(eeg)[1] / sfreq)
     eeg = np.asarray(eeg, dtype=np.float64)
     scalp_eeg = eeg[[index[label] for label in scalp]] - eeg[index["Cz"]]
     face_eeg = face_channel_weights(scalp) @ scalp_eeg
     full = np.concatenate([scalp_eeg, face_eeg])
-    out = np.empty((len(DEVICE_CHANNELS_128), full.shape[1] * ratio.numerator // ratio.denominator),
-                   dtype=np.float32)
+    out = np.empty((len(DEVICE_CHANNELS_128), n_out), dtype=np.float32)
     from eegmusic.stream.progress import progress_bar
 
     rows = progress_bar(range(full.shape[0]), desc=f"upsampling to {device_sfreq:g} Hz", unit="ch",
@@ -117,3 +122,35 @@ def device_like_eeg(
         up = resample_poly(full[row], ratio.numerator, ratio.denominator)
         out[row] = up[: out.shape[1]]
     return out, DEVICE_CHANNELS_128
+
+
+def check_memory(n_times: int, device_sfreq: float, duration_s: float) -> None:
+    """Refuse, before allocating, a device-like stream of ``n_times`` samples that would not fit in memory.
+
+    The replay holds the 128 channels of float32 twice (the upsampled array and the player's sample-major
+    copy, :class:`replay.player.ArrayPlayer`), plus two float64 rows of ``resample_poly`` at a time.
+    Without this check ``--device-like 100000`` on a 60-s song ended in a MemoryError's traceback or the
+    OOM killer.
+
+    Parameters
+    ----------
+    n_times : int
+        Samples per channel at ``device_sfreq``.
+    device_sfreq : float
+        The amplifier rate in Hz (for the message).
+    duration_s : float
+        Length of the song in seconds (for the message).
+
+    Raises
+    ------
+    ConfigError
+        The estimate exceeds the memory available now (:func:`replay.simulate.available_memory`).
+    """
+    from eegmusic.replay.simulate import _size, available_memory
+
+    need = 2 * len(DEVICE_CHANNELS_128) * n_times * 4 + 2 * n_times * 8
+    have = available_memory()
+    if need > have:
+        raise ConfigError(f"--device-like {device_sfreq:g} Hz turns this {duration_s:.0f}-s song into "
+                          f"{len(DEVICE_CHANNELS_128)} channels x {n_times:,} samples, about {_size(need)} "
+                          f"of memory, {_size(have)} available; pass a lower rate, e.g. 1000")

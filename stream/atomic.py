@@ -48,16 +48,19 @@ def nearest_existing(path: Path) -> Path:
 
 
 def refuse_existing(path: str | os.PathLike, *, overwrite: bool, flag: str = "--overwrite",
-                    what: str = "output") -> None:
-    """Raise :class:`OutputError` when ``path`` exists (a file or non-empty folder) unless ``overwrite``."""
+                    what: str = "output", does: str = "to replace it") -> None:
+    """Raise :class:`OutputError` when ``path`` exists (a file or non-empty folder) unless ``overwrite``.
+
+    ``does`` is what ``flag`` does to it, for the message: ``"to reuse it (its recordings are kept)"``
+    where the command keeps what is there.
+    """
     path = Path(path)
     if overwrite or not path.exists():
         return
     if path.is_dir() and not any(path.iterdir()):
         return
     kind = "folder" if path.is_dir() else "file"
-    raise OutputError(f"{what} {kind} {path} already exists; pass {flag} to replace it, or choose another "
-                      "path")
+    raise OutputError(f"{what} {kind} {path} already exists; pass {flag} {does}, or choose another path")
 
 
 def refuse_same_file(source: str | os.PathLike, output: str | os.PathLike, *, what: str = "output") -> None:

@@ -65,6 +65,18 @@ def test_listen_true_cli_is_one_line_exit_2(tmp_path, capsys):
     assert status == 2 and len(err) == 1 and "pass --truth DIR" in err[0], err
 
 
+def test_listen_with_no_audio_points_decode_to_wav(tmp_path, capsys):
+    """decode has --wav: it keeps what is heard, so the message may offer it (gui, which has none, may not:
+    tests/gui/test_app.py)."""
+    from eegmusic.stream.cli import main
+
+    status = main(["decode", "--stream", "x", "--model", str(tmp_path / "m.onnx"), "--no-audio", "--listen",
+                   "both"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err
+    assert "drop --no-audio (or pass --wav FILE to keep what is heard), or drop --listen" in err[0]
+
+
 @pytest.mark.lsl
 @pytest.mark.untimed
 def test_listen_true_without_markers_is_refused(sim_dir, stream_name, tmp_path):

@@ -518,6 +518,9 @@ def test_a_terminals_ctrl_c_pressed_again_leaves_no_block_and_no_folder(replay, 
     (["--screenshot", "x.png", "--duration", "0"], "--duration must be > 0"),
     (["--model", "/nonexistent.onnx", "--duration", "1"], "--model /nonexistent.onnx does not exist"),
     (["--attach", "x", "--subject", "S01"], "leave out --subject"),
+    # gui has no --wav: the fix decode's message offers ("or pass --wav FILE") was an unknown option here
+    (["--stream", "x", "--no-audio", "--listen", "both"],
+     "--no-audio plays nothing; drop --no-audio, or drop --listen"),
 ])
 def test_cli_rejects_bad_options(argv, words):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")

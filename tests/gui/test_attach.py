@@ -332,6 +332,17 @@ def test_gui_attach_bad_input(argv, words, capsys, monkeypatch):
     assert words in err and err.count("\n") == 1
 
 
+def test_parsing_attach_loads_no_pylsl():
+    """``eegmusic --lsl-local gui --attach NAME`` warned "pylsl is already loaded; --lsl-local cannot change
+    its configuration now": the --attach name check imported pylsl while the command line was parsed."""
+    code = ("import sys; from eegmusic.stream.cli import build_parser; "
+            "build_parser().parse_args(['--lsl-local', 'gui', '--attach', 'cap1']); "
+            "print('pylsl' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
 _SLOW_DASHBOARD = """
 import os, sys, time
 from eegmusic.decoder.shared_snapshot import SnapshotReader

@@ -154,6 +154,19 @@ def test_demo_bad_options(sim_dir, tmp_path, argv, message):
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_an_existing_out_is_refused_with_what_overwrite_does(sim_dir, tmp_path):
+    """The refusal said "pass --overwrite to replace it", but --overwrite reuses the folder and keeps the
+    recordings there (the help's word)."""
+    model = make_model(tmp_path / "model.onnx")
+    out = tmp_path / "dr"
+    (out / "recording").mkdir(parents=True)
+    result = _demo("--data", str(sim_dir), "--model", str(model), "--no-gui", "--cache", str(tmp_path),
+                   "--out", str(out))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"--out folder {out} already exists; pass --overwrite to reuse it (its recordings are kept)" in (
+        result.stderr)
+
+
 @pytest.mark.parametrize(("n_songs", "said"), [(0, "has no songNN_Imputed.mat file"),
                                                 (1, "has only 1 songNN_Imputed.mat file")])
 def test_demo_needs_two_songs(tmp_path, n_songs, said):

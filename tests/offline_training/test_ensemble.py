@@ -67,7 +67,8 @@ def test_fresh_ensemble_trains_each_member_with_its_own_seed(sim_dir, tmp_path):
     first, second = (m.state_dict()["spatial.weight"] for m in ensemble.models)
     assert not torch.equal(first, second)
     assert [m["epochs_run"] for m in metrics["members"]] == [1, 1]
-    assert (tmp_path / "ens" / "member0" / "checkpoint.pt").is_file()
+    # what the help says a member's folder holds: its last epoch's checkpoint, nothing else
+    assert sorted(p.name for p in (tmp_path / "ens" / "member0").iterdir()) == ["checkpoint.pt"]
     # epochs_run means what it means for one model (epochs one model trained), not the members' sum;
     # each member's count is kept beside it, and the model file says the same
     assert metrics["epochs_run"] == 1 and metrics["member_epochs_run"] == [1, 1]
@@ -86,13 +87,32 @@ def test_train_help_says_what_an_ensemble_folder_holds(sim_dir, tmp_path):
     parser = argparse.ArgumentParser()
     add_train_arguments(parser)
     epilog = " ".join(parser.epilog.split())
-    assert ("ensemble: config.json, best.pt, metrics.json, model.onnx and member<i>/ (each member's own run "
-            "folder)") in epilog
+    # it said "member<i>/ (each member's own run folder)"; a member's folder holds its checkpoint.pt only
+    # (test_fresh_ensemble_trains_each_member_with_its_own_seed), a linear member's nothing
+    assert ("ensemble: config.json, best.pt, metrics.json, model.onnx and member<i>/ for each member trained "
+            "in the run: its checkpoint.pt (last epoch), empty for linear (fitted in closed form)") in epilog
     out = tmp_path / "ens"
     members = [{"name": "linear", "config": {"lags": [0]}}]
     small_run(sim_dir, out, "ensemble", model_config={"members": members})
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "best.pt", "config.json", "member0", "metrics.json", "model.onnx"]
+    assert not any((out / "member0").iterdir())
+
+
+def test_train_summary_of_an_ensemble_names_its_mixing_weights(sim_dir, tmp_path, capsys):
+    """It printed "best epoch 0": an ensemble has no epoch of its own; validation chose its members'
+    mixing weights."""
+    from eegmusic.stream.cli import main
+
+    members = [{"name": "linear", "config": {"lags": [0]}}, {"name": "linear", "config": {"lags": [0, 8]}}]
+    status = main(["train", "--data", str(sim_dir), "--arch", "ensemble", "--arch-config",
+                   json.dumps({"members": members}), "--split", "block", "--epochs", "1", "--batch-size",
+                   "16", "--target-offset", "0.1", "--out", str(tmp_path / "ens"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    weights = json.loads((tmp_path / "ens" / "metrics.json").read_text())["weights"]
+    said = f"member weights {weights[0]:.3g}, {weights[1]:.3g} (chosen on validation)"
+    assert said in out and "best epoch" not in out, out
 
 
 def test_bad_members_are_refused():

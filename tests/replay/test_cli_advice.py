@@ -194,6 +194,7 @@ def test_a_track_cut_under_a_second_is_not_promised_to_training(played, cut, sai
 def test_the_summary_names_the_montage_mne_resolved(cli, tmp_path):
     """``--montage STANDARD_1020`` was printed as typed; the sessions hold MNE's colin27_1020 cap."""
     status, out, err = cli("simulate", "--out", tmp_path / "sim", "--n-songs", "1", "--n-subjects", "1",
-                           "--duration", "4", "--no-progress", "--montage", "STANDARD_1020", "--channels", "8")
+                           "--duration", "4", "--no-progress", "--montage", "STANDARD_1020",
+                           "--channels", "8")
     assert status == 0, err
     assert "wrote 1 XDF session (colin27_1020, 250 Hz)" in out

@@ -233,6 +233,20 @@ def test_device_like_length_and_labels(rng):
     assert labels == DEVICE_CHANNELS_128
 
 
+def test_device_like_that_does_not_fit_in_memory_is_refused_before_allocating(rng, monkeypatch):
+    """``--device-like 100000`` on a 60-s song allocated 2.9 GB unchecked: a MemoryError's traceback, or
+    the OOM killer."""
+    from eegmusic.replay import simulate
+
+    monkeypatch.setattr(simulate, "available_memory", lambda: 50 * 2**20)
+    eeg = rng.standard_normal((125, 250))  # 2 s: 128 x 200,000 samples of float32 at 100 kHz, 98 MiB
+    with pytest.raises(ConfigError, match=r"--device-like 100000 Hz .* of memory, 50 MiB available; pass a "
+                       r"lower rate") as info:
+        device_like_eeg(eeg, 125.0, 100000.0)
+    assert "\n" not in str(info.value)
+    device_like_eeg(eeg, 125.0, 250.0)  # 4 MiB: fits
+
+
 @pytest.mark.lsl
 def test_mne_lsl_stream_reads_the_same_data(rng, stream_name):
     from mne_lsl.stream import StreamLSL
@@ -324,6 +338,8 @@ def corrupt_dir(tmp_path):
         ("sim", {"chunk_ms": 0}, ConfigError, "chunk_ms must be > 0"),
         ("sim", {"device_like": 0}, ConfigError, "--device-like rate must be > 0"),
         ("sim", {"device_like": 1000 / 3 + 0.001}, ConfigError, "not a simple ratio"),
+        # "upsampled" to 1.5 Hz, a stream no decoder accepts
+        ("sim", {"device_like": 1.5}, ConfigError, r"--device-like 1.5 Hz is below the data's 125 Hz"),
         ("corrupt", {}, DataFormatError, "truncated or unreadable MATLAB file"),
         ("missing", {}, DataFormatError, "folder not found"),
     ],

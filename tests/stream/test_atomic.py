@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from eegmusic.stream.atomic import atomic_path, disk_errors, staged_files, write_text
+from eegmusic.stream.atomic import atomic_path, disk_errors, refuse_existing, staged_files, write_text
 from eegmusic.stream.errors import OutputError
 
 resource = pytest.importorskip("resource")
@@ -74,3 +74,17 @@ def test_each_writer_says_what_it_left(tmp_path):
     assert str(caught.value) == (f"disk full while writing {folder} ({strerror}); nothing in {folder} was "
                                  "replaced; free space or choose another folder")
     assert list(folder.iterdir()) == []
+
+
+def test_refuse_existing_says_what_overwrite_does(tmp_path):
+    """demo's --overwrite reuses a folder and keeps its recordings; the refusal said it would replace it."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "summary.json").write_text("{}")
+    with pytest.raises(OutputError, match=r"^--out folder .* already exists; pass --overwrite to replace it, "
+                       "or choose another path$"):
+        refuse_existing(tmp_path / "run", overwrite=False, what="--out")
+    with pytest.raises(OutputError, match=r"already exists; pass --overwrite to reuse it \(its recordings "
+                       r"are kept\), or choose another path$"):
+        refuse_existing(tmp_path / "run", overwrite=False, what="--out",
+                        does="to reuse it (its recordings are kept)")
+    refuse_existing(tmp_path / "run", overwrite=True, what="--out", does="to reuse it")
