@@ -146,11 +146,12 @@ def check_memory(n_times: int, device_sfreq: float, duration_s: float) -> None:
     ConfigError
         The estimate exceeds the memory available now (:func:`replay.simulate.available_memory`).
     """
-    from eegmusic.replay.simulate import _size, available_memory
+    from eegmusic.replay.simulate import available_memory, byte_size
 
     need = 2 * len(DEVICE_CHANNELS_128) * n_times * 4 + 2 * n_times * 8
     have = available_memory()
     if need > have:
         raise ConfigError(f"--device-like {device_sfreq:g} Hz turns this {duration_s:.0f}-s song into "
-                          f"{len(DEVICE_CHANNELS_128)} channels x {n_times:,} samples, about {_size(need)} "
-                          f"of memory, {_size(have)} available; pass a lower rate, e.g. 1000")
+                          f"{len(DEVICE_CHANNELS_128)} channels x {n_times:,} samples, about "
+                          f"{byte_size(need)} of memory, {byte_size(have)} available; pass a lower rate, "
+                          "e.g. 1000")

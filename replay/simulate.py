@@ -307,7 +307,7 @@ def available_memory() -> int:
     return available if limit == resource.RLIM_INFINITY else min(available, limit)
 
 
-def _size(n_bytes: float) -> str:
+def byte_size(n_bytes: float) -> str:
     """``1.5 GiB``, ``12 MiB``, ``2.0 TiB``: a disk or memory size that never reads 0.0 (a nearly full
     disk once read "needs 0.0 GiB, has 0.0 GiB")."""
     for unit, scale in (("TiB", 2**40), ("GiB", 2**30)):
@@ -359,13 +359,13 @@ def check_resources(out: Path, *, memory: float, disk: float, freed: int, lower:
     """
     have = available_memory()
     if memory > have:
-        raise ConfigError(f"this simulation needs about {_size(memory)} of memory, {_size(have)} available; "
-                          f"lower {lower}")
+        raise ConfigError(f"this simulation needs about {byte_size(memory)} of memory, {byte_size(have)} "
+                          f"available; lower {lower}")
     folder = nearest_existing(out)
     free = shutil.disk_usage(folder).free + freed
     if disk > free:
-        raise ConfigError(f"this simulation writes about {_size(disk)}, {_size(free)} free on the disk of "
-                          f"{folder}; lower {lower}, or choose another --out")
+        raise ConfigError(f"this simulation writes about {byte_size(disk)}, {byte_size(free)} free on the "
+                          f"disk of {folder}; lower {lower}, or choose another --out")
 
 
 # Peak memory, measured with ru_maxrss on 1-6 participants x 2-180 s songs (within ~10 %): the
