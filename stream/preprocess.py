@@ -185,10 +185,10 @@ class StreamingPreprocessor:
                 f"{len(self.labels)} channels"
             )
         eeg = np.array(chunk, dtype=np.float64)  # a copy: the caller's array is never modified
-        # a finite 1e308 is no EEG either, and would overflow the filters' state for good
-        usable = np.abs(eeg) <= MAX_ABS_UV   # False for NaN and Inf too
-        if not usable.all():
-            eeg[~usable] = 0.0
+        # a finite 1e308 is no EEG either, and would overflow the filters' state for good; two reductions
+        # first (clean data is the normal case, and NaN fails both), the mask only when needed
+        if not (eeg.max(initial=0.0) <= MAX_ABS_UV and eeg.min(initial=0.0) >= -MAX_ABS_UV):
+            eeg[~(np.abs(eeg) <= MAX_ABS_UV)] = 0.0   # NaN and Inf too
         eeg = self.channel_map.apply(eeg)
         eeg, newest = self.resampler.process(eeg)
         if self._sos is not None and eeg.shape[1]:

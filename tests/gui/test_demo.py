@@ -25,18 +25,24 @@ def _demo(*argv, cwd=ROOT):
                           text=True, timeout=120)
 
 
-@pytest.mark.lsl
-def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
-    model = make_model(tmp_path / "model.onnx")
-    out = tmp_path / "run"
-    result = _demo("--data", str(sim_dir), "--model", str(model), "--duration", "4", "--no-gui",
-                   "--wav", str(tmp_path / "demo.wav"), "--out", str(out), "--cache", str(tmp_path / "cache"))
+def _demo_headless(sim_dir, tmp_path, model, seconds: float):
+    """``demo --no-gui`` of ``model`` for ``seconds`` into ``tmp_path/run``, its WAV ``tmp_path/demo.wav``:
+    (the finished process, its summary.json), once it is seen to exit 0 and write over a second of audio."""
+    result = _demo("--data", str(sim_dir), "--model", str(model), "--duration", f"{seconds:g}", "--no-gui",
+                   "--wav", str(tmp_path / "demo.wav"), "--out", str(tmp_path / "run"), "--cache",
+                   str(tmp_path / "cache"))
     assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["counters"]["windows"] > 10 and summary["error"] is None
-    assert summary["dynamic_r_total"] is not None          # scored against song 22's true mel
     audio, rate = soundfile.read(tmp_path / "demo.wav")
     assert rate == 22050 and len(audio) > 22050
+    return result, json.loads((tmp_path / "run" / "summary.json").read_text())
+
+
+@pytest.mark.lsl
+def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
+    out = tmp_path / "run"
+    result, summary = _demo_headless(sim_dir, tmp_path, make_model(tmp_path / "model.onnx"), seconds=4)
+    assert summary["counters"]["windows"] > 10 and summary["error"] is None
+    assert summary["dynamic_r_total"] is not None          # scored against song 22's true mel
     assert "song-mean baseline" in result.stdout and "latency per stage" in result.stdout
     assert "global-mean baseline" in result.stdout and "by construction" not in result.stdout
     # each baseline is a score, or n/a with its reason (one spectrum at every scored frame), never a bare 0
@@ -56,15 +62,9 @@ def test_demo_plays_a_waveform_model(sim_dir, tmp_path):
     """The demo always hands decode its data as the truth; a waveform model scores no frame against it, and
     decode refuses that when typed: the demo leaves the truth out for such a model instead of failing."""
     model = make_model(tmp_path / "wave.onnx", kind="audio")
-    out = tmp_path / "run"
-    result = _demo("--data", str(sim_dir), "--model", str(model), "--duration", "3", "--no-gui",
-                   "--wav", str(tmp_path / "demo.wav"), "--out", str(out), "--cache", str(tmp_path / "cache"))
-    assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads((out / "summary.json").read_text())
+    _, summary = _demo_headless(sim_dir, tmp_path, model, seconds=3)
     assert summary["counters"]["windows"] > 5 and summary["error"] is None
     assert summary["dynamic_r_total"] is None        # no mel frames to score
-    audio, rate = soundfile.read(tmp_path / "demo.wav")
-    assert rate == 22050 and len(audio) > 22050
 
 
 def _no_file_past_64_kib():

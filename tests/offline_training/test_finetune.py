@@ -343,37 +343,33 @@ def test_finetuning_beats_pretrained_alone_and_from_scratch_at_5_minutes(tmp_pat
     assert tuned > at5["fine_tuned"]["shuffled_eeg"]
 
 
-def test_cli_refuses_to_resume_a_finetuning_run_in_one_line(tmp_path):
+def _refused_init(tmp_path, flag: str) -> list[str]:
+    """``train --init`` with ``flag`` (neither file exists: the refusal comes first): its stderr lines, once
+    the command is seen to exit 2 and write no run folder."""
     import subprocess
     import sys
 
     run = subprocess.run(
         [sys.executable, "-m", "eegmusic", "train", "--data", str(tmp_path / "s.xdf"), "--init",
-         str(tmp_path / "p.onnx"), "--out", str(tmp_path / "run"), "--resume"],
+         str(tmp_path / "p.onnx"), "--out", str(tmp_path / "run"), flag],
         capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 2
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--resume cannot continue a fine-tuning run (--init)" in lines[0]
     assert not (tmp_path / "run").exists()
+    return run.stderr.strip().splitlines()
+
+
+def test_cli_refuses_to_resume_a_finetuning_run_in_one_line(tmp_path):
+    lines = _refused_init(tmp_path, "--resume")
+    assert len(lines) == 1 and "--resume cannot continue a fine-tuning run (--init)" in lines[0]
 
 
 def test_cli_refuses_subject_conditioning_with_init_in_one_line(tmp_path):
     """``--init … --subject-conditioning`` fine-tuned the pretrained model as it is (no embedding added),
     yet config.json recorded subject_conditioning true."""
-    import subprocess
-    import sys
-
-    run = subprocess.run(
-        [sys.executable, "-m", "eegmusic", "train", "--data", str(tmp_path / "s.xdf"), "--init",
-         str(tmp_path / "p.onnx"), "--out", str(tmp_path / "run"), "--subject-conditioning"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert run.returncode == 2
-    lines = run.stderr.strip().splitlines()
+    lines = _refused_init(tmp_path, "--subject-conditioning")
     assert len(lines) == 1, lines
     assert "--subject-conditioning adds a subject embedding to a new model" in lines[0], lines
-    assert not (tmp_path / "run").exists()
 
 
 def test_init_keeps_the_target_offset_of_a_model_that_places_its_frames_by_it(sim_dir, tmp_path, capsys):
