@@ -179,28 +179,6 @@ def _process_sound_sink():
         unload()
 
 
-@pytest.fixture(autouse=True)
-def _stop_signal_state_restored():
-    """Each test starts with the stop-signal state the process had before it: the SIGINT and SIGTERM
-    handlers, and no stop under way (``eegmusic.stream.cli``'s :func:`repeated_stop` record).
-
-    A command run in this process and stopped by a signal leaves its stop recorded for
-    ``REPEATED_STOP_S`` and its handlers wrapped to ignore repeats (as it should: the process is
-    stopping). A test that ran next in the same worker inherited both, and its own Ctrl-C was ignored
-    as a repeat: ``test_a_set_of_files_is_replaced_whole_when_ctrl_c_comes_amid_the_renames`` failed so
-    in one full run."""
-    import signal
-    import sys
-
-    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for signum, handler in before.items():
-        if handler is not None and signal.getsignal(signum) is not handler:
-            signal.signal(signum, handler)
-    if (cli := sys.modules.get("eegmusic.stream.cli")) is not None:
-        cli._FirstStop.at = None
-
-
 @pytest.fixture
 def one_torch_thread():
     """torch on one thread for the test (tiny models train faster, and timings stay comparable)."""
