@@ -189,7 +189,7 @@ def run(quick: bool, seconds: float | None = None) -> dict:
     quick : bool
         3 s per jitter run instead of 20, and the hour of data at 360x instead of 120x (10 s).
     seconds : float, optional
-        Seconds per jitter run instead (the test suite's size: 1.5 s).
+        Seconds per jitter run instead (the test suite's size: 1 s).
     """
     import mne
 

@@ -145,8 +145,11 @@ def _cli(argv, capsys):
 
 @pytest.mark.parametrize(("max_missing", "flag", "expected"), [
     (124, True, None),
-    (123, True, "lacks 124 the model needs (E1, E2, E3, E4, E5 ...); the model tolerates at most 123"),
-    (124, False, "pass --impute-missing"),
+    # the refusals: one line each, nothing timed
+    pytest.param(123, True,
+                 "lacks 124 the model needs (E1, E2, E3, E4, E5 ...); the model tolerates at most 123",
+                 marks=pytest.mark.untimed),
+    pytest.param(124, False, "pass --impute-missing", marks=pytest.mark.untimed),
 ])
 def test_eight_channel_cap_into_nmedt_model(stream_name, rng, tmp_path, capsys, max_missing, flag,
                                             expected):

@@ -50,6 +50,7 @@ def test_ring_buffer_holds_the_exact_samples(lsl_source, stream_name):
     assert not inlet.connected  # closed
 
 
+@pytest.mark.untimed     # a refusal and its reason: nothing here is timed
 @pytest.mark.parametrize(("n_chans", "rate", "fmt", "labels", "message"), [
     (125, 125.0, pylsl.cf_string, True, "carries string values"),
     (125, 0.0, pylsl.cf_float32, True, "irregular rate"),
@@ -73,6 +74,7 @@ def test_bad_streams_are_refused_with_a_reason(stream_name, n_chans, rate, fmt, 
     del outlet
 
 
+@pytest.mark.untimed     # an error line: nothing here is timed
 def test_missing_stream_error_lists_visible_streams(stream_name):
     outlet = _outlet(stream_name, 4, 125.0)
     expected = rf"no LSL stream with name='nope-{stream_name}'.*visible:.*{stream_name}"

@@ -36,7 +36,9 @@ def test_killed_source_restarted_with_same_source_id_resumes(lsl_source, stream_
         before = _windows_until(source, lambda w: w.sample_index >= 40)
         assert not any(w.flagged for w in before) and source.health().connected
         first.kill()
-        time.sleep(0.6)
+        gone = time.monotonic() + 0.6      # the loss is seen within 0.6 s (awaited, not slept out)
+        while source.health().connected and time.monotonic() < gone:
+            time.sleep(0.02)
         assert not source.health().connected
         lsl_source(**options, start_index=100_000)
         restarted = pylsl.local_clock()

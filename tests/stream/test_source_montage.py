@@ -104,7 +104,10 @@ def test_biosemi64_with_three_missing_equals_mne_interpolation(stream_name, rng)
     del outlet
 
 
-@pytest.mark.parametrize(("max_missing", "accepted"), [(124, True), (123, False)])
+@pytest.mark.parametrize(("max_missing", "accepted"), [
+    (124, True),
+    pytest.param(123, False, marks=pytest.mark.untimed),    # a refusal: nothing timed
+])
 def test_eight_channel_cap_into_nmedt_model_per_tolerance(stream_name, rng, max_missing, accepted):
     """Fp1 … O2 + Cz at 250 Hz, with LSL electrode locations, into the 125-channel NMED-T layout:
     124 channels are missing; a model tolerating 124 gets them interpolated, one tolerating 123 is
@@ -165,6 +168,7 @@ def test_eight_channel_cap_into_nmedt_layout_equals_mne_interpolation(stream_nam
     del outlet
 
 
+@pytest.mark.untimed     # a refusal and its reason: nothing here is timed
 def test_eight_channel_cap_without_impute_names_the_flag(stream_name):
     outlet = _outlet(stream_name, TEN_TWENTY_8, 250.0)
     source = EEGSource(stream_name, spec=PreprocessingSpec(channels=MODEL_CHANNELS), resolve_timeout=30.0)
