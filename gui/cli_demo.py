@@ -349,6 +349,11 @@ def _check_subject(subject: int, data: Path, song: int) -> None:
                           f"1..{n}")
 
 
+REPLAY_LOOK_S = 0.6
+"""Seconds of one look for the replay child's stream while :func:`_wait_for_replay` waits for it: past
+liblsl's first answers (its ``MulticastMinRTT``, 0.5 s by default; a shorter look never sees a stream)."""
+
+
 def _wait_for_replay(replay, name: str, replay_argv: list[str], timeout_s: float) -> float:
     """Wait until the replay child publishes ``name``, at most ``timeout_s``; return the seconds left.
 
@@ -368,7 +373,10 @@ def _wait_for_replay(replay, name: str, replay_argv: list[str], timeout_s: float
         if replay.poll() is not None:
             raise EEGMusicError(f"step `eegmusic replay` ended (exit {replay.returncode}) before its stream "
                                 f"appeared; run it by hand to see why: eegmusic {' '.join(replay_argv)}")
-        if find_streams(name=name, timeout=1.0):
+        # short looks: one that misses a stream still starting also waits out a full listing as long
+        # (stream.resolve.resolve_matching), and a 1-s look so held the demo a second past the replay's
+        # start; the loop looks again at once
+        if find_streams(name=name, timeout=REPLAY_LOOK_S):
             return max(deadline - time.monotonic(), 1.0)
     raise EEGMusicError(f"step `eegmusic replay` published no stream {name!r} within {timeout_s:g} s; run it "
                         f"by hand to see why: eegmusic {' '.join(replay_argv)}")

@@ -48,6 +48,9 @@ SETTLED_S = 0.5
 """Track position (s) after which the device plays steadily; the start time is measured from there."""
 MIN_PLAY_S = 0.05
 """Shortest play (s) scheduled: a shorter track is skipped, and a session with less time left ends."""
+POLL_S = 0.05
+"""Seconds between two looks at the playing track (its markers, the progress bar): the next track starts
+at most this long after one ends (a quarter second between every two tracks, at 0.25)."""
 
 @dataclass
 class CalibrationConfig:
@@ -557,7 +560,7 @@ def _play_until_done(player, audio: np.ndarray, fields: dict, duration_s: float,
                 )
             if finished:
                 break
-            time.sleep(0.25)
+            time.sleep(POLL_S)
         end_heard = last_note[1] + (length_s - last_note[0]) if last_note else pylsl.local_clock()
         publish(end_heard, "track_end", track=fields["track"], position_s=length_s)
     except KeyboardInterrupt:  # stopped (Ctrl-C, SIGTERM): a play whose start is marked is in the session

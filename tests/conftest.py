@@ -179,6 +179,36 @@ def _process_sound_sink():
         unload()
 
 
+SHORT_COLLISION_WAIT_S = 0.25
+"""How long LSL cases in :data:`SHORT_COLLISION_WAIT_FOLDERS` listen for a same-named twin of a stream
+after its first answer (the resolver's real ``COLLISION_WAIT_S`` is 1 s)."""
+SHORT_COLLISION_WAIT_FOLDERS = ("faults", "gui", "replay")
+"""Test folders whose LSL cases resolve streams of unique names in this process and are not about name
+collisions (``tests/stream`` tests the resolver with its real wait)."""
+
+
+@pytest.fixture
+def real_collision_wait():
+    """Ask for the resolver's real ``COLLISION_WAIT_S`` (the name-collision cases)."""
+
+
+@pytest.fixture(autouse=True)
+def _short_collision_wait(request, monkeypatch):
+    """LSL cases of :data:`SHORT_COLLISION_WAIT_FOLDERS` listen 0.25 s for a same-named twin, not 1 s.
+
+    A connect opens the stream found while it listens and waits for the listen to end, so the full 1-s
+    window timed every in-process connect of these cases (a dashboard's decode, an in-process
+    ``calibrate``, a fault case's resolve); commands in child processes keep the real wait. Cases about
+    name collisions ask for ``real_collision_wait``; nothing else in the resolver changes.
+    """
+    if (request.node.get_closest_marker("lsl") is None or "real_collision_wait" in request.fixturenames
+            or request.node.path.parent.name not in SHORT_COLLISION_WAIT_FOLDERS):
+        return
+    from eegmusic.stream import resolve
+
+    monkeypatch.setattr(resolve, "COLLISION_WAIT_S", SHORT_COLLISION_WAIT_S)
+
+
 @pytest.fixture
 def one_torch_thread():
     """torch on one thread for the test (tiny models train faster, and timings stay comparable)."""

@@ -6,8 +6,6 @@ exactly one line on stderr and no traceback.
 
 from __future__ import annotations
 
-import pytest
-
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     """Run ``eegmusic argv`` in this process; return (status, stdout, stderr)."""
@@ -31,27 +29,3 @@ def assert_one_line_error(status: int, err: str, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
-
-
-SHORT_COLLISION_WAIT_S = 0.25
-"""What LSL fault cases listen for same-named streams after the first answer (the real wait is 1 s)."""
-
-
-@pytest.fixture
-def real_collision_wait():
-    """Ask for the resolver's real ``COLLISION_WAIT_S`` (the name-collision cases)."""
-
-
-@pytest.fixture(autouse=True)
-def _short_collision_wait(request, monkeypatch):
-    """LSL cases resolve streams of unique names: listen 0.25 s for a same-named twin instead of 1 s.
-
-    Each resolve otherwise waits the full 1-s collision window (a listing that always runs to its end),
-    times every live case. Only the cases about name collisions ask for ``real_collision_wait``;
-    nothing else in the resolver changes.
-    """
-    if request.node.get_closest_marker("lsl") is None or "real_collision_wait" in request.fixturenames:
-        return
-    from eegmusic.stream import resolve
-
-    monkeypatch.setattr(resolve, "COLLISION_WAIT_S", SHORT_COLLISION_WAIT_S)

@@ -29,12 +29,14 @@ def model_file(tmp_path_factory) -> Path:
     return make_model(tmp_path_factory.mktemp("attach_model") / "model.onnx")
 
 
-@pytest.fixture
-def replay(sim_dir, stream_name):
+@pytest.fixture(scope="module")
+def replay(sim_dir):
+    """One replayed song shared by the tests that only decode it (a new one costs a quarter second each):
+    every decode reads it under a publish name of its own, and none stops or changes it."""
     from eegmusic.replay.song_player import Player
 
-    player = Player(sim_dir, 21, 1, name=stream_name, source_id=f"{stream_name}-src", loop=True, chunk_ms=20,
-                    markers=False)
+    name = f"t-attach-{uuid.uuid4().hex[:8]}"
+    player = Player(sim_dir, 21, 1, name=name, source_id=f"{name}-src", loop=True, chunk_ms=20, markers=False)
     player.start()
     yield player
     player.stop()
@@ -140,7 +142,8 @@ def test_attach_waits_for_a_decode_started_on_the_same_command_line(replay, mode
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert not snapshot_path(name).exists()                # the window starts before the decode publishes
-        gui = subprocess.run([sys.executable, "-m", "eegmusic", "gui", "--attach", name, "--duration", "2"],
+        # 1 s: a name nobody publishes is refused before the window opens; attaching then takes milliseconds
+        gui = subprocess.run([sys.executable, "-m", "eegmusic", "gui", "--attach", name, "--duration", "1"],
                              capture_output=True, text=True, timeout=120,
                              env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
         assert gui.returncode == 0, gui.stderr[-2000:]
@@ -181,6 +184,7 @@ def test_a_killed_decode_is_said_as_such_and_the_window_stops(qtbot, replay, mod
     shutil.rmtree(log_path.parent, ignore_errors=True)
 
 
+@pytest.mark.untimed  # an exit status, a summary and a removed block: nothing timed
 def test_the_dashboards_decode_that_ends_with_status_0_has_ended_not_failed(replay, model_file):
     """The dashboard's decode ended by itself with status 0 (a Ctrl-C from the terminal reaches it too)
     and its block went before the window read its last snapshot: the window said 'the dashboard's
@@ -260,6 +264,7 @@ sys.stdin.read()  # until killed
 """
 
 
+@pytest.mark.untimed  # an exit status, a summary and a removed block: nothing timed
 def test_a_decode_that_inherited_sigint_ignored_still_stops_on_it(replay, model_file):
     """A decode started from a script's background job inherits SIGINT ignored; the dashboard's stop
     (SIGINT) must still end it cleanly, with its summary, not after the dashboard's kill timeout."""

@@ -40,7 +40,8 @@ def _demo_headless(sim_dir, tmp_path, model, seconds: float):
 @pytest.mark.lsl
 def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
     out = tmp_path / "run"
-    result, summary = _demo_headless(sim_dir, tmp_path, make_model(tmp_path / "model.onnx"), seconds=4)
+    # 3 s: the first window needs 1 s of the stream, then some 80 windows and 2 s of audio (> 10, > 1 s asked)
+    result, summary = _demo_headless(sim_dir, tmp_path, make_model(tmp_path / "model.onnx"), seconds=3)
     assert summary["counters"]["windows"] > 10 and summary["error"] is None
     assert summary["dynamic_r_total"] is not None          # scored against song 22's true mel
     assert "song-mean baseline" in result.stdout and "latency per stage" in result.stdout
@@ -190,9 +191,9 @@ def test_demo_with_the_dashboard_decodes_in_its_own_process(sim_dir, tmp_path):
     model = make_model(tmp_path / "model.onnx")
     out = tmp_path / "run"
     env = {**os.environ, "DISPLAY": os.environ.get("DISPLAY", ":99"), "QT_QPA_PLATFORM": "offscreen"}
-    result = subprocess.run(
+    result = subprocess.run(   # 3 s: after the first 1-s window, some 80 windows and 2 s of audio
         [sys.executable, "-m", "eegmusic", "demo", "--data", str(sim_dir), "--model", str(model),
-         "--duration", "4", "--wav", str(tmp_path / "demo.wav"), "--out", str(out), "--cache",
+         "--duration", "3", "--wav", str(tmp_path / "demo.wav"), "--out", str(out), "--cache",
          str(tmp_path / "cache")],
         cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -203,9 +204,9 @@ def test_demo_with_the_dashboard_decodes_in_its_own_process(sim_dir, tmp_path):
     assert rate == 22050 and len(audio) > 22050
 
 
-def _demo_until(argv, started: str, env=None, pipe="stdout"):
-    """Start ``eegmusic demo argv``, read its ``pipe`` until a line holds ``started``, then SIGTERM it;
-    return (status, stdout, stderr)."""
+def _demo_until(argv, started: str, env=None, pipe="stdout", decoding_s: float = 2.0):
+    """Start ``eegmusic demo argv``, read its ``pipe`` until a line holds ``started``, then SIGTERM it
+    ``decoding_s`` later; return (status, stdout, stderr)."""
     import signal
     import time
 
@@ -213,7 +214,7 @@ def _demo_until(argv, started: str, env=None, pipe="stdout"):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         seen = read_until(child, started, pipe)
-        time.sleep(2.0)  # decoding
+        time.sleep(decoding_s)  # decoding (the first window needs 1 s of the stream)
         child.send_signal(signal.SIGTERM)
         out, err = child.communicate(timeout=60)
     finally:
@@ -230,7 +231,7 @@ def test_sigterm_stops_the_demo_and_its_replay(sim_dir, tmp_path):
     status, stdout, err = _demo_until(
         ["--data", str(sim_dir), "--model", str(model), "--duration", "60", "--no-gui", "--out", str(out),
          "--cache", str(tmp_path / "cache")], started="eegmusic.decoder.pipeline: decoding '",
-        pipe="stderr")
+        pipe="stderr", decoding_s=1.0)   # no window counted here: stopped as it decodes, 1 s is enough
     assert status == 130 and err.strip().endswith("eegmusic demo: interrupted"), err[-2000:]
     assert "Traceback" not in err
     assert "replay 'eegmusic-demo-" in stdout and "stopped after" in stdout  # the child's own last line
