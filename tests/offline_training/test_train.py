@@ -50,12 +50,34 @@ def train_args(data, out, model="cnn", *extra):
     ]
 
 
+@pytest.fixture(scope="module")
+def convnet_run(sim_dir, tmp_path_factory):
+    """``train_args``' one-epoch convnet run, trained once for the module: (run folder, what train printed).
+    Read it, or copy it to resume."""
+    import contextlib
+    import io
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as one_torch_thread, which is set up only after a module's fixtures
+    printed = io.StringIO()
+    try:
+        out = tmp_path_factory.mktemp("convnet") / "run"
+        with contextlib.redirect_stdout(printed):
+            assert main(train_args(sim_dir, out, "convnet")) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out, printed.getvalue()
+
+
 @pytest.mark.parametrize("model", list(TINY))
-def test_train_writes_a_complete_run(model, sim_dir, tmp_path, capsys, rng):
+def test_train_writes_a_complete_run(model, sim_dir, tmp_path, capsys, rng, request):
     out = tmp_path / "run"
     extra = ["--subject-conditioning"] if model in ("cnn", "linear") else []
-    assert main(train_args(sim_dir, out, model, *extra)) == 0
-    printed = capsys.readouterr().out
+    if model == "convnet":  # train_args' convnet run: the module's
+        out, printed = request.getfixturevalue("convnet_run")
+    else:
+        assert main(train_args(sim_dir, out, model, *extra)) == 0
+        printed = capsys.readouterr().out
     assert "model.onnx" in printed
     # a closed-form fit has no epochs ("best epoch 0"): its line names the penalty validation chose
     if model == "linear":
@@ -100,9 +122,9 @@ def test_linear_beats_nothing_on_training_data(sim_dir, tmp_path):
     assert ridge["train_mse"] < mean_only
 
 
-def test_resume_continues_and_checks_the_config(sim_dir, tmp_path, capsys):
+def test_resume_continues_and_checks_the_config(sim_dir, convnet_run, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(train_args(sim_dir, out, "convnet")) == 0
+    shutil.copytree(convnet_run[0], out)  # a run folder may be moved: it resumes where it now lies
     first = torch.load(out / "checkpoint.pt", weights_only=False)
     assert first["epoch"] == 1
     args = train_args(sim_dir, out, "convnet")
@@ -172,13 +194,12 @@ def test_resume_from_another_working_directory_knows_the_same_data(sim_dir, tmp_
     assert main([*args, "--resume"]) == 2 and "option 'data' changed" in capsys.readouterr().err
 
 
-def test_init_into_the_folder_of_its_own_best_pt_is_refused(sim_dir, tmp_path, capsys):
+def test_init_into_the_folder_of_its_own_best_pt_is_refused(sim_dir, convnet_run, tmp_path, capsys):
     """``--init pre/best.pt --out pre`` wrote the new run's weights over the pretrained ones (a run folder
     may hold only best.pt: it is all --init needs); now any weights file in --out refuses a new run."""
-    assert main(train_args(sim_dir, tmp_path / "run", "convnet")) == 0
     folder = tmp_path / "pre"
     folder.mkdir()
-    shutil.copy(tmp_path / "run" / "best.pt", folder / "best.pt")
+    shutil.copy(convnet_run[0] / "best.pt", folder / "best.pt")
     before = (folder / "best.pt").read_bytes()
     capsys.readouterr()
     assert main(["train", "--data", str(sim_dir), "--init", str(folder / "best.pt"), "--out", str(folder),

@@ -72,11 +72,26 @@ def test_an_appended_excerpt_keeps_every_row_and_keys_its_songs_apart(early_dir,
                                atol=1e-5)
 
 
-def test_validation_is_the_later_excerpt_and_training_is_unchanged(early_dir, later_dir, tmp_path, capsys):
-    assert main(_args(early_dir, tmp_path / "split")) == 0
+@pytest.fixture(scope="module")
+def early_ridge(early_dir, tmp_path_factory):
+    """``_args``' ridge on ``early_dir``, validated on its own split (no --val-data): read only."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as one_torch_thread, which is set up only after a module's fixtures
+    try:
+        out = tmp_path_factory.mktemp("early-ridge") / "run"
+        assert main(_args(early_dir, out)) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_validation_is_the_later_excerpt_and_training_is_unchanged(early_dir, later_dir, early_ridge,
+                                                                    tmp_path, capsys):
     assert main(_args(early_dir, tmp_path / "later", "--val-data", str(later_dir))) == 0
     assert f"val (later excerpt {later_dir})" in capsys.readouterr().out
-    before = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    before = json.loads((early_ridge / "metrics.json").read_text())
     after = json.loads((tmp_path / "later" / "metrics.json").read_text())
     assert after["n_windows"]["train"] == before["n_windows"]["train"]
     assert after["n_windows"]["test"] == before["n_windows"]["test"]
@@ -195,11 +210,11 @@ def test_val_data_of_other_music_or_listeners_is_refused(music, kwargs, message,
     assert not (tmp_path / "run").exists()
 
 
-def test_a_skip_network_keeps_its_start_when_the_later_excerpt_says_so(early_dir, later_dir, tmp_path):
+def test_a_skip_network_keeps_its_start_when_the_later_excerpt_says_so(early_dir, later_dir, early_ridge,
+                                                                       tmp_path):
     """A wrecking learning rate trains a convnet whose epochs lose to its skip path on the later excerpt."""
-    assert main(_args(early_dir, tmp_path / "ridge")) == 0
     skip = {"channels": [8, 8, 8, 8], "hidden": 16,
-            "skip": {"name": "linear", "checkpoint": str(tmp_path / "ridge" / "best.pt")}}
+            "skip": {"name": "linear", "checkpoint": str(early_ridge / "best.pt")}}
     assert main(_args(early_dir, tmp_path / "net", "--val-data", str(later_dir), "--lr", "3", "--epochs", "2",
                       arch="convnet", config=skip)) == 0
     assert json.loads((tmp_path / "net" / "metrics.json").read_text())["best_epoch"] == 0
