@@ -89,9 +89,27 @@ def check_timeout(timeout: float, what: str = "--timeout") -> float:
     return value
 
 
+LIBLSL_FIRST_WAVE_S = 0.5
+"""When liblsl's one-shot resolver ends its first wave of queries: its ``MulticastMinRTT`` (default)."""
+WAVE_NUDGE_S = 0.001
+"""What :func:`liblsl_wait` adds to a wait that ends with that wave."""
+
+
+def liblsl_wait(seconds: float) -> float:
+    """``seconds`` as a wait to hand liblsl's one-shot resolver: moved 1 ms past its first wave's end.
+
+    liblsl 1.18 (the build pylsl ships) overran a resolve whose wait ends exactly with the first wave by
+    5 s, whenever nothing answered: a predicate resolve or a full listing asked for 0.5 s returned
+    after 5.5 s (measured: 0.45, 0.499, 0.501, 0.55 s and 1-5 s end on time). ``decode --timeout 0.5``
+    for a stream that was not there took 12.7 s, the resolve and the listing that names what is
+    visible each overrunning, where 1.5 s was asked for.
+    """
+    return seconds + WAVE_NUDGE_S if abs(seconds - LIBLSL_FIRST_WAVE_S) < WAVE_NUDGE_S / 2 else seconds
+
+
 def list_streams(timeout: float = 1.0) -> list[StreamSummary]:
     """Return every stream visible within ``timeout`` seconds, sorted by name."""
-    return _summaries(pylsl.resolve_streams(wait_time=check_timeout(timeout)))
+    return _summaries(pylsl.resolve_streams(wait_time=liblsl_wait(check_timeout(timeout))))
 
 
 def _summaries(infos: list[pylsl.StreamInfo]) -> list[StreamSummary]:
@@ -134,11 +152,11 @@ def resolve_matching(xpath: str, matches, *, minimum: int = 1, timeout: float = 
     ``matches(info) -> bool`` (the same condition in Python) is merged in; it waits ``listing_s``
     (default: ``timeout`` within [0.2, 1] s), always to the end.
     """
-    found = pylsl.resolve_bypred(xpath, minimum, timeout)
+    found = pylsl.resolve_bypred(xpath, minimum, liblsl_wait(timeout))
     if len(found) < minimum:
         uids = {info.uid() for info in found}
         wait = min(max(timeout, 0.2), 1.0) if listing_s is None else listing_s
-        found += [info for info in pylsl.resolve_streams(wait_time=wait)
+        found += [info for info in pylsl.resolve_streams(wait_time=liblsl_wait(wait))
                   if matches(info) and info.uid() not in uids]
     return found
 
@@ -211,7 +229,7 @@ def resolve_and_open(open_stream: Callable[[pylsl.StreamInfo], T], *, name: str 
         # the listing that says what is visible waits COLLISION_WAIT_S, past a short --timeout (0 asks
         # once): a stream that answers in it is the one asked for, answering late, not one to call
         # missing while listing it. Taken: a full listing that long is the twin check too
-        late = pylsl.resolve_streams(wait_time=COLLISION_WAIT_S)
+        late = pylsl.resolve_streams(wait_time=liblsl_wait(COLLISION_WAIT_S))
         found = [info for info in late if _matches(info, name, stype, source_id)]
         visible = _summaries(late)
         if found:
@@ -221,7 +239,7 @@ def resolve_and_open(open_stream: Callable[[pylsl.StreamInfo], T], *, name: str 
         first = _choose(found, numeric)[0]
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsl-collision")
         try:
-            listing = pool.submit(pylsl.resolve_streams, wait_time=COLLISION_WAIT_S)
+            listing = pool.submit(pylsl.resolve_streams, wait_time=liblsl_wait(COLLISION_WAIT_S))
             try:
                 opened = open_stream(first)
             except StreamError as error:     # judged once the listen says whether it is the one

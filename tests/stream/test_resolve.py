@@ -191,3 +191,23 @@ def test_a_stream_that_answers_after_the_timeout_is_taken_not_said_missing(strea
                                           rf"{timeout:g} s \(visible: .*'{stream_name}' \(EEG"):
         resolve_stream(name=f"{stream_name}-other", timeout=timeout)
     del outlet
+
+
+def test_a_wait_ending_with_liblsls_first_wave_is_moved_just_past_it():
+    wave = resolve.LIBLSL_FIRST_WAVE_S
+    assert resolve.liblsl_wait(wave) == wave + resolve.WAVE_NUDGE_S
+    for seconds in (0.0, 0.25, 0.45, 0.499, 0.501, 1.0, 5.0):
+        assert resolve.liblsl_wait(seconds) == seconds
+
+
+def test_a_half_second_lookup_for_an_absent_stream_ends_on_time():
+    """liblsl 1.18 overran a resolve and a listing asked for exactly 0.5 s by 5 s when nothing answered:
+    ``decode --timeout 0.5`` for a stream that was not there took 12.7 s. Two lookups (each a predicate
+    resolve and a full listing of 0.5 s) took about 22 s before, 2 s now."""
+    import time
+    import uuid
+
+    started = time.monotonic()
+    for _ in range(2):
+        assert resolve.find_streams(name=f"absent-{uuid.uuid4().hex[:8]}", timeout=0.5) == []
+    assert time.monotonic() - started < 5.0
