@@ -127,7 +127,7 @@ class StimulusLookup(Protocol):
     """Where a song's stimulus audio comes from (:class:`stream.stimulus.StimulusFolder` is one)."""
 
     path: Path
-    """The folder named in messages."""
+    """The folder named in messages (a live listener, whose tracks have no one folder, has none)."""
 
     def stimulus_path(self, song_id: int) -> Path | None:
         """The song's audio file, or None when there is none."""
@@ -226,17 +226,20 @@ class LiveTruth:
         with self._loading:
             if song not in self._mels:
                 if self._stimuli.stimulus_path(song) is None:
-                    raise DataFormatError(f"no stimulus for song {song} in {self._stimuli.path}/stimuli; put "
-                                          f"song{song}.wav there or drop --truth")
+                    where = getattr(self._stimuli, "path", None)   # a live listener has no folder
+                    raise DataFormatError(
+                        f"no stimulus for song {song} in {where}/stimuli; put song{song}.wav there or drop "
+                        "--truth" if where is not None else
+                        f"no stimulus for song {song}: no track of that number was played; drop --truth")
                 audio = self._stimuli.load_stimulus(song)
                 if self.keep_audio:
                     self._audio[song] = audio
                 # before the mel: frames are scored once it is there, and the song mean needs the digest
                 self._digests[song] = stimulus_digest(self._stimuli.stimulus_path(song))
                 if song in self._song_means and self._song_mean(song) is None:
-                    log.warning("song %d of %s is other music than the model's training song %d (stimulus "
-                                "digests differ): no song-mean baseline for it", song, self._stimuli.path,
-                                song)
+                    log.warning("song %d (%s) is other music than the model's training song %d (stimulus "
+                                "digests differ): no song-mean baseline for it", song,
+                                self._stimuli.stimulus_path(song), song)
                 self._mels[song] = mel_db(audio)
         return self._mels[song]
 
