@@ -351,7 +351,9 @@ def _check_subject(subject: int, data: Path, song: int) -> None:
 
 REPLAY_LOOK_S = 0.6
 """Seconds of one look for the replay child's stream while :func:`_wait_for_replay` waits for it: past
-liblsl's first answers (its ``MulticastMinRTT``, 0.5 s by default; a shorter look never sees a stream)."""
+liblsl's first query wave (its ``MulticastMinRTT``, 0.5 s by default). A stream already published answers at
+once, but one that appears while a look runs is heard only when that wave ends, so a shorter look misses a
+replay that is still starting, every time."""
 
 
 def _wait_for_replay(replay, name: str, replay_argv: list[str], timeout_s: float) -> float:

@@ -74,7 +74,6 @@ def test_bad_streams_are_refused_with_a_reason(stream_name, n_chans, rate, fmt, 
     del outlet
 
 
-@pytest.mark.untimed     # an error line: nothing here is timed
 def test_missing_stream_error_lists_visible_streams(stream_name):
     outlet = _outlet(stream_name, 4, 125.0)
     expected = rf"no LSL stream with name='nope-{stream_name}'.*visible:.*{stream_name}"
