@@ -149,11 +149,15 @@ def guard_mel_db(output: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray of bool, shape (..., n_frames)
+    ndarray of bool, shape (..., n_frames), or None
         The frames that had a value outside the range (a fault: the live path counts them as
-        ``frames_clipped``).
+        ``frames_clipped``); None when no value was outside, the normal case, which costs two
+        reductions and no array (the live path calls this every hop).
     """
+    if output.max() <= MEL_DB_CEILING and output.min() >= MEL_DB_GUARD_FLOOR:   # NaN fails both
+        return None
     outside = (output < MEL_DB_GUARD_FLOOR) | (output > MEL_DB_CEILING)   # False for NaN
-    if outside.any():
-        np.clip(output, MEL_DB_GUARD_FLOOR, MEL_DB_CEILING, out=output)
+    if not outside.any():
+        return None   # NaN failed the reductions: played as silence and skipped elsewhere, not clipped
+    np.clip(output, MEL_DB_GUARD_FLOOR, MEL_DB_CEILING, out=output)
     return outside.any(axis=-2)

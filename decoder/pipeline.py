@@ -454,7 +454,7 @@ class LivePipeline:
         clipped = guard_mel_db(output) if self._kind == "mel_db" else None
         t_inferred = local_clock()
         emission = clock.push(n_end, output)
-        if clipped is not None and clipped.any() and emission.n_frames:
+        if clipped is not None and emission.n_frames:
             # an emitted frame counts when the window column it came from was clipped (with smoothing,
             # the newest window's column: the frame mixes it with older windows' ones)
             columns = np.clip(emission.window_frame, 0, clipped.size - 1)
