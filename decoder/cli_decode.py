@@ -64,6 +64,13 @@ def _device_latency(text: str) -> str | float:
         raise argparse.ArgumentTypeError(f"must be low, high or seconds in (0, 1] (got {text!r})") from None
 
 
+SUBJECT_HELP = ("the listener a subject-conditioned model (train --subject-conditioning) decodes as: one of "
+                "the participant ids it was trained on (its metadata's input.subjects), or its number as "
+                "replay --subject takes it (2 for S02; refused for other models); without it such a model "
+                "decodes as its first and warns, e.g. --subject S02")
+"""``--subject``'s help, shared by ``decode`` and ``gui``."""
+
+
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``decode`` options to ``parser``."""
     parser.epilog = EPILOG
@@ -99,12 +106,7 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                        "(4; less CPU for a slow model), e.g. --hop 0.0464")
     model.add_argument("--smooth", type=int_range(0, 43), default=0, metavar="FRAMES",
                        help="average each frame over overlapping windows; adds FRAMES x 23.2 ms latency")
-    model.add_argument("--subject", metavar="ID",
-                       help="the listener a subject-conditioned model (train --subject-conditioning) decodes "
-                       "as: one of the participant ids it was trained on (its metadata's input.subjects), or "
-                       "its number as replay --subject takes it (2 for S02; refused for other models); "
-                       "without it such a model decodes as its first and warns, "
-                       "e.g. --subject S02")
+    model.add_argument("--subject", metavar="ID", help=SUBJECT_HELP)
     model.add_argument("--impute-missing", action="store_true",
                        help="interpolate model channels the stream lacks (spherical splines), up to the "
                        "model's tolerance (max_missing; 10%% of its channels for models from train, 12 "

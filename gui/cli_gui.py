@@ -46,10 +46,9 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
                         "--screenshot docs/dashboard.png --overwrite")
     parser.add_argument("--duration", metavar="S", type=seconds(), default=None,
                         help="close after this many seconds (default 10 with --screenshot)")
-    parser.add_argument("--subject", metavar="ID",
-                        help="the listener a subject-conditioned model (train --subject-conditioning) "
-                        "decodes as: one of the participant ids it was trained on, or its number (2 for "
-                        "S02); without it such a model decodes as its first and warns, e.g. --subject S02")
+    from eegmusic.decoder.cli_decode import SUBJECT_HELP
+
+    parser.add_argument("--subject", metavar="ID", help=SUBJECT_HELP)
     parser.add_argument("--no-audio", action="store_true", help="decode without sound")
     parser.add_argument("--impute-missing", action="store_true",
                         help="interpolate model channels the stream lacks (spherical splines), up to the "
