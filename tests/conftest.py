@@ -182,7 +182,7 @@ def _process_sound_sink():
 SHORT_COLLISION_WAIT_S = 0.25
 """How long LSL cases in :data:`SHORT_COLLISION_WAIT_FOLDERS` listen for a same-named twin of a stream
 after its first answer (the resolver's real ``COLLISION_WAIT_S`` is 1 s)."""
-SHORT_COLLISION_WAIT_FOLDERS = ("faults", "gui", "replay")
+SHORT_COLLISION_WAIT_FOLDERS = ("decoder", "faults", "gui", "replay")
 """Test folders whose LSL cases resolve streams of unique names in this process and are not about name
 collisions (``tests/stream`` tests the resolver with its real wait)."""
 
@@ -198,8 +198,9 @@ def _short_collision_wait(request, monkeypatch):
 
     A connect opens the stream found while it listens and waits for the listen to end, so the full 1-s
     window timed every in-process connect of these cases (a dashboard's decode, an in-process
-    ``calibrate``, a fault case's resolve); commands in child processes keep the real wait. Cases about
-    name collisions ask for ``real_collision_wait``; nothing else in the resolver changes.
+    ``calibrate``, a fault case's resolve, a decoder test's ``LivePipeline``); commands in child processes
+    keep the real wait. Cases about name collisions ask for ``real_collision_wait``; nothing else in the
+    resolver changes.
     """
     if (request.node.get_closest_marker("lsl") is None or "real_collision_wait" in request.fixturenames
             or request.node.path.parent.name not in SHORT_COLLISION_WAIT_FOLDERS):
