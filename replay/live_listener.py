@@ -68,12 +68,13 @@ class _Track:
 def _read_head(path: Path, seconds: float) -> np.ndarray | None:
     """The first ``seconds`` of an audio file, mono float32 at 22050 Hz; None if it cannot be read."""
     import soundfile
+    from eegmusic.stream.stimulus import downmix
     from scipy.signal import resample_poly
 
     try:
         with soundfile.SoundFile(str(path)) as audio_file:
             rate = int(audio_file.samplerate)
-            head = audio_file.read(int(seconds * rate), dtype="float32", always_2d=True).mean(axis=1)
+            head = downmix(audio_file.read(int(seconds * rate), dtype="float32", always_2d=True))
     except Exception:  # the whole-file read names the problem
         return None
     if head.size == 0:
@@ -145,6 +146,7 @@ class LiveListener:
         self.samples_sent = 0
         self.tracks_heard = 0
         self._sent_until = -np.inf  # LSL time of the last sample made (eeg)
+        self._decoded: dict[Path, np.ndarray] = {}  # tracks record_session decoded, by resolved path
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -235,7 +237,9 @@ class LiveListener:
                         old.evoked = old.evoked[:, :0]
                 self.tracks[track] = entry
                 self.tracks_heard += 1
-            evoked = self.evoked_response(read_audio(path))  # the whole track: seconds of work
+            audio = self._decoded.get(path.resolve())   # record_session has decoded it already
+            # the whole track: seconds of work
+            evoked = self.evoked_response(read_audio(path) if audio is None else audio)
             with self._lock:
                 entry.evoked = evoked
             logger.info("hearing track %d: %s", track, path.name)
@@ -287,13 +291,24 @@ class LiveListener:
         -------
         path : Path
         """
-        from eegmusic.replay.calibrate import _schedule, playlist_files
-        from eegmusic.replay.calibration_markers import encode
+        from eegmusic.replay.calibrate import playlist_files
         from eegmusic.replay.nmedt import read_audio
-        from eegmusic.replay.xdf_writer import XDFWriter
 
         files = playlist_files(music)
         audio = [read_audio(f) for f in files]
+        self._decoded = {f.resolve(): a for f, a in zip(files, audio, strict=True)}
+        try:
+            return self._record(path, files, audio, minutes, t0, excerpt_s)
+        finally:
+            self._decoded = {}
+
+    def _record(self, path, files: list[Path], audio: list[np.ndarray], minutes: float, t0: float,
+                excerpt_s: float | None) -> Path:
+        """:meth:`record_session`'s writing, the playlist's tracks decoded (``audio``)."""
+        from eegmusic.replay.calibrate import _schedule
+        from eegmusic.replay.calibration_markers import encode
+        from eegmusic.replay.xdf_writer import XDFWriter
+
         self._sent_until = -np.inf  # a new virtual clock: no sample of this session is made yet
         durations = [len(a) / AUDIO_SFREQ for a in audio]
         if excerpt_s is not None:

