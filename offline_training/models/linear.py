@@ -60,7 +60,10 @@ class Linear(MelDecoder):
         frame_s = np.arange(self.n_frames) * FRAME_PERIOD_S - self.target_offset_s
         base = np.round(frame_s * self.sfreq).astype(np.int64)
         sample_index = np.clip(base[:, None] + np.asarray(self.lags)[None, :], 0, self.n_times - 1)
-        self.register_buffer("sample_index", torch.tensor(sample_index.reshape(-1)), persistent=False)
+        # one gather from the flattened window straight into the (frame, channel, lag) order of the
+        # features: gathering samples along the last axis and permuting after was about 10x slower on CPU
+        feature_index = np.arange(self.n_chans)[None, :, None] * self.n_times + sample_index[:, None, :]
+        self.register_buffer("feature_index", torch.tensor(feature_index.reshape(-1)), persistent=False)
         self.standardize = Standardize((self.n_chans, 1))
         n_features = self.n_chans * len(self.lags)
         self.weight = nn.Parameter(torch.zeros(n_features, self.n_mels))
@@ -76,10 +79,9 @@ class Linear(MelDecoder):
 
     def design(self, eeg: torch.Tensor) -> torch.Tensor:
         """Lagged features, shape (batch, n_frames, n_chans · n_lags)."""
-        x = self.standardize(eeg)
-        lagged = torch.index_select(x, 2, self.sample_index)  # (batch, chans, frames·lags)
-        lagged = lagged.reshape(eeg.shape[0], self.n_chans, self.n_frames, len(self.lags))
-        return lagged.permute(0, 2, 1, 3).reshape(eeg.shape[0], self.n_frames, self.n_features)
+        x = self.standardize(eeg).reshape(eeg.shape[0], self.n_chans * self.n_times)
+        lagged = torch.index_select(x, 1, self.feature_index)  # (batch, frames·chans·lags)
+        return lagged.reshape(eeg.shape[0], self.n_frames, self.n_features)
 
     def forward(self, eeg, subject=None):
         # the ridge solution is already in mel-dB: no standardised head to undo
