@@ -50,7 +50,8 @@ def open_sink(config: PipelineConfig) -> AudioSink:
     if config.no_audio:
         return audio.NullSink()
     if config.wav_path is not None:
-        return audio.WavSink(config.wav_path, shown_as=config.wav_shown_as)
+        # a decode's temporary WAV is renamed into place however the run ends (the demo): it is kept
+        return audio.WavSink(config.wav_path, shown_as=config.wav_shown_as, part_kept=True)
     from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
 
     return LevelledSink(audio.SoundDeviceSink(device=config.audio_device, latency=config.device_latency,

@@ -47,7 +47,8 @@ class PipelineConfig:
         Write the decoded audio to this WAV file instead of a sound card.
     wav_shown_as : str or Path or None
         The name messages give ``wav_path`` when it is a temporary file renamed once the run ends (the
-        demo's ``--wav``); default ``wav_path`` itself.
+        demo's ``--wav``), however it ends, so that what was written stays readable under this name;
+        default ``wav_path`` itself.
     no_audio : bool
         Decode without any audio output.
     record_dir : str or Path or None

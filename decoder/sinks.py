@@ -193,10 +193,14 @@ class WavSink(_Sink):
     shown_as : str or Path, optional
         The name messages give the file: the output a temporary ``path`` is renamed to once complete
         (default ``path``).
+    part_kept : bool
+        The caller renames a temporary ``path`` to ``shown_as`` also when a write fails (the demo keeps
+        what was decoded), so a failed write's message says that what was written stays readable, as
+        it does for a sink writing its file itself; without it the caller's removal is assumed (vocode).
     """
 
     def __init__(self, path: str | Path, *, samplerate: int = AUDIO_SFREQ, subtype: str = "PCM_16",
-                 clip: bool = True, shown_as: str | Path | None = None) -> None:
+                 clip: bool = True, shown_as: str | Path | None = None, part_kept: bool = False) -> None:
         super().__init__(clip=clip)
         import soundfile
 
@@ -205,6 +209,7 @@ class WavSink(_Sink):
                              f"or clip=True")
         self.path = Path(path)
         self.shown = Path(shown_as) if shown_as is not None else self.path
+        self._part_kept = part_kept or self.shown == self.path
         if not self.path.parent.is_dir():
             raise AudioError(f"cannot write WAV file {self.path}: folder {self.path.parent} does not exist; "
                              f"create it or choose another --wav path")
@@ -241,9 +246,9 @@ class WavSink(_Sink):
             self._file.flush()
         except (soundfile.LibsndfileError, OSError) as error:  # full disk, file system gone
             why = _why_not_written(self.path, error)
-            # true only of the file itself: a temporary one (``shown_as``) is renamed once complete, and
-            # its caller decides what becomes of it (vocode removes it, the demo keeps it)
-            kept = "; what was written before stays readable:" if self.shown == self.path else ";"
+            # true of the file itself, and of a temporary one (``shown_as``) its caller keeps (the demo);
+            # vocode removes its temporary file on a failure
+            kept = "; what was written before stays readable:" if self._part_kept else ";"
             raise AudioError(f"cannot write WAV file {self.shown} ({why}){kept} free space or choose another "
                              "path") from None
         self._written += clean.size

@@ -16,6 +16,7 @@ import soundfile
 
 from tests.children import read_until
 from tests.decoder.onnx_models import make_model
+from tests.faults.test_outputs import small_disk  # noqa: F401  (fixture: a 256 KiB tmpfs, root only)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,6 +95,28 @@ def test_a_demo_whose_decode_fails_says_so_in_one_line_and_exits_2(sim_dir, tmp_
     assert result.returncode == 2 and last.startswith("eegmusic demo: error: "), result.stderr[-2000:]
     assert "cannot write WAV file" in last and json.loads((out / "summary.json").read_text())["error"] in last
     assert "latency per stage" in result.stdout                        # the summary printed first
+
+
+@pytest.mark.lsl
+@pytest.mark.untimed
+def test_a_full_disk_under_the_demos_wav_keeps_what_it_decoded(sim_dir, tmp_path, small_disk):  # noqa: F811
+    """``--wav`` on a disk that fills: the decode stops with one line naming the WAV, and the audio decoded
+    until then is kept under its name. The line said only "free space or choose another path", as if the
+    demo removed the file, as ``vocode`` does with its own."""
+    (small_disk / "filler").write_bytes(bytes(200 * 1024))   # leaves about 1 s of 16-bit audio
+    model = make_model(tmp_path / "model.onnx")
+    wav = small_disk / "demo.wav"
+    result = subprocess.run(
+        [sys.executable, "-m", "eegmusic", "demo", "--data", str(sim_dir), "--model", str(model),
+         "--duration", "6", "--no-gui", "--wav", str(wav), "--out", str(tmp_path / "run"), "--cache",
+         str(tmp_path / "cache")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert last.startswith(f"eegmusic demo: error: cannot write WAV file {wav} (the disk is full: "), last
+    assert last.endswith("; what was written before stays readable: free space or choose another path"), last
+    assert soundfile.info(wav).frames > 0
+    assert sorted(p.name for p in small_disk.iterdir()) == ["demo.wav", "filler"]   # no part file left
 
 
 @pytest.mark.lsl
