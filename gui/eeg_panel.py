@@ -20,6 +20,8 @@ WINDOW_S = 10.0
 
 FLAT_UV = 0.05
 """A channel whose peak-to-peak range over the shown window is below this (µV) is flagged flat."""
+NO_MEASUREMENT = "no measurement"
+"""The reason shown for a channel the inlet reports bad (:meth:`stream.inlet.Inlet.bad_channels`)."""
 
 RAIL_UV = 1000.0
 """Samples at or beyond this magnitude (µV) count as railed (amplifier saturation)."""
@@ -271,11 +273,12 @@ class EEGPanel(QtWidgets.QWidget):
         return view.eeg_key
 
     def draw(self, view, now: float) -> None:
-        """Draw the view's EEG."""
+        """Draw the view's EEG; the channels the inlet reports without a measurement are named so."""
         snapshot = view.snapshot
-        self.update_eeg(view.eeg, snapshot.eeg_sfreq, snapshot.labels, snapshot.channel_flags)
+        self.update_eeg(view.eeg, snapshot.eeg_sfreq, snapshot.labels, snapshot.channel_flags,
+                        no_measurement=getattr(view.health, "bad_channels", ()))
 
-    def update_eeg(self, eeg: np.ndarray, sfreq: float, labels, flags=None) -> None:
+    def update_eeg(self, eeg: np.ndarray, sfreq: float, labels, flags=None, no_measurement=()) -> None:
         """Draw the newest ``window_s`` seconds of ``eeg``.
 
         Parameters
@@ -287,6 +290,10 @@ class EEGPanel(QtWidgets.QWidget):
         labels : sequence of str, length n_chans
         flags : optional
             The pipeline's ``channel_flags`` (see :func:`merge_flags`).
+        no_measurement : collection of str
+            Labels of channels the inlet has had no measurement from (NaN/Inf or beyond ±1 V) for over a
+            second (``StreamHealth.bad_channels``). It zeroes them, so the panel alone would call them
+            "flat" and send the user to a quiet electrode, not to a broken one or the sender's units.
         """
         eeg = np.asarray(eeg)
         if eeg.ndim != 2 or eeg.shape[0] == 0 or eeg.shape[1] < 2 or sfreq <= 0:
@@ -300,6 +307,10 @@ class EEGPanel(QtWidgets.QWidget):
         if reduced is not window:
             self._reduced = reduced
         reasons = merge_flags(detect_channel_flags(reduced), flags, reduced.shape[0])
+        if no_measurement:
+            missing = set(no_measurement)
+            reasons = [NO_MEASUREMENT if label in missing else reason
+                       for label, reason in zip(labels, reasons, strict=False)] + reasons[len(labels):]
         centre = self._levels(reduced)
         self._last_draw = (reduced, centre, reasons, n_keep, n_bins, sfreq)
         self._draw(*self._last_draw)
