@@ -68,7 +68,7 @@ from eegmusic.decoder.realtime import (
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
-from eegmusic.stream.errors import ConfigError, EEGMusicError, StreamError
+from eegmusic.stream.errors import ConfigError, EEGMusicError, StreamError, detail
 from eegmusic.stream.markers import MarkerInlet
 from eegmusic.stream.source import EEGSource, StreamHealth, stream_labels
 from eegmusic.stream.spec import MODEL_SFREQ
@@ -540,19 +540,41 @@ class LivePipeline:
         self._started = False
 
     def _close_outputs(self) -> None:
-        if self._sound is not None and self._sink is not None:
-            tail = self._sound.flush()
-            if len(tail) and self._recorder is not None:
-                self._recorder.append_audio(tail)
-        if self._sink is not None:
-            self._counters_sink = dict(self._sink.counters())
-            self._sink.close()
+        """Flush the vocoder's tail, close the sink and the recording: each step also when one before it
+        failed, and a failure is the run's error (the first kept), not an exception out of :meth:`stop`.
+
+        A full disk fails a WAV write in the output thread, then again the tail's write and the
+        recording's close here. Raised from ``stop``, that second failure hid the run's summary and made
+        the demo drop the WAV decoded so far (its temporary file is renamed into place only when the
+        decode's block ends cleanly), while the line it printed said that WAV stays readable.
+        """
+        sound, sink, recorder = self._sound, self._sink, self._recorder
+        if sound is not None and sink is not None:
+            def flush_tail():
+                tail = sound.flush()
+                if len(tail) and recorder is not None:
+                    recorder.append_audio(tail)
+            self._closing("the vocoder's tail", flush_tail)
+        if sink is not None:
+            self._counters_sink = dict(sink.counters())
+            self._closing(sink.describe() if hasattr(sink, "describe") else "the audio output", sink.close)
             self._sink = None
-        if self._recorder is not None:
-            self._recorder.close()
+        if recorder is not None:
+            self._closing("the recording", recorder.close)
             self._recorder = None
         self._markers = None
         self._outlets = None
+
+    def _closing(self, what: str, step: Callable[[], object]) -> None:
+        """One closing step of :meth:`_close_outputs`; its failure becomes :attr:`error` if none is yet."""
+        try:
+            step()
+        except (EEGMusicError, OSError) as error:
+            message = (str(error) if isinstance(error, EEGMusicError)
+                       else f"closing {what}: {detail(error)}; free space or choose another output folder")
+            log.error("%s", message)
+            if self.error is None:
+                self.error = message
 
     def __enter__(self) -> LivePipeline:
         return self.start()

@@ -191,8 +191,8 @@ class WavSink(_Sink):
         False keeps samples beyond ±1 as they come (only non-finite ones are sanitised); needs
         ``subtype="FLOAT"``, the one subtype that can store them.
     shown_as : str or Path, optional
-        The name messages give the file: the output a temporary ``path`` is renamed to once complete
-        (default ``path``).
+        The name messages give the file: the output a temporary ``path`` is renamed to when its writer
+        is done (default ``path``).
     part_kept : bool
         The caller renames a temporary ``path`` to ``shown_as`` also when a write fails (the demo keeps
         what was decoded), so a failed write's message says that what was written stays readable, as

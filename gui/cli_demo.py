@@ -525,7 +525,6 @@ def run_demo(args) -> int:
         except subprocess.TimeoutExpired:
             replay.kill()
 
-    write_json(out / "summary.json", summary)
     print()
     print(format_summary(summary))   # its score lines hold the baselines of the same frames
     print(f"files: model {model}\n       recording {record} (mel_db.f32 + decoded.wav)")
@@ -534,6 +533,8 @@ def run_demo(args) -> int:
     else:
         print(f"       audio played on sound device '{device}'")
     print(f"       summary {out / 'summary.json'}")
+    # after the summary is shown: a full disk refuses the file in one line, not the summary with it
+    write_json(out / "summary.json", summary)
     if interrupted:   # its outputs are above: main says "interrupted", exit 130
         raise KeyboardInterrupt
     print(f"demo finished in {time.monotonic() - t_start:.0f} s")

@@ -93,19 +93,27 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
 
 
 def downmix(frames: np.ndarray) -> np.ndarray:
-    """Mono float32 of ``frames`` (shape (n_frames, n_channels)): the channels' mean.
+    """Mono float32 of ``frames`` (shape (n_frames, n_channels)): the channels' mean, the same bits as
+    ``frames.mean(axis=1)``.
 
-    The channels are added one column at a time and divided by their number, the same additions in the
-    same order as ``frames.mean(axis=1)`` (so the same bits), which reduces a short axis element by
-    element: 0.18 s against 0.03 s for a 5-minute stereo track at 44.1 kHz.
+    numpy reduces a short axis element by element: 0.18 s for a 5-minute stereo track at 44.1 kHz. Below
+    :data:`PAIRWISE_FROM` channels it adds them left to right, as the loop here does column by column
+    (0.03 s); from there on it sums in several partial sums, so the mean itself is taken.
     """
     frames = np.asarray(frames, dtype=np.float32)
+    if frames.shape[1] >= PAIRWISE_FROM:
+        with np.errstate(over="ignore"):   # channels near 3e38 sum to inf: read_audio refuses it as Inf
+            return frames.mean(axis=1)
     mono = frames[:, 0].copy()
-    with np.errstate(over="ignore"):   # channels near 3e38 sum to inf: read_audio refuses it as Inf
+    with np.errstate(over="ignore"):
         for channel in range(1, frames.shape[1]):
             mono += frames[:, channel]
     mono /= np.float32(frames.shape[1])
     return mono
+
+
+PAIRWISE_FROM = 8
+"""Channels from which numpy's sum along an axis no longer adds left to right (its unrolled partial sums)."""
 
 
 _RESAMPLE_MARGIN_S = 0.5

@@ -99,24 +99,32 @@ def test_a_demo_whose_decode_fails_says_so_in_one_line_and_exits_2(sim_dir, tmp_
 
 @pytest.mark.lsl
 @pytest.mark.untimed
-def test_a_full_disk_under_the_demos_wav_keeps_what_it_decoded(sim_dir, tmp_path, small_disk):  # noqa: F811
-    """``--wav`` on a disk that fills: the decode stops with one line naming the WAV, and the audio decoded
-    until then is kept under its name. The line said only "free space or choose another path", as if the
-    demo removed the file, as ``vocode`` does with its own."""
+@pytest.mark.parametrize("out_on_that_disk", [False, True])
+def test_a_full_disk_under_the_demos_wav_keeps_what_it_decoded(sim_dir, tmp_path, small_disk,  # noqa: F811
+                                                               out_on_that_disk):
+    """``--wav`` on a disk that fills: the decode stops, the summary prints, one line names what failed,
+    and the audio decoded until then is kept under the WAV's name. The line said only "free space or
+    choose another path", as if the demo removed the file, as ``vocode`` does with its own. With ``--out``
+    on the same disk the recording failed too, and its close at the decode's stop raised: no summary, and
+    the WAV went with the exception while the line said it stays readable."""
     (small_disk / "filler").write_bytes(bytes(200 * 1024))   # leaves about 1 s of 16-bit audio
     model = make_model(tmp_path / "model.onnx")
     wav = small_disk / "demo.wav"
+    out = small_disk / "run" if out_on_that_disk else tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "eegmusic", "demo", "--data", str(sim_dir), "--model", str(model),
-         "--duration", "6", "--no-gui", "--wav", str(wav), "--out", str(tmp_path / "run"), "--cache",
+         "--duration", "6", "--no-gui", "--wav", str(wav), "--out", str(out), "--cache",
          str(tmp_path / "cache")],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     last = result.stderr.strip().splitlines()[-1]
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert last.startswith(f"eegmusic demo: error: cannot write WAV file {wav} (the disk is full: "), last
-    assert last.endswith("; what was written before stays readable: free space or choose another path"), last
+    assert result.returncode == 2 and last.startswith("eegmusic demo: error: "), result.stderr[-2000:]
+    assert "latency per stage" in result.stdout                        # the summary printed first
     assert soundfile.info(wav).frames > 0
-    assert sorted(p.name for p in small_disk.iterdir()) == ["demo.wav", "filler"]   # no part file left
+    assert not [p.name for p in small_disk.iterdir() if p.name.startswith(".")]   # no part file left
+    if not out_on_that_disk:   # the WAV alone filled the disk: its line
+        assert last.startswith(f"eegmusic demo: error: cannot write WAV file {wav} (the disk is full: "), last
+        assert last.endswith("; what was written before stays readable: free space or choose another "
+                             "path"), last
 
 
 @pytest.mark.lsl

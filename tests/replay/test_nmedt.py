@@ -342,10 +342,11 @@ def test_read_audio_mono_mix(tmp_path):
     assert np.median(audio) == pytest.approx(0.25, abs=1e-3)
 
 
-@pytest.mark.parametrize("n_channels", [1, 2, 3, 6])
+@pytest.mark.parametrize("n_channels", [1, 2, 3, 6, 7, 8, 16])
 def test_downmix_gives_the_mean_of_the_channels_to_the_bit(n_channels, rng):
-    """The mono mix adds the channels column by column (5x faster than ``mean(axis=1)`` on a long
-    track): the same additions in the same order, so every stimulus, target and session is unchanged."""
+    """The mono mix adds up to 7 channels column by column (5x faster than ``mean(axis=1)`` on a long
+    track): the same additions in the same order, so every stimulus, target and session is unchanged; from
+    8 on numpy sums otherwise (7.1 audio), and its mean is taken."""
     from eegmusic.stream.stimulus import downmix
 
     scale = rng.choice(np.float32([1e-4, 1.0, 1e3]), size=(50_001, n_channels))
