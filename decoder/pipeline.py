@@ -557,7 +557,7 @@ class LivePipeline:
             self._closing("the vocoder's tail", flush_tail)
         if sink is not None:
             self._counters_sink = dict(sink.counters())
-            self._closing(sink.describe() if hasattr(sink, "describe") else "the audio output", sink.close)
+            self._closing("the audio output", sink.close)
             self._sink = None
         if recorder is not None:
             self._closing("the recording", recorder.close)

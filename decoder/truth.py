@@ -126,8 +126,8 @@ def check_truth_dir(path: str | Path, *, flag: str = "--truth") -> Path:
 class StimulusLookup(Protocol):
     """Where a song's stimulus audio comes from (:class:`stream.stimulus.StimulusFolder` is one)."""
 
-    path: Path
-    """The folder named in messages (a live listener, whose tracks have no one folder, has none)."""
+    path: Path | None
+    """The folder named in messages; None for a live listener, whose tracks have no one folder."""
 
     def stimulus_path(self, song_id: int) -> Path | None:
         """The song's audio file, or None when there is none."""
@@ -226,7 +226,7 @@ class LiveTruth:
         with self._loading:
             if song not in self._mels:
                 if self._stimuli.stimulus_path(song) is None:
-                    where = getattr(self._stimuli, "path", None)   # a live listener has no folder
+                    where = self._stimuli.path
                     raise DataFormatError(
                         f"no stimulus for song {song} in {where}/stimuli; put song{song}.wav there or drop "
                         "--truth" if where is not None else

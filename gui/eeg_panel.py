@@ -276,7 +276,7 @@ class EEGPanel(QtWidgets.QWidget):
         """Draw the view's EEG; the channels the inlet reports without a measurement are named so."""
         snapshot = view.snapshot
         self.update_eeg(view.eeg, snapshot.eeg_sfreq, snapshot.labels, snapshot.channel_flags,
-                        no_measurement=getattr(view.health, "bad_channels", ()))
+                        no_measurement=() if view.health is None else view.health.bad_channels)
 
     def update_eeg(self, eeg: np.ndarray, sfreq: float, labels, flags=None, no_measurement=()) -> None:
         """Draw the newest ``window_s`` seconds of ``eeg``.

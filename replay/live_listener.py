@@ -420,6 +420,9 @@ class LiveListener:
             track = max(heard, key=lambda t: t.zero_time)
             self._truth_outlet.push_sample([f"song={track.track + 1};t={stamp - track.zero_time:.3f}"], stamp)
 
+    path: Path | None = None
+    """No one folder holds the tracks heard: live truth names none in its messages."""
+
     def stimulus_path(self, song_id: int) -> Path | None:
         """Audio file of play ``song_id - 1`` (the song numbers of ``<name>-markers``), or None."""
         track = self.tracks.get(int(song_id) - 1)

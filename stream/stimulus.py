@@ -92,6 +92,10 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     return audio[keep]
 
 
+PAIRWISE_FROM = 8
+"""Channels from which numpy's sum along an axis no longer adds left to right (its unrolled partial sums)."""
+
+
 def downmix(frames: np.ndarray) -> np.ndarray:
     """Mono float32 of ``frames`` (shape (n_frames, n_channels)): the channels' mean, the same bits as
     ``frames.mean(axis=1)``.
@@ -110,10 +114,6 @@ def downmix(frames: np.ndarray) -> np.ndarray:
             mono += frames[:, channel]
     mono /= np.float32(frames.shape[1])
     return mono
-
-
-PAIRWISE_FROM = 8
-"""Channels from which numpy's sum along an axis no longer adds left to right (its unrolled partial sums)."""
 
 
 _RESAMPLE_MARGIN_S = 0.5
