@@ -39,7 +39,7 @@ import pytest  # noqa: E402
 
 pytest_plugins = [
     f"tests.fixtures.{name}"
-    for name in ("data", "pulse")
+    for name in ("data", "disk", "pulse")
     if (Path(__file__).parent / "fixtures" / f"{name}.py").exists()
 ]
 
@@ -213,12 +213,10 @@ def _short_collision_wait(request, monkeypatch):
 @pytest.fixture
 def one_torch_thread():
     """torch on one thread for the test (tiny models train faster, and timings stay comparable)."""
-    import torch
+    from tests.fixtures.threads import torch_threads
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

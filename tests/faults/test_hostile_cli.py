@@ -16,7 +16,6 @@ import pytest
 import soundfile
 
 from tests.faults.conftest import assert_one_line_error
-from tests.faults.test_outputs import small_disk  # noqa: F401  (fixture: a 256 KiB tmpfs, root only)
 from tests.fixtures.processes import wait_until
 
 
@@ -345,7 +344,7 @@ def test_outputs_written_through_a_temporary_file_get_the_umask_permissions(tmp_
     assert stat.S_IMODE((tmp_path / "summary.json").stat().st_mode) == 0o644
 
 
-def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_leaves_no_temporary_file(small_disk):  # noqa: F811
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_and_leaves_no_temporary_file(small_disk):
     """torch.save's "unexpected pos" RuntimeError was a traceback, and its 40 MB .tmp file filled the disk."""
     import torch
     from eegmusic.offline_training.loop import save_checkpoint

@@ -18,7 +18,6 @@ import pytest
 import soundfile
 
 from tests.faults.conftest import assert_one_line_error
-from tests.faults.test_outputs import small_disk  # noqa: F401  (fixture: a 256 KiB tmpfs, root only)
 
 TINY = ["--n-subjects", "1", "--duration", "2", "--no-progress"]
 
@@ -61,7 +60,7 @@ def test_a_run_larger_than_memory_is_refused_before_writing(tmp_path):
     assert not out.exists()
 
 
-def test_a_run_larger_than_the_disk_is_refused_before_writing(cli, small_disk):  # noqa: F811
+def test_a_run_larger_than_the_disk_is_refused_before_writing(cli, small_disk):
     out = small_disk / "sim"
     status, _, err = cli("simulate", "--out", out, "--n-songs", "1", *TINY)
     line = assert_one_line_error(status, err, "free on the disk", "--n-subjects")

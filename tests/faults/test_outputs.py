@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import uuid
 
 import numpy as np
 import pytest
@@ -157,23 +154,6 @@ def test_refusal_helpers(tmp_path):
 
 
 # ---- a full disk ------------------------------------------------------------------------------------------
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 256 KiB tmpfs mounted on a fresh folder (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root; the full-disk cases run in CI as root")
-    mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()})")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_full_disk_while_recording_wav_is_one_line_and_keeps_the_file_readable(small_disk):
     from eegmusic.decoder.audio import WavSink
 

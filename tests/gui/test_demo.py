@@ -16,7 +16,6 @@ import soundfile
 
 from tests.children import read_until
 from tests.decoder.onnx_models import make_model
-from tests.faults.test_outputs import small_disk  # noqa: F401  (fixture: a 256 KiB tmpfs, root only)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +99,7 @@ def test_a_demo_whose_decode_fails_says_so_in_one_line_and_exits_2(sim_dir, tmp_
 @pytest.mark.lsl
 @pytest.mark.untimed
 @pytest.mark.parametrize("out_on_that_disk", [False, True])
-def test_a_full_disk_under_the_demos_wav_keeps_what_it_decoded(sim_dir, tmp_path, small_disk,  # noqa: F811
+def test_a_full_disk_under_the_demos_wav_keeps_what_it_decoded(sim_dir, tmp_path, small_disk,
                                                                out_on_that_disk):
     """``--wav`` on a disk that fills: the decode stops, the summary prints, one line names what failed,
     and the audio decoded until then is kept under the WAV's name. The line said only "free space or

@@ -234,9 +234,7 @@ def test_eeg_panel_names_a_channel_the_inlet_has_no_measurement_from(qtbot, rng)
     """The inlet zeroes a channel without a measurement (NaN/Inf or beyond ±1 V): drawn alone it reads
     "flat", a quiet electrode; named in the stream's health (``bad_channels``) it reads "no measurement",
     a broken electrode or the sender's units, as the inlet's warning says."""
-    import dataclasses
-    from types import SimpleNamespace
-
+    from eegmusic.decoder.snapshot import PipelineSnapshot
     from eegmusic.gui.eeg_panel import NO_MEASUREMENT, EEGPanel
     from eegmusic.gui.panel import PanelView
     from eegmusic.stream.source import StreamHealth
@@ -246,11 +244,13 @@ def test_eeg_panel_names_a_channel_the_inlet_has_no_measurement_from(qtbot, rng)
     panel.resize(900, 700)
     eeg = _eeg(rng)
     eeg[3] = 0.0
-    snapshot = SimpleNamespace(eeg_sfreq=125.0, labels=LABELS, channel_flags=np.zeros(125, bool))
-    required = {f.name: 0 for f in dataclasses.fields(StreamHealth)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     for bad, reason in (((), "flat"), (("E4",), NO_MEASUREMENT)):
-        health = StreamHealth(**required, bad_channels=bad)
+        health = StreamHealth(effective_rate=125.0, n_samples=1250, gaps=0, dropped_windows=0, nan_runs=0,
+                              reconnects=0, clock_offset=0.0, jitter_ms=0.5, connected=True, bad_channels=bad)
+        snapshot = PipelineSnapshot(
+            eeg=eeg, eeg_sfreq=125.0, labels=LABELS, channel_flags=np.zeros(125, bool),
+            mel=np.zeros((128, 0), np.float32), truth_mel=None, dynamic_r=None, latency_ms={}, counters={},
+            health=health, running=True, error=None)
         panel.draw(PanelView(snapshot=snapshot, eeg=eeg, eeg_key=(bad,), health=health), 0.0)
         assert [i for i, r in enumerate(panel.reasons) if r] == [3] and panel.reasons[3] == reason
         assert f"E4 {reason}" in panel.flag_label.text()

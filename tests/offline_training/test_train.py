@@ -15,6 +15,8 @@ from eegmusic.offline_training.export import read_metadata, run_onnx  # noqa: E4
 from eegmusic.offline_training.models.registry import load_checkpoint  # noqa: E402
 from eegmusic.stream.cli import main  # noqa: E402
 
+from tests.fixtures.threads import torch_threads  # noqa: E402
+
 TINY = {
     "linear": {"lags": [0, 8]},
     "cnn": {"filters": [2, 2, 2, 2, 2], "dense": 8},
@@ -57,25 +59,21 @@ def convnet_run(sim_dir, tmp_path_factory):
     import contextlib
     import io
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as one_torch_thread, which is set up only after a module's fixtures
     printed = io.StringIO()
-    try:
-        out = tmp_path_factory.mktemp("convnet") / "run"
-        with contextlib.redirect_stdout(printed):
-            assert main(train_args(sim_dir, out, "convnet")) == 0
-    finally:
-        torch.set_num_threads(threads)
+    out = tmp_path_factory.mktemp("convnet") / "run"
+    # one thread, as one_torch_thread, which is set up only after a module's fixtures
+    with torch_threads(1), contextlib.redirect_stdout(printed):
+        assert main(train_args(sim_dir, out, "convnet")) == 0
     return out, printed.getvalue()
 
 
 @pytest.mark.parametrize("model", list(TINY))
 def test_train_writes_a_complete_run(model, sim_dir, tmp_path, capsys, rng, request):
-    out = tmp_path / "run"
     extra = ["--subject-conditioning"] if model in ("cnn", "linear") else []
     if model == "convnet":  # train_args' convnet run: the module's
         out, printed = request.getfixturevalue("convnet_run")
     else:
+        out = tmp_path / "run"
         assert main(train_args(sim_dir, out, model, *extra)) == 0
         printed = capsys.readouterr().out
     assert "model.onnx" in printed

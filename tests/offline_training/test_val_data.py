@@ -17,6 +17,8 @@ from eegmusic.offline_training.export import read_metadata  # noqa: E402
 from eegmusic.offline_training.inference import load_model, run_model  # noqa: E402
 from eegmusic.stream.cli import main  # noqa: E402
 
+from tests.fixtures.threads import torch_threads  # noqa: E402
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 LATER_START_S = 14.0
@@ -75,15 +77,9 @@ def test_an_appended_excerpt_keeps_every_row_and_keys_its_songs_apart(early_dir,
 @pytest.fixture(scope="module")
 def early_ridge(early_dir, tmp_path_factory):
     """``_args``' ridge on ``early_dir``, validated on its own split (no --val-data): read only."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as one_torch_thread, which is set up only after a module's fixtures
-    try:
-        out = tmp_path_factory.mktemp("early-ridge") / "run"
+    out = tmp_path_factory.mktemp("early-ridge") / "run"
+    with torch_threads(1):  # as one_torch_thread, which is set up only after a module's fixtures
         assert main(_args(early_dir, out)) == 0
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 

@@ -193,6 +193,7 @@ def test_a_stream_that_answers_after_the_timeout_is_taken_not_said_missing(strea
     del outlet
 
 
+@pytest.mark.untimed   # arithmetic only: it leaves the real-time lane
 def test_a_wait_ending_with_liblsls_first_wave_is_moved_just_past_it():
     wave = resolve.LIBLSL_FIRST_WAVE_S
     assert resolve.liblsl_wait(wave) == wave + resolve.WAVE_NUDGE_S
