@@ -10,7 +10,10 @@ hyper-parameters, untrained weights: compute time does not depend on the weights
 * the same model in torch eager mode (``torch.no_grad``, 1 thread), the baseline, in the same run.
 
 Reported per model: p50 and p99 in ms of each, and the ratio torch / onnxruntime (> 1: onnxruntime is
-faster). Goal: CNN p99 <= 2 ms and >= 5x faster than torch eager.
+faster). Goal: CNN p99 <= 2 ms and >= 5x faster than torch eager. Also each model's export time
+(``export_s``), and for a model with LSTMs (``rcnn``, ``encdec``) the same model exported again through
+torch's own LSTM path (``export_onnx(..., lstm_op=False)``, the baseline of
+:mod:`offline_training.onnx_lstm`): its time, the ratio of the two, and that file's compute at 1 thread.
 
 Part 2: a live replay of a simulated recording (in this process, real time) decoded by
 :class:`decoder.pipeline.LivePipeline` into a null audio sink, once with the CNN and once with the
@@ -72,7 +75,9 @@ def bench_models(quick: bool, folder: Path) -> dict:
                 with torch.no_grad():
                     for parameter in model.parameters():
                         parameter.add_(0.05 * torch.randn_like(parameter))
+                started = time.perf_counter()
                 path = export_onnx(model, folder / f"{name}.onnx", build_metadata(model))
+                export_s = time.perf_counter() - started
                 x = torch.from_numpy(window[None])
                 with torch.no_grad():
                     eager = _timings(lambda: model(x), n)  # noqa: B023 (called at once)
@@ -80,7 +85,11 @@ def bench_models(quick: bool, folder: Path) -> dict:
                 row = {"params": int(sum(p.numel() for p in model.parameters())), "n": n,
                        "torch_eager_1t": _stats(eager),
                        # what the ONNX-vs-torch difference is read against: the output's own spread
-                       "output_sd_db": round(float(np.std(reference)), 4)}
+                       "output_sd_db": round(float(np.std(reference)), 4),
+                       "export_s": round(export_s, 2)}
+                if any(isinstance(module, torch.nn.LSTM) for module in model.modules()):
+                    row.update(_torch_lstm_export(model, folder / f"{name}-torch-lstm.onnx", export_s,
+                                                  window, n))
                 for threads in (1, 2):
                     runtime = DecoderRuntime(path, device="cpu", intra_op_threads=threads)
                     ort_ms = _timings(lambda: runtime.predict(window), n)  # noqa: B023
@@ -98,6 +107,21 @@ def bench_models(quick: bool, folder: Path) -> dict:
     finally:
         torch.set_num_threads(torch_threads)
     return results
+
+
+def _torch_lstm_export(model, path: Path, export_s: float, window: np.ndarray, n: int) -> dict:
+    """A model with LSTMs exported again through torch's own LSTM path (the baseline of
+    :mod:`offline_training.onnx_lstm`): its export time, ratio to ours, and that file's compute."""
+    from eegmusic.decoder.runtime import DecoderRuntime
+    from eegmusic.offline_training.export import build_metadata, export_onnx
+
+    started = time.perf_counter()
+    export_onnx(model, path, build_metadata(model), lstm_op=False)
+    baseline_s = time.perf_counter() - started
+    runtime = DecoderRuntime(path, device="cpu", intra_op_threads=1)
+    return {"export_s_torch_lstm": round(baseline_s, 2),
+            "ratio_export_torch_lstm_over_ours": round(baseline_s / export_s, 2),
+            "ort_cpu_1t_torch_lstm_file": _stats(_timings(lambda: runtime.predict(window), n))}
 
 
 def bench_live(quick: bool, folder: Path, model_name: str = "cnn") -> dict:

@@ -63,6 +63,12 @@ def rows_runtime(result: dict) -> list[Row]:
         )
     worst = max(m["max_abs_diff_db_1t"] for m in result["models"].values() if "failed" not in m)
     rows.append(("ONNX vs torch outputs, every model", f"max abs diff {worst:.2g} dB", "", "", "< 1e-3 dB"))
+    for name, model in result["models"].items():
+        if "export_s_torch_lstm" in model:
+            rows.append((f"ONNX export, `{name}` (its LSTMs as one operator each)",
+                         f"{model['export_s']:.2f} s",
+                         f"torch's own LSTM path {model['export_s_torch_lstm']:.2f} s",
+                         f"{_x(model['ratio_export_torch_lstm_over_ours'])} faster", ""))
     for key in ("live", "live_linear"):
         live = result[key]
         what = f"window arrival → audio buffer, live replay, `{live['model']}` (hop {live['hop_ms']:g} ms)"

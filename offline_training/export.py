@@ -8,6 +8,7 @@ its destination and renamed into place, so a failed export never leaves a broken
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as _dt
 import io
 import json
@@ -153,11 +154,12 @@ def _torchlib_registry_built_once():
 
     ``torch.onnx.export(..., dynamo=True)`` rebuilds its table of ATen → ONNX translations on every
     call: 1.1 s here, a quarter of exporting a ``convnet``, paid again by every export of a ``train``
-    run, a benchmark or the test suite. Once built the table is only read, unless a caller hands the
-    exporter a ``custom_translation_table``, which eegmusic never does. Torch offers no public way to
-    pass a table in, so this swaps the private builder (``ONNXRegistry.from_torchlib``) for a cached
-    one for the length of the export, under a lock, and puts it back after. Where that private name
-    is missing (another torch), the export runs as torch ships it.
+    run, a benchmark or the test suite. Torch offers no public way to pass a table in, so this swaps
+    the private builder (``ONNXRegistry.from_torchlib``) for a cached one for the length of the export,
+    under a lock, and puts it back after. Each export gets its own copy of the table's lists (about
+    1 ms), since the exporter adds the ``custom_translation_table`` it is given (eegmusic's LSTM,
+    :mod:`offline_training.onnx_lstm`) to the table. Where that private name is missing (another
+    torch), the export runs as torch ships it.
     """
     try:
         from torch.onnx._internal.exporter import _registration
@@ -173,7 +175,11 @@ def _torchlib_registry_built_once():
         key = (cls, args, tuple(sorted(kwargs.items())))
         if key not in _TORCHLIB_REGISTRIES:
             _TORCHLIB_REGISTRIES[key] = build(cls, *args, **kwargs)
-        return _TORCHLIB_REGISTRIES[key]
+        built = _TORCHLIB_REGISTRIES[key]
+        # a copy of the lists: the exporter adds eegmusic's own translations to the table it is given
+        table = copy.copy(built)
+        table.functions = {target: list(entries) for target, entries in built.functions.items()}
+        return table
 
     with _TORCHLIB_LOCK:
         registry_class.from_torchlib = classmethod(from_torchlib)
@@ -183,7 +189,7 @@ def _torchlib_registry_built_once():
             registry_class.from_torchlib = original
 
 
-def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None) -> Path:
+def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None, lstm_op: bool = True) -> Path:
     """Write ``model`` as ONNX with inputs ``eeg`` (+ ``subject``), output ``mel_db``, dynamic batch.
 
     The graph is captured with ``torch.export`` and translated by torch's maintained ONNX exporter
@@ -202,15 +208,18 @@ def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None) ->
     full_disk : str, optional
         How a full-disk message ends (what is left and the fix; :func:`stream.atomic.disk_errors`);
         by default that ``path`` is unchanged (or that none is left, where there was none).
+    lstm_op : bool
+        Export each plain LSTM through :mod:`offline_training.onnx_lstm` (the default); False takes
+        torch's own path, which writes the same ONNX operator after tracing every step (the export
+        benchmark's baseline, ``benchmarks/bench_runtime.py``).
 
     Returns
     -------
     path : Path
     """
-    import copy
-
     import onnx
     import torch
+    from eegmusic.offline_training.onnx_lstm import TRANSLATIONS, use_onnx_lstms
     from eegmusic.stream.atomic import FREE_SPACE, disk_errors
     from eegmusic.stream.extras import require
 
@@ -220,6 +229,8 @@ def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None) ->
     model = copy.deepcopy(model).cpu().eval()
     # a model may export a different graph than its training forward (a waveform generator's audio)
     graph = model.export_module().eval() if hasattr(model, "export_module") else model
+    if lstm_op:  # its LSTMs as one operator each, which torch does not trace step by step
+        use_onnx_lstms(graph)
     output_name = metadata.get("output", {}).get("name", "mel_db")
     eeg = torch.zeros(2, model.n_chans, model.n_times)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
@@ -241,6 +252,7 @@ def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None) ->
                 dynamic_shapes=shapes,
                 opset_version=OPSET,
                 dynamo=True,
+                custom_translation_table=TRANSLATIONS,
                 external_data=False,
                 verbose=False,
             )

@@ -23,5 +23,12 @@ def test_quick_run_times_every_model_and_its_torch_baseline():
         check(row, {"torch_eager_1t": TIMES, "ort_cpu_1t": TIMES, "ort_cpu_2t": TIMES,
                     "ratio_torch_over_ort_1t_p50": NUMBER, "max_abs_diff_db_1t": NUMBER}, name)
         assert row["max_abs_diff_db_1t"] < 1e-3
+        assert row["export_s"] > 0
+    # the models with LSTMs are exported again through torch's own LSTM path, the baseline
+    lstm_models = {name for name, row in result["models"].items() if "export_s_torch_lstm" in row}
+    assert lstm_models == {"rcnn", "encdec"}
+    for name in lstm_models:
+        check(result["models"][name], {"ratio_export_torch_lstm_over_ours": NUMBER,
+                                       "ort_cpu_1t_torch_lstm_file": TIMES}, name)
     assert result["live"]["counters"]["windows"] > 0
-    assert len(readme_tables.rows_runtime(result)) == len(MODELS) + 3
+    assert len(readme_tables.rows_runtime(result)) == len(MODELS) + 3 + len(lstm_models)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
 
 from eegmusic.decoder.melspec import mel_spec_dict  # noqa: E402
 from eegmusic.offline_training.export import build_metadata, export_onnx, read_metadata, run_onnx  # noqa: E402
@@ -69,6 +70,10 @@ def test_onnx_export_matches_torch(name, n_subjects, rng, tmp_path):
         training={"data": "/x", "songs": [21], "split": "block"},
     )
     path = export_onnx(model, tmp_path / f"{name}.onnx", metadata)
+    # each LSTM is one ONNX LSTM node (offline_training/onnx_lstm.py), and the caller's model keeps its own
+    n_lstms = sum(isinstance(module, torch.nn.LSTM) for module in model.modules())
+    assert [node.op_type for node in onnx.load(str(path)).graph.node].count("LSTM") == n_lstms
+    assert n_lstms == {"rcnn": 1, "encdec": 2}.get(name, 0)
     eeg = rng.normal(0.0, 20.0, (5, 125, 125)).astype(np.float32)
     eeg[0, 3, :] = 1e5  # far outside the training range: clamps and logs are exercised
     subject = np.array([0, 2, 1, 0, 2])
@@ -186,3 +191,6 @@ def test_exports_build_torchs_translation_table_once_and_leave_torch_as_it_was(r
         with torch.no_grad():
             np.testing.assert_allclose(run_onnx(path, eeg), model(torch.tensor(eeg)).numpy(), atol=1e-3)
     assert len(builds) == 1
+    # each export added eegmusic's LSTM translation to its own copy of the table, never to the one kept
+    (kept,) = export._TORCHLIB_REGISTRIES.values()
+    assert not any("eegmusic" in str(target) for target in kept.functions)
