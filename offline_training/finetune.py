@@ -158,7 +158,8 @@ def onnx_weights(model: MelDecoder, path: Path, proto) -> bool:
         elif key in trainable or key.endswith(("running_mean", "running_var")):
             raise ModelError(
                 f"--init {path}: its graph holds no weight '{key}' of shape {tuple(value.shape)} (the "
-                "exporter folded it); pass the run's best.pt to --init instead"
+                "exporter folded it, or stored an LSTM's in ONNX's layout); pass the run's best.pt to "
+                "--init instead"
             )
         else:  # statistics refitted on the new listener (and batch-norm step counters)
             refitted.append(key)
