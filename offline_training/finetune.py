@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,10 +157,11 @@ def onnx_weights(model: MelDecoder, path: Path, proto) -> bool:
         if array is not None and tuple(array.shape) == tuple(value.shape):
             state[key] = torch.as_tensor(np.array(array), dtype=value.dtype)
         elif key in trainable or key.endswith(("running_mean", "running_var")):
+            how = ("stored it in ONNX's LSTM layout" if re.search(r"(weight|bias)_(ih|hh)_l\d", key)
+                   else "folded it")
             raise ModelError(
                 f"--init {path}: its graph holds no weight '{key}' of shape {tuple(value.shape)} (the "
-                "exporter folded it, or stored an LSTM's in ONNX's layout); pass the run's best.pt to "
-                "--init instead"
+                f"exporter {how}); pass the run's best.pt to --init instead"
             )
         else:  # statistics refitted on the new listener (and batch-norm step counters)
             refitted.append(key)

@@ -67,7 +67,7 @@ def lstm(x: torch.Tensor, w: torch.Tensor, r: torch.Tensor, b: torch.Tensor,
                    _torch_layout(b[d, : 4 * hidden_size]), _torch_layout(b[d, 4 * hidden_size :])]
     zeros = x.new_zeros(directions, x.shape[0], hidden_size)
     y, h, c = torch.lstm(x, (zeros, zeros), params, True, 1, 0.0, False, directions == 2, True)
-    return y, h, c
+    return y.contiguous(), h, c  # torch's y is a strided view; the shape function's is contiguous
 
 
 @lstm.register_fake
@@ -79,7 +79,8 @@ def _lstm_fake(x, w, r, b, hidden_size):
 
 def translate_lstm(x, w, r, b, hidden_size: int):
     """ONNX translation of ``eegmusic::lstm`` (onnxscript, traced by the exporter)."""
-    from onnxscript import opset18 as op
+    from onnxscript import opset18 as op  # export.OPSET
+
 
     direction = "bidirectional" if w.shape[0] == 2 else "forward"
     y, h, c = op.LSTM(op.Transpose(x, perm=[1, 0, 2]), w, r, b, hidden_size=hidden_size,

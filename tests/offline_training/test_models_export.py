@@ -72,8 +72,13 @@ def test_onnx_export_matches_torch(name, n_subjects, rng, tmp_path):
     path = export_onnx(model, tmp_path / f"{name}.onnx", metadata)
     # each LSTM is one ONNX LSTM node (offline_training/onnx_lstm.py), and the caller's model keeps its own
     n_lstms = sum(isinstance(module, torch.nn.LSTM) for module in model.modules())
-    assert [node.op_type for node in onnx.load(str(path)).graph.node].count("LSTM") == n_lstms
+    graph = onnx.load(str(path)).graph
+    assert [node.op_type for node in graph.node].count("LSTM") == n_lstms
     assert n_lstms == {"rcnn": 1, "encdec": 2}.get(name, 0)
+    # ... through eegmusic's operator: the weights in ONNX's layout (torch's own path keeps its names)
+    initializers = {init.name for init in graph.initializer}
+    assert not any("_ih_l0" in init for init in initializers)
+    assert sum(init.endswith((".w", ".r", ".b")) for init in initializers) == 3 * n_lstms
     eeg = rng.normal(0.0, 20.0, (5, 125, 125)).astype(np.float32)
     eeg[0, 3, :] = 1e5  # far outside the training range: clamps and logs are exercised
     subject = np.array([0, 2, 1, 0, 2])
