@@ -35,6 +35,9 @@ wall time alone can come from the load rather than from scaling. With more proce
 2) the processes share cores and no speed-up over the cores' is possible: that run measures the cost
 of oversubscribing.
 
+Also timed: ``train``'s choice of the target offset at a 1-s and a 0.1-s hop, beside the same choice
+reading whole-song targets (:func:`target_offset_choice`).
+
 Run: ``python -m eegmusic.benchmarks.bench_training [--quick] [--rounds K]`` or through ``eegmusic bench``.
 
 Measured here on the quiet machine (2 cores, load 0.2-2, this round): the NMED-T-size epoch took 75.1 s
@@ -74,6 +77,10 @@ DEFAULT_BATCH = 60
 """``eegmusic train``'s default batch (the EEG2Mel setting)."""
 LARGE_BATCH = 256
 PROCESSES = (1, 2, 4)
+OFFSET_SIZE = {"songs": 10, "listeners": 4, "seconds": 90.0}
+"""Simulated folder of the target-offset choice's timing (:func:`target_offset_choice`)."""
+QUICK_OFFSET_SIZE = {"songs": 2, "listeners": 2, "seconds": 12.0}
+OFFSET_HOPS_S = (1.0, 0.1)
 
 
 # ---- data --------------------------------------------------------------------------------------------------
@@ -367,6 +374,56 @@ def scaling(size: dict, batch: int, processes=PROCESSES, timeout_s: float = 1800
                     "than cores share them (oversubscribed) and cannot be faster than the cores allow"}
 
 
+def target_offset_choice(quick: bool = False) -> dict:
+    """Time ``train``'s target-offset choice (:func:`offline_training.target_lag.choose_target_offset`)
+    at a 1-s and a 0.1-s hop, beside the same choice reading whole-song targets.
+
+    Each of the seven candidate offsets needs the targets of 800 training windows and the validation
+    part. **Ours** computes those windows' own starts (``WindowDataset.mel(..., keep_songs=False)``);
+    the **baseline** (the code before stop 55) computed and kept every window start of every song
+    those rows touch, at each offset: at a 0.1-s hop that is ten times the windows of a 1-s hop, most
+    never read. Both on the same simulated folder (:data:`OFFSET_SIZE`, procedural songs: the cost
+    does not depend on the music) and the same block split, ours first; reported: each one's seconds,
+    the ratio, both choices and the largest difference between their validation scores (the targets
+    agree to the STFT batch's float32 rounding).
+    """
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.splits import make_split
+    from eegmusic.offline_training.target_lag import choose_target_offset
+    from eegmusic.replay.simulate import simulate
+
+    class WholeSongTargets(WindowDataset):
+        """The baseline: every target through the whole-song cache (``with_target_offset`` keeps
+        the class)."""
+
+        def mel(self, rows, *, keep_songs: bool = True):
+            return super().mel(rows, keep_songs=True)
+
+    size = QUICK_OFFSET_SIZE if quick else OFFSET_SIZE
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-offset-") as tmp:
+        folder = simulate(Path(tmp) / "sim", n_songs=size["songs"], n_subjects=size["listeners"],
+                          seconds=size["seconds"], seed=0, progress=False)
+        for hop_s in OFFSET_HOPS_S:
+            timed = {}
+            for name, kind in (("ours", WindowDataset), ("baseline_whole_song_targets", WholeSongTargets)):
+                dataset = kind(folder, hop_s=hop_s)
+                split = make_split(dataset.index, "block", seed=0)
+                started = time.perf_counter()
+                choice = choose_target_offset(dataset, split)
+                timed[name] = {"seconds": round(time.perf_counter() - started, 2),
+                               "chosen_s": choice.offset_s, "scores": choice.scores}
+            ours, base = timed["ours"], timed["baseline_whole_song_targets"]
+            results[f"{hop_s:g}"] = {
+                "windows": len(dataset.index), **timed,
+                "ratio_baseline_over_ours": round(base["seconds"] / ours["seconds"], 2),
+                "same_choice": ours["chosen_s"] == base["chosen_s"],
+                "max_score_difference": max(abs(ours["scores"][c] - base["scores"][c])
+                                            for c in ours["scores"]),
+            }
+    return {"size": size, "hops": results}
+
+
 def run(quick: bool = False, rounds: int = 1) -> dict:
     """Measure the convnet epoch (ours beside plain torch) and its scaling over processes.
 
@@ -388,8 +445,9 @@ def run(quick: bool = False, rounds: int = 1) -> dict:
         JSON-ready: ``size`` (songs, listeners, seconds, windows), ``epoch`` (per batch size:
         ``ours``, ``baseline_plain_torch``, ``ratio``), ``nmedt_epoch_s`` (ours, the median measured
         full epoch; None in quick mode), ``nmedt_epoch_cpu_s`` (its CPU time, every thread),
-        ``target_epoch_s``, ``meets_target``, ``scaling``, ``torch_threads``, ``cores``, ``load_avg``
-        (1, 5 and 15-minute load averages at the end).
+        ``target_epoch_s``, ``meets_target``, ``scaling``, ``target_offset``
+        (:func:`target_offset_choice`), ``torch_threads``, ``cores``, ``load_avg`` (1, 5 and 15-minute
+        load averages at the end).
     """
     import torch
 
@@ -412,6 +470,7 @@ def run(quick: bool = False, rounds: int = 1) -> dict:
         "target_epoch_s": TARGET_EPOCH_S,
         "meets_target": None if full is None else bool(full <= TARGET_EPOCH_S),
         "scaling": scaling(scaling_size, batches[0] if quick else LARGE_BATCH, processes),
+        "target_offset": target_offset_choice(quick),
         "torch_threads": torch.get_num_threads(),
         "cores": os.cpu_count(),
         "load_avg": [round(v, 2) for v in os.getloadavg()],

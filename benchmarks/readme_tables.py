@@ -226,6 +226,24 @@ def rows_training(result: dict) -> list[Row]:
             "scales with cores",
         )
     )
+    rows += rows_target_offset(result.get("target_offset", {}))
+    return rows
+
+
+def rows_target_offset(target_offset: dict) -> list[Row]:
+    """``train``'s target-offset choice per hop, beside whole-song targets (``bench_training``)."""
+    rows = []
+    for hop, entry in target_offset.get("hops", {}).items():
+        ours, base = entry["ours"], entry["baseline_whole_song_targets"]
+        rows.append(
+            (
+                f"`train`'s target-offset choice, {entry['windows']:,} windows at a {hop}-s hop (7 offsets)",
+                f"{ours['seconds']:.1f} s (the rows' own targets)",
+                f"whole-song targets {base['seconds']:.1f} s",
+                f"{_x(entry['ratio_baseline_over_ours'])} faster",
+                "same choice" if entry["same_choice"] else "**other choice**",
+            )
+        )
     return rows
 
 

@@ -329,13 +329,20 @@ class WindowDataset:
             out[mask] = windows[local, :, entries["start"][mask]]
         return out
 
-    def mel(self, rows) -> np.ndarray:
+    def mel(self, rows, *, keep_songs: bool = True) -> np.ndarray:
         """Mel-dB targets of windows (cached per song).
 
         Parameters
         ----------
         rows : array of int, shape (n,)
             Row numbers into :attr:`index`.
+        keep_songs : bool
+            True: compute every window start of each song the rows touch and keep them (training reads
+            every window, many epochs). False: compute the rows' own window starts only, each once,
+            and keep nothing, for a reader that takes a sample once (the target-offset choice: 800
+            training windows and the validation part, at seven offsets). A song already kept is read
+            from the cache either way. The two agree to the STFT's float32 rounding, which depends on
+            which windows are computed together (:func:`window_mels`, within 1e-4 dB).
 
         Returns
         -------
@@ -346,7 +353,13 @@ class WindowDataset:
         entries = self.index[rows]
         for song in np.unique(entries["song"]):
             mask = entries["song"] == song
-            out[mask] = self.song_mel(int(song))[(entries["start"][mask] - self.phase) // self.hop]
+            starts = entries["start"][mask]
+            if keep_songs or int(song) in self._mel:
+                out[mask] = self.song_mel(int(song))[(starts - self.phase) // self.hop]
+            else:
+                distinct, inverse = np.unique(starts, return_inverse=True)
+                starts_s = distinct / MODEL_SFREQ - self.target_offset_s
+                out[mask] = window_mels(self._checked_stimulus(int(song)), starts_s)[inverse]
         return out
 
     def song_mel(self, song: int) -> np.ndarray:
@@ -355,19 +368,22 @@ class WindowDataset:
         Row k is the target of the window starting at sample ``phase + k * hop``.
         """
         if song not in self._mel:
-            from eegmusic.offline_training.sanity import check_stimulus
-
-            audio = self.stimulus(song)
-            _, song_id, folder = self._sources[song]
-            eeg_s = self._eeg[song].shape[-1] / MODEL_SFREQ
-            if song not in self._checked:
-                check_stimulus(audio, song=song_id, folder=folder, eeg_s=eeg_s,
-                               allow_short=self.allow_short_stimulus)
-                self._checked.add(song)
             n_starts = max((self._eeg[song].shape[-1] - WINDOW_SAMPLES - self.phase) // self.hop + 1, 0)
             starts_s = (self.phase + np.arange(n_starts) * self.hop) / MODEL_SFREQ - self.target_offset_s
-            self._mel[song] = window_mels(audio, starts_s)
+            self._mel[song] = window_mels(self._checked_stimulus(song), starts_s)
         return self._mel[song]
+
+    def _checked_stimulus(self, song: int) -> np.ndarray:
+        """A song's stimulus audio, checked against its EEG once per song (:func:`sanity.check_stimulus`)."""
+        audio = self.stimulus(song)
+        if song not in self._checked:
+            from eegmusic.offline_training.sanity import check_stimulus
+
+            _, song_id, folder = self._sources[song]
+            check_stimulus(audio, song=song_id, folder=folder, eeg_s=self._eeg[song].shape[-1] / MODEL_SFREQ,
+                           allow_short=self.allow_short_stimulus)
+            self._checked.add(song)
+        return audio
 
     def stimulus(self, song: int) -> np.ndarray:
         """The stimulus audio of a song key (an appended excerpt's key gives that excerpt's audio)."""

@@ -96,3 +96,20 @@ def test_the_scaling_row_quotes_each_run_beside_one_process_and_one_core():
     assert row[1] == "1 proc. × 2 thr. 609 windows/s, 2 proc. × 1 thr. 700 windows/s"
     assert row[2] == "1 process 609 windows/s; one core (1 process × 1 thread) 438 windows/s"
     assert row[3] == "speed-up 1.00× / 1.15×; over one core 1.39× / 1.60×"
+
+
+def test_the_target_offset_choice_is_timed_beside_whole_song_targets():
+    result = check(bench_training.target_offset_choice(quick=True), {"size": dict, "hops": dict})
+    assert set(result["hops"]) == {"1", "0.1"}
+    for entry in result["hops"].values():
+        timed = {"seconds": NUMBER, "chosen_s": NUMBER, "scores": dict}
+        check(entry, {"windows": int, "ours": timed, "baseline_whole_song_targets": timed,
+                      "ratio_baseline_over_ours": NUMBER, "same_choice": bool,
+                      "max_score_difference": NUMBER})
+        # the same choice on the same windows: the targets differ by float32 rounding at most
+        assert entry["same_choice"] and entry["max_score_difference"] < 1e-3
+        assert set(entry["ours"]["scores"]) == set(entry["baseline_whole_song_targets"]["scores"])
+    assert result["hops"]["0.1"]["windows"] > 9 * result["hops"]["1"]["windows"]
+    rows = readme_tables.rows_target_offset(result)
+    assert len(rows) == 2
+    assert all("target-offset choice" in row[0] and row[4] == "same choice" for row in rows)

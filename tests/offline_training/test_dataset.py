@@ -59,9 +59,38 @@ def test_windows_at_a_phase_start_past_each_hop(dataset, sim_dir):
     where = {tuple(int(v) for v in entry): k for k, entry in enumerate(fine.index)}
     same = np.array([where[tuple(int(v) for v in shifted.index[r])] for r in rows])
     np.testing.assert_array_equal(shifted.eeg(rows), fine.eeg(same))
-    np.testing.assert_allclose(shifted.mel(rows), fine.mel(same), atol=1e-5)
+    # (the fine grid's targets of these rows only: its every start is 2,500 windows a song)
+    np.testing.assert_allclose(shifted.mel(rows), fine.mel(same, keep_songs=False), atol=1e-5)
     # and neither matches the whole-second window it overlaps
     assert not np.allclose(shifted.mel(rows[:1]), dataset.mel(rows[:1]), atol=1.0)
+
+
+def test_targets_of_a_sample_are_computed_for_its_own_starts_and_kept_nowhere(sim_dir, monkeypatch):
+    """The target-offset choice reads 800 training windows and the validation part at seven offsets:
+    ``keep_songs=False`` computes the distinct window starts of those rows only (the listeners of a song
+    share them) and caches nothing, with the same targets as the whole-song cache."""
+    from eegmusic.offline_training import dataset as dataset_module
+
+    kept = WindowDataset(sim_dir, hop_s=0.5, target_offset_s=0.15)
+    once = kept.with_target_offset(0.15)
+    computed = []
+
+    def counted(audio, starts_s):
+        computed.append(len(starts_s))
+        return window_mels(audio, starts_s)
+
+    monkeypatch.setattr(dataset_module, "window_mels", counted)
+    song21 = np.flatnonzero(once.index["song"] == 21)
+    same_start = song21[once.index["start"][song21] == once.index["start"][song21[3]]]  # every listener's
+    rows = np.concatenate([song21[[3, 9]], same_start, np.flatnonzero(once.index["song"] == 22)[:2]])
+    got = once.mel(rows, keep_songs=False)
+    assert computed == [2, 2] and once._mel == {}  # the starts of rows 3 and 9 of song 21, two of song 22
+    np.testing.assert_allclose(got, kept.mel(rows), atol=1e-4)
+    assert sum(computed[2:]) == len(kept.song_mel(21)) + len(kept.song_mel(22)) > 40
+    # a song already kept is read from the cache
+    computed.clear()
+    np.testing.assert_array_equal(kept.mel(rows, keep_songs=False), kept.mel(rows))
+    assert computed == []
 
 
 def test_window_mels_equal_window_mel_db(rng):

@@ -63,10 +63,10 @@ class PoisonedTest:
         self.read.update(np.atleast_1d(rows).tolist())
         return self.inner.eeg(rows)
 
-    def mel(self, rows):
+    def mel(self, rows, **options):
         rows = np.atleast_1d(rows)
         self.read.update(rows.tolist())
-        out = self.inner.mel(rows)
+        out = self.inner.mel(rows, **options)
         poisoned = np.isin(rows, self.test_rows)
         out[poisoned] = np.random.default_rng(0).uniform(-80, 20, out[poisoned].shape)
         return out
