@@ -237,11 +237,13 @@ def rows_target_offset(target_offset: dict) -> list[Row]:
         ours, base = entry["ours"], entry["baseline_whole_song_targets"]
         rows.append(
             (
-                f"`train`'s target-offset choice, {entry['windows']:,} windows at a {hop}-s hop (7 offsets)",
+                f"`train`'s target-offset choice, {entry['windows']:,} windows at a {hop}-s hop "
+                f"({len(ours['scores'])} offsets)",
                 f"{ours['seconds']:.1f} s (the rows' own targets)",
                 f"whole-song targets {base['seconds']:.1f} s",
                 f"{_x(entry['ratio_baseline_over_ours'])} faster",
-                "same choice" if entry["same_choice"] else "**other choice**",
+                ("same choice" if entry["same_choice"] else "**other choice**")
+                + f", scores within {entry['max_score_difference']:.1g}",
             )
         )
     return rows

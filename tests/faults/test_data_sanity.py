@@ -153,7 +153,9 @@ def test_short_stimulus_is_allowed_when_asked(spoil, caplog):
     dataset = WindowDataset(folder, allow_short_stimulus=True)
     with caplog.at_level(logging.WARNING, logger="eegmusic.offline_training.sanity"):
         dataset.fill_mel_cache()
-        dataset.with_target_offset(0.1).fill_mel_cache()   # as --target-offset auto does for each lag
+        dataset.with_target_offset(0.1).fill_mel_cache()
+        # as --target-offset auto reads each lag's targets: the rows' own, none kept
+        dataset.with_target_offset(0.2).mel(np.arange(len(dataset.index)), keep_songs=False)
     assert "--allow-short-stimulus" in caplog.text
     assert sum("song 22 lasts" in r.getMessage() for r in caplog.records) == 1   # said once, not per lag
     mel = dataset.song_mel(22)

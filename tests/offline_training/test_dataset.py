@@ -61,6 +61,9 @@ def test_windows_at_a_phase_start_past_each_hop(dataset, sim_dir):
     np.testing.assert_array_equal(shifted.eeg(rows), fine.eeg(same))
     # (the fine grid's targets of these rows only: its every start is 2,500 windows a song)
     np.testing.assert_allclose(shifted.mel(rows), fine.mel(same, keep_songs=False), atol=1e-5)
+    # the rows' own targets keep the phase as the whole-song cache does
+    np.testing.assert_allclose(shifted.with_target_offset(0.2).mel(rows, keep_songs=False), shifted.mel(rows),
+                               atol=1e-4)
     # and neither matches the whole-second window it overlaps
     assert not np.allclose(shifted.mel(rows[:1]), dataset.mel(rows[:1]), atol=1.0)
 
