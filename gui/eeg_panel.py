@@ -309,8 +309,8 @@ class EEGPanel(QtWidgets.QWidget):
         reasons = merge_flags(detect_channel_flags(reduced), flags, reduced.shape[0])
         if no_measurement:
             missing = set(no_measurement)
-            reasons = [NO_MEASUREMENT if label in missing else reason
-                       for label, reason in zip(labels, reasons, strict=False)] + reasons[len(labels):]
+            reasons = [NO_MEASUREMENT if i < len(labels) and labels[i] in missing else reason
+                       for i, reason in enumerate(reasons)]
         centre = self._levels(reduced)
         self._last_draw = (reduced, centre, reasons, n_keep, n_bins, sfreq)
         self._draw(*self._last_draw)
