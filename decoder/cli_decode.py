@@ -236,6 +236,11 @@ def format_summary(summary: dict) -> str:
         from eegmusic.decoder.scores import baseline_words
 
         lines.append(f"  on the same frames (whole run): {baseline_words(summary)}")
+        by_song = summary.get("scores_by_song") or {}
+        if len(by_song) > 1:   # a playlist: each song's frames alone, where its song mean is defined
+            lines += [f"  song {song} ({scores['scored_frames']} frames): decoder "
+                      f"{fmt(scores['dynamic_r_total'])}, {baseline_words(scores)}"
+                      for song, scores in by_song.items()]
     interpolated = summary.get("interpolated_channels") or []
     if interpolated:
         shown = ", ".join(interpolated[:12]) + (f", … ({len(interpolated)} in all)" if len(interpolated) > 12

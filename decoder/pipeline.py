@@ -685,6 +685,9 @@ class LivePipeline:
             "dynamic_r_total": self._truth.dynamic_r_total() if self._truth is not None else None,
             "baseline_dynamic_r_total": self._truth.baseline_r_total() if self._truth is not None else None,
             "baseline_constant": self._truth.constant_baselines() if self._truth is not None else [],
+            # the same figures song by song (a playlist's trained song keeps its song mean beside a new one)
+            "scores_by_song": {} if self._truth is None else {
+                str(song): scores for song, scores in self._truth.scores_by_song().items()},
             # what the scores read: the truth song, how many frames, and the live figure's window
             "truth": None if self._truth is None else {
                 "song": self._truth.song, "scored_frames": self._truth.scored_frames,

@@ -170,15 +170,14 @@ class LiveTruth:
         self._pred = np.zeros((N_MELS, self.recent), np.float32)
         self._true = np.zeros((N_MELS, self.recent), np.float32)
         self._n = 0
-        self._total = RunningBandPearson(N_MELS)   # over the whole run, in constant memory
+        self._run = FrameScores()   # every scored frame of the run, in constant memory
+        self._by_song: dict[int, FrameScores] = {}   # the same, per song played
         self._global_mean: np.ndarray | None = None
         self._song_means: dict[int, np.ndarray] = {}
         self._song_music: dict[int, str] | None = None   # the model's training music per song (digest)
         self._digests: dict[int, str | None] = {}        # the truth folder's stimulus digest per song
         self.skipped_frames = 0
         """Decoded frames not scored: a non-finite value (the vocoder plays them as silence)."""
-        self._baseline_total = {name: RunningBandPearson(N_MELS) for name in ("global_mean", "song_mean")}
-        self._baseline_partial: set[str] = set()   # baselines some of the decoder's scored frames lacked
 
     def set_baselines(self, global_mean: np.ndarray, song_means: dict[int, np.ndarray],
                       song_music: dict[int, str] | None = None) -> None:
@@ -349,24 +348,22 @@ class LiveTruth:
         self.skipped_frames += int(np.count_nonzero(valid & ~finite))
         truth = truth_valid[:, finite[valid]]
         pred = frames[:, scored]
+        means = None
         if self._global_mean is not None and pred.shape[1]:
-            # a baseline is reported only if it scored every frame the decoder did (see baseline_r_total)
-            if window_frame is None:
-                self._baseline_partial.update(self._baseline_total)
-            else:
+            means = {name: None for name in BASELINES}   # frames with no window column: none can be placed
+            if window_frame is not None:
                 columns = np.asarray(window_frame)[scored]
-                self._baseline_total["global_mean"].add(self._global_mean[:, columns], truth)
                 song_mean = self._song_mean(self.song)
-                if song_mean is not None:
-                    self._baseline_total["song_mean"].add(song_mean[:, columns], truth)
-                else:
-                    self._baseline_partial.add("song_mean")
+                means = {"global_mean": self._global_mean[:, columns],
+                         "song_mean": None if song_mean is None else song_mean[:, columns]}
         for column in range(pred.shape[1]):
             slot = self._n % self.recent
             self._pred[:, slot] = pred[:, column]
             self._true[:, slot] = truth[:, column]
             self._n += 1
-        self._total.add(pred, truth)
+        self._run.add(pred, truth, means)
+        if pred.shape[1]:
+            self._by_song.setdefault(self.song, FrameScores()).add(pred, truth, means)
         out = np.full(frames.shape, np.nan, np.float32)
         out[:, valid] = truth_valid
         return out
@@ -379,12 +376,11 @@ class LiveTruth:
     @property
     def scored_frames(self) -> int:
         """Decoded frames scored against the true stimulus so far (the whole-run figures' frames)."""
-        return self._total.n
+        return self._run.decoder.n
 
     def dynamic_r_total(self) -> float | None:
         """Dynamic r over every scored frame of the run (None before 2 frames)."""
-        r = self._total.band_pearson()
-        return None if r is None else float(np.mean(r))
+        return self._run.decoder_r()
 
     def baseline_r_total(self) -> dict[str, float | None]:
         """Dynamic r of the baselines over the same frames as :meth:`dynamic_r_total`.
@@ -396,14 +392,9 @@ class LiveTruth:
             none) or, for the song mean, once any scored frame's song is not in the model's training
             part (or is other music under the same number: :meth:`_song_mean`): scored on the other
             frames only, it would stand beside a decoder score over more frames (a playlist of a
-            trained and a new song).
+            trained and a new song). :meth:`scores_by_song` scores it song by song.
         """
-        out = {}
-        constant = self.constant_baselines()
-        for name, running in self._baseline_total.items():
-            r = None if name in self._baseline_partial or name in constant else running.band_pearson()
-            out[name] = None if r is None else float(np.mean(r))
-        return out
+        return self._run.baseline_r()
 
     def constant_baselines(self) -> list[str]:
         """The baselines whose prediction was one spectrum at every scored frame, so their r is None.
@@ -414,5 +405,69 @@ class LiveTruth:
         convention printed as a score (:data:`decoder.metrics.CONSTANT_NOTE`). With larger hops, or
         frames caught up after a stall, the columns vary and the baseline is scored.
         """
-        return [name for name, running in self._baseline_total.items()
-                if name not in self._baseline_partial and running.n >= 2 and not running.prediction_varies()]
+        return self._run.constant()
+
+    def scores_by_song(self) -> dict[int, dict]:
+        """The whole-run figures for each song played, on that song's scored frames alone.
+
+        A playlist of a trained and a new song has no run-wide song mean (:meth:`baseline_r_total`);
+        here the trained song's frames get theirs, beside the decoder's r on exactly those frames.
+
+        Returns
+        -------
+        dict of int to dict
+            Per song, in the order first scored, under the run summary's names so that
+            :func:`decoder.scores.baseline_words` words it alike: ``scored_frames``, ``dynamic_r_total``,
+            ``baseline_dynamic_r_total`` (``global_mean`` and ``song_mean``, each r or None by the rules of
+            :meth:`baseline_r_total`) and ``baseline_constant`` (:meth:`constant_baselines`), each over
+            that song's frames.
+        """
+        return {song: {"scored_frames": scores.decoder.n, "dynamic_r_total": scores.decoder_r(),
+                       "baseline_dynamic_r_total": scores.baseline_r(),
+                       "baseline_constant": scores.constant()}
+                for song, scores in self._by_song.items()}
+
+
+BASELINES = ("global_mean", "song_mean")
+"""The baselines scored beside the decoder, in the order they are reported."""
+
+
+class FrameScores:
+    """The decoder's and the baselines' running band Pearson over one set of frames: a run, or one song."""
+
+    def __init__(self):
+        self.decoder = RunningBandPearson(N_MELS)
+        self.baselines = {name: RunningBandPearson(N_MELS) for name in BASELINES}
+        self.partial: set[str] = set()
+        """Baselines that some of the decoder's scored frames lacked: reported as None."""
+
+    def add(self, pred: np.ndarray, truth: np.ndarray, means: dict[str, np.ndarray | None] | None) -> None:
+        """Add the decoder's frames ``pred`` against ``truth`` (each (128, n)) and each baseline's frames
+        (``means``: None when the model carries no baselines; a baseline's None, it has no prediction
+        for these frames)."""
+        self.decoder.add(pred, truth)
+        for name, mean in (means or {}).items():
+            if mean is None:
+                self.partial.add(name)
+            else:
+                self.baselines[name].add(mean, truth)
+
+    def decoder_r(self) -> float | None:
+        """The decoder's dynamic r (None before 2 frames)."""
+        r = self.decoder.band_pearson()
+        return None if r is None else float(np.mean(r))
+
+    def baseline_r(self) -> dict[str, float | None]:
+        """Each baseline's dynamic r: None where partial, constant, or never scored."""
+        constant = self.constant()
+        out = {}
+        for name, running in self.baselines.items():
+            r = None if name in self.partial or name in constant else running.band_pearson()
+            out[name] = None if r is None else float(np.mean(r))
+        return out
+
+    def constant(self) -> list[str]:
+        """The baselines whose prediction was one spectrum at every frame (see
+        :meth:`LiveTruth.constant_baselines`)."""
+        return [name for name, running in self.baselines.items()
+                if name not in self.partial and running.n >= 2 and not running.prediction_varies()]

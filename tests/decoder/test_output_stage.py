@@ -219,6 +219,25 @@ def test_constant_baselines_print_as_n_a_with_the_reason_not_as_a_score():
         format_summary(summary)
 
 
+def test_a_playlist_summary_scores_each_song_beside_its_own_baselines():
+    from eegmusic.decoder.cli_decode import format_summary
+
+    one = {"21": {"scored_frames": 2000, "dynamic_r_total": 0.3, "baseline_constant": [],
+                  "baseline_dynamic_r_total": {"global_mean": 0.01, "song_mean": 0.02}}}
+    summary = {**_summary(30.0), "baseline_dynamic_r_total": {"global_mean": 0.01, "song_mean": None},
+               "baseline_constant": [], "scores_by_song": one}
+    assert "song 21 (" not in format_summary(summary)       # one song: the whole-run line says it all
+    summary["scores_by_song"] = {**one, "22": {
+        "scored_frames": 900, "dynamic_r_total": 0.1, "baseline_dynamic_r_total": {"global_mean": -0.02,
+                                                                                   "song_mean": None},
+        "baseline_constant": []}}
+    text = format_summary(summary)
+    assert "song 21 (2000 frames): decoder 0.300, global-mean baseline 0.010, song-mean baseline 0.020\n" \
+        in text
+    assert ("song 22 (900 frames): decoder 0.100, global-mean baseline -0.020, song-mean baseline n/a (a "
+            "scored song is not in the model's training data)") in text, text
+
+
 def test_the_summary_names_bad_channels_and_broken_frames_only_when_there_are_some():
     """A dead (NaN) electrode was named nowhere in the summary, and frames a broken model made
     (non-finite, or beyond the mel range) were counted nowhere on the terminal."""

@@ -128,6 +128,49 @@ def test_a_song_mean_missing_for_some_frames_is_not_reported_beside_the_decoder(
     assert truth.dynamic_r_total() is not None
 
 
+def test_each_song_of_a_playlist_is_scored_on_its_own_frames_with_its_own_song_mean(rng):
+    """The run-wide song mean is n/a once a new song plays (above), and it took the trained song's
+    figure with it: a playlist printed no song-mean baseline at all. Song by song, each has the decoder's
+    r and both baselines on its own frames, equal to offline evaluation's on them."""
+    training = TrainingPart(rng, songs=(21,))
+    global_mean, song_means = read_baselines(baselines.training_baselines(training, np.arange(30)))
+    stimuli = Stimuli(rng)
+    truth = LiveTruth(stimuli)
+    truth.set_baselines(global_mean, song_means)
+    n = 90
+    k = np.arange(n)
+    columns = k % 44
+    decoded = {song: rng.normal(-40, 10, (128, n)).astype(np.float32) for song in (21, 22)}
+    for song, t0 in ((21, 0.0), (22, 10.0)):
+        truth.load(song)
+        truth.marker(f"song={song};t=0.000", t0)
+        for lo in range(0, n, 3):
+            part = k[lo:lo + 3]
+            truth.update(decoded[song][:, part], t0 + part * FRAME_PERIOD_S, columns[part])
+    assert truth.baseline_r_total()["song_mean"] is None          # the run as a whole: unchanged
+    by_song = truth.scores_by_song()
+    assert list(by_song) == [21, 22]
+    for song in (21, 22):
+        true = mel_db(stimuli.audio[song])[:, :n]
+        scores = by_song[song]
+        assert scores["scored_frames"] == n
+        assert scores["dynamic_r_total"] == pytest.approx(metrics.dynamic_r([decoded[song]], [true]),
+                                                          abs=1e-6)
+        global_pred = baselines.predict_global_mean(global_mean, n)[k, :, columns].T
+        assert scores["baseline_dynamic_r_total"]["global_mean"] == pytest.approx(
+            metrics.dynamic_r([global_pred], [true]), abs=1e-6)
+    song_pred = baselines.predict_song_mean(song_means, np.full(n, 21))[k, :, columns].T
+    true_21 = mel_db(stimuli.audio[21])[:, :n]
+    assert by_song[21]["baseline_dynamic_r_total"]["song_mean"] == pytest.approx(
+        metrics.dynamic_r([song_pred], [true_21]), abs=1e-6)
+    assert by_song[22]["baseline_dynamic_r_total"]["song_mean"] is None   # never trained on
+    # the run's own figures are those of both songs' frames together
+    both = np.concatenate([mel_db(stimuli.audio[song])[:, :n] for song in (21, 22)], axis=1)
+    assert truth.dynamic_r_total() == pytest.approx(
+        float(np.mean(metrics.band_pearson(np.concatenate([decoded[21], decoded[22]], axis=1), both))),
+        abs=1e-6)
+
+
 def test_without_baselines_in_the_model_none_are_scored(rng):
     truth = LiveTruth(Stimuli(rng))
     truth.load(21)
