@@ -39,8 +39,8 @@ Examples:
 
 Stop with Ctrl-C: a summary follows (windows, drops, gaps, reconnects, the stream's health: connected,
 stalled or lost, with counts and seconds; latency per stage p50/p95/p99, dynamic r with --truth). The
-health changes also go to the LSL marker stream '<stream>-mel-status'. Decoded frames go to the LSL
-stream '<stream>-mel' (type MelSpectrogram, 128 channels at 43.07 Hz) unless --no-lsl-out.
+health changes also go to the LSL marker stream '<stream>-mel-status' and decoded frames to the LSL
+stream '<stream>-mel' (type MelSpectrogram, 128 channels at 43.07 Hz), both unless --no-lsl-out.
 
 Stream channels are matched to the model's by label (case-insensitive; T3/T7, T4/T8, T5/P7, T6/P8,
 E129/Cz name one electrode) and the stream is resampled to the model's rate. With --impute-missing,
@@ -135,7 +135,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                      "as they come so they stay readable after a crash; a folder that already holds a "
                      "recording is refused (recordings are never overwritten, even with --overwrite), "
                      "e.g. --record runs/today")
-    out.add_argument("--no-lsl-out", action="store_true", help="do not publish the MelSpectrogram stream")
+    out.add_argument("--no-lsl-out", action="store_true",
+                     help="publish nothing on LSL: neither '<stream>-mel' nor '<stream>-mel-status'")
     from eegmusic.decoder.vocoders import VOCODERS, vocoder_help
 
     # default None, so that a typed --vocoder is told from the default (a waveform model refuses it)
@@ -191,6 +192,28 @@ def _audio_lines(c: dict) -> list[str]:
             f"{ms['audio_padded']:.0f} ms  silence for stalls {ms['audio_silence']:.0f} ms"]
 
 
+def _device_lines(summary: dict) -> list[str]:
+    """Where the sound device or the live threads run otherwise than asked (nothing when they do not):
+    a device that refused the latency asked for or was reopened at its default, and threads that did not
+    get real-time priority (:mod:`decoder.realtime`)."""
+    lines = []
+    if summary.get("audio_device_note"):
+        lines.append(f"  {summary['audio_device_note']}")
+    restarts = summary["counters"].get("device_restarts", 0)
+    if restarts:
+        lines.append(f"  audio device reopened {restarts} time{'s' if restarts > 1 else ''} after it stopped "
+                     "calling back")
+    slow = {role: outcome for role, outcome in (summary.get("scheduling") or {}).items()
+            if outcome in ("nice", "normal")}
+    if slow:
+        from eegmusic.decoder.realtime import NICE_FALLBACK, REFUSED_HINT
+
+        lines.append("  real-time priority refused: " + ", ".join(
+            f"{role} thread at {f'nice {NICE_FALLBACK}' if outcome == 'nice' else 'normal priority'}"
+            for role, outcome in slow.items()) + f"; {REFUSED_HINT}")
+    return lines
+
+
 def format_summary(summary: dict) -> str:
     """Render :meth:`LivePipeline.summary` for the terminal."""
     from eegmusic.decoder.latency import format_table
@@ -207,6 +230,7 @@ def format_summary(summary: dict) -> str:
         + "".join(f"  {key.replace('_', ' ')} {c[key]}" for key in ("nonfinite_frames", "frames_clipped")
                   if c.get(key)),
         *_audio_lines(c),
+        *_device_lines(summary),
         *_health_lines(summary),
         "latency per stage (LSL clock; 'estimate' = queued audio + the device's reported latency, not "
         "measured: `eegmusic bench latency` measures EEG sample -> audible sample):",

@@ -218,6 +218,7 @@ class LivePipeline:
         self._t_start: float | None = None
         self._health_at_stop: StreamHealth | None = None
         self._counters_sink: dict[str, int] = {}
+        self._sink_note: str | None = None   # the closed sink's latency_note, for the summary
         self.scheduling: dict[str, str] = {}
         """Role -> how its thread is scheduled (:func:`decoder.realtime.raise_priority`)."""
 
@@ -557,6 +558,7 @@ class LivePipeline:
             self._closing("the vocoder's tail", flush_tail)
         if sink is not None:
             self._counters_sink = dict(sink.counters())
+            self._sink_note = getattr(sink, "latency_note", None)
             self._closing("the audio output", sink.close)
             self._sink = None
         if recorder is not None:
@@ -708,8 +710,10 @@ class LivePipeline:
             },
         }
         out["scheduling"] = dict(self.scheduling)   # the audio callback's: counters' callback_realtime
-        out["latency_estimated_stages"] = list(ESTIMATED_STAGES)   # not measured: `eegmusic bench latency`
+        # a device that refused the latency asked for, or was reopened at its default after it stopped
         sink = self._sink   # once, as in counters()
+        out["audio_device_note"] = self._sink_note if sink is None else getattr(sink, "latency_note", None)
+        out["latency_estimated_stages"] = list(ESTIMATED_STAGES)   # not measured: `eegmusic bench latency`
         if self._sound is not None and (sink is not None and sink.plays_live or self._sound.playback.padded):
             out["playback_cushion_ms"] = round(self._sound.playback.target_s * 1e3, 2)
         if self._vocoder is not None:

@@ -40,7 +40,7 @@ PRIORITIES = {"audio-callback": 13, "sound-host": 13, "output": 12, "acquisition
 NICE_FALLBACK = -10
 """Nice value tried where ``SCHED_FIFO`` is refused (it needs the same permission on most systems)."""
 
-_REFUSED_HINT = ("run as root, grant the interpreter CAP_SYS_NICE (setcap cap_sys_nice+ep), or allow your "
+REFUSED_HINT = ("run as root, grant the interpreter CAP_SYS_NICE (setcap cap_sys_nice+ep), or allow your "
                  "user real-time priority (an 'rtprio 20' line in /etc/security/limits.conf) for fewer "
                  "underruns on a busy machine")
 
@@ -83,7 +83,7 @@ def raise_priority(role: str, thread_id: int | None = None) -> str:
         if not _refusal_logged:
             _refusal_logged = True
             log.warning("real-time priority refused for the %s thread (%s); playing at normal priority: %s",
-                        role, "; ".join(errors), _REFUSED_HINT)
+                        role, "; ".join(errors), REFUSED_HINT)
     return "normal"
 
 

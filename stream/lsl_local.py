@@ -14,7 +14,9 @@ TCP data port (16572-16603) and its UDP time service on all interfaces. A host t
 this machine's address and port can connect. For that, block the ports at the firewall or pass
 ``--no-lsl-out``.
 
-A ``LSLAPICFG`` set by the user is kept (their configuration wins) and logged.
+A ``LSLAPICFG`` set by the user is kept (their configuration wins) and logged; with ``--lsl-local``, a
+warning says so when that file does not itself keep discovery on this machine (``ResolveScope =
+machine``), and how to make it.
 
 liblsl also logs its own ``INFO|`` lines to stderr (the configuration it loaded, its build), which
 broke ``-q`` and made every one-line error two or three lines. :func:`configure` sets liblsl's log
@@ -58,6 +60,20 @@ USER_CONFIGS = ("lsl_api.cfg", "~/lsl_api/lsl_api.cfg", "/etc/lsl_api/lsl_api.cf
 """Where liblsl looks for a configuration when ``LSLAPICFG`` is not set, in its order."""
 
 
+def keeps_discovery_local(path: str | Path) -> bool:
+    """Whether the liblsl configuration at ``path`` sets ``ResolveScope = machine`` (False when it cannot
+    be read: liblsl would then run on its defaults, which answer the whole LAN)."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.split(";", 1)[0].split("#", 1)[0].partition("=")
+        if key.strip().lower() == "resolvescope" and value.strip().lower() == "machine":
+            return True
+    return False
+
+
 def liblsl_log_level(verbose: int, quiet: int) -> int:
     """liblsl's (loguru's) verbosity for eegmusic's ``-v``/``-q``: info only with ``-v``,
     errors only with ``-qq``, else warnings."""
@@ -73,8 +89,14 @@ def configure(local: bool = False, log_level: int = -1) -> Path | None:
     """
     if os.environ.get("LSLAPICFG"):
         if local:
-            logger.info("LSLAPICFG is already set (%s); --lsl-local leaves it as it is",
-                        os.environ["LSLAPICFG"])
+            theirs = os.environ["LSLAPICFG"]
+            if keeps_discovery_local(theirs):
+                logger.info("LSLAPICFG is already set (%s) and keeps discovery on this machine; --lsl-local "
+                            "leaves it as it is", theirs)
+            else:   # a privacy request that would otherwise be dropped without a word under -q's default
+                logger.warning("LSLAPICFG is set (%s) and --lsl-local leaves it as it is, but it does not "
+                               "keep LSL discovery on this machine: add 'ResolveScope = machine' under "
+                               "[multicast] in it, or unset LSLAPICFG", theirs)
         return None
     if not local and any(Path(name).expanduser().is_file() for name in USER_CONFIGS):
         return None  # the user's own file: a file of ours would hide it

@@ -238,6 +238,27 @@ def test_a_playlist_summary_scores_each_song_beside_its_own_baselines():
             "scored song is not in the model's training data)") in text, text
 
 
+def test_the_summary_says_where_the_device_and_the_live_threads_run_otherwise_than_asked():
+    """The README promised it ('a device that refuses falls back to high, and the summary says so'; 'the
+    summary says when they did not' get real-time priority; 'watch the summary's device_restarts'), but
+    each was only a log line or a JSON field."""
+    from eegmusic.decoder.cli_decode import format_summary
+    from eegmusic.decoder.realtime import REFUSED_HINT
+
+    clean = format_summary({**_summary(30.0), "scheduling": {"decode": "fifo", "output": "fifo"},
+                            "audio_device_note": None})
+    assert "refused" not in clean and "reopened" not in clean
+    summary = {**_summary(30.0), "scheduling": {"decode": "normal", "output": "nice", "acquisition": "fifo"},
+               "audio_device_note": "audio device 'x' refused latency 'low' (err); playing at its default "
+                                    "80 ms instead: pick another --audio-device for lower latency"}
+    summary["counters"]["device_restarts"] = 2
+    text = format_summary(summary)
+    assert "  audio device 'x' refused latency 'low' (err); playing at its default 80 ms" in text, text
+    assert "  audio device reopened 2 times after it stopped calling back" in text
+    assert (f"  real-time priority refused: decode thread at normal priority, output thread at nice -10; "
+            f"{REFUSED_HINT}") in text
+
+
 def test_the_summary_names_bad_channels_and_broken_frames_only_when_there_are_some():
     """A dead (NaN) electrode was named nowhere in the summary, and frames a broken model made
     (non-finite, or beyond the mel range) were counted nowhere on the terminal."""

@@ -427,6 +427,8 @@ class StalledDevice:
 
     output_latency_s = 0.0
     plays_live = True
+    latency_note = "audio device 'stalled' refused latency 'low'; playing at its default 80 ms instead"
+    """As a SoundDeviceSink says when its device refused the latency asked for (none here does)."""
 
     def write(self, samples, *, block=True):
         self._t_start = self._t_start or time.monotonic()
@@ -452,6 +454,8 @@ def test_a_stalled_device_leaves_no_standing_delay(sim_dir, stream_name, replay,
     # immediate-trim allowance and a hop), not the stall's second
     cushion_s = summary["playback_cushion_ms"] / 1e3
     assert device.queued_s < min(0.5, cushion_s + 0.1 + config.hop_s + 0.05), (device.queued_s, cushion_s)
+    # the device's own note reaches the summary, and stays there once the sink is closed
+    assert summary["audio_device_note"] == pipeline.summary()["audio_device_note"] == device.latency_note
 
 
 # ---------------------------------------------------------------------------------------------------

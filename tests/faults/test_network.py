@@ -71,6 +71,32 @@ def test_a_user_lsl_config_is_kept(tmp_path):
     mine.write_text("[multicast]\nResolveScope = machine\n")
     result = _child(["--lsl-local", "streams", "--timeout", "0.2"], LSLAPICFG=str(mine))
     assert f"CONFIG {mine}" in result.stdout
+    assert "does not keep" not in result.stderr        # it keeps discovery local itself: nothing to warn of
+
+
+@pytest.mark.lsl
+def test_lsl_local_under_a_user_config_that_answers_the_lan_says_so(tmp_path):
+    """The user's LSLAPICFG wins, and --lsl-local (a privacy request) was then dropped with an INFO line
+    that the default log level hides."""
+    mine = tmp_path / "mine.cfg"
+    mine.write_text("[lab]\nSessionID = lab-7\n[multicast]\n; ResolveScope = machine\nResolveScope = site\n")
+    result = _child(["--lsl-local", "streams", "--timeout", "0.2"], LSLAPICFG=str(mine))
+    assert f"CONFIG {mine}" in result.stdout                  # still theirs
+    warning = [line for line in result.stderr.splitlines() if "does not keep LSL discovery" in line]
+    assert len(warning) == 1 and str(mine) in warning[0], result.stderr
+    assert "add 'ResolveScope = machine' under [multicast]" in warning[0]
+    assert mine.read_text().endswith("ResolveScope = site\n")  # never edited
+
+
+def test_a_liblsl_config_keeps_discovery_local_only_with_machine_scope(tmp_path):
+    from eegmusic.stream.lsl_local import LOCAL_CONFIG, keeps_discovery_local
+
+    path = tmp_path / "a.cfg"
+    for text, local in ((LOCAL_CONFIG, True), ("[multicast]\nresolvescope=MACHINE ; here\n", True),
+                        ("[multicast]\n;ResolveScope = machine\n", False), ("[lab]\nSessionID = x\n", False)):
+        path.write_text(text)
+        assert keeps_discovery_local(path) is local, text
+    assert keeps_discovery_local(tmp_path / "missing.cfg") is False
 
 
 @pytest.mark.parametrize("value", ["0", "", "no"])
