@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.stream.channels import IMPUTE_ADVICE
-from eegmusic.stream.errors import EEGMusicError, ModelError
+from eegmusic.stream.errors import EEGMusicError, ModelError, require_readable
 from eegmusic.stream.spec import REFERENCES, WINDOW_S, PreprocessingSpec
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,7 @@ def open_session(path: str | Path, sess_options=None, providers=None):
         raise ModelError(f"model path {path} is not a file; pass the model.onnx file itself")
     if path.stat().st_size == 0:
         raise ModelError(f"model file {path} is empty; {EXPORT_FIX}")
+    require_readable(path)
     try:
         return ort.InferenceSession(str(path), sess_options=sess_options,
                                     providers=providers or ["CPUExecutionProvider"])

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from eegmusic.decoder.audio import WavSink
 from eegmusic.decoder.melspec import FRAME_PERIOD_S, N_MELS
-from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.decoder.sinks import why_not_written
+from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
 
 FRAMES_FILE = "mel_db.f32"
 FRAME_INDEX_FILE = "frame_index.i64"
@@ -80,7 +81,12 @@ class FrameRecorder:
                     "window_frame": "column 0-43 of the model's 44-frame window the frame came from",
                     "t_last": "LSL clock (s) of the window's last EEG sample"},
                 "frame_period_s": FRAME_PERIOD_S, "audio_file": AUDIO_FILE if audio else None, **sidecar}
-        (self.folder / FRAMES_SIDECAR).write_text(json.dumps(meta, indent=1))
+        try:
+            (self.folder / FRAMES_SIDECAR).write_text(json.dumps(meta, indent=1))
+        except OSError as error:   # a full disk at the start: nothing recorded yet
+            sidecar_path = self.folder / FRAMES_SIDECAR
+            raise OutputError(f"cannot write {sidecar_path} ({why_not_written(sidecar_path, error)}); free "
+                              "space or pass another --record DIR") from error
         # float samples as decoded, peaks beyond full scale included (the player's limiter comes after);
         # the header is rewritten after every write (crash-safe)
         self.wav = WavSink(self.folder / AUDIO_FILE, subtype="FLOAT", clip=False) if audio else None
@@ -96,11 +102,18 @@ class FrameRecorder:
         source[:, 0] = n_end
         source[:, 1] = window_frame
         source[:, 2] = t_last
-        self._frames.write(np.ascontiguousarray(frames.T, dtype="<f4").tobytes())
-        self._index.write(np.arange(k0, k0 + n, dtype="<i8").tobytes())
-        self._source.write(source.tobytes())
-        for f in (self._frames, self._index, self._source):
-            f.flush()
+        try:
+            self._frames.write(np.ascontiguousarray(frames.T, dtype="<f4").tobytes())
+            self._index.write(np.arange(k0, k0 + n, dtype="<i8").tobytes())
+            self._source.write(source.tobytes())
+            for f in (self._frames, self._index, self._source):
+                f.flush()
+        except OSError as error:   # a full disk, a file system gone: what was written stays readable
+            # (read_frames reads the frames whole in all three files; a part-written one is left out)
+            why = why_not_written(self.folder / FRAMES_FILE, error)
+            raise OutputError(f"cannot write the recording {self.folder} ({why}); its {self.n_frames} frames "
+                              f"recorded before stay readable (eegmusic vocode {self.folder}): free space or "
+                              "pass another --record DIR") from error
         self.n_frames += n
 
     def append_audio(self, samples: np.ndarray) -> None:
@@ -109,10 +122,16 @@ class FrameRecorder:
             self.wav.write(samples)
 
     def close(self) -> None:
-        """Close every file."""
-        self._frames.close()
-        self._index.close()
-        self._source.close()
+        """Close every file.
+
+        Every append flushes, so only a write that already failed (and said so) can leave bytes
+        buffered: closing after it does not raise again for the same full disk.
+        """
+        for f in (self._frames, self._index, self._source):
+            try:
+                f.close()
+            except OSError:
+                pass
         if self.wav is not None:
             self.wav.close()
 

@@ -161,7 +161,7 @@ class NullSink(_Sink):
         return clean.size
 
 
-def _why_not_written(path: Path, error: BaseException) -> str:
+def why_not_written(path: Path, error: BaseException) -> str:
     """Why a write failed, in words: libsndfile says only "System error." when the disk is full."""
     import shutil
 
@@ -172,7 +172,8 @@ def _why_not_written(path: Path, error: BaseException) -> str:
     except OSError:
         return f"{detail(error)}; the disk may be full"
     if free < 1 << 20:
-        return f"the disk is full: {free // 1024} KiB free; libsndfile: {detail(error)}"
+        said = "libsndfile: " if type(error).__name__ == "LibsndfileError" else ""
+        return f"the disk is full: {free // 1024} KiB free; {said}{detail(error)}"
     return detail(error)
 
 
@@ -245,7 +246,7 @@ class WavSink(_Sink):
             self._file.write(clean)
             self._file.flush()
         except (soundfile.LibsndfileError, OSError) as error:  # full disk, file system gone
-            why = _why_not_written(self.path, error)
+            why = why_not_written(self.path, error)
             # true of the file itself, and of a temporary one (``shown_as``) its caller keeps (the demo);
             # vocode removes its temporary file on a failure
             kept = "; what was written before stays readable:" if self._part_kept else ";"

@@ -38,7 +38,7 @@ from typing import Protocol
 
 import numpy as np
 from eegmusic.replay.nmedt import SongRecording
-from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.errors import DataFormatError, require_readable
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ def open_dataset(path) -> EEGMusicDataset:
             f"{path}: not found; pass an NMED-T folder, an XDF session, a BIDS root or an "
             "EEG file MNE reads (.fif, .edf, .bdf, .vhdr, .set)"
         )
+    require_readable(path)
     suffixes = "".join(path.suffixes[-2:]).lower()
     if path.is_file() and path.suffix.lower() in XDF_EXTENSIONS:
         from eegmusic.replay.xdf_session import XDFSession

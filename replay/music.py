@@ -270,8 +270,9 @@ def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -
         :data:`MIN_EXCERPT_S` of music after ``start_s``.
     """
     import soundfile
-    from eegmusic.stream.errors import DataFormatError
+    from eegmusic.stream.errors import DataFormatError, require_readable
 
+    require_readable(path)
     try:
         length_s = float(soundfile.info(str(path)).duration)
     except Exception as error:  # libsndfile's errors carry no common type

@@ -352,6 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     except EEGMusicError as error:
         print(f"eegmusic {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2
+    except PermissionError as error:   # a file or folder of the user's, wherever a command opens it
+        from eegmusic.stream.errors import access_error
+
+        print(f"eegmusic {args.command}: error: {one_line(str(access_error(error)))}", file=sys.stderr)
+        return 2
     except ModuleNotFoundError as error:  # an optional dependency imported by the command
         missing = missing_extra(error)
         if missing is None:

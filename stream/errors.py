@@ -7,6 +7,8 @@ prints it as is and exits with status 2. Programming errors stay ordinary Python
 
 from __future__ import annotations
 
+import os
+
 
 def one_line(text: str) -> str:
     """``text`` as one printable line: line breaks and runs of spaces become one space, other
@@ -50,3 +52,33 @@ class ConfigError(EEGMusicError):
 class OutputError(EEGMusicError):
     """An output exists and ``--overwrite`` was not given, would replace an input, or cannot be written
     (full disk, no permission)."""
+
+
+class AccessError(EEGMusicError):
+    """A file or folder this user may not read or write: its permissions, not its content."""
+
+
+def access_error(error: PermissionError) -> AccessError:
+    """The one-line error for a ``PermissionError`` (the path it names, and the fix)."""
+    path = error.filename if error.filename is not None else "a file"
+    return AccessError(f"permission denied for {path}: this user may not open it; make it readable and "
+                       "writable as needed (chmod, chown) or run as a user who may")
+
+
+def require_readable(path: str | os.PathLike) -> None:
+    """Raise :class:`AccessError` when ``path`` exists but this user may not read it (a folder: list it).
+
+    Readers call it before their own checks: a file they cannot open would otherwise be reported as
+    damaged, with a fix (re-record, convert, export again) that does not help. Any other failure
+    (missing, a device) is left to the reader's own words.
+    """
+    try:
+        if os.path.isdir(path):
+            os.listdir(path)
+        else:
+            with open(path, "rb"):
+                pass
+    except PermissionError as error:
+        raise access_error(error) from None
+    except OSError:
+        return

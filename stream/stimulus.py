@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from eegmusic.stream.errors import DataFormatError, detail
+from eegmusic.stream.errors import DataFormatError, detail, require_readable
 
 STIMULUS_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 """Stimulus file types looked for, in this order, as ``stimuli/songNN<ext>``."""
@@ -67,6 +67,7 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     import soundfile
 
     path = check_audio_file(path)
+    require_readable(path)
     try:
         with soundfile.SoundFile(str(path)) as file:
             file_sfreq, n_frames = int(file.samplerate), int(file.frames)

@@ -171,6 +171,26 @@ def test_full_disk_while_recording_wav_is_one_line_and_keeps_the_file_readable(s
     assert rate == 22050 and written - 4 * 2205 <= len(audio) <= written + 2205
 
 
+def test_full_disk_while_recording_frames_is_one_line_and_keeps_them_readable(small_disk):
+    """The decode thread died with a traceback in the log, and decode's last line was a bare
+    'OSError: [Errno 28] No space left on device', naming no fix."""
+    from eegmusic.decoder.recording import FrameRecorder, read_frames
+
+    recording = FrameRecorder(small_disk / "rec", sidecar={}, audio=False)
+    frames = np.linspace(-80.0, 0.0, 128 * 20, dtype=np.float32).reshape(128, 20)
+    with pytest.raises(OutputError) as caught, contextlib.closing(recording):
+        for k in range(0, 20 * 1000, 20):   # 1000 x 20 frames of 128 float32: far more than 256 KiB
+            recording.append_frames(k, frames, np.arange(24, 44), 125 + k, 1.0)
+    message = str(caught.value)
+    assert "\n" not in message and "the disk is full: " in message and "free space" in message
+    assert f"its {recording.n_frames} frames recorded before stay readable" in message
+    index, mel, source = read_frames(small_disk / "rec")
+    # every frame counted as recorded reads back whole; the cut-short write adds none that is not
+    assert recording.n_frames > 0 and len(index) >= recording.n_frames - 20
+    np.testing.assert_array_equal(index[:recording.n_frames], np.arange(recording.n_frames))
+    np.testing.assert_array_equal(mel[:, :20], frames)
+
+
 @pytest.mark.parametrize("size", [300_000, 2_000_000])
 def test_full_disk_on_an_atomic_write_keeps_the_old_file(size, small_disk):
     target = small_disk / "summary.json"

@@ -1,0 +1,90 @@
+"""A file or folder this user may not open: one line naming it and the fix, exit 2.
+
+An unreadable dataset file printed a Python traceback (exit 1, which ``info`` uses for "problems
+found"), and an unreadable XDF, WAV or ONNX file was called damaged, with a fix (re-record, convert,
+export again) that does not help. Found by an exploratory run as a user without access.
+
+The tests run each command in a child process that file permissions bind: as root, one without the
+capabilities that override them (``setpriv --bounding-set``), since root reads any file otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.faults.conftest import assert_one_line_error
+
+NO_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+def _run_bound_by_permissions(*argv: str, cwd: Path) -> tuple[int, str]:
+    """``eegmusic argv`` in a child process that file permissions bind; return (status, stderr)."""
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("as root without setpriv (util-linux) no child process is bound by file permissions")
+        prefix = NO_OVERRIDE
+    result = subprocess.run([*prefix, sys.executable, "-m", "eegmusic", *argv], cwd=cwd, capture_output=True,
+                            text=True, timeout=120)
+    return result.returncode, result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_sim(tmp_path_factory):
+    from eegmusic.replay.simulate import simulate
+
+    return simulate(tmp_path_factory.mktemp("perm") / "sim", n_songs=1, n_subjects=1, seconds=4.0, seed=0,
+                    progress=False)
+
+
+def _locked(path: Path):
+    """Take every permission off ``path`` until the block ends."""
+    class Locked:
+        def __enter__(self):
+            self.mode = path.stat().st_mode
+            path.chmod(0)
+            return path
+
+        def __exit__(self, *exc):
+            path.chmod(self.mode)
+
+    return Locked()
+
+
+@pytest.mark.parametrize("locked", ["song21_Imputed.mat", "stimuli", "."])
+def test_an_unreadable_dataset_file_or_folder_is_one_line_naming_it(tiny_sim, locked):
+    target = (tiny_sim / locked).resolve()
+    with _locked(target):
+        status, err = _run_bound_by_permissions("info", str(tiny_sim), cwd=tiny_sim.parent)
+    line = assert_one_line_error(status, err, "permission denied for", "chmod")
+    assert str(target) in line or locked == "." and str(tiny_sim) in line, line
+
+
+@pytest.mark.parametrize(("name", "argv"), [
+    ("session.xdf", ["info", "{path}"]),
+    ("song.wav", ["vocode", "{path}", "--out", "{out}/o.wav"]),
+    ("model.onnx", ["evaluate", "--data", "{sim}", "--model", "{path}", "--out", "{out}/e"]),
+    ("song.wav", ["simulate", "--out", "{out}/s", "--music", "{path}", "--n-subjects", "1"]),
+])
+def test_an_unreadable_input_file_is_not_called_damaged(tiny_sim, tmp_path, name, argv):
+    path = tmp_path / name
+    if name.endswith(".wav"):
+        soundfile.write(path, np.zeros(22050, np.float32) + 0.1, 22050)
+    else:
+        path.write_bytes(b"XDF:" + bytes(range(256)) * 4)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [arg.format(path=path, out=out, sim=tiny_sim) for arg in argv]
+    with _locked(path):
+        status, err = _run_bound_by_permissions(*argv, cwd=tmp_path)
+    line = assert_one_line_error(status, err, f"permission denied for {path}", "chmod")
+    for wrong in ("corrupt", "re-record", "convert", "export it again", "cannot be decoded"):
+        assert wrong not in line, line
