@@ -276,7 +276,9 @@ def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -
     try:
         length_s = float(soundfile.info(str(path)).duration)
     except Exception as error:  # libsndfile's errors carry no common type
-        detail = str(error).splitlines()[0][:100] if str(error) else type(error).__name__
+        from eegmusic.stream.stimulus import decoder_words
+
+        detail = decoder_words(error, path)[:100] if str(error) else type(error).__name__
         raise DataFormatError(
             f"{path}: cannot be decoded as audio ({detail}); pass wav, flac, ogg or mp3 files"
         ) from error

@@ -263,20 +263,26 @@ def _remove_partial(out: Path, created: Path | None) -> None:
 
 
 @contextlib.contextmanager
-def writing_dataset(out: Path, created: Path | None) -> Iterator[None]:
+def writing_dataset(out: Path, created: Path | None, *, replaced: bool = False) -> Iterator[None]:
     """Run the writing phase; on any failure (Ctrl-C too) remove what it wrote, then re-raise.
 
     Running out of memory or disk becomes one line (:class:`ConfigError`, :class:`OutputError`).
+    ``replaced``: :func:`prepare_folder` deleted an earlier dataset first (``--overwrite``, so that a
+    dataset as large as the disk can be replaced); a failure then leaves neither, and says so.
     """
+    gone = " (the earlier dataset there was deleted first, --overwrite: run again to write one)" \
+        if replaced else ""
     try:
-        with disk_errors(out, tail=f"nothing this run wrote is kept; {FREE_SPACE}"):   # removed below
+        with disk_errors(out, tail=f"nothing this run wrote is kept{gone}; {FREE_SPACE}"):   # removed below
             yield
     except MemoryError:
         _remove_partial(out, created)
-        raise ConfigError(f"ran out of memory while simulating into {out} (nothing kept); lower {LOWER}"
+        raise ConfigError(f"ran out of memory while simulating into {out} (nothing kept{gone}); lower {LOWER}"
                           ) from None
-    except BaseException:
+    except BaseException as error:
         _remove_partial(out, created)
+        if replaced and isinstance(error, KeyboardInterrupt):   # the other failures say it in their line
+            logger.warning("stopped: %s holds no dataset now%s", out, gone)
         raise
 
 
@@ -579,7 +585,7 @@ def simulate(out_dir, *, n_songs: int = 10, n_subjects: int = 20, seconds: float
             "audio_files": [str(p) for p in audio_files] if audio_files else None,
             "music_start_s": float(music_start_s) if audio_files else None, "complete": False,
         }, stimuli=True)
-        with writing_dataset(out, created):
+        with writing_dataset(out, created, replaced=bool(old_files)):
             _write_songs(out, song_ids, subjects, music, seconds=seconds, seed=seed, snr=snr,
                          music_start_s=music_start_s if audio_files else 0.0, raw=raw, progress=progress)
             mark_complete(out)

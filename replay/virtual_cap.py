@@ -193,7 +193,7 @@ def simulate_sessions(out_dir, *, montage: str, n_channels: int | None = None, s
             "audio_files": [str(p) for p in audio_files] if audio_files else None,
             "music_start_s": float(music_start_s) if audio_files else None, "complete": False,
         }, stimuli=False)
-        with writing_dataset(out, created):
+        with writing_dataset(out, created, replaced=bool(old_files)):
             written = _write_sessions(out, name, labels, sfreq, song_ids, subjects, music, seconds=seconds,
                                       seed=seed, snr=snr, progress=progress)
             mark_complete(out)

@@ -77,7 +77,8 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
             audio = file.read(max(0, stop - first), dtype="float32", always_2d=True)
     except Exception as error:  # libsndfile reads wav, flac, ogg and mp3
         raise DataFormatError(
-            f"{path}: unreadable audio ({type(error).__name__}: {detail(error)}); convert it to wav or flac"
+            f"{path}: unreadable audio ({type(error).__name__}: {decoder_words(error, path)}); convert it to "
+            "wav or flac"
         ) from error
     audio = downmix(audio)
     if audio.size == 0:
@@ -185,6 +186,19 @@ class StimulusFolder:
                 f"song{int(song_id)}.wav (or .flac/.ogg/.mp3, any sample rate)"
             )
         return read_audio(path, sfreq=self.sfreq)
+
+
+def decoder_words(error: BaseException, path: str | Path) -> str:
+    """libsndfile's reason for a file it could not open, without its misleading part.
+
+    For a regular file it cannot decode (random bytes, a cut-off mp3 header) libsndfile says "File does
+    not exist or is not a regular file (possibly a pipe?)": said of a file that is there, it becomes
+    what it means.
+    """
+    # the whole message: it quotes the path first, so detail's first 120 characters may cut the phrase off
+    if "does not exist or is not a regular file" in str(error) and Path(path).is_file():
+        return "libsndfile found no audio it can decode in it"
+    return detail(error)
 
 
 def check_audio_file(path: str | Path) -> Path:

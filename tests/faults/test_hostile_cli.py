@@ -441,3 +441,16 @@ def test_demo_refuses_a_bad_arch_or_model_before_any_work(argv, needles, cli, tm
                          *[a.replace("{tmp}", str(tmp_path)) for a in argv])
     assert_one_line_error(status, err, *needles)
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("argv", [["vocode", "{path}", "--out", "{out}"],
+                                  ["simulate", "--out", "{sim}", "--music", "{path}", "--n-subjects", "1"]])
+def test_random_bytes_named_mp3_are_not_called_missing(cli, tmp_path, argv):
+    """libsndfile calls a regular file it cannot decode as mp3 'does not exist or is not a regular file
+    (possibly a pipe?)', which was passed on as the reason."""
+    path = tmp_path / "garbage.mp3"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    argv = [arg.format(path=path, out=tmp_path / "o.wav", sim=tmp_path / "sim") for arg in argv]
+    status, _, err = cli(*argv)
+    line = assert_one_line_error(status, err, str(path), "found no audio it can decode in it")
+    assert "does not exist" not in line and "pipe" not in line

@@ -219,3 +219,24 @@ def test_the_next_command_it_prints_runs_on_a_path_with_spaces(montage, cli, tmp
     named = argv[argv.index("--data") + 1] if "--data" in argv else argv[-1]
     assert argv[:2] == (["eegmusic", "train"] if montage else ["eegmusic", "info"])
     assert Path(named) == (out / "S01.xdf" if montage else out) and Path(named).exists()
+
+
+@pytest.mark.parametrize("replaced", [True, False])
+def test_a_stopped_overwrite_says_the_earlier_dataset_is_gone(tmp_path, caplog, replaced):
+    """``--overwrite`` deletes the earlier simulation before writing (so one as large as the disk can be
+    replaced); stopped midway, the folder held neither, and the only word was 'interrupted'."""
+    from eegmusic.replay.simulate import writing_dataset
+
+    out = tmp_path / "sim"
+    out.mkdir()
+    (out / "song21_Imputed.mat").write_bytes(b"half written")
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        with writing_dataset(out, None, replaced=replaced):
+            raise KeyboardInterrupt
+    assert not (out / "song21_Imputed.mat").exists()          # the partial run's files go, as before
+    said = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    if replaced:
+        assert said == [f"stopped: {out} holds no dataset now (the earlier dataset there was deleted first, "
+                        "--overwrite: run again to write one)"]
+    else:
+        assert said == []
