@@ -15,6 +15,9 @@ from eegmusic.decoder.melspec import FRAME_PERIOD_S, N_MELS
 from eegmusic.decoder.sinks import why_not_written
 from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
 
+MAX_FRAME_INDEX = 1 << 40
+"""Frame indices a recording may hold: 0 up to this, exclusive (800 years of frames)."""
+
 FRAMES_FILE = "mel_db.f32"
 FRAME_INDEX_FILE = "frame_index.i64"
 FRAME_SOURCE_FILE = "frame_source.f64"
@@ -222,4 +225,14 @@ def read_recorded_mel(path: str | Path) -> tuple[Path, np.ndarray, np.ndarray, d
     if not frame_index.size:
         raise DataFormatError(f"recording {folder} holds no mel frames (the decode stopped before its first "
                               f"frame); record a longer decode")
+    # a decode counts frames from 0, 43 a second: 2**40 of them would be 800 years of decoding
+    bad = np.flatnonzero((frame_index < 0) | (frame_index >= MAX_FRAME_INDEX))
+    if bad.size:
+        raise DataFormatError(f"{folder / FRAME_INDEX_FILE}: frame {bad[0]} has index {frame_index[bad[0]]}, "
+                              f"which no decode writes (0 to {MAX_FRAME_INDEX - 1}): the file is damaged; "
+                              f"{whole}")
+    if not np.isfinite(mel).all(axis=0).any():
+        raise DataFormatError(f"recording {folder} holds no finite mel frame (every frame has NaN or Inf: "
+                              "its model's output, played as silence); check the model with `eegmusic "
+                              "evaluate` and record again")
     return folder, frame_index, mel, meta

@@ -153,3 +153,21 @@ def test_a_duration_beyond_any_timeline_is_one_line(tmp_path, capsys):
                              capsys)
     assert_one_line_error(status, err, "--duration must be > 0 and at most 21600")
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_a_damaged_frame_index_or_a_recording_of_nan_frames_is_one_line(tmp_path, capsys):
+    """Random bytes in frame_index.i64 leaked numpy's overflow warning before the error, and a recording
+    whose frames were all NaN (a broken model's) was vocoded to silence with exit 0, without a word."""
+    import warnings
+
+    rec = _record(tmp_path / "rec", _tone_mel()[:, :8], FIRST_K + np.arange(8))
+    damaged = np.array([3, -(1 << 62), 2 ** 62, 7, 8, 9, 10, 11], "<i8")
+    (rec / "frame_index.i64").write_bytes(damaged.tobytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a warning would be a second line on the terminal
+        status, _, err = run_cli(["vocode", str(rec), "--out", str(tmp_path / "x.wav")], capsys)
+    assert_one_line_error(status, err, "frame_index.i64", "frame 1 has index", "damaged")
+    nan = _record(tmp_path / "nan", np.full((N_MELS, 8), np.nan, np.float32), FIRST_K + np.arange(8))
+    status, _, err = run_cli(["vocode", str(nan), "--out", str(tmp_path / "y.wav")], capsys)
+    assert_one_line_error(status, err, "no finite mel frame", "eegmusic evaluate")
+    assert not (tmp_path / "x.wav").exists() and not (tmp_path / "y.wav").exists()
