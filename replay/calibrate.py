@@ -40,6 +40,7 @@ from eegmusic.replay.xdf_session import audio_folder
 from eegmusic.replay.xdf_writer import XDFWriter, _next_free
 from eegmusic.stream.atomic import atomic_path, disk_errors
 from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError, OutputError, StreamError
+from eegmusic.stream.stimulus import SILENT_PEAK, is_silent
 
 logger = logging.getLogger(__name__)
 
@@ -336,6 +337,12 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     _check_schedule(schedule, files, durations, config.minutes)
     # every track that will play is decoded before anything is recorded (an undecodable file stops here)
     audio = {k: read_audio(files[k]) for k in sorted({k for k, _ in schedule})}
+    # a silent track would record a session of EEG with nothing to decode (train refuses its stimulus)
+    silent = [files[k] for k in audio if is_silent(audio[k])]
+    if silent:
+        raise DataFormatError(f"{silent[0]} is silent (no sample reaches {SILENT_PEAK:g} of full scale)"
+                              + (f", and {len(silent) - 1} more track(s)" if len(silent) > 1 else "")
+                              + "; a session needs music to hear: replace it or leave it out of --music")
     # and a clash in the audio folder too: found after the recording started, it left an XDF file with
     # no markers that blocked the corrected rerun
     _check_audio_dir(out, [files[k] for k in audio])

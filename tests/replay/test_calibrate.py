@@ -243,6 +243,13 @@ def test_refusals_leave_nothing_behind_and_overwrite_nothing(music, tmp_path, st
     with pytest.raises(DataFormatError, match="unreadable audio"):
         calibrate(CalibrationConfig(stream=stream_name, music=[str(broken)], out=str(tmp_path / "x.xdf"),
                                     no_audio=True))
+    # a silent track: a whole session of EEG with no music to decode, recorded without a word
+    quiet = tmp_path / "quiet.wav"
+    soundfile.write(quiet, np.zeros(22050, np.float32), 22050)
+    with pytest.raises(DataFormatError, match=f"{quiet} is silent.*replace it or leave it out of --music"):
+        calibrate(CalibrationConfig(stream=stream_name, music=[str(music), str(quiet)],
+                                    out=str(tmp_path / "x.xdf"), no_audio=True))
+    assert not (tmp_path / "x.xdf").exists()
 
     import pylsl
     from eegmusic.stream.outlet import eeg_stream_info

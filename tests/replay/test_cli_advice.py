@@ -152,7 +152,7 @@ def test_calibrate_waits_for_its_stream_as_long_as_timeout_says(cli, tmp_path, s
     can take longer to start its outlet)."""
     music = tmp_path / "music"
     music.mkdir()
-    soundfile.write(music / "a.wav", np.zeros(22050, dtype=np.float32), 22050)
+    soundfile.write(music / "a.wav", np.full(22050, 0.1, dtype=np.float32), 22050)   # silence is refused
     status, _, err = cli("calibrate", "--stream", f"absent-{stream_name}", "--music", music, "--out",
                          tmp_path / "s.xdf", "--no-audio", "--timeout", "0.3")
     assert_one_line_error(status, err, f"absent-{stream_name}", "within 0.3 s")
