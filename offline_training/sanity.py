@@ -11,17 +11,14 @@ allows it (``--allow-short-stimulus``: the rest of the targets are then silence)
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from eegmusic.replay.nmedt_songs import FLAT_STD_UV, flat_channels  # noqa: F401  (re-exported for the check's callers)
 from eegmusic.stream.errors import DataFormatError
 from eegmusic.stream.stimulus import SILENT_PEAK
 
 logger = logging.getLogger(__name__)
-
-FLAT_STD_UV = 1e-3
-"""A channel whose standard deviation is below this (µV), or that is not finite, is flat."""
 
 MAX_FLAGGED_SHARE = 0.25
 """Largest share of flat (recording, channel) pairs a dataset may have; above it, training refuses."""
@@ -29,25 +26,6 @@ MAX_FLAGGED_SHARE = 0.25
 
 SHORT_SLACK_S = 1.0
 """A stimulus may be this much shorter than its EEG (trailing samples) without being short."""
-
-
-def flat_channels(eeg: np.ndarray) -> np.ndarray:
-    """Which channels are flat.
-
-    Parameters
-    ----------
-    eeg : ndarray, shape (n_chans, n_times)
-        One recording, µV.
-
-    Returns
-    -------
-    flat : ndarray of bool, shape (n_chans,)
-    """
-    eeg = np.asarray(eeg)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN channel: its spread is NaN, flat
-        spread = np.nanstd(eeg.astype(np.float64, copy=False), axis=1)
-    return ~np.isfinite(spread) | (spread < FLAT_STD_UV)
 
 
 @dataclass

@@ -272,6 +272,9 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
             else:
                 eeg_seconds = rec.duration_s
                 participants[song_id] = rec.subjects
+                flat = rec.flat_problem(song_id)
+                if flat:
+                    problems.append(f"{folder._imputed[song_id]}: {flat}")
                 who = f"{rec.n_subjects} participant{'s' * (rec.n_subjects != 1)}"
                 lines.append(
                     f"{head}: {rec.duration_s:.1f} s, {who} "

@@ -130,3 +130,48 @@ class SongRecording:
                 f"participants (0-based index 0..{self.n_subjects - 1})"
             )
         return self.data[:, :, subject_index]
+
+    def flat_problem(self, song_id: int) -> str | None:
+        """One line naming the participants' flat or all-zero channels (:func:`flat_channels`), or None.
+
+        ``info`` lists it as a problem; ``train`` warns of the same channels and refuses the data when
+        too many are flat (:mod:`offline_training.sanity`).
+        """
+        found = []
+        for k in range(self.n_subjects):
+            flags = flat_channels(self.eeg(k))
+            if flags.all():
+                found.append(f"{self.subjects[k]} all {flags.size} channels")
+            elif flags.any():
+                labels = [str(self.channels[i]) for i in np.flatnonzero(flags)]
+                more = f" and {len(labels) - 5} more" if len(labels) > 5 else ""
+                found.append(f"{self.subjects[k]} {', '.join(labels[:5])}{more}")
+        if not found:
+            return None
+        return (f"song {song_id}: flat or all-zero EEG, no signal to learn from ({'; '.join(found)}); "
+                "check the recording (train refuses data where over a quarter of the channels are flat)")
+
+
+FLAT_STD_UV = 1e-3
+"""A channel whose standard deviation is below this (µV), or that is not finite, is flat."""
+
+
+def flat_channels(eeg: np.ndarray) -> np.ndarray:
+    """Which channels are flat.
+
+    Parameters
+    ----------
+    eeg : ndarray, shape (n_chans, n_times)
+        One recording, µV.
+
+    Returns
+    -------
+    flat : ndarray of bool, shape (n_chans,)
+    """
+    import warnings
+
+    eeg = np.asarray(eeg)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", over="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN channel: its spread is NaN, flat
+        spread = np.nanstd(eeg.astype(np.float64, copy=False), axis=1)
+    return ~np.isfinite(spread) | (spread < FLAT_STD_UV)

@@ -166,6 +166,9 @@ class PlayDataset(abc.ABC):
                 f"{len(labels)} channel{'s' * (len(labels) != 1)} "
                 f"({', '.join(labels[:4])}{', …' if len(labels) > 4 else ''}) at {recording.sfreq:g} Hz"
             )
+            flat = recording.flat_problem(song_id)
+            if flat:
+                problems.append(f"{self.path}: {flat}")
             if self.stimulus_path(song_id) is None:
                 problems.append(f"{play.audio_path}: stimulus of song {song_id} not found; put it there")
         return lines, problems

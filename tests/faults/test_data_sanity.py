@@ -99,6 +99,21 @@ def test_train_refuses_mostly_flat_data_before_any_epoch(spoil, tmp_path, capsys
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("spoiler", "said"), [
+    (_zero_song, "S01 all 125 channels; S02 all 125 channels"),
+    (_flat_channel, "S02 E6)"),
+])
+def test_info_lists_the_flat_channels_that_train_reports(spoiler, said, spoil, sim_dir, capsys):
+    """``info`` said 'problems: none' for a song of zeros, which ``train`` refuses."""
+    folder = spoil(21, eeg=spoiler)
+    status, out, _ = run_cli(["info", str(folder)], capsys)
+    problems = [line for line in out.splitlines() if "flat or all-zero EEG" in line]
+    assert status == 1 and len(problems) == 1, out
+    assert problems[0].startswith(f"  - {folder / 'song21_Imputed.mat'}: song 21: ") and said in problems[0]
+    status, out, _ = run_cli(["info", str(sim_dir)], capsys)   # the folder as simulated
+    assert "flat or all-zero EEG" not in out
+
+
 @pytest.mark.parametrize("spoiler", [_nan_channel])
 def test_a_non_finite_channel_counts_as_flat(spoiler):
     data = np.random.default_rng(0).normal(size=(4, 100))
