@@ -140,6 +140,10 @@ def evaluate(
     if note := resampler_note(info):
         logger.warning("%s", note)
     training = training_metadata(info)
+    if split is None and training.get("split", "block") not in SPLIT_KINDS:   # not the user's: the file's
+        raise ModelError(f"model file {model_path} names an unknown training split {training.get('split')!r} "
+                         f"in its metadata (eegmusic knows {', '.join(SPLIT_KINDS)}); pass --split to choose "
+                         "one, or export the model again with `eegmusic train`")
     split = split or training.get("split", "block")
     split_seed = int(training.get("seed", 0))
     hop_s = float(training.get("hop_s", 1.0))

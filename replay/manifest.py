@@ -99,10 +99,12 @@ def excerpt_mismatch(data, later) -> str | None:
         if music[0][song] != music[1][song]:
             return (f"was simulated from other music than --data (song {song}: {music[1][song]} against "
                     f"{music[0][song]})")
-    for key, what in (("seed", "seed"), ("montage", "cap")):
+    # a simulation without a cap is the NMED-T net (no "montage" in its manifest)
+    for key, what, absent in (("seed", "seed", "no seed recorded"), ("montage", "cap", "the NMED-T net")):
         if manifests[0].get(key) != manifests[1].get(key):
-            return (f"holds other listeners than --data (simulated with {what} {manifests[1].get(key)}, "
-                    f"--data with {manifests[0].get(key)})")
+            said = [absent if manifest.get(key) is None else f"{what} {manifest.get(key)}"
+                    for manifest in manifests]
+            return f"holds other listeners than --data (simulated with {said[1]}, --data with {said[0]})"
     start = [manifest.get("music_start_s", "unknown") for manifest in manifests]
     start = [0.0 if value is None else value for value in start]  # generated songs start at 0
     if not all(type(value) in (int, float) for value in start):

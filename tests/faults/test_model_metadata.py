@@ -143,6 +143,16 @@ def test_evaluate_with_bad_training_metadata_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unknown_split_in_the_metadata_is_blamed_on_the_file_not_on_an_option(tmp_path, capsys):
+    """It said "unknown split 'zzz'; use one of …", as to a --split nobody gave."""
+    path = _bad_model(tmp_path, ("training", "split"), "zzz")
+    status, _, err = run_cli(["evaluate", "--model", str(path), "--data", str(tmp_path / "none"), "--out",
+                              str(tmp_path / "out")], capsys)
+    assert_one_line_error(status, err, f"model file {path} names an unknown training split 'zzz' in its "
+                          "metadata", "pass --split")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(("where", "value", "key", "kind"), BAD_VALUES[::4],
                          ids=[f"{'.'.join(w)}={v!r}" for w, v, _, _ in BAD_VALUES[::4]])
 def test_decode_with_bad_metadata_is_one_line(where, value, key, kind, tmp_path, capsys):

@@ -182,7 +182,7 @@ def test_bad_val_data_is_a_one_line_error(extra, message, sim_dir, early_dir, la
 
 @pytest.mark.parametrize(("music", "kwargs", "message"), [
     ("other", {}, r"was simulated from other music than --data \(song 21: other\.wav against song21\.wav\)"),
-    ("same", {"seed": 1}, r"holds other listeners than --data \(simulated with seed 1, --data with 0\)"),
+    ("same", {"seed": 1}, r"holds other listeners than --data \(simulated with seed 1, --data with seed 0\)"),
     ("same", {"music_start_s": 0.0}, r"is the same excerpt as --data \(music from 0 s in both\)"),
     ("same", {"music_start_s": 2.0}, r"overlaps --data's excerpt \(music 2-6 s against 0-4 s\)"),
 ])

@@ -437,7 +437,11 @@ def test_decodable_above_shuffled_and_rises_with_snr(tmp_path):
 @pytest.mark.parametrize(("early_edit", "later_edit", "expected"), [
     ({"music_start_s": "junk"}, {"music_start_s": "junk"}, None),   # raised in the formatting
     ({}, {"music_start_s": "junk"}, None),
-    ({}, {"seed": None}, "holds other listeners than --data (simulated with seed None, --data with 0)"),
+    ({}, {"seed": None},
+     "holds other listeners than --data (simulated with no seed recorded, --data with seed 0)"),
+    # a cap against the NMED-T net: it printed "--data with None"
+    ({}, {"montage": "openbci8"},
+     "holds other listeners than --data (simulated with cap openbci8, --data with the NMED-T net)"),
     ({}, {"songs": "21"}, None),
     ({}, {"audio_files": 5},
      "was simulated from other music than --data (song 21: song21.wav against x.wav)"),
