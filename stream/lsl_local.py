@@ -52,8 +52,16 @@ KnownPeers = {127.0.0.1}
 
 
 def requested(flag: bool = False) -> bool:
-    """Whether the local-only configuration is asked for (by ``--lsl-local`` or :data:`ENV_FLAG`)."""
-    return flag or os.environ.get(ENV_FLAG, "").strip().lower() in ("1", "true", "yes", "on")
+    """Whether the local-only configuration is asked for (by ``--lsl-local`` or :data:`ENV_FLAG`).
+
+    A value of :data:`ENV_FLAG` that is neither yes nor no is said in a warning and read as no: a
+    privacy setting mistyped should not pass unseen.
+    """
+    value = os.environ.get(ENV_FLAG, "").strip().lower()
+    if value and value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        logger.warning("%s=%s is neither yes nor no (1/true/yes/on, 0/false/no/off); LSL discovery is not "
+                       "kept on this machine unless --lsl-local is given", ENV_FLAG, os.environ[ENV_FLAG])
+    return flag or value in ("1", "true", "yes", "on")
 
 
 USER_CONFIGS = ("lsl_api.cfg", "~/lsl_api/lsl_api.cfg", "/etc/lsl_api/lsl_api.cfg")
