@@ -12,9 +12,11 @@ with the list of streams that can.
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from eegmusic.stream.errors import DataFormatError, StreamError, detail
@@ -136,10 +138,14 @@ def load_xdf(path: Path, **options) -> tuple[list[dict], str]:
     """``pyxdf.load_xdf`` with pyxdf's own log lines caught; return (streams, damage).
 
     ``damage`` is what pyxdf found broken (its ERROR lines: a chunk cut short, "likely XDF file
-    corruption"), "" when nothing. pyxdf printed those, its INFO lines and its warnings about clock
-    segments (which every short recording without clock offsets gets) itself, so a one-line refusal of
-    a truncated file came out as four lines. The caller folds ``damage`` into its message or its one
-    warning; the rest goes to the debug log.
+    corruption") and, for a file cut off inside a chunk, where the read stopped; "" when nothing. pyxdf
+    printed those, its INFO lines and its warnings about clock segments (which every short recording
+    without clock offsets gets) itself, so a one-line refusal of a truncated file came out as four lines.
+    The caller folds ``damage`` into its message or its one warning; the rest goes to the debug log.
+
+    pyxdf is given the file up to the end of its last complete chunk (:func:`_readable`): it raised
+    ``struct.error`` on a file cut inside a chunk header or a clock-offset chunk, and read a sample cut
+    inside its values as whole, partly made of the sample before it.
 
     Raises
     ------
@@ -153,23 +159,82 @@ def load_xdf(path: Path, **options) -> tuple[list[dict], str]:
     propagate = pyxdf_logger.propagate
     pyxdf_logger.addHandler(caught)
     pyxdf_logger.propagate = False
+    readable = _readable(path)
     try:
-        streams, _ = pyxdf.load_xdf(str(path), **options)
+        streams, _ = pyxdf.load_xdf(_open_readable(path, readable), **options)
     except Exception as error:
         cut = _cut_gzip(path, error)   # pyxdf reads an .xdfz's body through gzip: cut there, it raises
         if cut is not None:
             raise cut from None
-        raise DataFormatError(
-            f"{path}: corrupt XDF file ({type(error).__name__}: {str(error)[:100]}); re-record or repair it"
-        ) from None
+        raise _unreadable(path, error, "corrupt XDF file") from None
     finally:
         pyxdf_logger.removeHandler(caught)
         pyxdf_logger.propagate = propagate
     for record in caught.records:
         logger.debug("pyxdf: %s", record.getMessage())
-    damage = "; ".join(dict.fromkeys(r.getMessage().split(", scanning forward")[0].rstrip(".")
-                                     for r in caught.records if r.levelno >= logging.ERROR))
+    found = [r.getMessage().split(", scanning forward")[0].rstrip(".")
+             for r in caught.records if r.levelno >= logging.ERROR]
+    if readable is not None:
+        found.append(f"read up to byte {readable:,}, the end of its last complete chunk")
+    damage = "; ".join(dict.fromkeys(found))
     return streams, damage[:200]
+
+
+def _unreadable(path: Path, error: BaseException, what: str) -> DataFormatError:
+    """The one line for a file pyxdf cannot read at all: what, pyxdf's error, where it breaks, the fix.
+
+    A file cut off anywhere reads up to the cut (:func:`_readable`), so one refused whole is damaged
+    inside (a malformed chunk before its end), and only another copy or another recording has what it
+    lost: "repair it" named no way to.
+    """
+    where = where_it_breaks(path)
+    return DataFormatError(
+        f"{path}: {what} ({type(error).__name__}: {str(error)[:100]}"
+        + (f"; {where}" if where else "") + "); the damage is inside the file, not a cut-off end (eegmusic "
+        "reads a cut-off file up to the cut): copy it again from where it was recorded, or record the "
+        "session again"
+    )
+
+
+class _Prefix(io.RawIOBase):
+    """The first ``size`` bytes of a file, read-only: what pyxdf is given of a file cut inside a chunk."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by close(), when pyxdf's `with` ends)
+        self._size = size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        room = self._size - self._file.tell()
+        if room <= 0:
+            return 0
+        with memoryview(buffer) as view:
+            return self._file.readinto(view[:room])
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:   # the end is the cut's: the incomplete chunk is not there
+            return self._file.seek(self._size + offset)
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _open_readable(path: Path, readable: int | None):
+    """What pyxdf is given: the path, or a reader of its first ``readable`` bytes (see :func:`_readable`)."""
+    if readable is None:
+        return str(path)
+    return io.BufferedReader(_Prefix(path, readable), buffer_size=1 << 16)
 
 
 def check_xdf_file(path: Path) -> None:
@@ -199,7 +264,7 @@ def where_it_breaks(path) -> str:
     saying where; this says whether the file was cut off (its last chunk runs past the end: an
     interrupted copy or recording) or holds a broken chunk header inside.
     """
-    return _chunk_break(path)[0]
+    return _chunk_walk(path).words
 
 
 TRAILING_TAGS = {5: "boundary", 6: "stream footer"}
@@ -210,14 +275,52 @@ stopped while it wrote its footers) holds all it recorded."""
 def cut_in_trailing_chunk(path) -> bool:
     """Whether a plain XDF file is cut off inside a chunk of :data:`TRAILING_TAGS` (nothing recorded is
     lost), not inside a header, a samples or a clock-offset chunk."""
-    return _chunk_break(path)[1] in TRAILING_TAGS
+    return _chunk_walk(path).cut_tag in TRAILING_TAGS
 
 
-def _chunk_break(path) -> tuple[str, int | None]:
-    """(:func:`where_it_breaks`'s words, the tag of the chunk the file is cut off in, when it is known)."""
+def _readable(path) -> int | None:
+    """How many bytes of a plain XDF file pyxdf can read: up to the end of its last complete chunk when
+    the file is cut off inside a chunk (its header, its length or its content), None when it is not.
+
+    A crash while recording cuts a file at any byte; what comes before the cut is a whole recording.
+    """
+    return _chunk_walk(path).readable
+
+
+class _Walk(NamedTuple):
+    """What :func:`_chunk_walk` found: :func:`where_it_breaks`'s ``words``, the tag of the chunk the file
+    is cut off in (``cut_tag``, when it is known) and :func:`_readable`'s byte count."""
+
+    words: str = ""
+    cut_tag: int | None = None
+    readable: int | None = None
+
+
+def _after_boundary(handle, position: int) -> int | None:
+    """Where reading goes on after a broken chunk header at ``position``: just after the next boundary
+    chunk's UUID, as pyxdf resynchronises; None when no boundary chunk follows."""
+    from eegmusic.replay.xdf_writer import BOUNDARY_UUID
+
+    block_size, overlap = 1 << 20, len(BOUNDARY_UUID) - 1
+    handle.seek(position)
+    carried, start = b"", position
+    while True:
+        block = handle.read(block_size)
+        found = (carried + block).find(BOUNDARY_UUID)
+        if found >= 0:
+            return start + found + len(BOUNDARY_UUID)
+        if len(block) < block_size:
+            return None
+        start += len(carried) + len(block) - overlap   # a UUID across two blocks is found in the next
+        carried = (carried + block)[-overlap:]
+
+
+def _chunk_walk(path) -> _Walk:
+    """Walk the chunk headers of a plain XDF file (see :func:`where_it_breaks`)."""
     path = Path(path)
     if path.suffix.lower() != ".xdf":
-        return "", None
+        return _Walk()
+    words = ""
     try:
         size = path.stat().st_size
         with open(path, "rb") as handle:
@@ -227,22 +330,29 @@ def _chunk_break(path) -> tuple[str, int | None]:
                 head = handle.read(1)
                 n_bytes = head[0] if head else 0
                 if n_bytes not in (1, 4, 8):
-                    return f"the chunk at byte {position:,} has a broken header (corrupted from there)", None
+                    words = words or (f"the chunk at byte {position:,} has a broken header (corrupted from "
+                                      "there)")
+                    resumed = _after_boundary(handle, position)
+                    if resumed is None:   # pyxdf reads up to the broken header, then stops
+                        return _Walk(words, None, position)
+                    position = resumed
+                    continue
                 field = handle.read(n_bytes)
                 if len(field) < n_bytes:
-                    break
+                    return _Walk(words or f"the file ends at byte {size:,}, inside the header of a chunk",
+                                 None, position)
                 end = position + 1 + n_bytes + int.from_bytes(field, "little")
                 if end > size:
+                    if words:   # broken inside as well: more than its trailing chunk is lost
+                        return _Walk(words, None, position)
                     tag = handle.read(2)
-                    return (f"the file ends at byte {size:,}, partway through a {end - position:,}-byte "
-                            f"chunk that starts at byte {position:,}",
-                            int.from_bytes(tag, "little") if len(tag) == 2 else None)
+                    return _Walk(f"the file ends at byte {size:,}, partway through a {end - position:,}-byte "
+                                 f"chunk that starts at byte {position:,}",
+                                 int.from_bytes(tag, "little") if len(tag) == 2 else None, position)
                 position = end
-            else:
-                return "", None
     except OSError:
-        return "", None
-    return f"the file ends at byte {size:,}, inside the header of a chunk", None
+        return _Walk()
+    return _Walk(words)
 
 
 def list_xdf_streams(path) -> list[dict]:
@@ -258,15 +368,12 @@ def list_xdf_streams(path) -> list[dict]:
     path = Path(path)
     check_xdf_file(path)
     try:
-        return pyxdf.resolve_streams(str(path))
+        return pyxdf.resolve_streams(_open_readable(path, _readable(path)))
     except Exception as error:
         cut = _cut_gzip(path, error)
         if cut is not None:
             raise cut from None
-        raise DataFormatError(
-            f"{path}: not a readable XDF file ({type(error).__name__}: {str(error)[:100]}); "
-            "pass a file recorded by LabRecorder"
-        ) from None
+        raise _unreadable(path, error, "not a readable XDF file") from None
 
 
 def _describe(streams: list[dict]) -> str:
