@@ -154,6 +154,15 @@ class WindowDataset:
             raise ConfigError(f"no songs selected from {self.folder}; pass at least one song id")
         for song in self.songs:
             if nmedt.stimulus_path(song) is None:
+                # a folder of the file's name is no file: say so, rather than to put it where it is
+                from eegmusic.stream.stimulus import STIMULUS_EXTENSIONS
+
+                folders = [self.folder / "stimuli" / f"song{song}{ext}" for ext in STIMULUS_EXTENSIONS]
+                folders = [path for path in folders if path.is_dir()]
+                if folders:
+                    raise DataFormatError(
+                        f"song {song} in {self.folder} has no stimulus audio: {folders[0]} is a folder, not "
+                        "an audio file; put the song's audio file there instead")
                 raise DataFormatError(
                     f"song {song} in {self.folder} has no stimulus audio; put it at "
                     f"{self.folder / 'stimuli'}/song{song}.wav (or .flac/.ogg/.mp3)"

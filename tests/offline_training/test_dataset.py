@@ -132,6 +132,10 @@ def test_data_without_stimuli(sim_dir, tmp_path):
     shutil.copy(sim_dir / "song21_Imputed.mat", tmp_path / "song21_Imputed.mat")
     with pytest.raises(DataFormatError, match="song 21 .* has no stimulus audio"):
         WindowDataset(tmp_path)
+    # a folder of the file's name: it said to put the file where the folder already is
+    (tmp_path / "stimuli" / "song21.wav").mkdir(parents=True)
+    with pytest.raises(DataFormatError, match=r"song21\.wav is a folder, not an audio file; put the song's audio"):
+        WindowDataset(tmp_path)
 
 
 def test_flat_listeners_left_out_by_subjects_do_not_count(sim_dir, tmp_path):
