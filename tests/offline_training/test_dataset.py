@@ -134,7 +134,7 @@ def test_data_without_stimuli(sim_dir, tmp_path):
         WindowDataset(tmp_path)
     # a folder of the file's name: it said to put the file where the folder already is
     (tmp_path / "stimuli" / "song21.wav").mkdir(parents=True)
-    with pytest.raises(DataFormatError, match=r"song21\.wav is a folder, not an audio file; put the song's audio"):
+    with pytest.raises(DataFormatError, match=r"song21\.wav is a folder, not an audio file; put the song's"):
         WindowDataset(tmp_path)
 
 
