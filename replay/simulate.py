@@ -196,6 +196,11 @@ def earlier_dataset(out: Path) -> list[Path]:
         return []
     if simulation_manifest(out) is None:
         names = sorted(p.name for p in out.iterdir())
+        if MANIFEST in names:   # ours by name, unreadable as ours: never taken for a simulation to delete
+            raise ConfigError(f"--out folder {out} holds a {MANIFEST} that is not readable as eegmusic "
+                              "simulate's (damaged, or another program's), so --overwrite cannot tell its "
+                              f"files ({_listing(names)}) from yours and replaces none; choose another --out "
+                              "folder, or delete that folder yourself")
         raise ConfigError(f"--out folder {out} holds files not written by eegmusic simulate "
                           f"({_listing(names)}), which --overwrite never replaces; choose another --out "
                           "folder (a new or empty one)")

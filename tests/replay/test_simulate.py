@@ -173,6 +173,11 @@ def test_rerun_replaces_previous_simulation_but_never_real_data(tmp_path):
     with pytest.raises(ConfigError, match="not written by eegmusic simulate"):
         simulate(real, n_songs=1, n_subjects=1, seconds=2, progress=False)
     assert (real / "song21_Imputed.mat").read_bytes() == b"precious"
+    # a damaged manifest of ours: named as what stops the overwrite, not as files of someone else's
+    (out / "simulation.json").write_text('{"generator": "eegmusic sim')
+    with pytest.raises(ConfigError, match=r"holds a simulation\.json that is not readable as eegmusic"):
+        simulate(out, n_songs=1, n_subjects=1, seconds=2, progress=False)
+    assert (out / "song21_Imputed.mat").is_file()
 
 
 def test_cli_simulate(tmp_path, capsys):
