@@ -138,6 +138,8 @@ class MNEDataset(PlayDataset):
             for recording, subject in self._bids_recordings():
                 self._add_plays(recording, subject, content)
         else:
+            if self.path.stat().st_size == 0:   # before the sidecar: writing one would not help
+                raise DataFormatError(f"{self.path}: the file is empty (0 bytes); pass the recording itself")
             sidecar = sidecar_path(self.path)
             content = read_sidecar(sidecar, self.path)
             self._add_plays(self.path, str(content.get("subject") or self.path.name.split(".")[0]), content)

@@ -117,6 +117,15 @@ def test_missing_sidecar_names_the_file_to_write(recording, cli):
     assert_one_line_error(status, err, "no sidecar rec_raw.eegmusic.json", '{"stimuli"')
 
 
+def test_an_empty_recording_is_named_before_its_sidecar(recording, cli):
+    """An empty .fif first asked for a sidecar, and only with one written said MNE cannot read it."""
+    path, _ = recording
+    path.write_bytes(b"")
+    status, _, err = cli("info", path)
+    line = assert_one_line_error(status, err, str(path), "is empty (0 bytes)")
+    assert "sidecar" not in line and "eegmusic.json" not in line
+
+
 def test_a_good_sidecar_passes_and_unknown_keys_are_only_warned(recording, cli, caplog):
     path, write_sidecar = recording
     write_sidecar({**GOOD, "subject": "P7", "audio_delay_s": 0.05, "written_by": "hand"})
