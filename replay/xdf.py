@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from eegmusic.stream.errors import DataFormatError, StreamError, detail
+from eegmusic.stream.errors import DataFormatError, StreamError, detail, require_readable
 from eegmusic.stream.resample import MAX_SFREQ
 
 logger = logging.getLogger(__name__)
@@ -242,6 +242,7 @@ def check_xdf_file(path: Path) -> None:
     if not path.is_file():
         what = "a folder, not an XDF file" if path.is_dir() else "XDF file not found"
         raise DataFormatError(f"{path}: {what}; check the path")
+    require_readable(path)   # else the signature check calls a file it may not open "not XDF"
     _check_magic(path)
 
 

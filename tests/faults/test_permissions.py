@@ -70,6 +70,7 @@ def test_an_unreadable_dataset_file_or_folder_is_one_line_naming_it(tiny_sim, lo
 
 @pytest.mark.parametrize(("name", "argv"), [
     ("session.xdf", ["info", "{path}"]),
+    ("session.xdf", ["replay", "--xdf", "{path}", "--xdf-stream", "cap"]),
     ("song.wav", ["vocode", "{path}", "--out", "{out}/o.wav"]),
     ("model.onnx", ["evaluate", "--data", "{sim}", "--model", "{path}", "--out", "{out}/e"]),
     ("song.wav", ["simulate", "--out", "{out}/s", "--music", "{path}", "--n-subjects", "1"]),
