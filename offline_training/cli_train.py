@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from eegmusic.stream.cli import renamed_option
 from eegmusic.stream.options import float_range, output_dir, positive_int, random_seed
@@ -221,7 +222,14 @@ def run_train(args: argparse.Namespace) -> int:
         select_by=args.select_by,
         val_data=args.val_data,
     )
-    metrics = train(config, resume=args.resume)
+    try:
+        metrics = train(config, resume=args.resume)
+    except KeyboardInterrupt as interrupt:
+        # main says only "interrupted"; a stop during the final writes says first what is left and how to
+        # finish the run (train._finishing), so the user neither loses the earlier model nor guesses
+        for note in getattr(interrupt, "__notes__", ()):
+            print(f"eegmusic train: {note}", file=sys.stderr)
+        raise
     if metrics.get("paths"):
         n = metrics["n_windows"]
         where = f" (later excerpt {config.val_data})" if config.val_data else ""

@@ -23,6 +23,7 @@ import json
 import logging
 import numbers
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -352,13 +353,16 @@ def build_configured(name: str, model_kwargs: dict, model_config: dict):
     """
     import torch
     from eegmusic.offline_training.models.registry import build_model
-    from eegmusic.stream.errors import detail
     from eegmusic.stream.spec import WINDOW_SAMPLES
 
     if not model_config:
         return build_model(name, **model_kwargs)
+    defaults = _config_defaults(name)
     try:
-        model = build_model(name, **model_kwargs)
+        # torch only warns of a layer of size 0 (a model with no units that trains to nothing): an error here
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*zero-element tensors.*")
+            model = build_model(name, **model_kwargs)
         was_training = model.training
         model.eval()
         with torch.no_grad():
@@ -366,12 +370,28 @@ def build_configured(name: str, model_kwargs: dict, model_config: dict):
             model(torch.zeros(2, int(model_kwargs["n_chans"]), WINDOW_SAMPLES), subject)
         model.train(was_training)
     except Exception as error:  # noqa: BLE001 - whatever torch raises for a value it cannot take
-        defaults = _config_defaults(name)
         shown = json.dumps({key: defaults.get(key) for key in model_config}, default=list)
         raise ConfigError(f"bad configuration for model '{name}': --arch-config "
-                          f"{json.dumps(model_config)} does not make a model that runs ({detail(error)}); "
-                          f"pass values in range (the defaults: {shown})") from error
+                          f"{json.dumps(model_config)} does not make a model that runs "
+                          f"({_config_failure(error, defaults, model_config)}); pass values in range (the "
+                          f"defaults: {shown})") from error
     return model
+
+
+def _config_failure(error: BaseException, defaults: dict, model_config: dict) -> str:
+    """Why a configuration fails, in its own terms where torch's are no help: a layer of size 0, or lists
+    that go layer by layer (``channels`` and ``strides``) of different lengths."""
+    from eegmusic.stream.errors import detail
+
+    if "zero-element tensors" in str(error):
+        return "a layer of size 0: every size must be at least 1"
+    if "zip()" in str(error):
+        lists = {key: value for key, value in {**defaults, **model_config}.items()
+                 if key in defaults and isinstance(value, list | tuple) and value
+                 and all(isinstance(v, numbers.Real) for v in value)}
+        return ("its lists go layer by layer, one entry per layer, but have different lengths: "
+                + ", ".join(f"{key} {len(value)}" for key, value in lists.items()))
+    return detail(error)
 
 
 _JSON_KINDS = (  # default's type, the types that fit it (library callers pass tuples), its name, a list's
@@ -462,6 +482,8 @@ def _refuse_a_used_out(config: TrainConfig, out: Path) -> None:
         fix = "pass another --out (--resume cannot continue it with these options)"
         if _resumable(config, out):
             fix = "pass --resume to continue it or another --out"
+        elif _checkpoint_lost(config, out):   # not "these options": no options would continue it
+            fix = "pass another --out (it has no checkpoint.pt, so --resume cannot continue it)"
         raise ConfigError(f"{out} already holds a training run ({', '.join(held)}); {fix}")
 
 
@@ -476,6 +498,15 @@ def _resumable(config: TrainConfig, out: Path) -> bool:
     except (ConfigError, ModelError):
         return False
     return True
+
+
+def _checkpoint_lost(config: TrainConfig, out: Path) -> bool:
+    """Whether ``out`` holds a run of a model that writes checkpoints, but no ``checkpoint.pt``."""
+    from eegmusic.offline_training.models.registry import ALL_MODELS
+
+    loop = ALL_MODELS[config.model].training_loop if config.model in ALL_MODELS else None
+    return (not config.init and loop not in UNRESUMABLE_LOOPS and (out / "config.json").is_file()
+            and not (out / "checkpoint.pt").is_file())
 
 
 def _read_init(config: TrainConfig):
@@ -553,8 +584,13 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
         raise ConfigError(f"--resume: model '{config.model}' {why} and writes no checkpoint.pt, so its run "
                           f"in {out} cannot be resumed; drop --resume and train into a new --out")
     if not (out / "checkpoint.pt").is_file():
-        raise ConfigError(f"--resume: {out} holds config.json but no checkpoint.pt (no epoch of the run "
-                          "ended); drop --resume to start the run again")
+        finished = [name for name in ("best.pt", "model.onnx") if (out / name).is_file()]
+        if finished:   # a finished run without its checkpoint: a new run there would overwrite its weights
+            raise ConfigError(f"--resume: {out} holds a run's {' and '.join(finished)} but not its "
+                              "checkpoint.pt, which --resume continues from, so the run cannot go on (its "
+                              "model stays usable as it is); to train again, pass another --out")
+        raise ConfigError(f"--resume: {out} holds config.json but no checkpoint.pt (the run ended no epoch, "
+                          "or it was removed); drop --resume to start the run again")
     current = config_dict(config)
     # an option added after the run was written is absent from its config.json: it ran at the default
     defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
@@ -577,40 +613,98 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
 
 
 FINAL_FILES = ("best.pt", "model.onnx", "training_curve.png")
-"""What a run writes after its last epoch (metrics.json last, atomically), removed again by
-:func:`_finishing` when that stage fails."""
+"""What a run writes after its last epoch, with ``metrics.json``: one set, which :func:`_finishing` puts in
+place together or not at all."""
+
+FINISHED_SET = FINAL_FILES + ("metrics.json",)
+"""The files of a finished run that describe one another: ``metrics.json`` holds the scores of the model in
+``best.pt`` and ``model.onnx``, and the paths of the set."""
+
+
+def _listing(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` is (device, inode), or None where there is none: a rename keeps it."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 @contextlib.contextmanager
-def _finishing(config: TrainConfig, out: Path) -> Iterator[str]:
-    """Write the run's last files (best.pt, model.onnx, the curve, metrics.json) inside the block; if that
-    fails, remove those written, so that the folder can be finished or rerun.
+def _finishing(config: TrainConfig, out: Path, *, resume: bool) -> Iterator[tuple[Path, str]]:
+    """Write the run's last files (best.pt, model.onnx, the curve, metrics.json) into a hidden folder
+    inside the block; when it ends cleanly they replace their namesakes in ``out`` together.
 
-    A full disk at the export had left config.json and best.pt: a rerun was refused for that best.pt, and
-    --resume too (a linear run writes no checkpoint). Without them the folder is a run stopped after its
-    last epoch: a run with checkpoint.pt (of that epoch, its best weights inside) is finished by
-    ``--resume``, which trains nothing more; any other, and a fine-tuning run (its checkpoint, of the last
-    candidate only, is removed too), by running the same command again.
+    The rule: the four files are one set (:data:`FINISHED_SET`), replaced whole or not at all (the renames
+    run with Ctrl-C and SIGTERM deferred, :func:`stream.atomic.staged_files`), so ``metrics.json`` is
+    never left beside a model it does not describe, nor a new model beside an earlier ``metrics.json``.
+    Only files this command wrote are ever removed: an interrupt or failure (a full disk at the export)
+    before the set is in place leaves the earlier set of a resumed run whole — it had removed best.pt,
+    model.onnx and the curve of a working run, and left its stale metrics.json — and a new run's folder
+    is then that of a run stopped after its last epoch. A run with checkpoint.pt (of that epoch, its best
+    weights inside) is finished by ``--resume``, which trains no more epochs; any other, and a fine-tuning
+    run (its checkpoint, of the last candidate only and written by this command, is removed), by running
+    the same command again. A full disk at the export had left config.json and best.pt: a rerun was
+    refused for that best.pt, and --resume too (a linear run writes no checkpoint).
+
+    The interrupt or error leaves with a note (``add_note``) saying what is left and how to finish, which
+    ``eegmusic train`` prints before "interrupted"; a full disk says it in its message.
 
     Yields
     ------
+    stage : Path
+        The hidden folder to write the set into (its files keep their names).
     full_disk : str
-        How a full-disk message ends: what was removed and which command finishes the run.
+        How a full-disk message ends: what is left and which command finishes the run.
     """
-    from eegmusic.stream.atomic import disk_errors
+    from eegmusic.stream.atomic import disk_errors, staged_files
+    from eegmusic.stream.errors import EEGMusicError
 
-    names = FINAL_FILES + (("checkpoint.pt",) if config.init else ())
-    fix = ("add --resume to the same command to finish it" if _resumable(config, out)
-           else "run the same command again")
-    full_disk = f"{' and '.join(names[:2])} are removed; free space, then {fix}"
+    removed = ("checkpoint.pt",) if config.init else ()   # fine-tuning's own checkpoint (see above)
+    earlier = [name for name in FINISHED_SET if (out / name).is_file()]
+    if resume:
+        fix = "run the same command again to finish it (--resume trains no more epochs)"
+    elif _resumable(config, out):
+        fix = "add --resume to the same command to finish it"
+    else:
+        fix = "run the same command again"
+    left = (f"the earlier {_listing(earlier)} are unchanged" if earlier
+            else f"best.pt and model.onnx are not written{' and checkpoint.pt is removed' * bool(removed)}")
+    full_disk = f"{left}; free space, then {fix}"
+    staged: dict[str, tuple[int, int] | None] = {}
+    stage = None
     try:
-        with disk_errors(out, tail=full_disk):   # the curve (straight onto its path)
-            yield full_disk
-    except BaseException:
-        for name in names:
+        with staged_files(out) as stage:
+            with disk_errors(out, tail=full_disk):   # the curve (matplotlib writes straight onto its path)
+                yield stage, full_disk
+            staged = {item.name: _inode(item) for item in stage.iterdir()}
+    except BaseException as error:
+        # a Ctrl-C deferred during the renames is raised once they are done: the set is then in place
+        moved = [name for name, inode in staged.items() if inode is not None and _inode(out / name) == inode]
+        if staged and len(moved) == len(staged):
+            error.add_note(f"{out}: the run's final files were all written before it stopped; it is complete")
+            raise
+        if moved:   # a rename failed midway (never seen): no metrics.json beside a mixed set
+            with contextlib.suppress(OSError):
+                (out / "metrics.json").unlink(missing_ok=True)
+        for name in removed:
             with contextlib.suppress(OSError):
                 (out / name).unlink(missing_ok=True)
+        if isinstance(error, EEGMusicError) and stage is not None and str(stage) in str(error):
+            # the file that failed is named where it was going, not in the hidden folder that is gone
+            raise type(error)(str(error).replace(str(stage), str(out))) from None
+        error.add_note(f"{out}: stopped while writing the run's final files ({left}); {fix}")
         raise
+    # the set is in place; a file of the earlier set that this run does not write would describe the
+    # earlier model (never seen: a resumed run keeps its history, so it draws its curve again)
+    for name in set(earlier) - set(staged):
+        with contextlib.suppress(OSError):
+            (out / name).unlink(missing_ok=True)
 
 
 SHAPING_KEYS = {"n_chans": "channels", "n_subjects": "listeners (--subject-conditioning)",
@@ -809,8 +903,8 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     DataFormatError
         Unreadable data or songs without stimulus audio.
     OutputError
-        Another eegmusic process is writing ``config.out``; a full disk (the weights written after the
-        last epoch are removed again, so the run can be finished or rerun: :func:`_finishing`).
+        Another eegmusic process is writing ``config.out``; a full disk (the files of the final stage
+        replace an earlier set only together, so the run can be finished or rerun: :func:`_finishing`).
     """
     from eegmusic.offline_training.distributed import launched_as_main
     from eegmusic.stream.atomic import output_lock
@@ -1020,12 +1114,13 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         **{k: v for k, v in result.items() if k != "model"},
     }
     if dist_info.main:
-        # a failure here (a full disk at the export) removes the weights written so far: the folder is
-        # then that of a run stopped after its last epoch, which --resume finishes or a rerun starts
-        with _finishing(config, out) as full_disk:
+        # the final files go into a hidden folder and replace an earlier set together: an interrupt or a
+        # failure here (a full disk at the export) leaves a resumed run's earlier model whole, and a new
+        # run's folder that of a run stopped after its last epoch, which --resume finishes or a rerun starts
+        with _finishing(config, out, resume=resume) as (stage, full_disk):
             cpu_model = copy.deepcopy(best_model).cpu()
             save_checkpoint(
-                out / "best.pt",
+                stage / "best.pt",
                 {
                     "model": config.model,
                     "model_config": cpu_model.get_config(),
@@ -1072,13 +1167,14 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
                            else dict(zip(dataset.channels, dataset.positions, strict=True))),
             )
             metadata["baselines"] = training_baselines(dataset, split.train)
-            export_onnx(cpu_model, out / "model.onnx", metadata, full_disk=full_disk)
+            export_onnx(cpu_model, stage / "model.onnx", metadata, full_disk=full_disk)
             if metrics.get("history"):
-                _plot_curve(out / "training_curve.png", metrics["history"],
+                _plot_curve(stage / "training_curve.png", metrics["history"],
                             f"{config.model} ({config.split} split, {config.loss})", loss_name)
             elif "ridge" in metrics:   # closed form: no loss was trained on
-                _plot_ridge(out / "training_curve.png", metrics["ridge"],
+                _plot_ridge(stage / "training_curve.png", metrics["ridge"],
                             f"{config.model} ({config.split} split)")
+            # where each file will be once the set is in place (config.json and checkpoint.pt are there)
             metrics["paths"] = {
                 name: str(out / name)
                 for name in (
@@ -1089,8 +1185,8 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
                     "training_curve.png",
                     "model.onnx",
                 )
-                if (out / name).exists() or name == "metrics.json"
+                if (stage / name if name in FINISHED_SET else out / name).exists() or name == "metrics.json"
             }
-            write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+            write_text(stage / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     leave_distributed(dist_info)  # before the process exits: see its docstring
     return metrics

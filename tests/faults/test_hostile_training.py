@@ -86,7 +86,13 @@ def test_arch_config_values_are_checked_against_the_defaults(arch, config, needl
 
 @pytest.mark.parametrize(("arch", "config", "library_words", "default"), [
     # torch's IndexError at the first forward pass (a zero-size warning first, where warnings are errors)
-    ("cnn", '{"dense": 0}', "does not make a model that runs", '{"dense": 128}'),
+    ("cnn", '{"dense": 0}', "a layer of size 0: every size must be at least 1", '{"dense": 128}'),
+    # a model with no hidden units trained and exported with exit 0, torch's warning the only sign
+    ("convnet", '{"hidden": 0}', "a layer of size 0", '{"hidden": 512}'),
+    # "zip() argument 2 is shorter than argument 1"
+    ("convnet", '{"channels": [8, 8, 8, 8, 8]}',
+     "one entry per layer, but have different lengths: channels 5, strides 4",
+     '{"channels": [128, 128, 256, 256]}'),
     ("cnn", '{"dense": -3}', "negative dimension", '{"dense": 128}'),
     ("cnn", '{"dropout": 1.5}', "dropout probability", '{"dropout": 0.1}'),
     ("cnn", '{"filters": [0, 8]}', "does not make a model that runs", '{"filters": [8, 16, 32, 64, 128]}'),

@@ -337,7 +337,7 @@ def test_a_full_disk_at_the_export_leaves_a_run_to_finish(model, sim_dir, tmp_pa
            else "add --resume to the same command to finish it")
     assert len(err) == 1 and err[0].endswith(
         f"error: disk full while writing {out / 'model.onnx'} (File too large); best.pt and model.onnx are "
-        f"removed; free space, then {fix}"), err
+        f"not written; free space, then {fix}"), err
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["config.json"] + ([] if model == "linear" else ["checkpoint.pt"]))
     monkeypatch.setattr(onnx, "save", real_save)
