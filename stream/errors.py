@@ -70,12 +70,13 @@ def require_readable(path: str | os.PathLike) -> None:
 
     Readers call it before their own checks: a file they cannot open would otherwise be reported as
     damaged, with a fix (re-record, convert, export again) that does not help. Any other failure
-    (missing, a device) is left to the reader's own words.
+    (missing) and any path that is neither a regular file nor a folder (a FIFO, a device) is left to the
+    reader's own words.
     """
     try:
         if os.path.isdir(path):
             os.listdir(path)
-        else:
+        elif os.path.isfile(path):   # not a FIFO or a device: opening one can block until a writer comes
             with open(path, "rb"):
                 pass
     except PermissionError as error:

@@ -89,3 +89,13 @@ def test_an_unreadable_input_file_is_not_called_damaged(tiny_sim, tmp_path, name
     line = assert_one_line_error(status, err, f"permission denied for {path}", "chmod")
     for wrong in ("corrupt", "re-record", "convert", "export it again", "cannot be decoded"):
         assert wrong not in line, line
+
+
+def test_a_fifo_is_never_opened_to_check_its_permissions(tmp_path):
+    """Opening a FIFO blocks until something writes to it: the permission check must not, for a FIFO
+    given as data (refused by the dataset reader, in one line, at once)."""
+    fifo = tmp_path / "session.xdf"
+    os.mkfifo(fifo)
+    result = subprocess.run([sys.executable, "-m", "eegmusic", "info", str(fifo)], capture_output=True,
+                            text=True, timeout=60)
+    assert_one_line_error(result.returncode, result.stderr, str(fifo))
