@@ -327,9 +327,9 @@ class SoundDeviceSink(_Sink):
         self._device_restarts += 1
         self._callback_thread = 0
         self._watch = (self._callbacks, time.monotonic())
-        self.latency_note = (f"audio device {self.device_name!r} stopped playing at low latency; reopened "
-                             f"at its default {1e3 * self._stream.latency:.0f} ms")
-        log.warning("%s", self.latency_note)
+        # said by the summary as a count (device_restarts); latency_note keeps a refusal at the start
+        log.warning("audio device %r stopped playing at low latency; reopened at its default %.0f ms",
+                    self.device_name, 1e3 * self._stream.latency)
 
     # -- producer side ------------------------------------------------------------------------
     def write(self, samples: np.ndarray, *, block: bool = True, timeout: float | None = None) -> int:

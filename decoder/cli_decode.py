@@ -201,8 +201,8 @@ def _device_lines(summary: dict) -> list[str]:
         lines.append(f"  {summary['audio_device_note']}")
     restarts = summary["counters"].get("device_restarts", 0)
     if restarts:
-        lines.append(f"  audio device reopened {restarts} time{'s' if restarts > 1 else ''} after it stopped "
-                     "calling back")
+        lines.append(f"  audio device reopened {restarts} time{'s' if restarts > 1 else ''} at its default "
+                     "latency after it stopped calling back")
     slow = {role: outcome for role, outcome in (summary.get("scheduling") or {}).items()
             if outcome in ("nice", "normal")}
     if slow:

@@ -425,7 +425,7 @@ class LiveTruth:
         return {song: {"scored_frames": scores.decoder.n, "dynamic_r_total": scores.decoder_r(),
                        "baseline_dynamic_r_total": scores.baseline_r(),
                        "baseline_constant": scores.constant()}
-                for song, scores in self._by_song.items()}
+                for song, scores in dict(self._by_song).items()}   # a copy: the output thread adds songs
 
 
 BASELINES = ("global_mean", "song_mean")

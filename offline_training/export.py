@@ -189,7 +189,8 @@ def _torchlib_registry_built_once():
             registry_class.from_torchlib = original
 
 
-def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None, lstm_op: bool = True) -> Path:
+def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None, lstm_op: bool = True,
+                shown_as=None) -> Path:
     """Write ``model`` as ONNX with inputs ``eeg`` (+ ``subject``), output ``mel_db``, dynamic batch.
 
     The graph is captured with ``torch.export`` and translated by torch's maintained ONNX exporter
@@ -212,6 +213,9 @@ def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None, ls
         Export each plain LSTM through :mod:`offline_training.onnx_lstm` (the default); False takes
         torch's own path, which writes the same ONNX operator after tracing every step (the export
         benchmark's baseline, ``benchmarks/bench_runtime.py``).
+    shown_as : str or Path, optional
+        The path the log names: where the file will be, for a caller that writes it elsewhere first
+        (``train`` stages its final files and renames them into the run folder).
 
     Returns
     -------
@@ -269,7 +273,7 @@ def export_onnx(model, path, metadata: dict, *, full_disk: str | None = None, ls
     finally:
         if tmp.exists():
             tmp.unlink()
-    logger.info("exported %s model to %s", model.name, path)
+    logger.info("exported %s model to %s", model.name, shown_as or path)
     return path
 
 

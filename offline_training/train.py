@@ -663,7 +663,7 @@ def _finishing(config: TrainConfig, out: Path, *, resume: bool) -> Iterator[tupl
         How a full-disk message ends: what is left and which command finishes the run.
     """
     from eegmusic.stream.atomic import disk_errors, staged_files
-    from eegmusic.stream.errors import EEGMusicError
+    from eegmusic.stream.errors import EEGMusicError, OutputError
 
     removed = ("checkpoint.pt",) if config.init else ()   # fine-tuning's own checkpoint (see above)
     earlier = [name for name in FINISHED_SET if (out / name).is_file()]
@@ -695,6 +695,14 @@ def _finishing(config: TrainConfig, out: Path, *, resume: bool) -> Iterator[tupl
         for name in removed:
             with contextlib.suppress(OSError):
                 (out / name).unlink(missing_ok=True)
+        if isinstance(error, OutputError):
+            # whichever writer failed (the export, best.pt, metrics.json, the renames), the message ends in
+            # what this stage leaves and how to finish: their own tails spoke of their one file
+            text = str(error).replace(str(stage), str(out)) if stage is not None else str(error)
+            head = text.split("); ", 1)[0] + ")" if "); " in text else text.split("; ", 1)[0]
+            tail = full_disk if head.startswith("disk full") else \
+                f"{left}; check the folder's permissions and free space, then {fix}"
+            raise OutputError(f"{head}; {tail}") from None
         if isinstance(error, EEGMusicError) and stage is not None and str(stage) in str(error):
             # the file that failed is named where it was going, not in the hidden folder that is gone
             raise type(error)(str(error).replace(str(stage), str(out))) from None
@@ -1167,7 +1175,8 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
                            else dict(zip(dataset.channels, dataset.positions, strict=True))),
             )
             metadata["baselines"] = training_baselines(dataset, split.train)
-            export_onnx(cpu_model, stage / "model.onnx", metadata, full_disk=full_disk)
+            export_onnx(cpu_model, stage / "model.onnx", metadata, full_disk=full_disk,
+                        shown_as=out / "model.onnx")
             if metrics.get("history"):
                 _plot_curve(stage / "training_curve.png", metrics["history"],
                             f"{config.model} ({config.split} split, {config.loss})", loss_name)

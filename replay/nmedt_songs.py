@@ -8,11 +8,14 @@ the other datasets (:mod:`replay.dataset`) all return these.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from eegmusic.stream.errors import DataFormatError
+
+logger = logging.getLogger(__name__)
 
 AUDIO_SFREQ = 22050
 """Rate in Hz of every stimulus returned by :meth:`replay.nmedt.NMEDTFolder.load_stimulus`."""
@@ -134,22 +137,17 @@ class SongRecording:
     def flat_problem(self, song_id: int) -> str | None:
         """One line naming the participants' flat or all-zero channels (:func:`flat_channels`), or None.
 
-        ``info`` lists it as a problem; ``train`` warns of the same channels and refuses the data when
-        too many are flat (:mod:`offline_training.sanity`).
+        ``info`` lists it as a problem; ``train`` reports the same channels in the same words
+        (:class:`FlatReport`) and refuses the data when too many are flat.
         """
-        found = []
+        report = FlatReport()
         for k in range(self.n_subjects):
-            flags = flat_channels(self.eeg(k))
-            if flags.all():
-                found.append(f"{self.subjects[k]} all {flags.size} channels")
-            elif flags.any():
-                labels = [str(self.channels[i]) for i in np.flatnonzero(flags)]
-                more = f" and {len(labels) - 5} more" if len(labels) > 5 else ""
-                found.append(f"{self.subjects[k]} {', '.join(labels[:5])}{more}")
-        if not found:
+            report.add(str(self.subjects[k]), self.eeg(k), self.channels)
+        if not report.flat:
             return None
-        return (f"song {song_id}: flat or all-zero EEG, no signal to learn from ({'; '.join(found)}); "
-                "check the recording (train refuses data where over a quarter of the channels are flat)")
+        return (f"song {song_id}: flat or all-zero EEG, no signal to learn from "
+                f"({report.describe(limit=len(report.flat))}); check the recording (train refuses data where "
+                f"over {100 * MAX_FLAGGED_SHARE:.0f} % of the channels are flat)")
 
 
 FLAT_STD_UV = 1e-3
@@ -175,3 +173,64 @@ def flat_channels(eeg: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN channel: its spread is NaN, flat
         spread = np.nanstd(eeg.astype(np.float64, copy=False), axis=1)
     return ~np.isfinite(spread) | (spread < FLAT_STD_UV)
+
+
+MAX_FLAGGED_SHARE = 0.25
+"""Largest share of flat (recording, channel) pairs a dataset may have; above it, training refuses."""
+
+
+@dataclass
+class FlatReport:
+    """Flat channels found per recording while a dataset loads."""
+
+    n_pairs: int = 0
+    """(recording, channel) pairs seen."""
+    flat: dict[str, list[str]] = field(default_factory=dict)
+    """Recording name → labels of its flat channels."""
+
+    n_chans: dict[str, int] = field(default_factory=dict)
+    """Recording name → its number of channels (to tell "all channels" from many)."""
+
+    def add(self, name: str, eeg: np.ndarray, labels) -> None:
+        """Check one recording (``eeg`` shape (n_chans, n_times)) and remember its flat channels."""
+        self.add_flags(name, flat_channels(eeg), labels)
+
+    def add_flags(self, name: str, flags: np.ndarray, labels) -> None:
+        """Remember one recording's flat channels, ``flags`` from :func:`flat_channels` (n_chans,)."""
+        flags = np.asarray(flags, dtype=bool)
+        self.n_pairs += len(flags)
+        if flags.any():
+            self.flat[name] = [str(labels[i]) for i in np.flatnonzero(flags)]
+            self.n_chans[name] = len(flags)
+
+    @property
+    def n_flat(self) -> int:
+        """Flat (recording, channel) pairs."""
+        return sum(len(labels) for labels in self.flat.values())
+
+    def describe(self, limit: int = 3, shown: int = 5) -> str:
+        """One line: the flat recordings and channels, the first few named."""
+        parts = []
+        for name, labels in list(self.flat.items())[:limit]:
+            n_chans = self.n_chans.get(name, len(labels))
+            if len(labels) == n_chans:
+                listed = "all channels"
+            elif len(labels) > shown:
+                listed = f"{', '.join(labels[:shown])} and {len(labels) - shown} more of {n_chans} channels"
+            else:
+                listed = ", ".join(labels)
+            parts.append(f"{name}: {listed}")
+        more = f"; {len(self.flat) - limit} more recordings" if len(self.flat) > limit else ""
+        return "; ".join(parts) + more
+
+    def check(self, folder, *, max_share: float = MAX_FLAGGED_SHARE) -> None:
+        """Log the flat channels; raise :class:`DataFormatError` when their share exceeds ``max_share``."""
+        if not self.flat:
+            return
+        share = self.n_flat / max(self.n_pairs, 1)
+        message = (f"{folder}: {self.n_flat} of {self.n_pairs} recording channels ({100 * share:.0f} %) are "
+                   f"flat or all-zero ({self.describe()})")
+        if share > max_share:
+            raise DataFormatError(f"{message}; over {100 * max_share:.0f} % is not EEG to learn from: fix or "
+                                  "drop those recordings (--subjects, --songs)")
+        logger.warning("%s; training goes on", message)

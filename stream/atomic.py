@@ -192,8 +192,16 @@ def staged_files(folder: str | os.PathLike) -> Iterator[Path]:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     held[signum] = signal.signal(signum, lambda signum, _frame: caught.append(signum))
             try:
-                for item in sorted(stage.iterdir()):
-                    os.replace(item, folder / item.name)
+                items = sorted(stage.iterdir())
+                earlier = _keep_namesakes(folder, [item.name for item in items], stage / ".earlier")
+                done: list[str] = []
+                try:
+                    for item in items:
+                        os.replace(item, folder / item.name)
+                        done.append(item.name)
+                except OSError:   # a rename refused midway: the files already replaced are put back
+                    _put_back(folder, done, earlier)
+                    raise
             finally:
                 for signum, handler in held.items():
                     signal.signal(signum, handler)
@@ -201,6 +209,38 @@ def staged_files(folder: str | os.PathLike) -> Iterator[Path]:
                     signal.raise_signal(signum)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _keep_namesakes(folder: Path, names: list[str], keep: Path) -> dict[str, Path] | None:
+    """Hard-link the files of ``folder`` that ``names`` will replace into ``keep``; return name -> link.
+
+    What :func:`_put_back` restores when a rename fails midway. A link costs no copy (the stage is inside
+    ``folder``, on its file system). None where links cannot be made: the set is then replaced without a
+    way back, as it was before this existed.
+    """
+    kept = {}
+    try:
+        keep.mkdir()
+        for name in names:
+            if (folder / name).is_file():
+                os.link(folder / name, keep / name)
+                kept[name] = keep / name
+    except OSError:
+        return None
+    return kept
+
+
+def _put_back(folder: Path, done: list[str], earlier: dict[str, Path] | None) -> None:
+    """Undo the renames ``done``: each replaced file gets its earlier version back, and a file that had
+    none goes, so that ``folder`` holds its earlier set whole."""
+    if earlier is None:
+        return
+    for name in done:
+        with contextlib.suppress(OSError):
+            if name in earlier:
+                os.replace(earlier[name], folder / name)
+            else:
+                (folder / name).unlink()
 
 
 def write_bytes(path: str | os.PathLike, content: bytes) -> None:

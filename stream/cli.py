@@ -353,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eegmusic {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2
     except PermissionError as error:   # a file or folder of the user's, wherever a command opens it
+        if error.filename is None:   # no path to name: not the user's file, a bug to see in full
+            raise
         from eegmusic.stream.errors import access_error
 
         print(f"eegmusic {args.command}: error: {one_line(str(access_error(error)))}", file=sys.stderr)

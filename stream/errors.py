@@ -75,7 +75,12 @@ def require_readable(path: str | os.PathLike) -> None:
     """
     try:
         if os.path.isdir(path):
-            os.listdir(path)
+            entries = os.listdir(path)
+            if entries:   # listed but not entered (mode r--): its files cannot be opened, and it is to blame
+                try:
+                    os.stat(os.path.join(path, entries[0]))
+                except PermissionError as error:
+                    raise PermissionError(error.errno, error.strerror, os.fspath(path)) from None
         elif os.path.isfile(path):   # not a FIFO or a device: opening one can block until a writer comes
             with open(path, "rb"):
                 pass

@@ -254,7 +254,7 @@ def test_the_summary_says_where_the_device_and_the_live_threads_run_otherwise_th
     summary["counters"]["device_restarts"] = 2
     text = format_summary(summary)
     assert "  audio device 'x' refused latency 'low' (err); playing at its default 80 ms" in text, text
-    assert "  audio device reopened 2 times after it stopped calling back" in text
+    assert "  audio device reopened 2 times at its default latency after it stopped calling back" in text
     assert (f"  real-time priority refused: decode thread at normal priority, output thread at nice -10; "
             f"{REFUSED_HINT}") in text
 

@@ -100,8 +100,8 @@ def test_train_refuses_mostly_flat_data_before_any_epoch(spoil, tmp_path, capsys
 
 
 @pytest.mark.parametrize(("spoiler", "said"), [
-    (_zero_song, "S01 all 125 channels; S02 all 125 channels"),
-    (_flat_channel, "S02 E6)"),
+    (_zero_song, "(S01: all channels; S02: all channels; S03: all channels)"),
+    (_flat_channel, "(S02: E6)"),
 ])
 def test_info_lists_the_flat_channels_that_train_reports(spoiler, said, spoil, sim_dir, capsys):
     """``info`` said 'problems: none' for a song of zeros, which ``train`` refuses."""

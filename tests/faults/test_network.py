@@ -99,15 +99,12 @@ def test_a_liblsl_config_keeps_discovery_local_only_with_machine_scope(tmp_path)
     assert keeps_discovery_local(tmp_path / "missing.cfg") is False
 
 
-def test_a_mistyped_lsl_local_variable_is_said(caplog):
+def test_a_mistyped_lsl_local_variable_is_said(caplog, monkeypatch):
     from eegmusic.stream import lsl_local
 
-    os.environ[lsl_local.ENV_FLAG] = "banana"
-    try:
-        with caplog.at_level("WARNING", logger="eegmusic.stream.lsl_local"):
-            assert not lsl_local.requested(False)
-    finally:
-        del os.environ[lsl_local.ENV_FLAG]
+    monkeypatch.setenv(lsl_local.ENV_FLAG, "banana")
+    with caplog.at_level("WARNING", logger="eegmusic.stream.lsl_local"):
+        assert not lsl_local.requested(False)
     assert "EEGMUSIC_LSL_LOCAL=banana is neither yes nor no" in caplog.text
 
 

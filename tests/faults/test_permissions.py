@@ -45,12 +45,12 @@ def tiny_sim(tmp_path_factory):
                     progress=False)
 
 
-def _locked(path: Path):
-    """Take every permission off ``path`` until the block ends."""
+def _locked(path: Path, mode: int = 0):
+    """Give ``path`` permissions ``mode`` (none by default) until the block ends."""
     class Locked:
         def __enter__(self):
             self.mode = path.stat().st_mode
-            path.chmod(0)
+            path.chmod(mode)
             return path
 
         def __exit__(self, *exc):
@@ -59,13 +59,16 @@ def _locked(path: Path):
     return Locked()
 
 
-@pytest.mark.parametrize("locked", ["song21_Imputed.mat", "stimuli", "."])
-def test_an_unreadable_dataset_file_or_folder_is_one_line_naming_it(tiny_sim, locked):
+@pytest.mark.parametrize(("locked", "mode"), [("song21_Imputed.mat", 0), ("stimuli", 0), (".", 0),
+                                             (".", 0o444)])   # listed, not entered: it named a file in it
+def test_an_unreadable_dataset_file_or_folder_is_one_line_naming_it(tiny_sim, locked, mode):
     target = (tiny_sim / locked).resolve()
-    with _locked(target):
+    with _locked(target, mode):
         status, err = _run_bound_by_permissions("info", str(tiny_sim), cwd=tiny_sim.parent)
     line = assert_one_line_error(status, err, "permission denied for", "chmod")
     assert str(target) in line or locked == "." and str(tiny_sim) in line, line
+    if mode:
+        assert f"permission denied for {target}:" in line, line   # the folder, not a file it holds
 
 
 @pytest.mark.parametrize(("name", "argv"), [

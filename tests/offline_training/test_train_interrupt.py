@@ -168,9 +168,13 @@ def test_a_finished_run_without_its_checkpoint_names_a_fix_that_works(finished_r
     assert main(train_args(sim_dir, out, "convnet")) == 0
 
 
-def test_a_full_disk_at_a_resumed_export_keeps_the_earlier_model(finished_run, sim_dir, tmp_path, monkeypatch,
-                                                                capsys):
-    """A full disk at the export of a resumed run: one line saying the earlier set is unchanged."""
+@pytest.mark.parametrize("failing", ["model.onnx", "best.pt", "metrics.json"])
+def test_a_full_disk_at_a_resumed_export_keeps_the_earlier_model(failing, finished_run, sim_dir, tmp_path,
+                                                                monkeypatch, capsys):
+    """A full disk while a resumed run writes any of its final files: one line saying the earlier set is
+    unchanged and how to finish (best.pt's and metrics.json's writers said "no best.pt is left" of a
+    file that was there). The disk cannot be made to fill at one file of the stage, so that file's writer
+    meets ENOSPC from a stand-in for the library call that writes it; the rest is real."""
     import errno
     import os
 
@@ -179,16 +183,36 @@ def test_a_full_disk_at_a_resumed_export_keeps_the_earlier_model(finished_run, s
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
     before = _contents(out)
+    enospc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise enospc
 
-    monkeypatch.setattr(onnx, "save", full)
+    if failing == "model.onnx":
+        monkeypatch.setattr(onnx, "save", full)
+    elif failing == "best.pt":
+        real_save = torch.save
+
+        def save(state, path, *args, **kwargs):
+            if ".best." in str(path):   # atomic_path's temporary name for best.pt
+                raise enospc
+            real_save(state, path, *args, **kwargs)
+
+        monkeypatch.setattr(torch, "save", save)
+    else:
+        real_fsync = atomic.os.fsync
+
+        def fsync(fd):   # write_bytes syncs before its rename; the file's name from the descriptor
+            if ".metrics." in os.readlink(f"/proc/self/fd/{fd}"):
+                raise enospc
+            real_fsync(fd)
+
+        monkeypatch.setattr(atomic.os, "fsync", fsync)
     assert main(_resume_args(sim_dir, out)) == 2
     assert sorted(p.name for p in out.iterdir()) == sorted(("config.json", "checkpoint.pt", *FINISHED))
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"eegmusic train: error: disk full while writing {out / 'model.onnx'} (No space left on "
+    assert err == [f"eegmusic train: error: disk full while writing {out / failing} (No space left on "
                    "device); the earlier best.pt, model.onnx, training_curve.png and metrics.json are "
                    "unchanged; free space, then run the same command again to finish it (--resume trains no "
-                   "more epochs)"]
+                   "more epochs)"], err
     assert _contents(out) == before

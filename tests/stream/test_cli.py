@@ -123,7 +123,9 @@ def test_only_eegmusic_logs_at_info_the_libraries_need_v(sim_dir, tmp_path):
                          env={**os.environ, "OMP_NUM_THREADS": "1"}).stderr
     logged = [line.split(":")[0] for line in err.splitlines() if line.startswith(("INFO ", "DEBUG "))]
     assert logged and all(name.split()[1].startswith("eegmusic.") for name in logged), err
-    assert "INFO eegmusic.offline_training.export: exported convnet model" in err
+    # where the model is once the run is finished, not the hidden folder it was staged in
+    final = tmp_path / "run" / "model.onnx"
+    assert f"INFO eegmusic.offline_training.export: exported convnet model to {final}\n" in err, err
 
 
 STOP_LOOP = """
