@@ -69,15 +69,22 @@ USER_CONFIGS = ("lsl_api.cfg", "~/lsl_api/lsl_api.cfg", "/etc/lsl_api/lsl_api.cf
 
 
 def keeps_discovery_local(path: str | Path) -> bool:
-    """Whether the liblsl configuration at ``path`` sets ``ResolveScope = machine`` (False when it cannot
-    be read: liblsl would then run on its defaults, which answer the whole LAN)."""
+    """Whether the liblsl configuration at ``path`` sets ``ResolveScope = machine`` in its ``[multicast]``
+    section (False when it cannot be read: liblsl would then run on its defaults, which answer the whole
+    LAN)."""
     try:
         text = Path(path).read_text(errors="replace")
     except OSError:
         return False
+    section = ""
     for line in text.splitlines():
-        key, _, value = line.split(";", 1)[0].split("#", 1)[0].partition("=")
-        if key.strip().lower() == "resolvescope" and value.strip().lower() == "machine":
+        line = line.split(";", 1)[0].split("#", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip().lower()
+            continue
+        key, _, value = line.partition("=")
+        setting = (section, key.strip().lower(), value.strip().lower())
+        if setting == ("multicast", "resolvescope", "machine"):   # liblsl reads it in [multicast] only
             return True
     return False
 

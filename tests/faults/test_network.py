@@ -93,7 +93,8 @@ def test_a_liblsl_config_keeps_discovery_local_only_with_machine_scope(tmp_path)
 
     path = tmp_path / "a.cfg"
     for text, local in ((LOCAL_CONFIG, True), ("[multicast]\nresolvescope=MACHINE ; here\n", True),
-                        ("[multicast]\n;ResolveScope = machine\n", False), ("[lab]\nSessionID = x\n", False)):
+                        ("[multicast]\n;ResolveScope = machine\n", False), ("[lab]\nSessionID = x\n", False),
+                        ("[lab]\nResolveScope = machine\n", False)):   # liblsl reads it in [multicast] only
         path.write_text(text)
         assert keeps_discovery_local(path) is local, text
     assert keeps_discovery_local(tmp_path / "missing.cfg") is False
