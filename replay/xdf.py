@@ -175,7 +175,10 @@ def load_xdf(path: Path, **options) -> tuple[list[dict], str]:
     found = [r.getMessage().split(", scanning forward")[0].rstrip(".")
              for r in caught.records if r.levelno >= logging.ERROR]
     if readable is not None:
-        found.append(f"read up to byte {readable:,}, the end of its last complete chunk")
+        # a broken header with no boundary after it stops pyxdf where complete chunks may still follow
+        stop = "where a broken chunk header stops it" if "broken header" in where_it_breaks(path) \
+            else "the end of its last complete chunk"
+        found.append(f"read up to byte {readable:,}, {stop}")
     damage = "; ".join(dict.fromkeys(found))
     return streams, damage[:200]
 

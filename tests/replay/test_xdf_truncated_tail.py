@@ -186,3 +186,18 @@ def test_a_file_damaged_inside_names_a_fix_the_user_has(session, cli):
                      r"it was recorded, or record the session again$", message), message
     status, _, err = cli("info", bad)
     assert_one_line_error(status, err, "bad.xdf: ", "the damage is inside the file", "copy it again")
+
+
+def test_a_broken_header_is_not_called_the_end_of_the_last_complete_chunk(session, tmp_path):
+    """A file whole to its end but with a broken chunk header in its tail was described as read "up to
+    byte N, the end of its last complete chunk", where complete chunks follow that pyxdf cannot reach."""
+    path, data, chunks = session
+    broken = chunks[-3]   # in the tail, after the last boundary chunk: pyxdf cannot resynchronise
+    assert 5 not in [c.tag for c in chunks if c.start > broken.start]   # 5: a boundary chunk
+    spoiled = bytearray(data)
+    spoiled[broken.start] = 7   # a length field of 7 bytes, which XDF never writes
+    damaged = tmp_path / "broken.xdf"
+    damaged.write_bytes(bytes(spoiled))
+    _, damage = load_xdf(damaged)
+    assert f"read up to byte {broken.start:,}, where a broken chunk header stops it" in damage, damage
+    assert "last complete chunk" not in damage
