@@ -130,6 +130,31 @@ class RunningBandPearson:
         self._sums += np.stack([x.sum(1), y.sum(1), (x * x).sum(1), (y * y).sum(1), (x * y).sum(1)])
         self.n += x.shape[1]
 
+    @classmethod
+    def merged(cls, parts) -> RunningBandPearson:
+        """One accumulator over every frame the ``parts`` were given, as if all had been added to it.
+
+        Each part's sums are of values less its own first frame; they are moved onto the first part's
+        (``sum (x - a) = sum (x - b) + n (b - a)``, and so on for the squares and the product), so a
+        run's figures come from its songs' accumulators without adding each frame twice.
+        """
+        parts = list(parts)
+        out = cls(parts[0]._sums.shape[1] if parts else 0)
+        out.skipped = sum(part.skipped for part in parts)
+        for part in parts:
+            if not part.n:
+                continue
+            if out._shift is None:
+                out._shift = part._shift.copy()
+            dx, dy = part._shift - out._shift
+            sx, sy, sxx, syy, sxy = part._sums
+            n = part.n
+            out._sums += np.stack([sx + n * dx, sy + n * dy, sxx + 2 * dx * sx + n * dx * dx,
+                                   syy + 2 * dy * sy + n * dy * dy, sxy + dy * sx + dx * sy + n * dx * dy])
+            np.maximum(out._max_abs, part._max_abs, out=out._max_abs)
+            out.n += n
+        return out
+
     def prediction_varies(self) -> bool:
         """Whether any band of the predictions added so far varies (the rule :meth:`band_pearson` uses):
         a prediction constant in every band has no dynamics, and its r of 0 is a convention, not a score."""

@@ -170,8 +170,8 @@ class LiveTruth:
         self._pred = np.zeros((N_MELS, self.recent), np.float32)
         self._true = np.zeros((N_MELS, self.recent), np.float32)
         self._n = 0
-        self._run = FrameScores()   # every scored frame of the run, in constant memory
-        self._by_song: dict[int, FrameScores] = {}   # the same, per song played
+        # every scored frame, per song played, in constant memory; the run's figures merge them
+        self._by_song: dict[int, FrameScores] = {}
         self._global_mean: np.ndarray | None = None
         self._song_means: dict[int, np.ndarray] = {}
         self._song_music: dict[int, str] | None = None   # the model's training music per song (digest)
@@ -361,7 +361,6 @@ class LiveTruth:
             self._pred[:, slot] = pred[:, column]
             self._true[:, slot] = truth[:, column]
             self._n += 1
-        self._run.add(pred, truth, means)
         if pred.shape[1]:
             self._by_song.setdefault(self.song, FrameScores()).add(pred, truth, means)
         out = np.full(frames.shape, np.nan, np.float32)
@@ -376,11 +375,11 @@ class LiveTruth:
     @property
     def scored_frames(self) -> int:
         """Decoded frames scored against the true stimulus so far (the whole-run figures' frames)."""
-        return self._run.decoder.n
+        return sum(scores.decoder.n for scores in self._songs())
 
     def dynamic_r_total(self) -> float | None:
         """Dynamic r over every scored frame of the run (None before 2 frames)."""
-        return self._run.decoder_r()
+        return self._run().decoder_r()
 
     def baseline_r_total(self) -> dict[str, float | None]:
         """Dynamic r of the baselines over the same frames as :meth:`dynamic_r_total`.
@@ -394,7 +393,7 @@ class LiveTruth:
             frames only, it would stand beside a decoder score over more frames (a playlist of a
             trained and a new song). :meth:`scores_by_song` scores it song by song.
         """
-        return self._run.baseline_r()
+        return self._run().baseline_r()
 
     def constant_baselines(self) -> list[str]:
         """The baselines whose prediction was one spectrum at every scored frame, so their r is None.
@@ -405,7 +404,15 @@ class LiveTruth:
         convention printed as a score (:data:`decoder.metrics.CONSTANT_NOTE`). With larger hops, or
         frames caught up after a stall, the columns vary and the baseline is scored.
         """
-        return self._run.constant()
+        return self._run().constant()
+
+    def _songs(self) -> list[FrameScores]:
+        """Each song's scores (a copy of the list: the output thread adds songs while others read)."""
+        return list(dict(self._by_song).values())
+
+    def _run(self) -> FrameScores:
+        """The run's scores: its songs' merged (computed when read, not added to every hop)."""
+        return FrameScores.merged(self._songs())
 
     def scores_by_song(self) -> dict[int, dict]:
         """The whole-run figures for each song played, on that song's scored frames alone.
@@ -425,7 +432,7 @@ class LiveTruth:
         return {song: {"scored_frames": scores.decoder.n, "dynamic_r_total": scores.decoder_r(),
                        "baseline_dynamic_r_total": scores.baseline_r(),
                        "baseline_constant": scores.constant()}
-                for song, scores in dict(self._by_song).items()}   # a copy: the output thread adds songs
+                for song, scores in dict(self._by_song).items()}   # a copy, as _songs
 
 
 BASELINES = ("global_mean", "song_mean")
@@ -451,6 +458,16 @@ class FrameScores:
                 self.partial.add(name)
             else:
                 self.baselines[name].add(mean, truth)
+
+    @classmethod
+    def merged(cls, parts: list[FrameScores]) -> FrameScores:
+        """The scores of every frame of ``parts`` together; a baseline some part lacked stays partial."""
+        out = cls()
+        out.decoder = RunningBandPearson.merged(part.decoder for part in parts)
+        out.baselines = {name: RunningBandPearson.merged(part.baselines[name] for part in parts)
+                         for name in BASELINES}
+        out.partial = set().union(*(part.partial for part in parts))
+        return out
 
     def decoder_r(self) -> float | None:
         """The decoder's dynamic r (None before 2 frames)."""

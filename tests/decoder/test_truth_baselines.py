@@ -253,3 +253,20 @@ def test_a_model_without_music_digests_scores_the_song_mean_unchecked(rng):
     truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), k * FRAME_PERIOD_S, k % 44)
     assert truth.baseline_r_total()["song_mean"] is not None        # as before: by song number
     assert truth.song_identity_unchecked() is True
+
+
+def test_accumulators_merged_equal_one_that_took_every_frame(rng):
+    """A run's figures merge its songs' accumulators instead of adding every frame twice per hop."""
+    from eegmusic.decoder.metrics import RunningBandPearson
+
+    pred = rng.normal(-40, 10, (128, 300))
+    true = rng.normal(-30, 5, (128, 300)) + 0.5 * pred
+    pred[3, 40] = np.nan                                   # skipped where it lands, counted in the merge
+    whole, parts = RunningBandPearson(128), [RunningBandPearson(128) for _ in range(3)]
+    whole.add(pred, true)
+    for part, frames in zip(parts, (slice(0, 100), slice(100, 120), slice(120, 300)), strict=True):
+        part.add(pred[:, frames] + 0.0, true[:, frames])
+    merged = RunningBandPearson.merged([parts[0], RunningBandPearson(128), *parts[1:]])
+    assert merged.n == whole.n == 299 and merged.skipped == 1
+    np.testing.assert_allclose(merged.band_pearson(), whole.band_pearson(), atol=1e-9)
+    assert merged.prediction_varies() and RunningBandPearson.merged([]).band_pearson() is None
