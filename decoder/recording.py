@@ -6,6 +6,7 @@ it back (also after the decoder was killed mid-write).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -131,10 +132,8 @@ class FrameRecorder:
         buffered: closing after it does not raise again for the same full disk.
         """
         for f in (self._frames, self._index, self._source):
-            try:
+            with contextlib.suppress(OSError):
                 f.close()
-            except OSError:
-                pass
         if self.wav is not None:
             self.wav.close()
 

@@ -685,13 +685,11 @@ def _finishing(config: TrainConfig, out: Path, *, resume: bool) -> Iterator[tupl
             staged = {item.name: _inode(item) for item in stage.iterdir()}
     except BaseException as error:
         # a Ctrl-C deferred during the renames is raised once they are done: the set is then in place
-        moved = [name for name, inode in staged.items() if inode is not None and _inode(out / name) == inode]
-        if staged and len(moved) == len(staged):
+        # (a rename refused midway puts the earlier files back: stream.atomic.staged_files)
+        in_place = [inode is not None and _inode(out / name) == inode for name, inode in staged.items()]
+        if in_place and all(in_place):
             error.add_note(f"{out}: the run's final files were all written before it stopped; it is complete")
             raise
-        if moved:   # a rename failed midway (never seen): no metrics.json beside a mixed set
-            with contextlib.suppress(OSError):
-                (out / "metrics.json").unlink(missing_ok=True)
         for name in removed:
             with contextlib.suppress(OSError):
                 (out / name).unlink(missing_ok=True)

@@ -159,7 +159,8 @@ def load_xdf(path: Path, **options) -> tuple[list[dict], str]:
     propagate = pyxdf_logger.propagate
     pyxdf_logger.addHandler(caught)
     pyxdf_logger.propagate = False
-    readable = _readable(path)
+    walk = _chunk_walk(path)
+    readable = walk.readable
     try:
         streams, _ = pyxdf.load_xdf(_open_readable(path, readable), **options)
     except Exception as error:
@@ -176,7 +177,7 @@ def load_xdf(path: Path, **options) -> tuple[list[dict], str]:
              for r in caught.records if r.levelno >= logging.ERROR]
     if readable is not None:
         # a broken header with no boundary after it stops pyxdf where complete chunks may still follow
-        stop = "where a broken chunk header stops it" if "broken header" in where_it_breaks(path) \
+        stop = "where a broken chunk header stops it" if "broken header" in walk.words \
             else "the end of its last complete chunk"
         found.append(f"read up to byte {readable:,}, {stop}")
     damage = "; ".join(dict.fromkeys(found))

@@ -59,10 +59,9 @@ class AccessError(EEGMusicError):
 
 
 def access_error(error: PermissionError) -> AccessError:
-    """The one-line error for a ``PermissionError`` (the path it names, and the fix)."""
-    path = error.filename if error.filename is not None else "a file"
-    return AccessError(f"permission denied for {path}: this user may not open it; change its permissions "
-                       "(chmod, chown) or run as a user who may")
+    """The one-line error for a ``PermissionError`` that names its path (the path, and the fix)."""
+    return AccessError(f"permission denied for {error.filename}: this user may not open it; change its "
+                       "permissions (chmod, chown) or run as a user who may")
 
 
 def require_readable(path: str | os.PathLike) -> None:

@@ -67,7 +67,6 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     import soundfile
 
     path = check_audio_file(path)
-    require_readable(path)
     try:
         with soundfile.SoundFile(str(path)) as file:
             file_sfreq, n_frames = int(file.samplerate), int(file.frames)
@@ -208,6 +207,8 @@ def check_audio_file(path: str | Path) -> Path:
     ------
     DataFormatError
         Missing, a folder (``dir.wav`` too), not a regular file (``/dev/null``, a pipe), or empty.
+    AccessError
+        A file this user may not read.
     """
     path = Path(path)
     if not path.exists():
@@ -219,6 +220,7 @@ def check_audio_file(path: str | Path) -> Path:
     elif path.stat().st_size == 0:
         problem = "is empty (0 bytes); pass the audio file itself"
     else:
+        require_readable(path)   # else the decoder calls a file it may not open undecodable
         return path
     raise DataFormatError(f"{path}: {problem} (wav, flac, ogg or mp3)")
 
