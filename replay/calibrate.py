@@ -40,7 +40,7 @@ from eegmusic.replay.xdf_session import audio_folder
 from eegmusic.replay.xdf_writer import XDFWriter, _next_free
 from eegmusic.stream.atomic import atomic_path, disk_errors
 from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError, OutputError, StreamError
-from eegmusic.stream.stimulus import SILENT_PEAK, is_silent
+from eegmusic.stream.stimulus import SILENT_PEAK, decoder_notes_aside, is_silent
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,8 @@ def audio_duration(path: Path) -> float:
     import soundfile
 
     try:
-        info = soundfile.info(str(path))
+        with decoder_notes_aside():
+            info = soundfile.info(str(path))
         if info.frames > 0:
             return info.frames / info.samplerate
     except Exception:  # fall through: read_audio names the problem in one line

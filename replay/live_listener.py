@@ -68,11 +68,11 @@ class _Track:
 def _read_head(path: Path, seconds: float) -> np.ndarray | None:
     """The first ``seconds`` of an audio file, mono float32 at 22050 Hz; None if it cannot be read."""
     import soundfile
-    from eegmusic.stream.stimulus import downmix
+    from eegmusic.stream.stimulus import decoder_notes_aside, downmix
     from scipy.signal import resample_poly
 
     try:
-        with soundfile.SoundFile(str(path)) as audio_file:
+        with decoder_notes_aside(), soundfile.SoundFile(str(path)) as audio_file:
             rate = int(audio_file.samplerate)
             head = downmix(audio_file.read(int(seconds * rate), dtype="float32", always_2d=True))
     except Exception:  # the whole-file read names the problem

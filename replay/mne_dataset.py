@@ -38,6 +38,7 @@ import numpy as np
 from eegmusic.replay.plays import Play, PlayDataset
 from eegmusic.replay.sidecar import read_sidecar
 from eegmusic.stream.errors import DataFormatError, detail
+from eegmusic.stream.stimulus import decoder_notes_aside
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +249,8 @@ class MNEDataset(PlayDataset):
         raw = self._raw(recording)
         sfreq = float(raw.info["sfreq"])
         try:
-            audio_s = soundfile.info(str(play.audio_path)).duration
+            with decoder_notes_aside():
+                audio_s = soundfile.info(str(play.audio_path)).duration
         except Exception:
             audio_s = len(self._read_audio(play.audio_path)) / 22050.0
         seconds = min(audio_s + max(-play.audio_start_s, 0.0), length) if length > 0 else audio_s

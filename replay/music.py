@@ -271,13 +271,13 @@ def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -
     """
     import soundfile
     from eegmusic.stream.errors import DataFormatError, require_readable
+    from eegmusic.stream.stimulus import decoder_notes_aside, decoder_words
 
     require_readable(path)
     try:
-        length_s = float(soundfile.info(str(path)).duration)
+        with decoder_notes_aside():
+            length_s = float(soundfile.info(str(path)).duration)
     except Exception as error:  # libsndfile's errors carry no common type
-        from eegmusic.stream.stimulus import decoder_words
-
         detail = decoder_words(error, path)[:100] if str(error) else type(error).__name__
         raise DataFormatError(
             f"{path}: cannot be decoded as audio ({detail}); pass wav, flac, ogg or mp3 files"

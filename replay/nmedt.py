@@ -42,7 +42,7 @@ from eegmusic.replay.nmedt_songs import (
 )
 from eegmusic.stream.errors import DataFormatError
 from eegmusic.stream.spec import MAX_ABS_UV
-from eegmusic.stream.stimulus import StimulusFolder, nonfinite_samples
+from eegmusic.stream.stimulus import StimulusFolder, decoder_notes_aside, nonfinite_samples
 from eegmusic.stream.stimulus import read_audio as _read_audio
 
 logger = logging.getLogger(__name__)
@@ -304,7 +304,8 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
             lines.append("  stimulus: missing")
             continue
         try:
-            sound = soundfile.info(str(stimulus))
+            with decoder_notes_aside():
+                sound = soundfile.info(str(stimulus))
             stim_seconds = sound.frames / sound.samplerate
             lines.append(f"  stimulus: {stimulus.relative_to(folder.path)} ({stim_seconds:.1f} s at "
                          f"{sound.samplerate} Hz, {sound.channels} ch)")

@@ -15,6 +15,12 @@ PosixPath('/data/nmedt/stimuli/song21.wav')
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +74,7 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
 
     path = check_audio_file(path)
     try:
-        with soundfile.SoundFile(str(path)) as file:
+        with decoder_notes_aside(), soundfile.SoundFile(str(path)) as file:
             file_sfreq, n_frames = int(file.samplerate), int(file.frames)
             up, down, first, stop, keep = _span(file_sfreq, n_frames, int(sfreq), start_s, seconds)
             if first:
@@ -187,6 +193,60 @@ class StimulusFolder:
         return read_audio(path, sfreq=self.sfreq)
 
 
+logger = logging.getLogger(__name__)
+
+_DECODER_NOTES = ("Note: ", "[src/libmpg123/")
+"""How the lines libsndfile's mp3 decoder (mpg123) writes straight to the process's stderr begin."""
+
+
+@contextlib.contextmanager
+def decoder_notes_aside() -> Iterator[None]:
+    """Keep libsndfile's mp3 decoder from writing on the terminal while a file is opened or read.
+
+    mpg123 writes its notes on a damaged or non-mp3 file ("Note: Illegal Audio-MPEG-Header …", "Note:
+    Trying to resync...") to file descriptor 2 itself, past Python, so a refused file printed three
+    lines before the command's one-line error, and a glitch inside a good track broke a progress bar.
+    Here descriptor 2 goes to a temporary file for the duration; the decoder's lines are logged at DEBUG
+    (``-v`` shows them), and anything else written meanwhile (another thread's log line) is written on
+    to the real stderr afterwards, late by the call's duration but not lost.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):   # no descriptor 2 to set aside: nothing would reach a terminal
+        yield
+        return
+    try:
+        capture = tempfile.TemporaryFile()
+    except OSError:   # no room for it: the notes reach the terminal, as without this
+        os.close(saved)
+        yield
+        return
+    os.dup2(capture.fileno(), 2)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        _pass_on(capture)
+
+
+def _pass_on(capture) -> None:
+    """Log the decoder's lines in ``capture`` (a file that stood for descriptor 2) and write the rest to
+    the real stderr."""
+    with capture:
+        capture.seek(0)
+        lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+    notes = [line.strip() for line in lines if line.startswith(_DECODER_NOTES)]
+    others = "".join(line for line in lines if not line.startswith(_DECODER_NOTES))
+    if notes:
+        logger.debug("audio decoder: %s", " ".join(notes))
+    if others:
+        os.write(2, others.encode())
+
+
 def decoder_words(error: BaseException, path: str | Path) -> str:
     """libsndfile's reason for a file it could not open, without its misleading part.
 
@@ -268,7 +328,7 @@ def nonfinite_samples(path: str | Path) -> int:
     """
     import soundfile
 
-    with soundfile.SoundFile(str(path)) as file:
+    with decoder_notes_aside(), soundfile.SoundFile(str(path)) as file:
         if file.subtype not in ("FLOAT", "DOUBLE"):
             return 0
         return sum(int(np.count_nonzero(~np.isfinite(block)))

@@ -454,3 +454,17 @@ def test_random_bytes_named_mp3_are_not_called_missing(cli, tmp_path, argv):
     status, _, err = cli(*argv)
     line = assert_one_line_error(status, err, str(path), "found no audio it can decode in it")
     assert "does not exist" not in line and "pipe" not in line
+
+
+def test_the_mp3_decoders_own_notes_stay_off_the_terminal(tmp_path):
+    """mpg123, inside libsndfile, writes "Note: Illegal Audio-MPEG-Header …" lines to descriptor 2
+    itself, so the in-process ``cli`` above, which captures Python's stderr, never saw them: a real
+    command printed three lines before its one-line error. ``-v`` shows them as a debug line."""
+    path = tmp_path / "garbage.mp3"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    argv = [sys.executable, "-m", "eegmusic", "simulate", "--out", str(tmp_path / "sim"),
+            "--music", str(path), "--n-subjects", "1", "--no-progress"]
+    quiet = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert_one_line_error(quiet.returncode, quiet.stderr, str(path), "found no audio it can decode in it")
+    verbose = subprocess.run([*argv, "-v"], capture_output=True, text=True, timeout=120)
+    assert "audio decoder: Note: Illegal Audio-MPEG-Header" in verbose.stderr, verbose.stderr

@@ -12,7 +12,7 @@ from eegmusic.replay.music import SFREQ, check_excerpt, load_excerpt
 from eegmusic.replay.music_sources import PACKAGED_TRACKS, music_files, packaged_tracks
 from eegmusic.stream.cli import main
 from eegmusic.stream.errors import DataFormatError
-from eegmusic.stream.stimulus import read_audio
+from eegmusic.stream.stimulus import decoder_notes_aside, read_audio
 
 
 def _tone_file(path, seconds, freq, sfreq=44100):
@@ -111,3 +111,18 @@ def test_packaged_tracks_are_real_music_of_at_least_two_minutes():
     assert len(paths) == 4
     for path in paths:
         assert check_excerpt(path, start_s=100.0, seconds=20.0) >= 120.0
+
+
+def test_decoder_notes_are_set_aside_and_other_writes_passed_on(capfd, caplog):
+    """Descriptor 2 is set aside while a file is decoded: mpg123's notes become a debug line, whatever
+    else was written meanwhile (another thread's log line) reaches stderr afterwards, and the real
+    stderr is back when the block ends, also when it raises."""
+    import os
+
+    caplog.set_level("DEBUG", logger="eegmusic.stream.stimulus")
+    with pytest.raises(RuntimeError), decoder_notes_aside():
+        os.write(2, b"Note: Trying to resync...\n[src/libmpg123/parse.c:1] warning: Duh\nanother line\n")
+        raise RuntimeError("the decoder failed")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "another line\nafter\n"
+    assert "audio decoder: Note: Trying to resync... [src/libmpg123/parse.c:1] warning: Duh" in caplog.text
