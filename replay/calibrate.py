@@ -159,7 +159,7 @@ def audio_duration(path: Path) -> float:
     import soundfile
 
     try:
-        with decoder_notes_aside():
+        with decoder_notes_aside(path):
             info = soundfile.info(str(path))
         if info.frames > 0:
             return info.frames / info.samplerate

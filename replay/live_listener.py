@@ -72,7 +72,7 @@ def _read_head(path: Path, seconds: float) -> np.ndarray | None:
     from scipy.signal import resample_poly
 
     try:
-        with decoder_notes_aside(), soundfile.SoundFile(str(path)) as audio_file:
+        with decoder_notes_aside(path), soundfile.SoundFile(str(path)) as audio_file:
             rate = int(audio_file.samplerate)
             head = downmix(audio_file.read(int(seconds * rate), dtype="float32", always_2d=True))
     except Exception:  # the whole-file read names the problem

@@ -249,7 +249,7 @@ class MNEDataset(PlayDataset):
         raw = self._raw(recording)
         sfreq = float(raw.info["sfreq"])
         try:
-            with decoder_notes_aside():
+            with decoder_notes_aside(play.audio_path):
                 audio_s = soundfile.info(str(play.audio_path)).duration
         except Exception:
             audio_s = len(self._read_audio(play.audio_path)) / 22050.0

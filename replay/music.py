@@ -275,7 +275,7 @@ def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -
 
     require_readable(path)
     try:
-        with decoder_notes_aside():
+        with decoder_notes_aside(path):
             length_s = float(soundfile.info(str(path)).duration)
     except Exception as error:  # libsndfile's errors carry no common type
         detail = decoder_words(error, path)[:100] if str(error) else type(error).__name__

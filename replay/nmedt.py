@@ -304,7 +304,7 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
             lines.append("  stimulus: missing")
             continue
         try:
-            with decoder_notes_aside():
+            with decoder_notes_aside(stimulus):
                 sound = soundfile.info(str(stimulus))
             stim_seconds = sound.frames / sound.samplerate
             lines.append(f"  stimulus: {stimulus.relative_to(folder.path)} ({stim_seconds:.1f} s at "

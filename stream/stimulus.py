@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
 
     path = check_audio_file(path)
     try:
-        with decoder_notes_aside(), soundfile.SoundFile(str(path)) as file:
+        with decoder_notes_aside(path), soundfile.SoundFile(str(path)) as file:
             file_sfreq, n_frames = int(file.samplerate), int(file.frames)
             up, down, first, stop, keep = _span(file_sfreq, n_frames, int(sfreq), start_s, seconds)
             if first:
@@ -199,46 +200,70 @@ _DECODER_NOTES = ("Note: ", "[src/libmpg123/")
 """How the lines libsndfile's mp3 decoder (mpg123) writes straight to the process's stderr begin."""
 
 
+class _Aside:
+    """Descriptor 2 set aside while any thread decodes an mp3: the first to enter points it at a temporary
+    file, the last to leave puts it back (two threads each saving and restoring it would leave it on the
+    first one's file)."""
+
+    lock = threading.Lock()
+    depth = 0
+    saved: int | None = None
+    capture = None
+
+
 @contextlib.contextmanager
-def decoder_notes_aside() -> Iterator[None]:
-    """Keep libsndfile's mp3 decoder from writing on the terminal while a file is opened or read.
+def decoder_notes_aside(path: str | Path) -> Iterator[None]:
+    """Keep libsndfile's mp3 decoder from writing on the terminal while ``path`` is opened or read.
 
     mpg123 writes its notes on a damaged or non-mp3 file ("Note: Illegal Audio-MPEG-Header …", "Note:
     Trying to resync...") to file descriptor 2 itself, past Python, so a refused file printed three
     lines before the command's one-line error, and a glitch inside a good track broke a progress bar.
-    Here descriptor 2 goes to a temporary file for the duration; the decoder's lines are logged at DEBUG
-    (``-v`` shows them), and anything else written meanwhile (another thread's log line) is written on
-    to the real stderr afterwards, late by the call's duration but not lost.
+    For a ``.mp3`` file (libsndfile hands only those to mpg123; other files pass untouched) descriptor 2
+    goes to a temporary file for the duration; the decoder's lines are logged at DEBUG (``-v`` shows
+    them), and anything else written meanwhile (another thread's log line) is written on to the real
+    stderr afterwards, late by the call's duration but not lost.
     """
+    if Path(path).suffix.lower() != ".mp3":
+        yield
+        return
+    with _Aside.lock:
+        if _Aside.depth == 0:
+            _set_aside()
+        _Aside.depth += 1
+    try:
+        yield
+    finally:
+        with _Aside.lock:
+            _Aside.depth -= 1
+            if _Aside.depth == 0 and _Aside.saved is not None:
+                _put_back()
+
+
+def _set_aside() -> None:
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):   # no descriptor 2 to set aside: nothing would reach a terminal
-        yield
         return
     try:
         capture = tempfile.TemporaryFile()
-    except OSError:   # no room for it: the notes reach the terminal, as without this
+        os.dup2(capture.fileno(), 2)
+    except OSError:   # no room for the file: the notes reach the terminal, as without this
         os.close(saved)
-        yield
         return
-    os.dup2(capture.fileno(), 2)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        _pass_on(capture)
+    _Aside.saved, _Aside.capture = saved, capture
 
 
-def _pass_on(capture) -> None:
-    """Log the decoder's lines in ``capture`` (a file that stood for descriptor 2) and write the rest to
-    the real stderr."""
-    with capture:
+def _put_back() -> None:
+    """Restore descriptor 2, log the decoder's lines written meanwhile and write the rest to stderr."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os.dup2(_Aside.saved, 2)
+    os.close(_Aside.saved)
+    with _Aside.capture as capture:
         capture.seek(0)
         lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+    _Aside.saved = _Aside.capture = None
     notes = [line.strip() for line in lines if line.startswith(_DECODER_NOTES)]
     others = "".join(line for line in lines if not line.startswith(_DECODER_NOTES))
     if notes:
@@ -328,7 +353,7 @@ def nonfinite_samples(path: str | Path) -> int:
     """
     import soundfile
 
-    with decoder_notes_aside(), soundfile.SoundFile(str(path)) as file:
+    with decoder_notes_aside(path), soundfile.SoundFile(str(path)) as file:
         if file.subtype not in ("FLOAT", "DOUBLE"):
             return 0
         return sum(int(np.count_nonzero(~np.isfinite(block)))

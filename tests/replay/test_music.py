@@ -114,15 +114,44 @@ def test_packaged_tracks_are_real_music_of_at_least_two_minutes():
 
 
 def test_decoder_notes_are_set_aside_and_other_writes_passed_on(capfd, caplog):
-    """Descriptor 2 is set aside while a file is decoded: mpg123's notes become a debug line, whatever
+    """Descriptor 2 is set aside while an mp3 is decoded: mpg123's notes become a debug line, whatever
     else was written meanwhile (another thread's log line) reaches stderr afterwards, and the real
-    stderr is back when the block ends, also when it raises."""
+    stderr is back when the block ends, also when it raises. Other files are not set aside."""
     import os
 
     caplog.set_level("DEBUG", logger="eegmusic.stream.stimulus")
-    with pytest.raises(RuntimeError), decoder_notes_aside():
+    with pytest.raises(RuntimeError), decoder_notes_aside("song.MP3"):
         os.write(2, b"Note: Trying to resync...\n[src/libmpg123/parse.c:1] warning: Duh\nanother line\n")
         raise RuntimeError("the decoder failed")
     os.write(2, b"after\n")
     assert capfd.readouterr().err == "another line\nafter\n"
     assert "audio decoder: Note: Trying to resync... [src/libmpg123/parse.c:1] warning: Duh" in caplog.text
+    with decoder_notes_aside("song.wav"):
+        os.write(2, b"Note: not from mpg123\n")
+    assert capfd.readouterr().err == "Note: not from mpg123\n"
+
+
+def test_threads_decoding_mp3s_at_once_leave_stderr_where_it_was(capfd):
+    """Had each of two threads saved descriptor 2 and put it back, the one entering second and leaving last
+    would have put back the first one's temporary file, and every later stderr line would have gone there."""
+    import os
+    import threading
+
+    inside, leave = threading.Barrier(2), threading.Event()
+
+    def decode(name):
+        with decoder_notes_aside(name):
+            inside.wait()
+            os.write(2, f"from {name}\n".encode())
+            if name == "b.mp3":   # the first to enter leaves first
+                leave.wait()
+        if name == "a.mp3":
+            leave.set()
+
+    threads = [threading.Thread(target=decode, args=(name,)) for name in ("a.mp3", "b.mp3")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    os.write(2, b"after\n")
+    assert sorted(capfd.readouterr().err.splitlines()) == ["after", "from a.mp3", "from b.mp3"]
