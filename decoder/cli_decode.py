@@ -154,8 +154,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--overwrite", action="store_true",
                      help="replace an existing --wav or --json file (refused otherwise)")
     out.add_argument("--duration", type=seconds(), metavar="S", help="stop after S seconds (default: Ctrl-C)")
-    out.add_argument("--truth", metavar="DIR",
-                     help="NMED-T folder with stimuli/songNN.wav: live dynamic r against the true mel")
+    out.add_argument("--truth", metavar="DATA",
+                     help="the dataset the replay plays, as its --data names it (an NMED-T folder with "
+                     "stimuli/songNN.wav, an XDF session or a folder of them, a BIDS root, an EEG file MNE "
+                     "reads): live dynamic r against the true mel")
     out.add_argument("--listen", choices=("decoded", "true", "both"), default="decoded",
                      help="what the sound device plays while replaying a dataset: the decoded sound "
                      "(default), the true stimulus at the same EEG time (needs --truth and the replay's "

@@ -318,9 +318,9 @@ class LivePipeline:
             self._vocoder = None
         if cfg.truth_dir is not None:
             if self._stimuli is None:
-                from eegmusic.stream.stimulus import StimulusFolder
+                from eegmusic.decoder.truth import truth_stimuli
 
-                self._stimuli = StimulusFolder(cfg.truth_dir, sfreq=AUDIO_SFREQ)
+                self._stimuli = truth_stimuli(cfg.truth_dir, meta)
             self._truth = LiveTruth(self._stimuli, keep_audio=cfg.listen != "decoded")
             if info.metadata.get("baselines"):   # the model's training-part means: baselines, same frames
                 from eegmusic.decoder.truth import read_baselines

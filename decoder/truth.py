@@ -89,38 +89,130 @@ def stimulus_digest(path: Path | None) -> str | None:
         return hashlib.file_digest(file, "sha256").hexdigest()
 
 
-def check_truth_dir(path: str | Path, *, flag: str = "--truth") -> Path:
-    """Refuse a truth folder that cannot give any stimulus audio, before a stream is opened.
+DATASET_FILE_SUFFIXES = (".xdf", ".xdfz", ".fif", ".fif.gz", ".edf", ".bdf", ".vhdr", ".set")
+"""Files a replay plays as a dataset (an XDF session, EEG files MNE reads): ``--truth`` takes them as the
+replay's ``--data`` names them, the stimulus read where the stream's description says
+(:class:`ReplayStimulus`)."""
 
-    ``decode --truth`` and ``gui --truth`` name the dataset folder a replay plays: it holds
-    ``stimuli/songNN.<wav|flac|ogg|mp3>``. A missing path, a file, or a folder without stimuli would
-    otherwise only be noticed after connecting (a warning, then a run without any score).
+TRUTH_FIX = ("pass the dataset the replay plays, as its --data names it (an NMED-T folder with "
+             "stimuli/songNN.wav, an XDF session or a folder of them, a BIDS root or an EEG file MNE reads)")
+
+
+def check_truth_dir(path: str | Path, *, flag: str = "--truth") -> Path:
+    """Refuse a truth dataset that cannot give any stimulus audio, before a stream is opened.
+
+    ``decode --truth`` and ``gui --truth`` name the dataset a replay plays: an NMED-T folder holding
+    ``stimuli/songNN.<wav|flac|ogg|mp3>`` is read here (:class:`~stream.stimulus.StimulusFolder`); any
+    other dataset ``eegmusic replay --data`` takes (an XDF session or a folder of them, a BIDS root, an
+    EEG file MNE reads) is scored through what the replay's stream says it plays (:class:`ReplayStimulus`).
+    A missing path, a file of no such kind, or a folder of none would otherwise only be noticed after
+    connecting (a warning, then a run without any score).
 
     Returns
     -------
     Path
-        The folder, ``~`` expanded.
+        The dataset, ``~`` expanded.
 
     Raises
     ------
     ConfigError
         One line naming what is wrong with ``path`` and what to pass instead.
     """
-    folder = Path(path).expanduser()
-    fix = "pass the dataset folder the replay plays (the one holding stimuli/songNN.wav)"
-    if not folder.exists():
-        raise ConfigError(f"{flag} {path} does not exist; {fix}")
-    if not folder.is_dir():
-        raise ConfigError(f"{flag} {path} is a file, not a folder; {fix}")
-    stimuli = folder / "stimuli"
-    if not stimuli.is_dir():
-        hint = " (that is the stimuli folder itself)" if folder.name == "stimuli" else ""
-        raise ConfigError(f"{flag} {path} has no stimuli/ folder{hint}; {fix}")
-    if not any(entry.name.startswith("song") and entry.suffix in STIMULUS_EXTENSIONS
-               for entry in stimuli.iterdir() if entry.is_file()):
-        raise ConfigError(f"{flag} {path}: stimuli/ holds no songNN.wav (or .flac/.ogg/.mp3); put the "
-                          f"songs' audio there, or {fix}")
-    return folder
+    target = Path(path).expanduser()
+    if not target.exists():
+        raise ConfigError(f"{flag} {path} does not exist; {TRUTH_FIX}")
+    if not target.is_dir():
+        if target.name.lower().endswith(DATASET_FILE_SUFFIXES):
+            return target
+        raise ConfigError(f"{flag} {path} is a file of no dataset kind; {TRUTH_FIX}")
+    stimuli = target / "stimuli"
+    if stimuli.is_dir():
+        if not any(entry.name.startswith("song") and entry.suffix in STIMULUS_EXTENSIONS
+                   for entry in stimuli.iterdir() if entry.is_file()):
+            raise ConfigError(f"{flag} {path}: stimuli/ holds no songNN.wav (or .flac/.ogg/.mp3); put the "
+                              f"songs' audio there, or {TRUTH_FIX}")
+        return target
+    names = [entry.name.lower() for entry in target.iterdir()]
+    if "dataset_description.json" in names or any(name.endswith((".xdf", ".xdfz")) for name in names):
+        return target   # a BIDS root or a folder of XDF sessions
+    hint = " (that is the stimuli folder itself)" if target.name == "stimuli" else ""
+    raise ConfigError(f"{flag} {path} has no stimuli/ folder{hint}; {TRUTH_FIX}")
+
+
+class ReplayStimulus:
+    """The song a replay of a dataset of any layout plays, read where its stream's description says.
+
+    A replay of an XDF session, a BIDS root or an MNE file names, in its stream's ``desc/dataset``, the
+    dataset (``path``), the song's audio file (``stimulus``) and the audio second heard at the song's
+    first EEG sample (``stimulus_start_s``), so the decoder reads no dataset format itself. Those paths
+    come from the network: the audio is read only when the dataset is the one the user named with
+    ``--truth`` and the file lies inside it (beside it, for a session file).
+
+    Parameters
+    ----------
+    truth : Path
+        What ``--truth`` named (:func:`check_truth_dir`).
+    meta : stream.inlet.StreamMeta
+        The connected stream: its ``song`` and ``stimulus``.
+    flag : str
+        The option named in messages.
+
+    Raises
+    ------
+    ConfigError
+        The stream names no stimulus, another dataset, or a file outside the named one.
+    """
+
+    def __init__(self, truth: Path, meta, *, flag: str = "--truth") -> None:
+        from eegmusic.stream.atomic import is_within
+
+        named = meta.stimulus
+        if named is None or meta.song is None:
+            raise ConfigError(
+                f"{flag} {truth} is no NMED-T folder (stimuli/songNN.wav), and stream {meta.name!r} does not "
+                f"say which of its songs it plays; replay it with eegmusic replay --data {truth}")
+        dataset = Path(named.dataset)
+        if dataset != Path(truth).resolve():
+            raise ConfigError(
+                f"{flag} {truth}: stream {meta.name!r} replays {dataset}, whose song numbers are its own; "
+                f"pass --truth {dataset}")
+        audio = Path(named.audio)
+        inside = dataset if dataset.is_dir() else dataset.parent
+        if not is_within(audio, inside):
+            raise ConfigError(f"{flag} {truth}: stream {meta.name!r} names its stimulus {audio}, outside "
+                              f"{inside}; replay the dataset with eegmusic replay")
+        self.path = Path(truth)
+        self.song = int(meta.song)
+        self._audio, self._start_s = audio, float(named.start_s)
+
+    def stimulus_path(self, song_id: int) -> Path | None:
+        """The replayed song's audio file (None for any other song, or when the file is gone)."""
+        return self._audio if int(song_id) == self.song and self._audio.is_file() else None
+
+    def load_stimulus(self, song_id: int) -> np.ndarray:
+        """The replayed song's audio, sample 0 at its first EEG sample, float32 at 22050 Hz."""
+        from eegmusic.stream.stimulus import from_start, read_audio
+
+        if self.stimulus_path(song_id) is None:
+            raise DataFormatError(self.missing(song_id))
+        return from_start(read_audio(self._audio, sfreq=AUDIO_SFREQ), self._start_s, AUDIO_SFREQ)
+
+    def missing(self, song_id: int) -> str:
+        """Why there is no stimulus for ``song_id``, with the fix."""
+        if int(song_id) != self.song:
+            return (f"no stimulus for song {song_id}: the stream began replaying song {self.song} of "
+                    f"{self.path} and names no other; decode each song's replay on its own")
+        return f"{self._audio}: the stimulus of song {self.song} is gone; put it back or drop --truth"
+
+
+def truth_stimuli(truth: str | Path, meta, *, flag: str = "--truth"):
+    """The stimulus lookup for ``--truth``: an NMED-T folder's ``stimuli/``, else what the replay names."""
+    from eegmusic.stream.stimulus import StimulusFolder
+
+    truth = Path(truth).expanduser()
+    if (truth / "stimuli").is_dir():
+        return StimulusFolder(truth, sfreq=AUDIO_SFREQ)
+    return ReplayStimulus(truth, meta, flag=flag)
 
 
 class StimulusLookup(Protocol):
@@ -225,6 +317,8 @@ class LiveTruth:
         with self._loading:
             if song not in self._mels:
                 if self._stimuli.stimulus_path(song) is None:
+                    if hasattr(self._stimuli, "missing"):
+                        raise DataFormatError(self._stimuli.missing(song))
                     where = self._stimuli.path
                     raise DataFormatError(
                         f"no stimulus for song {song} in {where}/stimuli; put song{song}.wav there or drop "

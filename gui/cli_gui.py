@@ -37,8 +37,9 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream", type=lsl_name, metavar="NAME",
                         help="LSL stream to decode (name); pick one in the window if absent")
     parser.add_argument("--model", metavar="FILE", help="decoder model (.onnx from `eegmusic train`)")
-    parser.add_argument("--truth", metavar="DIR",
-                        help="NMED-T folder with stimuli/: show the true mel and live dynamic r of a replay")
+    parser.add_argument("--truth", metavar="DATA",
+                        help="the dataset the replay plays, as its --data names it (an NMED-T folder with "
+                        "stimuli/, an XDF session, a BIDS root, ...): show the true mel and live dynamic r")
     parser.add_argument("--screenshot", type=output_file('.png'), metavar="PNG",
                         help="save the window to this PNG after --duration s, then exit")
     parser.add_argument("--overwrite", action="store_true",

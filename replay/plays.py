@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay.nmedt import AUDIO_SFREQ, SongInfo, SongRecording, check_eeg_range, read_audio
 from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.stimulus import from_start
 
 logger = logging.getLogger(__name__)
 
@@ -134,11 +135,7 @@ class PlayDataset(abc.ABC):
         Runs to the end of the audio file (the EEG may be shorter or longer).
         """
         play = self.play(song_id)
-        audio = self._read_audio(play.audio_path)
-        start = int(round(play.audio_start_s * AUDIO_SFREQ))
-        if start >= 0:
-            return audio[start:].copy()
-        return np.concatenate([np.zeros(-start, dtype=np.float32), audio])
+        return from_start(self._read_audio(play.audio_path), play.audio_start_s, AUDIO_SFREQ)
 
     def read_problems(self) -> list[str]:
         """What reading the files found wrong beyond any one play (malformed markers, a damaged file, a

@@ -138,6 +138,11 @@ class Player(ArrayPlayer):
             "source_sfreq": source_sfreq,
             "device_like": "no" if device_like is None else f"{float(device_like):g} Hz",
         }
+        stimulus = folder.stimulus_path(song)
+        if stimulus is not None:   # what `decode --truth` scores against, for a dataset of any layout
+            dataset["stimulus"] = str(Path(stimulus).resolve())
+            start_s = folder.play(song).audio_start_s if hasattr(folder, "play") else 0.0   # NMED-T: 0
+            dataset["stimulus_start_s"] = float(start_s)
         super().__init__(
             eeg, sfreq, labels, name=name, source_id=source_id, speed=speed, loop=loop, chunk_ms=chunk_ms,
             index_channel=index_channel, markers=song_markers(song, duration_s) if markers else None,

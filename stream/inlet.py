@@ -41,7 +41,7 @@ from eegmusic.stream.montage import read_locations
 from eegmusic.stream.resolve import StreamSummary, excluding, predicate, resolve_and_open, resolve_matching
 from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
 from eegmusic.stream.spec import MAX_ABS_UV
-from eegmusic.stream.untrusted import channel_labels, description_int
+from eegmusic.stream.untrusted import ReplayedStimulus, channel_labels, description_int, description_stimulus
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
@@ -117,6 +117,9 @@ class StreamMeta:
     positions: np.ndarray | None = None
     """Electrode positions (n_chans, 3) in metres from ``desc/channels/channel/location`` (NaN rows
     where a channel has none), or None when no channel has one."""
+    stimulus: ReplayedStimulus | None = None
+    """What a replay of a dataset says it plays (``desc/dataset``), or None: ``decode --truth`` scores a
+    replay of an XDF session, a BIDS root or an MNE file through it."""
 
     def describe(self) -> str:
         """One line naming the stream."""
@@ -216,8 +219,10 @@ class Inlet:
             full = inlet.info(timeout=2.0)
             labels = full.get_channel_labels()
             positions = read_locations(full)
-            song = description_int(full.desc().child("dataset").child_value("song"), field="dataset/song",
-                                   stream=summary.name, low=1, high=999)
+            dataset = full.desc().child("dataset")
+            song = description_int(dataset.child_value("song"), field="dataset/song", stream=summary.name,
+                                   low=1, high=999)
+            stimulus = description_stimulus(dataset, stream=summary.name)
             inlet.open_stream(timeout=2.0)
         except (LostError, LSLTimeoutError) as error:
             del inlet
@@ -227,7 +232,8 @@ class Inlet:
         labels = channel_labels(labels, summary.n_chans, stream=summary.name)
         meta = StreamMeta(summary.name, summary.stype, summary.source_id, summary.n_chans, summary.sfreq,
                           summary.channel_format, labels, song,
-                          positions if positions is not None and len(positions) == summary.n_chans else None)
+                          positions if positions is not None and len(positions) == summary.n_chans else None,
+                          stimulus)
         return inlet, meta
 
     @staticmethod

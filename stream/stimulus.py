@@ -100,6 +100,18 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     return audio[keep]
 
 
+def from_start(audio: np.ndarray, start_s: float, sfreq: float) -> np.ndarray:
+    """``audio`` from second ``start_s`` on, as a copy: a negative start pads the front with silence.
+
+    A play of a dataset hears its audio file from ``start_s`` at its first EEG sample (calibrate times a
+    track's start, so the EEG may begin before the music); this puts audio sample 0 at that EEG sample.
+    """
+    start = int(round(float(start_s) * sfreq))
+    if start >= 0:
+        return audio[start:].copy()
+    return np.concatenate([np.zeros(-start, dtype=audio.dtype), audio])
+
+
 PAIRWISE_FROM = 8
 """Channels from which numpy's sum along an axis no longer adds left to right (its unrolled partial sums)."""
 

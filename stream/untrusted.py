@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from dataclasses import dataclass
 
 from eegmusic.stream.errors import StreamError
 
@@ -118,6 +119,50 @@ def description_int(value, *, field: str, stream: str, low: int = 0, high: int =
     logger.warning("stream %r: description field %s = %s is not an integer in %d..%d; ignored",
                    stream, field, ascii(text[:40]), low, high)
     return None
+
+
+MAX_PATH_CHARS = 4096
+"""The longest file path a stream description may name (Linux's PATH_MAX)."""
+
+
+@dataclass(frozen=True)
+class ReplayedStimulus:
+    """What a replay's description says it plays (``desc/dataset/path``, ``stimulus``,
+    ``stimulus_start_s``): the dataset, the song's audio file and the audio second heard at the song's
+    first EEG sample. Unchecked paths from the network: only :class:`decoder.truth.ReplayStimulus`
+    reads the file, and only inside the dataset the user named."""
+
+    dataset: str
+    audio: str
+    start_s: float
+
+
+def description_stimulus(dataset, *, stream: str) -> ReplayedStimulus | None:
+    """The stimulus a replayed stream names in its ``desc/dataset`` element, or None (with a warning
+    when the fields are there but unusable).
+
+    Parameters
+    ----------
+    dataset : pylsl.XMLElement-like
+        The ``desc/dataset`` element (``child_value(name)`` reads a field; "" when absent).
+    """
+    fields = {key: str(dataset.child_value(key)) for key in ("path", "stimulus", "stimulus_start_s")}
+    if not fields["stimulus"]:
+        return None
+    problem = None
+    for key in ("path", "stimulus"):
+        if not fields[key] or len(fields[key]) > MAX_PATH_CHARS or not fields[key].isprintable():
+            problem = f"{key} = {ascii(fields[key][:40])} is not a file path"
+    try:
+        start_s = float(fields["stimulus_start_s"] or "0")
+    except ValueError:
+        start_s = math.nan
+    if not math.isfinite(start_s) or abs(start_s) > 1e6:
+        problem = problem or f"stimulus_start_s = {ascii(fields['stimulus_start_s'][:40])} is not a time"
+    if problem:
+        logger.warning("stream %r: description field dataset/%s; ignored", stream, problem)
+        return None
+    return ReplayedStimulus(fields["path"], fields["stimulus"], start_s)
 
 
 def channel_labels(labels, n_chans: int, *, stream: str) -> tuple[str, ...] | None:

@@ -128,7 +128,7 @@ def test_decode_record_help_says_an_existing_recording_is_refused(capsys):
 
 @pytest.mark.parametrize(("kind", "problem"), [
     ("missing", "does not exist"),
-    ("file", "is a file, not a folder"),
+    ("file", "is a file of no dataset kind"),
     ("no stimuli", "has no stimuli/ folder"),
     ("stimuli itself", "the stimuli folder itself"),
     ("empty stimuli", "holds no songNN.wav"),

@@ -1,0 +1,159 @@
+"""``decode --truth`` on a replay of a dataset that is no NMED-T folder: an XDF session of another cap.
+
+The replay names, in its stream description, the dataset, the song's audio file and the audio second
+heard at the song's first EEG sample; the decoder reads that audio only inside the dataset the user
+named. Real pylsl outlets and inlets on loopback; the model is a tiny linear ONNX graph on the cap's
+channels.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+from eegmusic.decoder.truth import ReplayStimulus, check_truth_dir, truth_stimuli
+from eegmusic.replay.dataset import open_dataset
+from eegmusic.replay.song_player import Player
+from eegmusic.stream.errors import ConfigError, DataFormatError
+from eegmusic.stream.inlet import StreamMeta
+from eegmusic.stream.stimulus import read_audio
+from eegmusic.stream.untrusted import ReplayedStimulus, description_stimulus
+
+from tests.decoder.onnx_models import make_model
+
+SFREQ = 22050
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory) -> Path:
+    """One simulated calibration session of an 8-electrode 10-20 cap at 125 Hz: two 12-s songs."""
+    from eegmusic.replay.virtual_cap import simulate_sessions
+
+    folder = tmp_path_factory.mktemp("cap") / "cap8"
+    first, = simulate_sessions(folder, montage="standard_1020", n_channels=8, sfreq=125.0, n_songs=2,
+                               n_subjects=1, seconds=12.0, progress=False)
+    return first
+
+
+def _meta(song, stimulus, name="s"):
+    return StreamMeta(name, "EEG", f"{name}-sid", 8, 125.0, "float32", None, song, None, stimulus)
+
+
+def test_a_replayed_session_is_scored_against_its_own_song(session, stream_name, tmp_path):
+    """The truth is the audio the replayed play heard, from the second it heard first; and the summary
+    scores the decoder on it (it said: --truth has no stimuli/ folder, pass the folder the replay plays,
+    which was the folder the replay played)."""
+    dataset = open_dataset(session)
+    labels = list(dataset.load_song(2).channels)
+    model = make_model(tmp_path / "model.onnx", n_chans=len(labels), channels=labels)
+    config = PipelineConfig(stream_name=stream_name, model_path=model, device="cpu", truth_dir=session,
+                            no_audio=True, resolve_timeout_s=10)
+    with Player(dataset, 2, 1, name=stream_name, source_id=f"{stream_name}-src", loop=True, chunk_ms=20), \
+            LivePipeline(config) as pipeline:
+        stimuli = pipeline._stimuli
+        deadline = time.monotonic() + 20.0
+        while pipeline.summary()["truth"]["scored_frames"] < 100 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        summary = pipeline.summary()
+    assert isinstance(stimuli, ReplayStimulus) and stimuli.song == 2
+    assert stimuli.stimulus_path(2) == dataset.stimulus_path(2).resolve()
+    np.testing.assert_array_equal(stimuli.load_stimulus(2), dataset.load_stimulus(2))
+    assert summary["truth"]["song"] == 2 and summary["truth"]["scored_frames"] >= 100, summary["truth"]
+    assert np.isfinite(summary["dynamic_r_total"]), summary
+
+
+def test_a_replay_of_another_dataset_path_is_refused_with_the_path_it_plays(session, stream_name, tmp_path):
+    """A folder of sessions numbers its songs across the sessions, a session file its own: scoring a
+    replay of the file against the folder would compare other songs' music."""
+    dataset = open_dataset(session)
+    labels = list(dataset.load_song(1).channels)
+    model = make_model(tmp_path / "model.onnx", n_chans=len(labels), channels=labels)
+    config = PipelineConfig(stream_name=stream_name, model_path=model, device="cpu",
+                            truth_dir=session.parent, no_audio=True, resolve_timeout_s=10)
+    with Player(dataset, 1, 1, name=stream_name, source_id=f"{stream_name}-src", loop=True, chunk_ms=20), \
+            pytest.raises(ConfigError, match=f"replays {session.resolve()}, whose song numbers are its own; "
+                          f"pass --truth {session.resolve()}"), LivePipeline(config):
+        pass
+
+
+def test_the_stimulus_a_stream_names_is_read_only_inside_the_named_dataset(session, tmp_path):
+    dataset = open_dataset(session)
+    audio = dataset.stimulus_path(1).resolve()
+    inside = ReplayStimulus(session, _meta(1, ReplayedStimulus(str(session.resolve()), str(audio), 0.0)))
+    assert inside.stimulus_path(1) == audio and inside.stimulus_path(2) is None
+    with pytest.raises(DataFormatError, match="began replaying song 1 of .* decode each song's replay"):
+        inside.load_stimulus(2)
+    elsewhere = tmp_path / "secret.wav"
+    elsewhere.write_bytes(audio.read_bytes())
+    with pytest.raises(ConfigError, match="names its stimulus .*secret.wav, outside"):
+        ReplayStimulus(session, _meta(1, ReplayedStimulus(str(session.resolve()), str(elsewhere), 0.0)))
+    with pytest.raises(ConfigError, match="does not say which of its songs it plays; replay it with"):
+        ReplayStimulus(session, _meta(None, None))
+    # an NMED-T folder is still read from its stimuli/, whatever the stream says
+    nmedt = tmp_path / "nmedt"
+    (nmedt / "stimuli").mkdir(parents=True)
+    assert type(truth_stimuli(nmedt, _meta(1, None))).__name__ == "StimulusFolder"
+
+
+@pytest.mark.parametrize("start_s", [2.0, -0.5])
+def test_the_audio_starts_at_the_second_heard_at_the_first_eeg_sample(session, start_s):
+    dataset = open_dataset(session)
+    audio_path = dataset.stimulus_path(1).resolve()
+    stimuli = ReplayStimulus(session, _meta(1, ReplayedStimulus(str(session.resolve()), str(audio_path),
+                                                                start_s)))
+    whole = read_audio(audio_path, sfreq=SFREQ)
+    got = stimuli.load_stimulus(1)
+    if start_s >= 0:
+        np.testing.assert_array_equal(got, whole[int(start_s * SFREQ):])
+    else:
+        np.testing.assert_array_equal(got[:int(-start_s * SFREQ)], 0.0)
+        np.testing.assert_array_equal(got[int(-start_s * SFREQ):], whole)
+
+
+class _Element:
+    def __init__(self, **values):
+        self.values = values
+
+    def child_value(self, key):
+        return self.values.get(key, "")
+
+
+@pytest.mark.parametrize(("fields", "warned"), [
+    ({"path": "/d", "stimulus": "/d/a.wav", "stimulus_start_s": "1.5"}, None),
+    ({"path": "/d"}, None),                                         # no stimulus named: nothing to say
+    ({"path": "/d", "stimulus": "/d/a\x1b[2J.wav"}, "stimulus"),
+    ({"path": "", "stimulus": "/d/a.wav"}, "path"),
+    ({"path": "/d", "stimulus": "/d/" + "a" * 5000}, "stimulus"),
+    ({"path": "/d", "stimulus": "/d/a.wav", "stimulus_start_s": "nan"}, "stimulus_start_s"),
+    ({"path": "/d", "stimulus": "/d/a.wav", "stimulus_start_s": "soon"}, "stimulus_start_s"),
+])
+def test_a_stream_descriptions_stimulus_fields_are_checked(fields, warned, caplog):
+    """The fields come from the network: a path with control characters, an absurd length or a start
+    that is no number is ignored with a warning, as other bad description fields are."""
+    found = description_stimulus(_Element(**fields), stream="s")
+    if warned is None:
+        assert caplog.text == ""
+        assert (found is None) == ("stimulus" not in fields)
+        if found is not None:
+            assert found == ReplayedStimulus("/d", "/d/a.wav", 1.5)
+    else:
+        assert found is None and f"dataset/{warned}" in caplog.text
+
+
+def test_truth_takes_every_dataset_a_replay_plays(session, tmp_path):
+    assert check_truth_dir(session) == session                       # a session file
+    assert check_truth_dir(session.parent) == session.parent         # a folder of sessions
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    (bids / "dataset_description.json").write_text("{}")
+    assert check_truth_dir(bids) == bids
+    edf = tmp_path / "rec.edf"
+    edf.write_bytes(b"0")
+    assert check_truth_dir(edf) == edf
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    with pytest.raises(ConfigError, match="is a file of no dataset kind; pass the dataset the replay plays"):
+        check_truth_dir(notes)
