@@ -565,9 +565,13 @@ def check_stream(info: ModelInfo, *, stream_name: str, labels: list[str] | tuple
         raise ModelError(f"stream '{stream_name}' has an irregular rate; the model needs regular EEG at "
                          f"{info.sfreq:g} Hz or more; pick the EEG stream (eegmusic streams lists them)")
     if sfreq + 1e-6 < info.sfreq:
+        from eegmusic.stream.spec import MODEL_SFREQ
+
+        # `train` makes models at MODEL_SFREQ from faster data only: below it no model can be made
+        other_model = "use a model trained at the stream's rate or " if sfreq >= MODEL_SFREQ else ""
         raise ModelError(f"stream '{stream_name}' runs at {sfreq:g} Hz; the model needs at least "
-                         f"{info.sfreq:g} Hz; use a model trained at the stream's rate or raise the "
-                         f"amplifier's rate")
+                         f"{info.sfreq:g} Hz; {other_model}raise the amplifier's rate to "
+                         f"{max(info.sfreq, MODEL_SFREQ):g} Hz or more")
     other_net = other_gsn_net(labels, info.channels)
     if other_net:
         raise ModelError(f"stream '{stream_name}' {other_net}")

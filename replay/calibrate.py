@@ -168,6 +168,23 @@ def audio_duration(path: Path) -> float:
     return len(read_audio(path)) / AUDIO_SFREQ
 
 
+def _check_trainable_rate(stream: str, sfreq: float) -> None:
+    """Refuse, before anything is written, a cap whose rate ``train`` could never use: below the
+    :data:`~stream.spec.MODEL_SFREQ` every model is trained at, or with no short filter to it (a 100-Hz
+    session was recorded whole, then refused by ``train``)."""
+    from eegmusic.stream.resample import SUPPORTED_RATES_HINT, resample_ratio
+    from eegmusic.stream.spec import MODEL_SFREQ
+
+    if sfreq < MODEL_SFREQ:
+        raise StreamError(f"stream '{stream}' runs at {sfreq:g} Hz, below the {MODEL_SFREQ:g} Hz models are "
+                          f"trained at, so train could not use the session; {SUPPORTED_RATES_HINT} in the "
+                          "cap's settings")
+    try:
+        resample_ratio(sfreq)
+    except StreamError as error:
+        raise StreamError(f"stream '{stream}': {error}, so train could not use the session") from None
+
+
 def _schedule(n_tracks: int, durations: list[float], minutes: float | None, shuffle: bool, seed: int):
     """Play order: (track index, seconds to play) until ``minutes`` (or the list once).
 
@@ -359,6 +376,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
             if not full.nominal_srate() > 0:
                 raise StreamError(f"stream '{config.stream}' has no regular rate ({full.type()}, irregular); "
                                   "pass the cap's EEG stream (eegmusic streams lists them)")
+            _check_trainable_rate(config.stream, full.nominal_srate())
             inlet.open_stream(timeout=5.0)
         except (LostError, LSLTimeoutError) as error:   # answered, then gone or silent: one line, as decode
             raise StreamError(f"stream '{config.stream}' answered but did not open ({error or 'timed out'}); "

@@ -121,6 +121,23 @@ def test_stream_match_accepts_model_and_device_montages(tmp_path):
     check_stream(info, stream_name="s", labels=list(MODEL_CHANNELS[:-1]) + ["E129"], sfreq=250.0)
 
 
+@pytest.mark.parametrize(("sfreq", "model_sfreq", "fixes"), [
+    (100.0, 125.0, "raise the amplifier's rate to 125 Hz or more"),
+    (200.0, 250.0,
+     "use a model trained at the stream's rate or raise the amplifier's rate to 250 Hz or more"),
+])
+def test_a_slow_stream_is_told_only_the_fixes_that_exist(tmp_path, sfreq, model_sfreq, fixes):
+    """Below the 125 Hz train makes models at, "use a model trained at the stream's rate" cannot be
+    followed: train refuses such data."""
+    window = int(model_sfreq)
+    info = read_model_info(make_model(tmp_path / "m.onnx", window_samples=window,
+                                      meta=metadata(sfreq=model_sfreq, window_samples=window)))
+    with pytest.raises(ModelError) as caught:
+        check_stream(info, stream_name="s", labels=list(MODEL_CHANNELS), sfreq=sfreq)
+    assert str(caught.value).endswith(fixes)
+    assert ("model trained at the stream's rate" in str(caught.value)) == (sfreq >= 125.0)
+
+
 MISMATCH = {
     "too few channels": (dict(labels=[f"E{i}" for i in range(1, 65)], sfreq=125.0),
                          "has 64 channels and lacks 60 the model needs (E65, E66"),  # Cz: the reference

@@ -159,6 +159,34 @@ def test_calibrate_waits_for_its_stream_as_long_as_timeout_says(cli, tmp_path, s
     assert not (tmp_path / "s.xdf").exists()
 
 
+@pytest.mark.lsl
+@pytest.mark.parametrize(("rate", "said"), [(100.0, "runs at 100 Hz, below the 125 Hz models are trained at"),
+                                            (512.37, "cannot be resampled to 125 Hz")])
+def test_calibrate_refuses_a_cap_rate_no_model_can_be_trained_from(cli, tmp_path, stream_name, rate, said):
+    """A 100-Hz cap was recorded for the whole session, then refused by train ("below the model's 125 Hz"),
+    while decode's refusal of it advised a model trained at the stream's rate, which train cannot make."""
+    import pylsl
+    from eegmusic.stream.outlet import regular_stream_info
+
+    music = tmp_path / "music"
+    music.mkdir()
+    t = np.arange(22050 * 3) / 22050
+    soundfile.write(music / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
+    labels = ["Fp1", "Fp2", "C3", "C4"]
+    outlet = pylsl.StreamOutlet(regular_stream_info(stream_name, "EEG", labels, rate, f"{stream_name}-sid",
+                                                    unit="microvolts"))
+    try:
+        status, _, err = cli("calibrate", "--stream", stream_name, "--music", music,
+                             "--out", tmp_path / "s.xdf", "--no-audio", "--duration", "5")
+    finally:
+        del outlet
+    line = assert_one_line_error(status, err, f"stream '{stream_name}'", said,
+                                 "train could not use the session")
+    assert "device rate such as" in line
+    assert not (tmp_path / "s.xdf").exists() and not (tmp_path / "s_audio").exists()
+
+
+
 def test_the_next_command_simulate_suggests_for_a_cap_runs_as_printed(cli, tmp_path, monkeypatch):
     """It lacked --out, which train requires: pasted, the suggestion was refused."""
     import shlex
