@@ -110,6 +110,30 @@ def _onsets(raw, recording: Path) -> list[tuple[str, float, float]]:
     )
 
 
+BIDS_TABLE_COLUMNS = {"electrodes": ("name", "x", "y", "z"), "channels": ("name", "type", "units"),
+                      "events": ("onset", "duration")}
+"""The columns BIDS requires of each table mne-bids reads beside an EEG recording."""
+
+
+def _bids_table_problem(recording: Path) -> str | None:
+    """The first table beside a BIDS recording that lacks a column BIDS requires, said with the fix; None
+    when every table has its columns (the recording itself is then what MNE could not read)."""
+    for table in sorted(recording.parent.glob("*.tsv")):
+        kind = table.stem.rsplit("_", 1)[-1]
+        if kind not in BIDS_TABLE_COLUMNS:
+            continue
+        try:
+            with open(table, encoding="utf-8", errors="replace") as file:
+                header = file.readline().rstrip("\r\n").split("\t")
+        except OSError:
+            continue
+        lacking = [column for column in BIDS_TABLE_COLUMNS[kind] if column not in header]
+        if lacking:
+            return (f"{table}: no {', '.join(lacking)} column (a BIDS {kind}.tsv needs "
+                    f"{', '.join(BIDS_TABLE_COLUMNS[kind])}, tab-separated); add it")
+    return None
+
+
 class MNEDataset(PlayDataset):
     """One recording MNE reads, or every EEG recording of a BIDS root (one participant per file).
 
@@ -132,6 +156,7 @@ class MNEDataset(PlayDataset):
         super().__init__(path)
         self._raws: dict[Path, object] = {}
         self.damage: dict[Path, str] = {}   # recording -> what MNE found damaged in it (DAMAGE_WORDS)
+        self.positions: dict[Path, str] = {}   # recording -> which channels its positions file left out
         if self.path.is_dir():
             self.kind = "BIDS root"
             sidecar = self.path / BIDS_SIDECAR
@@ -151,8 +176,8 @@ class MNEDataset(PlayDataset):
                 f"{self.path}: no annotation or event matches the sidecar's stimuli; make the "
                 '"stimuli" keys the annotation descriptions (BIDS: trial_type)'
             )
-        for damage in self.damage.values():   # said once the plays are read (an error says it instead)
-            logger.warning("%s", damage)
+        for said in (*self.damage.values(), *self.positions.values()):   # once the plays are read
+            logger.warning("%s", said)
 
     def _bids_recordings(self) -> list[tuple[object, str]]:
         try:
@@ -188,6 +213,9 @@ class MNEDataset(PlayDataset):
                     else:
                         raw = mne.io.read_raw(str(recording), preload=False, verbose="warning")
             except Exception as error:
+                sidecar = _bids_table_problem(key) if hasattr(recording, "fpath") else None
+                if sidecar is not None:   # mne-bids' KeyError: 'z' named the recording, not the table
+                    raise DataFormatError(sidecar) from None
                 raise DataFormatError(
                     f"{key}: MNE cannot read it ({type(error).__name__}: {detail(error, 100)}); "
                     "check the file"
@@ -205,6 +233,7 @@ class MNEDataset(PlayDataset):
 
     def _add_plays(self, recording, subject: str, content: dict) -> None:
         raw = self._raw(recording)
+        self._check_positions(raw, recording)
         stimuli = content["stimuli"]          # checked by read_sidecar: key -> audio Path in the folder
         delay = content["audio_delay_s"]
         duration_s = raw.n_times / raw.info["sfreq"]
@@ -238,8 +267,31 @@ class MNEDataset(PlayDataset):
                 )
 
     def read_problems(self) -> list[str]:
-        """Each recording MNE found damaged (said once, not again by each play it cuts short)."""
-        return list(self.damage.values())
+        """Each recording MNE found damaged (said once, not again by each play it cuts short), and each
+        whose electrode positions leave some EEG channels out."""
+        return [*self.damage.values(), *self.positions.values()]
+
+    def _check_positions(self, raw, recording) -> None:
+        """Note a recording whose positions cover some EEG channels but not all.
+
+        A model takes a recording's positions for every channel or for none (:meth:`_load_eeg`), so one
+        mistyped name or ``n/a`` in a BIDS ``electrodes.tsv`` put the standard montage's positions in the
+        model in place of every measured one, while ``info`` said "problems: none".
+        """
+        mne = _mne()
+        picks = mne.pick_types(raw.info, eeg=True, exclude=[])
+        locs = np.array([raw.info["chs"][i]["loc"][:3] for i in picks], dtype=np.float64).reshape(-1, 3)
+        placed = np.all(np.isfinite(locs), axis=1) & (np.linalg.norm(np.nan_to_num(locs), axis=1) > 0)
+        if placed.all() or not placed.any():   # all measured, or none given (the standard montage's)
+            return
+        key = Path(str(getattr(recording, "fpath", recording)))
+        files = sorted(key.parent.glob("*_electrodes.tsv")) if hasattr(recording, "fpath") else []
+        where = files[0] if files else key
+        missing = [raw.ch_names[i] for i, ok in zip(picks, placed, strict=True) if not ok]
+        names = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        self.positions[key] = (
+            f"{where}: no position for {names} (a row whose name matches no channel, or n/a), so the "
+            f"standard montage's positions replace the {int(placed.sum())} measured ones; fix those rows")
 
     def _load_eeg(self, play: Play):
         import soundfile

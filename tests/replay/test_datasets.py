@@ -370,12 +370,16 @@ def test_mne_recording_without_events_is_refused(tmp_path, song):
         open_dataset(path)
 
 
-def test_bids_root(tmp_path, song):
+def _bids(tmp_path, song, *, positions=False) -> Path:
+    """A BIDS root of one BrainVision recording, with measured electrode positions (``*_electrodes.tsv``)
+    if ``positions``."""
     pytest.importorskip("pybv")
     import mne
     import mne_bids
 
     raw = mne.io.read_raw(_fif(tmp_path / ".", sidecar=None), verbose="error")
+    if positions:
+        raw.set_montage("standard_1020", verbose="error")
     root = tmp_path / "bids"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -384,10 +388,45 @@ def test_bids_root(tmp_path, song):
     (root / "stimuli").mkdir()
     (root / "stimuli" / "song1.wav").write_bytes(song.read_bytes())
     (root / "eegmusic.json").write_text(json.dumps({"stimuli": {"song1": "stimuli/song1.wav"}}))
-    dataset = open_dataset(root)
+    return root
+
+
+def test_bids_root(tmp_path, song):
+    dataset = open_dataset(_bids(tmp_path, song))
     assert dataset.kind == "BIDS root" and dataset.song_ids == [1, 2]
     assert dataset.plays[1].subject == "sub-01"
     assert dataset.load_song(1).data.shape == (8, int(5 * SFREQ), 1)
+
+
+@pytest.mark.parametrize("damage", ["a mistyped name", "n/a"])
+def test_electrodes_that_leave_a_channel_out_are_a_problem_naming_the_file(tmp_path, song, damage, caplog):
+    """One mistyped row put the standard montage's positions in the model in place of every measured one,
+    with "problems: none" from info and not a word from train."""
+    root = _bids(tmp_path, song, positions=True)
+    table, = root.glob("sub-01/eeg/*_electrodes.tsv")
+    assert open_dataset(root).load_song(1).positions is not None and not open_dataset(root).read_problems()
+    rows = table.read_text().splitlines()
+    at = next(i for i, row in enumerate(rows) if row.startswith("C3\t"))
+    rows[at] = "C3x" + rows[at][2:] if damage == "a mistyped name" else "\t".join(["C3", "n/a", "n/a", "n/a"]
+                                                                                  + rows[at].split("\t")[4:])
+    table.write_text("\n".join(rows) + "\n")
+    dataset = open_dataset(root)
+    problem = f"{table}: no position for C3 (a row whose name matches no channel, or n/a), so the standard " \
+              "montage's positions replace the 7 measured ones; fix those rows"
+    assert dataset.read_problems() == [problem] and problem in caplog.text
+    assert problem in dataset.describe()[1]
+
+
+def test_an_electrodes_table_lacking_a_column_is_named_not_the_recording(tmp_path, song):
+    """mne-bids' KeyError: 'z' was reported against the intact .vhdr, with "check the file"."""
+    root = _bids(tmp_path, song, positions=True)
+    table, = root.glob("sub-01/eeg/*_electrodes.tsv")
+    cut = ["\t".join(row.split("\t")[:3]) for row in table.read_text().splitlines()]   # name, x, y
+    table.write_text("\n".join(cut) + "\n")
+    with pytest.raises(DataFormatError) as caught:
+        open_dataset(root)
+    assert str(caught.value) == (f"{table}: no z column (a BIDS electrodes.tsv needs name, x, y, z, "
+                                 "tab-separated); add it")
 
 
 def test_info_describes_any_dataset(tmp_path, song, rng, capsys):
