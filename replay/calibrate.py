@@ -61,6 +61,8 @@ class CalibrationConfig:
     ----------
     stream : str
         Name of the cap's LSL EEG stream.
+    source_id : str or None
+        Also require this LSL source_id (two outlets of one name: the refusal lists each one's).
     music : list of str
         Audio files and/or folders of audio files (wav, flac, ogg, mp3), in play order.
     out : str
@@ -87,6 +89,7 @@ class CalibrationConfig:
     stream: str
     music: list
     out: str
+    source_id: str | None = None
     minutes: float | None = None
     shuffle: bool = False
     seed: int = 0
@@ -384,7 +387,8 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
         return inlet, full
 
     # opened while the resolver listens for a same-named twin
-    inlet, full = resolve_and_open(open_cap, name=config.stream, timeout=config.resolve_timeout_s)
+    inlet, full = resolve_and_open(open_cap, name=config.stream, source_id=config.source_id,
+                                   timeout=config.resolve_timeout_s)
     n_chans = full.channel_count()
     channels = channel_info(full)
     labels = (

@@ -38,6 +38,8 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--stream", required=True, type=lsl_name, metavar="NAME",
                         help="name of the cap's LSL EEG stream")
+    parser.add_argument("--source-id", type=lsl_name, metavar="ID",
+                        help="also require this LSL source_id (when two outlets share the stream's name)")
     parser.add_argument("--timeout", type=timeout_seconds, default=5.0, metavar="S",
                         help="seconds to wait for --stream to answer (default 5), e.g. --timeout 30 while "
                         "the amplifier's software starts")
@@ -99,6 +101,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     summary = calibrate(
         CalibrationConfig(
             stream=args.stream,
+            source_id=args.source_id,
             music=args.music,
             out=args.out,
             minutes=None if args.duration is None else args.duration / 60.0,

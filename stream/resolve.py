@@ -283,7 +283,8 @@ def _the_one(found: list[pylsl.StreamInfo], wanted: str, timeout: float,
         ids = {c.source_id for c in candidates}
         how = (f"pass --source-id with one of {', '.join(repr(i) for i in sorted(ids))}"
                if len(ids) == len(candidates) and "" not in ids else
-               "stop the duplicate outlet or give each outlet its own source_id, then pass --source-id")
+               "stop the duplicate outlet (one device started twice: same name, same source_id), or for two "
+               "devices give each its own source_id and pass --source-id")
         raise StreamError(f"{len(found)} LSL streams match {wanted}: {listing}; {how}")
     return found[0]
 

@@ -190,6 +190,10 @@ def channel_labels(labels, n_chans: int, *, stream: str) -> tuple[str, ...] | No
     elif len({label.strip().lower() for label in labels}) != n_chans:
         problem = "labels repeat"
     if problem is not None:
+        from eegmusic.stream.channels import default_labels
+
+        # a stream without labels is read only at a GSN net's counts, whose labels are assumed in order
+        unlabelled = ", or send none" if default_labels(n_chans) is not None else ""
         raise StreamError(f"stream {stream!r} has {n_chans} channels but unusable labels ({problem}); label "
-                          "every channel once in the outlet's desc/channels/channel/label, or send none")
+                          f"every channel once in the outlet's desc/channels/channel/label{unlabelled}")
     return tuple(label.strip() for label in labels)

@@ -109,6 +109,17 @@ def test_unusable_channel_labels_name_the_real_count(labels, problem):
     assert "'cap' has 3 channels" in message and problem in message and "\n" not in message
 
 
+@pytest.mark.parametrize(("n_chans", "send_none"), [(3, False), (32, False), (125, True), (129, True)])
+def test_send_none_is_advised_only_where_a_stream_without_labels_is_read(n_chans, send_none):
+    """A 32-channel stream told to "send none" was then refused for having no labels: only a GSN net's
+    counts are read without them (their labels assumed in order)."""
+    labels = ["Cz"] * n_chans
+    with pytest.raises(StreamError) as caught:
+        channel_labels(labels, n_chans, stream="cap")
+    assert str(caught.value).endswith(", or send none") == send_none, str(caught.value)
+    assert "label every channel once" in str(caught.value)
+
+
 # ---- through real LSL -------------------------------------------------------------------------------------
 pytestmark_lsl = pytest.mark.lsl
 

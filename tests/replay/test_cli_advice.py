@@ -159,24 +159,32 @@ def test_calibrate_waits_for_its_stream_as_long_as_timeout_says(cli, tmp_path, s
     assert not (tmp_path / "s.xdf").exists()
 
 
+def _tone_folder(tmp_path) -> Path:
+    """A folder holding one 3-s tone (calibrate refuses silent tracks)."""
+    music = tmp_path / "music"
+    music.mkdir()
+    t = np.arange(22050 * 3) / 22050
+    soundfile.write(music / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
+    return music
+
+
+def _outlet(name: str, rate: float, source_id: str):
+    import pylsl
+    from eegmusic.stream.outlet import regular_stream_info
+
+    return pylsl.StreamOutlet(regular_stream_info(name, "EEG", ["Fp1", "Fp2", "C3", "C4"], rate, source_id,
+                                                  unit="microvolts"))
+
+
 @pytest.mark.lsl
 @pytest.mark.parametrize(("rate", "said"), [(100.0, "runs at 100 Hz, below the 125 Hz models are trained at"),
                                             (512.37, "cannot be resampled to 125 Hz")])
 def test_calibrate_refuses_a_cap_rate_no_model_can_be_trained_from(cli, tmp_path, stream_name, rate, said):
     """A 100-Hz cap was recorded for the whole session, then refused by train ("below the model's 125 Hz"),
     while decode's refusal of it advised a model trained at the stream's rate, which train cannot make."""
-    import pylsl
-    from eegmusic.stream.outlet import regular_stream_info
-
-    music = tmp_path / "music"
-    music.mkdir()
-    t = np.arange(22050 * 3) / 22050
-    soundfile.write(music / "a.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 22050)
-    labels = ["Fp1", "Fp2", "C3", "C4"]
-    outlet = pylsl.StreamOutlet(regular_stream_info(stream_name, "EEG", labels, rate, f"{stream_name}-sid",
-                                                    unit="microvolts"))
+    outlet = _outlet(stream_name, rate, f"{stream_name}-sid")
     try:
-        status, _, err = cli("calibrate", "--stream", stream_name, "--music", music,
+        status, _, err = cli("calibrate", "--stream", stream_name, "--music", _tone_folder(tmp_path),
                              "--out", tmp_path / "s.xdf", "--no-audio", "--duration", "5")
     finally:
         del outlet
@@ -185,6 +193,25 @@ def test_calibrate_refuses_a_cap_rate_no_model_can_be_trained_from(cli, tmp_path
     assert "device rate such as" in line
     assert not (tmp_path / "s.xdf").exists() and not (tmp_path / "s_audio").exists()
 
+
+@pytest.mark.lsl
+@pytest.mark.usefixtures("real_collision_wait")   # the twin is found by the resolver's full listen
+def test_calibrate_takes_the_source_id_its_refusal_of_two_like_named_streams_asks_for(cli, tmp_path,
+                                                                                     stream_name):
+    """The refusal said "pass --source-id", which calibrate did not accept. The 100-Hz outlet is picked by
+    its source_id and refused for its rate: proof that the option chose it, with nothing recorded."""
+    outlets = [_outlet(stream_name, rate, f"{stream_name}-{rate:g}") for rate in (100.0, 250.0)]
+    argv = ["calibrate", "--stream", stream_name, "--music", _tone_folder(tmp_path),
+            "--out", tmp_path / "s.xdf", "--no-audio", "--duration", "5"]
+    try:
+        status, _, err = cli(*argv)
+        assert_one_line_error(status, err, "2 LSL streams match",
+                              f"pass --source-id with one of '{stream_name}-100'")
+        status, _, err = cli(*argv, "--source-id", f"{stream_name}-100")
+        assert_one_line_error(status, err, "runs at 100 Hz, below the 125 Hz")
+    finally:
+        del outlets
+    assert not (tmp_path / "s.xdf").exists()
 
 
 def test_the_next_command_simulate_suggests_for_a_cap_runs_as_printed(cli, tmp_path, monkeypatch):
