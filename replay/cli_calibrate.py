@@ -28,8 +28,9 @@ position in the track, the LSL time each position is heard, the device's output 
 replay/calibration_markers.py) into the XDF file, copies the audio into '<out without .xdf>_audio/'
 (s_audio/ for s.xdf), and shows the track, elapsed time, samples and gaps. An EEG outage is recorded
 as a gap and the session goes on.
-Next: eegmusic train --data s.xdf --arch convnet --target-offset auto --out runs/s (the offset lets the
-newest decoded frames, the ones live decoding plays, have the brain's response inside the window)
+Next (as the command prints it): eegmusic train --data s.xdf --arch convnet --out runs/session (the target
+offset is chosen on validation, so the newest decoded frames, which live decoding plays, have the brain's
+response inside the window)
 """
 
 

@@ -16,8 +16,8 @@ from eegmusic.stream.options import (
     int_range,
     lsl_name,
     non_negative_float,
+    non_negative_int,
     output_dir,
-    positive_int,
     published_lsl_name,
     random_seed,
 )
@@ -88,7 +88,8 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
                      help="electrode montage: an MNE standard one (standard_1020, standard_1005, biosemi16/"
                      "32/64/128, easycap-M1, GSN-HydroCel-129, ...) or openbci8, openbci16, muse; writes "
                      "XDF sessions, e.g. --montage standard_1020 --channels 32 --sfreq 250")
-    cap.add_argument("--channels", type=positive_int, default=None, metavar="N",
+    # 0 and 1 reach check_cap, which says why an average-referenced cap needs 2 or more
+    cap.add_argument("--channels", type=non_negative_int, default=None, metavar="N",
                      help="keep N electrodes of the montage, spread over the scalp (default: all)")
     cap.add_argument("--sfreq", type=float_range(1.0, 100000.0), default=None, metavar="HZ",
                      help="the cap's rate in Hz with --montage, 125 (the model rate) to 4096 (default 250)")

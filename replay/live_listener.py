@@ -502,9 +502,10 @@ def run_live(
     stop = StopRequest()
     with stop_signals(stop):
         listener.start()
+        more = ", …" if len(listener.labels) > 4 else ""
         print(
             f"virtual listener '{name}': {len(listener.labels)} channels "
-            f"({', '.join(listener.labels[:4])}, …) at {sfreq:g} Hz, evoked share {listener.snr:g}; "
+            f"({', '.join(listener.labels[:4])}{more}) at {sfreq:g} Hz, evoked share {listener.snr:g}; "
             f"following markers '{listener.marker_name}'; Ctrl-C to stop",
             flush=True,
         )

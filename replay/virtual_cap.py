@@ -85,8 +85,9 @@ def check_cap(montage: str, n_channels: int | None, sfreq: float) -> tuple[str, 
     except StreamError as error:
         raise ConfigError(f"--sfreq {str(error).removeprefix('stream rate ')}") from None
     if n_channels is not None and int(n_channels) < 2:
-        raise ConfigError(f"--channels {n_channels}: the cap is average-referenced, which leaves a single "
-                          "electrode at zero; keep 2 or more")
+        what = "no electrode" if int(n_channels) == 0 else "a single electrode at zero"
+        raise ConfigError(f"--channels {n_channels}: the cap is average-referenced, which leaves {what}; "
+                          "keep 2 or more")
     name = resolve_montage_name(montage)
     return name, montage_labels(montage, n_channels)   # as typed: its refusal names what the user wrote
 

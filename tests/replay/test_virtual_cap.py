@@ -71,6 +71,9 @@ def test_cap_projection_reproduces_the_net_where_electrodes_coincide(rng):
     (["--montage", "openbci8", "--sfreq", "64.5"], "--sfreq 64.5 Hz is outside 125 … 4096 (the models read"),
     # an average-referenced single electrode is all zeros
     (["--montage", "openbci8", "--channels", "1"], "--channels 1: the cap is average-referenced"),
+    # 0 said "must be at least 1", and 1 was then refused
+    (["--montage", "openbci8", "--channels", "0"],
+     "--channels 0: the cap is average-referenced, which leaves no electrode; keep 2 or more"),
 ])
 def test_bad_cap_options_one_line_exit_2(tmp_path, args, message):
     out = tmp_path / "out"
