@@ -157,7 +157,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--truth", metavar="DATA",
                      help="the dataset the replay plays, as its --data names it (an NMED-T folder with "
                      "stimuli/songNN.wav, an XDF session or a folder of them, a BIDS root, an EEG file MNE "
-                     "reads): live dynamic r against the true mel")
+                     "reads), or the music folder a virtual listener hears: live dynamic r against the "
+                     "true mel")
     out.add_argument("--listen", choices=("decoded", "true", "both"), default="decoded",
                      help="what the sound device plays while replaying a dataset: the decoded sound "
                      "(default), the true stimulus at the same EEG time (needs --truth and the replay's "

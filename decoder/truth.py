@@ -95,7 +95,29 @@ replay's ``--data`` names them, the stimulus read where the stream's description
 (:class:`ReplayStimulus`)."""
 
 TRUTH_FIX = ("pass the dataset the replay plays, as its --data names it (an NMED-T folder with "
-             "stimuli/songNN.wav, an XDF session or a folder of them, a BIDS root or an EEG file MNE reads)")
+             "stimuli/songNN.wav, an XDF session or a folder of them, a BIDS root or an EEG file MNE reads), "
+             "or for a virtual listener the music calibrate plays")
+
+
+def has_audio(folder: Path, *, limit: int = 10_000) -> bool:
+    """Whether ``folder`` holds an audio file (wav, flac, ogg, mp3) at any depth, looking at no more than
+    ``limit`` entries (a home folder would take long to walk)."""
+    import os
+
+    seen = 0
+    for _, _, files in os.walk(folder):
+        if any(name.lower().endswith(STIMULUS_EXTENSIONS) for name in files):
+            return True
+        seen += len(files) + 1
+        if seen > limit:
+            return False
+    return False
+
+
+def _has_song_files(folder: Path) -> bool:
+    """Whether ``folder`` holds an NMED-T stimulus, ``songNN.<wav|flac|ogg|mp3>``."""
+    return any(entry.name.startswith("song") and entry.suffix in STIMULUS_EXTENSIONS
+               for entry in folder.iterdir() if entry.is_file())
 
 
 def check_truth_dir(path: str | Path, *, flag: str = "--truth") -> Path:
@@ -127,14 +149,17 @@ def check_truth_dir(path: str | Path, *, flag: str = "--truth") -> Path:
         raise ConfigError(f"{flag} {path} is a file of no dataset kind; {TRUTH_FIX}")
     stimuli = target / "stimuli"
     if stimuli.is_dir():
-        if not any(entry.name.startswith("song") and entry.suffix in STIMULUS_EXTENSIONS
-                   for entry in stimuli.iterdir() if entry.is_file()):
+        if not _has_song_files(stimuli):
             raise ConfigError(f"{flag} {path}: stimuli/ holds no songNN.wav (or .flac/.ogg/.mp3); put the "
                               f"songs' audio there, or {TRUTH_FIX}")
         return target
     names = [entry.name.lower() for entry in target.iterdir()]
     if "dataset_description.json" in names or any(name.endswith((".xdf", ".xdfz")) for name in names):
         return target   # a BIDS root or a folder of XDF sessions
+    # an NMED-T folder's stimuli/ (songNN.wav) is music too, but its replay's songs are the folder's
+    itself = target.name == "stimuli" and _has_song_files(target)
+    if has_audio(target) and not itself:
+        return target   # the music a virtual listener hears, its tracks named on its marker stream
     hint = " (that is the stimuli folder itself)" if target.name == "stimuli" else ""
     raise ConfigError(f"{flag} {path} has no stimuli/ folder{hint}; {TRUTH_FIX}")
 
@@ -205,13 +230,66 @@ class ReplayStimulus:
         return f"{self._audio}: the stimulus of song {self.song} is gone; put it back or drop --truth"
 
 
+class NamedStimuli:
+    """Tracks a live source names on its marker stream (``song_audio=K;path=/abs/file``), as the virtual
+    listener of ``simulate --live`` does for each track ``calibrate`` plays; read only inside the folder
+    ``--truth`` names (the music calibrate plays, or the session's audio folder).
+
+    Parameters
+    ----------
+    root : Path
+        The folder ``--truth`` names.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root)
+        self._named: dict[int, Path] = {}
+        self._outside: set[int] = set()
+
+    def name_audio(self, song: int, path: str) -> None:
+        """Take the marker's word for song ``song``'s audio file, if it lies inside :attr:`path`."""
+        from eegmusic.stream.atomic import is_within
+        from eegmusic.stream.untrusted import printable
+
+        audio = Path(path)
+        if is_within(audio, self.path):
+            self._named[int(song)] = audio
+        elif int(song) not in self._outside:
+            self._outside.add(int(song))
+            log.warning("the stream names song %d's audio %s, outside --truth %s: that song is not scored; "
+                        "pass the folder the music is played from", song, printable(path)[:200], self.path)
+
+    def stimulus_path(self, song_id: int) -> Path | None:
+        """The audio file named for ``song_id`` inside the folder, or None."""
+        audio = self._named.get(int(song_id))
+        return audio if audio is not None and audio.is_file() else None
+
+    def load_stimulus(self, song_id: int) -> np.ndarray:
+        """The named track's audio from its start, float32 at 22050 Hz."""
+        from eegmusic.stream.stimulus import read_audio
+
+        if self.stimulus_path(song_id) is None:
+            raise DataFormatError(self.missing(song_id))
+        return read_audio(self._named[int(song_id)], sfreq=AUDIO_SFREQ)
+
+    def missing(self, song_id: int) -> str:
+        """Why there is no stimulus for ``song_id``, with the fix."""
+        if int(song_id) in self._named:
+            return f"{self._named[int(song_id)]}: song {song_id}'s audio is gone; put it back or drop --truth"
+        return (f"no audio named for song {song_id} inside {self.path}; pass the folder the music is played "
+                "from (a virtual listener names each track's file on its marker stream)")
+
+
 def truth_stimuli(truth: str | Path, meta, *, flag: str = "--truth"):
-    """The stimulus lookup for ``--truth``: an NMED-T folder's ``stimuli/``, else what the replay names."""
+    """The stimulus lookup for ``--truth``: an NMED-T folder's ``stimuli/``; a folder of music, for a stream
+    that is no replay (the tracks its markers name); else what the replay names."""
     from eegmusic.stream.stimulus import StimulusFolder
 
     truth = Path(truth).expanduser()
     if (truth / "stimuli").is_dir():
         return StimulusFolder(truth, sfreq=AUDIO_SFREQ)
+    if meta.stimulus is None and truth.is_dir() and has_audio(truth):   # a live source naming its tracks
+        return NamedStimuli(truth)
     return ReplayStimulus(truth, meta, flag=flag)
 
 
@@ -357,16 +435,31 @@ class LiveTruth:
         scored once it is ready.
         """
         parsed = self.markers.parse(text)  # malformed markers (any host can send them) are counted, skipped
+        if self.markers.named is not None:   # song_audio=K;path=P: where a virtual listener's track K is
+            song, path = self.markers.named
+            self.markers.named = None
+            if hasattr(self._stimuli, "name_audio"):
+                self._stimuli.name_audio(song, path)
+                if song == self.song:
+                    self._request(song)
         if parsed is None:
             return
         song, seconds = parsed
         if song != self.song:
-            if song not in self._mels and song not in self._requested:
-                self._requested.add(song)
-                self._load_in_background(song)
             self.song = song
             self._n = 0
+        self._request(song)
         self._anchor = (float(timestamp), seconds)
+
+    def _request(self, song: int) -> None:
+        """Load ``song``'s stimulus mel in the background, once; a lookup of named tracks waits for its
+        name (a decode joining mid-track hears the song's number before the marker that names its file)."""
+        if song in self._mels or song in self._requested:
+            return
+        if hasattr(self._stimuli, "name_audio") and self._stimuli.stimulus_path(song) is None:
+            return
+        self._requested.add(song)
+        self._load_in_background(song)
 
     def stimulus_time(self, lsl_time: float | np.ndarray) -> float | np.ndarray | None:
         """Stimulus time in seconds at an LSL time, by the newest marker (None before any)."""

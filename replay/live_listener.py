@@ -43,6 +43,9 @@ BLOCK_S = 20.0
 """Background is drawn in blocks of this many seconds, cross-faded over :data:`FADE_S`."""
 FADE_S = 0.5
 AUDIO_SFREQ = 22050
+NAME_EVERY_S = 5.0
+"""How often ``song_audio=K;path=…`` repeats during a play: a decode joining mid-track waits at most this long
+to score it."""
 FIRST_RESPONSE_S = 20.0
 """When a track starts, the response to its first this-many seconds is derived at once (from those
 seconds alone, ~0.1 s of work) and heard while the response to the whole track is computed (decoding
@@ -143,6 +146,7 @@ class LiveListener:
         self.projection = cap_projection(self.positions)  # (n_chans, 129) net -> cap
         self.participant = fm.draw_participant(self.rng)
         self.tracks: dict[int, _Track] = {}
+        self._named_at: dict[int, float] = {}   # song number -> LSL time its song_audio marker last went out
         self.samples_sent = 0
         self.tracks_heard = 0
         self._sent_until = -np.inf  # LSL time of the last sample made (eeg)
@@ -408,7 +412,9 @@ class LiveListener:
         """``song=K;t=S`` on ``<name>-markers``, as ``eegmusic replay`` sends: what is heard at ``stamp``.
 
         K is the calibration play number + 1; live decoding scores its frames against it
-        (:mod:`decoder.truth`) with :meth:`stimulus_path` as the stimulus lookup.
+        (:mod:`decoder.truth`) with :meth:`stimulus_path` as the stimulus lookup in-process, or, from
+        ``decode --truth MUSIC``, with the file ``song_audio=K;path=/abs/file`` names, sent before the
+        play's first ``song=K`` marker and every :data:`NAME_EVERY_S` after.
         """
         with self._lock:
             heard = [
@@ -418,7 +424,13 @@ class LiveListener:
             ]
         if heard:
             track = max(heard, key=lambda t: t.zero_time)
-            self._truth_outlet.push_sample([f"song={track.track + 1};t={stamp - track.zero_time:.3f}"], stamp)
+            song = track.track + 1
+            if stamp - self._named_at.get(song, -np.inf) >= NAME_EVERY_S and track.path is not None:
+                # which file song K is, first and then now and then (a decode may join mid-track)
+                named = f"song_audio={song};path={Path(track.path).resolve()}"
+                self._truth_outlet.push_sample([named], stamp)
+                self._named_at[song] = stamp
+            self._truth_outlet.push_sample([f"song={song};t={stamp - track.zero_time:.3f}"], stamp)
 
     path: Path | None = None
     """No one folder holds the tracks heard: live truth names none in its messages."""

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 MAX_MARKER_CHARS = 256
 """Longer markers are refused without being parsed."""
 
+MAX_PATH_CHARS = 4096
+"""The longest file path a stream description or marker may name (Linux's PATH_MAX)."""
+
 MAX_STIMULUS_S = 24 * 3600.0
 """Largest stimulus time a marker may name, in seconds."""
 
@@ -42,6 +45,7 @@ MAX_LABEL_CHARS = 64
 
 _SONG_TIME = re.compile(r"song=(\d{1,6});t=(-?\d{1,9}(?:\.\d{1,9})?)", re.ASCII)
 _EVENT = re.compile(r"song_(?:start|end)=\d{1,6}", re.ASCII)
+_SONG_AUDIO = re.compile(r"song_audio=([0-9]{1,6});path=(/.+)", re.DOTALL)
 _INTEGER = re.compile(r"[+-]?\d{1,9}", re.ASCII)
 
 
@@ -58,6 +62,10 @@ class MarkerParser:
         Markers that did not parse (skipped).
     last_bad : str or None
         The newest bad marker, shortened and escaped, for the summary.
+    named : tuple of (int, str) or None
+        The newest ``song_audio=NN;path=/abs/file`` marker (a virtual listener's: which audio file song NN
+        is), as (song, path), until the caller takes it; counted as an event. The path is unchecked: the
+        caller reads it only inside a folder the user named.
     """
 
     def __init__(self) -> None:
@@ -65,9 +73,12 @@ class MarkerParser:
         self.events = 0
         self.bad = 0
         self.last_bad: str | None = None
+        self.named: tuple[int, str] | None = None
 
     def parse(self, text) -> tuple[int, float] | None:
         """Return ``(song, stimulus seconds)`` for a good ``song=NN;t=S`` marker, else None."""
+        if isinstance(text, str) and text.startswith("song_audio="):   # a path: longer than other markers
+            return self._audio(text)
         if not isinstance(text, str) or len(text) > MAX_MARKER_CHARS:
             return self._reject(text)
         stripped = text.strip()
@@ -82,6 +93,14 @@ class MarkerParser:
             return self._reject(text)
         self.good += 1
         return song, seconds
+
+    def _audio(self, text: str) -> None:
+        match = _SONG_AUDIO.fullmatch(text) if len(text) <= MAX_PATH_CHARS + 40 else None
+        if match is None or not match.group(2).isprintable():
+            return self._reject(text)
+        self.events += 1
+        self.named = (int(match.group(1)), match.group(2))
+        return None
 
     def _reject(self, text) -> None:
         self.bad += 1
@@ -119,10 +138,6 @@ def description_int(value, *, field: str, stream: str, low: int = 0, high: int =
     logger.warning("stream %r: description field %s = %s is not an integer in %d..%d; ignored",
                    stream, field, ascii(text[:40]), low, high)
     return None
-
-
-MAX_PATH_CHARS = 4096
-"""The longest file path a stream description may name (Linux's PATH_MAX)."""
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,40 @@ def test_truth_takes_every_dataset_a_replay_plays(session, tmp_path):
     edf = tmp_path / "rec.edf"
     edf.write_bytes(b"0")
     assert check_truth_dir(edf) == edf
+    music = tmp_path / "music" / "album"
+    music.mkdir(parents=True)
+    (music / "a.ogg").write_bytes(b"0")
+    assert check_truth_dir(music.parent) == music.parent              # what a virtual listener hears
     notes = tmp_path / "notes.txt"
     notes.write_text("x")
     with pytest.raises(ConfigError, match="is a file of no dataset kind; pass the dataset the replay plays"):
         check_truth_dir(notes)
+
+
+def _wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_a_decode_joining_mid_track_scores_it_once_the_file_is_named(session, tmp_path, caplog):
+    """The song's number comes before the marker naming its file: the load waits for the name instead of
+    failing for good ("no stimulus"), and a file named outside the folder is refused with a warning."""
+    from eegmusic.decoder.truth import LiveTruth, NamedStimuli
+
+    music = session.parent
+    audio = open_dataset(session).stimulus_path(1).resolve()
+    truth = LiveTruth(NamedStimuli(music))
+    truth.marker("song=1;t=4.000", 100.0)
+    time.sleep(0.2)
+    assert truth.error is None and not truth.has_stimulus(1)
+    truth.marker(f"song_audio=1;path={audio}", 100.5)
+    assert _wait_for(lambda: 1 in truth._mels) and truth.error is None
+    np.testing.assert_array_equal(truth._mels[1].shape[0], 128)
+    assert truth.markers.counters() == {"markers": 1, "marker_events": 1, "bad_markers": 0}
+    elsewhere = tmp_path / "b.wav"
+    elsewhere.write_bytes(audio.read_bytes())
+    truth.marker(f"song_audio=2;path={elsewhere}", 101.0)
+    truth.marker("song=2;t=0.000", 101.0)
+    assert not truth.has_stimulus(2) and f"outside --truth {music}" in caplog.text

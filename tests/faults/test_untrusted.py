@@ -109,6 +109,22 @@ def test_unusable_channel_labels_name_the_real_count(labels, problem):
     assert "'cap' has 3 channels" in message and problem in message and "\n" not in message
 
 
+@pytest.mark.parametrize(("text", "named"), [
+    ("song_audio=3;path=/music/A New Journey.ogg", (3, "/music/A New Journey.ogg")),
+    ("song_audio=3;path=/music/a;b=c.ogg", (3, "/music/a;b=c.ogg")),      # the path runs to the end
+    ("song_audio=3;path=/" + "a" * 300 + ".ogg", (3, "/" + "a" * 300 + ".ogg")),   # longer than a marker
+    ("song_audio=3;path=music/a.ogg", None),                             # not absolute
+    ("song_audio=3;path=/music/a\n.ogg", None),                          # not printable
+    ("song_audio=x;path=/a.ogg", None),
+    ("song_audio=3;path=/" + "a" * 5000, None),                          # past PATH_MAX
+])
+def test_a_song_audio_marker_names_a_file_or_is_counted_bad(text, named):
+    parser = MarkerParser()
+    assert parser.parse(text) is None
+    assert parser.named == named
+    assert (parser.events, parser.bad) == ((1, 0) if named else (0, 1))
+
+
 @pytest.mark.parametrize(("n_chans", "send_none"), [(3, False), (32, False), (125, True), (129, True)])
 def test_send_none_is_advised_only_where_a_stream_without_labels_is_read(n_chans, send_none):
     """A 32-channel stream told to "send none" was then refused for having no labels: only a GSN net's

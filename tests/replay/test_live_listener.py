@@ -109,6 +109,40 @@ def test_virtual_cap32_calibrated_in_real_time_with_sound(tmp_path, stream_name,
     assert summary["dynamic_r_total"] > shuffled_r + 0.05
 
 
+@pytest.mark.lsl
+@pytest.mark.timeout(120)
+def test_decode_truth_scores_the_virtual_listener_by_the_tracks_its_markers_name(tmp_path, stream_name,
+                                                                                   tracks):
+    """``decode --truth MUSIC`` on the virtual listener: it names each track's file on its marker stream
+    (``song_audio=K;path=…``), read inside the folder named. Only the Python API could score it (its
+    ``stimuli=listener``); the command line said the folder had no stimuli/."""
+    from pathlib import Path
+
+    from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+    from eegmusic.decoder.truth import NamedStimuli
+
+    from tests.decoder.onnx_models import make_model
+
+    listener = listener_for_montage("standard_1020", channels=32, sfreq=250.0, name=stream_name, snr=0.7,
+                                    seed=1)
+    model = make_model(tmp_path / "model.onnx", n_chans=32, channels=list(listener.labels))
+    music = Path(tracks[0]).resolve().parent
+    config = PipelineConfig(stream_name=stream_name, model_path=str(model), no_audio=True,
+                            truth_dir=str(music), resolve_timeout_s=10.0)
+    listener.start()
+    try:
+        with LivePipeline(config) as pipeline:
+            calibrate(CalibrationConfig(stream=stream_name, music=[str(tracks[0])],
+                                        out=str(tmp_path / "s.xdf"), minutes=8.0 / 60.0, no_audio=True,
+                                        progress=False))
+            summary, stimuli = pipeline.summary(), pipeline._stimuli
+    finally:
+        listener.stop()
+    assert isinstance(stimuli, NamedStimuli) and stimuli.stimulus_path(1) == Path(tracks[0]).resolve()
+    assert summary["truth"]["song"] == 1 and summary["truth"]["scored_frames"] > 100, summary["truth"]
+    assert summary["counters"]["bad_markers"] == 0
+
+
 def test_listener_hears_only_while_the_marker_says_the_track_plays(tracks):
     listener = listener_for_montage("openbci8", channels=None, sfreq=250.0, name="unused", snr=0.5, seed=0)
     stamps = 100.0 + np.arange(2500) / 250.0
