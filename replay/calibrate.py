@@ -118,6 +118,8 @@ class CalibrationSummary:
     cut_short_s: float | None = None
     """Where that stop cut the track (s into it), when the track's start was marked: the play is in the
     session up to there, besides the ``tracks_played`` whole ones. None when no play was cut."""
+    eeg_missing_s: float = 0.0
+    """Seconds at the music's end whose EEG had not arrived :data:`TAIL_WAIT_S` after it (a stalled cap)."""
 
 
 def playlist_files(music) -> list[Path]:
@@ -488,7 +490,9 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
             # last sample, which is where its playback stopped too
             summary.stopped_early = True
         else:
-            publish(pylsl.local_clock(), "session_end")
+            ended = pylsl.local_clock()
+            publish(ended, "session_end")
+            summary.eeg_missing_s = _record_the_tail(recorder, ended)
         finally:
             bar.close()
     finally:
@@ -504,6 +508,30 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
         marker_outlet = None  # close the outlet (after the inlet: liblsl wants inlets gone first)
         inlet.close_stream()
     return summary
+
+
+TAIL_WAIT_S = 10.0
+"""How long calibrate goes on recording after the music ends, for EEG stamped before that end to arrive
+(an amplifier sends its samples late: the virtual listener 1 s, ``--delay``)."""
+
+
+def _record_the_tail(recorder, ended: float) -> float:
+    """Record until the EEG reaches ``ended`` (LSL time the music ended) or :data:`TAIL_WAIT_S` pass; return
+    how many seconds of music before ``ended`` have no EEG (0 when all arrived).
+
+    The recorder was stopped as soon as the music ended, so every session lost its last seconds of music by
+    the amplifier's delay (1 s of each virtual-listener session, 3 s with ``--delay 3``), with "10.0 s of
+    music" in the summary and 7.0 s in the file.
+    """
+    deadline = time.monotonic() + TAIL_WAIT_S
+    while not recorder.recorded_until(ended) and recorder.error is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if recorder.recorded_until(ended) or recorder.last_stamp is None:
+        return 0.0
+    missing = ended - (recorder.last_stamp + recorder.offset)
+    logger.warning("the EEG of the music's last %.1f s did not arrive within %g s of its end; the session "
+                   "holds the music up to there", missing, TAIL_WAIT_S)
+    return float(missing)
 
 
 def _play_track(

@@ -30,6 +30,9 @@ class SessionRecorder(threading.Thread):
         self.first_sample = threading.Event()
         self.error: BaseException | None = None
         self.last_stamp: float | None = None
+        """The newest sample's timestamp on the stream's clock."""
+        self.offset = 0.0
+        """The newest clock offset (the stream's clock + offset = this machine's)."""
         self.silent_since: float | None = None
         self.sfreq = float(sfreq)
 
@@ -46,6 +49,7 @@ class SessionRecorder(threading.Thread):
                     try:
                         offset = self.inlet.time_correction(timeout=0.5)
                         self.writer.write_clock_offset(self.stream_id, pylsl.local_clock(), offset)
+                        self.offset = float(offset)
                     except (LSLTimeoutError, LostError):
                         pass  # the offset is measured again in 5 s; outages are timed below
                     next_offset = now + 5.0
@@ -69,6 +73,10 @@ class SessionRecorder(threading.Thread):
                 self.first_sample.set()
         except BaseException as error:  # reported by the main thread
             self.error = error
+
+    def recorded_until(self, local_time: float) -> bool:
+        """Whether a sample stamped at ``local_time`` (this machine's clock) or later was recorded."""
+        return self.last_stamp is not None and self.last_stamp + self.offset >= local_time
 
     @property
     def silent(self) -> bool:

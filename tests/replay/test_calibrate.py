@@ -410,3 +410,21 @@ def test_a_full_disk_is_one_line_and_leaves_a_whole_recording_or_nothing(full_at
         assert (tmp_path / "s_audio" / "a.wav").read_bytes() == (folder / "a.wav").read_bytes()
     else:   # nothing left behind to refuse the rerun
         assert not out.exists() and not (tmp_path / "s_audio").exists()
+
+
+def test_a_cap_that_stalls_as_the_music_ends_is_waited_for_then_said(monkeypatch, caplog):
+    """calibrate records on after the music until the EEG stamped before its end arrives; a cap whose
+    last seconds never come is waited for :data:`TAIL_WAIT_S`, then the missing seconds are said. (The
+    recorder's state is set by hand: an amplifier that stalls exactly at the music's end cannot be timed
+    through LSL here.)"""
+    from eegmusic.replay import calibrate as calibrate_module
+    from eegmusic.replay.session_recorder import SessionRecorder
+
+    class Stalled:
+        last_stamp, offset, error = 5.0, 0.5, None
+        recorded_until = SessionRecorder.recorded_until
+
+    monkeypatch.setattr(calibrate_module, "TAIL_WAIT_S", 0.1)
+    assert calibrate_module._record_the_tail(Stalled(), 8.0) == pytest.approx(2.5)
+    assert "the EEG of the music's last 2.5 s did not arrive" in caplog.text
+    assert calibrate_module._record_the_tail(Stalled(), 5.5) == 0.0

@@ -141,6 +141,11 @@ def test_decode_truth_scores_the_virtual_listener_by_the_tracks_its_markers_name
     assert isinstance(stimuli, NamedStimuli) and stimuli.stimulus_path(1) == Path(tracks[0]).resolve()
     assert summary["truth"]["song"] == 1 and summary["truth"]["scored_frames"] > 100, summary["truth"]
     assert summary["counters"]["bad_markers"] == 0
+    # the listener sends each sample 1 s late: calibrate recorded on after the music until its EEG arrived
+    # (it stopped at the music's end, and every session lost its last second)
+    from eegmusic.replay.dataset import open_dataset
+
+    assert open_dataset(tmp_path / "s.xdf").load_song(1).duration_s == pytest.approx(8.0, abs=0.05)
 
 
 def test_listener_hears_only_while_the_marker_says_the_track_plays(tracks):
