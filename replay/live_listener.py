@@ -449,17 +449,25 @@ class LiveListener:
     def _listen(self) -> None:
         import pylsl
 
-        inlet = None
+        inlet, uid, ended = None, None, set()
         while not self._stop.is_set():
             if inlet is None:
-                found = pylsl.resolve_byprop("name", self.marker_name, minimum=1, timeout=1.0)
+                # a session that ended is let go before its outlet closes: followed to the end, liblsl
+                # printed "ERR| Stream transmission broke off" after every session that went well
+                answered = pylsl.resolve_byprop("name", self.marker_name, minimum=1, timeout=1.0)
+                found = [info for info in answered if info.uid() not in ended]
                 if not found:
                     continue
+                uid = found[0].uid()
                 inlet = pylsl.StreamInlet(found[0], max_buflen=60, processing_flags=pylsl.proc_clocksync)
                 logger.info("following markers '%s'", self.marker_name)
             samples, stamps = inlet.pull_chunk(timeout=0.2)
             for sample, stamp in zip(samples, stamps, strict=True):
                 self.on_marker(float(stamp), str(sample[0]))
+            if any((decode(str(sample[0])) or {}).get("event") == "session_end" for sample in samples):
+                inlet.close_stream()
+                inlet = None
+                ended.add(uid)
         del inlet
 
     @property
