@@ -55,7 +55,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help="benchmarks to run by short name, e.g. `eegmusic bench latency` (= --only "
                         "bench_latency)")
+    names = ", ".join(name.rsplit(".", 1)[-1].removeprefix("bench_") for name in discover())
     parser.epilog = (
+        f"Benchmarks: {names}.\n\n"
         "Examples:\n  eegmusic bench --quick --out bench.json\n  eegmusic bench latency --out latency.json   "
         "# EEG event -> audible sound through PulseAudio\n"
         "  eegmusic bench latency --duration 600 --out soak.json   # 10 min at the default hop: underruns\n"

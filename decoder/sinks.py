@@ -111,7 +111,7 @@ class _Sink:
             if self._sanitised == 0:
                 n_nonfinite = int(np.size(samples) - np.count_nonzero(np.isfinite(samples)))
                 log.warning("%s: %d audio samples sanitised (%d non-finite set to 0, %d beyond ±1 clipped; "
-                            "counted from now on)", self.describe(), n_changed, n_nonfinite,
+                            "the summary gives the total)", self.describe(), n_changed, n_nonfinite,
                             n_changed - n_nonfinite)
             self._sanitised += n_changed
         return clean

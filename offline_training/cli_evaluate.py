@@ -17,7 +17,8 @@ Examples:
   eegmusic evaluate --data /tmp/sim --model runs/cnn/model.onnx --out runs/cnn/eval-off --phase 0.5
 
 Scores the model, the global mean mel, the song mean mel (oracle identity) and the model on shuffled
-EEG with MSE, cosine, Pearson, dynamic r and song-classifier accuracy. The split is rebuilt with the
+EEG with MSE, cosine, Pearson, dynamic r, song-classifier accuracy and the Fréchet distance of that
+classifier's features (true against decoded windows). The split is rebuilt with the
 model's training seed, so --split equal to the training split scores exactly the held-out windows;
 --split all scores every window of DIR (a model trained on another recording).
 Writes metrics.json, metrics.md, reconstruction.png, reconstruction.wav and target.wav into --out.

@@ -292,3 +292,12 @@ def test_a_figure_the_disk_cannot_take_keeps_the_old_one_and_fails(tmp_path, cap
         f"readme_tables: disk full while writing {figure} (File too large); bench-quality.png is unchanged; "
         "free space or choose another folder"], captured.err
     assert figure.read_bytes() == old and sorted(p.name for p in figures.iterdir()) == ["bench-quality.png"]
+
+
+def test_bench_help_lists_every_benchmark_by_the_name_it_takes(capsys):
+    """The names were listed only in the refusal of an unknown one."""
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    names = [module.rsplit(".", 1)[-1].removeprefix("bench_") for module in discover()]
+    assert len(names) >= 10 and f"Benchmarks: {', '.join(names)}." in text

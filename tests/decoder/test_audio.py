@@ -305,7 +305,7 @@ def test_the_first_sanitised_chunk_is_reported_once_naming_the_sink_and_what_was
         sink.write(np.array([3.0], np.float32))
     warnings = [r.getMessage() for r in caplog.records]
     assert warnings == [f"WAV file {path}: 4 audio samples sanitised (2 non-finite set to 0, "
-                        "2 beyond ±1 clipped; counted from now on)"]
+                        "2 beyond ±1 clipped; the summary gives the total)"]
     assert sink.counters()["sanitised"] == 5
 
 
