@@ -269,7 +269,7 @@ class ArrayPlayer:
             raise StreamError(
                 f"cannot open LSL outlet '{self.name}': {error}; check the LSL set-up"
             ) from None
-        logger.info(
+        logger.debug(   # `eegmusic replay` prints this to the user itself
             "replaying %d channels at %g Hz (speed %g) as '%s' (source_id %s)",
             len(self.labels), self.sfreq, self.speed, self.name, self.source_id,
         )
@@ -382,7 +382,7 @@ class ArrayPlayer:
             while next_marker is not None and (next_marker[0] < sent or at_end):
                 self._marker_outlet.push_sample([next_marker[1]], t0 + next_marker[0] / rate)
                 next_marker = next(marker_queue, None)
-        logger.info("replay '%s' reached the end of its data (%d samples)", self.name, sent)
+        logger.debug("replay '%s' reached the end of its data (%d samples)", self.name, sent)
         self._stop.wait(self._linger_s)  # let connected inlets pull the last chunk before the outlet goes
 
     def _marker_positions(self):
