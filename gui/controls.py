@@ -113,6 +113,8 @@ class ControlBar(QtWidgets.QWidget):
         self.refresh_button = QtWidgets.QPushButton("Refresh")
         self.refresh_button.setToolTip("list the LSL streams visible from this machine")
         self.refresh_button.clicked.connect(self.refresh_streams)
+        if not settings.stream:   # open with the visible streams listed, as Refresh does
+            QtCore.QTimer.singleShot(0, self.refresh_streams)
 
         self.model_edit = QtWidgets.QLineEdit(settings.model or "")
         self.model_edit.setPlaceholderText("model.onnx")

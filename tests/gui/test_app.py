@@ -213,6 +213,14 @@ def test_closing_leaves_no_threads(qtbot, replay, model_file):
     assert not left, f"threads still running: {[t.name for t in left]}"
 
 
+def test_a_window_opened_without_a_stream_lists_the_visible_ones(qtbot, replay):
+    """With no --stream the picker stayed empty until Refresh was pressed; it lists them at once now, the
+    first EEG stream picked."""
+    window = _window(qtbot)
+    qtbot.waitUntil(lambda: window.controls.stream_box.findData(replay.name) >= 0, timeout=5000)
+    assert window.controls.stream_name() is not None
+
+
 def test_refresh_lists_the_replay(qtbot, replay):
     window = _window(qtbot)
     window.controls.refresh_streams()
