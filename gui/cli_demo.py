@@ -195,6 +195,12 @@ def _ensure_model(args, data: Path, songs: list[int], held_out: int, cache: Path
         return Path(args.model).expanduser()
     train_songs = [s for s in songs if s != held_out]
     if args.arch is not None:
+        # the default demo's run of the same recipe holds the same model (its unseen-song check trains a
+        # second one beside it): `demo --arch convnet` after `demo` trained it again
+        checked = cached_model(run_folder(args.arch, data, train_songs, cache, check=True), data)
+        if checked is not None:
+            print(f"model: cached {checked}")
+            return checked
         return _train_run(args.arch, data, train_songs, cache, check=False)
     runs = {arch: _train_run(arch, data, train_songs, cache, check=True) for arch in DEMO_CANDIDATES}
     arch, line = choose_decoder({arch: _unseen_song(model.parent) for arch, model in runs.items()})

@@ -340,6 +340,25 @@ def test_a_cached_model_is_reused_only_for_the_same_unchanged_data(tmp_path):
     assert cli_demo.cached_model(run, first) is None
 
 
+def test_demo_arch_takes_the_model_the_default_demo_trained(tmp_path, capsys):
+    """``demo --arch convnet`` after ``demo`` trained the convnet again (48 s): the default demo's run
+    differs only by its unseen-song check, which trains a second model beside the same one."""
+    import argparse
+
+    from eegmusic.gui import cli_demo
+
+    data = tmp_path / "sim"
+    data.mkdir()
+    cache = tmp_path / "cache"
+    checked = cli_demo.run_folder("convnet", data, [21, 22], cache, check=True)
+    checked.mkdir(parents=True)
+    (checked / "model.onnx").write_bytes(b"the default demo's convnet")
+    (checked / ".complete").write_text(cli_demo.data_fingerprint(data))
+    args = argparse.Namespace(model=None, arch="convnet")
+    assert cli_demo._ensure_model(args, data, [21, 22, 23], 23, cache) == checked / "model.onnx"
+    assert f"model: cached {checked / 'model.onnx'}" in capsys.readouterr().out
+
+
 def test_a_simulation_left_unfinished_is_made_again(tmp_path, monkeypatch):
     """A demo killed during its first simulation left the cached folder without ``.complete``, and every
     later demo failed ("--out folder ... already exists"); the leftover is now removed and simulated anew."""
