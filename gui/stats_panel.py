@@ -78,6 +78,10 @@ class StatsPanel(QtWidgets.QWidget):
         counters_scroll = QtWidgets.QScrollArea()
         counters_scroll.setWidget(counters_box)
         counters_scroll.setWidgetResizable(True)
+        # down only: a long value (the interpolated channels) wraps instead of widening the grid, which
+        # pushed every value past the panel's right edge behind a sideways scroll bar
+        counters_scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.counters_scroll = counters_scroll
         counters_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -152,6 +156,7 @@ class StatsPanel(QtWidgets.QWidget):
                 self.counter_grid.addWidget(QtWidgets.QLabel(name), row, 0)
                 label = QtWidgets.QLabel(text)
                 label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
+                label.setWordWrap(True)
                 self.counter_grid.addWidget(label, row, 1)
                 self.counter_labels[name] = label
             if label.text() != text:

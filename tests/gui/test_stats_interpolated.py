@@ -26,3 +26,22 @@ def test_interpolated_channels_in_the_counter_grid(qtbot):
     qtbot.addWidget(panel)
     panel.update_stats({}, {"windows": 3}, _health(("AF3", "C4", "Oz")))
     assert panel.counter_labels["interpolated"].text() == "3: AF3, C4, Oz"
+
+
+def test_a_long_value_wraps_inside_the_panel_instead_of_pushing_the_values_out(qtbot):
+    """With --impute-missing the counters' values ran past the panel's right edge (a sideways scroll bar,
+    every number cut off): the long interpolated line set the grid's width."""
+    from eegmusic.gui.stats_panel import StatsPanel
+
+    panel = StatsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(520, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.update_stats({}, {"windows": 263, "callback_realtime": 1}, _health([f"E{i}" for i in range(1, 6)]))
+    qtbot.wait(50)
+    viewport = panel.counters_scroll.viewport()
+    label = panel.counter_labels["windows"]
+    right = label.mapTo(viewport, label.rect().topRight()).x()
+    assert right <= viewport.width(), (right, viewport.width())
+    assert panel.counters_scroll.widget().width() <= viewport.width()
