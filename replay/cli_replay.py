@@ -35,7 +35,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--song", type=positive_int, metavar="NN", help="song trigger code, e.g. 21")
     source.add_argument("--subject", type=positive_int,
                         metavar="K", help="participant, 1-based index in the file")
-    source.add_argument("--xdf", metavar="FILE", help="replay a stream of an XDF recording instead")
+    source.add_argument("--xdf", metavar="FILE",
+                        help="replay a stream of an XDF recording instead, as recorded: no song markers, so "
+                        "decode --truth cannot score it (a calibration session replayed with --data can be)")
     source.add_argument("--xdf-stream", metavar="NAME",
                         help="name of the recorded stream to replay (--xdf), or its stream id where two "
                         "streams share the name")
