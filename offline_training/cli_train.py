@@ -256,6 +256,9 @@ def run_train(args: argparse.Namespace) -> int:
             tried = ", ".join(f"{k} s: {v:.3f}" for k, v in choice["validation_dynamic_r"].items())
             print(f"target offset {choice['chosen_s']:g} s, chosen on the validation part{where} "
                   f"(ridge dynamic r {tried})")
+        tuned = metrics.get("finetune")
+        if tuned:   # --init: what the held-out tracks chose, said only in INFO lines and metrics.json before
+            print(_finetune_line(tuned, config.init))
         unseen = metrics.get("unseen_song")
         if unseen and unseen["dynamic_r"] is not None:
             print(f"unseen-song check: trained without song {unseen['song']}, the model decodes it at live "
@@ -264,3 +267,21 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"unseen-song check: not scored ({unseen['reason']})")
         print(f"model: {metrics['paths']['model.onnx']}")
     return 0
+
+
+def _finetune_line(tuned: dict, init) -> str:
+    """One line on what ``train --init`` chose on its held-out tracks (``metrics.json`` ``finetune``)."""
+    alpha = float(tuned["alpha"])
+    held = tuned["selection"]["songs"]
+    where = (f"held-out track{'s' * (len(held) != 1)} {', '.join(map(str, held))}" if held
+             else "validation blocks")
+    chosen_r = tuned["alpha_r"].get(str(alpha), tuned["alpha_r"].get(f"{alpha:g}"))
+    if alpha == 0:
+        how = "the pretrained model kept as it is (no fine-tuning scored better)"
+    else:
+        head = {"keep": "kept", "reset": "reset"}.get(tuned["chosen_head"], tuned["chosen_head"])
+        how = (f"lr {tuned['chosen_lr']:.2g}, output head {head}, blend weight {alpha:g} of the tuned "
+               "weights" + (", refitted on every track" if tuned.get("refit") else ""))
+    score = (f"; dynamic r {tuned['start_r']:.3f} at the start, {chosen_r:.3f} chosen"
+             if chosen_r is not None and tuned.get("start_r") is not None else "")
+    return f"fine-tuned from {init}: {how}, chosen on {where}{score}"

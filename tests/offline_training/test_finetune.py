@@ -392,7 +392,13 @@ def test_init_keeps_the_target_offset_of_a_model_that_places_its_frames_by_it(si
     assert len(err) == 1 and "--target-offset 0.3 differs from the target offset of --init" in err[0], err
     assert not (tmp_path / "off").exists()
     assert main([*init, "--out", str(tmp_path / "tuned")]) == 0
-    assert "target offset 0.12 s, not chosen (the offset --init" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "target offset 0.12 s, not chosen (the offset --init" in out
+    # what the fine-tuning chose is said beside the summary (it was only in INFO lines and metrics.json)
+    chosen = json.loads((tmp_path / "tuned" / "metrics.json").read_text())["finetune"]
+    line = next(line for line in out.splitlines() if line.startswith("fine-tuned from "))
+    assert str(tmp_path / "pre" / "model.onnx") in line and "chosen on " in line
+    assert (f"blend weight {chosen['alpha']:g}" in line) == (chosen["alpha"] > 0), line
     tuned = tmp_path / "tuned"
     assert read_checkpoint(tuned / "best.pt")["model_config"]["target_offset_s"] == 0.12
     assert read_metadata(tuned / "model.onnx")["target_offset_s"] == 0.12
