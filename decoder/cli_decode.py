@@ -306,7 +306,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from eegmusic.decoder.recording import RECORDING_FILES, check_record_dir
-    from eegmusic.decoder.truth import check_truth_dir
+    from eegmusic.decoder.truth import check_truth_dir, inside_truth
     from eegmusic.stream.atomic import is_within, refuse_existing, refuse_same_file
     from eegmusic.stream.errors import OutputError
 
@@ -318,8 +318,8 @@ def _check_paths(args: argparse.Namespace) -> None:
         _refuse_special_file(path, flag)
     if args.truth is not None:
         for flag, path in files + ([("--record", args.record)] if args.record is not None else []):
-            if is_within(path, args.truth):
-                raise OutputError(f"{flag} {path} would write into the --truth dataset folder {args.truth}, "
+            if inside_truth(path, args.truth):
+                raise OutputError(f"{flag} {path} would write into the --truth dataset {args.truth}, "
                                   f"an input (refused even with --overwrite); write {flag} outside it")
     if args.record is not None:
         for flag, path in files:

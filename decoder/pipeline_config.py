@@ -219,4 +219,5 @@ def refuse_listen_without_truth(listen: str, truth) -> None:
     pipeline's configuration and ``gui`` (before its window opens) refuse it alike without one."""
     if listen != "decoded" and truth is None:
         raise ConfigError(f"--listen {listen} plays the true stimulus of a replay, which needs its "
-                          f"stimulus audio: pass --truth DIR (the dataset folder the replay plays)")
+                          "stimulus audio: pass --truth DATA (the dataset the replay plays, as its --data "
+                          "names it)")

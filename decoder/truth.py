@@ -29,6 +29,7 @@ import base64
 import hashlib
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -143,25 +144,68 @@ def check_truth_dir(path: str | Path, *, flag: str = "--truth") -> Path:
     target = Path(path).expanduser()
     if not target.exists():
         raise ConfigError(f"{flag} {path} does not exist; {TRUTH_FIX}")
-    if not target.is_dir():
-        if target.name.lower().endswith(DATASET_FILE_SUFFIXES):
-            return target
-        raise ConfigError(f"{flag} {path} is a file of no dataset kind; {TRUTH_FIX}")
-    stimuli = target / "stimuli"
-    if stimuli.is_dir():
-        if not _has_song_files(stimuli):
-            raise ConfigError(f"{flag} {path}: stimuli/ holds no songNN.wav (or .flac/.ogg/.mp3); put the "
-                              f"songs' audio there, or {TRUTH_FIX}")
+    kind = truth_kind(target)
+    if kind == "nmedt" and not _has_song_files(target / "stimuli"):
+        raise ConfigError(f"{flag} {path}: stimuli/ holds no songNN.wav (or .flac/.ogg/.mp3); put the "
+                          f"songs' audio there, or {TRUTH_FIX}")
+    if kind is not None:
         return target
-    names = [entry.name.lower() for entry in target.iterdir()]
-    if "dataset_description.json" in names or any(name.endswith((".xdf", ".xdfz")) for name in names):
-        return target   # a BIDS root or a folder of XDF sessions
-    # an NMED-T folder's stimuli/ (songNN.wav) is music too, but its replay's songs are the folder's
-    itself = target.name == "stimuli" and _has_song_files(target)
-    if has_audio(target) and not itself:
-        return target   # the music a virtual listener hears, its tracks named on its marker stream
+    if not target.is_dir():
+        raise ConfigError(f"{flag} {path} is a file of no dataset kind; {TRUTH_FIX}")
     hint = " (that is the stimuli folder itself)" if target.name == "stimuli" else ""
     raise ConfigError(f"{flag} {path} has no stimuli/ folder{hint}; {TRUTH_FIX}")
+
+
+def truth_kind(target: Path) -> str | None:
+    """What ``--truth`` names, in the order ``replay.dataset.open_dataset`` tells datasets apart: ``"file"``
+    (an XDF session, an EEG file MNE reads), ``"bids"`` (a BIDS root, whose ``stimuli/`` holds its own
+    files), ``"nmedt"`` (``song*.mat``, or a ``stimuli/`` folder and no sessions), ``"sessions"`` (a
+    folder of XDF sessions), ``"music"`` (a folder of audio files, for a virtual listener), or None."""
+    if not target.is_dir():
+        return "file" if target.name.lower().endswith(DATASET_FILE_SUFFIXES) else None
+    names = [entry.name for entry in target.iterdir()]
+    if "dataset_description.json" in names:
+        return "bids"
+    sessions = any(name.lower().endswith((".xdf", ".xdfz")) for name in names)
+    if any(name.startswith("song") and name.endswith(".mat") for name in names) or (
+            "stimuli" in names and (target / "stimuli").is_dir() and not sessions):
+        return "nmedt"
+    if sessions:
+        return "sessions"
+    # an NMED-T folder's stimuli/ (songNN.wav) is music too, but its replay's songs are the folder's
+    if target.name == "stimuli" and _has_song_files(target):
+        return None
+    return "music" if has_audio(target) else None
+
+
+def audio_inside(path: str, root: Path) -> Path | None:
+    """``path`` with its links resolved, when it is an audio file (wav, flac, ogg, mp3) that really lies
+    inside ``root``; else None. ``path`` comes from the network (a stream description, a marker): a link
+    inside ``root`` to a file outside it is outside, as are ``..`` and anything that is no audio file."""
+    try:
+        real = Path(path).resolve(strict=True)
+        base = Path(root).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):   # missing, a link loop, a NUL byte
+        return None
+    if real.suffix.lower() not in STIMULUS_EXTENSIONS or base not in real.parents or not real.is_file():
+        return None
+    return real
+
+
+def inside_truth(path: str | Path, truth: str | Path) -> bool:
+    """Whether an output ``path`` would land on an input of the ``--truth`` dataset: inside a dataset
+    folder; for a session file, the file, its audio folder (``<stem>_audio/``) or an audio file beside it
+    (the stimuli a replay of it names)."""
+    from eegmusic.stream.atomic import is_within
+
+    truth = Path(truth).expanduser()
+    if truth.is_dir():
+        return is_within(path, truth)
+    beside = Path(path).expanduser()
+    stimulus_beside = (beside.suffix.lower() in STIMULUS_EXTENSIONS and beside.exists()
+                       and is_within(beside.parent, truth.parent) and is_within(truth.parent, beside.parent))
+    return (is_within(path, truth) or is_within(path, truth.with_name(f"{truth.stem}_audio"))
+            or stimulus_beside)
 
 
 class ReplayStimulus:
@@ -189,7 +233,7 @@ class ReplayStimulus:
     """
 
     def __init__(self, truth: Path, meta, *, flag: str = "--truth") -> None:
-        from eegmusic.stream.atomic import is_within
+        from eegmusic.stream.untrusted import printable
 
         named = meta.stimulus
         if named is None or meta.song is None:
@@ -201,11 +245,13 @@ class ReplayStimulus:
             raise ConfigError(
                 f"{flag} {truth}: stream {meta.name!r} replays {dataset}, whose song numbers are its own; "
                 f"pass --truth {dataset}")
-        audio = Path(named.audio)
-        inside = dataset if dataset.is_dir() else dataset.parent
-        if not is_within(audio, inside):
-            raise ConfigError(f"{flag} {truth}: stream {meta.name!r} names its stimulus {audio}, outside "
-                              f"{inside}; replay the dataset with eegmusic replay")
+        inside = dataset if dataset.is_dir() else dataset.parent   # a session file: the folder holding it
+        audio = audio_inside(named.audio, inside)
+        if audio is None:
+            said = printable(named.audio)[:200]
+            raise ConfigError(f"{flag} {truth}: stream {meta.name!r} names its stimulus {said}, which is "
+                              f"no audio file inside {inside} (links followed); replay the dataset with "
+                              "eegmusic replay on this machine")
         self.path = Path(truth)
         self.song = int(meta.song)
         self._audio, self._start_s = audio, float(named.start_s)
@@ -246,18 +292,22 @@ class NamedStimuli:
         self._named: dict[int, Path] = {}
         self._outside: set[int] = set()
 
-    def name_audio(self, song: int, path: str) -> None:
-        """Take the marker's word for song ``song``'s audio file, if it lies inside :attr:`path`."""
-        from eegmusic.stream.atomic import is_within
+    def name_audio(self, song: int, path: str) -> bool:
+        """Take the marker's word for song ``song``'s audio file, if it lies inside :attr:`path`; return
+        whether it names another file than before under that number."""
         from eegmusic.stream.untrusted import printable
 
-        audio = Path(path)
-        if is_within(audio, self.path):
+        audio = audio_inside(path, self.path)
+        if audio is not None:
+            before = self._named.get(int(song))
             self._named[int(song)] = audio
-        elif int(song) not in self._outside:
+            return before is not None and before != audio
+        if int(song) not in self._outside:
             self._outside.add(int(song))
-            log.warning("the stream names song %d's audio %s, outside --truth %s: that song is not scored; "
-                        "pass the folder the music is played from", song, printable(path)[:200], self.path)
+            log.warning("the stream names song %d's audio %s, which is no audio file inside --truth %s "
+                        "(links followed): that song is not scored; pass the folder the music is played from",
+                        song, printable(path)[:200], self.path)
+        return False
 
     def stimulus_path(self, song_id: int) -> Path | None:
         """The audio file named for ``song_id`` inside the folder, or None."""
@@ -286,9 +336,10 @@ def truth_stimuli(truth: str | Path, meta, *, flag: str = "--truth"):
     from eegmusic.stream.stimulus import StimulusFolder
 
     truth = Path(truth).expanduser()
-    if (truth / "stimuli").is_dir():
+    kind = truth_kind(truth)
+    if kind == "nmedt":
         return StimulusFolder(truth, sfreq=AUDIO_SFREQ)
-    if meta.stimulus is None and truth.is_dir() and has_audio(truth):   # a live source naming its tracks
+    if kind == "music" and meta.stimulus is None:   # a live source naming its tracks
         return NamedStimuli(truth)
     return ReplayStimulus(truth, meta, flag=flag)
 
@@ -304,6 +355,11 @@ class StimulusLookup(Protocol):
 
     def load_stimulus(self, song_id: int) -> np.ndarray:
         """The song's audio, shape (n_samples,), float32 at 22050 Hz."""
+
+
+NAME_WAIT_S = 12.0
+"""How long a song of a named-tracks lookup (:class:`NamedStimuli`) waits for the marker naming its file
+before it is said to go unscored (a virtual listener repeats the name every 5 s)."""
 
 
 class LiveTruth:
@@ -332,6 +388,8 @@ class LiveTruth:
         """Marker counts: good, other events, and malformed ones skipped (``bad``)."""
         self._mels: dict[int, np.ndarray] = {}
         self._requested: set[int] = set()
+        self._unnamed_since: dict[int, float] = {}   # a named-tracks lookup: when a song waited for its name
+        self._said_unnamed: set[int] = set()
         self._loading = threading.Lock()
         self.error: str | None = None
         self.song: int | None = None
@@ -439,7 +497,8 @@ class LiveTruth:
             song, path = self.markers.named
             self.markers.named = None
             if hasattr(self._stimuli, "name_audio"):
-                self._stimuli.name_audio(song, path)
+                if self._stimuli.name_audio(song, path):   # another file under a number heard before:
+                    self._forget(song)                       # calibrate numbers each session's from 1
                 if song == self.song:
                     self._request(song)
         if parsed is None:
@@ -457,9 +516,23 @@ class LiveTruth:
         if song in self._mels or song in self._requested:
             return
         if hasattr(self._stimuli, "name_audio") and self._stimuli.stimulus_path(song) is None:
+            waiting = self._unnamed_since.setdefault(song, time.monotonic())
+            if time.monotonic() - waiting > NAME_WAIT_S and song not in self._said_unnamed:
+                self._said_unnamed.add(song)
+                log.warning("%s: no score for song %d yet", self._stimuli.missing(song), song)
             return
         self._requested.add(song)
         self._load_in_background(song)
+
+    def _forget(self, song: int) -> None:
+        """Drop what was loaded for ``song`` (its file changed): the next marker loads the new one."""
+        with self._loading:   # after a load in progress, which would otherwise store the old file's mel
+            self._mels.pop(song, None)
+            self._audio.pop(song, None)
+            self._digests.pop(song, None)
+            self._requested.discard(song)
+        if song == self.song:
+            self._n = 0
 
     def stimulus_time(self, lsl_time: float | np.ndarray) -> float | np.ndarray | None:
         """Stimulus time in seconds at an LSL time, by the newest marker (None before any)."""

@@ -137,11 +137,10 @@ def run_gui(args: argparse.Namespace) -> int:
     if args.model is not None and not Path(args.model).exists():
         raise ConfigError(f"--model {args.model} does not exist; pass an existing path")
     if args.truth is not None:
-        from eegmusic.decoder.truth import check_truth_dir
-        from eegmusic.stream.atomic import is_within
+        from eegmusic.decoder.truth import check_truth_dir, inside_truth
 
         check_truth_dir(args.truth)
-        if args.screenshot is not None and is_within(args.screenshot, args.truth):
+        if args.screenshot is not None and inside_truth(args.screenshot, args.truth):
             raise ConfigError(f"--screenshot {args.screenshot} lies inside the --truth dataset "
                               f"{args.truth}, an input; save it outside the dataset")
     from eegmusic.decoder.cli_decode import refuse_listen_without_audio

@@ -343,8 +343,8 @@ class ControlBar(QtWidgets.QWidget):
             self.listen_box.setCurrentIndex(0)
             self.listen_box.blockSignals(False)
             self.listen_box.setEnabled(False)
-            self.listen_box.setToolTip("A/B needs the stimulus audio: open the dashboard with --truth DIR "
-                                       "(a replayed dataset) to play the true stimulus or both")
+            self.listen_box.setToolTip("A/B needs the stimulus audio: open the dashboard with --truth DATA "
+                                       "(the dataset a replay plays) to play the true stimulus or both")
         elif state == "stopped" and (self.audio_box.currentData() == NO_DEVICE or self.audio_reason):
             self.listen_box.setEnabled(False)
             self.listen_box.setToolTip("nothing is played: pick an audio output to choose what to hear")

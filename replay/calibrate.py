@@ -524,8 +524,11 @@ def _record_the_tail(recorder, ended: float) -> float:
     music" in the summary and 7.0 s in the file.
     """
     deadline = time.monotonic() + TAIL_WAIT_S
-    while not recorder.recorded_until(ended) and recorder.error is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    try:
+        while not recorder.recorded_until(ended) and recorder.error is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    except KeyboardInterrupt:   # the music was all played: a stop now ends only the wait for its EEG
+        logger.warning("stopped while waiting for the EEG of the music's end")
     if recorder.recorded_until(ended) or recorder.last_stamp is None:
         return 0.0
     missing = ended - (recorder.last_stamp + recorder.offset)

@@ -123,8 +123,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
         tracks += f" ({'the last ' if n_tracks > 1 else ''}cut short at {cut:.1f} s)"
     seconds = summary.seconds_played
     played = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+    missing = (f" (the EEG of its last {summary.eeg_missing_s:.1f} s never arrived)"
+               if summary.eeg_missing_s > 0 else "")
     print(
-        f"recorded {tracks}, {played} of music, {summary.eeg_samples} EEG samples, gaps: {gaps}, "
+        f"recorded {tracks}, {played} of music{missing}, {summary.eeg_samples} EEG samples, gaps: {gaps}, "
         f"output latency {summary.output_latency_s * 1e3:.0f} ms"
     )
     if summary.stopped_early:

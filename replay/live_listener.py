@@ -36,6 +36,7 @@ import numpy as np
 from eegmusic.replay import forward_model as fm
 from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, decode
 from eegmusic.stream.errors import ConfigError
+from eegmusic.stream.untrusted import is_utf8
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ def _read_head(path: Path, seconds: float) -> np.ndarray | None:
     from scipy.signal import resample_poly
 
     try:
-        with decoder_notes_aside(path), soundfile.SoundFile(str(path)) as audio_file:
+        with decoder_notes_aside(path):
+            audio_file = soundfile.SoundFile(str(path))
+        with audio_file:
             rate = int(audio_file.samplerate)
             head = downmix(audio_file.read(int(seconds * rate), dtype="float32", always_2d=True))
     except Exception:  # the whole-file read names the problem
@@ -147,6 +150,7 @@ class LiveListener:
         self.participant = fm.draw_participant(self.rng)
         self.tracks: dict[int, _Track] = {}
         self._named_at: dict[int, float] = {}   # song number -> LSL time its song_audio marker last went out
+        self._unnamed: set[int] = set()          # songs whose path no marker can carry
         self.samples_sent = 0
         self.tracks_heard = 0
         self._sent_until = -np.inf  # LSL time of the last sample made (eeg)
@@ -212,13 +216,18 @@ class LiveListener:
                 return candidate
         return None
 
-    def on_marker(self, stamp: float, text: str) -> None:
-        """Follow one calibration marker (public for tests and replays of recorded markers)."""
+    def on_marker(self, stamp: float, text: str) -> str | None:
+        """Follow one calibration marker (public for tests and replays of recorded markers); return its
+        event (``track_start``, ``session_end``, …), or None for a marker that is not one."""
+        marker = decode(text)
+        if marker is not None and "track" in marker:
+            self._follow(stamp, marker)
+        return None if marker is None else marker.get("event")
+
+    def _follow(self, stamp: float, marker: dict) -> None:
+        """:meth:`on_marker` for a marker of one track."""
         from eegmusic.replay.nmedt import read_audio
 
-        marker = decode(text)
-        if marker is None or "track" not in marker:
-            return
         track = int(marker["track"])
         if marker["event"] == "track_start":
             path = self._find_audio(marker)
@@ -427,9 +436,14 @@ class LiveListener:
             song = track.track + 1
             if stamp - self._named_at.get(song, -np.inf) >= NAME_EVERY_S and track.path is not None:
                 # which file song K is, first and then now and then (a decode may join mid-track)
-                named = f"song_audio={song};path={Path(track.path).resolve()}"
-                self._truth_outlet.push_sample([named], stamp)
                 self._named_at[song] = stamp
+                named = f"song_audio={song};path={Path(track.path).resolve()}"
+                if named.isprintable() and is_utf8(named):
+                    self._truth_outlet.push_sample([named], stamp)
+                elif song not in self._unnamed:   # LSL strings are UTF-8: the track goes unscored, said once
+                    self._unnamed.add(song)
+                    logger.warning("track %d's path is not UTF-8 text, so decode --truth cannot be told its "
+                                   "file; rename it to score it", song)
             self._truth_outlet.push_sample([f"song={song};t={stamp - track.zero_time:.3f}"], stamp)
 
     path: Path | None = None
@@ -456,15 +470,16 @@ class LiveListener:
                 # printed "ERR| Stream transmission broke off" after every session that went well
                 answered = pylsl.resolve_byprop("name", self.marker_name, minimum=1, timeout=1.0)
                 found = [info for info in answered if info.uid() not in ended]
-                if not found:
+                if not found:   # the ended session's outlet answers at once until calibrate closes it
+                    self._stop.wait(0.5)
                     continue
                 uid = found[0].uid()
                 inlet = pylsl.StreamInlet(found[0], max_buflen=60, processing_flags=pylsl.proc_clocksync)
                 logger.info("following markers '%s'", self.marker_name)
             samples, stamps = inlet.pull_chunk(timeout=0.2)
-            for sample, stamp in zip(samples, stamps, strict=True):
-                self.on_marker(float(stamp), str(sample[0]))
-            if any((decode(str(sample[0])) or {}).get("event") == "session_end" for sample in samples):
+            events = [self.on_marker(float(stamp), str(sample[0]))
+                      for sample, stamp in zip(samples, stamps, strict=True)]
+            if "session_end" in events:
                 inlet.close_stream()
                 inlet = None
                 ended.add(uid)

@@ -9,6 +9,7 @@ higher rate (:func:`replay.device_like.device_like_eeg`).
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -16,6 +17,9 @@ import numpy as np
 from eegmusic.replay.device_like import device_like_eeg
 from eegmusic.replay.player import ArrayPlayer, check_speed
 from eegmusic.stream.errors import ConfigError
+from eegmusic.stream.untrusted import is_utf8
+
+logger = logging.getLogger(__name__)
 
 
 def song_markers(song_id: int, duration_s: float) -> list[tuple[float, str]]:
@@ -139,8 +143,13 @@ class Player(ArrayPlayer):
             "device_like": "no" if device_like is None else f"{float(device_like):g} Hz",
         }
         stimulus = folder.stimulus_path(song)
-        if stimulus is not None:   # what `decode --truth` scores against, for a dataset of any layout
-            dataset["stimulus"] = str(Path(stimulus).resolve())
+        named = None if stimulus is None else str(Path(stimulus).resolve())
+        if named is not None and not is_utf8(named):
+            logger.warning("%s is not UTF-8 text, so the stream cannot name it and decode --truth cannot "
+                           "score this replay; rename it to score it", ascii(named))
+            named = None
+        if named is not None:   # what `decode --truth` scores against, for a dataset of any layout
+            dataset["stimulus"] = named
             start_s = folder.play(song).audio_start_s if hasattr(folder, "play") else 0.0   # NMED-T: 0
             dataset["stimulus_start_s"] = float(start_s)
         super().__init__(

@@ -75,7 +75,9 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
 
     path = check_audio_file(path)
     try:
-        with decoder_notes_aside(path), soundfile.SoundFile(str(path)) as file:
+        with decoder_notes_aside(path):   # mpg123 speaks while it opens (parses) a file
+            file = soundfile.SoundFile(str(path))
+        with file:
             file_sfreq, n_frames = int(file.samplerate), int(file.frames)
             up, down, first, stop, keep = _span(file_sfreq, n_frames, int(sfreq), start_s, seconds)
             if first:
@@ -208,7 +210,7 @@ class StimulusFolder:
 
 logger = logging.getLogger(__name__)
 
-_DECODER_NOTES = ("Note: ", "[src/libmpg123/")
+_DECODER_NOTES = (b"Note: ", b"[src/libmpg123/")
 """How the lines libsndfile's mp3 decoder (mpg123) writes straight to the process's stderr begin."""
 
 
@@ -225,15 +227,18 @@ class _Aside:
 
 @contextlib.contextmanager
 def decoder_notes_aside(path: str | Path) -> Iterator[None]:
-    """Keep libsndfile's mp3 decoder from writing on the terminal while ``path`` is opened or read.
+    """Keep libsndfile's mp3 decoder from writing on the terminal while ``path`` is opened.
 
     mpg123 writes its notes on a damaged or non-mp3 file ("Note: Illegal Audio-MPEG-Header …", "Note:
     Trying to resync...") to file descriptor 2 itself, past Python, so a refused file printed three
-    lines before the command's one-line error, and a glitch inside a good track broke a progress bar.
-    For a ``.mp3`` file (libsndfile hands only those to mpg123; other files pass untouched) descriptor 2
-    goes to a temporary file for the duration; the decoder's lines are logged at DEBUG (``-v`` shows
-    them), and anything else written meanwhile (another thread's log line) is written on to the real
-    stderr afterwards, late by the call's duration but not lost.
+    lines before the command's one-line error. For a ``.mp3`` file (libsndfile hands only those to
+    mpg123; other files pass untouched) descriptor 2 goes to a temporary file for the duration; the
+    decoder's lines are logged at DEBUG (``-v`` shows them), and anything else written meanwhile
+    (another thread's log line) is written on to the real stderr afterwards, byte for byte.
+
+    Descriptor 2 is the process's, so the callers hold it aside only while libsndfile opens (parses) a
+    file, a few milliseconds, not while it decodes: a child process started in another thread meanwhile
+    would keep the temporary file as its stderr. A glitch deep inside a good mp3 still prints its note.
     """
     if Path(path).suffix.lower() != ".mp3":
         yield
@@ -267,21 +272,25 @@ def _set_aside() -> None:
 
 
 def _put_back() -> None:
-    """Restore descriptor 2, log the decoder's lines written meanwhile and write the rest to stderr."""
+    """Restore descriptor 2, log the decoder's lines written meanwhile and write the rest, byte for byte, to
+    stderr."""
+    saved, capture = _Aside.saved, _Aside.capture
+    _Aside.saved = _Aside.capture = None
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()
-    os.dup2(_Aside.saved, 2)
-    os.close(_Aside.saved)
-    with _Aside.capture as capture:
-        capture.seek(0)
-        lines = capture.read().decode(errors="replace").splitlines(keepends=True)
-    _Aside.saved = _Aside.capture = None
-    notes = [line.strip() for line in lines if line.startswith(_DECODER_NOTES)]
-    others = "".join(line for line in lines if not line.startswith(_DECODER_NOTES))
+    try:
+        os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+        with capture:
+            capture.seek(0)
+            lines = capture.read().splitlines(keepends=True)
+    notes = [line.strip().decode(errors="replace") for line in lines if line.startswith(_DECODER_NOTES)]
+    others = b"".join(line for line in lines if not line.startswith(_DECODER_NOTES))
     if notes:
         logger.debug("audio decoder: %s", " ".join(notes))
     if others:
-        os.write(2, others.encode())
+        os.write(2, others)
 
 
 def decoder_words(error: BaseException, path: str | Path) -> str:
@@ -365,7 +374,9 @@ def nonfinite_samples(path: str | Path) -> int:
     """
     import soundfile
 
-    with decoder_notes_aside(path), soundfile.SoundFile(str(path)) as file:
+    with decoder_notes_aside(path):
+        file = soundfile.SoundFile(str(path))
+    with file:
         if file.subtype not in ("FLOAT", "DOUBLE"):
             return 0
         return sum(int(np.count_nonzero(~np.isfinite(block)))

@@ -53,7 +53,7 @@ def test_without_keep_audio_no_true_sound(sim_dir):
 @pytest.mark.parametrize("listen", ["true", "both"])
 def test_listen_true_without_truth_is_refused(tmp_path, listen):
     config = PipelineConfig(stream_name="x", model_path=tmp_path / "m.onnx", listen=listen)
-    with pytest.raises(ConfigError, match=f"^--listen {listen} plays the true stimulus .*pass --truth DIR"):
+    with pytest.raises(ConfigError, match=f"^--listen {listen} plays the true stimulus .*pass --truth DATA"):
         LivePipeline(config)
 
 
@@ -62,7 +62,7 @@ def test_listen_true_cli_is_one_line_exit_2(tmp_path, capsys):
 
     status = main(["decode", "--stream", "x", "--model", str(tmp_path / "m.onnx"), "--listen", "true"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert status == 2 and len(err) == 1 and "pass --truth DIR" in err[0], err
+    assert status == 2 and len(err) == 1 and "pass --truth DATA" in err[0], err
 
 
 def test_listen_with_no_audio_points_decode_to_wav(tmp_path, capsys):

@@ -8,13 +8,14 @@ channels.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
-from eegmusic.decoder.truth import ReplayStimulus, check_truth_dir, truth_stimuli
+from eegmusic.decoder.truth import ReplayStimulus, check_truth_dir, truth_kind, truth_stimuli
 from eegmusic.replay.dataset import open_dataset
 from eegmusic.replay.song_player import Player
 from eegmusic.stream.errors import ConfigError, DataFormatError
@@ -88,8 +89,17 @@ def test_the_stimulus_a_stream_names_is_read_only_inside_the_named_dataset(sessi
         inside.load_stimulus(2)
     elsewhere = tmp_path / "secret.wav"
     elsewhere.write_bytes(audio.read_bytes())
-    with pytest.raises(ConfigError, match="names its stimulus .*secret.wav, outside"):
-        ReplayStimulus(session, _meta(1, ReplayedStimulus(str(session.resolve()), str(elsewhere), 0.0)))
+    link = session.parent / "link.wav"              # inside by its name, outside where it leads
+    link.symlink_to(elsewhere)
+    climb = session.parent / os.path.relpath(elsewhere, session.parent)   # cap8/../../…/secret.wav
+    assert ".." in climb.parts and climb.is_file()
+    notes = session.parent / "notes.txt"            # inside, and no audio
+    notes.write_text("private")
+    for named in (elsewhere, link, climb, notes, session.parent / "gone.wav"):
+        with pytest.raises(ConfigError, match="which is no audio file inside .* \\(links followed\\)"):
+            ReplayStimulus(session, _meta(1, ReplayedStimulus(str(session.resolve()), str(named), 0.0)))
+    link.unlink()
+    notes.unlink()
     with pytest.raises(ConfigError, match="does not say which of its songs it plays; replay it with"):
         ReplayStimulus(session, _meta(None, None))
     # an NMED-T folder is still read from its stimuli/, whatever the stream says
@@ -149,7 +159,9 @@ def test_truth_takes_every_dataset_a_replay_plays(session, tmp_path):
     bids = tmp_path / "bids"
     bids.mkdir()
     (bids / "dataset_description.json").write_text("{}")
-    assert check_truth_dir(bids) == bids
+    (bids / "stimuli").mkdir()                                        # where BIDS keeps its stimuli
+    (bids / "stimuli" / "song1.wav").write_bytes(b"0")
+    assert check_truth_dir(bids) == bids and truth_kind(bids) == "bids"   # not an NMED-T folder
     edf = tmp_path / "rec.edf"
     edf.write_bytes(b"0")
     assert check_truth_dir(edf) == edf
@@ -189,4 +201,39 @@ def test_a_decode_joining_mid_track_scores_it_once_the_file_is_named(session, tm
     elsewhere.write_bytes(audio.read_bytes())
     truth.marker(f"song_audio=2;path={elsewhere}", 101.0)
     truth.marker("song=2;t=0.000", 101.0)
-    assert not truth.has_stimulus(2) and f"outside --truth {music}" in caplog.text
+    assert not truth.has_stimulus(2) and f"which is no audio file inside --truth {music}" in caplog.text
+
+
+def test_a_song_number_named_again_for_another_file_is_scored_against_the_new_one(session):
+    """calibrate numbers each session's tracks from 1: a decode running across two sessions scored the
+    second session's song 1 against the first one's audio."""
+    from eegmusic.decoder.truth import LiveTruth, NamedStimuli
+
+    dataset = open_dataset(session)
+    first, second = (dataset.stimulus_path(k).resolve() for k in (1, 2))
+    truth = LiveTruth(NamedStimuli(session.parent))
+    truth.marker(f"song_audio=1;path={first}", 10.0)
+    truth.marker("song=1;t=0.000", 10.0)
+    assert _wait_for(lambda: 1 in truth._mels)
+    mel_first = truth._mels[1]
+    truth.marker(f"song_audio=1;path={second}", 50.0)       # the next session's first track
+    truth.marker("song=1;t=0.000", 50.0)
+    assert _wait_for(lambda: 1 in truth._mels) and truth._stimuli.stimulus_path(1) == second
+    assert not np.array_equal(truth._mels[1], mel_first)
+    truth.marker(f"song_audio=1;path={second}", 55.0)       # named again, the same file: kept
+    assert 1 in truth._mels
+
+
+def test_a_song_whose_file_is_never_named_is_said_unscored(session, monkeypatch, caplog):
+    """A folder of music given to --truth for a stream whose markers name no file waited for good, and
+    silently."""
+    from eegmusic.decoder import truth as truth_module
+
+    monkeypatch.setattr(truth_module, "NAME_WAIT_S", 0.05)
+    truth = truth_module.LiveTruth(truth_module.NamedStimuli(session.parent))
+    truth.marker("song=3;t=0.000", 1.0)
+    time.sleep(0.1)
+    truth.marker("song=3;t=1.000", 2.0)
+    truth.marker("song=3;t=2.000", 3.0)
+    assert caplog.text.count(f"no audio named for song 3 inside {session.parent}") == 1
+    assert "no score for song 3 yet" in caplog.text

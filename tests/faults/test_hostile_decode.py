@@ -85,9 +85,27 @@ def test_decode_never_writes_into_the_truth_dataset(where, dataset, tmp_path, ca
     before = sorted(p.name for p in dataset.rglob("*"))
     status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--truth", dataset, flag, target,
                              "--overwrite")
-    assert_one_line_error(status, err, flag, "--truth dataset folder")
+    assert_one_line_error(status, err, flag, "would write into the --truth dataset")
     assert (dataset / "stimuli" / "song21.wav").read_bytes() == PRECIOUS
     assert sorted(p.name for p in dataset.rglob("*")) == before
+
+
+@pytest.mark.parametrize("where", ["its audio folder", "a stimulus beside it"])
+def test_decode_never_writes_over_the_inputs_of_a_truth_session_file(where, tmp_path, capsys):
+    """With a session file as --truth, only the file itself was kept from the outputs: ``--wav
+    s_audio/track.wav --overwrite`` replaced the audio a replay of it names."""
+    session = tmp_path / "s.xdf"
+    session.write_bytes(b"a session")
+    (tmp_path / "s_audio").mkdir()
+    (tmp_path / "s_audio" / "track.wav").write_bytes(PRECIOUS)
+    (tmp_path / "song21.wav").write_bytes(PRECIOUS)
+    target = {"its audio folder": tmp_path / "s_audio" / "track.wav",
+              "a stimulus beside it": tmp_path / "song21.wav"}[where]
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--truth", session, "--wav", target,
+                             "--overwrite")
+    assert_one_line_error(status, err, "--wav", "would write into the --truth dataset")
+    assert (tmp_path / "s_audio" / "track.wav").read_bytes() == PRECIOUS
+    assert (tmp_path / "song21.wav").read_bytes() == PRECIOUS
 
 
 @pytest.mark.parametrize(("flag", "name"), [("--wav", "model.wav"), ("--json", "model.json")])

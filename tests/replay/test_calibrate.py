@@ -428,3 +428,11 @@ def test_a_cap_that_stalls_as_the_music_ends_is_waited_for_then_said(monkeypatch
     assert calibrate_module._record_the_tail(Stalled(), 8.0) == pytest.approx(2.5)
     assert "the EEG of the music's last 2.5 s did not arrive" in caplog.text
     assert calibrate_module._record_the_tail(Stalled(), 5.5) == 0.0
+
+    def ctrl_c(_seconds):
+        raise KeyboardInterrupt
+
+    # Ctrl-C in the wait ends the wait, not the finished session (it escaped as "interrupted")
+    monkeypatch.setattr(calibrate_module.time, "sleep", ctrl_c)
+    assert calibrate_module._record_the_tail(Stalled(), 8.0) == pytest.approx(2.5)
+    assert "stopped while waiting for the EEG of the music's end" in caplog.text

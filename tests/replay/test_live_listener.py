@@ -133,7 +133,7 @@ def test_decode_truth_scores_the_virtual_listener_by_the_tracks_its_markers_name
     try:
         with LivePipeline(config) as pipeline:
             calibrate(CalibrationConfig(stream=stream_name, music=[str(tracks[0])],
-                                        out=str(tmp_path / "s.xdf"), minutes=8.0 / 60.0, no_audio=True,
+                                        out=str(tmp_path / "s.xdf"), minutes=5.0 / 60.0, no_audio=True,
                                         progress=False))
             summary, stimuli = pipeline.summary(), pipeline._stimuli
     finally:
@@ -145,7 +145,39 @@ def test_decode_truth_scores_the_virtual_listener_by_the_tracks_its_markers_name
     # (it stopped at the music's end, and every session lost its last second)
     from eegmusic.replay.dataset import open_dataset
 
-    assert open_dataset(tmp_path / "s.xdf").load_song(1).duration_s == pytest.approx(8.0, abs=0.05)
+    assert open_dataset(tmp_path / "s.xdf").load_song(1).duration_s == pytest.approx(5.0, abs=0.05)
+
+
+@pytest.mark.lsl
+def test_a_track_path_that_is_no_utf8_text_is_not_named_and_the_stream_goes_on(stream_name, caplog):
+    """pylsl cannot send a file name of other bytes (it decodes to surrogates): the streaming thread died
+    of the song_audio marker. The track goes unscored by --truth, said once; the markers go on."""
+    import os
+    import time
+    from pathlib import Path
+
+    import pylsl
+    from eegmusic.replay.live_listener import _Track
+
+    listener = listener_for_montage("standard_1020", channels=8, sfreq=250.0, name=stream_name).start()
+    try:
+        inlet = pylsl.StreamInlet(pylsl.resolve_byprop("name", f"{stream_name}-markers", 1, 5.0)[0])
+        inlet.open_stream(timeout=5.0)
+        now = pylsl.local_clock()
+        path = Path(os.fsdecode(b"/music/caf\xe9.ogg"))          # Latin-1 bytes: no UTF-8 text
+        with listener._lock:
+            listener.tracks[0] = _Track(0, np.zeros((8, 250 * 20)), now - 1.0, path=path)
+        listener._publish_truth(now)
+        listener._publish_truth(now + 6.0)
+        time.sleep(1.5)                                             # the streaming thread's own, too
+        markers = [sample[0] for sample in inlet.pull_chunk(timeout=2.0)[0]]
+        running = listener.running
+        del inlet
+    finally:
+        listener.stop()
+    assert markers[:2] == ["song=1;t=1.000", "song=1;t=7.000"] and len(markers) > 2, markers
+    assert running and all(marker.startswith("song=1;t=") for marker in markers), markers
+    assert caplog.text.count("is not UTF-8 text") == 1
 
 
 def test_listener_hears_only_while_the_marker_says_the_track_plays(tracks):

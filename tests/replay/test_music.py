@@ -131,22 +131,34 @@ def test_decoder_notes_are_set_aside_and_other_writes_passed_on(capfd, caplog):
     assert capfd.readouterr().err == "Note: not from mpg123\n"
 
 
+
+def test_other_writes_pass_on_byte_for_byte(capfdbinary):
+    import os
+
+    with decoder_notes_aside("song.mp3"):
+        os.write(2, b"caf\xe9 in Latin-1\nNote: Trying to resync...\nno newline at the end")
+    assert capfdbinary.readouterr().err == b"caf\xe9 in Latin-1\nno newline at the end"
+
+
 def test_threads_decoding_mp3s_at_once_leave_stderr_where_it_was(capfd):
     """Had each of two threads saved descriptor 2 and put it back, the one entering second and leaving last
     would have put back the first one's temporary file, and every later stderr line would have gone there."""
     import os
     import threading
 
-    inside, leave = threading.Barrier(2), threading.Event()
+    a_in, both_in, a_out = threading.Event(), threading.Barrier(2), threading.Event()
 
-    def decode(name):
+    def decode(name):   # a enters, then b; a leaves, then b
+        if name == "b.mp3":
+            a_in.wait(10)
         with decoder_notes_aside(name):
-            inside.wait()
+            a_in.set()
+            both_in.wait(10)
             os.write(2, f"from {name}\n".encode())
-            if name == "b.mp3":   # the first to enter leaves first
-                leave.wait()
+            if name == "b.mp3":
+                a_out.wait(10)
         if name == "a.mp3":
-            leave.set()
+            a_out.set()
 
     threads = [threading.Thread(target=decode, args=(name,)) for name in ("a.mp3", "b.mp3")]
     for thread in threads:
@@ -155,3 +167,4 @@ def test_threads_decoding_mp3s_at_once_leave_stderr_where_it_was(capfd):
         thread.join(10)
     os.write(2, b"after\n")
     assert sorted(capfd.readouterr().err.splitlines()) == ["after", "from a.mp3", "from b.mp3"]
+    assert a_out.is_set()
