@@ -180,6 +180,40 @@ def test_a_track_path_that_is_no_utf8_text_is_not_named_and_the_stream_goes_on(s
     assert caplog.text.count("is not UTF-8 text") == 1
 
 
+@pytest.mark.lsl
+def test_the_listener_lets_a_session_go_at_its_end_and_follows_the_next(stream_name):
+    """Followed until calibrate closed its marker outlet, liblsl printed "ERR| Stream transmission broke
+    off" after every session that went well: the listener lets go at session_end, and follows the next
+    session's outlet (a new one of the same name), not the ended one again."""
+    import time
+
+    import pylsl
+    from eegmusic.replay.calibration_markers import encode
+    from eegmusic.stream.outlet import marker_stream_info
+
+    listener = listener_for_montage("standard_1020", channels=8, sfreq=250.0, name=stream_name).start()
+
+    def session(uid):
+        outlet = pylsl.StreamOutlet(marker_stream_info(listener.marker_name, uid))
+        assert outlet.wait_for_consumers(10.0), "the listener did not follow the session's markers"
+        return outlet
+
+    try:
+        first = session(f"{stream_name}-1")
+        first.push_sample([encode("session_start")])
+        first.push_sample([encode("session_end")])
+        deadline = time.monotonic() + 5.0
+        while first.have_consumers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not first.have_consumers()          # let go while the outlet still stands
+        second = session(f"{stream_name}-2")       # and the next session is followed
+        time.sleep(1.5)
+        assert not first.have_consumers() and second.have_consumers()
+        del first, second
+    finally:
+        listener.stop()
+
+
 def test_listener_hears_only_while_the_marker_says_the_track_plays(tracks):
     listener = listener_for_montage("openbci8", channels=None, sfreq=250.0, name="unused", snr=0.5, seed=0)
     stamps = 100.0 + np.arange(2500) / 250.0
