@@ -147,7 +147,8 @@ class LineProgress:
         """Count ``n`` more steps; log a line when ``interval_s`` has passed since the last one."""
         self.n += n
         now = self._clock()
-        if not self.disable and now - self._last_line >= self.interval_s:
+        finished = self.total is not None and self.n >= self.total   # close() says that line, once
+        if not self.disable and not finished and now - self._last_line >= self.interval_s:
             self._last_line = now
             logger.info("%s", self.line(now))
 

@@ -69,16 +69,17 @@ def test_one_line_per_interval_and_one_at_the_end(caplog):
     clock = FakeClock()
     bar = LineProgress(total=100, desc="simulate", unit="recording", interval_s=5.0, clock=clock)
     with caplog.at_level(logging.INFO, logger="eegmusic.stream.progress"):
-        for _ in range(100):  # 100 steps over 20 s: a line at 5, 10, 15, 20 s, then the last one
+        for _ in range(100):  # 100 steps over 20 s: a line at 5, 10 and 15 s, then the last one
             clock.now += 0.2
             bar.update(1)
         bar.set_postfix(loss="1.25")
         bar.close()
         bar.close()  # idempotent
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 5, lines
+    assert len(lines) == 4, lines   # the 100 % line once: it was said at 20 s and again as "(done)"
     assert lines[0].startswith("simulate: 25/100 recording (25 %), 5 recording/s, 5 s, 15 s left")
     assert lines[-1] == "simulate: 100/100 recording (100 %), 5 recording/s, 20 s, loss=1.25 (done)"
+    assert sum("(100 %)" in line for line in lines) == 1
     assert all("\r" not in line for line in lines)
 
 
