@@ -389,6 +389,7 @@ class LiveTruth:
         self._mels: dict[int, np.ndarray] = {}
         self._requested: set[int] = set()
         self._unnamed_since: dict[int, float] = {}   # a named-tracks lookup: when a song waited for its name
+        self._named_as: dict[int, int] = {}   # how often a song was named anew for another file (_forget)
         self._said_unnamed: set[int] = set()
         self._loading = threading.Lock()
         self.error: str | None = None
@@ -452,6 +453,7 @@ class LiveTruth:
         """
         with self._loading:
             if song not in self._mels:
+                named = self._named_as.get(song, 0)   # a file named anew meanwhile: this one is stale
                 if self._stimuli.stimulus_path(song) is None:
                     if hasattr(self._stimuli, "missing"):
                         raise DataFormatError(self._stimuli.missing(song))
@@ -461,15 +463,19 @@ class LiveTruth:
                         "--truth" if where is not None else
                         f"no stimulus for song {song}: no track of that number was played; drop --truth")
                 audio = self._stimuli.load_stimulus(song)
+                digest = stimulus_digest(self._stimuli.stimulus_path(song))
+                mel = mel_db(audio)
+                if self._named_as.get(song, 0) != named:
+                    return mel
                 if self.keep_audio:
                     self._audio[song] = audio
                 # before the mel: frames are scored once it is there, and the song mean needs the digest
-                self._digests[song] = stimulus_digest(self._stimuli.stimulus_path(song))
+                self._digests[song] = digest
                 if song in self._song_means and self._song_mean(song) is None:
                     log.warning("song %d (%s) is other music than the model's training song %d (stimulus "
                                 "digests differ): no song-mean baseline for it", song,
                                 self._stimuli.stimulus_path(song), song)
-                self._mels[song] = mel_db(audio)
+                self._mels[song] = mel
         return self._mels[song]
 
     def has_stimulus(self, song: int) -> bool:
@@ -525,12 +531,15 @@ class LiveTruth:
         self._load_in_background(song)
 
     def _forget(self, song: int) -> None:
-        """Drop what was loaded for ``song`` (its file changed): the next marker loads the new one."""
-        with self._loading:   # after a load in progress, which would otherwise store the old file's mel
-            self._mels.pop(song, None)
-            self._audio.pop(song, None)
-            self._digests.pop(song, None)
-            self._requested.discard(song)
+        """Drop what was loaded for ``song`` (its file changed): the next marker loads the new one.
+
+        Called from the output thread, so it does not wait for a load in progress (a long track's mel takes
+        a second): that load sees the new name when it ends and keeps nothing."""
+        self._named_as[song] = self._named_as.get(song, 0) + 1
+        self._mels.pop(song, None)
+        self._audio.pop(song, None)
+        self._digests.pop(song, None)
+        self._requested.discard(song)
         if song == self.song:
             self._n = 0
 

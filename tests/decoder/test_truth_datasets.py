@@ -237,3 +237,38 @@ def test_a_song_whose_file_is_never_named_is_said_unscored(session, monkeypatch,
     truth.marker("song=3;t=2.000", 3.0)
     assert caplog.text.count(f"no audio named for song 3 inside {session.parent}") == 1
     assert "no score for song 3 yet" in caplog.text
+
+
+def test_a_file_named_anew_during_a_load_is_not_waited_for_and_only_it_is_kept(session):
+    """The markers are taken on the output thread: naming a song anew waited there for a load in progress
+    (a long track's mel takes a second, the sound underruns). It returns at once now, and the stale load
+    keeps nothing when it ends."""
+    import threading
+
+    from eegmusic.decoder.truth import LiveTruth, NamedStimuli
+
+    dataset = open_dataset(session)
+    first, second = (dataset.stimulus_path(k).resolve() for k in (1, 2))
+    gate, loading = threading.Event(), threading.Event()
+
+    class HeldFirstLoad(NamedStimuli):   # the real lookup; the first file's load is held until released
+        def load_stimulus(self, song_id):
+            audio = super().load_stimulus(song_id)
+            if self.stimulus_path(song_id) == first:
+                loading.set()
+                gate.wait(10)
+            return audio
+
+    truth = LiveTruth(HeldFirstLoad(session.parent))
+    truth.marker(f"song_audio=1;path={first}", 10.0)
+    truth.marker("song=1;t=0.000", 10.0)
+    assert loading.wait(10)
+    started = time.monotonic()
+    truth.marker(f"song_audio=1;path={second}", 11.0)
+    truth.marker("song=1;t=1.000", 11.0)
+    assert time.monotonic() - started < 0.5
+    gate.set()
+    assert _wait_for(lambda: 1 in truth._mels)
+    expected = LiveTruth(NamedStimuli(session.parent))
+    expected.marker(f"song_audio=1;path={second}", 0.0)
+    np.testing.assert_array_equal(truth._mels[1], expected.load(1))
