@@ -117,7 +117,7 @@ def has_audio(folder: Path, *, limit: int = 10_000) -> bool:
 
 def _has_song_files(folder: Path) -> bool:
     """Whether ``folder`` holds an NMED-T stimulus, ``songNN.<wav|flac|ogg|mp3>``."""
-    return any(entry.name.startswith("song") and entry.suffix in STIMULUS_EXTENSIONS
+    return folder.is_dir() and any(entry.name.startswith("song") and entry.suffix in STIMULUS_EXTENSIONS
                for entry in folder.iterdir() if entry.is_file())
 
 
@@ -145,6 +145,9 @@ def check_truth_dir(path: str | Path, *, flag: str = "--truth") -> Path:
     if not target.exists():
         raise ConfigError(f"{flag} {path} does not exist; {TRUTH_FIX}")
     kind = truth_kind(target)
+    if kind == "nmedt" and not (target / "stimuli").is_dir():
+        raise ConfigError(f"{flag} {path} has no stimuli/ folder; put the songs' audio in "
+                          f"stimuli/songNN.wav, or {TRUTH_FIX}")
     if kind == "nmedt" and not _has_song_files(target / "stimuli"):
         raise ConfigError(f"{flag} {path}: stimuli/ holds no songNN.wav (or .flac/.ogg/.mp3); put the "
                           f"songs' audio there, or {TRUTH_FIX}")

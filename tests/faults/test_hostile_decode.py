@@ -148,16 +148,21 @@ def test_decode_record_help_says_an_existing_recording_is_refused(capsys):
     ("missing", "does not exist"),
     ("file", "is a file of no dataset kind"),
     ("no stimuli", "has no stimuli/ folder"),
+    ("songs without stimuli", "has no stimuli/ folder; put the songs' audio in stimuli/songNN.wav"),
     ("stimuli itself", "the stimuli folder itself"),
     ("empty stimuli", "holds no songNN.wav"),
 ])
 def test_decode_refuses_a_bad_truth_before_connecting(kind, problem, dataset, tmp_path, capsys):
     truth = {"missing": tmp_path / "nope", "file": tmp_path / "notes.txt", "no stimuli": tmp_path / "plain",
-             "stimuli itself": dataset / "stimuli", "empty stimuli": tmp_path / "bare"}[kind]
+             "stimuli itself": dataset / "stimuli", "empty stimuli": tmp_path / "bare",
+             "songs without stimuli": tmp_path / "mats"}[kind]
     if kind == "file":
         truth.write_text("not a dataset")
     if kind == "no stimuli":
         truth.mkdir()
+    if kind == "songs without stimuli":   # an NMED-T folder's recordings without stimuli/: a traceback
+        truth.mkdir()
+        (truth / "song21_Imputed.mat").write_bytes(b"")
     if kind == "empty stimuli":
         (truth / "stimuli").mkdir(parents=True)
         (truth / "stimuli" / "notes.txt").write_text("no song here")
