@@ -165,7 +165,7 @@ def truth_kind(target: Path) -> str | None:
     files), ``"nmedt"`` (``song*.mat``, or a ``stimuli/`` folder and no sessions), ``"sessions"`` (a
     folder of XDF sessions), ``"music"`` (a folder of audio files, for a virtual listener), or None."""
     if not target.is_dir():
-        return "file" if target.name.lower().endswith(DATASET_FILE_SUFFIXES) else None
+        return "file" if target.is_file() and target.name.lower().endswith(DATASET_FILE_SUFFIXES) else None
     names = [entry.name for entry in target.iterdir()]
     if "dataset_description.json" in names:
         return "bids"

@@ -169,6 +169,9 @@ def test_truth_takes_every_dataset_a_replay_plays(session, tmp_path):
     music.mkdir(parents=True)
     (music / "a.ogg").write_bytes(b"0")
     assert check_truth_dir(music.parent) == music.parent              # what a virtual listener hears
+    fifo = tmp_path / "pipe.xdf"      # named like a session, no file to replay
+    os.mkfifo(fifo)
+    assert truth_kind(fifo) is None
     notes = tmp_path / "notes.txt"
     notes.write_text("x")
     with pytest.raises(ConfigError, match="is a file of no dataset kind; pass the dataset the replay plays"):
