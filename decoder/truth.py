@@ -204,10 +204,10 @@ def inside_truth(path: str | Path, truth: str | Path) -> bool:
     truth = Path(truth).expanduser()
     if truth.is_dir():
         return is_within(path, truth)
-    beside = Path(path).expanduser()
-    stimulus_beside = (beside.suffix.lower() in STIMULUS_EXTENSIONS and beside.exists()
-                       and is_within(beside.parent, truth.parent) and is_within(truth.parent, beside.parent))
-    return (is_within(path, truth) or is_within(path, truth.with_name(f"{truth.stem}_audio"))
+    out = Path(path).expanduser()
+    stimulus_beside = (out.suffix.lower() in STIMULUS_EXTENSIONS and out.exists()
+                       and out.parent.resolve() == truth.parent.resolve())
+    return (is_within(out, truth) or is_within(out, truth.with_name(f"{truth.stem}_audio"))
             or stimulus_beside)
 
 
@@ -391,9 +391,9 @@ class LiveTruth:
         """Marker counts: good, other events, and malformed ones skipped (``bad``)."""
         self._mels: dict[int, np.ndarray] = {}
         self._requested: set[int] = set()
-        self._unnamed_since: dict[int, float] = {}   # a named-tracks lookup: when a song waited for its name
+        # a named-tracks lookup: since when each song waits for its file's name (inf once said unscored)
+        self._unnamed_since: dict[int, float] = {}
         self._named_as: dict[int, int] = {}   # how often a song was named anew for another file (_forget)
-        self._said_unnamed: set[int] = set()
         self._loading = threading.Lock()
         self.error: str | None = None
         self.song: int | None = None
@@ -525,9 +525,8 @@ class LiveTruth:
         if song in self._mels or song in self._requested:
             return
         if hasattr(self._stimuli, "name_audio") and self._stimuli.stimulus_path(song) is None:
-            waiting = self._unnamed_since.setdefault(song, time.monotonic())
-            if time.monotonic() - waiting > NAME_WAIT_S and song not in self._said_unnamed:
-                self._said_unnamed.add(song)
+            if time.monotonic() - self._unnamed_since.setdefault(song, time.monotonic()) > NAME_WAIT_S:
+                self._unnamed_since[song] = np.inf   # said once
                 log.warning("%s: no score for song %d yet", self._stimuli.missing(song), song)
             return
         self._requested.add(song)

@@ -275,7 +275,7 @@ def _finetune_line(tuned: dict, init) -> str:
     held = tuned["selection"]["songs"]
     where = (f"held-out track{'s' * (len(held) != 1)} {', '.join(map(str, held))}" if held
              else "validation blocks")
-    chosen_r = tuned["alpha_r"].get(str(alpha), tuned["alpha_r"].get(f"{alpha:g}"))
+    chosen_r = tuned["alpha_r"].get(str(alpha))   # keyed str(weight), as finetune_fit writes it
     if alpha == 0:
         how = "the pretrained model kept as it is (no fine-tuning scored better)"
     else:

@@ -61,6 +61,9 @@ class EEGMusicDataset(Protocol):
 
     def load_stimulus(self, song_id: int) -> np.ndarray: ...
 
+    def stimulus_start_s(self, song_id: int) -> float:
+        """The second of :meth:`stimulus_path`'s audio heard at the song's first EEG sample."""
+
     def describe(self) -> tuple[list[str], list[str]]: ...
 
 

@@ -166,6 +166,10 @@ class NMEDTFolder:
         """Return ``stimuli/songNN.<wav|flac|ogg|mp3>`` (first found), or None."""
         return StimulusFolder(self.path, sfreq=AUDIO_SFREQ).stimulus_path(song_id)
 
+    def stimulus_start_s(self, song_id: int) -> float:
+        """0: an NMED-T stimulus starts at its recording's first sample."""
+        return 0.0
+
     def load_stimulus(self, song_id: int) -> np.ndarray:
         """Read a song's stimulus as mono float32 at 22050 Hz.
 

@@ -135,7 +135,11 @@ class PlayDataset(abc.ABC):
         Runs to the end of the audio file (the EEG may be shorter or longer).
         """
         play = self.play(song_id)
-        return from_start(self._read_audio(play.audio_path), play.audio_start_s, AUDIO_SFREQ)
+        return from_start(self._read_audio(play.audio_path), self.stimulus_start_s(song_id), AUDIO_SFREQ)
+
+    def stimulus_start_s(self, song_id: int) -> float:
+        """The audio second heard at the play's first EEG sample (:attr:`Play.audio_start_s`)."""
+        return float(self.play(song_id).audio_start_s)
 
     def read_problems(self) -> list[str]:
         """What reading the files found wrong beyond any one play (malformed markers, a damaged file, a

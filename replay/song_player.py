@@ -150,8 +150,7 @@ class Player(ArrayPlayer):
             named = None
         if named is not None:   # what `decode --truth` scores against, for a dataset of any layout
             dataset["stimulus"] = named
-            start_s = folder.play(song).audio_start_s if hasattr(folder, "play") else 0.0   # NMED-T: 0
-            dataset["stimulus_start_s"] = float(start_s)
+            dataset["stimulus_start_s"] = float(folder.stimulus_start_s(song))
         super().__init__(
             eeg, sfreq, labels, name=name, source_id=source_id, speed=speed, loop=loop, chunk_ms=chunk_ms,
             index_channel=index_channel, markers=song_markers(song, duration_s) if markers else None,
