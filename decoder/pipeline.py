@@ -69,7 +69,7 @@ from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
 from eegmusic.stream.errors import ConfigError, EEGMusicError, StreamError, detail
-from eegmusic.stream.markers import MarkerInlet
+from eegmusic.stream.markers import REPLAY_END, MarkerInlet
 from eegmusic.stream.source import EEGSource, StreamHealth, stream_labels
 from eegmusic.stream.spec import MODEL_SFREQ
 from pylsl import local_clock  # loaded with the stream stage anyway; once here, not per window
@@ -347,6 +347,9 @@ class LivePipeline:
                                   f"--listen")
             if self._markers is None:
                 log.warning("no marker stream '%s-markers' answered: live dynamic r is off", meta.name)
+        elif meta.song is not None:   # a replay: its markers say when it ends (replay_end), off the start
+            threading.Thread(target=self._follow_replay_end, args=(f"{meta.name}-markers",), daemon=True,
+                             name="eegmusic-replay-end").start()
         if cfg.realtime:   # before the device plays: a full collection holds the GIL the callback needs
             log.debug("%d start-up objects kept out of garbage collection", freeze_start_up_objects())
         if self._sink is None:
@@ -518,11 +521,22 @@ class LivePipeline:
             self._truth_mel[:, slots] = np.nan if truth is None else truth
             self._mel_written += n
 
+    def _follow_replay_end(self, name: str) -> None:
+        """Open a replay's marker stream for its ``replay_end`` alone (a decode without ``--truth``), so
+        that its end is let go quietly too (:meth:`_pull_markers`); no marker stream, no word."""
+        markers = MarkerInlet.open(name, timeout=2.0, quiet=True)
+        if not self._stop.is_set():
+            self._markers = markers
+
     def _pull_markers(self) -> None:
-        if self._markers is None:
+        markers = self._markers
+        if markers is None:
             return
-        for text, timestamp in self._markers.pull():
-            self._truth.marker(text, timestamp)
+        for text, timestamp in markers.pull():
+            if text == REPLAY_END:   # both streams close before the replay's outlets go: no liblsl error
+                self._source.inlet.let_go()
+            if self._truth is not None:
+                self._truth.marker(text, timestamp)
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -564,7 +578,9 @@ class LivePipeline:
         if recorder is not None:
             self._closing("the recording", recorder.close)
             self._recorder = None
-        self._markers = None
+        if self._markers is not None:
+            self._markers.close()
+            self._markers = None
         self._outlets = None
 
     def _closing(self, what: str, step: Callable[[], object]) -> None:
@@ -588,6 +604,11 @@ class LivePipeline:
     def running(self) -> bool:
         """True while both threads run."""
         return self._started and not self._stop.is_set() and all(t.is_alive() for t in self._threads)
+
+    @property
+    def follows_markers(self) -> bool:
+        """Whether the stream's marker stream is read (``--truth``; a replay's, for its end, otherwise)."""
+        return self._markers is not None
 
     def health(self) -> StreamHealth | None:
         """The stream stage's :class:`StreamHealth` (None before start)."""

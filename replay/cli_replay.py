@@ -19,7 +19,8 @@ Examples:
   eegmusic replay --xdf session.xdf --xdf-stream "ActiChamp-0" --loop
 
 Stop with Ctrl-C (or SIGTERM): the outlets close and inlets see the stream end.
-Markers go to '<name>-markers': song_start=NN, song=NN;t=S.000 every second, song_end=NN.
+Markers go to '<name>-markers': song_start=NN, song=NN;t=S.000 every second, song_end=NN,
+and replay_end when the replay ends.
 --device-like: E1..E124 carry the recording (upsampled), E125..E128 (face electrodes, absent from
 NMED-T) are inverse-distance means of their 3 nearest scalp electrodes, Cz (the reference) is not sent.
 """

@@ -21,7 +21,10 @@ The marker outlet ``<name>-markers`` (type ``Markers``, one string channel, irre
 the markers it was given, in data time, each stamped with the LSL time of the EEG sample it refers
 to (repeated on every pass when looping); for a song these are ``song_start=21`` at the first
 sample, ``song=21;t=12.000`` at every whole second of stimulus time and ``song_end=21`` just after
-the last sample.
+the last sample. When the replay ends (its data, or :meth:`~ArrayPlayer.stop`), its last marker is
+``replay_end`` (:data:`~stream.untrusted.REPLAY_END`), given to connected inlets ``linger_s`` before the
+outlets go, the marker outlet first: an inlet that closes its stream on it is spared liblsl's error
+line for a connection that broke off.
 
 Index channel
 -------------
@@ -35,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 
@@ -42,6 +46,7 @@ import numpy as np
 import pylsl
 from eegmusic.stream.errors import ConfigError, DataFormatError, StreamError
 from eegmusic.stream.outlet import MANUFACTURER, eeg_stream_info, marker_stream_info, regular_stream_info
+from eegmusic.stream.untrusted import REPLAY_END
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +216,7 @@ class ArrayPlayer:
         self._release = release
         self._check_clash = check_clash
         self._linger_s = float(linger_s)
+        self._end_said = False
         self.name = str(name)
         self.source_id = source_id or default_source_id(self.name)
         self.error: str | None = None
@@ -313,9 +319,10 @@ class ArrayPlayer:
         self.source_id = unique
 
     def _close_outlets(self) -> None:
-        # dropping the last reference destroys the outlet: connected inlets see the stream end
-        self._outlet = None
+        # dropping the last reference destroys the outlet: connected inlets see the stream end. The
+        # marker outlet goes first: a decode follows markers again once the EEG stream is gone
         self._marker_outlet = None
+        self._outlet = None
 
     def _chunk(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` of the endless (or single) pass, shape (stop - start, n_out)."""
@@ -349,7 +356,21 @@ class ArrayPlayer:
             logger.exception("replay '%s' stopped on an error", self.name)
         finally:
             self._finished.set()
+            if self._say_end():   # stopped: the end of data said it and lingered already
+                time.sleep(min(self._linger_s, _LINGER_S))
             self._close_outlets()
+
+    def _say_end(self) -> bool:
+        """Send :data:`REPLAY_END` once; True if an inlet is connected to read it (worth lingering for)."""
+        outlet = self._marker_outlet
+        if outlet is None or self._end_said:
+            return False
+        self._end_said = True
+        try:
+            outlet.push_sample([REPLAY_END], pylsl.local_clock())
+            return bool(outlet.have_consumers())
+        except RuntimeError:   # the outlet broke: nobody hears it, and the outlets go anyway
+            return False
 
     def _stream(self) -> None:
         outlet = self._outlet
@@ -383,6 +404,7 @@ class ArrayPlayer:
                 self._marker_outlet.push_sample([next_marker[1]], t0 + next_marker[0] / rate)
                 next_marker = next(marker_queue, None)
         logger.debug("replay '%s' reached the end of its data (%d samples)", self.name, sent)
+        self._say_end()
         self._stop.wait(self._linger_s)  # let connected inlets pull the last chunk before the outlet goes
 
     def _marker_positions(self):

@@ -201,12 +201,26 @@ class Inlet:
         self.refused: str | None = None
         """Why the last stream found while reconnecting was refused (None when none was)."""
         self._inlet: pylsl.StreamInlet | None = None
+        self._uid: str | None = None          # liblsl's id of the outlet instance connected now
+        self._ended: set[str] = set()          # outlets that said they end (:meth:`let_go`): never again
+        self._letting_go: str | None = None   # the uid :meth:`let_go` named
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._reset_counters()
 
     # ------------------------------------------------------------------ connection
+    def _end_stream(self) -> None:
+        """Close the connected stream for good (:meth:`let_go`) and enter ``lost``."""
+        self._inlet.close_stream()
+        self._inlet = None
+        self._ended.add(self._uid)
+        with self._lock:
+            self.connected = False
+        logger.info("stream %s ended (its source said so); waiting for it to start again",
+                    self.meta.describe())
+        self._enter(LOST, pylsl.local_clock())
+
     def _open(self, info: pylsl.StreamInfo) -> tuple[pylsl.StreamInlet, StreamMeta]:
         """Open an inlet on ``info``; return it and what the stream is (its clock offset: :meth:`_offset`)."""
         summary = StreamSummary.from_info(info)
@@ -250,8 +264,8 @@ class Inlet:
                            type(error).__name__)
             return 0.0
 
-    def _use(self, inlet: pylsl.StreamInlet, offset: float) -> None:
-        self._inlet = inlet
+    def _use(self, inlet: pylsl.StreamInlet, offset: float, uid: str) -> None:
+        self._inlet, self._uid = inlet, uid
         self.clock_offset = offset
         self._last_clock_check = pylsl.local_clock()
         self._last_arrival = self._last_clock_check
@@ -317,7 +331,7 @@ class Inlet:
         info, inlet, meta, offset = resolve_and_open(open_stream, **self.wanted, timeout=self.resolve_timeout)
         self.meta = meta
         self._stall_s = stall_after_s(meta.sfreq)
-        self._use(inlet, offset)
+        self._use(inlet, offset, info.uid())
         self.ring = RingBuffer(meta.n_chans, max(1, int(self.buffer_s * meta.sfreq)))
         np_dtype = pylsl.lib.fmt2npdtype[info.channel_format()]
         self._dest = np.empty((self.max_chunk, meta.n_chans), dtype=np_dtype)
@@ -341,6 +355,16 @@ class Inlet:
         self._last_arrival = pylsl.local_clock()  # the stall clock starts with acquisition
         self._thread = threading.Thread(target=self._run, name=f"lsl-inlet-{self.meta.name}", daemon=True)
         self._thread.start()
+
+    def let_go(self) -> None:
+        """The source said it ends (a replay's ``replay_end`` marker): close the stream before its outlet
+        goes, count it as lost and wait for the stream to return, never to this outlet again.
+
+        liblsl prints "ERR| Stream transmission broke off" when an outlet goes under a connected inlet:
+        every decode that followed a replay to its end printed it. The acquisition thread does the
+        closing (the liblsl inlet is its own), after taking what has arrived.
+        """
+        self._letting_go = self._uid
 
     def stop(self) -> None:
         """Stop the thread and close the inlet (safe to call twice)."""
@@ -386,6 +410,11 @@ class Inlet:
                 self._enter(LOST, pylsl.local_clock())
                 continue
             n = len(timestamps)
+            if n == 0 and self._letting_go is not None:   # every sample that arrived is taken: let go now
+                ending, self._letting_go = self._letting_go, None
+                if ending == self._uid:      # not a stream connected since
+                    self._end_stream()
+                    continue
             if n == 0:
                 now = pylsl.local_clock()
                 if self.state in (CONNECTED, RECONNECTED) and now - self._last_arrival > self._stall_s:
@@ -435,11 +464,11 @@ class Inlet:
         while not self._stop.is_set():
             # one query for both, the streams already refused left out, so it returns at the first
             # answer of one not yet tried
-            candidates = resolve_matching(excluding(xpath, refused), matches, timeout=RESOLVE_TRY_S,
-                                          listing_s=RECONNECT_LISTING_S)
+            candidates = resolve_matching(excluding(xpath, refused | self._ended), matches,
+                                          timeout=RESOLVE_TRY_S, listing_s=RECONNECT_LISTING_S)
             candidates.sort(key=lambda info: info.source_id() != meta.source_id)  # same source_id first
             for info in candidates:
-                if info.uid() in refused:
+                if info.uid() in refused or info.uid() in self._ended:
                     continue
                 try:
                     inlet, new = self._open(info)
@@ -459,7 +488,7 @@ class Inlet:
                     refused.add(info.uid())
                     del inlet
                     continue
-                self._use(inlet, self._offset(inlet, new.name))
+                self._use(inlet, self._offset(inlet, new.name), info.uid())
                 with self._lock:
                     self.reconnects += 1
                 logger.info("reconnected to %s", new.describe())

@@ -44,7 +44,10 @@ MAX_STIMULUS_S = 24 * 3600.0
 MAX_LABEL_CHARS = 64
 
 _SONG_TIME = re.compile(r"song=(\d{1,6});t=(-?\d{1,9}(?:\.\d{1,9})?)", re.ASCII)
-_EVENT = re.compile(r"song_(?:start|end)=\d{1,6}", re.ASCII)
+REPLAY_END = "replay_end"
+"""A replay's last marker: its outlets go after it (the replay lingers 0.5 s for inlets to read it)."""
+
+_EVENT = re.compile(rf"song_(?:start|end)=\d{{1,6}}|{REPLAY_END}", re.ASCII)
 _SONG_AUDIO = re.compile(r"song_audio=([0-9]{1,6});path=(/.+)", re.DOTALL)
 _INTEGER = re.compile(r"[+-]?\d{1,9}", re.ASCII)
 
@@ -57,7 +60,8 @@ class MarkerParser:
     good : int
         Markers that gave a (song, seconds) pair.
     events : int
-        Other well-formed markers (``song_start=NN``, ``song_end=NN``), accepted and not used.
+        Other well-formed markers (``song_start=NN``, ``song_end=NN``, ``replay_end``), accepted and not
+        used.
     bad : int
         Markers that did not parse (skipped).
     last_bad : str or None

@@ -52,7 +52,7 @@ def test_bad_marker_is_counted_and_skipped(text, caplog):
     assert len(parser.last_bad) <= 60 and parser.last_bad.isascii()
 
 
-@pytest.mark.parametrize("text", ["song_start=21", "song_end=30"])
+@pytest.mark.parametrize("text", ["song_start=21", "song_end=30", "replay_end"])
 def test_known_events_are_not_bad(text):
     parser = MarkerParser()
     assert parser.parse(text) is None

@@ -80,7 +80,7 @@ def test_song_replay_delivers_the_file_with_markers_at_rate(sim_dir, stream_name
         inlet = _inlet(stream_name)
         full = inlet.info(5.0)
         data, stamps, lateness = _pull(inlet, n_times)
-        texts, marker_stamps = _pull_markers(markers_inlet, "song_end=21")
+        texts, marker_stamps = _pull_markers(markers_inlet, "replay_end")
         del inlet, markers_inlet
 
     # a 125-channel EEG device in NMED-T order, plus the index channel
@@ -113,15 +113,16 @@ def test_song_replay_delivers_the_file_with_markers_at_rate(sim_dir, stream_name
     drift = np.percentile(lateness[half:], 10) - np.percentile(lateness[:half], 10)
     assert abs(drift) < 1e-3 * (n_times / 2) / (125.0 * speed), f"lateness grew by {drift * 1e3:.2f} ms"
 
-    # markers: song start, every second of stimulus time, song end, stamped on the EEG clock
+    # markers: song start, every second of stimulus time, song end, stamped on the EEG clock, then the
+    # replay's end (its outlets go after it)
     expected = [text for _, text in song_markers(21, n_times / 125.0)]
-    assert texts == expected
+    assert texts == [*expected, "replay_end"]
     assert expected[:2] == ["song_start=21", "song=21;t=0.000"] and expected[-2:] == ["song=21;t=19.000",
                                                                                      "song_end=21"]
     t12 = texts.index("song=21;t=12.000")
     assert marker_stamps[t12] == pytest.approx(stamps[12 * 125], abs=1e-6)
     assert marker_stamps[0] == pytest.approx(stamps[0], abs=1e-6)
-    assert marker_stamps[-1] == pytest.approx(stamps[-1] + 1 / (125.0 * speed), abs=1e-6)
+    assert marker_stamps[-2] == pytest.approx(stamps[-1] + 1 / (125.0 * speed), abs=1e-6)
 
 
 @pytest.mark.lsl

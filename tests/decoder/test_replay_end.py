@@ -1,0 +1,61 @@
+"""A decode that follows a replay to its end, and on to the next replay of the same name.
+
+A replay's last marker is ``replay_end``; the decode closes its streams on it before the replay's
+outlets go. Before, liblsl printed "ERR| Stream transmission broke off (Input stream error.);
+re-connecting..." on the decode's terminal at the end of every replay it followed (written to file
+descriptor 2 by liblsl itself, so ``capfd`` sees it). Real replays and a real pipeline, in this process.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
+from eegmusic.replay.song_player import Player
+
+from tests.decoder.onnx_models import make_model
+
+pytestmark = pytest.mark.lsl
+
+SPEED = 8.0
+"""The simulated song's 20 s in 2.5 s."""
+
+
+def _until(condition, timeout_s: float, what: str) -> None:
+    end = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > end:
+            pytest.fail(f"{what} within {timeout_s} s")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("truth", [True, False], ids=["truth", "no-truth"])
+def test_a_replay_that_ends_is_let_go_without_liblsl_error_and_its_successor_followed(
+        sim_dir, stream_name, tmp_path, capfd, truth):
+    """The first replay is stopped (Ctrl-C's path), the second runs to the end of its data."""
+    config = PipelineConfig(stream_name=stream_name, model_path=make_model(tmp_path / "model.onnx"),
+                            device="cpu", no_audio=True, lsl_out=False,
+                            truth_dir=sim_dir if truth else None)
+    first = Player(sim_dir, 21, 1, speed=SPEED, loop=True, name=stream_name).start()
+    second = Player(sim_dir, 21, 1, speed=SPEED, name=stream_name)    # the same source id
+    try:
+        with LivePipeline(config) as pipeline:
+            scored = (lambda: pipeline.summary()["truth"]["scored_frames"]) if truth else (lambda: 0)
+            _until(lambda: pipeline.counters()["windows"] >= 10 and (scored() > 0 or not truth), 20.0,
+                   "no decoded (and scored) windows")
+            _until(lambda: pipeline.follows_markers, 5.0, "the replay's markers not followed")
+            first.stop()
+            _until(lambda: pipeline.health().losses == 1, 5.0, "the stopped replay not let go")
+            before = scored()
+            second.start()
+            _until(lambda: pipeline.health().reconnects == 1, 10.0, "the next replay not followed")
+            second.wait(10.0)
+            _until(lambda: pipeline.health().losses == 2, 5.0, "the replay at its end not let go")
+            after = scored()
+    finally:
+        first.stop()
+        second.stop()
+    assert "broke off" not in capfd.readouterr().err
+    if truth:   # the second replay's markers were read: its frames were scored against its song
+        assert after > before > 0
