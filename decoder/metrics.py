@@ -85,8 +85,8 @@ def band_pearson(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return rows_pearson(pred, target)
 
 
-CONSTANT_NOTE = ("one spectrum at every scored frame, a window's newest at a one-frame hop: no dynamics to "
-                 "score")
+CONSTANT_NOTE = ("one spectrum at most scored frames, a window's newest at a one-frame hop: no dynamics to "
+                 "score; a hop of 2 frames or more scores them, e.g. decode --hop 0.0464")
 """Why a live baseline reads n/a (:meth:`decoder.truth.LiveTruth.constant_baselines`)."""
 
 

@@ -26,6 +26,7 @@ A decoded frame with a non-finite value is not scored (by the decoder or the bas
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import logging
 import threading
@@ -633,7 +634,8 @@ class LiveTruth:
             self._true[:, slot] = truth[:, column]
             self._n += 1
         if pred.shape[1]:
-            self._by_song.setdefault(self.song, FrameScores()).add(pred, truth, means)
+            self._by_song.setdefault(self.song, FrameScores()).add(
+                pred, truth, means, None if window_frame is None else np.asarray(window_frame)[scored])
         out = np.full(frames.shape, np.nan, np.float32)
         out[:, valid] = truth_valid
         return out
@@ -667,13 +669,16 @@ class LiveTruth:
         return self._run().baseline_r()
 
     def constant_baselines(self) -> list[str]:
-        """The baselines whose prediction was one spectrum at every scored frame, so their r is None.
+        """The baselines whose prediction was one spectrum at most scored frames, so their r is None.
 
         A baseline is the model's mean training window, read at the window column each decoded frame
         came from. At a hop of one frame every emitted frame is a window's newest (column 43), so the
         baseline repeats one spectrum: it has no dynamics, and band Pearson's 0 for it would be a
-        convention printed as a score (:data:`decoder.metrics.CONSTANT_NOTE`). With larger hops, or
-        frames caught up after a stall, the columns vary and the baseline is scored.
+        convention printed as a score (:data:`decoder.metrics.CONSTANT_NOTE`). Frames caught up after a
+        stall come from older columns, but a few of them gave the baseline a "score" that measured the
+        stalls, not a reference for the decoder: it was printed under load and n/a otherwise for the
+        same run. So a baseline is scored only when no one column gave more than half of its frames (a
+        hop of 2 frames or more: ``decode --hop 0.0464``).
         """
         return self._run().constant()
 
@@ -718,12 +723,17 @@ class FrameScores:
         self.baselines = {name: RunningBandPearson(N_MELS) for name in BASELINES}
         self.partial: set[str] = set()
         """Baselines that some of the decoder's scored frames lacked: reported as None."""
+        self.columns: collections.Counter[int] = collections.Counter()
+        """Scored frames per window column they came from (:meth:`constant`)."""
 
-    def add(self, pred: np.ndarray, truth: np.ndarray, means: dict[str, np.ndarray | None] | None) -> None:
+    def add(self, pred: np.ndarray, truth: np.ndarray, means: dict[str, np.ndarray | None] | None,
+            columns: np.ndarray | None = None) -> None:
         """Add the decoder's frames ``pred`` against ``truth`` (each (128, n)) and each baseline's frames
         (``means``: None when the model carries no baselines; a baseline's None, it has no prediction
-        for these frames)."""
+        for these frames), which came from window ``columns`` (n,) where known."""
         self.decoder.add(pred, truth)
+        if columns is not None:
+            self.columns.update(np.asarray(columns).tolist())
         for name, mean in (means or {}).items():
             if mean is None:
                 self.partial.add(name)
@@ -738,6 +748,7 @@ class FrameScores:
         out.baselines = {name: RunningBandPearson.merged(part.baselines[name] for part in parts)
                          for name in BASELINES}
         out.partial = set().union(*(part.partial for part in parts))
+        out.columns = sum((part.columns for part in parts), collections.Counter())
         return out
 
     def decoder_r(self) -> float | None:
@@ -755,7 +766,9 @@ class FrameScores:
         return out
 
     def constant(self) -> list[str]:
-        """The baselines whose prediction was one spectrum at every frame (see
-        :meth:`LiveTruth.constant_baselines`)."""
+        """The baselines whose prediction was one spectrum at every frame, or at more than half of them
+        (one window column gave them: see :meth:`LiveTruth.constant_baselines`)."""
+        one_column = bool(self.columns) and 2 * max(self.columns.values()) > sum(self.columns.values())
         return [name for name, running in self.baselines.items()
-                if name not in self.partial and running.n >= 2 and not running.prediction_varies()]
+                if name not in self.partial and running.n >= 2
+                and (one_column or not running.prediction_varies())]
