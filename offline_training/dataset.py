@@ -163,6 +163,11 @@ class WindowDataset:
                     raise DataFormatError(
                         f"song {song} in {self.folder} has no stimulus audio: {folders[0]} is a folder, not "
                         "an audio file; put the song's audio file there instead")
+                candidate = getattr(nmedt, "stimulus_candidate", lambda song: None)(song)
+                if candidate is not None:   # named by its title: one naming rule, so the fix is a rename
+                    raise DataFormatError(
+                        f"song {song} in {self.folder} has no stimulus audio: {candidate} is named by the "
+                        f"song's title; rename it song{song}{candidate.suffix.lower()}")
                 raise DataFormatError(
                     f"song {song} in {self.folder} has no stimulus audio; put it at "
                     f"{self.folder / 'stimuli'}/song{song}.wav (or .flac/.ogg/.mp3)"

@@ -5,9 +5,12 @@ A folder holds one MATLAB file per song (NN = 21…30, the songs' trigger codes)
 optionally ``stimuli/songNN.<wav|flac|ogg|mp3>`` at any sample rate. Files may be MATLAB v5 (read
 with scipy) or v7.3 (HDF5, read with h5py; MATLAB stores those arrays with the axes reversed).
 
-Raw recordings (129 channels at 1 kHz, ``songNN_raw.mat``, as written by ``eegmusic simulate --raw``)
-are read with ``load_song(song_id, raw=True)``; a raw-looking array inside an ``_Imputed`` file is
-reported as such.
+``songNN_raw.mat`` (129 channels at 1 kHz) is the simulator's own raw layout, written by ``eegmusic
+simulate --raw`` and read with ``load_song(song_id, raw=True)``; the command line reads only
+``songNN_Imputed.mat``. NMED-T's own raw recordings (``PP_R_raw.mat`` per participant and session,
+holding ``X``, ``DIN_1`` and ``fs``) are not read, and the release's other files
+(``behavioralRatings.mat``, ``participantInfo.mat``, ``TapIt.zip`` …) may stay in the folder: ``info``
+lists them as not used. A raw-looking array inside an ``_Imputed`` file is reported as such.
 
 Songs are loaded one at a time: a real file is hundreds of MB once decoded. The song table and
 :class:`SongRecording` are in :mod:`replay.nmedt_songs`, the reading of one MATLAB file in
@@ -38,11 +41,17 @@ from eegmusic.replay.nmedt_songs import (
     SONGS,
     SongInfo,
     SongRecording,
+    song_by_title,
     song_info,
 )
 from eegmusic.stream.errors import DataFormatError
 from eegmusic.stream.spec import MAX_ABS_UV
-from eegmusic.stream.stimulus import StimulusFolder, decoder_notes_aside, nonfinite_samples
+from eegmusic.stream.stimulus import (
+    STIMULUS_EXTENSIONS,
+    StimulusFolder,
+    decoder_notes_aside,
+    nonfinite_samples,
+)
 from eegmusic.stream.stimulus import read_audio as _read_audio
 
 logger = logging.getLogger(__name__)
@@ -55,6 +64,12 @@ and :mod:`replay.nmedt_files`."""
 
 _IMPUTED_RE = re.compile(r"^song(\d+)_Imputed\.mat$")
 _RAW_RE = re.compile(r"^song(\d+)_raw\.mat$")
+_RELEASE_RAW_RE = re.compile(r"^\d+_\d+_raw\.mat$")
+"""NMED-T's raw recordings, one per participant and session (``02_1_raw.mat``): not read."""
+_RELEASE_FILES = frozenset(name.casefold() for name in (
+    "behavioralRatings.mat", "participantInfo.mat", "TapIt.mat", "TapIt.zip", "NMED-T_README.pdf",
+    "Code.zip"))
+"""The release's files other than EEG (ratings, participants, tapping, docs): they may stay in the folder."""
 
 
 class NMEDTFolder:
@@ -63,8 +78,8 @@ class NMEDTFolder:
     Parameters
     ----------
     path : str or Path
-        Folder holding ``songNN_Imputed.mat`` (and/or ``songNN_raw.mat``) files and optionally
-        ``stimuli/``.
+        Folder holding ``songNN_Imputed.mat`` (and/or the simulator's ``songNN_raw.mat``) files and
+        optionally ``stimuli/``.
 
     Raises
     ------
@@ -95,6 +110,14 @@ class NMEDTFolder:
                         )
                     table[song_id] = child
         if not self._imputed and not self._raw:
+            release_raw = sorted(child.name for child in self.path.iterdir()
+                                 if _RELEASE_RAW_RE.match(child.name))
+            if release_raw:
+                raise DataFormatError(
+                    f"{self.path}: holds NMED-T raw recordings ({_compact_ids(release_raw)}: X and DIN_1 per "
+                    "participant), which are not read; put the release's songNN_Imputed.mat files (the "
+                    "cleaned EEG) in the folder"
+                )
             raise DataFormatError(
                 f"{self.path}: no songNN_Imputed.mat files (empty or not an NMED-T folder); "
                 "point to the NMED-T folder or make one with: eegmusic simulate --out DIR"
@@ -125,14 +148,15 @@ class NMEDTFolder:
         table = self._raw if raw else self._imputed
         if song_id in table:
             return table[song_id]
+        if not raw and song_id in self._raw:
+            raise DataFormatError(
+                f"song {song_id} in {self.path} has only raw data ({self._raw[song_id].name}, the layout "
+                f"eegmusic simulate --raw writes), which the command line does not read: add "
+                f"song{song_id}_Imputed.mat (125 channels at 125 Hz)"
+            )
         kind = "raw" if raw else "preprocessed"
         have = ", ".join(str(s) for s in sorted(table)) or "none"
-        hint = ""
-        if not raw and song_id in self._raw:
-            hint = f"; it has only raw data ({self._raw[song_id].name}): load it with raw=True"
-        raise DataFormatError(
-            f"song {song_id} not in {self.path} ({kind} songs: {have}); pass one of those{hint}"
-        )
+        raise DataFormatError(f"song {song_id} not in {self.path} ({kind} songs: {have}); pass one of those")
 
     def load_song(self, song_id: int, *, raw: bool = False) -> SongRecording:
         """Read and check one song's EEG, all participants.
@@ -142,8 +166,8 @@ class NMEDTFolder:
         song_id : int
             Trigger code (21…30) of a song in this folder.
         raw : bool
-            Read ``songNN_raw.mat`` (129 channels, any rate) instead of ``songNN_Imputed.mat``
-            (125 channels at 125 Hz).
+            Read the simulator's ``songNN_raw.mat`` (129 channels, any rate) instead of
+            ``songNN_Imputed.mat`` (125 channels at 125 Hz).
 
         Returns
         -------
@@ -166,6 +190,19 @@ class NMEDTFolder:
         """Return ``stimuli/songNN.<wav|flac|ogg|mp3>`` (first found), or None."""
         return StimulusFolder(self.path, sfreq=AUDIO_SFREQ).stimulus_path(song_id)
 
+    def stimulus_candidate(self, song_id: int) -> Path | None:
+        """An audio file in ``stimuli/`` named by the song's title (:func:`song_by_title`), or None.
+
+        It is not read: a stimulus has one name, ``songNN.<ext>``; this only lets a refusal name the rename.
+        """
+        folder = self.path / "stimuli"
+        if not folder.is_dir():
+            return None
+        for child in sorted(folder.iterdir()):
+            if child.suffix.lower() in STIMULUS_EXTENSIONS and song_by_title(child.stem) == int(song_id):
+                return child
+        return None
+
     def stimulus_start_s(self, song_id: int) -> float:
         """0: an NMED-T stimulus starts at its recording's first sample."""
         return 0.0
@@ -186,7 +223,15 @@ class NMEDTFolder:
         DataFormatError
             If the stimulus file is missing, unreadable, or empty.
         """
+        if self.stimulus_path(song_id) is None and (candidate := self.stimulus_candidate(song_id)):
+            raise DataFormatError(_rename_message(candidate, song_id))
         return StimulusFolder(self.path, sfreq=AUDIO_SFREQ).load_stimulus(song_id)
+
+
+def _rename_message(candidate: Path, song_id: int) -> str:
+    """One line: a title-named audio file, and the name it is read under."""
+    return (f"{candidate}: named by song {int(song_id)}'s title, so not read; rename it "
+            f"song{int(song_id)}{candidate.suffix.lower()}")
 
 
 def check_eeg_range(eeg: np.ndarray, where: str) -> None:
@@ -254,11 +299,17 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
     folder = NMEDTFolder(path)
     lines = [f"folder: {folder.path}"]
     problems: list[str] = []
+    renames: set[Path] = set()   # title-named stimuli already named in a problem
     unfinished = unfinished_simulation(folder.path)
     if unfinished:
         problems.append(unfinished)
+    release_files, release_raw = [], []
     for child in sorted(folder.path.iterdir()):
-        if child.suffix == ".mat" and not (_IMPUTED_RE.match(child.name) or _RAW_RE.match(child.name)):
+        if child.name.casefold() in _RELEASE_FILES:
+            release_files.append(child.name)
+        elif _RELEASE_RAW_RE.match(child.name):
+            release_raw.append(child.name)
+        elif child.suffix == ".mat" and not (_IMPUTED_RE.match(child.name) or _RAW_RE.match(child.name)):
             problems.append(f"{child}: not an NMED-T file name; expected songNN_Imputed.mat (NN = 21..30)")
     participants: dict[int, list[str]] = {}
     for song_id in sorted(set(folder._imputed) | set(folder._raw)):
@@ -303,8 +354,13 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
                                     "(E1…E128, Cz) × time × participants")
         stimulus = folder.stimulus_path(song_id)
         if stimulus is None:
-            problems.append(f"{folder.path / 'stimuli'}: no stimulus for song {song_id}; add "
-                            f"song{song_id}.wav (or .flac/.ogg/.mp3) to train or compare with audio")
+            candidate = folder.stimulus_candidate(song_id)
+            if candidate:
+                renames.add(candidate)
+                problems.append(_rename_message(candidate, song_id))
+            else:
+                problems.append(f"{folder.path / 'stimuli'}: no stimulus for song {song_id}; add "
+                                f"song{song_id}.wav (or .flac/.ogg/.mp3) to train or compare with audio")
             lines.append("  stimulus: missing")
             continue
         try:
@@ -327,8 +383,7 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
             stim_seconds = audio.size / AUDIO_SFREQ
             lines.append(f"  stimulus: {stimulus.relative_to(folder.path)} ({stim_seconds:.1f} s)")
         if eeg_seconds is not None and abs(stim_seconds - eeg_seconds) > 1.0:
-            problems.append(f"{stimulus}: lasts {stim_seconds:.1f} s but the EEG of song {song_id} lasts "
-                            f"{eeg_seconds:.1f} s; check that it is the right audio")
+            problems.append(_length_mismatch(stimulus, song_id, stim_seconds, eeg_seconds))
     distinct = {tuple(ids) for ids in participants.values()}
     if len(distinct) > 1:
         lines.append("participants differ between songs")
@@ -339,4 +394,22 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
             match = re.match(r"^song(\d+)\.[A-Za-z0-9]+$", child.name)
             if match and int(match.group(1)) not in known:
                 problems.append(f"{child}: stimulus for song {match.group(1)}, which has no EEG file here")
+            elif not match and child.suffix.lower() in STIMULUS_EXTENSIONS and child not in renames:
+                lines.append(f"{child.relative_to(folder.path)}: no song matched by name; not used (a "
+                             "stimulus is named songNN.<ext>, NN = the song's id)")
+    if release_files:
+        lines.append(f"release files not used: {', '.join(release_files)}")
+    if release_raw:
+        lines.append(f"release raw recordings not read (per participant; the songNN_Imputed.mat files are "
+                     f"used): {_compact_ids(release_raw)}")
     return lines, problems
+
+
+def _length_mismatch(stimulus: Path, song_id: int, stim_seconds: float, eeg_seconds: float) -> str:
+    """One line on a stimulus whose length is not its EEG's, and what to do about it."""
+    what = f"{stimulus}: lasts {stim_seconds:.1f} s but the EEG of song {song_id} lasts {eeg_seconds:.1f} s"
+    if stim_seconds > eeg_seconds:
+        return (f"{what}; the audio must start where the EEG starts (the song's first sample): a longer file "
+                f"is cut to its first {eeg_seconds:.1f} s, so trim the intro if your version's differs")
+    return (f"{what}; check that it is the right audio: it must start where the EEG starts (the song's first "
+            "sample) and last as long")

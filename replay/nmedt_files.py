@@ -1,4 +1,9 @@
-"""Reading one NMED-T song file: ``songNN_Imputed.mat`` (or ``songNN_raw.mat``), MATLAB v5 or v7.3.
+"""Reading one song file: NMED-T's ``songNN_Imputed.mat``, or ``songNN_raw.mat``, MATLAB v5 or v7.3.
+
+``songNN_raw.mat`` (``dataNN`` 129 channels × time × participants at 1 kHz) is the simulator's own raw
+layout (``eegmusic simulate --raw``), not the release's: NMED-T's raw recordings are one file per
+participant and session (``PP_R_raw.mat`` holding ``X``, ``DIN_1`` and ``fs``), which are not read; a
+file holding ``X`` is named as such.
 
 A file holds ``dataNN`` (channels × time × participants, µV, float64), ``fs`` (125) and ``subsNN``
 (participant ids). MATLAB v5 files are read with scipy, v7.3 files (HDF5) with h5py; MATLAB stores
@@ -72,6 +77,31 @@ def _read_mat_v73(path: Path, names: list[str]) -> dict:
     return out
 
 
+def _variable_names(path: Path) -> set[str]:
+    """Names of the variables in a MATLAB file, read from its headers only (a raw file is GBs)."""
+    if _is_hdf5(path):
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            return set(handle.keys())
+    import scipy.io
+
+    return {name for name, _, _ in scipy.io.whosmat(str(path))}
+
+
+def _no_data_message(path: Path, song_id: int) -> str:
+    """One line for a file without ``dataNN``, naming the release's raw layout (``X``) when it is that."""
+    var = f"data{song_id}"
+    try:
+        release_raw = "X" in _variable_names(path)
+    except Exception:   # unreadable headers: the plain message says enough
+        release_raw = False
+    if release_raw:
+        return (f"{path}: no variable '{var}'; it holds X, an NMED-T raw recording of one participant "
+                "(PP_R_raw.mat), which is not read: use the release's songNN_Imputed.mat files")
+    return f"{path}: no variable '{var}'; an NMED-T song file holds {var}, fs and subs{song_id}"
+
+
 def _subject_ids(value, n_subjects: int) -> list[str]:
     """Participant ids as strings from a numeric vector, char array or cell array."""
     if value is None:
@@ -127,7 +157,7 @@ def _orient(data: np.ndarray, n_chans: int, path: Path, var: str, hdf5: bool) ->
 
 
 def read_song_file(path, song_id: int, *, raw: bool = False, info: SongInfo | None = None) -> SongRecording:
-    """Read and check one ``songNN_Imputed.mat`` (or ``songNN_raw.mat`` when ``raw``) file.
+    """Read and check one ``songNN_Imputed.mat`` (or, when ``raw``, the simulator's ``songNN_raw.mat``).
 
     Parameters
     ----------
@@ -159,9 +189,7 @@ def read_song_file(path, song_id: int, *, raw: bool = False, info: SongInfo | No
     content = _read_mat_v73(path, names) if _is_hdf5(path) else _read_mat_v5(path, names)
     hdf5 = bool(content.get("__hdf5__", False))
     if data_var not in content:
-        raise DataFormatError(
-            f"{path}: no variable '{data_var}'; an NMED-T song file holds {data_var}, fs and {subs_var}"
-        )
+        raise DataFormatError(_no_data_message(path, song_id))
     if "fs" not in content:
         raise DataFormatError(f"{path}: no variable 'fs' (sampling rate); add fs = 125 to the file")
     try:
@@ -176,7 +204,8 @@ def read_song_file(path, song_id: int, *, raw: bool = False, info: SongInfo | No
     if not raw and len(RAW_CHANNELS) in data.shape and sfreq != MODEL_SFREQ:
         raise DataFormatError(
             f"{path}: {data_var} looks like raw data ({tuple(data.shape)} at fs {sfreq:g} Hz); a "
-            f"songNN_Imputed.mat needs 125 channels at 125 Hz: name raw files songNN_raw.mat"
+            "songNN_Imputed.mat holds 125 channels at 125 Hz: use the NMED-T release's songNN_Imputed.mat "
+            "(the cleaned EEG) or preprocess it to 125 channels at 125 Hz"
         )
     data = _orient(data, n_chans, path, data_var, hdf5)
     if not raw and sfreq != MODEL_SFREQ:
@@ -234,7 +263,7 @@ def peek_song_file(path, song_id: int) -> tuple[tuple[int, ...], float | None]:
 
             with h5py.File(path, "r") as handle:
                 if var not in handle:
-                    raise DataFormatError(f"{path}: no variable '{var}'")
+                    raise DataFormatError(_no_data_message(path, int(song_id)))
                 shape = tuple(int(v) for v in reversed(handle[var].shape))
                 fs = float(np.ravel(handle["fs"][()])[0]) if "fs" in handle else None
             return shape, fs
@@ -242,7 +271,7 @@ def peek_song_file(path, song_id: int) -> tuple[tuple[int, ...], float | None]:
 
         shapes = {name: shape for name, shape, _ in scipy.io.whosmat(str(path))}
         if var not in shapes:
-            raise DataFormatError(f"{path}: no variable '{var}'")
+            raise DataFormatError(_no_data_message(path, int(song_id)))
         fs = None
         if "fs" in shapes:
             fs = float(np.ravel(scipy.io.loadmat(str(path), variable_names=["fs"])["fs"])[0])

@@ -9,6 +9,8 @@ the other datasets (:mod:`replay.dataset`) all return these.
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +68,31 @@ SONGS: dict[int, SongInfo] = {
 def song_info(song_id: int) -> SongInfo:
     """Return the :class:`SongInfo` of a song id (an unknown id gets a generic title, bpm NaN)."""
     return SONGS.get(int(song_id), SongInfo(int(song_id), f"song {int(song_id)}", float("nan")))
+
+
+def _title_key(text: str) -> str:
+    """``text`` without case, accents, spaces or punctuation: "Canopée" and "canopee" are one key."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if c.isalnum() and not unicodedata.combining(c)).casefold()
+
+
+_TITLE_KEYS = {_title_key(info.title): song_id for song_id, info in SONGS.items()}
+_LEADING_NUMBER = re.compile(r"^(\d+)[ _]")
+
+
+def song_by_title(stem: str) -> int | None:
+    """The id of the NMED-T song whose title a file name (without extension) spells, else None.
+
+    The release ships no audio, so users name their copies; ``FirstFires``, ``21_First Fires`` and
+    ``21 first-fires`` all give 21. A match is never read as the stimulus (that is ``songNN.<ext>``
+    only); it lets a message name the rename. A leading number that is not the title's id
+    ("22_FirstFires") matches nothing: which of the two is meant cannot be told.
+    """
+    number = _LEADING_NUMBER.match(stem)
+    song_id = _TITLE_KEYS.get(_title_key(stem[number.end():] if number else stem))
+    if song_id is None or (number and int(number.group(1)) != song_id):
+        return None
+    return song_id
 
 
 @dataclass
