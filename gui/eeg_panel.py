@@ -206,7 +206,10 @@ class EEGPanel(QtWidgets.QWidget):
         self.plot.setMouseEnabled(x=False, y=True)
         self.plot.hideButtons()
         self.plot.setLabel("bottom", "time", units="s")
-        self.plot.getAxis("left").setStyle(tickLength=0, textFillLimits=[(0, 1.0)])
+        left = self.plot.getAxis("left")
+        left.setStyle(tickLength=0, textFillLimits=[(0, 1.0)])
+        # channel names come with the first EEG; until then the default 0-1 axis drew 50 number labels
+        left.setTicks([[], []])
         self.plot.setXRange(-self.window_s, 0.0, padding=0.0)
         self.bands = pg.BarGraphItem(x0=[], y0=[], width=[], height=[], brush=FLAG_BRUSH, pen=pg.mkPen(None))
         self.flag_curve = pg.PlotCurveItem(pen=FLAG_PEN, connect="finite")

@@ -1,8 +1,10 @@
 """The spectral panel: band power of every channel as a heatmap, and one band as a scalp map.
 
 Band power is Welch's PSD (1-s Hann segments, half overlap) of the last few seconds, integrated over
-each band, shown as 10·log10(µV²). The scalp map places each electrode at its GSN-HydroCel position
-(``stream/montage.py``) seen from above (azimuthal equidistant projection around the vertex).
+each band, shown in dB re 1 µV². The scalp map places each electrode at its GSN-HydroCel position
+(``stream/montage.py``) seen from above (azimuthal equidistant projection around the vertex). The
+heatmap shares one colour scale across bands (so bands compare); the scalp map has its own, the chosen
+band's range, because one band's spread across the head is small next to the differences between bands.
 """
 
 from __future__ import annotations
@@ -30,10 +32,19 @@ BANDS: dict[str, tuple[float, float]] = {
 SPECTRUM_S = 4.0
 """Seconds of signal the band power is computed from."""
 
+MIN_SPECTRUM_S = 1.0
+"""Fewest seconds of signal for a band power: one Welch segment (1 Hz resolution, so delta is covered)."""
+
 COLORMAP = "viridis"
 
 PALETTE_SIZE = 32
 """Colours of the scalp map (band power is quantised to this many levels)."""
+
+NO_VALUE_COLOR = (200, 200, 200)
+"""Scalp-map fill of an electrode without a band power (NaN): grey, outside the palette."""
+
+POWER_LABEL = "dB re 1 µV²"
+"""Unit on the band-power colour bars (power is shown as 10·log10 of µV²)."""
 
 
 def band_power(
@@ -55,14 +66,15 @@ def band_power(
     Returns
     -------
     power : ndarray, shape (n_chans, n_bands)
-        Band power in µV² (the PSD integrated over the band); NaN for a channel containing NaN and
-        for a band above the Nyquist frequency.
+        Band power in µV² (the PSD integrated over the band); NaN for a channel containing NaN, for a
+        band above the Nyquist frequency, and everywhere when there is less than ``MIN_SPECTRUM_S`` of
+        signal (a shorter segment would not resolve the low bands).
     """
     n_keep = min(eeg.shape[1], int(round(seconds * sfreq)))
     segment = eeg[:, eeg.shape[1] - n_keep:]
-    nperseg = min(n_keep, int(round(sfreq)))
+    nperseg = int(round(MIN_SPECTRUM_S * sfreq))
     power = np.full((eeg.shape[0], len(bands)), np.nan)
-    if nperseg < 8:
+    if n_keep < nperseg or nperseg < 8:
         return power
     freqs, psd = welch(segment, fs=sfreq, nperseg=nperseg, axis=-1)
     df = freqs[1] - freqs[0]
@@ -71,6 +83,29 @@ def band_power(
         if in_band.any():
             power[:, j] = psd[:, in_band].sum(axis=1) * df
     return power
+
+
+def color_levels(values: np.ndarray) -> np.ndarray | None:
+    """The colour range for ``values``: their 2nd to 98th percentile, at least 1 dB wide.
+
+    Returns
+    -------
+    levels : ndarray, shape (2,), or None when no value is finite
+    """
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return None
+    levels = np.percentile(finite, [2.0, 98.0])
+    if levels[1] - levels[0] < 1.0:
+        levels = levels + np.array([-0.5, 0.5])
+    return levels
+
+
+def _smoothed(old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None:
+    """Move colour levels towards the new ones, so colours mean the same from one update to the next."""
+    if new is None:
+        return old
+    return new if old is None else old + 0.3 * (new - old)
 
 
 @lru_cache(maxsize=1)
@@ -144,6 +179,15 @@ def _standard_xy(labels: tuple[str, ...]) -> np.ndarray:
     return xy
 
 
+def _labelled_colorbar(colormap, *, width: int) -> pg.ColorBarItem:
+    """A fixed colour bar with the power unit beside its values (on the bar's own, unvalued side the
+    label was drawn over the colours)."""
+    bar = pg.ColorBarItem(colorMap=colormap, interactive=False, width=width)
+    bar.axis.setLabel(POWER_LABEL)
+    bar.axis.setWidth(None)   # wide enough for values and label
+    return bar
+
+
 class SpectralPanel(QtWidgets.QWidget):
     """Heatmap of band power (channels × bands) and a scalp map of one chosen band."""
 
@@ -159,9 +203,10 @@ class SpectralPanel(QtWidgets.QWidget):
         self.heatmap.addItem(self.image)
         bottom = self.heatmap.getAxis("bottom")
         bottom.setTicks([[(j + 0.5, name) for j, name in enumerate(BANDS)], []])
-        self.heatmap.getAxis("left").setLabel("channel")
-        self.colorbar = pg.ColorBarItem(colorMap=self.colormap, interactive=False, width=12,
-                                        label="10·log10 µV²")
+        left = self.heatmap.getAxis("left")
+        left.enableAutoSIPrefix(False)   # channel numbers: "(x0.001)" on an empty plot meant nothing
+        left.setLabel("channel")
+        self.colorbar = _labelled_colorbar(self.colormap, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.heatmap.getPlotItem())
 
         self.band = QtWidgets.QComboBox()
@@ -174,6 +219,8 @@ class SpectralPanel(QtWidgets.QWidget):
         self.scalp.setAspectLocked(True)
         self.scalp.hideAxis("left")
         self.scalp.hideAxis("bottom")
+        self.scalp.setToolTip("colours: the chosen band's own range (its colour bar); grey: no value "
+                              "(a channel without signal, or a band above the Nyquist frequency)")
         outline = np.linspace(0, 2 * np.pi, 100)
         # the unit circle is the ear line; the lowest electrodes of the net lie outside it
         head = pg.PlotCurveItem(np.cos(outline), np.sin(outline), pen=pg.mkPen((90, 90, 90)))
@@ -182,12 +229,14 @@ class SpectralPanel(QtWidgets.QWidget):
         for item in (head, nose, self.spots):
             self.scalp.addItem(item)
         self.scalp.setRange(xRange=(-1.65, 1.65), yRange=(-1.65, 1.65), padding=0.0)
+        self.scalp_colorbar = _labelled_colorbar(self.colormap, width=10)
+        self.scalp.getPlotItem().layout.addItem(self.scalp_colorbar, 2, 5)   # right of the map
 
-        self.title = QtWidgets.QLabel("band power")
+        self.title = QtWidgets.QLabel()
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.title)
         top.addStretch(1)
-        top.addWidget(QtWidgets.QLabel("scalp map (colours as the heatmap's):"))
+        top.addWidget(QtWidgets.QLabel("scalp map, own colour scale:"))
         top.addWidget(self.band)
         plots = QtWidgets.QHBoxLayout()
         plots.addWidget(self.heatmap, 3)
@@ -198,13 +247,26 @@ class SpectralPanel(QtWidgets.QWidget):
         layout.addLayout(plots, 1)
         self.band.currentIndexChanged.connect(self._draw_scalp)
 
+        self._palette = [pg.mkBrush(c) for c in self.colormap.getLookupTable(nPts=PALETTE_SIZE, alpha=False)]
+        self._no_value = pg.mkBrush(NO_VALUE_COLOR)
+        self.n_updates = 0
+        self.clear()
+
+    def clear(self) -> None:
+        """Back to the empty state: no band power, no colour scales, the title waiting for signal."""
         self.power_db: np.ndarray | None = None
         self.labels: tuple[str, ...] = ()
         self._levels: np.ndarray | None = None
+        # each band's own smoothed colour levels (low, high), for the scalp map
+        self._band_levels: list[np.ndarray | None] = [None] * len(BANDS)
         self._ticks_for: tuple | None = None
         self._scalp_for: tuple[str, ...] | None = None
-        self._palette = [pg.mkBrush(c) for c in self.colormap.getLookupTable(nPts=PALETTE_SIZE, alpha=False)]
-        self.n_updates = 0
+        self.image.clear()
+        self.spots.clear()
+        self.heatmap.getAxis("left").setTicks([[], []])   # no channel ticks before there are channels
+        self.colorbar.hide()        # its 0-1 placeholder range would read as a power
+        self.scalp_colorbar.hide()
+        self.title.setText(f"band power: waiting for {MIN_SPECTRUM_S:g} s of signal")
 
     period_s = 1.0
     """Seconds between band-power updates (the :class:`gui.panel.Panel` contract)."""
@@ -220,6 +282,9 @@ class SpectralPanel(QtWidgets.QWidget):
     def update_spectrum(self, eeg: np.ndarray, sfreq: float, labels) -> None:
         """Recompute band power from the newest samples of ``eeg`` and redraw.
 
+        With less than ``MIN_SPECTRUM_S`` of signal the panel is emptied (:meth:`clear`): such a short
+        recent signal means a new stream, so what is drawn belongs to an earlier one.
+
         Parameters
         ----------
         eeg : ndarray, shape (n_chans, n_times)
@@ -229,7 +294,12 @@ class SpectralPanel(QtWidgets.QWidget):
         labels : sequence of str, length n_chans
         """
         eeg = np.asarray(eeg, dtype=np.float64)
-        if eeg.ndim != 2 or eeg.shape[1] < 8 or sfreq <= 0:
+        if eeg.ndim != 2 or sfreq <= 0:
+            return
+        span_s = min(eeg.shape[1] / sfreq, SPECTRUM_S)
+        if span_s < MIN_SPECTRUM_S:
+            if self.power_db is not None:
+                self.clear()
             return
         with np.errstate(divide="ignore", invalid="ignore"):
             power_db = 10.0 * np.log10(band_power(eeg, sfreq))
@@ -237,14 +307,12 @@ class SpectralPanel(QtWidgets.QWidget):
         self.power_db = power_db
         self.labels = tuple(labels)
         n_chans = power_db.shape[0]
-        finite = power_db[np.isfinite(power_db)]
-        if finite.size:
-            levels = np.percentile(finite, [2.0, 98.0])
-            if levels[1] - levels[0] < 1.0:
-                levels = levels + np.array([-0.5, 0.5])
-            # smooth the colour scale so colours mean the same from one update to the next
-            self._levels = levels if self._levels is None else self._levels + 0.3 * (levels - self._levels)
+        self._levels = _smoothed(self._levels, color_levels(power_db))
+        self._band_levels = [_smoothed(old, color_levels(power_db[:, j]))
+                             for j, old in enumerate(self._band_levels)]
+        if self._levels is not None:
             self.colorbar.setLevels(tuple(self._levels))
+            self.colorbar.show()
         # row-major image: rows = channels (first channel on top), columns = bands
         self.image.setImage(power_db[::-1], autoLevels=False,
                             levels=tuple(self._levels) if self._levels is not None else (0.0, 1.0))
@@ -257,20 +325,28 @@ class SpectralPanel(QtWidgets.QWidget):
                   for i in range(0, n_chans, step)], []])
             self._ticks_for = (self.labels, step)
         self._draw_scalp()
-        self.title.setText(f"band power, last {SPECTRUM_S:g} s")
+        self.title.setText(f"band power, last {span_s:.1f} s")
         self.n_updates += 1
 
     def _draw_scalp(self) -> None:
-        if self.power_db is None or self._levels is None:
+        if self.power_db is None:
             return
+        band = self.band.currentIndex()
+        levels = self._band_levels[band]
         xy = scalp_xy(self.labels)
-        values = self.power_db[:, self.band.currentIndex()]
         shown = np.isfinite(xy[:, 0])
-        low, high = self._levels
-        scaled = np.clip((values[shown] - low) / max(high - low, 1e-6), 0.0, 1.0)
-        # a fixed palette: the scatter item renders each distinct brush once and caches it
-        levels = np.rint(np.nan_to_num(scaled, nan=0.0) * (len(self._palette) - 1)).astype(int)
-        brushes = [self._palette[i] for i in levels]
+        values = self.power_db[shown, band]
+        brushes = [self._no_value] * len(values)
+        if levels is not None:
+            low, high = levels
+            scaled = np.clip((values - low) / max(high - low, 1e-6), 0.0, 1.0)
+            # a fixed palette: the scatter item renders each distinct brush once and caches it
+            for i in np.flatnonzero(np.isfinite(scaled)):
+                brushes[i] = self._palette[int(np.rint(scaled[i] * (len(self._palette) - 1)))]
+            self.scalp_colorbar.setLevels(tuple(levels))
+            self.scalp_colorbar.show()
+        else:
+            self.scalp_colorbar.hide()    # no value in this band: no range to state
         if self._scalp_for != self.labels:
             self.spots.setData(xy[shown, 0], xy[shown, 1], brush=brushes)
             self._scalp_for = self.labels
