@@ -244,9 +244,11 @@ def format_summary(summary: dict) -> str:
                      f"(follows the measured hop jitter)")
     if "vocoder_latency_ms" in summary:
         # stimulus time already inside audio_to_eeg (decoder/latency.py): said apart, not added on top
-        lines.append(f"  audio_to_eeg is stimulus time, not processing: the model's audio lag, the vocoder "
-                     f"delay {summary['vocoder_latency_ms']:.1f} ms (look-ahead and synthesis overlap) and "
-                     f"smoothing {summary.get('smoothing_latency_ms', 0.0):.1f} ms")
+        from eegmusic.decoder.latency import STIMULUS_TIME_NOTE
+
+        lines.append("  " + STIMULUS_TIME_NOTE.format(
+            vocoder=f" {summary['vocoder_latency_ms']:.1f} ms",
+            smoothing=f" {summary.get('smoothing_latency_ms', 0.0):.1f} ms"))
     if summary.get("dynamic_r") is not None or summary.get("dynamic_r_total") is not None:
         recent, total = summary.get("dynamic_r"), summary.get("dynamic_r_total")
         fmt = lambda r: "-" if r is None else f"{r:.3f}"  # noqa: E731

@@ -44,6 +44,24 @@ import numpy as np
 STAMPS = ("audio", "eeg", "arrival", "ready", "inferred", "vocoded", "buffered", "queued", "dac")
 """Stamps of one window, in pipeline order."""
 
+STAMP_WORDS = {
+    "audio": "the stimulus instant of the first audio sample the window's new frames make",
+    "eeg": "the window's last EEG sample taken (its LSL time stamp)",
+    "arrival": "the chunk holding it arrived",
+    "ready": "the stream stage made the window",
+    "inferred": "the model's output in host memory",
+    "vocoded": "the window's new frames turned into audio samples",
+    "buffered": "the samples handed to the audio sink's buffer",
+    "queued": "the first of them handed to the device",
+    "dac": "the first of them reaching the device's DAC",
+}
+"""What each stamp of :data:`STAMPS` marks, in a few words (the table above; the dashboard's tooltips)."""
+
+STIMULUS_TIME_NOTE = ("audio_to_eeg is stimulus time, not processing: the model's audio lag, the vocoder "
+                      "delay{vocoder} (look-ahead and synthesis overlap) and smoothing{smoothing}")
+"""Why ``audio_to_eeg`` is no processing time: ``eegmusic decode`` prints it under its latency table and the
+dashboard's row says it, with the delays' figures where the run's summary gives them."""
+
 STAGES = ("audio_to_eeg", "eeg_to_arrival", "arrival_to_ready", "ready_to_inferred", "inferred_to_vocoded",
           "vocoded_to_buffered", "buffered_to_queued", "queued_to_dac", "buffered_to_dac",
           "arrival_to_buffered", "arrival_to_dac", "audio_to_dac")

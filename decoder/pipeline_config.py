@@ -7,6 +7,7 @@ calls it first.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from eegmusic.decoder.frameclock import DEFAULT_HOP_FRAMES, hop_frames
 from eegmusic.decoder.melspec import FRAME_PERIOD_S
 from eegmusic.stream.errors import ConfigError
 
-__all__ = ["LISTEN_CHOICES", "PipelineConfig"]
+__all__ = ["LISTEN_CHOICES", "PipelineConfig", "model_output_kind"]
+
+log = logging.getLogger(__name__)
 
 LISTEN_CHOICES = ("decoded", "true", "both")
 """What ``decode --listen`` can play."""
@@ -156,30 +159,38 @@ class PipelineConfig:
             raise ConfigError(f"--listen {self.listen!r} is not one of {', '.join(LISTEN_CHOICES)}; pick one")
         refuse_listen_without_truth(self.listen, self.truth_dir)
 
-    def for_model(self) -> PipelineConfig:
+    def for_model(self, output_kind: str | None = None) -> PipelineConfig:
         """This configuration without the settings its model would not use, for a caller whose settings
         are standing preferences, not options typed for this model (the dashboard, the demo).
 
         A dashboard or demo session keeps its vocoder, smoothing and ``truth_dir`` for whichever model
         is started; a waveform model (``audio``) uses none of them (:meth:`refuse_ignored_by`, which
         ``eegmusic decode`` applies to what was typed), so they are left out for it instead of the
-        decode refusing a model the user cannot start otherwise. A model that cannot be read is
-        returned as it is: starting it says why.
+        decode refusing a model the user cannot start otherwise. A ``truth_dir`` left out is logged as a
+        warning: the user typed it and sees no score. A model that cannot be read is returned as it is:
+        starting it says why.
+
+        Parameters
+        ----------
+        output_kind : {"mel_db", "audio"} or None
+            The model's output kind when the caller has read it (:func:`model_output_kind`); read from
+            ``model_path`` when None.
         """
         from dataclasses import replace
 
         from eegmusic.decoder.vocoders import DEFAULT_VOCODER
 
-        try:
-            from eegmusic.decoder.modelfile import read_model_info
-
-            kind = read_model_info(self.model_path).output_kind
-        except Exception:  # the decode's own start names the problem in one line
-            return self
+        kind = output_kind if output_kind is not None else model_output_kind(self.model_path)
         if kind != "audio":
             return self
+        keeps_truth = self.listen != "decoded"   # the true stimulus it plays
+        if self.truth_dir is not None and not keeps_truth:
+            log.warning("model %s outputs audio directly, not mel frames: the truth %s (--truth) is left "
+                        "out and nothing is scored (no dynamic r); a waveform model uses a truth only to "
+                        "play the stimulus (--listen true or both)", Path(self.model_path).name,
+                        self.truth_dir)
         return replace(self, vocoder_method=DEFAULT_VOCODER, vocoder_named=False, vocoder_lookahead=None,
-                       smooth_frames=0, truth_dir=None if self.listen == "decoded" else self.truth_dir)
+                       smooth_frames=0, truth_dir=self.truth_dir if keeps_truth else None)
 
     def refuse_ignored_by(self, output_kind: str, model_path: str | Path) -> None:
         """Refuse the options a model of ``output_kind`` would ignore (once the model is read).
@@ -212,6 +223,17 @@ class PipelineConfig:
         them = "it" if len(ignored) == 1 else "them"
         raise ConfigError(f"model {Path(model_path).name} outputs a waveform (output kind audio), not mel "
                           f"frames for {listed} to act on; drop {them}{hint}")
+
+
+def model_output_kind(model_path: str | Path | None) -> str | None:
+    """The model's output kind (``mel_db`` or ``audio``), or None when the file cannot be read (starting
+    it then names the problem in one line)."""
+    from eegmusic.decoder.modelfile import read_model_info
+
+    try:
+        return read_model_info(model_path).output_kind
+    except Exception:  # any unreadable file: the decode's own start says why
+        return None
 
 
 def refuse_listen_without_truth(listen: str, truth) -> None:

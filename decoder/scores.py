@@ -46,14 +46,15 @@ def baseline_words(summary: Mapping | None) -> str:
         which = "both baselines" if len(constant) == 2 else constant[0].replace("_", "-") + " baseline"
         notes.append(f"{which}: {CONSTANT_NOTE}")
     said = f" ({'; '.join(notes)})" if notes else ""
-    return f"global-mean baseline {_shown(global_mean)}, song-mean baseline {_shown(song)}{said}"
+    return f"global-mean baseline {format_r(global_mean)}, song-mean baseline {format_r(song)}{said}"
 
 
 def baseline_line(summary: Mapping | None) -> str:
-    """The decoder's live dynamic r beside the baselines scored on the same frames (one line)."""
-    return f"live dynamic r on the same frames: decoder {_shown(run_scores(summary)[0])}, " \
-        f"{baseline_words(summary)}"
+    """The decoder's dynamic r over the whole run beside the baselines scored on the same frames (one line;
+    the dashboard's, worded as ``decode`` words its summary)."""
+    return f"dynamic r, whole run: decoder {format_r(run_scores(summary)[0])}, {baseline_words(summary)}"
 
 
-def _shown(value: float | None) -> str:
+def format_r(value: float | None) -> str:
+    """A dynamic r as every summary line and the dashboard write it: three decimals, or n/a."""
     return "n/a" if value is None else f"{value:.3f}"

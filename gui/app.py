@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from eegmusic.decoder.limiter import LevelledSink
+from eegmusic.decoder.pipeline_config import model_output_kind
 from eegmusic.gui.attach import CANCELLED, AttachedDecode
 from eegmusic.gui.controls import ControlBar, Settings
 from eegmusic.gui.eeg_panel import EEGPanel
@@ -114,6 +115,9 @@ PANELS: tuple[PanelSlot, ...] = (
 height, the right one stacks the rest top to bottom. Each panel says when it redraws."""
 COLUMN_STRETCH = (3, 2)
 """Width shares of the left and right columns."""
+RIGHT_COLUMN_MIN_PX = 600
+"""The right column's least width where the window allows it: at 2/5 of a 1024-px window the latency
+table's numbers were cut to a few pixels each."""
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -127,7 +131,7 @@ class MainWindow(QtWidgets.QMainWindow):
         Snapshot polls per second, at most 30.
     """
 
-    _started = QtCore.Signal(object)
+    _started = QtCore.Signal(object, object)   # the pipeline, its model's output kind (None: unread)
     start_failed = QtCore.Signal(str)
     """Emitted with the one-line reason when a start fails (the window shows it in a dialog)."""
     _stopped = QtCore.Signal()
@@ -164,6 +168,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._ended_note: str | None = None   # why the last decode stopped by itself, when not an error
         self._cancel = threading.Event()      # set to give up the start in progress
         self._cancellable = False             # the start in progress can be given up (the window's own)
+        self._shown = False                   # shown once: the panels have their first sizes
 
         self.setWindowTitle("eegmusic — live dashboard")
         self.controls = ControlBar(self.settings, self._spawn)
@@ -195,7 +200,8 @@ class MainWindow(QtWidgets.QMainWindow):
             column = columns[slot.column]
             column.addWidget(panel)
             column.setStretchFactor(column.count() - 1, slot.stretch)
-        body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self._columns = columns
+        self._body = body = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         for index, (column, stretch) in enumerate(zip(columns, COLUMN_STRETCH, strict=True)):
             body.addWidget(column)
             body.setStretchFactor(index, stretch)
@@ -205,6 +211,40 @@ class MainWindow(QtWidgets.QMainWindow):
         layout.addWidget(self.controls)
         layout.addWidget(body, 1)
         self.setCentralWidget(central)
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if not self._shown:   # once laid out: the first sizes of the panels
+            self._shown = True
+            QtCore.QTimer.singleShot(0, self._fit_panels)
+
+    def _fit_panels(self) -> None:
+        """The panels' first sizes: the right column's width, then the stats panel's height."""
+        widths = self._body.sizes()
+        left_least = self._columns[0].minimumSizeHint().width()
+        right = min(max(widths[1], RIGHT_COLUMN_MIN_PX), sum(widths) - left_least)
+        if right > widths[1]:
+            self._body.setSizes([sum(widths) - right, right])
+        self._fit_stats_panel()
+
+    def _fit_stats_panel(self) -> None:
+        """Give the stats panel the height of all its latency rows where its column has room for that
+        beside the least heights of the panels above it, which share the rest by their stretch; where it
+        has not, the table scrolls. The splitter took height from every panel alike: the table scrolled
+        at the default window size, and when it kept its rows by a fixed height, the mel plots shrank to
+        a sliver on a short window."""
+        column = self._columns[1]
+        slots = [slot for slot in PANELS if slot.column == 1]
+        panels = [self.panels[slot.attribute] for slot in slots]
+        total = sum(column.sizes())
+        wanted = self.stats_panel.wanted_height()
+        above = [(panel, slot.stretch) for panel, slot in zip(panels, slots, strict=True)
+                 if panel is not self.stats_panel]
+        rest = total - wanted
+        if rest < sum(panel.minimumSizeHint().height() for panel, _ in above):
+            return
+        shares = iter([rest * stretch // sum(stretch for _, stretch in above) for _, stretch in above])
+        column.setSizes([wanted if panel is self.stats_panel else next(shares) for panel in panels])
 
     def toggle(self) -> None:
         """Start when stopped, stop when running, give up a start in progress."""
@@ -275,13 +315,14 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         with self._helper_lock:
             self._pending_pipeline = attached
-        self._started.emit(attached)
+        self._started.emit(attached, model_output_kind(attached.config.model_path))
 
     def _start_worker(self, config, pipeline=None) -> None:
         sink = None
+        kind = model_output_kind(config.model_path)   # a waveform model: the mel panel says it has no mel
         try:
             if pipeline is None:  # the window's vocoder, smoothing and truth stay out of a waveform model's
-                config = config.for_model()
+                config = config.for_model(kind)
             if pipeline is None and self.settings.isolated:
                 from eegmusic.gui.attach import spawn_decode
 
@@ -319,9 +360,9 @@ class MainWindow(QtWidgets.QMainWindow):
         with self._helper_lock:
             self._pending_pipeline = pipeline
         log.info("pipeline started on %r", config.stream_name)
-        self._started.emit(pipeline)
+        self._started.emit(pipeline, kind)
 
-    def _on_started(self, pipeline) -> None:
+    def _on_started(self, pipeline, output_kind: str | None) -> None:
         log.debug("dashboard follows the pipeline")
         with self._helper_lock:
             self._pending_pipeline = None
@@ -348,6 +389,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.controls.show_gain(pipeline.gain)
         elif self._gain_sink is None and isinstance(pipeline.sink, LevelledSink):
             self._gain_sink = pipeline.sink  # a pipeline built elsewhere (the demo): its volume is ours too
+        self.mel_panel.show_model_output(output_kind)
+        self.stats_panel.set_silent(bool(pipeline.config.no_audio))
         self._scheduler.reset()
         self.status.reset(time.monotonic())
         self.last_summary, self._next_summary = {}, 0.0
@@ -497,7 +540,8 @@ class MainWindow(QtWidgets.QMainWindow):
         eeg_key = self.status.observe(eeg, health, now)
         self._tick += 1
         view = PanelView(snapshot=snapshot, eeg=eeg, eeg_key=eeg_key, counters=counters, health=health,
-                         tick=self._tick, summary=self.last_summary)
+                         tick=self._tick, summary=self.last_summary,
+                         silence=self.status.silence(snapshot, now))
         chosen = self._scheduler.choose(self.panels, view, now)
         if chosen is not None:
             self.panels[chosen].draw(view, now)
@@ -518,7 +562,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.redraw_ms.append(1000.0 * (t2 - t1))
 
     def stream_lost(self, snapshot=None, now: float | None = None) -> bool:
-        """Whether the stream is lost: the pipeline says disconnected, or no sample came for a while."""
+        """Whether no new samples come: the stream is stalled or lost (:meth:`StreamStatus.silence`)."""
         snapshot = snapshot if snapshot is not None else self.last_snapshot
         return self.status.lost(snapshot, time.monotonic() if now is None else now)
 

@@ -29,6 +29,21 @@ LISTEN_MODES = (("decoded", "A: decoded"), ("true", "B: true stimulus"), ("both"
 BUTTON_LABELS = {"stopped": "Start", "starting": "Starting…", "running": "Stop", "stopping": "Stopping…"}
 """The Start/Stop button's text in each state of the window."""
 
+STREAM_TOOLTIP = "LSL stream to decode (type a name, or refresh to list the visible ones)"
+"""The stream picker's tooltip while no listed stream is picked."""
+
+
+def stream_entry(summary) -> str:
+    """A listed stream as the picker shows it: its name first, then its size (``Cap-1 — 128 ch @ 1000 Hz``).
+
+    The full description (:meth:`stream.resolve.StreamSummary.describe`, about 80 characters) showed its
+    tail in the box, the name scrolled out of sight; it is the entry's tooltip instead.
+    """
+    from eegmusic.stream.untrusted import printable
+
+    rate = "irregular" if summary.sfreq == 0 else f"{summary.sfreq:g} Hz"
+    return f"{printable(summary.name)} — {summary.n_chans} ch @ {rate}"
+
 
 @dataclass
 class Settings:
@@ -104,10 +119,15 @@ class ControlBar(QtWidgets.QWidget):
         self.settings = settings
         self._spawn = spawn
 
+        self.state = "stopped"
+        """The window's state as last shown (:meth:`show_state`)."""
         self.stream_box = QtWidgets.QComboBox()
         self.stream_box.setEditable(True)
-        self.stream_box.setMinimumWidth(260)
-        self.stream_box.setToolTip("LSL stream to decode (type a name, or refresh to list the visible ones)")
+        self.stream_box.setMinimumWidth(220)
+        self.stream_box.setToolTip(STREAM_TOOLTIP)
+        self.stream_box.currentIndexChanged.connect(self._show_stream_tooltip)
+        # a picked entry shows its start, the name (not its end, as a line edit does)
+        self.stream_box.activated.connect(lambda _index: self.stream_box.lineEdit().setCursorPosition(0))
         if settings.stream:
             self.stream_box.addItem(settings.stream, settings.stream)
         self.refresh_button = QtWidgets.QPushButton("Refresh")
@@ -118,7 +138,7 @@ class ControlBar(QtWidgets.QWidget):
 
         self.model_edit = QtWidgets.QLineEdit(settings.model or "")
         self.model_edit.setPlaceholderText("model.onnx")
-        self.model_edit.setMinimumWidth(220)
+        self.model_edit.setMinimumWidth(180)
         self.model_button = QtWidgets.QPushButton("Model…")
         self.model_button.clicked.connect(self.choose_model)
 
@@ -131,7 +151,7 @@ class ControlBar(QtWidgets.QWidget):
         self.volume = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.volume.setRange(0, 100)
         self.volume.setValue(80)
-        self.volume.setFixedWidth(110)
+        self.volume.setMinimumWidth(110)
         self.mute = QtWidgets.QCheckBox("Mute")
         self.volume.valueChanged.connect(lambda _value: self.gain_changed.emit())
         self.mute.toggled.connect(lambda _checked: self.gain_changed.emit())
@@ -147,16 +167,20 @@ class ControlBar(QtWidgets.QWidget):
         self.audio_box.currentIndexChanged.connect(self._on_audio_picked)
         self._streams_listed.connect(self._on_streams_listed)
 
-        row = QtWidgets.QHBoxLayout(self)
-        row.setContentsMargins(6, 4, 6, 4)
-        for widget in (QtWidgets.QLabel("Stream"), self.stream_box, self.refresh_button,
-                       QtWidgets.QLabel("Model"), self.model_edit, self.model_button, self.start_button):
-            row.addWidget(widget)
-        row.addSpacing(16)
-        for widget in (QtWidgets.QLabel("Audio"), self.audio_box, QtWidgets.QLabel("Volume"), self.volume,
-                       self.mute, QtWidgets.QLabel("Listen"), self.listen_box):
-            row.addWidget(widget)
-        row.addStretch(1)
+        # two rows, what is decoded above what is heard: in one row of 15 widgets the bar was 1521 px
+        # wide at least, and so was the window, past a 1366- or 1440-px laptop screen
+        rows = QtWidgets.QVBoxLayout(self)
+        rows.setContentsMargins(6, 4, 6, 4)
+        rows.setSpacing(2)
+        for widgets in ((QtWidgets.QLabel("Stream"), self.stream_box, self.refresh_button,
+                         QtWidgets.QLabel("Model"), self.model_edit, self.model_button, self.start_button),
+                        (QtWidgets.QLabel("Audio"), self.audio_box, QtWidgets.QLabel("Volume"), self.volume,
+                         self.mute, QtWidgets.QLabel("Listen"), self.listen_box)):
+            row = QtWidgets.QHBoxLayout()
+            for widget in widgets:
+                row.addWidget(widget)
+            row.addStretch(1)
+            rows.addLayout(row)
 
     def _fill_audio_devices(self) -> None:
         devices, reason = output_devices()
@@ -201,7 +225,8 @@ class ControlBar(QtWidgets.QWidget):
         self._streams_listed.emit(streams, "")
 
     def _on_streams_listed(self, streams, error: str) -> None:
-        self.refresh_button.setEnabled(True)
+        # a listing that ends after a start (one scheduled at opening) must not enable Refresh while decoding
+        self.refresh_button.setEnabled(self.state == "stopped")
         self.refresh_button.setText("Refresh")
         # the picked stream's name, not the box's text: an entry shows a stream's description, and a
         # second Refresh kept that description as a name to decode
@@ -210,15 +235,26 @@ class ControlBar(QtWidgets.QWidget):
         for summary in streams:
             if summary.stype not in ("EEG", ""):
                 continue  # markers and decoded output are not decodable input
-            self.stream_box.addItem(summary.describe(), summary.name)
+            self.stream_box.addItem(stream_entry(summary), summary.name)
+            self.stream_box.setItemData(self.stream_box.count() - 1, summary.describe(),
+                                        QtCore.Qt.ItemDataRole.ToolTipRole)
         n_found = self.stream_box.count()
         if current and self.stream_box.findData(current) < 0:
             self.stream_box.insertItem(0, current, current)
         if current:
             self.stream_box.setCurrentIndex(self.stream_box.findData(current))
+        self.stream_box.lineEdit().setCursorPosition(0)   # the start of the entry: the name
+        self._show_stream_tooltip()
         self.message.emit(f"listing streams failed: {error}" if error else
                           f"{n_found} EEG stream(s) listed ({len(streams)} LSL stream(s) visible)", 4000)
         log.info("%d EEG stream(s) listed", n_found)
+
+    def _show_stream_tooltip(self, *_args) -> None:
+        """The picked stream's full description as the box's tooltip (the box shows its name and size)."""
+        index = self.stream_box.currentIndex()
+        described = (self.stream_box.itemData(index, QtCore.Qt.ItemDataRole.ToolTipRole) if index >= 0
+                     else None)
+        self.stream_box.setToolTip(described or STREAM_TOOLTIP)
 
     def stream_name(self) -> str | None:
         """The stream chosen in the picker (its name), or None."""
@@ -305,6 +341,7 @@ class ControlBar(QtWidgets.QWidget):
         cancellable : bool
             A start in progress can be given up (the button reads "Cancel").
         """
+        self.state = state
         labels = dict(BUTTON_LABELS, running="Detach" if detach else BUTTON_LABELS["running"])
         if cancellable:
             labels["starting"] = "Cancel"

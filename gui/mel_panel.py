@@ -3,9 +3,12 @@
 Colours are fixed mel-dB levels (−80 … +30 dB on the contract's scale, reference power 1: never
 normalised), so a louder decoded frame looks louder. With a truth folder the pipeline also gives the
 stimulus mel for the same frames and a rolling dynamic r (correlation of the frame-to-frame changes);
-the panel keeps a history of r to draw it over time. Below it, the decoder's dynamic r over the whole
-run stands beside the global-mean and song-mean baselines scored on the same frames (:mod:`decoder.scores`,
-from the decode's summary), so a score never shows without what a constant spectrum reaches.
+the panel keeps a history of r to draw it over time. The two figures are worded as ``eegmusic decode``
+words them: the rolling r over the "last 10 s" (the truth's ``dynamic_r_window_s``) and the decoder's
+r over the "whole run", which stands beside the global-mean and song-mean baselines scored on the same
+frames (:mod:`decoder.scores`, from the decode's summary), so a score never shows without what a constant
+spectrum reaches. While the stream is stalled or lost the figures say they are frozen. A waveform model
+has no mel: the panel says so instead of drawing empty axes.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from eegmusic.decoder.melspec import DB_FLOOR, FRAME_PERIOD_S
-from eegmusic.decoder.scores import baseline_line, run_scores
+from eegmusic.decoder.scores import baseline_line, format_r, run_scores
 from PySide6 import QtCore, QtWidgets
 
 FRAME_RATE = 1.0 / FRAME_PERIOD_S
@@ -34,6 +37,24 @@ R_HISTORY_S = 60.0
 SHOWN_S = 10.0
 """Seconds of frames shown (the newest at t = 0)."""
 
+MEL_MIN_HEIGHT = 150
+"""Least height of a mel plot in pixels: on a short window the other panels give way first (the plots
+shrank to 20 px, their tick labels on top of each other and no image to see)."""
+
+R_PLOT_MIN_HEIGHT = 100
+"""Least height of the r history in pixels, with three labelled ticks: at 90 px with five, its tick labels
+touched and the top one was cut off."""
+
+R_TICKS = [[(-1.0, "-1"), (0.0, "0"), (1.0, "1")], [(-0.5, ""), (0.5, "")]]
+"""The r axis's ticks: labelled at -1, 0 and 1, unlabelled halfway (five labels did not fit)."""
+
+FROZEN_STYLE = "color: #808080"
+"""The r figures' colour while the stream is stalled or lost: they no longer change."""
+
+NO_MEL_TEXT = ("This model outputs audio directly: there is no mel spectrogram to show, and no --truth "
+               "scoring (the dynamic r compares mel frames; it needs a mel model).")
+"""What the mel panel says for a waveform model (output kind ``audio``)."""
+
 
 def _mel_plot(title: str) -> tuple[pg.PlotWidget, pg.ImageItem]:
     plot = pg.PlotWidget(background="w", title=title)
@@ -44,6 +65,7 @@ def _mel_plot(title: str) -> tuple[pg.PlotWidget, pg.ImageItem]:
     plot.setLabel("bottom", "time (s)")
     plot.setXRange(-SHOWN_S, 0.0, padding=0.0)
     plot.setYRange(0.0, 128.0, padding=0.0)
+    plot.setMinimumHeight(MEL_MIN_HEIGHT)
     image = pg.ImageItem(axisOrder="row-major")
     image.setColorMap(pg.colormap.get("inferno"))
     image.setLevels(MEL_LEVELS)
@@ -65,8 +87,8 @@ class MelPanel(QtWidgets.QWidget):
         self.colorbar.setImageItem([self.decoded_image, self.truth_image],
                                    insert_in=self.decoded_plot.getPlotItem())
         self.r_plot = pg.PlotWidget(background="w")
-        self.r_plot.setMinimumHeight(90)
-        self.r_plot.setLabel("left", "r")
+        self.r_plot.setMinimumHeight(R_PLOT_MIN_HEIGHT)
+        self.r_plot.getAxis("left").setTicks(R_TICKS)
         self.r_plot.setMenuEnabled(False)
         self.r_plot.hideButtons()
         self.r_plot.setMouseEnabled(x=False, y=False)
@@ -75,17 +97,32 @@ class MelPanel(QtWidgets.QWidget):
         self.r_plot.setLabel("bottom", "time (s)")
         self.r_plot.addLine(y=0.0, pen=pg.mkPen((150, 150, 150), style=QtCore.Qt.PenStyle.DashLine))
         self.r_curve = self.r_plot.plot(pen=pg.mkPen((20, 90, 200), width=2))
-        self.r_label = QtWidgets.QLabel("dynamic r (rolling, decoded vs true): —")
-        self.baseline_label = QtWidgets.QLabel(baseline_line(None))
+        self.r_label = QtWidgets.QLabel()
+        self.r_label.setToolTip("dynamic r: correlation of the frame-to-frame changes of the decoded and "
+                                "the true mel, over the newest frames scored")
+        self.baseline_label = QtWidgets.QLabel()
         self.baseline_label.setWordWrap(True)   # a baseline's n/a carries its reason: the line can be long
         self.baseline_label.setToolTip("dynamic r over every frame scored so far; the baselines predict each "
                                        "frame from the mean mel window of the model's training part")
+        self.no_mel_label = QtWidgets.QLabel(NO_MEL_TEXT)
+        self.no_mel_label.setWordWrap(True)
+        self.no_mel_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.no_mel_label.setVisible(False)
         self.scores: tuple[float | None, float | None, float | None] = (None, None, None)
         """The run's (decoder, global-mean, song-mean) dynamic r as last drawn (:func:`run_scores`)."""
+        self.dynamic_r: float | None = None
+        """The newest rolling dynamic r drawn, or None before the first."""
+        self.r_window_s: float | None = None
+        """Seconds of frames the rolling r spans (the summary's ``truth.dynamic_r_window_s``), or None before
+        the first summary."""
+        self.silence: str | None = None
+        """``"stalled"`` or ``"lost"`` while the stream sends nothing (the figures are frozen), else None."""
+        self._summary: dict = {}
 
         row = QtWidgets.QHBoxLayout()
         row.addWidget(self.decoded_plot, 1)
         row.addWidget(self.truth_plot, 1)
+        row.addWidget(self.no_mel_label, 1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row, 3)
@@ -98,6 +135,23 @@ class MelPanel(QtWidgets.QWidget):
         self.has_truth = False
         self.n_updates = 0
         self.set_truth_visible(False)
+        self.r_plot.setLabel("left", "dynamic r")
+        self._write_labels()
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
+        """The layout's least size, with the wrapped run line as tall as its lines at the panel's width: the
+        layout counts it as one line, and a splitter that gave the panel no more than that drew the r label
+        over the mel plots' time axis."""
+        hint = super().minimumSizeHint()
+        label = self.baseline_label
+        if not label.isHidden():
+            wrapped = label.heightForWidth(self.width())
+            hint.setHeight(hint.height() + max(0, wrapped - label.minimumSizeHint().height()))
+        return hint
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self.updateGeometry()   # another width wraps the run line onto another number of lines
 
     def set_truth_visible(self, visible: bool) -> None:
         """Show or hide the truth column and the r plot."""
@@ -105,22 +159,36 @@ class MelPanel(QtWidgets.QWidget):
         for widget in (self.truth_plot, self.r_plot, self.r_label, self.baseline_label):
             widget.setVisible(visible)
 
+    def show_model_output(self, output_kind: str | None) -> None:
+        """Say so in place of the plots when the model outputs audio directly (``output_kind`` ``audio``):
+        an empty "decoded mel" plot with no true mel beside it, and no word why, looked broken."""
+        waveform = output_kind == "audio"
+        self.no_mel_label.setVisible(waveform)
+        self.decoded_plot.setVisible(not waveform)
+        if waveform:
+            self.set_truth_visible(False)
+
     period_s = 0.0
     """Redraw whenever a new frame arrived (the :class:`gui.panel.Panel` contract)."""
 
     def redraw_key(self, view) -> tuple | None:
-        """Changes with each decoded frame or window, or with the run's scores; None before the first mel."""
+        """Changes with each decoded frame or window, with the run's scores, or when the stream stops or
+        comes back; None before the first mel."""
         snapshot = view.snapshot
         if snapshot.mel is None:
             return None
         scores = run_scores(view.summary)
-        return snapshot.frame_index, view.counters.get("windows"), np.asarray(snapshot.mel).shape, scores
+        return (snapshot.frame_index, view.counters.get("windows"), np.asarray(snapshot.mel).shape, scores,
+                view.silence)
 
     def draw(self, view, now: float) -> None:
         """Draw the view's decoded and true mel, and the run's scores beside their baselines."""
         snapshot = view.snapshot
-        self.update_mel(snapshot.mel, snapshot.truth_mel, snapshot.dynamic_r, now)
+        # a frozen r is no new point of its history: drawn again, it drew a flat line up to now
+        dynamic_r = None if view.silence else snapshot.dynamic_r
+        self.update_mel(snapshot.mel, snapshot.truth_mel, dynamic_r, now)
         self.update_scores(view.summary)
+        self.show_frozen(view.silence)
 
     def update_scores(self, summary) -> None:
         """Show the run's dynamic r beside the global-mean and song-mean baselines on the same frames.
@@ -128,10 +196,43 @@ class MelPanel(QtWidgets.QWidget):
         Parameters
         ----------
         summary : dict or None
-            The decode's run summary (``dynamic_r_total``, ``baseline_dynamic_r_total``).
+            The decode's run summary (``dynamic_r_total``, ``baseline_dynamic_r_total``, and
+            ``truth.dynamic_r_window_s``: the rolling r's window).
         """
-        self.scores = run_scores(summary)
-        self.baseline_label.setText(baseline_line(summary))
+        self._summary = dict(summary or {})
+        self.scores = run_scores(self._summary)
+        window_s = (self._summary.get("truth") or {}).get("dynamic_r_window_s")
+        if window_s and window_s != self.r_window_s:
+            self.r_window_s = float(window_s)
+            self.r_plot.setLabel("left", f"r ({self.r_window_s:.0f} s)")   # fits the plot's least height
+        self._write_labels()
+
+    def show_frozen(self, silence: str | None) -> None:
+        """Mark the r figures and the mel plots as frozen while the stream is ``"stalled"`` or ``"lost"``
+        (they looked live, in black, for as long as no sample came); None: live again."""
+        if silence == self.silence:
+            return
+        self.silence = silence
+        frozen = " — frozen" if silence else ""   # short: the labels below say why
+        self.decoded_plot.setTitle(f"decoded mel{frozen}")
+        self.truth_plot.setTitle(f"true mel (stimulus){frozen}")
+        for label in (self.r_label, self.baseline_label):
+            label.setStyleSheet(FROZEN_STYLE if silence else "")
+        self._write_labels()
+
+    def _frozen_words(self) -> str:
+        return f" — frozen: stream {self.silence}" if self.silence else ""
+
+    def _write_labels(self) -> None:
+        """The rolling r over its window and the whole run's r beside its baselines, worded as decode does."""
+        window = "recent frames" if self.r_window_s is None else f"last {self.r_window_s:.0f} s"
+        recent = "—" if self.dynamic_r is None else format_r(self.dynamic_r)
+        frozen = self._frozen_words()
+        self.r_label.setText(f"dynamic r, {window}: {recent}{frozen}")
+        run_line = baseline_line(self._summary)
+        if self.baseline_label.text() != run_line + frozen:
+            self.baseline_label.setText(run_line + frozen)
+            self.updateGeometry()   # it may wrap onto another number of lines
 
     def update_mel(self, mel: np.ndarray, truth_mel: np.ndarray | None = None,
                    dynamic_r: float | None = None, now: float | None = None) -> None:
@@ -163,7 +264,8 @@ class MelPanel(QtWidgets.QWidget):
             t = np.fromiter(self._r_times, dtype=float) - now
             keep = t >= -R_HISTORY_S
             self.r_curve.setData(t[keep], np.fromiter(self._r_values, dtype=float)[keep])
-            self.r_label.setText(f"dynamic r (rolling, decoded vs true): {dynamic_r:+.3f}")
+            self.dynamic_r = float(dynamic_r)
+            self._write_labels()
         self.n_updates += 1
 
     @staticmethod

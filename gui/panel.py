@@ -39,6 +39,9 @@ class PanelView:
     summary : dict
         The decode's run summary (``SnapshotSource.summary``), fetched at most once a second; empty
         before the first.
+    silence : str or None
+        ``"stalled"`` or ``"lost"`` while no new samples come (:meth:`gui.status.StreamStatus.silence`):
+        what is drawn is frozen; None while they come.
     """
 
     snapshot: Any
@@ -48,6 +51,7 @@ class PanelView:
     health: Any = None
     tick: int = 0
     summary: Mapping = field(default_factory=dict)
+    silence: str | None = None
 
 
 class Panel(Protocol):

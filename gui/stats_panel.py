@@ -1,22 +1,41 @@
 """The stats panel: latency per pipeline stage and the health counters.
 
 A table of latency percentiles (ms) per stage, as the pipeline measures them (LSL clock stamps at
-every stage), and a grid of counters: windows decoded, drops, gaps, reconnects, audio underruns and
-the stream's measured rate and jitter. Cells are reused and only their text changes.
+every stage), and a grid of counters: the stream's state, measured rate and jitter first, then windows
+decoded, drops, gaps, reconnects, audio underruns and the rest. Cells are reused and only their text
+changes. Each stage's row says in a tooltip what it spans (the stamps of :mod:`decoder.latency`); the
+first, ``audio_to_eeg``, is stimulus time, not processing, as ``eegmusic decode`` says. A decode without
+sound hides the stages that end at the sound device, which it never measures.
 """
 
 from __future__ import annotations
 
 import math
 
+from eegmusic.decoder.latency import ESTIMATED_STAGES, STAGES, STAMP_WORDS, STIMULUS_TIME_NOTE
 from PySide6 import QtCore, QtGui, QtWidgets
 
 PERCENTILES = ("p50", "p95", "p99")
 
 RIGHT = QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
 
+LATENCY_MIN_ROWS = 3
+"""Rows of the latency table that stay in sight however short the window: the rest scroll."""
+
+HEALTH_FIRST = ("stream", "rate (Hz)", "jitter (ms)")
+"""Stream health figures shown at the top of the counter grid: below the counters they were out of sight,
+under the fold of its scroll area, when the stream was lost."""
+
 COUNTERS = ("windows", "drops", "gaps", "reconnects", "underruns")
-"""Counters shown first, in this order; any others the pipeline reports follow."""
+"""Counters shown after :data:`HEALTH_FIRST`, in this order; any others the pipeline reports follow, then
+the rest of the stream's health."""
+
+DEVICE_STAGES = tuple(stage for stage in STAGES if stage.endswith(("_to_queued", "_to_dac")))
+"""Stages that end at the sound device: never measured by a decode without sound (hidden then)."""
+
+ESTIMATE_NOTE = ("An estimate: the audio queued in the sink plus the device's reported latency, not measured "
+                 "(`eegmusic bench latency` measures EEG sample -> audible sample)")
+"""Why a stage of :data:`decoder.latency.ESTIMATED_STAGES` reads "(estimate)"."""
 
 BAD_COUNTERS = frozenset({"drops", "gaps", "reconnects", "underruns", "dropped_windows", "nan_runs", "stalls",
                           "losses", "bad_markers"})
@@ -32,6 +51,43 @@ def format_ms(value) -> str:
     if not math.isfinite(value):
         return "—"
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def stage_tooltip(stage: str, summary=None) -> str:
+    """What a latency stage spans, in words, for its row's tooltip.
+
+    Parameters
+    ----------
+    stage : str
+        A stage of :data:`decoder.latency.STAGES` (``"<stamp>_to_<stamp>"``).
+    summary : dict, optional
+        The decode's run summary: its ``vocoder_latency_ms`` and ``smoothing_latency_ms`` give the
+        figures of ``audio_to_eeg``'s note, as ``decode`` prints them.
+    """
+    start, _, end = stage.partition("_to_")
+    tip = f"{stage}: from {STAMP_WORDS.get(start, start)} to {STAMP_WORDS.get(end, end)}"
+    if stage == "audio_to_eeg":
+        summary = summary or {}
+        vocoder, smoothing = summary.get("vocoder_latency_ms"), summary.get("smoothing_latency_ms", 0.0)
+        delays = ({"vocoder": "", "smoothing": ""} if vocoder is None else
+                  {"vocoder": f" {vocoder:.1f} ms", "smoothing": f" {smoothing:.1f} ms"})
+        tip = (f"{STIMULUS_TIME_NOTE.format(**delays)}. It spans {STAMP_WORDS['audio']} to "
+               f"{STAMP_WORDS['eeg']}; the stages below it are processing")
+    if stage in ESTIMATED_STAGES:
+        tip += f". {ESTIMATE_NOTE}"
+    return tip
+
+
+def counter_values(counters: dict | None, health) -> dict[str, str]:
+    """The counter grid's rows in order: the stream's state, rate and jitter (:data:`HEALTH_FIRST`), the
+    counters of :data:`COUNTERS`, any other counter, then the rest of the stream's health."""
+    counters = dict(counters or {})
+    health_values = health_items(health)
+    values = {name: health_values.pop(name) for name in HEALTH_FIRST if name in health_values}
+    values.update({name: str(counters.pop(name)) for name in COUNTERS if name in counters})
+    values.update({name: str(value) for name, value in counters.items()})
+    values.update(health_values)
+    return values
 
 
 def health_items(health) -> dict[str, str]:
@@ -61,19 +117,22 @@ class StatsPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.latency = QtWidgets.QTableWidget(0, len(PERCENTILES))
-        self.latency.setHorizontalHeaderLabels([f"{p} (ms)" for p in PERCENTILES])
+        self.latency.setHorizontalHeaderLabels(list(PERCENTILES))   # in ms, as the box's title says
         self.latency.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.latency.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
         self.latency.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.latency.verticalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         self.counter_grid = QtWidgets.QGridLayout()
         self.counter_labels: dict[str, QtWidgets.QLabel] = {}
+        """Counter name -> the label showing its value."""
+        self._name_labels: dict[str, QtWidgets.QLabel] = {}
         counters_box = QtWidgets.QGroupBox("counters")
         counters_box.setLayout(self.counter_grid)
-        latency_box = QtWidgets.QGroupBox("latency per stage")
+        latency_box = QtWidgets.QGroupBox("latency per stage (ms)")
+        latency_box.setToolTip("per stage, on the LSL clock; hover a stage for what it spans")
         box_layout = QtWidgets.QVBoxLayout(latency_box)
-        box_layout.addWidget(self.latency)
-        box_layout.addStretch(1)
+        box_layout.addWidget(self.latency, 1)   # as tall as its rows where there is room (its maximum)
+        box_layout.addStretch(0)                 # then the space below stays free, not an empty grid
         # the counters grow with every health figure: they scroll, so they never squeeze the mel panel
         counters_scroll = QtWidgets.QScrollArea()
         counters_scroll.setWidget(counters_box)
@@ -88,8 +147,12 @@ class StatsPanel(QtWidgets.QWidget):
         layout.addWidget(latency_box, 3)
         layout.addWidget(counters_scroll, 2)
         self._stages: tuple[str, ...] = ()
+        self._summary: dict = {}
+        self.silent = False
+        """The decode plays no sound: the rows of :data:`DEVICE_STAGES` are hidden."""
         self.values: dict[str, str] = {}
         self.n_updates = 0
+        self._set_stages(STAGES)   # every row from the start: the window sizes the panel to them
 
     period_s = 0.5
     """Seconds between latency/counter table updates (the :class:`gui.panel.Panel` contract)."""
@@ -100,9 +163,52 @@ class StatsPanel(QtWidgets.QWidget):
 
     def draw(self, view, now: float) -> None:
         """Show the view's latency and counters."""
-        self.update_stats(view.snapshot.latency_ms, view.counters, view.health)
+        self.update_stats(view.snapshot.latency_ms, view.counters, view.health, view.summary)
 
-    def update_stats(self, latency_ms: dict | None, counters: dict | None, health=None) -> None:
+    def _set_stages(self, stages: tuple[str, ...], summary=None) -> None:
+        """One row per stage, each "—" until measured, with what it spans as its tooltip."""
+        self.latency.setRowCount(len(stages))
+        # stages from buffer sizes are estimates; `eegmusic bench latency` measures the sound
+        self.latency.setVerticalHeaderLabels([f"{stage} (estimate)" if stage in ESTIMATED_STAGES
+                                              else stage for stage in stages])
+        for row, stage in enumerate(stages):
+            tip = stage_tooltip(stage, summary)
+            self.latency.verticalHeaderItem(row).setToolTip(tip)
+            for col in range(len(PERCENTILES)):
+                item = QtWidgets.QTableWidgetItem("—")
+                item.setTextAlignment(RIGHT)
+                item.setToolTip(tip)
+                self.latency.setItem(row, col, item)
+        self._stages = stages
+        self.latency.resizeRowsToContents()
+        self._show_rows()
+
+    def wanted_height(self) -> int:
+        """The panel's height with every shown latency row in sight (the window gives it that where it
+        can)."""
+        box = self.latency.parentWidget()
+        return box.sizeHint().height() - self.latency.sizeHint().height() + self.latency.maximumHeight()
+
+    def set_silent(self, silent: bool) -> None:
+        """Hide the stages that end at the sound device when the decode plays no sound (``--no-audio``):
+        they stayed "—" for the whole run."""
+        self.silent = bool(silent)
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        """Hide the silent decode's device stages; the table is as tall as its shown rows at most, and
+        scrolls when the window is too short (its fixed height squeezed the mel plots to a sliver)."""
+        rows = 0
+        for row, stage in enumerate(self._stages):
+            hidden = self.silent and stage in DEVICE_STAGES
+            self.latency.setRowHidden(row, hidden)
+            rows += 0 if hidden else self.latency.rowHeight(row)
+        header = self.latency.horizontalHeader().sizeHint().height() + 2 * self.latency.frameWidth()
+        self.latency.setMaximumHeight(header + rows)
+        self.latency.setMinimumHeight(header + min(rows, LATENCY_MIN_ROWS * self.latency.verticalHeader()
+                                                   .defaultSectionSize()))
+
+    def update_stats(self, latency_ms: dict | None, counters: dict | None, health=None, summary=None) -> None:
         """Show the newest latency percentiles and counters.
 
         Parameters
@@ -111,28 +217,23 @@ class StatsPanel(QtWidgets.QWidget):
         counters : dict name -> int
             windows, drops, gaps, reconnects, underruns (and any others).
         health : StreamHealth, optional
-            Adds the measured rate, jitter and clock offset.
+            Adds the stream's state, measured rate, jitter and clock offset (first in the grid).
+        summary : dict, optional
+            The decode's run summary: the vocoder and smoothing delays ``audio_to_eeg``'s tooltip names.
         """
         latency_ms = latency_ms or {}
         stages = tuple(latency_ms)
-        if stages != self._stages:
-            self.latency.setRowCount(len(stages))
-            from eegmusic.decoder.latency import ESTIMATED_STAGES
-
-            # stages from buffer sizes are estimates; `eegmusic bench latency` measures the sound
-            self.latency.setVerticalHeaderLabels([f"{stage} (estimate)" if stage in ESTIMATED_STAGES
-                                                  else stage for stage in stages])
-            for row in range(len(stages)):
-                for col in range(len(PERCENTILES)):
-                    item = QtWidgets.QTableWidgetItem("—")
-                    item.setTextAlignment(RIGHT)
-                    self.latency.setItem(row, col, item)
-            self._stages = stages
-            # as tall as its rows: the space below stays free instead of an empty grid
-            self.latency.resizeRowsToContents()
-            rows = sum(self.latency.rowHeight(r) for r in range(len(stages)))
-            self.latency.setFixedHeight(self.latency.horizontalHeader().sizeHint().height() + rows
-                                        + 2 * self.latency.frameWidth())
+        summary = summary or {}
+        if stages and stages != self._stages:   # none yet (a decode starting): the rows stay, at "—"
+            self._set_stages(stages, summary)
+        if summary.get("vocoder_latency_ms") != self._summary.get("vocoder_latency_ms") and \
+                "audio_to_eeg" in stages:   # the delays' figures arrive with the first summary
+            row = stages.index("audio_to_eeg")
+            tip = stage_tooltip("audio_to_eeg", summary)
+            self.latency.verticalHeaderItem(row).setToolTip(tip)
+            for col in range(len(PERCENTILES)):
+                self.latency.item(row, col).setToolTip(tip)
+        self._summary = dict(summary)
         for row, stage in enumerate(stages):
             percentiles = latency_ms[stage] or {}
             for col, name in enumerate(PERCENTILES):
@@ -141,25 +242,18 @@ class StatsPanel(QtWidgets.QWidget):
                 if item.text() != text:
                     item.setText(text)
 
-        values: dict[str, str] = {}
-        counters = dict(counters or {})
-        for name in COUNTERS:
-            if name in counters:
-                values[name] = str(counters.pop(name))
-        for name, value in counters.items():
-            values[name] = str(value)
-        values.update(health_items(health))
+        values = counter_values(counters, health)
+        new_names = [name for name in values if name not in self.counter_labels]
+        for name in new_names:
+            self._name_labels[name] = QtWidgets.QLabel(name)
+            value_label = self.counter_labels[name] = QtWidgets.QLabel(values[name])
+            value_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
+            value_label.setWordWrap(True)
+        if new_names:   # a figure that comes later (the stream's health) still takes its place in the order
+            self._lay_out_counters(values)
         for name, text in values.items():
-            label = self.counter_labels.get(name)
-            if label is None:
-                row = len(self.counter_labels)
-                self.counter_grid.addWidget(QtWidgets.QLabel(name), row, 0)
-                label = QtWidgets.QLabel(text)
-                label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
-                label.setWordWrap(True)
-                self.counter_grid.addWidget(label, row, 1)
-                self.counter_labels[name] = label
-            if label.text() != text:
+            label = self.counter_labels[name]
+            if label.text() != text or name in new_names:
                 label.setText(text)
                 bad = name in BAD_COUNTERS and text not in ("0", "0.0")
                 palette = label.palette()
@@ -169,3 +263,10 @@ class StatsPanel(QtWidgets.QWidget):
                 label.setPalette(palette)
         self.values = values
         self.n_updates += 1
+
+    def _lay_out_counters(self, values: dict[str, str]) -> None:
+        """Put every counter's row in the grid in the order of ``values``; those no longer reported last."""
+        order = list(values) + [name for name in self.counter_labels if name not in values]
+        for row, name in enumerate(order):
+            self.counter_grid.addWidget(self._name_labels[name], row, 0)
+            self.counter_grid.addWidget(self.counter_labels[name], row, 1)

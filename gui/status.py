@@ -1,10 +1,12 @@
-"""The dashboard's status bar: is the stream connected, lost or stopped, and how long panels take.
+"""The dashboard's status bar: is the stream connected, stalled, lost or stopped, and how long panels take.
 
 :class:`StreamStatus` owns the two labels of the window's status bar and the one judgement behind
 them: whether new EEG samples still arrive. The window hands it every polled snapshot
-(:meth:`StreamStatus.observe`, then :meth:`StreamStatus.show`); when no new sample came for
-:data:`LOST_AFTER_S` (or the stream stage says it is disconnected) the line turns red and says the
-panels are frozen, waiting for the stream to return.
+(:meth:`StreamStatus.observe`, then :meth:`StreamStatus.show`). It speaks the inlet's own words
+(:mod:`stream.inlet`): ``stalled`` while samples stop coming on a connection that is still open,
+``lost`` once the connection is gone; a decode that publishes no new sample for :data:`QUIET_AFTER_S`
+while its inlet still says connected counts as stalled. Either way the line says the panels are frozen,
+waiting for the stream to return.
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ from collections.abc import Sequence
 import numpy as np
 from PySide6 import QtWidgets
 
-LOST_AFTER_S = 1.0
-"""The status bar calls the stream lost when no new sample arrived for this long."""
+QUIET_AFTER_S = 1.0
+"""Seconds without a new sample after which the panels count as frozen, whatever the inlet says (a decode
+in another process that stopped publishing)."""
+
+STALLED, LOST = "stalled", "lost"
+"""The inlet's names for a stream that stopped sending (:mod:`stream.inlet`), as the status bar says them."""
+
+NEUTRAL = ""
+"""The status line's style sheet outside a decode: the palette's own text colour."""
 
 COUNTERS_SHOWN = ("windows", "drops", "gaps", "reconnects", "underruns")
 """Counters the status line names, in this order, when the decode reports them."""
@@ -55,8 +64,10 @@ class StreamStatus:
         self.last_new_sample = now
 
     def show_text(self, text: str) -> None:
-        """Show a line of its own (stopped, starting, an error)."""
+        """Show a line of its own (stopped, starting, an error), in the plain text colour: the colour of the
+        last stream state (green, red) stayed on "stopped"."""
         self.health_label.setText(text)
+        self.health_label.setStyleSheet(NEUTRAL)
 
     def observe(self, eeg, health, now: float) -> tuple | None:
         """Note whether ``eeg`` holds new samples; return its fingerprint, None when there is none to show.
@@ -76,25 +87,43 @@ class StreamStatus:
             self.last_new_sample = now
         return key if has_eeg else None
 
-    def lost(self, snapshot, now: float) -> bool:
-        """Whether the stream is lost: the decode says disconnected, or no sample came for a while."""
+    def silence(self, snapshot, now: float) -> str | None:
+        """Why no new samples come, in the inlet's words: ``"lost"``, ``"stalled"``, or None while they do.
+
+        ``lost``: the decode says disconnected or its inlet says lost. ``stalled``: its inlet says so, or no
+        new sample reached the dashboard for :data:`QUIET_AFTER_S` while it says connected.
+        """
         health = None if snapshot is None else snapshot.health
-        if health is not None and not health.connected:
-            return True
-        return self.last_new_sample is not None and now - self.last_new_sample > LOST_AFTER_S
+        if health is not None and (not health.connected or health.state == LOST):
+            return LOST
+        if health is not None and health.state == STALLED:
+            return STALLED
+        quiet = self.last_new_sample is not None and now - self.last_new_sample > QUIET_AFTER_S
+        return STALLED if quiet else None
+
+    def lost(self, snapshot, now: float) -> bool:
+        """Whether no new samples come (stalled or lost): the panels are frozen."""
+        return self.silence(snapshot, now) is not None
 
     def show(self, snapshot, stream: str | None, now: float, redraw_ms: Sequence[float]) -> None:
         """Say how the stream behind ``snapshot`` is doing, and the median panel update time."""
         health, counters, error = snapshot.health, snapshot.counters or {}, snapshot.error
+        silence = self.silence(snapshot, now)
         if not snapshot.running:
             text = f"pipeline stopped: {error}" if error else "pipeline stopped"
             colour = "#c01e1e"
-        elif self.lost(snapshot, now):
-            quiet = now - (self.last_new_sample or now)
+        elif silence is not None:
+            quiet = 0.0 if self.last_new_sample is None else now - self.last_new_sample
             reconnects = counters.get("reconnects", 0 if health is None else health.reconnects)
-            text = (f"✕ stream {stream!r} LOST — no data for {quiet:.1f} s; panels frozen, waiting for it to "
-                    f"return (reconnects {reconnects})")
-            colour = "#c01e1e"
+            if silence == LOST and getattr(health, "ended", False):   # a replay's end, no failure
+                text = (f"■ stream {stream!r} ended (its replay finished) — no data for {quiet:.1f} s; "
+                        f"panels frozen, waiting for a replay of that name (reconnects {reconnects})")
+                colour = "#505050"
+            else:
+                mark = "✕" if silence == LOST else "◌"
+                text = (f"{mark} stream {stream!r} {silence} — no data for {quiet:.1f} s; panels frozen, "
+                        f"waiting for it to return (reconnects {reconnects})")
+                colour = "#c01e1e" if silence == LOST else "#b06000"
         else:
             rate = float("nan") if health is None else health.effective_rate
             parts = [f"● stream {stream!r} connected", f"{rate:.1f} Hz" if np.isfinite(rate) else "rate —"]

@@ -217,6 +217,7 @@ class Inlet:
         self._ended.add(self._uid)
         with self._lock:
             self.connected = False
+            self.ended = True
         logger.info("stream %s ended (its source said so); waiting for it to start again",
                     self.meta.describe())
         self._enter(LOST, pylsl.local_clock())
@@ -266,6 +267,7 @@ class Inlet:
 
     def _use(self, inlet: pylsl.StreamInlet, offset: float, uid: str) -> None:
         self._inlet, self._uid = inlet, uid
+        self.ended = False
         self.clock_offset = offset
         self._last_clock_check = pylsl.local_clock()
         self._last_arrival = self._last_clock_check
@@ -291,7 +293,7 @@ class Inlet:
             self.state = state
             self._state_since = now
             self._transitions.append((now, state))
-        if previous is not None and state in (STALLED, LOST):
+        if previous is not None and state in (STALLED, LOST) and not (state == LOST and self.ended):
             logger.warning("stream %r %s (was %s)", self.meta.name if self.meta else "?", state, previous)
         elif previous in (STALLED, LOST):
             logger.info("stream %r %s after %s", self.meta.name if self.meta else "?", state, previous)
@@ -504,6 +506,8 @@ class Inlet:
         self.nan_samples = 0
         self.reconnects = 0
         self.connected = False
+        self.ended = False
+        """The source said it ended (:meth:`let_go`) and no stream has come back since."""
         self.state: str | None = None
         self.stalls = 0
         self.stalled_s = 0.0

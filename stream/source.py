@@ -96,6 +96,9 @@ class StreamHealth:
     """Seconds stalled in all."""
     losses: int = 0
     """Times the connection was lost."""
+    ended: bool = False
+    """The stream's source said it ended (a replay's ``replay_end``) and none has come back since: the
+    ``lost`` state is the end of a replay, not a failure."""
     lost_s: float = 0.0
     """Seconds lost in all."""
     refused: str | None = None
@@ -335,4 +338,5 @@ class EEGSource:
             refused=inlet.refused, interpolated_channels=self.interpolated_labels,
             state=totals["state"], state_s=inlet.seconds_in_state(), stalls=totals["stalls"],
             stalled_s=totals["stalled_s"], losses=totals["losses"], lost_s=totals["lost_s"],
+            ended=inlet.ended,
         )

@@ -47,9 +47,11 @@ def test_a_replay_that_ends_is_let_go_without_liblsl_error_and_its_successor_fol
             _until(lambda: pipeline.follows_markers, 5.0, "the replay's markers not followed")
             first.stop()
             _until(lambda: pipeline.health().losses == 1, 5.0, "the stopped replay not let go")
+            assert pipeline.health().ended          # an end its source said, not a failure
             before = scored()
             second.start()
             _until(lambda: pipeline.health().reconnects == 1, 10.0, "the next replay not followed")
+            assert not pipeline.health().ended
             second.wait(10.0)
             _until(lambda: pipeline.health().losses == 2, 5.0, "the replay at its end not let go")
             after = scored()

@@ -18,7 +18,7 @@ NOTE = "(a scored song is not in the model's training data)"
 def test_the_unseen_song_note_shows_only_when_the_song_mean_alone_is_missing(summary, noted):
     line = baseline_line(summary)
     assert (NOTE in line) == noted, line
-    assert "\n" not in line and line.startswith("live dynamic r on the same frames: decoder ")
+    assert "\n" not in line and line.startswith("dynamic r, whole run: decoder ")
 
 
 def test_a_constant_baseline_reads_n_a_with_the_reason():

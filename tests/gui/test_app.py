@@ -152,8 +152,12 @@ def test_stream_loss_freezes_and_return_resumes(qtbot, sim_dir, stream_name, mod
         qtbot.waitUntil(lambda: window.eeg_panel.n_updates >= 2, timeout=10000)
     finally:
         first.stop()
-    qtbot.waitUntil(lambda: "LOST" in window.status.health_label.text(), timeout=10000)
+    # in the inlet's words: stalled (no samples on an open connection), then lost (the connection gone)
+    qtbot.waitUntil(lambda: any(f" {state} — no data for" in window.status.health_label.text()
+                                for state in ("stalled", "lost")), timeout=10000)
     assert window.stream_lost()
+    qtbot.waitUntil(lambda: "— frozen" in window.mel_panel.decoded_plot.getPlotItem().titleLabel.text,
+                    timeout=5000)
     frozen, trace = window.eeg_panel.n_updates, _trace(window)
     qtbot.wait(500)
     assert window.eeg_panel.n_updates == frozen and np.array_equal(_trace(window), trace)
