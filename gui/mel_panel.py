@@ -37,6 +37,10 @@ R_HISTORY_S = 60.0
 SHOWN_S = 10.0
 """Seconds of frames shown (the newest at t = 0)."""
 
+PLOT_MARGINS = (2, 2, 12, 2)
+"""Left, top, right and bottom margins of the plots in pixels: the time axes end at 0 s on the window's
+right edge, where the "0" label was cut in half."""
+
 MEL_MIN_HEIGHT = 150
 """Least height of a mel plot in pixels: on a short window the other panels give way first (the plots
 shrank to 20 px, their tick labels on top of each other and no image to see)."""
@@ -65,6 +69,7 @@ def _mel_plot(title: str) -> tuple[pg.PlotWidget, pg.ImageItem]:
     plot.setLabel("bottom", "time (s)")
     plot.setXRange(-SHOWN_S, 0.0, padding=0.0)
     plot.setYRange(0.0, 128.0, padding=0.0)
+    plot.getPlotItem().layout.setContentsMargins(*PLOT_MARGINS)
     plot.setMinimumHeight(MEL_MIN_HEIGHT)
     image = pg.ImageItem(axisOrder="row-major")
     image.setColorMap(pg.colormap.get("inferno"))
@@ -87,6 +92,7 @@ class MelPanel(QtWidgets.QWidget):
         self.colorbar.setImageItem([self.decoded_image, self.truth_image],
                                    insert_in=self.decoded_plot.getPlotItem())
         self.r_plot = pg.PlotWidget(background="w")
+        self.r_plot.getPlotItem().layout.setContentsMargins(*PLOT_MARGINS)
         self.r_plot.setMinimumHeight(R_PLOT_MIN_HEIGHT)
         self.r_plot.getAxis("left").setTicks(R_TICKS)
         self.r_plot.setMenuEnabled(False)
