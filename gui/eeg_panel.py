@@ -29,6 +29,9 @@ RAIL_UV = 1000.0
 RAIL_FRACTION = 0.01
 """A channel with more than this fraction of railed bins is flagged railed."""
 
+HEADER_LABEL_MIN_PX = 40
+"""Least width of each header text (title, flagged channels, the row scale): shorter, it is cut."""
+
 GROUP_CHANNELS = 16
 """Channels per drawn curve (one Qt draw call each)."""
 
@@ -236,6 +239,10 @@ class EEGPanel(QtWidgets.QWidget):
         self.gain.valueChanged.connect(self._redraw)
         self.flag_label = QtWidgets.QLabel("")
         self.flag_label.setStyleSheet("color: #c01e1e")
+        for label in (self.title, self.flag_label, self.scale_label):
+            # the header's texts give way on a narrow window (their whole text is the tooltip): at their full
+            # width they held the EEG column at 600 px and cut the right column's counters to "conne…"
+            label.setMinimumWidth(HEADER_LABEL_MIN_PX)
         bar = QtWidgets.QHBoxLayout()
         for widget in (self.title, self.flag_label):
             bar.addWidget(widget)
@@ -411,14 +418,20 @@ class EEGPanel(QtWidgets.QWidget):
         else:
             self._show_scale()
 
+    @staticmethod
+    def _set_header(label: QtWidgets.QLabel, text: str) -> None:
+        """A header label's text, whole in its tooltip too: a narrow window cuts the label."""
+        label.setText(text)
+        label.setToolTip(text)
+
     def _show_scale(self, *_) -> None:
         row = self.row_uv()
         if row is not None:
-            self.scale_label.setText(f"one row = {row:.3g} µV")
+            self._set_header(self.scale_label, f"one row = {row:.3g} µV")
         elif self.scale_mode.currentIndex() == 0:
-            self.scale_label.setText(f"one row = ±{3.0 / self.gain.value():.3g} SD of its channel")
+            self._set_header(self.scale_label, f"one row = ±{3.0 / self.gain.value():.3g} SD of its channel")
         else:
-            self.scale_label.setText("one row: its µV once EEG arrives")
+            self._set_header(self.scale_label, "one row: its µV once EEG arrives")
 
     def _update_layout(self, labels: tuple[str, ...], reasons: list[str]) -> None:
         n_chans = len(reasons)
@@ -443,10 +456,10 @@ class EEGPanel(QtWidgets.QWidget):
         if flagged:
             text = ", ".join(f"{names[i]} {reasons[i]}" for i in flagged[:6])
             more = f" (+{len(flagged) - 6} more)" if len(flagged) > 6 else ""
-            self.flag_label.setText(f"flagged: {text}{more}")
+            self._set_header(self.flag_label, f"flagged: {text}{more}")
         else:
-            self.flag_label.setText("")
-        self.title.setText(f"EEG — {n_chans} channels, last {self.window_s:g} s")
+            self._set_header(self.flag_label, "")
+        self._set_header(self.title, f"EEG — {n_chans} channels, last {self.window_s:g} s")
 
     def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt name)
         return QtCore.QSize(900, 700)

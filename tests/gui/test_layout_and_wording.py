@@ -287,3 +287,19 @@ def test_a_long_run_line_wraps_without_covering_the_mel_plots(qtbot):
     least = MEL_MIN_HEIGHT + panel.r_label.minimumSizeHint().height() + wrapped + R_PLOT_MIN_HEIGHT
     assert panel.minimumSizeHint().height() >= least
     assert panel.height() >= least and window.height() <= 700
+
+
+def test_the_eeg_header_gives_way_on_a_narrow_window(qtbot, rng):
+    """With EEG (and flagged channels) its header's texts held the EEG column at 600 px: a 1024-px window
+    came out 1089 px wide and cut the counters' values to "conne…". They now give way, whole in tooltips."""
+    from eegmusic.gui.eeg_panel import EEGPanel
+
+    panel = EEGPanel()
+    qtbot.addWidget(panel)
+    eeg = rng.normal(0.0, 10.0, (125, 1250))
+    eeg[3:10] = 0.0                                   # flat channels: a long "flagged: …" header text
+    panel.update_eeg(eeg, 125.0, [f"E{i + 1}" for i in range(125)])
+    assert panel.flag_label.text().startswith("flagged: E4")
+    assert panel.minimumSizeHint().width() < 400
+    for label in (panel.title, panel.flag_label, panel.scale_label):
+        assert label.toolTip() == label.text() != ""
