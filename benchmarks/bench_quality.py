@@ -1420,16 +1420,43 @@ def _save_figure(fig, path) -> Path:
     return Path(path)
 
 
+def _data_caption(config: dict) -> str:
+    """What a bench figure's scores were measured on, for its title: a title that named no data left a
+    reader to guess which run (and how much music) the picture was from."""
+    parts = [f"{config['n_tracks']} tracks" if "n_tracks" in config else "",
+             f"{config['n_subjects']} simulated listeners" if "n_subjects" in config else "simulated EEG",
+             f"{config['test_s']:g}-s unseen test excerpt" if "test_s" in config else ""]
+    return "real music, " + ", ".join(part for part in parts if part)
+
+
+def _spread_baselines(summary: dict) -> list[tuple[float | None, str, str, str]]:
+    """The spread check's baselines on its ratio axis, as ``(ratio, colour, style, label)`` marks.
+
+    Each baseline of the same seeds (the headline row on shuffled EEG, averaged over the seeds; the global
+    mean; the song mean) over ridge's mean dynamic r, as the bar is the headline row's mean over it: a
+    ratio drawn with nothing to read it against hid how far above chance the seeds sit.
+    """
+    row, ridge = summary.get("best"), summary["mean"].get(RIDGE)
+    shuffled = [entry["shuffled_eeg"].get(row) for entry in summary["seeds"].values()
+                if entry.get("shuffled_eeg", {}).get(row) is not None]
+    baselines = summary.get("baselines", {})
+    return [(_ratio(float(np.mean(shuffled)) if shuffled else None, ridge), "k", ":",
+             f"shuffled EEG ({row})"),
+            (_ratio(baselines.get("global_mean"), ridge), "saddlebrown", "-", "global mean"),
+            (_ratio(baselines.get("song_mean"), ridge), "goldenrod", "-", "song mean")]
+
+
 def draw_spread(report: dict):
     """The spread check (:func:`run_spread`) as a figure: the headline row's ratio to ridge per seed.
 
     One panel per split, one column of points per evoked share: each seed's (or held-out listener's)
-    ratio, the ratio of the means as a bar, the goal as a red line and ridge itself (1×) as a black one:
-    whether the goal holds for every draw, not only on the mean.
+    ratio, the ratio of the means as a bar, the baselines of the same seeds over ridge as short marks
+    across the column, the goal as a red line and ridge itself (1×) as a black one: whether the goal holds
+    for every draw, not only on the mean. The legend sits below the panels, where it hides no point.
     """
     plt = _pyplot()
     splits = [split for split in ("block", "subject") if any(split in s for s in report["spread"].values())]
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 4.2), squeeze=False,
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.5 * len(splits), 4.6), squeeze=False,
                              constrained_layout=True)
     for ax, split in zip(axes[0], splits, strict=True):
         shares = [share for share, by_split in report["spread"].items() if split in by_split]
@@ -1437,26 +1464,45 @@ def draw_spread(report: dict):
             summary = report["spread"][share][split]
             if summary["best_over_ridge"] is not None:
                 ax.bar(g, summary["best_over_ridge"], 0.6, color=(0.05, 0.2, 0.55, 0.35),
-                       label="mean over seeds" if g == 0 else None)
+                       label="mean over seeds")
             seeds = [(seed, entry) for seed, entry in summary["seeds"].items()
                      if entry["best_over_ridge"] is not None]
-            offsets = np.linspace(-0.2, 0.2, len(seeds)) if len(seeds) > 1 else [0.0]
+            # spread over the bar's width, names upright: slanted names of close points ran into each other
+            offsets = np.linspace(-0.27, 0.27, len(seeds)) if len(seeds) > 1 else [0.0]
             for offset, (seed, entry) in zip(offsets, seeds, strict=True):
                 ax.plot(g + offset, entry["best_over_ridge"], "o", color=(0.05, 0.2, 0.55), markersize=5,
-                        label="one seed" if g == 0 and offset == offsets[0] else None)
+                        label="one seed")
                 name = ",".join(entry["held_out"]) or f"seed {seed}"
                 ax.annotate(name, (g + offset, entry["best_over_ridge"]), textcoords="offset points",
-                            xytext=(3, 3), fontsize=6, rotation=60)
+                            xytext=(0, 4), ha="center", va="bottom", fontsize=6, rotation=90)
+            for value, colour, style, label in _spread_baselines(summary):
+                if value is not None:
+                    ax.hlines(value, g - 0.32, g + 0.32, colors=colour, linestyles=style, linewidth=1.6,
+                              label=label, zorder=3)
         goal = SPLIT_GOALS[split]
         ax.axhline(goal, color="red", linewidth=1.6, label=f"goal ({goal:g}× ridge)")
         ax.axhline(1.0, color="k", linewidth=0.8, label="ridge")
+        ax.axhline(0.0, color="k", linewidth=0.4, zorder=1.5)
+        ax.margins(y=0.2)  # room above the highest point for its upright name
         ax.set_xticks(range(len(shares)), [f"{float(share):.0%} evoked" for share in shares])
         ax.set_title(f"{split} split: {headline(report['config'])} / ridge")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
     axes[0][0].set_ylabel("dynamic r ratio to ridge, same run")
-    fig.suptitle("Spread check: every seed and held-out listener")
+    _figure_legend(fig, axes[0], ncol=4)
+    fig.suptitle(f"Spread check on {_data_caption(report['config'])}:\n"
+                 "every seed and held-out listener, baselines over ridge from the same seeds", fontsize=10)
     return fig
+
+
+def _figure_legend(fig, axes, *, ncol: int) -> None:
+    """One legend below the panels naming each label once, wherever it first appears."""
+    handles: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    labels = list(handles)
+    fig.legend([handles[k] for k in labels], labels, loc="outside lower center",
+               ncol=min(ncol, len(labels)), fontsize=8)
 
 
 def draw_quality(report: dict):
@@ -1503,21 +1549,19 @@ def draw_quality(report: dict):
             for value, colour, style, label in marks:
                 if value is not None:
                     ax.hlines(value, left, right, colors=colour, linestyles=style, linewidth=1.6,
-                              label=label)
+                              label=label, zorder=3)
         ratios = [report["results"][s][split]["models"].get(row, {}).get("over_ridge") for s in shares]
         ax.set_xticks(range(len(shares)),
                       [f"{float(s):.0%} evoked" + ("" if r is None else f"\n{row} {r:.2f}× ridge")
                        for s, r in zip(shares, ratios, strict=True)])
-        ax.axhline(0.0, color="k", linewidth=0.6)
-        ax.set_title(f"{split} split")
+        # under the baselines: drawn over them, it hid the global mean (−0.0002) on the block split
+        ax.axhline(0.0, color="k", linewidth=0.6, zorder=1.5)
+        # a split without a song-mean mark says why (its test songs are not in training), not a silent gap
+        no_song_mean = all(report["results"][s][split]["baselines"].get("song_mean") is None for s in shares)
+        unseen = "\n(no song mean: its test songs are unseen)" if no_song_mean else ""
+        ax.set_title(f"{split} split{unseen}")
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("dynamic r on the unseen excerpt")
-    handles: dict = {}
-    for ax in axes[0]:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
-    labels = list(handles)
-    fig.legend([handles[k] for k in labels], labels, loc="outside lower center", ncol=min(7, len(labels)),
-               fontsize=8)
-    fig.suptitle("Decoders on real music (simulated EEG), every baseline from the same run")
+    _figure_legend(fig, axes[0], ncol=7)
+    fig.suptitle(f"Decoders on {_data_caption(report['config'])}: every baseline from the same run")
     return fig

@@ -50,7 +50,13 @@ import numpy as np
 from eegmusic.decoder.modelfile import ModelInfo, training_metadata
 from eegmusic.offline_training import baselines
 from eegmusic.offline_training.inference import load_model, run_model, run_model_audio
-from eegmusic.offline_training.report import PREDICTORS, metrics_table, plot_reconstruction, write_wavs
+from eegmusic.offline_training.report import (
+    PREDICTORS,
+    metrics_table,
+    plot_reconstruction,
+    reconstruction_title,
+    write_wavs,
+)
 from eegmusic.offline_training.scoring import N_INTERIOR_FRAMES, MetricAccumulator, block_rows, one_per_second
 from eegmusic.offline_training.song_classifier import SongClassifier
 from eegmusic.stream.atomic import staged_files
@@ -320,7 +326,8 @@ def evaluate(
         (stage / "metrics.md").write_text(metrics_table(summary))
         plot_reconstruction(shown_target[:n_plot_windows], shown_pred[:n_plot_windows],
                             stage / "reconstruction.png",
-                            title=f"{info.model_name} on {_describe_rows(dataset, shown[:n_plot_windows])}",
+                            title=reconstruction_title(summary,
+                                                       _describe_rows(dataset, shown[:n_plot_windows])),
                             starts_s=dataset.index["start"][shown[:n_plot_windows]] / MODEL_SFREQ)
         raw_audio = None
         if info.output_kind == "audio":

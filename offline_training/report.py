@@ -86,8 +86,35 @@ def metrics_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reconstruction_title(summary: dict, excerpt: str) -> str:
+    """The reconstruction plot's title: model, data, split and excerpt, then the model's dynamic r beside
+    its baselines from the same evaluation (``summary``: :func:`evaluate`'s dict, ``results`` filled).
+
+    It named only the model and the excerpt: a picture of a reconstruction with no score and no baseline
+    could not be read against the table printed by the same command.
+    """
+    scores = []
+    for name, label in (("model", "model"), ("shuffled_eeg", "shuffled EEG"), ("global_mean", "global mean"),
+                        ("song_mean", "song mean")):
+        row = summary["results"].get(name)
+        scores.append(f"{label} {_format(None if row is None else row.get('dynamic_r'))}")
+    data = Path(str(summary["data"]).rstrip("/")).name or summary["data"]
+    return (f"{summary['model_name']} on {data}, {summary['split']} split: {excerpt}\n"
+            f"dynamic r over all {summary['n_test_windows']} test windows: " + ", ".join(scores))
+
+
 def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: str = "",
                         start_s: float | None = None, starts_s=None) -> None:
+    """Write :func:`draw_reconstruction` to ``path`` (a PNG) and close the figure."""
+    fig = draw_reconstruction(target, pred, title=title, start_s=start_s, starts_s=starts_s)
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def draw_reconstruction(target: np.ndarray, pred: np.ndarray, *, title: str = "",
+                        start_s: float | None = None, starts_s=None):
     """Draw target and reconstruction of consecutive windows one above the other.
 
     Each window is drawn over the second of EEG it was cut from: its 44 frames (1.02 s of mel hops)
@@ -98,8 +125,6 @@ def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: st
     ----------
     target, pred : ndarray, shape (n_windows, n_mels, n_frames)
         Mel-dB windows in time order.
-    path : str or Path
-        PNG file to write.
     title : str
     start_s : float, optional
         Where the first window's EEG starts in its recording: the time axis reads the recording's seconds,
@@ -107,6 +132,10 @@ def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: st
         window. The windows are taken 1 s apart.
     starts_s : sequence of float, shape (n_windows,), optional
         Where each window's EEG starts in its recording (s); overrides ``start_s``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     import matplotlib
 
@@ -138,8 +167,7 @@ def plot_reconstruction(target: np.ndarray, pred: np.ndarray, path, *, title: st
     fig.colorbar(image, ax=axes, label="mel dB")
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def vocode(frames_db: np.ndarray) -> tuple[np.ndarray, str]:

@@ -763,34 +763,59 @@ def loss_axis_label(loss: str) -> str:
     return LOSS_AXIS_LABELS.get(loss, "loss")
 
 
-def _plot_curve(path: Path, history: list[dict], title: str, loss: str) -> None:
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (training may run without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path)
+    _pyplot().close(fig)
+
+
+def draw_curve(history: list[dict], title: str, loss: str, best_epoch: int | None = None):
+    """The training curve: train and validation loss per epoch, the epoch whose weights were kept marked.
+
+    Epochs are whole numbers on the axis (it read 1.25, 1.5, …), and the kept epoch is the one the run
+    prints ("best epoch 3"): without the mark, the curve did not say which weights model.onnx holds.
+    Returns the matplotlib figure.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = _pyplot().subplots(figsize=(6, 4), dpi=100)
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
     ax.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
+    if best_epoch in epochs:
+        ax.axvline(best_epoch, color="C3", linestyle="--", linewidth=1,
+                   label=f"weights kept: epoch {best_epoch}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(loss_axis_label(loss))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
-def _plot_ridge(path: Path, ridge: dict, title: str) -> None:
-    """Validation MSE over the penalty grid, the chosen penalty marked (``ridge``: the fit's info)."""
-    import matplotlib
+def _plot_curve(path: Path, history: list[dict], title: str, loss: str,
+                best_epoch: int | None = None) -> None:
+    """Write :func:`draw_curve` to ``path``."""
+    _save(draw_curve(history, title, loss, best_epoch), path)
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+def draw_ridge(ridge: dict, title: str):
+    """Validation MSE over the penalty grid, the chosen penalty marked (``ridge``: the fit's info).
+
+    Returns the matplotlib figure.
+    """
+    fig, ax = _pyplot().subplots(figsize=(6, 4), dpi=100)
     val_mse = ridge["val_mse"]
     alphas = [float(a) for a in val_mse]
     ax.semilogx(alphas, list(val_mse.values()), "o-")
@@ -798,14 +823,24 @@ def _plot_ridge(path: Path, ridge: dict, title: str) -> None:
     ax.semilogx([chosen], [val_mse[str(ridge["alpha"])]], "o", markersize=12, markerfacecolor="none",
                 markeredgecolor="C3", markeredgewidth=2, label=f"chosen: {chosen:g}")
     ax.legend()
-    ax.set_xlabel("relative ridge penalty")
+    ax.set_xlabel("relative ridge penalty (log scale)")
     # without a validation part the grid's figures are training errors (and the smallest penalty wins)
     ax.set_ylabel("validation MSE (dB²)" if ridge.get("validated", True) else "training MSE (dB²)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
+
+
+def _plot_ridge(path: Path, ridge: dict, title: str) -> None:
+    """Write :func:`draw_ridge` to ``path``."""
+    _save(draw_ridge(ridge, title), path)
+
+
+def curve_title(config: TrainConfig, loss: str | None = None) -> str:
+    """The training figure's title: model, data folder, split and the loss trained on (the one the y axis
+    is labelled by). It named no data, so two runs' curves read alike."""
+    data = Path(str(config.data).rstrip("/")).name or str(config.data)
+    return f"{config.model} on {data} ({config.split} split" + (f", {loss} loss)" if loss else ")")
 
 
 # ---- the run ----------------------------------------------------------------------------------------
@@ -1177,10 +1212,9 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
                         shown_as=out / "model.onnx")
             if metrics.get("history"):
                 _plot_curve(stage / "training_curve.png", metrics["history"],
-                            f"{config.model} ({config.split} split, {config.loss})", loss_name)
+                            curve_title(config, loss_name), loss_name, metrics.get("best_epoch"))
             elif "ridge" in metrics:   # closed form: no loss was trained on
-                _plot_ridge(stage / "training_curve.png", metrics["ridge"],
-                            f"{config.model} ({config.split} split)")
+                _plot_ridge(stage / "training_curve.png", metrics["ridge"], curve_title(config))
             # where each file will be once the set is in place (config.json and checkpoint.pt are there)
             metrics["paths"] = {
                 name: str(out / name)

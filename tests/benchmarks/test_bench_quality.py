@@ -323,6 +323,80 @@ def test_spread_figure_shows_every_seeds_ratio_beside_the_mean_and_the_goal(tmp_
     assert bench_quality.figure(report, tmp_path / "s.png") == tmp_path / "s.png"
 
 
+def _segments(ax, colour, solid=True):
+    """Heights of the short horizontal marks of one colour drawn on ``ax``, solid or dashed/dotted."""
+    from matplotlib.colors import to_rgba
+
+    return sorted(round(float(seg[0][1]), 4) for coll in ax.collections
+                  if np.allclose(coll.get_color()[0], to_rgba(colour))
+                  and (coll.get_linestyle()[0][1] is None) == solid for seg in coll.get_segments())
+
+
+def test_spread_figure_draws_the_baselines_of_the_same_seeds_over_ridge():
+    """The spread figure drew ratios with no shuffled-EEG, global-mean or song-mean mark to read them by."""
+    import matplotlib.pyplot as plt
+
+    config = {"models": {"linear": {}, "ensemble": {}}}
+    block = bench_quality.spread_summary({
+        0: _run([], {"linear": 0.20, "ensemble": 0.27}, shuffled=0.01, global_mean=0.02),
+        1: _run([], {"linear": 0.30, "ensemble": 0.30}, shuffled=0.03, global_mean=0.02)}, "block", config)
+    fig = bench_quality.draw_spread({"config": config, "spread": {"0.1": {"block": block}}})
+    try:
+        ax = fig.axes[0]
+        ridge = 0.25  # the mean of the seeds' ridge, as the bar is the mean ensemble over it
+        assert _segments(ax, "saddlebrown") == [round(0.02 / ridge, 4)]
+        assert _segments(ax, "goldenrod") == [round(-0.01 / ridge, 4)]
+        assert _segments(ax, "k", solid=False) == [round(0.02 / ridge, 4)]  # shuffled EEG, mean of seeds
+        labels = fig.legends[0].get_texts()
+        assert {"shuffled EEG (ensemble)", "global mean", "song mean"} <= {t.get_text() for t in labels}
+    finally:
+        plt.close(fig)
+
+
+def test_spread_figure_keeps_close_listeners_names_apart_and_its_legend_off_the_points():
+    """Six held-out listeners of near ratios: their slanted names ran into each other, and the legend sat in
+    the panel over the points."""
+    import matplotlib.pyplot as plt
+
+    config = {"models": {"linear": {}, "ensemble": {}}, "n_tracks": 4, "n_subjects": 6, "test_s": 60.0}
+    runs = {k: _run([f"S0{k + 1}"], {"linear": 0.20, "ensemble": 0.22 + 0.002 * k}) for k in range(6)}
+    subject = bench_quality.spread_summary(runs, "subject", config)
+    fig = bench_quality.draw_spread({"config": config, "spread": {"0.1": {"subject": subject}}})
+    try:
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        boxes = [text.get_window_extent() for text in ax.texts]
+        assert len(boxes) == 6
+        assert not any(a.overlaps(b) for k, a in enumerate(boxes) for b in boxes[k + 1:])
+        assert ax.get_legend() is None and len(fig.legends) == 1
+        # the title says what the ratios were measured on
+        assert "4 tracks, 6 simulated listeners, 60-s unseen test excerpt" in fig.get_suptitle()
+    finally:
+        plt.close(fig)
+
+
+def test_quality_figure_names_its_data_keeps_baselines_over_zero_and_says_why_a_mark_is_missing():
+    """The title named no data; the zero line was drawn over a global mean of −0.0002; the song split
+    lacked its song-mean mark without a word."""
+    import matplotlib.pyplot as plt
+
+    report = _figure_report()
+    report["config"].update(n_tracks=4, n_subjects=6, test_s=60.0)
+    report["results"]["0.1"]["song"] = {**report["results"]["0.1"]["subject"],
+                                        "baselines": {"global_mean": 0.01, "song_mean": None}}
+    fig = bench_quality.draw_quality(report)
+    try:
+        block, subject, song = fig.axes[:3]
+        assert "4 tracks, 6 simulated listeners, 60-s unseen test excerpt" in fig.get_suptitle()
+        assert block.get_title() == "block split"
+        assert song.get_title() == "song split\n(no song mean: its test songs are unseen)"
+        zero = [line for line in block.lines if list(line.get_ydata()) == [0.0, 0.0]]
+        assert zero and all(line.get_zorder() < coll.get_zorder() for line in zero
+                            for coll in block.collections)
+    finally:
+        plt.close(fig)
+
+
 def test_subject_seeds_hold_out_every_listener_once(sim_dir):
     from eegmusic.offline_training.dataset import WindowDataset
     from eegmusic.offline_training.splits import make_split

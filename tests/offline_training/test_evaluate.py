@@ -600,6 +600,27 @@ def test_the_reconstruction_plot_reads_the_seconds_its_title_names(monkeypatch, 
     assert "recording" in axes[1].get_xlabel()
 
 
+def test_the_reconstruction_plot_shows_the_models_score_beside_its_baselines():
+    """Its title named the model and the excerpt only: no split, no data, no score, no baseline to read
+    the picture against the table the same command printed."""
+    import matplotlib.pyplot as plt
+    from eegmusic.offline_training.report import draw_reconstruction, reconstruction_title
+
+    summary = {"model_name": "linear", "data": "/tmp/sim/", "split": "block", "n_test_windows": 120,
+               "results": {"model": {"dynamic_r": 0.2231}, "global_mean": {"dynamic_r": 0.071},
+                           "song_mean": None, "shuffled_eeg": {"dynamic_r": -0.013}}}
+    title = reconstruction_title(summary, "song 21, subject S01, 4-8 s")
+    assert title == ("linear on sim, block split: song 21, subject S01, 4-8 s\n"
+                     "dynamic r over all 120 test windows: model 0.223, shuffled EEG -0.013, "
+                     "global mean 0.071, song mean n/a")
+    windows = np.full((2, melspec.N_MELS, melspec.FRAMES_PER_WINDOW), -40.0, np.float32)
+    fig = draw_reconstruction(windows, windows, title=title, start_s=4.0)
+    try:
+        assert fig.get_suptitle() == title
+    finally:
+        plt.close(fig)
+
+
 def test_the_reconstruction_plot_draws_each_window_over_its_own_second(monkeypatch, tmp_path):
     """Windows drawn end to end at 44 frames (1.02 s) each drifted: six from 6 s ended at 12.13 s."""
     import matplotlib

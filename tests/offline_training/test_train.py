@@ -305,6 +305,41 @@ def test_val_loss_of_a_pearson_loss_is_that_loss(loss, sim_dir, tmp_path):
     assert metrics["val_loss"] != pytest.approx(metrics["val_mse"], rel=1e-3)
 
 
+def test_training_curve_marks_the_kept_epoch_on_whole_epochs_and_names_its_data():
+    """The curve read epochs 1.25, 1.5, …, did not mark which epoch's weights model.onnx holds, and its
+    title named no data."""
+    import matplotlib.pyplot as plt
+    from eegmusic.offline_training.train import TrainConfig, curve_title, draw_curve
+
+    history = [{"epoch": k, "train_loss": 200.0 - 20 * k, "val_loss": 205.0 - 15 * k} for k in (1, 2, 3)]
+    fig = draw_curve(history, "t", "mse", best_epoch=2)
+    try:
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        ticks = [tick for tick in ax.get_xticks() if ax.get_xlim()[0] <= tick <= ax.get_xlim()[1]]
+        assert ticks == [1, 2, 3]
+        kept = [line for line in ax.lines if list(line.get_xdata()) == [2, 2]]
+        assert len(kept) == 1
+        assert "weights kept: epoch 2" in [t.get_text() for t in ax.get_legend().get_texts()]
+    finally:
+        plt.close(fig)
+    config = TrainConfig(data="/tmp/sim/", model="convnet", split="subject")
+    assert curve_title(config, "mse") == "convnet on sim (subject split, mse loss)"
+    assert curve_title(config) == "convnet on sim (subject split)"
+
+
+def test_ridge_figure_says_its_penalty_axis_is_logarithmic():
+    import matplotlib.pyplot as plt
+    from eegmusic.offline_training.train import draw_ridge
+
+    fig = draw_ridge({"alpha": 30.0, "val_mse": {"1.0": 170.0, "30.0": 163.0, "1000.0": 164.0}}, "t")
+    try:
+        ax = fig.axes[0]
+        assert ax.get_xscale() == "log" and "log scale" in ax.get_xlabel()
+    finally:
+        plt.close(fig)
+
+
 def test_training_curve_is_labelled_by_its_loss():
     from eegmusic.offline_training.train import loss_axis_label
 
