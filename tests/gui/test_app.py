@@ -409,7 +409,7 @@ def test_a_dashboard_whose_decode_failed_exits_2_with_the_reason(replay, tmp_pat
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     done = subprocess.run(
         [sys.executable, "-m", "eegmusic", "gui", "--stream", replay.name, "--model", str(model),
-         "--no-audio", "--in-process", "--duration", "8"],
+         "--no-audio", "--in-process", "--duration", "5"],   # the refusal comes within 2 s of the start
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 2 and last.startswith("eegmusic gui: error: "), done.stderr

@@ -8,7 +8,7 @@ import pytest
 from eegmusic.stream.spec import MODEL_CHANNELS
 from PySide6 import QtGui
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.untimed]   # widgets alone: nothing kept in real time
 
 LABELS = list(MODEL_CHANNELS)
 SFREQ = 125.0

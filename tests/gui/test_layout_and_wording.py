@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from eegmusic.stream.source import StreamHealth
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.untimed]   # widgets alone: nothing kept in real time
 
 SUMMARY = {"dynamic_r_total": 0.194, "baseline_dynamic_r_total": {"global_mean": 0.003, "song_mean": -0.006},
            "truth": {"dynamic_r_window_s": 9.98, "scored_frames": 2000}, "vocoder_latency_ms": 46.4,
