@@ -161,6 +161,12 @@ def windows_to_decode(source, window, counters: collections.Counter,
     return [window]
 
 
+def _marker_source(meta) -> str | None:
+    """The source id of a replay's marker stream (the EEG stream's plus ``-markers``, as the replay names
+    it), or None for a stream without a source id."""
+    return f"{meta.source_id}-markers" if meta.source_id else None
+
+
 class LivePipeline:
     """Decode a live EEG stream into frames and sound.
 
@@ -195,6 +201,8 @@ class LivePipeline:
         self._recorder: FrameRecorder | None = None
         self._truth: LiveTruth | None = None
         self._markers: MarkerInlet | None = None
+        self._markers_lock = threading.Lock()   # the marker stream a background open hands over, or closes
+        self._outputs_closed = False
         self._clock: FrameClock | SampleClock | None = None
         self._vocoder = None
         self._sound: SoundOutput | None = None
@@ -285,6 +293,7 @@ class LivePipeline:
 
     def _start(self) -> None:
         cfg = self.config
+        self._outputs_closed = False
         if self._runtime is None:
             from eegmusic.decoder.runtime import DecoderRuntime
 
@@ -339,7 +348,8 @@ class LivePipeline:
             song = meta.song
             if song is not None and self._truth.has_stimulus(song):
                 self._truth.load(song)      # the replay names its song: ready before the first frame
-            self._markers = MarkerInlet.open(f"{meta.name}-markers", timeout=2.0)
+            self._markers = MarkerInlet.open(f"{meta.name}-markers", source_id=_marker_source(meta),
+                                             timeout=2.0)
             if self._markers is None and cfg.listen != "decoded":
                 raise ConfigError(f"--listen {cfg.listen} needs the replay's marker stream "
                                   f"'{meta.name}-markers' (which stimulus second plays when), and none "
@@ -347,8 +357,8 @@ class LivePipeline:
                                   f"--listen")
             if self._markers is None:
                 log.warning("no marker stream '%s-markers' answered: live dynamic r is off", meta.name)
-        elif meta.song is not None:   # a replay: its markers say when it ends (replay_end), off the start
-            threading.Thread(target=self._follow_replay_end, args=(f"{meta.name}-markers",), daemon=True,
+        elif meta.song is not None or meta.stimulus is not None:   # a replay: its markers say when it ends
+            threading.Thread(target=self._follow_replay_end, args=(meta,), daemon=True,
                              name="eegmusic-replay-end").start()
         if cfg.realtime:   # before the device plays: a full collection holds the GIL the callback needs
             log.debug("%d start-up objects kept out of garbage collection", freeze_start_up_objects())
@@ -521,12 +531,18 @@ class LivePipeline:
             self._truth_mel[:, slots] = np.nan if truth is None else truth
             self._mel_written += n
 
-    def _follow_replay_end(self, name: str) -> None:
+    def _follow_replay_end(self, meta) -> None:
         """Open a replay's marker stream for its ``replay_end`` alone (a decode without ``--truth``), so
-        that its end is let go quietly too (:meth:`_pull_markers`); no marker stream, no word."""
-        markers = MarkerInlet.open(name, timeout=2.0, quiet=True)
-        if not self._stop.is_set():
-            self._markers = markers
+        that its end is let go quietly too (:meth:`_pull_markers`); no marker stream, no word. One that
+        comes after the outputs were closed (a stop, a start that failed) is closed at once: kept open,
+        it made liblsl print its error line at that replay's end after all."""
+        markers = MarkerInlet.open(f"{meta.name}-markers", source_id=_marker_source(meta), timeout=2.0,
+                                   quiet=True)
+        with self._markers_lock:
+            if markers is not None and (self._outputs_closed or self._stop.is_set()):
+                markers.close()
+            elif markers is not None:
+                self._markers = markers
 
     def _pull_markers(self) -> None:
         markers = self._markers
@@ -534,7 +550,7 @@ class LivePipeline:
             return
         for text, timestamp in markers.pull():
             if text == REPLAY_END:   # both streams close before the replay's outlets go: no liblsl error
-                self._source.inlet.let_go()
+                self._source.inlet.let_go(timestamp)
             if self._truth is not None:
                 self._truth.marker(text, timestamp)
 
@@ -578,9 +594,11 @@ class LivePipeline:
         if recorder is not None:
             self._closing("the recording", recorder.close)
             self._recorder = None
-        if self._markers is not None:
-            self._markers.close()
-            self._markers = None
+        with self._markers_lock:
+            self._outputs_closed = True
+            if self._markers is not None:
+                self._markers.close()
+                self._markers = None
         self._outlets = None
 
     def _closing(self, what: str, step: Callable[[], object]) -> None:

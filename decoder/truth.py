@@ -26,7 +26,6 @@ A decoded frame with a non-finite value is not scored (by the decoder or the bas
 from __future__ import annotations
 
 import base64
-import collections
 import hashlib
 import logging
 import threading
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, N_MELS, mel_db
+from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, FRAMES_PER_WINDOW, N_MELS, mel_db
 from eegmusic.decoder.metrics import RunningBandPearson, band_pearson
 from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError
 from eegmusic.stream.stimulus import STIMULUS_EXTENSIONS
@@ -677,8 +676,9 @@ class LiveTruth:
         convention printed as a score (:data:`decoder.metrics.CONSTANT_NOTE`). Frames caught up after a
         stall come from older columns, but a few of them gave the baseline a "score" that measured the
         stalls, not a reference for the decoder: it was printed under load and n/a otherwise for the
-        same run. So a baseline is scored only when no one column gave more than half of its frames (a
-        hop of 2 frames or more: ``decode --hop 0.0464``).
+        same run. So a baseline is scored only when no one column gave more than two thirds of its frames
+        (a hop of 2 frames or more, ``decode --hop 0.0464``, gives each of its columns about half; a
+        majority rule flipped there on one frame more of one column, at a song's start).
         """
         return self._run().constant()
 
@@ -723,8 +723,10 @@ class FrameScores:
         self.baselines = {name: RunningBandPearson(N_MELS) for name in BASELINES}
         self.partial: set[str] = set()
         """Baselines that some of the decoder's scored frames lacked: reported as None."""
-        self.columns: collections.Counter[int] = collections.Counter()
-        """Scored frames per window column they came from (:meth:`constant`)."""
+        self.columns = np.zeros(FRAMES_PER_WINDOW, np.int64)
+        """Scored frames per window column they came from (:meth:`constant`): an array, not a Counter, so
+        that a reader (the summary, in another thread) never iterates it while the output thread adds a
+        column it had not seen."""
 
     def add(self, pred: np.ndarray, truth: np.ndarray, means: dict[str, np.ndarray | None] | None,
             columns: np.ndarray | None = None) -> None:
@@ -733,7 +735,7 @@ class FrameScores:
         for these frames), which came from window ``columns`` (n,) where known."""
         self.decoder.add(pred, truth)
         if columns is not None:
-            self.columns.update(np.asarray(columns).tolist())
+            np.add.at(self.columns, np.clip(np.asarray(columns, np.int64), 0, FRAMES_PER_WINDOW - 1), 1)
         for name, mean in (means or {}).items():
             if mean is None:
                 self.partial.add(name)
@@ -748,7 +750,7 @@ class FrameScores:
         out.baselines = {name: RunningBandPearson.merged(part.baselines[name] for part in parts)
                          for name in BASELINES}
         out.partial = set().union(*(part.partial for part in parts))
-        out.columns = sum((part.columns for part in parts), collections.Counter())
+        out.columns = sum((part.columns for part in parts), np.zeros(FRAMES_PER_WINDOW, np.int64))
         return out
 
     def decoder_r(self) -> float | None:
@@ -766,9 +768,10 @@ class FrameScores:
         return out
 
     def constant(self) -> list[str]:
-        """The baselines whose prediction was one spectrum at every frame, or at more than half of them
-        (one window column gave them: see :meth:`LiveTruth.constant_baselines`)."""
-        one_column = bool(self.columns) and 2 * max(self.columns.values()) > sum(self.columns.values())
+        """The baselines whose prediction was one spectrum at every frame, or at more than two thirds of
+        them (one window column gave them: see :meth:`LiveTruth.constant_baselines`)."""
+        counts = self.columns.copy()   # one reading of what the output thread adds to
+        one_column = counts.sum() > 0 and 3 * counts.max() > 2 * counts.sum()
         return [name for name, running in self.baselines.items()
                 if name not in self.partial and running.n >= 2
                 and (one_column or not running.prediction_varies())]

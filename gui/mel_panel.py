@@ -160,7 +160,9 @@ class MelPanel(QtWidgets.QWidget):
         self.updateGeometry()   # another width wraps the run line onto another number of lines
 
     def set_truth_visible(self, visible: bool) -> None:
-        """Show or hide the truth column and the r plot."""
+        """Show or hide the truth column and the r plot (never beside a waveform model's "no mel" text: a
+        truth kept to play the stimulus, ``--listen true``, gave an empty true mel and r plot there)."""
+        visible = visible and not self.no_mel_label.isVisibleTo(self)
         self.has_truth = visible
         for widget in (self.truth_plot, self.r_plot, self.r_label, self.baseline_label):
             widget.setVisible(visible)

@@ -77,7 +77,7 @@ def _title_key(text: str) -> str:
 
 
 _TITLE_KEYS = {_title_key(info.title): song_id for song_id, info in SONGS.items()}
-_LEADING_NUMBER = re.compile(r"^(\d+)[ _]")
+_LEADING_NUMBER = re.compile(r"^(\d+)[ _.-]+")
 
 
 def song_by_title(stem: str) -> int | None:

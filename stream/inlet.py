@@ -202,7 +202,9 @@ class Inlet:
         """Why the last stream found while reconnecting was refused (None when none was)."""
         self._inlet: pylsl.StreamInlet | None = None
         self._uid: str | None = None          # liblsl's id of the outlet instance connected now
-        self._ended: set[str] = set()          # outlets that said they end (:meth:`let_go`): never again
+        # outlets that said they end (:meth:`let_go`), newest last: never again (each goes within its linger)
+        self._ended: collections.deque[str] = collections.deque(maxlen=8)
+        self._connected_at = 0.0              # LSL time the connection now held was made
         self._letting_go: str | None = None   # the uid :meth:`let_go` named
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -214,7 +216,7 @@ class Inlet:
         """Close the connected stream for good (:meth:`let_go`) and enter ``lost``."""
         self._inlet.close_stream()
         self._inlet = None
-        self._ended.add(self._uid)
+        self._ended.append(self._uid)
         with self._lock:
             self.connected = False
             self.ended = True
@@ -267,6 +269,7 @@ class Inlet:
 
     def _use(self, inlet: pylsl.StreamInlet, offset: float, uid: str) -> None:
         self._inlet, self._uid = inlet, uid
+        self._connected_at = pylsl.local_clock()
         self.ended = False
         self.clock_offset = offset
         self._last_clock_check = pylsl.local_clock()
@@ -358,15 +361,18 @@ class Inlet:
         self._thread = threading.Thread(target=self._run, name=f"lsl-inlet-{self.meta.name}", daemon=True)
         self._thread.start()
 
-    def let_go(self) -> None:
-        """The source said it ends (a replay's ``replay_end`` marker): close the stream before its outlet
-        goes, count it as lost and wait for the stream to return, never to this outlet again.
+    def let_go(self, said_at: float) -> None:
+        """The source said at LSL time ``said_at`` that it ends (a replay's ``replay_end`` marker): close the
+        stream before its outlet goes, count it as lost and wait for the stream to return, never to this
+        outlet again. An end said before the connection now held was made is an earlier outlet's (read
+        late, after a reconnect to the next replay) and changes nothing.
 
         liblsl prints "ERR| Stream transmission broke off" when an outlet goes under a connected inlet:
         every decode that followed a replay to its end printed it. The acquisition thread does the
         closing (the liblsl inlet is its own), after taking what has arrived.
         """
-        self._letting_go = self._uid
+        if said_at >= self._connected_at:
+            self._letting_go = self._uid
 
     def stop(self) -> None:
         """Stop the thread and close the inlet (safe to call twice)."""
@@ -466,7 +472,7 @@ class Inlet:
         while not self._stop.is_set():
             # one query for both, the streams already refused left out, so it returns at the first
             # answer of one not yet tried
-            candidates = resolve_matching(excluding(xpath, refused | self._ended), matches,
+            candidates = resolve_matching(excluding(xpath, refused | set(self._ended)), matches,
                                           timeout=RESOLVE_TRY_S, listing_s=RECONNECT_LISTING_S)
             candidates.sort(key=lambda info: info.source_id() != meta.source_id)  # same source_id first
             for info in candidates:

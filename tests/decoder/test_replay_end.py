@@ -63,3 +63,38 @@ def test_a_replay_that_ends_is_let_go_without_liblsl_error_and_its_successor_fol
     assert "broke off" not in capfd.readouterr().err
     if truth:   # the second replay's markers were read: its frames were scored against its song
         assert after > before > 0
+
+
+def test_a_lost_marker_stream_is_followed_to_the_next_one_and_closing_ends_the_follower(stream_name):
+    """A replay killed sends no replay_end: its marker stream is lost. pull raised LostError from the
+    output thread (ending the decode) once liblsl's own recovery was off; now the loss ends that stream as
+    replay_end does, and the next stream of the name is followed. close() stops the follower."""
+    import threading
+
+    import pylsl
+    from eegmusic.stream.markers import MarkerInlet
+    from eegmusic.stream.outlet import marker_stream_info
+
+    name = f"{stream_name}-markers"
+    outlet = pylsl.StreamOutlet(marker_stream_info(name, f"{stream_name}@test-markers"))
+    markers = MarkerInlet.open(name, timeout=5.0)
+    assert markers is not None
+    outlet.push_sample(["song=21;t=0.000"])
+    _until(lambda: markers.pull() or markers.ended, 5.0, "no marker")
+    del outlet                                   # killed: no replay_end
+    _until(lambda: markers.pull() == [] and markers.ended, 5.0, "the lost stream not ended")
+    outlet = pylsl.StreamOutlet(marker_stream_info(name, f"{stream_name}@test-markers"))
+    got: list = []
+
+    def more() -> bool:
+        outlet.push_sample(["song=21;t=1.000"])
+        got.extend(markers.pull())
+        return bool(got)
+
+    _until(more, 10.0, "the next marker stream not followed")
+    assert got[0][0] == "song=21;t=1.000"
+    outlet.push_sample(["replay_end"])
+    _until(lambda: any(text == "replay_end" for text, _ in markers.pull()), 5.0, "no replay_end")
+    markers.close()
+    followers = lambda: [t for t in threading.enumerate() if t.name == "eegmusic-markers-next"]  # noqa: E731
+    _until(lambda: not followers(), 3.0, "the follower outlived close()")

@@ -221,6 +221,9 @@ def test_a_waveform_model_s_mel_panel_says_why_it_is_empty(qtbot):
     assert panel.no_mel_label.isVisible() and panel.no_mel_label.text() == NO_MEL_TEXT
     assert "outputs audio directly" in NO_MEL_TEXT and "no --truth scoring" in NO_MEL_TEXT
     assert not panel.decoded_plot.isVisible() and not panel.r_label.isVisible()
+    # a truth kept to play the stimulus (--listen true): the snapshot's true mel has no frames
+    panel.update_mel(np.zeros((128, 0), np.float32), np.zeros((128, 0), np.float32), None, 1.0)
+    assert not panel.truth_plot.isVisible() and not panel.r_plot.isVisible()
     panel.show_model_output("mel_db")   # the next start, with a mel model
     assert not panel.no_mel_label.isVisible() and panel.decoded_plot.isVisible()
 

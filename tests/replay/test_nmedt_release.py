@@ -108,6 +108,7 @@ def test_raw_array_in_imputed_file_no_longer_points_to_songNN_raw(tmp_path, rng)
 @pytest.mark.parametrize(("stem", "song_id"), [
     ("FirstFires", 21), ("21_FirstFires", 21), ("21 First Fires", 21), ("first-fires", 21), ("Canopée", 26),
     ("26_CANOPEE", 26), ("until the sun needs to rise", 28), ("The Last Thing You Should Do!", 30),
+    ("21-First Fires", 21), ("21. First Fires", 21),
     ("22_FirstFires", None), ("song21", None), ("First Fires live", None)])
 def test_song_by_title_normalises_case_spaces_punctuation_accents_and_number(stem, song_id):
     assert song_by_title(stem) == song_id
