@@ -86,7 +86,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds to wait for the stream (default 5)")
     source.add_argument("--on-lost", choices=("wait", "exit"), default="wait",
                         help="when the stream stays lost for --lost-after seconds: wait for it to come back "
-                        "(default; silence plays meanwhile) or exit with status 2, e.g. --on-lost exit")
+                        "(default; silence plays meanwhile) or exit with status 2 (a replay that says it "
+                        "finished ends the run at once, status 0), e.g. --on-lost exit")
     source.add_argument("--lost-after", type=seconds(), default=None, metavar="S",
                         help=f"seconds lost before --on-lost exit acts (default {LOST_AFTER_S:g}; only with "
                         "--on-lost exit)")
@@ -472,6 +473,11 @@ def run_decode(args: argparse.Namespace) -> int:
         while pipeline.running and (t_end is None or time.monotonic() < t_end):
             time.sleep(0.1)
             health = pipeline.health()
+            if args.on_lost == "exit" and health is not None and health.ended:
+                # the replay said it finished (replay_end): the run is over, no loss to wait out or report
+                logging.getLogger(__name__).info("stream '%s' ended: its replay finished (--on-lost exit)",
+                                                 pipeline.stream_label)
+                break
             if (args.on_lost == "exit" and health is not None and health.state == "lost"
                     and health.state_s >= lost_after):
                 # a stream that came back in another shape was refused: say which, restarting it as

@@ -332,3 +332,35 @@ def test_dashboard_counter_grid_shows_the_stream_state(state, since, shown):
                           state=state, state_s=since)
     assert health_items(health)["stream"] == shown
 
+
+
+@pytest.mark.untimed
+def test_decode_on_lost_exit_ends_cleanly_when_its_replay_says_it_finished(sim_dir, stream_name, tmp_path,
+                                                                          capsys):
+    """A replay that finished is no lost stream: --on-lost exit waited out --lost-after, then exited 2 with
+    "lost … restart the stream". The replay's end marker now ends the run at once, status 0."""
+    from eegmusic.replay.song_player import Player
+
+    from tests.decoder.onnx_models import make_model
+
+    model = make_model(tmp_path / "model.onnx")
+    player = Player(sim_dir, 21, 1, speed=4.0, loop=True, name=stream_name).start()
+
+    def stop_once_followed() -> None:   # the decode reads the marker stream: its end will be read
+        deadline = time.monotonic() + 25.0
+        while time.monotonic() < deadline and not player._marker_outlet.have_consumers():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        player.stop()
+
+    stopper = threading.Thread(target=stop_once_followed, daemon=True)
+    stopper.start()
+    started = time.monotonic()
+    try:
+        status, out, err = run_cli(["decode", "--stream", stream_name, "--model", str(model), "--no-audio",
+                                    "--no-lsl-out", "--device", "cpu", "--on-lost", "exit", "--lost-after",
+                                    "20", "--duration", "30"], capsys)
+    finally:
+        player.stop()
+    assert status == 0 and time.monotonic() - started < 20, err
+    assert "error:" not in err and "stream lost" in out
