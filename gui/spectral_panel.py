@@ -264,7 +264,7 @@ class SpectralPanel(QtWidgets.QWidget):
         self.image.clear()
         self.spots.clear()
         self.heatmap.getAxis("left").setTicks([[], []])   # no channel ticks before there are channels
-        self.colorbar.hide()        # its 0-1 placeholder range would read as a power
+        self.colorbar.hide()        # pyqtgraph's default 0-1 range would read as a power
         self.scalp_colorbar.hide()
         self.title.setText(f"band power: waiting for {MIN_SPECTRUM_S:g} s of signal")
 

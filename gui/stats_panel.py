@@ -147,7 +147,7 @@ class StatsPanel(QtWidgets.QWidget):
         layout.addWidget(latency_box, 3)
         layout.addWidget(counters_scroll, 2)
         self._stages: tuple[str, ...] = ()
-        self._summary: dict = {}
+        self._tipped_delay: float | None = None   # the vocoder delay audio_to_eeg's tooltip names
         self.silent = False
         """The decode plays no sound: the rows of :data:`DEVICE_STAGES` are hidden."""
         self.values: dict[str, str] = {}
@@ -172,16 +172,21 @@ class StatsPanel(QtWidgets.QWidget):
         self.latency.setVerticalHeaderLabels([f"{stage} (estimate)" if stage in ESTIMATED_STAGES
                                               else stage for stage in stages])
         for row, stage in enumerate(stages):
-            tip = stage_tooltip(stage, summary)
-            self.latency.verticalHeaderItem(row).setToolTip(tip)
             for col in range(len(PERCENTILES)):
                 item = QtWidgets.QTableWidgetItem("—")
                 item.setTextAlignment(RIGHT)
-                item.setToolTip(tip)
                 self.latency.setItem(row, col, item)
+            self._tip_row(row, stage_tooltip(stage, summary))
         self._stages = stages
+        self._tipped_delay = (summary or {}).get("vocoder_latency_ms")
         self.latency.resizeRowsToContents()
         self._show_rows()
+
+    def _tip_row(self, row: int, tip: str) -> None:
+        """``tip`` on a stage's row: its header and each of its cells."""
+        self.latency.verticalHeaderItem(row).setToolTip(tip)
+        for col in range(len(PERCENTILES)):
+            self.latency.item(row, col).setToolTip(tip)
 
     def wanted_height(self) -> int:
         """The panel's height with every shown latency row in sight (the window gives it that where it
@@ -226,14 +231,10 @@ class StatsPanel(QtWidgets.QWidget):
         summary = summary or {}
         if stages and stages != self._stages:   # none yet (a decode starting): the rows stay, at "—"
             self._set_stages(stages, summary)
-        if summary.get("vocoder_latency_ms") != self._summary.get("vocoder_latency_ms") and \
-                "audio_to_eeg" in stages:   # the delays' figures arrive with the first summary
-            row = stages.index("audio_to_eeg")
-            tip = stage_tooltip("audio_to_eeg", summary)
-            self.latency.verticalHeaderItem(row).setToolTip(tip)
-            for col in range(len(PERCENTILES)):
-                self.latency.item(row, col).setToolTip(tip)
-        self._summary = dict(summary)
+        delay = summary.get("vocoder_latency_ms")
+        if delay != self._tipped_delay and "audio_to_eeg" in self._stages:   # the figures come with a summary
+            self._tip_row(self._stages.index("audio_to_eeg"), stage_tooltip("audio_to_eeg", summary))
+            self._tipped_delay = delay
         for row, stage in enumerate(stages):
             percentiles = latency_ms[stage] or {}
             for col, name in enumerate(PERCENTILES):
