@@ -14,6 +14,7 @@ has no mel: the panel says so instead of drawing empty axes.
 from __future__ import annotations
 
 import collections
+import math
 import time
 
 import numpy as np
@@ -32,6 +33,11 @@ ending at 0 dB drew all of that as one flat white."""
 
 R_HISTORY_S = 60.0
 """Seconds of dynamic-r history drawn."""
+
+R_HISTORY_MIN_S = 10.0
+"""Least seconds the r history's time axis spans. Until :data:`R_HISTORY_S` of history is recorded, the axis
+spans the history there is, rounded up to whole seconds, so the line fills the plot from the start (in a
+run's first minute it was a sliver at the right of an empty 60-s axis)."""
 
 
 SHOWN_S = 10.0
@@ -99,7 +105,9 @@ class MelPanel(QtWidgets.QWidget):
         self.r_plot.hideButtons()
         self.r_plot.setMouseEnabled(x=False, y=False)
         self.r_plot.setYRange(-1.0, 1.0, padding=0.05)
-        self.r_plot.setXRange(-R_HISTORY_S, 0.0, padding=0.0)
+        self.r_span_s = R_HISTORY_MIN_S
+        """Seconds the r history's time axis spans now (:data:`R_HISTORY_MIN_S` … :data:`R_HISTORY_S`)."""
+        self.r_plot.setXRange(-self.r_span_s, 0.0, padding=0.0)
         self.r_plot.setLabel("bottom", "time (s)")
         self.r_plot.addLine(y=0.0, pen=pg.mkPen((150, 150, 150), style=QtCore.Qt.PenStyle.DashLine))
         self.r_curve = self.r_plot.plot(pen=pg.mkPen((20, 90, 200), width=2))
@@ -138,6 +146,7 @@ class MelPanel(QtWidgets.QWidget):
 
         self._r_times: collections.deque[float] = collections.deque(maxlen=4096)
         self._r_values: collections.deque[float] = collections.deque(maxlen=4096)
+        self._r_since: float | None = None   # when the history's first r was drawn (the deque forgets it)
         self.has_truth = False
         self.n_updates = 0
         self.set_truth_visible(False)
@@ -267,14 +276,25 @@ class MelPanel(QtWidgets.QWidget):
             self._draw(self.truth_image, np.asarray(truth_mel))
         if dynamic_r is not None and np.isfinite(dynamic_r):
             now = time.monotonic() if now is None else now
+            if self._r_since is None:
+                self._r_since = now
             self._r_times.append(now)
             self._r_values.append(float(dynamic_r))
             t = np.fromiter(self._r_times, dtype=float) - now
             keep = t >= -R_HISTORY_S
             self.r_curve.setData(t[keep], np.fromiter(self._r_values, dtype=float)[keep])
+            self._span_r_history(now - self._r_since)
             self.dynamic_r = float(dynamic_r)
             self._write_labels()
         self.n_updates += 1
+
+    def _span_r_history(self, recorded_s: float) -> None:
+        """Let the r history's time axis span ``recorded_s`` seconds of history, rounded up to whole seconds,
+        within :data:`R_HISTORY_MIN_S` … :data:`R_HISTORY_S`; the axis is set only when that changes."""
+        span_s = min(R_HISTORY_S, max(R_HISTORY_MIN_S, float(math.ceil(recorded_s))))
+        if span_s != self.r_span_s:
+            self.r_span_s = span_s
+            self.r_plot.setXRange(-span_s, 0.0, padding=0.0)
 
     @staticmethod
     def _draw(image: pg.ImageItem, mel: np.ndarray) -> None:

@@ -3,9 +3,11 @@
 A table of latency percentiles (ms) per stage, as the pipeline measures them (LSL clock stamps at
 every stage), and a grid of counters: the stream's state, measured rate and jitter first, then windows
 decoded, drops, gaps, reconnects, audio underruns and the rest. Cells are reused and only their text
-changes. Each stage's row says in a tooltip what it spans (the stamps of :mod:`decoder.latency`); the
-first, ``audio_to_eeg``, is stimulus time, not processing, as ``eegmusic decode`` says. A decode without
-sound hides the stages that end at the sound device, which it never measures.
+changes. Rows and counters read in words (:data:`STAGE_LABELS`, :data:`COUNTER_LABELS`); their tooltips
+name the key each has in the decode's summary (``decode --json``), which keeps the identifiers. Each
+stage's row also says what it spans (the stamps of :mod:`decoder.latency`); the first, ``audio_to_eeg``,
+is stimulus time, not processing, as ``eegmusic decode`` says. A decode without sound hides the stages
+that end at the sound device, which it never measures.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 
 from eegmusic.decoder.latency import ESTIMATED_STAGES, STAGES, STAMP_WORDS, STIMULUS_TIME_NOTE
+from eegmusic.decoder.melspec import AUDIO_SFREQ
 from PySide6 import QtCore, QtGui, QtWidgets
 
 PERCENTILES = ("p50", "p95", "p99")
@@ -37,9 +40,59 @@ ESTIMATE_NOTE = ("An estimate: the audio queued in the sink plus the device's re
                  "(`eegmusic bench latency` measures EEG sample -> audible sample)")
 """Why a stage of :data:`decoder.latency.ESTIMATED_STAGES` reads "(estimate)"."""
 
-BAD_COUNTERS = frozenset({"drops", "gaps", "reconnects", "underruns", "dropped_windows", "nan_runs", "stalls",
+STAGE_LABELS = {
+    "audio_to_eeg": "stimulus → EEG",
+    "eeg_to_arrival": "EEG → arrival",
+    "arrival_to_ready": "arrival → window",
+    "ready_to_inferred": "window → inferred",
+    "inferred_to_vocoded": "inferred → vocoded",
+    "vocoded_to_buffered": "vocoded → buffered",
+    "buffered_to_queued": "buffered → device",
+    "queued_to_dac": "device → DAC",
+    "buffered_to_dac": "buffered → DAC",
+    "arrival_to_buffered": "arrival → buffered (total)",
+    "arrival_to_dac": "arrival → DAC (total)",
+    "audio_to_dac": "stimulus → DAC (total)",
+}
+"""What the latency table's rows read, stage by stage (:data:`decoder.latency.STAGES`; the stamps' words
+are :data:`decoder.latency.STAMP_WORDS`): a stage without one reads as its key with spaces."""
+
+COUNTER_LABELS = {
+    "bad_markers": "bad markers",
+    "device_underflows": "device underflows",
+    "device_restarts": "device restarts",
+    "callback_realtime": "real-time callback",
+    "frames_skipped": "frames skipped",
+    "flagged_windows": "flagged windows",
+    "drops_decoder": "drops: decoder",
+    "drops_stream": "drops: stream",
+    "drops_output_queue": "drops: output",
+    "windows_coalesced": "windows coalesced",
+    "windows_caught_up": "windows caught up",
+    "vocoder_resets": "vocoder resets",
+    "frames_clipped": "frames clipped",
+    "nonfinite_frames": "non-finite frames",
+    "time_jumps": "time jumps",
+    "audio_written": "audio written",
+    "audio_dropped": "audio dropped",
+    "audio_sanitised": "audio sanitised",
+    "audio_dropped_late": "audio skipped late",
+    "audio_padded": "audio padded",
+    "audio_silence_gaps": "silence gaps",
+    "audio_silence": "audio silence",
+}
+"""What the counter grid reads for the pipeline's counters (``LivePipeline.counters``) whose key is no
+word: any other counter reads as its key with spaces, so a new one still shows. Short, about as wide as
+the keys were: the grid is as wide as its longest name, and a wider one pushed the values out of sight."""
+
+AUDIO_SAMPLE_COUNTERS = frozenset({"audio_written", "audio_dropped", "audio_sanitised", "audio_dropped_late",
+                                   "audio_padded", "audio_silence"})
+"""Counters of audio samples, not events: their tooltip gives the unit."""
+
+BAD_COUNTERS = frozenset({"drops", "gaps", "reconnects", "underruns", "dropped windows", "nan runs", "stalls",
                           "losses", "bad_markers"})
-"""Counters that mean trouble when non-zero (drawn in red)."""
+"""Rows of the counter grid that mean trouble when non-zero (drawn in red), by their key in
+:func:`counter_values`: the stream's health figures by their words (:func:`health_items`)."""
 
 
 def format_ms(value) -> str:
@@ -53,8 +106,33 @@ def format_ms(value) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
+def stage_words(stage: str) -> str:
+    """A latency stage in words (:data:`STAGE_LABELS`), else its key with spaces."""
+    return STAGE_LABELS.get(stage, stage.replace("_", " "))
+
+
+def stage_label(stage: str) -> str:
+    """What a latency stage's row reads: its words, and "estimate" where it is one."""
+    label = stage_words(stage)
+    if stage not in ESTIMATED_STAGES:
+        return label
+    # stages from buffer sizes are estimates; `eegmusic bench latency` measures the sound
+    return f"{label[:-1]}, estimate)" if label.endswith(")") else f"{label} (estimate)"
+
+
+def counter_label(name: str) -> str:
+    """What a counter's row reads: its words (:data:`COUNTER_LABELS`), else its key with spaces."""
+    return COUNTER_LABELS.get(name, name.replace("_", " "))
+
+
+def counter_tooltip(name: str) -> str:
+    """A counter's key in the decode's summary, and its unit where it counts audio samples."""
+    unit = f"audio samples ({AUDIO_SFREQ} a second); " if name in AUDIO_SAMPLE_COUNTERS else ""
+    return f"{unit}summary key: counters.{name}"
+
+
 def stage_tooltip(stage: str, summary=None) -> str:
-    """What a latency stage spans, in words, for its row's tooltip.
+    """What a latency stage spans, in words, and its key in the decode's summary, for its row's tooltip.
 
     Parameters
     ----------
@@ -65,7 +143,7 @@ def stage_tooltip(stage: str, summary=None) -> str:
         figures of ``audio_to_eeg``'s note, as ``decode`` prints them.
     """
     start, _, end = stage.partition("_to_")
-    tip = f"{stage}: from {STAMP_WORDS.get(start, start)} to {STAMP_WORDS.get(end, end)}"
+    tip = f"{stage_words(stage)}: from {STAMP_WORDS.get(start, start)} to {STAMP_WORDS.get(end, end)}"
     if stage == "audio_to_eeg":
         summary = summary or {}
         vocoder, smoothing = summary.get("vocoder_latency_ms"), summary.get("smoothing_latency_ms", 0.0)
@@ -73,6 +151,7 @@ def stage_tooltip(stage: str, summary=None) -> str:
                   {"vocoder": f" {vocoder:.1f} ms", "smoothing": f" {smoothing:.1f} ms"})
         tip = (f"{STIMULUS_TIME_NOTE.format(**delays)}. It spans {STAMP_WORDS['audio']} to "
                f"{STAMP_WORDS['eeg']}; the stages below it are processing")
+    tip += f" (summary key: latency_ms.{stage})"
     if stage in ESTIMATED_STAGES:
         tip += f". {ESTIMATE_NOTE}"
     return tip
@@ -168,9 +247,7 @@ class StatsPanel(QtWidgets.QWidget):
     def _set_stages(self, stages: tuple[str, ...], summary=None) -> None:
         """One row per stage, each "—" until measured, with what it spans as its tooltip."""
         self.latency.setRowCount(len(stages))
-        # stages from buffer sizes are estimates; `eegmusic bench latency` measures the sound
-        self.latency.setVerticalHeaderLabels([f"{stage} (estimate)" if stage in ESTIMATED_STAGES
-                                              else stage for stage in stages])
+        self.latency.setVerticalHeaderLabels([stage_label(stage) for stage in stages])
         for row, stage in enumerate(stages):
             for col in range(len(PERCENTILES)):
                 item = QtWidgets.QTableWidgetItem("—")
@@ -246,10 +323,13 @@ class StatsPanel(QtWidgets.QWidget):
         values = counter_values(counters, health)
         new_names = [name for name in values if name not in self.counter_labels]
         for name in new_names:
-            self._name_labels[name] = QtWidgets.QLabel(name)
+            name_label = self._name_labels[name] = QtWidgets.QLabel(counter_label(name))
             value_label = self.counter_labels[name] = QtWidgets.QLabel(values[name])
             value_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight)
             value_label.setWordWrap(True)
+            if counters and name in counters:   # the stream's health is no counter of the summary
+                for label in (name_label, value_label):
+                    label.setToolTip(counter_tooltip(name))
         if new_names:   # a figure that comes later (the stream's health) still takes its place in the order
             self._lay_out_counters(values)
         for name, text in values.items():

@@ -196,7 +196,8 @@ def test_latency_rows_say_what_they_span_and_a_silent_decode_hides_the_device_s(
     assert panel.latency.item(0, 0).toolTip() == tip
     row = STAGES.index("ready_to_inferred")
     assert panel.latency.verticalHeaderItem(row).toolTip() == (
-        "ready_to_inferred: from the stream stage made the window to the model's output in host memory")
+        "window → inferred: from the stream stage made the window to the model's output in host memory "
+        "(summary key: latency_ms.ready_to_inferred)")
     estimated = panel.latency.verticalHeaderItem(STAGES.index("queued_to_dac")).toolTip()
     assert "An estimate: the audio queued" in estimated, estimated
     assert set(DEVICE_STAGES) == {"buffered_to_queued", "queued_to_dac", "buffered_to_dac", "arrival_to_dac",
