@@ -389,6 +389,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.controls.show_gain(pipeline.gain)
         elif self._gain_sink is None and isinstance(pipeline.sink, LevelledSink):
             self._gain_sink = pipeline.sink  # a pipeline built elsewhere (the demo): its volume is ours too
+        self.mel_panel.new_run()
         self.mel_panel.show_model_output(output_kind)
         self.stats_panel.set_silent(bool(pipeline.config.no_audio))
         self._scheduler.reset()

@@ -176,6 +176,17 @@ class MelPanel(QtWidgets.QWidget):
         for widget in (self.truth_plot, self.r_plot, self.r_label, self.baseline_label):
             widget.setVisible(visible)
 
+    def new_run(self) -> None:
+        """Forget the last decode's rolling r and its history: a decode started again in the same window
+        (maybe another model or stream) begins its own, instead of drawing on after the last one's line."""
+        self._r_times.clear()
+        self._r_values.clear()
+        self._r_since = None
+        self.r_curve.setData([], [])
+        self._span_r_history(0.0)
+        self.dynamic_r = None
+        self._write_labels()
+
     def show_model_output(self, output_kind: str | None) -> None:
         """Say so in place of the plots when the model outputs audio directly (``output_kind`` ``audio``):
         an empty "decoded mel" plot with no true mel beside it, and no word why, looked broken."""

@@ -133,9 +133,15 @@ def test_stop_and_start_again(qtbot, replay, model_file):
     frozen = window.eeg_panel.n_updates
     qtbot.wait(400)
     assert window.eeg_panel.n_updates == frozen
+    # the stopped decode's rolling r (this one has no truth: set here) is not the next decode's
+    window.mel_panel.update_mel(np.zeros((128, 44)), None, 0.4, time.monotonic())
+    assert len(window.mel_panel.r_curve.getData()[0]) == 1
     window.toggle()
     qtbot.waitUntil(lambda: window.state == "running", timeout=15000)
     qtbot.waitUntil(lambda: window.eeg_panel.n_updates > frozen + 1, timeout=10000)
+    x, _ = window.mel_panel.r_curve.getData()   # None once cleared
+    assert (x is None or not len(x)) and window.mel_panel.dynamic_r is None
+    assert window.mel_panel.r_label.text().endswith(": —"), window.mel_panel.r_label.text()
 
 
 def test_stream_loss_freezes_and_return_resumes(qtbot, sim_dir, stream_name, model_file):
