@@ -726,6 +726,8 @@ class LivePipeline:
             "dynamic_r_total": self._truth.dynamic_r_total() if self._truth is not None else None,
             "baseline_dynamic_r_total": self._truth.baseline_r_total() if self._truth is not None else None,
             "baseline_constant": self._truth.constant_baselines() if self._truth is not None else [],
+            "shifted_stimulus_dynamic_r_total":
+                self._truth.shifted_r_total() if self._truth is not None else None,
             # the same figures song by song (a playlist's trained song keeps its song mean beside a new one)
             "scores_by_song": {} if self._truth is None else {
                 str(song): scores for song, scores in self._truth.scores_by_song().items()},

@@ -6,6 +6,12 @@ baselines that know nothing of the EEG on exactly those frames: the global-mean 
 window the model carries from its training part (``decoder/truth.py``). Its summary holds the three
 as ``dynamic_r_total`` and ``baseline_dynamic_r_total``; this module reads and words them, so a score
 is never printed or drawn without its baselines.
+
+Beside them stands a control that needs no model metadata and is defined at every hop: the decoder's
+own frames scored against the stimulus half their song away (``shifted_stimulus_dynamic_r_total``), the
+live counterpart of the offline shuffled-EEG control. The baselines are n/a at the default one-frame hop
+(one spectrum at most frames) and the song mean for a song the model never heard, so without it the
+demo's score stood beside nothing measured.
 """
 
 from __future__ import annotations
@@ -15,6 +21,13 @@ from collections.abc import Mapping
 NO_MEANS_NOTE = "the model carries no mean windows of its training part: one trained by `eegmusic train` does"
 """Why both baselines are n/a for a model without ``baselines`` metadata (made elsewhere, or exported by
 hand)."""
+
+
+SHIFTED_KEY = "shifted_stimulus_dynamic_r_total"
+"""The summary's key for the shifted-stimulus control (:meth:`decoder.truth.FrameScores.shifted_r`)."""
+
+SHIFTED_WORDS = "shifted-stimulus control (the decoder vs the stimulus half its song away)"
+"""How the control is named wherever it is printed or drawn."""
 
 
 def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, float | None]:
@@ -46,7 +59,10 @@ def baseline_words(summary: Mapping | None) -> str:
         which = "both baselines" if len(constant) == 2 else constant[0].replace("_", "-") + " baseline"
         notes.append(f"{which}: {CONSTANT_NOTE}")
     said = f" ({'; '.join(notes)})" if notes else ""
-    return f"global-mean baseline {format_r(global_mean)}, song-mean baseline {format_r(song)}{said}"
+    control = ""
+    if SHIFTED_KEY in summary:   # every decode's summary since stop 59 (a hand-made one may lack it)
+        control = f"; {SHIFTED_WORDS} {format_r(summary[SHIFTED_KEY])}"
+    return f"global-mean baseline {format_r(global_mean)}, song-mean baseline {format_r(song)}{said}{control}"
 
 
 def baseline_line(summary: Mapping | None) -> str:

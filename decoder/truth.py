@@ -595,12 +595,19 @@ class LiveTruth:
             Boolean mask of the frames inside the song and the true frames (128, n_valid); None
             before the first marker.
         """
+        found = self._song_frames(stamps)
+        if found is None:
+            return None
+        mel, index, valid = found
+        return valid, mel[:, index[valid]]
+
+    def _song_frames(self, stamps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(the song's mel, the stimulus frame index of each stamp, which lie inside the song), or None."""
         if self._anchor is None or self.song is None or self.song not in self._mels:
             return None
         mel = self._mels[self.song]
         index = np.rint(self.stimulus_time(stamps) / FRAME_PERIOD_S).astype(np.int64)
-        valid = (index >= 0) & (index < mel.shape[1])
-        return valid, mel[:, index[valid]]
+        return mel, index, (index >= 0) & (index < mel.shape[1])
 
     def update(self, frames: np.ndarray, stamps: np.ndarray,
                window_frame: np.ndarray | None = None) -> np.ndarray | None:
@@ -609,16 +616,20 @@ class LiveTruth:
         ``window_frame`` (n,) gives the window column (0…43) each frame came from; with it, and
         baselines set, the baselines are scored on the same frames.
         """
-        found = self.truth_frames(stamps)
+        found = self._song_frames(stamps)
         if found is None:
             return None
-        valid, truth_valid = found
+        mel, index, valid = found
+        truth_valid = mel[:, index[valid]]
         # a non-finite frame is not scored (one would make the running sums NaN for the rest of the run)
         finite = np.isfinite(frames).all(axis=0)
         scored = valid & finite
         self.skipped_frames += int(np.count_nonzero(valid & ~finite))
         truth = truth_valid[:, finite[valid]]
         pred = frames[:, scored]
+        n_song = mel.shape[1]
+        # the control: the same frames against the stimulus half the song away (None for a song too short)
+        shifted = mel[:, (index[scored] + n_song // 2) % n_song] if n_song >= SHIFT_MIN_FRAMES else None
         means = None
         if self._global_mean is not None and pred.shape[1]:
             means = {name: None for name in BASELINES}   # frames with no window column: none can be placed
@@ -634,7 +645,8 @@ class LiveTruth:
             self._n += 1
         if pred.shape[1]:
             self._by_song.setdefault(self.song, FrameScores()).add(
-                pred, truth, means, None if window_frame is None else np.asarray(window_frame)[scored])
+                pred, truth, means, None if window_frame is None else np.asarray(window_frame)[scored],
+                shifted=shifted)
         out = np.full(frames.shape, np.nan, np.float32)
         out[:, valid] = truth_valid
         return out
@@ -666,6 +678,11 @@ class LiveTruth:
             trained and a new song). :meth:`scores_by_song` scores it song by song.
         """
         return self._run().baseline_r()
+
+    def shifted_r_total(self) -> float | None:
+        """The control over the same frames as :meth:`dynamic_r_total`: the decoder's frames scored against
+        the stimulus half their song away (:meth:`FrameScores.shifted_r`)."""
+        return self._run().shifted_r()
 
     def constant_baselines(self) -> list[str]:
         """The baselines whose prediction was one spectrum at most scored frames, so their r is None.
@@ -702,17 +719,21 @@ class LiveTruth:
             Per song, in the order first scored, under the run summary's names so that
             :func:`decoder.scores.baseline_words` words it alike: ``scored_frames``, ``dynamic_r_total``,
             ``baseline_dynamic_r_total`` (``global_mean`` and ``song_mean``, each r or None by the rules of
-            :meth:`baseline_r_total`) and ``baseline_constant`` (:meth:`constant_baselines`), each over
-            that song's frames.
+            :meth:`baseline_r_total`), ``baseline_constant`` (:meth:`constant_baselines`) and
+            ``shifted_stimulus_dynamic_r_total`` (:meth:`shifted_r_total`), each over that song's frames.
         """
         return {song: {"scored_frames": scores.decoder.n, "dynamic_r_total": scores.decoder_r(),
                        "baseline_dynamic_r_total": scores.baseline_r(),
-                       "baseline_constant": scores.constant()}
+                       "baseline_constant": scores.constant(),
+                       "shifted_stimulus_dynamic_r_total": scores.shifted_r()}
                 for song, scores in dict(self._by_song).items()}   # a copy, as _songs
 
 
 BASELINES = ("global_mean", "song_mean")
 """The baselines scored beside the decoder, in the order they are reported."""
+
+SHIFT_MIN_FRAMES = 4 * FRAMES_PER_WINDOW
+"""Least frames of a song for the shifted-stimulus control: half of it must lie windows away (4 s)."""
 
 
 class FrameScores:
@@ -727,13 +748,22 @@ class FrameScores:
         """Scored frames per window column they came from (:meth:`constant`): an array, not a Counter, so
         that a reader (the summary, in another thread) never iterates it while the output thread adds a
         column it had not seen."""
+        self.shifted = RunningBandPearson(N_MELS)
+        """The decoder's frames against the stimulus half their song away (:meth:`shifted_r`)."""
+        self.shifted_partial = False
+        """Some scored frames had no shifted stimulus (a song too short): :meth:`shifted_r` is None."""
 
     def add(self, pred: np.ndarray, truth: np.ndarray, means: dict[str, np.ndarray | None] | None,
-            columns: np.ndarray | None = None) -> None:
+            columns: np.ndarray | None = None, *, shifted: np.ndarray | None = None) -> None:
         """Add the decoder's frames ``pred`` against ``truth`` (each (128, n)) and each baseline's frames
         (``means``: None when the model carries no baselines; a baseline's None, it has no prediction
-        for these frames), which came from window ``columns`` (n,) where known."""
+        for these frames), which came from window ``columns`` (n,) where known; ``shifted`` (128, n): the
+        stimulus half the song away from each frame (None: the song is too short to have one)."""
         self.decoder.add(pred, truth)
+        if shifted is None:
+            self.shifted_partial = True
+        else:
+            self.shifted.add(pred, shifted)
         if columns is not None:
             np.add.at(self.columns, np.clip(np.asarray(columns, np.int64), 0, FRAMES_PER_WINDOW - 1), 1)
         for name, mean in (means or {}).items():
@@ -751,11 +781,23 @@ class FrameScores:
                          for name in BASELINES}
         out.partial = set().union(*(part.partial for part in parts))
         out.columns = sum((part.columns for part in parts), np.zeros(FRAMES_PER_WINDOW, np.int64))
+        out.shifted = RunningBandPearson.merged(part.shifted for part in parts)
+        out.shifted_partial = any(part.shifted_partial for part in parts)
         return out
 
     def decoder_r(self) -> float | None:
         """The decoder's dynamic r (None before 2 frames)."""
         r = self.decoder.band_pearson()
+        return None if r is None else float(np.mean(r))
+
+    def shifted_r(self) -> float | None:
+        """The shifted-stimulus control: the decoder's dynamic r against the stimulus half its song away,
+        over the same frames as :meth:`decoder_r` (None before 2 frames, or when some frame's song was too
+        short to have one). What the decoder's own output scores against music it is not hearing: how far
+        the song's recurring spectra alone carry a score."""
+        if self.shifted_partial:
+            return None
+        r = self.shifted.band_pearson()
         return None if r is None else float(np.mean(r))
 
     def baseline_r(self) -> dict[str, float | None]:

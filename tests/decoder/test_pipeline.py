@@ -204,6 +204,8 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
     assert list(summary["scores_by_song"]) == ["21"] and song["scored_frames"] == truth["scored_frames"]
     assert song["dynamic_r_total"] == summary["dynamic_r_total"]
     assert song["baseline_dynamic_r_total"] == summary["baseline_dynamic_r_total"]
+    # the shifted-stimulus control, on the same frames, whatever the hop
+    assert song["shifted_stimulus_dynamic_r_total"] == summary["shifted_stimulus_dynamic_r_total"] is not None
 
 
 # ---------------------------------------------------------------------------------------------------

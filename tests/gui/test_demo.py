@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
+from eegmusic.decoder.scores import SHIFTED_WORDS
 
 from tests.children import read_until
 from tests.decoder.onnx_models import make_model
@@ -53,6 +54,9 @@ def test_demo_replays_decodes_and_summarises(sim_dir, tmp_path):
         assert shown in result.stdout, result.stdout
         if value is None and key in summary["baseline_constant"]:
             assert "no dynamics to score" in result.stdout, result.stdout
+    # and the control that needs no model metadata: a figure at the demo's one-frame hop
+    control = summary["shifted_stimulus_dynamic_r_total"]
+    assert control is not None and f"{SHIFTED_WORDS} {control:.3f}" in result.stdout, result.stdout
     # once: the demo printed decode's baselines line and then its own in other words
     assert result.stdout.count("global-mean baseline") == 1, result.stdout
     assert (out / "recording" / "mel_db.f32").stat().st_size > 0
