@@ -42,8 +42,9 @@ def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, flo
 
 
 def baseline_words(summary: Mapping | None) -> str:
-    """The two baselines of the run's scored frames, each with why it is missing where it is (one phrase):
-    ``global-mean baseline 0.012, song-mean baseline n/a (a scored song is not in …)``."""
+    """The shifted-stimulus control and the two baselines of the run's scored frames, each baseline with why
+    it is missing where it is (one phrase): ``shifted-stimulus control (…) 0.004, global-mean baseline
+    0.012, song-mean baseline n/a (a scored song is not in …)``."""
     summary = summary or {}
     decoder, global_mean, song = run_scores(summary)
     constant = list(summary.get("baseline_constant") or [])
@@ -59,10 +60,10 @@ def baseline_words(summary: Mapping | None) -> str:
         which = "both baselines" if len(constant) == 2 else constant[0].replace("_", "-") + " baseline"
         notes.append(f"{which}: {CONSTANT_NOTE}")
     said = f" ({'; '.join(notes)})" if notes else ""
-    control = ""
+    control = ""   # first: the notes that follow are the baselines'
     if SHIFTED_KEY in summary:   # every decode's summary since stop 59 (a hand-made one may lack it)
-        control = f"; {SHIFTED_WORDS} {format_r(summary[SHIFTED_KEY])}"
-    return f"global-mean baseline {format_r(global_mean)}, song-mean baseline {format_r(song)}{said}{control}"
+        control = f"{SHIFTED_WORDS} {format_r(summary[SHIFTED_KEY])}, "
+    return f"{control}global-mean baseline {format_r(global_mean)}, song-mean baseline {format_r(song)}{said}"
 
 
 def baseline_line(summary: Mapping | None) -> str:
