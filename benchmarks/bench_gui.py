@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -117,17 +119,57 @@ def bench_redraw(sfreq: float, repeats: int) -> dict:
     }
 
 
+class _Interrupts:
+    """Ctrl-C and SIGTERM while Qt runs: noted, the running event loop quit, raised once Qt returns.
+
+    Qt calls Python (paint events, timers) from C++, and a ``KeyboardInterrupt`` raised there is printed
+    and dropped: the run went on, its decode processes (Ctrl-C reaches them too) gone, and it ended
+    "ok" with the decode latency "skipped". Inside this block the command's own handler still runs; a
+    stop it asked for is raised as ``KeyboardInterrupt`` when the block ends, whatever Qt did with it.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.loop = None  # the QEventLoop running now, quit on a stop
+        self._previous: dict = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():  # only there can Python take signals
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous = signal.getsignal(signum)
+                if callable(previous):  # a command's handler (default SIGTERM ends the process: kept)
+                    self._previous[signum] = previous
+                    signal.signal(signum, self._note)
+        return self
+
+    def _note(self, signum, frame) -> None:
+        self.seen = True
+        if self.loop is not None:
+            self.loop.quit()
+        self._previous[signum](signum, frame)
+
+    def __exit__(self, kind, error, traceback) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        if self.seen and not isinstance(error, KeyboardInterrupt):
+            raise KeyboardInterrupt
+
+
 def run(quick: bool) -> dict:
     """Run the dashboard benchmarks; JSON-ready results."""
     repeats = 15 if quick else 60
     out: dict = {"load_avg_1min": round(os.getloadavg()[0], 2)}
-    for sfreq in (125.0, 1000.0):
-        out[f"eeg_redraw_{int(sfreq)}hz"] = bench_redraw(sfreq, repeats)
-    try:
-        out["decode_latency_gui"] = bench_decode_latency(8.0 if quick else 30.0)
-    except Exception as error:  # the redraw figures stand on their own
-        log.warning("decode latency with/without the GUI not measured: %s", error)
-        out["decode_latency_gui"] = {"skipped": f"{type(error).__name__}: {error}"}
+    with _Interrupts() as interrupts:
+        for sfreq in (125.0, 1000.0):
+            out[f"eeg_redraw_{int(sfreq)}hz"] = bench_redraw(sfreq, repeats)
+            if interrupts.seen:
+                break
+        try:
+            if not interrupts.seen:
+                out["decode_latency_gui"] = bench_decode_latency(8.0 if quick else 30.0, interrupts)
+        except Exception as error:  # the redraw figures stand on their own (a stop is raised on exit)
+            log.warning("decode latency with/without the GUI not measured: %s", error)
+            out["decode_latency_gui"] = {"skipped": f"{type(error).__name__}: {error}"}
     out["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
     return out
 
@@ -208,8 +250,12 @@ def _finish_decode(process, summary: Path) -> dict:
     return _latency_summary(json.loads(summary.read_text()))
 
 
-def bench_decode_latency(seconds: float) -> dict:
-    """Decode latency alone, with the dashboard attached from another process, and in-process."""
+def bench_decode_latency(seconds: float, interrupts: _Interrupts | None = None) -> dict:
+    """Decode latency alone, with the dashboard attached from another process, and in-process.
+
+    ``interrupts``: where the Qt event loops are registered, to be quit on Ctrl-C (see ``_Interrupts``).
+    """
+    interrupts = interrupts if interrupts is not None else _Interrupts()
     import subprocess
     import sys
     import uuid
@@ -236,13 +282,13 @@ def bench_decode_latency(seconds: float) -> dict:
                     if label == "alone":
                         time.sleep(seconds)
                     else:
-                        redraw = _watch_attached(publish, seconds)
+                        redraw = _watch_attached(publish, seconds, interrupts)
                 finally:
                     runs[label] = _finish_decode(process, summary)  # never left running
                 runs[label]["gui_redraw_median_ms"] = redraw
             config = dict(stream_name=name, model_path=str(model), no_audio=True, lsl_out=False,
                           resolve_timeout_s=10.0)
-            runs["dashboard_in_process"] = _decode_with_gui(config, seconds)
+            runs["dashboard_in_process"] = _decode_with_gui(config, seconds, interrupts)
         finally:
             replay.terminate()
             replay.wait(10)
@@ -258,7 +304,7 @@ def bench_decode_latency(seconds: float) -> dict:
     return out
 
 
-def _watch_attached(publish: str, seconds: float) -> float | None:
+def _watch_attached(publish: str, seconds: float, interrupts: _Interrupts) -> float | None:
     """Attach the real dashboard window to a published decode for ``seconds``; median redraw ms."""
     from eegmusic.gui.app import MainWindow
     from PySide6 import QtCore
@@ -269,7 +315,8 @@ def _watch_attached(publish: str, seconds: float) -> float | None:
     window.show()
     window.attach(publish)
     deadline = time.monotonic() + 20.0
-    while window.state != "running" and time.monotonic() < deadline and window.last_error is None:
+    while (window.state != "running" and time.monotonic() < deadline and window.last_error is None
+           and not interrupts.seen):
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
         time.sleep(0.01)
     if window.state != "running":
@@ -278,14 +325,19 @@ def _watch_attached(publish: str, seconds: float) -> float | None:
         raise RuntimeError(f"the dashboard did not attach: {window.last_error}")
     loop = QtCore.QEventLoop()
     QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
-    loop.exec()
+    interrupts.loop = loop
+    try:
+        if not interrupts.seen:
+            loop.exec()
+    finally:
+        interrupts.loop = None
     redraws = list(window.redraw_ms)
     window.shutdown()  # lets go; the decode goes on until the benchmark stops it
     window.hide()
     return round(float(statistics.median(redraws)), 2) if redraws else None
 
 
-def _decode_with_gui(config: dict, seconds: float) -> dict:
+def _decode_with_gui(config: dict, seconds: float, interrupts: _Interrupts) -> dict:
     """The old way, for comparison: the pipeline in the dashboard's own interpreter."""
     from eegmusic.gui.app import MainWindow
     from eegmusic.gui.controls import Settings
@@ -299,7 +351,8 @@ def _decode_with_gui(config: dict, seconds: float) -> dict:
     window.show()
     window.start()
     deadline = time.monotonic() + 20.0
-    while window.state != "running" and time.monotonic() < deadline and window.last_error is None:
+    while (window.state != "running" and time.monotonic() < deadline and window.last_error is None
+           and not interrupts.seen):
         app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
         time.sleep(0.01)
     if window.state != "running":
@@ -308,7 +361,12 @@ def _decode_with_gui(config: dict, seconds: float) -> dict:
         raise RuntimeError(f"the dashboard did not start: {window.last_error}")
     loop = QtCore.QEventLoop()
     QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
-    loop.exec()
+    interrupts.loop = loop
+    try:
+        if not interrupts.seen:
+            loop.exec()
+    finally:
+        interrupts.loop = None
     result = _latency_summary(window.pipeline.summary())
     redraws = list(window.redraw_ms)
     result["gui_redraw_median_ms"] = round(float(statistics.median(redraws)), 2) if redraws else None

@@ -1,7 +1,7 @@
 """Benchmark: our inlet against mne-lsl's ``StreamLSL`` on the same 128-channel, 1-kHz stream.
 
 One run starts one outlet process (128 EEG channels plus a sample-index channel at 1000 Hz, pushed
-every 8 ms and stamped with the LSL clock at push time) and four consumer processes reading it in
+every 8 ms and stamped with the LSL clock at push time) and three consumer processes reading it in
 turn, each reading a 1-s window every 0.1 s as a decoder does:
 
 - ``ours_inlet``: :class:`stream.inlet.Inlet` alone (pull into the ring buffer);
@@ -26,8 +26,10 @@ reported because other processes skew every figure, latency most.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import time
 import uuid
 
@@ -213,6 +215,21 @@ def _consume(kind: str, name: str, seconds: float, results) -> None:
         results.put((kind, {"error": f"{type(error).__name__}: {error}"}))
 
 
+@contextlib.contextmanager
+def _ctrl_c_blocked():
+    """Start processes inside this block: they begin with Ctrl-C blocked, and keep it so.
+
+    A terminal sends Ctrl-C to every process of the group; the outlet and the readers each printed a
+    ``KeyboardInterrupt`` traceback. This process alone takes it (a Ctrl-C pressed inside the block
+    arrives when it ends) and stops them: the outlet by its event, a reader by a kill.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def run(quick: bool, seconds: float | None = None) -> dict:
     """Run the benchmark; return JSON-ready results (see the module docstring).
 
@@ -228,16 +245,19 @@ def run(quick: bool, seconds: float | None = None) -> dict:
     context = multiprocessing.get_context("spawn")
     ready, stop, results = context.Event(), context.Event(), context.Queue()
     pusher = context.Process(target=_push, args=(name, ready, stop), daemon=True)
-    pusher.start()
-    ready.wait(30)
+    with _ctrl_c_blocked():
+        pusher.start()
     # mne-lsl first: its by-property resolve has no fallback, and liblsl's discovery answers get
     # less reliable on this kind of loaded machine once other readers have come and gone
     kinds = ("mne_lsl", "ours_inlet", "ours_source")
     measured = {}
+    consumer = None
     try:
+        ready.wait(30)
         for kind in kinds:  # one after another: two cores cannot run four readers fairly at once
             consumer = context.Process(target=_consume, args=(kind, name, seconds, results), daemon=True)
-            consumer.start()
+            with _ctrl_c_blocked():
+                consumer.start()
             try:
                 measured[kind] = results.get(timeout=seconds + WARMUP_S + 60)[1]
             except Exception as error:  # queue.Empty: a consumer that hung
@@ -246,6 +266,9 @@ def run(quick: bool, seconds: float | None = None) -> dict:
             if consumer.is_alive():
                 consumer.kill()
     finally:
+        if consumer is not None and consumer.is_alive():  # Ctrl-C while it read: it has Ctrl-C blocked
+            consumer.kill()
+            consumer.join(timeout=5)
         stop.set()
         pusher.join(timeout=5)
         if pusher.is_alive():

@@ -114,6 +114,11 @@ def _jitter_stats(reader: _Reader, chunk_s: float) -> dict:
     }
 
 
+def _rounded(value: float, digits: int) -> float:
+    """``round``, but a figure below the last digit shown is 0.0, not -0.0 (printed "-0")."""
+    return round(value, digits) + 0.0
+
+
 def _drift_stats(reader: _Reader, sfreq: float, speed: float) -> dict:
     rate = sfreq * speed
     arrival = np.array(reader.arrival)
@@ -127,10 +132,11 @@ def _drift_stats(reader: _Reader, sfreq: float, speed: float) -> dict:
     n_steady = int(counts[edge + 1 :].sum())
     stamp_rate = n_steady / (last[-1] - last[edge])
     wall_rate = n_steady / (arrival[-1] - arrival[edge])
+    drift_s = float(np.median(lateness[-edge:]) - np.median(lateness[edge : 2 * edge]))
     return {
-        "drift_ms": round(float(np.median(lateness[-edge:]) - np.median(lateness[edge : 2 * edge])) * 1e3, 4),
-        "wall_rate_error_ppm": round(float((wall_rate / rate - 1) * 1e6), 1),
-        "timestamp_rate_error_ppm": round(float((stamp_rate / rate - 1) * 1e6), 3),
+        "drift_ms": _rounded(drift_s * 1e3, 4),
+        "wall_rate_error_ppm": _rounded(float((wall_rate / rate - 1) * 1e6), 1),
+        "timestamp_rate_error_ppm": _rounded(float((stamp_rate / rate - 1) * 1e6), 3),
         "data_hours_received": round(int(counts.sum()) / sfreq / 3600, 4),
         "n_samples": int(counts.sum()),
     }

@@ -26,3 +26,12 @@ def test_quick_fault_soak_loses_nothing_and_counts_every_fault():
     assert soak["samples_lost_added_by_faults"] <= 0
     assert soak["losses_seen"] == 2 and soak["reconnects"] == 2 and soak["bad_markers_counted"] == 6
     assert soak["stalls_seen"] >= 2
+
+
+def test_the_soak_without_faults_says_none_are_scheduled(monkeypatch):
+    """The baseline reported its "no faults" as ``every_min: 1e+09``, a sentinel read as a figure."""
+    monkeypatch.setattr(bench_faults, "soak_with_faults", lambda folder, **kw: {
+        "every_min": kw.get("every_min", 5.0), "samples_lost": 0, "rss_growth_ratio_last_over_first": 1.0})
+    result = bench_faults.run(quick=True)
+    assert result["soak_without_faults"]["every_min"] is None
+    assert result["soak_with_faults"]["every_min"] == 5.0

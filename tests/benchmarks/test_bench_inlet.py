@@ -32,3 +32,42 @@ def test_quick_run_measures_both_inlets_at_the_same_point():
         result["ours_inlet"]["cpu_s_per_data_s"] / result["mne_lsl"]["cpu_s_per_data_s"], abs=1e-3)
     rows = readme_tables.rows_inlet(result)
     assert len(rows) == 3 and "mne-lsl" in rows[1][2]
+
+
+@pytest.mark.lsl
+def test_ctrl_c_stops_the_run_in_one_line_and_leaves_no_process(tmp_path):
+    """Ctrl-C reached the outlet and reader processes too: each printed its own KeyboardInterrupt
+    traceback (30 lines) above the one line saying the run was interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    from tests.fixtures.processes import ended_within, wait_until
+
+    out = tmp_path / "bench.json"
+    out.write_text('{"kept": true}\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eegmusic", "-q", "bench", "inlet", "--quick", "--overwrite",
+         "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        parent = psutil.Process(process.pid)
+        # the outlet, the resource tracker and a reader: Ctrl-C then reaches them all, as from a terminal
+        wait_until(lambda: len(parent.children()) >= 3, process, what="a reader process", timeout_s=60)
+        children = parent.children(recursive=True)
+        os.killpg(process.pid, signal.SIGINT)
+        assert ended_within(process, 30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    err = process.stderr.read()
+    process.stdout.close()
+    process.stderr.close()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "eegmusic bench: interrupted", err
+    assert out.read_text() == '{"kept": true}\n'
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, alive

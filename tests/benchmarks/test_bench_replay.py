@@ -40,3 +40,18 @@ def test_quick_run_measures_both_players():
         assert 0.5 < drift[player]["data_hours_received"] < 1.05
     assert len(readme_tables.rows_replay(result)) == 3
 
+
+
+def test_a_rate_error_too_small_to_show_is_zero_not_minus_zero():
+    """A rate a hair below nominal printed as "timestamp_rate_error_ppm  -0" in the table."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    n = 400
+    stamps = np.arange(n) / 125.0 * (1 + 1e-10)   # 1e-4 ppm slow: below the figures' resolution
+    reader = SimpleNamespace(arrival=list(stamps + 0.01), last_stamp=list(stamps), n_samples=[1] * n,
+                             error=None)
+    stats = bench_replay._drift_stats(reader, 125.0, 1.0)
+    for key in ("drift_ms", "wall_rate_error_ppm", "timestamp_rate_error_ppm"):
+        assert stats[key] == 0 and str(stats[key]) == "0.0", (key, stats[key])

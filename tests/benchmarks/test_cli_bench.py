@@ -301,3 +301,38 @@ def test_bench_help_lists_every_benchmark_by_the_name_it_takes(capsys):
     text = " ".join(capsys.readouterr().out.split())
     names = [module.rsplit(".", 1)[-1].removeprefix("bench_") for module in discover()]
     assert len(names) >= 10 and f"Benchmarks: {', '.join(names)}." in text
+
+
+def test_an_out_folder_that_takes_no_file_is_refused_before_any_benchmark_runs(capsys, monkeypatch):
+    """The folder's permission bits said writable (always so for root: /proc), so the run went ahead and
+    failed to write its JSON at the end, its results lost and not even printed."""
+    from eegmusic.benchmarks import bench_simulate
+
+    ran = []
+    monkeypatch.setattr(bench_simulate, "run", lambda **_: ran.append(True) or {"figure": 1.0})
+    assert main(["bench", "simulate", "--out", "/proc/eegmusic-bench.json"]) == 2
+    captured = capsys.readouterr()
+    error = captured.err.strip().splitlines()
+    assert len(error) == 1 and "/proc/eegmusic-bench.json" in error[0], captured
+    assert not ran, "the benchmark ran although its --out could not be written"
+
+
+def test_a_json_the_disk_cannot_take_still_prints_the_results(tmp_path, capsys, monkeypatch):
+    """A full disk at the end of the run (hours of benchmarks) lost everything: the JSON could not be
+    written, and the table, printed after it, never was."""
+    import resource
+
+    from eegmusic.benchmarks import bench_simulate
+
+    monkeypatch.setattr(bench_simulate, "run", lambda **_: {"median_s": 0.25, "padding": "x" * 20_000})
+    out = tmp_path / "bench.json"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))   # the kernel's EFBIG, as a full quota
+    try:
+        status = main(["bench", "simulate", "--out", str(out)])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    captured = capsys.readouterr()
+    assert status == 2 and "median_s" in captured.out and "0.25" in captured.out, captured
+    assert len(captured.err.strip().splitlines()) == 1 and str(out) in captured.err, captured.err
+    assert not out.exists() and not list(tmp_path.iterdir())
