@@ -335,14 +335,23 @@ def rows_generative(result: dict) -> list[Row]:
 
 def rows_latency(result: dict) -> list[Row]:
     rows = []
+    base = (result.get("baseline") or {}).get("result")
     for label, entry in result["measured"].items():
         lat, est = entry["latency_ms"], entry["estimate_ms"]
+        baseline = f"decoder's own estimate {_ms(est['p50'])} p50, {_ms(est['p99'])} p99"
+        ratio = ""
+        if base is not None:   # runs before the same-run baseline had none
+            theirs = base["latency_ms"]
+            baseline += (f"; the pre-issue-15 settings, same run: {_ms(theirs['p50'])} p50, "
+                         f"{_ms(theirs['p99'])} p99")
+            if lat["p50"] is not None and lat["p99"] is not None and theirs["p50"] and theirs["p99"]:
+                ratio = f"{_x(lat['p50'] / theirs['p50'])} / {_x(lat['p99'] / theirs['p99'])}"
         rows.append(
             (
                 f"EEG sample → audible sample through PulseAudio, hop {label}",
                 f"{_ms(lat['p50'])} p50, {_ms(lat['p99'])} p99",
-                f"decoder's own estimate {_ms(est['p50'])} p50, {_ms(est['p99'])} p99",
-                "",
+                baseline,
+                ratio,
                 "p50 ≤ 120 ms, p99 ≤ 160 ms" if label.startswith("default") else "",
             )
         )

@@ -29,7 +29,28 @@ def test_quick_run_measures_latency_and_the_estimate():
     assert default[0]["underruns_in_machine_stalls"] <= default[0]["underruns"]
     for label, entry in result["measured"].items():
         assert {"latency_ms", "estimate_ms", "found", "events"} <= set(entry), label
-    assert len(readme_tables.rows_latency(result)) == len(result["measured"])
+    # the baseline, measured in the same run on the same sink, and the default hop's ratios to it
+    assert result["baseline"]["settings"] == bench_latency.BASELINE
+    base = check(result["baseline"]["result"], {"latency_ms": PERCENTILES, "found": int}, "baseline")
+    assert base["found"] > 0 and base["hop_s"] == pytest.approx(4 * 512 / 22050)
+    assert result["ratios"]["default_over_baseline_p50"] == pytest.approx(
+        default[0]["latency_ms"]["p50"] / base["latency_ms"]["p50"], abs=1e-3)
+    rows = readme_tables.rows_latency(result)
+    assert len(rows) == len(result["measured"]) and "pre-issue-15 settings, same run" in rows[0][2]
+
+
+def test_the_latency_rows_put_each_hop_beside_the_same_runs_baseline():
+    entry = {"latency_ms": {"p50": 100.0, "p99": 150.0}, "estimate_ms": {"p50": 60.0, "p99": 70.0}}
+    result = {"measured": {"default = lowest (1 frames, 23.2 ms)": entry},
+              "baseline": {"settings": bench_latency.BASELINE,
+                           "result": {"latency_ms": {"p50": 200.0, "p99": 300.0}}}}
+    (label, measured, baseline, ratio, goal), = readme_tables.rows_latency(result)
+    assert measured == "100 ms p50, 150 ms p99" and "estimate 60 ms p50" in baseline
+    assert "same run: 200 ms p50, 300 ms p99" in baseline and ratio == "0.5× / 0.5×"
+    assert goal == "p50 ≤ 120 ms, p99 ≤ 160 ms"
+    # a run saved before the baseline existed still renders, without a ratio
+    del result["baseline"]
+    assert readme_tables.rows_latency(result)[0][3] == ""
 
 
 def _summary(**p50):
