@@ -26,6 +26,7 @@ A decoded frame with a non-finite value is not scored (by the decoder or the bas
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import logging
 import threading
@@ -38,7 +39,7 @@ from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, FRAMES_PER_WIN
 from eegmusic.decoder.metrics import RunningBandPearson, band_pearson
 from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError
 from eegmusic.stream.stimulus import STIMULUS_EXTENSIONS
-from eegmusic.stream.untrusted import MarkerParser
+from eegmusic.stream.untrusted import REPLAY_END, MarkerParser
 
 log = logging.getLogger(__name__)
 
@@ -410,6 +411,10 @@ class LiveTruth:
         self._digests: dict[int, str | None] = {}        # the truth folder's stimulus digest per song
         self.skipped_frames = 0
         """Decoded frames not scored: a non-finite value (the vocoder plays them as silence)."""
+        # frames no marker placed yet, scored once one does (:meth:`_hold`); none from before a replay_end
+        self._held: collections.deque[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = collections.deque()
+        self._held_n = 0
+        self._ended_at = -np.inf
 
     def set_baselines(self, global_mean: np.ndarray, song_means: dict[int, np.ndarray],
                       song_music: dict[int, str] | None = None) -> None:
@@ -511,6 +516,14 @@ class LiveTruth:
                 if song == self.song:
                     self._request(song)
         if parsed is None:
+            if isinstance(text, str) and text.strip() == REPLAY_END:
+                # the replay's clock ends here: the next replay's frames are placed by its own markers,
+                # not by this one's last (a replay stopped mid-song scored the next one's first second
+                # against the rest of its song)
+                self._anchor = None
+                self._held.clear()
+                self._held_n = 0
+                self._ended_at = float(timestamp)
             return
         song, seconds = parsed
         if song != self.song:
@@ -618,7 +631,34 @@ class LiveTruth:
         """
         found = self._song_frames(stamps)
         if found is None:
+            self._hold(frames, stamps, window_frame)
             return None
+        if self._held:   # frames from before the first marker (or before the song's mel was ready)
+            held = list(self._held)
+            self._held.clear()
+            self._held_n = 0
+            for args in held:
+                again = self._song_frames(args[1])
+                if again is not None:
+                    self._score(*args, again)
+        return self._score(frames, stamps, window_frame, found)
+
+    def _hold(self, frames: np.ndarray, stamps: np.ndarray, window_frame: np.ndarray | None) -> None:
+        """Keep frames no marker places yet, the newest :data:`HELD_S` of them, for the first marker to
+        place: a replay sends its first markers as it starts, before a decode following it has found its
+        marker stream (and a song's mel takes a moment to compute), so its first second went unscored."""
+        after = np.asarray(stamps) > self._ended_at   # never a frame of a replay that said it ended
+        if not after.any():
+            return
+        self._held.append((np.array(frames[:, after]), np.array(np.asarray(stamps)[after]),
+                           None if window_frame is None else np.array(np.asarray(window_frame)[after])))
+        self._held_n += int(after.sum())
+        while self._held_n > HELD_S / FRAME_PERIOD_S and len(self._held) > 1:
+            self._held_n -= self._held.popleft()[1].size
+
+    def _score(self, frames: np.ndarray, stamps: np.ndarray, window_frame: np.ndarray | None,
+               found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """Score frames the markers place (``found``: :meth:`_song_frames`); return their true frames."""
         mel, index, valid = found
         truth_valid = mel[:, index[valid]]
         # a non-finite frame is not scored (one would make the running sums NaN for the rest of the run)
@@ -731,6 +771,10 @@ class LiveTruth:
 
 BASELINES = ("global_mean", "song_mean")
 """The baselines scored beside the decoder, in the order they are reported."""
+
+HELD_S = 2.0
+"""Seconds of decoded frames kept while no marker places them, for the first one to place
+(:meth:`LiveTruth._hold`)."""
 
 SHIFT_MIN_FRAMES = 4 * FRAMES_PER_WINDOW
 """Least frames of a song for the shifted-stimulus control: half of it must lie windows away (4 s)."""
