@@ -4,12 +4,14 @@
    (min/max reduction to about the pixel width, one curve) plus rendering the plot, against the
    baseline of one curve per channel given the full-resolution signal (what a plain pyqtgraph
    scrolling plot does). Rendering is Qt's software rasteriser (offscreen platform), as on a machine
-   without a GPU.
+   without a GPU. ``ratio_baseline_over_ours`` is the baseline's median over ours (> 1: ours is
+   faster); ``meets_goal`` is ours' median within ``goal_ms`` (:data:`REDRAW_GOAL_MS`).
 2. Decode latency (arrival → buffered, p50/p99) of ``eegmusic decode --publish`` on a replayed
    stream, alone (the baseline) and with the dashboard attached from another process (polling and
    drawing at its refresh rate) — and, for comparison, the old way: the pipeline inside the
    dashboard's own interpreter. Goals (issue 15): with the dashboard open, decode p99 <= 1.1x the
-   baseline and <= 15 ms.
+   baseline and <= 15 ms (``ratio_p99_<run>_over_alone``: that run's p99 over the baseline's;
+   ``meets_goals``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 N_CHANS = 128
 WINDOW_S = 10.0
 PLOT_SIZE = (1100, 800)
+REDRAW_GOAL_MS = 15.0
+"""Goal for one EEG-panel redraw, median ms, at either rate."""
 
 
 def _app():
@@ -114,8 +118,10 @@ def bench_redraw(sfreq: float, repeats: int) -> dict:
         "plot_px": [panel.plot.width(), panel.plot.height()],
         "median_ms": results["decimated"]["median_ms"], "p99_ms": results["decimated"]["p99_ms"],
         "baseline_median_ms": results["naive"]["median_ms"], "baseline_p99_ms": results["naive"]["p99_ms"],
-        "ratio": round(results["naive"]["median_ms"] / max(results["decimated"]["median_ms"], 1e-9), 2),
-        "goal_ms": 15.0,
+        "ratio_baseline_over_ours": round(
+            results["naive"]["median_ms"] / max(results["decimated"]["median_ms"], 1e-9), 2),
+        "goal_ms": REDRAW_GOAL_MS,
+        "meets_goal": bool(results["decimated"]["median_ms"] <= REDRAW_GOAL_MS),
     }
 
 
@@ -297,8 +303,8 @@ def bench_decode_latency(seconds: float, interrupts: _Interrupts | None = None) 
     for label in ("dashboard_attached", "dashboard_in_process"):
         value = runs[label]["arrival_to_buffered"]["p99_ms"]
         if base and value:
-            out[f"p99_ratio_{label}_vs_alone"] = round(value / base, 2)
-    out["goals"] = {"p99_ratio_with_dashboard": 1.1, "p99_ms": 15.0}
+            out[f"ratio_p99_{label}_over_alone"] = round(value / base, 2)
+    out["goals"] = {"ratio_p99_dashboard_attached_over_alone": 1.1, "p99_ms": 15.0}
     attached = runs["dashboard_attached"]["arrival_to_buffered"]["p99_ms"]
     out["meets_goals"] = bool(base and attached and attached / base <= 1.1 and attached <= 15.0)
     return out

@@ -54,6 +54,13 @@ def soak_stream(data: Path, stream_hours: float):
     samples = np.tile(one_pass, (1, -(-n_total // one_pass.shape[1])))[:, :n_total]
     return data, recording, samples
 
+
+def rss_over_time(rss: list[tuple[float, float]], n: int = 12) -> list[dict]:
+    """About ``n`` of the ``(seconds since the start, RSS MiB)`` samples, as ``{"t_s", "rss_mib"}`` objects
+    (bare pairs did not say which number was which, nor their units)."""
+    return [{"t_s": t, "rss_mib": mib} for t, mib in rss[:: max(1, len(rss) // n)]]
+
+
 def _rss_mib() -> float:
     """Resident memory of this process in MiB (Linux)."""
     with open("/proc/self/statm") as f:
@@ -129,7 +136,7 @@ def _soak(folder: Path, *, stream_hours: float, speed: float, model_name: str) -
         "rss_mib_first": float(values[0]), "rss_mib_max": float(values.max()),
         "rss_mib_last": float(values[-1]),
         "rss_growth_ratio_last_over_first": round(float(values[-1] / values[0]), 3),
-        "rss_over_time": rss[:: max(1, len(rss) // 12)],
+        "rss_over_time": rss_over_time(rss),
     }
 
 

@@ -277,8 +277,9 @@ def compare(data: SyntheticWindows, batch: int, rounds: int = 1) -> dict:
     -------
     dict
         ``ours`` and ``baseline_plain_torch`` (median figures and ``epochs``, each with ``load_avg``
-        before it), ``ratio`` (ours / baseline median windows/s), ``cpu_ratio`` (baseline / ours
-        median CPU seconds of an epoch: the speed-up the load of other users does not move).
+        before it), ``ratio_windows_per_s_ours_over_baseline`` (ours / baseline median windows/s),
+        ``ratio_cpu_s_baseline_over_ours`` (baseline / ours median CPU seconds of an epoch: the speed-up
+        the load of other users does not move).
     """
     warm_up(data, batch)
     ours, baseline = [], []
@@ -293,9 +294,11 @@ def compare(data: SyntheticWindows, batch: int, rounds: int = 1) -> dict:
         ours.append(timed(ours_epoch))
     ours_entry, base_entry = _median_epoch(ours), _median_epoch(baseline)
     return {"ours": ours_entry, "baseline_plain_torch": base_entry,
-            "ratio": ours_entry["windows_per_s"] / base_entry["windows_per_s"],
+            "ratio_windows_per_s_ours_over_baseline":
+                ours_entry["windows_per_s"] / base_entry["windows_per_s"],
             # CPU time per epoch, baseline / ours (ours' includes its validation and checkpoint)
-            "cpu_ratio": base_entry["cpu_s"] / ours_entry["cpu_s_with_validation_and_checkpoint"]}
+            "ratio_cpu_s_baseline_over_ours":
+                base_entry["cpu_s"] / ours_entry["cpu_s_with_validation_and_checkpoint"]}
 
 
 # ---- scaling under torchrun -------------------------------------------------------------------------------
@@ -349,7 +352,8 @@ def _failure_lines(stderr: str, keep: int = 8) -> str:
 
 
 def scaling(size: dict, batch: int, processes=PROCESSES, timeout_s: float = 1800.0) -> dict:
-    """Epoch throughput of ours under ``torchrun --nproc_per_node N`` and the speed-up over N = 1.
+    """Epoch throughput of ours under ``torchrun --nproc_per_node N`` and the speed-up over N = 1
+    (``speedup_over_one_process``: windows/s over the first run's, ``processes[0]`` = 1).
 
     Each process gets ``max(1, cores // N)`` threads; the global batch stays ``batch``. Also run: one
     process with one thread (``one_core``), the reference for how the processes scale with the cores
@@ -361,7 +365,7 @@ def scaling(size: dict, batch: int, processes=PROCESSES, timeout_s: float = 1800
     one = runs[str(processes[0])]["windows_per_s"]
     one_cpu = runs[str(processes[0])]["windows_per_cpu_s"]
     for n, entry in ((int(k), v) for k, v in runs.items()):
-        entry["speedup"] = entry["windows_per_s"] / one
+        entry["speedup_over_one_process"] = entry["windows_per_s"] / one
         entry["speedup_over_one_core"] = entry["windows_per_s"] / one_core["windows_per_s"]
         entry["cpu_efficiency"] = entry["windows_per_cpu_s"] / one_cpu
         entry["threads_total"] = n * entry["threads_per_process"]
@@ -452,8 +456,9 @@ def run(quick: bool = False, rounds: int = 1) -> dict:
     -------
     dict
         JSON-ready: ``size`` (songs, listeners, seconds, windows), ``epoch`` (per batch size:
-        ``ours``, ``baseline_plain_torch``, ``ratio``), ``nmedt_epoch_s`` (ours, the median measured
-        full epoch; None in quick mode), ``nmedt_epoch_cpu_s`` (its CPU time, every thread),
+        ``ours``, ``baseline_plain_torch``, ``ratio_windows_per_s_ours_over_baseline``),
+        ``nmedt_epoch_s`` (ours, the median measured full epoch; None in quick mode),
+        ``nmedt_epoch_cpu_s`` (its CPU time, every thread),
         ``target_epoch_s``, ``meets_target``, ``scaling``, ``target_offset``
         (:func:`target_offset_choice`), ``torch_threads``, ``cores``, ``load_avg`` (1, 5 and 15-minute
         load averages at the end).

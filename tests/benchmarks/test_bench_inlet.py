@@ -19,8 +19,11 @@ def test_quick_run_measures_both_inlets_at_the_same_point():
     result = check(bench_inlet.run(quick=True, seconds=1.5), {   # --quick measures 3 s per reader
         "stream": {"channels": int, "rate_hz": NUMBER, "chunk_samples": int, "seconds": NUMBER},
         "ours_inlet": READER, "ours_source": READER, "mne_lsl": READER,
-        "cpu_ratio": NUMBER, "latency_p50_ratio": NUMBER, "latency_p99_ratio": NUMBER, "goals": dict,
+        "ratio_cpu_ours_over_mne": NUMBER, "ratio_cpu_source_over_mne": NUMBER,
+        "ratio_latency_p50_ours_over_mne": NUMBER, "ratio_latency_p99_ours_over_mne": NUMBER,
+        "goals": {"ratio_cpu_ours_over_mne_le_0.5": bool, "window_p99_le_2ms": bool},
     })
+    assert {"cpu_ratio", "source_cpu_ratio", "latency_p50_ratio", "latency_p99_ratio"}.isdisjoint(result)
     assert result["stream"]["seconds"] == 1.5
     assert "mne_lsl_poll" not in result  # no consumer-side polling baseline any more
     for reader in ("ours_inlet", "mne_lsl"):  # both timed per chunk in their acquisition callback
@@ -28,7 +31,7 @@ def test_quick_run_measures_both_inlets_at_the_same_point():
     # push of the window's newest stream sample -> window queued: the resampler's 80 ms is not in it (the
     # window's t_last is the time of the EEG it holds, 80 ms before that sample)
     assert result["ours_source"]["latency"]["p50_ms"] < 40, result["ours_source"]
-    assert result["cpu_ratio"] == pytest.approx(
+    assert result["ratio_cpu_ours_over_mne"] == pytest.approx(
         result["ours_inlet"]["cpu_s_per_data_s"] / result["mne_lsl"]["cpu_s_per_data_s"], abs=1e-3)
     rows = readme_tables.rows_inlet(result)
     assert len(rows) == 3 and "mne-lsl" in rows[1][2]
@@ -71,3 +74,17 @@ def test_ctrl_c_stops_the_run_in_one_line_and_leaves_no_process(tmp_path):
     assert out.read_text() == '{"kept": true}\n'
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, alive
+
+
+def test_the_inlet_rows_read_the_ratios_named_ours_over_mne():
+    def reader(cpu, p50, p99):
+        return {"cpu_s_per_data_s": cpu, "latency": {"p50_ms": p50, "p99_ms": p99}}
+    result = {"stream": {"channels": 128, "rate_hz": 1000.0},
+              "ours_inlet": reader(0.02, 0.5, 1.0), "ours_source": reader(0.03, 1.0, 1.5),
+              "mne_lsl": reader(0.1, 0.9, 2.0), "ratio_cpu_ours_over_mne": 0.2,
+              "ratio_latency_p50_ours_over_mne": 0.556,
+              "goals": {"ratio_cpu_ours_over_mne_le_0.5": True, "window_p99_le_2ms": False}}
+    cpu, latency, window = readme_tables.rows_inlet(result)
+    assert cpu[3] == "0.2×" and cpu[4] == "≤ 0.5× — met"
+    assert latency[3] == "0.556× at p50"
+    assert window[4] == "≤ 2 ms p99 — **not met**"

@@ -31,4 +31,9 @@ def test_quick_run_times_every_model_and_its_torch_baseline():
         check(result["models"][name], {"ratio_export_torch_lstm_over_ours": NUMBER,
                                        "ort_cpu_1t_torch_lstm_file": TIMES}, name)
     assert result["live"]["counters"]["windows"] > 0
+    # every goal figure ends in its unit, every ratio names its direction
+    check(result["goals"], {
+        "cnn_ratio_torch_over_ort_1t_p50": NUMBER, "cnn_ratio_torch_over_ort_1t_p50_ge_5": bool,
+        "hop_to_audio_buffer_p99_ms": NUMBER, "hop_to_audio_buffer_linear_p99_ms": NUMBER,
+    })
     assert len(readme_tables.rows_runtime(result)) == len(MODELS) + 3 + len(lstm_models)

@@ -25,6 +25,23 @@ def test_quick_run_scores_every_method_and_the_gl32_baseline():
     for name, method in result["methods"].items():
         check(method, {"mel_lsd_db": NUMBER, "sc_db": NUMBER, "s_per_audio_s": NUMBER}, name)
     assert result["table"].startswith("| vocoder |") and "gl32" in result["table"]
+    # the offline baseline has no per-frame times: its figure is a mean, with no p99 copied from it
+    assert result["methods"]["gl32_offline_nnls"]["frame_ms"].keys() == {"mean"}
+    assert result["methods"][bench_vocoder.DEFAULT]["frame_ms"].keys() == {"median", "p99"}
+    for name, versus in result["vs_baseline"].items():
+        check(versus, {"mel_lsd_minus_baseline_db": NUMBER, "ratio_time_ours_over_baseline": NUMBER}, name)
+
+
+def test_the_table_marks_the_offline_mean_apart_from_the_streaming_medians():
+    """The offline GL-32 reported its run / frames as ``median`` and as ``p99`` alike."""
+    def method(frame_ms):
+        return {"lookahead": 1, "synthesis": "early", "latency_frames": 2, "magnitude": "nnls",
+                "mel_lsd_db": 2.0, "mr_stft": 0.5, "sc_db": -3.0, "frame_ms": frame_ms}
+    results = {"methods": {"rtisi": method({"median": 0.9, "p99": 1.4}),
+                           "gl32_offline_nnls": {**method({"mean": 0.98}), "latency_frames": None}}}
+    text = bench_vocoder.table(results)
+    assert "ms/frame (median; offline: mean)" in text
+    assert "| 0.900 |" in text and "| 0.980 (mean) |" in text
 
 
 def _row(track, **settings):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import pytest
 from eegmusic.benchmarks import readme_tables
@@ -90,6 +92,37 @@ def test_every_bench_module_is_discovered_and_has_a_readme_builder_or_table():
     assert {"bench_training", "bench_inlet", "bench_replay", "bench_soak"} <= names
     rendered = set(readme_tables.ROW_BUILDERS) | set(readme_tables.TABLE_KEYS)
     assert names <= rendered, f"no README rows for {sorted(names - rendered)}"
+
+
+def _literal_keys(tree: ast.AST):
+    """The string keys of a module's dict literals and subscripts (an f-string's fields as ``{}``)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            candidates = [key for key in node.keys if key is not None]
+        elif isinstance(node, ast.Subscript):
+            candidates = [node.slice]
+        else:
+            continue
+        for key in candidates:
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                yield key.value
+            elif isinstance(key, ast.JoinedStr):
+                yield "".join(part.value if isinstance(part, ast.Constant) else "{}" for part in key.values)
+
+
+def test_every_ratio_key_of_a_benchmark_says_its_direction():
+    """``bench_simulate``'s bare ``ratio`` was ours / baseline, ``bench_gui``'s baseline / ours, and
+    ``cpu_ratio`` meant ours / mne-lsl in ``bench_inlet`` but baseline / ours in ``bench_training``:
+    a ratio's key now names its numerator and denominator (``ratio_ours_over_baseline``)."""
+    import eegmusic.benchmarks as package
+
+    unclear = set()
+    for path in sorted(Path(package.__path__[0]).glob("bench_*.py")):
+        for key in _literal_keys(ast.parse(path.read_text())):
+            words = key.split("_")
+            if {"ratio", "speedup"} & set(words) and "over" not in words:
+                unclear.add(f"{path.stem}: {key}")
+    assert not unclear, sorted(unclear)
 
 
 def test_duration_is_refused_for_a_benchmark_that_does_not_measure_live(tmp_path, capsys):
