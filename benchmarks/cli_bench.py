@@ -243,7 +243,7 @@ def run_bench(args) -> int:
         options["jobs"] = args.jobs
     for option in options:
         flag, example = OPTION_FLAGS[option]
-        refusing = [m.split(".")[-1] for m in modules
+        refusing = [m.split(".")[-1].removeprefix("bench_") for m in modules   # as the user names them
                     if option not in getattr(importlib.import_module(m), "RUN_OPTIONS", ())]
         if refusing:
             from eegmusic.stream.errors import ConfigError
