@@ -152,12 +152,14 @@ class _Interrupts:
         self.seen = True
         if self.loop is not None:
             self.loop.quit()
-        self._previous[signum](signum, frame)
+        previous = self._previous[signum]
+        if previous is not signal.default_int_handler:   # it would raise inside Qt, which prints it; the
+            previous(signum, frame)                       # block's end raises it instead
 
     def __exit__(self, kind, error, traceback) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
-        if self.seen and not isinstance(error, KeyboardInterrupt):
+        if self.seen and (error is None or isinstance(error, Exception)):   # never over a SystemExit
             raise KeyboardInterrupt
 
 

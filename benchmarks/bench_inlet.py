@@ -245,14 +245,14 @@ def run(quick: bool, seconds: float | None = None) -> dict:
     context = multiprocessing.get_context("spawn")
     ready, stop, results = context.Event(), context.Event(), context.Queue()
     pusher = context.Process(target=_push, args=(name, ready, stop), daemon=True)
-    with _ctrl_c_blocked():
-        pusher.start()
     # mne-lsl first: its by-property resolve has no fallback, and liblsl's discovery answers get
     # less reliable on this kind of loaded machine once other readers have come and gone
     kinds = ("mne_lsl", "ours_inlet", "ours_source")
     measured = {}
     consumer = None
-    try:
+    try:   # a Ctrl-C pressed while the outlet starts arrives as the block ends: inside the try
+        with _ctrl_c_blocked():
+            pusher.start()
         ready.wait(30)
         for kind in kinds:  # one after another: two cores cannot run four readers fairly at once
             consumer = context.Process(target=_consume, args=(kind, name, seconds, results), daemon=True)
@@ -270,9 +270,10 @@ def run(quick: bool, seconds: float | None = None) -> dict:
             consumer.kill()
             consumer.join(timeout=5)
         stop.set()
-        pusher.join(timeout=5)
-        if pusher.is_alive():
-            pusher.kill()
+        if pusher.pid is not None:   # started
+            pusher.join(timeout=5)
+            if pusher.is_alive():
+                pusher.kill()
     theirs, ours, source = (measured[k] for k in kinds)
     out = {
         "stream": {"channels": N_EEG + 1, "rate_hz": RATE, "chunk_samples": CHUNK, "seconds": seconds},

@@ -415,6 +415,7 @@ class LiveTruth:
         self._held: collections.deque[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = collections.deque()
         self._held_n = 0
         self._ended_at = -np.inf
+        self._anchor_until: float | None = None   # a replay_end's time: the anchor places no later frame
 
     def set_baselines(self, global_mean: np.ndarray, song_means: dict[int, np.ndarray],
                       song_music: dict[int, str] | None = None) -> None:
@@ -517,15 +518,19 @@ class LiveTruth:
                     self._request(song)
         if parsed is None:
             if isinstance(text, str) and text.strip() == REPLAY_END:
-                # the replay's clock ends here: the next replay's frames are placed by its own markers,
-                # not by this one's last (a replay stopped mid-song scored the next one's first second
-                # against the rest of its song)
-                self._anchor = None
+                # the replay's clock ends here: it still places its own last frames (some are still being
+                # decoded), and the next replay's are placed by that one's markers, not by this one's last
+                # (a replay stopped mid-song scored the next one's first second against the rest of its song)
+                self._anchor_until = self._ended_at = float(timestamp)
                 self._held.clear()
                 self._held_n = 0
-                self._ended_at = float(timestamp)
             return
         song, seconds = parsed
+        if song != self.song and self.song is not None and self._anchor_until is None:
+            # held under another song's marker (its mel never came): not this song's frames
+            self._held.clear()
+            self._held_n = 0
+        self._anchor_until = None
         if song != self.song:
             self.song = song
             self._n = 0
@@ -629,10 +634,18 @@ class LiveTruth:
         ``window_frame`` (n,) gives the window column (0…43) each frame came from; with it, and
         baselines set, the baselines are scored on the same frames.
         """
-        found = self._song_frames(stamps)
+        stamps = np.asarray(stamps)
+        placed = None if self._anchor_until is None else stamps <= self._anchor_until
+        found = None if placed is not None and not placed.any() else self._song_frames(stamps)
         if found is None:
             self._hold(frames, stamps, window_frame)
             return None
+        if placed is not None:   # the ended replay's last frames: scored; any later one waits for the next
+            if not placed.all():
+                self._hold(frames[:, ~placed], stamps[~placed],
+                           None if window_frame is None else np.asarray(window_frame)[~placed])
+            mel, index, valid = found
+            return self._score(frames, stamps, window_frame, (mel, index, valid & placed))
         if self._held:   # frames from before the first marker (or before the song's mel was ready)
             held = list(self._held)
             self._held.clear()
@@ -650,8 +663,9 @@ class LiveTruth:
         after = np.asarray(stamps) > self._ended_at   # never a frame of a replay that said it ended
         if not after.any():
             return
-        self._held.append((np.array(frames[:, after]), np.array(np.asarray(stamps)[after]),
-                           None if window_frame is None else np.array(np.asarray(window_frame)[after])))
+        # boolean indexing copies: the caller's arrays may be reused
+        self._held.append((frames[:, after], np.asarray(stamps)[after],
+                           None if window_frame is None else np.asarray(window_frame)[after]))
         self._held_n += int(after.sum())
         while self._held_n > HELD_S / FRAME_PERIOD_S and len(self._held) > 1:
             self._held_n -= self._held.popleft()[1].size

@@ -343,6 +343,8 @@ def test_an_out_folder_that_takes_no_file_is_refused_before_any_benchmark_runs(c
 
     ran = []
     monkeypatch.setattr(bench_simulate, "run", lambda **_: ran.append(True) or {"figure": 1.0})
+    # the permission bits say writable whoever runs this, as they do to root (the parser reads them)
+    monkeypatch.setattr("os.access", lambda *args, **kwargs: True)
     assert main(["bench", "simulate", "--out", "/proc/eegmusic-bench.json"]) == 2
     captured = capsys.readouterr()
     error = captured.err.strip().splitlines()

@@ -61,15 +61,29 @@ def test_a_replay_stopped_mid_song_does_not_place_the_next_replays_frames(stimul
     truth = _truth(stimuli)
     truth.marker("song=21;t=0.000", 100.0)
     _feed(truth, first[:, :60], 100.0)
-    ended = 100.0 + 60 * FRAME_PERIOD_S
+    ended = 100.0 + 62.5 * FRAME_PERIOD_S
     truth.marker(REPLAY_END, ended)          # stopped 1.4 s into a 6-s song
-    _feed(truth, first[:, 60:62], 100.0, first=60)   # the old stream's last frames, read after its end
+    # its last frames, still being decoded when its end was read: its own clock places them
+    _feed(truth, first[:, 60:62], 100.0, first=60)
     start = ended + 0.5                      # the next replay, of song 22, half a second later
     _feed(truth, second[:, :43], start)      # its first second: its own markers not read yet
     truth.marker("song=22;t=1.000", start + 43 * FRAME_PERIOD_S)
     _feed(truth, second[:, 43:86], start, first=43)
     by_song = truth.scores_by_song()
-    # song 21 kept its 60 frames (its stopped song's continuation did not take the next replay's second)
-    assert by_song[21]["scored_frames"] == 60 and by_song[21]["dynamic_r_total"] == pytest.approx(1.0)
+    # song 21 has its 62 frames (its stopped song's continuation did not take the next replay's second)
+    assert by_song[21]["scored_frames"] == 62 and by_song[21]["dynamic_r_total"] == pytest.approx(1.0)
     # and song 22 got every frame of its own, its first second included
     assert by_song[22]["scored_frames"] == 86 and by_song[22]["dynamic_r_total"] == pytest.approx(1.0)
+
+
+def test_frames_held_under_one_song_are_not_scored_as_the_next(stimuli, rng):
+    """Frames held while a song's mel is missing (its stimulus never came) are that song's: a marker of
+    another song does not place them."""
+    second = mel_db(stimuli.audio[22])
+    truth = LiveTruth(stimuli)
+    truth.load(22)
+    truth.marker("song=23;t=10.000", 100.0)   # no stimulus for song 23: its frames wait, then are dropped
+    _feed(truth, rng.normal(-40.0, 10.0, (128, 43)).astype(np.float32), 100.0)
+    truth.marker("song=22;t=3.019", 100.0 + 43 * FRAME_PERIOD_S)   # frame 130.02 of song 22
+    _feed(truth, second[:, 130:150], 100.0 + (43 - 130) * FRAME_PERIOD_S, first=130)
+    assert truth.scored_frames == 20 and truth.dynamic_r_total() == pytest.approx(1.0)
