@@ -156,6 +156,19 @@ class _Interrupts:
         if previous is not signal.default_int_handler:   # it would raise inside Qt, which prints it; the
             previous(signum, frame)                       # block's end raises it instead
 
+    def run_qt_for(self, seconds: float) -> None:
+        """Run Qt's event loop for ``seconds``, or until a stop (none at all once one was seen)."""
+        from PySide6 import QtCore
+
+        if self.seen:
+            return
+        self.loop = QtCore.QEventLoop()
+        QtCore.QTimer.singleShot(int(seconds * 1000), self.loop.quit)
+        try:
+            self.loop.exec()
+        finally:
+            self.loop = None
+
     def __exit__(self, kind, error, traceback) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
@@ -331,14 +344,7 @@ def _watch_attached(publish: str, seconds: float, interrupts: _Interrupts) -> fl
         window.shutdown()
         window.hide()
         raise RuntimeError(f"the dashboard did not attach: {window.last_error}")
-    loop = QtCore.QEventLoop()
-    QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
-    interrupts.loop = loop
-    try:
-        if not interrupts.seen:
-            loop.exec()
-    finally:
-        interrupts.loop = None
+    interrupts.run_qt_for(seconds)
     redraws = list(window.redraw_ms)
     window.shutdown()  # lets go; the decode goes on until the benchmark stops it
     window.hide()
@@ -367,14 +373,7 @@ def _decode_with_gui(config: dict, seconds: float, interrupts: _Interrupts) -> d
         window.shutdown()
         window.hide()
         raise RuntimeError(f"the dashboard did not start: {window.last_error}")
-    loop = QtCore.QEventLoop()
-    QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
-    interrupts.loop = loop
-    try:
-        if not interrupts.seen:
-            loop.exec()
-    finally:
-        interrupts.loop = None
+    interrupts.run_qt_for(seconds)
     result = _latency_summary(window.pipeline.summary())
     redraws = list(window.redraw_ms)
     result["gui_redraw_median_ms"] = round(float(statistics.median(redraws)), 2) if redraws else None

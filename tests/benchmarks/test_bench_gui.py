@@ -64,25 +64,14 @@ def test_ctrl_c_with_the_dashboard_open_stops_the_run(tmp_path):
     """Ctrl-C raised its KeyboardInterrupt inside a Qt paint event, where Qt printed and dropped it: the
     run went on, the decode processes (Ctrl-C reached them too) were gone, the decode latency came out
     "skipped", and the run ended "ok", exit 0, over the --out file kept with --overwrite."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     import psutil
 
-    from tests.fixtures.processes import ended_within, wait_until
+    from tests.benchmarks.interrupted import interrupt_bench
 
-    out = tmp_path / "bench.json"
-    out.write_text('{"kept": true}\n')
-    process = subprocess.Popen(
-        [sys.executable, "-m", "eegmusic", "-q", "bench", "gui", "--quick", "--overwrite", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     decodes = set()
 
-    def dashboard_attached() -> bool:  # the second decode process: the dashboard's event loop runs
-        for child in psutil.Process(process.pid).children():
+    def dashboard_attached(pid: int) -> bool:  # the second decode process: the dashboard's event loop runs
+        for child in psutil.Process(pid).children():
             try:
                 if " decode " in " ".join(child.cmdline()):
                     decodes.add(child.pid)
@@ -90,20 +79,5 @@ def test_ctrl_c_with_the_dashboard_open_stops_the_run(tmp_path):
                 pass
         return len(decodes) >= 2
 
-    try:
-        wait_until(dashboard_attached, process, what="the attached dashboard's run", timeout_s=150)
-        time.sleep(3.0)
-        children = psutil.Process(process.pid).children(recursive=True)
-        os.killpg(process.pid, signal.SIGINT)
-        assert ended_within(process, 30)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    err = process.stderr.read()
-    process.stdout.close()
-    process.stderr.close()
-    assert process.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "eegmusic bench: interrupted", err
-    assert out.read_text() == '{"kept": true}\n'
-    _, alive = psutil.wait_procs(children, timeout=10)
-    assert not alive, alive
+    interrupt_bench("gui", tmp_path / "bench.json", dashboard_attached, what="the attached dashboard's run",
+                    timeout_s=150, settle_s=3.0)
