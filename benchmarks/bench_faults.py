@@ -36,11 +36,9 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.benchmarks.bench_runtime import _live_model
-from eegmusic.benchmarks.bench_soak import _drain, _rss_mib, rss_over_time, soak_stream
+from eegmusic.benchmarks.bench_soak import RSS_GROWTH_GOAL, _drain, _rss_mib, rss_over_time, soak_stream
 
 HOSTILE_MARKERS = ("song=21;t=1.2.3", "²", "x" * 5000)
-RSS_GROWTH_GOAL = 1.05
-"""Largest RSS last/first that counts as flat memory over the fault soak (the README's runs: 1.003-1.010)."""
 
 
 class _FaultyDevice:

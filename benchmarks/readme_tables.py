@@ -172,7 +172,7 @@ def rows_soak(result: dict) -> list[Row]:
             f"{soak['windows_decoded']:,} windows decoded, {soak['windows_dropped']:,} dropped and counted",
             f"RSS first {soak['rss_mib_first']:.0f} MiB",
             f"RSS last/first {soak['rss_growth_ratio_last_over_first']}",
-            "flat memory, no loss",
+            "flat memory, no loss" + _met(result.get("meets_goal")),   # runs saved before it: no verdict
         ),
         (
             f"offline decode of a whole {song['song_s']:g}-s song, every 0.1-s hop (`{song['model']}`)",
