@@ -185,7 +185,8 @@ class MelPanel(QtWidgets.QWidget):
         self.r_curve.setData([], [])
         self._span_r_history(0.0)
         self.dynamic_r = None
-        self._write_labels()
+        self.show_frozen(None)
+        self.update_scores(None)   # the whole run's line too: until this run's first summary, nothing
 
     def show_model_output(self, output_kind: str | None) -> None:
         """Say so in place of the plots when the model outputs audio directly (``output_kind`` ``audio``):

@@ -117,6 +117,27 @@ def test_the_r_history_spans_what_is_recorded_until_its_60_s(qtbot):
     assert x[0] >= -R_HISTORY_S
 
 
+def test_a_new_run_starts_its_own_r_history_and_whole_run_line(qtbot):
+    """A decode started again in the same window drew on after the stopped one's line, and its whole-run
+    figures stood until the new run's first summary."""
+    from eegmusic.gui.mel_panel import R_HISTORY_MIN_S, MelPanel
+
+    panel = MelPanel()
+    qtbot.addWidget(panel)
+    mel = np.zeros((128, 10), np.float32)
+    for i in range(61):   # 30 s of the stopped run
+        panel.update_mel(mel, mel, 0.2, now=100.0 + 0.5 * i)
+    panel.update_scores({"dynamic_r_total": 0.321, "baseline_dynamic_r_total": {}})
+    panel.show_frozen("lost")
+    assert "0.321" in panel.baseline_label.text() and _r_axis_span(panel) == pytest.approx(30.0)
+    panel.new_run()
+    x, _ = panel.r_curve.getData()
+    assert x is None or not len(x)
+    assert _r_axis_span(panel) == pytest.approx(R_HISTORY_MIN_S)
+    assert panel.dynamic_r is None and panel.r_label.text().endswith(": —"), panel.r_label.text()
+    assert "0.321" not in panel.baseline_label.text() and "frozen" not in panel.baseline_label.text()
+
+
 def test_the_streams_dropped_windows_and_nan_runs_are_drawn_red_when_not_zero(qtbot):
     """Trouble reads red: the stream's dropped windows and NaN runs were listed under their attribute names
     (``dropped_windows``), which no row of the grid carries, so they stayed black whatever their count."""
