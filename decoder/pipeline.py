@@ -66,6 +66,7 @@ from eegmusic.decoder.realtime import (
     raise_priority,
 )
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
+from eegmusic.decoder.scores import SHIFTED_KEY
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
 from eegmusic.stream.errors import ConfigError, EEGMusicError, StreamError, detail
@@ -164,7 +165,9 @@ def windows_to_decode(source, window, counters: collections.Counter,
 def _marker_source(meta) -> str | None:
     """The source id of a replay's marker stream (the EEG stream's plus ``-markers``, as the replay names
     it), or None for a stream without a source id."""
-    return f"{meta.source_id}-markers" if meta.source_id else None
+    from eegmusic.stream.outlet import marker_source_id
+
+    return marker_source_id(meta.source_id) if meta.source_id else None
 
 
 class LivePipeline:
@@ -726,8 +729,7 @@ class LivePipeline:
             "dynamic_r_total": self._truth.dynamic_r_total() if self._truth is not None else None,
             "baseline_dynamic_r_total": self._truth.baseline_r_total() if self._truth is not None else None,
             "baseline_constant": self._truth.constant_baselines() if self._truth is not None else [],
-            "shifted_stimulus_dynamic_r_total":
-                self._truth.shifted_r_total() if self._truth is not None else None,
+            SHIFTED_KEY: self._truth.shifted_r_total() if self._truth is not None else None,
             # the same figures song by song (a playlist's trained song keeps its song mean beside a new one)
             "scores_by_song": {} if self._truth is None else {
                 str(song): scores for song, scores in self._truth.scores_by_song().items()},

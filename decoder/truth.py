@@ -37,6 +37,7 @@ from typing import Protocol
 import numpy as np
 from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, FRAMES_PER_WINDOW, N_MELS, mel_db
 from eegmusic.decoder.metrics import RunningBandPearson, band_pearson
+from eegmusic.decoder.scores import SHIFTED_KEY
 from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError
 from eegmusic.stream.stimulus import STIMULUS_EXTENSIONS
 from eegmusic.stream.untrusted import REPLAY_END, MarkerParser
@@ -517,7 +518,7 @@ class LiveTruth:
                 if song == self.song:
                     self._request(song)
         if parsed is None:
-            if isinstance(text, str) and text.strip() == REPLAY_END:
+            if text == REPLAY_END:   # as the pipeline and the marker inlet read it
                 # the replay's clock ends here: it still places its own last frames (some are still being
                 # decoded), and the next replay's are placed by that one's markers, not by this one's last
                 # (a replay stopped mid-song scored the next one's first second against the rest of its song)
@@ -779,7 +780,7 @@ class LiveTruth:
         return {song: {"scored_frames": scores.decoder.n, "dynamic_r_total": scores.decoder_r(),
                        "baseline_dynamic_r_total": scores.baseline_r(),
                        "baseline_constant": scores.constant(),
-                       "shifted_stimulus_dynamic_r_total": scores.shifted_r()}
+                       SHIFTED_KEY: scores.shifted_r()}
                 for song, scores in dict(self._by_song).items()}   # a copy, as _songs
 
 

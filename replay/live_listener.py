@@ -375,7 +375,7 @@ class LiveListener:
         """Open the outlet and start streaming and listening."""
         import pylsl
         from eegmusic.stream.montage import write_locations
-        from eegmusic.stream.outlet import eeg_stream_info, marker_stream_info
+        from eegmusic.stream.outlet import eeg_stream_info, marker_source_id, marker_stream_info
 
         info = eeg_stream_info(
             self.name, self.labels, self.sfreq, self.source_id, manufacturer="eegmusic virtual listener"
@@ -383,7 +383,7 @@ class LiveListener:
         write_locations(info, self.positions)
         self._outlet = pylsl.StreamOutlet(info, chunk_size=max(int(self.chunk_s * self.sfreq), 1))
         self._truth_outlet = pylsl.StreamOutlet(
-            marker_stream_info(f"{self.name}-markers", f"{self.source_id}-markers")
+            marker_stream_info(f"{self.name}-markers", marker_source_id(self.source_id))
         )
         for target in (self._stream, self._listen):
             thread = threading.Thread(target=self._guard(target), daemon=True, name=f"live-{target.__name__}")

@@ -45,7 +45,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pylsl
 from eegmusic.stream.errors import ConfigError, DataFormatError, StreamError
-from eegmusic.stream.outlet import MANUFACTURER, eeg_stream_info, marker_stream_info, regular_stream_info
+from eegmusic.stream.outlet import (
+    MANUFACTURER,
+    eeg_stream_info,
+    marker_source_id,
+    marker_stream_info,
+    regular_stream_info,
+)
 from eegmusic.stream.untrusted import REPLAY_END
 
 logger = logging.getLogger(__name__)
@@ -267,7 +273,7 @@ class ArrayPlayer:
             self._outlet = pylsl.StreamOutlet(info, self.chunk_samples)
             if self._markers is not None:
                 marker_info = marker_stream_info(
-                    self.marker_name, f"{self.source_id}-markers", extra_desc={"stream": self.name}
+                    self.marker_name, marker_source_id(self.source_id), extra_desc={"stream": self.name}
                 )
                 self._marker_outlet = pylsl.StreamOutlet(marker_info)
         except RuntimeError as error:

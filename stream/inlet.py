@@ -38,7 +38,14 @@ import pylsl
 from eegmusic.stream.channels import default_labels
 from eegmusic.stream.errors import StreamError
 from eegmusic.stream.montage import read_locations
-from eegmusic.stream.resolve import StreamSummary, excluding, predicate, resolve_and_open, resolve_matching
+from eegmusic.stream.resolve import (
+    ENDED_KEPT,
+    StreamSummary,
+    excluding,
+    predicate,
+    resolve_and_open,
+    resolve_matching,
+)
 from eegmusic.stream.ringbuffer import FLAG_GAP, FLAG_NAN, FLAG_TIME, RingBuffer
 from eegmusic.stream.spec import MAX_ABS_UV
 from eegmusic.stream.untrusted import ReplayedStimulus, channel_labels, description_int, description_stimulus
@@ -203,7 +210,7 @@ class Inlet:
         self._inlet: pylsl.StreamInlet | None = None
         self._uid: str | None = None          # liblsl's id of the outlet instance connected now
         # outlets that said they end (:meth:`let_go`), newest last: never again (each goes within its linger)
-        self._ended: collections.deque[str] = collections.deque(maxlen=8)
+        self._ended: collections.deque[str] = collections.deque(maxlen=ENDED_KEPT)
         self._connected_at = 0.0              # LSL time the connection now held was made
         self._letting_go: str | None = None   # the uid :meth:`let_go` named
         self._thread: threading.Thread | None = None

@@ -23,7 +23,7 @@ import logging
 import threading
 
 import pylsl
-from eegmusic.stream.resolve import excluding, find_streams, predicate, resolve_matching
+from eegmusic.stream.resolve import ENDED_KEPT, excluding, find_streams, predicate, resolve_matching
 from eegmusic.stream.untrusted import REPLAY_END
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
@@ -38,9 +38,6 @@ FOLLOW_TRY_S = 1.0
 FOLLOW_LISTING_S = 0.25
 """Each look's full listing after a query that found nothing (so that :meth:`MarkerInlet.close` is seen
 within about a second and a quarter)."""
-
-ENDED_KEPT = 8
-"""Ended outlets left out of the next look (an ended outlet goes within its replay's 0.5-s linger)."""
 
 
 def _connect(info: pylsl.StreamInfo, timeout: float) -> pylsl.StreamInlet | None:

@@ -153,6 +153,12 @@ def eeg_stream_info(
     )
 
 
+def marker_source_id(source_id: str) -> str:
+    """The source id of the marker stream of the EEG stream whose source id is ``source_id`` (a replay's, a
+    virtual listener's): a decode picks its own replay's marker stream by it when two share a name."""
+    return f"{source_id}-markers"
+
+
 def marker_stream_info(name: str, source_id: str, *, extra_desc: Mapping | None = None) -> pylsl.StreamInfo:
     """Describe a marker outlet: type ``Markers``, one string channel, irregular rate.
 

@@ -161,6 +161,11 @@ def resolve_matching(xpath: str, matches, *, minimum: int = 1, timeout: float = 
     return found
 
 
+ENDED_KEPT = 8
+"""Outlets that said they end, kept out of the next look for a stream of their name (the EEG inlet's and the
+marker inlet's): an ended outlet goes within its replay's 0.5-s linger, so a few suffice."""
+
+
 def excluding(xpath: str, uids) -> str:
     """``xpath`` narrowed to streams whose uid is none of ``uids``."""
     clauses = [f"not(uid={_quote(uid)})" for uid in sorted(uids)]
