@@ -21,7 +21,7 @@ whenever the acquisition thread is held up, so an accelerated soak loses samples
 machine with or without faults. The faults must add none: ``samples_lost_added_by_faults``.
 
 Goal: the faults add no lost sample and memory stays flat (RSS last/first within
-:data:`RSS_GROWTH_GOAL`); ``goals`` holds both limits and ``meets_goal`` the verdict.
+:data:`benchmarks.bench_soak.RSS_GROWTH_GOAL`); ``goals`` holds both limits and ``meets_goal`` the verdict.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.benchmarks.bench_runtime import _live_model
-from eegmusic.benchmarks.bench_soak import RSS_GROWTH_GOAL, _drain, _rss_mib, rss_over_time, soak_stream
+from eegmusic.benchmarks.bench_soak import _drain, _rss_mib, rss_figures, soak_stream, soak_verdict
 
 HOSTILE_MARKERS = ("song=21;t=1.2.3", "²", "x" * 5000)
 
@@ -148,7 +148,6 @@ def soak_with_faults(folder: Path, *, stream_hours: float, speed: float, every_m
         received, drain_s = _drain(pipeline, device.pushed)
         summary = pipeline.summary()
     device.stop()
-    values = np.array([v for _, v in rss])
     health = summary["stream_health"] or {}
     counters = summary["counters"]
     return {
@@ -161,10 +160,7 @@ def soak_with_faults(folder: Path, *, stream_hours: float, speed: float, every_m
         "reconnects": counters["reconnects"], "bad_markers_counted": counters["bad_markers"],
         "windows_decoded": counters["windows"], "windows_flagged": counters["flagged_windows"],
         "error": summary["error"],
-        "rss_mib_first": float(values[0]), "rss_mib_max": float(values.max()),
-        "rss_mib_last": float(values[-1]),
-        "rss_growth_ratio_last_over_first": round(float(values[-1] / values[0]), 3),
-        "rss_over_time": rss_over_time(rss),
+        **rss_figures(rss),
     }
 
 
@@ -185,11 +181,8 @@ def run(quick: bool) -> dict:
     faults["samples_lost_baseline_no_faults"] = baseline["samples_lost"]
     faults["samples_lost_added_by_faults"] = faults["samples_lost"] - baseline["samples_lost"]
     faults["rss_growth_ratio_last_over_first_without_faults"] = baseline["rss_growth_ratio_last_over_first"]
-    goals = {"samples_lost_added_by_faults_max": 0, "rss_growth_ratio_last_over_first_max": RSS_GROWTH_GOAL}
-    meets = (faults["samples_lost_added_by_faults"] <= goals["samples_lost_added_by_faults_max"]
-             and faults["rss_growth_ratio_last_over_first"] <= goals["rss_growth_ratio_last_over_first_max"])
-    return {"soak_with_faults": faults, "soak_without_faults": baseline, "goals": goals,
-            "meets_goal": bool(meets)}
+    goals, meets = soak_verdict(faults, lost="samples_lost_added_by_faults")
+    return {"soak_with_faults": faults, "soak_without_faults": baseline, "goals": goals, "meets_goal": meets}
 
 
 if __name__ == "__main__":

@@ -325,16 +325,10 @@ def bench_decode_latency(seconds: float, interrupts: _Interrupts | None = None) 
     return out
 
 
-def _watch_attached(publish: str, seconds: float, interrupts: _Interrupts) -> float | None:
-    """Attach the real dashboard window to a published decode for ``seconds``; median redraw ms."""
-    from eegmusic.gui.app import MainWindow
+def _until_running(app, window, interrupts: _Interrupts, verb: str) -> None:
+    """Run Qt until ``window`` decodes (20 s at most, or a stop); close it and raise if it does not."""
     from PySide6 import QtCore
 
-    app = _app()
-    window = MainWindow()
-    window.resize(1500, 950)
-    window.show()
-    window.attach(publish)
     deadline = time.monotonic() + 20.0
     while (window.state != "running" and time.monotonic() < deadline and window.last_error is None
            and not interrupts.seen):
@@ -343,19 +337,36 @@ def _watch_attached(publish: str, seconds: float, interrupts: _Interrupts) -> fl
     if window.state != "running":
         window.shutdown()
         window.hide()
-        raise RuntimeError(f"the dashboard did not attach: {window.last_error}")
-    interrupts.run_qt_for(seconds)
+        raise RuntimeError(f"the dashboard did not {verb}: {window.last_error}")
+
+
+def _median_redraw_ms(window) -> float | None:
+    """The median of the window's redraw times (ms), or None before its first redraw."""
     redraws = list(window.redraw_ms)
+    return round(float(statistics.median(redraws)), 2) if redraws else None
+
+
+def _watch_attached(publish: str, seconds: float, interrupts: _Interrupts) -> float | None:
+    """Attach the real dashboard window to a published decode for ``seconds``; median redraw ms."""
+    from eegmusic.gui.app import MainWindow
+
+    app = _app()
+    window = MainWindow()
+    window.resize(1500, 950)
+    window.show()
+    window.attach(publish)
+    _until_running(app, window, interrupts, "attach")
+    interrupts.run_qt_for(seconds)
+    redraw = _median_redraw_ms(window)
     window.shutdown()  # lets go; the decode goes on until the benchmark stops it
     window.hide()
-    return round(float(statistics.median(redraws)), 2) if redraws else None
+    return redraw
 
 
 def _decode_with_gui(config: dict, seconds: float, interrupts: _Interrupts) -> dict:
     """The old way, for comparison: the pipeline in the dashboard's own interpreter."""
     from eegmusic.gui.app import MainWindow
     from eegmusic.gui.controls import Settings
-    from PySide6 import QtCore
 
     app = _app()
     extra = {k: v for k, v in config.items() if k not in ("stream_name", "model_path", "no_audio")}
@@ -364,19 +375,10 @@ def _decode_with_gui(config: dict, seconds: float, interrupts: _Interrupts) -> d
     window.resize(1500, 950)
     window.show()
     window.start()
-    deadline = time.monotonic() + 20.0
-    while (window.state != "running" and time.monotonic() < deadline and window.last_error is None
-           and not interrupts.seen):
-        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
-        time.sleep(0.01)
-    if window.state != "running":
-        window.shutdown()
-        window.hide()
-        raise RuntimeError(f"the dashboard did not start: {window.last_error}")
+    _until_running(app, window, interrupts, "start")
     interrupts.run_qt_for(seconds)
     result = _latency_summary(window.pipeline.summary())
-    redraws = list(window.redraw_ms)
-    result["gui_redraw_median_ms"] = round(float(statistics.median(redraws)), 2) if redraws else None
+    result["gui_redraw_median_ms"] = _median_redraw_ms(window)
     window.shutdown()
     window.hide()
     return result

@@ -307,12 +307,12 @@ def run(quick: bool, *, duration_s: float | None = None) -> dict:
         base = measure(model, monitor, hop_s=BASELINE["hop_frames"] * FRAME_PERIOD_S, seconds=base_seconds,
                        vocoder=BASELINE["vocoder"], device_latency=BASELINE["device_latency"],
                        realtime=BASELINE["realtime"])
-        for key in ("latencies_s", "shifts"):
-            base.pop(key)
+        base.pop("latencies_s")
+        base.pop("shifts")
         baseline = {"settings": dict(BASELINE), "seconds": base_seconds, "result": base}
         log.info("baseline (pre-issue-15 settings): measured %s", base["latency_ms"])
     default = next(v for k, v in results.items() if k.startswith("default"))
-    base, ratios = baseline["result"], {}
+    ratios = {}
     for q in ("p50", "p99"):
         ours, theirs = default["latency_ms"][q], base["latency_ms"][q]
         ratios[f"default_over_baseline_{q}"] = None if ours is None or not theirs else round(ours / theirs, 3)

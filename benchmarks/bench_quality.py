@@ -1440,10 +1440,25 @@ def _spread_baselines(summary: dict) -> list[tuple[float | None, str, str, str]]
     shuffled = [entry["shuffled_eeg"].get(row) for entry in summary["seeds"].values()
                 if entry.get("shuffled_eeg", {}).get(row) is not None]
     baselines = summary.get("baselines", {})
-    return [(_ratio(float(np.mean(shuffled)) if shuffled else None, ridge), "k", ":",
-             f"shuffled EEG ({row})"),
-            (_ratio(baselines.get("global_mean"), ridge), "saddlebrown", "-", "global mean"),
-            (_ratio(baselines.get("song_mean"), ridge), "goldenrod", "-", "song mean")]
+    return _baseline_marks(row, _ratio(float(np.mean(shuffled)) if shuffled else None, ridge),
+                           _ratio(baselines.get("global_mean"), ridge),
+                           _ratio(baselines.get("song_mean"), ridge))
+
+
+def _baseline_marks(row: str | None, shuffled: float | None, global_mean: float | None,
+                    song_mean: float | None) -> list[tuple[float | None, str, str, str]]:
+    """The three baselines as ``(value, colour, style, label)`` marks, styled alike on every figure."""
+    return [(shuffled, "k", ":", f"shuffled EEG ({row})"),
+            (global_mean, "saddlebrown", "-", "global mean"),
+            (song_mean, "goldenrod", "-", "song mean")]
+
+
+def _draw_marks(ax, marks, left: float, right: float) -> None:
+    """Each mark with a value as a short horizontal line from ``left`` to ``right``, over the bars."""
+    for value, colour, style, label in marks:
+        if value is not None:
+            ax.hlines(value, left, right, colors=colour, linestyles=style, linewidth=1.6, label=label,
+                      zorder=3)
 
 
 def draw_spread(report: dict):
@@ -1475,10 +1490,7 @@ def draw_spread(report: dict):
                 name = ",".join(entry["held_out"]) or f"seed {seed}"
                 ax.annotate(name, (g + offset, entry["best_over_ridge"]), textcoords="offset points",
                             xytext=(0, 4), ha="center", va="bottom", fontsize=6, rotation=90)
-            for value, colour, style, label in _spread_baselines(summary):
-                if value is not None:
-                    ax.hlines(value, g - 0.32, g + 0.32, colors=colour, linestyles=style, linewidth=1.6,
-                              label=label, zorder=3)
+            _draw_marks(ax, _spread_baselines(summary), g - 0.32, g + 0.32)
         goal = SPLIT_GOALS[split]
         ax.axhline(goal, color="red", linewidth=1.6, label=f"goal ({goal:g}× ridge)")
         ax.axhline(1.0, color="k", linewidth=0.8, label="ridge")
@@ -1532,24 +1544,20 @@ def draw_quality(report: dict):
         for g, share in enumerate(shares):
             entry = report["results"][share][split]
             models = entry["models"]
-            left, right = g - 0.42, g + 0.42
             for k, name in enumerate(names):
                 if name in models:  # each row named once in the legend, wherever it first appears
                     ax.bar(g - 0.4 + (k + 0.5) * width, models[name]["dynamic_r"], width,
                            color=colours[name], label=name)
-            marks = [(models.get(row, {}).get("shuffled_eeg"), "k", ":", f"shuffled EEG ({row})"),
-                     (entry["baselines"].get("global_mean"), "saddlebrown", "-", "global mean"),
-                     (entry["baselines"].get("song_mean"), "goldenrod", "-", "song mean")]
+            baselines = entry["baselines"]
+            marks = _baseline_marks(row, models.get(row, {}).get("shuffled_eeg"),
+                                    baselines.get("global_mean"), baselines.get("song_mean"))
             ridge = models.get(RIDGE, {}).get("dynamic_r")
             if split in SPLIT_GOALS and ridge:
                 marks.append((SPLIT_GOALS[split] * ridge, "red", "-", "goal (× ridge)"))
             noise_free = _noise_free_best(report.get("noise_free"), split)
             if noise_free is not None:
                 marks.append((noise_free, "k", "--", "noise-free ridge (reference)"))
-            for value, colour, style, label in marks:
-                if value is not None:
-                    ax.hlines(value, left, right, colors=colour, linestyles=style, linewidth=1.6,
-                              label=label, zorder=3)
+            _draw_marks(ax, marks, g - 0.42, g + 0.42)
         ratios = [report["results"][s][split]["models"].get(row, {}).get("over_ridge") for s in shares]
         ax.set_xticks(range(len(shares)),
                       [f"{float(s):.0%} evoked" + ("" if r is None else f"\n{row} {r:.2f}× ridge")

@@ -180,29 +180,6 @@ def _figures(benchmarks: dict, out, *, seeds: bool = False) -> list:
     return written
 
 
-def refuse_unwritable(out) -> None:
-    """Raise :class:`OutputError` unless a file can be created (and is removed again) beside ``out``.
-
-    ``--out``'s parser reads the folder's permission bits, which say "writable" to root even where no
-    file can be made (``/proc``, a root-squashed share): the JSON then failed after the benchmarks had
-    run, and their results were lost. Trying is the only sure test, and it costs nothing.
-    """
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from eegmusic.stream.errors import OutputError
-
-    path = Path(out).expanduser()
-    try:
-        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".probe", dir=path.parent)
-    except OSError as error:
-        raise OutputError(f"--out {out}: no file can be created in {path.parent} ({error.strerror}); "
-                          f"choose a folder you can write to, e.g. --out ~/{path.name}") from None
-    os.close(handle)
-    os.unlink(name)
-
-
 def run_bench(args) -> int:
     import importlib
     import json
@@ -216,7 +193,6 @@ def run_bench(args) -> int:
     from eegmusic.stream.errors import OutputError
 
     refuse_existing(args.out, overwrite=args.overwrite, what="--out")   # before hours of benchmarks
-    refuse_unwritable(args.out)
     log = logging.getLogger("eegmusic.bench")
     results = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                "quick": bool(args.quick), "seeds": bool(args.seeds), "jobs": args.jobs or 1,

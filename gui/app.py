@@ -235,16 +235,13 @@ class MainWindow(QtWidgets.QMainWindow):
         a sliver on a short window."""
         column = self._columns[1]
         slots = [slot for slot in PANELS if slot.column == 1]
-        panels = [self.panels[slot.attribute] for slot in slots]
-        total = sum(column.sizes())
+        above = [slot for slot in slots if slot.attribute != "stats_panel"]
         wanted = self.stats_panel.wanted_height()
-        above = [(panel, slot.stretch) for panel, slot in zip(panels, slots, strict=True)
-                 if panel is not self.stats_panel]
-        rest = total - wanted
-        if rest < sum(panel.minimumSizeHint().height() for panel, _ in above):
+        rest = sum(column.sizes()) - wanted
+        if rest < sum(self.panels[slot.attribute].minimumSizeHint().height() for slot in above):
             return
-        shares = iter([rest * stretch // sum(stretch for _, stretch in above) for _, stretch in above])
-        column.setSizes([wanted if panel is self.stats_panel else next(shares) for panel in panels])
+        stretch = sum(slot.stretch for slot in above)
+        column.setSizes([rest * slot.stretch // stretch if slot in above else wanted for slot in slots])
 
     def toggle(self) -> None:
         """Start when stopped, stop when running, give up a start in progress."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.decoder import melspec
 from eegmusic.replay.dataset import open_dataset
+from eegmusic.replay.nmedt import NMEDTFolder
 from eegmusic.stream.errors import ConfigError, DataFormatError
 from eegmusic.stream.spec import MODEL_CHANNELS, MODEL_SFREQ, WINDOW_SAMPLES, PreprocessingSpec
 
@@ -163,8 +164,10 @@ class WindowDataset:
                     raise DataFormatError(
                         f"song {song} in {self.folder} has no stimulus audio: {folders[0]} is a folder, not "
                         "an audio file; put the song's audio file there instead")
-                candidate = getattr(nmedt, "stimulus_candidate", lambda song: None)(song)
-                if candidate is not None:   # named by its title: one naming rule, so the fix is a rename
+                # named by its title (only NMED-T's own folder is looked at): one naming rule, so the fix
+                # is a rename
+                candidate = nmedt.stimulus_candidate(song) if isinstance(nmedt, NMEDTFolder) else None
+                if candidate is not None:
                     raise DataFormatError(
                         f"song {song} in {self.folder} has no stimulus audio: {candidate} is named by the "
                         f"song's title; rename it song{song}{candidate.suffix.lower()}")

@@ -86,6 +86,11 @@ def metrics_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def data_name(data) -> str:
+    """A data path as a figure's title names it: its last part (``/tmp/sim/`` → ``sim``)."""
+    return Path(data).name or str(data)
+
+
 def reconstruction_title(summary: dict, excerpt: str) -> str:
     """The reconstruction plot's title: model, data, split and excerpt, then the model's dynamic r beside
     its baselines from the same evaluation (``summary``: :func:`evaluate`'s dict, ``results`` filled).
@@ -98,8 +103,7 @@ def reconstruction_title(summary: dict, excerpt: str) -> str:
                         ("song_mean", "song mean")):
         row = summary["results"].get(name)
         scores.append(f"{label} {_format(None if row is None else row.get('dynamic_r'))}")
-    data = Path(str(summary["data"]).rstrip("/")).name or summary["data"]
-    return (f"{summary['model_name']} on {data}, {summary['split']} split: {excerpt}\n"
+    return (f"{summary['model_name']} on {data_name(summary['data'])}, {summary['split']} split: {excerpt}\n"
             f"dynamic r over all {summary['n_test_windows']} test windows: " + ", ".join(scores))
 
 

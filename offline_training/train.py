@@ -839,8 +839,10 @@ def _plot_ridge(path: Path, ridge: dict, title: str) -> None:
 def curve_title(config: TrainConfig, loss: str | None = None) -> str:
     """The training figure's title: model, data folder, split and the loss trained on (the one the y axis
     is labelled by). It named no data, so two runs' curves read alike."""
-    data = Path(str(config.data).rstrip("/")).name or str(config.data)
-    return f"{config.model} on {data} ({config.split} split" + (f", {loss} loss)" if loss else ")")
+    from eegmusic.offline_training.report import data_name
+
+    return (f"{config.model} on {data_name(config.data)} ({config.split} split"
+            + (f", {loss} loss)" if loss else ")"))
 
 
 # ---- the run ----------------------------------------------------------------------------------------

@@ -150,8 +150,17 @@ def _writable_folder(folder: Path, text: str) -> None:
             raise ArgumentTypeError(f"{str(existing)!r} in {text!r} is a file, not a folder; name a path in "
                                     "a folder")
         raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} does not exist; create it first")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} is not writable")
+    # by trying: the permission bits say "writable" to root even where no file can be made (/proc, a
+    # read-only mount), and the command then failed only when it wrote, its work lost
+    import tempfile
+
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".eegmusic-write-check-", dir=folder)
+    except OSError as error:
+        raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} is not writable "
+                                f"({error.strerror or error})") from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def output_file(*suffixes: str) -> Callable[[str], str]:

@@ -55,7 +55,7 @@ def test_the_fault_soak_judges_its_goal(monkeypatch, lost_with, lost_without, gr
     monkeypatch.setattr(bench_faults, "soak_with_faults", fake)
     result = bench_faults.run(quick=True)
     assert result["goals"] == {"samples_lost_added_by_faults_max": 0,
-                               "rss_growth_ratio_last_over_first_max": bench_faults.RSS_GROWTH_GOAL}
+                               "rss_growth_ratio_last_over_first_max": bench_soak.RSS_GROWTH_GOAL}
     assert result["meets_goal"] is meets
     faults = result["soak_with_faults"]
     assert faults["rss_growth_ratio_last_over_first_without_faults"] == 1.0
