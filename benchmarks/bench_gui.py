@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -130,13 +131,15 @@ class _Interrupts:
 
     Qt calls Python (paint events, timers) from C++, and a ``KeyboardInterrupt`` raised there is printed
     and dropped: the run went on, its decode processes (Ctrl-C reaches them too) gone, and it ended
-    "ok" with the decode latency "skipped". Inside this block the command's own handler still runs; a
-    stop it asked for is raised as ``KeyboardInterrupt`` when the block ends, whatever Qt did with it.
+    "ok" with the decode latency "skipped". Inside this block the command's own handler still runs; the
+    ``KeyboardInterrupt`` it raises goes on its way outside Qt, and while Qt runs (:meth:`run_qt_for`,
+    :meth:`qt`) it is kept back (Qt would print its traceback) and raised when the block ends.
     """
 
     def __init__(self) -> None:
         self.seen = False
         self.loop = None  # the QEventLoop running now, quit on a stop
+        self._in_qt = 0   # how deep Qt's calls into Python may be: a handler's raise is kept back there
         self._previous: dict = {}
 
     def __enter__(self) -> _Interrupts:
@@ -152,9 +155,22 @@ class _Interrupts:
         self.seen = True
         if self.loop is not None:
             self.loop.quit()
-        previous = self._previous[signum]
-        if previous is not signal.default_int_handler:   # it would raise inside Qt, which prints it; the
-            previous(signum, frame)                       # block's end raises it instead
+        try:
+            self._previous[signum](signum, frame)
+        except KeyboardInterrupt:
+            if not self._in_qt:
+                raise
+            # inside Qt it would be printed and dropped: the block's end raises it
+
+    @contextlib.contextmanager
+    def qt(self):
+        """Inside the block Qt may call Python: a stop there is noted, and raised when the block of
+        :class:`_Interrupts` ends."""
+        self._in_qt += 1
+        try:
+            yield
+        finally:
+            self._in_qt -= 1
 
     def run_qt_for(self, seconds: float) -> None:
         """Run Qt's event loop for ``seconds``, or until a stop (none at all once one was seen)."""
@@ -165,7 +181,8 @@ class _Interrupts:
         self.loop = QtCore.QEventLoop()
         QtCore.QTimer.singleShot(int(seconds * 1000), self.loop.quit)
         try:
-            self.loop.exec()
+            with self.qt():
+                self.loop.exec()
         finally:
             self.loop = None
 
@@ -182,7 +199,8 @@ def run(quick: bool) -> dict:
     out: dict = {"load_avg_1min": round(os.getloadavg()[0], 2)}
     with _Interrupts() as interrupts:
         for sfreq in (125.0, 1000.0):
-            out[f"eeg_redraw_{int(sfreq)}hz"] = bench_redraw(sfreq, repeats)
+            with interrupts.qt():   # Qt paints through Python: a stop waits for the redraws (seconds)
+                out[f"eeg_redraw_{int(sfreq)}hz"] = bench_redraw(sfreq, repeats)
             if interrupts.seen:
                 break
         try:
@@ -326,17 +344,16 @@ def bench_decode_latency(seconds: float, interrupts: _Interrupts | None = None) 
 
 
 def _until_running(app, window, interrupts: _Interrupts, verb: str) -> None:
-    """Run Qt until ``window`` decodes (20 s at most, or a stop); close it and raise if it does not."""
+    """Run Qt until ``window`` decodes (20 s at most, or a stop); raise if it does not."""
     from PySide6 import QtCore
 
     deadline = time.monotonic() + 20.0
     while (window.state != "running" and time.monotonic() < deadline and window.last_error is None
            and not interrupts.seen):
-        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        with interrupts.qt():
+            app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
         time.sleep(0.01)
     if window.state != "running":
-        window.shutdown()
-        window.hide()
         raise RuntimeError(f"the dashboard did not {verb}: {window.last_error}")
 
 
@@ -354,13 +371,14 @@ def _watch_attached(publish: str, seconds: float, interrupts: _Interrupts) -> fl
     window = MainWindow()
     window.resize(1500, 950)
     window.show()
-    window.attach(publish)
-    _until_running(app, window, interrupts, "attach")
-    interrupts.run_qt_for(seconds)
-    redraw = _median_redraw_ms(window)
-    window.shutdown()  # lets go; the decode goes on until the benchmark stops it
-    window.hide()
-    return redraw
+    try:
+        window.attach(publish)
+        _until_running(app, window, interrupts, "attach")
+        interrupts.run_qt_for(seconds)
+        return _median_redraw_ms(window)
+    finally:
+        window.shutdown()  # lets go; the decode goes on until the benchmark stops it
+        window.hide()
 
 
 def _decode_with_gui(config: dict, seconds: float, interrupts: _Interrupts) -> dict:
@@ -374,14 +392,16 @@ def _decode_with_gui(config: dict, seconds: float, interrupts: _Interrupts) -> d
                                  isolated=False, extra=extra))
     window.resize(1500, 950)
     window.show()
-    window.start()
-    _until_running(app, window, interrupts, "start")
-    interrupts.run_qt_for(seconds)
-    result = _latency_summary(window.pipeline.summary())
-    result["gui_redraw_median_ms"] = _median_redraw_ms(window)
-    window.shutdown()
-    window.hide()
-    return result
+    try:
+        window.start()
+        _until_running(app, window, interrupts, "start")
+        interrupts.run_qt_for(seconds)
+        result = _latency_summary(window.pipeline.summary())
+        result["gui_redraw_median_ms"] = _median_redraw_ms(window)
+        return result
+    finally:
+        window.shutdown()
+        window.hide()
 
 
 if __name__ == "__main__":
