@@ -27,7 +27,14 @@ SHIFTED_KEY = "shifted_stimulus_dynamic_r_total"
 """The summary's key for the shifted-stimulus control (:meth:`decoder.truth.FrameScores.shifted_r`)."""
 
 SHIFTED_WORDS = "shifted-stimulus control (the decoder vs the stimulus half its song away)"
-"""How the control is named wherever it is printed or drawn."""
+"""How the control is named wherever it is printed, and in the dashboard's tooltip."""
+
+SHORT = {SHIFTED_WORDS: "shifted-stimulus control",
+         "a scored song is not in the model's training data": "song not trained on",
+         NO_MEANS_NOTE: "the model carries no mean windows",
+         "constant": "one-frame hop, no dynamics"}
+"""The dashboard's short words for the long ones (its label; the tooltip holds the long line): at 1500 px the
+long line took four lines of the mel column."""
 
 
 def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, float | None]:
@@ -41,35 +48,37 @@ def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, flo
     return summary.get("dynamic_r_total"), base.get("global_mean"), base.get("song_mean")
 
 
-def baseline_words(summary: Mapping | None) -> str:
+def baseline_words(summary: Mapping | None, *, short: bool = False) -> str:
     """The shifted-stimulus control and the two baselines of the run's scored frames, each baseline with why
     it is missing where it is (one phrase): ``shifted-stimulus control (…) 0.004, global-mean baseline
-    0.012, song-mean baseline n/a (a scored song is not in …)``."""
+    0.012, song-mean baseline n/a (a scored song is not in …)``; ``short``: in :data:`SHORT`'s words."""
     summary = summary or {}
+    words = (lambda long: SHORT.get(long, long)) if short else (lambda long: long)
     decoder, global_mean, song = run_scores(summary)
     constant = list(summary.get("baseline_constant") or [])
     # no song mean beside a global mean: the song was never trained on (with neither, nothing is scored yet)
     global_known = global_mean is not None or "global_mean" in constant
     unseen_song = song is None and global_known and "song_mean" not in constant
-    notes = ["a scored song is not in the model's training data"] if unseen_song else []
+    notes = [words("a scored song is not in the model's training data")] if unseen_song else []
     if summary.get("baseline_dynamic_r_total") == {} and decoder is not None:   # scored, no means to score
-        notes.append(NO_MEANS_NOTE)
+        notes.append(words(NO_MEANS_NOTE))
     if constant:
         from eegmusic.decoder.metrics import CONSTANT_NOTE  # here: cli_demo imports this module, numpy-free
 
         which = "both baselines" if len(constant) == 2 else constant[0].replace("_", "-") + " baseline"
-        notes.append(f"{which}: {CONSTANT_NOTE}")
+        notes.append(f"{which}: {SHORT['constant'] if short else CONSTANT_NOTE}")
     said = f" ({'; '.join(notes)})" if notes else ""
     control = ""   # first: the notes that follow are the baselines'
     if SHIFTED_KEY in summary:   # every decode's summary since stop 59 (a hand-made one may lack it)
-        control = f"{SHIFTED_WORDS} {format_r(summary[SHIFTED_KEY])}, "
+        control = f"{words(SHIFTED_WORDS)} {format_r(summary[SHIFTED_KEY])}, "
     return f"{control}global-mean baseline {format_r(global_mean)}, song-mean baseline {format_r(song)}{said}"
 
 
-def baseline_line(summary: Mapping | None) -> str:
-    """The decoder's dynamic r over the whole run beside the baselines scored on the same frames (one line;
-    the dashboard's, worded as ``decode`` words its summary)."""
-    return f"dynamic r, whole run: decoder {format_r(run_scores(summary)[0])}, {baseline_words(summary)}"
+def baseline_line(summary: Mapping | None, *, short: bool = False) -> str:
+    """The decoder's dynamic r over the whole run beside the baselines scored on the same frames (one line,
+    worded as ``decode`` words its summary; ``short``: the dashboard's label, the long line its tooltip)."""
+    return (f"dynamic r, whole run: decoder {format_r(run_scores(summary)[0])}, "
+            f"{baseline_words(summary, short=short)}")
 
 
 def format_r(value: float | None) -> str:

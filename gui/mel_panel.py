@@ -61,6 +61,11 @@ R_TICKS = [[(-1.0, "-1"), (0.0, "0"), (1.0, "1")], [(-0.5, ""), (0.5, "")]]
 FROZEN_STYLE = "color: #808080"
 """The r figures' colour while the stream is stalled or lost: they no longer change."""
 
+RUN_LINE_TIP = ("dynamic r over every frame scored so far, beside a control and two baselines scored on the "
+                "same frames: the control is the decoder's frames against the stimulus half its song away; "
+                "the baselines predict each frame from the mean mel window of the model's training part")
+"""The whole-run line's tooltip, above that line in ``decode``'s own words (the label shows short words)."""
+
 NO_MEL_TEXT = ("This model outputs audio directly: there is no mel spectrogram to show, and no --truth "
                "scoring (the dynamic r compares mel frames; it needs a mel model).")
 """What the mel panel says for a waveform model (output kind ``audio``)."""
@@ -116,8 +121,7 @@ class MelPanel(QtWidgets.QWidget):
                                 "the true mel, over the newest frames scored")
         self.baseline_label = QtWidgets.QLabel()
         self.baseline_label.setWordWrap(True)   # a baseline's n/a carries its reason: the line can be long
-        self.baseline_label.setToolTip("dynamic r over every frame scored so far; the baselines predict each "
-                                       "frame from the mean mel window of the model's training part")
+        self.baseline_label.setToolTip(RUN_LINE_TIP)
         self.no_mel_label = QtWidgets.QLabel(NO_MEL_TEXT)
         self.no_mel_label.setWordWrap(True)
         self.no_mel_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
@@ -258,9 +262,10 @@ class MelPanel(QtWidgets.QWidget):
         recent = "—" if self.dynamic_r is None else format_r(self.dynamic_r)
         frozen = self._frozen_words()
         self.r_label.setText(f"dynamic r, {window}: {recent}{frozen}")
-        run_line = baseline_line(self._summary)
+        run_line = baseline_line(self._summary, short=True)   # the whole line, as decode prints it: on hover
         if self.baseline_label.text() != run_line + frozen:
             self.baseline_label.setText(run_line + frozen)
+            self.baseline_label.setToolTip(f"{RUN_LINE_TIP}\n\n{baseline_line(self._summary)}{frozen}")
             self.updateGeometry()   # it may wrap onto another number of lines
 
     def update_mel(self, mel: np.ndarray, truth_mel: np.ndarray | None = None,

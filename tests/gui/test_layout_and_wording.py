@@ -282,7 +282,8 @@ def test_a_long_run_line_wraps_without_covering_the_mel_plots(qtbot):
     window = _window(qtbot, 1024, 700)
     window._body.setSizes([544, 480])   # as wide as 125 channels of EEG leave it
     panel = window.mel_panel
-    reason = {"baseline_constant": ["global_mean", "song_mean"],
+    # the demo's case: a control and two reasons, in the label's short words
+    reason = {"baseline_constant": ["global_mean"], "shifted_stimulus_dynamic_r_total": 0.006,
               "baseline_dynamic_r_total": {"global_mean": None, "song_mean": None}}
     panel.update_scores(dict(SUMMARY, **reason))
     qtbot.wait(20)
