@@ -73,7 +73,9 @@ RUN_OPTIONS = ("duration_s",)
 
 PARTS = (
     ("event_to_onset", "where the event falls between frames, and the burst's rise (offline)"),
-    ("hop_wait", "the hop's first new frame waiting for the rest of the hop"),
+    ("hop_wait", "the hop's first new frame waiting for the rest of the hop, less how far the newest "
+                 "frame starts after the window's last EEG sample (here 2.5 ms: a one-frame hop waits for "
+                 "nothing and reads -2.5 ms)"),
     ("vocoder_lookahead_ola", "the vocoder's look-ahead and overlap-add (latency_frames)"),
     ("transport", "EEG sample taken -> its chunk pulled by the inlet (LSL)"),
     ("stream_stage", "chunk pulled -> window made (filters, ring buffer)"),

@@ -22,7 +22,8 @@ stamp                 when
 ====================  ==========================================================================
 
 So ``audio_to_eeg`` is what the synthesis itself costs (the hop's first new frame waiting for the
-rest of the hop, plus the vocoder's look-ahead and overlap-add), ``eeg_to_arrival`` the transport
+rest of the hop, plus the vocoder's look-ahead and overlap-add, less how far the newest frame starts
+after the window's last EEG sample: 2.5 ms in ``eegmusic bench latency``), ``eeg_to_arrival`` the transport
 (from a stream faster than the model's rate, plus the resampler's 80 ms: the ``eeg`` stamp is the
 time of the EEG a window's last sample holds), ``buffered_to_queued`` the output queue (the cushion
 against jitter) and ``queued_to_dac`` the device. The stages ending at ``queued`` or ``dac`` are
