@@ -71,8 +71,20 @@ def test_breakdown_adds_the_parts_and_names_what_is_left():
     assert parts["event_to_onset"] == pytest.approx(10.0) and parts["hop_wait"] == pytest.approx(94.0 - 69.66)
     assert parts["vocoder_lookahead_ola"] == 69.66 and parts["output_queue"] == 30.0
     assert result["sum_ms"] == pytest.approx(10 + 94 + 1 + 0.5 + 2 + 1.5 + 0.2 + 30 + 23)
+    # without each window's whole audio_to_dac, what is left is measured less the parts' sum
+    assert result["decoder_total_ms"] is None
     assert result["unattributed_ms"] == pytest.approx(170.0 - result["sum_ms"])
     assert bench_latency.breakdown(summary, np.array([0.01]), None)["unattributed_ms"] is None
+
+
+def test_what_is_left_is_measured_less_the_decoders_own_total_not_less_a_sum_of_medians():
+    """The parts' medians were summed and set against the measured median, which a sum of medians need not
+    match: the decoder's own account is the median of each window's whole audio_to_dac."""
+    summary = _summary(audio_to_eeg=94.0, buffered_to_queued=30.0, queued_to_dac=23.0, audio_to_dac=140.0)
+    result = bench_latency.breakdown(summary, np.array([0.008, 0.012]), measured_p50_ms=145.0)
+    assert result["sum_ms"] == pytest.approx(10 + 94 + 30 + 23)
+    assert result["decoder_total_ms"] == pytest.approx(10 + 140.0)
+    assert result["unattributed_ms"] == pytest.approx(145.0 - 150.0)
 
 
 def test_offline_event_to_onset_follows_the_frame_grid_and_the_vocoder():
