@@ -113,8 +113,8 @@ def breakdown(summary: dict, onset_delay_s: np.ndarray, measured_p50_ms: float |
     Why a total of its own: a sum of medians need not be the median of the sums, so ``unattributed_ms``
     compares like with like. In a quick run they agreed (default hop: parts 130.2 ms, decoder total
     130.0 ms, measured 117.9 ms; two frames 138.8 / 134.6 / 124.5 ms): what is left, about -10 ms, is the
-    decoder's account being the longer. Its device part is the output latency PortAudio states, and the
-    null sink's monitor can record the sound before that (not measured apart here).
+    decoder's account being the longer. About half of it is the device part, the output latency PortAudio
+    states: the same run's click calibration found the sink's monitor recording 5.1 ms before it.
     """
     stages = summary["latency_ms"]
 
