@@ -29,12 +29,17 @@ SHIFTED_KEY = "shifted_stimulus_dynamic_r_total"
 SHIFTED_WORDS = "shifted-stimulus control (the decoder vs the stimulus half its song away)"
 """How the control is named wherever it is printed, and in the dashboard's tooltip."""
 
-SHORT = {SHIFTED_WORDS: "shifted-stimulus control",
-         "a scored song is not in the model's training data": "song not trained on",
-         NO_MEANS_NOTE: "the model carries no mean windows",
-         "constant": "one-frame hop, no dynamics"}
+UNSEEN_SONG_NOTE = "a scored song is not in the model's training data"
+"""Why the song-mean baseline is n/a beside a global mean."""
+
+SHORT = {SHIFTED_WORDS: "shifted-stimulus control", UNSEEN_SONG_NOTE: "song not trained on",
+         NO_MEANS_NOTE: "the model carries no mean windows"}
 """The dashboard's short words for the long ones (its label; the tooltip holds the long line): at 1500 px the
 long line took four lines of the mel column."""
+
+CONSTANT_SHORT = "one-frame hop, no dynamics"
+"""The dashboard's short words for :data:`decoder.metrics.CONSTANT_NOTE` (a module this one does not import:
+``cli_demo`` imports this one, numpy-free)."""
 
 
 def run_scores(summary: Mapping | None) -> tuple[float | None, float | None, float | None]:
@@ -59,14 +64,14 @@ def baseline_words(summary: Mapping | None, *, short: bool = False) -> str:
     # no song mean beside a global mean: the song was never trained on (with neither, nothing is scored yet)
     global_known = global_mean is not None or "global_mean" in constant
     unseen_song = song is None and global_known and "song_mean" not in constant
-    notes = [words("a scored song is not in the model's training data")] if unseen_song else []
+    notes = [words(UNSEEN_SONG_NOTE)] if unseen_song else []
     if summary.get("baseline_dynamic_r_total") == {} and decoder is not None:   # scored, no means to score
         notes.append(words(NO_MEANS_NOTE))
     if constant:
         from eegmusic.decoder.metrics import CONSTANT_NOTE  # here: cli_demo imports this module, numpy-free
 
         which = "both baselines" if len(constant) == 2 else constant[0].replace("_", "-") + " baseline"
-        notes.append(f"{which}: {SHORT['constant'] if short else CONSTANT_NOTE}")
+        notes.append(f"{which}: {CONSTANT_SHORT if short else CONSTANT_NOTE}")
     said = f" ({'; '.join(notes)})" if notes else ""
     control = ""   # first: the notes that follow are the baselines'
     if SHIFTED_KEY in summary:   # every decode's summary since stop 59 (a hand-made one may lack it)

@@ -53,7 +53,7 @@ def test_the_dashboards_short_line_keeps_every_figure_and_says_each_reason_in_sh
     import re
 
     from eegmusic.decoder.metrics import CONSTANT_NOTE
-    from eegmusic.decoder.scores import SHIFTED_KEY, SHIFTED_WORDS, SHORT
+    from eegmusic.decoder.scores import CONSTANT_SHORT, SHIFTED_KEY, SHIFTED_WORDS, SHORT
 
     summary = {"dynamic_r_total": 0.333, SHIFTED_KEY: 0.006, "baseline_constant": ["global_mean"],
                "baseline_dynamic_r_total": {"global_mean": None, "song_mean": None}}
@@ -64,6 +64,6 @@ def test_the_dashboards_short_line_keeps_every_figure_and_says_each_reason_in_sh
     for phrase in (SHIFTED_WORDS, NOTE.strip("()"), CONSTANT_NOTE):
         assert phrase in long and phrase not in short, short
     assert ("shifted-stimulus control 0.006" in short and SHORT[NOTE.strip("()")] in short
-            and f"global-mean baseline: {SHORT['constant']}" in short), short
+            and f"global-mean baseline: {CONSTANT_SHORT}" in short), short
     assert len(short) < len(long) / 2
     assert baseline_line({}, short=True) == baseline_line({})   # nothing to shorten before a frame is scored

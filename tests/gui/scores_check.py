@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from eegmusic.decoder.metrics import CONSTANT_NOTE
-from eegmusic.decoder.scores import SHORT
+from eegmusic.decoder.scores import CONSTANT_SHORT
 
 
 def scores_in(summary: dict) -> tuple:
@@ -17,7 +17,7 @@ def scored(window) -> bool:
     """Whether the window shows the decoder's run score, and each baseline as a score or as constant."""
     decoder, *base = window.mel_panel.scores
     shown = window.mel_panel.baseline_label.text()
-    return decoder is not None and (None not in base or SHORT["constant"] in shown)
+    return decoder is not None and (None not in base or CONSTANT_SHORT in shown)
 
 
 def assert_scores_shown(window, summary: dict) -> None:
@@ -34,7 +34,7 @@ def assert_scores_shown(window, summary: dict) -> None:
     for label, value in (("global-mean", global_mean), ("song-mean", song_mean)):
         if value is None:
             key = label.replace("-", "_")
-            assert key in constant and f"{label} baseline n/a" in text and SHORT["constant"] in text, text
+            assert key in constant and f"{label} baseline n/a" in text and CONSTANT_SHORT in text, text
             assert CONSTANT_NOTE in tip, tip
         else:
             assert np.isfinite(value) and f"{label} baseline {value:.3f}" in text, text
