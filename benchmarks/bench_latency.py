@@ -279,6 +279,11 @@ def _hops(quick: bool, duration_s: float | None) -> dict[str, int]:
     return hops
 
 
+def _without_events(result: dict) -> dict:
+    """:func:`measure`'s result without its per-event lists (``latencies_s``, ``shifts``), as reported."""
+    return {key: value for key, value in result.items() if key not in ("latencies_s", "shifts")}
+
+
 def run(quick: bool, *, duration_s: float | None = None) -> dict:
     """Measured latency at the default and the lowest hop, beside the decoder's estimate.
 
@@ -310,20 +315,17 @@ def run(quick: bool, *, duration_s: float | None = None) -> dict:
         calibration = loopback_calibration(monitor)
         results = {}
         for label, frames in _hops(quick, duration_s).items():
-            result = measure(model, monitor, hop_s=frames * FRAME_PERIOD_S, seconds=seconds,
-                             progress=duration_s is not None)
-            result.pop("latencies_s")
-            result.pop("shifts")
+            result = _without_events(measure(model, monitor, hop_s=frames * FRAME_PERIOD_S, seconds=seconds,
+                                             progress=duration_s is not None))
             results[f"{label} ({frames} frames, {frames * FRAME_PERIOD_S * 1e3:.1f} ms)"] = result
             log.info("hop %d frames: measured %s, estimate %s, breakdown %s", frames, result["latency_ms"],
                      result["estimate_ms"], result["breakdown"]["parts_ms"])
         # the baseline in the same run, on the same sink, so the ratios share the machine's state
         base_seconds = min(seconds, BASELINE_MAX_S)
-        base = measure(model, monitor, hop_s=BASELINE["hop_frames"] * FRAME_PERIOD_S, seconds=base_seconds,
-                       vocoder=BASELINE["vocoder"], device_latency=BASELINE["device_latency"],
-                       realtime=BASELINE["realtime"])
-        base.pop("latencies_s")
-        base.pop("shifts")
+        base = _without_events(measure(
+            model, monitor, hop_s=BASELINE["hop_frames"] * FRAME_PERIOD_S, seconds=base_seconds,
+            vocoder=BASELINE["vocoder"], device_latency=BASELINE["device_latency"],
+            realtime=BASELINE["realtime"]))
         baseline = {"settings": dict(BASELINE), "seconds": base_seconds, "result": base}
         log.info("baseline (pre-issue-15 settings): measured %s", base["latency_ms"])
     default = next(v for k, v in results.items() if k.startswith("default"))

@@ -71,6 +71,7 @@ from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
 from eegmusic.stream.errors import ConfigError, EEGMusicError, StreamError, detail
 from eegmusic.stream.markers import REPLAY_END, MarkerInlet
+from eegmusic.stream.outlet import marker_source_id
 from eegmusic.stream.source import EEGSource, StreamHealth, stream_labels
 from eegmusic.stream.spec import MODEL_SFREQ
 from pylsl import local_clock  # loaded with the stream stage anyway; once here, not per window
@@ -165,8 +166,6 @@ def windows_to_decode(source, window, counters: collections.Counter,
 def _marker_source(meta) -> str | None:
     """The source id of a replay's marker stream (the EEG stream's plus ``-markers``, as the replay names
     it), or None for a stream without a source id."""
-    from eegmusic.stream.outlet import marker_source_id
-
     return marker_source_id(meta.source_id) if meta.source_id else None
 
 

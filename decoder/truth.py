@@ -414,7 +414,6 @@ class LiveTruth:
         """Decoded frames not scored: a non-finite value (the vocoder plays them as silence)."""
         # frames no marker placed yet, scored once one does (:meth:`_hold`); none from before a replay_end
         self._held: collections.deque[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = collections.deque()
-        self._held_n = 0
         self._ended_at = -np.inf
         self._anchor_until: float | None = None   # a replay_end's time: the anchor places no later frame
 
@@ -524,13 +523,11 @@ class LiveTruth:
                 # (a replay stopped mid-song scored the next one's first second against the rest of its song)
                 self._anchor_until = self._ended_at = float(timestamp)
                 self._held.clear()
-                self._held_n = 0
             return
         song, seconds = parsed
         if song != self.song and self.song is not None and self._anchor_until is None:
             # held under another song's marker (its mel never came): not this song's frames
             self._held.clear()
-            self._held_n = 0
         self._anchor_until = None
         if song != self.song:
             self.song = song
@@ -650,7 +647,6 @@ class LiveTruth:
         if self._held:   # frames from before the first marker (or before the song's mel was ready)
             held = list(self._held)
             self._held.clear()
-            self._held_n = 0
             for args in held:
                 again = self._song_frames(args[1])
                 if again is not None:
@@ -667,9 +663,8 @@ class LiveTruth:
         # boolean indexing copies: the caller's arrays may be reused
         self._held.append((frames[:, after], np.asarray(stamps)[after],
                            None if window_frame is None else np.asarray(window_frame)[after]))
-        self._held_n += int(after.sum())
-        while self._held_n > HELD_S / FRAME_PERIOD_S and len(self._held) > 1:
-            self._held_n -= self._held.popleft()[1].size
+        while len(self._held) > 1 and sum(held[1].size for held in self._held) > HELD_S / FRAME_PERIOD_S:
+            self._held.popleft()   # a few dozen hops at most: counted, not kept in step
 
     def _score(self, frames: np.ndarray, stamps: np.ndarray, window_frame: np.ndarray | None,
                found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
