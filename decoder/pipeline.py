@@ -41,6 +41,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from eegmusic.decoder.audio import AudioSink
@@ -167,6 +168,32 @@ def _marker_source(meta) -> str | None:
     """The source id of a replay's marker stream (the EEG stream's plus ``-markers``, as the replay names
     it), or None for a stream without a source id."""
     return marker_source_id(meta.source_id) if meta.source_id else None
+
+
+def _in_a_thread(work: Callable[[], object], name: str) -> Future:
+    """``work()`` started now in a thread of its own, which ends with it; the future holds what it returns
+    or raises."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    try:
+        return pool.submit(work)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _ready_vocoder(cfg: PipelineConfig) -> Future:
+    """The live vocoder, built and warmed up (numba compiles, FFT plans) in a thread while the stream is found
+    and opened: that takes a second (the listen for a same-named twin), the vocoder 0.4 s here, and a
+    decode's first sound waited for both in turn. Its module is imported first, here: the build and
+    warm-up then start no thread of their own that the pipeline would take for one of liblsl's
+    (``stream_threads``)."""
+    from eegmusic.decoder.vocoder import StreamingVocoder
+
+    def build() -> StreamingVocoder:
+        vocoder = StreamingVocoder(method=cfg.vocoder_method, lookahead=cfg.vocoder_lookahead)
+        vocoder.warm_up()   # compile before audio starts
+        return vocoder
+
+    return _in_a_thread(build, "eegmusic-vocoder")
 
 
 class LivePipeline:
@@ -305,22 +332,24 @@ class LivePipeline:
         # before any stream or output opens (check_stream repeats the first with the stream's labels)
         check_live_contract(info)
         cfg.refuse_ignored_by(info.output_kind, cfg.model_path)
+        self._kind = info.output_kind
+        vocoder = _ready_vocoder(cfg) if self._kind == "mel_db" else None   # built while the stream opens
         threads_before = process_threads()
-        self._source = self._open_stream()
+        try:
+            self._source = self._open_stream()
+        finally:
+            if vocoder is not None:
+                vocoder.exception()   # a refused stream waits the warm-up out: no thread outlives the start
         meta = self._source.connect()    # already connected: what the stream is
         stream_threads = process_threads() - threads_before      # liblsl's receiving threads
         self.stream_label = meta.name
-        self._kind = info.output_kind
-        if self._kind == "mel_db":
+        if vocoder is not None:
             initial = int(np.ceil(cfg.hop_s / FRAME_PERIOD_S - 1e-9))   # the cushion is AdaptivePlayback's
             self._clock = FrameClock(lag_s=info.audio_lag_s, n_mels=info.output_shape[0],
                                      n_frames=info.output_shape[1], smooth_frames=cfg.smooth_frames,
                                      initial_frames=min(max(initial, 1), info.output_shape[1]),
                                      sfreq=info.sfreq, window_samples=info.window_samples)
-            from eegmusic.decoder.vocoder import StreamingVocoder
-
-            self._vocoder = StreamingVocoder(method=cfg.vocoder_method, lookahead=cfg.vocoder_lookahead)
-            self._vocoder.warm_up()   # compile before audio starts
+            self._vocoder = vocoder.result()   # an unknown method or look-ahead is raised here, as before
         else:
             self._clock = SampleClock(lag_s=info.audio_lag_s, n_samples=info.output_shape[0],
                                       initial_samples=int(round(cfg.hop_s * AUDIO_SFREQ)),
@@ -328,30 +357,14 @@ class LivePipeline:
                                       output_sfreq=info.output_sfreq)   # resampled to 22050 Hz
             self._vocoder = None
         if cfg.truth_dir is not None:
-            if self._stimuli is None:
-                from eegmusic.decoder.truth import truth_stimuli
-
-                self._stimuli = truth_stimuli(cfg.truth_dir, meta)
-            self._truth = LiveTruth(self._stimuli, keep_audio=cfg.listen != "decoded")
-            if info.metadata.get("baselines"):   # the model's training-part means: baselines, same frames
-                from eegmusic.decoder.truth import read_baselines
-
-                try:
-                    from eegmusic.decoder.truth import read_song_music
-
-                    entry = info.metadata["baselines"]
-                    self._truth.set_baselines(*read_baselines(entry), song_music=read_song_music(entry))
-                except (ValueError, KeyError, TypeError) as error:
-                    log.warning("model baselines unreadable (%s): live baselines are off", error)
-                if self._truth.song_identity_unchecked():
-                    log.warning("song identity unchecked: the model predates stimulus digests, so its "
-                                "song-mean baseline is scored for any song of the same number in %s",
-                                cfg.truth_dir)
-            song = meta.song
-            if song is not None and self._truth.has_stimulus(song):
-                self._truth.load(song)      # the replay names its song: ready before the first frame
-            self._markers = MarkerInlet.open(f"{meta.name}-markers", source_id=_marker_source(meta),
-                                             timeout=2.0)
+            # the marker stream is found and opened (0.6 s here) while the stimuli are read
+            markers = _in_a_thread(lambda: MarkerInlet.open(f"{meta.name}-markers", timeout=2.0,
+                                                            source_id=_marker_source(meta)),
+                                   "eegmusic-markers")
+            try:
+                self._truth = self._read_truth(meta)
+            finally:
+                self._markers = markers.result()
             if self._markers is None and cfg.listen != "decoded":
                 raise ConfigError(f"--listen {cfg.listen} needs the replay's marker stream "
                                   f"'{meta.name}-markers' (which stimulus second plays when), and none "
@@ -395,6 +408,33 @@ class LivePipeline:
             thread.start()
         log.info("decoding '%s' with %s on %s, hop %.3f s", meta.name, info.model_name,
                  self._runtime.provider, cfg.hop_s)
+
+    def _read_truth(self, meta) -> LiveTruth:
+        """The live truth of ``--truth``: the stimuli, the model's baselines, the replay's song loaded."""
+        cfg, info = self.config, self._runtime.info
+        if self._stimuli is None:
+            from eegmusic.decoder.truth import truth_stimuli
+
+            self._stimuli = truth_stimuli(cfg.truth_dir, meta)
+        truth = LiveTruth(self._stimuli, keep_audio=cfg.listen != "decoded")
+        if info.metadata.get("baselines"):   # the model's training-part means: baselines, same frames
+            from eegmusic.decoder.truth import read_baselines
+
+            try:
+                from eegmusic.decoder.truth import read_song_music
+
+                entry = info.metadata["baselines"]
+                truth.set_baselines(*read_baselines(entry), song_music=read_song_music(entry))
+            except (ValueError, KeyError, TypeError) as error:
+                log.warning("model baselines unreadable (%s): live baselines are off", error)
+            if truth.song_identity_unchecked():
+                log.warning("song identity unchecked: the model predates stimulus digests, so its "
+                            "song-mean baseline is scored for any song of the same number in %s",
+                            cfg.truth_dir)
+        song = meta.song
+        if song is not None and truth.has_stimulus(song):
+            truth.load(song)      # the replay names its song: ready before the first frame
+        return truth
 
     # -- threads -----------------------------------------------------------------------------------
 
@@ -717,6 +757,7 @@ class LivePipeline:
     def summary(self) -> dict:
         """JSON-ready summary: counters, latency per stage, dynamic r, model and device."""
         health = self.health()
+        run = self._truth.whole_run() if self._truth is not None else None   # every figure at one moment
         out = {
             "stream": self.stream_label,
             "model": str(self.config.model_path),
@@ -725,16 +766,16 @@ class LivePipeline:
             "counters": self.counters(),
             "latency_ms": self.latency.percentiles(),
             "dynamic_r": self._truth.dynamic_r() if self._truth is not None else None,
-            "dynamic_r_total": self._truth.dynamic_r_total() if self._truth is not None else None,
-            "baseline_dynamic_r_total": self._truth.baseline_r_total() if self._truth is not None else None,
-            "baseline_constant": self._truth.constant_baselines() if self._truth is not None else [],
-            SHIFTED_KEY: self._truth.shifted_r_total() if self._truth is not None else None,
+            "dynamic_r_total": run["dynamic_r_total"] if run is not None else None,
+            "baseline_dynamic_r_total": run["baseline_dynamic_r_total"] if run is not None else None,
+            "baseline_constant": run["baseline_constant"] if run is not None else [],
+            SHIFTED_KEY: run[SHIFTED_KEY] if run is not None else None,
             # the same figures song by song (a playlist's trained song keeps its song mean beside a new one)
-            "scores_by_song": {} if self._truth is None else {
-                str(song): scores for song, scores in self._truth.scores_by_song().items()},
+            "scores_by_song": {} if run is None else {
+                str(song): scores for song, scores in run["scores_by_song"].items()},
             # what the scores read: the truth song, how many frames, and the live figure's window
-            "truth": None if self._truth is None else {
-                "song": self._truth.song, "scored_frames": self._truth.scored_frames,
+            "truth": None if run is None else {
+                "song": self._truth.song, "scored_frames": run["scored_frames"],
                 "skipped_frames": self._truth.skipped_frames,
                 "song_identity": "unchecked" if self._truth.song_identity_unchecked() else "checked",
                 "dynamic_r_window_s": round(self._truth.recent * FRAME_PERIOD_S, 2)},
