@@ -213,6 +213,7 @@ class Inlet:
         self._ended: collections.deque[str] = collections.deque(maxlen=ENDED_KEPT)
         self._connected_at = 0.0              # LSL time the connection now held was made
         self._letting_go: str | None = None   # the uid :meth:`let_go` named
+        self._kept: tuple[np.ndarray, np.ndarray] | None = None   # what :meth:`flush` kept, taken first
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -353,9 +354,35 @@ class Inlet:
         logger.info("connected to %s", meta.describe())
         return meta
 
-    def flush(self) -> int:
-        """Discard the samples queued in the connected inlet and not yet pulled; return how many."""
-        return int(self._inlet.flush()) if self._inlet is not None else 0
+    def flush(self, keep: int = 0) -> int:
+        """Discard the samples queued in the connected inlet and not yet pulled, but the newest ``keep``;
+        return how many were discarded. The kept ones are the first the acquisition thread takes, as one
+        chunk arriving when it starts (:meth:`start`)."""
+        if self._inlet is None:
+            return 0
+        if keep <= 0:
+            return int(self._inlet.flush())
+        kept: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque()
+        n_kept = n_seen = 0
+        while True:
+            try:
+                _, timestamps = self._inlet.pull_chunk(timeout=0.0, max_samples=self.max_chunk,
+                                                       dest_obj=self._dest, as_numpy=True)
+            except LostError:   # the acquisition thread finds it lost at its first pull
+                break
+            n = len(timestamps)
+            if not n:
+                break
+            kept.append((self._dest[:n].copy(), np.array(timestamps, np.float64)))   # both reused by pylsl
+            n_kept += n
+            n_seen += n
+            while n_kept - len(kept[0][1]) >= keep:   # the oldest chunk is not needed for the newest keep
+                n_kept -= len(kept.popleft()[1])
+        if kept:
+            data = np.concatenate([chunk for chunk, _ in kept])[-keep:]
+            self._kept = (data, np.concatenate([stamps for _, stamps in kept])[-keep:])
+            return n_seen - len(data)
+        return 0
 
     def start(self) -> None:
         """Connect (unless :meth:`connect` was called) and start the acquisition thread."""
@@ -409,6 +436,9 @@ class Inlet:
                 self.connected = False
 
     def _acquire(self) -> None:
+        if self._kept is not None:
+            (data, timestamps), self._kept = self._kept, None
+            self._take(data, timestamps)
         while not self._stop.is_set():
             if self._inlet is None:
                 self._reconnect()
@@ -435,20 +465,23 @@ class Inlet:
                 if self.state in (CONNECTED, RECONNECTED) and now - self._last_arrival > self._stall_s:
                     self._enter(STALLED, now)
                 continue
-            t_arrival = pylsl.local_clock()
-            self._last_arrival = t_arrival
-            resumed = self.state == STALLED
-            if resumed:
-                self._enter(CONNECTED if self.losses == 0 else RECONNECTED, t_arrival)
-            self._refresh_clock(t_arrival)
-            timestamps = timestamps + self.clock_offset
-            data = self._dest[:n]
-            flags = self._inspect(data, timestamps, t_arrival)
-            if resumed:
-                flags[0] |= FLAG_GAP  # samples stopped arriving: what spans the stall is not clean
-            self.ring.write(data.T, timestamps, flags)
-            if self.on_chunk is not None:
-                self.on_chunk(data, timestamps, flags, t_arrival)
+            self._take(self._dest[:n], timestamps)
+
+    def _take(self, data: np.ndarray, timestamps: np.ndarray) -> None:
+        """One chunk pulled from the stream: check it, keep it in the ring buffer and pass it on."""
+        t_arrival = pylsl.local_clock()
+        self._last_arrival = t_arrival
+        resumed = self.state == STALLED
+        if resumed:
+            self._enter(CONNECTED if self.losses == 0 else RECONNECTED, t_arrival)
+        self._refresh_clock(t_arrival)
+        timestamps = timestamps + self.clock_offset
+        flags = self._inspect(data, timestamps, t_arrival)
+        if resumed:
+            flags[0] |= FLAG_GAP  # samples stopped arriving: what spans the stall is not clean
+        self.ring.write(data.T, timestamps, flags)
+        if self.on_chunk is not None:
+            self.on_chunk(data, timestamps, flags, t_arrival)
 
     def _refresh_clock(self, now: float) -> None:
         if now - self._last_clock_check < CLOCK_REFRESH_S:

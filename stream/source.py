@@ -195,8 +195,9 @@ class EEGSource:
 
         :meth:`start` calls it when it has not been called, so a caller can check the stream
         (e.g. against a model) before acquisition starts, through this one inlet. Acquisition starts
-        at :meth:`start`: samples that arrived since this call are discarded then (a live consumer
-        wants the present, not a backlog of its own set-up time).
+        at :meth:`start`: of the samples that arrived since this call, all but the newest window's worth
+        are discarded then (a live consumer wants the present, not a backlog of its own set-up time; the
+        newest second is the present's first window, ready at once instead of a second later).
 
         Raises
         ------
@@ -219,13 +220,17 @@ class EEGSource:
         """
         if self.meta is not None:
             return  # already started
-        if self._connected_early:
-            logger.debug("discarded %d samples queued since connect()", self.inlet.flush())
         try:
             meta = self.prepare()
         except Exception:
             self.inlet.stop()
             raise
+        if self._connected_early:
+            # the newest window's worth is kept, and the resampler's delay: the first window is ready as
+            # acquisition starts, made of the last second of EEG, not a second after it
+            window_s = self.window_samples / self.spec.sfreq
+            keep = int(np.ceil((window_s + self.preprocessor.delay_s) * meta.sfreq))
+            logger.debug("discarded %d samples queued since connect()", self.inlet.flush(keep=keep))
         self.meta = meta
         self.inlet.start()
 

@@ -164,6 +164,9 @@ def test_stream_loss_freezes_and_return_resumes(qtbot, sim_dir, stream_name, mod
     assert window.stream_lost()
     qtbot.waitUntil(lambda: "— frozen" in window.mel_panel.decoded_plot.getPlotItem().titleLabel.text,
                     timeout=5000)
+    # the EEG that came last is drawn (one panel a tick, so it may wait a tick after the mel panel says
+    # frozen: one run in eight drew it right after), then nothing more while the stream is lost
+    qtbot.waitUntil(lambda: "eeg_panel" not in window._scheduler.pending, timeout=2000)
     frozen, trace = window.eeg_panel.n_updates, _trace(window)
     qtbot.wait(500)
     assert window.eeg_panel.n_updates == frozen and np.array_equal(_trace(window), trace)

@@ -123,6 +123,28 @@ def test_window_times_are_the_times_of_the_eeg_they_hold(rate, rng):
             np.testing.assert_allclose(window.data, block, atol=1e-2 * np.abs(native).max())
 
 
+@pytest.mark.parametrize("rate", [125, 1000])
+def test_a_source_connected_before_it_starts_begins_with_the_newest_second(lsl_source, stream_name, rate):
+    """A decode connects, checks the stream against its model and opens its outputs, then starts: every
+    sample queued meanwhile was discarded, and its first window came a second after the start. Now the
+    newest window's worth is kept (and at 1000 Hz the resampler's delay): the first window is ready at once,
+    and holds the EEG sent before the start, up to the newest."""
+    lsl_source(name=stream_name, rate=rate, labels="model")
+    source = EEGSource(stream_name, resolve_timeout=10.0, queue_windows=64)
+    source.connect()
+    time.sleep(1.5)          # the caller's own set-up: more than a window's worth queues meanwhile
+    started = pylsl.local_clock()
+    source.start()
+    try:
+        first = source.next_window(timeout=5.0)
+    finally:
+        source.stop()
+    assert first is not None and first.sample_index == 0 and not first.flagged
+    assert first.t_ready - started < 0.3, first.t_ready - started    # not a second later
+    # the EEG queued before the start, up to its newest (t_last: the time of the EEG the window holds)
+    assert started - 0.3 < first.t_last < started, (started, first.t_last)
+
+
 def test_slow_consumer_gets_a_bounded_queue_and_drops_are_counted(lsl_source, stream_name):
     lsl_source(name=stream_name, rate=125, labels="model")
     with EEGSource(stream_name, resolve_timeout=10.0, queue_windows=3) as source:
