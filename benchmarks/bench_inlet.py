@@ -222,12 +222,22 @@ def _ctrl_c_blocked():
     A terminal sends Ctrl-C to every process of the group; the outlet and the readers each printed a
     ``KeyboardInterrupt`` traceback. This process alone takes it (a Ctrl-C pressed inside the block
     arrives when it ends) and stops them: the outlet by its event, a reader by a kill.
+
+    Blocking the signal in this thread does not hold it back: the kernel hands a Ctrl-C to another thread
+    of the process (numpy's BLAS threads), and Python then raised ``KeyboardInterrupt`` here all the same,
+    once mid-``start()`` before the child had read what it needs, which printed its ``EOFError``
+    traceback. So the block also takes Ctrl-C with a handler that notes it, and raises it again after.
     """
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    pressed = []
+    handler = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})   # what the children inherit
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, handler if handler is not None else signal.default_int_handler)
+        if pressed:
+            signal.raise_signal(signal.SIGINT)   # as if pressed now: the handler the run set takes it
 
 
 def run(quick: bool, seconds: float | None = None) -> dict:

@@ -50,3 +50,29 @@ def test_ctrl_c_stops_the_run_in_one_line_and_leaves_no_process(tmp_path):
                           lambda pid: len(psutil.Process(pid).children()) >= 3, what="a reader process",
                           timeout_s=60)
     assert "Traceback" not in err, err
+
+
+def test_a_ctrl_c_inside_the_start_block_arrives_when_it_ends_though_other_threads_run():
+    """The block blocked Ctrl-C in this thread only: the kernel gave it to another thread, and Python raised
+    KeyboardInterrupt inside the block all the same (once mid-``start()``: the child's EOFError traceback)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from eegmusic.benchmarks.bench_inlet import _ctrl_c_blocked
+
+    idle = threading.Thread(target=time.sleep, args=(2.0,), daemon=True)   # a thread that takes signals
+    idle.start()
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    reached = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _ctrl_c_blocked():
+                os.kill(os.getpid(), signal.SIGINT)   # to the process, as a terminal's Ctrl-C comes
+                for _ in range(20):
+                    time.sleep(0.01)                  # Python runs: a pending handler would run here
+                reached.append(True)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert reached     # the whole block ran; the Ctrl-C came after it
