@@ -30,6 +30,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import uuid
 
@@ -229,13 +230,15 @@ def _ctrl_c_blocked():
     traceback. So the block also takes Ctrl-C with a handler that notes it, and raises it again after.
     """
     pressed = []
-    handler = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    main = threading.current_thread() is threading.main_thread()   # the only thread that may set a handler
+    handler = signal.signal(signal.SIGINT, lambda *_: pressed.append(True)) if main else None
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})   # what the children inherit
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        signal.signal(signal.SIGINT, handler if handler is not None else signal.default_int_handler)
+        if main:
+            signal.signal(signal.SIGINT, handler if handler is not None else signal.default_int_handler)
         if pressed:
             signal.raise_signal(signal.SIGINT)   # as if pressed now: the handler the run set takes it
 
