@@ -220,12 +220,13 @@ class EEGSource:
         """
         if self.meta is not None:
             return  # already started
+        connected_early = self._connected_early   # before prepare(), which connects when no one has
         try:
             meta = self.prepare()
         except Exception:
             self.inlet.stop()
             raise
-        if self._connected_early:
+        if connected_early:
             # the newest window's worth is kept, and the resampler's delay: the first window is ready as
             # acquisition starts, made of the last second of EEG, not a second after it
             window_s = self.window_samples / self.spec.sfreq

@@ -315,7 +315,7 @@ def test_decode_summary_json_and_wav_show_a_stall(stream_name, tmp_path, capsys)
     assert pause_s - 0.6 < length / rate < pause_s + 0.5, (start / rate, length / rate)
     # silence, not noise: zeros, but for the edges. The sound falls to silence and rises from it over
     # EDGE_RAMP_SAMPLES; a fall from a sample near zero (or a rise to one) is itself below -80 dBFS at its
-    # quiet end, so the quiet run may hold a few of its samples (3 and 1 LSB where the sound stopped at 0.006)
+    # quiet end, so the quiet run may hold a few of its samples (3 and 1 LSB at its ends, in one run of many)
     nonzero = np.flatnonzero(audio[start:start + length])
     assert np.all((nonzero < EDGE_RAMP_SAMPLES) | (nonzero >= length - EDGE_RAMP_SAMPLES)), nonzero
     assert summary["counters"]["audio_silence_gaps"] == 1
