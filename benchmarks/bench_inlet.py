@@ -227,7 +227,9 @@ def _ctrl_c_blocked():
     Blocking the signal in this thread does not hold it back: the kernel hands a Ctrl-C to another thread
     of the process (numpy's BLAS threads), and Python then raised ``KeyboardInterrupt`` here all the same,
     once mid-``start()`` before the child had read what it needs, which printed its ``EOFError``
-    traceback. So the block also takes Ctrl-C with a handler that notes it, and raises it again after.
+    traceback. So the block also takes Ctrl-C with a handler that notes it, and raises it again after
+    (not :func:`stream.cli.stop_signals`'s :class:`~stream.cli.StopRequest`: that handler counts the stop
+    begun, and the Ctrl-C raised after the block would then be ignored as its repeat).
     """
     pressed = []
     main = threading.current_thread() is threading.main_thread()   # the only thread that may set a handler

@@ -356,8 +356,8 @@ class Inlet:
 
     def flush(self, keep: int = 0) -> int:
         """Discard the samples queued in the connected inlet and not yet pulled, but the newest ``keep``;
-        return how many were discarded. The kept ones are the first the acquisition thread takes, as one
-        chunk arriving when it starts (:meth:`start`)."""
+        return how many were discarded. Call it before :meth:`start`: the kept ones are the first the
+        acquisition thread takes, as one chunk arriving when it starts."""
         if self._inlet is None:
             return 0
         if keep <= 0:
