@@ -81,6 +81,31 @@ def test_participant_keeps_traits_across_songs(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again.auditory_pos, seen[(21, 1)].auditory_pos)
 
 
+def test_a_failed_recording_stops_the_run_without_the_recordings_not_begun(tmp_path, monkeypatch):
+    """A stop or a failure mid-song waited for every queued recording of that song before the run
+    ended (a SIGTERM took up to 2.3 s to stop ``simulate`` under load). Now only the recordings under
+    way finish. Participant 0 fails at once; its worker may take participant 2 before the failure is
+    seen; participants 1 and 2 record for 1 s, so 3 to 5 are still queued then and must never start."""
+    import time
+
+    from eegmusic.replay import simulate as simulation
+
+    started: list[int] = []
+
+    def failing(song, participant, index, **kwargs):
+        started.append(index)
+        if index == 0:
+            raise RuntimeError("a failed recording")
+        time.sleep(1.0)
+
+    monkeypatch.setattr(simulation, "_record", failing)
+    monkeypatch.setattr(simulation.os, "cpu_count", lambda: 2)
+    with pytest.raises(RuntimeError, match="a failed recording"):
+        simulate(tmp_path / "a", n_songs=1, n_subjects=6, seconds=2.0, seed=5, progress=False)
+    assert {0, 1} <= set(started) <= {0, 1, 2}, started
+    assert not (tmp_path / "a").exists()
+
+
 def test_raw_files_129_channels_1khz_line_noise(sim_raw_dir):
     out = sim_raw_dir
     assert (out / "song21_raw.mat").read_bytes()[:10] == b"MATLAB 7.3"
