@@ -189,6 +189,11 @@ def _ready_vocoder(cfg: PipelineConfig) -> Future:
     from eegmusic.decoder.vocoder import StreamingVocoder
 
     def build() -> StreamingVocoder:
+        # the stream's filters need scipy.signal (0.7-1 s to import, which a decode's start paid before
+        # anything else): imported here it overlaps the stream's opening, and it comes first, so that every
+        # scipy module the vocoder's libraries import next is imported by this one thread
+        import scipy.signal  # noqa: F401
+
         vocoder = StreamingVocoder(method=cfg.vocoder_method, lookahead=cfg.vocoder_lookahead)
         vocoder.warm_up()   # compile before audio starts
         return vocoder

@@ -27,7 +27,9 @@ from eegmusic.stream.channels import channel_map
 from eegmusic.stream.errors import ConfigError, DataFormatError
 from eegmusic.stream.resample import StreamingResampler, flush_padded
 from eegmusic.stream.spec import MAX_ABS_UV, REFERENCES, PreprocessingSpec
-from scipy.signal import butter, iirnotch, sosfilt, tf2sos
+
+# scipy.signal is imported where it is used: it takes 0.7-1 s to import, and a decode imports it in its
+# vocoder's thread while the stream opens (decoder.pipeline._ready_vocoder), not before it starts
 
 NOTCH_QUALITY = 30.0
 HIGHPASS_ORDER = 2
@@ -41,6 +43,8 @@ def filter_sos(spec: PreprocessingSpec) -> np.ndarray | None:
     ConfigError
         For a cut-off or notch frequency outside (0, Nyquist).
     """
+    from scipy.signal import butter, iirnotch, tf2sos
+
     nyquist = spec.sfreq / 2
     sections = []
     if spec.highpass_hz is not None:
@@ -192,6 +196,8 @@ class StreamingPreprocessor:
         eeg = self.channel_map.apply(eeg)
         eeg, newest = self.resampler.process(eeg)
         if self._sos is not None and eeg.shape[1]:
+            from scipy.signal import sosfilt  # loaded by filter_sos already: a dictionary lookup
+
             eeg, self._zi = sosfilt(self._sos, eeg, axis=1, zi=self._zi)
             if not np.isfinite(self._zi).all():   # never carry a poisoned state into later chunks
                 self._zi = np.zeros_like(self._zi)

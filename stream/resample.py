@@ -23,7 +23,6 @@ from fractions import Fraction
 import numpy as np
 from eegmusic.stream.errors import StreamError
 from eegmusic.stream.spec import MODEL_SFREQ
-from scipy.signal import firwin
 
 MAX_UP = 500
 MAX_DOWN = 5000
@@ -72,6 +71,8 @@ def antialias_filter(up: int, down: int) -> np.ndarray:
     taps : ndarray, shape (20 * max(up, down) + 1,)
         Gain ``up`` in the pass band, so the output keeps the input's amplitude.
     """
+    from scipy.signal import firwin  # imported where used (stream.preprocess says why)
+
     max_rate = max(up, down)
     half_len = 10 * max_rate
     return firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * up
