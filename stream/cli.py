@@ -384,7 +384,7 @@ def run() -> int:
 
     A stop whose KeyboardInterrupt passed through code that ``exec`` built from a string (dataclasses
     and namedtuples build their methods so, and ``scipy`` its modules as they import) also ended the
-    process by SIGINT (status -2 instead of 130, in 5 of 60 SIGTERMs to a busy ``python -m eegmusic
+    process by SIGINT (status -2 instead of 130, in 14 of 107 SIGTERMs to a busy ``python -m eegmusic
     simulate``): CPython marks a KeyboardInterrupt leaving such code as unhandled, even when ``main``
     catches it later, and ``python -m`` then ends the interpreter by SIGINT (an installed script's exit
     does not read the mark). An ``exec`` of a string that returns clears that mark, so one runs

@@ -186,7 +186,7 @@ sys.exit(run())
 
 
 def test_a_stop_inside_code_built_by_exec_still_exits_130(tmp_path):
-    """A SIGTERM to ``simulate`` ended it by SIGINT (status -2) in 5 of 60 stops under load: its
+    """A SIGTERM to ``simulate`` ended it by SIGINT (status -2) in 14 of 107 stops under load: its
     KeyboardInterrupt passed through an ``exec`` of a string (dataclasses, scipy's imports), which CPython
     marks as an unhandled KeyboardInterrupt however ``main`` handles it, and ``python -m`` then ends the
     interpreter by SIGINT. ``run`` clears the mark once ``main`` has returned."""
