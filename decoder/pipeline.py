@@ -41,7 +41,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import numpy as np
 from eegmusic.decoder.audio import AudioSink
@@ -70,6 +70,7 @@ from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.scores import SHIFTED_KEY
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
+from eegmusic.stream.background import in_a_thread
 from eegmusic.stream.errors import ConfigError, EEGMusicError, StreamError, detail
 from eegmusic.stream.markers import REPLAY_END, MarkerInlet
 from eegmusic.stream.outlet import marker_source_id
@@ -170,16 +171,6 @@ def _marker_source(meta) -> str | None:
     return marker_source_id(meta.source_id) if meta.source_id else None
 
 
-def _in_a_thread(work: Callable[[], object], name: str) -> Future:
-    """``work()`` started now in a thread of its own, which ends with it; the future holds what it returns
-    or raises."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-    try:
-        return pool.submit(work)
-    finally:
-        pool.shutdown(wait=False)
-
-
 def _ready_vocoder(cfg: PipelineConfig) -> Future:
     """The live vocoder, built and warmed up (numba compiles, FFT plans) in a thread while the stream is found
     and opened: that takes a second (the listen for a same-named twin), the vocoder 0.4 s here, and a
@@ -198,7 +189,7 @@ def _ready_vocoder(cfg: PipelineConfig) -> Future:
         vocoder.warm_up()   # compile before audio starts
         return vocoder
 
-    return _in_a_thread(build, "eegmusic-vocoder")
+    return in_a_thread(build, "eegmusic-vocoder")
 
 
 class LivePipeline:
@@ -363,7 +354,7 @@ class LivePipeline:
             self._vocoder = None
         if cfg.truth_dir is not None:
             # the marker stream is found and opened (0.6 s here) while the stimuli are read
-            markers = _in_a_thread(lambda: MarkerInlet.open(f"{meta.name}-markers", timeout=2.0,
+            markers = in_a_thread(lambda: MarkerInlet.open(f"{meta.name}-markers", timeout=2.0,
                                                             source_id=_marker_source(meta)),
                                    "eegmusic-markers")
             try:

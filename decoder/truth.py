@@ -712,13 +712,11 @@ class LiveTruth:
     @property
     def scored_frames(self) -> int:
         """Decoded frames scored against the true stimulus so far (the whole-run figures' frames)."""
-        with self._scores_lock:
-            return sum(scores.decoder.n for scores in self._by_song.values())
+        return self.whole_run()["scored_frames"]
 
     def dynamic_r_total(self) -> float | None:
         """Dynamic r over every scored frame of the run (None before 2 frames)."""
-        with self._scores_lock:
-            return self._run().decoder_r()
+        return self.whole_run()["dynamic_r_total"]
 
     def baseline_r_total(self) -> dict[str, float | None]:
         """Dynamic r of the baselines over the same frames as :meth:`dynamic_r_total`.
@@ -732,14 +730,12 @@ class LiveTruth:
             frames only, it would stand beside a decoder score over more frames (a playlist of a
             trained and a new song). :meth:`scores_by_song` scores it song by song.
         """
-        with self._scores_lock:
-            return self._run().baseline_r()
+        return self.whole_run()["baseline_dynamic_r_total"]
 
     def shifted_r_total(self) -> float | None:
         """The control over the same frames as :meth:`dynamic_r_total`: the decoder's frames scored against
         the stimulus half their song away (:meth:`FrameScores.shifted_r`)."""
-        with self._scores_lock:
-            return self._run().shifted_r()
+        return self.whole_run()[SHIFTED_KEY]
 
     def constant_baselines(self) -> list[str]:
         """The baselines whose prediction was one spectrum at most scored frames, so their r is None.
@@ -754,12 +750,7 @@ class LiveTruth:
         (a hop of 2 frames or more, ``decode --hop 0.0464``, gives each of its columns about half; a
         majority rule flipped there on one frame more of one column, at a song's start).
         """
-        with self._scores_lock:
-            return self._run().constant()
-
-    def _run(self) -> FrameScores:
-        """The run's scores: its songs' merged (when read, not at every hop). Called under the lock."""
-        return FrameScores.merged(list(self._by_song.values()))
+        return self.whole_run()["baseline_constant"]
 
     def scores_by_song(self) -> dict[int, dict]:
         """The whole-run figures for each song played, on that song's scored frames alone.
@@ -776,16 +767,17 @@ class LiveTruth:
             :meth:`baseline_r_total`), ``baseline_constant`` (:meth:`constant_baselines`) and
             ``shifted_stimulus_dynamic_r_total`` (:meth:`shifted_r_total`), each over that song's frames.
         """
-        with self._scores_lock:
-            return {song: _figures(scores) for song, scores in self._by_song.items()}
+        return self.whole_run()["scores_by_song"]
 
     def whole_run(self) -> dict:
         """The run's figures, under the names :meth:`scores_by_song` gives a song's, and each song's under
         ``scores_by_song``: all read at one moment. Read one by one while the output thread scored hops, a
-        summary's run total and its one song's total differed (-0.00653 against -0.00610)."""
-        with self._scores_lock:
-            return {**_figures(self._run()),
+        summary's run total and its one song's total differed (-0.00653 against -0.00610). The run's
+        figures merge its songs' scores when read, not at every hop; the single figures above read this."""
+        with self._scores_lock:   # the output thread adds to the songs' scores in place
+            return {**_figures(FrameScores.merged(list(self._by_song.values()))),
                     "scores_by_song": {song: _figures(scores) for song, scores in self._by_song.items()}}
+
 
 def _figures(scores: FrameScores) -> dict:
     """The whole-run figures of ``scores`` under the run summary's names (``LiveTruth.scores_by_song``)."""

@@ -105,6 +105,10 @@ class StreamingPreprocessor:
                                        model_positions=model_positions, max_missing=max_missing)
         self.resampler = StreamingResampler(self.sfreq, len(self.spec.channels), self.spec.sfreq)
         self._sos = filter_sos(self.spec)
+        if self._sos is not None:
+            from scipy.signal import sosfilt  # filter_sos imported the module: bound once, not per chunk
+
+            self._sosfilt = sosfilt
         self.reset()
 
     @property
@@ -196,9 +200,7 @@ class StreamingPreprocessor:
         eeg = self.channel_map.apply(eeg)
         eeg, newest = self.resampler.process(eeg)
         if self._sos is not None and eeg.shape[1]:
-            from scipy.signal import sosfilt  # loaded by filter_sos already: a dictionary lookup
-
-            eeg, self._zi = sosfilt(self._sos, eeg, axis=1, zi=self._zi)
+            eeg, self._zi = self._sosfilt(self._sos, eeg, axis=1, zi=self._zi)
             if not np.isfinite(self._zi).all():   # never carry a poisoned state into later chunks
                 self._zi = np.zeros_like(self._zi)
         if self.spec.reference == "average":

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
 import pylsl
+from eegmusic.stream.background import in_a_thread
 from eegmusic.stream.errors import ConfigError, StreamError
 from eegmusic.stream.untrusted import printable
 
@@ -242,17 +242,15 @@ def resolve_and_open(open_stream: Callable[[pylsl.StreamInfo], T], *, name: str 
     else:  # listen a little longer: a second outlet of the same name must not lose a race
         uids = {info.uid() for info in found}
         first = _choose(found, numeric)[0]
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsl-collision")
+        # Ctrl-C during the open does not wait out the listen
+        listing = in_a_thread(lambda: pylsl.resolve_streams(wait_time=liblsl_wait(COLLISION_WAIT_S)),
+                              "lsl-collision")
         try:
-            listing = pool.submit(pylsl.resolve_streams, wait_time=liblsl_wait(COLLISION_WAIT_S))
-            try:
-                opened = open_stream(first)
-            except StreamError as error:     # judged once the listen says whether it is the one
-                failed = error
-            found += [info for info in listing.result()
-                      if _matches(info, name, stype, source_id) and info.uid() not in uids]
-        finally:
-            pool.shutdown(wait=False)        # Ctrl-C during the open does not wait out the listen
+            opened = open_stream(first)
+        except StreamError as error:     # judged once the listen says whether it is the one
+            failed = error
+        found += [info for info in listing.result()
+                  if _matches(info, name, stype, source_id) and info.uid() not in uids]
     try:
         chosen = _the_one(_choose(found, numeric), wanted, timeout, visible)
         if first is None or chosen.uid() != first.uid():
