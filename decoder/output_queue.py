@@ -6,8 +6,8 @@
 - :class:`AdaptivePlayback` decides how each vocoded chunk goes to the sink: the cushion of audio
   kept ahead of the device follows the measured jitter of the supply (a high quantile of the last
   seconds plus a margin), topped up with silence when short and trimmed when long. So a stalled
-  device (PulseAudio takes about a second to start a new stream) leaves no standing delay, and the
-  latency falls again when the jitter stops.
+  device (PulseAudio takes one to two seconds to start taking a new stream's samples) leaves no
+  standing delay, and the latency falls again when the jitter stops.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class AdaptivePlayback:
       ``history_s`` back) exceeds the margin by more than ``hysteresis_s``, the excess is trimmed
       from the next chunk's start (a skip of at most one chunk), so the latency falls within
       ``history_s`` once the jitter stops, the start-up cushion is gone after ``settle_s``, and a
-      stalled device (PulseAudio takes about a second to start a stream) leaves no standing delay.
+      stalled device (PulseAudio takes one to two seconds to start a stream) leaves no standing delay.
     - A top-up is held: nothing is trimmed for ``hold_s`` after one. Late hops on a busy machine come
       every few seconds, not every hop; trimmed after the settle time, the cushion a late hop asked
       for was gone before the next one came (measured through PulseAudio at load 9: chunks 30-70 ms

@@ -91,7 +91,7 @@ class SoundOutput:
         self._listen_next: int | None = None        # stimulus sample continuing the last true chunk
         self._audio_wall_end: float | None = None   # monotonic time a file sink's audio would end
         self._silent = False                        # a file sink is being given silence (a stall)
-        self._after_silence = False                 # the next audio rises from silence written here
+        self._seam = False                          # the next audio rises from the last sample written
         self._last_written = 0.0                    # the last sample the sink was given
 
     def vocode(self, emission) -> tuple[np.ndarray, np.ndarray, int]:
@@ -183,16 +183,17 @@ class SoundOutput:
         silence = np.empty(n, np.float32)
         fall_from(silence, level)
         self._last_written = float(silence[-1])
-        self._after_silence = True
+        self._seam = True
         self.sink.write(silence, block=False)
 
     def _after_written(self, samples: np.ndarray, *, copy: bool) -> np.ndarray:
-        """``samples`` (non-empty) as the next write: rising from the silence this stage wrote last, if it
-        did (in a copy when ``copy``, else in place), from where that silence's fall had got to."""
-        if self._after_silence:
+        """``samples`` (non-empty) as the next write: rising from the last sample written (in a copy when
+        ``copy``, else in place) where they do not continue it: after silence this stage wrote, from
+        where its fall had got to; after a skip, from the sound before the skip."""
+        if self._seam:
             samples = samples.copy() if copy else samples
             rise_from(samples, self._last_written)
-            self._after_silence = False
+            self._seam = False
         self._last_written = float(samples[-1])
         return samples
 
@@ -212,11 +213,15 @@ class SoundOutput:
             self._write_silence(pad, self._last_written if self.sink.queued_s > 0 else 0.0)
             self.counters["audio_padded"] += pad
         if trim:
+            # the sound jumps ahead: crossfaded from the last sample written, not a click (on a
+            # device slower than its nominal rate, as PulseAudio's null sink here, one skip every
+            # few chunks)
             self.counters["audio_dropped_late"] += trim
             samples = samples[trim:]
+            self._seam = True
         if len(samples):
-            # edges around the silence this stage writes itself: a stall's in a file, a cushion's on a
-            # device (where the ring runs dry, the device makes its own)
+            # edges around the silence this stage writes itself (a stall's in a file, a cushion's on a
+            # device; where the ring runs dry, the device makes its own) and around a skip
             self.sink.write(self._after_written(samples, copy=True), block=False)
             now = time.monotonic()       # when a file's audio would end if it were played from now
             self._audio_wall_end = max(self._audio_wall_end or now, now) + len(samples) / AUDIO_SFREQ

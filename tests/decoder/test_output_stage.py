@@ -330,3 +330,47 @@ def test_the_vocoders_tail_rises_from_a_stalls_silence_in_a_wav(tmp_path):
     # under 8/65 of it
     head = np.abs(audio[start:start + 8]).max()
     assert head < 0.2 * np.abs(tail).max(), (head, np.abs(tail).max())
+
+
+class KeptDevice(NullSink):
+    """A live sink holding exactly ``backlog_s`` ahead of the next write, keeping what it is given."""
+
+    backlog_s = 0.05
+    output_latency_s = 0.012
+    plays_live = True
+
+    def __init__(self):
+        super().__init__()
+        self.written: list[np.ndarray] = []
+
+    def write(self, samples, *, block=True):
+        self.written.append(np.array(samples))
+        return super().write(samples, block=block)
+
+    @property
+    def queued_s(self):
+        return self.backlog_s
+
+
+def test_a_skip_to_hold_latency_is_crossfaded_not_a_click():
+    """A chunk whose start was skipped (a backlog, or a device slower than its nominal rate, as the
+    null sink here at 91 %: a skip every few chunks) was written from its first kept sample on, a step
+    from the sound before it of up to the whole waveform's height. It now rises from the last sample
+    written, as the sound after silence does."""
+    t = np.arange(2 * 4410) / 22050
+    tone = (0.5 * np.cos(2 * np.pi * 220.0 * t)).astype(np.float32)
+    device = KeptDevice()
+    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), device)
+    sound.play(tone[:4410], {})                     # above the margin, within the cushion: as it is
+    assert sound.counters["audio_dropped_late"] == 0
+    device.backlog_s = 0.2                          # a backlog: most of the next chunk is skipped
+    sound.play(tone[4410:], {})
+    trim = sound.counters["audio_dropped_late"]
+    assert 0 < trim < 4410 - 64                     # a skip inside the chunk, the rest written
+    # the skip lands where the tone is far from where it was: a cut there is a click
+    assert abs(tone[4410 + trim] - tone[4409]) > 0.2
+    heard = np.concatenate(device.written)
+    assert len(heard) == 2 * 4410 - trim
+    # a 220-Hz tone at 0.5 moves at most 0.031 a sample; the 64-sample crossfade no more than that
+    assert np.abs(np.diff(heard)).max() < 0.05, np.abs(np.diff(heard)).max()
+    np.testing.assert_array_equal(heard[4410 + 64:], tone[4410 + trim + 64:])   # then the sound as it is
