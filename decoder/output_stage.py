@@ -89,6 +89,7 @@ class SoundOutput:
                                          margin_s=PLAYBACK_MARGIN_S)
         self.last_k: int | None = None              # the frame the next emission follows (no reset)
         self._listen_next: int | None = None        # stimulus sample continuing the last true chunk
+        self._listen_played: str | None = None      # the --listen mode of the last chunk
         self._audio_wall_end: float | None = None   # monotonic time a file sink's audio would end
         self._silent = False                        # a file sink is being given silence (a stall)
         self._seam = False                          # the next audio rises from the last sample written
@@ -133,18 +134,30 @@ class SoundOutput:
         return t0 + (k0 - self.vocoder.latency_frames) * FRAME_PERIOD_S
 
     def listened(self, decoded: np.ndarray, t_audio: float) -> np.ndarray:
-        """What ``--listen`` plays for a decoded chunk whose first sample sits at LSL time ``t_audio``."""
-        if self.config.listen == "decoded":
+        """What ``--listen`` plays for a decoded chunk whose first sample sits at LSL time ``t_audio``.
+
+        Where it does not continue what was played before (the dashboard's A/B switch, the stimulus
+        found or lost, a seek in it), the sink's next write rises from the last sample written (as after
+        a skip): the switch was a step of up to the waveform's height, a click at every press.
+        """
+        mode = self.config.listen           # read once: the dashboard's switch may change it meanwhile
+        if mode != self._listen_played:
+            self._seam |= self._listen_played is not None
+            self._listen_played = mode
+        if mode == "decoded":
+            self._listen_next = None        # not followed meanwhile: placed afresh when next played
             return decoded
         # within a frame of where the last chunk ended, the stimulus simply continues (no seams)
-        found = self.truth.stimulus_audio(t_audio, len(decoded), follow_from=self._listen_next,
-                                          tolerance=HOP_LENGTH)
+        follow = self._listen_next
+        found = self.truth.stimulus_audio(t_audio, len(decoded), follow_from=follow, tolerance=HOP_LENGTH)
         if found is None:                   # no marker yet, or the song's audio still loading
             self.counters["listen_true_missing"] += len(decoded)
             true, self._listen_next = np.zeros(len(decoded), np.float32), None
+            self._seam |= follow is not None
         else:
             true, self._listen_next = found
-        return true if self.config.listen == "true" else 0.5 * (decoded + true)
+            self._seam |= self._listen_next - len(decoded) != follow
+        return true if mode == "true" else 0.5 * (decoded + true)
 
     def silence_while_stalled(self, state: str | None) -> None:
         """Write silence to a file sink, in real time, while the EEG stream is stalled or lost.

@@ -372,3 +372,57 @@ def test_a_skip_to_hold_latency_is_crossfaded_not_a_click():
     # a 220-Hz tone at 0.5 moves at most 0.031 a sample; the 64-sample crossfade no more than that
     assert np.abs(np.diff(heard)).max() < 0.05, np.abs(np.diff(heard)).max()
     np.testing.assert_array_equal(heard[4410 + 64:], tone[4410 + trim + 64:])   # then the sound as it is
+
+
+def test_the_ab_switch_and_a_lost_stimulus_are_crossfaded_not_clicks(tmp_path):
+    """``--listen`` changed by the dashboard's A/B switch played the other sound from its next chunk on, a
+    step of up to the waveform's height at every press; so did the stimulus found or lost."""
+    import soundfile
+    from eegmusic.decoder.truth import LiveTruth
+    from eegmusic.stream.stimulus import StimulusFolder
+
+    (tmp_path / "stimuli").mkdir()
+    t = np.arange(10 * 22050) / 22050
+    stimulus = (0.5 * np.cos(2 * np.pi * 220.0 * t)).astype(np.float32)   # moves at most 0.031 a sample
+    soundfile.write(tmp_path / "stimuli" / "song21.wav", stimulus, 22050, subtype="FLOAT")
+    truth = LiveTruth(StimulusFolder(tmp_path, sfreq=22050), keep_audio=True)
+    truth.load(21)
+    truth.marker("song=21;t=5.000", 1000.0)                 # second 5 played at LSL 1000.0
+    config = PipelineConfig(model_path="m.onnx")
+    device = KeptDevice()
+    sound = SoundOutput(config, device, truth=truth)
+    true = stimulus[6 * 22050:]                             # what plays from LSL 1001.0 on
+
+    def chunk(at: int, listen: str, level: float) -> None:  # ``at``: samples past LSL 1001.0
+        config.listen = listen
+        sound.play(sound.listened(np.full(1024, level, np.float32), 1001.0 + at / 22050), {})
+
+    # decoded sound on the far side of zero from the stimulus where each switch lands: a cut there is a
+    # step of 0.5 or more
+    before, after = -0.5 * np.sign(true[1024]), -0.5 * np.sign(true[2047])
+    for i, (listen, level) in enumerate((("decoded", before), ("true", 0.0), ("decoded", after))):
+        chunk(i * 1024, listen, level)
+    heard = np.concatenate(device.written)
+    assert len(heard) == 3 * 1024 and sound.counters["audio_dropped_late"] == 0
+    np.testing.assert_array_equal(heard[1024 + 64:2048], true[1024 + 64:2048])   # the stimulus itself
+    # each switch rises over 64 samples: no step beyond the tone's own and 1/64 of the jump
+    assert np.abs(np.diff(heard)).max() < 0.05, np.abs(np.diff(heard)).max()
+    # the stimulus lost (another song's marker, its audio not loaded) falls to silence the same way; the
+    # stimulus chunk before it ends at the tone's peak
+    end = 3 * 1024 + int(np.argmax(true[3 * 1024:4 * 1024]))
+    device.written.clear()
+    chunk(end - 1023, "true", 0.0)
+    truth.marker("song=22;t=0.000", 1001.0 + (end + 1) / 22050)
+    chunk(end + 1, "true", 0.0)
+    assert sound.counters["listen_true_missing"] == 1024
+    heard = np.concatenate(device.written)
+    assert heard[1023] > 0.49 and not heard[1024 + 64:].any()
+    assert np.abs(np.diff(heard)).max() < 0.05, np.abs(np.diff(heard)).max()
+    # and the stimulus found again (the first song's marker back) rises from that silence: here it comes
+    # back at the tone's peak
+    start = 6 * 1024 + int(np.argmax(true[6 * 1024:7 * 1024]))
+    truth.marker("song=21;t=5.000", 1000.0)
+    chunk(start, "true", 0.0)
+    heard = np.concatenate(device.written)
+    assert heard[-1024 + 64] == true[start + 64] and abs(heard[-1025]) < 1e-6
+    assert np.abs(np.diff(heard)).max() < 0.05, np.abs(np.diff(heard)).max()
