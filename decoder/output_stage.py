@@ -88,6 +88,7 @@ class SoundOutput:
         self.playback = AdaptivePlayback(rate=AUDIO_SFREQ, initial_s=config.prebuffer_s,
                                          margin_s=PLAYBACK_MARGIN_S)
         self.last_k: int | None = None              # the frame the next emission follows (no reset)
+        self._next_sample: int | None = None        # the waveform sample the next chunk follows
         self._listen_next: int | None = None        # stimulus sample continuing the last true chunk
         self._listen_played: str | None = None      # the --listen mode of the last chunk
         self._audio_wall_end: float | None = None   # monotonic time a file sink's audio would end
@@ -114,6 +115,7 @@ class SoundOutput:
             self.counters["frames_skipped"] += emission.skipped
             self.counters["vocoder_resets"] += 1
             self.vocoder.reset()
+            self._seam = True   # the vocoder starts again from silence: the sound before falls to it
         # an empty emission still moves past its skipped frames: the frames from k0 on continue it
         # (left behind, the next emission reset the vocoder, and counted, once more for the same gap)
         self.last_k = emission.k0 + frames.shape[1] - 1
@@ -124,6 +126,13 @@ class SoundOutput:
             audio[i * HOP_LENGTH:(i + 1) * HOP_LENGTH] = self.vocoder.process(frames[:, i])
         self.counters["frames"] += frames.shape[1]
         return audio, frames, emission.k0
+
+    def follows(self, first: int, n_samples: int) -> None:
+        """Take note of a waveform model's chunk: ``n_samples`` from output sample ``first`` on. One that
+        does not start where the last ended (samples the clock skipped, a restart) rises from the last
+        sample written, as sound after a skip does."""
+        self._seam |= self._next_sample is not None and first != self._next_sample
+        self._next_sample = first + n_samples
 
     def audio_start(self, t0: float, k0: int) -> float:
         """LSL time of the stimulus sample the vocoder's chunk for frames from ``k0`` starts with.

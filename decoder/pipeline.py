@@ -538,6 +538,7 @@ class LivePipeline:
                 t_audio = sound.audio_start(t0, k0)
             else:
                 k0, samples = emission
+                sound.follows(k0, len(samples))
                 t_audio = t0 + k0 / AUDIO_SFREQ
                 frames = None
                 stamps["vocoded"] = stamps["inferred"]

@@ -426,3 +426,44 @@ def test_the_ab_switch_and_a_lost_stimulus_are_crossfaded_not_clicks(tmp_path):
     heard = np.concatenate(device.written)
     assert heard[-1024 + 64] == true[start + 64] and abs(heard[-1025]) < 1e-6
     assert np.abs(np.diff(heard)).max() < 0.05, np.abs(np.diff(heard)).max()
+
+
+def test_the_sound_after_a_vocoder_reset_or_a_waveform_gap_is_crossfaded_not_a_click():
+    """Frames no window covered reset the vocoder, which starts again from silence: the sound fell to it
+    in one sample (a step of up to 0.7 measured on a two-tone mel). So did a waveform model's chunk after
+    samples its clock skipped."""
+    from eegmusic.decoder.frameclock import FrameEmission
+    from eegmusic.decoder.melspec import mel_db
+    from eegmusic.decoder.vocoder import StreamingVocoder
+
+    t = np.arange(3 * 22050) / 22050
+    tones = (0.5 * np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    mel = mel_db(tones).astype(np.float32)
+    device = KeptDevice()
+    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), device, vocoder=StreamingVocoder())
+    gap = 46                        # a gap where the sound is far from silence (0.54 measured)
+
+    def play(k0: int, n: int, skipped: int = 0) -> np.ndarray:
+        audio, _, _ = sound.vocode(FrameEmission(k0, mel[:, k0:k0 + n], np.arange(n), skipped))
+        sound.play(audio, {})
+        return audio
+
+    before = np.concatenate([play(k, 2) for k in range(0, gap, 2)])
+    after = play(gap + 5, 20, skipped=5)
+    assert sound.counters["vocoder_resets"] == 1
+    natural = np.abs(np.diff(before)).max()
+    assert abs(after[0] - before[-1]) > natural + 0.2                     # a cut here is a click
+    heard = np.concatenate(device.written)
+    assert np.abs(np.diff(heard)).max() < natural + 0.03, (np.abs(np.diff(heard)).max(), natural)
+
+    # a waveform model: its chunks continue each other until the clock skips samples
+    device = KeptDevice()
+    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), device)
+    skip_to = 3072 + int(np.argmax(np.abs(tones[3072:6144] - tones[2047])))   # far from where it was
+    assert abs(tones[skip_to] - tones[2047]) > 0.5
+    for first in (0, 1024, skip_to):                # samples skipped before the third
+        sound.follows(first, 1024)
+        sound.play(tones[first:first + 1024], {})
+    heard = np.concatenate(device.written)
+    np.testing.assert_array_equal(heard[:2048], tones[:2048])                  # continued as it is
+    assert np.abs(np.diff(heard)).max() < np.abs(np.diff(tones)).max() + 0.03
