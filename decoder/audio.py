@@ -36,7 +36,7 @@ EDGE_RAMP_SAMPLES = 64
 dry (a stall, a late decoder, the end) and rises from it where sound comes back. Without them the
 sound stopped at whatever sample the last chunk ended on and came back at full height: steps of up to
 full scale, heard as clicks. A ``--wav`` file gets the same edges around the silence of a stall
-(:meth:`decoder.output_stage.OutputStage.silence_while_stalled`)."""
+(:meth:`decoder.output_stage.SoundOutput.silence_while_stalled`)."""
 
 EDGE_RISE = np.arange(1, EDGE_RAMP_SAMPLES + 1, dtype=np.float32) / (EDGE_RAMP_SAMPLES + 1)
 """Gains of the first samples after silence (the rise); reversed, :data:`EDGE_FALL`."""

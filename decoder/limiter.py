@@ -198,6 +198,11 @@ class OutputLevel:
                 "gain_db": round(self.gain_db, 2)}
 
 
+def _volume(gain: float) -> np.float32:
+    """A listener's volume as the factor applied: within 0…1."""
+    return np.float32(min(max(float(gain), 0.0), 1.0))
+
+
 class LevelledSink:
     """An audio sink that levels (:class:`OutputLevel`) and scales by a volume before the wrapped one plays.
 
@@ -221,13 +226,25 @@ class LevelledSink:
         self.sink = sink
         self.level = level if level is not None else OutputLevel(AUDIO_SFREQ)
         self.gain = float(gain)
+        self._played_gain = _volume(self.gain)   # the volume the last block ended at
 
     def write(self, samples: np.ndarray, *, block: bool = True) -> int:
-        """Level, scale and play ``samples`` (shape (n,)); return what the wrapped sink accepted."""
-        gain = self.gain  # read once: another thread may change it meanwhile
+        """Level, scale and play ``samples`` (shape (n,)); return what the wrapped sink accepted.
+
+        A new volume is reached over the block's first :data:`decoder.audio.EDGE_RAMP_SAMPLES` samples
+        (2.9 ms): applied at once, a mute or a slider's step cut the sound by a step, a click.
+        """
+        from eegmusic.decoder.audio import EDGE_RISE
+
+        gain = _volume(self.gain)  # read once: another thread may change it meanwhile
         out = self.level.process(samples)
-        if gain != 1.0:
-            out *= np.float32(min(max(gain, 0.0), 1.0))
+        was, self._played_gain = self._played_gain, gain
+        if gain != was:
+            k = min(len(out), len(EDGE_RISE))
+            out[:k] *= was + (gain - was) * EDGE_RISE[:k]
+            out[k:] *= gain
+        elif gain != 1.0:
+            out *= gain
         return self.sink.write(out, block=block)
 
     @property

@@ -9,7 +9,7 @@ import pytest
 def test_levelled_sink_scales_and_mutes_after_the_limiter(tmp_path):
     """The volume acts after the level stage; the caller's samples are left alone."""
     import soundfile
-    from eegmusic.decoder.audio import WavSink
+    from eegmusic.decoder.audio import EDGE_FALL, WavSink
     from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
 
     tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(2205) / 22050)).astype(np.float32)
@@ -25,8 +25,32 @@ def test_levelled_sink_scales_and_mutes_after_the_limiter(tmp_path):
     audio, rate = soundfile.read(tmp_path / "out.wav", dtype="float32")
     assert rate == 22050
     np.testing.assert_allclose(audio[:2205], 0.5 * tone, atol=1e-6)
-    assert not audio[2205:].any()
+    # the mute is reached over the next block's first 64 samples (2.9 ms), then silence
+    np.testing.assert_allclose(audio[2205:2205 + 64], 0.5 * tone[:64] * EDGE_FALL, atol=1e-6)
+    assert not audio[2205 + 64:].any()
     np.testing.assert_array_equal(tone, original)
+
+
+def test_a_change_of_volume_is_a_ramp_not_a_click(tmp_path):
+    """A mute, an unmute or a slider's step was applied from a block's first sample on: a step of the
+    sound, heard as a click, wherever the block boundary met the waveform away from zero."""
+    import soundfile
+    from eegmusic.decoder.audio import WavSink
+    from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
+
+    tone = (0.5 * np.sin(2 * np.pi * 220 * np.arange(4 * 1024) / 22050)).astype(np.float32)
+    assert min(abs(tone[k * 1024]) for k in (1, 2, 3)) > 0.2     # each change lands away from zero
+    sink = LevelledSink(WavSink(tmp_path / "out.wav", subtype="FLOAT"),
+                        OutputLevel(22050, LevelSettings(agc=False)))
+    for block, gain in enumerate((1.0, 0.0, 1.0, 0.3)):
+        sink.gain = gain
+        sink.write(tone[block * 1024:(block + 1) * 1024])
+    sink.close()
+    audio, _ = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    # a 220-Hz tone at 0.5 moves at most 0.031 a sample; a 64-sample ramp of 0.5 adds 0.008
+    assert np.abs(np.diff(audio)).max() < 0.045, np.abs(np.diff(audio)).max()
+    assert not audio[1024 + 64:2048].any()                       # muted once the ramp is over
+    np.testing.assert_allclose(audio[3 * 1024 + 64:], 0.3 * tone[3 * 1024 + 64:], atol=1e-6)
 
 
 @pytest.mark.gui
