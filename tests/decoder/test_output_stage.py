@@ -351,10 +351,9 @@ class KeptDevice(BackloggedDevice):
 
 
 def test_a_skip_to_hold_latency_is_crossfaded_not_a_click():
-    """A chunk whose start was skipped (a backlog, or a device slower than its nominal rate, as the
-    null sink here at 91 %: a skip every few chunks) was written from its first kept sample on, a step
-    from the sound before it of up to the whole waveform's height. It now rises from the last sample
-    written, as the sound after silence does."""
+    """A chunk whose start was skipped (a stalled device's backlog: PulseAudio's start-up here) was
+    written from its first kept sample on, a step from the sound before it of up to the whole
+    waveform's height. It now rises from the last sample written, as the sound after silence does."""
     t = np.arange(2 * 4410) / 22050
     tone = (0.5 * np.cos(2 * np.pi * 220.0 * t)).astype(np.float32)
     device = KeptDevice()
