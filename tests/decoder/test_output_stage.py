@@ -440,7 +440,7 @@ def test_the_sound_after_a_vocoder_reset_or_a_waveform_gap_is_crossfaded_not_a_c
     mel = mel_db(tones).astype(np.float32)
     device = KeptDevice()
     sound = SoundOutput(PipelineConfig(model_path="m.onnx"), device, vocoder=StreamingVocoder())
-    gap = 46                        # a gap where the sound is far from silence (0.54 measured)
+    gap = 46                        # a gap where the sound is far from silence (a step of 0.67 measured)
 
     def play(k0: int, n: int, skipped: int = 0) -> np.ndarray:
         audio, _, _ = sound.vocode(FrameEmission(k0, mel[:, k0:k0 + n], np.arange(n), skipped))
