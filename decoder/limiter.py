@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from eegmusic.decoder.audio import EDGE_RISE
 from eegmusic.stream.errors import ConfigError
 
 _GAIN_GLIDE_S = 0.5
@@ -234,8 +235,6 @@ class LevelledSink:
         A new volume is reached over the block's first :data:`decoder.audio.EDGE_RAMP_SAMPLES` samples
         (2.9 ms): applied at once, a mute or a slider's step cut the sound by a step, a click.
         """
-        from eegmusic.decoder.audio import EDGE_RISE
-
         gain = _volume(self.gain)  # read once: another thread may change it meanwhile
         out = self.level.process(samples)
         was, self._played_gain = self._played_gain, gain

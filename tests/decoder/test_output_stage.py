@@ -373,9 +373,18 @@ def test_a_skip_to_hold_latency_is_crossfaded_not_a_click():
     np.testing.assert_array_equal(heard[4410 + 64:], tone[4410 + trim + 64:])   # then the sound as it is
 
 
+def _written(sink: WavSink) -> np.ndarray:
+    """Everything ``sink`` was given, read back from its file (closed here)."""
+    import soundfile
+
+    sink.close()
+    return soundfile.read(sink.path, dtype="float32")[0]
+
+
 def test_the_ab_switch_and_a_lost_stimulus_are_crossfaded_not_clicks(tmp_path):
     """``--listen`` changed by the dashboard's A/B switch played the other sound from its next chunk on, a
-    step of up to the waveform's height at every press; so did the stimulus found or lost."""
+    step of up to the waveform's height at every press; so did the stimulus found or lost. (A WAV sink:
+    it takes every chunk as it is, with no cushion or skip of its own.)"""
     import soundfile
     from eegmusic.decoder.truth import LiveTruth
     from eegmusic.stream.stimulus import StimulusFolder
@@ -388,8 +397,8 @@ def test_the_ab_switch_and_a_lost_stimulus_are_crossfaded_not_clicks(tmp_path):
     truth.load(21)
     truth.marker("song=21;t=5.000", 1000.0)                 # second 5 played at LSL 1000.0
     config = PipelineConfig(model_path="m.onnx")
-    device = KeptDevice()
-    sound = SoundOutput(config, device, truth=truth)
+    sink = WavSink(tmp_path / "heard.wav", subtype="FLOAT")
+    sound = SoundOutput(config, sink, truth=truth)
     true = stimulus[6 * 22050:]                             # what plays from LSL 1001.0 on
 
     def chunk(at: int, listen: str, level: float) -> None:  # ``at``: samples past LSL 1001.0
@@ -401,33 +410,28 @@ def test_the_ab_switch_and_a_lost_stimulus_are_crossfaded_not_clicks(tmp_path):
     before, after = -0.5 * np.sign(true[1024]), -0.5 * np.sign(true[2047])
     for i, (listen, level) in enumerate((("decoded", before), ("true", 0.0), ("decoded", after))):
         chunk(i * 1024, listen, level)
-    heard = np.concatenate(device.written)
-    assert len(heard) == 3 * 1024 and sound.counters["audio_dropped_late"] == 0
-    np.testing.assert_array_equal(heard[1024 + 64:2048], true[1024 + 64:2048])   # the stimulus itself
-    # each switch rises over 64 samples: no step beyond the tone's own and 1/64 of the jump
-    assert np.abs(np.diff(heard)).max() < 0.05, np.abs(np.diff(heard)).max()
-    # the stimulus lost (another song's marker, its audio not loaded) falls to silence the same way; the
-    # stimulus chunk before it ends at the tone's peak
+    # the stimulus lost (another song's marker, its audio not loaded): the stimulus chunk before it ends
+    # at the tone's peak
     end = 3 * 1024 + int(np.argmax(true[3 * 1024:4 * 1024]))
-    device.written.clear()
     chunk(end - 1023, "true", 0.0)
     truth.marker("song=22;t=0.000", 1001.0 + (end + 1) / 22050)
     chunk(end + 1, "true", 0.0)
     assert sound.counters["listen_true_missing"] == 1024
-    heard = np.concatenate(device.written)
-    assert heard[1023] > 0.49 and not heard[1024 + 64:].any()
-    assert np.abs(np.diff(heard)).max() < 0.05, np.abs(np.diff(heard)).max()
-    # and the stimulus found again (the first song's marker back) rises from that silence: here it comes
-    # back at the tone's peak
+    # and found again (the first song's marker back), coming back at the tone's peak
     start = 6 * 1024 + int(np.argmax(true[6 * 1024:7 * 1024]))
     truth.marker("song=21;t=5.000", 1000.0)
     chunk(start, "true", 0.0)
-    heard = np.concatenate(device.written)
-    assert heard[-1024 + 64] == true[start + 64] and abs(heard[-1025]) < 1e-6
+    heard = _written(sink)
+    assert len(heard) == 6 * 1024
+    np.testing.assert_array_equal(heard[1024 + 64:2048], true[1024 + 64:2048])   # the stimulus itself
+    # the loss falls to silence, the return rises from it
+    assert heard[4095] > 0.49 and not heard[4096 + 64:5120].any()
+    assert heard[5120 + 64] == true[start + 64]
+    # each seam moves over 64 samples: no step beyond the tone's own and 1/64 of the jump
     assert np.abs(np.diff(heard)).max() < 0.05, np.abs(np.diff(heard)).max()
 
 
-def test_the_sound_after_a_vocoder_reset_or_a_waveform_gap_is_crossfaded_not_a_click():
+def test_the_sound_after_a_vocoder_reset_or_a_waveform_gap_is_crossfaded_not_a_click(tmp_path):
     """Frames no window covered reset the vocoder, which starts again from silence: the sound fell to it
     in one sample (a step of up to 0.7 measured on a two-tone mel). So did a waveform model's chunk after
     samples its clock skipped."""
@@ -438,8 +442,8 @@ def test_the_sound_after_a_vocoder_reset_or_a_waveform_gap_is_crossfaded_not_a_c
     t = np.arange(3 * 22050) / 22050
     tones = (0.5 * np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
     mel = mel_db(tones).astype(np.float32)
-    device = KeptDevice()
-    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), device, vocoder=StreamingVocoder())
+    sink = WavSink(tmp_path / "vocoded.wav", subtype="FLOAT")
+    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), sink, vocoder=StreamingVocoder())
     gap = 46                        # a gap where the sound is far from silence (a step of 0.67 measured)
 
     def play(k0: int, n: int, skipped: int = 0) -> np.ndarray:
@@ -452,17 +456,18 @@ def test_the_sound_after_a_vocoder_reset_or_a_waveform_gap_is_crossfaded_not_a_c
     assert sound.counters["vocoder_resets"] == 1
     natural = np.abs(np.diff(before)).max()
     assert abs(after[0] - before[-1]) > natural + 0.2                     # a cut here is a click
-    heard = np.concatenate(device.written)
+    heard = _written(sink)
+    assert len(heard) == len(before) + len(after)
     assert np.abs(np.diff(heard)).max() < natural + 0.03, (np.abs(np.diff(heard)).max(), natural)
 
     # a waveform model: its chunks continue each other until the clock skips samples
-    device = KeptDevice()
-    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), device)
+    sink = WavSink(tmp_path / "waveform.wav", subtype="FLOAT")
+    sound = SoundOutput(PipelineConfig(model_path="m.onnx"), sink)
     skip_to = 3072 + int(np.argmax(np.abs(tones[3072:6144] - tones[2047])))   # far from where it was
     assert abs(tones[skip_to] - tones[2047]) > 0.5
     for first in (0, 1024, skip_to):                # samples skipped before the third
         sound.follows(first, 1024)
         sound.play(tones[first:first + 1024], {})
-    heard = np.concatenate(device.written)
+    heard = _written(sink)
     np.testing.assert_array_equal(heard[:2048], tones[:2048])                  # continued as it is
     assert np.abs(np.diff(heard)).max() < np.abs(np.diff(tones)).max() + 0.03
