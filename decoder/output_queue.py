@@ -6,8 +6,8 @@
 - :class:`AdaptivePlayback` decides how each vocoded chunk goes to the sink: the cushion of audio
   kept ahead of the device follows the measured jitter of the supply (a high quantile of the last
   seconds plus a margin), topped up with silence when short and trimmed when long. So a stalled
-  device (PulseAudio takes one to two seconds to start taking a new stream's samples) leaves no
-  standing delay, and the latency falls again when the jitter stops.
+  device (an idle PulseAudio null sink takes 1.4-2 s to start taking a new stream's samples: README,
+  "Troubleshooting") leaves no standing delay, and the latency falls again when the jitter stops.
 """
 
 from __future__ import annotations
