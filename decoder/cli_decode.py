@@ -221,6 +221,7 @@ def _device_lines(summary: dict) -> list[str]:
 def format_summary(summary: dict) -> str:
     """Render :meth:`LivePipeline.summary` for the terminal."""
     from eegmusic.decoder.latency import format_table
+    from eegmusic.decoder.melspec import AUDIO_SFREQ
 
     c = summary["counters"]
     lines = [
@@ -232,7 +233,10 @@ def format_summary(summary: dict) -> str:
         f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}"
         # faults only: a broken model's frames (played as silence, not scored) or ones beyond the mel range
         + "".join(f"  {key.replace('_', ' ')} {c[key]}" for key in ("nonfinite_frames", "frames_clipped")
-                  if c.get(key)),
+                  if c.get(key))
+        # a waveform model has no frames: the audio its dropped windows would have given
+        + (f"  samples skipped {c['samples_skipped']} ({1e3 * c['samples_skipped'] / AUDIO_SFREQ:.0f} ms)"
+           if c.get("samples_skipped") else ""),
         *_audio_lines(c),
         *_device_lines(summary),
         *_health_lines(summary),

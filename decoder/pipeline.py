@@ -696,6 +696,8 @@ class LivePipeline:
             "callback_realtime": int(sink_counts.get("callback_realtime", 0)),
             "frames": counts.get("frames", 0),
             "frames_skipped": counts.get("frames_skipped", 0) + counts.get("frames_skipped_time", 0),
+            # a waveform model's: audio samples no decoded window covered (the windows behind a stall)
+            "samples_skipped": counts.get("samples_skipped", 0),
             "flagged_windows": counts.get("flagged_windows", 0),
             "drops_decoder": counts.get("drops_decoder", 0),
             "drops_stream": dropped_stream,

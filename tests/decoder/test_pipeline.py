@@ -19,7 +19,7 @@ import numpy as np
 import pylsl
 import pytest
 from eegmusic.decoder.frameclock import segment_start_sample
-from eegmusic.decoder.melspec import MEL_DB_CEILING, MEL_DB_GUARD_FLOOR
+from eegmusic.decoder.melspec import FRAME_PERIOD_S, MEL_DB_CEILING, MEL_DB_GUARD_FLOOR
 from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
 from eegmusic.decoder.runtime import DecoderRuntime
@@ -487,6 +487,34 @@ def test_audio_model_bypasses_vocoder(sim_dir, stream_name, replay, tmp_path, au
     # few Hz; played at the wrong rate it sat near 880 Hz
     spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
     assert abs(np.argmax(spectrum) * 22050 / len(audio) - 440.0) < 25.0
+
+
+@pytest.mark.lsl
+def test_a_waveform_models_sound_after_skipped_samples_rises_from_the_last_one(stream_name, replay, tmp_path):
+    """The decode thread held up for 1.3 s: the windows behind it are dropped, the sample clock skips the
+    audio they covered, and the output loop tells the output stage (``SoundOutput.follows``) so that the
+    next chunk rises from the last sample written. Without that call the chunk started where its window's
+    tone stood: each window's 440-Hz tone starts at phase 0, and at a 3-frame hop the first sample after
+    the skip sits 0.48 of a period from the last one played, a step of about 1.7 times the tone's height."""
+    import soundfile
+    from eegmusic.decoder.cli_decode import format_summary
+
+    model = make_model(tmp_path / "wave.onnx", kind="audio")
+    runtime = HiccupRuntime(model, device="cpu")
+    runtime.hiccup_s = 1.3                     # more than a window's second: no later window overlaps
+    config = PipelineConfig(stream_name=stream_name, model_path=model, device="cpu", lsl_out=False,
+                            wav_path=tmp_path / "out.wav", hop_s=3 * FRAME_PERIOD_S)
+    with LivePipeline(config, runtime=runtime) as pipeline:
+        _wait(pipeline, 40)
+        summary = pipeline.summary()
+    # the summary says how much audio the dropped windows took with them (it was counted, never shown)
+    skipped = summary["counters"]["samples_skipped"]
+    assert skipped > 22050 * 0.2, summary["counters"]
+    assert f"  samples skipped {skipped} ({1e3 * skipped / 22050:.0f} ms)" in format_summary(summary)
+    audio, rate = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    assert rate == 22050 and len(audio) > 22050
+    # no sample-to-sample step beyond the tone's own slope (0.1 the greatest height; 1.5 for the ramps)
+    assert np.max(np.abs(np.diff(audio))) < 0.1 * 2 * np.pi * 440 / 22050 * 1.5
 
 
 def test_options_a_waveform_model_would_ignore_are_refused(sim_dir, tmp_path, capsys):
