@@ -345,6 +345,8 @@ class SampleClock:
         self._fade_in = ramp.astype(np.float32)
         self._fade_out = (1.0 - ramp).astype(np.float32)
         self._tail = np.zeros(self.crossfade, dtype=np.float32)
+        self.samples_skipped = 0
+        """Samples no window covered, over the clock's life (a reset keeps the count)."""
         self.reset()
 
     @property
@@ -356,7 +358,6 @@ class SampleClock:
         """Forget the past (new stream or restart)."""
         self.next_sample: int | None = None   # first sample not yet emitted (tail starts here)
         self.last_n_end: int | None = None
-        self.samples_skipped = 0
 
     def push(self, n_end: int, audio: np.ndarray) -> tuple[int, np.ndarray]:
         """Take one window's waveform; return ``(first_sample_index, new_samples)``.

@@ -496,8 +496,11 @@ class LivePipeline:
             if not abs(jump) <= longest:
                 self._counters["time_jumps"] += 1
                 outage = min(jump, (window.t_arrival - last[2]) - expected)
-                if np.isfinite(outage) and outage > longest:
-                    self._counters["frames_skipped_time"] += int(outage / FRAME_PERIOD_S)
+                if np.isfinite(outage) and outage > longest:   # in the units the model's clock counts
+                    if self._kind == "mel_db":
+                        self._counters["frames_skipped_time"] += int(outage / FRAME_PERIOD_S)
+                    else:
+                        self._counters["samples_skipped_time"] += int(outage * AUDIO_SFREQ)
                 clock.reset()
         last = (n_end, window.t_last, window.t_arrival)
         runtime.predict(window.data, out=output)
@@ -696,8 +699,9 @@ class LivePipeline:
             "callback_realtime": int(sink_counts.get("callback_realtime", 0)),
             "frames": counts.get("frames", 0),
             "frames_skipped": counts.get("frames_skipped", 0) + counts.get("frames_skipped_time", 0),
-            # a waveform model's: audio samples no decoded window covered (the windows behind a stall)
-            "samples_skipped": counts.get("samples_skipped", 0),
+            # a waveform model's: audio samples no decoded window covered (the windows behind a stall,
+            # an outage of the stream)
+            "samples_skipped": counts.get("samples_skipped", 0) + counts.get("samples_skipped_time", 0),
             "flagged_windows": counts.get("flagged_windows", 0),
             "drops_decoder": counts.get("drops_decoder", 0),
             "drops_stream": dropped_stream,

@@ -132,6 +132,20 @@ def test_sample_clock_continuous_and_crossfaded(hop):
     assert clock.added_latency_s == pytest.approx(128 / 22050)
 
 
+def test_sample_clock_counts_the_samples_no_window_covered_across_a_reset():
+    """The pipeline reads the clock's count as the run's total: a reset (a restart, a time jump) set it back
+    to 0, so the summary's count fell after every one."""
+    clock = SampleClock(crossfade=128, initial_samples=512)
+    window = np.zeros(22050, np.float32)
+    clock.push(250, window)
+    clock.push(250 + 250, window)           # 2 s later: one second no window covered, less the crossfade
+    skipped = segment_start_sample(500) - segment_start_sample(250) - (22050 - 128)
+    assert clock.samples_skipped == skipped > 0
+    clock.reset()
+    clock.push(1000, window)                # afresh after the reset: nothing skipped, the count kept
+    assert clock.samples_skipped == skipped
+
+
 @pytest.mark.parametrize("output_sfreq", [11025.0, 16000.0, 44100.0])
 def test_sample_clock_resamples_a_waveform_model_of_another_rate(output_sfreq):
     """A model declaring ``output.sfreq`` 11025 gives 11025 samples a window: they were played as 22050

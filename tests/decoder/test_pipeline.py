@@ -262,9 +262,13 @@ def test_parity_with_offline_predictions(sim_dir, stream_name, mel_model, tmp_pa
 
 
 @pytest.mark.lsl
-def test_stream_restart_resumes_and_counts(sim_dir, stream_name, mel_model):
+@pytest.mark.parametrize("kind", ["mel_db", "audio"])
+def test_stream_restart_resumes_and_counts(sim_dir, stream_name, mel_model, tmp_path, kind):
+    """The outage is counted in the units of the model's output: frames, or a waveform model's samples
+    (which were counted as frames, and a reset of its clock set its own count back to 0)."""
     proc = _start_replay(sim_dir, stream_name, "--loop")
-    config = PipelineConfig(stream_name=stream_name, model_path=mel_model, device="cpu", no_audio=True,
+    model = mel_model if kind == "mel_db" else make_model(tmp_path / "wave.onnx", kind="audio")
+    config = PipelineConfig(stream_name=stream_name, model_path=model, device="cpu", no_audio=True,
                             lsl_out=False)
     try:
         with LivePipeline(config) as pipeline:
@@ -282,7 +286,8 @@ def test_stream_restart_resumes_and_counts(sim_dir, stream_name, mel_model):
         _stop(proc)
     assert counters["reconnects"] >= 1
     assert counters["gaps"] + counters["time_jumps"] >= 1
-    assert counters["frames_skipped"] > 0
+    skipped, other = ("frames_skipped", "samples_skipped")[::1 if kind == "mel_db" else -1]
+    assert counters[skipped] > 0 and counters[other] == 0, counters
 
 
 # ---------------------------------------------------------------------------------------------------
