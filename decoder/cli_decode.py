@@ -189,11 +189,14 @@ def _audio_lines(c: dict) -> list[str]:
     from eegmusic.decoder.melspec import AUDIO_SFREQ
 
     ms = {key: 1e3 * c.get(key, 0) / AUDIO_SFREQ for key in ("audio_dropped_late", "audio_padded",
-                                                                "audio_silence")}
+                                                                "audio_silence", "listen_true_missing")}
     if not any(ms.values()):
         return []
+    # --listen true|both before the first marker, or where the marker's song is not loaded
+    missing = (f"  true stimulus not found {ms['listen_true_missing']:.0f} ms (silence instead)"
+               if ms["listen_true_missing"] else "")
     return [f"  audio  skipped to hold latency {ms['audio_dropped_late']:.0f} ms  padded "
-            f"{ms['audio_padded']:.0f} ms  silence for stalls {ms['audio_silence']:.0f} ms"]
+            f"{ms['audio_padded']:.0f} ms  silence for stalls {ms['audio_silence']:.0f} ms{missing}"]
 
 
 def _device_lines(summary: dict) -> list[str]:

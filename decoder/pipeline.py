@@ -721,6 +721,9 @@ class LivePipeline:
             "audio_padded": counts.get("audio_padded", 0),
             "audio_silence_gaps": counts.get("audio_silence_gaps", 0),
             "audio_silence": counts.get("audio_silence", 0),
+            # --listen true|both: samples the true stimulus was not found for (no marker yet, a song not
+            # loaded) and silence took its place
+            "listen_true_missing": counts.get("listen_true_missing", 0),
         }
         return out
 

@@ -86,7 +86,8 @@ word: any other counter reads as its key with spaces, so a new one still shows. 
 the keys were: the grid is as wide as its longest name, and a wider one pushed the values out of sight."""
 
 AUDIO_SAMPLE_COUNTERS = frozenset({"audio_written", "audio_dropped", "audio_sanitised", "audio_dropped_late",
-                                   "audio_padded", "audio_silence", "samples_skipped"})
+                                   "audio_padded", "audio_silence", "samples_skipped",
+                                   "listen_true_missing"})
 """Counters of audio samples, not events: their tooltip gives the unit."""
 
 BAD_COUNTERS = frozenset({"drops", "gaps", "reconnects", "underruns", "dropped windows", "nan runs", "stalls",

@@ -187,6 +187,17 @@ def _summary(seconds: float) -> dict:
             "truth": {"song": 21, "scored_frames": round(seconds * 22050 / 512), "dynamic_r_window_s": 9.98}}
 
 
+def test_the_summary_says_how_long_the_true_stimulus_was_not_found():
+    """``--listen true|both`` plays silence where no marker places the stimulus yet (or its song is not
+    loaded): the output stage counted those samples, and neither the counters nor the summary said so."""
+    from eegmusic.decoder.cli_decode import format_summary
+
+    summary = _summary(5.0)
+    assert "true stimulus not found" not in format_summary(summary)
+    summary["counters"]["listen_true_missing"] = 11025
+    assert "  true stimulus not found 500 ms (silence instead)" in format_summary(summary)
+
+
 @pytest.mark.parametrize(("seconds", "said", "not_said"), [
     (5.0, "whole run 0.200", "last 10 s"),          # a 5-s run has no 10 s of its own to show
     (30.0, "last 10 s 0.210, whole run 0.200", None),
