@@ -184,7 +184,8 @@ def _audio_lines(c: dict) -> list[str]:
 
     Each is deliberate (:class:`decoder.output_queue.AdaptivePlayback`): audio arriving beyond the
     cushion is skipped (a backlog, or the cushion settling lower than the start's), silence fills in
-    when the device is about to run dry, and a stalled stream's gap is silence in a file.
+    when the device is about to run dry, and a stalled stream's gap is silence in a file. With
+    ``--listen true|both``, also the silence played where no marker placed the true stimulus.
     """
     from eegmusic.decoder.melspec import AUDIO_SFREQ
 
@@ -221,10 +222,24 @@ def _device_lines(summary: dict) -> list[str]:
     return lines
 
 
+def _frames_line(summary: dict) -> str:
+    """What the model's output was: mel frames (and those no window covered), or a waveform model's
+    audio and the part of it never played where windows were dropped or the stream was out."""
+    c = summary["counters"]
+    if summary.get("output_kind") == "audio":
+        from eegmusic.decoder.melspec import AUDIO_SFREQ
+
+        return (f"  audio not decoded {1e3 * c.get('samples_skipped', 0) / AUDIO_SFREQ:.0f} ms  "
+                f"flagged windows {c['flagged_windows']}")
+    return (f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}"
+            # faults only: a broken model's frames (played as silence, not scored) or ones beyond the range
+            + "".join(f"  {key.replace('_', ' ')} {c[key]}" for key in ("nonfinite_frames", "frames_clipped")
+                      if c.get(key)))
+
+
 def format_summary(summary: dict) -> str:
     """Render :meth:`LivePipeline.summary` for the terminal."""
     from eegmusic.decoder.latency import format_table
-    from eegmusic.decoder.melspec import AUDIO_SFREQ
 
     c = summary["counters"]
     lines = [
@@ -233,13 +248,7 @@ def format_summary(summary: dict) -> str:
         f"  windows {c['windows']} (caught up {c['windows_caught_up']})  drops {c['drops']} "
         f"(decoder {c['drops_decoder']}, stream {c['drops_stream']}, output {c['drops_output_queue']})  "
         f"gaps {c['gaps']}  reconnects {c['reconnects']}  underruns {c['underruns']}",
-        f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}"
-        # faults only: a broken model's frames (played as silence, not scored) or ones beyond the mel range
-        + "".join(f"  {key.replace('_', ' ')} {c[key]}" for key in ("nonfinite_frames", "frames_clipped")
-                  if c.get(key))
-        # a waveform model has no frames: the audio its dropped windows would have given
-        + (f"  samples skipped {c['samples_skipped']} ({1e3 * c['samples_skipped'] / AUDIO_SFREQ:.0f} ms)"
-           if c.get("samples_skipped") else ""),
+        _frames_line(summary),
         *_audio_lines(c),
         *_device_lines(summary),
         *_health_lines(summary),

@@ -346,7 +346,9 @@ class SampleClock:
         self._fade_out = (1.0 - ramp).astype(np.float32)
         self._tail = np.zeros(self.crossfade, dtype=np.float32)
         self.samples_skipped = 0
-        """Samples no window covered, over the clock's life (a reset keeps the count)."""
+        """Samples never emitted where the windows stopped overlapping (the ones behind a stall, and the
+        tail the last window held back), over the clock's life: the pipeline reads it as the run's total,
+        so a reset keeps it (:class:`FrameClock` counts per stream; the pipeline sums its emissions')."""
         self.reset()
 
     @property
@@ -386,11 +388,13 @@ class SampleClock:
         if self.last_n_end is not None and n_end < self.last_n_end:
             self.reset()
         self.last_n_end = int(n_end)
-        if self.next_sample is not None and start > self.next_sample:
-            self.samples_skipped += start - self.next_sample
-            self.next_sample = None
+        skipped_from = None
+        if self.next_sample is not None and start > self.next_sample:   # no overlap: join afresh
+            skipped_from, self.next_sample = self.next_sample, None
         if self.next_sample is None:
             first = end - self.crossfade - self.initial_samples
+            if skipped_from is not None:   # up to the first sample played again, as frames_skipped
+                self.samples_skipped += first - skipped_from
             out = audio[first - start:end - start - self.crossfade].copy()
             self._tail[:] = audio[end - start - self.crossfade:]
             self.next_sample = end - self.crossfade

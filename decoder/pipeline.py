@@ -545,8 +545,6 @@ class LivePipeline:
                 t_audio = t0 + k0 / AUDIO_SFREQ
                 frames = None
                 stamps["vocoded"] = stamps["inferred"]
-                if self._clock.samples_skipped:
-                    self._counters["samples_skipped"] = self._clock.samples_skipped
             stamps["audio"] = t_audio
             if len(samples):
                 sound.play(sound.listened(samples, t_audio), stamps)
@@ -699,9 +697,10 @@ class LivePipeline:
             "callback_realtime": int(sink_counts.get("callback_realtime", 0)),
             "frames": counts.get("frames", 0),
             "frames_skipped": counts.get("frames_skipped", 0) + counts.get("frames_skipped_time", 0),
-            # a waveform model's: audio samples no decoded window covered (the windows behind a stall,
-            # an outage of the stream)
-            "samples_skipped": counts.get("samples_skipped", 0) + counts.get("samples_skipped_time", 0),
+            # a waveform model's: audio samples never played where windows were dropped (behind a stall;
+            # read from its clock, so those of an emission still queued count too) or over an outage
+            "samples_skipped": (self._clock.samples_skipped if isinstance(self._clock, SampleClock) else 0)
+            + counts.get("samples_skipped_time", 0),
             "flagged_windows": counts.get("flagged_windows", 0),
             "drops_decoder": counts.get("drops_decoder", 0),
             "drops_stream": dropped_stream,
@@ -768,6 +767,7 @@ class LivePipeline:
             "stream": self.stream_label,
             "model": str(self.config.model_path),
             "provider": self._runtime.provider if self._runtime is not None else None,
+            "output_kind": self._kind or None,   # mel_db or audio (a waveform model); None before start
             "seconds": round(time.monotonic() - self._t_start, 3) if self._t_start else 0.0,
             "counters": self.counters(),
             "latency_ms": self.latency.percentiles(),

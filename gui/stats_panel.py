@@ -63,6 +63,7 @@ COUNTER_LABELS = {
     "device_restarts": "device restarts",
     "callback_realtime": "real-time callback",
     "frames_skipped": "frames skipped",
+    "listen_true_missing": "true audio missing",
     "flagged_windows": "flagged windows",
     "drops_decoder": "drops: decoder",
     "drops_stream": "drops: stream",

@@ -138,8 +138,8 @@ def test_sample_clock_counts_the_samples_no_window_covered_across_a_reset():
     clock = SampleClock(crossfade=128, initial_samples=512)
     window = np.zeros(22050, np.float32)
     clock.push(250, window)
-    clock.push(250 + 250, window)           # 2 s later: one second no window covered, less the crossfade
-    skipped = segment_start_sample(500) - segment_start_sample(250) - (22050 - 128)
+    clock.push(250 + 250, window)           # 2 s later: those 2 s less the 512 the new window plays
+    skipped = segment_start_sample(500) - segment_start_sample(250) - 512
     assert clock.samples_skipped == skipped > 0
     clock.reset()
     clock.push(1000, window)                # afresh after the reset: nothing skipped, the count kept

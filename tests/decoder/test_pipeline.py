@@ -512,10 +512,13 @@ def test_a_waveform_models_sound_after_skipped_samples_rises_from_the_last_one(s
     with LivePipeline(config, runtime=runtime) as pipeline:
         _wait(pipeline, 40)
         summary = pipeline.summary()
-    # the summary says how much audio the dropped windows took with them (it was counted, never shown)
+    # the summary says how much audio the dropped windows took with them (it was counted, never shown):
+    # about the 1.3 s held up, since a window plays only its newest samples after such a skip
     skipped = summary["counters"]["samples_skipped"]
-    assert skipped > 22050 * 0.2, summary["counters"]
-    assert f"  samples skipped {skipped} ({1e3 * skipped / 22050:.0f} ms)" in format_summary(summary)
+    assert 22050 * 0.9 < skipped < 22050 * 2.0, summary["counters"]
+    assert summary["output_kind"] == "audio"
+    assert f"  audio not decoded {1e3 * skipped / 22050:.0f} ms  flagged windows" in format_summary(summary)
+    assert "  frames 0" not in format_summary(summary)      # a waveform model has no frames to count
     audio, rate = soundfile.read(tmp_path / "out.wav", dtype="float32")
     assert rate == 22050 and len(audio) > 22050
     # no sample-to-sample step beyond the tone's own slope (0.1 the greatest height; 1.5 for the ramps)
