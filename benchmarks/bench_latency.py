@@ -208,7 +208,7 @@ def measure(model: str | Path, monitor: str, *, hop_s: float | None = None, seco
     try:
         with LivePipeline(config) as pipeline:
             device_sink = _device_sink(pipeline.sink)
-            stream.begin_events(SETTLE_S)       # PulseAudio takes about a second to start a new stream
+            stream.begin_events(SETTLE_S)       # an idle null sink starts a new stream up to 2 s late
             time.sleep(SETTLE_S)
             if progress:
                 from eegmusic.stream.progress import progress_bar

@@ -67,7 +67,7 @@ class AdaptivePlayback:
       ``history_s`` back) exceeds the margin by more than ``hysteresis_s``, the excess is trimmed
       from the next chunk's start (a skip of at most one chunk), so the latency falls within
       ``history_s`` once the jitter stops, the start-up cushion is gone after ``settle_s``, and a
-      stalled device (PulseAudio takes one to two seconds to start a stream) leaves no standing delay.
+      stalled device (an idle PulseAudio null sink starts a new stream 1.4-2 s late) leaves no standing delay.
     - A top-up is held: nothing is trimmed for ``hold_s`` after one. Late hops on a busy machine come
       every few seconds, not every hop; trimmed after the settle time, the cushion a late hop asked
       for was gone before the next one came (measured through PulseAudio at load 9: chunks 30-70 ms
