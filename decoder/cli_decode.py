@@ -229,7 +229,7 @@ def _frames_line(summary: dict) -> str:
     if summary.get("output_kind") == "audio":
         from eegmusic.decoder.melspec import AUDIO_SFREQ
 
-        return (f"  audio not decoded {1e3 * c.get('samples_skipped', 0) / AUDIO_SFREQ:.0f} ms  "
+        return (f"  audio not decoded {1e3 * c['samples_skipped'] / AUDIO_SFREQ:.0f} ms  "
                 f"flagged windows {c['flagged_windows']}")
     return (f"  frames {c['frames']}  skipped {c['frames_skipped']}  flagged windows {c['flagged_windows']}"
             # faults only: a broken model's frames (played as silence, not scored) or ones beyond the range

@@ -235,8 +235,8 @@ class SoundOutput:
             self._write_silence(pad, self._last_written if self.sink.queued_s > 0 else 0.0)
             self.counters["audio_padded"] += pad
         if trim:
-            # the sound jumps ahead (a stalled device's backlog: PulseAudio's start, about 2 s here):
-            # crossfaded from the last sample written, not a click
+            # the sound jumps ahead (a stalled device's backlog, as an idle null sink's start): crossfaded
+            # from the last sample written, not a click
             self.counters["audio_dropped_late"] += trim
             samples = samples[trim:]
             self._seam = True

@@ -286,7 +286,8 @@ def test_stream_restart_resumes_and_counts(sim_dir, stream_name, mel_model, tmp_
         _stop(proc)
     assert counters["reconnects"] >= 1
     assert counters["gaps"] + counters["time_jumps"] >= 1
-    skipped, other = ("frames_skipped", "samples_skipped")[::1 if kind == "mel_db" else -1]
+    skipped, other = ("frames_skipped", "samples_skipped") if kind == "mel_db" else ("samples_skipped",
+                                                                                       "frames_skipped")
     assert counters[skipped] > 0 and counters[other] == 0, counters
 
 
