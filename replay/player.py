@@ -367,14 +367,21 @@ class ArrayPlayer:
             self._close_outlets()
 
     def _say_end(self) -> bool:
-        """Send :data:`REPLAY_END` once; True if an inlet is connected to read it (worth lingering for)."""
+        """Send :data:`REPLAY_END` once; True if an inlet was connected to read it (worth lingering for).
+
+        Who listens is asked before the end is said: a decode closes its marker stream as soon as it reads
+        the end, and its EEG inlet only after taking the last samples (about 0.1 s later). Asked after, on a
+        loaded machine, the answer came once that decode had read it: no one, so the EEG outlet closed
+        under the decode's inlet (liblsl's "broke off", the end counted as a loss).
+        """
         outlet = self._marker_outlet
         if outlet is None or self._end_said:
             return False
         self._end_said = True
         try:
+            heard = bool(outlet.have_consumers())
             outlet.push_sample([REPLAY_END], pylsl.local_clock())
-            return bool(outlet.have_consumers())
+            return heard
         except RuntimeError:   # the outlet broke: nobody hears it, and the outlets go anyway
             return False
 

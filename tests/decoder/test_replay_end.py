@@ -65,6 +65,46 @@ def test_a_replay_that_ends_is_let_go_without_liblsl_error_and_its_successor_fol
         assert after > before > 0
 
 
+class _EndReadBeforeTheReplayAsks:
+    """The replay's marker outlet, whose ``push_sample`` of ``replay_end`` returns only once no inlet is
+    connected to it: the replay's thread held up (by a loaded machine) between saying its end and asking
+    who hears it, while the decode reads the end and closes its marker stream. Every call goes to the real
+    outlet."""
+
+    def __init__(self, outlet):
+        self._outlet = outlet
+
+    def push_sample(self, sample, *args):
+        self._outlet.push_sample(sample, *args)
+        if sample == ["replay_end"]:
+            _until(lambda: not self._outlet.have_consumers(), 5.0, "the marker stream not closed on its end")
+
+    def __getattr__(self, name):
+        return getattr(self._outlet, name)
+
+
+def test_a_replay_stopped_while_its_end_is_read_waits_for_the_decode_to_let_its_eeg_go(
+        sim_dir, stream_name, tmp_path, capfd):
+    """The replay asked its marker outlet who hears ``replay_end`` after saying it. A decode that read it
+    first had closed its marker stream, so the replay closed its EEG outlet at once, under the decode's
+    EEG inlet, which lets go only after it has taken every sample (about 0.1 s later): liblsl printed
+    "broke off" and the end counted as a loss (once in six runs of the suite)."""
+    config = PipelineConfig(stream_name=stream_name, model_path=make_model(tmp_path / "model.onnx"),
+                            device="cpu", no_audio=True, lsl_out=False)
+    replay = Player(sim_dir, 21, 1, speed=SPEED, loop=True, name=stream_name).start()
+    replay._marker_outlet = _EndReadBeforeTheReplayAsks(replay._marker_outlet)
+    try:
+        with LivePipeline(config) as pipeline:
+            _until(lambda: pipeline.counters()["windows"] >= 10 and pipeline.follows_markers, 20.0,
+                   "no decoded windows, or the replay's markers not followed")
+            replay.stop()
+            _until(lambda: pipeline.health().losses == 1, 5.0, "the stopped replay not let go")
+            assert pipeline.health().ended
+    finally:
+        replay.stop()
+    assert "broke off" not in capfd.readouterr().err
+
+
 def test_a_lost_marker_stream_is_followed_to_the_next_one_and_closing_ends_the_follower(stream_name):
     """A replay killed sends no replay_end: its marker stream is lost. pull raised LostError from the
     output thread (ending the decode) once liblsl's own recovery was off; now the loss ends that stream as
