@@ -179,25 +179,36 @@ def _health_lines(summary: dict) -> list[str]:
             f"lost {health['losses']} ({health['lost_s']:.1f} s)  reconnects {health['reconnects']}{bad}"]
 
 
+def _missing_words(c: dict) -> str:
+    """How much the gaps lost, and timestamps that went back (nothing when neither happened)."""
+    words = f" ({c['missing_samples']} samples missing)" if c.get("missing_samples") else ""
+    if c.get("non_monotonic"):
+        words += f"  timestamps back in time {c['non_monotonic']}"
+    return words
+
+
 def _audio_lines(c: dict) -> list[str]:
     """What the output stage cut or added to hold the sound's latency, in ms (nothing when all are 0).
 
     Each is deliberate (:class:`decoder.output_queue.AdaptivePlayback`): audio arriving beyond the
     cushion is skipped (a backlog, or the cushion settling lower than the start's), silence fills in
     when the device is about to run dry, and a stalled stream's gap is silence in a file. With
-    ``--listen true|both``, also the silence played where no marker placed the true stimulus.
+    ``--listen true|both``, also the silence played where no marker placed the true stimulus, and on a
+    sound device the sound the peak limiter turned down (louder than its ceiling).
     """
     from eegmusic.decoder.melspec import AUDIO_SFREQ
 
     ms = {key: 1e3 * c.get(key, 0) / AUDIO_SFREQ for key in ("audio_dropped_late", "audio_padded",
-                                                                "audio_silence", "listen_true_missing")}
+                                                                "audio_silence", "listen_true_missing",
+                                                                "audio_limited")}
     if not any(ms.values()):
         return []
     # --listen true|both before the first marker, or where the marker's song is not loaded
     missing = (f"  true stimulus not found {ms['listen_true_missing']:.0f} ms (silence instead)"
                if ms["listen_true_missing"] else "")
+    limited = f"  limited {ms['audio_limited']:.0f} ms" if ms["audio_limited"] else ""
     return [f"  audio  skipped to hold latency {ms['audio_dropped_late']:.0f} ms  padded "
-            f"{ms['audio_padded']:.0f} ms  silence for stalls {ms['audio_silence']:.0f} ms{missing}"]
+            f"{ms['audio_padded']:.0f} ms  silence for stalls {ms['audio_silence']:.0f} ms{missing}{limited}"]
 
 
 def _device_lines(summary: dict) -> list[str]:
@@ -247,7 +258,7 @@ def format_summary(summary: dict) -> str:
         f"on {summary['provider']}",
         f"  windows {c['windows']} (caught up {c['windows_caught_up']})  drops {c['drops']} "
         f"(decoder {c['drops_decoder']}, stream {c['drops_stream']}, output {c['drops_output_queue']})  "
-        f"gaps {c['gaps']}  reconnects {c['reconnects']}  underruns {c['underruns']}",
+        f"gaps {c['gaps']}{_missing_words(c)}  reconnects {c['reconnects']}  underruns {c['underruns']}",
         _frames_line(summary),
         *_audio_lines(c),
         *_device_lines(summary),

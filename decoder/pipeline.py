@@ -687,6 +687,9 @@ class LivePipeline:
             "windows": counts.get("windows", 0),
             "drops": counts.get("drops_decoder", 0) + dropped_stream + self._queue.dropped,
             "gaps": health.gaps if health is not None else 0,
+            # the stream's samples the gaps lost (at the stream's rate), and timestamps that went back
+            "missing_samples": health.missing_samples if health is not None else 0,
+            "non_monotonic": health.non_monotonic if health is not None else 0,
             "reconnects": health.reconnects if health is not None else 0,
             "stalls": health.stalls if health is not None else 0,
             "losses": health.losses if health is not None else 0,
@@ -716,6 +719,8 @@ class LivePipeline:
             "audio_written": int(sink_counts.get("written", 0)),
             "audio_dropped": int(sink_counts.get("dropped", 0)),
             "audio_sanitised": int(sink_counts.get("sanitised", 0)),
+            # a sound device's: samples whose level the peak limiter reduced (decoder.limiter)
+            "audio_limited": int(sink_counts.get("limited_samples", 0)),
             "audio_dropped_late": counts.get("audio_dropped_late", 0),
             "audio_padded": counts.get("audio_padded", 0),
             "audio_silence_gaps": counts.get("audio_silence_gaps", 0),

@@ -74,9 +74,12 @@ COUNTER_LABELS = {
     "frames_clipped": "frames clipped",
     "nonfinite_frames": "non-finite frames",
     "time_jumps": "time jumps",
+    "missing_samples": "missing samples",
+    "non_monotonic": "stamps backwards",
     "audio_written": "audio written",
     "audio_dropped": "audio dropped",
     "audio_sanitised": "audio sanitised",
+    "audio_limited": "audio limited",
     "audio_dropped_late": "audio skipped late",
     "audio_padded": "audio padded",
     "audio_silence_gaps": "silence gaps",
@@ -88,7 +91,7 @@ the keys were: the grid is as wide as its longest name, and a wider one pushed t
 
 AUDIO_SAMPLE_COUNTERS = frozenset({"audio_written", "audio_dropped", "audio_sanitised", "audio_dropped_late",
                                    "audio_padded", "audio_silence", "samples_skipped",
-                                   "listen_true_missing"})
+                                   "listen_true_missing", "audio_limited"})
 """Counters of audio samples, not events: their tooltip gives the unit."""
 
 BAD_COUNTERS = frozenset({"drops", "gaps", "reconnects", "underruns", "dropped windows", "nan runs", "stalls",

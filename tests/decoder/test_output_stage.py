@@ -198,6 +198,17 @@ def test_the_summary_says_how_long_the_true_stimulus_was_not_found():
     assert "  true stimulus not found 500 ms (silence instead)" in format_summary(summary)
 
 
+def test_the_summary_says_what_the_gaps_lost_and_timestamps_that_went_back():
+    """The inlet counted the samples its gaps lost and the timestamps that went back in time; the summary
+    said only how many gaps."""
+    from eegmusic.decoder.cli_decode import format_summary
+
+    summary = _summary(5.0)
+    assert "missing" not in format_summary(summary) and "back in time" not in format_summary(summary)
+    summary["counters"].update(gaps=2, missing_samples=50, non_monotonic=3)
+    assert "gaps 2 (50 samples missing)  timestamps back in time 3  reconnects 0" in format_summary(summary)
+
+
 @pytest.mark.parametrize(("seconds", "said", "not_said"), [
     (5.0, "whole run 0.200", "last 10 s"),          # a 5-s run has no 10 s of its own to show
     (30.0, "last 10 s 0.210, whole run 0.200", None),

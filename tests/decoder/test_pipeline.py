@@ -526,6 +526,31 @@ def test_a_waveform_models_sound_after_skipped_samples_rises_from_the_last_one(s
     assert np.max(np.abs(np.diff(audio))) < 0.1 * 2 * np.pi * 440 / 22050 * 1.5
 
 
+@pytest.mark.lsl
+def test_sound_the_limiter_turned_down_is_counted_and_said(stream_name, replay, tmp_path):
+    """A sound device's output passes a peak limiter (decoder.limiter), which counted the samples it turned
+    down; neither the pipeline's counters nor the summary showed them. Here a real levelled sink, writing a
+    WAV, with its ceiling at -30 dBFS under the test model's tone of about -20 dBFS."""
+    import soundfile
+    from eegmusic.decoder.audio import WavSink
+    from eegmusic.decoder.cli_decode import format_summary
+    from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
+
+    ceiling = 10 ** (-30 / 20)
+    sink = LevelledSink(WavSink(tmp_path / "out.wav", subtype="FLOAT"),
+                        OutputLevel(22050, LevelSettings(agc=False, target_dbfs=-40.0, ceiling_dbfs=-30.0)))
+    model = make_model(tmp_path / "wave.onnx", kind="audio")
+    config = PipelineConfig(stream_name=stream_name, model_path=model, device="cpu", lsl_out=False)
+    with LivePipeline(config, sink=sink) as pipeline:
+        _wait(pipeline, _windows(config, 1.0))
+    summary = pipeline.summary()                         # after the sink was closed: its last counts
+    limited, written = summary["counters"]["audio_limited"], summary["counters"]["audio_written"]
+    assert written > 22050 // 2 and limited > 0.9 * written, summary["counters"]
+    assert f"  limited {1e3 * limited / 22050:.0f} ms" in format_summary(summary)
+    audio, _ = soundfile.read(tmp_path / "out.wav", dtype="float32")
+    assert np.abs(audio).max() <= ceiling * 1.0001
+
+
 def test_options_a_waveform_model_would_ignore_are_refused(sim_dir, tmp_path, capsys):
     """A waveform model has no mel frames: the vocoder, its look-ahead, smoothing and the live score of
     --truth had nothing to act on, and were dropped silently (design: ignored options are refused)."""

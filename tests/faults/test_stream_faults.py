@@ -39,6 +39,7 @@ class Device:
         self._pushing.set()
         self._stop = threading.Event()
         self.sent = 0
+        self._skip = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -50,6 +51,7 @@ class Device:
                 time.sleep(0.01)
                 t0 = pylsl.local_clock() - self.sent / self.rate  # time stays continuous
                 continue
+            self.sent, self._skip = self.sent + self._skip, 0
             due = int((pylsl.local_clock() - t0) * self.rate)
             if due > self.sent:
                 n = min(due - self.sent, 4 * chunk)
@@ -62,6 +64,10 @@ class Device:
 
     def pause(self):
         self._pushing.clear()
+
+    def skip(self, n: int):
+        """Lose the next ``n`` samples: never sent, the timestamps after them as if they had been."""
+        self._skip = n
 
     def resume(self):
         self._pushing.set()
@@ -321,6 +327,28 @@ def test_decode_summary_json_and_wav_show_a_stall(stream_name, tmp_path, capsys)
     assert summary["counters"]["audio_silence_gaps"] == 1
     # decoded sound on both sides of the silence: the stall is inside the file, not at an end
     assert np.abs(audio[:start]).max() > 1e-3 and np.abs(audio[start + length:]).max() > 1e-3
+
+
+def test_decode_summary_says_how_many_samples_the_gaps_lost(stream_name, tmp_path, capsys):
+    """A real outlet loses 25 samples, then 40 (its timestamps go on as if it had sent them): the summary
+    said "gaps 2" and not how much was missing, which the inlet counted."""
+    import json
+
+    from tests.decoder.onnx_models import make_model
+
+    device = _model_device(stream_name)
+    device.after_consumer((1.0, lambda: device.skip(25)), (0.6, lambda: device.skip(40)))
+    try:
+        status, out, err = run_cli(["decode", "--stream", stream_name, "--model",
+                                    str(make_model(tmp_path / "model.onnx")), "--no-audio", "--no-lsl-out",
+                                    "--device", "cpu", "--duration", "3", "--json", str(tmp_path / "s.json")],
+                                   capsys)
+    finally:
+        device.close()
+    assert status == 0, err
+    counters = json.loads((tmp_path / "s.json").read_text())["counters"]
+    assert counters["gaps"] == 2 and counters["missing_samples"] == 65 and counters["non_monotonic"] == 0
+    assert "gaps 2 (65 samples missing)  reconnects" in out
 
 
 @pytest.mark.gui
