@@ -137,6 +137,9 @@ class OutputLevel:
         self._min_gain = 10.0 ** (-s.max_cut_db / 20.0)
         self._max_gain = 10.0 ** (s.max_boost_db / 20.0)
         self.reset()
+        # compiled (or loaded from numba's cache, 0.3-0.4 s) here, before the sound device starts: at the
+        # first block it delayed the first sound by that much, behind a device already running
+        _limit(np.zeros(1), np.empty(1, np.float32), 1.0, 1.0, 0.0, self._release, self._ceiling)
 
     def reset(self) -> None:
         """Back to unity gain, no envelope, no loudness history (counters stay)."""

@@ -54,9 +54,9 @@ def open_sink(config: PipelineConfig) -> AudioSink:
         return audio.WavSink(config.wav_path, shown_as=config.wav_shown_as, part_kept=True)
     from eegmusic.decoder.limiter import LevelledSink, LevelSettings, OutputLevel
 
+    level = OutputLevel(AUDIO_SFREQ, LevelSettings(agc=config.agc))   # compiled before the device starts
     return LevelledSink(audio.SoundDeviceSink(device=config.audio_device, latency=config.device_latency,
-                                              realtime=config.realtime),
-                        OutputLevel(AUDIO_SFREQ, LevelSettings(agc=config.agc)))
+                                              realtime=config.realtime), level)
 
 
 class SoundOutput:

@@ -333,9 +333,10 @@ class MainWindow(QtWidgets.QMainWindow):
                     from eegmusic.decoder.limiter import LevelSettings, OutputLevel
                     from eegmusic.decoder.melspec import AUDIO_SFREQ
 
-                    # levelled like decode's own output; the volume and mute act through its gain
-                    sink = LevelledSink(SoundDeviceSink(device=config.audio_device),
-                                        OutputLevel(AUDIO_SFREQ, LevelSettings(agc=config.agc)),
+                    # levelled like decode's own output; the volume and mute act through its gain. The
+                    # level stage first: it compiles its loop before the device starts
+                    level = OutputLevel(AUDIO_SFREQ, LevelSettings(agc=config.agc))
+                    sink = LevelledSink(SoundDeviceSink(device=config.audio_device), level,
                                         self.controls.gain())
                 pipeline = LivePipeline(config, sink=sink)
             self._gain_sink = sink
