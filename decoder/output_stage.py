@@ -91,6 +91,7 @@ class SoundOutput:
         self._next_sample: int | None = None        # the waveform sample the next chunk follows
         self._listen_next: int | None = None        # stimulus sample continuing the last true chunk
         self._listen_played: str | None = None      # the --listen mode of the last chunk
+        self._listen_end: float | None = None       # LSL time just past the last chunk listened to
         self._audio_wall_end: float | None = None   # monotonic time a file sink's audio would end
         self._silent = False                        # a file sink is being given silence (a stall)
         self._seam = False                          # the next audio rises from the last sample written
@@ -150,6 +151,7 @@ class SoundOutput:
         a skip): the switch was a step of up to the waveform's height, a click at every press.
         """
         mode = self.config.listen           # read once: the dashboard's switch may change it meanwhile
+        self._listen_end = t_audio + len(decoded) / AUDIO_SFREQ     # where the vocoder's tail will sit
         if mode != self._listen_played:
             self._seam |= self._listen_played is not None
             self._listen_played = mode
@@ -254,18 +256,21 @@ class SoundOutput:
                 stamps["dac"] = stamps["queued"] + self.sink.output_latency_s
 
     def flush(self) -> np.ndarray:
-        """The vocoder's tail (what its look-ahead and overlap-add still hold), written to the sink.
+        """The vocoder's tail (what its look-ahead and overlap-add still hold), written to the sink as
+        ``--listen`` says: with ``true``, the stimulus after the last chunk, not 70 ms of decoded sound.
 
         After silence this stage wrote (a stall in a file) the tail rises from it, as a chunk does.
 
         Returns
         -------
         ndarray, shape (n_samples,)
-            The samples written (empty when nothing was vocoded).
+            The decoded tail, which a recording keeps whatever ``--listen`` played (empty when nothing
+            was vocoded).
         """
         if self.vocoder is None or self.last_k is None:
             return np.zeros(0, np.float32)
         tail = self.vocoder.flush()
         if len(tail):
-            self.sink.write(self._after_written(tail, copy=False))   # a stream that stalled and ended
+            heard = tail if self._listen_end is None else self.listened(tail, self._listen_end)
+            self.sink.write(self._after_written(heard, copy=False))   # a stream that stalled and ended
         return tail

@@ -127,3 +127,34 @@ def test_listen_true_plays_the_stimulus_contiguously(sim_dir, stream_name, tmp_p
     drift = (starts[1] - starts[0]) - RATE
     loop = len(stimulus)                                              # the replay may loop in between
     assert min(abs(drift), abs(drift + loop), abs(drift - loop)) <= 512, starts
+
+
+@pytest.mark.lsl
+def test_listen_true_where_the_song_has_no_stimulus_plays_silence_and_says_how_long(sim_dir, stream_name,
+                                                                                  tmp_path):
+    """The replay's song has no stimulus in the --truth folder: what plays is silence, and the run's counters
+    and summary say for how long (the output stage counted it; only its own tests showed the count). At the
+    end the vocoder's tail (1,536 samples) was written as decoded sound whatever --listen said."""
+    import shutil
+
+    import soundfile
+    from eegmusic.decoder.cli_decode import format_summary
+
+    truth = shutil.copytree(sim_dir, tmp_path / "truth")
+    (truth / "stimuli" / "song21.wav").unlink()            # song 22's stays: the folder is still a dataset
+    proc = _start_replay(sim_dir, stream_name, "--loop")
+    try:
+        config = PipelineConfig(stream_name=stream_name, model_path=make_model(tmp_path / "m.onnx"),
+                                device="cpu", wav_path=tmp_path / "ab.wav", truth_dir=truth, listen="true",
+                                lsl_out=False, resolve_timeout_s=10)
+        with LivePipeline(config) as pipeline:
+            _wait(pipeline, int(np.ceil(1.5 / config.hop_s)), timeout=40)
+    finally:
+        _stop(proc)
+    summary = pipeline.summary()
+    played, _ = soundfile.read(tmp_path / "ab.wav", dtype="float32")
+    missing = summary["counters"]["listen_true_missing"]
+    assert len(played) > RATE and not played.any()
+    assert missing == summary["counters"]["audio_written"], summary["counters"]
+    said = f"  true stimulus not found {1e3 * missing / RATE:.0f} ms (silence instead)"
+    assert said in format_summary(summary)
