@@ -477,6 +477,12 @@ def _refuse_a_used_out(config: TrainConfig, out: Path) -> None:
         raise OutputError(f"--out {out} holds an evaluate result ({', '.join(results)}) and the run's "
                           f"metrics.json would replace it; train into another folder, e.g. --out "
                           f"{out.parent / (out.name + '-run')}")
+    foreign = [name for name in ("config.json", "training_curve.png", "metrics.json")
+               if (out / name).exists()]
+    if foreign and not _a_run_config(out / "config.json"):
+        raise OutputError(f"--out {out} holds {', '.join(foreign)} of no eegmusic training run, which the "
+                          f"run would replace; train into another folder, e.g. --out "
+                          f"{out.parent / (out.name + '-run')}")
     held = [name for name in WEIGHT_FILES if (out / name).exists()]
     if held:
         fix = "pass another --out (--resume cannot continue it with these options)"
@@ -485,6 +491,16 @@ def _refuse_a_used_out(config: TrainConfig, out: Path) -> None:
         elif _checkpoint_lost(config, out):   # not "these options": no options would continue it
             fix = "pass another --out (it has no checkpoint.pt, so --resume cannot continue it)"
         raise ConfigError(f"{out} already holds a training run ({', '.join(held)}); {fix}")
+
+
+def _a_run_config(path: Path) -> bool:
+    """Whether ``path`` is the ``config.json`` a training run wrote (one that ended no epoch leaves only
+    that, and the next run there replaces it), not a file of the user's that only shares its name."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(saved, dict) and {"model", "data", "out", "epochs"} <= saved.keys()
 
 
 def _resumable(config: TrainConfig, out: Path) -> bool:

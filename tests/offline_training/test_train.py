@@ -226,6 +226,30 @@ def test_a_folder_of_evaluate_results_is_refused_as_out(sim_dir, tmp_path, capsy
     assert sorted(path.name for path in folder.iterdir()) == ["metrics.json", "metrics.md"]
 
 
+def test_a_folder_of_the_users_files_of_a_runs_names_is_refused_as_out(sim_dir, tmp_path, capsys):
+    """train --out into a folder holding a config.json and a metrics.json of the user's replaced both (exit
+    0): only weight files counted as a run there. A run that ended no epoch leaves its own config.json,
+    which the next run may replace (below)."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"my": "precious"}\n')
+    (folder / "metrics.json").write_text("mine\n")
+    assert main(train_args(sim_dir, folder, "linear")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"--out {folder} holds config.json, metrics.json of no eegmusic training run, which the run " \
+           f"would replace; train into another folder, e.g. --out {tmp_path / 'mine-run'}" in err, err
+    assert (folder / "config.json").read_text() == '{"my": "precious"}\n'
+    assert sorted(path.name for path in folder.iterdir()) == ["config.json", "metrics.json"]
+    # a run's own config.json, left by a run that ended no epoch: a new run goes ahead there
+    (folder / "metrics.json").unlink()
+    run = tmp_path / "run"
+    assert main(train_args(sim_dir, run, "linear")) == 0
+    shutil.copy(run / "config.json", folder / "config.json")
+    assert main(train_args(sim_dir, folder, "linear")) == 0
+    assert (folder / "model.onnx").is_file()
+
+
 @pytest.mark.parametrize("split", ["subject", "subject-block"])
 def test_subject_conditioning_on_held_out_listeners_is_refused(split, sim_dir, tmp_path, capsys):
     """The held-out listeners of these splits have no trained subject parameters: they were decoded with an
