@@ -335,7 +335,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     """
     from pathlib import Path
 
-    from eegmusic.decoder.recording import RECORDING_FILES, check_record_dir
+    from eegmusic.decoder.recording import RECORDING_FILES, check_record_dir, recording_file
     from eegmusic.decoder.truth import check_truth_dir, inside_truth
     from eegmusic.stream.atomic import is_within, refuse_existing, refuse_same_file
     from eegmusic.stream.errors import OutputError
@@ -360,6 +360,11 @@ def _check_paths(args: argparse.Namespace) -> None:
                                   f"choose another {flag} path")
         check_record_dir(args.record)
     for flag, path in files:
+        name = recording_file(path)
+        if name is not None:
+            raise OutputError(f"{flag} {path} is the file {name} of the recording in {Path(path).parent} "
+                              f"(recordings are never overwritten, even with --overwrite); choose another "
+                              f"{flag} path")
         refuse_existing(path, overwrite=args.overwrite, what=flag)
     if args.json is not None:
         _probe_writable(args.json, "--json")

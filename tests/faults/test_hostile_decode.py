@@ -108,6 +108,28 @@ def test_decode_never_writes_over_the_inputs_of_a_truth_session_file(where, tmp_
     assert (tmp_path / "song21.wav").read_bytes() == PRECIOUS
 
 
+@pytest.mark.parametrize(("flag", "name"), [("--wav", "decoded.wav"), ("--json", "mel_db.json")])
+def test_decode_never_writes_over_a_file_of_an_earlier_recording(flag, name, tmp_path, capsys):
+    """``--json rec/mel_db.json --overwrite`` replaced a recording's metadata and ``--wav rec/decoded.wav
+    --overwrite`` its sound, though recordings are never overwritten; the same name in a folder holding no
+    recording is an ordinary output."""
+    from eegmusic.decoder.recording import RECORDING_FILES
+
+    recording = tmp_path / "rec"
+    recording.mkdir()
+    for each in RECORDING_FILES:
+        (recording / each).write_bytes(PRECIOUS)
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", flag, recording / name, "--overwrite")
+    assert_one_line_error(status, err, f"{flag} {recording / name} is the file {name} of the recording in "
+                                       f"{recording}", "choose another")
+    assert all((recording / each).read_bytes() == PRECIOUS for each in RECORDING_FILES)
+    alone = tmp_path / "other" / name
+    alone.parent.mkdir()
+    alone.write_bytes(PRECIOUS)
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", flag, alone, "--overwrite")
+    assert "recording" not in err and "choose another" not in err, err    # on to the stream, not found
+
+
 @pytest.mark.parametrize(("flag", "name"), [("--wav", "model.wav"), ("--json", "model.json")])
 def test_decode_output_is_never_the_model(flag, name, tmp_path, capsys):
     model = tmp_path / name
