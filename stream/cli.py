@@ -359,6 +359,14 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"eegmusic {args.command}: error: {one_line(str(access_error(error)))}", file=sys.stderr)
         return 2
+    except OSError as error:   # a path of the user's the file system refused: too long, a loop, read-only
+        from eegmusic.stream.errors import path_error
+
+        refusal = path_error(error)
+        if refusal is None:
+            raise
+        print(f"eegmusic {args.command}: error: {one_line(str(refusal))}", file=sys.stderr)
+        return 2
     except ModuleNotFoundError as error:  # an optional dependency imported by the command
         missing = missing_extra(error)
         if missing is None:

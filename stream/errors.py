@@ -7,6 +7,7 @@ prints it as is and exits with status 2. Programming errors stay ordinary Python
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -62,6 +63,28 @@ def access_error(error: PermissionError) -> AccessError:
     """The one-line error for a ``PermissionError`` that names its path (the path, and the fix)."""
     return AccessError(f"permission denied for {error.filename}: this user may not open it; change its "
                        "permissions (chmod, chown) or run as a user who may")
+
+
+PATH_FIXES = {
+    errno.ENAMETOOLONG: "choose a shorter name",
+    errno.ELOOP: "a symbolic link on the way points back to itself; remove or fix the link",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+    errno.ENOSPC: "the disk is full; free some space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up; free some space or write elsewhere",
+    errno.EISDIR: "it is a folder; name a file",
+}
+"""What to do about an ``OSError`` on a path the user gave, by its errno: the failures no command can
+foresee in its own checks (the name, the file system), reported by :func:`path_error` in one line."""
+
+
+def path_error(error: OSError) -> EEGMusicError | None:
+    """The one-line error for an ``OSError`` on a named path whose cause the user can fix
+    (:data:`PATH_FIXES`), else None (not the user's path, or a failure to see in full)."""
+    fix = PATH_FIXES.get(error.errno)
+    if error.filename is None or fix is None:
+        return None
+    return OutputError(f"cannot use {error.filename}: {error.strerror}; {fix}")
 
 
 def require_readable(path: str | os.PathLike) -> None:

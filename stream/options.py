@@ -163,6 +163,31 @@ def _writable_folder(folder: Path, text: str) -> None:
     os.unlink(probe)
 
 
+def _path_text(text: str, what: str) -> Path:
+    """``text`` as a path any library can open (expanded), or ArgumentTypeError naming what is wrong.
+
+    A name of bytes that are not UTF-8 (made on a system with another encoding) reaches Python as
+    surrogates, which libsndfile and the JSON writer cannot encode: the command failed after its work
+    (a decode's recording left half-written). A name longer than the file system allows failed with a
+    traceback at the first look at it.
+    """
+    if not text or "\0" in text:
+        raise ArgumentTypeError(f"{text!r} is not a {what} name")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArgumentTypeError(f"{text!r} holds bytes that are not UTF-8 (a name from a system with another "
+                                f"encoding); rename it or name another {what}") from None
+    path = Path(text).expanduser()
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as error:   # too long, a loop of links, ...
+        raise ArgumentTypeError(f"{text!r}: {error.strerror or error}; name another {what}") from None
+    return path
+
+
 def output_file(*suffixes: str) -> Callable[[str], str]:
     """A file to write: its folder exists and is writable, it is not a folder, suffix one of ``suffixes``.
 
@@ -170,9 +195,7 @@ def output_file(*suffixes: str) -> Callable[[str], str]:
     """
 
     def parse(text: str) -> str:
-        if not text or "\0" in text:
-            raise ArgumentTypeError(f"{text!r} is not a file name")
-        path = Path(text).expanduser()
+        path = _path_text(text, "file")
         if path.is_dir():
             raise ArgumentTypeError(f"{text!r} is a folder; name a file inside it")
         if suffixes and path.name.lower() in suffixes:  # "vo/.wav": Path's suffix of a dot-file is ""
@@ -188,16 +211,16 @@ def output_file(*suffixes: str) -> Callable[[str], str]:
 
 def output_dir(text: str) -> str:
     """A folder to write into: not an existing file; its nearest existing ancestor is writable (text back)."""
-    if not text or "\0" in text:
-        raise ArgumentTypeError(f"{text!r} is not a folder name")
-    path = Path(text).expanduser()
+    path = _path_text(text, "folder")
+    if path.is_symlink() and not path.exists():   # a file's may be written through; a folder cannot be made
+        raise ArgumentTypeError(f"{text!r} is a symbolic link to nothing (its target is missing); remove the "
+                                f"link or name another folder")
     if path.exists() and not path.is_dir():
         raise ArgumentTypeError(f"{text!r} is a file, not a folder; name a folder")
     ancestor = nearest_existing(path)   # exists: at worst "." or "/"
     if not ancestor.is_dir():
         raise ArgumentTypeError(f"{str(ancestor)!r} in {text!r} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ArgumentTypeError(f"folder {str(ancestor)!r} of {text!r} is not writable")
+    _writable_folder(ancestor, text)    # by trying, as for a file: /proc passes os.access for root
     return text
 
 

@@ -468,3 +468,39 @@ def test_the_mp3_decoders_own_notes_stay_off_the_terminal(tmp_path):
     assert_one_line_error(quiet.returncode, quiet.stderr, str(path), "found no audio it can decode in it")
     verbose = subprocess.run([*argv, "-v"], capture_output=True, text=True, timeout=120)
     assert "audio decoder: Note: Illegal Audio-MPEG-Header" in verbose.stderr, verbose.stderr
+
+
+LONG = "a" * 300
+"""A file name longer than the file system allows (255 bytes on ext4, tmpfs and most others)."""
+
+
+@pytest.mark.parametrize(("argv", "needles"), [
+    (["info", "{tmp}/" + LONG], ["cannot use {tmp}/a", "File name too long; choose a shorter name"]),
+    (["replay", "--data", "{tmp}/" + LONG, "--song", "21", "--subject", "1"], ["File name too long"]),
+    (["simulate", "--out", "{tmp}/" + LONG], ["--out", "File name too long; name another folder"]),
+    (["decode", "--stream", "s", "--model", "m.onnx", "--json", "{tmp}/" + LONG + ".json"],
+     ["--json", "File name too long; name another file"]),
+    (["simulate", "--out", "{tmp}/loop"], ["--out", "Too many levels of symbolic links"]),
+    (["evaluate", "--model", "m.onnx", "--data", "d", "--out", "{tmp}/loop/x"],
+     ["--out", "Too many levels of symbolic links"]),
+    (["train", "--data", "d", "--arch", "linear", "--out", "{tmp}/dangling"],
+     ["--out", "is a symbolic link to nothing", "remove the link"]),
+    (["train", "--data", "d", "--arch", "linear", "--out", "/proc/eegmusic-run"], ["--out", "'/proc'"]),
+    (["simulate", "--out", "{tmp}/\udcff\udcfe"], ["--out", "holds bytes that are not UTF-8", "rename it"]),
+    (["vocode", "in.wav", "--out", "{tmp}/\udcff.wav"], ["--out", "not UTF-8"]),
+    (["decode", "--stream", "s", "--model", "m.onnx", "--record", "{tmp}/\udcffrec"],
+     ["--record", "not UTF-8"]),
+], ids=["info long", "replay long", "simulate long", "decode long", "simulate loop", "evaluate loop",
+        "train dangling", "train proc", "simulate bytes", "vocode bytes", "decode bytes"])
+def test_a_path_the_file_system_refuses_is_one_line_and_creates_nothing(argv, needles, cli, tmp_path):
+    """Names longer than the file system allows, loops of symbolic links, a link to nothing as a folder to
+    create, a folder that only looks writable, and names of bytes that are not UTF-8 (which libsndfile and
+    the JSON writer cannot encode) ended in tracebacks; ``decode --record`` with such a name left a
+    half-written recording that every later run refused."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    status, _, err = cli(*(arg.replace("{tmp}", str(tmp_path)) for arg in argv))
+    assert_one_line_error(status, err, *(needle.replace("{tmp}", str(tmp_path)) for needle in needles))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
