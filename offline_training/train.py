@@ -358,6 +358,7 @@ def build_configured(name: str, model_kwargs: dict, model_config: dict):
     if not model_config:
         return build_model(name, **model_kwargs)
     defaults = _config_defaults(name)
+    _refuse_a_model_too_large(name, model_kwargs, model_config, defaults)
     try:
         # torch only warns of a layer of size 0 (a model with no units that trains to nothing): an error here
         with warnings.catch_warnings():
@@ -376,6 +377,34 @@ def build_configured(name: str, model_kwargs: dict, model_config: dict):
                           f"({_config_failure(error, defaults, model_config)}); pass values in range (the "
                           f"defaults: {shown})") from error
     return model
+
+
+MAX_PARAMETERS = 100_000_000
+"""The most weights an ``--arch-config`` may give a model: 0.4 GB in float32, 1.6 GB with Adam's state
+and the gradients, eleven times the largest default architecture (``cnn``, 9.0 M)."""
+
+
+def _refuse_a_model_too_large(name: str, model_kwargs: dict, model_config: dict, defaults: dict) -> None:
+    """Count the weights of the configured model without allocating them (built on torch's ``meta``
+    device) and refuse more than :data:`MAX_PARAMETERS`: ``{"kernel": 100000}`` asked for 800 M weights
+    per layer, and the build was killed for memory (exit 137, no message) before any check could run.
+    A configuration that does not even build there is left to the real build's own message."""
+    import torch
+    from eegmusic.offline_training.models.registry import build_model
+
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = build_model(name, **model_kwargs)
+    except Exception:  # noqa: BLE001 - the real build names what is wrong
+        return
+    count = sum(tensor.numel() for tensor in (*probe.parameters(), *probe.buffers()))
+    if count > MAX_PARAMETERS:
+        shown = json.dumps({key: defaults.get(key) for key in model_config}, default=list)
+        raise ConfigError(f"--arch-config {json.dumps(model_config)} makes a '{name}' model of "
+                          f"{count / 1e6:,.0f} M weights, over the {MAX_PARAMETERS / 1e6:.0f} M that train "
+                          f"allows ({4 * count / 2**30:.1f} GB in float32 before Adam's state); pass smaller "
+                          f"values (the defaults: {shown})")
 
 
 def _config_failure(error: BaseException, defaults: dict, model_config: dict) -> str:

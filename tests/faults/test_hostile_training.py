@@ -110,6 +110,20 @@ def test_arch_config_values_out_of_range_are_one_line(arch, config, library_word
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("arch", "config", "size"), [
+    ("convnet", '{"kernel": 100000}', "13,074 M weights"),
+    ("cnn", '{"dense": 20000}', "1,783 M weights"),
+])
+def test_an_arch_config_that_makes_a_model_too_large_to_train_is_one_line(arch, config, size, sim_dir, cli,
+                                                                         tmp_path):
+    """A kernel of 100000 samples asked for 800 M weights a layer: the build was killed for memory (exit
+    137, no message, 24 GB used). Counted without allocating, it is refused before any weight is made."""
+    status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--arch-config", config, arch=arch))
+    assert_one_line_error(status, err, f"--arch-config {config} makes a '{arch}' model of {size}",
+                          "over the 100 M that train allows", "pass smaller values")
+    assert not (tmp_path / "run").exists()
+
+
 def test_arch_config_with_init_is_refused(linear_run, sim_dir, cli, tmp_path):
     """Fine-tuning keeps the pretrained architecture: --arch-config was accepted and ignored."""
     status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--init", linear_run / "model.onnx",
