@@ -90,6 +90,21 @@ def test_listen_true_without_markers_is_refused(sim_dir, stream_name, tmp_path):
         _stop(proc)
 
 
+def _listen_true(data, truth, stream_name, tmp_path, seconds: float) -> LivePipeline:
+    """A looping replay of song 21 of ``data`` decoded for ``seconds`` with ``--listen true --truth truth``
+    into ``tmp_path/ab.wav``; the stopped pipeline (its counters and summary stay readable)."""
+    proc = _start_replay(data, stream_name, "--loop")
+    try:
+        config = PipelineConfig(stream_name=stream_name, model_path=make_model(tmp_path / "m.onnx"),
+                                device="cpu", wav_path=tmp_path / "ab.wav", truth_dir=truth, listen="true",
+                                lsl_out=False, resolve_timeout_s=10)
+        with LivePipeline(config) as pipeline:
+            _wait(pipeline, int(np.ceil(seconds / config.hop_s)), timeout=40)
+    finally:
+        _stop(proc)
+    return pipeline
+
+
 @pytest.mark.lsl
 def test_listen_true_plays_the_stimulus_contiguously(sim_dir, stream_name, tmp_path):
     """Through the live pipeline: the WAV is the stimulus, chunk after chunk, aligned within one frame.
@@ -100,16 +115,8 @@ def test_listen_true_plays_the_stimulus_contiguously(sim_dir, stream_name, tmp_p
     """
     import soundfile
 
-    proc = _start_replay(sim_dir, stream_name, "--loop")
-    try:
-        config = PipelineConfig(stream_name=stream_name, model_path=make_model(tmp_path / "m.onnx"),
-                                device="cpu", wav_path=tmp_path / "ab.wav", truth_dir=sim_dir, listen="true",
-                                lsl_out=False, resolve_timeout_s=10)
-        with LivePipeline(config) as pipeline:
-            _wait(pipeline, int(np.ceil(2.5 / config.hop_s)), timeout=40)   # 2.5 s of decoding
-            counters = pipeline.counters()
-    finally:
-        _stop(proc)
+    pipeline = _listen_true(sim_dir, sim_dir, stream_name, tmp_path, 2.5)   # 2.5 s of decoding
+    counters = pipeline.counters()
     played, rate = soundfile.read(tmp_path / "ab.wav", dtype="float32")
     stimulus = StimulusFolder(sim_dir, sfreq=RATE).load_stimulus(21)
     assert rate == RATE and counters["frames"] > 100
@@ -142,16 +149,7 @@ def test_listen_true_where_the_song_has_no_stimulus_plays_silence_and_says_how_l
 
     truth = shutil.copytree(sim_dir, tmp_path / "truth")
     (truth / "stimuli" / "song21.wav").unlink()            # song 22's stays: the folder is still a dataset
-    proc = _start_replay(sim_dir, stream_name, "--loop")
-    try:
-        config = PipelineConfig(stream_name=stream_name, model_path=make_model(tmp_path / "m.onnx"),
-                                device="cpu", wav_path=tmp_path / "ab.wav", truth_dir=truth, listen="true",
-                                lsl_out=False, resolve_timeout_s=10)
-        with LivePipeline(config) as pipeline:
-            _wait(pipeline, int(np.ceil(1.5 / config.hop_s)), timeout=40)
-    finally:
-        _stop(proc)
-    summary = pipeline.summary()
+    summary = _listen_true(sim_dir, truth, stream_name, tmp_path, 1.5).summary()
     played, _ = soundfile.read(tmp_path / "ab.wav", dtype="float32")
     missing = summary["counters"]["listen_true_missing"]
     assert len(played) > RATE and not played.any()
