@@ -360,11 +360,11 @@ def _check_paths(args: argparse.Namespace) -> None:
                                   f"choose another {flag} path")
         check_record_dir(args.record)
     for flag, path in files:
-        name = recording_file(path)
-        if name is not None:
-            raise OutputError(f"{flag} {path} is the file {name} of the recording in {Path(path).parent} "
-                              f"(recordings are never overwritten, even with --overwrite); choose another "
-                              f"{flag} path")
+        recorded = recording_file(path)
+        if recorded is not None:
+            raise OutputError(f"{flag} {path} is the file {recorded.name} of the recording in "
+                              f"{recorded.parent} (recordings are never overwritten, even with --overwrite); "
+                              f"choose another {flag} path")
         refuse_existing(path, overwrite=args.overwrite, what=flag)
     if args.json is not None:
         _probe_writable(args.json, "--json")

@@ -47,16 +47,16 @@ def check_record_dir(folder: str | Path) -> None:
                               f"--record DIR (recordings are never overwritten)")
 
 
-def recording_file(path: str | Path) -> str | None:
-    """The name of the recording's file that ``path`` is (links followed), where its folder holds a
-    recording; else None. ``decode --wav/--json`` refuse such a path even with ``--overwrite``."""
+def recording_file(path: str | Path) -> Path | None:
+    """The recording's file that ``path`` is (links followed), where its folder holds a recording; else
+    None. ``decode --wav/--json`` refuse such a path even with ``--overwrite``."""
     import os
 
     target = Path(os.path.realpath(path))
     if target.name not in RECORDING_FILES:
         return None
     held = [name for name in RECORDING_FILES if name != target.name and (target.parent / name).exists()]
-    return target.name if held else None
+    return target if held else None
 
 
 class FrameRecorder:

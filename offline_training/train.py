@@ -22,6 +22,7 @@ import importlib
 import json
 import logging
 import numbers
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -379,16 +380,17 @@ def build_configured(name: str, model_kwargs: dict, model_config: dict):
     return model
 
 
-MAX_PARAMETERS = 100_000_000
-"""The most weights an ``--arch-config`` may give a model: 0.4 GB in float32, 1.6 GB with Adam's state
-and the gradients, eleven times the largest default architecture (``cnn``, 9.0 M)."""
+TRAINING_BYTES_PER_WEIGHT = 16
+"""Memory a weight takes while it trains: float32 value, gradient and Adam's two moments."""
 
 
 def _refuse_a_model_too_large(name: str, model_kwargs: dict, model_config: dict, defaults: dict) -> None:
     """Count the weights of the configured model without allocating them (built on torch's ``meta``
-    device) and refuse more than :data:`MAX_PARAMETERS`: ``{"kernel": 100000}`` asked for 800 M weights
-    per layer, and the build was killed for memory (exit 137, no message) before any check could run.
-    A configuration that does not even build there is left to the real build's own message."""
+    device) and refuse a model whose training needs more memory than this machine has
+    (:data:`TRAINING_BYTES_PER_WEIGHT` a weight, 4 bytes a buffer, activations not counted):
+    ``{"kernel": 100000}`` asked for 800 M weights per layer, and the build was killed for memory (exit
+    137, no message) before any check could run. A configuration that does not build on ``meta`` is left
+    to the real build's own message."""
     import torch
     from eegmusic.offline_training.models.registry import build_model
 
@@ -398,13 +400,15 @@ def _refuse_a_model_too_large(name: str, model_kwargs: dict, model_config: dict,
             probe = build_model(name, **model_kwargs)
     except Exception:  # noqa: BLE001 - the real build names what is wrong
         return
-    count = sum(tensor.numel() for tensor in (*probe.parameters(), *probe.buffers()))
-    if count > MAX_PARAMETERS:
+    weights = sum(tensor.numel() for tensor in probe.parameters())
+    need = TRAINING_BYTES_PER_WEIGHT * weights + 4 * sum(tensor.numel() for tensor in probe.buffers())
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > memory:
         shown = json.dumps({key: defaults.get(key) for key in model_config}, default=list)
         raise ConfigError(f"--arch-config {json.dumps(model_config)} makes a '{name}' model of "
-                          f"{count / 1e6:,.0f} M weights, over the {MAX_PARAMETERS / 1e6:.0f} M that train "
-                          f"allows ({4 * count / 2**30:.1f} GB in float32 before Adam's state); pass smaller "
-                          f"values (the defaults: {shown})")
+                          f"{weights / 1e6:,.0f} M weights, whose training needs {need / 2**30:,.0f} GB "
+                          f"(weights, gradients and Adam's state), more than this machine's "
+                          f"{memory / 2**30:.0f} GB of memory; pass smaller values (the defaults: {shown})")
 
 
 def _config_failure(error: BaseException, defaults: dict, model_config: dict) -> str:
@@ -506,13 +510,13 @@ def _refuse_a_used_out(config: TrainConfig, out: Path) -> None:
         raise OutputError(f"--out {out} holds an evaluate result ({', '.join(results)}) and the run's "
                           f"metrics.json would replace it; train into another folder, e.g. --out "
                           f"{out.parent / (out.name + '-run')}")
+    held = [name for name in WEIGHT_FILES if (out / name).exists()]
     foreign = [name for name in ("config.json", "training_curve.png", "metrics.json")
                if (out / name).exists()]
-    if foreign and not _a_run_config(out / "config.json"):
+    if foreign and not held and not _a_run_config(out / "config.json"):
         raise OutputError(f"--out {out} holds {', '.join(foreign)} of no eegmusic training run, which the "
                           f"run would replace; train into another folder, e.g. --out "
                           f"{out.parent / (out.name + '-run')}")
-    held = [name for name in WEIGHT_FILES if (out / name).exists()]
     if held:
         fix = "pass another --out (--resume cannot continue it with these options)"
         if _resumable(config, out):
@@ -1057,6 +1061,9 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         _check_resume(config, out)
     else:
         _refuse_a_used_out(config, out)
+    from eegmusic.replay.simulate import check_writable
+
+    check_writable(out)   # /proc, a read-only mount: refused now, not at the first write after the fit
     # the files named are read before the data, so that a bad one is refused in seconds, not after the
     # data and the target lag's ridge fits
     pretrained = _read_init(config) if config.init else None

@@ -72,7 +72,6 @@ PATH_FIXES = {
     errno.EROFS: "the file system is read-only; choose a writable folder",
     errno.ENOSPC: "the disk is full; free some space or write elsewhere",
     errno.EDQUOT: "the disk quota is used up; free some space or write elsewhere",
-    errno.EISDIR: "it is a folder; name a file",
 }
 """What to do about an ``OSError`` on a path the user gave, by its errno: the failures no command can
 foresee in its own checks (the name, the file system), reported by :func:`path_error` in one line."""

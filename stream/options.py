@@ -212,15 +212,18 @@ def output_file(*suffixes: str) -> Callable[[str], str]:
 def output_dir(text: str) -> str:
     """A folder to write into: not an existing file; its nearest existing ancestor is writable (text back)."""
     path = _path_text(text, "folder")
-    if path.is_symlink() and not path.exists():   # a file's may be written through; a folder cannot be made
-        raise ArgumentTypeError(f"{text!r} is a symbolic link to nothing (its target is missing); remove the "
-                                f"link or name another folder")
     if path.exists() and not path.is_dir():
         raise ArgumentTypeError(f"{text!r} is a file, not a folder; name a folder")
     ancestor = nearest_existing(path)   # exists: at worst "." or "/"
+    # a link to nothing on the way: mkdir fails on it (a file's link may be written through; not a folder's)
+    dangling = next((part for part in (path, *path.parents) if part != ancestor and part.is_symlink()), None)
+    if dangling is not None:
+        raise ArgumentTypeError(f"{str(dangling)!r} in {text!r} is a symbolic link to nothing (its target is "
+                                f"missing); remove the link or name another folder")
     if not ancestor.is_dir():
         raise ArgumentTypeError(f"{str(ancestor)!r} in {text!r} is a file, not a folder")
-    _writable_folder(ancestor, text)    # by trying, as for a file: /proc passes os.access for root
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ArgumentTypeError(f"folder {str(ancestor)!r} of {text!r} is not writable")
     return text
 
 

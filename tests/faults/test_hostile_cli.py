@@ -485,22 +485,29 @@ LONG = "a" * 300
      ["--out", "Too many levels of symbolic links"]),
     (["train", "--data", "d", "--arch", "linear", "--out", "{tmp}/dangling"],
      ["--out", "is a symbolic link to nothing", "remove the link"]),
-    (["train", "--data", "d", "--arch", "linear", "--out", "/proc/eegmusic-run"], ["--out", "'/proc'"]),
+    (["train", "--data", "d", "--arch", "linear", "--out", "{tmp}/dangling/run"],
+     ["--out", "dangling' in", "is a symbolic link to nothing"]),
+    (["train", "--data", "{data}", "--arch", "linear", "--out", "/proc/eegmusic-run"],
+     ["cannot create --out folder /proc/eegmusic-run: /proc takes no new folder", "choose another --out"]),
     (["simulate", "--out", "{tmp}/\udcff\udcfe"], ["--out", "holds bytes that are not UTF-8", "rename it"]),
     (["vocode", "in.wav", "--out", "{tmp}/\udcff.wav"], ["--out", "not UTF-8"]),
     (["decode", "--stream", "s", "--model", "m.onnx", "--record", "{tmp}/\udcffrec"],
      ["--record", "not UTF-8"]),
 ], ids=["info long", "replay long", "simulate long", "decode long", "simulate loop", "evaluate loop",
-        "train dangling", "train proc", "simulate bytes", "vocode bytes", "decode bytes"])
-def test_a_path_the_file_system_refuses_is_one_line_and_creates_nothing(argv, needles, cli, tmp_path):
+        "train dangling", "train dangling on the way", "train proc", "simulate bytes", "vocode bytes",
+        "decode bytes"])
+def test_a_path_the_file_system_refuses_is_one_line_and_creates_nothing(argv, needles, cli, tmp_path,
+                                                                        sim_dir):
     """Names longer than the file system allows, loops of symbolic links, a link to nothing as a folder to
-    create, a folder that only looks writable, and names of bytes that are not UTF-8 (which libsndfile and
-    the JSON writer cannot encode) ended in tracebacks; ``decode --record`` with such a name left a
-    half-written recording that every later run refused."""
+    create (or on the way to it), a folder that only looks writable (train's, before any data is read),
+    and names of bytes that are not UTF-8 (which libsndfile and the JSON writer cannot encode) ended in
+    tracebacks; ``decode --record`` with such a name left a half-written recording that every later run
+    refused."""
     (tmp_path / "loop").symlink_to(tmp_path / "loop2")
     (tmp_path / "loop2").symlink_to(tmp_path / "loop")
     (tmp_path / "dangling").symlink_to(tmp_path / "missing")
     before = sorted(p.name for p in tmp_path.iterdir())
-    status, _, err = cli(*(arg.replace("{tmp}", str(tmp_path)) for arg in argv))
+    status, _, err = cli(*(arg.replace("{tmp}", str(tmp_path)).replace("{data}", str(sim_dir))
+                           for arg in argv))
     assert_one_line_error(status, err, *(needle.replace("{tmp}", str(tmp_path)) for needle in needles))
     assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -40,6 +40,7 @@ class Device:
         self._stop = threading.Event()
         self.sent = 0
         self._skip = 0
+        self._skip_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -51,7 +52,8 @@ class Device:
                 time.sleep(0.01)
                 t0 = pylsl.local_clock() - self.sent / self.rate  # time stays continuous
                 continue
-            self.sent, self._skip = self.sent + self._skip, 0
+            with self._skip_lock:
+                self.sent, self._skip = self.sent + self._skip, 0
             due = int((pylsl.local_clock() - t0) * self.rate)
             if due > self.sent:
                 n = min(due - self.sent, 4 * chunk)
@@ -67,7 +69,8 @@ class Device:
 
     def skip(self, n: int):
         """Lose the next ``n`` samples: never sent, the timestamps after them as if they had been."""
-        self._skip = n
+        with self._skip_lock:
+            self._skip += n
 
     def resume(self):
         self._pushing.set()
