@@ -325,10 +325,22 @@ def check_audio_file(path: str | Path) -> Path:
         problem = "is not a regular file (a device, pipe or socket); name an audio file"
     elif path.stat().st_size == 0:
         problem = "is empty (0 bytes); pass the audio file itself"
+    elif not utf8(str(path)):   # libsndfile opens paths as UTF-8: it failed as "cannot be decoded"
+        problem = ("its name holds bytes that are not UTF-8 (from a system with another encoding), which the "
+                   "audio library cannot open; rename the file")
     else:
         require_readable(path)   # else the decoder calls a file it may not open undecodable
         return path
     raise DataFormatError(f"{path}: {problem} (wav, flac, ogg or mp3)")
+
+
+def utf8(text: str) -> bool:
+    """Whether ``text`` is valid UTF-8 text (a file name of other bytes holds surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_peak(audio: np.ndarray, path: str | Path) -> float:

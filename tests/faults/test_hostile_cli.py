@@ -511,3 +511,18 @@ def test_a_path_the_file_system_refuses_is_one_line_and_creates_nothing(argv, ne
                            for arg in argv))
     assert_one_line_error(status, err, *(needle.replace("{tmp}", str(tmp_path)) for needle in needles))
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("command", [["simulate", "--out", "{tmp}/out", "--music"], ["vocode"]])
+def test_an_audio_file_whose_name_is_not_utf8_is_named_for_that(command, cli, tmp_path):
+    """libsndfile opens paths as UTF-8: a music file named in another encoding was "cannot be decoded as
+    audio", and the fix offered (another format) could not help."""
+    song = tmp_path / "\udcffsong.wav"                         # the byte 0xff, as Python holds it
+    soundfile.write(tmp_path / "song.wav", np.zeros(22050, np.float32), 22050)
+    (tmp_path / "song.wav").rename(song)                      # os functions take it; libsndfile not
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in command] + [str(song)]
+    if command == ["vocode"]:
+        argv += ["--out", str(tmp_path / "o.wav")]
+    status, _, err = cli(*argv)
+    assert_one_line_error(status, err, "its name holds bytes that are not UTF-8", "rename the file")
+    assert "decoded" not in err and not (tmp_path / "out").exists() and not (tmp_path / "o.wav").exists()
