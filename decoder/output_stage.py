@@ -117,6 +117,7 @@ class SoundOutput:
             self.counters["vocoder_resets"] += 1
             self.vocoder.reset()
             self._seam = True   # the vocoder starts again from silence: the sound before falls to it
+            self._listen_end = None   # its tail (at a stop) follows the frames after the gap, not before
         # an empty emission still moves past its skipped frames: the frames from k0 on continue it
         # (left behind, the next emission reset the vocoder, and counted, once more for the same gap)
         self.last_k = emission.k0 + frames.shape[1] - 1

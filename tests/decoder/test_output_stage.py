@@ -119,6 +119,39 @@ def test_a_wav_falls_to_a_stalls_silence_and_rises_from_it(tmp_path):
     assert np.abs(np.diff(audio)).max() < 0.05, np.abs(np.diff(audio)).max()
 
 
+def test_listen_true_plays_no_stimulus_from_before_a_gap_at_the_stop(sim_dir):
+    """With --listen true the vocoder's tail at a stop plays the stimulus after the last chunk. After a gap
+    that no frame followed (an emission with skipped frames and none of its own), the vocoder has started
+    again from silence and holds nothing: the tail played the stimulus from before the gap."""
+    from eegmusic.decoder.audio import EDGE_RAMP_SAMPLES
+    from eegmusic.decoder.frameclock import FrameEmission
+    from eegmusic.decoder.truth import LiveTruth
+    from eegmusic.decoder.vocoder import StreamingVocoder
+    from eegmusic.stream.stimulus import StimulusFolder
+
+    class Kept(NullSink):
+        def write(self, samples, *, block=True):
+            self.last = np.array(samples)
+            return super().write(samples, block=block)
+
+    truth = LiveTruth(StimulusFolder(sim_dir, sfreq=22050), keep_audio=True)
+    truth.load(21)
+    truth.marker("song=21;t=5.000", 1000.0)
+    frames = np.full((128, 20), -20.0, np.float32)
+    for gap in (False, True):
+        sink = Kept()
+        sound = SoundOutput(PipelineConfig(model_path="m.onnx", listen="true"), sink,
+                            vocoder=StreamingVocoder(), truth=truth)
+        samples, _, k0 = sound.vocode(FrameEmission(0, frames, np.arange(20), 0))
+        sound.play(sound.listened(samples, sound.audio_start(1001.0, k0)), {})
+        if gap:
+            sound.vocode(FrameEmission(30, frames[:, :0], np.arange(0), 10))
+        tail = sound.flush()
+        after_ramp = sink.last[EDGE_RAMP_SAMPLES:]      # past the fall from the sound before the gap
+        assert len(tail) > EDGE_RAMP_SAMPLES
+        assert not after_ramp.any() if gap else np.abs(after_ramp).max() > 1e-3
+
+
 def test_one_gap_resets_the_vocoder_once_even_when_its_first_emission_is_empty():
     from eegmusic.decoder.frameclock import FrameEmission
     from eegmusic.decoder.vocoder import StreamingVocoder
