@@ -400,10 +400,28 @@ def run() -> int:
     """
     status = main()
     exec("")  # clears CPython's unhandled-KeyboardInterrupt mark (above); runs nothing
-    if stop_under_way() and threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():
+        # ignored while a stop's exit runs; otherwise a stop arriving after the command finished ends the
+        # process at once with the status it decided: Python's handler raised KeyboardInterrupt inside a
+        # finalizer (a traceback, exit 0) or the signal killed it (-2, -15), its work complete (1 of 10
+        # late Ctrl-Cs after a `train`)
+        handler = signal.SIG_IGN if stop_under_way() else _ends_with(status)
         for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
+            signal.signal(signum, handler)
     return status
+
+
+def _ends_with(status: int):
+    """A signal handler that ends the process at once with ``status``, its output flushed (nothing else
+    is left to clean once :func:`main` has returned)."""
+
+    def end(signum, frame) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):   # a write the signal interrupted: flushed as far as it can
+                stream.flush()
+        os._exit(status)
+
+    return end
 
 
 if __name__ == "__main__":

@@ -40,3 +40,22 @@ def test_sigterm_stops_training_as_ctrl_c_keeping_the_last_checkpoint(sim_dir, t
     assert set(names) <= run_files, names  # no temporary checkpoint left beside them
     assert read_checkpoint(out / "checkpoint.pt", model_name="cnn")["epoch"] >= 1  # epochs count from 1
 
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_after_the_command_finished_keeps_its_status_without_a_traceback(signum):
+    """A Ctrl-C that arrived while a finished ``train`` was exiting raised KeyboardInterrupt in a finalizer
+    (a traceback, exit 0), or killed it (-2; SIGTERM always -15), its work complete. Here the command's
+    status is decided (3) and the signal comes during the exit: the process ends at once with that
+    status, nothing printed. A real process and real signals; the command is a stand-in returning 3."""
+    script = (
+        "import os, signal, sys, time\n"
+        "from eegmusic.stream import cli\n"
+        "cli.main = lambda argv=None: 3\n"
+        "cli.run()\n"
+        f"os.kill(os.getpid(), {int(signum)})\n"
+        "time.sleep(10)\n"
+        "sys.exit(99)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (3, ""), done.stderr
