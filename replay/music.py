@@ -271,12 +271,10 @@ def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -
     """
     import soundfile
     from eegmusic.stream.errors import DataFormatError, require_readable
-    from eegmusic.stream.stimulus import decoder_notes_aside, decoder_words, utf8
+    from eegmusic.stream.stimulus import check_name_opens, decoder_notes_aside, decoder_words
 
     require_readable(path)
-    if not utf8(str(path)):   # libsndfile opens paths as UTF-8: it failed as "cannot be decoded"
-        raise DataFormatError(f"{path}: its name holds bytes that are not UTF-8 (from a system with another "
-                              f"encoding), which the audio library cannot open; rename the file")
+    check_name_opens(path)
     try:
         with decoder_notes_aside(path):
             length_s = float(soundfile.info(str(path)).duration)

@@ -77,6 +77,16 @@ PATH_FIXES = {
 foresee in its own checks (the name, the file system), reported by :func:`path_error` in one line."""
 
 
+def utf8(text: str) -> bool:
+    """Whether ``text`` is valid UTF-8 (a file name of other bytes reaches Python as surrogates, which
+    libsndfile and the JSON writer cannot encode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def path_error(error: OSError) -> EEGMusicError | None:
     """The one-line error for an ``OSError`` on a named path whose cause the user can fix
     (:data:`PATH_FIXES`), else None (not the user's path, or a failure to see in full)."""

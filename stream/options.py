@@ -19,6 +19,7 @@ fails at once instead of after a whole decode. Whether an existing output may be
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eegmusic.stream.atomic import nearest_existing
+from eegmusic.stream.errors import utf8
 
 ArgumentTypeError = argparse.ArgumentTypeError
 
@@ -173,11 +175,9 @@ def _path_text(text: str, what: str) -> Path:
     """
     if not text or "\0" in text:
         raise ArgumentTypeError(f"{text!r} is not a {what} name")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+    if not utf8(text):
         raise ArgumentTypeError(f"{text!r} holds bytes that are not UTF-8 (a name from a system with another "
-                                f"encoding); rename it or name another {what}") from None
+                                f"encoding); rename it or name another {what}")
     path = Path(text).expanduser()
     try:
         os.stat(path)
@@ -216,7 +216,8 @@ def output_dir(text: str) -> str:
         raise ArgumentTypeError(f"{text!r} is a file, not a folder; name a folder")
     ancestor = nearest_existing(path)   # exists: at worst "." or "/"
     # a link to nothing on the way: mkdir fails on it (a file's link may be written through; not a folder's)
-    dangling = next((part for part in (path, *path.parents) if part != ancestor and part.is_symlink()), None)
+    on_the_way = itertools.takewhile(lambda part: part != ancestor, (path, *path.parents))
+    dangling = next((part for part in on_the_way if part.is_symlink()), None)
     if dangling is not None:
         raise ArgumentTypeError(f"{str(dangling)!r} in {text!r} is a symbolic link to nothing (its target is "
                                 f"missing); remove the link or name another folder")

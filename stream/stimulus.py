@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from eegmusic.stream.errors import DataFormatError, detail, require_readable
+from eegmusic.stream.errors import DataFormatError, detail, require_readable, utf8
 
 STIMULUS_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 """Stimulus file types looked for, in this order, as ``stimuli/songNN<ext>``."""
@@ -325,22 +325,19 @@ def check_audio_file(path: str | Path) -> Path:
         problem = "is not a regular file (a device, pipe or socket); name an audio file"
     elif path.stat().st_size == 0:
         problem = "is empty (0 bytes); pass the audio file itself"
-    elif not utf8(str(path)):   # libsndfile opens paths as UTF-8: it failed as "cannot be decoded"
-        problem = ("its name holds bytes that are not UTF-8 (from a system with another encoding), which the "
-                   "audio library cannot open; rename the file")
     else:
+        check_name_opens(path)
         require_readable(path)   # else the decoder calls a file it may not open undecodable
         return path
     raise DataFormatError(f"{path}: {problem} (wav, flac, ogg or mp3)")
 
 
-def utf8(text: str) -> bool:
-    """Whether ``text`` is valid UTF-8 text (a file name of other bytes holds surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def check_name_opens(path: str | Path) -> None:
+    """Refuse an audio file whose name libsndfile cannot open (it takes paths as UTF-8): such a file was
+    reported as "cannot be decoded as audio", with a fix (another format) that could not help."""
+    if not utf8(str(path)):
+        raise DataFormatError(f"{path}: its name holds bytes that are not UTF-8 (from a system with another "
+                              f"encoding), which the audio library cannot open; rename the file")
 
 
 def check_peak(audio: np.ndarray, path: str | Path) -> float:

@@ -526,3 +526,14 @@ def test_an_audio_file_whose_name_is_not_utf8_is_named_for_that(command, cli, tm
     status, _, err = cli(*argv)
     assert_one_line_error(status, err, "its name holds bytes that are not UTF-8", "rename the file")
     assert "decoded" not in err and not (tmp_path / "out").exists() and not (tmp_path / "o.wav").exists()
+
+
+def test_a_folder_to_create_under_a_linked_folder_is_accepted(tmp_path):
+    """Only links between the folder and its nearest existing parent are on its way: a link above that
+    one (a home folder reached through a link) is an ordinary path to write under."""
+    from eegmusic.stream.options import output_dir
+
+    (tmp_path / "real" / "runs").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    text = str(tmp_path / "link" / "runs" / "new")       # nearest existing: link/runs, under the link
+    assert output_dir(text) == text
