@@ -36,7 +36,7 @@ from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, FORMAT_VERSION, 
 from eegmusic.replay.nmedt import AUDIO_SFREQ, read_audio
 from eegmusic.replay.session_recorder import SessionRecorder
 from eegmusic.replay.track_player import TrackPlayer, output_device
-from eegmusic.replay.xdf_session import audio_folder
+from eegmusic.replay.xdf_session import MIN_PIECE_S, audio_folder
 from eegmusic.replay.xdf_writer import XDFWriter, _next_free
 from eegmusic.stream.atomic import atomic_path, disk_errors
 from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError, OutputError, StreamError
@@ -119,7 +119,9 @@ class CalibrationSummary:
     """Where that stop cut the track (s into it), when the track's start was marked: the play is in the
     session up to there, besides the ``tracks_played`` whole ones. None when no play was cut."""
     eeg_missing_s: float = 0.0
-    """Seconds at the music's end whose EEG had not arrived :data:`TAIL_WAIT_S` after it (a stalled cap)."""
+    """Seconds of music at its end whose EEG had not arrived :data:`TAIL_WAIT_S` after it (a stalled cap)."""
+    music_started_at: float | None = None
+    """LSL time of the first track's marked start (None until one is marked)."""
 
 
 def playlist_files(music) -> list[Path]:
@@ -492,7 +494,7 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
         else:
             ended = pylsl.local_clock()
             publish(ended, "session_end")
-            summary.eeg_missing_s = _record_the_tail(recorder, ended)
+            summary.eeg_missing_s = _record_the_tail(recorder, ended, summary.music_started_at)
         finally:
             bar.close()
     finally:
@@ -507,7 +509,33 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
             _remove_created(copied)
         marker_outlet = None  # close the outlet (after the inlet: liblsl wants inlets gone first)
         inlet.close_stream()
+    if (lost := _lost_before_the_music(recorder, summary)) is not None:
+        out.unlink(missing_ok=True)  # no play of it could be read: train and info refuse such a session
+        _remove_created(copied)
+        raise StreamError(f"stream '{config.stream}' stopped sending EEG {lost} and did not come back, so no "
+                          f"track has {MIN_PIECE_S:g} s of EEG; the session was removed. Check the amplifier "
+                          "and its LSL app, then start again")
+    if summary.eeg_missing_s > 0:
+        logger.warning("the EEG of the music's last %.1f s did not arrive within %g s of its end; the "
+                       "session holds the music up to there", summary.eeg_missing_s, TAIL_WAIT_S)
     return summary
+
+
+def _lost_before_the_music(recorder, summary: CalibrationSummary) -> str | None:
+    """When the stream fell silent for good before a track had :data:`MIN_PIECE_S` of EEG: where it stopped
+    ("0.4 s into the first track", "before the first track"), else None.
+
+    A session whose stream disappears that early holds no play a reader takes, yet it ended with exit 0, a
+    "next: eegmusic train" line and more seconds of music "never arrived" than had played. A stream that
+    comes back, or stops later, leaves a session to keep; so does a stop while the stream still runs.
+    """
+    started = summary.music_started_at
+    if started is None or recorder.last_stamp is None or not recorder.silent:
+        return None
+    into = recorder.last_stamp + recorder.offset - started
+    if into >= MIN_PIECE_S:
+        return None
+    return "before the first track" if into < 0 else f"{into:.1f} s into the first track"
 
 
 TAIL_WAIT_S = 10.0
@@ -515,9 +543,10 @@ TAIL_WAIT_S = 10.0
 (an amplifier sends its samples late: the virtual listener 1 s, ``--delay``)."""
 
 
-def _record_the_tail(recorder, ended: float) -> float:
+def _record_the_tail(recorder, ended: float, music_from: float | None) -> float:
     """Record until the EEG reaches ``ended`` (LSL time the music ended) or :data:`TAIL_WAIT_S` pass; return
-    how many seconds of music before ``ended`` have no EEG (0 when all arrived).
+    how many seconds of music (from ``music_from``, the first track's start) before ``ended`` have no EEG (0
+    when all arrived).
 
     The recorder was stopped as soon as the music ended, so every session lost its last seconds of music by
     the amplifier's delay (1 s of each virtual-listener session, 3 s with ``--delay 3``), with "10.0 s of
@@ -531,10 +560,9 @@ def _record_the_tail(recorder, ended: float) -> float:
         logger.warning("stopped while waiting for the EEG of the music's end")
     if recorder.recorded_until(ended) or recorder.last_stamp is None:
         return 0.0
-    missing = ended - (recorder.last_stamp + recorder.offset)
-    logger.warning("the EEG of the music's last %.1f s did not arrive within %g s of its end; the session "
-                   "holds the music up to there", missing, TAIL_WAIT_S)
-    return float(missing)
+    # EEG that stopped before the music began leaves the music's seconds missing, not more
+    floor = -np.inf if music_from is None else music_from
+    return float(ended - max(recorder.last_stamp + recorder.offset, floor))
 
 
 def _play_track(
@@ -604,6 +632,8 @@ def _play_until_done(player, audio: np.ndarray, fields: dict, duration_s: float,
                         output_latency_s=latency,
                     )
                     start_stamp, last_marker = stamp, 0.0
+                    if summary.music_started_at is None:
+                        summary.music_started_at = stamp
                 elif position - last_marker >= 1.0:
                     publish(heard, "position", track=fields["track"], position_s=float(position))
                     last_marker = position

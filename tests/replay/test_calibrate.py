@@ -172,6 +172,46 @@ def test_outage_is_recorded_as_a_gap_and_the_session_goes_on(tmp_path, stream_na
 
 
 @pytest.mark.lsl
+def test_a_stream_that_stops_before_the_first_track_is_refused_and_leaves_nothing(tmp_path, stream_name,
+                                                                                 monkeypatch, caplog):
+    """A cap whose samples stop as the session starts, for good: the session ended with exit 0, "next:
+    eegmusic train", and more seconds of music "never arrived" than had played, in a file train and info
+    refuse."""
+    import pylsl
+    from eegmusic.replay import calibrate as calibrate_module
+
+    monkeypatch.setattr(calibrate_module, "TAIL_WAIT_S", 0.5)
+    track = tmp_path / "t.wav"
+    soundfile.write(track, 0.1 * np.random.default_rng(5).standard_normal(3 * 22050).astype("f4"), 22050)
+    cap = IndexCap(stream_name)
+    markers = pylsl.resolve_byprop("name", f"{stream_name}-calibration", timeout=0)  # none yet
+
+    def stop_the_cap_at_the_first_marker():
+        nonlocal markers
+        while not markers:
+            markers = pylsl.resolve_byprop("name", f"{stream_name}-calibration", timeout=0.2)
+        inlet = pylsl.StreamInlet(markers[0])
+        while inlet.pull_sample(timeout=0.2)[0] is None:
+            pass
+        cap.pause_at_s, cap.pause_s = pylsl.local_clock() - cap.t0, np.inf  # the amplifier goes silent
+
+    watcher = threading.Thread(target=stop_the_cap_at_the_first_marker, daemon=True)
+    watcher.start()
+    out = tmp_path / "s.xdf"
+    try:
+        with pytest.raises(StreamError, match=rf"stream '{stream_name}' stopped sending EEG (before the "
+                                              r"first track|0\.\d s into the first track) and did not come "
+                                              r"back, so no track has 1 s of EEG; the session was removed\."):
+            calibrate(CalibrationConfig(stream=stream_name, music=[str(track)], out=str(out), no_audio=True,
+                                        progress=False))
+    finally:
+        cap.close()
+    assert not watcher.is_alive()
+    assert not out.exists() and not (tmp_path / "s_audio").exists()
+    assert "did not arrive" not in caplog.text   # no "the session holds the music up to there" either
+
+
+@pytest.mark.lsl
 @pytest.mark.timeout(120)
 def test_sigkilled_session_leaves_a_readable_file(music, tmp_path, stream_name):
     cap = IndexCap(stream_name)
@@ -425,14 +465,16 @@ def test_a_cap_that_stalls_as_the_music_ends_is_waited_for_then_said(monkeypatch
         recorded_until = SessionRecorder.recorded_until
 
     monkeypatch.setattr(calibrate_module, "TAIL_WAIT_S", 0.1)
-    assert calibrate_module._record_the_tail(Stalled(), 8.0) == pytest.approx(2.5)
-    assert "the EEG of the music's last 2.5 s did not arrive" in caplog.text
-    assert calibrate_module._record_the_tail(Stalled(), 5.5) == 0.0
+    assert calibrate_module._record_the_tail(Stalled(), 8.0, 3.0) == pytest.approx(2.5)
+    assert calibrate_module._record_the_tail(Stalled(), 5.5, 3.0) == 0.0
+    # EEG that stopped before the music began: the music's seconds are missing, not more (it said 18.2 s
+    # of a 15-s session)
+    assert calibrate_module._record_the_tail(Stalled(), 8.0, 7.0) == pytest.approx(1.0)
 
     def ctrl_c(_seconds):
         raise KeyboardInterrupt
 
     # Ctrl-C in the wait ends the wait, not the finished session (it escaped as "interrupted")
     monkeypatch.setattr(calibrate_module.time, "sleep", ctrl_c)
-    assert calibrate_module._record_the_tail(Stalled(), 8.0) == pytest.approx(2.5)
+    assert calibrate_module._record_the_tail(Stalled(), 8.0, None) == pytest.approx(2.5)
     assert "stopped while waiting for the EEG of the music's end" in caplog.text
