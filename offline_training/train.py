@@ -21,6 +21,7 @@ import copy
 import importlib
 import json
 import logging
+import math
 import numbers
 import os
 import time
@@ -400,6 +401,7 @@ def _refuse_a_model_too_large(name: str, model_kwargs: dict, model_config: dict,
             probe = build_model(name, **model_kwargs)
     except Exception:  # noqa: BLE001 - the real build names what is wrong
         return
+    _refuse_a_stride_beyond_the_window(probe, name, model_config)
     weights = sum(tensor.numel() for tensor in probe.parameters())
     need = TRAINING_BYTES_PER_WEIGHT * weights + 4 * sum(tensor.numel() for tensor in probe.buffers())
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -409,6 +411,21 @@ def _refuse_a_model_too_large(name: str, model_kwargs: dict, model_config: dict,
                           f"{weights / 1e6:,.0f} M weights, whose training needs {need / 2**30:,.0f} GB "
                           f"(weights, gradients and Adam's state), more than this machine's "
                           f"{memory / 2**30:.0f} GB of memory; pass smaller values (the defaults: {shown})")
+
+
+def _refuse_a_stride_beyond_the_window(probe, name: str, model_config: dict) -> None:
+    """Refuse a convolution whose stride is longer than the model's whole EEG window: every step after it
+    is one, and torch's backward pass of such a layer runs for ever (stride 100,000: no end, Ctrl-C
+    ignored) or crashes the process (1,000,000: a segmentation fault, no message), where its forward
+    pass, which the build check runs, is quick."""
+    from torch import nn
+
+    window = int(probe.n_times)
+    for module in probe.modules():
+        if isinstance(module, nn.modules.conv._ConvNd) and max(module.stride) > window:
+            raise ConfigError(f"--arch-config {json.dumps(model_config)} gives a '{name}' convolution a "
+                              f"stride of {max(module.stride)}, longer than the model's whole "
+                              f"{window}-sample window; pass strides of at most {window}")
 
 
 def _config_failure(error: BaseException, defaults: dict, model_config: dict) -> str:
@@ -448,8 +465,8 @@ def _json_kind(default) -> tuple[tuple[type, ...], str, str] | None:
 def _fits(value, kinds: tuple[type, ...]) -> bool:
     if isinstance(value, bool) and bool not in kinds:  # JSON true is no number
         return False
-    if isinstance(value, numbers.Real) and not np.isfinite(value):  # json.loads reads NaN and Infinity
-        return False
+    if isinstance(value, float) and not math.isfinite(value):  # json.loads reads NaN and Infinity
+        return False   # (an integer is finite, and np.isfinite raised TypeError on one past 64 bits)
     return isinstance(value, kinds)
 
 
@@ -485,6 +502,12 @@ def check_model_config(name: str, model_config: dict) -> None:
         if not _fits(value, kinds) or (items is not None and not all(_fits(v, items[0]) for v in value)):
             raise ConfigError(f"bad configuration for model '{name}': --arch-config key '{key}' must be "
                               f"{noun}, e.g. {json.dumps(default)} (got {json.dumps(value, default=str)})")
+        huge = [v for v in (value if isinstance(value, list | tuple) else [value])
+                if isinstance(v, numbers.Integral) and abs(v) >= 2**63]
+        if huge:  # torch failed on it with a message cut short mid-word
+            raise ConfigError(f"bad configuration for model '{name}': --arch-config key '{key}' holds "
+                              f"{huge[0]}, beyond the 64-bit integers torch takes; pass a value in range, "
+                              f"e.g. {json.dumps(default)}")
 
 
 # ---- run folder ---------------------------------------------------------------------------------------

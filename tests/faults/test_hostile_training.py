@@ -125,6 +125,21 @@ def test_an_arch_config_that_makes_a_model_too_large_to_train_is_one_line(arch, 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(("config", "words"), [
+    # a stride past the window: torch's backward ran for ever at 100000 (Ctrl-C ignored) and crashed the
+    # process at 1000000 (exit 139, no message), after the forward pass of the build check had passed it
+    ('{"strides": [1, 2, 2, 100000]}', "a 'convnet' convolution a stride of 100000, longer than the model's "
+                                       "whole 125-sample window; pass strides of at most 125"),
+    # an integer past 64 bits: a TypeError traceback (np.isfinite), once past it torch's message cut mid-word
+    ('{"hidden": 100000000000000000000}', "key 'hidden' holds 100000000000000000000, beyond the 64-bit "
+                                          "integers torch takes; pass a value in range, e.g. 512"),
+])
+def test_arch_config_values_torch_cannot_train_are_one_line(config, words, sim_dir, cli, tmp_path):
+    status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--arch-config", config, arch="convnet"))
+    assert_one_line_error(status, err, words)
+    assert not (tmp_path / "run").exists()
+
+
 def test_arch_config_with_init_is_refused(linear_run, sim_dir, cli, tmp_path):
     """Fine-tuning keeps the pretrained architecture: --arch-config was accepted and ignored."""
     status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--init", linear_run / "model.onnx",
