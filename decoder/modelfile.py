@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.stream.channels import IMPUTE_ADVICE
-from eegmusic.stream.errors import EEGMusicError, ModelError, require_readable
+from eegmusic.stream.errors import EEGMusicError, ModelError, read_json, require_readable
 from eegmusic.stream.spec import REFERENCES, WINDOW_S, PreprocessingSpec
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def parse_metadata(custom_metadata: dict, path: str | Path) -> dict:
         raise ModelError(f"model file {path} has no '{METADATA_KEY}' metadata (not an eegmusic model); "
                          f"{EXPORT_FIX}")
     try:
-        metadata = json.loads(text)
+        metadata = read_json(text)
     except json.JSONDecodeError as error:
         raise ModelError(f"model file {path} has unreadable '{METADATA_KEY}' metadata (invalid JSON at "
                          f"char {error.pos}); {EXPORT_FIX}") from error

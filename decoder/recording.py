@@ -14,7 +14,7 @@ import numpy as np
 from eegmusic.decoder.audio import WavSink
 from eegmusic.decoder.melspec import FRAME_PERIOD_S, N_MELS
 from eegmusic.decoder.sinks import why_not_written
-from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
+from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError, read_json
 
 MAX_FRAME_INDEX = 1 << 40
 """Frame indices a recording may hold: 0 up to this, exclusive (800 years of frames)."""
@@ -209,7 +209,7 @@ def read_recorded_mel(path: str | Path) -> tuple[Path, np.ndarray, np.ndarray, d
         raise DataFormatError(f"{path if path.is_file() else folder / FRAMES_FILE}: raw mel frames without "
                               f"their {FRAMES_SIDECAR} beside them (their shape and units); {whole}")
     try:
-        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        meta = read_json(sidecar.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise DataFormatError(f"{sidecar}: unreadable ({type(error).__name__}); {whole}") from error
     if not isinstance(meta, dict):

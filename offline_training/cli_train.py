@@ -170,10 +170,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``eegmusic train``; print a summary; return 0."""
-    from eegmusic.stream.errors import ConfigError
+    from eegmusic.stream.errors import ConfigError, read_json
 
     try:
-        model_config = json.loads(args.arch_config) if args.arch_config else {}
+        model_config = read_json(args.arch_config) if args.arch_config else {}
     except json.JSONDecodeError as error:
         raise ConfigError(
             f"--arch-config is not valid JSON ({error.msg}); pass e.g. '{{\"dense\": 64}}'"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.decoder.melspec import mel_spec_dict
-from eegmusic.stream.errors import ModelError
+from eegmusic.stream.errors import ModelError, read_json
 from eegmusic.stream.spec import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
@@ -298,7 +298,7 @@ def read_metadata(path) -> dict:
         ) from error
     for entry in proto.metadata_props:
         if entry.key == METADATA_KEY:
-            return json.loads(entry.value)
+            return read_json(entry.value)
     raise ModelError(f"model file {path} has no '{METADATA_KEY}' metadata; export it with eegmusic train")
 
 

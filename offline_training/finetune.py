@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from eegmusic.offline_training.models.base import N_FRAMES, N_MELS, MelDecoder
-from eegmusic.stream.errors import EEGMusicError, ModelError
+from eegmusic.stream.errors import EEGMusicError, ModelError, read_json
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _onnx_metadata(proto, path: Path) -> dict:
     for prop in proto.metadata_props:
         if prop.key == "eegmusic":
             try:
-                meta = json.loads(prop.value)
+                meta = read_json(prop.value)
             except json.JSONDecodeError:
                 meta = None
             if isinstance(meta, dict):

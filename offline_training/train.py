@@ -34,7 +34,7 @@ import numpy as np
 from eegmusic.offline_training.distributed import init_distributed, leave_distributed, resolve_device
 from eegmusic.offline_training.loop import config_dict, evaluate_mel, save_checkpoint
 from eegmusic.stream.atomic import is_within, write_text
-from eegmusic.stream.errors import ConfigError, ModelError
+from eegmusic.stream.errors import ConfigError, ModelError, read_json
 from eegmusic.stream.spec import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
@@ -553,7 +553,7 @@ def _a_run_config(path: Path) -> bool:
     """Whether ``path`` is the ``config.json`` a training run wrote (one that ended no epoch leaves only
     that, and the next run there replaces it), not a file of the user's that only shares its name."""
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = read_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
     return isinstance(saved, dict) and {"model", "data", "out", "epochs"} <= saved.keys()
@@ -637,7 +637,7 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
         raise ConfigError(f"--resume: {out} holds no {missing}, so no run to continue; drop --resume to "
                           "start a new run")
     try:
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        saved = read_json(saved_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, OSError) as error:
         raise ConfigError(
             f"--resume: {saved_path} is not readable JSON ({type(error).__name__}); restore it from a "

@@ -28,6 +28,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from eegmusic.stream.errors import read_json
+
 FORMAT_VERSION = 1
 EVENTS = ("session_start", "track_start", "position", "track_end", "gap", "session_end")
 DEFAULT_SUFFIX = "-calibration"
@@ -50,7 +52,7 @@ def encode(event: str, **fields) -> str:
 def decode(text: str) -> dict | None:
     """The marker as a dict, or None when ``text`` is not a calibration marker."""
     try:
-        value = json.loads(text)
+        value = read_json(text)
     except (TypeError, ValueError):
         return None
     if not isinstance(value, dict) or value.get("event") not in EVENTS:

@@ -24,10 +24,10 @@ GENERATOR = "eegmusic simulate"
 
 def simulation_manifest(folder) -> dict | None:
     """The ``simulation.json`` that ``eegmusic simulate`` wrote in ``folder``; None if absent or not ours."""
-    import json
+    from eegmusic.stream.errors import read_json
 
     try:
-        manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+        manifest = read_json((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return manifest if isinstance(manifest, dict) and manifest.get("generator") == GENERATOR else None

@@ -27,7 +27,7 @@ import logging
 import math
 from pathlib import Path
 
-from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.errors import DataFormatError, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def _load(path: Path, recording: Path) -> dict:
         if size > MAX_SIDECAR_BYTES:
             raise DataFormatError(f"{path}: {size} bytes, more than a sidecar's {MAX_SIDECAR_BYTES}; it "
                                   f"should only map stimuli to audio files, e.g. {EXAMPLE}")
-        content = json.loads(path.read_text(encoding="utf-8"))
+        content = read_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         reason = " ".join(str(error).split())[:120]
         raise DataFormatError(f"{path}: not readable JSON ({reason}); fix the sidecar, e.g. "

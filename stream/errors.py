@@ -8,6 +8,7 @@ prints it as is and exits with status 2. Programming errors stay ordinary Python
 from __future__ import annotations
 
 import errno
+import json
 import os
 
 
@@ -17,6 +18,23 @@ def one_line(text: str) -> str:
     in ours may span lines or carry the bytes of the file it choked on)."""
     return " ".join("".join(ch if ch.isprintable() else "?" if ch not in "\n\r\t" else " "
                             for ch in text).split())
+
+
+def read_json(text: str | bytes):
+    """``json.loads(text)``, with every way a text fails to read as JSON raised as
+    :class:`json.JSONDecodeError`, the error its readers catch: a number of more than Python's 4,300
+    digits raised a plain ValueError and nesting 5,000 deep a RecursionError, and each came out of a
+    model's metadata, a dataset's manifest or sidecar, a run's ``config.json`` or ``--arch-config`` as a
+    traceback."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deep to read", "", 0) from None
+    except ValueError as error:  # Python's own words advise sys.set_int_max_str_digits()
+        raise json.JSONDecodeError("a number of more digits than Python reads" if "digits" in str(error)
+                                   else detail(error), "", 0) from None
 
 
 def detail(error: BaseException, limit: int = 120) -> str:

@@ -162,12 +162,26 @@ def test_decode_with_bad_metadata_is_one_line(where, value, key, kind, tmp_path,
     assert_one_line_error(status, err, f"'{key}'")
 
 
-@pytest.mark.parametrize("raw", ["", "{", "[]", "null", '"text"', '{"format_version": 99}', "{}", "NaN"])
+@pytest.mark.parametrize("raw", ["", "{", "[]", "null", '"text"', '{"format_version": 99}', "{}", "NaN",
+                                 # past Python's JSON reader: a ValueError and a RecursionError escaped as
+                                 # tracebacks (decode, evaluate, gui, demo, train --init)
+                                 '{"junk": ' + "9" * 5000 + "}", "[" * 5000 + "]" * 5000])
 def test_unreadable_metadata_document_is_one_line(raw, tmp_path):
     path = make_model(tmp_path / "bad.onnx", meta=raw)
     with pytest.raises(ModelError) as caught:
         read_model_info(path)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", ['{"junk": ' + "9" * 5000 + "}", "[" * 5000 + "]" * 5000])
+def test_metadata_past_pythons_json_reader_is_one_line_in_decode_and_init(raw, sim_dir, tmp_path, capsys):
+    path = make_model(tmp_path / "bad.onnx", meta=raw)
+    status, _, err = run_cli(["decode", "--model", str(path), "--stream", "s", "--timeout", "0",
+                              "--no-audio"], capsys)
+    assert_one_line_error(status, err, f"model file {path} has unreadable 'eegmusic' metadata")
+    status, _, err = run_cli(["train", "--data", str(sim_dir), "--init", str(path), "--out",
+                              str(tmp_path / "run")], capsys)
+    assert_one_line_error(status, err, f"--init {path}: no eegmusic metadata")
 
 
 @pytest.mark.parametrize("content", [b"", b"not onnx at all", b"\x08\x07" * 100])

@@ -292,6 +292,11 @@ def no_stimuli_dir(sim_dir, tmp_path_factory):
                                 r"batches of at least 2 \(smaller ones are skipped\): it would train "
                                 r"nothing; pass --batch-size 2 or more"),
         ({"--arch-config": "{nope"}, "--arch-config is not valid JSON"),
+        # past Python's JSON reader: a ValueError and a RecursionError escaped as tracebacks
+        ({"--arch-config": '{"dense": ' + "9" * 5000 + "}"},
+         r"--arch-config is not valid JSON \(a number of more digits than Python reads\)"),
+        ({"--arch-config": "[" * 5000 + "]" * 5000},
+         r"--arch-config is not valid JSON \(nested too deep to read\)"),
         ({"--arch-config": '{"widht": 3}'}, "bad configuration for model 'cnn'"),
         ({"--data": "NO_STIMULI"}, "song 21 in .* has no stimulus audio"),
         ({"--data": "/nonexistent/folder"}, "/nonexistent/folder: not found; pass an NMED-T folder"),
