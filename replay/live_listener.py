@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay import forward_model as fm
 from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, decode
-from eegmusic.stream.errors import ConfigError
+from eegmusic.stream.errors import ConfigError, DataFormatError, detail
 from eegmusic.stream.untrusted import is_utf8
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _read_head(path: Path, seconds: float) -> np.ndarray | None:
             head = downmix(audio_file.read(int(seconds * rate), dtype="float32", always_2d=True))
     except Exception:  # the whole-file read names the problem
         return None
-    if head.size == 0:
+    if head.size == 0 or not np.isfinite(head).all():  # the whole-file read names a NaN too
         return None
     if rate != AUDIO_SFREQ:
         from math import gcd
@@ -206,9 +206,19 @@ class LiveListener:
         return (evoked * scale).astype(np.float32)
 
     def _find_audio(self, marker: dict) -> Path | None:
+        """The audio file a ``track_start`` names. Markers come from the network, so the ``path`` they carry
+        is followed only to an audio file, and with ``--music`` only to one inside it; else the file is
+        looked for in ``--music`` by name (a marker once made the listener open any file on the disk)."""
+        from eegmusic.decoder.truth import audio_inside
+
         path = Path(str(marker.get("path", "")))
-        if path.is_file():
-            return path
+        for root in self.music or [Path(path.anchor or "/")]:
+            if root.is_file():
+                found = path.is_file() and path.resolve() == root.resolve()
+                if found:
+                    return root
+            elif (found := audio_inside(str(path), root)) is not None:
+                return found
         name = Path(str(marker.get("file", path.name))).name
         for entry in self.music:
             candidate = entry / name if entry.is_dir() else entry
@@ -221,7 +231,11 @@ class LiveListener:
         event (``track_start``, ``session_end``, …), or None for a marker that is not one."""
         marker = decode(text)
         if marker is not None and "track" in marker:
-            self._follow(stamp, marker)
+            try:
+                self._follow(stamp, marker)
+            except Exception as error:  # noqa: BLE001 - a marker from the network must not stop the device
+                logger.warning("ignored a %s marker the listener cannot follow (%s: %s)", marker.get("event"),
+                               type(error).__name__, detail(error))
         return None if marker is None else marker.get("event")
 
     def _follow(self, stamp: float, marker: dict) -> None:
@@ -239,7 +253,10 @@ class LiveListener:
                 )
                 return
             head = _read_head(path, FIRST_RESPONSE_S)
-            first = self.evoked_response(head) if head is not None else np.zeros((len(self.labels), 0))
+            if head is None:  # the track is not heard; on_marker says why (the whole-file read's words)
+                read_audio(path)
+                raise DataFormatError(f"{path.name}: its first {FIRST_RESPONSE_S:g} s cannot be read")
+            first = self.evoked_response(head)
             entry = _Track(track, first, stamp - float(marker.get("position_s", 0.0)), path=path)
             with self._lock:
                 # keep memory flat over long sessions: drop the response of a track whose every sample

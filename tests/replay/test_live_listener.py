@@ -358,3 +358,43 @@ def test_markers_naming_the_listeners_own_stream_are_refused(extra, markers, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1, err
     assert f"--markers {markers} names a stream this listener publishes itself" in err[0]
+
+
+def test_markers_from_the_network_neither_stop_the_listener_nor_open_files_outside_its_music(tmp_path,
+                                                                                             caplog):
+    """Calibration markers arrive from any host of the network. One whose ``track`` was no number stopped the
+    device ("invalid literal for int()"), and a ``track_start`` could name any file on the disk, which the
+    listener opened (a NaN-filled one then stopped it too)."""
+    import soundfile
+    from eegmusic.replay.calibration_markers import encode
+
+    music, elsewhere = tmp_path / "music", tmp_path / "elsewhere"
+    music.mkdir()
+    elsewhere.mkdir()
+    tone = (0.1 * np.sin(np.arange(44100) / 10.0)).astype(np.float32)
+    soundfile.write(music / "a.wav", tone, 44100)
+    soundfile.write(elsewhere / "b.wav", tone, 44100)
+    soundfile.write(elsewhere / "nan.wav", np.full(44100, np.nan, np.float32), 44100, subtype="FLOAT")
+    (elsewhere / "secret.txt").write_text("not audio")
+    listener = listener_for_montage("openbci8", channels=None, sfreq=250.0, name="unused", snr=0.5, seed=0,
+                                    music=[str(music)])
+    hostile = [encode("position", track="x", position_s=1.0), encode("track_start", track=[1], path="a"),
+               encode("track_start", track=0, path=str(elsewhere / "b.wav"), file="b.wav", position_s=0.0),
+               "[" * 5000 + "]" * 5000]
+    for text in hostile:
+        listener.on_marker(100.0, text)
+    assert listener.tracks == {} and listener.error is None
+    assert "ignored a position marker the listener cannot follow (ValueError" in caplog.text
+    # inside --music, by its path or by its name, a track is heard
+    listener.on_marker(101.0, encode("track_start", track=1, path=str(music / "a.wav"), position_s=0.0))
+    listener.on_marker(102.0, encode("track_start", track=2, path="/gone/a.wav", file="a.wav",
+                                     position_s=0.0))
+    assert {k: t.path.name for k, t in listener.tracks.items()} == {1: "a.wav", 2: "a.wav"}
+    # without --music a marker's path is followed to audio files only; one the listener cannot read (NaN)
+    # is said and not heard, and the device goes on
+    listener = listener_for_montage("openbci8", channels=None, sfreq=250.0, name="unused", snr=0.5, seed=0)
+    for track, name in enumerate(("secret.txt", "nan.wav")):
+        listener.on_marker(100.0, encode("track_start", track=track, path=str(elsewhere / name),
+                                         position_s=0.0))
+    assert listener.tracks == {} and listener.error is None
+    assert "ignored a track_start marker the listener cannot follow" in caplog.text
