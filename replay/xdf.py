@@ -387,6 +387,31 @@ def _describe(streams: list[dict]) -> str:
     ) or "none"
 
 
+
+MIN_SFREQ = 1.0
+"""The lowest rate (Hz) a recording's EEG stream is read at: 1e-300 Hz made a replay build a marker for
+every one of its 7.5e299 seconds until memory ran out, and ``info`` said "problems: none"."""
+
+
+def check_nominal_rate(path, name: str, sfreq: float) -> None:
+    """Refuse an EEG stream's ``nominal_srate`` outside :data:`MIN_SFREQ` … ``MAX_SFREQ`` (or NaN) as damage.
+
+    Raises
+    ------
+    DataFormatError
+    """
+    if MIN_SFREQ <= sfreq <= MAX_SFREQ:   # 1e300 overflowed the player's ctypes; NaN is no rate either
+        return
+    if np.isnan(sfreq):
+        claim = "no rate (nan)"
+    elif sfreq > MAX_SFREQ:
+        claim = f"{sfreq:g} Hz, above the {MAX_SFREQ:g} Hz an EEG stream can be read at"
+    else:
+        claim = f"{sfreq:g} Hz, below the {MIN_SFREQ:g} Hz an EEG stream is read at"
+    raise DataFormatError(f"{path}: stream '{name}' claims {claim}; the file's nominal_srate is damaged, "
+                          "or the recording is not EEG")
+
+
 def read_xdf_stream(path, name: str) -> XDFStream:
     """Load the regular-rate numeric stream called ``name`` from an XDF file.
 
@@ -436,11 +461,7 @@ def read_xdf_stream(path, name: str) -> XDFStream:
             f"pass a regular stream ({_describe(playable)})"
         )
     sfreq = header["nominal_srate"]
-    if not sfreq <= MAX_SFREQ:   # 1e300 overflowed the player's ctypes; NaN is no rate either
-        claim = ("no rate (nan)" if np.isnan(sfreq) else
-                 f"{sfreq:g} Hz, above the {MAX_SFREQ:g} Hz an EEG stream can be read at")
-        raise DataFormatError(f"{path}: stream '{name}' claims {claim}; the file's nominal_srate is damaged, "
-                              "or the recording is not EEG")
+    check_nominal_rate(path, name, sfreq)
     streams, damage = load_xdf(path, select_streams=[header["stream_id"]], synchronize_clocks=False,
                                dejitter_timestamps=False)
     stream = streams[0]

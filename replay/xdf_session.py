@@ -24,6 +24,7 @@ from eegmusic.replay.xdf import (
     _channels,
     _describe,
     _first,
+    check_nominal_rate,
     check_xdf_file,
     cut_in_trailing_chunk,
     damaged_words,
@@ -206,6 +207,7 @@ class XDFSession(PlayDataset):
                            f"no sample of EEG stream '{self.stream_name}'")
         info = eeg_stream["info"]
         self.sfreq = float(_first(info.get("nominal_srate")))
+        check_nominal_rate(self.path, self.stream_name, self.sfreq)
         labels, _, types = _channels(info, data.shape[1], "EEG")
         positions = _positions(info, data.shape[1])
         # a trigger or AUX channel is no model input: it entered the average reference and every live

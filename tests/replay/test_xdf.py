@@ -204,17 +204,20 @@ def test_a_cut_xdfz_is_one_line(xdf_file, tmp_path, keep, capsys):
     assert err.count("\n") == 1 and re.search(words, err), err
 
 
-@pytest.mark.parametrize("sfreq", [1e300, float("inf"), 1e6, float("nan")])
+@pytest.mark.parametrize("sfreq", [1e300, float("inf"), 1e6, float("nan"), 1e-300])
 def test_a_stream_claiming_an_absurd_rate_is_refused_naming_the_file(tmp_path, rng, sfreq, capsys):
     """1e300 Hz crashed the player with a ctypes OverflowError; inf gave a line naming no file and no fix.
-    The bound is the inlet's: the highest rate resampling takes."""
+    The bound is the inlet's: the highest rate resampling takes. 1e-300 Hz: the replay built a marker for
+    each of its 7.5e299 seconds until memory ran out."""
+    from eegmusic.replay.xdf import MIN_SFREQ
     from eegmusic.stream.cli import main
     from eegmusic.stream.resample import MAX_SFREQ
 
     path = write_xdf(tmp_path / "fast.xdf", (rng.standard_normal((len(LABELS), 20)) * 20).astype(np.float32),
                      sfreq)
     claim = ("no rate \\(nan\\)" if np.isnan(sfreq) else
-             re.escape(f"{sfreq:g} Hz, above the {MAX_SFREQ:g} Hz an EEG stream can be read at"))
+             re.escape(f"{sfreq:g} Hz, above the {MAX_SFREQ:g} Hz an EEG stream can be read at") if sfreq > 1
+             else re.escape(f"{sfreq:g} Hz, below the {MIN_SFREQ:g} Hz an EEG stream is read at"))
     words = (rf"fast\.xdf: stream 'TestAmp-1' claims {claim}; the file's nominal_srate is damaged, or the "
              "recording is not EEG")
     with pytest.raises(DataFormatError, match=words):
@@ -263,3 +266,22 @@ def test_a_full_disk_leaves_the_recording_whole_up_to_its_last_chunk(tmp_path, m
     monkeypatch.undo()
     assert where_it_breaks(path) == ""
     np.testing.assert_array_equal(read_xdf_stream(path, "cap").data, values[:10].T)
+
+
+def test_a_calibration_session_claiming_a_rate_below_one_hertz_is_refused(tmp_path, capsys):
+    """A session's EEG stream said 1e-99 Hz (a damaged header): info said "problems: none", and its replay
+    grew by 300 MB a second (a marker for every second of its length) until memory ran out."""
+    from eegmusic.replay.virtual_cap import simulate_sessions
+    from eegmusic.stream.cli import main
+
+    path, = simulate_sessions(tmp_path / "sim", montage="openbci8", sfreq=125.0, n_songs=1, n_subjects=1,
+                              seconds=3.0, progress=False)
+    data = path.read_bytes()
+    assert data.count(b"<nominal_srate>125.0</nominal_srate>") == 1   # the EEG stream's; markers say 0
+    path.write_bytes(data.replace(b"<nominal_srate>125.0</nominal_srate>",
+                                  b"<nominal_srate>1e-99</nominal_srate>"))
+    words = f"{path}: stream 'virtual-openbci8' claims 1e-99 Hz, below the 1 Hz an EEG stream is read at"
+    for argv in (["info", str(path)], ["replay", "--data", str(path), "--song", "1", "--subject", "1"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err
