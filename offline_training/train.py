@@ -552,6 +552,8 @@ def _refuse_a_used_out(config: TrainConfig, out: Path) -> None:
 def _a_run_config(path: Path) -> bool:
     """Whether ``path`` is the ``config.json`` a training run wrote (one that ended no epoch leaves only
     that, and the next run there replaces it), not a file of the user's that only shares its name."""
+    if not path.is_file():  # a FIFO of that name: its read waited for a writer for ever
+        return False
     try:
         saved = read_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):

@@ -26,8 +26,11 @@ def simulation_manifest(folder) -> dict | None:
     """The ``simulation.json`` that ``eegmusic simulate`` wrote in ``folder``; None if absent or not ours."""
     from eegmusic.stream.errors import read_json
 
+    path = Path(folder) / MANIFEST
+    if not path.is_file():  # absent, or a FIFO whose read waited for a writer for ever
+        return None
     try:
-        manifest = read_json((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+        manifest = read_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return manifest if isinstance(manifest, dict) and manifest.get("generator") == GENERATOR else None

@@ -240,3 +240,22 @@ def test_evaluate_refuses_a_model_that_outputs_nan(sim_dir, cli, tmp_path):
                          "--split", "all")
     assert_one_line_error(status, err, "nan.onnx outputs", "NaN/Inf")
     assert not (tmp_path / "ev" / "metrics.json").exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_where_train_and_info_read_json_is_not_waited_on(sim_dir, cli, tmp_path):
+    """A FIFO named config.json in --out, or simulation.json in a dataset, made train, info and simulate
+    --overwrite wait for a writer for ever, without a word (``read_text`` on a FIFO blocks)."""
+    import os
+
+    from eegmusic.replay.manifest import simulation_manifest
+
+    out = tmp_path / "run"
+    out.mkdir()
+    os.mkfifo(out / "config.json")
+    status, _, err = cli(*_train(sim_dir, out))
+    assert_one_line_error(status, err, f"--out {out} holds config.json of no eegmusic training run")
+    data = tmp_path / "data"
+    data.mkdir()
+    os.mkfifo(data / "simulation.json")
+    assert simulation_manifest(data) is None
