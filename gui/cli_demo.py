@@ -482,7 +482,12 @@ def run_demo(args) -> int:
     if args.data is None and args.subject > DEMO_SIM["subjects"]:   # before minutes of simulation
         raise ConfigError(f"--subject {args.subject}: the demo's simulated data have {DEMO_SIM['subjects']} "
                           f"participants; pass --subject 1..{DEMO_SIM['subjects']}")
+    from eegmusic.stream.atomic import check_writable
+
     cache = _cache_dir(args)
+    check_writable(cache, "--cache")   # /proc, a read-only mount: a traceback at the first mkdir
+    if args.out:
+        check_writable(Path(args.out).expanduser(), "--out")
     cache.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
 

@@ -1086,7 +1086,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         _check_resume(config, out)
     else:
         _refuse_a_used_out(config, out)
-    from eegmusic.replay.simulate import check_writable
+    from eegmusic.stream.atomic import check_writable
 
     check_writable(out)   # /proc, a read-only mount: refused now, not at the first write after the fit
     # the files named are read before the data, so that a bad one is refused in seconds, not after the

@@ -34,7 +34,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -48,8 +47,8 @@ from eegmusic.replay.music import SFREQ as AUDIO_SFREQ
 from eegmusic.replay.music import check_excerpt, generate_song, load_excerpt
 from eegmusic.replay.nmedt import RAW_SFREQ, SONGS
 from eegmusic.stream.atomic import (
-    DISK_FULL_ERRNOS,
     FREE_SPACE,
+    check_writable,
     disk_errors,
     is_within,
     nearest_existing,
@@ -327,31 +326,6 @@ def byte_size(n_bytes: float) -> str:
     if n_bytes >= 2**20:
         return f"{n_bytes / 2**20:.0f} MiB"
     return f"{n_bytes / 2**10:.0f} KiB"
-
-
-def check_writable(out: Path) -> None:
-    """Refuse an ``out`` that cannot be created or written, before any estimate of its size.
-
-    A permission check is not enough: as root every folder passes ``os.access``, and ``/proc`` or a
-    read-only mount still take no new file. So a temporary folder is made (and removed at once) where
-    the first write will go: in ``out`` when it exists, else in its nearest existing parent. A full disk
-    is left to :func:`check_resources`, whose message says how much is needed.
-
-    Raises
-    ------
-    OutputError
-        ``out`` cannot be created, or nothing can be written into it.
-    """
-    folder = nearest_existing(out)
-    try:
-        shutil.rmtree(tempfile.mkdtemp(prefix=".eegmusic-write-check-", dir=folder))
-    except OSError as error:
-        if error.errno in DISK_FULL_ERRNOS:
-            return
-        reason = error.strerror or str(error)
-        what = (f"cannot write into --out folder {out} ({reason})" if folder == out
-                else f"cannot create --out folder {out}: {folder} takes no new folder ({reason})")
-        raise OutputError(f"{what}; choose another --out folder, one you can write to") from None
 
 
 def check_resources(out: Path, *, memory: float, disk: float, freed: int, lower: str) -> None:

@@ -28,6 +28,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -331,3 +332,29 @@ def output_lock(path: str | os.PathLike, command: str, *, key: str | os.PathLike
                     handle.truncate()
                     handle.flush()
                     fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_writable(out: Path, flag: str = "--out") -> None:
+    """Refuse an ``out`` that cannot be created or written, before any estimate of its size (``flag``: the
+    option that names it, in the message).
+
+    A permission check is not enough: as root every folder passes ``os.access``, and ``/proc`` or a
+    read-only mount still take no new file. So a temporary folder is made (and removed at once) where
+    the first write will go: in ``out`` when it exists, else in its nearest existing parent. A full disk
+    is left to :func:`replay.simulate.check_resources`, whose message says how much is needed.
+
+    Raises
+    ------
+    OutputError
+        ``out`` cannot be created, or nothing can be written into it.
+    """
+    folder = nearest_existing(out)
+    try:
+        shutil.rmtree(tempfile.mkdtemp(prefix=".eegmusic-write-check-", dir=folder))
+    except OSError as error:
+        if error.errno in DISK_FULL_ERRNOS:
+            return
+        reason = error.strerror or str(error)
+        what = (f"cannot write into {flag} folder {out} ({reason})" if folder == out
+                else f"cannot create {flag} folder {out}: {folder} takes no new folder ({reason})")
+        raise OutputError(f"{what}; choose another {flag} folder, one you can write to") from None

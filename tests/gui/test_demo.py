@@ -446,3 +446,13 @@ def test_a_replay_that_fails_ends_the_demo_with_its_reason(sim_dir, tmp_path):
     assert result.returncode == 2 and last.startswith("eegmusic demo: error: "), result.stderr[-2000:]
     assert "`eegmusic replay` ended (exit 2) before its stream appeared" in last, last
     assert time.monotonic() - start < 20
+
+
+@pytest.mark.parametrize("flag", ["--out", "--cache"])
+def test_a_demo_folder_that_cannot_be_made_is_one_line_before_any_work(flag, capsys):
+    """/proc takes no new folder: the demo ended in a FileNotFoundError traceback at its first mkdir."""
+    from tests.faults.conftest import assert_one_line_error, run_cli
+
+    status, _, err = run_cli(["demo", flag, "/proc/eegmusic-demo", "--no-gui"], capsys)
+    assert_one_line_error(status, err, f"cannot create {flag} folder /proc/eegmusic-demo: /proc takes no new "
+                                       f"folder", f"choose another {flag} folder")
