@@ -372,6 +372,14 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
         raise ModelError(f"model file {path}: output '{output_name}' has shape "
                          f"{outputs[output_name].shape}, metadata says [batch, "
                          f"{', '.join(map(str, output_shape))}]; {EXPORT_FIX}")
+    from eegmusic.decoder.melspec import FRAMES_PER_WINDOW, N_MELS  # librosa: imported where needed
+
+    if kind == "mel_db" and output_shape != (N_MELS, FRAMES_PER_WINDOW):
+        # evaluate refused such a model; decode took 1 frame (NaN frames, played as silence, and numpy's
+        # divide-by-zero warnings) and 4096 bands (refused late, after the stream had connected)
+        raise ModelError(f"model file {path} outputs mel-dB windows of {output_shape}; eegmusic decodes "
+                         f"({N_MELS}, {FRAMES_PER_WINDOW}): {N_MELS} mel bands by the {FRAMES_PER_WINDOW} "
+                         f"frames of 1 s; {EXPORT_FIX}")
 
     positions, max_missing = _montage_metadata(metadata["input"], len(channels), path)
     _typed(metadata, path, "model", kind="dict", default={})

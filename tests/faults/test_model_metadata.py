@@ -191,3 +191,36 @@ def test_corrupt_model_file_is_one_line(content, tmp_path, capsys):
     argv = ["decode", "--model", str(path), "--stream", "s", "--timeout", "0", "--no-audio"]
     status, _, err = run_cli(argv, capsys)
     assert_one_line_error(status, err, str(path))
+
+
+@pytest.mark.parametrize(("n_mels", "n_frames"), [(128, 1), (4096, 44), (64, 44)])
+def test_a_mel_model_of_another_window_shape_is_refused_at_load_as_evaluate_refuses_it(n_mels, n_frames,
+                                                                                        tmp_path, capsys):
+    """decode took a model of 1 frame a window (NaN frames played as silence, numpy's divide-by-zero
+    warnings) and refused 4096 bands only after the stream had connected; evaluate refused both."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    meta = metadata()
+    meta["output"].update(n_mels=n_mels, n_frames=n_frames)
+    shape = numpy_helper.from_array(np.array([n_mels, n_frames], dtype=np.int64), "tail")
+    graph = helper.make_graph(
+        [helper.make_node("Shape", ["eeg"], ["full"]),
+         helper.make_node("Slice", ["full", "zero", "one"], ["batch"]),
+         helper.make_node("Concat", ["batch", "tail"], ["out_shape"], axis=0),
+         helper.make_node("ConstantOfShape", ["out_shape"], ["mel_db"],
+                          value=numpy_helper.from_array(np.array([-40.0], dtype=np.float32)))],
+        "g", [helper.make_tensor_value_info("eeg", TensorProto.FLOAT, ["N", 125, 125])],
+        [helper.make_tensor_value_info("mel_db", TensorProto.FLOAT, ["N", n_mels, n_frames])],
+        initializer=[shape, numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+                     numpy_helper.from_array(np.array([1], dtype=np.int64), "one")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"eegmusic": json.dumps(meta)})
+    path = tmp_path / "odd.onnx"
+    onnx.save(model, path)
+    status, _, err = run_cli(["decode", "--model", str(path), "--stream", "s", "--timeout", "0",
+                              "--no-audio"], capsys)
+    assert_one_line_error(status, err, f"model file {path} outputs mel-dB windows of ({n_mels}, {n_frames}); "
+                                       "eegmusic decodes (128, 44)")
