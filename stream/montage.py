@@ -281,8 +281,11 @@ def montage_labels(name: str, n_channels: int | None = None) -> tuple[str, ...]:
         return tuple(labels)
     if not 2 <= n_channels <= len(labels):
         called = f"{typed!r}" + (f" (MNE's {name})" if typed.casefold() != name.casefold() else "")
-        raise ConfigError(f"--channels {n_channels} is outside 2 … {len(labels)} for montage {called}; "
-                          "pick a count the montage has")
+        # the GSN-129 net's 129 electrodes read as "outside 2 … 125": it has NMED-T's 125 model channels
+        which = (" (NMED-T's model channels: E1…E124 and Cz; its face electrodes E125–E128 are never used)"
+                 if name == NMEDT_MONTAGE else "")
+        raise ConfigError(f"--channels {n_channels} is outside 2 … {len(labels)} for montage "
+                          f"{called}{which}; pick a count the montage has")
     positions = head_positions(labels, montage=name)
     classical = {label_key(label) for label in TEN_TWENTY}
     preferred = np.array([i for i, label in enumerate(labels) if label_key(label) in classical], dtype=int)

@@ -62,6 +62,10 @@ def test_cap_projection_reproduces_the_net_where_electrodes_coincide(rng):
     (["--montage", "biosemi32", "--channels", "40"],
      "--channels 40 is outside 2 … 32 for montage 'biosemi32'; pick"),
     (["--montage", "STANDARD_1020", "--channels", "100000"], "outside 2 … 90 for montage 'STANDARD_1020'"),
+    # the 129-electrode net's 125: NMED-T's channels, said so ("pick a count the montage has" misled)
+    (["--montage", "GSN-HydroCel-129", "--channels", "129"],
+     "outside 2 … 125 for montage 'GSN-HydroCel-129' (NMED-T's model channels: E1…E124 and Cz; its face "
+     "electrodes E125–E128 are never used); pick"),
     # exit 0 and "problems: none", then train and decode refused the rate
     (["--montage", "biosemi16", "--sfreq", "333.3"], "--sfreq 333.3 Hz cannot be resampled to 125 Hz by a "
                                                      "short polyphase filter; use a device rate such as"),
