@@ -116,7 +116,9 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     audio = out.add_mutually_exclusive_group()
     audio.add_argument("--audio-device", metavar="X", help="sounddevice output (name or index)")
     audio.add_argument("--wav", type=output_file('.wav'),
-                       metavar="FILE", help="write the audio to a WAV file instead")
+                       metavar="FILE", help="write the audio to a WAV file instead (16-bit: the decoder's "
+                       "samples as they are, with no limiter; one beyond ±1 is clipped and counted as "
+                       "sanitised)")
     audio.add_argument("--no-audio", action="store_true", help="no audio output")
     # a caller writing --wav to a temporary file it renames afterwards (the demo's dashboard) names the
     # real output here, for messages; not for users, so not in --help
