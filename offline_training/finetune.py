@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from eegmusic.offline_training.models.base import N_FRAMES, N_MELS, MelDecoder
-from eegmusic.stream.errors import EEGMusicError, ModelError, read_json
+from eegmusic.stream.errors import EEGMusicError, ModelError, detail, read_json
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -114,9 +114,11 @@ def _build(name, config: dict, path: Path) -> MelDecoder:
                          "train")
     try:
         return cls.from_config(config)
-    except (TypeError, ValueError, RuntimeError) as error:  # torch: RuntimeError on a negative size
+    # torch: RuntimeError on a negative size; int() of an infinite size: OverflowError
+    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+        # the first line of torch's words: a size of 1e20 carried a 1.4-kB C++ stack after it
         raise ModelError(
-            f"--init {path}: bad configuration of its '{name}' model ({error}); retrain it"
+            f"--init {path}: bad configuration of its '{name}' model ({detail(error)}); retrain it"
         ) from None
 
 
@@ -235,7 +237,7 @@ def load_pretrained(path) -> Pretrained:
         be adapted (waveform output, a closed-form or generative model, an output other than 128 × 44).
     """
     from eegmusic.decoder.modelfile import read_model_info
-    from eegmusic.offline_training.models.registry import read_checkpoint
+    from eegmusic.offline_training.models.registry import load_weights, read_checkpoint
     from eegmusic.stream.spec import MODEL_CHANNELS
 
     path = Path(path)
@@ -274,7 +276,7 @@ def load_pretrained(path) -> Pretrained:
         name = (AdaptedDecoder.name if "inner_name" in config else
                 BlendedDecoder.name if "part_name" in config else content["model"])
         model = _build(name, config, path)
-        model.load_state_dict(content["state_dict"])
+        load_weights(model, content["state_dict"], path)
         onnx_file = path.with_name("model.onnx")
         meta = _onnx_metadata(_read_onnx(onnx_file), onnx_file) if onnx_file.is_file() else None
         _check_output(meta, path)

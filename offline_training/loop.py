@@ -227,6 +227,15 @@ class BestEpoch:
             module.load_state_dict(self.weights)
 
 
+
+def _damaged(path, error: BaseException):
+    """The one-line error for a checkpoint whose training state cannot be resumed (a hand-edited or damaged
+    file: a negative epoch, optimiser groups without their parameters), which was a traceback."""
+    from eegmusic.stream.errors import ModelError, detail
+
+    return ModelError(f"{path} holds a training state that cannot be resumed ({type(error).__name__}: "
+                      f"{detail(error, 80)}); restore it from a backup or start a new run with another --out")
+
 class EpochLoop:
     """Epoch bookkeeping shared by every training loop (see the module docstring).
 
@@ -274,12 +283,17 @@ class EpochLoop:
                     f"{self.out / 'checkpoint.pt'} was written by an older eegmusic (no best/phase entries) "
                     "and cannot be resumed; start a new run with another --out"
                 )
-            self.history = list(state["history"])
-            self.first_epoch = int(state["epoch"]) + 1
-            self.phase = state["phase"]
-            self.best = BestEpoch(**state["best"])
-            self._optimizer_state = state["optimizer"]
-            torch.set_rng_state(state["torch_rng"])
+            try:
+                self.history = list(state["history"])
+                self.first_epoch = int(state["epoch"]) + 1
+                if self.first_epoch < 1:
+                    raise ValueError(f"epoch {self.first_epoch - 1}")
+                self.phase = state["phase"]
+                self.best = BestEpoch(**state["best"])
+                self._optimizer_state = state["optimizer"]
+                torch.set_rng_state(state["torch_rng"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as error:
+                raise _damaged(self.out / "checkpoint.pt", error) from None
             remaining = range(self.first_epoch, self.last_epoch + 1)
             later_phase = any(self.phase_of(e) != self.phase for e in remaining)
             if self.best.stopped and not later_phase:   # __iter__ would yield nothing: say so, not silence
@@ -324,11 +338,14 @@ class EpochLoop:
         """
         if self._optimizer_state is None:
             return
-        if isinstance(optimizer, dict):
-            for key, opt in optimizer.items():
-                opt.load_state_dict(self._optimizer_state[key])
-        else:
-            optimizer.load_state_dict(self._optimizer_state)
+        try:
+            if isinstance(optimizer, dict):
+                for key, opt in optimizer.items():
+                    opt.load_state_dict(self._optimizer_state[key])
+            else:
+                optimizer.load_state_dict(self._optimizer_state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # e.g. param groups without params
+            raise _damaged(self.out / "checkpoint.pt", error) from None
         self._optimizer_state = None
 
     @property

@@ -1071,7 +1071,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
     from eegmusic.offline_training.baselines import training_baselines
     from eegmusic.offline_training.dataset import WindowDataset
     from eegmusic.offline_training.export import build_metadata, export_onnx
-    from eegmusic.offline_training.models.registry import build_model, read_checkpoint
+    from eegmusic.offline_training.models.registry import build_model, load_weights, read_checkpoint
     from eegmusic.offline_training.splits import make_split
 
     config.check()
@@ -1163,7 +1163,7 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
 
     if resume:
         _refuse_another_shape(config, out, state, model)
-        model.load_state_dict(state["state_dict"])
+        load_weights(model, state["state_dict"], out / "checkpoint.pt")
     else:
         rng = np.random.default_rng(config.seed)
         sample = np.sort(

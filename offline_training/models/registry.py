@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from eegmusic.stream.errors import ConfigError, ModelError
+from eegmusic.stream.errors import ConfigError, ModelError, detail
 
 if TYPE_CHECKING:
     from eegmusic.offline_training.models.base import MelDecoder
@@ -228,6 +228,16 @@ def read_checkpoint(path, *, model_name: str | None = None) -> dict:
     return content
 
 
+def load_weights(model, state_dict: dict, path) -> None:
+    """``model.load_state_dict(state_dict)``, a checkpoint's weights that do not fit the model (a tensor of
+    another shape, a missing or unknown key: torch's RuntimeError, a traceback) one line naming ``path``."""
+    try:
+        model.load_state_dict(state_dict)
+    except (RuntimeError, TypeError, ValueError, KeyError) as error:
+        raise ModelError(f"checkpoint {path} holds weights that do not fit its model ({detail(error)}); use "
+                         "a checkpoint written by eegmusic train, or retrain") from None
+
+
 def load_checkpoint(path, *, model_name: str | None = None):
     """Load a training checkpoint (``checkpoint.pt`` / ``best.pt`` of a run).
 
@@ -246,8 +256,13 @@ def load_checkpoint(path, *, model_name: str | None = None):
         ``train_config``, ``epoch``, ...
     """
     content = read_checkpoint(path, model_name=model_name)
-    model = ALL_MODELS[content["model"]].from_config(content["model_config"])
-    model.load_state_dict(content["state_dict"])
+    try:
+        model = ALL_MODELS[content["model"]].from_config(content["model_config"])
+    except (TypeError, ValueError, RuntimeError, OverflowError) as error:  # a size of inf: OverflowError
+        raise ModelError(f"checkpoint {path}: bad configuration of its '{content['model']}' model "
+                         f"({detail(error)}); use a checkpoint written by eegmusic train, or retrain"
+                         ) from None
+    load_weights(model, content["state_dict"], path)
     model.eval()
     config = {k: v for k, v in content.items() if k not in ("state_dict", "optimizer", "best_state", "best")}
     return model, config

@@ -225,3 +225,55 @@ def test_resume_accepts_a_moved_run_and_the_data_spelled_differently(trained_run
     assert status == 0, err
     history = json.loads((moved / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2]
+
+
+def _set_epoch(state):
+    state["epoch"] = -5
+
+
+def _drop_params(state):
+    for group in state["optimizer"]["param_groups"]:
+        del group["params"]
+
+
+def _reshape_a_weight(state):
+    key = next(k for k, v in state["state_dict"].items() if v.ndim == 2)
+    state["state_dict"][key] = torch.zeros(3, 3)
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (_set_epoch, "holds a training state that cannot be resumed (ValueError: epoch -5)"),
+    (_drop_params, "holds a training state that cannot be resumed (KeyError"),
+])
+def test_resume_of_a_checkpoint_with_a_damaged_training_state_is_one_line(change, words, trained_run, sim_dir,
+                                                                          tmp_path, capsys):
+    """Hand-edited or damaged values a weights-only checkpoint can hold: each was a traceback (ValueError
+    from the epoch loop, KeyError 'params' from the optimiser, torch's size mismatch), and --init of a
+    best.pt whose configuration holds an infinite size an OverflowError."""
+    run = _copy(trained_run, tmp_path)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    change(state)
+    torch.save(state, run / "checkpoint.pt")
+    status, _, err = run_cli(_train_args(sim_dir, run, "--resume", "--epochs", "2"), capsys)
+    assert_one_line_error(status, err, f"{run / 'checkpoint.pt'} {words}")
+
+
+def _infinite_size(state):
+    state["model_config"]["dense"] = float("inf")
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (_infinite_size, "--init {best}: bad configuration of its 'cnn' model (cannot convert float infinity"),
+    (_reshape_a_weight, "checkpoint {best} holds weights that do not fit its model (Error(s) in loading"),
+])
+def test_init_of_a_checkpoint_its_model_cannot_take_is_one_line(change, words, trained_run, sim_dir, tmp_path,
+                                                                capsys):
+    """A best.pt whose configuration holds an infinite size (OverflowError) or a weight of another shape
+    (torch's size mismatch): tracebacks from --init."""
+    best = tmp_path / "best.pt"
+    state = torch.load(trained_run / "best.pt", weights_only=True)
+    change(state)
+    torch.save(state, best)
+    status, _, err = run_cli(["train", "--data", str(sim_dir), "--init", str(best), "--out",
+                              str(tmp_path / "tuned"), "--epochs", "1", "--no-progress"], capsys)
+    assert_one_line_error(status, err, words.format(best=best))
