@@ -134,6 +134,41 @@ def _bids_table_problem(recording: Path) -> str | None:
     return None
 
 
+def _stimulus_before_the_recording(recording, stimuli) -> str | None:
+    """The problem and the fix when a BIDS ``events.tsv`` row of a stimulus has a negative onset, else None.
+
+    BIDS allows an event that began before the first sample, and MNE cuts its annotation to start there,
+    so the play's EEG was paired with its audio from the start while the sound was seconds in (an onset
+    of -5 s read "4.0 s from 0.00 s of s21.wav", problems: none). MNE says only that some annotation was
+    limited to the data range, at either end, so the table itself is read.
+    """
+    events = Path(str(recording.fpath)).with_name(
+        Path(str(recording.fpath)).name.rsplit("_", 1)[0] + "_events.tsv")
+    if not events.is_file():
+        return None
+    try:
+        with open(events, encoding="utf-8", errors="replace") as file:
+            rows = [line.rstrip("\r\n").split("\t") for line in file]
+    except OSError:
+        return None
+    if not rows or "onset" not in rows[0]:
+        return None
+    header = rows[0]
+    for row in rows[1:]:
+        fields = dict(zip(header, row, strict=False))
+        try:
+            onset = float(fields.get("onset", "n/a"))
+        except ValueError:
+            continue
+        names = {fields.get("trial_type"), fields.get("value")} & set(stimuli)
+        if onset < 0 and names:
+            return (f"{events}: stimulus '{sorted(names)[0]}' has onset {onset:g} s, before the recording's "
+                    f"first sample, and eegmusic pairs a play's EEG with its audio from the onset; cut the "
+                    f"audio to begin {-onset:g} s in (a file of its own in the sidecar) and set the onset "
+                    "to 0")
+    return None
+
+
 class MNEDataset(PlayDataset):
     """One recording MNE reads, or every EEG recording of a BIDS root (one participant per file).
 
@@ -244,6 +279,8 @@ class MNEDataset(PlayDataset):
             if key in self.damage:   # the damage lost them, not a recording made without onsets
                 raise DataFormatError(f"{self.damage[key]} (no stimulus onset in what it holds)") from None
             raise
+        if hasattr(recording, "fpath") and (problem := _stimulus_before_the_recording(recording, stimuli)):
+            raise DataFormatError(problem)
         for description, onset, length in onsets:
             if description not in stimuli:
                 continue

@@ -398,6 +398,23 @@ def test_bids_root(tmp_path, song):
     assert dataset.load_song(1).data.shape == (8, int(5 * SFREQ), 1)
 
 
+def test_a_bids_stimulus_that_began_before_the_recording_is_refused_not_misaligned(tmp_path, song):
+    """BIDS allows a negative onset; MNE cuts the annotation to start at the first sample, and the play's
+    EEG was paired with its audio from the start while the sound was seconds in: "4.0 s from 0.00 s of
+    s21.wav", problems: none."""
+    root = _bids(tmp_path, song)
+    events, = root.glob("sub-01/eeg/*_events.tsv")
+    lines = events.read_text().splitlines()
+    onset = lines[0].split("\t").index("onset")
+    row = lines[1].split("\t")
+    row[onset] = "-2.5"
+    events.write_text("\n".join([lines[0], "\t".join(row), *lines[2:]]) + "\n")
+    with pytest.raises(DataFormatError, match=re.escape(
+            f"{events}: stimulus 'song1' has onset -2.5 s, before the recording's first sample, and eegmusic "
+            "pairs a play's EEG with its audio from the onset; cut the audio to begin 2.5 s in")):
+        open_dataset(root)
+
+
 @pytest.mark.parametrize("damage", ["a mistyped name", "n/a"])
 def test_electrodes_that_leave_a_channel_out_are_a_problem_naming_the_file(tmp_path, song, damage, caplog):
     """One mistyped row put the standard montage's positions in the model in place of every measured one,
