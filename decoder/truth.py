@@ -39,7 +39,7 @@ from eegmusic.decoder.melspec import AUDIO_SFREQ, FRAME_PERIOD_S, FRAMES_PER_WIN
 from eegmusic.decoder.metrics import RunningBandPearson, band_pearson
 from eegmusic.decoder.scores import SHIFTED_KEY
 from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError
-from eegmusic.stream.stimulus import STIMULUS_EXTENSIONS
+from eegmusic.stream.stimulus import STIMULUS_EXTENSIONS, audio_inside
 from eegmusic.stream.untrusted import REPLAY_END, MarkerParser
 
 log = logging.getLogger(__name__)
@@ -181,20 +181,6 @@ def truth_kind(target: Path) -> str | None:
     if target.name == "stimuli" and _has_song_files(target):
         return None
     return "music" if has_audio(target) else None
-
-
-def audio_inside(path: str, root: Path) -> Path | None:
-    """``path`` with its links resolved, when it is an audio file (wav, flac, ogg, mp3) that really lies
-    inside ``root``; else None. ``path`` comes from the network (a stream description, a marker): a link
-    inside ``root`` to a file outside it is outside, as are ``..`` and anything that is no audio file."""
-    try:
-        real = Path(path).resolve(strict=True)
-        base = Path(root).resolve(strict=True)
-    except (OSError, RuntimeError, ValueError):   # missing, a link loop, a NUL byte
-        return None
-    if real.suffix.lower() not in STIMULUS_EXTENSIONS or base not in real.parents or not real.is_file():
-        return None
-    return real
 
 
 def inside_truth(path: str | Path, truth: str | Path) -> bool:

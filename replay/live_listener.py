@@ -209,7 +209,7 @@ class LiveListener:
         """The audio file a ``track_start`` names. Markers come from the network, so the ``path`` they carry
         is followed only to an audio file, and with ``--music`` only to one inside it; else the file is
         looked for in ``--music`` by name (a marker once made the listener open any file on the disk)."""
-        from eegmusic.decoder.truth import audio_inside
+        from eegmusic.stream.stimulus import audio_inside
 
         path = Path(str(marker.get("path", "")))
         for root in self.music or [Path(path.anchor or "/")]:

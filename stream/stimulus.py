@@ -390,3 +390,17 @@ def nonfinite_samples(path: str | Path) -> int:
             return 0
         return sum(int(np.count_nonzero(~np.isfinite(block)))
                    for block in file.blocks(blocksize=1 << 16, dtype="float32"))
+
+
+def audio_inside(path: str, root: Path) -> Path | None:
+    """``path`` with its links resolved, when it is an audio file (wav, flac, ogg, mp3) that really lies
+    inside ``root``; else None. ``path`` comes from the network (a stream description, a marker): a link
+    inside ``root`` to a file outside it is outside, as are ``..`` and anything that is no audio file."""
+    try:
+        real = Path(path).resolve(strict=True)
+        base = Path(root).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):   # missing, a link loop, a NUL byte
+        return None
+    if real.suffix.lower() not in STIMULUS_EXTENSIONS or base not in real.parents or not real.is_file():
+        return None
+    return real
