@@ -227,7 +227,6 @@ class BestEpoch:
             module.load_state_dict(self.weights)
 
 
-
 def _damaged(path, error: BaseException):
     """The one-line error for a checkpoint whose training state cannot be resumed (a hand-edited or damaged
     file: a negative epoch, optimiser groups without their parameters), which was a traceback."""
@@ -235,6 +234,7 @@ def _damaged(path, error: BaseException):
 
     return ModelError(f"{path} holds a training state that cannot be resumed ({type(error).__name__}: "
                       f"{detail(error, 80)}); restore it from a backup or start a new run with another --out")
+
 
 class EpochLoop:
     """Epoch bookkeeping shared by every training loop (see the module docstring).

@@ -213,9 +213,8 @@ class LiveListener:
 
         path = Path(str(marker.get("path", "")))
         for root in self.music or [Path(path.anchor or "/")]:
-            if root.is_file():
-                found = path.is_file() and path.resolve() == root.resolve()
-                if found:
+            if root.is_file():  # a --music file: the marker's path must be that very file
+                if path.is_file() and path.resolve() == root.resolve():
                     return root
             elif (found := audio_inside(str(path), root)) is not None:
                 return found
