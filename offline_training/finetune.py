@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from eegmusic.offline_training.models.base import N_FRAMES, N_MELS, MelDecoder
-from eegmusic.stream.errors import EEGMusicError, ModelError, detail, read_json
+from eegmusic.stream.errors import EEGMusicError, ModelError, read_json
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def _onnx_metadata(proto, path: Path) -> dict:
 def _build(name, config: dict, path: Path) -> MelDecoder:
     """A model of registry name ``name`` (or an :class:`AdaptedDecoder`, a :class:`BlendedDecoder`) from
     its ``get_config()``."""
-    from eegmusic.offline_training.models.registry import ALL_MODELS
+    from eegmusic.offline_training.models.registry import ALL_MODELS, rebuild
 
     wrappers = {AdaptedDecoder.name: AdaptedDecoder, BlendedDecoder.name: BlendedDecoder}
     cls = wrappers.get(name, ALL_MODELS.get(name))
@@ -112,14 +112,7 @@ def _build(name, config: dict, path: Path) -> MelDecoder:
         raise ModelError(f"--init {path}: the configuration of its '{name}' model is a "
                          f"{type(config).__name__}, not a JSON object; pass a model written by eegmusic "
                          "train")
-    try:
-        return cls.from_config(config)
-    # torch: RuntimeError on a negative size; int() of an infinite size: OverflowError
-    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
-        # the first line of torch's words: a size of 1e20 carried a 1.4-kB C++ stack after it
-        raise ModelError(
-            f"--init {path}: bad configuration of its '{name}' model ({detail(error)}); retrain it"
-        ) from None
+    return rebuild(cls, config, f"--init {path}", "retrain it")
 
 
 def onnx_weights(model: MelDecoder, path: Path, proto) -> bool:

@@ -212,7 +212,7 @@ class LiveListener:
         from eegmusic.stream.stimulus import audio_inside
 
         path = Path(str(marker.get("path", "")))
-        for root in self.music or [Path(path.anchor or "/")]:
+        for root in self.music or [Path("/")]:
             if root.is_file():  # a --music file: the marker's path must be that very file
                 if path.is_file() and path.resolve() == root.resolve():
                     return root

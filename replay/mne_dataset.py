@@ -142,8 +142,8 @@ def _stimulus_before_the_recording(recording, stimuli) -> str | None:
     of -5 s read "4.0 s from 0.00 s of s21.wav", problems: none). MNE says only that some annotation was
     limited to the data range, at either end, so the table itself is read.
     """
-    events = Path(str(recording.fpath)).with_name(
-        Path(str(recording.fpath)).name.rsplit("_", 1)[0] + "_events.tsv")
+    eeg = Path(str(recording.fpath))
+    events = eeg.with_name(eeg.name.rsplit("_", 1)[0] + "_events.tsv")
     if not events.is_file():
         return None
     try:

@@ -228,6 +228,18 @@ def read_checkpoint(path, *, model_name: str | None = None) -> dict:
     return content
 
 
+def rebuild(cls, config: dict, where: str, fix: str):
+    """``cls.from_config(config)`` of a stored configuration (a checkpoint's, a model file's), a value the
+    model cannot take one line: ``{where}: bad configuration of its '<name>' model (...); {fix}``. torch's
+    words are cut to their first line (a size of 1e20 carried a 1.4-kB C++ stack after it)."""
+    try:
+        return cls.from_config(config)
+    # torch: RuntimeError on a negative size; int() of an infinite size: OverflowError
+    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+        raise ModelError(f"{where}: bad configuration of its '{cls.name}' model ({detail(error)}); {fix}"
+                         ) from None
+
+
 def load_weights(model, state_dict: dict, path) -> None:
     """``model.load_state_dict(state_dict)``, a checkpoint's weights that do not fit the model (a tensor of
     another shape, a missing or unknown key: torch's RuntimeError, a traceback) one line naming ``path``."""
@@ -256,12 +268,8 @@ def load_checkpoint(path, *, model_name: str | None = None):
         ``train_config``, ``epoch``, ...
     """
     content = read_checkpoint(path, model_name=model_name)
-    try:
-        model = ALL_MODELS[content["model"]].from_config(content["model_config"])
-    except (TypeError, ValueError, RuntimeError, OverflowError) as error:  # a size of inf: OverflowError
-        raise ModelError(f"checkpoint {path}: bad configuration of its '{content['model']}' model "
-                         f"({detail(error)}); use a checkpoint written by eegmusic train, or retrain"
-                         ) from None
+    model = rebuild(ALL_MODELS[content["model"]], content["model_config"], f"checkpoint {path}",
+                    "use a checkpoint written by eegmusic train, or retrain")
     load_weights(model, content["state_dict"], path)
     model.eval()
     config = {k: v for k, v in content.items() if k not in ("state_dict", "optimizer", "best_state", "best")}
