@@ -181,6 +181,16 @@ def _figures(benchmarks: dict, out, *, seeds: bool = False) -> list:
 
 
 def run_bench(args) -> int:
+    """Run ``eegmusic bench``, with ``--out`` (and the figures beside it) held for the whole run: a
+    second bench writing the same file meanwhile is refused in one line, not replaced at the end."""
+    from eegmusic.stream.atomic import output_locks
+
+    with output_locks([args.out], "bench"):
+        return _bench(args)
+
+
+def _bench(args) -> int:
+    """:func:`run_bench` with ``--out`` held."""
     import importlib
     import json
     import logging

@@ -424,7 +424,19 @@ def _probe_writable(path: str, flag: str) -> None:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    """Decode until ``--duration`` has passed, the pipeline fails, or Ctrl-C; print the summary."""
+    """Decode until ``--duration`` has passed, the pipeline fails, or Ctrl-C; print the summary.
+
+    ``--wav``, ``--json`` and ``--record`` are held for the whole run: a second decode (or any eegmusic
+    command) writing one of them meanwhile is refused in one line, before its stream or model is opened.
+    """
+    from eegmusic.stream.atomic import output_locks
+
+    with output_locks([args.wav, args.json, args.record], "decode"):
+        return _decode(args)
+
+
+def _decode(args: argparse.Namespace) -> int:
+    """:func:`run_decode` with its outputs held."""
     import logging
     import os
     import signal

@@ -77,7 +77,19 @@ def add_vocode_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_vocode(args: argparse.Namespace) -> int:
-    """Vocode ``args.audio`` into ``args.out``; print quality and speed. Returns the exit status."""
+    """Vocode ``args.audio`` into ``args.out``; print quality and speed. Returns the exit status.
+
+    ``--out`` is held for the whole command: a second ``vocode`` (or any eegmusic command) writing the
+    same file meanwhile is refused in one line, where both used to finish and one result was lost.
+    """
+    from eegmusic.stream.atomic import output_lock
+
+    with output_lock(args.out, "vocode"):
+        return _vocode(args)
+
+
+def _vocode(args: argparse.Namespace) -> int:
+    """:func:`run_vocode` with ``--out`` held."""
     from pathlib import Path
 
     from eegmusic.decoder.recording import FRAMES_SIDECAR

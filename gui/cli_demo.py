@@ -443,6 +443,15 @@ def run_demo(args) -> int:
     While the dashboard shows the decode, both signals close its window instead
     (:func:`gui.app.closed_by_signals`) and the demo ends with its summary.
     """
+    from eegmusic.stream.atomic import output_locks
+
+    # held for the whole demo: a second demo writing the same --wav or --out is refused in one line
+    with output_locks([args.wav, args.out], "demo"):
+        return _demo(args)
+
+
+def _demo(args) -> int:
+    """:func:`run_demo` with its --wav and --out held."""
     import subprocess
     import sys
     import time

@@ -38,7 +38,7 @@ from eegmusic.replay.session_recorder import SessionRecorder
 from eegmusic.replay.track_player import TrackPlayer, output_device
 from eegmusic.replay.xdf_session import MIN_PIECE_S, audio_folder
 from eegmusic.replay.xdf_writer import XDFWriter, _next_free
-from eegmusic.stream.atomic import atomic_path, disk_errors
+from eegmusic.stream.atomic import atomic_path, disk_errors, output_lock
 from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError, OutputError, StreamError
 from eegmusic.stream.stimulus import SILENT_PEAK, decoder_notes_aside, is_silent
 
@@ -335,7 +335,8 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     Raises
     ------
     OutputError
-        The output file exists (never overwritten).
+        The output file exists (never overwritten), or another eegmusic command is writing it: two
+        sessions started on one ``--out`` both passed the check above and wrote one file.
     DataFormatError
         Missing or undecodable audio.
     AudioError
@@ -343,6 +344,12 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     StreamError
         The EEG stream is not found, or stops before the first track.
     """
+    with output_lock(config.out, "calibrate"):   # the file and its audio folder, for the whole session
+        return _calibrate(config)
+
+
+def _calibrate(config: CalibrationConfig) -> CalibrationSummary:
+    """:func:`calibrate` with its output held."""
     import pylsl
     from eegmusic.stream.outlet import channel_info, marker_stream_info
     from eegmusic.stream.progress import progress_bar

@@ -271,7 +271,7 @@ def _lock_file(path: Path) -> Path:
     """
     import hashlib
 
-    key = str(Path(path).expanduser().resolve())
+    key = os.path.realpath(os.path.expanduser(path))   # unlike Path.resolve, never raises on a link loop
     folder = Path(tempfile.gettempdir()) / f"eegmusic-locks-{os.getuid()}"  # only called where flock exists
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
@@ -332,6 +332,21 @@ def output_lock(path: str | os.PathLike, command: str, *, key: str | os.PathLike
                     handle.truncate()
                     handle.flush()
                     fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def output_locks(paths, command: str) -> Iterator[None]:
+    """:func:`output_lock` on each of ``paths`` that is not None, for ``command``, inside the block.
+
+    For the commands that write single files or several outputs (``vocode --out``, ``decode --wav
+    --json --record``, ``demo --wav --out``, ``bench --out``): two of them writing one file at once both
+    ran to the end, and one result was silently replaced by the other.
+    """
+    with contextlib.ExitStack() as held:
+        for path in paths:
+            if path is not None:
+                held.enter_context(output_lock(path, command))
+        yield
 
 
 def check_writable(out: Path, flag: str = "--out") -> None:

@@ -22,6 +22,8 @@ from eegmusic.stream.errors import OutputError
 from tests.faults.conftest import assert_one_line_error
 from tests.fixtures.processes import wait_until
 
+PRECIOUS = b"an input file that no refused command may touch"
+
 HOLD = textwrap.dedent("""
     import sys, time
     from eegmusic.stream.atomic import output_lock
@@ -99,6 +101,54 @@ def test_each_writing_command_refuses_a_folder_another_is_writing(command, sim_d
         assert_one_line_error(status, err, f"{out} is being written by eegmusic simulate (process "
                                            f"{holder.process.pid})")
     assert not out.exists()
+
+
+SINGLE_FILE_WRITERS = {
+    # command: (argv with OUT for the held output, what it is held as): each takes its output before
+    # any input is read, so nothing here needs a stream, a model or a real audio file
+    "vocode": (["vocode", "song.wav", "--out", "OUT.wav"], "OUT.wav"),
+    "decode --wav": (["decode", "--stream", "cap", "--model", "m.onnx", "--wav", "OUT.wav"], "OUT.wav"),
+    "decode --json": (["decode", "--stream", "cap", "--model", "m.onnx", "--no-audio", "--json", "OUT.json"],
+                      "OUT.json"),
+    "decode --record": (["decode", "--stream", "cap", "--model", "m.onnx", "--no-audio", "--record", "OUT"],
+                        "OUT"),
+    "calibrate": (["calibrate", "--stream", "cap", "--music", "song.wav", "--no-audio", "--out", "OUT.xdf"],
+                  "OUT.xdf"),
+    "demo --wav": (["demo", "--wav", "OUT.wav"], "OUT.wav"),
+    "demo --out": (["demo", "--out", "OUT"], "OUT"),
+    "bench": (["bench", "--quick", "--only", "no-such-benchmark", "--out", "OUT.json"], "OUT.json"),
+}
+"""Commands that wrote a file (or a folder) with no lock: two at once both finished and one result
+replaced the other (``vocode --out r.wav`` twice: both exit 0, one WAV)."""
+
+
+@pytest.mark.parametrize("writer", SINGLE_FILE_WRITERS)
+def test_each_file_writing_command_refuses_an_output_another_is_writing(writer, cli, tmp_path):
+    argv, held = SINGLE_FILE_WRITERS[writer]
+    out = tmp_path / held
+    (tmp_path / "song.wav").write_bytes(PRECIOUS)
+    argv = [str(tmp_path / a) if a.startswith(("OUT", "song", "m.onnx")) else a for a in argv]
+    with Holder(out, "vocode") as holder:
+        status, _, err = cli(*argv)
+        assert_one_line_error(status, err, f"{out} is being written by eegmusic vocode (process "
+                                           f"{holder.process.pid}); wait for it to finish")
+    assert not out.exists()
+    assert (tmp_path / "song.wav").read_bytes() == PRECIOUS
+
+
+@pytest.mark.parametrize("writer", ["vocode", "decode --json", "bench"])
+def test_a_file_writer_frees_its_output_when_it_ends(writer, cli, tmp_path):
+    """The lock goes with the command: after a refusal of its own (the input is no audio), the same
+    output is free for the next command."""
+    argv, held = SINGLE_FILE_WRITERS[writer]
+    (tmp_path / "song.wav").write_bytes(PRECIOUS)
+    argv = [str(tmp_path / a) if a.startswith(("OUT", "song", "m.onnx")) else a for a in argv]
+    status, _, _ = cli(*argv[:1], "--help")
+    assert status == 0
+    status, _, _ = cli(*argv)   # refused: no such stream, model or benchmark
+    assert status == 2
+    with output_lock(tmp_path / held, "vocode"):
+        pass
 
 
 def test_simulate_overwrite_deletes_nothing_of_a_running_simulate(tmp_path):
