@@ -394,6 +394,7 @@ def _refuse_a_model_too_large(name: str, model_kwargs: dict, model_config: dict,
     to the real build's own message."""
     import torch
     from eegmusic.offline_training.models.registry import build_model
+    from eegmusic.replay.simulate import available_memory
 
     try:
         with torch.device("meta"), warnings.catch_warnings():
@@ -404,13 +405,16 @@ def _refuse_a_model_too_large(name: str, model_kwargs: dict, model_config: dict,
     _refuse_a_stride_beyond_the_window(probe, name, model_config)
     weights = sum(tensor.numel() for tensor in probe.parameters())
     need = TRAINING_BYTES_PER_WEIGHT * weights + 4 * sum(tensor.numel() for tensor in probe.buffers())
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    # the memory free now (and under any address-space limit), not the physical total: a model that
+    # only fits by pushing other programs into swap would crawl, and one past `ulimit -v` was a
+    # MemoryError traceback mid-build
+    memory = available_memory()
     if need > memory:
         shown = json.dumps({key: defaults.get(key) for key in model_config}, default=list)
         raise ConfigError(f"--arch-config {json.dumps(model_config)} makes a '{name}' model of "
                           f"{weights / 1e6:,.0f} M weights, whose training needs {need / 2**30:,.0f} GB "
-                          f"(weights, gradients and Adam's state), more than this machine's "
-                          f"{memory / 2**30:.0f} GB of memory; pass smaller values (the defaults: {shown})")
+                          f"(weights, gradients and Adam's state), more than the {memory / 2**30:.1f} GB of "
+                          f"memory free on this machine now; pass smaller values (the defaults: {shown})")
 
 
 def _refuse_a_stride_beyond_the_window(probe, name: str, model_config: dict) -> None:

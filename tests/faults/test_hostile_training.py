@@ -121,7 +121,27 @@ def test_an_arch_config_that_makes_a_model_too_large_to_train_is_one_line(arch, 
     (Sizes far beyond any one machine's memory, so that the test asks the same everywhere.)"""
     status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--arch-config", config, arch=arch))
     assert_one_line_error(status, err, f"--arch-config {config} makes a '{arch}' model of {size}",
-                          "more than this machine's", "pass smaller values")
+                          "of memory free on this machine now", "pass smaller values")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_too_large_for_the_memory_free_now_is_one_line(sim_dir, tmp_path):
+    """The check compared the model with the physical memory: under an address-space limit (``ulimit -v``
+    4 GiB; the same holds for memory that other programs use), a 6-GB model of a 24-GB machine passed it
+    and the build failed with a traceback. It is a real limit on a real child process, nothing faked."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
+
+    config = '{"kernel": 3000}'   # 397 M weights: 6 GB to train, under this machine's physical memory
+    result = subprocess.run([sys.executable, "-m", "eegmusic", "-q", *map(str, _train(
+        sim_dir, tmp_path / "run", "--arch-config", config, arch="convnet"))],
+        capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert_one_line_error(result.returncode, result.stderr, "model of 397 M weights, whose training needs 6 GB",
+                          "more than the 4.0 GB of memory free on this machine now", "pass smaller values")
     assert not (tmp_path / "run").exists()
 
 
