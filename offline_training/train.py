@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import numbers
-import os
 import time
 import warnings
 from collections.abc import Iterator

@@ -140,7 +140,8 @@ def test_a_model_too_large_for_the_memory_free_now_is_one_line(sim_dir, tmp_path
     result = subprocess.run([sys.executable, "-m", "eegmusic", "-q", *map(str, _train(
         sim_dir, tmp_path / "run", "--arch-config", config, arch="convnet"))],
         capture_output=True, text=True, timeout=300, preexec_fn=limit)
-    assert_one_line_error(result.returncode, result.stderr, "model of 397 M weights, whose training needs 6 GB",
+    assert_one_line_error(result.returncode, result.stderr,
+                          "model of 397 M weights, whose training needs 6 GB",
                           "more than the 4.0 GB of memory free on this machine now", "pass smaller values")
     assert not (tmp_path / "run").exists()
 
