@@ -339,7 +339,7 @@ def _check_paths(args: argparse.Namespace) -> None:
 
     from eegmusic.decoder.recording import RECORDING_FILES, check_record_dir, recording_file
     from eegmusic.decoder.truth import check_truth_dir, inside_truth
-    from eegmusic.stream.atomic import is_within, refuse_existing, refuse_same_file
+    from eegmusic.stream.atomic import check_writable, is_within, refuse_existing, refuse_same_file
     from eegmusic.stream.errors import OutputError
 
     if args.truth is not None:
@@ -361,6 +361,9 @@ def _check_paths(args: argparse.Namespace) -> None:
                 raise OutputError(f"{flag} {path} is the file {name} that --record {args.record} writes; "
                                   f"choose another {flag} path")
         check_record_dir(args.record)
+        # /proc or a read-only mount pass a permission check; the recording then failed only once the
+        # stream had connected
+        check_writable(Path(args.record), "--record")
     for flag, path in files:
         recorded = recording_file(path)
         if recorded is not None:

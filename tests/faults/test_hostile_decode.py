@@ -148,6 +148,14 @@ def test_decode_refuses_a_record_folder_holding_a_recording_before_connecting(tm
     assert (record / "decoded.wav").read_bytes() == PRECIOUS
 
 
+def test_decode_refuses_a_record_folder_nothing_can_be_written_in_before_connecting(tmp_path, capsys):
+    """/proc passes a permission check (as root every folder does): the recording failed only after the
+    stream had connected. The model here does not exist, so a refusal after the check would name it."""
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--record", "/proc/eegmusic-recording")
+    assert_one_line_error(status, err, "cannot create --record folder /proc/eegmusic-recording: /proc takes "
+                                       "no new folder", "choose another --record folder")
+
+
 def test_decode_wav_may_not_be_a_file_the_recording_writes(tmp_path, capsys):
     record = tmp_path / "rec"
     record.mkdir()
