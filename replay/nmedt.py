@@ -50,7 +50,7 @@ from eegmusic.stream.stimulus import (
     STIMULUS_EXTENSIONS,
     StimulusFolder,
     decoder_notes_aside,
-    nonfinite_samples,
+    sample_problem,
 )
 from eegmusic.stream.stimulus import read_audio as _read_audio
 
@@ -369,9 +369,9 @@ def describe_folder(path) -> tuple[list[str], list[str]]:
             stim_seconds = sound.frames / sound.samplerate
             lines.append(f"  stimulus: {stimulus.relative_to(folder.path)} ({stim_seconds:.1f} s at "
                          f"{sound.samplerate} Hz, {sound.channels} ch)")
-            bad = nonfinite_samples(stimulus)
+            bad = sample_problem(stimulus)
             if bad:
-                problems.append(f"{stimulus}: audio holds {bad} NaN/Inf samples; export the audio again")
+                problems.append(bad)
         except Exception as error:  # soundfile cannot always read mp3: decode it fully instead
             try:
                 audio = read_audio(stimulus)

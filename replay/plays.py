@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay.nmedt import AUDIO_SFREQ, SongInfo, SongRecording, check_eeg_range, read_audio
 from eegmusic.stream.errors import DataFormatError
-from eegmusic.stream.stimulus import from_start
+from eegmusic.stream.stimulus import from_start, sample_problem
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +152,7 @@ class PlayDataset(abc.ABC):
         lines = [f"{self.kind}: {self.path}"]
         found = self.read_problems()
         problems = list(found)
+        samples: dict[Path, str | None] = {}   # each audio file's samples checked once: tracks repeat
         for song_id in self.song_ids:
             play = self.plays[song_id]
             try:
@@ -172,4 +173,21 @@ class PlayDataset(abc.ABC):
                 problems.append(f"{self.path}: {flat}")
             if self.stimulus_path(song_id) is None:
                 problems.append(f"{play.audio_path}: stimulus of song {song_id} not found; put it there")
+            elif play.audio_path not in samples:
+                samples[play.audio_path] = _sample_problem(play.audio_path)
+                if samples[play.audio_path]:
+                    problems.append(samples[play.audio_path])
         return lines, problems
+
+
+def _sample_problem(path: Path) -> str | None:
+    """What ``train`` would refuse in the samples of the audio file ``path`` (NaN/Inf, a damaged peak,
+    an undecodable file), without decoding a file libsndfile reads in blocks whole."""
+    try:
+        return sample_problem(path)
+    except Exception:  # noqa: BLE001 - what soundfile cannot open in blocks is decoded whole, as train does
+        try:
+            read_audio(path)
+        except DataFormatError as error:
+            return str(error)
+        return None

@@ -92,8 +92,7 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     if audio.size == 0:
         raise DataFormatError(f"{path}: audio file holds no samples; replace it with the song's audio")
     if not np.all(np.isfinite(audio)):
-        raise DataFormatError(f"{path}: audio holds {int(np.sum(~np.isfinite(audio)))} NaN/Inf samples; "
-                              "export the audio again")
+        raise DataFormatError(_nonfinite_message(path, int(np.sum(~np.isfinite(audio)))))
     check_peak(audio, path)
     if up != down:
         from scipy.signal import resample_poly
@@ -357,10 +356,17 @@ def check_peak(audio: np.ndarray, path: str | Path) -> float:
     """
     peak = float(np.max(np.abs(audio))) if np.size(audio) else 0.0
     if peak > MAX_PEAK:
-        raise DataFormatError(
-            f"{path}: audio peaks at {peak:.3g} times full scale (more than {MAX_PEAK:g}): damaged samples, "
-            "or integer sample values stored as float; export the audio again with samples within ±1")
+        raise DataFormatError(_peak_message(path, peak))
     return peak
+
+
+def _nonfinite_message(path: str | Path, count: int) -> str:
+    return f"{path}: audio holds {count} NaN/Inf samples; export the audio again"
+
+
+def _peak_message(path: str | Path, peak: float) -> str:
+    return (f"{path}: audio peaks at {peak:.3g} times full scale (more than {MAX_PEAK:g}): damaged samples, "
+            "or integer sample values stored as float; export the audio again with samples within ±1")
 
 
 def is_silent(audio: np.ndarray) -> bool:
@@ -374,12 +380,14 @@ def is_silent(audio: np.ndarray) -> bool:
     return np.size(audio) == 0 or not float(np.max(np.abs(audio))) >= SILENT_PEAK
 
 
-def nonfinite_samples(path: str | Path) -> int:
-    """How many NaN/Inf samples a file libsndfile reads holds, read in blocks at its own rate (0 for
-    integer PCM, which cannot hold them: nothing is read).
+def sample_problem(path: str | Path) -> str | None:
+    """What :func:`read_audio` would refuse in a file's samples, found without decoding it whole: NaN/Inf
+    samples or a peak above :data:`MAX_PEAK`, in its words; None for integer PCM (which can hold neither:
+    nothing is read) and for sound samples. Read in blocks at the file's own rate, mixed to mono as
+    :func:`read_audio` mixes them.
 
-    ``eegmusic info`` reads only the audio's header for its length, so a stimulus full of NaN passed as
-    merely "short" there while ``train`` refused it.
+    ``eegmusic info`` reads only the audio's header for its length, so a stimulus full of NaN, or one of
+    1e30 (integers stored as float), passed there while ``train`` refused it.
     """
     import soundfile
 
@@ -387,9 +395,17 @@ def nonfinite_samples(path: str | Path) -> int:
         file = soundfile.SoundFile(str(path))
     with file:
         if file.subtype not in ("FLOAT", "DOUBLE"):
-            return 0
-        return sum(int(np.count_nonzero(~np.isfinite(block)))
-                   for block in file.blocks(blocksize=1 << 16, dtype="float32"))
+            return None
+        bad, peak = 0, 0.0
+        for block in file.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+            mono = downmix(block)
+            finite = np.isfinite(mono)
+            bad += int(mono.size - np.count_nonzero(finite))
+            if finite.any():
+                peak = max(peak, float(np.max(np.abs(mono[finite]))))
+    if bad:
+        return _nonfinite_message(path, bad)
+    return _peak_message(path, peak) if peak > MAX_PEAK else None
 
 
 def audio_inside(path: str, root: Path) -> Path | None:

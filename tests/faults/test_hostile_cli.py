@@ -153,17 +153,21 @@ def test_one_line_folds_breaks_and_hides_control_characters():
     assert one_line("a\nb\r\n  c\td\x00e\x1b[31m") == "a b c d?e?[31m"
 
 
-def test_info_lists_a_stimulus_full_of_nan_as_a_problem(sim_dir, tmp_path, cli):
+@pytest.mark.parametrize(("value", "words"), [
+    (np.nan, "NaN/Inf samples; export the audio again"),
+    (1e30, "audio peaks at 1e+30 times full scale"),   # integers stored as float: train refused, info passed
+])
+def test_info_lists_a_stimulus_of_damaged_samples_as_a_problem(value, words, sim_dir, tmp_path, cli):
     """info read only the header: a NaN stimulus passed as fine there, while train refused it."""
     import shutil
 
     folder = tmp_path / "sim"
     shutil.copytree(sim_dir, folder)
     seconds = soundfile.info(folder / "stimuli" / "song21.wav").duration
-    nan = np.full(int(22050 * seconds), np.nan, np.float32)
-    soundfile.write(folder / "stimuli" / "song21.wav", nan, 22050, subtype="FLOAT")
+    damaged = np.full(int(22050 * seconds), value, np.float32)
+    soundfile.write(folder / "stimuli" / "song21.wav", damaged, 22050, subtype="FLOAT")
     status, out, _ = cli("info", folder)
-    assert status == 1 and "song21.wav: audio holds" in out and "NaN/Inf samples" in out, out
+    assert status == 1 and "song21.wav: audio" in out and words in out, out
     status, out, _ = cli("info", sim_dir)
     assert status == 0 and "problems: none" in out, out
 

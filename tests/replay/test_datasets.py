@@ -235,6 +235,28 @@ def _fif(tmp_path, *, annotations=True, stim=True, sidecar=None) -> Path:
     return path
 
 
+@pytest.mark.parametrize(("value", "words"), [
+    (np.nan, "song1.wav: audio holds 220500 NaN/Inf samples; export the audio again"),
+    (1e30, "song1.wav: audio peaks at 1e+30 times full scale (more than 1000)"),
+])
+def test_info_lists_the_damaged_samples_of_a_recordings_audio_that_train_refuses(value, words, tmp_path,
+                                                                                 capsys):
+    """An MNE recording's sidecar audio (and a calibration session's) was only looked for: all NaN, or
+    integers stored as float, it passed as "problems: none" while train refused it at its first read."""
+    from eegmusic.stream.cli import main
+
+    path = _fif(tmp_path, sidecar={"stimuli": {"song1": "song1.wav"}})
+    stereo = np.full((5 * 44100, 2), value, np.float32)
+    soundfile.write(tmp_path / "song1.wav", stereo, 44100, subtype="FLOAT")
+    dataset = open_dataset(path)
+    _, problems = dataset.describe()
+    assert len(problems) == 1 and words in problems[0], problems   # said once for its two plays
+    with pytest.raises(DataFormatError) as refused:   # what train's reader says, word for word
+        dataset.load_stimulus(1)
+    assert str(refused.value) == problems[0]
+    assert main(["info", str(path)]) == 1 and words in capsys.readouterr().out
+
+
 def test_a_fif_cut_short_is_said_damaged(tmp_path, song, capsys):
     """MNE reads a FIF cut short up to the cut: it was read silently ("problems: none"), or its
     stimuli past the cut were blamed on the annotations."""
