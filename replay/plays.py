@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.replay.nmedt import AUDIO_SFREQ, SongInfo, SongRecording, check_eeg_range, read_audio
+from eegmusic.stream.channels import duplicate_label
 from eegmusic.stream.errors import DataFormatError
 from eegmusic.stream.stimulus import from_start, sample_problem
 
@@ -153,6 +154,7 @@ class PlayDataset(abc.ABC):
         found = self.read_problems()
         problems = list(found)
         samples: dict[Path, str | None] = {}   # each audio file's samples checked once: tracks repeat
+        said: set[tuple[str, str]] = set()   # a duplicate label is said once a participant, not once a play
         for song_id in self.song_ids:
             play = self.plays[song_id]
             try:
@@ -171,6 +173,11 @@ class PlayDataset(abc.ABC):
             flat = recording.flat_problem(song_id)
             if flat:
                 problems.append(f"{self.path}: {flat}")
+            twice = duplicate_label(labels)   # train's channel map refuses it, at its first read
+            if twice and (play.subject, twice) not in said:
+                said.add((play.subject, twice))
+                problems.append(f"{self.path}: the recording of participant {play.subject} has {twice}; fix "
+                                "the amplifier's channel labels")
             if self.stimulus_path(song_id) is None:
                 problems.append(f"{play.audio_path}: stimulus of song {song_id} not found; put it there")
             elif play.audio_path not in samples:

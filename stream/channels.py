@@ -161,6 +161,19 @@ class ChannelMap:
         return out
 
 
+def duplicate_label(labels) -> str | None:
+    """The first label of ``labels`` that appears twice, compared as :func:`channel_map` compares labels
+    (:func:`label_keys`), in words ("channel label 'Cz' twice (channels 2 and 3)"); None if none does.
+    ``eegmusic info`` lists it as a problem of a recording that ``train`` would refuse."""
+    labels = tuple(str(label) for label in labels)
+    seen: dict[str, int] = {}
+    for index, key in enumerate(label_keys(labels)):
+        if key in seen:
+            return f"channel label {labels[index]!r} twice (channels {seen[key] + 1} and {index + 1})"
+        seen[key] = index
+    return None
+
+
 def channel_map(stream_labels, model_labels=MODEL_CHANNELS, *, impute_missing: bool = False,
                 stream_name: str = "the stream", stream_positions=None, model_positions=None,
                 max_missing: int | None = None) -> ChannelMap:
@@ -198,15 +211,10 @@ def channel_map(stream_labels, model_labels=MODEL_CHANNELS, *, impute_missing: b
     other_net = other_gsn_net(stream_labels, model_labels)
     if other_net:
         raise StreamError(f"{stream_name} {other_net}")
-    keys = label_keys(stream_labels)
-    seen: dict[str, int] = {}
-    for index, key in enumerate(keys):
-        if key in seen:
-            raise StreamError(
-                f"{stream_name} has channel label {stream_labels[index]!r} twice (channels {seen[key] + 1} "
-                f"and {index + 1}); fix the amplifier's channel labels"
-            )
-        seen[key] = index
+    twice = duplicate_label(stream_labels)
+    if twice:
+        raise StreamError(f"{stream_name} has {twice}; fix the amplifier's channel labels")
+    seen = {key: index for index, key in enumerate(label_keys(stream_labels))}
     source = np.full(len(model_labels), -1, dtype=np.int64)
     missing: list[int] = []
     zeroed: list[int] = []

@@ -32,11 +32,11 @@ def song(tmp_path) -> Path:
     return path
 
 
-def _xdf(path, eeg, *, markers=(), with_eeg=True):
+def _xdf(path, eeg, *, markers=(), with_eeg=True, labels=LABELS):
     with XDFWriter(path) as writer:
         if with_eeg:
             stream = writer.add_stream(name="cap", stype="EEG", channel_format="float32", nominal_srate=SFREQ,
-                                       labels=LABELS)
+                                       labels=labels)
             writer.write_samples(stream, 100.0 + np.arange(eeg.shape[1]) / SFREQ, eeg.T)
         if markers:
             marker = writer.add_stream(name="cap-calibration", stype="Markers", channel_format="string",
@@ -233,6 +233,25 @@ def _fif(tmp_path, *, annotations=True, stim=True, sidecar=None) -> Path:
     if sidecar is not None:
         (tmp_path / "rec_raw.eegmusic.json").write_text(json.dumps(sidecar))
     return path
+
+
+def test_info_lists_a_channel_label_twice_once_as_trains_channel_map_refuses_it(tmp_path, song, rng, capsys):
+    """Labels that differ only in case are one electrode to train's channel map, which refused the session;
+    info said "problems: none"."""
+    from eegmusic.stream.channels import channel_map
+    from eegmusic.stream.cli import main
+    from eegmusic.stream.errors import StreamError
+
+    labels = ["Fp1", "fp1", *LABELS[2:]]
+    eeg = rng.standard_normal((8, int(14 * SFREQ))).astype(np.float32)
+    path = _xdf(tmp_path / "s.xdf", eeg, labels=labels, markers=[_start(song, 101.0), _start(song, 107.0)])
+    _, problems = open_dataset(path).describe()
+    twice = "channel label 'fp1' twice (channels 1 and 2)"
+    assert problems == [f"{path}: the recording of participant s has {twice}; fix the amplifier's channel "
+                        "labels"]   # once for the two plays
+    with pytest.raises(StreamError, match=re.escape(twice)):
+        channel_map(labels)
+    assert main(["info", str(path)]) == 1 and twice in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("value", "words"), [
