@@ -32,6 +32,8 @@ from eegmusic.stream.errors import read_json
 
 FORMAT_VERSION = 1
 EVENTS = ("session_start", "track_start", "position", "track_end", "gap", "session_end")
+TRACK_EVENTS = ("track_start", "position", "track_end")
+"""The events of a track's play, each naming it by its play count (``track``)."""
 DEFAULT_SUFFIX = "-calibration"
 """Default marker stream name: the EEG stream's name plus this."""
 
@@ -177,9 +179,11 @@ def track_plays(markers: list[tuple[float, str]], skipped: list | None = None) -
     plays: dict[int, TrackPlay] = {}
     for stamp, text in sorted(markers, key=lambda item: item[0]):
         marker = decode(text)
-        if marker is None or "track" not in marker:
-            continue
-        reason = malformed(marker)
+        if marker is None or (marker["event"] not in TRACK_EVENTS and "track" not in marker):
+            continue   # not a calibration marker, or a session's own (session_start, session_end)
+        # a track's marker without its play count was dropped unsaid (its play vanished from info and
+        # train alike), where one of "" or null was said as malformed
+        reason = "no track field" if "track" not in marker else malformed(marker)
         if reason is not None:
             if skipped is not None:
                 skipped.append((float(stamp), text, reason))

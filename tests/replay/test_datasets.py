@@ -174,6 +174,30 @@ def test_a_malformed_position_is_skipped_and_said(tmp_path, song, rng, capsys):
     assert "problems (1)" in out and "skipped 1 malformed calibration marker (position_s None" in out, out
 
 
+@pytest.mark.parametrize("event", ["track_start", "position"])
+def test_a_track_marker_without_its_play_count_is_skipped_and_said(tmp_path, song, rng, event, capsys):
+    """A track_start with no ``track`` field dropped its whole play without a word, from info and train
+    alike (``"track": null`` was said as malformed); a session's own markers carry no track and pass."""
+    from eegmusic.stream.cli import main
+
+    eeg = rng.standard_normal((8, int(14 * SFREQ))).astype(np.float32)
+    start, second = _start(song, 101.0), _start(song, 107.0, track=1)
+    if event == "track_start":   # the first play has nothing else: it is gone, and said
+        broken = json.loads(start[1])
+        markers, plays = [(101.0, broken), second], [1]
+    else:                        # the play stands on its good markers
+        broken = json.loads(encode("position", track=0, position_s=1.0))
+        markers, plays = [start, (102.0, broken), second], [1, 2]
+    del broken["track"]
+    markers = [(stamp, json.dumps(text) if isinstance(text, dict) else text) for stamp, text in markers]
+    path = _xdf(tmp_path / "s.xdf", eeg, markers=[(100.5, encode("session_start", stream="cap")), *markers,
+                                                  (112.5, encode("session_end"))])
+    assert open_dataset(path).song_ids == plays
+    assert main(["info", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "problems (1)" in out and "skipped 1 malformed calibration marker (no track field" in out, out
+
+
 def _cut_session(path, song, eeg) -> Path:
     """A session whose markers come first and whose EEG is two chunks, cut inside the second chunk."""
     with XDFWriter(path) as writer:
