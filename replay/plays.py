@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.replay.nmedt import AUDIO_SFREQ, SongInfo, SongRecording, check_eeg_range, read_audio
+from eegmusic.stream.atomic import is_within
 from eegmusic.stream.channels import duplicate_label
 from eegmusic.stream.errors import DataFormatError
 from eegmusic.stream.stimulus import from_start, sample_problem
@@ -155,6 +156,7 @@ class PlayDataset(abc.ABC):
         problems = list(found)
         samples: dict[Path, str | None] = {}   # each audio file's samples checked once: tracks repeat
         said: set[tuple[str, str]] = set()   # a duplicate label is said once a participant, not once a play
+        root = self.path if self.path.is_dir() else self.path.parent
         for song_id in self.song_ids:
             play = self.plays[song_id]
             try:
@@ -164,9 +166,13 @@ class PlayDataset(abc.ABC):
                     problems.append(str(error))
                 continue
             labels = recording.channels
+            # a session's markers may name where the music was played from (LabRecorder sessions, no
+            # audio folder): read there, and said in full, since it is not among the dataset's files
+            audio = (play.audio_path.name if is_within(play.audio_path, root)
+                     else f"{play.audio_path} (read from outside {root})")
             lines.append(
                 f"song {song_id} '{play.title}': participant {play.subject}, {recording.duration_s:.1f} s "
-                f"from {play.audio_start_s:z.2f} s of {play.audio_path.name}, "
+                f"from {play.audio_start_s:z.2f} s of {audio}, "
                 f"{len(labels)} channel{'s' * (len(labels) != 1)} "
                 f"({', '.join(labels[:4])}{', …' if len(labels) > 4 else ''}) at {recording.sfreq:g} Hz"
             )

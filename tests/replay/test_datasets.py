@@ -198,6 +198,23 @@ def test_a_track_marker_without_its_play_count_is_skipped_and_said(tmp_path, son
     assert "problems (1)" in out and "skipped 1 malformed calibration marker (no track field" in out, out
 
 
+def test_info_names_audio_read_from_outside_the_session_in_full(tmp_path, song, rng, capsys):
+    """A session without its audio folder (LabRecorder's) is read from the path its markers name, as
+    documented; info showed only the file's name, as if it were one of the session's own files."""
+    from eegmusic.stream.cli import main
+
+    folder = tmp_path / "session"
+    folder.mkdir()
+    eeg = rng.standard_normal((8, 3000)).astype(np.float32)
+    path = _xdf(folder / "s.xdf", eeg, markers=[_start(song, 101.0)])
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"from 0.00 s of {song} (read from outside {folder})," in out, out
+    shutil.copy(song, folder / song.name)   # beside the file: one of its own, named as before
+    assert main(["info", str(path)]) == 0
+    assert f"from 0.00 s of {song.name}, " in capsys.readouterr().out
+
+
 def _cut_session(path, song, eeg) -> Path:
     """A session whose markers come first and whose EEG is two chunks, cut inside the second chunk."""
     with XDFWriter(path) as writer:
