@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.stream.channels import IMPUTE_ADVICE
-from eegmusic.stream.errors import EEGMusicError, ModelError, read_json, require_readable
+from eegmusic.stream.errors import EEGMusicError, ModelError, missing, read_json, require_readable
 from eegmusic.stream.spec import REFERENCES, WINDOW_S, PreprocessingSpec
 
 log = logging.getLogger(__name__)
@@ -160,8 +160,8 @@ def open_session(path: str | Path, sess_options=None, providers=None):
 
     path = Path(path)
     if not path.exists():
-        raise ModelError(f"model file {path} does not exist; pass the path of a model.onnx written by "
-                         f"`eegmusic train`")
+        raise ModelError(f"model file {path} {missing(path, 'does not exist')}; pass the path of a "
+                         "model.onnx written by `eegmusic train`")
     if not path.is_file():
         raise ModelError(f"model path {path} is not a file; pass the model.onnx file itself")
     if path.stat().st_size == 0:

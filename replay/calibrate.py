@@ -39,7 +39,14 @@ from eegmusic.replay.track_player import TrackPlayer, output_device
 from eegmusic.replay.xdf_session import MIN_PIECE_S, audio_folder
 from eegmusic.replay.xdf_writer import XDFWriter, _next_free
 from eegmusic.stream.atomic import atomic_path, disk_errors, output_lock
-from eegmusic.stream.errors import ConfigError, DataFormatError, EEGMusicError, OutputError, StreamError
+from eegmusic.stream.errors import (
+    ConfigError,
+    DataFormatError,
+    EEGMusicError,
+    OutputError,
+    StreamError,
+    missing,
+)
 from eegmusic.stream.stimulus import SILENT_PEAK, decoder_notes_aside, is_silent
 
 logger = logging.getLogger(__name__)
@@ -140,7 +147,8 @@ def playlist_files(music) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise DataFormatError(f"{path}: not found; pass audio files or a folder of them with --music")
+            raise DataFormatError(f"{path}: {missing(path)}; pass audio files or a folder of them with "
+                                  "--music")
     if not files:
         raise DataFormatError(
             f"no audio file (wav, flac, ogg, mp3) in {', '.join(map(str, music))}; pass some with --music"

@@ -38,7 +38,7 @@ from typing import Protocol
 
 import numpy as np
 from eegmusic.replay.nmedt import SongRecording
-from eegmusic.stream.errors import DataFormatError, require_readable
+from eegmusic.stream.errors import DataFormatError, missing, require_readable
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def open_dataset(path) -> EEGMusicDataset:
     path = Path(path)
     if not path.exists():
         raise DataFormatError(
-            f"{path}: not found; pass an NMED-T folder, an XDF session, a BIDS root or an "
+            f"{path}: {missing(path)}; pass an NMED-T folder, an XDF session, a BIDS root or an "
             "EEG file MNE reads (.fif, .edf, .bdf, .vhdr, .set)"
         )
     require_readable(path)

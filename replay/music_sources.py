@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.errors import DataFormatError, missing
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 """Audio files that ``--music DIR`` picks up (what libsndfile decodes)."""
@@ -142,7 +142,8 @@ def music_files(sources) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise DataFormatError(f"{path}: no such file or folder; check the --music paths")
+            raise DataFormatError(f"{path}: {missing(path, 'no such file or folder')}; check the --music "
+                                  "paths")
     seen: dict[Path, Path] = {}
     for path in files:  # one file is one song: twice would be two songs with the same music
         first = seen.setdefault(path.resolve(), path)

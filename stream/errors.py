@@ -114,6 +114,27 @@ def path_error(error: OSError) -> EEGMusicError | None:
     return OutputError(f"cannot use {error.filename}: {error.strerror}; {fix}")
 
 
+def missing(path: str | os.PathLike, words: str = "not found") -> str:
+    """``words`` for a ``path`` that does not exist, with the reason when the path itself is to blame:
+    a symbolic link that loops or points nowhere, a folder on the way this user may not enter.
+
+    ``Path.exists`` is False for all of these, and each was reported as plainly missing, which sent the
+    user looking for a file that is there.
+    """
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return f"{words}: a symbolic link on its path loops (too many levels of links)"
+        if error.errno == errno.EACCES:
+            return f"{words}: a folder on its path may not be entered by this user (permission denied)"
+        if os.path.islink(path):
+            return f"{words}: it is a symbolic link to {os.readlink(path)}, which does not exist"
+    except ValueError:   # a NUL byte
+        pass
+    return words
+
+
 def require_readable(path: str | os.PathLike) -> None:
     """Raise :class:`AccessError` when ``path`` exists but this user may not read it (a folder: list it).
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from eegmusic.stream.errors import DataFormatError, detail, require_readable, utf8
+from eegmusic.stream.errors import DataFormatError, detail, missing, require_readable, utf8
 
 STIMULUS_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 """Stimulus file types looked for, in this order, as ``stimuli/songNN<ext>``."""
@@ -317,7 +317,7 @@ def check_audio_file(path: str | Path) -> Path:
     """
     path = Path(path)
     if not path.exists():
-        problem = "audio file not found; check the path"
+        problem = f"audio file {missing(path)}; check the path"
     elif path.is_dir():
         problem = "is a folder, not an audio file; name a file in it"
     elif not path.is_file():

@@ -517,6 +517,35 @@ def test_a_path_the_file_system_refuses_is_one_line_and_creates_nothing(argv, ne
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+LOOP = "not found: a symbolic link on its path loops (too many levels of links)"
+DANGLING = "not found: it is a symbolic link to {tmp}/missing, which does not exist"
+
+
+@pytest.mark.parametrize(("argv", "needles"), [
+    (["info", "{tmp}/loop"], ["{tmp}/loop: " + LOOP, "pass an NMED-T folder"]),
+    (["train", "--data", "{tmp}/dangling", "--arch", "linear", "--out", "{tmp}/run"],
+     ["{tmp}/dangling: " + DANGLING]),
+    (["vocode", "{tmp}/loop", "--out", "{tmp}/o.wav"], ["{tmp}/loop: audio file " + LOOP, "check the path"]),
+    (["decode", "--stream", "s", "--model", "{tmp}/dangling"],
+     ["model file {tmp}/dangling does " + DANGLING.replace("not found", "not exist")]),
+    (["calibrate", "--stream", "s", "--music", "{tmp}/loop/song.wav", "--out", "{tmp}/s.xdf"],
+     ["{tmp}/loop/song.wav: " + LOOP]),
+    (["simulate", "--music", "{tmp}/dangling", "--out", "{tmp}/sim"],
+     ["{tmp}/dangling: no such file or folder: it is a symbolic link to {tmp}/missing"]),
+], ids=["info loop", "train dangling", "vocode loop", "decode dangling", "calibrate loop on the way",
+        "simulate dangling"])
+def test_an_input_behind_a_broken_link_is_named_for_the_link(argv, needles, cli, tmp_path):
+    """A loop of symbolic links, or a link to nothing, was reported as a plain "not found", which sent the
+    user looking for a file whose name is right there."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    status, _, err = cli(*(arg.replace("{tmp}", str(tmp_path)) for arg in argv))
+    assert_one_line_error(status, err, *(needle.replace("{tmp}", str(tmp_path)) for needle in needles))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 @pytest.mark.parametrize("command", [["simulate", "--out", "{tmp}/out", "--music"], ["vocode"]])
 def test_an_audio_file_whose_name_is_not_utf8_is_named_for_that(command, cli, tmp_path):
     """libsndfile opens paths as UTF-8: a music file named in another encoding was "cannot be decoded as
