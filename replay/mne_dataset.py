@@ -169,6 +169,22 @@ def _stimulus_before_the_recording(recording, stimuli) -> str | None:
     return None
 
 
+MAX_POSITION_M = 1.0
+"""Farthest an electrode may lie from the head's centre (ten times a head's radius): a position beyond it is
+damage or a unit error (millimetres read as metres), not a place on the scalp. One of 1e308 overflowed
+numpy's norm into a raw warning, and reached the model's interpolation."""
+
+
+def placed_positions(locs: np.ndarray) -> np.ndarray:
+    """Which rows of electrode positions ``locs`` (metres, shape (n, 3)) place their electrode: finite,
+    not MNE's all-zero "unknown", and within :data:`MAX_POSITION_M` of the head's centre."""
+    locs = np.asarray(locs, dtype=np.float64).reshape(-1, 3)
+    finite = np.all(np.isfinite(locs), axis=1)
+    with np.errstate(over="ignore"):   # 1e308 squared: inf, which is then too far
+        norms = np.linalg.norm(np.where(finite[:, None], locs, 0.0), axis=1)
+    return finite & (norms > 0) & (norms <= MAX_POSITION_M)
+
+
 class MNEDataset(PlayDataset):
     """One recording MNE reads, or every EEG recording of a BIDS root (one participant per file).
 
@@ -318,7 +334,7 @@ class MNEDataset(PlayDataset):
         mne = _mne()
         picks = mne.pick_types(raw.info, eeg=True, exclude=[])
         locs = np.array([raw.info["chs"][i]["loc"][:3] for i in picks], dtype=np.float64).reshape(-1, 3)
-        placed = np.all(np.isfinite(locs), axis=1) & (np.linalg.norm(np.nan_to_num(locs), axis=1) > 0)
+        placed = placed_positions(locs)
         if placed.all() or not placed.any():   # all measured, or none given (the standard montage's)
             return
         key = Path(str(getattr(recording, "fpath", recording)))
@@ -327,7 +343,8 @@ class MNEDataset(PlayDataset):
         missing = [raw.ch_names[i] for i, ok in zip(picks, placed, strict=True) if not ok]
         names = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         self.positions[key] = (
-            f"{where}: no position for {names} (a row whose name matches no channel, or n/a), so the "
+            f"{where}: no position for {names} (a row whose name matches no channel, n/a, or a position "
+            f"over {MAX_POSITION_M:g} m from the head's centre), so the "
             f"standard montage's positions replace the {int(placed.sum())} measured ones; fix those rows")
 
     def _load_eeg(self, play: Play):
@@ -360,5 +377,5 @@ class MNEDataset(PlayDataset):
                                   f"{detail(error, 80)})") from None
         labels = tuple(raw.ch_names[i] for i in picks)
         locs = np.array([raw.info["chs"][i]["loc"][:3] for i in picks], dtype=np.float64)
-        positions = locs if np.all(np.isfinite(locs)) and np.all(np.linalg.norm(locs, axis=1) > 0) else None
+        positions = locs if placed_positions(locs).all() else None
         return data, sfreq, labels, positions

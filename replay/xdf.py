@@ -162,7 +162,10 @@ def load_xdf(path: Path, **options) -> tuple[list[dict], str]:
     walk = _chunk_walk(path)
     readable = walk.readable
     try:
-        streams, _ = pyxdf.load_xdf(_open_readable(path, readable), **options)
+        # pyxdf divides by a stream's time span for its effective rate: samples that all share one
+        # timestamp printed numpy's divide-by-zero warning above the one-line refusal
+        with np.errstate(divide="ignore", invalid="ignore"):
+            streams, _ = pyxdf.load_xdf(_open_readable(path, readable), **options)
     except Exception as error:
         cut = _cut_gzip(path, error)   # pyxdf reads an .xdfz's body through gzip: cut there, it raises
         if cut is not None:

@@ -215,6 +215,27 @@ def test_info_names_audio_read_from_outside_the_session_in_full(tmp_path, song, 
     assert f"from 0.00 s of {song.name}, " in capsys.readouterr().out
 
 
+def test_eeg_whose_samples_share_one_timestamp_is_refused_in_one_line(tmp_path, song, rng, capsys):
+    """pyxdf divides by the stream's time span: numpy's divide-by-zero warning came out above the
+    refusal."""
+    from eegmusic.stream.cli import main
+
+    eeg = rng.standard_normal((8, 3000)).astype(np.float32)
+    path = tmp_path / "s.xdf"
+    with XDFWriter(path) as writer:
+        stream = writer.add_stream(name="cap", stype="EEG", channel_format="float32", nominal_srate=SFREQ,
+                                   labels=LABELS)
+        writer.write_samples(stream, np.full(eeg.shape[1], 100.0), eeg.T)
+        marker = writer.add_stream(name="cap-calibration", stype="Markers", channel_format="string",
+                                   nominal_srate=0.0, labels=["marker"])
+        writer.write_samples(marker, [101.0], [_start(song, 101.0)[1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no track play has 1 s of EEG" in err, err
+
+
 def _cut_session(path, song, eeg) -> Path:
     """A session whose markers come first and whose EEG is two chunks, cut inside the second chunk."""
     with XDFWriter(path) as writer:
@@ -497,21 +518,27 @@ def test_a_bids_stimulus_that_began_before_the_recording_is_refused_not_misalign
         open_dataset(root)
 
 
-@pytest.mark.parametrize("damage", ["a mistyped name", "n/a"])
+@pytest.mark.parametrize("damage", ["a mistyped name", "n/a", "1e308"])
 def test_electrodes_that_leave_a_channel_out_are_a_problem_naming_the_file(tmp_path, song, damage, caplog):
     """One mistyped row put the standard montage's positions in the model in place of every measured one,
-    with "problems: none" from info and not a word from train."""
+    with "problems: none" from info and not a word from train. A position of 1e308 m was taken as measured,
+    with numpy's overflow warning from the check."""
     root = _bids(tmp_path, song, positions=True)
     table, = root.glob("sub-01/eeg/*_electrodes.tsv")
     assert open_dataset(root).load_song(1).positions is not None and not open_dataset(root).read_problems()
     rows = table.read_text().splitlines()
     at = next(i for i, row in enumerate(rows) if row.startswith("C3\t"))
-    rows[at] = "C3x" + rows[at][2:] if damage == "a mistyped name" else "\t".join(["C3", "n/a", "n/a", "n/a"]
-                                                                                  + rows[at].split("\t")[4:])
+    value = {"n/a": "n/a", "1e308": "1e308"}.get(damage)
+    rows[at] = "C3x" + rows[at][2:] if value is None else "\t".join(["C3", value, value, value]
+                                                                     + rows[at].split("\t")[4:])
     table.write_text("\n".join(rows) + "\n")
-    dataset = open_dataset(root)
-    problem = f"{table}: no position for C3 (a row whose name matches no channel, or n/a), so the standard " \
-              "montage's positions replace the 7 measured ones; fix those rows"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        dataset = open_dataset(root)
+        assert dataset.load_song(1).positions is None   # the standard montage's, for every channel
+    problem = (f"{table}: no position for C3 (a row whose name matches no channel, n/a, or a position over "
+               "1 m from the head's centre), so the standard montage's positions replace the 7 measured "
+               "ones; fix those rows")
     assert dataset.read_problems() == [problem] and problem in caplog.text
     assert problem in dataset.describe()[1]
 
