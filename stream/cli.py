@@ -397,8 +397,16 @@ def run() -> int:
     catches it later, and ``python -m`` then ends the interpreter by SIGINT (an installed script's exit
     does not read the mark). An ``exec`` of a string that returns clears that mark, so one runs
     once ``main`` has returned: every KeyboardInterrupt was handled by then.
+
+    A Ctrl-C in the first 0.2 s, before :func:`main` reaches its command (the parser's build, the
+    logging set-up), printed a KeyboardInterrupt traceback; it ends with "interrupted", status 130, as
+    later. What remains is the interpreter's own start and this module's import (about 50 ms).
     """
-    status = main()
+    try:
+        status = main()
+    except KeyboardInterrupt:   # a Ctrl-C before main's own handler: while the parser is built (0.15 s)
+        print("eegmusic: interrupted", file=sys.stderr)
+        status = 130
     exec("")  # clears CPython's unhandled-KeyboardInterrupt mark (above); runs nothing
     if threading.current_thread() is threading.main_thread():
         # ignored while a stop's exit runs; otherwise a stop arriving after the command finished ends the

@@ -59,3 +59,22 @@ def test_a_stop_after_the_command_finished_keeps_its_status_without_a_traceback(
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (3, ""), done.stderr
+
+
+def test_a_ctrl_c_before_the_command_starts_is_interrupted_not_a_traceback():
+    """A Ctrl-C in the first 0.2 s of any command, while its parser was built, printed a KeyboardInterrupt
+    traceback. Here a real SIGINT arrives at that moment (the parser's build sends it to its own
+    process); the command ends as a later Ctrl-C ends it."""
+    script = (
+        "import os, signal, sys\n"
+        "from eegmusic.stream import cli\n"
+        "build = cli.build_parser\n"
+        "def interrupted_build():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return build()\n"
+        "cli.build_parser = interrupted_build\n"
+        "sys.argv = ['eegmusic', 'streams']\n"
+        "sys.exit(cli.run())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (130, "eegmusic: interrupted\n"), done.stderr
