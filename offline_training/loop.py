@@ -294,8 +294,10 @@ class EpochLoop:
                 torch.set_rng_state(state["torch_rng"])
             except (KeyError, TypeError, ValueError, RuntimeError) as error:
                 raise _damaged(self.out / "checkpoint.pt", error) from None
-            remaining = range(self.first_epoch, self.last_epoch + 1)
-            later_phase = any(self.phase_of(e) != self.phase for e in remaining)
+            # whether epochs of another phase remain (counted by phase, not epoch by epoch: --epochs 1e9)
+            first = self.first_epoch
+            later_phase = first <= self.last_epoch and (
+                self.phase_of(first) != self.phase or self._phase_end(first) < self.last_epoch)
             if self.best.stopped and not later_phase:   # __iter__ would yield nothing: say so, not silence
                 logger.warning(
                     "%s: this run stopped early at epoch %d (no better validation for %d epochs after its "
@@ -318,17 +320,34 @@ class EpochLoop:
                 return name
         return self.phases[-1][0]
 
+    def _phase_end(self, epoch: int) -> int:
+        """Number of the last epoch of the phase that epoch ``epoch`` belongs to."""
+        end = 0
+        for _, n in self.phases:
+            end += n
+            if epoch <= end:
+                return end
+        return end
+
     def __iter__(self) -> Iterator[int]:
-        """Epoch numbers still to run; ``phase`` and ``phase_started`` tell the loop where it is."""
-        for epoch in range(self.first_epoch, self.last_epoch + 1):
+        """Epoch numbers still to run; ``phase`` and ``phase_started`` tell the loop where it is.
+
+        A phase that stopped early is left at once for the next one: stepping through its remaining
+        epoch numbers one by one kept ``train --epochs 1000000000`` spinning after its early stop (a
+        second of CPU per 10 million epochs), with no model written.
+        """
+        epoch = self.first_epoch
+        while epoch <= self.last_epoch:
             name = self.phase_of(epoch)
             self.phase_started = name != self.phase or epoch == self.first_epoch
             if name != self.phase:  # a new phase starts from the previous phase's best weights
                 self.best.restore(self.module)
                 self.phase, self.best, self._optimizer_state = name, BestEpoch(), None
             if self.best.stopped:
+                epoch = self._phase_end(epoch) + 1
                 continue
             yield epoch
+            epoch += 1
 
     def load_optimizer(self, optimizer) -> None:
         """Give ``optimizer`` the resumed checkpoint's state when it belongs to the current phase.

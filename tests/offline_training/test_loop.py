@@ -82,6 +82,26 @@ def test_best_epoch_is_kept_and_patience_stops(tmp_path, caplog):
     assert not caplog.records   # a later phase still runs: nothing to warn about
 
 
+@pytest.mark.timeout(60)   # the old loop stepped through every epoch number: hours at 10**12
+def test_a_phase_that_stopped_early_is_left_at_once_however_many_epochs_it_had(tmp_path, caplog):
+    """``train --epochs 1000000000`` spun at full CPU after its early stop, writing no model."""
+    huge = 10**12
+    model = tiny_model()
+    loop = EpochLoop(model, LoopConfig(patience=1), tmp_path, phases=[("prior", huge), ("adapter", 2)])
+    losses = {1: 2.0, 2: 3.0, huge + 1: 1.0, huge + 2: 0.5}
+    assert run(loop, model, losses) == [1, 2, huge + 1, huge + 2]   # the next phase still runs in full
+    state = read_checkpoint(tmp_path / "checkpoint.pt")
+    (tmp_path / "one").mkdir()
+    with caplog.at_level(logging.WARNING, logger="eegmusic.offline_training.loop"):
+        loop = EpochLoop(tiny_model(), LoopConfig(patience=1), tmp_path / "one", phases=[("train", huge)])
+        run(loop, model, {1: 2.0, 2: 3.0})
+        resumed = EpochLoop(tiny_model(), LoopConfig(patience=1), tmp_path / "one", phases=[("train", huge)],
+                            state=read_checkpoint(tmp_path / "one" / "checkpoint.pt"))
+        assert list(resumed) == []
+    assert "--resume trains nothing more" in caplog.text
+    assert state["epoch"] == huge + 2
+
+
 def test_initial_weights_must_be_beaten_unless_the_loop_says_otherwise(tmp_path):
     model = tiny_model()
     mark(model, -1.0)
