@@ -262,6 +262,20 @@ def write_json(path: str | os.PathLike, content, *, indent: int = 1) -> None:
     write_text(path, json.dumps(content, indent=indent, default=str) + "\n")
 
 
+def temporary_folder() -> Path | None:
+    """The temporary folder files that outlive no run go to (locks, liblsl's configuration), or None when
+    there is no writable one: Python then falls back to the working folder, which would collect them
+    (``tempfile.gettempdir`` raised, a traceback before any command, when that was read-only too)."""
+    try:
+        folder = tempfile.gettempdir()
+    except OSError:
+        return None
+    if os.name != "posix":
+        return Path(folder)
+    named = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")] + ["/tmp", "/var/tmp", "/usr/tmp"]
+    return Path(folder) if os.path.realpath(folder) in {os.path.realpath(n) for n in named if n} else None
+
+
 def _lock_file(path: Path) -> Path:
     """The lock file for output ``path``: per user, in the temporary folder, named by the absolute path.
 
@@ -272,7 +286,10 @@ def _lock_file(path: Path) -> Path:
     import hashlib
 
     key = os.path.realpath(os.path.expanduser(path))   # unlike Path.resolve, never raises on a link loop
-    folder = Path(tempfile.gettempdir()) / f"eegmusic-locks-{os.getuid()}"  # only called where flock exists
+    temporary = temporary_folder()
+    if temporary is None:
+        raise OSError(errno.EROFS, "no writable temporary folder for the lock")   # the block runs unlocked
+    folder = temporary / f"eegmusic-locks-{os.getuid()}"  # only called where flock exists
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
 

@@ -28,7 +28,7 @@ import threading
 import time
 
 from eegmusic import __version__
-from eegmusic.stream.errors import EEGMusicError, one_line
+from eegmusic.stream.errors import EEGMusicError, OutputError, one_line
 from eegmusic.stream.extras import MissingExtraError, missing_extra
 
 # command -> (module, one-line help). Order is the order shown in --help.
@@ -319,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+NO_TEMPORARY_FOLDER = "[Errno 2] No usable temporary directory found"
+"""How ``tempfile`` words a machine without a writable temporary folder (a ``FileNotFoundError`` naming no
+path), which every command that stages a file meets."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``eegmusic`` command line; return the exit status."""
     parser = build_parser()
@@ -341,9 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         progress.set_enabled(False)
     from eegmusic.stream import lsl_local
 
-    # before any command loads pylsl
-    lsl_local.configure(lsl_local.requested(args.lsl_local), lsl_local.liblsl_log_level(verbose, quiet))
     try:
+        # before any command loads pylsl
+        lsl_local.configure(lsl_local.requested(args.lsl_local), lsl_local.liblsl_log_level(verbose, quiet))
         # SIGTERM (a scheduler's stop, `timeout`, `kill`) stops every command as Ctrl-C does: its
         # cleanup runs (temporary files and folders, child processes, a half-written simulation);
         # the dashboard closes its window instead (gui.app.closed_by_signals)
@@ -363,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         from eegmusic.stream.errors import path_error
 
         refusal = path_error(error)
+        if refusal is None and str(error).startswith(NO_TEMPORARY_FOLDER):   # tempfile's, and no path named
+            refusal = OutputError("no writable temporary folder (TMPDIR, /tmp, /var/tmp and the working "
+                                  "folder were tried); set TMPDIR to a folder you can write")
         if refusal is None:
             raise
         print(f"eegmusic {args.command}: error: {one_line(str(refusal))}", file=sys.stderr)

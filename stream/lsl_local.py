@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -120,12 +119,27 @@ def configure(local: bool = False, log_level: int = -1) -> Path | None:
             logger.warning("pylsl is already loaded; --lsl-local cannot change its configuration now")
         return None
     kind = "local" if local else "default"
-    # one file per user and content, rewritten each time: no temporary file left per run
-    path = Path(tempfile.gettempdir()) / f"eegmusic-lsl-{kind}-{log_level:+d}-{os.getuid()}.cfg"
-    from eegmusic.stream.atomic import write_text
+    from eegmusic.stream.atomic import temporary_folder, write_text
+    from eegmusic.stream.errors import ConfigError, EEGMusicError
 
+    folder = temporary_folder()
+    if folder is None:   # no writable /tmp: Python's fallback, the working folder, would collect our file
+        if local:
+            raise ConfigError("--lsl-local writes liblsl's configuration to the temporary folder, and none "
+                              "is writable (TMPDIR, /tmp, /var/tmp); set TMPDIR to a folder you can write")
+        logger.debug("no writable temporary folder: liblsl keeps its own log level")
+        return None
+    # one file per user and content, rewritten each time: no temporary file left per run
+    path = folder / f"eegmusic-lsl-{kind}-{log_level:+d}-{os.getuid()}.cfg"
     heading = LOCAL_CONFIG if local else "; written by eegmusic: liblsl's own log level, nothing else\n"
-    write_text(path, f"{heading}[log]\nlevel = {log_level}\n")
+    try:
+        write_text(path, f"{heading}[log]\nlevel = {log_level}\n")
+    except EEGMusicError as error:   # e.g. a folder of that name, made by another user of the machine
+        if local:
+            raise ConfigError(f"--lsl-local cannot write liblsl's configuration {path} ({error}); set TMPDIR "
+                              "to a folder of your own") from None
+        logger.debug("liblsl keeps its own log level: %s", error)
+        return None
     os.environ["LSLAPICFG"] = str(path)
     if local:
         logger.info("LSL discovery kept on this machine (liblsl configuration %s)", path)

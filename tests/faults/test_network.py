@@ -118,3 +118,23 @@ def test_lsl_local_is_off_unless_asked(value):
         assert not lsl_local.requested(False) and lsl_local.requested(True)
     finally:
         del os.environ[lsl_local.ENV_FLAG]
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["default", "lsl-local"])
+def test_a_folder_in_the_way_of_the_liblsl_configuration_is_one_line_or_no_configuration(tmp_path, local,
+                                                                                        sim_dir):
+    """Any user of the machine may make a folder of the name eegmusic gives its liblsl configuration in the
+    shared /tmp: every command of yours then ended in a traceback before it started. The default
+    configuration (liblsl's log level) is left out; --lsl-local, a privacy request, is refused."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    (temp / f"eegmusic-lsl-{'local' if local else 'default'}--1-{os.getuid()}.cfg").mkdir()
+    result = _child([*(["--lsl-local"] if local else []), "info", str(sim_dir)], TMPDIR=str(temp))
+    if local:
+        assert "STATUS 2" in result.stdout and "CONFIG None" in result.stdout, result.stdout
+        refused = "eegmusic info: error: --lsl-local cannot write liblsl's configuration"
+        assert result.stderr.count("\n") == 1 and refused in result.stderr, result.stderr
+        assert "set TMPDIR to a folder of your own" in result.stderr
+    else:
+        assert "STATUS 0" in result.stdout and "CONFIG None" in result.stdout, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr and "problems: none" in result.stdout
