@@ -496,7 +496,7 @@ def _decode(args: argparse.Namespace) -> int:
         pipeline.start()
         if args.publish is not None:
             from eegmusic.decoder.limiter import LevelledSink
-            from eegmusic.decoder.shared_snapshot import OWNER_ENV, SnapshotPublisher
+            from eegmusic.decoder.shared_snapshot import SnapshotPublisher, owner_from_environment
 
             sink = pipeline.sink if isinstance(pipeline.sink, LevelledSink) else None  # volume acts on it
             # a decode that keeps the true stimulus (--listen true|both) takes the dashboard's A/B switch
@@ -505,10 +505,9 @@ def _decode(args: argparse.Namespace) -> int:
                      "truth_dir": args.truth, "no_audio": bool(args.no_audio or args.wav),
                      "vocoder": config.vocoder_method, "hop_s": args.hop, "listen": args.listen,
                      "pid": os.getpid()}
-            owner = os.environ.get(OWNER_ENV, "")
             publisher = SnapshotPublisher(
                 pipeline, args.publish, gain_sink=sink, listen_config=ab, config=shown,
-                snapshot_s=config.snapshot_s, owner_pid=int(owner) if owner.isdigit() else None,
+                snapshot_s=config.snapshot_s, owner_pid=owner_from_environment(),
                 on_owner_gone=lambda: os.kill(os.getpid(), signal.SIGINT))  # stop as on Ctrl-C
             publisher.start()  # held first: a stop during the first publish still removes the block
         if logging.getLogger().isEnabledFor(logging.INFO):  # not with -q

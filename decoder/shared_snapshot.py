@@ -107,6 +107,27 @@ def check_free(name: str) -> None:
                       "--publish name or stop that decode")
 
 
+MAX_PID = 2**22
+"""Largest process id Linux hands out (``pid_max``'s ceiling)."""
+
+
+def owner_from_environment() -> int | None:
+    """The dashboard process id in :data:`OWNER_ENV`, or None when unset or no process id (said once).
+
+    The dashboard sets it; a value typed by hand that is no process id ("²", which ``str.isdigit``
+    takes and ``int`` does not; 10**20, past what ``os.kill`` takes) ended the decode in a traceback,
+    or killed its publishing thread while the decode ran on unseen.
+    """
+    value = os.environ.get(OWNER_ENV, "")
+    if not value:
+        return None
+    if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_PID:
+        return int(value)
+    log.warning("%s=%r is no process id, so it is ignored (the dashboard sets it for the decode it "
+                   "starts); unset it", OWNER_ENV, value[:40])
+    return None
+
+
 def _pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists (a zombie child counts: :class:`gui.attach.AttachedDecode` asks its
     own ``Popen`` about the decode it started)."""
@@ -114,7 +135,7 @@ def _pid_alive(pid: int) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):   # none, or past any process id (a damaged block's)
         return False
     except PermissionError:  # someone else's process: alive
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -256,3 +257,22 @@ def test_an_unusable_block_file_is_one_line_naming_the_file(kind, message, monke
             SnapshotWriter(name, n_chans=1, eeg_cols=1, mel_cols=1).close()
     finally:
         path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("value", ["²", "99999999999999999999", "0", "-5", "12ab"])
+def test_a_dashboard_pid_that_is_no_process_id_is_ignored_and_said(value, monkeypatch, caplog):
+    """"²" passed str.isdigit and failed int(): decode --publish ended in a traceback; 10**20 passed both
+    and killed the publishing thread (os.kill's OverflowError) while the decode ran on, exit 0."""
+    import logging
+
+    from eegmusic.decoder.shared_snapshot import OWNER_ENV, _pid_alive, owner_from_environment
+
+    monkeypatch.setenv(OWNER_ENV, value)
+    with caplog.at_level(logging.WARNING, logger="eegmusic.decoder.shared_snapshot"):
+        assert owner_from_environment() is None
+    assert f"{OWNER_ENV}={value!r} is no process id, so it is ignored" in caplog.text
+    assert not _pid_alive(10**20)   # a damaged block's writer id: no process, not an exception
+    monkeypatch.setenv(OWNER_ENV, str(os.getpid()))
+    assert owner_from_environment() == os.getpid()
+    monkeypatch.delenv(OWNER_ENV)
+    assert owner_from_environment() is None
