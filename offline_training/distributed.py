@@ -38,10 +38,32 @@ class DistInfo:
         return self.rank == 0
 
 
+def torchrun_count(name: str, default: int) -> int:
+    """torchrun's variable ``name`` (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``) as a whole number ≥ 0, or
+    ``default`` when unset.
+
+    Raises
+    ------
+    ConfigError
+        A value that is no count ("abc" was a ValueError traceback), or ``WORLD_SIZE`` above 1 without a
+        ``RANK`` (torch's own traceback), both set by hand: torchrun sets them together.
+    """
+    value = os.environ.get(name)
+    if value is None:
+        if name == "RANK" and torchrun_count("WORLD_SIZE", 1) > 1:
+            raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} is set without RANK; torchrun sets "
+                              "both (torchrun --nproc_per_node N -m eegmusic train ...), or unset WORLD_SIZE")
+        return default
+    if not (value.strip().isascii() and value.strip().isdigit()):
+        raise ConfigError(f"{name}={value[:40]!r} is no process count; torchrun sets it (torchrun "
+                          f"--nproc_per_node N -m eegmusic train ...), or unset {name}")
+    return int(value)
+
+
 def launched_as_main() -> bool:
     """Whether this process writes the run folder, known before the group is joined: torchrun's
     ``RANK`` is 0 for one process, and a plain run has none (the :attr:`DistInfo.main` to come)."""
-    return int(os.environ.get("RANK", "0")) == 0
+    return torchrun_count("RANK", 0) == 0
 
 
 def init_distributed(device_kind: str) -> DistInfo:
@@ -52,15 +74,16 @@ def init_distributed(device_kind: str) -> DistInfo:
     device_kind : {"cpu", "cuda"}
         Picks the backend: NCCL for CUDA, gloo for the CPU.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = torchrun_count("WORLD_SIZE", 1)
     if world <= 1:
         return DistInfo()
+    torchrun_count("RANK", 0)   # set with it, and a count
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
     return DistInfo(
-        rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0))
+        rank=dist.get_rank(), world=dist.get_world_size(), local_rank=torchrun_count("LOCAL_RANK", 0)
     )
 
 

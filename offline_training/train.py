@@ -30,7 +30,12 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-from eegmusic.offline_training.distributed import init_distributed, leave_distributed, resolve_device
+from eegmusic.offline_training.distributed import (
+    init_distributed,
+    leave_distributed,
+    resolve_device,
+    torchrun_count,
+)
 from eegmusic.offline_training.loop import config_dict, evaluate_mel, save_checkpoint
 from eegmusic.stream.atomic import is_within, write_text
 from eegmusic.stream.errors import ConfigError, ModelError, read_json
@@ -278,13 +283,11 @@ class TrainConfig:
         ``world`` : processes (default: torchrun's ``WORLD_SIZE``). Nothing is checked while the model
         is unknown (``--init`` before its file is read: :func:`train` checks again then).
         """
-        import os
-
         from eegmusic.offline_training.models.registry import ALL_MODELS
 
         if self.model is None or ALL_MODELS[self.model].training_loop == "closed_form":
             return
-        world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else int(world)
+        world = torchrun_count("WORLD_SIZE", 1) if world is None else int(world)
         per_process = int(self.batch_size) // max(world, 1)
         if per_process >= 2:
             return

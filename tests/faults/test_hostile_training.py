@@ -280,3 +280,22 @@ def test_a_fifo_where_train_and_info_read_json_is_not_waited_on(sim_dir, cli, tm
     data.mkdir()
     os.mkfifo(data / "simulation.json")
     assert simulation_manifest(data) is None
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' is no process count; torchrun sets it"),
+    ({"WORLD_SIZE": "2", "RANK": "x"}, "RANK='x' is no process count; torchrun sets it"),
+    ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 is set without RANK; torchrun sets both"),
+])
+def test_torchrun_variables_set_by_hand_are_one_line(env, words, sim_dir, tmp_path):
+    """torchrun sets WORLD_SIZE, RANK and LOCAL_RANK together; set by hand to no count, or WORLD_SIZE
+    without RANK, each was a ValueError traceback (from eegmusic or torch) before any training."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    argv = [sys.executable, "-m", "eegmusic", "-q", *map(str, _train(sim_dir, tmp_path / "run"))]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**clean, **env})
+    assert_one_line_error(result.returncode, result.stderr, words, "or unset")
+    assert not (tmp_path / "run").exists()
