@@ -308,6 +308,10 @@ def choose_decoder(checks: dict) -> tuple[str, str]:
                   f"newest frames as live decoding plays them; dynamic r {tried})")
 
 
+OTHER_RECORDINGS = (".xdf", ".xdfz", ".fif", ".edf", ".bdf", ".vhdr", ".set")
+"""Recordings eegmusic reads that are not an NMED-T folder's (calibration sessions, MNE files)."""
+
+
 def _song_ids(folder: Path) -> list[int]:
     """Song ids of an NMED-T folder, from its ``songNN_Imputed.mat`` names (checked by the steps)."""
     from eegmusic.stream.errors import DataFormatError
@@ -318,6 +322,12 @@ def _song_ids(folder: Path) -> list[int]:
                               "writes one)")
     ids = sorted(int(m.group(1)) for p in folder.glob("song*_Imputed.mat")
                  if (m := re.fullmatch(r"song(\d+)_Imputed\.mat", p.name)))
+    recordings = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in OTHER_RECORDINGS)
+    if not ids and recordings:   # "has no songNN_Imputed.mat file; the demo needs 2 or more songs" misled
+        raise DataFormatError(f"{folder} holds recordings of another kind ({', '.join(recordings[:3])}"
+                              f"{', …' if len(recordings) > 3 else ''}), and the demo replays NMED-T folders "
+                              f"only; pass one (`eegmusic simulate --out DIR` writes one), or use these with "
+                              f"`eegmusic replay --data FILE`, `train --data FILE` and `decode`")
     if len(ids) < 2:
         files = "no songNN_Imputed.mat file" if not ids else "only 1 songNN_Imputed.mat file"
         raise DataFormatError(f"{folder} has {files}; the demo needs 2 or more songs (one held out); run "

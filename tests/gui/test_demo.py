@@ -215,6 +215,19 @@ def test_demo_needs_two_songs(tmp_path, n_songs, said):
     assert f"{said}; the demo needs 2 or more songs" in result.stderr, result.stderr
 
 
+def test_demo_on_a_folder_of_calibration_sessions_says_it_replays_nmedt_folders_only(tmp_path):
+    """A folder of two XDF sessions was said to have "no songNN_Imputed.mat file; the demo needs 2 or more
+    songs", as if songs were missing."""
+    data = tmp_path / "sessions"
+    data.mkdir()
+    for name in ("S01.xdf", "S02.xdf"):
+        (data / name).write_bytes(b"")   # named before any is read
+    result = _demo("--data", str(data), "--no-gui", "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    said = f"{data} holds recordings of another kind (S01.xdf, S02.xdf), and the demo replays NMED-T folders"
+    assert said in result.stderr and "`eegmusic replay --data FILE`" in result.stderr, result.stderr
+
+
 @pytest.mark.lsl
 @pytest.mark.gui
 def test_demo_with_the_dashboard_decodes_in_its_own_process(sim_dir, tmp_path):
