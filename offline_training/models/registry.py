@@ -192,6 +192,14 @@ def read_checkpoint(path, *, model_name: str | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} not found; pass a run's checkpoint.pt or best.pt")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):   # torch's zip, or its legacy pickle
+        # an audio file or a model.onnx passed as --init was "unreadable (IndexError); retrain the model"
+        what = ("it is empty" if not head else "it is an audio file" if head == b"RIFF"
+                else "it is no file torch.save writes")
+        raise ModelError(f"checkpoint {path} is unreadable: {what}; pass a run's best.pt or checkpoint.pt "
+                         "(eegmusic train writes them), or retrain if it was one")
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             content = torch.load(path, map_location="cpu", weights_only=True)

@@ -108,7 +108,9 @@ def test_raw_pickle_instead_of_torch_zip_runs_nothing(kind, tmp_path):
 
 
 @pytest.mark.parametrize("content,message", [
-    (b"", "unreadable"),
+    (b"", "unreadable: it is empty"),
+    (b"RIFF\x24\x00\x00\x00WAVE", "unreadable: it is an audio file; pass a run's best.pt"),   # was IndexError
+    (b"\x08\x07\x12\x07pytorch", "unreadable: it is no file torch.save writes"),   # a model.onnx's start
     (b"PK\x03\x04 truncated zip", "unreadable"),
     (b"\x80\x04K\x01.", "unreadable|not an eegmusic checkpoint"),  # a pickled int (legacy format)
     ("list", "not an eegmusic checkpoint"),
