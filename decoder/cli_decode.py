@@ -348,6 +348,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     for flag, path in files:
         refuse_same_file(args.model, path, what=flag)
         _refuse_special_file(path, flag)
+        _refuse_a_file_of_the_models_run(path, flag, args.model)
     if args.truth is not None:
         for flag, path in files + ([("--record", args.record)] if args.record is not None else []):
             if inside_truth(path, args.truth):
@@ -375,6 +376,26 @@ def _check_paths(args: argparse.Namespace) -> None:
         _probe_writable(args.json, "--json")
     if args.wav is not None and args.json is not None and is_within(args.wav, args.json):
         raise OutputError(f"--wav and --json name the same file {args.wav}; give them different paths")
+
+
+RUN_RECORDS = ("config.json", "metrics.json")
+"""What ``train`` writes beside its ``model.onnx`` that a decode's ``--json`` could be named as: the run's
+configuration and scores, which ``train --resume``, ``evaluate`` and the demo's cache read."""
+
+
+def _refuse_a_file_of_the_models_run(path: str, flag: str, model: str) -> None:
+    """Refuse ``--json``/``--wav`` naming the training run's own record beside ``--model``, even with
+    ``--overwrite`` (as a file of the ``--truth`` dataset is): ``--json runs/x/config.json --overwrite``
+    replaced the run's configuration with a decode summary, and the run could no longer be resumed."""
+    from pathlib import Path
+
+    from eegmusic.stream.errors import OutputError
+
+    target, beside = Path(path), Path(model).parent / Path(path).name
+    same = beside.exists() and os.path.realpath(target) == os.path.realpath(beside)
+    if target.name in RUN_RECORDS and same:
+        raise OutputError(f"{flag} {path} is the {target.name} of the training run of --model {model} "
+                          f"(refused even with --overwrite); write {flag} elsewhere")
 
 
 SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),

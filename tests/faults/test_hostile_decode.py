@@ -156,6 +156,20 @@ def test_decode_refuses_a_record_folder_nothing_can_be_written_in_before_connect
                                        "no new folder", "choose another --record folder")
 
 
+@pytest.mark.parametrize("name", ["config.json", "metrics.json"])
+def test_decode_json_never_replaces_the_record_of_the_models_training_run(name, tmp_path, capsys):
+    """``--json runs/x/config.json --overwrite`` replaced the run's configuration with a decode summary (exit
+    0), and the run could no longer be resumed."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / name).write_bytes(PRECIOUS)
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--no-audio", "--json", run / name,
+                             "--overwrite", model=run / "model.onnx")
+    assert_one_line_error(status, err, f"--json {run / name} is the {name} of the training run of --model "
+                                       f"{run / 'model.onnx'} (refused even with --overwrite)")
+    assert (run / name).read_bytes() == PRECIOUS
+
+
 def test_decode_wav_may_not_be_a_file_the_recording_writes(tmp_path, capsys):
     record = tmp_path / "rec"
     record.mkdir()
