@@ -101,6 +101,13 @@ def configure(local: bool = False, log_level: int = -1) -> Path | None:
     pylsl is first imported in this process (liblsl reads its configuration once). Child processes
     inherit ``LSLAPICFG``.
     """
+    theirs = os.environ.get("LSLAPICFG")
+    if theirs and not Path(theirs).expanduser().is_file():
+        # liblsl ignores such a variable with two ERR lines and runs on its defaults (discovery across the
+        # LAN, its INFO lines): this process writes its own configuration instead, and says why
+        logger.warning("LSLAPICFG names %s, which is no file, so liblsl would ignore it; eegmusic's own "
+                       "liblsl configuration is used instead (fix the path, or unset LSLAPICFG)", theirs)
+        del os.environ["LSLAPICFG"]
     if os.environ.get("LSLAPICFG"):
         if local:
             theirs = os.environ["LSLAPICFG"]
