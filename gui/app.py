@@ -263,7 +263,8 @@ class MainWindow(QtWidgets.QMainWindow):
         """Start the pipeline in a helper thread; report failure in a dialog."""
         if self.state != "stopped":
             return
-        self.last_error = self.start_error = None
+        self._forget_last_error()
+        self.start_error = None
         try:
             config = self.controls.pipeline_config()
         except EEGMusicError as error:
@@ -298,7 +299,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _begin_start(self, worker, thread_name: str, *args, cancellable: bool = False) -> None:
         """Go to "starting" and run ``worker(*args)`` in a helper thread (start, run_pipeline, attach)."""
-        self.last_error = self.start_error = self._ended_note = None
+        self._forget_last_error()
+        self.start_error = self._ended_note = None
         self._cancel, self._cancellable = threading.Event(), cancellable
         self._set_state("starting")
         self._spawn(worker, thread_name, *args)
@@ -495,6 +497,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self.pipeline.set_gain(gain)  # one store into the decode's snapshot block
 
     # ------------------------------------------------------------------ errors
+    def _forget_last_error(self) -> None:
+        """Clear the shown error as a new start begins, saying it in the log first: the command's exit
+        reports only the error that stands at the end."""
+        if self.last_error:
+            log.warning("%s", self.last_error)
+        self.last_error = None
+
     def show_error(self, message: str) -> None:
         """Show a one-line reason in a non-modal dialog (the event loop keeps running)."""
         from eegmusic.stream.channels import IMPUTE_ADVICE
@@ -503,7 +512,9 @@ class MainWindow(QtWidgets.QMainWindow):
             # the window has no control for it: say where the option goes
             message += " (the dashboard takes it when opened: `eegmusic gui --impute-missing ...`)"
         self.last_error = message
-        log.warning("%s", message)
+        # said in the log only once a new start supersedes it (_forget_last_error): the one that stands
+        # when the window closes is the command's error line (cli_gui), which it repeated word for word
+        log.debug("shown: %s", message)
         if self.error_box is not None:
             self.error_box.close()
         box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "eegmusic", message,

@@ -423,6 +423,7 @@ def test_a_dashboard_whose_decode_failed_exits_2_with_the_reason(replay, tmp_pat
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 2 and last.startswith("eegmusic gui: error: "), done.stderr
     assert "needs at least 250 Hz" in last, done.stderr
+    assert done.stderr.count("needs at least 250 Hz") == 1, done.stderr   # it came as a WARNING line too
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
