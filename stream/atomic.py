@@ -360,8 +360,12 @@ def output_locks(paths, command: str) -> Iterator[None]:
     ran to the end, and one result was silently replaced by the other.
     """
     with contextlib.ExitStack() as held:
+        taken = set()
         for path in paths:
-            if path is not None:
+            # one lock a file: a second flock of it from this process would refuse the process itself
+            # (two options naming one file are the command's own refusal, after this)
+            if path is not None and os.path.realpath(os.path.expanduser(path)) not in taken:
+                taken.add(os.path.realpath(os.path.expanduser(path)))
                 held.enter_context(output_lock(path, command))
         yield
 

@@ -67,13 +67,15 @@ def test_a_ctrl_c_before_the_command_starts_is_interrupted_not_a_traceback():
     process); the command ends as a later Ctrl-C ends it."""
     script = (
         "import os, signal, sys\n"
+        # as a shell starts it: pytest-xdist's workers ignore SIGINT, and their children inherit that
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from eegmusic.stream import cli\n"
         "build = cli.build_parser\n"
         "def interrupted_build():\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"
         "    return build()\n"
         "cli.build_parser = interrupted_build\n"
-        "sys.argv = ['eegmusic', 'streams']\n"
+        "sys.argv = ['eegmusic', 'info', 'no-such-dataset']\n"
         "sys.exit(cli.run())\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
