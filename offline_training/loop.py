@@ -311,23 +311,22 @@ class EpochLoop:
         """Number of the last epoch of the last phase."""
         return sum(n for _, n in self.phases)
 
-    def phase_of(self, epoch: int) -> str:
-        """The phase that epoch ``epoch`` belongs to."""
+    def _phase_at(self, epoch: int) -> tuple[str, int]:
+        """The phase that epoch ``epoch`` belongs to, and the number of its last epoch."""
         end = 0
         for name, n in self.phases:
             end += n
             if epoch <= end:
-                return name
-        return self.phases[-1][0]
+                return name, end
+        return self.phases[-1][0], end
+
+    def phase_of(self, epoch: int) -> str:
+        """The phase that epoch ``epoch`` belongs to."""
+        return self._phase_at(epoch)[0]
 
     def _phase_end(self, epoch: int) -> int:
         """Number of the last epoch of the phase that epoch ``epoch`` belongs to."""
-        end = 0
-        for _, n in self.phases:
-            end += n
-            if epoch <= end:
-                return end
-        return end
+        return self._phase_at(epoch)[1]
 
     def __iter__(self) -> Iterator[int]:
         """Epoch numbers still to run; ``phase`` and ``phase_started`` tell the loop where it is.
