@@ -389,11 +389,11 @@ def _refuse_a_file_of_the_models_run(path: str, flag: str, model: str) -> None:
     replaced the run's configuration with a decode summary, and the run could no longer be resumed."""
     from pathlib import Path
 
+    from eegmusic.stream.atomic import is_within
     from eegmusic.stream.errors import OutputError
 
     target, beside = Path(path), Path(model).parent / Path(path).name
-    same = beside.exists() and os.path.realpath(target) == os.path.realpath(beside)
-    if target.name in RUN_RECORDS and same:
+    if target.name in RUN_RECORDS and beside.exists() and is_within(target, beside):
         raise OutputError(f"{flag} {path} is the {target.name} of the training run of --model {model} "
                           f"(refused even with --overwrite); write {flag} elsewhere")
 

@@ -308,10 +308,6 @@ def choose_decoder(checks: dict) -> tuple[str, str]:
                   f"newest frames as live decoding plays them; dynamic r {tried})")
 
 
-OTHER_RECORDINGS = (".xdf", ".xdfz", ".fif", ".edf", ".bdf", ".vhdr", ".set")
-"""Recordings eegmusic reads that are not an NMED-T folder's (calibration sessions, MNE files)."""
-
-
 def _song_ids(folder: Path) -> list[int]:
     """Song ids of an NMED-T folder, from its ``songNN_Imputed.mat`` names (checked by the steps)."""
     from eegmusic.stream.errors import DataFormatError
@@ -322,7 +318,9 @@ def _song_ids(folder: Path) -> list[int]:
                               "writes one)")
     ids = sorted(int(m.group(1)) for p in folder.glob("song*_Imputed.mat")
                  if (m := re.fullmatch(r"song(\d+)_Imputed\.mat", p.name)))
-    recordings = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in OTHER_RECORDINGS)
+    from eegmusic.decoder.truth import DATASET_FILE_SUFFIXES
+
+    recordings = sorted(p.name for p in folder.iterdir() if p.name.lower().endswith(DATASET_FILE_SUFFIXES))
     if not ids and recordings:   # "has no songNN_Imputed.mat file; the demo needs 2 or more songs" misled
         raise DataFormatError(f"{folder} holds recordings of another kind ({', '.join(recordings[:3])}"
                               f"{', …' if len(recordings) > 3 else ''}), and the demo replays NMED-T folders "

@@ -295,9 +295,9 @@ class EpochLoop:
             except (KeyError, TypeError, ValueError, RuntimeError) as error:
                 raise _damaged(self.out / "checkpoint.pt", error) from None
             # whether epochs of another phase remain (counted by phase, not epoch by epoch: --epochs 1e9)
-            first = self.first_epoch
-            later_phase = first <= self.last_epoch and (
-                self.phase_of(first) != self.phase or self._phase_end(first) < self.last_epoch)
+            phase, end = self._phase_at(self.first_epoch)
+            later_phase = self.first_epoch <= self.last_epoch and (
+                phase != self.phase or end < self.last_epoch)
             if self.best.stopped and not later_phase:   # __iter__ would yield nothing: say so, not silence
                 logger.warning(
                     "%s: this run stopped early at epoch %d (no better validation for %d epochs after its "
@@ -324,10 +324,6 @@ class EpochLoop:
         """The phase that epoch ``epoch`` belongs to."""
         return self._phase_at(epoch)[0]
 
-    def _phase_end(self, epoch: int) -> int:
-        """Number of the last epoch of the phase that epoch ``epoch`` belongs to."""
-        return self._phase_at(epoch)[1]
-
     def __iter__(self) -> Iterator[int]:
         """Epoch numbers still to run; ``phase`` and ``phase_started`` tell the loop where it is.
 
@@ -337,13 +333,13 @@ class EpochLoop:
         """
         epoch = self.first_epoch
         while epoch <= self.last_epoch:
-            name = self.phase_of(epoch)
+            name, end = self._phase_at(epoch)
             self.phase_started = name != self.phase or epoch == self.first_epoch
             if name != self.phase:  # a new phase starts from the previous phase's best weights
                 self.best.restore(self.module)
                 self.phase, self.best, self._optimizer_state = name, BestEpoch(), None
             if self.best.stopped:
-                epoch = self._phase_end(epoch) + 1
+                epoch = end + 1
                 continue
             yield epoch
             epoch += 1

@@ -361,11 +361,12 @@ def output_locks(paths, command: str) -> Iterator[None]:
     """
     with contextlib.ExitStack() as held:
         taken = set()
-        for path in paths:
-            # one lock a file: a second flock of it from this process would refuse the process itself
-            # (two options naming one file are the command's own refusal, after this)
-            if path is not None and os.path.realpath(os.path.expanduser(path)) not in taken:
-                taken.add(os.path.realpath(os.path.expanduser(path)))
+        # one lock a file: a second flock of it from this process would refuse the process itself (two
+        # options naming one file are the command's own refusal, after this)
+        for path in (path for path in paths if path is not None):
+            key = os.path.realpath(os.path.expanduser(path))
+            if key not in taken:
+                taken.add(key)
                 held.enter_context(output_lock(path, command))
         yield
 
