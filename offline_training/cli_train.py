@@ -179,6 +179,7 @@ def run_train(args: argparse.Namespace) -> int:
             f"--arch-config is not valid JSON ({error.msg}); pass e.g. '{{\"dense\": 64}}'"
         ) from error
     from eegmusic.offline_training.train import SUBJECT_SPLITS, TrainConfig, train
+    from eegmusic.replay.manifest import excerpt_name
 
     if args.subject_conditioning and args.split in SUBJECT_SPLITS:
         # no model decodes a listener it never trained on otherwise than by that listener's untrained
@@ -232,7 +233,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise
     if metrics.get("paths"):
         n = metrics["n_windows"]
-        where = f" (later excerpt {config.val_data})" if config.val_data else ""
+        where = f" ({excerpt_name(config.data, config.val_data)} {config.val_data})" if config.val_data else ""
         # a closed-form fit has no epochs: it said "best epoch 0"; what validation chose there is a penalty,
         # and for an ensemble (its members' epochs are theirs) the members' mixing weights
         if "ridge" in metrics:

@@ -971,7 +971,7 @@ def validate_on_excerpt(dataset, split, val_data, *, allow_short_stimulus: bool 
         names = ", ".join(sorted({dataset.subjects[k] for _, k in pairs})[:4])
         raise ConfigError(f"--val-data {val_data} has no windows of the validation part's songs "
                           f"{wanted} heard by {names}; pass a later excerpt of the same songs and listeners")
-    logger.info("validation on %d windows of the later excerpt %s (instead of %d of the split)",
+    logger.info("validation on %d windows of the excerpt %s (instead of %d of the split)",
                 len(rows), val_data, len(split.val))
     return dataset, replace(split, val=np.asarray(rows, dtype=np.int64))
 

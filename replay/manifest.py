@@ -93,8 +93,7 @@ def excerpt_mismatch(data, later) -> str | None:
     str or None
         What differs, worded to follow "--val-data LATER ".
     """
-    manifests = [simulation_manifest(path if Path(path).is_dir() else Path(path).parent)
-                 for path in (data, later)]
+    manifests = _manifests(data, later)
     if None in manifests:
         return None
     music = [_music_by_song(manifest) for manifest in manifests]
@@ -108,9 +107,8 @@ def excerpt_mismatch(data, later) -> str | None:
             said = [absent if manifest.get(key) is None else f"{what} {manifest.get(key)}"
                     for manifest in manifests]
             return f"holds other listeners than --data (simulated with {said[1]}, --data with {said[0]})"
-    start = [manifest.get("music_start_s", "unknown") for manifest in manifests]
-    start = [0.0 if value is None else value for value in start]  # generated songs start at 0
-    if not all(type(value) in (int, float) for value in start):
+    start = _music_starts(manifests)
+    if start is None:
         return None
     if start[0] == start[1]:
         return f"is the same excerpt as --data (music from {start[0]:g} s in both)"
@@ -121,6 +119,31 @@ def excerpt_mismatch(data, later) -> str | None:
             return (f"overlaps --data's excerpt (music {_span(start[1], end[1])} against "
                     f"{_span(start[0], end[0])})")
     return None
+
+
+def excerpt_name(data, other) -> str:
+    """How a summary names ``other``, the validation excerpt of ``data``: ``"later excerpt"`` or
+    ``"earlier excerpt"`` where both were simulated with a known ``--music-start``, else ``"excerpt"``.
+    (:func:`excerpt_mismatch` refuses the same excerpt and overlapping ones, but not an earlier one:
+    music before the training excerpt is unseen too, and the summary called it "later".)"""
+    manifests = _manifests(data, other)
+    start = None if None in manifests else _music_starts(manifests)
+    if start is None or start[0] == start[1]:
+        return "excerpt"
+    return "later excerpt" if start[1] > start[0] else "earlier excerpt"
+
+
+def _manifests(*paths) -> list[dict | None]:
+    """The simulation manifest of each folder (or of the folder of each session file), None where none."""
+    return [simulation_manifest(path if Path(path).is_dir() else Path(path).parent) for path in paths]
+
+
+def _music_starts(manifests: list[dict]) -> list[float] | None:
+    """Where each simulation's music starts, in seconds (0 for generated songs), or None where a manifest
+    does not say it as a number."""
+    start = [manifest.get("music_start_s", "unknown") for manifest in manifests]
+    start = [0.0 if value is None else value for value in start]  # generated songs start at 0
+    return start if all(type(value) in (int, float) for value in start) else None
 
 
 def _excerpt_seconds(manifest: dict):

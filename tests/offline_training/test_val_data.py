@@ -74,6 +74,17 @@ def test_an_appended_excerpt_keeps_every_row_and_keys_its_songs_apart(early_dir,
                                atol=1e-5)
 
 
+def test_the_summary_names_an_earlier_excerpt_earlier(early_dir, later_dir, tmp_path):
+    """An excerpt before the training one is unseen music too, and taken; the summary called it "later"."""
+    from eegmusic.replay.manifest import MANIFEST, excerpt_name
+
+    assert excerpt_name(early_dir, later_dir) == "later excerpt"
+    assert excerpt_name(later_dir, early_dir) == "earlier excerpt"
+    recording = tmp_path / "recording"  # no simulation manifest: where its music starts is unknown
+    shutil.copytree(later_dir, recording, ignore=shutil.ignore_patterns(MANIFEST))
+    assert excerpt_name(early_dir, recording) == "excerpt"
+
+
 @pytest.fixture(scope="module")
 def early_ridge(early_dir, tmp_path_factory):
     """``_args``' ridge on ``early_dir``, validated on its own split (no --val-data): read only."""
