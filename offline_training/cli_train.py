@@ -233,7 +233,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise
     if metrics.get("paths"):
         n = metrics["n_windows"]
-        where = f" ({excerpt_name(config.data, config.val_data)} {config.val_data})" if config.val_data else ""
+        where = ""
+        if config.val_data:
+            where = f" ({excerpt_name(config.data, config.val_data)} {config.val_data})"
         # a closed-form fit has no epochs: it said "best epoch 0"; what validation chose there is a penalty,
         # and for an ensemble (its members' epochs are theirs) the members' mixing weights
         if "ridge" in metrics:
