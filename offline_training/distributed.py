@@ -7,7 +7,9 @@ A plain ``eegmusic train`` is one process and every helper here is then a no-op.
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,14 +79,78 @@ def init_distributed(device_kind: str) -> DistInfo:
     world = torchrun_count("WORLD_SIZE", 1)
     if world <= 1:
         return DistInfo()
-    torchrun_count("RANK", 0)   # set with it, and a count
+    rank = torchrun_count("RANK", 0)   # set with it, and a count
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+        _join_group("nccl" if device_kind == "cuda" else "gloo", world, rank)
     return DistInfo(
         rank=dist.get_rank(), world=dist.get_world_size(), local_rank=torchrun_count("LOCAL_RANK", 0)
     )
+
+
+GROUP_WAIT_SAY_S = 10.0
+"""After this long waiting for the run's other processes, one line says what the process waits for."""
+
+
+def _join_group(backend: str, world: int, rank: int) -> None:
+    """``torch.distributed.init_process_group`` in a helper thread, the main thread free for signals.
+
+    A process waits there until every other process of the run has joined: seconds under torchrun, but
+    with torchrun's variables set by hand (``WORLD_SIZE=2 RANK=0 MASTER_ADDR=... MASTER_PORT=...``) and
+    no other process, 30 minutes (torch's default timeout), in C++ code, where Python runs no signal
+    handler: Ctrl-C and SIGTERM did nothing and only SIGKILL ended it, without a word. Here the main
+    thread waits on the helper in short joins, so a stop ends the command as anywhere else
+    (``eegmusic: interrupted``); the helper is a daemon thread, left in torch's wait as the process ends.
+    After :data:`GROUP_WAIT_SAY_S` a warning names what it waits for. What torch's env:// rendezvous
+    refuses (no ``MASTER_ADDR``, a ``MASTER_PORT`` in use, a wait past its timeout) is one line.
+
+    Raises
+    ------
+    ConfigError
+        A missing ``MASTER_ADDR``/``MASTER_PORT``, an address torch cannot use, or the other processes
+        not joining within torch's timeout.
+    """
+    import threading
+
+    import torch.distributed as dist
+
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if not os.environ.get(name, "").strip():
+            raise ConfigError(f"WORLD_SIZE={world} is set without {name}; torchrun sets it (torchrun "
+                              "--nproc_per_node N -m eegmusic train ...), or unset WORLD_SIZE")
+    port = os.environ["MASTER_PORT"].strip()
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):  # "abc": torch's ValueError
+        raise ConfigError(f"MASTER_PORT={os.environ['MASTER_PORT'][:40]!r} is no TCP port (1-65535); "
+                          "torchrun sets it, or unset WORLD_SIZE")
+    failure: list[BaseException] = []
+
+    def join() -> None:
+        try:
+            dist.init_process_group(backend=backend)
+        except BaseException as error:  # noqa: BLE001 (handed to the main thread, which raises it)
+            failure.append(error)
+
+    helper = threading.Thread(target=join, name="eegmusic-join-group", daemon=True)
+    helper.start()
+    said = False
+    started = time.monotonic()
+    while helper.is_alive():
+        helper.join(0.2)
+        if not said and helper.is_alive() and time.monotonic() - started >= GROUP_WAIT_SAY_S:
+            address = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+            logging.getLogger(__name__).warning(
+                "process %d of %d is waiting for the run's other processes at %s (WORLD_SIZE=%d); start "
+                "them with torchrun, or stop this one with Ctrl-C", rank, world, address, world)
+            said = True
+    if failure:
+        error = failure[0]
+        if isinstance(error, ValueError | dist.DistError):
+            detail = " ".join(str(error).split())[:300]
+            raise ConfigError(f"process {rank} of {world} could not join the run's other processes "
+                              f"({detail}); start the run with torchrun --nproc_per_node N -m eegmusic "
+                              "train ..., or unset WORLD_SIZE") from error
+        raise error
 
 
 def all_sum(values: np.ndarray, dist_info: DistInfo, device) -> np.ndarray:

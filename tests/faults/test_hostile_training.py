@@ -286,16 +286,69 @@ def test_a_fifo_where_train_and_info_read_json_is_not_waited_on(sim_dir, cli, tm
     ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' is no process count; torchrun sets it"),
     ({"WORLD_SIZE": "2", "RANK": "x"}, "RANK='x' is no process count; torchrun sets it"),
     ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 is set without RANK; torchrun sets both"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_PORT": "29500"}, "WORLD_SIZE=2 is set without MASTER_ADDR"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "x"},
+     "MASTER_PORT='x' is no TCP port (1-65535)"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "IN_USE"},
+     "process 0 of 2 could not join the run's other processes (The server socket has failed to listen"),
 ])
 def test_torchrun_variables_set_by_hand_are_one_line(env, words, sim_dir, tmp_path):
-    """torchrun sets WORLD_SIZE, RANK and LOCAL_RANK together; set by hand to no count, or WORLD_SIZE
-    without RANK, each was a ValueError traceback (from eegmusic or torch) before any training."""
+    """torchrun sets WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR and MASTER_PORT together; set by hand to no
+    count, WORLD_SIZE without RANK or MASTER_ADDR, a MASTER_PORT that is no port or one in use: each was a
+    ValueError or DistNetworkError traceback (from eegmusic or torch) before any training."""
+    import socket
+
+    with socket.socket() as taken:   # a port another program listens on
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        if env.get("MASTER_PORT") == "IN_USE":
+            env = {**env, "MASTER_PORT": str(taken.getsockname()[1])}
+        child = _train_process(sim_dir, tmp_path / "run", env)
+        _, err = child.communicate(timeout=120)
+    assert_one_line_error(child.returncode, err, words, "or unset")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_process_waiting_for_the_runs_other_processes_stops_on_sigterm(sim_dir, tmp_path):
+    """With torchrun's variables set by hand and no other process, torch's rendezvous waits 30 minutes in
+    C++ code, where Python runs no signal handler: SIGTERM and Ctrl-C did nothing (only SIGKILL ended it,
+    without a word). The main thread now waits on a helper thread, and a stop ends it as anywhere else."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    child = _train_process(sim_dir, tmp_path / "run", {"WORLD_SIZE": "2", "RANK": "0",
+                                                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    try:
+        deadline = time.monotonic() + 90   # process 0 listens on MASTER_PORT once it waits for the others
+        while time.monotonic() < deadline and child.poll() is None:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"process 0 never listened on MASTER_PORT: {child.communicate(timeout=30)}")
+        time.sleep(0.5)   # well inside torch's wait
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert (child.returncode, err) == (130, "eegmusic train: interrupted\n")
+    assert not (tmp_path / "run").exists()
+
+
+def _train_process(sim_dir, out, env: dict):
+    """``eegmusic -q train`` of :func:`_train` in a child process, with torchrun's variables ``env`` (and
+    none of this process's)."""
     import os
     import subprocess
     import sys
 
-    clean = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    argv = [sys.executable, "-m", "eegmusic", "-q", *map(str, _train(sim_dir, tmp_path / "run"))]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, env={**clean, **env})
-    assert_one_line_error(result.returncode, result.stderr, words, "or unset")
-    assert not (tmp_path / "run").exists()
+    torchrun = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    clean = {k: v for k, v in os.environ.items() if k not in torchrun}
+    argv = [sys.executable, "-m", "eegmusic", "-q", *map(str, _train(sim_dir, out))]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**clean, **env})
