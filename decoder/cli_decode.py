@@ -386,14 +386,18 @@ configuration and scores, which ``train --resume``, ``evaluate`` and the demo's 
 def _refuse_a_file_of_the_models_run(path: str, flag: str, model: str) -> None:
     """Refuse ``--json``/``--wav`` naming the training run's own record beside ``--model``, even with
     ``--overwrite`` (as a file of the ``--truth`` dataset is): ``--json runs/x/config.json --overwrite``
-    replaced the run's configuration with a decode summary, and the run could no longer be resumed."""
+    replaced the run's configuration with a decode summary, and the run could no longer be resumed. The
+    run is the folder of ``--model`` as given and, where that is a link, of the file it links to."""
+    import os
     from pathlib import Path
 
     from eegmusic.stream.atomic import is_within
     from eegmusic.stream.errors import OutputError
 
-    target, beside = Path(path), Path(model).parent / Path(path).name
-    if target.name in RUN_RECORDS and beside.exists() and is_within(target, beside):
+    target = Path(path)
+    runs = {Path(model).parent, Path(os.path.realpath(model)).parent}
+    if target.name in RUN_RECORDS and any((run / target.name).exists() and is_within(target, run / target.name)
+                                          for run in runs):
         raise OutputError(f"{flag} {path} is the {target.name} of the training run of --model {model} "
                           f"(refused even with --overwrite); write {flag} elsewhere")
 

@@ -156,17 +156,23 @@ def test_decode_refuses_a_record_folder_nothing_can_be_written_in_before_connect
                                        "no new folder", "choose another --record folder")
 
 
+@pytest.mark.parametrize("linked", [False, True], ids=["model", "link to the model"])
 @pytest.mark.parametrize("name", ["config.json", "metrics.json"])
-def test_decode_json_never_replaces_the_record_of_the_models_training_run(name, tmp_path, capsys):
+def test_decode_json_never_replaces_the_record_of_the_models_training_run(name, linked, tmp_path, capsys):
     """``--json runs/x/config.json --overwrite`` replaced the run's configuration with a decode summary (exit
-    0), and the run could no longer be resumed."""
+    0), and the run could no longer be resumed; so did it, after that was refused, with ``--model`` a
+    link to the run's model."""
     run = tmp_path / "run"
     run.mkdir()
     (run / name).write_bytes(PRECIOUS)
+    model = run / "model.onnx"
+    if linked:
+        (tmp_path / "m.onnx").symlink_to(model)
+        model = tmp_path / "m.onnx"
     status, _, err = _decode(capsys, tmp_path, "--stream", "s", "--no-audio", "--json", run / name,
-                             "--overwrite", model=run / "model.onnx")
+                             "--overwrite", model=model)
     assert_one_line_error(status, err, f"--json {run / name} is the {name} of the training run of --model "
-                                       f"{run / 'model.onnx'} (refused even with --overwrite)")
+                                       f"{model} (refused even with --overwrite)")
     assert (run / name).read_bytes() == PRECIOUS
 
 
