@@ -396,8 +396,9 @@ def _refuse_a_file_of_the_models_run(path: str, flag: str, model: str) -> None:
 
     target = Path(path)
     runs = {Path(model).parent, Path(os.path.realpath(model)).parent}
-    if target.name in RUN_RECORDS and any((run / target.name).exists() and is_within(target, run / target.name)
-                                          for run in runs):
+    records = [run / target.name for run in runs]
+    if target.name in RUN_RECORDS and any(record.exists() and is_within(target, record)
+                                          for record in records):
         raise OutputError(f"{flag} {path} is the {target.name} of the training run of --model {model} "
                           f"(refused even with --overwrite); write {flag} elsewhere")
 
