@@ -38,7 +38,7 @@ from eegmusic.replay.session_recorder import SessionRecorder
 from eegmusic.replay.track_player import TrackPlayer, output_device
 from eegmusic.replay.xdf_session import MIN_PIECE_S, audio_folder
 from eegmusic.replay.xdf_writer import XDFWriter, _next_free
-from eegmusic.stream.atomic import atomic_path, disk_errors, output_lock
+from eegmusic.stream.atomic import atomic_path, disk_errors, output_locks
 from eegmusic.stream.errors import (
     ConfigError,
     DataFormatError,
@@ -352,7 +352,8 @@ def calibrate(config: CalibrationConfig) -> CalibrationSummary:
     StreamError
         The EEG stream is not found, or stops before the first track.
     """
-    with output_lock(config.out, "calibrate"):   # the file and its audio folder, for the whole session
+    # the file and its audio folder, for the whole session: s.xdf and s.XDF share s_audio/
+    with output_locks([config.out, audio_folder(Path(config.out))], "calibrate"):
         return _calibrate(config)
 
 

@@ -29,6 +29,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -276,23 +277,84 @@ def temporary_folder() -> Path | None:
     return Path(folder) if os.path.realpath(folder) in {os.path.realpath(n) for n in named if n} else None
 
 
-def _lock_file(path: Path) -> Path:
-    """The lock file for output ``path``: per user, in the temporary folder, named by the absolute path.
+def _lock_key(path: str | os.PathLike) -> str:
+    """The name that locks ``path``: its absolute path with every link resolved, so that every spelling
+    of one output shares one lock (``os.path.realpath``, which unlike ``Path.resolve`` never raises on a
+    link loop). Another mount of the same folder (``mount --bind``) is another name, and so is one seen
+    under another ``TMPDIR`` or by another user: their locks live in other folders."""
+    return os.path.realpath(os.path.expanduser(path))
 
-    Not inside the output: a folder that does not exist yet is locked before anything is created, and
-    the lock never appears among the files a command writes (``simulate --overwrite`` refuses a
-    folder holding anything it did not write).
+
+LOCK_FOLDER = "eegmusic-locks-{uid}"
+"""This user's folder of lock files, in the temporary folder (mode 0700)."""
+
+
+def _lock_folder() -> Path:
+    """This user's lock folder, made if absent (:data:`LOCK_FOLDER`).
+
+    Its path is known to every user of the machine, and the lock files in it are named by a hash of the
+    output's path: a folder another user made there first (or one open to others) could hold a link in
+    place of a lock file, and the lock would write through it into any file the user may write (a
+    helper emptied one so). Such a folder is refused with a warning, and the command runs unlocked.
+
+    Raises
+    ------
+    OSError
+        No writable temporary folder, or a lock folder that is not this user's own and private.
     """
-    import hashlib
-
-    key = os.path.realpath(os.path.expanduser(path))   # unlike Path.resolve, never raises on a link loop
     temporary = temporary_folder()
     if temporary is None:
         raise OSError(errno.EROFS, "no writable temporary folder for the lock")   # the block runs unlocked
-    folder = temporary / f"eegmusic-locks-{os.getuid()}"  # only called where flock exists
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock")
+    folder = temporary / LOCK_FOLDER.format(uid=os.getuid())  # only called where flock exists
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    found = os.lstat(folder)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        what = ("not a folder" if not stat.S_ISDIR(found.st_mode)
+                else f"owned by user {found.st_uid}" if found.st_uid != os.getuid()
+                else f"open to other users (mode {stat.S_IMODE(found.st_mode):o})")
+        _warn_once(f"{folder} is {what}, so eegmusic locks no output in it and a second eegmusic "
+                   f"command may write the same output at once; remove {folder}")
+        raise OSError(errno.EPERM, f"{folder} is {what}")
+    return folder
 
+
+_WARNED: set[str] = set()
+"""Warnings :func:`_warn_once` has given in this process."""
+
+
+def _warn_once(message: str) -> None:
+    import logging
+
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logging.getLogger(__name__).warning(message)
+
+
+def _open_lock_file(path: Path):
+    """Open (or create) the lock file of output ``path``, never through a link.
+
+    Returns
+    -------
+    file : text file open for reading and writing, and its path
+    """
+    import hashlib
+
+    # os.fsencode: a path of bytes that are no UTF-8 (realpath gives them as surrogates) has a lock too
+    file = _lock_folder() / (hashlib.sha256(os.fsencode(_lock_key(path))).hexdigest()[:24] + ".lock")
+    descriptor = os.open(file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode) or found.st_uid != os.getuid():
+            raise OSError(errno.EPERM, f"{file} is no lock file of this user's")
+        return open(descriptor, "r+", encoding="utf-8", errors="replace"), file
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+LOCK_TRIES = 100
+"""How often :func:`output_lock` opens its lock file again after the holder it waited behind removed it."""
 
 LOCK_REFUSAL = "{path} is being written by {holder}; wait for it to finish, or pass another output path"
 """How :func:`output_lock` refuses an output another process holds."""
@@ -303,9 +365,11 @@ def output_lock(path: str | os.PathLike, command: str, *, key: str | os.PathLike
                 refusal: str = LOCK_REFUSAL) -> Iterator[None]:
     """Hold the output ``path`` for ``command`` inside the block; refuse it while another process does.
 
-    An advisory ``flock`` on a per-path lock file: the kernel releases it when the process ends,
-    however it ends (a SIGKILLed run leaves no stale lock). Where locks are unavailable (a file system
-    without them) the block runs unlocked, as before.
+    An advisory ``flock`` on a per-path lock file in this user's lock folder (:func:`_lock_folder`): the
+    kernel releases it when the process ends, however it ends (a SIGKILLed run leaves no stale lock).
+    Where locks are unavailable (a file system without them, no usable lock folder) the block runs
+    unlocked, as before. The holder removes its lock file as it lets go (the folder had collected one
+    file for every output ever written); a process that locked a file removed so opens it again.
 
     ``key`` locks another name than ``path`` (a caller holding a folder that a child command it runs
     locks as its own output); ``refusal`` words the refusal, with ``{path}`` and ``{holder}``.
@@ -319,36 +383,42 @@ def output_lock(path: str | os.PathLike, command: str, *, key: str | os.PathLike
         import fcntl
     except ImportError:  # Windows: no flock
         fcntl = None
-    try:
-        handle = open(_lock_file(Path(path if key is None else key)), "a+") if fcntl is not None else None
-    except OSError:
-        handle = None
-    with handle if handle is not None else contextlib.nullcontext():
-        locked = False
-        if handle is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                locked = True
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another eegmusic command"
-                raise OutputError(refusal.format(path=path, holder=holder)) from None
-            except OSError:  # no locks on this file system
-                pass
-        if locked:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"eegmusic {command} (process {os.getpid()})")
-            handle.flush()
+    handle = file = None
+    for _ in range(LOCK_TRIES if fcntl is not None else 0):
         try:
-            yield
-        finally:
-            if locked:
-                with contextlib.suppress(OSError):
-                    handle.seek(0)
-                    handle.truncate()
-                    handle.flush()
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            handle, file = _open_lock_file(Path(path if key is None else key))
+        except OSError:
+            break
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with handle:
+                holder = handle.read().strip() or "another eegmusic command"
+            raise OutputError(refusal.format(path=path, holder=holder)) from None
+        except OSError:  # no locks on this file system
+            handle.close()
+            handle = None
+            break
+        try:  # the one the lock is on, unless its holder removed it between the open and the lock
+            kept = os.path.samestat(os.fstat(handle.fileno()), os.lstat(file))
+        except FileNotFoundError:
+            kept = False
+        if kept:
+            break
+        handle.close()
+        handle = None
+    if handle is not None:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"eegmusic {command} (process {os.getpid()})")
+        handle.flush()
+    try:
+        yield
+    finally:
+        if handle is not None:
+            with handle, contextlib.suppress(OSError):
+                os.unlink(file)   # while still held: a process that opened it before locks it after, and
+                fcntl.flock(handle, fcntl.LOCK_UN)   # sees that it is gone
 
 
 @contextlib.contextmanager
@@ -364,7 +434,7 @@ def output_locks(paths, command: str) -> Iterator[None]:
         # one lock a file: a second flock of it from this process would refuse the process itself (two
         # options naming one file are the command's own refusal, after this)
         for path in (path for path in paths if path is not None):
-            key = os.path.realpath(os.path.expanduser(path))
+            key = _lock_key(path)
             if key not in taken:
                 taken.add(key)
                 held.enter_context(output_lock(path, command))

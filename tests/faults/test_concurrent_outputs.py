@@ -88,6 +88,76 @@ def test_the_lock_is_released_when_the_block_raises(tmp_path):
         pass
 
 
+@pytest.fixture
+def lock_folder(tmp_path, monkeypatch) -> Path:
+    """This user's lock folder under a temporary folder of the test's own (not yet made)."""
+    import tempfile
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))   # the Holder's child process inherits it
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    return tmp_path / "tmp" / f"eegmusic-locks-{os.getuid()}"   # stream.atomic.LOCK_FOLDER
+
+
+def _lock_file_of(folder: Path, path: Path) -> Path:
+    import hashlib
+
+    return folder / (hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:24] + ".lock")
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o700], ids=["folder open to others", "own private folder"])
+def test_a_link_in_place_of_a_lock_file_is_never_written_through(mode, lock_folder, tmp_path, caplog):
+    """The lock folder's path and its files' names are known to every user of the machine: a folder made
+    there first by another user, holding a link named as an output's lock file, had the lock empty the
+    file the link named (any file the user may write). A folder open to others is refused with a warning
+    (the command runs unlocked), and a link in the user's own folder (root could put one) is not followed."""
+    lock_folder.mkdir()
+    lock_folder.chmod(mode)
+    victim = tmp_path / "precious.txt"
+    victim.write_bytes(PRECIOUS)
+    out = tmp_path / "out.wav"
+    _lock_file_of(lock_folder, out).symlink_to(victim)
+    with output_lock(out, "vocode"):
+        pass
+    assert victim.read_bytes() == PRECIOUS
+    warned = [r.getMessage() for r in caplog.records if "eegmusic locks no output in it" in r.getMessage()]
+    if mode == 0o777:
+        assert warned == [f"{lock_folder} is open to other users (mode 777), so eegmusic locks no output in "
+                          f"it and a second eegmusic command may write the same output at once; remove "
+                          f"{lock_folder}"]
+    else:
+        assert warned == []
+
+
+def test_a_lock_is_a_file_only_while_it_is_held(lock_folder, tmp_path):
+    """Lock files were never removed: a helper found 14,066 in its lock folder."""
+    out = tmp_path / "run"
+    with output_lock(out, "train"):
+        assert [p.name for p in lock_folder.iterdir()] == [_lock_file_of(lock_folder, out).name]
+        assert lock_folder.stat().st_mode & 0o777 == 0o700
+    assert list(lock_folder.iterdir()) == []
+    with Holder(out) as holder:   # and a lock taken again after it is removed still refuses
+        with pytest.raises(OutputError, match=f"process {holder.process.pid}"):
+            with output_lock(out, "simulate"):
+                pass
+    # the Holder was SIGKILLed: its file stays, its lock does not, and the next holder removes the file
+    assert list(lock_folder.iterdir()) == [_lock_file_of(lock_folder, out)]
+    with output_lock(out, "simulate"):
+        pass
+    assert list(lock_folder.iterdir()) == []
+
+
+def test_an_output_path_of_bytes_that_are_no_utf8_is_locked(lock_folder, tmp_path):
+    """``sha256(key.encode())`` raised UnicodeEncodeError (a traceback in every writing command) for an
+    output in a folder whose name is no UTF-8, as realpath gives such bytes as surrogates."""
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/h7\xfe")) / "out.wav"
+    out.parent.mkdir()
+    with Holder(out, "vocode") as holder:
+        with pytest.raises(OutputError, match=f"is being written by eegmusic vocode \\(process {holder.process.pid}"):
+            with output_lock(out, "vocode"):
+                pass
+
+
 @pytest.mark.parametrize("command", ["simulate", "train", "evaluate"])
 def test_each_writing_command_refuses_a_folder_another_is_writing(command, sim_dir, cli, tmp_path):
     out = tmp_path / "out"
@@ -114,6 +184,9 @@ SINGLE_FILE_WRITERS = {
                         "OUT"),
     "calibrate": (["calibrate", "--stream", "cap", "--music", "song.wav", "--no-audio", "--out", "OUT.xdf"],
                   "OUT.xdf"),
+    # another session whose name differs in case only: it copies its tracks into the same folder
+    "calibrate's audio folder": (["calibrate", "--stream", "cap", "--music", "song.wav", "--no-audio",
+                                  "--out", "OUT.XDF"], "OUT_audio"),
     "demo --wav": (["demo", "--wav", "OUT.wav"], "OUT.wav"),
     "demo --out": (["demo", "--out", "OUT"], "OUT"),
     "bench": (["bench", "--quick", "--only", "no-such-benchmark", "--out", "OUT.json"], "OUT.json"),
