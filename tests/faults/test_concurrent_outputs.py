@@ -153,7 +153,8 @@ def test_an_output_path_of_bytes_that_are_no_utf8_is_locked(lock_folder, tmp_pat
     out = Path(os.fsdecode(bytes(tmp_path) + b"/h7\xfe")) / "out.wav"
     out.parent.mkdir()
     with Holder(out, "vocode") as holder:
-        with pytest.raises(OutputError, match=f"is being written by eegmusic vocode \\(process {holder.process.pid}"):
+        refusal = f"is being written by eegmusic vocode \\(process {holder.process.pid}"
+        with pytest.raises(OutputError, match=refusal):
             with output_lock(out, "vocode"):
                 pass
 
