@@ -432,6 +432,18 @@ def new_run_folder(parent: Path, stamp: str) -> Path:
             n += 1
 
 
+def _refuse_wav_in_the_way_of_out(wav: Path, out: Path) -> None:
+    """Refuse a ``--wav`` that is the ``--out`` folder: the demo replayed, trained and decoded, then failed
+    writing the sound ("cannot write same.wav (Is a directory)"), and the sound and the summary were lost.
+    (A ``--wav`` must end in ``.wav``, so it is never the ``summary.json`` in ``--out``.)"""
+    from eegmusic.stream.atomic import is_within
+    from eegmusic.stream.errors import OutputError
+
+    if is_within(wav, out) and is_within(out, wav):
+        raise OutputError(f"--wav {wav} is the --out folder itself; pass another --wav path (e.g. "
+                          f"{out / 'decoded.wav'})")
+
+
 def _new_folder(folder: Path) -> Path:
     """``folder``, or ``folder-2``, ``folder-3``... when it already holds files (recordings are kept)."""
     candidate, n = folder, 1
@@ -493,6 +505,8 @@ def _demo(args) -> int:
         if args.data and is_within(path, args.data):
             raise OutputError(f"{flag} {path} would write into the --data dataset folder {args.data}, an "
                               f"input (refused even with --overwrite); write {flag} outside it")
+    if args.wav is not None and args.out is not None:
+        _refuse_wav_in_the_way_of_out(Path(args.wav).expanduser(), Path(args.out).expanduser())
     for flag, path in outputs:  # --overwrite replaces a --wav file, but reuses --out (as its help says)
         does = "to reuse it (its recordings are kept)" if flag == "--out" else "to replace it"
         refuse_existing(Path(path).expanduser(), overwrite=args.overwrite, what=flag, does=does)

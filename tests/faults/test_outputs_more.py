@@ -104,6 +104,15 @@ def test_demo_refuses_a_folder_holding_an_earlier_run(cli, tmp_path):
     assert (out / "summary.json").read_bytes() == PRECIOUS and not (tmp_path / "cache").exists()
 
 
+def test_demo_refuses_a_wav_that_is_its_out_folder_before_any_work(cli, tmp_path):
+    """``--wav same.wav --out same.wav``: the demo simulated, trained and decoded, then could not write
+    the sound over the folder (exit 2), and the decoded sound and the summary were lost."""
+    same = tmp_path / "same.wav"
+    status, _, err = cli("demo", "--wav", same, "--out", same, "--cache", tmp_path / "cache", "--no-gui")
+    assert_one_line_error(status, err, f"--wav {same} is the --out folder itself; pass another --wav path")
+    assert not same.exists() and not (tmp_path / "cache").exists()
+
+
 def test_demo_with_overwrite_gets_past_the_check_and_keeps_the_file_when_it_fails(precious, cli, tmp_path):
     target = precious("demo.wav")
     data = tmp_path / "not-nmedt"
