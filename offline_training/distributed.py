@@ -80,6 +80,10 @@ def init_distributed(device_kind: str) -> DistInfo:
     if world <= 1:
         return DistInfo()
     rank = torchrun_count("RANK", 0)   # set with it, and a count
+    if rank >= world:   # torch waited for a process numbered past the run's end
+        raise ConfigError(f"RANK={rank} is not below WORLD_SIZE={world}; torchrun numbers the processes "
+                          "0 to WORLD_SIZE-1 (torchrun --nproc_per_node N -m eegmusic train ...), or unset "
+                          "WORLD_SIZE")
     import torch.distributed as dist
 
     if not dist.is_initialized():

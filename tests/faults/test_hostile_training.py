@@ -286,6 +286,8 @@ def test_a_fifo_where_train_and_info_read_json_is_not_waited_on(sim_dir, cli, tm
     ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' is no process count; torchrun sets it"),
     ({"WORLD_SIZE": "2", "RANK": "x"}, "RANK='x' is no process count; torchrun sets it"),
     ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 is set without RANK; torchrun sets both"),
+    ({"WORLD_SIZE": "2", "RANK": "7", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"},
+     "RANK=7 is not below WORLD_SIZE=2"),
     ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_PORT": "29500"}, "WORLD_SIZE=2 is set without MASTER_ADDR"),
     ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "x"},
      "MASTER_PORT='x' is no TCP port (1-65535)"),
