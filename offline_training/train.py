@@ -416,7 +416,8 @@ def _refuse_a_model_too_large(name: str, model_kwargs: dict, model_config: dict,
         raise ConfigError(f"--arch-config {json.dumps(model_config)} makes a '{name}' model of "
                           f"{weights / 1e6:,.0f} M weights, whose training needs {need / 2**30:,.0f} GB "
                           f"(weights, gradients and Adam's state), more than the {memory / 2**30:.1f} GB of "
-                          f"memory free on this machine now; pass smaller values (the defaults: {shown})")
+                          f"memory this process can still take now; pass smaller values (the defaults: "
+                          f"{shown})")
 
 
 def _refuse_a_stride_beyond_the_window(probe, name: str, model_config: dict) -> None:
@@ -1035,7 +1036,25 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
     # one run at a time in a folder (two started together mixed their files); under torchrun the
     # process of rank 0 holds it for all
     with output_lock(config.out, "train") if launched_as_main() else contextlib.nullcontext():
-        return _train(config, resume=resume)
+        try:
+            return _train(config, resume=resume)
+        except (MemoryError, RuntimeError) as error:
+            if not _out_of_memory(error):
+                raise
+            from eegmusic.stream.errors import detail
+
+            raise ConfigError(f"training ran out of memory ({detail(error)}); pass a smaller "
+                              "--batch-size or smaller --arch-config values, or free memory") from error
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation that failed: Python's MemoryError, torch's CPU allocator
+    ("DefaultCPUAllocator: can't allocate memory", a RuntimeError traceback in the backward pass of a
+    model the size check let through under ``ulimit -v``: it does not count activations) or a GPU's."""
+    import torch
+
+    return (isinstance(error, MemoryError | torch.OutOfMemoryError)
+            or "can't allocate memory" in str(error))
 
 
 IGNORED_EPOCH_OPTIONS = {

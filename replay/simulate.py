@@ -314,7 +314,18 @@ def available_memory() -> int:
     except ImportError:  # not on Windows
         return available
     limit, _ = resource.getrlimit(resource.RLIMIT_AS)
-    return available if limit == resource.RLIM_INFINITY else min(available, limit)
+    if limit == resource.RLIM_INFINITY:
+        return available
+    # the limit counts the address space already taken too: about 0.7 GB once torch is imported
+    return max(0, min(available, limit - _address_space_used()))
+
+
+def _address_space_used() -> int:
+    """Bytes of address space this process has mapped (VmSize), 0 where unknown."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status") as status:
+            return int(next(line for line in status if line.startswith("VmSize:")).split()[1]) * 1024
+    return 0
 
 
 def byte_size(n_bytes: float) -> str:
