@@ -648,6 +648,7 @@ def _play_until_done(player, audio: np.ndarray, fields: dict, duration_s: float,
                         output_latency_s=latency,
                     )
                     start_stamp, last_marker = stamp, 0.0
+                    summary.output_latency_s = latency   # said even if the session stops during this track
                     if summary.music_started_at is None:
                         summary.music_started_at = stamp
                 elif position - last_marker >= 1.0:

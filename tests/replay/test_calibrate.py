@@ -148,6 +148,37 @@ def test_session_with_sound_plays_the_music_and_times_it(music, tmp_path, stream
 
 
 @pytest.mark.lsl
+@pytest.mark.audio
+@pytest.mark.timeout(120)
+def test_a_session_stopped_in_its_first_track_says_the_devices_latency(tmp_path, stream_name, pulse_sink):
+    """The summary's output latency was set when a track ended: a session with sound stopped during its
+    first track said "output latency 0 ms", while its own track_start marker held the device's."""
+    track = tmp_path / "long.wav"
+    soundfile.write(track, 0.1 * np.random.default_rng(6).standard_normal(20 * 22050).astype("f4"), 22050)
+    cap = IndexCap(stream_name)
+    out = tmp_path / "s.xdf"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(track),
+         "--out", str(out), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and b'"event":"track_start"' not in (
+                out.read_bytes() if out.exists() else b""):
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        cap.close()
+    assert process.returncode == 0 and "recorded 1 track (cut short at" in stdout, stdout + stderr
+    streams, _ = pyxdf.load_xdf(str(out), dejitter_timestamps=False)
+    start = next(m for s in streams if s["info"]["type"][0] == "Markers" for v in s["time_series"]
+                 if (m := decode(v[0]))["event"] == "track_start")
+    assert start["output_latency_s"] > 0
+    assert f"output latency {start['output_latency_s'] * 1e3:.0f} ms" in stdout
+
+
+@pytest.mark.lsl
 def test_outage_is_recorded_as_a_gap_and_the_session_goes_on(tmp_path, stream_name):
     track = tmp_path / "long.wav"
     soundfile.write(track, 0.1 * np.random.default_rng(4).standard_normal(8 * 22050).astype("f4"), 22050)
