@@ -103,6 +103,16 @@ def run_gui(args: argparse.Namespace) -> int:
     Ctrl-C and SIGTERM close the window as its close button does (exit 0, as decode's Ctrl-C); a window
     closed before its ``--screenshot`` was taken raises KeyboardInterrupt (``interrupted``, exit 130).
     """
+    from eegmusic.stream.atomic import output_locks
+
+    # held for the whole run, as every command holds what it writes: a second gui or another command
+    # writing the same picture is refused in one line
+    with output_locks([args.screenshot], "gui"):
+        return _gui(args)
+
+
+def _gui(args: argparse.Namespace) -> int:
+    """:func:`run_gui` with its ``--screenshot`` held."""
     import sys
 
     from eegmusic.stream.errors import ConfigError, OutputError
@@ -190,6 +200,10 @@ def run_gui(args: argparse.Namespace) -> int:
     outcome: dict = {}
 
     def finish() -> None:
+        # a stream still being looked for (5 s) at a --duration as short: the picture is of a dashboard
+        # that never decoded, and it exited 0; with a longer --duration the same command said the stream
+        # was not found, exit 2
+        outcome["starting"] = window.state == "starting"
         if args.screenshot is not None:
             try:
                 outcome["path"] = save_screenshot(window, args.screenshot)
@@ -213,6 +227,13 @@ def run_gui(args: argparse.Namespace) -> int:
         raise outcome["error"]
     if "path" in outcome:
         print(f"screenshot saved to {outcome['path']}")
+        if outcome["starting"]:
+            doing = (f"looking for the stream {args.stream!r} and loading the model" if args.attach is None
+                     else f"attaching to decode {args.attach}")
+            print(f"eegmusic gui: error: the dashboard was still starting when --duration {duration:g} s "
+                  f"ended ({doing}), so the screenshot shows no decode; check the stream with eegmusic "
+                  "streams, or pass a longer --duration", file=sys.stderr)
+            return 2
     elif args.screenshot is not None and not window.last_error:
         # closed before --duration (Ctrl-C, SIGTERM, its close button): the picture asked for was not
         # taken, which exit 0 hid; interrupted, as the design says of every command (main: 130)

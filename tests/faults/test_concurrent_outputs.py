@@ -188,6 +188,8 @@ SINGLE_FILE_WRITERS = {
     # another session whose name differs in case only: it copies its tracks into the same folder
     "calibrate's audio folder": (["calibrate", "--stream", "cap", "--music", "song.wav", "--no-audio",
                                   "--out", "OUT.XDF"], "OUT_audio"),
+    "gui --screenshot": (["gui", "--stream", "cap", "--model", "m.onnx", "--screenshot", "OUT.png"],
+                         "OUT.png"),
     "demo --wav": (["demo", "--wav", "OUT.wav"], "OUT.wav"),
     "demo --out": (["demo", "--out", "OUT"], "OUT"),
     "bench": (["bench", "--quick", "--only", "no-such-benchmark", "--out", "OUT.json"], "OUT.json"),

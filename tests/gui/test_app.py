@@ -407,6 +407,23 @@ def test_screenshot_writes_a_picture(replay, model_file, tmp_path):
 
 
 @pytest.mark.untimed
+def test_a_screenshot_taken_before_the_decode_started_is_said_and_exits_2(model_file, tmp_path, stream_name):
+    """No such stream, and a --duration shorter than the 5 s the decode looks for it: the picture showed a
+    dashboard that never decoded, with exit 0 (a longer --duration said the stream was missing, exit 2)."""
+    out = tmp_path / "dash.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run(
+        [sys.executable, "-m", "eegmusic", "gui", "--stream", f"{stream_name}-none", "--model",
+         str(model_file), "--no-audio", "--screenshot", str(out), "--duration", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and out.exists() and "screenshot saved" in done.stdout, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"eegmusic gui: error: the dashboard was still starting when --duration 1 s ended (looking for the "
+        f"stream '{stream_name}-none' and loading the model), so the screenshot shows no decode; check the "
+        f"stream with eegmusic streams, or pass a longer --duration")
+
+
+@pytest.mark.untimed
 def test_a_dashboard_whose_decode_failed_exits_2_with_the_reason(replay, tmp_path):
     """The decode the dashboard starts fails once it meets the stream (a model made for 250 Hz, the replay
     at 125): the window shows why, and the command ends as ``decode`` would, one error line and exit
