@@ -159,9 +159,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         "e.g. --arch convnet --unseen-song-check")
     parser.add_argument("--val-data", default=None, metavar="DIR",
                         help="validate on a later excerpt of the same songs and listeners (e.g. eegmusic "
-                        "simulate --music-start 90) instead of the split's validation windows, which are "
-                        "seconds of the training music: early stopping, the best epoch, ridge's penalty, "
-                        "ensemble weights and an auto target offset are chosen on music never trained on")
+                        "simulate --music DIR --music-start 90) instead of the split's validation windows, "
+                        "which are seconds of the training music: early stopping, the best epoch, ridge's "
+                        "penalty, ensemble weights and an auto target offset are chosen on music never "
+                        "trained on")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     renamed_option(parser, "--model", "is a model file in every command; name the architecture with --arch "
                    "(e.g. --arch linear)")

@@ -155,13 +155,13 @@ class TrainConfig:
         heard, recorded in ``metrics.json`` and the model's training metadata (costs a second training).
     val_data : str, optional
         A later excerpt of the same songs heard by the same listeners (another folder, e.g. ``eegmusic
-        simulate --music-start``): its windows of the (song, listener) pairs of the split's validation
-        part replace that part, so everything chosen on validation — early stopping and the best epoch,
-        ridge's penalty, an ensemble's weights and output rank, ``--target-offset auto`` — is chosen on
-        music the model never trained on, as a later test excerpt will be. The split's own validation
-        windows stay out of training, so a run trains on the same windows with and without it. Why: block
-        validation chunks are seconds of the training excerpt, and early stopping on them rewards a
-        network for learning that excerpt's music (:mod:`benchmarks.bench_quality`).
+        simulate --music DIR --music-start 90``): its windows of the (song, listener) pairs of the split's
+        validation part replace that part, so everything chosen on validation — early stopping and the best
+        epoch, ridge's penalty, an ensemble's weights and output rank, ``--target-offset auto`` — is chosen on
+        music the model never trained on, as a later test excerpt will be. The split's own validation windows
+        stay out of training, so a run trains on the same windows with and without it. Why: block validation
+        chunks are seconds of the training excerpt, and early stopping on them rewards a network for learning
+        that excerpt's music (:mod:`benchmarks.bench_quality`).
     """
 
     data: str
@@ -228,7 +228,7 @@ class TrainConfig:
                               "fine-tuning run (--init); drop one of them")
         if self.val_data and not Path(self.val_data).exists():
             raise ConfigError(f"--val-data {self.val_data} does not exist; pass a later excerpt of the same "
-                              "songs and listeners (e.g. eegmusic simulate --music-start)")
+                              "songs and listeners (e.g. eegmusic simulate --music DIR --music-start 90)")
         if self.val_data and (self.init or self.unseen_song_check):
             option = "--init" if self.init else "--unseen-song-check"
             raise ConfigError(f"--val-data cannot be combined with {option}, which chooses on held-out "
@@ -307,7 +307,7 @@ class TrainConfig:
         if self.val_data and _same_folder(self.val_data, self.data):
             raise ConfigError(f"--val-data {self.val_data} is --data itself: validating on the training "
                               "data chooses nothing on unseen music; pass a later excerpt (e.g. eegmusic "
-                              "simulate --music-start 90) or drop --val-data")
+                              "simulate --music DIR --music-start 90) or drop --val-data")
         if self.val_data:
             from eegmusic.replay.manifest import excerpt_mismatch
 
