@@ -74,13 +74,14 @@ SUBJECT_HELP = ("the listener a subject-conditioned model (train --subject-condi
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``decode`` options to ``parser``."""
     parser.epilog = EPILOG
-    source = parser.add_argument_group("EEG stream (one of --stream / --type)")
+    source = parser.add_argument_group("EEG stream (--stream or --type; with neither, the only stream of "
+                                       "type EEG)")
     which = source.add_mutually_exclusive_group()
     # lsl_name: an empty name, type or id would be no filter at all and match any EEG stream
     which.add_argument("--stream", type=lsl_name, metavar="NAME",
                        help="LSL stream name, e.g. eegmusic-replay-s21-p1")
     which.add_argument("--type", type=lsl_name, dest="stream_type", metavar="TYPE",
-                       help="any stream of this LSL type, e.g. EEG")
+                       help="any stream of this LSL type (default EEG), e.g. --type EEG")
     source.add_argument("--source-id", type=lsl_name, metavar="ID", help="also require this LSL source_id")
     source.add_argument("--timeout", type=timeout_seconds, default=5.0, metavar="S",
                         help="seconds to wait for the stream (default 5)")
