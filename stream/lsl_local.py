@@ -105,7 +105,8 @@ def configure(local: bool = False, log_level: int = -1) -> Path | None:
     if theirs and not Path(theirs).expanduser().is_file():
         # liblsl ignores such a variable with two ERR lines and runs on its defaults (discovery across the
         # LAN, its INFO lines): this process writes its own configuration instead, and says why
-        logger.warning("LSLAPICFG names %s, which is no file, so liblsl would ignore it; eegmusic's own "
+        # quoted as Python writes it: a value with a line break in it spread the warning over two lines
+        logger.warning("LSLAPICFG names %r, which is no file, so liblsl would ignore it; eegmusic's own "
                        "liblsl configuration is used instead (fix the path, or unset LSLAPICFG)", theirs)
         del os.environ["LSLAPICFG"]
     if os.environ.get("LSLAPICFG"):

@@ -141,15 +141,17 @@ def test_a_folder_in_the_way_of_the_liblsl_configuration_is_one_line_or_no_confi
 
 
 @pytest.mark.lsl
+@pytest.mark.parametrize("name", ["missing.cfg", "missing\n.cfg"], ids=["name", "name with a line break"])
 @pytest.mark.parametrize("local", [[], ["--lsl-local"]], ids=["default", "lsl-local"])
-def test_an_lsl_config_variable_naming_no_file_is_said_and_replaced(tmp_path, local):
+def test_an_lsl_config_variable_naming_no_file_is_said_and_replaced(tmp_path, local, name):
     """liblsl ignores an LSLAPICFG that names no file with two ERR lines and runs on its defaults; with
     --lsl-local eegmusic then told the user to add 'ResolveScope = machine' to that missing file, and
-    discovery went across the LAN."""
-    missing = tmp_path / "missing.cfg"
+    discovery went across the LAN. The warning quotes the name: a line break in it made two lines."""
+    missing = tmp_path / name
     result = _child([*local, "streams", "--timeout", "0.2"], LSLAPICFG=str(missing), HOME=str(tmp_path))
     assert f"CONFIG {missing}" not in result.stdout and "CONFIG None" not in result.stdout, result.stdout
     assert ("ResolveScope = machine" in result.stdout) == bool(local), result.stdout
     warning = [line for line in result.stderr.splitlines() if "is no file" in line]
-    assert len(warning) == 1 and f"LSLAPICFG names {missing}, which is no file" in warning[0], result.stderr
+    assert len(warning) == 1 and f"LSLAPICFG names {str(missing)!r}, which is no file" in warning[0], (
+        result.stderr)
     assert "ERR|" not in result.stderr and "add 'ResolveScope" not in result.stderr, result.stderr
