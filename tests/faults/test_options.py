@@ -116,6 +116,7 @@ PATH_CASES = [
     ("vocode", ["{file}", "--out", "{tmp}"], "--out"),
     ("vocode", ["{file}", "--out", "{missing}/x.wav"], "--out"),
     ("vocode", ["{file}", "--out", "{tmp}/.wav"], "is only an extension"),
+    ("vocode", ["{file}", "--out", "{tmp}/x.wav/"], "ends in '/', as a folder does"),   # wrote x.wav
     ("calibrate", ["--stream", "s", "--music", "m", "--out", "{missing}/s.xdf"], "--out"),
     ("demo", ["--wav", "{missing}/a.wav"], "--wav"),
     ("demo", ["--out", "{file}"], "--out"),
