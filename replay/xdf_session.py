@@ -14,6 +14,7 @@ file, as ``<file>`` beside it, and at the ``path`` the marker gives (where it wa
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from eegmusic.replay.xdf import (
     warn_damaged,
     where_it_breaks,
 )
-from eegmusic.stream.errors import DataFormatError
+from eegmusic.stream.errors import DataFormatError, missing
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,15 @@ def _damaged(path: Path, damage: str, streams: list[dict], missing: str) -> str:
     return (f"{damaged_words(path, damage, where)}; what could be read "
             f"holds {missing}: {_what_was_read(streams)}; the file was {how}: copy it again from where it "
             "was recorded, or record the session again")
+
+
+def _not_a_file(path: Path) -> str:
+    """What stands at ``path`` (which exists as a name) in place of an audio file."""
+    if path.is_dir():
+        return f"{path} is a folder"
+    if path.exists():
+        return f"{path} is no regular file (a FIFO, socket or device)"
+    return missing(path, f"{path} is unreadable")
 
 
 def audio_folder(xdf_path) -> Path:
@@ -239,12 +249,21 @@ class XDFSession(PlayDataset):
         candidates = [audio_folder(self.path) / name, self.path.parent / name]
         if play.path:
             candidates.append(Path(play.path))
+        # a place that holds something else than the file is said: a link to nothing there was reported as
+        # plainly missing, and a folder or FIFO there was passed over for the marker's path without a word
+        unusable = []
         for candidate in candidates:
             if candidate.is_file():
+                if unusable:
+                    logger.warning("%s: track %d's audio: %s; read %s instead", self.path, play.track,
+                                   "; ".join(unusable), candidate)
                 return candidate
+            if os.path.lexists(candidate):
+                unusable.append(_not_a_file(candidate))
+        why = f" ({'; '.join(unusable)})" if unusable else ""
         raise DataFormatError(
             f"{self.path}: track {play.track} names audio '{name}', found in none of "
-            f"{', '.join(str(c) for c in candidates)}; put the file in {audio_folder(self.path)}"
+            f"{', '.join(str(c) for c in candidates)}{why}; put the file in {audio_folder(self.path)}"
         )
 
     def _build_plays(self, plays) -> None:

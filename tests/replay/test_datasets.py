@@ -120,6 +120,9 @@ def test_xdf_session_splits_a_play_where_the_audio_clock_jumps(tmp_path, song, r
     ("no_eeg", "no EEG stream \\(type EEG"),
     ("no_markers", "no calibration markers"),
     ("missing_audio", "names audio 'gone.wav', found in none"),
+    # a link to nothing in the session's audio folder was reported as plainly missing
+    ("dangling_audio", "names audio 'gone.wav', found in none of .*s_audio/gone.wav is unreadable: it is a "
+                       "symbolic link to .*nowhere.wav, which does not exist\\); put the file in"),
 ])
 def test_bad_xdf_sessions(tmp_path, song, rng, case, message):
     eeg = rng.standard_normal((8, 3000)).astype(np.float32)
@@ -128,6 +131,9 @@ def test_bad_xdf_sessions(tmp_path, song, rng, case, message):
     elif case == "no_markers":
         path = _xdf(tmp_path / "s.xdf", eeg)
     else:
+        if case == "dangling_audio":
+            (tmp_path / "s_audio").mkdir()
+            (tmp_path / "s_audio" / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
         gone = tmp_path / "gone.wav"
         path = _xdf(tmp_path / "s.xdf", eeg, markers=[(101.0, encode("track_start", track=0, file="gone.wav",
                                                                      path=str(gone), position_s=0.0))])
@@ -135,6 +141,17 @@ def test_bad_xdf_sessions(tmp_path, song, rng, case, message):
     with pytest.raises(DataFormatError, match=message):
         open_dataset(path)
     assert path.read_bytes() == before
+
+
+def test_a_folder_in_place_of_the_sessions_copy_of_a_track_is_said_as_the_markers_path_is_read(
+        tmp_path, song, rng, caplog):
+    """The session's own copy comes first; something else than a file there was passed over unsaid."""
+    eeg = rng.standard_normal((8, 3000)).astype(np.float32)
+    path = _xdf(tmp_path / "s.xdf", eeg, markers=[_start(song, 101.0)])
+    (tmp_path / "s_audio" / song.name).mkdir(parents=True)
+    session = open_dataset(path)
+    assert session.plays[1].audio_path == song
+    assert f"track 0's audio: {tmp_path / 's_audio' / song.name} is a folder; read {song} instead" in caplog.text
 
 
 @pytest.mark.parametrize("field, value", [
