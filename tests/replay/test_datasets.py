@@ -151,7 +151,8 @@ def test_a_folder_in_place_of_the_sessions_copy_of_a_track_is_said_as_the_marker
     (tmp_path / "s_audio" / song.name).mkdir(parents=True)
     session = open_dataset(path)
     assert session.plays[1].audio_path == song
-    assert f"track 0's audio: {tmp_path / 's_audio' / song.name} is a folder; read {song} instead" in caplog.text
+    folder = tmp_path / "s_audio" / song.name
+    assert f"track 0's audio: {folder} is a folder; read {song} instead" in caplog.text
 
 
 @pytest.mark.parametrize("field, value", [
