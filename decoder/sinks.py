@@ -154,6 +154,10 @@ class _Sink:
 class NullSink(_Sink):
     """A sink that discards audio (after sanitising and counting it)."""
 
+    def describe(self) -> str:
+        """``decode --no-audio``'s sound, which nothing plays (the warning named the class, NullSink)."""
+        return "decoded sound (played nowhere)"
+
     def write(self, samples: np.ndarray, *, block: bool = True) -> int:
         """Count ``samples`` (shape (n_samples,)); return how many were accepted (never waits)."""
         clean = self._clean(samples)

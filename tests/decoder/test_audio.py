@@ -309,6 +309,17 @@ def test_the_first_sanitised_chunk_is_reported_once_naming_the_sink_and_what_was
     assert sink.counters()["sanitised"] == 5
 
 
+def test_sound_played_nowhere_is_named_so_not_by_its_class(caplog):
+    """``decode --no-audio`` warned "NullSink: 13 audio samples sanitised", a name of the code's."""
+    from eegmusic.decoder.sinks import NullSink
+
+    with caplog.at_level(logging.WARNING, logger="eegmusic.decoder.sinks"):
+        NullSink().write(np.array([np.nan, 0.5], np.float32))
+    assert [r.getMessage() for r in caplog.records] == [
+        "decoded sound (played nowhere): 1 audio samples sanitised (1 non-finite set to 0, 0 beyond ±1 "
+        "clipped; the summary gives the total)"]
+
+
 def test_a_temporary_wav_is_named_by_the_file_it_will_become(tmp_path, caplog):
     """``vocode`` writes beside its output and renames once complete: its warning named the temporary
     ``.part.wav``, gone after the run."""
