@@ -392,33 +392,44 @@ def output_lock(path: str | os.PathLike, command: str, *, key: str | os.PathLike
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            with handle:
-                holder = handle.read().strip() or "another eegmusic command"
-            raise OutputError(refusal.format(path=path, holder=holder)) from None
+            # refused by the file's holder, unless the file was removed meanwhile: a holder letting go
+            # removes it first, and a process that locked it then lets go at once (the refusal named a
+            # holder that had ended)
+            if _is_current(handle, file):
+                with handle:
+                    holder = handle.read().strip() or "another eegmusic command"
+                raise OutputError(refusal.format(path=path, holder=holder)) from None
         except OSError:  # no locks on this file system
             handle.close()
             handle = None
             break
-        try:  # the one the lock is on, unless its holder removed it between the open and the lock
-            kept = os.path.samestat(os.fstat(handle.fileno()), os.lstat(file))
-        except FileNotFoundError:
-            kept = False
-        if kept:
-            break
+        else:
+            if _is_current(handle, file):   # unless its holder removed it between the open and the lock
+                break
         handle.close()
         handle = None
-    if handle is not None:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"eegmusic {command} (process {os.getpid()})")
-        handle.flush()
     try:
+        if handle is not None:
+            with contextlib.suppress(OSError):   # words for a refusal: a full /tmp loses them, not the lock
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"eegmusic {command} (process {os.getpid()})")
+                handle.flush()
         yield
     finally:
         if handle is not None:
-            with handle, contextlib.suppress(OSError):
-                os.unlink(file)   # while still held: a process that opened it before locks it after, and
-                fcntl.flock(handle, fcntl.LOCK_UN)   # sees that it is gone
+            with contextlib.suppress(OSError), handle:
+                if _is_current(handle, file):   # never another's: a /tmp cleaner may have removed ours
+                    os.unlink(file)   # while still held: a process that opened it before locks it after,
+                fcntl.flock(handle, fcntl.LOCK_UN)   # and sees that it is gone
+
+
+def _is_current(handle, file: Path) -> bool:
+    """Whether the open lock file ``handle`` is still the one at ``file`` (not removed or replaced)."""
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.lstat(file))
+    except FileNotFoundError:
+        return False
 
 
 @contextlib.contextmanager

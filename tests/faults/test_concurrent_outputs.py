@@ -8,6 +8,7 @@ is a real second process (a Python child holding the lock, or a real ``simulate`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -145,6 +146,81 @@ def test_a_lock_is_a_file_only_while_it_is_held(lock_folder, tmp_path):
     with output_lock(out, "simulate"):
         pass
     assert list(lock_folder.iterdir()) == []
+
+
+def test_a_lock_file_removed_by_its_ending_holder_is_opened_again_not_refused(lock_folder, tmp_path,
+                                                                              monkeypatch):
+    """A process that opened the lock file just before its holder removed it and let go, and found it
+    locked by a third that had locked the removed file a moment (and was about to let go), was refused
+    naming the holder that had ended. That order, forced here: the open returns, and before the lock is
+    tried another descriptor locks the file and the file is removed."""
+    import fcntl
+
+    from eegmusic.stream import atomic
+
+    out = tmp_path / "run"
+    opened = []
+    real_open = atomic._open_lock_file
+
+    def open_then_interleave(path):
+        handle, file = real_open(path)
+        if not opened:   # the first open only
+            third = open(file, "r+")
+            fcntl.flock(third, fcntl.LOCK_EX)
+            third.write("eegmusic train (process 99999)")
+            third.flush()
+            file.unlink()
+            opened.append(third)
+        return handle, file
+
+    monkeypatch.setattr(atomic, "_open_lock_file", open_then_interleave)
+    with output_lock(out, "simulate"):
+        assert [p.name for p in lock_folder.iterdir()] == [_lock_file_of(lock_folder, out).name]
+    opened[0].close()
+
+
+def test_letting_go_never_removes_a_lock_file_another_process_holds(lock_folder, tmp_path):
+    """Where something else removed the holder's lock file (a /tmp cleaner during a days-long train) and
+    another process then locked a new one, the first holder's release removed that one: a third process
+    could then lock a third file and write the same output as the second."""
+    import fcntl
+
+    out = tmp_path / "run"
+    file = _lock_file_of(lock_folder, out)
+    with output_lock(out, "train"):
+        file.unlink()
+        second = open(file, "w")
+        fcntl.flock(second, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert file.exists()
+    with pytest.raises(OutputError, match="is being written by"):
+        with output_lock(out, "train"):
+            pass
+    second.close()
+
+
+def test_a_full_temporary_folder_keeps_the_lock_without_its_words(small_disk, tmp_path, monkeypatch):
+    """The holder's name is written into its lock file: on a temporary folder that filled up after the
+    process chose it (tempfile keeps its first choice), that write was an OSError with no file name, a
+    traceback from every writing command. The lock holds all the same."""
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(small_disk))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert tempfile.gettempdir() == str(small_disk)   # chosen while it has room, and kept
+    (small_disk / f"eegmusic-locks-{os.getuid()}").mkdir(mode=0o700)
+    with open(small_disk / "filler", "wb", buffering=0) as filler:   # every block taken; an empty file fits
+        with contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 4096)
+    out = tmp_path / "run"
+    with output_lock(out, "train"):
+        # held all the same (a second open of the file is a second flock, even in this process), and the
+        # refusal, which has no words to read, names no holder
+        with pytest.raises(OutputError, match="is being written by another eegmusic command"):
+            with output_lock(out, "simulate"):
+                pass
+    with output_lock(out, "train"):
+        pass
 
 
 def test_an_output_path_of_bytes_that_are_no_utf8_is_locked(lock_folder, tmp_path):
