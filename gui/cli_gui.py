@@ -97,6 +97,10 @@ def _refuse_with_attach(args: argparse.Namespace) -> None:
                           f"truth, listen mode and sound; leave out {listed}")
 
 
+START_WAIT_S = 60.0
+"""How long past ``--duration`` a screenshot waits for a dashboard that is still starting."""
+
+
 def run_gui(args: argparse.Namespace) -> int:
     """Open the dashboard; with ``--screenshot`` save the picture and exit. Returns the exit status.
 
@@ -199,10 +203,14 @@ def _gui(args: argparse.Namespace) -> int:
     window.show()
     outcome: dict = {}
 
-    def finish() -> None:
-        # a stream still being looked for (5 s) at a --duration as short: the picture is of a dashboard
-        # that never decoded, and it exited 0; with a longer --duration the same command said the stream
-        # was not found, exit 2
+    def finish(waited_s: float = 0.0) -> None:
+        # --duration over while the dashboard still starts (the decode looks for its stream up to its
+        # --timeout, and loads the model): the picture showed a dashboard that never decoded, exit 0, where
+        # a longer --duration said the stream was not found, exit 2. The start is waited for, so the
+        # picture shows the decode, or the command ends with the start's own error
+        if window.state == "starting" and waited_s < START_WAIT_S:
+            QtCore.QTimer.singleShot(100, lambda: finish(waited_s + 0.1))
+            return
         outcome["starting"] = window.state == "starting"
         if args.screenshot is not None:
             try:
@@ -228,11 +236,14 @@ def _gui(args: argparse.Namespace) -> int:
     if "path" in outcome:
         print(f"screenshot saved to {outcome['path']}")
         if outcome["starting"]:
-            doing = (f"looking for the stream {args.stream!r} and loading the model" if args.attach is None
-                     else f"attaching to decode {args.attach}")
-            print(f"eegmusic gui: error: the dashboard was still starting when --duration {duration:g} s "
-                  f"ended ({doing}), so the screenshot shows no decode; check the stream with eegmusic "
-                  "streams, or pass a longer --duration", file=sys.stderr)
+            if args.attach is None:
+                doing = f"looking for the stream {args.stream!r} and loading the model"
+                check = "check the stream with eegmusic streams"
+            else:
+                doing, check = f"attaching to decode {args.attach}", f"check that decode {args.attach} runs"
+            print(f"eegmusic gui: error: the dashboard was still starting {START_WAIT_S:g} s after "
+                  f"--duration {duration:g} s ended ({doing}), so the screenshot shows no decode; {check}",
+                  file=sys.stderr)
             return 2
     elif args.screenshot is not None and not window.last_error:
         # closed before --duration (Ctrl-C, SIGTERM, its close button): the picture asked for was not
