@@ -440,8 +440,9 @@ def _refuse_wav_in_the_way_of_out(wav: Path, out: Path) -> None:
     from eegmusic.stream.errors import OutputError
 
     if is_within(wav, out) and is_within(out, wav):
+        # beside --out, not in it: a --wav whose folder does not exist yet is refused
         raise OutputError(f"--wav {wav} is the --out folder itself; pass another --wav path (e.g. "
-                          f"{out / 'decoded.wav'})")
+                          f"{out.parent / 'decoded.wav'})")
 
 
 def _new_folder(folder: Path) -> Path:

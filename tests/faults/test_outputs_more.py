@@ -109,8 +109,13 @@ def test_demo_refuses_a_wav_that_is_its_out_folder_before_any_work(cli, tmp_path
     the sound over the folder (exit 2), and the decoded sound and the summary were lost."""
     same = tmp_path / "same.wav"
     status, _, err = cli("demo", "--wav", same, "--out", same, "--cache", tmp_path / "cache", "--no-gui")
-    assert_one_line_error(status, err, f"--wav {same} is the --out folder itself; pass another --wav path")
+    line = assert_one_line_error(status, err, f"--wav {same} is the --out folder itself; pass another --wav "
+                                              f"path (e.g. {tmp_path / 'decoded.wav'})")
     assert not same.exists() and not (tmp_path / "cache").exists()
+    # the path it suggests is taken (the demo then stops at the next problem: no such --data)
+    suggested = line.rsplit("(e.g. ", 1)[1].rstrip(")")
+    status, _, err = cli("demo", "--wav", suggested, "--out", same, "--data", tmp_path / "none", "--no-gui")
+    assert_one_line_error(status, err, f"{tmp_path / 'none'} does not exist; pass an NMED-T folder")
 
 
 def test_demo_with_overwrite_gets_past_the_check_and_keeps_the_file_when_it_fails(precious, cli, tmp_path):
