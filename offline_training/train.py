@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import numbers
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -1043,18 +1044,22 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
                 raise
             from eegmusic.stream.errors import detail
 
-            raise ConfigError(f"training ran out of memory ({detail(error)}); pass a smaller "
-                              "--batch-size or smaller --arch-config values, or free memory") from error
+            # where: the data, the model or a batch (the size check counts weights, not activations)
+            raise ConfigError(f"training ran out of memory ({detail(error)}); pass a smaller --batch-size, "
+                              "smaller --arch-config values or fewer --songs/--subjects, or free memory"
+                              ) from error
+
+
+OUT_OF_MEMORY_WORDS = ("can't allocate memory", "out of memory", "ALLOC_FAILED")
+"""How torch's allocators say that an allocation failed in a RuntimeError: the CPU allocator under ``ulimit
+-v`` (a traceback in the backward pass of a model the size check let through), CUDA and cuBLAS."""
 
 
 def _out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is an allocation that failed: Python's MemoryError, torch's CPU allocator
-    ("DefaultCPUAllocator: can't allocate memory", a RuntimeError traceback in the backward pass of a
-    model the size check let through under ``ulimit -v``: it does not count activations) or a GPU's."""
-    import torch
-
-    return (isinstance(error, MemoryError | torch.OutOfMemoryError)
-            or "can't allocate memory" in str(error))
+    """Whether ``error`` is an allocation that failed (:data:`OUT_OF_MEMORY_WORDS`, Python's MemoryError)."""
+    torch = sys.modules.get("torch")   # not imported here: a MemoryError importing it would raise again
+    out_of_memory = getattr(torch, "OutOfMemoryError", MemoryError)
+    return isinstance(error, MemoryError | out_of_memory) or any(w in str(error) for w in OUT_OF_MEMORY_WORDS)
 
 
 IGNORED_EPOCH_OPTIONS = {

@@ -149,6 +149,8 @@ def test_a_model_too_large_for_the_memory_free_now_is_one_line(sim_dir, tmp_path
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.skipif(bool(getattr(__import__("torch").version, "cuda", None)),
+                    reason="the limit is measured for torch's CPU build; a CUDA build maps more at import")
 def test_training_that_runs_out_of_memory_is_one_line(sim_dir, tmp_path):
     """The size check counts weights, not activations: under ``ulimit -v`` a model it let through ran out of
     memory in its backward pass, a RuntimeError traceback from torch's allocator. A real limit on a real
@@ -168,7 +170,8 @@ def test_training_that_runs_out_of_memory_is_one_line(sim_dir, tmp_path):
                             text=True, timeout=300, preexec_fn=limit,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert_one_line_error(result.returncode, result.stderr, "training ran out of memory (",
-                          "pass a smaller --batch-size or smaller --arch-config values")
+                          "pass a smaller --batch-size, smaller --arch-config values or fewer "
+                          "--songs/--subjects, or free memory")
 
 
 @pytest.mark.parametrize(("config", "words"), [
