@@ -7,13 +7,14 @@ A plain ``eegmusic train`` is one process and every helper here is then a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
-from eegmusic.stream.errors import ConfigError
+from eegmusic.stream.errors import ConfigError, detail
 
 
 @dataclass(frozen=True)
@@ -128,32 +129,43 @@ def _join_group(backend: str, world: int, rank: int) -> None:
         raise ConfigError(f"MASTER_PORT={os.environ['MASTER_PORT'][:40]!r} is no TCP port (1-65535); "
                           "torchrun sets it, or unset WORLD_SIZE")
     failure: list[BaseException] = []
+    given_up = threading.Event()
 
     def join() -> None:
         try:
             dist.init_process_group(backend=backend)
         except BaseException as error:  # noqa: BLE001 (handed to the main thread, which raises it)
             failure.append(error)
+            return
+        if given_up.is_set():   # joined as the main thread stopped: a process that exits in the group
+            with contextlib.suppress(Exception):   # aborts (leave_distributed says why)
+                dist.destroy_process_group()
 
     helper = threading.Thread(target=join, name="eegmusic-join-group", daemon=True)
     helper.start()
     said = False
     started = time.monotonic()
-    while helper.is_alive():
-        helper.join(0.2)
-        if not said and helper.is_alive() and time.monotonic() - started >= GROUP_WAIT_SAY_S:
-            address = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
-            logging.getLogger(__name__).warning(
-                "process %d of %d is waiting for the run's other processes at %s (WORLD_SIZE=%d); start "
-                "them with torchrun, or stop this one with Ctrl-C", rank, world, address, world)
-            said = True
+    try:
+        while helper.is_alive():
+            helper.join(0.2)
+            if not said and helper.is_alive() and time.monotonic() - started >= GROUP_WAIT_SAY_S:
+                address = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+                # under torchrun the others were started with this one: one is slow, or failed
+                fix = ("another may be slow to start or may have failed (see torchrun's output)"
+                       if os.environ.get("TORCHELASTIC_RUN_ID") else "start them with torchrun")
+                logging.getLogger(__name__).warning(
+                    "process %d of %d is waiting for the run's other processes at %s (WORLD_SIZE=%d); %s, "
+                    "or stop this one with Ctrl-C", rank, world, address, world, fix)
+                said = True
+    except BaseException:
+        given_up.set()
+        raise
     if failure:
         error = failure[0]
         if isinstance(error, ValueError | dist.DistError):
-            detail = " ".join(str(error).split())[:300]
             raise ConfigError(f"process {rank} of {world} could not join the run's other processes "
-                              f"({detail}); start the run with torchrun --nproc_per_node N -m eegmusic "
-                              "train ..., or unset WORLD_SIZE") from error
+                              f"({detail(error, 300)}); start the run with torchrun --nproc_per_node N -m "
+                              "eegmusic train ..., or unset WORLD_SIZE") from error
         raise error
 
 
