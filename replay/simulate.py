@@ -316,7 +316,7 @@ def available_memory() -> int:
     limit, _ = resource.getrlimit(resource.RLIMIT_AS)
     if limit == resource.RLIM_INFINITY:
         return available
-    # the limit counts the address space already taken too: about 0.7 GB once torch is imported
+    # the limit counts the address space already taken too: about 1 GB once torch is imported
     return max(0, min(available, limit - _address_space_used()))
 
 
