@@ -493,15 +493,16 @@ def _calibrate(config: CalibrationConfig) -> CalibrationSummary:
         total_s = sum(seconds for _, seconds in schedule)
         bar = progress_bar(total=round(total_s), unit="s", desc="calibration", disable=not config.progress)
         try:
-            for play, (k, seconds) in enumerate(schedule):
-                track_audio = audio[k][: int(round(seconds * AUDIO_SFREQ))]
-                fields = {"track": play, "file": files[k].name, "path": str(files[k].resolve())}
-                summary.output_latency_s = _play_track(
-                    sd, device, track_audio, fields, durations[k], publish, recorder, bar, summary
-                )
-                summary.tracks_played += 1
-                if recorder.error:
-                    raise _recording_failed(config.stream, recorder)
+            with bar:   # a stop or an error ends it with no "(done)" line (a log's bar said it at Ctrl-C)
+                for play, (k, seconds) in enumerate(schedule):
+                    track_audio = audio[k][: int(round(seconds * AUDIO_SFREQ))]
+                    fields = {"track": play, "file": files[k].name, "path": str(files[k].resolve())}
+                    summary.output_latency_s = _play_track(
+                        sd, device, track_audio, fields, durations[k], publish, recorder, bar, summary
+                    )
+                    summary.tracks_played += 1
+                    if recorder.error:
+                        raise _recording_failed(config.stream, recorder)
         except KeyboardInterrupt:
             # the researcher ends the session early (Ctrl-C, SIGTERM): keep what was recorded. The cut
             # track has no track_end, as after a crash, and the session reader takes its EEG up to the

@@ -152,14 +152,15 @@ def test_session_with_sound_plays_the_music_and_times_it(music, tmp_path, stream
 @pytest.mark.timeout(120)
 def test_a_session_stopped_in_its_first_track_says_the_devices_latency(tmp_path, stream_name, pulse_sink):
     """The summary's output latency was set when a track ended: a session with sound stopped during its
-    first track said "output latency 0 ms", while its own track_start marker held the device's."""
+    first track said "output latency 0 ms", while its own track_start marker held the device's. Its
+    progress (logged lines, as stderr is no terminal) ended "(done)"."""
     track = tmp_path / "long.wav"
     soundfile.write(track, 0.1 * np.random.default_rng(6).standard_normal(20 * 22050).astype("f4"), 22050)
     cap = IndexCap(stream_name)
     out = tmp_path / "s.xdf"
     process = subprocess.Popen(
         [sys.executable, "-m", "eegmusic", "calibrate", "--stream", stream_name, "--music", str(track),
-         "--out", str(out), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and b'"event":"track_start"' not in (
@@ -176,6 +177,7 @@ def test_a_session_stopped_in_its_first_track_says_the_devices_latency(tmp_path,
                  if (m := decode(v[0]))["event"] == "track_start")
     assert start["output_latency_s"] > 0
     assert f"output latency {start['output_latency_s'] * 1e3:.0f} ms" in stdout
+    assert "(done)" not in stderr, stderr   # the progress is on: without --no-progress, stderr no terminal
 
 
 @pytest.mark.lsl
