@@ -295,7 +295,12 @@ def info_from_session(session, path: str | Path) -> ModelInfo:
         Missing or inconsistent metadata.
     """
     path = Path(path)
-    metadata = parse_metadata(session.get_modelmeta().custom_metadata_map, path)
+    try:
+        stored = session.get_modelmeta().custom_metadata_map
+    except UnicodeDecodeError as error:   # damaged bytes in it: a traceback from onnxruntime's binding
+        raise ModelError(f"model file {path} holds metadata that is not UTF-8 text, so it is damaged; "
+                         "export it again with eegmusic train") from error
+    metadata = parse_metadata(stored, path)
     _typed(metadata, path, "input", kind="dict")
     _typed(metadata, path, "output", kind="dict")
     channels = tuple(_typed(metadata, path, "input", "channels", kind="list[str]"))

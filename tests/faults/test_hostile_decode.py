@@ -248,3 +248,18 @@ def test_decode_device_latency_without_a_sound_device_is_refused(output, flag, t
     status, _, err = _decode(capsys, tmp_path, "--stream", "s", *argv, "--device-latency", "low")
     assert_one_line_error(status, err, "--device-latency", flag, "drop one")
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_a_model_whose_metadata_is_no_utf8_is_one_line(tmp_path, capsys):
+    """A damaged byte in the metadata (a fuzzing helper set one to 0xff) was a UnicodeDecodeError traceback
+    from onnxruntime's binding in decode and evaluate."""
+    from tests.decoder.onnx_models import make_model
+
+    model = make_model(tmp_path / "m.onnx")
+    data = bytearray(model.read_bytes())
+    at = data.index(b'"format_version"') + len(b'"format_version"')
+    data[at] = 0xFF
+    model.write_bytes(bytes(data))
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", model=model)
+    assert_one_line_error(status, err, f"model file {model} holds metadata that is not UTF-8 text, so it is "
+                                       "damaged; export it again with eegmusic train")
