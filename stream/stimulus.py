@@ -79,10 +79,15 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
             file = soundfile.SoundFile(str(path))
         with file:
             file_sfreq, n_frames = int(file.samplerate), int(file.frames)
+            problem = _rate_problem(path, file_sfreq)
+            if problem:
+                raise DataFormatError(problem)
             up, down, first, stop, keep = _span(file_sfreq, n_frames, int(sfreq), start_s, seconds)
             if first:
                 file.seek(first)
             audio = file.read(max(0, stop - first), dtype="float32", always_2d=True)
+    except DataFormatError:
+        raise
     except Exception as error:  # libsndfile reads wav, flac, ogg and mp3
         raise DataFormatError(
             f"{path}: unreadable audio ({type(error).__name__}: {decoder_words(error, path)}); convert it to "
@@ -99,6 +104,20 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
 
         audio = resample_poly(audio, up, down).astype(np.float32)
     return audio[keep]
+
+
+AUDIO_RATES_HZ = (1000, 768000)
+"""Sample rates :func:`read_audio` takes. A header damaged to say 1 Hz had the resampler ask for 36 GiB
+(a MemoryError traceback, or from ``train`` advice to lower --batch-size)."""
+
+
+def _rate_problem(path, rate: int) -> str | None:
+    """Why a file's sample rate cannot be music's, in :func:`read_audio`'s words; None when it can."""
+    low, high = AUDIO_RATES_HZ
+    if low <= rate <= high:
+        return None
+    return (f"{path}: audio at {rate} Hz, which no recording uses (eegmusic reads {low}-{high} Hz): its "
+            "header is damaged; replace the file or convert it (e.g. to 44100 Hz)")
 
 
 def from_start(audio: np.ndarray, start_s: float, sfreq: float) -> np.ndarray:
@@ -381,9 +400,10 @@ def is_silent(audio: np.ndarray) -> bool:
 
 
 def sample_problem(path: str | Path) -> str | None:
-    """What :func:`read_audio` would refuse in a file's samples, found without decoding it whole: NaN/Inf
-    samples or a peak above :data:`MAX_PEAK`, in its words; None for integer PCM (which can hold neither:
-    nothing is read) and for sound samples. Read in blocks at the file's own rate, mixed to mono as
+    """What :func:`read_audio` would refuse in a file's samples, found without decoding it whole: a sample
+    rate no recording uses (:data:`AUDIO_RATES_HZ`), NaN/Inf samples or a peak above :data:`MAX_PEAK`, in
+    its words; None for sound samples and for integer PCM at a usable rate (which can hold neither NaN nor
+    such a peak: nothing is read). Read in blocks at the file's own rate, mixed to mono as
     :func:`read_audio` mixes them.
 
     ``eegmusic info`` reads only the audio's header for its length, so a stimulus full of NaN, or one of
@@ -394,6 +414,9 @@ def sample_problem(path: str | Path) -> str | None:
     with decoder_notes_aside(path):
         file = soundfile.SoundFile(str(path))
     with file:
+        rate = _rate_problem(path, int(file.samplerate))
+        if rate:
+            return rate
         if file.subtype not in ("FLOAT", "DOUBLE"):
             return None
         bad, peak = 0, 0.0

@@ -263,3 +263,20 @@ def test_a_model_whose_metadata_is_no_utf8_is_one_line(tmp_path, capsys):
     status, _, err = _decode(capsys, tmp_path, "--stream", "s", model=model)
     assert_one_line_error(status, err, f"model file {model} holds metadata that is not UTF-8 text, so it is "
                                        "damaged; export it again with eegmusic train")
+
+
+@pytest.mark.parametrize("rate", [1, 0x7FFFFFFF])
+def test_audio_whose_header_gives_no_usable_rate_is_one_line(rate, tmp_path, capsys):
+    """A WAV header damaged to say 1 Hz (or 2**31 - 1) had the resampler ask for 36 GiB (320 GiB): a
+    MemoryError traceback from vocode and evaluate, and from train advice to lower --batch-size. info
+    read only the header and said "problems: none"."""
+    from eegmusic.stream.stimulus import sample_problem
+
+    source = _wav(tmp_path / "song.wav", seconds=1.0)
+    data = bytearray(source.read_bytes())
+    data[24:28] = rate.to_bytes(4, "little")   # the fmt chunk's sample rate
+    source.write_bytes(bytes(data))
+    words = f"song.wav: audio at {rate} Hz, which no recording uses (eegmusic reads 1000-768000 Hz)"
+    status, _, err = run_cli(["vocode", str(source), "--out", str(tmp_path / "out.wav")], capsys)
+    assert_one_line_error(status, err, words, "replace the file or convert it")
+    assert words in sample_problem(source)
