@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay.plays import Play, PlayDataset
 from eegmusic.replay.sidecar import read_sidecar
+from eegmusic.replay.xdf import MAX_SFREQ, MIN_SFREQ
 from eegmusic.stream.errors import DataFormatError, detail
 from eegmusic.stream.stimulus import decoder_notes_aside
 
@@ -271,8 +272,13 @@ class MNEDataset(PlayDataset):
                     f"{key}: MNE cannot read it ({type(error).__name__}: {detail(error, 100)}); "
                     "check the file"
                 ) from None
+            sfreq = float(raw.info["sfreq"])
+            if not MIN_SFREQ <= sfreq <= MAX_SFREQ:   # an EDF record of NaN s: a traceback further on
+                raise DataFormatError(f"{key}: its header gives a sampling rate of {sfreq:g} Hz, which no "
+                                      f"EEG recording has (eegmusic reads {MIN_SFREQ:g}-{MAX_SFREQ:g} Hz): "
+                                      "the header is damaged; export the recording again")
             damage = next((str(w.message) for w in caught if DAMAGE_WORDS.search(str(w.message))), None)
-            seconds = raw.n_times / raw.info["sfreq"]
+            seconds = raw.n_times / sfreq
             if damage is not None and EDF_RECORDS.search(damage) and not _edf_cut_short(recording, seconds):
                 damage = None   # an unfinalised header (-1 records) or bytes beyond its count: nothing lost
             if damage is not None and key not in self.damage:

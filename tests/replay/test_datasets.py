@@ -443,6 +443,49 @@ def test_an_edf_cut_short_is_said_damaged(tmp_path, song, capsys):
     assert open_dataset(unfinalised).describe()[1] == []
 
 
+def _edf_with_status(path: Path, song: Path, seconds: int = 20) -> Path:
+    """A plain EDF file: 8 EEG channels and a 'Status' trigger channel at 250 Hz in 1-s records, trigger
+    code 21 at 1 s, and a sidecar naming ``song`` for code 21."""
+    names = [*LABELS, "Status"]
+    n = len(names)
+
+    def field(values, width):
+        return b"".join(str(v).encode().ljust(width)[:width] for v in values)
+
+    head = (b"0".ljust(8) + b"X".ljust(80) + b"X".ljust(80) + b"01.01.20" + b"00.00.00"
+            + str(256 * (n + 1)).encode().ljust(8) + b"".ljust(44) + str(seconds).encode().ljust(8)
+            + b"1".ljust(8) + str(n).encode().ljust(4) + field(names, 16) + field([""] * n, 80)
+            + field(["uV"] * n, 8) + field([-32768] * n, 8) + field([32767] * n, 8)
+            + field([-32768] * n, 8) + field([32767] * n, 8) + field([""] * n, 80)
+            + field([250] * n, 8) + field([""] * n, 32))
+    samples = (np.random.default_rng(1).standard_normal((seconds, n, 250)) * 30).astype("<i2")
+    samples[:, -1] = 0
+    samples[1, -1, :5] = 21
+    path.write_bytes(head + samples.tobytes())
+    shutil.copy(song, path.parent / "song21.wav")
+    (path.parent / f"{path.stem}.eegmusic.json").write_text(json.dumps({"stimuli": {"21": "song21.wav"}}))
+    return path
+
+
+@pytest.mark.parametrize("duration", [b"nan", b"1e308"])
+def test_an_edf_whose_record_duration_gives_no_rate_is_one_line(tmp_path, song, capsys, duration):
+    """A record duration of NaN in the header (bytes 244-251) was a ValueError traceback from info and
+    train, once MNE had read the header; 1e308 raw numpy overflow warnings, then "damaged … (No data in
+    this range)". (Found by a fuzzing helper.)"""
+    from eegmusic.stream.cli import main
+
+    path = _edf_with_status(tmp_path / "rec.edf", song)
+    assert main(["info", str(path)]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    data = bytearray(path.read_bytes())
+    data[244:252] = duration.ljust(8)
+    path.write_bytes(bytes(data))
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its header gives a sampling rate of" in err, err
+    assert "no EEG recording has (eegmusic reads 1-625000 Hz): the header is damaged" in err
+
+
 def test_fif_with_annotations_and_sidecar(tmp_path, song):
     import mne
 
