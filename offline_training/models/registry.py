@@ -172,6 +172,18 @@ def _numpy_scalar_globals() -> list:
     return [scalar, *names]
 
 
+def _failed_checksum(path: Path) -> str | None:
+    """The first record of torch's zip archive ``path`` whose CRC does not match its bytes, or None (also
+    where the archive cannot be read as zip: ``torch.load`` then says why)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except Exception:  # noqa: BLE001 - a truncated or foreign file: torch.load's message names it
+        return None
+
+
 def read_checkpoint(path, *, model_name: str | None = None) -> dict:
     """Read a training checkpoint's content (weights, configs, optimizer state, ...), checked.
 
@@ -200,6 +212,10 @@ def read_checkpoint(path, *, model_name: str | None = None) -> dict:
                 else "it is no file torch.save writes")
         raise ModelError(f"checkpoint {path} is unreadable: {what}; pass a run's best.pt or checkpoint.pt "
                          "(eegmusic train writes them), or retrain if it was one")
+    damaged = _failed_checksum(path) if head.startswith(b"PK") else None
+    if damaged:   # torch.load reads damaged tensor bytes as they are: a resume trained on to NaN, exit 0
+        raise ModelError(f"checkpoint {path} is damaged ({damaged} fails its checksum); use the run's other "
+                         "checkpoint (best.pt or checkpoint.pt), or retrain")
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             content = torch.load(path, map_location="cpu", weights_only=True)

@@ -197,6 +197,27 @@ def test_resume_refuses_a_planted_checkpoint(kind, trained_run, sim_dir, tmp_pat
     assert sorted(p.name for p in run.iterdir()) == before
 
 
+def test_resume_of_a_checkpoint_with_damaged_tensor_bytes_is_one_line(trained_run, sim_dir, tmp_path, capsys):
+    """torch.load reads the bytes of a tensor record as they are: 8 bytes of 0xff in one (a fuzzing helper's
+    case) resumed into losses of NaN, exit 0, and a metrics.json holding bare NaN. Each record of torch's
+    zip archive carries a CRC, which says so."""
+    import zipfile
+
+    run = _copy(trained_run, tmp_path)
+    checkpoint = run / "checkpoint.pt"
+    with zipfile.ZipFile(checkpoint) as archive:
+        record = max(archive.infolist(), key=lambda info: info.file_size)   # the largest tensor's bytes
+    data = bytearray(checkpoint.read_bytes())
+    at = record.header_offset + 30 + len(record.filename) + len(record.extra) + record.file_size // 2
+    data[at:at + 8] = b"\xff" * 8
+    checkpoint.write_bytes(bytes(data))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    status, _, err = run_cli(_train_args(sim_dir, run, "--resume", "--epochs", "2"), capsys)
+    assert_one_line_error(status, err, f"checkpoint {checkpoint} is damaged ({record.filename} fails its "
+                                       "checksum); use the run's other checkpoint (best.pt or checkpoint.pt)")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
 def test_resume_reads_its_own_checkpoint_with_weights_only(trained_run, tmp_path):
     state = torch.load(trained_run / "checkpoint.pt", weights_only=True)   # raises if not plain
     assert state["model"] == "cnn" and state["epoch"] == 1
