@@ -226,7 +226,8 @@ def read_recorded_mel(path: str | Path) -> tuple[Path, np.ndarray, np.ndarray, d
             raise DataFormatError(f"{sidecar}: {key} is {meta[key]!r}; this eegmusic reads recordings with "
                                   f"{key} {value!r} (`eegmusic decode --record` of this version)")
     period = meta.get("frame_period_s", FRAME_PERIOD_S)
-    if not isinstance(period, int | float) or abs(period - FRAME_PERIOD_S) > 1e-9:
+    # "not <=": NaN compares False both ways and passed as a period (a fuzzing helper's case)
+    if not isinstance(period, int | float) or not abs(period - FRAME_PERIOD_S) <= 1e-9:
         raise DataFormatError(f"{sidecar}: frame_period_s is {period!r}; this eegmusic reads recordings of "
                               f"{FRAME_PERIOD_S:.6f} s frames (512 samples at 22050 Hz)")
     for name in (FRAMES_FILE, FRAME_INDEX_FILE, FRAME_SOURCE_FILE):
