@@ -400,14 +400,14 @@ def is_silent(audio: np.ndarray) -> bool:
 
 
 def sample_problem(path: str | Path) -> str | None:
-    """What :func:`read_audio` would refuse in a file's samples, found without decoding it whole: a sample
-    rate no recording uses (:data:`AUDIO_RATES_HZ`), NaN/Inf samples or a peak above :data:`MAX_PEAK`, in
-    its words; None for sound samples and for integer PCM at a usable rate (which can hold neither NaN nor
-    such a peak: nothing is read). Read in blocks at the file's own rate, mixed to mono as
-    :func:`read_audio` mixes them.
+    """What training would refuse in a file's samples, found without decoding it whole: a sample rate no
+    recording uses (:data:`AUDIO_RATES_HZ`), NaN/Inf samples or a peak above :data:`MAX_PEAK` (as
+    :func:`read_audio` does), or silence (as training's stimulus check does: no sample reaches
+    :data:`SILENT_PEAK`), in their words; None for sound samples. Read in blocks at the file's own rate,
+    mixed to mono as :func:`read_audio` mixes them.
 
-    ``eegmusic info`` reads only the audio's header for its length, so a stimulus full of NaN, or one of
-    1e30 (integers stored as float), passed there while ``train`` refused it.
+    ``eegmusic info`` reads only the audio's header for its length, so a stimulus full of NaN, one of 1e30
+    (integers stored as float) or one of zeros passed there while ``train`` refused it.
     """
     import soundfile
 
@@ -417,8 +417,6 @@ def sample_problem(path: str | Path) -> str | None:
         rate = _rate_problem(path, int(file.samplerate))
         if rate:
             return rate
-        if file.subtype not in ("FLOAT", "DOUBLE"):
-            return None
         bad, peak = 0, 0.0
         for block in file.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
             mono = downmix(block)
@@ -428,7 +426,12 @@ def sample_problem(path: str | Path) -> str | None:
                 peak = max(peak, float(np.max(np.abs(mono[finite]))))
     if bad:
         return _nonfinite_message(path, bad)
-    return _peak_message(path, peak) if peak > MAX_PEAK else None
+    if peak > MAX_PEAK:
+        return _peak_message(path, peak)
+    if not peak >= SILENT_PEAK:
+        return (f"{path}: the audio is silent (no sample reaches {SILENT_PEAK:g} of full scale), and "
+                "training refuses a silent stimulus; replace it with the music that was played")
+    return None
 
 
 def audio_inside(path: str, root: Path) -> Path | None:

@@ -316,9 +316,23 @@ def test_info_cli_on_sim_dir_and_on_empty_folder(sim_dir, tmp_path, capsys):
 def test_info_reports_stimulus_length_mismatch(sim_dir, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(sim_dir, folder)
-    soundfile.write(folder / "stimuli" / "song22.wav", np.zeros(5 * 22050, dtype=np.float32), 22050)
+    # noise, not zeros: a silent stimulus is a problem of its own (training refuses it)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(5 * 22050).astype(np.float32)
+    soundfile.write(folder / "stimuli" / "song22.wav", noise, 22050)
     _, problems = describe_folder(folder)
     assert len(problems) == 1 and "lasts 5.0 s but the EEG of song 22 lasts 20.0 s" in problems[0]
+
+
+def test_info_reports_a_silent_stimulus_as_train_refuses_it(sim_dir, tmp_path):
+    """A stimulus of zeros (16-bit PCM, whose samples info did not read) was "problems: none" in info, while
+    train refused it as silent. (Found by a fuzzing helper.)"""
+    folder = tmp_path / "copy"
+    shutil.copytree(sim_dir, folder)
+    silent = folder / "stimuli" / "song22.wav"
+    soundfile.write(silent, np.zeros(20 * 22050, dtype=np.int16), 22050, subtype="PCM_16")
+    _, problems = describe_folder(folder)
+    assert problems == [f"{silent}: the audio is silent (no sample reaches 0.0001 of full scale), and "
+                        "training refuses a silent stimulus; replace it with the music that was played"]
     from eegmusic.stream.cli import main
 
     assert main(["info", str(folder)]) == 1
