@@ -20,13 +20,9 @@ from eegmusic.replay.nmedt_songs import (  # noqa: F401  (re-exported for the ch
     flat_channels,
 )
 from eegmusic.stream.errors import DataFormatError
-from eegmusic.stream.stimulus import SILENT_PEAK
+from eegmusic.stream.stimulus import SHORT_SLACK_S, SILENT_PEAK
 
 logger = logging.getLogger(__name__)
-
-SHORT_SLACK_S = 1.0
-"""A stimulus may be this much shorter than its EEG (trailing samples) without being short."""
-
 
 def check_stimulus(audio: np.ndarray, *, song: int, folder, eeg_s: float, allow_short: bool) -> None:
     """Refuse a silent stimulus, and one shorter than its EEG unless ``allow_short``.

@@ -16,7 +16,7 @@ from eegmusic.replay.nmedt import AUDIO_SFREQ, SongInfo, SongRecording, check_ee
 from eegmusic.stream.atomic import is_within
 from eegmusic.stream.channels import duplicate_label
 from eegmusic.stream.errors import DataFormatError
-from eegmusic.stream.stimulus import from_start, sample_problem
+from eegmusic.stream.stimulus import SHORT_SLACK_S, decoder_notes_aside, from_start, sample_problem
 
 logger = logging.getLogger(__name__)
 
@@ -186,11 +186,33 @@ class PlayDataset(abc.ABC):
                                 "the amplifier's channel labels")
             if self.stimulus_path(song_id) is None:
                 problems.append(f"{play.audio_path}: stimulus of song {song_id} not found; put it there")
-            elif play.audio_path not in samples:
+                continue
+            if play.audio_path not in samples:
                 samples[play.audio_path] = _sample_problem(play.audio_path)
                 if samples[play.audio_path]:
                     problems.append(samples[play.audio_path])
+            short = _short_stimulus(play, song_id, recording.duration_s)
+            if short and not samples[play.audio_path]:
+                problems.append(f"{self.path}: {short}")
         return lines, problems
+
+
+def _short_stimulus(play: Play, song_id: int, eeg_s: float) -> str | None:
+    """Why train would refuse the play's stimulus as shorter than its EEG (read from the audio's header),
+    or None: ``info`` said "problems: none" of a session whose audio file had been cut short."""
+    import soundfile
+
+    try:
+        with decoder_notes_aside(play.audio_path):
+            total_s = soundfile.info(str(play.audio_path)).duration
+    except Exception:  # noqa: BLE001 - an unreadable file is the sample check's problem
+        return None
+    stimulus_s = total_s - play.audio_start_s   # heard from audio_start_s on (before 0: silence first)
+    if stimulus_s + SHORT_SLACK_S >= eeg_s:
+        return None
+    return (f"the stimulus of song {song_id} ({play.audio_path.name} from {play.audio_start_s:z.2f} s) lasts "
+            f"{stimulus_s:.1f} s but its EEG {eeg_s:.1f} s, which train refuses unless "
+            "--allow-short-stimulus; put the whole track there")
 
 
 def _sample_problem(path: Path) -> str | None:

@@ -106,6 +106,10 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     return audio[keep]
 
 
+SHORT_SLACK_S = 1.0
+"""A stimulus may be this much shorter than its EEG (trailing samples) without being short (training's
+stimulus check, and ``info``)."""
+
 AUDIO_RATES_HZ = (1000, 768000)
 """Sample rates :func:`read_audio` takes. A header damaged to say 1 Hz had the resampler ask for 36 GiB
 (a MemoryError traceback, or from ``train`` advice to lower --batch-size)."""

@@ -116,6 +116,23 @@ def test_xdf_session_splits_a_play_where_the_audio_clock_jumps(tmp_path, song, r
     np.testing.assert_array_equal(windows.music["start"][second], windows.index["start"][second] + 375)
 
 
+def test_info_lists_a_session_stimulus_shorter_than_its_eeg_as_train_refuses_it(tmp_path, rng, capsys):
+    """The track's audio cut to 2 s under 5 s of EEG: info said "problems: none" (it read only the header's
+    length for its line), and train refused the session. (Found by a fuzzing helper.)"""
+    from eegmusic.stream.cli import main
+
+    cut = tmp_path / "cut.wav"
+    soundfile.write(cut, 0.1 * rng.standard_normal(2 * 44100).astype("f4"), 44100)
+    eeg = rng.standard_normal((8, int(12 * SFREQ))).astype(np.float32)
+    path = _xdf(tmp_path / "s.xdf", eeg, markers=[_start(cut, 101.0),
+                                                  (106.0, encode("track_end", track=0, position_s=5.0))])
+    _, problems = open_dataset(path).describe()
+    assert problems == [f"{path}: the stimulus of song 1 (cut.wav from 0.00 s) lasts 2.0 s but its EEG "
+                        "5.0 s, which train refuses unless --allow-short-stimulus; put the whole track there"]
+    assert main(["info", str(path)]) == 1
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize("case, message", [
     ("no_eeg", "no EEG stream \\(type EEG"),
     ("no_markers", "no calibration markers"),
