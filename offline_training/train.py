@@ -39,7 +39,7 @@ from eegmusic.offline_training.distributed import (
 )
 from eegmusic.offline_training.loop import config_dict, evaluate_mel, save_checkpoint
 from eegmusic.stream.atomic import is_within, write_text
-from eegmusic.stream.errors import ConfigError, ModelError, read_json
+from eegmusic.stream.errors import ConfigError, ModelError, detail, read_json
 from eegmusic.stream.spec import PreprocessingSpec
 
 logger = logging.getLogger(__name__)
@@ -439,8 +439,6 @@ def _refuse_a_stride_beyond_the_window(probe, name: str, model_config: dict) -> 
 def _config_failure(error: BaseException, defaults: dict, model_config: dict) -> str:
     """Why a configuration fails, in its own terms where torch's are no help: a layer of size 0, or lists
     that go layer by layer (``channels`` and ``strides``) of different lengths."""
-    from eegmusic.stream.errors import detail
-
     if "zero-element tensors" in str(error):
         return "a layer of size 0: every size must be at least 1"
     if "zip()" in str(error):
@@ -1042,8 +1040,6 @@ def train(config: TrainConfig, *, resume: bool = False) -> dict:
         except (MemoryError, RuntimeError) as error:
             if not _out_of_memory(error):
                 raise
-            from eegmusic.stream.errors import detail
-
             # where: the data, the model or a batch (the size check counts weights, not activations)
             raise ConfigError(f"training ran out of memory ({detail(error)}); pass a smaller --batch-size, "
                               "smaller --arch-config values or fewer --songs/--subjects, or free memory"

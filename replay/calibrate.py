@@ -497,9 +497,8 @@ def _calibrate(config: CalibrationConfig) -> CalibrationSummary:
                 for play, (k, seconds) in enumerate(schedule):
                     track_audio = audio[k][: int(round(seconds * AUDIO_SFREQ))]
                     fields = {"track": play, "file": files[k].name, "path": str(files[k].resolve())}
-                    summary.output_latency_s = _play_track(
-                        sd, device, track_audio, fields, durations[k], publish, recorder, bar, summary
-                    )
+                    _play_track(sd, device, track_audio, fields, durations[k], publish, recorder, bar,
+                                summary)
                     summary.tracks_played += 1
                     if recorder.error:
                         raise _recording_failed(config.stream, recorder)
@@ -592,18 +591,19 @@ def _play_track(
     recorder,
     bar,
     summary: CalibrationSummary,
-) -> float:
-    """Play one track, publishing its markers; return the output latency (s)."""
+) -> None:
+    """Play one track, publishing its markers; ``summary`` takes the seconds played and the device's
+    output latency."""
     player = None if sd is None else TrackPlayer(sd, device, audio)
     try:
-        return _play_until_done(player, audio, fields, duration_s, publish, recorder, bar, summary)
+        _play_until_done(player, audio, fields, duration_s, publish, recorder, bar, summary)
     finally:  # after the track, and at once on a stop (Ctrl-C, SIGTERM) or a failure
         if player is not None:
             player.close()
 
 
 def _play_until_done(player, audio: np.ndarray, fields: dict, duration_s: float, publish, recorder, bar,
-                     summary: CalibrationSummary) -> float:
+                     summary: CalibrationSummary) -> None:
     """:func:`_play_track` once its player exists (or None: no audio): play, publish the markers."""
     import pylsl
 
@@ -678,4 +678,3 @@ def _play_until_done(player, audio: np.ndarray, fields: dict, duration_s: float,
             summary.seconds_played += summary.cut_short_s
         raise
     summary.seconds_played += length_s
-    return latency

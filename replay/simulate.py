@@ -53,6 +53,7 @@ from eegmusic.stream.atomic import (
     is_within,
     nearest_existing,
     output_lock,
+    process_status,
 )
 from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
@@ -321,10 +322,9 @@ def available_memory() -> int:
 
 
 def _address_space_used() -> int:
-    """Bytes of address space this process has mapped (VmSize), 0 where unknown."""
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        with open("/proc/self/status") as status:
-            return int(next(line for line in status if line.startswith("VmSize:")).split()[1]) * 1024
+    """Bytes of address space this process has mapped (VmSize, in KiB there), 0 where unknown."""
+    with contextlib.suppress(TypeError, ValueError):
+        return int(process_status("VmSize")) * 1024
     return 0
 
 

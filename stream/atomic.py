@@ -83,12 +83,20 @@ def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
                for where in (path.resolve(), path.parent.resolve() / path.name))
 
 
+def process_status(field: str) -> str | None:
+    """The first word of ``field`` in Linux's ``/proc/self/status`` (``Umask``, ``VmSize``...), or None
+    where there is no such file or field."""
+    with contextlib.suppress(OSError, IndexError, StopIteration):
+        with open("/proc/self/status") as status:
+            return next(line for line in status if line.startswith(f"{field}:")).split()[1]
+    return None
+
+
 def _umask() -> int:
     """This process's umask, read without setting it (``os.umask`` would change it for every thread
     for a moment)."""
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        with open("/proc/self/status") as status:
-            return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    with contextlib.suppress(TypeError, ValueError):
+        return int(process_status("Umask"), 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
