@@ -46,11 +46,11 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from eegmusic.stream.atomic import temporary_directory
 
 logger = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ def run(quick: bool = False) -> dict:
     minutes = QUICK_MINUTES if quick else MINUTES
     seeds = SEEDS[:1] if quick else SEEDS
     sizes = QUICK if quick else {"pretrain": PRETRAIN_MIN, "reference": REFERENCE_MIN, "test": TEST_MIN}
-    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-calibration-") as work:
+    with temporary_directory("eegmusic-bench-calibration-") as work:
         results = compare(
             Path(work),
             minutes,

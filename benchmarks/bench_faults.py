@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.benchmarks.bench_runtime import _live_model
 from eegmusic.benchmarks.bench_soak import _drain, _rss_mib, rss_figures, soak_stream, soak_verdict
+from eegmusic.stream.atomic import temporary_directory
 
 HOSTILE_MARKERS = ("song=21;t=1.2.3", "²", "x" * 5000)
 
@@ -175,7 +175,7 @@ def run(quick: bool) -> dict:
         baseline).
     """
     hours, speed = (0.25, 120.0) if quick else (1.0, 30.0)
-    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-faults-") as tmp:
+    with temporary_directory("eegmusic-bench-faults-") as tmp:
         baseline = soak_with_faults(Path(tmp), stream_hours=hours, speed=speed, every_min=None)
         faults = soak_with_faults(Path(tmp), stream_hours=hours, speed=speed)
     faults["samples_lost_baseline_no_faults"] = baseline["samples_lost"]

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from eegmusic.stream.atomic import temporary_directory
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def run(quick: bool = False) -> dict:
     eeg = rng.normal(0.0, 20.0, (1, 125, 125)).astype(np.float32)
     results: dict = {}
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with temporary_directory("eegmusic-bench-generative-") as tmp:
             folder = Path(tmp)
             wavegan = _onnx_session(_fitted("wavegan", rng), folder)
             convnet = _onnx_session(_fitted("convnet", rng), folder)

@@ -21,12 +21,12 @@ import logging
 import os
 import signal
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from eegmusic.stream.atomic import temporary_directory
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ def bench_decode_latency(seconds: float, interrupts: _Interrupts | None = None) 
 
     root = Path(__file__).resolve().parents[1]
     name = f"bench-gui-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory() as tmp:
+    with temporary_directory("eegmusic-bench-gui-") as tmp:
         sim = Path(tmp) / "sim"
         cli = [sys.executable, "-m", "eegmusic"]
         subprocess.run([*cli, "simulate", "--out", str(sim), "--n-songs", "1", "--n-subjects", "1",

@@ -304,13 +304,13 @@ def run(quick: bool, *, duration_s: float | None = None) -> dict:
         and after).
     """
     import os
-    import tempfile
 
     from eegmusic.decoder.melspec import FRAME_PERIOD_S
+    from eegmusic.stream.atomic import temporary_directory
 
     seconds = float(duration_s) if duration_s is not None else 12.0 if quick else 60.0
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as folder, null_sink() as monitor:
+    with temporary_directory("eegmusic-bench-latency-") as folder, null_sink() as monitor:
         model = event_model(Path(folder) / "event.onnx")
         calibration = loopback_calibration(monitor)
         results = {}

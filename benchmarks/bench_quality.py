@@ -45,11 +45,11 @@ The module runs past 500 lines because each recipe constant's docstring keeps it
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from eegmusic.stream.atomic import temporary_directory
 
 logger = logging.getLogger(__name__)
 
@@ -632,7 +632,7 @@ def run_config(config: dict, *, jobs: int = 1) -> dict:
     _check_jobs(jobs)
     tracks = packaged_tracks(config["n_tracks"], min_seconds=config["test_start_s"] + config["test_s"])
     results: dict = {}
-    with tempfile.TemporaryDirectory(prefix="eegmusic-quality-") as tmp:
+    with temporary_directory("eegmusic-quality-") as tmp:
         if jobs > 1:
             results, noise_free = _config_cells(config, tracks, Path(tmp), jobs)
         else:
@@ -813,7 +813,7 @@ def run_spread(config: dict, *, block_seeds=BLOCK_SEEDS, jobs: int = 1) -> dict:
         raise ConfigError(f"the spread check runs the block and subject splits; this configuration has "
                           f"{', '.join(config['splits'])}: add either")
     spread: dict = {}
-    with tempfile.TemporaryDirectory(prefix="eegmusic-quality-") as tmp:
+    with temporary_directory("eegmusic-quality-") as tmp:
         if jobs > 1:  # one process per (share, split), each simulating its share and running every seed
             tasks = _cell_tasks(_spread_cell, config, tracks, Path(tmp), splits, tuple(block_seeds))
             spread = _by_share(_run_cells(tasks, jobs), config["shares"], splits)

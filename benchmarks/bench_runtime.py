@@ -27,11 +27,11 @@ torch is imported lazily inside this benchmark only (the live path never imports
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from eegmusic.stream.atomic import temporary_directory
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def _live_model(folder: Path, model_name: str) -> Path:
 
 def run(quick: bool) -> dict:
     """Run both parts; return JSON-ready results (see module docstring)."""
-    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-runtime-") as tmp:
+    with temporary_directory("eegmusic-bench-runtime-") as tmp:
         folder = Path(tmp)
         models = bench_models(quick, folder)
         live = bench_live(quick, folder, "cnn")

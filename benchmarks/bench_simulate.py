@@ -14,11 +14,11 @@ untimed call each) before their timed repeats.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from eegmusic.stream.atomic import temporary_directory
 
 NMEDT_SONGS = 10
 NMEDT_SUBJECTS = 20
@@ -57,7 +57,7 @@ def run(quick: bool) -> dict:
     from eegmusic.replay.simulate import SIMULATED_DURATIONS_S, simulate
 
     seconds, k, repeats = (30.0, 3, 2) if quick else (120.0, 4, 3)
-    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-") as tmp:
+    with temporary_directory("eegmusic-bench-") as tmp:
         out = Path(tmp)
         one = _median_time(lambda: simulate(out / "one", n_songs=1, n_subjects=1, seconds=seconds,
                                             progress=False), repeats)

@@ -23,7 +23,6 @@ torch is imported lazily, only to export the model under test (benchmarks may im
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.benchmarks.bench_runtime import _live_model
+from eegmusic.stream.atomic import temporary_directory
 
 
 def soak_stream(data: Path, stream_hours: float):
@@ -211,7 +211,7 @@ def run(quick: bool) -> dict:
         and a 300-s song.
     """
     hours, speed = (0.25, 120.0) if quick else (1.0, 30.0)
-    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-soak-") as tmp:
+    with temporary_directory("eegmusic-bench-soak-") as tmp:
         folder = Path(tmp)
         out = {
             "soak_nominal_queue": soak(folder, stream_hours=hours, speed=speed, queue_min_samples=0),

@@ -57,12 +57,12 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from eegmusic.stream.atomic import temporary_directory
 
 logger = logging.getLogger(__name__)
 
@@ -199,9 +199,9 @@ def ours_epoch(data: SyntheticWindows, batch: int, dist_info=None) -> dict:
     dist_info = dist_info or DistInfo()
     split = EpochSplit.of(data)
     model = fresh_model(data)
-    with tempfile.TemporaryDirectory() as out:
+    with temporary_directory("eegmusic-bench-training-") as out:
         config = TrainConfig(
-            data="synthetic", model=ARCH, out=out, epochs=1, batch_size=batch, progress=False
+            data="synthetic", model=ARCH, out=str(out), epochs=1, batch_size=batch, progress=False
         )
         tic, cpu = time.perf_counter(), time.process_time()
         result = fit_regression(model, data, split, config, dist_info, torch.device("cpu"), Path(out), None)
@@ -322,7 +322,7 @@ def _worker(size: dict, batch: int, out: str, threads: int) -> None:
 
 def _torchrun(n: int, threads: int, size: dict, batch: int, timeout_s: float) -> dict:
     """One epoch under ``torchrun --nproc_per_node n`` with ``threads`` torch threads per process."""
-    with tempfile.TemporaryDirectory() as folder:
+    with temporary_directory("eegmusic-bench-training-") as folder:
         out = Path(folder) / "result.json"
         command = [
             sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
@@ -411,7 +411,7 @@ def target_offset_choice(quick: bool = False) -> dict:
 
     size = QUICK_OFFSET_SIZE if quick else OFFSET_SIZE
     results = {}
-    with tempfile.TemporaryDirectory(prefix="eegmusic-bench-offset-") as tmp:
+    with temporary_directory("eegmusic-bench-offset-") as tmp:
         folder = simulate(Path(tmp) / "sim", n_songs=size["songs"], n_subjects=size["listeners"],
                           seconds=size["seconds"], seed=0, progress=False)
         for hop_s in OFFSET_HOPS_S:

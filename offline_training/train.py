@@ -1219,13 +1219,13 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         from eegmusic.offline_training.unseen_song import unseen_song_score
 
         def fit_fold(fold_split):
-            import tempfile
+            from eegmusic.stream.atomic import temporary_directory
 
             fold_model = build_model(config.model, **model_kwargs)
             rows = np.sort(np.random.default_rng(config.seed).choice(
                 fold_split.train, size=min(config.stats_windows, len(fold_split.train)), replace=False))
             fold_model.fit_stats(dataset.eeg(rows), dataset.mel(rows))
-            with tempfile.TemporaryDirectory() as fold_out:  # its checkpoints are not the run's
+            with temporary_directory("eegmusic-fold-") as fold_out:  # its checkpoints are not the run's
                 fitted = training_loop(fold_model)(fold_model.to(device), dataset, fold_split, config,
                                                    dist_info, device, Path(fold_out), None)["model"]
             return copy.deepcopy(fitted).cpu()

@@ -11,6 +11,7 @@ Every command that writes goes through these helpers:
   beside the target and is renamed over it only once complete, so a crash or a full disk leaves the
   old file (or none), never a truncated one;
 - :func:`staged_files`: a set of files (``evaluate``'s results) replaces the old set together;
+- :func:`temporary_directory`: a scratch folder that a stop (Ctrl-C, SIGTERM) never leaves behind;
 - :func:`disk_errors`: turns a full disk or a refused write (libsndfile's too) into one line naming the
   path, and what the caller left behind;
 - :func:`output_lock`: one command at a time writes a given output folder (two ``train --out
@@ -173,35 +174,71 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def deferred_stops() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM inside the block; the first one that arrived is handled as it leaves.
+
+    For the few steps that must not be cut in two: the renames of :func:`staged_files`, and the
+    creation of a temporary folder together with what removes it (:func:`temporary_directory`).
+    Deferred by handlers, not by a signal mask: a mask holds only the main thread's signals, and the
+    kernel gives a process's Ctrl-C to any thread that does not block it (torch and onnxruntime start
+    several). Off the main thread nothing is deferred: only it may set handlers.
+    """
+    import signal
+    import threading
+
+    caught: list[int] = []
+    held = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            held[signum] = signal.signal(signum, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        for signum in caught[:1]:   # now handled as it would have been
+            signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
+def temporary_directory(prefix: str) -> Iterator[Path]:
+    """A new folder in the temporary folder, removed with its content however the block ends.
+
+    As ``tempfile.TemporaryDirectory``, without its gap: a stop (Ctrl-C, SIGTERM) landing after
+    ``mkdtemp`` had made the folder but before the object that removes it existed left the folder
+    behind (a benchmark's, in CI, stopped just as it began). Here the folder is made with stops
+    deferred, and the stop is raised only once the ``finally`` that removes it is in place.
+    """
+    folder = None
+    try:
+        with deferred_stops():
+            folder = Path(tempfile.mkdtemp(prefix=prefix))
+        yield folder
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def staged_files(folder: str | os.PathLike) -> Iterator[Path]:
     """Yield a hidden folder inside ``folder`` to write a set of files into; when the block ends cleanly
     they replace their namesakes in ``folder`` together.
 
-    The renames run with Ctrl-C and SIGTERM deferred (handled once they are done), so an interrupted or
+    The renames run with Ctrl-C and SIGTERM deferred (:func:`deferred_stops`), so an interrupted or
     failed command leaves the previous set whole, or nothing: ``evaluate --overwrite`` stopped midway had
-    left its new metrics.md beside the old run's metrics.json and WAVs. Deferred by handlers, not by a
-    signal mask: a mask holds only the main thread's signals, and the kernel gives a process's Ctrl-C to
-    any thread that does not block it (torch and onnxruntime start several). The hidden folder is
-    removed however the block ends.
+    left its new metrics.md beside the old run's metrics.json and WAVs. The hidden folder is removed
+    however the block ends.
     """
-    import shutil
-    import signal
-    import threading
-
     folder = Path(folder)
     unchanged = f"nothing in {folder} was replaced; {FREE_SPACE}"   # the staged set is removed
-    with disk_errors(folder, tail=unchanged):
-        folder.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".staged-", dir=folder))
+    stage = None
     try:
         with disk_errors(folder, tail=unchanged):
+            folder.mkdir(parents=True, exist_ok=True)
+            with deferred_stops():   # no stop between the stage's making and its removal's
+                stage = Path(tempfile.mkdtemp(prefix=".staged-", dir=folder))
             yield stage
-            caught: list[int] = []
-            held = {}
-            if threading.current_thread() is threading.main_thread():   # only it may set handlers
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    held[signum] = signal.signal(signum, lambda signum, _frame: caught.append(signum))
-            try:
+            with deferred_stops():
                 items = sorted(stage.iterdir())
                 earlier = _keep_namesakes(folder, [item.name for item in items], stage / ".earlier")
                 done: list[str] = []
@@ -212,13 +249,9 @@ def staged_files(folder: str | os.PathLike) -> Iterator[Path]:
                 except OSError:   # a rename refused midway: the files already replaced are put back
                     _put_back(folder, done, earlier)
                     raise
-            finally:
-                for signum, handler in held.items():
-                    signal.signal(signum, handler)
-                for signum in caught[:1]:   # now handled as it would have been
-                    signal.raise_signal(signum)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _keep_namesakes(folder: Path, names: list[str], keep: Path) -> dict[str, Path] | None:

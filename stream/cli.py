@@ -15,6 +15,7 @@ renamed is refused with one line naming its new spelling (:func:`renamed_option`
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import contextlib
 import importlib
@@ -249,9 +250,67 @@ class StopRequest:
         return self.signum is not None
 
 
+IMPORT_RETRY_S = 0.02
+"""How often a stop held back by an import (:func:`_interrupt`) looks again whether the import is done."""
+
+
+class _HeldStop:
+    """A stop signal held back until the import it landed in is done; written by signal handlers."""
+
+    signum: int | None = None
+    due = False   # the next call of the handler is the hold's own look again, not a new signal
+
+
 def _interrupt(signum, frame):
-    if not repeated_stop():  # a repeat would land in the cleanup the first stop started
+    """Raise KeyboardInterrupt for the first stop, outside any import.
+
+    A KeyboardInterrupt raised inside an import can be lost: Cython's module set-up registers its types
+    with ``collections.abc`` and turns any error there into a warning, so a SIGTERM that landed in
+    ``simulate``'s first use of ``np.random`` (numpy imports it lazily) vanished, and the simulation ran
+    to its end and exited 0 (1 stop in 40 under load). A stop landing in an import is held until the
+    import is done, looking again every :data:`IMPORT_RETRY_S`; a second stop later than
+    :data:`REPEATED_STOP_S` raises at once, so an import that hangs can still be stopped.
+    """
+    if _HeldStop.due:   # the hold's look again
+        _HeldStop.due = False
+        if _HeldStop.signum is None:   # a later stop raised it meanwhile
+            return
+    elif repeated_stop():  # a repeat would land in the cleanup the first stop started
+        return
+    elif _HeldStop.signum is not None:   # a second stop, later than a repeat: the import hangs
+        _HeldStop.signum = None
         raise KeyboardInterrupt
+    if _importing(frame):
+        _hold(signum)
+        return
+    _HeldStop.signum = None
+    raise KeyboardInterrupt
+
+
+def _importing(frame) -> bool:
+    """Whether ``frame`` runs inside an import (a frame of importlib's bootstrap calls it)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _hold(signum: int) -> None:
+    """Hold the stop ``signum``; :data:`IMPORT_RETRY_S` later, hand it to the main thread's handler again.
+
+    The look again runs in a bare ``_thread`` thread: a handler may land where the main thread holds
+    ``threading``'s own locks, which ``threading.Thread.start`` would wait for.
+    """
+    _HeldStop.signum = signum
+
+    def look_again() -> None:
+        time.sleep(IMPORT_RETRY_S)
+        if _HeldStop.signum == signum:
+            _HeldStop.due = True
+            _thread.interrupt_main(signum)   # runs the handler in the main thread, as the signal did
+
+    _thread.start_new_thread(look_again, ())
 
 
 def stopped_as_by_ctrl_c():
@@ -352,8 +411,13 @@ def main(argv: list[str] | None = None) -> int:
         # SIGTERM (a scheduler's stop, `timeout`, `kill`) stops every command as Ctrl-C does: its
         # cleanup runs (temporary files and folders, child processes, a half-written simulation);
         # the dashboard closes its window instead (gui.app.closed_by_signals)
+        _HeldStop.signum, _HeldStop.due = None, False   # nothing held from an earlier command here
         with stopped_as_by_ctrl_c():
-            return int(args._run(args) or 0)
+            status = int(args._run(args) or 0)
+            if _HeldStop.signum is not None:   # a stop held by an import in the command's last step
+                _HeldStop.signum = None
+                raise KeyboardInterrupt
+            return status
     except EEGMusicError as error:
         print(f"eegmusic {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2

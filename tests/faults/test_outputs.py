@@ -251,6 +251,42 @@ def test_a_set_of_files_is_replaced_whole_when_ctrl_c_comes_amid_the_renames(tmp
 
 
 
+@pytest.mark.parametrize("where", ["temporary_directory", "staged_files"])
+def test_a_stop_just_after_a_scratch_folder_is_made_leaves_no_folder(tmp_path, monkeypatch, where):
+    """``bench`` stopped by SIGTERM just as a benchmark began left its ``eegmusic-bench-runtime-*`` folder
+    behind (CI failed on it): the stop landed after ``mkdtemp`` had made the folder but before
+    ``TemporaryDirectory`` had what removes it. The stop here lands at that very point, in both places
+    that make a scratch folder; it must still be raised, and the folder must be gone."""
+    import signal
+    import tempfile
+
+    from eegmusic.stream import atomic
+
+    real = tempfile.mkdtemp
+
+    def stopped_mkdtemp(*args, **kwargs):
+        made = real(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)   # Ctrl-C, handled as the next line of Python runs
+        return made
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(atomic.tempfile, "mkdtemp", stopped_mkdtemp)
+    (tmp_path / "out").mkdir()
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)   # as in the test above
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            if where == "temporary_directory":
+                with atomic.temporary_directory("eegmusic-test-"):
+                    pytest.fail("the stop should be raised before the block runs")
+            else:
+                with atomic.staged_files(tmp_path / "out"):
+                    pytest.fail("the stop should be raised before the block runs")
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_a_rename_refused_amid_a_set_puts_the_replaced_files_back(tmp_path, monkeypatch):
     """One rename of the set refused after another had gone through (a file made immutable, a folder's
     permissions changed meanwhile) left a new file among the old ones, where the promise is the whole
