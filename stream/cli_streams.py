@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from eegmusic.stream.options import lsl_name, timeout_seconds
+from eegmusic.stream.options import lsl_name, seconds
 
 
 def add_streams_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``eegmusic streams``."""
-    parser.add_argument("--timeout", type=timeout_seconds, default=1.0, metavar="S",
-                        help="seconds to listen for streams (default 1.0)")
+    # over 0: liblsl's listing answers from what it heard within the wait, so 0 s never lists a stream
+    parser.add_argument("--timeout", type=seconds(86400.0), default=1.0, metavar="S",
+                        help="seconds to listen for streams, over 0 (default 1.0)")
     parser.add_argument("--type", dest="stype", default=None, type=lsl_name, metavar="TYPE",
                         help="only streams of this type, in any case, e.g. EEG or Markers")
     parser.epilog = ("Example: eegmusic streams --timeout 2 --type EEG\n"

@@ -232,6 +232,14 @@ def test_negative_or_endless_timeouts_never_hang(timeout, capsys):
     assert time.monotonic() - started < 5.0
 
 
+def test_a_listing_that_never_listens_is_refused(capsys):
+    """``streams --timeout 0`` answered "no LSL streams visible within 0 s" with a stream running: liblsl's
+    listing reports what it heard within the wait, and a wait of 0 s hears nothing."""
+    status, out, err = run_cli(["streams", "--timeout", "0"], capsys)
+    assert status == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "--timeout must be > 0" in err
+
+
 # ---- through eegmusic decode ---------------------------------------------------------------------------
 def _model_device(stream_name, **kwargs):
     from eegmusic.stream.spec import MODEL_CHANNELS
