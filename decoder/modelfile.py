@@ -477,6 +477,10 @@ def _montage_metadata(entry: dict, n_chans: int, path: Path) -> tuple[np.ndarray
         if positions.shape != (n_chans, 3):
             raise ModelError(f"model file {path}: metadata 'input.positions' must hold one [x, y, z] per "
                              f"channel ({n_chans}), got shape {positions.shape}; {EXPORT_FIX}")
+        if not np.isfinite(positions).all():   # NaN made every missing channel's estimate NaN
+            bad = int(np.flatnonzero(~np.isfinite(positions).all(axis=1))[0])
+            raise ModelError(f"model file {path}: metadata 'input.positions' must hold finite numbers "
+                             f"(metres), found {positions[bad].tolist()} for channel {bad + 1}; {EXPORT_FIX}")
     max_missing = entry.get("max_missing", default_max_missing(n_chans))
     if isinstance(max_missing, bool) or not isinstance(max_missing, int) or not 0 <= max_missing <= n_chans:
         raise ModelError(f"model file {path}: metadata 'input.max_missing' must be a whole number from 0 to "

@@ -40,6 +40,8 @@ def test_positions_and_tolerance_round_trip(tmp_path):
 @pytest.mark.parametrize(("entries", "message"), [
     ({"positions": [[0.0, 0.0, 0.1]] * 3}, r"'input.positions' must hold one \[x, y, z\] per channel"),
     ({"positions": "nowhere"}, r"'input.positions' must hold one"),
+    ({"positions": [[float("nan")] * 3] * 125},
+     r"'input.positions' must hold finite numbers \(metres\), found \[nan, nan, nan\] for channel 1"),
     ({"max_missing": -1}, r"'input.max_missing' must be a whole number from 0 to 125, got -1"),
     ({"max_missing": 2.5}, r"'input.max_missing' must be a whole number"),
 ])
