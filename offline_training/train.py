@@ -654,6 +654,10 @@ def _check_resume(config: TrainConfig, out: Path) -> None:
     if not isinstance(saved, dict):
         raise ConfigError(f"--resume: {saved_path} holds a {type(saved).__name__}, not the run's options; "
                           "restore it or start a new --out")
+    if not isinstance(saved.get("model"), str) or saved["model"] not in ALL_MODELS:
+        raise ConfigError(f"--resume: {saved_path} names model {saved.get('model')!r}, which no --arch is "
+                          "(the file was edited or is damaged); restore it from a backup or start a new "
+                          "--out")
     if saved.get("model") != config.model:
         raise ModelError(
             f"--resume: checkpoint in {out} is from model '{saved.get('model')}', not '{config.model}'; "

@@ -229,6 +229,8 @@ def test_resume_reads_its_own_checkpoint_with_weights_only(trained_run, tmp_path
     ("[1, 2, 3]", "holds a list"),
     ("null", "holds a NoneType"),
     ('"a string"', "holds a str"),
+    ('{"model": "nonexist"}', "names model 'nonexist', which no --arch is"),   # it blamed the checkpoint
+    ('{"model": 7}', "names model 7, which no --arch is"),
 ])
 def test_resume_with_a_corrupt_config_is_one_line(config_text, message, trained_run, sim_dir, tmp_path,
                                                    capsys):
