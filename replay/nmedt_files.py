@@ -38,7 +38,41 @@ def _read_mat_v5(path: Path, names: list[str]) -> dict:
             f"{path}: truncated or unreadable MATLAB file ({type(error).__name__}: "
             f"{detail(error)}); re-download or re-create it"
         ) from error
+    if not all(name in content for name in names):
+        _refuse_overrun(path)
     return {name: content[name] for name in names if name in content}
+
+
+def _refuse_overrun(path: Path) -> None:
+    """Raise DataFormatError where a MATLAB v5 file's variable runs past the file's end.
+
+    scipy reads such a file's variables up to the damaged one and stops without a word: a size field
+    of 0x7fffffff in the first of three variables read as "no variable 'fs'", which sent the user
+    looking for a variable the file holds. Each variable is a tag (type, byte count) and its bytes,
+    padded to 8 bytes unless compressed; only the tags are read.
+    """
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        header = handle.read(128)
+        order = "<" if header[126:128] == b"IM" else ">"
+        position, index = 128, 1
+        while position + 8 <= size:
+            handle.seek(position)
+            kind, n_bytes = struct.unpack(f"{order}II", handle.read(8))
+            end = position + 8 + (0 if kind >> 16 else n_bytes)   # a small element: data inside its tag
+            if end > size:
+                raise DataFormatError(
+                    f"{path}: truncated or damaged MATLAB file (its variable {index} declares {n_bytes} "
+                    f"bytes from byte {position}, past the file's end at byte {size}); re-download or "
+                    "re-create it")
+            position = end + (0 if kind >> 16 or kind == MAT_COMPRESSED else -n_bytes % 8)
+            index += 1
+
+
+MAT_COMPRESSED = 15
+"""The MATLAB v5 type of a zlib-compressed variable, whose bytes are not padded."""
 
 
 def _h5_value(handle, item):
@@ -270,6 +304,8 @@ def peek_song_file(path, song_id: int) -> tuple[tuple[int, ...], float | None]:
         import scipy.io
 
         shapes = {name: shape for name, shape, _ in scipy.io.whosmat(str(path))}
+        if var not in shapes or "fs" not in shapes:
+            _refuse_overrun(path)
         if var not in shapes:
             raise DataFormatError(_no_data_message(path, int(song_id)))
         fs = None

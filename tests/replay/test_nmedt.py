@@ -194,6 +194,18 @@ def _bad_truncated_v73(folder, rng):
     return path, None
 
 
+def _bad_element_size(folder, rng):
+    """The first variable's byte count damaged to 0x7fffffff: scipy stops reading there without a word,
+    which read as "no variable 'fs'" (the file holds one)."""
+    import struct
+
+    path, _ = _good_v5(folder, rng)
+    content = bytearray(path.read_bytes())
+    content[132:136] = struct.pack("<I", 0x7FFFFFFF)
+    path.write_bytes(bytes(content))
+    return path, None
+
+
 def _bad_empty_file(folder, rng):
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "song21_Imputed.mat"
@@ -258,6 +270,9 @@ BAD_INPUTS = {
     "raw in imputed": (_bad_raw_in_imputed, "looks like raw data"),
     "truncated v5": (_bad_truncated, "truncated or unreadable"),
     "truncated v7.3": (_bad_truncated_v73, "truncated or unreadable"),
+    "element size": (_bad_element_size,
+                     "damaged MATLAB file (its variable 1 declares 2147483647 bytes from byte 128, past the "
+                     "file's end"),
     "empty file": (_bad_empty_file, "empty file"),
     "subject count": (_bad_subject_count, "lists 3 participants"),
     "no participants": (_bad_no_participants, "(125, 1000, 0): no participants"),
@@ -286,7 +301,8 @@ def test_bad_input_one_line_error(case, tmp_path, rng):
     assert str(named) in message  # names the file (or folder)
 
 
-@pytest.mark.parametrize("case", ["nan inf count", "axis order", "missing stimulus", "truncated v5"])
+@pytest.mark.parametrize("case", ["nan inf count", "axis order", "missing stimulus", "truncated v5",
+                                  "element size"])
 def test_info_collects_every_problem(case, tmp_path, rng):
     make, expected = BAD_INPUTS[case]
     folder = tmp_path / "nmedt"
