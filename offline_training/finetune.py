@@ -87,6 +87,9 @@ def _read_onnx(path: Path):
 def _onnx_metadata(proto, path: Path) -> dict:
     for prop in proto.metadata_props:
         if prop.key == "eegmusic":
+            if isinstance(prop.value, bytes):   # protobuf hands back the bytes of a string that is no UTF-8
+                raise ModelError(f"--init {path} holds metadata that is not UTF-8 text, so it is damaged; "
+                                 "export it again with eegmusic train")
             try:
                 meta = read_json(prop.value)
             except json.JSONDecodeError:

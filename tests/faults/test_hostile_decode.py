@@ -250,9 +250,8 @@ def test_decode_device_latency_without_a_sound_device_is_refused(output, flag, t
     assert not (tmp_path / "out.wav").exists()
 
 
-def test_a_model_whose_metadata_is_no_utf8_is_one_line(tmp_path, capsys):
-    """A damaged byte in the metadata (a fuzzing helper set one to 0xff) was a UnicodeDecodeError traceback
-    from onnxruntime's binding in decode and evaluate."""
+def _model_with_metadata_of_no_utf8(tmp_path):
+    """A test model with one byte of its metadata set to 0xff (as a fuzzing helper did)."""
     from tests.decoder.onnx_models import make_model
 
     model = make_model(tmp_path / "m.onnx")
@@ -260,9 +259,28 @@ def test_a_model_whose_metadata_is_no_utf8_is_one_line(tmp_path, capsys):
     at = data.index(b'"format_version"') + len(b'"format_version"')
     data[at] = 0xFF
     model.write_bytes(bytes(data))
+    return model
+
+
+def test_a_model_whose_metadata_is_no_utf8_is_one_line(tmp_path, capsys):
+    """A damaged byte in the metadata was a UnicodeDecodeError traceback from onnxruntime's binding in
+    decode and evaluate."""
+    model = _model_with_metadata_of_no_utf8(tmp_path)
     status, _, err = _decode(capsys, tmp_path, "--stream", "s", model=model)
     assert_one_line_error(status, err, f"model file {model} holds metadata that is not UTF-8 text, so it is "
                                        "damaged; export it again with eegmusic train")
+
+
+def test_init_of_a_model_whose_metadata_is_no_utf8_says_it_is_damaged(tmp_path):
+    """``train --init`` of such a model said "no eegmusic metadata": protobuf hands back such a string as
+    bytes, which the JSON reader refused, so the damaged metadata read as absent."""
+    from eegmusic.offline_training.finetune import load_pretrained
+    from eegmusic.stream.errors import ModelError
+
+    model = _model_with_metadata_of_no_utf8(tmp_path)
+    damaged = r"--init .* holds metadata that is not UTF-8 text, so it is damaged"
+    with pytest.raises(ModelError, match=damaged):
+        load_pretrained(model)
 
 
 @pytest.mark.parametrize("rate", [1, 0x7FFFFFFF])
