@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.decoder.audio import WavSink
-from eegmusic.decoder.melspec import FRAME_PERIOD_S, N_MELS
+from eegmusic.decoder.melspec import FRAME_PERIOD_S, MEL_DB_CEILING, MEL_DB_GUARD_FLOOR, N_MELS
 from eegmusic.decoder.sinks import why_not_written
 from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError, read_json
 
@@ -243,6 +243,15 @@ def read_recorded_mel(path: str | Path) -> tuple[Path, np.ndarray, np.ndarray, d
         raise DataFormatError(f"{folder / FRAME_INDEX_FILE}: frame {bad[0]} has index {frame_index[bad[0]]}, "
                               f"which no decode writes (0 to {MAX_FRAME_INDEX - 1}): the file is damaged; "
                               f"{whole}")
+    # decode keeps every frame in [-200, 60] dB (melspec.guard_mel_db): beyond is damage, and 3e38 dB
+    # overflowed the vocoder's power
+    beyond = (mel < MEL_DB_GUARD_FLOOR) | (mel > MEL_DB_CEILING)   # False for NaN
+    outside = np.flatnonzero(beyond.any(axis=0))
+    if outside.size:
+        value = mel[beyond[:, outside[0]], outside[0]][0]
+        raise DataFormatError(f"{folder / FRAMES_FILE}: frame {outside[0]} holds {float(value):g} dB, which "
+                              f"no decode writes ({MEL_DB_GUARD_FLOOR:g} to {MEL_DB_CEILING:g} dB): the file "
+                              f"is damaged; {whole}")
     if not np.isfinite(mel).all(axis=0).any():
         raise DataFormatError(f"recording {folder} holds no finite mel frame (every frame has NaN or Inf: "
                               "its model's output, played as silence); check the model with `eegmusic "

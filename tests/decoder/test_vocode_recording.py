@@ -176,3 +176,19 @@ def test_a_damaged_frame_index_or_a_recording_of_nan_frames_is_one_line(tmp_path
     status, _, err = run_cli(["vocode", str(nan), "--out", str(tmp_path / "y.wav")], capsys)
     assert_one_line_error(status, err, "no finite mel frame", "eegmusic evaluate")
     assert not (tmp_path / "x.wav").exists() and not (tmp_path / "y.wav").exists()
+
+
+@pytest.mark.parametrize("value", [3e38, -np.inf])
+def test_a_frame_beyond_what_decode_records_is_one_line(value, tmp_path, capsys):
+    """decode keeps every frame in [-200, 60] dB; 3e38 dB in mel_db.f32 (a fuzzing helper's damage) was
+    vocoded with numpy's overflow warnings and exit 0."""
+    import warnings
+
+    mel = _tone_mel()[:, :8].copy()
+    mel[5, 3] = value
+    rec = _record(tmp_path / "rec", mel, FIRST_K + np.arange(8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a warning would be a second line on the terminal
+        status, _, err = run_cli(["vocode", str(rec), "--out", str(tmp_path / "x.wav")], capsys)
+    assert_one_line_error(status, err, "mel_db.f32", f"frame 3 holds {float(value):g} dB", "damaged")
+    assert not (tmp_path / "x.wav").exists()
