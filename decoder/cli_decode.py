@@ -439,14 +439,16 @@ def _probe_writable(path: str, flag: str) -> None:
     import tempfile
     from pathlib import Path
 
+    from eegmusic.stream.atomic import deferred_stops
     from eegmusic.stream.errors import OutputError
 
     target = Path(path)
     try:
-        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
-                                        dir=target.parent if str(target.parent) else Path("."))
-        os.close(handle)
-        os.unlink(name)
+        with deferred_stops():   # a stop in between left the probe beside the output
+            handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
+                                            dir=target.parent if str(target.parent) else Path("."))
+            os.close(handle)
+            os.unlink(name)
     except OSError as error:
         reason = error.strerror or error
         raise OutputError(f"{flag} {path}: cannot create a file in {target.parent} ({reason}); choose a "

@@ -159,17 +159,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     # the part file is removed, never renamed: an earlier file stays as it was, or none is left
     left = f"{path.name} is unchanged" if os.path.lexists(path) else f"no {path.name} is left"
     unchanged = f"{left}; {FREE_SPACE}"
-    with disk_errors(path, tail=unchanged):
-        handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
-        os.close(handle)
-        os.chmod(name, 0o666 & ~_umask())  # mkstemp makes it 0600, and the rename kept that
-    tmp = Path(name)
+    tmp = None
     try:
         with disk_errors(path, tail=unchanged):
+            with deferred_stops():   # no stop between the part file's making and its removal's
+                handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}",
+                                                dir=folder)
+                tmp = Path(name)
+            os.close(handle)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600, and the rename kept that
             yield tmp
             os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
 
 
@@ -509,7 +511,8 @@ def check_writable(out: Path, flag: str = "--out") -> None:
     """
     folder = nearest_existing(out)
     try:
-        shutil.rmtree(tempfile.mkdtemp(prefix=".eegmusic-write-check-", dir=folder))
+        with deferred_stops():   # a stop in between left the folder in the user's output folder
+            shutil.rmtree(tempfile.mkdtemp(prefix=".eegmusic-write-check-", dir=folder))
     except OSError as error:
         if error.errno in DISK_FULL_ERRNOS:
             return

@@ -205,10 +205,15 @@ def stop_signals(handler):
     ignoring its repeats (:data:`REPEATED_STOP_S`).
     """
     previous = {}
+    held = None
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, handler)
+        held, _HeldStop.signum = _HeldStop.signum, None
     try:
+        if held is not None:   # a stop held by an import before this block: the new handler takes it
+            _FirstStop.at = None   # not a repeat of itself
+            handler(held, None)
         yield
     finally:
         stopping = stop_under_way()
@@ -255,10 +260,23 @@ IMPORT_RETRY_S = 0.02
 
 
 class _HeldStop:
-    """A stop signal held back until the import it landed in is done; written by signal handlers."""
+    """A stop signal held back until the import it landed in is done (:func:`_interrupt`).
+
+    ``signum`` and ``release`` are written by the signal handler and by the thread that watches the
+    import; ``lock`` is taken by that thread and by :func:`main`'s own code, never by a handler.
+    ``release``: the next call of the handler is the hold's own delivery, not a new stop. ``lost``: a
+    second stop was raised inside an import, where it may be swallowed as the first would have been.
+    """
 
     signum: int | None = None
-    due = False   # the next call of the handler is the hold's own look again, not a new signal
+    release = False
+    lost = False
+    lock = _thread.allocate_lock()
+
+    @classmethod
+    def clear(cls) -> None:
+        with cls.lock:   # never while the watching thread delivers the stop (_hold)
+            cls.signum, cls.release, cls.lost = None, False, False
 
 
 def _interrupt(signum, frame):
@@ -268,22 +286,23 @@ def _interrupt(signum, frame):
     with ``collections.abc`` and turns any error there into a warning, so a SIGTERM that landed in
     ``simulate``'s first use of ``np.random`` (numpy imports it lazily) vanished, and the simulation ran
     to its end and exited 0 (1 stop in 40 under load). A stop landing in an import is held until the
-    import is done, looking again every :data:`IMPORT_RETRY_S`; a second stop later than
-    :data:`REPEATED_STOP_S` raises at once, so an import that hangs can still be stopped.
+    import is done (:func:`_hold`), then raised; a second stop later than :data:`REPEATED_STOP_S`
+    raises at once, so an import that hangs can still be stopped.
     """
-    if _HeldStop.due:   # the hold's look again
-        _HeldStop.due = False
-        if _HeldStop.signum is None:   # a later stop raised it meanwhile
+    if _HeldStop.release:   # the hold's own delivery: its import is done
+        _HeldStop.release = False
+        if _HeldStop.signum is None:   # raised meanwhile, by a later stop or by main
             return
     elif repeated_stop():  # a repeat would land in the cleanup the first stop started
         return
     elif _HeldStop.signum is not None:   # a second stop, later than a repeat: the import hangs
-        _HeldStop.signum = None
+        _HeldStop.signum, _HeldStop.lost = None, _importing(frame)
         raise KeyboardInterrupt
-    if _importing(frame):
+    if _importing(frame):   # the first stop, or the held one landing in another import
         _hold(signum)
         return
     _HeldStop.signum = None
+    _FirstStop.at = time.monotonic()   # its repeats are ignored from now, however long it was held
     raise KeyboardInterrupt
 
 
@@ -297,20 +316,32 @@ def _importing(frame) -> bool:
 
 
 def _hold(signum: int) -> None:
-    """Hold the stop ``signum``; :data:`IMPORT_RETRY_S` later, hand it to the main thread's handler again.
+    """Hold the stop ``signum`` (in the main thread's handler) until the main thread's import is done.
 
-    The look again runs in a bare ``_thread`` thread: a handler may land where the main thread holds
-    ``threading``'s own locks, which ``threading.Thread.start`` would wait for.
+    A bare ``_thread`` thread looks at the main thread's frames every :data:`IMPORT_RETRY_S` (a handler
+    may land where the main thread holds ``threading``'s own locks, which ``threading.Thread.start``
+    would wait for). Once no import runs there, it sends the signal to the main thread again: a real
+    signal, which also ends a blocking call the main thread has gone on to (``_thread.interrupt_main``
+    only sets a flag, seen after a child process the command waits for had ended). It sends nothing
+    once :meth:`_HeldStop.clear` ran, or where no Python handler would take it.
     """
     _HeldStop.signum = signum
+    main_thread = _thread.get_ident()
 
-    def look_again() -> None:
-        time.sleep(IMPORT_RETRY_S)
-        if _HeldStop.signum == signum:
-            _HeldStop.due = True
-            _thread.interrupt_main(signum)   # runs the handler in the main thread, as the signal did
+    def watch() -> None:
+        while True:
+            time.sleep(IMPORT_RETRY_S)
+            with _HeldStop.lock:
+                if _HeldStop.signum != signum:
+                    return
+                if _importing(sys._current_frames().get(main_thread)):
+                    continue
+                if callable(signal.getsignal(signum)):
+                    _HeldStop.release = True
+                    signal.pthread_kill(main_thread, signum)
+                return
 
-    _thread.start_new_thread(look_again, ())
+    _thread.start_new_thread(watch, ())
 
 
 def stopped_as_by_ctrl_c():
@@ -411,13 +442,15 @@ def main(argv: list[str] | None = None) -> int:
         # SIGTERM (a scheduler's stop, `timeout`, `kill`) stops every command as Ctrl-C does: its
         # cleanup runs (temporary files and folders, child processes, a half-written simulation);
         # the dashboard closes its window instead (gui.app.closed_by_signals)
-        _HeldStop.signum, _HeldStop.due = None, False   # nothing held from an earlier command here
+        _HeldStop.clear()   # nothing held from an earlier command in this process
         with stopped_as_by_ctrl_c():
-            status = int(args._run(args) or 0)
-            if _HeldStop.signum is not None:   # a stop held by an import in the command's last step
-                _HeldStop.signum = None
-                raise KeyboardInterrupt
-            return status
+            try:
+                status = int(args._run(args) or 0)
+                if _HeldStop.signum is not None or _HeldStop.lost:   # held in the command's last step,
+                    raise KeyboardInterrupt                          # or swallowed in an import
+                return status
+            finally:   # before the handlers are put back: nothing is sent to a default action after
+                _HeldStop.clear()
     except EEGMusicError as error:
         print(f"eegmusic {args.command}: error: {one_line(str(error))}", file=sys.stderr)
         return 2

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from eegmusic.stream.atomic import nearest_existing
+from eegmusic.stream.atomic import deferred_stops, nearest_existing
 from eegmusic.stream.errors import utf8
 
 ArgumentTypeError = argparse.ArgumentTypeError
@@ -156,13 +156,14 @@ def _writable_folder(folder: Path, text: str) -> None:
     # read-only mount), and the command then failed only when it wrote, its work lost
     import tempfile
 
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".eegmusic-write-check-", dir=folder)
-    except OSError as error:
-        raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} is not writable "
-                                f"({error.strerror or error})") from None
-    os.close(handle)
-    os.unlink(probe)
+    with deferred_stops():   # a stop in between left the probe in the user's folder
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".eegmusic-write-check-", dir=folder)
+        except OSError as error:
+            raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} is not writable "
+                                    f"({error.strerror or error})") from None
+        os.close(handle)
+        os.unlink(probe)
 
 
 def _path_text(text: str, what: str) -> Path:

@@ -251,41 +251,45 @@ def test_a_set_of_files_is_replaced_whole_when_ctrl_c_comes_amid_the_renames(tmp
 
 
 
-@pytest.mark.parametrize("where", ["temporary_directory", "staged_files"])
-def test_a_stop_just_after_a_scratch_folder_is_made_leaves_no_folder(tmp_path, monkeypatch, where):
+@pytest.mark.parametrize("where", ["temporary_directory", "staged_files", "atomic_path", "check_writable"])
+def test_a_stop_just_after_a_scratch_file_is_made_leaves_nothing(tmp_path, monkeypatch, where):
     """``bench`` stopped by SIGTERM just as a benchmark began left its ``eegmusic-bench-runtime-*`` folder
     behind (CI failed on it): the stop landed after ``mkdtemp`` had made the folder but before
-    ``TemporaryDirectory`` had what removes it. The stop here lands at that very point, in both places
-    that make a scratch folder; it must still be raised, and the folder must be gone."""
+    ``TemporaryDirectory`` had what removes it. The stop here lands at that very point, in each place
+    that makes a scratch folder or file (a part file of every output, the write check of ``--out``); it
+    must still be raised, and nothing may be left."""
     import signal
     import tempfile
 
     from eegmusic.stream import atomic
 
-    real = tempfile.mkdtemp
-
-    def stopped_mkdtemp(*args, **kwargs):
-        made = real(*args, **kwargs)
-        signal.raise_signal(signal.SIGINT)   # Ctrl-C, handled as the next line of Python runs
-        return made
+    def stopped(make):
+        def made_then_stopped(*args, **kwargs):
+            made = make(*args, **kwargs)
+            signal.raise_signal(signal.SIGINT)   # Ctrl-C, handled as the next line of Python runs
+            return made
+        return made_then_stopped
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(atomic.tempfile, "mkdtemp", stopped_mkdtemp)
-    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(atomic.tempfile, "mkdtemp", stopped(tempfile.mkdtemp))
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", stopped(tempfile.mkstemp))
+    out = tmp_path / "out"
+    out.mkdir()
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)   # as in the test above
     try:
         with pytest.raises(KeyboardInterrupt):
-            if where == "temporary_directory":
-                with atomic.temporary_directory("eegmusic-test-"):
-                    pytest.fail("the stop should be raised before the block runs")
+            if where == "check_writable":
+                atomic.check_writable(out)
             else:
-                with atomic.staged_files(tmp_path / "out"):
+                block = {"temporary_directory": lambda: atomic.temporary_directory("eegmusic-test-"),
+                         "staged_files": lambda: atomic.staged_files(out),
+                         "atomic_path": lambda: atomic.atomic_path(out / "x.wav")}[where]
+                with block():
                     pytest.fail("the stop should be raised before the block runs")
     finally:
         signal.signal(signal.SIGINT, inherited)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert list((tmp_path / "out").iterdir()) == []
-
+    assert list(out.iterdir()) == []
 
 def test_a_rename_refused_amid_a_set_puts_the_replaced_files_back(tmp_path, monkeypatch):
     """One rename of the set refused after another had gone through (a file made immutable, a folder's

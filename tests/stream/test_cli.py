@@ -199,43 +199,52 @@ def test_a_stop_inside_code_built_by_exec_still_exits_130(tmp_path):
 
 SWALLOWING_MODULE = """
 import os, signal, time
-try:   # as Cython's registration with collections.abc as it imports: an error there is only a warning
-    os.kill(os.getpid(), signal.SIGTERM)
-    for _ in range(50):
-        time.sleep(0.01)   # the handler runs here
-except BaseException:
-    pass
+def swallowed_stop(seconds):
+    try:   # as Cython's registration with collections.abc as it imports: an error there is only a warning
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.01)   # the handler runs here
+    except BaseException:
+        pass
+swallowed_stop(0.5)
+if os.environ.get("SECOND_STOP"):   # an import that takes long: a second stop, past the repeats' 2 s
+    time.sleep(2.0)
+    swallowed_stop(0.5)
 with open(os.environ["IMPORTED_MARK"], "w") as mark:
     mark.write("imported")
 """
 
 STOPPED_IN_IMPORT = """
-import sys, time
+import os, sys, time
 import eegmusic.replay.cli_info as info
 from eegmusic.stream.cli import run
 
 def stopped_in_import(args):
     import swallowing   # a module imported lazily, as numpy's np.random on its first use
-    while True:
-        time.sleep(0.01)
+    if not os.environ.get("SECOND_STOP"):
+        time.sleep(60)   # a blocking call after the import (a child process's end, a lock): cut short
 
 info.run_info = stopped_in_import
 sys.exit(run())
 """
 
 
-def test_a_stop_landing_in_an_import_is_raised_once_the_import_is_done(tmp_path):
+@pytest.mark.parametrize("second_stop", [False, True], ids=["held", "second stop swallowed too"])
+def test_a_stop_landing_in_an_import_is_raised_once_the_import_is_done(second_stop, tmp_path):
     """A SIGTERM to ``simulate`` that landed in numpy's lazy import of ``np.random`` was lost: Cython's
     module set-up turned its KeyboardInterrupt into a warning, and the run went on to its end and exited 0
-    (1 stop in 40 under load; CI failed on it). The stop is held until the import is done, then raised."""
+    (1 stop in 40 under load; CI failed on it). The stop is held until the import is done, then raised,
+    also into a blocking call the command has gone on to. A second stop (an import that hangs) is raised
+    at once; swallowed too, it ends the command as soon as the command returns."""
     (tmp_path / "swallowing.py").write_text(SWALLOWING_MODULE)
     (tmp_path / "stopped.py").write_text(STOPPED_IN_IMPORT)
     mark = tmp_path / "imported.txt"
-    with subprocess.Popen([sys.executable, "-m", "stopped", "info", str(tmp_path)], cwd=tmp_path,
-                          env={**os.environ, "IMPORTED_MARK": str(mark)}, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as child:
+    env = {**os.environ, "IMPORTED_MARK": str(mark), **({"SECOND_STOP": "1"} if second_stop else {})}
+    with subprocess.Popen([sys.executable, "-m", "stopped", "info", str(tmp_path)], cwd=tmp_path, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
         if not ended_within(child, 30):
-            pytest.fail("the stop was lost in the import: the command ran on 30 s after its SIGTERM")
+            pytest.fail("the stop was lost: the command ran on 30 s after its SIGTERM")
         err = child.stderr.read()
     assert (child.returncode, err.strip()) == (130, "eegmusic info: interrupted")
     assert mark.read_text() == "imported"   # the import ran to its end: no module is left half made
@@ -250,8 +259,9 @@ def test_a_second_stop_interrupts_an_import_that_hangs(monkeypatch):
     from eegmusic.stream import cli
 
     monkeypatch.setattr(cli._FirstStop, "at", None)
-    monkeypatch.setattr(cli._HeldStop, "signum", None)
-    monkeypatch.setattr(cli, "IMPORT_RETRY_S", 3600.0)   # no look again within this test
+    for name, value in (("signum", None), ("release", False), ("lost", False)):
+        monkeypatch.setattr(cli._HeldStop, name, value)
+    monkeypatch.setattr(cli, "IMPORT_RETRY_S", 3600.0)   # its watch never looks within this test
     frame = sys._getframe()
     monkeypatch.setattr(cli, "_importing", lambda _frame: True)
     cli._interrupt(signal.SIGTERM, frame)   # held
@@ -260,4 +270,21 @@ def test_a_second_stop_interrupts_an_import_that_hangs(monkeypatch):
     monkeypatch.setattr(cli._FirstStop, "at", time.monotonic() - cli.REPEATED_STOP_S - 0.1)
     with pytest.raises(KeyboardInterrupt):
         cli._interrupt(signal.SIGINT, frame)
-    assert cli._HeldStop.signum is None
+    assert cli._HeldStop.signum is None and cli._HeldStop.lost   # main raises again if it was swallowed
+
+
+def test_a_stop_held_as_a_stop_signals_block_begins_goes_to_that_blocks_handler(monkeypatch):
+    """A stop held by an import just before ``replay`` or the dashboard installed their own handler was
+    delivered to that handler once the import was done, which took it for a repeat of itself and dropped
+    it; ``main`` then raised it after the command had run. The block's handler takes it as it begins."""
+    import signal
+    import time
+
+    from eegmusic.stream import cli
+
+    monkeypatch.setattr(cli._HeldStop, "signum", signal.SIGTERM)
+    monkeypatch.setattr(cli._FirstStop, "at", time.monotonic())   # when the held stop arrived
+    stop = cli.StopRequest()
+    with cli.stop_signals(stop):
+        assert stop.signum == signal.SIGTERM
+        assert cli._HeldStop.signum is None
