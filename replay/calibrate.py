@@ -473,26 +473,28 @@ def _calibrate(config: CalibrationConfig) -> CalibrationSummary:
             full.nominal_srate(),
         )
         recorder.start()
-        recorder.first_sample.wait(config.first_sample_timeout_s)
-        if recorder.error:
-            raise _recording_failed(config.stream, recorder)
-        if not recorder.first_sample.is_set():
-            raise StreamError(
-                f"stream '{config.stream}' sent no samples within {config.first_sample_timeout_s:g} "
-                "s, before the first track; check the amplifier and its LSL app, then start again"
-            )
-        if recorder.error:
-            raise _recording_failed(config.stream, recorder)
-        publish(
-            pylsl.local_clock(),
-            "session_start",
-            version=FORMAT_VERSION,
-            tracks=len(schedule),
-            audio_dir=folder.name,
-        )
-        total_s = sum(seconds for _, seconds in schedule)
-        bar = progress_bar(total=round(total_s), unit="s", desc="calibration", disable=not config.progress)
+        bar = None
         try:
+            recorder.first_sample.wait(config.first_sample_timeout_s)
+            if recorder.error:
+                raise _recording_failed(config.stream, recorder)
+            if not recorder.first_sample.is_set():
+                raise StreamError(
+                    f"stream '{config.stream}' sent no samples within {config.first_sample_timeout_s:g} "
+                    "s, before the first track; check the amplifier and its LSL app, then start again"
+                )
+            if recorder.error:
+                raise _recording_failed(config.stream, recorder)
+            publish(
+                pylsl.local_clock(),
+                "session_start",
+                version=FORMAT_VERSION,
+                tracks=len(schedule),
+                audio_dir=folder.name,
+            )
+            total_s = sum(seconds for _, seconds in schedule)
+            bar = progress_bar(total=round(total_s), unit="s", desc="calibration",
+                               disable=not config.progress)
             with bar:   # a stop or an error ends it with no "(done)" line (a log's bar said it at Ctrl-C)
                 for play, (k, seconds) in enumerate(schedule):
                     track_audio = audio[k][: int(round(seconds * AUDIO_SFREQ))]
@@ -503,16 +505,20 @@ def _calibrate(config: CalibrationConfig) -> CalibrationSummary:
                     if recorder.error:
                         raise _recording_failed(config.stream, recorder)
         except KeyboardInterrupt:
-            # the researcher ends the session early (Ctrl-C, SIGTERM): keep what was recorded. The cut
-            # track has no track_end, as after a crash, and the session reader takes its EEG up to the
-            # last sample, which is where its playback stopped too
+            if not recorder.first_sample.is_set():
+                raise   # stopped before anything was recorded: no session is left (below), "interrupted"
+            # the researcher ends the session early (Ctrl-C, SIGTERM): keep what was recorded, also when
+            # the stop came before the first track (it said "interrupted", exit 130, and kept the file).
+            # The cut track has no track_end, as after a crash, and the session reader takes its EEG up
+            # to the last sample, which is where its playback stopped too
             summary.stopped_early = True
         else:
             ended = pylsl.local_clock()
             publish(ended, "session_end")
             summary.eeg_missing_s = _record_the_tail(recorder, ended, summary.music_started_at)
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
     finally:
         if recorder is not None:
             recorder.stop_event.set()

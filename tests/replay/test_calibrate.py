@@ -303,6 +303,40 @@ def test_a_session_stopped_early_keeps_what_was_recorded_and_says_so(signum, mus
     assert session.song_ids[:1] == [1] and abs(session.load_song(1).duration_s - 1.5) < 0.1
 
 
+
+@pytest.mark.lsl
+@pytest.mark.timeout(120)
+def test_a_stop_after_the_first_sample_but_before_the_first_track_keeps_the_session(music, tmp_path,
+                                                                                   stream_name, monkeypatch,
+                                                                                   capsys):
+    """A stop between the first EEG sample and the first track said "eegmusic calibrate: interrupted"
+    (exit 130) yet kept the XDF it had begun (a helper's SIGINT 3.3 s into a session, 2 runs in 9). It is
+    the stop button there too: exit 0, the summary, and the line saying no track play was recorded. The
+    stop is raised where the tracks' progress begins, the last step before the first track."""
+    from eegmusic.stream import progress
+
+    from tests.faults.conftest import run_cli
+
+    real = progress.progress_bar
+
+    def stopped_as_the_tracks_begin(*args, **kwargs):
+        if kwargs.get("desc") == "calibration":
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(progress, "progress_bar", stopped_as_the_tracks_begin)
+    cap = IndexCap(stream_name)
+    out = tmp_path / "s.xdf"
+    try:
+        status, stdout, err = run_cli(["calibrate", "--stream", stream_name, "--music", str(music), "--out",
+                                       str(out), "--no-audio"], capsys)
+    finally:
+        cap.close()
+    assert status == 0, err
+    assert "stopped during track 1 (Ctrl-C or SIGTERM)" in stdout
+    assert "the session holds no track play to train on: record it again" in stdout
+    assert _check_exact(out, cap).size > 0   # what was recorded is kept, readable
+
 @pytest.mark.lsl
 def test_refusals_leave_nothing_behind_and_overwrite_nothing(music, tmp_path, stream_name):
     existing = tmp_path / "old.xdf"
