@@ -442,7 +442,6 @@ def main(argv: list[str] | None = None) -> int:
         # SIGTERM (a scheduler's stop, `timeout`, `kill`) stops every command as Ctrl-C does: its
         # cleanup runs (temporary files and folders, child processes, a half-written simulation);
         # the dashboard closes its window instead (gui.app.closed_by_signals)
-        _HeldStop.clear()   # nothing held from an earlier command in this process
         with stopped_as_by_ctrl_c():
             try:
                 status = int(args._run(args) or 0)
