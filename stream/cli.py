@@ -502,15 +502,23 @@ def run() -> int:
     does not read the mark). An ``exec`` of a string that returns clears that mark, so one runs
     once ``main`` has returned: every KeyboardInterrupt was handled by then.
 
-    A Ctrl-C in the first 0.2 s, before :func:`main` reaches its command (the parser's build, the
-    logging set-up), printed a KeyboardInterrupt traceback; it ends with "interrupted", status 130, as
-    later. What remains is the interpreter's own start and this module's import (about 50 ms).
+    A stop in the first 0.2 s, before :func:`main` reaches its command (the parser's build, the logging
+    set-up), ends as a later one does: "eegmusic COMMAND: interrupted", status 130. The handler that
+    :func:`main` puts around the command is installed here first, so that a SIGTERM then no longer
+    ended the process silently (status -15), a Ctrl-C landing in an import there is held as in the
+    command (:func:`_interrupt`), and one arriving while SIGINT was inherited ignored (a background job)
+    is not lost. What remains is the interpreter's own start and this module's import (about 50 ms).
     """
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
     try:
         status = main()
-    except KeyboardInterrupt:   # a Ctrl-C before main's own handler: while the parser is built (0.15 s)
-        print("eegmusic: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:   # a stop before main's command: while the parser is built (0.15 s)
+        print(f"eegmusic{_command_named(sys.argv[1:])}: interrupted", file=sys.stderr)
         status = 130
+    finally:
+        _HeldStop.clear()   # a stop held by an import main did not reach the end of
     exec("")  # clears CPython's unhandled-KeyboardInterrupt mark (above); runs nothing
     if threading.current_thread() is threading.main_thread():
         # ignored while a stop's exit runs; otherwise a stop arriving after the command finished ends the
@@ -521,6 +529,13 @@ def run() -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, handler)
     return status
+
+
+def _command_named(argv: list[str]) -> str:
+    """`` COMMAND`` for the command ``argv`` names (its first word that is no option), else ``""``: the
+    top-level options are flags, so that word is the command wherever it stands."""
+    word = next((arg for arg in argv if not arg.startswith("-")), None)
+    return f" {word}" if word in COMMANDS else ""
 
 
 def _ends_with(status: int):

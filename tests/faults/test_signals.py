@@ -61,22 +61,26 @@ def test_a_stop_after_the_command_finished_keeps_its_status_without_a_traceback(
     assert (done.returncode, done.stderr) == (3, ""), done.stderr
 
 
-def test_a_ctrl_c_before_the_command_starts_is_interrupted_not_a_traceback():
-    """A Ctrl-C in the first 0.2 s of any command, while its parser was built, printed a KeyboardInterrupt
-    traceback. Here a real SIGINT arrives at that moment (the parser's build sends it to its own
-    process); the command ends as a later Ctrl-C ends it."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("argv", [["info", "no-such-dataset"], ["-v", "info", "no-such-dataset"],
+                                  ["no-such"]], ids=["command", "after an option", "no command"])
+def test_a_stop_before_the_command_starts_is_interrupted_not_a_traceback(signum, argv):
+    """A stop in the first 0.2 s of any command, while its parser was built, printed a KeyboardInterrupt
+    traceback (Ctrl-C) or ended the process silently with status -15 (SIGTERM). Here a real signal
+    arrives at that moment (the parser's build sends it to its own process), SIGINT inherited ignored as
+    pytest-xdist's workers pass it on (a background job's too); the command ends as a later stop ends
+    it, named where the command line names one."""
     script = (
-        "import os, signal, sys\n"
-        # as a shell starts it: pytest-xdist's workers ignore SIGINT, and their children inherit that
-        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "import os, sys\n"
         "from eegmusic.stream import cli\n"
         "build = cli.build_parser\n"
         "def interrupted_build():\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        f"    os.kill(os.getpid(), {int(signum)})\n"
         "    return build()\n"
         "cli.build_parser = interrupted_build\n"
-        "sys.argv = ['eegmusic', 'info', 'no-such-dataset']\n"
+        f"sys.argv = ['eegmusic', *{argv!r}]\n"
         "sys.exit(cli.run())\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stderr) == (130, "eegmusic: interrupted\n"), done.stderr
+    named = " info" if "info" in argv else ""
+    assert (done.returncode, done.stderr) == (130, f"eegmusic{named}: interrupted\n"), done.stderr
