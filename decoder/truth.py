@@ -759,10 +759,12 @@ class LiveTruth:
         """The run's figures, under the names :meth:`scores_by_song` gives a song's, and each song's under
         ``scores_by_song``: all read at one moment. Read one by one while the output thread scored hops, a
         summary's run total and its one song's total differed (-0.00653 against -0.00610). The run's
-        figures merge its songs' scores when read, not at every hop; the single figures above read this."""
+        figures combine its songs' scores when read (:func:`_run_figures`), not at every hop; the single
+        figures above read this."""
         with self._scores_lock:   # the output thread adds to the songs' scores in place
-            return {**_figures(FrameScores.merged(list(self._by_song.values()))),
-                    "scores_by_song": {song: _figures(scores) for song, scores in self._by_song.items()}}
+            songs = list(self._by_song.items())
+            return {**_run_figures([scores for _, scores in songs]),
+                    "scores_by_song": {song: _figures(scores) for song, scores in songs}}
 
 
 def _figures(scores: FrameScores) -> dict:
@@ -770,6 +772,44 @@ def _figures(scores: FrameScores) -> dict:
     return {"scored_frames": scores.decoder.n, "dynamic_r_total": scores.decoder_r(),
             "baseline_dynamic_r_total": scores.baseline_r(), "baseline_constant": scores.constant(),
             SHIFTED_KEY: scores.shifted_r()}
+
+
+def _run_figures(songs: list[FrameScores]) -> dict:
+    """The run's figures from its songs' scores: each r is the songs' r averaged, weighted by their
+    scored frames, as offline ``dynamic_r`` averages its blocks (one song and listener each, equally
+    long in the benchmark and ``evaluate``), so that a run of one song scores as offline does.
+
+    Not one Pearson over every song's frames together: there a decoder that put out only each song's
+    mean spectrum, tracking nothing within a song, scored 0.27 over three songs (0.00 song by song and
+    offline), and so did the song-mean baseline, which is constant within a song. Which baselines are
+    reported at all (a song-mean for songs the model did not train on, constant baselines, the
+    shifted-stimulus control's songs too short) still follows the rules over every frame
+    (:meth:`FrameScores.baseline_r`, :meth:`FrameScores.shifted_r`)."""
+    figures = _figures(FrameScores.merged(songs))
+    scored = [(scores, scores.decoder.n) for scores in songs if scores.decoder_r() is not None]
+
+    def averaged(r_of) -> float | None:
+        values = [(r_of(scores), n) for scores, n in scored]
+        values = [(r, n) for r, n in values if r is not None]
+        if len(values) == 1:   # one song: its own figure, to the last bit
+            return values[0][0]
+        return float(np.average([r for r, _ in values], weights=[n for _, n in values])) if values else None
+
+    figures["dynamic_r_total"] = averaged(FrameScores.decoder_r)
+    if figures[SHIFTED_KEY] is not None:
+        figures[SHIFTED_KEY] = averaged(FrameScores.shifted_r)
+    for name, r in figures["baseline_dynamic_r_total"].items():
+        if r is None:   # not reported for the run (above)
+            continue
+        if not any(scores.baselines[name].prediction_varies() for scores, _ in scored):
+            # one spectrum within each song (a song's mean spectrum): it moves only where songs change,
+            # which the songs' own r no longer credits, so its 0 there would be a convention, not a score
+            figures["baseline_dynamic_r_total"][name] = None
+            figures["baseline_constant"] = [*figures["baseline_constant"], name]
+            continue
+        figures["baseline_dynamic_r_total"][name] = averaged(
+            lambda scores, name=name: scores.running_r(scores.baselines[name]))
+    return figures
 
 
 BASELINES = ("global_mean", "song_mean")
@@ -834,7 +874,12 @@ class FrameScores:
 
     def decoder_r(self) -> float | None:
         """The decoder's dynamic r (None before 2 frames)."""
-        r = self.decoder.band_pearson()
+        return self.running_r(self.decoder)
+
+    @staticmethod
+    def running_r(running: RunningBandPearson) -> float | None:
+        """``running``'s band Pearson averaged over bands (None before 2 frames)."""
+        r = running.band_pearson()
         return None if r is None else float(np.mean(r))
 
     def shifted_r(self) -> float | None:

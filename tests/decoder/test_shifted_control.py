@@ -63,9 +63,13 @@ def test_the_control_covers_the_same_frames_as_the_score_song_by_song(rng):
         assert by_song[song]["shifted_stimulus_dynamic_r_total"] == pytest.approx(
             metrics.dynamic_r([frames], [away]), abs=1e-6)
         shifted.append(away)
-    # the run's control pools every frame, as the run's score does
-    assert truth.shifted_r_total() == pytest.approx(
-        metrics.dynamic_r([decoded], [np.concatenate(shifted, axis=1)]), abs=1e-6)
+    # the run's control, as the run's score: the songs' controls averaged, weighted by their frames
+    # (offline dynamic r's mean over blocks, where blocks are equally long)
+    songs = [metrics.dynamic_r([frames], [away])
+             for frames, away in zip((decoded[:, :120], decoded[:, 120:]), shifted, strict=True)]
+    assert truth.shifted_r_total() == pytest.approx((120 * songs[0] + 80 * songs[1]) / 200, abs=1e-6)
+    assert truth.shifted_r_total() != pytest.approx(   # not one Pearson over both songs' frames together
+        metrics.dynamic_r([decoded], [np.concatenate(shifted, axis=1)]), abs=1e-4)
 
 
 def test_a_song_too_short_for_the_shift_has_no_control(rng):

@@ -176,11 +176,47 @@ def test_each_song_of_a_playlist_is_scored_on_its_own_frames_with_its_own_song_m
     assert by_song[21]["baseline_dynamic_r_total"]["song_mean"] == pytest.approx(
         metrics.dynamic_r([song_pred], [true_21]), abs=1e-6)
     assert by_song[22]["baseline_dynamic_r_total"]["song_mean"] is None   # never trained on
-    # the run's own figures are those of both songs' frames together
-    both = np.concatenate([mel_db(stimuli.audio[song])[:, :n] for song in (21, 22)], axis=1)
-    assert truth.dynamic_r_total() == pytest.approx(
-        float(np.mean(metrics.band_pearson(np.concatenate([decoded[21], decoded[22]], axis=1), both))),
-        abs=1e-6)
+    # the run's own figures: its songs', averaged as offline dynamic r averages blocks (equally long here)
+    trues = [mel_db(stimuli.audio[song])[:, :n] for song in (21, 22)]
+    assert truth.dynamic_r_total() == pytest.approx(metrics.dynamic_r([decoded[21], decoded[22]], trues),
+                                                    abs=1e-6)
+    global_preds = [baselines.predict_global_mean(global_mean, n)[k, :, columns].T] * 2
+    assert truth.baseline_r_total()["global_mean"] == pytest.approx(metrics.dynamic_r(global_preds, trues),
+                                                                    abs=1e-6)
+
+
+def test_a_decoder_that_only_knows_which_song_plays_scores_nothing_over_a_playlist(rng):
+    """The run's r was one Pearson over every song's frames together: a decoder that put out each song's
+    mean spectrum, tracking nothing within a song, scored 0.27 over three songs (0.00 song by song and
+    offline), and so did the song-mean baseline, one spectrum within each song. The run's figures are now
+    its songs', averaged as offline dynamic r averages blocks."""
+    stimuli = Stimuli(rng)
+    stimuli.audio[22] = np.diff(stimuli.audio[22], prepend=np.float32(0.0))   # brighter music than song 21
+    truth = LiveTruth(stimuli)
+    # each song's mean spectrum, as a song-mean baseline with no column dynamics: one spectrum a song
+    flat = {song: np.repeat(mel_db(audio).mean(axis=1, keepdims=True), 44, axis=1).astype(np.float32)
+            for song, audio in stimuli.audio.items()}
+    truth.set_baselines(np.mean(list(flat.values()), axis=0), flat)
+    n = 120
+    k = np.arange(n)
+    columns = np.where(k % 2 == 0, 42, 43)      # a 2-frame hop: the baselines are not one column's
+    decoded, trues = [], []
+    for song, t0 in ((21, 0.0), (22, 10.0)):
+        truth.load(song)
+        truth.marker(f"song={song};t=0.000", t0)
+        frames = (flat[song][:, :1] + rng.normal(0.0, 0.5, (128, n))).astype(np.float32)
+        for lo in range(0, n, 2):
+            part = k[lo:lo + 2]
+            truth.update(frames[:, part], t0 + part * FRAME_PERIOD_S, columns[part])
+        decoded.append(frames)
+        trues.append(mel_db(stimuli.audio[song])[:, :n])
+    pooled = float(np.mean(metrics.band_pearson(np.concatenate(decoded, axis=1),
+                                                np.concatenate(trues, axis=1))))
+    assert pooled > 0.1    # what the run printed: song identity taken for tracking
+    assert truth.dynamic_r_total() == pytest.approx(metrics.dynamic_r(decoded, trues), abs=1e-6)
+    assert abs(truth.dynamic_r_total()) < 0.05
+    assert truth.baseline_r_total()["song_mean"] is None
+    assert "song_mean" in truth.constant_baselines()
 
 
 def test_without_baselines_in_the_model_none_are_scored(rng):
