@@ -1207,7 +1207,7 @@ def _score_phase(session, info, folder, phase_s, songs, subjects, trained_subjec
     target = dataset.mel(rows)
     song_of_row = dataset.index["song"][rows]
     # never the EEG of another listener at the window's own second (the same target)
-    order, why_not = baselines.shuffled_test_order(dataset.index, rows, seed=seed)
+    order, why_not = baselines.shuffled_test_order(dataset.index, rows, seed=seed, music=dataset.music)
     if order is None:   # every score here stands beside this control: no run without it
         from eegmusic.stream.errors import ConfigError
 

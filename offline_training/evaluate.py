@@ -246,7 +246,8 @@ def evaluate(
     n_wav = max(1, int(max_wav_s))
     shown = shown[:max(n_wav, n_plot_windows)]
 
-    order, shuffle_note = baselines.shuffled_test_order(dataset.index, test_rows, seed=seed)
+    order, shuffle_note = baselines.shuffled_test_order(dataset.index, test_rows, seed=seed,
+                                                        music=dataset.music)
     if shuffle_note:
         notes.append(shuffle_note)
     # One pass over chunks of whole blocks: memory stays bounded by the chunk, not the test part.

@@ -126,6 +126,54 @@ def test_a_folder_of_sessions_holds_out_music_for_every_listener(session_folder,
         assert_no_cross_listener_leak(placed, split)
 
 
+def test_the_shuffled_eeg_control_never_hands_a_window_eeg_of_its_own_music_second(session_folder):
+    """The control keyed each window's target by its song number: in a folder of sessions each
+    listener's play is a song of its own, so a window could get another listener's EEG of the same
+    second of the same music, the same target (40 of 1,800 shuffled windows over 20 splits). The
+    quality bench and ``evaluate`` pass the dataset's music."""
+    from eegmusic.offline_training.baselines import shuffled_test_order
+    from eegmusic.offline_training.dataset import WindowDataset
+
+    dataset = WindowDataset(session_folder)
+    keys = np.stack([dataset.music["music"], dataset.music["start"]], axis=1)
+    own = {"song": 0, "music": 0}   # shuffled windows handed EEG of their own target, keyed by each
+    for seed in range(10):
+        test = make_split(dataset.index, "block", seed=seed, music=dataset.music).test
+        for shuffle in range(3):
+            for music, key in ((None, "song"), (dataset.music, "music")):
+                order, _ = shuffled_test_order(dataset.index, test, seed=shuffle, music=music)
+                own[key] += int((keys[test] == keys[test][order]).all(axis=1).sum())
+    assert own["song"] > 0      # the check sees what the song keys let through
+    assert own["music"] == 0
+
+
+def test_evaluate_shuffles_a_folder_of_sessions_by_music(session_folder, tmp_path, monkeypatch):
+    """``evaluate``'s control on a folder of sessions (a real ridge, trained and scored there): every
+    window it shuffles gets EEG of other music or another second of it."""
+    from eegmusic.offline_training import baselines
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.evaluate import evaluate
+    from eegmusic.stream.cli import main
+
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--data", str(session_folder), "--arch", "linear", "--split", "block",
+                 "--out", str(run), "--no-progress"]) == 0
+    shuffles = []
+    real = baselines.shuffled_test_order
+
+    def recorded(index, rows, **kwargs):   # the real shuffle, its result kept to be checked
+        order, note = real(index, rows, **kwargs)
+        shuffles.append((rows, order))
+        return order, note
+
+    monkeypatch.setattr(baselines, "shuffled_test_order", recorded)
+    evaluate(session_folder, run / "model.onnx", "block", tmp_path / "eval", progress=False)
+    music = WindowDataset(session_folder).music
+    keys = np.stack([music["music"], music["start"]], axis=1)
+    (rows, order), = shuffles
+    assert order is not None and not (keys[rows] == keys[rows][order]).all(axis=1).any()
+
+
 @pytest.mark.parametrize("kind", [k for k in SPLIT_KINDS if k != "all"])
 def test_a_folder_of_songs_splits_as_it_did(sim_dir, kind):
     """Where every song is its own music (NMED-T, ``simulate``: the quality bench's data), splitting by
