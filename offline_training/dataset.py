@@ -235,6 +235,31 @@ class WindowDataset:
                     "s" * (len(self.index) != 1), n_songs, "s" * (n_songs != 1), self.n_subjects,
                     "s" * (self.n_subjects != 1), self.folder)
 
+    def windows_at_phase(self, phase_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """The window :attr:`index` and :attr:`music` of these songs and listeners at this hop, with the
+        windows starting at ``phase_s + k * hop`` instead: the windows a model trained on at phase 0,
+        beside this dataset read at another phase to score it (``evaluate --phase``)."""
+        phase = int(round(float(phase_s) * MODEL_SFREQ))
+        index, music = [], []
+        for song in self.songs:
+            own = np.flatnonzero(self.index["song"] == song)
+            if len(own) == 0:   # no whole window at this dataset's phase: none is placed at another either
+                continue
+            n_times = self._eeg[song].shape[-1]
+            starts = np.arange(phase, n_times - WINDOW_SAMPLES + 1, self.hop, dtype=np.int64)
+            first = own[0]   # each song's music and its offset on that music's time axis, from any row
+            offset = self.music["start"][first] - self.index["start"][first]
+            for subject in self._local[song]:
+                block = np.empty(len(starts), dtype=INDEX_DTYPE)
+                block["song"], block["subject"], block["start"] = song, subject, starts
+                placed = np.empty(len(starts), dtype=MUSIC_DTYPE)
+                placed["music"], placed["start"] = self.music["music"][first], starts + offset
+                index.append(block)
+                music.append(placed)
+        if not index:
+            return np.empty(0, dtype=INDEX_DTYPE), np.empty(0, dtype=MUSIC_DTYPE)
+        return np.concatenate(index), np.concatenate(music)
+
     def _music(self, nmedt) -> np.ndarray:
         """:attr:`music`: each window's music and its start on that music's time axis.
 

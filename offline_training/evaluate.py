@@ -178,6 +178,9 @@ def evaluate(
     )
     parts = make_split(dataset.index, split, seed=split_seed, hop_s=hop_s, command="evaluate",
                        music=dataset.music)
+    if (phase_s > 0 and same_data and split in ("block", "subject-block")
+            and split == training.get("split", split)):   # the split the model trained on, off its grid
+        parts = _guarded_from_training(dataset, parts, split, split_seed, hop_s, phase_s, notes)
     if split != "all" and training.get("split") and split != training.get("split") and same_data:
         notes.append(
             f"split '{split}' differs from the model's training split '{training.get('split')}': "
@@ -361,6 +364,31 @@ def validation_folders(val_data) -> list:
     if val_data and Path(val_data).suffix.lower() == ".xdf":
         return [val_data, Path(val_data).parent]
     return [val_data]
+
+
+def _guarded_from_training(dataset, parts, split: str, seed: int, hop_s: float, phase_s: float,
+                           notes: list[str]):
+    """``parts`` (the split of ``dataset``, read at window phase ``phase_s``) without the test windows that
+    come within the split's guard of a window the model trained or chose its epoch on.
+
+    The split of windows at another phase is cut as the model's was, chunk by chunk, but its test windows
+    are not the ones the training split's guard kept clear: at phase 0.25 the last test window of a chunk
+    came 0.75 s from a training window (0.10 s at phase 0.9), under the guard's 1 s. The model's own
+    windows (phase 0, its split) are rebuilt here and the test part kept clear of them."""
+    from eegmusic.offline_training.splits import Split, clear_of, contiguous_blocks, make_split
+
+    index, music = dataset.windows_at_phase(0.0)
+    trained = make_split(index, split, seed=seed, hop_s=hop_s, command="evaluate", music=music)
+    clear = clear_of(dataset.music[parts.test], music[np.concatenate([trained.train, trained.val])])
+    if clear.all():
+        return parts
+    if not clear.any():
+        raise ConfigError(f"--phase {phase_s:g} s leaves no test window clear of the model's training "
+                          f"windows by the split's 1-s guard; pass --phase 0")
+    notes.append(f"--phase {phase_s:g} s: {int((~clear).sum())} of {len(clear)} test windows came within "
+                 f"the split's 1-s guard of a window the model trained on (at phase 0) and are not scored")
+    test = parts.test[clear]
+    return Split(parts.train, parts.val, test, contiguous_blocks(dataset.index, test, hop_s=hop_s))
 
 
 def _same_folder(a, b: Path) -> bool:

@@ -236,6 +236,37 @@ def _group_labels(groups: np.ndarray, fractions, rng: np.random.Generator) -> np
     return np.array([lookup[g] for g in groups.tolist()], dtype=np.int64)
 
 
+def clear_of(placed: np.ndarray, trained: np.ndarray, *, guard_s: float = 1.0,
+             window_s: float = 1.0) -> np.ndarray:
+    """Which windows ``placed`` keep :func:`make_split`'s guard from every window of ``trained``.
+
+    Parameters
+    ----------
+    placed, trained : ndarray, structured (music, start)
+        Windows by their music and start on it (:attr:`~offline_training.dataset.WindowDataset.music`).
+    guard_s, window_s : float
+        As :func:`make_split`'s: a window is clear when at least ``guard_s`` lies between it and every
+        ``window_s``-long window of ``trained`` on the same music, whichever listener heard either.
+
+    Returns
+    -------
+    ndarray of bool, shape like ``placed``
+    """
+    clear = np.ones(len(placed), dtype=bool)
+    reach = (window_s + guard_s) * MODEL_SFREQ   # starts closer than this leave less than the guard
+    for music in np.unique(placed["music"]):
+        rows = np.flatnonzero(placed["music"] == music)
+        starts = np.unique(trained["start"][trained["music"] == music]).astype(np.float64)
+        if len(starts) == 0:
+            continue
+        at = placed["start"][rows].astype(np.float64)
+        after = np.searchsorted(starts, at)
+        nearest = np.minimum(np.abs(at - starts[np.clip(after, 0, len(starts) - 1)]),
+                             np.abs(at - starts[np.clip(after - 1, 0, len(starts) - 1)]))
+        clear[rows] = nearest >= reach - 1e-9
+    return clear
+
+
 def _block_labels(
     index: np.ndarray, fractions, rng: np.random.Generator, *, guard_s: float, window_s: float
 ) -> np.ndarray:

@@ -364,10 +364,21 @@ def test_a_phase_scores_windows_that_start_that_much_off_the_training_grid(eval_
     summary = evaluate(eval_dir, model, None, tmp_path / "eval", progress=False, max_wav_s=1, phase_s=0.5)
     dataset = WindowDataset(eval_dir, songs=list(SONGS), spec=NO_REFERENCE, phase_s=0.5)
     split = make_split(dataset.index, "block", seed=0)
-    assert summary["phase_s"] == 0.5 and summary["n_test_windows"] == len(split.test)
-    assert set(dataset.index["start"][split.test] % 125) == {62}  # half a second (62.5 samples) in
-    target = dataset.mel(split.test)
-    pred = (-60.0 + 2.0 * dataset.eeg(split.test).mean(axis=(1, 2), dtype=np.float64))[:, None, None]
+    # scored: the split's test windows at that phase that keep the split's 1-s guard from every window the
+    # model trained or chose its epoch on (its own split, at phase 0), whichever listener's
+    on_grid = WindowDataset(eval_dir, songs=list(SONGS), spec=NO_REFERENCE)
+    trained = make_split(on_grid.index, "block", seed=0)
+    seen = on_grid.index[np.concatenate([trained.train, trained.val])]
+    test = dataset.index[split.test]
+    same_song = test["song"][:, None] == seen["song"][None, :]
+    apart = np.abs(test["start"][:, None] - seen["start"][None, :]) >= 2 * 125   # a 1-s window, 1-s guard
+    test_rows = split.test[(apart | ~same_song).all(axis=1)]
+    assert 0 < len(test_rows) < len(split.test)    # the split at this phase alone came within the guard
+    assert summary["phase_s"] == 0.5 and summary["n_test_windows"] == len(test_rows)
+    assert any("within the split's 1-s guard" in note for note in summary["notes"]), summary["notes"]
+    assert set(dataset.index["start"][test_rows] % 125) == {62}  # half a second (62.5 samples) in
+    target = dataset.mel(test_rows)
+    pred = (-60.0 + 2.0 * dataset.eeg(test_rows).mean(axis=(1, 2), dtype=np.float64))[:, None, None]
     assert summary["results"]["model"]["mse"] == pytest.approx(metrics.mse(pred + np.zeros((1, 128, 44)),
                                                                           target), rel=1e-5)
     report = (tmp_path / "eval" / "metrics.md").read_text()
