@@ -99,6 +99,9 @@ class RobustScale(nn.Module):
     def __init__(self, n_chans: int = 125, clamp_sd: float = 20.0):
         super().__init__()
         self.clamp_sd = float(clamp_sd)
+        if not self.clamp_sd > 0:   # clamped to [0, 0] (or an empty range) the model reads no EEG at all
+            raise ValueError(f"clamp_sd must be above 0 (got {clamp_sd}): the scaled EEG is clamped to "
+                             f"±clamp_sd standard deviations")
         self.register_buffer("median", torch.zeros(n_chans))
         self.register_buffer("iqr", torch.ones(n_chans))
 

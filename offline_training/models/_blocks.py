@@ -15,7 +15,15 @@ def fit_robust(scale_module, eeg: np.ndarray) -> None:
 
 
 def conv1d_stack(in_channels: int, channels, kernel: int, strides, dropout: float) -> nn.Sequential:
-    """Conv1d → GELU → BatchNorm1d → Dropout per entry; "same"-style padding ``kernel // 2``."""
+    """Conv1d → GELU → BatchNorm1d → Dropout per entry; "same"-style padding ``kernel // 2``.
+
+    A kernel longer than the 1-s window is refused: past the window it reads only padding, and torch's
+    backward pass over one of 1,000 samples ended the process (a double free) where the forward pass ran.
+    """
+    from eegmusic.stream.spec import WINDOW_SAMPLES
+
+    if not 1 <= int(kernel) <= WINDOW_SAMPLES:
+        raise ValueError(f"kernel must be 1 to {WINDOW_SAMPLES} samples, the 1-s window (got {kernel})")
     layers: list[nn.Module] = []
     for out_channels, stride in zip(channels, strides, strict=True):
         layers += [

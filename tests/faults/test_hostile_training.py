@@ -98,6 +98,13 @@ def test_arch_config_values_are_checked_against_the_defaults(arch, config, needl
     ("cnn", '{"dropout": 1.5}', "dropout probability", '{"dropout": 0.1}'),
     ("cnn", '{"filters": [0, 8]}', "does not make a model that runs", '{"filters": [8, 16, 32, 64, 128]}'),
     ("transformer", '{"d_model": 30}', "n_heads divide d_model", '{"d_model": 128}'),
+    # torch's backward pass over a 1,000-sample kernel ended the process (a double free, exit 134; 139 in
+    # another run) after the check's forward pass had run
+    ("convnet", '{"kernel": 1000}', "kernel must be 1 to 125 samples, the 1-s window (got 1000)",
+     '{"kernel": 7}'),
+    # clamped to ±0 (or an empty range) the model read no EEG: it trained and exported with exit 0
+    ("convnet", '{"clamp_sd": -1}', "clamp_sd must be above 0 (got -1.0)", '{"clamp_sd": 20.0}'),
+    ("transformer", '{"clamp_sd": 0}', "clamp_sd must be above 0 (got 0.0)", '{"clamp_sd": 20.0}'),
     # clipped to the window's edge: every frame read one sample, and the fit went on silently
     ("linear", '{"lags": [1000, 2000]}', "lags [1000, 2000] must be samples within the 125-sample window",
      '{"lags": [0, 4, 8, 12, 16, 20, 24, 28]}'),
@@ -112,14 +119,16 @@ def test_arch_config_values_out_of_range_are_one_line(arch, config, library_word
 
 
 @pytest.mark.parametrize(("arch", "config", "size"), [
-    ("convnet", '{"kernel": 100000}', "13,074 M weights, whose training needs 195 GB"),
+    ("convnet", '{"channels": [100000, 100000, 256, 256]}',
+     "70,273 M weights, whose training needs 1,047 GB"),
     ("cnn", '{"dense": 200000}', "53,825 M weights, whose training needs 802 GB"),
 ])
 def test_an_arch_config_that_makes_a_model_too_large_to_train_is_one_line(arch, config, size, sim_dir, cli,
                                                                          tmp_path):
     """A kernel of 100000 samples asked for 800 M weights a layer: the build was killed for memory (exit
-    137, no message, 24 GB used). Counted without allocating, it is refused before any weight is made.
-    (Sizes far beyond any one machine's memory, so that the test asks the same everywhere.)"""
+    137, no message, 24 GB used). Counted without allocating, such a model is refused before any weight is
+    made (a kernel past the window is now refused for that, above; 100,000 channels a layer here). (Sizes
+    far beyond any one machine's memory, so that the test asks the same everywhere.)"""
     status, _, err = cli(*_train(sim_dir, tmp_path / "run", "--arch-config", config, arch=arch))
     assert_one_line_error(status, err, f"--arch-config {config} makes a '{arch}' model of {size}",
                           "of memory this process can still take now", "pass smaller values")
