@@ -146,12 +146,12 @@ def test_a_model_too_large_for_the_memory_free_now_is_one_line(sim_dir, tmp_path
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
 
-    config = '{"kernel": 3000}'   # 397 M weights: 6 GB to train, under this machine's physical memory
+    config = '{"channels": [7500, 7500, 256, 256]}'   # 419 M weights: 6 GB to train, under physical memory
     result = subprocess.run([sys.executable, "-m", "eegmusic", "-q", *map(str, _train(
         sim_dir, tmp_path / "run", "--arch-config", config, arch="convnet"))],
         capture_output=True, text=True, timeout=300, preexec_fn=limit)
     line = assert_one_line_error(result.returncode, result.stderr,
-                                 "model of 397 M weights, whose training needs 6 GB",
+                                 "model of 419 M weights, whose training needs 6 GB",
                                  "GB of memory this process can still take now", "pass smaller values")
     # the limit less the address space the process has taken already (about 1 GB once torch is imported)
     assert 0.5 < float(re.search(r"more than the ([\d.]+) GB", line).group(1)) < 4.0, line
