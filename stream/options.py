@@ -200,8 +200,11 @@ def output_file(*suffixes: str) -> Callable[[str], str]:
         if path.is_dir():
             raise ArgumentTypeError(f"{text!r} is a folder; name a file inside it")
         if text.endswith(os.sep):  # "x.wav/": written as x.wav, and said so as "wrote x.wav/"
+            named = text.rstrip(os.sep)
+            if suffixes and Path(named).suffix.lower() not in suffixes:   # "new/": "new" would be refused
+                named += suffixes[0]
             raise ArgumentTypeError(f"{text!r} ends in {os.sep!r}, as a folder does; name the file without "
-                                    f"it, e.g. {text.rstrip(os.sep)!r}")
+                                    f"it, e.g. {named!r}")
         if suffixes and path.name.lower() in suffixes:  # "vo/.wav": Path's suffix of a dot-file is ""
             raise ArgumentTypeError(f"{text!r} is only an extension; name the file, e.g. out{suffixes[0]}")
         if suffixes and path.suffix.lower() not in suffixes:

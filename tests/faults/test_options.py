@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import math
 
+import numpy as np
 import pytest
+import soundfile as sf
 from eegmusic.stream.cli import build_parser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -139,6 +141,19 @@ def test_bad_output_path_is_refused_before_work(command, argv, option, tmp_path,
     assert_one_line_error(status, err, option)
     assert a_file.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file.txt"]
+
+
+@pytest.mark.parametrize(("given", "suggested"), [("x.wav/", "x.wav"), ("new/", "new.wav")])
+def test_the_file_a_trailing_slash_refusal_suggests_is_accepted(given, suggested, tmp_path, capsys):
+    """``vocode --out vo/new/`` suggested 'vo/new', which was then refused for not ending in .wav."""
+    audio = tmp_path / "in.wav"
+    sf.write(audio, 0.3 * np.sin(2 * np.pi * 440 * np.arange(22050) / 22050).astype(np.float32), 22050)
+    status, _, err = run_cli(["vocode", str(audio), "--out", f"{tmp_path}/{given}"], capsys)   # Path drops /
+    line = assert_one_line_error(status, err, "as a folder does")
+    assert line.endswith(f"e.g. {str(tmp_path / suggested)!r} (see eegmusic vocode --help)"), line
+    status, _, err = run_cli(["vocode", str(audio), "--out", str(tmp_path / suggested)], capsys)
+    assert status == 0, err
+    assert (tmp_path / suggested).is_file()
 
 
 @pytest.mark.parametrize(("argv", "named"), [
