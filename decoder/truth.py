@@ -786,7 +786,7 @@ def _run_figures(songs: list[FrameScores]) -> dict:
     shifted-stimulus control's songs too short) still follows the rules over every frame
     (:meth:`FrameScores.baseline_r`, :meth:`FrameScores.shifted_r`)."""
     figures = _figures(FrameScores.merged(songs))
-    scored = [(scores, scores.decoder.n) for scores in songs if scores.decoder_r() is not None]
+    scored = [(scores, scores.decoder.n) for scores in songs if scores.decoder.n >= 2]   # those with an r
 
     def averaged(r_of) -> float | None:
         values = [(r_of(scores), n) for scores, n in scored]
