@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from eegmusic.stream.channels import IMPUTE_ADVICE
-from eegmusic.stream.errors import EEGMusicError, ModelError, missing, read_json, require_readable
+from eegmusic.stream.errors import EEGMusicError, ModelError, missing, read_json, require_readable, utf8
 from eegmusic.stream.spec import REFERENCES, WINDOW_S, PreprocessingSpec
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,9 @@ def open_session(path: str | Path, sess_options=None, providers=None):
     if path.stat().st_size == 0:
         raise ModelError(f"model file {path} is empty; {EXPORT_FIX}")
     require_readable(path)
+    if not utf8(str(path)):   # onnxruntime takes paths as UTF-8: it raised a TypeError, called damage
+        raise ModelError(f"model file {path}: its name holds bytes that are not UTF-8 (from a system with "
+                         "another encoding), which onnxruntime cannot open; rename the file or its folder")
     try:
         return ort.InferenceSession(str(path), sess_options=sess_options,
                                     providers=providers or ["CPUExecutionProvider"])

@@ -35,8 +35,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay import forward_model as fm
 from eegmusic.replay.calibration_markers import DEFAULT_SUFFIX, decode
-from eegmusic.stream.errors import ConfigError, DataFormatError, detail
-from eegmusic.stream.untrusted import is_utf8
+from eegmusic.stream.errors import ConfigError, DataFormatError, detail, utf8
 
 logger = logging.getLogger(__name__)
 
@@ -454,7 +453,7 @@ class LiveListener:
                 # which file song K is, first and then now and then (a decode may join mid-track)
                 self._named_at[song] = stamp
                 named = f"song_audio={song};path={Path(track.path).resolve()}"
-                if named.isprintable() and is_utf8(named):
+                if named.isprintable() and utf8(named):
                     self._truth_outlet.push_sample([named], stamp)
                 elif song not in self._unnamed:   # LSL strings are UTF-8: the track goes unscored, said once
                     self._unnamed.add(song)

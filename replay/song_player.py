@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 from eegmusic.replay.device_like import device_like_eeg
 from eegmusic.replay.player import ArrayPlayer, check_speed
-from eegmusic.stream.errors import ConfigError
-from eegmusic.stream.untrusted import is_utf8
+from eegmusic.stream.errors import ConfigError, utf8
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ class Player(ArrayPlayer):
         }
         stimulus = folder.stimulus_path(song)
         named = None if stimulus is None else str(Path(stimulus).resolve())
-        if named is not None and not is_utf8(named):
+        if named is not None and not utf8(named):
             logger.warning("%s is not UTF-8 text, so the stream cannot name it and decode --truth cannot "
                            "score this replay; rename it to score it", ascii(named))
             named = None

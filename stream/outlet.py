@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pylsl
+from eegmusic.stream.errors import utf8
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +37,21 @@ MANUFACTURER = "eegmusic"
 """Default ``desc/manufacturer`` of our outlets."""
 
 
+def _lsl_text(value) -> str:
+    """``str(value)`` as text LSL can send: a file name of bytes that are not UTF-8 (from a system with
+    another encoding) reaches Python as surrogates, which pylsl cannot encode; they go out as U+FFFD, so
+    that a replay of a folder of such a name runs (the stream names it inexactly)."""
+    text = str(value)
+    return text if utf8(text) else text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _append_mapping(element: pylsl.XMLElement, values: Mapping) -> None:
     """Write a (nested) mapping under an XML element: dicts become children, the rest text."""
     for key, value in values.items():
         if isinstance(value, Mapping):
-            _append_mapping(element.append_child(str(key)), value)
+            _append_mapping(element.append_child(_lsl_text(key)), value)
         elif value is not None:
-            element.append_child_value(str(key), str(value))
+            element.append_child_value(_lsl_text(key), _lsl_text(value))
 
 
 def _per_channel(value, n_chans: int, what: str) -> list[str]:

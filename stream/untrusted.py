@@ -119,16 +119,6 @@ class MarkerParser:
         return {"markers": self.good, "marker_events": self.events, "bad_markers": self.bad}
 
 
-def is_utf8(text: str) -> bool:
-    """Whether ``text`` can go out as an LSL string (UTF-8): a file name of other bytes decodes to
-    surrogates, which pylsl cannot encode."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def printable(text) -> str:
     """``text`` with every unprintable character escaped (``\\n``, ``\\x1b``), for showing a string from
     the network as one line of text and nothing else; printable text, any script, is kept as it is."""

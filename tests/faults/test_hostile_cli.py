@@ -570,3 +570,16 @@ def test_a_folder_to_create_under_a_linked_folder_is_accepted(tmp_path):
     (tmp_path / "link").symlink_to(tmp_path / "real")
     text = str(tmp_path / "link" / "runs" / "new")       # nearest existing: link/runs, under the link
     assert output_dir(text) == text
+
+
+@pytest.mark.lsl
+def test_a_dataset_folder_whose_name_is_not_utf8_replays(cli, sim_dir, tmp_path, stream_name):
+    """pylsl sends stream metadata as UTF-8: ``replay --data`` of a folder named in another encoding
+    ended in a UnicodeEncodeError traceback as it described the stream (a helper's option fuzz). The
+    stream's metadata now names it with U+FFFD, and the replay runs to its end."""
+    folder = tmp_path / "nmedt\udcff"                          # the byte 0xff, as Python holds it
+    folder.symlink_to(sim_dir)
+    status, out, err = cli("replay", "--data", folder, "--song", "21", "--subject", "1",
+                           "--name", stream_name, "--speed", "200", "--no-markers")
+    assert status == 0, err
+    assert f"replay '{stream_name}' end of data after 2500 samples" in out, out + err

@@ -298,3 +298,18 @@ def test_audio_whose_header_gives_no_usable_rate_is_one_line(rate, tmp_path, cap
     status, _, err = run_cli(["vocode", str(source), "--out", str(tmp_path / "out.wav")], capsys)
     assert_one_line_error(status, err, words, "replace the file or convert it")
     assert words in sample_problem(source)
+
+
+def test_a_model_whose_path_is_not_utf8_is_named_for_that(tmp_path, capsys):
+    """onnxruntime takes paths as UTF-8: a valid model in a folder named in another encoding was "not a
+    readable ONNX model ... export it again", a fix that cannot help (a helper's option fuzz)."""
+    from tests.decoder.onnx_models import make_model
+
+    folder = tmp_path / "runs\udcff"                      # the byte 0xff, as Python holds it
+    folder.mkdir()
+    model = make_model(folder / "m.onnx")
+    status, _, err = _decode(capsys, tmp_path, "--stream", "s", model=model)
+    # stderr writes the byte as '?'
+    assert_one_line_error(status, err, "runs?/m.onnx: its name holds bytes that are not UTF-8",
+                          "rename the file or its folder")
+    assert "export it again" not in err
