@@ -239,7 +239,11 @@ def _no_stretch_fix(dataset, split_kind: str | None, seed: int) -> str:
     """What gives a validation part a stretch to score a lag on: ``--split block`` only where the split is
     another kind and a block split of these windows would have one (else it was refused or circular)."""
     from eegmusic.offline_training.splits import trainable_split
+    from eegmusic.stream.spec import WINDOW_S
 
+    if dataset.hop_s > WINDOW_S:   # windows further apart than their length never tile a stretch
+        return (f"pass --hop {WINDOW_S:g} or less (windows {dataset.hop_s:g} s apart leave gaps, so no "
+                "recording gives consecutive seconds), or pass --target-offset SECONDS")
     if split_kind != "block":
         block = trainable_split(dataset.index, "block", seed=seed, hop_s=dataset.hop_s, music=dataset.music)
         if block is not None and _scorable_runs(dataset, block.val):

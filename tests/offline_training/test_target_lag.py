@@ -323,3 +323,21 @@ def test_windows_a_second_apart_keep_to_the_second_grid_at_any_hop():
     assert index["start"][one_per_second(index, rows)].tolist() == [0, 125, 250, 375, 500, 625, 750, 875]
     index["start"] = [0, 125, 400, 525] + [700 + 125 * k for k in range(36)]  # gaps: the next after them
     assert index["start"][one_per_second(index, rows)].tolist()[:6] == [0, 125, 400, 525, 700, 825]
+
+
+def test_a_hop_longer_than_a_window_is_told_to_shorten_the_hop(delayed_dir, tmp_path, capsys):
+    """Windows 2 s apart never tile a stretch of consecutive seconds, whatever the recording's length: the
+    refusal said "use longer recordings", which cannot help (a helper's option fuzz). It names the hop, and
+    the hop it names trains."""
+    from eegmusic.stream.cli import main
+
+    def train(hop: str, out: str) -> tuple[int, list[str]]:
+        status = main(["train", "--data", str(delayed_dir), "--arch", "linear", "--hop", hop,
+                       "--target-offset", "auto", "--out", str(tmp_path / out), "--no-progress"])
+        return status, [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+
+    status, errors = train("2", "a")
+    assert status == 2 and len(errors) == 1, errors
+    assert "no 2-s stretch" in errors[0] and "pass --hop 1 or less" in errors[0], errors
+    assert "longer recordings" not in errors[0] and not (tmp_path / "a").exists()
+    assert train("1", "b") == (0, [])
