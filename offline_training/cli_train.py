@@ -138,9 +138,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "(0-0.3 s) by a ridge's dynamic r on the validation part (default: auto, 0 with a warning "
         "where no lag can be scored), e.g. --target-offset 0.25",
     )
-    parser.add_argument("--songs", type=positive_int, nargs="+", default=None, metavar="ID",
+    parser.add_argument("--songs", type=positive_int, nargs="+", action="extend", default=None, metavar="ID",
                         help="song ids to use, e.g. 21 22 (default: all)")
-    parser.add_argument("--subjects", type=positive_int, nargs="+", default=None, metavar="K",
+    parser.add_argument("--subjects", type=positive_int, nargs="+", action="extend", default=None, metavar="K",
                         help="listeners to use, 1-based numbers as in replay --subject (default: all)")
     parser.add_argument(
         "--arch-config",

@@ -48,6 +48,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
         "--music",
         required=True,
         nargs="+",
+        action="extend",
         metavar="PATH",
         help="audio files (wav/flac/ogg/mp3) or folders of them, in play order",
     )

@@ -68,7 +68,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snr", type=float_range(0.0, 1.0, low_open=True, high_open=True), default=None,
                         metavar="X", help="evoked share of EEG variance, between 0 and 1 (not 0 or 1; "
                         "default 0.03; 0.2 with --live)")
-    parser.add_argument("--music", nargs="+", default=None, metavar="DIR|FILE",
+    parser.add_argument("--music", nargs="+", action="extend", default=None, metavar="DIR|FILE",
                         help="your own music, any rate: folders (their wav/flac/ogg/mp3 files, in name "
                         "order) and/or files, one song each, slots 21..30 (the first 10 when there are "
                         "more; e.g. --music /usr/share/games/singularity/music, from the singularity-music "

@@ -46,6 +46,20 @@ def test_verbosity_before_or_after_the_command(argv, verbose, quiet):
     assert args.quiet + args.quiet_command == quiet
 
 
+@pytest.mark.parametrize(("argv", "dest", "expected"), [
+    (["train", "--data", "d", "--out", "o", "--songs", "21", "--songs", "22", "23"], "songs", [21, 22, 23]),
+    (["train", "--data", "d", "--out", "o", "--subjects", "1", "--subjects", "3"], "subjects", [1, 3]),
+    (["simulate", "--out", "o", "--music", "a.wav", "--music", "b"], "music", ["a.wav", "b"]),
+    (["calibrate", "--stream", "s", "--out", "o.xdf", "--music", "a.wav", "--music", "b"], "music",
+     ["a.wav", "b"]),
+    (["bench", "--only", "inlet", "--only", "vocoder"], "only", ["inlet", "vocoder"]),
+])
+def test_a_list_option_given_twice_keeps_both_lists(argv, dest, expected):
+    """``train --songs 21 --songs 22`` trained on song 22 alone, silently, where ``bench --only`` merged
+    (a helper's option fuzz): every list option takes each use's values."""
+    assert getattr(build_parser().parse_args(argv), dest) == expected
+
+
 @pytest.mark.parametrize(("verbose", "quiet", "level"), [
     (0, 0, logging.INFO), (1, 0, logging.DEBUG), (3, 0, logging.DEBUG), (0, 1, logging.WARNING),
     (0, 2, logging.ERROR), (0, 5, logging.ERROR), (1, 1, logging.INFO),
