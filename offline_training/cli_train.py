@@ -140,7 +140,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--songs", type=positive_int, nargs="+", action="extend", default=None, metavar="ID",
                         help="song ids to use, e.g. 21 22 (default: all)")
-    parser.add_argument("--subjects", type=positive_int, nargs="+", action="extend", default=None, metavar="K",
+    parser.add_argument("--subjects", type=positive_int, nargs="+", action="extend", default=None,
+                        metavar="K",
                         help="listeners to use, 1-based numbers as in replay --subject (default: all)")
     parser.add_argument(
         "--arch-config",
