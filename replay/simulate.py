@@ -54,6 +54,7 @@ from eegmusic.stream.atomic import (
     nearest_existing,
     output_lock,
     process_status,
+    write_probe,
 )
 from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
@@ -234,6 +235,14 @@ def prepare_folder(out: Path, old_files: list[Path], manifest: dict, *, stimuli:
         The outermost folder this call created (``out`` or a missing parent of it), so that a failed
         run may remove it whole; None when ``out`` existed.
     """
+    # every folder to delete from is tried first: a read-only stimuli/ failed the run after the song
+    # files beside it were deleted, and the line did not say so
+    for folder in sorted({path.parent for path in old_files}):
+        error = write_probe(folder)
+        if error is not None:
+            raise OutputError(f"cannot replace the earlier simulation in {out}: files in {folder} cannot be "
+                              f"deleted ({error.strerror or error}); nothing was deleted: make that folder "
+                              "writable or choose another --out folder")
     created = None
     if not out.exists():
         created = out.absolute()

@@ -202,6 +202,24 @@ def deferred_stops() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
+def write_probe(folder: str | os.PathLike) -> OSError | None:
+    """Whether a file can be made (and so deleted) in ``folder``, by trying: None, or the error.
+
+    The permission bits say "writable" to root even where no file can be made (/proc, a read-only
+    mount), so a command that trusted them failed only when it wrote, its work lost.
+    """
+    import tempfile
+
+    with deferred_stops():   # a stop in between left the probe in the user's folder
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".eegmusic-write-check-", dir=folder)
+        except OSError as error:
+            return error
+        os.close(handle)
+        os.unlink(probe)
+    return None
+
+
 @contextlib.contextmanager
 def temporary_directory(prefix: str) -> Iterator[Path]:
     """A new folder in the temporary folder, removed with its content however the block ends.
@@ -499,9 +517,8 @@ def check_writable(out: Path, flag: str = "--out") -> None:
     """Refuse an ``out`` that cannot be created or written, before any estimate of its size (``flag``: the
     option that names it, in the message).
 
-    A permission check is not enough: as root every folder passes ``os.access``, and ``/proc`` or a
-    read-only mount still take no new file. So a temporary folder is made (and removed at once) where
-    the first write will go: in ``out`` when it exists, else in its nearest existing parent. A full disk
+    A permission check is not enough (:func:`write_probe`): a file is made and removed where the first
+    write will go, in ``out`` when it exists, else in its nearest existing parent. A full disk
     is left to :func:`replay.simulate.check_resources`, whose message says how much is needed.
 
     Raises
@@ -510,12 +527,8 @@ def check_writable(out: Path, flag: str = "--out") -> None:
         ``out`` cannot be created, or nothing can be written into it.
     """
     folder = nearest_existing(out)
-    try:
-        with deferred_stops():   # a stop in between left the folder in the user's output folder
-            shutil.rmtree(tempfile.mkdtemp(prefix=".eegmusic-write-check-", dir=folder))
-    except OSError as error:
-        if error.errno in DISK_FULL_ERRNOS:
-            return
+    error = write_probe(folder)
+    if error is not None and error.errno not in DISK_FULL_ERRNOS:
         reason = error.strerror or str(error)
         what = (f"cannot write into {flag} folder {out} ({reason})" if folder == out
                 else f"cannot create {flag} folder {out}: {folder} takes no new folder ({reason})")

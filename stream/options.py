@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from eegmusic.stream.atomic import deferred_stops, nearest_existing
+from eegmusic.stream.atomic import nearest_existing, write_probe
 from eegmusic.stream.errors import utf8
 
 ArgumentTypeError = argparse.ArgumentTypeError
@@ -152,18 +152,10 @@ def _writable_folder(folder: Path, text: str) -> None:
             raise ArgumentTypeError(f"{str(existing)!r} in {text!r} is a file, not a folder; name a path in "
                                     "a folder")
         raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} does not exist; create it first")
-    # by trying: the permission bits say "writable" to root even where no file can be made (/proc, a
-    # read-only mount), and the command then failed only when it wrote, its work lost
-    import tempfile
-
-    with deferred_stops():   # a stop in between left the probe in the user's folder
-        try:
-            handle, probe = tempfile.mkstemp(prefix=".eegmusic-write-check-", dir=folder)
-        except OSError as error:
-            raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} is not writable "
-                                    f"({error.strerror or error})") from None
-        os.close(handle)
-        os.unlink(probe)
+    error = write_probe(folder)
+    if error is not None:
+        raise ArgumentTypeError(f"folder {str(folder)!r} of {text!r} is not writable "
+                                f"({error.strerror or error})")
 
 
 def _path_text(text: str, what: str) -> Path:

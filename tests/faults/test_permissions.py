@@ -102,3 +102,20 @@ def test_a_fifo_is_never_opened_to_check_its_permissions(tmp_path):
     result = subprocess.run([sys.executable, "-m", "eegmusic", "info", str(fifo)], capture_output=True,
                             text=True, timeout=60)
     assert_one_line_error(result.returncode, result.stderr, str(fifo))
+
+
+def test_an_overwrite_that_cannot_delete_every_old_file_deletes_none(tmp_path):
+    """``simulate --overwrite`` over a dataset whose ``stimuli/`` is read-only deleted the song's .mat
+    file beside it, then failed on the first stimulus, and its line did not say so (a helper's option
+    fuzz). Every folder to delete from is tried first: nothing is deleted, and the line names the folder."""
+    from eegmusic.replay.simulate import simulate
+
+    out = simulate(tmp_path / "sim", n_songs=1, n_subjects=1, seconds=2.0, seed=0, progress=False)
+    before = {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    with _locked(out / "stimuli", 0o555):
+        status, err = _run_bound_by_permissions("simulate", "--out", str(out), "--n-songs", "1",
+                                                "--n-subjects", "1", "--duration", "3", "--overwrite",
+                                                cwd=tmp_path)
+    assert_one_line_error(status, err, f"files in {out / 'stimuli'} cannot be deleted", "nothing was deleted",
+                          "make that folder writable")
+    assert {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
