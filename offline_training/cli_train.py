@@ -177,9 +177,10 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         model_config = read_json(args.arch_config) if args.arch_config else {}
     except json.JSONDecodeError as error:
-        raise ConfigError(
-            f"--arch-config is not valid JSON ({error.msg}); pass e.g. '{{\"dense\": 64}}'"
-        ) from error
+        from eegmusic.offline_training.train import config_example
+
+        raise ConfigError(f"--arch-config is not valid JSON ({error.msg}); pass e.g. "
+                          f"'{config_example(args.arch)}' for --arch {args.arch}") from error
     from eegmusic.offline_training.train import SUBJECT_SPLITS, TrainConfig, train
     from eegmusic.replay.manifest import excerpt_name
 

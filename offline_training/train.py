@@ -333,6 +333,15 @@ def _config_defaults(name: str) -> dict:
     return defaults
 
 
+def config_example(name: str) -> str:
+    """An ``--arch-config`` of architecture ``name`` to show in a refusal: its first numeric
+    hyper-parameter at its default, e.g. ``{"lags": 7}`` (another architecture's key would be refused)."""
+    for key, value in _config_defaults(name).items():
+        if key not in SET_BY_TRAIN and isinstance(value, int | float) and not isinstance(value, bool):
+            return json.dumps({key: value})
+    return "{}"
+
+
 def build_configured(name: str, model_kwargs: dict, model_config: dict):
     """Build architecture ``name``; with ``--arch-config`` values, also run it once on two empty windows.
 

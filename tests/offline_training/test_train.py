@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from eegmusic.offline_training.export import read_metadata, run_onnx  # noqa: E402
-from eegmusic.offline_training.models.registry import load_checkpoint  # noqa: E402
+from eegmusic.offline_training.models.registry import ALL_MODELS, load_checkpoint  # noqa: E402
 from eegmusic.stream.cli import main  # noqa: E402
 
 from tests.fixtures.threads import torch_threads  # noqa: E402
@@ -430,3 +430,20 @@ def test_resume_on_data_with_more_listeners_is_refused(sim_dir, tmp_path, capsys
         f"--resume: the run in {out} was trained on other data (2 listeners (--subject-conditioning) in the "
         f"checkpoint, 3 in --data {data}); resume on the data it was trained on, or drop --resume and train "
         "into a new --out"), err
+
+
+@pytest.mark.parametrize("arch", sorted(ALL_MODELS))
+def test_the_config_a_json_refusal_suggests_is_one_of_that_architectures(arch, sim_dir, tmp_path, capsys):
+    """A bad ``--arch-config`` suggested '{"dense": 64}' whatever ``--arch`` was, a cnn key every other
+    architecture refuses (a helper's option fuzz). The example is the architecture's own, and passes its
+    check."""
+    from eegmusic.offline_training.train import check_model_config
+
+    assert main(["train", "--data", str(sim_dir), "--arch", arch, "--out", str(tmp_path / "run"),
+                 "--arch-config", "{nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    example = re.search(r"pass e\.g\. '(\{.*\})' for --arch " + arch + "$", err)
+    assert example is not None and len(err.splitlines()) == 1, err
+    suggested = json.loads(example.group(1))
+    assert suggested, err
+    check_model_config(arch, suggested)
