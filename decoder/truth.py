@@ -321,6 +321,29 @@ class NamedStimuli:
                 "from (a virtual listener names each track's file on its marker stream)")
 
 
+def _refuse_other_music(folder, meta, flag: str) -> None:
+    """Refuse an NMED-T ``--truth`` folder whose audio for the replayed song differs from the audio of the
+    folder the replay plays, where both files are on this machine.
+
+    Two folders number different music alike (simulated songs, ``simulate --music``): ``--truth`` naming
+    another folder than the replay's scored the run against other music, with only a warning of its
+    baselines. A copy of the folder holds the same files and is scored; so is a replay from another
+    machine (its folder is not here), or a song ``--truth`` lacks (the run then says so). The replay's
+    file is read only inside its folder, as :class:`ReplayStimulus` reads it.
+    """
+    named = meta.stimulus
+    if named is None or meta.song is None:
+        return
+    played = Path(named.dataset)
+    if not played.is_dir() or played.resolve() == Path(folder.path).resolve():
+        return
+    theirs, ours = audio_inside(named.audio, played), folder.stimulus_path(int(meta.song))
+    if theirs is not None and ours is not None and stimulus_digest(theirs) != stimulus_digest(ours):
+        raise ConfigError(f"{flag} {folder.path}: stream {meta.name!r} replays {played}, whose song "
+                          f"{meta.song} is other music (its audio file differs from {ours}); pass --truth "
+                          f"{played}")
+
+
 def truth_stimuli(truth: str | Path, meta, *, flag: str = "--truth"):
     """The stimulus lookup for ``--truth``: an NMED-T folder's ``stimuli/``; a folder of music, for a stream
     that is no replay (the tracks its markers name); else what the replay names."""
@@ -329,7 +352,9 @@ def truth_stimuli(truth: str | Path, meta, *, flag: str = "--truth"):
     truth = Path(truth).expanduser()
     kind = truth_kind(truth)
     if kind == "nmedt":
-        return StimulusFolder(truth, sfreq=AUDIO_SFREQ)
+        folder = StimulusFolder(truth, sfreq=AUDIO_SFREQ)
+        _refuse_other_music(folder, meta, flag)
+        return folder
     if kind == "music" and meta.stimulus is None:   # a live source naming its tracks
         return NamedStimuli(truth)
     return ReplayStimulus(truth, meta, flag=flag)

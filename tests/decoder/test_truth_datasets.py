@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 from eegmusic.decoder.pipeline import LivePipeline, PipelineConfig
 from eegmusic.decoder.truth import ReplayStimulus, check_truth_dir, truth_kind, truth_stimuli
 from eegmusic.replay.dataset import open_dataset
@@ -106,6 +107,32 @@ def test_the_stimulus_a_stream_names_is_read_only_inside_the_named_dataset(sessi
     nmedt = tmp_path / "nmedt"
     (nmedt / "stimuli").mkdir(parents=True)
     assert type(truth_stimuli(nmedt, _meta(1, None))).__name__ == "StimulusFolder"
+
+
+def test_an_nmedt_folder_of_other_music_than_the_one_replayed_here_is_refused(tmp_path):
+    """Two NMED-T folders number different music alike (simulated songs, ``simulate --music``): ``--truth``
+    naming another folder than the replay's scored the run against other music, with only a warning of
+    its baselines (a helper's option fuzz). A copy of the folder is scored, as is a replay from another
+    machine (a folder this one lacks) or a song the named folder lacks."""
+    import shutil
+
+    played, other = tmp_path / "sim_a", tmp_path / "sim_b"
+    for folder, tone in ((played, 440.0), (other, 660.0)):
+        (folder / "stimuli").mkdir(parents=True)
+        wave = np.sin(2 * np.pi * tone * np.arange(SFREQ) / SFREQ).astype(np.float32)
+        soundfile.write(folder / "stimuli" / "song21.wav", wave, SFREQ)
+    copy = shutil.copytree(played, tmp_path / "copy")
+
+    def meta(dataset, song=21):
+        return _meta(song, ReplayedStimulus(str(dataset), str(dataset / "stimuli" / f"song{song}.wav"), 0.0))
+
+    with pytest.raises(ConfigError, match=f"--truth {other}: stream 's' replays {played}, whose song 21 is "
+                       f"other music \\(its audio file differs from {other / 'stimuli' / 'song21.wav'}\\); "
+                       f"pass --truth {played}"):
+        truth_stimuli(other, meta(played))
+    for truth, stream in ((copy, meta(played)), (tmp_path / "." / "sim_a", meta(played)),
+                          (other, meta(tmp_path / "elsewhere")), (other, meta(played, song=22))):
+        assert type(truth_stimuli(truth, stream)).__name__ == "StimulusFolder"
 
 
 @pytest.mark.parametrize("start_s", [2.0, -0.5])
