@@ -288,14 +288,18 @@ def evaluate(
             dynamic = [np.array([local[int(r)] for r in chains[k]], dtype=np.int64) for k in chunk]
             for name, accumulator in accumulators.items():
                 if accumulator is not None:
-                    accumulator.add(predictions[name], target, songs, dynamic)
+                    accumulator.add(predictions[name], target, dataset.music["music"][rows], dynamic)
             if shown_target is None and int(shown[0]) in local:
                 at = np.array([local[int(r)] for r in shown], dtype=np.int64)
                 shown_target, shown_pred = target[at], predictions["model"][at]
             bar.update(len(rows))
     results = {name: None if acc is None else acc.result() for name, acc in accumulators.items()}
-    known_songs = set() if classifier is None else set(classifier.classes_.tolist()) - set(other_music)
-    if classifier is not None and set(np.unique(test_songs).tolist()) - known_songs:
+    # the classifier's classes are music ids (:func:`_fit_classifier`), another folder's song of the
+    # same number but other music excluded
+    music = dataset.music["music"]
+    other_ids = {int(music[dataset.index["song"] == song][0]) for song in other_music}
+    known_songs = set() if classifier is None else set(classifier.classes_.tolist()) - other_ids
+    if classifier is not None and set(np.unique(music[test_rows]).tolist()) - known_songs:
         notes.append("song accuracy undefined: the classifier never saw a test song (its training part "
                      "lacks it); the Fréchet distance is still reported")
         for row in results.values():
@@ -468,13 +472,19 @@ def _reference_part(dataset, parts, training: dict, info: ModelInfo, split: str)
 
 
 def _fit_classifier(dataset, rows: np.ndarray, *, seed: int) -> tuple[SongClassifier | None, str | None]:
-    """Fit the song classifier on (a seeded subsample of) the reference windows' true mel."""
-    songs = dataset.index["song"][rows]
-    if len(np.unique(songs)) < 2:
-        return None, "song accuracy undefined: the training part has fewer than 2 songs"
+    """Fit the song classifier on (a seeded subsample of) the reference windows' true mel.
+
+    Its classes are pieces of music (:attr:`WindowDataset.music`), not song keys: in a folder of
+    sessions each listener's play of a track is a song of its own, and the classifier told plays of
+    the same audio apart by chance, under a chance level of 1/9 for 3 pieces heard by 3 listeners.
+    Where every song is its own music (NMED-T, ``simulate``) the two are the same.
+    """
+    music = dataset.music["music"]
+    if len(np.unique(music[rows])) < 2:
+        return None, "song accuracy undefined: the training part has fewer than 2 pieces of music"
     if len(rows) > CLASSIFIER_MAX_WINDOWS:
         rows = np.sort(np.random.default_rng(seed).choice(rows, CLASSIFIER_MAX_WINDOWS, replace=False))
-    return SongClassifier().fit(dataset.mel(rows), dataset.index["song"][rows]), None
+    return SongClassifier().fit(dataset.mel(rows), music[rows]), None
 
 
 def _describe_rows(dataset, rows: np.ndarray) -> str:

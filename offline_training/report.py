@@ -66,8 +66,9 @@ def metrics_table(summary: dict) -> str:
         cells = [_format(None if row is None else row.get(key)) for key, _ in METRIC_COLUMNS]
         lines.append(f"| {PREDICTOR_TITLES[name]} | " + " | ".join(cells) + " |")
     chance, n_songs = summary.get("song_accuracy_chance"), summary.get("songs_classified")
-    chance_text = (f" (chance {chance:.3f}, one of {n_songs} songs; below chance, it names another song "
-                   "more often than a guess would)" if chance and n_songs and n_songs > 1 else "")
+    chance_text = (f" (chance {chance:.3f}, one of {n_songs} pieces of music; below chance, it names "
+                   "another piece more often than a guess would)"
+                   if chance and n_songs and n_songs > 1 else "")
     lines += [
         "",
         "MSE, cosine and Pearson are per 1-s window (flattened), as published; a constant spectrum "

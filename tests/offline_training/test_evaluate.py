@@ -174,7 +174,7 @@ def test_evaluate_writes_every_output(tracking_run):
     # song accuracy stands beside its chance level (a 0.083 read as 'no information' was below chance)
     chance, n_songs = summary["song_accuracy_chance"], summary["songs_classified"]
     assert n_songs >= 2 and chance == round(1 / n_songs, 4)
-    assert f"chance {chance:.3f}, one of {n_songs} songs" in table, table
+    assert f"chance {chance:.3f}, one of {n_songs} pieces of music" in table, table
     audio, sr = soundfile.read(out / "reconstruction.wav")
     assert sr == melspec.AUDIO_SFREQ and len(audio) >= 2 * sr and np.all(np.isfinite(audio))
     assert summary["split"] == "block" and summary["n_dynamic_blocks"] >= 1

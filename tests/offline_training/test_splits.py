@@ -174,6 +174,24 @@ def test_evaluate_shuffles_a_folder_of_sessions_by_music(session_folder, tmp_pat
     assert order is not None and not (keys[rows] == keys[rows][order]).all(axis=1).any()
 
 
+def test_evaluate_classifies_a_folder_of_sessions_by_music(session_folder, tmp_path):
+    """Each listener's play of a track is a song of its own in a folder of sessions: the song classifier
+    had the 9 plays of 3 tracks as classes, told plays of the same audio apart by chance, and read its
+    accuracy against a chance of 1/9 (a helper's science audit). Its classes are the 3 pieces of music."""
+    import json
+
+    from eegmusic.offline_training.evaluate import evaluate
+    from eegmusic.stream.cli import main
+
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--data", str(session_folder), "--arch", "linear", "--split", "block",
+                 "--out", str(run), "--no-progress"]) == 0
+    evaluate(session_folder, run / "model.onnx", "block", tmp_path / "eval", progress=False)
+    summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert summary["songs_classified"] == 3 and summary["song_accuracy_chance"] == 0.3333, summary
+    assert "one of 3 pieces of music" in (tmp_path / "eval" / "metrics.md").read_text()
+
+
 @pytest.mark.parametrize("kind", [k for k in SPLIT_KINDS if k != "all"])
 def test_a_folder_of_songs_splits_as_it_did(sim_dir, kind):
     """Where every song is its own music (NMED-T, ``simulate``: the quality bench's data), splitting by
