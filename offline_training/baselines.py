@@ -216,6 +216,39 @@ def training_baselines(dataset, train_rows: np.ndarray) -> dict:
     return entry
 
 
+def _apart_by_a_window(order: np.ndarray, targets: np.ndarray, *, seed: int) -> np.ndarray | None:
+    """``order`` with every window handed EEG of other music, or of its music whose 1-s target does not
+    overlap its own (None when no swap finds one).
+
+    :func:`shuffled_order` keeps each window from its exact target only. At a hop below 1 s (or plays of
+    one track that start off the second, in a folder of sessions) a window could get EEG of its music
+    0.1 s from its own: the same listener's, almost its own EEG. Each such pair swaps its EEG with another
+    window's, drawn at random, where both new pairs are apart. At a 1-s hop on a song's grid no two
+    different targets overlap, and ``order`` comes back unchanged.
+    """
+    from eegmusic.stream.spec import WINDOW_SAMPLES
+
+    piece, start = targets[:, 0], targets[:, 1]
+
+    def apart(window, source):
+        return (piece[window] != piece[source]
+                or abs(int(start[window]) - int(start[source])) >= WINDOW_SAMPLES)
+
+    order = order.copy()
+    clashes = np.flatnonzero((piece == piece[order]) & (np.abs(start - start[order]) < WINDOW_SAMPLES))
+    rng = np.random.default_rng([seed, 7331])
+    for window in clashes:
+        if apart(window, order[window]):   # a swap for an earlier clash took it
+            continue
+        for other in rng.permutation(len(order)):
+            if apart(window, order[other]) and apart(other, order[window]):
+                order[window], order[other] = order[other], order[window]
+                break
+        else:
+            return None
+    return order
+
+
 def shuffled_test_order(index: np.ndarray, rows: np.ndarray, *, seed: int,
                         music: np.ndarray | None = None) -> tuple[np.ndarray | None, str | None]:
     """The shuffled-EEG control's permutation of the windows ``rows`` of a window ``index``
@@ -227,13 +260,19 @@ def shuffled_test_order(index: np.ndarray, rows: np.ndarray, *, seed: int,
     By music, not by song number: in a folder of sessions each listener's play of a track is a song of
     its own, so keyed by song a window could be handed another listener's EEG of the same second of the
     same music, the same target (40 of 1,800 windows over 20 splits; the control then read 0.054 for a
-    model on three listeners' sessions, -0.017 by music)."""
+    model on three listeners' sessions, -0.017 by music). Nor EEG of its music less than 1 s from its own
+    second (:func:`_apart_by_a_window`)."""
     from eegmusic.stream.spec import MODEL_SFREQ
 
     entries = index[rows] if music is None else music[rows]
     targets = np.stack([entries["song" if music is None else "music"], entries["start"]], axis=1)
     order = shuffled_order(len(rows), seed=seed, targets=targets)
     if order is not None:
+        order = _apart_by_a_window(order, targets, seed=seed)
+        if order is None:
+            return None, ("model on shuffled EEG not available: no shuffle of the test windows gives each "
+                          "one EEG of other music or of its music at least 1 s from its own; score a test "
+                          "part with more held-out seconds")
         return order, None
     keys, counts = np.unique(targets, axis=0, return_counts=True)
     song, start = keys[int(np.argmax(counts))]

@@ -407,3 +407,44 @@ def test_train_subject_block_end_to_end(sim_dir, tmp_path, capsys, one_torch_thr
     assert "split 'subject-block' leaves the validation part empty (2 subjects" in err
     assert err.endswith("use at least 3 listeners and longer songs, or --split block")
     assert not (tmp_path / "two" / "model.onnx").exists()
+
+
+def _hop_index(n_listeners: int, seconds: float, hop_samples: int, song: int = 21) -> np.ndarray:
+    """A window index of one song heard by ``n_listeners``, windows every ``hop_samples`` over ``seconds``."""
+    starts = np.arange(0, int(seconds * 125) - 125 + 1, hop_samples)
+    index = np.zeros(n_listeners * len(starts), dtype=[("song", np.int64), ("subject", np.int64),
+                                                       ("start", np.int64)])
+    index["song"] = song
+    index["subject"] = np.repeat(np.arange(n_listeners), len(starts))
+    index["start"] = np.tile(starts, n_listeners)
+    return index
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_shuffled_eeg_control_never_hands_a_window_eeg_overlapping_its_own_second(seed):
+    """At a 0.1-s hop the control kept each window from its exact target only: a window could get the EEG
+    of its music 0.1 s away, its own listener's, almost its own EEG (a helper's science audit; 78 of
+    the 909 windows here at seed 0). Each gets other music, or its music a second or more away."""
+    from eegmusic.offline_training.baselines import shuffled_test_order
+
+    index = _hop_index(3, 30.0, 12)
+    rows = np.arange(len(index))
+    order, note = shuffled_test_order(index, rows, seed=seed)
+    assert note is None and sorted(order) == list(rows) and not (order == rows).any()
+    assert (np.abs(index["start"] - index["start"][order]) >= 125).all()
+
+
+def test_at_a_one_second_hop_the_shuffle_is_the_plain_one_and_no_room_is_refused():
+    """On a song's 1-s grid no two different targets overlap: the order is :func:`shuffled_order`'s, so no
+    table measured before changes. Where every window overlaps every other, there is no control."""
+    from eegmusic.offline_training.baselines import shuffled_order, shuffled_test_order
+
+    index = _hop_index(3, 30.0, 125)
+    rows = np.arange(len(index))
+    targets = np.stack([index["song"], index["start"]], axis=1)
+    for seed in range(4):
+        order, _ = shuffled_test_order(index, rows, seed=seed)
+        np.testing.assert_array_equal(order, shuffled_order(len(rows), seed=seed, targets=targets))
+    crowded = _hop_index(1, 1.4, 12)        # 5 windows within 0.4 s of each other
+    order, note = shuffled_test_order(crowded, np.arange(len(crowded)), seed=0)
+    assert order is None and "at least 1 s from its own" in note
