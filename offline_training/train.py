@@ -335,7 +335,8 @@ def _config_defaults(name: str) -> dict:
 
 def config_example(name: str) -> str:
     """An ``--arch-config`` of architecture ``name`` to show in a refusal: its first numeric
-    hyper-parameter at its default, e.g. ``{"lags": 7}`` (another architecture's key would be refused)."""
+    hyper-parameter at its default, e.g. ``{"kernel": 7}`` for convnet (another architecture's key would be
+    refused)."""
     for key, value in _config_defaults(name).items():
         if key not in SET_BY_TRAIN and isinstance(value, int | float) and not isinstance(value, bool):
             return json.dumps({key: value})
