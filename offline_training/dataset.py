@@ -183,7 +183,6 @@ class WindowDataset:
         :meth:`with_target_offset` makes, which read the same audio at another lag."""
         # song key -> (dataset it came from, its song id there, folder): an appended excerpt's own stimulus
         self._sources = {song: (nmedt, song, self.folder) for song in self.songs}
-        rows = []
         all_ids: list[str] = []
         song_ids: dict[int, list[str]] = {}
         flat_seen: list[tuple[str, str, np.ndarray, tuple]] = []  # (subject, name, flags, labels)
@@ -216,15 +215,10 @@ class WindowDataset:
             chosen = [(position[sid], k) for k, sid in enumerate(song_ids[song]) if sid in position]
             if len(chosen) < len(song_ids[song]):
                 self._eeg[song] = self._eeg[song][[k for _, k in chosen]]
-            n_times = self._eeg[song].shape[-1]
             self._local[song] = {global_index: local for local, (global_index, _) in enumerate(chosen)}
-            starts = np.arange(self.phase, n_times - WINDOW_SAMPLES + 1, self.hop, dtype=np.int64)
-            for global_index, _ in chosen:
-                block = np.empty(len(starts), dtype=INDEX_DTYPE)
-                block["song"], block["subject"], block["start"] = song, global_index, starts
-                rows.append(block)
-        self.index = np.concatenate(rows) if rows else np.empty(0, dtype=INDEX_DTYPE)
-        self.music = self._music(nmedt)
+        self.index = self._index_at(self.phase)
+        self._placed = self._placements(nmedt)
+        self.music = self._music_of(self.index)
         self.flat_report.check(self.folder)  # all-zero / flat recordings: refused above a share
         if len(self.index) == 0:
             raise DataFormatError(
@@ -239,29 +233,25 @@ class WindowDataset:
         """The window :attr:`index` and :attr:`music` of these songs and listeners at this hop, with the
         windows starting at ``phase_s + k * hop`` instead: the windows a model trained on at phase 0,
         beside this dataset read at another phase to score it (``evaluate --phase``)."""
-        phase = int(round(float(phase_s) * MODEL_SFREQ))
-        index, music = [], []
+        index = self._index_at(int(round(float(phase_s) * MODEL_SFREQ)))
+        return index, self._music_of(index)
+
+    def _index_at(self, phase: int) -> np.ndarray:
+        """The window index of every song and chosen listener, windows starting at ``phase + k * hop``
+        samples (:attr:`index` at this dataset's phase)."""
+        rows = []
         for song in self.songs:
-            own = np.flatnonzero(self.index["song"] == song)
-            if len(own) == 0:   # no whole window at this dataset's phase: none is placed at another either
-                continue
             n_times = self._eeg[song].shape[-1]
             starts = np.arange(phase, n_times - WINDOW_SAMPLES + 1, self.hop, dtype=np.int64)
-            first = own[0]   # each song's music and its offset on that music's time axis, from any row
-            offset = self.music["start"][first] - self.index["start"][first]
-            for subject in self._local[song]:
+            for global_index in self._local[song]:
                 block = np.empty(len(starts), dtype=INDEX_DTYPE)
-                block["song"], block["subject"], block["start"] = song, subject, starts
-                placed = np.empty(len(starts), dtype=MUSIC_DTYPE)
-                placed["music"], placed["start"] = self.music["music"][first], starts + offset
-                index.append(block)
-                music.append(placed)
-        if not index:
-            return np.empty(0, dtype=INDEX_DTYPE), np.empty(0, dtype=MUSIC_DTYPE)
-        return np.concatenate(index), np.concatenate(music)
+                block["song"], block["subject"], block["start"] = song, global_index, starts
+                rows.append(block)
+        return np.concatenate(rows) if rows else np.empty(0, dtype=INDEX_DTYPE)
 
-    def _music(self, nmedt) -> np.ndarray:
-        """:attr:`music`: each window's music and its start on that music's time axis.
+    def _placements(self, nmedt) -> dict[int, tuple[int, int]]:
+        """Each song's music id and the sample of that music heard at the song's sample 0 (for
+        :attr:`music`).
 
         A folder of songs (NMED-T, ``simulate``) has one song per piece of music, heard by every
         listener from its start: the song and the start. A reader that makes one song per play (XDF
@@ -274,12 +264,17 @@ class WindowDataset:
         ids: dict = {}
         for song in sorted(placed):
             ids.setdefault(placed[song][0], song)
-        music = np.empty(len(self.index), dtype=MUSIC_DTYPE)
-        songs = self.index["song"]
-        for song, (key, start_s) in placed.items():
-            rows = songs == song
-            music["music"][rows] = ids[key]
-            music["start"][rows] = self.index["start"][rows] + int(round(start_s * MODEL_SFREQ))
+        return {song: (ids[key], int(round(start_s * MODEL_SFREQ)))
+                for song, (key, start_s) in placed.items()}
+
+    def _music_of(self, index: np.ndarray) -> np.ndarray:
+        """The :attr:`music` rows of the windows ``index``: each window's music and its start on that
+        music's time axis (:meth:`_placements`)."""
+        music = np.empty(len(index), dtype=MUSIC_DTYPE)
+        for song, (music_id, offset) in self._placed.items():
+            rows = index["song"] == song
+            music["music"][rows] = music_id
+            music["start"][rows] = index["start"][rows] + offset
         return music
 
     def _check_channels(self, song: int, recording) -> None:
