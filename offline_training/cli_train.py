@@ -267,8 +267,10 @@ def run_train(args: argparse.Namespace) -> int:
             print(_finetune_line(tuned, config.init))
         unseen = metrics.get("unseen_song")
         if unseen and unseen["dynamic_r"] is not None:
+            lag = ("" if not unseen.get("offset_choice") else
+                   f", at target offset {unseen['target_offset_s']:g} s chosen without it")
             print(f"unseen-song check: trained without song {unseen['song']}, the model decodes it at live "
-                  f"dynamic r {unseen['dynamic_r']:.3f} ({unseen['n_windows']} windows)")
+                  f"dynamic r {unseen['dynamic_r']:.3f} ({unseen['n_windows']} windows{lag})")
         elif unseen:
             print(f"unseen-song check: not scored ({unseen['reason']})")
         print(f"model: {metrics['paths']['model.onnx']}")

@@ -1232,19 +1232,31 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
     if config.unseen_song_check:  # the same recipe without one training song, scored on that song
         from eegmusic.offline_training.unseen_song import unseen_song_score
 
-        def fit_fold(fold_split):
+        def fit_fold(fold_split, fold_data):
             from eegmusic.stream.atomic import temporary_directory
 
-            fold_model = build_model(config.model, **model_kwargs)
+            fold_kwargs = dict(model_kwargs)
+            if config.model in OFFSET_MODELS:
+                fold_kwargs["target_offset_s"] = fold_data.target_offset_s
+            fold_model = build_model(config.model, **fold_kwargs)
             rows = np.sort(np.random.default_rng(config.seed).choice(
                 fold_split.train, size=min(config.stats_windows, len(fold_split.train)), replace=False))
-            fold_model.fit_stats(dataset.eeg(rows), dataset.mel(rows))
+            fold_model.fit_stats(fold_data.eeg(rows), fold_data.mel(rows))
             with temporary_directory("eegmusic-fold-") as fold_out:  # its checkpoints are not the run's
-                fitted = training_loop(fold_model)(fold_model.to(device), dataset, fold_split, config,
+                fitted = training_loop(fold_model)(fold_model.to(device), fold_data, fold_split, config,
                                                    dist_info, device, Path(fold_out), None)["model"]
             return copy.deepcopy(fitted).cpu()
 
-        unseen = unseen_song_score(fit_fold, dataset, split, seed=config.seed)
+        def choose_fold_offset(fold_split):  # as the run chose its own, on the fold's rows alone
+            from eegmusic.offline_training.target_lag import choose_target_offset
+
+            return choose_target_offset(dataset, fold_split, seed=config.seed, progress=config.progress,
+                                        split_kind=config.split)
+
+        # a measured lag is measured again without the held-out song; a given or fallback one is kept
+        measured = lag_choice is not None and lag_choice.fallback is None
+        unseen = unseen_song_score(fit_fold, dataset, split, seed=config.seed,
+                                   choose_offset=choose_fold_offset if measured else None)
 
     # a loss the model did not train on is not its validation loss: MSE then (evaluate_mel's "mse")
     loss_name = config.loss if epoch_options["loss"] else "mse"

@@ -7,8 +7,10 @@ while a demo or a listener plays a new song. A model may follow those songs' own
 validation part; on a new song that knowledge is wrong. The check measures that:
 
 1. one song of the training part is held out (seeded; the test part is never read);
-2. the same model, configuration, offset and loop are trained on the training and validation rows
-   of the other songs (the *fold*);
+2. the same model, configuration and loop are trained on the training and validation rows of the
+   other songs (the *fold*). A run whose target offset was chosen (``--target-offset auto``) chooses
+   the fold's offset again on the fold's rows: the run's choice read the held-out song's validation
+   seconds, and the check would score that song at a lag picked partly on it;
 3. the fold model decodes the held-out song's training and validation stretches as the live decoder
    plays them: windows every 48 ms, the newest window columns scored against the true frames by
    dynamic r (:func:`offline_training.target_lag.live_frame_score`).
@@ -109,15 +111,17 @@ def song_fold(dataset, split, *, seed: int = 0) -> tuple[SongFold | None, str | 
     return SongFold(song, fold, [stretch.scored for stretch in stretches], stretches), None
 
 
-def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: slice = LIVE_FRAMES) -> dict:
+def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: slice = LIVE_FRAMES,
+                      choose_offset: Callable | None = None) -> dict:
     """Train a model without one training song and score its live frames on that song.
 
     Parameters
     ----------
     fit : callable
-        ``fit(fold_split) -> model``: trains the requested model (same configuration and offset) on
-        ``fold_split.train`` with ``fold_split.val`` for early stopping and returns it (torch,
-        mapping EEG windows (n, n_chans, 125) to mel-dB (n, 128, 44)).
+        ``fit(fold_split, fold_dataset) -> model``: trains the requested model (same configuration)
+        on ``fold_split.train`` of ``fold_dataset`` (at the fold's target offset) with
+        ``fold_split.val`` for early stopping and returns it (torch, mapping EEG windows
+        (n, n_chans, 125) to mel-dB (n, 128, 44)).
     dataset : WindowDataset
         At the model's target offset.
     split : Split
@@ -126,24 +130,44 @@ def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: 
         Chooses the held-out song.
     columns : slice
         Window columns scored (default: those live decoding plays).
+    choose_offset : callable, optional
+        ``choose_offset(fold_split) -> LagChoice`` (:func:`offline_training.target_lag.
+        choose_target_offset` on the fold's rows) for a run whose offset was chosen; a
+        :class:`~stream.errors.ConfigError` from it (no stretch of the fold's validation part to choose
+        on) leaves the check unscored with its message as the reason. None: the run's offset, which was
+        given, not chosen.
 
     Returns
     -------
     dict
         ``song`` (held out), ``dynamic_r`` (None when no fold could be made), ``n_windows`` (rows
-        scored), ``n_fold_train`` (rows the fold model trained on), ``seconds`` (the check's wall
-        time), ``reason`` (why not scored, or None).
+        scored), ``n_fold_train`` (rows the fold model trained on), ``target_offset_s`` (the fold's),
+        ``offset_choice`` (its :meth:`LagChoice.to_dict`, or None where the offset was given),
+        ``seconds`` (the check's wall time), ``reason`` (why not scored, or None).
     """
     import time
 
+    from eegmusic.stream.errors import ConfigError
+
     started = time.perf_counter()
     fold, reason = song_fold(dataset, split, seed=seed)
+    choice = None
+    if fold is not None and choose_offset is not None:  # never on the held-out song's seconds
+        try:
+            choice = choose_offset(fold.split)
+        except ConfigError as error:
+            reason = f"without song {fold.song} no target offset can be chosen ({error})"
+            fold = None
     if fold is None:
         logger.warning("unseen-song check skipped: %s", reason)
-        return {"song": None, "dynamic_r": None, "n_windows": 0, "n_fold_train": 0, "seconds": 0.0,
-                "reason": reason}
+        return {"song": None, "dynamic_r": None, "n_windows": 0, "n_fold_train": 0,
+                "target_offset_s": None, "offset_choice": None, "seconds": 0.0, "reason": reason}
+    if choice is not None:
+        dataset = dataset.with_target_offset(choice.offset_s)
+        logger.info("unseen-song check: target offset %.3g s chosen without song %d",
+                    choice.offset_s, fold.song)
     logger.info("unseen-song check: training without song %d (%d windows)", fold.song, len(fold.split.train))
-    model = fit(fold.split)
+    model = fit(fold.split, dataset)
     model.eval()
     block_eeg = [stretch.eeg(dataset) for stretch in fold.stretches]
     targets = [dataset.mel(rows) for rows in fold.scored]
@@ -152,5 +176,6 @@ def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: 
     n_windows = int(sum(len(rows) for rows in fold.scored))
     logger.info("unseen-song check: song %d decoded at live dynamic r %.4f", fold.song, score)
     return {"song": fold.song, "dynamic_r": score, "n_windows": n_windows,
-            "n_fold_train": int(len(fold.split.train)), "seconds": time.perf_counter() - started,
-            "reason": None}
+            "n_fold_train": int(len(fold.split.train)), "target_offset_s": dataset.target_offset_s,
+            "offset_choice": None if choice is None else choice.to_dict(),
+            "seconds": time.perf_counter() - started, "reason": None}

@@ -212,8 +212,9 @@ def _ridge_fit(dataset, seen: list):
         return [(torch.from_numpy(dataset.eeg(rows)), torch.from_numpy(dataset.mel(rows)),
                  torch.from_numpy(dataset.index["subject"][rows]))]
 
-    def fit(fold):  # the penalty chosen on the fold's validation rows, as train's linear does
+    def fit(fold, data):  # the penalty chosen on the fold's validation rows, as train's linear does
         seen.append(fold)
+        assert data.target_offset_s == dataset.target_offset_s  # no offset chooser: the run's
         (eeg, mel, _), = part(fold.train)
         model = Linear(lags=PROXY_LAGS, target_offset_s=dataset.target_offset_s, n_chans=eeg.shape[1])
         model.fit_stats(eeg.numpy(), mel.numpy())
@@ -282,6 +283,49 @@ def test_train_cli_unseen_song_check_records_the_score(delayed_dir, tmp_path, ca
     assert f"trained without song {check['song']}, the model decodes it at live dynamic r" in printed
     info = read_model_info(out / "model.onnx")
     assert info.metadata["training"]["unseen_song_check"]["dynamic_r"] == check["dynamic_r"]
+
+
+def test_a_chosen_lag_is_chosen_again_without_the_held_out_song(delayed_dir, tmp_path, capsys, monkeypatch):
+    """``--target-offset auto`` chose the run's lag on validation seconds of every training song, the
+    held-out one among them: the check scored that song at a lag picked partly on it (a science audit).
+    The fold's lag is chosen on the fold's rows alone, and the fold model trains and is scored at it."""
+    from eegmusic.offline_training import target_lag
+    from eegmusic.stream.cli import main
+
+    calls = []
+    real = target_lag.choose_target_offset
+
+    def spy(dataset, split, **kwargs):  # the real choice, its rows recorded
+        calls.append((dataset.index["song"][split.train], dataset.index["song"][split.val]))
+        return real(dataset, split, **kwargs)
+
+    monkeypatch.setattr(target_lag, "choose_target_offset", spy)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(delayed_dir), "--arch", "linear", "--out", str(out),
+                 "--target-offset", "auto", "--unseen-song-check", "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    check = metrics["unseen_song"]
+    assert len(calls) == 2, "the run's choice, then the fold's"
+    (run_train, run_val), (fold_train, fold_val) = calls
+    assert check["song"] in run_val and check["song"] not in np.union1d(fold_train, fold_val)
+    choice = check["offset_choice"]
+    assert choice["n_val_windows"] < metrics["target_offset_choice"]["n_val_windows"]
+    assert check["target_offset_s"] == choice["chosen_s"] > 0.0 and check["dynamic_r"] > 0.1, check
+    assert f"at target offset {check['target_offset_s']:g} s chosen without it" in capsys.readouterr().out
+
+
+def test_a_fold_without_a_stretch_to_choose_a_lag_on_is_not_scored(delayed_dir):
+    from eegmusic.offline_training.unseen_song import unseen_song_score
+
+    dataset = WindowDataset(delayed_dir).with_target_offset(0.2)
+    split = make_split(dataset.index, "block", seed=0)
+
+    def refuse(fold_split):
+        raise ConfigError("the validation part has no 2-s stretch")
+
+    check = unseen_song_score(_ridge_fit(dataset, []), dataset, split, seed=0, choose_offset=refuse)
+    assert check["dynamic_r"] is None and check["target_offset_s"] is None
+    assert check["reason"].startswith("without song ") and "no 2-s stretch" in check["reason"], check
 
 
 def test_train_cli_refuses_an_unseen_song_check_of_a_fine_tuning_run(delayed_dir, tmp_path, capsys):
