@@ -373,8 +373,6 @@ def _check_paths(args: argparse.Namespace) -> None:
                               f"{recorded.parent} (recordings are never overwritten, even with --overwrite); "
                               f"choose another {flag} path")
         refuse_existing(path, overwrite=args.overwrite, what=flag)
-    if args.json is not None:
-        _probe_writable(args.json, "--json")
     if args.wav is not None and args.json is not None and is_within(args.wav, args.json):
         raise OutputError(f"--wav and --json name the same file {args.wav}; give them different paths")
 
@@ -426,33 +424,6 @@ def _refuse_special_file(path: str, flag: str) -> None:
     if kind is not None:
         raise OutputError(f"{flag} {path} is {kind}, not a regular file; name a new or regular file for "
                           f"{flag}")
-
-
-def _probe_writable(path: str, flag: str) -> None:
-    """Create and remove a file beside ``path``, as its atomic write will at the end of the run.
-
-    The parser checked that the folder exists and that its permissions allow writing, which a folder
-    such as /proc (or a read-only mount, for root) passes; the --json summary was then lost after the
-    whole decode. (--wav and --record open their files at start.)
-    """
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from eegmusic.stream.atomic import deferred_stops
-    from eegmusic.stream.errors import OutputError
-
-    target = Path(path)
-    try:
-        with deferred_stops():   # a stop in between left the probe beside the output
-            handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
-                                            dir=target.parent if str(target.parent) else Path("."))
-            os.close(handle)
-            os.unlink(name)
-    except OSError as error:
-        reason = error.strerror or error
-        raise OutputError(f"{flag} {path}: cannot create a file in {target.parent} ({reason}); choose a "
-                          f"writable folder for {flag}") from None
 
 
 def run_decode(args: argparse.Namespace) -> int:

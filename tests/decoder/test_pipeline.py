@@ -791,11 +791,11 @@ def test_a_model_file_whose_graph_breaks_its_contract_is_one_line(case, message,
 
 
 def test_a_json_summary_that_cannot_be_written_is_refused_before_decoding(tmp_path, capsys, monkeypatch):
-    """The folder exists, but nothing can be created in it: the summary was lost after the whole run."""
+    """The folder exists, but nothing can be created in it: the summary was lost after the whole run.
+    The option's check makes and removes a file there (stream.atomic.write_probe); a permission check
+    passes /proc for root, and here for any user."""
     import os
 
-    # /proc looks writable to root only: for any user, the option's access check lets it through to the
-    # probe under test
     monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)
     model = make_model(tmp_path / "m.onnx")
     status, err = _cli(["--stream", "absent", "--model", str(model), "--no-audio", "--timeout", "0.5",
