@@ -455,15 +455,20 @@ class LiveTruth:
         return self._global_mean is not None and bool(self._song_means) and self._song_music is None
 
     def _song_mean(self, song: int) -> np.ndarray | None:
-        """The model's mean window for the music ``song`` of the truth folder plays, or None: not a
-        training song, or (digests known on both sides) other music under the same number."""
+        """The model's mean window for the music ``song`` of the truth folder plays, or None: no training
+        song of that music. With digests on both sides the music is found by digest, under whatever
+        number it trained (a held-out listener's play is a song of its own in a folder of sessions, and
+        another folder may number the same track otherwise); other music under the same number has none.
+        Without them, by number."""
         mean = self._song_means.get(song)
-        if mean is None or self._song_music is None:
+        if self._song_music is None:
             return mean
         trained, truth = self._song_music.get(song), self._digests.get(song)
-        if trained in (None, "unknown") or truth is None:   # nothing tells them apart
-            return mean
-        return mean if trained == truth else None
+        if mean is not None and (trained in (None, "unknown") or truth is None or trained == truth):
+            return mean   # the same music, or nothing tells them apart
+        same = [other for other, digest in self._song_music.items()
+                if truth is not None and digest == truth and other in self._song_means]
+        return self._song_means[same[0]] if same else None
 
     def load(self, song: int) -> np.ndarray:
         """Compute (once) and return the true mel-dB of a song's stimulus, shape (128, n_frames).

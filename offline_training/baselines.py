@@ -144,7 +144,8 @@ def shuffled_order(n_windows: int, *, seed: int = 0, targets: np.ndarray | None 
     return order
 
 
-def mean_mels(dataset, rows: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+def mean_mels(dataset, rows: np.ndarray,
+              keys: np.ndarray | None = None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """Global and per-song mean mel-dB windows over ``rows`` of a dataset, in chunks (bounded memory).
 
     Parameters
@@ -153,16 +154,21 @@ def mean_mels(dataset, rows: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarr
         Anything with ``index`` (field ``song``) and ``mel(rows)``.
     rows : ndarray of int, shape (n,)
         Rows to average (a model's training part).
+    keys : ndarray of int, optional
+        What to average by, one key per row of the dataset (not of ``rows``): ``dataset.music["music"]``
+        for each piece of music (``evaluate``: every play of a track in a folder of sessions is a song
+        of its own); None: the song.
 
     Returns
     -------
     global_mean : ndarray, shape (n_mels, n_frames), float32
     song_means : dict of int to ndarray, each shape (n_mels, n_frames), float32
+        By key.
     """
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
         raise ValueError("need at least one window to average")
-    songs = dataset.index["song"][rows]
+    songs = (dataset.index["song"] if keys is None else np.asarray(keys))[rows]
     sums: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
     for lo in range(0, len(rows), _CHUNK):
@@ -200,8 +206,16 @@ def training_baselines(dataset, train_rows: np.ndarray) -> dict:
         of its stimulus); read back with :func:`decoder.truth.read_baselines` and
         :func:`decoder.truth.read_song_music`. Song numbers are a folder's own, so the live decoder
         scores a song mean only against the same music (another folder's song 21 may be other audio).
+        Each song's mean is its music's over the training part: in a folder of sessions each listener's
+        play of a track is a song of its own, and a play's own windows are a part of its music's.
     """
-    global_mean, song_means = mean_mels(dataset, train_rows)
+    music = getattr(dataset, "music", None)
+    if music is None:
+        global_mean, song_means = mean_mels(dataset, train_rows)
+    else:
+        global_mean, music_means = mean_mels(dataset, train_rows, keys=music["music"])
+        plays = np.unique(np.stack([dataset.index["song"][train_rows], music["music"][train_rows]]), axis=1)
+        song_means = {int(song): music_means[int(piece)] for song, piece in plays.T}
     entry = {
         "encoding": BASELINE_ENCODING,
         "computed_on": "training part",

@@ -289,6 +289,36 @@ def test_song_mean_is_scored_only_for_the_music_the_model_trained_on(tmp_path, r
     assert scores[other]["song_mean"] is None and scores[other]["global_mean"] is not None
 
 
+def test_the_song_mean_is_found_by_its_music_under_another_song_number(tmp_path, rng):
+    """A held-out listener's play is a song of its own in a folder of sessions, and another folder may
+    number a track otherwise: the song mean was looked up by number only, and read n/a for music the
+    model trained on (a science audit). With digests it is found by the music."""
+    import shutil
+
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.stream.stimulus import StimulusFolder
+
+    trained_on, other = _two_simulations(tmp_path)
+    renumbered = tmp_path / "renumbered"
+    (renumbered / "stimuli").mkdir(parents=True)
+    shutil.copy(trained_on / "stimuli" / "song21.wav", renumbered / "stimuli" / "song23.wav")
+    shutil.copy(other / "stimuli" / "song21.wav", renumbered / "stimuli" / "song21.wav")   # other music
+    dataset = WindowDataset(trained_on)
+    entry = baselines.training_baselines(dataset, np.arange(len(dataset.index)))
+    decoded = rng.normal(-40, 10, (128, 120)).astype(np.float32)
+    scores = {}
+    for folder, song in ((trained_on, 21), (renumbered, 23), (renumbered, 21)):
+        truth = LiveTruth(StimulusFolder(folder, sfreq=AUDIO_SFREQ))
+        truth.set_baselines(*read_baselines(entry), song_music=read_song_music(entry))
+        truth.load(song)
+        truth.marker(f"song={song};t=0.000", 0.0)
+        k = np.arange(120)
+        truth.update(decoded, k * FRAME_PERIOD_S, k % 44)
+        scores[folder, song] = truth.baseline_r_total()["song_mean"]
+    assert scores[trained_on, 21] is not None and scores[renumbered, 23] == scores[trained_on, 21]
+    assert scores[renumbered, 21] is None     # song 21 there is other music: no mean of it trained
+
+
 def test_a_model_without_music_digests_scores_the_song_mean_unchecked(rng):
     training = TrainingPart(rng)
     entry = baselines.training_baselines(training, np.arange(30))   # no music_identity: as an older model

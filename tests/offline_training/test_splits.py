@@ -192,6 +192,67 @@ def test_evaluate_classifies_a_folder_of_sessions_by_music(session_folder, tmp_p
     assert "one of 3 pieces of music" in (tmp_path / "eval" / "metrics.md").read_text()
 
 
+def test_evaluates_song_mean_of_a_held_out_listener_is_its_musics_mean_over_the_training_part(
+        session_folder, tmp_path):
+    """The song-mean baseline averaged by song: a held-out listener's plays (songs of their own in a
+    folder of sessions) had no training windows, so it was n/a with "a test song has no training
+    windows", though other listeners' plays of the same music trained the model (a science audit). It
+    is the mean of the test window's music over the training part."""
+    import json
+
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.evaluate import evaluate
+    from eegmusic.offline_training.scoring import MetricAccumulator, block_rows, one_per_second
+    from eegmusic.stream.cli import main
+
+    run = tmp_path / "run"
+    assert main(["-q", "train", "--data", str(session_folder), "--arch", "linear", "--split",
+                 "subject-block", "--out", str(run), "--no-progress", "--target-offset", "0"]) == 0
+    evaluate(session_folder, run / "model.onnx", "subject-block", tmp_path / "eval", progress=False)
+    summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert not any("song mean baseline undefined" in note for note in summary["notes"]), summary["notes"]
+    # the same figure by hand: each test window's music averaged over the training windows
+    dataset = WindowDataset(session_folder)
+    split = make_split(dataset.index, "subject-block", seed=0, music=dataset.music)
+    music = dataset.music["music"]
+    assert not set(dataset.index["song"][split.test]) & set(dataset.index["song"][split.train])
+    train_mel = dataset.mel(split.train)
+    means = {int(m): train_mel[music[split.train] == m].mean(axis=0) for m in np.unique(music[split.train])}
+    blocks = block_rows(dataset.index, split.test, split.test_block)
+    chains = [rows[one_per_second(dataset.index, rows)] for rows in blocks]
+    rows = np.concatenate(blocks)
+    local = {int(row): k for k, row in enumerate(rows)}
+    by_hand = MetricAccumulator(None)
+    by_hand.add(np.stack([means[int(m)] for m in music[rows]]), dataset.mel(rows), music[rows],
+                [np.array([local[int(r)] for r in chain]) for chain in chains])
+    expected = by_hand.result()
+    assert summary["results"]["song_mean"]["mse"] == pytest.approx(expected["mse"], rel=1e-4), summary
+
+
+def test_a_models_song_means_are_its_musics_so_a_held_out_listener_live_has_one(session_folder):
+    """The song means a model carries (its metadata, for the live path) were each play's own, over the
+    seconds that play trained on. Every play's mean is now its music's over the training part, and a
+    play of that music the training part lacks (a held-out listener's) is found by its digest."""
+    from eegmusic.decoder.truth import read_baselines, read_song_music
+    from eegmusic.offline_training import baselines
+    from eegmusic.offline_training.dataset import WindowDataset
+
+    dataset = WindowDataset(session_folder)
+    song, music = dataset.index["song"], dataset.music["music"]
+    plays = [int(k) for k in np.unique(song[music == music[0]])]   # one track's 3 plays
+    whole = np.flatnonzero(song == plays[0])
+    part = np.flatnonzero(song == plays[1])[:5]   # a play that trained on its first 5 seconds only
+    train = np.concatenate([whole, part])
+    entry = baselines.training_baselines(dataset, train)
+    _, song_means = read_baselines(entry)
+    expected = dataset.mel(train).mean(axis=0)
+    assert set(song_means) == set(plays[:2])
+    for play in plays[:2]:
+        np.testing.assert_allclose(song_means[play], expected, rtol=1e-3, atol=0.02)   # float16 there
+    digests = set(read_song_music(entry).values())
+    assert plays[2] not in song_means and dataset.music_identity(plays[2])[0] in digests
+
+
 @pytest.mark.parametrize("kind", [k for k in SPLIT_KINDS if k != "all"])
 def test_a_folder_of_songs_splits_as_it_did(sim_dir, kind):
     """Where every song is its own music (NMED-T, ``simulate``: the quality bench's data), splitting by
