@@ -183,6 +183,59 @@ def mean_mels(dataset, rows: np.ndarray,
     return np.asarray(total, dtype=np.float32), song_means
 
 
+def targets_trained_on(dataset, train_rows: np.ndarray, rows: np.ndarray) -> int:
+    """How many of ``rows`` have a 1-s target that overlaps a training window's (same music, starts less
+    than a window apart): windows whose music the model heard at that very time.
+
+    ``random`` holds out windows and ``subject`` listeners, not music: a test window's second of music is
+    another window's (another listener's) training target, the identical mel. ``block``,
+    ``subject-block`` and ``song`` hold out music with a guard, and count 0.
+    """
+    from eegmusic.stream.spec import WINDOW_SAMPLES
+
+    music = getattr(dataset, "music", None)
+    if music is None or len(train_rows) == 0 or len(rows) == 0:
+        return 0
+    count = 0
+    for piece in np.unique(music["music"][rows]):
+        starts = np.sort(music["start"][train_rows][music["music"][train_rows] == piece])
+        if len(starts) == 0:
+            continue
+        asked = music["start"][rows][music["music"][rows] == piece]
+        after = np.searchsorted(starts, asked)   # the training starts on either side of each
+        below, above = starts[np.clip(after - 1, 0, None)], starts[np.clip(after, None, len(starts) - 1)]
+        nearest = np.minimum(np.abs(asked - below), np.abs(asked - above))
+        count += int(np.count_nonzero(nearest < WINDOW_SAMPLES))
+    return count
+
+
+def baseline_mse(dataset, train_rows: np.ndarray, rows: np.ndarray) -> dict:
+    """MSE (dB², over every value of every window, as training's test MSE) of the training part's
+    global-mean and song-mean windows on ``rows``: what ``train`` prints beside the model's test MSE.
+
+    Returns
+    -------
+    dict
+        ``global_mean`` and ``song_mean`` (None where a song of ``rows`` has no training window of its
+        music, or where there are no rows).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0 or len(train_rows) == 0:
+        return {"global_mean": None, "song_mean": None}
+    keys = dataset.music["music"]
+    global_mean, means = mean_mels(dataset, train_rows, keys=keys)
+    known = all(int(piece) in means for piece in np.unique(keys[rows]))
+    squared = np.zeros(2)
+    for lo in range(0, len(rows), _CHUNK):
+        chunk = rows[lo : lo + _CHUNK]
+        mel = dataset.mel(chunk).astype(np.float64)
+        squared[0] += float(((mel - global_mean) ** 2).sum())
+        if known:
+            squared[1] += float(((mel - np.stack([means[int(k)] for k in keys[chunk]])) ** 2).sum())
+    n = len(rows) * global_mean.size
+    return {"global_mean": squared[0] / n, "song_mean": squared[1] / n if known else None}
+
+
 def encode_mel(mean_mel: np.ndarray) -> str:
     """One mean mel-dB window as text for the model metadata (:data:`BASELINE_ENCODING`)."""
     return base64.b64encode(np.asarray(mean_mel, dtype="<f2").tobytes()).decode("ascii")

@@ -170,6 +170,15 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     renamed_option(parser, "--model-config", "is now --arch-config")
 
 
+def _beside(metrics: dict) -> str:
+    """The baselines' test MSE on the same windows, for the summary line ('' where none)."""
+    shown = [f"{name} window {value:.2f}" for name, value in
+             (("global-mean", (metrics.get("test_baselines_mse") or {}).get("global_mean")),
+              ("song-mean", (metrics.get("test_baselines_mse") or {}).get("song_mean")))
+             if value is not None]
+    return f" (training part's {', '.join(shown)} on the same windows)" if shown else ""
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Run ``eegmusic train``; print a summary; return 0."""
     from eegmusic.stream.errors import ConfigError, read_json
@@ -253,8 +262,12 @@ def run_train(args: argparse.Namespace) -> int:
         print(
             f"{config.model} on {config.split} split: {n['train']} train / {n['val']} val{where} / "
             f"{n['test']} test windows, {chosen}, validation MSE "
-            f"{metrics['val_mse']:.2f} dB², test MSE {metrics['test_mse']:.2f} dB²"
+            f"{metrics['val_mse']:.2f} dB², test MSE {metrics['test_mse']:.2f} dB²{_beside(metrics)}"
         )
+        if metrics.get("test_targets_trained_on"):
+            print(f"note: {metrics['test_targets_trained_on']} of {n['test']} test windows have a target "
+                  f"that overlaps a training window's (the same music within 1 s): split '{config.split}' "
+                  f"does not hold out music; --split block, subject-block or song do")
         choice = metrics.get("target_offset_choice")
         if choice and not choice["validation_dynamic_r"]:
             print(f"target offset {choice['chosen_s']:g} s, not chosen ({choice['method']})")

@@ -218,6 +218,14 @@ def evaluate(
         )
 
     test_rows = parts.test
+    trained_targets = baselines.targets_trained_on(dataset, parts.train, test_rows)
+    if trained_targets:   # random, subject: windows or listeners held out, not music
+        notes.append(
+            f"{trained_targets} of {len(test_rows)} test windows have a target that overlaps a training "
+            f"window's (the same music within 1 s, another listener's or a neighbouring window): split "
+            f"'{split}' does not hold out music, so these scores are not of unheard music; --split block, "
+            f"subject-block or song hold it out"
+        )
     reference, reference_rows, reference_note = _reference_part(dataset, parts, training, info, split)
     if reference_note:
         notes.append(reference_note)

@@ -1108,7 +1108,7 @@ def _epoch_options_used(config: TrainConfig) -> dict:
 def _train(config: TrainConfig, *, resume: bool) -> dict:
     """:func:`train`, with the run folder held."""
     import torch
-    from eegmusic.offline_training.baselines import training_baselines
+    from eegmusic.offline_training.baselines import baseline_mse, targets_trained_on, training_baselines
     from eegmusic.offline_training.dataset import WindowDataset
     from eegmusic.offline_training.export import build_metadata, export_onnx
     from eegmusic.offline_training.models.registry import build_model, load_weights, read_checkpoint
@@ -1280,6 +1280,10 @@ def _train(config: TrainConfig, *, resume: bool) -> dict:
         "device": device_kind,
         "val_mse": val["mse"],
         "test_mse": test["mse"],
+        # beside the model's test MSE, on the same windows: the training part's mean windows, and how
+        # many test targets the model trained on (random, subject: the split holds out no music)
+        "test_baselines_mse": baseline_mse(dataset, split.train, split.test),
+        "test_targets_trained_on": targets_trained_on(dataset, split.train, split.test),
         "val_loss": val["loss"],
         "seconds": time.perf_counter() - started - (unseen or {}).get("seconds", 0.0),
         "unseen_song": unseen,

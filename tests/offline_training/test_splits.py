@@ -253,6 +253,61 @@ def test_a_models_song_means_are_its_musics_so_a_held_out_listener_live_has_one(
     assert plays[2] not in song_means and dataset.music_identity(plays[2])[0] in digests
 
 
+@pytest.mark.parametrize("kind,trained_on", [("random", "all"), ("subject", "all"), ("block", "none"),
+                                             ("subject-block", "none")])
+def test_the_test_targets_a_split_trained_on_are_counted(sim_dir, kind, trained_on):
+    """``random`` and ``subject`` hold out windows and listeners, not music: every test target is another
+    window's training target (a science audit: printed with no word of it); the others hold music out."""
+    from eegmusic.offline_training import baselines
+    from eegmusic.offline_training.dataset import WindowDataset
+
+    dataset = WindowDataset(sim_dir)
+    split = make_split(dataset.index, kind, seed=0, music=dataset.music)
+    count = baselines.targets_trained_on(dataset, split.train, split.test)
+    trained = {mel.tobytes() for mel in dataset.mel(split.train)}   # the identical mel, by hand
+    identical = sum(mel.tobytes() in trained for mel in dataset.mel(split.test))
+    assert count == (len(split.test) if trained_on == "all" else 0) and count >= identical, (count, identical)
+    if kind == "subject":   # another listener's window of the same second: the identical mel
+        assert identical == len(split.test)
+
+
+def test_train_and_evaluate_say_when_the_test_part_holds_trained_music(sim_dir, tmp_path, capsys):
+    """``train`` printed a test MSE with no baseline and ``evaluate`` a random split's table with no note
+    that its test music was trained on (a science audit)."""
+    import json
+
+    from eegmusic.offline_training import baselines
+    from eegmusic.offline_training.dataset import WindowDataset
+    from eegmusic.offline_training.evaluate import evaluate
+    from eegmusic.stream.cli import main
+
+    for kind in ("random", "block"):
+        run = tmp_path / kind
+        assert main(["-q", "train", "--data", str(sim_dir), "--arch", "linear", "--split", kind, "--out",
+                     str(run), "--no-progress", "--target-offset", "0"]) == 0
+        printed = capsys.readouterr().out
+        metrics = json.loads((run / "metrics.json").read_text())
+        dataset = WindowDataset(sim_dir)
+        split = make_split(dataset.index, kind, seed=0, music=dataset.music)
+        test_mel, global_mean = dataset.mel(split.test), dataset.mel(split.train).mean(axis=0)
+        by_hand = float(((test_mel.astype(np.float64) - global_mean) ** 2).mean())
+        assert metrics["test_baselines_mse"]["global_mean"] == pytest.approx(by_hand, rel=1e-4)
+        assert metrics["test_baselines_mse"]["song_mean"] is not None
+        assert (f"training part's global-mean window {by_hand:.2f}, song-mean window "
+                f"{metrics['test_baselines_mse']['song_mean']:.2f} on the same windows") in printed, printed
+        evaluate(sim_dir, run / "model.onnx", kind, tmp_path / f"eval-{kind}", progress=False)
+        notes = json.loads((tmp_path / f"eval-{kind}" / "metrics.json").read_text())["notes"]
+        said = [note for note in notes if "does not hold out music" in note]
+        if kind == "random":
+            n_test = len(split.test)
+            assert metrics["test_targets_trained_on"] == n_test and said and said[0].startswith(
+                f"{n_test} of {n_test} test windows have a target that overlaps a training window's"), notes
+            assert f"note: {n_test} of {n_test} test windows" in printed
+        else:
+            assert metrics["test_targets_trained_on"] == 0 and not said and "note:" not in printed, notes
+    assert baselines.targets_trained_on(dataset, split.train, split.test) == 0
+
+
 @pytest.mark.parametrize("kind", [k for k in SPLIT_KINDS if k != "all"])
 def test_a_folder_of_songs_splits_as_it_did(sim_dir, kind):
     """Where every song is its own music (NMED-T, ``simulate``: the quality bench's data), splitting by
