@@ -217,6 +217,14 @@ class WindowDataset:
                 self._eeg[song] = self._eeg[song][[k for _, k in chosen]]
             self._local[song] = {global_index: local for local, (global_index, _) in enumerate(chosen)}
         self.index = self._index_at(self.phase)
+        for song in self.songs:   # such a song was counted among the songs and gave nothing (a file fuzz)
+            n_times = self._eeg[song].shape[-1]
+            if self._local[song] and n_times - self.phase < WINDOW_SAMPLES:
+                raise DataFormatError(
+                    f"song {song} in {self.folder}: its EEG holds {n_times} samples "
+                    f"({n_times / MODEL_SFREQ:g} s at {MODEL_SFREQ:g} Hz), shorter than one "
+                    f"{WINDOW_SAMPLES / MODEL_SFREQ:g}-s window: no window can be cut from it; record "
+                    f"longer, or leave the song out (train --songs)")
         self._placed = self._placements(nmedt)
         self.music = self._music_of(self.index)
         self.flat_report.check(self.folder)  # all-zero / flat recordings: refused above a share

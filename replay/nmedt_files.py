@@ -227,9 +227,14 @@ def read_song_file(path, song_id: int, *, raw: bool = False, info: SongInfo | No
     if "fs" not in content:
         raise DataFormatError(f"{path}: no variable 'fs' (sampling rate); add fs = 125 to the file")
     try:
-        sfreq = float(np.ravel(np.asarray(content["fs"], dtype=float))[0])
+        rates = np.ravel(np.asarray(content["fs"], dtype=float))
+        sfreq = float(rates[0])
     except (TypeError, ValueError, IndexError) as error:
         raise DataFormatError(f"{path}: fs is not a number ({content['fs']!r}); set fs = 125") from error
+    if rates.size != 1:   # the first was taken, the others ignored
+        shown = ", ".join(f"{rate:g}" for rate in rates[:4]) + (", …" if rates.size > 4 else "")
+        raise DataFormatError(f"{path}: fs holds {rates.size} numbers ({shown}); it must be one rate: "
+                              "set fs = 125")
     data = np.asarray(content[data_var])
     if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
         raise DataFormatError(f"{path}: {data_var} is not real numbers (dtype {data.dtype}); expected "
@@ -262,6 +267,12 @@ def read_song_file(path, song_id: int, *, raw: bool = False, info: SongInfo | No
         raise DataFormatError(
             f"{path}: {subs_var} lists {len(subjects)} participants but {data_var} has {data.shape[2]}; "
             "make them agree"
+        )
+    repeated = sorted({sid for sid in subjects if subjects.count(sid) > 1})
+    if repeated:   # one of the two recordings was dropped without a word (a helper's file fuzz)
+        raise DataFormatError(
+            f"{path}: {subs_var} lists participant {repeated[0]!r} {subjects.count(repeated[0])} times; give "
+            f"each of {data_var}'s {data.shape[2]} participants an id of its own"
         )
     return SongRecording(
         song_id=song_id, info=info or song_info(song_id), data=data, sfreq=sfreq, subjects=subjects,

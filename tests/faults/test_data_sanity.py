@@ -185,3 +185,24 @@ def test_evaluate_refuses_a_short_stimulus_with_one_line(spoil, tmp_path, capsys
     status, _, err = run_cli(["evaluate", "--data", str(folder), "--model", str(model), "--split", "all",
                               "--out", str(tmp_path / "eval"), "--no-progress"], capsys)
     assert_one_line_error(status, err, "--allow-short-stimulus")
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("subs21", np.array([["S01", "S01", "S03"]], dtype=object),
+     "subs21 lists participant 'S01' 2 times; give each of data21's 3 participants an id of its own"),
+    ("fs", np.array([[125.0, 250.0]]), "fs holds 2 numbers (125, 250); it must be one rate: set fs = 125"),
+    ("data21", "its first 50 samples", "its EEG holds 50 samples (0.4 s at 125 Hz), shorter than one 1-s window"),
+])
+def test_a_song_file_that_would_lose_a_recording_is_refused_in_one_line(field, value, message, spoil,
+                                                                         tmp_path, capsys):
+    """A helper's file fuzz: a repeated participant id kept one of the two recordings, an fs of two rates
+    took the first, and EEG shorter than a window gave the song no window, each without a word (exit 0)."""
+    folder = spoil(22)   # a copy
+    path = folder / "song21_Imputed.mat"
+    content = {k: v for k, v in sio.loadmat(path).items() if not k.startswith("__")}
+    content[field] = content[field][:, :50] if isinstance(value, str) else value
+    sio.savemat(path, content)
+    status, _, err = run_cli(["train", "--data", str(folder), "--arch", "linear", "--out",
+                              str(tmp_path / "run"), "--no-progress"], capsys)
+    assert_one_line_error(status, err, message)
+    assert not (tmp_path / "run").exists()
