@@ -191,7 +191,8 @@ def test_evaluate_refuses_a_short_stimulus_with_one_line(spoil, tmp_path, capsys
     ("subs21", np.array([["S01", "S01", "S03"]], dtype=object),
      "subs21 lists participant 'S01' 2 times; give each of data21's 3 participants an id of its own"),
     ("fs", np.array([[125.0, 250.0]]), "fs holds 2 numbers (125, 250); it must be one rate: set fs = 125"),
-    ("data21", "its first 50 samples", "its EEG holds 50 samples (0.4 s at 125 Hz), shorter than one 1-s window"),
+    ("data21", "its first 50 samples",
+     "its EEG holds 50 samples (0.4 s at 125 Hz), shorter than one 1-s window"),
 ])
 def test_a_song_file_that_would_lose_a_recording_is_refused_in_one_line(field, value, message, spoil,
                                                                          tmp_path, capsys):
