@@ -423,6 +423,7 @@ class LiveTruth:
         self._song_means: dict[int, np.ndarray] = {}
         self._song_music: dict[int, str] | None = None   # the model's training music per song (digest)
         self._digests: dict[int, str | None] = {}        # the truth folder's stimulus digest per song
+        self._mean_of_music: dict[str, np.ndarray] = {}   # a training music's mean by its digest
         self.skipped_frames = 0
         """Decoded frames not scored: a non-finite value (the vocoder plays them as silence)."""
         # frames no marker placed yet, scored once one does (:meth:`_hold`); none from before a replay_end
@@ -448,6 +449,12 @@ class LiveTruth:
         self._global_mean = np.asarray(global_mean, np.float32)
         self._song_means = {int(k): np.asarray(v, np.float32) for k, v in song_means.items()}
         self._song_music = None if song_music is None else {int(k): str(v) for k, v in song_music.items()}
+        # each training music's mean by its digest (its lowest song's), for a truth song of that music
+        # under another number: found once here, not on every scored hop
+        self._mean_of_music = {}
+        for song, digest in sorted((self._song_music or {}).items()):
+            if digest != "unknown" and song in self._song_means:
+                self._mean_of_music.setdefault(digest, self._song_means[song])
 
     def song_identity_unchecked(self) -> bool:
         """Whether the song means are matched by song number only: the model carries baselines but no
@@ -466,9 +473,7 @@ class LiveTruth:
         trained, truth = self._song_music.get(song), self._digests.get(song)
         if mean is not None and (trained in (None, "unknown") or truth is None or trained == truth):
             return mean   # the same music, or nothing tells them apart
-        same = [other for other, digest in self._song_music.items()
-                if truth is not None and digest == truth and other in self._song_means]
-        return self._song_means[same[0]] if same else None
+        return None if truth is None else self._mean_of_music.get(truth)
 
     def load(self, song: int) -> np.ndarray:
         """Compute (once) and return the true mel-dB of a song's stimulus, shape (128, n_frames).

@@ -183,6 +183,37 @@ def mean_mels(dataset, rows: np.ndarray,
     return np.asarray(total, dtype=np.float32), song_means
 
 
+def music_means(dataset, rows: np.ndarray, songs) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Global mean window over ``rows``, and each of ``songs`` (numbers of ``dataset``) with its music's.
+
+    By music, not by song: in a folder of sessions each listener's play of a track is a song of its
+    own, and a held-out listener's plays had no training windows of their own song although other
+    listeners' plays of the same music trained the model (``evaluate`` printed the oracle as n/a).
+
+    Returns
+    -------
+    global_mean : ndarray, shape (n_mels, n_frames), float32
+    song_means : dict of int to ndarray
+        Song → the mean window of its music over ``rows``; a song ``dataset`` lacks, or whose music
+        ``rows`` lack, is absent.
+    """
+    piece = dataset.music["music"]
+    global_mean, by_music = mean_mels(dataset, rows, keys=piece)
+    means = {}
+    for song in map(int, songs):
+        first = np.flatnonzero(dataset.index["song"] == song)[:1]
+        if len(first) and int(piece[first[0]]) in by_music:
+            means[song] = by_music[int(piece[first[0]])]
+    return global_mean, means
+
+
+def trained_music_note(count: int, n_test: int, split: str) -> str:
+    """The line ``train`` and ``evaluate`` print where :func:`targets_trained_on` counts test windows."""
+    return (f"{count} of {n_test} test windows have a target that overlaps a training window's (the same "
+            f"music within 1 s): split '{split}' does not hold out music, so these scores are not of unheard "
+            f"music; --split block, subject-block or song hold it out")
+
+
 def targets_trained_on(dataset, train_rows: np.ndarray, rows: np.ndarray) -> int:
     """How many of ``rows`` have a 1-s target that overlaps a training window's (same music, starts less
     than a window apart): windows whose music the model heard at that very time.
@@ -222,16 +253,16 @@ def baseline_mse(dataset, train_rows: np.ndarray, rows: np.ndarray) -> dict:
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) == 0 or len(train_rows) == 0:
         return {"global_mean": None, "song_mean": None}
-    keys = dataset.music["music"]
-    global_mean, means = mean_mels(dataset, train_rows, keys=keys)
-    known = all(int(piece) in means for piece in np.unique(keys[rows]))
+    songs = dataset.index["song"]
+    global_mean, means = music_means(dataset, train_rows, np.unique(songs[rows]))
+    known = predict_song_mean(means, np.unique(songs[rows])) is not None
     squared = np.zeros(2)
     for lo in range(0, len(rows), _CHUNK):
         chunk = rows[lo : lo + _CHUNK]
         mel = dataset.mel(chunk).astype(np.float64)
         squared[0] += float(((mel - global_mean) ** 2).sum())
         if known:
-            squared[1] += float(((mel - np.stack([means[int(k)] for k in keys[chunk]])) ** 2).sum())
+            squared[1] += float(((mel - predict_song_mean(means, songs[chunk])) ** 2).sum())
     n = len(rows) * global_mean.size
     return {"global_mean": squared[0] / n, "song_mean": squared[1] / n if known else None}
 
@@ -262,13 +293,11 @@ def training_baselines(dataset, train_rows: np.ndarray) -> dict:
         Each song's mean is its music's over the training part: in a folder of sessions each listener's
         play of a track is a song of its own, and a play's own windows are a part of its music's.
     """
-    music = getattr(dataset, "music", None)
-    if music is None:
+    if getattr(dataset, "music", None) is None:   # no music identity: by song
         global_mean, song_means = mean_mels(dataset, train_rows)
     else:
-        global_mean, music_means = mean_mels(dataset, train_rows, keys=music["music"])
-        plays = np.unique(np.stack([dataset.index["song"][train_rows], music["music"][train_rows]]), axis=1)
-        song_means = {int(song): music_means[int(piece)] for song, piece in plays.T}
+        trained = np.unique(dataset.index["song"][train_rows])
+        global_mean, song_means = music_means(dataset, train_rows, trained)
     entry = {
         "encoding": BASELINE_ENCODING,
         "computed_on": "training part",

@@ -172,10 +172,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _beside(metrics: dict) -> str:
     """The baselines' test MSE on the same windows, for the summary line ('' where none)."""
-    shown = [f"{name} window {value:.2f}" for name, value in
-             (("global-mean", (metrics.get("test_baselines_mse") or {}).get("global_mean")),
-              ("song-mean", (metrics.get("test_baselines_mse") or {}).get("song_mean")))
-             if value is not None]
+    mse = metrics.get("test_baselines_mse") or {}
+    shown = [f"{name}-mean window {mse[key]:.2f}" for name, key in (("global", "global_mean"),
+                                                                    ("song", "song_mean"))
+             if mse.get(key) is not None]
     return f" (training part's {', '.join(shown)} on the same windows)" if shown else ""
 
 
@@ -265,9 +265,9 @@ def run_train(args: argparse.Namespace) -> int:
             f"{metrics['val_mse']:.2f} dB², test MSE {metrics['test_mse']:.2f} dB²{_beside(metrics)}"
         )
         if metrics.get("test_targets_trained_on"):
-            print(f"note: {metrics['test_targets_trained_on']} of {n['test']} test windows have a target "
-                  f"that overlaps a training window's (the same music within 1 s): split '{config.split}' "
-                  f"does not hold out music; --split block, subject-block or song do")
+            from eegmusic.offline_training.baselines import trained_music_note
+
+            print(f"note: {trained_music_note(metrics['test_targets_trained_on'], n['test'], config.split)}")
         choice = metrics.get("target_offset_choice")
         if choice and not choice["validation_dynamic_r"]:
             print(f"target offset {choice['chosen_s']:g} s, not chosen ({choice['method']})")

@@ -220,12 +220,7 @@ def evaluate(
     test_rows = parts.test
     trained_targets = baselines.targets_trained_on(dataset, parts.train, test_rows)
     if trained_targets:   # random, subject: windows or listeners held out, not music
-        notes.append(
-            f"{trained_targets} of {len(test_rows)} test windows have a target that overlaps a training "
-            f"window's (the same music within 1 s, another listener's or a neighbouring window): split "
-            f"'{split}' does not hold out music, so these scores are not of unheard music; --split block, "
-            f"subject-block or song hold it out"
-        )
+        notes.append(baselines.trained_music_note(trained_targets, len(test_rows), split))
     reference, reference_rows, reference_note = _reference_part(dataset, parts, training, info, split)
     if reference_note:
         notes.append(reference_note)
@@ -233,9 +228,9 @@ def evaluate(
                 data_dir, split)
 
     subject_codes = _subject_codes(info, dataset, test_rows, notes)
-    global_mean, music_means = baselines.mean_mels(reference, reference_rows, keys=reference.music["music"])
     test_songs = dataset.index["song"][test_rows]
-    song_means = _song_means(dataset, reference, np.unique(test_songs), music_means)
+    # each test song's music over the training part (in another folder: its song of that number)
+    global_mean, song_means = baselines.music_means(reference, reference_rows, np.unique(test_songs))
     other_music = _other_music(dataset, reference, np.unique(test_songs), set(song_means))
     if other_music:  # another folder's song of that number: its mean is no oracle of this one's
         for song in other_music:
@@ -439,30 +434,6 @@ def _other_music(dataset, reference, songs, reference_songs: set) -> list[int]:
         return []
     return [int(song) for song in songs if int(song) in reference_songs
             and dataset.music_identity(int(song)) != reference.music_identity(int(song))]
-
-
-def _song_means(dataset, reference, songs, music_means: dict) -> dict[int, np.ndarray]:
-    """Each test song's oracle: the mean window of its music over the reference (training) rows.
-
-    By music, not by song: in a folder of sessions each listener's play of a track is a song of its
-    own, and the plays of a held-out listener (``subject``, ``subject-block``) had no training windows
-    of their own song although other listeners' plays of the same music trained the model; the baseline
-    was n/a, "a test song has no training windows". In another folder (the reference rebuilt from the
-    model's training data) a song's music is that folder's song of the same number (other audio is
-    dropped by :func:`_other_music`).
-
-    Returns
-    -------
-    dict of int to ndarray
-        Test song → mean mel-dB window; a song whose music has no reference window is absent.
-    """
-    means = {}
-    for song in map(int, songs):
-        rows = np.flatnonzero(reference.index["song"] == song)   # the reference's song of that number
-        music = int(reference.music["music"][rows[0]]) if len(rows) else None
-        if music in music_means:
-            means[song] = music_means[music]
-    return means
 
 
 def _reference_part(dataset, parts, training: dict, info: ModelInfo, split: str):
