@@ -88,6 +88,8 @@ def _h5_value(handle, item):
     if matlab_class == "char":
         codes = np.asarray(value, dtype=np.uint32)
         return "".join(chr(c) for c in codes.T.ravel() if c)
+    if matlab_class == "logical":   # stored as uint8: keep it apart from numbers
+        return np.asarray(value).astype(bool)
     return np.asarray(value)
 
 
@@ -109,6 +111,19 @@ def _read_mat_v73(path: Path, names: list[str]) -> dict:
         ) from error
     out["__hdf5__"] = True
     return out
+
+
+def _is_logical(path: Path, name: str) -> bool:
+    """Whether a MATLAB v5 file's variable is a logical array (scipy reads it as uint8)."""
+    import scipy.io
+
+    return any(var == name and kind == "logical" for var, _, kind in scipy.io.whosmat(str(path)))
+
+
+def _shown_text(value) -> str:
+    """A short repr of a text value read from a MATLAB file."""
+    text = value if isinstance(value, str) else " ".join(str(v) for v in np.ravel(value)[:3])
+    return repr(text[:20] + ("…" if len(text) > 20 else ""))
 
 
 def _variable_names(path: Path) -> set[str]:
@@ -226,6 +241,10 @@ def read_song_file(path, song_id: int, *, raw: bool = False, info: SongInfo | No
         raise DataFormatError(_no_data_message(path, song_id))
     if "fs" not in content:
         raise DataFormatError(f"{path}: no variable 'fs' (sampling rate); add fs = 125 to the file")
+    if isinstance(content["fs"], str) or np.asarray(content["fs"]).dtype.kind in "USO":
+        # MATLAB fs = '125' is a char array: its arithmetic runs on the character codes
+        raise DataFormatError(f"{path}: fs is text ({_shown_text(content['fs'])}), not a number; "
+                              "store the number: fs = 125")
     try:
         rates = np.ravel(np.asarray(content["fs"], dtype=float))
         sfreq = float(rates[0])
@@ -236,6 +255,11 @@ def read_song_file(path, song_id: int, *, raw: bool = False, info: SongInfo | No
         raise DataFormatError(f"{path}: fs holds {rates.size} numbers ({shown}); it must be one rate: "
                               "set fs = 125")
     data = np.asarray(content[data_var])
+    if data.dtype == np.uint8 and not hdf5 and _is_logical(path, data_var):
+        data = data.astype(bool)
+    if data.dtype == bool:   # a MATLAB logical (a mask, a threshold's result) read as numbers is 0/1 "µV"
+        raise DataFormatError(f"{path}: {data_var} is a logical array (true/false), not EEG; save the "
+                              "recording's µV values as double")
     if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
         raise DataFormatError(f"{path}: {data_var} is not real numbers (dtype {data.dtype}); expected "
                               "float64 µV")
@@ -246,6 +270,7 @@ def read_song_file(path, song_id: int, *, raw: bool = False, info: SongInfo | No
             "songNN_Imputed.mat holds 125 channels at 125 Hz: use the NMED-T release's songNN_Imputed.mat "
             "(the cleaned EEG) or preprocess it to 125 channels at 125 Hz"
         )
+    saved_2d = data.ndim == 2
     data = _orient(data, n_chans, path, data_var, hdf5)
     if not raw and sfreq != MODEL_SFREQ:
         raise DataFormatError(
@@ -264,6 +289,12 @@ def read_song_file(path, song_id: int, *, raw: bool = False, info: SongInfo | No
     del finite
     subjects = _subject_ids(content.get(subs_var), data.shape[2])
     if len(subjects) != data.shape[2]:
+        if saved_2d:   # the participants' recordings laid side by side, or all but one lost
+            raise DataFormatError(
+                f"{path}: {subs_var} lists {len(subjects)} participants but {data_var} is 2-D "
+                f"{tuple(data.shape[:2])}, one participant's recording; save it as channels × time × "
+                f"participants ({n_chans}, n_times, {len(subjects)})"
+            )
         raise DataFormatError(
             f"{path}: {subs_var} lists {len(subjects)} participants but {data_var} has {data.shape[2]}; "
             "make them agree"

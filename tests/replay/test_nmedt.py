@@ -260,7 +260,53 @@ def _bad_two_files_of_one_song(folder, rng):
     return folder, None
 
 
+def _bad_logical_v5(folder, rng):
+    """A MATLAB logical (scipy reads it as uint8) was read as 0/1 µV (a helper's file fuzz)."""
+    return _write_v5(folder, 21, {"data21": _eeg(rng) > 0, "fs": 125.0}), None
+
+
+def _bad_logical_v73(folder, rng):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "song21_Imputed.mat"
+    _write_v73(path, 21, _eeg(rng), 125.0, None)
+    with h5py.File(path, "r+") as handle:
+        del handle["data21"]
+        mask = handle.create_dataset("data21", data=(_eeg(rng) > 0).T.astype(np.uint8))
+        mask.attrs["MATLAB_class"] = np.bytes_("logical")
+    return path, None
+
+
+def _bad_text_fs_v5(folder, rng):
+    """fs = '125' (a MATLAB char array) was read as 125 (a helper's file fuzz)."""
+    return _write_v5(folder, 21, {"data21": _eeg(rng), "fs": "125"}), None
+
+
+def _bad_text_fs_v73(folder, rng):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "song21_Imputed.mat"
+    _write_v73(path, 21, _eeg(rng), 125.0, None)
+    with h5py.File(path, "r+") as handle:
+        del handle["fs"]
+        text = handle.create_dataset("fs", data=np.array([[ord(c)] for c in "125"], dtype=np.uint16))
+        text.attrs["MATLAB_class"] = np.bytes_("char")
+    return path, None
+
+
+def _bad_2d_of_several(folder, rng):
+    """2-D EEG beside a subs of 2 read as "has 1" participant; the shape is the problem."""
+    subs = np.array(["P1", "P2"], dtype=object).reshape(1, -1)
+    return _write_v5(folder, 21, {"data21": _eeg(rng)[:, :, 0], "fs": 125.0, "subs21": subs}), None
+
+
 BAD_INPUTS = {
+    "logical v5": (_bad_logical_v5, "data21 is a logical array (true/false), not EEG; save the recording's "
+                                    "µV values as double"),
+    "logical v7.3": (_bad_logical_v73, "data21 is a logical array"),
+    "text fs v5": (_bad_text_fs_v5, "fs is text ('125'), not a number; store the number: fs = 125"),
+    "text fs v7.3": (_bad_text_fs_v73, "fs is text ('125'), not a number"),
+    "2-D of several": (_bad_2d_of_several, "subs21 lists 2 participants but data21 is 2-D (125, 250), one "
+                                           "participant's recording; save it as channels × time × participants "
+                                           "(125, n_times, 2)"),
     "missing data": (_bad_missing_data, "no variable 'data21'"),
     "missing fs": (_bad_missing_fs, "no variable 'fs'"),
     "axis order": (_bad_axis_order, "wrong axis order"),
