@@ -514,6 +514,22 @@ def read_model_info(path: str | Path) -> ModelInfo:
     return info
 
 
+def check_preprocessing_rate(info: ModelInfo) -> None:
+    """Refuse a model whose preprocessing resamples to another rate than its graph reads.
+
+    Live, the stream would be resampled to a rate the graph was not trained on; offline (``evaluate``),
+    the recording would be, and the error would blame the recording's rate, which is fine.
+
+    Raises
+    ------
+    ModelError
+        The two rates differ.
+    """
+    if abs(info.preprocessing.sfreq - info.sfreq) > 1e-6:
+        raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz but its preprocessing "
+                         f"resamples to {info.preprocessing.sfreq:g} Hz; {EXPORT_FIX}")
+
+
 def check_live_contract(info: ModelInfo) -> None:
     """Refuse a model whose input the live stream stage cannot produce.
 
@@ -530,9 +546,7 @@ def check_live_contract(info: ModelInfo) -> None:
         A window other than 1 s, a preprocessing rate other than the model's, or a waveform rate the
         live decoder cannot resample.
     """
-    if abs(info.preprocessing.sfreq - info.sfreq) > 1e-6:
-        raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz but its preprocessing "
-                         f"resamples to {info.preprocessing.sfreq:g} Hz; {EXPORT_FIX}")
+    check_preprocessing_rate(info)
     if abs(info.window_samples - WINDOW_S * info.sfreq) > 1e-6:
         seconds = info.window_samples / info.sfreq
         raise ModelError(f"model {info.path.name} reads EEG at {info.sfreq:g} Hz in windows of "

@@ -141,8 +141,9 @@ def evaluate(
     if split is not None and split not in SPLIT_KINDS:
         raise ConfigError(f"unknown split '{split}'; use one of {', '.join(SPLIT_KINDS)}")
     session, info = load_model(model_path)
-    from eegmusic.decoder.modelfile import resampler_note
+    from eegmusic.decoder.modelfile import check_preprocessing_rate, resampler_note
 
+    check_preprocessing_rate(info)   # else the recording's rate is blamed ("stream rate 125 Hz is below …")
     if note := resampler_note(info):
         logger.warning("%s", note)
     training = training_metadata(info)

@@ -153,6 +153,18 @@ def test_an_unknown_split_in_the_metadata_is_blamed_on_the_file_not_on_an_option
     assert not (tmp_path / "out").exists()
 
 
+def test_evaluate_blames_a_model_whose_preprocessing_rate_is_not_its_own_not_the_recording(sim_dir, tmp_path,
+                                                                                          capsys):
+    """A helper's file fuzz: evaluate said "stream rate 125 Hz is below the model's 250 Hz; use a device rate
+    such as …" of a recording at the right rate; decode names the file's inconsistency."""
+    path = _bad_model(tmp_path, ("preprocessing", "sfreq"), 250.0)
+    status, _, err = run_cli(["evaluate", "--model", str(path), "--data", str(sim_dir), "--split", "all",
+                              "--out", str(tmp_path / "out"), "--no-progress"], capsys)
+    assert_one_line_error(status, err, f"model {path.name} reads EEG at 125 Hz but its preprocessing resamples "
+                          "to 250 Hz", "export it again")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(("where", "value", "key", "kind"), BAD_VALUES[::4],
                          ids=[f"{'.'.join(w)}={v!r}" for w, v, _, _ in BAD_VALUES[::4]])
 def test_decode_with_bad_metadata_is_one_line(where, value, key, kind, tmp_path, capsys):
