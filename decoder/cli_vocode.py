@@ -14,6 +14,7 @@ recording's timeline: sample 0 is the first recorded frame.
 from __future__ import annotations
 
 import argparse
+import logging
 
 from eegmusic.stream.options import non_negative_int, output_file, seconds
 
@@ -27,13 +28,14 @@ Examples:
 Prints the mel log-spectral distance of the result against the file's own mel (dB, lower is better;
 what a vocoder fed a mel can be judged on), the multi-resolution STFT distance, spectral convergence
 and log-spectral distance against the original, and the real-time factor (vocoding time / audio
-duration).
+duration). Audio louder than full scale (a float WAV) is first scaled to peak at 0.99, with a warning.
 
 A decode recording (the --record folder, or its mel_db.f32 with mel_db.json beside it) is vocoded from
 its recorded mel frames; frames the decode skipped become silence. There is no original audio to compare
 against: it prints the frames, seconds, vocoder, vocoding time and real-time factor.
 """
 
+logger = logging.getLogger(__name__)
 
 MIN_AUDIO_S = 0.1
 """The shortest audio ``vocode`` takes, in seconds (a few mel frames)."""
@@ -107,6 +109,8 @@ def _vocode(args: argparse.Namespace) -> int:
         return run_vocode_recording(args, options, lookahead)
     import time
 
+    import numpy as np
+
     from eegmusic.decoder.audio import WavSink
     from eegmusic.decoder.melspec import AUDIO_SFREQ, mel_db
     from eegmusic.decoder.vocoder import (
@@ -118,7 +122,7 @@ def _vocode(args: argparse.Namespace) -> int:
     )
     from eegmusic.decoder.vocoder import vocode as vocode_frames
     from eegmusic.stream.errors import DataFormatError
-    from eegmusic.stream.stimulus import SILENT_PEAK, check_audio_file, is_silent, read_audio
+    from eegmusic.stream.stimulus import SILENT_PEAK, STORED_PEAK, check_audio_file, is_silent, read_audio
 
     source = check_audio_file(args.audio)  # before any output is touched
     from eegmusic.stream.atomic import atomic_path, refuse_existing, refuse_same_file
@@ -137,6 +141,13 @@ def _vocode(args: argparse.Namespace) -> int:
         raise DataFormatError(f"{part}audio file {source} is silent (no sample reaches {SILENT_PEAK:g} of "
                               "full scale); nothing to vocode: pass a file with sound"
                               f"{' or a longer --duration' if part else ''}")
+    peak = float(np.max(np.abs(audio)))
+    if peak > 1.0:   # the vocoded sound would be clipped on writing, while the distances below read it whole
+        factor = STORED_PEAK / peak
+        logger.warning("audio file %s peaks at %.3g times full scale, louder than a WAV holds: scaled by %.3g "
+                       "(to peak at %g) before vocoding; the distances compare the vocoded sound with it so "
+                       "scaled", source, peak, factor, STORED_PEAK)
+        audio = (audio * factor).astype(np.float32)
     mel = mel_db(audio)
     vocode_frames(mel[:, :4], **options)  # load the compiled code
     t0 = time.perf_counter()

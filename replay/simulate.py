@@ -58,7 +58,7 @@ from eegmusic.stream.atomic import (
 )
 from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
-from eegmusic.stream.stimulus import SILENT_PEAK, check_audio_file
+from eegmusic.stream.stimulus import SILENT_PEAK, STORED_PEAK, check_audio_file
 
 logger = logging.getLogger(__name__)
 
@@ -436,10 +436,6 @@ def plan_dataset(out: Path, song_ids: list[int], audio_files: list[Path] | None,
         return old_files, None
     return old_files, [_fit_to_wav(path, load_excerpt(path, start_s=music_start_s, seconds=seconds))
                        for path in audio_files]
-
-
-STORED_PEAK = 0.99
-"""Peak a ``--music`` excerpt louder than full scale is scaled to, just inside what a 16-bit WAV holds."""
 
 
 def _fit_to_wav(path: Path, audio: np.ndarray) -> np.ndarray:

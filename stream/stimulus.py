@@ -34,6 +34,10 @@ SILENT_PEAK = 1e-4
 """Audio whose largest absolute sample is below this (full scale 1, so -80 dBFS) is silent: no spectrum to
 learn, decode or vocode (about three steps of a 16-bit file; a float file of 1e-40 is denormal noise)."""
 
+STORED_PEAK = 0.99
+"""Peak that audio louder than full scale is scaled to before it is written (``simulate --music``'s excerpt,
+``vocode``'s input): just inside what a 16-bit WAV holds."""
+
 MAX_PEAK = 1e3
 """Largest absolute sample (full scale 1) read as audio: +60 dBFS. A float file may peak above full scale (a
 mix at 1.5 is common), never a thousand times over: such samples are damaged, or integer values written as

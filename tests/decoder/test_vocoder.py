@@ -374,3 +374,27 @@ def test_vocode_of_audio_far_above_full_scale_or_silent_is_one_line(tmp_path, ca
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and str(source) in err[0] and words in err[0], err
     assert "spectral convergence" not in captured.out and not (tmp_path / "x.wav").exists()
+
+
+def test_vocode_scales_audio_louder_than_full_scale_instead_of_writing_it_clipped(tmp_path, caplog):
+    """A helper's file fuzz: a float WAV peaking at 300 times full scale was vocoded at that level, so 99.8 %
+    of the written samples were clipped while the printed distances (on the unclipped sound) looked fine."""
+    import logging
+
+    import soundfile
+    from eegmusic.stream.cli import main
+
+    audio = music_excerpt(2.0)
+    audio = audio / np.abs(audio).max() * 300.0
+    source = tmp_path / "loud.wav"
+    soundfile.write(source, audio.astype(np.float32), 22050, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING, logger="eegmusic.decoder.cli_vocode"):
+        assert main(["vocode", str(source), "--out", str(tmp_path / "x.wav")]) == 0
+    assert "peaks at 300 times full scale, louder than a WAV holds: scaled by 0.0033 (to peak at 0.99)" \
+        in caplog.text
+    written, _ = soundfile.read(tmp_path / "x.wav", dtype="float32")
+    clipped = np.mean(np.abs(written) >= 1.0 - 2.0**-15)
+    assert clipped < 0.01, clipped
+    scaled = audio * 0.99 / 300.0
+    rms = float(np.sqrt(np.mean(written**2)))
+    assert 0.5 < rms / float(np.sqrt(np.mean(scaled**2))) < 2.0   # the scaled level, not full-scale noise
