@@ -271,7 +271,7 @@ def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -
     """
     import soundfile
     from eegmusic.stream.errors import DataFormatError, require_readable
-    from eegmusic.stream.stimulus import check_name_opens, decoder_notes_aside, decoder_words
+    from eegmusic.stream.stimulus import check_name_opens, decoder_notes_aside, decoder_words, wav_truncation
 
     require_readable(path)
     check_name_opens(path)
@@ -299,6 +299,12 @@ def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -
         return length_s
     end_s = start_s + float(seconds)
     if end_s > length_s + 1e-6:
+        cut = wav_truncation(path)
+        if cut is not None:   # the track is long enough: its copy is not
+            raise DataFormatError(
+                f"{path}: holds {length_s:.1f} s, shorter than the requested excerpt {start_s:g}-{end_s:g} s, "
+                f"but its header declares {cut[0]:.1f} s: the file is cut off; copy the whole file again"
+            )
         raise DataFormatError(
             f"{path}: {length_s:.1f} s long, shorter than the requested excerpt "
             f"{start_s:g}-{end_s:g} s; use a shorter --duration, an earlier --music-start, "

@@ -100,6 +100,7 @@ def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None 
     audio = downmix(audio)
     if audio.size == 0:
         raise DataFormatError(f"{path}: audio file holds no samples; replace it with the song's audio")
+    _warn_if_truncated(path)
     if not np.all(np.isfinite(audio)):
         raise DataFormatError(_nonfinite_message(path, int(np.sum(~np.isfinite(audio)))))
     check_peak(audio, path)
@@ -117,6 +118,55 @@ stimulus check, and ``info``)."""
 AUDIO_RATES_HZ = (1000, 768000)
 """Sample rates :func:`read_audio` takes. A header damaged to say 1 Hz had the resampler ask for 36 GiB
 (a MemoryError traceback, or from ``train`` advice to lower --batch-size)."""
+
+
+def wav_truncation(path: str | Path) -> tuple[float, float] | None:
+    """``(declared_s, held_s)`` of a WAV file whose data chunk declares more audio than the file holds; None
+    for a whole WAV, a streamed one (size 0 or 0xFFFFFFFF: never filled in) and any other format.
+
+    libsndfile reads such a file's samples up to its end without a word, so a cut-off copy or download was
+    read as a shorter recording. Only the RIFF chunk headers are read.
+    """
+    import struct
+
+    path = Path(path)
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        order = "<" if head[:4] == b"RIFF" else ">"
+        size, position, byte_rate = path.stat().st_size, 12, 0
+        while position + 8 <= size:
+            handle.seek(position)
+            chunk, n_bytes = struct.unpack(f"{order}4sI", handle.read(8))
+            if chunk == b"fmt " and n_bytes >= 12:
+                byte_rate = struct.unpack(f"{order}I", handle.read(12)[8:12])[0]
+            if chunk == b"data":
+                held = size - position - 8
+                if n_bytes in (0, 0xFFFFFFFF) or n_bytes <= held or not byte_rate:
+                    return None
+                return n_bytes / byte_rate, held / byte_rate
+            position += 8 + n_bytes + (n_bytes & 1)
+    return None
+
+
+_TRUNCATION_SAID: set[tuple[str, int, int]] = set()
+"""Files :func:`_warn_if_truncated` has warned of (path, size, mtime): once each, not on every read."""
+
+
+def _warn_if_truncated(path: Path) -> None:
+    """Warn once that a WAV file holds less audio than its header declares (:func:`wav_truncation`)."""
+    try:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key in _TRUNCATION_SAID or (cut := wav_truncation(path)) is None:
+            return
+    except OSError:   # read a moment ago: whatever changed since, the samples were read
+        return
+    _TRUNCATION_SAID.add(key)
+    logger.warning("%s: its header declares %.2f s of audio but the file holds %.2f s (a cut-off copy or "
+                   "download?); reading the %.2f s it holds: copy the whole file again if that is wrong",
+                   path, cut[0], cut[1], cut[1])
 
 
 def _rate_problem(path, rate: int) -> str | None:

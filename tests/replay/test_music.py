@@ -96,6 +96,32 @@ def test_bad_music_is_one_line_and_status_2(make, extra, message, tmp_path, caps
     assert not list(out.glob("song*")) if out.exists() else True  # nothing written
 
 
+def _cut_off(path, keep=1 / 3):
+    content = path.read_bytes()
+    path.write_bytes(content[: int(len(content) * keep)])
+    return path
+
+
+def test_a_cut_off_wav_is_read_with_a_warning_once_and_refused_where_the_excerpt_needs_more(tmp_path, caplog):
+    """A helper's file fuzz: a WAV cut to a third of its bytes read as a 1.3-s track (its header says 4 s)
+    without a word: libsndfile reads up to the file's end."""
+    import logging
+
+    path = _cut_off(_tone_file(tmp_path / "t.wav", 4.0, 220.0, sfreq=SFREQ))
+    whole = _tone_file(tmp_path / "whole.wav", 4.0, 220.0, sfreq=SFREQ)
+    with caplog.at_level(logging.WARNING, logger="eegmusic.stream.stimulus"):
+        audio = read_audio(path, sfreq=SFREQ)
+        read_audio(path, sfreq=SFREQ)
+        read_audio(whole, sfreq=SFREQ)
+    assert 1.2 < audio.size / SFREQ < 1.4
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1, said   # once for the file, none for the whole one
+    assert said[0].startswith(f"{path}: its header declares 4.00 s of audio but the file holds 1.3")
+    with pytest.raises(DataFormatError, match=r"holds 1\.3 s, shorter than the requested excerpt 0-3 s, but its "
+                                              r"header declares 4\.0 s: the file is cut off"):
+        check_excerpt(path, seconds=3.0)
+
+
 def test_check_excerpt_names_the_length(tmp_path):
     path = _tone_file(tmp_path / "x.wav", 2.0, 220.0)
     assert check_excerpt(path, seconds=2.0) == pytest.approx(2.0)
