@@ -132,15 +132,23 @@ def music_files(sources) -> list[Path]:
     for source in sources:
         path = Path(source).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            named = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+            found = [p for p in named if p.is_file()]
             if not found:
+                # an audio name that is no file to read (a dangling or looping link, a pipe) was skipped
+                # without a word, and "no audio files" sent the user looking for files the listing shows
+                skipped = (f" ({len(named)} audio name{'s' if len(named) > 1 else ''} such as {named[0].name} "
+                           "skipped: not a regular file, or a link to none)" if named else "")
                 raise DataFormatError(
-                    f"{path}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder; pass a folder "
-                    "of music or the files themselves"
+                    f"{path}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder{skipped}; pass a "
+                    "folder of music or the files themselves"
                 )
             files += found
         elif path.is_file():
             files.append(path)
+        elif path.exists():   # a pipe, device or socket: it exists, so "no such file" was wrong
+            raise DataFormatError(f"{path}: not a regular file (a device, pipe or socket); pass audio files "
+                                  "or folders of them to --music")
         else:
             raise DataFormatError(f"{path}: {missing(path, 'no such file or folder')}; check the --music "
                                   "paths")

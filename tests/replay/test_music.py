@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,11 @@ def test_simulate_music_writes_each_excerpt_as_a_song(music_dir, tmp_path, capsy
          "shorter than the requested excerpt 6-10 s"),
         (lambda d: (d / "broken.ogg").write_bytes(b"OggS not really"), [], "cannot be decoded as audio"),
         (lambda d: None, [], "no audio files"),
+        # a helper's file fuzz: the links were skipped without a word, then "no audio files" in the folder
+        (lambda d: (d / "loop.wav").symlink_to(d / "loop.wav"), [],
+         "no audio files (.wav, .flac, .ogg, .mp3) in this folder (1 audio name such as loop.wav skipped: not a "
+         "regular file, or a link to none)"),
+        (lambda d: os.mkfifo(d / "pipe.wav"), [], "(1 audio name such as pipe.wav skipped"),
     ],
 )
 def test_bad_music_is_one_line_and_status_2(make, extra, message, tmp_path, capsys):
@@ -120,6 +126,17 @@ def test_a_cut_off_wav_is_read_with_a_warning_once_and_refused_where_the_excerpt
     with pytest.raises(DataFormatError, match=r"holds 1\.3 s, shorter than the requested excerpt 0-3 s, but its "
                                               r"header declares 4\.0 s: the file is cut off"):
         check_excerpt(path, seconds=3.0)
+
+
+def test_a_pipe_named_as_music_is_not_called_missing(tmp_path, capsys):
+    """A helper's file fuzz: a FIFO passed to --music was "no such file or folder"; it exists."""
+    fifo = tmp_path / "fifo.wav"
+    os.mkfifo(fifo)
+    status = main(["simulate", "--out", str(tmp_path / "sim"), "--music", str(fifo), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert f"{fifo}: not a regular file (a device, pipe or socket); pass audio files" in err
+    assert not (tmp_path / "sim").exists()
 
 
 def test_check_excerpt_names_the_length(tmp_path):
