@@ -296,6 +296,10 @@ def format_summary(summary: dict) -> str:
         from eegmusic.decoder.scores import baseline_words
 
         lines.append(f"  on the same frames (whole run): {baseline_words(summary)}")
+        if truth.get("trained_music"):
+            from eegmusic.decoder.scores import trained_music_note
+
+            lines.append(f"  note: {trained_music_note(truth['trained_music'], truth.get('training_split'))}")
         by_song = summary.get("scores_by_song") or {}
         if len(by_song) > 1:   # a playlist: each song's frames alone, where its song mean is defined
             lines += [f"  song {song} ({scores['scored_frames']} frames): decoder "

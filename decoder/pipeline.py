@@ -405,6 +405,13 @@ class LivePipeline:
         log.info("decoding '%s' with %s on %s, hop %.3f s", meta.name, info.model_name,
                  self._runtime.provider, cfg.hop_s)
 
+    def _training_split(self) -> str | None:
+        """The split the model's ``training`` metadata names, or None (no such block, or not a name: the
+        summary reads it, and a summary must not fail on a field only ``evaluate`` checks)."""
+        training = self._runtime.info.metadata.get("training") if self._runtime is not None else None
+        split = training.get("split") if isinstance(training, dict) else None
+        return split if isinstance(split, str) else None
+
     def _read_truth(self, meta) -> LiveTruth:
         """The live truth of ``--truth``: the stimuli, the model's baselines, the replay's song loaded."""
         cfg, info = self.config, self._runtime.info
@@ -789,6 +796,9 @@ class LivePipeline:
                 "song": self._truth.song, "scored_frames": run["scored_frames"],
                 "skipped_frames": self._truth.skipped_frames,
                 "song_identity": "unchecked" if self._truth.song_identity_unchecked() else "checked",
+                # scored songs of trained music, and the split that trained on them: said beside the scores
+                "trained_music": self._truth.trained_music(),
+                "training_split": self._training_split(),
                 "dynamic_r_window_s": round(self._truth.recent * FRAME_PERIOD_S, 2)},
             "error": self.error or (health.error if health is not None else None),
             "effective_rate": health.effective_rate if health is not None else None,

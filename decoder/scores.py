@@ -37,6 +37,9 @@ SHORT = {SHIFTED_WORDS: "shifted-stimulus control", UNSEEN_SONG_NOTE: "song not 
 """The dashboard's short words for the long ones (its label; the tooltip holds the long line): at 1500 px the
 long line took four lines of the mel column."""
 
+TRAINED_SHORT = "trained music: not an unheard-music score"
+"""The dashboard's short words for :func:`trained_music_note`."""
+
 CONSTANT_SHORT = "one-frame hop, no dynamics"
 """The dashboard's short words for :data:`decoder.metrics.CONSTANT_NOTE` (a module this one does not import:
 ``cli_demo`` imports this one, numpy-free)."""
@@ -82,8 +85,29 @@ def baseline_words(summary: Mapping | None, *, short: bool = False) -> str:
 def baseline_line(summary: Mapping | None, *, short: bool = False) -> str:
     """The decoder's dynamic r over the whole run beside the baselines scored on the same frames (one line,
     worded as ``decode`` words its summary; ``short``: the dashboard's label, the long line its tooltip)."""
+    truth = (summary or {}).get("truth") or {}
+    trained = truth.get("trained_music")
+    note = ""
+    if trained:   # the dashboard's label says it in short words, its tooltip and decode in full
+        note = f" — {TRAINED_SHORT if short else trained_music_note(trained, truth.get('training_split'))}"
     return (f"dynamic r, whole run: decoder {format_r(run_scores(summary)[0])}, "
-            f"{baseline_words(summary, short=short)}")
+            f"{baseline_words(summary, short=short)}{note}")
+
+
+def trained_music_note(songs, split: str | None) -> str:
+    """Why a live score over songs whose music the model trained on is not of unheard music (one phrase):
+    the live decode scores every frame of a song, and a ``block`` split trained on most of its seconds, the
+    other splits on all of them (``train`` and ``evaluate`` say as much of a test part that holds trained
+    music). The demo decodes a song its model held out, so it never says this."""
+    songs = [str(song) for song in songs]
+    one = len(songs) == 1
+    named = f"song {songs[0]}'s music" if one else f"the music of songs {', '.join(songs[:-1])} and {songs[-1]}"
+    whose = "the song's" if one else "these songs'"
+    how = {"block": f"most of {whose} seconds", None: f"some or all of {whose} seconds"}.get(
+        split, f"all of {whose} seconds")
+    by = f"its split '{split}'" if split else "it"
+    return (f"{named} is among the model's training targets ({by} trained on {how}), so these scores are "
+            "not of unheard music; for such a score, decode a song the model held out")
 
 
 def format_r(value: float | None) -> str:

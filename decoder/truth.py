@@ -790,6 +790,15 @@ class LiveTruth:
         """
         return self.whole_run()["scores_by_song"]
 
+    def trained_music(self) -> list[int]:
+        """The scored songs whose music the model trained on: those it carries a song mean of
+        (:meth:`_song_mean`), in the order first scored. Their frames' targets were, some or all, training
+        targets (a ``block`` split trains on most of a song's seconds, the others on all of them), so a score
+        over them is not of unheard music. Empty for a model that carries no baselines (it cannot say)."""
+        with self._scores_lock:
+            songs = list(self._by_song)
+        return [song for song in songs if self._song_mean(song) is not None]
+
     def whole_run(self) -> dict:
         """The run's figures, under the names :meth:`scores_by_song` gives a song's, and each song's under
         ``scores_by_song``: all read at one moment. Read one by one while the output thread scored hops, a

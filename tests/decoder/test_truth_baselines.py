@@ -140,6 +140,41 @@ def test_a_song_mean_missing_for_some_frames_is_not_reported_beside_the_decoder(
     assert truth.dynamic_r_total() is not None
 
 
+def test_the_songs_of_trained_music_are_named_and_the_summary_says_their_scores_are_not_of_unheard_music(rng):
+    """A science audit: a live decode of a song the model trained on printed its scores with no word of it,
+    while ``train`` and ``evaluate`` say when a test part holds trained music. The demo holds its song out."""
+    from eegmusic.decoder.cli_decode import format_summary
+
+    from tests.decoder.test_output_stage import _summary
+
+    training = TrainingPart(rng, songs=(21,))
+    truth = LiveTruth(Stimuli(rng))
+    truth.set_baselines(*read_baselines(baselines.training_baselines(training, np.arange(30))))
+    truth.load(22)
+    truth.load(21)
+    k = np.arange(50)
+    truth.marker("song=22;t=0.000", 0.0)
+    truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), k * FRAME_PERIOD_S, k % 44)
+    assert truth.trained_music() == []          # song 22: held out
+    truth.marker("song=21;t=0.000", 10.0)
+    truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), 10.0 + k * FRAME_PERIOD_S, k % 44)
+    assert truth.trained_music() == [21]
+    summary = _summary(5.0)
+    note = "  note: song 21's music is among the model's training targets (its split 'block' trained on most of"
+    assert note not in format_summary(summary)
+    summary["truth"].update(trained_music=truth.trained_music(), training_split="block")
+    assert (f"{note} the song's seconds), so these scores are not of unheard music; for such a score, decode a "
+            "song the model held out") in format_summary(summary)
+    summary["truth"].update(trained_music=[21, 23], training_split="subject")
+    assert ("note: the music of songs 21 and 23 is among the model's training targets (its split 'subject' "
+            "trained on all of these songs' seconds)") in format_summary(summary)
+    bare = LiveTruth(Stimuli(rng))              # a model without baselines cannot say: no note
+    bare.load(21)
+    bare.marker("song=21;t=0.000", 0.0)
+    bare.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), k * FRAME_PERIOD_S, k % 44)
+    assert bare.trained_music() == []
+
+
 def test_each_song_of_a_playlist_is_scored_on_its_own_frames_with_its_own_song_mean(rng):
     """The run-wide song mean is n/a once a new song plays (above), and it took the trained song's
     figure with it: a playlist printed no song-mean baseline at all. Song by song, each has the decoder's

@@ -97,6 +97,11 @@ def test_the_two_r_figures_are_worded_as_decode_words_them(qtbot):
                                            "song-mean baseline -0.006")
     panel.update_mel(np.zeros((128, 10), np.float32), np.zeros((128, 10), np.float32), -0.05, now=2.0)
     assert panel.r_label.text() == "dynamic r, last 10 s: -0.050"
+    # a song of the model's training music: said in short words, in full on hover, as decode says it
+    panel.update_scores({**SUMMARY, "truth": {"trained_music": [21], "training_split": "block"}})
+    assert panel.baseline_label.text().endswith("song-mean baseline -0.006 — trained music: not an "
+                                                "unheard-music score")
+    assert "song 21's music is among the model's training targets" in panel.baseline_label.toolTip()
 
 
 def test_the_r_figures_say_they_are_frozen_while_the_stream_is_stalled(qtbot):
