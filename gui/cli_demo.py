@@ -304,8 +304,11 @@ def choose_decoder(checks: dict) -> tuple[str, str]:
     best = max(scored, key=lambda arch: (scored[arch], -list(checks).index(arch)))
     song = checks[best]["song"]
     tried = ", ".join(f"{arch} {r:.3f}" for arch, r in scored.items())
+    controls = [checks[arch].get("shifted_dynamic_r") for arch in scored]
+    beside = ("" if all(c is None for c in controls) else "; shifted-stimulus control " + ", ".join(
+        f"{arch} {'n/a' if c is None else f'{c:.3f}'}" for arch, c in zip(scored, controls)))
     return best, (f"decoder: {best}, the better at decoding a song it did not train on (song {song}, its "
-                  f"newest frames as live decoding plays them; dynamic r {tried})")
+                  f"newest frames as live decoding plays them; dynamic r {tried}{beside})")
 
 
 def _song_ids(folder: Path) -> list[int]:

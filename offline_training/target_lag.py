@@ -330,6 +330,24 @@ def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice
                      target_offsets: list | None = None) -> float:
     """Dynamic r of window columns (the newest by default), windows cut every 48 ms as live decoding does.
 
+    The mean over ``columns`` of the dynamic r of :func:`live_frames`' frames; its parameters.
+
+    Raises
+    ------
+    ConfigError
+        No block long enough to score a column on.
+    """
+    from eegmusic.offline_training.metrics import dynamic_r
+
+    pred_blocks, true_blocks, _ = live_frames(model, block_eeg, block_targets, columns, target_offsets)
+    return float(np.mean([dynamic_r(pred_blocks[c], true_blocks[c]) for c in pred_blocks]))
+
+
+def live_frames(model, block_eeg: list, block_targets: list, columns: slice = LIVE_FRAMES,
+                target_offsets: list | None = None) -> tuple[dict, dict, dict]:
+    """A model's live frames and their true frames, window columns (the newest by default) of windows cut
+    every 48 ms as live decoding does.
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -346,8 +364,11 @@ def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice
 
     Returns
     -------
-    float
-        Mean over ``columns`` of the dynamic r over blocks.
+    pred_blocks, true_blocks : dict of int to list of ndarray
+        Per scored column: per block (in order; a block with fewer than 2 frames of the column found is
+        left out of both), the decoded frames and the true frames they are scored against, (128, n) each.
+    block_of : dict of int to list of int
+        Per scored column: the index in ``block_eeg`` of each of its blocks.
 
     Raises
     ------
@@ -356,7 +377,6 @@ def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice
     """
     import torch
     from eegmusic.decoder.melspec import FRAME_PERIOD_S
-    from eegmusic.offline_training.metrics import dynamic_r
     from eegmusic.offline_training.scoring import INTERIOR_FRAMES
     from eegmusic.stream.spec import MODEL_SFREQ, WINDOW_SAMPLES
 
@@ -367,7 +387,8 @@ def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice
     budget = MAX_LIVE_WINDOWS
     if target_offsets is None:
         target_offsets = [WINDOW_SAMPLES * np.arange(len(target)) for target in block_targets]
-    for eeg, target, offsets in zip(block_eeg, block_targets, target_offsets, strict=True):
+    block_of: dict[int, list] = {int(c): [] for c in columns}
+    for block, (eeg, target, offsets) in enumerate(zip(block_eeg, block_targets, target_offsets, strict=True)):
         # true frames by stimulus time (s from the block's first window start, any offset alike)
         true_times = (np.asarray(offsets)[:, None] / MODEL_SFREQ
                       + interior[None, :] * FRAME_PERIOD_S).reshape(-1)
@@ -390,7 +411,9 @@ def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice
             if found.sum() >= 2:
                 pred_blocks[int(c)].append(pred[found, :, c].T)
                 true_blocks[int(c)].append(true_frames[:, nearest[found]])
+                block_of[int(c)].append(block)
     scored = [c for c in pred_blocks if pred_blocks[c]]
     if not scored:  # a guard: choose_target_offset passes only stretches of >= 2 scored windows
         raise ConfigError(f"--target-offset auto {NO_STRETCH[0]}; {NO_STRETCH[1]}")
-    return float(np.mean([dynamic_r(pred_blocks[c], true_blocks[c]) for c in scored]))
+    return ({c: pred_blocks[c] for c in scored}, {c: true_blocks[c] for c in scored},
+            {c: block_of[c] for c in scored})

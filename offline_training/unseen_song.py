@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from eegmusic.offline_training.scoring import block_rows
-from eegmusic.offline_training.target_lag import LIVE_FRAMES, live_frame_score, tiling_stretches
+from eegmusic.offline_training.target_lag import LIVE_FRAMES, LIVE_STEP_SAMPLES, live_frames, tiling_stretches
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +57,15 @@ class SongFold:
         (one listener each, time order, at least 2 windows).
     stretches : list of Stretch
         Their stretches of EEG (:func:`offline_training.target_lag.tiling_stretches`), one per run.
+    plays : list of int
+        Which play (one listener's hearing of the song) each stretch is of, numbered from 0.
     """
 
     song: int
     split: object
     scored: list
     stretches: list
+    plays: list
 
 
 def song_fold(dataset, split, *, seed: int = 0) -> tuple[SongFold | None, str | None]:
@@ -103,12 +106,14 @@ def song_fold(dataset, split, *, seed: int = 0) -> tuple[SongFold | None, str | 
     # track by one listener were interleaved into one "continuous" stretch
     plays = np.unique(index[["song", "subject"]][held], return_inverse=True)[1].reshape(-1)
     per_play = block_rows(index, held, plays)
-    stretches = [stretch for rows in per_play for stretch in tiling_stretches(index, rows)
-                 if len(stretch.scored) >= 2]
+    found = [(play, stretch) for play, rows in enumerate(per_play) for stretch in tiling_stretches(index, rows)
+             if len(stretch.scored) >= 2]
+    stretches = [stretch for _, stretch in found]
     if not stretches:
         return None, f"song {song} has no 2-s stretch of training or validation windows to score"
     fold = Split(keep_train, keep_val, split.test, split.test_block)
-    return SongFold(song, fold, [stretch.scored for stretch in stretches], stretches), None
+    return SongFold(song, fold, [stretch.scored for stretch in stretches], stretches,
+                    [play for play, _ in found]), None
 
 
 def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: slice = LIVE_FRAMES,
@@ -140,7 +145,8 @@ def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: 
     Returns
     -------
     dict
-        ``song`` (held out), ``dynamic_r`` (None when no fold could be made), ``n_windows`` (rows
+        ``song`` (held out), ``dynamic_r`` (None when no fold could be made), ``shifted_dynamic_r``
+        (:func:`shifted_control`: the same frames against the stimulus half their play away), ``n_windows`` (rows
         scored), ``n_fold_train`` (rows the fold model trained on), ``target_offset_s`` (the fold's),
         ``offset_choice`` (its :meth:`LagChoice.to_dict`, or None where the offset was given),
         ``seconds`` (the check's wall time), ``reason`` (why not scored, or None).
@@ -160,7 +166,7 @@ def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: 
             fold = None
     if fold is None:
         logger.warning("unseen-song check skipped: %s", reason)
-        return {"song": None, "dynamic_r": None, "n_windows": 0, "n_fold_train": 0,
+        return {"song": None, "dynamic_r": None, "shifted_dynamic_r": None, "n_windows": 0, "n_fold_train": 0,
                 "target_offset_s": None, "offset_choice": None, "seconds": 0.0, "reason": reason}
     if choice is not None:
         dataset = dataset.with_target_offset(choice.offset_s)
@@ -172,10 +178,62 @@ def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: 
     block_eeg = [stretch.eeg(dataset) for stretch in fold.stretches]
     targets = [dataset.mel(rows) for rows in fold.scored]
     offsets = [stretch.offsets(dataset.index) for stretch in fold.stretches]
-    score = live_frame_score(model, block_eeg, targets, columns, offsets)
+    pred, true, block_of = live_frames(model, block_eeg, targets, columns, offsets)
+    from eegmusic.offline_training.metrics import dynamic_r
+
+    score = float(np.mean([dynamic_r(pred[c], true[c]) for c in pred]))
+    control = shifted_control(pred, true, {c: [fold.plays[b] for b in block_of[c]] for c in pred})
     n_windows = int(sum(len(rows) for rows in fold.scored))
-    logger.info("unseen-song check: song %d decoded at live dynamic r %.4f", fold.song, score)
-    return {"song": fold.song, "dynamic_r": score, "n_windows": n_windows,
+    logger.info("unseen-song check: song %d decoded at live dynamic r %.4f (shifted-stimulus control %s)",
+                fold.song, score, "n/a" if control is None else f"{control:.4f}")
+    return {"song": fold.song, "dynamic_r": score, "shifted_dynamic_r": control, "n_windows": n_windows,
             "n_fold_train": int(len(fold.split.train)), "target_offset_s": dataset.target_offset_s,
             "offset_choice": None if choice is None else choice.to_dict(),
             "seconds": time.perf_counter() - started, "reason": None}
+
+
+SHIFT_MIN_S = 4.0
+"""Least seconds of a play's scored frames for :func:`shifted_control`: half of them must lie windows away
+(as the live control's :data:`decoder.truth.SHIFT_MIN_FRAMES`)."""
+
+
+def shifted_control(pred: dict, true: dict, play_of: dict) -> float | None:
+    """The unseen-song score's control: the same decoded frames against the true frames half their play away.
+
+    A play's true frames (one listener's, its blocks in order) are rolled by half their number, so each
+    decoded frame meets the music some seconds off, as the live decode's shifted-stimulus control pairs its
+    frames with the stimulus half the song away: what a decoder scores there, its EEG does not explain.
+    Beside the check's score it stands where the constant baselines have no dynamics (a window's newest
+    columns of a mean window are one spectrum).
+
+    Parameters
+    ----------
+    pred, true : dict of int to list of ndarray
+        Per window column, per block, decoded and true frames (128, n) (:func:`target_lag.live_frames`).
+    play_of : dict of int to list of int
+        Per column, the play of each block.
+
+    Returns
+    -------
+    float or None
+        Mean over the columns of the dynamic r; None when no play has :data:`SHIFT_MIN_S` of frames.
+    """
+    from eegmusic.offline_training.metrics import dynamic_r
+    from eegmusic.stream.spec import MODEL_SFREQ
+
+    least = int(np.ceil(SHIFT_MIN_S * MODEL_SFREQ / LIVE_STEP_SAMPLES))
+    scores = []
+    for c in pred:
+        preds, trues = [], []
+        for play in dict.fromkeys(play_of[c]):
+            blocks = [b for b, p in enumerate(play_of[c]) if p == play]
+            frames = np.concatenate([true[c][b] for b in blocks], axis=1)
+            if frames.shape[1] < least:
+                continue
+            rolled = np.split(np.roll(frames, frames.shape[1] // 2, axis=1),
+                              np.cumsum([true[c][b].shape[1] for b in blocks])[:-1], axis=1)
+            preds += [pred[c][b] for b in blocks]
+            trues += rolled
+        if preds:
+            scores.append(dynamic_r(preds, trues))
+    return float(np.mean(scores)) if scores else None

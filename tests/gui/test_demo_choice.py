@@ -28,6 +28,16 @@ def test_the_demo_plays_the_candidate_that_decodes_an_unseen_song_better(scores,
     assert all(f"{a} {r:.3f}" in line for a, r in scores.items())
 
 
+def test_the_choice_line_sets_each_candidates_shifted_stimulus_control_beside_its_score():
+    """A science audit: the line the demo chooses by stood beside no baseline (the mean windows have no
+    dynamics at the newest columns); the control needs none."""
+    checks = {"convnet": {**_check(0.22), "shifted_dynamic_r": -0.012},
+              "linear": {**_check(0.297), "shifted_dynamic_r": None}}
+    _, line = choose_decoder(checks)
+    assert line.endswith("dynamic r convnet 0.220, linear 0.297; shifted-stimulus control convnet -0.012, "
+                         "linear n/a)")
+
+
 def test_without_any_unseen_song_score_the_demo_plays_the_first_candidate_and_says_why():
     unscored = {"song": None, "dynamic_r": None, "n_windows": 0, "n_fold_train": 0,
                 "reason": "the training part holds 1 song; holding one out needs 2 or more"}

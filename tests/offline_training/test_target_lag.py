@@ -258,6 +258,21 @@ def test_unseen_song_check_scores_a_lag_that_brings_the_response_into_the_window
     assert scores[0.2] > 0.1 and scores[0.2] > scores[0.0] + 0.03, scores  # measured 0.18 and 0.13
 
 
+def test_the_unseen_song_control_rolls_each_play_on_its_own(rng):
+    """Two listeners' plays of one song hold the same music at the same times: rolled together, one
+    play's frames would meet the other's at their own times, and the "control" would score the decoder."""
+    from eegmusic.offline_training.unseen_song import shifted_control
+
+    music = rng.normal(size=(128, 200))
+    blocks = [music[:, :120], music[:, 120:]]        # one play in two stretches; the other the same music
+    pred = {43: [b.copy() for b in blocks] * 2}      # a perfect decoder
+    true = {43: [b.copy() for b in blocks] * 2}
+    control = shifted_control(pred, true, {43: [0, 0, 1, 1]})
+    assert abs(control) < 0.1, control                # mixed across plays it read 1.0
+    short = {43: [b[:, :80] for b in blocks]}         # 80 frames each at 48 ms: under 4 s a play
+    assert shifted_control(short, short, {43: [0, 1]}) is None
+
+
 def test_unseen_song_check_needs_two_training_songs(delayed_dir, caplog):
     from eegmusic.offline_training.unseen_song import unseen_song_score
 
@@ -281,6 +296,11 @@ def test_train_cli_unseen_song_check_records_the_score(delayed_dir, tmp_path, ca
     check = metrics["unseen_song"]
     assert check["song"] in SONGS and check["dynamic_r"] > 0.1
     assert f"trained without song {check['song']}, the model decodes it at live dynamic r" in printed
+    # beside it the control: the same frames against the stimulus half their play away (chance)
+    control = check["shifted_dynamic_r"]
+    assert abs(control) < 0.1 and check["dynamic_r"] > control + 0.1, check
+    assert (f"shifted-stimulus control {control:.3f}, the same frames against the stimulus half their play "
+            "away)") in printed
     info = read_model_info(out / "model.onnx")
     assert info.metadata["training"]["unseen_song_check"]["dynamic_r"] == check["dynamic_r"]
 
