@@ -67,7 +67,7 @@ from eegmusic.decoder.realtime import (
     raise_priority,
 )
 from eegmusic.decoder.recording import AUDIO_FILE, FrameRecorder, read_frames
-from eegmusic.decoder.scores import SHIFTED_KEY
+from eegmusic.decoder.scores import RECENT_SHIFTED_KEY, SHIFTED_KEY
 from eegmusic.decoder.snapshot import PipelineSnapshot
 from eegmusic.decoder.truth import LiveTruth, StimulusLookup
 from eegmusic.stream.background import in_a_thread
@@ -784,6 +784,8 @@ class LivePipeline:
             "counters": self.counters(),
             "latency_ms": self.latency.percentiles(),
             "dynamic_r": self._truth.dynamic_r() if self._truth is not None else None,
+            # the live figure's control, on its frames (the whole run's is SHIFTED_KEY)
+            RECENT_SHIFTED_KEY: self._truth.shifted_r() if self._truth is not None else None,
             "dynamic_r_total": run["dynamic_r_total"] if run is not None else None,
             "baseline_dynamic_r_total": run["baseline_dynamic_r_total"] if run is not None else None,
             "baseline_constant": run["baseline_constant"] if run is not None else [],

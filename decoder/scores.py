@@ -26,6 +26,10 @@ hand)."""
 SHIFTED_KEY = "shifted_stimulus_dynamic_r_total"
 """The summary's key for the shifted-stimulus control (:meth:`decoder.truth.FrameScores.shifted_r`)."""
 
+RECENT_SHIFTED_KEY = "shifted_stimulus_dynamic_r"
+"""The summary's key for the control over the live figure's recent frames (``dynamic_r``'s:
+:meth:`decoder.truth.LiveTruth.shifted_r`)."""
+
 SHIFTED_WORDS = "shifted-stimulus control (the decoder vs the stimulus half its song away)"
 """How the control is named wherever it is printed, and in the dashboard's tooltip."""
 
@@ -108,6 +112,15 @@ def trained_music_note(songs, split: str | None) -> str:
     by = f"its split '{split}'" if split else "it"
     return (f"{named} is among the model's training targets ({by} trained on {how}), so these scores are "
             "not of unheard music; for such a score, decode a song the model held out")
+
+
+def recent_words(summary: Mapping | None, *, short: bool = False) -> str:
+    """The live figure's control, to follow its r: `` (shifted-stimulus control 0.012)``; empty where the
+    summary has none (no truth, a song too short for one, or a summary from before it was recorded)."""
+    control = (summary or {}).get(RECENT_SHIFTED_KEY)
+    if control is None:
+        return ""
+    return f" ({SHORT[SHIFTED_WORDS] if short else 'shifted-stimulus control'} {format_r(control)})"
 
 
 def format_r(value: float | None) -> str:

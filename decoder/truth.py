@@ -414,6 +414,9 @@ class LiveTruth:
         self.recent = int(recent_frames)
         self._pred = np.zeros((N_MELS, self.recent), np.float32)
         self._true = np.zeros((N_MELS, self.recent), np.float32)
+        # the stimulus half the song away from each recent frame, where the song has one (the control)
+        self._shifted = np.zeros((N_MELS, self.recent), np.float32)
+        self._has_shifted = np.zeros(self.recent, bool)
         self._n = 0
         # every scored frame, per song played, in constant memory; the run's figures merge them. The output
         # thread adds to them while the summary reads them: each side holds the lock
@@ -715,6 +718,9 @@ class LiveTruth:
             slot = self._n % self.recent
             self._pred[:, slot] = pred[:, column]
             self._true[:, slot] = truth[:, column]
+            self._has_shifted[slot] = shifted is not None
+            if shifted is not None:
+                self._shifted[:, slot] = shifted[:, column]
             self._n += 1
         if pred.shape[1]:
             with self._scores_lock:
@@ -729,6 +735,15 @@ class LiveTruth:
         """Dynamic r over the last ``recent_frames`` scored frames (None before 2 frames)."""
         n = min(self._n, self.recent)
         return float(np.mean(band_pearson(self._pred[:, :n], self._true[:, :n]))) if n >= 2 else None
+
+    def shifted_r(self) -> float | None:
+        """The shifted-stimulus control over the same recent frames as :meth:`dynamic_r`: those frames
+        against the stimulus half their song away (None before 2 frames, or while any of them is of a song
+        too short to have one, :data:`SHIFT_MIN_FRAMES`)."""
+        n = min(self._n, self.recent)
+        if n < 2 or not self._has_shifted[:n].all():
+            return None
+        return float(np.mean(band_pearson(self._pred[:, :n], self._shifted[:, :n])))
 
     @property
     def scored_frames(self) -> int:

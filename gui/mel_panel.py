@@ -20,7 +20,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from eegmusic.decoder.melspec import DB_FLOOR, FRAME_PERIOD_S
-from eegmusic.decoder.scores import baseline_line, format_r, run_scores
+from eegmusic.decoder.scores import baseline_line, format_r, recent_words, run_scores
 from PySide6 import QtCore, QtWidgets
 
 FRAME_RATE = 1.0 / FRAME_PERIOD_S
@@ -261,7 +261,8 @@ class MelPanel(QtWidgets.QWidget):
         window = "recent frames" if self.r_window_s is None else f"last {self.r_window_s:.0f} s"
         recent = "—" if self.dynamic_r is None else format_r(self.dynamic_r)
         frozen = self._frozen_words()
-        self.r_label.setText(f"dynamic r, {window}: {recent}{frozen}")
+        control = "" if self.dynamic_r is None else recent_words(self._summary, short=True)
+        self.r_label.setText(f"dynamic r, {window}: {recent}{control}{frozen}")
         run_line = baseline_line(self._summary, short=True)   # the whole line, as decode prints it: on hover
         if self.baseline_label.text() != run_line + frozen:
             self.baseline_label.setText(run_line + frozen)

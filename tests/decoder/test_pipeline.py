@@ -201,6 +201,7 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
     assert truth["dynamic_r_window_s"] == pytest.approx(10.0, abs=0.1)     # the 'last 10 s' figure's window
     # the test model carries no training means, so no music it can say it trained on; its split it names
     assert truth["trained_music"] == [] and truth["training_split"] == "block"
+    assert summary["shifted_stimulus_dynamic_r"] is not None    # the live figure's control (a 20-s song)
     # one song played: its own figures are the run's (JSON keys are text)
     song = summary["scores_by_song"]["21"]
     assert list(summary["scores_by_song"]) == ["21"] and song["scored_frames"] == truth["scored_frames"]

@@ -91,3 +91,33 @@ def test_the_control_is_worded_beside_the_baselines_and_n_a_when_unknown():
                            "baseline n/a"), line
     summary["shifted_stimulus_dynamic_r_total"] = None
     assert f"{SHIFTED_WORDS} n/a, global-mean" in baseline_line(summary)
+
+
+def test_the_live_figure_over_recent_frames_has_its_control_on_the_same_frames(rng):
+    """The "last 10 s" r was printed (decode's summary, the dashboard) beside no control or baseline: those
+    stood beside the whole run's figure only (a science audit)."""
+    from eegmusic.decoder.cli_decode import format_summary
+
+    from tests.decoder.test_output_stage import _summary
+
+    stimuli = Stimuli(rng)
+    mel = mel_db(stimuli.audio[21])
+    n_song = mel.shape[1]
+    truth = LiveTruth(stimuli, recent_frames=60)
+    assert truth.shifted_r() is None
+    decoded = rng.normal(-40.0, 10.0, (128, 150)).astype(np.float32)
+    _scored(truth, decoded, hop=7)
+    recent = np.arange(90, 150)            # the ring's frames (their order does not change a Pearson)
+    away = mel[:, (recent + n_song // 2) % n_song]
+    assert truth.shifted_r() == pytest.approx(metrics.dynamic_r([decoded[:, recent]], [away]), abs=1e-5)
+    assert truth.dynamic_r() == pytest.approx(metrics.dynamic_r([decoded[:, recent]], [mel[:, recent]]),
+                                              abs=1e-5)
+    summary = _summary(20.0)               # more frames scored than the live figure's 10 s: both figures
+    summary["shifted_stimulus_dynamic_r"] = truth.shifted_r()
+    assert (f"dynamic r vs true stimulus mel: last 10 s 0.210 (shifted-stimulus control {truth.shifted_r():.3f}),"
+            " whole run 0.200") in format_summary(summary)
+    short = Stimuli(rng)                   # a song too short for the shift: none, as for the whole run
+    short.audio[21] = short.audio[21][: int(0.5 * SHIFT_MIN_FRAMES * 512)]
+    few = LiveTruth(short, recent_frames=60)
+    _scored(few, rng.normal(-40.0, 10.0, (128, 40)).astype(np.float32))
+    assert few.dynamic_r() is not None and few.shifted_r() is None

@@ -97,6 +97,9 @@ def test_the_two_r_figures_are_worded_as_decode_words_them(qtbot):
                                            "song-mean baseline -0.006")
     panel.update_mel(np.zeros((128, 10), np.float32), np.zeros((128, 10), np.float32), -0.05, now=2.0)
     assert panel.r_label.text() == "dynamic r, last 10 s: -0.050"
+    # the live figure's control beside it, once the summary has one (the whole run's is on the line below)
+    panel.update_scores({**SUMMARY, "shifted_stimulus_dynamic_r": 0.012})
+    assert panel.r_label.text() == "dynamic r, last 10 s: -0.050 (shifted-stimulus control 0.012)"
     # a song of the model's training music: said in short words, in full on hover, as decode says it
     panel.update_scores({**SUMMARY, "truth": {"trained_music": [21], "training_split": "block"}})
     assert panel.baseline_label.text().endswith("song-mean baseline -0.006 — trained music: not an "
