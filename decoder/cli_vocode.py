@@ -110,7 +110,6 @@ def _vocode(args: argparse.Namespace) -> int:
     import time
 
     import numpy as np
-
     from eegmusic.decoder.audio import WavSink
     from eegmusic.decoder.melspec import AUDIO_SFREQ, mel_db
     from eegmusic.decoder.vocoder import (
@@ -144,9 +143,9 @@ def _vocode(args: argparse.Namespace) -> int:
     peak = float(np.max(np.abs(audio)))
     if peak > 1.0:   # the vocoded sound would be clipped on writing, while the distances below read it whole
         factor = STORED_PEAK / peak
-        logger.warning("audio file %s peaks at %.3g times full scale, louder than a WAV holds: scaled by %.3g "
-                       "(to peak at %g) before vocoding; the distances compare the vocoded sound with it so "
-                       "scaled", source, peak, factor, STORED_PEAK)
+        logger.warning("audio file %s peaks at %.3g times full scale, louder than a WAV holds: scaled by "
+                       "%.3g (to peak at %g) before vocoding; the distances compare the vocoded sound with "
+                       "it so scaled", source, peak, factor, STORED_PEAK)
         audio = (audio * factor).astype(np.float32)
     mel = mel_db(audio)
     vocode_frames(mel[:, :4], **options)  # load the compiled code

@@ -105,7 +105,8 @@ def trained_music_note(songs, split: str | None) -> str:
     music). The demo decodes a song its model held out, so it never says this."""
     songs = [str(song) for song in songs]
     one = len(songs) == 1
-    named = f"song {songs[0]}'s music" if one else f"the music of songs {', '.join(songs[:-1])} and {songs[-1]}"
+    named = (f"song {songs[0]}'s music" if one
+             else f"the music of songs {', '.join(songs[:-1])} and {songs[-1]}")
     whose = "the song's" if one else "these songs'"
     how = {"block": f"most of {whose} seconds", None: f"some or all of {whose} seconds"}.get(
         split, f"all of {whose} seconds")

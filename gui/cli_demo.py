@@ -306,7 +306,7 @@ def choose_decoder(checks: dict) -> tuple[str, str]:
     tried = ", ".join(f"{arch} {r:.3f}" for arch, r in scored.items())
     controls = [checks[arch].get("shifted_dynamic_r") for arch in scored]
     beside = ("" if all(c is None for c in controls) else "; shifted-stimulus control " + ", ".join(
-        f"{arch} {'n/a' if c is None else f'{c:.3f}'}" for arch, c in zip(scored, controls)))
+        f"{arch} {'n/a' if c is None else f'{c:.3f}'}" for arch, c in zip(scored, controls, strict=True)))
     return best, (f"decoder: {best}, the better at decoding a song it did not train on (song {song}, its "
                   f"newest frames as live decoding plays them; dynamic r {tried}{beside})")
 

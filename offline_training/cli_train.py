@@ -284,9 +284,9 @@ def run_train(args: argparse.Namespace) -> int:
                    f", at target offset {unseen['target_offset_s']:g} s chosen without it")
             control = unseen.get("shifted_dynamic_r")
             print(f"unseen-song check: trained without song {unseen['song']}, the model decodes it at live "
-                  f"dynamic r {unseen['dynamic_r']:.3f} ({unseen['n_windows']} windows{lag}; shifted-stimulus "
-                  f"control {'n/a' if control is None else f'{control:.3f}'}, the same frames against the "
-                  "stimulus half their play away)")
+                  f"dynamic r {unseen['dynamic_r']:.3f} ({unseen['n_windows']} windows{lag}; "
+                  f"shifted-stimulus control {'n/a' if control is None else f'{control:.3f}'}, the same "
+                  "frames against the stimulus half their play away)")
         elif unseen:
             print(f"unseen-song check: not scored ({unseen['reason']})")
         print(f"model: {metrics['paths']['model.onnx']}")

@@ -388,7 +388,8 @@ def live_frames(model, block_eeg: list, block_targets: list, columns: slice = LI
     if target_offsets is None:
         target_offsets = [WINDOW_SAMPLES * np.arange(len(target)) for target in block_targets]
     block_of: dict[int, list] = {int(c): [] for c in columns}
-    for block, (eeg, target, offsets) in enumerate(zip(block_eeg, block_targets, target_offsets, strict=True)):
+    blocks = zip(block_eeg, block_targets, target_offsets, strict=True)
+    for block, (eeg, target, offsets) in enumerate(blocks):
         # true frames by stimulus time (s from the block's first window start, any offset alike)
         true_times = (np.asarray(offsets)[:, None] / MODEL_SFREQ
                       + interior[None, :] * FRAME_PERIOD_S).reshape(-1)

@@ -106,8 +106,8 @@ def song_fold(dataset, split, *, seed: int = 0) -> tuple[SongFold | None, str | 
     # track by one listener were interleaved into one "continuous" stretch
     plays = np.unique(index[["song", "subject"]][held], return_inverse=True)[1].reshape(-1)
     per_play = block_rows(index, held, plays)
-    found = [(play, stretch) for play, rows in enumerate(per_play) for stretch in tiling_stretches(index, rows)
-             if len(stretch.scored) >= 2]
+    found = [(play, stretch) for play, rows in enumerate(per_play)
+             for stretch in tiling_stretches(index, rows) if len(stretch.scored) >= 2]
     stretches = [stretch for _, stretch in found]
     if not stretches:
         return None, f"song {song} has no 2-s stretch of training or validation windows to score"
@@ -146,7 +146,8 @@ def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: 
     -------
     dict
         ``song`` (held out), ``dynamic_r`` (None when no fold could be made), ``shifted_dynamic_r``
-        (:func:`shifted_control`: the same frames against the stimulus half their play away), ``n_windows`` (rows
+        (:func:`shifted_control`: the same frames against the stimulus half their play away),
+        ``n_windows`` (rows
         scored), ``n_fold_train`` (rows the fold model trained on), ``target_offset_s`` (the fold's),
         ``offset_choice`` (its :meth:`LagChoice.to_dict`, or None where the offset was given),
         ``seconds`` (the check's wall time), ``reason`` (why not scored, or None).

@@ -302,8 +302,9 @@ def check_excerpt(path, *, start_s: float = 0.0, seconds: float | None = None) -
         cut = wav_truncation(path)
         if cut is not None:   # the track is long enough: its copy is not
             raise DataFormatError(
-                f"{path}: holds {length_s:.1f} s, shorter than the requested excerpt {start_s:g}-{end_s:g} s, "
-                f"but its header declares {cut[0]:.1f} s: the file is cut off; copy the whole file again"
+                f"{path}: holds {length_s:.1f} s, shorter than the requested excerpt "
+                f"{start_s:g}-{end_s:g} s, but its header declares {cut[0]:.1f} s: the file is cut off; copy "
+                "the whole file again"
             )
         raise DataFormatError(
             f"{path}: {length_s:.1f} s long, shorter than the requested excerpt "

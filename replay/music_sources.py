@@ -137,7 +137,8 @@ def music_files(sources) -> list[Path]:
             if not found:
                 # an audio name that is no file to read (a dangling or looping link, a pipe) was skipped
                 # without a word, and "no audio files" sent the user looking for files the listing shows
-                skipped = (f" ({len(named)} audio name{'s' if len(named) > 1 else ''} such as {named[0].name} "
+                plural = "s" if len(named) > 1 else ""
+                skipped = (f" ({len(named)} audio name{plural} such as {named[0].name} "
                            "skipped: not a regular file, or a link to none)" if named else "")
                 raise DataFormatError(
                     f"{path}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder{skipped}; pass a "

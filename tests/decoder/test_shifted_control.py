@@ -114,8 +114,8 @@ def test_the_live_figure_over_recent_frames_has_its_control_on_the_same_frames(r
                                               abs=1e-5)
     summary = _summary(20.0)               # more frames scored than the live figure's 10 s: both figures
     summary["shifted_stimulus_dynamic_r"] = truth.shifted_r()
-    assert (f"dynamic r vs true stimulus mel: last 10 s 0.210 (shifted-stimulus control {truth.shifted_r():.3f}),"
-            " whole run 0.200") in format_summary(summary)
+    assert ("dynamic r vs true stimulus mel: last 10 s 0.210 (shifted-stimulus control "
+            f"{truth.shifted_r():.3f}), whole run 0.200") in format_summary(summary)
     short = Stimuli(rng)                   # a song too short for the shift: none, as for the whole run
     short.audio[21] = short.audio[21][: int(0.5 * SHIFT_MIN_FRAMES * 512)]
     few = LiveTruth(short, recent_frames=60)

@@ -43,6 +43,14 @@ class TrainingPart:
         return self._mel[rows]
 
 
+def _trained_on_21(rng) -> LiveTruth:
+    """A live truth over :class:`Stimuli` with the baselines of a model trained on song 21 only."""
+    truth = LiveTruth(Stimuli(rng))
+    truth.set_baselines(*read_baselines(baselines.training_baselines(TrainingPart(rng, songs=(21,)),
+                                                                     np.arange(30))))
+    return truth
+
+
 @pytest.mark.parametrize("hop_frames", [2, 5])
 def test_live_baselines_equal_the_offline_baselines_on_the_same_frames(hop_frames, rng):
     training = TrainingPart(rng)
@@ -107,9 +115,7 @@ def test_at_a_one_frame_hop_the_baselines_are_constant_and_read_n_a_not_zero(rng
 
 
 def test_song_mean_is_undefined_for_a_song_the_model_never_trained_on(rng):
-    training = TrainingPart(rng, songs=(21,))
-    truth = LiveTruth(Stimuli(rng))
-    truth.set_baselines(*read_baselines(baselines.training_baselines(training, np.arange(30))))
+    truth = _trained_on_21(rng)
     truth.load(22)
     truth.marker("song=22;t=1.000", 5.0)
     k = np.arange(50)
@@ -121,9 +127,7 @@ def test_song_mean_is_undefined_for_a_song_the_model_never_trained_on(rng):
 def test_a_song_mean_missing_for_some_frames_is_not_reported_beside_the_decoder(rng):
     # a playlist of a trained song then a new one: the song mean scored only the first song's frames,
     # and stood beside the decoder's score over both ("on the same frames" in every summary)
-    training = TrainingPart(rng, songs=(21,))
-    truth = LiveTruth(Stimuli(rng))
-    truth.set_baselines(*read_baselines(baselines.training_baselines(training, np.arange(30))))
+    truth = _trained_on_21(rng)
     truth.load(21)
     truth.load(22)
     k = np.arange(50)
@@ -147,31 +151,29 @@ def test_the_songs_of_trained_music_are_named_and_the_summary_says_their_scores_
 
     from tests.decoder.test_output_stage import _summary
 
-    training = TrainingPart(rng, songs=(21,))
-    truth = LiveTruth(Stimuli(rng))
-    truth.set_baselines(*read_baselines(baselines.training_baselines(training, np.arange(30))))
-    truth.load(22)
-    truth.load(21)
-    k = np.arange(50)
-    truth.marker("song=22;t=0.000", 0.0)
-    truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), k * FRAME_PERIOD_S, k % 44)
+    def play(truth, song, start):   # 50 decoded frames of noise from the song's start
+        k = np.arange(50)
+        truth.load(song)
+        truth.marker(f"song={song};t=0.000", start)
+        truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), start + k * FRAME_PERIOD_S, k % 44)
+
+    truth = _trained_on_21(rng)
+    play(truth, 22, 0.0)
     assert truth.trained_music() == []          # song 22: held out
-    truth.marker("song=21;t=0.000", 10.0)
-    truth.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), 10.0 + k * FRAME_PERIOD_S, k % 44)
+    play(truth, 21, 10.0)
     assert truth.trained_music() == [21]
     summary = _summary(5.0)
-    note = "  note: song 21's music is among the model's training targets (its split 'block' trained on most of"
+    note = ("  note: song 21's music is among the model's training targets (its split 'block' trained on "
+            "most of")
     assert note not in format_summary(summary)
     summary["truth"].update(trained_music=truth.trained_music(), training_split="block")
-    assert (f"{note} the song's seconds), so these scores are not of unheard music; for such a score, decode a "
-            "song the model held out") in format_summary(summary)
+    assert (f"{note} the song's seconds), so these scores are not of unheard music; for such a score, "
+            "decode a song the model held out") in format_summary(summary)
     summary["truth"].update(trained_music=[21, 23], training_split="subject")
     assert ("note: the music of songs 21 and 23 is among the model's training targets (its split 'subject' "
             "trained on all of these songs' seconds)") in format_summary(summary)
     bare = LiveTruth(Stimuli(rng))              # a model without baselines cannot say: no note
-    bare.load(21)
-    bare.marker("song=21;t=0.000", 0.0)
-    bare.update(rng.normal(-40, 10, (128, 50)).astype(np.float32), k * FRAME_PERIOD_S, k % 44)
+    play(bare, 21, 0.0)
     assert bare.trained_music() == []
 
 

@@ -160,8 +160,8 @@ def test_evaluate_blames_a_model_whose_preprocessing_rate_is_not_its_own_not_the
     path = _bad_model(tmp_path, ("preprocessing", "sfreq"), 250.0)
     status, _, err = run_cli(["evaluate", "--model", str(path), "--data", str(sim_dir), "--split", "all",
                               "--out", str(tmp_path / "out"), "--no-progress"], capsys)
-    assert_one_line_error(status, err, f"model {path.name} reads EEG at 125 Hz but its preprocessing resamples "
-                          "to 250 Hz", "export it again")
+    assert_one_line_error(status, err, f"model {path.name} reads EEG at 125 Hz but its preprocessing "
+                          "resamples to 250 Hz", "export it again")
     assert not (tmp_path / "out").exists()
 
 

@@ -84,8 +84,8 @@ def test_simulate_music_writes_each_excerpt_as_a_song(music_dir, tmp_path, capsy
         (lambda d: None, [], "no audio files"),
         # a helper's file fuzz: the links were skipped without a word, then "no audio files" in the folder
         (lambda d: (d / "loop.wav").symlink_to(d / "loop.wav"), [],
-         "no audio files (.wav, .flac, .ogg, .mp3) in this folder (1 audio name such as loop.wav skipped: not a "
-         "regular file, or a link to none)"),
+         "no audio files (.wav, .flac, .ogg, .mp3) in this folder (1 audio name such as loop.wav skipped: "
+         "not a regular file, or a link to none)"),
         (lambda d: os.mkfifo(d / "pipe.wav"), [], "(1 audio name such as pipe.wav skipped"),
     ],
 )
@@ -123,8 +123,8 @@ def test_a_cut_off_wav_is_read_with_a_warning_once_and_refused_where_the_excerpt
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1, said   # once for the file, none for the whole one
     assert said[0].startswith(f"{path}: its header declares 4.00 s of audio but the file holds 1.3")
-    with pytest.raises(DataFormatError, match=r"holds 1\.3 s, shorter than the requested excerpt 0-3 s, but its "
-                                              r"header declares 4\.0 s: the file is cut off"):
+    with pytest.raises(DataFormatError, match=r"holds 1\.3 s, shorter than the requested excerpt 0-3 s, "
+                                              r"but its header declares 4\.0 s: the file is cut off"):
         check_excerpt(path, seconds=3.0)
 
 

@@ -265,15 +265,19 @@ def _bad_logical_v5(folder, rng):
     return _write_v5(folder, 21, {"data21": _eeg(rng) > 0, "fs": 125.0}), None
 
 
-def _bad_logical_v73(folder, rng):
+def _v73_with(folder, rng, name, data, matlab_class):
+    """A v7.3 song file whose ``name`` is replaced by ``data`` (MATLAB order) of ``matlab_class``."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "song21_Imputed.mat"
     _write_v73(path, 21, _eeg(rng), 125.0, None)
     with h5py.File(path, "r+") as handle:
-        del handle["data21"]
-        mask = handle.create_dataset("data21", data=(_eeg(rng) > 0).T.astype(np.uint8))
-        mask.attrs["MATLAB_class"] = np.bytes_("logical")
+        del handle[name]
+        handle.create_dataset(name, data=data.T).attrs["MATLAB_class"] = np.bytes_(matlab_class)
     return path, None
+
+
+def _bad_logical_v73(folder, rng):
+    return _v73_with(folder, rng, "data21", (_eeg(rng) > 0).astype(np.uint8), "logical")
 
 
 def _bad_text_fs_v5(folder, rng):
@@ -282,14 +286,7 @@ def _bad_text_fs_v5(folder, rng):
 
 
 def _bad_text_fs_v73(folder, rng):
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "song21_Imputed.mat"
-    _write_v73(path, 21, _eeg(rng), 125.0, None)
-    with h5py.File(path, "r+") as handle:
-        del handle["fs"]
-        text = handle.create_dataset("fs", data=np.array([[ord(c)] for c in "125"], dtype=np.uint16))
-        text.attrs["MATLAB_class"] = np.bytes_("char")
-    return path, None
+    return _v73_with(folder, rng, "fs", np.array([[ord(c) for c in "125"]], dtype=np.uint16), "char")
 
 
 def _bad_2d_of_several(folder, rng):
@@ -305,8 +302,8 @@ BAD_INPUTS = {
     "text fs v5": (_bad_text_fs_v5, "fs is text ('125'), not a number; store the number: fs = 125"),
     "text fs v7.3": (_bad_text_fs_v73, "fs is text ('125'), not a number"),
     "2-D of several": (_bad_2d_of_several, "subs21 lists 2 participants but data21 is 2-D (125, 250), one "
-                                           "participant's recording; save it as channels × time × participants "
-                                           "(125, n_times, 2)"),
+                                           "participant's recording; save it as channels × time × "
+                                           "participants (125, n_times, 2)"),
     "missing data": (_bad_missing_data, "no variable 'data21'"),
     "missing fs": (_bad_missing_fs, "no variable 'fs'"),
     "axis order": (_bad_axis_order, "wrong axis order"),
