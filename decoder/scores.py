@@ -100,15 +100,17 @@ def baseline_line(summary: Mapping | None, *, short: bool = False) -> str:
 
 def trained_music_note(songs, split: str | None) -> str:
     """Why a live score over songs whose music the model trained on is not of unheard music (one phrase):
-    the live decode scores every frame of a song, and a ``block`` split trained on most of its seconds, the
-    other splits on all of them (``train`` and ``evaluate`` say as much of a test part that holds trained
-    music). The demo decodes a song its model held out, so it never says this."""
+    the live decode scores every frame of a song, and a ``block`` or ``subject-block`` split trained on most
+    of its seconds, the other splits on all of them (``train`` and ``evaluate`` say as much of a test part
+    that holds trained music). The demo decodes a song its model held out, so it never says this."""
     songs = [str(song) for song in songs]
     one = len(songs) == 1
     named = (f"song {songs[0]}'s music" if one
              else f"the music of songs {', '.join(songs[:-1])} and {songs[-1]}")
     whose = "the song's" if one else "these songs'"
-    how = {"block": f"most of {whose} seconds", None: f"some or all of {whose} seconds"}.get(
+    # block and subject-block hold out chunks of each song's time (shared by its listeners), the rest none
+    most = f"most of {whose} seconds"
+    how = {"block": most, "subject-block": most, None: f"some or all of {whose} seconds"}.get(
         split, f"all of {whose} seconds")
     by = f"its split '{split}'" if split else "it"
     return (f"{named} is among the model's training targets ({by} trained on {how}), so these scores are "

@@ -172,6 +172,8 @@ def test_the_songs_of_trained_music_are_named_and_the_summary_says_their_scores_
     summary["truth"].update(trained_music=[21, 23], training_split="subject")
     assert ("note: the music of songs 21 and 23 is among the model's training targets (its split 'subject' "
             "trained on all of these songs' seconds)") in format_summary(summary)
+    summary["truth"].update(training_split="subject-block")   # holds out chunks of the songs' time as block
+    assert "(its split 'subject-block' trained on most of these songs' seconds)" in format_summary(summary)
     bare = LiveTruth(Stimuli(rng))              # a model without baselines cannot say: no note
     play(bare, 21, 0.0)
     assert bare.trained_music() == []
