@@ -183,6 +183,19 @@ def test_training_that_runs_out_of_memory_is_one_line(sim_dir, tmp_path):
                           "--songs/--subjects, or free memory")
 
 
+@pytest.mark.parametrize("words", [
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to "
+    "allocate 24371200 bytes",
+    # the test above, once in a full suite: oneDNN's convolution under the limit, a traceback (exit 1)
+    "could not create a primitive",
+])
+def test_each_way_torch_says_it_ran_out_of_memory_is_read_as_that(words):
+    from eegmusic.offline_training.train import _out_of_memory
+
+    assert _out_of_memory(RuntimeError(words))
+    assert not _out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)"))
+
+
 @pytest.mark.parametrize(("config", "words"), [
     # a stride past the window: torch's backward ran for ever at 100000 (Ctrl-C ignored) and crashed the
     # process at 1000000 (exit 139, no message), after the forward pass of the build check had passed it
