@@ -295,13 +295,11 @@ def format_summary(summary: dict) -> str:
         else:   # the frames scored so far fit in the live figure's window: it is the whole run's
             lines.append(f"dynamic r vs true stimulus mel: whole run {fmt(total)}")
         # as the demo and the dashboard word them, with why one is n/a
-        from eegmusic.decoder.scores import baseline_words
+        from eegmusic.decoder.scores import baseline_words, trained_music_words
 
         lines.append(f"  on the same frames (whole run): {baseline_words(summary)}")
-        if truth.get("trained_music"):
-            from eegmusic.decoder.scores import trained_music_note
-
-            lines.append(f"  note: {trained_music_note(truth['trained_music'], truth.get('training_split'))}")
+        if note := trained_music_words(summary):
+            lines.append(f"  note: {note}")
         by_song = summary.get("scores_by_song") or {}
         if len(by_song) > 1:   # a playlist: each song's frames alone, where its song mean is defined
             lines += [f"  song {song} ({scores['scored_frames']} frames): decoder "

@@ -42,7 +42,7 @@ SHORT = {SHIFTED_WORDS: "shifted-stimulus control", UNSEEN_SONG_NOTE: "song not 
 long line took four lines of the mel column."""
 
 TRAINED_SHORT = "trained music: not an unheard-music score"
-"""The dashboard's short words for :func:`trained_music_note`."""
+"""The dashboard's short words for :func:`trained_music_words`."""
 
 CONSTANT_SHORT = "one-frame hop, no dynamics"
 """The dashboard's short words for :data:`decoder.metrics.CONSTANT_NOTE` (a module this one does not import:
@@ -89,20 +89,23 @@ def baseline_words(summary: Mapping | None, *, short: bool = False) -> str:
 def baseline_line(summary: Mapping | None, *, short: bool = False) -> str:
     """The decoder's dynamic r over the whole run beside the baselines scored on the same frames (one line,
     worded as ``decode`` words its summary; ``short``: the dashboard's label, the long line its tooltip)."""
-    truth = (summary or {}).get("truth") or {}
-    trained = truth.get("trained_music")
-    note = ""
-    if trained:   # the dashboard's label says it in short words, its tooltip and decode in full
-        note = f" — {TRAINED_SHORT if short else trained_music_note(trained, truth.get('training_split'))}"
+    note = trained_music_words(summary, short=short)   # the label in short words, the tooltip in full
     return (f"dynamic r, whole run: decoder {format_r(run_scores(summary)[0])}, "
-            f"{baseline_words(summary, short=short)}{note}")
+            f"{baseline_words(summary, short=short)}{f' — {note}' if note else ''}")
 
 
-def trained_music_note(songs, split: str | None) -> str:
-    """Why a live score over songs whose music the model trained on is not of unheard music (one phrase):
-    the live decode scores every frame of a song, and a ``block`` or ``subject-block`` split trained on most
-    of its seconds, the other splits on all of them (``train`` and ``evaluate`` say as much of a test part
-    that holds trained music). The demo decodes a song its model held out, so it never says this."""
+def trained_music_words(summary: Mapping | None, *, short: bool = False) -> str:
+    """Why a run's live scores are not of unheard music, where its summary's truth names scored songs of
+    the model's training music (one phrase; empty where it names none): the live decode scores every frame
+    of a song, and a ``block`` or ``subject-block`` split trained on most of its seconds, the other splits on
+    all of them (``train`` and ``evaluate`` say as much of a test part that holds trained music). The demo
+    decodes a song its model held out, so it never says this. ``short``: :data:`TRAINED_SHORT`."""
+    truth = (summary or {}).get("truth") or {}
+    songs, split = truth.get("trained_music"), truth.get("training_split")
+    if not songs:
+        return ""
+    if short:
+        return TRAINED_SHORT
     songs = [str(song) for song in songs]
     one = len(songs) == 1
     named = (f"song {songs[0]}'s music" if one

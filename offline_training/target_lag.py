@@ -337,9 +337,14 @@ def live_frame_score(model, block_eeg: list, block_targets: list, columns: slice
     ConfigError
         No block long enough to score a column on.
     """
+    pred_blocks, true_blocks, _ = live_frames(model, block_eeg, block_targets, columns, target_offsets)
+    return columns_score(pred_blocks, true_blocks)
+
+
+def columns_score(pred_blocks: dict, true_blocks: dict) -> float:
+    """Mean over window columns of the dynamic r over blocks (each dict as :func:`live_frames` gives it)."""
     from eegmusic.offline_training.metrics import dynamic_r
 
-    pred_blocks, true_blocks, _ = live_frames(model, block_eeg, block_targets, columns, target_offsets)
     return float(np.mean([dynamic_r(pred_blocks[c], true_blocks[c]) for c in pred_blocks]))
 
 

@@ -36,7 +36,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from eegmusic.offline_training.scoring import block_rows
-from eegmusic.offline_training.target_lag import LIVE_FRAMES, LIVE_STEP_SAMPLES, live_frames, tiling_stretches
+from eegmusic.offline_training.target_lag import (
+    LIVE_FRAMES,
+    LIVE_STEP_SAMPLES,
+    columns_score,
+    live_frames,
+    tiling_stretches,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -180,9 +186,7 @@ def unseen_song_score(fit: Callable, dataset, split, *, seed: int = 0, columns: 
     targets = [dataset.mel(rows) for rows in fold.scored]
     offsets = [stretch.offsets(dataset.index) for stretch in fold.stretches]
     pred, true, block_of = live_frames(model, block_eeg, targets, columns, offsets)
-    from eegmusic.offline_training.metrics import dynamic_r
-
-    score = float(np.mean([dynamic_r(pred[c], true[c]) for c in pred]))
+    score = columns_score(pred, true)
     control = shifted_control(pred, true, {c: [fold.plays[b] for b in block_of[c]] for c in pred})
     n_windows = int(sum(len(rows) for rows in fold.scored))
     logger.info("unseen-song check: song %d decoded at live dynamic r %.4f (shifted-stimulus control %s)",
