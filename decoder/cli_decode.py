@@ -288,10 +288,10 @@ def format_summary(summary: dict) -> str:
         truth = summary["truth"]
         window_s = truth["dynamic_r_window_s"]
         if truth["scored_frames"] * FRAME_PERIOD_S > window_s:
-            from eegmusic.decoder.scores import recent_words
+            from eegmusic.decoder.scores import RECENT_SHIFTED_KEY, recent_words
 
             lines.append(f"dynamic r vs true stimulus mel: last {window_s:.0f} s {fmt(recent)}"
-                         f"{recent_words(summary)}, whole run {fmt(total)}")
+                         f"{recent_words(summary.get(RECENT_SHIFTED_KEY))}, whole run {fmt(total)}")
         else:   # the frames scored so far fit in the live figure's window: it is the whole run's
             lines.append(f"dynamic r vs true stimulus mel: whole run {fmt(total)}")
         # as the demo and the dashboard word them, with why one is n/a

@@ -762,10 +762,11 @@ class LivePipeline:
             mel = self._mel[:, order].copy()
             truth_mel = self._truth_mel[:, order].copy() if self._truth is not None else None
             frame_index = self._sound.last_k if self._sound is not None else None
+        dynamic_r, shifted_r = self._truth.recent_scores() if self._truth is not None else (None, None)
         return PipelineSnapshot(
             eeg=eeg, eeg_sfreq=self._runtime.info.sfreq if self._runtime is not None else MODEL_SFREQ,
             labels=labels, channel_flags=flags, mel=mel,
-            truth_mel=truth_mel, dynamic_r=self._truth.dynamic_r() if self._truth is not None else None,
+            truth_mel=truth_mel, dynamic_r=dynamic_r, shifted_dynamic_r=shifted_r,
             latency_ms=self.latency.percentiles(), counters=self.counters(), health=health,
             running=self.running, error=self.error or (health.error if health is not None else None),
             frame_index=frame_index,
@@ -775,6 +776,7 @@ class LivePipeline:
         """JSON-ready summary: counters, latency per stage, dynamic r, model and device."""
         health = self.health()
         run = self._truth.whole_run() if self._truth is not None else None   # every figure at one moment
+        recent, recent_shifted = self._truth.recent_scores() if self._truth is not None else (None, None)
         out = {
             "stream": self.stream_label,
             "model": str(self.config.model_path),
@@ -783,9 +785,9 @@ class LivePipeline:
             "seconds": round(time.monotonic() - self._t_start, 3) if self._t_start else 0.0,
             "counters": self.counters(),
             "latency_ms": self.latency.percentiles(),
-            "dynamic_r": self._truth.dynamic_r() if self._truth is not None else None,
+            "dynamic_r": recent,
             # the live figure's control, on its frames (the whole run's is SHIFTED_KEY)
-            RECENT_SHIFTED_KEY: self._truth.shifted_r() if self._truth is not None else None,
+            RECENT_SHIFTED_KEY: recent_shifted,
             "dynamic_r_total": run["dynamic_r_total"] if run is not None else None,
             "baseline_dynamic_r_total": run["baseline_dynamic_r_total"] if run is not None else None,
             "baseline_constant": run["baseline_constant"] if run is not None else [],

@@ -120,10 +120,10 @@ def trained_music_words(summary: Mapping | None, *, short: bool = False) -> str:
             "not of unheard music; for such a score, decode a song the model held out")
 
 
-def recent_words(summary: Mapping | None, *, short: bool = False) -> str:
-    """The live figure's control, to follow its r: `` (shifted-stimulus control 0.012)``; empty where the
-    summary has none (no truth, a song too short for one, or a summary from before it was recorded)."""
-    control = (summary or {}).get(RECENT_SHIFTED_KEY)
+def recent_words(control: float | None, *, short: bool = False) -> str:
+    """The live figure's control (the summary's :data:`RECENT_SHIFTED_KEY`, a snapshot's
+    ``shifted_dynamic_r``), to follow its r: `` (shifted-stimulus control 0.012)``; empty where there is
+    none (no truth, a song too short for one, or a summary from before it was recorded)."""
     if control is None:
         return ""
     return f" ({SHORT[SHIFTED_WORDS] if short else 'shifted-stimulus control'} {format_r(control)})"

@@ -307,7 +307,8 @@ class SnapshotWriter:
         mel_cols = min(mel.shape[1], block.mel_cols) if mel.ndim == 2 else 0
         document = {
             "eeg_sfreq": snapshot.eeg_sfreq, "labels": list(snapshot.labels)[:rows],
-            "dynamic_r": snapshot.dynamic_r, "latency_ms": snapshot.latency_ms, "counters": snapshot.counters,
+            "dynamic_r": snapshot.dynamic_r, "shifted_dynamic_r": snapshot.shifted_dynamic_r,
+            "latency_ms": snapshot.latency_ms, "counters": snapshot.counters,
             "health": None if snapshot.health is None else dataclasses.asdict(snapshot.health),
             "running": snapshot.running, "error": snapshot.error, "frame_index": snapshot.frame_index,
             "model": snapshot.model, "extra": snapshot.extra, "summary": self._last_summary,
@@ -321,7 +322,8 @@ class SnapshotWriter:
             payload = json.dumps(document, default=str).encode()
         if len(payload) > JSON_BYTES:
             document = {**{k: document[k] for k in ("eeg_sfreq", "running", "frame_index", "model")},
-                        "labels": [], "dynamic_r": None, "latency_ms": {}, "counters": {}, "health": None,
+                        "labels": [], "dynamic_r": None, "shifted_dynamic_r": None, "latency_ms": {},
+                        "counters": {}, "health": None,
                         "error": "snapshot too large to share", "extra": {}, "summary": None,
                         "config": config, "published": document["published"]}
             payload = json.dumps(document, default=str).encode()
@@ -448,6 +450,8 @@ class SnapshotReader:
             snapshot = PipelineSnapshot(
                 eeg=eeg, eeg_sfreq=float(document["eeg_sfreq"]), labels=list(document["labels"]),
                 channel_flags=flags, mel=mel, truth_mel=truth, dynamic_r=document["dynamic_r"],
+                # absent from a decode of an earlier version: its control is then not shown
+                shifted_dynamic_r=document.get("shifted_dynamic_r"),
                 latency_ms=document["latency_ms"], counters=document["counters"], health=health,
                 running=bool(document["running"]), error=document["error"],
                 frame_index=document["frame_index"], model=document["model"], extra=document["extra"] or {})

@@ -33,6 +33,9 @@ class PipelineSnapshot:
         The true stimulus frames at the same times (NaN where unknown); None without live truth.
     dynamic_r : float or None
         Live dynamic r over the recent frames.
+    shifted_dynamic_r : float or None
+        Its shifted-stimulus control over the same frames, taken with it
+        (:meth:`decoder.truth.LiveTruth.recent_scores`); None without one.
     latency_ms : dict
         Stage -> ``{"p50", "p95", "p99", "n"}`` in ms (:meth:`decoder.latency.LatencyTracker.percentiles`).
     counters : dict
@@ -64,6 +67,7 @@ class PipelineSnapshot:
     error: str | None
     frame_index: int | None = None
     model: str = ""
+    shifted_dynamic_r: float | None = None
     extra: dict = field(default_factory=dict)
 
 

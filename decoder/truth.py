@@ -733,17 +733,28 @@ class LiveTruth:
 
     def dynamic_r(self) -> float | None:
         """Dynamic r over the last ``recent_frames`` scored frames (None before 2 frames)."""
-        n = min(self._n, self.recent)
-        return float(np.mean(band_pearson(self._pred[:, :n], self._true[:, :n]))) if n >= 2 else None
+        return self.recent_scores()[0]
 
     def shifted_r(self) -> float | None:
         """The shifted-stimulus control over the same recent frames as :meth:`dynamic_r`: those frames
         against the stimulus half their song away (None before 2 frames, or while any of them is of a song
         too short to have one, :data:`SHIFT_MIN_FRAMES`)."""
+        return self.recent_scores()[1]
+
+    def recent_scores(self) -> tuple[float | None, float | None]:
+        """:meth:`dynamic_r` and :meth:`shifted_r` over one count of recent frames.
+
+        Taken apart, a frame scored between the two calls put them on different frames; the dashboard
+        also read the control from the summary, published about once a second, beside an r of its newest
+        snapshot."""
         n = min(self._n, self.recent)
-        if n < 2 or not self._has_shifted[:n].all():
-            return None
-        return float(np.mean(band_pearson(self._pred[:, :n], self._shifted[:, :n])))
+        if n < 2:
+            return None, None
+        pred = self._pred[:, :n]
+        r = float(np.mean(band_pearson(pred, self._true[:, :n])))
+        if not self._has_shifted[:n].all():
+            return r, None
+        return r, float(np.mean(band_pearson(pred, self._shifted[:, :n])))
 
     @property
     def scored_frames(self) -> int:

@@ -130,6 +130,8 @@ class MelPanel(QtWidgets.QWidget):
         """The run's (decoder, global-mean, song-mean) dynamic r as last drawn (:func:`run_scores`)."""
         self.dynamic_r: float | None = None
         """The newest rolling dynamic r drawn, or None before the first."""
+        self.shifted_r: float | None = None
+        """Its shifted-stimulus control over the same frames (None where there is none)."""
         self.r_window_s: float | None = None
         """Seconds of frames the rolling r spans (the summary's ``truth.dynamic_r_window_s``), or None before
         the first summary."""
@@ -188,7 +190,7 @@ class MelPanel(QtWidgets.QWidget):
         self._r_since = None
         self.r_curve.setData([], [])
         self._span_r_history(0.0)
-        self.dynamic_r = None
+        self.dynamic_r = self.shifted_r = None
         self.show_frozen(None)
         self.update_scores(None)   # the whole run's line too: until this run's first summary, nothing
 
@@ -219,7 +221,8 @@ class MelPanel(QtWidgets.QWidget):
         snapshot = view.snapshot
         # a frozen r is no new point of its history: drawn again, it drew a flat line up to now
         dynamic_r = None if view.silence else snapshot.dynamic_r
-        self.update_mel(snapshot.mel, snapshot.truth_mel, dynamic_r, now)
+        self.update_mel(snapshot.mel, snapshot.truth_mel, dynamic_r, now,
+                        shifted_r=None if view.silence else snapshot.shifted_dynamic_r)
         self.update_scores(view.summary)
         self.show_frozen(view.silence)
 
@@ -261,7 +264,7 @@ class MelPanel(QtWidgets.QWidget):
         window = "recent frames" if self.r_window_s is None else f"last {self.r_window_s:.0f} s"
         recent = "—" if self.dynamic_r is None else format_r(self.dynamic_r)
         frozen = self._frozen_words()
-        control = "" if self.dynamic_r is None else recent_words(self._summary, short=True)
+        control = "" if self.dynamic_r is None else recent_words(self.shifted_r, short=True)
         self.r_label.setText(f"dynamic r, {window}: {recent}{control}{frozen}")
         run_line = baseline_line(self._summary, short=True)   # the whole line, as decode prints it: on hover
         if self.baseline_label.text() != run_line + frozen:
@@ -270,7 +273,8 @@ class MelPanel(QtWidgets.QWidget):
             self.updateGeometry()   # it may wrap onto another number of lines
 
     def update_mel(self, mel: np.ndarray, truth_mel: np.ndarray | None = None,
-                   dynamic_r: float | None = None, now: float | None = None) -> None:
+                   dynamic_r: float | None = None, now: float | None = None, *,
+                   shifted_r: float | None = None) -> None:
         """Draw the newest decoded frames (and the truth beside them).
 
         Parameters
@@ -283,6 +287,8 @@ class MelPanel(QtWidgets.QWidget):
             Current rolling dynamic r; appended to the history drawn below.
         now : float, optional
             Time stamp of this update in seconds (monotonic clock when None).
+        shifted_r : float, optional
+            The shifted-stimulus control over the same frames as ``dynamic_r``, shown beside it.
         """
         mel = np.asarray(mel)
         if mel.ndim == 2 and mel.shape[1] > 0:
@@ -303,6 +309,7 @@ class MelPanel(QtWidgets.QWidget):
             self.r_curve.setData(t[keep], np.fromiter(self._r_values, dtype=float)[keep])
             self._span_r_history(now - self._r_since)
             self.dynamic_r = float(dynamic_r)
+            self.shifted_r = shifted_r
             self._write_labels()
         self.n_updates += 1
 

@@ -202,6 +202,7 @@ def test_end_to_end_sound_lsl_recording_truth(sim_dir, stream_name, replay, mel_
     # the test model carries no training means, so no music it can say it trained on; its split it names
     assert truth["trained_music"] == [] and truth["training_split"] == "block"
     assert summary["shifted_stimulus_dynamic_r"] is not None    # the live figure's control (a 20-s song)
+    assert snap.shifted_dynamic_r is not None                   # the snapshot's, taken with its r
     # one song played: its own figures are the run's (JSON keys are text)
     song = summary["scores_by_song"]["21"]
     assert list(summary["scores_by_song"]) == ["21"] and song["scored_frames"] == truth["scored_frames"]

@@ -36,7 +36,8 @@ def _snapshot(value: float, *, n_chans=4, n_times=50, n_frames=20) -> PipelineSn
         labels=[f"E{i + 1}" for i in range(n_chans)], channel_flags=np.arange(n_chans) % 2 == 0,
         mel=np.full((128, n_frames), value, np.float32),
         truth_mel=np.full((128, n_frames), -value, np.float32),
-        dynamic_r=0.25, latency_ms={"arrival_to_buffered": {"p50": 5.0, "p95": 7.0, "p99": 9.0, "n": 10}},
+        dynamic_r=0.25, shifted_dynamic_r=-0.03,
+        latency_ms={"arrival_to_buffered": {"p50": 5.0, "p95": 7.0, "p99": 9.0, "n": 10}},
         counters={"windows": int(value), "underruns": 0}, health=health, running=True, error=None,
         frame_index=int(value), model="tiny")
 
@@ -55,6 +56,8 @@ def test_round_trip():
         assert snapshot.labels == ["E1", "E2", "E3", "E4"] and snapshot.counters["windows"] == 7
         assert snapshot.health.reconnects == 2 and snapshot.health.bad_channels == ("E3",)
         assert snapshot.latency_ms["arrival_to_buffered"]["p99"] == 9.0 and snapshot.running
+        # the live r and its control, taken together: an attached dashboard shows the pair
+        assert (snapshot.dynamic_r, snapshot.shifted_dynamic_r) == (0.25, -0.03)
         assert document["summary"] == {"seconds": 1.5} and document["config"] == {"stream_name": "cap"}
         # a larger snapshot keeps its newest samples
         big = _snapshot(3.0, n_times=80)

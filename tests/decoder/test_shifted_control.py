@@ -112,6 +112,7 @@ def test_the_live_figure_over_recent_frames_has_its_control_on_the_same_frames(r
     assert truth.shifted_r() == pytest.approx(metrics.dynamic_r([decoded[:, recent]], [away]), abs=1e-5)
     assert truth.dynamic_r() == pytest.approx(metrics.dynamic_r([decoded[:, recent]], [mel[:, recent]]),
                                               abs=1e-5)
+    assert truth.recent_scores() == (truth.dynamic_r(), truth.shifted_r())   # the pair the dashboard shows
     summary = _summary(20.0)               # more frames scored than the live figure's 10 s: both figures
     summary["shifted_stimulus_dynamic_r"] = truth.shifted_r()
     assert ("dynamic r vs true stimulus mel: last 10 s 0.210 (shifted-stimulus control "

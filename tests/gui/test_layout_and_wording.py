@@ -97,8 +97,13 @@ def test_the_two_r_figures_are_worded_as_decode_words_them(qtbot):
                                            "song-mean baseline -0.006")
     panel.update_mel(np.zeros((128, 10), np.float32), np.zeros((128, 10), np.float32), -0.05, now=2.0)
     assert panel.r_label.text() == "dynamic r, last 10 s: -0.050"
-    # the live figure's control beside it, once the summary has one (the whole run's is on the line below)
-    panel.update_scores({**SUMMARY, "shifted_stimulus_dynamic_r": 0.012})
+    # the live figure's control beside it (the whole run's is on the line below), taken on the r's frames
+    # with it: the snapshot's, not the summary's, published about once a second, up to a second of frames
+    # apart from the r beside it
+    panel.update_mel(np.zeros((128, 10), np.float32), np.zeros((128, 10), np.float32), -0.05, now=3.0,
+                     shifted_r=0.012)
+    assert panel.r_label.text() == "dynamic r, last 10 s: -0.050 (shifted-stimulus control 0.012)"
+    panel.update_scores({**SUMMARY, "shifted_stimulus_dynamic_r": 0.5})
     assert panel.r_label.text() == "dynamic r, last 10 s: -0.050 (shifted-stimulus control 0.012)"
     # a song of the model's training music: said in short words, in full on hover, as decode says it
     panel.update_scores({**SUMMARY, "truth": {"trained_music": [21], "training_split": "block"}})
@@ -114,7 +119,7 @@ def test_the_r_figures_say_they_are_frozen_while_the_stream_is_stalled(qtbot):
     panel = MelPanel()
     qtbot.addWidget(panel)
     snapshot = SimpleNamespace(mel=np.zeros((128, 10), np.float32), truth_mel=np.zeros((128, 10), np.float32),
-                               dynamic_r=0.3, frame_index=10)
+                               dynamic_r=0.3, shifted_dynamic_r=None, frame_index=10)
     live = PanelView(snapshot=snapshot, eeg=None, eeg_key=None, summary=SUMMARY)
     stalled = PanelView(snapshot=snapshot, eeg=None, eeg_key=None, summary=SUMMARY, silence="stalled")
     assert panel.redraw_key(live) != panel.redraw_key(stalled)   # the panel redraws when the stream stops
