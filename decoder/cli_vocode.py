@@ -109,7 +109,6 @@ def _vocode(args: argparse.Namespace) -> int:
         return run_vocode_recording(args, options, lookahead)
     import time
 
-    import numpy as np
     from eegmusic.decoder.audio import WavSink
     from eegmusic.decoder.melspec import AUDIO_SFREQ, mel_db
     from eegmusic.decoder.vocoder import (
@@ -121,7 +120,14 @@ def _vocode(args: argparse.Namespace) -> int:
     )
     from eegmusic.decoder.vocoder import vocode as vocode_frames
     from eegmusic.stream.errors import DataFormatError
-    from eegmusic.stream.stimulus import SILENT_PEAK, STORED_PEAK, check_audio_file, is_silent, read_audio
+    from eegmusic.stream.stimulus import (
+        SILENT_PEAK,
+        STORED_PEAK,
+        check_audio_file,
+        is_silent,
+        read_audio,
+        within_full_scale,
+    )
 
     source = check_audio_file(args.audio)  # before any output is touched
     from eegmusic.stream.atomic import atomic_path, refuse_existing, refuse_same_file
@@ -140,13 +146,11 @@ def _vocode(args: argparse.Namespace) -> int:
         raise DataFormatError(f"{part}audio file {source} is silent (no sample reaches {SILENT_PEAK:g} of "
                               "full scale); nothing to vocode: pass a file with sound"
                               f"{' or a longer --duration' if part else ''}")
-    peak = float(np.max(np.abs(audio)))
-    if peak > 1.0:   # the vocoded sound would be clipped on writing, while the distances below read it whole
-        factor = STORED_PEAK / peak
+    audio, peak, factor = within_full_scale(audio)
+    if factor != 1.0:   # the vocoded sound would be clipped on writing, while the distances read it whole
         logger.warning("audio file %s peaks at %.3g times full scale, louder than a WAV holds: scaled by "
                        "%.3g (to peak at %g) before vocoding; the distances compare the vocoded sound with "
                        "it so scaled", source, peak, factor, STORED_PEAK)
-        audio = (audio * factor).astype(np.float32)
     mel = mel_db(audio)
     vocode_frames(mel[:, :4], **options)  # load the compiled code
     t0 = time.perf_counter()

@@ -58,7 +58,7 @@ from eegmusic.stream.atomic import (
 )
 from eegmusic.stream.errors import ConfigError, DataFormatError, OutputError
 from eegmusic.stream.spec import MODEL_SFREQ, N_CHANS
-from eegmusic.stream.stimulus import SILENT_PEAK, STORED_PEAK, check_audio_file
+from eegmusic.stream.stimulus import SILENT_PEAK, STORED_PEAK, check_audio_file, within_full_scale
 
 logger = logging.getLogger(__name__)
 
@@ -455,12 +455,11 @@ def _fit_to_wav(path: Path, audio: np.ndarray) -> np.ndarray:
     if not peak >= SILENT_PEAK + 2.0**-15:   # a 16-bit step of margin: stored, it still reaches SILENT_PEAK
         raise DataFormatError(f"--music {path} is silent (no sample reaches {SILENT_PEAK:g} of full scale) "
                               "in the excerpt simulated; pass music with sound")
-    if peak > 1.0:
-        factor = STORED_PEAK / peak
+    audio, peak, factor = within_full_scale(audio)
+    if factor != 1.0:
         logger.warning("--music %s peaks at %.3g times full scale, louder than a 16-bit WAV holds: scaled by "
                        "%.3g (to peak at %g) for the stimulus and the EEG alike", path, peak, factor,
                        STORED_PEAK)
-        audio = (audio * factor).astype(np.float32)
     return audio
 
 

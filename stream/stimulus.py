@@ -38,6 +38,25 @@ STORED_PEAK = 0.99
 """Peak that audio louder than full scale is scaled to before it is written (``simulate --music``'s excerpt,
 ``vocode``'s input): just inside what a 16-bit WAV holds."""
 
+def within_full_scale(audio: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``audio`` scaled to peak at :data:`STORED_PEAK` where it peaks above full scale (as is otherwise).
+
+    Returns
+    -------
+    audio : ndarray, float32
+        The audio to use (a scaled copy, or ``audio`` itself).
+    peak : float
+        Its largest absolute sample before scaling.
+    factor : float
+        The gain applied (1.0: none); the caller says why it scaled, in its own words.
+    """
+    peak = float(np.max(np.abs(audio)))
+    if not peak > 1.0:
+        return audio, peak, 1.0
+    factor = STORED_PEAK / peak
+    return (audio * factor).astype(np.float32), peak, factor
+
+
 MAX_PEAK = 1e3
 """Largest absolute sample (full scale 1) read as audio: +60 dBFS. A float file may peak above full scale (a
 mix at 1.5 is common), never a thousand times over: such samples are damaged, or integer values written as
