@@ -28,7 +28,7 @@ SHIFTED_KEY = "shifted_stimulus_dynamic_r_total"
 
 RECENT_SHIFTED_KEY = "shifted_stimulus_dynamic_r"
 """The summary's key for the control over the live figure's recent frames (``dynamic_r``'s:
-:meth:`decoder.truth.LiveTruth.shifted_r`)."""
+:meth:`decoder.truth.LiveTruth.recent_scores`)."""
 
 SHIFTED_WORDS = "shifted-stimulus control (the decoder vs the stimulus half its song away)"
 """How the control is named wherever it is printed, and in the dashboard's tooltip."""

@@ -731,22 +731,20 @@ class LiveTruth:
         out[:, valid] = truth_valid
         return out
 
-    def dynamic_r(self) -> float | None:
-        """Dynamic r over the last ``recent_frames`` scored frames (None before 2 frames)."""
-        return self.recent_scores()[0]
-
-    def shifted_r(self) -> float | None:
-        """The shifted-stimulus control over the same recent frames as :meth:`dynamic_r`: those frames
-        against the stimulus half their song away (None before 2 frames, or while any of them is of a song
-        too short to have one, :data:`SHIFT_MIN_FRAMES`)."""
-        return self.recent_scores()[1]
-
     def recent_scores(self) -> tuple[float | None, float | None]:
-        """:meth:`dynamic_r` and :meth:`shifted_r` over one count of recent frames.
+        """The live figure and its control, taken together over one count of recent frames.
 
-        Taken apart, a frame scored between the two calls put them on different frames; the dashboard
-        also read the control from the summary, published about once a second, beside an r of its newest
-        snapshot."""
+        Returns
+        -------
+        dynamic_r : float or None
+            Dynamic r over the last ``recent_frames`` scored frames (None before 2 frames).
+        shifted_r : float or None
+            The shifted-stimulus control over the same frames: they against the stimulus half their song
+            away (None before 2 frames, or while any of them is of a song too short to have one,
+            :data:`SHIFT_MIN_FRAMES`). Taken apart, a frame scored between the two put them on different
+            frames; the dashboard also read this one from the summary, published about once a second,
+            beside an r of its newest snapshot.
+        """
         n = min(self._n, self.recent)
         if n < 2:
             return None, None

@@ -38,6 +38,13 @@ STORED_PEAK = 0.99
 """Peak that audio louder than full scale is scaled to before it is written (``simulate --music``'s excerpt,
 ``vocode``'s input): just inside what a 16-bit WAV holds."""
 
+MAX_PEAK = 1e3
+"""Largest absolute sample (full scale 1) read as audio: +60 dBFS. A float file may peak above full scale (a
+mix at 1.5 is common), never a thousand times over: such samples are damaged, or integer values written as
+float. Below it, a spectrum's power stays far inside float32 (one sample of 1e20 squared to inf, and every
+feature and metric became NaN)."""
+
+
 def within_full_scale(audio: np.ndarray) -> tuple[np.ndarray, float, float]:
     """``audio`` scaled to peak at :data:`STORED_PEAK` where it peaks above full scale (as is otherwise).
 
@@ -55,13 +62,6 @@ def within_full_scale(audio: np.ndarray) -> tuple[np.ndarray, float, float]:
         return audio, peak, 1.0
     factor = STORED_PEAK / peak
     return (audio * factor).astype(np.float32), peak, factor
-
-
-MAX_PEAK = 1e3
-"""Largest absolute sample (full scale 1) read as audio: +60 dBFS. A float file may peak above full scale (a
-mix at 1.5 is common), never a thousand times over: such samples are damaged, or integer values written as
-float. Below it, a spectrum's power stays far inside float32 (one sample of 1e20 squared to inf, and every
-feature and metric became NaN)."""
 
 
 def read_audio(path, *, sfreq: int, start_s: float = 0.0, seconds: float | None = None) -> np.ndarray:

@@ -104,21 +104,21 @@ def test_the_live_figure_over_recent_frames_has_its_control_on_the_same_frames(r
     mel = mel_db(stimuli.audio[21])
     n_song = mel.shape[1]
     truth = LiveTruth(stimuli, recent_frames=60)
-    assert truth.shifted_r() is None
+    assert truth.recent_scores()[1] is None
     decoded = rng.normal(-40.0, 10.0, (128, 150)).astype(np.float32)
     _scored(truth, decoded, hop=7)
     recent = np.arange(90, 150)            # the ring's frames (their order does not change a Pearson)
     away = mel[:, (recent + n_song // 2) % n_song]
-    assert truth.shifted_r() == pytest.approx(metrics.dynamic_r([decoded[:, recent]], [away]), abs=1e-5)
-    assert truth.dynamic_r() == pytest.approx(metrics.dynamic_r([decoded[:, recent]], [mel[:, recent]]),
-                                              abs=1e-5)
-    assert truth.recent_scores() == (truth.dynamic_r(), truth.shifted_r())   # the pair the dashboard shows
+    r, control = truth.recent_scores()     # the pair the dashboard shows, taken together
+    assert control == pytest.approx(metrics.dynamic_r([decoded[:, recent]], [away]), abs=1e-5)
+    assert r == pytest.approx(metrics.dynamic_r([decoded[:, recent]], [mel[:, recent]]), abs=1e-5)
     summary = _summary(20.0)               # more frames scored than the live figure's 10 s: both figures
-    summary["shifted_stimulus_dynamic_r"] = truth.shifted_r()
+    summary["shifted_stimulus_dynamic_r"] = control
     assert ("dynamic r vs true stimulus mel: last 10 s 0.210 (shifted-stimulus control "
-            f"{truth.shifted_r():.3f}), whole run 0.200") in format_summary(summary)
+            f"{control:.3f}), whole run 0.200") in format_summary(summary)
     short = Stimuli(rng)                   # a song too short for the shift: none, as for the whole run
     short.audio[21] = short.audio[21][: int(0.5 * SHIFT_MIN_FRAMES * 512)]
     few = LiveTruth(short, recent_frames=60)
     _scored(few, rng.normal(-40.0, 10.0, (128, 40)).astype(np.float32))
-    assert few.dynamic_r() is not None and few.shifted_r() is None
+    r, control = few.recent_scores()
+    assert r is not None and control is None
